@@ -1,0 +1,27 @@
+//! # kds — the Linux kernel's generic data structures, in Rust
+//!
+//! `#![no_std]`, no allocator required for the intrusive structures. Each structure comes in
+//! two layers: a raw layer that mirrors the Linux API names and argument order (as `unsafe fn`
+//! where the caller owns pinning and lifetimes), so kernel code ports line by line, and a safe
+//! layer on top for Rust users.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod list;
+
+/// Computes the address of the containing struct from a pointer to one of its fields, like
+/// Linux's `container_of(ptr, type, member)`.
+///
+/// Expands to an expression of type `*mut $ty`; dereferencing it is the caller's
+/// responsibility (it is only valid if `$ptr` really points at the `$field` of a `$ty`).
+#[macro_export]
+macro_rules! container_of {
+    ($ptr:expr, $ty:ty, $field:ident) => {{
+        let __p: *const _ = $ptr;
+        __p.cast::<u8>()
+            .wrapping_sub(::core::mem::offset_of!($ty, $field))
+            .cast::<$ty>()
+            .cast_mut()
+    }};
+}

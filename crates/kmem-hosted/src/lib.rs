@@ -1,0 +1,1 @@
+//! kmem on Linux userspace.

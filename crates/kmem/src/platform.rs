@@ -1,0 +1,146 @@
+//! The platform abstraction: what kmem needs from the machine it runs on.
+//!
+//! kmem is a library: it holds no globals and never touches hardware or the host directly.
+//! Everything machine-specific comes through one [`Platform`] value owned by each
+//! [`crate::Machine`]:
+//!
+//! - **physical memory** through the direct map: physical address `p` is readable and
+//!   writable at `direct_map_base() + p` for every `p < phys_end()`;
+//! - **CPUs**: a number of possible CPUs (the size of every per-CPU array) and
+//!   [`Platform::cpu_get`]/[`Platform::cpu_put`], the equivalent of
+//!   `get_cpu()`/`put_cpu()` (preemption off): between the two, the caller has exclusive use of
+//!   that CPU's per-CPU data;
+//! - **locks**: the raw lock type used for zone locks, list locks and the like;
+//! - a **clock** (jiffies), **randomness** (free-pointer hardening, freelist shuffling), the
+//!   **console** under printk, and the **current task** id for owner tracking.
+//!
+//! `kmem-hosted` implements it on Linux (memfd + mmap, threads as CPUs); `kmem-baremetal`
+//! implements it for the QEMU test kernel.
+
+use crate::addr::PhysAddr;
+
+/// A callback into kmem run when a CPU goes offline (`cpuhp` teardown: drain its per-CPU
+/// caches). On the hosted platform a thread that exits takes its CPU slot offline.
+#[derive(Clone, Copy)]
+pub struct CpuDeadHook {
+    /// Opaque context passed back to `func` (kmem's machine state).
+    pub ctx: *const (),
+    /// The function to call with `ctx` and the CPU going offline.
+    ///
+    /// # Safety
+    /// Called by the platform only while the machine that registered it is alive, with a CPU
+    /// id that no thread uses during the call and that is not handed out again before the call
+    /// returns.
+    pub func: unsafe fn(ctx: *const (), cpu: usize),
+}
+
+// SAFETY: `ctx` points at kmem's machine state, which is Sync; the hook only passes it back.
+unsafe impl Send for CpuDeadHook {}
+// SAFETY: as above.
+unsafe impl Sync for CpuDeadHook {}
+
+/// Log levels of printk (include/linux/kern_levels.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum LogLevel {
+    /// `KERN_EMERG`
+    Emerg = 0,
+    /// `KERN_ALERT`
+    Alert = 1,
+    /// `KERN_CRIT`
+    Crit = 2,
+    /// `KERN_ERR`
+    Err = 3,
+    /// `KERN_WARNING`
+    Warning = 4,
+    /// `KERN_NOTICE`
+    Notice = 5,
+    /// `KERN_INFO`
+    Info = 6,
+    /// `KERN_DEBUG`
+    Debug = 7,
+}
+
+/// What kmem needs from the machine it runs on.
+///
+/// # Safety
+/// Implementors guarantee:
+/// - `[direct_map_base(), direct_map_base() + phys_end())` is valid, writable memory for the
+///   whole life of the platform value, not used by anything but the machine built on it;
+/// - between `cpu_get()` returning `c` and the matching `cpu_put(c)`, no other caller is given
+///   `c` (per-CPU exclusivity), `c < possible_cpus()`, and the caller does not migrate;
+/// - a registered [`CpuDeadHook`] is called as its documentation says.
+pub unsafe trait Platform: Send + Sync + 'static {
+    /// The raw lock under kmem's spinlocks and mutexes.
+    type RawLock: lock_api::RawMutex + Send + Sync;
+
+    /// The pointer at which physical address 0 is mapped.
+    fn direct_map_base(&self) -> *mut u8;
+
+    /// The end (exclusive) of the physical address range the platform backs.
+    fn phys_end(&self) -> PhysAddr;
+
+    /// Size of every per-CPU array (`nr_cpu_ids`).
+    fn possible_cpus(&self) -> usize;
+
+    /// Disables preemption and returns the current CPU (`get_cpu()`).
+    fn cpu_get(&self) -> usize;
+
+    /// Ends the section begun by [`Platform::cpu_get`] (`put_cpu()`).
+    fn cpu_put(&self, cpu: usize);
+
+    /// Registers the hook run when a CPU goes offline. kmem registers one per machine at boot.
+    fn set_cpu_dead_hook(&self, hook: CpuDeadHook);
+
+    /// The clock, in jiffies since boot.
+    fn jiffies(&self) -> u64;
+
+    /// `HZ`: jiffies per second.
+    fn hz(&self) -> u64 {
+        1000
+    }
+
+    /// Writes printk output to the console.
+    fn console_write(&self, level: LogLevel, s: &str);
+
+    /// Returns 64 random bits (`get_random_u64`).
+    fn random_u64(&self) -> u64;
+
+    /// The current task's pid (for owner tracking); 0 when there are no tasks.
+    fn current_pid(&self) -> u32 {
+        0
+    }
+
+    /// The current task's name (`current->comm`) for reports.
+    fn current_comm(&self) -> &str {
+        "swapper/0"
+    }
+}
+
+/// A section with exclusive use of one CPU's per-CPU data (`get_cpu()` … `put_cpu()`).
+pub struct CpuGuard<'a, P: Platform> {
+    plat: &'a P,
+    cpu: usize,
+}
+
+impl<'a, P: Platform> CpuGuard<'a, P> {
+    /// Enters the section.
+    #[inline]
+    pub fn new(plat: &'a P) -> Self {
+        let cpu = plat.cpu_get();
+        debug_assert!(cpu < plat.possible_cpus());
+        Self { plat, cpu }
+    }
+    /// The CPU this section runs on.
+    #[inline]
+    pub fn cpu(&self) -> usize {
+        self.cpu
+    }
+}
+
+impl<P: Platform> Drop for CpuGuard<'_, P> {
+    #[inline]
+    fn drop(&mut self) {
+        self.plat.cpu_put(self.cpu);
+    }
+}
