@@ -12,6 +12,8 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod addr;
+pub mod arch;
+pub mod memblock;
 pub mod gfp;
 pub mod mm_types;
 pub mod mmzone;

@@ -14,24 +14,37 @@ pub enum ZoneType {
     Normal = 2,
     /// `ZONE_HIGHMEM`: above the direct map (i386: above 896 MiB); mapped on demand.
     HighMem = 3,
+    /// `ZONE_MOVABLE`: only movable allocations (empty unless `movablecore=` is given).
+    Movable = 4,
+    /// `ZONE_DEVICE`: device memory (always empty here).
+    Device = 5,
 }
 
-/// `MAX_NR_ZONES` as modelled (DMA, DMA32, Normal, HighMem).
-pub const MAX_NR_ZONES: usize = 4;
+/// Number of zone kinds kmem knows. Which of them a machine configures depends on its
+/// architecture ([`crate::arch::Arch::zones`]), as Linux's `MAX_NR_ZONES` depends on config.
+pub const NR_ZONE_KINDS: usize = 6;
 
 impl ZoneType {
     /// All zone types, lowest first.
-    pub const ALL: [ZoneType; MAX_NR_ZONES] =
-        [ZoneType::Dma, ZoneType::Dma32, ZoneType::Normal, ZoneType::HighMem];
+    pub const ALL: [ZoneType; NR_ZONE_KINDS] = [
+        ZoneType::Dma,
+        ZoneType::Dma32,
+        ZoneType::Normal,
+        ZoneType::HighMem,
+        ZoneType::Movable,
+        ZoneType::Device,
+    ];
 
-    /// The zone type with index `i` (`i < MAX_NR_ZONES`; larger values map to HighMem).
+    /// The zone type with index `i` (`i < NR_ZONE_KINDS`; larger values map to Device).
     #[inline]
     pub const fn from_index(i: usize) -> ZoneType {
         match i {
             0 => ZoneType::Dma,
             1 => ZoneType::Dma32,
             2 => ZoneType::Normal,
-            _ => ZoneType::HighMem,
+            3 => ZoneType::HighMem,
+            4 => ZoneType::Movable,
+            _ => ZoneType::Device,
         }
     }
     /// The zone's index.
@@ -46,6 +59,8 @@ impl ZoneType {
             ZoneType::Dma32 => "DMA32",
             ZoneType::Normal => "Normal",
             ZoneType::HighMem => "HighMem",
+            ZoneType::Movable => "Movable",
+            ZoneType::Device => "Device",
         }
     }
 }
