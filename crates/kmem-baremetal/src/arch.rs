@@ -1,0 +1,140 @@
+//! The x86_64 instructions the kernel uses, each behind a small function.
+//!
+//! This is the only module besides [`crate::boot`], [`crate::idt`] and [`crate::libc`] that
+//! contains inline assembly. Port I/O is `unsafe` (a write to the wrong port can do anything);
+//! the read-only instructions (CPUID, RDTSC, RDRAND, reading RFLAGS/CR2) are safe.
+
+use core::arch::asm;
+
+/// Writes a byte to an I/O port.
+///
+/// # Safety
+/// The caller must own the device behind `port` and the write must be valid for it.
+#[inline]
+pub unsafe fn outb(port: u16, value: u8) {
+    // SAFETY: the caller guarantees the port write is valid; `out` touches no memory.
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    }
+}
+
+/// Writes a 32-bit value to an I/O port.
+///
+/// # Safety
+/// As [`outb`].
+#[inline]
+pub unsafe fn outl(port: u16, value: u32) {
+    // SAFETY: the caller guarantees the port write is valid; `out` touches no memory.
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+    }
+}
+
+/// Reads a byte from an I/O port.
+///
+/// # Safety
+/// The caller must own the device behind `port` (a read can have side effects).
+#[inline]
+pub unsafe fn inb(port: u16) -> u8 {
+    let value: u8;
+    // SAFETY: the caller guarantees the port read is valid; `in` touches no memory.
+    unsafe {
+        asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags))
+    }
+    value
+}
+
+/// Executes CPUID for `leaf` (sub-leaf 0).
+#[inline]
+pub fn cpuid(leaf: u32) -> core::arch::x86_64::CpuidResult {
+    core::arch::x86_64::__cpuid_count(leaf, 0)
+}
+
+/// Reads the time-stamp counter.
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC is available on every x86_64 CPU (CR4.TSD is clear: we run in ring 0).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Returns whether the CPU implements RDRAND (CPUID.1:ECX bit 30).
+pub fn has_rdrand() -> bool {
+    cpuid(1).ecx & (1 << 30) != 0
+}
+
+/// Returns 64 bits from RDRAND, retrying a few times as Intel recommends; `None` when the
+/// hardware keeps failing.
+///
+/// The caller must have checked [`has_rdrand`]; without it this function returns `None`.
+pub fn rdrand64() -> Option<u64> {
+    if !has_rdrand() {
+        return None;
+    }
+    for _ in 0..10 {
+        let value: u64;
+        let ok: u8;
+        // SAFETY: RDRAND exists (checked above); it only writes the output register and CF.
+        unsafe {
+            asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack))
+        }
+        if ok != 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Disables interrupts and returns whether they were enabled (`local_irq_save`).
+#[inline]
+pub fn irq_save() -> bool {
+    let flags: u64;
+    // SAFETY: reads RFLAGS through the stack and clears IF; no memory of ours is touched. Ring 0
+    // may execute CLI.
+    unsafe { asm!("pushfq", "pop {f}", "cli", f = out(reg) flags, options(nomem)) }
+    flags & (1 << 9) != 0
+}
+
+/// Re-enables interrupts if `was_enabled` (`local_irq_restore`).
+#[inline]
+pub fn irq_restore(was_enabled: bool) {
+    if was_enabled {
+        // SAFETY: STI only sets IF; this kernel never enables interrupts itself, so this runs
+        // only if the boot environment had them on.
+        unsafe { asm!("sti", options(nomem, nostack)) }
+    }
+}
+
+/// Reads CR2 (the faulting address of the last page fault).
+#[inline]
+pub fn read_cr2() -> u64 {
+    let value: u64;
+    // SAFETY: reading CR2 in ring 0 has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) value, options(nomem, nostack, preserves_flags)) }
+    value
+}
+
+/// Halts the CPU forever (interrupts are off, so HLT does not return).
+pub fn halt() -> ! {
+    loop {
+        // SAFETY: HLT in ring 0 with interrupts disabled stops the CPU; no memory is touched.
+        unsafe { asm!("cli", "hlt", options(nomem, nostack)) }
+    }
+}
+
+/// QEMU's `isa-debug-exit` device (`-device isa-debug-exit,iobase=0xf4,iosize=0x04`): writing `v`
+/// makes QEMU exit with status `(v << 1) | 1`.
+const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+/// The value written for success: QEMU exits with 33.
+pub const EXIT_SUCCESS: u32 = 0x10;
+/// The value written for failure: QEMU exits with 35.
+pub const EXIT_FAILURE: u32 = 0x11;
+
+/// Powers the machine off through `isa-debug-exit` with `code` ([`EXIT_SUCCESS`] or
+/// [`EXIT_FAILURE`]); halts if the device is missing.
+pub fn qemu_exit(code: u32) -> ! {
+    // SAFETY: port 0xf4 is the isa-debug-exit device the test script always attaches; on a
+    // machine without it the write is ignored and we halt.
+    unsafe { outl(DEBUG_EXIT_PORT, code) }
+    halt()
+}

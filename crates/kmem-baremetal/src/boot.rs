@@ -1,0 +1,238 @@
+//! The boot path: PVH entry (32-bit protected mode) → the kernel's own page tables → long mode →
+//! [`crate::kernel_main`].
+//!
+//! # The PVH boot protocol
+//! QEMU's `-kernel` loads an ELF image that carries a `XEN_ELFNOTE_PHYS32_ENTRY` note (type 18,
+//! owner "Xen", xen/include/public/elfnote.h) and jumps to the physical address in that note with
+//! (xen/include/public/arch-x86/hvm/start_info.h, "Start of day structure"):
+//! - 32-bit protected mode, paging off, flat 4 GiB code and data segments, interrupts off;
+//! - `%ebx` = physical address of `struct hvm_start_info` (parsed in [`crate::pvh`]).
+//!
+//! # What `pvh_start32` does, in order
+//! 1. zeroes `.bss` (boot page tables, boot stack, Rust statics) — nothing is on the stack yet;
+//! 2. checks CPUID for long mode (halts with a message on COM1 when missing);
+//! 3. builds 4-level page tables in `.bss`: PML4[0] → one PDPT whose first [`IDENTITY_GIB`]
+//!    entries point at page directories of 2 MiB pages, an identity map of physical
+//!    `[0, IDENTITY_GIB GiB)`; 2 MiB pages need no CPU feature beyond long mode (1 GiB pages
+//!    would need `pdpe1gb`);
+//! 4. CR4.PAE | CR4.OSFXSR | CR4.OSXMMEXCPT (SSE usable: the prebuilt `core` uses SSE),
+//!    CR3, EFER.LME (and EFER.NXE when CPUID says NX exists), CR0.PG | CR0.MP with CR0.EM and
+//!    CR0.TS clear;
+//! 5. loads a 64-bit GDT and far-jumps to 64-bit code, which loads the data segments, sets the
+//!    stack, `fninit`s the x87 state and calls `kernel_main(start_info_paddr)`.
+//!
+//! Interrupts stay disabled for the whole life of the kernel; only the CPU exceptions have
+//! handlers ([`crate::idt`]), and they report and exit.
+//!
+//! # Invariants after boot
+//! Virtual address = physical address for every physical address below [`identity_map_end`];
+//! the page tables live inside the kernel image (`__kernel_start..__kernel_end`), so reserving
+//! the image in memblock reserves them too.
+
+/// Gigabytes of physical address space identity-mapped by the boot page tables.
+///
+/// 64 GiB covers every `--mem` the test script is used with (QEMU places RAM above 4 GiB at
+/// `4 GiB..4 GiB + (mem - lowmem)`); it costs 64 page directories (256 KiB of `.bss`).
+pub const IDENTITY_GIB: u64 = 64;
+
+/// Size of the boot stack (the only stack: the kernel has a single thread).
+pub const BOOT_STACK_SIZE: usize = 512 * 1024;
+
+/// The end (exclusive) of the identity map built at boot.
+pub const fn identity_map_end() -> u64 {
+    IDENTITY_GIB << 30
+}
+
+core::arch::global_asm!(
+    r#"
+    /* ---- PVH entry note: XEN_ELFNOTE_PHYS32_ENTRY (xen/include/public/elfnote.h) ----
+     * QEMU (hw/i386/x86.c, read_pvh_start_addr) reads the descriptor of a 64-bit ELF as a
+     * 64-bit address, as Linux's arch/x86/platform/pvh/head.S emits it. */
+    .pushsection .note.Xen, "a", @note
+    .balign 4
+    .long 4                 /* n_namesz: "Xen\0" */
+    .long 8                 /* n_descsz */
+    .long 18                /* n_type: XEN_ELFNOTE_PHYS32_ENTRY */
+    .asciz "Xen"
+    .balign 4
+    .quad pvh_start32
+    .popsection
+
+    /* ---- page tables, stack (zeroed by pvh_start32) ---- */
+    .pushsection .bss.boot, "aw", @nobits
+    .balign 4096
+    .global boot_pml4
+boot_pml4:
+    .skip 4096
+boot_pdpt:
+    .skip 4096
+    .global boot_pd
+boot_pd:
+    .skip 4096 * {identity_gib}
+    .balign 16
+boot_stack_bottom:
+    .skip {stack_size}
+    .global boot_stack_top
+boot_stack_top:
+    .popsection
+
+    /* ---- 64-bit GDT: null, code (0x08), data (0x10) ---- */
+    .pushsection .rodata.boot, "a"
+    .balign 16
+boot_gdt:
+    .quad 0
+    .quad 0x00af9a000000ffff    /* 0x08: present, ring 0, code, L=1 */
+    .quad 0x00cf92000000ffff    /* 0x10: present, ring 0, data, writable */
+boot_gdt_end:
+    .balign 8
+boot_gdt_ptr:
+    .word boot_gdt_end - boot_gdt - 1
+    .quad boot_gdt
+no_long_mode_msg:
+    .asciz "kmem-baremetal: this CPU has no long mode\n"
+    .popsection
+
+    .pushsection .text.boot, "ax", @progbits
+    .code32
+    .global pvh_start32
+pvh_start32:
+    cli
+    cld
+    mov %ebx, %esi                  /* %esi = struct hvm_start_info * (kept until kernel_main) */
+
+    /* 1. zero .bss */
+    mov $__bss_start, %edi
+    mov $__bss_end, %ecx
+    sub %edi, %ecx
+    xor %eax, %eax
+    rep stosb
+    mov $boot_stack_top, %esp
+
+    /* 2. long mode? CPUID 0x80000001 EDX bit 29 (LM); keep EDX in %ebp for NX (bit 20) */
+    mov $0x80000000, %eax
+    cpuid
+    cmp $0x80000001, %eax
+    jb .Lno_long_mode
+    mov $0x80000001, %eax
+    cpuid
+    mov %edx, %ebp
+    bt $29, %edx
+    jnc .Lno_long_mode
+
+    /* 3. page tables: PML4[0] -> PDPT */
+    mov $boot_pdpt, %eax
+    or $0x3, %eax                   /* present | writable */
+    mov %eax, boot_pml4
+    /* PDPT[i] -> boot_pd + i * 4096, for i < identity_gib */
+    mov $boot_pdpt, %edi
+    mov $boot_pd, %eax
+    or $0x3, %eax
+    mov ${identity_gib}, %ecx
+1:  mov %eax, (%edi)
+    add $4096, %eax
+    add $8, %edi
+    loop 1b
+    /* PD entry j maps physical j * 2 MiB: low word (j << 21) | PS | RW | P, high word j >> 11 */
+    mov $boot_pd, %edi
+    xor %ebx, %ebx
+    mov $({identity_gib} * 512), %ecx
+2:  mov %ebx, %eax
+    shl $21, %eax
+    or $0x83, %eax
+    mov %eax, (%edi)
+    mov %ebx, %eax
+    shr $11, %eax
+    mov %eax, 4(%edi)
+    add $8, %edi
+    inc %ebx
+    loop 2b
+
+    /* 4. CR4.PAE | CR4.OSFXSR | CR4.OSXMMEXCPT */
+    mov %cr4, %eax
+    or $((1 << 5) | (1 << 9) | (1 << 10)), %eax
+    mov %eax, %cr4
+    mov $boot_pml4, %eax
+    mov %eax, %cr3
+    /* EFER (MSR 0xc0000080): LME, and NXE when NX exists */
+    mov $0xc0000080, %ecx
+    rdmsr
+    or $(1 << 8), %eax
+    bt $20, %ebp
+    jnc 3f
+    or $(1 << 11), %eax
+3:  wrmsr
+    /* CR0: PG | MP | PE; clear EM and TS */
+    mov %cr0, %eax
+    and $~((1 << 2) | (1 << 3)), %eax
+    or $((1 << 31) | (1 << 1) | 1), %eax
+    mov %eax, %cr0
+
+    /* 5. 64-bit GDT, far jump into long mode */
+    lgdt boot_gdt_ptr
+    ljmp $0x08, $.Lstart64
+
+.Lno_long_mode:
+    mov $no_long_mode_msg, %esi
+4:  movb (%esi), %al
+    test %al, %al
+    jz 6f
+    mov $0x3fd, %dx                 /* COM1 line status: wait for THR empty */
+5:  inb %dx, %al
+    test $0x20, %al
+    jz 5b
+    movb (%esi), %al
+    mov $0x3f8, %dx
+    outb %al, %dx
+    inc %esi
+    jmp 4b
+6:  hlt
+    jmp 6b
+
+    .code64
+.Lstart64:
+    mov $0x10, %eax
+    mov %eax, %ds
+    mov %eax, %es
+    mov %eax, %ss
+    xor %eax, %eax
+    mov %eax, %fs
+    mov %eax, %gs
+    mov $boot_stack_top, %rsp
+    xor %ebp, %ebp
+    fninit
+    mov %esi, %edi                  /* kernel_main(start_info_paddr): zero-extended */
+    call kernel_main
+7:  hlt
+    jmp 7b
+    .popsection
+    "#,
+    identity_gib = const IDENTITY_GIB,
+    stack_size = const BOOT_STACK_SIZE,
+    options(att_syntax)
+);
+
+extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+    static boot_pml4: u8;
+    static boot_pd: u8;
+}
+
+/// Returns the physical range `[start, end)` of the kernel image, `.bss` included (boot page
+/// tables and stack are in it).
+pub fn kernel_image() -> (u64, u64) {
+    // Only the addresses of the linker-defined symbols are taken, never their contents.
+    (
+        core::ptr::addr_of!(__kernel_start) as u64,
+        core::ptr::addr_of!(__kernel_end) as u64,
+    )
+}
+
+/// Returns the physical range `[start, end)` of the boot page tables (a part of the image).
+pub fn boot_page_tables() -> (u64, u64) {
+    // Only the addresses of the symbols defined in the assembly above are taken.
+    (
+        core::ptr::addr_of!(boot_pml4) as u64,
+        core::ptr::addr_of!(boot_pd) as u64 + IDENTITY_GIB * 4096,
+    )
+}

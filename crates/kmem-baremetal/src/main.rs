@@ -1,0 +1,132 @@
+//! # kmem-baremetal — kmem in a real kernel
+//!
+//! A small x86_64 kernel, booted by QEMU through the PVH protocol, that uses kmem as a real
+//! kernel would and runs a self-test suite on it. `scripts/qemu-test` builds and boots it.
+//!
+//! Boot flow: [`boot`] (32-bit PVH entry → page tables → long mode) → [`kernel_main`]: COM1
+//! ([`serial`]), exception handlers ([`idt`]), the PVH start info and its e820 map ([`pvh`]),
+//! then the self-tests ([`selftest`], [`tests`]) and an exit through QEMU's `isa-debug-exit`.
+//!
+//! Kernel command line (`--append`): `selftest=fail` adds a test that fails on purpose, so the
+//! harness can be shown to fail; `selftest=panic` and `selftest=fault` add a test that panics or
+//! takes a page fault (both must also fail the run). Values combine: `selftest=fail,panic`.
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod arch;
+mod boot;
+mod idt;
+mod libc;
+mod platform;
+mod pvh;
+mod selftest;
+mod serial;
+mod spinlock;
+mod tests;
+
+use core::fmt::Write;
+
+use pvh::{BootInfo, Cmdline};
+
+/// The Rust entry, called by `boot.rs` in long mode with the physical address of
+/// `struct hvm_start_info`.
+#[no_mangle]
+extern "C" fn kernel_main(start_info: u32) -> ! {
+    serial::init();
+    idt::init();
+    println!();
+    println!("kmem-baremetal: x86_64 test kernel for kmem (PVH boot, one CPU, interrupts off)");
+
+    // SAFETY: `start_info` is the %ebx value of the PVH entry, passed through untouched by
+    // boot.rs; nothing has written to RAM outside the kernel image yet.
+    let info = match unsafe { BootInfo::from_start_info(u64::from(start_info)) } {
+        Ok(info) => info,
+        Err(e) => {
+            println!("kmem-baremetal: cannot boot: {e}");
+            arch::qemu_exit(arch::EXIT_FAILURE)
+        }
+    };
+    print_boot_info(&info);
+
+    let phys_end = info.max_ram_end().min(boot::identity_map_end());
+    // SAFETY: the boot page tables identity-map [0, identity_map_end()); this is the only
+    // platform value, and (phase 1) nothing runs kmem on it yet.
+    let plat = unsafe { platform::BareMetal::new(phys_end) };
+    println!(
+        "platform: TSC {} MHz, RDRAND {}",
+        plat.tsc_khz() / 1000,
+        if plat.has_rdrand() { "yes" } else { "no" }
+    );
+
+    let mut runner = selftest::Runner::new();
+    tests::run_all(&mut runner, &info, &plat);
+    let ok = runner.finish();
+    println!(
+        "kmem-baremetal: {}",
+        if ok {
+            "all self-tests passed"
+        } else {
+            "SELF-TESTS FAILED"
+        }
+    );
+    arch::qemu_exit(if ok {
+        arch::EXIT_SUCCESS
+    } else {
+        arch::EXIT_FAILURE
+    })
+}
+
+/// Prints the command line, the memory map (in Linux's "BIOS-e820" format) and the layout.
+fn print_boot_info(info: &BootInfo) {
+    println!("Command line: {}", info.cmdline());
+    println!(
+        "PVH start info v{} at {:#x}, {} e820 entries",
+        info.version,
+        info.start_info_paddr,
+        info.e820().len()
+    );
+    println!("BIOS-provided physical RAM map:");
+    for e in info.e820() {
+        println!(
+            "BIOS-e820: [mem {:#018x}-{:#018x}] {}",
+            e.addr,
+            e.end() - 1,
+            e.type_name()
+        );
+    }
+    if info.dropped_entries > 0 {
+        println!(
+            "BIOS-e820: {} entries beyond {} dropped",
+            info.dropped_entries,
+            pvh::MAX_E820
+        );
+    }
+    let (ks, ke) = boot::kernel_image();
+    let (ps, pe) = boot::boot_page_tables();
+    println!(
+        "kernel image: [mem {ks:#010x}-{:#010x}] ({} KiB)",
+        ke - 1,
+        (ke - ks) >> 10
+    );
+    println!(
+        "boot page tables: [mem {ps:#010x}-{:#010x}], identity map of the first {} GiB",
+        pe - 1,
+        boot::IDENTITY_GIB
+    );
+    println!(
+        "usable RAM: {} MiB, highest address {:#x}",
+        info.total_ram() >> 20,
+        info.max_ram_end()
+    );
+    let _ = Cmdline(info.cmdline());
+}
+
+#[panic_handler]
+fn panic(panic: &core::panic::PanicInfo<'_>) -> ! {
+    let mut out = serial::emergency();
+    let _ = writeln!(out, "\n*** KERNEL PANIC: {panic}");
+    selftest::report_crash();
+    arch::qemu_exit(arch::EXIT_FAILURE)
+}

@@ -1,0 +1,312 @@
+//! The self-tests, in groups run in boot order.
+
+// A failure carries its message inline (no heap before kmem boots); results are returned once
+// per test, so the size does not matter.
+#![allow(clippy::result_large_err)]
+
+use crate::platform::BareMetal;
+use crate::pvh::{BootInfo, Cmdline, E820_RAM};
+use crate::selftest::{Runner, Test, TestResult};
+use crate::{boot, check, check_eq};
+
+/// Runs every group.
+pub fn run_all(runner: &mut Runner, info: &BootInfo, plat: &BareMetal) {
+    runner.run("early", EARLY, info);
+    runner.run("platform", PLATFORM, plat);
+    let cmdline = Cmdline(info.cmdline());
+    if cmdline.has_value("selftest", "fail") {
+        runner.run("deliberate", DELIBERATE, info);
+    }
+    if cmdline.has_value("selftest", "panic") {
+        runner.run("deliberate", DELIBERATE_PANIC, info);
+    }
+    if cmdline.has_value("selftest", "fault") {
+        runner.run("deliberate", DELIBERATE_FAULT, info);
+    }
+}
+
+const EARLY: &[Test<BootInfo>] = &[
+    Test {
+        name: "libc_memcpy_memset",
+        run: libc_memcpy_memset,
+    },
+    Test {
+        name: "libc_memmove_overlap",
+        run: libc_memmove_overlap,
+    },
+    Test {
+        name: "libc_memcmp_strlen",
+        run: libc_memcmp_strlen,
+    },
+    Test {
+        name: "sse_float_math",
+        run: sse_float_math,
+    },
+    Test {
+        name: "e820_map_sane",
+        run: e820_map_sane,
+    },
+    Test {
+        name: "identity_map_covers_ram",
+        run: identity_map_covers_ram,
+    },
+    Test {
+        name: "cmdline_parsing",
+        run: cmdline_parsing,
+    },
+];
+
+const DELIBERATE: &[Test<BootInfo>] = &[Test {
+    name: "deliberate_failure",
+    run: deliberate_failure,
+}];
+const DELIBERATE_PANIC: &[Test<BootInfo>] = &[Test {
+    name: "deliberate_panic",
+    run: deliberate_panic,
+}];
+const DELIBERATE_FAULT: &[Test<BootInfo>] = &[Test {
+    name: "deliberate_page_fault",
+    run: deliberate_page_fault,
+}];
+
+const PLATFORM: &[Test<BareMetal>] = &[
+    Test {
+        name: "platform_cpu_guard_nests",
+        run: platform_cpu_guard_nests,
+    },
+    Test {
+        name: "platform_jiffies_advance",
+        run: platform_jiffies_advance,
+    },
+    Test {
+        name: "platform_random_varies",
+        run: platform_random_varies,
+    },
+    Test {
+        name: "platform_spinlock_try_lock",
+        run: platform_spinlock_try_lock,
+    },
+];
+
+/// `selftest=fail`: proves that a failing test fails the run.
+fn deliberate_failure(_: &BootInfo) -> TestResult {
+    let answer = core::hint::black_box(41);
+    check!(
+        answer == 42,
+        "deliberate failure requested by selftest=fail (got {answer}, want 42)"
+    );
+    Ok(())
+}
+
+/// `selftest=panic`: proves that a panic in a test is reported and fails the run.
+fn deliberate_panic(_: &BootInfo) -> TestResult {
+    if core::hint::black_box(true) {
+        panic!("deliberate panic requested by selftest=panic");
+    }
+    Ok(())
+}
+
+/// `selftest=fault`: proves that a CPU exception in a test is reported and fails the run.
+fn deliberate_page_fault(_: &BootInfo) -> TestResult {
+    // 1 TiB: beyond the identity map (PML4 entry 2 is not present).
+    let p = core::hint::black_box(1u64 << 40) as *const u64;
+    // SAFETY: not safe at all — the point is the page fault, which never returns here.
+    let v = unsafe { p.read_volatile() };
+    check!(v == 0, "read unmapped memory without a fault");
+    Ok(())
+}
+
+fn platform_cpu_guard_nests(plat: &BareMetal) -> TestResult {
+    use kmem::platform::{CpuGuard, Platform};
+    check_eq!(plat.possible_cpus(), 1);
+    {
+        let outer = CpuGuard::new(plat);
+        let inner = CpuGuard::new(plat);
+        check_eq!((outer.cpu(), inner.cpu()), (0, 0));
+        check!(
+            !crate::arch::irq_save(),
+            "interrupts must be off inside a per-CPU section"
+        );
+    }
+    check!(
+        !crate::arch::irq_save(),
+        "interrupts stay off: the kernel never enables them"
+    );
+    Ok(())
+}
+
+fn platform_jiffies_advance(plat: &BareMetal) -> TestResult {
+    use kmem::platform::Platform;
+    let start = plat.jiffies();
+    let tsc0 = crate::arch::rdtsc();
+    // Wait for 3 jiffies (bounded by TSC cycles: 1000 jiffies' worth).
+    while plat.jiffies() < start + 3 && crate::arch::rdtsc() - tsc0 < 1000 * plat.tsc_khz() {
+        core::hint::spin_loop();
+    }
+    check!(
+        plat.jiffies() >= start + 3,
+        "jiffies did not advance ({} -> {})",
+        start,
+        plat.jiffies()
+    );
+    Ok(())
+}
+
+fn platform_random_varies(plat: &BareMetal) -> TestResult {
+    use kmem::platform::Platform;
+    let mut v = [0u64; 8];
+    for x in v.iter_mut() {
+        *x = plat.random_u64();
+    }
+    let distinct = (0..v.len()).filter(|&i| !v[..i].contains(&v[i])).count();
+    check!(distinct >= 7, "random_u64 repeats: {v:x?}");
+    let ones: u32 = v.iter().map(|x| x.count_ones()).sum();
+    check!(
+        (128..=384).contains(&ones),
+        "random_u64 is biased: {ones} of 512 bits set"
+    );
+    Ok(())
+}
+
+fn platform_spinlock_try_lock(_: &BareMetal) -> TestResult {
+    let lock = crate::spinlock::SpinLock::new(5u32);
+    {
+        let mut g = lock.lock();
+        *g += 1;
+        check!(
+            lock.try_lock().is_none(),
+            "a held lock must not be taken again"
+        );
+    }
+    check_eq!(*lock.try_lock().expect("free lock"), 6);
+    Ok(())
+}
+
+fn libc_memcpy_memset(_: &BootInfo) -> TestResult {
+    let mut a = [0u8; 300];
+    let mut b = [0u8; 300];
+    for (i, x) in a.iter_mut().enumerate() {
+        *x = i as u8;
+    }
+    // SAFETY: both arrays are 300 bytes and distinct.
+    unsafe { crate::libc::memcpy(b.as_mut_ptr().add(3), a.as_ptr(), 290) };
+    check_eq!(b[0..3], [0, 0, 0]);
+    check!(b[3..293] == a[..290]);
+    check_eq!(b[293..], [0u8; 7]);
+    // SAFETY: 100 bytes inside `b`.
+    unsafe { crate::libc::memset(b.as_mut_ptr().add(10), 0x1a5, 100) };
+    check!(
+        b[10..110].iter().all(|&x| x == 0xa5),
+        "memset must use the low byte of c"
+    );
+    check_eq!(b[110], 107);
+    Ok(())
+}
+
+fn libc_memmove_overlap(_: &BootInfo) -> TestResult {
+    let mut a = [0u8; 64];
+    for (i, x) in a.iter_mut().enumerate() {
+        *x = i as u8;
+    }
+    // Forward overlap: dst above src.
+    // SAFETY: [0, 40) and [8, 48) are inside `a`.
+    unsafe { crate::libc::memmove(a.as_mut_ptr().add(8), a.as_ptr(), 40) };
+    for (i, &x) in a[8..48].iter().enumerate() {
+        check_eq!(x, i as u8);
+    }
+    // Backward overlap: dst below src.
+    for (i, x) in a.iter_mut().enumerate() {
+        *x = i as u8;
+    }
+    // SAFETY: [8, 48) and [0, 40) are inside `a`.
+    unsafe { crate::libc::memmove(a.as_mut_ptr(), a.as_ptr().add(8), 40) };
+    for (i, &x) in a[..40].iter().enumerate() {
+        check_eq!(x, (i + 8) as u8);
+    }
+    // Zero length never touches memory.
+    // SAFETY: a zero-length move is valid for any non-null pointers.
+    unsafe { crate::libc::memmove(a.as_mut_ptr(), a.as_ptr().add(1), 0) };
+    check_eq!(a[0], 8);
+    Ok(())
+}
+
+fn libc_memcmp_strlen(_: &BootInfo) -> TestResult {
+    let x = *b"kmem-baremetal\0";
+    let mut y = x;
+    // SAFETY: both are 15-byte arrays.
+    unsafe {
+        check_eq!(crate::libc::memcmp(x.as_ptr(), y.as_ptr(), 15), 0);
+        y[4] = b'+';
+        check!(
+            crate::libc::memcmp(x.as_ptr(), y.as_ptr(), 15) > 0,
+            "'-' > '+'"
+        );
+        check!(crate::libc::memcmp(y.as_ptr(), x.as_ptr(), 15) < 0);
+        check_eq!(crate::libc::memcmp(x.as_ptr(), y.as_ptr(), 4), 0);
+        check!(crate::libc::bcmp(x.as_ptr(), y.as_ptr(), 15) != 0);
+        check_eq!(crate::libc::strlen(x.as_ptr()), 14);
+    }
+    // Slice comparison goes through bcmp/memcmp in `core`.
+    check!(x[..] != y[..]);
+    Ok(())
+}
+
+fn sse_float_math(_: &BootInfo) -> TestResult {
+    let v = core::hint::black_box([1.5f64, 2.25, -0.75, 8.0]);
+    let sum: f64 = v.iter().sum();
+    check_eq!(sum, 11.0);
+    let s = core::hint::black_box(3.0f32) * core::hint::black_box(0.5f32);
+    check_eq!(s, 1.5);
+    Ok(())
+}
+
+fn e820_map_sane(info: &BootInfo) -> TestResult {
+    let map = info.e820();
+    check!(!map.is_empty(), "empty memory map");
+    check!(info.total_ram() >= 16 << 20, "less than 16 MiB of RAM");
+    let (ks, ke) = boot::kernel_image();
+    check!(
+        map.iter()
+            .any(|e| e.kind == E820_RAM && e.addr <= ks && ke <= e.end()),
+        "the kernel image [{ks:#x}, {ke:#x}) is not inside usable RAM"
+    );
+    Ok(())
+}
+
+fn identity_map_covers_ram(info: &BootInfo) -> TestResult {
+    check!(
+        info.max_ram_end() <= boot::identity_map_end(),
+        "RAM ends at {:#x}, beyond the identity map",
+        info.max_ram_end()
+    );
+    // Touch the last page of every RAM range through the identity map.
+    for e in info
+        .e820()
+        .iter()
+        .filter(|e| e.kind == E820_RAM && e.size >= 4096)
+    {
+        let p = ((e.end() - 8) & !7) as *mut u64;
+        // SAFETY: `p` is inside usable RAM that nothing else uses yet (kmem has not booted,
+        // and the kernel image is elsewhere unless it is the image's own range, where the last
+        // bytes of RAM are beyond __kernel_end); the old value is restored.
+        unsafe {
+            let old = p.read_volatile();
+            p.write_volatile(0x5a5a_1234_8765_a5a5);
+            let back = p.read_volatile();
+            p.write_volatile(old);
+            check_eq!(back, 0x5a5a_1234_8765_a5a5);
+        }
+    }
+    Ok(())
+}
+
+fn cmdline_parsing(_: &BootInfo) -> TestResult {
+    let c = Cmdline("quiet selftest=a,fail  loglevel=7 selftest=b");
+    check!(c.has_flag("quiet"));
+    check!(!c.has_flag("loglevel"));
+    check!(c.has_value("selftest", "fail"));
+    check!(c.has_value("selftest", "b"));
+    check!(!c.has_value("selftest", "c"));
+    check_eq!(c.values("loglevel").next(), Some("7"));
+    Ok(())
+}
