@@ -11,9 +11,10 @@
 //! # What `pvh_start32` does, in order
 //! 1. zeroes `.bss` (boot page tables, boot stack, Rust statics) — nothing is on the stack yet;
 //! 2. checks CPUID for long mode (halts with a message on COM1 when missing);
-//! 3. builds 4-level page tables in `.bss`: PML4[0] → one PDPT whose first [`IDENTITY_GIB`]
-//!    entries point at page directories of 2 MiB pages, an identity map of physical
-//!    `[0, IDENTITY_GIB GiB)`; 2 MiB pages need no CPU feature beyond long mode (1 GiB pages
+//! 3. builds 4-level page tables in `.bss`: PML4[0] and PML4[273] (the slot of
+//!    [`DIRECT_MAP_BASE`]) → one PDPT whose first [`IDENTITY_GIB`] entries point at page
+//!    directories of 2 MiB pages: physical `[0, IDENTITY_GIB GiB)` appears both identity-mapped
+//!    and at [`DIRECT_MAP_BASE`]; 2 MiB pages need no CPU feature beyond long mode (1 GiB pages
 //!    would need `pdpe1gb`);
 //! 4. CR4.PAE | CR4.OSFXSR | CR4.OSXMMEXCPT (SSE usable: the prebuilt `core` uses SSE),
 //!    CR3, EFER.LME (and EFER.NXE when CPUID says NX exists), CR0.PG | CR0.MP with CR0.EM and
@@ -25,7 +26,8 @@
 //! handlers ([`crate::idt`]), and they report and exit.
 //!
 //! # Invariants after boot
-//! Virtual address = physical address for every physical address below [`identity_map_end`];
+//! Virtual address = physical address, and `DIRECT_MAP_BASE` + physical address maps the same
+//! byte, for every physical address below [`identity_map_end`];
 //! the page tables live inside the kernel image (`__kernel_start..__kernel_end`), so reserving
 //! the image in memblock reserves them too.
 
@@ -34,6 +36,15 @@
 /// 64 GiB covers every `--mem` the test script is used with (QEMU places RAM above 4 GiB at
 /// `4 GiB..4 GiB + (mem - lowmem)`); it costs 64 page directories (256 KiB of `.bss`).
 pub const IDENTITY_GIB: u64 = 64;
+
+/// Where the direct map of all physical memory starts: Linux's x86_64 `PAGE_OFFSET` with
+/// 4-level paging (`__PAGE_OFFSET_BASE_L4`, arch/x86/include/asm/page_64_types.h).
+///
+/// The boot page tables map physical `[0, IDENTITY_GIB GiB)` twice: at 0 (where the kernel image
+/// runs, linked with the small code model) and here (what kmem uses as the platform's direct
+/// map, so addresses kmem prints are the addresses Linux would show). Using 0 as the direct map
+/// base would make kmem form pointers by offsetting the null pointer.
+pub const DIRECT_MAP_BASE: u64 = 0xffff_8880_0000_0000;
 
 /// Size of the boot stack (the only stack: the kernel has a single thread).
 pub const BOOT_STACK_SIZE: usize = 512 * 1024;
@@ -119,10 +130,11 @@ pvh_start32:
     bt $29, %edx
     jnc .Lno_long_mode
 
-    /* 3. page tables: PML4[0] -> PDPT */
+    /* 3. page tables: PML4[0] and PML4[direct_map_slot] -> the same PDPT */
     mov $boot_pdpt, %eax
     or $0x3, %eax                   /* present | writable */
     mov %eax, boot_pml4
+    mov %eax, boot_pml4 + 8 * {direct_map_slot}
     /* PDPT[i] -> boot_pd + i * 4096, for i < identity_gib */
     mov $boot_pdpt, %edi
     mov $boot_pd, %eax
@@ -207,6 +219,7 @@ pvh_start32:
     .popsection
     "#,
     identity_gib = const IDENTITY_GIB,
+    direct_map_slot = const (DIRECT_MAP_BASE >> 39) & 511,
     stack_size = const BOOT_STACK_SIZE,
     options(att_syntax)
 );

@@ -1,7 +1,8 @@
 //! [`kmem::platform::Platform`] for this kernel: identity-mapped RAM, one CPU, interrupts off.
 //!
-//! - **Memory**: the boot page tables identity-map physical memory, so the direct map base is
-//!   address 0 and `phys_end` is the end of RAM (capped at the identity map's end).
+//! - **Memory**: the boot page tables map all physical memory at
+//!   [`crate::boot::DIRECT_MAP_BASE`] (Linux's `PAGE_OFFSET`), which is the direct map kmem
+//!   uses; `phys_end` is the end of RAM (capped at the end of what the boot tables map).
 //! - **CPUs**: one possible CPU. `cpu_get`/`cpu_put` are `get_cpu()`/`put_cpu()`: they disable
 //!   interrupts (saving IF on the outermost call, restoring it on the matching put), so a
 //!   per-CPU section cannot be interrupted. Interrupts are off for the kernel's whole life
@@ -41,7 +42,7 @@ impl BareMetal {
     /// Creates the platform for RAM ending at `phys_end` (calibrates the TSC: ~10 ms).
     ///
     /// # Safety
-    /// `[0, phys_end)` must be identity-mapped RAM (plus holes that kmem never touches because
+    /// `[0, phys_end)` must be mapped at [`crate::boot::DIRECT_MAP_BASE`]: RAM (plus holes that kmem never touches because
     /// memblock does not hand them out) that nothing else uses once kmem boots on it, and only
     /// one `BareMetal` may exist.
     pub unsafe fn new(phys_end: u64) -> Self {
@@ -102,7 +103,7 @@ unsafe impl Platform for BareMetal {
     type RawLock = RawSpinlock;
 
     fn direct_map_base(&self) -> *mut u8 {
-        core::ptr::null_mut()
+        crate::boot::DIRECT_MAP_BASE as *mut u8
     }
 
     fn phys_end(&self) -> PhysAddr {

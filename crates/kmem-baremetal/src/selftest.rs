@@ -106,6 +106,14 @@ macro_rules! check_eq {
     }};
 }
 
+/// Builds a `&[Test<_>]` from test functions, each named after its function.
+#[macro_export]
+macro_rules! tests {
+    ($($f:ident),* $(,)?) => {
+        &[$($crate::selftest::Test { name: stringify!($f), run: $f }),*]
+    };
+}
+
 /// A named test over context `C`.
 pub struct Test<C> {
     /// The name printed in the PASS/FAIL line.

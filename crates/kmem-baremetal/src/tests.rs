@@ -7,7 +7,7 @@
 use crate::platform::BareMetal;
 use crate::pvh::{BootInfo, Cmdline, E820_RAM};
 use crate::selftest::{Runner, Test, TestResult};
-use crate::{boot, check, check_eq};
+use crate::{boot, check, check_eq, tests};
 
 /// Runs every group.
 pub fn run_all(runner: &mut Runner, info: &BootInfo, plat: &BareMetal) {
@@ -25,67 +25,26 @@ pub fn run_all(runner: &mut Runner, info: &BootInfo, plat: &BareMetal) {
     }
 }
 
-const EARLY: &[Test<BootInfo>] = &[
-    Test {
-        name: "libc_memcpy_memset",
-        run: libc_memcpy_memset,
-    },
-    Test {
-        name: "libc_memmove_overlap",
-        run: libc_memmove_overlap,
-    },
-    Test {
-        name: "libc_memcmp_strlen",
-        run: libc_memcmp_strlen,
-    },
-    Test {
-        name: "sse_float_math",
-        run: sse_float_math,
-    },
-    Test {
-        name: "e820_map_sane",
-        run: e820_map_sane,
-    },
-    Test {
-        name: "identity_map_covers_ram",
-        run: identity_map_covers_ram,
-    },
-    Test {
-        name: "cmdline_parsing",
-        run: cmdline_parsing,
-    },
+const EARLY: &[Test<BootInfo>] = tests![
+    libc_memcpy_memset,
+    libc_memmove_overlap,
+    libc_memcmp_strlen,
+    sse_float_math,
+    e820_map_sane,
+    identity_map_covers_ram,
+    direct_map_aliases_identity,
+    cmdline_parsing,
 ];
 
-const DELIBERATE: &[Test<BootInfo>] = &[Test {
-    name: "deliberate_failure",
-    run: deliberate_failure,
-}];
-const DELIBERATE_PANIC: &[Test<BootInfo>] = &[Test {
-    name: "deliberate_panic",
-    run: deliberate_panic,
-}];
-const DELIBERATE_FAULT: &[Test<BootInfo>] = &[Test {
-    name: "deliberate_page_fault",
-    run: deliberate_page_fault,
-}];
+const DELIBERATE: &[Test<BootInfo>] = tests![deliberate_failure];
+const DELIBERATE_PANIC: &[Test<BootInfo>] = tests![deliberate_panic];
+const DELIBERATE_FAULT: &[Test<BootInfo>] = tests![deliberate_page_fault];
 
-const PLATFORM: &[Test<BareMetal>] = &[
-    Test {
-        name: "platform_cpu_guard_nests",
-        run: platform_cpu_guard_nests,
-    },
-    Test {
-        name: "platform_jiffies_advance",
-        run: platform_jiffies_advance,
-    },
-    Test {
-        name: "platform_random_varies",
-        run: platform_random_varies,
-    },
-    Test {
-        name: "platform_spinlock_try_lock",
-        run: platform_spinlock_try_lock,
-    },
+const PLATFORM: &[Test<BareMetal>] = tests![
+    platform_cpu_guard_nests,
+    platform_jiffies_advance,
+    platform_random_varies,
+    platform_spinlock_try_lock,
 ];
 
 /// `selftest=fail`: proves that a failing test fails the run.
@@ -295,6 +254,29 @@ fn identity_map_covers_ram(info: &BootInfo) -> TestResult {
             let back = p.read_volatile();
             p.write_volatile(old);
             check_eq!(back, 0x5a5a_1234_8765_a5a5);
+        }
+    }
+    Ok(())
+}
+
+fn direct_map_aliases_identity(info: &BootInfo) -> TestResult {
+    let top = info.max_ram_end().min(boot::identity_map_end()) - 4096;
+    let low = 2u64 << 20; // inside the kernel image's 2 MiB page, but past its end
+    check!(
+        boot::kernel_image().1 <= low,
+        "kernel image grew past 2 MiB"
+    );
+    for pa in [low, top] {
+        let ident = pa as *mut u64;
+        let direct = (boot::DIRECT_MAP_BASE + pa) as *mut u64;
+        // SAFETY: `pa` is usable RAM that nothing uses yet (below the top of RAM, above the
+        // kernel image), mapped at both addresses by the boot page tables; restored after.
+        unsafe {
+            let old = ident.read_volatile();
+            direct.write_volatile(!pa);
+            let seen = ident.read_volatile();
+            ident.write_volatile(old);
+            check_eq!(seen, !pa);
         }
     }
     Ok(())
