@@ -1,1 +1,61 @@
-//! kmem on Linux userspace.
+//! # kmem on Linux userspace
+//!
+//! [`HostedPlatform`] implements [`kmem::platform::Platform`] with real host resources:
+//!
+//! - **Physical memory** is a memfd of `phys_size` bytes, sparse (untouched pages cost nothing),
+//!   mapped whole with `MAP_SHARED` as the **direct map**: page contents are real memory.
+//!   The direct map sits at the start of a larger PROT_NONE reservation so that physical memory
+//!   can grow in place ([`HostedPlatform::grow_phys`], memory hotplug); the host memory behind a
+//!   free range can be given back ([`HostedPlatform::punch_hole`], free page reporting); the same
+//!   pages can be mapped again at other addresses in a [`VirtWindow`] (vmalloc).
+//! - **CPUs** are threads: each thread that enters a CPU section gets a process-wide unique CPU
+//!   id, and exclusive use of it, for its lifetime; a thread's exit takes its CPU offline and
+//!   runs the machine's [`kmem::platform::CpuDeadHook`] (see [`cpu`]).
+//! - **Locks** are `parking_lot` raw mutexes; the **clock** is `CLOCK_MONOTONIC` in
+//!   milliseconds (HZ = 1000) or a manual clock ([`Clock`]); **randomness** is SplitMix64 from a
+//!   seed; the **console** is a file descriptor or an in-memory capture ([`Console`]).
+//!
+//! ```text
+//!  kmem::Machine<HostedPlatform>
+//!        │ direct_map_base()/phys_end()   cpu_get()/cpu_put()     console_write()
+//!        ▼                                ▼                       ▼
+//!  physmem: memfd + mmap            cpu: slot bitmap,         console: write(2) /
+//!  (+ windows, grow, holes)         thread-locals, hooks      capture
+//! ```
+//!
+//! ## No allocation on the hot paths
+//! The platform will also sit under `#[global_allocator]` (`KmemAlloc`) and an `LD_PRELOAD`
+//! malloc, so it must not re-enter the global allocator where kmem may be running:
+//! - construction allocates only mappings (the control block lives in its own `mmap`, see
+//!   `maparc`), never through the global allocator;
+//! - `cpu_get`/`cpu_put` use a const-initialised thread-local and fixed arrays; registering a
+//!   thread for hot-unplug clones a weak reference; none of it allocates (glibc's
+//!   `__cxa_thread_atexit_impl` does `calloc` once per thread, to register the destructor);
+//! - the locks taken on those paths ([`futex::RawFutexMutex`]) never allocate, unlike
+//!   `parking_lot`, whose parking table is allocated on first contention;
+//! - console output to a file descriptor is one `write(2)`; only [`Console::Capture`]
+//!   allocates (it appends to a `String`), so it is for tests.
+//!
+//! Everything that needs `unsafe` lives in small modules that own their raw state: `maparc`
+//! (the mmap-backed reference count), `physmem` (mappings), `cpu` (thread-locals and hook
+//! calls), [`futex`], `console` (`write(2)`), [`probe`] and `sys`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod console;
+pub mod cpu;
+pub mod futex;
+mod maparc;
+mod physmem;
+mod platform;
+pub mod probe;
+mod sys;
+
+pub use console::Console;
+pub use cpu::{thread_cpu_slot, NR_CPUS, SHARED_CPU};
+pub use physmem::{VirtWindow, DIRECT_MAP_ALIGN};
+pub use platform::{Clock, HostedConfig, HostedPlatform, DEFAULT_MAX_PHYS};
+pub use probe::{probe_read, probe_read_bytes, probe_write, probe_write_bytes, ProbeError};
+
+pub(crate) use kmem::PAGE_SIZE;

@@ -1,0 +1,470 @@
+//! [`HostedPlatform`]: the [`Platform`] implementation for Linux userspace.
+//!
+//! The platform handle owns a small control block ([`Inner`], in its own mapping, see
+//! [`crate::maparc`]) holding the physical memory, the CPU-dead hook, the clock, the random
+//! state, the console and the process name. Threads that entered CPU sections hold weak
+//! references to it for hot-unplug; windows hold their own duplicate of the memfd.
+//!
+//! Dropping the handle first closes its hook cell (waiting for a hook call in progress; no hook
+//! runs afterwards), then releases the control block, which unmaps the direct map and closes
+//! the memfd once no thread is inside a hook call for it.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::io::{self, Read};
+use std::os::fd::BorrowedFd;
+use std::time::Instant;
+
+use kmem::platform::{CpuDeadHook, LogLevel, Platform};
+use kmem::PhysAddr;
+
+use crate::console::{Console, ConsoleSink};
+use crate::cpu::{self, HookCell, NR_CPUS};
+use crate::maparc::MapArc;
+use crate::physmem::{PhysMem, VirtWindow};
+use crate::sys;
+
+/// Default reservation for physical memory growth (memory hotplug): 64 GiB of address space,
+/// which costs nothing until memory is added.
+pub const DEFAULT_MAX_PHYS: u64 = 64 << 30;
+
+/// `TASK_COMM_LEN` (include/linux/sched.h): 15 characters and a NUL.
+const TASK_COMM_LEN: usize = 16;
+
+/// The source of jiffies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// Milliseconds of `CLOCK_MONOTONIC` since the platform was created (HZ = 1000), plus
+    /// whatever [`HostedPlatform::advance_jiffies`] added.
+    #[default]
+    Monotonic,
+    /// Starts at 0 and moves only by [`HostedPlatform::advance_jiffies`]: deterministic.
+    Manual,
+}
+
+/// How to build a [`HostedPlatform`].
+///
+/// # Examples
+/// ```
+/// use kmem_hosted::{Console, HostedConfig, HostedPlatform};
+/// let plat = HostedPlatform::new(HostedConfig {
+///     phys_size: 64 << 20,
+///     console: Console::Capture,
+///     ..HostedConfig::default()
+/// })
+/// .unwrap();
+/// # let _ = plat;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostedConfig {
+    /// Bytes of physical memory (`phys_end`), a non-zero multiple of 4 KiB. The memfd is
+    /// sparse: pages cost host memory only once touched.
+    pub phys_size: u64,
+    /// Largest `phys_end` that [`HostedPlatform::grow_phys`] may reach, a multiple of 4 KiB;
+    /// 0 means `max(phys_size, DEFAULT_MAX_PHYS)`.
+    pub max_phys_size: u64,
+    /// Where printk output goes.
+    pub console: Console,
+    /// The jiffies source.
+    pub clock: Clock,
+    /// Seed of [`Platform::random_u64`]; `None` seeds from `getrandom(2)`.
+    pub seed: Option<u64>,
+}
+
+impl HostedConfig {
+    /// A configuration with `phys_size` bytes of memory and the defaults for everything else.
+    pub const fn new(phys_size: u64) -> Self {
+        Self {
+            phys_size,
+            max_phys_size: 0,
+            console: Console::Stderr,
+            clock: Clock::Monotonic,
+            seed: None,
+        }
+    }
+
+    /// A deterministic configuration for tests: manual clock, fixed seed, captured console.
+    pub const fn deterministic(phys_size: u64, seed: u64) -> Self {
+        Self {
+            phys_size,
+            max_phys_size: 0,
+            console: Console::Capture,
+            clock: Clock::Manual,
+            seed: Some(seed),
+        }
+    }
+}
+
+impl Default for HostedConfig {
+    /// 1 GiB of memory (the CLI's default), console on stderr, monotonic clock, OS seed.
+    fn default() -> Self {
+        Self::new(1 << 30)
+    }
+}
+
+/// The platform's shared state (in a [`MapArc`]).
+pub(crate) struct Inner {
+    pub(crate) mem: PhysMem,
+    pub(crate) hook: HookCell,
+    clock: Clock,
+    start: Instant,
+    jiffies_offset: AtomicU64,
+    rng: AtomicU64,
+    console: ConsoleSink,
+    comm: [u8; TASK_COMM_LEN],
+    comm_len: usize,
+}
+
+/// Linux userspace as a kmem machine: a memfd as physical memory, threads as CPUs.
+///
+/// See the [crate documentation](crate) for the model. The handle is small (a pointer to its
+/// control block and the cached direct-map base) and is not `Clone`: the machine built on it
+/// owns it.
+pub struct HostedPlatform {
+    inner: MapArc<Inner>,
+    base: *mut u8,
+}
+
+// SAFETY: `base` is a cached copy of `inner.mem.base()`, the address of memory owned by
+// `inner`, which is Send + Sync; the handle has no thread affinity.
+unsafe impl Send for HostedPlatform {}
+// SAFETY: as above; all shared access goes through `Inner`'s synchronised fields.
+unsafe impl Sync for HostedPlatform {}
+
+impl core::fmt::Debug for HostedPlatform {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HostedPlatform")
+            .field("direct_map_base", &self.base)
+            .field("phys_end", &self.inner.mem.end())
+            .field("max_phys", &self.inner.mem.max())
+            .field("console", &self.inner.console.kind())
+            .field("clock", &self.inner.clock)
+            .finish()
+    }
+}
+
+/// Reads the process name from `/proc/self/comm` (without allocating).
+fn read_comm() -> ([u8; TASK_COMM_LEN], usize) {
+    let mut buf = [0u8; TASK_COMM_LEN];
+    let n = std::fs::File::open("/proc/self/comm")
+        .and_then(|mut f| f.read(&mut buf))
+        .unwrap_or(0);
+    let text = &buf[..n];
+    let mut len = text.iter().position(|&b| b == b'\n').unwrap_or(n);
+    // Keep the longest valid UTF-8 prefix (comm is bytes; a name cut at 15 may split a char).
+    while core::str::from_utf8(&buf[..len]).is_err() {
+        len -= 1;
+    }
+    if len == 0 {
+        let name = b"kmem";
+        buf[..name.len()].copy_from_slice(name);
+        len = name.len();
+    }
+    (buf, len)
+}
+
+impl HostedPlatform {
+    /// Creates the platform: a sparse memfd of `config.phys_size` bytes mapped as the direct
+    /// map, with address space reserved up to the maximum.
+    ///
+    /// Construction does not call the global allocator (the control block is its own mapping),
+    /// so a platform can be built inside a `#[global_allocator]`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a size that is zero or not a multiple of 4 KiB, or a maximum below
+    /// the size; `Unsupported` if the host page size is not 4 KiB; otherwise the error of the
+    /// failing system call (`memfd_create`, `ftruncate`, `mmap`).
+    pub fn new(config: HostedConfig) -> io::Result<Self> {
+        let max = if config.max_phys_size == 0 {
+            config.phys_size.max(DEFAULT_MAX_PHYS)
+        } else {
+            config.max_phys_size
+        };
+        let mem = PhysMem::new(config.phys_size, max)?;
+        let seed = config.seed.or_else(sys::os_random_u64).unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0x6b6d_656d, |d| d.as_nanos() as u64)
+        });
+        let (comm, comm_len) = read_comm();
+        let inner = MapArc::new(Inner {
+            mem,
+            hook: HookCell::new(),
+            clock: config.clock,
+            start: Instant::now(),
+            jiffies_offset: AtomicU64::new(0),
+            rng: AtomicU64::new(seed),
+            console: ConsoleSink::new(config.console),
+            comm,
+            comm_len,
+        })?;
+        let base = inner.mem.base();
+        Ok(Self { inner, base })
+    }
+
+    /// The largest physical end [`HostedPlatform::grow_phys`] accepts.
+    pub fn max_phys(&self) -> PhysAddr {
+        PhysAddr::new(self.inner.mem.max())
+    }
+
+    /// Grows physical memory to `new_end` (memory hotplug): the memfd is extended and the new
+    /// range mapped into the reserved tail of the direct map, after which
+    /// [`Platform::phys_end`] returns `new_end`. Existing addresses do not move. Growing to the
+    /// current end does nothing.
+    ///
+    /// # Errors
+    /// `InvalidInput` if `new_end` is not a multiple of 4 KiB, below the current end, or above
+    /// [`HostedPlatform::max_phys`]; otherwise the `ftruncate`/`mmap` error (the old size is
+    /// kept then).
+    pub fn grow_phys(&self, new_end: PhysAddr) -> io::Result<()> {
+        self.inner.mem.grow(new_end.as_u64())
+    }
+
+    /// Releases the host memory behind physical `[phys, phys + len)` (free page reporting,
+    /// `MADV_REMOVE`-like): the range stays mapped and reads as zeroes afterwards, and costs no
+    /// host memory until written again.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the range is not page aligned or extends beyond `phys_end`; otherwise
+    /// the `fallocate` error.
+    ///
+    /// # Safety
+    /// No Rust reference into the range may be live, and the machine must not rely on its
+    /// contents (e.g. it is free memory): the bytes become zero under everyone's feet.
+    pub unsafe fn punch_hole(&self, phys: PhysAddr, len: u64) -> io::Result<()> {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.inner.mem.punch_hole(phys.as_u64(), len) }
+    }
+
+    /// Bytes of host memory the physical memory uses now (the memfd's allocated blocks).
+    ///
+    /// # Errors
+    /// The `fstat` error.
+    pub fn resident_bytes(&self) -> io::Result<u64> {
+        self.inner.mem.resident_bytes()
+    }
+
+    /// Reserves a window of `len` bytes of address space in which physical pages can be mapped
+    /// at chosen offsets (for vmalloc). The window outlives the platform safely.
+    ///
+    /// # Errors
+    /// `InvalidInput` if `len` is zero or not a multiple of 4 KiB; otherwise the `dup`/`mmap`
+    /// error.
+    pub fn reserve_window(&self, len: usize) -> io::Result<VirtWindow> {
+        VirtWindow::new(self.inner.mem.fd(), len)
+    }
+
+    /// The memfd holding physical memory.
+    pub fn memfd(&self) -> BorrowedFd<'_> {
+        self.inner.mem.fd()
+    }
+
+    /// The console sink.
+    pub fn console(&self) -> Console {
+        self.inner.console.kind()
+    }
+
+    /// A copy of everything printed so far with [`Console::Capture`] (empty otherwise).
+    pub fn captured(&self) -> String {
+        self.inner.console.captured()
+    }
+
+    /// Everything printed so far with [`Console::Capture`], leaving the capture empty.
+    pub fn take_captured(&self) -> String {
+        self.inner.console.take_captured()
+    }
+
+    /// Moves the clock `n` jiffies forward (with either clock).
+    pub fn advance_jiffies(&self, n: u64) {
+        self.inner.jiffies_offset.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for HostedPlatform {
+    fn drop(&mut self) {
+        // No hook may run once the platform (and the machine around it) starts going away.
+        self.inner.hook.close();
+    }
+}
+
+/// `0x9e3779b97f4a7c15`: 2^64 / φ, the increment of SplitMix64 (Steele, Lea, Flood 2014).
+const SPLITMIX_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+fn splitmix64_mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+// SAFETY:
+// - the direct map `[base, base + phys_end())` is a read-write shared mapping of the memfd,
+//   owned by `inner.mem`, which lives at least as long as this handle; it only grows;
+// - `cpu_get` returns the calling thread's exclusive slot (unique among live threads, never
+//   handed out again before the thread's exit hooks ran) or SHARED_CPU with its lock held
+//   until the matching outermost `cpu_put`; both are below NR_CPUS; a thread cannot migrate;
+// - hooks are called as `CpuDeadHook` requires (see `cpu::HookCell::cpu_dead`).
+unsafe impl Platform for HostedPlatform {
+    type RawLock = parking_lot::RawMutex;
+
+    #[inline]
+    fn direct_map_base(&self) -> *mut u8 {
+        self.base
+    }
+
+    #[inline]
+    fn phys_end(&self) -> PhysAddr {
+        PhysAddr::new(self.inner.mem.end())
+    }
+
+    #[inline]
+    fn possible_cpus(&self) -> usize {
+        NR_CPUS
+    }
+
+    #[inline]
+    fn cpu_get(&self) -> usize {
+        cpu::cpu_get(&self.inner)
+    }
+
+    #[inline]
+    fn cpu_put(&self, cpu: usize) {
+        cpu::cpu_put(cpu)
+    }
+
+    fn set_cpu_dead_hook(&self, hook: CpuDeadHook) {
+        self.inner.hook.set(hook);
+    }
+
+    fn jiffies(&self) -> u64 {
+        let manual = self.inner.jiffies_offset.load(Ordering::Relaxed);
+        match self.inner.clock {
+            Clock::Manual => manual,
+            Clock::Monotonic => manual.wrapping_add(self.inner.start.elapsed().as_millis() as u64),
+        }
+    }
+
+    fn console_write(&self, _level: LogLevel, s: &str) {
+        self.inner.console.write(s);
+    }
+
+    fn random_u64(&self) -> u64 {
+        let s = self
+            .inner
+            .rng
+            .fetch_add(SPLITMIX_GAMMA, Ordering::Relaxed)
+            .wrapping_add(SPLITMIX_GAMMA);
+        splitmix64_mix(s)
+    }
+
+    fn current_pid(&self) -> u32 {
+        sys::gettid()
+    }
+
+    fn current_comm(&self) -> &str {
+        core::str::from_utf8(&self.inner.comm[..self.inner.comm_len]).unwrap_or("kmem")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> HostedPlatform {
+        HostedPlatform::new(HostedConfig::deterministic(1 << 20, 42)).unwrap()
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_advanced() {
+        let p = small();
+        assert_eq!(p.jiffies(), 0);
+        p.advance_jiffies(250);
+        assert_eq!(p.jiffies(), 250);
+        assert_eq!(p.hz(), 1000);
+    }
+
+    #[test]
+    fn monotonic_clock_never_goes_back() {
+        let p = HostedPlatform::new(HostedConfig {
+            phys_size: 1 << 20,
+            console: Console::Null,
+            ..HostedConfig::default()
+        })
+        .unwrap();
+        let a = p.jiffies();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let b = p.jiffies();
+        assert!(b >= a + 3, "{a} then {b}");
+        p.advance_jiffies(1000);
+        assert!(p.jiffies() >= b + 1000);
+    }
+
+    #[test]
+    fn seeded_random_is_reproducible() {
+        let a = small();
+        let b = small();
+        let xs: Vec<u64> = (0..8).map(|_| a.random_u64()).collect();
+        let ys: Vec<u64> = (0..8).map(|_| b.random_u64()).collect();
+        assert_eq!(xs, ys);
+        let mut sorted = xs.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 8);
+        let c = HostedPlatform::new(HostedConfig::deterministic(1 << 20, 43)).unwrap();
+        assert_ne!(c.random_u64(), xs[0]);
+    }
+
+    #[test]
+    fn splitmix_reference_values() {
+        // First outputs of SplitMix64 seeded with 0 (the reference C implementation).
+        let p = HostedPlatform::new(HostedConfig::deterministic(1 << 20, 0)).unwrap();
+        assert_eq!(p.random_u64(), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(p.random_u64(), 0x6e78_9e6a_a1b9_65f4);
+    }
+
+    #[test]
+    fn comm_is_the_process_name() {
+        let p = small();
+        let expected = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert_eq!(p.current_comm(), expected.trim_end());
+        assert!(p.current_comm().len() < TASK_COMM_LEN);
+    }
+
+    #[test]
+    fn pid_is_the_thread_id() {
+        let p = small();
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        assert_eq!(p.current_pid(), tid);
+        let other = std::thread::scope(|s| s.spawn(|| p.current_pid()).join().unwrap());
+        assert_ne!(other, tid);
+    }
+
+    #[test]
+    fn console_capture_through_the_trait() {
+        let p = small();
+        p.console_write(LogLevel::Err, "BUG: Bad page state\n");
+        assert_eq!(p.captured(), "BUG: Bad page state\n");
+        assert_eq!(p.take_captured(), "BUG: Bad page state\n");
+        assert_eq!(p.captured(), "");
+    }
+
+    #[test]
+    fn nested_cpu_get_returns_same_cpu() {
+        let p = small();
+        let a = p.cpu_get();
+        let b = p.cpu_get();
+        assert_eq!(a, b);
+        assert!(a < p.possible_cpus());
+        p.cpu_put(b);
+        p.cpu_put(a);
+        assert_eq!(cpu::thread_cpu_slot(), Some(a));
+    }
+
+    #[test]
+    fn config_errors() {
+        assert!(HostedPlatform::new(HostedConfig::new(0)).is_err());
+        assert!(HostedPlatform::new(HostedConfig::new(12345)).is_err());
+        let mut c = HostedConfig::new(8 << 20);
+        c.max_phys_size = 4 << 20;
+        assert!(HostedPlatform::new(c).is_err());
+    }
+}
