@@ -10,6 +10,15 @@
 
 pub mod list;
 
+// Trees and maps (issue 6).
+#[cfg(feature = "alloc")]
+extern crate alloc as alloc_crate;
+pub mod alloc;
+pub mod error;
+pub mod rbtree;
+
+pub use error::{Error, Result};
+
 /// Computes the address of the containing struct from a pointer to one of its fields, like
 /// Linux's `container_of(ptr, type, member)`.
 ///
