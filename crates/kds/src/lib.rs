@@ -8,7 +8,15 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod hash;
+pub mod hashtable;
+pub mod hlist;
+pub mod klist;
+pub mod kfifo;
 pub mod list;
+pub mod plist;
+pub mod spinlock;
+mod sync;
 
 // Trees and maps (issue 6).
 #[cfg(feature = "alloc")]

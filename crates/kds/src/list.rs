@@ -1,18 +1,37 @@
-//! Intrusive circular doubly linked lists, as in `<linux/list.h>`.
+//! Intrusive circular doubly linked lists, as in `<linux/list.h>` and `lib/list_sort.c`.
 //!
 //! # Raw layer
 //! [`ListHead`] is `struct list_head`: two pointers, embedded in the structures it links. An
 //! empty list is a head whose `next` and `prev` point at itself, so a head must not move once
 //! initialised ([`ListHead::init`], `INIT_LIST_HEAD`). The free functions carry Linux's names
 //! and argument order (`list_add(new, head)`) and are `unsafe`: the caller guarantees that
-//! every pointer is valid, pinned, and not concurrently accessed.
+//! every pointer is valid, pinned, and not concurrently accessed. The `list_for_each*` family
+//! are iterator constructors ([`list_for_each`], [`list_for_each_entry`], ...), and the
+//! [`list_for_each_entry!`](crate::list_for_each_entry) macro family supplies the
+//! `container_of` offset the way Linux's macros take `member`.
+//!
+//! # Safe layer
+//! [`List`] is a pinned head over items of one type, linked through a [`Link`] field named by
+//! an [`Adapter`] (declare one with [`define_list_adapter!`](crate::define_list_adapter)).
+//! The list borrows its items for its lifetime `'a`, rejects an item that is already linked,
+//! unlinks everything when dropped, and offers iterators, a [`CursorMut`] and a stable
+//! [`List::sort_by`].
 //!
 //! # Invariants
 //! For every initialised node `n` on a list: `(*(*n).next).prev == n` and
 //! `(*(*n).prev).next == n`. A node removed with [`list_del`] has both pointers set to the
 //! poison values [`LIST_POISON1`]/[`LIST_POISON2`], as Linux does, so use after removal is
-//! detectable.
+//! detectable. In the safe layer a [`Link`] whose `next` is null is unlinked; any other value
+//! means it is on exactly one list.
+//!
+//! # Locking
+//! None: like Linux's lists, the caller serialises all access to one list (a lock around it,
+//! or exclusive ownership). The safe [`List`] is `!Sync` and `!Send`.
 
+use core::cell::UnsafeCell;
+use core::cmp::Ordering;
+use core::marker::{PhantomData, PhantomPinned};
+use core::pin::Pin;
 use core::ptr;
 
 /// `LIST_POISON1` from include/linux/poison.h (0x100 + POISON_POINTER_DELTA, delta 0 here).
@@ -40,7 +59,10 @@ impl ListHead {
     /// Returns an unlinked head with null pointers; call [`ListHead::init`] once it is at its
     /// final address.
     pub const fn new() -> Self {
-        Self { next: ptr::null_mut(), prev: ptr::null_mut() }
+        Self {
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+        }
     }
 
     /// `INIT_LIST_HEAD`: makes `this` an empty list (both pointers at itself).
@@ -61,6 +83,17 @@ impl Default for ListHead {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// `INIT_LIST_HEAD(list)`: the Linux spelling of [`ListHead::init`].
+///
+/// # Safety
+/// As [`ListHead::init`].
+#[inline]
+#[allow(non_snake_case)]
+pub unsafe fn INIT_LIST_HEAD(list: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { ListHead::init(list) }
 }
 
 #[inline]
@@ -94,15 +127,24 @@ pub unsafe fn list_add_tail(new: *mut ListHead, head: *mut ListHead) {
     unsafe { __list_add(new, (*head).prev, head) }
 }
 
+/// `__list_del(prev, next)`: makes `prev` and `next` point at each other.
 #[inline]
-unsafe fn __list_del_entry(entry: *mut ListHead) {
-    // SAFETY: the caller guarantees `entry` is linked, so its neighbours are valid.
+unsafe fn __list_del(prev: *mut ListHead, next: *mut ListHead) {
+    // SAFETY: the caller guarantees both nodes are valid.
     unsafe {
-        let next = (*entry).next;
-        let prev = (*entry).prev;
         (*next).prev = prev;
         (*prev).next = next;
     }
+}
+
+/// `__list_del_entry(entry)`: unlinks `entry` without touching its own pointers.
+///
+/// # Safety
+/// `entry` must be a valid node currently on a list.
+#[inline]
+pub unsafe fn __list_del_entry(entry: *mut ListHead) {
+    // SAFETY: the caller guarantees `entry` is linked, so its neighbours are valid.
+    unsafe { __list_del((*entry).prev, (*entry).next) }
 }
 
 /// `list_del(entry)`: unlinks `entry` and poisons its pointers.
@@ -132,6 +174,143 @@ pub unsafe fn list_del_init(entry: *mut ListHead) {
     }
 }
 
+/// `list_del_init_careful(entry)`: [`list_del_init`] whose final store of `next` is a release,
+/// pairing with [`list_empty_careful`] run without the lock (Linux's
+/// `smp_store_release(&entry->next, entry)`).
+///
+/// # Safety
+/// As [`list_del_init`].
+#[inline]
+pub unsafe fn list_del_init_careful(entry: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        __list_del_entry(entry);
+        (*entry).prev = entry;
+    }
+    core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+    // SAFETY: forwarded caller guarantee; the fence above orders the earlier stores first.
+    unsafe { ptr::write_volatile(ptr::addr_of_mut!((*entry).next), entry) };
+}
+
+/// `list_replace(old, new)`: puts `new` where `old` is; `old`'s pointers are left stale.
+///
+/// # Safety
+/// `old` must be linked (or an empty head), `new` valid and not linked.
+#[inline]
+pub unsafe fn list_replace(old: *mut ListHead, new: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        (*new).next = (*old).next;
+        (*(*new).next).prev = new;
+        (*new).prev = (*old).prev;
+        (*(*new).prev).next = new;
+    }
+}
+
+/// `list_replace_init(old, new)`: [`list_replace`], then reinitialises `old` as empty.
+///
+/// # Safety
+/// As [`list_replace`].
+#[inline]
+pub unsafe fn list_replace_init(old: *mut ListHead, new: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        list_replace(old, new);
+        ListHead::init(old);
+    }
+}
+
+/// `list_swap(entry1, entry2)`: exchanges the positions of two entries (same list or not).
+///
+/// # Safety
+/// Both entries must be valid linked nodes (not heads of the lists they are on).
+#[inline]
+pub unsafe fn list_swap(entry1: *mut ListHead, entry2: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        let mut pos = (*entry2).prev;
+        list_del(entry2);
+        list_replace(entry1, entry2);
+        if pos == entry1 {
+            pos = entry2;
+        }
+        list_add(entry1, pos);
+    }
+}
+
+/// `list_move(list, head)`: deletes `list` from its list and adds it after `head`.
+///
+/// # Safety
+/// `list` must be linked, `head` an initialised node.
+#[inline]
+pub unsafe fn list_move(list: *mut ListHead, head: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        __list_del_entry(list);
+        list_add(list, head);
+    }
+}
+
+/// `list_move_tail(list, head)`: deletes `list` from its list and adds it before `head`.
+///
+/// # Safety
+/// As [`list_move`].
+#[inline]
+pub unsafe fn list_move_tail(list: *mut ListHead, head: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        __list_del_entry(list);
+        list_add_tail(list, head);
+    }
+}
+
+/// `list_bulk_move_tail(head, first, last)`: moves the run `first..=last` of one list to the
+/// tail of `head`.
+///
+/// # Safety
+/// `first..=last` must be a forward run of linked nodes on one list that does not contain
+/// `head`; `head` must be initialised.
+#[inline]
+pub unsafe fn list_bulk_move_tail(head: *mut ListHead, first: *mut ListHead, last: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        (*(*first).prev).next = (*last).next;
+        (*(*last).next).prev = (*first).prev;
+
+        (*(*head).prev).next = first;
+        (*first).prev = (*head).prev;
+
+        (*last).next = head;
+        (*head).prev = last;
+    }
+}
+
+/// `list_is_first(list, head)`: whether `list` is the first entry of `head`.
+///
+/// # Safety
+/// `list` must be valid and `head` initialised.
+#[inline]
+pub unsafe fn list_is_first(list: *const ListHead, head: *const ListHead) -> bool {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { ptr::eq((*list).prev, head) }
+}
+
+/// `list_is_last(list, head)`: whether `list` is the last entry of `head`.
+///
+/// # Safety
+/// As [`list_is_first`].
+#[inline]
+pub unsafe fn list_is_last(list: *const ListHead, head: *const ListHead) -> bool {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { ptr::eq((*list).next, head) }
+}
+
+/// `list_is_head(list, head)`: whether `list` is the head itself (a pointer comparison).
+#[inline]
+pub fn list_is_head(list: *const ListHead, head: *const ListHead) -> bool {
+    ptr::eq(list, head)
+}
+
 /// `list_empty(head)`: whether the list has no entries.
 ///
 /// # Safety
@@ -140,6 +319,187 @@ pub unsafe fn list_del_init(entry: *mut ListHead) {
 pub unsafe fn list_empty(head: *const ListHead) -> bool {
     // SAFETY: forwarded caller guarantee.
     unsafe { ptr::eq((*head).next, head) }
+}
+
+/// `list_empty_careful(head)`: whether the list is empty and no other CPU is half-way through
+/// modifying it (both `next` and `prev` must point back at `head`).
+///
+/// # Safety
+/// `head` must be a valid, initialised head.
+#[inline]
+pub unsafe fn list_empty_careful(head: *const ListHead) -> bool {
+    // SAFETY: forwarded caller guarantee; the acquire pairs with `list_del_init_careful`.
+    let next = unsafe { ptr::read_volatile(ptr::addr_of!((*head).next)) };
+    core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+    // SAFETY: forwarded caller guarantee.
+    ptr::eq(next, head) && ptr::eq(next, unsafe { (*head).prev })
+}
+
+/// `list_rotate_left(head)`: moves the first entry to the tail.
+///
+/// # Safety
+/// `head` must be a valid, initialised head.
+#[inline]
+pub unsafe fn list_rotate_left(head: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        if !list_empty(head) {
+            list_move_tail((*head).next, head);
+        }
+    }
+}
+
+/// `list_rotate_to_front(list, head)`: rotates so that `list` becomes the first entry.
+///
+/// # Safety
+/// `list` must be an entry of `head`.
+#[inline]
+pub unsafe fn list_rotate_to_front(list: *mut ListHead, head: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee. Moving the head to just before `list` makes `list`
+    // its next entry.
+    unsafe { list_move_tail(head, list) }
+}
+
+/// `list_is_singular(head)`: whether the list has exactly one entry.
+///
+/// # Safety
+/// `head` must be a valid, initialised head.
+#[inline]
+pub unsafe fn list_is_singular(head: *const ListHead) -> bool {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { !list_empty(head) && ptr::eq((*head).next, (*head).prev) }
+}
+
+#[inline]
+unsafe fn __list_cut_position(list: *mut ListHead, head: *mut ListHead, entry: *mut ListHead) {
+    // SAFETY: the caller guarantees `entry` is on `head` and `list` may be overwritten.
+    unsafe {
+        let new_first = (*entry).next;
+        (*list).next = (*head).next;
+        (*(*list).next).prev = list;
+        (*list).prev = entry;
+        (*entry).next = list;
+        (*head).next = new_first;
+        (*new_first).prev = head;
+    }
+}
+
+/// `list_cut_position(list, head, entry)`: moves the entries of `head` up to and including
+/// `entry` to `list` (whose old contents are overwritten). If `entry` is `head` itself the
+/// result is an empty `list`.
+///
+/// # Safety
+/// `entry` must be `head` or on `head`; `list` must be valid and hold no entries worth keeping.
+#[inline]
+pub unsafe fn list_cut_position(list: *mut ListHead, head: *mut ListHead, entry: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        if list_empty(head) {
+            return;
+        }
+        if list_is_singular(head) && !ptr::eq((*head).next, entry) && !ptr::eq(head, entry) {
+            return;
+        }
+        if ptr::eq(entry, head) {
+            ListHead::init(list);
+        } else {
+            __list_cut_position(list, head, entry);
+        }
+    }
+}
+
+/// `list_cut_before(list, head, entry)`: moves the entries of `head` before `entry` (not
+/// including it) to `list`. If `entry` is the first entry, `list` becomes empty.
+///
+/// # Safety
+/// As [`list_cut_position`].
+#[inline]
+pub unsafe fn list_cut_before(list: *mut ListHead, head: *mut ListHead, entry: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        if ptr::eq((*head).next, entry) {
+            ListHead::init(list);
+            return;
+        }
+        (*list).next = (*head).next;
+        (*(*list).next).prev = list;
+        (*list).prev = (*entry).prev;
+        (*(*list).prev).next = list;
+        (*head).next = entry;
+        (*entry).prev = head;
+    }
+}
+
+#[inline]
+unsafe fn __list_splice(list: *const ListHead, prev: *mut ListHead, next: *mut ListHead) {
+    // SAFETY: the caller guarantees `list` is non-empty and `prev`/`next` adjacent.
+    unsafe {
+        let first = (*list).next;
+        let last = (*list).prev;
+        (*first).prev = prev;
+        (*prev).next = first;
+        (*last).next = next;
+        (*next).prev = last;
+    }
+}
+
+/// `list_splice(list, head)`: joins the entries of `list` after `head` (stack order). `list`
+/// itself is left stale.
+///
+/// # Safety
+/// Both must be valid initialised heads of different lists.
+#[inline]
+pub unsafe fn list_splice(list: *const ListHead, head: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        if !list_empty(list) {
+            __list_splice(list, head, (*head).next);
+        }
+    }
+}
+
+/// `list_splice_tail(list, head)`: joins the entries of `list` before `head` (queue order).
+///
+/// # Safety
+/// As [`list_splice`].
+#[inline]
+pub unsafe fn list_splice_tail(list: *mut ListHead, head: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        if !list_empty(list) {
+            __list_splice(list, (*head).prev, head);
+        }
+    }
+}
+
+/// `list_splice_init(list, head)`: [`list_splice`], then reinitialises `list` as empty.
+///
+/// # Safety
+/// As [`list_splice`].
+#[inline]
+pub unsafe fn list_splice_init(list: *mut ListHead, head: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        if !list_empty(list) {
+            __list_splice(list, head, (*head).next);
+            ListHead::init(list);
+        }
+    }
+}
+
+/// `list_splice_tail_init(list, head)`: [`list_splice_tail`], then reinitialises `list`.
+///
+/// # Safety
+/// As [`list_splice`].
+#[inline]
+pub unsafe fn list_splice_tail_init(list: *mut ListHead, head: *mut ListHead) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        if !list_empty(list) {
+            __list_splice(list, (*head).prev, head);
+            ListHead::init(list);
+        }
+    }
 }
 
 /// `list_first(head)`: the first node, or `None` when empty (Linux's `list_first_entry_or_null`
@@ -159,28 +519,128 @@ pub unsafe fn list_first(head: *const ListHead) -> Option<*mut ListHead> {
     }
 }
 
-/// Iterator over the nodes of a list (`list_for_each`), not including the head.
+/// `list_entry(ptr, type, member)`: the struct containing the node (`container_of`).
+#[macro_export]
+macro_rules! list_entry {
+    ($ptr:expr, $ty:ty, $field:ident) => {
+        $crate::container_of!($ptr, $ty, $field)
+    };
+}
+
+/// `list_first_entry(head, type, member)`: the struct of the first entry (the list must not be
+/// empty). Must be used inside `unsafe`.
+#[macro_export]
+macro_rules! list_first_entry {
+    ($head:expr, $ty:ty, $field:ident) => {
+        $crate::container_of!((*$head).next, $ty, $field)
+    };
+}
+
+/// `list_last_entry(head, type, member)`: the struct of the last entry (the list must not be
+/// empty). Must be used inside `unsafe`.
+#[macro_export]
+macro_rules! list_last_entry {
+    ($head:expr, $ty:ty, $field:ident) => {
+        $crate::container_of!((*$head).prev, $ty, $field)
+    };
+}
+
+/// `list_first_entry_or_null(head, type, member)`: `Option<*mut type>` of the first entry.
+/// Must be used inside `unsafe`.
+#[macro_export]
+macro_rules! list_first_entry_or_null {
+    ($head:expr, $ty:ty, $field:ident) => {
+        $crate::list::list_first($head).map(|n| $crate::container_of!(n, $ty, $field))
+    };
+}
+
+/// `list_next_entry(pos, member)` with the type spelled out: the struct after `pos`.
+/// Must be used inside `unsafe`.
+#[macro_export]
+macro_rules! list_next_entry {
+    ($pos:expr, $ty:ty, $field:ident) => {
+        $crate::container_of!((*$pos).$field.next, $ty, $field)
+    };
+}
+
+/// `list_prev_entry(pos, member)` with the type spelled out: the struct before `pos`.
+/// Must be used inside `unsafe`.
+#[macro_export]
+macro_rules! list_prev_entry {
+    ($pos:expr, $ty:ty, $field:ident) => {
+        $crate::container_of!((*$pos).$field.prev, $ty, $field)
+    };
+}
+
+/// `list_entry_is_head(pos, head, member)`: whether the entry pointer `pos` is really the head.
+#[macro_export]
+macro_rules! list_entry_is_head {
+    ($pos:expr, $head:expr, $ty:ty, $field:ident) => {
+        ::core::ptr::eq(
+            ($pos as *const $ty)
+                .cast::<u8>()
+                .wrapping_add(::core::mem::offset_of!($ty, $field)),
+            ($head as *const $crate::list::ListHead).cast::<u8>(),
+        )
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Iteration
+// ---------------------------------------------------------------------------------------------
+
+/// A walk over the nodes of a list, not including the head: the engine of every
+/// `list_for_each*` variant.
 ///
-/// The next pointer is read before a node is yielded, so the yielded node may be removed
-/// (`list_for_each_safe` semantics).
-pub struct RawIter {
+/// `REV` walks `prev` pointers (`_prev`/`_reverse`). `SAFE` reads the following pointer before
+/// a node is yielded, so the yielded node may be removed (`_safe`); without it the following
+/// pointer is read when the next node is asked for, so the body may insert after the node.
+pub struct Iter<const REV: bool, const SAFE: bool> {
     head: *const ListHead,
     pos: *mut ListHead,
 }
 
-impl Iterator for RawIter {
+impl<const REV: bool, const SAFE: bool> Iter<REV, SAFE> {
+    #[inline(always)]
+    unsafe fn step(n: *mut ListHead) -> *mut ListHead {
+        // SAFETY: the iterator's constructor contract keeps every node on the list valid.
+        unsafe {
+            if REV {
+                (*n).prev
+            } else {
+                (*n).next
+            }
+        }
+    }
+}
+
+impl<const REV: bool, const SAFE: bool> Iterator for Iter<REV, SAFE> {
     type Item = *mut ListHead;
     #[inline]
     fn next(&mut self) -> Option<*mut ListHead> {
-        if ptr::eq(self.pos, self.head) {
-            return None;
+        if SAFE {
+            if ptr::eq(self.pos, self.head) {
+                return None;
+            }
+            let cur = self.pos;
+            // SAFETY: constructor contract: `cur` is a valid node of the list.
+            self.pos = unsafe { Self::step(cur) };
+            Some(cur)
+        } else {
+            // `pos` holds the node yielded last (or the start), advanced lazily.
+            // SAFETY: constructor contract: `pos` is still a valid node of the list.
+            let cur = unsafe { Self::step(self.pos) };
+            if ptr::eq(cur, self.head) {
+                return None;
+            }
+            self.pos = cur;
+            Some(cur)
         }
-        let cur = self.pos;
-        // SAFETY: `iter`'s contract: every node on the list is valid during iteration.
-        self.pos = unsafe { (*cur).next };
-        Some(cur)
     }
 }
+
+/// The iterator kept from the first version of this module: `list_for_each_safe` order.
+pub type RawIter = Iter<false, true>;
 
 /// `list_for_each_safe(pos, n, head)` as an iterator of raw node pointers.
 ///
@@ -189,7 +649,859 @@ impl Iterator for RawIter {
 /// the iterator is used; only the node just yielded may be unlinked.
 pub unsafe fn iter(head: *const ListHead) -> RawIter {
     // SAFETY: forwarded caller guarantee.
-    RawIter { head, pos: unsafe { (*head).next } }
+    unsafe { list_for_each_safe(head) }
+}
+
+/// `list_for_each(pos, head)`: the nodes from first to last.
+///
+/// # Safety
+/// `head` must be a valid initialised head and the list must stay valid while iterating; the
+/// body may add entries after the current one but not remove it.
+#[inline]
+pub unsafe fn list_for_each(head: *const ListHead) -> Iter<false, false> {
+    Iter {
+        head,
+        pos: head.cast_mut(),
+    }
+}
+
+/// `list_for_each_prev(pos, head)`: the nodes from last to first.
+///
+/// # Safety
+/// As [`list_for_each`].
+#[inline]
+pub unsafe fn list_for_each_prev(head: *const ListHead) -> Iter<true, false> {
+    Iter {
+        head,
+        pos: head.cast_mut(),
+    }
+}
+
+/// `list_for_each_safe(pos, n, head)`: the nodes from first to last; the yielded node may be
+/// removed.
+///
+/// # Safety
+/// As [`iter`].
+#[inline]
+pub unsafe fn list_for_each_safe(head: *const ListHead) -> Iter<false, true> {
+    Iter {
+        head,
+        // SAFETY: forwarded caller guarantee.
+        pos: unsafe { (*head).next },
+    }
+}
+
+/// `list_for_each_prev_safe(pos, n, head)`: the nodes from last to first; the yielded node may
+/// be removed.
+///
+/// # Safety
+/// As [`iter`].
+#[inline]
+pub unsafe fn list_for_each_prev_safe(head: *const ListHead) -> Iter<true, true> {
+    Iter {
+        head,
+        // SAFETY: forwarded caller guarantee.
+        pos: unsafe { (*head).prev },
+    }
+}
+
+/// `list_for_each_continue(pos, head)`: the nodes after `pos` up to the last.
+///
+/// # Safety
+/// `pos` must be `head` or a node of it; otherwise as [`list_for_each`].
+#[inline]
+pub unsafe fn list_for_each_continue(
+    pos: *mut ListHead,
+    head: *const ListHead,
+) -> Iter<false, false> {
+    Iter { head, pos }
+}
+
+/// `list_for_each_from`-style walk: the nodes from `pos` (included) up to the last.
+///
+/// # Safety
+/// As [`list_for_each_continue`]; the yielded node may be removed.
+#[inline]
+pub unsafe fn list_for_each_from(pos: *mut ListHead, head: *const ListHead) -> Iter<false, true> {
+    Iter { head, pos }
+}
+
+/// `list_for_each_continue_reverse`-style walk: the nodes before `pos` down to the first.
+///
+/// # Safety
+/// As [`list_for_each_continue`].
+#[inline]
+pub unsafe fn list_for_each_continue_reverse(
+    pos: *mut ListHead,
+    head: *const ListHead,
+) -> Iter<true, false> {
+    Iter { head, pos }
+}
+
+/// A walk yielding the containing structs (`list_for_each_entry*`): an [`Iter`] mapped
+/// through `container_of` with a field offset.
+pub struct EntryIter<T, const REV: bool, const SAFE: bool> {
+    inner: Iter<REV, SAFE>,
+    offset: usize,
+    _t: PhantomData<*mut T>,
+}
+
+impl<T, const REV: bool, const SAFE: bool> Iterator for EntryIter<T, REV, SAFE> {
+    type Item = *mut T;
+    #[inline]
+    fn next(&mut self) -> Option<*mut T> {
+        self.inner
+            .next()
+            .map(|n| n.cast::<u8>().wrapping_sub(self.offset).cast::<T>())
+    }
+}
+
+macro_rules! entry_iter_fns {
+    ($( $(#[$m:meta])* $name:ident => $base:ident, $rev:literal, $safe:literal; )*) => {$(
+        $(#[$m])*
+        ///
+        /// `offset` is `offset_of!(T, member)`; the macro of the same name supplies it.
+        ///
+        /// # Safety
+        /// As the node walk of the same kind; every node on the list must be the `member` of
+        /// a live `T`.
+        #[inline]
+        pub unsafe fn $name<T>(head: *const ListHead, offset: usize) -> EntryIter<T, $rev, $safe> {
+            // SAFETY: forwarded caller guarantee.
+            EntryIter { inner: unsafe { $base(head) }, offset, _t: PhantomData }
+        }
+    )*};
+}
+
+entry_iter_fns! {
+    /// `list_for_each_entry(pos, head, member)`: the entries from first to last.
+    list_for_each_entry => list_for_each, false, false;
+    /// `list_for_each_entry_reverse(pos, head, member)`: the entries from last to first.
+    list_for_each_entry_reverse => list_for_each_prev, true, false;
+    /// `list_for_each_entry_safe(pos, n, head, member)`: first to last; the yielded entry may
+    /// be removed.
+    list_for_each_entry_safe => list_for_each_safe, false, true;
+    /// `list_for_each_entry_safe_reverse(pos, n, head, member)`: last to first, removal
+    /// allowed.
+    list_for_each_entry_safe_reverse => list_for_each_prev_safe, true, true;
+}
+
+/// `list_for_each_entry_continue(pos, head, member)`: the entries after the node `pos`.
+///
+/// # Safety
+/// As [`list_for_each_continue`], and every node must be the `member` of a live `T`.
+#[inline]
+pub unsafe fn list_for_each_entry_continue<T>(
+    pos: *mut ListHead,
+    head: *const ListHead,
+    offset: usize,
+) -> EntryIter<T, false, false> {
+    EntryIter {
+        // SAFETY: forwarded caller guarantee.
+        inner: unsafe { list_for_each_continue(pos, head) },
+        offset,
+        _t: PhantomData,
+    }
+}
+
+/// `list_for_each_entry_from(pos, head, member)`: the entries from the node `pos` (included).
+///
+/// # Safety
+/// As [`list_for_each_entry_continue`].
+#[inline]
+pub unsafe fn list_for_each_entry_from<T>(
+    pos: *mut ListHead,
+    head: *const ListHead,
+    offset: usize,
+) -> EntryIter<T, false, true> {
+    EntryIter {
+        // SAFETY: forwarded caller guarantee.
+        inner: unsafe { list_for_each_from(pos, head) },
+        offset,
+        _t: PhantomData,
+    }
+}
+
+/// `list_for_each_entry_continue_reverse(pos, head, member)`: the entries before `pos`.
+///
+/// # Safety
+/// As [`list_for_each_entry_continue`].
+#[inline]
+pub unsafe fn list_for_each_entry_continue_reverse<T>(
+    pos: *mut ListHead,
+    head: *const ListHead,
+    offset: usize,
+) -> EntryIter<T, true, false> {
+    EntryIter {
+        // SAFETY: forwarded caller guarantee.
+        inner: unsafe { list_for_each_continue_reverse(pos, head) },
+        offset,
+        _t: PhantomData,
+    }
+}
+
+/// `list_for_each_entry(pos, head, member)` as `for pos in list_for_each_entry!(head, T, member)`;
+/// also `_reverse`, `_safe`, `_safe_reverse` by a first token, and `continue`/`from`/
+/// `continue_reverse` with a starting node. Must be used inside `unsafe`.
+///
+/// ```
+/// use kds::list::{self, ListHead};
+/// struct Item { v: u32, link: ListHead }
+/// let mut head = ListHead::new();
+/// let mut a = Item { v: 1, link: ListHead::new() };
+/// let mut b = Item { v: 2, link: ListHead::new() };
+/// // SAFETY: all three live on this frame and do not move while linked.
+/// unsafe {
+///     ListHead::init(&mut head);
+///     list::list_add_tail(&mut a.link, &mut head);
+///     list::list_add_tail(&mut b.link, &mut head);
+///     let mut sum = 0;
+///     for it in kds::list_for_each_entry!(&head, Item, link) {
+///         sum += (*it).v;
+///     }
+///     assert_eq!(sum, 3);
+///     let rev: Vec<u32> = kds::list_for_each_entry!(reverse &head, Item, link).map(|p| (*p).v).collect();
+///     assert_eq!(rev, [2, 1]);
+/// }
+/// ```
+#[macro_export]
+macro_rules! list_for_each_entry {
+    (reverse $head:expr, $ty:ty, $field:ident) => {
+        $crate::list::list_for_each_entry_reverse::<$ty>(
+            $head,
+            ::core::mem::offset_of!($ty, $field),
+        )
+    };
+    (safe $head:expr, $ty:ty, $field:ident) => {
+        $crate::list::list_for_each_entry_safe::<$ty>($head, ::core::mem::offset_of!($ty, $field))
+    };
+    (safe_reverse $head:expr, $ty:ty, $field:ident) => {
+        $crate::list::list_for_each_entry_safe_reverse::<$ty>(
+            $head,
+            ::core::mem::offset_of!($ty, $field),
+        )
+    };
+    (continue $pos:expr, $head:expr, $ty:ty, $field:ident) => {
+        $crate::list::list_for_each_entry_continue::<$ty>(
+            ::core::ptr::addr_of_mut!((*$pos).$field),
+            $head,
+            ::core::mem::offset_of!($ty, $field),
+        )
+    };
+    (continue_reverse $pos:expr, $head:expr, $ty:ty, $field:ident) => {
+        $crate::list::list_for_each_entry_continue_reverse::<$ty>(
+            ::core::ptr::addr_of_mut!((*$pos).$field),
+            $head,
+            ::core::mem::offset_of!($ty, $field),
+        )
+    };
+    (from $pos:expr, $head:expr, $ty:ty, $field:ident) => {
+        $crate::list::list_for_each_entry_from::<$ty>(
+            ::core::ptr::addr_of_mut!((*$pos).$field),
+            $head,
+            ::core::mem::offset_of!($ty, $field),
+        )
+    };
+    ($head:expr, $ty:ty, $field:ident) => {
+        $crate::list::list_for_each_entry::<$ty>($head, ::core::mem::offset_of!($ty, $field))
+    };
+}
+
+/// Counts the entries of a list (`list_count_nodes`).
+///
+/// # Safety
+/// `head` must be a valid, initialised head of a valid list.
+pub unsafe fn list_count_nodes(head: *const ListHead) -> usize {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { list_for_each(head) }.count()
+}
+
+// ---------------------------------------------------------------------------------------------
+// list_sort
+// ---------------------------------------------------------------------------------------------
+
+/// Merges two null-terminated `next`-chains, `a` holding the earlier elements; on ties `a`
+/// wins, which is what makes the sort stable. Only `next` pointers are maintained.
+#[inline]
+unsafe fn merge<F>(cmp: &mut F, mut a: *mut ListHead, mut b: *mut ListHead) -> *mut ListHead
+where
+    F: FnMut(*const ListHead, *const ListHead) -> i32,
+{
+    let mut head: *mut ListHead = ptr::null_mut();
+    let mut tail: *mut *mut ListHead = &mut head;
+    // SAFETY: the caller guarantees both chains consist of valid nodes; `tail` always points
+    // at `head` or at the `next` field of the last node taken.
+    unsafe {
+        loop {
+            if cmp(a, b) <= 0 {
+                *tail = a;
+                tail = ptr::addr_of_mut!((*a).next);
+                a = (*a).next;
+                if a.is_null() {
+                    *tail = b;
+                    break;
+                }
+            } else {
+                *tail = b;
+                tail = ptr::addr_of_mut!((*b).next);
+                b = (*b).next;
+                if b.is_null() {
+                    *tail = a;
+                    break;
+                }
+            }
+        }
+    }
+    head
+}
+
+/// `list_sort(priv, head, cmp)`: sorts the list stably with a comparison callback.
+///
+/// `cmp(a, b)` returns a value `> 0` when `a` must come after `b` and `<= 0` otherwise (Linux's
+/// convention, so a callback returning `a - b` works; `priv` is whatever the closure
+/// captures). Equal elements keep their order.
+///
+/// This is a bottom-up merge sort (see lib/list_sort.c for Linux's own variant): elements are
+/// taken one at a time and merged into a binary counter of sorted runs of sizes 2^i, then the
+/// runs are merged from the smallest. It runs in O(n log n) comparisons, allocates nothing (the
+/// counter is 64 pointers on the stack, enough for any address space), and the run sizes stay
+/// powers of two so merges are balanced. `prev` pointers are rebuilt in one final pass.
+///
+/// # Safety
+/// `head` must be a valid, initialised head whose nodes are all valid; `cmp` must not modify
+/// the list.
+pub unsafe fn list_sort<F>(head: *mut ListHead, mut cmp: F)
+where
+    F: FnMut(*const ListHead, *const ListHead) -> i32,
+{
+    // SAFETY: forwarded caller guarantee; each node is in exactly one of `list`, `runs` or the
+    // `carry` chain at any time.
+    unsafe {
+        let first = (*head).next;
+        if first == (*head).prev {
+            return; // zero or one element
+        }
+        // Turn the list into a null-terminated chain.
+        (*(*head).prev).next = ptr::null_mut();
+        let mut runs: [*mut ListHead; 64] = [ptr::null_mut(); 64];
+        let mut max = 0;
+        let mut list = first;
+        while !list.is_null() {
+            let mut carry = list;
+            list = (*list).next;
+            (*carry).next = ptr::null_mut();
+            let mut i = 0;
+            // Older runs sit in `runs[i]`, so they are the left operand.
+            while !runs[i].is_null() {
+                carry = merge(&mut cmp, runs[i], carry);
+                runs[i] = ptr::null_mut();
+                i += 1;
+            }
+            runs[i] = carry;
+            if i >= max {
+                max = i + 1;
+            }
+        }
+        // Lower slots hold newer elements: fold them into the older, higher ones.
+        let mut result: *mut ListHead = ptr::null_mut();
+        for run in runs.iter().take(max) {
+            if !run.is_null() {
+                result = if result.is_null() {
+                    *run
+                } else {
+                    merge(&mut cmp, *run, result)
+                };
+            }
+        }
+        // Rebuild the circular doubly linked list.
+        let mut prev = head;
+        let mut n = result;
+        while !n.is_null() {
+            (*prev).next = n;
+            (*n).prev = prev;
+            prev = n;
+            n = (*n).next;
+        }
+        (*prev).next = head;
+        (*head).prev = prev;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safe layer
+// ---------------------------------------------------------------------------------------------
+
+/// The link a struct embeds to be put on a safe [`List`]: a [`ListHead`] that knows whether it
+/// is linked (`next` null means unlinked).
+#[repr(transparent)]
+pub struct Link {
+    head: UnsafeCell<ListHead>,
+}
+
+impl Link {
+    /// Returns an unlinked link.
+    pub const fn new() -> Self {
+        Self {
+            head: UnsafeCell::new(ListHead::new()),
+        }
+    }
+
+    /// Returns whether the link is on a list.
+    pub fn is_linked(&self) -> bool {
+        // SAFETY: reading the pointer value; the safe layer is single-threaded (`!Sync`), so
+        // no concurrent writer exists.
+        unsafe { !(*self.head.get()).next.is_null() }
+    }
+
+    /// Returns the raw node, for use with the raw layer.
+    pub fn as_raw(&self) -> *mut ListHead {
+        self.head.get()
+    }
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for Link {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Link")
+            .field("linked", &self.is_linked())
+            .finish()
+    }
+}
+
+/// Names the [`Link`] field of a struct that a [`List`] links through.
+///
+/// # Safety
+/// `OFFSET` must be the byte offset of a field of type [`Link`] inside `Item`. Use
+/// [`define_list_adapter!`](crate::define_list_adapter), which checks this.
+pub unsafe trait Adapter {
+    /// The struct on the list.
+    type Item;
+    /// `offset_of!(Item, link_field)`.
+    const OFFSET: usize;
+
+    /// Returns the link inside `item`.
+    #[inline(always)]
+    fn link(item: &Self::Item) -> &Link {
+        // SAFETY: the trait's contract: a `Link` lives at `OFFSET` inside `Item`.
+        unsafe {
+            &*(item as *const Self::Item)
+                .cast::<u8>()
+                .add(Self::OFFSET)
+                .cast::<Link>()
+        }
+    }
+
+    /// Returns the item whose link is `node` (`container_of`).
+    ///
+    /// # Safety
+    /// `node` must be the link of a live `Item`.
+    #[inline(always)]
+    unsafe fn item(node: *const ListHead) -> *const Self::Item {
+        node.cast::<u8>()
+            .wrapping_sub(Self::OFFSET)
+            .cast::<Self::Item>()
+    }
+}
+
+/// Declares an [`Adapter`]: `define_list_adapter!(pub ByLru = Page { lru });` links `Page`
+/// through its `lru: Link` field.
+#[macro_export]
+macro_rules! define_list_adapter {
+    ($vis:vis $name:ident = $item:ty { $field:ident }) => {
+        $vis struct $name;
+        // SAFETY: the offset is taken with `offset_of!`, and the closure below only compiles
+        // if the field has type `Link`.
+        unsafe impl $crate::list::Adapter for $name {
+            type Item = $item;
+            const OFFSET: usize = {
+                let _check: fn(&$item) -> &$crate::list::Link = |x| &x.$field;
+                ::core::mem::offset_of!($item, $field)
+            };
+        }
+    };
+}
+
+/// A list of `&'a A::Item`s linked through their embedded [`Link`]; must be pinned before use.
+///
+/// # Invariants
+/// Once pinned and used, `head` is initialised and every node on it is the link of an item
+/// borrowed for `'a`. Dropping the list unlinks every item, so items can be reused.
+///
+/// # Examples
+/// ```
+/// use core::pin::pin;
+/// use kds::list::{Link, List};
+/// struct Task { pid: u32, link: Link }
+/// kds::define_list_adapter!(TaskLink = Task { link });
+/// let (a, b) = (Task { pid: 1, link: Link::new() }, Task { pid: 2, link: Link::new() });
+/// let mut list = pin!(List::<TaskLink>::new());
+/// assert!(list.as_mut().push_back(&a).is_ok());
+/// assert!(list.as_mut().push_front(&b).is_ok());
+/// assert!(list.as_mut().push_back(&a).is_err()); // already linked
+/// let pids: Vec<u32> = list.iter().map(|t| t.pid).collect();
+/// assert_eq!(pids, [2, 1]);
+/// ```
+pub struct List<'a, A: Adapter> {
+    head: UnsafeCell<ListHead>,
+    _items: PhantomData<&'a A::Item>,
+    _pin: PhantomPinned,
+}
+
+impl<'a, A: Adapter> Default for List<'a, A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a, A: Adapter> List<'a, A> {
+    /// Returns an empty list (its head is initialised on first use after pinning).
+    pub const fn new() -> Self {
+        Self {
+            head: UnsafeCell::new(ListHead::new()),
+            _items: PhantomData,
+            _pin: PhantomPinned,
+        }
+    }
+
+    /// The initialised raw head.
+    #[inline(always)]
+    fn raw(&self) -> *mut ListHead {
+        let h = self.head.get();
+        // SAFETY: lists are only used pinned (every method that links takes `Pin`), so the
+        // address is final; an unused list has a null `next` and is initialised here.
+        unsafe {
+            if (*h).next.is_null() {
+                ListHead::init(h);
+            }
+        }
+        h
+    }
+
+    /// Returns whether the list has no items.
+    pub fn is_empty(&self) -> bool {
+        // SAFETY: reading `next` of the head we own.
+        unsafe {
+            let h = self.head.get();
+            (*h).next.is_null() || ptr::eq((*h).next, h)
+        }
+    }
+
+    /// Counts the items (O(n)).
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    fn check_unlinked(item: &'a A::Item) -> Result<*mut ListHead, &'a A::Item> {
+        let link = A::link(item);
+        if link.is_linked() {
+            Err(item)
+        } else {
+            Ok(link.as_raw())
+        }
+    }
+
+    /// Adds `item` at the front (`list_add`).
+    ///
+    /// # Errors
+    /// Returns the item back if it is already on a list.
+    pub fn push_front(self: Pin<&mut Self>, item: &'a A::Item) -> Result<(), &'a A::Item> {
+        let n = Self::check_unlinked(item)?;
+        // SAFETY: the head is pinned and initialised, `n` is unlinked and lives for 'a.
+        unsafe { list_add(n, self.raw()) };
+        Ok(())
+    }
+
+    /// Adds `item` at the back (`list_add_tail`).
+    ///
+    /// # Errors
+    /// Returns the item back if it is already on a list.
+    pub fn push_back(self: Pin<&mut Self>, item: &'a A::Item) -> Result<(), &'a A::Item> {
+        let n = Self::check_unlinked(item)?;
+        // SAFETY: as in `push_front`.
+        unsafe { list_add_tail(n, self.raw()) };
+        Ok(())
+    }
+
+    #[inline]
+    fn unlink(n: *mut ListHead) -> &'a A::Item {
+        // SAFETY: `n` is a node of this list (type invariant): unlink it and mark it unlinked.
+        unsafe {
+            __list_del_entry(n);
+            (*n).next = ptr::null_mut();
+            (*n).prev = ptr::null_mut();
+            &*A::item(n)
+        }
+    }
+
+    /// Removes and returns the first item.
+    pub fn pop_front(self: Pin<&mut Self>) -> Option<&'a A::Item> {
+        if self.is_empty() {
+            return None;
+        }
+        // SAFETY: non-empty, so `next` is an item's link.
+        Some(Self::unlink(unsafe { (*self.raw()).next }))
+    }
+
+    /// Removes and returns the last item.
+    pub fn pop_back(self: Pin<&mut Self>) -> Option<&'a A::Item> {
+        if self.is_empty() {
+            return None;
+        }
+        // SAFETY: non-empty, so `prev` is an item's link.
+        Some(Self::unlink(unsafe { (*self.raw()).prev }))
+    }
+
+    /// Returns the first item.
+    pub fn front(&self) -> Option<&'a A::Item> {
+        // SAFETY: a non-empty list's `next` is the link of an item borrowed for 'a.
+        (!self.is_empty()).then(|| unsafe { &*A::item((*self.head.get()).next) })
+    }
+
+    /// Returns the last item.
+    pub fn back(&self) -> Option<&'a A::Item> {
+        // SAFETY: as in `front`.
+        (!self.is_empty()).then(|| unsafe { &*A::item((*self.head.get()).prev) })
+    }
+
+    /// Returns whether `item` is on this list (O(n)).
+    pub fn contains(&self, item: &A::Item) -> bool {
+        self.iter().any(|x| ptr::eq(x, item))
+    }
+
+    /// Removes `item` if it is on this list (O(n) membership check, then `list_del`).
+    ///
+    /// Returns `None` if the item is not on this list.
+    pub fn remove(self: Pin<&mut Self>, item: &A::Item) -> Option<&'a A::Item> {
+        if !self.contains(item) {
+            return None;
+        }
+        Some(Self::unlink(A::link(item).as_raw()))
+    }
+
+    /// Iterates over the items front to back (double-ended).
+    pub fn iter(&self) -> ListIter<'_, 'a, A> {
+        if self.is_empty() {
+            return ListIter {
+                front: ptr::null_mut(),
+                back: ptr::null_mut(),
+                _l: PhantomData,
+            };
+        }
+        // SAFETY: reading the head's pointers; non-empty.
+        unsafe {
+            let h = self.head.get();
+            ListIter {
+                front: (*h).next,
+                back: (*h).prev,
+                _l: PhantomData,
+            }
+        }
+    }
+
+    /// Returns a cursor at the first item (or at the "ghost" head position if empty).
+    pub fn cursor_front_mut(self: Pin<&mut Self>) -> CursorMut<'_, 'a, A> {
+        // SAFETY: pinned list: we only create references to the head through `raw`.
+        let this = unsafe { self.get_unchecked_mut() };
+        let head = this.raw();
+        CursorMut {
+            // SAFETY: `head` initialised.
+            cur: unsafe { (*head).next },
+            head,
+            _l: PhantomData,
+        }
+    }
+
+    /// Returns a cursor at the last item (or at the head position if empty).
+    pub fn cursor_back_mut(self: Pin<&mut Self>) -> CursorMut<'_, 'a, A> {
+        // SAFETY: as in `cursor_front_mut`.
+        let this = unsafe { self.get_unchecked_mut() };
+        let head = this.raw();
+        CursorMut {
+            // SAFETY: `head` initialised.
+            cur: unsafe { (*head).prev },
+            head,
+            _l: PhantomData,
+        }
+    }
+
+    /// Moves all items of `other` to the back of this list (`list_splice_tail_init`).
+    pub fn append(self: Pin<&mut Self>, other: Pin<&mut List<'a, A>>) {
+        // SAFETY: both heads pinned, initialised by `raw`, and distinct (two `&mut`).
+        unsafe { list_splice_tail_init(other.raw(), self.raw()) }
+    }
+
+    /// Moves the first item to the back (`list_rotate_left`).
+    pub fn rotate_left(self: Pin<&mut Self>) {
+        // SAFETY: pinned, initialised head.
+        unsafe { list_rotate_left(self.raw()) }
+    }
+
+    /// Sorts the items stably (`list_sort`).
+    pub fn sort_by<F: FnMut(&A::Item, &A::Item) -> Ordering>(self: Pin<&mut Self>, mut cmp: F) {
+        // SAFETY: every node is the link of a live item (type invariant).
+        unsafe {
+            list_sort(self.raw(), |a, b| match cmp(&*A::item(a), &*A::item(b)) {
+                Ordering::Greater => 1,
+                _ => 0,
+            })
+        }
+    }
+
+    /// Removes every item (each becomes unlinked).
+    pub fn clear(self: Pin<&mut Self>) {
+        // SAFETY: pinned; clearing does not move the head.
+        unsafe { self.get_unchecked_mut() }.clear_inner();
+    }
+
+    fn clear_inner(&mut self) {
+        let h = self.head.get();
+        // SAFETY: the head is ours; every node is an item's link (type invariant).
+        unsafe {
+            if (*h).next.is_null() {
+                return;
+            }
+            let mut n = (*h).next;
+            while !ptr::eq(n, h) {
+                let next = (*n).next;
+                (*n).next = ptr::null_mut();
+                (*n).prev = ptr::null_mut();
+                n = next;
+            }
+            ListHead::init(h);
+        }
+    }
+}
+
+impl<A: Adapter> Drop for List<'_, A> {
+    fn drop(&mut self) {
+        self.clear_inner();
+    }
+}
+
+/// Double-ended iterator over a [`List`]'s items.
+pub struct ListIter<'l, 'a, A: Adapter> {
+    front: *mut ListHead,
+    back: *mut ListHead,
+    _l: PhantomData<&'l List<'a, A>>,
+}
+
+impl<'l, 'a: 'l, A: Adapter> Iterator for ListIter<'l, 'a, A> {
+    type Item = &'a A::Item;
+    #[inline]
+    fn next(&mut self) -> Option<&'a A::Item> {
+        if self.front.is_null() {
+            return None;
+        }
+        let cur = self.front;
+        if ptr::eq(cur, self.back) {
+            self.front = ptr::null_mut();
+            self.back = ptr::null_mut();
+        } else {
+            // SAFETY: `cur` is a node of the list, borrowed immutably for 'l.
+            self.front = unsafe { (*cur).next };
+        }
+        // SAFETY: `cur` is an item's link (list invariant).
+        Some(unsafe { &*A::item(cur) })
+    }
+}
+
+impl<'l, 'a: 'l, A: Adapter> DoubleEndedIterator for ListIter<'l, 'a, A> {
+    #[inline]
+    fn next_back(&mut self) -> Option<&'a A::Item> {
+        if self.back.is_null() {
+            return None;
+        }
+        let cur = self.back;
+        if ptr::eq(cur, self.front) {
+            self.front = ptr::null_mut();
+            self.back = ptr::null_mut();
+        } else {
+            // SAFETY: as in `next`.
+            self.back = unsafe { (*cur).prev };
+        }
+        // SAFETY: as in `next`.
+        Some(unsafe { &*A::item(cur) })
+    }
+}
+
+/// A position in a [`List`] that can move both ways and edit around itself.
+///
+/// The position is an item or the head ("ghost" position, where [`CursorMut::current`] is
+/// `None`); moving past either end reaches the ghost, moving again wraps around, as in a
+/// circular list.
+pub struct CursorMut<'l, 'a, A: Adapter> {
+    cur: *mut ListHead,
+    head: *mut ListHead,
+    _l: PhantomData<&'l mut List<'a, A>>,
+}
+
+impl<'l, 'a, A: Adapter> CursorMut<'l, 'a, A> {
+    /// Returns the item at the cursor, or `None` at the ghost position.
+    pub fn current(&self) -> Option<&'a A::Item> {
+        // SAFETY: a non-head position is an item's link.
+        (!ptr::eq(self.cur, self.head)).then(|| unsafe { &*A::item(self.cur) })
+    }
+
+    /// Moves to the next position.
+    pub fn move_next(&mut self) {
+        // SAFETY: `cur` is a valid node of the list we borrow mutably.
+        self.cur = unsafe { (*self.cur).next };
+    }
+
+    /// Moves to the previous position.
+    pub fn move_prev(&mut self) {
+        // SAFETY: as in `move_next`.
+        self.cur = unsafe { (*self.cur).prev };
+    }
+
+    /// Returns the item after the cursor without moving.
+    pub fn peek_next(&self) -> Option<&'a A::Item> {
+        // SAFETY: as in `move_next`; a non-head node is an item's link.
+        unsafe {
+            let n = (*self.cur).next;
+            (!ptr::eq(n, self.head)).then(|| &*A::item(n))
+        }
+    }
+
+    /// Removes the current item and moves to the next position; `None` at the ghost.
+    pub fn remove_current(&mut self) -> Option<&'a A::Item> {
+        if ptr::eq(self.cur, self.head) {
+            return None;
+        }
+        let n = self.cur;
+        // SAFETY: `n` is a linked item of this list.
+        unsafe {
+            self.cur = (*n).next;
+            Some(List::<A>::unlink(n))
+        }
+    }
+
+    /// Inserts `item` after the cursor (at the front, when at the ghost).
+    ///
+    /// # Errors
+    /// Returns the item back if it is already on a list.
+    pub fn insert_after(&mut self, item: &'a A::Item) -> Result<(), &'a A::Item> {
+        let n = List::<A>::check_unlinked(item)?;
+        // SAFETY: `cur` is a node of this pinned list; `n` is unlinked and lives for 'a.
+        unsafe { list_add(n, self.cur) };
+        Ok(())
+    }
+
+    /// Inserts `item` before the cursor (at the back, when at the ghost).
+    ///
+    /// # Errors
+    /// Returns the item back if it is already on a list.
+    pub fn insert_before(&mut self, item: &'a A::Item) -> Result<(), &'a A::Item> {
+        let n = List::<A>::check_unlinked(item)?;
+        // SAFETY: as in `insert_after`.
+        unsafe { list_add_tail(n, self.cur) };
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -205,7 +1517,10 @@ mod tests {
     #[test]
     fn add_del_order() {
         let mut head = ListHead::new();
-        let mut items: [Item; 3] = core::array::from_fn(|i| Item { val: i as u32, link: ListHead::new() });
+        let mut items: [Item; 3] = core::array::from_fn(|i| Item {
+            val: i as u32,
+            link: ListHead::new(),
+        });
         // SAFETY: everything lives on this stack frame and does not move.
         unsafe {
             ListHead::init(&mut head);

@@ -1,0 +1,457 @@
+//! Fixed-size chained hash tables of hlist buckets, as in `<linux/hashtable.h>`.
+//!
+//! # Raw layer
+//! A table is a slice of 2^bits [`HlistHead`]s: `DEFINE_HASHTABLE(name, bits)` is
+//! `let name: [HlistHead; 1 << bits] = define_hashtable()` (compile-time size) and a run-time
+//! sized table is any power-of-two slice, e.g. one allocated by the caller. The functions take
+//! the table as a slice and derive `bits` from its length (`HASH_BITS`). A key goes to bucket
+//! `hash_min(key, bits)` ([`HashKey`]).
+//!
+//! # Safe layer
+//! [`HashTable`] owns `N` buckets, links items through an [`HLink`] field named by a
+//! [`KeyAdapter`] (which also extracts the key), must be pinned once an item is added, borrows
+//! its items for `'a`, rejects already-hashed items, and unhashes everything on drop.
+//!
+//! # Invariants
+//! Every node in bucket `b` was added with a key `k` such that `k.hash_min(bits) == b`. A table's
+//! length is a power of two of at least 1.
+//!
+//! # Locking
+//! None: the caller serialises access (Linux typically uses one lock for the table or one per
+//! bucket; the hashtable functions themselves take no lock).
+
+use core::cell::UnsafeCell;
+use core::marker::{PhantomData, PhantomPinned};
+use core::pin::Pin;
+use core::ptr;
+
+pub use crate::hash::HashKey;
+use crate::hlist::{
+    hlist_add_head, hlist_del_init, hlist_empty, hlist_unhashed, HlistHead, HlistIter, HlistNode,
+    INIT_HLIST_HEAD,
+};
+
+/// `HASH_BITS(name)`: log2 of the number of buckets.
+///
+/// # Panics
+/// If `table.len()` is not a power of two.
+#[inline]
+pub fn hash_bits(table: &[HlistHead]) -> u32 {
+    assert!(
+        table.len().is_power_of_two(),
+        "hashtable size must be a power of two"
+    );
+    table.len().trailing_zeros()
+}
+
+/// The bucket index of `key` in a table of 2^bits buckets (0 for a one-bucket table).
+#[inline(always)]
+fn bucket_of<K: HashKey>(key: K, bits: u32) -> usize {
+    if bits == 0 {
+        0
+    } else {
+        key.hash_min(bits) as usize
+    }
+}
+
+/// `DEFINE_HASHTABLE(name, bits)` with `N = 1 << bits`: an array of empty buckets.
+///
+/// # Panics
+/// At compile time (in const context) or run time if `N` is not a power of two.
+pub const fn define_hashtable<const N: usize>() -> [HlistHead; N] {
+    assert!(N.is_power_of_two(), "hashtable size must be a power of two");
+    [const { HlistHead::new() }; N]
+}
+
+/// `hash_init(hashtable)`: empties every bucket (without touching any node).
+pub fn hash_init(table: &mut [HlistHead]) {
+    for b in table.iter_mut() {
+        // SAFETY: `b` is a valid exclusive reference.
+        unsafe { INIT_HLIST_HEAD(b) };
+    }
+}
+
+/// `hash_add(hashtable, node, key)`: adds `node` to the bucket of `key`.
+///
+/// # Safety
+/// `node` must be valid and unhashed; the table must not move while the node is on it.
+#[inline]
+pub unsafe fn hash_add<K: HashKey>(table: &mut [HlistHead], node: *mut HlistNode, key: K) {
+    let b = bucket_of(key, hash_bits(table));
+    // SAFETY: forwarded caller guarantee; `b` is in range by construction of `hash_min`.
+    unsafe { hlist_add_head(node, &mut table[b]) }
+}
+
+/// `hash_hashed(node)`: whether the node is in a table.
+///
+/// # Safety
+/// `node` must be valid.
+#[inline]
+pub unsafe fn hash_hashed(node: *const HlistNode) -> bool {
+    // SAFETY: forwarded caller guarantee.
+    !unsafe { hlist_unhashed(node) }
+}
+
+/// `hash_del(node)`: removes `node` from its table and leaves it unhashed.
+///
+/// # Safety
+/// `node` must be valid; if hashed, its bucket must be valid.
+#[inline]
+pub unsafe fn hash_del(node: *mut HlistNode) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { hlist_del_init(node) }
+}
+
+/// `hash_empty(hashtable)`: whether every bucket is empty.
+pub fn hash_empty(table: &[HlistHead]) -> bool {
+    // SAFETY: `b` is a valid reference.
+    table.iter().all(|b| unsafe { hlist_empty(b) })
+}
+
+/// The walk of `hash_for_each`: yields `(bucket, node)` for every node, bucket by bucket. Each
+/// node's successor is read before it is yielded, so the yielded node may be deleted
+/// (`hash_for_each_safe`).
+pub struct HashIter<'t> {
+    table: &'t [HlistHead],
+    bkt: usize,
+    pos: *mut HlistNode,
+}
+
+impl Iterator for HashIter<'_> {
+    type Item = (usize, *mut HlistNode);
+    #[inline]
+    fn next(&mut self) -> Option<(usize, *mut HlistNode)> {
+        while self.pos.is_null() {
+            self.bkt += 1;
+            if self.bkt >= self.table.len() {
+                return None;
+            }
+            self.pos = self.table[self.bkt].first;
+        }
+        let cur = self.pos;
+        // SAFETY: the constructor's contract keeps every node valid while iterating.
+        self.pos = unsafe { (*cur).next };
+        Some((self.bkt, cur))
+    }
+}
+
+/// `hash_for_each(name, bkt, obj, member)`: every `(bucket, node)` of the table.
+///
+/// # Safety
+/// Every node in the table must stay valid while iterating; only the yielded node may be
+/// deleted.
+pub unsafe fn hash_for_each(table: &[HlistHead]) -> HashIter<'_> {
+    let pos = table.first().map_or(ptr::null_mut(), |b| b.first);
+    HashIter { table, bkt: 0, pos }
+}
+
+/// `hash_for_each_safe(name, bkt, tmp, obj, member)`: as [`hash_for_each`]; the yielded node
+/// may be deleted.
+///
+/// # Safety
+/// As [`hash_for_each`].
+pub unsafe fn hash_for_each_safe(table: &[HlistHead]) -> HashIter<'_> {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { hash_for_each(table) }
+}
+
+/// `hash_for_each_possible(name, obj, member, key)`: the nodes of the bucket `key` maps to
+/// (which may include nodes with other keys: compare keys in the loop).
+///
+/// # Safety
+/// As [`hash_for_each`].
+pub unsafe fn hash_for_each_possible<K: HashKey>(table: &[HlistHead], key: K) -> HlistIter<false> {
+    let b = bucket_of(key, hash_bits(table));
+    // SAFETY: forwarded caller guarantee.
+    unsafe { crate::hlist::hlist_for_each(&table[b]) }
+}
+
+/// `hash_for_each_possible_safe(name, obj, tmp, member, key)`: as [`hash_for_each_possible`];
+/// the yielded node may be deleted.
+///
+/// # Safety
+/// As [`hash_for_each`].
+pub unsafe fn hash_for_each_possible_safe<K: HashKey>(
+    table: &[HlistHead],
+    key: K,
+) -> HlistIter<true> {
+    let b = bucket_of(key, hash_bits(table));
+    // SAFETY: forwarded caller guarantee.
+    unsafe { crate::hlist::hlist_for_each_safe(&table[b]) }
+}
+
+/// `hash_for_each(name, bkt, obj, member)` over entries: `hash_for_each_entry!(table, T, member)`
+/// yields `(bkt, *mut T)`. Must be used inside `unsafe`.
+#[macro_export]
+macro_rules! hash_for_each_entry {
+    ($table:expr, $ty:ty, $field:ident) => {
+        $crate::hashtable::hash_for_each($table)
+            .map(|(b, n)| (b, $crate::container_of!(n, $ty, $field)))
+    };
+}
+
+/// `hash_for_each_possible(name, obj, member, key)` over entries:
+/// `hash_for_each_possible_entry!(table, T, member, key)` yields `*mut T`. Must be used inside
+/// `unsafe`.
+#[macro_export]
+macro_rules! hash_for_each_possible_entry {
+    ($table:expr, $ty:ty, $field:ident, $key:expr) => {
+        $crate::hashtable::hash_for_each_possible($table, $key)
+            .map(|n| $crate::container_of!(n, $ty, $field))
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safe layer
+// ---------------------------------------------------------------------------------------------
+
+/// The link a struct embeds to be put in a safe [`HashTable`]: an [`HlistNode`], unhashed when
+/// its `pprev` is null.
+#[repr(transparent)]
+pub struct HLink {
+    node: UnsafeCell<HlistNode>,
+}
+
+impl HLink {
+    /// Returns an unhashed link.
+    pub const fn new() -> Self {
+        Self {
+            node: UnsafeCell::new(HlistNode::new()),
+        }
+    }
+
+    /// Returns whether the link is in a table (`hash_hashed`).
+    pub fn is_hashed(&self) -> bool {
+        // SAFETY: reading a pointer value; the safe layer is single-threaded (`!Sync` table).
+        unsafe { !hlist_unhashed(self.node.get()) }
+    }
+
+    /// Returns the raw node.
+    pub fn as_raw(&self) -> *mut HlistNode {
+        self.node.get()
+    }
+}
+
+impl Default for HLink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Names the [`HLink`] field and the key of the items of a [`HashTable`].
+///
+/// # Safety
+/// `OFFSET` must be the offset of an `HLink` field inside `Item`; `key` must return the same
+/// value for an item for as long as it is in a table. Use
+/// [`define_hash_adapter!`](crate::define_hash_adapter).
+pub unsafe trait KeyAdapter {
+    /// The hashed struct.
+    type Item;
+    /// Its key.
+    type Key: HashKey + PartialEq;
+    /// `offset_of!(Item, link_field)`.
+    const OFFSET: usize;
+    /// Returns the key of `item`.
+    fn key(item: &Self::Item) -> Self::Key;
+
+    /// Returns the link inside `item`.
+    #[inline(always)]
+    fn link(item: &Self::Item) -> &HLink {
+        // SAFETY: trait contract: an `HLink` lives at `OFFSET`.
+        unsafe {
+            &*(item as *const Self::Item)
+                .cast::<u8>()
+                .add(Self::OFFSET)
+                .cast::<HLink>()
+        }
+    }
+
+    /// Returns the item owning `node`.
+    ///
+    /// # Safety
+    /// `node` must be the link of a live `Item`.
+    #[inline(always)]
+    unsafe fn item(node: *const HlistNode) -> *const Self::Item {
+        node.cast::<u8>()
+            .wrapping_sub(Self::OFFSET)
+            .cast::<Self::Item>()
+    }
+}
+
+/// Declares a [`KeyAdapter`]:
+/// `define_hash_adapter!(pub ByPid = Task { node } key u32 => |t| t.pid);`.
+#[macro_export]
+macro_rules! define_hash_adapter {
+    ($vis:vis $name:ident = $item:ty { $field:ident } key $key:ty => |$x:ident| $e:expr) => {
+        $vis struct $name;
+        // SAFETY: offset from `offset_of!`, field type checked by the closure; the key must
+        // not change while hashed, as the caller of this macro promises by using it.
+        unsafe impl $crate::hashtable::KeyAdapter for $name {
+            type Item = $item;
+            type Key = $key;
+            const OFFSET: usize = {
+                let _check: fn(&$item) -> &$crate::hashtable::HLink = |x| &x.$field;
+                ::core::mem::offset_of!($item, $field)
+            };
+            #[inline]
+            fn key($x: &$item) -> $key {
+                $e
+            }
+        }
+    };
+}
+
+/// A hash table of `N` (a power of two) hlist buckets holding `&'a A::Item`s; pin it before
+/// adding (e.g. with `core::pin::pin!`).
+///
+/// # Examples
+/// ```
+/// use core::pin::pin;
+/// use kds::hashtable::{HLink, HashTable};
+/// struct Task { pid: u32, name: &'static str, node: HLink }
+/// kds::define_hash_adapter!(ByPid = Task { node } key u32 => |t| t.pid);
+/// let init = Task { pid: 1, name: "init", node: HLink::new() };
+/// let sh = Task { pid: 42, name: "sh", node: HLink::new() };
+/// let mut table = pin!(HashTable::<ByPid, 16>::new());
+/// assert!(table.as_mut().add(&init).is_ok());
+/// assert!(table.as_mut().add(&sh).is_ok());
+/// assert_eq!(table.find(42).map(|t| t.name), Some("sh"));
+/// assert!(table.as_mut().remove(&sh));
+/// assert!(table.find(42).is_none());
+/// ```
+pub struct HashTable<'a, A: KeyAdapter, const N: usize> {
+    buckets: UnsafeCell<[HlistHead; N]>,
+    _items: PhantomData<&'a A::Item>,
+    _pin: PhantomPinned,
+}
+
+impl<'a, A: KeyAdapter, const N: usize> Default for HashTable<'a, A, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a, A: KeyAdapter, const N: usize> HashTable<'a, A, N> {
+    const BITS: u32 = {
+        assert!(
+            N.is_power_of_two(),
+            "HashTable bucket count must be a power of two"
+        );
+        N.trailing_zeros()
+    };
+
+    /// Returns an empty table (`DEFINE_HASHTABLE`).
+    pub const fn new() -> Self {
+        let _ = Self::BITS;
+        Self {
+            buckets: UnsafeCell::new(define_hashtable::<N>()),
+            _items: PhantomData,
+            _pin: PhantomPinned,
+        }
+    }
+
+    #[inline(always)]
+    fn bucket(&self, key: A::Key) -> *mut HlistHead {
+        let b = bucket_of(key, Self::BITS);
+        // SAFETY: `b < N` since `hash_min` yields `BITS` bits.
+        unsafe { self.buckets.get().cast::<HlistHead>().add(b) }
+    }
+
+    /// Adds `item` under its key (`hash_add`).
+    ///
+    /// # Errors
+    /// Returns the item back if it is already hashed.
+    pub fn add(self: Pin<&mut Self>, item: &'a A::Item) -> Result<(), &'a A::Item> {
+        let link = A::link(item);
+        if link.is_hashed() {
+            return Err(item);
+        }
+        // SAFETY: pinned table, unhashed node of an item borrowed for 'a.
+        unsafe { hlist_add_head(link.as_raw(), self.bucket(A::key(item))) };
+        Ok(())
+    }
+
+    /// Returns the most recently added item with `key` (`hash_for_each_possible` + compare).
+    pub fn find(&self, key: A::Key) -> Option<&'a A::Item> {
+        self.possible(key).find(|it| A::key(it) == key)
+    }
+
+    /// Iterates over all items whose key hashes to the bucket of `key` (possibly other keys).
+    pub fn possible(&self, key: A::Key) -> impl Iterator<Item = &'a A::Item> + '_ {
+        // SAFETY: every node in the table is the link of an item borrowed for 'a, and the
+        // iterator borrows the table, so no node is removed meanwhile.
+        unsafe { crate::hlist::hlist_for_each(self.bucket(key)) }.map(|n| {
+            // SAFETY: as above.
+            unsafe { &*A::item(n) }
+        })
+    }
+
+    /// Removes `item` if it is in this table (`hash_del` after a membership check in its
+    /// bucket). Returns whether it was removed.
+    pub fn remove(self: Pin<&mut Self>, item: &A::Item) -> bool {
+        if !self.possible(A::key(item)).any(|x| ptr::eq(x, item)) {
+            return false;
+        }
+        // SAFETY: the item is hashed in this table.
+        unsafe { hlist_del_init(A::link(item).as_raw()) };
+        true
+    }
+
+    /// Removes and returns every item with `key`, calling `f` on each.
+    pub fn remove_key(self: Pin<&mut Self>, key: A::Key, mut f: impl FnMut(&'a A::Item)) {
+        // SAFETY: the `_safe` walk reads `next` before yielding, so deleting is allowed.
+        for n in unsafe { crate::hlist::hlist_for_each_safe(self.bucket(key)) } {
+            // SAFETY: `n` is the link of an item borrowed for 'a.
+            let it = unsafe { &*A::item(n) };
+            if A::key(it) == key {
+                // SAFETY: `n` is hashed in this table.
+                unsafe { hlist_del_init(n) };
+                f(it);
+            }
+        }
+    }
+
+    /// Returns whether the table has no items (`hash_empty`).
+    pub fn is_empty(&self) -> bool {
+        // SAFETY: shared read of the bucket array we own.
+        hash_empty(unsafe { &*self.buckets.get() })
+    }
+
+    /// Iterates over `(bucket, item)` pairs (`hash_for_each`).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &'a A::Item)> + '_ {
+        // SAFETY: as in `possible`.
+        unsafe { hash_for_each(&*self.buckets.get()) }.map(|(b, n)| {
+            // SAFETY: as in `possible`.
+            (b, unsafe { &*A::item(n) })
+        })
+    }
+
+    /// Removes every item.
+    pub fn clear(self: Pin<&mut Self>) {
+        // SAFETY: pinned; we only relink nodes and never move the buckets.
+        unsafe { self.get_unchecked_mut() }.clear_inner();
+    }
+
+    fn clear_inner(&mut self) {
+        let table = self.buckets.get_mut();
+        for b in table.iter_mut() {
+            let mut n = b.first;
+            while !n.is_null() {
+                // SAFETY: `n` is the link of a live item (type invariant).
+                unsafe {
+                    let next = (*n).next;
+                    (*n).next = ptr::null_mut();
+                    (*n).pprev = ptr::null_mut();
+                    n = next;
+                }
+            }
+            b.first = ptr::null_mut();
+        }
+    }
+}
+
+impl<A: KeyAdapter, const N: usize> Drop for HashTable<'_, A, N> {
+    fn drop(&mut self) {
+        self.clear_inner();
+    }
+}

@@ -1,0 +1,105 @@
+//! The one place that chooses between real atomics and loom's model-checked ones.
+//!
+//! Every lock-free structure in `kds` (today: [`crate::kfifo`] and the small
+//! [`crate::spinlock::SpinLock`]) imports its atomics from here, so building with
+//! `RUSTFLAGS="--cfg loom"` swaps them all at once and no `#[cfg(loom)]` appears in logic.
+
+#[cfg(loom)]
+pub(crate) use loom::hint::spin_loop;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+#[cfg(not(loom))]
+pub(crate) use core::hint::spin_loop;
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+/// One element slot of a lock-free buffer: the unit loom tracks for data races.
+#[cfg(not(loom))]
+pub(crate) type Slot<T> = core::cell::UnsafeCell<core::mem::MaybeUninit<T>>;
+/// One element slot of a lock-free buffer: the unit loom tracks for data races.
+#[cfg(loom)]
+pub(crate) type Slot<T> = loom::cell::UnsafeCell<core::mem::MaybeUninit<T>>;
+
+/// Returns an empty slot.
+#[cfg(not(loom))]
+pub(crate) const fn new_slot<T>() -> Slot<T> {
+    core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit())
+}
+/// Returns an empty slot.
+#[cfg(loom)]
+pub(crate) fn new_slot<T>() -> Slot<T> {
+    loom::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit())
+}
+
+/// Copies `n` elements from `src` into the slots starting at `dst`.
+///
+/// # Safety
+/// `dst..dst+n` must be slots the caller may write (no concurrent access), `src` valid for
+/// `n` reads, and the two must not overlap.
+#[inline(always)]
+pub(crate) unsafe fn copy_to_slots<T: Copy>(dst: *const Slot<T>, src: *const T, n: usize) {
+    #[cfg(not(loom))]
+    // SAFETY: `Slot<T>` has `T`'s layout (`UnsafeCell` and `MaybeUninit` are transparent), so
+    // this is a plain memcpy into memory the caller owns for now.
+    unsafe {
+        core::ptr::copy_nonoverlapping(src, dst.cast_mut().cast::<T>(), n)
+    }
+    #[cfg(loom)]
+    for i in 0..n {
+        // SAFETY: forwarded caller guarantee; loom checks the exclusivity claim.
+        unsafe { (*dst.add(i)).with_mut(|p| (*p).write(*src.add(i))) };
+    }
+}
+
+/// Copies `n` elements from the slots starting at `src` into `dst`.
+///
+/// # Safety
+/// The slots must be initialised and not concurrently written, `dst` valid for `n` writes.
+#[inline(always)]
+pub(crate) unsafe fn copy_from_slots<T: Copy>(dst: *mut T, src: *const Slot<T>, n: usize) {
+    #[cfg(not(loom))]
+    // SAFETY: layout as in `copy_to_slots`; forwarded caller guarantee.
+    unsafe {
+        core::ptr::copy_nonoverlapping(src.cast::<T>(), dst, n)
+    }
+    #[cfg(loom)]
+    for i in 0..n {
+        // SAFETY: forwarded caller guarantee; loom checks it.
+        unsafe { *dst.add(i) = (*src.add(i)).with(|p| (*p).assume_init()) };
+    }
+}
+
+/// Returns the raw address of a run of slots, for handing buffer memory to DMA or user-copy
+/// code. Not modelled under loom (it panics there): loom tests use the copying paths.
+#[inline(always)]
+pub(crate) fn slots_as_mut_ptr<T>(s: *const Slot<T>) -> *mut T {
+    #[cfg(loom)]
+    panic!("raw kfifo buffer access is not modelled under loom");
+    #[cfg(not(loom))]
+    s.cast_mut().cast::<T>()
+}
+
+/// Views caller-provided memory as slots (`kfifo_init` over an external buffer). Not available
+/// under loom (it panics there).
+#[inline(always)]
+pub(crate) fn slots_from_mut_ptr<T>(p: *mut T) -> *const Slot<T> {
+    #[cfg(loom)]
+    panic!("external kfifo buffers are not modelled under loom");
+    #[cfg(not(loom))]
+    p.cast::<Slot<T>>().cast_const()
+}
+
+/// Pads and aligns a value to 128 bytes (two 64-byte lines: adjacent-line prefetch on x86 pulls
+/// pairs of lines), so that a producer's and a consumer's index never share a cache line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+impl<T> core::ops::Deref for CachePadded<T> {
+    type Target = T;
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
