@@ -11,6 +11,8 @@
 
 use core::fmt;
 
+use crate::PAGE_SIZE;
+
 /// Why a probe failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProbeError {
@@ -63,17 +65,17 @@ fn transfer(local: *mut u8, remote: usize, len: usize, write: bool) -> Result<us
     }
 }
 
+/// Transfers `len` bytes one page-bounded chunk at a time, so that a fault is reported at the
+/// first byte of the first inaccessible page (access rights are per page).
 fn probe(local: *mut u8, addr: usize, len: usize, write: bool) -> Result<(), ProbeError> {
     let mut done = 0;
     while done < len {
+        let at = addr.wrapping_add(done);
+        let chunk = (len - done).min(PAGE_SIZE - at % PAGE_SIZE);
         // `done < len`: still inside the caller's buffer.
         let l = local.wrapping_add(done);
-        match transfer(l, addr.wrapping_add(done), len - done, write) {
-            Ok(0) | Err(libc::EFAULT) => {
-                return Err(ProbeError::Fault {
-                    addr: addr.wrapping_add(done),
-                })
-            }
+        match transfer(l, at, chunk, write) {
+            Ok(0) | Err(libc::EFAULT) => return Err(ProbeError::Fault { addr: at }),
             Ok(n) => done += n,
             Err(libc::EINTR) => {}
             Err(e) => return Err(ProbeError::Unsupported(e)),
