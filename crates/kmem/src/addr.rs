@@ -286,7 +286,11 @@ impl Order {
     /// [`MAX_PAGE_ORDER`].
     #[inline]
     pub const fn for_size(size: usize) -> Option<Self> {
-        let pages = if size == 0 { 1 } else { size.div_ceil(PAGE_SIZE) };
+        let pages = if size == 0 {
+            1
+        } else {
+            size.div_ceil(PAGE_SIZE)
+        };
         let o = pages.next_power_of_two().trailing_zeros();
         if o <= MAX_PAGE_ORDER {
             Some(Self(o))
@@ -359,6 +363,9 @@ mod tests {
         assert!(Order::try_new(11).is_err());
         assert_eq!(PhysAddr::new(0x1234).pfn(), Pfn::new(1));
         assert!(PhysAddr::try_new(1 << 52).is_err());
-        assert_eq!(VirtAddr::new(0x1fff).align_down(4096), VirtAddr::new(0x1000));
+        assert_eq!(
+            VirtAddr::new(0x1fff).align_down(4096),
+            VirtAddr::new(0x1000)
+        );
     }
 }

@@ -54,7 +54,12 @@ impl Arch {
                 ZoneType::Movable,
                 ZoneType::Device,
             ],
-            Arch::I386 => &[ZoneType::Dma, ZoneType::Normal, ZoneType::HighMem, ZoneType::Movable],
+            Arch::I386 => &[
+                ZoneType::Dma,
+                ZoneType::Normal,
+                ZoneType::HighMem,
+                ZoneType::Movable,
+            ],
         }
     }
     /// The end (exclusive) of the direct map in physical memory, given the end of RAM.
@@ -166,7 +171,11 @@ pub struct E820Entry {
 impl E820Entry {
     /// Creates an entry.
     pub const fn new(addr: u64, size: u64, kind: E820Type) -> Self {
-        Self { addr: PhysAddr::new(addr), size, kind }
+        Self {
+            addr: PhysAddr::new(addr),
+            size,
+            kind,
+        }
     }
     /// One past the last byte.
     pub const fn end(&self) -> u64 {
@@ -199,7 +208,10 @@ impl fmt::Debug for E820Table {
 impl E820Table {
     /// An empty map.
     pub const fn new() -> Self {
-        Self { entries: [E820Entry::new(0, 0, E820Type::Reserved); E820_MAX_ENTRIES], len: 0 }
+        Self {
+            entries: [E820Entry::new(0, 0, E820Type::Reserved); E820_MAX_ENTRIES],
+            len: 0,
+        }
     }
     /// Appends an entry; returns `false` when the table is full.
     pub fn push(&mut self, e: E820Entry) -> bool {
@@ -225,7 +237,11 @@ impl E820Table {
     }
     /// Total RAM bytes.
     pub fn ram_total(&self) -> u64 {
-        self.entries().iter().filter(|e| e.kind == E820Type::Ram).map(|e| e.size).sum()
+        self.entries()
+            .iter()
+            .filter(|e| e.kind == E820Type::Ram)
+            .map(|e| e.size)
+            .sum()
     }
 
     /// The map QEMU's `pc` machine gives a guest with `mem` bytes of RAM: 639 KiB of base
@@ -244,8 +260,16 @@ impl E820Table {
         t.push(E820Entry::new(0, 0x9fc00, E820Type::Ram));
         t.push(E820Entry::new(0x9fc00, 0x400, E820Type::Reserved));
         t.push(E820Entry::new(0xf0000, 0x10000, E820Type::Reserved));
-        t.push(E820Entry::new(0x10_0000, below_4g - 0x10_0000 - 0x2_0000, E820Type::Ram));
-        t.push(E820Entry::new(below_4g - 0x2_0000, 0x2_0000, E820Type::Reserved));
+        t.push(E820Entry::new(
+            0x10_0000,
+            below_4g - 0x10_0000 - 0x2_0000,
+            E820Type::Ram,
+        ));
+        t.push(E820Entry::new(
+            below_4g - 0x2_0000,
+            0x2_0000,
+            E820Type::Reserved,
+        ));
         t.push(E820Entry::new(0xfeff_c000, 0x4000, E820Type::Reserved));
         t.push(E820Entry::new(0xfffc_0000, 0x4_0000, E820Type::Reserved));
         if above_4g > 0 {
@@ -281,7 +305,14 @@ pub struct AddrTranslation {
 impl AddrTranslation {
     /// An empty table (every address shown as is).
     pub const fn new() -> Self {
-        Self { regions: [TranslationRegion { real: 0, model: 0, len: 0 }; MAX_TRANSLATIONS], len: 0 }
+        Self {
+            regions: [TranslationRegion {
+                real: 0,
+                model: 0,
+                len: 0,
+            }; MAX_TRANSLATIONS],
+            len: 0,
+        }
     }
     /// Adds a region; returns `false` when the table is full.
     pub fn add(&mut self, r: TranslationRegion) -> bool {
@@ -332,10 +363,17 @@ mod tests {
     #[test]
     fn translation() {
         let mut t = AddrTranslation::new();
-        t.add(TranslationRegion { real: 0x1000_0000, model: 0xc000_0000, len: 0x100_0000 });
+        t.add(TranslationRegion {
+            real: 0x1000_0000,
+            model: 0xc000_0000,
+            len: 0x100_0000,
+        });
         assert_eq!(t.to_model(0x1000_1234), 0xc000_1234);
         assert_eq!(t.from_model(0xc000_1234), Some(0x1000_1234));
         assert_eq!(t.from_model(0xd000_0000), None);
-        assert_eq!(Arch::I386.zone_end_pfn(ZoneType::Normal, Pfn::new(0x80000)), Pfn::new(0x38000));
+        assert_eq!(
+            Arch::I386.zone_end_pfn(ZoneType::Normal, Pfn::new(0x80000)),
+            Pfn::new(0x38000)
+        );
     }
 }

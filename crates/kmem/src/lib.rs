@@ -13,12 +13,20 @@
 
 pub mod addr;
 pub mod arch;
-pub mod memblock;
+pub mod debug;
 pub mod gfp;
+pub mod machine;
+pub mod memblock;
+pub mod meminfo;
 pub mod mm_types;
 pub mod mmzone;
+pub mod page_alloc;
 pub mod platform;
+pub mod printk;
+pub mod proc;
+pub mod vmstat;
 
 pub use addr::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 pub use gfp::GfpFlags;
+pub use machine::{BootError, BootParams, Machine};
 pub use mm_types::{Page, PagePtr};

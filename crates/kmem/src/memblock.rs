@@ -83,7 +83,10 @@ impl fmt::Debug for MemblockType {
 impl MemblockType {
     const fn new(name: &'static str) -> Self {
         Self {
-            regions: [MemblockRegion { base: PhysAddr::new(0), size: 0 }; MEMBLOCK_REGIONS],
+            regions: [MemblockRegion {
+                base: PhysAddr::new(0),
+                size: 0,
+            }; MEMBLOCK_REGIONS],
             cnt: 0,
             name,
         }
@@ -132,7 +135,10 @@ impl MemblockType {
             i += 1;
         }
         let absorbed = i - first;
-        let merged = MemblockRegion { base: PhysAddr::new(start), size: end - start };
+        let merged = MemblockRegion {
+            base: PhysAddr::new(start),
+            size: end - start,
+        };
         if absorbed == 0 {
             return self.insert_at(first, merged);
         }
@@ -163,7 +169,10 @@ impl MemblockType {
                     self.regions[i].size = base - rs;
                     self.insert_at(
                         i + 1,
-                        MemblockRegion { base: PhysAddr::new(end), size: re - end },
+                        MemblockRegion {
+                            base: PhysAddr::new(end),
+                            size: re - end,
+                        },
                     )?;
                     return Ok(());
                 }
@@ -172,7 +181,10 @@ impl MemblockType {
                     i += 1;
                 }
                 (false, true) => {
-                    self.regions[i] = MemblockRegion { base: PhysAddr::new(end), size: re - end };
+                    self.regions[i] = MemblockRegion {
+                        base: PhysAddr::new(end),
+                        size: re - end,
+                    };
                     i += 1;
                 }
                 (false, false) => self.remove_at(i),
@@ -184,7 +196,9 @@ impl MemblockType {
     /// Whether `[base, base+size)` overlaps any region.
     fn overlaps(&self, base: u64, size: u64) -> bool {
         let end = base.saturating_add(size);
-        self.regions().iter().any(|r| r.base.as_u64() < end && r.end() > base)
+        self.regions()
+            .iter()
+            .any(|r| r.base.as_u64() < end && r.end() > base)
     }
 }
 
@@ -269,7 +283,11 @@ impl Memblock {
 
     /// `for_each_free_mem_range`: free ranges (memory minus reserved), lowest first.
     pub fn free_ranges(&self) -> FreeRanges<'_> {
-        FreeRanges { mb: self, mi: 0, cursor: 0 }
+        FreeRanges {
+            mb: self,
+            mi: 0,
+            cursor: 0,
+        }
     }
 
     /// `memblock_phys_alloc_range`: allocates `size` bytes aligned to `align` within
@@ -295,7 +313,8 @@ impl Memblock {
         };
         let lo = start.as_u64();
         let found = if self.bottom_up {
-            self.free_ranges().find_map(|r| fit_bottom_up(r, size, align, lo, limit))
+            self.free_ranges()
+                .find_map(|r| fit_bottom_up(r, size, align, lo, limit))
         } else {
             let mut best = None;
             // Top-down: the highest fitting range wins; free_ranges() is ascending, so keep the
@@ -425,7 +444,10 @@ impl Iterator for FreeRanges<'_> {
                 self.cursor = 0;
             }
             if stop > start {
-                return Some(MemblockRegion { base: PhysAddr::new(start), size: stop - start });
+                return Some(MemblockRegion {
+                    base: PhysAddr::new(start),
+                    size: stop - start,
+                });
             }
         }
         None
@@ -439,7 +461,9 @@ mod tests {
     use std::vec::Vec;
 
     fn ranges(mb: &Memblock) -> Vec<(u64, u64)> {
-        mb.free_ranges().map(|r| (r.base.as_u64(), r.end())).collect()
+        mb.free_ranges()
+            .map(|r| (r.base.as_u64(), r.end()))
+            .collect()
     }
 
     #[test]
@@ -462,7 +486,10 @@ mod tests {
         mb.add(PhysAddr::new(0x20000), 0x10000).unwrap();
         mb.reserve(PhysAddr::new(0x1000), 0x1000).unwrap();
         mb.reserve(PhysAddr::new(0xf000), 0x12000).unwrap();
-        assert_eq!(ranges(&mb), [(0, 0x1000), (0x2000, 0xf000), (0x21000, 0x30000)]);
+        assert_eq!(
+            ranges(&mb),
+            [(0, 0x1000), (0x2000, 0xf000), (0x21000, 0x30000)]
+        );
     }
 
     #[test]
@@ -479,7 +506,10 @@ mod tests {
         assert_eq!(mb.reserved_size(), 0x5000);
         mb.free(a, 0x3000).unwrap();
         assert_eq!(mb.reserved_size(), 0x2000);
-        assert_eq!(mb.phys_alloc(0x1000_0000, 0x1000), Err(MemblockError::NoMemory));
+        assert_eq!(
+            mb.phys_alloc(0x1000_0000, 0x1000),
+            Err(MemblockError::NoMemory)
+        );
         assert_eq!(mb.phys_alloc(0, 0x1000), Err(MemblockError::Invalid));
         let low = mb.alloc_bootmem_low_pages(0x1000).unwrap();
         assert!(low.as_u64() < 0xffff_ffff);

@@ -133,7 +133,10 @@ pub struct Page {
     pub(crate) refcount: AtomicI32,
 }
 
-const _: () = assert!(core::mem::size_of::<Page>() == 64, "struct page must be 64 bytes");
+const _: () = assert!(
+    core::mem::size_of::<Page>() == 64,
+    "struct page must be 64 bytes"
+);
 const _: () = assert!(core::mem::align_of::<Page>() <= 64);
 
 /// A pointer to a `struct page` in a machine's memmap, as Linux's `struct page *`.
@@ -347,11 +350,6 @@ impl PagePtr {
     #[inline]
     pub fn zone_type(self) -> ZoneType {
         ZoneType::from_index(((self.flags() & pg::ZONE_MASK) >> pg::ZONE_SHIFT) as usize)
-    }
-    /// Sets the zone field (`set_page_zone`), done once at memmap init.
-    #[inline]
-    pub(crate) fn set_zone_type(self, z: ZoneType) {
-        self.set_flags((self.flags() & !pg::ZONE_MASK) | ((z as u64) << pg::ZONE_SHIFT));
     }
     /// Sets or clears a flag bit (`SetPageX` / `ClearPageX`); only the owner may call it.
     #[inline]

@@ -64,3 +64,295 @@ impl ZoneType {
         }
     }
 }
+
+use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+
+use kds::list::ListHead;
+
+use crate::addr::{Pfn, NR_PAGE_ORDERS};
+
+/// `pageblock_order` (include/linux/pageblock-flags.h): `HPAGE_PMD_ORDER`, 9 on x86_64.
+pub const PAGEBLOCK_ORDER: u32 = 9;
+/// Pages per pageblock.
+pub const PAGEBLOCK_NR_PAGES: usize = 1 << PAGEBLOCK_ORDER;
+/// `PAGE_ALLOC_COSTLY_ORDER`: orders above this are "costly"; pcp lists hold orders 0..=3.
+pub const PAGE_ALLOC_COSTLY_ORDER: u32 = 3;
+
+/// `enum migratetype` (include/linux/mmzone.h), without CMA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum MigrateType {
+    /// `MIGRATE_UNMOVABLE`
+    Unmovable = 0,
+    /// `MIGRATE_MOVABLE`
+    Movable = 1,
+    /// `MIGRATE_RECLAIMABLE`
+    Reclaimable = 2,
+    /// `MIGRATE_HIGHATOMIC`: reserved for high-order atomic allocations.
+    HighAtomic = 3,
+    /// `MIGRATE_ISOLATE`: pages that must not be allocated.
+    Isolate = 4,
+}
+
+/// `MIGRATE_TYPES`.
+pub const MIGRATE_TYPES: usize = 5;
+/// `MIGRATE_PCPTYPES`: the types kept on per-CPU lists.
+pub const MIGRATE_PCPTYPES: usize = 3;
+/// `NR_PCP_LISTS`: one list per pcp migratetype and order 0..=PAGE_ALLOC_COSTLY_ORDER.
+pub const NR_PCP_LISTS: usize = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER as usize + 1);
+
+impl MigrateType {
+    /// All types in order.
+    pub const ALL: [MigrateType; MIGRATE_TYPES] = [
+        MigrateType::Unmovable,
+        MigrateType::Movable,
+        MigrateType::Reclaimable,
+        MigrateType::HighAtomic,
+        MigrateType::Isolate,
+    ];
+    /// From an index (`< MIGRATE_TYPES`; larger values map to Isolate).
+    #[inline]
+    pub const fn from_index(i: usize) -> MigrateType {
+        match i {
+            0 => MigrateType::Unmovable,
+            1 => MigrateType::Movable,
+            2 => MigrateType::Reclaimable,
+            3 => MigrateType::HighAtomic,
+            _ => MigrateType::Isolate,
+        }
+    }
+    /// The name in /proc/pagetypeinfo (`migratetype_names`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            MigrateType::Unmovable => "Unmovable",
+            MigrateType::Movable => "Movable",
+            MigrateType::Reclaimable => "Reclaimable",
+            MigrateType::HighAtomic => "HighAtomic",
+            MigrateType::Isolate => "Isolate",
+        }
+    }
+    /// `gfp_migratetype`: `__GFP_MOVABLE` → Movable, `__GFP_RECLAIMABLE` → Reclaimable.
+    #[inline]
+    pub const fn from_gfp(gfp: crate::gfp::GfpFlags) -> MigrateType {
+        let b = gfp.bits();
+        if b & crate::gfp::GfpFlags::__GFP_MOVABLE.bits() != 0 {
+            MigrateType::Movable
+        } else if b & crate::gfp::GfpFlags::__GFP_RECLAIMABLE.bits() != 0 {
+            MigrateType::Reclaimable
+        } else {
+            MigrateType::Unmovable
+        }
+    }
+    /// `fallbacks[]` of mm/page_alloc.c: where each pcp type looks when its lists are empty.
+    pub const fn fallbacks(self) -> [MigrateType; 2] {
+        match self {
+            MigrateType::Unmovable => [MigrateType::Reclaimable, MigrateType::Movable],
+            MigrateType::Movable => [MigrateType::Reclaimable, MigrateType::Unmovable],
+            _ => [MigrateType::Unmovable, MigrateType::Movable],
+        }
+    }
+}
+
+/// `struct free_area`: one free list per migratetype for one order.
+pub struct FreeArea {
+    /// The free lists, linked through `page->lru`.
+    pub free_list: [ListHead; MIGRATE_TYPES],
+    /// Blocks on each list (Linux counts these by walking; kmem keeps them).
+    pub nr_free_mt: [usize; MIGRATE_TYPES],
+    /// Blocks on all lists (`nr_free`).
+    pub nr_free: usize,
+}
+
+/// What the zone lock protects: the free areas.
+pub struct ZoneFree {
+    /// `free_area[NR_PAGE_ORDERS]`.
+    pub area: [FreeArea; NR_PAGE_ORDERS],
+}
+
+/// Watermark indices (`enum zone_watermarks`).
+pub const WMARK_MIN: usize = 0;
+/// Low watermark: kswapd wakes below it; the fast path needs free pages above it.
+pub const WMARK_LOW: usize = 1;
+/// High watermark: kswapd sleeps above it.
+pub const WMARK_HIGH: usize = 2;
+/// Promotion watermark (memory tiering).
+pub const WMARK_PROMO: usize = 3;
+
+/// Per-zone counters that /proc/zoneinfo and /proc/vmstat show.
+#[derive(Default)]
+pub struct ZoneStats {
+    /// `NR_FREE_PAGES`: pages in the buddy free areas (not on pcp lists).
+    pub nr_free_pages: AtomicIsize,
+    /// `numa_hit`-like count of allocations served by this zone.
+    pub alloc_hits: AtomicUsize,
+    /// Allocations that fell back to this zone from a higher one (`numa_foreign`-like).
+    pub fallback_hits: AtomicUsize,
+}
+
+impl ZoneStats {
+    /// Current free pages in the buddy lists.
+    #[inline]
+    pub fn free_pages(&self) -> usize {
+        self.nr_free_pages.load(Ordering::Relaxed).max(0) as usize
+    }
+}
+
+/// Per-CPU page lists of one zone on one CPU (`struct per_cpu_pages`).
+pub struct PerCpuPages {
+    /// Pages on all lists.
+    pub count: usize,
+    /// Drain to the buddy allocator above this.
+    pub high: usize,
+    /// Pages moved to or from the buddy allocator at once.
+    pub batch: usize,
+    /// One list per (migratetype, order ≤ 3): index `order * MIGRATE_PCPTYPES + mt`.
+    pub lists: [ListHead; NR_PCP_LISTS],
+    /// Allocations served on this CPU (`numa_hit`), folded on read like vm_stat diffs.
+    pub alloc_count: usize,
+    /// Pages allocated minus pages freed on this CPU.
+    pub in_use: isize,
+}
+
+/// Zone geometry and tunables set at boot.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ZoneGeometry {
+    /// First PFN of the zone (`zone_start_pfn`).
+    pub start_pfn: Pfn,
+    /// `spanned_pages`: PFNs from start to end, holes included.
+    pub spanned: u64,
+    /// `present_pages`: RAM pages in the span.
+    pub present: u64,
+}
+
+impl ZoneGeometry {
+    /// One past the last PFN.
+    #[inline]
+    pub fn end_pfn(&self) -> Pfn {
+        self.start_pfn + self.spanned
+    }
+    /// Whether the PFN lies in the zone's span.
+    #[inline]
+    pub fn contains(&self, pfn: Pfn) -> bool {
+        pfn >= self.start_pfn && pfn < self.end_pfn()
+    }
+}
+
+/// `struct zone`.
+///
+/// # Locking
+/// `free` (the free areas and every frame on them) is under the zone lock. `pcp` entries
+/// belong to their CPU: only code inside that CPU's [`crate::platform::CpuGuard`] touches
+/// them (or the CPU-dead hook, once the CPU is gone). Geometry and tunables are written
+/// once at boot, before the machine is shared; counters are atomics.
+pub struct Zone<L: lock_api::RawMutex> {
+    /// The zone's kind.
+    pub kind: ZoneType,
+    /// Span and present pages.
+    pub geo: ZoneGeometry,
+    /// `managed_pages`: pages the buddy allocator manages.
+    pub managed: AtomicUsize,
+    /// `_watermark[]`: min, low, high, promo.
+    pub watermark: [AtomicUsize; 4],
+    /// `lowmem_reserve[]`, indexed by zone kind: pages kept back from allocations whose
+    /// highest usable zone is that kind.
+    pub lowmem_reserve: [AtomicUsize; crate::mmzone::NR_ZONE_KINDS],
+    /// The free areas, under the zone lock.
+    pub free: lock_api::Mutex<L, ZoneFree>,
+    /// Counters.
+    pub stats: ZoneStats,
+    /// One byte per pageblock: its migratetype (`pageblock_flags`), index
+    /// `(pfn - start_pfn rounded down to a pageblock) >> PAGEBLOCK_ORDER`.
+    pub(crate) pageblock_mt: *mut u8,
+    /// Number of pageblocks covered by `pageblock_mt`.
+    pub(crate) nr_pageblocks: usize,
+    /// `possible_cpus` per-CPU page lists.
+    pub(crate) pcp: *mut PerCpuPages,
+    /// `pcp->batch` for every CPU.
+    pub pcp_batch: usize,
+    /// `pcp->high_min`.
+    pub pcp_high_min: usize,
+    /// `pcp->high_max`.
+    pub pcp_high_max: usize,
+}
+
+// SAFETY: the raw pointers refer to memblock memory owned by the machine; access follows the
+// locking rules above.
+unsafe impl<L: lock_api::RawMutex + Send> Send for Zone<L> {}
+// SAFETY: as above.
+unsafe impl<L: lock_api::RawMutex + Sync + Send> Sync for Zone<L> {}
+
+impl<L: lock_api::RawMutex> Zone<L> {
+    /// Whether the zone has any memory (`populated_zone`).
+    #[inline]
+    pub fn is_populated(&self) -> bool {
+        self.geo.present > 0
+    }
+    /// `zone_managed_pages`.
+    #[inline]
+    pub fn managed_pages(&self) -> usize {
+        self.managed.load(Ordering::Relaxed)
+    }
+    /// A watermark (`min_wmark_pages` etc.).
+    #[inline]
+    pub fn wmark(&self, which: usize) -> usize {
+        self.watermark[which].load(Ordering::Relaxed)
+    }
+    /// The pageblock index of a PFN in this zone.
+    #[inline]
+    pub(crate) fn pageblock_index(&self, pfn: Pfn) -> usize {
+        let base = self.geo.start_pfn.as_u64() & !(PAGEBLOCK_NR_PAGES as u64 - 1);
+        ((pfn.as_u64() - base) >> PAGEBLOCK_ORDER) as usize
+    }
+    /// `get_pageblock_migratetype`.
+    #[inline]
+    pub fn pageblock_migratetype(&self, pfn: Pfn) -> MigrateType {
+        let i = self.pageblock_index(pfn);
+        debug_assert!(i < self.nr_pageblocks);
+        // SAFETY: `pageblock_mt` has `nr_pageblocks` bytes covering the zone's span and `pfn`
+        // is in the span (callers only pass PFNs of this zone).
+        MigrateType::from_index(unsafe { *self.pageblock_mt.add(i) } as usize)
+    }
+    /// `set_pageblock_migratetype`. Called under the zone lock (or at boot).
+    #[inline]
+    pub(crate) fn set_pageblock_migratetype(&self, pfn: Pfn, mt: MigrateType) {
+        let i = self.pageblock_index(pfn);
+        debug_assert!(i < self.nr_pageblocks);
+        // SAFETY: as in `pageblock_migratetype`; writers hold the zone lock.
+        unsafe { *self.pageblock_mt.add(i) = mt as u8 }
+    }
+    /// Number of pageblocks of each migratetype ("Number of blocks type" in pagetypeinfo).
+    pub fn pageblock_counts(&self) -> [usize; MIGRATE_TYPES] {
+        let mut c = [0; MIGRATE_TYPES];
+        for i in 0..self.nr_pageblocks {
+            // SAFETY: `i < nr_pageblocks`; a racy read of a byte only skews a statistic.
+            let mt = unsafe { *self.pageblock_mt.add(i) } as usize;
+            c[mt.min(MIGRATE_TYPES - 1)] += 1;
+        }
+        c
+    }
+    /// The per-CPU lists of `cpu`.
+    ///
+    /// # Safety
+    /// The caller must hold `cpu`'s [`crate::platform::CpuGuard`] (or be the CPU-dead hook
+    /// for it) and must not keep another reference to the same lists.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn pcp_of(&self, cpu: usize) -> &mut PerCpuPages {
+        // SAFETY: `pcp` has `possible_cpus` entries and `cpu` is below that (CpuGuard
+        // invariant); exclusivity is the caller's guarantee.
+        unsafe { &mut *self.pcp.add(cpu) }
+    }
+    /// A racy snapshot of one CPU's pcp count (for /proc/zoneinfo).
+    pub(crate) fn pcp_count_snapshot(&self, cpu: usize) -> (usize, usize, usize) {
+        // SAFETY: reading three words of a live per-CPU struct; a racy value only affects a
+        // statistic. Raw-pointer reads, no reference is created.
+        unsafe {
+            let p = self.pcp.add(cpu);
+            (
+                core::ptr::addr_of!((*p).count).read_volatile(),
+                core::ptr::addr_of!((*p).high).read_volatile(),
+                core::ptr::addr_of!((*p).batch).read_volatile(),
+            )
+        }
+    }
+}

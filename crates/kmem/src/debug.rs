@@ -1,0 +1,273 @@
+//! Reports in Linux's formats: `dump_page` (mm/debug.c), `bad_page` (mm/page_alloc.c),
+//! `WARN()` (kernel/panic.c `__warn`) and `warn_alloc`.
+//!
+//! Every report is counted in the machine's [`crate::machine::Taint`] so a caller (the shell,
+//! a test) can tell that something was reported; none of them stops the machine.
+
+use core::fmt;
+use core::panic::Location;
+use core::sync::atomic::Ordering;
+
+use crate::gfp::GfpFlags;
+use crate::mm_types::{pg, PagePtr};
+use crate::platform::{CpuGuard, LogLevel, Platform};
+use crate::Machine;
+
+/// `TAINT_BAD_PAGE`.
+pub const TAINT_BAD_PAGE: u32 = 1 << 5;
+/// `TAINT_WARN`.
+pub const TAINT_WARN: u32 = 1 << 9;
+/// `TAINT_BAD_PAGE`-like flag for slab corruption reports (`TAINT_BAD_PAGE` in Linux too).
+pub const TAINT_SLAB: u32 = TAINT_BAD_PAGE;
+
+impl<P: Platform> Machine<P> {
+    fn taint_str(&self) -> &'static str {
+        let t = self.mm().taint_flags.load(Ordering::Relaxed);
+        match (t & TAINT_BAD_PAGE != 0, t & TAINT_WARN != 0) {
+            (false, false) => "Not tainted",
+            (true, false) => "Tainted: G    B",
+            (false, true) => "Tainted: G        W",
+            (true, true) => "Tainted: G    B   W",
+        }
+    }
+
+    /// Adds taint flags.
+    pub fn add_taint(&self, flags: u32) {
+        self.mm().taint_flags.fetch_or(flags, Ordering::Relaxed);
+    }
+
+    /// Prints the `CPU: … Comm: …` line and a one-frame call trace naming the Rust caller.
+    pub fn dump_stack(&self, level: LogLevel, caller: &Location<'_>) {
+        let cpu = CpuGuard::new(self.platform()).cpu();
+        self.printk(
+            level,
+            format_args!(
+                "CPU: {} UID: 0 PID: {} Comm: {} {} 6.18.0-kmem",
+                cpu,
+                self.platform().current_pid(),
+                self.platform().current_comm(),
+                self.taint_str()
+            ),
+        );
+        self.printk(level, format_args!("Call Trace:"));
+        self.printk(level, format_args!(" <TASK>"));
+        self.printk(
+            level,
+            format_args!("  {}:{}:{}", caller.file(), caller.line(), caller.column()),
+        );
+        self.printk(level, format_args!(" </TASK>"));
+    }
+
+    /// `dump_page`: prints the `struct page` of `page` and why.
+    pub fn dump_page(&self, page: PagePtr, reason: &str) {
+        let pfn = self.page_to_pfn(page);
+        let mapcount = if page.page_type().is_some() {
+            0
+        } else {
+            page.raw_page_type().wrapping_add(1) as i32
+        };
+        self.printk(
+            LogLevel::Warning,
+            format_args!(
+                "page: refcount:{} mapcount:{} mapping:{:0w$x} index:{:#x} pfn:{:#x}",
+                page.refcount(),
+                mapcount,
+                self.to_model(page.mapping()),
+                page.index(),
+                pfn.as_u64(),
+                w = self.arch().ptr_hex_digits()
+            ),
+        );
+        if page.is_head() {
+            self.printk(
+                LogLevel::Warning,
+                format_args!("head: order:{} pincount:0", page.compound_order()),
+            );
+        }
+        self.printk(
+            LogLevel::Warning,
+            format_args!(
+                "flags: {:#x}({})",
+                page.flags(),
+                FlagNames(self, page.flags())
+            ),
+        );
+        if let Some(t) = page.page_type() {
+            self.printk(
+                LogLevel::Warning,
+                format_args!("page_type: {:x}({})", page.raw_page_type() >> 24, t.name()),
+            );
+        }
+        // SAFETY: `page` points at 64 initialised bytes of the memmap.
+        let raw: [u8; 64] = unsafe { core::ptr::read(page.as_ptr().cast::<[u8; 64]>()) };
+        let words = self.arch().ptr_hex_digits() / 2;
+        for line in raw.chunks(32) {
+            let mut buf = crate::printk::LineBuf::new();
+            let _ = fmt::Write::write_str(&mut buf, "raw:");
+            for w in line.chunks(words) {
+                let mut v = 0u64;
+                for (i, b) in w.iter().enumerate() {
+                    v |= (*b as u64) << (8 * i);
+                }
+                let _ = fmt::Write::write_fmt(&mut buf, format_args!(" {:0w$x}", v, w = words * 2));
+            }
+            self.printk(LogLevel::Warning, format_args!("{}", buf.as_str()));
+        }
+        self.printk(
+            LogLevel::Warning,
+            format_args!("page dumped because: {reason}"),
+        );
+    }
+
+    /// `bad_page`: reports a page in a state it must not be in. The page is left as it is.
+    #[track_caller]
+    pub fn bad_page(&self, page: PagePtr, reason: &str) {
+        let caller = Location::caller();
+        self.mm().taint.bugs.fetch_add(1, Ordering::Relaxed);
+        self.printk(
+            LogLevel::Alert,
+            format_args!(
+                "BUG: Bad page state in process {}  pfn:{:05x}",
+                self.platform().current_comm(),
+                self.page_to_pfn(page).as_u64()
+            ),
+        );
+        self.dump_page(page, reason);
+        self.printk(LogLevel::Alert, format_args!("Modules linked in:"));
+        self.add_taint(TAINT_BAD_PAGE);
+        self.dump_stack(LogLevel::Alert, caller);
+    }
+
+    /// Reports an address that is not memory kmem manages, where a page was expected.
+    #[track_caller]
+    pub fn bad_address(&self, what: &str, addr: u64) {
+        let caller = Location::caller();
+        self.mm().taint.bugs.fetch_add(1, Ordering::Relaxed);
+        self.printk(
+            LogLevel::Alert,
+            format_args!(
+                "BUG: Bad page state in process {}  pfn:invalid",
+                self.platform().current_comm()
+            ),
+        );
+        self.printk(
+            LogLevel::Alert,
+            format_args!(
+            "{what}: address {addr:#0w$x} has no struct page (outside the direct map or memmap)",
+            w = self.arch().ptr_hex_digits() + 2
+        ),
+        );
+        self.add_taint(TAINT_BAD_PAGE);
+        self.dump_stack(LogLevel::Alert, caller);
+    }
+
+    /// `WARN()`: prints a warning with the `cut here` frame and goes on.
+    #[track_caller]
+    pub fn warn(&self, args: fmt::Arguments<'_>) {
+        let caller = Location::caller();
+        self.mm().taint.warnings.fetch_add(1, Ordering::Relaxed);
+        self.printk(
+            LogLevel::Warning,
+            format_args!("------------[ cut here ]------------"),
+        );
+        self.printk(
+            LogLevel::Warning,
+            format_args!(
+                "WARNING: CPU: {} PID: {} at {}:{} {}",
+                CpuGuard::new(self.platform()).cpu(),
+                self.platform().current_pid(),
+                caller.file(),
+                caller.line(),
+                args
+            ),
+        );
+        self.printk(LogLevel::Warning, format_args!("Modules linked in:"));
+        self.add_taint(TAINT_WARN);
+        self.dump_stack(LogLevel::Warning, caller);
+        self.printk(
+            LogLevel::Warning,
+            format_args!("---[ end trace 0000000000000000 ]---"),
+        );
+    }
+
+    /// `warn_alloc`: the `page allocation failure` report, unless `__GFP_NOWARN`.
+    #[track_caller]
+    pub fn warn_alloc(&self, gfp: GfpFlags, args: fmt::Arguments<'_>) {
+        if gfp.contains(GfpFlags::__GFP_NOWARN) {
+            return;
+        }
+        let caller = Location::caller();
+        self.mm().taint.warnings.fetch_add(1, Ordering::Relaxed);
+        self.printk(
+            LogLevel::Warning,
+            format_args!(
+                "{}: {}, mode:{:#x}({}), nodemask=(null),cpuset=/,mems_allowed=0",
+                self.platform().current_comm(),
+                args,
+                gfp.bits(),
+                gfp
+            ),
+        );
+        self.dump_stack(LogLevel::Warning, caller);
+        self.show_mem();
+    }
+
+    /// `show_mem`: the per-zone summary printed after an allocation failure.
+    pub fn show_mem(&self) {
+        self.printk(LogLevel::Warning, format_args!("Mem-Info:"));
+        for z in self.zones() {
+            if !z.is_populated() {
+                continue;
+            }
+            self.printk(LogLevel::Warning, format_args!(
+                "Node 0 {} free:{}kB boost:0kB min:{}kB low:{}kB high:{}kB present:{}kB managed:{}kB",
+                z.kind.name(),
+                crate::machine::pages_to_kb(z.stats.free_pages()),
+                crate::machine::pages_to_kb(z.wmark(crate::mmzone::WMARK_MIN)),
+                crate::machine::pages_to_kb(z.wmark(crate::mmzone::WMARK_LOW)),
+                crate::machine::pages_to_kb(z.wmark(crate::mmzone::WMARK_HIGH)),
+                crate::machine::pages_to_kb(z.geo.present as usize),
+                crate::machine::pages_to_kb(z.managed_pages()),
+            ));
+        }
+        for z in self.zones() {
+            if !z.is_populated() {
+                continue;
+            }
+            let counts = self.free_area_counts(z.kind);
+            let mut buf = crate::printk::LineBuf::new();
+            let _ = fmt::Write::write_fmt(&mut buf, format_args!("Node 0 {}:", z.kind.name()));
+            let mut total = 0usize;
+            for (o, n) in counts.iter().enumerate() {
+                total += n << o;
+                let _ = fmt::Write::write_fmt(&mut buf, format_args!(" {}*{}kB", n, 4usize << o));
+            }
+            let _ = fmt::Write::write_fmt(&mut buf, format_args!(" = {}kB", total * 4));
+            self.printk(LogLevel::Warning, format_args!("{}", buf.as_str()));
+        }
+    }
+}
+
+/// `%pGp`: flag names, then `node=0|zone=N`.
+struct FlagNames<'a, P: Platform>(&'a Machine<P>, u64);
+
+impl<P: Platform> fmt::Display for FlagNames<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (bit, name) in pg::NAMES {
+            if self.1 & bit != 0 {
+                write!(f, "{name}|")?;
+            }
+        }
+        let kind = crate::mmzone::ZoneType::from_index(
+            ((self.1 & pg::ZONE_MASK) >> pg::ZONE_SHIFT) as usize,
+        );
+        let idx = self
+            .0
+            .arch()
+            .zones()
+            .iter()
+            .position(|z| *z == kind)
+            .unwrap_or(0);
+        write!(f, "node=0|zone={idx}")
+    }
+}

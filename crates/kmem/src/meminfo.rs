@@ -1,0 +1,136 @@
+//! /proc/meminfo (fs/proc/meminfo.c `meminfo_proc_show`): every line Linux 6.18 prints on
+//! x86, in its order and format (`%-16s%8lu kB` through `show_val_kb`). kmem has no page
+//! cache, swap, anonymous memory or hugetlb, so those lines read 0, which is true of it.
+
+use core::fmt::{self, Write};
+
+use crate::arch::Arch;
+use crate::machine::{pages_to_kb, NodeStat};
+use crate::mmzone::ZoneType;
+use crate::platform::Platform;
+use crate::Machine;
+
+fn kb(out: &mut dyn Write, label: &str, kb: usize) -> fmt::Result {
+    writeln!(out, "{:<16}{:>8} kB", label, kb)
+}
+
+impl<P: Platform> Machine<P> {
+    /// Writes `/proc/meminfo`.
+    pub fn show_meminfo(&self, out: &mut dyn Write) -> fmt::Result {
+        let total = self.totalram_pages();
+        let free = self.nr_free_pages();
+        let srecl = self.node_stat_hook(NodeStat::SlabReclaimable);
+        let sunrecl = self.node_stat_hook(NodeStat::SlabUnreclaimable);
+        let pt = self.node_stat_hook(NodeStat::PageTables);
+        kb(out, "MemTotal:", pages_to_kb(total))?;
+        kb(out, "MemFree:", pages_to_kb(free))?;
+        kb(
+            out,
+            "MemAvailable:",
+            pages_to_kb(self.mem_available_pages()),
+        )?;
+        for l in [
+            "Buffers:",
+            "Cached:",
+            "SwapCached:",
+            "Active:",
+            "Inactive:",
+            "Active(anon):",
+            "Inactive(anon):",
+            "Active(file):",
+            "Inactive(file):",
+            "Unevictable:",
+            "Mlocked:",
+        ] {
+            kb(out, l, 0)?;
+        }
+        if self.arch() == Arch::I386 {
+            let hz = self.zone(ZoneType::HighMem);
+            let htotal = hz.managed_pages();
+            let hfree = hz.stats.free_pages();
+            kb(out, "HighTotal:", pages_to_kb(htotal))?;
+            kb(out, "HighFree:", pages_to_kb(hfree))?;
+            kb(out, "LowTotal:", pages_to_kb(total - htotal))?;
+            kb(out, "LowFree:", pages_to_kb(free - hfree))?;
+        }
+        for l in [
+            "SwapTotal:",
+            "SwapFree:",
+            "Zswap:",
+            "Zswapped:",
+            "Dirty:",
+            "Writeback:",
+            "AnonPages:",
+            "Mapped:",
+            "Shmem:",
+        ] {
+            kb(out, l, 0)?;
+        }
+        kb(out, "KReclaimable:", pages_to_kb(srecl))?;
+        kb(out, "Slab:", pages_to_kb(srecl + sunrecl))?;
+        kb(out, "SReclaimable:", pages_to_kb(srecl))?;
+        kb(out, "SUnreclaim:", pages_to_kb(sunrecl))?;
+        kb(out, "KernelStack:", 0)?;
+        kb(out, "PageTables:", pages_to_kb(pt))?;
+        for l in [
+            "SecPageTables:",
+            "NFS_Unstable:",
+            "Bounce:",
+            "WritebackTmp:",
+        ] {
+            kb(out, l, 0)?;
+        }
+        // overcommit_ratio 50, no swap: CommitLimit = totalram / 2.
+        kb(out, "CommitLimit:", pages_to_kb(total / 2))?;
+        kb(out, "Committed_AS:", 0)?;
+        let (vtotal, vused) = self.vmalloc_info_kb();
+        kb(out, "VmallocTotal:", vtotal)?;
+        kb(out, "VmallocUsed:", vused)?;
+        kb(out, "VmallocChunk:", 0)?;
+        kb(out, "Percpu:", self.percpu_kb())?;
+        for l in [
+            "AnonHugePages:",
+            "ShmemHugePages:",
+            "ShmemPmdMapped:",
+            "FileHugePages:",
+            "FilePmdMapped:",
+            "Balloon:",
+        ] {
+            kb(out, l, 0)?;
+        }
+        writeln!(out, "HugePages_Total:       0")?;
+        writeln!(out, "HugePages_Free:        0")?;
+        writeln!(out, "HugePages_Rsvd:        0")?;
+        writeln!(out, "HugePages_Surp:        0")?;
+        kb(
+            out,
+            "Hugepagesize:",
+            if self.arch() == Arch::X86_64 {
+                2048
+            } else {
+                4096
+            },
+        )?;
+        kb(out, "Hugetlb:", 0)?;
+        Ok(())
+    }
+
+    /// VmallocTotal and VmallocUsed in kB (Documentation/arch/x86/x86_64/mm.rst: 32 TiB of
+    /// vmalloc space on x86_64; 128 MiB less the guard on i386).
+    fn vmalloc_info_kb(&self) -> (usize, usize) {
+        let total = match self.arch() {
+            Arch::X86_64 => 34_359_738_367,
+            Arch::I386 => (120 << 20) / 1024,
+        };
+        (
+            total,
+            pages_to_kb(self.node_stat_hook(NodeStat::VmallocPages)),
+        )
+    }
+
+    /// Memory used by per-CPU data in kB: the per-CPU page list structures.
+    fn percpu_kb(&self) -> usize {
+        let per_zone = core::mem::size_of::<crate::mmzone::PerCpuPages>() * self.nr_cpus();
+        self.zones().filter(|z| z.is_populated()).count() * per_zone / 1024
+    }
+}

@@ -1,0 +1,1195 @@
+//! The buddy page allocator (mm/page_alloc.c).
+//!
+//! Each zone keeps `free_area[0..=MAX_PAGE_ORDER]`, one free list per migratetype per order.
+//! A free block of order `n` is `1 << n` naturally aligned frames; its first `struct page`
+//! is marked `PageBuddy` with the order in `private`. Allocation takes the smallest block
+//! that fits and halves it (`expand`), putting the unused halves back; freeing merges a
+//! block with its buddy at `pfn ^ (1 << order)` while the buddy is free at the same order
+//! (`__free_one_page`).
+//!
+//! Orders 0..=3 (`PAGE_ALLOC_COSTLY_ORDER`) go through per-CPU page lists first: allocation
+//! pops from the current CPU's list and refills it `batch` blocks at a time under the zone
+//! lock; freeing pushes onto it and gives `batch` back when it holds more than `high`.
+//!
+//! # Migratetypes
+//! Every pageblock (order 9) has a migratetype. A free block sits on the list of its
+//! pageblock's type; a block of pageblock order or more has all its pageblocks of one type.
+//! When a type's lists are empty the allocator falls back as Linux does (`fallbacks[]`):
+//! first it tries to *claim* a whole pageblock from the largest suitable block
+//! (`__rmqueue_claim`: whole block for order ≥ pageblock_order, otherwise the pageblock changes
+//! type when at least half of it is free), then *steals* the smallest block without
+//! claiming (`__rmqueue_steal`).
+//!
+//! # Zones and watermarks
+//! `gfp_zone` picks the highest usable zone; the zonelist falls back to lower zones. A zone
+//! serves an allocation only while its free pages stay above the watermark plus
+//! `lowmem_reserve[highest zone]`; `__GFP_HIGH` may dip to half of min, and non-blocking
+//! high-priority requests (GFP_ATOMIC) to 3/8 of it (`__zone_watermark_ok`).
+//!
+//! # Locking
+//! The zone lock protects the free areas and the pages on them. A CPU's pcp lists are used
+//! only inside its [`CpuGuard`]. The fast path (pcp hit) takes no lock and does no atomic
+//! read-modify-write.
+//!
+//! # Bad input
+//! kmem records the order of every allocation in its head page and checks it on free, even
+//! though Linux only catches a wrong order with debugging on. Freeing with the wrong order,
+//! freeing a free page (double free), a reserved page, a tail page, a typed page (slab,
+//! page table) or an address without a `struct page` prints `BUG: Bad page state` and
+//! changes nothing.
+
+use core::sync::atomic::Ordering;
+
+use kds::list::{self, ListHead};
+
+use crate::addr::{Order, Pfn, VirtAddr, MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGE_SIZE};
+use crate::gfp::GfpFlags;
+use crate::machine::{MmState, ORDERS};
+use crate::mm_types::{pg, PagePtr};
+use crate::mmzone::{
+    MigrateType, PerCpuPages, Zone, ZoneFree, ZoneType, MIGRATE_PCPTYPES, MIGRATE_TYPES,
+    PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, WMARK_LOW, WMARK_MIN,
+    WMARK_PROMO,
+};
+use crate::platform::{CpuGuard, Platform};
+use crate::Machine;
+
+/// Allocation flags derived from GFP (`ALLOC_*` of mm/internal.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct AllocFlags {
+    wmark: usize,
+    /// `ALLOC_MIN_RESERVE`: `__GFP_HIGH`.
+    min_reserve: bool,
+    /// `ALLOC_NON_BLOCK`: the caller cannot reclaim.
+    non_block: bool,
+    /// `ALLOC_NO_WATERMARKS`: `__GFP_MEMALLOC`.
+    no_watermarks: bool,
+}
+
+/// `gfp_zone`: the highest zone kind an allocation may use on `arch`.
+pub fn gfp_zone(arch: crate::arch::Arch, gfp: GfpFlags) -> ZoneType {
+    let has = |z: ZoneType| arch.zones().contains(&z);
+    if gfp.contains(GfpFlags::__GFP_DMA) {
+        ZoneType::Dma
+    } else if gfp.contains(GfpFlags::__GFP_DMA32) {
+        if has(ZoneType::Dma32) {
+            ZoneType::Dma32
+        } else {
+            ZoneType::Normal
+        }
+    } else if gfp.contains(GfpFlags::__GFP_HIGHMEM) {
+        if gfp.contains(GfpFlags::__GFP_MOVABLE) {
+            ZoneType::Movable
+        } else if has(ZoneType::HighMem) {
+            ZoneType::HighMem
+        } else {
+            ZoneType::Normal
+        }
+    } else {
+        ZoneType::Normal
+    }
+}
+
+#[inline]
+fn pcp_index(order: Order, mt: MigrateType) -> usize {
+    order.as_usize() * MIGRATE_PCPTYPES + mt as usize
+}
+
+/// `nr_free_pages`-like snapshot of one zone's free areas.
+pub type FreeAreaCounts = [usize; NR_PAGE_ORDERS];
+
+// ------------------------------------------------------------------ free-area primitives
+// All of these run under the zone lock (`free` is the locked data).
+
+impl<P: Platform> MmState<P> {
+    #[inline]
+    pub(crate) fn page(&self, pfn: Pfn) -> PagePtr {
+        debug_assert!(pfn < self.max_pfn);
+        // SAFETY: callers pass PFNs inside a zone span, all below max_pfn; the memmap has
+        // max_pfn entries.
+        unsafe {
+            PagePtr::from_raw(core::ptr::NonNull::new_unchecked(
+                self.mem_map.add(pfn.as_usize()),
+            ))
+        }
+    }
+    #[inline]
+    pub(crate) fn page_to_pfn(&self, page: PagePtr) -> Pfn {
+        Pfn::new(
+            ((page.as_ptr() as usize - self.mem_map as usize)
+                / core::mem::size_of::<crate::mm_types::Page>()) as u64,
+        )
+    }
+
+    pub(crate) fn add_to_free_list(
+        &self,
+        free: &mut ZoneFree,
+        page: PagePtr,
+        order: Order,
+        mt: MigrateType,
+        tail: bool,
+    ) {
+        page.set_private(order.as_usize());
+        page.set_page_type(crate::mm_types::PageType::Buddy);
+        let area = &mut free.area[order.as_usize()];
+        let head: *mut ListHead = &mut area.free_list[mt as usize];
+        // SAFETY: the list head lives in the (pinned) zone; the page is free and ours under
+        // the zone lock.
+        unsafe {
+            if tail {
+                list::list_add_tail(page.lru(), head)
+            } else {
+                list::list_add(page.lru(), head)
+            }
+        }
+        area.nr_free += 1;
+        area.nr_free_mt[mt as usize] += 1;
+    }
+
+    pub(crate) fn del_from_free_list(
+        &self,
+        free: &mut ZoneFree,
+        page: PagePtr,
+        order: Order,
+        mt: MigrateType,
+    ) {
+        // SAFETY: the page is on this free list (caller's invariant), under the zone lock.
+        unsafe { list::list_del(page.lru()) };
+        page.clear_page_type();
+        page.set_private(0);
+        let area = &mut free.area[order.as_usize()];
+        area.nr_free -= 1;
+        area.nr_free_mt[mt as usize] -= 1;
+    }
+
+    fn change_pageblock_range(
+        &self,
+        zone: &Zone<P::RawLock>,
+        pfn: Pfn,
+        order: Order,
+        mt: MigrateType,
+    ) {
+        let mut p = pfn.as_u64();
+        let end = p + order.pages() as u64;
+        while p < end {
+            if zone.geo.contains(Pfn::new(p)) {
+                zone.set_pageblock_migratetype(Pfn::new(p), mt);
+            }
+            p += PAGEBLOCK_NR_PAGES as u64;
+        }
+    }
+
+    /// `__free_one_page`: puts a block on the free lists, merging with free buddies.
+    pub(crate) fn free_one_page_locked(
+        &self,
+        zone: &Zone<P::RawLock>,
+        free: &mut ZoneFree,
+        mut pfn: Pfn,
+        mut order: Order,
+    ) {
+        let mut mt = zone.pageblock_migratetype(pfn);
+        let max_pfn = self.max_pfn;
+        while order.as_u32() < MAX_PAGE_ORDER {
+            let buddy_pfn = pfn.buddy(order);
+            if buddy_pfn >= max_pfn || !zone.geo.contains(buddy_pfn) {
+                break;
+            }
+            let buddy = self.page(buddy_pfn);
+            if !buddy.is_buddy() || buddy.private() != order.as_usize() {
+                break;
+            }
+            let buddy_mt = zone.pageblock_migratetype(buddy_pfn);
+            if order.as_u32() >= PAGEBLOCK_ORDER && buddy_mt != mt {
+                let mergeable = |m: MigrateType| (m as usize) < MIGRATE_PCPTYPES;
+                if !mergeable(mt) || !mergeable(buddy_mt) {
+                    break;
+                }
+            }
+            self.del_from_free_list(free, buddy, order, buddy_mt);
+            if order.as_u32() >= PAGEBLOCK_ORDER && buddy_mt != mt {
+                // Match the buddy's type so later splits land on the right lists.
+                self.change_pageblock_range(zone, buddy_pfn, order, mt);
+            }
+            if buddy_pfn < pfn {
+                pfn = buddy_pfn;
+                // The merged block takes the type of its first pageblock's list we chose.
+            }
+            order = Order::new(order.as_u32() + 1);
+            if order.as_u32() > PAGEBLOCK_ORDER {
+                mt = zone.pageblock_migratetype(pfn).min(mt).max(mt);
+            }
+        }
+        if order.as_u32() >= PAGEBLOCK_ORDER {
+            self.change_pageblock_range(zone, pfn, order, mt);
+        }
+        self.add_to_free_list(free, self.page(pfn), order, mt, false);
+    }
+
+    /// `expand`: splits a block of order `high` taken from the lists down to `low`, putting
+    /// the upper halves back on `mt`'s lists.
+    fn expand(&self, free: &mut ZoneFree, pfn: Pfn, low: Order, high: Order, mt: MigrateType) {
+        let mut h = high.as_u32();
+        while h > low.as_u32() {
+            h -= 1;
+            let o = Order::new(h);
+            self.add_to_free_list(free, self.page(pfn + o.pages() as u64), o, mt, false);
+        }
+    }
+
+    /// `__rmqueue_smallest`.
+    fn rmqueue_smallest(
+        &self,
+        free: &mut ZoneFree,
+        order: Order,
+        mt: MigrateType,
+    ) -> Option<PagePtr> {
+        for cur in order.as_u32()..=MAX_PAGE_ORDER {
+            let cur = Order::new(cur);
+            let head: *mut ListHead = &mut free.area[cur.as_usize()].free_list[mt as usize];
+            // SAFETY: list heads in the pinned zone, under the zone lock.
+            let first = unsafe { list::list_first(head) };
+            if let Some(l) = first {
+                // SAFETY: free-list entries are `page->lru` links of memmap pages.
+                let page = unsafe { PagePtr::from_lru(l) };
+                self.del_from_free_list(free, page, cur, mt);
+                self.expand(free, self.page_to_pfn(page), order, cur, mt);
+                return Some(page);
+            }
+        }
+        None
+    }
+
+    /// `move_freepages_block`: moves the free blocks of one pageblock from `old` lists to
+    /// `new` lists and returns how many pages moved.
+    fn move_freepages_block(
+        &self,
+        zone: &Zone<P::RawLock>,
+        free: &mut ZoneFree,
+        pfn: Pfn,
+        old: MigrateType,
+        new: MigrateType,
+    ) -> usize {
+        let start = pfn.as_u64() & !(PAGEBLOCK_NR_PAGES as u64 - 1);
+        let end = start + PAGEBLOCK_NR_PAGES as u64;
+        let mut p = start;
+        let mut moved = 0;
+        while p < end {
+            let pf = Pfn::new(p);
+            if !zone.geo.contains(pf) {
+                p += 1;
+                continue;
+            }
+            let page = self.page(pf);
+            if page.is_buddy() {
+                let o = Order::new(page.private() as u32);
+                self.del_from_free_list(free, page, o, old);
+                self.add_to_free_list(free, page, o, new, true);
+                moved += o.pages();
+                p += o.pages() as u64;
+            } else {
+                p += 1;
+            }
+        }
+        moved
+    }
+
+    /// `__rmqueue_claim`: takes the largest fallback block and claims its pageblock.
+    fn rmqueue_claim(
+        &self,
+        zone: &Zone<P::RawLock>,
+        free: &mut ZoneFree,
+        order: Order,
+        start_mt: MigrateType,
+    ) -> Option<PagePtr> {
+        for cur in (order.as_u32()..=MAX_PAGE_ORDER).rev() {
+            let cur = Order::new(cur);
+            // should_try_claim_block
+            let claimable = cur.as_u32() >= PAGEBLOCK_ORDER / 2
+                || start_mt == MigrateType::Reclaimable
+                || start_mt == MigrateType::Unmovable;
+            let Some(fb) = start_mt
+                .fallbacks()
+                .into_iter()
+                .find(|f| free.area[cur.as_usize()].nr_free_mt[*f as usize] > 0)
+            else {
+                continue;
+            };
+            if !claimable {
+                break;
+            }
+            let head: *mut ListHead = &mut free.area[cur.as_usize()].free_list[fb as usize];
+            // SAFETY: non-empty list (count > 0) in the pinned zone, under the lock.
+            let page = unsafe { PagePtr::from_lru((*head).next) };
+            let pfn = self.page_to_pfn(page);
+            if cur.as_u32() >= PAGEBLOCK_ORDER {
+                self.del_from_free_list(free, page, cur, fb);
+                self.change_pageblock_range(zone, pfn, cur, start_mt);
+                self.expand(free, pfn, order, cur, start_mt);
+                return Some(page);
+            }
+            // Claim the pageblock if at least half of it is free.
+            let free_in_block = {
+                let start = pfn.as_u64() & !(PAGEBLOCK_NR_PAGES as u64 - 1);
+                let mut n = 0;
+                let mut p = start;
+                while p < start + PAGEBLOCK_NR_PAGES as u64 {
+                    let pf = Pfn::new(p);
+                    if zone.geo.contains(pf) && self.page(pf).is_buddy() {
+                        let o = self.page(pf).private();
+                        n += 1usize << o;
+                        p += 1u64 << o;
+                    } else {
+                        p += 1;
+                    }
+                }
+                n
+            };
+            if free_in_block >= PAGEBLOCK_NR_PAGES / 2 {
+                self.move_freepages_block(zone, free, pfn, fb, start_mt);
+                zone.set_pageblock_migratetype(pfn, start_mt);
+                return self.rmqueue_smallest(free, order, start_mt);
+            }
+        }
+        None
+    }
+
+    /// `__rmqueue_steal`: takes the smallest fallback block without claiming.
+    fn rmqueue_steal(
+        &self,
+        free: &mut ZoneFree,
+        order: Order,
+        start_mt: MigrateType,
+    ) -> Option<PagePtr> {
+        for cur in order.as_u32()..=MAX_PAGE_ORDER {
+            let cur = Order::new(cur);
+            for fb in start_mt.fallbacks() {
+                if free.area[cur.as_usize()].nr_free_mt[fb as usize] == 0 {
+                    continue;
+                }
+                let head: *mut ListHead = &mut free.area[cur.as_usize()].free_list[fb as usize];
+                // SAFETY: non-empty list in the pinned zone, under the lock.
+                let page = unsafe { PagePtr::from_lru((*head).next) };
+                self.del_from_free_list(free, page, cur, fb);
+                self.expand(free, self.page_to_pfn(page), order, cur, fb);
+                return Some(page);
+            }
+        }
+        None
+    }
+
+    /// `__rmqueue`.
+    pub(crate) fn rmqueue_locked(
+        &self,
+        zone: &Zone<P::RawLock>,
+        free: &mut ZoneFree,
+        order: Order,
+        mt: MigrateType,
+    ) -> Option<PagePtr> {
+        if let Some(p) = self.rmqueue_smallest(free, order, mt) {
+            return Some(p);
+        }
+        if (mt as usize) >= MIGRATE_PCPTYPES {
+            return None;
+        }
+        self.rmqueue_claim(zone, free, order, mt)
+            .or_else(|| self.rmqueue_steal(free, order, mt))
+    }
+}
+
+impl<P: Platform> Machine<P> {
+    // ------------------------------------------------------------------ pcp lists
+
+    /// `rmqueue_bulk`: moves up to `count` blocks of `order` to a pcp list.
+    fn rmqueue_bulk(
+        &self,
+        zone: &Zone<P::RawLock>,
+        order: Order,
+        count: usize,
+        mt: MigrateType,
+        list: *mut ListHead,
+    ) -> usize {
+        let mut free = zone.free.lock();
+        let mut got = 0;
+        while got < count {
+            let Some(page) = self.mm().rmqueue_locked(zone, &mut free, order, mt) else {
+                break;
+            };
+            page.set_private(order.as_usize());
+            // SAFETY: the page was just taken off the free lists; the pcp list belongs to the
+            // current CPU (caller holds its guard).
+            unsafe { list::list_add_tail(page.lru(), list) };
+            got += 1;
+        }
+        zone.stats
+            .nr_free_pages
+            .fetch_sub((got << order.as_u32()) as isize, Ordering::Relaxed);
+        got
+    }
+
+    /// `free_pcppages_bulk`: gives `count` pages of a pcp back to the buddy lists.
+    fn free_pcppages_bulk(&self, zone: &Zone<P::RawLock>, pcp: &mut PerCpuPages, mut count: usize) {
+        let mut free = zone.free.lock();
+        let mut freed = 0usize;
+        let mut idx = 0usize;
+        let mut empty_rounds = 0;
+        while count > 0 && pcp.count > 0 && empty_rounds < pcp.lists.len() {
+            let l: *mut ListHead = &mut pcp.lists[idx];
+            idx = (idx + 1) % pcp.lists.len();
+            // SAFETY: the pcp list is the current CPU's (caller's guard), pinned in memblock.
+            let Some(last) = (unsafe {
+                if list::list_empty(l) {
+                    None
+                } else {
+                    Some((*l).prev)
+                }
+            }) else {
+                empty_rounds += 1;
+                continue;
+            };
+            empty_rounds = 0;
+            // SAFETY: pcp entries are page->lru links.
+            let page = unsafe { PagePtr::from_lru(last) };
+            // SAFETY: the page is on this pcp list.
+            unsafe { list::list_del(page.lru()) };
+            let order = Order::new(page.private() as u32);
+            page.set_private(0);
+            pcp.count -= order.pages();
+            count = count.saturating_sub(order.pages());
+            freed += order.pages();
+            self.mm()
+                .free_one_page_locked(zone, &mut free, self.page_to_pfn(page), order);
+        }
+        zone.stats
+            .nr_free_pages
+            .fetch_add(freed as isize, Ordering::Relaxed);
+    }
+
+    /// `drain_local_pages`: empties the current CPU's pcp lists in every zone.
+    pub fn drain_local_pages(&self) {
+        let g = CpuGuard::new(self.platform());
+        for z in self.zones() {
+            if z.pcp.is_null() {
+                continue;
+            }
+            // SAFETY: we hold this CPU's guard.
+            let pcp = unsafe { z.pcp_of(g.cpu()) };
+            let n = pcp.count;
+            if n > 0 {
+                self.free_pcppages_bulk(z, pcp, n);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ allocation
+
+    fn zone_watermark_ok(
+        &self,
+        zone: &Zone<P::RawLock>,
+        order: Order,
+        highest: ZoneType,
+        af: AllocFlags,
+    ) -> bool {
+        if af.no_watermarks {
+            return true;
+        }
+        let free = zone.stats.free_pages() as isize - (order.pages() as isize - 1);
+        let mut min = zone.wmark(af.wmark) as isize;
+        if af.min_reserve {
+            min -= min / 2;
+            if af.non_block {
+                min -= min / 4;
+            }
+        }
+        free > min + zone.lowmem_reserve[highest.index()].load(Ordering::Relaxed) as isize
+    }
+
+    fn rmqueue(&self, zone: &Zone<P::RawLock>, order: Order, mt: MigrateType) -> Option<PagePtr> {
+        if order.as_u32() <= PAGE_ALLOC_COSTLY_ORDER && (mt as usize) < MIGRATE_PCPTYPES {
+            let g = CpuGuard::new(self.platform());
+            // SAFETY: we hold this CPU's guard.
+            let pcp = unsafe { zone.pcp_of(g.cpu()) };
+            let l: *mut ListHead = &mut pcp.lists[pcp_index(order, mt)];
+            // SAFETY: the current CPU's pcp list.
+            if unsafe { list::list_empty(l) } {
+                let batch = if order.as_u32() == 0 {
+                    pcp.batch
+                } else {
+                    (pcp.batch >> order.as_u32()).max(2)
+                };
+                let got = self.rmqueue_bulk(zone, order, batch.max(1), mt, l);
+                pcp.count += got << order.as_u32();
+                if got == 0 {
+                    return None;
+                }
+            }
+            // SAFETY: non-empty pcp list of this CPU.
+            let page = unsafe { PagePtr::from_lru((*l).next) };
+            // SAFETY: the page is on this list.
+            unsafe { list::list_del(page.lru()) };
+            page.set_private(0);
+            pcp.count -= order.pages();
+            pcp.alloc_count += 1;
+            pcp.in_use += order.pages() as isize;
+            return Some(page);
+        }
+        let page = {
+            let mut free = zone.free.lock();
+            self.mm().rmqueue_locked(zone, &mut free, order, mt)
+        }?;
+        zone.stats
+            .nr_free_pages
+            .fetch_sub(order.pages() as isize, Ordering::Relaxed);
+        let g = CpuGuard::new(self.platform());
+        // SAFETY: we hold this CPU's guard.
+        let pcp = unsafe { zone.pcp_of(g.cpu()) };
+        pcp.alloc_count += 1;
+        pcp.in_use += order.pages() as isize;
+        Some(page)
+    }
+
+    fn get_page_from_freelist(
+        &self,
+        gfp: GfpFlags,
+        order: Order,
+        af: AllocFlags,
+        highest: ZoneType,
+    ) -> Option<PagePtr> {
+        let mt = MigrateType::from_gfp(gfp);
+        let zones = self.arch().zones();
+        let top = zones.iter().position(|z| *z == highest).unwrap_or(0);
+        for &kind in zones[..=top].iter().rev() {
+            let zone = self.zone(kind);
+            if !zone.is_populated() {
+                continue;
+            }
+            if !self.zone_watermark_ok(zone, order, highest, af) {
+                continue;
+            }
+            if let Some(p) = self.rmqueue(zone, order, mt) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    fn prep_new_page(&self, page: PagePtr, order: Order, gfp: GfpFlags) {
+        page.set_refcount(1);
+        page.set_index(0);
+        let mut f = page.flags() & !(pg::ORDER_MASK | pg::HEAD);
+        f |= (order.as_u32() as u64) << pg::ORDER_SHIFT;
+        if gfp.contains(GfpFlags::__GFP_COMP) && order.as_u32() > 0 {
+            f |= pg::HEAD;
+            let head = page.as_ptr() as usize;
+            for i in 1..order.pages() {
+                page.add(i).set_compound_head_raw(head | 1);
+            }
+        }
+        page.set_flags(f);
+        if gfp.contains(GfpFlags::__GFP_ZERO) {
+            let pa = self.page_to_pfn(page).phys();
+            // SAFETY: the block was just allocated to us and lies below phys_end.
+            unsafe { core::ptr::write_bytes(self.phys_to_real(pa), 0, order.bytes()) };
+        }
+    }
+
+    /// Converts a raw order from outside (the shell, a trace) into an [`Order`], printing
+    /// Linux's `WARN_ON_ONCE(order > MAX_PAGE_ORDER)` when it is too large.
+    #[track_caller]
+    pub fn check_order(&self, order: u32, gfp: GfpFlags) -> Option<Order> {
+        match Order::try_new(order) {
+            Ok(o) => Some(o),
+            Err(_) => {
+                if !gfp.contains(GfpFlags::__GFP_NOWARN) {
+                    self.warn(format_args!(
+                        "__alloc_pages: order {order} > MAX_PAGE_ORDER ({MAX_PAGE_ORDER})"
+                    ));
+                }
+                None
+            }
+        }
+    }
+
+    /// `alloc_pages`: allocates `1 << order` contiguous frames.
+    ///
+    /// Returns the first frame's `struct page` with one reference, or `None` (with a
+    /// `page allocation failure` warning unless `__GFP_NOWARN`) when no zone the flags allow
+    /// can serve it above its watermarks.
+    #[track_caller]
+    pub fn alloc_pages(&self, gfp: GfpFlags, order: Order) -> Option<PagePtr> {
+        let highest = gfp_zone(self.arch(), gfp);
+        let fast = AllocFlags {
+            wmark: WMARK_LOW,
+            min_reserve: false,
+            non_block: false,
+            no_watermarks: false,
+        };
+        let page = self
+            .get_page_from_freelist(gfp, order, fast, highest)
+            .or_else(|| {
+                // Slow path: nothing to reclaim in kmem, so retry at the min watermark with the
+                // reserves the flags allow (gfp_to_alloc_flags).
+                let slow = AllocFlags {
+                    wmark: WMARK_MIN,
+                    min_reserve: gfp.contains(GfpFlags::__GFP_HIGH),
+                    non_block: !gfp.contains(GfpFlags::__GFP_DIRECT_RECLAIM),
+                    no_watermarks: gfp.contains(GfpFlags::__GFP_MEMALLOC)
+                        && !gfp.contains(GfpFlags::__GFP_NOMEMALLOC),
+                };
+                self.get_page_from_freelist(gfp, order, slow, highest)
+            });
+        match page {
+            Some(p) => {
+                self.prep_new_page(p, order, gfp);
+                Some(p)
+            }
+            None => {
+                self.warn_alloc(gfp, format_args!("page allocation failure: order:{order}"));
+                None
+            }
+        }
+    }
+
+    /// `alloc_page`: one frame.
+    #[track_caller]
+    pub fn alloc_page(&self, gfp: GfpFlags) -> Option<PagePtr> {
+        self.alloc_pages(gfp, Order::ZERO)
+    }
+
+    /// Checks a page about to be freed; reports and returns `false` if it must not be.
+    #[track_caller]
+    fn free_page_ok(&self, page: PagePtr, order: Order) -> bool {
+        if page.refcount() <= 0 || page.is_buddy() {
+            self.bad_page(
+                page,
+                "VM_BUG_ON_PAGE(page_ref_count(page) == 0) (double free or never allocated)",
+            );
+            return false;
+        }
+        if page.is_tail() {
+            self.bad_page(page, "freeing a tail page of a compound page");
+            return false;
+        }
+        if page.flags() & pg::RESERVED != 0 {
+            self.bad_page(page, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set (reserved)");
+            return false;
+        }
+        if page.flags() & pg::CHECK_AT_FREE != 0 {
+            self.bad_page(page, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
+            return false;
+        }
+        if page.page_type().is_some() {
+            self.bad_page(page, "nonzero mapcount (page has a type)");
+            return false;
+        }
+        let alloc_order = ((page.flags() & pg::ORDER_MASK) >> pg::ORDER_SHIFT) as u32;
+        if alloc_order != order.as_u32() {
+            let mut msg = crate::printk::LineBuf::new();
+            let _ = core::fmt::Write::write_fmt(
+                &mut msg,
+                format_args!(
+                    "freeing order {} of a block allocated with order {}",
+                    order.as_u32(),
+                    alloc_order
+                ),
+            );
+            self.bad_page(page, msg.as_str());
+            return false;
+        }
+        true
+    }
+
+    /// `__free_pages`: drops a reference to a block from [`Machine::alloc_pages`] and frees
+    /// it when it was the last. `order` must be the allocation's order.
+    ///
+    /// Misuse (wrong order, double free, reserved or foreign page) is reported as
+    /// `BUG: Bad page state` and leaves everything unchanged.
+    #[track_caller]
+    pub fn __free_pages(&self, page: PagePtr, order: Order) {
+        if !self.is_memmap_ptr(page.as_ptr()) {
+            self.bad_address("__free_pages", self.to_model(page.as_ptr() as usize));
+            return;
+        }
+        if !self.free_page_ok(page, order) {
+            return;
+        }
+        if !page.put_testzero() {
+            return;
+        }
+        self.free_pages_prepared(page, order);
+    }
+
+    /// Frees a block whose last reference is gone.
+    fn free_pages_prepared(&self, page: PagePtr, order: Order) {
+        if page.is_head() {
+            for i in 1..order.pages() {
+                page.add(i).set_compound_head_raw(0);
+            }
+        }
+        page.set_flags(page.flags() & !(pg::ORDER_MASK | pg::HEAD));
+        page.set_mapping(0);
+        page.set_index(0);
+        let pfn = self.page_to_pfn(page);
+        let zone = self.zone(page.zone_type());
+        let mt = zone.pageblock_migratetype(pfn);
+        let g = CpuGuard::new(self.platform());
+        // SAFETY: we hold this CPU's guard.
+        let pcp = unsafe { zone.pcp_of(g.cpu()) };
+        pcp.in_use -= order.pages() as isize;
+        if order.as_u32() <= PAGE_ALLOC_COSTLY_ORDER && (mt as usize) < MIGRATE_PCPTYPES {
+            page.set_private(order.as_usize());
+            // SAFETY: the page is ours (last reference gone); the list is this CPU's.
+            unsafe { list::list_add(page.lru(), &mut pcp.lists[pcp_index(order, mt)]) };
+            pcp.count += order.pages();
+            if pcp.count >= pcp.high {
+                let to_free = pcp.count - pcp.high + pcp.batch;
+                self.free_pcppages_bulk(zone, pcp, to_free);
+            }
+            return;
+        }
+        drop(g);
+        let mut free = zone.free.lock();
+        self.mm().free_one_page_locked(zone, &mut free, pfn, order);
+        drop(free);
+        zone.stats
+            .nr_free_pages
+            .fetch_add(order.pages() as isize, Ordering::Relaxed);
+    }
+
+    /// `__free_page`.
+    #[track_caller]
+    pub fn __free_page(&self, page: PagePtr) {
+        self.__free_pages(page, Order::ZERO)
+    }
+
+    /// `__get_free_pages`: allocates and returns the direct-map address. HighMem cannot be
+    /// returned (`__GFP_HIGHMEM` is masked off, as Linux does).
+    #[track_caller]
+    pub fn __get_free_pages(&self, gfp: GfpFlags, order: Order) -> Option<VirtAddr> {
+        let page = self.alloc_pages(gfp.without(GfpFlags::__GFP_HIGHMEM), order)?;
+        self.page_address(page)
+    }
+
+    /// `__get_free_page`.
+    #[track_caller]
+    pub fn __get_free_page(&self, gfp: GfpFlags) -> Option<VirtAddr> {
+        self.__get_free_pages(gfp, Order::ZERO)
+    }
+
+    /// `get_zeroed_page`.
+    #[track_caller]
+    pub fn get_zeroed_page(&self, gfp: GfpFlags) -> Option<VirtAddr> {
+        self.__get_free_pages(gfp | GfpFlags::__GFP_ZERO, Order::ZERO)
+    }
+
+    /// `free_pages`: frees by direct-map address. NULL is a no-op.
+    #[track_caller]
+    pub fn free_pages(&self, addr: VirtAddr, order: Order) {
+        if addr.is_null() {
+            return;
+        }
+        match self.virt_to_page(addr) {
+            Some(p) if addr.page_offset() == 0 => self.__free_pages(p, order),
+            Some(p) => self.bad_page(p, "free_pages: address is not page aligned"),
+            None => self.bad_address("free_pages", self.to_model(addr.as_usize())),
+        }
+    }
+
+    /// `free_page`.
+    #[track_caller]
+    pub fn free_page(&self, addr: VirtAddr) {
+        self.free_pages(addr, Order::ZERO)
+    }
+
+    /// `split_page`: turns an order-`order` non-compound block into `1 << order` order-0
+    /// pages, each with its own reference.
+    #[track_caller]
+    pub fn split_page(&self, page: PagePtr, order: Order) {
+        if page.is_head() {
+            self.bad_page(page, "VM_BUG_ON_PAGE(PageCompound(page)) in split_page");
+            return;
+        }
+        for i in 0..order.pages() {
+            let p = page.add(i);
+            p.set_flags(p.flags() & !pg::ORDER_MASK);
+            p.set_refcount(1);
+        }
+    }
+
+    /// `alloc_pages_exact`: allocates exactly `size` bytes (rounded to pages), freeing the
+    /// unused tail of the power-of-two block.
+    #[track_caller]
+    pub fn alloc_pages_exact(&self, size: usize, gfp: GfpFlags) -> Option<VirtAddr> {
+        let order = Order::for_size(size)?;
+        let gfp = gfp.without(GfpFlags::__GFP_COMP | GfpFlags::__GFP_HIGHMEM);
+        let page = self.alloc_pages(gfp, order)?;
+        self.split_page(page, order);
+        let used = size.div_ceil(PAGE_SIZE).max(1);
+        for i in used..order.pages() {
+            self.__free_pages(page.add(i), Order::ZERO);
+        }
+        self.page_address(page)
+    }
+
+    /// `free_pages_exact`.
+    #[track_caller]
+    pub fn free_pages_exact(&self, addr: VirtAddr, size: usize) {
+        let n = size.div_ceil(PAGE_SIZE).max(1);
+        for i in 0..n {
+            self.free_pages(addr + (i * PAGE_SIZE) as u64, Order::ZERO);
+        }
+    }
+
+    /// Frees boot memory `[start, end)` into the buddy allocator (`__free_pages_core`);
+    /// returns the number of pages.
+    pub(crate) fn free_boot_range(&self, start: Pfn, end: Pfn) -> usize {
+        let mut pfn = start.as_u64();
+        let end = end.as_u64();
+        let mut total = 0;
+        while pfn < end {
+            let zone_kind = self.mm().page(Pfn::new(pfn)).zone_type();
+            let zone = self.zone(zone_kind);
+            let zend = zone.geo.end_pfn().as_u64().min(end);
+            let align = if pfn == 0 {
+                MAX_PAGE_ORDER
+            } else {
+                pfn.trailing_zeros().min(MAX_PAGE_ORDER)
+            };
+            let fit = 63 - (zend - pfn).leading_zeros();
+            let order = Order::new(align.min(fit));
+            for i in 0..order.pages() as u64 {
+                let p = self.mm().page(Pfn::new(pfn + i));
+                p.set_flags(p.flags() & !pg::RESERVED);
+                p.set_refcount(0);
+            }
+            let mut free = zone.free.lock();
+            self.mm()
+                .free_one_page_locked(zone, &mut free, Pfn::new(pfn), order);
+            drop(free);
+            zone.stats
+                .nr_free_pages
+                .fetch_add(order.pages() as isize, Ordering::Relaxed);
+            zone.managed.fetch_add(order.pages(), Ordering::Relaxed);
+            total += order.pages();
+            pfn += order.pages() as u64;
+        }
+        total
+    }
+
+    /// `__setup_per_zone_wmarks` and `setup_per_zone_lowmem_reserve`, from
+    /// `min_free_kbytes` computed as `init_per_zone_wmark_min` does.
+    pub(crate) fn setup_per_zone_wmarks_and_reserves(&self) {
+        let arch = self.arch();
+        // nr_free_buffer_pages(): managed pages of the zones GFP_USER may use.
+        let lowmem: usize = self
+            .zones()
+            .filter(|z| z.kind <= ZoneType::Normal)
+            .map(|z| z.managed_pages())
+            .sum();
+        let lowmem_kb = lowmem * (PAGE_SIZE / 1024);
+        let min_free_kbytes = isqrt(lowmem_kb * 16).clamp(128, 262_144);
+        self.set_min_free_kbytes(min_free_kbytes);
+        // sysctl_lowmem_reserve_ratio (mm/page_alloc.c): DMA 256, DMA32 256, Normal 32,
+        // HighMem 0 (no reserve for higher zones), Movable 0.
+        let ratio = |z: ZoneType| match z {
+            ZoneType::Dma | ZoneType::Dma32 => 256,
+            ZoneType::Normal => 32,
+            _ => 0,
+        };
+        let zones = arch.zones();
+        for (i, &zk) in zones.iter().enumerate() {
+            let zone = self.zone(zk);
+            let r = ratio(zk);
+            let clear = r == 0 || zone.managed_pages() == 0;
+            let mut managed = 0usize;
+            for &upper in &zones[i + 1..] {
+                managed += self.zone(upper).managed_pages();
+                let v = if clear { 0 } else { managed / r };
+                zone.lowmem_reserve[upper.index()].store(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Sets `min_free_kbytes` and recomputes the watermarks (`__setup_per_zone_wmarks`).
+    pub fn set_min_free_kbytes(&self, kbytes: usize) {
+        self.mm().min_free_kbytes.store(kbytes, Ordering::Relaxed);
+        let pages_min = kbytes >> (crate::addr::PAGE_SHIFT - 10);
+        let lowmem: usize = self
+            .zones()
+            .filter(|z| z.kind != ZoneType::HighMem && z.kind != ZoneType::Movable)
+            .map(|z| z.managed_pages())
+            .sum();
+        for zone in self.zones() {
+            let managed = zone.managed_pages();
+            let tmp = (pages_min as u64 * managed as u64)
+                .checked_div(lowmem as u64)
+                .unwrap_or(0) as usize;
+            let min = if zone.kind == ZoneType::HighMem || zone.kind == ZoneType::Movable {
+                (managed / 1024).clamp(32, 128)
+            } else {
+                tmp
+            };
+            // watermark_scale_factor = 10 (of 10000).
+            let step = (tmp >> 2).max(managed * 10 / 10_000);
+            zone.watermark[WMARK_MIN].store(min, Ordering::Relaxed);
+            zone.watermark[WMARK_LOW].store(min + step, Ordering::Relaxed);
+            zone.watermark[WMARK_HIGH].store(min + 2 * step, Ordering::Relaxed);
+            zone.watermark[WMARK_PROMO].store(min + 3 * step, Ordering::Relaxed);
+        }
+    }
+
+    /// `zone_batchsize` / `zone_highsize` (mm/page_alloc.c) for every CPU's pcp lists.
+    pub(crate) fn setup_pcp_sizes(&self) {
+        let nr_cpus = self.nr_cpus().max(1);
+        for kind in self.arch().zones() {
+            let zone = self.zone(*kind);
+            if zone.pcp.is_null() {
+                continue;
+            }
+            let managed = zone.managed_pages();
+            let mut batch = (managed >> 10).min((1 << 20) / PAGE_SIZE) / 4;
+            if batch < 1 {
+                batch = 1;
+            }
+            let b = batch + batch / 2;
+            let batch = ((1usize << (usize::BITS - 1 - b.leading_zeros())) - 1).max(1);
+            let high_min = (zone.wmark(WMARK_LOW) / nr_cpus).max(batch << 2);
+            let high_max = (managed / 8 / nr_cpus).max(batch << 2);
+            // SAFETY: boot-time initialisation before the machine is shared; the fields are
+            // written once here.
+            unsafe {
+                let zp = zone as *const Zone<P::RawLock> as *mut Zone<P::RawLock>;
+                (*zp).pcp_batch = batch;
+                (*zp).pcp_high_min = high_min;
+                (*zp).pcp_high_max = high_max;
+            }
+            for cpu in 0..self.mm().possible_cpus {
+                // SAFETY: boot runs alone.
+                let p = unsafe { zone.pcp_of(cpu) };
+                p.batch = batch;
+                p.high = high_min;
+            }
+        }
+    }
+
+    /// Prints `Memory: …K/…K available (…)` (`mem_init_print_info`).
+    pub(crate) fn print_memory_line(&self) {
+        let k = |b: u64| b / 1024;
+        let img = self.kernel_image();
+        let free: usize = self.zones().map(|z| z.stats.free_pages()).sum();
+        let phys = self.mm().physpages;
+        let total = self.totalram_pages();
+        let high: usize = self
+            .zones()
+            .filter(|z| z.kind == ZoneType::HighMem)
+            .map(|z| z.managed_pages())
+            .sum();
+        let kb = crate::machine::pages_to_kb;
+        match self.arch() {
+            crate::arch::Arch::X86_64 => self.printk(crate::platform::LogLevel::Info, format_args!(
+                "Memory: {}K/{}K available ({}K kernel code, {}K rwdata, {}K rodata, {}K init, {}K bss, {}K reserved, 0K cma-reserved)",
+                kb(free), kb(phys), k(img.code), k(img.rwdata), k(img.rodata), k(img.init), k(img.bss), kb(phys - total)
+            )),
+            crate::arch::Arch::I386 => self.printk(crate::platform::LogLevel::Info, format_args!(
+                "Memory: {}K/{}K available ({}K kernel code, {}K rwdata, {}K rodata, {}K init, {}K bss, {}K reserved, 0K cma-reserved, {}K highmem)",
+                kb(free), kb(phys), k(img.code), k(img.rwdata), k(img.rodata), k(img.init), k(img.bss), kb(phys - total), kb(high)
+            )),
+        }
+    }
+
+    // ------------------------------------------------------------------ introspection
+
+    /// Free blocks per order in a zone (the `/proc/buddyinfo` row).
+    pub fn free_area_counts(&self, kind: ZoneType) -> FreeAreaCounts {
+        let free = self.zone(kind).free.lock();
+        core::array::from_fn(|o| free.area[o].nr_free)
+    }
+
+    /// Free blocks per migratetype and order in a zone (`/proc/pagetypeinfo`).
+    pub fn free_area_counts_by_type(
+        &self,
+        kind: ZoneType,
+    ) -> [[usize; NR_PAGE_ORDERS]; MIGRATE_TYPES] {
+        let free = self.zone(kind).free.lock();
+        core::array::from_fn(|mt| core::array::from_fn(|o| free.area[o].nr_free_mt[mt]))
+    }
+
+    /// Calls `f(pfn, order, migratetype)` for every free block of a zone, lowest order first.
+    pub fn for_each_free_block(&self, kind: ZoneType, mut f: impl FnMut(Pfn, Order, MigrateType)) {
+        let free = self.zone(kind).free.lock();
+        for o in 0..ORDERS {
+            for mt in MigrateType::ALL {
+                let head: *const ListHead = &free.area[o].free_list[mt as usize];
+                // SAFETY: free lists of the pinned zone, walked under the zone lock.
+                for l in unsafe { list::iter(head) } {
+                    // SAFETY: free-list entries are page->lru links.
+                    let page = unsafe { PagePtr::from_lru(l) };
+                    f(self.page_to_pfn(page), Order::new(o as u32), mt);
+                }
+            }
+        }
+    }
+
+    /// Pages on the per-CPU lists of a zone (all CPUs, racy snapshot).
+    pub fn pcp_pages(&self, kind: ZoneType) -> usize {
+        let z = self.zone(kind);
+        if z.pcp.is_null() {
+            return 0;
+        }
+        (0..self.mm().possible_cpus)
+            .map(|c| z.pcp_count_snapshot(c).0)
+            .sum()
+    }
+
+    /// Allocations served by a zone (all CPUs, racy snapshot).
+    pub fn zone_alloc_count(&self, kind: ZoneType) -> usize {
+        let z = self.zone(kind);
+        if z.pcp.is_null() {
+            return 0;
+        }
+        (0..self.mm().possible_cpus)
+            .map(|c| {
+                // SAFETY: racy read of a per-CPU counter for statistics.
+                unsafe { core::ptr::addr_of!((*z.pcp.add(c)).alloc_count).read_volatile() }
+            })
+            .sum()
+    }
+
+    /// Pages currently allocated from a zone (all CPUs, racy snapshot).
+    pub fn zone_pages_in_use(&self, kind: ZoneType) -> isize {
+        let z = self.zone(kind);
+        if z.pcp.is_null() {
+            return 0;
+        }
+        (0..self.mm().possible_cpus)
+            .map(|c| {
+                // SAFETY: racy read of a per-CPU counter for statistics.
+                unsafe { core::ptr::addr_of!((*z.pcp.add(c)).in_use).read_volatile() }
+            })
+            .sum()
+    }
+
+    /// Checks the buddy allocator's invariants (like lib/rbtree_test.c's `check()`): every
+    /// free block is aligned to its order, inside its zone, marked buddy with its order, on
+    /// the list of its pageblock's type; counters agree; no two free buddies of one order
+    /// were left unmerged (except across an unmergeable pageblock boundary).
+    ///
+    /// # Errors
+    /// A description of the first violation.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        for zone in self.zones() {
+            if !zone.is_populated() {
+                continue;
+            }
+            let free = zone.free.lock();
+            let mut pages = 0usize;
+            for o in 0..ORDERS {
+                let order = Order::new(o as u32);
+                let mut n = 0;
+                for mt in MigrateType::ALL {
+                    let head: *const ListHead = &free.area[o].free_list[mt as usize];
+                    let mut nmt = 0;
+                    // SAFETY: walked under the zone lock.
+                    for l in unsafe { list::iter(head) } {
+                        // SAFETY: free-list entries are page->lru links.
+                        let page = unsafe { PagePtr::from_lru(l) };
+                        let pfn = self.page_to_pfn(page);
+                        if !pfn.is_aligned_to(order) && o > 0 {
+                            return Err("free block not aligned to its order");
+                        }
+                        if !zone.geo.contains(pfn)
+                            || !zone.geo.contains(pfn + (order.pages() as u64 - 1))
+                        {
+                            return Err("free block outside its zone");
+                        }
+                        if !page.is_buddy() || page.private() != o || page.refcount() != 0 {
+                            return Err("free block head not marked buddy with its order");
+                        }
+                        let pb_mt = zone.pageblock_migratetype(pfn);
+                        if pb_mt != mt {
+                            return Err("free block on a list other than its pageblock's type");
+                        }
+                        if o < MAX_PAGE_ORDER as usize {
+                            let b = pfn.buddy(order);
+                            if zone.geo.contains(b) {
+                                let bp = self.mm().page(b);
+                                if bp.is_buddy()
+                                    && bp.private() == o
+                                    && (o < PAGEBLOCK_ORDER as usize
+                                        || zone.pageblock_migratetype(b) == mt)
+                                {
+                                    return Err("two free buddies left unmerged");
+                                }
+                            }
+                        }
+                        nmt += 1;
+                    }
+                    if nmt != free.area[o].nr_free_mt[mt as usize] {
+                        return Err("per-type free count disagrees with the list");
+                    }
+                    n += nmt;
+                }
+                if n != free.area[o].nr_free {
+                    return Err("nr_free disagrees with the lists");
+                }
+                pages += n << o;
+            }
+            if pages != zone.stats.free_pages() {
+                return Err("NR_FREE_PAGES disagrees with the free areas");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `int_sqrt`.
+fn isqrt(n: usize) -> usize {
+    if n < 2 {
+        return n;
+    }
+    // Newton's method on integers.
+    let mut x = n;
+    let mut y = x.div_ceil(2);
+    while y < x {
+        x = y;
+        y = (x + n / x) / 2;
+    }
+    x
+}
+
+/// Drains a dead CPU's pcp lists (the CPU-dead hook body).
+///
+/// # Safety
+/// No thread may use `cpu`'s per-CPU data during the call.
+pub(crate) unsafe fn cpu_dead_state<P: Platform>(mm: &MmState<P>, cpu: usize) {
+    for zone in &mm.zones {
+        if zone.pcp.is_null() {
+            continue;
+        }
+        // SAFETY: caller guarantees exclusivity for `cpu`.
+        let pcp = unsafe { zone.pcp_of(cpu) };
+        if pcp.count == 0 {
+            continue;
+        }
+        let mut free = zone.free.lock();
+        let mut freed = 0;
+        for l in pcp.lists.iter_mut() {
+            let l: *mut ListHead = l;
+            // SAFETY: the dead CPU's list; nobody else touches it.
+            while let Some(n) = unsafe { list::list_first(l) } {
+                // SAFETY: pcp entries are page->lru links.
+                let page = unsafe { PagePtr::from_lru(n) };
+                // SAFETY: on this list.
+                unsafe { list::list_del(n) };
+                let order = Order::new(page.private() as u32);
+                page.set_private(0);
+                mm.free_one_page_locked(zone, &mut free, mm.page_to_pfn(page), order);
+                freed += order.pages();
+            }
+        }
+        pcp.count = 0;
+        drop(free);
+        zone.stats
+            .nr_free_pages
+            .fetch_add(freed as isize, Ordering::Relaxed);
+    }
+}

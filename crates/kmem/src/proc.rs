@@ -1,0 +1,104 @@
+//! The /proc files a machine can show, by path.
+
+use core::fmt::{self, Write};
+
+use crate::platform::Platform;
+use crate::Machine;
+
+/// Errors of [`Machine::proc_read`].
+#[derive(Debug)]
+pub enum ProcError {
+    /// No such file.
+    NotFound,
+    /// The writer failed.
+    Fmt(fmt::Error),
+}
+
+impl fmt::Display for ProcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcError::NotFound => f.write_str("No such file or directory"),
+            ProcError::Fmt(_) => f.write_str("write error"),
+        }
+    }
+}
+
+impl From<fmt::Error> for ProcError {
+    fn from(e: fmt::Error) -> Self {
+        ProcError::Fmt(e)
+    }
+}
+
+/// The files kmem provides (for listings and completion).
+pub const PROC_FILES: &[&str] = &[
+    "/proc/buddyinfo",
+    "/proc/pagetypeinfo",
+    "/proc/zoneinfo",
+    "/proc/meminfo",
+    "/proc/iomem",
+    "/sys/kernel/debug/memblock/memory",
+    "/sys/kernel/debug/memblock/reserved",
+];
+
+impl<P: Platform> Machine<P> {
+    /// Writes the file at `path` (`/proc/buddyinfo`, …; the `/proc/` prefix is optional).
+    ///
+    /// # Errors
+    /// [`ProcError::NotFound`] for an unknown path.
+    pub fn proc_read(&self, path: &str, out: &mut dyn Write) -> Result<(), ProcError> {
+        let p = path.strip_prefix("/proc/").unwrap_or(path);
+        match p {
+            "buddyinfo" => self.show_buddyinfo(out)?,
+            "pagetypeinfo" => self.show_pagetypeinfo(out)?,
+            "zoneinfo" => self.show_zoneinfo(out)?,
+            "meminfo" => self.show_meminfo(out)?,
+            "iomem" => self.show_iomem(out)?,
+            "/sys/kernel/debug/memblock/memory" | "sys/kernel/debug/memblock/memory" => {
+                self.show_memblock(out, false)?
+            }
+            "/sys/kernel/debug/memblock/reserved" | "sys/kernel/debug/memblock/reserved" => {
+                self.show_memblock(out, true)?
+            }
+            _ => return Err(ProcError::NotFound),
+        }
+        Ok(())
+    }
+
+    /// `/proc/iomem`: the firmware map as resources.
+    pub fn show_iomem(&self, out: &mut dyn Write) -> fmt::Result {
+        for e in self.e820().entries() {
+            let name = match e.kind {
+                crate::arch::E820Type::Ram => "System RAM",
+                crate::arch::E820Type::Acpi => "ACPI Tables",
+                crate::arch::E820Type::Nvs => "ACPI Non-volatile Storage",
+                crate::arch::E820Type::Unusable => "Unusable memory",
+                crate::arch::E820Type::Reserved => "Reserved",
+            };
+            writeln!(
+                out,
+                "{:08x}-{:08x} : {}",
+                e.addr.as_u64(),
+                e.end() - 1,
+                name
+            )?;
+        }
+        Ok(())
+    }
+
+    /// debugfs `memblock/memory` and `memblock/reserved`.
+    pub fn show_memblock(&self, out: &mut dyn Write, reserved: bool) -> fmt::Result {
+        self.with_memblock(|mb| {
+            let t = if reserved { &mb.reserved } else { &mb.memory };
+            for (i, r) in t.regions().iter().enumerate() {
+                writeln!(
+                    out,
+                    "{:>4}: {:#018x}..{:#018x}    0 NONE",
+                    i,
+                    r.base.as_u64(),
+                    r.end() - 1
+                )?;
+            }
+            Ok(())
+        })
+    }
+}
