@@ -6,34 +6,45 @@
 //! `0..NR_CPUS - 1`, unique among the live threads of the process (a process-wide bitmap of
 //! atomics, [`SLOTS`]). The thread keeps its slot until it exits, so any number of machines
 //! in the process see the same id for it and per-CPU exclusivity holds for all of them at once.
-//! The id is cached in a thread-local; the section's fast path is one thread-local read and a
-//! plain (non-atomic) depth increment: no lock, no atomic read-modify-write.
+//! The id is cached in a thread-local; the section's fast path is one thread-local read, a
+//! compare with the platform seen last and a plain (non-atomic) depth increment: no lock, no
+//! atomic read-modify-write.
 //!
 //! When all `NR_CPUS - 1` exclusive slots are taken, further threads share the last id,
 //! [`SHARED_CPU`], whose sections are serialised by a reentrant lock ([`SHARED`]): their
-//! `cpu_get` blocks until the holder's outermost `cpu_put`. Such a thread retries for an
-//! exclusive slot at each outermost `cpu_get`. The same shared slot serves sections entered
-//! after the thread-local was destroyed (from other thread-local destructors during thread
-//! exit) and sections on a platform that the thread could not register (more than
-//! [`MAX_PLATFORMS_PER_THREAD`] live platforms used by one thread). `SHARED_CPU` never goes
-//! offline, like the boot CPU in Linux.
+//! `cpu_get` blocks until the holder's outermost `cpu_put`, and nested sections on the holder
+//! just count. Such a thread retries for an exclusive slot at each outermost `cpu_get`. The
+//! shared slot also serves sections entered after the thread went offline (from later
+//! destructors during thread exit), sections on a platform the thread could not register (more
+//! than [`MAX_PLATFORMS_PER_THREAD`] live platforms used by one thread), and threads for which
+//! the exit handler could not be armed. `SHARED_CPU` never goes offline, like the boot CPU.
 //!
 //! # Thread exit = CPU hot-unplug
 //! Each thread remembers (by weak reference, in a fixed array in its thread-local) the
-//! platforms it entered sections on. When the thread exits, the thread-local's destructor calls
-//! each still-alive platform's [`CpuDeadHook`] with the thread's exclusive slot, then frees the
-//! slot. A dropped platform is skipped (its weak reference no longer upgrades), and a platform
-//! being dropped waits for a hook call in progress (the hook cell's lock), so a hook never runs
-//! once a platform's drop has begun.
+//! platforms it entered sections on. On its first section the thread arms a pthread key
+//! ([`EXIT_KEY`]) whose destructor, [`cpu_thread_exit`], runs when the thread exits: it calls
+//! each still-alive platform's [`CpuDeadHook`] with the thread's exclusive slot, marks the
+//! thread `DEAD` and frees the slot. A dropped platform is skipped (its weak reference no longer
+//! upgrades), and a platform being dropped waits for a hook call in progress (the hook cell's
+//! lock), so a hook never runs once a platform's drop has begun.
+//!
+//! A pthread key rather than a Rust thread-local destructor because registering the latter
+//! makes glibc `calloc` (`__cxa_thread_atexit_impl`), which under an `LD_PRELOAD` malloc would
+//! recurse into the allocator on every thread's first allocation; `pthread_setspecific` on one
+//! of the first 32 keys does not allocate. It also runs later (after all thread-local
+//! destructors), so those still find the thread's CPU online.
 //!
 //! # Invariants
 //! 1. A slot bit in [`SLOTS`] is set exactly while some live thread's `CpuLocal::slot` holds it
-//!    (or while that thread's destructor runs its hooks). The bit of `SHARED_CPU` is never set.
+//!    (or while that thread's exit handler runs its hooks). The bit of `SHARED_CPU` is never
+//!    set.
 //! 2. `CpuLocal::depth` counts the open exclusive-slot sections of the thread.
 //! 3. `SHARED.owner` is the `pthread_self()` of the thread holding `SHARED.lock`, or 0;
 //!    `SHARED.depth` (owned by the holder) counts its nested sections.
-//! 4. `CpuLocal::ids[i]` is the identity of the platform `regs[i]` refers to (null if empty);
-//!    `last`, when non-null, is one of the `ids` (the platform found by the last slow path).
+//! 4. A non-null `CpuLocal::regs[i]` owns one weak reference to a platform's control block and
+//!    is that block's address; `last`, when non-null, equals one of the `regs`.
+//! 5. A thread takes an exclusive slot or registers a platform only once its exit handler is
+//!    armed, so neither leaks when it exits.
 //!
 //! # Memory ordering
 //! A slot is claimed with an Acquire CAS and released with a Release `fetch_and` after the
@@ -41,20 +52,23 @@
 //! happens-before the next owner's first section. The shared slot's lock orders its sections.
 //!
 //! # Locks, in order
-//! 1. a platform's hook cell lock (held while its hook runs; the hook may take kmem's locks);
+//! 1. a platform's hook cell lock (held while its hook runs; the hook may take kmem's locks
+//!    and enter sections, which use `SHARED_CPU`);
 //! 2. [`SHARED`]'s lock (a CPU section, inside which kmem takes its locks).
 //!
-//! Neither allocates: both are [`RawFutexMutex`]es, and nothing here calls the global
-//! allocator (the thread-local is const-initialised; registration only clones a weak
-//! reference). Registering the thread-local's destructor the first time calls glibc's
-//! `__cxa_thread_atexit_impl`, which allocates with glibc's `calloc`.
+//! So: never drop a platform or set its hook inside a CPU section.
+//!
+//! Nothing here allocates: both locks are [`RawFutexMutex`]es, the thread-local is
+//! const-initialised without drop glue, registration clones a weak reference, and the key
+//! is created with `pthread_key_create` (no allocation in glibc).
 //!
 //! # Process exit, fork
-//! The main thread's destructor may run during `exit()` while other threads still run; it
-//! behaves as for any other thread. After `fork()` the child keeps the parent's bitmap, so the
-//! slots of the parent's other threads stay taken in the child.
+//! glibc does not run key destructors for the main thread at `exit()`: its CPU stays online
+//! and no hook runs then. After `fork()` the child keeps the parent's bitmap (the slots of the
+//! parent's other threads stay taken) and the shared lock's state.
 
 use core::cell::{Cell, UnsafeCell};
+use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use kmem::platform::CpuDeadHook;
@@ -236,73 +250,152 @@ impl HookCell {
     }
 }
 
-/// Per-thread CPU state. Const-initialised: creating it never allocates.
+/// Per-thread CPU state. Const-initialised and without drop glue: it lives in a plain ELF TLS
+/// slot, needs no destructor registration (hence no allocation, not even glibc's) and is
+/// readable for the whole life of the thread, exit included. Thread exit is handled by the
+/// pthread key destructor [`cpu_thread_exit`].
 struct CpuLocal {
+    /// `NO_SLOT`, `DEAD` after the exit handler ran, or the thread's exclusive CPU.
     slot: Cell<usize>,
     depth: Cell<usize>,
+    /// Whether the exit handler is armed (the pthread key is set for this thread).
+    armed: Cell<bool>,
     last: Cell<*const ()>,
-    ids: [Cell<*const ()>; MAX_PLATFORMS_PER_THREAD],
-    regs: [Cell<Option<MapWeak<Inner>>>; MAX_PLATFORMS_PER_THREAD],
+    /// Weak references (`MapWeak::into_raw`) to the platforms entered; null when empty.
+    regs: [Cell<*const ()>; MAX_PLATFORMS_PER_THREAD],
 }
+
+/// `slot` after the thread went offline: further sections use [`SHARED_CPU`].
+const DEAD: usize = usize::MAX - 1;
 
 impl CpuLocal {
     const fn new() -> Self {
         Self {
             slot: Cell::new(NO_SLOT),
             depth: Cell::new(0),
+            armed: Cell::new(false),
             last: Cell::new(core::ptr::null()),
-            ids: [const { Cell::new(core::ptr::null()) }; MAX_PLATFORMS_PER_THREAD],
-            regs: [const { Cell::new(None) }; MAX_PLATFORMS_PER_THREAD],
+            regs: [const { Cell::new(core::ptr::null()) }; MAX_PLATFORMS_PER_THREAD],
         }
     }
 
-    /// Makes sure the thread tracks `plat`; false if all tracking entries hold live platforms.
+    /// Makes sure the thread tracks `plat`; false if it cannot (exit handler unavailable, or
+    /// all tracking entries hold live platforms).
     fn register(&self, plat: &MapArc<Inner>) -> bool {
         let id = MapArc::as_id(plat);
-        if self.ids.iter().any(|c| c.get() == id) {
+        if self.regs.iter().any(|c| c.get() == id) {
             self.last.set(id);
             return true;
         }
-        for (idc, reg) in self.ids.iter().zip(&self.regs) {
-            let old = reg.take();
-            if old.as_ref().is_some_and(|w| !w.is_dead()) {
-                reg.set(old);
-                continue;
+        if !self.arm() {
+            return false;
+        }
+        for reg in &self.regs {
+            let old = reg.get();
+            if !old.is_null() {
+                // SAFETY: `old` came from `into_raw` and is still owned by this entry; the
+                // ManuallyDrop keeps the entry's ownership while we look.
+                let w = ManuallyDrop::new(unsafe { MapWeak::<Inner>::from_raw(old) });
+                if !w.is_dead() {
+                    continue;
+                }
+                // Its platform is gone: release the entry. This may unmap the old block; `last`
+                // is overwritten below, so it never names a freed block.
+                drop(ManuallyDrop::into_inner(w));
             }
-            // Empty, or its platform is gone: reuse it. Dropping the old weak reference may
-            // unmap its block; `last` is overwritten below, so it never names a freed block.
-            drop(old);
-            reg.set(Some(MapArc::downgrade(plat)));
-            idc.set(id);
+            reg.set(MapArc::downgrade(plat).into_raw());
             self.last.set(id);
             return true;
         }
         false
     }
-}
 
-impl Drop for CpuLocal {
-    fn drop(&mut self) {
-        let slot = self.slot.get();
-        debug_assert_eq!(self.depth.get(), 0, "thread exits inside a CPU section");
-        for reg in &self.regs {
-            if let Some(w) = reg.take() {
-                if slot != NO_SLOT {
-                    if let Some(p) = w.upgrade() {
-                        p.hook.cpu_dead(slot);
-                    }
+    /// Arms the exit handler for this thread (once); false if that is impossible.
+    fn arm(&self) -> bool {
+        if !self.armed.get() && self.slot.get() != DEAD {
+            if let Some(key) = exit_key() {
+                // SAFETY: `key` is a valid key; the value is a non-null marker that the
+                // destructor ignores. For low key numbers glibc stores it without allocating.
+                if unsafe { libc::pthread_setspecific(key, core::ptr::dangling::<libc::c_void>()) }
+                    == 0
+                {
+                    self.armed.set(true);
                 }
             }
         }
-        if slot != NO_SLOT {
-            self.slot.set(NO_SLOT);
-            release_slot(slot);
-        }
+        self.armed.get()
     }
 }
 
 thread_local! {
     static LOCAL: CpuLocal = const { CpuLocal::new() };
+}
+
+/// The pthread key whose destructor takes an exiting thread's CPU offline; 0 = not created.
+static EXIT_KEY: AtomicUsize = AtomicUsize::new(0);
+
+/// Creates (once per process) and returns the exit key; `None` if keys are exhausted.
+fn exit_key() -> Option<libc::pthread_key_t> {
+    let k = EXIT_KEY.load(Ordering::Acquire);
+    if k != 0 {
+        return Some((k - 1) as libc::pthread_key_t);
+    }
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer; `cpu_thread_exit` has the destructor signature.
+    if unsafe { libc::pthread_key_create(&mut key, Some(cpu_thread_exit)) } != 0 {
+        return None;
+    }
+    match EXIT_KEY.compare_exchange(0, key as usize + 1, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Some(key),
+        Err(winner) => {
+            // Another thread created the key first: use theirs.
+            // SAFETY: our key was never used.
+            unsafe { libc::pthread_key_delete(key) };
+            Some((winner - 1) as libc::pthread_key_t)
+        }
+    }
+}
+
+/// Thread exit: runs the CPU-dead hooks of the platforms this thread used, then frees its
+/// CPU slot.
+///
+/// glibc runs pthread key destructors after the C++/Rust thread-local destructors
+/// (`__call_tls_dtors`), so those still run on the thread's own CPU; anything later (other key
+/// destructors, libc's own teardown) finds `DEAD` and uses [`SHARED_CPU`]. Not run for the
+/// main thread at `exit()` (the process is going away; its CPU stays online like the boot
+/// CPU).
+extern "C" fn cpu_thread_exit(_marker: *mut libc::c_void) {
+    // Never unwind into libc: a panicking hook aborts.
+    struct AbortOnUnwind;
+    impl Drop for AbortOnUnwind {
+        fn drop(&mut self) {
+            std::process::abort();
+        }
+    }
+    let guard = AbortOnUnwind;
+    let _ = LOCAL.try_with(|l| {
+        debug_assert_eq!(l.depth.get(), 0, "thread exits inside a CPU section");
+        let slot = l.slot.replace(DEAD);
+        l.last.set(core::ptr::null());
+        let online = slot < SHARED_CPU;
+        for reg in &l.regs {
+            let raw = reg.replace(core::ptr::null());
+            if raw.is_null() {
+                continue;
+            }
+            // SAFETY: `raw` came from `into_raw` and the entry, now cleared, owned it.
+            let w = unsafe { MapWeak::<Inner>::from_raw(raw) };
+            if online {
+                if let Some(p) = w.upgrade() {
+                    p.hook.cpu_dead(slot);
+                }
+            }
+        }
+        if online {
+            release_slot(slot);
+        }
+    });
+    core::mem::forget(guard);
 }
 
 /// `get_cpu()` for the platform `plat`.
@@ -312,7 +405,7 @@ pub(crate) fn cpu_get(plat: &MapArc<Inner>) -> usize {
     LOCAL
         .try_with(|l| {
             let slot = l.slot.get();
-            if slot != NO_SLOT && l.last.get() == id {
+            if slot < SHARED_CPU && l.last.get() == id {
                 l.depth.set(l.depth.get() + 1);
                 slot
             } else {
@@ -334,7 +427,7 @@ fn cpu_get_slow(l: &CpuLocal, plat: &MapArc<Inner>) -> usize {
             slot = s;
         }
     }
-    if slot == NO_SLOT {
+    if slot >= SHARED_CPU {
         return shared_get();
     }
     l.depth.set(l.depth.get() + 1);
@@ -369,7 +462,7 @@ pub fn thread_cpu_slot() -> Option<usize> {
     LOCAL
         .try_with(|l| l.slot.get())
         .ok()
-        .filter(|&s| s != NO_SLOT)
+        .filter(|&s| s < SHARED_CPU)
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod boot;
 mod console;
 pub mod cpu;
 pub mod futex;
@@ -52,6 +53,7 @@ mod platform;
 pub mod probe;
 mod sys;
 
+pub use boot::boot;
 pub use console::Console;
 pub use cpu::{thread_cpu_slot, NR_CPUS, SHARED_CPU};
 pub use physmem::{VirtWindow, DIRECT_MAP_ALIGN};

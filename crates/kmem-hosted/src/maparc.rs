@@ -214,6 +214,24 @@ impl<T> MapWeak<T> {
         }
     }
 
+    /// Turns the weak reference into its raw block address (its identity), to be given back to
+    /// [`MapWeak::from_raw`] exactly once.
+    pub(crate) fn into_raw(self) -> *const () {
+        let p = self.ptr.as_ptr().cast_const().cast();
+        core::mem::forget(self);
+        p
+    }
+
+    /// Takes back a weak reference given away by [`MapWeak::into_raw`].
+    ///
+    /// # Safety
+    /// `raw` must come from `MapWeak::<T>::into_raw` and not have been taken back before.
+    pub(crate) unsafe fn from_raw(raw: *const ()) -> Self {
+        // SAFETY: `into_raw` produced it from a non-null block pointer.
+        let ptr = unsafe { NonNull::new_unchecked(raw.cast_mut().cast::<Block<T>>()) };
+        Self { ptr }
+    }
+
     /// Whether the value has been dropped (no strong reference is left).
     pub(crate) fn is_dead(&self) -> bool {
         // SAFETY: `self` keeps the block mapped.
@@ -271,6 +289,19 @@ mod tests {
         assert_eq!(*a, 0x1234);
         assert_eq!(*w.upgrade().unwrap(), 0x1234);
         assert_eq!(MapArc::as_id(&a) as usize % PAGE_SIZE, 0);
+    }
+
+    #[test]
+    fn raw_round_trip_keeps_the_weak_count() {
+        let a = MapArc::new(5u32).unwrap();
+        let raw = MapArc::downgrade(&a).into_raw();
+        assert_eq!(raw, MapArc::as_id(&a));
+        drop(a);
+        // SAFETY: `raw` came from `into_raw` and is taken back once; the block is still mapped
+        // because the weak reference it stands for was never released.
+        let w = unsafe { MapWeak::<u32>::from_raw(raw) };
+        assert!(w.is_dead());
+        assert_eq!(w.as_id(), raw);
     }
 
     #[test]

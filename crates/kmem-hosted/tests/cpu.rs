@@ -211,9 +211,7 @@ fn hook_may_enter_a_section_and_gets_the_shared_cpu() {
 }
 
 #[test]
-fn sections_after_thread_local_destruction_use_the_shared_cpu() {
-    // A thread-local destroyed after kmem-hosted's (destructors run in reverse order of
-    // registration, so it must be touched first) still can enter sections.
+fn thread_local_destructors_still_run_on_the_threads_cpu() {
     struct Late(std::cell::Cell<Option<&'static HostedPlatform>>);
     static RESULT: AtomicUsize = AtomicUsize::new(usize::MAX);
     impl Drop for Late {
@@ -232,11 +230,47 @@ fn sections_after_thread_local_destruction_use_the_shared_cpu() {
         static LATE: Late = const { Late(std::cell::Cell::new(None)) };
     }
     let plat: &'static HostedPlatform = Box::leak(Box::new(platform()));
-    std::thread::spawn(move || {
+    let mine = std::thread::spawn(move || {
+        let c = plat.cpu_get();
+        plat.cpu_put(c);
         LATE.with(|l| l.0.set(Some(plat)));
+        c
+    })
+    .join()
+    .unwrap();
+    assert_ne!(mine, SHARED_CPU);
+    assert_eq!(RESULT.load(Ordering::SeqCst), mine);
+}
+
+#[test]
+fn sections_after_the_cpu_went_offline_use_the_shared_cpu() {
+    // A pthread key created after kmem-hosted's has its destructor run after the thread's CPU
+    // went offline (glibc runs key destructors in key order).
+    static PLAT: std::sync::OnceLock<&'static HostedPlatform> = std::sync::OnceLock::new();
+    static RESULT: AtomicUsize = AtomicUsize::new(usize::MAX);
+    extern "C" fn late(_: *mut libc::c_void) {
+        let p = PLAT.get().unwrap();
+        let c = p.cpu_get();
+        let nested = p.cpu_get();
+        assert_eq!(nested, c);
+        p.cpu_put(nested);
+        p.cpu_put(c);
+        RESULT.store(c, Ordering::SeqCst);
+    }
+    let plat: &'static HostedPlatform = PLAT.get_or_init(|| Box::leak(Box::new(platform())));
+    // Make sure kmem-hosted's key exists before ours.
+    let c = plat.cpu_get();
+    plat.cpu_put(c);
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: valid out-pointer and destructor.
+    assert_eq!(unsafe { libc::pthread_key_create(&mut key, Some(late)) }, 0);
+    std::thread::spawn(move || {
         let c = plat.cpu_get();
         plat.cpu_put(c);
         assert_ne!(c, SHARED_CPU);
+        // SAFETY: a valid key and a non-null marker value.
+        let rc = unsafe { libc::pthread_setspecific(key, core::ptr::dangling::<libc::c_void>()) };
+        assert_eq!(rc, 0);
     })
     .join()
     .unwrap();

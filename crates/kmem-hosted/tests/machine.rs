@@ -1,0 +1,107 @@
+//! A kmem machine booted on the hosted platform: boot log on the console, and per-CPU page
+//! lists drained when the threads (CPUs) that filled them exit.
+
+use std::sync::Barrier;
+
+use kmem::arch::Arch;
+use kmem::mmzone::ZoneType;
+use kmem::platform::Platform;
+use kmem::{BootParams, GfpFlags, Machine, Order};
+use kmem_hosted::{HostedConfig, HostedPlatform};
+
+fn boot(mem: u64) -> Machine<HostedPlatform> {
+    let params = BootParams::simulated(Arch::X86_64, mem, 2).unwrap();
+    kmem_hosted::boot(&params, HostedConfig::deterministic(0, 5)).unwrap()
+}
+
+fn snapshot(m: &Machine<HostedPlatform>) -> Vec<[usize; 11]> {
+    [ZoneType::Dma, ZoneType::Dma32]
+        .into_iter()
+        .map(|z| m.free_area_counts(z))
+        .collect()
+}
+
+fn pcp_total(m: &Machine<HostedPlatform>) -> usize {
+    [ZoneType::Dma, ZoneType::Dma32]
+        .into_iter()
+        .map(|z| m.pcp_pages(z))
+        .sum()
+}
+
+#[test]
+fn boot_log_reaches_the_console() {
+    let m = boot(64 << 20);
+    let log = m.platform().take_captured();
+    assert!(
+        log.contains("BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable"),
+        "{log}"
+    );
+    assert!(log.contains("Memory: "), "{log}");
+    // Physical memory covers exactly the RAM of the firmware map.
+    assert_eq!(m.platform().phys_end().as_u64(), m.e820().ram_end());
+    assert!(m.totalram_pages() > 0);
+}
+
+#[test]
+fn exiting_threads_give_their_per_cpu_pages_back() {
+    let m = boot(64 << 20);
+    let before = snapshot(&m);
+    assert_eq!(pcp_total(&m), 0);
+    const THREADS: usize = 4;
+    let filled = Barrier::new(THREADS + 1);
+    let checked = Barrier::new(THREADS + 1);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (m, filled, checked) = (&m, &filled, &checked);
+                s.spawn(move || {
+                    let pages: Vec<_> = (0..16)
+                        .map(|_| m.alloc_pages(GfpFlags::GFP_KERNEL, Order::new(0)).unwrap())
+                        .collect();
+                    for p in pages {
+                        m.__free_pages(p, Order::new(0));
+                    }
+                    filled.wait();
+                    checked.wait();
+                })
+            })
+            .collect();
+        filled.wait();
+        // The freed pages sit on the threads' per-CPU lists.
+        assert!(pcp_total(&m) > 0);
+        checked.wait();
+        for h in hs {
+            // `join` returns after the thread's destructors, hence its CPU-dead hook, ran.
+            h.join().unwrap();
+        }
+    });
+    assert_eq!(
+        pcp_total(&m),
+        0,
+        "per-CPU lists of dead CPUs were not drained"
+    );
+    assert_eq!(snapshot(&m), before);
+    m.check_invariants().unwrap();
+}
+
+#[test]
+fn machine_dropped_before_its_threads_exit() {
+    // A thread that outlives the machine it used exits without calling into the machine.
+    let m2 = std::sync::Arc::new(boot(32 << 20));
+    let used = std::sync::Arc::new(Barrier::new(2));
+    let dropped = std::sync::Arc::new(Barrier::new(2));
+    let h = std::thread::spawn({
+        let (m2, used, dropped) = (m2.clone(), used.clone(), dropped.clone());
+        move || {
+            let p = m2.alloc_pages(GfpFlags::GFP_KERNEL, Order::new(0)).unwrap();
+            m2.__free_pages(p, Order::new(0));
+            drop(m2);
+            used.wait();
+            dropped.wait();
+        }
+    });
+    used.wait();
+    drop(std::sync::Arc::into_inner(m2).unwrap());
+    dropped.wait();
+    h.join().unwrap();
+}
