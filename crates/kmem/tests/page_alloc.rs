@@ -1,0 +1,347 @@
+//! Integration tests of the buddy allocator: properties against a reference model, the
+//! determinism case, zones and HighMem, watermarks, bad input, and threads.
+
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+
+use kmem::arch::Arch;
+use kmem::mmzone::{ZoneType, WMARK_MIN};
+use kmem::{GfpFlags, Order, PagePtr, Pfn};
+use proptest::prelude::*;
+
+fn buddy(m: &M) -> String {
+    proc(m, "/proc/buddyinfo")
+}
+
+fn zone_of(m: &M, pfn: Pfn) -> ZoneType {
+    m.arch()
+        .zones()
+        .iter()
+        .copied()
+        .find(|z| m.zone(*z).geo.contains(pfn))
+        .unwrap()
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Alloc { zone_gfp: u8, order: u32 },
+    Free(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u8..3, 0u32..=10).prop_map(|(zone_gfp, order)| Op::Alloc { zone_gfp, order }),
+        2 => any::<usize>().prop_map(Op::Free),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Random alloc/free of orders 0–10 across zones against a model of live blocks: blocks
+    /// are aligned to their order, never overlap, lie in a zone the GFP flags allow; the
+    /// invariant checker passes after every step; freeing everything restores the free areas.
+    #[test]
+    fn random_alloc_free_matches_model(ops in proptest::collection::vec(op(), 1..120)) {
+        let m = boot(Arch::X86_64, 64 << 20, 2);
+        let initial = buddy(&m);
+        let mut live: BTreeMap<u64, (u32, PagePtr)> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Alloc { zone_gfp, order } => {
+                    let gfp = [GfpFlags::GFP_DMA, GfpFlags::GFP_DMA32, GfpFlags::GFP_KERNEL][zone_gfp as usize]
+                        | GfpFlags::__GFP_NOWARN;
+                    if let Some(p) = m.alloc_pages(gfp, Order::new(order)) {
+                        let pfn = m.page_to_pfn(p).as_u64();
+                        prop_assert_eq!(pfn & ((1 << order) - 1), 0, "aligned");
+                        if let Some((&s, &(o, _))) = live.range(..=pfn).next_back() {
+                            prop_assert!(s + (1 << o) <= pfn, "overlaps block below");
+                        }
+                        if let Some((&s, _)) = live.range(pfn..).next() {
+                            prop_assert!(pfn + (1 << order) <= s, "overlaps block above");
+                        }
+                        let z = zone_of(&m, Pfn::new(pfn));
+                        if zone_gfp == 0 {
+                            prop_assert_eq!(z, ZoneType::Dma);
+                        }
+                        live.insert(pfn, (order, p));
+                    }
+                }
+                Op::Free(i) => {
+                    if !live.is_empty() {
+                        let k = *live.keys().nth(i % live.len()).unwrap();
+                        let (o, p) = live.remove(&k).unwrap();
+                        m.__free_pages(p, Order::new(o));
+                    }
+                }
+            }
+            m.check_invariants().map_err(|e| TestCaseError::fail(e))?;
+        }
+        for (_, (o, p)) in std::mem::take(&mut live) {
+            m.__free_pages(p, Order::new(o));
+        }
+        m.drain_local_pages();
+        m.check_invariants().map_err(|e| TestCaseError::fail(e))?;
+        prop_assert_eq!(initial, buddy(&m));
+        prop_assert_eq!(m.bug_count(), 0);
+    }
+}
+
+/// From a zone holding a single order-10 block, one order-0 allocation leaves exactly one
+/// free block at each order 0–9 (the textbook split).
+#[test]
+fn order0_from_single_max_block_splits_once_per_order() {
+    let m = boot(Arch::X86_64, 256 << 20, 2);
+    // DMA after boot holds 1×order 8, 1×order 9 and 3×order 10 (first MiB reserved).
+    let counts = m.free_area_counts(ZoneType::Dma);
+    assert_eq!(counts, [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 3]);
+    // Movable, so every request is served from the Movable lists smallest-first (an Unmovable
+    // request would claim a whole order-10 block instead, as __rmqueue_claim does).
+    let dma = GfpFlags::GFP_DMA | GfpFlags::__GFP_MOVABLE;
+    let _a = m.alloc_pages(dma, Order::new(10)).unwrap();
+    let _b = m.alloc_pages(dma, Order::new(10)).unwrap();
+    let _c = m.alloc_pages(dma, Order::new(9)).unwrap();
+    let _d = m.alloc_pages(dma, Order::new(8)).unwrap();
+    assert_eq!(
+        m.free_area_counts(ZoneType::Dma),
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    );
+    // DMA's pcp batch is 1 (zone_batchsize of 3840 managed pages), so exactly one page moves.
+    let p = m.alloc_pages(dma, Order::ZERO).unwrap();
+    assert_eq!(
+        m.free_area_counts(ZoneType::Dma),
+        [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
+    );
+    m.__free_pages(p, Order::ZERO);
+    m.drain_local_pages();
+    assert_eq!(
+        m.free_area_counts(ZoneType::Dma),
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    );
+    m.check_invariants().unwrap();
+}
+
+/// GFP_KERNEL never returns HighMem on i386; GFP_HIGHUSER prefers it; HighMem pages have no
+/// direct-map address.
+#[test]
+fn i386_highmem_placement() {
+    let m = boot(Arch::I386, 2 << 30, 2);
+    let b = buddy(&m);
+    for z in ["DMA", "Normal", "HighMem"] {
+        assert!(b.contains(&format!("zone {z:>8}")), "{b}");
+    }
+    let mut pages = Vec::new();
+    for _ in 0..2000 {
+        let p = m.alloc_pages(GfpFlags::GFP_KERNEL, Order::ZERO).unwrap();
+        assert!(m.page_to_pfn(p).phys().as_u64() < 896 << 20);
+        assert!(m.page_address(p).is_some());
+        pages.push((p, Order::ZERO));
+    }
+    for _ in 0..200 {
+        let p = m
+            .alloc_pages(GfpFlags::GFP_HIGHUSER, Order::new(1))
+            .unwrap();
+        assert_eq!(zone_of(&m, m.page_to_pfn(p)), ZoneType::HighMem);
+        assert!(
+            m.page_address(p).is_none(),
+            "HighMem has no direct-map address"
+        );
+        pages.push((p, Order::new(1)));
+    }
+    // __get_free_pages never gives HighMem even when asked.
+    let a = m
+        .__get_free_pages(GfpFlags::GFP_HIGHUSER, Order::ZERO)
+        .unwrap();
+    assert!(m.virt_to_phys(a).unwrap().as_u64() < 896 << 20);
+    m.free_pages(a, Order::ZERO);
+    for (p, o) in pages {
+        m.__free_pages(p, o);
+    }
+    m.drain_local_pages();
+    m.check_invariants().unwrap();
+    assert_eq!(m.bug_count(), 0);
+}
+
+/// Watermarks: GFP_KERNEL stops at the min watermark (warning printed), GFP_ATOMIC may go
+/// further, __GFP_NOWARN suppresses the report.
+#[test]
+fn watermark_boundaries() {
+    let m = boot(Arch::X86_64, 64 << 20, 1);
+    let mut held = Vec::new();
+    while let Some(p) = m.alloc_pages(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN, Order::ZERO) {
+        held.push(p);
+    }
+    assert_eq!(m.warn_count(), 0, "__GFP_NOWARN is silent");
+    let dma32 = m.zone(ZoneType::Dma32);
+    let min = dma32.wmark(WMARK_MIN);
+    let free = dma32.stats.free_pages();
+    let batch = dma32.pcp_batch;
+    assert!(
+        free <= min && free + batch >= min,
+        "free {free} min {min} batch {batch}"
+    );
+    assert!(m.alloc_pages(GfpFlags::GFP_KERNEL, Order::ZERO).is_none());
+    assert_eq!(m.warn_count(), 1);
+    let log = m.platform().take_captured();
+    assert!(
+        log.contains("page allocation failure: order:0, mode:0xcc0(GFP_KERNEL)"),
+        "{log}"
+    );
+    // GFP_ATOMIC dips below min (to 3/8 of it).
+    let mut atomic = 0;
+    while let Some(p) = m.alloc_pages(GfpFlags::GFP_ATOMIC | GfpFlags::__GFP_NOWARN, Order::ZERO) {
+        held.push(p);
+        atomic += 1;
+    }
+    assert!(atomic > 0, "GFP_ATOMIC must get below the min watermark");
+    let free = m.zone(ZoneType::Dma32).stats.free_pages();
+    assert!(free < min / 2 + batch, "free {free}, min {min}");
+    for p in held {
+        m.__free_pages(p, Order::ZERO);
+    }
+    m.drain_local_pages();
+    m.check_invariants().unwrap();
+}
+
+/// Wrong order, double free, reserved page, tail page, foreign address: each is reported as
+/// bad page state, changes nothing, and the allocator keeps working.
+#[test]
+fn bad_frees_are_reported_and_harmless() {
+    let m = boot(Arch::X86_64, 128 << 20, 2);
+    let p = m.alloc_pages(GfpFlags::GFP_KERNEL, Order::new(5)).unwrap();
+    let snapshot = buddy(&m);
+
+    m.__free_pages(p, Order::new(3));
+    assert_eq!(m.bug_count(), 1);
+    let log = m.platform().take_captured();
+    assert!(log.contains("BUG: Bad page state in process"), "{log}");
+    assert!(
+        log.contains("freeing order 3 of a block allocated with order 5"),
+        "{log}"
+    );
+    assert!(log.contains("page dumped because:"), "{log}");
+    assert_eq!(snapshot, buddy(&m), "wrong-order free changes nothing");
+
+    m.__free_pages(p, Order::new(5));
+    m.__free_pages(p, Order::new(5));
+    assert_eq!(m.bug_count(), 2);
+    assert!(m
+        .platform()
+        .take_captured()
+        .contains("page_ref_count(page) == 0"));
+
+    // A tail page of a compound block.
+    let c = m
+        .alloc_pages(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_COMP, Order::new(2))
+        .unwrap();
+    m.__free_pages(c.add(1), Order::ZERO);
+    assert_eq!(m.bug_count(), 3);
+    m.__free_pages(c, Order::new(2));
+
+    // A reserved page (the kernel image at 16 MiB) and an address outside memory.
+    let reserved = m.pfn_to_page(Pfn::new(0x1000)).unwrap();
+    assert!(reserved.is_reserved());
+    m.__free_pages(reserved, Order::ZERO);
+    assert_eq!(m.bug_count(), 4);
+    m.free_pages(kmem::VirtAddr::new(0x1000), Order::ZERO);
+    assert_eq!(m.bug_count(), 5);
+    let log = m.platform().take_captured();
+    assert!(log.contains("PAGE_FLAGS_CHECK_AT_FREE"), "{log}");
+    assert!(log.contains("has no struct page"), "{log}");
+
+    m.drain_local_pages();
+    m.check_invariants().unwrap();
+    let q = m.alloc_pages(GfpFlags::GFP_KERNEL, Order::new(5)).unwrap();
+    m.__free_pages(q, Order::new(5));
+    m.check_invariants().unwrap();
+    assert_eq!(m.bug_count(), 5);
+}
+
+/// Order above MAX_PAGE_ORDER warns and fails; compound pages, split_page and
+/// alloc_pages_exact behave as in Linux.
+#[test]
+fn api_edges() {
+    let m = boot(Arch::X86_64, 128 << 20, 2);
+    assert!(m.check_order(11, GfpFlags::GFP_KERNEL).is_none());
+    assert_eq!(m.warn_count(), 1);
+    assert!(m.platform().take_captured().contains("WARNING: CPU:"));
+    let initial = buddy(&m);
+
+    let c = m
+        .alloc_pages(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_COMP, Order::new(3))
+        .unwrap();
+    assert!(c.is_head());
+    assert_eq!(c.compound_order(), Order::new(3));
+    assert_eq!(c.add(5).compound_head(), c);
+    m.__free_pages(c, Order::new(3));
+
+    let z = m.get_zeroed_page(GfpFlags::GFP_KERNEL).unwrap();
+    // SAFETY: a page we own, through the real direct map.
+    let bytes = unsafe { std::slice::from_raw_parts(z.as_ptr::<u8>(), 4096) };
+    assert!(bytes.iter().all(|b| *b == 0));
+    m.free_page(z);
+
+    let e = m.alloc_pages_exact(5 * 4096, GfpFlags::GFP_KERNEL).unwrap();
+    // SAFETY: the 5 pages are ours.
+    unsafe { std::ptr::write_bytes(e.as_ptr::<u8>(), 0xab, 5 * 4096) };
+    m.free_pages_exact(e, 5 * 4096);
+
+    let g = m.alloc_pages(GfpFlags::GFP_KERNEL, Order::new(2)).unwrap();
+    m.split_page(g, Order::new(2));
+    for i in 0..4 {
+        m.__free_pages(g.add(i), Order::ZERO);
+    }
+    m.drain_local_pages();
+    assert_eq!(initial, buddy(&m));
+    m.check_invariants().unwrap();
+    assert_eq!(m.bug_count(), 0);
+}
+
+/// Threads as CPUs: random work on several threads, each exiting (its CPU goes offline and
+/// its per-CPU lists drain); afterwards the free areas are as at boot.
+#[test]
+fn threads_stress_then_invariants() {
+    let m = std::sync::Arc::new(boot(Arch::X86_64, 256 << 20, 4));
+    let initial = buddy(&m);
+    // Plain threads joined with pthread_join: join returns after the thread's TLS destructors
+    // ran, i.e. after its CPU went offline and its per-CPU lists were drained.
+    let handles: Vec<_> = (0..4u64)
+        .map(|t| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                let mut rng = t.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+                let mut live: Vec<(PagePtr, Order)> = Vec::new();
+                for _ in 0..20_000 {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    if live.len() < 64 && rng % 3 != 0 {
+                        let o = Order::new(((rng >> 8) % 5) as u32);
+                        let gfp = if rng & 0x100 != 0 {
+                            GfpFlags::GFP_KERNEL
+                        } else {
+                            GfpFlags::GFP_USER | GfpFlags::__GFP_MOVABLE
+                        };
+                        if let Some(p) = m.alloc_pages(gfp | GfpFlags::__GFP_NOWARN, o) {
+                            live.push((p, o));
+                        }
+                    } else if let Some((p, o)) = live.pop() {
+                        m.__free_pages(p, o);
+                    }
+                }
+                for (p, o) in live {
+                    m.__free_pages(p, o);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    m.drain_local_pages();
+    m.check_invariants().unwrap();
+    assert_eq!(initial, buddy(&m));
+    assert_eq!(m.bug_count(), 0);
+}
