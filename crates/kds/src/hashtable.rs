@@ -30,6 +30,7 @@ use crate::hlist::{
     hlist_add_head, hlist_del_init, hlist_empty, hlist_unhashed, HlistHead, HlistIter, HlistNode,
     INIT_HLIST_HEAD,
 };
+pub use crate::list::AlreadyLinked;
 
 /// `HASH_BITS(name)`: log2 of the number of buckets.
 ///
@@ -361,10 +362,10 @@ impl<'a, A: KeyAdapter, const N: usize> HashTable<'a, A, N> {
     ///
     /// # Errors
     /// Returns the item back if it is already hashed.
-    pub fn add(self: Pin<&mut Self>, item: &'a A::Item) -> Result<(), &'a A::Item> {
+    pub fn add(self: Pin<&mut Self>, item: &'a A::Item) -> Result<(), AlreadyLinked<&'a A::Item>> {
         let link = A::link(item);
         if link.is_hashed() {
-            return Err(item);
+            return Err(AlreadyLinked(item));
         }
         // SAFETY: pinned table, unhashed node of an item borrowed for 'a.
         unsafe { hlist_add_head(link.as_raw(), self.bucket(A::key(item))) };

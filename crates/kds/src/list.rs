@@ -1073,6 +1073,22 @@ impl core::fmt::Debug for Link {
     }
 }
 
+/// The error of inserting an item that is already on a list (or in a table): the item is
+/// handed back untouched.
+pub struct AlreadyLinked<T>(pub T);
+
+impl<T> core::fmt::Debug for AlreadyLinked<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("AlreadyLinked")
+    }
+}
+
+impl<T> core::fmt::Display for AlreadyLinked<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("item is already linked")
+    }
+}
+
 /// Names the [`Link`] field of a struct that a [`List`] links through.
 ///
 /// # Safety
@@ -1196,10 +1212,10 @@ impl<'a, A: Adapter> List<'a, A> {
         self.iter().count()
     }
 
-    fn check_unlinked(item: &'a A::Item) -> Result<*mut ListHead, &'a A::Item> {
+    fn check_unlinked(item: &'a A::Item) -> Result<*mut ListHead, AlreadyLinked<&'a A::Item>> {
         let link = A::link(item);
         if link.is_linked() {
-            Err(item)
+            Err(AlreadyLinked(item))
         } else {
             Ok(link.as_raw())
         }
@@ -1209,7 +1225,10 @@ impl<'a, A: Adapter> List<'a, A> {
     ///
     /// # Errors
     /// Returns the item back if it is already on a list.
-    pub fn push_front(self: Pin<&mut Self>, item: &'a A::Item) -> Result<(), &'a A::Item> {
+    pub fn push_front(
+        self: Pin<&mut Self>,
+        item: &'a A::Item,
+    ) -> Result<(), AlreadyLinked<&'a A::Item>> {
         let n = Self::check_unlinked(item)?;
         // SAFETY: the head is pinned and initialised, `n` is unlinked and lives for 'a.
         unsafe { list_add(n, self.raw()) };
@@ -1220,7 +1239,10 @@ impl<'a, A: Adapter> List<'a, A> {
     ///
     /// # Errors
     /// Returns the item back if it is already on a list.
-    pub fn push_back(self: Pin<&mut Self>, item: &'a A::Item) -> Result<(), &'a A::Item> {
+    pub fn push_back(
+        self: Pin<&mut Self>,
+        item: &'a A::Item,
+    ) -> Result<(), AlreadyLinked<&'a A::Item>> {
         let n = Self::check_unlinked(item)?;
         // SAFETY: as in `push_front`.
         unsafe { list_add_tail(n, self.raw()) };
@@ -1485,7 +1507,7 @@ impl<'l, 'a, A: Adapter> CursorMut<'l, 'a, A> {
     ///
     /// # Errors
     /// Returns the item back if it is already on a list.
-    pub fn insert_after(&mut self, item: &'a A::Item) -> Result<(), &'a A::Item> {
+    pub fn insert_after(&mut self, item: &'a A::Item) -> Result<(), AlreadyLinked<&'a A::Item>> {
         let n = List::<A>::check_unlinked(item)?;
         // SAFETY: `cur` is a node of this pinned list; `n` is unlinked and lives for 'a.
         unsafe { list_add(n, self.cur) };
@@ -1496,7 +1518,7 @@ impl<'l, 'a, A: Adapter> CursorMut<'l, 'a, A> {
     ///
     /// # Errors
     /// Returns the item back if it is already on a list.
-    pub fn insert_before(&mut self, item: &'a A::Item) -> Result<(), &'a A::Item> {
+    pub fn insert_before(&mut self, item: &'a A::Item) -> Result<(), AlreadyLinked<&'a A::Item>> {
         let n = List::<A>::check_unlinked(item)?;
         // SAFETY: as in `insert_after`.
         unsafe { list_add_tail(n, self.cur) };

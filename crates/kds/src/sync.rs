@@ -75,7 +75,10 @@ pub(crate) unsafe fn copy_from_slots<T: Copy>(dst: *mut T, src: *const Slot<T>, 
 #[inline(always)]
 pub(crate) fn slots_as_mut_ptr<T>(s: *const Slot<T>) -> *mut T {
     #[cfg(loom)]
-    panic!("raw kfifo buffer access is not modelled under loom");
+    {
+        let _ = s;
+        panic!("raw kfifo buffer access is not modelled under loom");
+    }
     #[cfg(not(loom))]
     s.cast_mut().cast::<T>()
 }
@@ -85,7 +88,10 @@ pub(crate) fn slots_as_mut_ptr<T>(s: *const Slot<T>) -> *mut T {
 #[inline(always)]
 pub(crate) fn slots_from_mut_ptr<T>(p: *mut T) -> *const Slot<T> {
     #[cfg(loom)]
-    panic!("external kfifo buffers are not modelled under loom");
+    {
+        let _ = p;
+        panic!("external kfifo buffers are not modelled under loom");
+    }
     #[cfg(not(loom))]
     p.cast::<Slot<T>>().cast_const()
 }
