@@ -226,19 +226,68 @@ pvh_start32:
 
 extern "C" {
     static __kernel_start: u8;
+    static __text_start: u8;
+    static __rodata_start: u8;
+    static __data_start: u8;
+    static __bss_start: u8;
     static __kernel_end: u8;
     static boot_pml4: u8;
     static boot_pd: u8;
 }
 
+/// The physical layout of the kernel image, from the symbols of linker.ld. Each section's size
+/// runs to the start of the next one (alignment padding included), so the sizes add up to the
+/// whole image.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageLayout {
+    /// `__kernel_start` (= `__text_start`).
+    pub start: u64,
+    /// `.text` bytes.
+    pub text: u64,
+    /// `.rodata` + the PVH note bytes.
+    pub rodata: u64,
+    /// `.data` bytes.
+    pub data: u64,
+    /// `.bss` bytes (boot page tables and boot stack included).
+    pub bss: u64,
+}
+
+impl ImageLayout {
+    /// The end (exclusive) of the image.
+    pub fn end(&self) -> u64 {
+        self.start + self.text + self.rodata + self.data + self.bss
+    }
+}
+
+/// Returns the layout of the kernel image.
+pub fn image_layout() -> ImageLayout {
+    // Only the addresses of the linker-defined symbols are taken, never their contents. They
+    // go through `black_box` because the compiler assumes distinct symbols have distinct
+    // addresses (it would fold `__kernel_start == __text_start` to false).
+    let [start, text, rodata, data, bss, end] = core::hint::black_box([
+        core::ptr::addr_of!(__kernel_start),
+        core::ptr::addr_of!(__text_start),
+        core::ptr::addr_of!(__rodata_start),
+        core::ptr::addr_of!(__data_start),
+        core::ptr::addr_of!(__bss_start),
+        core::ptr::addr_of!(__kernel_end),
+    ])
+    .map(|p| p as u64);
+    assert_eq!(start, text, "linker.ld: .text must open the image");
+    ImageLayout {
+        start,
+        text: rodata - text,
+        rodata: data - rodata,
+        data: bss - data,
+        bss: end - bss,
+    }
+}
+
 /// Returns the physical range `[start, end)` of the kernel image, `.bss` included (boot page
 /// tables and stack are in it).
 pub fn kernel_image() -> (u64, u64) {
-    // Only the addresses of the linker-defined symbols are taken, never their contents.
-    (
-        core::ptr::addr_of!(__kernel_start) as u64,
-        core::ptr::addr_of!(__kernel_end) as u64,
-    )
+    let l = image_layout();
+    (l.start, l.end())
 }
 
 /// Returns the physical range `[start, end)` of the boot page tables (a part of the image).

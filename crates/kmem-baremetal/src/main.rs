@@ -17,8 +17,10 @@
 
 mod arch;
 mod boot;
+mod cell;
 mod idt;
 mod libc;
+mod mm;
 mod platform;
 mod pvh;
 mod selftest;
@@ -28,7 +30,8 @@ mod tests;
 
 use core::fmt::Write;
 
-use pvh::{BootInfo, Cmdline};
+use cell::BootCell;
+use pvh::BootInfo;
 
 /// The Rust entry, called by `boot.rs` in long mode with the physical address of
 /// `struct hvm_start_info`.
@@ -50,9 +53,11 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
     };
     print_boot_info(&info);
 
+    let info: &'static BootInfo = BOOT_INFO.set(info);
+
     let phys_end = info.max_ram_end().min(boot::identity_map_end());
-    // SAFETY: the boot page tables identity-map [0, identity_map_end()); this is the only
-    // platform value, and (phase 1) nothing runs kmem on it yet.
+    // SAFETY: the boot page tables map [0, identity_map_end()) at DIRECT_MAP_BASE; this is the
+    // only platform value, and kmem (booted on it below) is the only user of that memory.
     let plat = unsafe { platform::BareMetal::new(phys_end) };
     println!(
         "platform: TSC {} MHz, RDRAND {}",
@@ -61,7 +66,20 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
     );
 
     let mut runner = selftest::Runner::new();
-    tests::run_all(&mut runner, &info, &plat);
+    tests::run_early(&mut runner, info, &plat);
+
+    println!("kmem: booting the memory subsystem");
+    match mm::boot_kmem(info, plat) {
+        Ok(machine) => {
+            let ctx = tests::KernelCtx { info, mm: machine };
+            tests::run_kernel(&mut runner, &ctx);
+            for path in ["/proc/buddyinfo", "/proc/zoneinfo", "/proc/meminfo"] {
+                cat(machine, path);
+            }
+        }
+        Err(e) => runner.fail_step("kmem_boot", format_args!("Machine::boot failed: {e}")),
+    }
+
     let ok = runner.finish();
     println!(
         "kmem-baremetal: {}",
@@ -76,6 +94,19 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
     } else {
         arch::EXIT_FAILURE
     })
+}
+
+/// The boot information, kept for the kernel's life.
+static BOOT_INFO: BootCell<BootInfo> = BootCell::new();
+
+/// Prints a /proc file of the machine on the console, between marker lines.
+fn cat(machine: &mm::Kmem, path: &str) {
+    println!("---- cat {path} ----");
+    let mut console = serial::CONSOLE.lock();
+    if let Err(e) = machine.proc_read(path, &mut *console) {
+        drop(console);
+        println!("cat: {path}: {e}");
+    }
 }
 
 /// Prints the command line, the memory map (in Linux's "BIOS-e820" format) and the layout.
@@ -120,7 +151,6 @@ fn print_boot_info(info: &BootInfo) {
         info.total_ram() >> 20,
         info.max_ram_end()
     );
-    let _ = Cmdline(info.cmdline());
 }
 
 #[panic_handler]

@@ -159,6 +159,12 @@ impl Runner {
         }
     }
 
+    /// Records a failure that is not a test of its own (a boot step that went wrong).
+    pub fn fail_step(&mut self, step: &str, why: fmt::Arguments<'_>) {
+        FAILED.fetch_add(1, Ordering::Relaxed);
+        println!("[selftest] FAIL {step}: {why}");
+    }
+
     /// Prints the summary line; returns whether everything passed (and something ran).
     pub fn finish(self) -> bool {
         let (p, f) = (

@@ -1,31 +1,16 @@
-//! The self-tests, in groups run in boot order.
+//! Tests that run before kmem boots: the C library symbols, SSE, the memory map, the boot page
+//! tables and the command line parser.
 
-// A failure carries its message inline (no heap before kmem boots); results are returned once
-// per test, so the size does not matter.
+// A failure carries its message inline (no heap needed); results are returned once per test,
+// so the size does not matter.
 #![allow(clippy::result_large_err)]
 
-use crate::platform::BareMetal;
 use crate::pvh::{BootInfo, Cmdline, E820_RAM};
-use crate::selftest::{Runner, Test, TestResult};
+use crate::selftest::{Test, TestResult};
 use crate::{boot, check, check_eq, tests};
 
-/// Runs every group.
-pub fn run_all(runner: &mut Runner, info: &BootInfo, plat: &BareMetal) {
-    runner.run("early", EARLY, info);
-    runner.run("platform", PLATFORM, plat);
-    let cmdline = Cmdline(info.cmdline());
-    if cmdline.has_value("selftest", "fail") {
-        runner.run("deliberate", DELIBERATE, info);
-    }
-    if cmdline.has_value("selftest", "panic") {
-        runner.run("deliberate", DELIBERATE_PANIC, info);
-    }
-    if cmdline.has_value("selftest", "fault") {
-        runner.run("deliberate", DELIBERATE_FAULT, info);
-    }
-}
-
-const EARLY: &[Test<BootInfo>] = tests![
+/// The group, over the boot information.
+pub const TESTS: &[Test<BootInfo>] = tests![
     libc_memcpy_memset,
     libc_memmove_overlap,
     libc_memcmp_strlen,
@@ -35,111 +20,6 @@ const EARLY: &[Test<BootInfo>] = tests![
     direct_map_aliases_identity,
     cmdline_parsing,
 ];
-
-const DELIBERATE: &[Test<BootInfo>] = tests![deliberate_failure];
-const DELIBERATE_PANIC: &[Test<BootInfo>] = tests![deliberate_panic];
-const DELIBERATE_FAULT: &[Test<BootInfo>] = tests![deliberate_page_fault];
-
-const PLATFORM: &[Test<BareMetal>] = tests![
-    platform_cpu_guard_nests,
-    platform_jiffies_advance,
-    platform_random_varies,
-    platform_spinlock_try_lock,
-];
-
-/// `selftest=fail`: proves that a failing test fails the run.
-fn deliberate_failure(_: &BootInfo) -> TestResult {
-    let answer = core::hint::black_box(41);
-    check!(
-        answer == 42,
-        "deliberate failure requested by selftest=fail (got {answer}, want 42)"
-    );
-    Ok(())
-}
-
-/// `selftest=panic`: proves that a panic in a test is reported and fails the run.
-fn deliberate_panic(_: &BootInfo) -> TestResult {
-    if core::hint::black_box(true) {
-        panic!("deliberate panic requested by selftest=panic");
-    }
-    Ok(())
-}
-
-/// `selftest=fault`: proves that a CPU exception in a test is reported and fails the run.
-fn deliberate_page_fault(_: &BootInfo) -> TestResult {
-    // 1 TiB: beyond the identity map (PML4 entry 2 is not present).
-    let p = core::hint::black_box(1u64 << 40) as *const u64;
-    // SAFETY: not safe at all — the point is the page fault, which never returns here.
-    let v = unsafe { p.read_volatile() };
-    check!(v == 0, "read unmapped memory without a fault");
-    Ok(())
-}
-
-fn platform_cpu_guard_nests(plat: &BareMetal) -> TestResult {
-    use kmem::platform::{CpuGuard, Platform};
-    check_eq!(plat.possible_cpus(), 1);
-    {
-        let outer = CpuGuard::new(plat);
-        let inner = CpuGuard::new(plat);
-        check_eq!((outer.cpu(), inner.cpu()), (0, 0));
-        check!(
-            !crate::arch::irq_save(),
-            "interrupts must be off inside a per-CPU section"
-        );
-    }
-    check!(
-        !crate::arch::irq_save(),
-        "interrupts stay off: the kernel never enables them"
-    );
-    Ok(())
-}
-
-fn platform_jiffies_advance(plat: &BareMetal) -> TestResult {
-    use kmem::platform::Platform;
-    let start = plat.jiffies();
-    let tsc0 = crate::arch::rdtsc();
-    // Wait for 3 jiffies (bounded by TSC cycles: 1000 jiffies' worth).
-    while plat.jiffies() < start + 3 && crate::arch::rdtsc() - tsc0 < 1000 * plat.tsc_khz() {
-        core::hint::spin_loop();
-    }
-    check!(
-        plat.jiffies() >= start + 3,
-        "jiffies did not advance ({} -> {})",
-        start,
-        plat.jiffies()
-    );
-    Ok(())
-}
-
-fn platform_random_varies(plat: &BareMetal) -> TestResult {
-    use kmem::platform::Platform;
-    let mut v = [0u64; 8];
-    for x in v.iter_mut() {
-        *x = plat.random_u64();
-    }
-    let distinct = (0..v.len()).filter(|&i| !v[..i].contains(&v[i])).count();
-    check!(distinct >= 7, "random_u64 repeats: {v:x?}");
-    let ones: u32 = v.iter().map(|x| x.count_ones()).sum();
-    check!(
-        (128..=384).contains(&ones),
-        "random_u64 is biased: {ones} of 512 bits set"
-    );
-    Ok(())
-}
-
-fn platform_spinlock_try_lock(_: &BareMetal) -> TestResult {
-    let lock = crate::spinlock::SpinLock::new(5u32);
-    {
-        let mut g = lock.lock();
-        *g += 1;
-        check!(
-            lock.try_lock().is_none(),
-            "a held lock must not be taken again"
-        );
-    }
-    check_eq!(*lock.try_lock().expect("free lock"), 6);
-    Ok(())
-}
 
 fn libc_memcpy_memset(_: &BootInfo) -> TestResult {
     let mut a = [0u8; 300];

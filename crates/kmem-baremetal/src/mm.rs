@@ -1,0 +1,85 @@
+//! Bringing up kmem on this machine: the PVH memory map becomes kmem's e820 table, the kernel
+//! image (with the boot page tables and stack in its `.bss`) is described to kmem so memblock
+//! reserves it, and [`kmem::Machine::boot`] does the rest as Linux's `setup_arch` →
+//! `mm_core_init` does: memblock, the memmap (reserved in memblock), zones, and the buddy
+//! allocator taking all remaining RAM.
+//!
+//! The booted machine lives in [`MACHINE`] for the rest of the kernel's life.
+
+use kmem::arch::{Arch, E820Entry, E820Table, E820Type};
+use kmem::machine::KernelImage;
+use kmem::{BootError, BootParams, Machine, PhysAddr};
+
+use crate::boot;
+use crate::cell::BootCell;
+use crate::platform::BareMetal;
+use crate::println;
+use crate::pvh::BootInfo;
+
+/// The memory subsystem of this kernel.
+pub type Kmem = Machine<BareMetal>;
+
+/// The booted machine (set once by [`boot_kmem`]).
+pub static MACHINE: BootCell<Kmem> = BootCell::new();
+
+/// Converts the PVH map into kmem's e820 table, cutting RAM that the boot page tables do not
+/// map (it could not be reached through the direct map).
+fn e820_table(info: &BootInfo) -> E820Table {
+    let limit = boot::identity_map_end();
+    let mut table = E820Table::new();
+    for e in info.e820() {
+        let kind = E820Type::from_raw(e.kind);
+        let (addr, mut size) = (e.addr, e.size);
+        if kind == E820Type::Ram && e.end() > limit {
+            println!(
+                "e820: RAM [{:#x}-{:#x}] beyond the direct map ignored",
+                limit.max(addr),
+                e.end() - 1
+            );
+            if addr >= limit {
+                continue;
+            }
+            size = limit - addr;
+        }
+        if size == 0 {
+            continue;
+        }
+        if !table.push(E820Entry::new(addr, size, kind)) {
+            println!(
+                "e820: table full, [{addr:#x}-{:#x}] dropped",
+                addr + size - 1
+            );
+        }
+    }
+    table
+}
+
+/// Boots kmem on `plat` with the memory map and command line of `info`.
+///
+/// # Errors
+/// The [`BootError`] of [`Machine::boot`].
+pub fn boot_kmem(info: &BootInfo, plat: BareMetal) -> Result<&'static Kmem, BootError> {
+    let l = boot::image_layout();
+    let kernel = KernelImage {
+        start: PhysAddr::new(l.start),
+        code: l.text,
+        rodata: l.rodata,
+        rwdata: l.data,
+        init: 0,
+        bss: l.bss,
+    };
+    // The page tables are inside the image's .bss; naming them keeps the reservation explicit
+    // for the day they move out of the image (vmalloc allocates page tables from the buddy).
+    let (pt_start, pt_end) = boot::boot_page_tables();
+    let reserve = [(PhysAddr::new(pt_start), pt_end - pt_start)];
+    let params = BootParams {
+        arch: Arch::X86_64,
+        e820: e820_table(info),
+        nr_cpus: 1,
+        cmdline: info.cmdline(),
+        kernel: Some(kernel),
+        reserve: &reserve,
+    };
+    let machine = Machine::boot(plat, &params)?;
+    Ok(MACHINE.set(machine))
+}

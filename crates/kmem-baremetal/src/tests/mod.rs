@@ -1,0 +1,41 @@
+//! The self-tests, in groups run in boot order: `early` (before kmem), `platform`, then the
+//! groups over the booted kmem machine, and the deliberate failures the command line asks for.
+
+mod deliberate;
+mod early;
+mod page_alloc;
+mod platform;
+
+use crate::mm::Kmem;
+use crate::platform::BareMetal;
+use crate::pvh::{BootInfo, Cmdline};
+use crate::selftest::Runner;
+
+/// What the tests over a booted machine see.
+pub struct KernelCtx {
+    /// The boot information.
+    pub info: &'static BootInfo,
+    /// The booted memory subsystem.
+    pub mm: &'static Kmem,
+}
+
+/// Runs the groups that need no kmem.
+pub fn run_early(runner: &mut Runner, info: &BootInfo, plat: &BareMetal) {
+    runner.run("early", early::TESTS, info);
+    runner.run("platform", platform::TESTS, plat);
+}
+
+/// Runs the groups over the booted machine, then the deliberate failures.
+pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
+    runner.run("page_alloc", page_alloc::TESTS, ctx);
+    let cmdline = Cmdline(ctx.info.cmdline());
+    for (value, group) in [
+        ("fail", deliberate::FAIL),
+        ("panic", deliberate::PANIC),
+        ("fault", deliberate::FAULT),
+    ] {
+        if cmdline.has_value("selftest", value) {
+            runner.run("deliberate", group, ctx.info);
+        }
+    }
+}
