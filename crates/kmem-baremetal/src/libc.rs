@@ -120,3 +120,13 @@ pub unsafe extern "C" fn strlen(s: *const u8) -> usize {
 pub extern "C" fn rust_eh_personality() -> i32 {
     3
 }
+
+/// The unwinder's resume entry, referenced by the landing pads of the prebuilt `alloc` (compiled
+/// with `panic=unwind`). With `panic=abort` no unwind ever starts, so no landing pad runs; if
+/// one did, stopping the machine is the only safe answer.
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    crate::println!("\n*** _Unwind_Resume called: unwinding is not supported");
+    crate::selftest::report_crash();
+    crate::arch::qemu_exit(crate::arch::EXIT_FAILURE)
+}

@@ -15,9 +15,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+extern crate alloc;
+
 mod arch;
 mod boot;
 mod cell;
+mod heap;
 mod idt;
 mod libc;
 mod mm;

@@ -3,6 +3,7 @@
 
 mod deliberate;
 mod early;
+mod heap;
 mod kds;
 mod page_alloc;
 mod platform;
@@ -30,6 +31,7 @@ pub fn run_early(runner: &mut Runner, info: &BootInfo, plat: &BareMetal) {
 pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     runner.run("page_alloc", page_alloc::TESTS, ctx);
     runner.run("kds", kds::TESTS, ctx);
+    runner.run("heap", heap::TESTS, ctx);
     let cmdline = Cmdline(ctx.info.cmdline());
     for (value, group) in [
         ("fail", deliberate::FAIL),
