@@ -271,9 +271,9 @@ impl PagePtr {
         // SAFETY: the memmap is live (type invariant); the field is atomic.
         unsafe { (*self.as_ptr()).refcount.load(Ordering::Relaxed) }
     }
-    /// `set_page_count`.
+    /// `set_page_count`. Only the page's sole owner may call it.
     #[inline]
-    pub(crate) fn set_refcount(self, v: i32) {
+    pub fn set_refcount(self, v: i32) {
         // SAFETY: as in `refcount`.
         unsafe { (*self.as_ptr()).refcount.store(v, Ordering::Relaxed) }
     }

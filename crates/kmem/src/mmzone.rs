@@ -207,6 +207,9 @@ pub struct PerCpuPages {
     pub batch: usize,
     /// One list per (migratetype, order ≤ 3): index `order * MIGRATE_PCPTYPES + mt`.
     pub lists: [ListHead; NR_PCP_LISTS],
+    /// Pages freed in a row without an allocation in between (halved on each allocation), to
+    /// size bulk frees and grow `high` (Linux 6.7's pcp auto-tuning).
+    pub free_count: usize,
     /// Allocations served on this CPU (`numa_hit`), folded on read like vm_stat diffs.
     pub alloc_count: usize,
     /// Pages allocated minus pages freed on this CPU.

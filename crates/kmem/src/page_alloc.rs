@@ -426,42 +426,87 @@ impl<P: Platform> Machine<P> {
         got
     }
 
-    /// `free_pcppages_bulk`: gives `count` pages of a pcp back to the buddy lists.
-    fn free_pcppages_bulk(&self, zone: &Zone<P::RawLock>, pcp: &mut PerCpuPages, mut count: usize) {
+    /// `free_pcppages_bulk`: gives `count` pages of a pcp back to the buddy lists, oldest
+    /// first (list tails), walking the lists in turn.
+    fn free_pcppages_bulk(&self, zone: &Zone<P::RawLock>, pcp: &mut PerCpuPages, count: usize) {
+        let mm = self.mm();
         let mut free = zone.free.lock();
+        let mut left = count.min(pcp.count);
         let mut freed = 0usize;
-        let mut idx = 0usize;
-        let mut empty_rounds = 0;
-        while count > 0 && pcp.count > 0 && empty_rounds < pcp.lists.len() {
-            let l: *mut ListHead = &mut pcp.lists[idx];
-            idx = (idx + 1) % pcp.lists.len();
-            // SAFETY: the pcp list is the current CPU's (caller's guard), pinned in memblock.
-            let Some(last) = (unsafe {
-                if list::list_empty(l) {
-                    None
-                } else {
-                    Some((*l).prev)
+        for l in pcp.lists.iter_mut() {
+            if left == 0 {
+                break;
+            }
+            let l: *mut ListHead = l;
+            // SAFETY: the pcp list is the current CPU's (caller's guard), pinned in memblock;
+            // its entries are page->lru links of pages on it.
+            unsafe {
+                while left > 0 && !list::list_empty(l) {
+                    let last = (*l).prev;
+                    let page = PagePtr::from_lru(last);
+                    list::list_del(last);
+                    let order = Order::new(page.private() as u32);
+                    page.set_private(0);
+                    pcp.count -= order.pages();
+                    left = left.saturating_sub(order.pages());
+                    freed += order.pages();
+                    mm.free_one_page_locked(zone, &mut free, mm.page_to_pfn(page), order);
                 }
-            }) else {
-                empty_rounds += 1;
-                continue;
-            };
-            empty_rounds = 0;
-            // SAFETY: pcp entries are page->lru links.
-            let page = unsafe { PagePtr::from_lru(last) };
-            // SAFETY: the page is on this pcp list.
-            unsafe { list::list_del(page.lru()) };
-            let order = Order::new(page.private() as u32);
-            page.set_private(0);
-            pcp.count -= order.pages();
-            count = count.saturating_sub(order.pages());
-            freed += order.pages();
-            self.mm()
-                .free_one_page_locked(zone, &mut free, self.page_to_pfn(page), order);
+            }
         }
+        drop(free);
         zone.stats
             .nr_free_pages
             .fetch_add(freed as isize, Ordering::Relaxed);
+    }
+
+    /// The pcp list reached `high` (`free_unref_page_commit`): while the zone is above its
+    /// high watermark `high` grows by `batch` towards `high_max` (`nr_pcp_high`), otherwise a
+    /// bulk free sized by the run of frees gives pages back (`nr_pcp_free`).
+    #[cold]
+    fn pcp_over_high(&self, zone: &Zone<P::RawLock>, pcp: &mut PerCpuPages) {
+        let batch = pcp.batch;
+        if zone.pcp_high_min != zone.pcp_high_max
+            && zone.stats.free_pages() > zone.wmark(WMARK_HIGH)
+        {
+            pcp.high = (pcp.high + batch).min(zone.pcp_high_max);
+            if pcp.count < pcp.high {
+                return;
+            }
+        }
+        let high = pcp.high;
+        let to_free = if high < batch {
+            1
+        } else {
+            pcp.free_count
+                .clamp(batch, high.saturating_sub(batch).max(batch))
+        };
+        self.free_pcppages_bulk(zone, pcp, to_free);
+    }
+
+    /// `decay_pcp_high` for the current CPU (Linux runs it from the vmstat worker once a
+    /// second): lowers `high` by an eighth towards `high_min` and frees what is above it.
+    pub fn decay_pcp_high(&self) {
+        let g = CpuGuard::new(self.platform());
+        for z in self.zones() {
+            if z.pcp.is_null() {
+                continue;
+            }
+            // SAFETY: we hold this CPU's guard.
+            let pcp = unsafe { z.pcp_of(g.cpu()) };
+            let target = pcp
+                .count
+                .saturating_sub(pcp.batch * 4)
+                .max(pcp.high - pcp.high / 8)
+                .max(z.pcp_high_min);
+            if target < pcp.high {
+                pcp.high = target;
+                if pcp.count > target {
+                    let n = pcp.count - target;
+                    self.free_pcppages_bulk(z, pcp, n);
+                }
+            }
+        }
     }
 
     /// `drain_local_pages`: empties the current CPU's pcp lists in every zone.
@@ -482,6 +527,7 @@ impl<P: Platform> Machine<P> {
 
     // ------------------------------------------------------------------ allocation
 
+    #[inline]
     fn zone_watermark_ok(
         &self,
         zone: &Zone<P::RawLock>,
@@ -503,6 +549,7 @@ impl<P: Platform> Machine<P> {
         free > min + zone.lowmem_reserve[highest.index()].load(Ordering::Relaxed) as isize
     }
 
+    #[inline]
     fn rmqueue(&self, zone: &Zone<P::RawLock>, order: Order, mt: MigrateType) -> Option<PagePtr> {
         if order.as_u32() <= PAGE_ALLOC_COSTLY_ORDER && (mt as usize) < MIGRATE_PCPTYPES {
             let g = CpuGuard::new(self.platform());
@@ -528,6 +575,7 @@ impl<P: Platform> Machine<P> {
             unsafe { list::list_del(page.lru()) };
             page.set_private(0);
             pcp.count -= order.pages();
+            pcp.free_count >>= 1;
             pcp.alloc_count += 1;
             pcp.in_use += order.pages() as isize;
             return Some(page);
@@ -547,6 +595,7 @@ impl<P: Platform> Machine<P> {
         Some(page)
     }
 
+    #[inline]
     fn get_page_from_freelist(
         &self,
         gfp: GfpFlags,
@@ -572,6 +621,7 @@ impl<P: Platform> Machine<P> {
         None
     }
 
+    #[inline]
     fn prep_new_page(&self, page: PagePtr, order: Order, gfp: GfpFlags) {
         page.set_refcount(1);
         page.set_index(0);
@@ -615,6 +665,7 @@ impl<P: Platform> Machine<P> {
     /// `page allocation failure` warning unless `__GFP_NOWARN`) when no zone the flags allow
     /// can serve it above its watermarks.
     #[track_caller]
+    #[inline]
     pub fn alloc_pages(&self, gfp: GfpFlags, order: Order) -> Option<PagePtr> {
         let highest = gfp_zone(self.arch(), gfp);
         let fast = AllocFlags {
@@ -657,6 +708,7 @@ impl<P: Platform> Machine<P> {
 
     /// Checks a page about to be freed; reports and returns `false` if it must not be.
     #[track_caller]
+    #[inline]
     fn free_page_ok(&self, page: PagePtr, order: Order) -> bool {
         if page.refcount() <= 0 || page.is_buddy() {
             self.bad_page(
@@ -704,6 +756,7 @@ impl<P: Platform> Machine<P> {
     /// Misuse (wrong order, double free, reserved or foreign page) is reported as
     /// `BUG: Bad page state` and leaves everything unchanged.
     #[track_caller]
+    #[inline]
     pub fn __free_pages(&self, page: PagePtr, order: Order) {
         if !self.is_memmap_ptr(page.as_ptr()) {
             self.bad_address("__free_pages", self.to_model(page.as_ptr() as usize));
@@ -712,13 +765,18 @@ impl<P: Platform> Machine<P> {
         if !self.free_page_ok(page, order) {
             return;
         }
-        if !page.put_testzero() {
+        // The common case, the only reference: no other holder can race with us, so a plain
+        // store replaces the atomic decrement.
+        if page.refcount() == 1 {
+            page.set_refcount(0);
+        } else if !page.put_testzero() {
             return;
         }
         self.free_pages_prepared(page, order);
     }
 
     /// Frees a block whose last reference is gone.
+    #[inline]
     fn free_pages_prepared(&self, page: PagePtr, order: Order) {
         if page.is_head() {
             for i in 1..order.pages() {
@@ -740,9 +798,9 @@ impl<P: Platform> Machine<P> {
             // SAFETY: the page is ours (last reference gone); the list is this CPU's.
             unsafe { list::list_add(page.lru(), &mut pcp.lists[pcp_index(order, mt)]) };
             pcp.count += order.pages();
+            pcp.free_count += order.pages();
             if pcp.count >= pcp.high {
-                let to_free = pcp.count - pcp.high + pcp.batch;
-                self.free_pcppages_bulk(zone, pcp, to_free);
+                self.pcp_over_high(zone, pcp);
             }
             return;
         }

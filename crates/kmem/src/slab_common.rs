@@ -1,0 +1,1173 @@
+//! The slab cache layer common to every slab allocator (mm/slab_common.c, mm/slab.h).
+//!
+//! This module owns what does not depend on how objects are managed inside a slab: the
+//! cache flags ([`SlabFlags`]), the kmalloc size classes (`kmalloc_index`, the `kmalloc-*`,
+//! `kmalloc-rcl-*`, `kmalloc-cg-*` and `dma-kmalloc-*` caches picked by GFP flags), the cache
+//! merging rules (`find_mergeable`), the boot options (`slab=`, `slub_debug=`,
+//! `slub_min_order=`, `slub_max_order=`, `slub_min_objects=`), the `/proc/slabinfo`
+//! rendering, and the public cache API as methods on [`Machine`] with Linux's names
+//! (`kmem_cache_create`, `kmem_cache_alloc`, …).
+//!
+//! # Allocators
+//! The implementation behind the API is chosen at boot from the `slab=` command-line option
+//! ([`SlabAllocatorKind`]). SLUB ([`crate::slub`]) is the only one built so far; `slab=slab` and
+//! `slab=slob` print a notice and use SLUB, as Linux 6.x does since SLAB and SLOB were removed.
+//! The dispatch is a `match` on a one-variant enum, which compiles to nothing.
+//!
+//! # Locking
+//! 1. `slab_mutex` ([`SlabState::mutex`]): the list of caches and the metadata of every cache
+//!    (creation, merging, destruction, `/proc/slabinfo` walks);
+//! 2. then a cache's node `list_lock` (see [`crate::slub`]).
+//!
+//! The kmalloc cache table is written once at boot (before any other thread can use the
+//! machine) and read without locks afterwards.
+//!
+//! # Handles
+//! [`CacheHandle`] is a copyable reference to a cache with a generation number. A destroyed
+//! cache's `struct kmem_cache` is never returned to general use (it goes back to the
+//! `kmem_cache` cache, which is never merged), and its generation changes, so a stale handle
+//! is detected and reported instead of touching freed memory. Using a handle concurrently with
+//! `kmem_cache_destroy` of the same cache is a caller bug, as in Linux.
+
+use core::fmt::{self, Write};
+use core::panic::Location;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+
+use kds::list::ListHead;
+
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
+use crate::gfp::GfpFlags;
+use crate::platform::{LogLevel, Platform};
+use crate::Machine;
+
+/// Slab cache flags (`slab_flags_t`), with Linux's bit values (include/linux/slab.h, 5.x/6.x).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(transparent)]
+pub struct SlabFlags(pub u32);
+
+impl SlabFlags {
+    /// No flags.
+    pub const NONE: SlabFlags = SlabFlags(0);
+    /// `SLAB_CONSISTENCY_CHECKS` (`F`): expensive checks on alloc and free.
+    pub const CONSISTENCY_CHECKS: SlabFlags = SlabFlags(0x0000_0100);
+    /// `SLAB_RED_ZONE` (`Z`): red zones around objects.
+    pub const RED_ZONE: SlabFlags = SlabFlags(0x0000_0400);
+    /// `SLAB_POISON` (`P`): poison free objects with 0x6b / 0xa5.
+    pub const POISON: SlabFlags = SlabFlags(0x0000_0800);
+    /// `SLAB_KMALLOC`: a kmalloc cache.
+    pub const KMALLOC: SlabFlags = SlabFlags(0x0000_1000);
+    /// `SLAB_HWCACHE_ALIGN`: align objects on cache lines.
+    pub const HWCACHE_ALIGN: SlabFlags = SlabFlags(0x0000_2000);
+    /// `SLAB_CACHE_DMA`: slabs from ZONE_DMA.
+    pub const CACHE_DMA: SlabFlags = SlabFlags(0x0000_4000);
+    /// `SLAB_CACHE_DMA32`: slabs from ZONE_DMA32.
+    pub const CACHE_DMA32: SlabFlags = SlabFlags(0x0000_8000);
+    /// `SLAB_STORE_USER` (`U`): record the last allocating and freeing caller.
+    pub const STORE_USER: SlabFlags = SlabFlags(0x0001_0000);
+    /// `SLAB_RECLAIM_ACCOUNT`: objects are reclaimable (slabs `__GFP_RECLAIMABLE`).
+    pub const RECLAIM_ACCOUNT: SlabFlags = SlabFlags(0x0002_0000);
+    /// `SLAB_PANIC`: creation failure is fatal (kmem reports it and returns the error).
+    pub const PANIC: SlabFlags = SlabFlags(0x0004_0000);
+    /// `SLAB_TYPESAFE_BY_RCU`.
+    pub const TYPESAFE_BY_RCU: SlabFlags = SlabFlags(0x0008_0000);
+    /// `SLAB_TRACE` (`T`): trace allocations and frees.
+    pub const TRACE: SlabFlags = SlabFlags(0x0020_0000);
+    /// `SLAB_NOLEAKTRACE`.
+    pub const NOLEAKTRACE: SlabFlags = SlabFlags(0x0080_0000);
+    /// `SLAB_NO_MERGE`: never merge this cache with another.
+    pub const NO_MERGE: SlabFlags = SlabFlags(0x0100_0000);
+    /// `SLAB_FAILSLAB` (`A`): fault injection.
+    pub const FAILSLAB: SlabFlags = SlabFlags(0x0200_0000);
+    /// `SLAB_ACCOUNT`: charge to the memory cgroup.
+    pub const ACCOUNT: SlabFlags = SlabFlags(0x0400_0000);
+    /// `SLAB_NO_USER_FLAGS`: ignore `slub_debug` for this cache.
+    pub const NO_USER_FLAGS: SlabFlags = SlabFlags(0x1000_0000);
+    /// `__OBJECT_POISON` (internal): the object itself is poisoned.
+    pub const OBJECT_POISON: SlabFlags = SlabFlags(0x8000_0000);
+
+    /// `SLAB_DEBUG_FLAGS`: any of these takes the cache off the lockless fast path.
+    pub const DEBUG_FLAGS: SlabFlags = SlabFlags(
+        Self::RED_ZONE.0 | Self::POISON.0 | Self::STORE_USER.0 | Self::TRACE.0
+            | Self::CONSISTENCY_CHECKS.0,
+    );
+    /// `DEBUG_DEFAULT_FLAGS`: what a bare `slub_debug` turns on (FZPU).
+    pub const DEBUG_DEFAULT: SlabFlags = SlabFlags(
+        Self::CONSISTENCY_CHECKS.0 | Self::RED_ZONE.0 | Self::POISON.0 | Self::STORE_USER.0,
+    );
+    /// `DEBUG_METADATA_FLAGS`: flags that add metadata to objects.
+    pub const DEBUG_METADATA: SlabFlags =
+        SlabFlags(Self::RED_ZONE.0 | Self::POISON.0 | Self::STORE_USER.0);
+    /// `SLAB_NEVER_MERGE` (mm/slab_common.c).
+    pub const NEVER_MERGE: SlabFlags = SlabFlags(
+        Self::RED_ZONE.0
+            | Self::POISON.0
+            | Self::STORE_USER.0
+            | Self::TRACE.0
+            | Self::TYPESAFE_BY_RCU.0
+            | Self::NOLEAKTRACE.0
+            | Self::FAILSLAB.0
+            | Self::NO_MERGE.0,
+    );
+    /// `SLAB_MERGE_SAME` (mm/slab_common.c): flags two merged caches must agree on.
+    pub const MERGE_SAME: SlabFlags = SlabFlags(
+        Self::RECLAIM_ACCOUNT.0 | Self::CACHE_DMA.0 | Self::CACHE_DMA32.0 | Self::ACCOUNT.0,
+    );
+
+    /// Whether every bit of `o` is set.
+    #[inline]
+    pub const fn contains(self, o: SlabFlags) -> bool {
+        self.0 & o.0 == o.0
+    }
+    /// Whether any bit of `o` is set.
+    #[inline]
+    pub const fn intersects(self, o: SlabFlags) -> bool {
+        self.0 & o.0 != 0
+    }
+    /// The union.
+    #[inline]
+    pub const fn union(self, o: SlabFlags) -> SlabFlags {
+        SlabFlags(self.0 | o.0)
+    }
+    /// `self` without the bits of `o`.
+    #[inline]
+    pub const fn without(self, o: SlabFlags) -> SlabFlags {
+        SlabFlags(self.0 & !o.0)
+    }
+    /// The raw bits.
+    #[inline]
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Parses `SLAB_RED_ZONE|SLAB_POISON`, `RED_ZONE|POISON` or a number.
+    ///
+    /// # Errors
+    /// The unknown word.
+    pub fn parse(s: &str) -> Result<SlabFlags, &str> {
+        let mut f = SlabFlags::NONE;
+        for w in s.split('|').map(str::trim).filter(|w| !w.is_empty()) {
+            if let Some(h) = w.strip_prefix("0x") {
+                f = f.union(SlabFlags(u32::from_str_radix(h, 16).map_err(|_| w)?));
+                continue;
+            }
+            if let Ok(v) = w.parse::<u32>() {
+                f = f.union(SlabFlags(v));
+                continue;
+            }
+            let name = w.strip_prefix("SLAB_").unwrap_or(w);
+            let bit = NAMES
+                .iter()
+                .find(|(_, n)| n.eq_ignore_ascii_case(name))
+                .map(|(b, _)| *b)
+                .ok_or(w)?;
+            f = f.union(bit);
+        }
+        Ok(f)
+    }
+}
+
+const NAMES: &[(SlabFlags, &str)] = &[
+    (SlabFlags::CONSISTENCY_CHECKS, "CONSISTENCY_CHECKS"),
+    (SlabFlags::RED_ZONE, "RED_ZONE"),
+    (SlabFlags::POISON, "POISON"),
+    (SlabFlags::KMALLOC, "KMALLOC"),
+    (SlabFlags::HWCACHE_ALIGN, "HWCACHE_ALIGN"),
+    (SlabFlags::CACHE_DMA, "CACHE_DMA"),
+    (SlabFlags::CACHE_DMA32, "CACHE_DMA32"),
+    (SlabFlags::STORE_USER, "STORE_USER"),
+    (SlabFlags::RECLAIM_ACCOUNT, "RECLAIM_ACCOUNT"),
+    (SlabFlags::PANIC, "PANIC"),
+    (SlabFlags::TYPESAFE_BY_RCU, "TYPESAFE_BY_RCU"),
+    (SlabFlags::TRACE, "TRACE"),
+    (SlabFlags::NOLEAKTRACE, "NOLEAKTRACE"),
+    (SlabFlags::NO_MERGE, "NO_MERGE"),
+    (SlabFlags::FAILSLAB, "FAILSLAB"),
+    (SlabFlags::ACCOUNT, "ACCOUNT"),
+    (SlabFlags::NO_USER_FLAGS, "NO_USER_FLAGS"),
+];
+
+impl core::ops::BitOr for SlabFlags {
+    type Output = SlabFlags;
+    fn bitor(self, o: SlabFlags) -> SlabFlags {
+        self.union(o)
+    }
+}
+
+impl fmt::Debug for SlabFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for SlabFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        let mut rest = self.0;
+        for (b, n) in NAMES {
+            if self.contains(*b) {
+                if !first {
+                    f.write_str("|")?;
+                }
+                write!(f, "SLAB_{n}")?;
+                first = false;
+                rest &= !b.0;
+            }
+        }
+        if rest != 0 {
+            if !first {
+                f.write_str("|")?;
+            }
+            write!(f, "{rest:#x}")?;
+            first = false;
+        }
+        if first {
+            f.write_str("0")?;
+        }
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------------ kmalloc size classes
+
+/// `ARCH_KMALLOC_MINALIGN`: the smallest alignment kmalloc guarantees (x86: 8).
+pub const ARCH_KMALLOC_MINALIGN: usize = 8;
+/// `ARCH_SLAB_MINALIGN`.
+pub const ARCH_SLAB_MINALIGN: usize = 8;
+/// `L1_CACHE_BYTES` on x86_64.
+pub const L1_CACHE_BYTES: usize = 64;
+/// `KMALLOC_SHIFT_LOW`: the smallest kmalloc cache is 8 bytes.
+pub const KMALLOC_SHIFT_LOW: u32 = 3;
+/// `KMALLOC_SHIFT_HIGH` for SLUB: `PAGE_SHIFT + 1` (8 KiB).
+pub const KMALLOC_SHIFT_HIGH: u32 = PAGE_SHIFT + 1;
+/// `KMALLOC_SHIFT_MAX`: `MAX_PAGE_ORDER + PAGE_SHIFT` (4 MiB).
+pub const KMALLOC_SHIFT_MAX: u32 = crate::addr::MAX_PAGE_ORDER + PAGE_SHIFT;
+/// `KMALLOC_MAX_CACHE_SIZE`: larger requests go to the page allocator.
+pub const KMALLOC_MAX_CACHE_SIZE: usize = 1 << KMALLOC_SHIFT_HIGH;
+/// `KMALLOC_MAX_SIZE`: the largest kmalloc.
+pub const KMALLOC_MAX_SIZE: usize = 1 << KMALLOC_SHIFT_MAX;
+/// `ZERO_SIZE_PTR`: what `kmalloc(0)` returns.
+pub const ZERO_SIZE_PTR: usize = 16;
+/// Number of kmalloc cache indexes (`KMALLOC_SHIFT_HIGH + 1`).
+pub const NR_KMALLOC_INDEX: usize = KMALLOC_SHIFT_HIGH as usize + 1;
+
+/// `ZERO_OR_NULL_PTR`.
+#[inline]
+pub const fn zero_or_null_ptr(p: usize) -> bool {
+    p <= ZERO_SIZE_PTR
+}
+
+/// The kinds of kmalloc caches (`enum kmalloc_cache_type`, without the random copies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KmallocType {
+    /// `KMALLOC_NORMAL`: `kmalloc-*`.
+    Normal = 0,
+    /// `KMALLOC_RECLAIM`: `kmalloc-rcl-*` for `__GFP_RECLAIMABLE`.
+    Reclaim = 1,
+    /// `KMALLOC_DMA`: `dma-kmalloc-*` for `__GFP_DMA`.
+    Dma = 2,
+    /// `KMALLOC_CGROUP`: `kmalloc-cg-*` for `__GFP_ACCOUNT`.
+    Cgroup = 3,
+}
+
+/// Number of [`KmallocType`]s.
+pub const NR_KMALLOC_TYPES: usize = 4;
+
+impl KmallocType {
+    /// All types in creation order (Linux creates them in enum order).
+    pub const ALL: [KmallocType; NR_KMALLOC_TYPES] = [
+        KmallocType::Normal,
+        KmallocType::Reclaim,
+        KmallocType::Dma,
+        KmallocType::Cgroup,
+    ];
+    /// The prefix of the caches' names.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            KmallocType::Normal => "kmalloc-",
+            KmallocType::Reclaim => "kmalloc-rcl-",
+            KmallocType::Dma => "dma-kmalloc-",
+            KmallocType::Cgroup => "kmalloc-cg-",
+        }
+    }
+    /// Flags of the caches of this type (`kmalloc_caches` creation in mm/slab_common.c).
+    pub const fn cache_flags(self) -> SlabFlags {
+        match self {
+            KmallocType::Normal => SlabFlags::NONE,
+            KmallocType::Reclaim => SlabFlags::RECLAIM_ACCOUNT,
+            KmallocType::Dma => SlabFlags::CACHE_DMA,
+            KmallocType::Cgroup => SlabFlags::ACCOUNT,
+        }
+    }
+}
+
+/// `kmalloc_type`: which kmalloc caches serve `gfp` (include/linux/slab.h).
+#[inline]
+pub const fn kmalloc_type(gfp: GfpFlags) -> KmallocType {
+    let bits = GfpFlags::__GFP_DMA.bits()
+        | GfpFlags::__GFP_RECLAIMABLE.bits()
+        | GfpFlags::__GFP_ACCOUNT.bits();
+    if gfp.bits() & bits == 0 {
+        KmallocType::Normal
+    } else if gfp.bits() & GfpFlags::__GFP_DMA.bits() != 0 {
+        KmallocType::Dma
+    } else if gfp.bits() & GfpFlags::__GFP_RECLAIMABLE.bits() != 0 {
+        KmallocType::Reclaim
+    } else {
+        KmallocType::Cgroup
+    }
+}
+
+/// `size_index[]` of mm/slab_common.c: the cache index for sizes 1..=192 by `(size - 1) / 8`.
+const SIZE_INDEX: [u8; 24] = [
+    3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1, 7, 7, 7, 7, 2, 2, 2, 2, 2, 2, 2, 2,
+];
+
+/// `kmalloc_index`: the kmalloc cache index for `size` (1 ⇒ 96, 2 ⇒ 192, `n` ⇒ `1 << n`);
+/// 0 for size 0. Sizes above [`KMALLOC_MAX_CACHE_SIZE`] have no cache.
+#[inline]
+pub const fn kmalloc_index(size: usize) -> u32 {
+    if size == 0 {
+        0
+    } else if size <= 192 {
+        SIZE_INDEX[(size - 1) / 8] as u32
+    } else {
+        usize::BITS - (size - 1).leading_zeros()
+    }
+}
+
+/// The object size of kmalloc cache `index` (`kmalloc_info[index].size`).
+#[inline]
+pub const fn kmalloc_size(index: u32) -> usize {
+    match index {
+        0 => 0,
+        1 => 96,
+        2 => 192,
+        n => 1 << n,
+    }
+}
+
+/// `kmalloc_size_roundup`: the size kmalloc really gives for a request of `size`.
+pub const fn kmalloc_size_roundup(size: usize) -> usize {
+    if size == 0 {
+        0
+    } else if size <= KMALLOC_MAX_CACHE_SIZE {
+        kmalloc_size(kmalloc_index(size))
+    } else if size > KMALLOC_MAX_SIZE {
+        // Linux returns the size unchanged; the allocation will fail.
+        size
+    } else {
+        (size.div_ceil(PAGE_SIZE)).next_power_of_two() * PAGE_SIZE
+    }
+}
+
+/// Writes the name of kmalloc cache `index` of `ty` (`kmalloc-96`, `dma-kmalloc-1k`…).
+pub fn kmalloc_cache_name(ty: KmallocType, index: u32, out: &mut dyn Write) -> fmt::Result {
+    let size = kmalloc_size(index);
+    out.write_str(ty.prefix())?;
+    if size >= 1024 && size % 1024 == 0 {
+        write!(out, "{}k", size / 1024)
+    } else {
+        write!(out, "{size}")
+    }
+}
+
+// ------------------------------------------------------------------ slab geometry
+
+/// `MAX_OBJS_PER_PAGE`: `slab->objects` is 15 bits.
+pub const MAX_OBJS_PER_PAGE: u32 = 32767;
+/// `PAGE_ALLOC_COSTLY_ORDER`, the default `slub_max_order`.
+pub const DEFAULT_SLUB_MAX_ORDER: u32 = crate::mmzone::PAGE_ALLOC_COSTLY_ORDER;
+
+/// `get_order`: the smallest order whose block holds `size` bytes.
+#[inline]
+pub const fn get_order(size: usize) -> u32 {
+    if size <= PAGE_SIZE {
+        0
+    } else {
+        usize::BITS - ((size - 1) >> PAGE_SHIFT).leading_zeros()
+    }
+}
+
+/// `fls`: the 1-based position of the highest set bit, 0 for 0.
+#[inline]
+pub const fn fls(x: u32) -> u32 {
+    u32::BITS - x.leading_zeros()
+}
+
+/// `order_objects`: objects of `size` in a slab of `order`.
+#[inline]
+pub const fn order_objects(order: u32, size: u32) -> u32 {
+    ((PAGE_SIZE as u32) << order) / size
+}
+
+/// Slab sizing parameters (`slub_min_order`, `slub_max_order`, `slub_min_objects`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderParams {
+    /// `slub_min_order`.
+    pub min_order: u32,
+    /// `slub_max_order`.
+    pub max_order: u32,
+    /// `slub_min_objects`; 0 means `4 * (fls(nr_cpus) + 1)`.
+    pub min_objects: u32,
+    /// CPUs for the default `min_objects`.
+    pub nr_cpus: u32,
+}
+
+impl OrderParams {
+    /// Linux's defaults for `nr_cpus` CPUs.
+    pub const fn new(nr_cpus: u32) -> Self {
+        Self {
+            min_order: 0,
+            max_order: DEFAULT_SLUB_MAX_ORDER,
+            min_objects: 0,
+            nr_cpus,
+        }
+    }
+}
+
+/// `calc_slab_order` (mm/slub.c): the first order from `min_order` whose leftover is at most
+/// `1 / fract_leftover` of the slab.
+fn calc_slab_order(size: u32, min_order: u32, max_order: u32, fract_leftover: u32) -> u32 {
+    let mut order = min_order;
+    while order <= max_order {
+        let slab_size = (PAGE_SIZE as u32) << order;
+        let rem = slab_size % size;
+        if rem <= slab_size / fract_leftover {
+            break;
+        }
+        order += 1;
+    }
+    order
+}
+
+/// `calculate_order` (mm/slub.c): the slab order for objects of `size` bytes, or `None` if
+/// even one object does not fit in a `MAX_PAGE_ORDER` block.
+pub fn calculate_order(size: u32, p: &OrderParams) -> Option<u32> {
+    let mut min_objects = p.min_objects;
+    if min_objects == 0 {
+        // Linux uses nr_cpu_ids when only one CPU is present.
+        min_objects = 4 * (fls(p.nr_cpus.max(1)) + 1);
+    }
+    let max_objects = order_objects(p.max_order, size).max(1);
+    min_objects = min_objects.min(max_objects);
+    let min_order = p
+        .min_order
+        .max(get_order(min_objects as usize * size as usize));
+    if order_objects(min_order, size) > MAX_OBJS_PER_PAGE {
+        return Some(get_order(size as usize * MAX_OBJS_PER_PAGE as usize) - 1);
+    }
+    // Try to keep the waste below 1/16, then 1/8, then 1/4, then 1/2 of the slab.
+    let mut fraction = 16;
+    while fraction > 1 {
+        let order = calc_slab_order(size, min_order, p.max_order, fraction);
+        if order <= p.max_order {
+            return Some(order);
+        }
+        fraction /= 2;
+    }
+    // Doh: accept any waste, up to the largest block the buddy allocator has.
+    let order = calc_slab_order(size, 0, crate::addr::MAX_PAGE_ORDER, 1);
+    (order <= crate::addr::MAX_PAGE_ORDER).then_some(order)
+}
+
+/// `calculate_alignment` (mm/slab_common.c).
+pub fn calculate_alignment(flags: SlabFlags, align: usize, size: usize) -> usize {
+    let mut align = align;
+    if flags.contains(SlabFlags::HWCACHE_ALIGN) {
+        let mut ralign = L1_CACHE_BYTES;
+        while size <= ralign / 2 {
+            ralign /= 2;
+        }
+        align = align.max(ralign);
+    }
+    align = align.max(ARCH_SLAB_MINALIGN);
+    (align + 7) & !7
+}
+
+// ------------------------------------------------------------------ boot options
+
+/// The slab allocator behind the cache API (`slab=` boot option).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SlabAllocatorKind {
+    /// SLUB ([`crate::slub`]).
+    #[default]
+    Slub,
+}
+
+impl SlabAllocatorKind {
+    /// The name shown in the boot log.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SlabAllocatorKind::Slub => "SLUB",
+        }
+    }
+}
+
+/// Longest `slub_debug=` string kept.
+const DEBUG_STR_LEN: usize = 256;
+
+/// The parsed `slub_debug=` option (mm/slub.c `setup_slub_debug`).
+pub struct SlubDebug {
+    /// Flags for every cache not named in a block with a cache list.
+    pub global: SlabFlags,
+    /// The raw option text, kept for per-cache blocks (`slub_debug_string`).
+    text: [u8; DEBUG_STR_LEN],
+    text_len: usize,
+    has_lists: bool,
+    /// `slub_debug=O`: drop metadata flags on caches whose order would grow.
+    pub disable_higher_order_debug: bool,
+}
+
+impl SlubDebug {
+    const fn new() -> Self {
+        Self {
+            global: SlabFlags::NONE,
+            text: [0; DEBUG_STR_LEN],
+            text_len: 0,
+            has_lists: false,
+            disable_higher_order_debug: false,
+        }
+    }
+
+    fn text(&self) -> &str {
+        core::str::from_utf8(&self.text[..self.text_len]).unwrap_or("")
+    }
+
+    /// Parses one `;`-separated block: flags, then an optional `,`-separated cache list.
+    fn parse_block(block: &str) -> (SlabFlags, Option<&str>, bool, Option<char>) {
+        let (fl, list) = match block.find(',') {
+            Some(i) => (&block[..i], Some(&block[i + 1..])),
+            None => (block, None),
+        };
+        if fl.is_empty() && list.is_some() {
+            return (SlabFlags::DEBUG_DEFAULT, list, false, None);
+        }
+        let mut f = SlabFlags::NONE;
+        let mut o = false;
+        let mut unknown = None;
+        for c in fl.chars() {
+            match c.to_ascii_lowercase() {
+                '-' => f = SlabFlags::NONE,
+                'f' => f = f | SlabFlags::CONSISTENCY_CHECKS,
+                'z' => f = f | SlabFlags::RED_ZONE,
+                'p' => f = f | SlabFlags::POISON,
+                'u' => f = f | SlabFlags::STORE_USER,
+                't' => f = f | SlabFlags::TRACE,
+                'a' => f = f | SlabFlags::FAILSLAB,
+                'o' => o = true,
+                _ => unknown = Some(c),
+            }
+        }
+        (f, list, o, unknown)
+    }
+
+    /// `setup_slub_debug`: parses the value after `slub_debug` (`None` for a bare
+    /// `slub_debug`). Returns unknown option letters for the boot log.
+    fn setup(&mut self, value: Option<&str>, mut unknown: impl FnMut(char)) {
+        let Some(v) = value.filter(|v| !v.is_empty()) else {
+            self.global = SlabFlags::DEBUG_DEFAULT;
+            return;
+        };
+        let mut global = SlabFlags::DEBUG_DEFAULT;
+        let mut global_changed = false;
+        for block in v.split(';').filter(|b| !b.is_empty()) {
+            let (f, list, o, bad) = Self::parse_block(block);
+            if let Some(c) = bad {
+                unknown(c);
+            }
+            if o {
+                self.disable_higher_order_debug = true;
+            }
+            if list.is_none() {
+                global = f;
+                global_changed = true;
+            } else {
+                self.has_lists = true;
+            }
+        }
+        if self.has_lists {
+            if !global_changed {
+                global = SlabFlags::NONE;
+            }
+            let n = v.len().min(DEBUG_STR_LEN);
+            self.text[..n].copy_from_slice(&v.as_bytes()[..n]);
+            self.text_len = n;
+        }
+        self.global = global;
+    }
+
+    /// `kmem_cache_flags`: the debug flags for a cache called `name` created with `flags`.
+    pub fn cache_flags(&self, flags: SlabFlags, name: &str) -> SlabFlags {
+        if flags.contains(SlabFlags::NO_USER_FLAGS) {
+            return flags;
+        }
+        if self.has_lists {
+            for block in self.text().split(';').filter(|b| !b.is_empty()) {
+                let (f, list, _, _) = Self::parse_block(block);
+                let Some(list) = list else { continue };
+                for pat in list.split(',').filter(|p| !p.is_empty()) {
+                    let hit = match pat.find('*') {
+                        Some(i) => name.starts_with(&pat[..i]),
+                        None => name == pat,
+                    };
+                    if hit {
+                        return flags | f;
+                    }
+                }
+            }
+        }
+        flags | self.global
+    }
+
+    /// Whether any debugging was requested.
+    pub fn enabled(&self) -> bool {
+        self.global.0 != 0 || self.has_lists
+    }
+}
+
+// ------------------------------------------------------------------ machine-wide slab state
+
+/// `slab_state` (mm/slab.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum SlabBootState {
+    /// No slab functionality yet.
+    Down = 0,
+    /// The `kmem_cache` cache works.
+    Partial = 1,
+    /// kmalloc caches exist.
+    Up = 2,
+    /// Everything is working.
+    Full = 3,
+}
+
+/// The list of caches under `slab_mutex`.
+pub(crate) struct SlabList {
+    /// `slab_caches`: every cache, newest first (Linux's `list_add`).
+    pub(crate) caches: ListHead,
+    /// Number of caches on the list.
+    pub(crate) count: usize,
+}
+
+/// Machine-wide slab state, part of the machine's [`crate::machine::MmState`].
+pub struct SlabState<L: lock_api::RawMutex> {
+    /// `slab_mutex` and `slab_caches`.
+    pub(crate) mutex: lock_api::Mutex<L, SlabList>,
+    /// `kmalloc_caches[type][index]` (pointers to `KmemCache`), written at boot.
+    pub(crate) kmalloc: [[AtomicPtr<u8>; NR_KMALLOC_INDEX]; NR_KMALLOC_TYPES],
+    /// The `kmem_cache` cache (where `struct kmem_cache`s come from).
+    pub(crate) kmem_cache: AtomicPtr<u8>,
+    /// `slab_state`.
+    pub(crate) state: AtomicU8,
+    /// `slub_debug=`.
+    pub(crate) debug: SlubDebug,
+    /// Order parameters.
+    pub(crate) order: OrderParams,
+    /// The allocator chosen at boot.
+    pub(crate) kind: SlabAllocatorKind,
+    /// Reports and fixes printed by slab debugging (`slab_errors` of slub_kunit).
+    pub(crate) errors: AtomicUsize,
+    /// `slab_nomerge`.
+    pub(crate) nomerge: bool,
+}
+
+impl<L: lock_api::RawMutex> SlabState<L> {
+    /// An empty state; `kmem_cache_init` fills it.
+    pub(crate) fn new() -> Self {
+        Self {
+            mutex: lock_api::Mutex::new(SlabList {
+                caches: ListHead::new(),
+                count: 0,
+            }),
+            kmalloc: core::array::from_fn(|_| {
+                core::array::from_fn(|_| AtomicPtr::new(core::ptr::null_mut()))
+            }),
+            kmem_cache: AtomicPtr::new(core::ptr::null_mut()),
+            state: AtomicU8::new(SlabBootState::Down as u8),
+            debug: SlubDebug::new(),
+            order: OrderParams::new(1),
+            kind: SlabAllocatorKind::Slub,
+            errors: AtomicUsize::new(0),
+            nomerge: false,
+        }
+    }
+}
+
+/// Errors of [`Machine::kmem_cache_create`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlabError {
+    /// The name is empty or longer than [`crate::slub::CACHE_NAME_LEN`] bytes.
+    BadName,
+    /// Size 0, above [`KMALLOC_MAX_SIZE`], or an alignment that is not a power of two.
+    BadSize,
+    /// No memory for the cache's metadata.
+    NoMemory,
+    /// The slab allocator is not initialised.
+    NotReady,
+}
+
+impl fmt::Display for SlabError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SlabError::BadName => "invalid cache name",
+            SlabError::BadSize => "invalid object size or alignment",
+            SlabError::NoMemory => "out of memory",
+            SlabError::NotReady => "slab allocator not initialised",
+        })
+    }
+}
+
+/// A handle to a cache from [`Machine::kmem_cache_create`] (Linux's `struct kmem_cache *`).
+///
+/// It is `Copy` and may be shared between threads. After `kmem_cache_destroy` it is stale and
+/// every use is reported and refused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheHandle {
+    pub(crate) ptr: NonNull<u8>,
+    pub(crate) gen: u32,
+}
+
+// SAFETY: a handle is an address plus a generation; the cache it names is Sync.
+unsafe impl Send for CacheHandle {}
+// SAFETY: as above.
+unsafe impl Sync for CacheHandle {}
+
+impl fmt::Debug for CacheHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CacheHandle({:p}#{})", self.ptr, self.gen)
+    }
+}
+
+impl CacheHandle {
+    /// The address of the cache's `struct kmem_cache` (for display).
+    pub fn as_ptr(self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+}
+
+/// One line of `/proc/slabinfo` (`struct slabinfo` of mm/slab.h) plus SLUB statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlabInfo {
+    /// Objects in use (total minus free objects on the node partial lists).
+    pub active_objs: usize,
+    /// Objects in all slabs.
+    pub num_objs: usize,
+    /// Object stride (`s->size`).
+    pub objsize: usize,
+    /// The size the user asked for (`s->object_size`).
+    pub object_size: usize,
+    /// Objects per slab.
+    pub objperslab: u32,
+    /// Pages per slab.
+    pub pagesperslab: u32,
+    /// Slabs.
+    pub num_slabs: usize,
+    /// Slabs on the node partial list.
+    pub partial_slabs: usize,
+    /// Aliases (caches merged into this one, itself included).
+    pub refcount: i32,
+}
+
+impl SlabInfo {
+    /// Bytes of slab memory not usable for objects: per-slab leftover plus per-object
+    /// metadata and padding (`size - object_size`), over all slabs.
+    pub fn waste_bytes(&self) -> usize {
+        let slab_bytes = self.pagesperslab as usize * PAGE_SIZE;
+        let per_slab_left = slab_bytes - self.objperslab as usize * self.objsize;
+        self.num_slabs * per_slab_left
+            + self.num_objs * (self.objsize.saturating_sub(self.object_size))
+    }
+}
+
+/// Writes the `/proc/slabinfo` header (mm/slab_common.c `print_slabinfo_header`).
+pub fn write_slabinfo_header(out: &mut dyn Write) -> fmt::Result {
+    out.write_str("slabinfo - version: 2.1\n")?;
+    out.write_str("# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>")?;
+    out.write_str(" : tunables <limit> <batchcount> <sharedfactor>")?;
+    out.write_str(" : slabdata <active_slabs> <num_slabs> <sharedavail>\n")
+}
+
+/// Writes one `/proc/slabinfo` line (mm/slab_common.c `cache_show`; SLUB has no tunables).
+pub fn write_slabinfo_line(out: &mut dyn Write, name: &str, i: &SlabInfo) -> fmt::Result {
+    writeln!(
+        out,
+        "{:<17} {:>6} {:>6} {:>6} {:>4} {:>4} : tunables {:>4} {:>4} {:>4} : slabdata {:>6} {:>6} {:>6}",
+        name,
+        i.active_objs,
+        i.num_objs,
+        i.objsize,
+        i.objperslab,
+        i.pagesperslab,
+        0,
+        0,
+        0,
+        i.num_slabs,
+        i.num_slabs,
+        0
+    )
+}
+
+// ------------------------------------------------------------------ machine API
+
+impl<P: Platform> Machine<P> {
+    #[inline]
+    pub(crate) fn slab(&self) -> &SlabState<P::RawLock> {
+        &self.mm().slab
+    }
+
+    /// `kmem_cache_init`: parses the slab boot options and creates the `kmem_cache` cache and
+    /// the kmalloc caches. Called at the end of [`Machine::boot`].
+    ///
+    /// # Errors
+    /// [`SlabError::NoMemory`] when the machine is too small for the kmalloc caches.
+    pub(crate) fn kmem_cache_init(&self, cmdline: &str) -> Result<(), SlabError> {
+        // SAFETY: boot runs alone: nobody else can see the slab state yet.
+        let st = unsafe { &mut *core::ptr::addr_of!(self.mm().slab).cast_mut() };
+        st.order = OrderParams::new(self.nr_cpus() as u32);
+        for w in cmdline.split_whitespace() {
+            let (k, v) = match w.find('=') {
+                Some(i) => (&w[..i], Some(&w[i + 1..])),
+                None => (w, None),
+            };
+            match (k, v) {
+                ("slub_debug", v) | ("slab_debug", v) => {
+                    let mut bad = [None; 4];
+                    let mut nbad = 0;
+                    st.debug.setup(v, |c| {
+                        if nbad < bad.len() {
+                            bad[nbad] = Some(c);
+                            nbad += 1;
+                        }
+                    });
+                    for c in bad.iter().flatten() {
+                        self.printk(
+                            LogLevel::Err,
+                            format_args!("slub_debug option '{c}' unknown. skipped"),
+                        );
+                    }
+                }
+                ("slub_min_order" | "slab_min_order", Some(v)) => {
+                    if let Ok(n) = v.parse::<u32>() {
+                        st.order.min_order = n.min(crate::addr::MAX_PAGE_ORDER);
+                    }
+                }
+                ("slub_max_order" | "slab_max_order", Some(v)) => {
+                    if let Ok(n) = v.parse::<u32>() {
+                        st.order.max_order = n.min(crate::addr::MAX_PAGE_ORDER);
+                    }
+                }
+                ("slub_min_objects" | "slab_min_objects", Some(v)) => {
+                    if let Ok(n) = v.parse::<u32>() {
+                        st.order.min_objects = n;
+                    }
+                }
+                ("slab_nomerge" | "slub_nomerge", _) => st.nomerge = true,
+                ("slab", Some(v)) => {
+                    if v != "slub" {
+                        self.printk(
+                            LogLevel::Notice,
+                            format_args!(
+                                "slab={v}: only SLUB is available in this kernel, using SLUB"
+                            ),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        st.kind = SlabAllocatorKind::Slub;
+        match st.kind {
+            SlabAllocatorKind::Slub => crate::slub::kmem_cache_init(self),
+        }
+    }
+
+    /// The slab allocator in use.
+    pub fn slab_allocator(&self) -> SlabAllocatorKind {
+        self.slab().kind
+    }
+
+    /// Slab debugging reports and fixes printed so far (what slub_kunit counts as
+    /// `slab_errors`: every `BUG` header and every `FIX` line).
+    pub fn slab_errors(&self) -> usize {
+        self.slab().errors.load(Ordering::Relaxed)
+    }
+
+    /// The global `slub_debug` flags from the command line.
+    pub fn slub_debug_flags(&self) -> SlabFlags {
+        self.slab().debug.global
+    }
+
+    /// `kmem_cache_create`: creates a cache of `size`-byte objects aligned to `align` (0 for
+    /// the default), or returns an existing compatible cache (an alias) when merging is
+    /// allowed. `ctor` runs once per object when its slab is created.
+    ///
+    /// # Errors
+    /// See [`SlabError`]. With [`SlabFlags::PANIC`] a failure is also reported as a warning.
+    #[track_caller]
+    pub fn kmem_cache_create(
+        &self,
+        name: &str,
+        size: usize,
+        align: usize,
+        flags: SlabFlags,
+        ctor: Option<fn(*mut u8)>,
+    ) -> Result<CacheHandle, SlabError> {
+        let r = match self.slab().kind {
+            SlabAllocatorKind::Slub => crate::slub::kmem_cache_create(self, name, size, align, flags, ctor),
+        };
+        if let Err(e) = r {
+            if flags.contains(SlabFlags::PANIC) {
+                self.warn(format_args!("kmem_cache_create: Failed to create slab '{name}'. Error {e}"));
+            }
+        }
+        r
+    }
+
+    /// `kmem_cache_alloc`: allocates one object, or `None` when memory is exhausted (with
+    /// Linux's `SLUB: Unable to allocate memory` report unless `__GFP_NOWARN`).
+    #[track_caller]
+    #[inline]
+    pub fn kmem_cache_alloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        crate::slub::slab_alloc(self, c, gfp, Location::caller())
+    }
+
+    /// `kmem_cache_zalloc`: a zeroed object.
+    #[track_caller]
+    #[inline]
+    pub fn kmem_cache_zalloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        crate::slub::slab_alloc(self, c, gfp | GfpFlags::__GFP_ZERO, Location::caller())
+    }
+
+    /// `kmem_cache_free`: frees an object of `c`. NULL is a no-op; a pointer that is not an
+    /// object of `c` is reported and ignored.
+    #[track_caller]
+    #[inline]
+    pub fn kmem_cache_free(&self, c: CacheHandle, p: *mut u8) {
+        crate::slub::kmem_cache_free(self, c, p, Location::caller())
+    }
+
+    /// `kmem_cache_alloc_bulk`: fills `out` with objects; returns how many (all or 0).
+    #[track_caller]
+    pub fn kmem_cache_alloc_bulk(&self, c: CacheHandle, gfp: GfpFlags, out: &mut [*mut u8]) -> usize {
+        crate::slub::alloc_bulk(self, c, gfp, out, Location::caller())
+    }
+
+    /// `kmem_cache_free_bulk`: frees every object of `objs`.
+    #[track_caller]
+    pub fn kmem_cache_free_bulk(&self, c: CacheHandle, objs: &[*mut u8]) {
+        crate::slub::free_bulk(self, c, objs, Location::caller())
+    }
+
+    /// `kmem_cache_shrink`: gives empty slabs back to the page allocator (the current CPU's
+    /// slabs are flushed first). Returns whether slabs remain.
+    #[track_caller]
+    pub fn kmem_cache_shrink(&self, c: CacheHandle) -> bool {
+        crate::slub::shrink(self, c, Location::caller())
+    }
+
+    /// `kmem_cache_destroy`: drops a reference to the cache (merged caches share one) and
+    /// destroys it with the last. With objects still allocated, Linux's `Objects remaining in
+    /// … on __kmem_cache_shutdown()` report is printed and the cache is kept.
+    ///
+    /// The caller guarantees that no other thread uses the cache during the call (as Linux
+    /// requires).
+    #[track_caller]
+    pub fn kmem_cache_destroy(&self, c: CacheHandle) {
+        crate::slub::destroy(self, c, Location::caller())
+    }
+
+    /// `validate_slab_cache`: checks every slab on the cache's lists (every object's red zones,
+    /// poison and free pointer with debugging on) and returns the number of errors reported.
+    #[track_caller]
+    pub fn validate(&self, c: CacheHandle) -> usize {
+        crate::slub::validate(self, c, Location::caller())
+    }
+
+    /// The cache's name.
+    pub fn kmem_cache_name(&self, c: CacheHandle) -> Option<&str> {
+        crate::slub::cache_name(self, c)
+    }
+
+    /// The `/proc/slabinfo` figures of a cache.
+    pub fn slab_info(&self, c: CacheHandle) -> Option<SlabInfo> {
+        crate::slub::cache_info(self, c)
+    }
+
+    /// The SLUB statistics of a cache (`/sys/kernel/slab/<name>/` with `CONFIG_SLUB_STATS`).
+    pub fn slab_stats(&self, c: CacheHandle) -> Option<crate::slub::SlabStats> {
+        crate::slub::cache_stats(self, c)
+    }
+
+    /// Finds a cache by name (the first on the list, newest first).
+    pub fn find_cache(&self, name: &str) -> Option<CacheHandle> {
+        crate::slub::find_cache(self, name)
+    }
+
+    /// Calls `f` with the handle and name of every cache (newest first), under `slab_mutex`.
+    pub fn for_each_cache(&self, f: &mut dyn FnMut(CacheHandle, &str)) {
+        crate::slub::for_each_cache(self, f)
+    }
+
+    /// The kmalloc cache serving `size` bytes with `gfp` (`kmalloc_slab`), if any.
+    pub fn kmalloc_cache(&self, size: usize, gfp: GfpFlags) -> Option<CacheHandle> {
+        crate::slub::kmalloc_cache_handle(self, size, gfp)
+    }
+
+    /// `/proc/slabinfo`.
+    pub fn show_slabinfo(&self, out: &mut dyn Write) -> fmt::Result {
+        write_slabinfo_header(out)?;
+        let mut res = Ok(());
+        crate::slub::for_each_cache_info(self, &mut |name, info| {
+            if res.is_ok() {
+                res = write_slabinfo_line(out, name, info);
+            }
+        });
+        res
+    }
+
+    /// Slab statistics for every cache, one line each: name, objects, slabs, the fast/slow
+    /// path counters and the bytes lost to per-slab leftover and per-object metadata.
+    pub fn show_slab_stats(&self, out: &mut dyn Write) -> fmt::Result {
+        writeln!(
+            out,
+            "{:<20} {:>8} {:>8} {:>6} {:>12} {:>10} {:>12} {:>10} {:>8} {:>8} {:>10}",
+            "# name", "objs", "active", "slabs", "alloc_fast", "alloc_slow", "free_fast",
+            "free_slow", "partial", "cpu_part", "waste_kB"
+        )?;
+        let mut res = Ok(());
+        self.for_each_cache(&mut |h, name| {
+            if res.is_err() {
+                return;
+            }
+            if let (Some(i), Some(s)) = (self.slab_info(h), self.slab_stats(h)) {
+                res = writeln!(
+                    out,
+                    "{:<20} {:>8} {:>8} {:>6} {:>12} {:>10} {:>12} {:>10} {:>8} {:>8} {:>10}",
+                    name,
+                    i.num_objs,
+                    i.active_objs,
+                    i.num_slabs,
+                    s.alloc_fastpath,
+                    s.alloc_slowpath,
+                    s.free_fastpath,
+                    s.free_slowpath,
+                    s.free_add_partial + s.alloc_from_partial,
+                    s.cpu_partial_alloc + s.cpu_partial_free,
+                    i.waste_bytes() / 1024
+                );
+            }
+        });
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kmalloc_index_matches_linux() {
+        assert_eq!(kmalloc_index(0), 0);
+        assert_eq!(kmalloc_index(1), 3);
+        assert_eq!(kmalloc_index(8), 3);
+        assert_eq!(kmalloc_index(9), 4);
+        assert_eq!(kmalloc_index(64), 6);
+        assert_eq!(kmalloc_index(65), 1);
+        assert_eq!(kmalloc_index(96), 1);
+        assert_eq!(kmalloc_index(97), 7);
+        assert_eq!(kmalloc_index(129), 2);
+        assert_eq!(kmalloc_index(192), 2);
+        assert_eq!(kmalloc_index(193), 8);
+        assert_eq!(kmalloc_index(4096), 12);
+        assert_eq!(kmalloc_index(4097), 13);
+        assert_eq!(kmalloc_index(8192), 13);
+        assert_eq!(kmalloc_size_roundup(100), 128);
+        assert_eq!(kmalloc_size_roundup(8193), 16384);
+        assert_eq!(kmalloc_size_roundup(0), 0);
+    }
+
+    #[test]
+    fn names() {
+        let mut s = String::new();
+        kmalloc_cache_name(KmallocType::Dma, 13, &mut s).unwrap();
+        assert_eq!(s, "dma-kmalloc-8k");
+        s.clear();
+        kmalloc_cache_name(KmallocType::Reclaim, 1, &mut s).unwrap();
+        assert_eq!(s, "kmalloc-rcl-96");
+    }
+
+    #[test]
+    fn orders_for_two_cpus_match_reference() {
+        let p = OrderParams::new(2);
+        // (size, objperslab, pagesperslab) from /proc/slabinfo of a 2-CPU Linux machine.
+        for (size, objs, pages) in [
+            (8u32, 512u32, 1u32),
+            (16, 256, 1),
+            (32, 128, 1),
+            (64, 64, 1),
+            (96, 42, 1),
+            (128, 32, 1),
+            (192, 21, 1),
+            (256, 16, 1),
+            (512, 16, 2),
+            (1024, 16, 4),
+            (2048, 16, 8),
+            (4096, 8, 8),
+            (8192, 4, 8),
+        ] {
+            let o = calculate_order(size, &p).unwrap();
+            assert_eq!(1 << o, pages, "size {size}");
+            assert_eq!(order_objects(o, size), objs, "size {size}");
+        }
+    }
+
+    #[test]
+    fn slub_debug_parsing() {
+        let mut d = SlubDebug::new();
+        d.setup(Some("FZPU"), |_| {});
+        assert_eq!(d.global, SlabFlags::DEBUG_DEFAULT);
+        let mut d = SlubDebug::new();
+        d.setup(Some("Z,kmalloc-64"), |_| {});
+        assert_eq!(d.global, SlabFlags::NONE);
+        assert_eq!(d.cache_flags(SlabFlags::NONE, "kmalloc-64"), SlabFlags::RED_ZONE);
+        assert_eq!(d.cache_flags(SlabFlags::NONE, "kmalloc-128"), SlabFlags::NONE);
+        let mut d = SlubDebug::new();
+        d.setup(Some("P,dentry*;F"), |_| {});
+        assert_eq!(d.cache_flags(SlabFlags::NONE, "dentry_x"), SlabFlags::POISON);
+        assert_eq!(d.cache_flags(SlabFlags::NONE, "x"), SlabFlags::CONSISTENCY_CHECKS);
+        let mut d = SlubDebug::new();
+        d.setup(None, |_| {});
+        assert_eq!(d.global, SlabFlags::DEBUG_DEFAULT);
+    }
+
+    #[test]
+    fn flags_parse_and_print() {
+        let f = SlabFlags::parse("SLAB_RED_ZONE|POISON").unwrap();
+        assert_eq!(f, SlabFlags::RED_ZONE | SlabFlags::POISON);
+        assert_eq!(format!("{f}"), "SLAB_RED_ZONE|SLAB_POISON");
+        assert!(SlabFlags::parse("BOGUS").is_err());
+    }
+
+    #[test]
+    fn slabinfo_line_format() {
+        let mut s = String::new();
+        let i = SlabInfo {
+            active_objs: 36,
+            num_objs: 36,
+            objsize: 8192,
+            object_size: 8192,
+            objperslab: 4,
+            pagesperslab: 8,
+            num_slabs: 9,
+            partial_slabs: 0,
+            refcount: 1,
+        };
+        write_slabinfo_line(&mut s, "kmalloc-8k", &i).unwrap();
+        assert_eq!(
+            s,
+            "kmalloc-8k            36     36   8192    4    8 : tunables    0    0    0 : slabdata      9      9      0\n"
+        );
+    }
+}
