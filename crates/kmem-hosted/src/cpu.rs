@@ -373,8 +373,16 @@ extern "C" fn cpu_thread_exit(_marker: *mut libc::c_void) {
         }
     }
     let guard = AbortOnUnwind;
+    // A thread that exits inside a shared section (a leaked guard) must not keep the shared
+    // CPU locked forever.
+    if shared_held_by_me() {
+        // SAFETY: we hold the lock (owner == me), so `depth` is ours.
+        unsafe { *SHARED.depth.get() = 1 };
+        shared_put();
+    }
     let _ = LOCAL.try_with(|l| {
-        debug_assert_eq!(l.depth.get(), 0, "thread exits inside a CPU section");
+        // Sections left open (leaked guards) end with the thread.
+        l.depth.set(0);
         let slot = l.slot.replace(DEAD);
         l.last.set(core::ptr::null());
         let online = slot < SHARED_CPU;

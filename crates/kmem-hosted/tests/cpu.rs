@@ -314,3 +314,22 @@ fn more_platforms_than_tracked_fall_back_to_the_shared_cpu() {
         });
     });
 }
+
+#[test]
+fn a_thread_exiting_inside_sections_still_goes_offline() {
+    let log = Arc::new(DeadLog::default());
+    let plat = platform();
+    plat.set_cpu_dead_hook(hook_for(&log));
+    let cpu = std::thread::scope(|s| {
+        s.spawn(|| {
+            // A leaked guard: the section never ends.
+            let g = CpuGuard::new(&plat);
+            let c = g.cpu();
+            std::mem::forget(g);
+            c
+        })
+        .join()
+        .unwrap()
+    });
+    assert_eq!(*log.cpus.lock().unwrap(), vec![cpu]);
+}

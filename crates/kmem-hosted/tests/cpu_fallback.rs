@@ -88,6 +88,22 @@ fn extra_threads_share_the_last_cpu_under_a_lock() {
             !overlap.load(Ordering::SeqCst),
             "two threads inside SHARED_CPU at once"
         );
+        // A thread that exits inside a shared section (leaked guard) releases the shared CPU.
+        let leaked = s
+            .spawn(|| {
+                let g = kmem::platform::CpuGuard::new(&plat);
+                let c = g.cpu();
+                std::mem::forget(g);
+                c
+            })
+            .join()
+            .unwrap();
+        assert_eq!(leaked, SHARED_CPU);
+        // Checked from this thread, alive all along, so its pthread id differs from the
+        // leaker's (a new thread could reuse it and look like the owner).
+        let again = plat.cpu_get();
+        plat.cpu_put(again);
+        assert_eq!(again, SHARED_CPU);
         release.wait();
         let held: Vec<usize> = holder_handles
             .into_iter()
