@@ -4,14 +4,14 @@
 //! # Model
 //! Every thread that enters a CPU section is given a **slot**: a CPU id in
 //! `0..NR_CPUS - 1`, unique among the live threads of the process (a process-wide bitmap of
-//! atomics, [`SLOTS`]). The thread keeps its slot until it exits, so any number of machines
+//! atomics, `SLOTS`). The thread keeps its slot until it exits, so any number of machines
 //! in the process see the same id for it and per-CPU exclusivity holds for all of them at once.
 //! The id is cached in a thread-local; the section's fast path is one thread-local read, a
 //! compare with the platform seen last and a plain (non-atomic) depth increment: no lock, no
 //! atomic read-modify-write.
 //!
 //! When all `NR_CPUS - 1` exclusive slots are taken, further threads share the last id,
-//! [`SHARED_CPU`], whose sections are serialised by a reentrant lock ([`SHARED`]): their
+//! [`SHARED_CPU`], whose sections are serialised by a reentrant lock (`SHARED`): their
 //! `cpu_get` blocks until the holder's outermost `cpu_put`, and nested sections on the holder
 //! just count. Such a thread retries for an exclusive slot at each outermost `cpu_get`. The
 //! shared slot also serves sections entered after the thread went offline (from later
@@ -22,7 +22,7 @@
 //! # Thread exit = CPU hot-unplug
 //! Each thread remembers (by weak reference, in a fixed array in its thread-local) the
 //! platforms it entered sections on. On its first section the thread arms a pthread key
-//! ([`EXIT_KEY`]) whose destructor, [`cpu_thread_exit`], runs when the thread exits: it calls
+//! (`EXIT_KEY`) whose destructor, `cpu_thread_exit`, runs when the thread exits: it calls
 //! each still-alive platform's [`CpuDeadHook`] with the thread's exclusive slot, marks the
 //! thread `DEAD` and frees the slot. A dropped platform is skipped (its weak reference no longer
 //! upgrades), and a platform being dropped waits for a hook call in progress (the hook cell's
@@ -35,7 +35,7 @@
 //! destructors), so those still find the thread's CPU online.
 //!
 //! # Invariants
-//! 1. A slot bit in [`SLOTS`] is set exactly while some live thread's `CpuLocal::slot` holds it
+//! 1. A slot bit in `SLOTS` is set exactly while some live thread's `CpuLocal::slot` holds it
 //!    (or while that thread's exit handler runs its hooks). The bit of `SHARED_CPU` is never
 //!    set.
 //! 2. `CpuLocal::depth` counts the open exclusive-slot sections of the thread.
@@ -54,7 +54,7 @@
 //! # Locks, in order
 //! 1. a platform's hook cell lock (held while its hook runs; the hook may take kmem's locks
 //!    and enter sections, which use `SHARED_CPU`);
-//! 2. [`SHARED`]'s lock (a CPU section, inside which kmem takes its locks).
+//! 2. `SHARED`'s lock (a CPU section, inside which kmem takes its locks).
 //!
 //! So: never drop a platform or set its hook inside a CPU section.
 //!

@@ -28,13 +28,17 @@
 //! malloc, so it must not re-enter the global allocator where kmem may be running:
 //! - construction allocates only mappings (the control block lives in its own `mmap`, see
 //!   `maparc`), never through the global allocator;
-//! - `cpu_get`/`cpu_put` use a const-initialised thread-local and fixed arrays; registering a
-//!   thread for hot-unplug clones a weak reference; none of it allocates (glibc's
-//!   `__cxa_thread_atexit_impl` does `calloc` once per thread, to register the destructor);
+//! - `cpu_get`/`cpu_put` use a const-initialised thread-local without drop glue and fixed
+//!   arrays; registering a thread for hot-unplug clones a weak reference and sets a pthread
+//!   key (whose destructor is the thread-exit handler); none of it allocates, not even in
+//!   glibc (a Rust thread-local destructor would make glibc `calloc`);
 //! - the locks taken on those paths ([`futex::RawFutexMutex`]) never allocate, unlike
 //!   `parking_lot`, whose parking table is allocated on first contention;
 //! - console output to a file descriptor is one `write(2)`; only [`Console::Capture`]
 //!   allocates (it appends to a `String`), so it is for tests.
+//!
+//! `tests/no_alloc.rs` checks all of this, and that booting a `kmem::Machine` and using its page
+//! allocator do not allocate either, with a counting global allocator.
 //!
 //! Everything that needs `unsafe` lives in small modules that own their raw state: `maparc`
 //! (the mmap-backed reference count), `physmem` (mappings), `cpu` (thread-locals and hook
