@@ -7,8 +7,9 @@
 //! atomics, `SLOTS`). The thread keeps its slot until it exits, so any number of machines
 //! in the process see the same id for it and per-CPU exclusivity holds for all of them at once.
 //! The id is cached in a thread-local; the section's fast path is one thread-local read, a
-//! compare with the platform seen last and a plain (non-atomic) depth increment: no lock, no
-//! atomic read-modify-write.
+//! compare with the two platforms used last (so a thread alternating between two machines, say
+//! a global allocator's and its own, stays on the fast path) and a plain (non-atomic) depth
+//! increment: no lock, no atomic read-modify-write.
 //!
 //! When all `NR_CPUS - 1` exclusive slots are taken, further threads share the last id,
 //! [`SHARED_CPU`], whose sections are serialised by a reentrant lock (`SHARED`): their
@@ -42,7 +43,7 @@
 //! 3. `SHARED.owner` is the `pthread_self()` of the thread holding `SHARED.lock`, or 0;
 //!    `SHARED.depth` (owned by the holder) counts its nested sections.
 //! 4. A non-null `CpuLocal::regs[i]` owns one weak reference to a platform's control block and
-//!    is that block's address; `last`, when non-null, equals one of the `regs`.
+//!    is that block's address; `last` and `prev`, when non-null, equal one of the `regs`.
 //! 5. A thread takes an exclusive slot or registers a platform only once its exit handler is
 //!    armed, so neither leaks when it exits.
 //!
@@ -260,7 +261,9 @@ struct CpuLocal {
     depth: Cell<usize>,
     /// Whether the exit handler is armed (the pthread key is set for this thread).
     armed: Cell<bool>,
+    /// The platforms of the two most recent slow paths (a tiny MRU cache of `regs`).
     last: Cell<*const ()>,
+    prev: Cell<*const ()>,
     /// Weak references (`MapWeak::into_raw`) to the platforms entered; null when empty.
     regs: [Cell<*const ()>; MAX_PLATFORMS_PER_THREAD],
 }
@@ -275,6 +278,7 @@ impl CpuLocal {
             depth: Cell::new(0),
             armed: Cell::new(false),
             last: Cell::new(core::ptr::null()),
+            prev: Cell::new(core::ptr::null()),
             regs: [const { Cell::new(core::ptr::null()) }; MAX_PLATFORMS_PER_THREAD],
         }
     }
@@ -284,7 +288,7 @@ impl CpuLocal {
     fn register(&self, plat: &MapArc<Inner>) -> bool {
         let id = MapArc::as_id(plat);
         if self.regs.iter().any(|c| c.get() == id) {
-            self.last.set(id);
+            self.touch(id);
             return true;
         }
         if !self.arm() {
@@ -299,15 +303,28 @@ impl CpuLocal {
                 if !w.is_dead() {
                     continue;
                 }
-                // Its platform is gone: release the entry. This may unmap the old block; `last`
-                // is overwritten below, so it never names a freed block.
+                // Its platform is gone: release the entry. This may unmap the old block, so
+                // the cache must stop naming it first.
+                for c in [&self.last, &self.prev] {
+                    if c.get() == old {
+                        c.set(core::ptr::null());
+                    }
+                }
                 drop(ManuallyDrop::into_inner(w));
             }
             reg.set(MapArc::downgrade(plat).into_raw());
-            self.last.set(id);
+            self.touch(id);
             return true;
         }
         false
+    }
+
+    /// Makes `id` (one of `regs`) the most recent platform.
+    fn touch(&self, id: *const ()) {
+        if self.last.get() != id {
+            self.prev.set(self.last.get());
+            self.last.set(id);
+        }
     }
 
     /// Arms the exit handler for this thread (once); false if that is impossible.
@@ -385,6 +402,7 @@ extern "C" fn cpu_thread_exit(_marker: *mut libc::c_void) {
         l.depth.set(0);
         let slot = l.slot.replace(DEAD);
         l.last.set(core::ptr::null());
+        l.prev.set(core::ptr::null());
         let online = slot < SHARED_CPU;
         for reg in &l.regs {
             let raw = reg.replace(core::ptr::null());
@@ -413,7 +431,7 @@ pub(crate) fn cpu_get(plat: &MapArc<Inner>) -> usize {
     LOCAL
         .try_with(|l| {
             let slot = l.slot.get();
-            if slot < SHARED_CPU && l.last.get() == id {
+            if slot < SHARED_CPU && (l.last.get() == id || l.prev.get() == id) {
                 l.depth.set(l.depth.get() + 1);
                 slot
             } else {
