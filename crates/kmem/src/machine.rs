@@ -266,11 +266,16 @@ impl<P: Platform> Machine<P> {
 
         let direct_map = plat.direct_map_base();
         let possible_cpus = plat.possible_cpus();
+        let alloc_raw =
+            |mb: &mut Memblock, size: usize, align: usize| -> Result<*mut u8, BootError> {
+                let pa = mb.phys_alloc(size as u64, align as u64)?;
+                // SAFETY: memblock returned a range of RAM below the direct-map limit, which the
+                // platform backs at `direct_map + pa`.
+                Ok(unsafe { direct_map.add(pa.as_u64() as usize) })
+            };
+        // memblock_alloc: zeroed memory.
         let alloc = |mb: &mut Memblock, size: usize, align: usize| -> Result<*mut u8, BootError> {
-            let pa = mb.phys_alloc(size as u64, align as u64)?;
-            // SAFETY: memblock returned a range of RAM below the direct-map limit, which the
-            // platform backs at `direct_map + pa`.
-            let p = unsafe { direct_map.add(pa.as_u64() as usize) };
+            let p = alloc_raw(mb, size, align)?;
             // SAFETY: `p` is valid for `size` bytes (just allocated) and not yet used.
             unsafe { core::ptr::write_bytes(p, 0, size) };
             Ok(p)
@@ -279,7 +284,9 @@ impl<P: Platform> Machine<P> {
         let state_p = alloc(&mut mb, core::mem::size_of::<MmState<P>>(), 64)?.cast::<MmState<P>>();
         let log_p = alloc(&mut mb, LOG_BUF_LEN, PAGE_SIZE)?;
         let memmap_bytes = max_pfn.as_usize() * core::mem::size_of::<Page>();
-        let memmap_p = alloc(&mut mb, memmap_bytes, PAGE_SIZE)?.cast::<Page>();
+        // memblock_alloc_raw: every entry is written by init_memmap below.
+        let memmap_p = alloc_raw(&mut mb, memmap_bytes, PAGE_SIZE)?.cast::<Page>();
+        plat.prefault(memmap_p.cast(), memmap_bytes);
 
         // Zone geometry.
         let mut geos = [ZoneGeometry::default(); NR_ZONE_KINDS];
@@ -787,30 +794,34 @@ impl<P: Platform> Machine<P> {
 
     fn init_memmap(&self) {
         let mm = self.mm();
-        let mut zone_of = ZoneType::Dma;
-        for pfn in 0..mm.max_pfn.as_u64() {
-            let pfn = Pfn::new(pfn);
-            for &z in mm.arch.zones() {
-                if self.zone(z).geo.contains(pfn) {
-                    zone_of = z;
-                    break;
-                }
+        // Hole pages below the first zone belong to the lowest zone, as in Linux.
+        let mut start = 0u64;
+        for &z in mm.arch.zones() {
+            let g = self.zone(z).geo;
+            if g.spanned == 0 {
+                continue;
             }
-            // SAFETY: `pfn < max_pfn`.
-            let page = unsafe { self.pfn_to_page_unchecked(pfn) };
-            // SAFETY: boot runs alone; the memmap entry is ours to initialise.
-            unsafe {
-                page.as_ptr().write(Page {
-                    flags: pg::RESERVED | ((zone_of as u64) << pg::ZONE_SHIFT),
-                    lru: ListHead::new(),
-                    compound_head: 0,
-                    mapping: 0,
-                    index: 0,
-                    private: 0,
-                    page_type: PAGE_TYPE_NONE,
-                    refcount: core::sync::atomic::AtomicI32::new(1),
-                })
+            let end = g.end_pfn().as_u64();
+            let template = Page {
+                flags: pg::RESERVED | ((z as u64) << pg::ZONE_SHIFT),
+                lru: ListHead::new(),
+                compound_head: 0,
+                mapping: 0,
+                index: 0,
+                private: 0,
+                page_type: PAGE_TYPE_NONE,
+                refcount: core::sync::atomic::AtomicI32::new(1),
             };
+            for pfn in start..end.min(mm.max_pfn.as_u64()) {
+                // SAFETY: `pfn < max_pfn`; boot runs alone, the entry is ours to initialise.
+                unsafe {
+                    mm.mem_map.add(pfn as usize).write(Page {
+                        refcount: core::sync::atomic::AtomicI32::new(1),
+                        ..core::ptr::read(&template)
+                    })
+                };
+            }
+            start = end;
         }
     }
 

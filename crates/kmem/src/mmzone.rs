@@ -38,14 +38,17 @@ impl ZoneType {
     /// The zone type with index `i` (`i < NR_ZONE_KINDS`; larger values map to Device).
     #[inline]
     pub const fn from_index(i: usize) -> ZoneType {
-        match i {
-            0 => ZoneType::Dma,
-            1 => ZoneType::Dma32,
-            2 => ZoneType::Normal,
-            3 => ZoneType::HighMem,
-            4 => ZoneType::Movable,
-            _ => ZoneType::Device,
-        }
+        const T: [ZoneType; 8] = [
+            ZoneType::Dma,
+            ZoneType::Dma32,
+            ZoneType::Normal,
+            ZoneType::HighMem,
+            ZoneType::Movable,
+            ZoneType::Device,
+            ZoneType::Device,
+            ZoneType::Device,
+        ];
+        T[i & 7]
     }
     /// The zone's index.
     #[inline]
@@ -113,13 +116,18 @@ impl MigrateType {
     /// From an index (`< MIGRATE_TYPES`; larger values map to Isolate).
     #[inline]
     pub const fn from_index(i: usize) -> MigrateType {
-        match i {
-            0 => MigrateType::Unmovable,
-            1 => MigrateType::Movable,
-            2 => MigrateType::Reclaimable,
-            3 => MigrateType::HighAtomic,
-            _ => MigrateType::Isolate,
-        }
+        // A table lookup rather than a match: this sits on the page free fast path.
+        const T: [MigrateType; 8] = [
+            MigrateType::Unmovable,
+            MigrateType::Movable,
+            MigrateType::Reclaimable,
+            MigrateType::HighAtomic,
+            MigrateType::Isolate,
+            MigrateType::Isolate,
+            MigrateType::Isolate,
+            MigrateType::Isolate,
+        ];
+        T[i & 7]
     }
     /// The name in /proc/pagetypeinfo (`migratetype_names`).
     pub const fn name(self) -> &'static str {

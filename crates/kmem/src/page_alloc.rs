@@ -67,9 +67,14 @@ struct AllocFlags {
 }
 
 /// `gfp_zone`: the highest zone kind an allocation may use on `arch`.
+#[inline]
 pub fn gfp_zone(arch: crate::arch::Arch, gfp: GfpFlags) -> ZoneType {
     let has = |z: ZoneType| arch.zones().contains(&z);
-    if gfp.contains(GfpFlags::__GFP_DMA) {
+    if !gfp.intersects(GfpFlags::GFP_ZONEMASK)
+        || gfp.bits() & GfpFlags::GFP_ZONEMASK.bits() == GfpFlags::__GFP_MOVABLE.bits()
+    {
+        ZoneType::Normal
+    } else if gfp.contains(GfpFlags::__GFP_DMA) {
         ZoneType::Dma
     } else if gfp.contains(GfpFlags::__GFP_DMA32) {
         if has(ZoneType::Dma32) {

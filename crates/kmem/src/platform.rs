@@ -106,6 +106,13 @@ pub unsafe trait Platform: Send + Sync + 'static {
     /// Returns 64 random bits (`get_random_u64`).
     fn random_u64(&self) -> u64;
 
+    /// Hints that `[addr, addr+len)` of the direct map is about to be written in full (the
+    /// memmap at boot), so a platform that backs memory lazily can populate it in bulk.
+    /// The default does nothing.
+    fn prefault(&self, addr: *mut u8, len: usize) {
+        let _ = (addr, len);
+    }
+
     /// The current task's pid (for owner tracking); 0 when there are no tasks.
     fn current_pid(&self) -> u32 {
         0
