@@ -603,7 +603,7 @@ impl<P: Platform> Machine<P> {
         let a = p as usize;
         a >= base
             && a < base + self.mm().max_pfn.as_usize() * core::mem::size_of::<Page>()
-            && (a - base) % core::mem::size_of::<Page>() == 0
+            && (a - base).is_multiple_of(core::mem::size_of::<Page>())
     }
     /// `__va`: the direct-map address of a physical address, if it is in the direct map
     /// (lowmem).

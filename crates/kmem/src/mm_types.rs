@@ -175,6 +175,7 @@ impl PagePtr {
     }
     /// The `struct page` `n` entries further in the memmap (`page + n`, `nth_page`).
     #[inline]
+    #[allow(clippy::should_implement_trait)] // Linux's `page + n`; not an Add of two pages.
     pub fn add(self, n: usize) -> PagePtr {
         // SAFETY: the memmap is one array; callers stay within a block they own, which lies
         // inside it, so the result is in bounds and non-null.

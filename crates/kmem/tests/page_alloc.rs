@@ -77,13 +77,13 @@ proptest! {
                     }
                 }
             }
-            m.check_invariants().map_err(|e| TestCaseError::fail(e))?;
+            m.check_invariants().map_err(TestCaseError::fail)?;
         }
         for (_, (o, p)) in std::mem::take(&mut live) {
             m.__free_pages(p, Order::new(o));
         }
         m.drain_local_pages();
-        m.check_invariants().map_err(|e| TestCaseError::fail(e))?;
+        m.check_invariants().map_err(TestCaseError::fail)?;
         prop_assert_eq!(initial, buddy(&m));
         prop_assert_eq!(m.bug_count(), 0);
     }
