@@ -33,6 +33,8 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::futex::FutexMutex;
+use crate::maparc::MapArc;
+use crate::platform::Inner;
 use crate::PAGE_SIZE;
 
 /// Alignment of the direct map's base: 2 MiB (PMD size), so that an order-9 block at an
@@ -348,14 +350,15 @@ impl Drop for PhysMem {
 
 /// A reserved range of virtual address space into which physical pages can be mapped.
 ///
-/// The window owns a duplicate of the memfd descriptor, so it stays usable (and its mappings
-/// stay valid) even after the platform is dropped. Its contents are only reachable through
+/// The window holds a reference to the platform's physical memory (the memfd and the direct
+/// map), so it stays usable, and its mappings valid, after the platform handle is dropped.
+/// Its contents are only reachable through
 /// the raw pointer [`VirtWindow::base`]: mapping and unmapping are safe operations, and code
 /// that dereferences window addresses is responsible for their being mapped.
 ///
 /// Dropping the window unmaps all of it.
 pub struct VirtWindow {
-    fd: OwnedFd,
+    owner: MapArc<Inner>,
     base: NonNull<u8>,
     len: usize,
 }
@@ -376,14 +379,13 @@ impl core::fmt::Debug for VirtWindow {
 }
 
 impl VirtWindow {
-    /// Reserves a window of `len` bytes over the memfd behind `fd`.
-    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+    /// Reserves a window of `len` bytes over the physical memory of `owner`.
+    pub(crate) fn new(owner: MapArc<Inner>, len: usize) -> io::Result<Self> {
         if len == 0 || len & (PAGE_SIZE - 1) != 0 {
             return Err(invalid("window size must be a non-zero multiple of 4 KiB"));
         }
-        let fd = fd.try_clone_to_owned()?;
         let base = reserve(len, PAGE_SIZE)?;
-        Ok(Self { fd, base, len })
+        Ok(Self { owner, base, len })
     }
 
     /// The window's first byte.
@@ -423,16 +425,16 @@ impl VirtWindow {
         if !is_page_aligned(phys) {
             return Err(invalid("physical address is not page aligned"));
         }
-        let file_len = fstat(self.fd.as_fd())?.st_size as u64;
+        let mem = &self.owner.mem;
         match phys.checked_add(len as u64) {
-            Some(end) if end <= file_len => {}
+            Some(end) if end <= mem.end() => {}
             _ => return Err(invalid("physical range beyond the end of physical memory")),
         }
         // SAFETY: `check_range` put the target inside our reservation, whose contents are only
         // reachable through raw pointers.
         let addr = unsafe { self.base.as_ptr().add(offset) };
         // SAFETY: as above.
-        unsafe { map_fd_fixed(addr, len, self.fd.as_fd(), phys, writable)? };
+        unsafe { map_fd_fixed(addr, len, mem.fd(), phys, writable)? };
         Ok(addr)
     }
 
@@ -505,12 +507,12 @@ mod tests {
 
     #[test]
     fn window_range_checks() {
-        let m = PhysMem::new(MIB, MIB).unwrap();
-        let w = VirtWindow::new(m.fd(), 64 * 1024).unwrap();
-        let p = kmem::PhysAddr::new(0);
-        assert!(w.map_phys_at(1, p, 4096, true).is_err());
-        assert!(w.map_phys_at(0, p, 0, true).is_err());
-        assert!(w.map_phys_at(60 * 1024, p, 8192, true).is_err());
+        let p = crate::HostedPlatform::new(crate::HostedConfig::deterministic(MIB, 1)).unwrap();
+        let w = p.reserve_window(64 * 1024).unwrap();
+        let z = kmem::PhysAddr::new(0);
+        assert!(w.map_phys_at(1, z, 4096, true).is_err());
+        assert!(w.map_phys_at(0, z, 0, true).is_err());
+        assert!(w.map_phys_at(60 * 1024, z, 8192, true).is_err());
         assert!(w
             .map_phys_at(0, kmem::PhysAddr::new(MIB), 4096, true)
             .is_err());
@@ -518,6 +520,7 @@ mod tests {
             .map_phys_at(0, kmem::PhysAddr::new(12), 4096, true)
             .is_err());
         assert!(w.unmap_at(0, 3).is_err());
-        assert!(VirtWindow::new(m.fd(), 100).is_err());
+        assert!(p.reserve_window(100).is_err());
+        assert!(w.map_phys_at(60 * 1024, z, 4096, true).is_ok());
     }
 }

@@ -3,11 +3,11 @@
 //! The platform handle owns a small control block ([`Inner`], in its own mapping, see
 //! [`crate::maparc`]) holding the physical memory, the CPU-dead hook, the clock, the random
 //! state, the console and the process name. Threads that entered CPU sections hold weak
-//! references to it for hot-unplug; windows hold their own duplicate of the memfd.
+//! references to it for hot-unplug; windows hold strong references (they map its memfd).
 //!
 //! Dropping the handle first closes its hook cell (waiting for a hook call in progress; no hook
 //! runs afterwards), then releases the control block, which unmaps the direct map and closes
-//! the memfd once no thread is inside a hook call for it.
+//! the memfd once no window and no hook call in progress holds it.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::io::{self, Read};
@@ -244,13 +244,13 @@ impl HostedPlatform {
     }
 
     /// Reserves a window of `len` bytes of address space in which physical pages can be mapped
-    /// at chosen offsets (for vmalloc). The window outlives the platform safely.
+    /// at chosen offsets (for vmalloc). The window outlives the platform handle safely (it
+    /// keeps the physical memory alive).
     ///
     /// # Errors
-    /// `InvalidInput` if `len` is zero or not a multiple of 4 KiB; otherwise the `dup`/`mmap`
-    /// error.
+    /// `InvalidInput` if `len` is zero or not a multiple of 4 KiB; otherwise the `mmap` error.
     pub fn reserve_window(&self, len: usize) -> io::Result<VirtWindow> {
-        VirtWindow::new(self.inner.mem.fd(), len)
+        VirtWindow::new(self.inner.clone(), len)
     }
 
     /// The memfd holding physical memory.
