@@ -1,1 +1,294 @@
-fn main() {}
+//! `kmem`: boot a simulated machine running kmem, drive it from a shell, read its /proc files.
+//!
+//! ```text
+//! kmem [--arch x86_64|i386] [--mem SIZE] [--cpus N] [--cmdline '…'] [--slub-debug[=F,Z,P,U,T]]
+//!      [boot | cat PATH… | layout | shell [FILE] | demo]
+//! ```
+//!
+//! Without a subcommand it runs the demo. See `crates/kmem-cli/README.md` for the shell
+//! language and the exit statuses.
+
+mod demo;
+mod kernel;
+mod layout;
+mod shell;
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kmem::arch::Arch;
+
+use kernel::{BootOptions, Kernel};
+
+/// Exit status for a failed run (a shell error, or a BUG/WARNING in non-interactive mode).
+const EXIT_FAILURE: u8 = 1;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kmem",
+    version,
+    about = "The Linux kernel memory subsystem, rebuilt in Rust, on a simulated machine",
+    long_about = "Boots a simulated machine running kmem (memblock, the buddy allocator, …) \
+                  and lets you drive it: print its boot log and /proc files, or call the \
+                  kernel API from a C-like shell. With no command, runs a short demo."
+)]
+struct Cli {
+    /// Architecture of the simulated machine.
+    #[arg(long, global = true, default_value = "x86_64", value_parser = parse_arch)]
+    arch: Arch,
+    /// RAM size, with a K, M, G or T suffix.
+    #[arg(long, global = true, default_value = "1G", value_parser = kernel::parse_size)]
+    mem: u64,
+    /// Online CPUs.
+    #[arg(long, global = true, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    cpus: u16,
+    /// The slab allocator (only SLUB exists: Linux removed SLOB in 6.4 and SLAB in 6.8).
+    #[arg(long, global = true, value_enum, default_value_t = SlabKind::Slub)]
+    slab: SlabKind,
+    /// SLUB debugging, as the kernel's slub_debug= option (e.g. F,Z,P,U,T or FZ,kmalloc-64).
+    #[arg(long = "slub-debug", global = true, require_equals = true, num_args = 0..=1,
+          default_missing_value = "", value_name = "FLAGS")]
+    slub_debug: Option<String>,
+    /// Extra kernel command line (quiet, loglevel=N, …).
+    #[arg(long, global = true, default_value = "")]
+    cmdline: String,
+    /// Seed of the machine's random numbers (sessions repeat exactly for a given seed).
+    #[arg(long, global = true, default_value_t = 0)]
+    seed: u64,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Boots and prints the boot log (as dmesg shows it).
+    Boot,
+    /// Boots quietly and prints the named files (/proc/buddyinfo, /proc/zoneinfo, …).
+    Cat {
+        /// Files to print; the /proc/ prefix may be left out.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Prints the machine's memory layout (virtual and physical).
+    Layout,
+    /// Runs shell statements from FILE or standard input (interactive on a terminal).
+    Shell {
+        /// A script; standard input when absent or `-`.
+        file: Option<PathBuf>,
+        /// Print each input line after a `kmem> ` prompt, so the output reads as a transcript.
+        #[arg(short = 'x', long)]
+        echo: bool,
+    },
+    /// The guided demo (the default).
+    Demo,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SlabKind {
+    Slub,
+    Slab,
+    Slob,
+}
+
+fn parse_arch(s: &str) -> Result<Arch, String> {
+    Arch::parse(s).ok_or_else(|| format!("unknown architecture '{s}' (x86_64 or i386)"))
+}
+
+impl Cli {
+    fn boot_options(&self) -> Result<BootOptions, String> {
+        if self.slab != SlabKind::Slub {
+            return Err(format!(
+                "--slab={}: only SLUB is implemented (Linux removed SLOB in 6.4 and SLAB in 6.8)",
+                match self.slab {
+                    SlabKind::Slab => "slab",
+                    _ => "slob",
+                }
+            ));
+        }
+        let mut cmdline = self.cmdline.trim().to_string();
+        if let Some(d) = &self.slub_debug {
+            if !cmdline.is_empty() {
+                cmdline.push(' ');
+            }
+            if d.is_empty() {
+                cmdline.push_str("slub_debug");
+            } else {
+                cmdline.push_str("slub_debug=");
+                cmdline.push_str(d);
+            }
+        }
+        Ok(BootOptions {
+            arch: self.arch,
+            mem: self.mem,
+            cpus: usize::from(self.cpus),
+            cmdline,
+            seed: self.seed,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(msg) => {
+            let _ = io::stdout().flush();
+            eprintln!("kmem: {msg}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn boot(cli: &Cli) -> Result<Kernel, String> {
+    Kernel::boot(&cli.boot_options()?).map_err(|e| format!("boot failed: {e}"))
+}
+
+fn run(cli: &Cli) -> Result<ExitCode, String> {
+    let stdout = io::stdout();
+    match &cli.cmd {
+        None | Some(Cmd::Demo) => {
+            let k = boot(cli)?;
+            let mut out = stdout.lock();
+            demo::run(&k, &mut out, io::stdout().is_terminal()).map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Boot) => {
+            let k = boot(cli)?;
+            let mut s = String::new();
+            k.m.dmesg(&mut s, true).map_err(|e| e.to_string())?;
+            write_out(&s)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Cat { paths }) => {
+            let k = boot(cli)?;
+            let mut failed = false;
+            for p in paths {
+                let mut s = String::new();
+                match k.m.proc_read(p, &mut s) {
+                    Ok(()) => write_out(&s)?,
+                    Err(e) => {
+                        let _ = io::stdout().flush();
+                        eprintln!("kmem: cat: {p}: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::from(EXIT_FAILURE)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Some(Cmd::Layout) => {
+            let k = boot(cli)?;
+            write_out(&layout::render(&k))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Shell { file, echo }) => {
+            let k = boot(cli)?;
+            let mut sh = shell::Shell::new(k);
+            let file = file.as_ref().filter(|f| f.as_os_str() != "-");
+            let mut out = stdout.lock();
+            let mut err = io::stderr().lock();
+            match file {
+                Some(path) => {
+                    let f = std::fs::File::open(path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let src = path.display().to_string();
+                    shell::run_script(
+                        &mut sh,
+                        &mut io::BufReader::new(f),
+                        &src,
+                        *echo,
+                        &mut out,
+                        &mut err,
+                    )
+                    .map_err(|e| format!("{src}: {e}"))?;
+                }
+                None if io::stdin().is_terminal() => {
+                    drop(out);
+                    drop(err);
+                    interactive(&mut sh, cli)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                None => {
+                    let stdin = io::stdin();
+                    let mut input = stdin.lock();
+                    shell::run_script(
+                        &mut sh,
+                        &mut input as &mut dyn BufRead,
+                        "<stdin>",
+                        *echo,
+                        &mut out,
+                        &mut err,
+                    )
+                    .map_err(|e| format!("<stdin>: {e}"))?;
+                }
+            }
+            Ok(if sh.failed() {
+                ExitCode::from(EXIT_FAILURE)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+fn write_out(s: &str) -> Result<(), String> {
+    let mut out = io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        // `kmem cat … | head` closes the pipe early: not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The interactive shell: a prompt, line editing and history (`~/.kmem_history`).
+fn interactive(sh: &mut shell::Shell, cli: &Cli) -> Result<(), String> {
+    use rustyline::error::ReadlineError;
+    let mut rl = rustyline::DefaultEditor::new().map_err(|e| e.to_string())?;
+    let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kmem_history"));
+    if let Some(h) = &history {
+        let _ = rl.load_history(h);
+    }
+    println!(
+        "kmem shell: {} with {} MiB of RAM and {} CPUs. `help` lists the functions, Ctrl-D leaves.",
+        cli.arch,
+        cli.mem >> 20,
+        cli.cpus
+    );
+    const PROMPT: &str = "kmem> ";
+    let mut n = 0;
+    while !sh.quit {
+        match rl.readline(PROMPT) {
+            Ok(line) => {
+                n += 1;
+                if !line.trim().is_empty() {
+                    let _ = rl.add_history_entry(line.as_str());
+                }
+                let mut out = io::stdout().lock();
+                let mut err = io::stderr().lock();
+                sh.run_line(
+                    &line,
+                    shell::Origin {
+                        source: None,
+                        line: n,
+                        indent: PROMPT.len(),
+                    },
+                    &mut out,
+                    &mut err,
+                );
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = rl.save_history(h);
+    }
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! The booted machine behind every subcommand, and the CLI's only `unsafe`: turning addresses
+//! typed by a person into `struct page` pointers and memory accesses, each checked first.
+//!
+//! Addresses cross this boundary as *model* addresses (what the machine's own layout shows:
+//! `0xffff888000123000` on x86_64, `0xc0123000` on i386). [`Kernel`] translates them to host
+//! pointers with [`Machine::from_model`] and back with [`Machine::to_model`].
+//!
+//! The console is captured ([`Console::Capture`]) so that the boot log stays quiet and every
+//! kernel message can be written out at the right place in the shell's output
+//! ([`Kernel::take_console`]).
+
+use std::cell::Cell;
+use std::panic::Location;
+
+use kmem::arch::Arch;
+use kmem::platform::LogLevel;
+use kmem::{BootParams, Machine, Page, PagePtr, VirtAddr, PAGE_SIZE};
+use kmem_hosted::{Clock, Console, HostedConfig, HostedPlatform, ProbeError};
+
+/// How to boot.
+#[derive(Clone, Debug)]
+pub struct BootOptions {
+    /// Architecture.
+    pub arch: Arch,
+    /// Bytes of RAM.
+    pub mem: u64,
+    /// Online CPUs.
+    pub cpus: usize,
+    /// The kernel command line.
+    pub cmdline: String,
+    /// Seed of the platform's random numbers (fixed by default so that sessions repeat).
+    pub seed: u64,
+}
+
+/// A memory access that could not be done; the report has been printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Oopsed;
+
+/// A booted machine on the hosted platform.
+pub struct Kernel {
+    /// The machine.
+    pub m: Machine<HostedPlatform>,
+    oopses: Cell<usize>,
+}
+
+impl Kernel {
+    /// Boots a machine; the boot log is in the log buffer (see `dmesg`), not on the console.
+    ///
+    /// # Errors
+    /// A message saying why the machine could not be set up.
+    pub fn boot(o: &BootOptions) -> Result<Kernel, String> {
+        let params = BootParams {
+            cmdline: &o.cmdline,
+            ..BootParams::simulated(o.arch, o.mem, o.cpus).map_err(|e| e.to_string())?
+        };
+        // Physical memory must cover the firmware map's RAM, rounded up to a page.
+        let page = PAGE_SIZE as u64;
+        let phys_size = params.e820.ram_end().div_ceil(page) * page;
+        let plat = HostedPlatform::new(HostedConfig {
+            phys_size,
+            max_phys_size: 0,
+            console: Console::Capture,
+            clock: Clock::Monotonic,
+            seed: Some(o.seed),
+        })
+        .map_err(|e| format!("cannot create the hosted platform: {e}"))?;
+        let m = Machine::boot(plat, &params).map_err(|e| e.to_string())?;
+        m.platform().take_captured();
+        let k = Kernel {
+            m,
+            oopses: Cell::new(0),
+        };
+        if let Some(level) = cmdline_loglevel(&o.cmdline) {
+            k.m.set_console_loglevel(level);
+        }
+        Ok(k)
+    }
+
+    /// Takes what the kernel printed on its console since the last call.
+    pub fn take_console(&self) -> String {
+        self.m.platform().take_captured()
+    }
+
+    /// BUG and WARNING reports so far (oopses included).
+    pub fn reports(&self) -> usize {
+        self.m.bug_count() + self.m.warn_count()
+    }
+
+    /// The host address of a model address, if the machine maps it.
+    pub fn real(&self, model: u64) -> Option<usize> {
+        self.m.from_model(model)
+    }
+
+    /// The model address of a host address.
+    pub fn model(&self, real: usize) -> u64 {
+        self.m.to_model(real)
+    }
+
+    /// The host address to hand to an API that validates its argument (free functions): the
+    /// translation if there is one, else the value itself (NULL, `ZERO_SIZE_PTR`, foreign
+    /// addresses), which such an API reports as not its own.
+    pub fn arg_addr(&self, model: u64) -> VirtAddr {
+        VirtAddr::new(self.real(model).unwrap_or(model as usize))
+    }
+
+    /// The `struct page` at a model address, if it is exactly one of the memmap's entries.
+    pub fn page(&self, model: u64) -> Option<PagePtr> {
+        let real = self.real(model)?;
+        let p = real as *mut Page;
+        if !self.m.is_memmap_ptr(p) {
+            return None;
+        }
+        let nn = core::ptr::NonNull::new(p)?;
+        // SAFETY: `is_memmap_ptr` checked that `p` is an entry of this live machine's memmap.
+        Some(unsafe { PagePtr::from_raw(nn) })
+    }
+
+    /// The model address of a `struct page`.
+    pub fn page_model(&self, page: PagePtr) -> u64 {
+        self.model(page.as_ptr() as usize)
+    }
+
+    /// Reads `buf.len()` bytes at model address `addr`.
+    ///
+    /// # Errors
+    /// [`Oopsed`] after printing Linux's page-fault oops when a byte is not mapped.
+    #[track_caller]
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Oopsed> {
+        self.access(addr, buf.len(), false, |real, range| {
+            kmem_hosted::probe_read_bytes(real as *const u8, &mut buf[range])
+        })
+    }
+
+    /// Writes `data` at model address `addr`.
+    ///
+    /// Pages the kernel reserved for itself (the memmap, its own state, the image) are treated
+    /// as write-protected, as kernel text and read-only data are in Linux: writing them would
+    /// corrupt the allocator under the shell's feet.
+    ///
+    /// # Errors
+    /// [`Oopsed`] after printing the oops, at the first byte that could not be written.
+    #[track_caller]
+    pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), Oopsed> {
+        self.access(addr, data.len(), true, |real, range| {
+            // SAFETY: `real` is memory of the simulated machine (translated from a model
+            // address, and not a page the kernel reserved for its own structures): no Rust
+            // reference in this program points into it, and the probe turns a fault into an
+            // error instead of a signal.
+            unsafe { kmem_hosted::probe_write_bytes(real as *mut u8, &data[range]) }
+        })
+    }
+
+    /// Walks `[addr, addr + len)` a page at a time, translating each piece.
+    #[track_caller]
+    fn access(
+        &self,
+        addr: u64,
+        len: usize,
+        write: bool,
+        mut f: impl FnMut(usize, core::ops::Range<usize>) -> Result<(), ProbeError>,
+    ) -> Result<(), Oopsed> {
+        let mut done = 0usize;
+        while done < len {
+            let at = addr.wrapping_add(done as u64);
+            let chunk = (len - done).min(PAGE_SIZE - (at as usize % PAGE_SIZE));
+            let Some(real) = self.real(at).filter(|_| at >= PAGE_SIZE as u64) else {
+                self.oops(at, write, false);
+                return Err(Oopsed);
+            };
+            // The chunk must be translated as one piece.
+            if self.real(at + chunk as u64 - 1) != Some(real + chunk - 1) {
+                self.oops(at, write, false);
+                return Err(Oopsed);
+            }
+            if write {
+                if let Some(p) = self.m.virt_to_page(VirtAddr::new(real)) {
+                    if p.is_reserved() {
+                        self.oops(at, true, true);
+                        return Err(Oopsed);
+                    }
+                }
+            }
+            match f(real, done..done + chunk) {
+                Ok(()) => {}
+                Err(ProbeError::Fault { addr }) => {
+                    self.oops(self.model(addr), write, false);
+                    return Err(Oopsed);
+                }
+                Err(ProbeError::Unsupported(e)) => {
+                    self.m.printk(
+                        LogLevel::Err,
+                        format_args!("kmem: memory probing unsupported by the host (errno {e})"),
+                    );
+                    return Err(Oopsed);
+                }
+            }
+            done += chunk;
+        }
+        Ok(())
+    }
+
+    /// Prints Linux's page-fault oops (arch/x86/mm/fault.c `show_fault_oops` and
+    /// `__die_header`) for a kernel-mode access to `addr`, and counts it as a BUG.
+    #[track_caller]
+    pub fn oops(&self, addr: u64, write: bool, present: bool) {
+        let m = &self.m;
+        let w = m.arch().ptr_hex_digits();
+        if addr < PAGE_SIZE as u64 {
+            m.printk(
+                LogLevel::Alert,
+                format_args!("BUG: kernel NULL pointer dereference, address: {addr:0w$x}"),
+            );
+        } else {
+            m.printk(
+                LogLevel::Alert,
+                format_args!("BUG: unable to handle page fault for address: {addr:0w$x}"),
+            );
+        }
+        let kind = if write { "write" } else { "read" };
+        m.printk(
+            LogLevel::Alert,
+            format_args!("#PF: supervisor {kind} access in kernel mode"),
+        );
+        // X86_PF_PROT (bit 0) and X86_PF_WRITE (bit 1) of the error code.
+        let code = u32::from(present) | (u32::from(write) << 1);
+        let why = if present {
+            "permissions violation"
+        } else {
+            "not-present page"
+        };
+        m.printk(
+            LogLevel::Alert,
+            format_args!("#PF: error_code({code:#06x}) - {why}"),
+        );
+        let n = self.oopses.get() + 1;
+        self.oopses.set(n);
+        m.printk(
+            LogLevel::Warning,
+            format_args!("Oops: {code:04x} [#{n}] SMP"),
+        );
+        m.taint()
+            .bugs
+            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        m.dump_stack(LogLevel::Warning, Location::caller());
+    }
+}
+
+/// The console log level the command line asks for: `quiet` (4) or `loglevel=N`
+/// (kernel/printk/printk.c), the last one winning.
+pub fn cmdline_loglevel(cmdline: &str) -> Option<u8> {
+    let mut level = None;
+    for w in cmdline.split_whitespace() {
+        if w == "quiet" {
+            level = Some(kmem::printk::CONSOLE_LOGLEVEL_QUIET);
+        } else if let Some(v) = w.strip_prefix("loglevel=") {
+            if let Ok(v) = v.parse::<u8>() {
+                level = Some(v.min(15));
+            }
+        } else if w == "debug" {
+            level = Some(10);
+        }
+    }
+    level
+}
+
+/// Parses a size with an optional `K`, `M`, `G` or `T` suffix (powers of 1024; `KiB`, `KB`
+/// and lower case accepted).
+///
+/// # Errors
+/// A message naming the bad text.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.chars().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 {
+        return Err(format!(
+            "invalid size '{s}' (expected e.g. 512M, 1G, 65536K)"
+        ));
+    }
+    let n: u64 = t[..digits]
+        .parse()
+        .map_err(|_| format!("size '{s}' is too large"))?;
+    let unit = t[digits..].to_ascii_lowercase();
+    let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("invalid size suffix in '{s}' (use K, M, G or T)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("512m"), Ok(512 << 20));
+        assert_eq!(parse_size("65536K"), Ok(65536 << 10));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("1X").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn loglevel_from_cmdline() {
+        assert_eq!(cmdline_loglevel(""), None);
+        assert_eq!(cmdline_loglevel("quiet"), Some(4));
+        assert_eq!(cmdline_loglevel("quiet loglevel=7"), Some(7));
+    }
+}

@@ -1,0 +1,582 @@
+//! `kmem shell`: a small C-like language over the kernel API of one booted machine.
+//!
+//! The language is specified in `crates/kmem-cli/README.md` (section "The shell"); the
+//! grammar is in [`syntax`], the functions in [`builtins`] (one table entry each), the values
+//! in [`value`]. This module evaluates statements and runs input line by line.
+//!
+//! Output discipline: every statement's output goes to one writer in the order it happened:
+//! what the kernel printed during the statement (its console is captured, see
+//! [`crate::kernel`]), then the statement's own output and result line. Errors of the shell
+//! itself (syntax, types, unknown names) go to the error writer as
+//! `SOURCE:LINE:COLUMN: error: MESSAGE` followed by the line and a caret.
+
+pub mod builtins;
+pub mod syntax;
+pub mod value;
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, Write};
+
+use kmem::GfpFlags;
+
+use crate::kernel::Kernel;
+use builtins::{Args, Ctx, Fail};
+use syntax::{BinOp, CastTo, Expr, Span, Stmt, UnOp, Word};
+use value::{PtrKind, Value};
+
+/// The shell's commands: words that take the rest of the statement as raw text.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    (
+        "cat",
+        "cat PATH...",
+        "prints /proc files (buddyinfo, pagetypeinfo, zoneinfo, meminfo, iomem…)",
+    ),
+    (
+        "dmesg",
+        "dmesg [-t] [-c|-C]",
+        "prints the kernel log (-t: no timestamps, -c: then clear, -C: clear)",
+    ),
+    (
+        "help",
+        "help [NAME]",
+        "lists the functions and commands, or describes one",
+    ),
+    ("vars", "vars", "lists the variables"),
+    (
+        "exit",
+        "exit",
+        "leaves the shell (also: quit, end of input)",
+    ),
+    ("quit", "quit", "leaves the shell"),
+];
+
+fn is_command(w: &str) -> bool {
+    COMMANDS.iter().any(|c| c.0 == w)
+}
+
+/// An error of the shell (not of the kernel): message and place.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ShellError {
+    /// What is wrong.
+    pub msg: String,
+    /// Where, if known.
+    pub span: Option<Span>,
+}
+
+enum Stop {
+    Error(ShellError),
+    Oops,
+}
+
+impl From<ShellError> for Stop {
+    fn from(e: ShellError) -> Self {
+        Stop::Error(e)
+    }
+}
+
+fn fail<T>(msg: impl Into<String>, span: Span) -> Result<T, Stop> {
+    Err(Stop::Error(ShellError {
+        msg: msg.into(),
+        span: Some(span),
+    }))
+}
+
+/// Where a line came from, for error messages.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    /// File name (`<stdin>` for standard input); `None` in interactive mode.
+    pub source: Option<&'a str>,
+    /// 1-based line number.
+    pub line: usize,
+    /// Characters printed before the line on the terminal (the prompt), for the caret.
+    pub indent: usize,
+}
+
+/// A shell session: the machine and the variables.
+pub struct Shell {
+    /// The machine.
+    pub k: Kernel,
+    vars: BTreeMap<String, Value>,
+    /// Shell errors so far (syntax, types, unknown names, unknown files).
+    pub errors: usize,
+    /// Set by `exit`/`quit`.
+    pub quit: bool,
+}
+
+impl Shell {
+    /// A session on a booted machine.
+    pub fn new(k: Kernel) -> Self {
+        Self {
+            k,
+            vars: BTreeMap::new(),
+            errors: 0,
+            quit: false,
+        }
+    }
+
+    /// Whether the session so far should make a non-interactive run fail: a shell error, or
+    /// a BUG or WARNING reported by the kernel.
+    pub fn failed(&self) -> bool {
+        self.errors > 0 || self.k.reports() > 0
+    }
+
+    /// A variable's value.
+    #[cfg(test)]
+    pub fn var(&self, name: &str) -> Option<&Value> {
+        self.vars.get(name)
+    }
+
+    /// Runs one line of input.
+    pub fn run_line(
+        &mut self,
+        line: &str,
+        origin: Origin<'_>,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) {
+        for (base, text) in syntax::split_statements(line) {
+            if self.quit {
+                break;
+            }
+            let res = syntax::parse_statement(&text, base, &is_command)
+                .map_err(|e| {
+                    Stop::Error(ShellError {
+                        msg: e.msg,
+                        span: Some(e.span),
+                    })
+                })
+                .and_then(|stmt| self.exec(&stmt, out));
+            let console = self.k.take_console();
+            let _ = out.write_all(console.as_bytes());
+            match res {
+                Ok(()) | Err(Stop::Oops) => {}
+                Err(Stop::Error(e)) => {
+                    self.errors += 1;
+                    let _ = out.flush();
+                    report(err, line, origin, &e);
+                }
+            }
+        }
+        let _ = out.flush();
+    }
+
+    fn exec(&mut self, stmt: &Stmt, out: &mut dyn Write) -> Result<(), Stop> {
+        match stmt {
+            Stmt::Assign {
+                name,
+                name_span,
+                value,
+            } => {
+                if name == "NULL" || is_gfp_name(name) {
+                    return fail(format!("cannot assign to '{name}'"), *name_span);
+                }
+                let v = self.eval(value, out)?;
+                if v == Value::Void {
+                    return fail("void value not ignored as it ought to be", value.span());
+                }
+                self.flush_console(out);
+                let _ = writeln!(out, "{name} = {v}");
+                self.vars.insert(name.clone(), v);
+            }
+            Stmt::Expr(e) => {
+                let v = self.eval(e, out)?;
+                self.flush_console(out);
+                if v != Value::Void {
+                    let _ = writeln!(out, "{v}");
+                }
+            }
+            Stmt::Command {
+                name,
+                name_span,
+                rest,
+                words,
+            } => self.command(name, *name_span, rest, words, out)?,
+        }
+        Ok(())
+    }
+
+    fn flush_console(&self, out: &mut dyn Write) {
+        let c = self.k.take_console();
+        let _ = out.write_all(c.as_bytes());
+    }
+
+    fn command(
+        &mut self,
+        name: &str,
+        name_span: Span,
+        _rest: &Word,
+        words: &[Word],
+        out: &mut dyn Write,
+    ) -> Result<(), Stop> {
+        match name {
+            "cat" => {
+                if words.is_empty() {
+                    return fail("cat: which file? (e.g. cat /proc/buddyinfo)", name_span);
+                }
+                let mut first_err = None;
+                for w in words {
+                    let mut s = String::new();
+                    match self.k.m.proc_read(&w.text, &mut s) {
+                        Ok(()) => {
+                            self.flush_console(out);
+                            let _ = out.write_all(s.as_bytes());
+                        }
+                        Err(e) => {
+                            first_err.get_or_insert(ShellError {
+                                msg: format!("cat: {}: {e}", w.text),
+                                span: Some(w.span),
+                            });
+                        }
+                    }
+                }
+                if let Some(e) = first_err {
+                    return Err(Stop::Error(e));
+                }
+            }
+            "dmesg" => {
+                let (mut ts, mut clear, mut print) = (true, false, true);
+                for w in words {
+                    match w.text.as_str() {
+                        "-t" | "--notime" => ts = false,
+                        "-c" | "--read-clear" => clear = true,
+                        "-C" | "--clear" => {
+                            clear = true;
+                            print = false;
+                        }
+                        o => return fail(format!("dmesg: unknown option '{o}'"), w.span),
+                    }
+                }
+                self.flush_console(out);
+                if print {
+                    let mut s = String::new();
+                    let _ = self.k.m.dmesg(&mut s, ts);
+                    let _ = out.write_all(s.as_bytes());
+                }
+                if clear {
+                    self.k.m.dmesg_clear();
+                }
+            }
+            "help" => {
+                let mut s = String::new();
+                match words.first() {
+                    None => help_all(&mut s),
+                    Some(w) => {
+                        if !help_one(&mut s, &w.text) {
+                            return fail(
+                                format!("help: no function or command '{}'", w.text),
+                                w.span,
+                            );
+                        }
+                    }
+                }
+                let _ = out.write_all(s.as_bytes());
+            }
+            "vars" => {
+                for (n, v) in &self.vars {
+                    let _ = writeln!(out, "{n} = {v}");
+                }
+            }
+            "exit" | "quit" => self.quit = true,
+            _ => return fail(format!("unknown command '{name}'"), name_span),
+        }
+        Ok(())
+    }
+
+    fn eval(&mut self, e: &Expr, out: &mut dyn Write) -> Result<Value, Stop> {
+        match e {
+            Expr::Int(v, _) => Ok(Value::Int(*v)),
+            Expr::Str(s, _) => Ok(Value::Str(s.clone())),
+            Expr::Name(n, span) => self.lookup(n, *span),
+            Expr::Call {
+                name,
+                name_span,
+                args,
+                span,
+            } => {
+                let Some(b) = builtins::find(name) else {
+                    return fail(format!("unknown function '{name}' (try help)"), *name_span);
+                };
+                if args.len() != b.params.len() {
+                    return fail(
+                        format!(
+                            "{name} takes {} argument{}, got {}: {}",
+                            b.params.len(),
+                            if b.params.len() == 1 { "" } else { "s" },
+                            args.len(),
+                            b.proto
+                        ),
+                        *span,
+                    );
+                }
+                let mut vals = Vec::with_capacity(args.len());
+                for (i, (a, p)) in args.iter().zip(b.params).enumerate() {
+                    let v = self.eval(a, out)?;
+                    if let Err(m) = builtins::check_param(*p, &v) {
+                        return fail(format!("{name}: argument {}: {m}", i + 1), a.span());
+                    }
+                    vals.push(v);
+                }
+                let mut ctx = Ctx { k: &self.k, out };
+                match (b.run)(&mut ctx, &Args(vals)) {
+                    Ok(v) => Ok(v),
+                    Err(Fail::Oops) => Err(Stop::Oops),
+                    Err(Fail::Error(m)) => fail(format!("{name}: {m}"), *span),
+                }
+            }
+            Expr::Unary(op, inner, span) => {
+                let v = self.eval(inner, out)?;
+                match (op, v) {
+                    (UnOp::Neg, Value::Int(x)) => Ok(Value::Int(x.wrapping_neg())),
+                    (UnOp::Not, Value::Int(x)) => Ok(Value::Int(!x)),
+                    (UnOp::Not, Value::Gfp(g)) => Ok(Value::Gfp(!g)),
+                    (UnOp::Not, Value::Ptr(x, _)) => Ok(Value::Ptr(!x, PtrKind::Void)),
+                    (op, v) => fail(
+                        format!(
+                            "wrong type argument to unary {} ('{}')",
+                            if *op == UnOp::Neg {
+                                "minus"
+                            } else {
+                                "complement"
+                            },
+                            v.type_name()
+                        ),
+                        *span,
+                    ),
+                }
+            }
+            Expr::Binary(op, l, r, span) => {
+                let a = self.eval(l, out)?;
+                let b = self.eval(r, out)?;
+                binary(*op, a, b).map_err(|m| {
+                    Stop::Error(ShellError {
+                        msg: m,
+                        span: Some(*span),
+                    })
+                })
+            }
+            Expr::Cast(to, inner, span) => {
+                let v = self.eval(inner, out)?;
+                match (to, v) {
+                    (CastTo::VoidPtr, Value::Int(x) | Value::Ptr(x, _)) => {
+                        Ok(Value::Ptr(x, PtrKind::Void))
+                    }
+                    (CastTo::Long, Value::Int(x) | Value::Ptr(x, _)) => Ok(Value::Int(x)),
+                    (CastTo::Long, Value::Gfp(g)) => Ok(Value::Int(u64::from(g.bits()))),
+                    (_, v) => fail(format!("cannot cast {} here", v.type_name()), *span),
+                }
+            }
+        }
+    }
+
+    fn lookup(&self, n: &str, span: Span) -> Result<Value, Stop> {
+        if n == "NULL" {
+            return Ok(Value::Ptr(0, PtrKind::Void));
+        }
+        if is_gfp_name(n) {
+            return match GfpFlags::parse(n) {
+                Ok(g) => Ok(Value::Gfp(g)),
+                Err(_) => fail(format!("unknown GFP flag '{n}'"), span),
+            };
+        }
+        if let Some(v) = self.vars.get(n) {
+            return Ok(v.clone());
+        }
+        if builtins::find(n).is_some() {
+            return fail(format!("'{n}' is a function: call it with ( )"), span);
+        }
+        fail(format!("undefined variable '{n}'"), span)
+    }
+}
+
+fn is_gfp_name(n: &str) -> bool {
+    n.starts_with("GFP_") || n.starts_with("__GFP_")
+}
+
+/// C's binary operators on shell values (see the README for the rules).
+fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
+    use BinOp::*;
+    let bad = |a: &Value, b: &Value| {
+        Err(format!(
+            "invalid operands to binary {} (have '{}' and '{}')",
+            op.symbol(),
+            a.type_name(),
+            b.type_name()
+        ))
+    };
+    if a == Value::Void || b == Value::Void {
+        return Err("void value not ignored as it ought to be".into());
+    }
+    match (&a, &b) {
+        (Value::Int(x), Value::Int(y)) => {
+            let (x, y) = (*x, *y);
+            let v = match op {
+                Or => x | y,
+                Xor => x ^ y,
+                And => x & y,
+                Shl => x.checked_shl(y as u32).filter(|_| y < 64).unwrap_or(0),
+                Shr => x.checked_shr(y as u32).filter(|_| y < 64).unwrap_or(0),
+                Add => x.wrapping_add(y),
+                Sub => x.wrapping_sub(y),
+                Mul => x.wrapping_mul(y),
+                Div | Rem if y == 0 => return Err("division by zero".into()),
+                Div => ((x as i64).wrapping_div(y as i64)) as u64,
+                Rem => ((x as i64).wrapping_rem(y as i64)) as u64,
+            };
+            Ok(Value::Int(v))
+        }
+        (Value::Ptr(p, k), Value::Int(n)) if matches!(op, Add | Sub) => {
+            let d = n.wrapping_mul(k.stride());
+            let v = if op == Add {
+                p.wrapping_add(d)
+            } else {
+                p.wrapping_sub(d)
+            };
+            Ok(Value::Ptr(v, *k))
+        }
+        (Value::Int(n), Value::Ptr(p, k)) if op == Add => {
+            Ok(Value::Ptr(p.wrapping_add(n.wrapping_mul(k.stride())), *k))
+        }
+        (Value::Ptr(p, k1), Value::Ptr(q, k2)) if op == Sub => {
+            if k1 != k2 {
+                return bad(&a, &b);
+            }
+            Ok(Value::Int(
+                ((p.wrapping_sub(*q) as i64) / k1.stride() as i64) as u64,
+            ))
+        }
+        (Value::Ptr(x, _) | Value::Int(x), Value::Ptr(y, _) | Value::Int(y))
+            if matches!(op, Or | And | Xor) =>
+        {
+            let v = match op {
+                Or => x | y,
+                And => x & y,
+                _ => x ^ y,
+            };
+            Ok(Value::Ptr(v, PtrKind::Void))
+        }
+        (Value::Gfp(_) | Value::Int(_), Value::Gfp(_) | Value::Int(_))
+            if matches!(op, Or | And | Xor) =>
+        {
+            let bits = |v: &Value| match v {
+                Value::Gfp(g) => Ok(g.bits()),
+                Value::Int(n) => u32::try_from(*n)
+                    .map_err(|_| format!("{n} is not a set of GFP flags (more than 32 bits)")),
+                _ => Ok(0),
+            };
+            let (x, y) = (bits(&a)?, bits(&b)?);
+            let v = match op {
+                Or => x | y,
+                And => x & y,
+                _ => x ^ y,
+            };
+            Ok(Value::Gfp(GfpFlags::from_bits(v)))
+        }
+        _ => bad(&a, &b),
+    }
+}
+
+fn report(err: &mut dyn Write, line: &str, origin: Origin<'_>, e: &ShellError) {
+    let col = e.span.map(|s| s.start + 1);
+    let _ = match (origin.source, col) {
+        (Some(src), Some(c)) => writeln!(err, "{src}:{}:{c}: error: {}", origin.line, e.msg),
+        (Some(src), None) => writeln!(err, "{src}:{}: error: {}", origin.line, e.msg),
+        (None, _) => writeln!(err, "error: {}", e.msg),
+    };
+    if let Some(s) = e.span {
+        let width = s.end.saturating_sub(s.start).max(1);
+        let shown = line.trim_end();
+        if origin.source.is_some() {
+            let _ = writeln!(err, "    {shown}");
+            let _ = writeln!(
+                err,
+                "    {}{}",
+                " ".repeat(s.start),
+                "^".repeat(width.min(shown.chars().count().saturating_sub(s.start).max(1)))
+            );
+        } else {
+            let _ = writeln!(
+                err,
+                "{}{}",
+                " ".repeat(origin.indent + s.start),
+                "^".repeat(width.min(shown.chars().count().saturating_sub(s.start).max(1)))
+            );
+        }
+    }
+    let _ = err.flush();
+}
+
+fn help_all(s: &mut String) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        s,
+        "Functions (addresses are shown and taken in the machine's own layout):"
+    );
+    for b in builtins::BUILTINS {
+        let _ = writeln!(s, "  {:<64} {}", b.proto, b.doc);
+    }
+    let _ = writeln!(s, "Commands:");
+    for (_, usage, doc) in COMMANDS {
+        let _ = writeln!(s, "  {usage:<64} {doc}");
+    }
+    let _ = writeln!(
+        s,
+        "Values: integers (42, 0x2a), NULL, \"strings\", GFP flags (GFP_KERNEL|__GFP_ZERO),\n\
+         variables (p = alloc_pages(GFP_KERNEL, 3)), C operators | ^ & << >> + - * / % ~,\n\
+         casts (void *) and (unsigned long). `# comment`; `;` separates statements."
+    );
+}
+
+fn help_one(s: &mut String, name: &str) -> bool {
+    use std::fmt::Write as _;
+    if let Some(b) = builtins::find(name) {
+        let _ = writeln!(s, "{}\n    {}", b.proto, b.doc);
+        return true;
+    }
+    if let Some((_, usage, doc)) = COMMANDS.iter().find(|c| c.0 == name) {
+        let _ = writeln!(s, "{usage}\n    {doc}");
+        return true;
+    }
+    false
+}
+
+/// Runs statements from `input` (a file or a pipe); `echo` prints each line after a `kmem> `
+/// prompt first, so the output reads as a transcript.
+///
+/// # Errors
+/// Reading `input` failed.
+pub fn run_script(
+    sh: &mut Shell,
+    input: &mut dyn BufRead,
+    source: &str,
+    echo: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<()> {
+    let mut line = String::new();
+    let mut n = 0;
+    while !sh.quit {
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            break;
+        }
+        n += 1;
+        let text = line.trim_end_matches(['\n', '\r']);
+        if echo && !text.trim().is_empty() {
+            let _ = writeln!(out, "kmem> {text}");
+        }
+        sh.run_line(
+            text,
+            Origin {
+                source: Some(source),
+                line: n,
+                indent: 0,
+            },
+            out,
+            err,
+        );
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,737 @@
+//! The shell's syntax: splitting a line into statements, the lexer, the AST and the parser.
+//!
+//! A line holds statements separated by `;`; `#` starts a comment that runs to the end of the
+//! line (outside string literals). A statement is one of:
+//!
+//! ```text
+//! statement  := NAME '=' expr            assignment: prints `NAME = VALUE`
+//!             | expr                     expression: prints its value (nothing for void)
+//!             | COMMAND words…           a command word first, not followed by '(' or '='
+//! expr       := C's binary operators | ^ & << >> + - * / % with C's precedence
+//! unary      := ('-' | '~') unary | '(' type ')' unary | primary
+//! type       := 'void' '*' | 'unsigned' 'long' | 'long'
+//! primary    := INTEGER | STRING | NAME | NAME '(' [expr {',' expr}] ')' | '(' expr ')'
+//! ```
+//!
+//! Integers are decimal or `0x` hexadecimal and must fit in 64 bits. Columns in errors are
+//! 1-based character positions in the whole input line.
+
+use std::fmt;
+
+/// A position range in the input line, in characters (0-based, end exclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Span {
+    /// First character.
+    pub start: usize,
+    /// One past the last character.
+    pub end: usize,
+}
+
+impl Span {
+    fn new(start: usize, end: usize) -> Self {
+        Self { start, end }
+    }
+    fn to(self, other: Span) -> Span {
+        Span::new(self.start, other.end)
+    }
+}
+
+/// A syntax error with the place it was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// What is wrong.
+    pub msg: String,
+    /// Where.
+    pub span: Span,
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+fn err<T>(msg: impl Into<String>, span: Span) -> Result<T, SyntaxError> {
+    Err(SyntaxError {
+        msg: msg.into(),
+        span,
+    })
+}
+
+/// Binary operators, in C's meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    /// `|`
+    Or,
+    /// `^`
+    Xor,
+    /// `&`
+    And,
+    /// `<<`
+    Shl,
+    /// `>>`
+    Shr,
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Rem,
+}
+
+impl BinOp {
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Or => "|",
+            BinOp::Xor => "^",
+            BinOp::And => "&",
+            BinOp::Shl => "<<",
+            BinOp::Shr => ">>",
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Rem => "%",
+        }
+    }
+}
+
+/// Unary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnOp {
+    /// `-`
+    Neg,
+    /// `~`
+    Not,
+}
+
+/// The target of a cast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CastTo {
+    /// `(void *)`: a plain pointer.
+    VoidPtr,
+    /// `(unsigned long)` or `(long)`: an integer.
+    Long,
+}
+
+/// An expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expr {
+    /// An integer literal.
+    Int(u64, Span),
+    /// A string literal.
+    Str(String, Span),
+    /// A name: a variable, `NULL` or a GFP flag.
+    Name(String, Span),
+    /// A function call.
+    Call {
+        /// The function's name.
+        name: String,
+        /// Span of the name.
+        name_span: Span,
+        /// Arguments.
+        args: Vec<Expr>,
+        /// The whole call.
+        span: Span,
+    },
+    /// A unary operation.
+    Unary(UnOp, Box<Expr>, Span),
+    /// A binary operation.
+    Binary(BinOp, Box<Expr>, Box<Expr>, Span),
+    /// A cast.
+    Cast(CastTo, Box<Expr>, Span),
+}
+
+impl Expr {
+    /// The source range of the expression.
+    pub fn span(&self) -> Span {
+        match self {
+            Expr::Int(_, s) | Expr::Str(_, s) | Expr::Name(_, s) => *s,
+            Expr::Call { span, .. } => *span,
+            Expr::Unary(_, _, s) | Expr::Binary(_, _, _, s) | Expr::Cast(_, _, s) => *s,
+        }
+    }
+}
+
+/// A command's argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Word {
+    /// The text.
+    pub text: String,
+    /// Where.
+    pub span: Span,
+}
+
+/// One statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stmt {
+    /// `NAME = expr`.
+    Assign {
+        /// The variable.
+        name: String,
+        /// Span of the name.
+        name_span: Span,
+        /// The value.
+        value: Expr,
+    },
+    /// An expression statement.
+    Expr(Expr),
+    /// A command with its words (`cat /proc/buddyinfo`, `dmesg -c`, `translate p + 4096`:
+    /// the words are the raw text after the command, split at white space).
+    Command {
+        /// The command.
+        name: String,
+        /// Span of the command word.
+        name_span: Span,
+        /// The rest of the statement, raw (for commands that take an expression).
+        rest: Word,
+        /// The rest split at white space.
+        words: Vec<Word>,
+    },
+}
+
+/// Splits a line into statement texts with their character offsets: at `;` and up to `#`,
+/// both outside string literals. Empty statements are dropped.
+pub fn split_statements(line: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut start = 0;
+    let mut in_str = false;
+    let mut escaped = false;
+    for (i, c) in line.chars().enumerate() {
+        if in_str {
+            cur.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_str = true;
+                cur.push(c);
+            }
+            ';' => {
+                out.push((start, std::mem::take(&mut cur)));
+                start = i + 1;
+            }
+            '#' => break,
+            _ => cur.push(c),
+        }
+    }
+    out.push((start, cur));
+    out.retain(|(_, s)| !s.trim().is_empty());
+    out
+}
+
+/// A lexical token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Tok {
+    Int(u64),
+    Str(String),
+    Name(String),
+    /// Punctuation and operators.
+    Punct(&'static str),
+    End,
+}
+
+impl fmt::Display for Tok {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tok::Int(v) => write!(f, "number {v}"),
+            Tok::Str(_) => f.write_str("string"),
+            Tok::Name(n) => write!(f, "'{n}'"),
+            Tok::Punct(p) => write!(f, "'{p}'"),
+            Tok::End => f.write_str("end of statement"),
+        }
+    }
+}
+
+const PUNCT: &[&str] = &[
+    "<<", ">>", "(", ")", ",", "=", "+", "-", "*", "/", "%", "|", "&", "^", "~",
+];
+
+/// Splits `text` (starting at character `base` of the line) into tokens.
+fn lex(text: &str, base: usize) -> Result<Vec<(Tok, Span)>, SyntaxError> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let at = base + i;
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_digit() {
+            let s = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let word: String = chars[s..i].iter().collect();
+            let span = Span::new(at, base + i);
+            let digits = word.replace('_', "");
+            let parsed = if let Some(h) = digits
+                .strip_prefix("0x")
+                .or_else(|| digits.strip_prefix("0X"))
+            {
+                if h.is_empty() {
+                    return err("hexadecimal number has no digits", span);
+                }
+                u64::from_str_radix(h, 16)
+            } else {
+                digits.parse::<u64>()
+            };
+            match parsed {
+                Ok(v) => toks.push((Tok::Int(v), span)),
+                Err(e) => {
+                    let why = if matches!(
+                        e.kind(),
+                        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow
+                    ) {
+                        format!("number {word} does not fit in 64 bits")
+                    } else {
+                        format!("invalid number '{word}'")
+                    };
+                    return err(why, span);
+                }
+            }
+            continue;
+        }
+        if c.is_alphabetic() || c == '_' {
+            let s = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            toks.push((
+                Tok::Name(chars[s..i].iter().collect()),
+                Span::new(at, base + i),
+            ));
+            continue;
+        }
+        if c == '"' {
+            let s = i;
+            i += 1;
+            let mut v = String::new();
+            loop {
+                match chars.get(i) {
+                    None => return err("unterminated string", Span::new(at, base + i)),
+                    Some('"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some('\\') => {
+                        let e = match chars.get(i + 1) {
+                            Some('n') => '\n',
+                            Some('t') => '\t',
+                            Some('\\') => '\\',
+                            Some('"') => '"',
+                            Some('0') => '\0',
+                            _ => {
+                                return err(
+                                    "unknown escape in string",
+                                    Span::new(base + i, base + i + 2),
+                                )
+                            }
+                        };
+                        v.push(e);
+                        i += 2;
+                    }
+                    Some(&ch) => {
+                        v.push(ch);
+                        i += 1;
+                    }
+                }
+            }
+            toks.push((Tok::Str(v), Span::new(base + s, base + i)));
+            continue;
+        }
+        let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
+        if let Some(p) = PUNCT.iter().find(|p| rest.starts_with(**p)) {
+            let n = p.chars().count();
+            toks.push((Tok::Punct(p), Span::new(at, at + n)));
+            i += n;
+            continue;
+        }
+        return err(format!("unexpected character '{c}'"), Span::new(at, at + 1));
+    }
+    let end = base + chars.len();
+    toks.push((Tok::End, Span::new(end, end + 1)));
+    Ok(toks)
+}
+
+/// Parses one statement text that starts at character `base` of its line. `is_command`
+/// tells which leading words are commands.
+///
+/// # Errors
+/// A [`SyntaxError`] at the first token that does not fit the grammar.
+pub fn parse_statement(
+    text: &str,
+    base: usize,
+    is_command: &dyn Fn(&str) -> bool,
+) -> Result<Stmt, SyntaxError> {
+    // Commands: the first word is a command and what follows is not `(` or `=`.
+    let lead_ws = text.chars().take_while(|c| c.is_whitespace()).count();
+    let body: String = text.chars().skip(lead_ws).collect();
+    let word_len = body
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .count();
+    if word_len > 0 {
+        let word: String = body.chars().take(word_len).collect();
+        let after: String = body.chars().skip(word_len).collect();
+        let next = after.trim_start().chars().next();
+        if is_command(&word) && !matches!(next, Some('(') | Some('=')) {
+            let name_span = Span::new(base + lead_ws, base + lead_ws + word_len);
+            let rest_base = name_span.end;
+            let mut words = Vec::new();
+            let mut cur = String::new();
+            let mut cur_start = 0;
+            for (i, c) in after.chars().enumerate() {
+                if c.is_whitespace() {
+                    if !cur.is_empty() {
+                        words.push(Word {
+                            text: std::mem::take(&mut cur),
+                            span: Span::new(rest_base + cur_start, rest_base + i),
+                        });
+                    }
+                } else {
+                    if cur.is_empty() {
+                        cur_start = i;
+                    }
+                    cur.push(c);
+                }
+            }
+            if !cur.is_empty() {
+                let n = after.chars().count();
+                words.push(Word {
+                    text: cur,
+                    span: Span::new(rest_base + cur_start, rest_base + n),
+                });
+            }
+            return Ok(Stmt::Command {
+                name: word,
+                name_span,
+                rest: Word {
+                    text: after.clone(),
+                    span: Span::new(rest_base, rest_base + after.chars().count()),
+                },
+                words,
+            });
+        }
+    }
+    let toks = lex(text, base)?;
+    let mut p = Parser { toks, pos: 0 };
+    let stmt = if let (Tok::Name(n), Tok::Punct("=")) = (&p.toks[0].0, &p.toks[1].0) {
+        let name = n.clone();
+        let name_span = p.toks[0].1;
+        p.pos = 2;
+        Stmt::Assign {
+            name,
+            name_span,
+            value: p.expr()?,
+        }
+    } else {
+        Stmt::Expr(p.expr()?)
+    };
+    match p.peek() {
+        Tok::End => Ok(stmt),
+        t => {
+            let msg = format!("unexpected {t} after the statement");
+            err(msg, p.span())
+        }
+    }
+}
+
+struct Parser {
+    toks: Vec<(Tok, Span)>,
+    pos: usize,
+}
+
+/// Binary operator levels, lowest precedence first (C's order).
+const LEVELS: &[&[(&str, BinOp)]] = &[
+    &[("|", BinOp::Or)],
+    &[("^", BinOp::Xor)],
+    &[("&", BinOp::And)],
+    &[("<<", BinOp::Shl), (">>", BinOp::Shr)],
+    &[("+", BinOp::Add), ("-", BinOp::Sub)],
+    &[("*", BinOp::Mul), ("/", BinOp::Div), ("%", BinOp::Rem)],
+];
+
+impl Parser {
+    fn peek(&self) -> &Tok {
+        &self.toks[self.pos].0
+    }
+    fn peek_at(&self, n: usize) -> &Tok {
+        &self.toks[(self.pos + n).min(self.toks.len() - 1)].0
+    }
+    fn span(&self) -> Span {
+        self.toks[self.pos].1
+    }
+    fn prev_span(&self) -> Span {
+        self.toks[self.pos.saturating_sub(1)].1
+    }
+    fn bump(&mut self) -> (Tok, Span) {
+        let t = self.toks[self.pos].clone();
+        if self.pos < self.toks.len() - 1 {
+            self.pos += 1;
+        }
+        t
+    }
+    fn eat(&mut self, p: &str) -> bool {
+        if matches!(self.peek(), Tok::Punct(q) if *q == p) {
+            self.bump();
+            true
+        } else {
+            false
+        }
+    }
+    fn expect(&mut self, p: &str, what: &str) -> Result<Span, SyntaxError> {
+        if self.eat(p) {
+            Ok(self.prev_span())
+        } else {
+            let msg = format!("expected '{p}' {what}, found {}", self.peek());
+            err(msg, self.span())
+        }
+    }
+
+    fn expr(&mut self) -> Result<Expr, SyntaxError> {
+        self.binary(0)
+    }
+
+    fn binary(&mut self, level: usize) -> Result<Expr, SyntaxError> {
+        if level == LEVELS.len() {
+            return self.unary();
+        }
+        let mut lhs = self.binary(level + 1)?;
+        'outer: loop {
+            for (sym, op) in LEVELS[level] {
+                if self.eat(sym) {
+                    let rhs = self.binary(level + 1)?;
+                    let span = lhs.span().to(rhs.span());
+                    lhs = Expr::Binary(*op, Box::new(lhs), Box::new(rhs), span);
+                    continue 'outer;
+                }
+            }
+            return Ok(lhs);
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, SyntaxError> {
+        let start = self.span();
+        if self.eat("-") {
+            let e = self.unary()?;
+            let span = start.to(e.span());
+            return Ok(Expr::Unary(UnOp::Neg, Box::new(e), span));
+        }
+        if self.eat("~") {
+            let e = self.unary()?;
+            let span = start.to(e.span());
+            return Ok(Expr::Unary(UnOp::Not, Box::new(e), span));
+        }
+        // A cast: '(' type ')' unary.
+        if matches!(self.peek(), Tok::Punct("(")) {
+            let cast = match (self.peek_at(1), self.peek_at(2), self.peek_at(3)) {
+                (Tok::Name(a), Tok::Punct("*"), Tok::Punct(")")) if a == "void" => {
+                    Some((CastTo::VoidPtr, 4))
+                }
+                (Tok::Name(a), Tok::Name(b), Tok::Punct(")")) if a == "unsigned" && b == "long" => {
+                    Some((CastTo::Long, 4))
+                }
+                (Tok::Name(a), Tok::Punct(")"), _) if a == "long" => Some((CastTo::Long, 3)),
+                _ => None,
+            };
+            if let Some((to, n)) = cast {
+                for _ in 0..n {
+                    self.bump();
+                }
+                let e = self.unary()?;
+                let span = start.to(e.span());
+                return Ok(Expr::Cast(to, Box::new(e), span));
+            }
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Expr, SyntaxError> {
+        let (tok, span) = self.bump();
+        match tok {
+            Tok::Int(v) => Ok(Expr::Int(v, span)),
+            Tok::Str(s) => Ok(Expr::Str(s, span)),
+            Tok::Name(name) => {
+                if !self.eat("(") {
+                    return Ok(Expr::Name(name, span));
+                }
+                let mut args = Vec::new();
+                if !self.eat(")") {
+                    loop {
+                        args.push(self.expr()?);
+                        if self.eat(",") {
+                            continue;
+                        }
+                        self.expect(")", "after the arguments")?;
+                        break;
+                    }
+                }
+                let end = self.prev_span();
+                Ok(Expr::Call {
+                    name,
+                    name_span: span,
+                    args,
+                    span: span.to(end),
+                })
+            }
+            Tok::Punct("(") => {
+                let e = self.expr()?;
+                self.expect(")", "to close '('")?;
+                Ok(e)
+            }
+            Tok::End => err("expected an expression, found end of statement", span),
+            t => err(format!("expected an expression, found {t}"), span),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_cmd(_: &str) -> bool {
+        false
+    }
+    fn cmds(w: &str) -> bool {
+        matches!(w, "cat" | "dmesg" | "translate")
+    }
+
+    fn show(e: &Expr) -> String {
+        match e {
+            Expr::Int(v, _) => v.to_string(),
+            Expr::Str(s, _) => format!("{s:?}"),
+            Expr::Name(n, _) => n.clone(),
+            Expr::Call { name, args, .. } => format!(
+                "{name}({})",
+                args.iter().map(show).collect::<Vec<_>>().join(", ")
+            ),
+            Expr::Unary(op, e, _) => {
+                format!("({}{})", if *op == UnOp::Neg { "-" } else { "~" }, show(e))
+            }
+            Expr::Binary(op, l, r, _) => format!("({} {} {})", show(l), op.symbol(), show(r)),
+            Expr::Cast(t, e, _) => format!("({t:?}){}", show(e)),
+        }
+    }
+
+    fn expr(s: &str) -> String {
+        match parse_statement(s, 0, &no_cmd).unwrap() {
+            Stmt::Expr(e) => show(&e),
+            s => panic!("{s:?}"),
+        }
+    }
+
+    #[test]
+    fn precedence_is_c() {
+        assert_eq!(expr("1 + 2 * 3"), "(1 + (2 * 3))");
+        assert_eq!(expr("a | b & c"), "(a | (b & c))");
+        assert_eq!(expr("1 << 2 + 3"), "(1 << (2 + 3))");
+        assert_eq!(expr("8 - 2 - 1"), "((8 - 2) - 1)");
+        assert_eq!(expr("-x + ~y"), "((-x) + (~y))");
+        assert_eq!(expr("(1 + 2) * 3"), "((1 + 2) * 3)");
+        assert_eq!(expr("GFP_KERNEL|__GFP_ZERO"), "(GFP_KERNEL | __GFP_ZERO)");
+    }
+
+    #[test]
+    fn calls_casts_literals() {
+        assert_eq!(
+            expr("alloc_pages(GFP_KERNEL, 5)"),
+            "alloc_pages(GFP_KERNEL, 5)"
+        );
+        assert_eq!(expr("f()"), "f()");
+        assert_eq!(expr("0xffffffffffffffff"), u64::MAX.to_string());
+        assert_eq!(expr("(void *)0x10 + 1"), "((VoidPtr)16 + 1)");
+        assert_eq!(expr("(unsigned long)p"), "(Long)p");
+        assert_eq!(
+            expr(r#"kmem_cache_create("my\"c", 64, 0, 0)"#),
+            r#"kmem_cache_create("my\"c", 64, 0, 0)"#
+        );
+    }
+
+    #[test]
+    fn assignment() {
+        match parse_statement(" p = alloc_pages(GFP_KERNEL, 5)", 0, &no_cmd).unwrap() {
+            Stmt::Assign {
+                name, name_span, ..
+            } => {
+                assert_eq!(name, "p");
+                assert_eq!(name_span, Span::new(1, 2));
+            }
+            s => panic!("{s:?}"),
+        }
+    }
+
+    #[test]
+    fn commands_take_raw_words() {
+        match parse_statement("cat /proc/buddyinfo  /proc/meminfo", 0, &cmds).unwrap() {
+            Stmt::Command { name, words, .. } => {
+                assert_eq!(name, "cat");
+                let w: Vec<_> = words
+                    .iter()
+                    .map(|w| (w.text.as_str(), w.span.start))
+                    .collect();
+                assert_eq!(w, [("/proc/buddyinfo", 4), ("/proc/meminfo", 21)]);
+            }
+            s => panic!("{s:?}"),
+        }
+        // A command word used as a variable or a function is not a command.
+        assert!(matches!(
+            parse_statement("cat = 5", 0, &cmds).unwrap(),
+            Stmt::Assign { .. }
+        ));
+        assert!(matches!(
+            parse_statement("translate(p)", 0, &cmds).unwrap(),
+            Stmt::Expr(_)
+        ));
+    }
+
+    #[test]
+    fn errors_have_columns() {
+        let e = parse_statement("p = alloc_pages(GFP_KERNEL, 5", 0, &no_cmd).unwrap_err();
+        assert_eq!(e.span.start, 29);
+        assert!(e.msg.contains("expected ')'"), "{}", e.msg);
+        let e = parse_statement("x = 1 +", 4, &no_cmd).unwrap_err();
+        assert_eq!(e.span.start, 11);
+        let e = parse_statement("x = 0x1ffffffffffffffff", 0, &no_cmd).unwrap_err();
+        assert_eq!((e.span.start, e.msg.contains("64 bits")), (4, true));
+        let e = parse_statement("x = 5 $", 0, &no_cmd).unwrap_err();
+        assert_eq!(
+            (e.span.start, e.msg.as_str()),
+            (6, "unexpected character '$'")
+        );
+        let e = parse_statement("f(1) g", 0, &no_cmd).unwrap_err();
+        assert_eq!(e.span.start, 5);
+        let e = parse_statement("\"abc", 0, &no_cmd).unwrap_err();
+        assert_eq!(e.msg, "unterminated string");
+        let e = parse_statement("0x", 0, &no_cmd).unwrap_err();
+        assert!(e.msg.contains("no digits"));
+        let e = parse_statement("12ab", 0, &no_cmd).unwrap_err();
+        assert!(e.msg.contains("invalid number"));
+    }
+
+    #[test]
+    fn splitting_statements() {
+        let s = split_statements("a = 1; b = \"x;#y\" # comment; c = 3");
+        assert_eq!(
+            s,
+            vec![(0, "a = 1".to_string()), (6, " b = \"x;#y\" ".to_string())]
+        );
+        assert!(split_statements("   # only a comment").is_empty());
+        assert!(split_statements(";;").is_empty());
+    }
+}

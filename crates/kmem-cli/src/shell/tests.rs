@@ -1,0 +1,259 @@
+//! Evaluator tests on a small machine.
+
+use super::*;
+use crate::kernel::{BootOptions, Kernel};
+
+fn shell(arch: Arch) -> Shell {
+    let k = Kernel::boot(&BootOptions {
+        arch,
+        mem: 64 << 20,
+        cpus: 1,
+        cmdline: String::new(),
+        seed: 0,
+    })
+    .unwrap();
+    Shell::new(k)
+}
+
+use kmem::arch::Arch;
+
+/// Runs `src` line by line; returns (stdout, stderr).
+fn run(sh: &mut Shell, src: &str) -> (String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    for (i, l) in src.lines().enumerate() {
+        sh.run_line(
+            l,
+            Origin {
+                source: Some("t"),
+                line: i + 1,
+                indent: 0,
+            },
+            &mut out,
+            &mut err,
+        );
+    }
+    (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+fn out1(sh: &mut Shell, src: &str) -> String {
+    let (o, e) = run(sh, src);
+    assert_eq!(e, "", "unexpected error for {src:?}");
+    o
+}
+
+#[test]
+fn values_print_as_specified() {
+    let mut sh = shell(Arch::X86_64);
+    assert_eq!(out1(&mut sh, "42"), "42\n");
+    assert_eq!(out1(&mut sh, "0x10"), "16\n");
+    assert_eq!(out1(&mut sh, "NULL"), "0x0\n");
+    assert_eq!(out1(&mut sh, "x = 1 << 12"), "x = 4096\n");
+    assert_eq!(out1(&mut sh, "x * 2 + 1"), "8193\n");
+    assert_eq!(out1(&mut sh, "-1"), "-1\n");
+    assert_eq!(out1(&mut sh, "(void *)0x1000 + 16"), "0x1010\n");
+    assert_eq!(out1(&mut sh, "(unsigned long)(void *)0x20"), "32\n");
+    assert_eq!(
+        out1(&mut sh, "g = GFP_KERNEL|__GFP_ZERO"),
+        "g = GFP_KERNEL|__GFP_ZERO\n"
+    );
+    assert_eq!(out1(&mut sh, "g & ~__GFP_ZERO"), "GFP_KERNEL\n");
+    assert_eq!(out1(&mut sh, "0xffffffffffffffff"), "-1\n");
+    assert_eq!(out1(&mut sh, "a = 1; b = 2 # c = 3"), "a = 1\nb = 2\n");
+    assert_eq!(sh.var("c"), None);
+    assert_eq!(out1(&mut sh, "# nothing"), "");
+}
+
+#[test]
+fn page_allocator_round_trip() {
+    let mut sh = shell(Arch::X86_64);
+    let before = out1(&mut sh, "cat /proc/buddyinfo");
+    let o = out1(&mut sh, "p = alloc_pages(GFP_KERNEL, 5)");
+    assert!(o.starts_with("p = 0xffffea"), "{o}");
+    let Some(Value::Ptr(p, PtrKind::Page)) = sh.var("p").cloned() else {
+        panic!()
+    };
+    assert_ne!(out1(&mut sh, "cat /proc/buddyinfo"), before);
+    // struct page arithmetic is in units of struct page.
+    let stride = core::mem::size_of::<kmem::Page>() as u64;
+    assert_eq!(out1(&mut sh, "p + 1"), format!("{:#x}\n", p + stride));
+    assert_eq!(out1(&mut sh, "(p + 3) - p"), "3\n");
+    let a = out1(&mut sh, "a = page_address(p)");
+    assert!(a.starts_with("a = 0xffff888"), "{a}");
+    assert_eq!(out1(&mut sh, "virt_to_page(a) - p"), "0\n");
+    assert_eq!(out1(&mut sh, "virt_to_page(a + 4096) - p"), "1\n");
+    assert_eq!(out1(&mut sh, "page_address(p + 1) - a"), "4096\n");
+    let pfn = out1(&mut sh, "page_to_pfn(p)");
+    assert_eq!(
+        out1(&mut sh, &format!("pfn_to_page({}) - p", pfn.trim())),
+        "0\n"
+    );
+    assert_eq!(out1(&mut sh, "page_ref_count(p)"), "1\n");
+    assert_eq!(out1(&mut sh, "free_pages(p, 5)"), "");
+    assert_eq!(out1(&mut sh, "cat /proc/buddyinfo"), before);
+    assert_eq!(sh.k.reports(), 0);
+    assert!(!sh.failed());
+}
+
+#[test]
+fn misuse_is_reported_and_the_shell_goes_on() {
+    let mut sh = shell(Arch::X86_64);
+    let before = out1(&mut sh, "cat /proc/buddyinfo");
+    out1(&mut sh, "p = alloc_pages(GFP_KERNEL, 5)");
+    let o = out1(&mut sh, "free_pages(p, 3)");
+    assert!(o.contains("BUG: Bad page state"), "{o}");
+    assert!(
+        o.contains("freeing order 3 of a block allocated with order 5"),
+        "{o}"
+    );
+    assert_eq!(out1(&mut sh, "free_pages(p, 5)"), "");
+    let o = out1(&mut sh, "free_pages(p, 5)");
+    assert!(o.contains("BUG: Bad page state"), "{o}");
+    assert_eq!(out1(&mut sh, "cat /proc/buddyinfo"), before);
+    assert_eq!(sh.k.m.bug_count(), 2);
+    assert!(sh.failed());
+    // A foreign address.
+    let o = out1(&mut sh, "free_page(0x1234000)");
+    assert!(o.contains("has no struct page"), "{o}");
+    // Too large an order: a WARNING and NULL.
+    let o = out1(&mut sh, "q = alloc_pages(GFP_KERNEL, 11)");
+    assert!(o.contains("WARNING:") && o.ends_with("q = 0x0\n"), "{o}");
+    assert_eq!(
+        out1(&mut sh, "alloc_pages(GFP_KERNEL|__GFP_NOWARN, 11)"),
+        "0x0\n"
+    );
+}
+
+#[test]
+fn memory_access_and_faults() {
+    let mut sh = shell(Arch::X86_64);
+    out1(&mut sh, "a = get_zeroed_page(GFP_KERNEL)");
+    assert_eq!(out1(&mut sh, "peek8(a + 5)"), "0\n");
+    assert_eq!(out1(&mut sh, "memset(a, 0x5a, 4096)"), "");
+    assert_eq!(out1(&mut sh, "peek8(a + 4095)"), "90\n");
+    assert_eq!(out1(&mut sh, "poke8(a + 1, 0x41)"), "");
+    assert_eq!(out1(&mut sh, "poke32(a + 4, 0x64636261)"), "");
+    assert_eq!(out1(&mut sh, "peek16(a)"), format!("{}\n", 0x415a));
+    let Some(Value::Ptr(a, _)) = sh.var("a").cloned() else {
+        panic!()
+    };
+    let dump = out1(&mut sh, "hexdump(a, 20)");
+    assert_eq!(
+        dump,
+        format!(
+            "{a:016x}: 5a 41 5a 5a 61 62 63 64 5a 5a 5a 5a 5a 5a 5a 5a  ZAZZabcdZZZZZZZZ\n\
+             {:016x}: 5a 5a 5a 5a                                      ZZZZ\n",
+            a + 16
+        )
+    );
+    // Unmapped memory: the oops, no result, and the shell goes on.
+    let o = out1(&mut sh, "x = peek8(0xffffc90000001000)");
+    assert!(
+        o.starts_with("BUG: unable to handle page fault for address: ffffc90000001000\n#PF: supervisor read access in kernel mode\n#PF: error_code(0x0000) - not-present page\n"),
+        "{o}"
+    );
+    assert_eq!(sh.var("x"), None);
+    let o = out1(&mut sh, "poke8(NULL, 1)");
+    assert!(o.starts_with("BUG: kernel NULL pointer dereference, address: 0000000000000000\n#PF: supervisor write access"), "{o}");
+    // The memmap is the kernel's own: write-protected.
+    let o = out1(&mut sh, "poke8(virt_to_page(a), 0)");
+    assert!(
+        o.contains("error_code(0x0003) - permissions violation"),
+        "{o}"
+    );
+    assert_eq!(sh.k.m.bug_count(), 3);
+    // memset across the end of the direct map faults at the first unmapped byte.
+    assert_eq!(out1(&mut sh, "free_page(a)"), "");
+}
+
+#[test]
+fn i386_addresses() {
+    let mut sh = shell(Arch::I386);
+    let o = out1(&mut sh, "a = __get_free_page(GFP_KERNEL)");
+    assert!(o.starts_with("a = 0xc"), "{o}");
+    assert_eq!(o.len(), "a = 0xc0000000\n".len(), "{o}");
+    let o = out1(&mut sh, "virt_to_phys(a) + 0xc0000000 - a");
+    assert_eq!(o, "0\n");
+    assert_eq!(out1(&mut sh, "free_page(a)"), "");
+    let o = out1(&mut sh, "peek8(0x10)");
+    assert!(
+        o.starts_with("BUG: kernel NULL pointer dereference, address: 00000010\n"),
+        "{o}"
+    );
+}
+
+#[test]
+fn errors_name_the_column_and_the_shell_goes_on() {
+    let mut sh = shell(Arch::X86_64);
+    let (o, e) = run(&mut sh, "x = alloc_pages(GFP_KERNEL, 5");
+    assert_eq!(o, "");
+    assert_eq!(
+        e,
+        "t:1:30: error: expected ')' after the arguments, found end of statement\n    x = alloc_pages(GFP_KERNEL, 5\n                                 ^\n"
+    );
+    let (_, e) = run(&mut sh, "y = nosuch(1)");
+    assert!(
+        e.starts_with("t:1:5: error: unknown function 'nosuch'"),
+        "{e}"
+    );
+    let (_, e) = run(&mut sh, "y = zz + 1");
+    assert!(
+        e.starts_with("t:1:5: error: undefined variable 'zz'"),
+        "{e}"
+    );
+    let (_, e) = run(&mut sh, "alloc_pages(5, GFP_KERNEL)");
+    assert!(
+        e.starts_with(
+            "t:1:16: error: alloc_pages: argument 2: expected an integer, got gfp_t GFP_KERNEL"
+        ),
+        "{e}"
+    );
+    let (_, e) = run(&mut sh, "alloc_pages(GFP_KERNEL)");
+    assert!(e.contains("alloc_pages takes 2 arguments, got 1"), "{e}");
+    let (_, e) = run(&mut sh, "v = free_page(NULL)");
+    assert!(e.contains("void value not ignored"), "{e}");
+    let (_, e) = run(&mut sh, "GFP_KERNEL = 1");
+    assert!(e.contains("cannot assign to 'GFP_KERNEL'"), "{e}");
+    let (_, e) = run(&mut sh, "1 / 0");
+    assert!(e.contains("division by zero"), "{e}");
+    let (_, e) = run(&mut sh, "cat /proc/nosuch");
+    assert!(
+        e.contains("cat: /proc/nosuch: No such file or directory"),
+        "{e}"
+    );
+    let (_, e) = run(&mut sh, "__GFP_BOGUS");
+    assert!(e.contains("unknown GFP flag"), "{e}");
+    let (_, e) = run(&mut sh, "NULL * 2");
+    assert!(
+        e.contains("invalid operands to binary * (have 'void *' and 'long')"),
+        "{e}"
+    );
+    assert_eq!(sh.errors, 11);
+    assert_eq!(sh.k.reports(), 0);
+    // Still working.
+    assert_eq!(out1(&mut sh, "1 + 1"), "2\n");
+}
+
+#[test]
+fn commands() {
+    let mut sh = shell(Arch::X86_64);
+    let o = out1(&mut sh, "dmesg -t");
+    assert!(o.starts_with("Linux version"), "{o}");
+    let o = out1(&mut sh, "dmesg");
+    assert!(o.starts_with("[    0."), "{o}");
+    assert_eq!(out1(&mut sh, "dmesg -C"), "");
+    assert_eq!(out1(&mut sh, "dmesg"), "");
+    let o = out1(&mut sh, "help alloc_pages");
+    assert!(o.starts_with("struct page *alloc_pages(gfp_t gfp, unsigned int order)"));
+    let o = out1(&mut sh, "help");
+    for b in builtins::BUILTINS {
+        assert!(o.contains(b.proto), "{}", b.name);
+    }
+    out1(&mut sh, "zz = 3");
+    assert_eq!(out1(&mut sh, "vars"), "zz = 3\n");
+    out1(&mut sh, "exit; zz = 4");
+    assert!(sh.quit);
+    assert_eq!(sh.var("zz"), Some(&Value::Int(3)));
+}

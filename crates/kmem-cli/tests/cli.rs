@@ -1,0 +1,343 @@
+//! The `kmem` binary, run as a user would run it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn kmem(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kmem"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kmem");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8(b.to_vec()).unwrap()
+}
+
+/// The buddyinfo rows: (zone, counts).
+fn buddyinfo_rows(s: &str) -> Vec<(String, Vec<u64>)> {
+    s.lines()
+        .filter(|l| l.starts_with("Node 0, zone "))
+        .map(|l| {
+            let mut w = l.split_whitespace().skip(3);
+            let zone = w.next().unwrap().to_string();
+            (zone, w.map(|n| n.parse().unwrap()).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn cat_buddyinfo_x86_64() {
+    let o = kmem(&["--mem", "1G", "cat", "/proc/buddyinfo"], "");
+    assert!(o.status.success());
+    let s = text(&o.stdout);
+    assert!(s.starts_with("Node 0, zone      DMA "), "{s}");
+    assert!(s.contains("\nNode 0, zone    DMA32 "), "{s}");
+    let rows = buddyinfo_rows(&s);
+    let zones: Vec<_> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(zones, ["DMA", "DMA32"]);
+    for (_, counts) in &rows {
+        assert_eq!(counts.len(), 11);
+    }
+    assert!(rows[1].1[10] > 200, "{s}");
+}
+
+#[test]
+fn cat_buddyinfo_i386_highmem() {
+    let o = kmem(
+        &["--arch", "i386", "--mem", "2G", "cat", "/proc/buddyinfo"],
+        "",
+    );
+    assert!(o.status.success());
+    let rows = buddyinfo_rows(&text(&o.stdout));
+    let zones: Vec<_> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(zones, ["DMA", "Normal", "HighMem"]);
+    assert!(rows.iter().all(|r| r.1.len() == 11));
+}
+
+#[test]
+fn cat_unknown_file_fails() {
+    let o = kmem(&["cat", "/proc/buddyinfo", "/proc/nosuch"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).starts_with("Node 0"));
+    assert_eq!(
+        text(&o.stderr),
+        "kmem: cat: /proc/nosuch: No such file or directory\n"
+    );
+}
+
+/// Issue 2, "Done when": an order-5 allocation changes buddyinfo, freeing restores it
+/// exactly; a wrong-order free and a double free are reported as bad page state; the shell
+/// continues; the exit status says something was reported.
+#[test]
+fn shell_order5_alloc_free_and_misuse() {
+    let script = "\
+cat /proc/buddyinfo
+p = alloc_pages(GFP_KERNEL, 5)
+cat /proc/buddyinfo
+free_pages(p, 5)
+cat /proc/buddyinfo
+p = alloc_pages(GFP_KERNEL, 5)
+free_pages(p, 3)
+free_pages(p, 5)
+free_pages(p, 5)
+cat /proc/buddyinfo
+x = 1 + 1
+";
+    let o = kmem(&["shell"], script);
+    let s = text(&o.stdout);
+    assert_eq!(text(&o.stderr), "");
+    assert_eq!(o.status.code(), Some(1), "{s}");
+    let rows = buddyinfo_rows(&s);
+    assert_eq!(rows.len(), 8, "{s}");
+    let (boot, alloc, freed, end) = (&rows[0..2], &rows[2..4], &rows[4..6], &rows[6..8]);
+    assert_ne!(boot, alloc, "an order-5 allocation changes buddyinfo");
+    assert_eq!(boot, freed, "freeing restores it exactly");
+    assert_eq!(boot, end, "after the misuse too");
+    assert_eq!(
+        s.matches("BUG: Bad page state in process kmem").count(),
+        2,
+        "{s}"
+    );
+    assert!(s.contains("freeing order 3 of a block allocated with order 5"));
+    assert!(s.contains("double free"));
+    assert!(s.ends_with("x = 2\n"), "the shell continues: {s}");
+    let p_lines: Vec<_> = s
+        .lines()
+        .filter(|l| l.starts_with("p = 0xffffea"))
+        .collect();
+    assert_eq!(p_lines.len(), 2, "{s}");
+}
+
+#[test]
+fn clean_script_exits_zero() {
+    let o = kmem(&["shell"], "a = __get_free_page(GFP_DMA)\nfree_page(a)\n");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = text(&o.stdout);
+    assert!(s.starts_with("a = 0xffff888000"), "{s}");
+    assert_eq!(s.lines().count(), 1);
+}
+
+#[test]
+fn parse_errors_name_line_and_column_and_fail_the_run() {
+    let o = kmem(
+        &["shell"],
+        "x = 1\ny = alloc_pages(GFP_KERNEL 5)\nz = 3 $ 4\nw = x + 1\n",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(text(&o.stdout), "x = 1\nw = 2\n");
+    assert_eq!(
+        text(&o.stderr),
+        "<stdin>:2:28: error: expected ')' after the arguments, found number 5\n\
+         \x20   y = alloc_pages(GFP_KERNEL 5)\n\
+         \x20                              ^\n\
+         <stdin>:3:7: error: unexpected character '$'\n\
+         \x20   z = 3 $ 4\n\
+         \x20         ^\n"
+    );
+}
+
+#[test]
+fn shell_reads_a_file() {
+    let dir = std::env::temp_dir().join(format!("kmem-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("script.kmem");
+    std::fs::write(&f, "# a script\nn = 3 * 4\nbad(\n").unwrap();
+    let o = kmem(&["shell", f.to_str().unwrap()], "");
+    assert_eq!(text(&o.stdout), "n = 12\n");
+    let e = text(&o.stderr);
+    assert!(
+        e.starts_with(&format!(
+            "{}:3:5: error: expected an expression",
+            f.display()
+        )),
+        "{e}"
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let o = kmem(&["shell", dir.join("missing").to_str().unwrap()], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("No such file"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Replaces long hex numbers (addresses) by `0xADDR` and the lines of a call trace, which
+/// name source lines, so the golden text survives unrelated changes.
+fn normalize(s: &str) -> String {
+    let mut out = String::new();
+    for line in s.lines() {
+        if line.starts_with("  crates/") {
+            out.push_str("  <caller>\n");
+            continue;
+        }
+        let mut rest = line;
+        while let Some(i) = rest.find("0x") {
+            out.push_str(&rest[..i]);
+            let digits = rest[i + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_hexdigit())
+                .count();
+            if digits >= 8 {
+                out.push_str("0xADDR");
+            } else {
+                out.push_str(&rest[i..i + 2 + digits]);
+            }
+            rest = &rest[i + 2 + digits..];
+        }
+        out.push_str(rest);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn golden_transcript() {
+    let script = "\
+# arithmetic and flags
+x = 6 * 7
+x << 4
+gfp = GFP_KERNEL|__GFP_ZERO
+gfp & ~__GFP_ZERO
+NULL
+(void *)4096 + 16
+
+# pages
+p = alloc_pages(GFP_KERNEL, 2)
+a = page_address(p)
+page_address(p + 1) - a
+virt_to_page(a + 8192) - p
+memset(a, 0x41, 5); poke8(a + 2, 0x7a)
+hexdump(a, 8)
+peek8(a + 2)
+__free_pages(p, 2)
+";
+    let o = kmem(&["shell", "--echo"], script);
+    assert_eq!(text(&o.stderr), "");
+    assert!(o.status.success());
+    let expected = "\
+kmem> # arithmetic and flags
+kmem> x = 6 * 7
+x = 42
+kmem> x << 4
+672
+kmem> gfp = GFP_KERNEL|__GFP_ZERO
+gfp = GFP_KERNEL|__GFP_ZERO
+kmem> gfp & ~__GFP_ZERO
+GFP_KERNEL
+kmem> NULL
+0x0
+kmem> (void *)4096 + 16
+0x1010
+kmem> # pages
+kmem> p = alloc_pages(GFP_KERNEL, 2)
+p = 0xADDR
+kmem> a = page_address(p)
+a = 0xADDR
+kmem> page_address(p + 1) - a
+4096
+kmem> virt_to_page(a + 8192) - p
+2
+kmem> memset(a, 0x41, 5); poke8(a + 2, 0x7a)
+kmem> hexdump(a, 8)
+ffff8880ADDR: 41 41 7a 41 41 00 00 00                          AAzAA...
+kmem> peek8(a + 2)
+122
+kmem> __free_pages(p, 2)
+";
+    let got = normalize(&text(&o.stdout)).replace(
+        &normalize(&text(&o.stdout))
+            .lines()
+            .find(|l| l.contains(": 41 41"))
+            .map(|l| l[..l.find(':').unwrap()].to_string())
+            .unwrap_or_default(),
+        "ffff8880ADDR",
+    );
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn page_fault_in_the_shell_is_an_oops_and_the_shell_goes_on() {
+    let o = kmem(&["shell"], "poke8(0xffffc90000000000, 1)\ny = 2\n");
+    let s = normalize(&text(&o.stdout));
+    assert!(
+        s.starts_with(
+            "BUG: unable to handle page fault for address: ffffc90000000000\n\
+             #PF: supervisor write access in kernel mode\n\
+             #PF: error_code(0x0002) - not-present page\n\
+             Oops: 0002 [#1] SMP\n"
+        ),
+        "{s}"
+    );
+    assert!(s.ends_with("y = 2\n"), "{s}");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn boot_prints_the_log_with_timestamps() {
+    let o = kmem(&["--cmdline", "quiet", "--slub-debug=FZ", "boot"], "");
+    assert!(o.status.success());
+    let s = text(&o.stdout);
+    assert!(s.starts_with("[    0."), "{s}");
+    assert!(s.contains("] Linux version"), "{s}");
+    assert!(s.contains("] Command line: quiet slub_debug=FZ\n"), "{s}");
+    assert!(
+        s.contains("] BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable"),
+        "{s}"
+    );
+    assert!(s.contains("] Memory: "), "{s}");
+}
+
+#[test]
+fn layout_i386() {
+    let o = kmem(&["--arch", "i386", "--mem", "2G", "layout"], "");
+    assert!(o.status.success());
+    let s = text(&o.stdout);
+    assert!(
+        s.contains("    lowmem     : 0xc0000000 - 0xf8000000"),
+        "{s}"
+    );
+    assert!(s.contains("HighMem"), "{s}");
+    let o = kmem(&["layout"], "");
+    let s = text(&o.stdout);
+    assert!(s.contains("    direct map : 0xffff888000000000 - "), "{s}");
+    assert!(s.contains("    vmemmap    : 0xffffea0000000000 - "), "{s}");
+}
+
+#[test]
+fn demo_runs_and_merges_back() {
+    let o = kmem(&[], "");
+    assert!(o.status.success());
+    let s = text(&o.stdout);
+    assert!(s.contains("was split in halves"), "{s}");
+    assert!(s.contains("merged into"), "{s}");
+    assert!(s.contains("Identical to the boot state"), "{s}");
+    assert!(!s.contains('\x1b'), "no colours when not on a terminal");
+}
+
+#[test]
+fn bad_options() {
+    let o = kmem(&["--slab", "slob", "boot"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("only SLUB"));
+    let o = kmem(&["--mem", "12X", "boot"], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("invalid size suffix"));
+    let o = kmem(&["--mem", "8M", "boot"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("too little memory"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = kmem(&["--arch", "arm64", "boot"], "");
+    assert_eq!(o.status.code(), Some(2));
+}
