@@ -35,7 +35,6 @@ pub const PROC_FILES: &[&str] = &[
     "/proc/pagetypeinfo",
     "/proc/zoneinfo",
     "/proc/meminfo",
-    "/proc/slabinfo",
     "/proc/iomem",
     "/sys/kernel/debug/memblock/memory",
     "/sys/kernel/debug/memblock/reserved",
@@ -53,7 +52,6 @@ impl<P: Platform> Machine<P> {
             "pagetypeinfo" => self.show_pagetypeinfo(out)?,
             "zoneinfo" => self.show_zoneinfo(out)?,
             "meminfo" => self.show_meminfo(out)?,
-            "slabinfo" => self.show_slabinfo(out)?,
             "iomem" => self.show_iomem(out)?,
             "/sys/kernel/debug/memblock/memory" | "sys/kernel/debug/memblock/memory" => {
                 self.show_memblock(out, false)?

@@ -649,8 +649,6 @@ pub(crate) struct SlabList {
     pub(crate) caches: ListHead,
     /// Number of caches on the list.
     pub(crate) count: usize,
-    /// Structures of destroyed caches, kept for reuse (see the module documentation).
-    pub(crate) dead: ListHead,
 }
 
 /// Machine-wide slab state, part of the machine's [`crate::machine::MmState`].
@@ -682,7 +680,6 @@ impl<L: lock_api::RawMutex> SlabState<L> {
             mutex: lock_api::Mutex::new(SlabList {
                 caches: ListHead::new(),
                 count: 0,
-                dead: ListHead::new(),
             }),
             kmalloc: core::array::from_fn(|_| {
                 core::array::from_fn(|_| AtomicPtr::new(core::ptr::null_mut()))
@@ -1068,10 +1065,7 @@ impl<P: Platform> Machine<P> {
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
-    use std::format;
-    use std::string::String;
 
     #[test]
     fn kmalloc_index_matches_linux() {
