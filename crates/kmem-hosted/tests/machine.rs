@@ -105,3 +105,38 @@ fn machine_dropped_before_its_threads_exit() {
     dropped.wait();
     h.join().unwrap();
 }
+
+#[test]
+fn thread_churn_keeps_the_machine_consistent() {
+    // Threads come and go while others allocate: CPU-dead hooks run concurrently with
+    // allocations, slots are reused, and in the end every page is back in the buddy lists.
+    let m = boot(64 << 20);
+    let before = snapshot(&m);
+    for round in 0..20 {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|t| {
+                    let m = &m;
+                    s.spawn(move || {
+                        let pages: Vec<_> = (0..24)
+                            .map(|k| {
+                                let order = Order::new(((k + t + round) % 4) as u32);
+                                (m.alloc_pages(GfpFlags::GFP_KERNEL, order).unwrap(), order)
+                            })
+                            .collect();
+                        for (p, order) in pages {
+                            m.__free_pages(p, order);
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+        });
+    }
+    assert_eq!(pcp_total(&m), 0);
+    assert_eq!(snapshot(&m), before);
+    m.check_invariants().unwrap();
+    assert_eq!(m.bug_count(), 0);
+}
