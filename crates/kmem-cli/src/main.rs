@@ -8,6 +8,7 @@
 //! Without a subcommand it runs the demo. See `crates/kmem-cli/README.md` for the shell
 //! language and the exit statuses.
 
+mod complete;
 mod demo;
 mod kernel;
 mod layout;
@@ -249,7 +250,10 @@ fn write_out(s: &str) -> Result<(), String> {
 /// The interactive shell: a prompt, line editing and history (`~/.kmem_history`).
 fn interactive(sh: &mut shell::Shell, cli: &Cli) -> Result<(), String> {
     use rustyline::error::ReadlineError;
-    let mut rl = rustyline::DefaultEditor::new().map_err(|e| e.to_string())?;
+    let mut rl =
+        rustyline::Editor::<complete::ShellHelper, rustyline::history::DefaultHistory>::new()
+            .map_err(|e| e.to_string())?;
+    rl.set_helper(Some(complete::ShellHelper));
     let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kmem_history"));
     if let Some(h) = &history {
         let _ = rl.load_history(h);
