@@ -333,3 +333,99 @@ fn a_thread_exiting_inside_sections_still_goes_offline() {
     });
     assert_eq!(*log.cpus.lock().unwrap(), vec![cpu]);
 }
+
+/// One step of the registration model test.
+#[derive(Clone, Debug)]
+enum Step {
+    /// Create a platform in slot `i` of the test's table (if empty).
+    Create(usize),
+    /// Drop the platform in slot `i` (if present and not in an open section).
+    Drop(usize),
+    /// Enter a section on platform `i` (if present).
+    Get(usize),
+    /// Leave the innermost open section.
+    Put,
+}
+
+const TABLE: usize = 12;
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        2 => (0..TABLE).prop_map(Step::Create),
+        2 => (0..TABLE).prop_map(Step::Drop),
+        3 => (0..TABLE).prop_map(Step::Get),
+        3 => Just(Step::Put),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// A thread tracks up to MAX_PLATFORMS_PER_THREAD live platforms, reusing the entries of
+    /// dropped ones first-fit; sections on tracked platforms run on the thread's own CPU, on
+    /// any other platform on SHARED_CPU. Checked against a model of the tracking table.
+    #[test]
+    fn platform_tracking_matches_a_model(steps in proptest::collection::vec(step(), 1..160)) {
+        const MAX: usize = kmem_hosted::cpu::MAX_PLATFORMS_PER_THREAD;
+        // Run on a fresh thread so the thread-local starts empty.
+        let r = std::thread::spawn(move || -> Result<(), String> {
+            let mut table: Vec<Option<HostedPlatform>> = (0..TABLE).map(|_| None).collect();
+            // Model: generation-tagged platform identities in the thread's tracking entries.
+            let mut gen = vec![0usize; TABLE];
+            let mut next_gen = 1usize;
+            let mut regs: [Option<(usize, usize)>; MAX] = [None; MAX];
+            let mut stack: Vec<(usize, usize)> = Vec::new();
+            for s in steps {
+                match s {
+                    Step::Create(i) if table[i].is_none() => {
+                        table[i] = Some(platform());
+                        gen[i] = next_gen;
+                        next_gen += 1;
+                    }
+                    Step::Drop(i) if table[i].is_some() && !stack.iter().any(|e| e.0 == i) => {
+                        table[i] = None;
+                    }
+                    Step::Get(i) => {
+                        let Some(p) = &table[i] else { continue };
+                        let me = (i, gen[i]);
+                        let alive = |e: &(usize, usize)| table[e.0].is_some() && gen[e.0] == e.1;
+                        let tracked = if regs.contains(&Some(me)) {
+                            true
+                        } else if let Some(r) =
+                            regs.iter_mut().find(|r| r.as_ref().map_or(true, |e| !alive(e)))
+                        {
+                            *r = Some(me);
+                            true
+                        } else {
+                            false
+                        };
+                        let c = p.cpu_get();
+                        let expect = if tracked {
+                            kmem_hosted::thread_cpu_slot().ok_or("no slot")?
+                        } else {
+                            SHARED_CPU
+                        };
+                        if c != expect {
+                            return Err(format!("platform {i}: cpu {c}, expected {expect}"));
+                        }
+                        stack.push((i, c));
+                    }
+                    Step::Put => {
+                        if let Some((i, c)) = stack.pop() {
+                            table[i].as_ref().unwrap().cpu_put(c);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while let Some((i, c)) = stack.pop() {
+                table[i].as_ref().unwrap().cpu_put(c);
+            }
+            Ok(())
+        })
+        .join()
+        .unwrap();
+        proptest::prop_assert_eq!(r, Ok(()));
+    }
+}
