@@ -372,7 +372,7 @@ proptest::proptest! {
         let r = std::thread::spawn(move || -> Result<(), String> {
             let mut table: Vec<Option<HostedPlatform>> = (0..TABLE).map(|_| None).collect();
             // Model: generation-tagged platform identities in the thread's tracking entries.
-            let mut gen = vec![0usize; TABLE];
+            let mut gen = [0usize; TABLE];
             let mut next_gen = 1usize;
             let mut regs: [Option<(usize, usize)>; MAX] = [None; MAX];
             let mut stack: Vec<(usize, usize)> = Vec::new();
@@ -393,7 +393,7 @@ proptest::proptest! {
                         let tracked = if regs.contains(&Some(me)) {
                             true
                         } else if let Some(r) =
-                            regs.iter_mut().find(|r| r.as_ref().map_or(true, |e| !alive(e)))
+                            regs.iter_mut().find(|r| !matches!(r, Some(e) if alive(e)))
                         {
                             *r = Some(me);
                             true
