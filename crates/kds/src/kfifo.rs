@@ -486,7 +486,9 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
         // in bounds; the caller owns these slots.
         unsafe {
             copy_to_slots(self.slots().add(off as usize), src, l as usize);
-            copy_to_slots(self.slots(), src.add(l as usize), (len - l) as usize);
+            if l < len {
+                copy_to_slots(self.slots(), src.add(l as usize), (len - l) as usize);
+            }
         }
     }
 
@@ -502,7 +504,9 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
         // SAFETY: as in `copy_in`.
         unsafe {
             copy_from_slots(dst, self.slots().add(off as usize), l as usize);
-            copy_from_slots(dst.add(l as usize), self.slots(), (len - l) as usize);
+            if l < len {
+                copy_from_slots(dst.add(l as usize), self.slots(), (len - l) as usize);
+            }
         }
     }
 
@@ -516,6 +520,42 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
         unsafe { self.copy_in(buf.as_ptr(), len, i) };
         self.in_.store(i.wrapping_add(len), Ordering::Release);
         (len, unused)
+    }
+
+    /// Producer side of `kfifo_put` with a known `out` bound.
+    #[inline(always)]
+    unsafe fn put_with_out(&self, val: T, out: u32) -> bool {
+        let i = self.in_.load(Ordering::Relaxed);
+        if i.wrapping_sub(out) > self.mask() {
+            return false;
+        }
+        // SAFETY: the slot of `in` is free (checked above) and the producer owns it.
+        unsafe { copy_to_slots(self.slots().add((i & self.mask()) as usize), &val, 1) };
+        self.in_.store(i.wrapping_add(1), Ordering::Release);
+        true
+    }
+
+    /// Consumer side of `kfifo_get`/`kfifo_peek` with a known `in` bound.
+    #[inline(always)]
+    unsafe fn get_with_in(&self, i: u32, consume: bool) -> Option<T> {
+        let o = self.out.load(Ordering::Relaxed);
+        if i == o {
+            return None;
+        }
+        let mut v = core::mem::MaybeUninit::<T>::uninit();
+        // SAFETY: the slot of `out` is filled (`in != out`) and the consumer owns it.
+        unsafe {
+            copy_from_slots(
+                v.as_mut_ptr(),
+                self.slots().add((o & self.mask()) as usize),
+                1,
+            )
+        };
+        if consume {
+            self.out.store(o.wrapping_add(1), Ordering::Release);
+        }
+        // SAFETY: written just above.
+        Some(unsafe { v.assume_init() })
     }
 
     /// `kfifo_in` without exclusivity: copies as many elements of `buf` as fit and returns
@@ -584,27 +624,25 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     /// `kfifo_put(fifo, val)`: adds one element; returns `false` if the fifo is full.
     #[inline]
     pub fn put(&mut self, val: T) -> bool {
-        self.push_slice(core::slice::from_ref(&val)) == 1
+        let out = self.out.load(Ordering::Acquire);
+        // SAFETY: `&mut self` excludes every other producer and consumer.
+        unsafe { self.put_with_out(val, out) }
     }
 
     /// `kfifo_get(fifo, &val)`: removes and returns the first element.
     #[inline]
     pub fn get(&mut self) -> Option<T> {
-        let mut v = core::mem::MaybeUninit::<T>::uninit();
-        // SAFETY: a one-element slice over `v`; `T: Copy` so writing needs no drop.
-        let n = self.pop_slice(unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr(), 1) });
-        // SAFETY: `n == 1` means `v` was written.
-        (n == 1).then(|| unsafe { v.assume_init() })
+        let i = self.in_.load(Ordering::Acquire);
+        // SAFETY: `&mut self` excludes every other producer and consumer.
+        unsafe { self.get_with_in(i, true) }
     }
 
     /// `kfifo_peek(fifo, &val)`: returns the first element without removing it.
     #[inline]
     pub fn peek(&self) -> Option<T> {
-        let mut v = core::mem::MaybeUninit::<T>::uninit();
-        // SAFETY: as in `get`.
-        let n = self.peek_slice(unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr(), 1) });
-        // SAFETY: as in `get`.
-        (n == 1).then(|| unsafe { v.assume_init() })
+        let i = self.in_.load(Ordering::Acquire);
+        // SAFETY: as in `peek_slice`: no consumer runs concurrently with `&self` reads.
+        unsafe { self.get_with_in(i, false) }
     }
 
     /// `kfifo_skip_count(fifo, n)`: discards up to `n` elements; `kfifo_skip` is `skip(1)`.
@@ -808,7 +846,13 @@ impl<T: Copy, S: Storage<T>> Producer<'_, T, S> {
     /// `kfifo_put`: adds one element; `false` if full.
     #[inline]
     pub fn put(&mut self, val: T) -> bool {
-        self.push_slice(core::slice::from_ref(&val)) == 1
+        let f = self.fifo;
+        let i = f.in_.load(Ordering::Relaxed);
+        if i.wrapping_sub(self.cached_out) > f.mask() {
+            self.cached_out = f.out.load(Ordering::Acquire);
+        }
+        // SAFETY: the only producer; `cached_out` lags the real `out`.
+        unsafe { f.put_with_out(val, self.cached_out) }
     }
 
     /// `kfifo_avail` as seen by the producer (exact at the time of the call).
@@ -855,21 +899,23 @@ impl<T: Copy, S: Storage<T>> Consumer<'_, T, S> {
     /// `kfifo_get`: removes and returns the first element.
     #[inline]
     pub fn get(&mut self) -> Option<T> {
-        let mut v = core::mem::MaybeUninit::<T>::uninit();
-        // SAFETY: a one-element slice over `v`.
-        let n = self.pop_slice(unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr(), 1) });
-        // SAFETY: `n == 1` means `v` was written.
-        (n == 1).then(|| unsafe { v.assume_init() })
+        self.read_one(true)
     }
 
     /// `kfifo_peek`: the first element, not removed.
     #[inline]
     pub fn peek(&mut self) -> Option<T> {
-        let mut v = core::mem::MaybeUninit::<T>::uninit();
-        // SAFETY: as in `get`.
-        let n = self.peek_slice(unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr(), 1) });
-        // SAFETY: as in `get`.
-        (n == 1).then(|| unsafe { v.assume_init() })
+        self.read_one(false)
+    }
+
+    #[inline(always)]
+    fn read_one(&mut self, consume: bool) -> Option<T> {
+        let f = self.fifo;
+        if self.cached_in == f.out.load(Ordering::Relaxed) {
+            self.cached_in = f.in_.load(Ordering::Acquire);
+        }
+        // SAFETY: the only consumer; `cached_in` was read with acquire and lags.
+        unsafe { f.get_with_in(self.cached_in, consume) }
     }
 
     /// `kfifo_len` as seen by the consumer (exact at the time of the call).

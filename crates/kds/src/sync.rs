@@ -32,6 +32,35 @@ pub(crate) fn new_slot<T>() -> Slot<T> {
     loom::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit())
 }
 
+/// `memcpy` that handles copies of up to 16 bytes inline with at most two overlapping
+/// unaligned loads and stores per side (a library call costs more than such a copy).
+///
+/// # Safety
+/// As `core::ptr::copy_nonoverlapping::<u8>`.
+#[cfg(not(loom))]
+#[inline(always)]
+unsafe fn copy_bytes(dst: *mut u8, src: *const u8, n: usize) {
+    use core::ptr::{read_unaligned as rd, write_unaligned as wr};
+    // SAFETY: every access below is within `src..src+n` / `dst..dst+n`, valid per the caller.
+    unsafe {
+        if n > 16 {
+            core::ptr::copy_nonoverlapping(src, dst, n);
+        } else if n >= 8 {
+            let (a, b) = (rd(src.cast::<u64>()), rd(src.add(n - 8).cast::<u64>()));
+            wr(dst.cast::<u64>(), a);
+            wr(dst.add(n - 8).cast::<u64>(), b);
+        } else if n >= 4 {
+            let (a, b) = (rd(src.cast::<u32>()), rd(src.add(n - 4).cast::<u32>()));
+            wr(dst.cast::<u32>(), a);
+            wr(dst.add(n - 4).cast::<u32>(), b);
+        } else {
+            for i in 0..n {
+                *dst.add(i) = *src.add(i);
+            }
+        }
+    }
+}
+
 /// Copies `n` elements from `src` into the slots starting at `dst`.
 ///
 /// # Safety
@@ -41,9 +70,13 @@ pub(crate) fn new_slot<T>() -> Slot<T> {
 pub(crate) unsafe fn copy_to_slots<T: Copy>(dst: *const Slot<T>, src: *const T, n: usize) {
     #[cfg(not(loom))]
     // SAFETY: `Slot<T>` has `T`'s layout (`UnsafeCell` and `MaybeUninit` are transparent), so
-    // this is a plain memcpy into memory the caller owns for now.
+    // this is a plain copy into memory the caller owns for now.
     unsafe {
-        core::ptr::copy_nonoverlapping(src, dst.cast_mut().cast::<T>(), n)
+        copy_bytes(
+            dst.cast_mut().cast::<u8>(),
+            src.cast::<u8>(),
+            n * core::mem::size_of::<T>(),
+        )
     }
     #[cfg(loom)]
     for i in 0..n {
@@ -61,7 +94,11 @@ pub(crate) unsafe fn copy_from_slots<T: Copy>(dst: *mut T, src: *const Slot<T>, 
     #[cfg(not(loom))]
     // SAFETY: layout as in `copy_to_slots`; forwarded caller guarantee.
     unsafe {
-        core::ptr::copy_nonoverlapping(src.cast::<T>(), dst, n)
+        copy_bytes(
+            dst.cast::<u8>(),
+            src.cast::<u8>(),
+            n * core::mem::size_of::<T>(),
+        )
     }
     #[cfg(loom)]
     for i in 0..n {
