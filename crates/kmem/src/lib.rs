@@ -6,7 +6,7 @@
 //!
 //! Layers, bottom up: vocabulary ([`addr`], [`gfp`]) → platform ([`platform`]) → memory model
 //! ([`arch`], [`mm_types`], [`mmzone`]) → boot allocator ([`memblock`]) → page allocator
-//! ([`page_alloc`]) → front ends (/proc files in [`vmstat`] and [`meminfo`]).
+//! ([`page_alloc`]) → slab caches ([`slab_common`], [`slub`], [`kmalloc`]) → front ends (/proc files in [`vmstat`] and [`meminfo`]).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -15,6 +15,7 @@ pub mod addr;
 pub mod arch;
 pub mod debug;
 pub mod gfp;
+pub mod kmalloc;
 pub mod machine;
 pub mod memblock;
 pub mod meminfo;
@@ -24,9 +25,12 @@ pub mod page_alloc;
 pub mod platform;
 pub mod printk;
 pub mod proc;
+pub mod slab_common;
+pub mod slub;
 pub mod vmstat;
 
 pub use addr::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 pub use gfp::GfpFlags;
 pub use machine::{BootError, BootParams, Machine};
 pub use mm_types::{Page, PagePtr};
+pub use slab_common::{CacheHandle, SlabError, SlabFlags, SlabInfo, ZERO_SIZE_PTR};

@@ -191,6 +191,8 @@ pub struct MmState<P: Platform> {
     /// Pages handed out by the page allocator and not yet freed, for leak checks.
     pub(crate) pages_in_use: AtomicIsize,
     pub(crate) jiffies_at_boot: u64,
+    /// The slab allocator's machine-wide state (mm/slab_common.c).
+    pub(crate) slab: crate::slab_common::SlabState<P::RawLock>,
 }
 
 // SAFETY: all raw pointers point into memblock memory owned by the machine; access follows
@@ -395,6 +397,7 @@ impl<P: Platform> Machine<P> {
             physpages,
             pages_in_use: AtomicIsize::new(0),
             jiffies_at_boot: plat.jiffies(),
+            slab: crate::slab_common::SlabState::new(),
         };
         // SAFETY: `state_p` is a fresh, zeroed, suitably aligned allocation of the right size.
         unsafe { state_p.write(state) };
@@ -482,6 +485,10 @@ impl<P: Platform> Machine<P> {
         m.setup_per_zone_wmarks_and_reserves();
         m.setup_pcp_sizes();
         m.print_memory_line();
+
+        // kmem_cache_init (mm_core_init → kmem_cache_init): the slab allocator.
+        m.kmem_cache_init(params.cmdline)
+            .map_err(|_| BootError::TooLittleMemory)?;
 
         m.plat.set_cpu_dead_hook(CpuDeadHook {
             ctx: m.mm.as_ptr() as *const (),

@@ -35,6 +35,7 @@ pub const PROC_FILES: &[&str] = &[
     "/proc/pagetypeinfo",
     "/proc/zoneinfo",
     "/proc/meminfo",
+    "/proc/slabinfo",
     "/proc/iomem",
     "/sys/kernel/debug/memblock/memory",
     "/sys/kernel/debug/memblock/reserved",
@@ -52,6 +53,7 @@ impl<P: Platform> Machine<P> {
             "pagetypeinfo" => self.show_pagetypeinfo(out)?,
             "zoneinfo" => self.show_zoneinfo(out)?,
             "meminfo" => self.show_meminfo(out)?,
+            "slabinfo" => self.show_slabinfo(out)?,
             "iomem" => self.show_iomem(out)?,
             "/sys/kernel/debug/memblock/memory" | "sys/kernel/debug/memblock/memory" => {
                 self.show_memblock(out, false)?

@@ -88,7 +88,10 @@ impl SlabFlags {
 
     /// `SLAB_DEBUG_FLAGS`: any of these takes the cache off the lockless fast path.
     pub const DEBUG_FLAGS: SlabFlags = SlabFlags(
-        Self::RED_ZONE.0 | Self::POISON.0 | Self::STORE_USER.0 | Self::TRACE.0
+        Self::RED_ZONE.0
+            | Self::POISON.0
+            | Self::STORE_USER.0
+            | Self::TRACE.0
             | Self::CONSISTENCY_CHECKS.0,
     );
     /// `DEBUG_DEFAULT_FLAGS`: what a bare `slub_debug` turns on (FZPU).
@@ -366,7 +369,7 @@ pub const fn kmalloc_size_roundup(size: usize) -> usize {
 pub fn kmalloc_cache_name(ty: KmallocType, index: u32, out: &mut dyn Write) -> fmt::Result {
     let size = kmalloc_size(index);
     out.write_str(ty.prefix())?;
-    if size >= 1024 && size % 1024 == 0 {
+    if size >= 1024 && size & 1023 == 0 {
         write!(out, "{}k", size / 1024)
     } else {
         write!(out, "{size}")
@@ -649,6 +652,8 @@ pub(crate) struct SlabList {
     pub(crate) caches: ListHead,
     /// Number of caches on the list.
     pub(crate) count: usize,
+    /// Structures of destroyed caches, kept for reuse (see the module documentation).
+    pub(crate) dead: ListHead,
 }
 
 /// Machine-wide slab state, part of the machine's [`crate::machine::MmState`].
@@ -680,6 +685,7 @@ impl<L: lock_api::RawMutex> SlabState<L> {
             mutex: lock_api::Mutex::new(SlabList {
                 caches: ListHead::new(),
                 count: 0,
+                dead: ListHead::new(),
             }),
             kmalloc: core::array::from_fn(|_| {
                 core::array::from_fn(|_| AtomicPtr::new(core::ptr::null_mut()))
@@ -784,7 +790,9 @@ impl SlabInfo {
 /// Writes the `/proc/slabinfo` header (mm/slab_common.c `print_slabinfo_header`).
 pub fn write_slabinfo_header(out: &mut dyn Write) -> fmt::Result {
     out.write_str("slabinfo - version: 2.1\n")?;
-    out.write_str("# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>")?;
+    out.write_str(
+        "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>",
+    )?;
     out.write_str(" : tunables <limit> <batchcount> <sharedfactor>")?;
     out.write_str(" : slabdata <active_slabs> <num_slabs> <sharedavail>\n")
 }
@@ -864,15 +872,11 @@ impl<P: Platform> Machine<P> {
                     }
                 }
                 ("slab_nomerge" | "slub_nomerge", _) => st.nomerge = true,
-                ("slab", Some(v)) => {
-                    if v != "slub" {
-                        self.printk(
-                            LogLevel::Notice,
-                            format_args!(
-                                "slab={v}: only SLUB is available in this kernel, using SLUB"
-                            ),
-                        );
-                    }
+                ("slab", Some(v)) if v != "slub" => {
+                    self.printk(
+                        LogLevel::Notice,
+                        format_args!("slab={v}: only SLUB is available in this kernel, using SLUB"),
+                    );
                 }
                 _ => {}
             }
@@ -915,11 +919,15 @@ impl<P: Platform> Machine<P> {
         ctor: Option<fn(*mut u8)>,
     ) -> Result<CacheHandle, SlabError> {
         let r = match self.slab().kind {
-            SlabAllocatorKind::Slub => crate::slub::kmem_cache_create(self, name, size, align, flags, ctor),
+            SlabAllocatorKind::Slub => {
+                crate::slub::kmem_cache_create(self, name, size, align, flags, ctor)
+            }
         };
         if let Err(e) = r {
             if flags.contains(SlabFlags::PANIC) {
-                self.warn(format_args!("kmem_cache_create: Failed to create slab '{name}'. Error {e}"));
+                self.warn(format_args!(
+                    "kmem_cache_create: Failed to create slab '{name}'. Error {e}"
+                ));
             }
         }
         r
@@ -950,7 +958,12 @@ impl<P: Platform> Machine<P> {
 
     /// `kmem_cache_alloc_bulk`: fills `out` with objects; returns how many (all or 0).
     #[track_caller]
-    pub fn kmem_cache_alloc_bulk(&self, c: CacheHandle, gfp: GfpFlags, out: &mut [*mut u8]) -> usize {
+    pub fn kmem_cache_alloc_bulk(
+        &self,
+        c: CacheHandle,
+        gfp: GfpFlags,
+        out: &mut [*mut u8],
+    ) -> usize {
         crate::slub::alloc_bulk(self, c, gfp, out, Location::caller())
     }
 
@@ -1033,8 +1046,17 @@ impl<P: Platform> Machine<P> {
         writeln!(
             out,
             "{:<20} {:>8} {:>8} {:>6} {:>12} {:>10} {:>12} {:>10} {:>8} {:>8} {:>10}",
-            "# name", "objs", "active", "slabs", "alloc_fast", "alloc_slow", "free_fast",
-            "free_slow", "partial", "cpu_part", "waste_kB"
+            "# name",
+            "objs",
+            "active",
+            "slabs",
+            "alloc_fast",
+            "alloc_slow",
+            "free_fast",
+            "free_slow",
+            "partial",
+            "cpu_part",
+            "waste_kB"
         )?;
         let mut res = Ok(());
         self.for_each_cache(&mut |h, name| {
@@ -1065,7 +1087,10 @@ impl<P: Platform> Machine<P> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::format;
+    use std::string::String;
 
     #[test]
     fn kmalloc_index_matches_linux() {
@@ -1131,12 +1156,24 @@ mod tests {
         let mut d = SlubDebug::new();
         d.setup(Some("Z,kmalloc-64"), |_| {});
         assert_eq!(d.global, SlabFlags::NONE);
-        assert_eq!(d.cache_flags(SlabFlags::NONE, "kmalloc-64"), SlabFlags::RED_ZONE);
-        assert_eq!(d.cache_flags(SlabFlags::NONE, "kmalloc-128"), SlabFlags::NONE);
+        assert_eq!(
+            d.cache_flags(SlabFlags::NONE, "kmalloc-64"),
+            SlabFlags::RED_ZONE
+        );
+        assert_eq!(
+            d.cache_flags(SlabFlags::NONE, "kmalloc-128"),
+            SlabFlags::NONE
+        );
         let mut d = SlubDebug::new();
         d.setup(Some("P,dentry*;F"), |_| {});
-        assert_eq!(d.cache_flags(SlabFlags::NONE, "dentry_x"), SlabFlags::POISON);
-        assert_eq!(d.cache_flags(SlabFlags::NONE, "x"), SlabFlags::CONSISTENCY_CHECKS);
+        assert_eq!(
+            d.cache_flags(SlabFlags::NONE, "dentry_x"),
+            SlabFlags::POISON
+        );
+        assert_eq!(
+            d.cache_flags(SlabFlags::NONE, "x"),
+            SlabFlags::CONSISTENCY_CHECKS
+        );
         let mut d = SlubDebug::new();
         d.setup(None, |_| {});
         assert_eq!(d.global, SlabFlags::DEBUG_DEFAULT);

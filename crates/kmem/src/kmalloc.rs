@@ -1,0 +1,264 @@
+//! The kmalloc family (include/linux/slab.h, mm/slab_common.c, mm/util.c).
+//!
+//! Requests up to [`KMALLOC_MAX_CACHE_SIZE`] (8 KiB) are served by the kmalloc caches chosen by
+//! size (`kmalloc_index`: 8, 16, 32, 64, 96, 128, 192, 256 … 8k) and by GFP flags
+//! (`kmalloc_type`: `__GFP_DMA` → `dma-kmalloc-*`, `__GFP_RECLAIMABLE` → `kmalloc-rcl-*`,
+//! `__GFP_ACCOUNT` → `kmalloc-cg-*`). Larger requests, up to [`KMALLOC_MAX_SIZE`] (4 MiB), are
+//! compound pages from the page allocator marked `PGTY_large_kmalloc` and counted in the
+//! node's unreclaimable slab pages, as Linux's `kmalloc_large` does; above that kmalloc fails
+//! with a warning. `kmalloc(0)` returns [`ZERO_SIZE_PTR`]; `kfree` of NULL or `ZERO_SIZE_PTR`
+//! does nothing. Power-of-two sizes are naturally aligned (the kmalloc caches are aligned to
+//! their size's largest power-of-two divisor, debugging included); everything is at least
+//! 8-byte aligned.
+//!
+//! Bad pointers given to `kfree`/`ksize` (not from kmalloc, not the start of an object) are
+//! reported and ignored.
+
+use core::panic::Location;
+use core::ptr::{self, NonNull};
+
+use crate::addr::{Order, PAGE_SIZE};
+use crate::gfp::GfpFlags;
+use crate::machine::NodeStat;
+use crate::mm_types::PageType;
+use crate::platform::Platform;
+use crate::slab_common::{
+    get_order, zero_or_null_ptr, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, ZERO_SIZE_PTR,
+};
+use crate::slub::{self, Owner};
+use crate::Machine;
+
+#[inline]
+fn zero_size_ptr() -> NonNull<u8> {
+    // SAFETY: ZERO_SIZE_PTR is 16, not null.
+    unsafe { NonNull::new_unchecked(ZERO_SIZE_PTR as *mut u8) }
+}
+
+/// kmalloc for kmem's own metadata (random sequences).
+pub(crate) fn kmalloc_internal<P: Platform>(
+    m: &Machine<P>,
+    size: usize,
+    gfp: GfpFlags,
+) -> Option<*mut u8> {
+    m.kmalloc(size, gfp).map(|p| p.as_ptr())
+}
+
+/// kfree for kmem's own metadata.
+pub(crate) fn kfree_internal<P: Platform>(m: &Machine<P>, p: *mut u8) {
+    m.kfree(p)
+}
+
+impl<P: Platform> Machine<P> {
+    /// `kmalloc`: allocates `size` bytes.
+    ///
+    /// Returns [`ZERO_SIZE_PTR`] for size 0, and `None` when memory is exhausted or `size`
+    /// exceeds [`KMALLOC_MAX_SIZE`] (with a warning unless `__GFP_NOWARN`).
+    ///
+    /// # Examples
+    /// ```
+    /// # use kmem::{arch::Arch, BootParams, GfpFlags};
+    /// # let m = kmem_hosted::boot(&BootParams::simulated(Arch::X86_64, 64 << 20, 2).unwrap(),
+    /// #     kmem_hosted::HostedConfig::deterministic(0, 1)).unwrap();
+    /// let p = m.kmalloc(100, GfpFlags::GFP_KERNEL).unwrap();
+    /// assert_eq!(m.ksize(p.as_ptr()), 128);
+    /// m.kfree(p.as_ptr());
+    /// assert_eq!(m.kmalloc(0, GfpFlags::GFP_KERNEL).unwrap().as_ptr() as usize, 0x10);
+    /// ```
+    #[track_caller]
+    #[inline]
+    pub fn kmalloc(&self, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        if size <= KMALLOC_MAX_CACHE_SIZE {
+            if size == 0 {
+                return Some(zero_size_ptr());
+            }
+            return slub::kmalloc_small(self, size, gfp, Location::caller());
+        }
+        self.kmalloc_large(size, gfp)
+    }
+
+    /// `kmalloc_large`: a request above [`KMALLOC_MAX_CACHE_SIZE`], from the page allocator.
+    #[track_caller]
+    pub fn kmalloc_large(&self, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        if size > KMALLOC_MAX_SIZE {
+            if !gfp.contains(GfpFlags::__GFP_NOWARN) {
+                self.warn(format_args!(
+                    "kmalloc: size {size} exceeds KMALLOC_MAX_SIZE ({KMALLOC_MAX_SIZE})"
+                ));
+            }
+            return None;
+        }
+        self.kmalloc_large_order(get_order(size), gfp)
+    }
+
+    /// Allocates a large-kmalloc block of `1 << order` pages (naturally aligned), freed with
+    /// [`Machine::kfree`]. Used for over-aligned requests.
+    #[track_caller]
+    pub fn kmalloc_large_order(&self, order: u32, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        let order = Order::try_new(order).ok()?;
+        let gfp =
+            gfp.without(GfpFlags::__GFP_HIGHMEM | GfpFlags::__GFP_MOVABLE) | GfpFlags::__GFP_COMP;
+        let page = self.alloc_pages(gfp, order)?;
+        page.set_page_type(PageType::LargeKmalloc);
+        self.mod_node_stat(NodeStat::SlabUnreclaimable, order.pages() as isize);
+        let va = self.page_address(page)?;
+        NonNull::new(va.as_ptr::<u8>())
+    }
+
+    /// `kzalloc`: zeroed `kmalloc`.
+    #[track_caller]
+    #[inline]
+    pub fn kzalloc(&self, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        self.kmalloc(size, gfp | GfpFlags::__GFP_ZERO)
+    }
+
+    /// `kmalloc_array`: `n * size` bytes, `None` on overflow.
+    #[track_caller]
+    pub fn kmalloc_array(&self, n: usize, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        let bytes = n.checked_mul(size)?;
+        self.kmalloc(bytes, gfp)
+    }
+
+    /// `kcalloc`: zeroed `kmalloc_array`.
+    #[track_caller]
+    pub fn kcalloc(&self, n: usize, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        self.kmalloc_array(n, size, gfp | GfpFlags::__GFP_ZERO)
+    }
+
+    /// `krealloc`: resizes a kmalloc block.
+    ///
+    /// NULL or `ZERO_SIZE_PTR` behaves as `kmalloc`; size 0 frees and returns
+    /// `ZERO_SIZE_PTR`; the same pointer comes back while `ksize` is enough; otherwise the
+    /// contents move to a new block. On failure `None` is returned and `p` is untouched.
+    ///
+    /// `p` is checked to be a kmalloc block of this machine before it is read; machine
+    /// memory is raw memory that Rust references do not cover.
+    #[track_caller]
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
+    pub fn krealloc(&self, p: *mut u8, new_size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        if new_size == 0 {
+            self.kfree(p);
+            return Some(zero_size_ptr());
+        }
+        let ks = if zero_or_null_ptr(p as usize) {
+            0
+        } else {
+            self.ksize(p)
+        };
+        if ks >= new_size {
+            // SAFETY: `p` is non-null here (ks > 0).
+            return Some(unsafe { NonNull::new_unchecked(p) });
+        }
+        let n = self.kmalloc(new_size, gfp)?;
+        if ks > 0 {
+            // SAFETY: both blocks are at least `ks` bytes (old: ksize; new: > ks); distinct.
+            unsafe { ptr::copy_nonoverlapping(p, n.as_ptr(), ks) };
+            self.kfree(p);
+        }
+        Some(n)
+    }
+
+    /// `kfree`: frees a kmalloc block. NULL and `ZERO_SIZE_PTR` are no-ops; pointers kmem
+    /// never returned are reported and ignored.
+    #[track_caller]
+    #[inline]
+    pub fn kfree(&self, p: *const u8) {
+        if zero_or_null_ptr(p as usize) {
+            return;
+        }
+        let caller = Location::caller();
+        match self.owner_of(p) {
+            Owner::Slab(page, cache) => slub::kfree_slab(self, page, cache, p.cast_mut(), caller),
+            Owner::Large(page) => self.free_large_kmalloc(page, p),
+            Owner::Other(page) => {
+                self.warn(format_args!(
+                    "kfree: object pointer 0x{:016x} was not returned by kmalloc",
+                    self.to_model(p as usize)
+                ));
+                self.dump_page(page, "Not a kmalloc allocation");
+            }
+            Owner::Unknown => self.bad_address("kfree", self.to_model(p as usize)),
+        }
+    }
+
+    #[track_caller]
+    fn free_large_kmalloc(&self, page: crate::PagePtr, p: *const u8) {
+        let base = self.page_address(page).map(|v| v.as_usize()).unwrap_or(0);
+        if base != p as usize {
+            self.warn(format_args!(
+                "kfree: 0x{:016x} is inside a large kmalloc block, not its start",
+                self.to_model(p as usize)
+            ));
+            return;
+        }
+        let order = page.compound_order();
+        page.clear_page_type();
+        self.mod_node_stat(NodeStat::SlabUnreclaimable, -(order.pages() as isize));
+        self.__free_pages(page, order);
+    }
+
+    /// `ksize`: the usable size of a kmalloc block (0 for NULL, `ZERO_SIZE_PTR` and pointers
+    /// kmem did not hand out, the latter with a warning).
+    #[track_caller]
+    pub fn ksize(&self, p: *const u8) -> usize {
+        if zero_or_null_ptr(p as usize) {
+            return 0;
+        }
+        match self.owner_of(p) {
+            Owner::Slab(_, cache) => slub::slab_ksize::<P>(cache),
+            Owner::Large(page) => PAGE_SIZE << page.compound_order().as_u32(),
+            _ => {
+                self.warn(format_args!(
+                    "ksize: 0x{:016x} is not a kmalloc allocation",
+                    self.to_model(p as usize)
+                ));
+                0
+            }
+        }
+    }
+
+    /// `kmalloc_size_roundup`.
+    pub fn kmalloc_size_roundup(&self, size: usize) -> usize {
+        crate::slab_common::kmalloc_size_roundup(size)
+    }
+
+    /// `kmemdup`: a kmalloc copy of `src`.
+    #[track_caller]
+    pub fn kmemdup(&self, src: &[u8], gfp: GfpFlags) -> Option<NonNull<u8>> {
+        let p = self.kmalloc(src.len(), gfp)?;
+        if !src.is_empty() {
+            // SAFETY: `p` has at least `src.len()` bytes and is a new block.
+            unsafe { ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len()) };
+        }
+        Some(p)
+    }
+
+    /// `kstrdup`: a NUL-terminated kmalloc copy of `s`.
+    #[track_caller]
+    pub fn kstrdup(&self, s: &str, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        let p = self.kmalloc(s.len() + 1, gfp)?;
+        // SAFETY: `p` has `len + 1` bytes.
+        unsafe {
+            ptr::copy_nonoverlapping(s.as_ptr(), p.as_ptr(), s.len());
+            *p.as_ptr().add(s.len()) = 0;
+        }
+        Some(p)
+    }
+
+    /// `kfree_sensitive`: zeroes the whole block (`ksize` bytes) before freeing it.
+    ///
+    /// `p` is checked (through `ksize`) to be a kmalloc block of this machine.
+    #[track_caller]
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
+    pub fn kfree_sensitive(&self, p: *mut u8) {
+        if zero_or_null_ptr(p as usize) {
+            return;
+        }
+        let ks = self.ksize(p);
+        for i in 0..ks {
+            // SAFETY: the block has `ks` usable bytes; volatile so the wipe is not elided
+            // (memzero_explicit).
+            unsafe { ptr::write_volatile(p.add(i), 0) };
+        }
+        self.kfree(p);
+    }
+}
