@@ -510,10 +510,11 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
         }
     }
 
-    /// Producer side of `kfifo_in` with a known `out` bound; returns elements written.
+    /// Producer side of `kfifo_in` with the producer's own index `i` (== `in`) and a known
+    /// `out` bound; returns elements written. The `*_with_*` helpers all take both indices so
+    /// the split handles can keep their own index in a register instead of re-reading it.
     #[inline(always)]
-    unsafe fn in_with_out(&self, buf: &[T], out: u32) -> (u32, u32) {
-        let i = self.in_.load(Ordering::Relaxed);
+    unsafe fn in_with_out(&self, buf: &[T], i: u32, out: u32) -> (u32, u32) {
         let unused = self.mask() + 1 - i.wrapping_sub(out);
         let len = (buf.len().min(u32::MAX as usize) as u32).min(unused);
         // SAFETY: slots `in..in+len` are free (`len <= unused`) and the producer owns them.
@@ -524,8 +525,7 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
 
     /// Producer side of `kfifo_put` with a known `out` bound.
     #[inline(always)]
-    unsafe fn put_with_out(&self, val: T, out: u32) -> bool {
-        let i = self.in_.load(Ordering::Relaxed);
+    unsafe fn put_with_out(&self, val: T, i: u32, out: u32) -> bool {
         if i.wrapping_sub(out) > self.mask() {
             return false;
         }
@@ -537,8 +537,7 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
 
     /// Consumer side of `kfifo_get`/`kfifo_peek` with a known `in` bound.
     #[inline(always)]
-    unsafe fn get_with_in(&self, i: u32, consume: bool) -> Option<T> {
-        let o = self.out.load(Ordering::Relaxed);
+    unsafe fn get_with_in(&self, o: u32, i: u32, consume: bool) -> Option<T> {
         if i == o {
             return None;
         }
@@ -566,14 +565,14 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     #[inline]
     pub unsafe fn in_unchecked(&self, buf: &[T]) -> usize {
         let out = self.out.load(Ordering::Acquire);
+        let i = self.in_.load(Ordering::Relaxed);
         // SAFETY: forwarded caller guarantee.
-        unsafe { self.in_with_out(buf, out) }.0 as usize
+        unsafe { self.in_with_out(buf, i, out) }.0 as usize
     }
 
     /// Consumer side of `kfifo_out_peek`/`kfifo_out` with a known `in` bound.
     #[inline(always)]
-    unsafe fn out_with_in(&self, buf: &mut [T], i: u32, consume: bool) -> (u32, u32) {
-        let o = self.out.load(Ordering::Relaxed);
+    unsafe fn out_with_in(&self, buf: &mut [T], o: u32, i: u32, consume: bool) -> (u32, u32) {
         let used = i.wrapping_sub(o);
         let len = (buf.len().min(u32::MAX as usize) as u32).min(used);
         // SAFETY: slots `out..out+len` are filled (`len <= in - out`), consumer-owned.
@@ -592,8 +591,9 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     #[inline]
     pub unsafe fn out_unchecked(&self, buf: &mut [T]) -> usize {
         let i = self.in_.load(Ordering::Acquire);
+        let o = self.out.load(Ordering::Relaxed);
         // SAFETY: forwarded caller guarantee.
-        unsafe { self.out_with_in(buf, i, true) }.0 as usize
+        unsafe { self.out_with_in(buf, o, i, true) }.0 as usize
     }
 
     /// `kfifo_in(fifo, buf, n)`: copies as many elements of `buf` as fit (a partial write is
@@ -618,31 +618,34 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
         // SAFETY: reading filled slots does not conflict with a producer (it writes only free
         // slots); a consumer cannot run concurrently with `&self` methods of the safe API
         // except through `split`, whose `Consumer` borrows the fifo mutably-exclusively.
-        unsafe { self.out_with_in(buf, i, false) }.0 as usize
+        unsafe { self.out_with_in(buf, self.out.load(Ordering::Relaxed), i, false) }.0 as usize
     }
 
     /// `kfifo_put(fifo, val)`: adds one element; returns `false` if the fifo is full.
     #[inline]
     pub fn put(&mut self, val: T) -> bool {
         let out = self.out.load(Ordering::Acquire);
+        let i = self.in_.load(Ordering::Relaxed);
         // SAFETY: `&mut self` excludes every other producer and consumer.
-        unsafe { self.put_with_out(val, out) }
+        unsafe { self.put_with_out(val, i, out) }
     }
 
     /// `kfifo_get(fifo, &val)`: removes and returns the first element.
     #[inline]
     pub fn get(&mut self) -> Option<T> {
         let i = self.in_.load(Ordering::Acquire);
+        let o = self.out.load(Ordering::Relaxed);
         // SAFETY: `&mut self` excludes every other producer and consumer.
-        unsafe { self.get_with_in(i, true) }
+        unsafe { self.get_with_in(o, i, true) }
     }
 
     /// `kfifo_peek(fifo, &val)`: returns the first element without removing it.
     #[inline]
     pub fn peek(&self) -> Option<T> {
         let i = self.in_.load(Ordering::Acquire);
+        let o = self.out.load(Ordering::Relaxed);
         // SAFETY: as in `peek_slice`: no consumer runs concurrently with `&self` reads.
-        unsafe { self.get_with_in(i, false) }
+        unsafe { self.get_with_in(o, i, false) }
     }
 
     /// `kfifo_skip_count(fifo, n)`: discards up to `n` elements; `kfifo_skip` is `skip(1)`.
@@ -801,10 +804,12 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
         (
             Producer {
                 fifo: self,
+                head: i,
                 cached_out: o,
             },
             Consumer {
                 fifo: self,
+                tail: o,
                 cached_in: i,
             },
         )
@@ -813,17 +818,20 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
 
 /// The producer half of a [`KfifoBase::split`] fifo.
 ///
-/// It caches the last `out` it read: free space can only grow behind its back, so the cached
-/// value is a safe underestimate, re-read only when it seems too small (this keeps the
-/// consumer's cache line from bouncing on every operation).
+/// It keeps its own index (`in`, of which it is the only writer) in `head`, and caches the
+/// last `out` it read: free space can only grow behind its back, so the cached value is a safe
+/// underestimate, re-read only when it seems too small (this keeps the consumer's cache line
+/// from bouncing on every operation).
 pub struct Producer<'f, T: Copy, S: Storage<T>> {
     fifo: &'f KfifoBase<T, S>,
+    head: u32,
     cached_out: u32,
 }
 
 /// The consumer half of a [`KfifoBase::split`] fifo; caches `in` like [`Producer`] caches `out`.
 pub struct Consumer<'f, T: Copy, S: Storage<T>> {
     fifo: &'f KfifoBase<T, S>,
+    tail: u32,
     cached_in: u32,
 }
 
@@ -832,38 +840,38 @@ impl<T: Copy, S: Storage<T>> Producer<'_, T, S> {
     #[inline]
     pub fn push_slice(&mut self, buf: &[T]) -> usize {
         let f = self.fifo;
-        let i = f.in_.load(Ordering::Relaxed);
+        let i = self.head;
         if (f.mask() + 1 - i.wrapping_sub(self.cached_out))
             < buf.len().min(u32::MAX as usize) as u32
         {
             self.cached_out = f.out.load(Ordering::Acquire);
         }
-        // SAFETY: this is the only producer (split borrows the fifo exclusively), and
-        // `cached_out` is an `out` value read with acquire that can only lag the real one.
-        unsafe { f.in_with_out(buf, self.cached_out) }.0 as usize
+        // SAFETY: this is the only producer (split borrows the fifo exclusively), `head` is
+        // the current `in`, and `cached_out` is an `out` value read with acquire that can
+        // only lag the real one.
+        let n = unsafe { f.in_with_out(buf, i, self.cached_out) }.0;
+        self.head = i.wrapping_add(n);
+        n as usize
     }
 
     /// `kfifo_put`: adds one element; `false` if full.
     #[inline]
     pub fn put(&mut self, val: T) -> bool {
         let f = self.fifo;
-        let i = f.in_.load(Ordering::Relaxed);
+        let i = self.head;
         if i.wrapping_sub(self.cached_out) > f.mask() {
             self.cached_out = f.out.load(Ordering::Acquire);
         }
-        // SAFETY: the only producer; `cached_out` lags the real `out`.
-        unsafe { f.put_with_out(val, self.cached_out) }
+        // SAFETY: the only producer; `head` is `in`; `cached_out` lags the real `out`.
+        let ok = unsafe { f.put_with_out(val, i, self.cached_out) };
+        self.head = i.wrapping_add(ok as u32);
+        ok
     }
 
     /// `kfifo_avail` as seen by the producer (exact at the time of the call).
     pub fn avail(&mut self) -> usize {
         self.cached_out = self.fifo.out.load(Ordering::Acquire);
-        self.fifo.size()
-            - self
-                .fifo
-                .in_
-                .load(Ordering::Relaxed)
-                .wrapping_sub(self.cached_out) as usize
+        self.fifo.size() - self.head.wrapping_sub(self.cached_out) as usize
     }
 
     /// `kfifo_size`.
@@ -888,12 +896,17 @@ impl<T: Copy, S: Storage<T>> Consumer<'_, T, S> {
     #[inline(always)]
     fn read(&mut self, buf: &mut [T], consume: bool) -> usize {
         let f = self.fifo;
-        let o = f.out.load(Ordering::Relaxed);
+        let o = self.tail;
         if self.cached_in.wrapping_sub(o) < buf.len().min(u32::MAX as usize) as u32 {
             self.cached_in = f.in_.load(Ordering::Acquire);
         }
-        // SAFETY: this is the only consumer; `cached_in` was read with acquire and lags.
-        unsafe { f.out_with_in(buf, self.cached_in, consume) }.0 as usize
+        // SAFETY: this is the only consumer; `tail` is `out`; `cached_in` was read with
+        // acquire and lags.
+        let n = unsafe { f.out_with_in(buf, o, self.cached_in, consume) }.0;
+        if consume {
+            self.tail = o.wrapping_add(n);
+        }
+        n as usize
     }
 
     /// `kfifo_get`: removes and returns the first element.
@@ -911,18 +924,22 @@ impl<T: Copy, S: Storage<T>> Consumer<'_, T, S> {
     #[inline(always)]
     fn read_one(&mut self, consume: bool) -> Option<T> {
         let f = self.fifo;
-        if self.cached_in == f.out.load(Ordering::Relaxed) {
+        let o = self.tail;
+        if self.cached_in == o {
             self.cached_in = f.in_.load(Ordering::Acquire);
         }
-        // SAFETY: the only consumer; `cached_in` was read with acquire and lags.
-        unsafe { f.get_with_in(self.cached_in, consume) }
+        // SAFETY: the only consumer; `tail` is `out`; `cached_in` lags the real `in`.
+        let v = unsafe { f.get_with_in(o, self.cached_in, consume) };
+        if consume && v.is_some() {
+            self.tail = o.wrapping_add(1);
+        }
+        v
     }
 
     /// `kfifo_len` as seen by the consumer (exact at the time of the call).
     pub fn len(&mut self) -> usize {
         self.cached_in = self.fifo.in_.load(Ordering::Acquire);
-        self.cached_in
-            .wrapping_sub(self.fifo.out.load(Ordering::Relaxed)) as usize
+        self.cached_in.wrapping_sub(self.tail) as usize
     }
 
     /// Whether the fifo is empty right now.
@@ -933,8 +950,8 @@ impl<T: Copy, S: Storage<T>> Consumer<'_, T, S> {
     /// `kfifo_skip_count`: discards up to `n` elements.
     pub fn skip(&mut self, n: usize) {
         let n = n.min(self.len()) as u32;
-        let o = self.fifo.out.load(Ordering::Relaxed);
-        self.fifo.out.store(o.wrapping_add(n), Ordering::Release);
+        self.tail = self.tail.wrapping_add(n);
+        self.fifo.out.store(self.tail, Ordering::Release);
     }
 }
 
