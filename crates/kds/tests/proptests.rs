@@ -364,3 +364,49 @@ proptest! {
         }
     }
 }
+
+// --- kfifo split handles vs VecDeque (one thread, arbitrary interleaving) ---------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn kfifo_split_handles_match_vecdeque(ops in prop::collection::vec((0u8..5, 0usize..12), 1..300)) {
+        use kds::kfifo::Kfifo;
+        let mut f = Kfifo::<u32, 8>::new();
+        let mut model: VecDeque<u32> = VecDeque::new();
+        let mut next = 0u32;
+        {
+            let (mut p, mut c) = f.split();
+            for (kind, n) in ops {
+                match kind {
+                    0 => {
+                        let ok = p.put(next);
+                        prop_assert_eq!(ok, model.len() < 8);
+                        if ok { model.push_back(next); next += 1; }
+                    }
+                    1 => {
+                        let data: Vec<u32> = (next..next + n as u32).collect();
+                        let k = p.push_slice(&data);
+                        prop_assert_eq!(k, n.min(8 - model.len()));
+                        model.extend(&data[..k]);
+                        next += k as u32;
+                    }
+                    2 => prop_assert_eq!(c.get(), model.pop_front()),
+                    3 => {
+                        let mut buf = vec![0u32; n];
+                        let k = c.pop_slice(&mut buf);
+                        let want: Vec<u32> = model.drain(..n.min(model.len())).collect();
+                        prop_assert_eq!(&buf[..k], &want[..]);
+                    }
+                    _ => {
+                        prop_assert_eq!(c.peek(), model.front().copied());
+                        prop_assert_eq!(c.len(), model.len());
+                        prop_assert_eq!(p.avail(), 8 - model.len());
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(f.len(), model.len());
+    }
+}
