@@ -146,6 +146,10 @@ impl Klist {
     }
 
     /// The head, initialised on first use. Must be called with the lock held.
+    ///
+    /// A klist without nodes keeps null head pointers (never pointers to itself), so an
+    /// empty klist may be moved freely; the head is initialised when a node is added and
+    /// reset to null when the last node leaves.
     fn head(&self) -> *mut ListHead {
         let h = self.k_list.get();
         // SAFETY: the caller holds the lock; the klist does not move while used (contract of
@@ -196,7 +200,15 @@ impl Klist {
     fn dec_and_del(&self, n: &KlistNode) -> bool {
         if n.n_ref.fetch_sub(1, Ordering::AcqRel) == 1 {
             // SAFETY: lock held; the node is on this list.
-            unsafe { list_del(n.n_node.get()) };
+            unsafe {
+                list_del(n.n_node.get());
+                let h = self.k_list.get();
+                if (*h).next == h {
+                    // Empty again: back to null so the klist may move (see `head`).
+                    (*h).next = ptr::null_mut();
+                    (*h).prev = ptr::null_mut();
+                }
+            }
             n.n_klist.store(0, Ordering::Release);
             true
         } else {
@@ -333,12 +345,15 @@ impl<'k> KlistIter<'k> {
         let mut put_last = false;
         {
             let _g = k.lock.lock();
-            let head = k.head();
+            let head = k.k_list.get();
             // SAFETY: lock held; `last` (if any) is referenced by us, so still linked; every
             // node reached through the links under the lock is valid.
             unsafe {
                 let mut next = if last.is_null() {
-                    if forward {
+                    if (*head).next.is_null() {
+                        // Never used or emptied: no nodes.
+                        head
+                    } else if forward {
                         (*head).next
                     } else {
                         (*head).prev

@@ -1326,6 +1326,21 @@ mod klist_cases {
     }
 
     #[test]
+    fn klist_empty_may_move() {
+        // An empty klist holds no self-pointers: iterate, move it, then use it.
+        let list = Klist::new(None, None);
+        assert!(list.iter().next().is_none());
+        let moved = Box::new(list);
+        let a = KlistNode::new();
+        unsafe { klist_add_tail(&a, &moved) };
+        assert_eq!(at(moved.iter().next()), addr(&a));
+        klist_del(&a);
+        let moved_again = *moved;
+        assert!(moved_again.iter().next().is_none());
+        assert!(moved_again.iter().prev().is_none());
+    }
+
+    #[test]
     fn klist_concurrent_iterate_and_remove() {
         // Two threads walk the list repeatedly while the main thread removes every node; the
         // walkers must only ever see live nodes, and every node must end detached.
