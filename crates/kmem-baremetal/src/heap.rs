@@ -1,20 +1,24 @@
 //! The kernel heap: the `#[global_allocator]`, so `alloc` collections (`Box`, `Vec`,
-//! `BTreeMap`, …) inside this kernel allocate from kmem, and [`KernelNodeAlloc`], the
-//! [`kds::alloc::NodeAlloc`] that kds structures (the rbtree map…) take, passing their GFP flags
-//! through.
+//! `BTreeMap`, …) inside this kernel allocate with kmem's `kmalloc`, and [`KernelNodeAlloc`],
+//! the [`kds::alloc::NodeAlloc`] that kds structures (the rbtree map…) take, passing their GFP
+//! flags through to `kmalloc`.
 //!
-//! Backend: the buddy allocator, one power-of-two block of pages per allocation
-//! (`__get_free_pages`), until kmem's SLUB/kmalloc is available. Blocks are aligned to their
-//! size (buddy blocks are naturally aligned, and the direct map starts on a 1 GiB boundary), so
-//! any alignment up to the block size is honoured.
+//! # Alignment
+//! `kmalloc` guarantees (include/linux/slab.h, the comment above `kmalloc`): at least
+//! `ARCH_KMALLOC_MINALIGN` (8) bytes; for power-of-two sizes, alignment to the size; for other
+//! sizes, alignment to the largest power of two dividing the size. So a layout is served by
+//! `kmalloc(layout.pad_to_align().size())`: the padded size is a multiple of the alignment, hence
+//! its largest power-of-two divisor is at least the alignment. Large sizes (above the kmalloc
+//! caches) are compound pages, aligned to their own size. This is how Linux's Rust allocator
+//! (rust/kernel/alloc/allocator.rs, `aligned_size`) calls `krealloc` too.
 //!
-//! Before kmem has booted, and for requests above `MAX_PAGE_ORDER`, allocation returns null
-//! (the `alloc` crate then reports an allocation error, which panics: the run fails).
+//! Before kmem has booted, allocation returns null (the `alloc` crate then reports an
+//! allocation error, which panics: the run fails).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{null_mut, NonNull};
 
-use kmem::{GfpFlags, Order, VirtAddr};
+use kmem::GfpFlags;
 
 use crate::mm::MACHINE;
 
@@ -24,32 +28,41 @@ pub struct KernelHeap;
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap;
 
-/// The block order that serves `layout` (`None` if too large).
-fn order_for(layout: Layout) -> Option<Order> {
-    Order::for_size(layout.size().max(layout.align()))
+/// The `kmalloc` size that serves `layout` with its alignment (never 0: `kmalloc(0)` returns
+/// `ZERO_SIZE_PTR`, which is not memory).
+fn kmalloc_size(layout: Layout) -> usize {
+    layout.pad_to_align().size().max(1)
 }
 
-/// Allocates for `layout` with `gfp`; null on failure.
+/// `kmalloc` for `layout` with `gfp`; null on failure.
 fn alloc_with(layout: Layout, gfp: GfpFlags) -> *mut u8 {
-    let (Some(mm), Some(order)) = (MACHINE.get(), order_for(layout)) else {
+    let Some(mm) = MACHINE.get() else {
         return null_mut();
     };
-    match mm.__get_free_pages(gfp, order) {
-        Some(va) => va.as_ptr(),
+    match mm.kmalloc(kmalloc_size(layout), gfp) {
+        Some(p) => {
+            debug_assert!(
+                p.as_ptr().align_offset(layout.align()) == 0,
+                "kmalloc broke {layout:?}"
+            );
+            p.as_ptr()
+        }
         None => null_mut(),
     }
 }
 
-/// Frees a block from [`alloc_with`] with the same layout.
-fn free_with(ptr: *mut u8, layout: Layout) {
-    if let (Some(mm), Some(order)) = (MACHINE.get(), order_for(layout)) {
-        mm.free_pages(VirtAddr::from_ptr(ptr), order);
+/// `kfree`.
+fn free(ptr: *mut u8) {
+    if let Some(mm) = MACHINE.get() {
+        mm.kfree(ptr);
     }
 }
 
-// SAFETY: `alloc_with` returns null or a fresh buddy block of at least `max(size, align)` bytes
-// aligned to its own size (hence to `align`), owned until `dealloc` frees it with the same
-// layout and therefore the same order.
+// SAFETY: `alloc_with` returns null or a fresh kmalloc object of at least the padded size,
+// aligned to `layout.align()` (module documentation), owned until `dealloc` kfrees it;
+// `realloc` uses krealloc with the padded new size, which keeps the contents up to the old size
+// and returns an object aligned as a fresh kmalloc of that size would be (or the same object
+// when it is large enough, whose alignment is unchanged).
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         alloc_with(layout, GfpFlags::GFP_KERNEL)
@@ -59,17 +72,30 @@ unsafe impl GlobalAlloc for KernelHeap {
         alloc_with(layout, GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO)
     }
 
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        free_with(ptr, layout)
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        free(ptr)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Some(mm) = MACHINE.get() else {
+            return null_mut();
+        };
+        // SAFETY: the caller guarantees `new_size`, rounded up to `layout.align()`, does not
+        // overflow `isize` (GlobalAlloc::realloc's contract).
+        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        match mm.krealloc(ptr, kmalloc_size(new), GfpFlags::GFP_KERNEL) {
+            Some(p) => p.as_ptr(),
+            None => null_mut(),
+        }
     }
 }
 
-/// kds's node allocator on the kernel heap, with the caller's GFP flags.
+/// kds's node allocator on `kmalloc`, with the caller's GFP flags.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KernelNodeAlloc;
 
 // SAFETY: as for the global allocator; zero-sized layouts get a dangling aligned pointer and are
-// never passed to the backend.
+// never passed to kmalloc or kfree.
 unsafe impl kds::alloc::NodeAlloc for KernelNodeAlloc {
     fn alloc(&self, layout: Layout, gfp: kds::alloc::Gfp) -> Option<NonNull<u8>> {
         if layout.size() == 0 {
@@ -81,7 +107,7 @@ unsafe impl kds::alloc::NodeAlloc for KernelNodeAlloc {
 
     unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
         if layout.size() != 0 {
-            free_with(ptr.as_ptr(), layout);
+            free(ptr.as_ptr());
         }
     }
 }

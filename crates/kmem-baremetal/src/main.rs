@@ -76,7 +76,12 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
         Ok(machine) => {
             let ctx = tests::KernelCtx { info, mm: machine };
             tests::run_kernel(&mut runner, &ctx);
-            for path in ["/proc/buddyinfo", "/proc/zoneinfo", "/proc/meminfo"] {
+            for path in [
+                "/proc/buddyinfo",
+                "/proc/zoneinfo",
+                "/proc/slabinfo",
+                "/proc/meminfo",
+            ] {
                 cat(machine, path);
             }
         }

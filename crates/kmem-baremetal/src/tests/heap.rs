@@ -1,5 +1,6 @@
-//! The kernel heap ([`crate::heap`]): `alloc` collections and kds's rbtree map running on kmem
-//! inside the kernel, and the memory coming back when they are dropped.
+//! The kernel heap ([`crate::heap`]): `alloc` collections and kds's rbtree map running on
+//! kmalloc inside the kernel, and the memory coming back when they are dropped (measured after
+//! shrinking every cache, so empty slabs are back in the buddy allocator).
 
 // A failure carries its message inline; results are returned once per test.
 #![allow(clippy::result_large_err)]
@@ -23,17 +24,14 @@ use crate::{boot, check, check_eq, tests};
 
 /// The group.
 pub const TESTS: &[Test<KernelCtx>] = tests![
+    heap_runs_on_kmalloc,
     heap_vec_grows_in_kmem_memory,
     heap_btreemap_of_strings,
     heap_box_honours_alignment,
     heap_rbtree_map_matches_btreemap,
 ];
 
-/// Free pages with the per-CPU lists drained (so the count is exact).
-fn free_pages(mm: &Kmem) -> usize {
-    mm.drain_local_pages();
-    mm.nr_free_pages()
-}
+use super::settle as free_pages;
 
 /// Checks that `p` is memory kmem handed out: in the direct map, on an allocated page.
 fn check_heap_ptr<T>(mm: &Kmem, p: *const T) -> TestResult {
@@ -49,6 +47,19 @@ fn check_heap_ptr<T>(mm: &Kmem, p: *const T) -> TestResult {
         page.refcount() > 0 && !page.is_buddy(),
         "{a:#x} is on a free page"
     );
+    Ok(())
+}
+
+fn heap_runs_on_kmalloc(ctx: &KernelCtx) -> TestResult {
+    let mm = ctx.mm;
+    let b = Box::new([7u8; 100]);
+    let p = &*b as *const [u8; 100] as *const u8;
+    check_heap_ptr(mm, p)?;
+    // A 100-byte object comes from kmalloc-128.
+    check_eq!(mm.ksize(p), 128);
+    let big: Vec<u8> = alloc::vec![1; 20_000];
+    // Above the kmalloc caches: a compound page block (ksize is its full size).
+    check_eq!(mm.ksize(big.as_ptr()), 32 * 1024);
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod heap;
 mod kds;
 mod page_alloc;
 mod platform;
+mod slab;
 
 use crate::mm::Kmem;
 use crate::platform::BareMetal;
@@ -21,6 +22,25 @@ pub struct KernelCtx {
     pub mm: &'static Kmem,
 }
 
+/// Returns the number of free pages once every slab cache has been shrunk (empty slabs back
+/// in the buddy allocator) and the per-CPU page lists drained: the figure to compare before
+/// and after a test that allocates and frees everything it allocated.
+pub fn settle(mm: &Kmem) -> usize {
+    let mut caches = [None; 256];
+    let mut n = 0;
+    mm.for_each_cache(&mut |c, _| {
+        if n < caches.len() {
+            caches[n] = Some(c);
+            n += 1;
+        }
+    });
+    for c in caches[..n].iter().flatten() {
+        mm.kmem_cache_shrink(*c);
+    }
+    mm.drain_local_pages();
+    mm.nr_free_pages()
+}
+
 /// Runs the groups that need no kmem.
 pub fn run_early(runner: &mut Runner, info: &BootInfo, plat: &BareMetal) {
     runner.run("early", early::TESTS, info);
@@ -30,6 +50,7 @@ pub fn run_early(runner: &mut Runner, info: &BootInfo, plat: &BareMetal) {
 /// Runs the groups over the booted machine, then the deliberate failures.
 pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     runner.run("page_alloc", page_alloc::TESTS, ctx);
+    runner.run("slab", slab::TESTS, ctx);
     runner.run("kds", kds::TESTS, ctx);
     runner.run("heap", heap::TESTS, ctx);
     let cmdline = Cmdline(ctx.info.cmdline());
