@@ -112,9 +112,15 @@ impl SlabFlags {
             | Self::FAILSLAB.0
             | Self::NO_MERGE.0,
     );
-    /// `SLAB_MERGE_SAME` (mm/slab_common.c): flags two merged caches must agree on.
+    /// `SLAB_MERGE_SAME` (mm/slab_common.c): flags two merged caches must agree on. kmem also
+    /// keeps `SLAB_CONSISTENCY_CHECKS` here, as SLUB's `SLUB_MERGE_SAME` did with
+    /// `SLAB_DEBUG_FREE`, so a checked cache is never merged into an unchecked one.
     pub const MERGE_SAME: SlabFlags = SlabFlags(
-        Self::RECLAIM_ACCOUNT.0 | Self::CACHE_DMA.0 | Self::CACHE_DMA32.0 | Self::ACCOUNT.0,
+        Self::RECLAIM_ACCOUNT.0
+            | Self::CACHE_DMA.0
+            | Self::CACHE_DMA32.0
+            | Self::ACCOUNT.0
+            | Self::CONSISTENCY_CHECKS.0,
     );
 
     /// Whether every bit of `o` is set.
@@ -1011,6 +1017,11 @@ impl<P: Platform> Machine<P> {
     /// The SLUB statistics of a cache (`/sys/kernel/slab/<name>/` with `CONFIG_SLUB_STATS`).
     pub fn slab_stats(&self, c: CacheHandle) -> Option<crate::slub::SlabStats> {
         crate::slub::cache_stats(self, c)
+    }
+
+    /// The object layout of a cache (sizes, offsets, order, flags).
+    pub fn slab_layout(&self, c: CacheHandle) -> Option<crate::slub::SlabLayout> {
+        crate::slub::cache_layout::<P>(c)
     }
 
     /// Finds a cache by name (the first on the list, newest first).

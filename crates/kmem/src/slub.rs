@@ -2365,6 +2365,50 @@ pub(crate) fn cache_name<P: Platform>(_m: &Machine<P>, h: CacheHandle) -> Option
     (s.gen.load(Ordering::Relaxed) == h.gen).then(|| s.name())
 }
 
+/// The object layout of a cache (`/sys/kernel/slab/<cache>/` files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlabLayout {
+    /// `object_size`: what the user asked for.
+    pub object_size: usize,
+    /// `size`: the object stride.
+    pub size: usize,
+    /// `offset`: where a free object keeps its free pointer.
+    pub offset: usize,
+    /// `inuse`: where the metadata starts.
+    pub inuse: usize,
+    /// `red_left_pad`.
+    pub red_left_pad: usize,
+    /// `align`.
+    pub align: usize,
+    /// Slab order.
+    pub order: u32,
+    /// Objects per slab.
+    pub objects: u32,
+    /// The cache's flags (debug flags included).
+    pub flags: SlabFlags,
+    /// `min_partial`.
+    pub min_partial: u32,
+    /// Most slabs on a CPU partial list.
+    pub cpu_partial_slabs: u32,
+}
+
+pub(crate) fn cache_layout<P: Platform>(h: CacheHandle) -> Option<SlabLayout> {
+    let s = cache_ref::<P>(h);
+    (s.gen.load(Ordering::Relaxed) == h.gen).then(|| SlabLayout {
+        object_size: s.object_size as usize,
+        size: s.size as usize,
+        offset: s.offset as usize,
+        inuse: s.inuse as usize,
+        red_left_pad: s.red_left_pad as usize,
+        align: s.align as usize,
+        order: s.order,
+        objects: s.objects,
+        flags: s.flags,
+        min_partial: s.min_partial,
+        cpu_partial_slabs: s.cpu_partial_slabs,
+    })
+}
+
 pub(crate) fn cache_stats<P: Platform>(m: &Machine<P>, h: CacheHandle) -> Option<SlabStats> {
     let s = cache_ref::<P>(h);
     if s.gen.load(Ordering::Relaxed) != h.gen {
@@ -3086,18 +3130,33 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &Machine<P>) -> Result<(), SlabErr
         .ok_or(SlabError::NoMemory)?
         .as_ptr()
         .cast::<Cache<P>>();
-    // SAFETY: `real` is an object of the right size; the temporary is ours and no list links
-    // into it except its own heads (empty lists: the only slab is a frozen CPU slab), which we
-    // re-initialise at the new address. Slab pages point at the cache by `mapping`: fix it.
+    // SAFETY: `real` is an object of the right size. The temporary is ours; the only links
+    // into it are its own list heads, so the copy gets fresh heads and the slabs on the
+    // temporary's lists (debug caches keep their slabs there) move over. Slab pages point at
+    // their cache by `mapping`: fix it.
     unsafe {
         ptr::copy_nonoverlapping(tmp.cast::<u8>(), real.cast::<u8>(), cache_size);
         let mut n = (*real).node.list_lock.lock();
         ListHead::init(&mut n.partial);
         ListHead::init(&mut n.full);
+        let mut old = (*tmp).node.list_lock.lock();
+        for (from, to) in [
+            (
+                &mut old.partial as *mut ListHead,
+                &mut n.partial as *mut ListHead,
+            ),
+            (&mut old.full, &mut n.full),
+        ] {
+            while let Some(l) = list::list_first(from) {
+                list::list_del(l);
+                PagePtr::from_lru(l).set_mapping(real as usize);
+                list::list_add_tail(l, to);
+            }
+        }
+        drop(old);
         drop(n);
         ListHead::init(ptr::addr_of_mut!((*real).list));
     }
-    // The only slab so far is the current CPU's active slab.
     {
         let g = CpuGuard::new(m.platform());
         // SAFETY: we hold this CPU's section.

@@ -1,0 +1,318 @@
+//! slub_debug and bad input: lib/tests/slub_kunit.c cases (their error counts), the report
+//! formats of mm/slub.c, and misuse (double free, foreign pointers, wrong cache) leaving the
+//! allocator working.
+
+mod common;
+
+use common::M;
+use kmem::arch::Arch;
+use kmem::slab_common::SlabFlags;
+use kmem::{BootParams, GfpFlags, Machine};
+use kmem_hosted::{HostedConfig, HostedPlatform};
+
+const K: GfpFlags = GfpFlags::GFP_KERNEL;
+
+fn boot_cmdline(cmdline: &'static str) -> M {
+    let mut params = BootParams::simulated(Arch::X86_64, 128 << 20, 2).unwrap();
+    params.cmdline = cmdline;
+    let plat = HostedPlatform::new(HostedConfig::deterministic(
+        params.e820.ram_end().next_multiple_of(4096),
+        11,
+    ))
+    .unwrap();
+    Machine::boot(plat, &params).unwrap()
+}
+
+fn poke(p: *mut u8, i: usize, v: u8) {
+    // SAFETY: tests poke bytes of slab objects (and their red zones) inside machine memory.
+    unsafe { *p.add(i) = v }
+}
+
+fn peek(p: *mut u8, i: usize) -> u8 {
+    // SAFETY: as in `poke`.
+    unsafe { *p.add(i) }
+}
+
+/// `test_kmem_cache_create`: a cache that ignores `slub_debug` (SLAB_NO_USER_FLAGS).
+fn test_cache(m: &M, name: &str, size: usize, flags: SlabFlags) -> kmem::CacheHandle {
+    m.kmem_cache_create(name, size, 0, flags | SlabFlags::NO_USER_FLAGS, None)
+        .unwrap()
+}
+
+/// Allocation and free still work and the cache validates clean.
+fn still_works(m: &M, c: kmem::CacheHandle) {
+    let v: Vec<_> = (0..100)
+        .map(|_| m.kmem_cache_alloc(c, K).unwrap())
+        .collect();
+    for p in v {
+        m.kmem_cache_free(c, p.as_ptr());
+    }
+    assert_eq!(m.validate(c), 0);
+}
+
+// ---------------------------------------------------------------- slub_kunit.c
+
+#[test]
+fn kunit_clobber_zone() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    let s = test_cache(&m, "TestSlub_RZ_alloc", 64, SlabFlags::RED_ZONE);
+    let p = m.kmem_cache_alloc(s, K).unwrap().as_ptr();
+    poke(p, 64, 0x12);
+    assert_eq!(m.validate(s), 2);
+    m.kmem_cache_free(s, p);
+    m.kmem_cache_destroy(s);
+}
+
+#[test]
+fn kunit_next_pointer() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    let s = test_cache(&m, "TestSlub_next_ptr_free", 64, SlabFlags::POISON);
+    let off = m.slab_layout(s).unwrap().offset;
+    let p = m.kmem_cache_alloc(s, K).unwrap().as_ptr();
+    m.kmem_cache_free(s, p);
+    // SAFETY: the free pointer slot of a free object of ours.
+    let tmp = unsafe { std::ptr::read(p.add(off).cast::<usize>()) };
+    poke(p, off, !peek(p, off));
+    // Corrupted freechain, wrong in-use count, and the fix of the count.
+    assert_eq!(m.validate(s), 3);
+    // SAFETY: as above.
+    unsafe { std::ptr::write(p.add(off).cast::<usize>(), tmp) };
+    // The count fixed last time is now wrong the other way.
+    assert_eq!(m.validate(s), 2);
+    assert_eq!(m.validate(s), 0);
+    m.kmem_cache_destroy(s);
+}
+
+#[test]
+fn kunit_first_word() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    let s = test_cache(&m, "TestSlub_1th_word_free", 64, SlabFlags::POISON);
+    let p = m.kmem_cache_alloc(s, K).unwrap().as_ptr();
+    m.kmem_cache_free(s, p);
+    poke(p, 0, 0x78);
+    assert_eq!(m.validate(s), 2);
+    m.kmem_cache_destroy(s);
+}
+
+#[test]
+fn kunit_clobber_50th_byte() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    let s = test_cache(&m, "TestSlub_50th_word_free", 64, SlabFlags::POISON);
+    let p = m.kmem_cache_alloc(s, K).unwrap().as_ptr();
+    m.kmem_cache_free(s, p);
+    poke(p, 50, 0x9a);
+    assert_eq!(m.validate(s), 2);
+    m.kmem_cache_destroy(s);
+}
+
+#[test]
+fn kunit_clobber_redzone_free() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    let s = test_cache(&m, "TestSlub_RZ_free", 64, SlabFlags::RED_ZONE);
+    let p = m.kmem_cache_alloc(s, K).unwrap().as_ptr();
+    m.kmem_cache_free(s, p);
+    poke(p, 64, 0xab);
+    assert_eq!(m.validate(s), 2);
+    m.kmem_cache_destroy(s);
+}
+
+// ---------------------------------------------------------------- slub_debug= and reports
+
+#[test]
+fn slub_debug_redzone_report_on_kfree() {
+    let m = boot_cmdline("slub_debug=FZPU");
+    assert_eq!(m.slub_debug_flags(), SlabFlags::DEBUG_DEFAULT);
+    let p = m.kmalloc(64, K).unwrap().as_ptr();
+    assert_eq!(p as usize % 64, 0, "kmalloc-64 stays naturally aligned");
+    assert_eq!(peek(p, 64), 0xcc, "active red zone");
+    m.platform().take_captured();
+    poke(p, 64, 0x12);
+    m.kfree(p);
+    let log = m.platform().take_captured();
+    assert!(
+        log.contains("BUG kmalloc-64 (Not tainted): Right Redzone overwritten"),
+        "{log}"
+    );
+    assert!(log.contains("First byte 0x12 instead of 0xcc"), "{log}");
+    assert!(log.contains("INFO: Slab 0x"), "{log}");
+    assert!(log.contains("INFO: Object 0x"), "{log}");
+    assert!(log.contains("INFO: Allocated in "), "{log}");
+    assert!(log.contains("slub_debug.rs"), "{log}");
+    assert!(log.contains("Redzone  "), "{log}");
+    assert!(log.contains("Object   "), "{log}");
+    assert!(log.contains("cc cc cc cc"), "{log}");
+    assert!(
+        log.contains("FIX kmalloc-64: Restoring Right Redzone 0x"),
+        "{log}"
+    );
+    assert!(log.contains("FIX kmalloc-64: Object at 0x"), "{log}");
+    assert!(m.bug_count() >= 1);
+    // The machine goes on.
+    let c = m.kmalloc_cache(64, K).unwrap();
+    still_works(&m, c);
+    for size in [8, 100, 5000, 20000] {
+        let q = m.kmalloc(size, K).unwrap();
+        m.kfree(q.as_ptr());
+    }
+}
+
+#[test]
+fn slub_debug_per_cache_list() {
+    let m = boot_cmdline("slub_debug=Z,kmalloc-128");
+    let l128 = m.slab_layout(m.find_cache("kmalloc-128").unwrap()).unwrap();
+    let l64 = m.slab_layout(m.find_cache("kmalloc-64").unwrap()).unwrap();
+    assert!(l128.flags.contains(SlabFlags::RED_ZONE));
+    assert!(!l64.flags.contains(SlabFlags::RED_ZONE));
+    assert_eq!(l64.size, 64);
+}
+
+#[test]
+fn use_after_free_caught_by_poison() {
+    let m = boot_cmdline("slub_debug=FP");
+    let c = m
+        .kmem_cache_create("uaf", 100, 0, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    m.kmem_cache_free(c, p);
+    assert_eq!(peek(p, 0), 0x6b);
+    assert_eq!(peek(p, 99), 0xa5);
+    m.platform().take_captured();
+    poke(p, 10, 0x00);
+    // The next allocation of that object finds the poison broken.
+    let q = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    let log = m.platform().take_captured();
+    assert!(
+        log.contains("BUG uaf (Not tainted): Poison overwritten"),
+        "{log}"
+    );
+    assert!(log.contains("First byte 0x0 instead of 0x6b"), "{log}");
+    m.kmem_cache_free(c, q);
+    still_works(&m, c);
+}
+
+// ---------------------------------------------------------------- bad input
+
+#[test]
+fn double_free_with_consistency_checks() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    let c = test_cache(&m, "df_checked", 64, SlabFlags::CONSISTENCY_CHECKS);
+    let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    let q = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    m.kmem_cache_free(c, p);
+    m.kmem_cache_free(c, q);
+    m.platform().take_captured();
+    m.kmem_cache_free(c, p);
+    let log = m.platform().take_captured();
+    assert!(
+        log.contains("BUG df_checked (Not tainted): Object already free"),
+        "{log}"
+    );
+    assert!(log.contains("FIX df_checked: Object at 0x"), "{log}");
+    still_works(&m, c);
+    // No object is handed out twice.
+    let a = m.kmem_cache_alloc(c, K).unwrap();
+    let b = m.kmem_cache_alloc(c, K).unwrap();
+    assert_ne!(a, b);
+}
+
+#[test]
+fn double_free_without_debugging_is_caught_at_the_freelist_head() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    let c = m
+        .kmem_cache_create("df_plain", 64, 0, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    m.kmem_cache_free(c, p);
+    m.platform().take_captured();
+    m.kmem_cache_free(c, p);
+    let log = m.platform().take_captured();
+    assert!(log.contains("Object already free"), "{log}");
+    assert_eq!(m.bug_count(), 1);
+    let a = m.kmem_cache_alloc(c, K).unwrap();
+    let b = m.kmem_cache_alloc(c, K).unwrap();
+    assert_ne!(a, b);
+    m.kmem_cache_free(c, a.as_ptr());
+    m.kmem_cache_free(c, b.as_ptr());
+    assert_eq!(m.validate(c), 0);
+}
+
+#[test]
+fn kfree_of_pointers_kmem_never_returned() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    // A host pointer: no struct page.
+    let local = 0u64;
+    let b = m.bug_count();
+    m.kfree((&local as *const u64).cast());
+    assert_eq!(m.bug_count(), b + 1);
+    // A page from the page allocator.
+    let page = m.__get_free_page(K).unwrap();
+    let w = m.warn_count();
+    m.kfree(page.as_ptr::<u8>());
+    assert_eq!(m.warn_count(), w + 1);
+    assert!(m.platform().captured().contains("Not a kmalloc allocation"));
+    m.free_page(page);
+    // The middle of a slab object.
+    let p = m.kmalloc(64, K).unwrap().as_ptr();
+    m.platform().take_captured();
+    // SAFETY: inside the 64-byte object.
+    m.kfree(unsafe { p.add(8) });
+    let log = m.platform().take_captured();
+    assert!(log.contains("Invalid object pointer 0x"), "{log}");
+    // The middle of a large kmalloc.
+    let big = m.kmalloc(50_000, K).unwrap().as_ptr();
+    let w = m.warn_count();
+    // SAFETY: inside the block.
+    m.kfree(unsafe { big.add(4096) });
+    assert_eq!(m.warn_count(), w + 1);
+    m.kfree(big);
+    m.kfree(p);
+    let c = m.kmalloc_cache(64, K).unwrap();
+    still_works(&m, c);
+    m.check_invariants().unwrap();
+}
+
+#[test]
+fn free_into_the_wrong_cache() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    let a = m
+        .kmem_cache_create("cache_a", 200, 0, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let b = m
+        .kmem_cache_create("cache_b", 200, 0, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let p = m.kmem_cache_alloc(a, K).unwrap().as_ptr();
+    m.platform().take_captured();
+    m.kmem_cache_free(b, p);
+    let log = m.platform().take_captured();
+    assert!(
+        log.contains("kmem_cache_free: Wrong slab cache. cache_b but object is from cache_a"),
+        "{log}"
+    );
+    // Freed into cache_a, where it belongs: destroying cache_a now succeeds quietly.
+    m.kmem_cache_destroy(a);
+    assert!(m.kmem_cache_name(a).is_none());
+    still_works(&m, b);
+}
+
+#[test]
+fn redzone_write_with_consistency_checks_on_cache_free() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    let c = test_cache(
+        &m,
+        "rz_checked",
+        40,
+        SlabFlags::RED_ZONE | SlabFlags::CONSISTENCY_CHECKS | SlabFlags::STORE_USER,
+    );
+    let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    poke(p, 40, 0x55);
+    // SAFETY: the byte before the object: its left red zone.
+    unsafe { *p.sub(1) = 0x66 };
+    m.platform().take_captured();
+    m.kmem_cache_free(c, p);
+    let log = m.platform().take_captured();
+    assert!(log.contains("Left Redzone overwritten"), "{log}");
+    assert!(log.contains("Right Redzone overwritten"), "{log}");
+    // Repaired: validation is clean, the leaked object stays allocated.
+    assert_eq!(m.validate(c), 0);
+    still_works(&m, c);
+}
