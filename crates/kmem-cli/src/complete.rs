@@ -77,8 +77,7 @@ pub fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
     if word.is_empty() {
         return (pos, Vec::new());
     }
-    let mut c: Vec<String> = builtins::BUILTINS
-        .iter()
+    let mut c: Vec<String> = builtins::all()
         .map(|b| b.name)
         .chain(COMMANDS.iter().map(|c| c.0))
         .chain(GFP_NAMES.iter().copied())

@@ -48,7 +48,9 @@ type Counts = [usize; 11];
 pub fn run(k: &Kernel, out: &mut dyn Write, color: bool) -> io::Result<()> {
     let st = Style { on: color };
     let m = &k.m;
-    let gfp = GfpFlags::GFP_KERNEL;
+    // ZONE_DMA (the first 16 MiB) is used by nothing else at this point, so every change in
+    // its free areas is one of ours.
+    let gfp = GfpFlags::GFP_DMA;
     writeln!(
         out,
         "{}",
@@ -76,7 +78,7 @@ pub fn run(k: &Kernel, out: &mut dyn Write, color: bool) -> io::Result<()> {
     let before_info = s.clone();
     write!(out, "{}", indent(&s))?;
 
-    // Which zone GFP_KERNEL allocations come from on this machine.
+    // Which zone the allocations come from.
     let zone = kmem::page_alloc::gfp_zone(m.arch(), gfp);
     let zone = m
         .arch()
@@ -87,9 +89,10 @@ pub fn run(k: &Kernel, out: &mut dyn Write, color: bool) -> io::Result<()> {
         .unwrap_or(ZoneType::Dma);
     writeln!(
         out,
-        "\nGFP_KERNEL allocations come from ZONE_{} here. Watch its row as blocks are taken\n\
-         and given back. (Orders 0-3 would first go through per-CPU page lists, which take\n\
-         and return pages in batches; the demo uses larger blocks so that every step shows.)\n",
+        "\nThe demo allocates with GFP_DMA, from ZONE_{}: the first 16 MiB, which nothing else\n\
+         uses here, so every change in its row below is ours. (Orders 0-3 would first go\n\
+         through per-CPU page lists, which take and return pages in batches; the demo uses\n\
+         larger blocks so that every step shows in the free areas.)\n",
         zone.name().to_uppercase()
     )?;
     header(out, &st)?;
@@ -101,14 +104,14 @@ pub fn run(k: &Kernel, out: &mut dyn Write, color: bool) -> io::Result<()> {
     for (name, order) in ORDERS {
         let o = Order::new(order);
         let Some(page) = m.alloc_pages(gfp, o) else {
-            writeln!(out, "alloc_pages(GFP_KERNEL, {order}) failed")?;
+            writeln!(out, "alloc_pages(GFP_DMA, {order}) failed")?;
             return Ok(());
         };
         let after = m.free_area_counts(page.zone_type());
         let pfn = m.page_to_pfn(page).as_u64();
         writeln!(
             out,
-            "{} = alloc_pages(GFP_KERNEL, {order})   {}",
+            "{} = alloc_pages(GFP_DMA, {order})   {}",
             st.bold(&name.to_string()),
             st.dim(&format!(
                 "struct page {:#x}, pfn {pfn:#x}, {} KiB at {:#x}",

@@ -45,7 +45,8 @@ struct Cli {
     /// Online CPUs.
     #[arg(long, global = true, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     cpus: u16,
-    /// The slab allocator (only SLUB exists: Linux removed SLOB in 6.4 and SLAB in 6.8).
+    /// The slab allocator, passed on as the kernel's `slab=` option. Only SLUB exists (Linux
+    /// removed SLOB in 6.4 and SLAB in 6.8): the kernel says so and uses SLUB.
     #[arg(long, global = true, value_enum, default_value_t = SlabKind::Slub)]
     slab: SlabKind,
     /// SLUB debugging, as the kernel's slub_debug= option (e.g. F,Z,P,U,T or FZ,kmalloc-64).
@@ -99,16 +100,17 @@ fn parse_arch(s: &str) -> Result<Arch, String> {
 
 impl Cli {
     fn boot_options(&self) -> Result<BootOptions, String> {
-        if self.slab != SlabKind::Slub {
-            return Err(format!(
-                "--slab={}: only SLUB is implemented (Linux removed SLOB in 6.4 and SLAB in 6.8)",
-                match self.slab {
-                    SlabKind::Slab => "slab",
-                    _ => "slob",
-                }
-            ));
-        }
         let mut cmdline = self.cmdline.trim().to_string();
+        if self.slab != SlabKind::Slub {
+            if !cmdline.is_empty() {
+                cmdline.push(' ');
+            }
+            cmdline.push_str(if self.slab == SlabKind::Slab {
+                "slab=slab"
+            } else {
+                "slab=slob"
+            });
+        }
         if let Some(d) = &self.slub_debug {
             if !cmdline.is_empty() {
                 cmdline.push(' ');
@@ -143,7 +145,16 @@ fn main() -> ExitCode {
 }
 
 fn boot(cli: &Cli) -> Result<Kernel, String> {
-    Kernel::boot(&cli.boot_options()?).map_err(|e| format!("boot failed: {e}"))
+    let k = Kernel::boot(&cli.boot_options()?).map_err(|e| format!("boot failed: {e}"))?;
+    if cli.slab != SlabKind::Slub {
+        // The kernel's notice that it uses SLUB instead is in the (quiet) boot log.
+        let mut log = String::new();
+        let _ = k.m.dmesg(&mut log, false);
+        for l in log.lines().filter(|l| l.starts_with("slab=")) {
+            eprintln!("kmem: note: {l}");
+        }
+    }
+    Ok(k)
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, String> {

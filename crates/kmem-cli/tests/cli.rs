@@ -325,9 +325,14 @@ fn demo_runs_and_merges_back() {
 
 #[test]
 fn bad_options() {
-    let o = kmem(&["--slab", "slob", "boot"], "");
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("only SLUB"));
+    let o = kmem(&["--slab", "slob", "cat", "/proc/buddyinfo"], "");
+    assert!(o.status.success());
+    assert_eq!(
+        text(&o.stderr),
+        "kmem: note: slab=slob: only SLUB is available in this kernel, using SLUB\n"
+    );
+    let o = kmem(&["--slab", "slub4", "boot"], "");
+    assert_eq!(o.status.code(), Some(2));
     let o = kmem(&["--mem", "12X", "boot"], "");
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("invalid size suffix"));
@@ -340,4 +345,31 @@ fn bad_options() {
     );
     let o = kmem(&["--arch", "arm64", "boot"], "");
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// Issue 3's examples, exactly.
+#[test]
+fn kmalloc_examples() {
+    let o = kmem(
+        &["shell"],
+        "p = kmalloc(100, GFP_KERNEL)\nksize(p)\nz = kmalloc(0, GFP_KERNEL)\nkfree(p)\nkfree(z)\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = text(&o.stdout);
+    let lines: Vec<_> = s.lines().collect();
+    assert!(lines[0].starts_with("p = 0xffff888"), "{s}");
+    assert_eq!(&lines[1..], ["128", "z = 0x10"]);
+}
+
+#[test]
+fn slub_debug_reaches_the_kernel() {
+    // With red zones on (F,Z), a write just past a kmalloc-128 object is caught at kfree.
+    let o = kmem(
+        &["--slub-debug=FZ", "shell"],
+        "p = kmalloc(100, GFP_KERNEL)\npoke8(p + 128, 0x41)\nkfree(p)\nx = 1\n",
+    );
+    let s = text(&o.stdout);
+    assert!(s.contains("BUG kmalloc-128"), "{s}");
+    assert!(s.ends_with("x = 1\n"), "{s}");
+    assert_eq!(o.status.code(), Some(1));
 }

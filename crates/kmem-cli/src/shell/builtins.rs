@@ -10,7 +10,10 @@
 //! reported by the kernel and the call returns normally; a memory access that faults prints
 //! the oops and aborts the statement ([`Fail::Oops`]).
 
+use std::collections::BTreeMap;
 use std::io::Write;
+
+use kmem::slab_common::CacheHandle;
 
 use kmem::{GfpFlags, Order, Pfn, PhysAddr, VirtAddr};
 
@@ -26,6 +29,8 @@ pub enum Param {
     Uint,
     /// An address: any pointer or integer.
     Addr,
+    /// A string.
+    Str,
 }
 
 impl Param {
@@ -34,6 +39,7 @@ impl Param {
             Param::Gfp => "GFP flags",
             Param::Uint => "an integer",
             Param::Addr => "a pointer or an address",
+            Param::Str => "a string",
         }
     }
 }
@@ -59,6 +65,8 @@ pub struct Ctx<'a> {
     pub k: &'a Kernel,
     /// Where output goes.
     pub out: &'a mut dyn Write,
+    /// The caches `kmem_cache_create` returned, by model address.
+    pub caches: &'a mut BTreeMap<u64, CacheHandle>,
 }
 
 impl Ctx<'_> {
@@ -89,6 +97,13 @@ impl Args {
             _ => GfpFlags::from_bits(self.u(i) as u32),
         }
     }
+    /// Argument `i` as a string.
+    pub fn str(&self, i: usize) -> &str {
+        match &self.0[i] {
+            Value::Str(s) => s,
+            _ => "",
+        }
+    }
     /// Argument `i` as a `usize`.
     pub fn usize(&self, i: usize) -> Result<usize, Fail> {
         usize::try_from(self.u(i)).map_err(|_| Fail::Error(format!("{} is too large", self.u(i))))
@@ -105,6 +120,7 @@ pub fn check_param(p: Param, v: &Value) -> Result<(), String> {
         },
         Param::Uint => matches!(v, Value::Int(_)),
         Param::Addr => matches!(v, Value::Int(_) | Value::Ptr(..)),
+        Param::Str => matches!(v, Value::Str(_)),
     };
     if ok {
         Ok(())
@@ -134,8 +150,16 @@ pub struct Builtin {
 
 use Param::*;
 
+/// The tables of functions, in the order `help` lists them.
+static TABLES: &[&[Builtin]] = &[PAGE_BUILTINS, super::slab::SLAB_BUILTINS];
+
 /// Every function the shell knows, in the order `help` lists them.
-pub static BUILTINS: &[Builtin] = &[
+pub fn all() -> impl Iterator<Item = &'static Builtin> {
+    TABLES.iter().flat_map(|t| t.iter())
+}
+
+/// The page allocator's and the memory model's functions, and memory access.
+pub static PAGE_BUILTINS: &[Builtin] = &[
     // ---------------------------------------------------------------- page allocator
     Builtin {
         name: "alloc_pages",
@@ -447,7 +471,7 @@ pub static BUILTINS: &[Builtin] = &[
 
 /// Looks a function up by name.
 pub fn find(name: &str) -> Option<&'static Builtin> {
-    BUILTINS.iter().find(|b| b.name == name)
+    all().find(|b| b.name == name)
 }
 
 fn null(kind: PtrKind) -> Value {
@@ -461,7 +485,8 @@ fn page_val(k: &Kernel, p: Option<kmem::PagePtr>) -> Value {
     }
 }
 
-fn addr_val(k: &Kernel, a: Option<VirtAddr>) -> Value {
+/// A `void *` result: the model address, or NULL.
+pub fn addr_val(k: &Kernel, a: Option<VirtAddr>) -> Value {
     match a {
         Some(a) => Value::Ptr(k.model(a.as_usize()), PtrKind::Void),
         None => null(PtrKind::Void),

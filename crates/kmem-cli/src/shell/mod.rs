@@ -11,6 +11,7 @@
 //! `SOURCE:LINE:COLUMN: error: MESSAGE` followed by the line and a caret.
 
 pub mod builtins;
+pub mod slab;
 pub mod syntax;
 pub mod value;
 
@@ -97,6 +98,7 @@ pub struct Shell {
     /// The machine.
     pub k: Kernel,
     vars: BTreeMap<String, Value>,
+    caches: BTreeMap<u64, kmem::slab_common::CacheHandle>,
     /// Shell errors so far (syntax, types, unknown names, unknown files).
     pub errors: usize,
     /// Set by `exit`/`quit`.
@@ -109,6 +111,7 @@ impl Shell {
         Self {
             k,
             vars: BTreeMap::new(),
+            caches: BTreeMap::new(),
             errors: 0,
             quit: false,
         }
@@ -167,7 +170,7 @@ impl Shell {
                 name_span,
                 value,
             } => {
-                if name == "NULL" || is_gfp_name(name) {
+                if name == "NULL" || is_gfp_name(name) || name.starts_with("SLAB_") {
                     return fail(format!("cannot assign to '{name}'"), *name_span);
                 }
                 let v = self.eval(value, out)?;
@@ -316,7 +319,11 @@ impl Shell {
                     }
                     vals.push(v);
                 }
-                let mut ctx = Ctx { k: &self.k, out };
+                let mut ctx = Ctx {
+                    k: &self.k,
+                    out,
+                    caches: &mut self.caches,
+                };
                 match (b.run)(&mut ctx, &Args(vals)) {
                     Ok(v) => Ok(v),
                     Err(Fail::Oops) => Err(Stop::Oops),
@@ -380,6 +387,12 @@ impl Shell {
         }
         if let Some(v) = self.vars.get(n) {
             return Ok(v.clone());
+        }
+        if n.starts_with("SLAB_") {
+            return match kmem::slab_common::SlabFlags::parse(n) {
+                Ok(f) => Ok(Value::Int(u64::from(f.0))),
+                Err(_) => fail(format!("unknown slab flag '{n}'"), span),
+            };
         }
         if builtins::find(n).is_some() {
             return fail(format!("'{n}' is a function: call it with ( )"), span);
@@ -511,7 +524,7 @@ fn help_all(s: &mut String) {
         s,
         "Functions (addresses are shown and taken in the machine's own layout):"
     );
-    for b in builtins::BUILTINS {
+    for b in builtins::all() {
         let _ = writeln!(s, "  {:<64} {}", b.proto, b.doc);
     }
     let _ = writeln!(s, "Commands:");

@@ -248,7 +248,7 @@ fn commands() {
     let o = out1(&mut sh, "help alloc_pages");
     assert!(o.starts_with("struct page *alloc_pages(gfp_t gfp, unsigned int order)"));
     let o = out1(&mut sh, "help");
-    for b in builtins::BUILTINS {
+    for b in builtins::all() {
         assert!(o.contains(b.proto), "{}", b.name);
     }
     out1(&mut sh, "zz = 3");
@@ -256,4 +256,65 @@ fn commands() {
     out1(&mut sh, "exit; zz = 4");
     assert!(sh.quit);
     assert_eq!(sh.var("zz"), Some(&Value::Int(3)));
+}
+
+#[test]
+fn kmalloc_and_caches() {
+    let mut sh = shell(Arch::X86_64);
+    let o = out1(&mut sh, "p = kmalloc(100, GFP_KERNEL)");
+    assert!(o.starts_with("p = 0xffff888"), "{o}");
+    assert_eq!(out1(&mut sh, "ksize(p)"), "128\n");
+    assert_eq!(out1(&mut sh, "z = kmalloc(0, GFP_KERNEL)"), "z = 0x10\n");
+    assert_eq!(out1(&mut sh, "ksize(z)"), "0\n");
+    assert_eq!(out1(&mut sh, "kfree(z); kfree(NULL)"), "");
+    assert_eq!(out1(&mut sh, "memset(p, 0x5a, 128)"), "");
+    assert_eq!(out1(&mut sh, "peek8(p + 127)"), "90\n");
+    let o = out1(&mut sh, "q = krealloc(p, 100, GFP_KERNEL)");
+    assert_eq!(
+        o.replace("q =", "p ="),
+        format!("p = {}\n", sh.var("p").unwrap())
+    );
+    assert_eq!(out1(&mut sh, "kfree(q)"), "");
+    let o = out1(&mut sh, "a = kcalloc(4, 8, GFP_KERNEL)");
+    assert!(o.starts_with("a = 0xffff888"), "{o}");
+    assert_eq!(out1(&mut sh, "peek64(a + 24)"), "0\n");
+    assert_eq!(out1(&mut sh, "ksize(a)"), "32\n");
+    assert_eq!(out1(&mut sh, "kfree(a)"), "");
+
+    let o = out1(
+        &mut sh,
+        "c = kmem_cache_create(\"test_cache\", 40, 8, SLAB_HWCACHE_ALIGN|SLAB_NO_MERGE)",
+    );
+    assert!(o.starts_with("c = 0xffff888"), "{o}");
+    let Some(Value::Ptr(_, PtrKind::Cache)) = sh.var("c") else {
+        panic!("{:?}", sh.var("c"))
+    };
+    let o = out1(&mut sh, "x = kmem_cache_alloc(c, GFP_KERNEL)");
+    assert!(o.starts_with("x = 0xffff888"), "{o}");
+    assert_eq!(out1(&mut sh, "kmem_cache_free(c, x)"), "");
+    assert_eq!(out1(&mut sh, "validate(c)"), "0\n");
+    let o = out1(&mut sh, "cat /proc/slabinfo");
+    assert!(o.starts_with("slabinfo - version: 2.1\n"), "{o}");
+    assert!(o.contains("\ntest_cache "), "{o}");
+    out1(&mut sh, "kmem_cache_shrink(c)");
+    assert_eq!(out1(&mut sh, "kmem_cache_destroy(c)"), "");
+    assert!(!out1(&mut sh, "cat /proc/slabinfo").contains("\ntest_cache "));
+    // kmalloc caches are found by address too.
+    let o = out1(&mut sh, "k = kmem_cache_find(\"kmalloc-64\")");
+    assert!(o.starts_with("k = 0xffff888"), "{o}");
+    let o = out1(&mut sh, "y = kmem_cache_alloc(k, GFP_KERNEL)");
+    assert!(o.starts_with("y = 0xffff888"), "{o}");
+    assert_eq!(out1(&mut sh, "ksize(y)"), "64\n");
+    assert_eq!(out1(&mut sh, "kfree(y)"), "");
+    assert_eq!(sh.k.reports(), 0, "{}", out1(&mut sh, "dmesg"));
+    // Misuse: a double kfree is reported by SLUB and the shell goes on.
+    out1(&mut sh, "p = kmalloc(64, GFP_KERNEL)");
+    out1(&mut sh, "kfree(p)");
+    let o = out1(&mut sh, "kfree(p)");
+    assert!(o.contains("BUG kmalloc-64"), "{o}");
+    assert!(sh.failed());
+    let (_, e) = run(&mut sh, "kmem_cache_alloc(0x1234, GFP_KERNEL)");
+    assert!(e.contains("0x1234 is not a struct kmem_cache"), "{e}");
+    let (_, e) = run(&mut sh, "kmem_cache_create(5, 8, 0, 0)");
+    assert!(e.contains("argument 1: expected a string"), "{e}");
 }

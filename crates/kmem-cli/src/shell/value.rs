@@ -12,6 +12,8 @@ pub enum PtrKind {
     Void,
     /// `struct page *`: arithmetic in units of `sizeof(struct page)`.
     Page,
+    /// `struct kmem_cache *`.
+    Cache,
 }
 
 impl PtrKind {
@@ -20,13 +22,14 @@ impl PtrKind {
         match self {
             PtrKind::Void => "void *",
             PtrKind::Page => "struct page *",
+            PtrKind::Cache => "struct kmem_cache *",
         }
     }
     /// `sizeof(*p)` for arithmetic.
     pub fn stride(self) -> u64 {
         match self {
             PtrKind::Page => core::mem::size_of::<kmem::Page>() as u64,
-            PtrKind::Void => 1,
+            PtrKind::Void | PtrKind::Cache => 1,
         }
     }
 }
