@@ -6,6 +6,9 @@
 
 use core::mem::size_of;
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
 use kds::list::{self, ListHead};
 use kmem::platform::Platform;
 use kmem::{GfpFlags, PAGE_SIZE};
@@ -15,7 +18,13 @@ use crate::selftest::{Test, TestResult};
 use crate::{check, check_eq, tests};
 
 /// The group.
-pub const TESTS: &[Test<KernelCtx>] = tests![kds_list_in_a_page, kds_hash_values, kds_kfifo_ring];
+pub const TESTS: &[Test<KernelCtx>] = tests![
+    kds_list_in_a_page,
+    kds_hash_values,
+    kds_hashtable_of_kmalloc_objects,
+    kds_plist_priority_order,
+    kds_kfifo_ring,
+];
 
 /// A list element, as a kernel struct embeds `struct list_head`.
 #[repr(C)]
@@ -123,6 +132,116 @@ fn kds_hash_values(_: &KernelCtx) -> TestResult {
         min > Some(0) && max < Some(64),
         "poor spread: min {min:?} max {max:?}"
     );
+    Ok(())
+}
+
+/// A kernel object hashed by id, as `struct` with an embedded `hlist_node` in a
+/// `DEFINE_HASHTABLE`.
+#[repr(C)]
+struct Obj {
+    node: kds::hlist::HlistNode,
+    id: u32,
+}
+
+fn kds_hashtable_of_kmalloc_objects(ctx: &KernelCtx) -> TestResult {
+    use kds::hashtable::{
+        hash_add, hash_del, hash_empty, hash_for_each, hash_for_each_possible, hash_init,
+    };
+    let mm = ctx.mm;
+    let mut table: Vec<kds::hlist::HlistHead> =
+        (0..64).map(|_| kds::hlist::HlistHead::new()).collect();
+    hash_init(&mut table);
+    // The objects are kmalloc'd (Box on the kernel heap) and never move while hashed.
+    let mut objs: Vec<Box<Obj>> = (0..500u32)
+        .map(|i| {
+            Box::new(Obj {
+                node: kds::hlist::HlistNode::new(),
+                id: i.wrapping_mul(2_654_435_761),
+            })
+        })
+        .collect();
+    check_eq!(mm.ksize(&*objs[0] as *const Obj as *const u8), 32);
+    let find = |table: &[kds::hlist::HlistHead], id: u32| -> usize {
+        // SAFETY: every hashed node belongs to a live `Obj` in `objs`.
+        unsafe {
+            hash_for_each_possible(table, id)
+                .filter(|&n| (*kds::container_of!(n, Obj, node)).id == id)
+                .count()
+        }
+    };
+    for o in objs.iter_mut() {
+        let id = o.id;
+        // SAFETY: the node is initialised, not hashed, and outlives its time in the table.
+        unsafe { hash_add(&mut table, &mut o.node, id) };
+    }
+    // SAFETY: as above.
+    check_eq!(unsafe { hash_for_each(&table) }.count(), 500);
+    for o in &objs {
+        check_eq!(find(&table, o.id), 1);
+    }
+    check_eq!(find(&table, 12345), 0);
+    for o in objs.iter_mut().step_by(2) {
+        // SAFETY: the node is hashed in `table`.
+        unsafe { hash_del(&mut o.node) };
+    }
+    for (i, o) in objs.iter().enumerate() {
+        check_eq!(find(&table, o.id), i % 2);
+    }
+    for o in objs.iter_mut().skip(1).step_by(2) {
+        // SAFETY: the node is hashed in `table`.
+        unsafe { hash_del(&mut o.node) };
+    }
+    check!(hash_empty(&table));
+    Ok(())
+}
+
+fn kds_plist_priority_order(ctx: &KernelCtx) -> TestResult {
+    use kds::plist::{
+        plist_add, plist_check_head, plist_del, plist_for_each, plist_head_init, plist_node_init,
+        PlistHead, PlistNode,
+    };
+    let plat = ctx.mm.platform();
+    let mut head = Box::new(PlistHead::new());
+    let mut nodes: Vec<PlistNode> = Vec::with_capacity(300);
+    let head_p: *mut PlistHead = &mut *head;
+    // SAFETY: the head is boxed (fixed address) and initialised before use; the nodes live in
+    // `nodes`, whose buffer never reallocates (capacity reserved) while they are linked.
+    unsafe {
+        plist_head_init(head_p);
+        for _ in 0..300 {
+            nodes.push(PlistNode {
+                prio: 0,
+                prio_list: ListHead::new(),
+                node_list: ListHead::new(),
+            });
+            let n: *mut PlistNode = nodes.last_mut().expect("pushed");
+            plist_node_init(n, (plat.random_u64() % 40) as i32 - 20);
+            plist_add(n, head_p);
+        }
+        check!(
+            plist_check_head(head_p, Some(300)).is_ok(),
+            "plist invariants after adds"
+        );
+        let prios: Vec<i32> = plist_for_each(head_p).map(|n| (*n).prio).collect();
+        check_eq!(prios.len(), 300);
+        check!(
+            prios.windows(2).all(|w| w[0] <= w[1]),
+            "plist not in priority order"
+        );
+        for n in nodes.iter_mut().step_by(3) {
+            plist_del(n, head_p);
+        }
+        check!(
+            plist_check_head(head_p, Some(200)).is_ok(),
+            "plist invariants after deletes"
+        );
+        for n in nodes.iter_mut() {
+            if !kds::plist::plist_node_empty(n) {
+                plist_del(n, head_p);
+            }
+        }
+        check!(kds::plist::plist_head_empty(head_p));
+    }
     Ok(())
 }
 
