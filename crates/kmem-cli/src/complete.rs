@@ -79,7 +79,7 @@ pub fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
     }
     let mut c: Vec<String> = builtins::all()
         .map(|b| b.name)
-        .chain(COMMANDS.iter().map(|c| c.0))
+        .chain(COMMANDS.iter().map(|c| c.name))
         .chain(GFP_NAMES.iter().copied())
         .chain(["NULL"])
         .filter(|n| n.starts_with(word))

@@ -25,34 +25,156 @@ use builtins::{Args, Ctx, Fail};
 use syntax::{BinOp, CastTo, Expr, Span, Stmt, UnOp, Word};
 use value::{PtrKind, Value};
 
-/// The shell's commands: words that take the rest of the statement as raw text.
-pub const COMMANDS: &[(&str, &str, &str)] = &[
-    (
-        "cat",
-        "cat PATH...",
-        "prints /proc files (buddyinfo, pagetypeinfo, zoneinfo, meminfo, iomem…)",
-    ),
-    (
-        "dmesg",
-        "dmesg [-t] [-c|-C]",
-        "prints the kernel log (-t: no timestamps, -c: then clear, -C: clear)",
-    ),
-    (
-        "help",
-        "help [NAME]",
-        "lists the functions and commands, or describes one",
-    ),
-    ("vars", "vars", "lists the variables"),
-    (
-        "exit",
-        "exit",
-        "leaves the shell (also: quit, end of input)",
-    ),
-    ("quit", "quit", "leaves the shell"),
+/// A command's input: the words after it, and the raw rest of the statement (for commands
+/// that evaluate it as an expression).
+pub struct CmdArgs<'a> {
+    /// Where the command word is.
+    pub name_span: Span,
+    /// The rest of the statement, raw.
+    pub rest: &'a Word,
+    /// The rest split at white space.
+    pub words: &'a [Word],
+}
+
+/// A command of the shell: a word that takes the rest of the statement as its input.
+pub struct Command {
+    /// The command word.
+    pub name: &'static str,
+    /// Usage, for `help`.
+    pub usage: &'static str,
+    /// One line saying what it does.
+    pub doc: &'static str,
+    /// The command.
+    run: fn(&mut Shell, &CmdArgs<'_>, &mut dyn Write) -> Result<(), Stop>,
+}
+
+/// The shell's commands, in the order `help` lists them. Adding one is adding an entry.
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "cat",
+        usage: "cat PATH...",
+        doc: "prints /proc files (buddyinfo, pagetypeinfo, zoneinfo, meminfo, slabinfo, iomem…)",
+        run: cmd_cat,
+    },
+    Command {
+        name: "dmesg",
+        usage: "dmesg [-t] [-c|-C]",
+        doc: "prints the kernel log (-t: no timestamps, -c: then clear, -C: only clear)",
+        run: cmd_dmesg,
+    },
+    Command {
+        name: "echo",
+        usage: "echo TEXT",
+        doc: "prints TEXT as written (to label a script's output)",
+        run: |_, a, out| {
+            let _ = writeln!(out, "{}", a.rest.text.trim());
+            Ok(())
+        },
+    },
+    Command {
+        name: "help",
+        usage: "help [NAME]",
+        doc: "lists the functions and commands, or describes one",
+        run: cmd_help,
+    },
+    Command {
+        name: "vars",
+        usage: "vars",
+        doc: "lists the variables",
+        run: |sh, _, out| {
+            for (n, v) in &sh.vars {
+                let _ = writeln!(out, "{n} = {v}");
+            }
+            Ok(())
+        },
+    },
+    Command {
+        name: "exit",
+        usage: "exit",
+        doc: "leaves the shell (also: quit, end of input)",
+        run: |sh, _, _| {
+            sh.quit = true;
+            Ok(())
+        },
+    },
+    Command {
+        name: "quit",
+        usage: "quit",
+        doc: "leaves the shell",
+        run: |sh, _, _| {
+            sh.quit = true;
+            Ok(())
+        },
+    },
 ];
 
+fn cmd_cat(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), Stop> {
+    if a.words.is_empty() {
+        return fail("cat: which file? (e.g. cat /proc/buddyinfo)", a.name_span);
+    }
+    let mut first_err = None;
+    for w in a.words {
+        let mut s = String::new();
+        match sh.k.m.proc_read(&w.text, &mut s) {
+            Ok(()) => {
+                sh.flush_console(out);
+                let _ = out.write_all(s.as_bytes());
+            }
+            Err(e) => {
+                first_err.get_or_insert(ShellError {
+                    msg: format!("cat: {}: {e}", w.text),
+                    span: Some(w.span),
+                });
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(Stop::Error(e)),
+        None => Ok(()),
+    }
+}
+
+fn cmd_dmesg(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), Stop> {
+    let (mut ts, mut clear, mut print) = (true, false, true);
+    for w in a.words {
+        match w.text.as_str() {
+            "-t" | "--notime" => ts = false,
+            "-c" | "--read-clear" => clear = true,
+            "-C" | "--clear" => {
+                clear = true;
+                print = false;
+            }
+            o => return fail(format!("dmesg: unknown option '{o}'"), w.span),
+        }
+    }
+    sh.flush_console(out);
+    if print {
+        let mut s = String::new();
+        let _ = sh.k.m.dmesg(&mut s, ts);
+        let _ = out.write_all(s.as_bytes());
+    }
+    if clear {
+        sh.k.m.dmesg_clear();
+    }
+    Ok(())
+}
+
+fn cmd_help(_: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), Stop> {
+    let mut s = String::new();
+    match a.words.first() {
+        None => help_all(&mut s),
+        Some(w) => {
+            if !help_one(&mut s, &w.text) {
+                return fail(format!("help: no function or command '{}'", w.text), w.span);
+            }
+        }
+    }
+    let _ = out.write_all(s.as_bytes());
+    Ok(())
+}
+
 fn is_command(w: &str) -> bool {
-    COMMANDS.iter().any(|c| c.0 == w)
+    COMMANDS.iter().any(|c| c.name == w)
 }
 
 /// An error of the shell (not of the kernel): message and place.
@@ -64,7 +186,8 @@ pub struct ShellError {
     pub span: Option<Span>,
 }
 
-enum Stop {
+/// Why a statement stopped early.
+pub enum Stop {
     Error(ShellError),
     Oops,
 }
@@ -207,82 +330,22 @@ impl Shell {
         &mut self,
         name: &str,
         name_span: Span,
-        _rest: &Word,
+        rest: &Word,
         words: &[Word],
         out: &mut dyn Write,
     ) -> Result<(), Stop> {
-        match name {
-            "cat" => {
-                if words.is_empty() {
-                    return fail("cat: which file? (e.g. cat /proc/buddyinfo)", name_span);
-                }
-                let mut first_err = None;
-                for w in words {
-                    let mut s = String::new();
-                    match self.k.m.proc_read(&w.text, &mut s) {
-                        Ok(()) => {
-                            self.flush_console(out);
-                            let _ = out.write_all(s.as_bytes());
-                        }
-                        Err(e) => {
-                            first_err.get_or_insert(ShellError {
-                                msg: format!("cat: {}: {e}", w.text),
-                                span: Some(w.span),
-                            });
-                        }
-                    }
-                }
-                if let Some(e) = first_err {
-                    return Err(Stop::Error(e));
-                }
-            }
-            "dmesg" => {
-                let (mut ts, mut clear, mut print) = (true, false, true);
-                for w in words {
-                    match w.text.as_str() {
-                        "-t" | "--notime" => ts = false,
-                        "-c" | "--read-clear" => clear = true,
-                        "-C" | "--clear" => {
-                            clear = true;
-                            print = false;
-                        }
-                        o => return fail(format!("dmesg: unknown option '{o}'"), w.span),
-                    }
-                }
-                self.flush_console(out);
-                if print {
-                    let mut s = String::new();
-                    let _ = self.k.m.dmesg(&mut s, ts);
-                    let _ = out.write_all(s.as_bytes());
-                }
-                if clear {
-                    self.k.m.dmesg_clear();
-                }
-            }
-            "help" => {
-                let mut s = String::new();
-                match words.first() {
-                    None => help_all(&mut s),
-                    Some(w) => {
-                        if !help_one(&mut s, &w.text) {
-                            return fail(
-                                format!("help: no function or command '{}'", w.text),
-                                w.span,
-                            );
-                        }
-                    }
-                }
-                let _ = out.write_all(s.as_bytes());
-            }
-            "vars" => {
-                for (n, v) in &self.vars {
-                    let _ = writeln!(out, "{n} = {v}");
-                }
-            }
-            "exit" | "quit" => self.quit = true,
-            _ => return fail(format!("unknown command '{name}'"), name_span),
-        }
-        Ok(())
+        let Some(c) = COMMANDS.iter().find(|c| c.name == name) else {
+            return fail(format!("unknown command '{name}'"), name_span);
+        };
+        (c.run)(
+            self,
+            &CmdArgs {
+                name_span,
+                rest,
+                words,
+            },
+            out,
+        )
     }
 
     fn eval(&mut self, e: &Expr, out: &mut dyn Write) -> Result<Value, Stop> {
@@ -528,8 +591,8 @@ fn help_all(s: &mut String) {
         let _ = writeln!(s, "  {:<64} {}", b.proto, b.doc);
     }
     let _ = writeln!(s, "Commands:");
-    for (_, usage, doc) in COMMANDS {
-        let _ = writeln!(s, "  {usage:<64} {doc}");
+    for c in COMMANDS {
+        let _ = writeln!(s, "  {:<64} {}", c.usage, c.doc);
     }
     let _ = writeln!(
         s,
@@ -545,8 +608,8 @@ fn help_one(s: &mut String, name: &str) -> bool {
         let _ = writeln!(s, "{}\n    {}", b.proto, b.doc);
         return true;
     }
-    if let Some((_, usage, doc)) = COMMANDS.iter().find(|c| c.0 == name) {
-        let _ = writeln!(s, "{usage}\n    {doc}");
+    if let Some(c) = COMMANDS.iter().find(|c| c.name == name) {
+        let _ = writeln!(s, "{}\n    {}", c.usage, c.doc);
         return true;
     }
     false

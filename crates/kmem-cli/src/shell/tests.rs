@@ -251,6 +251,11 @@ fn commands() {
     for b in builtins::all() {
         assert!(o.contains(b.proto), "{}", b.name);
     }
+    assert_eq!(
+        out1(&mut sh, "echo  -- after   free: (x)  ; 1"),
+        "-- after   free: (x)\n1\n"
+    );
+    assert_eq!(out1(&mut sh, "echo"), "\n");
     out1(&mut sh, "zz = 3");
     assert_eq!(out1(&mut sh, "vars"), "zz = 3\n");
     out1(&mut sh, "exit; zz = 4");
