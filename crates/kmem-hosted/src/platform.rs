@@ -122,6 +122,9 @@ pub(crate) struct Inner {
 pub struct HostedPlatform {
     inner: MapArc<Inner>,
     base: *mut u8,
+    /// The window mirroring kmem's kernel mappings (vmalloc, kmap), reserved on first use by
+    /// [`Platform::kernel_window`].
+    kwin: std::sync::OnceLock<VirtWindow>,
 }
 
 // SAFETY: `base` is a cached copy of `inner.mem.base()`, the address of memory owned by
@@ -198,7 +201,11 @@ impl HostedPlatform {
             comm_len,
         })?;
         let base = inner.mem.base();
-        Ok(Self { inner, base })
+        Ok(Self {
+            inner,
+            base,
+            kwin: std::sync::OnceLock::new(),
+        })
     }
 
     /// The largest physical end [`HostedPlatform::grow_phys`] accepts.
@@ -377,6 +384,34 @@ unsafe impl Platform for HostedPlatform {
 
     fn current_comm(&self) -> &str {
         core::str::from_utf8(&self.inner.comm[..self.inner.comm_len]).unwrap_or("kmem")
+    }
+
+    fn kernel_window(&self, len: usize) -> Option<*mut u8> {
+        if let Some(w) = self.kwin.get() {
+            return Some(w.base());
+        }
+        let w = self.reserve_window(len).ok()?;
+        // A racing first call may have won; its window is the one used.
+        let _ = self.kwin.set(w);
+        self.kwin.get().map(|w| w.base())
+    }
+
+    fn map_kernel_range(&self, va: *mut u8, phys: PhysAddr, len: usize, writable: bool) -> bool {
+        let Some(w) = self.kwin.get() else {
+            return false;
+        };
+        match (va as usize).checked_sub(w.base() as usize) {
+            Some(off) => w.map_phys_at(off, phys, len, writable).is_ok(),
+            None => false,
+        }
+    }
+
+    fn unmap_kernel_range(&self, va: *mut u8, len: usize) {
+        if let Some(w) = self.kwin.get() {
+            if let Some(off) = (va as usize).checked_sub(w.base() as usize) {
+                let _ = w.unmap_at(off, len);
+            }
+        }
     }
 }
 

@@ -122,6 +122,48 @@ pub unsafe trait Platform: Send + Sync + 'static {
     fn current_comm(&self) -> &str {
         "swapper/0"
     }
+
+    // ------------------------------------------------------------ kernel mappings (optional)
+    //
+    // kmem keeps the kernel page tables (crate::pgtable) for vmalloc, vmap and kmap. On bare
+    // metal those tables are the CPU's, so the defaults below (no mirroring) are right: a
+    // kernel virtual address is used as is. A hosted platform instead mirrors each mapping in
+    // a reserved window of its own address space, so a vmalloc pointer is real memory.
+
+    /// Reserves (on the first call; later calls return the same window) `len` bytes of real
+    /// address space in which kmem's kernel mappings are mirrored, and returns its base.
+    /// `None` (the default) means kernel virtual addresses are real addresses (bare metal).
+    fn kernel_window(&self, len: usize) -> Option<*mut u8> {
+        let _ = len;
+        None
+    }
+
+    /// The physical address of a live top-level page table kmem should extend instead of
+    /// building its own (bare metal: the table in CR3). The default, `None`, lets kmem build
+    /// one, including the direct map.
+    fn kernel_pgd(&self) -> Option<PhysAddr> {
+        None
+    }
+
+    /// Mirrors physical `[phys, phys + len)` at real address `va` inside the kernel window
+    /// (page aligned). Returns `false` if the platform could not. The default does nothing.
+    fn map_kernel_range(&self, va: *mut u8, phys: PhysAddr, len: usize, writable: bool) -> bool {
+        let _ = (va, phys, len, writable);
+        true
+    }
+
+    /// Removes the mirror of `[va, va + len)` (page aligned) so an access there faults. The
+    /// default does nothing.
+    fn unmap_kernel_range(&self, va: *mut u8, len: usize) {
+        let _ = (va, len);
+    }
+
+    /// Invalidates the CPU's cached translations of kernel virtual `[start, end)`
+    /// (`flush_tlb_kernel_range`: `invlpg` per page, or a full flush). The default does
+    /// nothing (a hosted platform's host kernel already keeps its TLB coherent).
+    fn flush_tlb_kernel_range(&self, start: u64, end: u64) {
+        let _ = (start, end);
+    }
 }
 
 /// A section with exclusive use of one CPU's per-CPU data (`get_cpu()` … `put_cpu()`).
