@@ -51,6 +51,7 @@ mod boot;
 mod console;
 pub mod cpu;
 pub mod futex;
+pub mod global;
 mod maparc;
 mod physmem;
 mod platform;
@@ -59,6 +60,7 @@ mod sys;
 
 pub use boot::boot;
 pub use console::Console;
+pub use global::KmemAlloc;
 pub use cpu::{thread_cpu_slot, NR_CPUS, SHARED_CPU};
 pub use physmem::{VirtWindow, DIRECT_MAP_ALIGN};
 pub use platform::{Clock, HostedConfig, HostedPlatform, DEFAULT_MAX_PHYS};

@@ -2394,7 +2394,7 @@ pub struct SlabLayout {
 
 pub(crate) fn cache_layout<P: Platform>(h: CacheHandle) -> Option<SlabLayout> {
     let s = cache_ref::<P>(h);
-    (s.gen.load(Ordering::Relaxed) == h.gen).then(|| SlabLayout {
+    (s.gen.load(Ordering::Relaxed) == h.gen).then_some(SlabLayout {
         object_size: s.object_size as usize,
         size: s.size as usize,
         offset: s.offset as usize,

@@ -1,0 +1,326 @@
+//! [`KmemAlloc`]: kmem as Rust's `#[global_allocator]`.
+//!
+//! ```ignore
+//! use kmem_hosted::KmemAlloc;
+//! #[global_allocator]
+//! static A: KmemAlloc = KmemAlloc::new();
+//! ```
+//!
+//! # Boot
+//! The machine boots on the first allocation, without allocating: [`HostedPlatform::new`] and
+//! [`Machine::boot`] use only mappings and fixed buffers. One thread boots (state `BOOTING`);
+//! the others spin until it is `READY`. Should the booting thread itself re-enter the
+//! allocator (it does not today), it is served from a small static bump arena whose blocks
+//! are never freed, so a future change there cannot deadlock the process.
+//!
+//! # Serving requests
+//! - alignment ≤ 8, or a kmalloc size class whose natural alignment covers the request:
+//!   `kmalloc` (size classes up to 8 KiB; power-of-two classes are naturally aligned);
+//! - alignment up to 4 KiB: `kmalloc` of the next power of two (slab objects naturally
+//!   aligned, or page-aligned large kmallocs);
+//! - alignment above 4 KiB (up to 2 MiB, the direct map's alignment): a large-kmalloc block
+//!   from the page allocator of the order the alignment needs (buddy blocks are naturally
+//!   aligned);
+//! - more than `KMALLOC_MAX_SIZE` (4 MiB, the largest buddy block): anonymous `mmap` from the
+//!   host, as a kernel would use vmalloc. Such blocks are recognised on free because they lie
+//!   outside the machine's direct map.
+//!
+//! `realloc` uses `krealloc` (same block while `ksize` suffices) when the alignment allows.
+//!
+//! # Growth
+//! The machine is sized once, at boot: [`KmemAlloc::new`] simulates 4 GiB of RAM (a sparse
+//! memfd: only touched pages cost host memory, plus the memmap of 64 bytes per page, 64 MiB).
+//! kmem has no memory hot-add yet, so the machine does not grow: when its RAM is exhausted
+//! allocation fails (`handle_alloc_error`). [`KmemAlloc::with_ram`] picks another size.
+//! Threads are CPUs of the machine (up to 255 exclusive ones); a thread's exit takes its CPU
+//! offline and the next thread reuses its per-CPU slab state.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use core::ptr;
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use kmem::arch::Arch;
+use kmem::slab_common::{kmalloc_size_roundup, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE};
+use kmem::{BootParams, GfpFlags, Machine, VirtAddr, PAGE_SIZE};
+
+use crate::{HostedConfig, HostedPlatform, DIRECT_MAP_ALIGN};
+
+const UNBOOTED: u8 = 0;
+const BOOTING: u8 = 1;
+const READY: u8 = 2;
+const FAILED: u8 = 3;
+
+/// Default simulated RAM of a [`KmemAlloc`] machine.
+pub const KMEM_ALLOC_DEFAULT_RAM: u64 = 4 << 30;
+
+/// Flags of every allocation: may sleep, no reports (Rust reports allocation failure).
+const GFP: GfpFlags = GfpFlags::GFP_KERNEL.union(GfpFlags::__GFP_NOWARN);
+
+/// Bytes of the bump arena used only while the machine boots.
+const ARENA_LEN: usize = 64 << 10;
+
+#[repr(C, align(4096))]
+struct Arena(UnsafeCell<[u8; ARENA_LEN]>);
+
+/// A `#[global_allocator]` backed by a kmem machine (see the module documentation).
+pub struct KmemAlloc {
+    state: AtomicU8,
+    /// The `gettid` of the booting thread.
+    booter: AtomicUsize,
+    ram: u64,
+    machine: UnsafeCell<MaybeUninit<Machine<HostedPlatform>>>,
+    arena: Arena,
+    arena_used: AtomicUsize,
+}
+
+// SAFETY: `machine` is written once by the booting thread before `state` becomes READY
+// (Release) and only read after observing READY (Acquire); the machine is Sync. The arena
+// hands out disjoint ranges by an atomic bump.
+unsafe impl Sync for KmemAlloc {}
+
+impl Default for KmemAlloc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KmemAlloc {
+    /// An allocator whose machine (4 GiB of simulated RAM) boots on first use.
+    pub const fn new() -> Self {
+        Self::with_ram(KMEM_ALLOC_DEFAULT_RAM)
+    }
+
+    /// An allocator whose machine has `ram` bytes of simulated RAM (at least 64 MiB).
+    pub const fn with_ram(ram: u64) -> Self {
+        Self {
+            state: AtomicU8::new(UNBOOTED),
+            booter: AtomicUsize::new(0),
+            ram: if ram < (64 << 20) { 64 << 20 } else { ram },
+            machine: UnsafeCell::new(MaybeUninit::uninit()),
+            arena: Arena(UnsafeCell::new([0; ARENA_LEN])),
+            arena_used: AtomicUsize::new(0),
+        }
+    }
+
+    /// The machine, booting it if needed; `None` if boot failed or this thread is booting it.
+    #[inline]
+    pub fn machine(&self) -> Option<&Machine<HostedPlatform>> {
+        if self.state.load(Ordering::Acquire) == READY {
+            // SAFETY: READY is stored (Release) after the machine was written.
+            return Some(unsafe { (*self.machine.get()).assume_init_ref() });
+        }
+        self.machine_slow()
+    }
+
+    #[cold]
+    fn machine_slow(&self) -> Option<&Machine<HostedPlatform>> {
+        let me = tid();
+        loop {
+            match self.state.compare_exchange(
+                UNBOOTED,
+                BOOTING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.booter.store(me, Ordering::Relaxed);
+                    let ok = match self.boot() {
+                        Some(m) => {
+                            // SAFETY: only the booting thread writes, once, before READY.
+                            unsafe { (*self.machine.get()).write(m) };
+                            true
+                        }
+                        None => false,
+                    };
+                    self.state
+                        .store(if ok { READY } else { FAILED }, Ordering::Release);
+                }
+                Err(READY) => {
+                    // SAFETY: as in `machine`.
+                    return Some(unsafe { (*self.machine.get()).assume_init_ref() });
+                }
+                Err(FAILED) => return None,
+                Err(_) => {
+                    if self.booter.load(Ordering::Relaxed) == me {
+                        return None;
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+
+    fn boot(&self) -> Option<Machine<HostedPlatform>> {
+        // SAFETY: sysconf has no preconditions.
+        let ncpu = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        let ncpu = (ncpu.max(1) as usize).min(crate::NR_CPUS - 1);
+        let params = BootParams::simulated(Arch::X86_64, self.ram, ncpu).ok()?;
+        let phys = params.e820.ram_end().next_multiple_of(PAGE_SIZE as u64);
+        let mut config = HostedConfig::new(phys);
+        config.console = crate::Console::Null;
+        let plat = HostedPlatform::new(config).ok()?;
+        // The log stays in the machine (`dmesg`); nothing is printed.
+        Machine::boot(plat, &params).ok()
+    }
+
+    /// Serves a request from the boot-time arena.
+    fn arena_alloc(&self, layout: Layout) -> *mut u8 {
+        let base = self.arena.0.get() as usize;
+        let mut cur = self.arena_used.load(Ordering::Relaxed);
+        loop {
+            let start = (base + cur).next_multiple_of(layout.align()) - base;
+            let end = start + layout.size();
+            if end > ARENA_LEN {
+                return ptr::null_mut();
+            }
+            match self.arena_used.compare_exchange_weak(
+                cur,
+                end,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return (base + start) as *mut u8,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    fn in_arena(&self, p: *mut u8) -> bool {
+        let base = self.arena.0.get() as usize;
+        (p as usize) >= base && (p as usize) < base + ARENA_LEN
+    }
+
+    /// Whether kmalloc of `size` bytes is aligned to `align`.
+    #[inline]
+    fn kmalloc_fits(size: usize, align: usize) -> bool {
+        if align <= 8 {
+            return true;
+        }
+        if size > KMALLOC_MAX_CACHE_SIZE {
+            return align <= PAGE_SIZE;
+        }
+        let class = kmalloc_size_roundup(size);
+        class & class.wrapping_neg() >= align
+    }
+
+    #[inline]
+    fn alloc_with(&self, m: &Machine<HostedPlatform>, layout: Layout, gfp: GfpFlags) -> *mut u8 {
+        let (size, align) = (layout.size(), layout.align());
+        if size <= KMALLOC_MAX_SIZE {
+            if Self::kmalloc_fits(size, align) {
+                return m.kmalloc(size, gfp).map_or(ptr::null_mut(), |p| p.as_ptr());
+            }
+            if align <= PAGE_SIZE {
+                let n = size.max(align).next_power_of_two();
+                return m.kmalloc(n, gfp).map_or(ptr::null_mut(), |p| p.as_ptr());
+            }
+            if align <= DIRECT_MAP_ALIGN {
+                let order = kmem::slab_common::get_order(size.max(align));
+                return m
+                    .kmalloc_large_order(order, gfp)
+                    .map_or(ptr::null_mut(), |p| p.as_ptr());
+            }
+            return ptr::null_mut();
+        }
+        host_mmap(size, align, gfp.contains(GfpFlags::__GFP_ZERO))
+    }
+}
+
+fn tid() -> usize {
+    // SAFETY: gettid has no preconditions.
+    (unsafe { libc::syscall(libc::SYS_gettid) }) as usize
+}
+
+/// Anonymous host memory for requests larger than the largest buddy block.
+fn host_mmap(size: usize, align: usize, _zero: bool) -> *mut u8 {
+    if align > PAGE_SIZE {
+        return ptr::null_mut();
+    }
+    // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p.cast()
+    }
+}
+
+#[inline]
+fn in_machine(m: &Machine<HostedPlatform>, p: *mut u8) -> bool {
+    m.virt_to_phys(VirtAddr::new(p as usize)).is_some()
+}
+
+// SAFETY: blocks come from kmalloc / the page allocator / mmap, are at least `layout.size()`
+// bytes with `layout.align()` alignment (see the module documentation), and are not handed
+// out again until freed. `dealloc` routes each pointer back to where it came from.
+unsafe impl GlobalAlloc for KmemAlloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        match self.machine() {
+            Some(m) => self.alloc_with(m, layout, GFP),
+            None => self.arena_alloc(layout),
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        match self.machine() {
+            Some(m) => self.alloc_with(m, layout, GFP.union(GfpFlags::__GFP_ZERO)),
+            // The arena is zero-initialised and never reused.
+            None => self.arena_alloc(layout),
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        if self.in_arena(p) {
+            return;
+        }
+        let Some(m) = self.machine() else { return };
+        if in_machine(m, p) {
+            m.kfree(p);
+        } else {
+            // SAFETY: a block of `layout.size()` bytes from `host_mmap`.
+            unsafe { libc::munmap(p.cast(), layout.size()) };
+        }
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Some(m) = self.machine() else {
+            return ptr::null_mut();
+        };
+        if !self.in_arena(p)
+            && in_machine(m, p)
+            && new_size <= KMALLOC_MAX_SIZE
+            && Self::kmalloc_fits(new_size, layout.align())
+        {
+            // krealloc keeps the block while ksize suffices, else kmallocs (aligned by the
+            // check above), copies ksize bytes and frees; on failure the old block stays.
+            return m
+                .krealloc(p, new_size, GFP)
+                .map_or(ptr::null_mut(), |q| q.as_ptr());
+        }
+        // SAFETY: the caller guarantees a valid layout for `new_size` with the same alignment.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: forwarded caller guarantees.
+        let q = unsafe { self.alloc(new_layout) };
+        if !q.is_null() {
+            // SAFETY: both blocks hold at least `min(old, new)` bytes and are distinct.
+            unsafe { ptr::copy_nonoverlapping(p, q, layout.size().min(new_size)) };
+            // SAFETY: `p` was allocated by us with `layout`.
+            unsafe { self.dealloc(p, layout) };
+        }
+        q
+    }
+}
