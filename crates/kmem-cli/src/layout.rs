@@ -1,13 +1,14 @@
-//! `kmem layout`: the machine's memory layout, as far as kmem models it today.
+//! `kmem layout`: the machine's memory layout.
 //!
-//! Linux printed a "virtual kernel memory layout" at boot on i386 (arch/x86/mm/init_32.c,
-//! `mem_init`) in the form `name : 0xstart - 0xend   (size)`; this command uses the same form
-//! for both architectures. Areas that kmem does not model yet (vmalloc, pkmap, fixmap) are
-//! listed as such rather than invented.
+//! The virtual layout is `kmem::layout::KernelLayout`'s rendering, in the form of the
+//! "virtual kernel memory layout" i386 Linux printed at boot (arch/x86/mm/init_32.c
+//! `mem_init`: `name : 0xstart - 0xend   (size)`); then what this machine uses of it (the
+//! `struct page` array, `high_memory`) and its physical zones.
 
 use std::fmt::Write;
 
 use kmem::arch::Arch;
+use kmem::layout::KernelLayout;
 use kmem::mmzone::ZoneType;
 use kmem::{Pfn, PAGE_SIZE};
 
@@ -15,9 +16,9 @@ use crate::kernel::Kernel;
 
 fn size(bytes: u64) -> String {
     if bytes >= 10 << 20 {
-        format!("{:>5} MB", bytes >> 20)
+        format!("{:>4} MB", bytes >> 20)
     } else {
-        format!("{:>5} kB", bytes >> 10)
+        format!("{:>4} kB", bytes >> 10)
     }
 }
 
@@ -30,7 +31,7 @@ pub fn render(k: &Kernel) -> String {
     let line = |s: &mut String, name: &str, a: u64, b: u64, note: &str| {
         let _ = writeln!(
             s,
-            "    {name:<11}: {a:#0w2$x} - {b:#0w2$x}   ({})  {note}",
+            "{name:>12} : {a:#0w2$x} - {b:#0w2$x}   ({})  {note}",
             size(b - a),
             w2 = w + 2
         );
@@ -43,62 +44,37 @@ pub fn render(k: &Kernel) -> String {
         m.max_pfn().as_u64(),
         m.nr_cpus()
     );
-    let _ = writeln!(s, "virtual kernel memory layout:");
+    // The architecture's layout (kmem::layout, as Linux documents it); the vmalloc space is
+    // shown whole until the machine manages part of it.
     let po = arch.page_offset();
     let low = m.lowmem_end().as_u64();
+    let kl = KernelLayout::new(arch, low, u64::MAX);
+    let _ = write!(s, "{kl}");
     let memmap_bytes = m.max_pfn().as_u64() * core::mem::size_of::<kmem::Page>() as u64;
     let memmap = m
         .pfn_to_page(Pfn::new(0))
         .map(|p| k.page_model(p))
         .unwrap_or(0);
-    match arch {
-        Arch::X86_64 => {
-            line(
-                &mut s,
-                "direct map",
-                po,
-                po + low,
-                "PAGE_OFFSET: all RAM (page_offset_base)",
-            );
-            line(
-                &mut s,
-                "vmemmap",
-                memmap,
-                memmap + memmap_bytes,
-                "struct page array (vmemmap_base)",
-            );
-        }
-        Arch::I386 => {
-            line(
-                &mut s,
-                "lowmem",
-                po,
-                po + low,
-                "PAGE_OFFSET: direct map up to high_memory",
-            );
-            line(
-                &mut s,
-                "mem_map",
-                memmap,
-                memmap + memmap_bytes,
-                "struct page array, inside lowmem",
-            );
-        }
-    }
-    let _ = writeln!(
-        s,
-        "    (not modelled yet: vmalloc/ioremap space{}, the kernel text mapping)",
-        if arch == Arch::I386 {
-            ", pkmap, fixmap"
-        } else {
-            ""
-        }
+    let _ = writeln!(s, "this machine:");
+    line(
+        &mut s,
+        "mem_map",
+        memmap,
+        memmap + memmap_bytes,
+        &format!(
+            "struct page[{}], {} bytes each{}",
+            m.max_pfn().as_u64(),
+            core::mem::size_of::<kmem::Page>(),
+            if arch == Arch::I386 {
+                ", inside lowmem"
+            } else {
+                ", in vmemmap"
+            }
+        ),
     );
     let _ = writeln!(
         s,
-        "    struct page: {} bytes; PAGE_SIZE {}; high_memory = {:#0w2$x}",
-        core::mem::size_of::<kmem::Page>(),
-        PAGE_SIZE,
+        "  PAGE_OFFSET = {po:#0w2$x}, high_memory = {:#0w2$x}, PAGE_SIZE = {PAGE_SIZE}",
         po + low,
         w2 = w + 2
     );
@@ -110,7 +86,7 @@ pub fn render(k: &Kernel) -> String {
         let zone = m.zone(z);
         let g = zone.geo;
         if g.spanned == 0 {
-            let _ = writeln!(s, "    {:<11}: empty", z.name());
+            let _ = writeln!(s, "{:>12} : empty", z.name());
             continue;
         }
         let (a, b) = (g.start_pfn.phys().as_u64(), g.end_pfn().phys().as_u64());
@@ -121,7 +97,7 @@ pub fn render(k: &Kernel) -> String {
         };
         let _ = writeln!(
             s,
-            "    {:<11}: {a:#012x} - {b:#012x}   ({})  {} pages present, {note}",
+            "{:>12} : {a:#012x} - {b:#012x}   ({})  {} pages present, {note}",
             z.name(),
             size(b - a),
             g.present

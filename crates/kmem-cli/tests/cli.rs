@@ -301,15 +301,16 @@ fn layout_i386() {
     let o = kmem(&["--arch", "i386", "--mem", "2G", "layout"], "");
     assert!(o.status.success());
     let s = text(&o.stdout);
-    assert!(
-        s.contains("    lowmem     : 0xc0000000 - 0xf8000000"),
-        "{s}"
-    );
-    assert!(s.contains("HighMem"), "{s}");
+    assert!(s.contains("      lowmem : 0xc0000000 - 0xf8000000"), "{s}");
+    assert!(s.contains("     vmalloc : 0xf8800000 - "), "{s}");
+    assert!(s.contains("PAGE_OFFSET = 0xc0000000"), "{s}");
+    assert!(s.contains("     HighMem : 0x0038000000 - "), "{s}");
     let o = kmem(&["layout"], "");
     let s = text(&o.stdout);
-    assert!(s.contains("    direct map : 0xffff888000000000 - "), "{s}");
-    assert!(s.contains("    vmemmap    : 0xffffea0000000000 - "), "{s}");
+    assert!(s.contains("  direct map : 0xffff888000000000 - "), "{s}");
+    assert!(s.contains("     vmemmap : 0xffffea0000000000 - "), "{s}");
+    assert!(s.contains("     vmalloc : 0xffffc90000000000 - "), "{s}");
+    assert!(s.contains("     mem_map : 0xffffea0000000000 - "), "{s}");
 }
 
 #[test]
