@@ -60,8 +60,8 @@ mod sys;
 
 pub use boot::boot;
 pub use console::Console;
-pub use global::KmemAlloc;
 pub use cpu::{thread_cpu_slot, NR_CPUS, SHARED_CPU};
+pub use global::KmemAlloc;
 pub use physmem::{VirtWindow, DIRECT_MAP_ALIGN};
 pub use platform::{Clock, HostedConfig, HostedPlatform, DEFAULT_MAX_PHYS};
 pub use probe::{probe_read, probe_read_bytes, probe_write, probe_write_bytes, ProbeError};

@@ -11,7 +11,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::io::{self, Read};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use kmem::platform::{CpuDeadHook, LogLevel, Platform};
@@ -260,9 +260,14 @@ impl HostedPlatform {
         VirtWindow::new(self.inner.clone(), len)
     }
 
-    /// The memfd holding physical memory.
-    pub fn memfd(&self) -> BorrowedFd<'_> {
-        self.inner.mem.fd()
+    /// The descriptor of the memfd holding physical memory, for reading it from outside (e.g.
+    /// `pread` in tests, or handing it to a debugger).
+    ///
+    /// It is a raw descriptor on purpose: anything done with it needs `unsafe`, and changing
+    /// the file (truncating it, writing to memory the machine uses) is the caller's
+    /// responsibility. It stays valid while the platform lives.
+    pub fn memfd(&self) -> RawFd {
+        self.inner.mem.fd().as_raw_fd()
     }
 
     /// The console sink.

@@ -1,7 +1,5 @@
 //! Physical memory: the memfd direct map, growth, hole punching, windows and probes.
 
-use std::os::fd::AsRawFd;
-
 use kmem::platform::Platform;
 use kmem::PhysAddr;
 use kmem_hosted::{probe_read, probe_write, HostedConfig, HostedPlatform, ProbeError};
@@ -35,14 +33,7 @@ fn poke(p: &HostedPlatform, phys: u64, v: u8) {
 fn pread(p: &HostedPlatform, off: u64, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
     // SAFETY: `buf` is valid for `len` bytes of writes.
-    let n = unsafe {
-        libc::pread(
-            p.memfd().as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            len,
-            off as libc::off_t,
-        )
-    };
+    let n = unsafe { libc::pread(p.memfd(), buf.as_mut_ptr().cast(), len, off as libc::off_t) };
     assert_eq!(n, len as isize);
     buf
 }
