@@ -45,7 +45,7 @@
 //! 4. A non-null `CpuLocal::regs[i]` owns one weak reference to a platform's control block and
 //!    is that block's address; `last` and `prev`, when non-null, equal one of the `regs`.
 //! 5. A thread takes an exclusive slot or registers a platform only once its exit handler is
-//!    armed, so neither leaks when it exits.
+//!    armed and before it has run (`DEAD`), so neither leaks when it exits.
 //!
 //! # Memory ordering
 //! A slot is claimed with an Acquire CAS and released with a Release `fetch_and` after the
@@ -244,8 +244,8 @@ impl HookCell {
             // was registered on has not begun dropping (`close` would have removed the hook and
             // waits for us on the lock); `cpu` is the exiting thread's exclusive slot, still
             // marked taken in `SLOTS`, so it is neither used by any thread (the owner is in
-            // its thread-local destructor, where its own sections fall back to SHARED_CPU) nor
-            // handed out before we return.
+            // its exit handler and already marked DEAD, so its own sections, the hook's
+            // included, use SHARED_CPU) nor handed out before we return.
             unsafe { (h.func)(h.ctx, cpu) };
         }
     }
@@ -443,7 +443,9 @@ pub(crate) fn cpu_get(plat: &MapArc<Inner>) -> usize {
 
 #[cold]
 fn cpu_get_slow(l: &CpuLocal, plat: &MapArc<Inner>) -> usize {
-    if !l.register(plat) {
+    // Once offline (in or after the exit handler: hooks, later destructors), a thread tracks
+    // nothing more; a weak reference taken now would never be released.
+    if l.slot.get() == DEAD || !l.register(plat) {
         return shared_get();
     }
     let mut slot = l.slot.get();

@@ -145,6 +145,13 @@ impl<T> MapArc<T> {
         MapWeak { ptr: this.ptr }
     }
 
+    /// The number of weak references, plus one for the strong ones together (as `Arc`).
+    #[cfg(test)]
+    pub(crate) fn weak_count(this: &Self) -> usize {
+        // SAFETY: `this` keeps the block mapped.
+        unsafe { weak(this.ptr) }.load(Ordering::SeqCst)
+    }
+
     /// The block's address: identifies the value while any reference to it exists.
     pub(crate) fn as_id(this: &Self) -> *const () {
         this.ptr.as_ptr().cast_const().cast()

@@ -516,6 +516,34 @@ mod tests {
     }
 
     #[test]
+    fn sections_in_hooks_and_after_exit_do_not_track_the_platform() {
+        // A hook that enters a section (as kmem's draining does) must not leave a weak
+        // reference behind in the exiting thread: the platform's block would leak.
+        unsafe fn hook(ctx: *const (), _cpu: usize) {
+            // SAFETY: the test registers a live platform and keeps it alive.
+            let p = unsafe { &*ctx.cast::<HostedPlatform>() };
+            let c = p.cpu_get();
+            p.cpu_put(c);
+        }
+        let p = Box::new(small());
+        p.set_cpu_dead_hook(CpuDeadHook {
+            ctx: (&*p as *const HostedPlatform).cast(),
+            func: hook,
+        });
+        assert_eq!(MapArc::weak_count(&p.inner), 1);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let c = p.cpu_get();
+                p.cpu_put(c);
+                assert_eq!(MapArc::weak_count(&p.inner), 2);
+            })
+            .join()
+            .unwrap();
+        });
+        assert_eq!(MapArc::weak_count(&p.inner), 1);
+    }
+
+    #[test]
     fn config_errors() {
         assert!(HostedPlatform::new(HostedConfig::new(0)).is_err());
         assert!(HostedPlatform::new(HostedConfig::new(12345)).is_err());
