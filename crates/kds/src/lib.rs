@@ -23,7 +23,10 @@ mod sync;
 extern crate alloc as alloc_crate;
 pub mod alloc;
 pub mod error;
+pub mod idr;
+pub mod radix_tree;
 pub mod rbtree;
+pub mod xarray;
 
 pub use error::{Error, Result};
 

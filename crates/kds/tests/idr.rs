@@ -1,0 +1,611 @@
+//! IDR / IDA tests: tools/testing/radix-tree/idr-test.c and lib/test_ida.c ported (in our own
+//! words, with their expected outcomes), the old `idr_get_new` / `ida_get_new` EAGAIN loops,
+//! allocation-failure injection, the radix-tree names, and proptests against a set model.
+
+extern crate std;
+
+mod trees_support;
+
+use std::collections::BTreeSet;
+use std::vec::Vec;
+
+use kds::alloc::Gfp;
+use kds::idr::*;
+use kds::radix_tree::*;
+use kds::xarray::{xa_mk_value, XArray, XaEntry};
+use kds::Error;
+use proptest::prelude::*;
+use trees_support::{Rng, TestAlloc};
+
+const GFP: Gfp = Gfp::GFP_KERNEL;
+
+/// `item_create(index)`: a value entry carrying its id.
+fn item(i: u64) -> Option<XaEntry> {
+    Some(xa_mk_value(i as usize))
+}
+/// `DUMMY_PTR`.
+fn dummy() -> Option<XaEntry> {
+    Some(xa_mk_value(0x12))
+}
+
+#[test]
+fn idr_alloc_test() {
+    let a = TestAlloc::new();
+    let idr = Idr::new_in(&a);
+    assert_eq!(idr.idr_alloc_cyclic(dummy(), 0, 0x4000, GFP), Ok(0));
+    assert_eq!(
+        idr.idr_alloc_cyclic(dummy(), 0x3ffd, 0x4000, GFP),
+        Ok(0x3ffd)
+    );
+    idr.idr_remove(0x3ffd);
+    idr.idr_remove(0);
+    for i in 0x3ffeu64..0x4003 {
+        let want = if i < 0x4000 { i } else { i - 0x3fff };
+        assert_eq!(
+            idr.idr_alloc_cyclic(item(want), 1, 0x4000, GFP),
+            Ok(want as i32)
+        );
+    }
+    let mut n = 0;
+    idr.idr_for_each(|id, e| {
+        assert_eq!(e.to_value(), Some(id as usize));
+        n += 1;
+        0
+    });
+    assert_eq!(n, 5);
+    idr.idr_destroy();
+    assert!(idr.idr_is_empty());
+}
+
+#[test]
+fn idr_replace_test() {
+    let a = TestAlloc::new();
+    let idr = Idr::new_in(&a);
+    assert_eq!(idr.idr_alloc(item(99), 10, 11, GFP), Ok(10));
+    assert_eq!(idr.idr_replace(dummy(), 10), Ok(item(99)));
+    assert_eq!(idr.idr_find(10), dummy());
+    assert_eq!(idr.idr_replace(dummy(), 11), Err(Error::ENOENT));
+    idr.idr_destroy();
+}
+
+#[test]
+fn idr_null_test() {
+    let a = TestAlloc::new();
+    let idr = Idr::new_in(&a);
+    assert!(idr.idr_is_empty());
+    assert_eq!(idr.idr_alloc(None, 0, 0, GFP), Ok(0));
+    assert!(!idr.idr_is_empty());
+    idr.idr_remove(0);
+    assert!(idr.idr_is_empty());
+    assert_eq!(idr.idr_alloc(None, 0, 0, GFP), Ok(0));
+    assert!(!idr.idr_is_empty());
+    idr.idr_destroy();
+    assert!(idr.idr_is_empty());
+    for i in 0..10 {
+        assert_eq!(idr.idr_alloc(None, 0, 0, GFP), Ok(i));
+    }
+    assert_eq!(idr.idr_replace(dummy(), 3), Ok(None));
+    assert_eq!(idr.idr_replace(dummy(), 4), Ok(None));
+    assert_eq!(idr.idr_replace(None, 4), Ok(dummy()));
+    assert_eq!(idr.idr_replace(dummy(), 11), Err(Error::ENOENT));
+    idr.idr_remove(5);
+    assert_eq!(idr.idr_alloc(None, 0, 0, GFP), Ok(5));
+    idr.idr_remove(5);
+    for i in 0..9 {
+        idr.idr_remove(i);
+        assert!(!idr.idr_is_empty());
+    }
+    idr.idr_remove(8);
+    assert!(!idr.idr_is_empty());
+    idr.idr_remove(9);
+    assert!(idr.idr_is_empty());
+    assert_eq!(idr.idr_alloc(None, 0, 0, GFP), Ok(0));
+    assert_eq!(idr.idr_replace(dummy(), 3), Err(Error::ENOENT));
+    assert_eq!(idr.idr_replace(dummy(), 0), Ok(None));
+    assert_eq!(idr.idr_replace(None, 0), Ok(dummy()));
+    idr.idr_destroy();
+    assert!(idr.idr_is_empty());
+    for i in 1..10 {
+        assert_eq!(idr.idr_alloc(None, 1, 0, GFP), Ok(i));
+    }
+    idr.idr_destroy();
+    assert!(idr.idr_is_empty());
+}
+
+#[test]
+fn idr_nowait_test() {
+    let a = TestAlloc::new();
+    let idr = Idr::new_in(&a);
+    idr.idr_preload(GFP).unwrap();
+    // After the preload, GFP_NOWAIT allocations succeed even with the allocator failing.
+    a.fail_all();
+    for i in 0..3 {
+        assert_eq!(
+            idr.idr_alloc(item(i as u64), i, i + 1, Gfp::GFP_NOWAIT),
+            Ok(i)
+        );
+    }
+    idr.idr_preload_end();
+    a.heal();
+    idr.idr_destroy();
+}
+
+fn idr_get_next_test(base: u32) {
+    let a = TestAlloc::new();
+    let idr = Idr::with_base(&a, base);
+    let indices = [4, 7, 9, 15, 65, 128, 1000, 99999, 0];
+    for w in indices.windows(2) {
+        if w[0] == 0 {
+            break;
+        }
+        assert_eq!(idr.idr_alloc(item(w[0] as u64), w[0], w[1], GFP), Ok(w[0]));
+    }
+    let mut nextid = 0;
+    for &want in indices.iter().take_while(|&&i| i != 0) {
+        let e = idr.idr_get_next(&mut nextid).unwrap();
+        assert_eq!(nextid, want);
+        assert_eq!(e.to_value(), Some(want as usize));
+        nextid += 1;
+    }
+    assert_eq!(idr.idr_get_next(&mut nextid), None);
+    idr.idr_destroy();
+}
+
+#[test]
+fn idr_get_next() {
+    idr_get_next_test(0);
+    idr_get_next_test(1);
+    idr_get_next_test(4);
+}
+
+fn idr_u32_test1(idr: &Idr<&TestAlloc>, handle: u32) {
+    let mut id = handle;
+    assert_eq!(idr.idr_alloc_u32(dummy(), &mut id, handle, GFP), Ok(()));
+    assert_eq!(id, handle);
+    assert_eq!(
+        idr.idr_alloc_u32(dummy(), &mut id, handle, GFP),
+        Err(Error::ENOSPC)
+    );
+    assert_eq!(id, handle);
+    let mut sid = 0;
+    let e = idr.idr_get_next(&mut sid);
+    if id > INT_MAX {
+        assert_eq!(e, None);
+        assert_eq!(sid, 0);
+    } else {
+        assert_eq!(e, dummy());
+        assert_eq!(sid as u32, id);
+    }
+    idr.idr_for_each(|i, e| {
+        assert!(i >= 0);
+        assert_eq!(Some(e), dummy());
+        0
+    });
+    assert_eq!(idr.idr_remove(id), dummy());
+    assert!(idr.idr_is_empty());
+}
+
+#[test]
+fn idr_u32() {
+    for base in [4, 1, 0] {
+        let a = TestAlloc::new();
+        let idr = Idr::with_base(&a, base);
+        for h in [
+            10,
+            0x7fff_ffff,
+            0x8000_0000,
+            0x8000_0001,
+            0xffe0_0000,
+            0xffff_ffff,
+        ] {
+            idr_u32_test1(&idr, h);
+        }
+    }
+}
+
+#[test]
+fn idr_checks() {
+    let a = TestAlloc::new();
+    let idr = Idr::new_in(&a);
+    for i in 0..10000 {
+        assert_eq!(idr.idr_alloc(item(i), 0, 20000, GFP), Ok(i as i32));
+    }
+    assert!(idr.idr_alloc(dummy(), 5, 30, GFP).is_err());
+    for i in 0..5000u32 {
+        assert_eq!(idr.idr_find(i), item(i as u64));
+        idr.idr_remove(i);
+    }
+    idr.idr_remove(3);
+    idr.idr_destroy();
+    assert!(idr.idr_is_empty());
+    idr.idr_remove(3);
+    idr.idr_remove(0);
+    assert_eq!(idr.idr_alloc(dummy(), 0, 0, GFP), Ok(0));
+    idr.idr_remove(1);
+    for i in 1..64 {
+        assert_eq!(idr.idr_alloc(dummy(), 0, 0, GFP), Ok(i));
+    }
+    idr.idr_remove(1 << 30);
+    idr.idr_destroy();
+    // At the top of the int range.
+    let top = INT_MAX as i64;
+    for i in top - 3..top + 1 {
+        assert_eq!(
+            idr.idr_alloc(item(i as u64), i as i32, (i + 10).min(top) as i32, GFP)
+                .or_else(|_| idr.idr_alloc(item(i as u64), i as i32, 0, GFP)),
+            Ok(i as i32)
+        );
+    }
+    assert_eq!(
+        idr.idr_alloc(dummy(), (top - 1) as i32, 0, GFP),
+        Err(Error::ENOSPC)
+    );
+    idr.idr_destroy();
+    idr.idr_destroy();
+    assert!(idr.idr_is_empty());
+    // Cyclic allocation wraps from INT_MAX to 0.
+    idr.idr_set_cursor(INT_MAX - 3);
+    for i in (INT_MAX - 3) as u64..INT_MAX as u64 + 3 {
+        let want = if i <= INT_MAX as u64 {
+            i
+        } else {
+            i - INT_MAX as u64 - 1
+        };
+        assert_eq!(idr.idr_alloc_cyclic(item(want), 0, 0, GFP), Ok(want as i32));
+    }
+    idr.idr_destroy();
+    assert!(idr.idr_is_empty());
+    for i in 1..10000 {
+        assert_eq!(idr.idr_alloc(item(i), 1, 20000, GFP), Ok(i as i32));
+    }
+    idr.idr_destroy();
+    assert_eq!(idr.idr_alloc(dummy(), -1, 0, GFP), Err(Error::EINVAL));
+    drop(idr);
+    assert_eq!(a.live(), 0);
+}
+
+#[test]
+fn idr_enomem_injected() {
+    let a = TestAlloc::new();
+    let idr = Idr::new_in(&a);
+    assert_eq!(idr.idr_alloc(dummy(), 0, 0, GFP), Ok(0));
+    a.fail_all();
+    // id 1 fits the head's leaf? No: the head holds id 0 alone, id 1 needs a node.
+    assert_eq!(
+        idr.idr_alloc(dummy(), 0, 0, Gfp::GFP_NOWAIT),
+        Err(Error::ENOMEM)
+    );
+    assert_eq!(idr.idr_find(0), dummy());
+    a.heal();
+    assert_eq!(idr.idr_alloc(dummy(), 0, 0, GFP), Ok(1));
+    assert!(idr.xarray().check().is_ok());
+}
+
+#[test]
+fn idr_old_api_eagain_loop() {
+    let a = TestAlloc::new();
+    let idr = Idr::new_in(&a);
+    let mut id = 0;
+    // Without a preload the first allocation needing a node reports EAGAIN.
+    assert_eq!(idr.idr_get_new(item(0), &mut id), Ok(()));
+    assert_eq!(id, 0);
+    assert_eq!(idr.idr_get_new(item(1), &mut id), Err(Error::EAGAIN));
+    let mut eagain = 0;
+    for want in 1..5000u64 {
+        loop {
+            match idr.idr_get_new(item(want), &mut id) {
+                Ok(()) => break,
+                Err(Error::EAGAIN) => {
+                    eagain += 1;
+                    assert!(idr.idr_pre_get(GFP));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(id as u64, want);
+    }
+    assert!(eagain >= 1);
+    assert_eq!(idr.idr_get_new_above(item(7), 100_000, &mut id), Ok(()));
+    assert_eq!(id, 100_000);
+    // A failing pre_get reports false.
+    let b = TestAlloc::new();
+    let idr2 = Idr::new_in(&b);
+    b.fail_all();
+    assert!(!idr2.idr_pre_get(GFP));
+}
+
+// ------------------------------------------------------------------------------------------
+// IDA
+
+fn ida_check_leaf(ida: &Ida<&TestAlloc>, base: u32) {
+    for i in 0..IDA_BITMAP_BITS {
+        assert_eq!(ida.ida_alloc_min(base, GFP), Ok(base + i));
+    }
+    ida.ida_destroy();
+    assert!(ida.ida_is_empty());
+    assert_eq!(ida.ida_alloc(GFP), Ok(0));
+    assert!(!ida.ida_is_empty());
+    ida.ida_free(0);
+    assert!(ida.ida_is_empty());
+}
+
+#[test]
+fn ida_checks() {
+    let a = TestAlloc::new();
+    let ida = Ida::new_in(&a);
+    assert!(ida.ida_is_empty());
+    ida_check_leaf(&ida, 0);
+    ida_check_leaf(&ida, 1024);
+    ida_check_leaf(&ida, 1024 * 64);
+    drop(ida);
+    assert_eq!(a.live(), 0);
+}
+
+#[test]
+fn ida_check_alloc_free_and_bad_free() {
+    let a = TestAlloc::new();
+    let ida = Ida::new_in(&a);
+    for i in 0..10000 {
+        assert_eq!(ida.ida_alloc(GFP), Ok(i));
+    }
+    ida.ida_free(20);
+    ida.ida_free(21);
+    assert_eq!(ida.ida_alloc(GFP), Ok(20));
+    assert_eq!(ida.ida_alloc(GFP), Ok(21));
+    assert_eq!(ida.ida_alloc(GFP), Ok(10000));
+    for i in 0..5000 {
+        ida.ida_free(i);
+    }
+    assert_eq!(ida.ida_alloc_min(5000, GFP), Ok(10001));
+    assert!(!ida.ida_exists(4999));
+    assert!(ida.ida_exists(5000));
+    // Freeing an unallocated id warns and changes nothing.
+    ida.ida_free(4000);
+    ida.ida_free(2_000_000);
+    assert_eq!(ida.warnings(), 2);
+    assert!(ida.ida_exists(5000));
+    assert_eq!(ida.ida_alloc(GFP), Ok(0));
+    ida.ida_destroy();
+    assert!(ida.ida_is_empty());
+    assert_eq!(ida.ida_alloc_min(1, GFP), Ok(1));
+    ida.ida_free(1);
+    assert!(ida.ida_is_empty());
+    assert_eq!(ida.ida_alloc_min(1, GFP), Ok(1));
+    assert_eq!(ida.ida_alloc_min(1025, GFP), Ok(1025));
+    assert_eq!(ida.ida_alloc_min(10000, GFP), Ok(10000));
+    ida.ida_free(1025);
+    ida.check().unwrap();
+    drop(ida);
+    assert_eq!(a.live(), 0);
+}
+
+#[test]
+fn ida_check_max() {
+    let a = TestAlloc::new();
+    let ida = Ida::new_in(&a);
+    let mut j = 1u32;
+    while j < 65537 {
+        let base = (1u32 << 31) - j;
+        for i in 0..j {
+            assert_eq!(ida.ida_alloc_min(base, GFP), Ok(base + i));
+        }
+        assert_eq!(ida.ida_alloc_min(base, GFP), Err(Error::ENOSPC));
+        ida.ida_destroy();
+        assert!(ida.ida_is_empty());
+        j *= 4;
+    }
+    assert_eq!(ida.ida_alloc_min(INT_MAX + 1, GFP), Err(Error::ENOSPC));
+    assert_eq!(ida.ida_alloc_range(10, 5, GFP), Err(Error::ENOSPC));
+    assert_eq!(ida.ida_alloc_max(0, GFP), Ok(0));
+    assert_eq!(ida.ida_alloc_max(0, GFP), Err(Error::ENOSPC));
+    drop(ida);
+    assert_eq!(a.live(), 0);
+}
+
+#[test]
+fn ida_check_conv_and_old_api() {
+    let a = TestAlloc::new();
+    let ida = Ida::new_in(&a);
+    let mut id = 0;
+    let mut i = 0;
+    while i < IDA_BITMAP_BITS * 2 {
+        assert!(ida.ida_pre_get(GFP));
+        assert_eq!(ida.ida_get_new_above(i + 1, &mut id), Ok(()));
+        assert_eq!(id, i + 1);
+        assert_eq!(ida.ida_get_new_above(i + usize::BITS, &mut id), Ok(()));
+        assert_eq!(id, i + usize::BITS);
+        ida.ida_remove(i + 1);
+        ida.ida_remove(i + usize::BITS);
+        assert!(ida.ida_is_empty());
+        i += IDA_BITMAP_BITS;
+    }
+    for i in 0..IDA_BITMAP_BITS * 2 {
+        assert!(ida.ida_pre_get(GFP));
+        assert_eq!(ida.ida_get_new(&mut id), Ok(()));
+        assert_eq!(id, i);
+    }
+    for i in (0..IDA_BITMAP_BITS * 2).rev() {
+        ida.ida_remove(i);
+    }
+    assert!(ida.ida_is_empty());
+    drop(ida);
+    // EAGAIN exactly when a value entry must become a bitmap (bit BITS_PER_XA_VALUE of each
+    // chunk), once the preload is used up (a fresh IDA: nothing preloaded, as after Linux's
+    // radix_tree_cpu_dead()).
+    let ida = Ida::new_in(&a);
+    for i in 0..20_000u32 {
+        let r = ida.ida_get_new(&mut id);
+        if r == Err(Error::EAGAIN) {
+            assert_eq!(i % IDA_BITMAP_BITS, BITS_PER_XA_VALUE, "i {i}");
+            assert!(ida.ida_pre_get(GFP));
+            assert_eq!(ida.ida_get_new(&mut id), Ok(()));
+        } else {
+            assert_ne!(i % IDA_BITMAP_BITS, BITS_PER_XA_VALUE, "i {i}");
+            assert_eq!(r, Ok(()));
+        }
+        assert_eq!(id, i);
+    }
+    ida.ida_destroy();
+    drop(ida);
+    assert_eq!(a.live(), 0);
+}
+
+#[test]
+fn ida_check_nomem() {
+    let a = TestAlloc::new();
+    let ida = Ida::new_in(&a);
+    a.fail_all();
+    assert_eq!(ida.ida_alloc_min(256, Gfp::GFP_NOWAIT), Err(Error::ENOMEM));
+    assert_eq!(
+        ida.ida_alloc_min(1 << 30, Gfp::GFP_NOWAIT),
+        Err(Error::ENOMEM)
+    );
+    assert!(ida.ida_is_empty());
+    a.heal();
+    assert_eq!(ida.ida_alloc_min(256, GFP), Ok(256));
+}
+
+#[test]
+fn ida_check_random() {
+    let a = TestAlloc::new();
+    let ida = Ida::new_in(&a);
+    let mut rng = Rng(7);
+    let mut bitmap = [false; 2048];
+    for _ in 0..20_000 {
+        let bit = rng.below(2048) as u32;
+        if bitmap[bit as usize] {
+            bitmap[bit as usize] = false;
+            ida.ida_free(bit);
+        } else {
+            bitmap[bit as usize] = true;
+            let mut id = 0;
+            loop {
+                ida.ida_pre_get(GFP);
+                match ida.ida_get_new_above(bit, &mut id) {
+                    Err(Error::EAGAIN) => continue,
+                    r => {
+                        assert_eq!(r, Ok(()));
+                        break;
+                    }
+                }
+            }
+            assert_eq!(id, bit);
+        }
+    }
+    assert_eq!(ida.warnings(), 0);
+    ida.check().unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn ida_matches_set_model(ops in proptest::collection::vec((any::<bool>(), 0u32..5000, 0u32..3000), 1..300)) {
+        let a = TestAlloc::new();
+        let ida = Ida::new_in(&a);
+        let mut used = BTreeSet::new();
+        for (alloc, x, span) in ops {
+            if alloc {
+                let want = (x..=x + span).find(|i| !used.contains(i));
+                let got = ida.ida_alloc_range(x, x + span, GFP);
+                match want {
+                    Some(w) => { prop_assert_eq!(got, Ok(w)); used.insert(w); }
+                    None => prop_assert_eq!(got, Err(Error::ENOSPC)),
+                }
+            } else {
+                let was = used.remove(&x);
+                let w0 = ida.warnings();
+                ida.ida_free(x);
+                prop_assert_eq!(ida.warnings() == w0, was);
+            }
+            if let Err(e) = ida.check() { return Err(TestCaseError::fail(e)); }
+        }
+        for i in 0..8000 {
+            prop_assert_eq!(ida.ida_exists(i), used.contains(&i));
+        }
+        prop_assert_eq!(ida.ida_is_empty(), used.is_empty());
+        drop(ida);
+        prop_assert_eq!(a.live(), 0);
+    }
+
+    #[test]
+    fn idr_matches_map_model(ops in proptest::collection::vec((0u8..4, 0u32..2000, 0u32..500), 1..300)) {
+        let a = TestAlloc::new();
+        let idr = Idr::new_in(&a);
+        let mut m = std::collections::BTreeMap::new();
+        for (op, x, span) in ops {
+            match op {
+                0 | 1 => {
+                    let want = (x..x + span + 1).find(|i| !m.contains_key(i));
+                    let got = idr.idr_alloc(item(x as u64), x as i32, (x + span + 1) as i32, GFP);
+                    match want {
+                        Some(w) => { prop_assert_eq!(got, Ok(w as i32)); m.insert(w, x); }
+                        None => prop_assert_eq!(got, Err(Error::ENOSPC)),
+                    }
+                }
+                2 => prop_assert_eq!(idr.idr_remove(x).and_then(|e| e.to_value()), m.remove(&x).map(|v| v as usize)),
+                _ => {
+                    let r = idr.idr_replace(item(span as u64), x);
+                    match m.get_mut(&x) {
+                        Some(v) => { prop_assert_eq!(r, Ok(item(*v as u64))); *v = span; }
+                        None => prop_assert_eq!(r, Err(Error::ENOENT)),
+                    }
+                }
+            }
+        }
+        let mut got = Vec::new();
+        idr.idr_for_each(|id, e| { got.push((id as u32, e.to_value().unwrap() as u32)); 0 });
+        let want: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();
+        prop_assert_eq!(got, want);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Radix-tree names.
+
+#[test]
+fn radix_tree_api() {
+    let a = TestAlloc::new();
+    let root: RadixTreeRoot<_> = XArray::new_in(&a);
+    assert!(radix_tree_empty(&root));
+    for i in [0usize, 1, 5, 64, 1000, 1 << 30] {
+        radix_tree_insert(&root, i, xa_mk_value(i), GFP).unwrap();
+    }
+    assert_eq!(
+        radix_tree_insert(&root, 5, xa_mk_value(0), GFP),
+        Err(Error::EEXIST)
+    );
+    assert_eq!(radix_tree_lookup(&root, 64), Some(xa_mk_value(64)));
+    assert_eq!(radix_tree_lookup(&root, 63), None);
+    assert_eq!(radix_tree_tag_set(&root, 1000, 1), Some(xa_mk_value(1000)));
+    assert_eq!(radix_tree_tag_set(&root, 999, 1), None);
+    assert!(radix_tree_tag_get(&root, 1000, 1));
+    assert!(radix_tree_tagged(&root, 1));
+    assert!(!radix_tree_tagged(&root, 2));
+    let mut out = [xa_mk_value(0); 4];
+    assert_eq!(radix_tree_gang_lookup(&root, &mut out, 2), 4);
+    assert_eq!(
+        out,
+        [
+            xa_mk_value(5),
+            xa_mk_value(64),
+            xa_mk_value(1000),
+            xa_mk_value(1 << 30)
+        ]
+    );
+    assert_eq!(radix_tree_gang_lookup(&root, &mut out[..2], 1001), 1);
+    assert_eq!(radix_tree_gang_lookup_tag(&root, &mut out, 0, 1), 1);
+    assert_eq!(
+        radix_tree_tag_clear(&root, 1000, 1),
+        Some(xa_mk_value(1000))
+    );
+    assert!(!radix_tree_tagged(&root, 1));
+    assert_eq!(radix_tree_delete(&root, 64), Some(xa_mk_value(64)));
+    assert_eq!(radix_tree_delete(&root, 64), None);
+    radix_tree_preload(&root, GFP).unwrap();
+    a.fail_all();
+    radix_tree_insert(&root, 77_777, xa_mk_value(1), Gfp::GFP_NOWAIT).unwrap();
+    radix_tree_preload_end(&root);
+    a.heal();
+    root.check().unwrap();
+}
