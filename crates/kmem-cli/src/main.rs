@@ -9,6 +9,7 @@
 //! language and the exit statuses.
 
 mod complete;
+mod crash;
 mod demo;
 mod kernel;
 mod layout;
@@ -134,6 +135,7 @@ impl Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    crash::install();
     match run(&cli) {
         Ok(code) => code,
         Err(msg) => {

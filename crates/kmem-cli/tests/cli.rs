@@ -374,3 +374,21 @@ fn slub_debug_reaches_the_kernel() {
     assert!(s.ends_with("x = 1\n"), "{s}");
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// Zeroing half the direct map wipes the slab allocator's own structures; the next slab call
+/// follows a wild pointer. The process reports a kernel panic instead of dying silently.
+#[test]
+fn corrupting_the_kernel_ends_in_a_panic_report() {
+    let o = kmem(
+        &["shell"],
+        "p = kmalloc(64, GFP_KERNEL)\nmemset(p, 0, 1 << 29)\n\
+         c = kmem_cache_create(\"ok\", 8, 8, 0)\nkmem_cache_alloc(c, GFP_KERNEL)\n\
+         q = kmalloc(200, GFP_KERNEL)\n",
+    );
+    let s = text(&o.stdout);
+    assert!(
+        s.contains("Kernel panic - not syncing: Fatal exception (kmem: host fault at 0x"),
+        "{s}"
+    );
+    assert_eq!(o.status.code(), Some(3));
+}

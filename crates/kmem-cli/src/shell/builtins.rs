@@ -453,7 +453,7 @@ pub static PAGE_BUILTINS: &[Builtin] = &[
         run: |c, a| {
             let n = a.usize(2)?;
             if n > 1 << 30 {
-                return Err(Fail::Error("memset: at most 1 GiB at a time".into()));
+                return Err(Fail::Error("at most 1 GiB at a time".into()));
             }
             let data = vec![a.u(1) as u8; n];
             c.k.write(a.u(0), &data)?;
@@ -574,7 +574,7 @@ fn hexdump(c: &mut Ctx<'_>, a: &Args) -> Result<Value, Fail> {
     let start = a.u(0);
     let len = a.usize(1)?;
     if len > 1 << 20 {
-        return Err(Fail::Error("hexdump: at most 1 MiB at a time".into()));
+        return Err(Fail::Error("at most 1 MiB at a time".into()));
     }
     let w = c.k.m.arch().ptr_hex_digits();
     let mut off = 0;
