@@ -57,7 +57,7 @@
 //!    and enter sections, which use `SHARED_CPU`);
 //! 2. `SHARED`'s lock (a CPU section, inside which kmem takes its locks).
 //!
-//! So: never drop a platform or set its hook inside a CPU section.
+//! So: never drop a platform or set its hook inside a CPU section or inside a hook.
 //!
 //! Nothing here allocates: both locks are [`RawFutexMutex`]es, the thread-local is
 //! const-initialised without drop glue, registration clones a weak reference, and the key

@@ -119,6 +119,15 @@ pub(crate) struct Inner {
 /// See the [crate documentation](crate) for the model. The handle is small (a pointer to its
 /// control block and the cached direct-map base) and is not `Clone`: the machine built on it
 /// owns it.
+///
+/// # CPU-dead hook
+/// The hook registered with [`Platform::set_cpu_dead_hook`] runs on an exiting thread (one
+/// that entered a section on this platform and had its own CPU), from its pthread-key
+/// destructor, with that thread's CPU. It may run at any time until this handle's drop begins
+/// (the drop waits for a call in progress), so its `ctx` must stay valid until then: memory
+/// inside the direct map, as kmem's machine state is, qualifies. Inside the hook, sections run
+/// on [`crate::SHARED_CPU`]. Do not drop the platform or set its hook from inside a hook or a
+/// CPU section.
 pub struct HostedPlatform {
     inner: MapArc<Inner>,
     base: *mut u8,
