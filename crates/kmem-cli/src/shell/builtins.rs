@@ -150,12 +150,19 @@ pub struct Builtin {
 
 use Param::*;
 
-/// The tables of functions, in the order `help` lists them.
-static TABLES: &[&[Builtin]] = &[PAGE_BUILTINS, super::slab::SLAB_BUILTINS];
+/// The tables of functions with their titles, in the order `help` lists them.
+pub static TABLES: &[(&str, &[Builtin])] = &[
+    ("Page allocator and memory model", PAGE_BUILTINS),
+    ("Slab allocator", super::slab::SLAB_BUILTINS),
+    (
+        "Memory access (faults are reported as oopses)",
+        MEMORY_BUILTINS,
+    ),
+];
 
 /// Every function the shell knows, in the order `help` lists them.
 pub fn all() -> impl Iterator<Item = &'static Builtin> {
-    TABLES.iter().flat_map(|t| t.iter())
+    TABLES.iter().flat_map(|t| t.1.iter())
 }
 
 /// The page allocator's and the memory model's functions, and memory access.
@@ -388,7 +395,10 @@ pub static PAGE_BUILTINS: &[Builtin] = &[
             Ok(Value::Int(i64::from(page.refcount()) as u64))
         },
     },
-    // ---------------------------------------------------------------- memory access
+];
+
+/// Memory access through fault probes.
+pub static MEMORY_BUILTINS: &[Builtin] = &[
     Builtin {
         name: "peek8",
         proto: "u8 peek8(void *addr)",

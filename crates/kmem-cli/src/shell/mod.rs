@@ -583,22 +583,30 @@ fn report(err: &mut dyn Write, line: &str, origin: Origin<'_>, e: &ShellError) {
 
 fn help_all(s: &mut String) {
     use std::fmt::Write as _;
-    let _ = writeln!(
-        s,
-        "Functions (addresses are shown and taken in the machine's own layout):"
-    );
-    for b in builtins::all() {
-        let _ = writeln!(s, "  {:<64} {}", b.proto, b.doc);
+    const W: usize = 60;
+    let entry = |s: &mut String, what: &str, doc: &str| {
+        if what.len() < W {
+            let _ = writeln!(s, "  {what:<W$}{doc}");
+        } else {
+            let _ = writeln!(s, "  {what}\n  {:W$}{doc}", "");
+        }
+    };
+    for (title, table) in builtins::TABLES {
+        let _ = writeln!(s, "{title}:");
+        for b in *table {
+            entry(s, b.proto, b.doc);
+        }
     }
     let _ = writeln!(s, "Commands:");
     for c in COMMANDS {
-        let _ = writeln!(s, "  {:<64} {}", c.usage, c.doc);
+        entry(s, c.usage, c.doc);
     }
     let _ = writeln!(
         s,
-        "Values: integers (42, 0x2a), NULL, \"strings\", GFP flags (GFP_KERNEL|__GFP_ZERO),\n\
-         variables (p = alloc_pages(GFP_KERNEL, 3)), C operators | ^ & << >> + - * / % ~,\n\
-         casts (void *) and (unsigned long). `# comment`; `;` separates statements."
+        "Values: integers (42, 0x2a), NULL, \"strings\", GFP flags (GFP_KERNEL|__GFP_ZERO), slab\n\
+         flags (SLAB_HWCACHE_ALIGN), variables (p = alloc_pages(GFP_KERNEL, 3)), C operators\n\
+         | ^ & << >> + - * / % ~, casts (void *) and (unsigned long). Pointers are addresses in\n\
+         the machine's own layout. `# comment`; `;` separates statements. help NAME for one."
     );
 }
 
