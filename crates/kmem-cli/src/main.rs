@@ -13,6 +13,7 @@ mod crash;
 mod demo;
 mod kernel;
 mod layout;
+mod replay;
 mod shell;
 
 use std::io::{self, BufRead, IsTerminal, Write};
@@ -86,6 +87,18 @@ enum Cmd {
     },
     /// The guided demo (the default).
     Demo,
+    /// Replays a real Linux kernel allocation trace (ftrace kmem events; text or .xz) and
+    /// reports how kmem followed it.
+    Replay {
+        /// The trace: the text of /sys/kernel/tracing/trace, plain or xz-compressed.
+        trace: PathBuf,
+        /// /proc files to print after the replay (repeatable), e.g. /proc/slabinfo.
+        #[arg(long = "cat", value_name = "PATH")]
+        cat: Vec<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -194,6 +207,9 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Some(Cmd::Replay { trace, cat, json }) => {
+            replay::run(&cli.boot_options()?, trace, cat, *json)
         }
         Some(Cmd::Layout) => {
             let k = boot(cli)?;
