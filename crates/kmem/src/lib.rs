@@ -15,6 +15,7 @@ pub mod addr;
 pub mod arch;
 pub mod debug;
 pub mod gfp;
+pub mod highmem;
 pub mod kmalloc;
 pub mod layout;
 pub mod machine;
@@ -29,6 +30,7 @@ pub mod printk;
 pub mod proc;
 pub mod slab_common;
 pub mod slub;
+pub mod vmalloc;
 pub mod vmstat;
 
 pub use addr::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};

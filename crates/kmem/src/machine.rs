@@ -193,6 +193,8 @@ pub struct MmState<P: Platform> {
     pub(crate) jiffies_at_boot: u64,
     /// The slab allocator's machine-wide state (mm/slab_common.c).
     pub(crate) slab: crate::slab_common::SlabState<P::RawLock>,
+    /// vmalloc, the kernel page tables and kmap (mm/vmalloc.c, mm/highmem.c).
+    pub(crate) vm: crate::vmalloc::VmState<P::RawLock>,
 }
 
 // SAFETY: all raw pointers point into memblock memory owned by the machine; access follows
@@ -398,6 +400,7 @@ impl<P: Platform> Machine<P> {
             pages_in_use: AtomicIsize::new(0),
             jiffies_at_boot: plat.jiffies(),
             slab: crate::slab_common::SlabState::new(),
+            vm: crate::vmalloc::VmState::new(),
         };
         // SAFETY: `state_p` is a fresh, zeroed, suitably aligned allocation of the right size.
         unsafe { state_p.write(state) };
@@ -489,6 +492,8 @@ impl<P: Platform> Machine<P> {
         // kmem_cache_init (mm_core_init → kmem_cache_init): the slab allocator.
         m.kmem_cache_init(params.cmdline)
             .map_err(|_| BootError::TooLittleMemory)?;
+        // vmalloc_init (mm_core_init → vmalloc_init): kernel page tables and vmalloc space.
+        m.vmalloc_init();
 
         m.plat.set_cpu_dead_hook(CpuDeadHook {
             ctx: m.mm.as_ptr() as *const (),

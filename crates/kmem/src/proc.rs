@@ -37,6 +37,7 @@ pub const PROC_FILES: &[&str] = &[
     "/proc/meminfo",
     "/proc/slabinfo",
     "/proc/iomem",
+    "/proc/vmallocinfo",
     "/sys/kernel/debug/memblock/memory",
     "/sys/kernel/debug/memblock/reserved",
 ];
@@ -55,6 +56,7 @@ impl<P: Platform> Machine<P> {
             "meminfo" => self.show_meminfo(out)?,
             "slabinfo" => self.show_slabinfo(out)?,
             "iomem" => self.show_iomem(out)?,
+            "vmallocinfo" => self.show_vmallocinfo(out)?,
             "/sys/kernel/debug/memblock/memory" | "sys/kernel/debug/memblock/memory" => {
                 self.show_memblock(out, false)?
             }
