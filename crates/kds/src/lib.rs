@@ -22,6 +22,7 @@ mod sync;
 #[cfg(feature = "alloc")]
 extern crate alloc as alloc_crate;
 pub mod alloc;
+pub mod btree;
 pub mod error;
 pub mod idr;
 pub mod radix_tree;
