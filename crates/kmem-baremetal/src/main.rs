@@ -68,7 +68,7 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
         if plat.has_rdrand() { "yes" } else { "no" }
     );
 
-    let mut runner = selftest::Runner::new();
+    let mut runner = selftest::Runner::new(plat.tsc_khz());
     tests::run_early(&mut runner, info, &plat);
 
     println!("kmem: booting the memory subsystem");

@@ -60,7 +60,7 @@ impl BareMetal {
         }
     }
 
-    /// TSC frequency found at boot, in kHz.
+    /// TSC frequency found at boot, in kHz (TSC ticks per jiffy, as `HZ` is 1000).
     pub fn tsc_khz(&self) -> u64 {
         self.tsc_per_jiffy
     }

@@ -4,8 +4,8 @@
 //! groups of them in order and prints one line per test:
 //!
 //! ```text
-//! [selftest] PASS buddy_exhaust_every_order
-//! [selftest] FAIL deliberate_failure: src/tests.rs:42: expected 1 == 2
+//! [selftest] PASS buddy_exhaust_every_order (1234 ms)
+//! [selftest] FAIL deliberate_failure (0 ms): src/tests/deliberate.rs:30: deliberate failure …
 //! ```
 //!
 //! then, at the end, the summary `selftest: N passed, M failed` alone on a line. The kernel
@@ -19,9 +19,9 @@
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::println;
 use crate::serial;
 use crate::spinlock::SpinLock;
+use crate::{arch, println};
 
 /// A failed check: a short message (truncated at [`Failure::CAPACITY`] bytes).
 pub struct Failure {
@@ -128,15 +128,25 @@ static CURRENT: SpinLock<Option<&'static str>> = SpinLock::new(None);
 
 /// Runs test groups and keeps the counts.
 pub struct Runner {
-    _private: (),
+    /// TSC ticks per millisecond, for the durations printed.
+    tsc_khz: u64,
+    start: u64,
 }
 
 impl Runner {
-    /// Starts a run (counts start at zero).
-    pub fn new() -> Self {
+    /// Starts a run (counts start at zero); `tsc_khz` converts TSC ticks to milliseconds for
+    /// the durations printed (emulated time under TCG: a guide, not a benchmark).
+    pub fn new(tsc_khz: u64) -> Self {
         PASSED.store(0, Ordering::Relaxed);
         FAILED.store(0, Ordering::Relaxed);
-        Runner { _private: () }
+        Runner {
+            tsc_khz: tsc_khz.max(1),
+            start: arch::rdtsc(),
+        }
+    }
+
+    fn ms_since(&self, tsc: u64) -> u64 {
+        (arch::rdtsc() - tsc) / self.tsc_khz
     }
 
     /// Runs `tests` over `ctx` in order.
@@ -144,16 +154,18 @@ impl Runner {
         println!("[selftest] group {group}: {} tests", tests.len());
         for t in tests {
             *CURRENT.lock() = Some(t.name);
+            let start = arch::rdtsc();
             let result = (t.run)(ctx);
+            let ms = self.ms_since(start);
             *CURRENT.lock() = None;
             match result {
                 Ok(()) => {
                     PASSED.fetch_add(1, Ordering::Relaxed);
-                    println!("[selftest] PASS {}", t.name);
+                    println!("[selftest] PASS {} ({ms} ms)", t.name);
                 }
                 Err(f) => {
                     FAILED.fetch_add(1, Ordering::Relaxed);
-                    println!("[selftest] FAIL {}: {}", t.name, f.message());
+                    println!("[selftest] FAIL {} ({ms} ms): {}", t.name, f.message());
                 }
             }
         }
@@ -170,6 +182,11 @@ impl Runner {
         let (p, f) = (
             PASSED.load(Ordering::Relaxed),
             FAILED.load(Ordering::Relaxed),
+        );
+        println!(
+            "[selftest] {} tests in {} ms",
+            p + f,
+            self.ms_since(self.start)
         );
         println!("selftest: {p} passed, {f} failed");
         f == 0 && p > 0

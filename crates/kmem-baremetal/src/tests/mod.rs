@@ -8,6 +8,7 @@ mod kds;
 mod page_alloc;
 mod platform;
 mod slab;
+mod stress;
 
 use crate::mm::Kmem;
 use crate::platform::BareMetal;
@@ -53,6 +54,7 @@ pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     runner.run("slab", slab::TESTS, ctx);
     runner.run("kds", kds::TESTS, ctx);
     runner.run("heap", heap::TESTS, ctx);
+    runner.run("stress", stress::TESTS, ctx);
     let cmdline = Cmdline(ctx.info.cmdline());
     for (value, group) in [
         ("fail", deliberate::FAIL),
