@@ -91,9 +91,9 @@ impl Kernel {
         self.m.from_model(model)
     }
 
-    /// The model address of a host address.
+    /// The model address of a host address (direct map, memmap, vmalloc and kmap windows).
     pub fn model(&self, real: usize) -> u64 {
-        self.m.to_model(real)
+        self.m.kva_to_model(VirtAddr::new(real))
     }
 
     /// The host address to hand to an API that validates its argument (free functions): the

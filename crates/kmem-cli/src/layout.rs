@@ -44,11 +44,13 @@ pub fn render(k: &Kernel) -> String {
         m.max_pfn().as_u64(),
         m.nr_cpus()
     );
-    // The architecture's layout (kmem::layout, as Linux documents it); the vmalloc space is
-    // shown whole until the machine manages part of it.
+    // The machine's layout (kmem::layout, as Linux documents it), or the architecture's when
+    // the kernel page tables are not set up.
     let po = arch.page_offset();
     let low = m.lowmem_end().as_u64();
-    let kl = KernelLayout::new(arch, low, u64::MAX);
+    let kl = m
+        .kernel_layout()
+        .unwrap_or_else(|| KernelLayout::new(arch, low, u64::MAX));
     let _ = write!(s, "{kl}");
     let memmap_bytes = m.max_pfn().as_u64() * core::mem::size_of::<kmem::Page>() as u64;
     let memmap = m

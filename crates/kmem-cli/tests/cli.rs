@@ -392,3 +392,35 @@ fn corrupting_the_kernel_ends_in_a_panic_report() {
     );
     assert_eq!(o.status.code(), Some(3));
 }
+
+/// Issue 7, "Done when": vmalloc, memset, translate, vmallocinfo, vfree, and a write to the
+/// guard page reported as a page fault with the shell going on.
+#[test]
+fn vmalloc_done_when() {
+    let o = kmem(
+        &["shell"],
+        "v = vmalloc(40000)\nmemset(v, 0x5a, 40000)\ntranslate v\ncat /proc/vmallocinfo\n\
+         poke8(v + 40960, 1)\nvfree(v)\nx = 1\n",
+    );
+    let s = text(&o.stdout);
+    assert!(s.starts_with("v = 0xffffc90000000000\n"), "{s}");
+    assert!(s.contains("  PTE["), "{s}");
+    assert!(s.contains(" pages=10 vmalloc N0=10\n"), "{s}");
+    assert!(
+        s.contains("BUG: unable to handle page fault for address: ffffc9000000a000\n"),
+        "{s}"
+    );
+    assert!(s.ends_with("x = 1\n"), "{s}");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn highmem_kmap_i386_shell() {
+    let o = kmem(
+        &["--arch", "i386", "--mem", "2G", "shell"],
+        "p = alloc_pages(GFP_HIGHUSER, 0)\na = kmap(p)\npoke8(a, 0x42)\npeek8(a)\nkunmap(p)\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = text(&o.stdout);
+    assert!(s.ends_with("\n66\n"), "{s}");
+}

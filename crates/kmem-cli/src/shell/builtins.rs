@@ -31,6 +31,8 @@ pub enum Param {
     Addr,
     /// A string.
     Str,
+    /// One or more addresses: this and every further argument (a variadic function).
+    Many,
 }
 
 impl Param {
@@ -40,6 +42,7 @@ impl Param {
             Param::Uint => "an integer",
             Param::Addr => "a pointer or an address",
             Param::Str => "a string",
+            Param::Many => "a pointer or an address",
         }
     }
 }
@@ -119,7 +122,7 @@ pub fn check_param(p: Param, v: &Value) -> Result<(), String> {
             _ => false,
         },
         Param::Uint => matches!(v, Value::Int(_)),
-        Param::Addr => matches!(v, Value::Int(_) | Value::Ptr(..)),
+        Param::Addr | Param::Many => matches!(v, Value::Int(_) | Value::Ptr(..)),
         Param::Str => matches!(v, Value::Str(_)),
     };
     if ok {
@@ -154,6 +157,10 @@ use Param::*;
 pub static TABLES: &[(&str, &[Builtin])] = &[
     ("Page allocator and memory model", PAGE_BUILTINS),
     ("Slab allocator", super::slab::SLAB_BUILTINS),
+    (
+        "vmalloc, vmap, kmap, kvmalloc",
+        super::vmalloc::VMALLOC_BUILTINS,
+    ),
     (
         "Memory access (faults are reported as oopses)",
         MEMORY_BUILTINS,
@@ -548,7 +555,7 @@ fn page_arg(
 }
 
 /// A `struct page *` argument of a query: anything else is a usage error.
-fn need_page(c: &mut Ctx<'_>, a: &Args, i: usize) -> Result<kmem::PagePtr, Fail> {
+pub fn need_page(c: &mut Ctx<'_>, a: &Args, i: usize) -> Result<kmem::PagePtr, Fail> {
     c.k.page(a.u(i)).ok_or_else(|| {
         Fail::Error(format!(
             "{:#x} is not a struct page of this machine (use virt_to_page for an address)",

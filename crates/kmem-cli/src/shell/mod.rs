@@ -14,6 +14,7 @@ pub mod builtins;
 pub mod slab;
 pub mod syntax;
 pub mod value;
+pub mod vmalloc;
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
@@ -70,6 +71,12 @@ pub static COMMANDS: &[Command] = &[
             let _ = writeln!(out, "{}", a.rest.text.trim());
             Ok(())
         },
+    },
+    Command {
+        name: "translate",
+        usage: "translate ADDR",
+        doc: "walks the kernel page tables for an address (each level's entry) and the TLB",
+        run: cmd_translate,
     },
     Command {
         name: "help",
@@ -157,6 +164,41 @@ fn cmd_dmesg(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(),
         sh.k.m.dmesg_clear();
     }
     Ok(())
+}
+
+fn cmd_translate(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), Stop> {
+    if a.words.is_empty() {
+        return fail(
+            "translate: which address? (e.g. translate v + 4096)",
+            a.name_span,
+        );
+    }
+    let e = syntax::parse_expr(&a.rest.text, a.rest.span.start).map_err(|e| {
+        Stop::Error(ShellError {
+            msg: e.msg,
+            span: Some(e.span),
+        })
+    })?;
+    let v = sh.eval(&e, out)?;
+    let addr = match v {
+        Value::Int(x) | Value::Ptr(x, _) => x,
+        v => {
+            return fail(
+                format!("translate: expected an address, got {} {v}", v.type_name()),
+                e.span(),
+            )
+        }
+    };
+    let mut ctx = Ctx {
+        k: &sh.k,
+        out,
+        caches: &mut sh.caches,
+    };
+    match vmalloc::translate(&mut ctx, addr) {
+        Ok(()) => Ok(()),
+        Err(Fail::Oops) => Err(Stop::Oops),
+        Err(Fail::Error(m)) => fail(format!("translate: {m}"), a.name_span),
+    }
 }
 
 fn cmd_help(_: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), Stop> {
@@ -362,10 +404,17 @@ impl Shell {
                 let Some(b) = builtins::find(name) else {
                     return fail(format!("unknown function '{name}' (try help)"), *name_span);
                 };
-                if args.len() != b.params.len() {
+                let variadic = b.params.last() == Some(&builtins::Param::Many);
+                let arity_ok = if variadic {
+                    args.len() >= b.params.len()
+                } else {
+                    args.len() == b.params.len()
+                };
+                if !arity_ok {
                     return fail(
                         format!(
-                            "{name} takes {} argument{}, got {}: {}",
+                            "{name} takes {}{} argument{}, got {}: {}",
+                            if variadic { "at least " } else { "" },
                             b.params.len(),
                             if b.params.len() == 1 { "" } else { "s" },
                             args.len(),
@@ -375,7 +424,11 @@ impl Shell {
                     );
                 }
                 let mut vals = Vec::with_capacity(args.len());
-                for (i, (a, p)) in args.iter().zip(b.params).enumerate() {
+                let kinds = b
+                    .params
+                    .iter()
+                    .chain(core::iter::repeat(&builtins::Param::Many));
+                for (i, (a, p)) in args.iter().zip(kinds).enumerate() {
                     let v = self.eval(a, out)?;
                     if let Err(m) = builtins::check_param(*p, &v) {
                         return fail(format!("{name}: argument {}: {m}", i + 1), a.span());

@@ -452,6 +452,23 @@ pub fn parse_statement(
     }
 }
 
+/// Parses a whole expression (for commands that take one, like `translate`).
+///
+/// # Errors
+/// As [`parse_statement`].
+pub fn parse_expr(text: &str, base: usize) -> Result<Expr, SyntaxError> {
+    let toks = lex(text, base)?;
+    let mut p = Parser { toks, pos: 0 };
+    let e = p.expr()?;
+    match p.peek() {
+        Tok::End => Ok(e),
+        t => {
+            let msg = format!("unexpected {t} after the expression");
+            err(msg, p.span())
+        }
+    }
+}
+
 struct Parser {
     toks: Vec<(Tok, Span)>,
     pos: usize,

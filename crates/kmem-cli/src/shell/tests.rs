@@ -323,3 +323,87 @@ fn kmalloc_and_caches() {
     let (_, e) = run(&mut sh, "kmem_cache_create(5, 8, 0, 0)");
     assert!(e.contains("argument 1: expected a string"), "{e}");
 }
+
+#[test]
+fn vmalloc_translate_and_guard_page() {
+    let mut sh = shell(Arch::X86_64);
+    let o = out1(&mut sh, "v = vmalloc(40000)");
+    assert!(o.starts_with("v = 0xffffc9"), "{o}");
+    assert_eq!(out1(&mut sh, "memset(v, 0x5a, 40000)"), "");
+    assert_eq!(out1(&mut sh, "peek8(v + 39999)"), "90\n");
+    assert_eq!(out1(&mut sh, "is_vmalloc_addr(v)"), "1\n");
+    let o = out1(&mut sh, "translate v + 4096");
+    assert!(o.contains("PTE["), "{o}");
+    assert!(o.contains("(vmalloc)"), "{o}");
+    let pfn = out1(&mut sh, "vmalloc_to_pfn(v + 4096)");
+    assert!(
+        o.contains(&format!("pfn {:#x}", pfn.trim().parse::<u64>().unwrap())),
+        "{o} {pfn}"
+    );
+    assert_eq!(out1(&mut sh, "page_to_pfn(vmalloc_to_page(v + 4096))"), pfn);
+    let o = out1(&mut sh, "cat /proc/vmallocinfo");
+    assert!(o.contains(" pages=10 vmalloc"), "{o}");
+    // The guard page after the 10 pages faults.
+    let o = out1(&mut sh, "poke8(v + 40960, 1)");
+    assert!(
+        o.starts_with("BUG: unable to handle page fault for address: ffffc900"),
+        "{o}"
+    );
+    assert_eq!(out1(&mut sh, "vfree(v)"), "");
+    assert_eq!(sh.k.m.bug_count(), 1);
+    // vmap of two scattered pages.
+    out1(
+        &mut sh,
+        "a = alloc_page(GFP_KERNEL); b = alloc_page(GFP_KERNEL)",
+    );
+    out1(&mut sh, "poke8(page_address(b), 0x77)");
+    let o = out1(&mut sh, "m = vmap(a, b)");
+    assert!(o.starts_with("m = 0xffffc9"), "{o}");
+    assert_eq!(out1(&mut sh, "peek8(m + 4096)"), "119\n");
+    assert_eq!(
+        out1(&mut sh, "vunmap(m); __free_page(a); __free_page(b)"),
+        ""
+    );
+    let (_, e) = run(&mut sh, "vmap()");
+    assert!(e.contains("vmap takes at least 1 argument, got 0"), "{e}");
+    let (_, e) = run(&mut sh, "translate");
+    assert!(e.contains("translate: which address?"), "{e}");
+    let (_, e) = run(&mut sh, "translate v +");
+    assert!(
+        e.starts_with("t:1:14: error: expected an expression"),
+        "{e}"
+    );
+    // kvmalloc: small from kmalloc, large from vmalloc.
+    let o = out1(&mut sh, "s = kvmalloc(100, GFP_KERNEL)");
+    assert!(o.starts_with("s = 0xffff888"), "{o}");
+    let o = out1(&mut sh, "l = kvmalloc(8 << 20, GFP_KERNEL)");
+    assert!(o.starts_with("l = 0xffffc9"), "{o}");
+    assert_eq!(out1(&mut sh, "kvfree(s); kvfree(l)"), "");
+}
+
+#[test]
+fn highmem_kmap_i386() {
+    let k = Kernel::boot(&BootOptions {
+        arch: Arch::I386,
+        mem: 2 << 30,
+        cpus: 1,
+        cmdline: String::new(),
+        seed: 0,
+    })
+    .unwrap();
+    let mut sh = Shell::new(k);
+    out1(&mut sh, "p = alloc_pages(GFP_HIGHUSER, 0)");
+    assert_eq!(out1(&mut sh, "page_address(p)"), "0x0\n");
+    let o = out1(&mut sh, "a = kmap(p)");
+    assert!(o.starts_with("a = 0xff"), "{o}");
+    assert_eq!(out1(&mut sh, "poke32(a, 0x12345678)"), "");
+    let o = out1(&mut sh, "b = kmap_local_page(p)");
+    assert!(o.starts_with("b = 0xff"), "{o}");
+    assert_ne!(sh.var("a"), sh.var("b"));
+    assert_eq!(out1(&mut sh, "peek32(b)"), format!("{}\n", 0x12345678));
+    assert_eq!(
+        out1(&mut sh, "kunmap_local(b); kunmap(p); __free_pages(p, 0)"),
+        ""
+    );
+    assert_eq!(sh.k.reports(), 0);
+}
