@@ -49,6 +49,13 @@ impl Kernel {
     /// # Errors
     /// A message saying why the machine could not be set up.
     pub fn boot(o: &BootOptions) -> Result<Kernel, String> {
+        if o.cpus == 0 || o.cpus > kmem_hosted::NR_CPUS {
+            return Err(format!(
+                "{} CPUs: the hosted platform supports 1 to {}",
+                o.cpus,
+                kmem_hosted::NR_CPUS
+            ));
+        }
         let params = BootParams {
             cmdline: &o.cmdline,
             ..BootParams::simulated(o.arch, o.mem, o.cpus).map_err(|e| e.to_string())?

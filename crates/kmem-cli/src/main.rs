@@ -38,7 +38,7 @@ const EXIT_FAILURE: u8 = 1;
                   kernel API from a C-like shell. With no command, runs a short demo."
 )]
 struct Cli {
-    /// Architecture of the simulated machine.
+    /// Architecture of the simulated machine: x86_64 or i386.
     #[arg(long, global = true, default_value = "x86_64", value_parser = parse_arch)]
     arch: Arch,
     /// RAM size, with a K, M, G or T suffix.

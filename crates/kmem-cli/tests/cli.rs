@@ -344,6 +344,9 @@ fn bad_options() {
         "{}",
         text(&o.stderr)
     );
+    let o = kmem(&["--cpus", "5000", "boot"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("CPUs: the hosted platform supports 1 to "));
     let o = kmem(&["--arch", "arm64", "boot"], "");
     assert_eq!(o.status.code(), Some(2));
 }
