@@ -50,11 +50,37 @@ pub const GFP_NAMES: &[&str] = &[
     "__GFP_ACCOUNT",
 ];
 
-/// The interactive shell's rustyline helper.
-pub struct ShellHelper;
+/// Slab flag names offered for completion (include/linux/slab.h); every one parses with
+/// `SlabFlags::parse` (checked by a test).
+pub const SLAB_NAMES: &[&str] = &[
+    "SLAB_CONSISTENCY_CHECKS",
+    "SLAB_RED_ZONE",
+    "SLAB_POISON",
+    "SLAB_KMALLOC",
+    "SLAB_HWCACHE_ALIGN",
+    "SLAB_CACHE_DMA",
+    "SLAB_CACHE_DMA32",
+    "SLAB_STORE_USER",
+    "SLAB_RECLAIM_ACCOUNT",
+    "SLAB_PANIC",
+    "SLAB_TYPESAFE_BY_RCU",
+    "SLAB_TRACE",
+    "SLAB_NOLEAKTRACE",
+    "SLAB_NO_MERGE",
+    "SLAB_FAILSLAB",
+    "SLAB_ACCOUNT",
+    "SLAB_NO_USER_FLAGS",
+];
 
-/// Completions for the word ending at `pos` in `line`: (start of the word, candidates).
-pub fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
+/// The interactive shell's rustyline helper; `vars` holds the session's variable names.
+pub struct ShellHelper {
+    /// Variable names, refreshed by the shell after each line.
+    pub vars: Vec<String>,
+}
+
+/// Completions for the word ending at `pos` in `line` (function, command, flag and variable
+/// names; /proc paths after `cat`): the start of the word and the candidates.
+pub fn complete_with(line: &str, pos: usize, vars: &[String]) -> (usize, Vec<String>) {
     let before = &line[..pos];
     // A path after `cat`.
     if let Some(rest) = before.trim_start().strip_prefix("cat ") {
@@ -81,6 +107,8 @@ pub fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
         .map(|b| b.name)
         .chain(COMMANDS.iter().map(|c| c.name))
         .chain(GFP_NAMES.iter().copied())
+        .chain(SLAB_NAMES.iter().copied())
+        .chain(vars.iter().map(String::as_str))
         .chain(["NULL"])
         .filter(|n| n.starts_with(word))
         .map(str::to_string)
@@ -99,7 +127,7 @@ impl Completer for ShellHelper {
         pos: usize,
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let (start, c) = complete(line, pos);
+        let (start, c) = complete_with(line, pos, &self.vars);
         Ok((
             start,
             c.into_iter()
@@ -131,8 +159,33 @@ mod tests {
     }
 
     #[test]
+    fn slab_names_parse() {
+        for n in SLAB_NAMES {
+            assert!(kmem::slab_common::SlabFlags::parse(n).is_ok(), "{n}");
+        }
+    }
+
+    #[test]
+    fn completes_variables() {
+        let vars = ["page".to_string(), "ptr".to_string()];
+        let (s, c) = complete_with("free_pages(pa", 13, &vars);
+        assert_eq!(
+            (s, c),
+            (
+                11,
+                vec![
+                    "page".to_string(),
+                    "page_address".to_string(),
+                    "page_ref_count".to_string(),
+                    "page_to_pfn".to_string()
+                ]
+            )
+        );
+    }
+
+    #[test]
     fn completes_names_and_paths() {
-        let (s, c) = complete("p = alloc_pa", 12);
+        let (s, c) = complete_with("p = alloc_pa", 12, &[]);
         assert_eq!(
             (s, c),
             (
@@ -144,12 +197,12 @@ mod tests {
                 ]
             )
         );
-        let (_, c) = complete("x = __GFP_ZE", 12);
+        let (_, c) = complete_with("x = __GFP_ZE", 12, &[]);
         assert_eq!(c, ["__GFP_ZERO"]);
-        let (s, c) = complete("cat /proc/bud", 13);
+        let (s, c) = complete_with("cat /proc/bud", 13, &[]);
         assert_eq!((s, c), (4, vec!["/proc/buddyinfo".to_string()]));
-        let (_, c) = complete("cat /proc/buddyinfo /proc/mem", 29);
+        let (_, c) = complete_with("cat /proc/buddyinfo /proc/mem", 29, &[]);
         assert_eq!(c, ["/proc/meminfo"]);
-        assert!(complete("x = ", 4).1.is_empty());
+        assert!(complete_with("x = ", 4, &[]).1.is_empty());
     }
 }

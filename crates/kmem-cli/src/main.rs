@@ -282,7 +282,7 @@ fn interactive(sh: &mut shell::Shell, cli: &Cli) -> Result<(), String> {
     let mut rl =
         rustyline::Editor::<complete::ShellHelper, rustyline::history::DefaultHistory>::new()
             .map_err(|e| e.to_string())?;
-    rl.set_helper(Some(complete::ShellHelper));
+    rl.set_helper(Some(complete::ShellHelper { vars: Vec::new() }));
     let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kmem_history"));
     if let Some(h) = &history {
         let _ = rl.load_history(h);
@@ -314,6 +314,9 @@ fn interactive(sh: &mut shell::Shell, cli: &Cli) -> Result<(), String> {
                     &mut out,
                     &mut err,
                 );
+                if let Some(h) = rl.helper_mut() {
+                    h.vars = sh.var_names();
+                }
             }
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,

@@ -288,6 +288,11 @@ impl Shell {
         self.errors > 0 || self.k.reports() > 0
     }
 
+    /// The variables' names, sorted.
+    pub fn var_names(&self) -> Vec<String> {
+        self.vars.keys().cloned().collect()
+    }
+
     /// A variable's value.
     #[cfg(test)]
     pub fn var(&self, name: &str) -> Option<&Value> {
