@@ -88,9 +88,9 @@ impl Kernel {
         self.m.platform().take_captured()
     }
 
-    /// BUG and WARNING reports so far (oopses included).
+    /// BUG and WARNING reports so far (oopses and slab debugging reports included).
     pub fn reports(&self) -> usize {
-        self.m.bug_count() + self.m.warn_count()
+        self.m.bug_count() + self.m.warn_count() + self.m.slab_errors()
     }
 
     /// The host address of a model address, if the machine maps it.

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! kmem [--arch x86_64|i386] [--mem SIZE] [--cpus N] [--cmdline '…'] [--slub-debug[=F,Z,P,U,T]]
-//!      [boot | cat PATH… | layout | shell [FILE] | demo]
+//!      [boot | cat PATH… | layout | shell [FILE] | demo | replay TRACE]
 //! ```
 //!
 //! Without a subcommand it runs the demo. See `crates/kmem-cli/README.md` for the shell
