@@ -73,7 +73,9 @@ fn cpu_sections(c: &mut Criterion) {
 fn clock_random(c: &mut Criterion) {
     let plat = platform();
     let mut g = c.benchmark_group("hosted_misc");
-    g.bench_function("jiffies (monotonic)", |b| b.iter(|| black_box(plat.jiffies())));
+    g.bench_function("jiffies (monotonic)", |b| {
+        b.iter(|| black_box(plat.jiffies()))
+    });
     g.bench_function("random_u64", |b| b.iter(|| black_box(plat.random_u64())));
     g.bench_function("current_pid", |b| b.iter(|| black_box(plat.current_pid())));
     g.finish();
