@@ -14,9 +14,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use kds::kfifo::{kfifo_alloc, GlobalAllocator, Kfifo};
 use std::alloc::System;
 
-const N: u64 = 1 << 20;
+const N: u64 = 1 << 18;
 const CAP: usize = 1024;
-const BYTES: usize = 16 << 20;
+const BYTES: usize = 4 << 20;
 const CHUNK: usize = 1024;
 const BYTE_CAP: usize = 64 * 1024;
 
