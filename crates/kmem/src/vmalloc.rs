@@ -74,6 +74,8 @@ pub const VM_NO_GUARD: u32 = 0x0000_0040;
 pub const VM_SPARSE: u32 = 0x0000_1000;
 /// kmem: an area of `vm_map_ram` (Linux's `VMAP_RAM` va flag): no vm_struct.
 const VM_MAP_RAM_AREA: u32 = 0x8000_0000;
+/// `remove_vm_area`'s "any area with a vm_struct".
+const ANY_VM: u32 = !VM_MAP_RAM_AREA;
 
 /// 32 MiB of pages per `fls(num_online_cpus())` (`lazy_max_pages`, mm/vmalloc.c).
 const LAZY_PAGES_PER_LOG: usize = (32 << 20) / PAGE_SIZE;
@@ -1034,12 +1036,13 @@ impl<P: Platform> Machine<P> {
             // SAFETY: the busy tree holds valid objects (lock held).
             let va = unsafe { find_containing(&a.busy_root, model) }?;
             // SAFETY: as above.
-            let ok = unsafe {
-                (*va).va_start == model
-                    && (*va).flags & VM_UNINITIALIZED == 0
-                    && ((*va).flags & want != 0
-                        || (want == VM_MAP_RAM_AREA && (*va).flags == VM_MAP_RAM_AREA))
+            let (start, f) = unsafe { ((*va).va_start, (*va).flags) };
+            let kind_ok = if want == ANY_VM {
+                f & VM_MAP_RAM_AREA == 0
+            } else {
+                f & want != 0
             };
+            let ok = start == model && f & VM_UNINITIALIZED == 0 && kind_ok;
             if !ok {
                 return None;
             }
@@ -1061,6 +1064,67 @@ impl<P: Platform> Machine<P> {
         };
         self.kernel_unmap_range(start, (size - guard) as usize, false);
         Some(va)
+    }
+
+    /// `__get_vm_area_caller`: reserves `size` bytes (page aligned up, plus a guard page
+    /// unless [`VM_NO_GUARD`]) of address space in `[start, end)`, aligned to `align`,
+    /// without mapping anything. Release with [`Machine::free_vm_area`].
+    #[track_caller]
+    pub fn __get_vm_area(
+        &self,
+        size: usize,
+        align: usize,
+        flags: u32,
+        start: u64,
+        end: u64,
+    ) -> Option<VirtAddr> {
+        let size = size.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1);
+        if size == 0 {
+            return None;
+        }
+        let guard = if flags & VM_NO_GUARD != 0 {
+            0
+        } else {
+            PAGE_SIZE
+        };
+        let va = self.alloc_vmap_area(
+            (size + guard) as u64,
+            align.max(PAGE_SIZE) as u64,
+            start,
+            end,
+            GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN,
+        )?;
+        let va_start = {
+            let _a = self.vm().areas.lock();
+            // SAFETY: our new busy area; the lock orders the writes with /proc readers.
+            unsafe {
+                (*va).flags = flags & !(VM_UNINITIALIZED | VM_MAP_RAM_AREA);
+                (*va).caller = Some(Location::caller());
+                (*va).requested_size = size;
+                (*va).va_start
+            }
+        };
+        Some(VirtAddr::new(self.kva_real(va_start)))
+    }
+
+    /// `get_vm_area`: [`Machine::__get_vm_area`] anywhere in the vmalloc space.
+    #[track_caller]
+    pub fn get_vm_area(&self, size: usize, flags: u32) -> Option<VirtAddr> {
+        let l = self.kernel_layout()?;
+        self.__get_vm_area(size, PAGE_SIZE, flags, l.vmalloc_start, l.vmalloc_end)
+    }
+
+    /// `free_vm_area`: releases an area from [`Machine::get_vm_area`] (unmapping whatever
+    /// was mapped in it; the address space is freed lazily).
+    #[track_caller]
+    pub fn free_vm_area(&self, addr: VirtAddr) {
+        match self.remove_vm_area(addr, ANY_VM) {
+            Some(va) => self.free_vmap_area_lazy(va),
+            None => self.warn(format_args!(
+                "free_vm_area: nonexistent vm area ({:#x})",
+                self.to_model(addr.as_usize())
+            )),
+        }
     }
 
     /// `vmap`: maps `pages` virtually contiguously (`VM_MAP`), with a guard page unless
@@ -1149,7 +1213,7 @@ impl<P: Platform> Machine<P> {
     /// `vm_unmap_ram`: removes a [`Machine::vm_map_ram`] mapping of `count` pages.
     #[track_caller]
     pub fn vm_unmap_ram(&self, addr: VirtAddr, count: usize) {
-        match self.remove_vm_area(addr, VM_MAP_RAM_AREA | VM_NO_GUARD) {
+        match self.remove_vm_area(addr, VM_MAP_RAM_AREA) {
             Some(va) => {
                 // SAFETY: ours now.
                 let n = unsafe { (va_size(&*va) >> PAGE_SHIFT) as usize };
