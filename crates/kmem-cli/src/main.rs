@@ -178,7 +178,11 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         None | Some(Cmd::Demo) => {
             let k = boot(cli)?;
             let mut out = stdout.lock();
-            demo::run(&k, &mut out, io::stdout().is_terminal()).map_err(|e| e.to_string())?;
+            match demo::run(&k, &mut out, io::stdout().is_terminal()) {
+                // `kmem | head` closes the pipe early: not an error.
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.to_string()),
+                _ => {}
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(Cmd::Boot) => {

@@ -427,3 +427,15 @@ fn highmem_kmap_i386_shell() {
     let s = text(&o.stdout);
     assert!(s.ends_with("\n66\n"), "{s}");
 }
+
+#[test]
+fn sysrq_show_memory_and_crash() {
+    let o = kmem(&["shell"], "sysrq m\nsysrq c\nx = 1\n");
+    let s = text(&o.stdout);
+    assert!(s.starts_with("sysrq: Show Memory\nMem-Info:\n"), "{s}");
+    assert!(
+        s.ends_with("sysrq: Trigger a crash\nKernel panic - not syncing: sysrq triggered crash\n"),
+        "{s}"
+    );
+    assert_eq!(o.status.code(), Some(3));
+}

@@ -79,6 +79,12 @@ pub static COMMANDS: &[Command] = &[
         run: cmd_translate,
     },
     Command {
+        name: "sysrq",
+        usage: "sysrq KEY",
+        doc: "the magic SysRq key: m shows memory (show_mem), c crashes the kernel (panic)",
+        run: cmd_sysrq,
+    },
+    Command {
         name: "help",
         usage: "help [NAME]",
         doc: "lists the functions and commands, or describes one",
@@ -199,6 +205,42 @@ fn cmd_translate(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result
         Err(Fail::Oops) => Err(Stop::Oops),
         Err(Fail::Error(m)) => fail(format!("translate: {m}"), a.name_span),
     }
+}
+
+/// `echo KEY > /proc/sysrq-trigger` (drivers/tty/sysrq.c): `m` is `sysrq_handle_showmem`,
+/// `c` is `sysrq_handle_crash` (a panic: the process ends with the crash status).
+fn cmd_sysrq(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), Stop> {
+    use kmem::platform::LogLevel;
+    let m = &sh.k.m;
+    match a.words.first().map(|w| w.text.as_str()) {
+        Some("m") => {
+            m.printk(LogLevel::Info, format_args!("sysrq: Show Memory"));
+            m.show_mem();
+        }
+        Some("c") => {
+            m.printk(LogLevel::Emerg, format_args!("sysrq: Trigger a crash"));
+            m.printk(
+                LogLevel::Emerg,
+                format_args!("Kernel panic - not syncing: sysrq triggered crash"),
+            );
+            sh.flush_console(out);
+            let _ = out.flush();
+            std::process::exit(crate::crash::EXIT_KERNEL_CRASH);
+        }
+        Some("h") | None => {
+            m.printk(
+                LogLevel::Info,
+                format_args!("sysrq: HELP : crash(c) show-memory-usage(m)"),
+            );
+        }
+        Some(k) => {
+            return fail(
+                format!("sysrq: unknown key '{k}' (m: show memory, c: crash)"),
+                a.words[0].span,
+            )
+        }
+    }
+    Ok(())
 }
 
 fn cmd_help(_: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), Stop> {
