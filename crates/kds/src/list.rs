@@ -1290,8 +1290,8 @@ impl<'a, A: Adapter> List<'a, A> {
             } else {
                 (*next).prev = prev;
             }
+            // `next == null` is what marks a link unlinked; `prev` is left stale.
             (*n).next = ptr::null_mut();
-            (*n).prev = ptr::null_mut();
             &*A::item(n)
         }
     }
@@ -1334,14 +1334,45 @@ impl<'a, A: Adapter> List<'a, A> {
     #[inline]
     pub fn pop_front(&mut self) -> Option<&'a A::Item> {
         let h = self.head;
-        (!h.is_null()).then(|| self.unlink(h))
+        if h.is_null() {
+            return None;
+        }
+        // SAFETY: `h` is the first item link; its `next` is an item link or the end marker.
+        unsafe {
+            let next = (*h).next;
+            if next == END {
+                self.tail = ptr::null_mut();
+                self.head = ptr::null_mut();
+            } else {
+                (*next).prev = END;
+                self.head = next;
+            }
+            // `next == null` is what marks a link unlinked; `prev` is left stale.
+            (*h).next = ptr::null_mut();
+            Some(&*A::item(h))
+        }
     }
 
     /// Removes and returns the last item.
     #[inline]
     pub fn pop_back(&mut self) -> Option<&'a A::Item> {
         let t = self.tail;
-        (!t.is_null()).then(|| self.unlink(t))
+        if t.is_null() {
+            return None;
+        }
+        // SAFETY: `t` is the last item link; its `prev` is an item link or the end marker.
+        unsafe {
+            let prev = (*t).prev;
+            if prev == END {
+                self.tail = ptr::null_mut();
+                self.head = ptr::null_mut();
+            } else {
+                (*prev).next = END;
+                self.tail = prev;
+            }
+            (*t).next = ptr::null_mut();
+            Some(&*A::item(t))
+        }
     }
 
     /// Returns the first item.
