@@ -113,6 +113,34 @@ pub fn read_cr2() -> u64 {
     value
 }
 
+/// Reads CR3: the physical address of the top-level page table (bits 12..52) and flags.
+#[inline]
+pub fn read_cr3() -> u64 {
+    let value: u64;
+    // SAFETY: reading CR3 in ring 0 has no side effects.
+    unsafe { asm!("mov {}, cr3", out(reg) value, options(nomem, nostack, preserves_flags)) }
+    value
+}
+
+/// Invalidates the TLB entry of the page containing `addr` (`invlpg`).
+#[inline]
+pub fn invlpg(addr: u64) {
+    // SAFETY: INVLPG only drops a cached translation; it never changes memory contents. The
+    // asm is not `nomem`: it must stay ordered after the page-table writes it follows.
+    unsafe { asm!("invlpg [{}]", in(reg) addr, options(nostack, preserves_flags)) }
+}
+
+/// Flushes every non-global TLB entry by reloading CR3 with its own value (the kernel never
+/// sets CR4.PGE, so that is every entry).
+#[inline]
+pub fn flush_tlb_all() {
+    // SAFETY: writing CR3 with the value it holds keeps the same address space and only drops
+    // cached translations. Not `nomem`: ordered after the page-table writes it follows.
+    unsafe {
+        asm!("mov {tmp}, cr3", "mov cr3, {tmp}", tmp = out(reg) _, options(nostack, preserves_flags))
+    }
+}
+
 /// Halts the CPU forever (interrupts are off, so HLT does not return).
 pub fn halt() -> ! {
     loop {

@@ -12,6 +12,11 @@
 //!   (the method of arch/x86/kernel/tsc.c, `pit_calibrate_tsc`).
 //! - **Randomness**: RDRAND when CPUID has it, else a xorshift64* generator seeded from the TSC.
 //! - **Console**: COM1.
+//! - **Kernel page tables**: kmem's vmalloc, vmap and kmap extend the live table in CR3 (the
+//!   boot tables of [`crate::boot`]: the identity map in PML4 slot 0, the direct map in slot
+//!   273; vmalloc space is in slot 402), so a vmalloc address is a real address for the CPU.
+//!   `flush_tlb_kernel_range` is `invlpg` page by page up to Linux's
+//!   `tlb_single_page_flush_ceiling` (33 pages, arch/x86/mm/tlb.c), a CR3 reload above it.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -34,6 +39,10 @@ pub struct BareMetal {
     irqs_were_on: AtomicBool,
     dead_hook: SpinLock<Option<CpuDeadHook>>,
 }
+
+/// `tlb_single_page_flush_ceiling` (arch/x86/mm/tlb.c): above this many pages one full flush
+/// is cheaper than `invlpg` per page.
+const TLB_SINGLE_PAGE_FLUSH_CEILING: u64 = 33;
 
 /// `CLOCK_TICK_RATE`: the PIT's input clock in Hz (arch/x86/include/asm/timex.h).
 const PIT_TICK_RATE: u64 = 1_193_182;
@@ -141,6 +150,23 @@ unsafe impl Platform for BareMetal {
 
     fn console_write(&self, _level: LogLevel, s: &str) {
         crate::print!("{s}");
+    }
+
+    fn kernel_pgd(&self) -> Option<PhysAddr> {
+        // CR3 bits 12..52 hold the PML4's physical address (the low bits are PCD/PWT flags).
+        Some(PhysAddr::new(arch::read_cr3() & 0x000f_ffff_ffff_f000))
+    }
+
+    fn flush_tlb_kernel_range(&self, start: u64, end: u64) {
+        let (start, end) = (start & !0xfff, end.max(start));
+        let pages = (end - start).div_ceil(4096);
+        if pages > TLB_SINGLE_PAGE_FLUSH_CEILING {
+            arch::flush_tlb_all();
+        } else {
+            for i in 0..pages {
+                arch::invlpg(start + i * 4096);
+            }
+        }
     }
 
     fn random_u64(&self) -> u64 {

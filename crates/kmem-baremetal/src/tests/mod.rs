@@ -9,6 +9,7 @@ mod page_alloc;
 mod platform;
 mod slab;
 mod stress;
+mod vmalloc;
 
 use crate::mm::Kmem;
 use crate::platform::BareMetal;
@@ -53,6 +54,7 @@ pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     runner.run("page_alloc", page_alloc::TESTS, ctx);
     runner.run("slab", slab::TESTS, ctx);
     runner.run("kds", kds::TESTS, ctx);
+    runner.run("vmalloc", vmalloc::TESTS, ctx);
     runner.run("heap", heap::TESTS, ctx);
     runner.run("stress", stress::TESTS, ctx);
     let cmdline = Cmdline(ctx.info.cmdline());
