@@ -407,3 +407,113 @@ fn highmem_kmap_i386() {
     );
     assert_eq!(sh.k.reports(), 0);
 }
+
+/// Random integer expressions, printed with the fewest parentheses C's precedence allows,
+/// evaluate in the shell to what the expression tree computes directly (the oracle).
+#[test]
+fn expressions_follow_c_precedence_and_associativity() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    #[derive(Clone, Debug)]
+    enum E {
+        Lit(u64),
+        Neg(Box<E>),
+        Not(Box<E>),
+        Bin(BinOp, Box<E>, Box<E>),
+    }
+    fn prec(op: BinOp) -> u8 {
+        match op {
+            BinOp::Or => 1,
+            BinOp::Xor => 2,
+            BinOp::And => 3,
+            BinOp::Shl | BinOp::Shr => 4,
+            BinOp::Add | BinOp::Sub => 5,
+            BinOp::Mul | BinOp::Div | BinOp::Rem => 6,
+        }
+    }
+    fn eval(e: &E) -> Option<u64> {
+        Some(match e {
+            E::Lit(v) => *v,
+            E::Neg(x) => eval(x)?.wrapping_neg(),
+            E::Not(x) => !eval(x)?,
+            E::Bin(op, l, r) => {
+                let (a, b) = (eval(l)?, eval(r)?);
+                match op {
+                    BinOp::Or => a | b,
+                    BinOp::Xor => a ^ b,
+                    BinOp::And => a & b,
+                    BinOp::Shl => a.checked_shl(b as u32).filter(|_| b < 64).unwrap_or(0),
+                    BinOp::Shr => a.checked_shr(b as u32).filter(|_| b < 64).unwrap_or(0),
+                    BinOp::Add => a.wrapping_add(b),
+                    BinOp::Sub => a.wrapping_sub(b),
+                    BinOp::Mul => a.wrapping_mul(b),
+                    BinOp::Div | BinOp::Rem if b == 0 => return None,
+                    BinOp::Div => (a as i64).wrapping_div(b as i64) as u64,
+                    BinOp::Rem => (a as i64).wrapping_rem(b as i64) as u64,
+                }
+            }
+        })
+    }
+    /// Prints `e` in a context of precedence `ctx` (7 = unary operand).
+    fn show(e: &E, ctx: u8, right: bool) -> String {
+        match e {
+            E::Lit(v) if v % 2 == 0 => format!("{v:#x}"),
+            E::Lit(v) => v.to_string(),
+            E::Neg(x) => format!("-{}", show(x, 7, false)),
+            E::Not(x) => format!("~{}", show(x, 7, false)),
+            E::Bin(op, l, r) => {
+                let p = prec(*op);
+                let s = format!("{} {} {}", show(l, p, false), op.symbol(), show(r, p, true));
+                if p < ctx || (p == ctx && right) {
+                    format!("({s})")
+                } else {
+                    s
+                }
+            }
+        }
+    }
+    let ops = [
+        BinOp::Or,
+        BinOp::Xor,
+        BinOp::And,
+        BinOp::Shl,
+        BinOp::Shr,
+        BinOp::Add,
+        BinOp::Sub,
+        BinOp::Mul,
+        BinOp::Div,
+        BinOp::Rem,
+    ];
+    let leaf = prop_oneof![0u64..70, any::<u64>()].prop_map(E::Lit);
+    let tree = leaf.prop_recursive(5, 40, 2, move |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|x| E::Neg(Box::new(x))),
+            inner.clone().prop_map(|x| E::Not(Box::new(x))),
+            (0..ops.len(), inner.clone(), inner).prop_map(move |(i, l, r)| E::Bin(
+                ops[i],
+                Box::new(l),
+                Box::new(r)
+            )),
+        ]
+    });
+    let sh = std::cell::RefCell::new(shell(Arch::X86_64));
+    let mut runner = TestRunner::new(Config {
+        cases: 512,
+        ..Config::default()
+    });
+    runner
+        .run(&tree, |e| {
+            let text = show(&e, 0, false);
+            let (o, err) = run(&mut sh.borrow_mut(), &text);
+            match eval(&e) {
+                Some(v) => {
+                    prop_assert_eq!(&err, "", "{}", text);
+                    prop_assert_eq!(o, format!("{}\n", v as i64), "{}", text);
+                }
+                None => prop_assert!(err.contains("division by zero"), "{} {}", text, err),
+            }
+            Ok(())
+        })
+        .unwrap();
+}
