@@ -80,7 +80,11 @@ enum Cmd {
     /// Runs shell statements from FILE or standard input (interactive on a terminal).
     Shell {
         /// A script; standard input when absent or `-`.
+        #[arg(conflicts_with = "command")]
         file: Option<PathBuf>,
+        /// Run these statements instead (like `sh -c`; `;` or newlines separate them).
+        #[arg(short = 'c', long, value_name = "STATEMENTS")]
+        command: Option<String>,
         /// Print each input line after a `kmem> ` prompt, so the output reads as a transcript.
         #[arg(short = 'x', long)]
         echo: bool,
@@ -220,13 +224,29 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             write_out(&layout::render(&k))?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Cmd::Shell { file, echo }) => {
+        Some(Cmd::Shell {
+            file,
+            command,
+            echo,
+        }) => {
             let k = boot(cli)?;
             let mut sh = shell::Shell::new(k);
             let file = file.as_ref().filter(|f| f.as_os_str() != "-");
             let mut out = stdout.lock();
             let mut err = io::stderr().lock();
             match file {
+                _ if command.is_some() => {
+                    let text = command.as_deref().unwrap_or_default();
+                    shell::run_script(
+                        &mut sh,
+                        &mut text.as_bytes(),
+                        "<command>",
+                        *echo,
+                        &mut out,
+                        &mut err,
+                    )
+                    .map_err(|e| format!("<command>: {e}"))?;
+                }
                 Some(path) => {
                     let f = std::fs::File::open(path)
                         .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -439,3 +439,22 @@ fn sysrq_show_memory_and_crash() {
     );
     assert_eq!(o.status.code(), Some(3));
 }
+
+#[test]
+fn shell_dash_c_runs_a_command_line() {
+    let o = kmem(
+        &[
+            "shell",
+            "-c",
+            "p = kmalloc(100, GFP_KERNEL); ksize(p)\nkfree(p)",
+        ],
+        "ignored = 1\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = text(&o.stdout);
+    assert!(s.ends_with("\n128\n"), "{s}");
+    assert_eq!(s.lines().count(), 2);
+    let o = kmem(&["shell", "-c", "1 +"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).starts_with("<command>:1:4: error: expected an expression"));
+}
