@@ -11,7 +11,7 @@
 //! - **CPUs** are threads: each thread that enters a CPU section gets a process-wide unique CPU
 //!   id, and exclusive use of it, for its lifetime; a thread's exit takes its CPU offline and
 //!   runs the machine's [`kmem::platform::CpuDeadHook`] (see [`cpu`]).
-//! - **Locks** are `parking_lot` raw mutexes; the **clock** is `CLOCK_MONOTONIC` in
+//! - **Locks** are futex mutexes that never allocate ([`futex::RawFutexMutex`]); the **clock** is `CLOCK_MONOTONIC` in
 //!   milliseconds (HZ = 1000) or a manual clock ([`Clock`]); **randomness** is SplitMix64 from a
 //!   seed; the **console** is a file descriptor or an in-memory capture ([`Console`]).
 //!

@@ -324,7 +324,10 @@ fn splitmix64_mix(mut z: u64) -> u64 {
 //   until the matching outermost `cpu_put`; both are below NR_CPUS; a thread cannot migrate;
 // - hooks are called as `CpuDeadHook` requires (see `cpu::HookCell::cpu_dead`).
 unsafe impl Platform for HostedPlatform {
-    type RawLock = parking_lot::RawMutex;
+    // A futex mutex that never calls the global allocator: kmem's locks sit under
+    // KmemAlloc and libkmem_malloc.so, where parking_lot's lazily allocated parking table
+    // would re-enter the allocator on first contention.
+    type RawLock = crate::futex::RawFutexMutex;
 
     #[inline]
     fn direct_map_base(&self) -> *mut u8 {
