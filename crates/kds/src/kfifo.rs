@@ -45,8 +45,8 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use crate::sync::{
-    copy_from_slots, copy_to_slots, new_slot, slots_as_mut_ptr, slots_from_mut_ptr, AtomicU32,
-    CachePadded, Ordering, Slot,
+    copy_from_slots, copy_to_slots, load_mut, new_slot, slots_as_mut_ptr, slots_from_mut_ptr,
+    store_mut, AtomicU32, CachePadded, Ordering, Slot,
 };
 
 /// Why creating a dynamic fifo or a user copy failed.
@@ -515,12 +515,58 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     /// the split handles can keep their own index in a register instead of re-reading it.
     #[inline(always)]
     unsafe fn in_with_out(&self, buf: &[T], i: u32, out: u32) -> (u32, u32) {
-        let unused = self.mask() + 1 - i.wrapping_sub(out);
-        let len = (buf.len().min(u32::MAX as usize) as u32).min(unused);
-        // SAFETY: slots `in..in+len` are free (`len <= unused`) and the producer owns them.
-        unsafe { self.copy_in(buf.as_ptr(), len, i) };
+        // SAFETY: forwarded caller guarantee (producer side, `i == in`).
+        let len = unsafe { self.write_at(buf, i, out) };
         self.in_.store(i.wrapping_add(len), Ordering::Release);
-        (len, unused)
+        (len, 0)
+    }
+
+    /// Copies as many elements of `buf` as fit into the ring at index `i` (== `in`) given the
+    /// bound `out`; returns how many. Does not publish them.
+    ///
+    /// The common case (everything fits without wrapping) is a predicted branch whose result,
+    /// `buf.len()`, does not depend on the value loaded from `out`, so back-to-back operations
+    /// do not wait on each other's index stores.
+    ///
+    /// # Safety
+    /// Producer side: the caller is the only writer of slots `in..` and of `in`.
+    #[inline(always)]
+    unsafe fn write_at(&self, buf: &[T], i: u32, out: u32) -> u32 {
+        let n = buf.len();
+        let size = self.mask() + 1;
+        let off = i & self.mask();
+        let unused = size - i.wrapping_sub(out);
+        if n <= (size - off) as usize && n as u32 <= unused {
+            // SAFETY: `off + n <= size` and the `n` slots are free and ours.
+            unsafe { copy_to_slots(self.slots().add(off as usize), buf.as_ptr(), n) };
+            return n as u32;
+        }
+        let len = (n.min(u32::MAX as usize) as u32).min(unused);
+        // SAFETY: slots `in..in+len` are free (`len <= unused`) and ours.
+        unsafe { self.copy_in(buf.as_ptr(), len, i) };
+        len
+    }
+
+    /// Copies up to `buf.len()` filled elements from index `o` (== `out`) given the bound `i`
+    /// (an `in` value); returns how many. Does not consume them. Fast path as in `write_at`.
+    ///
+    /// # Safety
+    /// Consumer side: the caller is the only reader of slots `out..` and writer of `out`.
+    #[inline(always)]
+    unsafe fn read_at(&self, buf: &mut [T], o: u32, i: u32) -> u32 {
+        let n = buf.len();
+        let size = self.mask() + 1;
+        let off = o & self.mask();
+        let used = i.wrapping_sub(o);
+        if n <= (size - off) as usize && n as u32 <= used {
+            // SAFETY: `off + n <= size` and the `n` slots are filled and ours.
+            unsafe { copy_from_slots(buf.as_mut_ptr(), self.slots().add(off as usize), n) };
+            return n as u32;
+        }
+        let len = (n.min(u32::MAX as usize) as u32).min(used);
+        // SAFETY: slots `out..out+len` are filled (`len <= in - out`) and ours.
+        unsafe { self.copy_out(buf.as_mut_ptr(), len, o) };
+        len
     }
 
     /// Producer side of `kfifo_put` with a known `out` bound.
@@ -573,14 +619,12 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     /// Consumer side of `kfifo_out_peek`/`kfifo_out` with a known `in` bound.
     #[inline(always)]
     unsafe fn out_with_in(&self, buf: &mut [T], o: u32, i: u32, consume: bool) -> (u32, u32) {
-        let used = i.wrapping_sub(o);
-        let len = (buf.len().min(u32::MAX as usize) as u32).min(used);
-        // SAFETY: slots `out..out+len` are filled (`len <= in - out`), consumer-owned.
-        unsafe { self.copy_out(buf.as_mut_ptr(), len, o) };
+        // SAFETY: forwarded caller guarantee (consumer side, `o == out`).
+        let len = unsafe { self.read_at(buf, o, i) };
         if consume {
             self.out.store(o.wrapping_add(len), Ordering::Release);
         }
-        (len, used)
+        (len, 0)
     }
 
     /// `kfifo_out` without exclusivity: moves up to `buf.len()` elements out; returns how
@@ -600,15 +644,25 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     /// allowed) and returns their number.
     #[inline]
     pub fn push_slice(&mut self, buf: &[T]) -> usize {
-        // SAFETY: `&mut self` excludes every other producer and consumer.
-        unsafe { self.in_unchecked(buf) }
+        // With `&mut self` no other thread can see the indices, so they are read and written
+        // as plain integers (the compiler may keep them in registers across calls).
+        let i = load_mut(&mut self.in_);
+        let o = load_mut(&mut self.out);
+        // SAFETY: `&mut self` makes us the only producer and consumer.
+        let len = unsafe { self.write_at(buf, i, o) };
+        store_mut(&mut self.in_, i.wrapping_add(len));
+        len as usize
     }
 
     /// `kfifo_out(fifo, buf, n)`: moves up to `buf.len()` elements out; returns how many.
     #[inline]
     pub fn pop_slice(&mut self, buf: &mut [T]) -> usize {
-        // SAFETY: `&mut self` excludes every other producer and consumer.
-        unsafe { self.out_unchecked(buf) }
+        let i = load_mut(&mut self.in_);
+        let o = load_mut(&mut self.out);
+        // SAFETY: `&mut self` makes us the only producer and consumer.
+        let len = unsafe { self.read_at(buf, o, i) };
+        store_mut(&mut self.out, o.wrapping_add(len));
+        len as usize
     }
 
     /// `kfifo_out_peek(fifo, buf, n)`: copies up to `buf.len()` elements without removing them.
@@ -624,19 +678,37 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     /// `kfifo_put(fifo, val)`: adds one element; returns `false` if the fifo is full.
     #[inline]
     pub fn put(&mut self, val: T) -> bool {
-        let out = self.out.load(Ordering::Acquire);
-        let i = self.in_.load(Ordering::Relaxed);
-        // SAFETY: `&mut self` excludes every other producer and consumer.
-        unsafe { self.put_with_out(val, i, out) }
+        let i = load_mut(&mut self.in_);
+        let o = load_mut(&mut self.out);
+        if i.wrapping_sub(o) > self.mask() {
+            return false;
+        }
+        // SAFETY: the slot of `in` is free and `&mut self` makes us its only user.
+        unsafe { copy_to_slots(self.slots().add((i & self.mask()) as usize), &val, 1) };
+        store_mut(&mut self.in_, i.wrapping_add(1));
+        true
     }
 
     /// `kfifo_get(fifo, &val)`: removes and returns the first element.
     #[inline]
     pub fn get(&mut self) -> Option<T> {
-        let i = self.in_.load(Ordering::Acquire);
-        let o = self.out.load(Ordering::Relaxed);
-        // SAFETY: `&mut self` excludes every other producer and consumer.
-        unsafe { self.get_with_in(o, i, true) }
+        let i = load_mut(&mut self.in_);
+        let o = load_mut(&mut self.out);
+        if i == o {
+            return None;
+        }
+        let mut v = core::mem::MaybeUninit::<T>::uninit();
+        // SAFETY: the slot of `out` is filled and `&mut self` makes us its only user.
+        unsafe {
+            copy_from_slots(
+                v.as_mut_ptr(),
+                self.slots().add((o & self.mask()) as usize),
+                1,
+            )
+        };
+        store_mut(&mut self.out, o.wrapping_add(1));
+        // SAFETY: written just above.
+        Some(unsafe { v.assume_init() })
     }
 
     /// `kfifo_peek(fifo, &val)`: returns the first element without removing it.
@@ -650,9 +722,10 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
 
     /// `kfifo_skip_count(fifo, n)`: discards up to `n` elements; `kfifo_skip` is `skip(1)`.
     pub fn skip(&mut self, n: usize) {
-        let o = self.out.load(Ordering::Relaxed);
-        let n = n.min(self.len()) as u32;
-        self.out.store(o.wrapping_add(n), Ordering::Release);
+        let i = load_mut(&mut self.in_);
+        let o = load_mut(&mut self.out);
+        let n = n.min(i.wrapping_sub(o) as usize) as u32;
+        store_mut(&mut self.out, o.wrapping_add(n));
     }
 
     fn setup_sgl(&self, len: u32, off: u32) -> DmaSegments {

@@ -139,6 +139,38 @@ pub(crate) fn slots_from_mut_ptr<T>(p: *mut T) -> *const Slot<T> {
 #[repr(align(128))]
 pub(crate) struct CachePadded<T>(pub(crate) T);
 
+impl<T> core::ops::DerefMut for CachePadded<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+/// Reads an atomic through `&mut` (no other thread can access it): a plain load the compiler
+/// may keep in a register.
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn load_mut(a: &mut AtomicU32) -> u32 {
+    *a.get_mut()
+}
+/// Reads an atomic through `&mut`.
+#[cfg(loom)]
+pub(crate) fn load_mut(a: &mut AtomicU32) -> u32 {
+    a.with_mut(|v| *v)
+}
+
+/// Writes an atomic through `&mut`: a plain store.
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn store_mut(a: &mut AtomicU32, v: u32) {
+    *a.get_mut() = v;
+}
+/// Writes an atomic through `&mut`.
+#[cfg(loom)]
+pub(crate) fn store_mut(a: &mut AtomicU32, v: u32) {
+    a.with_mut(|x| *x = v)
+}
+
 impl<T> core::ops::Deref for CachePadded<T> {
     type Target = T;
     #[inline(always)]
