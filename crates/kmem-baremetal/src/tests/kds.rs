@@ -13,7 +13,7 @@ use kds::list::{self, ListHead};
 use kmem::platform::Platform;
 use kmem::{GfpFlags, PAGE_SIZE};
 
-use super::KernelCtx;
+use super::{settle, KernelCtx};
 use crate::selftest::{Test, TestResult};
 use crate::{check, check_eq, tests};
 
@@ -24,6 +24,8 @@ pub const TESTS: &[Test<KernelCtx>] = tests![
     kds_hashtable_of_kmalloc_objects,
     kds_plist_priority_order,
     kds_kfifo_ring,
+    kds_xarray_page_cache,
+    kds_idr_and_ida_ids,
 ];
 
 /// A list element, as a kernel struct embeds `struct list_head`.
@@ -272,5 +274,104 @@ fn kds_kfifo_ring(_: &KernelCtx) -> TestResult {
         }
         check_eq!(fifo.len() as u32, next_in - next_out);
     }
+    Ok(())
+}
+
+/// An XArray used as a page cache: file index → the PFN of a real page from the buddy
+/// allocator (a value entry), dirty pages marked; nodes come from kmalloc.
+fn kds_xarray_page_cache(ctx: &KernelCtx) -> TestResult {
+    use kds::alloc::Gfp;
+    use kds::xarray::{xa_mk_value, XArray, XA_MARK_0};
+    let mm = ctx.mm;
+    let free0 = settle(mm);
+    {
+        let cache = XArray::new_in(crate::heap::KernelNodeAlloc);
+        let mut pages = Vec::new();
+        for i in 0..96usize {
+            let index = if i % 8 == 7 { (1 << 20) + i } else { i * 37 };
+            let page = mm.alloc_page(GfpFlags::GFP_KERNEL);
+            check!(page.is_some(), "alloc_page failed");
+            let page = page.expect("checked");
+            let pfn = mm.page_to_pfn(page).as_usize();
+            let old = cache.store(index, Some(xa_mk_value(pfn)), Gfp::GFP_KERNEL);
+            check!(matches!(old, Ok(None)), "store at {index}: {old:?}");
+            if i % 3 == 0 {
+                cache.set_mark(index, XA_MARK_0);
+            }
+            pages.push((index, page, pfn));
+        }
+        for &(index, _, pfn) in &pages {
+            check_eq!(cache.load(index).and_then(|e| e.to_value()), Some(pfn));
+        }
+        check!(cache.load(5).is_none(), "index 5 was never stored");
+        check_eq!(cache.iter().count(), 96);
+        check_eq!(cache.iter_marked(XA_MARK_0).count(), 32);
+        check!(
+            cache
+                .iter()
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>()
+                .windows(2)
+                .all(|w| w[0] < w[1]),
+            "iteration out of order"
+        );
+        check!(
+            cache.check().is_ok(),
+            "xarray invariants: {:?}",
+            cache.check()
+        );
+        for (index, page, pfn) in pages {
+            check_eq!(cache.erase(index).and_then(|e| e.to_value()), Some(pfn));
+            mm.__free_page(page);
+        }
+        check!(cache.is_empty());
+        cache.destroy();
+    }
+    check_eq!(settle(mm), free0);
+    Ok(())
+}
+
+/// IDR: lowest free id, reuse after remove, lookups; IDA: a bitmap of ids.
+fn kds_idr_and_ida_ids(ctx: &KernelCtx) -> TestResult {
+    use kds::alloc::Gfp;
+    use kds::idr::{Ida, Idr};
+    use kds::xarray::xa_mk_value;
+    let mm = ctx.mm;
+    let free0 = settle(mm);
+    {
+        let idr = Idr::new_in(crate::heap::KernelNodeAlloc);
+        for i in 0..1000usize {
+            let id = idr.idr_alloc(Some(xa_mk_value(i * 10)), 0, 0, Gfp::GFP_KERNEL);
+            check_eq!(id.ok(), Some(i as i32));
+        }
+        check_eq!(idr.idr_remove(500).and_then(|e| e.to_value()), Some(5000));
+        check_eq!(
+            idr.idr_alloc(Some(xa_mk_value(1)), 0, 0, Gfp::GFP_KERNEL)
+                .ok(),
+            Some(500)
+        );
+        check_eq!(idr.idr_find(999).and_then(|e| e.to_value()), Some(9990));
+        check!(idr.idr_find(1000).is_none());
+        let mut n = 0;
+        idr.idr_for_each(|_, _| {
+            n += 1;
+            0
+        });
+        check_eq!(n, 1000);
+        idr.idr_destroy();
+        check!(idr.idr_is_empty());
+
+        let ida = Ida::new_in(crate::heap::KernelNodeAlloc);
+        for want in 0..300u32 {
+            check_eq!(ida.ida_alloc(Gfp::GFP_KERNEL).ok(), Some(want));
+        }
+        ida.ida_free(7);
+        check!(!ida.ida_exists(7));
+        check_eq!(ida.ida_alloc(Gfp::GFP_KERNEL).ok(), Some(7));
+        check_eq!(ida.ida_alloc_min(1000, Gfp::GFP_KERNEL).ok(), Some(1000));
+        ida.ida_destroy();
+        check!(ida.ida_is_empty());
+    }
+    check_eq!(settle(mm), free0);
     Ok(())
 }
