@@ -11,7 +11,7 @@
 //! # What `pvh_start32` does, in order
 //! 1. zeroes `.bss` (boot page tables, boot stack, Rust statics) — nothing is on the stack yet;
 //! 2. checks CPUID for long mode (halts with a message on COM1 when missing);
-//! 3. builds 4-level page tables in `.bss`: PML4[0] and PML4[273] (the slot of
+//! 3. builds 4-level page tables in `.bss`: `PML4[0]` and `PML4[273]` (the slot of
 //!    [`DIRECT_MAP_BASE`]) → one PDPT whose first [`IDENTITY_GIB`] entries point at page
 //!    directories of 2 MiB pages: physical `[0, IDENTITY_GIB GiB)` appears both identity-mapped
 //!    and at [`DIRECT_MAP_BASE`]; 2 MiB pages need no CPU feature beyond long mode (1 GiB pages

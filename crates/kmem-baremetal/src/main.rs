@@ -5,11 +5,21 @@
 //!
 //! Boot flow: [`boot`] (32-bit PVH entry → page tables → long mode) → [`kernel_main`]: COM1
 //! ([`serial`]), exception handlers ([`idt`]), the PVH start info and its e820 map ([`pvh`]),
-//! then the self-tests ([`selftest`], [`tests`]) and an exit through QEMU's `isa-debug-exit`.
+//! the early self-tests, then kmem ([`mm`]): memblock from the e820 map with the kernel image
+//! (boot page tables and stack included) reserved, the memmap, zones and the buddy allocator,
+//! SLUB and kmalloc — which is the kernel's `#[global_allocator]` ([`heap`]) — and vmalloc on
+//! the CPU's own page tables ([`platform`]: CR3, `invlpg`). The self-tests over the booted
+//! machine follow ([`selftest`], [`mod@tests`]), then `/proc/buddyinfo`, `/proc/zoneinfo`,
+//! `/proc/slabinfo` and `/proc/meminfo` are printed and the kernel exits through QEMU's
+//! `isa-debug-exit` with success exactly when every test passed.
 //!
-//! Kernel command line (`--append`): `selftest=fail` adds a test that fails on purpose, so the
-//! harness can be shown to fail; `selftest=panic` and `selftest=fault` add a test that panics or
-//! takes a page fault (both must also fail the run). Values combine: `selftest=fail,panic`.
+//! One CPU, interrupts off for the whole run, no scheduler: the platform's per-CPU sections
+//! still disable interrupts, and its spinlock reports recursive locking instead of hanging.
+//!
+//! Kernel command line (`--append`): anything kmem parses (`slub_debug=FZPU`, …), and
+//! `selftest=fail` adds a test that fails on purpose, so the harness can be shown to fail;
+//! `selftest=panic` and `selftest=fault` add a test that panics or takes a page fault (both must
+//! also fail the run). Values combine: `selftest=fail,panic`.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -11,7 +11,7 @@
 //! then, at the end, the summary `selftest: N passed, M failed` alone on a line. The kernel
 //! exits with the success status exactly when `M == 0` and at least one test ran.
 //!
-//! A test fails by returning `Err` (the [`check!`]/[`check_eq!`] macros) — or by crashing: the
+//! A test fails by returning `Err` (the `check!`/`check_eq!` macros) — or by crashing: the
 //! panic handler and the exception handler call [`report_crash`], which reports the test that
 //! was running as failed and prints the summary before the kernel exits with the failure
 //! status. There is no unwinding, so a crash ends the run.

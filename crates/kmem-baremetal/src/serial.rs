@@ -1,6 +1,6 @@
 //! The console: a 16550 UART on COM1 (I/O port 0x3f8), polled, 115200 8N1.
 //!
-//! [`print!`]/[`println!`] write through [`CONSOLE`], a spinlock-protected writer. The panic and
+//! `print!`/`println!` write through [`CONSOLE`], a spinlock-protected writer. The panic and
 //! exception paths use [`emergency`], which writes without the lock (the lock may be held by the
 //! code that crashed).
 

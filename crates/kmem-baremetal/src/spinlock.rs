@@ -1,7 +1,7 @@
 //! The kernel's raw spinlock, the `RawLock` of the bare-metal platform.
 //!
 //! This kernel runs on one CPU with interrupts disabled for its whole life, so a lock can never
-//! be contended legitimately: if [`RawSpinlock::lock`] finds the lock held, the holder is the
+//! be contended legitimately: if `lock` finds the lock held, the holder is the
 //! caller itself (recursive locking) and spinning would hang forever. It panics instead, with a
 //! message, so a locking bug in kmem shows up as a failed test rather than a timeout — the
 //! uniprocessor equivalent of lockdep's "possible recursive locking detected".

@@ -1,5 +1,8 @@
-//! The self-tests, in groups run in boot order: `early` (before kmem), `platform`, then the
-//! groups over the booted kmem machine, and the deliberate failures the command line asks for.
+//! The self-tests, in groups run in boot order: `early` (before kmem) and `platform`; then, over
+//! the booted machine, `page_alloc` (memblock, zones, the buddy allocator to exhaustion and
+//! back), `slab` (kmalloc, kmem_cache, slub_debug), `kds` (the data structures on kmem memory),
+//! `vmalloc` (on the real page tables), `heap` (`alloc` collections on kmalloc) and `stress` (a
+//! random mixed workload); last, the deliberate failures the command line asks for.
 
 mod deliberate;
 mod early;
