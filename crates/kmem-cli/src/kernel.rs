@@ -180,11 +180,18 @@ impl Kernel {
                 return Err(Oopsed);
             }
             if write {
-                if let Some(p) = self.m.virt_to_page(VirtAddr::new(real)) {
-                    if p.is_reserved() {
-                        self.oops(at, true, true);
-                        return Err(Oopsed);
-                    }
+                // The page behind the address, through the direct map or a vmalloc/vmap
+                // mapping (a vmap of a reserved page must not open a way around the check).
+                let va = VirtAddr::new(real);
+                let page = self.m.virt_to_page(va).or_else(|| {
+                    self.m
+                        .is_vmalloc_addr(va)
+                        .then(|| self.m.vmalloc_to_page(va))
+                        .flatten()
+                });
+                if page.is_some_and(|p| p.is_reserved()) {
+                    self.oops(at, true, true);
+                    return Err(Oopsed);
                 }
             }
             match f(real, done..done + chunk) {

@@ -364,6 +364,11 @@ fn vmalloc_translate_and_guard_page() {
         out1(&mut sh, "vunmap(m); __free_page(a); __free_page(b)"),
         ""
     );
+    // A vmap of a reserved page (here the memmap's first page) stays write-protected.
+    out1(&mut sh, "r = vmap(virt_to_page(pfn_to_page(0)))");
+    let o = out1(&mut sh, "poke8(r, 1)");
+    assert!(o.contains("permissions violation"), "{o}");
+    assert_eq!(out1(&mut sh, "vunmap(r)"), "");
     let (_, e) = run(&mut sh, "vmap()");
     assert!(e.contains("vmap takes at least 1 argument, got 0"), "{e}");
     let (_, e) = run(&mut sh, "translate");
