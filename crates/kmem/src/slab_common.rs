@@ -682,6 +682,11 @@ pub struct SlabState<L: lock_api::RawMutex> {
     pub(crate) errors: AtomicUsize,
     /// `slab_nomerge`.
     pub(crate) nomerge: bool,
+    /// Whether new slabs chain their objects in a random order (`CONFIG_SLAB_FREELIST_RANDOM`,
+    /// on by default as in distribution kernels). A kmem boot option,
+    /// `slab_freelist_random=off`, turns it off for users that want allocation-order locality
+    /// more than hardening (an allocator for ordinary programs, see crates/kmem-malloc).
+    pub(crate) freelist_random: bool,
 }
 
 impl<L: lock_api::RawMutex> SlabState<L> {
@@ -703,6 +708,7 @@ impl<L: lock_api::RawMutex> SlabState<L> {
             kind: SlabAllocatorKind::Slub,
             errors: AtomicUsize::new(0),
             nomerge: false,
+            freelist_random: true,
         }
     }
 }
@@ -878,6 +884,9 @@ impl<P: Platform> Machine<P> {
                     }
                 }
                 ("slab_nomerge" | "slub_nomerge", _) => st.nomerge = true,
+                ("slab_freelist_random", Some(v)) => {
+                    st.freelist_random = !matches!(v, "0" | "off" | "n" | "no");
+                }
                 ("slab", Some(v)) if v != "slub" => {
                     self.printk(
                         LogLevel::Notice,

@@ -2981,7 +2981,7 @@ fn open_cache<P: Platform>(
 /// `init_cache_random_seq`: a random permutation of the object indexes.
 fn init_random_seq<P: Platform>(m: &Machine<P>, s: &mut Cache<P>) {
     let n = s.objects as usize;
-    if n < 2 || !s.random_seq.is_null() {
+    if n < 2 || !s.random_seq.is_null() || !m.slab().freelist_random {
         return;
     }
     let Some(p) = crate::kmalloc::kmalloc_internal(m, n * 2, GfpFlags::GFP_KERNEL) else {
