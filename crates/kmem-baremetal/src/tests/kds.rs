@@ -26,6 +26,7 @@ pub const TESTS: &[Test<KernelCtx>] = tests![
     kds_kfifo_ring,
     kds_xarray_page_cache,
     kds_idr_and_ida_ids,
+    kds_btree_matches_btreemap,
 ];
 
 /// A list element, as a kernel struct embeds `struct list_head`.
@@ -371,6 +372,52 @@ fn kds_idr_and_ida_ids(ctx: &KernelCtx) -> TestResult {
         check_eq!(ida.ida_alloc_min(1000, Gfp::GFP_KERNEL).ok(), Some(1000));
         ida.ida_destroy();
         check!(ida.ida_is_empty());
+    }
+    check_eq!(settle(mm), free0);
+    Ok(())
+}
+
+/// lib/btree.c's B+tree with 128-bit keys (two words here), nodes from kmalloc, against
+/// `alloc`'s BTreeMap (which itself runs on kmalloc in this kernel).
+fn kds_btree_matches_btreemap(ctx: &KernelCtx) -> TestResult {
+    use alloc::collections::BTreeMap;
+    use core::num::NonZeroUsize;
+    use kds::alloc::Gfp;
+    use kds::btree::BTreeGeo128;
+    use kmem::platform::Platform;
+    let mm = ctx.mm;
+    let plat = mm.platform();
+    let free0 = settle(mm);
+    {
+        let mut tree: BTreeGeo128<crate::heap::KernelNodeAlloc> =
+            BTreeGeo128::new_in(crate::heap::KernelNodeAlloc);
+        let mut model: BTreeMap<[usize; 2], usize> = BTreeMap::new();
+        for i in 1..=4000usize {
+            let key = [
+                (plat.random_u64() % 64) as usize,
+                (plat.random_u64() % 256) as usize,
+            ];
+            let val = NonZeroUsize::new(i).expect("i > 0");
+            if plat.random_u64().is_multiple_of(4) {
+                check_eq!(tree.remove(&key).map(NonZeroUsize::get), model.remove(&key));
+                continue;
+            }
+            let inserted = tree.insert(&key, val, Gfp::GFP_KERNEL).is_ok();
+            // A present key is EEXIST and leaves the old value (the model keeps its own too).
+            check_eq!(inserted, !model.contains_key(&key));
+            model.entry(key).or_insert(i);
+        }
+        check_eq!(tree.len(), model.len());
+        check!(tree.check().is_ok(), "btree invariants: {:?}", tree.check());
+        check_eq!(
+            tree.last().map(|(k, v)| (k, v.get())),
+            model.iter().next_back().map(|(k, v)| (*k, *v))
+        );
+        for (k, v) in &model {
+            check_eq!(tree.lookup(k).map(NonZeroUsize::get), Some(*v));
+        }
+        tree.destroy();
+        check!(tree.is_empty());
     }
     check_eq!(settle(mm), free0);
     Ok(())
