@@ -284,8 +284,12 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     min_partial: u32,
     /// Most slabs kept on a CPU partial list (0 for debug caches).
     cpu_partial_slabs: u32,
-    /// `ceil(2^32 / size)`: object index by multiplication.
-    reciprocal: u64,
+    /// `size = odd << div_shift`; `div_inv * odd == 1 (mod 2^64)`: an offset is a multiple of
+    /// `size` iff its low `div_shift` bits are clear and `(off >> div_shift) * div_inv` is at
+    /// most `div_limit` (exact division test without a divide).
+    div_shift: u32,
+    div_inv: u64,
+    div_limit: u64,
     random: usize,
     allocflags: GfpFlags,
     ctor: Option<fn(*mut u8)>,
@@ -1986,19 +1990,51 @@ impl<P: Platform> Machine<P> {
     }
 
     /// Whether `p` is the start of an object of `slab` (`(p - base) % size == 0`).
-    #[inline]
+    #[inline(always)]
     fn is_object_start(&self, s: &Cache<P>, slab: Slab, p: *mut u8) -> bool {
         let base = self.slab_base(slab) as usize + s.red_left_pad as usize;
         let off = (p as usize).wrapping_sub(base);
-        let idx = ((off as u64 * s.reciprocal) >> 32) as usize;
-        off < (slab.objects() as usize) * s.size as usize && idx * s.size as usize == off
+        let low = off & ((1usize << s.div_shift) - 1);
+        let q = ((off >> s.div_shift) as u64).wrapping_mul(s.div_inv);
+        off < (slab.objects() as usize) * s.size as usize && low == 0 && q <= s.div_limit
     }
 }
 
 // ------------------------------------------------------------------ alloc and free entry points
 
-#[inline]
+/// `slab_alloc_node`: the lockless fast path inline, everything else out of line.
+#[inline(always)]
 fn alloc_inner<P: Platform>(
+    m: &Machine<P>,
+    s: &Cache<P>,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+) -> Option<NonNull<u8>> {
+    if !s.debug() {
+        let g = CpuGuard::new(m.platform());
+        // SAFETY: we hold this CPU's section and no other reference to its data.
+        let c = unsafe { s.cpu(g.cpu()) };
+        let obj = c.freelist;
+        if !obj.is_null() {
+            // SAFETY: `obj` is a CPU-owned free object.
+            c.freelist = unsafe { s.get_fp(obj) };
+            c.alloc_fast += 1;
+            drop(g);
+            if gfp.contains(GfpFlags::__GFP_ZERO) {
+                // SAFETY: a freshly allocated object of `object_size` bytes.
+                unsafe { ptr::write_bytes(obj, 0, s.object_size as usize) };
+            }
+            // SAFETY: objects are never null.
+            return Some(unsafe { NonNull::new_unchecked(obj) });
+        }
+    }
+    alloc_slow_path(m, s, gfp, caller)
+}
+
+/// Everything but a CPU freelist hit: debug caches, refills, new slabs, failure reports.
+#[cold]
+#[inline(never)]
+fn alloc_slow_path<P: Platform>(
     m: &Machine<P>,
     s: &Cache<P>,
     gfp: GfpFlags,
@@ -2081,8 +2117,8 @@ pub(crate) fn slab_alloc<P: Platform>(
     alloc_inner(m, s, gfp, caller)
 }
 
-/// Frees `p` known to be in slab `page` of cache `s` (`slab_free`).
-#[inline]
+/// Frees `p` known to be in slab `page` of cache `s` (`slab_free`): the fast path inline.
+#[inline(always)]
 fn free_inner<P: Platform>(
     m: &Machine<P>,
     s: &Cache<P>,
@@ -2091,6 +2127,31 @@ fn free_inner<P: Platform>(
     caller: &'static Location<'static>,
 ) {
     let slab = Slab(page);
+    if !s.debug() && m.is_object_start(s, slab, p) {
+        let g = CpuGuard::new(m.platform());
+        // SAFETY: we hold this CPU's section and no other reference to its data.
+        let c = unsafe { s.cpu(g.cpu()) };
+        if c.slab == slab.raw() && p != c.freelist {
+            // SAFETY: the object was allocated and is now given back to its CPU slab.
+            unsafe { s.set_fp(p, c.freelist) };
+            c.freelist = p;
+            c.free_fast += 1;
+            return;
+        }
+    }
+    free_slow_path(m, s, slab, p, caller)
+}
+
+/// Everything but a free into the CPU's active slab.
+#[cold]
+#[inline(never)]
+fn free_slow_path<P: Platform>(
+    m: &Machine<P>,
+    s: &Cache<P>,
+    slab: Slab,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
     if s.debug() {
         m.slab_free_debug(s, slab, p, caller);
         return;
@@ -2938,7 +2999,9 @@ fn open_cache<P: Platform>(
         min_order: get_order(sz as usize),
         min_partial,
         cpu_partial_slabs,
-        reciprocal: (1u64 << 32).div_ceil(sz as u64),
+        div_shift: sz.trailing_zeros(),
+        div_inv: mod_inverse((sz >> sz.trailing_zeros()) as u64),
+        div_limit: u64::MAX / (sz >> sz.trailing_zeros()) as u64,
         random: m.platform().random_u64() as usize,
         allocflags,
         ctor,
@@ -2976,6 +3039,17 @@ fn open_cache<P: Platform>(
         init_random_seq(m, unsafe { &mut *p });
     }
     Ok(())
+}
+
+/// The inverse of odd `a` modulo 2^64 (Newton's iteration).
+const fn mod_inverse(a: u64) -> u64 {
+    let mut x = a; // correct to 3 bits
+    let mut i = 0;
+    while i < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
+        i += 1;
+    }
+    x
 }
 
 /// `init_cache_random_seq`: a random permutation of the object indexes.
