@@ -198,10 +198,17 @@ fn kmem_cache_with_constructor(ctx: &KernelCtx) -> TestResult {
         check_eq!(unsafe { o.cast::<u64>().read() }, CTOR_PATTERN);
     }
     let calls = CTOR_CALLS.load(Ordering::Relaxed) - calls0;
-    // Constructed per slab: at least every object handed out, at most a few slabs more.
+    // Constructed once per object of every slab created (mm/slub.c `setup_object` in
+    // `allocate_slab`): exactly num_objs, which covers the 100 objects handed out.
+    let info = mm.slab_info(c);
+    check!(info.is_some(), "no slabinfo for the cache");
+    let info = info.expect("checked");
+    check_eq!(calls, info.num_objs);
     check!(
-        (100..100 + 4 * 20).contains(&calls),
-        "constructor ran {calls} times for 100 objects"
+        calls >= 100 && info.num_slabs * info.objperslab as usize == info.num_objs,
+        "constructor ran {calls} times for 100 objects ({} slabs of {})",
+        info.num_slabs,
+        info.objperslab
     );
     // An object freed and allocated again is not constructed again (its state is kept).
     // SAFETY: objs[0] is live; we change its first word before freeing it.
