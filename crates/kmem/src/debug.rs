@@ -109,6 +109,10 @@ impl<P: Platform> Machine<P> {
                 for (i, b) in w.iter().enumerate() {
                     v |= (*b as u64) << (8 * i);
                 }
+                // Pointers (list links, compound heads…) are shown in the machine's layout.
+                if words == 8 && v != 0 {
+                    v = self.to_model(v as usize);
+                }
                 let _ = fmt::Write::write_fmt(&mut buf, format_args!(" {:0w$x}", v, w = words * 2));
             }
             self.printk(LogLevel::Warning, format_args!("{}", buf.as_str()));

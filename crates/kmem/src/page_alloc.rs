@@ -867,8 +867,12 @@ impl<P: Platform> Machine<P> {
     /// pages, each with its own reference.
     #[track_caller]
     pub fn split_page(&self, page: PagePtr, order: Order) {
-        if page.is_head() {
+        if page.is_head() || page.is_tail() {
             self.bad_page(page, "VM_BUG_ON_PAGE(PageCompound(page)) in split_page");
+            return;
+        }
+        if page.page_type().is_some() || page.refcount() <= 0 {
+            self.bad_page(page, "split_page: not a plain allocated block");
             return;
         }
         for i in 0..order.pages() {
