@@ -25,7 +25,10 @@
 //!   host, as a kernel would use vmalloc. Such blocks are recognised on free because they lie
 //!   outside the machine's direct map.
 //!
-//! `realloc` uses `krealloc` (same block while `ksize` suffices) when the alignment allows.
+//! `dealloc` knows the size, so a kmalloc block is freed into the cache its size class names
+//! without reading its `struct page` first ([`Machine::kfree_sized`]). `realloc` therefore
+//! keeps a block only while the new size stays in its size class (or, for large kmallocs,
+//! while `ksize` suffices); otherwise it allocates, copies and frees.
 //!
 //! # Growth
 //! The machine is sized once, at boot: [`KmemAlloc::new`] simulates 4 GiB of RAM (a sparse
@@ -42,7 +45,9 @@ use core::ptr;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use kmem::arch::Arch;
-use kmem::slab_common::{kmalloc_size_roundup, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE};
+use kmem::slab_common::{
+    kmalloc_index, kmalloc_size_roundup, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE,
+};
 use kmem::{BootParams, GfpFlags, Machine, VirtAddr, PAGE_SIZE};
 
 use crate::{HostedConfig, HostedPlatform, DIRECT_MAP_ALIGN};
@@ -205,17 +210,28 @@ impl KmemAlloc {
         class & class.wrapping_neg() >= align
     }
 
+    /// The `kmalloc` request size `alloc_with` uses for a layout, or `None` when the block
+    /// comes from the page allocator by order (alignment above 4 KiB) or from the host.
+    #[inline]
+    fn kmalloc_request(size: usize, align: usize) -> Option<usize> {
+        if size > KMALLOC_MAX_SIZE {
+            None
+        } else if Self::kmalloc_fits(size, align) {
+            Some(size)
+        } else if align <= PAGE_SIZE {
+            Some(size.max(align).next_power_of_two())
+        } else {
+            None
+        }
+    }
+
     #[inline]
     fn alloc_with(&self, m: &Machine<HostedPlatform>, layout: Layout, gfp: GfpFlags) -> *mut u8 {
         let (size, align) = (layout.size(), layout.align());
+        if let Some(r) = Self::kmalloc_request(size, align) {
+            return m.kmalloc(r, gfp).map_or(ptr::null_mut(), |p| p.as_ptr());
+        }
         if size <= KMALLOC_MAX_SIZE {
-            if Self::kmalloc_fits(size, align) {
-                return m.kmalloc(size, gfp).map_or(ptr::null_mut(), |p| p.as_ptr());
-            }
-            if align <= PAGE_SIZE {
-                let n = size.max(align).next_power_of_two();
-                return m.kmalloc(n, gfp).map_or(ptr::null_mut(), |p| p.as_ptr());
-            }
             if align <= DIRECT_MAP_ALIGN {
                 let order = kmem::slab_common::get_order(size.max(align));
                 return m
@@ -288,11 +304,17 @@ unsafe impl GlobalAlloc for KmemAlloc {
             return;
         }
         let Some(m) = self.machine() else { return };
-        if in_machine(m, p) {
-            m.kfree(p);
-        } else {
-            // SAFETY: a block of `layout.size()` bytes from `host_mmap`.
-            unsafe { libc::munmap(p.cast(), layout.size()) };
+        match Self::kmalloc_request(layout.size(), layout.align()) {
+            Some(r) if r <= KMALLOC_MAX_CACHE_SIZE => {
+                // SAFETY: `alloc_with` served this layout with `kmalloc(r, GFP)` (or `realloc`
+                // kept a block of the same size class), and the caller frees it once.
+                unsafe { m.kfree_sized(p, r, GFP) }
+            }
+            _ if in_machine(m, p) => m.kfree(p),
+            _ => {
+                // SAFETY: a block of `layout.size()` bytes from `host_mmap`.
+                unsafe { libc::munmap(p.cast(), layout.size()) };
+            }
         }
     }
 
@@ -300,19 +322,26 @@ unsafe impl GlobalAlloc for KmemAlloc {
         let Some(m) = self.machine() else {
             return ptr::null_mut();
         };
-        if !self.in_arena(p)
-            && in_machine(m, p)
-            && new_size <= KMALLOC_MAX_SIZE
-            && Self::kmalloc_fits(new_size, layout.align())
-        {
-            // krealloc keeps the block while ksize suffices, else kmallocs (aligned by the
-            // check above), copies ksize bytes and frees; on failure the old block stays.
-            return m
-                .krealloc(p, new_size, GFP)
-                .map_or(ptr::null_mut(), |q| q.as_ptr());
+        let align = layout.align();
+        if !self.in_arena(p) {
+            if let (Some(o), Some(n)) = (
+                Self::kmalloc_request(layout.size(), align),
+                Self::kmalloc_request(new_size, align),
+            ) {
+                let small = |x: usize| x <= KMALLOC_MAX_CACHE_SIZE;
+                // Keep the block while it stays in the same size class (so that `dealloc`
+                // finds its cache from the size), or stays a large kmalloc that is big enough
+                // (krealloc's rule).
+                if small(o) && small(n) && kmalloc_index(o) == kmalloc_index(n) {
+                    return p;
+                }
+                if !small(o) && !small(n) && in_machine(m, p) && m.ksize(p) >= n {
+                    return p;
+                }
+            }
         }
         // SAFETY: the caller guarantees a valid layout for `new_size` with the same alignment.
-        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, align) };
         // SAFETY: forwarded caller guarantees.
         let q = unsafe { self.alloc(new_layout) };
         if !q.is_null() {

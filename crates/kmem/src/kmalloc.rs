@@ -180,6 +180,25 @@ impl<P: Platform> Machine<P> {
         }
     }
 
+    /// Frees a block from `kmalloc(size, gfp)` without looking at its `struct page` first: the
+    /// cache follows from `size` and `gfp` (what a sized deallocation, like Rust's
+    /// `GlobalAlloc::dealloc`, knows). Large sizes fall back to [`Machine::kfree`].
+    ///
+    /// # Safety
+    /// `p` was returned by `kmalloc(n, gfp)` (or `krealloc`) of this machine for an `n` in the
+    /// same kmalloc size class as `size` (same `kmalloc_index` when both are at most
+    /// [`KMALLOC_MAX_CACHE_SIZE`]), with the same `kmalloc_type` of `gfp`, and is freed once.
+    #[track_caller]
+    #[inline]
+    pub unsafe fn kfree_sized(&self, p: *mut u8, size: usize, gfp: GfpFlags) {
+        if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
+            self.kfree(p);
+            return;
+        }
+        // SAFETY: forwarded caller guarantee.
+        unsafe { slub::kfree_sized(self, p, size, gfp, Location::caller()) }
+    }
+
     #[track_caller]
     fn free_large_kmalloc(&self, page: crate::PagePtr, p: *const u8) {
         let base = self.page_address(page).map(|v| v.as_usize()).unwrap_or(0);

@@ -2284,6 +2284,34 @@ pub(crate) fn kfree_slab<P: Platform>(
     free_inner(m, s, page, p, caller)
 }
 
+/// `kfree` of an object known to come from `kmalloc(size, gfp)` with `size` at most
+/// [`KMALLOC_MAX_CACHE_SIZE`]: the cache comes from the size, the slab from the address, and
+/// the struct page's type and cache are not consulted.
+///
+/// # Safety
+/// `p` was returned by `kmalloc(size', gfp)` of this machine with `kmalloc_index(size') ==
+/// kmalloc_index(size)`, `size` in `1..=KMALLOC_MAX_CACHE_SIZE`, and is freed once.
+#[inline(always)]
+pub(crate) unsafe fn kfree_sized<P: Platform>(
+    m: &Machine<P>,
+    p: *mut u8,
+    size: usize,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+) {
+    let idx = kmalloc_index(size) as usize;
+    let ty = crate::slab_common::kmalloc_type(gfp) as usize;
+    let cp = m.slab().kmalloc[ty][idx].load(Ordering::Relaxed);
+    // SAFETY: kmalloc table entries are caches created at boot, never destroyed; the caller
+    // guarantees the object came from this one.
+    let s = unsafe { &*cp.cast::<Cache<P>>() };
+    let off = p as usize - m.mm().direct_map as usize;
+    // SAFETY: `p` is in the direct map (a slab object), so its PFN is below max_pfn.
+    let page =
+        unsafe { m.pfn_to_page_unchecked(crate::addr::Pfn::new((off >> PAGE_SHIFT) as u64)) };
+    free_inner(m, s, page.compound_head(), p, caller)
+}
+
 /// `ksize` of a slab object's cache.
 pub(crate) fn slab_ksize<P: Platform>(cache: usize) -> usize {
     // SAFETY: as in `kfree_slab`.
