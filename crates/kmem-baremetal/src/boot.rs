@@ -81,6 +81,7 @@ boot_pdpt:
 boot_pd:
     .skip 4096 * {identity_gib}
     .balign 16
+    .global boot_stack_bottom
 boot_stack_bottom:
     .skip {stack_size}
     .global boot_stack_top
@@ -233,6 +234,7 @@ extern "C" {
     static __kernel_end: u8;
     static boot_pml4: u8;
     static boot_pd: u8;
+    static boot_stack_bottom: u8;
 }
 
 /// The physical layout of the kernel image, from the symbols of linker.ld. Each section's size
@@ -297,4 +299,46 @@ pub fn boot_page_tables() -> (u64, u64) {
         core::ptr::addr_of!(boot_pml4) as u64,
         core::ptr::addr_of!(boot_pd) as u64 + IDENTITY_GIB * 4096,
     )
+}
+
+/// The value [`paint_stack`] fills the unused stack with.
+const STACK_PAINT: u64 = 0x57ac_57ac_57ac_57ac;
+
+/// Bytes left unpainted below the current stack pointer: the red zone (128 bytes) and the
+/// frames of `paint_stack` itself.
+const PAINT_MARGIN: usize = 4096;
+
+fn stack_bottom() -> *mut u64 {
+    // Only the address of the symbol is taken.
+    core::ptr::addr_of!(boot_stack_bottom)
+        .cast::<u64>()
+        .cast_mut()
+}
+
+/// Fills the boot stack below the current frame with a pattern, so that
+/// [`stack_high_water`] can later tell how deep the stack ever went.
+pub fn paint_stack() {
+    let here = core::hint::black_box(0u8);
+    let sp = core::ptr::addr_of!(here) as usize;
+    let bottom = stack_bottom();
+    let words = (sp - PAINT_MARGIN - bottom as usize) / 8;
+    for i in 0..words {
+        // SAFETY: `[bottom, sp - PAINT_MARGIN)` is the unused part of the boot stack (it grows
+        // down from boot_stack_top and nothing lives below the current frame but the red zone,
+        // which the margin leaves alone).
+        unsafe { bottom.add(i).write_volatile(STACK_PAINT) };
+    }
+}
+
+/// Returns the most stack ever used, in bytes, as seen from the paint left by
+/// [`paint_stack`] (the deepest overwritten word from the bottom).
+pub fn stack_high_water() -> usize {
+    let bottom = stack_bottom();
+    let words = BOOT_STACK_SIZE / 8;
+    // SAFETY: reads of the boot stack's own words below the top; the lowest words are the
+    // painted ones, so this stops long before reaching live frames.
+    let untouched = (0..words)
+        .take_while(|&i| unsafe { bottom.add(i).read_volatile() } == STACK_PAINT)
+        .count();
+    BOOT_STACK_SIZE - untouched * 8
 }

@@ -50,6 +50,7 @@ use pvh::BootInfo;
 /// `struct hvm_start_info`.
 #[no_mangle]
 extern "C" fn kernel_main(start_info: u32) -> ! {
+    boot::paint_stack();
     serial::init();
     idt::init();
     println!();
@@ -98,6 +99,18 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
         Err(e) => runner.fail_step("kmem_boot", format_args!("Machine::boot failed: {e}")),
     }
 
+    let stack = boot::stack_high_water();
+    println!(
+        "kmem-baremetal: stack high-water mark {} KiB of {} KiB",
+        stack.div_ceil(1024),
+        boot::BOOT_STACK_SIZE / 1024
+    );
+    if stack > boot::BOOT_STACK_SIZE * 3 / 4 {
+        runner.fail_step(
+            "stack",
+            format_args!("{stack} bytes used: over 3/4 of the boot stack"),
+        );
+    }
     let ok = runner.finish();
     println!(
         "kmem-baremetal: {}",
