@@ -1,0 +1,620 @@
+//! The heap: kmem machines ("memory nodes") that serve the C allocator.
+//!
+//! # Layout of a request
+//! - up to `KMALLOC_MAX_CACHE_SIZE` (8 KiB): `kmalloc`, i.e. SLUB's kmalloc caches with their
+//!   per-CPU slabs (a thread is a CPU of the machine, see `kmem_hosted::cpu`); requests below
+//!   16 bytes use the 16-byte class so that every block is 16-byte aligned like glibc's;
+//! - up to [`KMALLOC_MAX_SIZE`] (4 MiB): `kmalloc`'s large path, a compound page block from
+//!   the buddy allocator;
+//! - larger: an anonymous host mapping, as a kernel maps its largest blocks with vmalloc. (kmem's
+//!   own vmalloc is not used: on the hosted platform its mappings share the node's memfd pages,
+//!   which a forked child would then share with its parent; a private anonymous mapping is
+//!   copied on write by `fork` like the rest of the process.)
+//!
+//! # Memory hot-add
+//! The first node is small (64 MiB of simulated RAM by default: it boots in about 2 ms and
+//! costs a few MiB of host memory, since the memfd is sparse). When an allocation fails on
+//! every node, a new node twice the size of the last is hot-added (a new `pgdat`, as Linux's
+//! `add_memory` onlining memory of a new NUMA node), up to [`MAX_NODES`]. Each thread prefers
+//! the node that last served it and falls back to the others, oldest first.
+//!
+//! # Free page reporting
+//! As mm/page_reporting.c does for a guest, free blocks of pageblock order and above are
+//! reported to the host: the reporter takes them off the free lists (allocates them), releases
+//! their host memory (`punch_hole` on the memfd) and frees them back, so the resident size
+//! falls after a program frees. It runs in the freeing thread, at most once per
+//! [`REPORT_INTERVAL_FREES`] frees or [`REPORT_BYTES`] of large frees.
+//!
+//! # Invariants
+//! - `NODES[i]` for `i < NR_NODES` points at a node that lives until the process exits (nodes
+//!   are never removed); it is written before `NR_NODES` is raised (Release), read after
+//!   loading it (Acquire).
+//! - Every pointer handed out is either inside a node's direct map, in the huge-block table, or
+//!   in the boot arena (see the crate documentation); `free` tells them apart in that order.
+
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+use kmem::arch::Arch;
+use kmem::slab_common::KMALLOC_MAX_SIZE;
+use kmem::{BootParams, GfpFlags, Machine, Order, PAGE_SIZE};
+use kmem_hosted::futex::RawFutexMutex;
+use kmem_hosted::{Console, HostedConfig, HostedPlatform};
+use lock_api::RawMutex as _;
+
+/// Most nodes (a thread tracks up to 8 platforms with exclusive CPUs, see
+/// `kmem_hosted::cpu::MAX_PLATFORMS_PER_THREAD`).
+pub const MAX_NODES: usize = 8;
+/// Simulated RAM of the first node unless `KMEM_MALLOC_RAM_MB` says otherwise.
+pub const FIRST_NODE_RAM: u64 = 64 << 20;
+/// Largest node.
+const MAX_NODE_RAM: u64 = 32 << 30;
+/// `page_reporting_order`: pageblock order (mm/page_reporting.c).
+const REPORTING_ORDER: u32 = kmem::mmzone::PAGEBLOCK_ORDER;
+/// Frees between two free page reporting passes.
+pub const REPORT_INTERVAL_FREES: u64 = 1 << 16;
+/// Bytes of large frees that trigger a reporting pass.
+pub const REPORT_BYTES: u64 = 16 << 20;
+
+/// Flags of every allocation: may sleep, no allocation-failure reports (malloc reports
+/// failure with ENOMEM and a new node is tried first).
+const GFP: GfpFlags = GfpFlags::GFP_KERNEL.union(GfpFlags::__GFP_NOWARN);
+
+/// One memory node: a booted kmem machine and the address ranges it hands out.
+pub struct Node {
+    /// The machine.
+    pub m: Machine<HostedPlatform>,
+    /// Start of its direct map.
+    pub dm_start: usize,
+    /// End of its direct map's reservation (the memfd may grow up to it).
+    pub dm_end: usize,
+    /// RAM of the node.
+    pub ram: u64,
+    /// Free pages right after the last free page reporting pass.
+    reported_free: AtomicUsize,
+}
+
+static NODES: [AtomicPtr<Node>; MAX_NODES] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_NODES];
+static NR_NODES: AtomicUsize = AtomicUsize::new(0);
+/// Serialises hot-add.
+static HOTPLUG_LOCK: RawFutexMutex = RawFutexMutex::new();
+
+/// Counters for the statistics dump.
+pub struct Stats {
+    /// Nodes hot-added after the first.
+    pub hot_adds: AtomicU64,
+    /// Free page reporting passes.
+    pub report_passes: AtomicU64,
+    /// Bytes whose host memory was released by reporting.
+    pub reported_bytes: AtomicU64,
+    /// Blocks served by a host mapping.
+    pub host_blocks: AtomicU64,
+    /// `free` of pointers this allocator did not hand out (ignored).
+    pub foreign_frees: AtomicU64,
+}
+
+/// The statistics.
+pub static STATS: Stats = Stats {
+    hot_adds: AtomicU64::new(0),
+    report_passes: AtomicU64::new(0),
+    reported_bytes: AtomicU64::new(0),
+    host_blocks: AtomicU64::new(0),
+    foreign_frees: AtomicU64::new(0),
+};
+
+thread_local! {
+    /// The node that last served this thread.
+    static HINT: Cell<usize> = const { Cell::new(0) };
+    /// Frees since this thread's last reporting check.
+    static FREES: Cell<u64> = const { Cell::new(0) };
+}
+/// Bytes of large blocks freed since the last reporting pass (all threads).
+static LARGE_FREED: AtomicU64 = AtomicU64::new(0);
+
+/// The kernel command line of every node (`slub_debug=…` from `KMEM_SLUB_DEBUG`).
+static mut CMDLINE_BUF: [u8; 128] = [0; 128];
+static CMDLINE_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the command line used by nodes booted from now on (truncated to 128 bytes).
+pub fn set_cmdline(s: &str) {
+    let n = s.len().min(128);
+    // SAFETY: called once, by the thread that boots the first node, before any node boots and
+    // before any other thread can read the buffer (readers load CMDLINE_LEN with Acquire).
+    unsafe {
+        let buf = &mut *ptr::addr_of_mut!(CMDLINE_BUF);
+        buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+    }
+    CMDLINE_LEN.store(n, Ordering::Release);
+}
+
+fn cmdline() -> &'static str {
+    let n = CMDLINE_LEN.load(Ordering::Acquire);
+    // SAFETY: the first `n` bytes were written before the Release store of `n` and are never
+    // written again.
+    let b = unsafe { &(&*ptr::addr_of!(CMDLINE_BUF))[..n] };
+    core::str::from_utf8(b).unwrap_or("")
+}
+
+/// Number of nodes.
+#[inline]
+pub fn nr_nodes() -> usize {
+    NR_NODES.load(Ordering::Acquire)
+}
+
+/// Node `i` (`i < nr_nodes()`).
+#[inline]
+pub fn node(i: usize) -> &'static Node {
+    // SAFETY: `i < NR_NODES`, so the pointer was published (Release before the count) and the
+    // node lives forever (module invariants).
+    unsafe { &*NODES[i].load(Ordering::Acquire) }
+}
+
+/// Boots a node with `ram` bytes of RAM, in memory from `mmap` (no allocation).
+fn boot_node(ram: u64) -> Option<&'static Node> {
+    // SAFETY: sysconf has no preconditions.
+    let ncpu = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let ncpu = (ncpu.max(1) as usize).min(kmem_hosted::NR_CPUS - 1);
+    let params = BootParams {
+        cmdline: cmdline(),
+        ..BootParams::simulated(Arch::X86_64, ram, ncpu).ok()?
+    };
+    let phys = params.e820.ram_end().next_multiple_of(PAGE_SIZE as u64);
+    let mut config = HostedConfig::new(phys);
+    config.max_phys_size = phys;
+    config.console = Console::Null;
+    let plat = HostedPlatform::new(config).ok()?;
+    let m = Machine::boot(plat, &params).ok()?;
+    let dm_start = kmem::platform::Platform::direct_map_base(m.platform()) as usize;
+    let dm_end = dm_start + m.platform().max_phys().as_u64() as usize;
+    let node = Node {
+        m,
+        dm_start,
+        dm_end,
+        ram,
+        reported_free: AtomicUsize::new(usize::MAX),
+    };
+    let size = core::mem::size_of::<Node>();
+    // SAFETY: an anonymous private mapping; no preconditions.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    let p = p.cast::<Node>();
+    // SAFETY: `p` is a fresh mapping of `size` bytes, page aligned (enough for Node).
+    unsafe { p.write(node) };
+    // SAFETY: just written; never freed (nodes live until exit).
+    Some(unsafe { &*p })
+}
+
+/// Boots the first node (`ram` bytes). Returns false if it could not boot.
+pub fn init_first(ram: u64) -> bool {
+    HOTPLUG_LOCK.lock();
+    let ok = if nr_nodes() > 0 {
+        true
+    } else if let Some(n) = boot_node(ram) {
+        NODES[0].store(ptr::from_ref(n).cast_mut(), Ordering::Release);
+        NR_NODES.store(1, Ordering::Release);
+        true
+    } else {
+        false
+    };
+    // SAFETY: locked above by this thread.
+    unsafe { HOTPLUG_LOCK.unlock() };
+    ok
+}
+
+/// Hot-adds a node big enough for `need` bytes, unless another thread added one since the
+/// caller saw `seen` nodes. Returns whether a node exists beyond `seen`.
+fn hot_add(seen: usize, need: usize) -> bool {
+    HOTPLUG_LOCK.lock();
+    let n = nr_nodes();
+    let ok = if n > seen {
+        true
+    } else if n >= MAX_NODES {
+        false
+    } else {
+        let last = node(n - 1).ram;
+        let mut ram = (last * 2).min(MAX_NODE_RAM);
+        // Room for the request plus the memmap and reserves.
+        while (ram as usize) < need.saturating_mul(2) + (32 << 20) && ram < MAX_NODE_RAM {
+            ram *= 2;
+        }
+        match boot_node(ram) {
+            Some(nd) => {
+                NODES[n].store(ptr::from_ref(nd).cast_mut(), Ordering::Release);
+                NR_NODES.store(n + 1, Ordering::Release);
+                STATS.hot_adds.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    };
+    // SAFETY: locked above by this thread.
+    unsafe { HOTPLUG_LOCK.unlock() };
+    ok
+}
+
+/// Runs `f` on the preferred node, then the others, then a hot-added one.
+#[inline]
+fn with_nodes(need: usize, mut f: impl FnMut(&Node) -> Option<*mut u8>) -> Option<*mut u8> {
+    let hint = HINT.with(Cell::get);
+    let mut n = nr_nodes();
+    if hint < n {
+        if let Some(p) = f(node(hint)) {
+            return Some(p);
+        }
+    }
+    loop {
+        for i in 0..n {
+            if i == hint {
+                continue;
+            }
+            if let Some(p) = f(node(i)) {
+                HINT.with(|h| h.set(i));
+                return Some(p);
+            }
+        }
+        if !hot_add(n, need) {
+            return None;
+        }
+        let now = nr_nodes();
+        // Try only the new nodes next round.
+        for i in n..now {
+            if let Some(p) = f(node(i)) {
+                HINT.with(|h| h.set(i));
+                return Some(p);
+            }
+        }
+        if now == n {
+            return None;
+        }
+        n = now;
+    }
+}
+
+/// The node whose direct map holds `p`.
+#[inline]
+pub fn node_of(p: usize) -> Option<&'static Node> {
+    let n = nr_nodes();
+    (0..n)
+        .map(node)
+        .find(|nd| p >= nd.dm_start && p < nd.dm_end)
+}
+
+// ------------------------------------------------------------------ huge blocks (host mmap)
+
+/// A block from a host mapping: where the mapping starts and how long it is.
+#[derive(Clone, Copy)]
+struct HugeBlock {
+    user: usize,
+    base: usize,
+    len: usize,
+}
+
+const HUGE_SLOTS: usize = 4096;
+static HUGE_LOCK: RawFutexMutex = RawFutexMutex::new();
+static mut HUGE: [HugeBlock; HUGE_SLOTS] = [HugeBlock {
+    user: 0,
+    base: 0,
+    len: 0,
+}; HUGE_SLOTS];
+static HUGE_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+fn with_huge<R>(f: impl FnOnce(&mut [HugeBlock; HUGE_SLOTS]) -> R) -> R {
+    HUGE_LOCK.lock();
+    // SAFETY: the table is only touched under HUGE_LOCK, held here.
+    let r = f(unsafe { &mut *ptr::addr_of_mut!(HUGE) });
+    // SAFETY: locked above by this thread.
+    unsafe { HUGE_LOCK.unlock() };
+    r
+}
+
+fn huge_alloc(size: usize, align: usize) -> Option<*mut u8> {
+    let align = align.max(PAGE_SIZE);
+    let len = size
+        .checked_add(align - PAGE_SIZE)?
+        .next_multiple_of(PAGE_SIZE);
+    // SAFETY: an anonymous private mapping; no preconditions.
+    let base = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return None;
+    }
+    let base = base as usize;
+    let user = base.next_multiple_of(align);
+    let ok = with_huge(|t| {
+        let Some(slot) = t.iter_mut().find(|b| b.user == 0) else {
+            return false;
+        };
+        *slot = HugeBlock { user, base, len };
+        HUGE_COUNT.fetch_add(1, Ordering::Relaxed);
+        true
+    });
+    if !ok {
+        // SAFETY: the mapping made above, unused.
+        unsafe { libc::munmap(base as *mut libc::c_void, len) };
+        return None;
+    }
+    STATS.host_blocks.fetch_add(1, Ordering::Relaxed);
+    Some(user as *mut u8)
+}
+
+/// Usable bytes of a huge block at `p`, if it is one.
+fn huge_size(p: usize) -> Option<usize> {
+    if HUGE_COUNT.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    with_huge(|t| {
+        t.iter()
+            .find(|b| b.user == p)
+            .map(|b| b.len - (b.user - b.base))
+    })
+}
+
+/// Unmaps the huge block at `p`; its length, or `None` if `p` is not one.
+fn huge_free(p: usize) -> Option<usize> {
+    if HUGE_COUNT.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let found = with_huge(|t| {
+        let b = t.iter_mut().find(|b| b.user == p)?;
+        let r = *b;
+        b.user = 0;
+        HUGE_COUNT.fetch_sub(1, Ordering::Relaxed);
+        Some(r)
+    });
+    match found {
+        Some(b) => {
+            // SAFETY: the block's own mapping, no longer in the table: nobody else frees it.
+            unsafe { libc::munmap(b.base as *mut libc::c_void, b.len) };
+            Some(b.len)
+        }
+        None => None,
+    }
+}
+
+/// Resizes the huge block at `p` (page-aligned, from [`alloc`]) to `size` bytes with
+/// `mremap`; `None` if `p` is not such a block or the host refused.
+pub fn huge_realloc(p: usize, size: usize) -> Option<*mut u8> {
+    if HUGE_COUNT.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let new_len = size.checked_next_multiple_of(PAGE_SIZE)?;
+    with_huge(|t| {
+        let b = t.iter_mut().find(|b| b.user == p && b.base == p)?;
+        // SAFETY: remaps the block's own mapping, which only its owner (the caller, who
+        // passed it to realloc) uses; the table entry is updated under the lock.
+        let q = unsafe {
+            libc::mremap(
+                b.base as *mut libc::c_void,
+                b.len,
+                new_len,
+                libc::MREMAP_MAYMOVE,
+            )
+        };
+        if q == libc::MAP_FAILED {
+            return None;
+        }
+        b.base = q as usize;
+        b.user = q as usize;
+        b.len = new_len;
+        Some(q.cast::<u8>())
+    })
+}
+
+/// Whether `p` is a huge block (for realloc).
+pub fn is_huge(p: usize) -> bool {
+    huge_size(p).is_some()
+}
+
+// ------------------------------------------------------------------ the allocator
+
+/// Allocates `size` bytes aligned to 16 (`malloc`); `zero` clears them.
+#[inline]
+pub fn alloc(size: usize, zero: bool) -> Option<*mut u8> {
+    let gfp = if zero {
+        GFP | GfpFlags::__GFP_ZERO
+    } else {
+        GFP
+    };
+    if size <= KMALLOC_MAX_SIZE {
+        // kmalloc-8 objects are only 8-byte aligned: use the 16-byte class below 16 bytes.
+        let sz = size.max(16);
+        return with_nodes(sz, |nd| nd.m.kmalloc(sz, gfp).map(|p| p.as_ptr()));
+    }
+    big_alloc(size, PAGE_SIZE, zero)
+}
+
+/// A block above `KMALLOC_MAX_SIZE`, or over-aligned beyond what the buddy allocator gives: an
+/// anonymous host mapping (already zeroed).
+fn big_alloc(size: usize, align: usize, _zero: bool) -> Option<*mut u8> {
+    huge_alloc(size, align)
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two).
+pub fn alloc_aligned(size: usize, align: usize) -> Option<*mut u8> {
+    if align <= 16 {
+        return alloc(size, false);
+    }
+    let size = size.max(1);
+    if align <= PAGE_SIZE {
+        // Power-of-two kmalloc classes are naturally aligned; large kmalloc is page aligned.
+        let sz = size.max(align).checked_next_power_of_two()?;
+        if sz <= KMALLOC_MAX_SIZE {
+            return with_nodes(sz, |nd| nd.m.kmalloc(sz, GFP).map(|p| p.as_ptr()));
+        }
+        return big_alloc(size, align, false);
+    }
+    // Above a page: a buddy block of the order the alignment needs (the direct map is aligned
+    // to DIRECT_MAP_ALIGN, so physical alignment is virtual alignment up to it).
+    let need = size.max(align);
+    if align <= kmem_hosted::DIRECT_MAP_ALIGN && need <= KMALLOC_MAX_SIZE {
+        let order = need.next_power_of_two().trailing_zeros() - PAGE_SIZE.trailing_zeros();
+        return with_nodes(need, |nd| {
+            nd.m.kmalloc_large_order(order, GFP).map(|p| p.as_ptr())
+        });
+    }
+    huge_alloc(size, align)
+}
+
+/// Usable size of a block (`malloc_usable_size`); 0 for pointers not from this allocator.
+pub fn usable_size(p: *mut u8) -> usize {
+    let a = p as usize;
+    if let Some(nd) = node_of(a) {
+        return nd.m.ksize(p);
+    }
+    huge_size(a).unwrap_or(0)
+}
+
+/// Frees a block; pointers not from this allocator are counted and ignored.
+#[inline]
+pub fn free(p: *mut u8) {
+    let a = p as usize;
+    if let Some(nd) = node_of(a) {
+        // Large kmalloc blocks are page aligned: count their bytes for free page reporting
+        // (slab objects that happen to be page aligned are counted too, harmlessly).
+        let large = if a & (PAGE_SIZE - 1) == 0 {
+            let ks = nd.m.ksize(p);
+            if ks > kmem::slab_common::KMALLOC_MAX_CACHE_SIZE {
+                ks as u64
+            } else {
+                0
+            }
+        } else {
+            0
+        };
+        nd.m.kfree(p);
+        note_free(large);
+        return;
+    }
+    free_slow(a);
+}
+
+#[cold]
+fn free_slow(a: usize) {
+    if let Some(len) = huge_free(a) {
+        note_free(len as u64);
+        return;
+    }
+    STATS.foreign_frees.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts a free and runs free page reporting now and then.
+#[inline]
+fn note_free(large_bytes: u64) {
+    let n = FREES.with(|c| {
+        let v = c.get() + 1;
+        c.set(v);
+        v
+    });
+    let big = if large_bytes > 0 {
+        LARGE_FREED.fetch_add(large_bytes, Ordering::Relaxed) + large_bytes >= REPORT_BYTES
+    } else {
+        false
+    };
+    if n & (REPORT_INTERVAL_FREES - 1) == 0 || big {
+        report_free_pages();
+    }
+}
+
+/// Usable size of a kmalloc'd block at `p` in its node, for realloc.
+#[inline]
+pub fn ksize_in_node(p: *mut u8) -> Option<usize> {
+    node_of(p as usize).map(|nd| nd.m.ksize(p))
+}
+
+static REPORTING: AtomicUsize = AtomicUsize::new(0);
+
+/// Free page reporting over every node (see the module documentation).
+pub fn report_free_pages() {
+    if crate::REPORTING_ON.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    if REPORTING.swap(1, Ordering::Acquire) != 0 {
+        return;
+    }
+    LARGE_FREED.store(0, Ordering::Relaxed);
+    for i in 0..nr_nodes() {
+        report_node(node(i));
+    }
+    REPORTING.store(0, Ordering::Release);
+}
+
+/// Free pages of a node and its high watermarks.
+fn free_and_high(nd: &Node) -> (usize, usize) {
+    let mut free_pages = 0usize;
+    let mut high = 0usize;
+    for z in nd.m.zones() {
+        free_pages += z.stats.free_pages();
+        high += z.wmark(kmem::mmzone::WMARK_HIGH);
+    }
+    (free_pages, high)
+}
+
+fn report_node(nd: &Node) {
+    /// Most blocks reported per node and pass (2 GiB).
+    const MAX_BLOCKS: usize = 1024;
+    /// A pass runs when this many pages were freed since the last one (16 MiB).
+    const MIN_NEWLY_FREE: usize = 4096;
+    let order = Order::new(REPORTING_ORDER);
+    let block = PAGE_SIZE << REPORTING_ORDER;
+    let (free_pages, keep) = free_and_high(nd);
+    let last = nd.reported_free.load(Ordering::Relaxed);
+    if last != usize::MAX && free_pages < last + MIN_NEWLY_FREE {
+        // Remember lower levels, so that memory freed after them counts as newly free.
+        if free_pages < last {
+            nd.reported_free.store(free_pages, Ordering::Relaxed);
+        }
+        return;
+    }
+    // Keep the high watermark's worth of memory (and two blocks) for everyone else.
+    let mut avail = free_pages.saturating_sub(keep + 2 * (1 << REPORTING_ORDER));
+    // Take the blocks off the free lists (allocate them) so nobody else can use them while
+    // their backing is released, then give them all back.
+    let mut held: [Option<kmem::PagePtr>; MAX_BLOCKS] = [None; MAX_BLOCKS];
+    let mut n = 0;
+    STATS.report_passes.fetch_add(1, Ordering::Relaxed);
+    while n < MAX_BLOCKS && avail >= 1 << REPORTING_ORDER {
+        let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NORETRY;
+        let Some(page) = nd.m.alloc_pages(gfp, order) else {
+            break;
+        };
+        held[n] = Some(page);
+        n += 1;
+        avail -= 1 << REPORTING_ORDER;
+    }
+    for page in held[..n].iter().flatten() {
+        let phys = nd.m.page_to_pfn(*page).phys();
+        // SAFETY: the block is allocated to us (nobody else uses it or holds a reference into
+        // it) and its contents do not matter: it is freed right after.
+        let r = unsafe { nd.m.platform().punch_hole(phys, block as u64) };
+        if r.is_ok() {
+            STATS
+                .reported_bytes
+                .fetch_add(block as u64, Ordering::Relaxed);
+        }
+    }
+    for page in held[..n].iter().flatten() {
+        nd.m.__free_pages(*page, order);
+    }
+    nd.reported_free
+        .store(free_and_high(nd).0, Ordering::Relaxed);
+}

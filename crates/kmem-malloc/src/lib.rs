@@ -1,0 +1,463 @@
+//! # libkmem_malloc.so: kmem as the C allocator of real programs
+//!
+//! ```text
+//! cargo build --release -p kmem-malloc
+//! LD_PRELOAD=target/release/libkmem_malloc.so PYTHONMALLOC=malloc python3 script.py
+//! ```
+//!
+//! Exports `malloc`, `free`, `calloc`, `realloc`, `reallocarray`, `memalign`,
+//! `posix_memalign`, `aligned_alloc`, `valloc`, `pvalloc` and `malloc_usable_size` with glibc's
+//! semantics: 16-byte alignment; `malloc(0)` returns a unique pointer; `realloc(p, 0)` frees
+//! and returns NULL; failures return NULL with `errno = ENOMEM`; `posix_memalign` returns
+//! `EINVAL` for an alignment that is not a power of two multiple of `sizeof(void *)`;
+//! `aligned_alloc` fails with `EINVAL` for one that is not a power of two when the running
+//! glibc is 2.38 or later (and rounds it up before, like `memalign`);
+//! `memalign` rounds such an alignment up; `pvalloc` rounds the size up to pages.
+//!
+//! Requests are served by kmem machines ("nodes"), see [`heap`]: kmalloc/SLUB for small and
+//! medium blocks, the buddy allocator for large ones, host mappings for the largest; memory is
+//! hot-added as nodes when it runs low, and free page reporting returns free memory to the
+//! host.
+//!
+//! # Threads, fork, exit
+//! - Each thread is a CPU of every node (exclusive per-CPU slabs and page lists: the fast
+//!   paths); a thread's exit takes its CPU offline, which drains its per-CPU caches (the
+//!   platform's thread-exit hook, `kmem_hosted::cpu`).
+//! - `fork`: a `pthread_atfork` prepare handler waits until no thread is inside the allocator
+//!   and holds new callers off; the child then gives every node a private copy of its physical
+//!   memory (a new memfd with the data of the old one, mapped over the direct map and
+//!   `dup3`'d onto the old descriptor), because the hosted platform's memfd mapping is shared
+//!   and would otherwise be shared between parent and child. The parent waits for the child's
+//!   copy (at most 10 s) before letting its threads allocate again.
+//! - Exit: with `KMEM_MALLOC_STATS=FILE`, an `atexit` handler writes each node's
+//!   /proc/slabinfo, /proc/buddyinfo and /proc/meminfo and the allocator's counters to FILE.
+//!
+//! # Environment
+//! - `KMEM_SLUB_DEBUG=FZPU` boots the nodes with `slub_debug=FZPU` (any `slub_debug=`
+//!   value; empty means all checks);
+//! - `KMEM_MALLOC_RAM_MB=N`: RAM of the first node (default 64);
+//! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above);
+//! - `KMEM_MALLOC_REPORT=0`: no free page reporting;
+//! - `KMEM_FREELIST_RANDOM=1`: keep SLUB's randomised freelists (by default the nodes boot
+//!   with `slab_freelist_random=off`: programs gain from allocation-order locality).
+//!
+//! # No recursion
+//! Nothing on the allocation paths allocates: kmem is `no_std`, the hosted platform's hot
+//! paths do not allocate, and this crate uses no `std` collections. Should the booting thread
+//! re-enter `malloc` (a libc call during boot that allocates), it is served from a static
+//! arena whose blocks are never freed.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod fork;
+pub mod heap;
+mod stats;
+
+use core::cell::UnsafeCell;
+use core::ffi::{c_int, c_void};
+use core::ptr;
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use kmem::PAGE_SIZE;
+
+const UNBOOTED: u8 = 0;
+const BOOTING: u8 = 1;
+const READY: u8 = 2;
+const FAILED: u8 = 3;
+
+static STATE: AtomicU8 = AtomicU8::new(UNBOOTED);
+/// The tid of the booting thread.
+static BOOTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of the boot arena.
+const ARENA_LEN: usize = 256 << 10;
+#[repr(C, align(4096))]
+struct Arena(UnsafeCell<[u8; ARENA_LEN]>);
+// SAFETY: the arena hands out disjoint ranges by an atomic bump; nobody reads it otherwise.
+unsafe impl Sync for Arena {}
+static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_LEN]));
+static ARENA_USED: AtomicUsize = AtomicUsize::new(0);
+
+fn tid() -> usize {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as usize }
+}
+
+fn arena_alloc(size: usize, align: usize) -> *mut u8 {
+    let base = ARENA.0.get() as usize;
+    let mut cur = ARENA_USED.load(Ordering::Relaxed);
+    loop {
+        let start = (base + cur).next_multiple_of(align.max(16)) - base;
+        let Some(end) = start.checked_add(size.max(1)) else {
+            return ptr::null_mut();
+        };
+        if end > ARENA_LEN {
+            return ptr::null_mut();
+        }
+        match ARENA_USED.compare_exchange_weak(cur, end, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return (base + start) as *mut u8,
+            Err(now) => cur = now,
+        }
+    }
+}
+
+fn in_arena(p: *mut u8) -> bool {
+    let base = ARENA.0.get() as usize;
+    (p as usize) >= base && (p as usize) < base + ARENA_LEN
+}
+
+/// Reads an environment variable without allocating.
+pub(crate) fn env(name: &core::ffi::CStr) -> Option<&'static str> {
+    // SAFETY: `name` is NUL-terminated; getenv returns NULL or a NUL-terminated string that
+    // lives as long as the environment is not modified (we read it once, at boot).
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated C string from the environment.
+    unsafe { core::ffi::CStr::from_ptr(p) }.to_str().ok()
+}
+
+/// Free page reporting enabled (`KMEM_MALLOC_REPORT`).
+pub(crate) static REPORTING_ON: AtomicU8 = AtomicU8::new(1);
+
+/// The state after booting the first node if needed: READY, FAILED, or BOOTING when this
+/// thread is the one booting (re-entered).
+#[inline]
+fn ensure_init() -> u8 {
+    let s = STATE.load(Ordering::Acquire);
+    if s == READY {
+        return s;
+    }
+    init_slow()
+}
+
+#[cold]
+fn init_slow() -> u8 {
+    let me = tid();
+    loop {
+        match STATE.compare_exchange(UNBOOTED, BOOTING, Ordering::Acquire, Ordering::Acquire) {
+            Ok(_) => {
+                BOOTER.store(me, Ordering::Relaxed);
+                let ok = boot();
+                STATE.store(if ok { READY } else { FAILED }, Ordering::Release);
+                if ok {
+                    fork::register();
+                    stats::register();
+                }
+            }
+            Err(READY) => return READY,
+            Err(FAILED) => return FAILED,
+            Err(_) => {
+                if BOOTER.load(Ordering::Relaxed) == me {
+                    return BOOTING;
+                }
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+fn boot() -> bool {
+    let mut cmdline = [0u8; 128];
+    // Allocation-order locality matters more to programs than freelist hardening (Python's
+    // garbage collector walks objects in allocation order: about 2x faster without it).
+    let base: &[u8] = if env(c"KMEM_FREELIST_RANDOM") == Some("1") {
+        b""
+    } else {
+        b"slab_freelist_random=off "
+    };
+    cmdline[..base.len()].copy_from_slice(base);
+    let mut len = base.len();
+    if let Some(v) = env(c"KMEM_SLUB_DEBUG") {
+        let prefix: &[u8] = if v.is_empty() {
+            b"slub_debug"
+        } else {
+            b"slub_debug="
+        };
+        for &b in prefix.iter().chain(v.as_bytes()).take(cmdline.len() - len) {
+            cmdline[len] = b;
+            len += 1;
+        }
+    }
+    heap::set_cmdline(core::str::from_utf8(&cmdline[..len]).unwrap_or(""));
+    if env(c"KMEM_MALLOC_REPORT") == Some("0") {
+        REPORTING_ON.store(0, Ordering::Relaxed);
+    }
+    let ram = env(c"KMEM_MALLOC_RAM_MB")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(heap::FIRST_NODE_RAM, |mb| mb.clamp(32, 1 << 16) << 20);
+    heap::init_first(ram)
+}
+
+fn set_errno(e: c_int) {
+    // SAFETY: __errno_location returns the calling thread's errno.
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// Runs an allocator operation: boots on first use, holds off `fork` while running.
+#[inline]
+fn op<R>(booting: impl FnOnce() -> R, f: impl FnOnce() -> R) -> Option<R> {
+    match ensure_init() {
+        READY => {
+            fork::enter();
+            let r = f();
+            fork::exit();
+            Some(r)
+        }
+        BOOTING => Some(booting()),
+        _ => None,
+    }
+}
+
+fn alloc_or_enomem(p: Option<*mut u8>) -> *mut c_void {
+    match p {
+        Some(p) => p.cast(),
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// `malloc`.
+///
+/// # Safety
+/// As C's `malloc`.
+#[no_mangle]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    let r = op(
+        || Some(arena_alloc(size, 16)).filter(|p| !p.is_null()),
+        || heap::alloc(size, false),
+    );
+    alloc_or_enomem(r.flatten())
+}
+
+/// `calloc`.
+///
+/// # Safety
+/// As C's `calloc`.
+#[no_mangle]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    // The arena is static memory never handed out twice: already zero.
+    let r = op(
+        || Some(arena_alloc(total, 16)).filter(|p| !p.is_null()),
+        || heap::alloc(total, true),
+    );
+    alloc_or_enomem(r.flatten())
+}
+
+/// `free`.
+///
+/// # Safety
+/// As C's `free`: `p` is NULL or a live block from this allocator.
+#[no_mangle]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    let p = p.cast::<u8>();
+    if p.is_null() || in_arena(p) {
+        return;
+    }
+    let _ = op(|| (), || heap::free(p));
+}
+
+/// `realloc`.
+///
+/// # Safety
+/// As C's `realloc`.
+#[no_mangle]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    let p = p.cast::<u8>();
+    if p.is_null() {
+        // SAFETY: forwarded.
+        return unsafe { malloc(size) };
+    }
+    if size == 0 {
+        // glibc (REALLOC_ZERO_BYTES_FREES): frees and returns NULL.
+        // SAFETY: forwarded.
+        unsafe { free(p.cast()) };
+        return ptr::null_mut();
+    }
+    if in_arena(p) {
+        // SAFETY: forwarded.
+        let q = unsafe { malloc(size) }.cast::<u8>();
+        if !q.is_null() {
+            let avail = ARENA.0.get() as usize + ARENA_LEN - p as usize;
+            // SAFETY: `q` has `size` bytes; `p` has at least `min(size, avail)` readable
+            // bytes (the rest of the arena); the blocks are distinct.
+            unsafe { ptr::copy_nonoverlapping(p, q, size.min(avail)) };
+        }
+        return q.cast();
+    }
+    let r = op(|| None, || realloc_inner(p, size));
+    alloc_or_enomem(r.flatten())
+}
+
+fn realloc_inner(p: *mut u8, size: usize) -> Option<*mut u8> {
+    let old = match heap::ksize_in_node(p) {
+        Some(ks) => {
+            // In place while the block is big enough and not much too big (glibc shrinks in
+            // place; kmem classes are at most 2x apart, large blocks are released if halved).
+            if size <= ks && (size * 2 > ks || ks <= 64) {
+                return Some(p);
+            }
+            ks
+        }
+        None => {
+            if heap::is_huge(p as usize) && size > kmem::slab_common::KMALLOC_MAX_SIZE {
+                return heap::huge_realloc(p as usize, size);
+            }
+            let u = heap::usable_size(p);
+            if u == 0 {
+                // Not ours: nothing sane to copy from.
+                return None;
+            }
+            u
+        }
+    };
+    let q = heap::alloc(size, false)?;
+    // SAFETY: `p` has `old` usable bytes, `q` has `size`; distinct live blocks.
+    unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) };
+    heap::free(p);
+    Some(q)
+}
+
+/// `reallocarray` (glibc 2.26).
+///
+/// # Safety
+/// As C's `reallocarray`.
+#[no_mangle]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        // SAFETY: forwarded.
+        Some(total) => unsafe { realloc(p, total) },
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+fn aligned(align: usize, size: usize) -> *mut c_void {
+    let r = op(
+        || Some(arena_alloc(size, align)).filter(|p| !p.is_null()),
+        || heap::alloc_aligned(size, align),
+    );
+    alloc_or_enomem(r.flatten())
+}
+
+/// `memalign`: a non-power-of-two alignment is rounded up to one (glibc's `_int_memalign`).
+///
+/// # Safety
+/// As C's `memalign`.
+#[no_mangle]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    if align > usize::MAX / 2 + 1 {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    let align = align.max(1).next_power_of_two();
+    aligned(align, size)
+}
+
+/// Whether the running glibc is 2.38 or later (its `aligned_alloc` rejects alignments that
+/// are not powers of two; earlier ones round them up like `memalign`).
+fn glibc_2_38() -> bool {
+    static CACHED: AtomicU8 = AtomicU8::new(0);
+    match CACHED.load(Ordering::Relaxed) {
+        1 => return false,
+        2 => return true,
+        _ => {}
+    }
+    // SAFETY: returns a static NUL-terminated version string.
+    let v = unsafe { core::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+    let mut it = v.to_str().unwrap_or("0.0").split('.');
+    let major: u32 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let minor: u32 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let new = (major, minor) >= (2, 38);
+    CACHED.store(if new { 2 } else { 1 }, Ordering::Relaxed);
+    new
+}
+
+/// `aligned_alloc`: like the running glibc, `EINVAL` for an alignment that is not a power of
+/// two from glibc 2.38 on, and `memalign`'s rounding up before.
+///
+/// # Safety
+/// As C's `aligned_alloc`.
+#[no_mangle]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        if glibc_2_38() {
+            set_errno(libc::EINVAL);
+            return ptr::null_mut();
+        }
+        // SAFETY: forwarded.
+        return unsafe { memalign(align, size) };
+    }
+    aligned(align, size)
+}
+
+/// `posix_memalign`: `EINVAL` unless the alignment is a power of two multiple of
+/// `sizeof(void *)`, `ENOMEM` when memory is exhausted; `*out` is set only on success and
+/// `errno` is not changed.
+///
+/// # Safety
+/// As C's `posix_memalign`: `out` is valid for a pointer write.
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    if !align.is_power_of_two() || align & (core::mem::size_of::<*mut c_void>() - 1) != 0 {
+        return libc::EINVAL;
+    }
+    // SAFETY: __errno_location returns the calling thread's errno.
+    let saved = unsafe { *libc::__errno_location() };
+    let p = aligned(align, size);
+    set_errno(saved);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller passes a valid `out`.
+    unsafe { *out = p };
+    0
+}
+
+/// `valloc`: page-aligned.
+///
+/// # Safety
+/// As C's `valloc`.
+#[no_mangle]
+pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+    aligned(PAGE_SIZE, size)
+}
+
+/// `pvalloc`: page-aligned, size rounded up to whole pages (one page for 0).
+///
+/// # Safety
+/// As C's `pvalloc`.
+#[no_mangle]
+pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    let Some(rounded) = size.max(1).checked_next_multiple_of(PAGE_SIZE) else {
+        set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    aligned(PAGE_SIZE, rounded)
+}
+
+/// `malloc_usable_size`: bytes usable in the block (0 for NULL).
+///
+/// # Safety
+/// As C's `malloc_usable_size`: `p` is NULL or a live block from this allocator.
+#[no_mangle]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    let p = p.cast::<u8>();
+    if p.is_null() {
+        return 0;
+    }
+    if in_arena(p) {
+        return 0;
+    }
+    op(|| 0, || heap::usable_size(p)).unwrap_or(0)
+}
