@@ -413,9 +413,14 @@ impl<P: Platform> Machine<P> {
         m.printk(
             LogLevel::Notice,
             format_args!(
-                "Linux version 6.18.0-kmem ({}) kmem {} simulated machine",
+                "Linux version 6.18.0-kmem ({}) kmem {}{}",
                 arch,
-                env!("CARGO_PKG_VERSION")
+                env!("CARGO_PKG_VERSION"),
+                if params.kernel.is_none() {
+                    " simulated machine"
+                } else {
+                    ""
+                }
             ),
         );
         m.printk(
