@@ -145,6 +145,7 @@ impl<P: Platform> Machine<P> {
             self.ksize(p)
         };
         if ks >= new_size {
+            slub::krealloc_in_place(self, p, new_size);
             // SAFETY: `p` is non-null here (ks > 0).
             return Some(unsafe { NonNull::new_unchecked(p) });
         }

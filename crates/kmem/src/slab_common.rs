@@ -956,6 +956,14 @@ impl<P: Platform> Machine<P> {
         crate::slub::slab_alloc(self, c, gfp, Location::caller())
     }
 
+    /// `kmalloc_trace`: an object of `c` for a kmalloc request of `size` bytes (with
+    /// `slub_debug` owner tracking on a `SLAB_KMALLOC` cache, the bytes past `size` are
+    /// red-zoned as "kmalloc Redzone").
+    #[track_caller]
+    pub fn kmalloc_trace(&self, c: CacheHandle, gfp: GfpFlags, size: usize) -> Option<NonNull<u8>> {
+        crate::slub::slab_alloc_sized(self, c, gfp, Location::caller(), size)
+    }
+
     /// `kmem_cache_zalloc`: a zeroed object.
     #[track_caller]
     #[inline]

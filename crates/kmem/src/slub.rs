@@ -361,6 +361,22 @@ impl<L: lock_api::RawMutex> KmemCache<L> {
             self.size
         }
     }
+    /// `slub_debug_orig_size`: kmalloc caches with owner tracking remember the size asked.
+    #[inline]
+    fn orig_size_enabled(&self) -> bool {
+        self.flags.contains(SlabFlags::STORE_USER) && self.flags.contains(SlabFlags::KMALLOC)
+    }
+    /// Offset of the end of the metadata (`info_end` + tracks + orig_size).
+    fn meta_end(&self) -> u32 {
+        let mut off = self.info_end();
+        if self.flags.contains(SlabFlags::STORE_USER) {
+            off += 2 * TRACK_SIZE;
+        }
+        if self.orig_size_enabled() {
+            off += 4;
+        }
+        off
+    }
     /// `slab_ksize`: how many bytes of an object its user may use.
     pub(crate) fn ksize(&self) -> usize {
         if self
@@ -861,10 +877,7 @@ impl<P: Platform> Machine<P> {
                 (s.inuse - s.object_size) as usize,
             );
         }
-        let mut off = s.info_end();
-        if s.flags.contains(SlabFlags::STORE_USER) {
-            off += 2 * TRACK_SIZE;
-        }
+        let off = s.meta_end();
         if off != s.size_from_object() {
             self.print_section(
                 LogLevel::Err,
@@ -959,23 +972,45 @@ impl<P: Platform> Machine<P> {
 
     /// `init_object`: red zones to `val`, poison when free.
     fn init_object<L: lock_api::RawMutex>(&self, s: &KmemCache<L>, p: *mut u8, val: u8) {
+        let mut poison_size = s.object_size as usize;
+        if s.flags.contains(SlabFlags::RED_ZONE) && s.orig_size_enabled() && val == SLUB_RED_ACTIVE
+        {
+            // Red-zone what kmalloc gave beyond the request ("kmalloc Redzone").
+            poison_size = self.get_orig_size(s, p) as usize;
+        }
         // SAFETY: the object's stride belongs to the caller (allocation, free or new slab).
         unsafe {
             if s.flags.contains(SlabFlags::RED_ZONE) {
                 ptr::write_bytes(p.sub(s.red_left_pad as usize), val, s.red_left_pad as usize);
             }
-            if s.flags.contains(SlabFlags::OBJECT_POISON) {
-                ptr::write_bytes(p, POISON_FREE, s.object_size as usize - 1);
-                *p.add(s.object_size as usize - 1) = POISON_END;
+            if s.flags.contains(SlabFlags::OBJECT_POISON) && poison_size > 0 {
+                ptr::write_bytes(p, POISON_FREE, poison_size - 1);
+                *p.add(poison_size - 1) = POISON_END;
             }
             if s.flags.contains(SlabFlags::RED_ZONE) {
-                ptr::write_bytes(
-                    p.add(s.object_size as usize),
-                    val,
-                    (s.inuse - s.object_size) as usize,
-                );
+                ptr::write_bytes(p.add(poison_size), val, s.inuse as usize - poison_size);
             }
         }
+    }
+
+    fn orig_size_slot<L: lock_api::RawMutex>(&self, s: &KmemCache<L>, p: *mut u8) -> *mut u32 {
+        p.wrapping_add((s.info_end() + 2 * TRACK_SIZE) as usize)
+            .cast()
+    }
+
+    /// `get_orig_size`: the size asked of kmalloc (the object size when not tracked).
+    fn get_orig_size<L: lock_api::RawMutex>(&self, s: &KmemCache<L>, p: *mut u8) -> u32 {
+        if !s.orig_size_enabled() {
+            return s.object_size;
+        }
+        // SAFETY: the slot lies in the object's metadata, reserved by calculate_sizes.
+        let v = unsafe { ptr::read_unaligned(self.orig_size_slot(s, p)) };
+        v.min(s.object_size)
+    }
+
+    fn set_orig_size<L: lock_api::RawMutex>(&self, s: &KmemCache<L>, p: *mut u8, v: u32) {
+        // SAFETY: as in `get_orig_size`; the caller owns the object.
+        unsafe { ptr::write_unaligned(self.orig_size_slot(s, p), v) };
     }
 
     /// `check_valid_pointer`.
@@ -1002,10 +1037,7 @@ impl<P: Platform> Machine<P> {
         slab: Slab,
         p: *mut u8,
     ) -> bool {
-        let mut off = s.info_end();
-        if s.flags.contains(SlabFlags::STORE_USER) {
-            off += 2 * TRACK_SIZE;
-        }
+        let off = s.meta_end();
         if s.size_from_object() == off {
             return true;
         }
@@ -1088,6 +1120,22 @@ impl<P: Platform> Machine<P> {
                 s.red_left_pad as usize,
             ) {
                 ok = false;
+            }
+            if s.orig_size_enabled() && val == SLUB_RED_ACTIVE {
+                let orig = self.get_orig_size(s, p);
+                if s.object_size > orig
+                    && !self.check_bytes_and_report(
+                        s,
+                        slab,
+                        p,
+                        "kmalloc Redzone",
+                        p.wrapping_add(orig as usize),
+                        val,
+                        (s.object_size - orig) as usize,
+                    )
+                {
+                    ok = false;
+                }
             }
             if !self.check_bytes_and_report(
                 s,
@@ -1813,6 +1861,7 @@ impl<P: Platform> Machine<P> {
         s: &Cache<P>,
         gfp: GfpFlags,
         caller: &'static Location<'static>,
+        orig: usize,
     ) -> Option<*mut u8> {
         let mut new_slab: Option<Slab> = None;
         loop {
@@ -1862,6 +1911,9 @@ impl<P: Platform> Machine<P> {
                     self.set_track(s, obj, TrackItem::Alloc, Some(caller));
                 }
                 self.trace(s, slab, obj, true);
+                if s.orig_size_enabled() {
+                    self.set_orig_size(s, obj, orig.min(s.object_size as usize) as u32);
+                }
                 self.init_object(s, obj, SLUB_RED_ACTIVE);
                 return Some(obj);
             }
@@ -2009,6 +2061,7 @@ fn alloc_inner<P: Platform>(
     s: &Cache<P>,
     gfp: GfpFlags,
     caller: &'static Location<'static>,
+    orig: usize,
 ) -> Option<NonNull<u8>> {
     if !s.debug() {
         let g = CpuGuard::new(m.platform());
@@ -2028,7 +2081,7 @@ fn alloc_inner<P: Platform>(
             return Some(unsafe { NonNull::new_unchecked(obj) });
         }
     }
-    alloc_slow_path(m, s, gfp, caller)
+    alloc_slow_path(m, s, gfp, caller, orig)
 }
 
 /// Everything but a CPU freelist hit: debug caches, refills, new slabs, failure reports.
@@ -2039,9 +2092,10 @@ fn alloc_slow_path<P: Platform>(
     s: &Cache<P>,
     gfp: GfpFlags,
     caller: &'static Location<'static>,
+    orig: usize,
 ) -> Option<NonNull<u8>> {
     let obj = if s.debug() {
-        m.slab_alloc_debug(s, gfp, caller)
+        m.slab_alloc_debug(s, gfp, caller, orig)
     } else {
         let g = CpuGuard::new(m.platform());
         // SAFETY: we hold this CPU's section and no other reference to its data.
@@ -2114,7 +2168,19 @@ pub(crate) fn slab_alloc<P: Platform>(
     caller: &'static Location<'static>,
 ) -> Option<NonNull<u8>> {
     let s = resolve(m, h, caller)?;
-    alloc_inner(m, s, gfp, caller)
+    alloc_inner(m, s, gfp, caller, s.object_size as usize)
+}
+
+/// `kmalloc_trace`: allocation through a handle for a request of `size` bytes.
+pub(crate) fn slab_alloc_sized<P: Platform>(
+    m: &Machine<P>,
+    h: CacheHandle,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+    size: usize,
+) -> Option<NonNull<u8>> {
+    let s = resolve(m, h, caller)?;
+    alloc_inner(m, s, gfp, caller, size)
 }
 
 /// Frees `p` known to be in slab `page` of cache `s` (`slab_free`): the fast path inline.
@@ -2312,6 +2378,30 @@ pub(crate) unsafe fn kfree_sized<P: Platform>(
     free_inner(m, s, page.compound_head(), p, caller)
 }
 
+/// `krealloc` keeping the block: records the new requested size and red-zones the slack
+/// (`__do_krealloc` with `slub_debug_orig_size`).
+pub(crate) fn krealloc_in_place<P: Platform>(m: &Machine<P>, p: *mut u8, new_size: usize) {
+    let Owner::Slab(_, cache) = m.owner_of(p) else {
+        return;
+    };
+    // SAFETY: `mapping` of a slab page is its cache, which never goes away.
+    let s = unsafe { &*(cache as *const Cache<P>) };
+    if !s.orig_size_enabled() || new_size > s.object_size as usize {
+        return;
+    }
+    m.set_orig_size(s, p, new_size as u32);
+    if s.flags.contains(SlabFlags::RED_ZONE) {
+        // SAFETY: the caller owns the object; the slack lies inside it.
+        unsafe {
+            ptr::write_bytes(
+                p.add(new_size),
+                SLUB_RED_ACTIVE,
+                s.object_size as usize - new_size,
+            )
+        };
+    }
+}
+
 /// `ksize` of a slab object's cache.
 pub(crate) fn slab_ksize<P: Platform>(cache: usize) -> usize {
     // SAFETY: as in `kfree_slab`.
@@ -2335,7 +2425,7 @@ pub(crate) fn kmalloc_small<P: Platform>(
     }
     // SAFETY: kmalloc table entries are caches created at boot, never destroyed.
     let s = unsafe { &*p.cast::<Cache<P>>() };
-    alloc_inner(m, s, gfp, caller)
+    alloc_inner(m, s, gfp, caller, size)
 }
 
 /// `kmem_cache_alloc_bulk`.
@@ -2378,7 +2468,7 @@ pub(crate) fn alloc_bulk<P: Platform>(
         }
     } else {
         while i < out.len() {
-            match alloc_inner(m, s, gfp, caller) {
+            match alloc_inner(m, s, gfp, caller, s.object_size as usize) {
                 Some(o) => out[i] = o.as_ptr(),
                 None => break,
             }
@@ -2942,6 +3032,10 @@ fn open_cache<P: Platform>(
         }
         if flags.contains(SlabFlags::STORE_USER) {
             sz += 2 * TRACK_SIZE;
+            if flags.contains(SlabFlags::KMALLOC) {
+                // orig_size: what kmalloc was asked for (slub_debug_orig_size).
+                sz += 4;
+            }
         }
         let mut red_left = 0;
         if flags.contains(SlabFlags::RED_ZONE) {
@@ -3120,7 +3214,7 @@ fn alloc_cache_struct<P: Platform>(
     let kc = m.slab().kmem_cache.load(Ordering::Relaxed);
     // SAFETY: created at boot, never destroyed.
     let kc = unsafe { &*kc.cast::<Cache<P>>() };
-    let o = alloc_inner(m, kc, GfpFlags::GFP_KERNEL, Location::caller())?;
+    let o = alloc_inner(m, kc, GfpFlags::GFP_KERNEL, Location::caller(), 0)?;
     Some((o.as_ptr().cast(), 1))
 }
 
@@ -3146,7 +3240,7 @@ pub(crate) fn kmem_cache_create<P: Platform>(
     if m.slab().state.load(Ordering::Relaxed) < SlabBootState::Up as u8 {
         return Err(SlabError::NotReady);
     }
-    let flags = flags.without(SlabFlags::OBJECT_POISON | SlabFlags::KMALLOC);
+    let flags = flags.without(SlabFlags::OBJECT_POISON);
     let mut list = m.slab().mutex.lock();
     if let Some(s) = find_mergeable(m, size, align, flags, name, ctor, &mut list) {
         // SAFETY: a live linked cache.
@@ -3228,10 +3322,16 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &Machine<P>) -> Result<(), SlabErr
     // SAFETY: initialised just above.
     let tmp_ref = unsafe { &*tmp };
     // 2. bootstrap(): allocate the real structure from itself and move into it.
-    let real = alloc_inner(m, tmp_ref, GfpFlags::GFP_KERNEL, Location::caller())
-        .ok_or(SlabError::NoMemory)?
-        .as_ptr()
-        .cast::<Cache<P>>();
+    let real = alloc_inner(
+        m,
+        tmp_ref,
+        GfpFlags::GFP_KERNEL,
+        Location::caller(),
+        cache_size,
+    )
+    .ok_or(SlabError::NoMemory)?
+    .as_ptr()
+    .cast::<Cache<P>>();
     // SAFETY: `real` is an object of the right size. The temporary is ours; the only links
     // into it are its own list heads, so the copy gets fresh heads and the slabs on the
     // temporary's lists (debug caches keep their slabs there) move over. Slab pages point at

@@ -316,3 +316,48 @@ fn redzone_write_with_consistency_checks_on_cache_free() {
     assert_eq!(m.validate(c), 0);
     still_works(&m, c);
 }
+
+#[test]
+fn kunit_kmalloc_redzone_access() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    let s = test_cache(
+        &m,
+        "TestSlub_RZ_kmalloc",
+        32,
+        SlabFlags::KMALLOC | SlabFlags::STORE_USER | SlabFlags::RED_ZONE,
+    );
+    // kmalloc_trace(s, GFP_KERNEL, 18): an object of the cache for an 18-byte request.
+    let p = m.kmalloc_trace(s, K, 18).unwrap().as_ptr();
+    assert_eq!(
+        peek(p, 18),
+        0xcc,
+        "the slack beyond the request is red-zoned"
+    );
+    poke(p, 18, 0xab);
+    poke(p, 19, 0xab);
+    assert_eq!(m.validate(s), 2);
+    m.kmem_cache_free(s, p);
+    m.kmem_cache_destroy(s);
+}
+
+#[test]
+fn kmalloc_slack_is_redzoned_with_zu_and_krealloc_moves_it() {
+    let m = boot_cmdline("slub_debug=ZU");
+    let p = m.kmalloc(40, K).unwrap().as_ptr();
+    assert_eq!(m.ksize(p), 64);
+    assert_eq!(peek(p, 40), 0xcc);
+    // Growing in place within the object is legitimate after krealloc.
+    let q = m.krealloc(p, 60, K).unwrap().as_ptr();
+    assert_eq!(q, p);
+    poke(q, 59, 1);
+    assert_eq!(m.validate(m.kmalloc_cache(64, K).unwrap()), 0);
+    // Writing past the request is caught.
+    let r = m.krealloc(q, 50, K).unwrap().as_ptr();
+    assert_eq!(peek(r, 50), 0xcc);
+    m.platform().take_captured();
+    poke(r, 52, 7);
+    assert_eq!(m.validate(m.kmalloc_cache(64, K).unwrap()), 2);
+    let log = m.platform().take_captured();
+    assert!(log.contains("kmalloc Redzone overwritten"), "{log}");
+    m.kfree(r);
+}
