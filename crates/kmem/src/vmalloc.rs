@@ -296,8 +296,10 @@ impl fmt::Display for CallerName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Some(l) => {
-                let file = l.file().rsplit('/').next().unwrap_or(l.file());
-                write!(f, "{}:{}", file, l.line())
+                // The file's last two path components: `shell/vmalloc.rs:21`.
+                let path = l.file();
+                let cut = path.rmatch_indices('/').nth(1).map_or(0, |(i, _)| i + 1);
+                write!(f, "{}:{}", &path[cut..], l.line())
             }
             None => f.write_str("0x0"),
         }
