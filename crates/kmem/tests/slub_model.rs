@@ -138,14 +138,24 @@ fn run(ops: Vec<Op>, cmdline_debug: bool) {
     // Without debugging model_b (200 B, 64-aligned: 256) is an alias of kmalloc-256 and
     // destroying it drops a reference; model_c (1000 B) is 24 bytes short of kmalloc-rcl-1k,
     // too far to merge. With slub_debug nothing merges.
-    let b_name = if cmdline_debug { "model_b" } else { "kmalloc-256" };
+    let b_name = if cmdline_debug {
+        "model_b"
+    } else {
+        "kmalloc-256"
+    };
     assert_eq!(m.kmem_cache_name(caches[1]), Some(b_name));
     assert_eq!(m.kmem_cache_name(caches[2]), Some("model_c"));
     for c in caches {
         m.kmem_cache_destroy(c);
     }
-    assert!(m.kmem_cache_name(caches[0]).is_none(), "model_a kept: objects leaked");
-    assert!(m.kmem_cache_name(caches[2]).is_none(), "model_c kept: objects leaked");
+    assert!(
+        m.kmem_cache_name(caches[0]).is_none(),
+        "model_a kept: objects leaked"
+    );
+    assert!(
+        m.kmem_cache_name(caches[2]).is_none(),
+        "model_c kept: objects leaked"
+    );
     assert_eq!(m.kmem_cache_name(caches[1]).is_some(), !cmdline_debug);
     assert_eq!(m.bug_count(), 0);
     m.check_invariants().unwrap();
