@@ -1,9 +1,10 @@
 //! The heap: kmem machines ("memory nodes") that serve the C allocator.
 //!
 //! # Layout of a request
-//! - up to `KMALLOC_MAX_CACHE_SIZE` (8 KiB): `kmalloc`, i.e. SLUB's kmalloc caches with their
-//!   per-CPU slabs (a thread is a CPU of the machine, see `kmem_hosted::cpu`); requests below
-//!   16 bytes use the 16-byte class so that every block is 16-byte aligned like glibc's;
+//! - up to 16 KiB: the node's `malloc-N` SLUB caches (size classes of 16-byte steps to 128,
+//!   32-byte steps to 256, then four per power of two, see [`class_of`]), with their per-CPU
+//!   slabs (a thread is a CPU of the machine, see `kmem_hosted::cpu`); every class is a
+//!   multiple of 16 bytes and the caches are 16-byte aligned, like glibc's blocks;
 //! - up to [`KMALLOC_MAX_SIZE`] (4 MiB): `kmalloc`'s large path, a compound page block from
 //!   the buddy allocator;
 //! - larger: an anonymous host mapping, as a kernel maps its largest blocks with vmalloc. (kmem's
@@ -22,8 +23,10 @@
 //! As mm/page_reporting.c does for a guest, free blocks of pageblock order and above are
 //! reported to the host: the reporter takes them off the free lists (allocates them), releases
 //! their host memory (`punch_hole` on the memfd) and frees them back, so the resident size
-//! falls after a program frees. It runs in the freeing thread, at most once per
-//! [`REPORT_INTERVAL_FREES`] frees or [`REPORT_BYTES`] of large frees.
+//! falls after a program frees. It runs in the freeing thread, checked every
+//! [`REPORT_INTERVAL_FREES`] frees or [`REPORT_BYTES`] of large frees, at most once per
+//! 2 seconds (`PAGE_REPORTING_DELAY`), and only on nodes where at least 16 MiB more are free
+//! than after the previous pass.
 //!
 //! # Invariants
 //! - `NODES[i]` for `i < NR_NODES` points at a node that lives until the process exits (nodes
@@ -73,6 +76,46 @@ pub struct Node {
     pub ram: u64,
     /// Free pages right after the last free page reporting pass.
     reported_free: AtomicUsize,
+    /// The `malloc-N` caches of the size classes between 256 bytes and 16 KiB (see
+    /// [`class_of`]); `None` where creation failed (kmalloc serves those sizes then).
+    classes: [Option<kmem::CacheHandle>; NR_CLASSES],
+}
+
+/// Largest size class; larger blocks come from the page allocator.
+const CLASS_MAX: usize = 16 << 10;
+/// Classes up to 256 bytes: 16-byte steps to 128, 32-byte steps to 256.
+const NR_SMALL: usize = 12;
+/// Four classes per power of two from 256 bytes to 16 KiB.
+const NR_CLASSES: usize = NR_SMALL + 4 * 6;
+/// Object size of each small class.
+const SMALL: [usize; NR_SMALL] = [16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256];
+
+/// The size class of `size` (`size <= CLASS_MAX`): its index and object size.
+///
+/// The classes are a general-purpose allocator's (16-byte steps for small blocks, then four
+/// classes per power of two, keeping the waste under a quarter), each a SLUB cache of the
+/// node (`malloc-N`), as kernel subsystems make their own `kmem_cache`s. kmalloc's own caches
+/// double above 256 bytes, which wastes up to half of a block just above a power of two (a
+/// 4 KiB database page plus its header), and under `slub_debug=Z` red-zone the bytes past the
+/// requested size, which a C program may use (`malloc_usable_size`).
+#[inline]
+pub const fn class_of(size: usize) -> (usize, usize) {
+    if size <= 128 {
+        let i = if size == 0 { 0 } else { (size - 1) / 16 };
+        return (i, (i + 1) * 16);
+    }
+    if size <= 256 {
+        let i = 8 + (size - 129) / 32;
+        return (i, SMALL[i]);
+    }
+    let k = usize::BITS - 1 - (size - 1).leading_zeros(); // 2^k < size <= 2^(k+1)
+    let base = 1usize << k;
+    let step = base >> 2;
+    let quarter = (size - base).div_ceil(step); // 1..=4
+    (
+        NR_SMALL + (k as usize - 8) * 4 + quarter - 1,
+        base + quarter * step,
+    )
 }
 
 static NODES: [AtomicPtr<Node>; MAX_NODES] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_NODES];
@@ -162,6 +205,7 @@ fn boot_node(ram: u64) -> Option<&'static Node> {
     let phys = params.e820.ram_end().next_multiple_of(PAGE_SIZE as u64);
     let mut config = HostedConfig::new(phys);
     config.max_phys_size = phys;
+    // The log stays in the node (see the statistics dump): nothing is printed.
     config.console = Console::Null;
     let plat = HostedPlatform::new(config).ok()?;
     let m = Machine::boot(plat, &params).ok()?;
@@ -173,7 +217,10 @@ fn boot_node(ram: u64) -> Option<&'static Node> {
         dm_end,
         ram,
         reported_free: AtomicUsize::new(usize::MAX),
+        classes: [None; NR_CLASSES],
     };
+    let mut node = node;
+    create_classes(&mut node);
     let size = core::mem::size_of::<Node>();
     // SAFETY: an anonymous private mapping; no preconditions.
     let p = unsafe {
@@ -194,6 +241,43 @@ fn boot_node(ram: u64) -> Option<&'static Node> {
     unsafe { p.write(node) };
     // SAFETY: just written; never freed (nodes live until exit).
     Some(unsafe { &*p })
+}
+
+/// Creates the `malloc-N` caches of a node.
+fn create_classes(node: &mut Node) {
+    let mut size = 1;
+    while size <= CLASS_MAX {
+        let (i, class) = class_of(size);
+        let mut name = [0u8; 16];
+        let n = fmt_name(&mut name, class);
+        let name = core::str::from_utf8(&name[..n]).unwrap_or("malloc");
+        node.classes[i] = node
+            .m
+            .kmem_cache_create(name, class, 16, kmem::SlabFlags::NONE, None)
+            .ok();
+        size = class + 1;
+    }
+}
+
+/// Writes `malloc-<size>` into `buf`; returns its length.
+fn fmt_name(buf: &mut [u8; 16], size: usize) -> usize {
+    let prefix = b"malloc-";
+    buf[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 8];
+    let mut d = 0;
+    let mut v = size;
+    loop {
+        digits[d] = b'0' + (v % 10) as u8;
+        d += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in 0..d {
+        buf[prefix.len() + i] = digits[d - 1 - i];
+    }
+    prefix.len() + d
 }
 
 /// Boots the first node (`ram` bytes). Returns false if it could not boot.
@@ -435,10 +519,15 @@ pub fn alloc(size: usize, zero: bool) -> Option<*mut u8> {
     } else {
         GFP
     };
+    if size <= CLASS_MAX {
+        let (ci, class) = class_of(size);
+        return with_nodes(class, |nd| match nd.classes[ci] {
+            Some(c) => nd.m.kmem_cache_alloc(c, gfp).map(|p| p.as_ptr()),
+            None => nd.m.kmalloc(class, gfp).map(|p| p.as_ptr()),
+        });
+    }
     if size <= KMALLOC_MAX_SIZE {
-        // kmalloc-8 objects are only 8-byte aligned: use the 16-byte class below 16 bytes.
-        let sz = size.max(16);
-        return with_nodes(sz, |nd| nd.m.kmalloc(sz, gfp).map(|p| p.as_ptr()));
+        return with_nodes(size, |nd| nd.m.kmalloc(size, gfp).map(|p| p.as_ptr()));
     }
     big_alloc(size, PAGE_SIZE, zero)
 }
@@ -542,6 +631,20 @@ pub fn ksize_in_node(p: *mut u8) -> Option<usize> {
 }
 
 static REPORTING: AtomicUsize = AtomicUsize::new(0);
+/// When the last reporting pass ran (`CLOCK_MONOTONIC` milliseconds; 0: never).
+static LAST_REPORT_MS: AtomicU64 = AtomicU64::new(0);
+/// `PAGE_REPORTING_DELAY`: 2 seconds.
+const REPORTING_DELAY_MS: u64 = 2000;
+
+fn now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
 
 /// Free page reporting over every node (see the module documentation).
 pub fn report_free_pages() {
@@ -551,6 +654,21 @@ pub fn report_free_pages() {
     if REPORTING.swap(1, Ordering::Acquire) != 0 {
         return;
     }
+    // PAGE_REPORTING_DELAY (mm/page_reporting.c): at most one pass per 2 seconds, so memory
+    // that is freed and soon reused is not released and faulted in again and again.
+    let now = now_ms();
+    let last = LAST_REPORT_MS.load(Ordering::Relaxed);
+    // A lot of newly free memory (64 MiB on a node) is reported without waiting.
+    let much = (0..nr_nodes()).any(|i| {
+        let nd = node(i);
+        let last_free = nd.reported_free.load(Ordering::Relaxed);
+        last_free != usize::MAX && free_and_high(nd).0 >= last_free + (16 << 10)
+    });
+    if last != 0 && now.saturating_sub(last) < REPORTING_DELAY_MS && !much {
+        REPORTING.store(0, Ordering::Release);
+        return;
+    }
+    LAST_REPORT_MS.store(now.max(1), Ordering::Relaxed);
     LARGE_FREED.store(0, Ordering::Relaxed);
     for i in 0..nr_nodes() {
         report_node(node(i));
@@ -617,4 +735,34 @@ fn report_node(nd: &Node) {
     }
     nd.reported_free
         .store(free_and_high(nd).0, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_classes() {
+        assert_eq!(class_of(0), (0, 16));
+        assert_eq!(class_of(1), (0, 16));
+        assert_eq!(class_of(17), (1, 32));
+        assert_eq!(class_of(128), (7, 128));
+        assert_eq!(class_of(129), (8, 160));
+        assert_eq!(class_of(256), (11, 256));
+        assert_eq!(class_of(257), (12, 320));
+        assert_eq!(class_of(513), (16, 640));
+        assert_eq!(class_of(4096 + 200), (28, 5120));
+        assert_eq!(class_of(16384), (NR_CLASSES - 1, 16384));
+        let mut prev = 0;
+        for size in 1..=CLASS_MAX {
+            let (i, c) = class_of(size);
+            assert!(c >= size && c % 16 == 0, "{size} -> {c}");
+            assert!(c * 4 < size * 5 + 4 * 32, "{size} -> {c}");
+            assert!(i < NR_CLASSES && i >= prev);
+            prev = i;
+        }
+        let mut b = [0u8; 16];
+        let n = fmt_name(&mut b, 16384);
+        assert_eq!(&b[..n], b"malloc-16384");
+    }
 }

@@ -29,8 +29,9 @@
 //!   `dup3`'d onto the old descriptor), because the hosted platform's memfd mapping is shared
 //!   and would otherwise be shared between parent and child. The parent waits for the child's
 //!   copy (at most 10 s) before letting its threads allocate again.
-//! - Exit: with `KMEM_MALLOC_STATS=FILE`, an `atexit` handler writes each node's
-//!   /proc/slabinfo, /proc/buddyinfo and /proc/meminfo and the allocator's counters to FILE.
+//! - Exit: with `KMEM_MALLOC_STATS=FILE`, an `atexit` handler writes the allocator's counters
+//!   and each node's kernel log (`slub_debug` reports land there), /proc/meminfo,
+//!   /proc/buddyinfo and /proc/slabinfo to FILE.
 //!
 //! # Environment
 //! - `KMEM_SLUB_DEBUG=FZPU` boots the nodes with `slub_debug=FZPU` (any `slub_debug=`

@@ -1,4 +1,5 @@
-//! The statistics dump at exit (`KMEM_MALLOC_STATS=FILE`), written without allocating.
+//! The statistics dump at exit (`KMEM_MALLOC_STATS=FILE`): counters, and each node's kernel
+//! log (slab debugging reports included) and /proc files, written without allocating.
 
 use core::fmt::{self, Write};
 use core::sync::atomic::Ordering;
@@ -118,6 +119,8 @@ pub fn write_stats(w: &mut dyn Write) -> fmt::Result {
             nd.m.warn_count(),
             nd.m.slab_errors()
         )?;
+        writeln!(w, "--- dmesg")?;
+        nd.m.dmesg(w, true)?;
         for f in ["/proc/meminfo", "/proc/buddyinfo", "/proc/slabinfo"] {
             writeln!(w, "--- {f}")?;
             if nd.m.proc_read(f, w).is_err() {

@@ -230,6 +230,42 @@ fn slub_debug_and_statistics_at_exit() {
 }
 
 #[test]
+fn slub_debug_reports_a_heap_overflow() {
+    if !have("gcc") {
+        return;
+    }
+    let d = tmpdir("overflow");
+    let src = d.join("overflow.c");
+    std::fs::write(
+        &src,
+        "#include <malloc.h>\n#include <stdlib.h>\n\
+         int main(void) { char *p = malloc(100); size_t n = malloc_usable_size(p);\n\
+         p[n - 1] = 1; /* fine */ p[n] = 1; /* one past the end */ free(p); return 0; }\n",
+    )
+    .unwrap();
+    let exe = d.join("overflow");
+    let st = Command::new("gcc")
+        .args(["-O0", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let stats = d.join("stats.txt");
+    let mut c = Command::new(&exe);
+    c.env("KMEM_SLUB_DEBUG", "FZPU")
+        .env("KMEM_MALLOC_STATS", &stats);
+    let out = run(c, true);
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&stats).unwrap();
+    assert!(
+        text.contains("Right Redzone overwritten") || text.contains("Redzone overwritten"),
+        "{text}"
+    );
+    assert!(text.contains("reports: 1 BUG"), "{text}");
+}
+
+#[test]
 fn resident_memory_falls_after_free() {
     if !have("gcc") {
         return;
