@@ -541,8 +541,17 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
             unsafe { copy_to_slots(self.slots().add(off as usize), buf.as_ptr(), n) };
             return n as u32;
         }
-        let len = (n.min(u32::MAX as usize) as u32).min(unused);
-        // SAFETY: slots `in..in+len` are free (`len <= unused`) and ours.
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.write_slow(buf, i, unused) }
+    }
+
+    /// The wrapping or partial case of `write_at`, kept out of line so the fast path stays
+    /// small.
+    #[cold]
+    #[inline(never)]
+    unsafe fn write_slow(&self, buf: &[T], i: u32, unused: u32) -> u32 {
+        let len = (buf.len().min(u32::MAX as usize) as u32).min(unused);
+        // SAFETY: slots `in..in+len` are free (`len <= unused`) and ours (caller).
         unsafe { self.copy_in(buf.as_ptr(), len, i) };
         len
     }
@@ -563,8 +572,16 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
             unsafe { copy_from_slots(buf.as_mut_ptr(), self.slots().add(off as usize), n) };
             return n as u32;
         }
-        let len = (n.min(u32::MAX as usize) as u32).min(used);
-        // SAFETY: slots `out..out+len` are filled (`len <= in - out`) and ours.
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.read_slow(buf, o, used) }
+    }
+
+    /// The wrapping or partial case of `read_at`, out of line.
+    #[cold]
+    #[inline(never)]
+    unsafe fn read_slow(&self, buf: &mut [T], o: u32, used: u32) -> u32 {
+        let len = (buf.len().min(u32::MAX as usize) as u32).min(used);
+        // SAFETY: slots `out..out+len` are filled (`len <= in - out`) and ours (caller).
         unsafe { self.copy_out(buf.as_mut_ptr(), len, o) };
         len
     }
