@@ -369,6 +369,21 @@ fn single_thread(c: &mut Criterion) {
             black_box(dst[0])
         })
     });
+    g.bench_function(
+        BenchmarkId::new("kds_kfifo", "in+out 8 bytes by value"),
+        |b| {
+            // The same, with the bytes passed as values: `black_box` on a pointer makes the
+            // compiler assume all memory changed, so the variant above re-reads both indices.
+            let mut f = Kfifo::<u8, 4096>::new();
+            b.iter(|| {
+                let src = black_box(0x0102_0304_0506_0708u64).to_ne_bytes();
+                let mut dst = [0u8; 8];
+                f.push_slice(&src);
+                f.pop_slice(&mut dst);
+                black_box(u64::from_ne_bytes(dst))
+            })
+        },
+    );
     g.bench_function(BenchmarkId::new("kds_kfifo", "put+get u64"), |b| {
         let mut f = Kfifo::<u64, 512>::new();
         b.iter(|| {
