@@ -1,6 +1,7 @@
 //! vmalloc + vfree of 1, 16 and 256 pages (lazy purge as in Linux, and purging on every
 //! free), the test_vmalloc.c fix-size scenario's throughput, and vmalloc(4 MiB) against
-//! kmalloc(4 MiB) (the largest kmalloc, an order-10 buddy block) and alloc_pages(order 10).
+//! vmalloc_huge(4 MiB) (two huge PMD mappings) and kmalloc(4 MiB) (the largest kmalloc, an
+//! order-10 buddy block) and alloc_pages(order 10).
 //!
 //! Every vmalloc'd page is also mapped into the real process (one mmap per physically
 //! contiguous run) and unmapped on vfree: on the hosted platform that system-call cost is part
@@ -66,6 +67,12 @@ fn four_mib(c: &mut Criterion) {
     g.bench_function("vmalloc", |b| {
         b.iter(|| {
             let v = m.vmalloc(4 << 20).unwrap();
+            m.vfree(black_box(v));
+        })
+    });
+    g.bench_function("vmalloc_huge", |b| {
+        b.iter(|| {
+            let v = m.vmalloc_huge(4 << 20, GfpFlags::GFP_KERNEL).unwrap();
             m.vfree(black_box(v));
         })
     });

@@ -625,7 +625,20 @@ impl PageTable {
             }
         }
         let idx = self.fmt.index(va, leaf_level);
-        let e = self.read(mem, table, idx);
+        let mut e = self.read(mem, table, idx);
+        if size == PageSize::Huge
+            && e & PteFlags::PRESENT.0 != 0
+            && !self.is_huge_entry(leaf_level, e)
+        {
+            // `pmd_free_pte_page`: an empty lower table may give way to a huge mapping.
+            let lower = PhysAddr::new(e & self.fmt.addr_mask());
+            if (0..self.fmt.entries()).all(|i| self.read(mem, lower, i) & PteFlags::PRESENT.0 == 0)
+            {
+                self.write(mem, table, idx, 0);
+                mem.free_table(lower);
+                e = 0;
+            }
+        }
         if e & PteFlags::PRESENT.0 != 0 {
             return Err(if leaf_level + 1 < self.fmt.levels() {
                 PtError::HugeInTheWay

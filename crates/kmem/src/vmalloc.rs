@@ -70,6 +70,8 @@ pub const VM_DMA_COHERENT: u32 = 0x0000_0010;
 pub const VM_UNINITIALIZED: u32 = 0x0000_0020;
 /// `VM_NO_GUARD`: no guard page after the area.
 pub const VM_NO_GUARD: u32 = 0x0000_0040;
+/// `VM_ALLOW_HUGE_VMAP`: sizes of a PMD or more may be mapped with huge pages (x86_64).
+pub const VM_ALLOW_HUGE_VMAP: u32 = 0x0000_0400;
 /// `VM_SPARSE`.
 pub const VM_SPARSE: u32 = 0x0000_1000;
 /// kmem: an area of `vm_map_ram` (Linux's `VMAP_RAM` va flag): no vm_struct.
@@ -470,22 +472,50 @@ impl<P: Platform> Machine<P> {
     /// Maps one run of pages at model address `va` in the kernel page table and mirrors it.
     /// Returns false (with nothing left mapped) on failure.
     pub(crate) fn kernel_map_pages(&self, va: u64, pages: &[PagePtr], prot: PteFlags) -> bool {
+        self.kernel_map(va, pages, prot, false)
+    }
+
+    /// Maps `pages` at `va`; with `huge`, each run of `PTRS_PER_PMD` pages (physically
+    /// contiguous, `va` PMD-aligned) is one huge PMD entry (`vmap_pmd_range`).
+    fn kernel_map(&self, va: u64, pages: &[PagePtr], prot: PteFlags, huge: bool) -> bool {
         let mut g = self.vm().pgt.lock();
         let Some(pt) = g.pt.as_mut() else {
             return false;
         };
+        let (step, size) = if huge {
+            let bytes = pt.format().page_bytes(PageSize::Huge) as usize;
+            (bytes / PAGE_SIZE, PageSize::Huge)
+        } else {
+            (1, PageSize::Small)
+        };
         let mut ok = true;
         let mut mapped = 0;
-        for (i, &p) in pages.iter().enumerate() {
-            let pa = self.page_to_pfn(p).phys();
-            if pt
-                .map(self, va + (i * PAGE_SIZE) as u64, pa, PageSize::Small, prot)
-                .is_err()
-            {
-                ok = false;
-                break;
+        'chunks: for (i, chunk) in pages.chunks(step).enumerate() {
+            let at = va + (i * step * PAGE_SIZE) as u64;
+            let pa = self.page_to_pfn(chunk[0]).phys();
+            let r = if chunk.len() == step {
+                pt.map(self, at, pa, size, prot)
+            } else {
+                Err(crate::pgtable::PtError::Misaligned)
+            };
+            if r.is_err() {
+                if !huge {
+                    ok = false;
+                    break;
+                }
+                // `vmap_try_huge_pmd` failed: map this chunk with PTEs instead.
+                for (j, &p) in chunk.iter().enumerate() {
+                    let pa = self.page_to_pfn(p).phys();
+                    let a = at + (j * PAGE_SIZE) as u64;
+                    if pt.map(self, a, pa, PageSize::Small, prot).is_err() {
+                        ok = false;
+                        break 'chunks;
+                    }
+                    mapped += 1;
+                }
+                continue;
             }
-            mapped += 1;
+            mapped += step;
         }
         if ok && self.vm().window.load(Ordering::Relaxed) != 0 {
             // Mirror physically contiguous runs with one call each.
@@ -801,7 +831,17 @@ impl<P: Platform> Machine<P> {
             self.warn(format_args!("__vmalloc_node_range: zero size"));
             return None;
         }
-        let size = size.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1);
+        const PMD_SIZE: usize = 2 << 20;
+        let huge =
+            vm_flags & VM_ALLOW_HUGE_VMAP != 0 && self.arch() == Arch::X86_64 && size >= PMD_SIZE;
+        let (size, align) = if huge {
+            (
+                size.checked_add(PMD_SIZE - 1)? & !(PMD_SIZE - 1),
+                align.max(PMD_SIZE),
+            )
+        } else {
+            (size.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1), align)
+        };
         let nr_pages = size >> PAGE_SHIFT;
         if nr_pages > self.totalram_pages() {
             self.warn_alloc(
@@ -862,18 +902,43 @@ impl<P: Platform> Machine<P> {
             page_gfp |= GfpFlags::__GFP_HIGHMEM;
         }
         let mut got = 0;
+        // Huge mappings take PMD-sized blocks, split into order-0 pages so that they are
+        // freed one by one (`vm_area_alloc_pages`).
+        let order = if huge { Order::new(9) } else { Order::ZERO };
         while got < nr_pages {
-            match self.alloc_page(page_gfp) {
-                Some(p) => {
-                    // SAFETY: `got < nr_pages` entries fit in the array block.
-                    unsafe { arr.add(got).write(p) };
-                    got += 1;
-                }
-                None => break,
+            let Some(p) = self.alloc_pages(page_gfp, order) else {
+                break;
+            };
+            if huge {
+                self.split_page(p, order);
             }
+            for i in 0..order.pages() {
+                // SAFETY: `got + i < nr_pages` (nr_pages is a multiple of the block) entries
+                // fit in the array block.
+                unsafe { arr.add(got + i).write(p.add(i)) };
+            }
+            got += order.pages();
         }
         // SAFETY: `got` entries were written.
         let pages = unsafe { core::slice::from_raw_parts(arr, got) };
+        if got < nr_pages && huge {
+            // No PMD-sized blocks: fall back to small pages, as Linux does.
+            for &p in pages {
+                self.__free_page(p);
+            }
+            self.free_pages(VirtAddr::from_ptr(arr), arr_order);
+            self.free_vmap_area_now(va);
+            return self.__vmalloc_node_range(
+                real_size,
+                align,
+                start,
+                end,
+                gfp,
+                prot,
+                vm_flags & !VM_ALLOW_HUGE_VMAP,
+                caller,
+            );
+        }
         if got < nr_pages {
             for &p in pages {
                 self.__free_page(p);
@@ -890,7 +955,7 @@ impl<P: Platform> Machine<P> {
         }
         // SAFETY: as above.
         let va_start = unsafe { (*va).va_start };
-        if !self.kernel_map_pages(va_start, pages, prot) {
+        if !self.kernel_map(va_start, pages, prot, huge) {
             for &p in pages {
                 self.__free_page(p);
             }
@@ -957,6 +1022,24 @@ impl<P: Platform> Machine<P> {
         self.__vmalloc_node(size, 1, GfpFlags::GFP_KERNEL)
     }
 
+    /// `vmalloc_huge`: [`Machine::vmalloc`] that maps sizes of 2 MiB or more with huge PMD
+    /// entries (x86_64; the size is rounded up to 2 MiB), falling back to 4 KiB pages when
+    /// no 2 MiB blocks are free.
+    #[track_caller]
+    pub fn vmalloc_huge(&self, size: usize, gfp: GfpFlags) -> Option<VirtAddr> {
+        let l = self.kernel_layout()?;
+        self.__vmalloc_node_range(
+            size,
+            1,
+            l.vmalloc_start,
+            l.vmalloc_end,
+            gfp,
+            PteFlags::PAGE_KERNEL,
+            VM_ALLOC | VM_ALLOW_HUGE_VMAP,
+            Location::caller(),
+        )
+    }
+
     /// `vzalloc`: zeroed [`Machine::vmalloc`].
     #[track_caller]
     pub fn vzalloc(&self, size: usize) -> Option<VirtAddr> {
@@ -991,7 +1074,7 @@ impl<P: Platform> Machine<P> {
         self.__vmalloc_node(size, 1, gfp)
     }
 
-    /// `vmalloc_huge`-free `vfree`: releases memory from the vmalloc family. NULL is a no-op;
+    /// `vfree`: releases memory from the vmalloc family (and `vmalloc_huge`). NULL is a no-op;
     /// a pointer that is not the start of a vmalloc area is reported (`Trying to vfree()
     /// nonexistent vm area`) and ignored. The address space is freed lazily.
     #[track_caller]
@@ -1361,7 +1444,9 @@ impl<P: Platform> Machine<P> {
             }
             return None;
         }
-        self.__vmalloc_node(size, 1, gfp)
+        // kvmalloc can always use VM_ALLOW_HUGE_VMAP: callers assume nothing about the
+        // mapping.
+        self.vmalloc_huge(size, gfp)
     }
 
     /// `kvzalloc`: zeroed [`Machine::kvmalloc`].

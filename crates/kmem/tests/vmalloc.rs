@@ -824,3 +824,56 @@ mod model {
         }
     }
 }
+
+#[test]
+fn vmalloc_huge_uses_pmd_mappings() {
+    let m = x86();
+    let v = m.vmalloc_huge(3 << 20, GfpFlags::GFP_KERNEL).unwrap();
+    let model = m.kva_to_model(v);
+    assert_eq!(model % (2 << 20), 0);
+    fill(v, 4 << 20, 0x6c); // rounded up to 4 MiB
+    let t = m.translate(model + (2 << 20) + 5).unwrap();
+    assert_eq!(t.walk.steps().len(), 3);
+    let r = t.walk.result.unwrap();
+    assert_eq!(r.size, kmem::pgtable::PageSize::Huge);
+    // SAFETY: inside the area.
+    assert_eq!(unsafe { m.phys_to_real(r.phys).read() }, 0x6c);
+    let info = m.find_vm_area(v).unwrap();
+    assert_eq!(info.nr_pages, 1024);
+    assert_eq!(info.size, (4 << 20) + PAGE_SIZE);
+    // Every small page is found by vmalloc_to_page.
+    let p0 = m.vmalloc_to_page(v).unwrap();
+    let p9 = m.vmalloc_to_page(v + 9 * 4096).unwrap();
+    assert_eq!(m.page_to_pfn(p9) - m.page_to_pfn(p0), 9);
+    assert!(kmem_hosted::probe_read((v + (4 << 20)).as_ptr()).is_err());
+    m.vfree(v);
+    m.purge_vmap_area_lazy();
+    assert!(m.translate(model).unwrap().walk.result.is_none());
+    // Small requests are not affected.
+    let s = m.vmalloc_huge(PAGE_SIZE, GfpFlags::GFP_KERNEL).unwrap();
+    let t = m.translate(m.kva_to_model(s)).unwrap();
+    assert_eq!(t.walk.steps().len(), 4);
+    m.vfree(s);
+    clean(&m);
+}
+
+/// Address space once mapped with 4 KiB pages keeps its (now empty) PTE tables; a huge
+/// mapping there frees them (`pmd_free_pte_page`) instead of failing.
+#[test]
+fn huge_mapping_replaces_empty_pte_tables() {
+    let m = boot(Arch::X86_64, 1 << 30, 2);
+    m.set_lazy_max_pages(Some(0));
+    for _ in 0..3 {
+        let v = m.vmalloc(4 << 20).unwrap();
+        m.vfree(v);
+    }
+    let tables = proc(&m, "meminfo");
+    for _ in 0..20 {
+        let v = m.vmalloc_huge(4 << 20, GfpFlags::GFP_KERNEL).unwrap();
+        let t = m.translate(m.kva_to_model(v)).unwrap();
+        assert_eq!(t.walk.result.unwrap().size, kmem::pgtable::PageSize::Huge);
+        m.vfree(v);
+    }
+    assert_ne!(tables, proc(&m, "meminfo"), "PTE tables were freed");
+    clean(&m);
+}
