@@ -2,7 +2,8 @@
 //!
 //! # Layout of a request
 //! - up to 16 KiB: the node's `malloc-N` SLUB caches (size classes of 16-byte steps to 128,
-//!   32-byte steps to 256, then four per power of two, see [`class_of`]), with their per-CPU
+//!   32-byte steps to 256, then four per power of two to 1 KiB and eight above, see
+//!   [`class_of`]), with their per-CPU
 //!   slabs (a thread is a CPU of the machine, see `kmem_hosted::cpu`); every class is a
 //!   multiple of 16 bytes and the caches are 16-byte aligned, like glibc's blocks;
 //! - up to [`KMALLOC_MAX_SIZE`] (4 MiB): `kmalloc`'s large path, a compound page block from
@@ -85,15 +86,16 @@ pub struct Node {
 const CLASS_MAX: usize = 16 << 10;
 /// Classes up to 256 bytes: 16-byte steps to 128, 32-byte steps to 256.
 const NR_SMALL: usize = 12;
-/// Four classes per power of two from 256 bytes to 16 KiB.
-const NR_CLASSES: usize = NR_SMALL + 4 * 6;
+/// Four classes per power of two from 256 bytes to 1 KiB, eight from 1 KiB to 16 KiB.
+const NR_CLASSES: usize = NR_SMALL + 4 * 2 + 8 * 4;
 /// Object size of each small class.
 const SMALL: [usize; NR_SMALL] = [16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256];
 
 /// The size class of `size` (`size <= CLASS_MAX`): its index and object size.
 ///
 /// The classes are a general-purpose allocator's (16-byte steps for small blocks, then four
-/// classes per power of two, keeping the waste under a quarter), each a SLUB cache of the
+/// classes per power of two to 1 KiB and eight above, keeping the waste under a quarter and an
+/// eighth), each a SLUB cache of the
 /// node (`malloc-N`), as kernel subsystems make their own `kmem_cache`s. kmalloc's own caches
 /// double above 256 bytes, which wastes up to half of a block just above a power of two (a
 /// 4 KiB database page plus its header), and under `slub_debug=Z` red-zone the bytes past the
@@ -108,13 +110,18 @@ pub const fn class_of(size: usize) -> (usize, usize) {
         let i = 8 + (size - 129) / 32;
         return (i, SMALL[i]);
     }
-    let k = usize::BITS - 1 - (size - 1).leading_zeros(); // 2^k < size <= 2^(k+1)
+    let k = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize; // 2^k < size <= 2^(k+1)
     let base = 1usize << k;
-    let step = base >> 2;
-    let quarter = (size - base).div_ceil(step); // 1..=4
+    if k < 10 {
+        let step = base >> 2;
+        let quarter = (size - base).div_ceil(step); // 1..=4
+        return (NR_SMALL + (k - 8) * 4 + quarter - 1, base + quarter * step);
+    }
+    let step = base >> 3;
+    let eighth = (size - base).div_ceil(step); // 1..=8
     (
-        NR_SMALL + (k as usize - 8) * 4 + quarter - 1,
-        base + quarter * step,
+        NR_SMALL + 8 + (k - 10) * 8 + eighth - 1,
+        base + eighth * step,
     )
 }
 
@@ -751,13 +758,18 @@ mod tests {
         assert_eq!(class_of(256), (11, 256));
         assert_eq!(class_of(257), (12, 320));
         assert_eq!(class_of(513), (16, 640));
-        assert_eq!(class_of(4096 + 200), (28, 5120));
+        assert_eq!(class_of(1024), (19, 1024));
+        assert_eq!(class_of(1025), (20, 1152));
+        assert_eq!(class_of(4096 + 200), (36, 4608));
         assert_eq!(class_of(16384), (NR_CLASSES - 1, 16384));
         let mut prev = 0;
         for size in 1..=CLASS_MAX {
             let (i, c) = class_of(size);
             assert!(c >= size && c % 16 == 0, "{size} -> {c}");
             assert!(c * 4 < size * 5 + 4 * 32, "{size} -> {c}");
+            if size > 1024 {
+                assert!(c * 8 < size * 9 + 8 * 128, "{size} -> {c}");
+            }
             assert!(i < NR_CLASSES && i >= prev);
             prev = i;
         }
