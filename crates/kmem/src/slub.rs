@@ -2495,8 +2495,73 @@ pub(crate) fn free_bulk<P: Platform>(
     objs: &[*mut u8],
     caller: &'static Location<'static>,
 ) {
-    for o in objs {
-        kmem_cache_free(m, h, *o, caller);
+    let Some(s) = resolve(m, h, caller) else {
+        return;
+    };
+    if s.debug() {
+        for o in objs {
+            kmem_cache_free(m, h, *o, caller);
+        }
+        return;
+    }
+    // build_detached_freelist: chain the objects of one slab and free them with one
+    // compare-and-swap (or one splice into the CPU freelist). Batches of 64 objects; `done`
+    // marks the ones already chained.
+    for chunk in objs.chunks(64) {
+        let mut done = 0u64;
+        for i in (0..chunk.len()).rev() {
+            if done & (1 << i) != 0 {
+                continue;
+            }
+            done |= 1 << i;
+            let p = chunk[i];
+            if p.is_null() {
+                continue;
+            }
+            let page = match m.owner_of(p) {
+                Owner::Slab(page, cache) if cache == s as *const Cache<P> as usize => page,
+                _ => {
+                    // Wrong cache or not a slab object: the single-object path reports it.
+                    kmem_cache_free(m, h, p, caller);
+                    continue;
+                }
+            };
+            let slab = Slab(page);
+            if !m.is_object_start(s, slab, p) {
+                bad_object_pointer(m, s, slab, p, caller);
+                continue;
+            }
+            let (mut head, tail, mut cnt) = (p, p, 1u32);
+            for j in (0..i).rev() {
+                let q = chunk[j];
+                if done & (1 << j) != 0 || q.is_null() {
+                    continue;
+                }
+                if m.virt_to_page(VirtAddr::new(q as usize))
+                    .map(|pg| pg.compound_head())
+                    == Some(page)
+                    && m.is_object_start(s, slab, q)
+                {
+                    // SAFETY: `q` is an allocated object of this slab being freed; it joins
+                    // the detached chain.
+                    unsafe { s.set_fp(q, head) };
+                    head = q;
+                    cnt += 1;
+                    done |= 1 << j;
+                }
+            }
+            let g = CpuGuard::new(m.platform());
+            // SAFETY: we hold this CPU's section and no other reference to its data.
+            let c = unsafe { s.cpu(g.cpu()) };
+            if c.slab == slab.raw() {
+                // SAFETY: the chain's objects are ours; splice it onto the CPU freelist.
+                unsafe { s.set_fp(tail, c.freelist) };
+                c.freelist = head;
+                c.free_fast += cnt as u64;
+            } else {
+                m.slab_free_slow(s, c, slab, head, tail, cnt);
+            }
+        }
     }
 }
 

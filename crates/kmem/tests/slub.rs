@@ -401,3 +401,50 @@ fn threads_alloc_and_free_remotely() {
     assert_eq!(m.validate(c), 0);
     m.check_invariants().unwrap();
 }
+
+#[test]
+fn bulk_free_detached_freelists() {
+    let m = boot(Arch::X86_64, 64 << 20, 2);
+    let c = m
+        .kmem_cache_create("bulk", 72, 0, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    for round in 0..5u64 {
+        let mut v = vec![std::ptr::null_mut(); 1000];
+        assert_eq!(m.kmem_cache_alloc_bulk(c, K, &mut v), 1000);
+        for p in &v {
+            fill(*p, round as u8, 72);
+        }
+        // A deterministic shuffle, with NULLs mixed in (skipped, as in Linux).
+        let mut order: Vec<usize> = (0..1000).collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ round;
+        for i in (1..order.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            order.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let mut shuffled: Vec<*mut u8> = order.iter().map(|&i| v[i]).collect();
+        shuffled.insert(500, std::ptr::null_mut());
+        // Half sorted (long same-slab runs), half shuffled.
+        v.sort();
+        m.kmem_cache_free_bulk(c, &v[..500]);
+        let rest: Vec<*mut u8> = shuffled
+            .into_iter()
+            .filter(|p| p.is_null() || v[500..].contains(p))
+            .collect();
+        m.kmem_cache_free_bulk(c, &rest);
+        assert_eq!(m.validate(c), 0);
+        let info = m.slab_info(c).unwrap();
+        assert!(info.active_objs <= info.num_objs);
+    }
+    let mut v = vec![std::ptr::null_mut(); 2000];
+    assert_eq!(m.kmem_cache_alloc_bulk(c, K, &mut v), 2000);
+    let mut s = v.clone();
+    s.sort();
+    s.dedup();
+    assert_eq!(s.len(), 2000, "an object was handed out twice");
+    m.kmem_cache_free_bulk(c, &v);
+    m.kmem_cache_destroy(c);
+    assert!(m.kmem_cache_name(c).is_none(), "objects leaked");
+    assert_eq!(m.bug_count(), 0);
+}
