@@ -2923,7 +2923,7 @@ pub(crate) fn destroy<P: Platform>(
             m.flush_cpu(s, c);
         }
     }
-    // free_partial
+    // free_partial: give the empty slabs back, then report the objects of the others.
     let mut discard = Discard::new();
     loop {
         let mut n = s.node.list_lock.lock();
@@ -2933,12 +2933,8 @@ pub(crate) fn destroy<P: Platform>(
         for l in unsafe { list::list_for_each_safe(head) } {
             // SAFETY: partial-list entries are slab_list links.
             let slab = Slab(unsafe { PagePtr::from_lru(l) });
-            if slab.counters().inuse() == 0 {
-                if discard.push(slab) {
-                    remove_partial(&mut n, slab);
-                }
-            } else if discard.n == 0 || discard.n < discard.slabs.len() {
-                list_slab_objects(m, s, slab);
+            if slab.counters().inuse() == 0 && discard.push(slab) {
+                remove_partial(&mut n, slab);
             }
         }
         Machine::<P>::update_nr_partial_hint(s, &n);
@@ -2949,6 +2945,21 @@ pub(crate) fn destroy<P: Platform>(
         }
         if !more {
             break;
+        }
+    }
+    {
+        let mut n = s.node.list_lock.lock();
+        for which in 0..2 {
+            let head: *mut ListHead = if which == 0 {
+                &mut n.partial
+            } else {
+                &mut n.full
+            };
+            // SAFETY: this node's lists under its lock; reporting does not move slabs.
+            for l in unsafe { list::list_for_each(head) } {
+                // SAFETY: list entries are slab_list links.
+                list_slab_objects(m, s, Slab(unsafe { PagePtr::from_lru(l) }));
+            }
         }
     }
     if s.node.nr_slabs.load(Ordering::Relaxed) != 0 {
