@@ -877,3 +877,13 @@ fn huge_mapping_replaces_empty_pte_tables() {
     assert_ne!(tables, proc(&m, "meminfo"), "PTE tables were freed");
     clean(&m);
 }
+
+/// The self-test the bare-metal kernel runs passes on hosted machines of both architectures.
+#[test]
+fn selftest_passes() {
+    for arch in [Arch::X86_64, Arch::I386] {
+        let m = boot(arch, 512 << 20, 2);
+        m.vmalloc_selftest(true).unwrap();
+        clean(&m);
+    }
+}
