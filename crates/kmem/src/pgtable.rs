@@ -9,6 +9,9 @@
 //!   and 12); the PUD and PMD levels are folded into the PGD, and a PGD entry with `_PAGE_PSE`
 //!   maps a 4 MiB page. There is no NX bit without PAE (`__supported_pte_mask` drops it).
 //!
+//! 1 GiB PUD mappings (`_PAGE_PSE` in a PUD) are not modelled: kmem never makes them, and a
+//! live table adopted with [`PageTable::from_root`] must not use them.
+//!
 //! Entries carry the hardware's flag bits ([`PteFlags`]). Tables are pages from the buddy
 //! allocator (through [`PtMemory`]), typed `PGTY_table` and counted in `NR_PAGETABLE`, and are
 //! addressed by physical address, read and written through the direct map, as on real
@@ -1131,6 +1134,44 @@ mod tests {
         assert!(
             line.starts_with("PGD ") && line.contains(" PTE 7"),
             "{line}"
+        );
+        pt.destroy(&mem);
+        assert_eq!(mem.live(), 0);
+    }
+
+    #[test]
+    fn huge_mapping_frees_an_empty_pte_table() {
+        let mem = VecMem::new();
+        let mut pt = PageTable::new(&mem, Arch::X86_64).unwrap();
+        let small = |pt: &mut PageTable| {
+            pt.map(
+                &mem,
+                VA + 4096,
+                PhysAddr::new(0x9000),
+                PageSize::Small,
+                PteFlags::PAGE_KERNEL,
+            )
+        };
+        small(&mut pt).unwrap();
+        assert_eq!(mem.live(), 4);
+        // A PTE table in use blocks the huge mapping…
+        let huge = |pt: &mut PageTable| {
+            pt.map(
+                &mem,
+                VA,
+                PhysAddr::new(0x20_0000),
+                PageSize::Huge,
+                PteFlags::PAGE_KERNEL,
+            )
+        };
+        assert_eq!(huge(&mut pt), Err(PtError::HugeInTheWay));
+        // …an empty one is freed in its favour (pmd_free_pte_page).
+        pt.unmap(&mem, VA + 4096).unwrap().1.defer();
+        huge(&mut pt).unwrap();
+        assert_eq!(mem.live(), 3);
+        assert_eq!(
+            pt.lookup(&mem, VA + 4096).unwrap().phys,
+            PhysAddr::new(0x20_1000)
         );
         pt.destroy(&mem);
         assert_eq!(mem.live(), 0);
