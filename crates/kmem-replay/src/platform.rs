@@ -13,8 +13,8 @@
 //!   calls [`ReplayPlatform::set_cpu`] only when no kmem call is running on the owner thread,
 //!   so a section's `cpu_get` and `cpu_put` see the same CPU.
 //!
-//! Everything else (physical memory, clock, console, randomness) is the wrapped
-//! [`HostedPlatform`]'s.
+//! Everything else (physical memory, kernel mappings for vmalloc, clock, console, randomness)
+//! is the wrapped [`HostedPlatform`]'s.
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -139,5 +139,25 @@ unsafe impl Platform for ReplayPlatform {
 
     fn current_comm(&self) -> &str {
         self.inner.current_comm()
+    }
+
+    fn kernel_window(&self, len: usize) -> Option<*mut u8> {
+        self.inner.kernel_window(len)
+    }
+
+    fn kernel_pgd(&self) -> Option<PhysAddr> {
+        self.inner.kernel_pgd()
+    }
+
+    fn map_kernel_range(&self, va: *mut u8, phys: PhysAddr, len: usize, writable: bool) -> bool {
+        self.inner.map_kernel_range(va, phys, len, writable)
+    }
+
+    fn unmap_kernel_range(&self, va: *mut u8, len: usize) {
+        self.inner.unmap_kernel_range(va, len);
+    }
+
+    fn flush_tlb_kernel_range(&self, start: u64, end: u64) {
+        self.inner.flush_tlb_kernel_range(start, end);
     }
 }
