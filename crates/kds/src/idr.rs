@@ -320,8 +320,23 @@ impl IdaBitmap {
     fn clear(&mut self, bit: u32) {
         self.bitmap[bit as usize / usize::BITS as usize] &= !(1 << (bit % usize::BITS));
     }
+    /// The first clear bit at or after `from` (a word at a time, like `find_next_zero_bit`).
     fn first_zero_from(&self, from: u32) -> Option<u32> {
-        (from..IDA_BITMAP_BITS).find(|&b| !self.test(b))
+        let mut w = (from / usize::BITS) as usize;
+        if w >= IDA_BITMAP_LONGS {
+            return None;
+        }
+        let mut word = !self.bitmap[w] & (usize::MAX << (from % usize::BITS));
+        loop {
+            if word != 0 {
+                return Some(w as u32 * usize::BITS + word.trailing_zeros());
+            }
+            w += 1;
+            if w == IDA_BITMAP_LONGS {
+                return None;
+            }
+            word = !self.bitmap[w];
+        }
     }
     fn is_full(&self) -> bool {
         self.bitmap.iter().all(|&w| w == usize::MAX)

@@ -612,6 +612,7 @@ unsafe fn __rb_erase_augmented<A: augmented::RbAugmentCallbacks>(
 /// # Safety
 /// `node` must have just been linked with [`rb_link_node`] into the valid tree `root`, and the
 /// caller must have exclusive access to the tree.
+#[inline]
 pub unsafe fn rb_insert_color(node: *mut RbNode, root: *mut RbRoot) {
     // SAFETY: forwarded from the caller.
     unsafe { __rb_insert::<augmented::NoAugment>(node, root) }
@@ -622,6 +623,7 @@ pub unsafe fn rb_insert_color(node: *mut RbNode, root: *mut RbRoot) {
 ///
 /// # Safety
 /// `node` must be a member of the valid tree `root`; exclusive access to the tree.
+#[inline]
 pub unsafe fn rb_erase(node: *mut RbNode, root: *mut RbRoot) {
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -637,6 +639,7 @@ pub unsafe fn rb_erase(node: *mut RbNode, root: *mut RbRoot) {
 ///
 /// # Safety
 /// As [`rb_insert_color`].
+#[inline]
 pub unsafe fn rb_insert_color_cached(node: *mut RbNode, root: *mut RbRootCached, leftmost: bool) {
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -652,6 +655,7 @@ pub unsafe fn rb_insert_color_cached(node: *mut RbNode, root: *mut RbRootCached,
 ///
 /// # Safety
 /// As [`rb_erase`].
+#[inline]
 pub unsafe fn rb_erase_cached(node: *mut RbNode, root: *mut RbRootCached) -> *mut RbNode {
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -715,6 +719,7 @@ pub unsafe fn rb_first_cached(root: *const RbRootCached) -> *mut RbNode {
 ///
 /// # Safety
 /// `node` must be a member of a valid tree (or cleared with [`rb_clear_node`]).
+#[inline]
 pub unsafe fn rb_next(node: *const RbNode) -> *mut RbNode {
     // SAFETY: the caller guarantees `node` is in a valid tree.
     unsafe {
@@ -743,6 +748,7 @@ pub unsafe fn rb_next(node: *const RbNode) -> *mut RbNode {
 ///
 /// # Safety
 /// As [`rb_next`].
+#[inline]
 pub unsafe fn rb_prev(node: *const RbNode) -> *mut RbNode {
     // SAFETY: the caller guarantees `node` is in a valid tree.
     unsafe {
@@ -850,10 +856,7 @@ pub unsafe fn rb_next_postorder(node: *const RbNode) -> *mut RbNode {
             return ptr::null_mut();
         }
         let parent = rb_parent(node);
-        if !parent.is_null()
-            && ptr::eq(node, (*parent).rb_left)
-            && !(*parent).rb_right.is_null()
-        {
+        if !parent.is_null() && ptr::eq(node, (*parent).rb_left) && !(*parent).rb_right.is_null() {
             rb_left_deepest_node((*parent).rb_right)
         } else {
             parent
