@@ -1644,6 +1644,41 @@ impl<'l, 'a, A: Adapter> CursorMut<'l, 'a, A> {
 mod tests {
     use super::*;
 
+    struct Node {
+        v: u32,
+        link: Link,
+    }
+    crate::define_list_adapter!(NodeLink = Node { link });
+
+    #[test]
+    fn safe_list_rejects_foreign_items_and_moves() {
+        let items: [Node; 3] = core::array::from_fn(|i| Node {
+            v: i as u32,
+            link: Link::new(),
+        });
+        let mut a = List::<NodeLink>::new();
+        let mut b = List::<NodeLink>::new();
+        assert!(a.push_back(&items[0]).is_ok());
+        assert!(a.push_back(&items[1]).is_ok());
+        // An item of list `a` can be neither added to nor removed from list `b`.
+        assert!(b.push_back(&items[0]).is_err());
+        assert!(b.remove(&items[0]).is_none());
+        assert_eq!(a.len(), 2);
+        // Lists may move while holding items (no self-pointers).
+        let mut moved = a;
+        assert!(moved.push_front(&items[2]).is_ok());
+        let order: [u32; 3] = {
+            let mut it = moved.iter().map(|n| n.v);
+            [it.next().unwrap(), it.next().unwrap(), it.next().unwrap()]
+        };
+        assert_eq!(order, [2, 0, 1]);
+        b.append(&mut moved);
+        assert!(moved.is_empty());
+        assert_eq!(b.iter().rev().map(|n| n.v).next(), Some(1));
+        drop(b);
+        assert!(items.iter().all(|n| !n.link.is_linked()));
+    }
+
     #[repr(C)]
     struct Item {
         val: u32,
