@@ -23,8 +23,10 @@
 //! returned are real ones ([`VirtAddr`]): on a hosted platform, inside its window, translated
 //! with one offset; on bare metal, the same.
 //!
-//! `struct vmap_area` objects come from a small slab of this module's own over order-0 pages
-//! (Linux uses the `vmap_area_cachep` kmem_cache); pages arrays are buddy blocks.
+//! `struct vmap_area` objects come from the `vmap_area` kmem_cache (Linux's
+//! `vmap_area_cachep`), through a small stash of recently freed objects so that splitting a
+//! free area under the lock rarely allocates (a page slab of this module's own stands in if
+//! the cache cannot be created); pages arrays are buddy blocks.
 //!
 //! # Locking (order, outermost first)
 //! 1. `purge` ([`VmState::purge`], `vmap_purge_lock`): serialises purges;
@@ -144,8 +146,11 @@ pub struct VmallocStats {
     pub lazy_pages: usize,
     /// Purges done.
     pub purges: usize,
-    /// Pages used for `struct vmap_area` objects.
+    /// Pages of the fallback `struct vmap_area` slab (0 when the `vmap_area` kmem_cache is
+    /// used).
     pub object_pages: usize,
+    /// Freed `struct vmap_area` objects kept for reuse.
+    pub stashed_objects: usize,
     /// Largest free area in bytes.
     pub largest_free: u64,
 }
@@ -159,7 +164,12 @@ struct VmapAreas {
     nr_free: usize,
     /// Object slab free list (linked through `next`).
     obj_free: *mut VmapArea,
+    /// Objects on `obj_free`.
+    obj_stash: usize,
+    /// Pages of the fallback object slab (used only if the kmem_cache could not be made).
     obj_pages: usize,
+    /// `vmap_area_cachep`.
+    cache: Option<crate::slab_common::CacheHandle>,
 }
 
 struct KernelPgt {
@@ -207,7 +217,9 @@ impl<L: RawMutex> VmState<L> {
                 nr_busy: 0,
                 nr_free: 0,
                 obj_free: ptr::null_mut(),
+                obj_stash: 0,
                 obj_pages: 0,
+                cache: None,
             }),
             pgt: Mutex::new(KernelPgt {
                 pt: None,
@@ -374,9 +386,20 @@ impl<P: Platform> Machine<P> {
                 len: wend - wstart,
             });
         }
+        // `vmap_area_cachep = KMEM_CACHE(vmap_area, SLAB_PANIC)`; without it, a page slab.
+        let cache = self
+            .kmem_cache_create(
+                "vmap_area",
+                core::mem::size_of::<VmapArea>(),
+                core::mem::align_of::<VmapArea>(),
+                crate::slab_common::SlabFlags::NONE,
+                None,
+            )
+            .ok();
         // The free tree: the whole vmalloc space.
         {
             let mut a = self.vm().areas.lock();
+            a.cache = cache;
             let Some(va) = self.obj_alloc(&mut a) else {
                 return;
             };
@@ -582,26 +605,36 @@ impl<P: Platform> Machine<P> {
 
     // ------------------------------------------------------------ object slab
 
+    /// A `struct vmap_area`: from the stash of recently freed objects, else from the
+    /// `vmap_area` kmem_cache (`vmap_area_cachep`), else (no cache) from a page of our own.
     fn obj_alloc(&self, a: &mut VmapAreas) -> Option<*mut VmapArea> {
         if a.obj_free.is_null() {
-            let addr = self.__get_free_page(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN)?;
-            let sz = core::mem::size_of::<VmapArea>();
-            let n = PAGE_SIZE / sz;
-            let base = addr.as_ptr::<VmapArea>();
-            for i in 0..n {
-                // SAFETY: `i < n` objects fit in the fresh page, which is ours and aligned.
-                unsafe {
-                    let o = base.add(i);
-                    ptr::addr_of_mut!((*o).next).write(a.obj_free);
-                    a.obj_free = o;
+            if let Some(c) = a.cache {
+                let o = self
+                    .kmem_cache_alloc(c, GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN)?
+                    .as_ptr()
+                    .cast::<VmapArea>();
+                // SAFETY: a fresh object of the cache, sized and aligned for a VmapArea.
+                unsafe { ptr::addr_of_mut!((*o).next).write(ptr::null_mut()) };
+                a.obj_free = o;
+                a.obj_stash += 1;
+            } else {
+                let addr = self.__get_free_page(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN)?;
+                let sz = core::mem::size_of::<VmapArea>();
+                let n = PAGE_SIZE / sz;
+                let base = addr.as_ptr::<VmapArea>();
+                for i in 0..n {
+                    // SAFETY: `i < n` objects fit in the fresh page, which is ours and aligned.
+                    unsafe { stash_push(a, base.add(i)) };
                 }
+                a.obj_pages += 1;
             }
-            a.obj_pages += 1;
         }
         let o = a.obj_free;
-        // SAFETY: `o` is on our free list, so it is a valid object slot.
+        // SAFETY: `o` is on our stash, so it is a valid object slot.
         unsafe {
             a.obj_free = (*o).next;
+            a.obj_stash -= 1;
             o.write(VmapArea {
                 rb: RbNode::new(),
                 va_start: 0,
@@ -618,6 +651,18 @@ impl<P: Platform> Machine<P> {
             });
         }
         Some(o)
+    }
+
+    /// Gives stashed objects beyond [`OBJ_STASH_MAX`] back to the kmem_cache.
+    fn obj_trim(&self, a: &mut VmapAreas) {
+        let Some(c) = a.cache else { return };
+        while a.obj_stash > OBJ_STASH_MAX {
+            let o = a.obj_free;
+            // SAFETY: `o` is on the stash (count > 0), an object of the cache.
+            unsafe { a.obj_free = (*o).next };
+            a.obj_stash -= 1;
+            self.kmem_cache_free(c, o.cast());
+        }
     }
 
     // ------------------------------------------------------------ area allocator
@@ -650,9 +695,8 @@ impl<P: Platform> Machine<P> {
         }
         let nva = self.obj_alloc(a)?;
         let Some(va) = self.obj_alloc(a) else {
-            // SAFETY: `nva` is a fresh object of our slab, unused.
-            unsafe { (*nva).next = a.obj_free };
-            a.obj_free = nva;
+            // SAFETY: `nva` is a fresh object, unused.
+            unsafe { stash_push(a, nva) };
             return None;
         };
         // SAFETY: `fva` is in the free tree and contains [start, start+size); `nva` is a
@@ -683,7 +727,9 @@ impl<P: Platform> Machine<P> {
         loop {
             let r = {
                 let mut a = self.vm().areas.lock();
-                self.alloc_vmap_area_locked(&mut a, size, align, vstart, vend)
+                let r = self.alloc_vmap_area_locked(&mut a, size, align, vstart, vend);
+                self.obj_trim(&mut a);
+                r
             };
             if r.is_some() {
                 return r;
@@ -715,6 +761,7 @@ impl<P: Platform> Machine<P> {
             unlink_busy(&mut a, va);
             merge_or_add_free(&mut a, va);
         }
+        self.obj_trim(&mut a);
     }
 
     /// `free_vmap_area_noflush`: puts an unmapped area on the purge list; purges if
@@ -799,6 +846,7 @@ impl<P: Platform> Machine<P> {
                 head = next;
             }
         }
+        self.obj_trim(&mut a);
         drop(a);
         let _ = n;
         self.vm().purges.fetch_add(1, Ordering::Relaxed);
@@ -1589,6 +1637,7 @@ impl<P: Platform> Machine<P> {
             lazy_pages: self.vm().lazy_nr.load(Ordering::Relaxed),
             purges: self.vm().purges.load(Ordering::Relaxed),
             object_pages: a.obj_pages,
+            stashed_objects: a.obj_stash,
             largest_free: largest,
         }
     }
@@ -1855,6 +1904,21 @@ impl<P: Platform> Machine<P> {
 
 // ---------------------------------------------------------------- tree helpers
 
+/// Freed `vmap_area` objects kept for reuse before going back to the kmem_cache (Linux keeps
+/// one preloaded object per CPU, `ne_fit_preload_node`).
+const OBJ_STASH_MAX: usize = 16;
+
+/// Puts an unused object on the stash.
+///
+/// # Safety
+/// `o` is a valid object in no tree and no list; the areas lock is held.
+unsafe fn stash_push(a: &mut VmapAreas, o: *mut VmapArea) {
+    // SAFETY: the caller's guarantee.
+    unsafe { ptr::addr_of_mut!((*o).next).write(a.obj_free) };
+    a.obj_free = o;
+    a.obj_stash += 1;
+}
+
 const fn align_up(v: u64, align: u64) -> u64 {
     (v + align - 1) & !(align - 1)
 }
@@ -1975,8 +2039,7 @@ unsafe fn erase_free(a: &mut VmapAreas, va: *mut VmapArea) {
     // SAFETY: the caller's guarantees.
     unsafe {
         rb_erase_augmented::<FreeAugment>(&mut (*va).rb, &mut a.free_root);
-        (*va).next = a.obj_free;
-        a.obj_free = va;
+        stash_push(a, va);
     }
     a.nr_free -= 1;
 }
@@ -2017,8 +2080,7 @@ unsafe fn clip_free_area(
             nva_used = true;
         }
         if !nva_used {
-            (*nva).next = a.obj_free;
-            a.obj_free = nva;
+            stash_push(a, nva);
         }
     }
 }
@@ -2052,8 +2114,7 @@ unsafe fn merge_or_add_free(a: &mut VmapAreas, va: *mut VmapArea) {
             let n = kds::container_of!(above, VmapArea, rb);
             if (*n).va_start == (*va).va_end {
                 (*n).va_start = (*va).va_start;
-                (*va).next = a.obj_free;
-                a.obj_free = va;
+                stash_push(a, va);
                 merged = n;
             }
         }
@@ -2067,8 +2128,7 @@ unsafe fn merge_or_add_free(a: &mut VmapAreas, va: *mut VmapArea) {
             if (*p).va_end == start {
                 if merged.is_null() {
                     (*p).va_end = (*va).va_end;
-                    (*va).next = a.obj_free;
-                    a.obj_free = va;
+                    stash_push(a, va);
                 } else {
                     (*p).va_end = (*merged).va_end;
                     erase_free(a, merged);
