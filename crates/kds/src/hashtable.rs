@@ -8,9 +8,10 @@
 //! `hash_min(key, bits)` ([`HashKey`]).
 //!
 //! # Safe layer
-//! [`HashTable`] owns `N` buckets, links items through an [`HLink`] field named by a
-//! [`KeyAdapter`] (which also extracts the key), must be pinned once an item is added, borrows
-//! its items for `'a`, rejects already-hashed items, and unhashes everything on drop.
+//! [`HashTable`] owns `N` buckets (compile-time size) and must be pinned once an item is
+//! added; [`HashTableSlice`] uses a caller's bucket array of run-time size. Both link items
+//! through an [`HLink`] field named by a [`KeyAdapter`] (which also extracts the key), borrow
+//! their items for `'a`, reject already-hashed items, and unhash everything on drop.
 //!
 //! # Invariants
 //! Every node in bucket `b` was added with a key `k` such that `k.hash_min(bits) == b`. A table's
@@ -302,8 +303,9 @@ macro_rules! define_hash_adapter {
     };
 }
 
-/// A hash table of `N` (a power of two) hlist buckets holding `&'a A::Item`s; pin it before
-/// adding (e.g. with `core::pin::pin!`).
+/// A hash table of `N` (a power of two) hlist buckets inside the value, holding
+/// `&'a A::Item`s (`DEFINE_HASHTABLE`); pin it before adding (e.g. with `core::pin::pin!`),
+/// since hashed nodes point back into their bucket.
 ///
 /// # Examples
 /// ```
@@ -320,10 +322,100 @@ macro_rules! define_hash_adapter {
 /// assert!(table.as_mut().remove(&sh));
 /// assert!(table.find(42).is_none());
 /// ```
-pub struct HashTable<'a, A: KeyAdapter, const N: usize> {
-    buckets: UnsafeCell<[HlistHead; N]>,
-    _items: PhantomData<&'a A::Item>,
+pub type HashTable<'a, A, const N: usize> = HashTableIn<'a, A, InlineBuckets<N>>;
+
+/// A hash table over a caller's run-time sized bucket array (`DECLARE_HASHTABLE` +
+/// `hash_init` on allocated memory): the buckets are borrowed for `'t`, so they cannot move
+/// and the table itself needs no pinning (use `Pin::new(&mut table)`).
+///
+/// # Examples
+/// ```
+/// use core::pin::Pin;
+/// use kds::hashtable::{HLink, HashTableSlice};
+/// use kds::hlist::HlistHead;
+/// struct Obj { id: u64, node: HLink }
+/// kds::define_hash_adapter!(ById = Obj { node } key u64 => |o| o.id);
+/// let bits = 6; // chosen at run time
+/// let mut buckets: Vec<HlistHead> = (0..1 << bits).map(|_| HlistHead::new()).collect();
+/// let objs: Vec<Obj> = (0..100).map(|id| Obj { id, node: HLink::new() }).collect();
+/// let mut t = HashTableSlice::<ById>::with_buckets(&mut buckets);
+/// for o in &objs {
+///     assert!(Pin::new(&mut t).add(o).is_ok());
+/// }
+/// assert_eq!(t.find(42).map(|o| o.id), Some(42));
+/// ```
+pub type HashTableSlice<'t, 'a, A> = HashTableIn<'a, A, SliceBuckets<'t>>;
+
+mod private {
+    use crate::hlist::HlistHead;
+    /// The sealed part of [`super::Buckets`].
+    pub trait Buckets {
+        /// The first bucket.
+        fn heads(&self) -> *mut HlistHead;
+        /// log2 of the number of buckets.
+        fn bits(&self) -> u32;
+    }
+}
+
+/// Where a [`HashTableIn`] keeps its buckets: [`InlineBuckets`] or [`SliceBuckets`] (sealed).
+pub trait Buckets: private::Buckets {}
+
+/// `N` buckets inside the table value (must be pinned once used).
+pub struct InlineBuckets<const N: usize> {
+    heads: UnsafeCell<[HlistHead; N]>,
     _pin: PhantomPinned,
+}
+
+impl<const N: usize> InlineBuckets<N> {
+    const BITS: u32 = {
+        assert!(
+            N.is_power_of_two(),
+            "HashTable bucket count must be a power of two"
+        );
+        N.trailing_zeros()
+    };
+}
+
+impl<const N: usize> private::Buckets for InlineBuckets<N> {
+    #[inline(always)]
+    fn heads(&self) -> *mut HlistHead {
+        self.heads.get().cast()
+    }
+    #[inline(always)]
+    fn bits(&self) -> u32 {
+        Self::BITS
+    }
+}
+impl<const N: usize> Buckets for InlineBuckets<N> {}
+
+/// A caller's bucket array, borrowed exclusively for `'t`.
+pub struct SliceBuckets<'t> {
+    heads: *mut HlistHead,
+    bits: u32,
+    _t: PhantomData<&'t mut [HlistHead]>,
+}
+
+impl private::Buckets for SliceBuckets<'_> {
+    #[inline(always)]
+    fn heads(&self) -> *mut HlistHead {
+        self.heads
+    }
+    #[inline(always)]
+    fn bits(&self) -> u32 {
+        self.bits
+    }
+}
+impl Buckets for SliceBuckets<'_> {}
+
+/// A hash table of hlist buckets `B` holding `&'a A::Item`s: [`HashTable`] (buckets inside)
+/// or [`HashTableSlice`] (buckets borrowed).
+///
+/// # Invariants
+/// Every node in bucket `b` is the link of an item borrowed for `'a` whose key hashes to `b`;
+/// the buckets do not move while any node is hashed. Dropping the table unhashes every item.
+pub struct HashTableIn<'a, A: KeyAdapter, B: Buckets> {
+    buckets: B,
+    _items: PhantomData<&'a A::Item>,
 }
 
 impl<'a, A: KeyAdapter, const N: usize> Default for HashTable<'a, A, N> {
@@ -333,29 +425,52 @@ impl<'a, A: KeyAdapter, const N: usize> Default for HashTable<'a, A, N> {
 }
 
 impl<'a, A: KeyAdapter, const N: usize> HashTable<'a, A, N> {
-    const BITS: u32 = {
-        assert!(
-            N.is_power_of_two(),
-            "HashTable bucket count must be a power of two"
-        );
-        N.trailing_zeros()
-    };
-
     /// Returns an empty table (`DEFINE_HASHTABLE`).
     pub const fn new() -> Self {
-        let _ = Self::BITS;
+        let _ = InlineBuckets::<N>::BITS;
         Self {
-            buckets: UnsafeCell::new(define_hashtable::<N>()),
+            buckets: InlineBuckets {
+                heads: UnsafeCell::new(define_hashtable::<N>()),
+                _pin: PhantomPinned,
+            },
             _items: PhantomData,
-            _pin: PhantomPinned,
         }
+    }
+}
+
+impl<'t, 'a, A: KeyAdapter> HashTableSlice<'t, 'a, A> {
+    /// Builds a table over `buckets` (`hash_init`: every bucket is emptied first).
+    ///
+    /// # Panics
+    /// If `buckets.len()` is not a power of two.
+    pub fn with_buckets(buckets: &'t mut [HlistHead]) -> Self {
+        let bits = hash_bits(buckets);
+        hash_init(buckets);
+        Self {
+            buckets: SliceBuckets {
+                heads: buckets.as_mut_ptr(),
+                bits,
+                _t: PhantomData,
+            },
+            _items: PhantomData,
+        }
+    }
+}
+
+impl<'a, A: KeyAdapter, B: Buckets> HashTableIn<'a, A, B> {
+    #[inline(always)]
+    fn bucket(&self, key: A::Key) -> *mut HlistHead {
+        let b = bucket_of(key, private::Buckets::bits(&self.buckets));
+        // SAFETY: `b < 2^bits`, the number of buckets.
+        unsafe { private::Buckets::heads(&self.buckets).add(b) }
     }
 
     #[inline(always)]
-    fn bucket(&self, key: A::Key) -> *mut HlistHead {
-        let b = bucket_of(key, Self::BITS);
-        // SAFETY: `b < N` since `hash_min` yields `BITS` bits.
-        unsafe { self.buckets.get().cast::<HlistHead>().add(b) }
+    fn table(&self) -> &[HlistHead] {
+        let n = 1usize << private::Buckets::bits(&self.buckets);
+        // SAFETY: the buckets are `n` initialised heads owned or exclusively borrowed by the
+        // table; this shared view is only read.
+        unsafe { core::slice::from_raw_parts(private::Buckets::heads(&self.buckets), n) }
     }
 
     /// Adds `item` under its key (`hash_add`).
@@ -367,7 +482,8 @@ impl<'a, A: KeyAdapter, const N: usize> HashTable<'a, A, N> {
         if link.is_hashed() {
             return Err(AlreadyLinked(item));
         }
-        // SAFETY: pinned table, unhashed node of an item borrowed for 'a.
+        // SAFETY: the buckets do not move (pinned table or borrowed slice), and the node is
+        // an unhashed link of an item borrowed for 'a.
         unsafe { hlist_add_head(link.as_raw(), self.bucket(A::key(item))) };
         Ok(())
     }
@@ -398,7 +514,7 @@ impl<'a, A: KeyAdapter, const N: usize> HashTable<'a, A, N> {
         true
     }
 
-    /// Removes and returns every item with `key`, calling `f` on each.
+    /// Removes every item with `key`, calling `f` on each.
     pub fn remove_key(self: Pin<&mut Self>, key: A::Key, mut f: impl FnMut(&'a A::Item)) {
         // SAFETY: the `_safe` walk reads `next` before yielding, so deleting is allowed.
         for n in unsafe { crate::hlist::hlist_for_each_safe(self.bucket(key)) } {
@@ -414,14 +530,13 @@ impl<'a, A: KeyAdapter, const N: usize> HashTable<'a, A, N> {
 
     /// Returns whether the table has no items (`hash_empty`).
     pub fn is_empty(&self) -> bool {
-        // SAFETY: shared read of the bucket array we own.
-        hash_empty(unsafe { &*self.buckets.get() })
+        hash_empty(self.table())
     }
 
     /// Iterates over `(bucket, item)` pairs (`hash_for_each`).
     pub fn iter(&self) -> impl Iterator<Item = (usize, &'a A::Item)> + '_ {
         // SAFETY: as in `possible`.
-        unsafe { hash_for_each(&*self.buckets.get()) }.map(|(b, n)| {
+        unsafe { hash_for_each(self.table()) }.map(|(b, n)| {
             // SAFETY: as in `possible`.
             (b, unsafe { &*A::item(n) })
         })
@@ -429,29 +544,30 @@ impl<'a, A: KeyAdapter, const N: usize> HashTable<'a, A, N> {
 
     /// Removes every item.
     pub fn clear(self: Pin<&mut Self>) {
-        // SAFETY: pinned; we only relink nodes and never move the buckets.
-        unsafe { self.get_unchecked_mut() }.clear_inner();
+        self.clear_inner();
     }
 
-    fn clear_inner(&mut self) {
-        let table = self.buckets.get_mut();
-        for b in table.iter_mut() {
-            let mut n = b.first;
-            while !n.is_null() {
-                // SAFETY: `n` is the link of a live item (type invariant).
-                unsafe {
+    fn clear_inner(&self) {
+        let heads = private::Buckets::heads(&self.buckets);
+        for i in 0..1usize << private::Buckets::bits(&self.buckets) {
+            // SAFETY: `i` is in range; every node is the link of a live item (type
+            // invariant); the buckets are ours to modify (exclusive table access by callers).
+            unsafe {
+                let b = heads.add(i);
+                let mut n = (*b).first;
+                while !n.is_null() {
                     let next = (*n).next;
                     (*n).next = ptr::null_mut();
                     (*n).pprev = ptr::null_mut();
                     n = next;
                 }
+                (*b).first = ptr::null_mut();
             }
-            b.first = ptr::null_mut();
         }
     }
 }
 
-impl<A: KeyAdapter, const N: usize> Drop for HashTable<'_, A, N> {
+impl<A: KeyAdapter, B: Buckets> Drop for HashTableIn<'_, A, B> {
     fn drop(&mut self) {
         self.clear_inner();
     }

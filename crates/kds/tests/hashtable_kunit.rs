@@ -258,6 +258,35 @@ mod safe {
     }
 
     #[test]
+    fn run_time_sized_safe_table() {
+        use core::pin::Pin;
+        use kds::hashtable::HashTableSlice;
+        let procs: Vec<Proc> = (0..300)
+            .map(|i| Proc {
+                pid: i,
+                rss: 0,
+                node: HLink::new(),
+            })
+            .collect();
+        for bits in [0u32, 1, 5, 9] {
+            let mut buckets: Vec<kds::hlist::HlistHead> =
+                (0..1usize << bits).map(|_| Default::default()).collect();
+            let mut t = HashTableSlice::<ByPid>::with_buckets(&mut buckets);
+            for p in &procs {
+                assert!(Pin::new(&mut t).add(p).is_ok());
+            }
+            assert!(procs
+                .iter()
+                .all(|p| t.find(p.pid).map(|x| x.pid) == Some(p.pid)));
+            assert!(Pin::new(&mut t).remove(&procs[7]));
+            assert!(t.find(7).is_none());
+            assert_eq!(t.iter().count(), 299);
+            drop(t);
+            assert!(procs.iter().all(|p| !p.node.is_hashed()));
+        }
+    }
+
+    #[test]
     fn drop_unhashes_items() {
         let p = Proc {
             pid: 1,
