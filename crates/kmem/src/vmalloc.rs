@@ -705,6 +705,9 @@ impl<P: Platform> Machine<P> {
             clip_free_area(a, fva, start, size, nva);
             (*va).va_start = start;
             (*va).va_end = start + size;
+            // Hidden from /proc and find_vm_area until its owner publishes its flags
+            // (under this lock); until then only the owner touches the other fields.
+            (*va).flags = VM_UNINITIALIZED;
             insert_busy(a, va);
             Some(va)
         }
@@ -917,10 +920,9 @@ impl<P: Platform> Machine<P> {
             );
             return None;
         };
-        // SAFETY: `va` is our new busy area; until VM_UNINITIALIZED is cleared nobody else
-        // reads its vm fields except /proc (which skips it).
+        // SAFETY: `va` is our new busy area, VM_UNINITIALIZED: nobody else reads these
+        // fields until the flags are published under the areas lock.
         unsafe {
-            (*va).flags = vm_flags | VM_UNINITIALIZED;
             (*va).caller = Some(caller);
             (*va).requested_size = real_size;
         }
@@ -1023,7 +1025,7 @@ impl<P: Platform> Machine<P> {
                 (*va).pages = arr;
                 (*va).pages_order = arr_order.as_u32();
                 (*va).nr_pages = nr_pages;
-                (*va).flags &= !VM_UNINITIALIZED;
+                (*va).flags = vm_flags & !(VM_UNINITIALIZED | VM_MAP_RAM_AREA);
             }
         }
         Some(VirtAddr::new(self.kva_real(va_start)))
@@ -1281,9 +1283,8 @@ impl<P: Platform> Machine<P> {
             l.vmalloc_end,
             GfpFlags::GFP_KERNEL,
         )?;
-        // SAFETY: our new busy area.
+        // SAFETY: our new busy area, VM_UNINITIALIZED until published below.
         let start = unsafe {
-            (*va).flags = (flags | VM_MAP | VM_UNINITIALIZED) & !VM_ALLOC;
             (*va).caller = Some(Location::caller());
             (*va).requested_size = size;
             (*va).va_start
@@ -1294,8 +1295,10 @@ impl<P: Platform> Machine<P> {
         }
         {
             let _a = self.vm().areas.lock();
-            // SAFETY: ordered with /proc readers by the lock.
-            unsafe { (*va).flags &= !VM_UNINITIALIZED };
+            // SAFETY: published under the lock, which orders it with readers.
+            unsafe {
+                (*va).flags = (flags | VM_MAP) & !(VM_ALLOC | VM_UNINITIALIZED | VM_MAP_RAM_AREA)
+            };
         }
         Some(VirtAddr::new(self.kva_real(start)))
     }
@@ -1331,14 +1334,16 @@ impl<P: Platform> Machine<P> {
             l.vmalloc_end,
             GfpFlags::GFP_KERNEL,
         )?;
-        // SAFETY: our new busy area.
-        let start = unsafe {
-            (*va).flags = VM_MAP_RAM_AREA | VM_NO_GUARD;
-            (*va).va_start
-        };
+        // SAFETY: our new busy area; `va_start` is not written after insertion.
+        let start = unsafe { (*va).va_start };
         if !self.kernel_map_pages(start, pages, PteFlags::PAGE_KERNEL) {
             self.free_vmap_area_now(va);
             return None;
+        }
+        {
+            let _a = self.vm().areas.lock();
+            // SAFETY: published under the lock, which orders it with readers.
+            unsafe { (*va).flags = VM_MAP_RAM_AREA | VM_NO_GUARD };
         }
         Some(VirtAddr::new(self.kva_real(start)))
     }
@@ -1394,6 +1399,9 @@ impl<P: Platform> Machine<P> {
         let va = unsafe { find_containing(&a.busy_root, model) }?;
         // SAFETY: as above.
         let v = unsafe { &*va };
+        if v.flags & VM_UNINITIALIZED != 0 {
+            return None;
+        }
         Some(VmInfo {
             addr: VirtAddr::new(self.kva_real(v.va_start)),
             model_addr: v.va_start,

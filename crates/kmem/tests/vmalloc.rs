@@ -887,3 +887,22 @@ fn selftest_passes() {
         clean(&m);
     }
 }
+
+/// vmalloc_32: pages addressable with 32 bits (below 4 GiB on x86_64, lowmem on i386).
+#[test]
+fn vmalloc_32_pages_are_low() {
+    for (arch, mem, limit) in [
+        (Arch::X86_64, 6u64 << 30, 1u64 << 32),
+        (Arch::I386, 3 << 30, 896 << 20),
+    ] {
+        let m = boot(arch, mem, 2);
+        let v = m.vmalloc_32(64 * PAGE_SIZE).unwrap();
+        for i in 0..64u64 {
+            let pfn = m.vmalloc_to_pfn(v + i * 4096).unwrap();
+            assert!(pfn.phys().as_u64() < limit, "{arch}: {pfn:?}");
+        }
+        fill(v, 64 * PAGE_SIZE, 1);
+        m.vfree(v);
+        clean(&m);
+    }
+}
