@@ -118,9 +118,11 @@ impl<P: Platform> Machine<P> {
     /// VmallocTotal and VmallocUsed in kB (Documentation/arch/x86/x86_64/mm.rst: 32 TiB of
     /// vmalloc space on x86_64; 128 MiB less the guard on i386).
     fn vmalloc_info_kb(&self) -> (usize, usize) {
-        let total = match self.arch() {
-            Arch::X86_64 => 34_359_738_367,
-            Arch::I386 => (120 << 20) / 1024,
+        let total = match (self.arch(), self.kernel_layout()) {
+            (Arch::X86_64, _) => 34_359_738_367,
+            // VMALLOC_TOTAL = VMALLOC_END - VMALLOC_START (pgtable_32_areas.h).
+            (Arch::I386, Some(l)) => ((l.vmalloc_end - l.vmalloc_start) / 1024) as usize,
+            (Arch::I386, None) => (120 << 20) / 1024,
         };
         (
             total,
