@@ -23,7 +23,7 @@
 //! # Free page reporting
 //! As mm/page_reporting.c does for a guest, free blocks of pageblock order and above are
 //! reported to the host: the reporter takes them off the free lists (allocates them), releases
-//! their host memory (`punch_hole` on the memfd) and frees them back, so the resident size
+//! their host memory (`MADV_DONTNEED` on the node's private direct map) and frees them back, so the resident size
 //! falls after a program frees. It runs in the freeing thread, checked every
 //! [`REPORT_INTERVAL_FREES`] frees or [`REPORT_BYTES`] of large frees, at most once per
 //! 2 seconds (`PAGE_REPORTING_DELAY`), and only on nodes where at least 16 MiB more are free
@@ -228,6 +228,9 @@ fn boot_node(ram: u64) -> Option<&'static Node> {
     };
     let mut node = node;
     create_classes(&mut node);
+    if !crate::fork::make_private(&node.m) {
+        return None;
+    }
     let size = core::mem::size_of::<Node>();
     // SAFETY: an anonymous private mapping; no preconditions.
     let p = unsafe {
@@ -727,11 +730,18 @@ fn report_node(nd: &Node) {
         avail -= 1 << REPORTING_ORDER;
     }
     for page in held[..n].iter().flatten() {
-        let phys = nd.m.page_to_pfn(*page).phys();
+        let phys = nd.m.page_to_pfn(*page).phys().as_u64() as usize;
         // SAFETY: the block is allocated to us (nobody else uses it or holds a reference into
-        // it) and its contents do not matter: it is freed right after.
-        let r = unsafe { nd.m.platform().punch_hole(phys, block as u64) };
-        if r.is_ok() {
+        // it) and its contents do not matter: it is freed right after. MADV_DONTNEED drops
+        // the private copies; the pages read as the memfd's holes (zeroes) afterwards.
+        let r = unsafe {
+            libc::madvise(
+                (nd.dm_start + phys) as *mut libc::c_void,
+                block,
+                libc::MADV_DONTNEED,
+            )
+        };
+        if r == 0 {
             STATS
                 .reported_bytes
                 .fetch_add(block as u64, Ordering::Relaxed);

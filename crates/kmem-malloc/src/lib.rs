@@ -23,12 +23,12 @@
 //! - Each thread is a CPU of every node (exclusive per-CPU slabs and page lists: the fast
 //!   paths); a thread's exit takes its CPU offline, which drains its per-CPU caches (the
 //!   platform's thread-exit hook, `kmem_hosted::cpu`).
-//! - `fork`: a `pthread_atfork` prepare handler waits until no thread is inside the allocator
-//!   and holds new callers off; the child then gives every node a private copy of its physical
-//!   memory (a new memfd with the data of the old one, mapped over the direct map and
-//!   `dup3`'d onto the old descriptor), because the hosted platform's memfd mapping is shared
-//!   and would otherwise be shared between parent and child. The parent waits for the child's
-//!   copy (at most 10 s) before letting its threads allocate again.
+//! - `fork`: each node's direct map is made a *private* mapping of its memfd right after boot
+//!   (the hosted platform maps it shared, which a child would share with its parent): the
+//!   pages the boot wrote are copied into it and the file's pages released, so the heap is
+//!   anonymous memory that `fork` copies on write. A `pthread_atfork` prepare handler waits
+//!   until no thread is inside the allocator and holds new callers off until the fork is done,
+//!   so the child's snapshot is consistent.
 //! - Exit: with `KMEM_MALLOC_STATS=FILE`, an `atexit` handler writes the allocator's counters
 //!   and each node's kernel log (`slub_debug` reports land there), /proc/meminfo,
 //!   /proc/buddyinfo and /proc/slabinfo to FILE.
