@@ -829,6 +829,99 @@ pub fn write_slabinfo_line(out: &mut dyn Write, name: &str, i: &SlabInfo) -> fmt
     )
 }
 
+// ------------------------------------------------------------------ the allocator interface
+
+/// The operations every slab allocator provides behind the cache API (what `mm/slab.h`
+/// declares for SLAB, SLUB and SLOB alike). `crate::slub::Slub` is the first
+/// implementation; the one in use is chosen at boot by `slab=` ([`SlabAllocatorKind`]) and
+/// called through `dispatch!` (a `match` on the kind: static dispatch).
+pub(crate) trait SlabAllocator {
+    /// `kmem_cache_init`: bootstraps the allocator and creates the kmalloc caches.
+    fn init<P: Platform>(m: &Machine<P>) -> Result<(), SlabError>;
+    /// `__kmem_cache_create` (or an alias of a mergeable cache).
+    fn create<P: Platform>(
+        m: &Machine<P>,
+        name: &str,
+        size: usize,
+        align: usize,
+        flags: SlabFlags,
+        ctor: Option<fn(*mut u8)>,
+    ) -> Result<CacheHandle, SlabError>;
+    /// `slab_alloc_node` for a request of `orig` bytes (`None`: the object size).
+    fn alloc<P: Platform>(
+        m: &Machine<P>,
+        c: CacheHandle,
+        gfp: GfpFlags,
+        caller: &'static Location<'static>,
+        orig: Option<usize>,
+    ) -> Option<NonNull<u8>>;
+    /// `kmem_cache_free`.
+    fn free<P: Platform>(
+        m: &Machine<P>,
+        c: CacheHandle,
+        p: *mut u8,
+        caller: &'static Location<'static>,
+    );
+    /// `kmem_cache_alloc_bulk`.
+    fn alloc_bulk<P: Platform>(
+        m: &Machine<P>,
+        c: CacheHandle,
+        gfp: GfpFlags,
+        out: &mut [*mut u8],
+        caller: &'static Location<'static>,
+    ) -> usize;
+    /// `kmem_cache_free_bulk`.
+    fn free_bulk<P: Platform>(
+        m: &Machine<P>,
+        c: CacheHandle,
+        objs: &[*mut u8],
+        caller: &'static Location<'static>,
+    );
+    /// `__kmem_cache_shrink`.
+    fn shrink<P: Platform>(
+        m: &Machine<P>,
+        c: CacheHandle,
+        caller: &'static Location<'static>,
+    ) -> bool;
+    /// `kmem_cache_destroy`.
+    fn destroy<P: Platform>(m: &Machine<P>, c: CacheHandle, caller: &'static Location<'static>);
+    /// `validate_slab_cache`.
+    fn validate<P: Platform>(
+        m: &Machine<P>,
+        c: CacheHandle,
+        caller: &'static Location<'static>,
+    ) -> usize;
+    /// The cache's name.
+    fn name<P: Platform>(m: &Machine<P>, c: CacheHandle) -> Option<&'static str>;
+    /// `get_slabinfo`.
+    fn info<P: Platform>(m: &Machine<P>, c: CacheHandle) -> Option<SlabInfo>;
+    /// Allocator statistics.
+    fn stats<P: Platform>(m: &Machine<P>, c: CacheHandle) -> Option<crate::slub::SlabStats>;
+    /// Object layout.
+    fn layout<P: Platform>(c: CacheHandle) -> Option<crate::slub::SlabLayout>;
+    /// Walks the cache list (newest first) under `slab_mutex`.
+    fn for_each<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(CacheHandle, &str));
+    /// Walks the cache list with each cache's `/proc/slabinfo` figures.
+    fn for_each_info<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(&str, &SlabInfo));
+    /// `kmalloc_slab`: the kmalloc cache for a size and GFP flags.
+    fn kmalloc_cache<P: Platform>(
+        m: &Machine<P>,
+        size: usize,
+        gfp: GfpFlags,
+    ) -> Option<CacheHandle>;
+}
+
+/// Calls a [`SlabAllocator`] method of the allocator chosen at boot.
+macro_rules! dispatch {
+    ($m:expr, $method:ident $(::<$g:ty>)? ( $($arg:expr),* $(,)? )) => {
+        match $m.slab().kind {
+            SlabAllocatorKind::Slub => {
+                <crate::slub::Slub as SlabAllocator>::$method$(::<$g>)?($($arg),*)
+            }
+        }
+    };
+}
+
 // ------------------------------------------------------------------ machine API
 
 impl<P: Platform> Machine<P> {
@@ -898,7 +991,7 @@ impl<P: Platform> Machine<P> {
         }
         st.kind = SlabAllocatorKind::Slub;
         match st.kind {
-            SlabAllocatorKind::Slub => crate::slub::kmem_cache_init(self),
+            SlabAllocatorKind::Slub => <crate::slub::Slub as SlabAllocator>::init(self),
         }
     }
 
@@ -933,11 +1026,7 @@ impl<P: Platform> Machine<P> {
         flags: SlabFlags,
         ctor: Option<fn(*mut u8)>,
     ) -> Result<CacheHandle, SlabError> {
-        let r = match self.slab().kind {
-            SlabAllocatorKind::Slub => {
-                crate::slub::kmem_cache_create(self, name, size, align, flags, ctor)
-            }
-        };
+        let r = dispatch!(self, create(self, name, size, align, flags, ctor));
         if let Err(e) = r {
             if flags.contains(SlabFlags::PANIC) {
                 self.warn(format_args!(
@@ -953,7 +1042,7 @@ impl<P: Platform> Machine<P> {
     #[track_caller]
     #[inline]
     pub fn kmem_cache_alloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
-        crate::slub::slab_alloc(self, c, gfp, Location::caller())
+        dispatch!(self, alloc(self, c, gfp, Location::caller(), None))
     }
 
     /// `kmalloc_trace`: an object of `c` for a kmalloc request of `size` bytes (with
@@ -961,14 +1050,23 @@ impl<P: Platform> Machine<P> {
     /// red-zoned as "kmalloc Redzone").
     #[track_caller]
     pub fn kmalloc_trace(&self, c: CacheHandle, gfp: GfpFlags, size: usize) -> Option<NonNull<u8>> {
-        crate::slub::slab_alloc_sized(self, c, gfp, Location::caller(), size)
+        dispatch!(self, alloc(self, c, gfp, Location::caller(), Some(size)))
     }
 
     /// `kmem_cache_zalloc`: a zeroed object.
     #[track_caller]
     #[inline]
     pub fn kmem_cache_zalloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
-        crate::slub::slab_alloc(self, c, gfp | GfpFlags::__GFP_ZERO, Location::caller())
+        dispatch!(
+            self,
+            alloc(
+                self,
+                c,
+                gfp | GfpFlags::__GFP_ZERO,
+                Location::caller(),
+                None
+            )
+        )
     }
 
     /// `kmem_cache_free`: frees an object of `c`. NULL is a no-op; a pointer that is not an
@@ -976,7 +1074,7 @@ impl<P: Platform> Machine<P> {
     #[track_caller]
     #[inline]
     pub fn kmem_cache_free(&self, c: CacheHandle, p: *mut u8) {
-        crate::slub::kmem_cache_free(self, c, p, Location::caller())
+        dispatch!(self, free(self, c, p, Location::caller()))
     }
 
     /// `kmem_cache_alloc_bulk`: fills `out` with objects; returns how many (all or 0).
@@ -987,20 +1085,20 @@ impl<P: Platform> Machine<P> {
         gfp: GfpFlags,
         out: &mut [*mut u8],
     ) -> usize {
-        crate::slub::alloc_bulk(self, c, gfp, out, Location::caller())
+        dispatch!(self, alloc_bulk(self, c, gfp, out, Location::caller()))
     }
 
     /// `kmem_cache_free_bulk`: frees every object of `objs`.
     #[track_caller]
     pub fn kmem_cache_free_bulk(&self, c: CacheHandle, objs: &[*mut u8]) {
-        crate::slub::free_bulk(self, c, objs, Location::caller())
+        dispatch!(self, free_bulk(self, c, objs, Location::caller()))
     }
 
     /// `kmem_cache_shrink`: gives empty slabs back to the page allocator (the current CPU's
     /// slabs are flushed first). Returns whether slabs remain.
     #[track_caller]
     pub fn kmem_cache_shrink(&self, c: CacheHandle) -> bool {
-        crate::slub::shrink(self, c, Location::caller())
+        dispatch!(self, shrink(self, c, Location::caller()))
     }
 
     /// `kmem_cache_destroy`: drops a reference to the cache (merged caches share one) and
@@ -1011,60 +1109,71 @@ impl<P: Platform> Machine<P> {
     /// requires).
     #[track_caller]
     pub fn kmem_cache_destroy(&self, c: CacheHandle) {
-        crate::slub::destroy(self, c, Location::caller())
+        dispatch!(self, destroy(self, c, Location::caller()))
     }
 
     /// `validate_slab_cache`: checks every slab on the cache's lists (every object's red zones,
     /// poison and free pointer with debugging on) and returns the number of errors reported.
     #[track_caller]
     pub fn validate(&self, c: CacheHandle) -> usize {
-        crate::slub::validate(self, c, Location::caller())
+        dispatch!(self, validate(self, c, Location::caller()))
     }
 
     /// The cache's name.
     pub fn kmem_cache_name(&self, c: CacheHandle) -> Option<&str> {
-        crate::slub::cache_name(self, c)
+        dispatch!(self, name(self, c))
     }
 
     /// The `/proc/slabinfo` figures of a cache.
     pub fn slab_info(&self, c: CacheHandle) -> Option<SlabInfo> {
-        crate::slub::cache_info(self, c)
+        dispatch!(self, info(self, c))
     }
 
     /// The SLUB statistics of a cache (`/sys/kernel/slab/<name>/` with `CONFIG_SLUB_STATS`).
     pub fn slab_stats(&self, c: CacheHandle) -> Option<crate::slub::SlabStats> {
-        crate::slub::cache_stats(self, c)
+        dispatch!(self, stats(self, c))
     }
 
     /// The object layout of a cache (sizes, offsets, order, flags).
     pub fn slab_layout(&self, c: CacheHandle) -> Option<crate::slub::SlabLayout> {
-        crate::slub::cache_layout::<P>(c)
+        dispatch!(self, layout::<P>(c))
     }
 
     /// Finds a cache by name (the first on the list, newest first).
     pub fn find_cache(&self, name: &str) -> Option<CacheHandle> {
-        crate::slub::find_cache(self, name)
+        {
+            let mut r = None;
+            self.for_each_cache(&mut |h, n| {
+                if r.is_none() && n == name {
+                    r = Some(h);
+                }
+            });
+            r
+        }
     }
 
     /// Calls `f` with the handle and name of every cache (newest first), under `slab_mutex`.
     pub fn for_each_cache(&self, f: &mut dyn FnMut(CacheHandle, &str)) {
-        crate::slub::for_each_cache(self, f)
+        dispatch!(self, for_each(self, f))
     }
 
     /// The kmalloc cache serving `size` bytes with `gfp` (`kmalloc_slab`), if any.
     pub fn kmalloc_cache(&self, size: usize, gfp: GfpFlags) -> Option<CacheHandle> {
-        crate::slub::kmalloc_cache_handle(self, size, gfp)
+        dispatch!(self, kmalloc_cache(self, size, gfp))
     }
 
     /// `/proc/slabinfo`.
     pub fn show_slabinfo(&self, out: &mut dyn Write) -> fmt::Result {
         write_slabinfo_header(out)?;
         let mut res = Ok(());
-        crate::slub::for_each_cache_info(self, &mut |name, info| {
-            if res.is_ok() {
-                res = write_slabinfo_line(out, name, info);
-            }
-        });
+        dispatch!(
+            self,
+            for_each_info(self, &mut |name, info| {
+                if res.is_ok() {
+                    res = write_slabinfo_line(out, name, info);
+                }
+            })
+        );
         res
     }
 

@@ -2712,16 +2712,6 @@ pub(crate) fn for_each_cache_info<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut
     walk_caches(m, &mut |s| f(s.name(), &info_of(m, s)));
 }
 
-pub(crate) fn find_cache<P: Platform>(m: &Machine<P>, name: &str) -> Option<CacheHandle> {
-    let mut r = None;
-    walk_caches(m, &mut |s| {
-        if r.is_none() && s.name() == name {
-            r = Some(handle_of(s));
-        }
-    });
-    r
-}
-
 pub(crate) fn kmalloc_cache_handle<P: Platform>(
     m: &Machine<P>,
     size: usize,
@@ -3510,3 +3500,105 @@ fn walk_caches_mut<P: Platform>(m: &Machine<P>) {
 /// Largest request a slab cache can serve.
 pub const SLAB_MAX_OBJECT: usize = KMALLOC_MAX_SIZE;
 const _: () = assert!(KMALLOC_SHIFT_HIGH as usize + 1 == crate::slab_common::NR_KMALLOC_INDEX);
+
+// ------------------------------------------------------------------ the SlabAllocator impl
+
+/// SLUB as a [`SlabAllocator`](crate::slab_common::SlabAllocator).
+pub(crate) struct Slub;
+
+impl crate::slab_common::SlabAllocator for Slub {
+    fn init<P: Platform>(m: &Machine<P>) -> Result<(), SlabError> {
+        kmem_cache_init(m)
+    }
+    fn create<P: Platform>(
+        m: &Machine<P>,
+        name: &str,
+        size: usize,
+        align: usize,
+        flags: SlabFlags,
+        ctor: Option<fn(*mut u8)>,
+    ) -> Result<CacheHandle, SlabError> {
+        kmem_cache_create(m, name, size, align, flags, ctor)
+    }
+    #[inline(always)]
+    fn alloc<P: Platform>(
+        m: &Machine<P>,
+        c: CacheHandle,
+        gfp: GfpFlags,
+        caller: &'static Location<'static>,
+        orig: Option<usize>,
+    ) -> Option<NonNull<u8>> {
+        match orig {
+            None => slab_alloc(m, c, gfp, caller),
+            Some(n) => slab_alloc_sized(m, c, gfp, caller, n),
+        }
+    }
+    #[inline(always)]
+    fn free<P: Platform>(
+        m: &Machine<P>,
+        c: CacheHandle,
+        p: *mut u8,
+        caller: &'static Location<'static>,
+    ) {
+        kmem_cache_free(m, c, p, caller)
+    }
+    fn alloc_bulk<P: Platform>(
+        m: &Machine<P>,
+        c: CacheHandle,
+        gfp: GfpFlags,
+        out: &mut [*mut u8],
+        caller: &'static Location<'static>,
+    ) -> usize {
+        alloc_bulk(m, c, gfp, out, caller)
+    }
+    fn free_bulk<P: Platform>(
+        m: &Machine<P>,
+        c: CacheHandle,
+        objs: &[*mut u8],
+        caller: &'static Location<'static>,
+    ) {
+        free_bulk(m, c, objs, caller)
+    }
+    fn shrink<P: Platform>(
+        m: &Machine<P>,
+        c: CacheHandle,
+        caller: &'static Location<'static>,
+    ) -> bool {
+        shrink(m, c, caller)
+    }
+    fn destroy<P: Platform>(m: &Machine<P>, c: CacheHandle, caller: &'static Location<'static>) {
+        destroy(m, c, caller)
+    }
+    fn validate<P: Platform>(
+        m: &Machine<P>,
+        c: CacheHandle,
+        caller: &'static Location<'static>,
+    ) -> usize {
+        validate(m, c, caller)
+    }
+    fn name<P: Platform>(m: &Machine<P>, c: CacheHandle) -> Option<&'static str> {
+        cache_name(m, c)
+    }
+    fn info<P: Platform>(m: &Machine<P>, c: CacheHandle) -> Option<SlabInfo> {
+        cache_info(m, c)
+    }
+    fn stats<P: Platform>(m: &Machine<P>, c: CacheHandle) -> Option<SlabStats> {
+        cache_stats(m, c)
+    }
+    fn layout<P: Platform>(c: CacheHandle) -> Option<SlabLayout> {
+        cache_layout::<P>(c)
+    }
+    fn for_each<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(CacheHandle, &str)) {
+        for_each_cache(m, f)
+    }
+    fn for_each_info<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(&str, &SlabInfo)) {
+        for_each_cache_info(m, f)
+    }
+    fn kmalloc_cache<P: Platform>(
+        m: &Machine<P>,
+        size: usize,
+        gfp: GfpFlags,
+    ) -> Option<CacheHandle> {
+        kmalloc_cache_handle(m, size, gfp)
+    }
+}
