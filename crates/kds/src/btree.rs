@@ -628,3 +628,45 @@ impl<const L: usize, A: NodeAlloc> Drop for BTree<L, A> {
         self.destroy();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    struct Sys;
+    // SAFETY: forwards to std's allocator.
+    unsafe impl NodeAlloc for Sys {
+        fn alloc(&self, l: Layout, _: Gfp) -> Option<NonNull<u8>> {
+            // SAFETY: node layouts are non-zero-sized.
+            NonNull::new(unsafe { std::alloc::alloc(l) })
+        }
+        unsafe fn free(&self, p: NonNull<u8>, l: Layout) {
+            // SAFETY: `p` came from `alloc` with `l`.
+            unsafe { std::alloc::dealloc(p.as_ptr(), l) }
+        }
+    }
+
+    #[test]
+    fn four_word_keys() {
+        // btree_geo128 on a 32-bit machine: four words, three pairs per node.
+        let mut t: BTree<4, Sys> = BTree::new_in(Sys);
+        for i in 0..500usize {
+            let k = [i % 7, usize::MAX - i, i, 0];
+            t.insert(&k, NonZeroUsize::new(i + 1).unwrap(), Gfp::GFP_KERNEL)
+                .unwrap();
+        }
+        t.check().unwrap();
+        assert!(t.height() >= 5);
+        let keys: std::vec::Vec<_> = t.iter().map(|(k, _)| k).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        for i in 0..500usize {
+            assert_eq!(
+                t.remove(&[i % 7, usize::MAX - i, i, 0]),
+                NonZeroUsize::new(i + 1)
+            );
+        }
+        assert!(t.is_empty());
+        t.check().unwrap();
+    }
+}

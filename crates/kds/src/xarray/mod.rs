@@ -2093,3 +2093,55 @@ fn set_range(first: usize, last: usize) -> (u32, usize) {
     }
     (shift, sibs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::entry::*;
+    use super::*;
+
+    #[test]
+    fn entry_encoding_matches_linux() {
+        // include/linux/xarray.h: value entries have bit 0 set, internal entries end in 10.
+        assert_eq!(xa_mk_value(5).raw(), 11);
+        assert_eq!(xa_to_value(xa_mk_value(5)), Some(5));
+        assert!(is_internal(ZERO) && !is_node(ZERO) && !is_sibling(ZERO));
+        assert_eq!(ZERO, 257 * 4 + 2);
+        assert_eq!(RETRY, 256 * 4 + 2);
+        assert!(is_sibling(mk_sibling(0)) && is_sibling(mk_sibling(62)));
+        assert!(!is_sibling(mk_sibling(63)));
+        assert!(is_node(0x1000 | 2 | 0x10000));
+        assert!(XaEntry::from_ptr(NonNull::new(6 as *mut u8).unwrap()).is_none());
+        assert_eq!(
+            XaEntry::from_ptr(NonNull::new(8 as *mut u8).unwrap()).map(XaEntry::raw),
+            Some(8)
+        );
+        assert!(XA_ZERO_ENTRY.is_internal());
+    }
+
+    #[test]
+    fn set_range_matches_linux_examples() {
+        // 1..=5 fits one leaf: 5 slots from offset 1.
+        assert_eq!(set_range(1, 5), (0, 4));
+        // 0..=127: two slots of a shift-6 node.
+        assert_eq!(set_range(0, 127), (6, 1));
+        // 0..=126: one shift-6 slot first (0..=63), then the rest.
+        assert_eq!(set_range(0, 126), (6, 0));
+        assert_eq!(set_range(64, 126), (0, 62));
+        // The whole index space: 16 slots of the shift-60 top (64-bit).
+        if usize::BITS == 64 {
+            assert_eq!(set_range(0, usize::MAX), (60, 15));
+        }
+    }
+
+    #[test]
+    fn geometry() {
+        assert_eq!(XA_CHUNK_SIZE, 64);
+        assert_eq!(top_max(0), 63);
+        assert_eq!(top_max(6), 4095);
+        if usize::BITS == 64 {
+            assert_eq!(XA_MAX_PATH, 11);
+            assert_eq!(nr_slots(60), 16);
+            assert_eq!(top_max(60), usize::MAX);
+        }
+    }
+}
