@@ -1592,14 +1592,26 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 None => return Ok(0),
             }
         };
+        // The canonical slot the store lands in (`store_at` redirects from a sibling).
+        let canon = if pos.node.is_null() {
+            0
+        } else {
+            // SAFETY: a live tree node (writer).
+            let e = unsafe { (*pos.node).slots[pos.off].load(Relaxed) };
+            if is_sibling(e) {
+                to_sibling(e)
+            } else {
+                pos.off
+            }
+        };
         let old = self.store_at(pos, entry);
         if entry != 0 && self.track_free() {
-            // The stored slot (canonical) is no longer free.
-            let (node, off, _) = self.walk(index);
-            if node.is_null() {
+            // The stored slot is no longer free (a non-NULL store never deletes nodes, so
+            // `pos.node` is still live).
+            if pos.node.is_null() {
                 self.set_head_mark(XA_FREE_MARK, false);
             } else {
-                self.clear_mark_at(node, off, XA_FREE_MARK);
+                self.clear_mark_at(pos.node, canon, XA_FREE_MARK);
             }
         }
         Ok(old)
