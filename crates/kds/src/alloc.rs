@@ -6,7 +6,7 @@
 //! takes [`Gfp`] flags, with the bit values of Linux's `gfp_t`, and may fail: callers turn a
 //! failure into [`Error::ENOMEM`](crate::Error::ENOMEM), never a panic.
 //!
-//! With the cargo feature `alloc` (off by default), [`Global`] implements [`NodeAlloc`] on the
+//! With the cargo feature `alloc` (off by default), `Global` implements [`NodeAlloc`] on the
 //! `alloc` crate's global allocator.
 
 use core::alloc::Layout;
