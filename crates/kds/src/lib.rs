@@ -11,8 +11,8 @@
 pub mod hash;
 pub mod hashtable;
 pub mod hlist;
-pub mod klist;
 pub mod kfifo;
+pub mod klist;
 pub mod list;
 pub mod plist;
 pub mod spinlock;
