@@ -609,3 +609,68 @@ fn radix_tree_api() {
     a.heal();
     root.check().unwrap();
 }
+
+#[test]
+fn idr_concurrent_writers_and_readers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    // Several threads allocate and free ids while readers look them up: every id is handed to
+    // one owner at a time, and a lookup of an owned id sees its owner's entry.
+    let a: &'static TestAlloc = std::boxed::Box::leak(std::boxed::Box::new(TestAlloc::new()));
+    let idr = Arc::new(Idr::new_in(a));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for t in 0..3usize {
+        let idr = Arc::clone(&idr);
+        writers.push(std::thread::spawn(move || {
+            let mut mine = Vec::new();
+            for round in 0..3000usize {
+                let tag = t << 20 | round;
+                let id = idr.idr_alloc(Some(xa_mk_value(tag)), 0, 0, GFP).unwrap();
+                assert_eq!(idr.idr_find(id as u32), Some(xa_mk_value(tag)));
+                mine.push((id as u32, tag));
+                if round % 3 == 0 {
+                    let (id, tag) = mine.swap_remove(round % mine.len());
+                    assert_eq!(idr.idr_remove(id), Some(xa_mk_value(tag)));
+                }
+            }
+            mine
+        }));
+    }
+    let reader = {
+        let idr = Arc::clone(&idr);
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut id = 0;
+                while let Some(e) = idr.idr_get_next(&mut id) {
+                    assert!(e.is_value());
+                    id += 1;
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    let mut all = BTreeSet::new();
+    let mut owned = Vec::new();
+    for w in writers {
+        for (id, tag) in w.join().unwrap() {
+            assert!(all.insert(id), "id {id} handed out twice");
+            owned.push((id, tag));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    for (id, tag) in owned {
+        assert_eq!(idr.idr_find(id), Some(xa_mk_value(tag)));
+    }
+    idr.xarray().check().unwrap();
+    let mut count = 0;
+    idr.idr_for_each(|_, _| {
+        count += 1;
+        0
+    });
+    assert_eq!(count, all.len());
+}
