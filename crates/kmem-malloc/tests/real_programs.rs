@@ -307,12 +307,25 @@ int main(void) {
         .status()
         .unwrap();
     assert!(st.success());
-    let out = run(Command::new(&exe), true);
+    let stats = d.join("stats.txt");
+    let mut c = Command::new(&exe);
+    c.env("KMEM_MALLOC_STATS", &stats);
+    let out = run(c, true);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // 300 MB do not fit the first 64 MiB node: memory was hot-added.
+    let st = std::fs::read_to_string(&stats).unwrap();
+    let nodes: usize = st
+        .lines()
+        .find_map(|l| l.strip_prefix("nodes: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{st}"));
+    assert!(nodes >= 3, "{st}");
+    assert!(st.contains("reports: 0 BUG, 0 warnings"), "{st}");
     let text = String::from_utf8_lossy(&out.stdout);
     let v: Vec<i64> = text
         .split_whitespace()
