@@ -68,19 +68,19 @@ extern "C" fn child() {
     FORK_LOCK.store(0, Ordering::Release);
 }
 
-/// Makes a freshly booted node's direct map a private mapping of its memfd, so that `fork`
-/// copies it on write like the rest of the process (see the crate documentation). Every page
-/// the boot wrote is copied into the private mapping first, then the file's pages are
-/// released: from then on the memfd is all holes and the node's memory is anonymous memory.
+/// Makes a new node's direct map a private mapping of its memfd, so that `fork` copies it on
+/// write like the rest of the process (see the crate documentation). Called before the node
+/// boots, when the file is still empty; should it hold data, every such page is copied into
+/// the private mapping first, then the file's pages are released: from then on the memfd is
+/// all holes and the node's memory is anonymous memory.
 ///
 /// Returns false if the host refused; the node must not be used then.
-pub fn make_private(m: &kmem::Machine<kmem_hosted::HostedPlatform>) -> bool {
-    let plat = m.platform();
+pub fn make_private(plat: &kmem_hosted::HostedPlatform) -> bool {
     let fd = plat.memfd();
     let len = plat.phys_end().as_u64() as usize;
     let base = plat.direct_map_base();
-    // SAFETY: replaces the node's direct map, which nobody else uses yet (the node is not
-    // published), by a private mapping of the same file range: the contents read the same.
+    // SAFETY: replaces the node's direct map, which nobody uses yet (the machine is not
+    // booted), by a private mapping of the same file range: the contents read the same.
     let r = unsafe {
         libc::mmap(
             base.cast(),

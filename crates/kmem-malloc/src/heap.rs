@@ -215,6 +215,9 @@ fn boot_node(ram: u64) -> Option<&'static Node> {
     // The log stays in the node (see the statistics dump): nothing is printed.
     config.console = Console::Null;
     let plat = HostedPlatform::new(config).ok()?;
+    if !crate::fork::make_private(&plat) {
+        return None;
+    }
     let m = Machine::boot(plat, &params).ok()?;
     let dm_start = kmem::platform::Platform::direct_map_base(m.platform()) as usize;
     let dm_end = dm_start + m.platform().max_phys().as_u64() as usize;
@@ -228,9 +231,6 @@ fn boot_node(ram: u64) -> Option<&'static Node> {
     };
     let mut node = node;
     create_classes(&mut node);
-    if !crate::fork::make_private(&node.m) {
-        return None;
-    }
     let size = core::mem::size_of::<Node>();
     // SAFETY: an anonymous private mapping; no preconditions.
     let p = unsafe {

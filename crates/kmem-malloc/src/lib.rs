@@ -23,10 +23,9 @@
 //! - Each thread is a CPU of every node (exclusive per-CPU slabs and page lists: the fast
 //!   paths); a thread's exit takes its CPU offline, which drains its per-CPU caches (the
 //!   platform's thread-exit hook, `kmem_hosted::cpu`).
-//! - `fork`: each node's direct map is made a *private* mapping of its memfd right after boot
-//!   (the hosted platform maps it shared, which a child would share with its parent): the
-//!   pages the boot wrote are copied into it and the file's pages released, so the heap is
-//!   anonymous memory that `fork` copies on write. A `pthread_atfork` prepare handler waits
+//! - `fork`: each node's direct map is made a *private* mapping of its memfd before the node
+//!   boots (the hosted platform maps it shared, which a child would share with its parent),
+//!   so the heap is anonymous memory that `fork` copies on write. A `pthread_atfork` prepare handler waits
 //!   until no thread is inside the allocator and holds new callers off until the fork is done,
 //!   so the child's snapshot is consistent.
 //! - Exit: with `KMEM_MALLOC_STATS=FILE`, an `atexit` handler writes the allocator's counters
