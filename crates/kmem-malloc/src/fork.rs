@@ -79,20 +79,41 @@ pub fn make_private(plat: &kmem_hosted::HostedPlatform) -> bool {
     let fd = plat.memfd();
     let len = plat.phys_end().as_u64() as usize;
     let base = plat.direct_map_base();
+    // With KMEM_MALLOC_THP=1 the direct map is plain anonymous memory advised for transparent
+    // huge pages (a private file mapping's copied pages cannot be huge); the file is empty
+    // before boot, so the contents are the same (zero).
+    let thp = crate::env(c"KMEM_MALLOC_THP") == Some("1");
     // SAFETY: replaces the node's direct map, which nobody uses yet (the machine is not
-    // booted), by a private mapping of the same file range: the contents read the same.
+    // booted), by a private mapping of the same file range, or by anonymous memory when the
+    // file is empty: the contents read the same.
     let r = unsafe {
-        libc::mmap(
-            base.cast(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_FIXED,
-            fd,
-            0,
-        )
+        if thp {
+            libc::mmap(
+                base.cast(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        } else {
+            libc::mmap(
+                base.cast(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_FIXED,
+                fd,
+                0,
+            )
+        }
     };
     if r == libc::MAP_FAILED {
         return false;
+    }
+    if thp {
+        // SAFETY: advice on our own mapping; it does not change its contents.
+        unsafe { libc::madvise(base.cast(), len, libc::MADV_HUGEPAGE) };
+        return true;
     }
     // Copy on write every page the file holds, so that releasing the file loses nothing.
     let page = kmem::PAGE_SIZE;

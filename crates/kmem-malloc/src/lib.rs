@@ -38,6 +38,8 @@
 //! - `KMEM_MALLOC_RAM_MB=N`: RAM of the first node (default 64);
 //! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above);
 //! - `KMEM_MALLOC_REPORT=0`: no free page reporting;
+//! - `KMEM_MALLOC_THP=1`: the nodes' memory is anonymous memory advised for transparent huge
+//!   pages (about 8% less CPU time for Python's allocation-heavy script, 3% more peak RSS);
 //! - `KMEM_FREELIST_RANDOM=1`: keep SLUB's randomised freelists (by default the nodes boot
 //!   with `slab_freelist_random=off`: programs gain from allocation-order locality).
 //!

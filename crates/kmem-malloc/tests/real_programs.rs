@@ -117,6 +117,22 @@ fn c_threads_across_frees_and_fork() {
 }
 
 #[test]
+fn c_threads_with_transparent_huge_pages() {
+    if !have("gcc") {
+        return;
+    }
+    let d = tmpdir("threads-thp");
+    let exe = d.join("threads");
+    gcc("threads.c", &exe, &["-DROUNDS=2", "-DPER_THREAD=4000"]);
+    let (_, k) = compare("threads (KMEM_MALLOC_THP=1)", || {
+        let mut c = Command::new(&exe);
+        c.env("KMEM_MALLOC_THP", "1");
+        c
+    });
+    assert!(String::from_utf8_lossy(&k.stdout).contains("bad 0"));
+}
+
+#[test]
 fn python_allocation_heavy_script() {
     if !have("python3") {
         return;
