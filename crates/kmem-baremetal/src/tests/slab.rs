@@ -181,6 +181,13 @@ fn ctor(p: *mut u8) {
 
 fn kmem_cache_with_constructor(ctx: &KernelCtx) -> TestResult {
     let mm = ctx.mm;
+    // kmem keeps a destroyed cache's `struct kmem_cache` for the next kmem_cache_create (so a
+    // stale handle is detected instead of touching freed memory). Create and destroy one
+    // cache first so that the kept structure exists before the baseline is taken; then the
+    // cache under test must give back every page it took.
+    let warm = mm.kmem_cache_create("baremetal_warmup", 200, 0, SlabFlags::NONE, None);
+    check!(warm.is_ok(), "kmem_cache_create failed: {:?}", warm.err());
+    mm.kmem_cache_destroy(warm.expect("checked"));
     let free0 = settle(mm);
     let c = mm.kmem_cache_create("baremetal_ctor", 200, 0, SlabFlags::NONE, Some(ctor));
     check!(c.is_ok(), "kmem_cache_create failed: {:?}", c.err());
