@@ -188,8 +188,6 @@ pub struct MmState<P: Platform> {
     pub(crate) totalram: AtomicUsize,
     /// Present pages of all zones (`physpages` in the Memory: line).
     pub(crate) physpages: usize,
-    /// Pages handed out by the page allocator and not yet freed, for leak checks.
-    pub(crate) pages_in_use: AtomicIsize,
     pub(crate) jiffies_at_boot: u64,
     /// The slab allocator's machine-wide state (mm/slab_common.c).
     pub(crate) slab: crate::slab_common::SlabState<P::RawLock>,
@@ -397,7 +395,6 @@ impl<P: Platform> Machine<P> {
             min_free_kbytes: AtomicUsize::new(0),
             totalram: AtomicUsize::new(0),
             physpages,
-            pages_in_use: AtomicIsize::new(0),
             jiffies_at_boot: plat.jiffies(),
             slab: crate::slab_common::SlabState::new(),
             vm: crate::vmalloc::VmState::new(),
@@ -575,7 +572,11 @@ impl<P: Platform> Machine<P> {
     }
     /// Pages currently allocated from the page allocator (not on any free or pcp list).
     pub fn pages_in_use(&self) -> isize {
-        self.mm().pages_in_use.load(Ordering::Relaxed)
+        self.arch()
+            .zones()
+            .iter()
+            .map(|z| self.zone_pages_in_use(*z))
+            .sum::<isize>()
     }
     /// The kernel image description.
     pub fn kernel_image(&self) -> KernelImage {
