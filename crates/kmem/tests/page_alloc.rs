@@ -269,13 +269,16 @@ fn api_edges() {
     assert!(m.platform().take_captured().contains("WARNING: CPU:"));
     let initial = buddy(&m);
 
+    let used = m.pages_in_use();
     let c = m
         .alloc_pages(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_COMP, Order::new(3))
         .unwrap();
+    assert_eq!(m.pages_in_use(), used + 8);
     assert!(c.is_head());
     assert_eq!(c.compound_order(), Order::new(3));
     assert_eq!(c.add(5).compound_head(), c);
     m.__free_pages(c, Order::new(3));
+    assert_eq!(m.pages_in_use(), used);
 
     let z = m.get_zeroed_page(GfpFlags::GFP_KERNEL).unwrap();
     // SAFETY: a page we own, through the real direct map.
