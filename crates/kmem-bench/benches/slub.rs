@@ -64,9 +64,7 @@ impl<A: GlobalAlloc + Sync + 'static> Peer for Global<A> {
 fn pool() -> (*mut u8, usize) {
     let len = 1usize << 30;
     // SAFETY: a fresh anonymous mapping.
-    let p = unsafe {
-        libc_mmap(len)
-    };
+    let p = unsafe { libc_mmap(len) };
     (p, len)
 }
 
@@ -80,7 +78,12 @@ unsafe fn libc_mmap(len: usize) -> *mut u8 {
 }
 
 /// A peer used by one thread only (no lock), or by several behind `parking_lot::Mutex`.
-struct Unlocked<T>(&'static str, UnsafeCell<T>, fn(&mut T, Layout) -> *mut u8, unsafe fn(&mut T, *mut u8, Layout));
+struct Unlocked<T>(
+    &'static str,
+    UnsafeCell<T>,
+    fn(&mut T, Layout) -> *mut u8,
+    unsafe fn(&mut T, *mut u8, Layout),
+);
 // SAFETY: single-threaded benchmarks only use it from one thread.
 unsafe impl<T> Sync for Unlocked<T> {}
 
@@ -100,7 +103,12 @@ impl<T> Peer for Unlocked<T> {
     }
 }
 
-struct Locked<T>(&'static str, parking_lot::Mutex<T>, fn(&mut T, Layout) -> *mut u8, unsafe fn(&mut T, *mut u8, Layout));
+struct Locked<T>(
+    &'static str,
+    parking_lot::Mutex<T>,
+    fn(&mut T, Layout) -> *mut u8,
+    unsafe fn(&mut T, *mut u8, Layout),
+);
 // SAFETY: the mutex serialises all use; the pools are plain memory.
 unsafe impl<T> Sync for Locked<T> {}
 
@@ -172,7 +180,8 @@ fn ll_new() -> linked_list_allocator::Heap {
     unsafe { linked_list_allocator::Heap::new(p, len) }
 }
 fn ll_a(h: &mut linked_list_allocator::Heap, l: Layout) -> *mut u8 {
-    h.allocate_first_fit(l).map_or(std::ptr::null_mut(), NonNull::as_ptr)
+    h.allocate_first_fit(l)
+        .map_or(std::ptr::null_mut(), NonNull::as_ptr)
 }
 unsafe fn ll_f(h: &mut linked_list_allocator::Heap, p: *mut u8, l: Layout) {
     // SAFETY: forwarded.
@@ -190,10 +199,30 @@ fn single_thread_peers() -> Vec<Box<dyn Peer>> {
         Box::new(Global("glibc", &SYSTEM)),
         Box::new(Global("mimalloc", &MIMALLOC)),
         Box::new(Global("jemalloc", &JEMALLOC)),
-        Box::new(Unlocked("talc", UnsafeCell::new(talc_new()), talc_a, talc_f)),
-        Box::new(Unlocked("rlsf", UnsafeCell::new(rlsf_new()), rlsf_a, rlsf_f)),
-        Box::new(Unlocked("buddy_system_allocator", UnsafeCell::new(buddy_new()), buddy_a, buddy_f)),
-        Box::new(Unlocked("linked_list_allocator", UnsafeCell::new(ll_new()), ll_a, ll_f)),
+        Box::new(Unlocked(
+            "talc",
+            UnsafeCell::new(talc_new()),
+            talc_a,
+            talc_f,
+        )),
+        Box::new(Unlocked(
+            "rlsf",
+            UnsafeCell::new(rlsf_new()),
+            rlsf_a,
+            rlsf_f,
+        )),
+        Box::new(Unlocked(
+            "buddy_system_allocator",
+            UnsafeCell::new(buddy_new()),
+            buddy_a,
+            buddy_f,
+        )),
+        Box::new(Unlocked(
+            "linked_list_allocator",
+            UnsafeCell::new(ll_new()),
+            ll_a,
+            ll_f,
+        )),
     ]
 }
 
@@ -203,10 +232,30 @@ fn shared_peers() -> Vec<Box<dyn Peer>> {
         Box::new(Global("glibc", &SYSTEM)),
         Box::new(Global("mimalloc", &MIMALLOC)),
         Box::new(Global("jemalloc", &JEMALLOC)),
-        Box::new(Locked("talc", parking_lot::Mutex::new(talc_new()), talc_a, talc_f)),
-        Box::new(Locked("rlsf", parking_lot::Mutex::new(rlsf_new()), rlsf_a, rlsf_f)),
-        Box::new(Locked("buddy_system_allocator", parking_lot::Mutex::new(buddy_new()), buddy_a, buddy_f)),
-        Box::new(Locked("linked_list_allocator", parking_lot::Mutex::new(ll_new()), ll_a, ll_f)),
+        Box::new(Locked(
+            "talc",
+            parking_lot::Mutex::new(talc_new()),
+            talc_a,
+            talc_f,
+        )),
+        Box::new(Locked(
+            "rlsf",
+            parking_lot::Mutex::new(rlsf_new()),
+            rlsf_a,
+            rlsf_f,
+        )),
+        Box::new(Locked(
+            "buddy_system_allocator",
+            parking_lot::Mutex::new(buddy_new()),
+            buddy_a,
+            buddy_f,
+        )),
+        Box::new(Locked(
+            "linked_list_allocator",
+            parking_lot::Mutex::new(ll_new()),
+            ll_a,
+            ll_f,
+        )),
     ]
 }
 
