@@ -18,10 +18,19 @@
 //!   every other node's `prio_list` is empty (points at itself).
 //! - The `prio_list` ring visits the priority leaders in ascending order.
 //!
+//! # Safe layer
+//! [`PList`] holds `&'a` items linked through a [`PLink`] field named by a [`PAdapter`]
+//! ([`define_plist_adapter!`](crate::define_plist_adapter)); it must be pinned, rejects an
+//! item that is already linked, checks membership before removing or requeueing, and unlinks
+//! everything on drop.
+//!
 //! # Locking
 //! None; the caller serialises access (Linux protects plists with the lock of the object they
 //! belong to, e.g. an rt_mutex's wait_lock).
 
+use core::cell::UnsafeCell;
+use core::marker::{PhantomData, PhantomPinned};
+use core::pin::Pin;
 use core::ptr;
 
 use crate::list::{__list_del_entry, list_add, list_add_tail, list_del_init, list_empty, ListHead};
@@ -380,6 +389,296 @@ pub unsafe fn __plist_corrupt_unlink_prio(node: *mut PlistNode) {
     unsafe {
         __list_del_entry(ptr::addr_of_mut!((*node).prio_list));
         ListHead::init(ptr::addr_of_mut!((*node).prio_list));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safe layer
+// ---------------------------------------------------------------------------------------------
+
+/// The link a struct embeds to be put on a safe [`PList`]: a [`PlistNode`] (with its
+/// priority) that knows whether it is linked (its `node_list.next` is null while unlinked).
+#[repr(transparent)]
+pub struct PLink {
+    node: UnsafeCell<PlistNode>,
+}
+
+impl PLink {
+    /// Returns an unlinked link.
+    pub const fn new() -> Self {
+        Self {
+            node: UnsafeCell::new(PlistNode::new(0)),
+        }
+    }
+
+    /// Returns whether the link is on a list.
+    pub fn is_linked(&self) -> bool {
+        // SAFETY: reading a pointer value; the safe layer is single-threaded (`!Sync`).
+        unsafe { !(*self.node.get()).node_list.next.is_null() }
+    }
+
+    /// Returns the priority the item was last added with.
+    pub fn prio(&self) -> i32 {
+        // SAFETY: as in `is_linked`.
+        unsafe { (*self.node.get()).prio }
+    }
+
+    /// Returns the raw node.
+    pub fn as_raw(&self) -> *mut PlistNode {
+        self.node.get()
+    }
+}
+
+impl Default for PLink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Names the [`PLink`] field of a struct that a [`PList`] links through.
+///
+/// # Safety
+/// `OFFSET` must be the offset of a field of type [`PLink`] inside `Item`. Use
+/// [`define_plist_adapter!`](crate::define_plist_adapter).
+pub unsafe trait PAdapter {
+    /// The struct on the list.
+    type Item;
+    /// `offset_of!(Item, link_field)`.
+    const OFFSET: usize;
+
+    /// Returns the link inside `item`.
+    #[inline(always)]
+    fn link(item: &Self::Item) -> &PLink {
+        // SAFETY: trait contract: a `PLink` lives at `OFFSET`.
+        unsafe {
+            &*(item as *const Self::Item)
+                .cast::<u8>()
+                .add(Self::OFFSET)
+                .cast::<PLink>()
+        }
+    }
+
+    /// Returns the item owning `node`.
+    ///
+    /// # Safety
+    /// `node` must be the node of a live `Item`'s link.
+    #[inline(always)]
+    unsafe fn item(node: *const PlistNode) -> *const Self::Item {
+        node.cast::<u8>()
+            .wrapping_sub(Self::OFFSET)
+            .cast::<Self::Item>()
+    }
+}
+
+/// Declares a [`PAdapter`]: `define_plist_adapter!(pub Waiters = Waiter { link });`.
+#[macro_export]
+macro_rules! define_plist_adapter {
+    ($vis:vis $name:ident = $item:ty { $field:ident }) => {
+        $vis struct $name;
+        // SAFETY: offset from `offset_of!`, field type checked by the closure.
+        unsafe impl $crate::plist::PAdapter for $name {
+            type Item = $item;
+            const OFFSET: usize = {
+                let _check: fn(&$item) -> &$crate::plist::PLink = |x| &x.$field;
+                ::core::mem::offset_of!($item, $field)
+            };
+        }
+    };
+}
+
+/// A priority-sorted list of `&'a A::Item`s (`struct plist_head` with typed entries); pin it
+/// before adding.
+///
+/// # Invariants
+/// Once used, `head` is initialised, satisfies [`plist_check_head`], and every node on it is
+/// the link of an item borrowed for `'a`. Dropping the list unlinks every item.
+///
+/// # Examples
+/// ```
+/// use core::pin::pin;
+/// use kds::plist::{PLink, PList};
+/// struct Waiter { name: &'static str, link: PLink }
+/// kds::define_plist_adapter!(Waiters = Waiter { link });
+/// let (a, b, c) = (
+///     Waiter { name: "a", link: PLink::new() },
+///     Waiter { name: "b", link: PLink::new() },
+///     Waiter { name: "c", link: PLink::new() },
+/// );
+/// let mut q = pin!(PList::<Waiters>::new());
+/// assert!(q.as_mut().add(&a, 20).is_ok());
+/// assert!(q.as_mut().add(&b, 10).is_ok());
+/// assert!(q.as_mut().add(&c, 20).is_ok());
+/// let order: Vec<&str> = q.iter().map(|(_, w)| w.name).collect();
+/// assert_eq!(order, ["b", "a", "c"]); // by priority, FIFO among equals
+/// assert!(q.as_mut().requeue(&a)); // round-robin among priority 20
+/// assert_eq!(q.last().map(|w| w.name), Some("a"));
+/// ```
+pub struct PList<'a, A: PAdapter> {
+    head: UnsafeCell<PlistHead>,
+    _items: PhantomData<&'a A::Item>,
+    _pin: PhantomPinned,
+}
+
+impl<'a, A: PAdapter> Default for PList<'a, A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a, A: PAdapter> PList<'a, A> {
+    /// Returns an empty list (initialised on first use after pinning).
+    pub const fn new() -> Self {
+        Self {
+            head: UnsafeCell::new(PlistHead::new()),
+            _items: PhantomData,
+            _pin: PhantomPinned,
+        }
+    }
+
+    /// The initialised head (only called on a pinned list, or read-only on an empty one).
+    fn raw(&self) -> *mut PlistHead {
+        let h = self.head.get();
+        // SAFETY: a used list is pinned (all linking methods take `Pin`); an unused one has a
+        // null `next` and is initialised here.
+        unsafe {
+            if (*h).node_list.next.is_null() {
+                plist_head_init(h);
+            }
+        }
+        h
+    }
+
+    /// Returns whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        // SAFETY: reading the head we own.
+        unsafe {
+            let h = self.head.get();
+            (*h).node_list.next.is_null() || plist_head_empty(h)
+        }
+    }
+
+    /// Adds `item` with priority `prio` behind every item of priority `<= prio` (`plist_add`).
+    ///
+    /// # Errors
+    /// Returns the item back if it is already on a list.
+    pub fn add(
+        self: Pin<&mut Self>,
+        item: &'a A::Item,
+        prio: i32,
+    ) -> Result<(), crate::list::AlreadyLinked<&'a A::Item>> {
+        let link = A::link(item);
+        if link.is_linked() {
+            return Err(crate::list::AlreadyLinked(item));
+        }
+        // SAFETY: pinned head; the node is unlinked and belongs to an item borrowed for 'a.
+        unsafe {
+            plist_node_init(link.as_raw(), prio);
+            plist_add(link.as_raw(), self.raw());
+        }
+        Ok(())
+    }
+
+    /// Returns whether `item` is on this list (O(n)).
+    pub fn contains(&self, item: &A::Item) -> bool {
+        self.iter().any(|(_, x)| ptr::eq(x, item))
+    }
+
+    fn unlink(&self, n: *mut PlistNode) {
+        // SAFETY: `n` is on this list (callers check); afterwards both lists are reset to
+        // null so the link reads as unlinked even if its item later moves.
+        unsafe {
+            plist_del(n, self.raw());
+            (*n).node_list = ListHead::new();
+            (*n).prio_list = ListHead::new();
+        }
+    }
+
+    /// Removes `item` if it is on this list (`plist_del`); returns whether it was.
+    pub fn remove(self: Pin<&mut Self>, item: &A::Item) -> bool {
+        if !self.contains(item) {
+            return false;
+        }
+        self.unlink(A::link(item).as_raw());
+        true
+    }
+
+    /// Moves `item` behind the other items of its priority (`plist_requeue`); returns whether
+    /// it is on this list.
+    pub fn requeue(self: Pin<&mut Self>, item: &A::Item) -> bool {
+        if !self.contains(item) {
+            return false;
+        }
+        // SAFETY: the item is on this pinned list.
+        unsafe { plist_requeue(A::link(item).as_raw(), self.raw()) };
+        true
+    }
+
+    /// Returns the highest-priority item (`plist_first`).
+    pub fn first(&self) -> Option<&'a A::Item> {
+        // SAFETY: non-empty, so the first node is an item's link.
+        (!self.is_empty()).then(|| unsafe { &*A::item(plist_first(self.head.get())) })
+    }
+
+    /// Returns the lowest-priority item (`plist_last`).
+    pub fn last(&self) -> Option<&'a A::Item> {
+        // SAFETY: as in `first`.
+        (!self.is_empty()).then(|| unsafe { &*A::item(plist_last(self.head.get())) })
+    }
+
+    /// Removes and returns the highest-priority item.
+    pub fn pop_first(self: Pin<&mut Self>) -> Option<&'a A::Item> {
+        let it = self.first()?;
+        self.unlink(A::link(it).as_raw());
+        Some(it)
+    }
+
+    /// Iterates over `(prio, item)` in priority order (`plist_for_each`).
+    pub fn iter(&self) -> impl Iterator<Item = (i32, &'a A::Item)> + '_ {
+        let h = self.head.get();
+        // SAFETY: a used head is initialised; an unused one is never walked (empty check).
+        let nodes = (!self.is_empty()).then(|| unsafe { plist_for_each(h) });
+        nodes.into_iter().flatten().map(|n| {
+            // SAFETY: every node is an item's link (type invariant).
+            unsafe { ((*n).prio, &*A::item(n)) }
+        })
+    }
+
+    /// Checks the list's invariants ([`plist_check_head`]).
+    ///
+    /// # Errors
+    /// The first violated invariant.
+    pub fn check(&self) -> Result<(), PlistError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: initialised head with valid nodes.
+        unsafe { plist_check_head(self.head.get(), None) }
+    }
+
+    fn clear_inner(&mut self) {
+        let h = self.head.get();
+        // SAFETY: the head is ours; each node is an item's link; reset them all.
+        unsafe {
+            if (*h).node_list.next.is_null() {
+                return;
+            }
+            let hl = ptr::addr_of_mut!((*h).node_list);
+            let mut l = (*hl).next;
+            while l != hl {
+                let next = (*l).next;
+                let n = node_of_node(l);
+                (*n).node_list = ListHead::new();
+                (*n).prio_list = ListHead::new();
+                l = next;
+            }
+            plist_head_init(h);
+        }
+    }
+}
+
+impl<A: PAdapter> Drop for PList<'_, A> {
+    fn drop(&mut self) {
+        self.clear_inner();
     }
 }
 

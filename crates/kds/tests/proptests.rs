@@ -410,3 +410,63 @@ proptest! {
         prop_assert_eq!(f.len(), model.len());
     }
 }
+
+// --- safe PList vs a stably sorted Vec --------------------------------------------------------
+
+mod plist_model {
+    use kds::plist::PLink;
+    pub struct W {
+        pub id: usize,
+        pub link: PLink,
+    }
+    kds::define_plist_adapter!(pub WLink = W { link });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn safe_plist_matches_sorted_vec(ops in prop::collection::vec((0u8..4, 0usize..24, -4i32..4), 1..200)) {
+        use kds::plist::{PLink, PList};
+        use plist_model::*;
+        let ws: Vec<W> = (0..24).map(|id| W { id, link: PLink::new() }).collect();
+        let mut q = pin!(PList::<WLink>::new());
+        let mut model: Vec<(i32, usize)> = Vec::new();
+        for (kind, i, prio) in ops {
+            let pos = model.iter().position(|&(_, j)| j == i);
+            match kind {
+                0 => {
+                    let r = q.as_mut().add(&ws[i], prio);
+                    prop_assert_eq!(r.is_ok(), pos.is_none());
+                    if pos.is_none() {
+                        let at = model.iter().position(|&(p, _)| p > prio).unwrap_or(model.len());
+                        model.insert(at, (prio, i));
+                    }
+                }
+                1 => {
+                    prop_assert_eq!(q.as_mut().remove(&ws[i]), pos.is_some());
+                    if let Some(k) = pos { model.remove(k); }
+                }
+                2 => {
+                    prop_assert_eq!(q.as_mut().requeue(&ws[i]), pos.is_some());
+                    if let Some(k) = pos {
+                        let e = model.remove(k);
+                        let at = model.iter().position(|&(p, _)| p > e.0).unwrap_or(model.len());
+                        model.insert(at, e);
+                    }
+                }
+                _ => {
+                    let got = q.as_mut().pop_first().map(|w| w.id);
+                    let want = if model.is_empty() { None } else { Some(model.remove(0).1) };
+                    prop_assert_eq!(got, want);
+                }
+            }
+            prop_assert_eq!(q.check(), Ok(()));
+            let got: Vec<(i32, usize)> = q.iter().map(|(p, w)| (p, w.id)).collect();
+            prop_assert_eq!(&got, &model);
+            prop_assert_eq!(q.first().map(|w| w.id), model.first().map(|e| e.1));
+            prop_assert_eq!(q.last().map(|w| w.id), model.last().map(|e| e.1));
+            for w in &ws { prop_assert_eq!(w.link.is_linked(), model.iter().any(|e| e.1 == w.id)); }
+        }
+    }
+}
