@@ -13,11 +13,22 @@
 //! so a zeroed or `const`-initialised head is valid and may move while empty; once a node is
 //! linked the head must stay put.
 //!
+//! # Safe layer
+//! [`HList`] holds `&'a` items linked through an [`HLink`] field named by an [`HAdapter`]
+//! ([`define_hlist_adapter!`](crate::define_hlist_adapter)); it must be pinned, rejects an
+//! item that is already hashed, checks membership before removing or inserting next to an
+//! item, and unhashes everything on drop. [`crate::hashtable::HashTable`] is the keyed version.
+//!
 //! # Locking
 //! None; the caller serialises access to each list (e.g. a lock per hash bucket).
 
-use core::marker::PhantomData;
+use core::cell::UnsafeCell;
+use core::marker::{PhantomData, PhantomPinned};
+use core::pin::Pin;
 use core::ptr;
+
+pub use crate::hashtable::HLink;
+use crate::list::AlreadyLinked;
 
 /// `LIST_POISON1`/`LIST_POISON2` as hlist pointers (include/linux/poison.h).
 pub const HLIST_POISON1: *mut HlistNode = 0x100 as *mut HlistNode;
@@ -448,4 +459,235 @@ macro_rules! hlist_for_each_entry {
             ::core::mem::offset_of!($ty, $field),
         )
     };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safe layer
+// ---------------------------------------------------------------------------------------------
+
+/// Names the [`HLink`] field of a struct that an [`HList`] links through.
+///
+/// # Safety
+/// `OFFSET` must be the offset of a field of type [`HLink`] inside `Item`. Use
+/// [`define_hlist_adapter!`](crate::define_hlist_adapter).
+pub unsafe trait HAdapter {
+    /// The struct on the list.
+    type Item;
+    /// `offset_of!(Item, link_field)`.
+    const OFFSET: usize;
+
+    /// Returns the link inside `item`.
+    #[inline(always)]
+    fn link(item: &Self::Item) -> &HLink {
+        // SAFETY: trait contract: an `HLink` lives at `OFFSET`.
+        unsafe {
+            &*(item as *const Self::Item)
+                .cast::<u8>()
+                .add(Self::OFFSET)
+                .cast::<HLink>()
+        }
+    }
+
+    /// Returns the item owning `node`.
+    ///
+    /// # Safety
+    /// `node` must be the link of a live `Item`.
+    #[inline(always)]
+    unsafe fn item(node: *const HlistNode) -> *const Self::Item {
+        node.cast::<u8>()
+            .wrapping_sub(Self::OFFSET)
+            .cast::<Self::Item>()
+    }
+}
+
+/// Declares an [`HAdapter`]: `define_hlist_adapter!(pub ByNode = Obj { node });`.
+#[macro_export]
+macro_rules! define_hlist_adapter {
+    ($vis:vis $name:ident = $item:ty { $field:ident }) => {
+        $vis struct $name;
+        // SAFETY: offset from `offset_of!`, field type checked by the closure.
+        unsafe impl $crate::hlist::HAdapter for $name {
+            type Item = $item;
+            const OFFSET: usize = {
+                let _check: fn(&$item) -> &$crate::hlist::HLink = |x| &x.$field;
+                ::core::mem::offset_of!($item, $field)
+            };
+        }
+    };
+}
+
+/// A singly-headed list of `&'a A::Item`s (`struct hlist_head` with typed entries); pin it
+/// before adding, since the first node points back into the head.
+///
+/// # Invariants
+/// Every node on `head` is the link of an item borrowed for `'a`; dropping the list unhashes
+/// every item.
+///
+/// # Examples
+/// ```
+/// use core::pin::pin;
+/// use kds::hlist::{HLink, HList};
+/// struct Obj { v: u32, node: HLink }
+/// kds::define_hlist_adapter!(ByNode = Obj { node });
+/// let (a, b, c) = (Obj { v: 1, node: HLink::new() }, Obj { v: 2, node: HLink::new() }, Obj { v: 3, node: HLink::new() });
+/// let mut l = pin!(HList::<ByNode>::new());
+/// assert!(l.as_mut().push_front(&a).is_ok());
+/// assert!(l.as_mut().add_behind(&a, &c).is_ok());
+/// assert!(l.as_mut().add_before(&a, &b).is_ok());
+/// assert_eq!(l.iter().map(|o| o.v).collect::<Vec<_>>(), [2, 1, 3]);
+/// assert!(l.as_mut().remove(&a));
+/// assert!(!a.node.is_hashed());
+/// ```
+pub struct HList<'a, A: HAdapter> {
+    head: UnsafeCell<HlistHead>,
+    _items: PhantomData<&'a A::Item>,
+    _pin: PhantomPinned,
+}
+
+impl<'a, A: HAdapter> Default for HList<'a, A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a, A: HAdapter> HList<'a, A> {
+    /// Returns an empty list (`HLIST_HEAD`).
+    pub const fn new() -> Self {
+        Self {
+            head: UnsafeCell::new(HlistHead::new()),
+            _items: PhantomData,
+            _pin: PhantomPinned,
+        }
+    }
+
+    /// Returns whether the list is empty (`hlist_empty`).
+    pub fn is_empty(&self) -> bool {
+        // SAFETY: reading the head we own.
+        unsafe { hlist_empty(self.head.get()) }
+    }
+
+    fn unhashed(item: &'a A::Item) -> Result<*mut HlistNode, AlreadyLinked<&'a A::Item>> {
+        let link = A::link(item);
+        if link.is_hashed() {
+            Err(AlreadyLinked(item))
+        } else {
+            Ok(link.as_raw())
+        }
+    }
+
+    /// Adds `item` at the front (`hlist_add_head`).
+    ///
+    /// # Errors
+    /// Returns the item back if it is already on a list.
+    pub fn push_front(
+        self: Pin<&mut Self>,
+        item: &'a A::Item,
+    ) -> Result<(), AlreadyLinked<&'a A::Item>> {
+        let n = Self::unhashed(item)?;
+        // SAFETY: pinned head; `n` unhashed and borrowed for 'a.
+        unsafe { hlist_add_head(n, self.head.get()) };
+        Ok(())
+    }
+
+    /// Adds `item` right after `pos`, which must be on this list (`hlist_add_behind`).
+    ///
+    /// # Errors
+    /// Returns the item back if it is already linked or `pos` is not on this list.
+    pub fn add_behind(
+        self: Pin<&mut Self>,
+        pos: &A::Item,
+        item: &'a A::Item,
+    ) -> Result<(), AlreadyLinked<&'a A::Item>> {
+        let n = Self::unhashed(item)?;
+        if !self.contains(pos) {
+            return Err(AlreadyLinked(item));
+        }
+        // SAFETY: `pos` is on this pinned list; `n` unhashed and borrowed for 'a.
+        unsafe { hlist_add_behind(n, A::link(pos).as_raw()) };
+        Ok(())
+    }
+
+    /// Adds `item` right before `pos`, which must be on this list (`hlist_add_before`).
+    ///
+    /// # Errors
+    /// As [`HList::add_behind`].
+    pub fn add_before(
+        self: Pin<&mut Self>,
+        pos: &A::Item,
+        item: &'a A::Item,
+    ) -> Result<(), AlreadyLinked<&'a A::Item>> {
+        let n = Self::unhashed(item)?;
+        if !self.contains(pos) {
+            return Err(AlreadyLinked(item));
+        }
+        // SAFETY: as in `add_behind`.
+        unsafe { hlist_add_before(n, A::link(pos).as_raw()) };
+        Ok(())
+    }
+
+    /// Returns the first item.
+    pub fn front(&self) -> Option<&'a A::Item> {
+        // SAFETY: a non-null `first` is an item's link.
+        unsafe {
+            let f = (*self.head.get()).first;
+            (!f.is_null()).then(|| &*A::item(f))
+        }
+    }
+
+    /// Removes and returns the first item.
+    pub fn pop_front(self: Pin<&mut Self>) -> Option<&'a A::Item> {
+        let it = self.front()?;
+        // SAFETY: the first node is hashed on this list.
+        unsafe { hlist_del_init(A::link(it).as_raw()) };
+        Some(it)
+    }
+
+    /// Returns whether `item` is on this list (O(n)).
+    pub fn contains(&self, item: &A::Item) -> bool {
+        self.iter().any(|x| ptr::eq(x, item))
+    }
+
+    /// Removes `item` if it is on this list (`hlist_del_init`); returns whether it was.
+    pub fn remove(self: Pin<&mut Self>, item: &A::Item) -> bool {
+        if !self.contains(item) {
+            return false;
+        }
+        // SAFETY: hashed on this list.
+        unsafe { hlist_del_init(A::link(item).as_raw()) };
+        true
+    }
+
+    /// Iterates over the items (`hlist_for_each_entry`).
+    pub fn iter(&self) -> impl Iterator<Item = &'a A::Item> + '_ {
+        // SAFETY: every node is an item's link and the iterator borrows the list.
+        unsafe { hlist_for_each(self.head.get()) }.map(|n| {
+            // SAFETY: as above.
+            unsafe { &*A::item(n) }
+        })
+    }
+
+    /// Removes every item.
+    pub fn clear(self: Pin<&mut Self>) {
+        self.clear_inner();
+    }
+
+    fn clear_inner(&self) {
+        // SAFETY: the head is ours; each node is an item's link; reset them all.
+        unsafe {
+            let h = self.head.get();
+            let mut n = (*h).first;
+            while !n.is_null() {
+                let next = (*n).next;
+                INIT_HLIST_NODE(n);
+                n = next;
+            }
+            (*h).first = ptr::null_mut();
+        }
+    }
+}
+
+impl<A: HAdapter> Drop for HList<'_, A> {
+    fn drop(&mut self) {
+        self.clear_inner();
+    }
 }

@@ -470,3 +470,56 @@ proptest! {
         }
     }
 }
+
+// --- safe HList vs VecDeque -------------------------------------------------------------------
+
+mod hlist_model {
+    use kds::hlist::HLink;
+    pub struct O {
+        pub id: usize,
+        pub node: HLink,
+    }
+    kds::define_hlist_adapter!(pub ONode = O { node });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn safe_hlist_matches_vecdeque(ops in prop::collection::vec((0u8..5, 0usize..16, 0usize..16), 1..150)) {
+        use kds::hlist::{HLink, HList};
+        use hlist_model::*;
+        let os: Vec<O> = (0..16).map(|id| O { id, node: HLink::new() }).collect();
+        let mut l = pin!(HList::<ONode>::new());
+        let mut model: VecDeque<usize> = VecDeque::new();
+        for (kind, i, j) in ops {
+            let has_i = model.contains(&i);
+            let pos_j = model.iter().position(|&x| x == j);
+            match kind {
+                0 => {
+                    prop_assert_eq!(l.as_mut().push_front(&os[i]).is_ok(), !has_i);
+                    if !has_i { model.push_front(i); }
+                }
+                1 => {
+                    let ok = !has_i && pos_j.is_some();
+                    prop_assert_eq!(l.as_mut().add_behind(&os[j], &os[i]).is_ok(), ok);
+                    if ok { model.insert(pos_j.unwrap() + 1, i); }
+                }
+                2 => {
+                    let ok = !has_i && pos_j.is_some();
+                    prop_assert_eq!(l.as_mut().add_before(&os[j], &os[i]).is_ok(), ok);
+                    if ok { model.insert(pos_j.unwrap(), i); }
+                }
+                3 => {
+                    prop_assert_eq!(l.as_mut().remove(&os[i]), has_i);
+                    model.retain(|&x| x != i);
+                }
+                _ => prop_assert_eq!(l.as_mut().pop_front().map(|o| o.id), model.pop_front()),
+            }
+            let got: Vec<usize> = l.iter().map(|o| o.id).collect();
+            prop_assert_eq!(&got, &model.iter().copied().collect::<Vec<_>>());
+            prop_assert_eq!(l.is_empty(), model.is_empty());
+            for o in &os { prop_assert_eq!(o.node.is_hashed(), model.contains(&o.id)); }
+        }
+    }
+}
