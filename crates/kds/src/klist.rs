@@ -22,6 +22,8 @@
 //! (or [`klist_remove`] returned), and the klist must outlive its nodes' membership.
 
 use core::cell::UnsafeCell;
+use core::marker::PhantomPinned;
+use core::pin::Pin;
 use core::ptr;
 
 use crate::list::{list_add, list_add_tail, list_del, ListHead};
@@ -41,6 +43,7 @@ pub struct Klist {
     k_list: UnsafeCell<ListHead>,
     get: Option<KlistCallback>,
     put: Option<KlistCallback>,
+    _pin: PhantomPinned,
 }
 
 // SAFETY: all access to `k_list` and the nodes' links happens under `lock`.
@@ -131,6 +134,7 @@ impl Klist {
             k_list: UnsafeCell::new(ListHead::new()),
             get,
             put,
+            _pin: PhantomPinned,
         }
     }
 
@@ -142,6 +146,7 @@ impl Klist {
             k_list: UnsafeCell::new(ListHead::new()),
             get,
             put,
+            _pin: PhantomPinned,
         }
     }
 
@@ -216,12 +221,59 @@ impl Klist {
         }
     }
 
+    /// `klist_add_head(n, k)` for a node that lives forever: safe, since the klist is pinned
+    /// (it cannot move or be dropped while borrowed) and a `'static` node outlives any use.
+    /// Returns `false` (and does nothing) if the node is already attached.
+    pub fn add_head(self: Pin<&Self>, n: &'static KlistNode) -> bool {
+        if n.is_attached() {
+            return false;
+        }
+        // SAFETY: `n` is unattached and valid forever; the klist is pinned, and its `Drop`
+        // detaches whatever is still on it.
+        unsafe { klist_add_head(n, &self) };
+        true
+    }
+
+    /// `klist_add_tail(n, k)` for a node that lives forever; as [`Klist::add_head`].
+    pub fn add_tail(self: Pin<&Self>, n: &'static KlistNode) -> bool {
+        if n.is_attached() {
+            return false;
+        }
+        // SAFETY: as in `add_head`.
+        unsafe { klist_add_tail(n, &self) };
+        true
+    }
+
     /// Returns an iterator over the live nodes (`klist_iter_init`); it is ended when dropped
     /// (`klist_iter_exit`).
     pub fn iter(&self) -> KlistIter<'_> {
         KlistIter {
             klist: self,
             cur: ptr::null(),
+        }
+    }
+}
+
+impl Drop for Klist {
+    /// Detaches every node still on the list (without calling `put`: Linux has no klist
+    /// destructor, and such nodes simply become unattached). No iterator can exist, since
+    /// iterators borrow the klist.
+    fn drop(&mut self) {
+        let h = self.k_list.get();
+        // SAFETY: `&mut self`: no other user; every node on the list is valid (the adders'
+        // contract: valid until `put`, which has not run for nodes still listed).
+        unsafe {
+            if (*h).next.is_null() {
+                return;
+            }
+            let mut l = (*h).next;
+            while l != h {
+                let next = (*l).next;
+                let n = &*to_klist_node(l);
+                n.n_ref.store(0, Ordering::Relaxed);
+                n.n_klist.store(0, Ordering::Release);
+                l = next;
+            }
         }
     }
 }

@@ -1326,6 +1326,29 @@ mod klist_cases {
     }
 
     #[test]
+    fn klist_safe_static_nodes_and_drop_detaches() {
+        let a: &'static KlistNode = Box::leak(Box::new(KlistNode::new()));
+        let b: &'static KlistNode = Box::leak(Box::new(KlistNode::new()));
+        {
+            let list = core::pin::pin!(Klist::new(None, None));
+            assert!(list.as_ref().add_tail(a));
+            assert!(list.as_ref().add_head(b));
+            assert!(!list.as_ref().add_tail(a), "an attached node is rejected");
+            let mut it = list.iter();
+            assert_eq!(at(it.next()), addr(b));
+            assert_eq!(at(it.next()), addr(a));
+            drop(it);
+            assert!(b.del());
+            assert!(a.is_attached());
+        }
+        // Dropping the klist detached the remaining node; it can join another list.
+        assert!(!a.is_attached());
+        let other = core::pin::pin!(Klist::new(None, None));
+        assert!(other.as_ref().add_tail(a));
+        assert_eq!(at(other.iter().next()), addr(a));
+    }
+
+    #[test]
     fn klist_empty_may_move() {
         // An empty klist holds no self-pointers: iterate, move it, then use it.
         let list = Klist::new(None, None);
