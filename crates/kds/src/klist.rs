@@ -20,6 +20,13 @@
 //! (after [`klist_del`] while referenced) → unattached (last reference dropped: unlinked,
 //! `put` called). A node must stay valid from its addition until `put` has been called for it
 //! (or [`klist_remove`] returned), and the klist must outlive its nodes' membership.
+//!
+//! # Safe and raw use
+//! The Linux-named adders ([`klist_add_tail`], ...) are `unsafe` because the caller vouches
+//! for the node's lifetime; [`Klist::add_tail`]/[`Klist::add_head`] are safe for `'static`
+//! nodes on a pinned klist. Deletion ([`klist_del`], [`KlistNode::del`], [`klist_remove`]) and
+//! iteration ([`Klist::iter`], an RAII [`KlistIter`]) are safe: a double delete is refused,
+//! and dropping a klist detaches the nodes still on it.
 
 use core::cell::UnsafeCell;
 use core::marker::PhantomPinned;
