@@ -164,6 +164,8 @@ pub struct Taint {
 
 /// The machine's state, in memblock memory. See the module documentation.
 pub struct MmState<P: Platform> {
+    /// The platform. Moved out and dropped by `Machine::drop`.
+    pub(crate) plat: P,
     pub(crate) arch: Arch,
     pub(crate) nr_cpus: usize,
     pub(crate) possible_cpus: usize,
@@ -203,8 +205,19 @@ unsafe impl<P: Platform> Sync for MmState<P> {}
 
 /// One booted memory subsystem. See the module documentation.
 pub struct Machine<P: Platform> {
-    plat: P,
+    /// The state, in memblock memory; it owns the platform (`MmState::plat`), so that the
+    /// CPU-dead hook, which only gets the state, can act as the machine.
     mm: NonNull<MmState<P>>,
+}
+
+impl<P: Platform> Drop for Machine<P> {
+    fn drop(&mut self) {
+        // SAFETY: the state is live until the platform goes; `plat` is read out exactly once
+        // (here) and nothing touches the state afterwards. Dropping the platform releases the
+        // memory the state lives in, so it must be moved out first.
+        let plat = unsafe { core::ptr::read(core::ptr::addr_of!((*self.mm.as_ptr()).plat)) };
+        drop(plat);
+    }
 }
 
 // SAFETY: the state is Sync and Send (see MmState); the platform is Send + Sync by its trait.
@@ -396,6 +409,7 @@ impl<P: Platform> Machine<P> {
             totalram: AtomicUsize::new(0),
             physpages,
             jiffies_at_boot: plat.jiffies(),
+            plat,
             slab: crate::slab_common::SlabState::new(),
             vm: crate::vmalloc::VmState::new(),
         };
@@ -403,7 +417,7 @@ impl<P: Platform> Machine<P> {
         unsafe { state_p.write(state) };
         // SAFETY: just written; non-null because it came from the direct map.
         let mm = unsafe { NonNull::new_unchecked(state_p) };
-        let m = Machine { plat, mm };
+        let m = Machine { mm };
         m.init_lists();
 
         // The boot log, in Linux's words.
@@ -497,7 +511,7 @@ impl<P: Platform> Machine<P> {
         // vmalloc_init (mm_core_init → vmalloc_init): kernel page tables and vmalloc space.
         m.vmalloc_init();
 
-        m.plat.set_cpu_dead_hook(CpuDeadHook {
+        m.platform().set_cpu_dead_hook(CpuDeadHook {
             ctx: m.mm.as_ptr() as *const (),
             func: cpu_dead_trampoline::<P>,
         });
@@ -507,7 +521,7 @@ impl<P: Platform> Machine<P> {
     /// The platform.
     #[inline]
     pub fn platform(&self) -> &P {
-        &self.plat
+        &self.mm().plat
     }
 
     #[inline]
@@ -704,16 +718,16 @@ impl<P: Platform> Machine<P> {
         self.mm().log.lock().push(level as u8, ts, line.as_str());
         if (level as u8) < self.mm().console_loglevel.load(Ordering::Relaxed) {
             let _ = line.write_str("\n");
-            self.plat.console_write(level, line.as_str());
+            self.platform().console_write(level, line.as_str());
         }
     }
     /// Nanoseconds since boot by the platform's clock.
     pub fn timestamp_ns(&self) -> u64 {
         let j = self
-            .plat
+            .platform()
             .jiffies()
             .saturating_sub(self.mm().jiffies_at_boot);
-        j * (1_000_000_000 / self.plat.hz().max(1))
+        j * (1_000_000_000 / self.platform().hz().max(1))
     }
     /// Sets the console log level: records below it are echoed to the console.
     pub fn set_console_loglevel(&self, level: u8) {
@@ -875,6 +889,10 @@ impl<P: Platform> Machine<P> {
     /// # Safety
     /// No thread may be inside a CPU section for `cpu` during the call.
     pub unsafe fn cpu_dead(&self, cpu: usize) {
+        // SLUB first (`slub_cpu_dead`): deactivating the CPU's slabs may free pages, which
+        // must not land on lists of the CPU being drained afterwards (`page_alloc_cpu_dead`).
+        // SAFETY: forwarded.
+        unsafe { crate::slub::cpu_dead(self, cpu) };
         // SAFETY: forwarded.
         unsafe { cpu_dead_state(self.mm(), cpu) }
     }
@@ -937,9 +955,13 @@ pub(crate) const fn pages_to_kb(pages: usize) -> usize {
 }
 
 unsafe fn cpu_dead_trampoline<P: Platform>(ctx: *const (), cpu: usize) {
-    // SAFETY: `ctx` is the MmState registered at boot; the platform calls the hook only while
-    // the machine is alive and `cpu` is unused (CpuDeadHook contract).
-    unsafe { cpu_dead_state(&*(ctx as *const MmState<P>), cpu) }
+    // A borrowed view of the machine: `ManuallyDrop` so the platform is not dropped here.
+    // SAFETY: `ctx` is the non-null MmState registered at boot; the platform calls the hook
+    // only while the machine is alive.
+    let mm = unsafe { NonNull::new_unchecked(ctx as *mut MmState<P>) };
+    let m = core::mem::ManuallyDrop::new(Machine::<P> { mm });
+    // SAFETY: `cpu` is unused during the call (CpuDeadHook contract).
+    unsafe { m.cpu_dead(cpu) }
 }
 
 /// Orders used in tests and reports.

@@ -2704,6 +2704,22 @@ fn walk_caches<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(&Cache<P>)) {
     }
 }
 
+/// `slub_cpu_dead`: a CPU went offline; give its active and partial slabs of every cache
+/// back to the node lists.
+///
+/// # Safety
+/// No thread may use `cpu`'s per-CPU data during the call (the CPU-dead hook's contract).
+pub(crate) unsafe fn cpu_dead<P: Platform>(m: &Machine<P>, cpu: usize) {
+    walk_caches(m, &mut |s| {
+        if !s.debug() {
+            // SAFETY: `cpu` is offline and unused (caller's contract), so its per-CPU data of
+            // this cache is ours.
+            let c = unsafe { s.cpu(cpu) };
+            m.flush_cpu(s, c);
+        }
+    });
+}
+
 pub(crate) fn for_each_cache<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(CacheHandle, &str)) {
     walk_caches(m, &mut |s| f(handle_of(s), s.name()));
 }
