@@ -2758,11 +2758,18 @@ pub(crate) fn shrink<P: Platform>(
         let c = unsafe { s.cpu(g.cpu()) };
         m.flush_cpu(s, c);
     }
+    discard_empty_partials(m, s);
+    s.node.nr_slabs.load(Ordering::Relaxed) != 0
+}
+
+/// Takes every empty slab off the node's partial list and gives it back to the page
+/// allocator, a bounded batch per list-lock hold (`free_partial`/`__kmem_cache_do_shrink`).
+fn discard_empty_partials<P: Platform>(m: &Machine<P>, s: &Cache<P>) {
     let mut discard = Discard::new();
     loop {
         let mut n = s.node.list_lock.lock();
-        let head: *mut ListHead = &mut n.partial;
         discard.n = 0;
+        let head: *mut ListHead = &mut n.partial;
         // SAFETY: this node's partial list under its lock; removal during the safe walk.
         for l in unsafe { list::list_for_each_safe(head) } {
             // SAFETY: partial-list entries are slab_list links.
@@ -2773,15 +2780,14 @@ pub(crate) fn shrink<P: Platform>(
         }
         Machine::<P>::update_nr_partial_hint(s, &n);
         drop(n);
-        let full = discard.n == discard.slabs.len();
+        let more = discard.n == discard.slabs.len();
         for p in &discard.slabs[..discard.n] {
             m.discard_slab(s, Slab::from_page(*p).expect("non-null"));
         }
-        if !full {
+        if !more {
             break;
         }
     }
-    s.node.nr_slabs.load(Ordering::Relaxed) != 0
 }
 
 /// `validate_slab_cache`: returns the number of slab errors reported.
@@ -2930,29 +2936,7 @@ pub(crate) fn destroy<P: Platform>(
         }
     }
     // free_partial: give the empty slabs back, then report the objects of the others.
-    let mut discard = Discard::new();
-    loop {
-        let mut n = s.node.list_lock.lock();
-        discard.n = 0;
-        let head: *mut ListHead = &mut n.partial;
-        // SAFETY: this node's partial list under its lock; removal during the safe walk.
-        for l in unsafe { list::list_for_each_safe(head) } {
-            // SAFETY: partial-list entries are slab_list links.
-            let slab = Slab(unsafe { PagePtr::from_lru(l) });
-            if slab.counters().inuse() == 0 && discard.push(slab) {
-                remove_partial(&mut n, slab);
-            }
-        }
-        Machine::<P>::update_nr_partial_hint(s, &n);
-        drop(n);
-        let more = discard.n == discard.slabs.len();
-        for p in &discard.slabs[..discard.n] {
-            m.discard_slab(s, Slab::from_page(*p).expect("non-null"));
-        }
-        if !more {
-            break;
-        }
-    }
+    discard_empty_partials(m, s);
     {
         let mut n = s.node.list_lock.lock();
         for which in 0..2 {
