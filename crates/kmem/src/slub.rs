@@ -2113,8 +2113,16 @@ fn alloc_slow_path<P: Platform>(
     match obj {
         Some(o) => {
             if gfp.contains(GfpFlags::__GFP_ZERO) {
-                // SAFETY: a freshly allocated object of `object_size` bytes.
-                unsafe { ptr::write_bytes(o, 0, s.object_size as usize) };
+                // With the kmalloc red zone on, only the size asked for is zeroed: the slack
+                // up to `object_size` is red zone (`slab_post_alloc_hook`'s `zero_size =
+                // orig_size` in mm/slub.c). Zeroing it would be reported as an overwrite.
+                let zero = if s.orig_size_enabled() {
+                    orig.min(s.object_size as usize)
+                } else {
+                    s.object_size as usize
+                };
+                // SAFETY: a freshly allocated object of at least `zero` bytes.
+                unsafe { ptr::write_bytes(o, 0, zero) };
             }
             // SAFETY: objects are never null.
             Some(unsafe { NonNull::new_unchecked(o) })
