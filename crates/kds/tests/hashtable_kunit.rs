@@ -1,6 +1,5 @@
 //! The cases of Linux's lib/hashtable_test.c (KUnit "hashtable" suite), against the raw
 //! hashtable layer, plus the same scenarios through the safe `HashTable`.
-#![allow(clippy::undocumented_unsafe_blocks)] // each test is one `unsafe` scenario
 
 use kds::hashtable::*;
 use kds::hlist::HlistNode;
@@ -36,6 +35,7 @@ fn hashtable_test_hash_empty() {
     let mut a = entry(1, 13);
     let mut hash = define_hashtable::<{ 1 << 1 }>();
     assert!(hash_empty(&hash));
+    // SAFETY: the table and its nodes are locals of this test, initialised before use, not moved while hashed, and touched by this thread only.
     unsafe { hash_add(&mut hash, &mut a.node, a.key) };
     assert!(!hash_empty(&hash));
 }
@@ -44,6 +44,7 @@ fn hashtable_test_hash_empty() {
 fn hashtable_test_hash_hashed() {
     let (mut a, mut b) = (entry(1, 13), entry(1, 2));
     let mut hash = define_hashtable::<{ 1 << 4 }>();
+    // SAFETY: the table and its nodes are locals of this test, initialised before use, not moved while hashed, and touched by this thread only.
     unsafe {
         hash_add(&mut hash, &mut a.node, a.key);
         hash_add(&mut hash, &mut b.node, b.key);
@@ -56,6 +57,7 @@ fn hashtable_test_hash_hashed() {
 fn hashtable_test_hash_add() {
     let (mut a, mut b) = (entry(1, 13), entry(2, 10));
     let mut hash = define_hashtable::<{ 1 << 3 }>();
+    // SAFETY: the table and its nodes are locals of this test, initialised before use, not moved while hashed, and touched by this thread only.
     unsafe {
         hash_add(&mut hash, &mut a.node, a.key);
         hash_add(&mut hash, &mut b.node, b.key);
@@ -76,6 +78,7 @@ fn hashtable_test_hash_add() {
 fn hashtable_test_hash_del() {
     let (mut a, mut b) = (entry(1, 13), entry(2, 10));
     let mut hash = define_hashtable::<{ 1 << 6 }>();
+    // SAFETY: the table and its nodes are locals of this test, initialised before use, not moved while hashed, and touched by this thread only.
     unsafe {
         hash_add(&mut hash, &mut a.node, a.key);
         hash_add(&mut hash, &mut b.node, b.key);
@@ -95,6 +98,7 @@ fn hashtable_test_hash_for_each() {
     let mut entries: [Entry; 3] = core::array::from_fn(|i| entry(i as i32, i as i32 + 10));
     let mut hash = define_hashtable::<{ 1 << 3 }>();
     let mut count = 0;
+    // SAFETY: the table and its nodes are locals of this test, initialised before use, not moved while hashed, and touched by this thread only.
     unsafe {
         for e in entries.iter_mut() {
             hash_add(&mut hash, &mut e.node, e.key);
@@ -114,6 +118,7 @@ fn hashtable_test_hash_for_each_safe() {
     let mut entries: [Entry; 3] = core::array::from_fn(|i| entry(i as i32, i as i32 + 10));
     let mut hash = define_hashtable::<{ 1 << 3 }>();
     let mut count = 0;
+    // SAFETY: the table and its nodes are locals of this test, initialised before use, not moved while hashed, and touched by this thread only.
     unsafe {
         for e in entries.iter_mut() {
             hash_add(&mut hash, &mut e.node, e.key);
@@ -140,6 +145,7 @@ fn for_each_possible(delete: bool) {
     let mut hash = define_hashtable::<{ 1 << 5 }>();
     let mut count = 0;
     let mut buckets = [0usize; 2];
+    // SAFETY: the table and its nodes are locals of this test, initialised before use, not moved while hashed, and touched by this thread only.
     unsafe {
         for e in entries.iter_mut() {
             hash_add(&mut hash, &mut e.node, e.key);
@@ -193,6 +199,7 @@ fn run_time_sized_table_and_bucket_choice() {
     let mut table: Vec<kds::hlist::HlistHead> =
         (0..1usize << bits).map(|_| Default::default()).collect();
     let mut es: Vec<Box<Entry>> = (0..100).map(|k| Box::new(entry(k, k))).collect();
+    // SAFETY: the table and its nodes are locals of this test, initialised before use, not moved while hashed, and touched by this thread only.
     unsafe {
         for e in es.iter_mut() {
             hash_add(&mut table, &mut e.node, e.key);

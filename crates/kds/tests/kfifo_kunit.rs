@@ -1,7 +1,6 @@
 //! Linux's lib/tests/kfifo_kunit.c cases and the expected sequences of the four
 //! samples/kfifo examples (bytestream, inttype, record, dma), restated against kds's kfifo,
 //! plus allocation, user-copy and SPSC stress tests.
-#![allow(clippy::undocumented_unsafe_blocks)] // DMA scenarios write through raw segment pointers
 
 use kds::kfifo::*;
 use std::alloc::System;
@@ -260,6 +259,7 @@ fn sample_dma() {
     assert_eq!(sg.as_slice()[0].addr, base.wrapping_add(13));
     assert_eq!(sg.as_slice()[1].len, 1);
     // Zero bytes received.
+    // SAFETY: the fifo was prepared for at least this many bytes and they have been written.
     unsafe { fifo.dma_in_finish(0) };
     // Transmit 8 bytes: one segment starting after the skipped byte.
     let sg = fifo.dma_out_prepare(8);
@@ -272,6 +272,7 @@ fn sample_dma() {
         }
     );
     let sent: Vec<u8> = (0..8)
+        // SAFETY: the segment points into the fifo buffer and `i` is below its length.
         .map(|i| unsafe { *sg.as_slice()[0].addr.add(i) })
         .collect();
     assert_eq!(sent, [b'e', b's', b't', 0, 1, 2, 3, 4]);
@@ -293,10 +294,12 @@ fn dma_in_writes_land_in_order() {
     let mut v = 10u8;
     for s in sg.as_slice() {
         for i in 0..s.len {
+            // SAFETY: the segment points into the fifo buffer and `i` is below its length.
             unsafe { *s.addr.add(i) = v };
             v += 1;
         }
     }
+    // SAFETY: the fifo was prepared for at least this many bytes and they have been written.
     unsafe { f.dma_in_finish(7) };
     let mut out = [0u8; 8];
     assert_eq!(f.pop_slice(&mut out), 8);
@@ -325,9 +328,11 @@ fn record_dma_and_two_byte_headers() {
     assert_eq!(sg.total(), 5);
     for s in sg.as_slice() {
         for i in 0..s.len {
+            // SAFETY: the segment points into the fifo buffer and `i` is below its length.
             unsafe { *s.addr.add(i) = b'x' };
         }
     }
+    // SAFETY: the fifo was prepared for at least this many bytes and they have been written.
     unsafe { r.dma_in_finish(5) };
     assert_eq!(r.peek_len(), 5);
     let sg = r.dma_out_prepare(100);

@@ -1,7 +1,6 @@
 //! The cases of Linux's lib/tests/list-test.c (list, hlist and klist suites) and
 //! lib/tests/test_list_sort.c, restated against kds's raw layer. Each test names the KUnit
 //! case it mirrors; the expected orders are Linux's.
-#![allow(clippy::undocumented_unsafe_blocks)] // every test body is one `unsafe` scenario
 
 use core::ptr::{addr_of_mut, null_mut};
 use kds::container_of;
@@ -13,6 +12,7 @@ fn heads<const N: usize>() -> [ListHead; N] {
 
 /// Collects the nodes of a list, first to last.
 unsafe fn nodes(head: *const ListHead) -> Vec<*mut ListHead> {
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe { list_for_each(head) }.collect()
 }
 
@@ -44,6 +44,7 @@ fn list_init() {
         prev: 0xffff_ffff as *mut ListHead,
     };
     let mut boxed = Box::new(ListHead::new());
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut l1);
         INIT_LIST_HEAD(&mut l2);
@@ -57,6 +58,7 @@ fn list_init() {
 #[test]
 fn list_add_case() {
     let [mut a, mut b, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         list_add(&mut a, &mut list);
@@ -71,6 +73,7 @@ fn list_add_case() {
 #[test]
 fn list_add_tail_case() {
     let [mut a, mut b, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         list_add_tail(&mut a, &mut list);
@@ -84,6 +87,7 @@ fn list_add_tail_case() {
 #[test]
 fn list_del_case() {
     let [mut a, mut b, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         list_add_tail(&mut a, &mut list);
@@ -98,6 +102,7 @@ fn list_del_case() {
 #[test]
 fn list_replace_case() {
     let [mut a_old, mut a_new, mut b, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         list_add_tail(&mut a_old, &mut list);
@@ -113,6 +118,7 @@ fn list_replace_case() {
 #[test]
 fn list_replace_init_case() {
     let [mut a_old, mut a_new, mut b, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         list_add_tail(&mut a_old, &mut list);
@@ -129,6 +135,7 @@ fn list_replace_init_case() {
 #[test]
 fn list_swap_case() {
     let [mut a, mut b, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         list_add_tail(&mut a, &mut list);
@@ -147,6 +154,7 @@ fn list_swap_case() {
 #[test]
 fn list_del_init_case() {
     let [mut a, mut b, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         list_add_tail(&mut a, &mut list);
@@ -161,6 +169,7 @@ fn list_del_init_case() {
 #[test]
 fn list_del_init_careful_case() {
     let [mut a, mut b, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         list_add_tail(&mut a, &mut list);
@@ -175,6 +184,7 @@ fn list_del_init_careful_case() {
 #[test]
 fn list_move_case() {
     let [mut a, mut b, mut list1, mut list2] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list1);
         ListHead::init(&mut list2);
@@ -190,6 +200,7 @@ fn list_move_case() {
 #[test]
 fn list_move_tail_case() {
     let [mut a, mut b, mut list1, mut list2] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list1);
         ListHead::init(&mut list2);
@@ -205,6 +216,7 @@ fn list_move_tail_case() {
 #[test]
 fn list_bulk_move_tail_case() {
     let [mut a, mut b, mut c, mut d, mut x, mut y, mut list1, mut list2] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list1);
         ListHead::init(&mut list2);
@@ -222,6 +234,7 @@ fn list_bulk_move_tail_case() {
 #[test]
 fn list_is_head_case() {
     let [mut a, mut b, mut c] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut a);
         ListHead::init(&mut c);
@@ -235,6 +248,7 @@ fn list_is_head_case() {
 #[test]
 fn list_is_first_case() {
     let [mut a, mut b, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         list_add_tail(&mut a, &mut list);
@@ -247,6 +261,7 @@ fn list_is_first_case() {
 #[test]
 fn list_is_last_case() {
     let [mut a, mut b, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         list_add_tail(&mut a, &mut list);
@@ -259,6 +274,7 @@ fn list_is_last_case() {
 #[test]
 fn list_empty_case() {
     let [mut a, mut list1, mut list2] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list1);
         ListHead::init(&mut list2);
@@ -271,6 +287,7 @@ fn list_empty_case() {
 #[test]
 fn list_empty_careful_case() {
     let [mut a, mut list1, mut list2] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list1);
         ListHead::init(&mut list2);
@@ -283,6 +300,7 @@ fn list_empty_careful_case() {
 #[test]
 fn list_rotate_left_case() {
     let [mut a, mut b, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         list_add_tail(&mut a, &mut list);
@@ -297,6 +315,7 @@ fn list_rotate_left_case() {
 #[test]
 fn list_rotate_to_front_case() {
     let [mut a, mut b, mut c, mut d, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         for n in [&mut a, &mut b, &mut c, &mut d] {
@@ -310,6 +329,7 @@ fn list_rotate_to_front_case() {
 #[test]
 fn list_is_singular_case() {
     let [mut a, mut b, mut list] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         assert!(!list_is_singular(&list));
@@ -322,6 +342,7 @@ fn list_is_singular_case() {
 
 /// Builds `[list1] -> e0 -> e1 -> e2` and returns the entry addresses.
 unsafe fn three(e: &mut [ListHead; 3], list1: &mut ListHead) -> [*mut ListHead; 3] {
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(list1);
         for n in e.iter_mut() {
@@ -335,6 +356,7 @@ unsafe fn three(e: &mut [ListHead; 3], list1: &mut ListHead) -> [*mut ListHead; 
 fn list_cut_position_case() {
     let mut e = heads::<3>();
     let [mut list1, mut list2] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let ep = three(&mut e, &mut list1);
         ListHead::init(&mut list2);
@@ -348,6 +370,7 @@ fn list_cut_position_case() {
 fn list_cut_before_case() {
     let mut e = heads::<3>();
     let [mut list1, mut list2] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let ep = three(&mut e, &mut list1);
         ListHead::init(&mut list2);
@@ -364,6 +387,7 @@ unsafe fn five(
     list2: &mut ListHead,
 ) -> [*mut ListHead; 5] {
     let ep: [*mut ListHead; 5] = core::array::from_fn(|i| addr_of_mut!(e[i]));
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(list1);
         ListHead::init(list2);
@@ -380,6 +404,7 @@ unsafe fn five(
 fn list_splice_case() {
     let mut e = heads::<5>();
     let [mut l1, mut l2] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let ep = five(&mut e, &mut l1, &mut l2);
         list_splice(&l2, ep[1]);
@@ -391,6 +416,7 @@ fn list_splice_case() {
 fn list_splice_tail_case() {
     let mut e = heads::<5>();
     let [mut l1, mut l2] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let ep = five(&mut e, &mut l1, &mut l2);
         list_splice_tail(&mut l2, ep[4]);
@@ -402,6 +428,7 @@ fn list_splice_tail_case() {
 fn list_splice_init_case() {
     let mut e = heads::<5>();
     let [mut l1, mut l2] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let ep = five(&mut e, &mut l1, &mut l2);
         list_splice_init(&mut l2, ep[1]);
@@ -414,6 +441,7 @@ fn list_splice_init_case() {
 fn list_splice_tail_init_case() {
     let mut e = heads::<5>();
     let [mut l1, mut l2] = heads();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let ep = five(&mut e, &mut l1, &mut l2);
         list_splice_tail_init(&mut l2, ep[4]);
@@ -435,6 +463,7 @@ fn list_entry_case() {
 #[test]
 fn list_entry_is_head_case() {
     let [mut s1, mut s2, mut s3] = structs::<3>();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut s1.list);
         ListHead::init(&mut s3.list);
@@ -457,6 +486,7 @@ fn list_entry_is_head_case() {
 
 /// `[list] -> s1 -> s2`
 unsafe fn two_structs(s: &mut [TestStruct; 2], list: &mut ListHead) -> [*mut TestStruct; 2] {
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(list);
         list_add_tail(&mut s[0].list, list);
@@ -469,6 +499,7 @@ unsafe fn two_structs(s: &mut [TestStruct; 2], list: &mut ListHead) -> [*mut Tes
 fn list_first_entry_case() {
     let mut s = structs::<2>();
     let mut list = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let sp = two_structs(&mut s, &mut list);
         assert_eq!(kds::list_first_entry!(&list, TestStruct, list), sp[0]);
@@ -479,6 +510,7 @@ fn list_first_entry_case() {
 fn list_last_entry_case() {
     let mut s = structs::<2>();
     let mut list = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let sp = two_structs(&mut s, &mut list);
         assert_eq!(kds::list_last_entry!(&list, TestStruct, list), sp[1]);
@@ -489,6 +521,7 @@ fn list_last_entry_case() {
 fn list_first_entry_or_null_case() {
     let mut s = structs::<2>();
     let mut list = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         assert_eq!(
@@ -507,6 +540,7 @@ fn list_first_entry_or_null_case() {
 fn list_next_entry_case() {
     let mut s = structs::<2>();
     let mut list = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let sp = two_structs(&mut s, &mut list);
         assert_eq!(kds::list_next_entry!(sp[0], TestStruct, list), sp[1]);
@@ -517,6 +551,7 @@ fn list_next_entry_case() {
 fn list_prev_entry_case() {
     let mut s = structs::<2>();
     let mut list = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let sp = two_structs(&mut s, &mut list);
         assert_eq!(kds::list_prev_entry!(sp[1], TestStruct, list), sp[0]);
@@ -527,6 +562,7 @@ fn list_prev_entry_case() {
 fn list_for_each_case() {
     let mut e = heads::<3>();
     let mut list = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let ep = three(&mut e, &mut list);
         let mut i = 0;
@@ -542,6 +578,7 @@ fn list_for_each_case() {
 fn list_for_each_prev_case() {
     let mut e = heads::<3>();
     let mut list = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let ep = three(&mut e, &mut list);
         let mut i = 2i32;
@@ -557,6 +594,7 @@ fn list_for_each_prev_case() {
 fn list_for_each_safe_case() {
     let mut e = heads::<3>();
     let mut list = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let ep = three(&mut e, &mut list);
         let mut i = 0;
@@ -574,6 +612,7 @@ fn list_for_each_safe_case() {
 fn list_for_each_prev_safe_case() {
     let mut e = heads::<3>();
     let mut list = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         let ep = three(&mut e, &mut list);
         let mut i = 2i32;
@@ -591,6 +630,7 @@ fn list_for_each_prev_safe_case() {
 fn list_for_each_entry_case() {
     let mut s = structs::<5>();
     let mut list = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         for x in s.iter_mut() {
@@ -609,6 +649,7 @@ fn list_for_each_entry_case() {
 fn list_for_each_entry_reverse_case() {
     let mut s = structs::<5>();
     let mut list = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         for x in s.iter_mut() {
@@ -629,6 +670,7 @@ fn list_for_each_entry_reverse_case() {
 fn list_for_each_entry_continue_from_safe() {
     let mut s = structs::<5>();
     let mut list = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut list);
         for x in s.iter_mut() {
@@ -706,6 +748,7 @@ fn list_sort_test() {
         .collect();
     let addrs: Vec<*const DebugEl> = els.iter().map(|b| &**b as *const DebugEl).collect();
     let mut head = ListHead::new();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     let check = |e: *const DebugEl| unsafe {
         assert!((*e).serial < TEST_LIST_LEN, "incorrect serial");
         assert_eq!(addrs[(*e).serial], e, "phantom element");
@@ -716,6 +759,7 @@ fn list_sort_test() {
         );
     };
     let mut calls = 0usize;
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut head);
         for e in els.iter_mut() {
@@ -762,6 +806,7 @@ fn list_sort_test() {
 fn list_sort_small_and_empty() {
     let mut head = ListHead::new();
     let mut s = structs::<2>();
+    // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
         ListHead::init(&mut head);
         list_sort(&mut head, |_, _| {
@@ -810,6 +855,7 @@ mod hlist_cases {
             first: 0xffff_ffff as *mut HlistNode,
         };
         let l3 = HlistHead::default();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             INIT_HLIST_HEAD(&mut l2);
             assert!(hlist_empty(&l1));
@@ -826,6 +872,7 @@ mod hlist_cases {
             pprev: 0x10 as *mut *mut HlistNode,
         };
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             INIT_HLIST_NODE(&mut a);
             assert!(hlist_unhashed(&a));
@@ -840,6 +887,7 @@ mod hlist_cases {
     fn hlist_unhashed_lockless_case() {
         let mut a = HlistNode::new();
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             assert!(hlist_unhashed_lockless(&a));
             hlist_add_head(&mut a, &mut list);
@@ -853,6 +901,7 @@ mod hlist_cases {
     fn hlist_del_case() {
         let [mut a, mut b] = hnodes();
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             hlist_add_head(&mut a, &mut list);
             hlist_add_behind(&mut b, &mut a);
@@ -866,6 +915,7 @@ mod hlist_cases {
     fn hlist_del_init_case() {
         let [mut a, mut b] = hnodes();
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             hlist_add_head(&mut a, &mut list);
             hlist_add_behind(&mut b, &mut a);
@@ -881,6 +931,7 @@ mod hlist_cases {
     fn hlist_add() {
         let [mut a, mut b, mut c, mut d] = hnodes();
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             hlist_add_head(&mut a, &mut list);
             hlist_add_head(&mut b, &mut list);
@@ -900,6 +951,7 @@ mod hlist_cases {
     #[test]
     fn hlist_fake_case() {
         let mut a = HlistNode::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             assert!(!hlist_fake(&mut a));
             hlist_add_fake(&mut a);
@@ -915,6 +967,7 @@ mod hlist_cases {
     fn hlist_is_singular_node_case() {
         let [mut a, mut b] = hnodes();
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             assert!(!hlist_is_singular_node(&mut a, &mut list));
             hlist_add_head(&mut a, &mut list);
@@ -929,6 +982,7 @@ mod hlist_cases {
     fn hlist_empty_case() {
         let mut a = HlistNode::new();
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             assert!(hlist_empty(&list));
             hlist_add_head(&mut a, &mut list);
@@ -940,6 +994,7 @@ mod hlist_cases {
     fn hlist_move_list_case() {
         let mut a = HlistNode::new();
         let [mut l1, mut l2] = [HlistHead::new(), HlistHead::new()];
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             hlist_add_head(&mut a, &mut l1);
             assert!(!hlist_empty(&l1));
@@ -973,6 +1028,7 @@ mod hlist_cases {
     }
 
     unsafe fn chain<const N: usize>(e: &mut [HlistNode; N], list: &mut HlistHead) {
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             hlist_add_head(&mut e[0], list);
             for i in 1..N {
@@ -986,6 +1042,7 @@ mod hlist_cases {
     fn hlist_for_each_case() {
         let mut e = hnodes::<3>();
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             chain(&mut e, &mut list);
             let got: Vec<_> = hlist_for_each(&list).collect();
@@ -997,6 +1054,7 @@ mod hlist_cases {
     fn hlist_for_each_safe_case() {
         let mut e = hnodes::<3>();
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             chain(&mut e, &mut list);
             let ep: Vec<*mut HlistNode> = e.iter_mut().map(|n| n as *mut _).collect();
@@ -1019,6 +1077,7 @@ mod hlist_cases {
     }
 
     unsafe fn chain_entries(e: &mut [HTest; 5], list: &mut HlistHead) {
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             hlist_add_head(&mut e[0].list, list);
             for i in 1..5 {
@@ -1032,6 +1091,7 @@ mod hlist_cases {
     fn hlist_for_each_entry_case() {
         let mut e = entries();
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             chain_entries(&mut e, &mut list);
             let mut i = 0;
@@ -1047,6 +1107,7 @@ mod hlist_cases {
     fn hlist_for_each_entry_continue_case() {
         let mut e = entries();
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             chain_entries(&mut e, &mut list);
             let start: *mut HTest = &mut e[0];
@@ -1066,6 +1127,7 @@ mod hlist_cases {
     fn hlist_for_each_entry_from_case() {
         let mut e = entries();
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             chain_entries(&mut e, &mut list);
             let start: *mut HTest = &mut e[0];
@@ -1084,6 +1146,7 @@ mod hlist_cases {
     fn hlist_for_each_entry_safe_case() {
         let mut e = entries();
         let mut list = HlistHead::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             chain_entries(&mut e, &mut list);
             let mut i = 0;
@@ -1101,6 +1164,7 @@ mod hlist_cases {
     fn hlist_splice_and_count() {
         let mut e = hnodes::<3>();
         let [mut from, mut to] = [HlistHead::new(), HlistHead::new()];
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             hlist_add_head(&mut e[0], &mut from);
             hlist_add_behind(&mut e[1], &mut e[0]);
@@ -1160,8 +1224,10 @@ mod klist_cases {
         let _g = setup();
         let (a, b) = (KlistNode::new(), KlistNode::new());
         let list = Klist::new(Some(check_node), None);
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe { klist_add_tail(&a, &list) };
         assert_eq!((count(), last()), (1, addr(&a)));
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe { klist_add_tail(&b, &list) };
         assert_eq!((count(), last()), (2, addr(&b)));
         let mut i = klist_iter_init(&list);
@@ -1176,8 +1242,10 @@ mod klist_cases {
         let _g = setup();
         let (a, b) = (KlistNode::new(), KlistNode::new());
         let list = Klist::new(Some(check_node), None);
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe { klist_add_head(&a, &list) };
         assert_eq!((count(), last()), (1, addr(&a)));
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe { klist_add_head(&b, &list) };
         assert_eq!((count(), last()), (2, addr(&b)));
         let mut i = klist_iter_init(&list);
@@ -1191,12 +1259,14 @@ mod klist_cases {
         let _g = setup();
         let [a, b, c, d] = [(); 4].map(|_| KlistNode::new());
         let list = Klist::new(Some(check_node), None);
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             klist_add_head(&a, &list);
             klist_add_head(&b, &list);
             klist_add_behind(&c, &a);
         }
         assert_eq!((count(), last()), (3, addr(&c)));
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe { klist_add_behind(&d, &b) };
         assert_eq!((count(), last()), (4, addr(&d)));
         // [list] -> b -> d -> a -> c
@@ -1212,12 +1282,14 @@ mod klist_cases {
         let _g = setup();
         let [a, b, c, d] = [(); 4].map(|_| KlistNode::new());
         let list = Klist::new(Some(check_node), None);
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
             klist_add_head(&a, &list);
             klist_add_head(&b, &list);
             klist_add_before(&c, &a);
         }
         assert_eq!((count(), last()), (3, addr(&c)));
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe { klist_add_before(&d, &b) };
         assert_eq!((count(), last()), (4, addr(&d)));
         // [list] -> d -> b -> c -> a
@@ -1234,6 +1306,7 @@ mod klist_cases {
         let [a, b, c, d] = [(); 4].map(|_| KlistNode::new());
         let list = Klist::new(Some(check_node), Some(check_delete_node));
         for n in [&a, &b, &c, &d] {
+            // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
             unsafe { klist_add_tail(n, &list) };
         }
         let mut i = klist_iter_init(&list);
@@ -1256,6 +1329,7 @@ mod klist_cases {
         let [a, b, c, d] = [(); 4].map(|_| KlistNode::new());
         let list = Klist::new(Some(check_node), Some(check_delete_node));
         for n in [&a, &b, &c, &d] {
+            // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
             unsafe { klist_add_tail(n, &list) };
         }
         klist_del(&c);
@@ -1273,6 +1347,7 @@ mod klist_cases {
         let [a, b, c, d] = [(); 4].map(|_| KlistNode::new());
         let list = Klist::new(Some(check_node), Some(check_delete_node));
         for n in [&a, &b, &c, &d] {
+            // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
             unsafe { klist_add_tail(n, &list) };
         }
         klist_remove(&c);
@@ -1289,6 +1364,7 @@ mod klist_cases {
         let a = KlistNode::new();
         let list = Klist::new(None, None);
         assert!(!klist_node_attached(&a));
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe { klist_add_head(&a, &list) };
         assert!(klist_node_attached(&a));
         klist_del(&a);
@@ -1304,6 +1380,7 @@ mod klist_cases {
         // Deleting an unattached node is refused, as is deleting twice.
         assert!(!a.del());
         for n in [&a, &b, &c] {
+            // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
             unsafe { klist_add_tail(n, &list) };
         }
         let mut it = list.iter();
@@ -1321,6 +1398,7 @@ mod klist_cases {
         // Starting from a node.
         let mut first = list.iter();
         let n = first.next().map(|n| n as *const KlistNode).unwrap();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         let mut from = unsafe { klist_iter_init_node(&list, Some(&*n)) };
         assert_eq!(at(from.next()), addr(&c));
     }
@@ -1355,6 +1433,7 @@ mod klist_cases {
         assert!(list.iter().next().is_none());
         let moved = Box::new(list);
         let a = KlistNode::new();
+        // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe { klist_add_tail(&a, &moved) };
         assert_eq!(at(moved.iter().next()), addr(&a));
         klist_del(&a);
@@ -1371,6 +1450,7 @@ mod klist_cases {
         let nodes: Vec<KlistNode> = (0..N).map(|_| KlistNode::new()).collect();
         let list = Klist::new(None, None);
         for n in &nodes {
+            // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
             unsafe { klist_add_tail(n, &list) };
         }
         let base = nodes.as_ptr() as usize;

@@ -1,6 +1,5 @@
 //! Property tests: random operation sequences on kds structures checked step by step against
 //! plain std models (`VecDeque`, `Vec`, `HashMap`).
-#![allow(clippy::undocumented_unsafe_blocks)]
 
 use core::pin::pin;
 use proptest::prelude::*;
@@ -126,6 +125,7 @@ proptest! {
         struct E { key: i32, serial: usize, link: ListHead }
         let mut es: Vec<E> = keys.iter().enumerate().map(|(serial, &key)| E { key, serial, link: ListHead::new() }).collect();
         let mut head = ListHead::new();
+        // SAFETY: the heads and nodes are owned by this test case, initialised before they are linked and not moved while linked.
         let got: Vec<(i32, usize)> = unsafe {
             ListHead::init(&mut head);
             for e in es.iter_mut() { list_add_tail(&mut e.link, &mut head); }
@@ -331,6 +331,7 @@ proptest! {
         let mut nodes: Vec<PlistNode> = prios.iter().map(|&p| PlistNode::new(p)).collect();
         let base = nodes.as_ptr();
         let mut model: Vec<usize> = Vec::new(); // node indices in list order
+        // SAFETY: the heads and nodes are owned by this test case, initialised before they are linked and not moved while linked.
         unsafe {
             plist_head_init(&mut head);
             for (i, n) in nodes.iter_mut().enumerate() { plist_node_init(n, prios[i]); }
