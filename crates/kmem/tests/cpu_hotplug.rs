@@ -8,24 +8,6 @@ use common::*;
 use kmem::arch::Arch;
 use kmem::GfpFlags;
 
-/// Shrinks every cache and drains this CPU's page lists, then counts free pages: the buddy
-/// free areas plus what sits on any CPU's page lists (the hook's own frees land on the
-/// lists of the CPU that runs it, as Linux's hotplug callbacks run on a surviving CPU).
-fn settle(m: &M) -> usize {
-    let mut caches = Vec::new();
-    m.for_each_cache(&mut |c, _| caches.push(c));
-    for c in caches {
-        m.kmem_cache_shrink(c);
-    }
-    m.drain_local_pages();
-    m.nr_free_pages()
-        + m.arch()
-            .zones()
-            .iter()
-            .map(|z| m.pcp_pages(*z))
-            .sum::<usize>()
-}
-
 #[test]
 fn exiting_thread_gives_back_its_slabs_and_pages() {
     let m = std::sync::Arc::new(boot(Arch::X86_64, 256 << 20, 4));

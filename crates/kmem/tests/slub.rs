@@ -4,11 +4,10 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{boot, proc, M};
+use common::{boot, proc};
 use kmem::arch::Arch;
 use kmem::slab_common::{SlabFlags, KMALLOC_MAX_SIZE};
-use kmem::{BootParams, GfpFlags, Machine, ZERO_SIZE_PTR};
-use kmem_hosted::{HostedConfig, HostedPlatform};
+use kmem::{GfpFlags, ZERO_SIZE_PTR};
 
 const K: GfpFlags = GfpFlags::GFP_KERNEL;
 
@@ -27,18 +26,6 @@ fn fill(p: *mut u8, v: u8, n: usize) {
 /// Copies `n` bytes of a block the test allocated.
 fn bytes(p: *mut u8, n: usize) -> Vec<u8> {
     (0..n).map(|i| peek(p, i)).collect()
-}
-
-#[allow(dead_code)]
-pub fn boot_cmdline(cmdline: &'static str) -> M {
-    let mut params = BootParams::simulated(Arch::X86_64, 128 << 20, 2).unwrap();
-    params.cmdline = cmdline;
-    let plat = HostedPlatform::new(HostedConfig::deterministic(
-        params.e820.ram_end().next_multiple_of(4096),
-        7,
-    ))
-    .unwrap();
-    Machine::boot(plat, &params).unwrap()
 }
 
 /// (objsize, objperslab, pagesperslab) by cache name from a slabinfo text.

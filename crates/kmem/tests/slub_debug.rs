@@ -7,20 +7,12 @@ mod common;
 use common::M;
 use kmem::arch::Arch;
 use kmem::slab_common::SlabFlags;
-use kmem::{BootParams, GfpFlags, Machine};
-use kmem_hosted::{HostedConfig, HostedPlatform};
+use kmem::GfpFlags;
 
 const K: GfpFlags = GfpFlags::GFP_KERNEL;
 
 fn boot_cmdline(cmdline: &'static str) -> M {
-    let mut params = BootParams::simulated(Arch::X86_64, 128 << 20, 2).unwrap();
-    params.cmdline = cmdline;
-    let plat = HostedPlatform::new(HostedConfig::deterministic(
-        params.e820.ram_end().next_multiple_of(4096),
-        11,
-    ))
-    .unwrap();
-    Machine::boot(plat, &params).unwrap()
+    common::boot_with(Arch::X86_64, 128 << 20, 2, cmdline, 11)
 }
 
 fn poke(p: *mut u8, i: usize, v: u8) {

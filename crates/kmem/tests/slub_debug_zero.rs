@@ -3,27 +3,14 @@
 //! object would overwrite the red zone, be reported, and leak the object when the free is
 //! refused. Found by the bare-metal kernel's mixed workload under `slub_debug=FZPU`.
 
-use kmem::arch::Arch;
-use kmem::{BootParams, GfpFlags, Machine, Order, SlabFlags, VirtAddr};
-use kmem_hosted::{HostedConfig, HostedPlatform};
+mod common;
+use common::*;
 
-type M = Machine<HostedPlatform>;
+use kmem::arch::Arch;
+use kmem::{GfpFlags, Order, SlabFlags, VirtAddr};
 
 fn boot(cmdline: &str) -> M {
-    let mut params = BootParams::simulated(Arch::X86_64, 128 << 20, 1).unwrap();
-    params.cmdline = cmdline;
-    let cfg = HostedConfig::deterministic(params.e820.ram_end().next_multiple_of(4096), 42);
-    Machine::boot(HostedPlatform::new(cfg).unwrap(), &params).unwrap()
-}
-
-fn settle(m: &M) -> usize {
-    let mut caches = Vec::new();
-    m.for_each_cache(&mut |c, _| caches.push(c));
-    for c in caches {
-        m.kmem_cache_shrink(c);
-    }
-    m.drain_local_pages();
-    m.nr_free_pages()
+    boot_with(Arch::X86_64, 128 << 20, 1, cmdline, 42)
 }
 
 #[test]

@@ -9,13 +9,37 @@ pub type M = Machine<HostedPlatform>;
 
 /// Boots a deterministic machine (captured console, manual clock, fixed seed).
 pub fn boot(arch: Arch, mem: u64, cpus: usize) -> M {
-    let params = BootParams::simulated(arch, mem, cpus).unwrap();
+    boot_with(arch, mem, cpus, "", 42)
+}
+
+/// Boots a deterministic machine with a kernel command line and a random seed.
+pub fn boot_with(arch: Arch, mem: u64, cpus: usize, cmdline: &str, seed: u64) -> M {
+    let mut params = BootParams::simulated(arch, mem, cpus).unwrap();
+    params.cmdline = cmdline;
     let plat = HostedPlatform::new(HostedConfig::deterministic(
         params.e820.ram_end().next_multiple_of(4096),
-        42,
+        seed,
     ))
     .unwrap();
     Machine::boot(plat, &params).unwrap()
+}
+
+/// Shrinks every cache and drains this CPU's page lists, then counts free pages: the buddy
+/// free areas plus what sits on any CPU's page lists (a CPU-dead hook's own frees land on
+/// the lists of the CPU that runs it, as Linux's hotplug callbacks run on a surviving CPU).
+pub fn settle(m: &M) -> usize {
+    let mut caches = Vec::new();
+    m.for_each_cache(&mut |c, _| caches.push(c));
+    for c in caches {
+        m.kmem_cache_shrink(c);
+    }
+    m.drain_local_pages();
+    m.nr_free_pages()
+        + m.arch()
+            .zones()
+            .iter()
+            .map(|z| m.pcp_pages(*z))
+            .sum::<usize>()
 }
 
 pub fn proc(m: &M, path: &str) -> String {
