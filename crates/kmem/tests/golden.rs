@@ -30,7 +30,11 @@ fn snapshot(m: &common::M) -> String {
 fn workload(m: &common::M) -> String {
     let mut pages = Vec::new();
     for order in [0u32, 1, 3, 5, 9] {
-        pages.push((m.alloc_pages(GfpFlags::GFP_KERNEL, Order::new(order)).unwrap(), order));
+        pages.push((
+            m.alloc_pages(GfpFlags::GFP_KERNEL, Order::new(order))
+                .unwrap(),
+            order,
+        ));
     }
     let mut objs = Vec::new();
     for size in [8usize, 100, 192, 1000, 5000, 70_000] {
@@ -59,7 +63,9 @@ fn check(name: &str, arch: Arch, mem: u64) {
     got.push_str("==== after workload (end)\n");
     got.push_str(&snapshot(&m));
 
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("KMEM_BLESS").is_some() {
         std::fs::write(&path, &got).unwrap();
         return;
@@ -72,7 +78,10 @@ fn check(name: &str, arch: Arch, mem: u64) {
             .zip(want.lines())
             .enumerate()
             .find(|(_, (g, w))| g != w)
-            .unwrap_or((got.lines().count().min(want.lines().count()), ("<end>", "<end>")));
+            .unwrap_or((
+                got.lines().count().min(want.lines().count()),
+                ("<end>", "<end>"),
+            ));
         panic!(
             "{name}: output differs from {} at line {}:\n  got:  {g}\n  want: {w}",
             path.display(),
