@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use kmem::arch::Arch;
-use kmem::slab_common::SlabFlags;
+use kmem::slab::common::SlabFlags;
 use kmem::{BootParams, GfpFlags, Machine};
 use kmem_hosted::{HostedConfig, HostedPlatform, KmemAlloc};
 use rand::seq::SliceRandom;

@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn slab_names_parse() {
         for n in SLAB_NAMES {
-            assert!(kmem::slab_common::SlabFlags::parse(n).is_ok(), "{n}");
+            assert!(kmem::slab::common::SlabFlags::parse(n).is_ok(), "{n}");
         }
     }
 

@@ -265,7 +265,7 @@ pub fn cmdline_loglevel(cmdline: &str) -> Option<u8> {
     let mut level = None;
     for w in cmdline.split_whitespace() {
         if w == "quiet" {
-            level = Some(kmem::printk::CONSOLE_LOGLEVEL_QUIET);
+            level = Some(kmem::mm::printk::CONSOLE_LOGLEVEL_QUIET);
         } else if let Some(v) = w.strip_prefix("loglevel=") {
             if let Ok(v) = v.parse::<u8>() {
                 level = Some(v.min(15));

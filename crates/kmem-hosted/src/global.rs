@@ -45,7 +45,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use kmem::arch::Arch;
-use kmem::slab_common::{
+use kmem::slab::common::{
     kmalloc_index, kmalloc_size_roundup, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE,
 };
 use kmem::{BootParams, GfpFlags, Machine, VirtAddr, PAGE_SIZE};
@@ -233,7 +233,7 @@ impl KmemAlloc {
         }
         if size <= KMALLOC_MAX_SIZE {
             if align <= DIRECT_MAP_ALIGN {
-                let order = kmem::slab_common::get_order(size.max(align));
+                let order = kmem::slab::common::get_order(size.max(align));
                 return m
                     .kmalloc_large_order(order, gfp)
                     .map_or(ptr::null_mut(), |p| p.as_ptr());

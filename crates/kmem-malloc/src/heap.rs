@@ -41,7 +41,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use kmem::arch::Arch;
-use kmem::slab_common::KMALLOC_MAX_SIZE;
+use kmem::slab::common::KMALLOC_MAX_SIZE;
 use kmem::{BootParams, GfpFlags, Machine, Order, PAGE_SIZE};
 use kmem_hosted::futex::RawFutexMutex;
 use kmem_hosted::{Console, HostedConfig, HostedPlatform};
@@ -592,7 +592,7 @@ pub fn free(p: *mut u8) {
         // (slab objects that happen to be page aligned are counted too, harmlessly).
         let large = if a & (PAGE_SIZE - 1) == 0 {
             let ks = nd.m.ksize(p);
-            if ks > kmem::slab_common::KMALLOC_MAX_CACHE_SIZE {
+            if ks > kmem::slab::common::KMALLOC_MAX_CACHE_SIZE {
                 ks as u64
             } else {
                 0

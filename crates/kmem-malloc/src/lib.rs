@@ -310,7 +310,7 @@ fn realloc_inner(p: *mut u8, size: usize) -> Option<*mut u8> {
             ks
         }
         None => {
-            if heap::is_huge(p as usize) && size > kmem::slab_common::KMALLOC_MAX_SIZE {
+            if heap::is_huge(p as usize) && size > kmem::slab::common::KMALLOC_MAX_SIZE {
                 return heap::huge_realloc(p as usize, size);
             }
             let u = heap::usable_size(p);

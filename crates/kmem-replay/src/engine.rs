@@ -337,7 +337,7 @@ impl Replayer {
             self.stats.large_kmalloc += 1;
         }
         self.count(EventKind::Kmalloc).replayed += 1;
-        if kmem::slab_common::zero_or_null_ptr(p as usize) {
+        if kmem::slab::common::zero_or_null_ptr(p as usize) {
             return;
         }
         if e.addr <= kmem::ZERO_SIZE_PTR as u64 {

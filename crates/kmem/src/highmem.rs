@@ -33,10 +33,10 @@ use crate::addr::{Order, VirtAddr, PAGE_SIZE};
 use crate::arch::Arch;
 use crate::gfp::GfpFlags;
 use crate::layout::{FIX_KMAP_CPUS, KM_MAX_IDX, LAST_PKMAP};
-use crate::mm_types::PagePtr;
+use crate::mm::mm_types::PagePtr;
 use crate::pgtable::PteFlags;
 use crate::platform::Platform;
-use crate::Machine;
+use crate::vmalloc::VmLayer;
 
 struct Pkmap {
     /// `pkmap_count`.
@@ -97,17 +97,33 @@ pub struct PkmapStats {
     pub flushes: usize,
 }
 
-impl<P: Platform> Machine<P> {
+/// The highmem layer of a machine: the vmalloc layer plus the pkmap area and the per-CPU
+/// kmap_local stacks. Dereferences to the [`VmLayer`] below it; the top layer a
+/// [`crate::Machine`] stands on.
+pub struct KmapLayer<P: Platform> {
+    pub(crate) vm: VmLayer<P>,
+    pub(crate) kmap: KmapState<P::RawLock>,
+}
+
+impl<P: Platform> core::ops::Deref for KmapLayer<P> {
+    type Target = VmLayer<P>;
+    #[inline]
+    fn deref(&self) -> &VmLayer<P> {
+        &self.vm
+    }
+}
+
+impl<P: Platform> KmapLayer<P> {
     fn kmap_state(&self) -> &KmapState<P::RawLock> {
-        &self.mm().vm.highmem
+        &self.kmap
     }
 
-    /// `kmap_init`: the per-CPU kmap_local stacks (i386 only). Called from vmalloc_init.
+    /// `kmap_init`: the per-CPU kmap_local stacks (i386 only). Called by `Machine::boot` right after `vmalloc_init`.
     pub(crate) fn kmap_init(&self) {
         if self.arch() != Arch::I386 {
             return;
         }
-        let bytes = self.mm().possible_cpus * core::mem::size_of::<KmapStack>();
+        let bytes = self.possible_cpus * core::mem::size_of::<KmapStack>();
         let Some(order) = Order::for_size(bytes) else {
             return;
         };
@@ -233,7 +249,7 @@ impl<P: Platform> Machine<P> {
 
     fn stack_of(&self, cpu: usize) -> Option<*mut KmapStack> {
         let base = self.kmap_state().stacks.load(Ordering::Acquire);
-        if base.is_null() || cpu >= self.mm().possible_cpus {
+        if base.is_null() || cpu >= self.possible_cpus {
             return None;
         }
         // SAFETY: the array has `possible_cpus` entries.

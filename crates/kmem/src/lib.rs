@@ -1,40 +1,55 @@
 //! # kmem — the Linux kernel's memory subsystem, in Rust
 //!
 //! `#![no_std]` and free of globals: every allocator lives in a [`Machine`], generic over the
-//! [`platform::Platform`] that supplies physical memory, CPUs, locks and a console. Modules are
-//! named after the files of Linux's `mm/` that they mirror.
+//! [`platform::Platform`] that supplies physical memory, CPUs, locks and a console. Folders
+//! and modules are named after the files of Linux's `mm/` that they mirror.
 //!
-//! Layers, bottom up: vocabulary ([`addr`], [`gfp`]) → platform ([`platform`]) → memory model
-//! ([`arch`], [`mm_types`], [`mmzone`]) → boot allocator ([`memblock`]) → page allocator
-//! ([`page_alloc`]) → slab caches ([`slab_common`], [`slub`], [`kmalloc`]) → front ends (/proc files in [`vmstat`] and [`meminfo`]).
+//! Layers, bottom up; a module uses only those below it (`scripts/check-layers` checks):
+//! 1. vocabulary: [`addr`], [`gfp`], [`mmzone`] (zone and migratetype names, zone structs),
+//!    [`arch`], [`layout`], [`pgtable`], [`platform`], [`memblock`];
+//! 2. [`mm`]: the memory model (pfn ↔ `struct page` ↔ phys ↔ virt, printk, the cpuhp table);
+//! 3. [`debug`]: reports (`dump_page`, `bad_page`, one `WARN`);
+//! 4. [`mm_init`]: boot up to the memmap;
+//! 5. [`page_alloc`]: the buddy allocator, pcp lists, watermarks;
+//! 6. [`slab`]: the slab allocators and kmalloc;
+//! 7. [`vmalloc`], then [`highmem`]: kernel page tables, vmalloc, kmap;
+//! 8. [`proc`]: every /proc and debugfs file;
+//! 9. [`machine`]: the [`Machine`] handle and the boot sequence.
+//!
+//! Each layer's state owns the one below and dereferences to it, so a [`Machine`] offers
+//! every layer's methods (`m.alloc_pages`, `m.kmalloc`, `m.vmalloc`, `m.proc_read`).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod addr;
 pub mod arch;
-pub mod debug;
 pub mod gfp;
-pub mod highmem;
-pub mod kmalloc;
 pub mod layout;
-pub mod machine;
 pub mod memblock;
-pub mod meminfo;
-pub mod mm_types;
 pub mod mmzone;
-pub mod page_alloc;
 pub mod pgtable;
 pub mod platform;
-pub mod printk;
-pub mod proc;
-pub mod slab_common;
-pub mod slub;
+
+pub mod mm;
+
+pub mod debug;
+
+pub mod mm_init;
+
+pub mod page_alloc;
+
+pub mod slab;
+
+pub mod highmem;
 pub mod vmalloc;
-pub mod vmstat;
+
+pub mod proc;
+
+pub mod machine;
 
 pub use addr::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 pub use gfp::GfpFlags;
 pub use machine::{BootError, BootParams, Machine};
-pub use mm_types::{Page, PagePtr};
-pub use slab_common::{CacheHandle, SlabError, SlabFlags, SlabInfo, ZERO_SIZE_PTR};
+pub use mm::mm_types::{Page, PagePtr};
+pub use slab::common::{CacheHandle, SlabError, SlabFlags, SlabInfo, ZERO_SIZE_PTR};

@@ -90,22 +90,13 @@ fn check(name: &str, arch: Arch, mem: u64) {
     }
 }
 
+/// One test for all machines: the hosted platform gives each thread a process-wide CPU slot,
+/// and per-CPU page lists show in /proc/zoneinfo, so the machines must be driven from one
+/// thread, one after the other, for the output to be the same on every run.
 #[test]
-fn golden_x86_64_128m() {
+fn golden_proc_files_and_boot_log() {
     check("x86_64-128M.txt", Arch::X86_64, 128 << 20);
-}
-
-#[test]
-fn golden_x86_64_1g() {
     check("x86_64-1G.txt", Arch::X86_64, 1 << 30);
-}
-
-#[test]
-fn golden_x86_64_5g() {
     check("x86_64-5G.txt", Arch::X86_64, 5 << 30);
-}
-
-#[test]
-fn golden_i386_1g() {
     check("i386-1G.txt", Arch::I386, 1 << 30);
 }

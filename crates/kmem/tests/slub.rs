@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use common::{boot, proc};
 use kmem::arch::Arch;
-use kmem::slab_common::{SlabFlags, KMALLOC_MAX_SIZE};
+use kmem::slab::common::{SlabFlags, KMALLOC_MAX_SIZE};
 use kmem::{GfpFlags, ZERO_SIZE_PTR};
 
 const K: GfpFlags = GfpFlags::GFP_KERNEL;

@@ -6,7 +6,7 @@ mod common;
 
 use common::M;
 use kmem::arch::Arch;
-use kmem::slab_common::SlabFlags;
+use kmem::slab::common::SlabFlags;
 use kmem::GfpFlags;
 
 const K: GfpFlags = GfpFlags::GFP_KERNEL;

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use kmem::arch::Arch;
-use kmem::slab_common::SlabFlags;
+use kmem::slab::common::SlabFlags;
 use kmem::GfpFlags;
 use proptest::prelude::*;
 

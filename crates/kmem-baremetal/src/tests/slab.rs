@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use kmem::arch::MAX_DMA_ADDR;
 use kmem::platform::Platform;
-use kmem::slab_common::{SlabFlags, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, ZERO_SIZE_PTR};
+use kmem::slab::common::{SlabFlags, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, ZERO_SIZE_PTR};
 use kmem::{GfpFlags, VirtAddr};
 
 use super::{settle, KernelCtx};

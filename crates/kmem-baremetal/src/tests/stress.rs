@@ -9,7 +9,7 @@
 use alloc::vec::Vec;
 
 use kmem::platform::Platform;
-use kmem::slab_common::SlabFlags;
+use kmem::slab::common::SlabFlags;
 use kmem::{GfpFlags, Order, VirtAddr, PAGE_SIZE};
 
 use super::{settle, KernelCtx};
@@ -79,7 +79,7 @@ fn stamp_ok(l: &Live) -> bool {
     })
 }
 
-fn free(mm: &Kmem, cache: kmem::slab_common::CacheHandle, l: Live) {
+fn free(mm: &Kmem, cache: kmem::slab::common::CacheHandle, l: Live) {
     match l.kind {
         Kind::Pages(o) => mm.free_pages(VirtAddr::from_ptr(l.p), o),
         Kind::Kmalloc(_) => mm.kfree(l.p),

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use kmem::slab_common::CacheHandle;
+use kmem::slab::common::CacheHandle;
 
 use kmem::{GfpFlags, Order, Pfn, PhysAddr, VirtAddr};
 

@@ -305,7 +305,7 @@ pub struct Shell {
     /// The machine.
     pub k: Kernel,
     vars: BTreeMap<String, Value>,
-    caches: BTreeMap<u64, kmem::slab_common::CacheHandle>,
+    caches: BTreeMap<u64, kmem::slab::common::CacheHandle>,
     /// Shell errors so far (syntax, types, unknown names, unknown files).
     pub errors: usize,
     /// Set by `exit`/`quit`.
@@ -552,7 +552,7 @@ impl Shell {
             return Ok(v.clone());
         }
         if n.starts_with("SLAB_") {
-            return match kmem::slab_common::SlabFlags::parse(n) {
+            return match kmem::slab::common::SlabFlags::parse(n) {
                 Ok(f) => Ok(Value::Int(u64::from(f.0))),
                 Err(_) => fail(format!("unknown slab flag '{n}'"), span),
             };

@@ -5,7 +5,7 @@
 //! recognised, and the kernel reports its use), and otherwise finds a cache by address among
 //! the live ones (`kmalloc-64` and the other kmalloc caches included, see `kmem_cache_find`).
 
-use kmem::slab_common::{CacheHandle, SlabFlags};
+use kmem::slab::common::{CacheHandle, SlabFlags};
 
 use super::builtins::{addr_val, Args, Builtin, Ctx, Fail, Param::*};
 use super::value::{PtrKind, Value};

@@ -10,7 +10,7 @@ use crate::mmzone::{
     WMARK_LOW, WMARK_MIN, WMARK_PROMO,
 };
 use crate::platform::Platform;
-use crate::Machine;
+use crate::vmalloc::VmLayer;
 
 /// Per-node counters listed under `per-node stats` (Linux 6.18's `node_stat_name` order).
 /// kmem has no page cache, anonymous memory or swap, so those read 0 — truthfully.
@@ -73,15 +73,13 @@ fn fls(x: usize) -> usize {
     (usize::BITS - x.leading_zeros()) as usize
 }
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> VmLayer<P> {
     /// Per-node counter values kmem knows; others are 0.
     fn node_stat(&self, name: &str) -> usize {
         match name {
-            "nr_slab_reclaimable" => self.node_stat_hook(crate::machine::NodeStat::SlabReclaimable),
-            "nr_slab_unreclaimable" => {
-                self.node_stat_hook(crate::machine::NodeStat::SlabUnreclaimable)
-            }
-            "nr_page_table_pages" => self.node_stat_hook(crate::machine::NodeStat::PageTables),
+            "nr_slab_reclaimable" => self.node_stat_hook(crate::mm::NodeStat::SlabReclaimable),
+            "nr_slab_unreclaimable" => self.node_stat_hook(crate::mm::NodeStat::SlabUnreclaimable),
+            "nr_page_table_pages" => self.node_stat_hook(crate::mm::NodeStat::PageTables),
             _ => 0,
         }
     }

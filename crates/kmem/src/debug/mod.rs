@@ -1,17 +1,20 @@
 //! Reports in Linux's formats: `dump_page` (mm/debug.c), `bad_page` (mm/page_alloc.c),
-//! `WARN()` (kernel/panic.c `__warn`) and `warn_alloc`.
+//! `WARN()` (kernel/panic.c `__warn`); `warn_alloc` and `show_mem`, which need the zones, are in
+//! [`crate::page_alloc`].
 //!
-//! Every report is counted in the machine's [`crate::machine::Taint`] so a caller (the shell,
+//! The one layer above the memory model: every allocator reports through it, and it knows
+//! nothing of them (it sees pages, the log and the report counters only).
+//!
+//! Every report is counted in the machine's [`crate::mm::Taint`] so a caller (the shell,
 //! a test) can tell that something was reported; none of them stops the machine.
 
 use core::fmt;
 use core::panic::Location;
 use core::sync::atomic::Ordering;
 
-use crate::gfp::GfpFlags;
-use crate::mm_types::{pg, PagePtr};
+use crate::mm::mm_types::{pg, PagePtr};
+use crate::mm::MemoryModel;
 use crate::platform::{CpuGuard, LogLevel, Platform};
-use crate::Machine;
 
 /// `TAINT_BAD_PAGE`.
 pub const TAINT_BAD_PAGE: u32 = 1 << 5;
@@ -20,9 +23,9 @@ pub const TAINT_WARN: u32 = 1 << 9;
 /// `TAINT_BAD_PAGE`-like flag for slab corruption reports (`TAINT_BAD_PAGE` in Linux too).
 pub const TAINT_SLAB: u32 = TAINT_BAD_PAGE;
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> MemoryModel<P> {
     fn taint_str(&self) -> &'static str {
-        let t = self.mm().taint_flags.load(Ordering::Relaxed);
+        let t = self.taint_flags.load(Ordering::Relaxed);
         match (t & TAINT_BAD_PAGE != 0, t & TAINT_WARN != 0) {
             (false, false) => "Not tainted",
             (true, false) => "Tainted: G    B",
@@ -33,7 +36,7 @@ impl<P: Platform> Machine<P> {
 
     /// Adds taint flags.
     pub fn add_taint(&self, flags: u32) {
-        self.mm().taint_flags.fetch_or(flags, Ordering::Relaxed);
+        self.taint_flags.fetch_or(flags, Ordering::Relaxed);
     }
 
     /// Prints the `CPU: … Comm: …` line and a one-frame call trace naming the Rust caller.
@@ -102,7 +105,7 @@ impl<P: Platform> Machine<P> {
         let raw: [u8; 64] = unsafe { core::ptr::read(page.as_ptr().cast::<[u8; 64]>()) };
         let words = self.arch().ptr_hex_digits() / 2;
         for line in raw.chunks(32) {
-            let mut buf = crate::printk::LineBuf::new();
+            let mut buf = crate::mm::printk::LineBuf::new();
             let _ = fmt::Write::write_str(&mut buf, "raw:");
             for w in line.chunks(words) {
                 let mut v = 0u64;
@@ -127,7 +130,7 @@ impl<P: Platform> Machine<P> {
     #[track_caller]
     pub fn bad_page(&self, page: PagePtr, reason: &str) {
         let caller = Location::caller();
-        self.mm().taint.bugs.fetch_add(1, Ordering::Relaxed);
+        self.taint.bugs.fetch_add(1, Ordering::Relaxed);
         self.printk(
             LogLevel::Alert,
             format_args!(
@@ -146,7 +149,7 @@ impl<P: Platform> Machine<P> {
     #[track_caller]
     pub fn bad_address(&self, what: &str, addr: u64) {
         let caller = Location::caller();
-        self.mm().taint.bugs.fetch_add(1, Ordering::Relaxed);
+        self.taint.bugs.fetch_add(1, Ordering::Relaxed);
         self.printk(
             LogLevel::Alert,
             format_args!(
@@ -169,7 +172,7 @@ impl<P: Platform> Machine<P> {
     #[track_caller]
     pub fn warn(&self, args: fmt::Arguments<'_>) {
         let caller = Location::caller();
-        self.mm().taint.warnings.fetch_add(1, Ordering::Relaxed);
+        self.taint.warnings.fetch_add(1, Ordering::Relaxed);
         self.printk(
             LogLevel::Warning,
             format_args!("------------[ cut here ]------------"),
@@ -193,67 +196,10 @@ impl<P: Platform> Machine<P> {
             format_args!("---[ end trace 0000000000000000 ]---"),
         );
     }
-
-    /// `warn_alloc`: the `page allocation failure` report, unless `__GFP_NOWARN`.
-    #[track_caller]
-    pub fn warn_alloc(&self, gfp: GfpFlags, args: fmt::Arguments<'_>) {
-        if gfp.contains(GfpFlags::__GFP_NOWARN) {
-            return;
-        }
-        let caller = Location::caller();
-        self.mm().taint.warnings.fetch_add(1, Ordering::Relaxed);
-        self.printk(
-            LogLevel::Warning,
-            format_args!(
-                "{}: {}, mode:{:#x}({}), nodemask=(null),cpuset=/,mems_allowed=0",
-                self.platform().current_comm(),
-                args,
-                gfp.bits(),
-                gfp
-            ),
-        );
-        self.dump_stack(LogLevel::Warning, caller);
-        self.show_mem();
-    }
-
-    /// `show_mem`: the per-zone summary printed after an allocation failure.
-    pub fn show_mem(&self) {
-        self.printk(LogLevel::Warning, format_args!("Mem-Info:"));
-        for z in self.zones() {
-            if !z.is_populated() {
-                continue;
-            }
-            self.printk(LogLevel::Warning, format_args!(
-                "Node 0 {} free:{}kB boost:0kB min:{}kB low:{}kB high:{}kB present:{}kB managed:{}kB",
-                z.kind.name(),
-                crate::machine::pages_to_kb(z.stats.free_pages()),
-                crate::machine::pages_to_kb(z.wmark(crate::mmzone::WMARK_MIN)),
-                crate::machine::pages_to_kb(z.wmark(crate::mmzone::WMARK_LOW)),
-                crate::machine::pages_to_kb(z.wmark(crate::mmzone::WMARK_HIGH)),
-                crate::machine::pages_to_kb(z.geo.present as usize),
-                crate::machine::pages_to_kb(z.managed_pages()),
-            ));
-        }
-        for z in self.zones() {
-            if !z.is_populated() {
-                continue;
-            }
-            let counts = self.free_area_counts(z.kind);
-            let mut buf = crate::printk::LineBuf::new();
-            let _ = fmt::Write::write_fmt(&mut buf, format_args!("Node 0 {}:", z.kind.name()));
-            let mut total = 0usize;
-            for (o, n) in counts.iter().enumerate() {
-                total += n << o;
-                let _ = fmt::Write::write_fmt(&mut buf, format_args!(" {}*{}kB", n, 4usize << o));
-            }
-            let _ = fmt::Write::write_fmt(&mut buf, format_args!(" = {}kB", total * 4));
-            self.printk(LogLevel::Warning, format_args!("{}", buf.as_str()));
-        }
-    }
 }
 
 /// `%pGp`: flag names, then `node=0|zone=N`.
-struct FlagNames<'a, P: Platform>(&'a Machine<P>, u64);
+struct FlagNames<'a, P: Platform>(&'a MemoryModel<P>, u64);
 
 impl<P: Platform> fmt::Display for FlagNames<'_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

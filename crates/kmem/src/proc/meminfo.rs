@@ -5,16 +5,16 @@
 use core::fmt::{self, Write};
 
 use crate::arch::Arch;
-use crate::machine::{pages_to_kb, NodeStat};
+use crate::mm::{pages_to_kb, NodeStat};
 use crate::mmzone::ZoneType;
 use crate::platform::Platform;
-use crate::Machine;
+use crate::vmalloc::VmLayer;
 
 fn kb(out: &mut dyn Write, label: &str, kb: usize) -> fmt::Result {
     writeln!(out, "{:<16}{:>8} kB", label, kb)
 }
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> VmLayer<P> {
     /// Writes `/proc/meminfo`.
     pub fn show_meminfo(&self, out: &mut dyn Write) -> fmt::Result {
         let total = self.totalram_pages();

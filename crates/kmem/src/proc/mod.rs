@@ -1,11 +1,17 @@
-//! The /proc files a machine can show, by path.
+//! The /proc and debugfs files a machine can show, by path: every renderer is here or in a
+//! submodule ([`vmstat`]: buddyinfo, pagetypeinfo, zoneinfo; [`meminfo`]), except the lines
+//! whose format belongs to their subsystem (`/proc/slabinfo` lines in [`crate::slab::common`],
+//! `/proc/vmallocinfo` in [`crate::vmalloc`]), which this module calls.
+
+pub mod meminfo;
+pub mod vmstat;
 
 use core::fmt::{self, Write};
 
 use crate::platform::Platform;
-use crate::Machine;
+use crate::vmalloc::VmLayer;
 
-/// Errors of [`Machine::proc_read`].
+/// Errors of [`VmLayer::proc_read`].
 #[derive(Debug)]
 pub enum ProcError {
     /// No such file.
@@ -42,7 +48,7 @@ pub const PROC_FILES: &[&str] = &[
     "/sys/kernel/debug/memblock/reserved",
 ];
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> VmLayer<P> {
     /// Writes the file at `path` (`/proc/buddyinfo`, …; the `/proc/` prefix is optional).
     ///
     /// # Errors

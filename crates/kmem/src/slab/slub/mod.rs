@@ -23,7 +23,7 @@
 //! ```
 //!
 //! # Lock order
-//! 1. `slab_mutex` (the cache list, cache creation and destruction; [`crate::slab_common`]);
+//! 1. `slab_mutex` (the cache list, cache creation and destruction; [`crate::slab::common`]);
 //! 2. a CPU section ([`CpuGuard`]): the current CPU's `KmemCacheCpu` of every cache;
 //! 3. `node->list_lock` of one cache: its partial and full lists, `nr_partial`, and list
 //!    membership (`ON_PARTIAL`/`ON_FULL`) of its slabs;
@@ -91,17 +91,17 @@ use kds::list::{self, ListHead};
 
 use crate::addr::{Order, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::gfp::GfpFlags;
-use crate::machine::NodeStat;
-use crate::mm_types::{Page, PagePtr, PageType};
+use crate::mm::mm_types::{Page, PagePtr, PageType};
+use crate::mm::printk::LineBuf;
+use crate::mm::NodeStat;
 use crate::platform::{CpuGuard, LogLevel, Platform};
-use crate::printk::LineBuf;
-use crate::slab_common::{
+use crate::slab::common::{
     calculate_alignment, calculate_order, get_order, kmalloc_cache_name, kmalloc_index,
     kmalloc_size, order_objects, CacheHandle, KmallocType, SlabBootState, SlabError, SlabFlags,
     SlabInfo, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, KMALLOC_SHIFT_HIGH, KMALLOC_SHIFT_LOW,
     MAX_OBJS_PER_PAGE,
 };
-use crate::Machine;
+use crate::slab::SlabLayer;
 
 const _: () = assert!(
     core::mem::size_of::<usize>() == 8,
@@ -532,12 +532,12 @@ impl Slab {
     }
 }
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> SlabLayer<P> {
     /// The real address of a slab's memory (`slab_address`); slabs are always lowmem.
     #[inline]
     fn slab_base(&self, slab: Slab) -> *mut u8 {
-        let off = (slab.raw() as usize - self.mm().mem_map as usize) << (PAGE_SHIFT - 6);
-        self.mm().direct_map.wrapping_add(off)
+        let off = (slab.raw() as usize - self.mem_map as usize) << (PAGE_SHIFT - 6);
+        self.direct_map.wrapping_add(off)
     }
 }
 
@@ -561,7 +561,7 @@ fn handle_of<L: lock_api::RawMutex>(s: &KmemCache<L>) -> CacheHandle {
 /// Resolves a handle, reporting a stale one.
 #[inline]
 fn resolve<'a, P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     h: CacheHandle,
     caller: &'static Location<'static>,
 ) -> Option<&'a Cache<P>> {
@@ -575,7 +575,7 @@ fn resolve<'a, P: Platform>(
 }
 
 #[cold]
-fn stale_handle<P: Platform>(m: &Machine<P>, h: CacheHandle, caller: &'static Location<'static>) {
+fn stale_handle<P: Platform>(m: &SlabLayer<P>, h: CacheHandle, caller: &'static Location<'static>) {
     m.warn_at(
         caller,
         format_args!(
@@ -633,14 +633,14 @@ enum TrackItem {
     Free = 1,
 }
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> SlabLayer<P> {
     /// A `WARN()` naming an explicit caller.
     pub(crate) fn warn_at(
         &self,
         caller: &'static Location<'static>,
         args: core::fmt::Arguments<'_>,
     ) {
-        self.mm().taint.warnings.fetch_add(1, Ordering::Relaxed);
+        self.taint.warnings.fetch_add(1, Ordering::Relaxed);
         self.printk(
             LogLevel::Warning,
             format_args!("------------[ cut here ]------------"),
@@ -667,7 +667,7 @@ impl<P: Platform> Machine<P> {
 
     /// Starts a slab `BUG` report: counts it as a bug and a slab error (`slab_bug`).
     pub(crate) fn slab_bug(&self, name: &str, args: core::fmt::Arguments<'_>) {
-        self.mm().taint.bugs.fetch_add(1, Ordering::Relaxed);
+        self.taint.bugs.fetch_add(1, Ordering::Relaxed);
         self.slab().errors.fetch_add(1, Ordering::Relaxed);
         self.printk(
             LogLevel::Err,
@@ -695,7 +695,7 @@ impl<P: Platform> Machine<P> {
     }
 
     fn taint_string(&self) -> &'static str {
-        let t = self.mm().taint_flags.load(Ordering::Relaxed);
+        let t = self.taint_flags.load(Ordering::Relaxed);
         match (
             t & crate::debug::TAINT_BAD_PAGE != 0,
             t & crate::debug::TAINT_WARN != 0,
@@ -1311,7 +1311,7 @@ impl<P: Platform> Machine<P> {
 
 // ------------------------------------------------------------------ slab creation
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> SlabLayer<P> {
     /// `setup_object`: debug initialisation and the constructor.
     fn setup_object(&self, s: &Cache<P>, obj: *mut u8) {
         if s.flags
@@ -1528,7 +1528,7 @@ impl Discard {
 
 // ------------------------------------------------------------------ non-debug slow paths
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> SlabLayer<P> {
     fn update_nr_partial_hint(s: &Cache<P>, n: &NodeLists) {
         s.node
             .nr_partial_hint
@@ -1836,7 +1836,7 @@ impl<P: Platform> Machine<P> {
 
 // ------------------------------------------------------------------ debug paths
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> SlabLayer<P> {
     /// `alloc_debug_processing` checks on one object about to be handed out.
     fn alloc_debug_checks(&self, s: &Cache<P>, slab: Slab, obj: *mut u8) -> bool {
         if s.flags.contains(SlabFlags::CONSISTENCY_CHECKS) {
@@ -2026,7 +2026,7 @@ pub(crate) enum Owner {
     Unknown,
 }
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> SlabLayer<P> {
     /// `virt_to_slab` / `virt_to_head_page`.
     #[inline]
     pub(crate) fn owner_of(&self, p: *const u8) -> Owner {
@@ -2057,7 +2057,7 @@ impl<P: Platform> Machine<P> {
 /// `slab_alloc_node`: the lockless fast path inline, everything else out of line.
 #[inline(always)]
 fn alloc_inner<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     s: &Cache<P>,
     gfp: GfpFlags,
     caller: &'static Location<'static>,
@@ -2088,7 +2088,7 @@ fn alloc_inner<P: Platform>(
 #[cold]
 #[inline(never)]
 fn alloc_slow_path<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     s: &Cache<P>,
     gfp: GfpFlags,
     caller: &'static Location<'static>,
@@ -2135,7 +2135,7 @@ fn alloc_slow_path<P: Platform>(
 }
 
 #[cold]
-fn slab_out_of_memory<P: Platform>(m: &Machine<P>, s: &Cache<P>, gfp: GfpFlags) {
+fn slab_out_of_memory<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, gfp: GfpFlags) {
     if gfp.contains(GfpFlags::__GFP_NOWARN) {
         return;
     }
@@ -2170,7 +2170,7 @@ fn slab_out_of_memory<P: Platform>(m: &Machine<P>, s: &Cache<P>, gfp: GfpFlags) 
 /// `slab_alloc_node` through a handle.
 #[inline]
 pub(crate) fn slab_alloc<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     h: CacheHandle,
     gfp: GfpFlags,
     caller: &'static Location<'static>,
@@ -2181,7 +2181,7 @@ pub(crate) fn slab_alloc<P: Platform>(
 
 /// `kmalloc_trace`: allocation through a handle for a request of `size` bytes.
 pub(crate) fn slab_alloc_sized<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     h: CacheHandle,
     gfp: GfpFlags,
     caller: &'static Location<'static>,
@@ -2194,7 +2194,7 @@ pub(crate) fn slab_alloc_sized<P: Platform>(
 /// Frees `p` known to be in slab `page` of cache `s` (`slab_free`): the fast path inline.
 #[inline(always)]
 fn free_inner<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     s: &Cache<P>,
     page: PagePtr,
     p: *mut u8,
@@ -2220,7 +2220,7 @@ fn free_inner<P: Platform>(
 #[cold]
 #[inline(never)]
 fn free_slow_path<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     s: &Cache<P>,
     slab: Slab,
     p: *mut u8,
@@ -2254,7 +2254,7 @@ fn free_slow_path<P: Platform>(
 
 #[cold]
 fn bad_object_pointer<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     s: &Cache<P>,
     slab: Slab,
     p: *mut u8,
@@ -2275,7 +2275,7 @@ fn bad_object_pointer<P: Platform>(
 
 #[cold]
 fn double_free<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     s: &Cache<P>,
     slab: Slab,
     p: *mut u8,
@@ -2301,7 +2301,7 @@ fn double_free<P: Platform>(
 /// `kmem_cache_free`.
 #[inline]
 pub(crate) fn kmem_cache_free<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     h: CacheHandle,
     p: *mut u8,
     caller: &'static Location<'static>,
@@ -2347,7 +2347,7 @@ pub(crate) fn kmem_cache_free<P: Platform>(
 /// `kfree` of a pointer known to be a slab object.
 #[inline]
 pub(crate) fn kfree_slab<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     page: PagePtr,
     cache: usize,
     p: *mut u8,
@@ -2367,19 +2367,19 @@ pub(crate) fn kfree_slab<P: Platform>(
 /// kmalloc_index(size)`, `size` in `1..=KMALLOC_MAX_CACHE_SIZE`, and is freed once.
 #[inline(always)]
 pub(crate) unsafe fn kfree_sized<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     p: *mut u8,
     size: usize,
     gfp: GfpFlags,
     caller: &'static Location<'static>,
 ) {
     let idx = kmalloc_index(size) as usize;
-    let ty = crate::slab_common::kmalloc_type(gfp) as usize;
+    let ty = crate::slab::common::kmalloc_type(gfp) as usize;
     let cp = m.slab().kmalloc[ty][idx].load(Ordering::Relaxed);
     // SAFETY: kmalloc table entries are caches created at boot, never destroyed; the caller
     // guarantees the object came from this one.
     let s = unsafe { &*cp.cast::<Cache<P>>() };
-    let off = p as usize - m.mm().direct_map as usize;
+    let off = p as usize - m.direct_map as usize;
     // SAFETY: `p` is in the direct map (a slab object), so its PFN is below max_pfn.
     let page =
         unsafe { m.pfn_to_page_unchecked(crate::addr::Pfn::new((off >> PAGE_SHIFT) as u64)) };
@@ -2388,7 +2388,7 @@ pub(crate) unsafe fn kfree_sized<P: Platform>(
 
 /// `krealloc` keeping the block: records the new requested size and red-zones the slack
 /// (`__do_krealloc` with `slub_debug_orig_size`).
-pub(crate) fn krealloc_in_place<P: Platform>(m: &Machine<P>, p: *mut u8, new_size: usize) {
+pub(crate) fn krealloc_in_place<P: Platform>(m: &SlabLayer<P>, p: *mut u8, new_size: usize) {
     let Owner::Slab(_, cache) = m.owner_of(p) else {
         return;
     };
@@ -2420,13 +2420,13 @@ pub(crate) fn slab_ksize<P: Platform>(cache: usize) -> usize {
 /// `kmalloc_slab` + allocation: the hot path of `kmalloc` for sizes up to 8 KiB.
 #[inline]
 pub(crate) fn kmalloc_small<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     size: usize,
     gfp: GfpFlags,
     caller: &'static Location<'static>,
 ) -> Option<NonNull<u8>> {
     let idx = kmalloc_index(size) as usize;
-    let ty = crate::slab_common::kmalloc_type(gfp) as usize;
+    let ty = crate::slab::common::kmalloc_type(gfp) as usize;
     let p = m.slab().kmalloc[ty][idx].load(Ordering::Relaxed);
     if p.is_null() {
         return None;
@@ -2438,7 +2438,7 @@ pub(crate) fn kmalloc_small<P: Platform>(
 
 /// `kmem_cache_alloc_bulk`.
 pub(crate) fn alloc_bulk<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     h: CacheHandle,
     gfp: GfpFlags,
     out: &mut [*mut u8],
@@ -2498,7 +2498,7 @@ pub(crate) fn alloc_bulk<P: Platform>(
 
 /// `kmem_cache_free_bulk`.
 pub(crate) fn free_bulk<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     h: CacheHandle,
     objs: &[*mut u8],
     caller: &'static Location<'static>,
@@ -2576,7 +2576,7 @@ pub(crate) fn free_bulk<P: Platform>(
 // ------------------------------------------------------------------ cache management
 
 /// `count_partial(n, count_free)`.
-fn count_partial_free<P: Platform>(m: &Machine<P>, s: &Cache<P>) -> usize {
+fn count_partial_free<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> usize {
     let mut n = s.node.list_lock.lock();
     let head: *mut ListHead = &mut n.partial;
     let mut free = 0;
@@ -2590,7 +2590,7 @@ fn count_partial_free<P: Platform>(m: &Machine<P>, s: &Cache<P>) -> usize {
     free
 }
 
-fn info_of<P: Platform>(m: &Machine<P>, s: &Cache<P>) -> SlabInfo {
+fn info_of<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> SlabInfo {
     let nr_slabs = s.node.nr_slabs.load(Ordering::Relaxed);
     let nr_objs = s.node.total_objects.load(Ordering::Relaxed);
     let free = count_partial_free(m, s);
@@ -2607,12 +2607,12 @@ fn info_of<P: Platform>(m: &Machine<P>, s: &Cache<P>) -> SlabInfo {
     }
 }
 
-pub(crate) fn cache_info<P: Platform>(m: &Machine<P>, h: CacheHandle) -> Option<SlabInfo> {
+pub(crate) fn cache_info<P: Platform>(m: &SlabLayer<P>, h: CacheHandle) -> Option<SlabInfo> {
     let s = cache_ref::<P>(h);
     (s.gen.load(Ordering::Relaxed) == h.gen).then(|| info_of(m, s))
 }
 
-pub(crate) fn cache_name<P: Platform>(_m: &Machine<P>, h: CacheHandle) -> Option<&'static str> {
+pub(crate) fn cache_name<P: Platform>(_m: &SlabLayer<P>, h: CacheHandle) -> Option<&'static str> {
     let s = cache_ref::<P>(h);
     (s.gen.load(Ordering::Relaxed) == h.gen).then(|| s.name())
 }
@@ -2661,7 +2661,7 @@ pub(crate) fn cache_layout<P: Platform>(h: CacheHandle) -> Option<SlabLayout> {
     })
 }
 
-pub(crate) fn cache_stats<P: Platform>(m: &Machine<P>, h: CacheHandle) -> Option<SlabStats> {
+pub(crate) fn cache_stats<P: Platform>(m: &SlabLayer<P>, h: CacheHandle) -> Option<SlabStats> {
     let s = cache_ref::<P>(h);
     if s.gen.load(Ordering::Relaxed) != h.gen {
         return None;
@@ -2701,7 +2701,7 @@ pub(crate) fn cache_stats<P: Platform>(m: &Machine<P>, h: CacheHandle) -> Option
 }
 
 /// Walks the cache list under `slab_mutex`.
-fn walk_caches<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(&Cache<P>)) {
+fn walk_caches<P: Platform>(m: &SlabLayer<P>, f: &mut dyn FnMut(&Cache<P>)) {
     let mut list = m.slab().mutex.lock();
     let head: *mut ListHead = &mut list.caches;
     // SAFETY: the cache list under slab_mutex; entries are `KmemCache::list` links.
@@ -2717,7 +2717,10 @@ fn walk_caches<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(&Cache<P>)) {
 ///
 /// # Safety
 /// No thread may use `cpu`'s per-CPU data during the call (the CPU-dead hook's contract).
-pub(crate) unsafe fn cpu_dead<P: Platform>(m: &Machine<P>, cpu: usize) {
+pub(crate) unsafe fn slub_cpu_dead<P: Platform>(ctx: *const (), cpu: usize) {
+    // SAFETY: registered by `SlabLayer::slab_register_cpuhp` with `ctx` = that layer, alive as
+    // long as the machine (cpuhp invariant).
+    let m = unsafe { &*ctx.cast::<SlabLayer<P>>() };
     walk_caches(m, &mut |s| {
         if !s.debug() {
             // SAFETY: `cpu` is offline and unused (caller's contract), so its per-CPU data of
@@ -2728,23 +2731,26 @@ pub(crate) unsafe fn cpu_dead<P: Platform>(m: &Machine<P>, cpu: usize) {
     });
 }
 
-pub(crate) fn for_each_cache<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(CacheHandle, &str)) {
+pub(crate) fn for_each_cache<P: Platform>(m: &SlabLayer<P>, f: &mut dyn FnMut(CacheHandle, &str)) {
     walk_caches(m, &mut |s| f(handle_of(s), s.name()));
 }
 
-pub(crate) fn for_each_cache_info<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(&str, &SlabInfo)) {
+pub(crate) fn for_each_cache_info<P: Platform>(
+    m: &SlabLayer<P>,
+    f: &mut dyn FnMut(&str, &SlabInfo),
+) {
     walk_caches(m, &mut |s| f(s.name(), &info_of(m, s)));
 }
 
 pub(crate) fn kmalloc_cache_handle<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     size: usize,
     gfp: GfpFlags,
 ) -> Option<CacheHandle> {
     if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
         return None;
     }
-    let p = m.slab().kmalloc[crate::slab_common::kmalloc_type(gfp) as usize]
+    let p = m.slab().kmalloc[crate::slab::common::kmalloc_type(gfp) as usize]
         [kmalloc_index(size) as usize]
         .load(Ordering::Relaxed);
     // SAFETY: kmalloc table entries are live caches.
@@ -2753,7 +2759,7 @@ pub(crate) fn kmalloc_cache_handle<P: Platform>(
 
 /// `kmem_cache_shrink`.
 pub(crate) fn shrink<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     h: CacheHandle,
     caller: &'static Location<'static>,
 ) -> bool {
@@ -2772,7 +2778,7 @@ pub(crate) fn shrink<P: Platform>(
 
 /// Takes every empty slab off the node's partial list and gives it back to the page
 /// allocator, a bounded batch per list-lock hold (`free_partial`/`__kmem_cache_do_shrink`).
-fn discard_empty_partials<P: Platform>(m: &Machine<P>, s: &Cache<P>) {
+fn discard_empty_partials<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) {
     let mut discard = Discard::new();
     loop {
         let mut n = s.node.list_lock.lock();
@@ -2786,7 +2792,7 @@ fn discard_empty_partials<P: Platform>(m: &Machine<P>, s: &Cache<P>) {
                 remove_partial(&mut n, slab);
             }
         }
-        Machine::<P>::update_nr_partial_hint(s, &n);
+        SlabLayer::<P>::update_nr_partial_hint(s, &n);
         drop(n);
         let more = discard.n == discard.slabs.len();
         for p in &discard.slabs[..discard.n] {
@@ -2800,7 +2806,7 @@ fn discard_empty_partials<P: Platform>(m: &Machine<P>, s: &Cache<P>) {
 
 /// `validate_slab_cache`: returns the number of slab errors reported.
 pub(crate) fn validate<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     h: CacheHandle,
     caller: &'static Location<'static>,
 ) -> usize {
@@ -2842,7 +2848,7 @@ pub(crate) fn validate<P: Platform>(
     m.slab_errors() - before
 }
 
-fn validate_slab<P: Platform>(m: &Machine<P>, s: &Cache<P>, slab: Slab) {
+fn validate_slab<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, slab: Slab) {
     if !m.check_slab(s, slab) || !m.on_freelist(s, slab, ptr::null_mut()) {
         return;
     }
@@ -2882,7 +2888,7 @@ fn validate_slab<P: Platform>(m: &Machine<P>, s: &Cache<P>, slab: Slab) {
 }
 
 /// `list_slab_objects`.
-fn list_slab_objects<P: Platform>(m: &Machine<P>, s: &Cache<P>, slab: Slab) {
+fn list_slab_objects<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, slab: Slab) {
     m.slab_err(
         s,
         Some(slab),
@@ -2923,7 +2929,7 @@ fn list_slab_objects<P: Platform>(m: &Machine<P>, s: &Cache<P>, slab: Slab) {
 
 /// `kmem_cache_destroy`.
 pub(crate) fn destroy<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     h: CacheHandle,
     caller: &'static Location<'static>,
 ) {
@@ -2986,7 +2992,7 @@ pub(crate) fn destroy<P: Platform>(
     let seq = s.random_seq;
     drop(list);
     if !seq.is_null() {
-        crate::kmalloc::kfree_internal(m, seq.cast());
+        crate::slab::kmalloc::kfree_internal(m, seq.cast());
     }
     if let Some(pg) = m.virt_to_page(VirtAddr::new(cpu_slab as usize)) {
         m.__free_pages(pg, Order::new(cpu_order));
@@ -3010,13 +3016,13 @@ fn slab_unmergeable<L: lock_api::RawMutex>(s: &KmemCache<L>, nomerge: bool) -> b
 
 /// `find_mergeable` (mm/slab_common.c).
 fn find_mergeable<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     size: usize,
     align: usize,
     flags: SlabFlags,
     name: &str,
     ctor: Option<fn(*mut u8)>,
-    list: &mut crate::slab_common::SlabList,
+    list: &mut crate::slab::common::SlabList,
 ) -> Option<*const Cache<P>> {
     if m.slab().nomerge || ctor.is_some() {
         return None;
@@ -3065,7 +3071,7 @@ fn set_name(buf: &mut [u8; CACHE_NAME_LEN], name: &str) -> u32 {
 /// Fills in a cache structure at `p` and links it (`kmem_cache_open` + `calculate_sizes`).
 #[allow(clippy::too_many_arguments)]
 fn open_cache<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     p: *mut Cache<P>,
     name: &str,
     size: usize,
@@ -3249,12 +3255,12 @@ const fn mod_inverse(a: u64) -> u64 {
 }
 
 /// `init_cache_random_seq`: a random permutation of the object indexes.
-fn init_random_seq<P: Platform>(m: &Machine<P>, s: &mut Cache<P>) {
+fn init_random_seq<P: Platform>(m: &SlabLayer<P>, s: &mut Cache<P>) {
     let n = s.objects as usize;
     if n < 2 || !s.random_seq.is_null() || !m.slab().freelist_random {
         return;
     }
-    let Some(p) = crate::kmalloc::kmalloc_internal(m, n * 2, GfpFlags::GFP_KERNEL) else {
+    let Some(p) = crate::slab::kmalloc::kmalloc_internal(m, n * 2, GfpFlags::GFP_KERNEL) else {
         return;
     };
     let seq = p.cast::<u16>();
@@ -3272,8 +3278,8 @@ fn init_random_seq<P: Platform>(m: &Machine<P>, s: &mut Cache<P>) {
 
 /// Allocates a `struct kmem_cache` (from the `kmem_cache` cache or the dead list).
 fn alloc_cache_struct<P: Platform>(
-    m: &Machine<P>,
-    list: &mut crate::slab_common::SlabList,
+    m: &SlabLayer<P>,
+    list: &mut crate::slab::common::SlabList,
 ) -> Option<(*mut Cache<P>, u32)> {
     // SAFETY: the dead list under slab_mutex (held by the caller); entries are
     // `KmemCache::list` links.
@@ -3294,7 +3300,7 @@ fn alloc_cache_struct<P: Platform>(
 
 /// `kmem_cache_create`.
 pub(crate) fn kmem_cache_create<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     name: &str,
     size: usize,
     align: usize,
@@ -3340,7 +3346,7 @@ pub(crate) fn kmem_cache_create<P: Platform>(
 
 /// `create_kmalloc_cache` / `create_boot_cache` for the kmalloc caches.
 fn create_kmalloc_cache<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     ty: KmallocType,
     idx: u32,
 ) -> Result<(), SlabError> {
@@ -3361,7 +3367,7 @@ fn create_kmalloc_cache<P: Platform>(
 }
 
 /// `kmem_cache_init` for SLUB: bootstraps `kmem_cache`, then the kmalloc caches.
-pub(crate) fn kmem_cache_init<P: Platform>(m: &Machine<P>) -> Result<(), SlabError> {
+pub(crate) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabError> {
     let st = m.slab();
     // SAFETY: boot runs alone; the list head is in the pinned machine state.
     unsafe {
@@ -3474,7 +3480,7 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &Machine<P>) -> Result<(), SlabErr
         LogLevel::Info,
         format_args!(
             "SLUB: HWalign={}, Order={}-{}, MinObjects={}, CPUs={}, Nodes=1",
-            crate::slab_common::L1_CACHE_BYTES,
+            crate::slab::common::L1_CACHE_BYTES,
             st.order.min_order,
             st.order.max_order,
             st.order.min_objects,
@@ -3490,7 +3496,7 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &Machine<P>) -> Result<(), SlabErr
     Ok(())
 }
 
-fn walk_caches_mut<P: Platform>(m: &Machine<P>) {
+fn walk_caches_mut<P: Platform>(m: &SlabLayer<P>) {
     let mut ptrs = [ptr::null_mut::<Cache<P>>(); 64];
     let mut n = 0;
     walk_caches(m, &mut |s| {
@@ -3507,19 +3513,19 @@ fn walk_caches_mut<P: Platform>(m: &Machine<P>) {
 
 /// Largest request a slab cache can serve.
 pub const SLAB_MAX_OBJECT: usize = KMALLOC_MAX_SIZE;
-const _: () = assert!(KMALLOC_SHIFT_HIGH as usize + 1 == crate::slab_common::NR_KMALLOC_INDEX);
+const _: () = assert!(KMALLOC_SHIFT_HIGH as usize + 1 == crate::slab::common::NR_KMALLOC_INDEX);
 
 // ------------------------------------------------------------------ the SlabAllocator impl
 
-/// SLUB as a [`SlabAllocator`](crate::slab_common::SlabAllocator).
+/// SLUB as a [`SlabAllocator`](crate::slab::common::SlabAllocator).
 pub(crate) struct Slub;
 
-impl crate::slab_common::SlabAllocator for Slub {
-    fn init<P: Platform>(m: &Machine<P>) -> Result<(), SlabError> {
+impl crate::slab::common::SlabAllocator for Slub {
+    fn init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabError> {
         kmem_cache_init(m)
     }
     fn create<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         name: &str,
         size: usize,
         align: usize,
@@ -3530,7 +3536,7 @@ impl crate::slab_common::SlabAllocator for Slub {
     }
     #[inline(always)]
     fn alloc<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         c: CacheHandle,
         gfp: GfpFlags,
         caller: &'static Location<'static>,
@@ -3543,7 +3549,7 @@ impl crate::slab_common::SlabAllocator for Slub {
     }
     #[inline(always)]
     fn free<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         c: CacheHandle,
         p: *mut u8,
         caller: &'static Location<'static>,
@@ -3551,7 +3557,7 @@ impl crate::slab_common::SlabAllocator for Slub {
         kmem_cache_free(m, c, p, caller)
     }
     fn alloc_bulk<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         c: CacheHandle,
         gfp: GfpFlags,
         out: &mut [*mut u8],
@@ -3560,7 +3566,7 @@ impl crate::slab_common::SlabAllocator for Slub {
         alloc_bulk(m, c, gfp, out, caller)
     }
     fn free_bulk<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         c: CacheHandle,
         objs: &[*mut u8],
         caller: &'static Location<'static>,
@@ -3568,42 +3574,42 @@ impl crate::slab_common::SlabAllocator for Slub {
         free_bulk(m, c, objs, caller)
     }
     fn shrink<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         c: CacheHandle,
         caller: &'static Location<'static>,
     ) -> bool {
         shrink(m, c, caller)
     }
-    fn destroy<P: Platform>(m: &Machine<P>, c: CacheHandle, caller: &'static Location<'static>) {
+    fn destroy<P: Platform>(m: &SlabLayer<P>, c: CacheHandle, caller: &'static Location<'static>) {
         destroy(m, c, caller)
     }
     fn validate<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         c: CacheHandle,
         caller: &'static Location<'static>,
     ) -> usize {
         validate(m, c, caller)
     }
-    fn name<P: Platform>(m: &Machine<P>, c: CacheHandle) -> Option<&'static str> {
+    fn name<P: Platform>(m: &SlabLayer<P>, c: CacheHandle) -> Option<&'static str> {
         cache_name(m, c)
     }
-    fn info<P: Platform>(m: &Machine<P>, c: CacheHandle) -> Option<SlabInfo> {
+    fn info<P: Platform>(m: &SlabLayer<P>, c: CacheHandle) -> Option<SlabInfo> {
         cache_info(m, c)
     }
-    fn stats<P: Platform>(m: &Machine<P>, c: CacheHandle) -> Option<SlabStats> {
+    fn stats<P: Platform>(m: &SlabLayer<P>, c: CacheHandle) -> Option<SlabStats> {
         cache_stats(m, c)
     }
     fn layout<P: Platform>(c: CacheHandle) -> Option<SlabLayout> {
         cache_layout::<P>(c)
     }
-    fn for_each<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(CacheHandle, &str)) {
+    fn for_each<P: Platform>(m: &SlabLayer<P>, f: &mut dyn FnMut(CacheHandle, &str)) {
         for_each_cache(m, f)
     }
-    fn for_each_info<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(&str, &SlabInfo)) {
+    fn for_each_info<P: Platform>(m: &SlabLayer<P>, f: &mut dyn FnMut(&str, &SlabInfo)) {
         for_each_cache_info(m, f)
     }
     fn kmalloc_cache<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         size: usize,
         gfp: GfpFlags,
     ) -> Option<CacheHandle> {

@@ -10,14 +10,14 @@
 //!
 //! # Allocators
 //! The implementation behind the API is chosen at boot from the `slab=` command-line option
-//! ([`SlabAllocatorKind`]). SLUB ([`crate::slub`]) is the only one built so far; `slab=slab` and
+//! ([`SlabAllocatorKind`]). SLUB ([`crate::slab::slub`]) is the only one built so far; `slab=slab` and
 //! `slab=slob` print a notice and use SLUB, as Linux 6.x does since SLAB and SLOB were removed.
 //! The dispatch is a `match` on a one-variant enum, which compiles to nothing.
 //!
 //! # Locking
 //! 1. `slab_mutex` ([`SlabState::mutex`]): the list of caches and the metadata of every cache
 //!    (creation, merging, destruction, `/proc/slabinfo` walks);
-//! 2. then a cache's node `list_lock` (see [`crate::slub`]).
+//! 2. then a cache's node `list_lock` (see [`crate::slab::slub`]).
 //!
 //! The kmalloc cache table is written once at boot (before any other thread can use the
 //! machine) and read without locks afterwards.
@@ -39,7 +39,7 @@ use kds::list::ListHead;
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
 use crate::gfp::GfpFlags;
 use crate::platform::{LogLevel, Platform};
-use crate::Machine;
+use crate::slab::SlabLayer;
 
 /// Slab cache flags (`slab_flags_t`), with Linux's bit values (include/linux/slab.h, 5.x/6.x).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -500,7 +500,7 @@ pub fn calculate_alignment(flags: SlabFlags, align: usize, size: usize) -> usize
 /// The slab allocator behind the cache API (`slab=` boot option).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SlabAllocatorKind {
-    /// SLUB ([`crate::slub`]).
+    /// SLUB ([`crate::slab::slub`]).
     #[default]
     Slub,
 }
@@ -662,7 +662,7 @@ pub(crate) struct SlabList {
     pub(crate) dead: ListHead,
 }
 
-/// Machine-wide slab state, part of the machine's [`crate::machine::MmState`].
+/// Machine-wide slab state, part of the machine's [`crate::mm::MemoryModel`].
 pub struct SlabState<L: lock_api::RawMutex> {
     /// `slab_mutex` and `slab_caches`.
     pub(crate) mutex: lock_api::Mutex<L, SlabList>,
@@ -713,10 +713,71 @@ impl<L: lock_api::RawMutex> SlabState<L> {
     }
 }
 
+/// What the slab boot options said that is printed once the slab allocator starts
+/// (`kmem_cache_init`), in the order Linux prints it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SlabBootNotes<'a> {
+    /// Unknown `slub_debug=` option letters (the first four).
+    pub(crate) bad_debug: [Option<char>; 4],
+    /// `slab=X` naming an allocator other than SLUB.
+    pub(crate) other_allocator: Option<&'a str>,
+}
+
+impl<L: lock_api::RawMutex> SlabState<L> {
+    /// The state for a machine with `nr_cpus` CPUs booted with `cmdline`: the slab boot
+    /// options (`slub_debug=`, `slub_min_order=`, `slub_max_order=`, `slub_min_objects=`,
+    /// `slab_nomerge`, `slab_freelist_random=`, `slab=`) applied, and what must be printed.
+    pub(crate) fn from_cmdline(cmdline: &str, nr_cpus: usize) -> (Self, SlabBootNotes<'_>) {
+        let mut st = Self::new();
+        let mut notes = SlabBootNotes::default();
+        st.order = OrderParams::new(nr_cpus as u32);
+        for w in cmdline.split_whitespace() {
+            let (k, v) = match w.find('=') {
+                Some(i) => (&w[..i], Some(&w[i + 1..])),
+                None => (w, None),
+            };
+            match (k, v) {
+                ("slub_debug", v) | ("slab_debug", v) => {
+                    let mut nbad = 0;
+                    st.debug.setup(v, |c| {
+                        if nbad < notes.bad_debug.len() {
+                            notes.bad_debug[nbad] = Some(c);
+                            nbad += 1;
+                        }
+                    });
+                }
+                ("slub_min_order" | "slab_min_order", Some(v)) => {
+                    if let Ok(n) = v.parse::<u32>() {
+                        st.order.min_order = n.min(crate::addr::MAX_PAGE_ORDER);
+                    }
+                }
+                ("slub_max_order" | "slab_max_order", Some(v)) => {
+                    if let Ok(n) = v.parse::<u32>() {
+                        st.order.max_order = n.min(crate::addr::MAX_PAGE_ORDER);
+                    }
+                }
+                ("slub_min_objects" | "slab_min_objects", Some(v)) => {
+                    if let Ok(n) = v.parse::<u32>() {
+                        st.order.min_objects = n;
+                    }
+                }
+                ("slab_nomerge" | "slub_nomerge", _) => st.nomerge = true,
+                ("slab_freelist_random", Some(v)) => {
+                    st.freelist_random = !matches!(v, "0" | "off" | "n" | "no");
+                }
+                ("slab", Some(v)) if v != "slub" => notes.other_allocator = Some(v),
+                _ => {}
+            }
+        }
+        st.kind = SlabAllocatorKind::Slub;
+        (st, notes)
+    }
+}
+
 /// Errors of [`Machine::kmem_cache_create`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlabError {
-    /// The name is empty or longer than [`crate::slub::CACHE_NAME_LEN`] bytes.
+    /// The name is empty or longer than [`crate::slab::slub::CACHE_NAME_LEN`] bytes.
     BadName,
     /// Size 0, above [`KMALLOC_MAX_SIZE`], or an alignment that is not a power of two.
     BadSize,
@@ -832,15 +893,15 @@ pub fn write_slabinfo_line(out: &mut dyn Write, name: &str, i: &SlabInfo) -> fmt
 // ------------------------------------------------------------------ the allocator interface
 
 /// The operations every slab allocator provides behind the cache API (what `mm/slab.h`
-/// declares for SLAB, SLUB and SLOB alike). `crate::slub::Slub` is the first
+/// declares for SLAB, SLUB and SLOB alike). `crate::slab::slub::Slub` is the first
 /// implementation; the one in use is chosen at boot by `slab=` ([`SlabAllocatorKind`]) and
 /// called through `dispatch!` (a `match` on the kind: static dispatch).
 pub(crate) trait SlabAllocator {
     /// `kmem_cache_init`: bootstraps the allocator and creates the kmalloc caches.
-    fn init<P: Platform>(m: &Machine<P>) -> Result<(), SlabError>;
+    fn init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabError>;
     /// `__kmem_cache_create` (or an alias of a mergeable cache).
     fn create<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         name: &str,
         size: usize,
         align: usize,
@@ -849,7 +910,7 @@ pub(crate) trait SlabAllocator {
     ) -> Result<CacheHandle, SlabError>;
     /// `slab_alloc_node` for a request of `orig` bytes (`None`: the object size).
     fn alloc<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         c: CacheHandle,
         gfp: GfpFlags,
         caller: &'static Location<'static>,
@@ -857,14 +918,14 @@ pub(crate) trait SlabAllocator {
     ) -> Option<NonNull<u8>>;
     /// `kmem_cache_free`.
     fn free<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         c: CacheHandle,
         p: *mut u8,
         caller: &'static Location<'static>,
     );
     /// `kmem_cache_alloc_bulk`.
     fn alloc_bulk<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         c: CacheHandle,
         gfp: GfpFlags,
         out: &mut [*mut u8],
@@ -872,40 +933,41 @@ pub(crate) trait SlabAllocator {
     ) -> usize;
     /// `kmem_cache_free_bulk`.
     fn free_bulk<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         c: CacheHandle,
         objs: &[*mut u8],
         caller: &'static Location<'static>,
     );
     /// `__kmem_cache_shrink`.
     fn shrink<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         c: CacheHandle,
         caller: &'static Location<'static>,
     ) -> bool;
     /// `kmem_cache_destroy`.
-    fn destroy<P: Platform>(m: &Machine<P>, c: CacheHandle, caller: &'static Location<'static>);
+    fn destroy<P: Platform>(m: &SlabLayer<P>, c: CacheHandle, caller: &'static Location<'static>);
     /// `validate_slab_cache`.
     fn validate<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         c: CacheHandle,
         caller: &'static Location<'static>,
     ) -> usize;
     /// The cache's name.
-    fn name<P: Platform>(m: &Machine<P>, c: CacheHandle) -> Option<&'static str>;
+    fn name<P: Platform>(m: &SlabLayer<P>, c: CacheHandle) -> Option<&'static str>;
     /// `get_slabinfo`.
-    fn info<P: Platform>(m: &Machine<P>, c: CacheHandle) -> Option<SlabInfo>;
+    fn info<P: Platform>(m: &SlabLayer<P>, c: CacheHandle) -> Option<SlabInfo>;
     /// Allocator statistics.
-    fn stats<P: Platform>(m: &Machine<P>, c: CacheHandle) -> Option<crate::slub::SlabStats>;
+    fn stats<P: Platform>(m: &SlabLayer<P>, c: CacheHandle)
+        -> Option<crate::slab::slub::SlabStats>;
     /// Object layout.
-    fn layout<P: Platform>(c: CacheHandle) -> Option<crate::slub::SlabLayout>;
+    fn layout<P: Platform>(c: CacheHandle) -> Option<crate::slab::slub::SlabLayout>;
     /// Walks the cache list (newest first) under `slab_mutex`.
-    fn for_each<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(CacheHandle, &str));
+    fn for_each<P: Platform>(m: &SlabLayer<P>, f: &mut dyn FnMut(CacheHandle, &str));
     /// Walks the cache list with each cache's `/proc/slabinfo` figures.
-    fn for_each_info<P: Platform>(m: &Machine<P>, f: &mut dyn FnMut(&str, &SlabInfo));
+    fn for_each_info<P: Platform>(m: &SlabLayer<P>, f: &mut dyn FnMut(&str, &SlabInfo));
     /// `kmalloc_slab`: the kmalloc cache for a size and GFP flags.
     fn kmalloc_cache<P: Platform>(
-        m: &Machine<P>,
+        m: &SlabLayer<P>,
         size: usize,
         gfp: GfpFlags,
     ) -> Option<CacheHandle>;
@@ -916,7 +978,7 @@ macro_rules! dispatch {
     ($m:expr, $method:ident $(::<$g:ty>)? ( $($arg:expr),* $(,)? )) => {
         match $m.slab().kind {
             SlabAllocatorKind::Slub => {
-                <crate::slub::Slub as SlabAllocator>::$method$(::<$g>)?($($arg),*)
+                <crate::slab::slub::Slub as SlabAllocator>::$method$(::<$g>)?($($arg),*)
             }
         }
     };
@@ -924,74 +986,28 @@ macro_rules! dispatch {
 
 // ------------------------------------------------------------------ machine API
 
-impl<P: Platform> Machine<P> {
-    #[inline]
-    pub(crate) fn slab(&self) -> &SlabState<P::RawLock> {
-        &self.mm().slab
-    }
-
-    /// `kmem_cache_init`: parses the slab boot options and creates the `kmem_cache` cache and
-    /// the kmalloc caches. Called at the end of [`Machine::boot`].
+impl<P: Platform> SlabLayer<P> {
+    /// `kmem_cache_init`: prints what the slab boot options said (parsed into the state by
+    /// [`SlabState::from_cmdline`]) and creates the `kmem_cache` cache and the kmalloc caches.
+    /// Called by `Machine::boot` after the page allocator is up.
     ///
     /// # Errors
     /// [`SlabError::NoMemory`] when the machine is too small for the kmalloc caches.
-    pub(crate) fn kmem_cache_init(&self, cmdline: &str) -> Result<(), SlabError> {
-        // SAFETY: boot runs alone: nobody else can see the slab state yet.
-        let st = unsafe { &mut *core::ptr::addr_of!(self.mm().slab).cast_mut() };
-        st.order = OrderParams::new(self.nr_cpus() as u32);
-        for w in cmdline.split_whitespace() {
-            let (k, v) = match w.find('=') {
-                Some(i) => (&w[..i], Some(&w[i + 1..])),
-                None => (w, None),
-            };
-            match (k, v) {
-                ("slub_debug", v) | ("slab_debug", v) => {
-                    let mut bad = [None; 4];
-                    let mut nbad = 0;
-                    st.debug.setup(v, |c| {
-                        if nbad < bad.len() {
-                            bad[nbad] = Some(c);
-                            nbad += 1;
-                        }
-                    });
-                    for c in bad.iter().flatten() {
-                        self.printk(
-                            LogLevel::Err,
-                            format_args!("slub_debug option '{c}' unknown. skipped"),
-                        );
-                    }
-                }
-                ("slub_min_order" | "slab_min_order", Some(v)) => {
-                    if let Ok(n) = v.parse::<u32>() {
-                        st.order.min_order = n.min(crate::addr::MAX_PAGE_ORDER);
-                    }
-                }
-                ("slub_max_order" | "slab_max_order", Some(v)) => {
-                    if let Ok(n) = v.parse::<u32>() {
-                        st.order.max_order = n.min(crate::addr::MAX_PAGE_ORDER);
-                    }
-                }
-                ("slub_min_objects" | "slab_min_objects", Some(v)) => {
-                    if let Ok(n) = v.parse::<u32>() {
-                        st.order.min_objects = n;
-                    }
-                }
-                ("slab_nomerge" | "slub_nomerge", _) => st.nomerge = true,
-                ("slab_freelist_random", Some(v)) => {
-                    st.freelist_random = !matches!(v, "0" | "off" | "n" | "no");
-                }
-                ("slab", Some(v)) if v != "slub" => {
-                    self.printk(
-                        LogLevel::Notice,
-                        format_args!("slab={v}: only SLUB is available in this kernel, using SLUB"),
-                    );
-                }
-                _ => {}
-            }
+    pub(crate) fn kmem_cache_init(&self, notes: &SlabBootNotes<'_>) -> Result<(), SlabError> {
+        for c in notes.bad_debug.iter().flatten() {
+            self.printk(
+                LogLevel::Err,
+                format_args!("slub_debug option '{c}' unknown. skipped"),
+            );
         }
-        st.kind = SlabAllocatorKind::Slub;
-        match st.kind {
-            SlabAllocatorKind::Slub => <crate::slub::Slub as SlabAllocator>::init(self),
+        if let Some(v) = notes.other_allocator {
+            self.printk(
+                LogLevel::Notice,
+                format_args!("slab={v}: only SLUB is available in this kernel, using SLUB"),
+            );
+        }
+        match self.slab().kind {
+            SlabAllocatorKind::Slub => <crate::slab::slub::Slub as SlabAllocator>::init(self),
         }
     }
 
@@ -1130,12 +1146,12 @@ impl<P: Platform> Machine<P> {
     }
 
     /// The SLUB statistics of a cache (`/sys/kernel/slab/<name>/` with `CONFIG_SLUB_STATS`).
-    pub fn slab_stats(&self, c: CacheHandle) -> Option<crate::slub::SlabStats> {
+    pub fn slab_stats(&self, c: CacheHandle) -> Option<crate::slab::slub::SlabStats> {
         dispatch!(self, stats(self, c))
     }
 
     /// The object layout of a cache (sizes, offsets, order, flags).
-    pub fn slab_layout(&self, c: CacheHandle) -> Option<crate::slub::SlabLayout> {
+    pub fn slab_layout(&self, c: CacheHandle) -> Option<crate::slab::slub::SlabLayout> {
         dispatch!(self, layout::<P>(c))
     }
 

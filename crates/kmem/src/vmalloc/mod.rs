@@ -14,7 +14,7 @@
 //!    area's last page is a guard page that stays unmapped.
 //! 3. **lazily freed**: unmapped, pages freed, but stale TLB entries may remain, so the range
 //!    must not be reused yet. Such areas wait on the purge list (shown as `unpurged vm_area`
-//!    in /proc/vmallocinfo) until [`lazy_max_pages`](Machine::lazy_max_pages)
+//!    in /proc/vmallocinfo) until [`lazy_max_pages`](VmLayer::lazy_max_pages)
 //!    (`fls(num_online_cpus()) × 32 MiB` of pages) accumulate; then one TLB flush covers the
 //!    union of their ranges and they return to the free tree (`__purge_vmap_area_lazy`).
 //!
@@ -52,11 +52,12 @@ use crate::addr::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::arch::{Arch, TranslationRegion};
 use crate::gfp::GfpFlags;
 use crate::layout::KernelLayout;
-use crate::machine::NodeStat;
-use crate::mm_types::{PagePtr, PageType};
+use crate::mm::mm_types::{PagePtr, PageType};
+use crate::mm::NodeStat;
+use crate::page_alloc::PageAllocator;
 use crate::pgtable::{PageSize, PageTable, PtMemory, PteFlags, Tlb, TlbStats, Walk};
 use crate::platform::{LogLevel, Platform};
-use crate::Machine;
+use crate::slab::SlabLayer;
 
 /// `VM_IOREMAP`.
 pub const VM_IOREMAP: u32 = 0x0000_0001;
@@ -169,12 +170,27 @@ struct VmapAreas {
     /// Pages of the fallback object slab (used only if the kmem_cache could not be made).
     obj_pages: usize,
     /// `vmap_area_cachep`.
-    cache: Option<crate::slab_common::CacheHandle>,
+    cache: Option<crate::slab::common::CacheHandle>,
 }
 
 struct KernelPgt {
     pt: Option<PageTable>,
     tlb: Tlb,
+}
+
+/// The vmalloc layer of a machine: the slab layer plus vmalloc's areas, the kernel page
+/// tables. Dereferences to the [`SlabLayer`] below it.
+pub struct VmLayer<P: Platform> {
+    pub(crate) sl: SlabLayer<P>,
+    pub(crate) vm: VmState<P::RawLock>,
+}
+
+impl<P: Platform> core::ops::Deref for VmLayer<P> {
+    type Target = SlabLayer<P>;
+    #[inline]
+    fn deref(&self) -> &SlabLayer<P> {
+        &self.sl
+    }
 }
 
 /// The machine's vmalloc and kernel-mapping state. See the module documentation.
@@ -190,7 +206,6 @@ pub struct VmState<L: RawMutex> {
     /// `usize::MAX`: Linux's `lazy_max_pages`; otherwise this many pages.
     lazy_max: AtomicUsize,
     purges: AtomicUsize,
-    pub(crate) highmem: crate::highmem::KmapState<L>,
 }
 
 // SAFETY: the raw pointers inside are protected by the mutexes; `layout` is written once in
@@ -232,13 +247,12 @@ impl<L: RawMutex> VmState<L> {
             lazy_nr: AtomicUsize::new(0),
             lazy_max: AtomicUsize::new(usize::MAX),
             purges: AtomicUsize::new(0),
-            highmem: crate::highmem::KmapState::new(),
         }
     }
 }
 
 /// Page-table pages come from the buddy allocator, lowmem, typed and counted.
-impl<P: Platform> PtMemory for Machine<P> {
+impl<P: Platform> PtMemory for PageAllocator<P> {
     fn alloc_table(&self) -> Option<PhysAddr> {
         let page = self.alloc_page(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO)?;
         page.set_page_type(PageType::Table);
@@ -320,9 +334,15 @@ impl fmt::Display for CallerName {
     }
 }
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> VmLayer<P> {
+    /// Where page-table pages come from: the page allocator.
+    #[inline]
+    fn pt_mem(&self) -> &PageAllocator<P> {
+        &self.sl.pa
+    }
+
     fn vm(&self) -> &VmState<P::RawLock> {
-        &self.mm().vm
+        &self.vm
     }
 
     /// The kernel virtual layout (`None` before `vmalloc_init`).
@@ -343,7 +363,11 @@ impl<P: Platform> Machine<P> {
     /// page tables with the direct map in huge pages, reserves the platform's window and
     /// seeds the free tree with the vmalloc space. Called once at boot; on failure vmalloc
     /// stays unavailable and an error is logged.
-    pub(crate) fn vmalloc_init(&self) {
+    ///
+    /// # Safety
+    /// Only once, during boot, before the machine is shared with another thread (it extends
+    /// the model-address translation, which readers use without a lock).
+    pub(crate) unsafe fn vmalloc_init(&self) {
         let arch = self.arch();
         let layout = KernelLayout::new(arch, self.lowmem_end().as_u64(), HOSTED_VMALLOC_WINDOW);
         let (wstart, wend) = layout.window();
@@ -355,7 +379,7 @@ impl<P: Platform> Machine<P> {
         let pt = match self.platform().kernel_pgd() {
             // SAFETY: the platform hands us its live root table of this architecture.
             Some(root) => Some(unsafe { PageTable::from_root(root, arch) }),
-            None => match PageTable::new(self, arch) {
+            None => match PageTable::new(self.pt_mem(), arch) {
                 Ok(mut pt) => {
                     if self.map_direct_map(&mut pt).is_err() {
                         self.printk(
@@ -380,11 +404,14 @@ impl<P: Platform> Machine<P> {
         unsafe { *self.vm().layout.get() = Some(layout) };
         self.vm().window.store(window, Ordering::Relaxed);
         if window != 0 {
-            self.add_translation(TranslationRegion {
-                real: window,
-                model: wstart,
-                len: wend - wstart,
-            });
+            // SAFETY: boot-only by this function's contract.
+            unsafe {
+                self.add_translation(TranslationRegion {
+                    real: window,
+                    model: wstart,
+                    len: wend - wstart,
+                })
+            };
         }
         // `vmap_area_cachep = KMEM_CACHE(vmap_area, SLAB_PANIC)`; without it, a page slab.
         let cache = self
@@ -392,7 +419,7 @@ impl<P: Platform> Machine<P> {
                 "vmap_area",
                 core::mem::size_of::<VmapArea>(),
                 core::mem::align_of::<VmapArea>(),
-                crate::slab_common::SlabFlags::NONE,
+                crate::slab::common::SlabFlags::NONE,
                 None,
             )
             .ok();
@@ -411,7 +438,15 @@ impl<P: Platform> Machine<P> {
             }
         }
         self.vm().ready.store(true, Ordering::Release);
-        self.kmap_init();
+    }
+
+    /// The end of `vmalloc_init`, after the architecture's kmap setup
+    /// ([`crate::highmem`]'s `kmap_init`, which allocates from the boot CPU's page lists):
+    /// gives those lists back and prints the vmalloc line.
+    pub(crate) fn vmalloc_init_late(&self) {
+        let Some(layout) = self.kernel_layout() else {
+            return;
+        };
         // Leave the boot CPU's page lists as they were before the tables were allocated.
         self.drain_local_pages();
         self.printk(
@@ -452,7 +487,7 @@ impl<P: Platform> Machine<P> {
                 } else {
                     PteFlags::PAGE_KERNEL
                 };
-                match pt.map(self, po + a, PhysAddr::new(a), size, flags) {
+                match pt.map(self.pt_mem(), po + a, PhysAddr::new(a), size, flags) {
                     Ok(()) | Err(crate::pgtable::PtError::AlreadyMapped) => {}
                     Err(e) => return Err(e),
                 }
@@ -517,7 +552,7 @@ impl<P: Platform> Machine<P> {
             let at = va + (i * step * PAGE_SIZE) as u64;
             let pa = self.page_to_pfn(chunk[0]).phys();
             let r = if chunk.len() == step {
-                pt.map(self, at, pa, size, prot)
+                pt.map(self.pt_mem(), at, pa, size, prot)
             } else {
                 Err(crate::pgtable::PtError::Misaligned)
             };
@@ -530,7 +565,7 @@ impl<P: Platform> Machine<P> {
                 for (j, &p) in chunk.iter().enumerate() {
                     let pa = self.page_to_pfn(p).phys();
                     let a = at + (j * PAGE_SIZE) as u64;
-                    if pt.map(self, a, pa, PageSize::Small, prot).is_err() {
+                    if pt.map(self.pt_mem(), a, pa, PageSize::Small, prot).is_err() {
                         ok = false;
                         break 'chunks;
                     }
@@ -565,7 +600,7 @@ impl<P: Platform> Machine<P> {
         }
         if !ok {
             let end = va + (mapped * PAGE_SIZE) as u64;
-            if let Ok(f) = pt.unmap_range(self, va, end) {
+            if let Ok(f) = pt.unmap_range(self.pt_mem(), va, end) {
                 let (s, e) = f.flush(&mut g.tlb);
                 self.platform().flush_tlb_kernel_range(s, e);
             }
@@ -589,7 +624,7 @@ impl<P: Platform> Machine<P> {
             let mut g = self.vm().pgt.lock();
             let g = &mut *g;
             if let Some(pt) = g.pt.as_mut() {
-                if let Ok(f) = pt.unmap_range(self, va, va + len as u64) {
+                if let Ok(f) = pt.unmap_range(self.pt_mem(), va, va + len as u64) {
                     if flush {
                         let (s, e) = f.flush(&mut g.tlb);
                         self.platform().flush_tlb_kernel_range(s, e);
@@ -1380,7 +1415,7 @@ impl<P: Platform> Machine<P> {
         self.kernel_layout()?;
         let model = self.kva_model(addr.as_usize());
         let g = self.vm().pgt.lock();
-        let t = g.pt.as_ref()?.lookup(self, model)?;
+        let t = g.pt.as_ref()?.lookup(self.pt_mem(), model)?;
         drop(g);
         self.pfn_to_page(t.phys.pfn())
     }
@@ -1556,7 +1591,7 @@ impl<P: Platform> Machine<P> {
         let l = self.kernel_layout()?;
         let mut g = self.vm().pgt.lock();
         let g = &mut *g;
-        let walk = g.pt.as_ref()?.walk(self, addr);
+        let walk = g.pt.as_ref()?.walk(self.pt_mem(), addr);
         let tlb = match (g.tlb.lookup(addr), walk.result) {
             (Some(t), Some(w)) if t.phys == w.phys => TlbOutcome::Hit,
             (Some(t), _) => TlbOutcome::Stale(t.phys),

@@ -19,14 +19,14 @@ use core::ptr::{self, NonNull};
 
 use crate::addr::{Order, PAGE_SIZE};
 use crate::gfp::GfpFlags;
-use crate::machine::NodeStat;
-use crate::mm_types::PageType;
+use crate::mm::mm_types::PageType;
+use crate::mm::NodeStat;
 use crate::platform::Platform;
-use crate::slab_common::{
+use crate::slab::common::{
     get_order, zero_or_null_ptr, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, ZERO_SIZE_PTR,
 };
-use crate::slub::{self, Owner};
-use crate::Machine;
+use crate::slab::slub::{self, Owner};
+use crate::slab::SlabLayer;
 
 #[inline]
 fn zero_size_ptr() -> NonNull<u8> {
@@ -36,7 +36,7 @@ fn zero_size_ptr() -> NonNull<u8> {
 
 /// kmalloc for kmem's own metadata (random sequences).
 pub(crate) fn kmalloc_internal<P: Platform>(
-    m: &Machine<P>,
+    m: &SlabLayer<P>,
     size: usize,
     gfp: GfpFlags,
 ) -> Option<*mut u8> {
@@ -44,11 +44,11 @@ pub(crate) fn kmalloc_internal<P: Platform>(
 }
 
 /// kfree for kmem's own metadata.
-pub(crate) fn kfree_internal<P: Platform>(m: &Machine<P>, p: *mut u8) {
+pub(crate) fn kfree_internal<P: Platform>(m: &SlabLayer<P>, p: *mut u8) {
     m.kfree(p)
 }
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> SlabLayer<P> {
     /// `kmalloc`: allocates `size` bytes.
     ///
     /// Returns [`ZERO_SIZE_PTR`] for size 0, and `None` when memory is exhausted or `size`
@@ -238,7 +238,7 @@ impl<P: Platform> Machine<P> {
 
     /// `kmalloc_size_roundup`.
     pub fn kmalloc_size_roundup(&self, size: usize) -> usize {
-        crate::slab_common::kmalloc_size_roundup(size)
+        crate::slab::common::kmalloc_size_roundup(size)
     }
 
     /// `kmemdup`: a kmalloc copy of `src`.

@@ -38,21 +38,138 @@
 //! page table) or an address without a `struct page` prints `BUG: Bad page state` and
 //! changes nothing.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use kds::list::{self, ListHead};
 
-use crate::addr::{Order, Pfn, VirtAddr, MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGE_SIZE};
+use crate::addr::{Order, Pfn, VirtAddr, MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE};
 use crate::gfp::GfpFlags;
-use crate::machine::{MmState, ORDERS};
-use crate::mm_types::{pg, PagePtr};
+use crate::mm::cpuhp::{CpuhpEntry, CpuhpState};
+use crate::mm::mm_types::{pg, PagePtr};
+use crate::mm::{MemoryModel, ORDERS};
 use crate::mmzone::{
     MigrateType, PerCpuPages, Zone, ZoneFree, ZoneType, MIGRATE_PCPTYPES, MIGRATE_TYPES,
-    PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, WMARK_LOW, WMARK_MIN,
-    WMARK_PROMO,
+    NR_ZONE_KINDS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH,
+    WMARK_LOW, WMARK_MIN, WMARK_PROMO,
 };
 use crate::platform::{CpuGuard, Platform};
-use crate::Machine;
+
+mod show_mem;
+
+/// The page allocator layer of a machine: the memory model plus the zones (`pglist_data`'s
+/// `node_zones`), their free areas and per-CPU lists. Dereferences to the
+/// [`MemoryModel`] below it. See the module documentation for the locking rules.
+pub struct PageAllocator<P: Platform> {
+    pub(crate) mm: MemoryModel<P>,
+    pub(crate) zones: [Zone<P::RawLock>; NR_ZONE_KINDS],
+    pub(crate) min_free_kbytes: AtomicUsize,
+    /// `totalram_pages`.
+    pub(crate) totalram: AtomicUsize,
+    /// Present pages of all zones (`physpages` in the Memory: line).
+    pub(crate) physpages: usize,
+}
+
+impl<P: Platform> core::ops::Deref for PageAllocator<P> {
+    type Target = MemoryModel<P>;
+    #[inline]
+    fn deref(&self) -> &MemoryModel<P> {
+        &self.mm
+    }
+}
+
+impl<P: Platform> PageAllocator<P> {
+    /// The layer over `mm` with `zones` as laid out at boot (free areas still empty).
+    pub(crate) fn new(
+        mm: MemoryModel<P>,
+        zones: [Zone<P::RawLock>; NR_ZONE_KINDS],
+        physpages: usize,
+    ) -> Self {
+        Self {
+            mm,
+            zones,
+            min_free_kbytes: AtomicUsize::new(0),
+            totalram: AtomicUsize::new(0),
+            physpages,
+        }
+    }
+
+    /// A zone by kind.
+    #[inline]
+    pub fn zone(&self, kind: ZoneType) -> &Zone<P::RawLock> {
+        &self.zones[kind.index()]
+    }
+    /// The configured zones, lowest first.
+    pub fn zones(&self) -> impl Iterator<Item = &Zone<P::RawLock>> + '_ {
+        self.arch().zones().iter().map(move |z| self.zone(*z))
+    }
+    /// `totalram_pages()`.
+    pub fn totalram_pages(&self) -> usize {
+        self.totalram.load(Ordering::Relaxed)
+    }
+    /// Pages currently allocated from the page allocator (not on any free or pcp list).
+    pub fn pages_in_use(&self) -> isize {
+        self.arch()
+            .zones()
+            .iter()
+            .map(|z| self.zone_pages_in_use(*z))
+            .sum::<isize>()
+    }
+    /// `min_free_kbytes`.
+    pub fn min_free_kbytes(&self) -> usize {
+        self.min_free_kbytes.load(Ordering::Relaxed)
+    }
+
+    /// Initialises the free lists and per-CPU lists in place (they point at themselves, so
+    /// only once the layer sits at its final address in the machine's state).
+    pub(crate) fn init_lists(&self) {
+        for z in &self.zones {
+            let mut free = z.free.lock();
+            for area in free.area.iter_mut() {
+                for l in area.free_list.iter_mut() {
+                    // SAFETY: the list head is inside the machine state, which never moves.
+                    unsafe { ListHead::init(l) };
+                }
+            }
+            if z.pcp.is_null() {
+                continue;
+            }
+            for cpu in 0..self.possible_cpus {
+                // SAFETY: boot runs alone; nobody else uses per-CPU data yet.
+                let p = unsafe { z.pcp_of(cpu) };
+                for l in p.lists.iter_mut() {
+                    // SAFETY: boot runs alone and `p` is this CPU's own entry; the list head
+                    // is inside memblock memory that never moves.
+                    unsafe { ListHead::init(l) };
+                }
+            }
+        }
+    }
+
+    /// `memblock_free_all`: every free memblock range goes to the buddy allocator.
+    pub(crate) fn memblock_free_all(&self) {
+        let mb = self.memblock.lock();
+        let mut total = 0usize;
+        for r in mb.free_ranges() {
+            let start = r.base.as_u64().div_ceil(PAGE_SIZE as u64);
+            let end = r.end() >> PAGE_SHIFT;
+            if end > start {
+                total += self.free_boot_range(Pfn::new(start), Pfn::new(end));
+            }
+        }
+        drop(mb);
+        self.totalram.store(total, Ordering::Relaxed);
+    }
+
+    /// Registers the page allocator's CPU-dead teardown (`page_alloc_cpu_dead`).
+    pub(crate) fn register_cpuhp(&self) {
+        let entry = CpuhpEntry {
+            name: "mm/page_alloc:pcp",
+            ctx: (self as *const Self).cast(),
+            teardown: page_alloc_cpu_dead::<P>,
+        };
+        self.cpuhp.lock().register(CpuhpState::PageAllocDead, entry);
+    }
+}
 
 /// Allocation flags derived from GFP (`ALLOC_*` of mm/internal.h).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,26 +223,7 @@ pub type FreeAreaCounts = [usize; NR_PAGE_ORDERS];
 // ------------------------------------------------------------------ free-area primitives
 // All of these run under the zone lock (`free` is the locked data).
 
-impl<P: Platform> MmState<P> {
-    #[inline]
-    pub(crate) fn page(&self, pfn: Pfn) -> PagePtr {
-        debug_assert!(pfn < self.max_pfn);
-        // SAFETY: callers pass PFNs inside a zone span, all below max_pfn; the memmap has
-        // max_pfn entries.
-        unsafe {
-            PagePtr::from_raw(core::ptr::NonNull::new_unchecked(
-                self.mem_map.add(pfn.as_usize()),
-            ))
-        }
-    }
-    #[inline]
-    pub(crate) fn page_to_pfn(&self, page: PagePtr) -> Pfn {
-        Pfn::new(
-            ((page.as_ptr() as usize - self.mem_map as usize)
-                / core::mem::size_of::<crate::mm_types::Page>()) as u64,
-        )
-    }
-
+impl<P: Platform> PageAllocator<P> {
     pub(crate) fn add_to_free_list(
         &self,
         free: &mut ZoneFree,
@@ -135,7 +233,7 @@ impl<P: Platform> MmState<P> {
         tail: bool,
     ) {
         page.set_private(order.as_usize());
-        page.set_page_type(crate::mm_types::PageType::Buddy);
+        page.set_page_type(crate::mm::mm_types::PageType::Buddy);
         let area = &mut free.area[order.as_usize()];
         let head: *mut ListHead = &mut area.free_list[mt as usize];
         // SAFETY: the list head lives in the (pinned) zone; the page is free and ours under
@@ -401,7 +499,7 @@ impl<P: Platform> MmState<P> {
     }
 }
 
-impl<P: Platform> Machine<P> {
+impl<P: Platform> PageAllocator<P> {
     // ------------------------------------------------------------------ pcp lists
 
     /// `rmqueue_bulk`: moves up to `count` blocks of `order` to a pcp list.
@@ -416,7 +514,7 @@ impl<P: Platform> Machine<P> {
         let mut free = zone.free.lock();
         let mut got = 0;
         while got < count {
-            let Some(page) = self.mm().rmqueue_locked(zone, &mut free, order, mt) else {
+            let Some(page) = self.rmqueue_locked(zone, &mut free, order, mt) else {
                 break;
             };
             page.set_private(order.as_usize());
@@ -434,7 +532,7 @@ impl<P: Platform> Machine<P> {
     /// `free_pcppages_bulk`: gives `count` pages of a pcp back to the buddy lists, oldest
     /// first (list tails), walking the lists in turn.
     fn free_pcppages_bulk(&self, zone: &Zone<P::RawLock>, pcp: &mut PerCpuPages, count: usize) {
-        let mm = self.mm();
+        let mm = self;
         let mut free = zone.free.lock();
         let mut left = count.min(pcp.count);
         let mut freed = 0usize;
@@ -598,7 +696,7 @@ impl<P: Platform> Machine<P> {
         }
         let page = {
             let mut free = zone.free.lock();
-            self.mm().rmqueue_locked(zone, &mut free, order, mt)
+            self.rmqueue_locked(zone, &mut free, order, mt)
         }?;
         zone.stats
             .nr_free_pages
@@ -751,7 +849,7 @@ impl<P: Platform> Machine<P> {
         }
         let alloc_order = ((page.flags() & pg::ORDER_MASK) >> pg::ORDER_SHIFT) as u32;
         if alloc_order != order.as_u32() {
-            let mut msg = crate::printk::LineBuf::new();
+            let mut msg = crate::mm::printk::LineBuf::new();
             let _ = core::fmt::Write::write_fmt(
                 &mut msg,
                 format_args!(
@@ -822,7 +920,7 @@ impl<P: Platform> Machine<P> {
         }
         drop(g);
         let mut free = zone.free.lock();
-        self.mm().free_one_page_locked(zone, &mut free, pfn, order);
+        self.free_one_page_locked(zone, &mut free, pfn, order);
         drop(free);
         zone.stats
             .nr_free_pages
@@ -924,7 +1022,7 @@ impl<P: Platform> Machine<P> {
         let end = end.as_u64();
         let mut total = 0;
         while pfn < end {
-            let zone_kind = self.mm().page(Pfn::new(pfn)).zone_type();
+            let zone_kind = self.page(Pfn::new(pfn)).zone_type();
             let zone = self.zone(zone_kind);
             let zend = zone.geo.end_pfn().as_u64().min(end);
             let align = if pfn == 0 {
@@ -935,13 +1033,12 @@ impl<P: Platform> Machine<P> {
             let fit = 63 - (zend - pfn).leading_zeros();
             let order = Order::new(align.min(fit));
             for i in 0..order.pages() as u64 {
-                let p = self.mm().page(Pfn::new(pfn + i));
+                let p = self.page(Pfn::new(pfn + i));
                 p.set_flags(p.flags() & !pg::RESERVED);
                 p.set_refcount(0);
             }
             let mut free = zone.free.lock();
-            self.mm()
-                .free_one_page_locked(zone, &mut free, Pfn::new(pfn), order);
+            self.free_one_page_locked(zone, &mut free, Pfn::new(pfn), order);
             drop(free);
             zone.stats
                 .nr_free_pages
@@ -989,7 +1086,7 @@ impl<P: Platform> Machine<P> {
 
     /// Sets `min_free_kbytes` and recomputes the watermarks (`__setup_per_zone_wmarks`).
     pub fn set_min_free_kbytes(&self, kbytes: usize) {
-        self.mm().min_free_kbytes.store(kbytes, Ordering::Relaxed);
+        self.min_free_kbytes.store(kbytes, Ordering::Relaxed);
         let pages_min = kbytes >> (crate::addr::PAGE_SHIFT - 10);
         let lowmem: usize = self
             .zones()
@@ -1040,7 +1137,7 @@ impl<P: Platform> Machine<P> {
                 (*zp).pcp_high_min = high_min;
                 (*zp).pcp_high_max = high_max;
             }
-            for cpu in 0..self.mm().possible_cpus {
+            for cpu in 0..self.possible_cpus {
                 // SAFETY: boot runs alone.
                 let p = unsafe { zone.pcp_of(cpu) };
                 p.batch = batch;
@@ -1054,14 +1151,14 @@ impl<P: Platform> Machine<P> {
         let k = |b: u64| b / 1024;
         let img = self.kernel_image();
         let free: usize = self.zones().map(|z| z.stats.free_pages()).sum();
-        let phys = self.mm().physpages;
+        let phys = self.physpages;
         let total = self.totalram_pages();
         let high: usize = self
             .zones()
             .filter(|z| z.kind == ZoneType::HighMem)
             .map(|z| z.managed_pages())
             .sum();
-        let kb = crate::machine::pages_to_kb;
+        let kb = crate::mm::pages_to_kb;
         match self.arch() {
             crate::arch::Arch::X86_64 => self.printk(crate::platform::LogLevel::Info, format_args!(
                 "Memory: {}K/{}K available ({}K kernel code, {}K rwdata, {}K rodata, {}K init, {}K bss, {}K reserved, 0K cma-reserved)",
@@ -1113,7 +1210,7 @@ impl<P: Platform> Machine<P> {
         if z.pcp.is_null() {
             return 0;
         }
-        (0..self.mm().possible_cpus)
+        (0..self.possible_cpus)
             .map(|c| z.pcp_count_snapshot(c).0)
             .sum()
     }
@@ -1124,7 +1221,7 @@ impl<P: Platform> Machine<P> {
         if z.pcp.is_null() {
             return 0;
         }
-        (0..self.mm().possible_cpus)
+        (0..self.possible_cpus)
             .map(|c| {
                 // SAFETY: racy read of a per-CPU counter for statistics.
                 unsafe { core::ptr::addr_of!((*z.pcp.add(c)).alloc_count).read_volatile() }
@@ -1138,7 +1235,7 @@ impl<P: Platform> Machine<P> {
         if z.pcp.is_null() {
             return 0;
         }
-        (0..self.mm().possible_cpus)
+        (0..self.possible_cpus)
             .map(|c| {
                 // SAFETY: racy read of a per-CPU counter for statistics.
                 unsafe { core::ptr::addr_of!((*z.pcp.add(c)).in_use).read_volatile() }
@@ -1189,7 +1286,7 @@ impl<P: Platform> Machine<P> {
                         if o < MAX_PAGE_ORDER as usize {
                             let b = pfn.buddy(order);
                             if zone.geo.contains(b) {
-                                let bp = self.mm().page(b);
+                                let bp = self.page(b);
                                 if bp.is_buddy()
                                     && bp.private() == o
                                     && (o < PAGEBLOCK_ORDER as usize
@@ -1247,11 +1344,15 @@ fn isqrt(n: usize) -> usize {
     x
 }
 
-/// Drains a dead CPU's pcp lists (the CPU-dead hook body).
+/// `page_alloc_cpu_dead`: gives a dead CPU's pcp lists back to the buddy allocator (its
+/// [`CpuhpState::PageAllocDead`] teardown).
 ///
 /// # Safety
 /// No thread may use `cpu`'s per-CPU data during the call.
-pub(crate) unsafe fn cpu_dead_state<P: Platform>(mm: &MmState<P>, cpu: usize) {
+unsafe fn page_alloc_cpu_dead<P: Platform>(ctx: *const (), cpu: usize) {
+    // SAFETY: registered in `register_cpuhp` with `ctx` = this layer, which lives as long as
+    // the machine (cpuhp table invariant); the hook runs only while the machine is alive.
+    let mm = unsafe { &*ctx.cast::<PageAllocator<P>>() };
     for zone in &mm.zones {
         if zone.pcp.is_null() {
             continue;

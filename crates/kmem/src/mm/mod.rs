@@ -1,0 +1,445 @@
+//! The memory model: the lowest layer of a machine (pfn ↔ `struct page` ↔ physical ↔
+//! virtual addresses), its log and its report counters.
+//!
+//! [`MemoryModel`] is what every subsystem above stands on: the platform, the firmware map,
+//! memblock (kept after boot, as with `ARCH_KEEP_MEMBLOCK`), the memmap (`mem_map[]`, one
+//! 64-byte `struct page` per frame below `max_pfn`, FLATMEM as in
+//! Documentation/mm/memory-model.rst), the direct map, the model-address translation, the
+//! printk ring buffer, node counters and the CPU hotplug state table ([`cpuhp`]).
+//!
+//! Each subsystem adds a layer that owns this one and dereferences to it — [`crate::page_alloc::PageAllocator`]
+//! → [`crate::slab::SlabLayer`] → [`crate::vmalloc::VmLayer`] — so code in a layer calls
+//! everything below it and nothing above it; [`crate::Machine`] is the handle on the top one.
+//!
+//! # Invariants
+//! - `mem_map` points at `max_pfn` initialised `struct page`s in memblock memory that never
+//!   moves; a [`PagePtr`] is only ever made for an entry of it.
+//! - `direct_map + pa` is the platform's mapping of physical address `pa` for every
+//!   `pa < lowmem_end` (the direct map), and for every `pa < phys_end` for `phys_to_real`.
+//! - The state lives in memory taken from memblock at boot and is never moved, so list heads
+//!   in it may point at themselves.
+//!
+//! # Locking
+//! The memblock lock and the log lock are leaves: nothing else is taken while either is held
+//! (docs/LOCKING.md). The cpuhp table's lock is taken only to copy entries out.
+
+pub mod cpuhp;
+pub mod mm_types;
+pub mod printk;
+
+use core::fmt::{self, Write};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+
+use crate::addr::{Pfn, PhysAddr, VirtAddr, NR_PAGE_ORDERS, PAGE_SHIFT};
+use crate::arch::{AddrTranslation, Arch, E820Table, TranslationRegion};
+use crate::memblock::Memblock;
+use crate::platform::{LogLevel, Platform};
+use cpuhp::CpuhpTable;
+use mm_types::{Page, PagePtr};
+use printk::{LineBuf, LogBuf};
+
+/// The sections of the kernel image, for the `Memory:` line.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelImage {
+    /// Physical load address.
+    pub start: PhysAddr,
+    /// Text bytes.
+    pub code: u64,
+    /// Read-write data bytes.
+    pub rwdata: u64,
+    /// Read-only data bytes.
+    pub rodata: u64,
+    /// Init sections bytes.
+    pub init: u64,
+    /// BSS bytes.
+    pub bss: u64,
+}
+
+impl KernelImage {
+    /// Total bytes.
+    pub fn size(&self) -> u64 {
+        self.code + self.rwdata + self.rodata + self.init + self.bss
+    }
+    /// A typical image for a simulated machine, loaded at 16 MiB
+    /// (`CONFIG_PHYSICAL_START`), scaled down on small machines.
+    pub fn simulated(arch: Arch, ram: u64) -> KernelImage {
+        const K: u64 = 1024;
+        let (code, rw, ro, init, bss) = match arch {
+            Arch::X86_64 => (16384 * K, 2560 * K, 6144 * K, 2048 * K, 3072 * K),
+            Arch::I386 => (8192 * K, 1024 * K, 3072 * K, 1024 * K, 1024 * K),
+        };
+        let total = code + rw + ro + init + bss;
+        let cap = ram / 16;
+        let scale = |v: u64| {
+            if total <= cap {
+                v
+            } else {
+                (v * cap / total) & !0xfff
+            }
+        };
+        KernelImage {
+            start: PhysAddr::new(16 << 20),
+            code: scale(code),
+            rwdata: scale(rw),
+            rodata: scale(ro),
+            init: scale(init),
+            bss: scale(bss),
+        }
+    }
+}
+
+/// Counters of reports, like the kernel's taint flags.
+#[derive(Default)]
+pub struct Taint {
+    /// `BUG:` reports (bad page state, slab corruption…).
+    pub bugs: AtomicUsize,
+    /// `WARNING:` reports and allocation-failure warnings.
+    pub warnings: AtomicUsize,
+}
+
+/// The memory model layer of a machine. See the module documentation.
+pub struct MemoryModel<P: Platform> {
+    /// The platform. Moved out and dropped by `Machine::drop`.
+    pub(crate) plat: P,
+    pub(crate) arch: Arch,
+    pub(crate) nr_cpus: usize,
+    pub(crate) possible_cpus: usize,
+    pub(crate) e820: E820Table,
+    pub(crate) memblock: lock_api::Mutex<P::RawLock, Memblock>,
+    /// The memmap: `struct page` for PFNs `0..max_pfn`.
+    pub(crate) mem_map: *mut Page,
+    pub(crate) max_pfn: Pfn,
+    /// End of the direct map (physical).
+    pub(crate) lowmem_end: PhysAddr,
+    pub(crate) direct_map: *mut u8,
+    pub(crate) translation: core::cell::UnsafeCell<AddrTranslation>,
+    pub(crate) log: lock_api::Mutex<P::RawLock, LogBuf>,
+    pub(crate) console_loglevel: AtomicU8,
+    pub(crate) taint: Taint,
+    pub(crate) node_stats: NodeStats,
+    pub(crate) taint_flags: AtomicU32,
+    pub(crate) kernel: KernelImage,
+    pub(crate) jiffies_at_boot: u64,
+    /// CPU hotplug teardown callbacks (`cpuhp_setup_state`).
+    pub(crate) cpuhp: lock_api::Mutex<P::RawLock, CpuhpTable>,
+}
+
+// SAFETY: the raw pointers point into memblock memory owned by the machine (memmap, direct
+// map) and are only dereferenced under the rules in the module documentation; the
+// translation table's `UnsafeCell` is written only by `add_translation`, whose contract is
+// documented there; every other field is Send/Sync by itself (atomics, locks, plain data).
+unsafe impl<P: Platform> Send for MemoryModel<P> {}
+// SAFETY: see the `Send` impl: shared access goes through atomics, locks, or the documented
+// single-writer `add_translation` protocol.
+unsafe impl<P: Platform> Sync for MemoryModel<P> {}
+
+impl<P: Platform> MemoryModel<P> {
+    /// The platform.
+    #[inline]
+    pub fn platform(&self) -> &P {
+        &self.plat
+    }
+    /// The architecture.
+    #[inline]
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+    /// Online CPUs.
+    #[inline]
+    pub fn nr_cpus(&self) -> usize {
+        self.nr_cpus
+    }
+    /// The firmware map the machine booted with.
+    pub fn e820(&self) -> &E820Table {
+        &self.e820
+    }
+    /// The highest PFN plus one (`max_pfn`).
+    #[inline]
+    pub fn max_pfn(&self) -> Pfn {
+        self.max_pfn
+    }
+    /// The end of the direct map (`max_low_pfn` as an address).
+    #[inline]
+    pub fn lowmem_end(&self) -> PhysAddr {
+        self.lowmem_end
+    }
+    /// A zone by kind.
+    #[inline]
+    pub fn with_memblock<R>(&self, f: impl FnOnce(&mut Memblock) -> R) -> R {
+        f(&mut self.memblock.lock())
+    }
+    /// Report counters.
+    pub fn taint(&self) -> &Taint {
+        &self.taint
+    }
+    /// `BUG:` reports so far.
+    pub fn bug_count(&self) -> usize {
+        self.taint.bugs.load(Ordering::Relaxed)
+    }
+    /// `WARNING:` reports so far (allocation failures included).
+    pub fn warn_count(&self) -> usize {
+        self.taint.warnings.load(Ordering::Relaxed)
+    }
+    /// `totalram_pages()`.
+    pub fn kernel_image(&self) -> KernelImage {
+        self.kernel
+    }
+    // ---------------------------------------------------------------- memory model
+
+    /// `pfn_to_page`: the `struct page` of a PFN below `max_pfn`.
+    #[inline]
+    pub fn pfn_to_page(&self, pfn: Pfn) -> Option<PagePtr> {
+        if pfn < self.max_pfn {
+            // SAFETY: the memmap has `max_pfn` entries.
+            Some(unsafe {
+                PagePtr::from_raw(NonNull::new_unchecked(self.mem_map.add(pfn.as_usize())))
+            })
+        } else {
+            None
+        }
+    }
+    /// `pfn_to_page` for a PFN the caller knows is below `max_pfn` (checked in debug builds).
+    #[inline]
+    pub(crate) fn page(&self, pfn: Pfn) -> PagePtr {
+        debug_assert!(pfn < self.max_pfn);
+        // SAFETY: callers pass PFNs inside a zone span, all below max_pfn; the memmap has
+        // max_pfn entries.
+        unsafe { PagePtr::from_raw(NonNull::new_unchecked(self.mem_map.add(pfn.as_usize()))) }
+    }
+    /// `pfn_to_page` without the bounds check.
+    ///
+    /// # Safety
+    /// `pfn` must be below [`MemoryModel::max_pfn`].
+    #[inline]
+    pub unsafe fn pfn_to_page_unchecked(&self, pfn: Pfn) -> PagePtr {
+        // SAFETY: caller guarantees `pfn < max_pfn`.
+        unsafe { PagePtr::from_raw(NonNull::new_unchecked(self.mem_map.add(pfn.as_usize()))) }
+    }
+    /// `page_to_pfn`.
+    #[inline]
+    pub fn page_to_pfn(&self, page: PagePtr) -> Pfn {
+        let off = (page.as_ptr() as usize - self.mem_map as usize) / core::mem::size_of::<Page>();
+        Pfn::new(off as u64)
+    }
+    /// Whether a pointer is a `struct page` of this machine's memmap.
+    pub fn is_memmap_ptr(&self, p: *const Page) -> bool {
+        let base = self.mem_map as usize;
+        let a = p as usize;
+        a >= base
+            && a < base + self.max_pfn.as_usize() * core::mem::size_of::<Page>()
+            && (a - base).is_multiple_of(core::mem::size_of::<Page>())
+    }
+    /// `__va`: the direct-map address of a physical address, if it is in the direct map
+    /// (lowmem).
+    #[inline]
+    pub fn phys_to_virt(&self, pa: PhysAddr) -> Option<VirtAddr> {
+        if pa < self.lowmem_end {
+            Some(VirtAddr::new(
+                self.direct_map as usize + pa.as_u64() as usize,
+            ))
+        } else {
+            None
+        }
+    }
+    /// `__pa`: the physical address of a direct-map address.
+    #[inline]
+    pub fn virt_to_phys(&self, va: VirtAddr) -> Option<PhysAddr> {
+        let base = self.direct_map as usize;
+        let a = va.as_usize();
+        if a >= base && ((a - base) as u64) < self.lowmem_end.as_u64() {
+            Some(PhysAddr::new((a - base) as u64))
+        } else {
+            None
+        }
+    }
+    /// `virt_to_page`.
+    #[inline]
+    pub fn virt_to_page(&self, va: VirtAddr) -> Option<PagePtr> {
+        self.virt_to_phys(va)
+            .and_then(|pa| self.pfn_to_page(pa.pfn()))
+    }
+    /// `page_address`: the direct-map address of a page; `None` for a HighMem page.
+    #[inline]
+    pub fn page_address(&self, page: PagePtr) -> Option<VirtAddr> {
+        self.phys_to_virt(self.page_to_pfn(page).phys())
+    }
+    /// The real address of physical memory whether or not it is in the direct map (HighMem
+    /// included): what kmap and the hosted platform's mirrors use.
+    ///
+    /// # Safety
+    /// The caller must only access memory it owns, and only below `phys_end`.
+    #[inline]
+    pub unsafe fn phys_to_real(&self, pa: PhysAddr) -> *mut u8 {
+        // SAFETY: within the platform's mapping by the caller's guarantee.
+        unsafe { self.direct_map.add(pa.as_u64() as usize) }
+    }
+    fn translation(&self) -> &AddrTranslation {
+        // SAFETY: the table is written only through `add_translation`, whose contract keeps
+        // writes to boot time, before any reader can run concurrently.
+        unsafe { &*self.translation.get() }
+    }
+    /// The model address (the machine's own layout) of a real address, for display.
+    #[inline]
+    pub fn to_model(&self, real: usize) -> u64 {
+        self.translation().to_model(real)
+    }
+    /// The real address of a model address, if one of the machine's regions covers it.
+    #[inline]
+    pub fn from_model(&self, model: u64) -> Option<usize> {
+        self.translation().from_model(model)
+    }
+    /// Adds a region to the model-address translation (vmalloc space, kmap windows…).
+    ///
+    /// # Safety
+    /// Only during boot, before the machine is shared with another thread: readers
+    /// (`to_model`, `from_model`) take no lock.
+    pub(crate) unsafe fn add_translation(&self, r: TranslationRegion) -> bool {
+        // SAFETY: by the caller's contract no other reference to the table is live (boot runs
+        // on one thread and holds no reference into it across this call), so this is the
+        // only access to the cell's contents.
+        let t = unsafe { &mut *self.translation.get() };
+        t.add(r)
+    }
+
+    // ---------------------------------------------------------------- printk
+
+    /// Logs one line at `level` (`printk`). Lines longer than 1 KiB are cut.
+    pub fn printk(&self, level: LogLevel, args: fmt::Arguments<'_>) {
+        let mut line = LineBuf::new();
+        let _ = line.write_fmt(args);
+        let ts = self.timestamp_ns();
+        self.log.lock().push(level as u8, ts, line.as_str());
+        if (level as u8) < self.console_loglevel.load(Ordering::Relaxed) {
+            let _ = line.write_str("\n");
+            self.platform().console_write(level, line.as_str());
+        }
+    }
+    /// Nanoseconds since boot by the platform's clock.
+    pub fn timestamp_ns(&self) -> u64 {
+        let j = self
+            .platform()
+            .jiffies()
+            .saturating_sub(self.jiffies_at_boot);
+        j * (1_000_000_000 / self.platform().hz().max(1))
+    }
+    /// Sets the console log level: records below it are echoed to the console.
+    pub fn set_console_loglevel(&self, level: u8) {
+        self.console_loglevel.store(level, Ordering::Relaxed);
+    }
+    /// Writes the log as `dmesg` shows it (with timestamps when `timestamps`).
+    pub fn dmesg(&self, out: &mut dyn Write, timestamps: bool) -> fmt::Result {
+        let log = self.log.lock();
+        let mut res = Ok(());
+        log.for_each(|_, ts, line| {
+            if res.is_ok() {
+                if timestamps {
+                    res = printk::write_timestamp(out, ts).and_then(|_| out.write_str(" "));
+                }
+                if res.is_ok() {
+                    res = writeln!(out, "{line}");
+                }
+            }
+        });
+        res
+    }
+    /// Empties the log (`dmesg -C`).
+    pub fn dmesg_clear(&self) {
+        self.log.lock().clear();
+    }
+}
+
+impl<P: Platform> MemoryModel<P> {
+    /// Runs the registered CPU hotplug teardowns for `cpu`, highest state first (what CPU
+    /// hot-unplug does: SLUB's per-CPU slabs, then the CPU's page lists). The platform calls
+    /// this through the CPU-dead hook; it is public for platforms that take CPUs offline by
+    /// other means.
+    ///
+    /// # Safety
+    /// No thread may be inside a CPU section for `cpu` during the call.
+    pub unsafe fn cpu_dead(&self, cpu: usize) {
+        let mut entries = [None; cpuhp::NR_CPUHP_STATES];
+        for (slot, (_, e)) in entries.iter_mut().zip(self.cpuhp.lock().teardown_order()) {
+            *slot = Some(e);
+        }
+        for e in entries.iter().flatten() {
+            // SAFETY: `e.ctx` is the layer that registered `e.teardown` (cpuhp invariant), alive
+            // as long as `self`; the caller guarantees `cpu` is unused.
+            unsafe { (e.teardown)(e.ctx, cpu) };
+        }
+    }
+}
+
+/// The platform's CPU-dead hook of a machine whose memory model is at `ctx`.
+///
+/// # Safety
+/// `ctx` is the machine's `MemoryModel<P>`, alive for the call, and `cpu` is unused during it
+/// (the [`crate::platform::CpuDeadHook`] contract).
+pub(crate) unsafe fn cpu_dead_hook<P: Platform>(ctx: *const (), cpu: usize) {
+    // SAFETY: by this function's contract `ctx` is a live MemoryModel<P>.
+    let mm = unsafe { &*ctx.cast::<MemoryModel<P>>() };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { mm.cpu_dead(cpu) }
+}
+
+/// A writer that sends each completed line to printk (for multi-line dumps at boot).
+pub(crate) struct LinesTo<'a, P: Platform>(
+    pub(crate) &'a MemoryModel<P>,
+    pub(crate) &'a mut LineBuf,
+);
+
+impl<P: Platform> Write for LinesTo<'_, P> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for (i, part) in s.split('\n').enumerate() {
+            if i > 0 {
+                self.0
+                    .printk(LogLevel::Info, format_args!("{}", self.1.as_str()));
+                self.1.clear();
+            }
+            self.1.write_str(part)?;
+        }
+        Ok(())
+    }
+}
+
+/// Node counters other subsystems (slab, page tables, vmalloc) report to /proc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeStat {
+    /// `NR_SLAB_RECLAIMABLE_B` in pages.
+    SlabReclaimable,
+    /// `NR_SLAB_UNRECLAIMABLE_B` in pages.
+    SlabUnreclaimable,
+    /// `NR_PAGETABLE`.
+    PageTables,
+    /// Pages mapped by vmalloc.
+    VmallocPages,
+}
+
+/// Counters for [`NodeStat`], updated by the subsystems that own them.
+#[derive(Default)]
+pub struct NodeStats {
+    /// One counter per [`NodeStat`].
+    pub counters: [AtomicIsize; 4],
+}
+
+impl<P: Platform> MemoryModel<P> {
+    /// Adds `delta` pages to a node counter.
+    #[inline]
+    pub fn mod_node_stat(&self, which: NodeStat, delta: isize) {
+        self.node_stats.counters[which as usize].fetch_add(delta, Ordering::Relaxed);
+    }
+    /// A node counter in pages.
+    pub fn node_stat_hook(&self, which: NodeStat) -> usize {
+        self.node_stats.counters[which as usize]
+            .load(Ordering::Relaxed)
+            .max(0) as usize
+    }
+}
+
+/// Physical memory actually present (`physpages`) in KiB, etc.
+pub(crate) const fn pages_to_kb(pages: usize) -> usize {
+    pages << (PAGE_SHIFT - 10)
+}
+
+/// Orders used in tests and reports.
+pub(crate) const ORDERS: usize = NR_PAGE_ORDERS;

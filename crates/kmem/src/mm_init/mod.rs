@@ -1,0 +1,542 @@
+//! Boot, below the page allocator (mm/mm_init.c, arch/x86/kernel/e820.c, setup.c): the
+//! firmware map → memblock → zone sizes → memmap steps of `setup_arch` and `mm_core_init`.
+//!
+//! [`early_setup`] registers the firmware map's RAM with memblock, reserves what x86
+//! reserves, and takes from memblock — in Linux's order, top-down from the direct-map limit —
+//! the machine's state, the printk buffer, the memmap, pageblock migratetype bytes and
+//! per-CPU page lists. [`memory_model`] and [`zones`] build the two lowest layers' values
+//! from that; once the state sits at its final address, [`print_boot_log`] writes the
+//! boot log's first part and [`memmap_init`] initialises every `struct page`. What follows
+//! (`memblock_free_all`, watermarks, `kmem_cache_init`, `vmalloc_init`) belongs to the
+//! layers above and is sequenced by [`crate::Machine::boot`].
+//!
+//! # Invariants
+//! Runs on one thread, before the machine exists for anyone else; the pointers in
+//! [`EarlyMemory`] are fresh memblock allocations nothing else uses.
+
+use core::fmt;
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, AtomicUsize};
+
+use kds::list::ListHead;
+
+use crate::addr::{Pfn, PhysAddr, PAGE_SIZE};
+use crate::arch::{AddrTranslation, Arch, E820Table, E820Type, TranslationRegion};
+use crate::memblock::{Memblock, MemblockError};
+use crate::mm::cpuhp::CpuhpTable;
+use crate::mm::mm_types::{pg, Page, PAGE_TYPE_NONE};
+use crate::mm::printk::{LineBuf, LogBuf, CONSOLE_LOGLEVEL_DEFAULT, LOG_BUF_LEN};
+use crate::mm::{KernelImage, LinesTo, MemoryModel, NodeStats, Taint};
+use crate::mmzone::{
+    FreeArea, MigrateType, PerCpuPages, Zone, ZoneFree, ZoneGeometry, ZoneStats, ZoneType,
+    MIGRATE_TYPES, NR_ZONE_KINDS, PAGEBLOCK_NR_PAGES,
+};
+use crate::platform::{LogLevel, Platform};
+
+/// What to boot.
+#[derive(Clone, Copy, Debug)]
+pub struct BootParams<'a> {
+    /// Architecture.
+    pub arch: Arch,
+    /// The firmware memory map.
+    pub e820: E820Table,
+    /// Online CPUs (sizes per-CPU tunables; at most the platform's possible CPUs).
+    pub nr_cpus: usize,
+    /// The kernel command line.
+    pub cmdline: &'a str,
+    /// The kernel image; `None` simulates one at 16 MiB.
+    pub kernel: Option<KernelImage>,
+    /// Extra ranges to reserve (a bare-metal kernel's page tables, initrd…).
+    pub reserve: &'a [(PhysAddr, u64)],
+}
+
+impl<'a> BootParams<'a> {
+    /// Parameters for a simulated QEMU `pc` machine with `mem` bytes of RAM.
+    ///
+    /// # Errors
+    /// [`BootError::TooLittleMemory`] below 16 MiB.
+    pub fn simulated(arch: Arch, mem: u64, nr_cpus: usize) -> Result<Self, BootError> {
+        if mem < (16 << 20) {
+            return Err(BootError::TooLittleMemory);
+        }
+        let e820 = E820Table::qemu_pc(mem).ok_or(BootError::TooLittleMemory)?;
+        Ok(Self {
+            arch,
+            e820,
+            nr_cpus,
+            cmdline: "",
+            kernel: None,
+            reserve: &[],
+        })
+    }
+}
+
+/// Why a boot failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootError {
+    /// Not enough RAM for the kernel image and the memmap.
+    TooLittleMemory,
+    /// The firmware map has RAM beyond what the platform backs.
+    RamNotBacked,
+    /// memblock failed.
+    Memblock(MemblockError),
+    /// `nr_cpus` is zero or above the platform's possible CPUs.
+    BadCpuCount,
+}
+
+impl fmt::Display for BootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootError::TooLittleMemory => f.write_str("too little memory to boot"),
+            BootError::RamNotBacked => {
+                f.write_str("firmware map has RAM the platform does not back")
+            }
+            BootError::Memblock(e) => write!(f, "{e}"),
+            BootError::BadCpuCount => f.write_str("bad CPU count"),
+        }
+    }
+}
+
+impl From<MemblockError> for BootError {
+    fn from(e: MemblockError) -> Self {
+        BootError::Memblock(e)
+    }
+}
+
+/// What [`early_setup`] took from memblock and worked out, for the steps after it.
+pub(crate) struct EarlyMemory {
+    pub(crate) mb: Memblock,
+    pub(crate) max_pfn: Pfn,
+    pub(crate) lowmem_end: PhysAddr,
+    pub(crate) kernel: KernelImage,
+    pub(crate) geos: [ZoneGeometry; NR_ZONE_KINDS],
+    /// The machine's state (`state_size` bytes, zeroed).
+    pub(crate) state: *mut u8,
+    log: *mut u8,
+    memmap: *mut Page,
+    memmap_bytes: usize,
+    pageblocks: [(*mut u8, usize); NR_ZONE_KINDS],
+    pcps: [*mut PerCpuPages; NR_ZONE_KINDS],
+}
+
+/// e820 → memblock: registers RAM (page-aligned, without page 0 and the 640K–1M hole),
+/// reserves the first MiB, the kernel image and `params.reserve`, and limits later
+/// allocations to the direct map. Returns memblock, `max_pfn`, the direct-map end and the
+/// kernel image.
+fn e820_memblock_setup(
+    params: &BootParams<'_>,
+) -> Result<(Memblock, Pfn, PhysAddr, KernelImage), BootError> {
+    let arch = params.arch;
+    let mut mb = Memblock::new();
+    // The first page is BIOS-owned (arch/x86/kernel/setup.c trim_bios_range) and 640K-1M is
+    // the legacy ROM area.
+    for e in params.e820.entries() {
+        if e.kind != E820Type::Ram {
+            continue;
+        }
+        let mut start = e.addr.as_u64().max(PAGE_SIZE as u64);
+        start = (start + PAGE_SIZE as u64 - 1) & !(PAGE_SIZE as u64 - 1);
+        let end = e.end() & !(PAGE_SIZE as u64 - 1);
+        // Drop the 0xa0000-0x100000 hole.
+        let (a, b) = (0xa0000u64, 0x100000u64);
+        for (s, t) in [(start, end.min(a)), (start.max(b), end)] {
+            if t > s {
+                mb.add(PhysAddr::new(s), t - s)?;
+            }
+        }
+    }
+    let max_pfn = Pfn::new(
+        mb.end_of_dram()
+            .ok_or(BootError::TooLittleMemory)?
+            .pfn()
+            .as_u64(),
+    );
+    let lowmem_end = PhysAddr::new(arch.lowmem_limit(max_pfn.phys().as_u64()));
+
+    // x86 reserves the first 1 MiB (arch/x86/kernel/setup.c, "x86/setup: Always reserve the
+    // first 1M of RAM") and the kernel image.
+    mb.reserve(PhysAddr::new(0), 1 << 20)?;
+    let kernel = params
+        .kernel
+        .unwrap_or_else(|| KernelImage::simulated(arch, params.e820.ram_total()));
+    mb.reserve(kernel.start, kernel.size())?;
+    for (base, size) in params.reserve {
+        mb.reserve(*base, *size)?;
+    }
+    // Everything allocated from here on must be reachable through the direct map.
+    mb.current_limit = lowmem_end.as_u64();
+    Ok((mb, max_pfn, lowmem_end, kernel))
+}
+
+/// Zone spans and present pages (`free_area_init` → `calculate_node_totalpages`).
+fn zone_geometry(arch: Arch, mb: &Memblock, max_pfn: Pfn) -> [ZoneGeometry; NR_ZONE_KINDS] {
+    let mut geos = [ZoneGeometry::default(); NR_ZONE_KINDS];
+    let mut prev_end = Pfn::new(0);
+    let first_pfn = mb.start_of_dram().map(|a| a.pfn()).unwrap_or(Pfn::new(0));
+    for &z in arch.zones() {
+        let end = arch.zone_end_pfn(z, max_pfn);
+        if end <= prev_end {
+            continue;
+        }
+        let start = prev_end.max(first_pfn);
+        let mut present = 0;
+        for r in mb.memory.regions() {
+            let (s, e) = (r.base.pfn().as_u64(), PhysAddr::new(r.end()).pfn().as_u64());
+            let (s, e) = (s.max(start.as_u64()), e.min(end.as_u64()));
+            if e > s {
+                present += e - s;
+            }
+        }
+        geos[z.index()] = ZoneGeometry {
+            start_pfn: start,
+            spanned: end - start,
+            present,
+        };
+        prev_end = end;
+    }
+    geos
+}
+
+/// Allocations from memblock in the direct map (`memblock_alloc`, `memblock_alloc_raw`).
+struct EarlyAlloc {
+    direct_map: *mut u8,
+}
+
+impl EarlyAlloc {
+    /// `memblock_alloc_raw`: uninitialised memory.
+    fn raw(&self, mb: &mut Memblock, size: usize, align: usize) -> Result<*mut u8, BootError> {
+        let pa = mb.phys_alloc(size as u64, align as u64)?;
+        // SAFETY: memblock returned a range of RAM below the direct-map limit, which the
+        // platform backs at `direct_map + pa` (Platform's contract).
+        Ok(unsafe { self.direct_map.add(pa.as_u64() as usize) })
+    }
+
+    /// `memblock_alloc`: zeroed memory.
+    fn zeroed(&self, mb: &mut Memblock, size: usize, align: usize) -> Result<*mut u8, BootError> {
+        let p = self.raw(mb, size, align)?;
+        // SAFETY: `p` is valid for `size` bytes (just allocated) and not yet used.
+        unsafe { core::ptr::write_bytes(p, 0, size) };
+        Ok(p)
+    }
+}
+
+/// The `setup_arch` part of boot: memblock set up from the firmware map, then the machine's
+/// state (`state_size` bytes, 64-aligned), the printk buffer, the memmap, pageblock bytes and
+/// per-CPU lists allocated from it, in that order.
+pub(crate) fn early_setup<P: Platform>(
+    plat: &P,
+    params: &BootParams<'_>,
+    state_size: usize,
+) -> Result<EarlyMemory, BootError> {
+    if params.nr_cpus == 0 || params.nr_cpus > plat.possible_cpus() {
+        return Err(BootError::BadCpuCount);
+    }
+    if params.e820.ram_end() > plat.phys_end().as_u64() {
+        return Err(BootError::RamNotBacked);
+    }
+    let (mut mb, max_pfn, lowmem_end, kernel) = e820_memblock_setup(params)?;
+    let ea = EarlyAlloc {
+        direct_map: plat.direct_map_base(),
+    };
+    let state = ea.zeroed(&mut mb, state_size, 64)?;
+    let log = ea.zeroed(&mut mb, LOG_BUF_LEN, PAGE_SIZE)?;
+    let memmap_bytes = max_pfn.as_usize() * core::mem::size_of::<Page>();
+    // memblock_alloc_raw: every entry is written by memmap_init.
+    let memmap = ea.raw(&mut mb, memmap_bytes, PAGE_SIZE)?.cast::<Page>();
+    plat.prefault(memmap.cast(), memmap_bytes);
+
+    let geos = zone_geometry(params.arch, &mb, max_pfn);
+    // Pageblock migratetype bytes and per-CPU lists for every populated zone.
+    let mut pageblocks = [(core::ptr::null_mut::<u8>(), 0usize); NR_ZONE_KINDS];
+    let mut pcps = [core::ptr::null_mut::<PerCpuPages>(); NR_ZONE_KINDS];
+    for z in ZoneType::ALL {
+        let g = geos[z.index()];
+        if g.present == 0 {
+            continue;
+        }
+        let first = g.start_pfn.as_u64() & !(PAGEBLOCK_NR_PAGES as u64 - 1);
+        let n = (g.end_pfn().as_u64() - first).div_ceil(PAGEBLOCK_NR_PAGES as u64) as usize;
+        let p = ea.zeroed(&mut mb, n, 8)?;
+        // SAFETY: `p` has `n` bytes; every pageblock starts MIGRATE_MOVABLE, as at boot in
+        // Linux (memmap_init_range).
+        unsafe { core::ptr::write_bytes(p, MigrateType::Movable as u8, n) };
+        pageblocks[z.index()] = (p, n);
+        let bytes = plat.possible_cpus() * core::mem::size_of::<PerCpuPages>();
+        pcps[z.index()] = ea.zeroed(&mut mb, bytes, 64)?.cast();
+    }
+    Ok(EarlyMemory {
+        mb,
+        max_pfn,
+        lowmem_end,
+        kernel,
+        geos,
+        state,
+        log,
+        memmap,
+        memmap_bytes,
+        pageblocks,
+        pcps,
+    })
+}
+
+/// The memory model layer's value (memblock itself is handed over later, after the boot
+/// log has been printed from it).
+pub(crate) fn memory_model<P: Platform>(
+    plat: P,
+    params: &BootParams<'_>,
+    em: &EarlyMemory,
+) -> MemoryModel<P> {
+    let arch = params.arch;
+    let direct_map = plat.direct_map_base();
+    let mut translation = AddrTranslation::new();
+    if let Some(vmemmap) = arch.vmemmap_base() {
+        translation.add(TranslationRegion {
+            real: em.memmap as usize,
+            model: vmemmap,
+            len: em.memmap_bytes as u64,
+        });
+    }
+    translation.add(TranslationRegion {
+        real: direct_map as usize,
+        model: arch.page_offset(),
+        len: em.lowmem_end.as_u64(),
+    });
+    MemoryModel {
+        arch,
+        nr_cpus: params.nr_cpus,
+        possible_cpus: plat.possible_cpus(),
+        e820: params.e820,
+        memblock: lock_api::Mutex::new(Memblock::new()),
+        mem_map: em.memmap,
+        max_pfn: em.max_pfn,
+        lowmem_end: em.lowmem_end,
+        direct_map,
+        translation: core::cell::UnsafeCell::new(translation),
+        // SAFETY: `em.log` has LOG_BUF_LEN bytes from memblock, used only by this buffer.
+        log: lock_api::Mutex::new(unsafe { LogBuf::new(em.log, LOG_BUF_LEN) }),
+        console_loglevel: AtomicU8::new(CONSOLE_LOGLEVEL_DEFAULT),
+        taint: Taint::default(),
+        node_stats: NodeStats::default(),
+        taint_flags: AtomicU32::new(0),
+        kernel: em.kernel,
+        jiffies_at_boot: plat.jiffies(),
+        cpuhp: lock_api::Mutex::new(CpuhpTable::new()),
+        plat,
+    }
+}
+
+/// The zones as laid out by [`early_setup`], free areas empty (`zone_init_free_lists` runs
+/// in place once they sit in the state), and the machine's present pages.
+pub(crate) fn zones<L: lock_api::RawMutex>(em: &EarlyMemory) -> ([Zone<L>; NR_ZONE_KINDS], usize) {
+    let zones = core::array::from_fn(|i| Zone {
+        kind: ZoneType::from_index(i),
+        geo: em.geos[i],
+        managed: AtomicUsize::new(0),
+        watermark: Default::default(),
+        lowmem_reserve: Default::default(),
+        free: lock_api::Mutex::new(ZoneFree {
+            area: core::array::from_fn(|_| FreeArea {
+                free_list: core::array::from_fn(|_| ListHead::new()),
+                nr_free_mt: [0; MIGRATE_TYPES],
+                nr_free: 0,
+            }),
+        }),
+        stats: ZoneStats::default(),
+        pageblock_mt: em.pageblocks[i].0,
+        nr_pageblocks: em.pageblocks[i].1,
+        pcp: em.pcps[i],
+        pcp_batch: 0,
+        pcp_high_min: 0,
+        pcp_high_max: 0,
+    });
+    let physpages = em.geos.iter().map(|g| g.present as usize).sum();
+    (zones, physpages)
+}
+
+/// The boot log up to the zone ranges, in Linux's words: the banner, the command line, the
+/// e820 map, `last_pfn`, the i386 HIGHMEM/LOWMEM lines, the memblock dump with
+/// `memblock=debug`, then the zone and node ranges.
+pub(crate) fn print_boot_log<P: Platform>(
+    mm: &MemoryModel<P>,
+    params: &BootParams<'_>,
+    em: &EarlyMemory,
+) {
+    print_banner(mm, params, em);
+    if params
+        .cmdline
+        .split_whitespace()
+        .any(|w| w == "memblock=debug")
+    {
+        let mut dump = LineBuf::new();
+        let _ = em.mb.dump(&mut LinesTo(mm, &mut dump));
+    }
+    print_zone_ranges(mm, &em.geos, &em.mb);
+}
+
+fn print_banner<P: Platform>(mm: &MemoryModel<P>, params: &BootParams<'_>, em: &EarlyMemory) {
+    let arch = params.arch;
+    // The boot log, in Linux's words.
+    mm.printk(
+        LogLevel::Notice,
+        format_args!(
+            "Linux version 6.18.0-kmem ({}) kmem {}{}",
+            arch,
+            env!("CARGO_PKG_VERSION"),
+            if params.kernel.is_none() {
+                " simulated machine"
+            } else {
+                ""
+            }
+        ),
+    );
+    mm.printk(
+        LogLevel::Info,
+        format_args!("Command line: {}", params.cmdline),
+    );
+    mm.printk(
+        LogLevel::Info,
+        format_args!("BIOS-provided physical RAM map:"),
+    );
+    for e in params.e820.entries() {
+        mm.printk(
+            LogLevel::Info,
+            format_args!(
+                "BIOS-e820: [mem {:#018x}-{:#018x}] {}",
+                e.addr.as_u64(),
+                e.end() - 1,
+                e.kind.name()
+            ),
+        );
+    }
+    mm.printk(
+        LogLevel::Info,
+        format_args!(
+            "last_pfn = {:#x} max_arch_pfn = {:#x}",
+            em.max_pfn.as_u64(),
+            match arch {
+                Arch::X86_64 => 0x4_0000_0000u64,
+                Arch::I386 => 0x10_0000,
+            }
+        ),
+    );
+    if arch == Arch::I386 {
+        let high = em
+            .max_pfn
+            .phys()
+            .as_u64()
+            .saturating_sub(em.lowmem_end.as_u64());
+        if high > 0 {
+            mm.printk(
+                LogLevel::Notice,
+                format_args!("{}MB HIGHMEM available.", high >> 20),
+            );
+        }
+        mm.printk(
+            LogLevel::Notice,
+            format_args!("{}MB LOWMEM available.", em.lowmem_end.as_u64() >> 20),
+        );
+        mm.printk(
+            LogLevel::Info,
+            format_args!("  mapped low ram: 0 - {:08x}", em.lowmem_end.as_u64()),
+        );
+        mm.printk(
+            LogLevel::Info,
+            format_args!("  low ram: 0 - {:08x}", em.lowmem_end.as_u64()),
+        );
+    }
+}
+
+fn print_zone_ranges<P: Platform>(
+    mm: &MemoryModel<P>,
+    geos: &[ZoneGeometry; NR_ZONE_KINDS],
+    mb: &Memblock,
+) {
+    mm.printk(LogLevel::Info, format_args!("Zone ranges:"));
+    for &z in mm.arch().zones() {
+        let g = geos[z.index()];
+        if z == ZoneType::Movable {
+            continue;
+        }
+        if g.spanned == 0 {
+            mm.printk(LogLevel::Info, format_args!("  {:<8} empty", z.name()));
+        } else {
+            mm.printk(
+                LogLevel::Info,
+                format_args!(
+                    "  {:<8} [mem {:#018x}-{:#018x}]",
+                    z.name(),
+                    g.start_pfn.phys().as_u64(),
+                    g.end_pfn().phys().as_u64() - 1
+                ),
+            );
+        }
+    }
+    mm.printk(
+        LogLevel::Info,
+        format_args!("Movable zone start for each node"),
+    );
+    mm.printk(LogLevel::Info, format_args!("Early memory node ranges"));
+    for r in mb.memory.regions() {
+        mm.printk(
+            LogLevel::Info,
+            format_args!(
+                "  node   0: [mem {:#018x}-{:#018x}]",
+                r.base.as_u64(),
+                r.end() - 1
+            ),
+        );
+    }
+    if let (Some(s), Some(e)) = (mb.start_of_dram(), mb.end_of_dram()) {
+        mm.printk(
+            LogLevel::Info,
+            format_args!(
+                "Initmem setup node 0 [mem {:#018x}-{:#018x}]",
+                s.as_u64(),
+                e.as_u64() - 1
+            ),
+        );
+    }
+    let total: u64 = mm
+        .arch()
+        .zones()
+        .iter()
+        .map(|z| geos[z.index()].present)
+        .sum();
+    mm.printk(
+        LogLevel::Info,
+        format_args!("Built 1 zonelists, mobility grouping on.  Total pages: {total}"),
+    );
+}
+
+/// `memmap_init`: every `struct page` starts reserved with one reference, in its zone (hole
+/// pages below the first zone belong to the lowest zone, as in Linux).
+pub(crate) fn memmap_init<P: Platform>(mm: &MemoryModel<P>, geos: &[ZoneGeometry; NR_ZONE_KINDS]) {
+    // Hole pages below the first zone belong to the lowest zone, as in Linux.
+    let mut start = 0u64;
+    for &z in mm.arch.zones() {
+        let g = geos[z.index()];
+        if g.spanned == 0 {
+            continue;
+        }
+        let end = g.end_pfn().as_u64();
+        let template = Page {
+            flags: pg::RESERVED | ((z as u64) << pg::ZONE_SHIFT),
+            lru: ListHead::new(),
+            compound_head: 0,
+            mapping: 0,
+            index: 0,
+            private: 0,
+            page_type: PAGE_TYPE_NONE,
+            refcount: AtomicI32::new(1),
+        };
+        for pfn in start..end.min(mm.max_pfn.as_u64()) {
+            // SAFETY: `pfn < max_pfn`; boot runs alone, the entry is ours to initialise.
+            unsafe {
+                mm.mem_map.add(pfn as usize).write(Page {
+                    refcount: AtomicI32::new(1),
+                    ..core::ptr::read(&template)
+                })
+            };
+        }
+        start = end;
+    }
+}
