@@ -107,7 +107,7 @@ pub fn run(k: &Kernel, out: &mut dyn Write, color: bool) -> io::Result<()> {
             writeln!(out, "alloc_pages(GFP_DMA, {order}) failed")?;
             return Ok(());
         };
-        let after = m.free_area_counts(page.zone_type());
+        let after = m.free_area_counts(m.page_ref(page).expect("an allocated page").zone_type());
         let pfn = m.page_to_pfn(page).as_u64();
         writeln!(
             out,
@@ -143,7 +143,11 @@ pub fn run(k: &Kernel, out: &mut dyn Write, color: bool) -> io::Result<()> {
 
     for (name, order, page) in blocks.clone() {
         m.__free_pages(page, Order::new(order));
-        let after = m.free_area_counts(page.zone_type());
+        let after = m.free_area_counts(
+            m.page_ref(page)
+                .expect("a page of this machine")
+                .zone_type(),
+        );
         writeln!(out, "__free_pages({}, {order})", st.bold(&name.to_string()))?;
         write!(out, "{}", indent(&explain_free(&counts, &after, order)))?;
         row(out, &st, zone.name(), &after, Some(&counts))?;

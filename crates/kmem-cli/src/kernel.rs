@@ -189,7 +189,7 @@ impl Kernel {
                         .then(|| self.m.vmalloc_to_page(va))
                         .flatten()
                 });
-                if page.is_some_and(|p| p.is_reserved()) {
+                if page.is_some_and(|p| self.m.page_ref(p).is_some_and(|r| r.is_reserved())) {
                     self.oops(at, true, true);
                     return Err(Oopsed);
                 }

@@ -205,6 +205,9 @@ impl<P: Platform> KmapLayer<P> {
     ///
     /// Returns `None` if all pkmap slots are in use (Linux would sleep).
     pub fn kmap(&self, page: PagePtr) -> Option<VirtAddr> {
+        if !self.check_page_ptr(page, "kmap") {
+            return None;
+        }
         match self.page_address(page) {
             Some(a) => Some(a),
             None => self.kmap_high(page),
@@ -215,6 +218,9 @@ impl<P: Platform> KmapLayer<P> {
     /// kmapped is reported (`BUG()` in Linux) and ignored.
     #[track_caller]
     pub fn kunmap(&self, page: PagePtr) {
+        if !self.check_page_ptr(page, "kunmap") {
+            return;
+        }
         if self.page_address(page).is_some() {
             return;
         }
@@ -264,6 +270,9 @@ impl<P: Platform> KmapLayer<P> {
     /// report.
     #[track_caller]
     pub fn kmap_local_page(&self, page: PagePtr) -> Option<VirtAddr> {
+        if !self.check_page_ptr(page, "kmap_local_page") {
+            return None;
+        }
         if let Some(a) = self.page_address(page) {
             return Some(a);
         }
@@ -368,6 +377,9 @@ impl<P: Platform> KmapLayer<P> {
     /// [`Machine::kunmap_atomic`] (lowmem pages included).
     #[track_caller]
     pub fn kmap_atomic(&self, page: PagePtr) -> Option<VirtAddr> {
+        if !self.check_page_ptr(page, "kmap_atomic") {
+            return None;
+        }
         let cpu = self.platform().cpu_get();
         let r = self.kmap_local_page(page);
         if r.is_none() {

@@ -236,13 +236,14 @@ fn bad_frees_are_reported_and_harmless() {
     let c = m
         .alloc_pages(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_COMP, Order::new(2))
         .unwrap();
-    m.__free_pages(c.add(1), Order::ZERO);
+    let tail = m.pfn_to_page(m.page_to_pfn(c) + 1).unwrap();
+    m.__free_pages(tail, Order::ZERO);
     assert_eq!(m.bug_count(), 3);
     m.__free_pages(c, Order::new(2));
 
     // A reserved page (the kernel image at 16 MiB) and an address outside memory.
     let reserved = m.pfn_to_page(Pfn::new(0x1000)).unwrap();
-    assert!(reserved.is_reserved());
+    assert!(m.page_ref(reserved).unwrap().is_reserved());
     m.__free_pages(reserved, Order::ZERO);
     assert_eq!(m.bug_count(), 4);
     m.free_pages(kmem::VirtAddr::new(0x1000), Order::ZERO);
@@ -274,9 +275,10 @@ fn api_edges() {
         .alloc_pages(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_COMP, Order::new(3))
         .unwrap();
     assert_eq!(m.pages_in_use(), used + 8);
-    assert!(c.is_head());
-    assert_eq!(c.compound_order(), Order::new(3));
-    assert_eq!(c.add(5).compound_head(), c);
+    assert!(m.page_ref(c).unwrap().is_head());
+    assert_eq!(m.page_ref(c).unwrap().compound_order(), Order::new(3));
+    let fifth = m.pfn_to_page(m.page_to_pfn(c) + 5).unwrap();
+    assert_eq!(m.page_ref(fifth).unwrap().compound_head(), c);
     m.__free_pages(c, Order::new(3));
     assert_eq!(m.pages_in_use(), used);
 
@@ -294,7 +296,10 @@ fn api_edges() {
     let g = m.alloc_pages(GfpFlags::GFP_KERNEL, Order::new(2)).unwrap();
     m.split_page(g, Order::new(2));
     for i in 0..4 {
-        m.__free_pages(g.add(i), Order::ZERO);
+        m.__free_pages(
+            m.pfn_to_page(m.page_to_pfn(g) + i as u64).unwrap(),
+            Order::ZERO,
+        );
     }
     m.drain_local_pages();
     assert_eq!(initial, buddy(&m));

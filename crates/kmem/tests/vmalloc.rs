@@ -529,7 +529,7 @@ fn page_walk_equals_host_mapping() {
             let high = (0..n)
                 .filter(|&i| {
                     let p = m.vmalloc_to_page(v + (i * PAGE_SIZE) as u64).unwrap();
-                    p.zone_type() == ZoneType::HighMem
+                    m.page_ref(p).unwrap().zone_type() == ZoneType::HighMem
                 })
                 .count();
             assert_eq!(high, n);
@@ -575,7 +575,7 @@ fn i386_layout_and_highmem_kmap() {
     let page = m
         .alloc_page(GfpFlags::GFP_HIGHUSER | GfpFlags::__GFP_ZERO)
         .unwrap();
-    assert_eq!(page.zone_type(), ZoneType::HighMem);
+    assert_eq!(m.page_ref(page).unwrap().zone_type(), ZoneType::HighMem);
     assert!(m.page_address(page).is_none());
     // Write through kmap…
     let k = m.kmap(page).unwrap();

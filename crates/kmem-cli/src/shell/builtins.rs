@@ -399,7 +399,8 @@ pub static PAGE_BUILTINS: &[Builtin] = &[
         params: &[Addr],
         run: |c, a| {
             let page = need_page(c, a, 0)?;
-            Ok(Value::Int(i64::from(page.refcount()) as u64))
+            let r = c.k.m.page_ref(page).map_or(0, |r| r.refcount());
+            Ok(Value::Int(i64::from(r) as u64))
         },
     },
 ];

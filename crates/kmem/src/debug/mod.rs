@@ -63,6 +63,9 @@ impl<P: Platform> MemoryModel<P> {
 
     /// `dump_page`: prints the `struct page` of `page` and why.
     pub fn dump_page(&self, page: PagePtr, reason: &str) {
+        if !self.check_page_ptr(page, "dump_page") {
+            return;
+        }
         let pfn = self.page_to_pfn(page);
         let mapcount = if page.page_type().is_some() {
             0
@@ -129,6 +132,9 @@ impl<P: Platform> MemoryModel<P> {
     /// `bad_page`: reports a page in a state it must not be in. The page is left as it is.
     #[track_caller]
     pub fn bad_page(&self, page: PagePtr, reason: &str) {
+        if !self.check_page_ptr(page, "bad_page") {
+            return;
+        }
         let caller = Location::caller();
         self.taint.bugs.fetch_add(1, Ordering::Relaxed);
         self.printk(

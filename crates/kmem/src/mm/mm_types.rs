@@ -26,8 +26,9 @@
 //!   lock for free frames, the per-CPU section for pcp frames, the allocator that handed it
 //!   out otherwise); only `_refcount` is atomic.
 
+use core::marker::PhantomData;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicI32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use kds::list::ListHead;
 
@@ -123,14 +124,31 @@ pub const PAGE_TYPE_NONE: u32 = u32::MAX;
 /// `struct page`. See the module documentation for the layout.
 #[repr(C)]
 pub struct Page {
-    pub(crate) flags: u64,
+    pub(crate) flags: AtomicU64,
     pub(crate) lru: ListHead,
-    pub(crate) compound_head: usize,
-    pub(crate) mapping: usize,
-    pub(crate) index: usize,
-    pub(crate) private: usize,
-    pub(crate) page_type: u32,
+    pub(crate) compound_head: AtomicUsize,
+    pub(crate) mapping: AtomicUsize,
+    pub(crate) index: AtomicUsize,
+    pub(crate) private: AtomicUsize,
+    pub(crate) page_type: AtomicU32,
     pub(crate) refcount: AtomicI32,
+}
+
+impl Page {
+    /// A reserved page of zone `zone` with one reference and no type (`memmap_init`'s
+    /// starting state).
+    pub(crate) const fn reserved(zone: ZoneType) -> Page {
+        Page {
+            flags: AtomicU64::new(pg::RESERVED | ((zone as u64) << pg::ZONE_SHIFT)),
+            lru: ListHead::new(),
+            compound_head: AtomicUsize::new(0),
+            mapping: AtomicUsize::new(0),
+            index: AtomicUsize::new(0),
+            private: AtomicUsize::new(0),
+            page_type: AtomicU32::new(PAGE_TYPE_NONE),
+            refcount: AtomicI32::new(1),
+        }
+    }
 }
 
 const _: () = assert!(
@@ -141,8 +159,40 @@ const _: () = assert!(core::mem::align_of::<Page>() <= 64);
 
 /// A pointer to a `struct page` in a machine's memmap, as Linux's `struct page *`.
 ///
-/// It is `Copy` and carries no ownership; the functions that take one document what they
-/// require. Obtain one from [`crate::Machine::pfn_to_page`] or an allocation.
+/// It is `Copy` and carries no ownership: outside kmem it is an opaque token (an address),
+/// with no safe way to read or write the `struct page` behind it or to step to another
+/// entry. Every public function that takes one checks that it is an entry of its own
+/// machine's memmap first (a foreign or stale one is reported, nothing is touched). To look
+/// at a page, borrow it from its machine: [`crate::mm::MemoryModel::page_ref`] gives a
+/// read-only [`PageRef`] tied to the machine's lifetime.
+///
+/// Safe code can neither write a `struct page` nor step to another one:
+///
+/// ```compile_fail
+/// fn corrupt(p: kmem::PagePtr) {
+///     p.set_refcount(0); // not public
+/// }
+/// ```
+///
+/// ```compile_fail
+/// fn step(p: kmem::PagePtr) -> kmem::PagePtr {
+///     p.add(1) // not public: `pfn_to_page(page_to_pfn(p) + 1)` is checked
+/// }
+/// ```
+///
+/// and a view of a page cannot outlive its machine:
+///
+/// ```compile_fail
+/// use kmem::{mm::mm_types::PageRef, platform::Platform, Machine, PagePtr};
+/// fn outlive<P: Platform>(m: Machine<P>, p: PagePtr) -> Option<PageRef<'static>> {
+///     m.page_ref(p)
+/// }
+/// ```
+///
+/// # Invariants
+/// Inside kmem a `PagePtr` is only made for an entry of a live machine's memmap (by
+/// `pfn_to_page`, from a free-list or slab link, or by stepping inside a block the caller
+/// owns), and its accessors are only used while that machine lives.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(transparent)]
 pub struct PagePtr(NonNull<Page>);
@@ -152,6 +202,86 @@ pub struct PagePtr(NonNull<Page>);
 unsafe impl Send for PagePtr {}
 // SAFETY: as above.
 unsafe impl Sync for PagePtr {}
+
+/// A read-only view of one `struct page` of a live machine, borrowed from it
+/// ([`crate::mm::MemoryModel::page_ref`]). Every word of a `struct page` but the list link is
+/// an atomic, so reading while another CPU allocates or frees the page is no data race (the
+/// values may be stale, as with `dump_page` in Linux).
+#[derive(Clone, Copy)]
+pub struct PageRef<'m> {
+    page: PagePtr,
+    _machine: PhantomData<&'m Page>,
+}
+
+impl<'m> PageRef<'m> {
+    /// Wraps `page`, which the caller checked is an entry of the memmap borrowed for `'m`.
+    pub(crate) fn new(page: PagePtr) -> Self {
+        Self {
+            page,
+            _machine: PhantomData,
+        }
+    }
+    /// The page as a token (for the machine's functions that take one).
+    pub fn ptr(self) -> PagePtr {
+        self.page
+    }
+    /// The `flags` word (`PG_*` bits and the zone).
+    pub fn flags(self) -> u64 {
+        self.page.flags()
+    }
+    /// Whether flag `bit` (a [`pg`] constant) is set.
+    pub fn test_flag(self, bit: u64) -> bool {
+        self.page.test_flag(bit)
+    }
+    /// `page_ref_count`.
+    pub fn refcount(self) -> i32 {
+        self.page.refcount()
+    }
+    /// The page's type, if it has one (`PageBuddy`, `PageSlab`, …).
+    pub fn page_type(self) -> Option<PageType> {
+        self.page.page_type()
+    }
+    /// `PageBuddy`: the first page of a free block.
+    pub fn is_buddy(self) -> bool {
+        self.page.is_buddy()
+    }
+    /// `PageReserved`.
+    pub fn is_reserved(self) -> bool {
+        self.page.is_reserved()
+    }
+    /// `PageHead`.
+    pub fn is_head(self) -> bool {
+        self.page.is_head()
+    }
+    /// `PageTail`.
+    pub fn is_tail(self) -> bool {
+        self.page.is_tail()
+    }
+    /// `compound_order` (0 for a page that is not a compound head).
+    pub fn compound_order(self) -> Order {
+        self.page.compound_order()
+    }
+    /// `page_zonenum`.
+    pub fn zone_type(self) -> ZoneType {
+        self.page.zone_type()
+    }
+    /// `compound_head`: the head of the compound page this page belongs to (itself if none).
+    pub fn compound_head(self) -> PagePtr {
+        self.page.compound_head()
+    }
+    /// The `mapping` word (the slab cache of a slab page).
+    pub fn mapping(self) -> usize {
+        self.page.mapping()
+    }
+    /// The `index` word (a slab's freelist).
+    pub fn index(self) -> usize {
+        self.page.index()
+    }
+    /// The `private` word (a free block's order).
+    pub fn private(self) -> usize {
+        self.page.private()
+    }
+}
 
 impl core::fmt::Debug for PagePtr {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -163,7 +293,10 @@ impl PagePtr {
     /// Wraps a raw `struct page` pointer.
     ///
     /// # Safety
-    /// `p` must point into a live machine's memmap.
+    /// `p` must point at an entry of a live machine's memmap, unless the result is only
+    /// handed to kmem's public functions, which check that it is an entry of their own
+    /// machine's memmap before touching it (and report it as a bad address otherwise).
+    /// Inside kmem, only memmap entries are wrapped.
     #[inline]
     pub const unsafe fn from_raw(p: NonNull<Page>) -> Self {
         Self(p)
@@ -176,7 +309,7 @@ impl PagePtr {
     /// The `struct page` `n` entries further in the memmap (`page + n`, `nth_page`).
     #[inline]
     #[allow(clippy::should_implement_trait)] // Linux's `page + n`; not an Add of two pages.
-    pub fn add(self, n: usize) -> PagePtr {
+    pub(crate) fn add(self, n: usize) -> PagePtr {
         // SAFETY: the memmap is one array; callers stay within a block they own, which lies
         // inside it, so the result is in bounds and non-null.
         PagePtr(unsafe { NonNull::new_unchecked(self.0.as_ptr().add(n)) })
@@ -186,72 +319,73 @@ impl PagePtr {
 
     #[inline]
     pub(crate) fn flags(self) -> u64 {
-        // SAFETY: the pointer is into the live memmap (type invariant); `flags` is plain data
-        // read by the page's owner.
-        unsafe { (*self.as_ptr()).flags }
+        // SAFETY: the pointer is into the live memmap (type invariant: a PagePtr is only made
+        // for an entry of a machine's memmap, and kmem uses it only while that machine lives);
+        // the word is atomic, so a concurrent access is no data race.
+        unsafe { (*self.as_ptr()).flags.load(Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn set_flags(self, v: u64) {
-        // SAFETY: as in `flags`; writes are made by the page's owner only.
-        unsafe { (*self.as_ptr()).flags = v }
+        // SAFETY: as in `flags` (valid entry, atomic word); writes are made by the page's owner.
+        unsafe { (*self.as_ptr()).flags.store(v, Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn private(self) -> usize {
         // SAFETY: as in `flags`.
-        unsafe { (*self.as_ptr()).private }
+        unsafe { (*self.as_ptr()).private.load(Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn set_private(self, v: usize) {
         // SAFETY: as in `set_flags`.
-        unsafe { (*self.as_ptr()).private = v }
+        unsafe { (*self.as_ptr()).private.store(v, Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn raw_page_type(self) -> u32 {
         // SAFETY: as in `flags`.
-        unsafe { (*self.as_ptr()).page_type }
+        unsafe { (*self.as_ptr()).page_type.load(Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn set_raw_page_type(self, v: u32) {
         // SAFETY: as in `set_flags`.
-        unsafe { (*self.as_ptr()).page_type = v }
+        unsafe { (*self.as_ptr()).page_type.store(v, Ordering::Relaxed) }
     }
     /// `mapping` word (the slab cache for slab pages).
     #[inline]
-    pub fn mapping(self) -> usize {
+    pub(crate) fn mapping(self) -> usize {
         // SAFETY: as in `flags`.
-        unsafe { (*self.as_ptr()).mapping }
+        unsafe { (*self.as_ptr()).mapping.load(Ordering::Relaxed) }
     }
     /// Sets the `mapping` word. Only the page's owner may call it.
     #[inline]
-    pub fn set_mapping(self, v: usize) {
+    pub(crate) fn set_mapping(self, v: usize) {
         // SAFETY: as in `set_flags`.
-        unsafe { (*self.as_ptr()).mapping = v }
+        unsafe { (*self.as_ptr()).mapping.store(v, Ordering::Relaxed) }
     }
     /// `index` word (the freelist for slab pages).
     #[inline]
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         // SAFETY: as in `flags`.
-        unsafe { (*self.as_ptr()).index }
+        unsafe { (*self.as_ptr()).index.load(Ordering::Relaxed) }
     }
     /// Sets the `index` word. Only the page's owner may call it.
     #[inline]
-    pub fn set_index(self, v: usize) {
+    pub(crate) fn set_index(self, v: usize) {
         // SAFETY: as in `set_flags`.
-        unsafe { (*self.as_ptr()).index = v }
+        unsafe { (*self.as_ptr()).index.store(v, Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn compound_head_raw(self) -> usize {
         // SAFETY: as in `flags`.
-        unsafe { (*self.as_ptr()).compound_head }
+        unsafe { (*self.as_ptr()).compound_head.load(Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn set_compound_head_raw(self, v: usize) {
         // SAFETY: as in `set_flags`.
-        unsafe { (*self.as_ptr()).compound_head = v }
+        unsafe { (*self.as_ptr()).compound_head.store(v, Ordering::Relaxed) }
     }
     /// The list link (`page->lru`).
     #[inline]
-    pub fn lru(self) -> *mut ListHead {
+    pub(crate) fn lru(self) -> *mut ListHead {
         // SAFETY: field projection of a valid pointer; no reference is created.
         unsafe { core::ptr::addr_of_mut!((*self.as_ptr()).lru) }
     }
@@ -268,67 +402,61 @@ impl PagePtr {
 
     /// `page_ref_count`.
     #[inline]
-    pub fn refcount(self) -> i32 {
+    pub(crate) fn refcount(self) -> i32 {
         // SAFETY: the memmap is live (type invariant); the field is atomic.
         unsafe { (*self.as_ptr()).refcount.load(Ordering::Relaxed) }
     }
     /// `set_page_count`. Only the page's sole owner may call it.
     #[inline]
-    pub fn set_refcount(self, v: i32) {
+    pub(crate) fn set_refcount(self, v: i32) {
         // SAFETY: as in `refcount`.
         unsafe { (*self.as_ptr()).refcount.store(v, Ordering::Relaxed) }
     }
-    /// `get_page`: takes a reference.
-    #[inline]
-    pub fn get(self) {
-        // SAFETY: as in `refcount`.
-        unsafe { (*self.as_ptr()).refcount.fetch_add(1, Ordering::Relaxed) };
-    }
     /// `put_page_testzero`: drops a reference; returns whether it was the last.
     #[inline]
-    pub fn put_testzero(self) -> bool {
+    pub(crate) fn put_testzero(self) -> bool {
         // SAFETY: as in `refcount`.
         unsafe { (*self.as_ptr()).refcount.fetch_sub(1, Ordering::AcqRel) == 1 }
     }
 
     /// The page's type, if it has one (`PageBuddy`, `PageSlab`…).
     #[inline]
-    pub fn page_type(self) -> Option<PageType> {
+    pub(crate) fn page_type(self) -> Option<PageType> {
         PageType::from_raw(self.raw_page_type())
     }
     /// Sets the page's type (`__SetPageBuddy` and friends).
     #[inline]
-    pub fn set_page_type(self, t: PageType) {
+    pub(crate) fn set_page_type(self, t: PageType) {
         self.set_raw_page_type((t as u32) << 24);
     }
     /// Clears the page's type (`__ClearPageBuddy` and friends).
     #[inline]
-    pub fn clear_page_type(self) {
+    pub(crate) fn clear_page_type(self) {
         self.set_raw_page_type(PAGE_TYPE_NONE);
     }
     /// `PageBuddy`.
     #[inline]
-    pub fn is_buddy(self) -> bool {
+    pub(crate) fn is_buddy(self) -> bool {
         self.raw_page_type() >> 24 == PageType::Buddy as u32
     }
     /// `PageReserved`.
     #[inline]
-    pub fn is_reserved(self) -> bool {
+    pub(crate) fn is_reserved(self) -> bool {
         self.flags() & pg::RESERVED != 0
     }
     /// `PageHead`.
     #[inline]
-    pub fn is_head(self) -> bool {
+    pub(crate) fn is_head(self) -> bool {
         self.flags() & pg::HEAD != 0
     }
     /// `PageTail`.
     #[inline]
-    pub fn is_tail(self) -> bool {
+    pub(crate) fn is_tail(self) -> bool {
         self.compound_head_raw() & 1 != 0
     }
     /// `compound_head`: the head page of a compound page, or the page itself.
     #[inline]
-    pub fn compound_head(self) -> PagePtr {
+    pub(crate) fn compound_head(self) -> PagePtr {
         let h = self.compound_head_raw();
         if h & 1 != 0 {
             // SAFETY: tails store their head's (non-null, in-memmap) address with bit 0 set.
@@ -339,7 +467,7 @@ impl PagePtr {
     }
     /// The order of a compound page (`compound_order`), 0 for a non-head page.
     #[inline]
-    pub fn compound_order(self) -> Order {
+    pub(crate) fn compound_order(self) -> Order {
         if self.is_head() {
             let o = ((self.flags() & pg::ORDER_MASK) >> pg::ORDER_SHIFT) as u32;
             Order::try_new(o).unwrap_or(Order::ZERO)
@@ -349,18 +477,12 @@ impl PagePtr {
     }
     /// The zone the page belongs to (`page_zonenum`).
     #[inline]
-    pub fn zone_type(self) -> ZoneType {
+    pub(crate) fn zone_type(self) -> ZoneType {
         ZoneType::from_index(((self.flags() & pg::ZONE_MASK) >> pg::ZONE_SHIFT) as usize)
-    }
-    /// Sets or clears a flag bit (`SetPageX` / `ClearPageX`); only the owner may call it.
-    #[inline]
-    pub fn set_flag(self, bit: u64, on: bool) {
-        let f = self.flags();
-        self.set_flags(if on { f | bit } else { f & !bit });
     }
     /// Whether a flag bit is set (`PageX`).
     #[inline]
-    pub fn test_flag(self, bit: u64) -> bool {
+    pub(crate) fn test_flag(self, bit: u64) -> bool {
         self.flags() & bit != 0
     }
 }

@@ -36,7 +36,7 @@ use crate::arch::{AddrTranslation, Arch, E820Table, TranslationRegion};
 use crate::memblock::Memblock;
 use crate::platform::{LogLevel, Platform};
 use cpuhp::CpuhpTable;
-use mm_types::{Page, PagePtr};
+use mm_types::{Page, PagePtr, PageRef};
 use printk::{LineBuf, LogBuf};
 
 /// The sections of the kernel image, for the `Memory:` line.
@@ -216,10 +216,33 @@ impl<P: Platform> MemoryModel<P> {
         // SAFETY: caller guarantees `pfn < max_pfn`.
         unsafe { PagePtr::from_raw(NonNull::new_unchecked(self.mem_map.add(pfn.as_usize()))) }
     }
-    /// `page_to_pfn`.
+    /// A read-only view of `page` if it is an entry of this machine's memmap (`None` for a
+    /// page of another machine or any other pointer), borrowed for as long as the machine.
+    pub fn page_ref(&self, page: PagePtr) -> Option<PageRef<'_>> {
+        self.is_memmap_ptr(page.as_ptr())
+            .then(|| PageRef::new(page))
+    }
+    /// Checks that `page`, handed to the public function `what`, is an entry of this
+    /// machine's memmap; if not, reports it (`bad_address`) and returns `false`. Every public
+    /// function that takes a [`PagePtr`] calls this before touching the page.
+    #[track_caller]
+    pub(crate) fn check_page_ptr(&self, page: PagePtr, what: &str) -> bool {
+        if self.is_memmap_ptr(page.as_ptr()) {
+            return true;
+        }
+        self.bad_address(what, page.as_ptr() as u64);
+        false
+    }
+    /// `page_to_pfn`; `max_pfn` for a page that is not of this machine.
     #[inline]
     pub fn page_to_pfn(&self, page: PagePtr) -> Pfn {
-        let off = (page.as_ptr() as usize - self.mem_map as usize) / core::mem::size_of::<Page>();
+        // A page of another machine (or any other pointer) maps to `max_pfn`, which no page
+        // of this machine has: `pfn_to_page` of it is `None`.
+        let off = (page.as_ptr() as usize).wrapping_sub(self.mem_map as usize)
+            / core::mem::size_of::<Page>();
+        if off as u64 >= self.max_pfn.as_u64() {
+            return self.max_pfn;
+        }
         Pfn::new(off as u64)
     }
     /// Whether a pointer is a `struct page` of this machine's memmap.
@@ -262,6 +285,9 @@ impl<P: Platform> MemoryModel<P> {
     /// `page_address`: the direct-map address of a page; `None` for a HighMem page.
     #[inline]
     pub fn page_address(&self, page: PagePtr) -> Option<VirtAddr> {
+        if !self.is_memmap_ptr(page.as_ptr()) {
+            return None;
+        }
         self.phys_to_virt(self.page_to_pfn(page).phys())
     }
     /// The real address of physical memory whether or not it is in the direct map (HighMem

@@ -15,7 +15,7 @@
 //! [`EarlyMemory`] are fresh memblock allocations nothing else uses.
 
 use core::fmt;
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, AtomicUsize};
+use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize};
 
 use kds::list::ListHead;
 
@@ -23,7 +23,7 @@ use crate::addr::{Pfn, PhysAddr, PAGE_SIZE};
 use crate::arch::{AddrTranslation, Arch, E820Table, E820Type, TranslationRegion};
 use crate::memblock::{Memblock, MemblockError};
 use crate::mm::cpuhp::CpuhpTable;
-use crate::mm::mm_types::{pg, Page, PAGE_TYPE_NONE};
+use crate::mm::mm_types::Page;
 use crate::mm::printk::{LineBuf, LogBuf, CONSOLE_LOGLEVEL_DEFAULT, LOG_BUF_LEN};
 use crate::mm::{KernelImage, LinesTo, MemoryModel, NodeStats, Taint};
 use crate::mmzone::{
@@ -518,24 +518,10 @@ pub(crate) fn memmap_init<P: Platform>(mm: &MemoryModel<P>, geos: &[ZoneGeometry
             continue;
         }
         let end = g.end_pfn().as_u64();
-        let template = Page {
-            flags: pg::RESERVED | ((z as u64) << pg::ZONE_SHIFT),
-            lru: ListHead::new(),
-            compound_head: 0,
-            mapping: 0,
-            index: 0,
-            private: 0,
-            page_type: PAGE_TYPE_NONE,
-            refcount: AtomicI32::new(1),
-        };
         for pfn in start..end.min(mm.max_pfn.as_u64()) {
-            // SAFETY: `pfn < max_pfn`; boot runs alone, the entry is ours to initialise.
-            unsafe {
-                mm.mem_map.add(pfn as usize).write(Page {
-                    refcount: AtomicI32::new(1),
-                    ..core::ptr::read(&template)
-                })
-            };
+            // SAFETY: `pfn < max_pfn`, so the entry is inside the memmap allocation; boot runs
+            // alone and nothing has a reference to it yet: it is ours to initialise.
+            unsafe { mm.mem_map.add(pfn as usize).write(Page::reserved(z)) };
         }
         start = end;
     }

@@ -872,6 +872,9 @@ impl<P: Platform> PageAllocator<P> {
     #[track_caller]
     #[inline]
     pub fn __free_pages(&self, page: PagePtr, order: Order) {
+        if !self.check_page_ptr(page, "__free_pages") {
+            return;
+        }
         if !self.is_memmap_ptr(page.as_ptr()) {
             self.bad_address("__free_pages", self.to_model(page.as_ptr() as usize));
             return;
@@ -976,6 +979,9 @@ impl<P: Platform> PageAllocator<P> {
     /// pages, each with its own reference.
     #[track_caller]
     pub fn split_page(&self, page: PagePtr, order: Order) {
+        if !self.check_page_ptr(page, "split_page") {
+            return;
+        }
         if page.is_head() || page.is_tail() {
             self.bad_page(page, "VM_BUG_ON_PAGE(PageCompound(page)) in split_page");
             return;

@@ -1301,6 +1301,9 @@ impl<P: Platform> VmLayer<P> {
     /// `flags` has [`VM_NO_GUARD`].
     #[track_caller]
     pub fn vmap(&self, pages: &[PagePtr], flags: u32, prot: PteFlags) -> Option<VirtAddr> {
+        if !pages.iter().all(|&p| self.check_page_ptr(p, "vmap")) {
+            return None;
+        }
         let l = self.kernel_layout()?;
         if pages.is_empty() || pages.len() > self.totalram_pages() {
             return None;
@@ -1357,6 +1360,9 @@ impl<P: Platform> VmLayer<P> {
     /// `vm_map_ram`: a fast mapping of `pages` without a `vm_struct` or guard page (shown as
     /// `vm_map_ram` in /proc/vmallocinfo).
     pub fn vm_map_ram(&self, pages: &[PagePtr]) -> Option<VirtAddr> {
+        if !pages.iter().all(|&p| self.check_page_ptr(p, "vm_map_ram")) {
+            return None;
+        }
         let l = self.kernel_layout()?;
         if pages.is_empty() {
             return None;
