@@ -359,7 +359,10 @@ extern "C" fn cpu_thread_exit(_marker: *mut libc::c_void) {
             let w = unsafe { MapWeak::<Inner>::from_raw(raw) };
             if online {
                 if let Some(p) = w.upgrade() {
-                    p.hook.cpu_dead(slot);
+                    // SAFETY: `slot` is this exiting thread's exclusive slot (`online`); the
+                    // thread is marked DEAD above and the slot is released only below, after
+                    // every hook ran.
+                    unsafe { p.hook.cpu_dead(slot) };
                 }
             }
         }

@@ -44,15 +44,19 @@ impl HookCell {
     }
 
     /// Runs the hook, if any, for `cpu` going offline.
-    pub(crate) fn cpu_dead(&self, cpu: usize) {
+    ///
+    /// # Safety
+    /// `cpu` is the exclusive CPU slot of the calling thread, which is exiting: its thread
+    /// state is already marked dead (so its own sections, the hook's included, use
+    /// `SHARED_CPU`), and the slot stays taken in `cpu`'s `SLOTS` bitmap (so it is handed to
+    /// no other thread) until this returns. `cpu::cpu_thread_exit` is the caller.
+    pub(crate) unsafe fn cpu_dead(&self, cpu: usize) {
         let g = self.state.lock();
         if let Some(h) = g.hook {
             // SAFETY: the hook's contract (kmem::platform::CpuDeadHook::func): the platform it
             // was registered on has not begun dropping (`close` would have removed the hook and
-            // waits for us on the lock); `cpu` is the exiting thread's exclusive slot, still
-            // marked taken in `cpu`'s `SLOTS`, so it is neither used by any thread (the owner is in
-            // its exit handler and already marked DEAD, so its own sections, the hook's
-            // included, use SHARED_CPU) nor handed out before we return.
+            // waits for us on the lock); by this function's contract `cpu` is the exiting
+            // thread's exclusive slot, used by no thread and not handed out before we return.
             unsafe { (h.func)(h.ctx, cpu) };
         }
     }

@@ -1,4 +1,5 @@
-//! "Physical memory": a memfd, mapped whole as the direct map, and windows that alias it.
+//! "Physical memory": a memfd, mapped whole as the direct map (windows that alias it are in
+//! `window`).
 //!
 //! ```text
 //!   memfd (sparse file, size = phys_end)

@@ -190,7 +190,7 @@ fn splitmix64_mix(mut z: u64) -> u64 {
 // - `cpu_get` returns the calling thread's exclusive slot (unique among live threads, never
 //   handed out again before the thread's exit hooks ran) or SHARED_CPU with its lock held
 //   until the matching outermost `cpu_put`; both are below NR_CPUS; a thread cannot migrate;
-// - hooks are called as `CpuDeadHook` requires (see `cpu::HookCell::cpu_dead`).
+// - hooks are called as `CpuDeadHook` requires (see `hook::HookCell::cpu_dead`).
 unsafe impl Platform for HostedPlatform {
     // A futex mutex that never calls the global allocator: kmem's locks sit under
     // KmemAlloc and libkmem_malloc.so, where parking_lot's lazily allocated parking table
