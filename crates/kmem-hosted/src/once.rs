@@ -210,9 +210,10 @@ impl<T> BootOnce<T> {
             Some(v) => {
                 // SAFETY: this thread won UNINIT -> BOOTING, so it is the only writer, once;
                 // no reader looks at the value before READY is stored below.
-                let v = unsafe { (*self.value.get()).write(v) };
-                let v: &T = v;
+                unsafe { (*self.value.get()).write(v) };
                 self.state.store(READY, Ordering::Release);
+                // SAFETY: written above; from now on only shared references are made.
+                let v = unsafe { (*self.value.get()).assume_init_ref() };
                 then(v);
                 Boot::Ready(v)
             }
