@@ -1,6 +1,8 @@
 //! Tab completion for the interactive shell: function and command names, GFP flags, and
 //! /proc paths after `cat`.
 
+#![forbid(unsafe_code)]
+
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;

@@ -2,6 +2,8 @@
 //! and merging them back on free, narrated from what actually happened (the narration is
 //! computed from the free-area counts before and after each call, not scripted).
 
+#![forbid(unsafe_code)]
+
 use std::io::{self, Write};
 
 use kmem::mmzone::ZoneType;

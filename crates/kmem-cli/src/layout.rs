@@ -5,6 +5,8 @@
 //! `mem_init`: `name : 0xstart - 0xend   (size)`); then what this machine uses of it (the
 //! `struct page` array, `high_memory`) and its physical zones.
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write;
 
 use kmem::arch::Arch;

@@ -2,6 +2,8 @@
 //! (the engine is the `kmem-replay` crate; this is its command-line face: progress bar on a
 //! terminal, text or JSON report).
 
+#![forbid(unsafe_code)]
+
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;

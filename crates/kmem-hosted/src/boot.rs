@@ -1,5 +1,7 @@
 //! Booting a [`kmem::Machine`] on a fresh [`HostedPlatform`].
 
+#![forbid(unsafe_code)]
+
 use std::io;
 
 use kmem::{BootParams, Machine};

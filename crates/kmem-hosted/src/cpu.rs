@@ -24,7 +24,7 @@
 //! Each thread remembers (by weak reference, in a fixed array in its thread-local) the
 //! platforms it entered sections on. On its first section the thread arms a pthread key
 //! (`EXIT_KEY`) whose destructor, `cpu_thread_exit`, runs when the thread exits: it calls
-//! each still-alive platform's [`CpuDeadHook`] with the thread's exclusive slot, marks the
+//! each still-alive platform's [`CpuDeadHook`](kmem::platform::CpuDeadHook) with the thread's exclusive slot, marks the
 //! thread `DEAD` and frees the slot. A dropped platform is skipped (its weak reference no longer
 //! upgrades), and a platform being dropped waits for a hook call in progress (the hook cell's
 //! lock), so a hook never runs once a platform's drop has begun.
@@ -72,12 +72,11 @@ use core::cell::{Cell, UnsafeCell};
 use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use kmem::platform::CpuDeadHook;
 use lock_api::RawMutex as _;
 
-use crate::futex::{FutexMutex, RawFutexMutex};
+use crate::control::Inner;
+use crate::futex::RawFutexMutex;
 use crate::maparc::{MapArc, MapWeak};
-use crate::platform::Inner;
 
 /// Number of possible CPUs (`nr_cpu_ids`, `CONFIG_NR_CPUS`): the size of kmem's per-CPU
 /// arrays on this platform.
@@ -195,59 +194,6 @@ fn shared_put() {
         SHARED.owner.store(0, Ordering::Relaxed);
         // SAFETY: this thread holds the lock, taken in `shared_get`.
         unsafe { SHARED.lock.unlock() };
-    }
-}
-
-/// A platform's CPU-dead hook and whether the platform is still accepting calls.
-pub(crate) struct HookCell {
-    state: FutexMutex<HookState>,
-}
-
-struct HookState {
-    hook: Option<CpuDeadHook>,
-    closed: bool,
-}
-
-impl HookCell {
-    pub(crate) const fn new() -> Self {
-        Self {
-            state: FutexMutex::const_new(
-                RawFutexMutex::new(),
-                HookState {
-                    hook: None,
-                    closed: false,
-                },
-            ),
-        }
-    }
-
-    /// Stores the hook (replacing an earlier one) unless the cell was closed.
-    pub(crate) fn set(&self, hook: CpuDeadHook) {
-        let mut g = self.state.lock();
-        if !g.closed {
-            g.hook = Some(hook);
-        }
-    }
-
-    /// Forgets the hook for good; waits for a call in progress to return.
-    pub(crate) fn close(&self) {
-        let mut g = self.state.lock();
-        g.closed = true;
-        g.hook = None;
-    }
-
-    /// Runs the hook, if any, for `cpu` going offline.
-    fn cpu_dead(&self, cpu: usize) {
-        let g = self.state.lock();
-        if let Some(h) = g.hook {
-            // SAFETY: the hook's contract (kmem::platform::CpuDeadHook::func): the platform it
-            // was registered on has not begun dropping (`close` would have removed the hook and
-            // waits for us on the lock); `cpu` is the exiting thread's exclusive slot, still
-            // marked taken in `SLOTS`, so it is neither used by any thread (the owner is in
-            // its exit handler and already marked DEAD, so its own sections, the hook's
-            // included, use SHARED_CPU) nor handed out before we return.
-            unsafe { (h.func)(h.ctx, cpu) };
-        }
     }
 }
 
@@ -413,7 +359,10 @@ extern "C" fn cpu_thread_exit(_marker: *mut libc::c_void) {
             let w = unsafe { MapWeak::<Inner>::from_raw(raw) };
             if online {
                 if let Some(p) = w.upgrade() {
-                    p.hook.cpu_dead(slot);
+                    // SAFETY: `slot` is this exiting thread's exclusive slot (`online`); the
+                    // thread is marked DEAD above and the slot is released only below, after
+                    // every hook ran.
+                    unsafe { p.hook.cpu_dead(slot) };
                 }
             }
         }

@@ -8,10 +8,13 @@
 //!
 //! # Boot
 //! The machine boots on the first allocation, without allocating: [`HostedPlatform::new`] and
-//! [`Machine::boot`] use only mappings and fixed buffers. One thread boots (state `BOOTING`);
-//! the others spin until it is `READY`. Should the booting thread itself re-enter the
-//! allocator (it does not today), it is served from a small static bump arena whose blocks
-//! are never freed, so a future change there cannot deadlock the process.
+//! [`Machine::boot`] use only mappings and fixed buffers. The boot-once state machine is
+//! [`BootOnce`] (see [`crate::once`]): one thread boots, the others wait until it is done.
+//! Should the booting thread itself re-enter the allocator (it does not today), it is served
+//! from a small bump arena ([`BumpArena`], 64 KiB inside the `KmemAlloc`) whose blocks are
+//! never freed, so a future change there cannot deadlock the process. If the boot fails,
+//! allocations are served from that arena until it is exhausted (then they fail), frees of
+//! other blocks do nothing and `realloc` fails.
 //!
 //! # Serving requests
 //! - alignment ≤ 8, or a kmalloc size class whose natural alignment covers the request:
@@ -39,10 +42,8 @@
 //! offline and the next thread reuses its per-CPU slab state.
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::cell::UnsafeCell;
-use core::mem::MaybeUninit;
+use core::mem::ManuallyDrop;
 use core::ptr;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use kmem::arch::Arch;
 use kmem::slab::common::{
@@ -50,12 +51,8 @@ use kmem::slab::common::{
 };
 use kmem::{BootParams, GfpFlags, Machine, VirtAddr, PAGE_SIZE};
 
+use crate::once::{Boot, BootOnce, BumpArena};
 use crate::{HostedConfig, HostedPlatform, DIRECT_MAP_ALIGN};
-
-const UNBOOTED: u8 = 0;
-const BOOTING: u8 = 1;
-const READY: u8 = 2;
-const FAILED: u8 = 3;
 
 /// Default simulated RAM of a [`KmemAlloc`] machine.
 pub const KMEM_ALLOC_DEFAULT_RAM: u64 = 4 << 30;
@@ -63,27 +60,16 @@ pub const KMEM_ALLOC_DEFAULT_RAM: u64 = 4 << 30;
 /// Flags of every allocation: may sleep, no reports (Rust reports allocation failure).
 const GFP: GfpFlags = GfpFlags::GFP_KERNEL.union(GfpFlags::__GFP_NOWARN);
 
-/// Bytes of the bump arena used only while the machine boots.
+/// Bytes of the bump arena used only while the machine boots (or after it failed to).
 const ARENA_LEN: usize = 64 << 10;
-
-#[repr(C, align(4096))]
-struct Arena(UnsafeCell<[u8; ARENA_LEN]>);
 
 /// A `#[global_allocator]` backed by a kmem machine (see the module documentation).
 pub struct KmemAlloc {
-    state: AtomicU8,
-    /// The `gettid` of the booting thread.
-    booter: AtomicUsize,
+    /// The machine, never dropped: blocks it handed out may outlive the allocator.
+    machine: BootOnce<ManuallyDrop<Machine<HostedPlatform>>>,
     ram: u64,
-    machine: UnsafeCell<MaybeUninit<Machine<HostedPlatform>>>,
-    arena: Arena,
-    arena_used: AtomicUsize,
+    arena: BumpArena<ARENA_LEN>,
 }
-
-// SAFETY: `machine` is written once by the booting thread before `state` becomes READY
-// (Release) and only read after observing READY (Acquire); the machine is Sync. The arena
-// hands out disjoint ranges by an atomic bump.
-unsafe impl Sync for KmemAlloc {}
 
 impl Default for KmemAlloc {
     fn default() -> Self {
@@ -100,60 +86,21 @@ impl KmemAlloc {
     /// An allocator whose machine has `ram` bytes of simulated RAM (at least 64 MiB).
     pub const fn with_ram(ram: u64) -> Self {
         Self {
-            state: AtomicU8::new(UNBOOTED),
-            booter: AtomicUsize::new(0),
+            machine: BootOnce::new(),
             ram: if ram < (64 << 20) { 64 << 20 } else { ram },
-            machine: UnsafeCell::new(MaybeUninit::uninit()),
-            arena: Arena(UnsafeCell::new([0; ARENA_LEN])),
-            arena_used: AtomicUsize::new(0),
+            arena: BumpArena::new(),
         }
     }
 
     /// The machine, booting it if needed; `None` if boot failed or this thread is booting it.
     #[inline]
     pub fn machine(&self) -> Option<&Machine<HostedPlatform>> {
-        if self.state.load(Ordering::Acquire) == READY {
-            // SAFETY: READY is stored (Release) after the machine was written.
-            return Some(unsafe { (*self.machine.get()).assume_init_ref() });
-        }
-        self.machine_slow()
-    }
-
-    #[cold]
-    fn machine_slow(&self) -> Option<&Machine<HostedPlatform>> {
-        let me = tid();
-        loop {
-            match self.state.compare_exchange(
-                UNBOOTED,
-                BOOTING,
-                Ordering::Acquire,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    self.booter.store(me, Ordering::Relaxed);
-                    let ok = match self.boot() {
-                        Some(m) => {
-                            // SAFETY: only the booting thread writes, once, before READY.
-                            unsafe { (*self.machine.get()).write(m) };
-                            true
-                        }
-                        None => false,
-                    };
-                    self.state
-                        .store(if ok { READY } else { FAILED }, Ordering::Release);
-                }
-                Err(READY) => {
-                    // SAFETY: as in `machine`.
-                    return Some(unsafe { (*self.machine.get()).assume_init_ref() });
-                }
-                Err(FAILED) => return None,
-                Err(_) => {
-                    if self.booter.load(Ordering::Relaxed) == me {
-                        return None;
-                    }
-                    std::thread::yield_now();
-                }
-            }
+        match self
+            .machine
+            .get_or_boot(|| self.boot().map(ManuallyDrop::new))
+        {
+            Boot::Ready(m) => Some(m),
+            Boot::Reentered | Boot::Failed => None,
         }
     }
 
@@ -170,31 +117,13 @@ impl KmemAlloc {
         Machine::boot(plat, &params).ok()
     }
 
-    /// Serves a request from the boot-time arena.
+    /// Serves a request from the boot-time arena (zeroed memory, never reused).
     fn arena_alloc(&self, layout: Layout) -> *mut u8 {
-        let base = self.arena.0.get() as usize;
-        let mut cur = self.arena_used.load(Ordering::Relaxed);
-        loop {
-            let start = (base + cur).next_multiple_of(layout.align()) - base;
-            let end = start + layout.size();
-            if end > ARENA_LEN {
-                return ptr::null_mut();
-            }
-            match self.arena_used.compare_exchange_weak(
-                cur,
-                end,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return (base + start) as *mut u8,
-                Err(now) => cur = now,
-            }
-        }
+        self.arena.alloc(layout.size(), layout.align())
     }
 
     fn in_arena(&self, p: *mut u8) -> bool {
-        let base = self.arena.0.get() as usize;
-        (p as usize) >= base && (p as usize) < base + ARENA_LEN
+        self.arena.contains(p)
     }
 
     /// Whether kmalloc of `size` bytes is aligned to `align`.
@@ -242,11 +171,6 @@ impl KmemAlloc {
         }
         host_mmap(size, align, gfp.contains(GfpFlags::__GFP_ZERO))
     }
-}
-
-fn tid() -> usize {
-    // SAFETY: gettid has no preconditions.
-    (unsafe { libc::syscall(libc::SYS_gettid) }) as usize
 }
 
 /// Anonymous host memory for requests larger than the largest buddy block.

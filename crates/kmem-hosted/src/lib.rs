@@ -41,29 +41,56 @@
 //! allocator do not allocate either, with a counting global allocator.
 //!
 //! Everything that needs `unsafe` lives in small modules that own their raw state: `maparc`
-//! (the mmap-backed reference count), `physmem` (mappings), `cpu` (thread-locals and hook
-//! calls), [`futex`], `console` (`write(2)`), [`probe`] and `sys`.
+//! (the mmap-backed reference count), `physmem` and `window` (mappings), `cpu` (thread-locals),
+//! `hook` (the hook call), [`futex`], `console` (`write(2)`), [`probe`], `sys`, [`once`] (the
+//! boot-once cell and arena) and [`global`] (the allocator); `config`, `control` and `boot`
+//! forbid it.
+//!
+//! ## Modules, top to bottom
+//! No module uses one above it (`scripts/check-layers` checks that there is no cycle):
+//!
+//! | module     | uses                                                             |
+//! |------------|------------------------------------------------------------------|
+//! | `global`   | `once`, `platform`, `cpu`, `physmem`, `config`, `console`        |
+//! | `boot`     | `platform`, `config`                                             |
+//! | `platform` | `cpu`, `window`, `control`, `config`, `console`, `maparc`, `futex`, `sys` |
+//! | `window`   | `control`, `physmem`, `maparc`, `config` (tests)                 |
+//! | `cpu`      | `control`, `maparc`, `futex`                                     |
+//! | `control`  | `physmem`, `hook`, `config`, `console`, `maparc`, `sys`          |
+//! | `config`   | `console`                                                        |
+//! | `physmem`, `hook` | `futex`                                                   |
+//! | `once`, `console`, `futex`, `maparc`, `probe`, `sys` | nothing of this crate  |
+//!
+//! `control::Inner`, the control block a platform handle, its CPU threads and its windows
+//! share, sits below all three, so none of them needs another to reach it.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod boot;
+mod config;
 mod console;
+mod control;
 pub mod cpu;
 pub mod futex;
 pub mod global;
+mod hook;
 mod maparc;
+pub mod once;
 mod physmem;
 mod platform;
 pub mod probe;
 mod sys;
+mod window;
 
 pub use boot::boot;
+pub use config::{Clock, HostedConfig, DEFAULT_MAX_PHYS};
 pub use console::Console;
 pub use cpu::{thread_cpu_slot, NR_CPUS, SHARED_CPU};
 pub use global::KmemAlloc;
-pub use physmem::{VirtWindow, DIRECT_MAP_ALIGN};
-pub use platform::{Clock, HostedConfig, HostedPlatform, DEFAULT_MAX_PHYS};
+pub use physmem::DIRECT_MAP_ALIGN;
+pub use platform::HostedPlatform;
 pub use probe::{probe_read, probe_read_bytes, probe_write, probe_write_bytes, ProbeError};
+pub use window::VirtWindow;
 
 pub(crate) use kmem::PAGE_SIZE;

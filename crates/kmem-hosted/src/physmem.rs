@@ -1,4 +1,5 @@
-//! "Physical memory": a memfd, mapped whole as the direct map, and windows that alias it.
+//! "Physical memory": a memfd, mapped whole as the direct map (windows that alias it are in
+//! `window`).
 //!
 //! ```text
 //!   memfd (sparse file, size = phys_end)
@@ -12,7 +13,7 @@
 //!   base                       base+phys_end            base+max_phys
 //! ```
 //!
-//! A [`VirtWindow`] is another PROT_NONE reservation into which memfd pages can be mapped at
+//! A [`VirtWindow`](crate::VirtWindow) (module `window`) is another PROT_NONE reservation into which memfd pages can be mapped at
 //! chosen offsets (vmalloc's page tables, issue 7); a page written through a window is the
 //! same page seen through the direct map.
 //!
@@ -33,19 +34,17 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::futex::FutexMutex;
-use crate::maparc::MapArc;
-use crate::platform::Inner;
 use crate::PAGE_SIZE;
 
 /// Alignment of the direct map's base: 2 MiB (PMD size), so that an order-9 block at an
 /// aligned physical address is also aligned virtually and shmem may use huge pages.
 pub const DIRECT_MAP_ALIGN: usize = 2 << 20;
 
-fn invalid(msg: &'static str) -> io::Error {
+pub(crate) fn invalid(msg: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-fn is_page_aligned(x: u64) -> bool {
+pub(crate) fn is_page_aligned(x: u64) -> bool {
     x & (PAGE_SIZE as u64 - 1) == 0
 }
 
@@ -65,7 +64,7 @@ fn check_host_page_size() -> io::Result<()> {
 
 /// Reserves `len` bytes of address space aligned to `align`, PROT_NONE and MAP_NORESERVE
 /// (no memory and no commit charge behind it).
-fn reserve(len: usize, align: usize) -> io::Result<NonNull<u8>> {
+pub(crate) fn reserve(len: usize, align: usize) -> io::Result<NonNull<u8>> {
     let total = len
         .checked_add(align)
         .ok_or_else(|| invalid("reservation too large"))?;
@@ -105,7 +104,7 @@ fn reserve(len: usize, align: usize) -> io::Result<NonNull<u8>> {
 /// # Safety
 /// `[addr, addr + len)` must be address space this crate owns (one of its reservations), with
 /// no live Rust reference into it: whatever was mapped there is replaced.
-unsafe fn map_fd_fixed(
+pub(crate) unsafe fn map_fd_fixed(
     addr: *mut u8,
     len: usize,
     fd: BorrowedFd<'_>,
@@ -140,7 +139,7 @@ unsafe fn map_fd_fixed(
 ///
 /// # Safety
 /// As [`map_fd_fixed`].
-unsafe fn unmap_fixed(addr: *mut u8, len: usize) -> io::Result<()> {
+pub(crate) unsafe fn unmap_fixed(addr: *mut u8, len: usize) -> io::Result<()> {
     // SAFETY: the caller owns the target range; MAP_FIXED replaces only that range.
     let raw = unsafe {
         libc::mmap(
@@ -348,125 +347,6 @@ impl Drop for PhysMem {
     }
 }
 
-/// A reserved range of virtual address space into which physical pages can be mapped.
-///
-/// The window holds a reference to the platform's physical memory (the memfd and the direct
-/// map), so it stays usable, and its mappings valid, after the platform handle is dropped.
-/// Its contents are only reachable through
-/// the raw pointer [`VirtWindow::base`]: mapping and unmapping are safe operations, and code
-/// that dereferences window addresses is responsible for their being mapped.
-///
-/// Dropping the window unmaps all of it.
-pub struct VirtWindow {
-    owner: MapArc<Inner>,
-    base: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the window's memory is only reachable through raw pointers; mmap/munmap are thread
-// safe, so the handle may be shared and sent.
-unsafe impl Send for VirtWindow {}
-// SAFETY: as above.
-unsafe impl Sync for VirtWindow {}
-
-impl core::fmt::Debug for VirtWindow {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("VirtWindow")
-            .field("base", &self.base)
-            .field("len", &self.len)
-            .finish()
-    }
-}
-
-impl VirtWindow {
-    /// Reserves a window of `len` bytes over the physical memory of `owner`.
-    pub(crate) fn new(owner: MapArc<Inner>, len: usize) -> io::Result<Self> {
-        if len == 0 || len & (PAGE_SIZE - 1) != 0 {
-            return Err(invalid("window size must be a non-zero multiple of 4 KiB"));
-        }
-        let base = reserve(len, PAGE_SIZE)?;
-        Ok(Self { owner, base, len })
-    }
-
-    /// The window's first byte.
-    pub fn base(&self) -> *mut u8 {
-        self.base.as_ptr()
-    }
-
-    /// The window's size in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the window is empty (never: windows have at least one page).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Maps physical `[phys, phys + len)` at `[base + offset, base + offset + len)`, replacing
-    /// whatever was mapped there, and returns the address of the first byte.
-    ///
-    /// The pages are the memfd's: a write through the window is visible through the direct
-    /// map and vice versa. With `writable == false` the mapping is read-only (a write faults).
-    ///
-    /// # Errors
-    /// `InvalidInput` if an argument is not page aligned, `len` is zero, the range leaves the
-    /// window, or the physical range is beyond the end of physical memory; otherwise the
-    /// error of `mmap`.
-    pub fn map_phys_at(
-        &self,
-        offset: usize,
-        phys: kmem::PhysAddr,
-        len: usize,
-        writable: bool,
-    ) -> io::Result<*mut u8> {
-        self.check_range(offset, len)?;
-        let phys = phys.as_u64();
-        if !is_page_aligned(phys) {
-            return Err(invalid("physical address is not page aligned"));
-        }
-        let mem = &self.owner.mem;
-        match phys.checked_add(len as u64) {
-            Some(end) if end <= mem.end() => {}
-            _ => return Err(invalid("physical range beyond the end of physical memory")),
-        }
-        // SAFETY: `check_range` put the target inside our reservation, whose contents are only
-        // reachable through raw pointers.
-        let addr = unsafe { self.base.as_ptr().add(offset) };
-        // SAFETY: as above.
-        unsafe { map_fd_fixed(addr, len, mem.fd(), phys, writable)? };
-        Ok(addr)
-    }
-
-    /// Unmaps `[base + offset, base + offset + len)`, leaving it reserved (PROT_NONE).
-    ///
-    /// # Errors
-    /// `InvalidInput` if the range is not page aligned, empty, or leaves the window; otherwise
-    /// the error of `mmap`.
-    pub fn unmap_at(&self, offset: usize, len: usize) -> io::Result<()> {
-        self.check_range(offset, len)?;
-        // SAFETY: as in `map_phys_at`.
-        unsafe { unmap_fixed(self.base.as_ptr().add(offset), len) }
-    }
-
-    fn check_range(&self, offset: usize, len: usize) -> io::Result<()> {
-        if offset & (PAGE_SIZE - 1) != 0 || len & (PAGE_SIZE - 1) != 0 || len == 0 {
-            return Err(invalid("window range must be non-empty and page aligned"));
-        }
-        match offset.checked_add(len) {
-            Some(end) if end <= self.len => Ok(()),
-            _ => Err(invalid("range leaves the window")),
-        }
-    }
-}
-
-impl Drop for VirtWindow {
-    fn drop(&mut self) {
-        // SAFETY: the reservation is ours and only reachable through raw pointers.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,24 +383,5 @@ mod tests {
         assert!(m.grow(MIB).is_err(), "shrinking is refused");
         m.grow(2 * MIB).unwrap();
         assert_eq!(m.end(), 2 * MIB);
-    }
-
-    #[test]
-    fn window_range_checks() {
-        let p = crate::HostedPlatform::new(crate::HostedConfig::deterministic(MIB, 1)).unwrap();
-        let w = p.reserve_window(64 * 1024).unwrap();
-        let z = kmem::PhysAddr::new(0);
-        assert!(w.map_phys_at(1, z, 4096, true).is_err());
-        assert!(w.map_phys_at(0, z, 0, true).is_err());
-        assert!(w.map_phys_at(60 * 1024, z, 8192, true).is_err());
-        assert!(w
-            .map_phys_at(0, kmem::PhysAddr::new(MIB), 4096, true)
-            .is_err());
-        assert!(w
-            .map_phys_at(0, kmem::PhysAddr::new(12), 4096, true)
-            .is_err());
-        assert!(w.unmap_at(0, 3).is_err());
-        assert!(p.reserve_window(100).is_err());
-        assert!(w.map_phys_at(60 * 1024, z, 4096, true).is_ok());
     }
 }

@@ -1,7 +1,7 @@
 //! [`HostedPlatform`]: the [`Platform`] implementation for Linux userspace.
 //!
-//! The platform handle owns a small control block ([`Inner`], in its own mapping, see
-//! [`crate::maparc`]) holding the physical memory, the CPU-dead hook, the clock, the random
+//! The platform handle owns a small control block (`control::Inner`, in its own mapping, see
+//! `maparc`) holding the physical memory, the CPU-dead hook, the clock, the random
 //! state, the console and the process name. Threads that entered CPU sections hold weak
 //! references to it for hot-unplug; windows hold strong references (they map its memfd).
 //!
@@ -9,110 +9,20 @@
 //! runs afterwards), then releases the control block, which unmaps the direct map and closes
 //! the memfd once no window and no hook call in progress holds it.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-use std::io::{self, Read};
+use core::sync::atomic::Ordering;
+use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
 
 use kmem::platform::{CpuDeadHook, LogLevel, Platform};
 use kmem::PhysAddr;
 
-use crate::console::{Console, ConsoleSink};
-use crate::cpu::{self, HookCell, NR_CPUS};
+use crate::config::{Clock, HostedConfig};
+use crate::console::Console;
+use crate::control::Inner;
+use crate::cpu::{self, NR_CPUS};
 use crate::maparc::MapArc;
-use crate::physmem::{PhysMem, VirtWindow};
 use crate::sys;
-
-/// Default reservation for physical memory growth (memory hotplug): 64 GiB of address space,
-/// which costs nothing until memory is added.
-pub const DEFAULT_MAX_PHYS: u64 = 64 << 30;
-
-/// `TASK_COMM_LEN` (include/linux/sched.h): 15 characters and a NUL.
-const TASK_COMM_LEN: usize = 16;
-
-/// The source of jiffies.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Clock {
-    /// Milliseconds of `CLOCK_MONOTONIC` since the platform was created (HZ = 1000), plus
-    /// whatever [`HostedPlatform::advance_jiffies`] added.
-    #[default]
-    Monotonic,
-    /// Starts at 0 and moves only by [`HostedPlatform::advance_jiffies`]: deterministic.
-    Manual,
-}
-
-/// How to build a [`HostedPlatform`].
-///
-/// # Examples
-/// ```
-/// use kmem_hosted::{Console, HostedConfig, HostedPlatform};
-/// let plat = HostedPlatform::new(HostedConfig {
-///     phys_size: 64 << 20,
-///     console: Console::Capture,
-///     ..HostedConfig::default()
-/// })
-/// .unwrap();
-/// # let _ = plat;
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HostedConfig {
-    /// Bytes of physical memory (`phys_end`), a non-zero multiple of 4 KiB. The memfd is
-    /// sparse: pages cost host memory only once touched.
-    pub phys_size: u64,
-    /// Largest `phys_end` that [`HostedPlatform::grow_phys`] may reach, a multiple of 4 KiB;
-    /// 0 means `max(phys_size, DEFAULT_MAX_PHYS)`.
-    pub max_phys_size: u64,
-    /// Where printk output goes.
-    pub console: Console,
-    /// The jiffies source.
-    pub clock: Clock,
-    /// Seed of [`Platform::random_u64`]; `None` seeds from `getrandom(2)`.
-    pub seed: Option<u64>,
-}
-
-impl HostedConfig {
-    /// A configuration with `phys_size` bytes of memory and the defaults for everything else.
-    pub const fn new(phys_size: u64) -> Self {
-        Self {
-            phys_size,
-            max_phys_size: 0,
-            console: Console::Stderr,
-            clock: Clock::Monotonic,
-            seed: None,
-        }
-    }
-
-    /// A deterministic configuration for tests: manual clock, fixed seed, captured console.
-    pub const fn deterministic(phys_size: u64, seed: u64) -> Self {
-        Self {
-            phys_size,
-            max_phys_size: 0,
-            console: Console::Capture,
-            clock: Clock::Manual,
-            seed: Some(seed),
-        }
-    }
-}
-
-impl Default for HostedConfig {
-    /// 1 GiB of memory (the CLI's default), console on stderr, monotonic clock, OS seed.
-    fn default() -> Self {
-        Self::new(1 << 30)
-    }
-}
-
-/// The platform's shared state (in a [`MapArc`]).
-pub(crate) struct Inner {
-    pub(crate) mem: PhysMem,
-    pub(crate) hook: HookCell,
-    clock: Clock,
-    start: Instant,
-    jiffies_offset: AtomicU64,
-    rng: AtomicU64,
-    console: ConsoleSink,
-    comm: [u8; TASK_COMM_LEN],
-    comm_len: usize,
-}
+use crate::window::VirtWindow;
 
 /// Linux userspace as a kmem machine: a memfd as physical memory, threads as CPUs.
 ///
@@ -154,26 +64,6 @@ impl core::fmt::Debug for HostedPlatform {
     }
 }
 
-/// Reads the process name from `/proc/self/comm` (without allocating).
-fn read_comm() -> ([u8; TASK_COMM_LEN], usize) {
-    let mut buf = [0u8; TASK_COMM_LEN];
-    let n = std::fs::File::open("/proc/self/comm")
-        .and_then(|mut f| f.read(&mut buf))
-        .unwrap_or(0);
-    let text = &buf[..n];
-    let mut len = text.iter().position(|&b| b == b'\n').unwrap_or(n);
-    // Keep the longest valid UTF-8 prefix (comm is bytes; a name cut at 15 may split a char).
-    while core::str::from_utf8(&buf[..len]).is_err() {
-        len -= 1;
-    }
-    if len == 0 {
-        let name = b"kmem";
-        buf[..name.len()].copy_from_slice(name);
-        len = name.len();
-    }
-    (buf, len)
-}
-
 impl HostedPlatform {
     /// Creates the platform: a sparse memfd of `config.phys_size` bytes mapped as the direct
     /// map, with address space reserved up to the maximum.
@@ -186,29 +76,7 @@ impl HostedPlatform {
     /// the size; `Unsupported` if the host page size is not 4 KiB; otherwise the error of the
     /// failing system call (`memfd_create`, `ftruncate`, `mmap`).
     pub fn new(config: HostedConfig) -> io::Result<Self> {
-        let max = if config.max_phys_size == 0 {
-            config.phys_size.max(DEFAULT_MAX_PHYS)
-        } else {
-            config.max_phys_size
-        };
-        let mem = PhysMem::new(config.phys_size, max)?;
-        let seed = config.seed.or_else(sys::os_random_u64).unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0x6b6d_656d, |d| d.as_nanos() as u64)
-        });
-        let (comm, comm_len) = read_comm();
-        let inner = MapArc::new(Inner {
-            mem,
-            hook: HookCell::new(),
-            clock: config.clock,
-            start: Instant::now(),
-            jiffies_offset: AtomicU64::new(0),
-            rng: AtomicU64::new(seed),
-            console: ConsoleSink::new(config.console),
-            comm,
-            comm_len,
-        })?;
+        let inner = Inner::create(config)?;
         let base = inner.mem.base();
         Ok(Self {
             inner,
@@ -322,7 +190,7 @@ fn splitmix64_mix(mut z: u64) -> u64 {
 // - `cpu_get` returns the calling thread's exclusive slot (unique among live threads, never
 //   handed out again before the thread's exit hooks ran) or SHARED_CPU with its lock held
 //   until the matching outermost `cpu_put`; both are below NR_CPUS; a thread cannot migrate;
-// - hooks are called as `CpuDeadHook` requires (see `cpu::HookCell::cpu_dead`).
+// - hooks are called as `CpuDeadHook` requires (see `hook::HookCell::cpu_dead`).
 unsafe impl Platform for HostedPlatform {
     // A futex mutex that never calls the global allocator: kmem's locks sit under
     // KmemAlloc and libkmem_malloc.so, where parking_lot's lazily allocated parking table
@@ -400,7 +268,7 @@ unsafe impl Platform for HostedPlatform {
     }
 
     fn current_comm(&self) -> &str {
-        core::str::from_utf8(&self.inner.comm[..self.inner.comm_len]).unwrap_or("kmem")
+        self.inner.comm()
     }
 
     fn kernel_window(&self, len: usize) -> Option<*mut u8> {
@@ -493,7 +361,7 @@ mod tests {
         let p = small();
         let expected = std::fs::read_to_string("/proc/self/comm").unwrap();
         assert_eq!(p.current_comm(), expected.trim_end());
-        assert!(p.current_comm().len() < TASK_COMM_LEN);
+        assert!(p.current_comm().len() < crate::control::TASK_COMM_LEN);
     }
 
     #[test]

@@ -45,9 +45,13 @@
 //!
 //! # No recursion
 //! Nothing on the allocation paths allocates: kmem is `no_std`, the hosted platform's hot
-//! paths do not allocate, and this crate uses no `std` collections. Should the booting thread
-//! re-enter `malloc` (a libc call during boot that allocates), it is served from a static
-//! arena whose blocks are never freed.
+//! paths do not allocate, and this crate uses no `std` collections. The first call boots the
+//! first node through [`kmem_hosted::once::BootOnce`] (one thread boots, the others wait).
+//! Should the booting thread re-enter `malloc` (a libc call during boot that allocates), it
+//! is served from a static [`kmem_hosted::once::BumpArena`] of 256 KiB whose blocks are never
+//! freed (`free` ignores them; `realloc` moves them out); `realloc` and `free` of other
+//! blocks re-entered during boot do nothing (`realloc` fails). If the boot fails, every
+//! allocation fails with `ENOMEM`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -56,57 +60,28 @@ mod fork;
 pub mod heap;
 mod stats;
 
-use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_void};
 use core::ptr;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use kmem::PAGE_SIZE;
+use kmem_hosted::once::{Boot, BootOnce, BumpArena};
 
-const UNBOOTED: u8 = 0;
-const BOOTING: u8 = 1;
-const READY: u8 = 2;
-const FAILED: u8 = 3;
-
-static STATE: AtomicU8 = AtomicU8::new(UNBOOTED);
-/// The tid of the booting thread.
-static BOOTER: AtomicUsize = AtomicUsize::new(0);
+/// The first node's boot (the nodes themselves live in [`heap`]'s tables).
+static BOOT: BootOnce<()> = BootOnce::new();
 
 /// Bytes of the boot arena.
 const ARENA_LEN: usize = 256 << 10;
-#[repr(C, align(4096))]
-struct Arena(UnsafeCell<[u8; ARENA_LEN]>);
-// SAFETY: the arena hands out disjoint ranges by an atomic bump; nobody reads it otherwise.
-unsafe impl Sync for Arena {}
-static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_LEN]));
-static ARENA_USED: AtomicUsize = AtomicUsize::new(0);
+/// Serves the booting thread when it re-enters (see the crate documentation).
+static ARENA: BumpArena<ARENA_LEN> = BumpArena::new();
 
-fn tid() -> usize {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::syscall(libc::SYS_gettid) as usize }
-}
-
+/// A block of the boot arena: 16-byte aligned (or more), at least one byte.
 fn arena_alloc(size: usize, align: usize) -> *mut u8 {
-    let base = ARENA.0.get() as usize;
-    let mut cur = ARENA_USED.load(Ordering::Relaxed);
-    loop {
-        let start = (base + cur).next_multiple_of(align.max(16)) - base;
-        let Some(end) = start.checked_add(size.max(1)) else {
-            return ptr::null_mut();
-        };
-        if end > ARENA_LEN {
-            return ptr::null_mut();
-        }
-        match ARENA_USED.compare_exchange_weak(cur, end, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return (base + start) as *mut u8,
-            Err(now) => cur = now,
-        }
-    }
+    ARENA.alloc(size.max(1), align.max(16))
 }
 
 fn in_arena(p: *mut u8) -> bool {
-    let base = ARENA.0.get() as usize;
-    (p as usize) >= base && (p as usize) < base + ARENA_LEN
+    ARENA.contains(p)
 }
 
 /// Reads an environment variable without allocating.
@@ -124,41 +99,18 @@ pub(crate) fn env(name: &core::ffi::CStr) -> Option<&'static str> {
 /// Free page reporting enabled (`KMEM_MALLOC_REPORT`).
 pub(crate) static REPORTING_ON: AtomicU8 = AtomicU8::new(1);
 
-/// The state after booting the first node if needed: READY, FAILED, or BOOTING when this
-/// thread is the one booting (re-entered).
+/// Boots the first node if needed: `Ready`, `Failed`, or `Reentered` when this thread is the
+/// one booting. Once booted (READY published), the booting thread registers the fork and
+/// exit handlers, which may themselves call `malloc` and find it ready.
 #[inline]
-fn ensure_init() -> u8 {
-    let s = STATE.load(Ordering::Acquire);
-    if s == READY {
-        return s;
-    }
-    init_slow()
-}
-
-#[cold]
-fn init_slow() -> u8 {
-    let me = tid();
-    loop {
-        match STATE.compare_exchange(UNBOOTED, BOOTING, Ordering::Acquire, Ordering::Acquire) {
-            Ok(_) => {
-                BOOTER.store(me, Ordering::Relaxed);
-                let ok = boot();
-                STATE.store(if ok { READY } else { FAILED }, Ordering::Release);
-                if ok {
-                    fork::register();
-                    stats::register();
-                }
-            }
-            Err(READY) => return READY,
-            Err(FAILED) => return FAILED,
-            Err(_) => {
-                if BOOTER.load(Ordering::Relaxed) == me {
-                    return BOOTING;
-                }
-                std::thread::yield_now();
-            }
-        }
-    }
+fn ensure_init() -> Boot<'static, ()> {
+    BOOT.get_or_boot_then(
+        || boot().then_some(()),
+        |()| {
+            fork::register();
+            stats::register();
+        },
+    )
 }
 
 fn boot() -> bool {
@@ -202,14 +154,14 @@ fn set_errno(e: c_int) {
 #[inline]
 fn op<R>(booting: impl FnOnce() -> R, f: impl FnOnce() -> R) -> Option<R> {
     match ensure_init() {
-        READY => {
+        Boot::Ready(()) => {
             fork::enter();
             let r = f();
             fork::exit();
             Some(r)
         }
-        BOOTING => Some(booting()),
-        _ => None,
+        Boot::Reentered => Some(booting()),
+        Boot::Failed => None,
     }
 }
 
@@ -288,7 +240,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         // SAFETY: forwarded.
         let q = unsafe { malloc(size) }.cast::<u8>();
         if !q.is_null() {
-            let avail = ARENA.0.get() as usize + ARENA_LEN - p as usize;
+            let avail = ARENA.bytes_from(p);
             // SAFETY: `q` has `size` bytes; `p` has at least `min(size, avail)` readable
             // bytes (the rest of the arena); the blocks are distinct.
             unsafe { ptr::copy_nonoverlapping(p, q, size.min(avail)) };

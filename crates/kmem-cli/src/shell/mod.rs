@@ -10,11 +10,11 @@
 //! itself (syntax, types, unknown names) go to the error writer as
 //! `SOURCE:LINE:COLUMN: error: MESSAGE` followed by the line and a caret.
 
+#![forbid(unsafe_code)]
+
 pub mod builtins;
-pub mod slab;
 pub mod syntax;
 pub mod value;
-pub mod vmalloc;
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
@@ -200,7 +200,7 @@ fn cmd_translate(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result
         out,
         caches: &mut sh.caches,
     };
-    match vmalloc::translate(&mut ctx, addr) {
+    match builtins::vmalloc::translate(&mut ctx, addr) {
         Ok(()) => Ok(()),
         Err(Fail::Oops) => Err(Stop::Oops),
         Err(Fail::Error(m)) => fail(format!("translate: {m}"), a.name_span),

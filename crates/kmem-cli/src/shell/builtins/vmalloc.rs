@@ -8,8 +8,8 @@
 use kmem::pgtable::PteFlags;
 use kmem::vmalloc::VM_MAP;
 
-use super::builtins::{addr_val, need_page, Builtin, Fail, Param::*};
-use super::value::{PtrKind, Value};
+use super::{addr_val, need_page, Builtin, Fail, Param::*};
+use crate::shell::value::{PtrKind, Value};
 
 /// The vmalloc family.
 pub static VMALLOC_BUILTINS: &[Builtin] = &[
@@ -185,7 +185,7 @@ pub static VMALLOC_BUILTINS: &[Builtin] = &[
 ];
 
 /// `translate ADDR`: the page-table walk for a model address.
-pub fn translate(c: &mut super::builtins::Ctx<'_>, addr: u64) -> Result<(), Fail> {
+pub fn translate(c: &mut super::Ctx<'_>, addr: u64) -> Result<(), Fail> {
     match c.k.m.translate(addr) {
         Some(r) => {
             c.emit(&format!("{r}\n"));

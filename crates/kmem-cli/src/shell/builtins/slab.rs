@@ -7,8 +7,8 @@
 
 use kmem::slab::common::{CacheHandle, SlabFlags};
 
-use super::builtins::{addr_val, Args, Builtin, Ctx, Fail, Param::*};
-use super::value::{PtrKind, Value};
+use super::{addr_val, Args, Builtin, Ctx, Fail, Param::*};
+use crate::shell::value::{PtrKind, Value};
 
 /// The slab functions.
 pub static SLAB_BUILTINS: &[Builtin] = &[

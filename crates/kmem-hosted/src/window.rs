@@ -1,0 +1,160 @@
+//! [`VirtWindow`]: a reserved range of address space into which pages of a platform's
+//! physical memory (its memfd) can be mapped at chosen offsets, for vmalloc's page tables
+//! (issue 7). A page written through a window is the same page seen through the direct map.
+//!
+//! The window keeps the platform's control block ([`Inner`], hence the memfd and the direct
+//! map) alive by a strong reference, so it may outlive the platform handle.
+
+use core::ptr::NonNull;
+use std::io;
+
+use crate::control::Inner;
+use crate::maparc::MapArc;
+use crate::physmem::{invalid, is_page_aligned, map_fd_fixed, reserve, unmap_fixed};
+use crate::PAGE_SIZE;
+
+/// A reserved range of virtual address space into which physical pages can be mapped.
+///
+/// The window holds a reference to the platform's physical memory (the memfd and the direct
+/// map), so it stays usable, and its mappings valid, after the platform handle is dropped.
+/// Its contents are only reachable through
+/// the raw pointer [`VirtWindow::base`]: mapping and unmapping are safe operations, and code
+/// that dereferences window addresses is responsible for their being mapped.
+///
+/// Dropping the window unmaps all of it.
+pub struct VirtWindow {
+    owner: MapArc<Inner>,
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the window's memory is only reachable through raw pointers; mmap/munmap are thread
+// safe, so the handle may be shared and sent.
+unsafe impl Send for VirtWindow {}
+// SAFETY: as above.
+unsafe impl Sync for VirtWindow {}
+
+impl core::fmt::Debug for VirtWindow {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VirtWindow")
+            .field("base", &self.base)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl VirtWindow {
+    /// Reserves a window of `len` bytes over the physical memory of `owner`.
+    pub(crate) fn new(owner: MapArc<Inner>, len: usize) -> io::Result<Self> {
+        if len == 0 || len & (PAGE_SIZE - 1) != 0 {
+            return Err(invalid("window size must be a non-zero multiple of 4 KiB"));
+        }
+        let base = reserve(len, PAGE_SIZE)?;
+        Ok(Self { owner, base, len })
+    }
+
+    /// The window's first byte.
+    pub fn base(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    /// The window's size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the window is empty (never: windows have at least one page).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Maps physical `[phys, phys + len)` at `[base + offset, base + offset + len)`, replacing
+    /// whatever was mapped there, and returns the address of the first byte.
+    ///
+    /// The pages are the memfd's: a write through the window is visible through the direct
+    /// map and vice versa. With `writable == false` the mapping is read-only (a write faults).
+    ///
+    /// # Errors
+    /// `InvalidInput` if an argument is not page aligned, `len` is zero, the range leaves the
+    /// window, or the physical range is beyond the end of physical memory; otherwise the
+    /// error of `mmap`.
+    pub fn map_phys_at(
+        &self,
+        offset: usize,
+        phys: kmem::PhysAddr,
+        len: usize,
+        writable: bool,
+    ) -> io::Result<*mut u8> {
+        self.check_range(offset, len)?;
+        let phys = phys.as_u64();
+        if !is_page_aligned(phys) {
+            return Err(invalid("physical address is not page aligned"));
+        }
+        let mem = &self.owner.mem;
+        match phys.checked_add(len as u64) {
+            Some(end) if end <= mem.end() => {}
+            _ => return Err(invalid("physical range beyond the end of physical memory")),
+        }
+        // SAFETY: `check_range` put the target inside our reservation, whose contents are only
+        // reachable through raw pointers.
+        let addr = unsafe { self.base.as_ptr().add(offset) };
+        // SAFETY: as above.
+        unsafe { map_fd_fixed(addr, len, mem.fd(), phys, writable)? };
+        Ok(addr)
+    }
+
+    /// Unmaps `[base + offset, base + offset + len)`, leaving it reserved (PROT_NONE).
+    ///
+    /// # Errors
+    /// `InvalidInput` if the range is not page aligned, empty, or leaves the window; otherwise
+    /// the error of `mmap`.
+    pub fn unmap_at(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.check_range(offset, len)?;
+        // SAFETY: as in `map_phys_at`.
+        unsafe { unmap_fixed(self.base.as_ptr().add(offset), len) }
+    }
+
+    fn check_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        if offset & (PAGE_SIZE - 1) != 0 || len & (PAGE_SIZE - 1) != 0 || len == 0 {
+            return Err(invalid("window range must be non-empty and page aligned"));
+        }
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(invalid("range leaves the window")),
+        }
+    }
+}
+
+impl Drop for VirtWindow {
+    fn drop(&mut self) {
+        // SAFETY: the reservation is ours and only reachable through raw pointers.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HostedConfig;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn window_range_checks() {
+        let owner = Inner::create(HostedConfig::deterministic(MIB, 1)).unwrap();
+        let w = VirtWindow::new(owner.clone(), 64 * 1024).unwrap();
+        let z = kmem::PhysAddr::new(0);
+        assert!(w.map_phys_at(1, z, 4096, true).is_err());
+        assert!(w.map_phys_at(0, z, 0, true).is_err());
+        assert!(w.map_phys_at(60 * 1024, z, 8192, true).is_err());
+        assert!(w
+            .map_phys_at(0, kmem::PhysAddr::new(MIB), 4096, true)
+            .is_err());
+        assert!(w
+            .map_phys_at(0, kmem::PhysAddr::new(12), 4096, true)
+            .is_err());
+        assert!(w.unmap_at(0, 3).is_err());
+        assert!(VirtWindow::new(owner, 100).is_err());
+        assert!(w.map_phys_at(60 * 1024, z, 4096, true).is_ok());
+    }
+}
