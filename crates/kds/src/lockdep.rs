@@ -454,6 +454,28 @@ impl Lockdep {
         let _ = (class, instance);
     }
 
+    /// [`Lockdep::acquire`] with a guard that calls [`Lockdep::release`] when dropped: the
+    /// annotation for a section that is not a [`Mutex`], e.g. kmem's `CpuGuard`
+    /// (`get_cpu()`…`put_cpu()`, a [`LockClass::new_reentrant`] class). The guard must be
+    /// dropped by the task that made it.
+    #[cfg_attr(any(debug_assertions, feature = "lockdep"), track_caller)]
+    pub fn enter(&self, class: &'static LockClass, instance: *const ()) -> Section<'_> {
+        #[cfg(any(debug_assertions, feature = "lockdep"))]
+        {
+            let tracked = self.acquire_at(class, 0, instance as usize, false, Location::caller());
+            Section {
+                held: tracked.then_some((self, class, instance as usize)),
+            }
+        }
+        #[cfg(not(any(debug_assertions, feature = "lockdep")))]
+        {
+            let _ = (class, instance);
+            Section {
+                _ld: core::marker::PhantomData,
+            }
+        }
+    }
+
     /// Whether the current task holds the lock at `instance` (`lockdep_is_held`). `None` when
     /// the validator cannot tell (off, or not built in).
     pub fn is_held(&self, instance: *const ()) -> Option<bool> {
@@ -1135,6 +1157,30 @@ impl Write for Backtrace<'_, '_> {
     }
 }
 
+/// A section entered with [`Lockdep::enter`]; released (for the validator) when dropped.
+#[must_use = "the section ends when the guard is dropped"]
+pub struct Section<'a> {
+    #[cfg(any(debug_assertions, feature = "lockdep"))]
+    held: Option<(&'a Lockdep, &'static LockClass, usize)>,
+    #[cfg(not(any(debug_assertions, feature = "lockdep")))]
+    _ld: core::marker::PhantomData<&'a Lockdep>,
+}
+
+impl Drop for Section<'_> {
+    fn drop(&mut self) {
+        #[cfg(any(debug_assertions, feature = "lockdep"))]
+        if let Some((ld, class, instance)) = self.held {
+            ld.release_at(class, instance, Location::caller());
+        }
+    }
+}
+
+impl fmt::Debug for Section<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Section")
+    }
+}
+
 /// A path in the dependency graph.
 #[cfg(any(debug_assertions, feature = "lockdep"))]
 struct Path {
@@ -1506,10 +1552,10 @@ mod tests {
             }
         }
         fn try_lock(&self) -> bool {
-            !self.0.swap(true, Acquire)
+            !self.0.swap(true, core::sync::atomic::Ordering::Acquire)
         }
         unsafe fn unlock(&self) {
-            self.0.store(false, Release);
+            self.0.store(false, core::sync::atomic::Ordering::Release);
         }
     }
 

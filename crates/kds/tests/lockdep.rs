@@ -560,6 +560,33 @@ fn nested_subclasses_and_reentrant_classes_are_not_recursion() {
 }
 
 #[test]
+fn a_section_guard_annotates_a_cpu_section() {
+    let host = Host::new();
+    let ld = validator(host);
+    let b = M::new(&LOCK_B, ());
+    attach(&ld, &[&b]);
+    let cpu = 0x40 as *const ();
+    {
+        let _s = ld.enter(&CPU_SECTION, cpu);
+        let _g = b.lock();
+        let _nested = ld.enter(&CPU_SECTION, cpu); // get_cpu() inside get_cpu()
+        assert_eq!(ld.held_count(), 3);
+    }
+    assert_eq!(ld.held_count(), 0);
+    assert!(ld.depends(&CPU_SECTION, &LOCK_B));
+    assert!(host.text().is_empty());
+    // Entering the section with the lock held, outermost: the inversion is reported.
+    let _g = b.lock();
+    let _s = ld.enter(&CPU_SECTION, cpu);
+    assert_eq!(ld.reason(), Some(Report::CircularDependency));
+    let t = host.text();
+    assert!(t.iter().any(|l| l == "  lock(cpu section);"), "{t:#?}");
+    assert!(t
+        .iter()
+        .any(|l| l == "                               lock(lock-B);"));
+}
+
+#[test]
 fn the_same_subclass_twice_is_recursion() {
     let host = Host::new();
     let ld = validator(host);
