@@ -14,6 +14,7 @@ pub mod hlist;
 pub mod kfifo;
 pub mod klist;
 pub mod list;
+pub mod lockdep;
 pub mod plist;
 pub mod spinlock;
 mod sync;
