@@ -111,14 +111,11 @@ pub const LEVEL_DEBUG: u8 = 7;
 
 /// A class of locks: every lock of one kind (all zone locks, all SLUB node list locks…) shares
 /// one, declared as a `static` (its address identifies it, like Linux's `lock_class_key`).
+/// It is immutable: what a validator learns about a class lives in that validator, so
+/// classes are no global state and several machines can share them.
 pub struct LockClass {
     name: &'static str,
     reentrant: bool,
-    /// 1 + the key index this class had (subclass 0) in the last [`Lockdep`] that looked it
-    /// up; a hint, checked before use. Its interior mutability also keeps every class a
-    /// distinct object in memory (so in builds without the validator it is kept, unread).
-    #[cfg_attr(not(any(debug_assertions, feature = "lockdep")), allow(dead_code))]
-    hint: AtomicU8,
 }
 
 impl LockClass {
@@ -127,7 +124,6 @@ impl LockClass {
         Self {
             name,
             reentrant: false,
-            hint: AtomicU8::new(0),
         }
     }
 
@@ -137,7 +133,6 @@ impl LockClass {
         Self {
             name,
             reentrant: true,
-            hint: AtomicU8::new(0),
         }
     }
 
@@ -616,23 +611,10 @@ impl Lockdep {
 
     fn find_key(&self, class: &'static LockClass, subclass: u8) -> Option<u8> {
         let cp = class as *const LockClass as *mut LockClass;
-        if subclass == 0 {
-            let h = class.hint.load(Relaxed) as usize;
-            if h != 0
-                && h <= self.st.nr_keys.load(Acquire)
-                && self.st.keys[h - 1].load(Relaxed) == cp
-                && self.st.subclass[h - 1].load(Relaxed) == 0
-            {
-                return Some((h - 1) as u8);
-            }
-        }
         let n = self.st.nr_keys.load(Acquire);
         for i in 0..n {
             if self.st.keys[i].load(Relaxed) == cp && self.st.subclass[i].load(Relaxed) == subclass
             {
-                if subclass == 0 {
-                    class.hint.store(i as u8 + 1, Relaxed);
-                }
                 return Some(i as u8);
             }
         }
