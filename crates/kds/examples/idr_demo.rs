@@ -2,6 +2,7 @@
 //! ids (PIDs), the IDA's bitmap ids, and the old `idr_pre_get` / `idr_get_new` loop.
 //!
 //! Run with `cargo run -p kds --example idr_demo`.
+#![warn(clippy::too_many_lines)] // issue 11: at most 150 lines (crates/kds/clippy.toml)
 
 use core::alloc::Layout;
 use core::ptr::NonNull;

@@ -2,6 +2,7 @@
 //! allocation — the page-cache and IDR building block.
 //!
 //! Run with `cargo run -p kds --example xarray_demo`.
+#![warn(clippy::too_many_lines)] // issue 11: at most 150 lines (crates/kds/clippy.toml)
 
 use core::alloc::Layout;
 use core::ptr::NonNull;

@@ -6,6 +6,7 @@
 //! consumer and reports any read of a slot not ordered after its write, or any overwrite of a
 //! slot not ordered after its read: exactly the acquire/release pairs the module relies on.
 #![cfg(loom)]
+#![warn(clippy::too_many_lines)] // issue 11: at most 150 lines (crates/kds/clippy.toml)
 
 use kds::kfifo::Kfifo;
 use loom::sync::Arc;
