@@ -27,6 +27,7 @@ use core::pin::Pin;
 use core::ptr;
 
 pub use crate::hash::HashKey;
+pub use crate::hlist::HLink;
 use crate::hlist::{
     hlist_add_head, hlist_del_init, hlist_empty, hlist_unhashed, HlistHead, HlistIter, HlistNode,
     INIT_HLIST_HEAD,
@@ -206,39 +207,6 @@ macro_rules! hash_for_each_possible_entry {
 // ---------------------------------------------------------------------------------------------
 // Safe layer
 // ---------------------------------------------------------------------------------------------
-
-/// The link a struct embeds to be put in a safe [`HashTable`]: an [`HlistNode`], unhashed when
-/// its `pprev` is null.
-#[repr(transparent)]
-pub struct HLink {
-    node: UnsafeCell<HlistNode>,
-}
-
-impl HLink {
-    /// Returns an unhashed link.
-    pub const fn new() -> Self {
-        Self {
-            node: UnsafeCell::new(HlistNode::new()),
-        }
-    }
-
-    /// Returns whether the link is in a table (`hash_hashed`).
-    pub fn is_hashed(&self) -> bool {
-        // SAFETY: reading a pointer value; the safe layer is single-threaded (`!Sync` table).
-        unsafe { !hlist_unhashed(self.node.get()) }
-    }
-
-    /// Returns the raw node.
-    pub fn as_raw(&self) -> *mut HlistNode {
-        self.node.get()
-    }
-}
-
-impl Default for HLink {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// Names the [`HLink`] field and the key of the items of a [`HashTable`].
 ///

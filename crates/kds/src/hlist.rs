@@ -17,7 +17,8 @@
 //! [`HList`] holds `&'a` items linked through an [`HLink`] field named by an [`HAdapter`]
 //! ([`define_hlist_adapter!`](crate::define_hlist_adapter)); it must be pinned, rejects an
 //! item that is already hashed, checks membership before removing or inserting next to an
-//! item, and unhashes everything on drop. [`crate::hashtable::HashTable`] is the keyed version.
+//! item, and unhashes everything on drop. The `hashtable` module's `HashTable` is the keyed
+//! version (it sits on this module).
 //!
 //! # Locking
 //! None; the caller serialises access to each list (e.g. a lock per hash bucket).
@@ -27,7 +28,6 @@ use core::marker::{PhantomData, PhantomPinned};
 use core::pin::Pin;
 use core::ptr;
 
-pub use crate::hashtable::HLink;
 use crate::list::AlreadyLinked;
 
 /// `LIST_POISON1`/`LIST_POISON2` as hlist pointers (include/linux/poison.h).
@@ -464,6 +464,40 @@ macro_rules! hlist_for_each_entry {
 // ---------------------------------------------------------------------------------------------
 // Safe layer
 // ---------------------------------------------------------------------------------------------
+
+/// The link a struct embeds to be put on a safe [`HList`] or in a hash table (the
+/// `hashtable` module's `HashTable` links through it too): an [`HlistNode`], unhashed when its
+/// `pprev` is null.
+#[repr(transparent)]
+pub struct HLink {
+    node: UnsafeCell<HlistNode>,
+}
+
+impl HLink {
+    /// Returns an unhashed link.
+    pub const fn new() -> Self {
+        Self {
+            node: UnsafeCell::new(HlistNode::new()),
+        }
+    }
+
+    /// Returns whether the link is in a table (`hash_hashed`).
+    pub fn is_hashed(&self) -> bool {
+        // SAFETY: reading a pointer value; the safe layer is single-threaded (`!Sync` table).
+        unsafe { !hlist_unhashed(self.node.get()) }
+    }
+
+    /// Returns the raw node.
+    pub fn as_raw(&self) -> *mut HlistNode {
+        self.node.get()
+    }
+}
+
+impl Default for HLink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Names the [`HLink`] field of a struct that an [`HList`] links through.
 ///

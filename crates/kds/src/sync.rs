@@ -1,7 +1,7 @@
 //! The one place that chooses between real atomics and loom's model-checked ones.
 //!
-//! Every lock-free structure in `kds` (today: [`crate::kfifo`] and the small
-//! [`crate::spinlock::SpinLock`]) imports its atomics from here, so building with
+//! Every lock-free structure in `kds` (the `kfifo`, `xarray` and `idr` modules and the small
+//! `spinlock::SpinLock`) imports its atomics from here, so building with
 //! `RUSTFLAGS="--cfg loom"` swaps them all at once and no `#[cfg(loom)]` appears in logic.
 
 #[cfg(loom)]
