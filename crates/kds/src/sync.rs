@@ -7,12 +7,41 @@
 #[cfg(loom)]
 pub(crate) use loom::hint::spin_loop;
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 #[cfg(not(loom))]
 pub(crate) use core::hint::spin_loop;
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
+
+/// Defines a function that is `const` with real atomics and a plain `fn` under loom (loom's
+/// atomics cannot be created in a const context); for constructors such as `XArray::new_in`.
+macro_rules! const_fn_unless_loom {
+    ($(#[$attr:meta])* $vis:vis fn $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        $(#[$attr])* $vis const fn $($rest)*
+        #[cfg(loom)]
+        $(#[$attr])* $vis fn $($rest)*
+    };
+}
+pub(crate) use const_fn_unless_loom;
+
+/// Returns `N` zeroed `AtomicUsize`s (a const array repeat with real atomics, which compiles
+/// to a memset; loom's atomics are built one by one).
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn zeroed_atomic_usizes<const N: usize>() -> [AtomicUsize; N] {
+    [const { AtomicUsize::new(0) }; N]
+}
+/// Returns `N` zeroed `AtomicUsize`s.
+#[cfg(loom)]
+pub(crate) fn zeroed_atomic_usizes<const N: usize>() -> [AtomicUsize; N] {
+    core::array::from_fn(|_| AtomicUsize::new(0))
+}
 
 /// One element slot of a lock-free buffer: the unit loom tracks for data races.
 #[cfg(not(loom))]

@@ -1,6 +1,6 @@
 //! The invariant checker behind [`XArray::check`].
 
-use core::sync::atomic::Ordering::*;
+use crate::sync::Ordering::*;
 
 use crate::alloc::NodeAlloc;
 

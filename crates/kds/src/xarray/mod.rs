@@ -57,9 +57,9 @@ pub use entry::{xa_is_value, xa_mk_value, xa_to_value, XaEntry, XA_ZERO_ENTRY};
 pub use read::{XaIter, XaReadGuard};
 pub use write::XaLockGuard;
 
+use crate::sync::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
 use node::*;
 use read::{search_from, search_node};
 
@@ -216,27 +216,31 @@ enum Search {
 }
 
 impl<A: NodeAlloc> XArray<A> {
-    /// `xa_init`: returns an empty array allocating nodes from `alloc`.
-    pub const fn new_in(alloc: A) -> Self {
-        Self::with_flags(alloc, XaFlags::NONE)
+    crate::sync::const_fn_unless_loom! {
+        /// `xa_init`: returns an empty array allocating nodes from `alloc`.
+        pub fn new_in(alloc: A) -> Self {
+            Self::with_flags(alloc, XaFlags::NONE)
+        }
     }
 
-    /// `xa_init_flags`: returns an empty array with `flags` (e.g. `DEFINE_XARRAY_ALLOC`).
-    pub const fn with_flags(alloc: A, flags: XaFlags) -> Self {
-        XArray {
-            lock: AtomicBool::new(false),
-            head: AtomicUsize::new(0),
-            head_marks: AtomicU8::new(0),
-            readers: AtomicUsize::new(0),
-            flags,
-            w: UnsafeCell::new(WriterState {
-                retired: ptr::null_mut(),
-                reserve: ptr::null_mut(),
-                nr_reserve: 0,
-                wrapped: false,
-                reserve_only: false,
-            }),
-            alloc,
+    crate::sync::const_fn_unless_loom! {
+        /// `xa_init_flags`: returns an empty array with `flags` (e.g. `DEFINE_XARRAY_ALLOC`).
+        pub fn with_flags(alloc: A, flags: XaFlags) -> Self {
+            XArray {
+                lock: AtomicBool::new(false),
+                head: AtomicUsize::new(0),
+                head_marks: AtomicU8::new(0),
+                readers: AtomicUsize::new(0),
+                flags,
+                w: UnsafeCell::new(WriterState {
+                    retired: ptr::null_mut(),
+                    reserve: ptr::null_mut(),
+                    nr_reserve: 0,
+                    wrapped: false,
+                    reserve_only: false,
+                }),
+                alloc,
+            }
         }
     }
 
@@ -259,7 +263,7 @@ impl<A: NodeAlloc> XArray<A> {
             .is_err()
         {
             while self.lock.load(Relaxed) {
-                core::hint::spin_loop();
+                crate::sync::spin_loop();
             }
         }
         XaLockGuard { xa: self }
@@ -511,7 +515,8 @@ impl<A: NodeAlloc> XArray<A> {
 
 impl<A: NodeAlloc> Drop for XArray<A> {
     fn drop(&mut self) {
-        let head = *self.head.get_mut();
+        // A plain load: `&mut self` excludes every other access.
+        let head = self.head.load(Relaxed);
         if is_node(head) {
             // SAFETY: `&mut self`: the tree is ours alone; each node is freed once, children
             // before parents.

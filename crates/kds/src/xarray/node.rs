@@ -1,7 +1,7 @@
 //! The node (`struct xa_node`) and the encoding of node pointers in entries.
 
+use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use core::alloc::Layout;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 
 use super::*;
 

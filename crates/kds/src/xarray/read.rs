@@ -1,6 +1,6 @@
 //! The lock-free read side: [`XaReadGuard`], searches and [`XaIter`].
 
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::*};
+use crate::sync::{AtomicU8, AtomicUsize, Ordering::*};
 
 use crate::alloc::NodeAlloc;
 

@@ -1,7 +1,7 @@
 //! The tree's shape: growing (`xas_expand`, `xas_create`), shrinking and deleting nodes.
 
+use crate::sync::Ordering::*;
 use core::ptr::{self};
-use core::sync::atomic::Ordering::*;
 
 use crate::alloc::{Gfp, NodeAlloc};
 use crate::error::Result;

@@ -1,6 +1,6 @@
 //! Stores (`xas_store` and the `__xa_*` operations built on it), marks and allocation of ids.
 
-use core::sync::atomic::Ordering::*;
+use crate::sync::Ordering::*;
 
 use crate::alloc::{Gfp, NodeAlloc};
 use crate::error::{Error, Result};

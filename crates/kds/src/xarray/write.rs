@@ -1,7 +1,7 @@
 //! The writer lock ([`XaLockGuard`]), reclamation of retired nodes, node allocation and marks.
 
+use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering::*};
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 
 use crate::alloc::{Gfp, NodeAlloc};
 use crate::error::{Error, Result};
@@ -117,7 +117,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 parent: AtomicPtr::new(parent),
                 next_free: AtomicPtr::new(ptr::null_mut()),
                 marks: [AtomicU64::new(free), AtomicU64::new(0), AtomicU64::new(0)],
-                slots: [const { AtomicUsize::new(0) }; XA_CHUNK_SIZE],
+                slots: crate::sync::zeroed_atomic_usizes(),
             });
         }
         Ok(p)
