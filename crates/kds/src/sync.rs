@@ -43,6 +43,52 @@ pub(crate) fn zeroed_atomic_usizes<const N: usize>() -> [AtomicUsize; N] {
     core::array::from_fn(|_| AtomicUsize::new(0))
 }
 
+/// A use-after-free detector for lock-free reclamation: readers [`FreeCheck::observe`] an
+/// object when they reach it, and its freer calls [`FreeCheck::before_free`] just before freeing
+/// it. With real atomics it is zero-sized and both calls are no-ops; under loom it is a loom
+/// cell (an `observe` is a read of it, `before_free` a write), so loom reports every reader's
+/// access that is not ordered before the free: a use-after-free in the model.
+#[cfg(not(loom))]
+#[derive(Debug, Default)]
+pub(crate) struct FreeCheck;
+
+#[cfg(not(loom))]
+impl FreeCheck {
+    /// Returns a fresh detector.
+    #[inline(always)]
+    pub(crate) const fn new() -> Self {
+        FreeCheck
+    }
+    /// A reader reached the object.
+    #[inline(always)]
+    pub(crate) fn observe(&self) {}
+    /// The object is about to be freed.
+    #[inline(always)]
+    pub(crate) fn before_free(&self) {}
+}
+
+/// A use-after-free detector (the loom version: a loom cell).
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct FreeCheck(loom::cell::UnsafeCell<()>);
+
+#[cfg(loom)]
+impl FreeCheck {
+    /// Returns a fresh detector.
+    pub(crate) fn new() -> Self {
+        FreeCheck(loom::cell::UnsafeCell::new(()))
+    }
+    /// A reader reached the object: a read access loom orders against `before_free`.
+    pub(crate) fn observe(&self) {
+        self.0.with(|_| ());
+    }
+    /// The object is about to be freed: a write access, which loom checks against every
+    /// `observe` not ordered before it (and every later one).
+    pub(crate) fn before_free(&self) {
+        self.0.with_mut(|_| ());
+    }
+}
+
 /// One element slot of a lock-free buffer: the unit loom tracks for data races.
 #[cfg(not(loom))]
 pub(crate) type Slot<T> = core::cell::UnsafeCell<core::mem::MaybeUninit<T>>;

@@ -483,17 +483,10 @@ impl<A: NodeAlloc> XArray<A> {
     /// Frees retired nodes now; `&mut self` proves no reader is inside.
     pub fn reclaim(&mut self) {
         let w = self.w.get_mut();
-        let mut n = core::mem::replace(&mut w.retired, ptr::null_mut());
-        while !n.is_null() {
-            // SAFETY: retired nodes are allocated blocks owned by the retired list; no reader
-            // can hold them (we have `&mut self`).
-            unsafe {
-                let next = (*n).next_free.load(Relaxed);
-                self.alloc
-                    .free(NonNull::new_unchecked(n.cast()), NODE_LAYOUT);
-                n = next;
-            }
-        }
+        let retired = core::mem::replace(&mut w.retired, ptr::null_mut());
+        // SAFETY: retired nodes are unlinked tree nodes owned by the retired list; no reader
+        // can hold them (we have `&mut self`).
+        unsafe { free_retired(&self.alloc, retired) };
     }
 
     /// Checks the structural invariants (see the module docs); returns the number of nodes.
@@ -561,7 +554,7 @@ unsafe fn free_tree<A: NodeAlloc>(alloc: &A, top: *mut XaNode) {
             }
             let parent = (*node).parent.load(Relaxed);
             let poff = (*node).offset.load(Relaxed) as usize;
-            alloc.free(NonNull::new_unchecked(node.cast()), NODE_LAYOUT);
+            free_node(alloc, node);
             if node == top {
                 return;
             }

@@ -3,6 +3,11 @@
 use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use core::alloc::Layout;
 
+use core::ptr::NonNull;
+
+use crate::alloc::NodeAlloc;
+use crate::sync::FreeCheck;
+
 use super::*;
 
 /// An XArray node (`struct xa_node`).
@@ -23,6 +28,9 @@ pub(super) struct XaNode {
     pub(super) marks: [AtomicU64; XA_MAX_MARKS],
     /// The slots.
     pub(super) slots: [AtomicUsize; XA_CHUNK_SIZE],
+    /// Readers observe it on entering the node, [`free_node`] marks the free (zero-sized
+    /// outside loom; under loom it makes a read after or racing with the free an error).
+    pub(super) free_check: FreeCheck,
 }
 
 pub(super) const NODE_LAYOUT: Layout = Layout::new::<XaNode>();
@@ -73,6 +81,50 @@ pub(super) const fn top_max(shift: u32) -> usize {
         usize::MAX
     } else {
         (XA_CHUNK_SIZE << shift) - 1
+    }
+}
+
+/// A reader's view of the node an entry points at: dereferences it and tells the
+/// use-after-free detector (see [`FreeCheck`]) that a reader reached it.
+///
+/// # Safety
+/// `e` is a node entry loaded inside a read section (or under the lock), so its node stays
+/// allocated for `'r`.
+#[inline(always)]
+pub(super) unsafe fn node_ref<'r>(e: usize) -> &'r XaNode {
+    // SAFETY: the caller's guarantee: the node is allocated and initialised for `'r`.
+    let n = unsafe { &*to_node(e) };
+    n.free_check.observe();
+    n
+}
+
+/// Frees a tree node (`xa_node_free` once the grace period is over).
+///
+/// # Safety
+/// `n` was initialised by `alloc_node` with a block from `alloc`, no reader can reach it any
+/// more (it is unlinked and every reader that could have seen it has left), and it is not
+/// used afterwards.
+pub(super) unsafe fn free_node<A: NodeAlloc>(alloc: &A, n: *mut XaNode) {
+    // SAFETY: the caller's guarantee: `n` is a live, initialised node nobody else uses, and
+    // its block came from `alloc` with the node layout.
+    unsafe {
+        (*n).free_check.before_free();
+        alloc.free(NonNull::new_unchecked(n.cast()), NODE_LAYOUT);
+    }
+}
+
+/// Frees a list of retired nodes linked through `next_free`.
+///
+/// # Safety
+/// As [`free_node`] for every node on the list, which nobody else holds.
+pub(super) unsafe fn free_retired<A: NodeAlloc>(alloc: &A, mut n: *mut XaNode) {
+    while !n.is_null() {
+        // SAFETY: the caller's guarantee; `next` is read before the node is freed.
+        unsafe {
+            let next = (*n).next_free.load(Relaxed);
+            free_node(alloc, n);
+            n = next;
+        }
     }
 }
 

@@ -29,7 +29,7 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
                 return if index == 0 { head } else { 0 };
             }
             // SAFETY: nodes reachable from the head stay allocated while we are a reader.
-            let mut node = unsafe { &*to_node(head) };
+            let mut node = unsafe { node_ref(head) };
             if index > top_max(node.shift as u32) {
                 return 0;
             }
@@ -44,7 +44,7 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
                 }
                 if is_node(e) && node.shift > 0 {
                     // SAFETY: as above.
-                    node = unsafe { &*to_node(e) };
+                    node = unsafe { node_ref(e) };
                     continue;
                 }
                 if e == RETRY {
@@ -70,7 +70,7 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
                 && self.xa.head_marks.load(Acquire) & (1 << mark.0) != 0;
         }
         // SAFETY: reachable nodes stay allocated while we are a reader.
-        let mut node = unsafe { &*to_node(head) };
+        let mut node = unsafe { node_ref(head) };
         if index > top_max(node.shift as u32) {
             return false;
         }
@@ -86,7 +86,7 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
             }
             if is_node(e) && node.shift > 0 {
                 // SAFETY: as above.
-                node = unsafe { &*to_node(e) };
+                node = unsafe { node_ref(e) };
                 continue;
             }
             return e != 0;
@@ -100,7 +100,7 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
             return 0;
         }
         // SAFETY: reachable nodes stay allocated while we are a reader.
-        let mut node = unsafe { &*to_node(head) };
+        let mut node = unsafe { node_ref(head) };
         if index > top_max(node.shift as u32) {
             return 0;
         }
@@ -113,7 +113,7 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
             }
             if is_node(e) && node.shift > 0 {
                 // SAFETY: as above.
-                node = unsafe { &*to_node(e) };
+                node = unsafe { node_ref(e) };
                 continue;
             }
             if e == 0 {
@@ -208,7 +208,7 @@ pub(super) fn search_from(
         };
     }
     // SAFETY: the caller is a reader or the writer; reachable nodes stay allocated.
-    let node = unsafe { &*to_node(h) };
+    let node = unsafe { node_ref(h) };
     if start > top_max(node.shift as u32) {
         return Search::NotFound;
     }
@@ -267,7 +267,7 @@ pub(super) fn search_node(
         }
         if is_node(e) && shift > 0 {
             // SAFETY: reachable nodes stay allocated for readers and the writer.
-            let child = unsafe { &*to_node(e) };
+            let child = unsafe { node_ref(e) };
             match search_node(
                 child,
                 slot_base,

@@ -1,7 +1,7 @@
 //! The writer lock ([`XaLockGuard`]), reclamation of retired nodes, node allocation and marks.
 
 use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering::*};
-use core::ptr::{self, NonNull};
+use core::ptr;
 
 use crate::alloc::{Gfp, NodeAlloc};
 use crate::error::{Error, Result};
@@ -56,17 +56,10 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
         {
             return;
         }
-        let mut n = core::mem::replace(&mut w.retired, ptr::null_mut());
-        while !n.is_null() {
-            // SAFETY: retired nodes are unreachable and no reader is inside (checked above).
-            unsafe {
-                let next = (*n).next_free.load(Relaxed);
-                self.xa
-                    .alloc
-                    .free(NonNull::new_unchecked(n.cast()), NODE_LAYOUT);
-                n = next;
-            }
-        }
+        let retired = core::mem::replace(&mut w.retired, ptr::null_mut());
+        // SAFETY: retired nodes are unlinked tree nodes, and no reader is inside (checked
+        // above), so none can still hold one.
+        unsafe { free_retired(&self.xa.alloc, retired) };
     }
 
     /// Returns the number of nodes waiting for readers to leave.
@@ -118,6 +111,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 next_free: AtomicPtr::new(ptr::null_mut()),
                 marks: [AtomicU64::new(free), AtomicU64::new(0), AtomicU64::new(0)],
                 slots: crate::sync::zeroed_atomic_usizes(),
+                free_check: crate::sync::FreeCheck::new(),
             });
         }
         Ok(p)
