@@ -21,12 +21,13 @@ fn run(n: u32, slice: bool) {
         let prod = thread::spawn(move || {
             let mut next = 1;
             while next <= n {
-                // SAFETY: this thread is the only producer.
                 let k = if slice {
                     let batch = [next, next + 1];
                     let len = if next < n { 2 } else { 1 };
+                    // SAFETY: this thread is the only producer.
                     unsafe { p.in_unchecked(&batch[..len]) }
                 } else {
+                    // SAFETY: this thread is the only producer.
                     unsafe { p.in_unchecked(&[next]) }
                 };
                 if k == 0 {

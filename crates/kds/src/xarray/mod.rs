@@ -37,7 +37,10 @@
 //! reader that walks into a node being freed finds `XA_RETRY_ENTRY` and restarts. This is a
 //! simple quiescent-state scheme standing in for RCU: it costs two atomic RMWs per read
 //! section and can delay reclamation under a steady stream of readers; real RCU (per-CPU
-//! grace periods) is future work.
+//! grace periods) is future work. The atomics come from `kds::sync`, and every node carries a
+//! use-after-free detector (`FreeCheck`) that readers touch on entering it and the free path
+//! before freeing it, so `tests/xarray_loom.rs` (run by `scripts/loom-test`) model-checks
+//! readers against writers that erase, shrink and replace nodes.
 //!
 //! # Memory
 //! Nodes come from the [`NodeAlloc`] passed at creation, with the caller's GFP flags; a failed
