@@ -28,6 +28,7 @@ use core::marker::{PhantomData, PhantomPinned};
 use core::pin::Pin;
 use core::ptr;
 
+use crate::adapter::{IntrusiveLink, LinkAdapter};
 use crate::list::AlreadyLinked;
 
 /// `LIST_POISON1`/`LIST_POISON2` as hlist pointers (include/linux/poison.h).
@@ -499,54 +500,23 @@ impl Default for HLink {
     }
 }
 
-/// Names the [`HLink`] field of a struct that an [`HList`] links through.
-///
-/// # Safety
-/// `OFFSET` must be the offset of a field of type [`HLink`] inside `Item`. Use
-/// [`define_hlist_adapter!`](crate::define_hlist_adapter).
-pub unsafe trait HAdapter {
-    /// The struct on the list.
-    type Item;
-    /// `offset_of!(Item, link_field)`.
-    const OFFSET: usize;
-
-    /// Returns the link inside `item`.
-    #[inline(always)]
-    fn link(item: &Self::Item) -> &HLink {
-        // SAFETY: trait contract: an `HLink` lives at `OFFSET`.
-        unsafe {
-            &*(item as *const Self::Item)
-                .cast::<u8>()
-                .add(Self::OFFSET)
-                .cast::<HLink>()
-        }
-    }
-
-    /// Returns the item owning `node`.
-    ///
-    /// # Safety
-    /// `node` must be the link of a live `Item`.
-    #[inline(always)]
-    unsafe fn item(node: *const HlistNode) -> *const Self::Item {
-        node.cast::<u8>()
-            .wrapping_sub(Self::OFFSET)
-            .cast::<Self::Item>()
-    }
+// SAFETY: `HLink` is `#[repr(transparent)]` over `UnsafeCell<HlistNode>`.
+unsafe impl IntrusiveLink for HLink {
+    type Node = HlistNode;
 }
+
+/// Names the [`HLink`] field of a struct that an [`HList`] links through: a [`LinkAdapter`]
+/// whose link is an [`HLink`] (implemented for every such adapter). Declare one with
+/// [`define_hlist_adapter!`](crate::define_hlist_adapter).
+pub trait HAdapter: LinkAdapter<Link = HLink> {}
+
+impl<T: LinkAdapter<Link = HLink> + ?Sized> HAdapter for T {}
 
 /// Declares an [`HAdapter`]: `define_hlist_adapter!(pub ByNode = Obj { node });`.
 #[macro_export]
 macro_rules! define_hlist_adapter {
     ($vis:vis $name:ident = $item:ty { $field:ident }) => {
-        $vis struct $name;
-        // SAFETY: offset from `offset_of!`, field type checked by the closure.
-        unsafe impl $crate::hlist::HAdapter for $name {
-            type Item = $item;
-            const OFFSET: usize = {
-                let _check: fn(&$item) -> &$crate::hlist::HLink = |x| &x.$field;
-                ::core::mem::offset_of!($item, $field)
-            };
-        }
+        $crate::define_link_adapter!($vis $name = $item { $field }: $crate::hlist::HLink);
     };
 }
 

@@ -9,6 +9,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::too_many_lines)]
 
+pub mod adapter;
 pub mod hash;
 pub mod hashtable;
 pub mod hlist;

@@ -5,6 +5,8 @@ use core::cmp::Ordering;
 use core::marker::PhantomData;
 use core::ptr;
 
+use crate::adapter::{IntrusiveLink, LinkAdapter};
+
 use super::*;
 
 /// The link a struct embeds to be put on a safe [`List`]: a [`ListHead`] that knows whether it
@@ -68,56 +70,25 @@ impl<T> core::fmt::Display for AlreadyLinked<T> {
     }
 }
 
-/// Names the [`Link`] field of a struct that a [`List`] links through.
-///
-/// # Safety
-/// `OFFSET` must be the byte offset of a field of type [`Link`] inside `Item`. Use
-/// [`define_list_adapter!`](crate::define_list_adapter), which checks this.
-pub unsafe trait Adapter {
-    /// The struct on the list.
-    type Item;
-    /// `offset_of!(Item, link_field)`.
-    const OFFSET: usize;
-
-    /// Returns the link inside `item`.
-    #[inline(always)]
-    fn link(item: &Self::Item) -> &Link {
-        // SAFETY: the trait's contract: a `Link` lives at `OFFSET` inside `Item`.
-        unsafe {
-            &*(item as *const Self::Item)
-                .cast::<u8>()
-                .add(Self::OFFSET)
-                .cast::<Link>()
-        }
-    }
-
-    /// Returns the item whose link is `node` (`container_of`).
-    ///
-    /// # Safety
-    /// `node` must be the link of a live `Item`.
-    #[inline(always)]
-    unsafe fn item(node: *const ListHead) -> *const Self::Item {
-        node.cast::<u8>()
-            .wrapping_sub(Self::OFFSET)
-            .cast::<Self::Item>()
-    }
+// SAFETY: `Link` is `#[repr(transparent)]` over `UnsafeCell<ListHead>`.
+unsafe impl IntrusiveLink for Link {
+    type Node = ListHead;
 }
 
+/// Names the [`Link`] field of a struct that a [`List`] links through: a [`LinkAdapter`]
+/// whose link is a [`Link`] (implemented for every such adapter). Declare one with
+/// [`define_list_adapter!`](crate::define_list_adapter).
+pub trait Adapter: LinkAdapter<Link = Link> {}
+
+impl<T: LinkAdapter<Link = Link> + ?Sized> Adapter for T {}
+
 /// Declares an [`Adapter`]: `define_list_adapter!(pub ByLru = Page { lru });` links `Page`
-/// through its `lru: Link` field.
+/// through its `lru: Link` field ([`define_link_adapter!`](crate::define_link_adapter) with
+/// the link type filled in).
 #[macro_export]
 macro_rules! define_list_adapter {
     ($vis:vis $name:ident = $item:ty { $field:ident }) => {
-        $vis struct $name;
-        // SAFETY: the offset is taken with `offset_of!`, and the closure below only compiles
-        // if the field has type `Link`.
-        unsafe impl $crate::list::Adapter for $name {
-            type Item = $item;
-            const OFFSET: usize = {
-                let _check: fn(&$item) -> &$crate::list::Link = |x| &x.$field;
-                ::core::mem::offset_of!($item, $field)
-            };
-        }
+        $crate::define_link_adapter!($vis $name = $item { $field }: $crate::list::Link);
     };
 }
 
