@@ -44,9 +44,9 @@
 //!
 //! # Memory
 //! Nodes come from the [`NodeAlloc`] passed at creation, with the caller's GFP flags; a failed
-//! allocation returns [`Error::ENOMEM`](crate::Error::ENOMEM) and leaves the array as it was (partially built paths
-//! are removed again). [`XArray::preload`] fills a per-array reserve of nodes beforehand
-//! (`idr_preload` / `radix_tree_preload`), enough for any single store.
+//! allocation returns [`Error::ENOMEM`](crate::Error::ENOMEM) and leaves the array as it was
+//! (partially built paths are removed again). [`XArray::preload`] fills a per-array reserve
+//! of nodes beforehand (`idr_preload` / `radix_tree_preload`), enough for any single store.
 
 mod check;
 mod entry;
@@ -353,7 +353,8 @@ impl<A: NodeAlloc> XArray<A> {
     /// Storing into part of a multi-index entry replaces it for all its indices.
     ///
     /// # Errors
-    /// [`Error::ENOMEM`](crate::Error::ENOMEM) (no node), [`Error::EINVAL`](crate::Error::EINVAL) (`entry` is [`XA_ZERO_ENTRY`]).
+    /// [`Error::ENOMEM`](crate::Error::ENOMEM) (no node), [`Error::EINVAL`](crate::Error::EINVAL)
+    /// (`entry` is [`XA_ZERO_ENTRY`]).
     pub fn store(&self, index: usize, entry: Option<XaEntry>, gfp: Gfp) -> Result<Option<XaEntry>> {
         self.lock().store(index, entry, gfp)
     }
@@ -366,7 +367,8 @@ impl<A: NodeAlloc> XArray<A> {
     /// `xa_insert`: stores `entry` only if `index` is empty (`None` reserves the slot).
     ///
     /// # Errors
-    /// [`Error::EBUSY`](crate::Error::EBUSY) if occupied or reserved, [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL).
+    /// [`Error::EBUSY`](crate::Error::EBUSY) if occupied or reserved,
+    /// [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL).
     pub fn insert(&self, index: usize, entry: Option<XaEntry>, gfp: Gfp) -> Result<()> {
         self.lock().insert(index, entry, gfp)
     }
@@ -375,7 +377,8 @@ impl<A: NodeAlloc> XArray<A> {
     /// slot matches [`XA_ZERO_ENTRY`], not `None`); returns the entry that was there.
     ///
     /// # Errors
-    /// [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL) (`new` is internal).
+    /// [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL) (`new` is
+    /// internal).
     pub fn cmpxchg(
         &self,
         index: usize,
@@ -403,8 +406,9 @@ impl<A: NodeAlloc> XArray<A> {
     /// entries (`None` erases the range).
     ///
     /// # Errors
-    /// [`Error::EINVAL`](crate::Error::EINVAL) if `last < first` or `entry` is internal; [`Error::ENOMEM`](crate::Error::ENOMEM) (the
-    /// part of the range stored before the failure stays stored).
+    /// [`Error::EINVAL`](crate::Error::EINVAL) if `last < first` or `entry` is internal;
+    /// [`Error::ENOMEM`](crate::Error::ENOMEM) (the part of the range stored before the failure
+    /// stays stored).
     pub fn store_range(
         &self,
         first: usize,
@@ -447,7 +451,8 @@ impl<A: NodeAlloc> XArray<A> {
     /// `xa_alloc`: stores `entry` at the lowest free index in `limit`; returns the index.
     ///
     /// # Errors
-    /// [`Error::EBUSY`](crate::Error::EBUSY) if `limit` has no free index, [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL)
+    /// [`Error::EBUSY`](crate::Error::EBUSY) if `limit` has no free index,
+    /// [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL)
     /// (not an allocating array, or `entry` internal).
     pub fn alloc(&self, entry: Option<XaEntry>, limit: XaLimit, gfp: Gfp) -> Result<u32> {
         self.lock().alloc(entry, limit, gfp)
@@ -478,7 +483,8 @@ impl<A: NodeAlloc> XArray<A> {
     /// not need the allocator.
     ///
     /// # Errors
-    /// [`Error::ENOMEM`](crate::Error::ENOMEM) if the reserve could not be filled (what was obtained is kept).
+    /// [`Error::ENOMEM`](crate::Error::ENOMEM) if the reserve could not be filled (what was
+    /// obtained is kept).
     pub fn preload(&self, gfp: Gfp) -> Result<()> {
         self.lock().preload(gfp)
     }
