@@ -235,3 +235,25 @@ fn reader_vs_store_that_replaces_a_leaf() {
         },
     );
 }
+
+/// The search path (`xa_find`, used by iteration and marked searches) against the erase of
+/// the previous model: each step of the iteration is its own read section, and whatever the
+/// interleaving it yields index 0 and, at most, index 64 with its old entry.
+#[test]
+fn iterating_reader_vs_erase_that_deletes_a_leaf_and_the_top() {
+    race(
+        |xa| {
+            xa.store(0, v(10), Gfp::GFP_KERNEL).unwrap();
+            xa.store(64, v(74), Gfp::GFP_KERNEL).unwrap();
+        },
+        |xa| {
+            let seen: Vec<(usize, usize)> = xa.iter().map(|(i, e)| (i, e.raw())).collect();
+            let (zero, far) = ((0, v(10).unwrap().raw()), (64, v(74).unwrap().raw()));
+            assert!(
+                seen == [zero] || seen == [zero, far],
+                "iteration saw {seen:?}"
+            );
+        },
+        |xa| assert_eq!(xa.erase(64), v(74)),
+    );
+}
