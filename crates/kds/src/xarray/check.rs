@@ -1,8 +1,7 @@
 //! The invariant checker behind [`XArray::check`].
 
-use crate::sync::Ordering::*;
-
 use crate::alloc::NodeAlloc;
+use crate::sync::Ordering::*;
 
 use super::entry::*;
 use super::node::*;

@@ -60,15 +60,16 @@ pub use entry::{xa_is_value, xa_mk_value, xa_to_value, XaEntry, XA_ZERO_ENTRY};
 pub use read::{XaIter, XaReadGuard};
 pub use write::XaLockGuard;
 
-use crate::sync::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
-use node::*;
-use read::{search_from, search_node};
 
 use crate::alloc::{Gfp, NodeAlloc};
 use crate::error::Result;
+use crate::sync::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
+
 use entry::*;
+use node::*;
+use read::{search_from, search_node};
 
 /// `XA_CHUNK_SHIFT`: index bits per level (CONFIG_BASE_SMALL=0).
 pub const XA_CHUNK_SHIFT: u32 = 6;

@@ -1,12 +1,10 @@
 //! The node (`struct xa_node`) and the encoding of node pointers in entries.
 
-use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use core::alloc::Layout;
-
 use core::ptr::NonNull;
 
 use crate::alloc::NodeAlloc;
-use crate::sync::FreeCheck;
+use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, FreeCheck, Ordering::*};
 
 use super::*;
 

@@ -1,8 +1,7 @@
 //! The lock-free read side: [`XaReadGuard`], searches and [`XaIter`].
 
-use crate::sync::{AtomicU8, AtomicUsize, Ordering::*};
-
 use crate::alloc::NodeAlloc;
+use crate::sync::{AtomicU8, AtomicUsize, Ordering::*};
 
 use super::entry::*;
 use super::node::*;

@@ -1,10 +1,10 @@
 //! The tree's shape: growing (`xas_expand`, `xas_create`), shrinking and deleting nodes.
 
-use crate::sync::Ordering::*;
-use core::ptr::{self};
+use core::ptr;
 
 use crate::alloc::{Gfp, NodeAlloc};
 use crate::error::Result;
+use crate::sync::Ordering::*;
 
 use super::entry::*;
 use super::node::*;

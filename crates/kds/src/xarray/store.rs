@@ -1,9 +1,8 @@
 //! Stores (`xas_store` and the `__xa_*` operations built on it), marks and allocation of ids.
 
-use crate::sync::Ordering::*;
-
 use crate::alloc::{Gfp, NodeAlloc};
 use crate::error::{Error, Result};
+use crate::sync::Ordering::*;
 
 use super::entry::*;
 use super::node::*;

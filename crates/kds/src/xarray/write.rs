@@ -1,10 +1,10 @@
 //! The writer lock ([`XaLockGuard`]), reclamation of retired nodes, node allocation and marks.
 
-use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering::*};
 use core::ptr;
 
 use crate::alloc::{Gfp, NodeAlloc};
 use crate::error::{Error, Result};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering::*};
 
 use super::entry::*;
 use super::node::*;
