@@ -2,34 +2,18 @@
 //! ids (PIDs), the IDA's bitmap ids, and the old `idr_pre_get` / `idr_get_new` loop.
 //!
 //! Run with `cargo run -p kds --example idr_demo`.
+#![warn(clippy::too_many_lines)] // issue 11: at most 150 lines (crates/kds/clippy.toml)
 
-use core::alloc::Layout;
-use core::ptr::NonNull;
-
-use kds::alloc::{Gfp, NodeAlloc};
+use kds::alloc::{Gfp, Global};
 use kds::idr::{Ida, Idr};
 use kds::xarray::xa_mk_value;
 use kds::Error;
-
-struct StdAlloc;
-
-// SAFETY: forwards to std's allocator.
-unsafe impl NodeAlloc for StdAlloc {
-    fn alloc(&self, layout: Layout, _gfp: Gfp) -> Option<NonNull<u8>> {
-        // SAFETY: node layouts are never zero-sized.
-        NonNull::new(unsafe { std::alloc::alloc(layout) })
-    }
-    unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` with `layout`.
-        unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) }
-    }
-}
 
 fn main() {
     let gfp = Gfp::GFP_KERNEL;
 
     // File descriptors: lowest free id, starting at 0.
-    let fds = Idr::new_in(StdAlloc);
+    let fds = Idr::new_in(Global);
     for name in ["stdin", "stdout", "stderr", "log"] {
         let fd = fds
             .idr_alloc(Some(xa_mk_value(name.len())), 0, 0, gfp)
@@ -51,7 +35,7 @@ fn main() {
     );
 
     // PIDs: cyclic allocation in 300..32768, wrapping.
-    let pids = Idr::new_in(StdAlloc);
+    let pids = Idr::new_in(Global);
     pids.idr_set_cursor(32766);
     for _ in 0..4 {
         let pid = pids
@@ -62,7 +46,7 @@ fn main() {
     println!("(wrapped to the start of the range)");
 
     // Device minors from an IDA (bitmap leaves, no entries).
-    let minors = Ida::new_in(StdAlloc);
+    let minors = Ida::new_in(Global);
     let ids: Vec<u32> = (0..5)
         .map(|_| minors.ida_alloc_range(16, 255, gfp).unwrap())
         .collect();
@@ -76,7 +60,7 @@ fn main() {
     );
 
     // The old API: preload, then allocate without memory; -EAGAIN means "preload again".
-    let old = Idr::new_in(StdAlloc);
+    let old = Idr::new_in(Global);
     let mut eagain = 0;
     for i in 0..1000 {
         let mut id = 0;

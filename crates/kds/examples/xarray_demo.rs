@@ -2,31 +2,15 @@
 //! allocation — the page-cache and IDR building block.
 //!
 //! Run with `cargo run -p kds --example xarray_demo`.
+#![warn(clippy::too_many_lines)] // issue 11: at most 150 lines (crates/kds/clippy.toml)
 
-use core::alloc::Layout;
-use core::ptr::NonNull;
-
-use kds::alloc::{Gfp, NodeAlloc};
+use kds::alloc::{Gfp, Global};
 use kds::xarray::{xa_mk_value, XArray, XaFilter, XaFlags, XA_LIMIT_32B, XA_MARK_0, XA_MARK_1};
-
-struct StdAlloc;
-
-// SAFETY: forwards to std's allocator.
-unsafe impl NodeAlloc for StdAlloc {
-    fn alloc(&self, layout: Layout, _gfp: Gfp) -> Option<NonNull<u8>> {
-        // SAFETY: node layouts are never zero-sized.
-        NonNull::new(unsafe { std::alloc::alloc(layout) })
-    }
-    unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` with `layout`.
-        unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) }
-    }
-}
 
 fn main() {
     let gfp = Gfp::GFP_KERNEL;
     // A "page cache": file page index -> page frame number, dirty pages marked.
-    let cache = XArray::new_in(StdAlloc);
+    let cache = XArray::new_in(Global);
     for (index, pfn) in [
         (0usize, 0x1000usize),
         (1, 0x1001),
@@ -101,7 +85,7 @@ fn main() {
     );
 
     // ID allocation.
-    let ids = XArray::with_flags(StdAlloc, XaFlags::ALLOC1);
+    let ids = XArray::with_flags(Global, XaFlags::ALLOC1);
     let a = ids
         .alloc(Some(xa_mk_value(100)), XA_LIMIT_32B, gfp)
         .unwrap();

@@ -63,8 +63,9 @@ pub fn hash32_ptr<T: ?Sized>(ptr: *const T) -> u32 {
     (v ^ (v >> 32)) as u32
 }
 
-/// Keys a [`crate::hashtable`] can hash: `hash_min` picks [`hash_32`] for keys of at most 4
-/// bytes and [`hash_long`] otherwise, as include/linux/hashtable.h does by `sizeof`.
+/// Keys a hash table (the `hashtable` module) can hash: `hash_min` picks [`hash_32`] for keys
+/// of at most 4 bytes and [`hash_long`] otherwise, as include/linux/hashtable.h does by
+/// `sizeof`.
 pub trait HashKey: Copy {
     /// `hash_min(val, bits)`.
     fn hash_min(self, bits: u32) -> u32;

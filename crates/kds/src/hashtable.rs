@@ -26,7 +26,9 @@ use core::marker::{PhantomData, PhantomPinned};
 use core::pin::Pin;
 use core::ptr;
 
+use crate::adapter::LinkAdapter;
 pub use crate::hash::HashKey;
+pub use crate::hlist::HLink;
 use crate::hlist::{
     hlist_add_head, hlist_del_init, hlist_empty, hlist_unhashed, HlistHead, HlistIter, HlistNode,
     INIT_HLIST_HEAD,
@@ -207,77 +209,18 @@ macro_rules! hash_for_each_possible_entry {
 // Safe layer
 // ---------------------------------------------------------------------------------------------
 
-/// The link a struct embeds to be put in a safe [`HashTable`]: an [`HlistNode`], unhashed when
-/// its `pprev` is null.
-#[repr(transparent)]
-pub struct HLink {
-    node: UnsafeCell<HlistNode>,
-}
-
-impl HLink {
-    /// Returns an unhashed link.
-    pub const fn new() -> Self {
-        Self {
-            node: UnsafeCell::new(HlistNode::new()),
-        }
-    }
-
-    /// Returns whether the link is in a table (`hash_hashed`).
-    pub fn is_hashed(&self) -> bool {
-        // SAFETY: reading a pointer value; the safe layer is single-threaded (`!Sync` table).
-        unsafe { !hlist_unhashed(self.node.get()) }
-    }
-
-    /// Returns the raw node.
-    pub fn as_raw(&self) -> *mut HlistNode {
-        self.node.get()
-    }
-}
-
-impl Default for HLink {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Names the [`HLink`] field and the key of the items of a [`HashTable`].
+/// Names the [`HLink`] field and the key of the items of a [`HashTable`]: the hlist's
+/// [`LinkAdapter`] shape plus the key.
 ///
 /// # Safety
-/// `OFFSET` must be the offset of an `HLink` field inside `Item`; `key` must return the same
-/// value for an item for as long as it is in a table. Use
+/// `key` must return the same value for an item for as long as it is in a table (the link
+/// itself is vouched for by the `LinkAdapter` impl). Use
 /// [`define_hash_adapter!`](crate::define_hash_adapter).
-pub unsafe trait KeyAdapter {
-    /// The hashed struct.
-    type Item;
+pub unsafe trait KeyAdapter: LinkAdapter<Link = HLink> {
     /// Its key.
     type Key: HashKey + PartialEq;
-    /// `offset_of!(Item, link_field)`.
-    const OFFSET: usize;
     /// Returns the key of `item`.
     fn key(item: &Self::Item) -> Self::Key;
-
-    /// Returns the link inside `item`.
-    #[inline(always)]
-    fn link(item: &Self::Item) -> &HLink {
-        // SAFETY: trait contract: an `HLink` lives at `OFFSET`.
-        unsafe {
-            &*(item as *const Self::Item)
-                .cast::<u8>()
-                .add(Self::OFFSET)
-                .cast::<HLink>()
-        }
-    }
-
-    /// Returns the item owning `node`.
-    ///
-    /// # Safety
-    /// `node` must be the link of a live `Item`.
-    #[inline(always)]
-    unsafe fn item(node: *const HlistNode) -> *const Self::Item {
-        node.cast::<u8>()
-            .wrapping_sub(Self::OFFSET)
-            .cast::<Self::Item>()
-    }
 }
 
 /// Declares a [`KeyAdapter`]:
@@ -285,16 +228,11 @@ pub unsafe trait KeyAdapter {
 #[macro_export]
 macro_rules! define_hash_adapter {
     ($vis:vis $name:ident = $item:ty { $field:ident } key $key:ty => |$x:ident| $e:expr) => {
-        $vis struct $name;
-        // SAFETY: offset from `offset_of!`, field type checked by the closure; the key must
-        // not change while hashed, as the caller of this macro promises by using it.
+        $crate::define_link_adapter!($vis $name = $item { $field }: $crate::hlist::HLink);
+        // SAFETY: the key must not change while hashed, as the caller of this macro promises
+        // by using it.
         unsafe impl $crate::hashtable::KeyAdapter for $name {
-            type Item = $item;
             type Key = $key;
-            const OFFSET: usize = {
-                let _check: fn(&$item) -> &$crate::hashtable::HLink = |x| &x.$field;
-                ::core::mem::offset_of!($item, $field)
-            };
             #[inline]
             fn key($x: &$item) -> $key {
                 $e

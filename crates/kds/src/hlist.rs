@@ -17,7 +17,8 @@
 //! [`HList`] holds `&'a` items linked through an [`HLink`] field named by an [`HAdapter`]
 //! ([`define_hlist_adapter!`](crate::define_hlist_adapter)); it must be pinned, rejects an
 //! item that is already hashed, checks membership before removing or inserting next to an
-//! item, and unhashes everything on drop. [`crate::hashtable::HashTable`] is the keyed version.
+//! item, and unhashes everything on drop. The `hashtable` module's `HashTable` is the keyed
+//! version (it sits on this module).
 //!
 //! # Locking
 //! None; the caller serialises access to each list (e.g. a lock per hash bucket).
@@ -27,7 +28,7 @@ use core::marker::{PhantomData, PhantomPinned};
 use core::pin::Pin;
 use core::ptr;
 
-pub use crate::hashtable::HLink;
+use crate::adapter::{IntrusiveLink, LinkAdapter};
 use crate::list::AlreadyLinked;
 
 /// `LIST_POISON1`/`LIST_POISON2` as hlist pointers (include/linux/poison.h).
@@ -465,54 +466,57 @@ macro_rules! hlist_for_each_entry {
 // Safe layer
 // ---------------------------------------------------------------------------------------------
 
-/// Names the [`HLink`] field of a struct that an [`HList`] links through.
-///
-/// # Safety
-/// `OFFSET` must be the offset of a field of type [`HLink`] inside `Item`. Use
-/// [`define_hlist_adapter!`](crate::define_hlist_adapter).
-pub unsafe trait HAdapter {
-    /// The struct on the list.
-    type Item;
-    /// `offset_of!(Item, link_field)`.
-    const OFFSET: usize;
+/// The link a struct embeds to be put on a safe [`HList`] or in a hash table (the
+/// `hashtable` module's `HashTable` links through it too): an [`HlistNode`], unhashed when its
+/// `pprev` is null.
+#[repr(transparent)]
+pub struct HLink {
+    node: UnsafeCell<HlistNode>,
+}
 
-    /// Returns the link inside `item`.
-    #[inline(always)]
-    fn link(item: &Self::Item) -> &HLink {
-        // SAFETY: trait contract: an `HLink` lives at `OFFSET`.
-        unsafe {
-            &*(item as *const Self::Item)
-                .cast::<u8>()
-                .add(Self::OFFSET)
-                .cast::<HLink>()
+impl HLink {
+    /// Returns an unhashed link.
+    pub const fn new() -> Self {
+        Self {
+            node: UnsafeCell::new(HlistNode::new()),
         }
     }
 
-    /// Returns the item owning `node`.
-    ///
-    /// # Safety
-    /// `node` must be the link of a live `Item`.
-    #[inline(always)]
-    unsafe fn item(node: *const HlistNode) -> *const Self::Item {
-        node.cast::<u8>()
-            .wrapping_sub(Self::OFFSET)
-            .cast::<Self::Item>()
+    /// Returns whether the link is in a table (`hash_hashed`).
+    pub fn is_hashed(&self) -> bool {
+        // SAFETY: reading a pointer value; the safe layer is single-threaded (`!Sync` table).
+        unsafe { !hlist_unhashed(self.node.get()) }
+    }
+
+    /// Returns the raw node.
+    pub fn as_raw(&self) -> *mut HlistNode {
+        self.node.get()
     }
 }
+
+impl Default for HLink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: `HLink` is `#[repr(transparent)]` over `UnsafeCell<HlistNode>`.
+unsafe impl IntrusiveLink for HLink {
+    type Node = HlistNode;
+}
+
+/// Names the [`HLink`] field of a struct that an [`HList`] links through: a [`LinkAdapter`]
+/// whose link is an [`HLink`] (implemented for every such adapter). Declare one with
+/// [`define_hlist_adapter!`](crate::define_hlist_adapter).
+pub trait HAdapter: LinkAdapter<Link = HLink> {}
+
+impl<T: LinkAdapter<Link = HLink> + ?Sized> HAdapter for T {}
 
 /// Declares an [`HAdapter`]: `define_hlist_adapter!(pub ByNode = Obj { node });`.
 #[macro_export]
 macro_rules! define_hlist_adapter {
     ($vis:vis $name:ident = $item:ty { $field:ident }) => {
-        $vis struct $name;
-        // SAFETY: offset from `offset_of!`, field type checked by the closure.
-        unsafe impl $crate::hlist::HAdapter for $name {
-            type Item = $item;
-            const OFFSET: usize = {
-                let _check: fn(&$item) -> &$crate::hlist::HLink = |x| &x.$field;
-                ::core::mem::offset_of!($item, $field)
-            };
-        }
+        $crate::define_link_adapter!($vis $name = $item { $field }: $crate::hlist::HLink);
     };
 }
 

@@ -25,9 +25,9 @@
 //! # Locking
 //! As the XArray: every operation takes the array's lock; lookups are lock-free.
 
+use crate::sync::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
 
 use crate::alloc::{Gfp, NodeAlloc};
 use crate::error::{Error, Result};
@@ -52,17 +52,21 @@ fn enospc(e: Error) -> Error {
 }
 
 impl<A: NodeAlloc> Idr<A> {
-    /// `DEFINE_IDR` / `idr_init`: an empty IDR allocating nodes from `alloc`.
-    pub const fn new_in(alloc: A) -> Self {
-        Self::with_base(alloc, 0)
+    crate::sync::const_fn_unless_loom! {
+        /// `DEFINE_IDR` / `idr_init`: an empty IDR allocating nodes from `alloc`.
+        pub fn new_in(alloc: A) -> Self {
+            Self::with_base(alloc, 0)
+        }
     }
 
-    /// `idr_init_base`: ids start at `base`.
-    pub const fn with_base(alloc: A, base: u32) -> Self {
-        Idr {
-            xa: XArray::with_flags(alloc, XaFlags::ALLOC),
-            base,
-            next: AtomicU32::new(0),
+    crate::sync::const_fn_unless_loom! {
+        /// `idr_init_base`: ids start at `base`.
+        pub fn with_base(alloc: A, base: u32) -> Self {
+            Idr {
+                xa: XArray::with_flags(alloc, XaFlags::ALLOC),
+                base,
+                next: AtomicU32::new(0),
+            }
         }
     }
 
@@ -379,12 +383,14 @@ fn chunk_of(e: Option<XaEntry>) -> Chunk {
 }
 
 impl<A: NodeAlloc> Ida<A> {
-    /// `DEFINE_IDA` / `ida_init`.
-    pub const fn new_in(alloc: A) -> Self {
-        Ida {
-            xa: XArray::with_flags(alloc, XaFlags::ALLOC),
-            spare: AtomicPtr::new(ptr::null_mut()),
-            warnings: AtomicUsize::new(0),
+    crate::sync::const_fn_unless_loom! {
+        /// `DEFINE_IDA` / `ida_init`.
+        pub fn new_in(alloc: A) -> Self {
+            Ida {
+                xa: XArray::with_flags(alloc, XaFlags::ALLOC),
+                spare: AtomicPtr::new(ptr::null_mut()),
+                warnings: AtomicUsize::new(0),
+            }
         }
     }
 
@@ -728,7 +734,7 @@ impl<A: NodeAlloc> Ida<A> {
 impl<A: NodeAlloc> Drop for Ida<A> {
     fn drop(&mut self) {
         self.ida_destroy();
-        let s = *self.spare.get_mut();
+        let s = self.spare.load(Relaxed);
         if !s.is_null() {
             self.free_bitmap(s);
         }

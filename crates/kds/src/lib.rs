@@ -7,7 +7,9 @@
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::too_many_lines)]
 
+pub mod adapter;
 pub mod hash;
 pub mod hashtable;
 pub mod hlist;

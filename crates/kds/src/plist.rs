@@ -33,6 +33,7 @@ use core::marker::{PhantomData, PhantomPinned};
 use core::pin::Pin;
 use core::ptr;
 
+use crate::adapter::{IntrusiveLink, LinkAdapter};
 use crate::list::{__list_del_entry, list_add, list_add_tail, list_del_init, list_empty, ListHead};
 
 /// `struct plist_head`: the head of a priority list.
@@ -435,54 +436,23 @@ impl Default for PLink {
     }
 }
 
-/// Names the [`PLink`] field of a struct that a [`PList`] links through.
-///
-/// # Safety
-/// `OFFSET` must be the offset of a field of type [`PLink`] inside `Item`. Use
-/// [`define_plist_adapter!`](crate::define_plist_adapter).
-pub unsafe trait PAdapter {
-    /// The struct on the list.
-    type Item;
-    /// `offset_of!(Item, link_field)`.
-    const OFFSET: usize;
-
-    /// Returns the link inside `item`.
-    #[inline(always)]
-    fn link(item: &Self::Item) -> &PLink {
-        // SAFETY: trait contract: a `PLink` lives at `OFFSET`.
-        unsafe {
-            &*(item as *const Self::Item)
-                .cast::<u8>()
-                .add(Self::OFFSET)
-                .cast::<PLink>()
-        }
-    }
-
-    /// Returns the item owning `node`.
-    ///
-    /// # Safety
-    /// `node` must be the node of a live `Item`'s link.
-    #[inline(always)]
-    unsafe fn item(node: *const PlistNode) -> *const Self::Item {
-        node.cast::<u8>()
-            .wrapping_sub(Self::OFFSET)
-            .cast::<Self::Item>()
-    }
+// SAFETY: `PLink` is `#[repr(transparent)]` over `UnsafeCell<PlistNode>`.
+unsafe impl IntrusiveLink for PLink {
+    type Node = PlistNode;
 }
+
+/// Names the [`PLink`] field of a struct that a [`PList`] links through: a [`LinkAdapter`]
+/// whose link is a [`PLink`] (implemented for every such adapter). Declare one with
+/// [`define_plist_adapter!`](crate::define_plist_adapter).
+pub trait PAdapter: LinkAdapter<Link = PLink> {}
+
+impl<T: LinkAdapter<Link = PLink> + ?Sized> PAdapter for T {}
 
 /// Declares a [`PAdapter`]: `define_plist_adapter!(pub Waiters = Waiter { link });`.
 #[macro_export]
 macro_rules! define_plist_adapter {
     ($vis:vis $name:ident = $item:ty { $field:ident }) => {
-        $vis struct $name;
-        // SAFETY: offset from `offset_of!`, field type checked by the closure.
-        unsafe impl $crate::plist::PAdapter for $name {
-            type Item = $item;
-            const OFFSET: usize = {
-                let _check: fn(&$item) -> &$crate::plist::PLink = |x| &x.$field;
-                ::core::mem::offset_of!($item, $field)
-            };
-        }
+        $crate::define_link_adapter!($vis $name = $item { $field }: $crate::plist::PLink);
     };
 }
 

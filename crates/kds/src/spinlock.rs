@@ -1,4 +1,4 @@
-//! A minimal test-and-test-and-set spinlock, the `spinlock_t` of [`crate::klist`].
+//! A minimal test-and-test-and-set spinlock, the `spinlock_t` of `klist`.
 //!
 //! # Invariants
 //! `locked` is `true` exactly while one [`SpinGuard`] exists. Acquiring uses `Acquire`,

@@ -1,18 +1,93 @@
 //! The one place that chooses between real atomics and loom's model-checked ones.
 //!
-//! Every lock-free structure in `kds` (today: [`crate::kfifo`] and the small
-//! [`crate::spinlock::SpinLock`]) imports its atomics from here, so building with
+//! Every lock-free structure in `kds` (the `kfifo`, `xarray` and `idr` modules and the small
+//! `spinlock::SpinLock`) imports its atomics from here, so building with
 //! `RUSTFLAGS="--cfg loom"` swaps them all at once and no `#[cfg(loom)]` appears in logic.
 
 #[cfg(loom)]
 pub(crate) use loom::hint::spin_loop;
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 #[cfg(not(loom))]
 pub(crate) use core::hint::spin_loop;
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
+
+/// Defines a function that is `const` with real atomics and a plain `fn` under loom (loom's
+/// atomics cannot be created in a const context); for constructors such as `XArray::new_in`.
+macro_rules! const_fn_unless_loom {
+    ($(#[$attr:meta])* $vis:vis fn $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        $(#[$attr])* $vis const fn $($rest)*
+        #[cfg(loom)]
+        $(#[$attr])* $vis fn $($rest)*
+    };
+}
+pub(crate) use const_fn_unless_loom;
+
+/// Returns `N` zeroed `AtomicUsize`s (a const array repeat with real atomics, which compiles
+/// to a memset; loom's atomics are built one by one).
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn zeroed_atomic_usizes<const N: usize>() -> [AtomicUsize; N] {
+    [const { AtomicUsize::new(0) }; N]
+}
+/// Returns `N` zeroed `AtomicUsize`s.
+#[cfg(loom)]
+pub(crate) fn zeroed_atomic_usizes<const N: usize>() -> [AtomicUsize; N] {
+    core::array::from_fn(|_| AtomicUsize::new(0))
+}
+
+/// A use-after-free detector for lock-free reclamation: readers [`FreeCheck::observe`] an
+/// object when they reach it, and its freer calls [`FreeCheck::before_free`] just before freeing
+/// it. With real atomics it is zero-sized and both calls are no-ops; under loom it is a loom
+/// cell (an `observe` is a read of it, `before_free` a write), so loom reports every reader's
+/// access that is not ordered before the free: a use-after-free in the model.
+#[cfg(not(loom))]
+#[derive(Debug, Default)]
+pub(crate) struct FreeCheck;
+
+#[cfg(not(loom))]
+impl FreeCheck {
+    /// Returns a fresh detector.
+    #[inline(always)]
+    pub(crate) const fn new() -> Self {
+        FreeCheck
+    }
+    /// A reader reached the object.
+    #[inline(always)]
+    pub(crate) fn observe(&self) {}
+    /// The object is about to be freed.
+    #[inline(always)]
+    pub(crate) fn before_free(&self) {}
+}
+
+/// A use-after-free detector (the loom version: a loom cell).
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct FreeCheck(loom::cell::UnsafeCell<()>);
+
+#[cfg(loom)]
+impl FreeCheck {
+    /// Returns a fresh detector.
+    pub(crate) fn new() -> Self {
+        FreeCheck(loom::cell::UnsafeCell::new(()))
+    }
+    /// A reader reached the object: a read access loom orders against `before_free`.
+    pub(crate) fn observe(&self) {
+        self.0.with(|_| ());
+    }
+    /// The object is about to be freed: a write access, which loom checks against every
+    /// `observe` not ordered before it (and every later one).
+    pub(crate) fn before_free(&self) {
+        self.0.with_mut(|_| ());
+    }
+}
 
 /// One element slot of a lock-free buffer: the unit loom tracks for data races.
 #[cfg(not(loom))]

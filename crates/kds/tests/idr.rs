@@ -1,6 +1,7 @@
 //! IDR / IDA tests: tools/testing/radix-tree/idr-test.c and lib/test_ida.c ported (in our own
 //! words, with their expected outcomes), the old `idr_get_new` / `ida_get_new` EAGAIN loops,
 //! allocation-failure injection, the radix-tree names, and proptests against a set model.
+#![warn(clippy::too_many_lines)] // issue 11: at most 150 lines (crates/kds/clippy.toml)
 
 extern crate std;
 

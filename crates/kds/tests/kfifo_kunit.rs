@@ -1,6 +1,7 @@
 //! Linux's lib/tests/kfifo_kunit.c cases and the expected sequences of the four
 //! samples/kfifo examples (bytestream, inttype, record, dma), restated against kds's kfifo,
 //! plus allocation, user-copy and SPSC stress tests.
+#![warn(clippy::too_many_lines)] // issue 11: at most 150 lines (crates/kds/clippy.toml)
 
 use kds::kfifo::*;
 use std::alloc::System;

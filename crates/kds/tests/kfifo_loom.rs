@@ -6,6 +6,7 @@
 //! consumer and reports any read of a slot not ordered after its write, or any overwrite of a
 //! slot not ordered after its read: exactly the acquire/release pairs the module relies on.
 #![cfg(loom)]
+#![warn(clippy::too_many_lines)] // issue 11: at most 150 lines (crates/kds/clippy.toml)
 
 use kds::kfifo::Kfifo;
 use loom::sync::Arc;
@@ -20,12 +21,13 @@ fn run(n: u32, slice: bool) {
         let prod = thread::spawn(move || {
             let mut next = 1;
             while next <= n {
-                // SAFETY: this thread is the only producer.
                 let k = if slice {
                     let batch = [next, next + 1];
                     let len = if next < n { 2 } else { 1 };
+                    // SAFETY: this thread is the only producer.
                     unsafe { p.in_unchecked(&batch[..len]) }
                 } else {
+                    // SAFETY: this thread is the only producer.
                     unsafe { p.in_unchecked(&[next]) }
                 };
                 if k == 0 {

@@ -1,5 +1,6 @@
 //! Property tests: random operation sequences on kds structures checked step by step against
 //! plain std models (`VecDeque`, `Vec`, `HashMap`).
+#![warn(clippy::too_many_lines)] // issue 11: at most 150 lines (crates/kds/clippy.toml)
 
 use core::pin::pin;
 use proptest::prelude::*;

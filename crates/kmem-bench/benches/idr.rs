@@ -5,12 +5,10 @@
 //!   lowest free id: IDR/IDA scan `XA_FREE_MARK`, slab pops its free list).
 //! - `alloc_100k`: allocate ids 0..100k into an empty allocator.
 
-use std::alloc::Layout;
 use std::hint::black_box;
-use std::ptr::NonNull;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use kds::alloc::{Gfp, NodeAlloc};
+use kds::alloc::{Gfp, Global};
 use kds::idr::{Ida, Idr};
 use kds::xarray::xa_mk_value;
 use rand::rngs::SmallRng;
@@ -20,27 +18,12 @@ use slab::Slab;
 const LIVE: usize = 10_000;
 const FRESH: usize = 100_000;
 
-struct Sys;
-// SAFETY: forwards to the global allocator.
-unsafe impl NodeAlloc for Sys {
-    #[inline]
-    fn alloc(&self, l: Layout, _: Gfp) -> Option<NonNull<u8>> {
-        // SAFETY: node layouts are non-zero-sized.
-        NonNull::new(unsafe { std::alloc::alloc(l) })
-    }
-    #[inline]
-    unsafe fn free(&self, p: NonNull<u8>, l: Layout) {
-        // SAFETY: `p` came from `alloc` with `l`.
-        unsafe { std::alloc::dealloc(p.as_ptr(), l) }
-    }
-}
-
 fn churn(c: &mut Criterion) {
     let gfp = Gfp::GFP_KERNEL;
     let mut rng = SmallRng::seed_from_u64(5);
     let victims: Vec<usize> = (0..4096).map(|_| rng.gen_range(0..LIVE)).collect();
-    let idr = Idr::new_in(Sys);
-    let ida = Ida::new_in(Sys);
+    let idr = Idr::new_in(Global);
+    let ida = Ida::new_in(Global);
     let mut slab = Slab::with_capacity(LIVE);
     for i in 0..LIVE {
         idr.idr_alloc(Some(xa_mk_value(i)), 0, 0, gfp).unwrap();
@@ -82,7 +65,7 @@ fn fresh(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("kds_idr", |b| {
         b.iter_batched(
-            || Idr::new_in(Sys),
+            || Idr::new_in(Global),
             |idr| {
                 for i in 0..FRESH {
                     black_box(idr.idr_alloc(Some(xa_mk_value(i)), 0, 0, gfp).unwrap());
@@ -94,7 +77,7 @@ fn fresh(c: &mut Criterion) {
     });
     g.bench_function("kds_ida", |b| {
         b.iter_batched(
-            || Ida::new_in(Sys),
+            || Ida::new_in(Global),
             |ida| {
                 for _ in 0..FRESH {
                     black_box(ida.ida_alloc(gfp).unwrap());

@@ -8,35 +8,18 @@
 //! `kds_rbtree` is the safe `kds::rbtree::RbTree` map (nodes from a `NodeAlloc` over the
 //! system allocator), i.e. the raw Linux algorithms under the safe layer.
 
-use std::alloc::Layout;
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::ptr::NonNull;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use intrusive_collections::{intrusive_adapter, Bound, KeyAdapter, RBTree, RBTreeLink};
-use kds::alloc::{Gfp, NodeAlloc};
+use kds::alloc::{Gfp, Global};
 use kds::rbtree::RbTree;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 const N: usize = 1_000_000;
-
-struct Sys;
-// SAFETY: forwards to the global allocator.
-unsafe impl NodeAlloc for Sys {
-    #[inline]
-    fn alloc(&self, l: Layout, _: Gfp) -> Option<NonNull<u8>> {
-        // SAFETY: node layouts are non-zero-sized.
-        NonNull::new(unsafe { std::alloc::alloc(l) })
-    }
-    #[inline]
-    unsafe fn free(&self, p: NonNull<u8>, l: Layout) {
-        // SAFETY: `p` came from `alloc` with `l`.
-        unsafe { std::alloc::dealloc(p.as_ptr(), l) }
-    }
-}
 
 struct INode {
     link: RBTreeLink,
@@ -56,8 +39,8 @@ fn keys() -> Vec<u64> {
     (0..N).map(|_| rng.gen()).collect()
 }
 
-fn build_kds(keys: &[u64]) -> RbTree<u64, u64, Sys> {
-    let mut t = RbTree::new_in(Sys);
+fn build_kds(keys: &[u64]) -> RbTree<u64, u64, Global> {
+    let mut t = RbTree::new_in(Global);
     for &k in keys {
         t.insert(k, k, Gfp::GFP_KERNEL).unwrap();
     }

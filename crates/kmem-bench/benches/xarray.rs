@@ -7,13 +7,11 @@
 //! - `dense_build_1m`: store indices 0..1M into an empty map.
 //! - `sparse_load`: lookup of a random present key among 100k random 64-bit keys.
 
-use std::alloc::Layout;
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
-use std::ptr::NonNull;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use kds::alloc::{Gfp, NodeAlloc};
+use kds::alloc::{Gfp, Global};
 use kds::xarray::{xa_mk_value, XArray};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -22,23 +20,8 @@ use rand::{Rng, SeedableRng};
 const DENSE: usize = 1_000_000;
 const SPARSE: usize = 100_000;
 
-struct Sys;
-// SAFETY: forwards to the global allocator.
-unsafe impl NodeAlloc for Sys {
-    #[inline]
-    fn alloc(&self, l: Layout, _: Gfp) -> Option<NonNull<u8>> {
-        // SAFETY: node layouts are non-zero-sized.
-        NonNull::new(unsafe { std::alloc::alloc(l) })
-    }
-    #[inline]
-    unsafe fn free(&self, p: NonNull<u8>, l: Layout) {
-        // SAFETY: `p` came from `alloc` with `l`.
-        unsafe { std::alloc::dealloc(p.as_ptr(), l) }
-    }
-}
-
-fn build_xa(keys: &[usize]) -> XArray<Sys> {
-    let xa = XArray::new_in(Sys);
+fn build_xa(keys: &[usize]) -> XArray<Global> {
+    let xa = XArray::new_in(Global);
     for &k in keys {
         xa.store(k, Some(xa_mk_value(k >> 1)), Gfp::GFP_KERNEL)
             .unwrap();

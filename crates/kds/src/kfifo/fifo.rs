@@ -1,203 +1,23 @@
-//! Lock-free single-producer/single-consumer FIFOs, as in `<linux/kfifo.h>` and lib/kfifo.c.
-//!
-//! # Layout and indices
-//! A fifo is a power-of-two ring of `size` elements plus two free-running `u32` indices, `in`
-//! (next slot to write) and `out` (next slot to read). They are never wrapped explicitly: the
-//! slot of index `i` is `i & (size - 1)`, the fill level is `in - out` (wrapping), and the free
-//! space `size - (in - out)`. This is why the size must be a power of two (a divisor of 2^32)
-//! and why it is at most 2^31.
-//!
-//! ```text
-//!   out & mask           in & mask
-//!       v                    v
-//!  [ .. | a | b | c | d | .. ]     len = in - out = 4
-//! ```
-//!
-//! # Concurrency (the ordering Linux relies on)
-//! One producer and one consumer may run at the same time without a lock:
-//! 1. the producer reads `out` with *acquire* (the consumer has finished reading those slots),
-//!    copies into the free slots, then publishes `in` with *release*;
-//! 2. the consumer reads `in` with *acquire* (the producer's copies are visible), copies out,
-//!    then publishes `out` with *release*.
-//!
-//! Each side only writes its own index, so no read-modify-write is needed (Linux's
-//! `smp_wmb()` in `kfifo_copy_in/out` plays the role of the release stores). With more than one
-//! producer or consumer a lock is needed, as in Linux (`kfifo_in_spinlocked`). The safe API
-//! enforces the contract: mutating methods take `&mut self`, and [`KfifoBase::split`] hands out
-//! one [`Producer`] and one [`Consumer`] that may live on different threads. The unsafe
-//! `*_unchecked` methods are the raw lockless entry points for callers that uphold the contract
-//! themselves. The loom test `tests/kfifo_loom.rs` model-checks this protocol.
-//!
-//! # Kinds
-//! - Element fifos [`KfifoBase<T, S>`] of any `T: Copy` (a byte fifo is `T = u8`), with storage
-//!   inside ([`Kfifo<T, N>`], `DECLARE_KFIFO`/`DEFINE_KFIFO`), allocated by a caller-chosen
-//!   allocator ([`KfifoAllocated`], `kfifo_alloc`, rounding up to a power of two), or over a
-//!   caller's buffer ([`KfifoBuffer`], `kfifo_init`, rounding down). Sizes below 2 are
-//!   rejected.
-//! - Record fifos [`KfifoRec<S, R>`] over a byte fifo: each record is stored as an `R`-byte
-//!   (1 or 2) little-endian length header followed by the payload (`STRUCT_KFIFO_REC_1/2`).
-//!
-//! The Linux-named free functions (`kfifo_in`, `kfifo_out`, ...) work on both kinds through the
-//! [`Fifo`] trait.
+//! The element fifo ([`KfifoBase`]), its DMA and user-copy paths, and the split
+//! [`Producer`]/[`Consumer`] halves.
 
-use core::alloc::{GlobalAlloc, Layout};
+use core::alloc::Layout;
 use core::marker::PhantomData;
-use core::ptr::NonNull;
 
 use crate::sync::{
     copy_from_slots, copy_to_slots, load_mut, new_slot, slots_as_mut_ptr, slots_from_mut_ptr,
     store_mut, AtomicU32, CachePadded, Ordering, Slot,
 };
 
-/// Why creating a dynamic fifo or a user copy failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KfifoError {
-    /// `-EINVAL`: the size is below 2 elements (or above 2^31).
-    Inval,
-    /// `-ENOMEM`: the allocator returned nothing.
-    NoMem,
-    /// `-EFAULT`: a user copy faulted; `copied` bytes were transferred before the fault.
-    Fault {
-        /// Bytes transferred before the fault.
-        copied: usize,
-    },
-}
-
-// ---------------------------------------------------------------------------------------------
-// Storage
-// ---------------------------------------------------------------------------------------------
-
-mod private {
-    use super::Slot;
-    /// The sealed part of [`super::Storage`].
-    pub trait Store<T> {
-        /// The first slot.
-        fn slots(&self) -> *const Slot<T>;
-        /// The number of slots, a power of two `>= 2`.
-        fn size(&self) -> u32;
-    }
-}
-
-/// Where a fifo keeps its elements: [`Inline`], [`Allocated`] or [`Borrowed`] (sealed).
-pub trait Storage<T>: private::Store<T> {}
-
-/// Storage inside the fifo: `N` elements (`DECLARE_KFIFO(name, T, N)`).
-pub struct Inline<T, const N: usize> {
-    buf: [Slot<T>; N],
-}
-
-impl<T, const N: usize> Inline<T, N> {
-    const CHECK: () = assert!(
-        N.is_power_of_two() && N >= 2 && N <= 1 << 31,
-        "kfifo size must be a power of two >= 2"
-    );
-}
-
-impl<T, const N: usize> private::Store<T> for Inline<T, N> {
-    #[inline(always)]
-    fn slots(&self) -> *const Slot<T> {
-        self.buf.as_ptr()
-    }
-    #[inline(always)]
-    fn size(&self) -> u32 {
-        N as u32
-    }
-}
-impl<T, const N: usize> Storage<T> for Inline<T, N> {}
-
-/// An allocator for dynamic fifos (`kfifo_alloc`): in-kernel code implements it with kmalloc
-/// and its GFP flags, hosted code can use [`GlobalAllocator`].
-///
-/// # Safety
-/// `alloc` must return memory valid for `layout` (or `None`) that stays valid until passed to
-/// `free` with the same layout.
-pub unsafe trait KfifoAlloc {
-    /// Allocates memory for `layout`, or returns `None` on exhaustion.
-    fn alloc(&self, layout: Layout) -> Option<NonNull<u8>>;
-    /// Frees memory returned by [`KfifoAlloc::alloc`].
-    ///
-    /// # Safety
-    /// `ptr` must come from `alloc` on this allocator with this `layout`, and not be used
-    /// afterwards.
-    unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout);
-}
-
-/// Adapts any [`GlobalAlloc`] (e.g. `std::alloc::System`) to [`KfifoAlloc`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct GlobalAllocator<A>(pub A);
-
-// SAFETY: `GlobalAlloc`'s contract is the one `KfifoAlloc` asks for (a null return is mapped to
-// `None`; sizes are never zero since fifos have at least 2 elements).
-unsafe impl<A: GlobalAlloc> KfifoAlloc for GlobalAllocator<A> {
-    fn alloc(&self, layout: Layout) -> Option<NonNull<u8>> {
-        // SAFETY: `layout` has a non-zero size (at least two elements of a sized type; a
-        // zero-sized `T` is rejected by `KfifoAllocated::alloc`).
-        NonNull::new(unsafe { self.0.alloc(layout) })
-    }
-    unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded caller guarantee.
-        unsafe { self.0.dealloc(ptr.as_ptr(), layout) }
-    }
-}
-
-/// Storage from a [`KfifoAlloc`], freed on drop (`kfifo_alloc` / `kfifo_free`).
-pub struct Allocated<T, A: KfifoAlloc> {
-    data: NonNull<Slot<T>>,
-    size: u32,
-    alloc: A,
-}
-
-impl<T, A: KfifoAlloc> private::Store<T> for Allocated<T, A> {
-    #[inline(always)]
-    fn slots(&self) -> *const Slot<T> {
-        self.data.as_ptr()
-    }
-    #[inline(always)]
-    fn size(&self) -> u32 {
-        self.size
-    }
-}
-impl<T, A: KfifoAlloc> Storage<T> for Allocated<T, A> {}
-
-impl<T, A: KfifoAlloc> Drop for Allocated<T, A> {
-    fn drop(&mut self) {
-        let layout =
-            Layout::array::<Slot<T>>(self.size as usize).expect("layout was valid at alloc");
-        // SAFETY: allocated in `KfifoAllocated::alloc` with this layout and allocator.
-        unsafe { self.alloc.free(self.data.cast(), layout) }
-    }
-}
-
-/// Storage in a caller's buffer (`kfifo_init`).
-pub struct Borrowed<'b, T> {
-    data: *const Slot<T>,
-    size: u32,
-    _b: PhantomData<&'b mut [T]>,
-}
-
-impl<T> private::Store<T> for Borrowed<'_, T> {
-    #[inline(always)]
-    fn slots(&self) -> *const Slot<T> {
-        self.data
-    }
-    #[inline(always)]
-    fn size(&self) -> u32 {
-        self.size
-    }
-}
-impl<T> Storage<T> for Borrowed<'_, T> {}
-
-// ---------------------------------------------------------------------------------------------
-// The element fifo
-// ---------------------------------------------------------------------------------------------
+use super::*;
 
 /// A fifo of `T` elements over storage `S` (`struct __kfifo` + its buffer).
 ///
 /// # Invariants
 /// `in - out <= size` (wrapping arithmetic); slots `out..in` (masked) are initialised.
 pub struct KfifoBase<T: Copy, S: Storage<T>> {
-    in_: CachePadded<AtomicU32>,
-    out: CachePadded<AtomicU32>,
+    pub(super) in_: CachePadded<AtomicU32>,
+    pub(super) out: CachePadded<AtomicU32>,
     store: S,
     _t: PhantomData<T>,
 }
@@ -328,12 +148,12 @@ pub struct DmaSegment {
 /// buffer, and the wrapped-around run from its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DmaSegments {
-    segs: [DmaSegment; 2],
-    n: usize,
+    pub(super) segs: [DmaSegment; 2],
+    pub(super) n: usize,
 }
 
 impl DmaSegments {
-    const EMPTY: DmaSegment = DmaSegment {
+    pub(super) const EMPTY: DmaSegment = DmaSegment {
         addr: core::ptr::null_mut(),
         len: 0,
     };
@@ -414,12 +234,12 @@ impl<B: AsMut<[u8]>> UserSink for UserBuf<B> {
 
 impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     #[inline(always)]
-    fn mask(&self) -> u32 {
+    pub(super) fn mask(&self) -> u32 {
         private::Store::size(&self.store) - 1
     }
 
     #[inline(always)]
-    fn slots(&self) -> *const Slot<T> {
+    pub(super) fn slots(&self) -> *const Slot<T> {
         private::Store::slots(&self.store)
     }
 
@@ -478,7 +298,7 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     /// # Safety
     /// The slots `off..off+len` must be free and owned by the caller (producer side).
     #[inline(always)]
-    unsafe fn copy_in(&self, src: *const T, len: u32, off: u32) {
+    pub(super) unsafe fn copy_in(&self, src: *const T, len: u32, off: u32) {
         let size = self.mask() + 1;
         let off = off & self.mask();
         let l = len.min(size - off);
@@ -497,7 +317,7 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     /// # Safety
     /// The slots `off..off+len` must be filled and owned by the caller (consumer side).
     #[inline(always)]
-    unsafe fn copy_out(&self, dst: *mut T, len: u32, off: u32) {
+    pub(super) unsafe fn copy_out(&self, dst: *mut T, len: u32, off: u32) {
         let size = self.mask() + 1;
         let off = off & self.mask();
         let l = len.min(size - off);
@@ -745,7 +565,7 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
         store_mut(&mut self.out, o.wrapping_add(n));
     }
 
-    fn setup_sgl(&self, len: u32, off: u32) -> DmaSegments {
+    pub(super) fn setup_sgl(&self, len: u32, off: u32) -> DmaSegments {
         let es = core::mem::size_of::<T>();
         let size = self.mask() + 1;
         let off = off & self.mask();
@@ -1043,474 +863,4 @@ impl<T: Copy, S: Storage<T>> Consumer<'_, T, S> {
         self.tail = self.tail.wrapping_add(n);
         self.fifo.out.store(self.tail, Ordering::Release);
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Record fifos
-// ---------------------------------------------------------------------------------------------
-
-/// A record fifo: variable-length byte records, each behind an `R`-byte (1 or 2) little-endian
-/// length header (`STRUCT_KFIFO_REC_1/2`, `struct kfifo_rec_ptr_1/2`).
-///
-/// Record input is all-or-nothing; output copies at most the buffer's length but always
-/// consumes the whole record.
-pub struct KfifoRec<S: Storage<u8>, const R: usize> {
-    fifo: KfifoBase<u8, S>,
-}
-
-/// `STRUCT_KFIFO_REC_1(N)` / `STRUCT_KFIFO_REC_2(N)` with storage inside.
-pub type KfifoRecInline<const N: usize, const R: usize> = KfifoRec<Inline<u8, N>, R>;
-
-impl<S: Storage<u8>, const R: usize> KfifoRec<S, R> {
-    const CHECK: () = assert!(R == 1 || R == 2, "record header size must be 1 or 2");
-    /// The largest record payload: 255 or 65535 bytes (`__kfifo_max_r`).
-    pub const MAX_RECORD: usize = (1 << (8 * R)) - 1;
-
-    /// Wraps a byte fifo (any storage) as a record fifo.
-    pub fn from_fifo(fifo: KfifoBase<u8, S>) -> Self {
-        #[allow(clippy::let_unit_value)]
-        let () = Self::CHECK;
-        Self { fifo }
-    }
-
-    /// Returns the underlying byte fifo.
-    pub fn into_inner(self) -> KfifoBase<u8, S> {
-        self.fifo
-    }
-
-    /// Reads the length header at `out` (`__kfifo_peek_n`).
-    fn peek_n(&self) -> usize {
-        let f = &self.fifo;
-        let o = f.out.load(Ordering::Relaxed);
-        let mut h = [0u8; 2];
-        // SAFETY: a record is present (callers check non-empty), so its header slots are
-        // filled and owned by the consumer side (we hold `&self` under the record API's
-        // exclusive use).
-        unsafe { f.copy_out(h.as_mut_ptr(), R as u32, o) };
-        if R == 1 {
-            h[0] as usize
-        } else {
-            u16::from_le_bytes(h) as usize
-        }
-    }
-
-    /// Writes a length header at `in` (`__kfifo_poke_n`).
-    fn poke_n(&self, n: usize) {
-        let f = &self.fifo;
-        let h = (n as u16).to_le_bytes();
-        // SAFETY: callers checked that `n + R` bytes are free; producer-owned slots.
-        unsafe { f.copy_in(h.as_ptr(), R as u32, f.in_.load(Ordering::Relaxed)) };
-    }
-
-    fn unused(&self) -> usize {
-        self.fifo.avail()
-    }
-
-    /// `kfifo_size`: capacity in bytes.
-    pub fn size(&self) -> usize {
-        self.fifo.size()
-    }
-
-    /// `kfifo_len`: bytes in use, headers included.
-    pub fn len(&self) -> usize {
-        self.fifo.len()
-    }
-
-    /// `kfifo_is_empty`: no record stored.
-    pub fn is_empty(&self) -> bool {
-        self.fifo.is_empty()
-    }
-
-    /// `kfifo_is_full`.
-    pub fn is_full(&self) -> bool {
-        self.fifo.is_full()
-    }
-
-    /// `kfifo_avail`: the largest record that would fit right now.
-    pub fn avail(&self) -> usize {
-        let a = self.unused();
-        if a <= R {
-            0
-        } else {
-            (a - R).min(Self::MAX_RECORD)
-        }
-    }
-
-    /// `kfifo_reset`.
-    pub fn reset(&mut self) {
-        self.fifo.reset();
-    }
-
-    /// `kfifo_in` on a record fifo: stores `rec` as one record if it fits entirely; returns its
-    /// length, or 0 if it does not fit. A record longer than [`Self::MAX_RECORD`] is rejected
-    /// (returns 0; Linux would store a truncated header and corrupt the stream).
-    pub fn push(&mut self, rec: &[u8]) -> usize {
-        let len = rec.len();
-        if len > Self::MAX_RECORD || len + R > self.unused() {
-            return 0;
-        }
-        self.poke_n(len);
-        let f = &self.fifo;
-        let i = f.in_.load(Ordering::Relaxed);
-        // SAFETY: `len + R` bytes are free (checked) and we are the only producer (`&mut`).
-        unsafe { f.copy_in(rec.as_ptr(), len as u32, i.wrapping_add(R as u32)) };
-        f.in_
-            .store(i.wrapping_add((len + R) as u32), Ordering::Release);
-        len
-    }
-
-    /// `kfifo_out_peek` on a record fifo: copies the first record's payload (truncated to
-    /// `buf.len()`) without removing it; returns the bytes copied (0 when empty).
-    pub fn peek(&self, buf: &mut [u8]) -> usize {
-        if self.fifo.is_empty() {
-            return 0;
-        }
-        let n = self.peek_n();
-        let len = buf.len().min(n);
-        let o = self.fifo.out.load(Ordering::Relaxed);
-        // SAFETY: the record's `n` payload bytes are filled; we read `len <= n` of them.
-        unsafe {
-            self.fifo
-                .copy_out(buf.as_mut_ptr(), len as u32, o.wrapping_add(R as u32))
-        };
-        len
-    }
-
-    /// `kfifo_out` on a record fifo: copies the first record's payload (truncated to
-    /// `buf.len()`), removes the whole record, and returns the bytes copied.
-    pub fn pop(&mut self, buf: &mut [u8]) -> usize {
-        if self.fifo.is_empty() {
-            return 0;
-        }
-        let n = self.peek_n();
-        let len = self.peek(buf);
-        let o = self.fifo.out.load(Ordering::Relaxed);
-        self.fifo
-            .out
-            .store(o.wrapping_add((n + R) as u32), Ordering::Release);
-        len
-    }
-
-    /// `kfifo_skip` on a record fifo: removes the first record.
-    pub fn skip(&mut self) {
-        if self.fifo.is_empty() {
-            return;
-        }
-        let n = self.peek_n();
-        let o = self.fifo.out.load(Ordering::Relaxed);
-        self.fifo
-            .out
-            .store(o.wrapping_add((n + R) as u32), Ordering::Release);
-    }
-
-    /// `kfifo_peek_len`: the payload length of the first record (0 when empty).
-    pub fn peek_len(&self) -> usize {
-        if self.fifo.is_empty() {
-            0
-        } else {
-            self.peek_n()
-        }
-    }
-
-    /// `kfifo_dma_in_prepare` on a record fifo: room for one record of up to `len` bytes
-    /// (clamped to [`Self::MAX_RECORD`]) after its header; empty if it does not fit.
-    pub fn dma_in_prepare(&mut self, len: usize) -> DmaSegments {
-        let len = len.min(Self::MAX_RECORD);
-        if len + R > self.unused() {
-            return DmaSegments {
-                segs: [DmaSegments::EMPTY; 2],
-                n: 0,
-            };
-        }
-        let i = self.fifo.in_.load(Ordering::Relaxed);
-        self.fifo.setup_sgl(len as u32, i.wrapping_add(R as u32))
-    }
-
-    /// `kfifo_dma_in_finish` on a record fifo: commits a record of `len` bytes.
-    ///
-    /// # Safety
-    /// `len` bytes must have been written into the segments of the matching prepare, and
-    /// `len` must not exceed their total.
-    pub unsafe fn dma_in_finish(&mut self, len: usize) {
-        let len = len.min(Self::MAX_RECORD);
-        self.poke_n(len);
-        let i = self.fifo.in_.load(Ordering::Relaxed);
-        self.fifo
-            .in_
-            .store(i.wrapping_add((len + R) as u32), Ordering::Release);
-    }
-
-    /// `kfifo_dma_out_prepare` on a record fifo: the payload of the first record, up to `len`
-    /// bytes; empty if the fifo is empty.
-    pub fn dma_out_prepare(&mut self, len: usize) -> DmaSegments {
-        if self.fifo.is_empty() {
-            return DmaSegments {
-                segs: [DmaSegments::EMPTY; 2],
-                n: 0,
-            };
-        }
-        let len = len.min(self.peek_n());
-        let o = self.fifo.out.load(Ordering::Relaxed);
-        self.fifo.setup_sgl(len as u32, o.wrapping_add(R as u32))
-    }
-
-    /// `kfifo_dma_out_finish` on a record fifo: removes the first record.
-    pub fn dma_out_finish(&mut self) {
-        self.skip();
-    }
-
-    /// `kfifo_from_user` on a record fifo: stores up to `len` bytes (clamped to
-    /// [`Self::MAX_RECORD`]) of `from` as one record if it fits; returns the bytes stored
-    /// (0 if it does not fit).
-    ///
-    /// # Errors
-    /// [`KfifoError::Fault`] with `copied: 0` if the source faulted; nothing is stored.
-    pub fn from_user<U: UserSource + ?Sized>(
-        &mut self,
-        from: &U,
-        len: usize,
-    ) -> Result<usize, KfifoError> {
-        let len = len.min(Self::MAX_RECORD);
-        if len + R > self.unused() {
-            return Ok(0);
-        }
-        let f = &self.fifo;
-        let i = f.in_.load(Ordering::Relaxed);
-        let size = f.mask() + 1;
-        let off = i.wrapping_add(R as u32) & f.mask();
-        let l = (len as u32).min(size - off);
-        let base = slots_as_mut_ptr(f.slots());
-        // SAFETY: the runs lie in the buffer's free slots, which the producer owns.
-        let mut nc = unsafe { from.copy_from_user(base.add(off as usize), 0, l as usize) };
-        if nc == 0 {
-            // SAFETY: as above.
-            nc = unsafe { from.copy_from_user(base, l as usize, len - l as usize) };
-        }
-        if nc != 0 {
-            return Err(KfifoError::Fault { copied: 0 });
-        }
-        self.poke_n(len);
-        self.fifo
-            .in_
-            .store(i.wrapping_add((len + R) as u32), Ordering::Release);
-        Ok(len)
-    }
-
-    /// `kfifo_to_user` on a record fifo: copies the first record's payload (truncated to
-    /// `len`) to `to` and removes the record; returns the bytes copied (0 when empty).
-    ///
-    /// # Errors
-    /// [`KfifoError::Fault`] with `copied: 0` if the sink faulted; the record stays.
-    pub fn to_user<U: UserSink + ?Sized>(
-        &mut self,
-        to: &mut U,
-        len: usize,
-    ) -> Result<usize, KfifoError> {
-        if self.fifo.is_empty() {
-            return Ok(0);
-        }
-        let n = self.peek_n();
-        let len = len.min(n);
-        let f = &self.fifo;
-        let o = f.out.load(Ordering::Relaxed);
-        let size = f.mask() + 1;
-        let off = o.wrapping_add(R as u32) & f.mask();
-        let l = (len as u32).min(size - off);
-        let base = slots_as_mut_ptr(f.slots());
-        // SAFETY: the runs lie in the record's filled slots, which the consumer owns.
-        let mut nc = unsafe { to.copy_to_user(0, base.add(off as usize), l as usize) };
-        if nc == 0 {
-            // SAFETY: as above.
-            nc = unsafe { to.copy_to_user(l as usize, base, len - l as usize) };
-        }
-        if nc != 0 {
-            return Err(KfifoError::Fault { copied: 0 });
-        }
-        self.fifo
-            .out
-            .store(o.wrapping_add((n + R) as u32), Ordering::Release);
-        Ok(len)
-    }
-}
-
-#[cfg(not(loom))]
-impl<const N: usize, const R: usize> KfifoRecInline<N, R> {
-    /// `DEFINE_KFIFO` of a `STRUCT_KFIFO_REC_R(N)`: an empty record fifo of `N` bytes.
-    pub const fn new() -> Self {
-        Self { fifo: Kfifo::new() }
-    }
-}
-
-impl<const N: usize, const R: usize> Default for KfifoRecInline<N, R> {
-    fn default() -> Self {
-        Self::from_fifo(Kfifo::default())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The Linux-named API over both kinds
-// ---------------------------------------------------------------------------------------------
-
-/// What `kfifo_*` functions dispatch on: element fifos and record fifos.
-pub trait Fifo {
-    /// The element type (bytes for record fifos).
-    type Elem: Copy;
-    /// `kfifo_in`.
-    fn fifo_in(&mut self, buf: &[Self::Elem]) -> usize;
-    /// `kfifo_out`.
-    fn fifo_out(&mut self, buf: &mut [Self::Elem]) -> usize;
-    /// `kfifo_out_peek`.
-    fn fifo_out_peek(&self, buf: &mut [Self::Elem]) -> usize;
-    /// `kfifo_skip`.
-    fn fifo_skip(&mut self);
-    /// `kfifo_len`.
-    fn fifo_len(&self) -> usize;
-    /// `kfifo_size`.
-    fn fifo_size(&self) -> usize;
-    /// `kfifo_avail`.
-    fn fifo_avail(&self) -> usize;
-    /// `kfifo_reset`.
-    fn fifo_reset(&mut self);
-    /// `kfifo_peek_len`: the next record's length (for element fifos, `kfifo_len`).
-    fn fifo_peek_len(&self) -> usize;
-}
-
-impl<T: Copy, S: Storage<T>> Fifo for KfifoBase<T, S> {
-    type Elem = T;
-    fn fifo_in(&mut self, buf: &[T]) -> usize {
-        self.push_slice(buf)
-    }
-    fn fifo_out(&mut self, buf: &mut [T]) -> usize {
-        self.pop_slice(buf)
-    }
-    fn fifo_out_peek(&self, buf: &mut [T]) -> usize {
-        self.peek_slice(buf)
-    }
-    fn fifo_skip(&mut self) {
-        self.skip(1)
-    }
-    fn fifo_len(&self) -> usize {
-        self.len()
-    }
-    fn fifo_size(&self) -> usize {
-        self.size()
-    }
-    fn fifo_avail(&self) -> usize {
-        self.avail()
-    }
-    fn fifo_reset(&mut self) {
-        self.reset()
-    }
-    fn fifo_peek_len(&self) -> usize {
-        self.len()
-    }
-}
-
-impl<S: Storage<u8>, const R: usize> Fifo for KfifoRec<S, R> {
-    type Elem = u8;
-    fn fifo_in(&mut self, buf: &[u8]) -> usize {
-        self.push(buf)
-    }
-    fn fifo_out(&mut self, buf: &mut [u8]) -> usize {
-        self.pop(buf)
-    }
-    fn fifo_out_peek(&self, buf: &mut [u8]) -> usize {
-        self.peek(buf)
-    }
-    fn fifo_skip(&mut self) {
-        self.skip()
-    }
-    fn fifo_len(&self) -> usize {
-        self.len()
-    }
-    fn fifo_size(&self) -> usize {
-        self.size()
-    }
-    fn fifo_avail(&self) -> usize {
-        self.avail()
-    }
-    fn fifo_reset(&mut self) {
-        self.reset()
-    }
-    fn fifo_peek_len(&self) -> usize {
-        self.peek_len()
-    }
-}
-
-/// `kfifo_in(fifo, buf, n)`: elements (or one record) in; returns how many elements (bytes).
-pub fn kfifo_in<F: Fifo + ?Sized>(fifo: &mut F, buf: &[F::Elem]) -> usize {
-    fifo.fifo_in(buf)
-}
-/// `kfifo_out(fifo, buf, n)`.
-pub fn kfifo_out<F: Fifo + ?Sized>(fifo: &mut F, buf: &mut [F::Elem]) -> usize {
-    fifo.fifo_out(buf)
-}
-/// `kfifo_out_peek(fifo, buf, n)`.
-pub fn kfifo_out_peek<F: Fifo + ?Sized>(fifo: &F, buf: &mut [F::Elem]) -> usize {
-    fifo.fifo_out_peek(buf)
-}
-/// `kfifo_skip(fifo)`: drops one element or record.
-pub fn kfifo_skip<F: Fifo + ?Sized>(fifo: &mut F) {
-    fifo.fifo_skip()
-}
-/// `kfifo_reset(fifo)`.
-pub fn kfifo_reset<F: Fifo + ?Sized>(fifo: &mut F) {
-    fifo.fifo_reset()
-}
-/// `kfifo_size(fifo)`.
-pub fn kfifo_size<F: Fifo + ?Sized>(fifo: &F) -> usize {
-    fifo.fifo_size()
-}
-/// `kfifo_len(fifo)`.
-pub fn kfifo_len<F: Fifo + ?Sized>(fifo: &F) -> usize {
-    fifo.fifo_len()
-}
-/// `kfifo_avail(fifo)`.
-pub fn kfifo_avail<F: Fifo + ?Sized>(fifo: &F) -> usize {
-    fifo.fifo_avail()
-}
-/// `kfifo_is_empty(fifo)`.
-pub fn kfifo_is_empty<F: Fifo + ?Sized>(fifo: &F) -> bool {
-    fifo.fifo_len() == 0
-}
-/// `kfifo_is_full(fifo)`.
-pub fn kfifo_is_full<F: Fifo + ?Sized>(fifo: &F) -> bool {
-    fifo.fifo_len() >= fifo.fifo_size()
-}
-/// `kfifo_peek_len(fifo)`.
-pub fn kfifo_peek_len<F: Fifo + ?Sized>(fifo: &F) -> usize {
-    fifo.fifo_peek_len()
-}
-/// `kfifo_put(fifo, val)`: returns whether it was stored.
-pub fn kfifo_put<T: Copy, S: Storage<T>>(fifo: &mut KfifoBase<T, S>, val: T) -> bool {
-    fifo.put(val)
-}
-/// `kfifo_get(fifo, &val)`.
-pub fn kfifo_get<T: Copy, S: Storage<T>>(fifo: &mut KfifoBase<T, S>) -> Option<T> {
-    fifo.get()
-}
-/// `kfifo_peek(fifo, &val)`.
-pub fn kfifo_peek<T: Copy, S: Storage<T>>(fifo: &KfifoBase<T, S>) -> Option<T> {
-    fifo.peek()
-}
-/// `kfifo_alloc(fifo, size, gfp)`.
-///
-/// # Errors
-/// As [`KfifoBase::alloc`].
-pub fn kfifo_alloc<T: Copy, A: KfifoAlloc>(
-    size: usize,
-    alloc: A,
-) -> Result<KfifoAllocated<T, A>, KfifoError> {
-    KfifoAllocated::alloc(size, alloc)
-}
-/// `kfifo_free(fifo)`: frees the buffer (dropping does the same).
-pub fn kfifo_free<T: Copy, A: KfifoAlloc>(fifo: KfifoAllocated<T, A>) {
-    drop(fifo)
-}
-/// `kfifo_init(fifo, buffer, size)`.
-///
-/// # Errors
-/// As [`KfifoBase::init`].
-pub fn kfifo_init<T: Copy>(buffer: &mut [T]) -> Result<KfifoBuffer<'_, T>, KfifoError> {
-    KfifoBuffer::init(buffer)
 }
