@@ -294,6 +294,21 @@ thread_local! {
     static LOCAL: CpuLocal = const { CpuLocal::new() };
 }
 
+/// `raw_smp_processor_id`: this thread's CPU slot if it has one, else [`SHARED_CPU`]; enters
+/// no section and never blocks (for reports printed under locks).
+pub(crate) fn raw_cpu_id() -> usize {
+    LOCAL
+        .try_with(|l| {
+            let s = l.slot.get();
+            if s < SHARED_CPU {
+                s
+            } else {
+                SHARED_CPU
+            }
+        })
+        .unwrap_or(SHARED_CPU)
+}
+
 /// The pthread key whose destructor takes an exiting thread's CPU offline; 0 = not created.
 static EXIT_KEY: AtomicUsize = AtomicUsize::new(0);
 

@@ -44,6 +44,53 @@ pub struct HostedPlatform {
     /// The window mirroring kmem's kernel mappings (vmalloc, kmap), reserved on first use by
     /// [`Platform::kernel_window`].
     kwin: std::sync::OnceLock<VirtWindow>,
+    /// Memory for kmem's debugging state (its lock validator), off the machine's books.
+    debug: std::sync::OnceLock<DebugArea>,
+}
+
+/// Anonymous memory for [`Platform::debug_area`], unmapped with the platform.
+struct DebugArea {
+    base: core::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the area is plain memory reachable only through the raw pointer handed to kmem,
+// which follows its own rules for it; mmap/munmap are thread safe.
+unsafe impl Send for DebugArea {}
+// SAFETY: as for `Send`: the handle itself has no shared mutable state.
+unsafe impl Sync for DebugArea {}
+
+impl DebugArea {
+    fn new(len: usize) -> Option<Self> {
+        let len = len.checked_next_multiple_of(crate::PAGE_SIZE)?;
+        // SAFETY: an anonymous private mapping at an address of the kernel's choosing; no
+        // existing mapping is affected.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        Some(Self {
+            base: core::ptr::NonNull::new(p.cast())?,
+            len,
+        })
+    }
+}
+
+impl Drop for DebugArea {
+    fn drop(&mut self) {
+        // SAFETY: exactly the mapping made in `new`, unmapped once, when nothing uses it any
+        // more (the platform, and so the machine, is going away).
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
 }
 
 // SAFETY: `base` is a cached copy of `inner.mem.base()`, the address of memory owned by
@@ -82,6 +129,7 @@ impl HostedPlatform {
             inner,
             base,
             kwin: std::sync::OnceLock::new(),
+            debug: std::sync::OnceLock::new(),
         })
     }
 
@@ -269,6 +317,21 @@ unsafe impl Platform for HostedPlatform {
 
     fn current_comm(&self) -> &str {
         self.inner.comm()
+    }
+
+    fn debug_area(&self, size: usize, align: usize) -> Option<core::ptr::NonNull<u8>> {
+        // Page-aligned anonymous memory serves any alignment up to a page.
+        if align > crate::PAGE_SIZE || self.debug.get().is_some() {
+            return None;
+        }
+        let area = DebugArea::new(size)?;
+        let base = area.base;
+        self.debug.set(area).ok()?;
+        Some(base)
+    }
+
+    fn raw_cpu_id(&self) -> usize {
+        cpu::raw_cpu_id()
     }
 
     fn kernel_window(&self, len: usize) -> Option<*mut u8> {

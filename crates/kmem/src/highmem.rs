@@ -27,7 +27,9 @@
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use lock_api::{Mutex, RawMutex};
+use lock_api::RawMutex;
+
+use crate::locking::{Lock as Mutex, CPU_SECTION, KMAP_LOCK};
 
 use crate::addr::{Order, VirtAddr, PAGE_SIZE};
 use crate::arch::Arch;
@@ -68,12 +70,15 @@ impl<L: RawMutex> KmapState<L> {
     /// Empty state.
     pub fn new() -> Self {
         Self {
-            pkmap: Mutex::new(Pkmap {
-                count: [0; LAST_PKMAP],
-                pfn: [0; LAST_PKMAP],
-                last: 0,
-                flushes: 0,
-            }),
+            pkmap: Mutex::new(
+                &KMAP_LOCK,
+                Pkmap {
+                    count: [0; LAST_PKMAP],
+                    pfn: [0; LAST_PKMAP],
+                    last: 0,
+                    flushes: 0,
+                },
+            ),
             stacks: AtomicPtr::new(core::ptr::null_mut()),
             stacks_order: core::sync::atomic::AtomicU32::new(0),
         }
@@ -116,6 +121,38 @@ impl<P: Platform> core::ops::Deref for KmapLayer<P> {
 impl<P: Platform> KmapLayer<P> {
     fn kmap_state(&self) -> &KmapState<P::RawLock> {
         &self.kmap
+    }
+
+    /// `get_cpu()` for kmap_local, whose CPU section spans calls (held from
+    /// `kmap_local_page` to `kunmap_local`), so it is recorded in the lock validator by hand.
+    #[track_caller]
+    fn kmap_cpu_get(&self) -> usize {
+        if let Some(ld) = self.lockdep() {
+            ld.acquire(&CPU_SECTION, 0, self.cpu_section_id(), false);
+        }
+        self.platform().cpu_get()
+    }
+    /// `put_cpu()` for kmap_local (see [`Self::kmap_cpu_get`]).
+    #[track_caller]
+    fn kmap_cpu_put(&self, cpu: usize) {
+        self.platform().cpu_put(cpu);
+        if let Some(ld) = self.lockdep() {
+            ld.release(&CPU_SECTION, self.cpu_section_id());
+        }
+    }
+    /// The instance the validator knows CPU sections by (as `CpuGuard::tracked` records them).
+    fn cpu_section_id(&self) -> *const () {
+        (self.platform() as *const P).cast()
+    }
+
+    /// Attaches `kmap_lock` to the machine's lock validator, if it has one.
+    ///
+    /// # Safety
+    /// Once, at boot, after `MemoryModel::lockdep_init` and before the lock is taken.
+    pub(crate) unsafe fn lockdep_attach(&self) {
+        let Some(ld) = self.lockdep() else { return };
+        // SAFETY: the validator lives as long as the platform, so as this state.
+        unsafe { self.kmap.pkmap.attach(ld) };
     }
 
     /// `kmap_init`: the per-CPU kmap_local stacks (i386 only). Called by `Machine::boot` right after `vmalloc_init`.
@@ -277,15 +314,15 @@ impl<P: Platform> KmapLayer<P> {
             return Some(a);
         }
         let l = self.kernel_layout()?;
-        let cpu = self.platform().cpu_get();
+        let cpu = self.kmap_cpu_get();
         let Some(st) = self.stack_of(cpu) else {
-            self.platform().cpu_put(cpu);
+            self.kmap_cpu_put(cpu);
             return None;
         };
         // SAFETY: this CPU's stack; we hold the CPU (cpu_get) so nobody else touches it.
         let s = unsafe { &mut *st };
         if s.idx >= KM_MAX_IDX {
-            self.platform().cpu_put(cpu);
+            self.kmap_cpu_put(cpu);
             self.warn(format_args!(
                 "kmap_local: more than KM_MAX_IDX ({KM_MAX_IDX}) nested mappings on CPU {cpu}"
             ));
@@ -294,7 +331,7 @@ impl<P: Platform> KmapLayer<P> {
         let idx = s.idx;
         if cpu >= FIX_KMAP_CPUS {
             let Some(a) = self.kmap_high(page) else {
-                self.platform().cpu_put(cpu);
+                self.kmap_cpu_put(cpu);
                 return None;
             };
             s.fallback[idx] = self.page_to_pfn(page).as_u64() as u32 + 1;
@@ -303,7 +340,7 @@ impl<P: Platform> KmapLayer<P> {
         }
         let slot = l.kmap_local_slot(idx + KM_MAX_IDX * cpu);
         if !self.kernel_map_pages(slot, &[page], PteFlags::PAGE_KERNEL) {
-            self.platform().cpu_put(cpu);
+            self.kmap_cpu_put(cpu);
             return None;
         }
         s.fallback[idx] = 0;
@@ -322,7 +359,7 @@ impl<P: Platform> KmapLayer<P> {
         let Some(l) = self.kernel_layout() else {
             return;
         };
-        let cpu = self.platform().cpu_get();
+        let cpu = self.kmap_cpu_get();
         let st = self.stack_of(cpu);
         let top = st.and_then(|st| {
             // SAFETY: this CPU's stack, held through cpu_get.
@@ -330,7 +367,7 @@ impl<P: Platform> KmapLayer<P> {
             s.idx.checked_sub(1).map(|i| (i, s.fallback[i]))
         });
         let Some((idx, fallback)) = top else {
-            self.platform().cpu_put(cpu);
+            self.kmap_cpu_put(cpu);
             self.warn(format_args!(
                 "kunmap_local: {:#x} is not mapped on CPU {cpu}",
                 self.kva_to_model(addr)
@@ -348,7 +385,7 @@ impl<P: Platform> KmapLayer<P> {
             Some(l.kmap_local_slot(idx + KM_MAX_IDX * cpu))
         };
         if expected != Some(page_model) {
-            self.platform().cpu_put(cpu);
+            self.kmap_cpu_put(cpu);
             self.warn(format_args!(
                 "kunmap_local: {:#x} is not the last mapping on CPU {cpu} ({:#x}): mappings must nest",
                 page_model,
@@ -369,8 +406,8 @@ impl<P: Platform> KmapLayer<P> {
             unsafe { (*st).idx -= 1 };
         }
         // Once for this call, once for the kmap_local_page that took the CPU.
-        self.platform().cpu_put(cpu);
-        self.platform().cpu_put(cpu);
+        self.kmap_cpu_put(cpu);
+        self.kmap_cpu_put(cpu);
     }
 
     /// `kmap_atomic`: [`Machine::kmap_local_page`] with preemption disabled until
@@ -380,10 +417,10 @@ impl<P: Platform> KmapLayer<P> {
         if !self.check_page_ptr(page, "kmap_atomic") {
             return None;
         }
-        let cpu = self.platform().cpu_get();
+        let cpu = self.kmap_cpu_get();
         let r = self.kmap_local_page(page);
         if r.is_none() {
-            self.platform().cpu_put(cpu);
+            self.kmap_cpu_put(cpu);
         }
         r
     }
@@ -392,17 +429,17 @@ impl<P: Platform> KmapLayer<P> {
     #[track_caller]
     pub fn kunmap_atomic(&self, addr: VirtAddr) {
         self.kunmap_local(addr);
-        let cpu = self.platform().cpu_get();
-        self.platform().cpu_put(cpu);
-        self.platform().cpu_put(cpu);
+        let cpu = self.kmap_cpu_get();
+        self.kmap_cpu_put(cpu);
+        self.kmap_cpu_put(cpu);
     }
 
     /// Mapping depth of the current CPU's kmap_local stack.
     pub fn kmap_local_depth(&self) -> usize {
-        let cpu = self.platform().cpu_get();
+        let cpu = self.kmap_cpu_get();
         // SAFETY: this CPU's stack, held through cpu_get.
         let d = self.stack_of(cpu).map_or(0, |s| unsafe { (*s).idx });
-        self.platform().cpu_put(cpu);
+        self.kmap_cpu_put(cpu);
         d
     }
 }

@@ -5,7 +5,7 @@
 //! and modules are named after the files of Linux's `mm/` that they mirror.
 //!
 //! Layers, bottom up; a module uses only those below it (`scripts/check-layers` checks):
-//! 1. vocabulary: [`addr`], [`gfp`], [`mmzone`] (zone and migratetype names, zone structs),
+//! 1. vocabulary: [`addr`], [`gfp`], [`locking`] (lock classes, the validated lock), [`mmzone`] (zone and migratetype names, zone structs),
 //!    [`arch`], [`layout`], [`pgtable`], [`platform`], [`memblock`];
 //! 2. [`mm`]: the memory model (pfn ↔ `struct page` ↔ phys ↔ virt, printk, the cpuhp table);
 //! 3. [`debug`]: reports (`dump_page`, `bad_page`, one `WARN`);
@@ -26,6 +26,7 @@ pub mod addr;
 pub mod arch;
 pub mod gfp;
 pub mod layout;
+pub mod locking;
 pub mod memblock;
 pub mod mmzone;
 pub mod pgtable;

@@ -21,6 +21,7 @@
 use core::ptr::NonNull;
 
 use crate::highmem::{KmapLayer, KmapState};
+use crate::locking::Lockdep;
 use crate::mm::MemoryModel;
 use crate::mm_init;
 use crate::page_alloc::PageAllocator;
@@ -79,7 +80,16 @@ impl<P: Platform> Machine<P> {
         let em = mm_init::early_setup(&plat, params, core::mem::size_of::<State<P>>())?;
         let (zones, physpages) = mm_init::zones(&em);
         let (slab, slab_notes) = SlabState::from_cmdline(params.cmdline, params.nr_cpus);
-        let mm = mm_init::memory_model(plat, params, &em);
+        // The lock validator (debug builds) lives in the platform's debug area, off the
+        // machine's books.
+        let lockdep = match core::mem::size_of::<Lockdep>() {
+            0 => None,
+            size => plat.debug_area(size, core::mem::align_of::<Lockdep>()),
+        };
+        let lockdep = lockdep.map_or(core::ptr::null(), |p| {
+            p.as_ptr().cast::<Lockdep>().cast_const()
+        });
+        let mm = mm_init::memory_model(plat, params, &em, lockdep);
         let state = KmapLayer {
             vm: VmLayer {
                 sl: SlabLayer {
@@ -98,6 +108,14 @@ impl<P: Platform> Machine<P> {
             // SAFETY: just written; non-null because it came from the direct map.
             state: unsafe { NonNull::new_unchecked(state_p) },
         };
+        // SAFETY: at boot, right after placing the state, before any lock is taken; the
+        // state never moves.
+        unsafe {
+            m.mm.lockdep_init();
+            m.pa.lockdep_attach();
+            m.sl.lockdep_attach();
+            m.lockdep_attach();
+        }
         m.init_lists();
         mm_init::print_boot_log(&m, params, &em);
         mm_init::memmap_init(&m, &em.geos);

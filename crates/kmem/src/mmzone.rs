@@ -268,7 +268,7 @@ pub struct Zone<L: lock_api::RawMutex> {
     /// highest usable zone is that kind.
     pub lowmem_reserve: [AtomicUsize; crate::mmzone::NR_ZONE_KINDS],
     /// The free areas, under the zone lock.
-    pub free: lock_api::Mutex<L, ZoneFree>,
+    pub free: crate::locking::Lock<L, ZoneFree>,
     /// Counters.
     pub stats: ZoneStats,
     /// One byte per pageblock: its migratetype (`pageblock_flags`), index

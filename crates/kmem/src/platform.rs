@@ -69,7 +69,9 @@ pub enum LogLevel {
 ///   whole life of the platform value, not used by anything but the machine built on it;
 /// - between `cpu_get()` returning `c` and the matching `cpu_put(c)`, no other caller is given
 ///   `c` (per-CPU exclusivity), `c < possible_cpus()`, and the caller does not migrate;
-/// - a registered [`CpuDeadHook`] is called as its documentation says.
+/// - a registered [`CpuDeadHook`] is called as its documentation says;
+/// - memory returned by [`Platform::debug_area`] is valid for reads and writes of the size
+///   asked, aligned as asked, and used by nothing else for the whole life of the platform.
 pub unsafe trait Platform: Send + Sync + 'static {
     /// The raw lock under kmem's spinlocks and mutexes.
     type RawLock: lock_api::RawMutex + Send + Sync;
@@ -164,21 +166,67 @@ pub unsafe trait Platform: Send + Sync + 'static {
     fn flush_tlb_kernel_range(&self, start: u64, end: u64) {
         let _ = (start, end);
     }
+
+    /// Memory for debugging state that is not the machine's own (the lock validator of debug
+    /// builds), so that turning debugging on changes none of the machine's numbers: `size`
+    /// bytes aligned to `align`, or `None` (the default: no such memory, debugging that
+    /// needs it stays off). Called at most once, at boot.
+    ///
+    /// Implementors guarantee (see the trait's safety section) that the memory is valid,
+    /// writable, and used by nothing else for the whole life of the platform value.
+    fn debug_area(&self, size: usize, align: usize) -> Option<core::ptr::NonNull<u8>> {
+        let _ = (size, align);
+        None
+    }
+
+    /// The current CPU as `raw_smp_processor_id()` reads it, for reports: a hint that may be
+    /// stale the moment it is read, taken without entering a CPU section (reports are printed
+    /// under locks that are taken inside CPU sections). The default enters and leaves one.
+    fn raw_cpu_id(&self) -> usize {
+        let c = self.cpu_get();
+        self.cpu_put(c);
+        c
+    }
 }
 
 /// A section with exclusive use of one CPU's per-CPU data (`get_cpu()` … `put_cpu()`).
+///
+/// Inside kmem a section is entered with the machine's `cpu_guard()`, which also tells the
+/// lock validator (the section is the reentrant class `cpu_section` in docs/LOCKING.md).
 pub struct CpuGuard<'a, P: Platform> {
     plat: &'a P,
     cpu: usize,
+    _section: Option<kds::lockdep::Section<'a>>,
 }
 
 impl<'a, P: Platform> CpuGuard<'a, P> {
-    /// Enters the section.
+    /// Enters the section (not seen by a lock validator).
     #[inline]
     pub fn new(plat: &'a P) -> Self {
         let cpu = plat.cpu_get();
         debug_assert!(cpu < plat.possible_cpus());
-        Self { plat, cpu }
+        Self {
+            plat,
+            cpu,
+            _section: None,
+        }
+    }
+    /// Enters the section and records it in `lockdep` (when there is one) as `class`.
+    #[inline]
+    #[track_caller]
+    pub fn tracked(
+        plat: &'a P,
+        lockdep: Option<&'a kds::lockdep::Lockdep>,
+        class: &'static kds::lockdep::LockClass,
+    ) -> Self {
+        let section = lockdep.map(|ld| ld.enter(class, (plat as *const P).cast()));
+        let cpu = plat.cpu_get();
+        debug_assert!(cpu < plat.possible_cpus());
+        Self {
+            plat,
+            cpu,
+            _section: section,
+        }
     }
     /// The CPU this section runs on.
     #[inline]

@@ -14,7 +14,7 @@ use core::sync::atomic::Ordering;
 
 use crate::mm::mm_types::{pg, PagePtr};
 use crate::mm::MemoryModel;
-use crate::platform::{CpuGuard, LogLevel, Platform};
+use crate::platform::{LogLevel, Platform};
 
 /// `TAINT_BAD_PAGE`.
 pub const TAINT_BAD_PAGE: u32 = 1 << 5;
@@ -24,7 +24,7 @@ pub const TAINT_WARN: u32 = 1 << 9;
 pub const TAINT_SLAB: u32 = TAINT_BAD_PAGE;
 
 impl<P: Platform> MemoryModel<P> {
-    fn taint_str(&self) -> &'static str {
+    pub(crate) fn taint_str(&self) -> &'static str {
         let t = self.taint_flags.load(Ordering::Relaxed);
         match (t & TAINT_BAD_PAGE != 0, t & TAINT_WARN != 0) {
             (false, false) => "Not tainted",
@@ -41,7 +41,7 @@ impl<P: Platform> MemoryModel<P> {
 
     /// Prints the `CPU: … Comm: …` line and a one-frame call trace naming the Rust caller.
     pub fn dump_stack(&self, level: LogLevel, caller: &Location<'_>) {
-        let cpu = CpuGuard::new(self.platform()).cpu();
+        let cpu = self.platform().raw_cpu_id();
         self.printk(
             level,
             format_args!(
@@ -187,7 +187,7 @@ impl<P: Platform> MemoryModel<P> {
             LogLevel::Warning,
             format_args!(
                 "WARNING: CPU: {} PID: {} at {}:{} {}",
-                CpuGuard::new(self.platform()).cpu(),
+                self.platform().raw_cpu_id(),
                 self.platform().current_pid(),
                 caller.file(),
                 caller.line(),

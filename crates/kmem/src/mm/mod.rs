@@ -33,8 +33,9 @@ use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicU8, AtomicUsize, Ordering
 
 use crate::addr::{Pfn, PhysAddr, VirtAddr, NR_PAGE_ORDERS, PAGE_SHIFT};
 use crate::arch::{AddrTranslation, Arch, E820Table, TranslationRegion};
+use crate::locking::{Lock, Lockdep, CPU_SECTION};
 use crate::memblock::Memblock;
-use crate::platform::{LogLevel, Platform};
+use crate::platform::{CpuGuard, LogLevel, Platform};
 use cpuhp::CpuhpTable;
 use mm_types::{Page, PagePtr, PageRef};
 use printk::{LineBuf, LogBuf};
@@ -106,7 +107,7 @@ pub struct MemoryModel<P: Platform> {
     pub(crate) nr_cpus: usize,
     pub(crate) possible_cpus: usize,
     pub(crate) e820: E820Table,
-    pub(crate) memblock: lock_api::Mutex<P::RawLock, Memblock>,
+    pub(crate) memblock: Lock<P::RawLock, Memblock>,
     /// The memmap: `struct page` for PFNs `0..max_pfn`.
     pub(crate) mem_map: *mut Page,
     pub(crate) max_pfn: Pfn,
@@ -114,7 +115,7 @@ pub struct MemoryModel<P: Platform> {
     pub(crate) lowmem_end: PhysAddr,
     pub(crate) direct_map: *mut u8,
     pub(crate) translation: core::cell::UnsafeCell<AddrTranslation>,
-    pub(crate) log: lock_api::Mutex<P::RawLock, LogBuf>,
+    pub(crate) log: Lock<P::RawLock, LogBuf>,
     pub(crate) console_loglevel: AtomicU8,
     pub(crate) taint: Taint,
     pub(crate) node_stats: NodeStats,
@@ -122,7 +123,11 @@ pub struct MemoryModel<P: Platform> {
     pub(crate) kernel: KernelImage,
     pub(crate) jiffies_at_boot: u64,
     /// CPU hotplug teardown callbacks (`cpuhp_setup_state`).
-    pub(crate) cpuhp: lock_api::Mutex<P::RawLock, CpuhpTable>,
+    pub(crate) cpuhp: Lock<P::RawLock, CpuhpTable>,
+    /// The lock validator, in the platform's debug area (null when there is none); written
+    /// before the state is placed, initialised by `lockdep_init` right after. See
+    /// [`crate::locking`].
+    pub(crate) lockdep: *const Lockdep,
 }
 
 // SAFETY: the raw pointers point into memblock memory owned by the machine (memmap, direct
@@ -139,6 +144,46 @@ impl<P: Platform> MemoryModel<P> {
     #[inline]
     pub fn platform(&self) -> &P {
         &self.plat
+    }
+    /// The machine's lock validator, if it has one (debug builds on a platform with a
+    /// debug area).
+    #[inline]
+    pub fn lockdep(&self) -> Option<&Lockdep> {
+        // SAFETY: non-null only for the platform's debug area, initialised by `lockdep_init`
+        // before anything can call this (boot), and alive as long as the platform, so as
+        // `self`.
+        unsafe { self.lockdep.as_ref() }
+    }
+    /// Initialises the lock validator the layer was built with (if any) and attaches this
+    /// layer's locks to it.
+    ///
+    /// # Safety
+    /// Once, at boot, right after the state is placed and before any lock is taken or the
+    /// machine is shared; `self` never moves again (it is in the machine's state).
+    pub(crate) unsafe fn lockdep_init(&self) {
+        if self.lockdep.is_null() {
+            return;
+        }
+        let ld = self.lockdep.cast_mut();
+        let host: *const dyn kds::lockdep::LockdepHost = self;
+        // SAFETY: `ld` is the platform's debug area, valid for writes of a `Lockdep`, aligned,
+        // used by nothing else and alive as long as the platform (Platform contract), and not
+        // yet read by anyone (caller's contract). The host is this layer, which stays at this
+        // address for as long as the validator is used.
+        unsafe { Lockdep::init_at(ld, host) };
+        // SAFETY: `ld` was just initialised and outlives these locks (both live as long as
+        // the platform); each lock is attached once.
+        unsafe {
+            self.memblock.attach(ld);
+            self.log.attach(ld);
+            self.cpuhp.attach(ld);
+        }
+    }
+    /// Enters a CPU section (`get_cpu()`), recorded by the lock validator.
+    #[inline]
+    #[track_caller]
+    pub fn cpu_guard(&self) -> CpuGuard<'_, P> {
+        CpuGuard::tracked(&self.plat, self.lockdep(), &CPU_SECTION)
     }
     /// The architecture.
     #[inline]
@@ -341,6 +386,26 @@ impl<P: Platform> MemoryModel<P> {
             self.platform().console_write(level, line.as_str());
         }
     }
+    /// printk for a report made with arbitrary locks held (the lock validator's): if the log
+    /// lock is taken — possibly by this very task, whose locking is being reported — the line
+    /// goes to the console only, instead of waiting for the lock (`printk_deferred`'s job in
+    /// Linux).
+    fn printk_nowait(&self, level: LogLevel, args: fmt::Arguments<'_>) {
+        let mut line = LineBuf::new();
+        let _ = line.write_fmt(args);
+        let ts = self.timestamp_ns();
+        let logged = match self.log.try_lock() {
+            Some(mut log) => {
+                log.push(level as u8, ts, line.as_str());
+                true
+            }
+            None => false,
+        };
+        if !logged || (level as u8) < self.console_loglevel.load(Ordering::Relaxed) {
+            let _ = line.write_str("\n");
+            self.platform().console_write(level, line.as_str());
+        }
+    }
     /// Nanoseconds since boot by the platform's clock.
     pub fn timestamp_ns(&self) -> u64 {
         let j = self
@@ -406,6 +471,35 @@ pub(crate) unsafe fn cpu_dead_hook<P: Platform>(ctx: *const (), cpu: usize) {
     let mm = unsafe { &*ctx.cast::<MemoryModel<P>>() };
     // SAFETY: forwarded from this function's contract.
     unsafe { mm.cpu_dead(cpu) }
+}
+
+impl<P: Platform> kds::lockdep::LockdepHost for MemoryModel<P> {
+    fn task_id(&self) -> u64 {
+        u64::from(self.plat.current_pid())
+    }
+    fn task_name(&self, w: &mut dyn Write) -> fmt::Result {
+        write!(
+            w,
+            "{}/{}",
+            self.plat.current_comm(),
+            self.plat.current_pid()
+        )
+    }
+    fn print_line(&self, level: u8, line: &str) {
+        let level = if level == kds::lockdep::LEVEL_DEBUG {
+            LogLevel::Debug
+        } else {
+            LogLevel::Warning
+        };
+        self.printk_nowait(level, format_args!("{line}"));
+    }
+    fn kernel_ident(&self, w: &mut dyn Write) -> fmt::Result {
+        write!(w, "6.18.0-kmem #1 {}", self.taint_str())
+    }
+    fn reported(&self, _kind: kds::lockdep::Report) {
+        self.taint.warnings.fetch_add(1, Ordering::Relaxed);
+        self.add_taint(crate::debug::TAINT_WARN);
+    }
 }
 
 /// A writer that sends each completed line to printk (for multi-line dumps at boot).

@@ -21,6 +21,7 @@ use kds::list::ListHead;
 
 use crate::addr::{Pfn, PhysAddr, PAGE_SIZE};
 use crate::arch::{AddrTranslation, Arch, E820Table, E820Type, TranslationRegion};
+use crate::locking::{Lock, CPUHP_STATE_MUTEX, LOGBUF_LOCK, MEMBLOCK_LOCK, ZONE_LOCK};
 use crate::memblock::{Memblock, MemblockError};
 use crate::mm::cpuhp::CpuhpTable;
 use crate::mm::mm_types::Page;
@@ -284,6 +285,7 @@ pub(crate) fn memory_model<P: Platform>(
     plat: P,
     params: &BootParams<'_>,
     em: &EarlyMemory,
+    lockdep: *const crate::locking::Lockdep,
 ) -> MemoryModel<P> {
     let arch = params.arch;
     let direct_map = plat.direct_map_base();
@@ -305,21 +307,22 @@ pub(crate) fn memory_model<P: Platform>(
         nr_cpus: params.nr_cpus,
         possible_cpus: plat.possible_cpus(),
         e820: params.e820,
-        memblock: lock_api::Mutex::new(Memblock::new()),
+        memblock: Lock::new(&MEMBLOCK_LOCK, Memblock::new()),
         mem_map: em.memmap,
         max_pfn: em.max_pfn,
         lowmem_end: em.lowmem_end,
         direct_map,
         translation: core::cell::UnsafeCell::new(translation),
         // SAFETY: `em.log` has LOG_BUF_LEN bytes from memblock, used only by this buffer.
-        log: lock_api::Mutex::new(unsafe { LogBuf::new(em.log, LOG_BUF_LEN) }),
+        log: Lock::new(&LOGBUF_LOCK, unsafe { LogBuf::new(em.log, LOG_BUF_LEN) }),
         console_loglevel: AtomicU8::new(CONSOLE_LOGLEVEL_DEFAULT),
         taint: Taint::default(),
         node_stats: NodeStats::default(),
         taint_flags: AtomicU32::new(0),
         kernel: em.kernel,
         jiffies_at_boot: plat.jiffies(),
-        cpuhp: lock_api::Mutex::new(CpuhpTable::new()),
+        cpuhp: Lock::new(&CPUHP_STATE_MUTEX, CpuhpTable::new()),
+        lockdep,
         plat,
     }
 }
@@ -333,13 +336,16 @@ pub(crate) fn zones<L: lock_api::RawMutex>(em: &EarlyMemory) -> ([Zone<L>; NR_ZO
         managed: AtomicUsize::new(0),
         watermark: Default::default(),
         lowmem_reserve: Default::default(),
-        free: lock_api::Mutex::new(ZoneFree {
-            area: core::array::from_fn(|_| FreeArea {
-                free_list: core::array::from_fn(|_| ListHead::new()),
-                nr_free_mt: [0; MIGRATE_TYPES],
-                nr_free: 0,
-            }),
-        }),
+        free: Lock::new(
+            &ZONE_LOCK,
+            ZoneFree {
+                area: core::array::from_fn(|_| FreeArea {
+                    free_list: core::array::from_fn(|_| ListHead::new()),
+                    nr_free_mt: [0; MIGRATE_TYPES],
+                    nr_free: 0,
+                }),
+            },
+        ),
         stats: ZoneStats::default(),
         pageblock_mt: em.pageblocks[i].0,
         nr_pageblocks: em.pageblocks[i].1,

@@ -28,7 +28,7 @@
 //!
 //! # Locking
 //! The zone lock protects the free areas and the pages on them. A CPU's pcp lists are used
-//! only inside its [`CpuGuard`]. The fast path (pcp hit) takes no lock and does no atomic
+//! only inside its [`CpuGuard`](crate::platform::CpuGuard). The fast path (pcp hit) takes no lock and does no atomic
 //! read-modify-write.
 //!
 //! # Bad input
@@ -52,7 +52,7 @@ use crate::mmzone::{
     NR_ZONE_KINDS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH,
     WMARK_LOW, WMARK_MIN, WMARK_PROMO,
 };
-use crate::platform::{CpuGuard, Platform};
+use crate::platform::Platform;
 
 mod show_mem;
 
@@ -158,6 +158,18 @@ impl<P: Platform> PageAllocator<P> {
         }
         drop(mb);
         self.totalram.store(total, Ordering::Relaxed);
+    }
+
+    /// Attaches the zone locks to the machine's lock validator, if it has one.
+    ///
+    /// # Safety
+    /// Once, at boot, after `MemoryModel::lockdep_init` and before any zone lock is taken.
+    pub(crate) unsafe fn lockdep_attach(&self) {
+        let Some(ld) = self.lockdep() else { return };
+        for z in &self.zones {
+            // SAFETY: the validator lives as long as the platform, so as the zones.
+            unsafe { z.free.attach(ld) };
+        }
     }
 
     /// Registers the page allocator's CPU-dead teardown (`page_alloc_cpu_dead`).
@@ -601,7 +613,7 @@ impl<P: Platform> PageAllocator<P> {
     /// `decay_pcp_high` for the current CPU (Linux runs it from the vmstat worker once a
     /// second): lowers `high` by an eighth towards `high_min` and frees what is above it.
     pub fn decay_pcp_high(&self) {
-        let g = CpuGuard::new(self.platform());
+        let g = self.cpu_guard();
         for z in self.zones() {
             if z.pcp.is_null() {
                 continue;
@@ -625,7 +637,7 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `drain_local_pages`: empties the current CPU's pcp lists in every zone.
     pub fn drain_local_pages(&self) {
-        let g = CpuGuard::new(self.platform());
+        let g = self.cpu_guard();
         for z in self.zones() {
             if z.pcp.is_null() {
                 continue;
@@ -666,7 +678,7 @@ impl<P: Platform> PageAllocator<P> {
     #[inline]
     fn rmqueue(&self, zone: &Zone<P::RawLock>, order: Order, mt: MigrateType) -> Option<PagePtr> {
         if order.as_u32() <= PAGE_ALLOC_COSTLY_ORDER && (mt as usize) < MIGRATE_PCPTYPES {
-            let g = CpuGuard::new(self.platform());
+            let g = self.cpu_guard();
             // SAFETY: we hold this CPU's guard.
             let pcp = unsafe { zone.pcp_of(g.cpu()) };
             let l: *mut ListHead = &mut pcp.lists[pcp_index(order, mt)];
@@ -701,7 +713,7 @@ impl<P: Platform> PageAllocator<P> {
         zone.stats
             .nr_free_pages
             .fetch_sub(order.pages() as isize, Ordering::Relaxed);
-        let g = CpuGuard::new(self.platform());
+        let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
         let pcp = unsafe { zone.pcp_of(g.cpu()) };
         pcp.alloc_count += 1;
@@ -906,7 +918,7 @@ impl<P: Platform> PageAllocator<P> {
         let pfn = self.page_to_pfn(page);
         let zone = self.zone(page.zone_type());
         let mt = zone.pageblock_migratetype(pfn);
-        let g = CpuGuard::new(self.platform());
+        let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
         let pcp = unsafe { zone.pcp_of(g.cpu()) };
         pcp.in_use -= order.pages() as isize;

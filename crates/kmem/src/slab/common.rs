@@ -665,7 +665,7 @@ pub(crate) struct SlabList {
 /// Machine-wide slab state, part of the machine's [`crate::mm::MemoryModel`].
 pub struct SlabState<L: lock_api::RawMutex> {
     /// `slab_mutex` and `slab_caches`.
-    pub(crate) mutex: lock_api::Mutex<L, SlabList>,
+    pub(crate) mutex: crate::locking::Lock<L, SlabList>,
     /// `kmalloc_caches[type][index]` (pointers to `KmemCache`), written at boot.
     pub(crate) kmalloc: [[AtomicPtr<u8>; NR_KMALLOC_INDEX]; NR_KMALLOC_TYPES],
     /// The `kmem_cache` cache (where `struct kmem_cache`s come from).
@@ -693,11 +693,14 @@ impl<L: lock_api::RawMutex> SlabState<L> {
     /// An empty state; `kmem_cache_init` fills it.
     pub(crate) fn new() -> Self {
         Self {
-            mutex: lock_api::Mutex::new(SlabList {
-                caches: ListHead::new(),
-                count: 0,
-                dead: ListHead::new(),
-            }),
+            mutex: crate::locking::Lock::new(
+                &crate::locking::SLAB_MUTEX,
+                SlabList {
+                    caches: ListHead::new(),
+                    count: 0,
+                    dead: ListHead::new(),
+                },
+            ),
             kmalloc: core::array::from_fn(|_| {
                 core::array::from_fn(|_| AtomicPtr::new(core::ptr::null_mut()))
             }),

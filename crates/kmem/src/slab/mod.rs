@@ -48,6 +48,17 @@ impl<P: Platform> SlabLayer<P> {
         &self.slab
     }
 
+    /// Attaches `slab_mutex` to the machine's lock validator, if it has one (each cache's
+    /// node list locks are attached when the cache is created).
+    ///
+    /// # Safety
+    /// Once, at boot, after `MemoryModel::lockdep_init` and before the lock is taken.
+    pub(crate) unsafe fn lockdep_attach(&self) {
+        let Some(ld) = self.lockdep() else { return };
+        // SAFETY: the validator lives as long as the platform, so as the slab state.
+        unsafe { self.slab.mutex.attach(ld) };
+    }
+
     /// Registers SLUB's CPU-dead teardown (`slub_cpu_dead`).
     pub(crate) fn slab_register_cpuhp(&self) {
         let entry = CpuhpEntry {

@@ -28,6 +28,7 @@ pub fn boot_with(arch: Arch, mem: u64, cpus: usize, cmdline: &str, seed: u64) ->
 /// free areas plus what sits on any CPU's page lists (a CPU-dead hook's own frees land on
 /// the lists of the CPU that runs it, as Linux's hotplug callbacks run on a surviving CPU).
 pub fn settle(m: &M) -> usize {
+    assert_lockdep_quiet(m);
     let mut caches = Vec::new();
     m.for_each_cache(&mut |c, _| caches.push(c));
     for c in caches {
@@ -46,4 +47,17 @@ pub fn proc(m: &M, path: &str) -> String {
     let mut s = String::new();
     m.proc_read(path, &mut s).unwrap();
     s
+}
+
+/// The lock validator (on in debug builds) found nothing wrong with the order locks were
+/// taken in so far.
+pub fn assert_lockdep_quiet(m: &M) {
+    if let Some(ld) = m.lockdep() {
+        assert_eq!(
+            ld.report_count(),
+            0,
+            "lockdep reported:\n{}",
+            m.platform().take_captured()
+        );
+    }
 }

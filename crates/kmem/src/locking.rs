@@ -1,0 +1,50 @@
+//! kmem's lock classes and the lock type every subsystem uses (kernel/locking/).
+//!
+//! Every kmem lock is a [`Lock`]: a `lock_api` mutex on the platform's raw lock that reports
+//! its acquisitions to the machine's lock validator ([`kds::lockdep`]) in debug builds, and
+//! is exactly a `lock_api::Mutex` in release builds. A lock belongs to one of the classes
+//! below (every zone lock to [`ZONE_LOCK`], every SLUB node list lock to [`LIST_LOCK`], …),
+//! named as Linux's lockdep names them; a CPU section (`get_cpu()`…`put_cpu()`,
+//! [`crate::platform::CpuGuard`]) is the reentrant class [`CPU_SECTION`]. The order these
+//! are taken in, and why, is docs/LOCKING.md; the validator checks the order the code
+//! actually takes and reports an inversion as Linux does (`WARNING: possible circular
+//! locking dependency detected`).
+//!
+//! The validator needs memory that is not the machine's own (so that turning it on changes
+//! no /proc number): the platform's [`crate::platform::Platform::debug_area`]. On a platform
+//! without one, locks are not checked.
+//!
+//! The classes are immutable statics: what a validator learns about them lives in the
+//! validator, one per machine.
+
+use kds::lockdep::LockClass;
+
+pub use kds::lockdep::{Lockdep, Section};
+
+/// A kmem lock: see the module documentation.
+pub type Lock<R, T> = kds::lockdep::Mutex<R, T>;
+/// The guard of a [`Lock`].
+pub type LockGuard<'a, R, T> = kds::lockdep::MutexGuard<'a, R, T>;
+
+/// `slab_mutex`: the list of slab caches.
+pub static SLAB_MUTEX: LockClass = LockClass::new("slab_mutex");
+/// `vmap_purge_lock`: serialises lazy vmap-area purges.
+pub static VMAP_PURGE_LOCK: LockClass = LockClass::new("vmap_purge_lock");
+/// `kmap_lock`: the pkmap area.
+pub static KMAP_LOCK: LockClass = LockClass::new("kmap_lock");
+/// The memblock allocator (kept after boot).
+pub static MEMBLOCK_LOCK: LockClass = LockClass::new("memblock_lock");
+/// `vmap_area_lock` (with `free_vmap_area_lock`): vmalloc's area trees.
+pub static VMAP_AREA_LOCK: LockClass = LockClass::new("vmap_area_lock");
+/// `init_mm.page_table_lock`: the kernel page tables.
+pub static PAGE_TABLE_LOCK: LockClass = LockClass::new("init_mm.page_table_lock");
+/// A CPU section (`get_cpu()`…`put_cpu()`); sections nest.
+pub static CPU_SECTION: LockClass = LockClass::new_reentrant("cpu_section");
+/// `&n->list_lock`: a SLUB cache node's partial and full lists.
+pub static LIST_LOCK: LockClass = LockClass::new("&n->list_lock");
+/// `&zone->lock`: a zone's free areas.
+pub static ZONE_LOCK: LockClass = LockClass::new("&zone->lock");
+/// The CPU hotplug state table (`cpuhp_state_mutex`); a leaf.
+pub static CPUHP_STATE_MUTEX: LockClass = LockClass::new("cpuhp_state_mutex");
+/// `logbuf_lock` (printk's ring buffer); the innermost lock.
+pub static LOGBUF_LOCK: LockClass = LockClass::new("logbuf_lock");
