@@ -42,6 +42,11 @@ fn check_heap_ptr<T>(mm: &Kmem, p: *const T) -> TestResult {
     );
     let page = mm.virt_to_page(VirtAddr::from_ptr(p));
     check!(page.is_some(), "{a:#x} has no struct page");
+    let page = mm.page_ref(page.expect("checked"));
+    check!(
+        page.is_some(),
+        "{a:#x}: its struct page is not in the memmap"
+    );
     let page = page.expect("checked");
     check!(
         page.refcount() > 0 && !page.is_buddy(),

@@ -79,7 +79,8 @@ fn kernel_image_and_page_tables_reserved(ctx: &KernelCtx) -> TestResult {
         for pfn in start / 4096..end.div_ceil(4096) {
             let page = mm.pfn_to_page(Pfn::new(pfn));
             check!(
-                page.is_some_and(|p| p.is_reserved()),
+                page.and_then(|p| mm.page_ref(p))
+                    .is_some_and(|p| p.is_reserved()),
                 "{what}: pfn {pfn:#x} is not PageReserved"
             );
         }
