@@ -24,7 +24,8 @@ pub const TAINT_WARN: u32 = 1 << 9;
 pub const TAINT_SLAB: u32 = TAINT_BAD_PAGE;
 
 impl<P: Platform> MemoryModel<P> {
-    fn taint_str(&self) -> &'static str {
+    /// The taint part of a report's header (`Not tainted`, `Tainted: G    B`, …).
+    pub(crate) fn taint_str(&self) -> &'static str {
         let t = self.taint_flags.load(Ordering::Relaxed);
         match (t & TAINT_BAD_PAGE != 0, t & TAINT_WARN != 0) {
             (false, false) => "Not tainted",
@@ -177,7 +178,12 @@ impl<P: Platform> MemoryModel<P> {
     /// `WARN()`: prints a warning with the `cut here` frame and goes on.
     #[track_caller]
     pub fn warn(&self, args: fmt::Arguments<'_>) {
-        let caller = Location::caller();
+        self.warn_at(Location::caller(), args);
+    }
+
+    /// `WARN()` naming its caller explicitly: for reports made on behalf of the caller of an
+    /// API (SLUB's wrong-cache and stale-handle warnings).
+    pub(crate) fn warn_at(&self, caller: &Location<'_>, args: fmt::Arguments<'_>) {
         self.taint.warnings.fetch_add(1, Ordering::Relaxed);
         self.printk(
             LogLevel::Warning,

@@ -71,37 +71,6 @@ pub(super) enum TrackItem {
 }
 
 impl<P: Platform> SlabLayer<P> {
-    /// A `WARN()` naming an explicit caller.
-    pub(crate) fn warn_at(
-        &self,
-        caller: &'static Location<'static>,
-        args: core::fmt::Arguments<'_>,
-    ) {
-        self.taint.warnings.fetch_add(1, Ordering::Relaxed);
-        self.printk(
-            LogLevel::Warning,
-            format_args!("------------[ cut here ]------------"),
-        );
-        self.printk(
-            LogLevel::Warning,
-            format_args!(
-                "WARNING: CPU: {} PID: {} at {}:{} {}",
-                CpuGuard::new(self.platform()).cpu(),
-                self.platform().current_pid(),
-                caller.file(),
-                caller.line(),
-                args
-            ),
-        );
-        self.printk(LogLevel::Warning, format_args!("Modules linked in:"));
-        self.add_taint(crate::debug::TAINT_WARN);
-        self.dump_stack(LogLevel::Warning, caller);
-        self.printk(
-            LogLevel::Warning,
-            format_args!("---[ end trace 0000000000000000 ]---"),
-        );
-    }
-
     /// Starts a slab `BUG` report: counts it as a bug and a slab error (`slab_bug`).
     pub(crate) fn slab_bug(&self, name: &str, args: core::fmt::Arguments<'_>) {
         self.taint.bugs.fetch_add(1, Ordering::Relaxed);
@@ -114,7 +83,7 @@ impl<P: Platform> SlabLayer<P> {
         );
         self.printk(
             LogLevel::Err,
-            format_args!("BUG {} ({}): {}", name, self.taint_string(), args),
+            format_args!("BUG {} ({}): {}", name, self.taint_str(), args),
         );
         self.printk(
             LogLevel::Err,
@@ -129,19 +98,6 @@ impl<P: Platform> SlabLayer<P> {
     pub(crate) fn slab_fix(&self, name: &str, args: core::fmt::Arguments<'_>) {
         self.slab().errors.fetch_add(1, Ordering::Relaxed);
         self.printk(LogLevel::Err, format_args!("FIX {}: {}", name, args));
-    }
-
-    fn taint_string(&self) -> &'static str {
-        let t = self.taint_flags.load(Ordering::Relaxed);
-        match (
-            t & crate::debug::TAINT_BAD_PAGE != 0,
-            t & crate::debug::TAINT_WARN != 0,
-        ) {
-            (false, false) => "Not tainted",
-            (true, false) => "Tainted: G    B",
-            (false, true) => "Tainted: G        W",
-            (true, true) => "Tainted: G    B   W",
-        }
     }
 
     #[inline]
