@@ -1,7 +1,7 @@
 //! Cache management (mm/slub.c, mm/slab_common.c): `kmem_cache_create` (merging with
 //! `find_mergeable`, `kmem_cache_open` / `calculate_sizes`, the random sequence),
-//! `kmem_cache_init` (the `kmem_cache` bootstrap and the kmalloc caches), `kmem_cache_shrink`
-//! and `kmem_cache_destroy`.
+//! `kmem_cache_init` (the `kmem_cache` bootstrap and the kmalloc caches), `kmem_cache_shrink`,
+//! `validate_slab_cache` and `kmem_cache_destroy`.
 
 use core::panic::Location;
 use core::ptr;
@@ -22,7 +22,7 @@ use crate::slab::common::{
 use crate::slab::SlabLayer;
 
 use super::alloc::alloc_inner;
-use super::debug::{list_slab_objects, TRACK_SIZE};
+use super::debug::{list_slab_objects, validate_slab, TRACK_SIZE};
 use super::slab::discard_empty_partials;
 use super::{
     handle_of, resolve, walk_caches, Cache, KmemCache, KmemCacheCpu, KmemCacheNode, NodeLists,
@@ -46,6 +46,50 @@ pub(crate) fn shrink<P: Platform>(
     }
     discard_empty_partials(m, s);
     s.node.nr_slabs.load(Ordering::Relaxed) != 0
+}
+
+/// `validate_slab_cache`: returns the number of slab errors reported.
+pub(crate) fn validate<P: Platform>(
+    m: &SlabLayer<P>,
+    h: CacheHandle,
+    caller: &'static Location<'static>,
+) -> usize {
+    let Some(s) = resolve(m, h, caller) else {
+        return 0;
+    };
+    let before = m.slab_errors();
+    if !s.debug() {
+        let g = CpuGuard::new(m.platform());
+        // SAFETY: we hold this CPU's section.
+        let c = unsafe { s.cpu(g.cpu()) };
+        m.flush_cpu(s, c);
+    }
+    let mut n = s.node.list_lock.lock();
+    let mut count = 0usize;
+    for which in 0..2 {
+        let head: *mut ListHead = if which == 0 {
+            &mut n.partial
+        } else {
+            &mut n.full
+        };
+        // SAFETY: this node's lists under its lock (validation does not move slabs).
+        for l in unsafe { list::list_for_each(head) } {
+            // SAFETY: list entries are slab_list links.
+            let slab = Slab(unsafe { PagePtr::from_lru(l) });
+            validate_slab(m, s, slab);
+            count += 1;
+        }
+    }
+    let nr = s.node.nr_slabs.load(Ordering::Relaxed);
+    if s.debug() && count != nr {
+        m.slab_err(
+            s,
+            None,
+            format_args!("{count} slabs counted but counter={nr}"),
+        );
+    }
+    drop(n);
+    m.slab_errors() - before
 }
 
 /// `kmem_cache_destroy`.

@@ -1,24 +1,23 @@
 //! slub_debug (mm/slub.c, `CONFIG_SLUB_DEBUG`): the reports (`slab_bug`, `slab_fix`,
 //! `print_trailer`, hex dumps), the owner tracks, the object and slab checks run by the debug
 //! allocation and free paths (`check_object`, `check_slab`, `on_freelist`, padding and red
-//! zones), `SLAB_TRACE`, and `validate_slab_cache` / `list_slab_objects`.
+//! zones), `SLAB_TRACE`, and the checks of `validate_slab_cache` (`validate_slab`) and
+//! `list_slab_objects`.
 
 use core::fmt::Write as _;
 use core::panic::Location;
 use core::ptr;
 use core::sync::atomic::Ordering;
 
-use kds::list::{self, ListHead};
-
 use crate::addr::PAGE_SIZE;
-use crate::mm::mm_types::{PagePtr, PageType};
+use crate::mm::mm_types::PageType;
 use crate::mm::printk::LineBuf;
 use crate::platform::{CpuGuard, LogLevel, Platform};
-use crate::slab::common::{order_objects, CacheHandle, SlabFlags, MAX_OBJS_PER_PAGE};
+use crate::slab::common::{order_objects, SlabFlags, MAX_OBJS_PER_PAGE};
 use crate::slab::SlabLayer;
 
 use super::{
-    resolve, Cache, Counters, KmemCache, Slab, OBJECTS_MASK, POISON_END, POISON_FREE, POISON_INUSE,
+    Cache, Counters, KmemCache, Slab, OBJECTS_MASK, POISON_END, POISON_FREE, POISON_INUSE,
     SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
 };
 
@@ -735,51 +734,7 @@ impl<P: Platform> SlabLayer<P> {
     }
 }
 
-/// `validate_slab_cache`: returns the number of slab errors reported.
-pub(crate) fn validate<P: Platform>(
-    m: &SlabLayer<P>,
-    h: CacheHandle,
-    caller: &'static Location<'static>,
-) -> usize {
-    let Some(s) = resolve(m, h, caller) else {
-        return 0;
-    };
-    let before = m.slab_errors();
-    if !s.debug() {
-        let g = CpuGuard::new(m.platform());
-        // SAFETY: we hold this CPU's section.
-        let c = unsafe { s.cpu(g.cpu()) };
-        m.flush_cpu(s, c);
-    }
-    let mut n = s.node.list_lock.lock();
-    let mut count = 0usize;
-    for which in 0..2 {
-        let head: *mut ListHead = if which == 0 {
-            &mut n.partial
-        } else {
-            &mut n.full
-        };
-        // SAFETY: this node's lists under its lock (validation does not move slabs).
-        for l in unsafe { list::list_for_each(head) } {
-            // SAFETY: list entries are slab_list links.
-            let slab = Slab(unsafe { PagePtr::from_lru(l) });
-            validate_slab(m, s, slab);
-            count += 1;
-        }
-    }
-    let nr = s.node.nr_slabs.load(Ordering::Relaxed);
-    if s.debug() && count != nr {
-        m.slab_err(
-            s,
-            None,
-            format_args!("{count} slabs counted but counter={nr}"),
-        );
-    }
-    drop(n);
-    m.slab_errors() - before
-}
-
-fn validate_slab<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, slab: Slab) {
+pub(super) fn validate_slab<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, slab: Slab) {
     if !m.check_slab(s, slab) || !m.on_freelist(s, slab, ptr::null_mut()) {
         return;
     }

@@ -86,7 +86,7 @@
 //! This file holds the structures (`struct kmem_cache`, `kmem_cache_cpu`, `kmem_cache_node`,
 //! `struct slab` and its freelist+counters word), cache handles, object lookup and the
 //! `SlabAllocator` implementation. The rest, each file using only those listed before it:
-//! - `debug`: slub_debug reports, owner tracks and checks, `validate_slab_cache`;
+//! - `debug`: slub_debug reports, owner tracks and checks, `validate_slab`;
 //! - `slab`: `new_slab`, `discard_slab` and the node lists;
 //! - `cpu`: CPU slabs and CPU partial lists (`deactivate_slab`, `__unfreeze_partials`,
 //!   `slub_cpu_dead`);
@@ -94,7 +94,8 @@
 //! - `alloc`: the allocation fast path, `___slab_alloc`, the debug allocation path, bulk
 //!   allocation and the kmalloc hooks;
 //! - `info`: slabinfo numbers, layout and statistics of a cache;
-//! - `cache`: `kmem_cache_create` (merging, sizes), `kmem_cache_init`, shrink and destroy.
+//! - `cache`: `kmem_cache_create` (merging, sizes), `kmem_cache_init`, shrink, validate and
+//!   destroy.
 
 use core::panic::Location;
 use core::ptr::{self, NonNull};
@@ -123,9 +124,8 @@ mod slab;
 pub(crate) use alloc::{
     alloc_bulk, kmalloc_small, krealloc_in_place, slab_alloc, slab_alloc_sized, slab_ksize,
 };
-pub(crate) use cache::{destroy, kmem_cache_create, kmem_cache_init, shrink};
+pub(crate) use cache::{destroy, kmem_cache_create, kmem_cache_init, shrink, validate};
 pub(crate) use cpu::slub_cpu_dead;
-pub(crate) use debug::validate;
 use debug::TRACK_SIZE;
 pub(crate) use free::{free_bulk, kfree_sized, kfree_slab, kmem_cache_free};
 pub use info::SlabLayout;
