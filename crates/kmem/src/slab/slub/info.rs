@@ -5,11 +5,11 @@ use core::ptr;
 use core::sync::atomic::Ordering;
 
 use crate::platform::Platform;
-use crate::slab::common::{CacheHandle, SlabFlags, SlabInfo};
+use crate::slab::common::{CacheHandle, SlabInfo, SlabLayout, SlabStats};
 use crate::slab::SlabLayer;
 
 use super::slab::count_partial_free;
-use super::{cache_ref, handle_of, walk_caches, Cache, SlabStats, Stat};
+use super::{cache_ref, handle_of, walk_caches, Cache, Stat};
 
 fn info_of<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> SlabInfo {
     let nr_slabs = s.node.nr_slabs.load(Ordering::Relaxed);
@@ -36,33 +36,6 @@ pub(crate) fn cache_info<P: Platform>(m: &SlabLayer<P>, h: CacheHandle) -> Optio
 pub(crate) fn cache_name<P: Platform>(_m: &SlabLayer<P>, h: CacheHandle) -> Option<&'static str> {
     let s = cache_ref::<P>(h);
     (s.gen.load(Ordering::Relaxed) == h.gen).then(|| s.name())
-}
-
-/// The object layout of a cache (`/sys/kernel/slab/<cache>/` files).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlabLayout {
-    /// `object_size`: what the user asked for.
-    pub object_size: usize,
-    /// `size`: the object stride.
-    pub size: usize,
-    /// `offset`: where a free object keeps its free pointer.
-    pub offset: usize,
-    /// `inuse`: where the metadata starts.
-    pub inuse: usize,
-    /// `red_left_pad`.
-    pub red_left_pad: usize,
-    /// `align`.
-    pub align: usize,
-    /// Slab order.
-    pub order: u32,
-    /// Objects per slab.
-    pub objects: u32,
-    /// The cache's flags (debug flags included).
-    pub flags: SlabFlags,
-    /// `min_partial`.
-    pub min_partial: u32,
-    /// Most slabs on a CPU partial list.
-    pub cpu_partial_slabs: u32,
 }
 
 pub(crate) fn cache_layout<P: Platform>(h: CacheHandle) -> Option<SlabLayout> {

@@ -24,7 +24,8 @@
 //!
 //! # Lock order
 //! 1. `slab_mutex` (the cache list, cache creation and destruction; [`crate::slab::common`]);
-//! 2. a CPU section ([`CpuGuard`]): the current CPU's `KmemCacheCpu` of every cache;
+//! 2. a CPU section ([`CpuGuard`](crate::platform::CpuGuard)): the current CPU's
+//!    `KmemCacheCpu` of every cache;
 //! 3. `node->list_lock` of one cache: its partial and full lists, `nr_partial`, and list
 //!    membership (`ON_PARTIAL`/`ON_FULL`) of its slabs;
 //! 4. the page allocator's locks (new slabs, discarded slabs), the log lock.
@@ -121,6 +122,7 @@ mod free;
 mod info;
 mod slab;
 
+pub use crate::slab::common::{SlabLayout, SlabStats};
 pub(crate) use alloc::{
     alloc_bulk, kmalloc_small, krealloc_in_place, slab_alloc, slab_alloc_sized, slab_ksize,
 };
@@ -128,7 +130,6 @@ pub(crate) use cache::{destroy, kmem_cache_create, kmem_cache_init, shrink, vali
 pub(crate) use cpu::slub_cpu_dead;
 use debug::TRACK_SIZE;
 pub(crate) use free::{free_bulk, kfree_sized, kfree_slab, kmem_cache_free};
-pub use info::SlabLayout;
 pub(crate) use info::{
     cache_info, cache_layout, cache_name, cache_stats, for_each_cache, for_each_cache_info,
 };
@@ -201,55 +202,6 @@ enum Stat {
     CpuPartialDrain,
 }
 const NR_STATS: usize = 18;
-
-/// A cache's SLUB statistics (the `CONFIG_SLUB_STATS` files of `/sys/kernel/slab/<cache>/`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SlabStats {
-    /// Allocations from the CPU freelist.
-    pub alloc_fastpath: u64,
-    /// Allocations that needed the slow path.
-    pub alloc_slowpath: u64,
-    /// Frees to the CPU's active slab.
-    pub free_fastpath: u64,
-    /// Frees to another slab.
-    pub free_slowpath: u64,
-    /// Slow-path frees to a frozen slab.
-    pub free_frozen: u64,
-    /// Frees that put a slab on the node partial list.
-    pub free_add_partial: u64,
-    /// Frees that took an empty slab off the partial list.
-    pub free_remove_partial: u64,
-    /// Slabs taken from the node partial list for a CPU.
-    pub alloc_from_partial: u64,
-    /// New slabs from the page allocator.
-    pub alloc_slab: u64,
-    /// CPU freelist refilled from the active slab's remote frees.
-    pub alloc_refill: u64,
-    /// Slabs given back to the page allocator.
-    pub free_slab: u64,
-    /// CPU slabs flushed.
-    pub cpuslab_flush: u64,
-    /// Deactivated slabs that were full.
-    pub deactivate_full: u64,
-    /// Deactivated slabs that were empty.
-    pub deactivate_empty: u64,
-    /// Deactivated slabs put on the partial list.
-    pub deactivate_to_tail: u64,
-    /// Exhausted CPU slabs dropped without list work.
-    pub deactivate_bypass: u64,
-    /// New slabs that fell back to the minimum order.
-    pub order_fallback: u64,
-    /// Compare-and-swap retries.
-    pub cmpxchg_double_fail: u64,
-    /// CPU partial slabs made active.
-    pub cpu_partial_alloc: u64,
-    /// Frees that put a slab on a CPU partial list.
-    pub cpu_partial_free: u64,
-    /// Slabs moved from the node list to a CPU partial list.
-    pub cpu_partial_node: u64,
-    /// CPU partial lists drained to the node list.
-    pub cpu_partial_drain: u64,
-}
 
 // ------------------------------------------------------------------ per-CPU and per-node data
 
