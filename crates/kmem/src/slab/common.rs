@@ -5,8 +5,9 @@
 //! `kmalloc-rcl-*`, `kmalloc-cg-*` and `dma-kmalloc-*` caches picked by GFP flags), the cache
 //! merging rules (`find_mergeable`), the boot options (`slab=`, `slub_debug=`,
 //! `slub_min_order=`, `slub_max_order=`, `slub_min_objects=`), the `/proc/slabinfo`
-//! rendering, and the `SlabAllocator` interface an implementation provides with what it
-//! reports ([`SlabInfo`], [`SlabStats`], [`SlabLayout`]). It knows no implementation: the
+//! rendering, `virt_to_slab` (which kind of allocation a pointer is in), and the
+//! `SlabAllocator` interface an implementation provides with what it reports ([`SlabInfo`],
+//! [`SlabStats`], [`SlabLayout`]). It knows no implementation: the
 //! public cache API with Linux's names (`kmem_cache_create`, `kmem_cache_alloc`, …) is in
 //! [`crate::slab`], above both.
 //!
@@ -39,8 +40,9 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize};
 
 use kds::list::ListHead;
 
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
+use crate::addr::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::gfp::GfpFlags;
+use crate::mm::mm_types::{PagePtr, PageType};
 use crate::platform::Platform;
 use crate::slab::SlabLayer;
 
@@ -1049,6 +1051,72 @@ pub(crate) trait SlabAllocator {
         size: usize,
         gfp: GfpFlags,
     ) -> Option<CacheHandle>;
+
+    // The kmalloc family's needs (crate::slab::kmalloc).
+
+    /// `kmalloc_slab` + allocation: `size` bytes, at most [`KMALLOC_MAX_CACHE_SIZE`], from the
+    /// kmalloc cache of its size class and GFP type.
+    fn kmalloc<P: Platform>(
+        m: &SlabLayer<P>,
+        size: usize,
+        gfp: GfpFlags,
+        caller: &'static Location<'static>,
+    ) -> Option<NonNull<u8>>;
+    /// `kfree` of `p`, an object of a slab ([`Owner::Slab`]`(page, cache)`).
+    fn kfree<P: Platform>(
+        m: &SlabLayer<P>,
+        page: PagePtr,
+        cache: usize,
+        p: *mut u8,
+        caller: &'static Location<'static>,
+    );
+    /// `kfree` of a block of `kmalloc(size, gfp)`, `size` in `1..=KMALLOC_MAX_CACHE_SIZE`, with
+    /// the cache found from the size class rather than the page.
+    ///
+    /// # Safety
+    /// `p` was returned by `kmalloc` of this machine for a size of the same kmalloc size class
+    /// and the same `kmalloc_type` of `gfp`, and is freed once.
+    unsafe fn kfree_sized<P: Platform>(
+        m: &SlabLayer<P>,
+        p: *mut u8,
+        size: usize,
+        gfp: GfpFlags,
+        caller: &'static Location<'static>,
+    );
+    /// `krealloc` keeping the block: the bookkeeping of a shrink or growth within `ksize`.
+    fn krealloc_in_place<P: Platform>(m: &SlabLayer<P>, p: *mut u8, new_size: usize);
+    /// `ksize` of an object of the cache at `cache` (`slab_ksize`).
+    fn ksize<P: Platform>(cache: usize) -> usize;
+}
+
+// ------------------------------------------------------------------ object lookup
+
+/// Where a pointer lands.
+pub(crate) enum Owner {
+    /// An object slot of a slab: the slab head page and its cache.
+    Slab(PagePtr, usize),
+    /// A large kmalloc (compound pages from the page allocator).
+    Large(PagePtr),
+    /// Memory kmem manages but did not hand out through kmalloc.
+    Other(PagePtr),
+    /// No struct page.
+    Unknown,
+}
+
+impl<P: Platform> SlabLayer<P> {
+    /// `virt_to_slab` / `virt_to_head_page`.
+    #[inline]
+    pub(crate) fn owner_of(&self, p: *const u8) -> Owner {
+        let Some(page) = self.virt_to_page(VirtAddr::new(p as usize)) else {
+            return Owner::Unknown;
+        };
+        let head = page.compound_head();
+        match head.page_type() {
+            Some(PageType::Slab) => Owner::Slab(head, head.mapping()),
+            Some(PageType::LargeKmalloc) => Owner::Large(head),
+            _ => Owner::Other(head),
+        }
+    }
 }
 
 #[cfg(test)]

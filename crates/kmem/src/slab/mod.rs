@@ -7,18 +7,33 @@
 //! - [`slub`]: SLUB, the implementation behind that interface (the room for `slab.rs` and
 //!   `slob.rs` is beside it);
 //! - [`kmalloc`]: the kmalloc family (`kmalloc`, `kfree`, `krealloc`, `ksize`, large kmalloc
-//!   straight from the page allocator).
+//!   straight from the page allocator), on the kmalloc caches of the allocator in use.
 //!
 //! [`SlabLayer`] is the machine as the slab allocators see it: the page allocator below
 //! (through `Deref`) plus the machine-wide slab state. Nothing here knows vmalloc or /proc.
 //! This module gives it the public cache API with Linux's names (`kmem_cache_create`,
 //! `kmem_cache_alloc`, …, `/proc/slabinfo`): each call goes to the allocator chosen at boot
-//! (`slab=`) through a `match` that compiles to nothing, so `common` needs no implementation.
+//! (`slab=`) through `dispatch!`, a `match` that compiles to nothing, which [`kmalloc`] uses
+//! too. So `common` and `kmalloc` know no implementation, and `slub` builds on both (it
+//! kmallocs its random sequences, as Linux's `init_cache_random_seq` does).
 //!
 //! # Locking
 //! `slab_mutex` (the cache list) → a cache's node `list_lock` → the zone lock (taken inside
 //! the page allocator when a slab is allocated or freed); SLUB's per-CPU fast path runs in a
 //! CPU section without locks. The whole order is in docs/LOCKING.md.
+
+/// Calls a [`SlabAllocator`](common::SlabAllocator) method of the allocator chosen at boot
+/// (for the cache API below and the kmalloc family in [`kmalloc`]).
+macro_rules! dispatch {
+    ($m:expr, $method:ident $(::<$g:ty>)? ( $($arg:expr),* $(,)? )) => {
+        match $m.slab().kind {
+            $crate::slab::common::SlabAllocatorKind::Slub => {
+                <$crate::slab::slub::Slub as $crate::slab::common::SlabAllocator>
+                    ::$method$(::<$g>)?($($arg),*)
+            }
+        }
+    };
+}
 
 pub mod common;
 pub mod kmalloc;
@@ -72,17 +87,6 @@ impl<P: Platform> SlabLayer<P> {
 }
 
 // ------------------------------------------------------------------ the cache API
-
-/// Calls a [`SlabAllocator`] method of the allocator chosen at boot.
-macro_rules! dispatch {
-    ($m:expr, $method:ident $(::<$g:ty>)? ( $($arg:expr),* $(,)? )) => {
-        match $m.slab().kind {
-            SlabAllocatorKind::Slub => {
-                <slub::Slub as SlabAllocator>::$method$(::<$g>)?($($arg),*)
-            }
-        }
-    };
-}
 
 impl<P: Platform> SlabLayer<P> {
     /// `kmem_cache_init`: prints what the slab boot options said (parsed into the state by

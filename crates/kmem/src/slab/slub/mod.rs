@@ -85,7 +85,7 @@
 //!
 //! # Files
 //! This file holds the structures (`struct kmem_cache`, `kmem_cache_cpu`, `kmem_cache_node`,
-//! `struct slab` and its freelist+counters word), cache handles, object lookup and the
+//! `struct slab` and its freelist+counters word), cache handles, `is_object_start` and the
 //! `SlabAllocator` implementation. The rest, each file using only those listed before it:
 //! - `debug`: slub_debug reports, owner tracks and checks, `validate_slab`;
 //! - `slab`: `new_slab`, `discard_slab` and the node lists;
@@ -104,9 +104,9 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsiz
 
 use kds::list::{self, ListHead};
 
-use crate::addr::{VirtAddr, PAGE_SHIFT};
+use crate::addr::PAGE_SHIFT;
 use crate::gfp::GfpFlags;
-use crate::mm::mm_types::{Page, PagePtr, PageType};
+use crate::mm::mm_types::{Page, PagePtr};
 use crate::platform::Platform;
 use crate::slab::common::{
     kmalloc_index, CacheHandle, SlabError, SlabFlags, SlabInfo, KMALLOC_MAX_CACHE_SIZE,
@@ -122,6 +122,7 @@ mod free;
 mod info;
 mod slab;
 
+pub(crate) use crate::slab::common::Owner;
 pub use crate::slab::common::{SlabLayout, SlabStats};
 pub(crate) use alloc::{
     alloc_bulk, kmalloc_small, krealloc_in_place, slab_alloc, slab_alloc_sized, slab_ksize,
@@ -569,33 +570,7 @@ fn stale_handle<P: Platform>(m: &SlabLayer<P>, h: CacheHandle, caller: &'static 
 
 // ------------------------------------------------------------------ object lookup
 
-/// Where a pointer lands.
-pub(crate) enum Owner {
-    /// An object slot of a slab: the slab head page and its cache.
-    Slab(PagePtr, usize),
-    /// A large kmalloc (compound pages from the page allocator).
-    Large(PagePtr),
-    /// Memory kmem manages but did not hand out through kmalloc.
-    Other(PagePtr),
-    /// No struct page.
-    Unknown,
-}
-
 impl<P: Platform> SlabLayer<P> {
-    /// `virt_to_slab` / `virt_to_head_page`.
-    #[inline]
-    pub(crate) fn owner_of(&self, p: *const u8) -> Owner {
-        let Some(page) = self.virt_to_page(VirtAddr::new(p as usize)) else {
-            return Owner::Unknown;
-        };
-        let head = page.compound_head();
-        match head.page_type() {
-            Some(PageType::Slab) => Owner::Slab(head, head.mapping()),
-            Some(PageType::LargeKmalloc) => Owner::Large(head),
-            _ => Owner::Other(head),
-        }
-    }
-
     /// Whether `p` is the start of an object of `slab` (`(p - base) % size == 0`).
     #[inline(always)]
     fn is_object_start(&self, s: &Cache<P>, slab: Slab, p: *mut u8) -> bool {
@@ -737,5 +712,43 @@ impl crate::slab::common::SlabAllocator for Slub {
         gfp: GfpFlags,
     ) -> Option<CacheHandle> {
         kmalloc_cache_handle(m, size, gfp)
+    }
+    #[inline(always)]
+    fn kmalloc<P: Platform>(
+        m: &SlabLayer<P>,
+        size: usize,
+        gfp: GfpFlags,
+        caller: &'static Location<'static>,
+    ) -> Option<NonNull<u8>> {
+        kmalloc_small(m, size, gfp, caller)
+    }
+    #[inline(always)]
+    fn kfree<P: Platform>(
+        m: &SlabLayer<P>,
+        page: PagePtr,
+        cache: usize,
+        p: *mut u8,
+        caller: &'static Location<'static>,
+    ) {
+        kfree_slab(m, page, cache, p, caller)
+    }
+    #[inline(always)]
+    unsafe fn kfree_sized<P: Platform>(
+        m: &SlabLayer<P>,
+        p: *mut u8,
+        size: usize,
+        gfp: GfpFlags,
+        caller: &'static Location<'static>,
+    ) {
+        // SAFETY: forwarded caller guarantee (the trait method's contract is kfree_sized's).
+        unsafe { kfree_sized(m, p, size, gfp, caller) }
+    }
+    #[inline]
+    fn krealloc_in_place<P: Platform>(m: &SlabLayer<P>, p: *mut u8, new_size: usize) {
+        krealloc_in_place(m, p, new_size)
+    }
+    #[inline]
+    fn ksize<P: Platform>(cache: usize) -> usize {
+        slab_ksize::<P>(cache)
     }
 }
