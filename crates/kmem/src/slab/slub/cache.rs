@@ -233,6 +233,133 @@ fn set_name(buf: &mut [u8; CACHE_NAME_LEN], name: &str) -> u32 {
     n as u32
 }
 
+/// What `calculate_sizes` decides: the object stride and where the metadata goes.
+struct Sizes {
+    /// The object stride (`s->size`).
+    size: u32,
+    /// Offset of the metadata (`s->inuse`).
+    inuse: u32,
+    /// Free pointer offset (`s->offset`).
+    offset: u32,
+    /// Left red zone (`s->red_left_pad`).
+    red_left_pad: u32,
+}
+
+/// `calculate_sizes`: the layout of an object with the debug metadata `flags` asks for
+/// (`__OBJECT_POISON` is set or cleared in `flags` here).
+fn calculate_sizes(
+    object_size: u32,
+    align: u32,
+    flags: &mut SlabFlags,
+    ctor: Option<fn(*mut u8)>,
+) -> Sizes {
+    let mut sz = (object_size + PTR - 1) & !(PTR - 1);
+    if flags.contains(SlabFlags::POISON)
+        && !flags.contains(SlabFlags::TYPESAFE_BY_RCU)
+        && ctor.is_none()
+    {
+        *flags = *flags | SlabFlags::OBJECT_POISON;
+    } else {
+        *flags = flags.without(SlabFlags::OBJECT_POISON);
+    }
+    if flags.contains(SlabFlags::RED_ZONE) && sz == object_size {
+        sz += PTR;
+    }
+    let inuse = sz;
+    let offset;
+    if flags.intersects(SlabFlags::TYPESAFE_BY_RCU | SlabFlags::POISON)
+        || (flags.contains(SlabFlags::RED_ZONE) && object_size < PTR)
+        || ctor.is_some()
+    {
+        offset = sz;
+        sz += PTR;
+    } else {
+        offset = (object_size / 2) & !(PTR - 1);
+    }
+    if flags.contains(SlabFlags::STORE_USER) {
+        sz += 2 * TRACK_SIZE;
+        if flags.contains(SlabFlags::KMALLOC) {
+            // orig_size: what kmalloc was asked for (slub_debug_orig_size).
+            sz += 4;
+        }
+    }
+    let mut red_left = 0;
+    if flags.contains(SlabFlags::RED_ZONE) {
+        sz += PTR;
+        red_left = (PTR + align - 1) & !(align - 1);
+        sz += red_left;
+    }
+    sz = (sz + align - 1) & !(align - 1);
+    Sizes {
+        size: sz,
+        inuse,
+        offset,
+        red_left_pad: red_left,
+    }
+}
+
+/// `s->allocflags` (set by `calculate_sizes`): the zone and mobility of new slabs.
+fn cache_allocflags(flags: SlabFlags) -> GfpFlags {
+    let mut allocflags = GfpFlags::empty;
+    if flags.contains(SlabFlags::CACHE_DMA) {
+        allocflags |= GfpFlags::__GFP_DMA;
+    }
+    if flags.contains(SlabFlags::CACHE_DMA32) {
+        allocflags |= GfpFlags::__GFP_DMA32;
+    }
+    if flags.contains(SlabFlags::RECLAIM_ACCOUNT) {
+        allocflags |= GfpFlags::__GFP_RECLAIMABLE;
+    }
+    allocflags
+}
+
+/// `set_cpu_partial`: most slabs a CPU partial list keeps (0 for debug caches).
+fn set_cpu_partial(flags: SlabFlags, sz: u32, objects: u32) -> u32 {
+    if flags.intersects(SlabFlags::DEBUG_FLAGS) {
+        0
+    } else {
+        // set_cpu_partial: objects, converted to slabs as Linux 6.x does
+        // (slub_set_cpu_partial: nr_slabs = DIV_ROUND_UP(nr_objects * 2, oo_objects)).
+        let nr_objects = if sz as usize >= PAGE_SIZE {
+            6
+        } else if sz >= 1024 {
+            24
+        } else if sz >= 256 {
+            52
+        } else {
+            120
+        };
+        ((nr_objects * 2) as u32).div_ceil(objects).max(1)
+    }
+}
+
+/// `set_min_partial(s, ilog2(s->size) / 2)`: empty slabs a node keeps on its partial list.
+fn set_min_partial(sz: u32) -> u32 {
+    let min_partial = (31 - sz.leading_zeros()) / 2;
+    min_partial.clamp(MIN_PARTIAL, MAX_PARTIAL)
+}
+
+/// `alloc_kmem_cache_cpus`: zeroed per-CPU data for every possible CPU, in pages of its own.
+/// Returns it and the order of its block.
+fn alloc_kmem_cache_cpus<P: Platform>(
+    m: &SlabLayer<P>,
+) -> Result<(*mut KmemCacheCpu, u32), SlabError> {
+    let cpus = m.platform().possible_cpus();
+    let bytes = cpus * core::mem::size_of::<KmemCacheCpu>();
+    let cpu_order = get_order(bytes);
+    let page = m
+        .alloc_pages(
+            GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO,
+            Order::new(cpu_order),
+        )
+        .ok_or(SlabError::NoMemory)?;
+    let cpu_slab = m
+        .page_address(page)
+        .ok_or(SlabError::NoMemory)?
+        .as_ptr::<KmemCacheCpu>();
+    Ok((cpu_slab, cpu_order))
+}
+
 /// Fills in a cache structure at `p` and links it (`kmem_cache_open` + `calculate_sizes`).
 #[allow(clippy::too_many_arguments)]
 fn open_cache<P: Platform>(
@@ -250,104 +377,32 @@ fn open_cache<P: Platform>(
     let object_size = size as u32;
     let align = calculate_alignment(flags, align, size) as u32;
 
-    let layout = |flags: &mut SlabFlags| -> Option<(u32, u32, u32, u32)> {
-        // calculate_sizes
-        let mut sz = (object_size + PTR - 1) & !(PTR - 1);
-        if flags.contains(SlabFlags::POISON)
-            && !flags.contains(SlabFlags::TYPESAFE_BY_RCU)
-            && ctor.is_none()
-        {
-            *flags = *flags | SlabFlags::OBJECT_POISON;
-        } else {
-            *flags = flags.without(SlabFlags::OBJECT_POISON);
-        }
-        if flags.contains(SlabFlags::RED_ZONE) && sz == object_size {
-            sz += PTR;
-        }
-        let inuse = sz;
-        let offset;
-        if flags.intersects(SlabFlags::TYPESAFE_BY_RCU | SlabFlags::POISON)
-            || (flags.contains(SlabFlags::RED_ZONE) && object_size < PTR)
-            || ctor.is_some()
-        {
-            offset = sz;
-            sz += PTR;
-        } else {
-            offset = (object_size / 2) & !(PTR - 1);
-        }
-        if flags.contains(SlabFlags::STORE_USER) {
-            sz += 2 * TRACK_SIZE;
-            if flags.contains(SlabFlags::KMALLOC) {
-                // orig_size: what kmalloc was asked for (slub_debug_orig_size).
-                sz += 4;
-            }
-        }
-        let mut red_left = 0;
-        if flags.contains(SlabFlags::RED_ZONE) {
-            sz += PTR;
-            red_left = (PTR + align - 1) & !(align - 1);
-            sz += red_left;
-        }
-        sz = (sz + align - 1) & !(align - 1);
-        Some((sz, inuse, offset, red_left))
-    };
-    let (mut sz, mut inuse, mut offset, mut red_left) =
-        layout(&mut flags).ok_or(SlabError::BadSize)?;
+    let Sizes {
+        size: mut sz,
+        mut inuse,
+        mut offset,
+        red_left_pad: mut red_left,
+    } = calculate_sizes(object_size, align, &mut flags, ctor);
     if st.debug.disable_higher_order_debug
         && get_order(sz as usize) > get_order(object_size as usize)
     {
         flags = flags.without(SlabFlags::DEBUG_METADATA);
-        (sz, inuse, offset, red_left) = layout(&mut flags).ok_or(SlabError::BadSize)?;
+        Sizes {
+            size: sz,
+            inuse,
+            offset,
+            red_left_pad: red_left,
+        } = calculate_sizes(object_size, align, &mut flags, ctor);
     }
     let order = calculate_order(sz, &st.order).ok_or(SlabError::BadSize)?;
     let objects = order_objects(order, sz).min(MAX_OBJS_PER_PAGE);
     if objects == 0 {
         return Err(SlabError::BadSize);
     }
-    let mut allocflags = GfpFlags::empty;
-    if flags.contains(SlabFlags::CACHE_DMA) {
-        allocflags |= GfpFlags::__GFP_DMA;
-    }
-    if flags.contains(SlabFlags::CACHE_DMA32) {
-        allocflags |= GfpFlags::__GFP_DMA32;
-    }
-    if flags.contains(SlabFlags::RECLAIM_ACCOUNT) {
-        allocflags |= GfpFlags::__GFP_RECLAIMABLE;
-    }
-    let debug = flags.intersects(SlabFlags::DEBUG_FLAGS);
-    let cpu_partial_slabs = if debug {
-        0
-    } else {
-        // set_cpu_partial: objects, converted to slabs as Linux 6.x does
-        // (slub_set_cpu_partial: nr_slabs = DIV_ROUND_UP(nr_objects * 2, oo_objects)).
-        let nr_objects = if sz as usize >= PAGE_SIZE {
-            6
-        } else if sz >= 1024 {
-            24
-        } else if sz >= 256 {
-            52
-        } else {
-            120
-        };
-        ((nr_objects * 2) as u32).div_ceil(objects).max(1)
-    };
-    let min_partial = (31 - sz.leading_zeros()) / 2;
-    let min_partial = min_partial.clamp(MIN_PARTIAL, MAX_PARTIAL);
-
-    // Per-CPU data.
-    let cpus = m.platform().possible_cpus();
-    let bytes = cpus * core::mem::size_of::<KmemCacheCpu>();
-    let cpu_order = get_order(bytes);
-    let page = m
-        .alloc_pages(
-            GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO,
-            Order::new(cpu_order),
-        )
-        .ok_or(SlabError::NoMemory)?;
-    let cpu_slab = m
-        .page_address(page)
-        .ok_or(SlabError::NoMemory)?
-        .as_ptr::<KmemCacheCpu>();
+    let allocflags = cache_allocflags(flags);
+    let cpu_partial_slabs = set_cpu_partial(flags, sz, objects);
+    let min_partial = set_min_partial(sz);
+    let (cpu_slab, cpu_order) = alloc_kmem_cache_cpus(m)?;
 
     let mut name_buf = [0u8; CACHE_NAME_LEN];
     let name_len = set_name(&mut name_buf, name);
