@@ -114,33 +114,17 @@ impl<P: Platform> VmLayer<P> {
         if !gfp.intersects(GfpFlags::GFP_DMA | GfpFlags::GFP_DMA32) {
             page_gfp |= GfpFlags::__GFP_HIGHMEM;
         }
-        let mut got = 0;
         // Huge mappings take PMD-sized blocks, split into order-0 pages so that they are
-        // freed one by one (`vm_area_alloc_pages`).
+        // freed one by one.
         let order = if huge { Order::new(9) } else { Order::ZERO };
-        while got < nr_pages {
-            let Some(p) = self.alloc_pages(page_gfp, order) else {
-                break;
-            };
-            if huge {
-                self.split_page(p, order);
-            }
-            for i in 0..order.pages() {
-                // SAFETY: `got + i < nr_pages` (nr_pages is a multiple of the block) entries
-                // fit in the array block.
-                unsafe { arr.add(got + i).write(p.add(i)) };
-            }
-            got += order.pages();
-        }
+        // SAFETY: the array block holds `nr_pages` entries (`arr_bytes`), and `nr_pages` is a
+        // multiple of `order`'s pages (the size was rounded to PMD_SIZE when huge).
+        let got = unsafe { self.vm_area_alloc_pages(page_gfp, order, arr, nr_pages) };
         // SAFETY: `got` entries were written.
         let pages = unsafe { core::slice::from_raw_parts(arr, got) };
         if got < nr_pages && huge {
             // No PMD-sized blocks: fall back to small pages, as Linux does.
-            for &p in pages {
-                self.__free_page(p);
-            }
-            self.free_pages(VirtAddr::from_ptr(arr), arr_order);
-            self.free_vmap_area_now(va);
+            self.vmalloc_area_abort(va, arr, arr_order, pages);
             return self.__vmalloc_node_range(
                 real_size,
                 align,
@@ -153,11 +137,7 @@ impl<P: Platform> VmLayer<P> {
             );
         }
         if got < nr_pages {
-            for &p in pages {
-                self.__free_page(p);
-            }
-            self.free_pages(VirtAddr::from_ptr(arr), arr_order);
-            self.free_vmap_area_now(va);
+            self.vmalloc_area_abort(va, arr, arr_order, pages);
             self.warn_alloc(
                 gfp,
                 format_args!(
@@ -169,11 +149,7 @@ impl<P: Platform> VmLayer<P> {
         // SAFETY: as above.
         let va_start = unsafe { (*va).va_start };
         if !self.kernel_map(va_start, pages, prot, huge) {
-            for &p in pages {
-                self.__free_page(p);
-            }
-            self.free_pages(VirtAddr::from_ptr(arr), arr_order);
-            self.free_vmap_area_now(va);
+            self.vmalloc_area_abort(va, arr, arr_order, pages);
             self.warn_alloc(
                 gfp,
                 format_args!("vmalloc error: size {real_size}, failed to map pages"),
@@ -192,6 +168,54 @@ impl<P: Platform> VmLayer<P> {
             }
         }
         Some(VirtAddr::new(self.kva_real(va_start)))
+    }
+
+    /// `vm_area_alloc_pages`: allocates blocks of `order` with `gfp` into `arr` until
+    /// `nr_pages` pages are there or memory runs out; blocks above order 0 are split so that
+    /// their pages are freed one by one. Returns how many entries were written.
+    ///
+    /// # Safety
+    /// `arr` has room for `nr_pages` entries, and `nr_pages` is a multiple of `order.pages()`.
+    unsafe fn vm_area_alloc_pages(
+        &self,
+        gfp: GfpFlags,
+        order: Order,
+        arr: *mut PagePtr,
+        nr_pages: usize,
+    ) -> usize {
+        let mut got = 0;
+        while got < nr_pages {
+            let Some(p) = self.alloc_pages(gfp, order) else {
+                break;
+            };
+            if order.as_u32() > 0 {
+                self.split_page(p, order);
+            }
+            for i in 0..order.pages() {
+                // SAFETY: `got + i < nr_pages` (nr_pages is a multiple of the block) entries
+                // fit in the array (caller's guarantee).
+                unsafe { arr.add(got + i).write(p.add(i)) };
+            }
+            got += order.pages();
+        }
+        got
+    }
+
+    /// Undoes a `__vmalloc_node_range` that failed after its area was reserved: frees the
+    /// pages got so far (`pages`, the start of the array `arr`), the array (a block of
+    /// `arr_order`) and the area.
+    fn vmalloc_area_abort(
+        &self,
+        va: *mut VmapArea,
+        arr: *mut PagePtr,
+        arr_order: Order,
+        pages: &[PagePtr],
+    ) {
+        for &p in pages {
+            self.__free_page(p);
+        }
+        self.free_pages(VirtAddr::from_ptr(arr), arr_order);
+        self.free_vmap_area_now(va);
     }
 
     /// `__vmalloc_node`: [`Machine::__vmalloc_node_range`] over the whole vmalloc space with
