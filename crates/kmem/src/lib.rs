@@ -21,6 +21,7 @@
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::too_many_lines)]
 
 pub mod addr;
 pub mod arch;

@@ -24,6 +24,7 @@ pub const TAINT_WARN: u32 = 1 << 9;
 pub const TAINT_SLAB: u32 = TAINT_BAD_PAGE;
 
 impl<P: Platform> MemoryModel<P> {
+    /// The taint part of a report's header (`Not tainted`, `Tainted: G    B`, …).
     pub(crate) fn taint_str(&self) -> &'static str {
         let t = self.taint_flags.load(Ordering::Relaxed);
         match (t & TAINT_BAD_PAGE != 0, t & TAINT_WARN != 0) {
@@ -177,7 +178,12 @@ impl<P: Platform> MemoryModel<P> {
     /// `WARN()`: prints a warning with the `cut here` frame and goes on.
     #[track_caller]
     pub fn warn(&self, args: fmt::Arguments<'_>) {
-        let caller = Location::caller();
+        self.warn_at(Location::caller(), args);
+    }
+
+    /// `WARN()` naming its caller explicitly: for reports made on behalf of the caller of an
+    /// API (SLUB's wrong-cache and stale-handle warnings).
+    pub(crate) fn warn_at(&self, caller: &Location<'_>, args: fmt::Arguments<'_>) {
         self.taint.warnings.fetch_add(1, Ordering::Relaxed);
         self.printk(
             LogLevel::Warning,
@@ -225,5 +231,37 @@ impl<P: Platform> fmt::Display for FlagNames<'_, P> {
             .position(|z| *z == kind)
             .unwrap_or(0);
         write!(f, "node=0|zone={idx}")
+    }
+}
+
+/// The lock validator reports through the machine: task = the platform's current task,
+/// lines = printk (console only while the log lock is taken), each report a counted warning
+/// that taints (`W`), as Linux's `debug_locks_off` + `print_circular_bug` do.
+impl<P: Platform> kds::lockdep::LockdepHost for MemoryModel<P> {
+    fn task_id(&self) -> u64 {
+        u64::from(self.plat.current_pid())
+    }
+    fn task_name(&self, w: &mut dyn fmt::Write) -> fmt::Result {
+        write!(
+            w,
+            "{}/{}",
+            self.plat.current_comm(),
+            self.plat.current_pid()
+        )
+    }
+    fn print_line(&self, level: u8, line: &str) {
+        let level = if level == kds::lockdep::LEVEL_DEBUG {
+            LogLevel::Debug
+        } else {
+            LogLevel::Warning
+        };
+        self.printk_nowait(level, format_args!("{line}"));
+    }
+    fn kernel_ident(&self, w: &mut dyn fmt::Write) -> fmt::Result {
+        write!(w, "6.18.0-kmem #1 {}", self.taint_str())
+    }
+    fn reported(&self, _kind: kds::lockdep::Report) {
+        self.taint.warnings.fetch_add(1, Ordering::Relaxed);
+        self.add_taint(TAINT_WARN);
     }
 }

@@ -390,7 +390,7 @@ impl<P: Platform> MemoryModel<P> {
     /// lock is taken — possibly by this very task, whose locking is being reported — the line
     /// goes to the console only, instead of waiting for the lock (`printk_deferred`'s job in
     /// Linux).
-    fn printk_nowait(&self, level: LogLevel, args: fmt::Arguments<'_>) {
+    pub(crate) fn printk_nowait(&self, level: LogLevel, args: fmt::Arguments<'_>) {
         let mut line = LineBuf::new();
         let _ = line.write_fmt(args);
         let ts = self.timestamp_ns();
@@ -471,35 +471,6 @@ pub(crate) unsafe fn cpu_dead_hook<P: Platform>(ctx: *const (), cpu: usize) {
     let mm = unsafe { &*ctx.cast::<MemoryModel<P>>() };
     // SAFETY: forwarded from this function's contract.
     unsafe { mm.cpu_dead(cpu) }
-}
-
-impl<P: Platform> kds::lockdep::LockdepHost for MemoryModel<P> {
-    fn task_id(&self) -> u64 {
-        u64::from(self.plat.current_pid())
-    }
-    fn task_name(&self, w: &mut dyn Write) -> fmt::Result {
-        write!(
-            w,
-            "{}/{}",
-            self.plat.current_comm(),
-            self.plat.current_pid()
-        )
-    }
-    fn print_line(&self, level: u8, line: &str) {
-        let level = if level == kds::lockdep::LEVEL_DEBUG {
-            LogLevel::Debug
-        } else {
-            LogLevel::Warning
-        };
-        self.printk_nowait(level, format_args!("{line}"));
-    }
-    fn kernel_ident(&self, w: &mut dyn Write) -> fmt::Result {
-        write!(w, "6.18.0-kmem #1 {}", self.taint_str())
-    }
-    fn reported(&self, _kind: kds::lockdep::Report) {
-        self.taint.warnings.fetch_add(1, Ordering::Relaxed);
-        self.add_taint(crate::debug::TAINT_WARN);
-    }
 }
 
 /// A writer that sends each completed line to printk (for multi-line dumps at boot).

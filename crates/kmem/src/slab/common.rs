@@ -5,14 +5,18 @@
 //! `kmalloc-rcl-*`, `kmalloc-cg-*` and `dma-kmalloc-*` caches picked by GFP flags), the cache
 //! merging rules (`find_mergeable`), the boot options (`slab=`, `slub_debug=`,
 //! `slub_min_order=`, `slub_max_order=`, `slub_min_objects=`), the `/proc/slabinfo`
-//! rendering, and the public cache API as methods on [`Machine`] with Linux's names
-//! (`kmem_cache_create`, `kmem_cache_alloc`, …).
+//! rendering, `virt_to_slab` (which kind of allocation a pointer is in), and the
+//! `SlabAllocator` interface an implementation provides with what it reports ([`SlabInfo`],
+//! [`SlabStats`], [`SlabLayout`]). It knows no implementation: the
+//! public cache API with Linux's names (`kmem_cache_create`, `kmem_cache_alloc`, …) is in
+//! [`crate::slab`], above both.
 //!
 //! # Allocators
 //! The implementation behind the API is chosen at boot from the `slab=` command-line option
 //! ([`SlabAllocatorKind`]). SLUB ([`crate::slab::slub`]) is the only one built so far; `slab=slab` and
 //! `slab=slob` print a notice and use SLUB, as Linux 6.x does since SLAB and SLOB were removed.
-//! The dispatch is a `match` on a one-variant enum, which compiles to nothing.
+//! The dispatch (in [`crate::slab`]) is a `match` on a one-variant enum, which compiles to
+//! nothing.
 //!
 //! # Locking
 //! 1. `slab_mutex` ([`SlabState::mutex`]): the list of caches and the metadata of every cache
@@ -32,13 +36,14 @@
 use core::fmt::{self, Write};
 use core::panic::Location;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize};
 
 use kds::list::ListHead;
 
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
+use crate::addr::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::gfp::GfpFlags;
-use crate::platform::{LogLevel, Platform};
+use crate::mm::mm_types::{PagePtr, PageType};
+use crate::platform::Platform;
 use crate::slab::SlabLayer;
 
 /// Slab cache flags (`slab_flags_t`), with Linux's bit values (include/linux/slab.h, 5.x/6.x).
@@ -895,10 +900,86 @@ pub fn write_slabinfo_line(out: &mut dyn Write, name: &str, i: &SlabInfo) -> fmt
 
 // ------------------------------------------------------------------ the allocator interface
 
+/// A cache's SLUB statistics (the `CONFIG_SLUB_STATS` files of `/sys/kernel/slab/<cache>/`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlabStats {
+    /// Allocations from the CPU freelist.
+    pub alloc_fastpath: u64,
+    /// Allocations that needed the slow path.
+    pub alloc_slowpath: u64,
+    /// Frees to the CPU's active slab.
+    pub free_fastpath: u64,
+    /// Frees to another slab.
+    pub free_slowpath: u64,
+    /// Slow-path frees to a frozen slab.
+    pub free_frozen: u64,
+    /// Frees that put a slab on the node partial list.
+    pub free_add_partial: u64,
+    /// Frees that took an empty slab off the partial list.
+    pub free_remove_partial: u64,
+    /// Slabs taken from the node partial list for a CPU.
+    pub alloc_from_partial: u64,
+    /// New slabs from the page allocator.
+    pub alloc_slab: u64,
+    /// CPU freelist refilled from the active slab's remote frees.
+    pub alloc_refill: u64,
+    /// Slabs given back to the page allocator.
+    pub free_slab: u64,
+    /// CPU slabs flushed.
+    pub cpuslab_flush: u64,
+    /// Deactivated slabs that were full.
+    pub deactivate_full: u64,
+    /// Deactivated slabs that were empty.
+    pub deactivate_empty: u64,
+    /// Deactivated slabs put on the partial list.
+    pub deactivate_to_tail: u64,
+    /// Exhausted CPU slabs dropped without list work.
+    pub deactivate_bypass: u64,
+    /// New slabs that fell back to the minimum order.
+    pub order_fallback: u64,
+    /// Compare-and-swap retries.
+    pub cmpxchg_double_fail: u64,
+    /// CPU partial slabs made active.
+    pub cpu_partial_alloc: u64,
+    /// Frees that put a slab on a CPU partial list.
+    pub cpu_partial_free: u64,
+    /// Slabs moved from the node list to a CPU partial list.
+    pub cpu_partial_node: u64,
+    /// CPU partial lists drained to the node list.
+    pub cpu_partial_drain: u64,
+}
+
+/// The object layout of a cache (`/sys/kernel/slab/<cache>/` files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlabLayout {
+    /// `object_size`: what the user asked for.
+    pub object_size: usize,
+    /// `size`: the object stride.
+    pub size: usize,
+    /// `offset`: where a free object keeps its free pointer.
+    pub offset: usize,
+    /// `inuse`: where the metadata starts.
+    pub inuse: usize,
+    /// `red_left_pad`.
+    pub red_left_pad: usize,
+    /// `align`.
+    pub align: usize,
+    /// Slab order.
+    pub order: u32,
+    /// Objects per slab.
+    pub objects: u32,
+    /// The cache's flags (debug flags included).
+    pub flags: SlabFlags,
+    /// `min_partial`.
+    pub min_partial: u32,
+    /// Most slabs on a CPU partial list.
+    pub cpu_partial_slabs: u32,
+}
+
 /// The operations every slab allocator provides behind the cache API (what `mm/slab.h`
 /// declares for SLAB, SLUB and SLOB alike). `crate::slab::slub::Slub` is the first
 /// implementation; the one in use is chosen at boot by `slab=` ([`SlabAllocatorKind`]) and
-/// called through `dispatch!` (a `match` on the kind: static dispatch).
+/// called through `dispatch!` in [`crate::slab`] (a `match` on the kind: static dispatch).
 pub(crate) trait SlabAllocator {
     /// `kmem_cache_init`: bootstraps the allocator and creates the kmalloc caches.
     fn init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabError>;
@@ -960,10 +1041,9 @@ pub(crate) trait SlabAllocator {
     /// `get_slabinfo`.
     fn info<P: Platform>(m: &SlabLayer<P>, c: CacheHandle) -> Option<SlabInfo>;
     /// Allocator statistics.
-    fn stats<P: Platform>(m: &SlabLayer<P>, c: CacheHandle)
-        -> Option<crate::slab::slub::SlabStats>;
+    fn stats<P: Platform>(m: &SlabLayer<P>, c: CacheHandle) -> Option<SlabStats>;
     /// Object layout.
-    fn layout<P: Platform>(c: CacheHandle) -> Option<crate::slab::slub::SlabLayout>;
+    fn layout<P: Platform>(c: CacheHandle) -> Option<SlabLayout>;
     /// Walks the cache list (newest first) under `slab_mutex`.
     fn for_each<P: Platform>(m: &SlabLayer<P>, f: &mut dyn FnMut(CacheHandle, &str));
     /// Walks the cache list with each cache's `/proc/slabinfo` figures.
@@ -974,270 +1054,71 @@ pub(crate) trait SlabAllocator {
         size: usize,
         gfp: GfpFlags,
     ) -> Option<CacheHandle>;
+
+    // The kmalloc family's needs (crate::slab::kmalloc).
+
+    /// `kmalloc_slab` + allocation: `size` bytes, at most [`KMALLOC_MAX_CACHE_SIZE`], from the
+    /// kmalloc cache of its size class and GFP type.
+    fn kmalloc<P: Platform>(
+        m: &SlabLayer<P>,
+        size: usize,
+        gfp: GfpFlags,
+        caller: &'static Location<'static>,
+    ) -> Option<NonNull<u8>>;
+    /// `kfree` of `p`, an object of a slab ([`Owner::Slab`]`(page, cache)`).
+    fn kfree<P: Platform>(
+        m: &SlabLayer<P>,
+        page: PagePtr,
+        cache: usize,
+        p: *mut u8,
+        caller: &'static Location<'static>,
+    );
+    /// `kfree` of a block of `kmalloc(size, gfp)`, `size` in `1..=KMALLOC_MAX_CACHE_SIZE`, with
+    /// the cache found from the size class rather than the page.
+    ///
+    /// # Safety
+    /// `p` was returned by `kmalloc` of this machine for a size of the same kmalloc size class
+    /// and the same `kmalloc_type` of `gfp`, and is freed once.
+    unsafe fn kfree_sized<P: Platform>(
+        m: &SlabLayer<P>,
+        p: *mut u8,
+        size: usize,
+        gfp: GfpFlags,
+        caller: &'static Location<'static>,
+    );
+    /// `krealloc` keeping the block: the bookkeeping of a shrink or growth within `ksize`.
+    fn krealloc_in_place<P: Platform>(m: &SlabLayer<P>, p: *mut u8, new_size: usize);
+    /// `ksize` of an object of the cache at `cache` (`slab_ksize`).
+    fn ksize<P: Platform>(cache: usize) -> usize;
 }
 
-/// Calls a [`SlabAllocator`] method of the allocator chosen at boot.
-macro_rules! dispatch {
-    ($m:expr, $method:ident $(::<$g:ty>)? ( $($arg:expr),* $(,)? )) => {
-        match $m.slab().kind {
-            SlabAllocatorKind::Slub => {
-                <crate::slab::slub::Slub as SlabAllocator>::$method$(::<$g>)?($($arg),*)
-            }
-        }
-    };
-}
+// ------------------------------------------------------------------ object lookup
 
-// ------------------------------------------------------------------ machine API
+/// Where a pointer lands.
+pub(crate) enum Owner {
+    /// An object slot of a slab: the slab head page and its cache.
+    Slab(PagePtr, usize),
+    /// A large kmalloc (compound pages from the page allocator).
+    Large(PagePtr),
+    /// Memory kmem manages but did not hand out through kmalloc.
+    Other(PagePtr),
+    /// No struct page.
+    Unknown,
+}
 
 impl<P: Platform> SlabLayer<P> {
-    /// `kmem_cache_init`: prints what the slab boot options said (parsed into the state by
-    /// [`SlabState::from_cmdline`]) and creates the `kmem_cache` cache and the kmalloc caches.
-    /// Called by `Machine::boot` after the page allocator is up.
-    ///
-    /// # Errors
-    /// [`SlabError::NoMemory`] when the machine is too small for the kmalloc caches.
-    pub(crate) fn kmem_cache_init(&self, notes: &SlabBootNotes<'_>) -> Result<(), SlabError> {
-        for c in notes.bad_debug.iter().flatten() {
-            self.printk(
-                LogLevel::Err,
-                format_args!("slub_debug option '{c}' unknown. skipped"),
-            );
-        }
-        if let Some(v) = notes.other_allocator {
-            self.printk(
-                LogLevel::Notice,
-                format_args!("slab={v}: only SLUB is available in this kernel, using SLUB"),
-            );
-        }
-        match self.slab().kind {
-            SlabAllocatorKind::Slub => <crate::slab::slub::Slub as SlabAllocator>::init(self),
-        }
-    }
-
-    /// The slab allocator in use.
-    pub fn slab_allocator(&self) -> SlabAllocatorKind {
-        self.slab().kind
-    }
-
-    /// Slab debugging reports and fixes printed so far (what slub_kunit counts as
-    /// `slab_errors`: every `BUG` header and every `FIX` line).
-    pub fn slab_errors(&self) -> usize {
-        self.slab().errors.load(Ordering::Relaxed)
-    }
-
-    /// The global `slub_debug` flags from the command line.
-    pub fn slub_debug_flags(&self) -> SlabFlags {
-        self.slab().debug.global
-    }
-
-    /// `kmem_cache_create`: creates a cache of `size`-byte objects aligned to `align` (0 for
-    /// the default), or returns an existing compatible cache (an alias) when merging is
-    /// allowed. `ctor` runs once per object when its slab is created.
-    ///
-    /// # Errors
-    /// See [`SlabError`]. With [`SlabFlags::PANIC`] a failure is also reported as a warning.
-    #[track_caller]
-    pub fn kmem_cache_create(
-        &self,
-        name: &str,
-        size: usize,
-        align: usize,
-        flags: SlabFlags,
-        ctor: Option<fn(*mut u8)>,
-    ) -> Result<CacheHandle, SlabError> {
-        let r = dispatch!(self, create(self, name, size, align, flags, ctor));
-        if let Err(e) = r {
-            if flags.contains(SlabFlags::PANIC) {
-                self.warn(format_args!(
-                    "kmem_cache_create: Failed to create slab '{name}'. Error {e}"
-                ));
-            }
-        }
-        r
-    }
-
-    /// `kmem_cache_alloc`: allocates one object, or `None` when memory is exhausted (with
-    /// Linux's `SLUB: Unable to allocate memory` report unless `__GFP_NOWARN`).
-    #[track_caller]
+    /// `virt_to_slab` / `virt_to_head_page`.
     #[inline]
-    pub fn kmem_cache_alloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
-        dispatch!(self, alloc(self, c, gfp, Location::caller(), None))
-    }
-
-    /// `kmalloc_trace`: an object of `c` for a kmalloc request of `size` bytes (with
-    /// `slub_debug` owner tracking on a `SLAB_KMALLOC` cache, the bytes past `size` are
-    /// red-zoned as "kmalloc Redzone").
-    #[track_caller]
-    pub fn kmalloc_trace(&self, c: CacheHandle, gfp: GfpFlags, size: usize) -> Option<NonNull<u8>> {
-        dispatch!(self, alloc(self, c, gfp, Location::caller(), Some(size)))
-    }
-
-    /// `kmem_cache_zalloc`: a zeroed object.
-    #[track_caller]
-    #[inline]
-    pub fn kmem_cache_zalloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
-        dispatch!(
-            self,
-            alloc(
-                self,
-                c,
-                gfp | GfpFlags::__GFP_ZERO,
-                Location::caller(),
-                None
-            )
-        )
-    }
-
-    /// `kmem_cache_free`: frees an object of `c`. NULL is a no-op; a pointer that is not an
-    /// object of `c` is reported and ignored.
-    #[track_caller]
-    #[inline]
-    pub fn kmem_cache_free(&self, c: CacheHandle, p: *mut u8) {
-        dispatch!(self, free(self, c, p, Location::caller()))
-    }
-
-    /// `kmem_cache_alloc_bulk`: fills `out` with objects; returns how many (all or 0).
-    #[track_caller]
-    pub fn kmem_cache_alloc_bulk(
-        &self,
-        c: CacheHandle,
-        gfp: GfpFlags,
-        out: &mut [*mut u8],
-    ) -> usize {
-        dispatch!(self, alloc_bulk(self, c, gfp, out, Location::caller()))
-    }
-
-    /// `kmem_cache_free_bulk`: frees every object of `objs`.
-    #[track_caller]
-    pub fn kmem_cache_free_bulk(&self, c: CacheHandle, objs: &[*mut u8]) {
-        dispatch!(self, free_bulk(self, c, objs, Location::caller()))
-    }
-
-    /// `kmem_cache_shrink`: gives empty slabs back to the page allocator (the current CPU's
-    /// slabs are flushed first). Returns whether slabs remain.
-    #[track_caller]
-    pub fn kmem_cache_shrink(&self, c: CacheHandle) -> bool {
-        dispatch!(self, shrink(self, c, Location::caller()))
-    }
-
-    /// `kmem_cache_destroy`: drops a reference to the cache (merged caches share one) and
-    /// destroys it with the last. With objects still allocated, Linux's `Objects remaining in
-    /// … on __kmem_cache_shutdown()` report is printed and the cache is kept.
-    ///
-    /// The caller guarantees that no other thread uses the cache during the call (as Linux
-    /// requires).
-    #[track_caller]
-    pub fn kmem_cache_destroy(&self, c: CacheHandle) {
-        dispatch!(self, destroy(self, c, Location::caller()))
-    }
-
-    /// `validate_slab_cache`: checks every slab on the cache's lists (every object's red zones,
-    /// poison and free pointer with debugging on) and returns the number of errors reported.
-    #[track_caller]
-    pub fn validate(&self, c: CacheHandle) -> usize {
-        dispatch!(self, validate(self, c, Location::caller()))
-    }
-
-    /// The cache's name.
-    pub fn kmem_cache_name(&self, c: CacheHandle) -> Option<&str> {
-        dispatch!(self, name(self, c))
-    }
-
-    /// The `/proc/slabinfo` figures of a cache.
-    pub fn slab_info(&self, c: CacheHandle) -> Option<SlabInfo> {
-        dispatch!(self, info(self, c))
-    }
-
-    /// The SLUB statistics of a cache (`/sys/kernel/slab/<name>/` with `CONFIG_SLUB_STATS`).
-    pub fn slab_stats(&self, c: CacheHandle) -> Option<crate::slab::slub::SlabStats> {
-        dispatch!(self, stats(self, c))
-    }
-
-    /// The object layout of a cache (sizes, offsets, order, flags).
-    pub fn slab_layout(&self, c: CacheHandle) -> Option<crate::slab::slub::SlabLayout> {
-        dispatch!(self, layout::<P>(c))
-    }
-
-    /// Finds a cache by name (the first on the list, newest first).
-    pub fn find_cache(&self, name: &str) -> Option<CacheHandle> {
-        {
-            let mut r = None;
-            self.for_each_cache(&mut |h, n| {
-                if r.is_none() && n == name {
-                    r = Some(h);
-                }
-            });
-            r
+    pub(crate) fn owner_of(&self, p: *const u8) -> Owner {
+        let Some(page) = self.virt_to_page(VirtAddr::new(p as usize)) else {
+            return Owner::Unknown;
+        };
+        let head = page.compound_head();
+        match head.page_type() {
+            Some(PageType::Slab) => Owner::Slab(head, head.mapping()),
+            Some(PageType::LargeKmalloc) => Owner::Large(head),
+            _ => Owner::Other(head),
         }
-    }
-
-    /// Calls `f` with the handle and name of every cache (newest first), under `slab_mutex`.
-    pub fn for_each_cache(&self, f: &mut dyn FnMut(CacheHandle, &str)) {
-        dispatch!(self, for_each(self, f))
-    }
-
-    /// The kmalloc cache serving `size` bytes with `gfp` (`kmalloc_slab`), if any.
-    pub fn kmalloc_cache(&self, size: usize, gfp: GfpFlags) -> Option<CacheHandle> {
-        dispatch!(self, kmalloc_cache(self, size, gfp))
-    }
-
-    /// `/proc/slabinfo`.
-    pub fn show_slabinfo(&self, out: &mut dyn Write) -> fmt::Result {
-        write_slabinfo_header(out)?;
-        let mut res = Ok(());
-        dispatch!(
-            self,
-            for_each_info(self, &mut |name, info| {
-                if res.is_ok() {
-                    res = write_slabinfo_line(out, name, info);
-                }
-            })
-        );
-        res
-    }
-
-    /// Slab statistics for every cache, one line each: name, objects, slabs, the fast/slow
-    /// path counters and the bytes lost to per-slab leftover and per-object metadata.
-    pub fn show_slab_stats(&self, out: &mut dyn Write) -> fmt::Result {
-        writeln!(
-            out,
-            "{:<20} {:>8} {:>8} {:>6} {:>12} {:>10} {:>12} {:>10} {:>8} {:>8} {:>10}",
-            "# name",
-            "objs",
-            "active",
-            "slabs",
-            "alloc_fast",
-            "alloc_slow",
-            "free_fast",
-            "free_slow",
-            "partial",
-            "cpu_part",
-            "waste_kB"
-        )?;
-        let mut res = Ok(());
-        self.for_each_cache(&mut |h, name| {
-            if res.is_err() {
-                return;
-            }
-            if let (Some(i), Some(s)) = (self.slab_info(h), self.slab_stats(h)) {
-                res = writeln!(
-                    out,
-                    "{:<20} {:>8} {:>8} {:>6} {:>12} {:>10} {:>12} {:>10} {:>8} {:>8} {:>10}",
-                    name,
-                    i.num_objs,
-                    i.active_objs,
-                    i.num_slabs,
-                    s.alloc_fastpath,
-                    s.alloc_slowpath,
-                    s.free_fastpath,
-                    s.free_slowpath,
-                    s.free_add_partial + s.alloc_from_partial,
-                    s.cpu_partial_alloc + s.cpu_partial_free,
-                    i.waste_bytes() / 1024
-                );
-            }
-        });
-        res
     }
 }
 

@@ -13,6 +13,9 @@
 //!
 //! Bad pointers given to `kfree`/`ksize` (not from kmalloc, not the start of an object) are
 //! reported and ignored.
+//!
+//! The slab side of each call (the kmalloc caches, freeing an object, `ksize`) goes to the
+//! allocator in use through the `SlabAllocator` interface ([`crate::slab`]'s `dispatch!`).
 
 use core::panic::Location;
 use core::ptr::{self, NonNull};
@@ -23,9 +26,8 @@ use crate::mm::mm_types::PageType;
 use crate::mm::NodeStat;
 use crate::platform::Platform;
 use crate::slab::common::{
-    get_order, zero_or_null_ptr, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, ZERO_SIZE_PTR,
+    get_order, zero_or_null_ptr, Owner, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, ZERO_SIZE_PTR,
 };
-use crate::slab::slub::{self, Owner};
 use crate::slab::SlabLayer;
 
 #[inline]
@@ -71,7 +73,7 @@ impl<P: Platform> SlabLayer<P> {
             if size == 0 {
                 return Some(zero_size_ptr());
             }
-            return slub::kmalloc_small(self, size, gfp, Location::caller());
+            return dispatch!(self, kmalloc(self, size, gfp, Location::caller()));
         }
         self.kmalloc_large(size, gfp)
     }
@@ -145,7 +147,7 @@ impl<P: Platform> SlabLayer<P> {
             self.ksize(p)
         };
         if ks >= new_size {
-            slub::krealloc_in_place(self, p, new_size);
+            dispatch!(self, krealloc_in_place(self, p, new_size));
             // SAFETY: `p` is non-null here (ks > 0).
             return Some(unsafe { NonNull::new_unchecked(p) });
         }
@@ -168,7 +170,9 @@ impl<P: Platform> SlabLayer<P> {
         }
         let caller = Location::caller();
         match self.owner_of(p) {
-            Owner::Slab(page, cache) => slub::kfree_slab(self, page, cache, p.cast_mut(), caller),
+            Owner::Slab(page, cache) => {
+                dispatch!(self, kfree(self, page, cache, p.cast_mut(), caller))
+            }
             Owner::Large(page) => self.free_large_kmalloc(page, p),
             Owner::Other(page) => {
                 self.warn(format_args!(
@@ -197,7 +201,7 @@ impl<P: Platform> SlabLayer<P> {
             return;
         }
         // SAFETY: forwarded caller guarantee.
-        unsafe { slub::kfree_sized(self, p, size, gfp, Location::caller()) }
+        unsafe { dispatch!(self, kfree_sized(self, p, size, gfp, Location::caller())) }
     }
 
     #[track_caller]
@@ -224,7 +228,7 @@ impl<P: Platform> SlabLayer<P> {
             return 0;
         }
         match self.owner_of(p) {
-            Owner::Slab(_, cache) => slub::slab_ksize::<P>(cache),
+            Owner::Slab(_, cache) => dispatch!(self, ksize::<P>(cache)),
             Owner::Large(page) => PAGE_SIZE << page.compound_order().as_u32(),
             _ => {
                 self.warn(format_args!(

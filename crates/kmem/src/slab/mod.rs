@@ -2,29 +2,56 @@
 //! on top of the page allocator.
 //!
 //! - [`common`]: what every slab allocator shares — cache flags, the kmalloc size classes
-//!   and caches, merging, the boot options, `/proc/slabinfo` lines, the [`common::SlabAllocator`]
-//!   interface an implementation provides, and the public cache API;
+//!   and caches, merging, the boot options, `/proc/slabinfo` lines, and the
+//!   [`common::SlabAllocator`] interface an implementation provides;
 //! - [`slub`]: SLUB, the implementation behind that interface (the room for `slab.rs` and
 //!   `slob.rs` is beside it);
 //! - [`kmalloc`]: the kmalloc family (`kmalloc`, `kfree`, `krealloc`, `ksize`, large kmalloc
-//!   straight from the page allocator).
+//!   straight from the page allocator), on the kmalloc caches of the allocator in use.
 //!
 //! [`SlabLayer`] is the machine as the slab allocators see it: the page allocator below
 //! (through `Deref`) plus the machine-wide slab state. Nothing here knows vmalloc or /proc.
+//! This module gives it the public cache API with Linux's names (`kmem_cache_create`,
+//! `kmem_cache_alloc`, …, `/proc/slabinfo`): each call goes to the allocator chosen at boot
+//! (`slab=`) through `dispatch!`, a `match` that compiles to nothing, which [`kmalloc`] uses
+//! too. So `common` and `kmalloc` know no implementation, and `slub` builds on both (it
+//! kmallocs its random sequences, as Linux's `init_cache_random_seq` does).
 //!
 //! # Locking
 //! `slab_mutex` (the cache list) → a cache's node `list_lock` → the zone lock (taken inside
 //! the page allocator when a slab is allocated or freed); SLUB's per-CPU fast path runs in a
 //! CPU section without locks. The whole order is in docs/LOCKING.md.
 
+/// Calls a [`SlabAllocator`](common::SlabAllocator) method of the allocator chosen at boot
+/// (for the cache API below and the kmalloc family in [`kmalloc`]).
+macro_rules! dispatch {
+    ($m:expr, $method:ident $(::<$g:ty>)? ( $($arg:expr),* $(,)? )) => {
+        match $m.slab().kind {
+            $crate::slab::common::SlabAllocatorKind::Slub => {
+                <$crate::slab::slub::Slub as $crate::slab::common::SlabAllocator>
+                    ::$method$(::<$g>)?($($arg),*)
+            }
+        }
+    };
+}
+
 pub mod common;
 pub mod kmalloc;
 pub mod slub;
 
+use core::fmt::{self, Write};
+use core::panic::Location;
+use core::ptr::NonNull;
+use core::sync::atomic::Ordering;
+
+use crate::gfp::GfpFlags;
 use crate::mm::cpuhp::{CpuhpEntry, CpuhpState};
 use crate::page_alloc::PageAllocator;
-use crate::platform::Platform;
-use common::SlabState;
+use crate::platform::{LogLevel, Platform};
+use common::{
+    write_slabinfo_header, write_slabinfo_line, CacheHandle, SlabAllocator, SlabAllocatorKind,
+    SlabBootNotes, SlabError, SlabFlags, SlabInfo, SlabLayout, SlabState, SlabStats,
+};
 
 /// The slab layer of a machine: the page allocator plus the slab state. Dereferences to the
 /// [`PageAllocator`] below it.
@@ -67,5 +94,259 @@ impl<P: Platform> SlabLayer<P> {
             teardown: slub::slub_cpu_dead::<P>,
         };
         self.cpuhp.lock().register(CpuhpState::SlubDead, entry);
+    }
+}
+
+// ------------------------------------------------------------------ the cache API
+
+impl<P: Platform> SlabLayer<P> {
+    /// `kmem_cache_init`: prints what the slab boot options said (parsed into the state by
+    /// [`SlabState::from_cmdline`]) and creates the `kmem_cache` cache and the kmalloc caches.
+    /// Called by `Machine::boot` after the page allocator is up.
+    ///
+    /// # Errors
+    /// [`SlabError::NoMemory`] when the machine is too small for the kmalloc caches.
+    pub(crate) fn kmem_cache_init(&self, notes: &SlabBootNotes<'_>) -> Result<(), SlabError> {
+        for c in notes.bad_debug.iter().flatten() {
+            self.printk(
+                LogLevel::Err,
+                format_args!("slub_debug option '{c}' unknown. skipped"),
+            );
+        }
+        if let Some(v) = notes.other_allocator {
+            self.printk(
+                LogLevel::Notice,
+                format_args!("slab={v}: only SLUB is available in this kernel, using SLUB"),
+            );
+        }
+        match self.slab().kind {
+            SlabAllocatorKind::Slub => <slub::Slub as SlabAllocator>::init(self),
+        }
+    }
+
+    /// The slab allocator in use.
+    pub fn slab_allocator(&self) -> SlabAllocatorKind {
+        self.slab().kind
+    }
+
+    /// Slab debugging reports and fixes printed so far (what slub_kunit counts as
+    /// `slab_errors`: every `BUG` header and every `FIX` line).
+    pub fn slab_errors(&self) -> usize {
+        self.slab().errors.load(Ordering::Relaxed)
+    }
+
+    /// The global `slub_debug` flags from the command line.
+    pub fn slub_debug_flags(&self) -> SlabFlags {
+        self.slab().debug.global
+    }
+
+    /// `kmem_cache_create`: creates a cache of `size`-byte objects aligned to `align` (0 for
+    /// the default), or returns an existing compatible cache (an alias) when merging is
+    /// allowed. `ctor` runs once per object when its slab is created.
+    ///
+    /// # Errors
+    /// See [`SlabError`]. With [`SlabFlags::PANIC`] a failure is also reported as a warning.
+    #[track_caller]
+    pub fn kmem_cache_create(
+        &self,
+        name: &str,
+        size: usize,
+        align: usize,
+        flags: SlabFlags,
+        ctor: Option<fn(*mut u8)>,
+    ) -> Result<CacheHandle, SlabError> {
+        let r = dispatch!(self, create(self, name, size, align, flags, ctor));
+        if let Err(e) = r {
+            if flags.contains(SlabFlags::PANIC) {
+                self.warn(format_args!(
+                    "kmem_cache_create: Failed to create slab '{name}'. Error {e}"
+                ));
+            }
+        }
+        r
+    }
+
+    /// `kmem_cache_alloc`: allocates one object, or `None` when memory is exhausted (with
+    /// Linux's `SLUB: Unable to allocate memory` report unless `__GFP_NOWARN`).
+    #[track_caller]
+    #[inline]
+    pub fn kmem_cache_alloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        dispatch!(self, alloc(self, c, gfp, Location::caller(), None))
+    }
+
+    /// `kmalloc_trace`: an object of `c` for a kmalloc request of `size` bytes (with
+    /// `slub_debug` owner tracking on a `SLAB_KMALLOC` cache, the bytes past `size` are
+    /// red-zoned as "kmalloc Redzone").
+    #[track_caller]
+    pub fn kmalloc_trace(&self, c: CacheHandle, gfp: GfpFlags, size: usize) -> Option<NonNull<u8>> {
+        dispatch!(self, alloc(self, c, gfp, Location::caller(), Some(size)))
+    }
+
+    /// `kmem_cache_zalloc`: a zeroed object.
+    #[track_caller]
+    #[inline]
+    pub fn kmem_cache_zalloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        dispatch!(
+            self,
+            alloc(
+                self,
+                c,
+                gfp | GfpFlags::__GFP_ZERO,
+                Location::caller(),
+                None
+            )
+        )
+    }
+
+    /// `kmem_cache_free`: frees an object of `c`. NULL is a no-op; a pointer that is not an
+    /// object of `c` is reported and ignored.
+    #[track_caller]
+    #[inline]
+    pub fn kmem_cache_free(&self, c: CacheHandle, p: *mut u8) {
+        dispatch!(self, free(self, c, p, Location::caller()))
+    }
+
+    /// `kmem_cache_alloc_bulk`: fills `out` with objects; returns how many (all or 0).
+    #[track_caller]
+    pub fn kmem_cache_alloc_bulk(
+        &self,
+        c: CacheHandle,
+        gfp: GfpFlags,
+        out: &mut [*mut u8],
+    ) -> usize {
+        dispatch!(self, alloc_bulk(self, c, gfp, out, Location::caller()))
+    }
+
+    /// `kmem_cache_free_bulk`: frees every object of `objs`.
+    #[track_caller]
+    pub fn kmem_cache_free_bulk(&self, c: CacheHandle, objs: &[*mut u8]) {
+        dispatch!(self, free_bulk(self, c, objs, Location::caller()))
+    }
+
+    /// `kmem_cache_shrink`: gives empty slabs back to the page allocator (the current CPU's
+    /// slabs are flushed first). Returns whether slabs remain.
+    #[track_caller]
+    pub fn kmem_cache_shrink(&self, c: CacheHandle) -> bool {
+        dispatch!(self, shrink(self, c, Location::caller()))
+    }
+
+    /// `kmem_cache_destroy`: drops a reference to the cache (merged caches share one) and
+    /// destroys it with the last. With objects still allocated, Linux's `Objects remaining in
+    /// … on __kmem_cache_shutdown()` report is printed and the cache is kept.
+    ///
+    /// The caller guarantees that no other thread uses the cache during the call (as Linux
+    /// requires).
+    #[track_caller]
+    pub fn kmem_cache_destroy(&self, c: CacheHandle) {
+        dispatch!(self, destroy(self, c, Location::caller()))
+    }
+
+    /// `validate_slab_cache`: checks every slab on the cache's lists (every object's red zones,
+    /// poison and free pointer with debugging on) and returns the number of errors reported.
+    #[track_caller]
+    pub fn validate(&self, c: CacheHandle) -> usize {
+        dispatch!(self, validate(self, c, Location::caller()))
+    }
+
+    /// The cache's name.
+    pub fn kmem_cache_name(&self, c: CacheHandle) -> Option<&str> {
+        dispatch!(self, name(self, c))
+    }
+
+    /// The `/proc/slabinfo` figures of a cache.
+    pub fn slab_info(&self, c: CacheHandle) -> Option<SlabInfo> {
+        dispatch!(self, info(self, c))
+    }
+
+    /// The SLUB statistics of a cache (`/sys/kernel/slab/<name>/` with `CONFIG_SLUB_STATS`).
+    pub fn slab_stats(&self, c: CacheHandle) -> Option<SlabStats> {
+        dispatch!(self, stats(self, c))
+    }
+
+    /// The object layout of a cache (sizes, offsets, order, flags).
+    pub fn slab_layout(&self, c: CacheHandle) -> Option<SlabLayout> {
+        dispatch!(self, layout::<P>(c))
+    }
+
+    /// Finds a cache by name (the first on the list, newest first).
+    pub fn find_cache(&self, name: &str) -> Option<CacheHandle> {
+        {
+            let mut r = None;
+            self.for_each_cache(&mut |h, n| {
+                if r.is_none() && n == name {
+                    r = Some(h);
+                }
+            });
+            r
+        }
+    }
+
+    /// Calls `f` with the handle and name of every cache (newest first), under `slab_mutex`.
+    pub fn for_each_cache(&self, f: &mut dyn FnMut(CacheHandle, &str)) {
+        dispatch!(self, for_each(self, f))
+    }
+
+    /// The kmalloc cache serving `size` bytes with `gfp` (`kmalloc_slab`), if any.
+    pub fn kmalloc_cache(&self, size: usize, gfp: GfpFlags) -> Option<CacheHandle> {
+        dispatch!(self, kmalloc_cache(self, size, gfp))
+    }
+
+    /// `/proc/slabinfo`.
+    pub fn show_slabinfo(&self, out: &mut dyn Write) -> fmt::Result {
+        write_slabinfo_header(out)?;
+        let mut res = Ok(());
+        dispatch!(
+            self,
+            for_each_info(self, &mut |name, info| {
+                if res.is_ok() {
+                    res = write_slabinfo_line(out, name, info);
+                }
+            })
+        );
+        res
+    }
+
+    /// Slab statistics for every cache, one line each: name, objects, slabs, the fast/slow
+    /// path counters and the bytes lost to per-slab leftover and per-object metadata.
+    pub fn show_slab_stats(&self, out: &mut dyn Write) -> fmt::Result {
+        writeln!(
+            out,
+            "{:<20} {:>8} {:>8} {:>6} {:>12} {:>10} {:>12} {:>10} {:>8} {:>8} {:>10}",
+            "# name",
+            "objs",
+            "active",
+            "slabs",
+            "alloc_fast",
+            "alloc_slow",
+            "free_fast",
+            "free_slow",
+            "partial",
+            "cpu_part",
+            "waste_kB"
+        )?;
+        let mut res = Ok(());
+        self.for_each_cache(&mut |h, name| {
+            if res.is_err() {
+                return;
+            }
+            if let (Some(i), Some(s)) = (self.slab_info(h), self.slab_stats(h)) {
+                res = writeln!(
+                    out,
+                    "{:<20} {:>8} {:>8} {:>6} {:>12} {:>10} {:>12} {:>10} {:>8} {:>8} {:>10}",
+                    name,
+                    i.num_objs,
+                    i.active_objs,
+                    i.num_slabs,
+                    s.alloc_fastpath,
+                    s.alloc_slowpath,
+                    s.free_fastpath,
+                    s.free_slowpath,
+                    s.free_add_partial + s.alloc_from_partial,
+                    s.cpu_partial_alloc + s.cpu_partial_free,
+                    i.waste_bytes() / 1024
+                );
+            }
+        });
+        res
     }
 }

@@ -1,0 +1,477 @@
+//! Allocation (mm/slub.c): the lockless fast path (`slab_alloc_node`), the slow path
+//! (`___slab_alloc`: refill from the CPU slab, the CPU partial list, the node partial list
+//! — `get_partial` — or a new slab), the debug caches' path (`alloc_single_from_partial`,
+//! `alloc_debug_processing`), `kmem_cache_alloc_bulk`, and the kmalloc hooks SLUB provides
+//! (`kmalloc_slab` + allocation, `krealloc` in place, `ksize`).
+
+use core::panic::Location;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::Ordering;
+
+use kds::list::{self, ListHead};
+
+use crate::gfp::GfpFlags;
+use crate::mm::mm_types::PagePtr;
+use crate::platform::{CpuGuard, LogLevel, Platform};
+use crate::slab::common::{kmalloc_index, CacheHandle, SlabFlags};
+use crate::slab::SlabLayer;
+
+use super::debug::TrackItem;
+use super::free::kmem_cache_free;
+use super::slab::{add_full, add_partial, count_partial_free, remove_partial};
+use super::{
+    resolve, Cache, Counters, KmemCacheCpu, Owner, Slab, Stat, SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
+};
+
+impl<P: Platform> SlabLayer<P> {
+    /// `get_freelist`: takes the remote frees of the CPU's frozen slab; unfreezes it if none.
+    fn get_freelist(&self, s: &Cache<P>, slab: Slab) -> *mut u8 {
+        let base = self.slab_base(slab);
+        loop {
+            let old = slab.counters();
+            let fl = old.freelist(base);
+            let new = Counters::new(ptr::null_mut(), base, slab.objects(), !fl.is_null());
+            if slab.cas(old, new) {
+                return fl;
+            }
+            s.stat(Stat::CmpxchgDoubleFail);
+        }
+    }
+
+    /// `get_partial`: takes slabs from the node partial list: the first becomes the CPU slab
+    /// (its whole freelist is returned), more go to the CPU partial list.
+    fn get_partial(&self, s: &Cache<P>, c: &mut KmemCacheCpu) -> Option<(Slab, *mut u8)> {
+        if s.node.nr_partial_hint.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut n = s.node.list_lock.lock();
+        let mut got: Option<(Slab, *mut u8)> = None;
+        let mut extra = 0;
+        let head: *mut ListHead = &mut n.partial;
+        // SAFETY: iterating this node's partial list under its lock, removing as we go (safe
+        // iterator).
+        for l in unsafe { list::list_for_each_safe(head) } {
+            // SAFETY: partial-list entries are `slab->slab_list` links of memmap pages.
+            let slab = Slab(unsafe { PagePtr::from_lru(l) });
+            let base = self.slab_base(slab);
+            if got.is_none() {
+                let fl = loop {
+                    let old = slab.counters();
+                    let fl = old.freelist(base);
+                    let new = Counters::new(ptr::null_mut(), base, slab.objects(), true);
+                    if slab.cas(old, new) {
+                        break fl;
+                    }
+                    s.stat(Stat::CmpxchgDoubleFail);
+                };
+                remove_partial(&mut n, slab);
+                s.stat(Stat::AllocFromPartial);
+                got = Some((slab, fl));
+                if s.cpu_partial_slabs == 0 {
+                    break;
+                }
+            } else {
+                loop {
+                    let old = slab.counters();
+                    let new = Counters(old.0 | 1 << 48);
+                    if slab.cas(old, new) {
+                        break;
+                    }
+                    s.stat(Stat::CmpxchgDoubleFail);
+                }
+                remove_partial(&mut n, slab);
+                slab.set_next_partial(c.partial);
+                c.partial = slab.raw();
+                c.partial_slabs += 1;
+                s.stat(Stat::CpuPartialNode);
+                extra += 1;
+                if extra > s.cpu_partial_slabs / 2 {
+                    break;
+                }
+            }
+        }
+        Self::update_nr_partial_hint(s, &n);
+        got
+    }
+
+    /// `___slab_alloc`: refills the CPU freelist and returns one object.
+    #[cold]
+    fn slab_alloc_slow(
+        &self,
+        s: &Cache<P>,
+        c: &mut KmemCacheCpu,
+        gfp: GfpFlags,
+    ) -> Option<*mut u8> {
+        c.alloc_slow += 1;
+        loop {
+            if let Some(slab) = Slab::from_page(c.slab) {
+                let fl = self.get_freelist(s, slab);
+                if !fl.is_null() {
+                    s.stat(Stat::AllocRefill);
+                    // SAFETY: `fl` heads the freelist of our frozen slab, now ours.
+                    c.freelist = unsafe { s.get_fp(fl) };
+                    return Some(fl);
+                }
+                // Full: unfrozen by get_freelist, on no list.
+                c.slab = ptr::null_mut();
+                s.stat(Stat::DeactivateBypass);
+            }
+            if let Some(slab) = Slab::from_page(c.partial) {
+                c.partial = slab.next_partial();
+                c.partial_slabs -= 1;
+                slab.set_next_partial(ptr::null_mut());
+                c.slab = slab.raw();
+                s.stat(Stat::CpuPartialAlloc);
+                continue;
+            }
+            if let Some((slab, fl)) = self.get_partial(s, c) {
+                c.slab = slab.raw();
+                // SAFETY: `fl` heads the freelist we just took from the slab.
+                c.freelist = unsafe { s.get_fp(fl) };
+                return Some(fl);
+            }
+            let (slab, fl) = self.new_slab(s, gfp)?;
+            c.slab = slab.raw();
+            // SAFETY: the new slab's chain is ours.
+            c.freelist = unsafe { s.get_fp(fl) };
+            return Some(fl);
+        }
+    }
+}
+
+impl<P: Platform> SlabLayer<P> {
+    /// `alloc_debug_processing` checks on one object about to be handed out.
+    fn alloc_debug_checks(&self, s: &Cache<P>, slab: Slab, obj: *mut u8) -> bool {
+        if s.flags.contains(SlabFlags::CONSISTENCY_CHECKS) {
+            if !self.check_slab(s, slab) {
+                return false;
+            }
+            if !self.check_valid_pointer(s, slab, obj) {
+                self.object_err(s, slab, obj, "Freelist Pointer check fails");
+                return false;
+            }
+            if !self.check_object(s, slab, obj, SLUB_RED_INACTIVE) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Debug caches: one object at a time under the list lock (`alloc_single_from_partial`,
+    /// `alloc_single_from_new_slab`).
+    fn slab_alloc_debug(
+        &self,
+        s: &Cache<P>,
+        gfp: GfpFlags,
+        caller: &'static Location<'static>,
+        orig: usize,
+    ) -> Option<*mut u8> {
+        let mut new_slab: Option<Slab> = None;
+        loop {
+            let mut n = s.node.list_lock.lock();
+            if let Some(slab) = new_slab.take() {
+                add_partial(&mut n, slab, false);
+            }
+            // SAFETY: this node's partial list, under its lock.
+            let first = unsafe { list::list_first(&n.partial) };
+            if let Some(l) = first {
+                // SAFETY: partial-list entries are slab_list links of memmap pages.
+                let slab = Slab(unsafe { PagePtr::from_lru(l) });
+                let base = self.slab_base(slab);
+                let c = slab.counters();
+                let obj = c.freelist(base);
+                if obj.is_null() || !self.alloc_debug_checks(s, slab, obj) {
+                    self.slab_fix(s.name(), format_args!("Marking all objects used"));
+                    slab.set_counters(Counters::new(ptr::null_mut(), base, slab.objects(), false));
+                    remove_partial(&mut n, slab);
+                    add_full(&mut n, slab);
+                    Self::update_nr_partial_hint(s, &n);
+                    continue;
+                }
+                // SAFETY: `obj` passed the checks (or checks are off): a free object of the slab.
+                let next = unsafe { s.get_fp(obj) };
+                let next = if s.flags.contains(SlabFlags::CONSISTENCY_CHECKS)
+                    && !self.check_valid_pointer(s, slab, next)
+                {
+                    self.object_err(s, slab, obj, "Freechain corrupt");
+                    self.slab_fix(s.name(), format_args!("Isolate corrupted freechain"));
+                    ptr::null_mut()
+                } else {
+                    next
+                };
+                let inuse = if next.is_null() {
+                    slab.objects()
+                } else {
+                    c.inuse() + 1
+                };
+                slab.set_counters(Counters::new(next, base, inuse, false));
+                if next.is_null() {
+                    remove_partial(&mut n, slab);
+                    add_full(&mut n, slab);
+                }
+                Self::update_nr_partial_hint(s, &n);
+                if s.flags.contains(SlabFlags::STORE_USER) {
+                    self.set_track(s, obj, TrackItem::Alloc, Some(caller));
+                }
+                self.trace(s, slab, obj, true);
+                if s.orig_size_enabled() {
+                    self.set_orig_size(s, obj, orig.min(s.object_size as usize) as u32);
+                }
+                self.init_object(s, obj, SLUB_RED_ACTIVE);
+                return Some(obj);
+            }
+            drop(n);
+            let (slab, fl) = self.new_slab(s, gfp)?;
+            let base = self.slab_base(slab);
+            slab.set_counters(Counters::new(fl, base, 0, false));
+            new_slab = Some(slab);
+        }
+    }
+}
+
+/// `slab_alloc_node`: the lockless fast path inline, everything else out of line.
+#[inline(always)]
+pub(super) fn alloc_inner<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+    orig: usize,
+) -> Option<NonNull<u8>> {
+    if !s.debug() {
+        let g = CpuGuard::new(m.platform());
+        // SAFETY: we hold this CPU's section and no other reference to its data.
+        let c = unsafe { s.cpu(g.cpu()) };
+        let obj = c.freelist;
+        if !obj.is_null() {
+            // SAFETY: `obj` is a CPU-owned free object.
+            c.freelist = unsafe { s.get_fp(obj) };
+            c.alloc_fast += 1;
+            drop(g);
+            if gfp.contains(GfpFlags::__GFP_ZERO) {
+                // SAFETY: a freshly allocated object of `object_size` bytes.
+                unsafe { ptr::write_bytes(obj, 0, s.object_size as usize) };
+            }
+            // SAFETY: objects are never null.
+            return Some(unsafe { NonNull::new_unchecked(obj) });
+        }
+    }
+    alloc_slow_path(m, s, gfp, caller, orig)
+}
+
+/// Everything but a CPU freelist hit: debug caches, refills, new slabs, failure reports.
+#[cold]
+#[inline(never)]
+fn alloc_slow_path<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+    orig: usize,
+) -> Option<NonNull<u8>> {
+    let obj = if s.debug() {
+        m.slab_alloc_debug(s, gfp, caller, orig)
+    } else {
+        let g = CpuGuard::new(m.platform());
+        // SAFETY: we hold this CPU's section and no other reference to its data.
+        let c = unsafe { s.cpu(g.cpu()) };
+        let obj = c.freelist;
+        if !obj.is_null() {
+            // SAFETY: `obj` is a CPU-owned free object.
+            c.freelist = unsafe { s.get_fp(obj) };
+            c.alloc_fast += 1;
+            Some(obj)
+        } else {
+            m.slab_alloc_slow(s, c, gfp)
+        }
+    };
+    match obj {
+        Some(o) => {
+            if gfp.contains(GfpFlags::__GFP_ZERO) {
+                // With the kmalloc red zone on, only the size asked for is zeroed: the slack
+                // up to `object_size` is red zone (`slab_post_alloc_hook`'s `zero_size =
+                // orig_size` in mm/slub.c). Zeroing it would be reported as an overwrite.
+                let zero = if s.orig_size_enabled() {
+                    orig.min(s.object_size as usize)
+                } else {
+                    s.object_size as usize
+                };
+                // SAFETY: a freshly allocated object of at least `zero` bytes.
+                unsafe { ptr::write_bytes(o, 0, zero) };
+            }
+            // SAFETY: objects are never null.
+            Some(unsafe { NonNull::new_unchecked(o) })
+        }
+        None => {
+            slab_out_of_memory(m, s, gfp);
+            None
+        }
+    }
+}
+
+#[cold]
+fn slab_out_of_memory<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, gfp: GfpFlags) {
+    if gfp.contains(GfpFlags::__GFP_NOWARN) {
+        return;
+    }
+    m.printk(
+        LogLevel::Warning,
+        format_args!(
+            "SLUB: Unable to allocate memory on node -1, gfp={:#x}({})",
+            gfp.bits(),
+            gfp
+        ),
+    );
+    m.printk(
+        LogLevel::Warning,
+        format_args!(
+            "  cache: {}, object size: {}, buffer size: {}, default order: {}, min order: {}",
+            s.name(),
+            s.object_size,
+            s.size,
+            s.order,
+            s.min_order
+        ),
+    );
+    let nr_slabs = s.node.nr_slabs.load(Ordering::Relaxed);
+    let nr_objs = s.node.total_objects.load(Ordering::Relaxed);
+    let free = count_partial_free(m, s);
+    m.printk(
+        LogLevel::Warning,
+        format_args!("  node 0: slabs: {nr_slabs}, objs: {nr_objs}, free: {free}"),
+    );
+}
+
+/// `slab_alloc_node` through a handle.
+#[inline]
+pub(crate) fn slab_alloc<P: Platform>(
+    m: &SlabLayer<P>,
+    h: CacheHandle,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+) -> Option<NonNull<u8>> {
+    let s = resolve(m, h, caller)?;
+    alloc_inner(m, s, gfp, caller, s.object_size as usize)
+}
+
+/// `kmalloc_trace`: allocation through a handle for a request of `size` bytes.
+pub(crate) fn slab_alloc_sized<P: Platform>(
+    m: &SlabLayer<P>,
+    h: CacheHandle,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+    size: usize,
+) -> Option<NonNull<u8>> {
+    let s = resolve(m, h, caller)?;
+    alloc_inner(m, s, gfp, caller, size)
+}
+
+/// `krealloc` keeping the block: records the new requested size and red-zones the slack
+/// (`__do_krealloc` with `slub_debug_orig_size`).
+pub(crate) fn krealloc_in_place<P: Platform>(m: &SlabLayer<P>, p: *mut u8, new_size: usize) {
+    let Owner::Slab(_, cache) = m.owner_of(p) else {
+        return;
+    };
+    // SAFETY: `mapping` of a slab page is its cache, which never goes away.
+    let s = unsafe { &*(cache as *const Cache<P>) };
+    if !s.orig_size_enabled() || new_size > s.object_size as usize {
+        return;
+    }
+    m.set_orig_size(s, p, new_size as u32);
+    if s.flags.contains(SlabFlags::RED_ZONE) {
+        // SAFETY: the caller owns the object; the slack lies inside it.
+        unsafe {
+            ptr::write_bytes(
+                p.add(new_size),
+                SLUB_RED_ACTIVE,
+                s.object_size as usize - new_size,
+            )
+        };
+    }
+}
+
+/// `ksize` of a slab object's cache.
+pub(crate) fn slab_ksize<P: Platform>(cache: usize) -> usize {
+    // SAFETY: as in `kfree_slab`.
+    let s = unsafe { &*(cache as *const Cache<P>) };
+    s.ksize()
+}
+
+/// `kmalloc_slab` + allocation: the hot path of `kmalloc` for sizes up to 8 KiB.
+#[inline]
+pub(crate) fn kmalloc_small<P: Platform>(
+    m: &SlabLayer<P>,
+    size: usize,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+) -> Option<NonNull<u8>> {
+    let idx = kmalloc_index(size) as usize;
+    let ty = crate::slab::common::kmalloc_type(gfp) as usize;
+    let p = m.slab().kmalloc[ty][idx].load(Ordering::Relaxed);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: kmalloc table entries are caches created at boot, never destroyed.
+    let s = unsafe { &*p.cast::<Cache<P>>() };
+    alloc_inner(m, s, gfp, caller, size)
+}
+
+/// `kmem_cache_alloc_bulk`.
+pub(crate) fn alloc_bulk<P: Platform>(
+    m: &SlabLayer<P>,
+    h: CacheHandle,
+    gfp: GfpFlags,
+    out: &mut [*mut u8],
+    caller: &'static Location<'static>,
+) -> usize {
+    let Some(s) = resolve(m, h, caller) else {
+        return 0;
+    };
+    let mut i = 0;
+    if !s.debug() {
+        let g = CpuGuard::new(m.platform());
+        // SAFETY: we hold this CPU's section and no other reference to its data.
+        let c = unsafe { s.cpu(g.cpu()) };
+        while i < out.len() {
+            let obj = c.freelist;
+            if !obj.is_null() {
+                // SAFETY: a CPU-owned free object.
+                c.freelist = unsafe { s.get_fp(obj) };
+                c.alloc_fast += 1;
+                out[i] = obj;
+            } else {
+                match m.slab_alloc_slow(s, c, gfp) {
+                    Some(o) => out[i] = o,
+                    None => break,
+                }
+            }
+            i += 1;
+        }
+        drop(g);
+        if gfp.contains(GfpFlags::__GFP_ZERO) {
+            for o in &out[..i] {
+                // SAFETY: freshly allocated objects.
+                unsafe { ptr::write_bytes(*o, 0, s.object_size as usize) };
+            }
+        }
+    } else {
+        while i < out.len() {
+            match alloc_inner(m, s, gfp, caller, s.object_size as usize) {
+                Some(o) => out[i] = o.as_ptr(),
+                None => break,
+            }
+            i += 1;
+        }
+    }
+    if i < out.len() {
+        slab_out_of_memory(m, s, gfp);
+        for o in &out[..i] {
+            kmem_cache_free(m, h, *o, caller);
+        }
+        for o in out.iter_mut() {
+            *o = ptr::null_mut();
+        }
+        return 0;
+    }
+    i
+}

@@ -1,0 +1,439 @@
+//! Freeing (mm/slub.c): the fast path into the CPU's active slab (`do_slab_free`), the slow
+//! path (`__slab_free`), the debug caches' path (`free_to_partial_list` with
+//! `free_debug_processing`), `kmem_cache_free` (`cache_from_obj`), `kfree` of slab objects and
+//! `kmem_cache_free_bulk` (`build_detached_freelist`).
+
+use core::panic::Location;
+use core::sync::atomic::Ordering;
+
+use crate::addr::{VirtAddr, PAGE_SHIFT};
+use crate::gfp::GfpFlags;
+use crate::mm::mm_types::PagePtr;
+use crate::platform::{CpuGuard, LogLevel, Platform};
+use crate::slab::common::{kmalloc_index, CacheHandle, SlabFlags};
+use crate::slab::SlabLayer;
+
+use super::debug::TrackItem;
+use super::slab::{add_partial, remove_full, remove_partial};
+use super::{
+    resolve, Cache, Counters, KmemCacheCpu, Owner, Slab, Stat, ON_PARTIAL, SLUB_RED_ACTIVE,
+    SLUB_RED_INACTIVE,
+};
+
+impl<P: Platform> SlabLayer<P> {
+    /// `__slab_free`: frees a chain `head..tail` of `cnt` objects into a slab that is not the
+    /// current CPU's active slab.
+    fn slab_free_slow(
+        &self,
+        s: &Cache<P>,
+        c: &mut KmemCacheCpu,
+        slab: Slab,
+        head: *mut u8,
+        tail: *mut u8,
+        cnt: u32,
+    ) {
+        c.free_slow += 1;
+        let base = self.slab_base(slab);
+        let mut lock = None;
+        let (old, new) = loop {
+            let old = slab.counters();
+            let prior = old.freelist(base);
+            let was_frozen = old.frozen();
+            // SAFETY: the chain's tail is ours until the CAS publishes it.
+            unsafe { s.set_fp(tail, prior) };
+            let mut frozen = was_frozen;
+            let inuse = old.inuse().wrapping_sub(cnt);
+            if !was_frozen {
+                if prior.is_null() && s.cpu_partial_slabs > 0 {
+                    // Full slab gets free objects: freeze it to our CPU partial list.
+                    frozen = true;
+                } else if (prior.is_null() || inuse == 0) && lock.is_none() {
+                    lock = Some(s.node.list_lock.lock());
+                    continue;
+                }
+            }
+            let new = Counters::new(head, base, inuse, frozen);
+            if slab.cas(old, new) {
+                break (old, new);
+            }
+            s.stat(Stat::CmpxchgDoubleFail);
+        };
+        let was_frozen = old.frozen();
+        let prior = old.freelist(base);
+        let Some(mut n) = lock else {
+            if was_frozen {
+                s.stat(Stat::FreeFrozen);
+            } else if new.frozen() {
+                s.stat(Stat::CpuPartialFree);
+                self.put_cpu_partial(s, c, slab);
+            }
+            return;
+        };
+        if was_frozen {
+            s.stat(Stat::FreeFrozen);
+            return;
+        }
+        if new.frozen() {
+            drop(n);
+            s.stat(Stat::CpuPartialFree);
+            self.put_cpu_partial(s, c, slab);
+            return;
+        }
+        if new.inuse() == 0 && n.nr_partial >= s.min_partial as usize {
+            if slab.test(ON_PARTIAL) {
+                remove_partial(&mut n, slab);
+                s.stat(Stat::FreeRemovePartial);
+            } else {
+                remove_full(slab);
+            }
+            Self::update_nr_partial_hint(s, &n);
+            drop(n);
+            self.discard_slab(s, slab);
+            return;
+        }
+        if prior.is_null() {
+            remove_full(slab);
+            add_partial(&mut n, slab, true);
+            s.stat(Stat::FreeAddPartial);
+        }
+        Self::update_nr_partial_hint(s, &n);
+    }
+}
+
+impl<P: Platform> SlabLayer<P> {
+    /// `free_to_partial_list` with `free_debug_processing`.
+    fn slab_free_debug(
+        &self,
+        s: &Cache<P>,
+        slab: Slab,
+        obj: *mut u8,
+        caller: &'static Location<'static>,
+    ) {
+        let mut n = s.node.list_lock.lock();
+        let base = self.slab_base(slab);
+        if s.flags.contains(SlabFlags::CONSISTENCY_CHECKS) {
+            let ok = self.check_slab(s, slab) && {
+                if !self.check_valid_pointer(s, slab, obj) {
+                    self.slab_err(
+                        s,
+                        Some(slab),
+                        format_args!("Invalid object pointer 0x{:016x}", self.model(obj)),
+                    );
+                    false
+                } else if self.on_freelist(s, slab, obj) {
+                    self.object_err(s, slab, obj, "Object already free");
+                    false
+                } else {
+                    self.check_object(s, slab, obj, SLUB_RED_ACTIVE)
+                }
+            };
+            if !ok {
+                drop(n);
+                self.slab_fix(
+                    s.name(),
+                    format_args!("Object at 0x{:016x} not freed", self.model(obj)),
+                );
+                return;
+            }
+        }
+        if s.flags.contains(SlabFlags::STORE_USER) {
+            self.set_track(s, obj, TrackItem::Free, Some(caller));
+        }
+        self.trace(s, slab, obj, false);
+        self.init_object(s, obj, SLUB_RED_INACTIVE);
+        let old = slab.counters();
+        let prior = old.freelist(base);
+        // SAFETY: the object is being freed by its owner, under the list lock.
+        unsafe { s.set_fp(obj, prior) };
+        let inuse = old.inuse().saturating_sub(1);
+        slab.set_counters(Counters::new(obj, base, inuse, false));
+        let free_it = inuse == 0 && n.nr_partial >= s.min_partial as usize;
+        if prior.is_null() {
+            remove_full(slab);
+            if !free_it {
+                add_partial(&mut n, slab, true);
+                s.stat(Stat::FreeAddPartial);
+            }
+        } else if free_it {
+            remove_partial(&mut n, slab);
+            s.stat(Stat::FreeRemovePartial);
+        }
+        Self::update_nr_partial_hint(s, &n);
+        drop(n);
+        if free_it {
+            self.discard_slab(s, slab);
+        }
+    }
+}
+
+/// Frees `p` known to be in slab `page` of cache `s` (`slab_free`): the fast path inline.
+#[inline(always)]
+fn free_inner<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    page: PagePtr,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
+    let slab = Slab(page);
+    if !s.debug() && m.is_object_start(s, slab, p) {
+        let g = CpuGuard::new(m.platform());
+        // SAFETY: we hold this CPU's section and no other reference to its data.
+        let c = unsafe { s.cpu(g.cpu()) };
+        if c.slab == slab.raw() && p != c.freelist {
+            // SAFETY: the object was allocated and is now given back to its CPU slab.
+            unsafe { s.set_fp(p, c.freelist) };
+            c.freelist = p;
+            c.free_fast += 1;
+            return;
+        }
+    }
+    free_slow_path(m, s, slab, p, caller)
+}
+
+/// Everything but a free into the CPU's active slab.
+#[cold]
+#[inline(never)]
+fn free_slow_path<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    slab: Slab,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
+    if s.debug() {
+        m.slab_free_debug(s, slab, p, caller);
+        return;
+    }
+    if !m.is_object_start(s, slab, p) {
+        bad_object_pointer(m, s, slab, p, caller);
+        return;
+    }
+    let g = CpuGuard::new(m.platform());
+    // SAFETY: we hold this CPU's section and no other reference to its data.
+    let c = unsafe { s.cpu(g.cpu()) };
+    if c.slab == slab.raw() {
+        if p == c.freelist {
+            drop(g);
+            double_free(m, s, slab, p, caller);
+            return;
+        }
+        // SAFETY: the object was allocated and is now given back to its CPU slab.
+        unsafe { s.set_fp(p, c.freelist) };
+        c.freelist = p;
+        c.free_fast += 1;
+        return;
+    }
+    m.slab_free_slow(s, c, slab, p, p, 1);
+}
+
+#[cold]
+fn bad_object_pointer<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    slab: Slab,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
+    m.slab_bug(
+        s.name(),
+        format_args!("Invalid object pointer 0x{:016x}", m.model(p)),
+    );
+    m.print_slab_info(slab);
+    m.dump_stack(LogLevel::Err, caller);
+    m.add_taint(crate::debug::TAINT_BAD_PAGE);
+    m.slab_fix(
+        s.name(),
+        format_args!("Object at 0x{:016x} not freed", m.model(p)),
+    );
+}
+
+#[cold]
+fn double_free<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    slab: Slab,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
+    m.slab_bug(s.name(), format_args!("Object already free"));
+    m.printk(
+        LogLevel::Err,
+        format_args!(
+            "INFO: double free of object 0x{:016x} (naive detection: it heads the CPU freelist)",
+            m.model(p)
+        ),
+    );
+    m.print_slab_info(slab);
+    m.dump_stack(LogLevel::Err, caller);
+    m.add_taint(crate::debug::TAINT_BAD_PAGE);
+    m.slab_fix(
+        s.name(),
+        format_args!("Object at 0x{:016x} not freed", m.model(p)),
+    );
+}
+
+/// `kmem_cache_free`.
+#[inline]
+pub(crate) fn kmem_cache_free<P: Platform>(
+    m: &SlabLayer<P>,
+    h: CacheHandle,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
+    if p.is_null() {
+        return;
+    }
+    let Some(s) = resolve(m, h, caller) else {
+        return;
+    };
+    match m.owner_of(p) {
+        Owner::Slab(page, cache) if cache == s as *const Cache<P> as usize => {
+            free_inner(m, s, page, p, caller)
+        }
+        Owner::Slab(page, cache) => {
+            // cache_from_obj: warn and free into the cache the object belongs to.
+            // SAFETY: `mapping` of a slab page is its cache, which never goes away.
+            let real = unsafe { &*(cache as *const Cache<P>) };
+            m.warn_at(
+                caller,
+                format_args!(
+                    "kmem_cache_free: Wrong slab cache. {} but object is from {}",
+                    s.name(),
+                    real.name()
+                ),
+            );
+            m.print_tracking(real, p);
+            free_inner(m, real, page, p, caller)
+        }
+        _ => {
+            m.warn_at(
+                caller,
+                format_args!(
+                    "kmem_cache_free: object 0x{:016x} is not from a slab ({})",
+                    m.model(p),
+                    s.name()
+                ),
+            );
+        }
+    }
+}
+
+/// `kfree` of a pointer known to be a slab object.
+#[inline]
+pub(crate) fn kfree_slab<P: Platform>(
+    m: &SlabLayer<P>,
+    page: PagePtr,
+    cache: usize,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
+    // SAFETY: `mapping` of a slab page is its cache, which never goes away.
+    let s = unsafe { &*(cache as *const Cache<P>) };
+    free_inner(m, s, page, p, caller)
+}
+
+/// `kfree` of an object known to come from `kmalloc(size, gfp)` with `size` at most
+/// [`KMALLOC_MAX_CACHE_SIZE`]: the cache comes from the size, the slab from the address, and
+/// the struct page's type and cache are not consulted.
+///
+/// # Safety
+/// `p` was returned by `kmalloc(size', gfp)` of this machine with `kmalloc_index(size') ==
+/// kmalloc_index(size)`, `size` in `1..=KMALLOC_MAX_CACHE_SIZE`, and is freed once.
+#[inline(always)]
+pub(crate) unsafe fn kfree_sized<P: Platform>(
+    m: &SlabLayer<P>,
+    p: *mut u8,
+    size: usize,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+) {
+    let idx = kmalloc_index(size) as usize;
+    let ty = crate::slab::common::kmalloc_type(gfp) as usize;
+    let cp = m.slab().kmalloc[ty][idx].load(Ordering::Relaxed);
+    // SAFETY: kmalloc table entries are caches created at boot, never destroyed; the caller
+    // guarantees the object came from this one.
+    let s = unsafe { &*cp.cast::<Cache<P>>() };
+    let off = p as usize - m.direct_map as usize;
+    // SAFETY: `p` is in the direct map (a slab object), so its PFN is below max_pfn.
+    let page =
+        unsafe { m.pfn_to_page_unchecked(crate::addr::Pfn::new((off >> PAGE_SHIFT) as u64)) };
+    free_inner(m, s, page.compound_head(), p, caller)
+}
+
+/// `kmem_cache_free_bulk`.
+pub(crate) fn free_bulk<P: Platform>(
+    m: &SlabLayer<P>,
+    h: CacheHandle,
+    objs: &[*mut u8],
+    caller: &'static Location<'static>,
+) {
+    let Some(s) = resolve(m, h, caller) else {
+        return;
+    };
+    if s.debug() {
+        for o in objs {
+            kmem_cache_free(m, h, *o, caller);
+        }
+        return;
+    }
+    // build_detached_freelist: chain the objects of one slab and free them with one
+    // compare-and-swap (or one splice into the CPU freelist). Batches of 64 objects; `done`
+    // marks the ones already chained.
+    for chunk in objs.chunks(64) {
+        let mut done = 0u64;
+        for i in (0..chunk.len()).rev() {
+            if done & (1 << i) != 0 {
+                continue;
+            }
+            done |= 1 << i;
+            let p = chunk[i];
+            if p.is_null() {
+                continue;
+            }
+            let page = match m.owner_of(p) {
+                Owner::Slab(page, cache) if cache == s as *const Cache<P> as usize => page,
+                _ => {
+                    // Wrong cache or not a slab object: the single-object path reports it.
+                    kmem_cache_free(m, h, p, caller);
+                    continue;
+                }
+            };
+            let slab = Slab(page);
+            if !m.is_object_start(s, slab, p) {
+                bad_object_pointer(m, s, slab, p, caller);
+                continue;
+            }
+            let (mut head, tail, mut cnt) = (p, p, 1u32);
+            for j in (0..i).rev() {
+                let q = chunk[j];
+                if done & (1 << j) != 0 || q.is_null() {
+                    continue;
+                }
+                if m.virt_to_page(VirtAddr::new(q as usize))
+                    .map(|pg| pg.compound_head())
+                    == Some(page)
+                    && m.is_object_start(s, slab, q)
+                {
+                    // SAFETY: `q` is an allocated object of this slab being freed; it joins
+                    // the detached chain.
+                    unsafe { s.set_fp(q, head) };
+                    head = q;
+                    cnt += 1;
+                    done |= 1 << j;
+                }
+            }
+            let g = CpuGuard::new(m.platform());
+            // SAFETY: we hold this CPU's section and no other reference to its data.
+            let c = unsafe { s.cpu(g.cpu()) };
+            if c.slab == slab.raw() {
+                // SAFETY: the chain's objects are ours; splice it onto the CPU freelist.
+                unsafe { s.set_fp(tail, c.freelist) };
+                c.freelist = head;
+                c.free_fast += cnt as u64;
+            } else {
+                m.slab_free_slow(s, c, slab, head, tail, cnt);
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Slabs themselves (mm/slub.c): `new_slab` (`allocate_slab`, `shuffle_freelist`,
+//! `setup_object`) and `discard_slab`, and the node lists (`add_partial`, `remove_partial`, the
+//! debug full list, `count_partial`, `free_partial`).
+
+use core::ptr;
+use core::sync::atomic::Ordering;
+
+use kds::list::{self, ListHead};
+
+use crate::addr::{Order, PAGE_SIZE};
+use crate::gfp::GfpFlags;
+use crate::mm::mm_types::{Page, PagePtr, PageType};
+use crate::mm::NodeStat;
+use crate::platform::Platform;
+use crate::slab::common::{order_objects, SlabFlags, MAX_OBJS_PER_PAGE};
+use crate::slab::SlabLayer;
+
+use super::debug::TrackItem;
+use super::{
+    Cache, Counters, NodeLists, Slab, Stat, GFP_RECLAIM_MASK, ON_FULL, ON_PARTIAL, POISON_INUSE,
+    SLUB_RED_INACTIVE,
+};
+
+// ------------------------------------------------------------------ slab creation
+
+impl<P: Platform> SlabLayer<P> {
+    /// `setup_object`: debug initialisation and the constructor.
+    fn setup_object(&self, s: &Cache<P>, obj: *mut u8) {
+        if s.flags
+            .intersects(SlabFlags::STORE_USER | SlabFlags::RED_ZONE | SlabFlags::OBJECT_POISON)
+        {
+            self.init_object(s, obj, SLUB_RED_INACTIVE);
+            if s.flags.contains(SlabFlags::STORE_USER) {
+                self.set_track(s, obj, TrackItem::Free, None);
+                self.set_track(s, obj, TrackItem::Alloc, None);
+            }
+        }
+        if let Some(ctor) = s.ctor {
+            ctor(obj);
+        }
+    }
+
+    /// `allocate_slab` + `shuffle_freelist`: a new slab with all objects chained. Returns the
+    /// slab (counters: freelist empty, all in use, frozen) and the freelist head.
+    pub(super) fn new_slab(&self, s: &Cache<P>, gfp: GfpFlags) -> Option<(Slab, *mut u8)> {
+        let base_gfp = (gfp & GFP_RECLAIM_MASK) | s.allocflags;
+        let mut order = s.order;
+        let mut page = None;
+        if s.order > s.min_order {
+            // Higher order first, without reclaim or warnings (allocate_slab).
+            let g = (base_gfp | GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NOMEMALLOC)
+                .without(GfpFlags::__GFP_DIRECT_RECLAIM);
+            page = self.alloc_pages(g | GfpFlags::__GFP_COMP, Order::new(order));
+            if page.is_none() {
+                order = s.min_order;
+                s.stat(Stat::OrderFallback);
+            }
+        }
+        if page.is_none() {
+            let comp = if order > 0 {
+                GfpFlags::__GFP_COMP
+            } else {
+                GfpFlags::empty
+            };
+            page = self.alloc_pages(base_gfp | comp, Order::new(order));
+        }
+        let page = page?;
+        let objects = if order == s.order {
+            s.objects
+        } else {
+            order_objects(order, s.size).min(MAX_OBJS_PER_PAGE)
+        };
+        page.set_page_type(PageType::Slab);
+        page.set_mapping(s as *const Cache<P> as usize);
+        page.set_private(objects as usize);
+        let slab = Slab(page);
+        let pages = 1isize << order;
+        let stat = if s.flags.contains(SlabFlags::RECLAIM_ACCOUNT) {
+            NodeStat::SlabReclaimable
+        } else {
+            NodeStat::SlabUnreclaimable
+        };
+        self.mod_node_stat(stat, pages);
+        s.node.nr_slabs.fetch_add(1, Ordering::Relaxed);
+        s.node
+            .total_objects
+            .fetch_add(objects as usize, Ordering::Relaxed);
+
+        let base = self.slab_base(slab);
+        if s.flags.contains(SlabFlags::POISON) {
+            // SAFETY: the whole slab is ours (just allocated).
+            unsafe { ptr::write_bytes(base, POISON_INUSE, PAGE_SIZE << order) };
+        }
+        let start = base.wrapping_add(s.red_left_pad as usize);
+        let size = s.size as usize;
+        let head;
+        if !s.random_seq.is_null() && objects == s.objects && objects > 1 {
+            // shuffle_freelist: follow the cache's random sequence from a random start.
+            let n = objects as usize;
+            let mut pos = (self.platform().random_u64() % n as u64) as usize;
+            let mut next = || {
+                // SAFETY: `random_seq` has `s.objects` entries.
+                let idx = unsafe { *s.random_seq.add(pos) } as usize;
+                pos += 1;
+                if pos == n {
+                    pos = 0;
+                }
+                start.wrapping_add(idx * size)
+            };
+            let mut cur = next();
+            self.setup_object(s, cur);
+            head = cur;
+            for _ in 1..n {
+                let nx = next();
+                self.setup_object(s, nx);
+                // SAFETY: both are objects of the new slab, which we own.
+                unsafe { s.set_fp(cur, nx) };
+                cur = nx;
+            }
+            // SAFETY: as above.
+            unsafe { s.set_fp(cur, ptr::null_mut()) };
+        } else {
+            let mut cur = start;
+            self.setup_object(s, cur);
+            head = cur;
+            for i in 1..objects as usize {
+                let nx = start.wrapping_add(i * size);
+                self.setup_object(s, nx);
+                // SAFETY: both are objects of the new slab, which we own.
+                unsafe { s.set_fp(cur, nx) };
+                cur = nx;
+            }
+            // SAFETY: as above.
+            unsafe { s.set_fp(cur, ptr::null_mut()) };
+        }
+        slab.set_counters(Counters::new(ptr::null_mut(), base, objects, true));
+        s.stat(Stat::AllocSlab);
+        Some((slab, head))
+    }
+
+    /// `discard_slab`: gives an empty slab back to the page allocator.
+    pub(super) fn discard_slab(&self, s: &Cache<P>, slab: Slab) {
+        if s.flags.contains(SlabFlags::CONSISTENCY_CHECKS) {
+            self.slab_pad_check(s, slab);
+            let start = self.slab_base(slab).wrapping_add(s.red_left_pad as usize);
+            for i in 0..slab.objects() as usize {
+                self.check_object(
+                    s,
+                    slab,
+                    start.wrapping_add(i * s.size as usize),
+                    SLUB_RED_INACTIVE,
+                );
+            }
+        }
+        let order = slab.order();
+        let objects = slab.objects();
+        s.node.nr_slabs.fetch_sub(1, Ordering::Relaxed);
+        s.node
+            .total_objects
+            .fetch_sub(objects as usize, Ordering::Relaxed);
+        let stat = if s.flags.contains(SlabFlags::RECLAIM_ACCOUNT) {
+            NodeStat::SlabReclaimable
+        } else {
+            NodeStat::SlabUnreclaimable
+        };
+        self.mod_node_stat(stat, -(1isize << order));
+        let page = slab.0;
+        page.clear_page_type();
+        page.set_mapping(0);
+        page.set_index(0);
+        page.set_private(0);
+        // SAFETY: the slab is off every list; reset its link to a harmless value.
+        unsafe { ListHead::init(page.lru()) };
+        s.stat(Stat::FreeSlab);
+        self.__free_pages(page, Order::new(order));
+    }
+}
+
+// ------------------------------------------------------------------ node lists
+
+pub(super) fn add_partial(n: &mut NodeLists, slab: Slab, tail: bool) {
+    slab.set(ON_PARTIAL, true);
+    n.nr_partial += 1;
+    let head: *mut ListHead = &mut n.partial;
+    // SAFETY: the list head lives in the (pinned) cache; the slab is on no list (ON_PARTIAL
+    // and ON_FULL were clear) and we hold the list lock.
+    unsafe {
+        if tail {
+            list::list_add_tail(slab.0.lru(), head)
+        } else {
+            list::list_add(slab.0.lru(), head)
+        }
+    }
+}
+
+pub(super) fn remove_partial(n: &mut NodeLists, slab: Slab) {
+    debug_assert!(slab.test(ON_PARTIAL));
+    // SAFETY: the slab is on this node's partial list (ON_PARTIAL), under the list lock.
+    unsafe { list::list_del(slab.0.lru()) };
+    slab.set(ON_PARTIAL, false);
+    n.nr_partial -= 1;
+}
+
+pub(super) fn add_full(n: &mut NodeLists, slab: Slab) {
+    slab.set(ON_FULL, true);
+    // SAFETY: as in `add_partial`.
+    unsafe { list::list_add(slab.0.lru(), &mut n.full) };
+}
+
+pub(super) fn remove_full(slab: Slab) {
+    if slab.test(ON_FULL) {
+        // SAFETY: on this node's full list (ON_FULL), under the list lock.
+        unsafe { list::list_del(slab.0.lru()) };
+        slab.set(ON_FULL, false);
+    }
+}
+
+/// Collects slabs of a list into a fixed array batch (to discard after unlocking).
+pub(super) struct Discard {
+    pub(super) slabs: [*mut Page; 32],
+    pub(super) n: usize,
+}
+
+impl Discard {
+    pub(super) const fn new() -> Self {
+        Self {
+            slabs: [ptr::null_mut(); 32],
+            n: 0,
+        }
+    }
+    pub(super) fn push(&mut self, s: Slab) -> bool {
+        if self.n == self.slabs.len() {
+            return false;
+        }
+        self.slabs[self.n] = s.raw();
+        self.n += 1;
+        true
+    }
+}
+
+impl<P: Platform> SlabLayer<P> {
+    pub(super) fn update_nr_partial_hint(s: &Cache<P>, n: &NodeLists) {
+        s.node
+            .nr_partial_hint
+            .store(n.nr_partial, Ordering::Relaxed);
+    }
+}
+
+/// `count_partial(n, count_free)`.
+pub(super) fn count_partial_free<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> usize {
+    let mut n = s.node.list_lock.lock();
+    let head: *mut ListHead = &mut n.partial;
+    let mut free = 0;
+    // SAFETY: this node's partial list under its lock.
+    for l in unsafe { list::list_for_each(head) } {
+        // SAFETY: partial-list entries are slab_list links.
+        let slab = Slab(unsafe { PagePtr::from_lru(l) });
+        free += (slab.objects() - slab.counters().inuse().min(slab.objects())) as usize;
+    }
+    let _ = m;
+    free
+}
+
+/// Takes every empty slab off the node's partial list and gives it back to the page
+/// allocator, a bounded batch per list-lock hold (`free_partial`/`__kmem_cache_do_shrink`).
+pub(super) fn discard_empty_partials<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) {
+    let mut discard = Discard::new();
+    loop {
+        let mut n = s.node.list_lock.lock();
+        discard.n = 0;
+        let head: *mut ListHead = &mut n.partial;
+        // SAFETY: this node's partial list under its lock; removal during the safe walk.
+        for l in unsafe { list::list_for_each_safe(head) } {
+            // SAFETY: partial-list entries are slab_list links.
+            let slab = Slab(unsafe { PagePtr::from_lru(l) });
+            if slab.counters().inuse() == 0 && discard.push(slab) {
+                remove_partial(&mut n, slab);
+            }
+        }
+        SlabLayer::<P>::update_nr_partial_hint(s, &n);
+        drop(n);
+        let more = discard.n == discard.slabs.len();
+        for p in &discard.slabs[..discard.n] {
+            m.discard_slab(s, Slab::from_page(*p).expect("non-null"));
+        }
+        if !more {
+            break;
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The kernel page tables (arch/x86/mm/init.c, mm/vmalloc.c `vmap_range_noflush`,
+//! `vunmap_range`): the direct map built at boot (`init_memory_mapping`), mapping and unmapping
+//! runs of pages in the kernel page table and mirroring them in the platform's window, the
+//! translation between model and real kernel virtual addresses, and the TLB model's API.
+
+use core::sync::atomic::Ordering;
+
+use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
+use crate::mm::mm_types::PagePtr;
+use crate::pgtable::{PageSize, PageTable, PteFlags, Tlb, TlbStats};
+use crate::platform::Platform;
+
+use super::VmLayer;
+
+impl<P: Platform> VmLayer<P> {
+    /// Maps every RAM range of the direct map: 4 KiB pages up to the first huge boundary,
+    /// huge pages, 4 KiB pages for the tail (`init_memory_mapping` / `split_mem_range`).
+    pub(super) fn map_direct_map(&self, pt: &mut PageTable) -> Result<(), crate::pgtable::PtError> {
+        let huge = pt.format().page_bytes(PageSize::Huge);
+        let low = self.lowmem_end().as_u64();
+        let po = self.arch().page_offset();
+        let page = PAGE_SIZE as u64;
+        let e820 = *self.e820();
+        for e in e820.entries() {
+            if e.kind != crate::arch::E820Type::Ram {
+                continue;
+            }
+            let s = e.addr.as_u64().div_ceil(page) * page;
+            let t = (e.end().min(low)) & !(page - 1);
+            let mut a = s;
+            while a < t {
+                let (size, step) = if a & (huge - 1) == 0 && a + huge <= t {
+                    (PageSize::Huge, huge)
+                } else {
+                    (PageSize::Small, page)
+                };
+                let flags = if size == PageSize::Huge {
+                    PteFlags::PAGE_KERNEL_LARGE
+                } else {
+                    PteFlags::PAGE_KERNEL
+                };
+                match pt.map(self.pt_mem(), po + a, PhysAddr::new(a), size, flags) {
+                    Ok(()) | Err(crate::pgtable::PtError::AlreadyMapped) => {}
+                    Err(e) => return Err(e),
+                }
+                a += step;
+            }
+        }
+        Ok(())
+    }
+
+    /// The model address of a kernel virtual (real) address in the window.
+    pub(super) fn kva_model(&self, real: usize) -> u64 {
+        let w = self.vm().window.load(Ordering::Relaxed);
+        if w == 0 {
+            return real as u64;
+        }
+        let (s, e) = self.layout_unchecked().window();
+        match real.checked_sub(w) {
+            Some(off) if (off as u64) < e - s => s + off as u64,
+            _ => u64::MAX,
+        }
+    }
+
+    /// The real address of a kernel virtual (model) address in the window.
+    pub(crate) fn kernel_real(&self, model: u64) -> usize {
+        self.kva_real(model)
+    }
+
+    /// The real address of a model address in the window.
+    pub(super) fn kva_real(&self, model: u64) -> usize {
+        let w = self.vm().window.load(Ordering::Relaxed);
+        if w == 0 {
+            return model as usize;
+        }
+        let (s, _) = self.layout_unchecked().window();
+        w + (model - s) as usize
+    }
+
+    /// Maps one run of pages at model address `va` in the kernel page table and mirrors it.
+    /// Returns false (with nothing left mapped) on failure.
+    pub(crate) fn kernel_map_pages(&self, va: u64, pages: &[PagePtr], prot: PteFlags) -> bool {
+        self.kernel_map(va, pages, prot, false)
+    }
+
+    /// Maps `pages` at `va`; with `huge`, each run of `PTRS_PER_PMD` pages (physically
+    /// contiguous, `va` PMD-aligned) is one huge PMD entry (`vmap_pmd_range`).
+    pub(super) fn kernel_map(
+        &self,
+        va: u64,
+        pages: &[PagePtr],
+        prot: PteFlags,
+        huge: bool,
+    ) -> bool {
+        let mut g = self.vm().pgt.lock();
+        let Some(pt) = g.pt.as_mut() else {
+            return false;
+        };
+        let (step, size) = if huge {
+            let bytes = pt.format().page_bytes(PageSize::Huge) as usize;
+            (bytes / PAGE_SIZE, PageSize::Huge)
+        } else {
+            (1, PageSize::Small)
+        };
+        let mut ok = true;
+        let mut mapped = 0;
+        'chunks: for (i, chunk) in pages.chunks(step).enumerate() {
+            let at = va + (i * step * PAGE_SIZE) as u64;
+            let pa = self.page_to_pfn(chunk[0]).phys();
+            let r = if chunk.len() == step {
+                pt.map(self.pt_mem(), at, pa, size, prot)
+            } else {
+                Err(crate::pgtable::PtError::Misaligned)
+            };
+            if r.is_err() {
+                if !huge {
+                    ok = false;
+                    break;
+                }
+                // `vmap_try_huge_pmd` failed: map this chunk with PTEs instead.
+                for (j, &p) in chunk.iter().enumerate() {
+                    let pa = self.page_to_pfn(p).phys();
+                    let a = at + (j * PAGE_SIZE) as u64;
+                    if pt.map(self.pt_mem(), a, pa, PageSize::Small, prot).is_err() {
+                        ok = false;
+                        break 'chunks;
+                    }
+                    mapped += 1;
+                }
+                continue;
+            }
+            mapped += step;
+        }
+        if ok && self.vm().window.load(Ordering::Relaxed) != 0 {
+            // Mirror physically contiguous runs with one call each.
+            let writable = prot.contains(PteFlags::RW);
+            let mut i = 0;
+            while i < pages.len() {
+                let first = self.page_to_pfn(pages[i]);
+                let mut j = i + 1;
+                while j < pages.len() && self.page_to_pfn(pages[j]) == first + (j - i) as u64 {
+                    j += 1;
+                }
+                let real = self.kva_real(va + (i * PAGE_SIZE) as u64);
+                if !self.platform().map_kernel_range(
+                    real as *mut u8,
+                    first.phys(),
+                    (j - i) * PAGE_SIZE,
+                    writable,
+                ) {
+                    ok = false;
+                    break;
+                }
+                i = j;
+            }
+        }
+        if !ok {
+            let end = va + (mapped * PAGE_SIZE) as u64;
+            if let Ok(f) = pt.unmap_range(self.pt_mem(), va, end) {
+                let (s, e) = f.flush(&mut g.tlb);
+                self.platform().flush_tlb_kernel_range(s, e);
+            }
+            drop(g);
+            self.kernel_unmirror(va, pages.len() * PAGE_SIZE);
+        }
+        ok
+    }
+
+    fn kernel_unmirror(&self, va: u64, len: usize) {
+        if self.vm().window.load(Ordering::Relaxed) != 0 && len > 0 {
+            self.platform()
+                .unmap_kernel_range(self.kva_real(va) as *mut u8, len);
+        }
+    }
+
+    /// Unmaps `[va, va + len)` from the kernel page table and the mirror. With `flush`, the
+    /// TLB is flushed now; otherwise the caller owes the flush (lazy purge).
+    pub(crate) fn kernel_unmap_range(&self, va: u64, len: usize, flush: bool) {
+        {
+            let mut g = self.vm().pgt.lock();
+            let g = &mut *g;
+            if let Some(pt) = g.pt.as_mut() {
+                if let Ok(f) = pt.unmap_range(self.pt_mem(), va, va + len as u64) {
+                    if flush {
+                        let (s, e) = f.flush(&mut g.tlb);
+                        self.platform().flush_tlb_kernel_range(s, e);
+                    } else {
+                        // Owed: the purge flushes the union of the lazy areas.
+                        let _ = f.defer();
+                    }
+                }
+            }
+        }
+        self.kernel_unmirror(va, len);
+    }
+
+    /// The TLB model's counters.
+    pub fn tlb_stats(&self) -> TlbStats {
+        self.vm().pgt.lock().tlb.stats()
+    }
+
+    /// `flush_tlb_kernel_range` on the TLB model and the platform.
+    pub fn flush_tlb_kernel_range(&self, start: u64, end: u64) {
+        let (s, e) =
+            crate::pgtable::TlbFlush::range(start, end).flush(&mut self.vm().pgt.lock().tlb);
+        self.platform().flush_tlb_kernel_range(s, e);
+    }
+
+    /// `flush_tlb_all` on the TLB model and the platform.
+    pub fn flush_tlb_all(&self) {
+        self.vm().pgt.lock().tlb.flush_all();
+        self.platform().flush_tlb_kernel_range(0, u64::MAX);
+    }
+
+    /// The physical address of the kernel's top-level page table (what CR3 would hold).
+    pub fn kernel_pgd(&self) -> Option<PhysAddr> {
+        self.vm().pgt.lock().pt.as_ref().map(|p| p.root())
+    }
+
+    /// Runs `f` with the kernel page table and the TLB model (for tests and the bare-metal
+    /// kernel's self-tests).
+    pub fn with_kernel_page_table<R>(
+        &self,
+        f: impl FnOnce(&mut PageTable, &mut Tlb) -> R,
+    ) -> Option<R> {
+        let mut g = self.vm().pgt.lock();
+        let g = &mut *g;
+        let pt = g.pt.as_mut()?;
+        Some(f(pt, &mut g.tlb))
+    }
+
+    /// The model address of a kernel pointer (vmalloc, kmap, or direct map) for display.
+    pub fn kva_to_model(&self, addr: VirtAddr) -> u64 {
+        if self.kernel_layout().is_some() {
+            let m = self.kva_model(addr.as_usize());
+            if m != u64::MAX {
+                return m;
+            }
+        }
+        self.to_model(addr.as_usize())
+    }
+}
