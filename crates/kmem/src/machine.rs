@@ -114,6 +114,7 @@ impl<P: Platform> Machine<P> {
             m.mm.lockdep_init();
             m.pa.lockdep_attach();
             m.sl.lockdep_attach();
+            m.vmalloc_lockdep_attach();
             m.lockdep_attach();
         }
         m.init_lists();

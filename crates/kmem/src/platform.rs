@@ -219,7 +219,11 @@ impl<'a, P: Platform> CpuGuard<'a, P> {
         lockdep: Option<&'a kds::lockdep::Lockdep>,
         class: &'static kds::lockdep::LockClass,
     ) -> Self {
-        let section = lockdep.map(|ld| ld.enter(class, (plat as *const P).cast()));
+        // Not `map` with a closure: the section records this function's caller.
+        let mut section = None;
+        if let Some(ld) = lockdep {
+            section = Some(ld.enter(class, (plat as *const P).cast()));
+        }
         let cpu = plat.cpu_get();
         debug_assert!(cpu < plat.possible_cpus());
         Self {

@@ -6,11 +6,13 @@
 use core::sync::atomic::Ordering;
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
+use crate::locking::LockGuard;
 use crate::mm::mm_types::PagePtr;
-use crate::pgtable::{PageSize, PageTable, PteFlags, Tlb, TlbStats};
+use crate::pgtable::{PageSize, PageTable, PtError, PteFlags, Tlb, TlbStats};
 use crate::platform::Platform;
 
-use super::VmLayer;
+use super::table_pool::{TablePool, TABLES_PER_MAP};
+use super::{KernelPgt, VmLayer};
 
 impl<P: Platform> VmLayer<P> {
     /// Maps every RAM range of the direct map: 4 KiB pages up to the first huge boundary,
@@ -92,6 +94,8 @@ impl<P: Platform> VmLayer<P> {
         prot: PteFlags,
         huge: bool,
     ) -> bool {
+        // Declared before the guard, so dropped after it: tables go back with no lock held.
+        let pool = TablePool::new(self.pt_mem());
         let mut g = self.vm().pgt.lock();
         let Some(pt) = g.pt.as_mut() else {
             return false;
@@ -108,9 +112,11 @@ impl<P: Platform> VmLayer<P> {
             let at = va + (i * step * PAGE_SIZE) as u64;
             let pa = self.page_to_pfn(chunk[0]).phys();
             let r = if chunk.len() == step {
-                pt.map(self.pt_mem(), at, pa, size, prot)
+                let r;
+                (g, r) = self.map_locked(g, &pool, at, pa, size, prot);
+                r
             } else {
-                Err(crate::pgtable::PtError::Misaligned)
+                Err(PtError::Misaligned)
             };
             if r.is_err() {
                 if !huge {
@@ -121,7 +127,9 @@ impl<P: Platform> VmLayer<P> {
                 for (j, &p) in chunk.iter().enumerate() {
                     let pa = self.page_to_pfn(p).phys();
                     let a = at + (j * PAGE_SIZE) as u64;
-                    if pt.map(self.pt_mem(), a, pa, PageSize::Small, prot).is_err() {
+                    let r;
+                    (g, r) = self.map_locked(g, &pool, a, pa, PageSize::Small, prot);
+                    if r.is_err() {
                         ok = false;
                         break 'chunks;
                     }
@@ -132,38 +140,82 @@ impl<P: Platform> VmLayer<P> {
             mapped += step;
         }
         if ok && self.vm().window.load(Ordering::Relaxed) != 0 {
-            // Mirror physically contiguous runs with one call each.
-            let writable = prot.contains(PteFlags::RW);
-            let mut i = 0;
-            while i < pages.len() {
-                let first = self.page_to_pfn(pages[i]);
-                let mut j = i + 1;
-                while j < pages.len() && self.page_to_pfn(pages[j]) == first + (j - i) as u64 {
-                    j += 1;
-                }
-                let real = self.kva_real(va + (i * PAGE_SIZE) as u64);
-                if !self.platform().map_kernel_range(
-                    real as *mut u8,
-                    first.phys(),
-                    (j - i) * PAGE_SIZE,
-                    writable,
-                ) {
-                    ok = false;
-                    break;
-                }
-                i = j;
-            }
+            ok = self.mirror_pages(va, pages, prot);
         }
         if !ok {
             let end = va + (mapped * PAGE_SIZE) as u64;
-            if let Ok(f) = pt.unmap_range(self.pt_mem(), va, end) {
-                let (s, e) = f.flush(&mut g.tlb);
+            let kg = &mut *g;
+            if let Some(Ok(f)) = kg.pt.as_mut().map(|pt| pt.unmap_range(&pool, va, end)) {
+                let (s, e) = f.flush(&mut kg.tlb);
                 self.platform().flush_tlb_kernel_range(s, e);
             }
             drop(g);
             self.kernel_unmirror(va, pages.len() * PAGE_SIZE);
         }
         ok
+    }
+
+    /// One `PageTable::map` under `init_mm.page_table_lock` (held by `g`), with table pages
+    /// from `pool`; when the pool runs dry (or has no room for a table given back), drops
+    /// the lock, refills the pool and retries (`__pte_alloc_kernel`'s order). Returns the
+    /// guard (retaken if it was dropped) and the result.
+    fn map_locked<'g>(
+        &'g self,
+        mut g: LockGuard<'g, P::RawLock, KernelPgt>,
+        pool: &TablePool<'_, P>,
+        va: u64,
+        pa: PhysAddr,
+        size: PageSize,
+        prot: PteFlags,
+    ) -> (LockGuard<'g, P::RawLock, KernelPgt>, Result<(), PtError>) {
+        // Each refill gives the page table one more of the tables a `map` may need.
+        for _ in 0..=TABLES_PER_MAP {
+            if pool.freed_full() {
+                drop(g);
+                pool.refill();
+                g = self.vm().pgt.lock();
+            }
+            let Some(pt) = g.pt.as_mut() else {
+                return (g, Err(PtError::NoMemory));
+            };
+            match pt.map(pool, va, pa, size, prot) {
+                Err(PtError::NoMemory) if pool.is_dry() => {
+                    drop(g);
+                    let refilled = pool.refill();
+                    g = self.vm().pgt.lock();
+                    if !refilled {
+                        return (g, Err(PtError::NoMemory));
+                    }
+                }
+                r => return (g, r),
+            }
+        }
+        (g, Err(PtError::NoMemory))
+    }
+
+    /// Mirrors `pages` at `va` in the platform's window, one call per physically contiguous
+    /// run. Returns `false` if the platform refused one.
+    fn mirror_pages(&self, va: u64, pages: &[PagePtr], prot: PteFlags) -> bool {
+        let writable = prot.contains(PteFlags::RW);
+        let mut i = 0;
+        while i < pages.len() {
+            let first = self.page_to_pfn(pages[i]);
+            let mut j = i + 1;
+            while j < pages.len() && self.page_to_pfn(pages[j]) == first + (j - i) as u64 {
+                j += 1;
+            }
+            let real = self.kva_real(va + (i * PAGE_SIZE) as u64);
+            if !self.platform().map_kernel_range(
+                real as *mut u8,
+                first.phys(),
+                (j - i) * PAGE_SIZE,
+                writable,
+            ) {
+                return false;
+            }
+            i = j;
+        }
+        true
     }
 
     fn kernel_unmirror(&self, va: u64, len: usize) {

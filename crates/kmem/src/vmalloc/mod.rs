@@ -54,7 +54,9 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use kds::rbtree::{RbNode, RbRoot};
-use lock_api::{Mutex, RawMutex};
+use lock_api::RawMutex;
+
+use crate::locking::{Lock as Mutex, PAGE_TABLE_LOCK, VMAP_AREA_LOCK, VMAP_PURGE_LOCK};
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::arch::TranslationRegion;
@@ -73,6 +75,7 @@ mod info;
 mod kvmalloc;
 mod map;
 mod selftest;
+mod table_pool;
 mod vmap;
 
 use area::insert_free;
@@ -243,23 +246,29 @@ impl<L: RawMutex> VmState<L> {
     /// Uninitialised state (vmalloc fails until `vmalloc_init`).
     pub fn new() -> Self {
         Self {
-            areas: Mutex::new(VmapAreas {
-                free_root: RbRoot::new(),
-                busy_root: RbRoot::new(),
-                purge_head: ptr::null_mut(),
-                nr_lazy_areas: 0,
-                nr_busy: 0,
-                nr_free: 0,
-                obj_free: ptr::null_mut(),
-                obj_stash: 0,
-                obj_pages: 0,
-                cache: None,
-            }),
-            pgt: Mutex::new(KernelPgt {
-                pt: None,
-                tlb: Tlb::new(),
-            }),
-            purge: Mutex::new(()),
+            areas: Mutex::new(
+                &VMAP_AREA_LOCK,
+                VmapAreas {
+                    free_root: RbRoot::new(),
+                    busy_root: RbRoot::new(),
+                    purge_head: ptr::null_mut(),
+                    nr_lazy_areas: 0,
+                    nr_busy: 0,
+                    nr_free: 0,
+                    obj_free: ptr::null_mut(),
+                    obj_stash: 0,
+                    obj_pages: 0,
+                    cache: None,
+                },
+            ),
+            pgt: Mutex::new(
+                &PAGE_TABLE_LOCK,
+                KernelPgt {
+                    pt: None,
+                    tlb: Tlb::new(),
+                },
+            ),
+            purge: Mutex::new(&VMAP_PURGE_LOCK, ()),
             layout: core::cell::UnsafeCell::new(None),
             window: AtomicUsize::new(0),
             ready: AtomicBool::new(false),
@@ -292,6 +301,21 @@ impl<P: Platform> PtMemory for PageAllocator<P> {
 }
 
 impl<P: Platform> VmLayer<P> {
+    /// Attaches vmalloc's locks (`vmap_purge_lock`, `vmap_area_lock`,
+    /// `init_mm.page_table_lock`) to the machine's lock validator, if it has one.
+    ///
+    /// # Safety
+    /// Once, at boot, after `MemoryModel::lockdep_init` and before the locks are taken.
+    pub(crate) unsafe fn vmalloc_lockdep_attach(&self) {
+        let Some(ld) = self.lockdep() else { return };
+        // SAFETY: the validator lives as long as the platform, so as this state.
+        unsafe {
+            self.vm.purge.attach(ld);
+            self.vm.areas.attach(ld);
+            self.vm.pgt.attach(ld);
+        }
+    }
+
     /// Where page-table pages come from: the page allocator.
     #[inline]
     fn pt_mem(&self) -> &PageAllocator<P> {

@@ -12,7 +12,7 @@ use kds::list::{self, ListHead};
 
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
-use crate::platform::{CpuGuard, LogLevel, Platform};
+use crate::platform::{LogLevel, Platform};
 use crate::slab::common::{kmalloc_index, CacheHandle, SlabFlags};
 use crate::slab::SlabLayer;
 
@@ -239,7 +239,7 @@ pub(super) fn alloc_inner<P: Platform>(
     orig: usize,
 ) -> Option<NonNull<u8>> {
     if !s.debug() {
-        let g = CpuGuard::new(m.platform());
+        let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
         let obj = c.freelist;
@@ -272,7 +272,7 @@ fn alloc_slow_path<P: Platform>(
     let obj = if s.debug() {
         m.slab_alloc_debug(s, gfp, caller, orig)
     } else {
-        let g = CpuGuard::new(m.platform());
+        let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
         let obj = c.freelist;
@@ -429,7 +429,7 @@ pub(crate) fn alloc_bulk<P: Platform>(
     };
     let mut i = 0;
     if !s.debug() {
-        let g = CpuGuard::new(m.platform());
+        let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
         while i < out.len() {

@@ -13,7 +13,7 @@ use crate::addr::{Order, VirtAddr, PAGE_SIZE};
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
 use crate::mm::printk::LineBuf;
-use crate::platform::{CpuGuard, LogLevel, Platform};
+use crate::platform::{LogLevel, Platform};
 use crate::slab::common::{
     calculate_alignment, calculate_order, get_order, kmalloc_cache_name, kmalloc_size,
     order_objects, CacheHandle, KmallocType, SlabBootState, SlabError, SlabFlags, KMALLOC_MAX_SIZE,
@@ -39,7 +39,7 @@ pub(crate) fn shrink<P: Platform>(
         return false;
     };
     if !s.debug() {
-        let g = CpuGuard::new(m.platform());
+        let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section.
         let c = unsafe { s.cpu(g.cpu()) };
         m.flush_cpu(s, c);
@@ -59,7 +59,7 @@ pub(crate) fn validate<P: Platform>(
     };
     let before = m.slab_errors();
     if !s.debug() {
-        let g = CpuGuard::new(m.platform());
+        let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section.
         let c = unsafe { s.cpu(g.cpu()) };
         m.flush_cpu(s, c);
@@ -434,11 +434,14 @@ fn open_cache<P: Platform>(
         name: name_buf,
         list: ListHead::new(),
         node: KmemCacheNode {
-            list_lock: lock_api::Mutex::new(NodeLists {
-                partial: ListHead::new(),
-                nr_partial: 0,
-                full: ListHead::new(),
-            }),
+            list_lock: crate::locking::Lock::new(
+                &crate::locking::LIST_LOCK,
+                NodeLists {
+                    partial: ListHead::new(),
+                    nr_partial: 0,
+                    full: ListHead::new(),
+                },
+            ),
             nr_partial_hint: AtomicUsize::new(0),
             nr_slabs: AtomicUsize::new(0),
             total_objects: AtomicUsize::new(0),
@@ -450,6 +453,10 @@ fn open_cache<P: Platform>(
     // size and alignment, owned by us.
     unsafe {
         ptr::write(p, cache);
+        if let Some(ld) = m.lockdep() {
+            // The validator outlives every cache (it lives as long as the platform).
+            (*p).node.list_lock.attach(ld);
+        }
         let mut n = (*p).node.list_lock.lock();
         ListHead::init(&mut n.partial);
         ListHead::init(&mut n.full);
@@ -641,7 +648,8 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
         let mut n = (*real).node.list_lock.lock();
         ListHead::init(&mut n.partial);
         ListHead::init(&mut n.full);
-        let mut old = (*tmp).node.list_lock.lock();
+        // A second lock of the class, nested (`&n->list_lock/1`): the only place two are held.
+        let mut old = (*tmp).node.list_lock.lock_nested(1);
         for (from, to) in [
             (
                 &mut old.partial as *mut ListHead,
@@ -660,7 +668,7 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
         ListHead::init(ptr::addr_of_mut!((*real).list));
     }
     {
-        let g = CpuGuard::new(m.platform());
+        let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section.
         let c = unsafe { (*real).cpu(g.cpu()) };
         if let Some(slab) = Slab::from_page(c.slab) {

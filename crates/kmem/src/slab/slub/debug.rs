@@ -12,7 +12,7 @@ use core::sync::atomic::Ordering;
 use crate::addr::PAGE_SIZE;
 use crate::mm::mm_types::PageType;
 use crate::mm::printk::LineBuf;
-use crate::platform::{CpuGuard, LogLevel, Platform};
+use crate::platform::{LogLevel, Platform};
 use crate::slab::common::{order_objects, SlabFlags, MAX_OBJS_PER_PAGE};
 use crate::slab::SlabLayer;
 
@@ -167,7 +167,7 @@ impl<P: Platform> SlabLayer<P> {
                 Track {
                     addr,
                     check: addr ^ TRACK_MAGIC,
-                    cpu: CpuGuard::new(self.platform()).cpu() as u32,
+                    cpu: self.platform().raw_cpu_id() as u32,
                     pid: self.platform().current_pid(),
                     when: self.platform().jiffies(),
                 }

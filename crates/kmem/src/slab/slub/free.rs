@@ -9,7 +9,7 @@ use core::sync::atomic::Ordering;
 use crate::addr::{VirtAddr, PAGE_SHIFT};
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
-use crate::platform::{CpuGuard, LogLevel, Platform};
+use crate::platform::{LogLevel, Platform};
 use crate::slab::common::{kmalloc_index, CacheHandle, SlabFlags};
 use crate::slab::SlabLayer;
 
@@ -177,7 +177,7 @@ fn free_inner<P: Platform>(
 ) {
     let slab = Slab(page);
     if !s.debug() && m.is_object_start(s, slab, p) {
-        let g = CpuGuard::new(m.platform());
+        let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
         if c.slab == slab.raw() && p != c.freelist {
@@ -209,7 +209,7 @@ fn free_slow_path<P: Platform>(
         bad_object_pointer(m, s, slab, p, caller);
         return;
     }
-    let g = CpuGuard::new(m.platform());
+    let g = m.cpu_guard();
     // SAFETY: we hold this CPU's section and no other reference to its data.
     let c = unsafe { s.cpu(g.cpu()) };
     if c.slab == slab.raw() {
@@ -423,7 +423,7 @@ pub(crate) fn free_bulk<P: Platform>(
                     done |= 1 << j;
                 }
             }
-            let g = CpuGuard::new(m.platform());
+            let g = m.cpu_guard();
             // SAFETY: we hold this CPU's section and no other reference to its data.
             let c = unsafe { s.cpu(g.cpu()) };
             if c.slab == slab.raw() {

@@ -236,7 +236,7 @@ pub(crate) struct NodeLists {
 
 /// `struct kmem_cache_node` (one node).
 pub(crate) struct KmemCacheNode<L: lock_api::RawMutex> {
-    list_lock: lock_api::Mutex<L, NodeLists>,
+    list_lock: crate::locking::Lock<L, NodeLists>,
     /// Racy copy of `nr_partial` for lockless peeks.
     nr_partial_hint: AtomicUsize,
     nr_slabs: AtomicUsize,
