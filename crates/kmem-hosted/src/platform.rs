@@ -27,6 +27,27 @@ use crate::sys;
 /// which costs nothing until memory is added.
 pub const DEFAULT_MAX_PHYS: u64 = 64 << 30;
 
+/// Physical memory of `size` bytes with the default room to grow: [`DEFAULT_MAX_PHYS`] of
+/// address space, or, where the host refuses a reservation that large, half of it, a quarter,
+/// and so on, never below `size`. Address space is what limits it, not memory: `ulimit -v`
+/// (RLIMIT_AS counts PROT_NONE reservations, so the 64 GiB one fails with `ENOMEM` under any
+/// smaller limit) and Valgrind (whose address-space manager fails any single mapping of 64 GiB
+/// with `EINVAL`) would otherwise make every default platform fail to start.
+fn default_phys_mem(size: u64) -> io::Result<PhysMem> {
+    let mut max = size.max(DEFAULT_MAX_PHYS);
+    loop {
+        match PhysMem::new(size, max) {
+            Err(e)
+                if max > size && matches!(e.raw_os_error(), Some(libc::ENOMEM | libc::EINVAL)) =>
+            {
+                // Halving a multiple of 4 KiB above 4 KiB keeps it one; `size` is one.
+                max = (max / 2).max(size);
+            }
+            r => return r,
+        }
+    }
+}
+
 /// `TASK_COMM_LEN` (include/linux/sched.h): 15 characters and a NUL.
 const TASK_COMM_LEN: usize = 16;
 
@@ -60,7 +81,9 @@ pub struct HostedConfig {
     /// sparse: pages cost host memory only once touched.
     pub phys_size: u64,
     /// Largest `phys_end` that [`HostedPlatform::grow_phys`] may reach, a multiple of 4 KiB;
-    /// 0 means `max(phys_size, DEFAULT_MAX_PHYS)`.
+    /// 0 means `max(phys_size, DEFAULT_MAX_PHYS)`, or less where the host refuses that much
+    /// address space (`ulimit -v`, Valgrind): the largest of `DEFAULT_MAX_PHYS / 2^k` it
+    /// accepts, at least `phys_size`. [`HostedPlatform::max_phys`] tells which.
     pub max_phys_size: u64,
     /// Where printk output goes.
     pub console: Console,
@@ -186,12 +209,11 @@ impl HostedPlatform {
     /// the size; `Unsupported` if the host page size is not 4 KiB; otherwise the error of the
     /// failing system call (`memfd_create`, `ftruncate`, `mmap`).
     pub fn new(config: HostedConfig) -> io::Result<Self> {
-        let max = if config.max_phys_size == 0 {
-            config.phys_size.max(DEFAULT_MAX_PHYS)
+        let mem = if config.max_phys_size == 0 {
+            default_phys_mem(config.phys_size)?
         } else {
-            config.max_phys_size
+            PhysMem::new(config.phys_size, config.max_phys_size)?
         };
-        let mem = PhysMem::new(config.phys_size, max)?;
         let seed = config.seed.or_else(sys::os_random_u64).unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -562,5 +584,49 @@ mod tests {
         let mut c = HostedConfig::new(8 << 20);
         c.max_phys_size = 4 << 20;
         assert!(HostedPlatform::new(c).is_err());
+    }
+
+    /// Under an address-space limit below [`DEFAULT_MAX_PHYS`] (`ulimit -v`) a default
+    /// platform still starts, with less room to grow; an explicit maximum is not shrunk. The
+    /// limit would bind the whole test process, so a child re-run of this test sets it.
+    #[test]
+    fn default_growth_room_fits_an_address_space_limit() {
+        const CHILD: &str = "KMEM_HOSTED_RLIMIT_AS_CHILD";
+        const LIMIT: u64 = 8 << 30;
+        if std::env::var_os(CHILD).is_some() {
+            let lim = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: LIMIT,
+            };
+            // SAFETY: `lim` is a valid rlimit for the duration of the call.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+            let p = HostedPlatform::new(HostedConfig::deterministic(1 << 20, 1)).unwrap();
+            let max = p.max_phys().as_u64();
+            assert!((2 << 20..LIMIT).contains(&max), "max_phys {max:#x}");
+            // DEFAULT_MAX_PHYS halved some times.
+            assert!(max.is_power_of_two(), "max_phys {max:#x}");
+            p.grow_phys(PhysAddr::new(2 << 20)).unwrap();
+            let mut c = HostedConfig::deterministic(1 << 20, 1);
+            c.max_phys_size = DEFAULT_MAX_PHYS;
+            assert!(HostedPlatform::new(c).is_err());
+            println!("child: max_phys {max:#x}");
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "platform::tests::default_growth_room_fits_an_address_space_limit",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("child: max_phys"),
+            "{:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
