@@ -617,7 +617,8 @@ fn idr_concurrent_writers_and_readers() {
     use std::sync::Arc;
     // Several threads allocate and free ids while readers look them up: every id is handed to
     // one owner at a time, and a lookup of an owned id sees its owner's entry.
-    let a: &'static TestAlloc = std::boxed::Box::leak(std::boxed::Box::new(TestAlloc::new()));
+    static A: TestAlloc = TestAlloc::new();
+    let a: &'static TestAlloc = &A;
     let idr = Arc::new(Idr::new_in(a));
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();

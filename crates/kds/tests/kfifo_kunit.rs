@@ -497,6 +497,14 @@ fn record_user_copies() {
 
 // --- SPSC across threads ---------------------------------------------------------------------
 
+/// What a side does when the FIFO gave it nothing to do (full for the producer, empty for the
+/// consumer): a yield to the scheduler. Without it a side whose peer is descheduled burns its
+/// whole time slice spinning, which on an oversubscribed machine, and under Valgrind (one
+/// thread runs at a time, for a slice of ~100k blocks), multiplied the run time by 50.
+fn yield_to_peer() {
+    std::thread::yield_now();
+}
+
 #[test]
 fn spsc_stress_split_handles() {
     const N: u64 = 200_000;
@@ -506,12 +514,17 @@ fn spsc_stress_split_handles() {
         s.spawn(move || {
             let mut i = 0;
             while i < N {
+                let before = i;
                 // Mix single puts and slices.
                 if i % 3 == 0 {
                     let batch: Vec<u64> = (i..(i + 5).min(N)).collect();
                     i += p.push_slice(&batch) as u64;
                 } else if p.put(i) {
                     i += 1;
+                }
+                if i == before {
+                    // Full: let the consumer run (see `yield_to_peer`).
+                    yield_to_peer();
                 }
             }
         });
@@ -523,6 +536,9 @@ fn spsc_stress_split_handles() {
                 for v in &buf[..n] {
                     assert_eq!(*v, want);
                     want += 1;
+                }
+                if n == 0 {
+                    yield_to_peer();
                 }
             }
             assert!(c.is_empty());
@@ -541,7 +557,11 @@ fn spsc_stress_unchecked_byte_stream() {
             let mut off = 0;
             while off < N {
                 // SAFETY: this thread is the only producer.
-                off += unsafe { f.in_unchecked(&data[off..(off + 37).min(N)]) };
+                let n = unsafe { f.in_unchecked(&data[off..(off + 37).min(N)]) };
+                off += n;
+                if n == 0 {
+                    yield_to_peer();
+                }
             }
         });
         s.spawn(|| {
@@ -553,6 +573,9 @@ fn spsc_stress_unchecked_byte_stream() {
                 for b in &buf[..n] {
                     assert_eq!(*b as usize, got % 251);
                     got += 1;
+                }
+                if n == 0 {
+                    yield_to_peer();
                 }
             }
         });

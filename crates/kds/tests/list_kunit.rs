@@ -1406,8 +1406,9 @@ mod klist_cases {
 
     #[test]
     fn klist_safe_static_nodes_and_drop_detaches() {
-        let a: &'static KlistNode = Box::leak(Box::new(KlistNode::new()));
-        let b: &'static KlistNode = Box::leak(Box::new(KlistNode::new()));
+        static A: KlistNode = KlistNode::new();
+        static B: KlistNode = KlistNode::new();
+        let (a, b): (&'static KlistNode, &'static KlistNode) = (&A, &B);
         {
             let list = core::pin::pin!(Klist::new(None, None));
             assert!(list.as_ref().add_tail(a));

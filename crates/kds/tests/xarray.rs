@@ -866,7 +866,8 @@ fn check_destroy_and_accounting() {
 fn readers_concurrent_with_one_writer() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let a: &'static TestAlloc = std::boxed::Box::leak(std::boxed::Box::new(TestAlloc::new()));
+    static A: TestAlloc = TestAlloc::new();
+    let a: &'static TestAlloc = &A;
     {
         let xa = Arc::new(XArray::new_in(a));
         let stop = Arc::new(AtomicBool::new(false));

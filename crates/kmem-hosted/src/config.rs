@@ -42,8 +42,9 @@ pub struct HostedConfig {
     /// sparse: pages cost host memory only once touched.
     pub phys_size: u64,
     /// Largest `phys_end` that [`grow_phys`](crate::HostedPlatform::grow_phys) may reach, a
-    /// multiple of 4 KiB;
-    /// 0 means `max(phys_size, DEFAULT_MAX_PHYS)`.
+    /// multiple of 4 KiB; 0 means `max(phys_size, DEFAULT_MAX_PHYS)`, or less where the host
+    /// refuses to reserve that much address space (`ulimit -v`, Valgrind), never below
+    /// `phys_size`. An explicit maximum is never shrunk.
     pub max_phys_size: u64,
     /// Where printk output goes.
     pub console: Console,

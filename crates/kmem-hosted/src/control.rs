@@ -42,18 +42,38 @@ pub(crate) struct Inner {
     comm_len: usize,
 }
 
+/// Physical memory of `size` bytes with the default room to grow: [`DEFAULT_MAX_PHYS`] of
+/// address space, or, where the host refuses a reservation that large, half of it, a quarter,
+/// and so on, never below `size`. Address space is what limits it, not memory: `ulimit -v`
+/// (RLIMIT_AS counts PROT_NONE reservations, so the 64 GiB one fails with `ENOMEM` under any
+/// smaller limit) and Valgrind (whose address-space manager fails any single mapping of 64 GiB
+/// with `EINVAL`) would otherwise make every default platform fail to start.
+fn default_phys_mem(size: u64) -> io::Result<PhysMem> {
+    let mut max = size.max(DEFAULT_MAX_PHYS);
+    loop {
+        match PhysMem::new(size, max) {
+            Err(e)
+                if max > size && matches!(e.raw_os_error(), Some(libc::ENOMEM | libc::EINVAL)) =>
+            {
+                // Halving a multiple of 4 KiB above 4 KiB keeps it one; `size` is one.
+                max = (max / 2).max(size);
+            }
+            r => return r,
+        }
+    }
+}
+
 impl Inner {
     /// Builds the control block of a new platform: physical memory of `config.phys_size`
     /// bytes with address space reserved up to the maximum, the clock, the random seed, the
     /// console and the process name. See [`HostedPlatform::new`](crate::HostedPlatform::new)
     /// for the errors.
     pub(crate) fn create(config: HostedConfig) -> io::Result<MapArc<Inner>> {
-        let max = if config.max_phys_size == 0 {
-            config.phys_size.max(DEFAULT_MAX_PHYS)
+        let mem = if config.max_phys_size == 0 {
+            default_phys_mem(config.phys_size)?
         } else {
-            config.max_phys_size
+            PhysMem::new(config.phys_size, config.max_phys_size)?
         };
-        let mem = PhysMem::new(config.phys_size, max)?;
         let seed = config.seed.or_else(sys::os_random_u64).unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

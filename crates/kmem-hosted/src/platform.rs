@@ -494,4 +494,48 @@ mod tests {
         c.max_phys_size = 4 << 20;
         assert!(HostedPlatform::new(c).is_err());
     }
+
+    /// Under an address-space limit below [`DEFAULT_MAX_PHYS`](crate::DEFAULT_MAX_PHYS) (`ulimit -v`) a default
+    /// platform still starts, with less room to grow; an explicit maximum is not shrunk. The
+    /// limit would bind the whole test process, so a child re-run of this test sets it.
+    #[test]
+    fn default_growth_room_fits_an_address_space_limit() {
+        const CHILD: &str = "KMEM_HOSTED_RLIMIT_AS_CHILD";
+        const LIMIT: u64 = 8 << 30;
+        if std::env::var_os(CHILD).is_some() {
+            let lim = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: LIMIT,
+            };
+            // SAFETY: `lim` is a valid rlimit for the duration of the call.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+            let p = HostedPlatform::new(HostedConfig::deterministic(1 << 20, 1)).unwrap();
+            let max = p.max_phys().as_u64();
+            assert!((2 << 20..LIMIT).contains(&max), "max_phys {max:#x}");
+            // DEFAULT_MAX_PHYS halved some times.
+            assert!(max.is_power_of_two(), "max_phys {max:#x}");
+            p.grow_phys(PhysAddr::new(2 << 20)).unwrap();
+            let mut c = HostedConfig::deterministic(1 << 20, 1);
+            c.max_phys_size = crate::DEFAULT_MAX_PHYS;
+            assert!(HostedPlatform::new(c).is_err());
+            println!("child: max_phys {max:#x}");
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "platform::tests::default_growth_room_fits_an_address_space_limit",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("child: max_phys"),
+            "{:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

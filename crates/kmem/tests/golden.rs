@@ -61,7 +61,24 @@ fn workload(m: &common::M) -> String {
     mid
 }
 
+/// The files show per-CPU page lists, so the workload must run on CPU 0 every time. A hosted
+/// thread's CPU is the lowest slot free in the whole process when it first enters a CPU
+/// section, so with tests running in parallel it was whichever slot was free (a run with
+/// `--test-threads=4`, or under Valgrind, put one machine's workload on CPU 2 or 3). Hence: one
+/// check at a time, each on a fresh thread that is the only CPU user in this binary, joined
+/// (its slot freed) before the next starts.
 fn check(name: &str, arch: Arch, mem: u64) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let r = std::thread::scope(|s| s.spawn(|| check_on_this_thread(name, arch, mem)).join());
+    if let Err(panic) = r {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn check_on_this_thread(name: &str, arch: Arch, mem: u64) {
     let m = common::boot(arch, mem, 2);
     let mut got = snapshot(&m);
     got.push_str("==== after workload (mid)\n");

@@ -21,7 +21,7 @@ pub struct TestAlloc {
 }
 
 impl TestAlloc {
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         TestAlloc {
             live: AtomicIsize::new(0),
             allocs: AtomicUsize::new(0),
