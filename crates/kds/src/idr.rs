@@ -88,6 +88,7 @@ impl<A: NodeAlloc> Idr<A> {
         max: u32,
         gfp: Gfp,
     ) -> Result<()> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         let g = self.xa.lock();
         self.alloc_locked(&g, ptr, nextid, max, gfp)
     }
@@ -140,6 +141,7 @@ impl<A: NodeAlloc> Idr<A> {
         if start < 0 {
             return Err(Error::EINVAL);
         }
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         let g = self.xa.lock();
         let max = if end > 0 { end as u32 - 1 } else { INT_MAX };
         let mut id = self.next.load(Relaxed);
@@ -190,6 +192,7 @@ impl<A: NodeAlloc> Idr<A> {
         if id < self.base {
             return Err(Error::ENOENT);
         }
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         let g = self.xa.lock();
         let index = (id - self.base) as usize;
         if !g.is_occupied(index) {
@@ -275,6 +278,7 @@ impl<A: NodeAlloc> Idr<A> {
         if start < 0 {
             return Err(Error::EINVAL);
         }
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         let g = self.xa.lock();
         let prev = g.set_reserve_only(true);
         let mut n = start as u32;
@@ -452,6 +456,7 @@ impl<A: NodeAlloc> Ida<A> {
         if min > max {
             return Err(Error::ENOSPC);
         }
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         let g = self.xa.lock();
         let prev = g.set_reserve_only(reserve_only);
         let r = self.alloc_locked(&g, min, max, gfp, reserve_only);
@@ -578,6 +583,7 @@ impl<A: NodeAlloc> Ida<A> {
 
     /// `ida_exists`: returns true if `id` is allocated.
     pub fn ida_exists(&self, id: u32) -> bool {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         let g = self.xa.lock();
         let bit = id % IDA_BITMAP_BITS;
         match chunk_of(g.load((id / IDA_BITMAP_BITS) as usize)) {
@@ -592,6 +598,7 @@ impl<A: NodeAlloc> Ida<A> {
     /// (counted in [`Ida::warnings`], Linux's `WARN(1, "ida_free called for id=%d which is not
     /// allocated.")`) and changes nothing.
     pub fn ida_free(&self, id: u32) {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         let g = self.xa.lock();
         let index = (id / IDA_BITMAP_BITS) as usize;
         let bit = id % IDA_BITMAP_BITS;
@@ -635,6 +642,7 @@ impl<A: NodeAlloc> Ida<A> {
 
     /// `ida_destroy`: frees every id and all memory.
     pub fn ida_destroy(&self) {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         let g = self.xa.lock();
         let mut index = 0;
         while let Some((i, e)) = g.find_present(index) {
@@ -704,6 +712,7 @@ impl<A: NodeAlloc> Ida<A> {
     /// A description of the first violation.
     pub fn check(&self) -> core::result::Result<(), &'static str> {
         self.xa.check_free_on_present()?;
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         let g = self.xa.lock();
         let mut index = 0;
         while let Some((i, e)) = g.find_present(index) {

@@ -190,6 +190,7 @@ impl Klist {
     fn put_node(&self, n: &KlistNode, kill: bool) -> bool {
         let released;
         {
+            // Lock order: &k->k_lock, a leaf (get/put run outside it); docs/LOCKING.md.
             let _g = self.lock.lock();
             if kill {
                 if n.is_dead() || !n.is_attached() {
@@ -292,6 +293,7 @@ impl Drop for Klist {
 /// `put` has been called for it (or [`klist_remove`] has returned).
 pub unsafe fn klist_add_head(n: &KlistNode, k: &Klist) {
     k.node_init(n);
+    // Lock order: &k->k_lock, a leaf (get/put run outside it); docs/LOCKING.md.
     let _g = k.lock.lock();
     // SAFETY: lock held; `n` unattached and pinned (caller contract).
     unsafe { list_add(n.n_node.get(), k.head()) };
@@ -303,6 +305,7 @@ pub unsafe fn klist_add_head(n: &KlistNode, k: &Klist) {
 /// As [`klist_add_head`].
 pub unsafe fn klist_add_tail(n: &KlistNode, k: &Klist) {
     k.node_init(n);
+    // Lock order: &k->k_lock, a leaf (get/put run outside it); docs/LOCKING.md.
     let _g = k.lock.lock();
     // SAFETY: as in `klist_add_head`.
     unsafe { list_add_tail(n.n_node.get(), k.head()) };
@@ -316,6 +319,7 @@ pub unsafe fn klist_add_behind(n: &KlistNode, pos: &KlistNode) {
     // SAFETY: `pos` is attached, so its klist is alive (module contract).
     let k = unsafe { &*pos.klist() };
     k.node_init(n);
+    // Lock order: &k->k_lock, a leaf (get/put run outside it); docs/LOCKING.md.
     let _g = k.lock.lock();
     // SAFETY: lock held; `pos` is on the list.
     unsafe { list_add(n.n_node.get(), pos.n_node.get()) };
@@ -329,6 +333,7 @@ pub unsafe fn klist_add_before(n: &KlistNode, pos: &KlistNode) {
     // SAFETY: as in `klist_add_behind`.
     let k = unsafe { &*pos.klist() };
     k.node_init(n);
+    // Lock order: &k->k_lock, a leaf (get/put run outside it); docs/LOCKING.md.
     let _g = k.lock.lock();
     // SAFETY: as in `klist_add_behind`.
     unsafe { list_add_tail(n.n_node.get(), pos.n_node.get()) };
@@ -403,6 +408,7 @@ impl<'k> KlistIter<'k> {
         let last = self.cur;
         let mut put_last = false;
         {
+            // Lock order: &k->k_lock, a leaf (get/put run outside it); docs/LOCKING.md.
             let _g = k.lock.lock();
             let head = k.k_list.get();
             // SAFETY: lock held; `last` (if any) is referenced by us, so still linked; every

@@ -51,6 +51,7 @@ pub fn radix_tree_tag_set<A: NodeAlloc>(
     index: usize,
     t: u32,
 ) -> Option<XaEntry> {
+    // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
     let g = root.lock();
     let e = g.load(index)?;
     g.set_mark(index, tag(t));
@@ -66,6 +67,7 @@ pub fn radix_tree_tag_clear<A: NodeAlloc>(
     index: usize,
     t: u32,
 ) -> Option<XaEntry> {
+    // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
     let g = root.lock();
     let e = g.load(index)?;
     g.clear_mark(index, tag(t));

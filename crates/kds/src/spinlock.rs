@@ -45,6 +45,8 @@ impl<T> SpinLock<T> {
     /// Spins until the lock is acquired and returns the guard (`spin_lock`).
     #[inline]
     pub fn lock(&self) -> SpinGuard<'_, T> {
+        // Lock order: no class of its own: its place is its user's (klist: &k->k_lock);
+        // docs/LOCKING.md.
         loop {
             if self
                 .locked
@@ -62,6 +64,8 @@ impl<T> SpinLock<T> {
     /// Acquires the lock if it is free (`spin_trylock`).
     #[inline]
     pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
+        // Lock order: no class of its own: its place is its user's (klist: &k->k_lock);
+        // docs/LOCKING.md.
         self.locked
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .ok()

@@ -22,8 +22,10 @@
 //!
 //! # Locking
 //! `kmap_lock` ([`KmapState`]'s pkmap mutex) protects the pkmap counts and slots; it is taken
-//! before the page-table lock. The per-CPU stacks are only touched by the CPU that owns them,
-//! between `cpu_get` and `cpu_put`.
+//! before the page-table lock, and inside kmap_local's CPU section (the fallback on CPUs
+//! without fixmap slots). The per-CPU stacks are only touched by the CPU that owns them,
+//! between `cpu_get` and `cpu_put`. The first pkmap mapping allocates the pkmap PTE table
+//! (a CPU section) with `kmap_lock` held, against that order: docs/LOCKING.md, V5.
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
@@ -204,6 +206,7 @@ impl<P: Platform> KmapLayer<P> {
     /// `kmap_high`: maps a HighMem page in the pkmap area (or finds its mapping).
     fn kmap_high(&self, page: PagePtr) -> Option<VirtAddr> {
         let pfn = self.page_to_pfn(page).as_u64() as u32 + 1;
+        // Lock order: kmap_lock (rank 4), page-table lock under it (and V5); docs/LOCKING.md.
         let mut k = self.kmap_state().pkmap.lock();
         if let Some(nr) = k.pfn.iter().position(|&p| p == pfn) {
             k.count[nr] += 1;
@@ -262,6 +265,7 @@ impl<P: Platform> KmapLayer<P> {
             return;
         }
         let pfn = self.page_to_pfn(page).as_u64() as u32 + 1;
+        // Lock order: kmap_lock (rank 4); docs/LOCKING.md.
         let mut k = self.kmap_state().pkmap.lock();
         match k.pfn.iter().position(|&p| p == pfn) {
             Some(nr) if k.count[nr] >= 2 => k.count[nr] -= 1,
@@ -277,6 +281,7 @@ impl<P: Platform> KmapLayer<P> {
 
     /// The pkmap area's counters.
     pub fn pkmap_stats(&self) -> PkmapStats {
+        // Lock order: kmap_lock (rank 4); docs/LOCKING.md.
         let k = self.kmap_state().pkmap.lock();
         PkmapStats {
             in_use: k.count.iter().filter(|&&c| c >= 2).count(),
@@ -287,6 +292,7 @@ impl<P: Platform> KmapLayer<P> {
 
     /// The pkmap reference count of a slot (`pkmap_count[nr]`), for tests.
     pub fn pkmap_count(&self, nr: usize) -> u16 {
+        // Lock order: kmap_lock (rank 4); docs/LOCKING.md.
         self.kmap_state().pkmap.lock().count[nr % LAST_PKMAP]
     }
 
@@ -314,6 +320,7 @@ impl<P: Platform> KmapLayer<P> {
             return Some(a);
         }
         let l = self.kernel_layout()?;
+        // Lock order: cpu_section (rank 3), held until kunmap_local; docs/LOCKING.md.
         let cpu = self.kmap_cpu_get();
         let Some(st) = self.stack_of(cpu) else {
             self.kmap_cpu_put(cpu);
@@ -359,6 +366,7 @@ impl<P: Platform> KmapLayer<P> {
         let Some(l) = self.kernel_layout() else {
             return;
         };
+        // Lock order: cpu_section (rank 3), nested in kmap_local_page's; docs/LOCKING.md.
         let cpu = self.kmap_cpu_get();
         let st = self.stack_of(cpu);
         let top = st.and_then(|st| {
@@ -376,6 +384,7 @@ impl<P: Platform> KmapLayer<P> {
         };
         let page_model = self.kva_to_model(addr) & !(PAGE_SIZE as u64 - 1);
         let expected = if fallback != 0 {
+            // Lock order: kmap_lock (rank 4), under cpu_section; docs/LOCKING.md.
             let k = self.kmap_state().pkmap.lock();
             k.pfn
                 .iter()
@@ -417,6 +426,7 @@ impl<P: Platform> KmapLayer<P> {
         if !self.check_page_ptr(page, "kmap_atomic") {
             return None;
         }
+        // Lock order: cpu_section (rank 3), held until kunmap_atomic; docs/LOCKING.md.
         let cpu = self.kmap_cpu_get();
         let r = self.kmap_local_page(page);
         if r.is_none() {
@@ -429,6 +439,7 @@ impl<P: Platform> KmapLayer<P> {
     #[track_caller]
     pub fn kunmap_atomic(&self, addr: VirtAddr) {
         self.kunmap_local(addr);
+        // Lock order: cpu_section (rank 3), nested; docs/LOCKING.md.
         let cpu = self.kmap_cpu_get();
         self.kmap_cpu_put(cpu);
         self.kmap_cpu_put(cpu);
@@ -436,6 +447,7 @@ impl<P: Platform> KmapLayer<P> {
 
     /// Mapping depth of the current CPU's kmap_local stack.
     pub fn kmap_local_depth(&self) -> usize {
+        // Lock order: cpu_section (rank 3); docs/LOCKING.md.
         let cpu = self.kmap_cpu_get();
         // SAFETY: this CPU's stack, held through cpu_get.
         let d = self.stack_of(cpu).map_or(0, |s| unsafe { (*s).idx });

@@ -122,6 +122,7 @@ impl<P: Platform> Machine<P> {
         mm_init::memmap_init(&m, &em.geos);
 
         // The page allocator: memblock_free_all, then the per-zone tunables.
+        // Lock order: memblock_lock (rank 1), boot; docs/LOCKING.md.
         *m.memblock.lock() = em.mb;
         m.memblock_free_all();
         m.setup_per_zone_wmarks_and_reserves();

@@ -546,6 +546,7 @@ impl Lockdep {
     pub fn write_dependencies(&self, w: &mut dyn Write) -> fmt::Result {
         #[cfg(any(debug_assertions, feature = "lockdep"))]
         {
+            // Lock order: lockdep's graph lock, innermost of all; docs/LOCKING.md.
             self.graph_lock();
             let r = self.write_dependencies_locked(w);
             self.graph_unlock();
@@ -626,6 +627,7 @@ impl Lockdep {
         if let Some(k) = self.find_key(class, subclass) {
             return Some(k);
         }
+        // Lock order: lockdep's graph lock, innermost of all; docs/LOCKING.md.
         self.graph_lock();
         let k = match self.find_key(class, subclass) {
             Some(k) => Some(k),
@@ -760,6 +762,7 @@ impl Lockdep {
         if self.st.after[prev.key as usize].load(Acquire) & bit != 0 {
             return true;
         }
+        // Lock order: lockdep's graph lock, innermost of all; docs/LOCKING.md.
         self.graph_lock();
         if self.st.after[prev.key as usize].load(Relaxed) & bit != 0 {
             self.graph_unlock();

@@ -261,6 +261,7 @@ impl<A: NodeAlloc> XArray<A> {
     /// `xa_lock`: takes the writer lock; the guard offers the `__xa_*` operations, so several
     /// can be done atomically with respect to other writers.
     pub fn lock(&self) -> XaLockGuard<'_, A> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); the lock itself; docs/LOCKING.md.
         while self
             .lock
             .compare_exchange_weak(false, true, Acquire, Relaxed)
@@ -357,11 +358,13 @@ impl<A: NodeAlloc> XArray<A> {
     /// [`Error::ENOMEM`](crate::Error::ENOMEM) (no node), [`Error::EINVAL`](crate::Error::EINVAL)
     /// (`entry` is [`XA_ZERO_ENTRY`]).
     pub fn store(&self, index: usize, entry: Option<XaEntry>, gfp: Gfp) -> Result<Option<XaEntry>> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().store(index, entry, gfp)
     }
 
     /// `xa_erase`: removes the entry at `index` (all of a multi-index entry); returns it.
     pub fn erase(&self, index: usize) -> Option<XaEntry> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().erase(index)
     }
 
@@ -371,6 +374,7 @@ impl<A: NodeAlloc> XArray<A> {
     /// [`Error::EBUSY`](crate::Error::EBUSY) if occupied or reserved,
     /// [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL).
     pub fn insert(&self, index: usize, entry: Option<XaEntry>, gfp: Gfp) -> Result<()> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().insert(index, entry, gfp)
     }
 
@@ -387,6 +391,7 @@ impl<A: NodeAlloc> XArray<A> {
         new: Option<XaEntry>,
         gfp: Gfp,
     ) -> Result<Option<XaEntry>> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().cmpxchg(index, old, new, gfp)
     }
 
@@ -395,11 +400,13 @@ impl<A: NodeAlloc> XArray<A> {
     /// # Errors
     /// [`Error::ENOMEM`](crate::Error::ENOMEM).
     pub fn reserve(&self, index: usize, gfp: Gfp) -> Result<()> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().reserve(index, gfp)
     }
 
     /// `xa_release`: drops the reservation of `index` if it is still reserved.
     pub fn release(&self, index: usize) {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().release(index)
     }
 
@@ -417,6 +424,7 @@ impl<A: NodeAlloc> XArray<A> {
         entry: Option<XaEntry>,
         gfp: Gfp,
     ) -> Result<()> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().store_range(first, last, entry, gfp)
     }
 
@@ -436,16 +444,19 @@ impl<A: NodeAlloc> XArray<A> {
         entry: Option<XaEntry>,
         gfp: Gfp,
     ) -> Result<Option<XaEntry>> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().store_order(index, order, entry, gfp)
     }
 
     /// `xa_set_mark`: sets `mark` on the entry at `index` (nothing if empty).
     pub fn set_mark(&self, index: usize, mark: XaMark) {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().set_mark(index, mark)
     }
 
     /// `xa_clear_mark`.
     pub fn clear_mark(&self, index: usize, mark: XaMark) {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().clear_mark(index, mark)
     }
 
@@ -456,6 +467,7 @@ impl<A: NodeAlloc> XArray<A> {
     /// [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL)
     /// (not an allocating array, or `entry` internal).
     pub fn alloc(&self, entry: Option<XaEntry>, limit: XaLimit, gfp: Gfp) -> Result<u32> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().alloc(entry, limit, gfp)
     }
 
@@ -472,11 +484,13 @@ impl<A: NodeAlloc> XArray<A> {
         next: &mut u32,
         gfp: Gfp,
     ) -> Result<(u32, bool)> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().alloc_cyclic(entry, limit, next, gfp)
     }
 
     /// `xa_destroy`: removes every entry and frees (or retires) every node.
     pub fn destroy(&self) {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().destroy()
     }
 
@@ -487,6 +501,7 @@ impl<A: NodeAlloc> XArray<A> {
     /// [`Error::ENOMEM`](crate::Error::ENOMEM) if the reserve could not be filled (what was
     /// obtained is kept).
     pub fn preload(&self, gfp: Gfp) -> Result<()> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().preload(gfp)
     }
 
@@ -504,6 +519,7 @@ impl<A: NodeAlloc> XArray<A> {
     /// # Errors
     /// A description of the first violation.
     pub fn check(&self) -> core::result::Result<usize, &'static str> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         let g = self.lock();
         g.check(false)
     }
@@ -511,6 +527,7 @@ impl<A: NodeAlloc> XArray<A> {
     /// [`XArray::check`] for IDA arrays, where `XA_FREE_MARK` may also mark present entries
     /// (bitmaps with room).
     pub(crate) fn check_free_on_present(&self) -> core::result::Result<usize, &'static str> {
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         let g = self.lock();
         g.check(true)
     }

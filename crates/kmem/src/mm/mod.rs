@@ -20,8 +20,10 @@
 //!   in it may point at themselves.
 //!
 //! # Locking
-//! The memblock lock and the log lock are leaves: nothing else is taken while either is held
-//! (docs/LOCKING.md). The cpuhp table's lock is taken only to copy entries out.
+//! The log lock is innermost: nothing else is taken while it is held. The memblock lock is
+//! taken under no other lock; only the zone locks (`memblock_free_all`) and the log lock are
+//! taken under it. The cpuhp table's lock is a leaf, taken only to copy entries out
+//! (docs/LOCKING.md).
 
 pub mod cpuhp;
 pub mod mm_types;
@@ -216,6 +218,7 @@ impl<P: Platform> MemoryModel<P> {
     /// A zone by kind.
     #[inline]
     pub fn with_memblock<R>(&self, f: impl FnOnce(&mut Memblock) -> R) -> R {
+        // Lock order: memblock_lock (rank 1), the caller's closure under it (V4); docs/LOCKING.md.
         f(&mut self.memblock.lock())
     }
     /// Report counters.
@@ -384,6 +387,7 @@ impl<P: Platform> MemoryModel<P> {
         let mut line = LineBuf::new();
         let _ = line.write_fmt(args);
         let ts = self.timestamp_ns();
+        // Lock order: logbuf_lock (rank 7, innermost), taken under any lock; docs/LOCKING.md.
         self.log.lock().push(level as u8, ts, line.as_str());
         if (level as u8) < self.console_loglevel.load(Ordering::Relaxed) {
             let _ = line.write_str("\n");
@@ -398,6 +402,7 @@ impl<P: Platform> MemoryModel<P> {
         let mut line = LineBuf::new();
         let _ = line.write_fmt(args);
         let ts = self.timestamp_ns();
+        // Lock order: logbuf_lock (rank 7, innermost), try_lock: never waits; docs/LOCKING.md.
         let logged = match self.log.try_lock() {
             Some(mut log) => {
                 log.push(level as u8, ts, line.as_str());
@@ -424,6 +429,8 @@ impl<P: Platform> MemoryModel<P> {
     }
     /// Writes the log as `dmesg` shows it (with timestamps when `timestamps`).
     pub fn dmesg(&self, out: &mut dyn Write, timestamps: bool) -> fmt::Result {
+        // Lock order: logbuf_lock (rank 7, innermost), the caller's writer under it (V4);
+        // docs/LOCKING.md.
         let log = self.log.lock();
         let mut res = Ok(());
         log.for_each(|_, ts, line| {
@@ -440,6 +447,7 @@ impl<P: Platform> MemoryModel<P> {
     }
     /// Empties the log (`dmesg -C`).
     pub fn dmesg_clear(&self) {
+        // Lock order: logbuf_lock (rank 7, innermost); docs/LOCKING.md.
         self.log.lock().clear();
     }
 }
@@ -454,6 +462,8 @@ impl<P: Platform> MemoryModel<P> {
     /// No thread may be inside a CPU section for `cpu` during the call.
     pub unsafe fn cpu_dead(&self, cpu: usize) {
         let mut entries = [None; cpuhp::NR_CPUHP_STATES];
+        // Lock order: cpuhp_state_mutex (rank 6, leaf), released before the teardowns run;
+        // docs/LOCKING.md.
         for (slot, (_, e)) in entries.iter_mut().zip(self.cpuhp.lock().teardown_order()) {
             *slot = Some(e);
         }

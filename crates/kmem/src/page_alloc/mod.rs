@@ -123,6 +123,7 @@ impl<P: Platform> PageAllocator<P> {
     /// only once the layer sits at its final address in the machine's state).
     pub(crate) fn init_lists(&self) {
         for z in &self.zones {
+            // Lock order: &zone->lock (rank 5), boot; docs/LOCKING.md.
             let mut free = z.free.lock();
             for area in free.area.iter_mut() {
                 for l in area.free_list.iter_mut() {
@@ -147,6 +148,7 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `memblock_free_all`: every free memblock range goes to the buddy allocator.
     pub(crate) fn memblock_free_all(&self) {
+        // Lock order: memblock_lock (rank 1), &zone->lock under it; docs/LOCKING.md.
         let mb = self.memblock.lock();
         let mut total = 0usize;
         for r in mb.free_ranges() {
@@ -179,6 +181,7 @@ impl<P: Platform> PageAllocator<P> {
             ctx: (self as *const Self).cast(),
             teardown: page_alloc_cpu_dead::<P>,
         };
+        // Lock order: cpuhp_state_mutex (rank 6, leaf), boot; docs/LOCKING.md.
         self.cpuhp.lock().register(CpuhpState::PageAllocDead, entry);
     }
 }
@@ -523,6 +526,7 @@ impl<P: Platform> PageAllocator<P> {
         mt: MigrateType,
         list: *mut ListHead,
     ) -> usize {
+        // Lock order: &zone->lock (rank 5), under cpu_section; docs/LOCKING.md.
         let mut free = zone.free.lock();
         let mut got = 0;
         while got < count {
@@ -545,6 +549,7 @@ impl<P: Platform> PageAllocator<P> {
     /// first (list tails), walking the lists in turn.
     fn free_pcppages_bulk(&self, zone: &Zone<P::RawLock>, pcp: &mut PerCpuPages, count: usize) {
         let mm = self;
+        // Lock order: &zone->lock (rank 5), under cpu_section; docs/LOCKING.md.
         let mut free = zone.free.lock();
         let mut left = count.min(pcp.count);
         let mut freed = 0usize;
@@ -613,6 +618,7 @@ impl<P: Platform> PageAllocator<P> {
     /// `decay_pcp_high` for the current CPU (Linux runs it from the vmstat worker once a
     /// second): lowers `high` by an eighth towards `high_min` and frees what is above it.
     pub fn decay_pcp_high(&self) {
+        // Lock order: cpu_section (rank 3), &zone->lock under it; docs/LOCKING.md.
         let g = self.cpu_guard();
         for z in self.zones() {
             if z.pcp.is_null() {
@@ -637,6 +643,7 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `drain_local_pages`: empties the current CPU's pcp lists in every zone.
     pub fn drain_local_pages(&self) {
+        // Lock order: cpu_section (rank 3), &zone->lock under it; docs/LOCKING.md.
         let g = self.cpu_guard();
         for z in self.zones() {
             if z.pcp.is_null() {
@@ -678,6 +685,8 @@ impl<P: Platform> PageAllocator<P> {
     #[inline]
     fn rmqueue(&self, zone: &Zone<P::RawLock>, order: Order, mt: MigrateType) -> Option<PagePtr> {
         if order.as_u32() <= PAGE_ALLOC_COSTLY_ORDER && (mt as usize) < MIGRATE_PCPTYPES {
+            // Lock order: cpu_section (rank 3), &zone->lock under it (rmqueue_bulk);
+            // docs/LOCKING.md.
             let g = self.cpu_guard();
             // SAFETY: we hold this CPU's guard.
             let pcp = unsafe { zone.pcp_of(g.cpu()) };
@@ -707,12 +716,14 @@ impl<P: Platform> PageAllocator<P> {
             return Some(page);
         }
         let page = {
+            // Lock order: &zone->lock (rank 5), outside any CPU section (no pcp); docs/LOCKING.md.
             let mut free = zone.free.lock();
             self.rmqueue_locked(zone, &mut free, order, mt)
         }?;
         zone.stats
             .nr_free_pages
             .fetch_sub(order.pages() as isize, Ordering::Relaxed);
+        // Lock order: cpu_section (rank 3), no lock under it; docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
         let pcp = unsafe { zone.pcp_of(g.cpu()) };
@@ -918,6 +929,7 @@ impl<P: Platform> PageAllocator<P> {
         let pfn = self.page_to_pfn(page);
         let zone = self.zone(page.zone_type());
         let mt = zone.pageblock_migratetype(pfn);
+        // Lock order: cpu_section (rank 3), &zone->lock under it (pcp_over_high); docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
         let pcp = unsafe { zone.pcp_of(g.cpu()) };
@@ -934,6 +946,7 @@ impl<P: Platform> PageAllocator<P> {
             return;
         }
         drop(g);
+        // Lock order: &zone->lock (rank 5), after the CPU section (no pcp); docs/LOCKING.md.
         let mut free = zone.free.lock();
         self.free_one_page_locked(zone, &mut free, pfn, order);
         drop(free);
@@ -1055,6 +1068,7 @@ impl<P: Platform> PageAllocator<P> {
                 p.set_flags(p.flags() & !pg::RESERVED);
                 p.set_refcount(0);
             }
+            // Lock order: &zone->lock (rank 5), under memblock_lock; docs/LOCKING.md.
             let mut free = zone.free.lock();
             self.free_one_page_locked(zone, &mut free, Pfn::new(pfn), order);
             drop(free);
@@ -1193,6 +1207,7 @@ impl<P: Platform> PageAllocator<P> {
 
     /// Free blocks per order in a zone (the `/proc/buddyinfo` row).
     pub fn free_area_counts(&self, kind: ZoneType) -> FreeAreaCounts {
+        // Lock order: &zone->lock (rank 5), reader; docs/LOCKING.md.
         let free = self.zone(kind).free.lock();
         core::array::from_fn(|o| free.area[o].nr_free)
     }
@@ -1202,12 +1217,14 @@ impl<P: Platform> PageAllocator<P> {
         &self,
         kind: ZoneType,
     ) -> [[usize; NR_PAGE_ORDERS]; MIGRATE_TYPES] {
+        // Lock order: &zone->lock (rank 5), reader; docs/LOCKING.md.
         let free = self.zone(kind).free.lock();
         core::array::from_fn(|mt| core::array::from_fn(|o| free.area[o].nr_free_mt[mt]))
     }
 
     /// Calls `f(pfn, order, migratetype)` for every free block of a zone, lowest order first.
     pub fn for_each_free_block(&self, kind: ZoneType, mut f: impl FnMut(Pfn, Order, MigrateType)) {
+        // Lock order: &zone->lock (rank 5), the caller's closure under it (V4); docs/LOCKING.md.
         let free = self.zone(kind).free.lock();
         for o in 0..ORDERS {
             for mt in MigrateType::ALL {
@@ -1273,6 +1290,7 @@ impl<P: Platform> PageAllocator<P> {
             if !zone.is_populated() {
                 continue;
             }
+            // Lock order: &zone->lock (rank 5), reader; docs/LOCKING.md.
             let free = zone.free.lock();
             let mut pages = 0usize;
             for o in 0..ORDERS {
@@ -1380,6 +1398,7 @@ unsafe fn page_alloc_cpu_dead<P: Platform>(ctx: *const (), cpu: usize) {
         if pcp.count == 0 {
             continue;
         }
+        // Lock order: &zone->lock (rank 5), CPU-dead teardown, no other lock; docs/LOCKING.md.
         let mut free = zone.free.lock();
         let mut freed = 0;
         for l in pcp.lists.iter_mut() {

@@ -18,9 +18,10 @@
 //! kmallocs its random sequences, as Linux's `init_cache_random_seq` does).
 //!
 //! # Locking
-//! `slab_mutex` (the cache list) → a cache's node `list_lock` → the zone lock (taken inside
-//! the page allocator when a slab is allocated or freed); SLUB's per-CPU fast path runs in a
-//! CPU section without locks. The whole order is in docs/LOCKING.md.
+//! `slab_mutex` (the cache list) → a CPU section → a cache's node `list_lock`; the zone lock
+//! is taken inside the page allocator when a slab is allocated or freed, never under a
+//! `list_lock`. SLUB's per-CPU fast path runs in a CPU section without locks. The whole
+//! order is in docs/LOCKING.md.
 
 /// Calls a [`SlabAllocator`](common::SlabAllocator) method of the allocator chosen at boot
 /// (for the cache API below and the kmalloc family in [`kmalloc`]).
@@ -93,6 +94,7 @@ impl<P: Platform> SlabLayer<P> {
             ctx: (self as *const Self).cast(),
             teardown: slub::slub_cpu_dead::<P>,
         };
+        // Lock order: cpuhp_state_mutex (rank 6, leaf), boot; docs/LOCKING.md.
         self.cpuhp.lock().register(CpuhpState::SlubDead, entry);
     }
 }

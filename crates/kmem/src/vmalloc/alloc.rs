@@ -158,6 +158,7 @@ impl<P: Platform> VmLayer<P> {
         }
         self.mod_node_stat(NodeStat::VmallocPages, nr_pages as isize);
         {
+            // Lock order: vmap_area_lock (rank 2), publishing the area; docs/LOCKING.md.
             let _a = self.vm().areas.lock();
             // SAFETY: the areas lock orders this with /proc readers.
             unsafe {
@@ -354,6 +355,7 @@ impl<P: Platform> VmLayer<P> {
         }
         let model = self.kva_model(addr.as_usize());
         let va = {
+            // Lock order: vmap_area_lock (rank 2); docs/LOCKING.md.
             let mut a = self.vm().areas.lock();
             // SAFETY: the busy tree holds valid objects (lock held).
             let va = unsafe { find_containing(&a.busy_root, model) }?;
@@ -400,6 +402,7 @@ impl<P: Platform> VmLayer<P> {
     pub fn vmalloc_to_page(&self, addr: VirtAddr) -> Option<PagePtr> {
         self.kernel_layout()?;
         let model = self.kva_model(addr.as_usize());
+        // Lock order: init_mm.page_table_lock (rank 5), leaf; docs/LOCKING.md.
         let g = self.vm().pgt.lock();
         let t = g.pt.as_ref()?.lookup(self.pt_mem(), model)?;
         drop(g);
@@ -415,6 +418,7 @@ impl<P: Platform> VmLayer<P> {
     pub fn find_vm_area(&self, addr: VirtAddr) -> Option<VmInfo> {
         self.kernel_layout()?;
         let model = self.kva_model(addr.as_usize());
+        // Lock order: vmap_area_lock (rank 2); docs/LOCKING.md.
         let a = self.vm().areas.lock();
         // SAFETY: busy tree of valid objects under the lock.
         let va = unsafe { find_containing(&a.busy_root, model) }?;
@@ -484,6 +488,7 @@ impl<P: Platform> VmLayer<P> {
     }
 
     fn set_requested_size(&self, model: u64, size: usize) {
+        // Lock order: vmap_area_lock (rank 2); docs/LOCKING.md.
         let a = self.vm().areas.lock();
         // SAFETY: busy tree of valid objects under the lock.
         if let Some(va) = unsafe { find_containing(&a.busy_root, model) } {

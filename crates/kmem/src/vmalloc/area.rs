@@ -142,6 +142,8 @@ impl<P: Platform> VmLayer<P> {
         let mut purged = false;
         loop {
             let r = {
+                // Lock order: vmap_area_lock (rank 2), SLUB under it (obj_alloc, obj_trim);
+                // docs/LOCKING.md.
                 let mut a = self.vm().areas.lock();
                 let r = self.alloc_vmap_area_locked(&mut a, size, align, vstart, vend);
                 self.obj_trim(&mut a);
@@ -171,6 +173,7 @@ impl<P: Platform> VmLayer<P> {
     /// Returns a busy area's address space to the free tree now (no lazy wait): used when
     /// nothing was ever mapped there.
     pub(super) fn free_vmap_area_now(&self, va: *mut VmapArea) {
+        // Lock order: vmap_area_lock (rank 2), SLUB under it (obj_trim); docs/LOCKING.md.
         let mut a = self.vm().areas.lock();
         // SAFETY: `va` is a busy-tree node of ours.
         unsafe {
@@ -186,6 +189,7 @@ impl<P: Platform> VmLayer<P> {
         // SAFETY: `va` was unlinked from the busy tree by the caller and is ours.
         let pages = unsafe { (va_size(&*va) >> PAGE_SHIFT) as usize };
         {
+            // Lock order: vmap_area_lock (rank 2); docs/LOCKING.md.
             let mut a = self.vm().areas.lock();
             // SAFETY: as above; the purge list is protected by the areas lock.
             unsafe { (*va).next = a.purge_head };
@@ -223,8 +227,12 @@ impl<P: Platform> VmLayer<P> {
         if !self.vm().ready.load(Ordering::Acquire) {
             return false;
         }
+        // Lock order: vmap_purge_lock (rank 1), vmap_area_lock and the page-table lock under it;
+        // docs/LOCKING.md.
         let _p = self.vm().purge.lock();
         let (mut head, n) = {
+            // Lock order: vmap_area_lock (rank 2), under vmap_purge_lock; taken again below;
+            // docs/LOCKING.md.
             let mut a = self.vm().areas.lock();
             let h = a.purge_head;
             a.purge_head = ptr::null_mut();
@@ -247,12 +255,14 @@ impl<P: Platform> VmLayer<P> {
             }
         }
         {
+            // Lock order: init_mm.page_table_lock (rank 5), under vmap_purge_lock; docs/LOCKING.md.
             let mut g = self.vm().pgt.lock();
             let (s, e) = crate::pgtable::TlbFlush::range(start, end).flush(&mut g.tlb);
             drop(g);
             self.platform().flush_tlb_kernel_range(s, e);
         }
         self.vm().lazy_nr.fetch_sub(pages, Ordering::Relaxed);
+        // Lock order: vmap_area_lock (rank 2), again, under vmap_purge_lock; docs/LOCKING.md.
         let mut a = self.vm().areas.lock();
         while !head.is_null() {
             // SAFETY: as above; each node is merged into the free tree once.

@@ -85,6 +85,7 @@ impl<P: Platform> VmLayer<P> {
     /// level's entry, and consults the TLB model (filling it on a miss).
     pub fn translate(&self, addr: u64) -> Option<TranslateReport> {
         let l = self.kernel_layout()?;
+        // Lock order: init_mm.page_table_lock (rank 5), leaf; docs/LOCKING.md.
         let mut g = self.vm().pgt.lock();
         let g = &mut *g;
         let walk = g.pt.as_ref()?.walk(self.pt_mem(), addr);
@@ -116,6 +117,7 @@ impl<P: Platform> VmLayer<P> {
 
     /// Statistics of the vmalloc space.
     pub fn vmalloc_stats(&self) -> VmallocStats {
+        // Lock order: vmap_area_lock (rank 2); docs/LOCKING.md.
         let a = self.vm().areas.lock();
         let largest = if a.free_root.rb_node.is_null() {
             0
@@ -141,6 +143,7 @@ impl<P: Platform> VmLayer<P> {
     /// # Errors
     /// A description of the first violation.
     pub fn check_vmalloc(&self) -> Result<(), &'static str> {
+        // Lock order: vmap_area_lock (rank 2); docs/LOCKING.md.
         let a = self.vm().areas.lock();
         // SAFETY: both trees hold valid objects under the lock.
         unsafe {
@@ -193,6 +196,7 @@ impl<P: Platform> VmLayer<P> {
             return Ok(());
         }
         let w = self.arch().ptr_hex_digits();
+        // Lock order: vmap_area_lock (rank 2), the caller's writer under it (V4); docs/LOCKING.md.
         let a = self.vm().areas.lock();
         // SAFETY: the busy tree and purge list hold valid objects under the lock.
         unsafe {

@@ -96,6 +96,8 @@ impl<P: Platform> VmLayer<P> {
     ) -> bool {
         // Declared before the guard, so dropped after it: tables go back with no lock held.
         let pool = TablePool::new(self.pt_mem());
+        // Lock order: init_mm.page_table_lock (rank 5), no allocation under it (TablePool);
+        // docs/LOCKING.md.
         let mut g = self.vm().pgt.lock();
         let Some(pt) = g.pt.as_mut() else {
             return false;
@@ -173,6 +175,8 @@ impl<P: Platform> VmLayer<P> {
             if pool.freed_full() {
                 drop(g);
                 pool.refill();
+                // Lock order: init_mm.page_table_lock (rank 5), retaken after the refill (also
+                // below); docs/LOCKING.md.
                 g = self.vm().pgt.lock();
             }
             let Some(pt) = g.pt.as_mut() else {
@@ -182,6 +186,8 @@ impl<P: Platform> VmLayer<P> {
                 Err(PtError::NoMemory) if pool.is_dry() => {
                     drop(g);
                     let refilled = pool.refill();
+                    // Lock order: init_mm.page_table_lock (rank 5), retaken after the refill;
+                    // docs/LOCKING.md.
                     g = self.vm().pgt.lock();
                     if !refilled {
                         return (g, Err(PtError::NoMemory));
@@ -229,6 +235,7 @@ impl<P: Platform> VmLayer<P> {
     /// TLB is flushed now; otherwise the caller owes the flush (lazy purge).
     pub(crate) fn kernel_unmap_range(&self, va: u64, len: usize, flush: bool) {
         {
+            // Lock order: init_mm.page_table_lock (rank 5), leaf; docs/LOCKING.md.
             let mut g = self.vm().pgt.lock();
             let g = &mut *g;
             if let Some(pt) = g.pt.as_mut() {
@@ -248,11 +255,13 @@ impl<P: Platform> VmLayer<P> {
 
     /// The TLB model's counters.
     pub fn tlb_stats(&self) -> TlbStats {
+        // Lock order: init_mm.page_table_lock (rank 5), leaf; docs/LOCKING.md.
         self.vm().pgt.lock().tlb.stats()
     }
 
     /// `flush_tlb_kernel_range` on the TLB model and the platform.
     pub fn flush_tlb_kernel_range(&self, start: u64, end: u64) {
+        // Lock order: init_mm.page_table_lock (rank 5), leaf; docs/LOCKING.md.
         let (s, e) =
             crate::pgtable::TlbFlush::range(start, end).flush(&mut self.vm().pgt.lock().tlb);
         self.platform().flush_tlb_kernel_range(s, e);
@@ -260,12 +269,14 @@ impl<P: Platform> VmLayer<P> {
 
     /// `flush_tlb_all` on the TLB model and the platform.
     pub fn flush_tlb_all(&self) {
+        // Lock order: init_mm.page_table_lock (rank 5), leaf; docs/LOCKING.md.
         self.vm().pgt.lock().tlb.flush_all();
         self.platform().flush_tlb_kernel_range(0, u64::MAX);
     }
 
     /// The physical address of the kernel's top-level page table (what CR3 would hold).
     pub fn kernel_pgd(&self) -> Option<PhysAddr> {
+        // Lock order: init_mm.page_table_lock (rank 5), leaf; docs/LOCKING.md.
         self.vm().pgt.lock().pt.as_ref().map(|p| p.root())
     }
 
@@ -275,6 +286,8 @@ impl<P: Platform> VmLayer<P> {
         &self,
         f: impl FnOnce(&mut PageTable, &mut Tlb) -> R,
     ) -> Option<R> {
+        // Lock order: init_mm.page_table_lock (rank 5), the caller's closure under it (V4);
+        // docs/LOCKING.md.
         let mut g = self.vm().pgt.lock();
         let g = &mut *g;
         let pt = g.pt.as_mut()?;

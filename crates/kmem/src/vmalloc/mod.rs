@@ -31,11 +31,14 @@
 //! # Locking (order, outermost first)
 //! 1. `purge` ([`VmState::purge`], `vmap_purge_lock`): serialises purges;
 //! 2. `areas` ([`VmState::areas`], `free_vmap_area_lock` + `vmap_area_lock`): both trees, the
-//!    purge list, the object slab; may take a zone lock inside (object slab refill);
+//!    purge list, the object stash; SLUB (a CPU section, a list lock, a zone lock) is entered
+//!    under it to allocate and trim `struct vmap_area` objects (`obj_alloc`, `obj_trim`);
 //! 3. `pgt` ([`VmState::pgt`], `init_mm.page_table_lock`): the kernel page tables and the TLB
-//!    model. Never held together with `areas`.
+//!    model. Never held together with `areas`; a leaf: page-table pages are allocated and
+//!    freed with it dropped (`table_pool.rs`), since kmap_local takes it inside a CPU section.
 //!
-//! Page allocation, freeing and reports happen with none of these held.
+//! The pages of a vmalloc area are allocated and freed, and reports printed, with none of
+//! these held. The whole order is in docs/LOCKING.md.
 //!
 //! # Files
 //! This file holds the state ([`VmState`], `struct vmap_area`, the layer) and boot
@@ -380,6 +383,7 @@ impl<P: Platform> VmLayer<P> {
             );
             return;
         };
+        // Lock order: init_mm.page_table_lock (rank 5), boot; docs/LOCKING.md.
         self.vm().pgt.lock().pt = Some(pt);
         // SAFETY: boot runs alone; `ready` is not yet set, so no reader exists.
         unsafe { *self.vm().layout.get() = Some(layout) };
@@ -406,6 +410,8 @@ impl<P: Platform> VmLayer<P> {
             .ok();
         // The free tree: the whole vmalloc space.
         {
+            // Lock order: vmap_area_lock (rank 2), boot; SLUB under it (obj_alloc);
+            // docs/LOCKING.md.
             let mut a = self.vm().areas.lock();
             a.cache = cache;
             let Some(va) = self.obj_alloc(&mut a) else {

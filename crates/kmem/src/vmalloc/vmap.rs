@@ -43,6 +43,7 @@ impl<P: Platform> VmLayer<P> {
             GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN,
         )?;
         let va_start = {
+            // Lock order: vmap_area_lock (rank 2), publishing the area; docs/LOCKING.md.
             let _a = self.vm().areas.lock();
             // SAFETY: our new busy area; the lock orders the writes with /proc readers.
             unsafe {
@@ -110,6 +111,7 @@ impl<P: Platform> VmLayer<P> {
             return None;
         }
         {
+            // Lock order: vmap_area_lock (rank 2), publishing the area; docs/LOCKING.md.
             let _a = self.vm().areas.lock();
             // SAFETY: published under the lock, which orders it with readers.
             unsafe {
@@ -160,6 +162,7 @@ impl<P: Platform> VmLayer<P> {
             return None;
         }
         {
+            // Lock order: vmap_area_lock (rank 2), publishing the area; docs/LOCKING.md.
             let _a = self.vm().areas.lock();
             // SAFETY: published under the lock, which orders it with readers.
             unsafe { (*va).flags = VM_MAP_RAM_AREA | VM_NO_GUARD };

@@ -44,6 +44,7 @@ impl<P: Platform> SlabLayer<P> {
         if s.node.nr_partial_hint.load(Ordering::Relaxed) == 0 {
             return None;
         }
+        // Lock order: &n->list_lock (rank 4), under cpu_section; docs/LOCKING.md.
         let mut n = s.node.list_lock.lock();
         let mut got: Option<(Slab, *mut u8)> = None;
         let mut extra = 0;
@@ -168,6 +169,8 @@ impl<P: Platform> SlabLayer<P> {
     ) -> Option<*mut u8> {
         let mut new_slab: Option<Slab> = None;
         loop {
+            // Lock order: &n->list_lock (rank 4), no CPU section; reports under it;
+            // docs/LOCKING.md.
             let mut n = s.node.list_lock.lock();
             if let Some(slab) = new_slab.take() {
                 add_partial(&mut n, slab, false);
@@ -239,6 +242,7 @@ pub(super) fn alloc_inner<P: Platform>(
     orig: usize,
 ) -> Option<NonNull<u8>> {
     if !s.debug() {
+        // Lock order: cpu_section (rank 3), lock-free fast path; docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
@@ -272,6 +276,7 @@ fn alloc_slow_path<P: Platform>(
     let obj = if s.debug() {
         m.slab_alloc_debug(s, gfp, caller, orig)
     } else {
+        // Lock order: cpu_section (rank 3), &n->list_lock, &zone->lock under it; docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
@@ -429,6 +434,7 @@ pub(crate) fn alloc_bulk<P: Platform>(
     };
     let mut i = 0;
     if !s.debug() {
+        // Lock order: cpu_section (rank 3), &n->list_lock, &zone->lock under it; docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };

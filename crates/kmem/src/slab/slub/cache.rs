@@ -39,6 +39,7 @@ pub(crate) fn shrink<P: Platform>(
         return false;
     };
     if !s.debug() {
+        // Lock order: cpu_section (rank 3), &n->list_lock under it (flush_cpu); docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section.
         let c = unsafe { s.cpu(g.cpu()) };
@@ -59,11 +60,13 @@ pub(crate) fn validate<P: Platform>(
     };
     let before = m.slab_errors();
     if !s.debug() {
+        // Lock order: cpu_section (rank 3), &n->list_lock under it (flush_cpu); docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section.
         let c = unsafe { s.cpu(g.cpu()) };
         m.flush_cpu(s, c);
     }
+    // Lock order: &n->list_lock (rank 4), no CPU section; reports under it; docs/LOCKING.md.
     let mut n = s.node.list_lock.lock();
     let mut count = 0usize;
     for which in 0..2 {
@@ -101,6 +104,8 @@ pub(crate) fn destroy<P: Platform>(
     let Some(s) = resolve(m, h, caller) else {
         return;
     };
+    // Lock order: slab_mutex (rank 1), all of ranks 3-7 under it; taken again below;
+    // docs/LOCKING.md.
     let mut list = m.slab().mutex.lock();
     if s.refcount.fetch_sub(1, Ordering::Relaxed) != 1 {
         return;
@@ -117,6 +122,7 @@ pub(crate) fn destroy<P: Platform>(
     // free_partial: give the empty slabs back, then report the objects of the others.
     discard_empty_partials(m, s);
     {
+        // Lock order: &n->list_lock (rank 4), under slab_mutex; docs/LOCKING.md.
         let mut n = s.node.list_lock.lock();
         for which in 0..2 {
             let head: *mut ListHead = if which == 0 {
@@ -164,6 +170,7 @@ pub(crate) fn destroy<P: Platform>(
     }
     // Keep the structure for reuse by a later kmem_cache_create: stale handles keep pointing
     // at a KmemCache whose generation tells them apart.
+    // Lock order: slab_mutex (rank 1), again: parking the cache on `dead`; docs/LOCKING.md.
     let mut list = m.slab().mutex.lock();
     // SAFETY: unlinked above; the dead list is under slab_mutex.
     unsafe { list::list_add(ptr::addr_of!(s.list).cast_mut(), &mut list.dead) };
@@ -457,6 +464,7 @@ fn open_cache<P: Platform>(
             // The validator outlives every cache (it lives as long as the platform).
             (*p).node.list_lock.attach(ld);
         }
+        // Lock order: &n->list_lock (rank 4), under slab_mutex; docs/LOCKING.md.
         let mut n = (*p).node.list_lock.lock();
         ListHead::init(&mut n.partial);
         ListHead::init(&mut n.full);
@@ -548,6 +556,7 @@ pub(crate) fn kmem_cache_create<P: Platform>(
         return Err(SlabError::NotReady);
     }
     let flags = flags.without(SlabFlags::OBJECT_POISON);
+    // Lock order: slab_mutex (rank 1), cpu_section and below under it; docs/LOCKING.md.
     let mut list = m.slab().mutex.lock();
     if let Some(s) = find_mergeable(m, size, align, flags, name, ctor, &mut list) {
         // SAFETY: a live linked cache.
@@ -583,6 +592,7 @@ fn create_kmalloc_cache<P: Platform>(
     // kmalloc caches are naturally aligned to the largest power of two dividing their size.
     let align = 1usize << size.trailing_zeros();
     let flags = SlabFlags::KMALLOC | ty.cache_flags();
+    // Lock order: slab_mutex (rank 1), cpu_section and below under it; docs/LOCKING.md.
     let mut list = m.slab().mutex.lock();
     let (p, gen) = alloc_cache_struct(m, &mut list).ok_or(SlabError::NoMemory)?;
     open_cache(m, p, name.as_str(), size, align, flags, None, gen)?;
@@ -598,6 +608,7 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
     let st = m.slab();
     // SAFETY: boot runs alone; the list head is in the pinned machine state.
     unsafe {
+        // Lock order: slab_mutex (rank 1), boot; taken again below; docs/LOCKING.md.
         let mut l = st.mutex.lock();
         ListHead::init(&mut l.caches);
         ListHead::init(&mut l.dead);
@@ -645,10 +656,12 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
     // their cache by `mapping`: fix it.
     unsafe {
         ptr::copy_nonoverlapping(tmp.cast::<u8>(), real.cast::<u8>(), cache_size);
+        // Lock order: &n->list_lock (rank 4), the boot cache's taken under it; docs/LOCKING.md.
         let mut n = (*real).node.list_lock.lock();
         ListHead::init(&mut n.partial);
         ListHead::init(&mut n.full);
         // A second lock of the class, nested (`&n->list_lock/1`): the only place two are held.
+        // Lock order: &n->list_lock/1 (rank 4'), under the real cache's; docs/LOCKING.md.
         let mut old = (*tmp).node.list_lock.lock_nested(1);
         for (from, to) in [
             (
@@ -668,6 +681,7 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
         ListHead::init(ptr::addr_of_mut!((*real).list));
     }
     {
+        // Lock order: cpu_section (rank 3), boot; docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section.
         let c = unsafe { (*real).cpu(g.cpu()) };
@@ -677,6 +691,7 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
     }
     m.__free_pages(tmp_page, Order::new(tmp_order));
     {
+        // Lock order: slab_mutex (rank 1), boot, again; docs/LOCKING.md.
         let mut list = st.mutex.lock();
         // SAFETY: initialised above; link it.
         unsafe { list::list_add(ptr::addr_of_mut!((*real).list), &mut list.caches) };

@@ -17,6 +17,7 @@ impl<P: Platform> SlabLayer<P> {
             return;
         }
         let mut discard = Discard::new();
+        // Lock order: &n->list_lock (rank 4), under cpu_section or slab_mutex; docs/LOCKING.md.
         let mut n = s.node.list_lock.lock();
         while let Some(slab) = Slab::from_page(first) {
             first = slab.next_partial();
@@ -68,6 +69,7 @@ impl<P: Platform> SlabLayer<P> {
             // SAFETY: CPU-owned free objects of this slab.
             p = unsafe { s.get_fp(p) };
         }
+        // Lock order: &n->list_lock (rank 4), under cpu_section or slab_mutex; docs/LOCKING.md.
         let mut n = s.node.list_lock.lock();
         let new = loop {
             let old = slab.counters();

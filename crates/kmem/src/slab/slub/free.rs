@@ -48,6 +48,7 @@ impl<P: Platform> SlabLayer<P> {
                     // Full slab gets free objects: freeze it to our CPU partial list.
                     frozen = true;
                 } else if (prior.is_null() || inuse == 0) && lock.is_none() {
+                    // Lock order: &n->list_lock (rank 4), under cpu_section; docs/LOCKING.md.
                     lock = Some(s.node.list_lock.lock());
                     continue;
                 }
@@ -109,6 +110,7 @@ impl<P: Platform> SlabLayer<P> {
         obj: *mut u8,
         caller: &'static Location<'static>,
     ) {
+        // Lock order: &n->list_lock (rank 4), no CPU section; reports under it; docs/LOCKING.md.
         let mut n = s.node.list_lock.lock();
         let base = self.slab_base(slab);
         if s.flags.contains(SlabFlags::CONSISTENCY_CHECKS) {
@@ -177,6 +179,7 @@ fn free_inner<P: Platform>(
 ) {
     let slab = Slab(page);
     if !s.debug() && m.is_object_start(s, slab, p) {
+        // Lock order: cpu_section (rank 3), lock-free fast path; docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
@@ -209,6 +212,7 @@ fn free_slow_path<P: Platform>(
         bad_object_pointer(m, s, slab, p, caller);
         return;
     }
+    // Lock order: cpu_section (rank 3), &n->list_lock under it; docs/LOCKING.md.
     let g = m.cpu_guard();
     // SAFETY: we hold this CPU's section and no other reference to its data.
     let c = unsafe { s.cpu(g.cpu()) };
@@ -423,6 +427,7 @@ pub(crate) fn free_bulk<P: Platform>(
                     done |= 1 << j;
                 }
             }
+            // Lock order: cpu_section (rank 3), &n->list_lock under it; docs/LOCKING.md.
             let g = m.cpu_guard();
             // SAFETY: we hold this CPU's section and no other reference to its data.
             let c = unsafe { s.cpu(g.cpu()) };

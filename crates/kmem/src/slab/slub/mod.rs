@@ -28,9 +28,11 @@
 //!    `KmemCacheCpu` of every cache;
 //! 3. `node->list_lock` of one cache: its partial and full lists, `nr_partial`, and list
 //!    membership (`ON_PARTIAL`/`ON_FULL`) of its slabs;
-//! 4. the page allocator's locks (new slabs, discarded slabs), the log lock.
+//! 4. the page allocator's locks (new slabs, discarded slabs), taken with no list lock held;
+//!    the log lock.
 //!
-//! Reports are printed with the list lock held only by the debug paths (as Linux does).
+//! Reports are printed with the list lock held only by the debug paths (as Linux does); they
+//! name the CPU with `Platform::raw_cpu_id`, never entering a CPU section under the lock.
 //!
 //! # Slab states
 //! - **frozen**: the active slab of a CPU (`c.slab`) or on a CPU's partial list. On no node
@@ -584,6 +586,7 @@ impl<P: Platform> SlabLayer<P> {
 
 /// Walks the cache list under `slab_mutex`.
 fn walk_caches<P: Platform>(m: &SlabLayer<P>, f: &mut dyn FnMut(&Cache<P>)) {
+    // Lock order: slab_mutex (rank 1), the caller's closure under it (V4); docs/LOCKING.md.
     let mut list = m.slab().mutex.lock();
     let head: *mut ListHead = &mut list.caches;
     // SAFETY: the cache list under slab_mutex; entries are `KmemCache::list` links.

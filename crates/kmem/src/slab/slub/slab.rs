@@ -248,6 +248,7 @@ impl<P: Platform> SlabLayer<P> {
 
 /// `count_partial(n, count_free)`.
 pub(super) fn count_partial_free<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> usize {
+    // Lock order: &n->list_lock (rank 4), maybe under slab_mutex; docs/LOCKING.md.
     let mut n = s.node.list_lock.lock();
     let head: *mut ListHead = &mut n.partial;
     let mut free = 0;
@@ -266,6 +267,7 @@ pub(super) fn count_partial_free<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) ->
 pub(super) fn discard_empty_partials<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) {
     let mut discard = Discard::new();
     loop {
+        // Lock order: &n->list_lock (rank 4), slabs freed after it is dropped; docs/LOCKING.md.
         let mut n = s.node.list_lock.lock();
         discard.n = 0;
         let head: *mut ListHead = &mut n.partial;
