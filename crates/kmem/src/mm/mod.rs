@@ -277,13 +277,21 @@ impl<P: Platform> MemoryModel<P> {
     /// Checks that `page`, handed to the public function `what`, is an entry of this
     /// machine's memmap; if not, reports it (`bad_address`) and returns `false`. Every public
     /// function that takes a [`PagePtr`] calls this before touching the page.
+    #[inline]
     #[track_caller]
     pub(crate) fn check_page_ptr(&self, page: PagePtr, what: &str) -> bool {
         if self.is_memmap_ptr(page.as_ptr()) {
             return true;
         }
-        self.bad_address(what, page.as_ptr() as u64);
+        self.foreign_page(page, what);
         false
+    }
+    /// The report of [`Self::check_page_ptr`], out of the fast paths' way.
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn foreign_page(&self, page: PagePtr, what: &str) {
+        self.bad_address(what, page.as_ptr() as u64);
     }
     /// `page_to_pfn`; `max_pfn` for a page that is not of this machine.
     #[inline]
@@ -298,6 +306,7 @@ impl<P: Platform> MemoryModel<P> {
         Pfn::new(off as u64)
     }
     /// Whether a pointer is a `struct page` of this machine's memmap.
+    #[inline]
     pub fn is_memmap_ptr(&self, p: *const Page) -> bool {
         let base = self.mem_map as usize;
         let a = p as usize;
