@@ -174,6 +174,29 @@ impl<P: Platform> KmapLayer<P> {
                 .stacks
                 .store(p.as_ptr(), Ordering::Release);
         }
+        self.permanent_kmaps_init();
+    }
+
+    /// `permanent_kmaps_init` (`page_table_range_init` over the pkmap area): the page table
+    /// of the pkmap area exists from boot, so `kmap_high`, which maps under `kmap_lock`,
+    /// never allocates a table page (that would enter a CPU section under `kmap_lock`, while
+    /// kmap_local takes `kmap_lock` inside one: docs/LOCKING.md). The table is made by
+    /// mapping, then unmapping, a page at the area's first and last slots; unmapping keeps
+    /// the tables.
+    fn permanent_kmaps_init(&self) {
+        let Some(l) = self.kernel_layout() else {
+            return;
+        };
+        let Some(page) = self.alloc_page(GfpFlags::GFP_KERNEL) else {
+            return;
+        };
+        for nr in [0, LAST_PKMAP - 1] {
+            let Some(va) = l.pkmap_addr(nr) else { continue };
+            if self.kernel_map_pages(va, &[page], PteFlags::PAGE_KERNEL) {
+                self.kernel_unmap_range(va, PAGE_SIZE, true);
+            }
+        }
+        self.__free_page(page);
     }
 
     fn pkmap_real(&self, nr: usize) -> Option<VirtAddr> {
