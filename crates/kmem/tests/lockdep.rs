@@ -89,3 +89,23 @@ fn the_allocators_take_locks_in_one_order() {
     assert_eq!(ld.report_count(), 0, "{}", m.platform().take_captured());
     assert!(!ld.is_off(), "{deps}");
 }
+
+/// i386's first `kmap` outside any CPU section, then `kmap` inside a `kmap_local_page`
+/// section: before the pkmap page table was made at boot, the first took a CPU section (to
+/// allocate the table) under `kmap_lock` and the second `kmap_lock` inside a CPU section.
+#[test]
+fn kmap_under_kmap_local_is_in_order() {
+    let m = common::boot(Arch::I386, 1 << 30, 1);
+    let ld = m.lockdep().unwrap();
+    let p = m.alloc_page(GfpFlags::GFP_HIGHUSER).unwrap();
+    let q = m.alloc_page(GfpFlags::GFP_HIGHUSER).unwrap();
+    m.kmap(p).unwrap();
+    let a = m.kmap_local_page(q).unwrap();
+    m.kmap(q).unwrap();
+    m.kunmap(q);
+    m.kunmap_local(a);
+    m.kunmap(p);
+    m.__free_page(q);
+    m.__free_page(p);
+    assert_eq!(ld.report_count(), 0, "{}", m.platform().take_captured());
+}
