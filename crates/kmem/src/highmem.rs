@@ -24,8 +24,8 @@
 //! `kmap_lock` ([`KmapState`]'s pkmap mutex) protects the pkmap counts and slots; it is taken
 //! before the page-table lock, and inside kmap_local's CPU section (the fallback on CPUs
 //! without fixmap slots). The per-CPU stacks are only touched by the CPU that owns them,
-//! between `cpu_get` and `cpu_put`. The first pkmap mapping allocates the pkmap PTE table
-//! (a CPU section) with `kmap_lock` held, against that order: docs/LOCKING.md, V5.
+//! between `cpu_get` and `cpu_put`. The pkmap area's page table is made at boot
+//! (`permanent_kmaps_init`), so nothing allocates under `kmap_lock` (docs/LOCKING.md, V5).
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
@@ -229,7 +229,7 @@ impl<P: Platform> KmapLayer<P> {
     /// `kmap_high`: maps a HighMem page in the pkmap area (or finds its mapping).
     fn kmap_high(&self, page: PagePtr) -> Option<VirtAddr> {
         let pfn = self.page_to_pfn(page).as_u64() as u32 + 1;
-        // Lock order: kmap_lock (rank 4), page-table lock under it (and V5); docs/LOCKING.md.
+        // Lock order: kmap_lock (rank 4), page-table lock under it; docs/LOCKING.md.
         let mut k = self.kmap_state().pkmap.lock();
         if let Some(nr) = k.pfn.iter().position(|&p| p == pfn) {
             k.count[nr] += 1;
