@@ -91,9 +91,8 @@ use report::{KeyName, Printer};
 
 #[cfg(any(debug_assertions, feature = "lockdep"))]
 use core::cell::UnsafeCell;
-use core::sync::atomic::AtomicU8;
 #[cfg(any(debug_assertions, feature = "lockdep"))]
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
 
 /// Lock classes (class, subclass pairs) one [`Lockdep`] can tell apart (`MAX_LOCKDEP_KEYS`).
 pub const MAX_LOCKDEP_KEYS: usize = 32;
@@ -901,9 +900,10 @@ pub struct Section<'a> {
     _ld: core::marker::PhantomData<&'a Lockdep>,
 }
 
+// Only with the validator: without it a section is a zero-sized marker with no drop glue.
+#[cfg(any(debug_assertions, feature = "lockdep"))]
 impl Drop for Section<'_> {
     fn drop(&mut self) {
-        #[cfg(any(debug_assertions, feature = "lockdep"))]
         if let Some((ld, class, instance)) = self.held {
             ld.release_at(class, instance, Location::caller());
         }
