@@ -8,6 +8,8 @@
 //! `MAX_DMA_PFN` 16 MiB and `MAX_DMA32_PFN` 4 GiB (arch/x86/include/asm/dma.h), and i386's
 //! `MAXMEM` of 896 MiB (1 GiB of kernel space less the 128 MiB `__VMALLOC_RESERVE`).
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use crate::addr::{Pfn, PhysAddr, PAGE_SHIFT};

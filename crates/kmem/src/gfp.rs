@@ -7,6 +7,8 @@
 //! GFP_KERNEL_ACCOUNT, GFP_KERNEL, GFP_NOFS, GFP_ATOMIC, GFP_NOIO, GFP_NOWAIT, GFP_DMA,
 //! GFP_DMA32, __GFP_RECLAIM`, then the single bits in bit order, joined by `|`.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 use core::ops::{BitAnd, BitOr, BitOrAssign, Not};
 

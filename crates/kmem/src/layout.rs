@@ -13,6 +13,8 @@
 //! [`KernelLayout::vmalloc_end`] is the end of what is managed, [`KernelLayout::VMALLOC_END_X86_64`]
 //! the architectural end.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use crate::addr::PAGE_SIZE;

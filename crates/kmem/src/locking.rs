@@ -17,6 +17,8 @@
 //! The classes are immutable statics: what a validator learns about them lives in the
 //! validator, one per machine.
 
+#![forbid(unsafe_code)]
+
 use kds::lockdep::LockClass;
 
 pub use kds::lockdep::{Lockdep, Section};

@@ -16,6 +16,8 @@
 //! memblock is a plain value; the machine keeps it under a lock after boot. Before the buddy
 //! allocator exists only the boot CPU runs, as in Linux.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use crate::addr::{PhysAddr, PAGE_SIZE};

@@ -1,6 +1,8 @@
 //! `warn_alloc` and `show_mem` (mm/page_alloc.c, mm/show_mem.c): the report printed when an
 //! allocation fails, with the per-zone summary of free memory.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 use core::panic::Location;
 use core::sync::atomic::Ordering;

@@ -2,6 +2,8 @@
 //! x86, in its order and format (`%-16s%8lu kB` through `show_val_kb`). kmem has no page
 //! cache, swap, anonymous memory or hugetlb, so those lines read 0, which is true of it.
 
+#![forbid(unsafe_code)]
+
 use core::fmt::{self, Write};
 
 use crate::arch::Arch;

@@ -3,6 +3,8 @@
 //! whose format belongs to their subsystem (`/proc/slabinfo` lines in [`crate::slab::common`],
 //! `/proc/vmallocinfo` in [`crate::vmalloc`]), which this module calls.
 
+#![forbid(unsafe_code)]
+
 pub mod meminfo;
 pub mod vmstat;
 

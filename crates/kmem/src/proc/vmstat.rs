@@ -2,6 +2,8 @@
 //! (mm/vmstat.c: `frag_show_print`, `pagetypeinfo_showfree_print`,
 //! `pagetypeinfo_showblockcount_print`, `zoneinfo_show_print`).
 
+#![forbid(unsafe_code)]
+
 use core::fmt::{self, Write};
 
 use crate::addr::NR_PAGE_ORDERS;

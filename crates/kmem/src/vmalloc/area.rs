@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering;
 
 use kds::rbtree::augmented::{rb_erase_augmented, rb_insert_augmented, RbAugmentCallbacks};
 use kds::rbtree::{
-    rb_erase, rb_insert_color, rb_link_node, rb_next, rb_parent, rb_prev, RbNode, RbRoot,
+    rb_add, rb_erase, rb_find, rb_link_node, rb_next, rb_parent, rb_prev, RbNode, RbRoot,
 };
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
@@ -527,22 +527,17 @@ unsafe fn merge_or_add_free(a: &mut VmapAreas, va: *mut VmapArea) {
 /// # Safety
 /// `va` is a valid object in no tree; lock held.
 unsafe fn insert_busy(a: &mut VmapAreas, va: *mut VmapArea) {
-    // SAFETY: the caller's guarantees; nodes reached are busy-tree nodes.
+    // SAFETY: the caller's guarantees: `va` is unlinked and the busy tree's nodes are areas,
+    // so `less` gets `rb` fields of valid areas.
     unsafe {
-        let mut link: *mut *mut RbNode = &mut a.busy_root.rb_node;
-        let mut parent = ptr::null_mut();
-        while !(*link).is_null() {
-            parent = *link;
-            let p = kds::container_of!(parent, VmapArea, rb);
-            link = if (*va).va_start < (*p).va_start {
-                &mut (*parent).rb_left
-            } else {
-                &mut (*parent).rb_right
-            };
-        }
-        rb_link_node(&mut (*va).rb, parent, link);
-        rb_insert_color(&mut (*va).rb, &mut a.busy_root);
-    }
+        rb_add(&mut (*va).rb, &mut a.busy_root, |x, y| {
+            let (x, y) = (
+                kds::container_of!(x.cast_mut(), VmapArea, rb),
+                kds::container_of!(y.cast_mut(), VmapArea, rb),
+            );
+            (*x).va_start < (*y).va_start
+        })
+    };
     a.nr_busy += 1;
 }
 
@@ -561,21 +556,20 @@ pub(super) unsafe fn unlink_busy(a: &mut VmapAreas, va: *mut VmapArea) {
 /// # Safety
 /// `root`'s nodes are valid areas.
 pub(super) unsafe fn find_containing(root: &RbRoot, addr: u64) -> Option<*mut VmapArea> {
-    let mut n = root.rb_node;
-    // SAFETY: the caller's guarantee.
-    unsafe {
-        while !n.is_null() {
-            let va = kds::container_of!(n, VmapArea, rb);
+    // SAFETY: the caller's guarantee: every node is the `rb` field of a valid area.
+    let n = unsafe {
+        rb_find(root, |n| {
+            let va = kds::container_of!(n.cast_mut(), VmapArea, rb);
             if addr < (*va).va_start {
-                n = (*n).rb_left;
+                core::cmp::Ordering::Less
             } else if addr >= (*va).va_end {
-                n = (*n).rb_right;
+                core::cmp::Ordering::Greater
             } else {
-                return Some(va);
+                core::cmp::Ordering::Equal
             }
-        }
-    }
-    None
+        })
+    };
+    (!n.is_null()).then(|| kds::container_of!(n, VmapArea, rb))
 }
 
 /// Recomputes and checks `subtree_max_size` below `n`; returns the subtree's maximum.

@@ -3,6 +3,8 @@
 //! runs of pages in the kernel page table and mirroring them in the platform's window, the
 //! translation between model and real kernel virtual addresses, and the TLB model's API.
 
+#![forbid(unsafe_code)]
+
 use core::sync::atomic::Ordering;
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};

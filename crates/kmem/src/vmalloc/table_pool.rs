@@ -10,6 +10,8 @@
 //! table only tables it already holds; when it runs dry, the mapping code drops the lock,
 //! refills the pool and retries.
 
+#![forbid(unsafe_code)]
+
 use core::cell::Cell;
 
 use crate::addr::PhysAddr;
