@@ -54,6 +54,18 @@ std::thread_local! {
 }
 static NEXT_THREAD_TASK: AtomicU64 = AtomicU64::new(1000);
 
+/// Fixtures that live for the rest of the test process (validators and locks must outlive
+/// every use, hosts are `'static` for `Lockdep::new`). They are kept in a registry rather than
+/// leaked, so a leak checker (scripts/sanitize runs this file under Valgrind) reports only
+/// real leaks.
+static KEPT: StdMutex<Vec<usize>> = StdMutex::new(Vec::new());
+
+fn kept<T: Sync + 'static>(b: Box<T>) -> &'static T {
+    let r: &'static T = Box::leak(b);
+    KEPT.lock().unwrap().push(r as *const T as usize);
+    r
+}
+
 /// The test host: a settable current task (or one per thread), and the printed lines.
 struct Host {
     task: AtomicU64,
@@ -65,7 +77,7 @@ struct Host {
 
 impl Host {
     fn new() -> &'static Host {
-        Box::leak(Box::new(Host {
+        kept(Box::new(Host {
             task: AtomicU64::new(1),
             per_thread: false,
             lines: StdMutex::new(Vec::new()),
@@ -74,7 +86,7 @@ impl Host {
         }))
     }
     fn per_thread() -> &'static Host {
-        Box::leak(Box::new(Host {
+        kept(Box::new(Host {
             task: AtomicU64::new(0),
             per_thread: true,
             lines: StdMutex::new(Vec::new()),
@@ -83,7 +95,7 @@ impl Host {
         }))
     }
     fn with_backtrace() -> &'static Host {
-        Box::leak(Box::new(Host {
+        kept(Box::new(Host {
             task: AtomicU64::new(1),
             per_thread: false,
             lines: StdMutex::new(Vec::new()),
@@ -930,9 +942,9 @@ fn long_report_lines_are_split_at_char_boundaries() {
 #[test]
 fn real_threads_a_consistent_order_then_an_inversion() {
     let host = Host::per_thread();
-    let ld: &'static Lockdep = Box::leak(validator(host));
-    let a: &'static M<u64> = Box::leak(Box::new(M::new(&LOCK_A, 0)));
-    let b: &'static M<u64> = Box::leak(Box::new(M::new(&LOCK_B, 0)));
+    let ld: &'static Lockdep = kept(validator(host));
+    let a: &'static M<u64> = kept(Box::new(M::new(&LOCK_A, 0)));
+    let b: &'static M<u64> = kept(Box::new(M::new(&LOCK_B, 0)));
     attach(ld, &[a, b]);
 
     let hammered = AtomicUsize::new(0);

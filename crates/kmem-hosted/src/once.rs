@@ -485,8 +485,11 @@ mod tests {
 
     #[test]
     fn drop_drops_a_booted_value_only() {
-        let drops = Arc::new(AtomicU32::new(0));
-        struct D(Arc<AtomicU32>);
+        // A static counter, not an `Arc`: the `ManuallyDrop` case below must not leak heap
+        // memory (scripts/sanitize runs this under Valgrind's leak check).
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+        let drops = &DROPS;
+        struct D(&'static AtomicU32);
         impl Drop for D {
             fn drop(&mut self) {
                 self.0.fetch_add(1, Ordering::SeqCst);
@@ -494,7 +497,7 @@ mod tests {
         }
         let once = BootOnce::<D>::new();
         assert!(matches!(
-            once.get_or_boot(|| Some(D(drops.clone()))),
+            once.get_or_boot(|| Some(D(drops))),
             Boot::Ready(_)
         ));
         assert_eq!(drops.load(Ordering::SeqCst), 0);
@@ -506,7 +509,7 @@ mod tests {
         drop(BootOnce::<D>::new());
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         let kept = BootOnce::<core::mem::ManuallyDrop<D>>::new();
-        kept.get_or_boot(|| Some(core::mem::ManuallyDrop::new(D(drops.clone()))));
+        kept.get_or_boot(|| Some(core::mem::ManuallyDrop::new(D(drops))));
         drop(kept);
         assert_eq!(drops.load(Ordering::SeqCst), 1, "ManuallyDrop keeps it");
     }
