@@ -76,32 +76,23 @@ struct Host {
 }
 
 impl Host {
-    fn new() -> &'static Host {
+    fn make(task: u64, per_thread: bool, backtrace: bool) -> &'static Host {
         kept(Box::new(Host {
-            task: AtomicU64::new(1),
-            per_thread: false,
+            task: AtomicU64::new(task),
+            per_thread,
             lines: StdMutex::new(Vec::new()),
             reported: StdMutex::new(Vec::new()),
-            backtrace: false,
+            backtrace,
         }))
+    }
+    fn new() -> &'static Host {
+        Host::make(1, false, false)
     }
     fn per_thread() -> &'static Host {
-        kept(Box::new(Host {
-            task: AtomicU64::new(0),
-            per_thread: true,
-            lines: StdMutex::new(Vec::new()),
-            reported: StdMutex::new(Vec::new()),
-            backtrace: false,
-        }))
+        Host::make(0, true, false)
     }
     fn with_backtrace() -> &'static Host {
-        kept(Box::new(Host {
-            task: AtomicU64::new(1),
-            per_thread: false,
-            lines: StdMutex::new(Vec::new()),
-            reported: StdMutex::new(Vec::new()),
-            backtrace: true,
-        }))
+        Host::make(1, false, true)
     }
     fn set_task(&self, t: u64) {
         self.task.store(t, Ordering::Relaxed);

@@ -23,6 +23,10 @@ use kds::lockdep::LockClass;
 
 pub use kds::lockdep::{Lockdep, Section};
 
+/// Whether this build has the validator (debug builds, or kds's `lockdep` feature): without
+/// it `Lockdep` is zero-sized and kmem skips everything that would feed it.
+pub const LOCKDEP: bool = core::mem::size_of::<Lockdep>() != 0;
+
 /// A kmem lock: see the module documentation.
 pub type Lock<R, T> = kds::lockdep::Mutex<R, T>;
 /// The guard of a [`Lock`].

@@ -21,7 +21,7 @@
 use core::ptr::NonNull;
 
 use crate::highmem::{KmapLayer, KmapState};
-use crate::locking::Lockdep;
+use crate::locking::{Lockdep, LOCKDEP};
 use crate::mm::MemoryModel;
 use crate::mm_init;
 use crate::page_alloc::PageAllocator;
@@ -82,9 +82,13 @@ impl<P: Platform> Machine<P> {
         let (slab, slab_notes) = SlabState::from_cmdline(params.cmdline, params.nr_cpus);
         // The lock validator (debug builds) lives in the platform's debug area, off the
         // machine's books.
-        let lockdep = match core::mem::size_of::<Lockdep>() {
-            0 => None,
-            size => plat.debug_area(size, core::mem::align_of::<Lockdep>()),
+        let lockdep = if LOCKDEP {
+            plat.debug_area(
+                core::mem::size_of::<Lockdep>(),
+                core::mem::align_of::<Lockdep>(),
+            )
+        } else {
+            None
         };
         let lockdep = lockdep.map_or(core::ptr::null(), |p| {
             p.as_ptr().cast::<Lockdep>().cast_const()

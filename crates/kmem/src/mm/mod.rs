@@ -35,7 +35,7 @@ use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicU8, AtomicUsize, Ordering
 
 use crate::addr::{Pfn, PhysAddr, VirtAddr, NR_PAGE_ORDERS, PAGE_SHIFT};
 use crate::arch::{AddrTranslation, Arch, E820Table, TranslationRegion};
-use crate::locking::{Lock, Lockdep, CPU_SECTION};
+use crate::locking::{Lock, Lockdep, CPU_SECTION, LOCKDEP};
 use crate::memblock::Memblock;
 use crate::platform::{CpuGuard, LogLevel, Platform};
 use cpuhp::CpuhpTable;
@@ -151,8 +151,8 @@ impl<P: Platform> MemoryModel<P> {
     /// debug area).
     #[inline]
     pub fn lockdep(&self) -> Option<&Lockdep> {
-        // Builds without the validator have a zero-sized `Lockdep`: no check at run time.
-        if core::mem::size_of::<Lockdep>() == 0 {
+        // Builds without the validator: no check at run time.
+        if !LOCKDEP {
             return None;
         }
         // SAFETY: non-null only for the platform's debug area, initialised by `lockdep_init`
@@ -189,7 +189,7 @@ impl<P: Platform> MemoryModel<P> {
     #[inline]
     #[track_caller]
     pub fn cpu_guard(&self) -> CpuGuard<'_, P> {
-        if core::mem::size_of::<Lockdep>() == 0 {
+        if !LOCKDEP {
             // No validator in this build: exactly `get_cpu()`.
             return CpuGuard::new(&self.plat);
         }
@@ -259,9 +259,8 @@ impl<P: Platform> MemoryModel<P> {
     #[inline]
     pub(crate) fn page(&self, pfn: Pfn) -> PagePtr {
         debug_assert!(pfn < self.max_pfn);
-        // SAFETY: callers pass PFNs inside a zone span, all below max_pfn; the memmap has
-        // max_pfn entries.
-        unsafe { PagePtr::from_raw(NonNull::new_unchecked(self.mem_map.add(pfn.as_usize()))) }
+        // SAFETY: callers pass PFNs inside a zone span, all below max_pfn.
+        unsafe { self.pfn_to_page_unchecked(pfn) }
     }
     /// `pfn_to_page` without the bounds check.
     ///
@@ -397,32 +396,33 @@ impl<P: Platform> MemoryModel<P> {
 
     /// Logs one line at `level` (`printk`). Lines longer than 1 KiB are cut.
     pub fn printk(&self, level: LogLevel, args: fmt::Arguments<'_>) {
-        let mut line = LineBuf::new();
-        let _ = line.write_fmt(args);
-        let ts = self.timestamp_ns();
-        // Lock order: logbuf_lock (rank 7, innermost), taken under any lock; docs/LOCKING.md.
-        self.log.lock().push(level as u8, ts, line.as_str());
-        if (level as u8) < self.console_loglevel.load(Ordering::Relaxed) {
-            let _ = line.write_str("\n");
-            self.platform().console_write(level, line.as_str());
-        }
+        self.log_line(level, args, true);
     }
     /// printk for a report made with arbitrary locks held (the lock validator's): if the log
     /// lock is taken — possibly by this very task, whose locking is being reported — the line
     /// goes to the console only, instead of waiting for the lock (`printk_deferred`'s job in
     /// Linux).
     pub(crate) fn printk_nowait(&self, level: LogLevel, args: fmt::Arguments<'_>) {
+        self.log_line(level, args, false);
+    }
+    /// printk's body: the line goes to the log (waiting for its lock, or only if the lock is
+    /// free when `wait` is false) and to the console if its level is below the console's,
+    /// or if it could not be logged.
+    fn log_line(&self, level: LogLevel, args: fmt::Arguments<'_>, wait: bool) {
         let mut line = LineBuf::new();
         let _ = line.write_fmt(args);
         let ts = self.timestamp_ns();
-        // Lock order: logbuf_lock (rank 7, innermost), try_lock: never waits; docs/LOCKING.md.
-        let logged = match self.log.try_lock() {
-            Some(mut log) => {
-                log.push(level as u8, ts, line.as_str());
-                true
-            }
-            None => false,
+        // Lock order: logbuf_lock (rank 7, innermost), taken under any lock; without `wait`
+        // a try_lock that never waits; docs/LOCKING.md.
+        let log = if wait {
+            Some(self.log.lock())
+        } else {
+            self.log.try_lock()
         };
+        let logged = log.is_some();
+        if let Some(mut log) = log {
+            log.push(level as u8, ts, line.as_str());
+        }
         if !logged || (level as u8) < self.console_loglevel.load(Ordering::Relaxed) {
             let _ = line.write_str("\n");
             self.platform().console_write(level, line.as_str());
