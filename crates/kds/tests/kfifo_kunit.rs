@@ -505,15 +505,46 @@ fn yield_to_peer() {
     std::thread::yield_now();
 }
 
+/// Set when either side of a stress test panics, so the other side stops waiting for it: a
+/// consumer that fails an assertion must fail the test, not leave the producer spinning on a
+/// full fifo forever (and a dead producer must not leave the consumer spinning on an empty one).
+struct Abort(std::sync::atomic::AtomicBool);
+
+impl Abort {
+    fn new() -> Self {
+        Self(std::sync::atomic::AtomicBool::new(false))
+    }
+    fn raised(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    /// A guard for one side: raises the flag if that side unwinds.
+    fn guard(&self) -> AbortOnPanic<'_> {
+        AbortOnPanic(self)
+    }
+}
+
+struct AbortOnPanic<'a>(&'a Abort);
+
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0 .0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 #[test]
 fn spsc_stress_split_handles() {
     const N: u64 = 200_000;
     let mut f = kfifo_alloc::<u64, _>(64, GlobalAllocator(System)).unwrap();
     let (mut p, mut c) = f.split();
+    let abort = Abort::new();
     std::thread::scope(|s| {
+        let abort = &abort;
         s.spawn(move || {
+            let _g = abort.guard();
             let mut i = 0;
-            while i < N {
+            while i < N && !abort.raised() {
                 let before = i;
                 // Mix single puts and slices.
                 if i % 3 == 0 {
@@ -529,9 +560,10 @@ fn spsc_stress_split_handles() {
             }
         });
         s.spawn(move || {
+            let _g = abort.guard();
             let mut want = 0;
             let mut buf = [0u64; 7];
-            while want < N {
+            while want < N && !abort.raised() {
                 let n = c.pop_slice(&mut buf);
                 for v in &buf[..n] {
                     assert_eq!(*v, want);
@@ -544,6 +576,7 @@ fn spsc_stress_split_handles() {
             assert!(c.is_empty());
         });
     });
+    assert!(!abort.raised());
     assert!(f.is_empty());
 }
 
@@ -551,11 +584,13 @@ fn spsc_stress_split_handles() {
 fn spsc_stress_unchecked_byte_stream() {
     const N: usize = 100_000;
     let f = Kfifo::<u8, 128>::new();
+    let abort = Abort::new();
     std::thread::scope(|s| {
         s.spawn(|| {
+            let _g = abort.guard();
             let data: Vec<u8> = (0..N).map(|i| (i % 251) as u8).collect();
             let mut off = 0;
-            while off < N {
+            while off < N && !abort.raised() {
                 // SAFETY: this thread is the only producer.
                 let n = unsafe { f.in_unchecked(&data[off..(off + 37).min(N)]) };
                 off += n;
@@ -565,9 +600,10 @@ fn spsc_stress_unchecked_byte_stream() {
             }
         });
         s.spawn(|| {
+            let _g = abort.guard();
             let mut got = 0;
             let mut buf = [0u8; 50];
-            while got < N {
+            while got < N && !abort.raised() {
                 // SAFETY: this thread is the only consumer.
                 let n = unsafe { f.out_unchecked(&mut buf) };
                 for b in &buf[..n] {

@@ -864,3 +864,69 @@ impl<T: Copy, S: Storage<T>> Consumer<'_, T, S> {
         self.fifo.out.store(self.tail, Ordering::Release);
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::KfifoRec;
+    use super::*;
+
+    /// A fifo whose `in` and `out` both stand `before` steps short of `u32::MAX + 1`, as they do
+    /// after ~4 billion elements have passed through: the indices are free-running and only
+    /// masked on access, so everything must keep working as they wrap.
+    fn near_wrap<const N: usize>(before: u32) -> Kfifo<u32, N> {
+        let f = Kfifo::<u32, N>::new();
+        let start = 0u32.wrapping_sub(before);
+        f.in_.store(start, Ordering::Relaxed);
+        f.out.store(start, Ordering::Relaxed);
+        f
+    }
+
+    #[test]
+    fn indices_wrap_u32() {
+        for before in [1u32, 3, 7, 8, 9] {
+            let mut f = near_wrap::<8>(before);
+            assert!(f.is_empty());
+            assert_eq!((f.len(), f.avail()), (0, 8));
+            // Fill across the wrap: `in` passes u32::MAX while `out` has not.
+            assert_eq!(f.push_slice(&[10, 11, 12, 13, 14, 15]), 6);
+            assert_eq!((f.len(), f.avail()), (6, 2));
+            assert!(f.put(16) && f.put(17) && !f.put(18), "exactly 8 fit");
+            assert!(f.is_full());
+            assert_eq!(f.peek(), Some(10));
+            let mut buf = [0u32; 3];
+            assert_eq!(f.pop_slice(&mut buf), 3);
+            assert_eq!(buf, [10, 11, 12]);
+            f.skip(1);
+            assert_eq!(f.get(), Some(14));
+            // DMA segments are split where the buffer (not the index) wraps.
+            let segs = f.dma_out_prepare(8);
+            assert_eq!(segs.total(), 3 * core::mem::size_of::<u32>(), "bytes");
+            let mut rest = [0u32; 8];
+            assert_eq!(f.pop_slice(&mut rest), 3);
+            assert_eq!(&rest[..3], &[15, 16, 17]);
+            assert!(f.is_empty() && f.get().is_none());
+            // Both indices have now wrapped past zero.
+            let (i, o) = (f.in_.load(Ordering::Relaxed), f.out.load(Ordering::Relaxed));
+            assert_eq!(i, o);
+            assert_eq!(i, 8u32.wrapping_sub(before));
+        }
+    }
+
+    #[test]
+    fn record_fifo_wraps_u32() {
+        let f = Kfifo::<u8, 16>::new();
+        let start = u32::MAX - 4;
+        f.in_.store(start, Ordering::Relaxed);
+        f.out.store(start, Ordering::Relaxed);
+        let mut r = KfifoRec::<_, 1>::from_fifo(f);
+        assert_eq!(r.push(b"abcdef"), 6); // header + 6 bytes straddle the wrap
+        assert_eq!(r.push(b"xyz"), 3);
+        assert_eq!(r.peek_len(), 6);
+        let mut buf = [0u8; 8];
+        assert_eq!(r.pop(&mut buf), 6);
+        assert_eq!(&buf[..6], b"abcdef");
+        assert_eq!(r.pop(&mut buf), 3);
+        assert_eq!(&buf[..3], b"xyz");
+        assert!(r.is_empty());
+    }
+}
