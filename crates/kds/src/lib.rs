@@ -19,6 +19,7 @@ pub mod list;
 pub mod lockdep;
 pub mod plist;
 pub mod spinlock;
+pub mod stringhash;
 mod sync;
 
 // Trees and maps (issue 6).
