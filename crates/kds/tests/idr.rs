@@ -468,11 +468,17 @@ fn ida_check_nomem() {
 
 #[test]
 fn ida_check_random() {
+    ida_check_random_with(7, 20_000);
+}
+
+/// idr-test.c's `ida_check_random`: random bits of a 2048-bit map set (allocating exactly that
+/// id through the old EAGAIN API) or cleared (freeing it), on an IDA of this thread's own.
+fn ida_check_random_with(seed: u64, rounds: usize) {
     let a = TestAlloc::new();
     let ida = Ida::new_in(&a);
-    let mut rng = Rng(7);
+    let mut rng = Rng(seed);
     let mut bitmap = [false; 2048];
-    for _ in 0..20_000 {
+    for _ in 0..rounds {
         let bit = rng.below(2048) as u32;
         if bitmap[bit as usize] {
             bitmap[bit as usize] = false;
@@ -495,6 +501,86 @@ fn ida_check_random() {
     }
     assert_eq!(ida.warnings(), 0);
     ida.check().unwrap();
+    ida.ida_destroy();
+    assert!(ida.ida_is_empty());
+}
+
+/// idr-test.c's `ida_thread_tests`: 20 threads run `ida_check_random` at once, each on its own
+/// IDA but sharing the node allocator (upstream: the radix-tree preload per-CPU pools; here the
+/// shared test allocator), upstream for 10 s each, here for a fixed number of rounds.
+#[test]
+fn ida_thread_tests() {
+    let threads: Vec<_> = (0..20u64)
+        .map(|t| std::thread::spawn(move || ida_check_random_with(t + 1, 3_000)))
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// lib/test_ida.c's `ida_check_destroy_1`: an IDA holding only `base` is destroyed to empty.
+fn ida_check_destroy_1(ida: &Ida<&TestAlloc>, base: u32) {
+    assert_eq!(ida.ida_alloc_min(base, GFP), Ok(base));
+    assert!(!ida.ida_is_empty());
+    ida.ida_destroy();
+    assert!(ida.ida_is_empty());
+}
+
+/// lib/test_ida.c's `ida_check_destroy`: destroying an empty IDA, then one-entry IDAs at the
+/// edges of a bitmap (1023, 1024) and far out (12345678).
+#[test]
+fn ida_check_destroy() {
+    let a = TestAlloc::new();
+    let ida = Ida::new_in(&a);
+    assert!(ida.ida_is_empty());
+    ida.ida_destroy();
+    assert!(ida.ida_is_empty());
+    for base in [0, 1, 1023, 1024, 12_345_678] {
+        ida_check_destroy_1(&ida, base);
+    }
+    ida.check().unwrap();
+    drop(ida);
+    assert_eq!(a.live(), 0, "ida_destroy freed every node and bitmap");
+}
+
+/// idr-test.c's `idr_find_test_1`: one thread keeps allocating and removing `throbber` while
+/// this one holds `anchor` and keeps asking `idr_get_next` from 0; every answer must be a real
+/// entry whose value is its id (upstream runs 10 s; here a fixed number of rounds).
+fn idr_find_test_1(anchor: u32, throbber: u32) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static A: TestAlloc = TestAlloc::new();
+    let idr = Idr::new_in(&A);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (idr, stop) = (&idr, &stop);
+        s.spawn(move || {
+            let t = throbber as i32;
+            while !stop.load(Ordering::Relaxed) {
+                assert_eq!(idr.idr_alloc(item(throbber as u64), t, t + 1, GFP), Ok(t));
+                idr.idr_remove(throbber);
+            }
+        });
+        let a = anchor as i32;
+        let r = idr.idr_alloc(item(anchor as u64), a, a + 1, GFP);
+        for _ in 0..20_000 {
+            let mut id = 0;
+            let e = idr.idr_get_next(&mut id);
+            if e != item(id as u64) {
+                stop.store(true, Ordering::Relaxed);
+                panic!("idr_get_next returned {e:?} for id {id}");
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(r, Ok(a));
+    });
+    idr.idr_remove(anchor);
+    assert!(idr.idr_is_empty());
+}
+
+#[test]
+fn idr_find_test() {
+    idr_find_test_1(100_000, 0);
+    idr_find_test_1(0, 100_000);
 }
 
 proptest! {
