@@ -13,7 +13,9 @@ use std::vec::Vec;
 
 use core::ptr;
 use kds::alloc::Gfp;
-use kds::rbtree::augmented::{rb_erase_augmented, rb_insert_augmented};
+use kds::rbtree::augmented::{
+    rb_erase_augmented, rb_erase_augmented_cached, rb_insert_augmented, rb_insert_augmented_cached,
+};
 use kds::rbtree::check::{rb_check, rb_check_augmented, rb_check_cached, RbCheckError};
 use kds::rbtree::*;
 use kds::Error;
@@ -117,6 +119,35 @@ unsafe fn insert_augmented(node: *mut TestNode, root: *mut RbRoot) {
         (*node).augmented = val;
         rb_link_node(&mut (*node).rb, rb_parent, link);
         rb_insert_augmented::<AugmentCallbacks>(&mut (*node).rb, root);
+    }
+}
+
+/// `insert_augmented_cached()`: as [`insert_augmented`], also tracking whether the node
+/// becomes the leftmost.
+unsafe fn insert_augmented_cached(node: *mut TestNode, root: *mut RbRootCached) {
+    // SAFETY: the caller guarantees valid, linked test nodes.
+    unsafe {
+        let key = (*node).key;
+        let val = (*node).val;
+        let mut link: *mut *mut RbNode = &mut (*root).rb_root.rb_node;
+        let mut rb_parent = ptr::null_mut();
+        let mut leftmost = true;
+        while !(*link).is_null() {
+            rb_parent = *link;
+            let parent = entry(rb_parent);
+            if (*parent).augmented < val {
+                (*parent).augmented = val;
+            }
+            if key < (*parent).key {
+                link = &mut (*parent).rb.rb_left;
+            } else {
+                link = &mut (*parent).rb.rb_right;
+                leftmost = false;
+            }
+        }
+        (*node).augmented = val;
+        rb_link_node(&mut (*node).rb, rb_parent, link);
+        rb_insert_augmented_cached::<AugmentCallbacks>(&mut (*node).rb, root, leftmost);
     }
 }
 
@@ -232,6 +263,38 @@ fn rbtree_test_augmented_check_after_every_step() {
             unsafe { rb_erase_augmented::<AugmentCallbacks>(&mut nodes[j].rb, &mut root) };
         }
         check_augmented(&root, 0);
+    }
+}
+
+/// lib/rbtree_test.c's "augmented rbtree testing" with a cached root (`insert_augmented_cached`
+/// / `erase_augmented_cached`): after every step the augmented invariant holds and
+/// `rb_leftmost` is the first node in order.
+#[test]
+fn rbtree_test_augmented_cached_check_after_every_step() {
+    let mut rng = Rng(0xa5a5_1234);
+    for _ in 0..CHECK_LOOPS {
+        let mut nodes = make_nodes(&mut rng, NNODES);
+        let mut root = RbRootCached::new();
+        let check_both = |root: &RbRootCached, nr: usize| {
+            check_augmented(&root.rb_root, nr);
+            // SAFETY: all linked nodes are alive.
+            let info = unsafe { rb_check_cached(root, |a, b| key_order(a, b)) }.unwrap();
+            assert_eq!(info.count, nr);
+            // SAFETY: as above.
+            assert_eq!(root.rb_leftmost, unsafe { rb_first(&root.rb_root) });
+        };
+        for j in 0..NNODES {
+            check_both(&root, j);
+            // SAFETY: as in the plain test.
+            unsafe { insert_augmented_cached(&mut nodes[j], &mut root) };
+        }
+        for j in 0..NNODES {
+            check_both(&root, NNODES - j);
+            // SAFETY: node j is linked.
+            unsafe { rb_erase_augmented_cached::<AugmentCallbacks>(&mut nodes[j].rb, &mut root) };
+        }
+        check_both(&root, 0);
+        assert!(root.rb_leftmost.is_null());
     }
 }
 
