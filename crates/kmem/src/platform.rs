@@ -135,8 +135,13 @@ pub unsafe trait Platform: Send + Sync + 'static {
     /// Reserves (on the first call; later calls return the same window) `len` bytes of real
     /// address space in which kmem's kernel mappings are mirrored, and returns its base.
     /// `None` (the default) means kernel virtual addresses are real addresses (bare metal).
-    fn kernel_window(&self, len: usize) -> Option<*mut u8> {
-        let _ = len;
+    ///
+    /// The base must be aligned to `align` (a power of two, the alignment of the model
+    /// range the window mirrors, at most `len` rounded down to a power of two): a model
+    /// address aligned for a caller of `__vmalloc_node(size, align, ...)` must stay aligned
+    /// in the real address the caller uses.
+    fn kernel_window(&self, len: usize, align: usize) -> Option<*mut u8> {
+        let _ = (len, align);
         None
     }
 

@@ -128,6 +128,8 @@ fn align_shift_alloc_fails_for_huge_alignments() {
         ) {
             Some(v) => {
                 assert_eq!(m.kva_to_model(v) % align as u64, 0, "align {align:#x}");
+                // The pointer the caller uses is aligned too, not just its model address.
+                assert_eq!(v.as_u64() % align as u64, 0, "real {v:?}, align {align:#x}");
                 m.vfree(v);
             }
             None => {
@@ -169,6 +171,7 @@ fn random_size_align_alloc() {
             .__vmalloc_node(size, align, GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO)
             .unwrap();
         assert_eq!(m.kva_to_model(v) % align as u64, 0);
+        assert_eq!(v.as_u64() % align as u64, 0, "real {v:?}, align {align:#x}");
         assert_eq!(read(v, size - 1), 0);
         m.vfree(v);
     }

@@ -355,7 +355,15 @@ impl<P: Platform> VmLayer<P> {
         let arch = self.arch();
         let layout = KernelLayout::new(arch, self.lowmem_end().as_u64(), HOSTED_VMALLOC_WINDOW);
         let (wstart, wend) = layout.window();
-        let window = match self.platform().kernel_window((wend - wstart) as usize) {
+        // The window's base must be aligned as the model range is, up to the largest
+        // alignment a request inside it can ask for, or an aligned vmalloc address would
+        // not be aligned in the process (issue 12).
+        let wlen = wend - wstart;
+        let walign = (1u64 << wstart.trailing_zeros().min(63)).min(1u64 << wlen.ilog2());
+        let window = match self
+            .platform()
+            .kernel_window(wlen as usize, walign as usize)
+        {
             Some(p) => p as usize,
             None => 0,
         };
