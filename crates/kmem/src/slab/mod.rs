@@ -132,7 +132,8 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     /// Slab debugging reports and fixes printed so far (what slub_kunit counts as
-    /// `slab_errors`: every `BUG` header and every `FIX` line).
+    /// `slab_errors`: every `BUG` header, every `FIX` line, and the `Slab cache still has
+    /// objects` warning of `kmem_cache_destroy`).
     pub fn slab_errors(&self) -> usize {
         self.slab().errors.load(Ordering::Relaxed)
     }

@@ -31,6 +31,7 @@ impl<P: Platform> SlabLayer<P> {
         head: *mut u8,
         tail: *mut u8,
         cnt: u32,
+        caller: &'static Location<'static>,
     ) {
         c.free_slow += 1;
         let base = self.slab_base(slab);
@@ -39,6 +40,13 @@ impl<P: Platform> SlabLayer<P> {
             let old = slab.counters();
             let prior = old.freelist(base);
             let was_frozen = old.frozen();
+            if tail == prior {
+                // CONFIG_SLAB_FREELIST_HARDENED's `set_freepointer`: BUG_ON(object == fp),
+                // the naive detection of a double free. Nothing is changed.
+                drop(lock);
+                double_free(self, s, slab, tail, caller);
+                return;
+            }
             // SAFETY: the chain's tail is ours until the CAS publishes it.
             unsafe { s.set_fp(tail, prior) };
             let mut frozen = was_frozen;
@@ -138,6 +146,12 @@ impl<P: Platform> SlabLayer<P> {
                 return;
             }
         }
+        if obj == slab.counters().freelist(base) {
+            // Hardened `set_freepointer`'s naive double-free detection (caches without `F`).
+            drop(n);
+            double_free(self, s, slab, obj, caller);
+            return;
+        }
         if s.flags.contains(SlabFlags::STORE_USER) {
             self.set_track(s, obj, TrackItem::Free, Some(caller));
         }
@@ -228,7 +242,7 @@ fn free_slow_path<P: Platform>(
         c.free_fast += 1;
         return;
     }
-    m.slab_free_slow(s, c, slab, p, p, 1);
+    m.slab_free_slow(s, c, slab, p, p, 1, caller);
 }
 
 #[cold]
@@ -432,12 +446,17 @@ pub(crate) fn free_bulk<P: Platform>(
             // SAFETY: we hold this CPU's section and no other reference to its data.
             let c = unsafe { s.cpu(g.cpu()) };
             if c.slab == slab.raw() {
+                if tail == c.freelist {
+                    drop(g);
+                    double_free(m, s, slab, tail, caller);
+                    continue;
+                }
                 // SAFETY: the chain's objects are ours; splice it onto the CPU freelist.
                 unsafe { s.set_fp(tail, c.freelist) };
                 c.freelist = head;
                 c.free_fast += cnt as u64;
             } else {
-                m.slab_free_slow(s, c, slab, head, tail, cnt);
+                m.slab_free_slow(s, c, slab, head, tail, cnt, caller);
             }
         }
     }
