@@ -353,3 +353,63 @@ fn threads_stress_then_invariants() {
     assert_eq!(initial, buddy(&m));
     assert_eq!(m.bug_count(), 0);
 }
+
+/// `free_pages_exact` of an address that is no page of the machine stops at the first bad
+/// page, as Linux does (`free_page` → `VM_BUG_ON(!virt_addr_valid)`): one report, not one
+/// per page — with size -1 that was 2^52 reports buffered until the host ran out of memory.
+#[test]
+fn free_pages_exact_stops_at_the_first_bad_page() {
+    let m = boot(Arch::X86_64, 64 << 20, 2);
+    let free0 = m.nr_free_pages();
+    let b = m.bug_count();
+    m.free_pages_exact(kmem::VirtAddr::new(0x1234), 1000 * 4096);
+    assert_eq!(m.bug_count(), b + 1, "one report for 1000 bad pages");
+    m.free_pages_exact(kmem::VirtAddr::new(0x1234), usize::MAX);
+    assert_eq!(m.bug_count(), b + 2);
+    // A real block is still freed page by page.
+    let e = m.alloc_pages_exact(3 * 4096, GfpFlags::GFP_KERNEL).unwrap();
+    m.free_pages_exact(e, 3 * 4096);
+    assert_eq!(m.bug_count(), b + 2);
+    m.drain_local_pages();
+    assert_eq!(m.nr_free_pages(), free0);
+    m.check_invariants().unwrap();
+}
+
+/// The wrong-order free check at every order boundary, in both directions: an order too
+/// small would leave the rest of the block allocated; an order too large would free live
+/// neighbours. Either is reported and changes nothing.
+#[test]
+fn wrong_order_frees_in_both_directions_at_every_order() {
+    let m = boot(Arch::X86_64, 128 << 20, 2);
+    let mut bugs = m.bug_count();
+    for order in 0..=kmem::addr::MAX_PAGE_ORDER {
+        let p = m.alloc_pages(GfpFlags::GFP_KERNEL, Order::new(order)).unwrap();
+        m.drain_local_pages();
+        let snapshot = buddy(&m);
+        let mut wrong = vec![];
+        if order > 0 {
+            wrong.push(order - 1);
+        }
+        if order < kmem::addr::MAX_PAGE_ORDER {
+            wrong.push(order + 1);
+        }
+        for w in wrong {
+            m.platform().take_captured();
+            m.__free_pages(p, Order::new(w));
+            bugs += 1;
+            assert_eq!(m.bug_count(), bugs, "order {order} freed as {w}");
+            let log = m.platform().take_captured();
+            assert!(
+                log.contains(&format!(
+                    "freeing order {w} of a block allocated with order {order}"
+                )),
+                "{log}"
+            );
+            m.drain_local_pages();
+            assert_eq!(snapshot, buddy(&m), "order {order} freed as {w} changed the lists");
+        }
+        m.__free_pages(p, Order::new(order));
+    }
+    m.drain_local_pages();
+    m.check_invariants().unwrap();
+}
