@@ -511,3 +511,29 @@ fn freelist_cycles_are_bounded_and_reported() {
         m.kmem_cache_destroy(c);
     }
 }
+
+/// `kmem_cache_create` with bad arguments fails with Linux's report (mm/slab_common.c
+/// `__kmem_cache_create_args`: `pr_warn("%s(%s) failed with error %d")` and a stack dump),
+/// not silently; the error is still returned.
+#[test]
+fn kmem_cache_create_failures_are_reported() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    for (name, size, align) in [("zero", 0usize, 0usize), ("align3", 64, 3), ("", 64, 0)] {
+        m.platform().take_captured();
+        let r = m.kmem_cache_create(name, size, align, SlabFlags::NONE, None);
+        assert!(r.is_err(), "{name:?}");
+        let log = m.platform().take_captured();
+        assert!(
+            log.contains(&format!("__kmem_cache_create_args({name}) failed with error -22")),
+            "{name:?}: {log}"
+        );
+        assert!(log.contains("Call Trace:") || log.contains("CPU: "), "{log}");
+    }
+    // Good arguments print nothing.
+    m.platform().take_captured();
+    let c = m
+        .kmem_cache_create("fine", 64, 8, SlabFlags::NONE, None)
+        .unwrap();
+    assert!(!m.platform().take_captured().contains("failed with error"));
+    m.kmem_cache_destroy(c);
+}
