@@ -537,3 +537,40 @@ fn kmem_cache_create_failures_are_reported() {
     assert!(!m.platform().take_captured().contains("failed with error"));
     m.kmem_cache_destroy(c);
 }
+
+/// Every byte of both red zones is checked, not only the one next to the object: the first,
+/// the middle and the last byte of the left and the right red zone, for several sizes, each
+/// reported once (`BUG` + `FIX`) and restored.
+#[test]
+fn redzones_are_checked_across_their_whole_width() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 2);
+    for size in [8usize, 24, 40, 64, 100, 200, 1000, 3000] {
+        let s = test_cache(&m, &format!("rz_width_{size}"), size, SlabFlags::RED_ZONE);
+        let l = m.slab_layout(s).unwrap();
+        assert!(l.red_left_pad >= 8 && l.inuse > l.object_size, "{l:?}");
+        let p = m.kmem_cache_alloc(s, K).unwrap().as_ptr();
+        let right = l.inuse - l.object_size;
+        let left = l.red_left_pad;
+        // Offsets from the object's start.
+        let mut spots: Vec<(isize, &str)> = vec![];
+        for i in [0, right / 2, right - 1] {
+            spots.push(((l.object_size + i) as isize, "Right Redzone overwritten"));
+        }
+        for i in [1, left / 2, left] {
+            spots.push((-(i as isize), "Left Redzone overwritten"));
+        }
+        for (off, what) in spots {
+            m.platform().take_captured();
+            // SAFETY: a red zone byte of our object, inside its slab.
+            unsafe { *p.offset(off) = 0x12 };
+            assert_eq!(m.validate(s), 2, "size {size}, offset {off}");
+            let log = m.platform().take_captured();
+            assert!(log.contains(what), "size {size}, offset {off}: {log}");
+            // SAFETY: as above.
+            assert_eq!(unsafe { *p.offset(off) }, 0xcc, "restored");
+            assert_eq!(m.validate(s), 0);
+        }
+        m.kmem_cache_free(s, p);
+        m.kmem_cache_destroy(s);
+    }
+}
