@@ -413,3 +413,72 @@ fn wrong_order_frees_in_both_directions_at_every_order() {
     m.drain_local_pages();
     m.check_invariants().unwrap();
 }
+
+/// The free blocks of a zone as (pfn, order, migratetype).
+fn free_blocks(m: &M, z: ZoneType) -> Vec<(u64, u32, kmem::mmzone::MigrateType)> {
+    let mut v = vec![];
+    m.for_each_free_block(z, |pfn, o, mt| v.push((pfn.as_u64(), o.as_u32(), mt)));
+    v
+}
+
+/// mm/page_alloc.c `__free_one_page`: at pageblock order and above, a block merges with its
+/// free buddy of another migratetype when both types are mergeable (`migratetype_is_
+/// mergeable`: below MIGRATE_PCPTYPES), taking the freed block's type. Set up in ZONE_DMA:
+/// an order-10 block whose halves are an UNMOVABLE and a MOVABLE pageblock, both freed.
+#[test]
+fn free_merges_with_a_buddy_of_another_mergeable_migratetype() {
+    use kmem::mmzone::{MigrateType, PAGEBLOCK_ORDER};
+    let m = boot(Arch::X86_64, 64 << 20, 1);
+    m.set_min_free_kbytes(0);
+    let dma = ZoneType::Dma;
+    let unmovable = GfpFlags::GFP_KERNEL | GfpFlags::GFP_DMA | GfpFlags::__GFP_NOWARN;
+    let movable = GfpFlags::GFP_DMA | GfpFlags::__GFP_MOVABLE | GfpFlags::__GFP_NOWARN;
+    let mt_of = |pfn: u64| m.zone(dma).pageblock_migratetype(Pfn::new(pfn));
+    // An UNMOVABLE order-10 block: both its pageblocks UNMOVABLE.
+    let u = m.alloc_pages(unmovable, Order::new(10)).expect("an order-10 DMA block");
+    let upfn = m.page_to_pfn(u).as_u64();
+    let half = 1u64 << PAGEBLOCK_ORDER;
+    assert_eq!(zone_of(&m, Pfn::new(upfn)), dma);
+    assert_eq!((mt_of(upfn), mt_of(upfn + half)), (MigrateType::Unmovable, MigrateType::Unmovable));
+    // Hold every other block of order >= pageblock order, so the one freed below is the only
+    // candidate for the movable allocation's fallback.
+    let mut held = vec![];
+    while free_blocks(&m, dma).iter().any(|b| b.1 >= PAGEBLOCK_ORDER) {
+        let p = m
+            .alloc_pages(unmovable, Order::new(PAGEBLOCK_ORDER))
+            .expect("DMA blocks of pageblock order can be taken");
+        held.push(p);
+    }
+    // Free the upper half page by page: one free UNMOVABLE order-9 block.
+    m.split_page(u, Order::new(10));
+    for i in half..2 * half {
+        m.__free_pages(m.pfn_to_page(Pfn::new(upfn + i)).unwrap(), Order::ZERO);
+    }
+    m.drain_local_pages();
+    assert!(free_blocks(&m, dma).contains(&(upfn + half, PAGEBLOCK_ORDER, MigrateType::Unmovable)));
+    // A movable allocation finds no movable block and claims it: now MOVABLE.
+    let b = m.alloc_pages(movable, Order::new(PAGEBLOCK_ORDER)).unwrap();
+    assert_eq!(m.page_to_pfn(b).as_u64(), upfn + half);
+    assert_eq!((mt_of(upfn), mt_of(upfn + half)), (MigrateType::Unmovable, MigrateType::Movable));
+    // Free the lower (UNMOVABLE) half, then the MOVABLE buddy: one order-10 block.
+    for i in 0..half {
+        m.__free_pages(m.pfn_to_page(Pfn::new(upfn + i)).unwrap(), Order::ZERO);
+    }
+    m.drain_local_pages();
+    assert!(free_blocks(&m, dma).contains(&(upfn, PAGEBLOCK_ORDER, MigrateType::Unmovable)));
+    m.__free_pages(b, Order::new(PAGEBLOCK_ORDER));
+    m.drain_local_pages();
+    let blocks = free_blocks(&m, dma);
+    assert!(
+        blocks.contains(&(upfn, 10, MigrateType::Movable)),
+        "the halves did not merge: {:?}",
+        blocks.iter().filter(|b| b.0 >= upfn && b.0 < upfn + 2 * half).collect::<Vec<_>>()
+    );
+    assert_eq!((mt_of(upfn), mt_of(upfn + half)), (MigrateType::Movable, MigrateType::Movable));
+    for p in held {
+        m.__free_pages(p, Order::new(PAGEBLOCK_ORDER));
+    }
+    m.drain_local_pages();
+    m.check_invariants().unwrap();
+    assert_eq!(m.bug_count(), 0);
+}

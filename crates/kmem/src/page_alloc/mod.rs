@@ -305,7 +305,7 @@ impl<P: Platform> PageAllocator<P> {
         mut pfn: Pfn,
         mut order: Order,
     ) {
-        let mut mt = zone.pageblock_migratetype(pfn);
+        let mt = zone.pageblock_migratetype(pfn);
         let max_pfn = self.max_pfn;
         while order.as_u32() < MAX_PAGE_ORDER {
             let buddy_pfn = pfn.buddy(order);
@@ -328,14 +328,12 @@ impl<P: Platform> PageAllocator<P> {
                 // Match the buddy's type so later splits land on the right lists.
                 self.change_pageblock_range(zone, buddy_pfn, order, mt);
             }
+            // The merged block keeps the freed block's type throughout (Linux passes one
+            // `migratetype` down the whole loop); the buddy's pageblocks were matched above.
             if buddy_pfn < pfn {
                 pfn = buddy_pfn;
-                // The merged block takes the type of its first pageblock's list we chose.
             }
             order = Order::new(order.as_u32() + 1);
-            if order.as_u32() > PAGEBLOCK_ORDER {
-                mt = zone.pageblock_migratetype(pfn).min(mt).max(mt);
-            }
         }
         if order.as_u32() >= PAGEBLOCK_ORDER {
             self.change_pageblock_range(zone, pfn, order, mt);
