@@ -383,7 +383,9 @@ fn wrong_order_frees_in_both_directions_at_every_order() {
     let m = boot(Arch::X86_64, 128 << 20, 2);
     let mut bugs = m.bug_count();
     for order in 0..=kmem::addr::MAX_PAGE_ORDER {
-        let p = m.alloc_pages(GfpFlags::GFP_KERNEL, Order::new(order)).unwrap();
+        let p = m
+            .alloc_pages(GfpFlags::GFP_KERNEL, Order::new(order))
+            .unwrap();
         m.drain_local_pages();
         let snapshot = buddy(&m);
         let mut wrong = vec![];
@@ -406,7 +408,11 @@ fn wrong_order_frees_in_both_directions_at_every_order() {
                 "{log}"
             );
             m.drain_local_pages();
-            assert_eq!(snapshot, buddy(&m), "order {order} freed as {w} changed the lists");
+            assert_eq!(
+                snapshot,
+                buddy(&m),
+                "order {order} freed as {w} changed the lists"
+            );
         }
         m.__free_pages(p, Order::new(order));
     }
@@ -435,11 +441,16 @@ fn free_merges_with_a_buddy_of_another_mergeable_migratetype() {
     let movable = GfpFlags::GFP_DMA | GfpFlags::__GFP_MOVABLE | GfpFlags::__GFP_NOWARN;
     let mt_of = |pfn: u64| m.zone(dma).pageblock_migratetype(Pfn::new(pfn));
     // An UNMOVABLE order-10 block: both its pageblocks UNMOVABLE.
-    let u = m.alloc_pages(unmovable, Order::new(10)).expect("an order-10 DMA block");
+    let u = m
+        .alloc_pages(unmovable, Order::new(10))
+        .expect("an order-10 DMA block");
     let upfn = m.page_to_pfn(u).as_u64();
     let half = 1u64 << PAGEBLOCK_ORDER;
     assert_eq!(zone_of(&m, Pfn::new(upfn)), dma);
-    assert_eq!((mt_of(upfn), mt_of(upfn + half)), (MigrateType::Unmovable, MigrateType::Unmovable));
+    assert_eq!(
+        (mt_of(upfn), mt_of(upfn + half)),
+        (MigrateType::Unmovable, MigrateType::Unmovable)
+    );
     // Hold every other block of order >= pageblock order, so the one freed below is the only
     // candidate for the movable allocation's fallback.
     let mut held = vec![];
@@ -459,7 +470,10 @@ fn free_merges_with_a_buddy_of_another_mergeable_migratetype() {
     // A movable allocation finds no movable block and claims it: now MOVABLE.
     let b = m.alloc_pages(movable, Order::new(PAGEBLOCK_ORDER)).unwrap();
     assert_eq!(m.page_to_pfn(b).as_u64(), upfn + half);
-    assert_eq!((mt_of(upfn), mt_of(upfn + half)), (MigrateType::Unmovable, MigrateType::Movable));
+    assert_eq!(
+        (mt_of(upfn), mt_of(upfn + half)),
+        (MigrateType::Unmovable, MigrateType::Movable)
+    );
     // Free the lower (UNMOVABLE) half, then the MOVABLE buddy: one order-10 block.
     for i in 0..half {
         m.__free_pages(m.pfn_to_page(Pfn::new(upfn + i)).unwrap(), Order::ZERO);
@@ -472,9 +486,15 @@ fn free_merges_with_a_buddy_of_another_mergeable_migratetype() {
     assert!(
         blocks.contains(&(upfn, 10, MigrateType::Movable)),
         "the halves did not merge: {:?}",
-        blocks.iter().filter(|b| b.0 >= upfn && b.0 < upfn + 2 * half).collect::<Vec<_>>()
+        blocks
+            .iter()
+            .filter(|b| b.0 >= upfn && b.0 < upfn + 2 * half)
+            .collect::<Vec<_>>()
     );
-    assert_eq!((mt_of(upfn), mt_of(upfn + half)), (MigrateType::Movable, MigrateType::Movable));
+    assert_eq!(
+        (mt_of(upfn), mt_of(upfn + half)),
+        (MigrateType::Movable, MigrateType::Movable)
+    );
     for p in held {
         m.__free_pages(p, Order::new(PAGEBLOCK_ORDER));
     }

@@ -464,7 +464,9 @@ fn kmalloc_class_boundaries() {
     for cmdline in ["", "slub_debug=FZPU"] {
         let m = common::boot_with(Arch::X86_64, 128 << 20, 2, cmdline, 5);
         let mut sizes = vec![1usize, 2, 7];
-        for c in [8usize, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192] {
+        for c in [
+            8usize, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192,
+        ] {
             sizes.extend([c - 1, c, c + 1]);
         }
         for n in sizes {
@@ -475,7 +477,11 @@ fn kmalloc_class_boundaries() {
                 let c = m.kmalloc_cache(n, K).unwrap();
                 assert_eq!(m.kmem_cache_name(c), Some(name), "{cmdline}: kmalloc({n})");
             } else {
-                assert_eq!(m.ksize(p), 16384, "{cmdline}: kmalloc({n}) is an order-2 block");
+                assert_eq!(
+                    m.ksize(p),
+                    16384,
+                    "{cmdline}: kmalloc({n}) is an order-2 block"
+                );
                 assert!(m.kmalloc_cache(n, K).is_none());
             }
             m.kfree(p);
@@ -489,7 +495,9 @@ fn kmalloc_class_boundaries() {
                 m.kfree(p);
             }
         }
-        assert!(m.kmalloc(KMALLOC_MAX_SIZE + 1, K | GfpFlags::__GFP_NOWARN).is_none());
+        assert!(m
+            .kmalloc(KMALLOC_MAX_SIZE + 1, K | GfpFlags::__GFP_NOWARN)
+            .is_none());
         assert_eq!(m.bug_count(), 0);
     }
 }

@@ -454,7 +454,10 @@ fn double_free_after_flush_is_caught() {
     let bugs = m.bug_count();
     m.kmem_cache_free(c, o);
     let log = m.platform().take_captured();
-    assert!(log.contains("BUG df_flushed (Not tainted): Object already free"), "{log}");
+    assert!(
+        log.contains("BUG df_flushed (Not tainted): Object already free"),
+        "{log}"
+    );
     assert_eq!(m.bug_count(), bugs + 1);
     let a = m.kmem_cache_alloc(c, K).unwrap();
     let b = m.kmem_cache_alloc(c, K).unwrap();
@@ -524,10 +527,15 @@ fn kmem_cache_create_failures_are_reported() {
         assert!(r.is_err(), "{name:?}");
         let log = m.platform().take_captured();
         assert!(
-            log.contains(&format!("__kmem_cache_create_args({name}) failed with error -22")),
+            log.contains(&format!(
+                "__kmem_cache_create_args({name}) failed with error -22"
+            )),
             "{name:?}: {log}"
         );
-        assert!(log.contains("Call Trace:") || log.contains("CPU: "), "{log}");
+        assert!(
+            log.contains("Call Trace:") || log.contains("CPU: "),
+            "{log}"
+        );
     }
     // Good arguments print nothing.
     m.platform().take_captured();

@@ -99,7 +99,10 @@ fn mixed_workload_gives_every_page_back() {
         }
         // Every kind was exercised (the workload once freed on exactly the draws that
         // would have allocated pages, and never allocated any).
-        assert!(made.iter().all(|&n| n > 500), "{cmd}: allocations made {made:?}");
+        assert!(
+            made.iter().all(|&n| n > 500),
+            "{cmd}: allocations made {made:?}"
+        );
         for (k, p, n) in live.drain(..) {
             free(k, p, n);
         }

@@ -73,11 +73,7 @@ impl<P: Platform> SlabLayer<P> {
             p = unsafe { s.get_fp(p) };
         }
         if !p.is_null() {
-            self.slab_err(
-                s,
-                Some(slab),
-                format_args!("Freelist cycle detected"),
-            );
+            self.slab_err(s, Some(slab), format_args!("Freelist cycle detected"));
             self.slab_fix(s.name(), format_args!("CPU freelist cleared"));
             freelist = ptr::null_mut();
             cnt = 0;

@@ -391,11 +391,7 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     /// `get_orig_size`: the size asked of kmalloc (the object size when not tracked).
-    pub(super) fn get_orig_size<L: lock_api::RawMutex>(
-        &self,
-        s: &KmemCache<L>,
-        p: *mut u8,
-    ) -> u32 {
+    pub(super) fn get_orig_size<L: lock_api::RawMutex>(&self, s: &KmemCache<L>, p: *mut u8) -> u32 {
         if !s.orig_size_enabled() {
             return s.object_size;
         }

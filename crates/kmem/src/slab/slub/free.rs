@@ -20,19 +20,27 @@ use super::{
     SLUB_RED_INACTIVE,
 };
 
+/// A detached chain of objects of one slab being freed together: `head..tail`, `cnt` objects
+/// (`__slab_free`'s `head`, `tail`, `cnt`).
+#[derive(Clone, Copy)]
+struct FreeChain {
+    head: *mut u8,
+    tail: *mut u8,
+    cnt: u32,
+}
+
 impl<P: Platform> SlabLayer<P> {
-    /// `__slab_free`: frees a chain `head..tail` of `cnt` objects into a slab that is not the
-    /// current CPU's active slab.
+    /// `__slab_free`: frees a chain of objects into a slab that is not the current CPU's
+    /// active slab.
     fn slab_free_slow(
         &self,
         s: &Cache<P>,
         c: &mut KmemCacheCpu,
         slab: Slab,
-        head: *mut u8,
-        tail: *mut u8,
-        cnt: u32,
+        chain: FreeChain,
         caller: &'static Location<'static>,
     ) {
+        let FreeChain { head, tail, cnt } = chain;
         c.free_slow += 1;
         let base = self.slab_base(slab);
         let mut lock = None;
@@ -242,7 +250,12 @@ fn free_slow_path<P: Platform>(
         c.free_fast += 1;
         return;
     }
-    m.slab_free_slow(s, c, slab, p, p, 1, caller);
+    let chain = FreeChain {
+        head: p,
+        tail: p,
+        cnt: 1,
+    };
+    m.slab_free_slow(s, c, slab, chain, caller);
 }
 
 #[cold]
@@ -456,7 +469,7 @@ pub(crate) fn free_bulk<P: Platform>(
                 c.freelist = head;
                 c.free_fast += cnt as u64;
             } else {
-                m.slab_free_slow(s, c, slab, head, tail, cnt, caller);
+                m.slab_free_slow(s, c, slab, FreeChain { head, tail, cnt }, caller);
             }
         }
     }

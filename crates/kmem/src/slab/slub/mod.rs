@@ -128,8 +128,8 @@ mod slab;
 pub(crate) use crate::slab::common::Owner;
 pub use crate::slab::common::{SlabLayout, SlabStats};
 pub(crate) use alloc::{
-    alloc_bulk, kmalloc_small, krealloc_in_place, krealloc_orig_size, slab_alloc,
-    slab_alloc_sized, slab_ksize,
+    alloc_bulk, kmalloc_small, krealloc_in_place, krealloc_orig_size, slab_alloc, slab_alloc_sized,
+    slab_ksize,
 };
 pub(crate) use cache::{destroy, kmem_cache_create, kmem_cache_init, shrink, validate};
 pub(crate) use cpu::slub_cpu_dead;
