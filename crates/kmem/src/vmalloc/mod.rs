@@ -355,16 +355,20 @@ impl<P: Platform> VmLayer<P> {
         let arch = self.arch();
         let layout = KernelLayout::new(arch, self.lowmem_end().as_u64(), HOSTED_VMALLOC_WINDOW);
         let (wstart, wend) = layout.window();
-        // The window's base must be aligned as the model range is, up to the largest
-        // alignment a request inside it can ask for, or an aligned vmalloc address would
-        // not be aligned in the process (issue 12).
+        // An address aligned in the model must be aligned in the process too (issue 12).
+        // No request in the range can be aligned beyond its length rounded down to a power
+        // of two (the area search wants `size + align - 1` free bytes, as Linux's
+        // `find_vmap_lowest_match`). The real window is reserved from the boundary of that
+        // alignment below the range's start, at that alignment, so real and model
+        // addresses agree modulo it. `window` is the real address of `wstart`.
         let wlen = wend - wstart;
-        let walign = (1u64 << wstart.trailing_zeros().min(63)).min(1u64 << wlen.ilog2());
+        let walign = 1u64 << wlen.ilog2();
+        let lead = wstart & (walign - 1);
         let window = match self
             .platform()
-            .kernel_window(wlen as usize, walign as usize)
+            .kernel_window((lead + wlen) as usize, walign as usize)
         {
-            Some(p) => p as usize,
+            Some(p) => p as usize + lead as usize,
             None => 0,
         };
         // Page tables.
