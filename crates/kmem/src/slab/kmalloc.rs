@@ -132,6 +132,11 @@ impl<P: Platform> SlabLayer<P> {
     /// `ZERO_SIZE_PTR`; the same pointer comes back while `ksize` is enough; otherwise the
     /// contents move to a new block. On failure `None` is returned and `p` is untouched.
     ///
+    /// With `__GFP_ZERO` the bytes a kept block gains are zeroed (from the size last asked
+    /// for when slub_debug tracks it, else the tail past `new_size`), as Linux 6.18's
+    /// `__do_krealloc` does; a moved block gets the old contents up to the size last asked
+    /// for and zeroes after it.
+    ///
     /// `p` is checked to be a kmalloc block of this machine before it is read; machine
     /// memory is raw memory that Rust references do not cover.
     #[track_caller]
