@@ -135,7 +135,7 @@ impl<P: Platform> SlabLayer<P> {
     /// With `__GFP_ZERO` the bytes a kept block gains are zeroed (from the size last asked
     /// for when slub_debug tracks it, else the tail past `new_size`), as Linux 6.18's
     /// `__do_krealloc` does; a moved block gets the old contents up to the size last asked
-    /// for and zeroes after it.
+    /// for (and zeroes after them, with `__GFP_ZERO`).
     ///
     /// `p` is checked to be a kmalloc block of this machine before it is read; machine
     /// memory is raw memory that Rust references do not cover.
