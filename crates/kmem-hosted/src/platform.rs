@@ -182,7 +182,7 @@ impl HostedPlatform {
     /// # Errors
     /// `InvalidInput` if `len` is zero or not a multiple of 4 KiB; otherwise the `mmap` error.
     pub fn reserve_window(&self, len: usize) -> io::Result<VirtWindow> {
-        VirtWindow::new(self.inner.clone(), len)
+        VirtWindow::new(self.inner.clone(), len, crate::PAGE_SIZE)
     }
 
     /// The descriptor of the memfd holding physical memory, for reading it from outside (e.g.
@@ -334,11 +334,11 @@ unsafe impl Platform for HostedPlatform {
         cpu::raw_cpu_id()
     }
 
-    fn kernel_window(&self, len: usize) -> Option<*mut u8> {
+    fn kernel_window(&self, len: usize, align: usize) -> Option<*mut u8> {
         if let Some(w) = self.kwin.get() {
             return Some(w.base());
         }
-        let w = self.reserve_window(len).ok()?;
+        let w = VirtWindow::new(self.inner.clone(), len, align).ok()?;
         // A racing first call may have won; its window is the one used.
         let _ = self.kwin.set(w);
         self.kwin.get().map(|w| w.base())

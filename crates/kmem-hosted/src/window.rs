@@ -44,12 +44,20 @@ impl core::fmt::Debug for VirtWindow {
 }
 
 impl VirtWindow {
-    /// Reserves a window of `len` bytes over the physical memory of `owner`.
-    pub(crate) fn new(owner: MapArc<Inner>, len: usize) -> io::Result<Self> {
+    /// Reserves a window of `len` bytes over the physical memory of `owner`, its base
+    /// aligned to `align` (a power of two; less than a page means a page).
+    ///
+    /// A window mirroring a range of kernel virtual addresses is aligned as that range is,
+    /// so that an address aligned in the model (`__vmalloc_node(size, align, ...)`) is
+    /// aligned in the process as well.
+    pub(crate) fn new(owner: MapArc<Inner>, len: usize, align: usize) -> io::Result<Self> {
         if len == 0 || len & (PAGE_SIZE - 1) != 0 {
             return Err(invalid("window size must be a non-zero multiple of 4 KiB"));
         }
-        let base = reserve(len, PAGE_SIZE)?;
+        if !align.is_power_of_two() {
+            return Err(invalid("window alignment must be a power of two"));
+        }
+        let base = reserve(len, align.max(PAGE_SIZE))?;
         Ok(Self { owner, base, len })
     }
 
@@ -142,7 +150,7 @@ mod tests {
     #[test]
     fn window_range_checks() {
         let owner = Inner::create(HostedConfig::deterministic(MIB, 1)).unwrap();
-        let w = VirtWindow::new(owner.clone(), 64 * 1024).unwrap();
+        let w = VirtWindow::new(owner.clone(), 64 * 1024, PAGE_SIZE).unwrap();
         let z = kmem::PhysAddr::new(0);
         assert!(w.map_phys_at(1, z, 4096, true).is_err());
         assert!(w.map_phys_at(0, z, 0, true).is_err());
@@ -154,7 +162,11 @@ mod tests {
             .map_phys_at(0, kmem::PhysAddr::new(12), 4096, true)
             .is_err());
         assert!(w.unmap_at(0, 3).is_err());
-        assert!(VirtWindow::new(owner, 100).is_err());
+        assert!(VirtWindow::new(owner.clone(), 100, PAGE_SIZE).is_err());
+        assert!(VirtWindow::new(owner.clone(), 8192, 3 << 12).is_err());
+        // A large alignment is honoured (the kernel window's, issue 12).
+        let big = VirtWindow::new(owner, 8192, 1 << 30).unwrap();
+        assert_eq!(big.base() as usize % (1 << 30), 0);
         assert!(w.map_phys_at(60 * 1024, z, 4096, true).is_ok());
     }
 }

@@ -141,8 +141,8 @@ unsafe impl Platform for ReplayPlatform {
         self.inner.current_comm()
     }
 
-    fn kernel_window(&self, len: usize) -> Option<*mut u8> {
-        self.inner.kernel_window(len)
+    fn kernel_window(&self, len: usize, align: usize) -> Option<*mut u8> {
+        self.inner.kernel_window(len, align)
     }
 
     fn kernel_pgd(&self) -> Option<PhysAddr> {

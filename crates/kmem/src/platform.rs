@@ -135,8 +135,12 @@ pub unsafe trait Platform: Send + Sync + 'static {
     /// Reserves (on the first call; later calls return the same window) `len` bytes of real
     /// address space in which kmem's kernel mappings are mirrored, and returns its base.
     /// `None` (the default) means kernel virtual addresses are real addresses (bare metal).
-    fn kernel_window(&self, len: usize) -> Option<*mut u8> {
-        let _ = len;
+    ///
+    /// The base must be aligned to `align` (a power of two, at most `len`): kmem places the
+    /// model range in the window so that a model address aligned for a caller of
+    /// `__vmalloc_node(size, align, ...)` stays aligned in the real address the caller uses.
+    fn kernel_window(&self, len: usize, align: usize) -> Option<*mut u8> {
+        let _ = (len, align);
         None
     }
 

@@ -353,3 +353,152 @@ fn threads_stress_then_invariants() {
     assert_eq!(initial, buddy(&m));
     assert_eq!(m.bug_count(), 0);
 }
+
+/// `free_pages_exact` of an address that is no page of the machine stops at the first bad
+/// page, as Linux does (`free_page` → `VM_BUG_ON(!virt_addr_valid)`): one report, not one
+/// per page — with size -1 that was 2^52 reports buffered until the host ran out of memory.
+#[test]
+fn free_pages_exact_stops_at_the_first_bad_page() {
+    let m = boot(Arch::X86_64, 64 << 20, 2);
+    let free0 = m.nr_free_pages();
+    let b = m.bug_count();
+    m.free_pages_exact(kmem::VirtAddr::new(0x1234), 1000 * 4096);
+    assert_eq!(m.bug_count(), b + 1, "one report for 1000 bad pages");
+    m.free_pages_exact(kmem::VirtAddr::new(0x1234), usize::MAX);
+    assert_eq!(m.bug_count(), b + 2);
+    // A real block is still freed page by page.
+    let e = m.alloc_pages_exact(3 * 4096, GfpFlags::GFP_KERNEL).unwrap();
+    m.free_pages_exact(e, 3 * 4096);
+    assert_eq!(m.bug_count(), b + 2);
+    m.drain_local_pages();
+    assert_eq!(m.nr_free_pages(), free0);
+    m.check_invariants().unwrap();
+}
+
+/// The wrong-order free check at every order boundary, in both directions: an order too
+/// small would leave the rest of the block allocated; an order too large would free live
+/// neighbours. Either is reported and changes nothing.
+#[test]
+fn wrong_order_frees_in_both_directions_at_every_order() {
+    let m = boot(Arch::X86_64, 128 << 20, 2);
+    let mut bugs = m.bug_count();
+    for order in 0..=kmem::addr::MAX_PAGE_ORDER {
+        let p = m
+            .alloc_pages(GfpFlags::GFP_KERNEL, Order::new(order))
+            .unwrap();
+        m.drain_local_pages();
+        let snapshot = buddy(&m);
+        let mut wrong = vec![];
+        if order > 0 {
+            wrong.push(order - 1);
+        }
+        if order < kmem::addr::MAX_PAGE_ORDER {
+            wrong.push(order + 1);
+        }
+        for w in wrong {
+            m.platform().take_captured();
+            m.__free_pages(p, Order::new(w));
+            bugs += 1;
+            assert_eq!(m.bug_count(), bugs, "order {order} freed as {w}");
+            let log = m.platform().take_captured();
+            assert!(
+                log.contains(&format!(
+                    "freeing order {w} of a block allocated with order {order}"
+                )),
+                "{log}"
+            );
+            m.drain_local_pages();
+            assert_eq!(
+                snapshot,
+                buddy(&m),
+                "order {order} freed as {w} changed the lists"
+            );
+        }
+        m.__free_pages(p, Order::new(order));
+    }
+    m.drain_local_pages();
+    m.check_invariants().unwrap();
+}
+
+/// The free blocks of a zone as (pfn, order, migratetype).
+fn free_blocks(m: &M, z: ZoneType) -> Vec<(u64, u32, kmem::mmzone::MigrateType)> {
+    let mut v = vec![];
+    m.for_each_free_block(z, |pfn, o, mt| v.push((pfn.as_u64(), o.as_u32(), mt)));
+    v
+}
+
+/// mm/page_alloc.c `__free_one_page`: at pageblock order and above, a block merges with its
+/// free buddy of another migratetype when both types are mergeable (`migratetype_is_
+/// mergeable`: below MIGRATE_PCPTYPES), taking the freed block's type. Set up in ZONE_DMA:
+/// an order-10 block whose halves are an UNMOVABLE and a MOVABLE pageblock, both freed.
+#[test]
+fn free_merges_with_a_buddy_of_another_mergeable_migratetype() {
+    use kmem::mmzone::{MigrateType, PAGEBLOCK_ORDER};
+    let m = boot(Arch::X86_64, 64 << 20, 1);
+    m.set_min_free_kbytes(0);
+    let dma = ZoneType::Dma;
+    let unmovable = GfpFlags::GFP_KERNEL | GfpFlags::GFP_DMA | GfpFlags::__GFP_NOWARN;
+    let movable = GfpFlags::GFP_DMA | GfpFlags::__GFP_MOVABLE | GfpFlags::__GFP_NOWARN;
+    let mt_of = |pfn: u64| m.zone(dma).pageblock_migratetype(Pfn::new(pfn));
+    // An UNMOVABLE order-10 block: both its pageblocks UNMOVABLE.
+    let u = m
+        .alloc_pages(unmovable, Order::new(10))
+        .expect("an order-10 DMA block");
+    let upfn = m.page_to_pfn(u).as_u64();
+    let half = 1u64 << PAGEBLOCK_ORDER;
+    assert_eq!(zone_of(&m, Pfn::new(upfn)), dma);
+    assert_eq!(
+        (mt_of(upfn), mt_of(upfn + half)),
+        (MigrateType::Unmovable, MigrateType::Unmovable)
+    );
+    // Hold every other block of order >= pageblock order, so the one freed below is the only
+    // candidate for the movable allocation's fallback.
+    let mut held = vec![];
+    while free_blocks(&m, dma).iter().any(|b| b.1 >= PAGEBLOCK_ORDER) {
+        let p = m
+            .alloc_pages(unmovable, Order::new(PAGEBLOCK_ORDER))
+            .expect("DMA blocks of pageblock order can be taken");
+        held.push(p);
+    }
+    // Free the upper half page by page: one free UNMOVABLE order-9 block.
+    m.split_page(u, Order::new(10));
+    for i in half..2 * half {
+        m.__free_pages(m.pfn_to_page(Pfn::new(upfn + i)).unwrap(), Order::ZERO);
+    }
+    m.drain_local_pages();
+    assert!(free_blocks(&m, dma).contains(&(upfn + half, PAGEBLOCK_ORDER, MigrateType::Unmovable)));
+    // A movable allocation finds no movable block and claims it: now MOVABLE.
+    let b = m.alloc_pages(movable, Order::new(PAGEBLOCK_ORDER)).unwrap();
+    assert_eq!(m.page_to_pfn(b).as_u64(), upfn + half);
+    assert_eq!(
+        (mt_of(upfn), mt_of(upfn + half)),
+        (MigrateType::Unmovable, MigrateType::Movable)
+    );
+    // Free the lower (UNMOVABLE) half, then the MOVABLE buddy: one order-10 block.
+    for i in 0..half {
+        m.__free_pages(m.pfn_to_page(Pfn::new(upfn + i)).unwrap(), Order::ZERO);
+    }
+    m.drain_local_pages();
+    assert!(free_blocks(&m, dma).contains(&(upfn, PAGEBLOCK_ORDER, MigrateType::Unmovable)));
+    m.__free_pages(b, Order::new(PAGEBLOCK_ORDER));
+    m.drain_local_pages();
+    let blocks = free_blocks(&m, dma);
+    assert!(
+        blocks.contains(&(upfn, 10, MigrateType::Movable)),
+        "the halves did not merge: {:?}",
+        blocks
+            .iter()
+            .filter(|b| b.0 >= upfn && b.0 < upfn + 2 * half)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        (mt_of(upfn), mt_of(upfn + half)),
+        (MigrateType::Movable, MigrateType::Movable)
+    );
+    for p in held {
+        m.__free_pages(p, Order::new(PAGEBLOCK_ORDER));
+    }
+    m.drain_local_pages();
+    m.check_invariants().unwrap();
+    assert_eq!(m.bug_count(), 0);
+}

@@ -435,3 +435,69 @@ fn bulk_free_detached_freelists() {
     assert!(m.kmem_cache_name(c).is_none(), "objects leaked");
     assert_eq!(m.bug_count(), 0);
 }
+
+/// Linux's kmalloc size classes (mm/slab_common.c `kmalloc_info[]`, `kmalloc_index` with
+/// KMALLOC_MIN_SIZE 8 and 96/192 enabled), written out independently of kmem's tables.
+fn expected_class(n: usize) -> (usize, &'static str) {
+    const CLASSES: [(usize, &str); 13] = [
+        (8, "kmalloc-8"),
+        (16, "kmalloc-16"),
+        (32, "kmalloc-32"),
+        (64, "kmalloc-64"),
+        (96, "kmalloc-96"),
+        (128, "kmalloc-128"),
+        (192, "kmalloc-192"),
+        (256, "kmalloc-256"),
+        (512, "kmalloc-512"),
+        (1024, "kmalloc-1k"),
+        (2048, "kmalloc-2k"),
+        (4096, "kmalloc-4k"),
+        (8192, "kmalloc-8k"),
+    ];
+    *CLASSES.iter().find(|(c, _)| *c >= n).expect("a slab size")
+}
+
+/// Every kmalloc class boundary n-1, n, n+1: the cache chosen and `ksize`, exactly; past
+/// 8 KiB the page allocator's power-of-two blocks (`kmalloc_large`), up to 4 MiB.
+#[test]
+fn kmalloc_class_boundaries() {
+    for cmdline in ["", "slub_debug=FZPU"] {
+        let m = common::boot_with(Arch::X86_64, 128 << 20, 2, cmdline, 5);
+        let mut sizes = vec![1usize, 2, 7];
+        for c in [
+            8usize, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192,
+        ] {
+            sizes.extend([c - 1, c, c + 1]);
+        }
+        for n in sizes {
+            let p = m.kmalloc(n, K).unwrap().as_ptr();
+            if n <= 8192 {
+                let (class, name) = expected_class(n);
+                assert_eq!(m.ksize(p), class, "{cmdline}: kmalloc({n})");
+                let c = m.kmalloc_cache(n, K).unwrap();
+                assert_eq!(m.kmem_cache_name(c), Some(name), "{cmdline}: kmalloc({n})");
+            } else {
+                assert_eq!(
+                    m.ksize(p),
+                    16384,
+                    "{cmdline}: kmalloc({n}) is an order-2 block"
+                );
+                assert!(m.kmalloc_cache(n, K).is_none());
+            }
+            m.kfree(p);
+        }
+        // The large sizes: each power of two, one less and one more.
+        for order in 2..=10u32 {
+            let b = 4096usize << order;
+            for n in [b / 2 + 1, b - 1, b] {
+                let p = m.kmalloc(n, K).unwrap().as_ptr();
+                assert_eq!(m.ksize(p), b, "{cmdline}: kmalloc({n})");
+                m.kfree(p);
+            }
+        }
+        assert!(m
+            .kmalloc(KMALLOC_MAX_SIZE + 1, K | GfpFlags::__GFP_NOWARN)
+            .is_none());
+        assert_eq!(m.bug_count(), 0);
+    }
+}

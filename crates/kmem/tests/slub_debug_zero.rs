@@ -55,6 +55,8 @@ fn mixed_workload_gives_every_page_back() {
             _ => m.kmem_cache_free(c, p),
         };
         let mut live: Vec<(u8, *mut u8, usize)> = Vec::new();
+        // Allocations made of each kind: pages, kmalloc, the private cache.
+        let mut made = [0usize; 3];
         let mut r: u64 = 0x1234567;
         for _ in 0..10_000 {
             r ^= r << 13;
@@ -66,11 +68,14 @@ fn mixed_workload_gives_every_page_back() {
                 continue;
             }
             let gfp = gfps[(r >> 20) as usize % gfps.len()] | GfpFlags::__GFP_NOWARN;
-            match r % 3 {
+            // The kind comes from other bits than the free decision above (`r % 3 == 0`
+            // there left `r % 3 == 0` here only for an empty list).
+            match (r >> 24) % 3 {
                 0 => {
                     let o = ((r >> 16) % 4) as u32;
                     if let Some(a) = m.__get_free_pages(gfp, Order::new(o)) {
                         live.push((0, a.as_ptr(), o as usize));
+                        made[0] += 1;
                     }
                 }
                 1 => {
@@ -81,15 +86,23 @@ fn mixed_workload_gives_every_page_back() {
                     };
                     if let Some(a) = m.kmalloc(n, gfp) {
                         live.push((1, a.as_ptr(), n));
+                        made[1] += 1;
                     }
                 }
                 _ => {
                     if let Some(a) = m.kmem_cache_alloc(c, gfp) {
                         live.push((2, a.as_ptr(), 72));
+                        made[2] += 1;
                     }
                 }
             }
         }
+        // Every kind was exercised (the workload once freed on exactly the draws that
+        // would have allocated pages, and never allocated any).
+        assert!(
+            made.iter().all(|&n| n > 500),
+            "{cmd}: allocations made {made:?}"
+        );
         for (k, p, n) in live.drain(..) {
             free(k, p, n);
         }

@@ -1,7 +1,8 @@
 //! SLUB against a model: random sequences of kmalloc / krealloc / kfree / kmem_cache
 //! operations, with a map of live blocks (address → size, fill byte) as the oracle. After
 //! every sequence: no two live blocks overlap, every block still holds its fill, `ksize` is
-//! at least the size asked, and `validate` finds nothing.
+//! exactly the model's (Linux's kmalloc classes; krealloc keeps a block while it fits), and
+//! `validate` finds nothing.
 
 mod common;
 
@@ -32,6 +33,23 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), 1usize..5000).prop_map(|(a, b)| Op::Realloc(a, b)),
         1 => Just(Op::Shrink),
     ]
+}
+
+/// The model's `ksize` of `kmalloc(n)`: Linux's size classes (mm/slab_common.c
+/// `kmalloc_info[]`: 8, 16, 32, 64, 96, 128, 192, 256, then powers of two to 8 KiB), then the
+/// page allocator's power-of-two blocks.
+fn model_ksize(n: usize) -> usize {
+    match n {
+        0..=8 => 8,
+        9..=16 => 16,
+        17..=32 => 32,
+        33..=64 => 64,
+        65..=96 => 96,
+        97..=128 => 128,
+        129..=192 => 192,
+        _ if n <= 8192 => n.next_power_of_two(),
+        _ => n.next_power_of_two().max(4096),
+    }
 }
 
 fn check_fill(p: usize, len: usize, v: u8) -> bool {
@@ -74,7 +92,7 @@ fn run(ops: Vec<Op>, cmdline_debug: bool) {
         match op {
             Op::Kmalloc(n) => {
                 let p = m.kmalloc(n, K).unwrap().as_ptr() as usize;
-                assert!(m.ksize(p as *const u8) >= n);
+                assert_eq!(m.ksize(p as *const u8), model_ksize(n), "kmalloc({n})");
                 fill(p, n, tag);
                 assert!(live.insert(p, (n, tag, None)).is_none(), "handed out twice");
             }
@@ -106,8 +124,17 @@ fn run(ops: Vec<Op>, cmdline_debug: bool) {
                 else {
                     continue;
                 };
+                let ks = m.ksize(p as *const u8);
                 let q = m.krealloc(p as *mut u8, n, K).unwrap().as_ptr() as usize;
                 assert!(check_fill(q, old.min(n), v), "krealloc lost data");
+                // The block stays while it is big enough (`__do_krealloc`), else moves to
+                // the class of the new size.
+                if n <= ks {
+                    assert_eq!(q, p, "krealloc({old} -> {n}) moved a block that fits");
+                    assert_eq!(m.ksize(q as *const u8), ks);
+                } else {
+                    assert_eq!(m.ksize(q as *const u8), model_ksize(n), "krealloc -> {n}");
+                }
                 live.remove(&p);
                 fill(q, n, tag);
                 assert!(live.insert(q, (n, tag, None)).is_none());

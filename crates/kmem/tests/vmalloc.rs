@@ -128,6 +128,8 @@ fn align_shift_alloc_fails_for_huge_alignments() {
         ) {
             Some(v) => {
                 assert_eq!(m.kva_to_model(v) % align as u64, 0, "align {align:#x}");
+                // The pointer the caller uses is aligned too, not just its model address.
+                assert_eq!(v.as_u64() % align as u64, 0, "real {v:?}, align {align:#x}");
                 m.vfree(v);
             }
             None => {
@@ -139,6 +141,29 @@ fn align_shift_alloc_fails_for_huge_alignments() {
     // fit, 2^33 and more do not.
     assert_eq!(failed_at, Some(33));
     clean(&m);
+}
+
+/// The alignment asked of `__vmalloc_node` holds for the pointer the caller gets, on i386's
+/// smaller window as on x86_64 (the hosted window is aligned as the model range it mirrors).
+#[test]
+fn aligned_vmalloc_pointers_are_aligned_in_the_process() {
+    for arch in [Arch::X86_64, Arch::I386] {
+        let m = boot(arch, 512 << 20, 2);
+        for shift in 13..=22 {
+            let align = 1usize << shift;
+            let v = m
+                .__vmalloc_node(2 * PAGE_SIZE, align, GfpFlags::GFP_KERNEL)
+                .unwrap();
+            assert_eq!(m.kva_to_model(v) % align as u64, 0, "{arch:?} {align:#x}");
+            assert_eq!(
+                v.as_u64() % align as u64,
+                0,
+                "{arch:?}: {v:?}, align {align:#x}"
+            );
+            fill(v, 2 * PAGE_SIZE, 1);
+            m.vfree(v);
+        }
+    }
 }
 
 /// random_size_alloc_test: 1..=100 pages.
@@ -169,6 +194,7 @@ fn random_size_align_alloc() {
             .__vmalloc_node(size, align, GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO)
             .unwrap();
         assert_eq!(m.kva_to_model(v) % align as u64, 0);
+        assert_eq!(v.as_u64() % align as u64, 0, "real {v:?}, align {align:#x}");
         assert_eq!(read(v, size - 1), 0);
         m.vfree(v);
     }

@@ -91,6 +91,14 @@ fn page_allocator_round_trip() {
         "0\n"
     );
     assert_eq!(out1(&mut sh, "page_ref_count(p)"), "1\n");
+    // Beyond max_pfn, and beyond what a PFN can hold at all: NULL, as `help` says.
+    for bad in ["-1", "1 << 40", "1 << 39", "0xffffffffff"] {
+        assert_eq!(
+            out1(&mut sh, &format!("pfn_to_page({bad})")),
+            "0x0\n",
+            "{bad}"
+        );
+    }
     assert_eq!(out1(&mut sh, "free_pages(p, 5)"), "");
     assert_eq!(out1(&mut sh, "cat /proc/buddyinfo"), before);
     assert_eq!(sh.k.reports(), 0);

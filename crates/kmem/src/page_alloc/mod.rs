@@ -305,7 +305,7 @@ impl<P: Platform> PageAllocator<P> {
         mut pfn: Pfn,
         mut order: Order,
     ) {
-        let mut mt = zone.pageblock_migratetype(pfn);
+        let mt = zone.pageblock_migratetype(pfn);
         let max_pfn = self.max_pfn;
         while order.as_u32() < MAX_PAGE_ORDER {
             let buddy_pfn = pfn.buddy(order);
@@ -328,14 +328,12 @@ impl<P: Platform> PageAllocator<P> {
                 // Match the buddy's type so later splits land on the right lists.
                 self.change_pageblock_range(zone, buddy_pfn, order, mt);
             }
+            // The merged block keeps the freed block's type throughout (Linux passes one
+            // `migratetype` down the whole loop); the buddy's pageblocks were matched above.
             if buddy_pfn < pfn {
                 pfn = buddy_pfn;
-                // The merged block takes the type of its first pageblock's list we chose.
             }
             order = Order::new(order.as_u32() + 1);
-            if order.as_u32() > PAGEBLOCK_ORDER {
-                mt = zone.pageblock_migratetype(pfn).min(mt).max(mt);
-            }
         }
         if order.as_u32() >= PAGEBLOCK_ORDER {
             self.change_pageblock_range(zone, pfn, order, mt);
@@ -984,13 +982,28 @@ impl<P: Platform> PageAllocator<P> {
     /// `free_pages`: frees by direct-map address. NULL is a no-op.
     #[track_caller]
     pub fn free_pages(&self, addr: VirtAddr, order: Order) {
-        if addr.is_null() {
-            return;
+        if !addr.is_null() {
+            self.free_pages_checked(addr, order);
         }
+    }
+
+    /// `free_pages` of a non-null address; `false` if `addr` is not the start of a page of
+    /// this machine (reported).
+    #[track_caller]
+    fn free_pages_checked(&self, addr: VirtAddr, order: Order) -> bool {
         match self.virt_to_page(addr) {
-            Some(p) if addr.page_offset() == 0 => self.__free_pages(p, order),
-            Some(p) => self.bad_page(p, "free_pages: address is not page aligned"),
-            None => self.bad_address("free_pages", self.to_model(addr.as_usize())),
+            Some(p) if addr.page_offset() == 0 => {
+                self.__free_pages(p, order);
+                true
+            }
+            Some(p) => {
+                self.bad_page(p, "free_pages: address is not page aligned");
+                false
+            }
+            None => {
+                self.bad_address("free_pages", self.to_model(addr.as_usize()));
+                false
+            }
         }
     }
 
@@ -1037,12 +1050,25 @@ impl<P: Platform> PageAllocator<P> {
         self.page_address(page)
     }
 
-    /// `free_pages_exact`.
+    /// `free_pages_exact`: frees the pages of an [`alloc_pages_exact`](Self::alloc_pages_exact)
+    /// block one by one. The walk stops at the first address that is not a page of this
+    /// machine (reported once), where Linux's `free_page` hits `VM_BUG_ON(!virt_addr_valid)`.
     #[track_caller]
     pub fn free_pages_exact(&self, addr: VirtAddr, size: usize) {
+        if addr.is_null() {
+            return;
+        }
         let n = size.div_ceil(PAGE_SIZE).max(1);
         for i in 0..n {
-            self.free_pages(addr + (i * PAGE_SIZE) as u64, Order::ZERO);
+            let next = (i as u64)
+                .checked_mul(PAGE_SIZE as u64)
+                .and_then(|off| addr.as_u64().checked_add(off));
+            let Some(a) = next else {
+                return;
+            };
+            if !self.free_pages_checked(VirtAddr::new(a as usize), Order::ZERO) {
+                return;
+            }
         }
     }
 

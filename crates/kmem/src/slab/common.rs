@@ -1088,6 +1088,9 @@ pub(crate) trait SlabAllocator {
     );
     /// `krealloc` keeping the block: the bookkeeping of a shrink or growth within `ksize`.
     fn krealloc_in_place<P: Platform>(m: &SlabLayer<P>, p: *mut u8, new_size: usize);
+    /// `get_orig_size` of the slab object at `p` for `krealloc`: the size last asked for when
+    /// its cache tracks it (`slub_debug_orig_size`), 0 when it does not.
+    fn krealloc_orig_size<P: Platform>(m: &SlabLayer<P>, p: *mut u8) -> usize;
     /// `ksize` of an object of the cache at `cache` (`slab_ksize`).
     fn ksize<P: Platform>(cache: usize) -> usize;
 }

@@ -132,6 +132,11 @@ impl<P: Platform> SlabLayer<P> {
     /// `ZERO_SIZE_PTR`; the same pointer comes back while `ksize` is enough; otherwise the
     /// contents move to a new block. On failure `None` is returned and `p` is untouched.
     ///
+    /// With `__GFP_ZERO` the bytes a kept block gains are zeroed (from the size last asked
+    /// for when slub_debug tracks it, else the tail past `new_size`), as Linux 6.18's
+    /// `__do_krealloc` does; a moved block gets the old contents up to the size last asked
+    /// for (and zeroes after them, with `__GFP_ZERO`).
+    ///
     /// `p` is checked to be a kmalloc block of this machine before it is read; machine
     /// memory is raw memory that Rust references do not cover.
     #[track_caller]
@@ -141,20 +146,37 @@ impl<P: Platform> SlabLayer<P> {
             self.kfree(p);
             return Some(zero_size_ptr());
         }
-        let ks = if zero_or_null_ptr(p as usize) {
-            0
+        let (ks, orig) = if zero_or_null_ptr(p as usize) {
+            (0, 0)
         } else {
-            self.ksize(p)
+            let ks = self.ksize(p);
+            (ks, dispatch!(self, krealloc_orig_size(self, p)).min(ks))
         };
         if ks >= new_size {
+            // Zero the spare memory (mm/slub.c `__do_krealloc` when `want_init_on_alloc`):
+            // from the old requested size up when growing within a tracked object, the tail
+            // beyond the new size otherwise. The red zone is then rewritten over the slack.
+            if gfp.contains(GfpFlags::__GFP_ZERO) {
+                let (from, to) = if orig != 0 && orig < new_size {
+                    (orig, new_size)
+                } else {
+                    (new_size, ks)
+                };
+                // SAFETY: `p` is a live kmalloc block of `ks` usable bytes, the caller's.
+                unsafe { ptr::write_bytes(p.add(from), 0, to - from) };
+            }
             dispatch!(self, krealloc_in_place(self, p, new_size));
             // SAFETY: `p` is non-null here (ks > 0).
             return Some(unsafe { NonNull::new_unchecked(p) });
         }
         let n = self.kmalloc(new_size, gfp)?;
         if ks > 0 {
-            // SAFETY: both blocks are at least `ks` bytes (old: ksize; new: > ks); distinct.
-            unsafe { ptr::copy_nonoverlapping(p, n.as_ptr(), ks) };
+            // Only what was asked for is copied (`orig_size ?: ks`): the slack of a tracked
+            // object is its red zone, not data.
+            let len = if orig != 0 { orig } else { ks };
+            // SAFETY: the old block has at least `len` bytes, the new one more than `ks`;
+            // distinct blocks.
+            unsafe { ptr::copy_nonoverlapping(p, n.as_ptr(), len) };
             self.kfree(p);
         }
         Some(n)

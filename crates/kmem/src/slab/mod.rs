@@ -132,7 +132,8 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     /// Slab debugging reports and fixes printed so far (what slub_kunit counts as
-    /// `slab_errors`: every `BUG` header and every `FIX` line).
+    /// `slab_errors`: every `BUG` header, every `FIX` line, and the `Slab cache still has
+    /// objects` warning of `kmem_cache_destroy`).
     pub fn slab_errors(&self) -> usize {
         self.slab().errors.load(Ordering::Relaxed)
     }
@@ -147,7 +148,9 @@ impl<P: Platform> SlabLayer<P> {
     /// allowed. `ctor` runs once per object when its slab is created.
     ///
     /// # Errors
-    /// See [`SlabError`]. With [`SlabFlags::PANIC`] a failure is also reported as a warning.
+    /// See [`SlabError`]. A failure is reported as Linux 6.18 reports it
+    /// (`__kmem_cache_create_args(<name>) failed with error -22` and a stack dump; with
+    /// [`SlabFlags::PANIC`], where Linux panics, a warning).
     #[track_caller]
     pub fn kmem_cache_create(
         &self,
@@ -159,10 +162,22 @@ impl<P: Platform> SlabLayer<P> {
     ) -> Result<CacheHandle, SlabError> {
         let r = dispatch!(self, create(self, name, size, align, flags, ctor));
         if let Err(e) = r {
+            // mm/slab_common.c `__kmem_cache_create_args` (the function `kmem_cache_create`
+            // expands to since 6.12) names itself with `__func__`.
+            let err = match e {
+                SlabError::NoMemory => -12, // -ENOMEM
+                _ => -22,                   // -EINVAL
+            };
             if flags.contains(SlabFlags::PANIC) {
                 self.warn(format_args!(
-                    "kmem_cache_create: Failed to create slab '{name}'. Error {e}"
+                    "__kmem_cache_create_args: Failed to create slab '{name}'. Error {err}"
                 ));
+            } else {
+                self.printk(
+                    LogLevel::Warning,
+                    format_args!("__kmem_cache_create_args({name}) failed with error {err}"),
+                );
+                self.dump_stack(LogLevel::Warning, Location::caller());
             }
         }
         r

@@ -355,8 +355,20 @@ impl<P: Platform> VmLayer<P> {
         let arch = self.arch();
         let layout = KernelLayout::new(arch, self.lowmem_end().as_u64(), HOSTED_VMALLOC_WINDOW);
         let (wstart, wend) = layout.window();
-        let window = match self.platform().kernel_window((wend - wstart) as usize) {
-            Some(p) => p as usize,
+        // An address aligned in the model must be aligned in the process too (issue 12).
+        // No request in the range can be aligned beyond its length rounded down to a power
+        // of two (the area search wants `size + align - 1` free bytes, as Linux's
+        // `find_vmap_lowest_match`). The real window is reserved from the boundary of that
+        // alignment below the range's start, at that alignment, so real and model
+        // addresses agree modulo it. `window` is the real address of `wstart`.
+        let wlen = wend - wstart;
+        let walign = 1u64 << wlen.ilog2();
+        let lead = wstart & (walign - 1);
+        let window = match self
+            .platform()
+            .kernel_window((lead + wlen) as usize, walign as usize)
+        {
+            Some(p) => p as usize + lead as usize,
             None => 0,
         };
         // Page tables.

@@ -194,7 +194,13 @@ pub static PAGE_BUILTINS: &[Builtin] = &[
         proto: "struct page *pfn_to_page(unsigned long pfn)",
         doc: "the struct page of a page frame number; NULL beyond max_pfn",
         params: &[Uint],
-        run: |c, a| Ok(page_val(c.k, c.k.m.pfn_to_page(Pfn::new(a.u(0))))),
+        // A number too wide for a PFN (`Pfn::new` would panic) has no page either.
+        run: |c, a| {
+            let page = Pfn::try_new(a.u(0))
+                .ok()
+                .and_then(|pfn| c.k.m.pfn_to_page(pfn));
+            Ok(page_val(c.k, page))
+        },
     },
     Builtin {
         name: "virt_to_phys",

@@ -395,6 +395,20 @@ pub(crate) fn krealloc_in_place<P: Platform>(m: &SlabLayer<P>, p: *mut u8, new_s
     }
 }
 
+/// `get_orig_size` for `krealloc`: the requested size of the object at `p` when its cache
+/// tracks it, else 0 (`__do_krealloc`'s `orig_size`).
+pub(crate) fn krealloc_orig_size<P: Platform>(m: &SlabLayer<P>, p: *mut u8) -> usize {
+    let Owner::Slab(_, cache) = m.owner_of(p) else {
+        return 0;
+    };
+    // SAFETY: `mapping` of a slab page is its cache, which never goes away.
+    let s = unsafe { &*(cache as *const Cache<P>) };
+    if !s.orig_size_enabled() {
+        return 0;
+    }
+    m.get_orig_size(s, p) as usize
+}
+
 /// `ksize` of a slab object's cache.
 pub(crate) fn slab_ksize<P: Platform>(cache: usize) -> usize {
     // SAFETY: as in `kfree_slab`.

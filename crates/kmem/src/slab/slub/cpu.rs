@@ -58,16 +58,25 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     /// `deactivate_slab`: returns a CPU slab and the CPU's freelist for it to the lists.
-    fn deactivate_slab(&self, s: &Cache<P>, slab: Slab, freelist: *mut u8) {
+    fn deactivate_slab(&self, s: &Cache<P>, slab: Slab, mut freelist: *mut u8) {
         let base = self.slab_base(slab);
         let mut tail = ptr::null_mut();
         let mut cnt = 0u32;
         let mut p = freelist;
-        while !p.is_null() {
+        // The walk is bounded by the slab's size: a longer chain loops (a double free the
+        // naive check could not see, as in Linux). Its objects are then given up (they stay
+        // counted in use), as `on_freelist` gives up a looping slab freelist.
+        while !p.is_null() && cnt <= slab.objects() {
             tail = p;
             cnt += 1;
             // SAFETY: CPU-owned free objects of this slab.
             p = unsafe { s.get_fp(p) };
+        }
+        if !p.is_null() {
+            self.slab_err(s, Some(slab), format_args!("Freelist cycle detected"));
+            self.slab_fix(s.name(), format_args!("CPU freelist cleared"));
+            freelist = ptr::null_mut();
+            cnt = 0;
         }
         // Lock order: &n->list_lock (rank 4), under cpu_section or slab_mutex; docs/LOCKING.md.
         let mut n = s.node.list_lock.lock();

@@ -391,7 +391,7 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     /// `get_orig_size`: the size asked of kmalloc (the object size when not tracked).
-    fn get_orig_size<L: lock_api::RawMutex>(&self, s: &KmemCache<L>, p: *mut u8) -> u32 {
+    pub(super) fn get_orig_size<L: lock_api::RawMutex>(&self, s: &KmemCache<L>, p: *mut u8) -> u32 {
         if !s.orig_size_enabled() {
             return s.object_size;
         }
@@ -667,6 +667,17 @@ impl<P: Platform> SlabLayer<P> {
             // SAFETY: `fp` was checked to be an object of the slab.
             fp = unsafe { s.get_fp(object) };
             nr += 1;
+        }
+        if nr > slab.objects() {
+            // More free objects than the slab has: the chain loops (a double free the naive
+            // check could not see). mm/slub.c `on_freelist` gives the objects up.
+            self.slab_err(s, Some(slab), format_args!("Freelist cycle detected"));
+            self.set_counters_locked(
+                slab,
+                Counters::new(ptr::null_mut(), base, slab.objects(), c.frozen()),
+            );
+            self.slab_fix(s.name(), format_args!("Freelist cleared"));
+            return false;
         }
         let max_objects = order_objects(slab.order(), s.size).min(MAX_OBJS_PER_PAGE);
         if slab.objects() != max_objects && slab.order() == s.order {

@@ -20,18 +20,27 @@ use super::{
     SLUB_RED_INACTIVE,
 };
 
+/// A detached chain of objects of one slab being freed together: `head..tail`, `cnt` objects
+/// (`__slab_free`'s `head`, `tail`, `cnt`).
+#[derive(Clone, Copy)]
+struct FreeChain {
+    head: *mut u8,
+    tail: *mut u8,
+    cnt: u32,
+}
+
 impl<P: Platform> SlabLayer<P> {
-    /// `__slab_free`: frees a chain `head..tail` of `cnt` objects into a slab that is not the
-    /// current CPU's active slab.
+    /// `__slab_free`: frees a chain of objects into a slab that is not the current CPU's
+    /// active slab.
     fn slab_free_slow(
         &self,
         s: &Cache<P>,
         c: &mut KmemCacheCpu,
         slab: Slab,
-        head: *mut u8,
-        tail: *mut u8,
-        cnt: u32,
+        chain: FreeChain,
+        caller: &'static Location<'static>,
     ) {
+        let FreeChain { head, tail, cnt } = chain;
         c.free_slow += 1;
         let base = self.slab_base(slab);
         let mut lock = None;
@@ -39,6 +48,13 @@ impl<P: Platform> SlabLayer<P> {
             let old = slab.counters();
             let prior = old.freelist(base);
             let was_frozen = old.frozen();
+            if tail == prior {
+                // CONFIG_SLAB_FREELIST_HARDENED's `set_freepointer`: BUG_ON(object == fp),
+                // the naive detection of a double free. Nothing is changed.
+                drop(lock);
+                double_free(self, s, slab, tail, caller);
+                return;
+            }
             // SAFETY: the chain's tail is ours until the CAS publishes it.
             unsafe { s.set_fp(tail, prior) };
             let mut frozen = was_frozen;
@@ -138,6 +154,12 @@ impl<P: Platform> SlabLayer<P> {
                 return;
             }
         }
+        if obj == slab.counters().freelist(base) {
+            // Hardened `set_freepointer`'s naive double-free detection (caches without `F`).
+            drop(n);
+            double_free(self, s, slab, obj, caller);
+            return;
+        }
         if s.flags.contains(SlabFlags::STORE_USER) {
             self.set_track(s, obj, TrackItem::Free, Some(caller));
         }
@@ -228,7 +250,12 @@ fn free_slow_path<P: Platform>(
         c.free_fast += 1;
         return;
     }
-    m.slab_free_slow(s, c, slab, p, p, 1);
+    let chain = FreeChain {
+        head: p,
+        tail: p,
+        cnt: 1,
+    };
+    m.slab_free_slow(s, c, slab, chain, caller);
 }
 
 #[cold]
@@ -432,12 +459,17 @@ pub(crate) fn free_bulk<P: Platform>(
             // SAFETY: we hold this CPU's section and no other reference to its data.
             let c = unsafe { s.cpu(g.cpu()) };
             if c.slab == slab.raw() {
+                if tail == c.freelist {
+                    drop(g);
+                    double_free(m, s, slab, tail, caller);
+                    continue;
+                }
                 // SAFETY: the chain's objects are ours; splice it onto the CPU freelist.
                 unsafe { s.set_fp(tail, c.freelist) };
                 c.freelist = head;
                 c.free_fast += cnt as u64;
             } else {
-                m.slab_free_slow(s, c, slab, head, tail, cnt);
+                m.slab_free_slow(s, c, slab, FreeChain { head, tail, cnt }, caller);
             }
         }
     }

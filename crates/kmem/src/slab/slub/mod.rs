@@ -75,7 +75,8 @@
 //!
 //! Reports follow mm/slub.c: `BUG <cache> (<taint>): <what>`, `INFO:` lines, hex dumps and
 //! `FIX <cache>: …`; kmem repairs what it reports and continues. Every `BUG` header and every
-//! `FIX` line counts as one slab error ([`Machine::slab_errors`]), as slub_kunit counts them.
+//! `FIX` line counts as one slab error ([`Machine::slab_errors`]), as slub_kunit counts them,
+//! and so does `kmem_cache_destroy`'s `Slab cache still has objects` warning.
 //!
 //! # Limits
 //! `kmem_cache_shrink` and `validate` flush only the calling CPU's slabs (Linux flushes every
@@ -127,7 +128,8 @@ mod slab;
 pub(crate) use crate::slab::common::Owner;
 pub use crate::slab::common::{SlabLayout, SlabStats};
 pub(crate) use alloc::{
-    alloc_bulk, kmalloc_small, krealloc_in_place, slab_alloc, slab_alloc_sized, slab_ksize,
+    alloc_bulk, kmalloc_small, krealloc_in_place, krealloc_orig_size, slab_alloc, slab_alloc_sized,
+    slab_ksize,
 };
 pub(crate) use cache::{destroy, kmem_cache_create, kmem_cache_init, shrink, validate};
 pub(crate) use cpu::slub_cpu_dead;
@@ -749,6 +751,10 @@ impl crate::slab::common::SlabAllocator for Slub {
     #[inline]
     fn krealloc_in_place<P: Platform>(m: &SlabLayer<P>, p: *mut u8, new_size: usize) {
         krealloc_in_place(m, p, new_size)
+    }
+    #[inline]
+    fn krealloc_orig_size<P: Platform>(m: &SlabLayer<P>, p: *mut u8) -> usize {
+        krealloc_orig_size(m, p)
     }
     #[inline]
     fn ksize<P: Platform>(cache: usize) -> usize {
