@@ -255,6 +255,11 @@ impl<P: Platform> MemoryModel<P> {
             None
         }
     }
+    /// `pfn_valid`: whether a PFN has a `struct page` Linux would consider valid (see
+    /// [`pfn_valid_in`]).
+    pub fn pfn_valid(&self, pfn: Pfn) -> bool {
+        self.with_memblock(|mb| pfn_valid_in(self.arch, mb, self.max_pfn, pfn))
+    }
     /// `pfn_to_page` for a PFN the caller knows is below `max_pfn` (checked in debug builds).
     #[inline]
     pub(crate) fn page(&self, pfn: Pfn) -> PagePtr {
@@ -561,3 +566,22 @@ pub(crate) const fn pages_to_kb(pages: usize) -> usize {
 
 /// Orders used in tests and reports.
 pub(crate) const ORDERS: usize = NR_PAGE_ORDERS;
+
+/// `pfn_valid` at boot: with SPARSEMEM (x86_64) a PFN is valid when its memory section
+/// holds memblock memory (`memblocks_present` marks those sections present, and each gets a
+/// whole section of memmap, holes included); with FLATMEM (i386) when it is below `max_pfn`
+/// (`max_mapnr`).
+pub(crate) fn pfn_valid_in(arch: Arch, mb: &Memblock, max_pfn: Pfn, pfn: Pfn) -> bool {
+    let Some(bits) = arch.section_size_bits() else {
+        return pfn < max_pfn;
+    };
+    let shift = bits - PAGE_SHIFT;
+    let (s, e) = (
+        (pfn.as_u64() >> shift) << shift,
+        ((pfn.as_u64() >> shift) + 1) << shift,
+    );
+    mb.memory.regions().iter().any(|r| {
+        let (rs, re) = (r.base.pfn().as_u64(), PhysAddr::new(r.end()).pfn().as_u64());
+        rs < e && re > s
+    })
+}

@@ -114,6 +114,15 @@ impl<P: Platform> VmLayer<P> {
             },
         )?;
         kb(out, "Hugetlb:", 0)?;
+        // arch_report_meminfo (arch/x86/mm/pat/set_memory.c): the direct map's pages by
+        // size; `DirectMap1G` only with 1 GiB pages, which QEMU's default CPU lacks; i386
+        // without PAE maps 4 MiB pages.
+        let [small, huge] = self.direct_pages_count();
+        kb(out, "DirectMap4k:", small * 4)?;
+        match self.arch() {
+            Arch::X86_64 => kb(out, "DirectMap2M:", huge * 2048)?,
+            Arch::I386 => kb(out, "DirectMap4M:", huge * 4096)?,
+        }
         Ok(())
     }
 
