@@ -325,3 +325,22 @@ fn slabinfo_boot_caches() {
         assert_eq!(f[1], f[8] * f[3], "{node}");
     }
 }
+
+/// mm/percpu.c pcpu_nr_pages: /proc/meminfo `Percpu` is the pages of per-CPU data, every
+/// possible CPU's copy included — here each populated zone's per-CPU page lists (Linux's
+/// `alloc_percpu(struct per_cpu_pages)`), one per possible CPU of the platform.
+#[test]
+fn meminfo_percpu_counts_per_cpu_areas() {
+    use kmem::platform::Platform;
+    for (name, mem) in MACHINES {
+        let m = boot(Arch::X86_64, mem, 2);
+        let mi = proc(&m, "/proc/meminfo");
+        let zones = pageblocks(&proc(&m, "/proc/pagetypeinfo")).len();
+        let per_zone = (m.platform().possible_cpus()
+            * std::mem::size_of::<kmem::mmzone::PerCpuPages>())
+        .div_ceil(4096);
+        let want = (zones * per_zone * 4) as u64;
+        assert!(want > 0);
+        assert_eq!(meminfo_kb(&mi, "Percpu"), Some(want), "{name}:\n{mi}");
+    }
+}

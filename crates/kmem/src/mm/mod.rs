@@ -123,6 +123,9 @@ pub struct MemoryModel<P: Platform> {
     pub(crate) node_stats: NodeStats,
     pub(crate) taint_flags: AtomicU32,
     pub(crate) kernel: KernelImage,
+    /// Pages holding per-CPU data for every possible CPU (`pcpu_nr_pages`): the per-CPU
+    /// page lists of each zone and the i386 kmap stacks. See [`MemoryModel::percpu_charge`].
+    pub(crate) percpu_pages: AtomicUsize,
     pub(crate) jiffies_at_boot: u64,
     /// CPU hotplug teardown callbacks (`cpuhp_setup_state`).
     pub(crate) cpuhp: Lock<P::RawLock, CpuhpTable>,
@@ -240,6 +243,22 @@ impl<P: Platform> MemoryModel<P> {
     /// `totalram_pages()`.
     pub fn kernel_image(&self) -> KernelImage {
         self.kernel
+    }
+    /// Pages of per-CPU data, all possible CPUs' copies included: /proc/meminfo `Percpu`
+    /// (mm/percpu.c `pcpu_nr_pages`, populated pages times units).
+    pub fn percpu_pages(&self) -> usize {
+        self.percpu_pages.load(Ordering::Relaxed)
+    }
+    /// Accounts `pages` allocated (positive) or freed (negative) for a per-CPU area, as the
+    /// percpu allocator counts `pcpu_nr_populated`.
+    pub(crate) fn percpu_charge(&self, pages: isize) {
+        if pages >= 0 {
+            self.percpu_pages
+                .fetch_add(pages as usize, Ordering::Relaxed);
+        } else {
+            self.percpu_pages
+                .fetch_sub(pages.unsigned_abs(), Ordering::Relaxed);
+        }
     }
     // ---------------------------------------------------------------- memory model
 

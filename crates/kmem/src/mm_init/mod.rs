@@ -119,6 +119,8 @@ pub(crate) struct EarlyMemory {
     memmap_bytes: usize,
     pageblocks: [(*mut u8, usize); NR_ZONE_KINDS],
     pcps: [*mut PerCpuPages; NR_ZONE_KINDS],
+    /// Pages taken for per-CPU data (the `pcps` arrays).
+    percpu_pages: usize,
 }
 
 /// e820 → memblock: registers RAM (page-aligned, without page 0 and the 640K–1M hole),
@@ -266,6 +268,7 @@ pub(crate) fn early_setup<P: Platform>(
     // Pageblock migratetype bytes and per-CPU lists for every populated zone.
     let mut pageblocks = [(core::ptr::null_mut::<u8>(), 0usize); NR_ZONE_KINDS];
     let mut pcps = [core::ptr::null_mut::<PerCpuPages>(); NR_ZONE_KINDS];
+    let mut percpu_pages = 0;
     for z in ZoneType::ALL {
         let g = geos[z.index()];
         if g.present == 0 {
@@ -278,8 +281,11 @@ pub(crate) fn early_setup<P: Platform>(
         // Linux (memmap_init_range).
         unsafe { core::ptr::write_bytes(p, MigrateType::Movable as u8, n) };
         pageblocks[z.index()] = (p, n);
+        // The zone's per_cpu_pageset (setup_zone_pageset: alloc_percpu), one per possible
+        // CPU.
         let bytes = plat.possible_cpus() * core::mem::size_of::<PerCpuPages>();
         pcps[z.index()] = ea.zeroed(&mut mb, bytes, 64)?.cast();
+        percpu_pages += bytes.div_ceil(PAGE_SIZE);
     }
     Ok(EarlyMemory {
         mb,
@@ -294,6 +300,7 @@ pub(crate) fn early_setup<P: Platform>(
         memmap_bytes,
         pageblocks,
         pcps,
+        percpu_pages,
     })
 }
 
@@ -338,6 +345,7 @@ pub(crate) fn memory_model<P: Platform>(
         node_stats: NodeStats::default(),
         taint_flags: AtomicU32::new(0),
         kernel: em.kernel,
+        percpu_pages: AtomicUsize::new(em.percpu_pages),
         jiffies_at_boot: plat.jiffies(),
         cpuhp: Lock::new(&CPUHP_STATE_MUTEX, CpuhpTable::new()),
         lockdep,

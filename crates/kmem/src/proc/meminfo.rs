@@ -141,9 +141,9 @@ impl<P: Platform> VmLayer<P> {
         )
     }
 
-    /// Memory used by per-CPU data in kB: the per-CPU page list structures.
+    /// Memory used by per-CPU data in kB (`pcpu_nr_pages() << (PAGE_SHIFT - 10)`): the
+    /// pages kmem allocated for per-CPU areas, every possible CPU's copy included.
     fn percpu_kb(&self) -> usize {
-        let per_zone = core::mem::size_of::<crate::mmzone::PerCpuPages>() * self.nr_cpus();
-        self.zones().filter(|z| z.is_populated()).count() * per_zone / 1024
+        pages_to_kb(self.percpu_pages())
     }
 }
