@@ -76,7 +76,8 @@ impl<P: Platform> VmLayer<P> {
         Ok(())
     }
 
-    /// `/proc/iomem`: the firmware map as resources.
+    /// `/proc/iomem`: the kernel's e820 table (the firmware map after `trim_bios_range`) as
+    /// resources, with the kernel image's sections under the RAM holding them.
     pub fn show_iomem(&self, out: &mut dyn Write) -> fmt::Result {
         for e in self.e820().entries() {
             let name = match e.kind {
