@@ -77,6 +77,14 @@ impl Arch {
             }
         }
     }
+    /// `SECTION_SIZE_BITS` of the memory model: x86_64 uses SPARSEMEM with 128 MiB sections
+    /// (arch/x86/include/asm/sparsemem.h); i386 without NUMA uses FLATMEM (`None`).
+    pub const fn section_size_bits(self) -> Option<u32> {
+        match self {
+            Arch::X86_64 => Some(27),
+            Arch::I386 => None,
+        }
+    }
     /// `max_zone_pfns[]` (`zone_sizes_init` in arch/x86/mm/init.c): the end PFN of each
     /// zone kind, given the highest PFN of RAM.
     pub fn zone_end_pfn(self, zone: ZoneType, max_pfn: Pfn) -> Pfn {
@@ -246,6 +254,82 @@ impl E820Table {
             .sum()
     }
 
+    /// `__e820__range_update`: the parts of `[start, start + size)` covered by entries of
+    /// type `old` become type `new` (entries split as needed; the table stays sorted).
+    /// Returns the bytes changed, or `None` if splitting would overflow the table.
+    pub fn range_update(
+        &mut self,
+        start: u64,
+        size: u64,
+        old: E820Type,
+        new: E820Type,
+    ) -> Option<u64> {
+        let end = start.saturating_add(size);
+        let mut out = E820Table::new();
+        let mut changed = 0;
+        for e in self.entries() {
+            let (s, t) = (e.addr.as_u64(), e.end());
+            if e.kind != old || t <= start || s >= end {
+                if !out.push(*e) {
+                    return None;
+                }
+                continue;
+            }
+            let (a, b) = (s.max(start), t.min(end));
+            for (ps, pe, kind) in [(s, a, old), (a, b, new), (b, t, old)] {
+                if pe > ps && !out.push(E820Entry::new(ps, pe - ps, kind)) {
+                    return None;
+                }
+            }
+            changed += b - a;
+        }
+        *self = out;
+        Some(changed)
+    }
+    /// `e820__range_remove` (with `check_type`): drops the parts of `[start, start + size)`
+    /// covered by entries of type `kind`. Returns the bytes removed, or `None` if splitting
+    /// would overflow the table.
+    pub fn range_remove(&mut self, start: u64, size: u64, kind: E820Type) -> Option<u64> {
+        let end = start.saturating_add(size);
+        let mut out = E820Table::new();
+        let mut removed = 0;
+        for e in self.entries() {
+            let (s, t) = (e.addr.as_u64(), e.end());
+            if e.kind != kind || t <= start || s >= end {
+                if !out.push(*e) {
+                    return None;
+                }
+                continue;
+            }
+            let (a, b) = (s.max(start), t.min(end));
+            for (ps, pe) in [(s, a), (b, t)] {
+                if pe > ps && !out.push(E820Entry::new(ps, pe - ps, kind)) {
+                    return None;
+                }
+            }
+            removed += b - a;
+        }
+        *self = out;
+        Some(removed)
+    }
+    /// `e820_end_pfn(limit_pfn, E820_TYPE_RAM)`: one past the last RAM page below
+    /// `limit_pfn` (arch/x86/kernel/e820.c).
+    pub fn end_pfn(&self, limit_pfn: u64) -> u64 {
+        let mut last = 0;
+        for e in self.entries().iter().filter(|e| e.kind == E820Type::Ram) {
+            let (s, t) = (e.addr.as_u64() >> PAGE_SHIFT, e.end() >> PAGE_SHIFT);
+            if s >= limit_pfn {
+                continue;
+            }
+            if t > limit_pfn {
+                last = limit_pfn;
+                break;
+            }
+            last = last.max(t);
+        }
+        last
+    }
+
     /// The map QEMU's `pc` machine gives a guest with `mem` bytes of RAM: 639 KiB of base
     /// memory, the EBDA and BIOS areas reserved, RAM from 1 MiB, the last 128 KiB below the
     /// PCI hole reserved for firmware tables, and RAM above 3 GiB relocated above 4 GiB
@@ -360,6 +444,46 @@ mod tests {
         let t = E820Table::qemu_pc(5 << 30).unwrap();
         assert_eq!(t.ram_end(), (1 << 32) + (2 << 30));
         assert!(E820Table::qemu_pc(1 << 20).is_none());
+    }
+
+    #[test]
+    fn range_update_remove_end_pfn() {
+        let mut t = E820Table::qemu_pc(5 << 30).unwrap();
+        // trim_bios_range.
+        assert_eq!(
+            t.range_update(0, 0x1000, E820Type::Ram, E820Type::Reserved),
+            Some(0x1000)
+        );
+        assert_eq!(t.range_remove(0xa0000, 0x60000, E820Type::Ram), Some(0));
+        let e = t.entries();
+        assert_eq!(e[0], E820Entry::new(0, 0x1000, E820Type::Reserved));
+        assert_eq!(e[1], E820Entry::new(0x1000, 0x9ec00, E820Type::Ram));
+        // The two last_pfn lines of the 5 GiB machine.
+        assert_eq!(t.end_pfn(0x4_0000_0000), 0x180000);
+        assert_eq!(t.end_pfn(1 << 20), 0xbffe0);
+        // A split in the middle and a removal across entries.
+        let mut t = E820Table::new();
+        t.push(E820Entry::new(0, 0x10000, E820Type::Ram));
+        t.push(E820Entry::new(0x10000, 0x10000, E820Type::Reserved));
+        t.push(E820Entry::new(0x20000, 0x10000, E820Type::Ram));
+        t.range_update(0x4000, 0x1000, E820Type::Ram, E820Type::Acpi);
+        assert_eq!(t.entries().len(), 5);
+        assert_eq!(
+            t.entries()[2],
+            E820Entry::new(0x5000, 0xb000, E820Type::Ram)
+        );
+        assert_eq!(
+            t.range_remove(0x8000, 0x20000, E820Type::Ram),
+            Some(0x8000 + 0x8000)
+        );
+        assert_eq!(
+            t.entries()[2],
+            E820Entry::new(0x5000, 0x3000, E820Type::Ram)
+        );
+        assert_eq!(
+            t.entries()[4],
+            E820Entry::new(0x28000, 0x8000, E820Type::Ram)
+        );
     }
 
     #[test]

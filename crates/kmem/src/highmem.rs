@@ -167,6 +167,9 @@ impl<P: Platform> KmapLayer<P> {
             return;
         };
         if let Some(p) = self.__get_free_pages(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO, order) {
+            // Linux's kmap_ctrl lives in task_struct; kmem keeps one stack per CPU, a
+            // per-CPU area like any other.
+            self.percpu_charge(order.pages() as isize);
             self.kmap_state()
                 .stacks_order
                 .store(order.as_u32(), Ordering::Relaxed);

@@ -131,7 +131,6 @@ impl<P: Platform> Machine<P> {
         m.memblock_free_all();
         m.setup_per_zone_wmarks_and_reserves();
         m.setup_pcp_sizes();
-        m.print_memory_line();
         m.register_cpuhp();
 
         // kmem_cache_init (mm_core_init → kmem_cache_init): the slab allocator.
@@ -146,6 +145,9 @@ impl<P: Platform> Machine<P> {
             m.kmap_init();
             m.vmalloc_init_late();
         }
+        // mem_init_print_info: 6.18 prints `Memory:` late in boot, after `SLUB:`, so the
+        // free count includes what slab and vmalloc took at boot.
+        m.print_memory_line();
 
         m.platform().set_cpu_dead_hook(CpuDeadHook {
             ctx: (&m.mm as *const MemoryModel<P>).cast(),

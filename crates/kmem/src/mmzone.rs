@@ -331,7 +331,9 @@ impl<L: lock_api::RawMutex> Zone<L> {
         // SAFETY: as in `pageblock_migratetype`; writers hold the zone lock.
         unsafe { *self.pageblock_mt.add(i) = mt as u8 }
     }
-    /// Number of pageblocks of each migratetype ("Number of blocks type" in pagetypeinfo).
+    /// Number of pageblocks of each migratetype over the zone's whole span, holes included
+    /// (/proc/pagetypeinfo counts only blocks with a valid memmap; see
+    /// `VmLayer::show_pagetypeinfo`).
     pub fn pageblock_counts(&self) -> [usize; MIGRATE_TYPES] {
         let mut c = [0; MIGRATE_TYPES];
         for i in 0..self.nr_pageblocks {

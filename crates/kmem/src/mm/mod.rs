@@ -123,6 +123,9 @@ pub struct MemoryModel<P: Platform> {
     pub(crate) node_stats: NodeStats,
     pub(crate) taint_flags: AtomicU32,
     pub(crate) kernel: KernelImage,
+    /// Pages holding per-CPU data for every possible CPU (`pcpu_nr_pages`): the per-CPU
+    /// page lists of each zone and the i386 kmap stacks. See [`MemoryModel::percpu_charge`].
+    pub(crate) percpu_pages: AtomicUsize,
     pub(crate) jiffies_at_boot: u64,
     /// CPU hotplug teardown callbacks (`cpuhp_setup_state`).
     pub(crate) cpuhp: Lock<P::RawLock, CpuhpTable>,
@@ -241,6 +244,22 @@ impl<P: Platform> MemoryModel<P> {
     pub fn kernel_image(&self) -> KernelImage {
         self.kernel
     }
+    /// Pages of per-CPU data, all possible CPUs' copies included: /proc/meminfo `Percpu`
+    /// (mm/percpu.c `pcpu_nr_pages`, populated pages times units).
+    pub fn percpu_pages(&self) -> usize {
+        self.percpu_pages.load(Ordering::Relaxed)
+    }
+    /// Accounts `pages` allocated (positive) or freed (negative) for a per-CPU area, as the
+    /// percpu allocator counts `pcpu_nr_populated`.
+    pub(crate) fn percpu_charge(&self, pages: isize) {
+        if pages >= 0 {
+            self.percpu_pages
+                .fetch_add(pages as usize, Ordering::Relaxed);
+        } else {
+            self.percpu_pages
+                .fetch_sub(pages.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
     // ---------------------------------------------------------------- memory model
 
     /// `pfn_to_page`: the `struct page` of a PFN below `max_pfn`.
@@ -254,6 +273,11 @@ impl<P: Platform> MemoryModel<P> {
         } else {
             None
         }
+    }
+    /// `pfn_valid`: whether a PFN has a `struct page` Linux would consider valid (see
+    /// [`pfn_valid_in`]).
+    pub fn pfn_valid(&self, pfn: Pfn) -> bool {
+        self.with_memblock(|mb| pfn_valid_in(self.arch, mb, self.max_pfn, pfn))
     }
     /// `pfn_to_page` for a PFN the caller knows is below `max_pfn` (checked in debug builds).
     #[inline]
@@ -561,3 +585,22 @@ pub(crate) const fn pages_to_kb(pages: usize) -> usize {
 
 /// Orders used in tests and reports.
 pub(crate) const ORDERS: usize = NR_PAGE_ORDERS;
+
+/// `pfn_valid` at boot: with SPARSEMEM (x86_64) a PFN is valid when its memory section
+/// holds memblock memory (`memblocks_present` marks those sections present, and each gets a
+/// whole section of memmap, holes included); with FLATMEM (i386) when it is below `max_pfn`
+/// (`max_mapnr`).
+pub(crate) fn pfn_valid_in(arch: Arch, mb: &Memblock, max_pfn: Pfn, pfn: Pfn) -> bool {
+    let Some(bits) = arch.section_size_bits() else {
+        return pfn < max_pfn;
+    };
+    let shift = bits - PAGE_SHIFT;
+    let (s, e) = (
+        (pfn.as_u64() >> shift) << shift,
+        ((pfn.as_u64() >> shift) + 1) << shift,
+    );
+    mb.memory.regions().iter().any(|r| {
+        let (rs, re) = (r.base.pfn().as_u64(), PhysAddr::new(r.end()).pfn().as_u64());
+        rs < e && re > s
+    })
+}

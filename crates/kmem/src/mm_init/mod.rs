@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize};
 
 use kds::list::ListHead;
 
-use crate::addr::{Pfn, PhysAddr, PAGE_SIZE};
+use crate::addr::{Pfn, PhysAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::arch::{AddrTranslation, Arch, E820Table, E820Type, TranslationRegion};
 use crate::locking::{Lock, CPUHP_STATE_MUTEX, LOGBUF_LOCK, MEMBLOCK_LOCK, ZONE_LOCK};
 use crate::memblock::{Memblock, MemblockError};
@@ -106,6 +106,8 @@ impl From<MemblockError> for BootError {
 /// What [`early_setup`] took from memblock and worked out, for the steps after it.
 pub(crate) struct EarlyMemory {
     pub(crate) mb: Memblock,
+    /// The kernel's e820 table: the firmware's after `trim_bios_range`.
+    pub(crate) e820: E820Table,
     pub(crate) max_pfn: Pfn,
     pub(crate) lowmem_end: PhysAddr,
     pub(crate) kernel: KernelImage,
@@ -117,6 +119,8 @@ pub(crate) struct EarlyMemory {
     memmap_bytes: usize,
     pageblocks: [(*mut u8, usize); NR_ZONE_KINDS],
     pcps: [*mut PerCpuPages; NR_ZONE_KINDS],
+    /// Pages taken for per-CPU data (the `pcps` arrays).
+    percpu_pages: usize,
 }
 
 /// e820 → memblock: registers RAM (page-aligned, without page 0 and the 640K–1M hole),
@@ -125,12 +129,13 @@ pub(crate) struct EarlyMemory {
 /// kernel image.
 fn e820_memblock_setup(
     params: &BootParams<'_>,
+    e820: &E820Table,
 ) -> Result<(Memblock, Pfn, PhysAddr, KernelImage), BootError> {
     let arch = params.arch;
     let mut mb = Memblock::new();
     // The first page is BIOS-owned (arch/x86/kernel/setup.c trim_bios_range) and 640K-1M is
     // the legacy ROM area.
-    for e in params.e820.entries() {
+    for e in e820.entries() {
         if e.kind != E820Type::Ram {
             continue;
         }
@@ -166,6 +171,19 @@ fn e820_memblock_setup(
     // Everything allocated from here on must be reachable through the direct map.
     mb.current_limit = lowmem_end.as_u64();
     Ok((mb, max_pfn, lowmem_end, kernel))
+}
+
+/// The legacy BIOS area: 640 KiB to 1 MiB (`BIOS_BEGIN`, `BIOS_END`).
+const BIOS_BEGIN: u64 = 0xa0000;
+const BIOS_END: u64 = 0x10_0000;
+
+/// `trim_bios_range` (arch/x86/kernel/setup.c): page 0 becomes reserved (the BIOS owns it)
+/// and RAM claimed in 640 KiB–1 MiB is dropped. A table too full to split stays as it was.
+fn trim_bios_range(firmware: &E820Table) -> E820Table {
+    let mut t = *firmware;
+    let _ = t.range_update(0, PAGE_SIZE as u64, E820Type::Ram, E820Type::Reserved);
+    let _ = t.range_remove(BIOS_BEGIN, BIOS_END - BIOS_BEGIN, E820Type::Ram);
+    t
 }
 
 /// Zone spans and present pages (`free_area_init` → `calculate_node_totalpages`).
@@ -234,7 +252,8 @@ pub(crate) fn early_setup<P: Platform>(
     if params.e820.ram_end() > plat.phys_end().as_u64() {
         return Err(BootError::RamNotBacked);
     }
-    let (mut mb, max_pfn, lowmem_end, kernel) = e820_memblock_setup(params)?;
+    let e820 = trim_bios_range(&params.e820);
+    let (mut mb, max_pfn, lowmem_end, kernel) = e820_memblock_setup(params, &e820)?;
     let ea = EarlyAlloc {
         direct_map: plat.direct_map_base(),
     };
@@ -249,6 +268,7 @@ pub(crate) fn early_setup<P: Platform>(
     // Pageblock migratetype bytes and per-CPU lists for every populated zone.
     let mut pageblocks = [(core::ptr::null_mut::<u8>(), 0usize); NR_ZONE_KINDS];
     let mut pcps = [core::ptr::null_mut::<PerCpuPages>(); NR_ZONE_KINDS];
+    let mut percpu_pages = 0;
     for z in ZoneType::ALL {
         let g = geos[z.index()];
         if g.present == 0 {
@@ -261,11 +281,15 @@ pub(crate) fn early_setup<P: Platform>(
         // Linux (memmap_init_range).
         unsafe { core::ptr::write_bytes(p, MigrateType::Movable as u8, n) };
         pageblocks[z.index()] = (p, n);
+        // The zone's per_cpu_pageset (setup_zone_pageset: alloc_percpu), one per possible
+        // CPU.
         let bytes = plat.possible_cpus() * core::mem::size_of::<PerCpuPages>();
         pcps[z.index()] = ea.zeroed(&mut mb, bytes, 64)?.cast();
+        percpu_pages += bytes.div_ceil(PAGE_SIZE);
     }
     Ok(EarlyMemory {
         mb,
+        e820,
         max_pfn,
         lowmem_end,
         kernel,
@@ -276,6 +300,7 @@ pub(crate) fn early_setup<P: Platform>(
         memmap_bytes,
         pageblocks,
         pcps,
+        percpu_pages,
     })
 }
 
@@ -306,7 +331,7 @@ pub(crate) fn memory_model<P: Platform>(
         arch,
         nr_cpus: params.nr_cpus,
         possible_cpus: plat.possible_cpus(),
-        e820: params.e820,
+        e820: em.e820,
         memblock: Lock::new(&MEMBLOCK_LOCK, Memblock::new()),
         mem_map: em.memmap,
         max_pfn: em.max_pfn,
@@ -320,6 +345,7 @@ pub(crate) fn memory_model<P: Platform>(
         node_stats: NodeStats::default(),
         taint_flags: AtomicU32::new(0),
         kernel: em.kernel,
+        percpu_pages: AtomicUsize::new(em.percpu_pages),
         jiffies_at_boot: plat.jiffies(),
         cpuhp: Lock::new(&CPUHP_STATE_MUTEX, CpuhpTable::new()),
         lockdep,
@@ -413,17 +439,42 @@ fn print_banner<P: Platform>(mm: &MemoryModel<P>, params: &BootParams<'_>, em: &
             ),
         );
     }
+    // trim_bios_range's messages (e820__range_update, e820__range_remove: KERN_DEBUG).
     mm.printk(
-        LogLevel::Info,
+        LogLevel::Debug,
         format_args!(
-            "last_pfn = {:#x} max_arch_pfn = {:#x}",
-            em.max_pfn.as_u64(),
-            match arch {
-                Arch::X86_64 => 0x4_0000_0000u64,
-                Arch::I386 => 0x10_0000,
-            }
+            "e820: update [mem {:#010x}-{:#010x}] {} ==> {}",
+            0,
+            PAGE_SIZE - 1,
+            E820Type::Ram.name(),
+            E820Type::Reserved.name()
         ),
     );
+    mm.printk(
+        LogLevel::Debug,
+        format_args!(
+            "e820: remove [mem {:#010x}-{:#010x}] {}",
+            BIOS_BEGIN,
+            BIOS_END - 1,
+            E820Type::Ram.name()
+        ),
+    );
+    // e820__end_of_ram_pfn, then on x86_64 above 4 GiB e820__end_of_low_ram_pfn for
+    // max_low_pfn (setup_arch); both print through e820_end_pfn.
+    let max_arch_pfn = match arch {
+        Arch::X86_64 => 0x4_0000_0000u64,
+        Arch::I386 => 0x10_0000,
+    };
+    let last_pfn = |pfn: u64| {
+        mm.printk(
+            LogLevel::Info,
+            format_args!("last_pfn = {pfn:#x} max_arch_pfn = {max_arch_pfn:#x}"),
+        );
+    };
+    last_pfn(em.max_pfn.as_u64());
+    if arch == Arch::X86_64 && em.max_pfn.as_u64() > 1 << (32 - PAGE_SHIFT) {
+        last_pfn(em.e820.end_pfn(1 << (32 - PAGE_SHIFT)));
+    }
     if arch == Arch::I386 {
         let high = em
             .max_pfn
@@ -501,6 +552,7 @@ fn print_zone_ranges<P: Platform>(
             ),
         );
     }
+    print_unavailable_ranges(mm, geos, mb);
     let total: u64 = mm
         .arch()
         .zones()
@@ -511,6 +563,79 @@ fn print_zone_ranges<P: Platform>(
         LogLevel::Info,
         format_args!("Built 1 zonelists, mobility grouping on.  Total pages: {total}"),
     );
+}
+
+/// Valid PFNs (those with a memmap Linux would initialise) in `[s, e)`: whole sections at a
+/// time with SPARSEMEM, below `max_pfn` with FLATMEM.
+fn valid_pfns(arch: Arch, mb: &Memblock, max_pfn: Pfn, s: u64, e: u64) -> u64 {
+    let Some(bits) = arch.section_size_bits() else {
+        return e.min(max_pfn.as_u64()).saturating_sub(s);
+    };
+    let per_section = 1u64 << (bits - PAGE_SHIFT);
+    let mut n = 0;
+    let mut a = s;
+    while a < e {
+        let t = ((a / per_section) + 1) * per_section;
+        if crate::mm::pfn_valid_in(arch, mb, max_pfn, Pfn::new(a)) {
+            n += t.min(e) - a;
+        }
+        a = t;
+    }
+    n
+}
+
+/// The holes `memmap_init` finds (mm/mm_init.c `memmap_init_zone_range`,
+/// `init_unavailable_range`): between memory ranges, the valid PFNs of a hole are counted in
+/// the zone of the range above it, and the tail up to the end of the last section (FLATMEM:
+/// the next `MAX_ORDER_NR_PAGES`) in the last zone; each nonempty hole is one line.
+fn print_unavailable_ranges<P: Platform>(
+    mm: &MemoryModel<P>,
+    geos: &[ZoneGeometry; NR_ZONE_KINDS],
+    mb: &Memblock,
+) {
+    let (arch, max_pfn) = (mm.arch(), mm.max_pfn());
+    let print = |z: ZoneType, n: u64| {
+        if n > 0 {
+            mm.printk(
+                LogLevel::Info,
+                format_args!(
+                    "On node 0, zone {}: {} pages in unavailable ranges",
+                    z.name(),
+                    n
+                ),
+            );
+        }
+    };
+    let mut hole = 0u64;
+    let mut last = (ZoneType::Dma, 0u64);
+    for r in mb.memory.regions() {
+        let (rs, re) = (r.base.pfn().as_u64(), PhysAddr::new(r.end()).pfn().as_u64());
+        for &z in arch.zones() {
+            let g = geos[z.index()];
+            if g.present == 0 {
+                continue;
+            }
+            let (zs, ze) = (g.start_pfn.as_u64(), g.end_pfn().as_u64());
+            let (s, e) = (rs.clamp(zs, ze), re.clamp(zs, ze));
+            if s >= e {
+                continue;
+            }
+            if hole < s {
+                print(z, valid_pfns(arch, mb, max_pfn, hole, s));
+            }
+            hole = e;
+            last.0 = z;
+        }
+        last.1 = re;
+    }
+    let end = match arch.section_size_bits() {
+        Some(bits) => last.1.next_multiple_of(1 << (bits - PAGE_SHIFT)),
+        // MAX_ORDER_NR_PAGES
+        None => last.1.next_multiple_of(1 << crate::addr::MAX_PAGE_ORDER),
+    };
+    if hole < end {
+        print(last.0, valid_pfns(arch, mb, max_pfn, hole, end));
+    }
 }
 
 /// `memmap_init`: every `struct page` starts reserved with one reference, in its zone (hole

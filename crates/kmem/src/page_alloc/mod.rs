@@ -691,6 +691,8 @@ impl<P: Platform> PageAllocator<P> {
             let l: *mut ListHead = &mut pcp.lists[pcp_index(order, mt)];
             // SAFETY: the current CPU's pcp list.
             if unsafe { list::list_empty(l) } {
+                // nr_pcp_alloc: `high` moves into [high_min, high_max] first.
+                pcp.high = pcp.high.max(zone.pcp_high_min).min(zone.pcp_high_max);
                 let batch = if order.as_u32() == 0 {
                     pcp.batch
                 } else {
@@ -938,6 +940,8 @@ impl<P: Platform> PageAllocator<P> {
             unsafe { list::list_add(page.lru(), &mut pcp.lists[pcp_index(order, mt)]) };
             pcp.count += order.pages();
             pcp.free_count += order.pages();
+            // nr_pcp_high: `high` moves into [high_min, high_max] first.
+            pcp.high = pcp.high.max(zone.pcp_high_min).min(zone.pcp_high_max);
             if pcp.count >= pcp.high {
                 self.pcp_over_high(zone, pcp);
             }
@@ -1199,7 +1203,10 @@ impl<P: Platform> PageAllocator<P> {
                 // SAFETY: boot runs alone.
                 let p = unsafe { zone.pcp_of(cpu) };
                 p.batch = batch;
-                p.high = high_min;
+                // BOOT_PAGESET_HIGH: since 6.7 `high` starts at 0 and is clamped into
+                // [high_min, high_max] when the CPU first uses the lists (nr_pcp_high,
+                // nr_pcp_alloc), so an unused pageset shows `high: 0` in /proc/zoneinfo.
+                p.high = 0;
             }
         }
     }

@@ -114,6 +114,15 @@ impl<P: Platform> VmLayer<P> {
             },
         )?;
         kb(out, "Hugetlb:", 0)?;
+        // arch_report_meminfo (arch/x86/mm/pat/set_memory.c): the direct map's pages by
+        // size; `DirectMap1G` only with 1 GiB pages, which QEMU's default CPU lacks; i386
+        // without PAE maps 4 MiB pages.
+        let [small, huge] = self.direct_pages_count();
+        kb(out, "DirectMap4k:", small * 4)?;
+        match self.arch() {
+            Arch::X86_64 => kb(out, "DirectMap2M:", huge * 2048)?,
+            Arch::I386 => kb(out, "DirectMap4M:", huge * 4096)?,
+        }
         Ok(())
     }
 
@@ -132,9 +141,9 @@ impl<P: Platform> VmLayer<P> {
         )
     }
 
-    /// Memory used by per-CPU data in kB: the per-CPU page list structures.
+    /// Memory used by per-CPU data in kB (`pcpu_nr_pages() << (PAGE_SHIFT - 10)`): the
+    /// pages kmem allocated for per-CPU areas, every possible CPU's copy included.
     fn percpu_kb(&self) -> usize {
-        let per_zone = core::mem::size_of::<crate::mmzone::PerCpuPages>() * self.nr_cpus();
-        self.zones().filter(|z| z.is_populated()).count() * per_zone / 1024
+        pages_to_kb(self.percpu_pages())
     }
 }

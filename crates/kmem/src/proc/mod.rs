@@ -76,7 +76,8 @@ impl<P: Platform> VmLayer<P> {
         Ok(())
     }
 
-    /// `/proc/iomem`: the firmware map as resources.
+    /// `/proc/iomem`: the kernel's e820 table (the firmware map after `trim_bios_range`) as
+    /// resources, with the kernel image's sections under the RAM holding them.
     pub fn show_iomem(&self, out: &mut dyn Write) -> fmt::Result {
         for e in self.e820().entries() {
             let name = match e.kind {
@@ -93,8 +94,36 @@ impl<P: Platform> VmLayer<P> {
                 e.end() - 1,
                 name
             )?;
+            if e.kind != crate::arch::E820Type::Ram {
+                continue;
+            }
+            // The kernel image's resources under the RAM holding them (setup_arch:
+            // code_resource, rodata_resource, data_resource, bss_resource), indented as
+            // children are by r_show.
+            for (name, s, len) in self.kernel_image_resources() {
+                if len > 0 && s >= e.addr.as_u64() && s + len <= e.end() {
+                    writeln!(out, "  {:08x}-{:08x} : {}", s, s + len - 1, name)?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The kernel image's sections as /proc/iomem names them, in link order (text, rodata,
+    /// data, init — not a resource — then bss; arch/x86/kernel/vmlinux.lds.S), laid out
+    /// back to back from the load address as kmem reserves the image.
+    fn kernel_image_resources(&self) -> [(&'static str, u64, u64); 4] {
+        let k = self.kernel_image();
+        let code = k.start.as_u64();
+        let rodata = code + k.code;
+        let data = rodata + k.rodata;
+        let bss = data + k.rwdata + k.init;
+        [
+            ("Kernel code", code, k.code),
+            ("Kernel rodata", rodata, k.rodata),
+            ("Kernel data", data, k.rwdata),
+            ("Kernel bss", bss, k.bss),
+        ]
     }
 
     /// debugfs `memblock/memory` and `memblock/reserved`.

@@ -145,13 +145,36 @@ impl<P: Platform> VmLayer<P> {
                 continue;
             }
             write!(out, "Node 0, zone {:>8} ", z.kind.name())?;
-            let c = z.pageblock_counts();
+            let c = self.pageblock_counts_valid(z.kind);
             for n in c.iter().take(MIGRATE_TYPES) {
                 write!(out, "{n:12} ")?;
             }
             out.write_char('\n')?;
         }
         Ok(())
+    }
+
+    /// `pagetypeinfo_showblockcount_print` (mm/vmstat.c): from the zone's first PFN, one
+    /// PFN every `pageblock_nr_pages`; a block counts under its migratetype when the PFN is
+    /// valid (has a memmap: not in a hole such as the PCI hole, whose sections are absent)
+    /// and its page belongs to the zone.
+    fn pageblock_counts_valid(&self, kind: ZoneType) -> [usize; MIGRATE_TYPES] {
+        let z = self.zone(kind);
+        let (start, end) = (z.geo.start_pfn.as_u64(), z.geo.end_pfn().as_u64());
+        let (arch, max_pfn) = (self.arch(), self.max_pfn());
+        let mut c = [0; MIGRATE_TYPES];
+        self.with_memblock(|mb| {
+            for pfn in (start..end).step_by(PAGEBLOCK_NR_PAGES) {
+                let pfn = crate::addr::Pfn::new(pfn);
+                if !crate::mm::pfn_valid_in(arch, mb, max_pfn, pfn)
+                    || self.page(pfn).zone_type() != kind
+                {
+                    continue;
+                }
+                c[z.pageblock_migratetype(pfn) as usize] += 1;
+            }
+        });
+        c
     }
 
     /// Writes `/proc/zoneinfo`.

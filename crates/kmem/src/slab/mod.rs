@@ -311,16 +311,50 @@ impl<P: Platform> SlabLayer<P> {
     /// `/proc/slabinfo`.
     pub fn show_slabinfo(&self, out: &mut dyn Write) -> fmt::Result {
         write_slabinfo_header(out)?;
+        let node = self.kmem_cache_node_info();
         let mut res = Ok(());
         dispatch!(
             self,
             for_each_info(self, &mut |name, info| {
+                // SLUB's second boot cache sits between the kmalloc caches and `kmem_cache`
+                // (kmem_cache_init bootstraps `kmem_cache`, then `kmem_cache_node`).
+                if let (Some(n), "kmem_cache", true) = (&node, name, res.is_ok()) {
+                    res = write_slabinfo_line(out, "kmem_cache_node", n);
+                }
                 if res.is_ok() {
                     res = write_slabinfo_line(out, name, info);
                 }
             })
         );
         res
+    }
+
+    /// The `kmem_cache_node` line of SLUB: one `struct kmem_cache_node` per cache (one
+    /// node), sized as `kmem_cache_init` creates the cache (`SLAB_HWCACHE_ALIGN`, order by
+    /// `calculate_order`). kmem keeps each cache's node structure inside the cache
+    /// structure, so the objects counted are exactly the caches; the slabs are those the
+    /// objects would fill.
+    fn kmem_cache_node_info(&self) -> Option<common::SlabInfo> {
+        let common::SlabAllocatorKind::Slub = self.slab().kind;
+        let object_size = core::mem::size_of::<slub::KmemCacheNode<P::RawLock>>();
+        let align = common::calculate_alignment(common::SlabFlags::HWCACHE_ALIGN, 0, object_size);
+        let size = object_size.next_multiple_of(align);
+        let order = common::calculate_order(size as u32, &self.slab().order)?;
+        let per_slab = common::order_objects(order, size as u32).max(1);
+        let mut caches = 0usize;
+        self.for_each_cache(&mut |_, _| caches += 1);
+        let slabs = caches.div_ceil(per_slab as usize);
+        Some(common::SlabInfo {
+            active_objs: caches,
+            num_objs: slabs * per_slab as usize,
+            objsize: size,
+            object_size,
+            objperslab: per_slab,
+            pagesperslab: 1 << order,
+            num_slabs: slabs,
+            partial_slabs: 0,
+            refcount: -1,
+        })
     }
 
     /// Slab statistics for every cache, one line each: name, objects, slabs, the fast/slow

@@ -17,40 +17,64 @@ use super::table_pool::{TablePool, TABLES_PER_MAP};
 use super::{KernelPgt, VmLayer};
 
 impl<P: Platform> VmLayer<P> {
-    /// Maps every RAM range of the direct map: 4 KiB pages up to the first huge boundary,
-    /// huge pages, 4 KiB pages for the tail (`init_memory_mapping` / `split_mem_range`).
-    pub(super) fn map_direct_map(&self, pt: &mut PageTable) -> Result<(), crate::pgtable::PtError> {
-        let huge = pt.format().page_bytes(PageSize::Huge);
+    /// The direct map as `init_mem_mapping` builds it (arch/x86/mm/init.c): the first MiB
+    /// (`ISA_END_ADDRESS`) in 4 KiB pages, then every RAM range above it up to the end of
+    /// lowmem, split as `split_mem_range` does — 4 KiB pages up to the first huge-page
+    /// boundary, huge pages (2 MiB, or 4 MiB on i386 without PAE; QEMU's default CPU has no
+    /// 1 GiB pages), 4 KiB pages for the tail. Calls `f(phys, huge)` for every page.
+    pub(crate) fn for_each_direct_map_page(
+        &self,
+        mut f: impl FnMut(u64, bool) -> Result<(), PtError>,
+    ) -> Result<(), PtError> {
+        const ISA_END_ADDRESS: u64 = 0x10_0000;
+        let huge = crate::pgtable::PtFormat::new(self.arch()).page_bytes(PageSize::Huge);
         let low = self.lowmem_end().as_u64();
-        let po = self.arch().page_offset();
         let page = PAGE_SIZE as u64;
         let e820 = *self.e820();
-        for e in e820.entries() {
-            if e.kind != crate::arch::E820Type::Ram {
-                continue;
-            }
-            let s = e.addr.as_u64().div_ceil(page) * page;
-            let t = (e.end().min(low)) & !(page - 1);
+        let ram = e820
+            .entries()
+            .iter()
+            .filter(|e| e.kind == crate::arch::E820Type::Ram && e.end() > ISA_END_ADDRESS)
+            .map(|e| {
+                let s = e.addr.as_u64().max(ISA_END_ADDRESS).div_ceil(page) * page;
+                (s, e.end().min(low) & !(page - 1))
+            });
+        for (s, t) in core::iter::once((0, ISA_END_ADDRESS.min(low))).chain(ram) {
             let mut a = s;
             while a < t {
-                let (size, step) = if a & (huge - 1) == 0 && a + huge <= t {
-                    (PageSize::Huge, huge)
-                } else {
-                    (PageSize::Small, page)
-                };
-                let flags = if size == PageSize::Huge {
-                    PteFlags::PAGE_KERNEL_LARGE
-                } else {
-                    PteFlags::PAGE_KERNEL
-                };
-                match pt.map(self.pt_mem(), po + a, PhysAddr::new(a), size, flags) {
-                    Ok(()) | Err(crate::pgtable::PtError::AlreadyMapped) => {}
-                    Err(e) => return Err(e),
-                }
-                a += step;
+                let is_huge = s != 0 && a & (huge - 1) == 0 && a + huge <= t;
+                f(a, is_huge)?;
+                a += if is_huge { huge } else { page };
             }
         }
         Ok(())
+    }
+
+    /// `direct_pages_count[]`: pages of the direct map by size (4 KiB, huge), for
+    /// /proc/meminfo's `DirectMap4k`/`DirectMap2M` (`DirectMap4M` on i386).
+    pub(crate) fn direct_pages_count(&self) -> [usize; 2] {
+        let mut n = [0; 2];
+        let _ = self.for_each_direct_map_page(|_, huge| {
+            n[usize::from(huge)] += 1;
+            Ok(())
+        });
+        n
+    }
+
+    /// Maps the direct map planned by [`Self::for_each_direct_map_page`] in `pt`.
+    pub(super) fn map_direct_map(&self, pt: &mut PageTable) -> Result<(), PtError> {
+        let po = self.arch().page_offset();
+        self.for_each_direct_map_page(|a, huge| {
+            let (size, flags) = if huge {
+                (PageSize::Huge, PteFlags::PAGE_KERNEL_LARGE)
+            } else {
+                (PageSize::Small, PteFlags::PAGE_KERNEL)
+            };
+            match pt.map(self.pt_mem(), po + a, PhysAddr::new(a), size, flags) {
+                Ok(()) | Err(PtError::AlreadyMapped) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     /// The model address of a kernel virtual (real) address in the window.
