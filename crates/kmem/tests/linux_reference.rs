@@ -327,11 +327,14 @@ fn slabinfo_boot_caches() {
 }
 
 /// mm/percpu.c pcpu_nr_pages: /proc/meminfo `Percpu` is the pages of per-CPU data, every
-/// possible CPU's copy included — here each populated zone's per-CPU page lists (Linux's
-/// `alloc_percpu(struct per_cpu_pages)`), one per possible CPU of the platform.
+/// possible CPU's copy included — each populated zone's per-CPU page lists (Linux's
+/// `alloc_percpu(struct per_cpu_pages)`), one per possible CPU of the platform, plus every slab
+/// cache's per-CPU `kmem_cache_cpu` array (`alloc_kmem_cache_cpus`), which a new cache adds
+/// and its destruction gives back.
 #[test]
 fn meminfo_percpu_counts_per_cpu_areas() {
     use kmem::platform::Platform;
+    use kmem::slab::common::SlabFlags;
     for (name, mem) in MACHINES {
         let m = boot(Arch::X86_64, mem, 2);
         let mi = proc(&m, "/proc/meminfo");
@@ -339,8 +342,22 @@ fn meminfo_percpu_counts_per_cpu_areas() {
         let per_zone = (m.platform().possible_cpus()
             * std::mem::size_of::<kmem::mmzone::PerCpuPages>())
         .div_ceil(4096);
-        let want = (zones * per_zone * 4) as u64;
-        assert!(want > 0);
-        assert_eq!(meminfo_kb(&mi, "Percpu"), Some(want), "{name}:\n{mi}");
+        let zone_kb = (zones * per_zone * 4) as u64;
+        let before = meminfo_kb(&mi, "Percpu").unwrap();
+        assert!(
+            before > zone_kb,
+            "{name}: slab caches' per-CPU arrays count too:\n{mi}"
+        );
+        let c = m
+            .kmem_cache_create("percpu_probe", 100, 0, SlabFlags::NO_MERGE, None)
+            .unwrap();
+        let with = meminfo_kb(&proc(&m, "/proc/meminfo"), "Percpu").unwrap();
+        assert!(
+            with > before,
+            "{name}: a new cache's kmem_cache_cpu array is per-CPU memory"
+        );
+        m.kmem_cache_destroy(c);
+        let after = meminfo_kb(&proc(&m, "/proc/meminfo"), "Percpu").unwrap();
+        assert_eq!(after, before, "{name}: destroying the cache gives it back");
     }
 }

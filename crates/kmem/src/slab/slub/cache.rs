@@ -179,6 +179,7 @@ pub(crate) fn destroy<P: Platform>(
     }
     if let Some(pg) = m.virt_to_page(VirtAddr::new(cpu_slab as usize)) {
         m.__free_pages(pg, Order::new(cpu_order));
+        m.percpu_charge(-(Order::new(cpu_order).pages() as isize));
     }
     // Keep the structure for reuse by a later kmem_cache_create: stale handles keep pointing
     // at a KmemCache whose generation tells them apart.
@@ -376,6 +377,9 @@ fn alloc_kmem_cache_cpus<P: Platform>(
         .page_address(page)
         .ok_or(SlabError::NoMemory)?
         .as_ptr::<KmemCacheCpu>();
+    // The per-CPU `kmem_cache_cpu` array is per-CPU memory: /proc/meminfo's Percpu counts it
+    // (Linux: alloc_kmem_cache_cpus -> __alloc_percpu).
+    m.percpu_charge(Order::new(cpu_order).pages() as isize);
     Ok((cpu_slab, cpu_order))
 }
 
