@@ -126,7 +126,7 @@ fn replay_without_events_does_not_prefault_ram() {
         "noevents",
         b"# entries-in-buffer/entries-written: 0/0   #P:2\n",
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_kmem"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kmem"))
         .args(["--mem", "2G", "replay", f.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -138,6 +138,8 @@ fn replay_without_events_does_not_prefault_ram() {
     // SAFETY: `pid` is our child, not yet waited for; the pointers are valid.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     assert_eq!(r, pid);
+    // Reaped by wait4 already (this only tells std so).
+    let _ = child.wait();
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
     // Peak resident set in KiB: the memmap (32 MiB) and the kernel, not 2 GiB of RAM.
     assert!(ru.ru_maxrss < 512 << 10, "peak RSS {} KiB", ru.ru_maxrss);
