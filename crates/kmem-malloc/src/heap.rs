@@ -86,6 +86,27 @@ pub struct Node {
     pub(crate) log_shown: AtomicUsize,
 }
 
+impl Node {
+    /// The reports that make the program stop (`report`): BUGs and slab debugging errors.
+    pub(crate) fn reports(&self) -> usize {
+        self.m.bug_count() + self.m.slab_errors()
+    }
+
+    /// Bytes of the node's log (as `dmesg` without timestamps prints it) so far.
+    pub(crate) fn log_len(&self) -> usize {
+        struct Count(usize);
+        impl core::fmt::Write for Count {
+            fn write_str(&mut self, s: &str) -> core::fmt::Result {
+                self.0 += s.len();
+                Ok(())
+            }
+        }
+        let mut c = Count(0);
+        let _ = self.m.dmesg(&mut c, false);
+        c.0
+    }
+}
+
 /// Why a node could not boot: what failed and the host's errno (0 if none).
 #[derive(Clone, Copy, Debug)]
 pub struct BootFailure {
@@ -260,8 +281,8 @@ fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
     let mut node = node;
     create_classes(&mut node);
     // Reports start after the boot (whose log is not a report).
-    node.reports_seen = AtomicUsize::new(crate::report::reports(&node));
-    node.log_shown = AtomicUsize::new(crate::report::log_len(&node));
+    node.reports_seen = AtomicUsize::new(node.reports());
+    node.log_shown = AtomicUsize::new(node.log_len());
     let size = core::mem::size_of::<Node>();
     // SAFETY: an anonymous private mapping; no preconditions.
     let p = unsafe {

@@ -28,27 +28,6 @@ pub(crate) fn configure() {
     }
 }
 
-/// The reports that make the program stop: BUGs and slab debugging errors of a node.
-pub(crate) fn reports(nd: &Node) -> usize {
-    nd.m.bug_count() + nd.m.slab_errors()
-}
-
-/// Bytes of a node's log (as `dmesg` without timestamps prints it) so far.
-pub(crate) fn log_len(nd: &Node) -> usize {
-    let mut c = Count(0);
-    let _ = nd.m.dmesg(&mut c, false);
-    c.0
-}
-
-struct Count(usize);
-
-impl Write for Count {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0 += s.len();
-        Ok(())
-    }
-}
-
 /// Passes text on from byte `skip` of the stream.
 struct Skip<'a> {
     skip: usize,
@@ -73,7 +52,7 @@ impl Write for Skip<'_> {
 pub(crate) fn check() {
     for i in 0..heap::nr_nodes() {
         let nd = heap::node(i);
-        if reports(nd) != nd.reports_seen.load(Ordering::Relaxed) {
+        if nd.reports() != nd.reports_seen.load(Ordering::Relaxed) {
             report(nd);
         }
     }
@@ -81,7 +60,7 @@ pub(crate) fn check() {
 
 #[cold]
 fn report(nd: &Node) {
-    let now = reports(nd);
+    let now = nd.reports();
     let before = nd.reports_seen.swap(now, Ordering::Relaxed);
     if before == now {
         return; // another thread copied it

@@ -466,6 +466,8 @@ impl Shell {
         )
     }
 
+    /// Evaluates an expression. It recurses as deep as the tree, which the parser bounds
+    /// ([`syntax::MAX_DEPTH`]); trees come only from the parser.
     fn eval(&mut self, e: &Expr, out: &mut dyn Write) -> Result<Value, Stop> {
         match e {
             Expr::Int(v, _) => Ok(Value::Int(*v)),
