@@ -184,9 +184,10 @@ fn err_text(s: &str) {
     let _ = e.write_all(s.as_bytes()).and_then(|()| e.flush());
 }
 
-/// [`err_text`] with a newline.
+/// [`err_text`] with a newline, for a message: control characters in it (from a file name
+/// or a path typed by the user) are shown as `�`, not sent to the terminal.
 fn err_line(s: &str) {
-    err_text(&format!("{s}\n"));
+    err_text(&format!("{}\n", shell::printable(s)));
 }
 
 fn boot(cli: &Cli) -> Result<Kernel, String> {

@@ -529,6 +529,9 @@ fn invalid_utf8_is_an_error_of_its_line() {
 /// Control characters from the input are not echoed raw to the terminal in error reports.
 #[test]
 fn errors_do_not_echo_control_characters() {
+    let o = kmem(&["cat", "/proc/\x1b]0;x\x07"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!text(&o.stderr).contains('\x1b'), "{:?}", text(&o.stderr));
     let o = kmem(&["shell"], "x = 1 \x1b[2J\n");
     let err = text(&o.stderr);
     assert!(!err.contains('\x1b'), "{err:?}");

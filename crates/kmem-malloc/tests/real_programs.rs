@@ -390,6 +390,11 @@ fn double_free_and_use_after_free_abort_with_a_report() {
         assert!(out.status.success(), "{}: {err}", out.status);
         assert!(err.contains(what), "{err}");
     }
+    // SLUB's naive double-free check needs no debugging: the same report and abort.
+    let out = run(Command::new(&double), true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}: {err}", out.status);
+    assert!(err.contains("Object already free"), "{err}");
 }
 
 /// A first node that cannot boot (here: its 64 GiB of address space under a 1 GiB
