@@ -393,7 +393,12 @@ fn double_free_and_use_after_free_abort_with_a_report() {
     // SLUB's naive double-free check needs no debugging: the same report and abort.
     let out = run(Command::new(&double), true);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}: {err}", out.status);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "{}: {err}",
+        out.status
+    );
     assert!(err.contains("Object already free"), "{err}");
 }
 
