@@ -601,6 +601,10 @@ fn errors_to_a_closed_pipe_do_not_panic() {
 /// later; now it is refused up front.
 #[test]
 fn a_machine_larger_than_the_host_is_refused() {
+    if kmem_hosted::host_memory_available().is_some_and(|a| a > 640 << 30) {
+        eprintln!("note: this host could back a 32 TiB machine; test skipped");
+        return;
+    }
     // 32 TiB of RAM: its memmap alone is 512 GiB (640.1 GiB with the boot's own structures).
     for args in [
         &["--mem", "32T", "boot"][..],
