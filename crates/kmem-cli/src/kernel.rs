@@ -63,6 +63,7 @@ impl Kernel {
         // Physical memory must cover the firmware map's RAM, rounded up to a page.
         let page = PAGE_SIZE as u64;
         let phys_size = params.e820.ram_end().div_ceil(page) * page;
+        kmem_hosted::check_host_memory(kmem_hosted::boot_host_memory(phys_size))?;
         let plat = HostedPlatform::new(HostedConfig {
             phys_size,
             max_phys_size: 0,
@@ -71,7 +72,7 @@ impl Kernel {
             seed: Some(o.seed),
         })
         .map_err(|e| format!("cannot create the hosted platform: {e}"))?;
-        let m = Machine::boot(plat, &params).map_err(|e| e.to_string())?;
+        let m = Machine::boot(plat, &params).map_err(|e| format!("boot failed: {e}"))?;
         m.platform().take_captured();
         let k = Kernel {
             m,
@@ -302,8 +303,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "t" => 40,
         _ => return Err(format!("invalid size suffix in '{s}' (use K, M, G or T)")),
     };
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("size '{s}' is too large"))
+    match n.checked_mul(1 << shift) {
+        Some(0) => Err(format!("size '{s}' is zero")),
+        Some(v) => Ok(v),
+        None => Err(format!("size '{s}' is too large")),
+    }
 }
 
 #[cfg(test)]
@@ -320,6 +324,7 @@ mod tests {
         assert!(parse_size("G").is_err());
         assert!(parse_size("1X").is_err());
         assert!(parse_size("99999999999T").is_err());
+        assert_eq!(parse_size("0"), Err("size '0' is zero".to_string()));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kmem::arch::Arch;
+use kmem::BootParams;
 
 use kernel::{BootOptions, Kernel};
 
@@ -45,7 +46,8 @@ struct Cli {
     #[arg(long, global = true, default_value = "1G", value_parser = kernel::parse_size)]
     mem: u64,
     /// Online CPUs.
-    #[arg(long, global = true, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, global = true, default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=kmem_hosted::NR_CPUS as i64))]
     cpus: u16,
     /// The slab allocator, passed on as the kernel's `slab=` option. Only SLUB exists (Linux
     /// removed SLOB in 6.4 and SLAB in 6.8): the kernel says so and uses SLUB.
@@ -152,25 +154,50 @@ impl Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A machine the options cannot describe (too little RAM) is a bad option: status 2, as
+    // clap gives for the others.
+    if let Err(e) = BootParams::simulated(cli.arch, cli.mem, usize::from(cli.cpus)) {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--mem: {e} ({} KiB of RAM; at least 16M)", cli.mem >> 10),
+            )
+            .exit();
+    }
     crash::install();
     match run(&cli) {
         Ok(code) => code,
         Err(msg) => {
             let _ = io::stdout().flush();
-            eprintln!("kmem: {msg}");
+            err_line(&format!("kmem: {msg}"));
             ExitCode::from(EXIT_FAILURE)
         }
     }
 }
 
+/// Writes `s` to standard error. A closed or broken standard error (`kmem … 2>&- `, a pipe
+/// whose reader left) loses the message, as in Unix tools, instead of panicking as
+/// `eprint!` does.
+fn err_text(s: &str) {
+    let mut e = io::stderr().lock();
+    let _ = e.write_all(s.as_bytes()).and_then(|()| e.flush());
+}
+
+/// [`err_text`] with a newline, for a message: control characters in it (from a file name
+/// or a path typed by the user) are shown as `�`, not sent to the terminal.
+fn err_line(s: &str) {
+    err_text(&format!("{}\n", shell::printable(s)));
+}
+
 fn boot(cli: &Cli) -> Result<Kernel, String> {
-    let k = Kernel::boot(&cli.boot_options()?).map_err(|e| format!("boot failed: {e}"))?;
+    let k = Kernel::boot(&cli.boot_options()?)?;
     if cli.slab != SlabKind::Slub {
         // The kernel's notice that it uses SLUB instead is in the (quiet) boot log.
         let mut log = String::new();
         let _ = k.m.dmesg(&mut log, false);
         for l in log.lines().filter(|l| l.starts_with("slab=")) {
-            eprintln!("kmem: note: {l}");
+            err_line(&format!("kmem: note: {l}"));
         }
     }
     Ok(k)
@@ -205,7 +232,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                     Ok(()) => write_out(&s)?,
                     Err(e) => {
                         let _ = io::stdout().flush();
-                        eprintln!("kmem: cat: {p}: {e}");
+                        err_line(&format!("kmem: cat: {p}: {e}"));
                         failed = true;
                     }
                 }
@@ -265,7 +292,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                     drop(out);
                     drop(err);
                     interactive(&mut sh, cli)?;
-                    return Ok(ExitCode::SUCCESS);
+                    return Ok(ExitCode::from(sh.exit_status.unwrap_or(0)));
                 }
                 None => {
                     let stdin = io::stdin();
@@ -281,11 +308,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                     .map_err(|e| format!("<stdin>: {e}"))?;
                 }
             }
-            Ok(if sh.failed() {
-                ExitCode::from(EXIT_FAILURE)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(ExitCode::from(sh.status()))
         }
     }
 }
@@ -311,7 +334,8 @@ fn interactive(sh: &mut shell::Shell, cli: &Cli) -> Result<(), String> {
     if let Some(h) = &history {
         let _ = rl.load_history(h);
     }
-    println!(
+    let _ = writeln!(
+        io::stdout(),
         "kmem shell: {} with {} MiB of RAM and {} CPUs. `help` lists the functions, Ctrl-D leaves.",
         cli.arch,
         cli.mem >> 20,

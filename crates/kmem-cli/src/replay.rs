@@ -11,10 +11,26 @@ use std::time::Instant;
 
 use crate::kernel::BootOptions;
 
+/// What a file that is not a trace may be instead: compressed in a format kmem does not read.
+fn compressed_hint(path: &Path) -> &'static str {
+    use std::io::Read as _;
+    let mut magic = [0u8; 4];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut magic))
+        .unwrap_or(0);
+    match &magic[..n.min(4)] {
+        [0x1f, 0x8b, ..] => " (it is gzip-compressed: kmem reads plain text or .xz)",
+        [b'B', b'Z', b'h', ..] => " (it is bzip2-compressed: kmem reads plain text or .xz)",
+        [0x28, 0xb5, 0x2f, 0xfd] => " (it is zstd-compressed: kmem reads plain text or .xz)",
+        _ => "",
+    }
+}
+
 /// Runs the replay and prints the report.
 ///
 /// # Errors
-/// A message for a trace that cannot be read or a machine that cannot boot.
+/// A message for a trace that cannot be read, a file in which nothing is a trace (random
+/// bytes, a gzip file: exit status 1), or a machine that cannot boot.
 pub fn run(
     boot: &BootOptions,
     trace_path: &Path,
@@ -23,14 +39,22 @@ pub fn run(
 ) -> Result<ExitCode, String> {
     let tty = io::stderr().is_terminal();
     if tty {
-        eprint!("reading {} …", trace_path.display());
+        crate::err_text(&format!("reading {} …", trace_path.display()));
     }
     let t0 = Instant::now();
     let trace = kmem_replay::parse_file(trace_path)
         .map_err(|e| format!("{}: {e}", trace_path.display()))?;
     let parse_secs = t0.elapsed().as_secs_f64();
     if tty {
-        eprint!("\r\x1b[K");
+        crate::err_text("\r\x1b[K");
+    }
+    if !trace.looks_like_a_trace() {
+        return Err(format!(
+            "{}: not a trace: none of its {} lines is an ftrace event or header{}",
+            trace_path.display(),
+            trace.lines,
+            compressed_hint(trace_path)
+        ));
     }
     let opts = kmem_replay::Options {
         arch: boot.arch,
@@ -62,13 +86,13 @@ pub fn run(
         last = pct;
         const WIDTH: usize = 40;
         let fill = pct * WIDTH / 100;
-        eprint!(
+        crate::err_text(&format!(
             "\rreplaying [{}{}] {pct:>3}% {done}/{total} events",
             "#".repeat(fill),
             " ".repeat(WIDTH - fill)
-        );
+        ));
         if done == total {
-            eprint!("\r\x1b[K");
+            crate::err_text("\r\x1b[K");
         }
     };
     let mut report = kmem_replay::run(&trace, &opts, &mut progress)?;

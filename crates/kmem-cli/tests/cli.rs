@@ -337,16 +337,30 @@ fn bad_options() {
     let o = kmem(&["--mem", "12X", "boot"], "");
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("invalid size suffix"));
+    // Values the options accept as text but the machine cannot have are bad options too
+    // (the README's status 2), said in one clap-style error line.
     let o = kmem(&["--mem", "8M", "boot"], "");
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o.stderr).contains("too little memory"),
         "{}",
         text(&o.stderr)
     );
-    let o = kmem(&["--cpus", "5000", "boot"], "");
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("CPUs: the hosted platform supports 1 to "));
+    for bad in [
+        &["--cpus", "5000", "boot"][..],
+        &["--cpus", "1000", "boot"],
+        &["--cpus", "0", "boot"],
+        &["--mem", "0", "boot"],
+        &["--mem", "0G", "shell", "-c", "1"],
+    ] {
+        let o = kmem(bad, "");
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).starts_with("error: "),
+            "{}",
+            text(&o.stderr)
+        );
+    }
     let o = kmem(&["--arch", "arm64", "boot"], "");
     assert_eq!(o.status.code(), Some(2));
 }
@@ -457,4 +471,154 @@ fn shell_dash_c_runs_a_command_line() {
     let o = kmem(&["shell", "-c", "1 +"], "");
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).starts_with("<command>:1:4: error: expected an expression"));
+}
+
+/// 3,000 nested parentheses, 30,000 `~` or a chain of 30,000 `+` used to overflow the parser's
+/// stack, reported as a kernel panic (status 3). Now: a one-line syntax error, and the script
+/// goes on.
+#[test]
+fn deep_nesting_is_a_syntax_error() {
+    let script = format!(
+        "{}1{}\n{}1\n{}1\nx = 1\n",
+        "(".repeat(3000),
+        ")".repeat(3000),
+        "~".repeat(30_000),
+        "1+".repeat(30_000)
+    );
+    let o = kmem(&["shell"], &script);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert_eq!(out, "x = 1\n");
+    let first: Vec<&str> = err.lines().filter(|l| l.contains(": error: ")).collect();
+    assert_eq!(first.len(), 3, "{err}");
+    for l in first {
+        assert!(
+            l.contains("error: expression nested too deeply (more than 64 levels)"),
+            "{l}"
+        );
+    }
+}
+
+/// A byte that is not UTF-8 used to end the whole script ("stream did not contain valid
+/// UTF-8"); now that line is an error and the rest runs.
+#[test]
+fn invalid_utf8_is_an_error_of_its_line() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kmem"))
+        .args(["shell"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"x = 1\ny = \"\xff\xfe\"\nz = 2\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(text(&o.stdout), "x = 1\nz = 2\n");
+    let err = text(&o.stderr);
+    assert!(
+        err.starts_with("<stdin>:2:6: error: invalid UTF-8 (byte 0xff): the line is skipped\n"),
+        "{err}"
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+/// Control characters from the input are not echoed raw to the terminal in error reports.
+#[test]
+fn errors_do_not_echo_control_characters() {
+    let o = kmem(&["cat", "/proc/\x1b]0;x\x07"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!text(&o.stderr).contains('\x1b'), "{:?}", text(&o.stderr));
+    let o = kmem(&["shell"], "x = 1 \x1b[2J\n");
+    let err = text(&o.stderr);
+    assert!(!err.contains('\x1b'), "{err:?}");
+    assert!(
+        err.starts_with("<stdin>:1:7: error: unexpected character '\u{fffd}'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn exit_status_is_honoured() {
+    let status = |script: &str| kmem(&["shell", "-c", script], "").status.code();
+    assert_eq!(status("exit 5"), Some(5));
+    assert_eq!(status("exit 256 + 3"), Some(3));
+    assert_eq!(status("exit 0"), Some(0));
+    assert_eq!(status("1 +; exit 0"), Some(0));
+    assert_eq!(status("1 +; exit"), Some(1));
+    assert_eq!(status("exit; x = 1 +"), Some(0));
+    let o = kmem(&["shell", "-c", "exit \"no\""], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("exit: expected a number"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// `translate` takes an expression, C casts included, as every other place does.
+#[test]
+fn translate_takes_a_cast() {
+    let o = kmem(&["shell", "-c", "translate (void *)0xffff888000100000"], "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let plain = kmem(&["shell", "-c", "translate 0xffff888000100000"], "");
+    assert_eq!(text(&o.stdout), text(&plain.stdout));
+    assert!(text(&o.stdout).contains("PTE") || text(&o.stdout).contains("PMD"));
+    let o = kmem(
+        &["shell", "-c", "translate (unsigned long)(void *)0x1000"],
+        "",
+    );
+    assert!(!text(&o.stderr).contains("syntax"), "{}", text(&o.stderr));
+}
+
+/// An error written to a pipe whose reader has gone used to panic in `eprintln!` (status
+/// 101). Now the message is lost, as with any Unix tool, and the status stays 1.
+#[test]
+fn errors_to_a_closed_pipe_do_not_panic() {
+    for args in [
+        &["cat", "/proc/nonexistent"][..],
+        &["shell", "-c", "1 +"],
+        &["--slab", "slob", "cat", "/proc/nonexistent"],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kmem"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before kmem has booted and written anything.
+        drop(child.stderr.take());
+        let st = child.wait().unwrap();
+        assert_eq!(st.code(), Some(1), "{args:?}");
+    }
+}
+
+/// A machine larger than the host can back used to boot and be killed by the OOM killer
+/// later; now it is refused up front.
+#[test]
+fn a_machine_larger_than_the_host_is_refused() {
+    if kmem_hosted::host_memory_available().is_some_and(|a| a > 640 << 30) {
+        eprintln!("note: this host could back a 32 TiB machine; test skipped");
+        return;
+    }
+    // 32 TiB of RAM: its memmap alone is 512 GiB (640.1 GiB with the boot's own structures).
+    for args in [
+        &["--mem", "32T", "boot"][..],
+        &["--mem", "32T", "shell", "-c", "1"],
+    ] {
+        let o = kmem(args, "");
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.starts_with("kmem: needs 640.1 GiB of host memory, "),
+            "{err}"
+        );
+        assert!(err.contains(" GiB of host memory, "), "{err}");
+        assert!(err.ends_with(" GiB available\n"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }

@@ -59,7 +59,7 @@
 //! | `control`  | `physmem`, `hook`, `config`, `console`, `maparc`, `sys`          |
 //! | `config`   | `console`                                                        |
 //! | `physmem`, `hook` | `futex`                                                   |
-//! | `once`, `console`, `futex`, `maparc`, `probe`, `sys` | nothing of this crate  |
+//! | `once`, `console`, `futex`, `maparc`, `probe`, `sys`, `hostmem` | nothing of this crate |
 //!
 //! `control::Inner`, the control block a platform handle, its CPU threads and its windows
 //! share, sits below all three, so none of them needs another to reach it.
@@ -75,6 +75,7 @@ pub mod cpu;
 pub mod futex;
 pub mod global;
 mod hook;
+mod hostmem;
 mod maparc;
 pub mod once;
 mod physmem;
@@ -88,6 +89,7 @@ pub use config::{Clock, HostedConfig, DEFAULT_MAX_PHYS};
 pub use console::Console;
 pub use cpu::{thread_cpu_slot, NR_CPUS, SHARED_CPU};
 pub use global::KmemAlloc;
+pub use hostmem::{boot_host_memory, check_host_memory, host_memory_available};
 pub use physmem::DIRECT_MAP_ALIGN;
 pub use platform::HostedPlatform;
 pub use probe::{probe_read, probe_read_bytes, probe_write, probe_write_bytes, ProbeError};

@@ -80,6 +80,44 @@ pub struct Node {
     /// The `malloc-N` caches of the size classes between 256 bytes and 16 KiB (see
     /// [`class_of`]); `None` where creation failed (kmalloc serves those sizes then).
     classes: [Option<kmem::CacheHandle>; NR_CLASSES],
+    /// BUG and slab error reports already copied to standard error (`report`).
+    pub(crate) reports_seen: AtomicUsize,
+    /// Bytes of the node's log already copied to standard error, or part of its boot log.
+    pub(crate) log_shown: AtomicUsize,
+}
+
+impl Node {
+    /// The reports that make the program stop (`report`): BUGs and slab debugging errors.
+    pub(crate) fn reports(&self) -> usize {
+        self.m.bug_count() + self.m.slab_errors()
+    }
+
+    /// Bytes of the node's log (as `dmesg` without timestamps prints it) so far.
+    pub(crate) fn log_len(&self) -> usize {
+        struct Count(usize);
+        impl core::fmt::Write for Count {
+            fn write_str(&mut self, s: &str) -> core::fmt::Result {
+                self.0 += s.len();
+                Ok(())
+            }
+        }
+        let mut c = Count(0);
+        let _ = self.m.dmesg(&mut c, false);
+        c.0
+    }
+}
+
+/// Why a node could not boot: what failed and the host's errno (0 if none).
+#[derive(Clone, Copy, Debug)]
+pub struct BootFailure {
+    /// The step that failed.
+    pub what: &'static str,
+    /// `errno` of the failed host call, or 0.
+    pub errno: i32,
+}
+
+fn failed(what: &'static str, errno: i32) -> BootFailure {
+    BootFailure { what, errno }
 }
 
 /// Largest size class; larger blocks come from the page allocator.
@@ -201,24 +239,33 @@ pub fn node(i: usize) -> &'static Node {
 }
 
 /// Boots a node with `ram` bytes of RAM, in memory from `mmap` (no allocation).
-fn boot_node(ram: u64) -> Option<&'static Node> {
+fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
     // SAFETY: sysconf has no preconditions.
     let ncpu = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     let ncpu = (ncpu.max(1) as usize).min(kmem_hosted::NR_CPUS - 1);
     let params = BootParams {
         cmdline: cmdline(),
-        ..BootParams::simulated(Arch::X86_64, ram, ncpu).ok()?
+        ..BootParams::simulated(Arch::X86_64, ram, ncpu)
+            .map_err(|_| failed("too little memory for a machine", 0))?
     };
     let phys = params.e820.ram_end().next_multiple_of(PAGE_SIZE as u64);
     let mut config = HostedConfig::new(phys);
     config.max_phys_size = phys;
-    // The log stays in the node (see the statistics dump): nothing is printed.
+    // The log stays in the node (see the statistics dump and `report`): nothing is printed.
     config.console = Console::Null;
-    let plat = HostedPlatform::new(config).ok()?;
+    let plat = HostedPlatform::new(config).map_err(|e| {
+        failed(
+            "the host refused its memory (memfd_create, ftruncate or mmap)",
+            e.raw_os_error().unwrap_or(0),
+        )
+    })?;
     if !crate::fork::make_private(&plat) {
-        return None;
+        return Err(failed(
+            "the host refused a private mapping of its memory",
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        ));
     }
-    let m = Machine::boot(plat, &params).ok()?;
+    let m = Machine::boot(plat, &params).map_err(|_| failed("the kernel did not boot", 0))?;
     let dm_start = kmem::platform::Platform::direct_map_base(m.platform()) as usize;
     let dm_end = dm_start + m.platform().max_phys().as_u64() as usize;
     let node = Node {
@@ -228,9 +275,14 @@ fn boot_node(ram: u64) -> Option<&'static Node> {
         ram,
         reported_free: AtomicUsize::new(usize::MAX),
         classes: [None; NR_CLASSES],
+        reports_seen: AtomicUsize::new(0),
+        log_shown: AtomicUsize::new(0),
     };
     let mut node = node;
     create_classes(&mut node);
+    // Reports start after the boot (whose log is not a report).
+    node.reports_seen = AtomicUsize::new(node.reports());
+    node.log_shown = AtomicUsize::new(node.log_len());
     let size = core::mem::size_of::<Node>();
     // SAFETY: an anonymous private mapping; no preconditions.
     let p = unsafe {
@@ -244,13 +296,16 @@ fn boot_node(ram: u64) -> Option<&'static Node> {
         )
     };
     if p == libc::MAP_FAILED {
-        return None;
+        return Err(failed(
+            "the host refused memory for the node's descriptor",
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        ));
     }
     let p = p.cast::<Node>();
     // SAFETY: `p` is a fresh mapping of `size` bytes, page aligned (enough for Node).
     unsafe { p.write(node) };
     // SAFETY: just written; never freed (nodes live until exit).
-    Some(unsafe { &*p })
+    Ok(unsafe { &*p })
 }
 
 /// Creates the `malloc-N` caches of a node.
@@ -290,17 +345,19 @@ fn fmt_name(buf: &mut [u8; 16], size: usize) -> usize {
     prefix.len() + d
 }
 
-/// Boots the first node (`ram` bytes). Returns false if it could not boot.
-pub fn init_first(ram: u64) -> bool {
+/// Boots the first node (`ram` bytes).
+///
+/// # Errors
+/// Why it could not boot.
+pub fn init_first(ram: u64) -> Result<(), BootFailure> {
     HOTPLUG_LOCK.lock();
     let ok = if nr_nodes() > 0 {
-        true
-    } else if let Some(n) = boot_node(ram) {
-        NODES[0].store(ptr::from_ref(n).cast_mut(), Ordering::Release);
-        NR_NODES.store(1, Ordering::Release);
-        true
+        Ok(())
     } else {
-        false
+        boot_node(ram).map(|n| {
+            NODES[0].store(ptr::from_ref(n).cast_mut(), Ordering::Release);
+            NR_NODES.store(1, Ordering::Release);
+        })
     };
     // SAFETY: locked above by this thread.
     unsafe { HOTPLUG_LOCK.unlock() };
@@ -324,13 +381,13 @@ fn hot_add(seen: usize, need: usize) -> bool {
             ram *= 2;
         }
         match boot_node(ram) {
-            Some(nd) => {
+            Ok(nd) => {
                 NODES[n].store(ptr::from_ref(nd).cast_mut(), Ordering::Release);
                 NR_NODES.store(n + 1, Ordering::Release);
                 STATS.hot_adds.fetch_add(1, Ordering::Relaxed);
                 true
             }
-            None => false,
+            Err(_) => false,
         }
     };
     // SAFETY: locked above by this thread.

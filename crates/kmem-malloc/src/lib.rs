@@ -38,6 +38,9 @@
 //! - `KMEM_MALLOC_RAM_MB=N`: RAM of the first node (default 64);
 //! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above);
 //! - `KMEM_MALLOC_REPORT=0`: no free page reporting;
+//! - `KMEM_MALLOC_ABORT=0`: after a kernel report (a double free, a use after free or an
+//!   overflow caught by `KMEM_SLUB_DEBUG`, any BUG), go on instead of aborting; the report is
+//!   on standard error either way (see "Reports" below);
 //! - `KMEM_MALLOC_THP=1`: the nodes' memory is anonymous memory advised for transparent huge
 //!   pages (about 8% less CPU time for Python's allocation-heavy script, 3% more peak RSS);
 //! - `KMEM_FREELIST_RANDOM=1`: keep SLUB's randomised freelists (by default the nodes boot
@@ -50,14 +53,21 @@
 //! Should the booting thread re-enter `malloc` (a libc call during boot that allocates), it
 //! is served from a static [`kmem_hosted::once::BumpArena`] of 256 KiB whose blocks are never
 //! freed (`free` ignores them; `realloc` moves them out); `realloc` and `free` of other
-//! blocks re-entered during boot do nothing (`realloc` fails). If the boot fails, every
-//! allocation fails with `ENOMEM`.
+//! blocks re-entered during boot do nothing (`realloc` fails). If the boot fails, one line on
+//! standard error says why, and every allocation fails with `ENOMEM`.
+//!
+//! # Reports
+//! The nodes' kernel logs are not printed (their boot logs would flood the program's standard
+//! error), but a BUG or slab debugging report — a C double free, a use after free caught by
+//! poisoning, a heap overflow caught by red zones — is copied from the log to standard error
+//! and the process aborts, as glibc's malloc does (`KMEM_MALLOC_ABORT=0` to go on).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod fork;
 pub mod heap;
+mod report;
 mod stats;
 
 use core::ffi::{c_int, c_void};
@@ -139,10 +149,18 @@ fn boot() -> bool {
     if env(c"KMEM_MALLOC_REPORT") == Some("0") {
         REPORTING_ON.store(0, Ordering::Relaxed);
     }
+    report::configure();
     let ram = env(c"KMEM_MALLOC_RAM_MB")
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(heap::FIRST_NODE_RAM, |mb| mb.clamp(32, 1 << 16) << 20);
-    heap::init_first(ram)
+    match heap::init_first(ram) {
+        Ok(()) => true,
+        Err(e) => {
+            // Once: the boot is not retried (BootOnce remembers the failure).
+            report::boot_failed(ram, e.what, e.errno);
+            false
+        }
+    }
 }
 
 fn set_errno(e: c_int) {
@@ -158,6 +176,8 @@ fn op<R>(booting: impl FnOnce() -> R, f: impl FnOnce() -> R) -> Option<R> {
             fork::enter();
             let r = f();
             fork::exit();
+            // Outside the fork hold: a report may abort the process.
+            report::check();
             Some(r)
         }
         Boot::Reentered => Some(booting()),

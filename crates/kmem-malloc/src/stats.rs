@@ -7,14 +7,24 @@ use core::sync::atomic::Ordering;
 use crate::heap::{self, STATS};
 
 /// A `fmt::Write` over a file descriptor with a fixed buffer.
-struct FdWriter {
+pub(crate) struct FdWriter {
     fd: libc::c_int,
     buf: [u8; 4096],
     len: usize,
 }
 
 impl FdWriter {
-    fn flush(&mut self) {
+    /// A writer to `fd` (not closed by it).
+    pub(crate) const fn new(fd: libc::c_int) -> Self {
+        Self {
+            fd,
+            buf: [0; 4096],
+            len: 0,
+        }
+    }
+
+    /// Writes out what is buffered.
+    pub(crate) fn flush(&mut self) {
         let mut done = 0;
         while done < self.len {
             // SAFETY: writes initialised bytes of our buffer.
@@ -34,15 +44,22 @@ impl FdWriter {
     }
 }
 
-impl Write for FdWriter {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for chunk in s.as_bytes().chunks(self.buf.len()) {
+impl FdWriter {
+    /// Buffers `b`, writing out when the buffer is full.
+    pub(crate) fn write_bytes(&mut self, b: &[u8]) {
+        for chunk in b.chunks(self.buf.len()) {
             if self.len + chunk.len() > self.buf.len() {
                 self.flush();
             }
             self.buf[self.len..self.len + chunk.len()].copy_from_slice(chunk);
             self.len += chunk.len();
         }
+    }
+}
+
+impl Write for FdWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write_bytes(s.as_bytes());
         Ok(())
     }
 }
@@ -75,11 +92,7 @@ extern "C" fn dump() {
     if fd < 0 {
         return;
     }
-    let mut w = FdWriter {
-        fd,
-        buf: [0; 4096],
-        len: 0,
-    };
+    let mut w = FdWriter::new(fd);
     let _ = write_stats(&mut w);
     w.flush();
     // SAFETY: our descriptor.

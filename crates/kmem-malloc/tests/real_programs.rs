@@ -5,6 +5,7 @@
 //! output. A program that is not installed (python3, sqlite3, git, gcc) skips its test with a
 //! note; `.ci/run` installs them.
 
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -53,7 +54,9 @@ fn run(mut cmd: Command, preload: bool) -> Output {
     cmd.output().unwrap()
 }
 
-/// Runs `make()` plainly and under kmem; both must succeed with the same output.
+/// Runs `make()` plainly and under kmem; both must succeed with the same output, and the kmem
+/// run must show that the library served it: its statistics file (written by its exit
+/// handler, so only if it was loaded and booted) with its counters and its caches in use.
 fn compare(name: &str, make: impl Fn() -> Command) -> (Output, Output) {
     let plain = run(make(), false);
     assert!(
@@ -62,13 +65,26 @@ fn compare(name: &str, make: impl Fn() -> Command) -> (Output, Output) {
         plain.status,
         String::from_utf8_lossy(&plain.stderr)
     );
-    let kmem = run(make(), true);
+    let stats = std::env::temp_dir().join(format!(
+        "kmem-malloc-stats-{}-{}.txt",
+        name.split_whitespace().next().unwrap_or(name),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&stats);
+    let mut cmd = make();
+    cmd.env("KMEM_MALLOC_STATS", &stats);
+    let kmem = run(cmd, true);
     assert!(
         kmem.status.success(),
         "{name} (kmem) failed: {}\n{}",
         kmem.status,
         String::from_utf8_lossy(&kmem.stderr)
     );
+    let text = std::fs::read_to_string(&stats).unwrap_or_else(|e| {
+        panic!("{name}: no statistics from libkmem_malloc.so ({e}): preload ignored?")
+    });
+    let _ = std::fs::remove_file(&stats);
+    assert_library_served(name, &text);
     assert_eq!(
         String::from_utf8_lossy(&plain.stdout),
         String::from_utf8_lossy(&kmem.stdout),
@@ -76,6 +92,24 @@ fn compare(name: &str, make: impl Fn() -> Command) -> (Output, Output) {
     );
     assert!(!plain.stdout.is_empty(), "{name}: no output");
     (plain, kmem)
+}
+
+/// The statistics show a booted node whose `malloc-N` caches hold objects.
+fn assert_library_served(name: &str, stats: &str) {
+    assert!(
+        stats.starts_with("kmem-malloc statistics, pid "),
+        "{name}: {stats}"
+    );
+    assert!(stats.contains("=== node 0: "), "{name}: {stats}");
+    let in_use: u64 = stats
+        .lines()
+        .filter(|l| l.starts_with("malloc-"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        in_use > 0,
+        "{name}: no object in the malloc-N caches:\n{stats}"
+    );
 }
 
 fn gcc(src: &str, out: &Path, extra: &[&str]) {
@@ -270,6 +304,7 @@ fn slub_debug_reports_a_heap_overflow() {
     let stats = d.join("stats.txt");
     let mut c = Command::new(&exe);
     c.env("KMEM_SLUB_DEBUG", "FZPU")
+        .env("KMEM_MALLOC_ABORT", "0")
         .env("KMEM_MALLOC_STATS", &stats);
     let out = run(c, true);
     assert!(out.status.success());
@@ -279,6 +314,132 @@ fn slub_debug_reports_a_heap_overflow() {
         "{text}"
     );
     assert!(text.contains("reports: 1 BUG"), "{text}");
+    // The report is on standard error too (not only in the statistics file).
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Redzone overwritten"), "{err}");
+    // By default the program stops there, as glibc stops on heap corruption.
+    let mut c = Command::new(&exe);
+    c.env("KMEM_SLUB_DEBUG", "FZPU");
+    let out = run(c, true);
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}", out.status);
+}
+
+/// Compiles a C program given as text.
+fn cc(name: &str, src: &str) -> PathBuf {
+    let d = tmpdir(name);
+    let c = d.join(format!("{name}.c"));
+    std::fs::write(&c, src).unwrap();
+    let exe = d.join(name);
+    let st = Command::new("gcc")
+        .args(["-O0", "-o"])
+        .arg(&exe)
+        .arg(&c)
+        .status()
+        .unwrap();
+    assert!(st.success(), "gcc {name} failed");
+    exe
+}
+
+/// A C double free and a use after free, under `KMEM_SLUB_DEBUG`: reported on standard error
+/// (they used to reach only the statistics file) and the program aborts, as under glibc;
+/// `KMEM_MALLOC_ABORT=0` reports and goes on.
+#[test]
+fn double_free_and_use_after_free_abort_with_a_report() {
+    if !have("gcc") {
+        return;
+    }
+    let double = cc(
+        "double_free",
+        "#include <stdio.h>\n#include <stdlib.h>\n\
+         int main(void) { char *p = malloc(64); free(p); free(p);\n\
+         puts(\"after\"); return 0; }\n",
+    );
+    let uaf = cc(
+        "use_after_free",
+        "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\
+         int main(void) { char *p = malloc(64); free(p); memset(p, 0x41, 8);\n\
+         char *q = malloc(64); puts(q == p ? \"same\" : \"other\"); return 0; }\n",
+    );
+    for (exe, what) in [
+        (&double, "Object already free"),
+        (&uaf, "Poison overwritten"),
+    ] {
+        let mut c = Command::new(exe);
+        c.env("KMEM_SLUB_DEBUG", "FZPU");
+        let out = run(c, true);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "{}: {err}",
+            out.status
+        );
+        assert!(err.contains(what), "{err}");
+        assert!(
+            err.contains("libkmem_malloc: heap corruption reported (above); aborting"),
+            "{err}"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("after"));
+        // No boot log on standard error: only the report.
+        assert!(!err.contains("Memory:"), "{err}");
+        let mut c = Command::new(exe);
+        c.env("KMEM_SLUB_DEBUG", "FZPU")
+            .env("KMEM_MALLOC_ABORT", "0");
+        let out = run(c, true);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {err}", out.status);
+        assert!(err.contains(what), "{err}");
+    }
+    // SLUB's naive double-free check needs no debugging: the same report and abort.
+    let out = run(Command::new(&double), true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "{}: {err}",
+        out.status
+    );
+    assert!(err.contains("Object already free"), "{err}");
+}
+
+/// A first node that cannot boot (here: its 64 GiB of address space under a 1 GiB
+/// `RLIMIT_AS`) used to make every malloc return NULL without a word.
+#[test]
+fn a_node_that_cannot_boot_says_why() {
+    if !have("gcc") {
+        return;
+    }
+    let exe = cc(
+        "noboot",
+        "#include <stdio.h>\n#include <stdlib.h>\n\
+         int main(void) { void *a = malloc(10), *b = malloc(100);\n\
+         printf(\"%d %d\\n\", a == NULL, b == NULL); return 0; }\n",
+    );
+    let mut c = Command::new(&exe);
+    c.env("KMEM_MALLOC_RAM_MB", "65536");
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = run(c, true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 1\n", "{err}");
+    assert_eq!(
+        err.matches("libkmem_malloc: cannot boot the first node (65536 MiB of RAM): ")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("every allocation fails with ENOMEM"), "{err}");
 }
 
 #[test]

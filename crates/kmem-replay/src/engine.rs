@@ -74,7 +74,8 @@ pub struct Options {
     /// The traced kernel's direct-map base; `None` for the architecture's default.
     pub page_offset: Option<u64>,
     /// Populate the machine's whole RAM before the replay (host memory for all of it, but the
-    /// replay is then not slowed by the host's first-touch page faults).
+    /// replay is then not slowed by the host's first-touch page faults). [`run`] does it only
+    /// for a trace with events; RAM is otherwise faulted in as the replay touches it.
     pub prefault: bool,
 }
 
@@ -206,6 +207,10 @@ impl Replayer {
         };
         let page = PAGE_SIZE as u64;
         let phys_size = params.e820.ram_end().div_ceil(page) * page;
+        let prefaulted = if opts.prefault { phys_size } else { 0 };
+        kmem_hosted::check_host_memory(
+            kmem_hosted::boot_host_memory(phys_size).saturating_add(prefaulted),
+        )?;
         let hosted = HostedPlatform::new(HostedConfig {
             phys_size,
             max_phys_size: 0,
@@ -579,6 +584,17 @@ pub fn run(
     opts: &Options,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ReplayReport, String> {
+    let lazy;
+    let opts = if opts.prefault && trace.events.is_empty() {
+        // Nothing to time: no reason to take host memory for all of RAM.
+        lazy = Options {
+            prefault: false,
+            ..opts.clone()
+        };
+        &lazy
+    } else {
+        opts
+    };
     let mut r = Replayer::boot(opts)?;
     r.replay(trace, progress);
     Ok(r.report(trace))

@@ -144,8 +144,28 @@ pub struct Trace {
     pub header_entries: Option<(u64, u64)>,
 }
 
+impl Trace {
+    /// Whether anything read was ftrace output: an event (replayed or not) or a header line
+    /// of the trace file (`#P:N`, `entries-in-buffer/entries-written`). Random bytes, a gzip
+    /// file or some other text are not.
+    pub fn looks_like_a_trace(&self) -> bool {
+        !self.events.is_empty()
+            || !self.other_events.is_empty()
+            || self.header_cpus.is_some()
+            || self.header_entries.is_some()
+    }
+}
+
 /// How many malformed lines to keep as examples.
 const MALFORMED_EXAMPLES: usize = 5;
+
+/// How much of a malformed line an example keeps.
+const EXAMPLE_BYTES: usize = 200;
+
+/// The longest line the parser reads whole. An ftrace event line is a few hundred bytes (its
+/// fields are bounded by the event's `TP_printk`); a longer "line" (binary data without
+/// newlines) is counted malformed and skipped without being buffered.
+pub const MAX_LINE: usize = 64 << 10;
 
 /// The `.xz` magic (the xz file format specification, section 2.1.1.1).
 const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0];
@@ -205,7 +225,7 @@ impl Parser {
             Err(e) => {
                 self.trace.malformed += 1;
                 if self.trace.malformed_examples.len() < MALFORMED_EXAMPLES {
-                    let text = String::from_utf8_lossy(line);
+                    let text = String::from_utf8_lossy(&line[..line.len().min(EXAMPLE_BYTES)]);
                     self.trace
                         .malformed_examples
                         .push((self.trace.lines, format!("{e:?}: {text}")));
@@ -440,14 +460,55 @@ pub fn parse_reader(r: impl BufRead) -> io::Result<Trace> {
     let mut r = r;
     let mut p = Parser::new();
     let mut line = Vec::with_capacity(512);
-    loop {
-        line.clear();
-        if r.read_until(b'\n', &mut line)? == 0 {
-            break;
+    while let Some(whole) = read_line_bounded(&mut r, &mut line)? {
+        if whole {
+            p.feed_line(&line);
+        } else {
+            p.trace.lines += 1;
+            p.trace.malformed += 1;
+            if p.trace.malformed_examples.len() < MALFORMED_EXAMPLES {
+                let text = String::from_utf8_lossy(&line[..line.len().min(EXAMPLE_BYTES)]);
+                p.trace.malformed_examples.push((
+                    p.trace.lines,
+                    format!("line longer than {MAX_LINE} bytes: {text}…"),
+                ));
+            }
         }
-        p.feed_line(&line);
     }
     Ok(p.finish())
+}
+
+/// Reads the next line (newline included) into `line`, keeping at most [`MAX_LINE`] bytes of
+/// it: `None` at the end of input, `Some(false)` for a line that was longer (the rest of it is
+/// read and dropped).
+fn read_line_bounded(r: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    line.clear();
+    let mut read_any = false;
+    let mut whole = true;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(read_any.then_some(whole));
+        }
+        read_any = true;
+        let (n, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = MAX_LINE.saturating_sub(line.len());
+        if n > room {
+            whole = false;
+        }
+        line.extend_from_slice(&buf[..n.min(room)]);
+        r.consume(n);
+        if done {
+            return Ok(Some(whole));
+        }
+    }
 }
 
 /// Size of the chunks the decompression thread hands to the parser.

@@ -202,11 +202,17 @@ impl ReplayReport {
         }
     }
 
-    /// Writes the report for people.
+    /// Writes the report for people. Control characters other than newline and tab (which
+    /// can only come from the trace: malformed lines, event and cache names) are written as
+    /// `\xNN` / `\u{NN}` escapes, so a trace cannot send escape sequences to a terminal.
     ///
     /// # Errors
     /// The writer's error.
     pub fn write_text(&self, out: &mut dyn Write) -> fmt::Result {
+        self.write_text_raw(&mut EscapeControls(out))
+    }
+
+    fn write_text_raw(&self, out: &mut dyn Write) -> fmt::Result {
         writeln!(
             out,
             "replayed on: {} with {} MiB of RAM and {} CPUs (trace recorded on {} CPUs)",
@@ -495,6 +501,26 @@ impl ReplayReport {
     }
 }
 
+/// A writer that passes text on with control characters escaped (newline and tab kept).
+struct EscapeControls<'a>(&'a mut dyn Write);
+
+impl Write for EscapeControls<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest.find(|c: char| c.is_control() && c != '\n' && c != '\t') {
+            self.0.write_str(&rest[..i])?;
+            let c = rest[i..].chars().next().unwrap_or_default();
+            if (c as u32) < 0x80 {
+                write!(self.0, "\\x{:02x}", c as u32)?;
+            } else {
+                write!(self.0, "\\u{{{:x}}}", c as u32)?;
+            }
+            rest = &rest[i + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
 /// A JSON string literal.
 fn json_str(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
@@ -505,7 +531,7 @@ fn json_str(s: &str) -> String {
             '\\' => o.push_str("\\\\"),
             '\n' => o.push_str("\\n"),
             '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            c if c.is_control() => {
                 let _ = write!(o, "\\u{:04x}", c as u32);
             }
             c => o.push(c),
@@ -538,5 +564,15 @@ mod tests {
     #[test]
     fn json_strings() {
         assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+        assert_eq!(json_str("\u{1b}[2J\u{9b}"), "\"\\u001b[2J\\u009b\"");
+    }
+
+    #[test]
+    fn text_escapes_control_characters() {
+        let mut s = String::new();
+        EscapeControls(&mut s)
+            .write_str("a\u{1b}]0;x\u{7}\tb\r\n\u{9b}c")
+            .unwrap();
+        assert_eq!(s, "a\\x1b]0;x\\x07\tb\\x0d\n\\u{9b}c");
     }
 }

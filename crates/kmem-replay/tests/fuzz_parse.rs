@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use kmem_replay::parse_reader;
+use kmem_replay::{parse_reader, Options, Replayer};
 
 /// Lines of the real 6.18 trace (tests/data), one per event kind the parser knows.
 const LINES: &[&str] = &[
@@ -28,9 +28,63 @@ fn mutate(line: &str, cut: usize, splice: &str, at: usize, flips: &[(usize, u8)]
     b
 }
 
+/// Adversarial lines: huge numbers in every field, control characters (terminal escape
+/// sequences), lines longer than the parser reads whole.
+fn adversarial_line() -> impl Strategy<Value = Vec<u8>> {
+    let huge = (
+        proptest::sample::select(LINES.to_vec()),
+        proptest::sample::select(vec![
+            "ptr=",
+            "bytes_req=",
+            "bytes_alloc=",
+            "order=",
+            "pfn=0x",
+            "[",
+            "migratetype=",
+            "node=",
+        ]),
+        proptest::sample::select(vec![
+            "99999999999999999999999999",
+            "ffffffffffffffffffffffff",
+            "-1",
+            "18446744073709551616",
+            "4294967296",
+        ]),
+    )
+        .prop_map(|(l, field, v)| {
+            let mut s = l.to_string();
+            if let Some(i) = s.find(field) {
+                let at = i + field.len();
+                let end = s[at..].find([' ', ']']).map_or(s.len(), |e| at + e);
+                s.replace_range(at..end, v);
+            }
+            s.into_bytes()
+        });
+    let controls = (
+        proptest::sample::select(LINES.to_vec()),
+        proptest::collection::vec(
+            proptest::sample::select(vec![0x1bu8, 0x07, 0x0d, 0x00, 0x9b, 0x7f, b'[', b'2', b'J']),
+            1..12,
+        ),
+        0usize..300,
+    )
+        .prop_map(|(l, c, at)| {
+            let mut b = l.as_bytes().to_vec();
+            let at = at.min(b.len());
+            b.splice(at..at, c);
+            b
+        });
+    let long = (0usize..3, any::<u8>()).prop_map(|(k, fill)| {
+        let fill = if fill == b'\n' { b'x' } else { fill };
+        vec![fill; kmem_replay::parse::MAX_LINE - 1 + k]
+    });
+    prop_oneof![huge, controls, long]
+}
+
 #[test]
 fn mutated_and_random_traces_never_panic_the_parser() {
     let line = prop_oneof![
+        adversarial_line(),
         (
             proptest::sample::select(LINES.to_vec()),
             0usize..300,
@@ -63,6 +117,50 @@ fn mutated_and_random_traces_never_panic_the_parser() {
             prop_assert!(t.events.len() >= LINES.len());
             prop_assert!(t.malformed <= lines.len() as u64);
             prop_assert!(t.malformed_examples.len() <= t.malformed as usize);
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Adversarial traces through the replayer as well: no panic, no hang, and the text report
+/// carries no raw control character from the input.
+#[test]
+fn adversarial_traces_replay_and_report_safely() {
+    let rp = std::cell::RefCell::new(
+        Replayer::boot(&Options {
+            mem: 64 << 20,
+            prefault: false,
+            ..Options::default()
+        })
+        .unwrap(),
+    );
+    let line = prop_oneof![
+        adversarial_line(),
+        proptest::sample::select(LINES.to_vec()).prop_map(|l| l.as_bytes().to_vec()),
+    ];
+    let mut runner = TestRunner::new(Config {
+        cases: 60,
+        ..Config::default()
+    });
+    runner
+        .run(&proptest::collection::vec(line, 1..12), |lines| {
+            let mut text = Vec::new();
+            for l in &lines {
+                text.extend(l.iter().filter(|&&c| c != b'\n'));
+                text.push(b'\n');
+            }
+            let t = parse_reader(&text[..]).unwrap();
+            let mut rp = rp.borrow_mut();
+            rp.replay(&t, &mut |_, _| {});
+            let r = rp.report(&t);
+            let mut s = String::new();
+            r.write_text(&mut s).unwrap();
+            prop_assert!(
+                !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
+                "{:?}",
+                s
+            );
+            prop_assert!(s.len() < 1 << 20);
             Ok(())
         })
         .unwrap();

@@ -103,12 +103,9 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "exit",
-        usage: "exit",
-        doc: "leaves the shell (also: quit, end of input)",
-        run: |sh, _, _| {
-            sh.quit = true;
-            Ok(())
-        },
+        usage: "exit [STATUS]",
+        doc: "leaves the shell, with STATUS (0-255) as the process's exit status if given",
+        run: cmd_exit,
     },
     Command {
         name: "quit",
@@ -243,6 +240,29 @@ fn cmd_sysrq(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(),
     Ok(())
 }
 
+/// `exit [STATUS]`: as sh's `exit N`, the status is taken modulo 256.
+fn cmd_exit(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), Stop> {
+    if !a.words.is_empty() {
+        let e = syntax::parse_expr(&a.rest.text, a.rest.span.start).map_err(|e| {
+            Stop::Error(ShellError {
+                msg: e.msg,
+                span: Some(e.span),
+            })
+        })?;
+        match sh.eval(&e, out)? {
+            Value::Int(n) => sh.exit_status = Some((n & 0xff) as u8),
+            v => {
+                return fail(
+                    format!("exit: expected a number, got {} {v}", v.type_name()),
+                    e.span(),
+                )
+            }
+        }
+    }
+    sh.quit = true;
+    Ok(())
+}
+
 fn cmd_help(_: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), Stop> {
     let mut s = String::new();
     match a.words.first() {
@@ -310,6 +330,8 @@ pub struct Shell {
     pub errors: usize,
     /// Set by `exit`/`quit`.
     pub quit: bool,
+    /// The status `exit N` asked for.
+    pub exit_status: Option<u8>,
 }
 
 impl Shell {
@@ -321,6 +343,7 @@ impl Shell {
             caches: BTreeMap::new(),
             errors: 0,
             quit: false,
+            exit_status: None,
         }
     }
 
@@ -328,6 +351,12 @@ impl Shell {
     /// a BUG or WARNING reported by the kernel.
     pub fn failed(&self) -> bool {
         self.errors > 0 || self.k.reports() > 0
+    }
+
+    /// The process's exit status for a non-interactive run: what `exit N` asked for, else 1
+    /// if [`failed`](Self::failed), else 0.
+    pub fn status(&self) -> u8 {
+        self.exit_status.unwrap_or(u8::from(self.failed()))
     }
 
     /// The variables' names, sorted.
@@ -437,6 +466,8 @@ impl Shell {
         )
     }
 
+    /// Evaluates an expression. It recurses as deep as the tree, which the parser bounds
+    /// ([`syntax::MAX_DEPTH`]); trees come only from the parser.
     fn eval(&mut self, e: &Expr, out: &mut dyn Write) -> Result<Value, Stop> {
         match e {
             Expr::Int(v, _) => Ok(Value::Int(*v)),
@@ -653,14 +684,17 @@ fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
 
 fn report(err: &mut dyn Write, line: &str, origin: Origin<'_>, e: &ShellError) {
     let col = e.span.map(|s| s.start + 1);
+    // Messages quote input (names, words, numbers): no raw control characters out, and no
+    // word so long that the one-line error becomes a screenful.
+    let msg = elide_long_words(&printable(&e.msg));
     let _ = match (origin.source, col) {
-        (Some(src), Some(c)) => writeln!(err, "{src}:{}:{c}: error: {}", origin.line, e.msg),
-        (Some(src), None) => writeln!(err, "{src}:{}: error: {}", origin.line, e.msg),
-        (None, _) => writeln!(err, "error: {}", e.msg),
+        (Some(src), Some(c)) => writeln!(err, "{src}:{}:{c}: error: {msg}", origin.line),
+        (Some(src), None) => writeln!(err, "{src}:{}: error: {msg}", origin.line),
+        (None, _) => writeln!(err, "error: {msg}"),
     };
     if let Some(s) = e.span {
         let width = s.end.saturating_sub(s.start).max(1);
-        let shown = line.trim_end();
+        let shown = printable(line.trim_end());
         if origin.source.is_some() {
             let _ = writeln!(err, "    {shown}");
             let _ = writeln!(
@@ -736,30 +770,136 @@ pub fn run_script(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> io::Result<()> {
-    let mut line = String::new();
+    let mut raw = Vec::new();
     let mut n = 0;
     while !sh.quit {
-        line.clear();
-        if input.read_line(&mut line)? == 0 {
+        let Some(whole) = read_line_bounded(input, &mut raw)? else {
             break;
-        }
+        };
         n += 1;
-        let text = line.trim_end_matches(['\n', '\r']);
-        if echo && !text.trim().is_empty() {
-            let _ = writeln!(out, "kmem> {text}");
+        let origin = Origin {
+            source: Some(source),
+            line: n,
+            indent: 0,
+        };
+        if !whole {
+            sh.errors += 1;
+            let _ = out.flush();
+            let e = ShellError {
+                msg: format!("line longer than {MAX_LINE} bytes: skipped"),
+                span: None,
+            };
+            report(err, "", origin, &e);
+            continue;
         }
-        sh.run_line(
-            text,
-            Origin {
-                source: Some(source),
-                line: n,
-                indent: 0,
-            },
-            out,
-            err,
-        );
+        let text = match std::str::from_utf8(&raw) {
+            Ok(t) => t.trim_end_matches(['\n', '\r']),
+            Err(e) => {
+                // One bad line is an error of that line; the script goes on.
+                let good = String::from_utf8_lossy(&raw[..e.valid_up_to()]);
+                let col = good.chars().count();
+                sh.errors += 1;
+                let _ = out.flush();
+                let shown = String::from_utf8_lossy(&raw);
+                report(
+                    err,
+                    shown.trim_end_matches(['\n', '\r']),
+                    origin,
+                    &ShellError {
+                        msg: format!(
+                            "invalid UTF-8 (byte {:#04x}): the line is skipped",
+                            raw[e.valid_up_to()]
+                        ),
+                        span: Some(syntax::Span {
+                            start: col,
+                            end: col + 1,
+                        }),
+                    },
+                );
+                continue;
+            }
+        };
+        if echo && !text.trim().is_empty() {
+            let _ = writeln!(out, "kmem> {}", printable(text));
+        }
+        sh.run_line(text, origin, out, err);
     }
-    out.flush()
+    match out.flush() {
+        // The reader of the output has gone (`kmem shell script | head`): not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
+
+/// `s` with every word (run of non-blanks) longer than 64 characters cut to its first 60
+/// and `…` (and its closing quote, if it had one).
+fn elide_long_words(s: &str) -> String {
+    const LONG: usize = 64;
+    let mut out = String::with_capacity(s.len().min(1024));
+    for (i, w) in s.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if w.chars().count() <= LONG {
+            out.push_str(w);
+        } else {
+            out.extend(w.chars().take(LONG - 4));
+            out.push('…');
+            if w.ends_with('\'') {
+                out.push('\'');
+            }
+        }
+    }
+    out
+}
+
+/// The longest script line the shell reads (a longer one is an error, and is not buffered).
+pub const MAX_LINE: usize = 64 << 10;
+
+/// Reads the next line (newline included) into `line`, keeping at most [`MAX_LINE`] bytes of
+/// it: `None` at the end of input, `Some(false)` for a line that was longer (the rest of it is
+/// read and dropped).
+fn read_line_bounded(r: &mut dyn BufRead, line: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    line.clear();
+    let mut read_any = false;
+    let mut whole = true;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(read_any.then_some(whole));
+        }
+        read_any = true;
+        let (len, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = MAX_LINE.saturating_sub(line.len());
+        if len > room {
+            whole = false;
+        }
+        line.extend_from_slice(&buf[..len.min(room)]);
+        r.consume(len);
+        if done {
+            return Ok(Some(whole));
+        }
+    }
+}
+
+/// `s` fit to echo on a terminal: a tab becomes a space and every other control character
+/// (ESC of a terminal escape sequence, CR, C1 controls…) U+FFFD, one character for one so
+/// that a caret under the text still points at the right column.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\t' => ' ',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -15,6 +15,13 @@
 //!
 //! Integers are decimal or `0x` hexadecimal and must fit in 64 bits. Columns in errors are
 //! 1-based character positions in the whole input line.
+//!
+//! A command word followed by a cast (`translate (void *)0x1000`) is still the command: only
+//! `(` that opens a call (`translate(p)`) makes the word a name.
+//!
+//! Expressions nest at most [`MAX_DEPTH`] (64) levels (parentheses, unary operators, casts, calls
+//! and chained binary operators all count): deeper input is a syntax error, not a stack
+//! overflow of the parser or of the recursive evaluator.
 
 use std::fmt;
 
@@ -50,6 +57,12 @@ impl fmt::Display for SyntaxError {
         f.write_str(&self.msg)
     }
 }
+
+/// How deeply an expression may nest: 64, just above the 63 levels of nested parenthesized
+/// expressions C requires compilers to accept (C11 5.2.4.1). The parser and the evaluator
+/// recurse; an unoptimised build takes about 15 KiB of stack per level of parentheses, so 64
+/// levels stay well inside a 2 MiB thread stack (where 150 did not).
+pub const MAX_DEPTH: usize = 64;
 
 fn err<T>(msg: impl Into<String>, span: Span) -> Result<T, SyntaxError> {
     Err(SyntaxError {
@@ -390,7 +403,8 @@ pub fn parse_statement(
         let word: String = body.chars().take(word_len).collect();
         let after: String = body.chars().skip(word_len).collect();
         let next = after.trim_start().chars().next();
-        if is_command(&word) && !matches!(next, Some('(') | Some('=')) {
+        let call = next == Some('(') && !after_is_cast(&after);
+        if is_command(&word) && !call && next != Some('=') {
             let name_span = Span::new(base + lead_ws, base + lead_ws + word_len);
             let rest_base = name_span.end;
             let mut words = Vec::new();
@@ -430,7 +444,7 @@ pub fn parse_statement(
         }
     }
     let toks = lex(text, base)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser::new(toks);
     let stmt = if let (Tok::Name(n), Tok::Punct("=")) = (&p.toks[0].0, &p.toks[1].0) {
         let name = n.clone();
         let name_span = p.toks[0].1;
@@ -458,7 +472,7 @@ pub fn parse_statement(
 /// As [`parse_statement`].
 pub fn parse_expr(text: &str, base: usize) -> Result<Expr, SyntaxError> {
     let toks = lex(text, base)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser::new(toks);
     let e = p.expr()?;
     match p.peek() {
         Tok::End => Ok(e),
@@ -469,9 +483,36 @@ pub fn parse_expr(text: &str, base: usize) -> Result<Expr, SyntaxError> {
     }
 }
 
+/// Whether `after` (the text after a command word) starts with a C cast: `(void *)`,
+/// `(unsigned long)` or `(long)`.
+fn after_is_cast(after: &str) -> bool {
+    lex(after, 0).is_ok_and(|toks| {
+        let t: Vec<&Tok> = toks.iter().map(|(t, _)| t).collect();
+        t.first() == Some(&&Tok::Punct("(")) && cast_at(&t[1..]).is_some()
+    })
+}
+
+/// The cast whose type starts `t` (the tokens after its `(`): the target and how many
+/// tokens the type and its `)` take.
+fn cast_at(t: &[&Tok]) -> Option<(CastTo, usize)> {
+    let get = |i: usize| t.get(i).copied().unwrap_or(&Tok::End);
+    match (get(0), get(1), get(2)) {
+        (Tok::Name(a), Tok::Punct("*"), Tok::Punct(")")) if a == "void" => {
+            Some((CastTo::VoidPtr, 3))
+        }
+        (Tok::Name(a), Tok::Name(b), Tok::Punct(")")) if a == "unsigned" && b == "long" => {
+            Some((CastTo::Long, 3))
+        }
+        (Tok::Name(a), Tok::Punct(")"), _) if a == "long" => Some((CastTo::Long, 2)),
+        _ => None,
+    }
+}
+
 struct Parser {
     toks: Vec<(Tok, Span)>,
     pos: usize,
+    /// Levels of the expression tree above the node being parsed (see [`MAX_DEPTH`]).
+    depth: usize,
 }
 
 /// Binary operator levels, lowest precedence first (C's order).
@@ -485,6 +526,26 @@ const LEVELS: &[&[(&str, BinOp)]] = &[
 ];
 
 impl Parser {
+    fn new(toks: Vec<(Tok, Span)>) -> Self {
+        Self {
+            toks,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    /// One level deeper; an error past [`MAX_DEPTH`].
+    fn deeper(&mut self) -> Result<(), SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return err(
+                format!("expression nested too deeply (more than {MAX_DEPTH} levels)"),
+                self.span(),
+            );
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> &Tok {
         &self.toks[self.pos].0
     }
@@ -529,21 +590,33 @@ impl Parser {
         if level == LEVELS.len() {
             return self.unary();
         }
+        let saved = self.depth;
         let mut lhs = self.binary(level + 1)?;
         'outer: loop {
             for (sym, op) in LEVELS[level] {
                 if self.eat(sym) {
+                    // Each operator of a chain puts the chain so far one level deeper
+                    // (`1+1+…+1` is a left-deep tree).
+                    self.deeper()?;
                     let rhs = self.binary(level + 1)?;
                     let span = lhs.span().to(rhs.span());
                     lhs = Expr::Binary(*op, Box::new(lhs), Box::new(rhs), span);
                     continue 'outer;
                 }
             }
+            self.depth = saved;
             return Ok(lhs);
         }
     }
 
     fn unary(&mut self) -> Result<Expr, SyntaxError> {
+        self.deeper()?;
+        let e = self.unary_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn unary_inner(&mut self) -> Result<Expr, SyntaxError> {
         let start = self.span();
         if self.eat("-") {
             let e = self.unary()?;
@@ -557,18 +630,9 @@ impl Parser {
         }
         // A cast: '(' type ')' unary.
         if matches!(self.peek(), Tok::Punct("(")) {
-            let cast = match (self.peek_at(1), self.peek_at(2), self.peek_at(3)) {
-                (Tok::Name(a), Tok::Punct("*"), Tok::Punct(")")) if a == "void" => {
-                    Some((CastTo::VoidPtr, 4))
-                }
-                (Tok::Name(a), Tok::Name(b), Tok::Punct(")")) if a == "unsigned" && b == "long" => {
-                    Some((CastTo::Long, 4))
-                }
-                (Tok::Name(a), Tok::Punct(")"), _) if a == "long" => Some((CastTo::Long, 3)),
-                _ => None,
-            };
+            let cast = cast_at(&[self.peek_at(1), self.peek_at(2), self.peek_at(3)]);
             if let Some((to, n)) = cast {
-                for _ in 0..n {
+                for _ in 0..=n {
                     self.bump();
                 }
                 let e = self.unary()?;
@@ -739,6 +803,54 @@ mod tests {
         assert!(e.msg.contains("no digits"));
         let e = parse_statement("12ab", 0, &no_cmd).unwrap_err();
         assert!(e.msg.contains("invalid number"));
+    }
+
+    /// Deep input is a syntax error at [`MAX_DEPTH`], not a stack overflow; up to it, it
+    /// parses (on a test thread's 2 MiB stack, unoptimised).
+    #[test]
+    fn nesting_is_limited() {
+        let deep = |n: usize| format!("{}1{}", "(".repeat(n), ")".repeat(n));
+        let too_deep = "expression nested too deeply (more than 64 levels)";
+        for text in [
+            deep(3000),
+            format!("{}1", "~".repeat(30_000)),
+            format!("{}1", "-".repeat(30_000)),
+            format!("{}1", "(void *)".repeat(3000)),
+            format!("{}1", "1+".repeat(30_000)),
+            format!("{}1", "1<<".repeat(300)),
+            format!("{}1{}", "f(".repeat(3000), ")".repeat(3000)),
+        ] {
+            let e = parse_statement(&text, 0, &no_cmd).unwrap_err();
+            assert_eq!(e.msg, too_deep, "{}", &text[..20]);
+            let e = parse_expr(&text, 0).unwrap_err();
+            assert_eq!(e.msg, too_deep);
+        }
+        assert_eq!(expr(&deep(63)), "1");
+        assert!(parse_statement(&format!("{}1", "~".repeat(63)), 0, &no_cmd).is_ok());
+        assert!(parse_statement(&format!("{}1", "1+".repeat(60)), 0, &no_cmd).is_ok());
+        assert!(parse_statement(&deep(64), 0, &no_cmd).is_err());
+    }
+
+    #[test]
+    fn commands_take_casts() {
+        for text in [
+            "translate (void *)0x1000",
+            "translate (unsigned long) p + 1",
+            "translate ( long )p",
+        ] {
+            assert!(
+                matches!(
+                    parse_statement(text, 0, &cmds).unwrap(),
+                    Stmt::Command { .. }
+                ),
+                "{text}"
+            );
+        }
+        // `(` of anything else is a call.
+        assert!(matches!(
+            parse_statement("translate (p)", 0, &cmds).unwrap(),
+            Stmt::Expr(_)
+        ));
     }
 
     #[test]

@@ -567,7 +567,30 @@ fn arbitrary_input_never_panics_the_parser_or_the_shell() {
             let (i, j) = (i.min(a.len()), j.min(b.len()));
             a[..i].iter().chain(b[j..].iter()).collect::<String>()
         });
-    let line = prop_oneof![random_text, mutated];
+    // Adversarial shapes: deep nesting, huge numbers, control characters and any Unicode.
+    let nested = (
+        proptest::sample::select(vec!["(", "~", "-", "(void *)", "f(", "1+", "1<<"]),
+        0usize..5000,
+    )
+        .prop_map(|(open, n)| {
+            let close = if open.ends_with('(') && open != "(void *)" {
+                ")"
+            } else {
+                ""
+            };
+            format!("x = {}1{}", open.repeat(n), close.repeat(n))
+        });
+    let huge =
+        proptest::collection::vec(proptest::sample::select(vec!['9', 'f', 'x', '0']), 1..400)
+            .prop_map(|d| format!("x = 0{} + 1", d.into_iter().collect::<String>()));
+    let any_chars = proptest::collection::vec(any::<char>(), 0..60)
+        .prop_map(|v| v.into_iter().collect::<String>());
+    let controls = proptest::collection::vec(0u32..0x20, 1..20).prop_map(|v| {
+        let mut s = String::from("x = 1 ");
+        s.extend(v.into_iter().filter_map(char::from_u32));
+        s
+    });
+    let line = prop_oneof![4 => random_text, 4 => mutated, 1 => nested, 1 => huge, 1 => any_chars, 1 => controls];
 
     let sh = std::cell::RefCell::new(shell(Arch::X86_64));
     // (lines that printed something, lines that got an error): both kinds must occur.
@@ -589,9 +612,11 @@ fn arbitrary_input_never_panics_the_parser_or_the_shell() {
                 o + usize::from(!out.is_empty()),
                 e + usize::from(!err.is_empty()),
             ));
-            for e in err.lines() {
+            for e in err.lines().filter(|l| l.contains(": error: ")) {
                 prop_assert!(e.len() < 400, "error line too long: {e}");
             }
+            // Nothing from the input reaches the terminal raw.
+            prop_assert!(!err.contains('\x1b'), "{:?}", err);
             Ok(())
         })
         .unwrap();
@@ -605,4 +630,79 @@ fn arbitrary_input_never_panics_the_parser_or_the_shell() {
         "k = kmalloc(100, GFP_KERNEL); ksize(k)",
     );
     assert!(out.contains("128"), "{out}");
+}
+
+/// The deepest expressions the parser takes go through the recursive evaluator too (on a
+/// test thread's stack, unoptimised).
+#[test]
+fn deepest_expressions_evaluate() {
+    let mut sh = shell(Arch::X86_64);
+    let parens = format!("x = {}1{}", "(".repeat(62), ")".repeat(62));
+    assert_eq!(out1(&mut sh, &parens), "x = 1\n");
+    assert_eq!(out1(&mut sh, &format!("{}5", "-".repeat(62))), "5\n");
+    assert_eq!(out1(&mut sh, &format!("{}0", "1+".repeat(60))), "60\n");
+    let calls = format!(
+        "{}1{}",
+        "ksize(kmalloc(".repeat(20),
+        ", GFP_KERNEL))".repeat(20)
+    );
+    let (_, err) = run(&mut sh, &calls);
+    assert!(!err.contains("nested too deeply"), "{err}");
+}
+
+/// Scripts as bytes through `run_script`: invalid UTF-8, control characters, NULs, over-long
+/// lines. Each bad line is one error; the script goes on to its last line.
+#[test]
+fn arbitrary_bytes_never_stop_a_script() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let line = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..100),
+        proptest::collection::vec(
+            proptest::sample::select(b"x=1+(\xff\xc3\x00\x1b;\r".to_vec()),
+            0..100
+        ),
+    ]
+    .prop_map(|mut v| {
+        v.retain(|&b| b != b'\n');
+        v
+    });
+    let sh = std::cell::RefCell::new(shell(Arch::X86_64));
+    let mut runner = TestRunner::new(Config {
+        cases: 200,
+        ..Config::default()
+    });
+    runner
+        .run(&proptest::collection::vec(line, 0..8), |lines| {
+            let mut script = Vec::new();
+            for l in &lines {
+                script.extend_from_slice(l);
+                script.push(b'\n');
+            }
+            script.extend_from_slice(b"last = 7\n");
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let mut sh = sh.borrow_mut();
+            sh.quit = false;
+            run_script(&mut sh, &mut &script[..], "t", false, &mut out, &mut err).unwrap();
+            let out = String::from_utf8(out).unwrap();
+            if !sh.quit {
+                prop_assert!(out.ends_with("last = 7\n"), "{:?}", out);
+            }
+            prop_assert!(!String::from_utf8(err).unwrap().contains('\x1b'));
+            Ok(())
+        })
+        .unwrap();
+    // A line of 1 MiB is refused without being parsed (or buffered whole).
+    let mut script = vec![b'('; 1 << 20];
+    script.extend_from_slice(b"\nz = 3\n");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut sh = sh.borrow_mut();
+    sh.quit = false;
+    run_script(&mut sh, &mut &script[..], "t", false, &mut out, &mut err).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), "z = 3\n");
+    assert_eq!(
+        String::from_utf8(err).unwrap(),
+        "t:1: error: line longer than 65536 bytes: skipped\n"
+    );
 }
