@@ -346,6 +346,24 @@ impl IdaBitmap {
             word = !self.bitmap[w];
         }
     }
+    /// The first set bit at or after `from` (`find_next_bit`).
+    fn first_set_from(&self, from: u32) -> Option<u32> {
+        let mut w = (from / usize::BITS) as usize;
+        if w >= IDA_BITMAP_LONGS {
+            return None;
+        }
+        let mut word = self.bitmap[w] & (usize::MAX << (from % usize::BITS));
+        loop {
+            if word != 0 {
+                return Some(w as u32 * usize::BITS + word.trailing_zeros());
+            }
+            w += 1;
+            if w == IDA_BITMAP_LONGS {
+                return None;
+            }
+            word = self.bitmap[w];
+        }
+    }
     fn is_full(&self) -> bool {
         self.bitmap.iter().all(|&w| w == usize::MAX)
     }
@@ -592,6 +610,67 @@ impl<A: NodeAlloc> Ida<A> {
             // SAFETY: under the lock.
             Chunk::Bitmap(b) => unsafe { (*b).test(bit) },
         }
+    }
+
+    /// `ida_find_first_range(ida, min, max)`: the lowest allocated id in `min..=max` (`max`
+    /// above `INT_MAX` is clamped to it), searching across chunks (Linux 6.16+, with the
+    /// cross-chunk fix).
+    ///
+    /// # Errors
+    /// [`Error::EINVAL`] if `min` is above `INT_MAX` (Linux's `(int)min < 0`);
+    /// [`Error::ENOENT`] if no id in the range is allocated (also when `min > max`).
+    pub fn ida_find_first_range(&self, min: u32, max: u32) -> Result<u32> {
+        if min > i32::MAX as u32 {
+            return Err(Error::EINVAL);
+        }
+        let max = max.min(i32::MAX as u32);
+        if min > max {
+            return Err(Error::ENOENT);
+        }
+        // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
+        let g = self.xa.lock();
+        let last = (max / IDA_BITMAP_BITS) as usize;
+        let (mut index, mut offset) = ((min / IDA_BITMAP_BITS) as usize, min % IDA_BITMAP_BITS);
+        while let Some((i, e)) = g.find_present(index) {
+            if i > last {
+                break;
+            }
+            if i != index {
+                offset = 0;
+            }
+            let bit = match chunk_of(Some(e)) {
+                Chunk::Empty => None,
+                Chunk::Value(v) => {
+                    let rest = if offset >= BITS_PER_XA_VALUE {
+                        0
+                    } else {
+                        v >> offset
+                    };
+                    (rest != 0).then(|| offset + rest.trailing_zeros())
+                }
+                // SAFETY: a bitmap entry stays valid while the lock is held.
+                Chunk::Bitmap(b) => unsafe { (*b).first_set_from(offset) },
+            };
+            if let Some(bit) = bit {
+                let id = i as u32 * IDA_BITMAP_BITS + bit;
+                return if id <= max {
+                    Ok(id)
+                } else {
+                    Err(Error::ENOENT)
+                };
+            }
+            index = i + 1;
+            offset = 0;
+        }
+        Err(Error::ENOENT)
+    }
+
+    /// `ida_find_first(ida)`: the lowest allocated id.
+    ///
+    /// # Errors
+    /// [`Error::ENOENT`] if the IDA is empty.
+    pub fn ida_find_first(&self) -> Result<u32> {
+        self.ida_find_first_range(0, u32::MAX)
     }
 
     /// `ida_free`: releases `id`. Freeing an id that is not allocated issues a warning

@@ -393,7 +393,7 @@ fn ida_check_max() {
         assert_eq!(ida.ida_alloc_min(base, GFP), Err(Error::ENOSPC));
         ida.ida_destroy();
         assert!(ida.ida_is_empty());
-        j *= 4;
+        j *= 2;
     }
     assert_eq!(ida.ida_alloc_min(INT_MAX + 1, GFP), Err(Error::ENOSPC));
     assert_eq!(ida.ida_alloc_range(10, 5, GFP), Err(Error::ENOSPC));
@@ -516,6 +516,151 @@ fn ida_thread_tests() {
     for t in threads {
         t.join().unwrap();
     }
+}
+
+/// lib/test_ida.c's `ida_check_bad_free`: freeing 0 and every `1 << i` that is not allocated,
+/// on an empty IDA, one holding a value entry, one holding a bitmap and one holding a tree,
+/// warns each time and changes nothing.
+#[test]
+fn ida_check_bad_free() {
+    let a = TestAlloc::new();
+    let ida = Ida::new_in(&a);
+    let free_all = |ida: &Ida<&TestAlloc>| {
+        ida.ida_free(0);
+        for i in 0..31 {
+            ida.ida_free(1 << i);
+        }
+    };
+    free_all(&ida);
+    assert_eq!(ida.warnings(), 32, "empty IDA: 32 warnings");
+    assert_eq!(ida.ida_alloc_min(3, GFP), Ok(3));
+    free_all(&ida);
+    assert_eq!(ida.ida_alloc_min(1023, GFP), Ok(1023));
+    free_all(&ida);
+    assert_eq!(ida.ida_alloc_min((1 << 20) - 1, GFP), Ok((1 << 20) - 1));
+    free_all(&ida);
+    assert_eq!(
+        ida.warnings(),
+        4 * 32,
+        "no id of the form 0 or 1 << i was ever allocated"
+    );
+    for id in [3, 1023, (1 << 20) - 1] {
+        assert!(ida.ida_exists(id));
+        ida.ida_free(id);
+    }
+    assert!(ida.ida_is_empty());
+    ida.check().unwrap();
+}
+
+/// lib/test_ida.c's `ida_check_find_first` (Linux 6.16), with the cross-chunk search case
+/// added by its later fix.
+#[test]
+fn ida_check_find_first() {
+    let a = TestAlloc::new();
+    let ida = Ida::new_in(&a);
+    let probes = [0u32, 3, 63, 1023, (1 << 20) - 1];
+    let exists = |ida: &Ida<&TestAlloc>| probes.map(|p| ida.ida_exists(p));
+    assert_eq!(exists(&ida), [false; 5]);
+    assert_eq!(ida.ida_alloc_min(3, GFP), Ok(3));
+    assert_eq!(exists(&ida), [false, true, false, false, false]);
+    assert_eq!(ida.ida_alloc_min(63, GFP), Ok(63));
+    assert_eq!(exists(&ida), [false, true, true, false, false]);
+    assert_eq!(ida.ida_alloc_min(1023, GFP), Ok(1023));
+    assert_eq!(exists(&ida), [false, true, true, true, false]);
+    assert_eq!(ida.ida_alloc_min((1 << 20) - 1, GFP), Ok((1 << 20) - 1));
+    assert_eq!(exists(&ida), [false, true, true, true, true]);
+
+    assert_eq!(ida.ida_find_first(), Ok(3));
+    assert_eq!(ida.ida_find_first_range(u32::MAX, 2), Err(Error::EINVAL));
+    let cases: [(u32, u32, Result<u32, Error>); 13] = [
+        (0, 2, Err(Error::ENOENT)),
+        (0, 3, Ok(3)),
+        (1, 3, Ok(3)),
+        (3, 3, Ok(3)),
+        (2, 4, Ok(3)),
+        (4, 3, Err(Error::ENOENT)),
+        (4, 60, Err(Error::ENOENT)),
+        (4, 64, Ok(63)),
+        (63, 63, Ok(63)),
+        (64, 1026, Ok(1023)),
+        (1023, 1023, Ok(1023)),
+        (1023, (1 << 20) - 1, Ok(1023)),
+        (1024, (1 << 20) - 1, Ok((1 << 20) - 1)),
+    ];
+    for (min, max, want) in cases {
+        assert_eq!(ida.ida_find_first_range(min, max), want, "{min}..={max}");
+    }
+    assert_eq!(
+        ida.ida_find_first_range(1 << 20, i32::MAX as u32),
+        Err(Error::ENOENT)
+    );
+    for id in [3, 63, 1023, (1 << 20) - 1] {
+        ida.ida_free(id);
+    }
+    assert!(ida.ida_is_empty());
+    assert_eq!(ida.ida_find_first(), Err(Error::ENOENT));
+    // Cross-chunk: nothing at or above 1 in chunk 0, so the search goes on to chunk 1.
+    assert_eq!(ida.ida_alloc_min(0, GFP), Ok(0));
+    assert_eq!(ida.ida_alloc_min(1024, GFP), Ok(1024));
+    assert_eq!(ida.ida_find_first_range(1, i32::MAX as u32), Ok(1024));
+    ida.ida_free(0);
+    ida.ida_free(1024);
+    assert!(ida.ida_is_empty());
+    assert_eq!(ida.warnings(), 0);
+}
+
+/// idr-test.c's `ida_alloc_free_test` (through the current API): 10000 ids from
+/// `ida_alloc_max(20000)`, then a range that is full fails, and freeing them all empties it.
+#[test]
+fn ida_alloc_free_test() {
+    let a = TestAlloc::new();
+    let ida = Ida::new_in(&a);
+    for i in 0..10000 {
+        assert_eq!(ida.ida_alloc_max(20000, GFP), Ok(i));
+    }
+    assert_eq!(ida.ida_alloc_range(5, 30, GFP), Err(Error::ENOSPC));
+    for i in 0..10000 {
+        ida.ida_free(i);
+    }
+    assert!(ida.ida_is_empty());
+    ida.ida_destroy();
+    drop(ida);
+    assert_eq!(a.live(), 0);
+}
+
+/// The second half of idr-test.c's `ida_thread_tests`: 20 threads race to take and give back
+/// the single id of `ida_alloc_range(128, 128)` on one shared IDA; nothing may leak.
+#[test]
+fn ida_thread_tests_leak() {
+    static A: TestAlloc = TestAlloc::new();
+    let ida = Ida::new_in(&A);
+    std::thread::scope(|s| {
+        for _ in 0..20 {
+            s.spawn(|| {
+                for _ in 0..2000 {
+                    if ida.ida_alloc_range(128, 128, GFP).is_ok() {
+                        ida.ida_free(128);
+                    }
+                }
+            });
+        }
+    });
+    assert!(ida.ida_is_empty());
+    assert_eq!(ida.warnings(), 0);
+    ida.check().unwrap();
+}
+
+/// idr-test.c's `idr_alloc2_test` (the Nov 2025 fix): with base 1, a range below the base is
+/// `-ENOSPC` instead of an id outside the range.
+#[test]
+fn idr_alloc2_test() {
+    let a = TestAlloc::new();
+    let idr = Idr::with_base(&a, 1);
+    assert_eq!(idr.idr_alloc(dummy(), 0, 1, GFP), Err(Error::ENOSPC));
+    assert_eq!(idr.idr_alloc(dummy(), 1, 2, GFP), Ok(1));
+    assert_eq!(idr.idr_alloc(dummy(), 0, 1, GFP), Err(Error::ENOSPC));
+    assert_eq!(idr.idr_alloc(dummy(), 0, 2, GFP), Err(Error::ENOSPC));
+    idr.idr_destroy();
 }
 
 /// lib/test_ida.c's `ida_check_destroy_1`: an IDA holding only `base` is destroyed to empty.
