@@ -451,6 +451,37 @@ fn ida_check_conv_and_old_api() {
     assert_eq!(a.live(), 0);
 }
 
+/// lib/test_ida.c's `ida_check_conv` through the current API: the conversions between value
+/// entries and bitmaps, both ways, in its three parts.
+#[test]
+fn ida_check_conv() {
+    let a = TestAlloc::new();
+    let ida = Ida::new_in(&a);
+    let long = usize::BITS;
+    let mut i = 0;
+    while i < IDA_BITMAP_BITS * 2 {
+        assert_eq!(ida.ida_alloc_min(i + 1, GFP), Ok(i + 1));
+        assert_eq!(ida.ida_alloc_min(i + long, GFP), Ok(i + long));
+        ida.ida_free(i + 1);
+        ida.ida_free(i + long);
+        assert!(ida.ida_is_empty());
+        i += IDA_BITMAP_BITS;
+    }
+    for n in [IDA_BITMAP_BITS * 2, IDA_BITMAP_BITS + long - 4] {
+        for i in 0..n {
+            assert_eq!(ida.ida_alloc(GFP), Ok(i));
+        }
+        for i in (0..n).rev() {
+            ida.ida_free(i);
+        }
+        assert!(ida.ida_is_empty(), "{n} ids freed in reverse");
+    }
+    assert_eq!(ida.warnings(), 0);
+    ida.check().unwrap();
+    drop(ida);
+    assert_eq!(a.live(), 0);
+}
+
 #[test]
 fn ida_check_nomem() {
     let a = TestAlloc::new();
