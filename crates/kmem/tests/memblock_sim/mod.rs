@@ -81,8 +81,14 @@ pub struct Dummy {
 
 impl Dummy {
     fn offset(&self, pa: PhysAddr, len: u64) -> usize {
-        let off = pa.as_u64().checked_sub(self.base).expect("below the dummy memory");
-        assert!(off + len <= self.bytes.len() as u64, "past the dummy memory");
+        let off = pa
+            .as_u64()
+            .checked_sub(self.base)
+            .expect("below the dummy memory");
+        assert!(
+            off + len <= self.bytes.len() as u64,
+            "past the dummy memory"
+        );
         off as usize
     }
     /// The bytes at a direct-map address.
@@ -249,3 +255,4 @@ impl Sim {
         }
     }
 }
+pub mod nid_range;
