@@ -137,7 +137,10 @@ fn memblock_add_many_check() {
         s.mb.add(p(base), size).unwrap();
         base += size + gap;
         assert_eq!(s.mb.memory.cnt() as u64, i + 2);
-        assert_eq!(s.mb.memory.total_size(), new_memory_regions_size + (i + 1) * size);
+        assert_eq!(
+            s.mb.memory.total_size(),
+            new_memory_regions_size + (i + 1) * size
+        );
     }
     // memblock_double_array() ran and reserved the memory it used.
     assert_eq!(s.mb.memory.max(), INIT_MEMBLOCK_REGIONS * 2);
@@ -240,7 +243,10 @@ fn new_reserved_regions_size() -> u64 {
 fn check_doubled_reserved(s: &mut Sim) {
     let n = INIT_MEMBLOCK_REGIONS as u64;
     assert_eq!(s.mb.reserved.cnt(), INIT_MEMBLOCK_REGIONS + 2);
-    assert_eq!(s.mb.reserved.total_size(), (n + 1) * MEM_SIZE + new_reserved_regions_size());
+    assert_eq!(
+        s.mb.reserved.total_size(),
+        (n + 1) * MEM_SIZE + new_reserved_regions_size()
+    );
     assert_eq!(s.mb.reserved.max(), INIT_MEMBLOCK_REGIONS * 2);
 }
 
@@ -577,8 +583,10 @@ fn memblock_set_node_check() {
     s.mb.add(p(DUMMY_BASE), MEM_SIZE).unwrap();
     let (start, half) = (s.start(), s.mb.phys_mem_size() / 2);
     // Split the range equally between node 0 and node 1.
-    s.mb.set_node(p(start), half, MemblockKind::Memory, 0).unwrap();
-    s.mb.set_node(p(start + half), half, MemblockKind::Memory, 1).unwrap();
+    s.mb.set_node(p(start), half, MemblockKind::Memory, 0)
+        .unwrap();
+    s.mb.set_node(p(start + half), half, MemblockKind::Memory, 1)
+        .unwrap();
     assert_eq!(s.mb.memory.cnt(), 2);
     rgn(s.mem_rgn(0), start, half);
     assert_eq!(s.mem_rgn(0).node(), 0);
@@ -595,7 +603,8 @@ fn memblock_set_node_check() {
         let max_reserved = s.mb.reserved.max();
         let mems: Vec<_> = s.mb.memory.regions().to_vec();
         for m in mems {
-            s.mb.set_node(m.base, m.size, MemblockKind::Reserved, m.node()).unwrap();
+            s.mb.set_node(m.base, m.size, MemblockKind::Reserved, m.node())
+                .unwrap();
         }
         if max_reserved == s.mb.reserved.max() {
             break;
@@ -622,7 +631,10 @@ fn kmem_array_storage_limit_fails_cleanly() {
             break;
         }
     }
-    let Some(MemblockError::TooManyRegions { name: "reserved", .. }) = err else {
+    let Some(MemblockError::TooManyRegions {
+        name: "reserved", ..
+    }) = err
+    else {
         panic!("{err:?}")
     };
     let before = s.mb.reserved.cnt();
