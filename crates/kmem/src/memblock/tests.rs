@@ -3,6 +3,7 @@
 //! tools/testing/memblock suites live in `tests/memblock_*.rs`.
 extern crate std;
 use super::*;
+use crate::addr::PHYS_ADDR_MAX;
 use std::vec::Vec;
 
 fn ranges(mb: &Memblock) -> Vec<(u64, u64)> {
@@ -138,6 +139,190 @@ proptest::proptest! {
             for u in 0..64 {
                 proptest::prop_assert_eq!(free_units[u], !model[u]);
             }
+        }
+    }
+}
+
+const HOTPLUG: MemblockFlags = MemblockFlags::MEMBLOCK_HOTPLUG;
+
+/// Two memory banks: [64K, 128K) and [1M, 1M + 64K).
+fn two_banks(high_flags: MemblockFlags) -> Memblock {
+    let mut mb = Memblock::new();
+    mb.add_node(
+        PhysAddr::new(0x1_0000),
+        0x1_0000,
+        0,
+        MemblockFlags::MEMBLOCK_NONE,
+    )
+    .unwrap();
+    mb.add_node(PhysAddr::new(0x10_0000), 0x1_0000, 1, high_flags)
+        .unwrap();
+    mb
+}
+
+#[test]
+fn movable_node_skips_hotpluggable_memory() {
+    let mut mb = two_banks(HOTPLUG);
+    assert_eq!(mb.phys_alloc(0x1000, 0x1000).unwrap().as_u64(), 0x10_f000);
+    mb.set_movable_node(true);
+    assert_eq!(mb.phys_alloc(0x1000, 0x1000).unwrap().as_u64(), 0x1_f000);
+    // clear_hotplug makes the bank usable again.
+    mb.clear_hotplug(PhysAddr::new(0x10_0000), 0x1_0000)
+        .unwrap();
+    assert_eq!(mb.memory.regions()[1].flags, MemblockFlags::MEMBLOCK_NONE);
+    assert_eq!(mb.phys_alloc(0x1000, 0x1000).unwrap().as_u64(), 0x10_e000);
+}
+
+#[test]
+fn nomap_memory_is_never_allocated() {
+    let mut mb = two_banks(MemblockFlags::MEMBLOCK_NONE);
+    mb.mark_nomap(PhysAddr::new(0x10_0000), 0x1_0000).unwrap();
+    assert!(!mb.is_map_memory(PhysAddr::new(0x10_8000)));
+    assert!(mb.is_memory(PhysAddr::new(0x10_8000)));
+    assert_eq!(mb.phys_alloc(0x1000, 0x1000).unwrap().as_u64(), 0x1_f000);
+    // A flag on part of a region splits it; clearing it merges the pieces again.
+    mb.clear_nomap(PhysAddr::new(0x10_4000), 0x1000).unwrap();
+    assert_eq!(mb.memory.cnt(), 4);
+    mb.clear_nomap(PhysAddr::new(0x10_0000), 0x1_0000).unwrap();
+    assert_eq!(mb.memory.cnt(), 2);
+    assert!(mb.is_map_memory(PhysAddr::new(0x10_8000)));
+}
+
+#[test]
+fn mirrored_memory_is_preferred_once_marked() {
+    let mut mb = two_banks(MemblockFlags::MEMBLOCK_NONE);
+    // Without kernelcore=mirror, memblock_mark_mirror does nothing.
+    mb.mark_mirror(PhysAddr::new(0x1_0000), 0x1_0000).unwrap();
+    assert!(!mb.has_mirror());
+    assert_eq!(mb.memory.regions()[0].flags, MemblockFlags::MEMBLOCK_NONE);
+    mb.set_mirrored_kernelcore(true);
+    mb.mark_mirror(PhysAddr::new(0x1_0000), 0x1_0000).unwrap();
+    assert!(mb.has_mirror() && mb.memory.regions()[0].is_mirror());
+    assert_eq!(mb.phys_alloc(0x1000, 0x1000).unwrap().as_u64(), 0x1_f000);
+    // Mirrored memory full: fall back to the rest.
+    assert_eq!(mb.phys_alloc(0xf000, 0x1000).unwrap().as_u64(), 0x1_0000);
+    assert_eq!(mb.phys_alloc(0x1000, 0x1000).unwrap().as_u64(), 0x10_f000);
+}
+
+#[test]
+fn allocations_carry_node_and_rsrv_kern() {
+    let mut mb = two_banks(MemblockFlags::MEMBLOCK_NONE);
+    let a = mb.phys_alloc_try_nid(0x1000, 0x1000, 0).unwrap();
+    assert_eq!(a.as_u64(), 0x1_f000);
+    let r = mb.reserved.regions()[0];
+    assert_eq!((r.nid, r.flags), (0, MemblockFlags::MEMBLOCK_RSRV_KERN));
+    // A plain reservation next to it does not merge (other node and flags).
+    mb.reserve(PhysAddr::new(0x1_e000), 0x1000).unwrap();
+    assert_eq!(mb.reserved.cnt(), 2);
+    assert_eq!(mb.reserved_kern_size(PHYS_ADDR_MAX, NUMA_NO_NODE), 0x1000);
+    assert_eq!(mb.reserved_kern_size(PHYS_ADDR_MAX, 1), 0);
+    // Node 1 full: falls back to any node, reserved without a node.
+    mb.reserve(PhysAddr::new(0x10_0000), 0x1_0000).unwrap();
+    let b = mb.phys_alloc_try_nid(0x1000, 0x1000, 1).unwrap();
+    assert_eq!(b.as_u64(), 0x1_d000);
+    assert_eq!(mb.reserved.regions()[0].nid, NUMA_NO_NODE);
+}
+
+#[test]
+fn set_node_splits_and_merges() {
+    let mut mb = Memblock::new();
+    mb.add(PhysAddr::new(0x1000), 0x4000).unwrap();
+    assert_eq!(mb.memory.regions()[0].nid, MAX_NUMNODES);
+    let k = MemblockKind::Memory;
+    mb.set_node(PhysAddr::new(0x2000), 0x1000, k, 1).unwrap();
+    assert_eq!(mb.memory.cnt(), 3);
+    assert_eq!(mb.search_pfn_nid(crate::addr::Pfn::new(2)), Some((1, 2, 3)));
+    mb.set_node(PhysAddr::new(0), PHYS_ADDR_MAX.as_u64(), k, 0)
+        .unwrap();
+    assert_eq!(mb.memory.cnt(), 1);
+    assert_eq!(mb.memory.regions()[0].nid, 0);
+    assert_eq!(mb.phys_mem_size(), 0x4000);
+}
+
+#[test]
+fn dump_is_linux_format() {
+    let mut mb = Memblock::new();
+    mb.add_node(
+        PhysAddr::new(0x1000),
+        0x9e000,
+        0,
+        MemblockFlags::MEMBLOCK_NONE,
+    )
+    .unwrap();
+    mb.reserve(PhysAddr::new(0x1000), 0x1000).unwrap();
+    let mut s = std::string::String::new();
+    mb.dump(&mut s).unwrap();
+    assert_eq!(
+        s,
+        "MEMBLOCK configuration:\n \
+         memory size = 0x000000000009e000 reserved size = 0x0000000000001000\n \
+         memory.cnt  = 0x1\n \
+         memory[0x0]\t[0x0000000000001000-0x000000000009efff], 0x000000000009e000 bytes on node 0 flags: 0x0\n \
+         reserved.cnt  = 0x1\n \
+         reserved[0x0]\t[0x0000000000001000-0x0000000000001fff], 0x0000000000001000 bytes flags: 0x0\n"
+    );
+    assert_eq!(MemblockFlags::MEMBLOCK_NONE.name(), "NONE");
+    assert_eq!(MemblockFlags::MEMBLOCK_RSRV_KERN.name(), "RSV_KERN");
+    assert_eq!(MemblockFlags::from_bits_retain(0x100).name(), "UNKNOWN");
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    let mut mb = Memblock::new();
+    mb.add(PhysAddr::new(0x1000), 0x10000).unwrap();
+    assert_eq!(mb.phys_alloc(0x1000, 3), Err(MemblockError::Invalid));
+    assert_eq!(mb.phys_alloc(0, 0x1000), Err(MemblockError::Invalid));
+    assert_eq!(mb.trim_memory(3), Err(MemblockError::Invalid));
+    // Alignment 0 means SMP_CACHE_BYTES; a huge alignment finds nothing and does not panic.
+    assert_eq!(
+        mb.phys_alloc(0x10, 0).unwrap().as_u64() % SMP_CACHE_BYTES,
+        0
+    );
+    assert_eq!(mb.phys_alloc(0x10, 1 << 63), Err(MemblockError::NoMemory));
+    mb.set_bottom_up(true);
+    assert_eq!(mb.phys_alloc(0x10, 1 << 63), Err(MemblockError::NoMemory));
+    let mut s = std::string::String::new();
+    std::fmt::Write::write_fmt(
+        &mut s,
+        format_args!(
+            "{}",
+            MemblockError::TooManyRegions {
+                name: "reserved",
+                max: 128
+            }
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        s,
+        "memblock: Failed to double reserved array from 128 to 256 entries !"
+    );
+}
+
+proptest::proptest! {
+    /// The reverse walk visits the forward walk's ranges in reverse order, and both agree
+    /// with the node filter.
+    #[test]
+    fn reverse_walk_mirrors_forward_walk(
+        res in proptest::collection::vec((0u64..64, 1u64..8), 0..30),
+        nid in -1i32..3,
+    ) {
+        let mut mb = Memblock::new();
+        for n in 0..3u64 {
+            mb.add_node(PhysAddr::new(0x1000 + n * 0x20_000), 0x18_000, n as i32, MemblockFlags::MEMBLOCK_NONE).unwrap();
+        }
+        for (start, len) in res {
+            mb.reserve(PhysAddr::new(start * 0x1000), len * 0x1000).unwrap();
+        }
+        let f = MemblockFlags::MEMBLOCK_NONE;
+        let fwd: Vec<_> = mb.free_mem_ranges(nid, f).collect();
+        let mut rev: Vec<_> = mb.free_mem_ranges_rev(nid, f).collect();
+        rev.reverse();
+        proptest::prop_assert_eq!(&fwd, &rev);
+        for (s, e, n) in fwd {
+            proptest::prop_assert!(s < e);
+            proptest::prop_assert!(nid < 0 || n == nid);
+            proptest::prop_assert!(!mb.is_region_reserved(PhysAddr::new(s), e - s));
         }
     }
 }
