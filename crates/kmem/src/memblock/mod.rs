@@ -626,7 +626,8 @@ impl Memblock {
         }
         // With room for cnt + 1 new regions (the worst case), insert at once; otherwise
         // count first, double the array as needed, then insert.
-        let mut insert = t.cnt * 2 + 1 <= t.max.min(MEMBLOCK_REGIONS_MAX);
+        // (Linux: `type->cnt * 2 + 1 <= type->max`.)
+        let mut insert = t.cnt * 2 < t.max.min(MEMBLOCK_REGIONS_MAX);
         loop {
             let (nr_new, start_rgn, end_rgn) =
                 self.ty_mut(kind).add_pass(b, end, nid, flags, insert);
@@ -843,12 +844,11 @@ impl Memblock {
 
 /// The flag setters (`memblock_mark_*`, `memblock_clear_*`); each splits regions at the
 /// range's boundaries and merges after.
-///
-/// # Errors
-/// As [`Memblock::add_range`].
 impl Memblock {
     /// `memblock_mark_hotplug`.
-    #[allow(clippy::missing_errors_doc)]
+    ///
+    /// # Errors
+    /// As [`Memblock::add_range`].
     pub fn mark_hotplug(&mut self, base: PhysAddr, size: u64) -> Result<(), MemblockError> {
         self.setclr_flag(
             MemblockKind::Memory,
@@ -859,7 +859,9 @@ impl Memblock {
         )
     }
     /// `memblock_clear_hotplug`.
-    #[allow(clippy::missing_errors_doc)]
+    ///
+    /// # Errors
+    /// As [`Memblock::add_range`].
     pub fn clear_hotplug(&mut self, base: PhysAddr, size: u64) -> Result<(), MemblockError> {
         self.setclr_flag(
             MemblockKind::Memory,
@@ -872,7 +874,9 @@ impl Memblock {
     /// `memblock_mark_mirror`: does nothing without `kernelcore=mirror`
     /// ([`Memblock::set_mirrored_kernelcore`]); otherwise allocations prefer mirrored memory
     /// from now on.
-    #[allow(clippy::missing_errors_doc)]
+    ///
+    /// # Errors
+    /// As [`Memblock::add_range`].
     pub fn mark_mirror(&mut self, base: PhysAddr, size: u64) -> Result<(), MemblockError> {
         if !self.mirrored_kernelcore {
             return Ok(());
@@ -887,7 +891,9 @@ impl Memblock {
         )
     }
     /// `memblock_mark_nomap`.
-    #[allow(clippy::missing_errors_doc)]
+    ///
+    /// # Errors
+    /// As [`Memblock::add_range`].
     pub fn mark_nomap(&mut self, base: PhysAddr, size: u64) -> Result<(), MemblockError> {
         self.setclr_flag(
             MemblockKind::Memory,
@@ -898,7 +904,9 @@ impl Memblock {
         )
     }
     /// `memblock_clear_nomap`.
-    #[allow(clippy::missing_errors_doc)]
+    ///
+    /// # Errors
+    /// As [`Memblock::add_range`].
     pub fn clear_nomap(&mut self, base: PhysAddr, size: u64) -> Result<(), MemblockError> {
         self.setclr_flag(
             MemblockKind::Memory,
@@ -909,25 +917,33 @@ impl Memblock {
         )
     }
     /// `memblock_mark_kho_scratch`.
-    #[allow(clippy::missing_errors_doc)]
+    ///
+    /// # Errors
+    /// As [`Memblock::add_range`].
     pub fn mark_kho_scratch(&mut self, base: PhysAddr, size: u64) -> Result<(), MemblockError> {
         let f = MemblockFlags::MEMBLOCK_KHO_SCRATCH;
         self.setclr_flag(MemblockKind::Memory, base, size, true, f)
     }
     /// `memblock_clear_kho_scratch`.
-    #[allow(clippy::missing_errors_doc)]
+    ///
+    /// # Errors
+    /// As [`Memblock::add_range`].
     pub fn clear_kho_scratch(&mut self, base: PhysAddr, size: u64) -> Result<(), MemblockError> {
         let f = MemblockFlags::MEMBLOCK_KHO_SCRATCH;
         self.setclr_flag(MemblockKind::Memory, base, size, false, f)
     }
     /// `memblock_reserved_mark_noinit`.
-    #[allow(clippy::missing_errors_doc)]
+    ///
+    /// # Errors
+    /// As [`Memblock::add_range`].
     pub fn reserved_mark_noinit(&mut self, base: PhysAddr, size: u64) -> Result<(), MemblockError> {
         let f = MemblockFlags::MEMBLOCK_RSRV_NOINIT;
         self.setclr_flag(MemblockKind::Reserved, base, size, true, f)
     }
     /// `memblock_reserved_mark_kern`.
-    #[allow(clippy::missing_errors_doc)]
+    ///
+    /// # Errors
+    /// As [`Memblock::add_range`].
     pub fn reserved_mark_kern(&mut self, base: PhysAddr, size: u64) -> Result<(), MemblockError> {
         let f = MemblockFlags::MEMBLOCK_RSRV_KERN;
         self.setclr_flag(MemblockKind::Reserved, base, size, true, f)
