@@ -57,7 +57,8 @@ impl Memblock {
     }
 
     /// `for_each_free_mem_range`: free ranges (memory minus reserved) of node `nid` whose
-    /// memory regions match `flags`, lowest first, as `(start, end, nid)`.
+    /// memory regions match `flags`, lowest first, as `(start, end, nid)` with `end`
+    /// exclusive.
     pub fn free_mem_ranges(&self, nid: i32, flags: MemblockFlags) -> FreeMemRanges<'_> {
         FreeMemRanges {
             mb: self,
@@ -116,7 +117,7 @@ impl Memblock {
         let clamp = |v: u64| v.clamp(start, end);
         if self.bottom_up {
             for (s, e, _) in self.free_mem_ranges(nid, flags) {
-                let (s, e) = (clamp(s), clamp(e));
+                let (s, e) = (clamp(s.as_u64()), clamp(e.as_u64()));
                 let Some(cand) = s.checked_next_multiple_of(align) else {
                     continue;
                 };
@@ -126,7 +127,7 @@ impl Memblock {
             }
         } else {
             for (s, e, _) in self.free_mem_ranges_rev(nid, flags) {
-                let (s, e) = (clamp(s), clamp(e));
+                let (s, e) = (clamp(s.as_u64()), clamp(e.as_u64()));
                 if e < size {
                     continue;
                 }
@@ -418,8 +419,8 @@ pub struct FreeMemRanges<'a> {
 }
 
 impl Iterator for FreeMemRanges<'_> {
-    type Item = (u64, u64, i32);
-    fn next(&mut self) -> Option<(u64, u64, i32)> {
+    type Item = (PhysAddr, PhysAddr, i32);
+    fn next(&mut self) -> Option<(PhysAddr, PhysAddr, i32)> {
         let mb = self.mb;
         while self.idx_a < mb.memory.cnt {
             let m = mb.memory.slots[self.idx_a];
@@ -435,7 +436,7 @@ impl Iterator for FreeMemRanges<'_> {
                     break;
                 }
                 if m_start < r_end {
-                    let out = (m_start.max(r_start), m_end.min(r_end), m.nid);
+                    let out = (pa(m_start.max(r_start)), pa(m_end.min(r_end)), m.nid);
                     // Advance whichever ends first.
                     if m_end <= r_end {
                         self.idx_a += 1;
@@ -462,8 +463,8 @@ pub struct FreeMemRangesRev<'a> {
 }
 
 impl Iterator for FreeMemRangesRev<'_> {
-    type Item = (u64, u64, i32);
-    fn next(&mut self) -> Option<(u64, u64, i32)> {
+    type Item = (PhysAddr, PhysAddr, i32);
+    fn next(&mut self) -> Option<(PhysAddr, PhysAddr, i32)> {
         let mb = self.mb;
         while self.idx_a >= 0 {
             let m = mb.memory.slots[self.idx_a as usize];
@@ -478,7 +479,7 @@ impl Iterator for FreeMemRangesRev<'_> {
                     break;
                 }
                 if m_end > r_start {
-                    let out = (m_start.max(r_start), m_end.min(r_end), m.nid);
+                    let out = (pa(m_start.max(r_start)), pa(m_end.min(r_end)), m.nid);
                     if m_start >= r_start {
                         self.idx_a -= 1;
                     } else {
@@ -502,7 +503,7 @@ impl Iterator for FreeRanges<'_> {
     fn next(&mut self) -> Option<MemblockRegion> {
         let (s, e, nid) = self.0.next()?;
         Some(MemblockRegion {
-            base: pa(s),
+            base: s,
             size: e - s,
             flags: MemblockFlags::MEMBLOCK_NONE,
             nid,

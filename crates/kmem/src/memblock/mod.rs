@@ -46,7 +46,7 @@ pub use alloc::{DirectMap, FreeRanges};
 use core::fmt;
 use core::ops::{BitAnd, BitOr, Not};
 
-use crate::addr::{PhysAddr, PAGE_SIZE, PHYS_ADDR_MAX};
+use crate::addr::{Pfn, PhysAddr, PAGE_SIZE, PHYS_ADDR_MAX};
 
 /// `INIT_MEMBLOCK_REGIONS` (mm/memblock.c): the initial `max` of each region array.
 pub const INIT_MEMBLOCK_REGIONS: usize = 128;
@@ -1045,15 +1045,11 @@ impl Memblock {
         self.memory.regions().last().map(|r| pa(r.end()))
     }
     /// `memblock_search_pfn_nid`: the node of the memory region holding frame `pfn` and the
-    /// region's frame range.
-    pub fn search_pfn_nid(&self, pfn: crate::addr::Pfn) -> Option<(i32, u64, u64)> {
+    /// region's frames `[start, end)`.
+    pub fn search_pfn_nid(&self, pfn: Pfn) -> Option<(i32, Pfn, Pfn)> {
         let i = self.memory.search(pfn.phys())?;
         let r = self.memory.slots[i];
-        Some((
-            r.nid,
-            r.base.pfn().as_u64(),
-            r.end() >> crate::addr::PAGE_SHIFT,
-        ))
+        Some((r.nid, r.base.pfn(), pa(r.end()).pfn()))
     }
 
     /// Writes the `memblock=debug` dump (`__memblock_dump_all`) in Linux's format.

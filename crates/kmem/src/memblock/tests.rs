@@ -231,7 +231,8 @@ fn set_node_splits_and_merges() {
     let k = MemblockKind::Memory;
     mb.set_node(PhysAddr::new(0x2000), 0x1000, k, 1).unwrap();
     assert_eq!(mb.memory.cnt(), 3);
-    assert_eq!(mb.search_pfn_nid(crate::addr::Pfn::new(2)), Some((1, 2, 3)));
+    let pfn = crate::addr::Pfn::new;
+    assert_eq!(mb.search_pfn_nid(pfn(2)), Some((1, pfn(2), pfn(3))));
     mb.set_node(PhysAddr::new(0), PHYS_ADDR_MAX.as_u64(), k, 0)
         .unwrap();
     assert_eq!(mb.memory.cnt(), 1);
@@ -322,7 +323,7 @@ proptest::proptest! {
         for (s, e, n) in fwd {
             proptest::prop_assert!(s < e);
             proptest::prop_assert!(nid < 0 || n == nid);
-            proptest::prop_assert!(!mb.is_region_reserved(PhysAddr::new(s), e - s));
+            proptest::prop_assert!(!mb.is_region_reserved(s, e - s));
         }
     }
 }
