@@ -43,11 +43,6 @@ macro_rules! addr_common {
             pub const fn align_down(self, align: u64) -> Self {
                 Self((self.0 as u64 & !(align - 1)) as $repr)
             }
-            /// Rounds up to a multiple of `align` (a power of two).
-            #[inline]
-            pub const fn align_up(self, align: u64) -> Self {
-                Self(((self.0 as u64 + align - 1) & !(align - 1)) as $repr)
-            }
             /// The offset within the page.
             #[inline]
             pub const fn page_offset(self) -> usize {
@@ -62,13 +57,6 @@ macro_rules! addr_common {
         impl fmt::LowerHex for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 fmt::LowerHex::fmt(&self.0, f)
-            }
-        }
-        impl core::ops::Add<u64> for $t {
-            type Output = $t;
-            #[inline]
-            fn add(self, rhs: u64) -> $t {
-                $t((self.0 as u64 + rhs) as $repr)
             }
         }
         impl core::ops::Sub<$t> for $t {
@@ -88,6 +76,11 @@ pub struct PhysAddr(u64);
 
 /// The largest physical address kmem models: 52 bits, x86_64's architectural limit.
 pub const MAX_PHYSADDR_BITS: u32 = 52;
+
+/// `PHYS_ADDR_MAX` (include/linux/types.h: `~(phys_addr_t)0`): the largest physical address.
+/// kmem's `phys_addr_t` is [`MAX_PHYSADDR_BITS`] wide, so this is `2^52 - 1`; memblock caps
+/// every range at it (`memblock_cap_size`), so a region ends at most here.
+pub const PHYS_ADDR_MAX: PhysAddr = PhysAddr((1 << MAX_PHYSADDR_BITS) - 1);
 
 impl PhysAddr {
     /// Creates a physical address.
@@ -123,8 +116,61 @@ impl PhysAddr {
     pub const fn pfn(self) -> Pfn {
         Pfn(self.0 >> PAGE_SHIFT)
     }
+    /// `self + rhs`, or `None` past [`PHYS_ADDR_MAX`].
+    #[inline]
+    pub const fn checked_add(self, rhs: u64) -> Option<Self> {
+        match self.0.checked_add(rhs) {
+            Some(v) if v >> MAX_PHYSADDR_BITS == 0 => Some(Self(v)),
+            _ => None,
+        }
+    }
+    /// `self + rhs`, stopping at [`PHYS_ADDR_MAX`].
+    #[inline]
+    pub const fn saturating_add(self, rhs: u64) -> Self {
+        match self.checked_add(rhs) {
+            Some(a) => a,
+            None => PHYS_ADDR_MAX,
+        }
+    }
+    /// Rounds up to a multiple of `align` (a power of two), or `None` past
+    /// [`PHYS_ADDR_MAX`].
+    #[inline]
+    pub const fn checked_align_up(self, align: u64) -> Option<Self> {
+        match self.checked_add(align - 1) {
+            Some(a) => Some(Self(a.0 & !(align - 1))),
+            None => None,
+        }
+    }
+    /// Rounds up to a multiple of `align` (a power of two).
+    ///
+    /// # Panics
+    /// If the result is past [`PHYS_ADDR_MAX`] ("physical address overflow"); see
+    /// [`PhysAddr::checked_align_up`].
+    #[inline]
+    pub const fn align_up(self, align: u64) -> Self {
+        match self.checked_align_up(align) {
+            Some(a) => a,
+            None => panic!("physical address overflow"),
+        }
+    }
 }
 addr_common!(PhysAddr, u64);
+
+/// Adds a byte offset.
+///
+/// # Panics
+/// If the sum is past [`PHYS_ADDR_MAX`] ("physical address overflow"), as integer addition
+/// panics on overflow; see [`PhysAddr::checked_add`].
+impl core::ops::Add<u64> for PhysAddr {
+    type Output = PhysAddr;
+    #[inline]
+    fn add(self, rhs: u64) -> PhysAddr {
+        match self.checked_add(rhs) {
+            Some(a) => a,
+            None => panic!("physical address overflow"),
+        }
+    }
+}
 
 /// A kernel virtual address: a real pointer value in this program.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -159,6 +205,22 @@ impl VirtAddr {
     }
 }
 addr_common!(VirtAddr, usize);
+
+impl VirtAddr {
+    /// Rounds up to a multiple of `align` (a power of two).
+    #[inline]
+    pub const fn align_up(self, align: u64) -> Self {
+        Self(((self.0 as u64 + align - 1) & !(align - 1)) as usize)
+    }
+}
+
+impl core::ops::Add<u64> for VirtAddr {
+    type Output = VirtAddr;
+    #[inline]
+    fn add(self, rhs: u64) -> VirtAddr {
+        VirtAddr((self.0 as u64 + rhs) as usize)
+    }
+}
 
 /// A page frame number: physical address >> [`PAGE_SHIFT`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -367,5 +429,39 @@ mod tests {
             VirtAddr::new(0x1fff).align_down(4096),
             VirtAddr::new(0x1000)
         );
+    }
+
+    /// Arithmetic that would leave the 52-bit physical address space used to produce an
+    /// invalid `PhysAddr` silently; it must panic and say so, like `PhysAddr::new`.
+    #[test]
+    #[should_panic(expected = "physical address overflow")]
+    fn phys_add_past_the_limit_panics_with_a_message() {
+        let _ = PhysAddr::new((1 << MAX_PHYSADDR_BITS) - 1) + 1;
+    }
+
+    #[test]
+    fn phys_checked_arithmetic_near_the_limit() {
+        let max = PHYS_ADDR_MAX;
+        assert_eq!(max.as_u64(), (1 << 52) - 1);
+        assert_eq!(max.checked_add(0), Some(max));
+        assert_eq!(max.checked_add(1), None);
+        assert_eq!(PhysAddr::new(0x1000).checked_add(u64::MAX), None);
+        assert_eq!(PhysAddr::new(0x1000).saturating_add(u64::MAX), max);
+        assert_eq!(max.checked_align_up(0x1000), None);
+        assert_eq!(
+            max.align_down(0x1000).checked_align_up(0x1000),
+            Some(max.align_down(0x1000))
+        );
+        assert_eq!(
+            PhysAddr::new(0x1001).align_up(0x1000),
+            PhysAddr::new(0x2000)
+        );
+        assert_eq!(PhysAddr::new(0x1000) + 0x1000, PhysAddr::new(0x2000));
+    }
+
+    #[test]
+    #[should_panic(expected = "physical address overflow")]
+    fn phys_align_up_past_the_limit_panics_with_a_message() {
+        let _ = PhysAddr::new((1 << MAX_PHYSADDR_BITS) - 1).align_up(0x1000);
     }
 }

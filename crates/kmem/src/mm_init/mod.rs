@@ -169,7 +169,7 @@ fn e820_memblock_setup(
         mb.reserve(*base, *size)?;
     }
     // Everything allocated from here on must be reachable through the direct map.
-    mb.current_limit = lowmem_end.as_u64();
+    mb.set_current_limit(lowmem_end);
     Ok((mb, max_pfn, lowmem_end, kernel))
 }
 
