@@ -29,6 +29,7 @@ pub mod btree;
 pub mod error;
 pub mod idr;
 pub mod radix_tree;
+pub mod rcu;
 pub mod rbtree;
 pub mod xarray;
 
