@@ -117,6 +117,8 @@ pub(crate) struct EarlyMemory {
     memmap_bytes: usize,
     pageblocks: [(*mut u8, usize); NR_ZONE_KINDS],
     pcps: [*mut PerCpuPages; NR_ZONE_KINDS],
+    /// RCU's per-CPU counters (`rcu_data`), `possible_cpus` entries, zeroed.
+    rcu_cpus: *mut kds::rcu::RcuCpu,
 }
 
 /// e820 → memblock: registers RAM (page-aligned, without page 0 and the 640K–1M hole),
@@ -264,6 +266,8 @@ pub(crate) fn early_setup<P: Platform>(
         let bytes = plat.possible_cpus() * core::mem::size_of::<PerCpuPages>();
         pcps[z.index()] = ea.zeroed(&mut mb, bytes, 64)?.cast();
     }
+    let rcu_bytes = plat.possible_cpus() * core::mem::size_of::<kds::rcu::RcuCpu>();
+    let rcu_cpus = ea.zeroed(&mut mb, rcu_bytes, 64)?.cast();
     Ok(EarlyMemory {
         mb,
         max_pfn,
@@ -276,6 +280,7 @@ pub(crate) fn early_setup<P: Platform>(
         memmap_bytes,
         pageblocks,
         pcps,
+        rcu_cpus,
     })
 }
 
@@ -323,6 +328,12 @@ pub(crate) fn memory_model<P: Platform>(
         jiffies_at_boot: plat.jiffies(),
         cpuhp: Lock::new(&CPUHP_STATE_MUTEX, CpuhpTable::new()),
         lockdep,
+        // SAFETY: `em.rcu_cpus` has `possible_cpus` zeroed entries (a zeroed `RcuCpu` is
+        // `RcuCpu::new()`: both counters 0) in memblock memory that never moves, used only
+        // by this state.
+        rcu: unsafe {
+            crate::mm::rcu::RcuState::new(em.rcu_cpus.cast_const(), plat.possible_cpus())
+        },
         plat,
     }
 }
