@@ -29,8 +29,8 @@ pub mod btree;
 pub mod error;
 pub mod idr;
 pub mod radix_tree;
-pub mod rcu;
 pub mod rbtree;
+pub mod rcu;
 pub mod xarray;
 
 pub use error::{Error, Result};

@@ -134,7 +134,10 @@ impl RcuCpu {
     pub fn read_lock(&self) {
         // The Acquire RMW: see "Memory ordering" in the module documentation.
         let old = self.ctr.fetch_add(1, Acquire);
-        debug_assert!(old & NEST_MASK < NEST_MASK, "RCU read-side nesting overflow");
+        debug_assert!(
+            old & NEST_MASK < NEST_MASK,
+            "RCU read-side nesting overflow"
+        );
     }
 
     /// Leaves a read-side section; returns true if it was the outermost one (a quiescent
@@ -142,7 +145,10 @@ impl RcuCpu {
     #[inline]
     pub fn read_unlock(&self) -> bool {
         let cur = self.ctr.load(Relaxed);
-        debug_assert!(cur & NEST_MASK != 0, "rcu_read_unlock without rcu_read_lock");
+        debug_assert!(
+            cur & NEST_MASK != 0,
+            "rcu_read_unlock without rcu_read_lock"
+        );
         if cur & NEST_MASK == 1 {
             // Depth to 0 and one more ended section, in one Release RMW.
             self.ctr.fetch_add(EXIT_ONE - 1, Release);

@@ -170,7 +170,10 @@ unsafe impl NodeAlloc for RcuAlloc {
     fn alloc(&self, layout: Layout, _gfp: Gfp) -> Option<NonNull<u8>> {
         // SAFETY: node layouts are not zero-sized.
         let p = NonNull::new(unsafe { std::alloc::alloc(layout) })?;
-        self.blocks.lock().unwrap().push((p.as_ptr() as usize, layout));
+        self.blocks
+            .lock()
+            .unwrap()
+            .push((p.as_ptr() as usize, layout));
         self.live.fetch_add(1, StdRelaxed);
         Some(p)
     }

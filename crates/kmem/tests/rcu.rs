@@ -51,7 +51,10 @@ fn synchronize_waits_for_pre_existing_readers() {
         let gp = m.rcu_stats().completed;
         s.spawn(|| {
             m.synchronize_rcu();
-            assert!(left.load(SeqCst), "synchronize_rcu returned inside a reader");
+            assert!(
+                left.load(SeqCst),
+                "synchronize_rcu returned inside a reader"
+            );
             synced.store(true, SeqCst);
         });
         // However long we wait here, the grace period cannot end.
@@ -129,7 +132,10 @@ fn callbacks_wait_for_readers_and_barrier_waits_for_callbacks() {
         for _ in 0..100 {
             m.rcu_core();
         }
-        assert!(ran.load(SeqCst) <= 10, "callbacks ran under a pre-existing reader");
+        assert!(
+            ran.load(SeqCst) <= 10,
+            "callbacks ran under a pre-existing reader"
+        );
         go.store(true, SeqCst);
     });
     m.rcu_barrier();
@@ -337,4 +343,3 @@ fn kunit_kfree_rcu_wq_destroy() {
     assert_eq!(m.slab_errors(), 0, "{}", m.platform().captured());
     common::assert_lockdep_quiet(&m);
 }
-

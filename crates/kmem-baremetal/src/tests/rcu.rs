@@ -37,7 +37,10 @@ fn rcu_grace_periods_on_one_cpu(ctx: &KernelCtx) -> TestResult {
     check!(mm.rcu_stats().completed > done, "no grace period completed");
     let r = mm.rcu_read_lock();
     let c = mm.start_poll_synchronize_rcu();
-    check!(!mm.poll_state_synchronize_rcu(c), "grace period ended inside a reader");
+    check!(
+        !mm.poll_state_synchronize_rcu(c),
+        "grace period ended inside a reader"
+    );
     drop(r);
     check!(mm.poll_state_synchronize_rcu(c), "grace period did not end");
     Ok(())
@@ -118,7 +121,10 @@ fn rcu_typesafe_by_rcu_cache(ctx: &KernelCtx) -> TestResult {
         mm.kmem_cache_free(c, p);
     }
     mm.kmem_cache_shrink(c);
-    check!(mm.rcu_stats().cbs_queued > queued, "no slab was handed to RCU");
+    check!(
+        mm.rcu_stats().cbs_queued > queued,
+        "no slab was handed to RCU"
+    );
     mm.kmem_cache_destroy(c);
     let st = mm.rcu_stats();
     check_eq!(st.cbs_queued, st.cbs_invoked);
@@ -135,7 +141,8 @@ fn rcu_xarray_frees_after_grace_period(ctx: &KernelCtx) -> TestResult {
         let xa = XArray::new_in(crate::heap::KernelNodeAlloc);
         for i in 0..500usize {
             check!(
-                xa.store(i * 3, Some(xa_mk_value(i)), Gfp::GFP_KERNEL).is_ok(),
+                xa.store(i * 3, Some(xa_mk_value(i)), Gfp::GFP_KERNEL)
+                    .is_ok(),
                 "store failed"
             );
         }

@@ -271,7 +271,12 @@ impl<P: Platform> SlabLayer<P> {
             Some(off) => {
                 let h = obj.wrapping_add(off).cast::<KvfreeHead>();
                 // SAFETY: the caller's 16 writable, aligned bytes at `off`, ours now.
-                unsafe { h.write(KvfreeHead { next: ptr::null_mut(), ptr: obj }) };
+                unsafe {
+                    h.write(KvfreeHead {
+                        next: ptr::null_mut(),
+                        ptr: obj,
+                    })
+                };
                 // Lock order: krc.lock (leaf); docs/LOCKING.md.
                 let mut k = self.slab.krc.lock.lock();
                 // SAFETY: `h` is ours; the list is under the lock.
@@ -459,8 +464,9 @@ impl Krc {
     fn add_ptr(&mut self, ch: Channel, obj: *mut u8, spare: &mut *mut BulkData) -> Option<bool> {
         let c = ch as usize;
         let mut page = self.cur.bulk[c];
-        // SAFETY (every deref below): bulk pages on the state are ours, under the lock.
-        if page.is_null() || unsafe { (*page).nr_records } == KVFREE_BULK_MAX_ENTR {
+        // SAFETY: a non-null current bulk page is ours, under the lock.
+        let full = page.is_null() || unsafe { (*page).nr_records } == KVFREE_BULK_MAX_ENTR;
+        if full {
             let fresh = if !self.cache.is_null() {
                 let p = self.cache;
                 // SAFETY: a cached page.

@@ -311,9 +311,10 @@ unsafe impl<P: Platform> kds::alloc::NodeAlloc for KmallocNodeAlloc<'_, P> {
             return NonNull::new(layout.align() as *mut u8);
         }
         // kds's Gfp has the bit values of Linux's gfp_t, like GfpFlags.
-        let p = self
-            .0
-            .kmalloc(layout.pad_to_align().size(), GfpFlags::from_bits(gfp.bits()))?;
+        let p = self.0.kmalloc(
+            layout.pad_to_align().size(),
+            GfpFlags::from_bits(gfp.bits()),
+        )?;
         debug_assert!(p.as_ptr().align_offset(layout.align()) == 0);
         Some(p)
     }
