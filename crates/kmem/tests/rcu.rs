@@ -270,13 +270,30 @@ fn xarray_nodes_freed_after_grace_period() {
         xa.store(i, Some(xa_mk_value(i)), kds::alloc::Gfp::GFP_KERNEL)
             .unwrap();
     }
-    let g = xa.read();
-    for i in 0..200 {
-        xa.erase(i);
-    }
-    assert!(xa.lock().retired_nodes() > 0);
-    assert_eq!(g.load(5), None);
-    drop(g);
+    // The reader is on another CPU: writing inside a read guard would be cpu_section →
+    // xa_lock, against `&xa->xa_lock → cpu_section` (docs/LOCKING.md).
+    let (inside, go) = (AtomicBool::new(false), AtomicBool::new(false));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let g = xa.read();
+            assert_eq!(g.load(5), Some(xa_mk_value(5)));
+            inside.store(true, SeqCst);
+            wait_for(|| go.load(SeqCst));
+            // Erased meanwhile: this reader may see the entry or not, but the nodes it
+            // walks are still allocated.
+            let e = g.load(7);
+            assert!(e.is_none() || e == Some(xa_mk_value(7)));
+        });
+        wait_for(|| inside.load(SeqCst));
+        for i in 0..200 {
+            xa.erase(i);
+        }
+        for _ in 0..10 {
+            drop(xa.lock());
+        }
+        assert!(xa.lock().retired_nodes() > 0, "freed under a reader");
+        go.store(true, SeqCst);
+    });
     m.synchronize_rcu();
     // Two write sections: the first frees the batch whose grace period ended.
     drop(xa.lock());
