@@ -144,6 +144,15 @@ fn callbacks_wait_for_readers_and_barrier_waits_for_callbacks() {
     let st = m.rcu_stats();
     assert_eq!(st.cbs_queued, st.cbs_invoked);
     assert_eq!(st.barriers, 1);
+    let f = common::proc(&m, "/sys/kernel/debug/rcu/rcugp");
+    assert!(
+        f.contains("callbacks: queued=21  invoked=21  pending=0  barriers=1"),
+        "{f}"
+    );
+    assert!(
+        f.starts_with(&format!("rcu_sched: completed={}", st.completed)),
+        "{f}"
+    );
     common::assert_lockdep_quiet(&m);
 }
 
@@ -213,6 +222,8 @@ fn kfree_rcu_frees_after_grace_period_in_batches() {
     assert_eq!(m.slab_info(c).unwrap().num_slabs, 0);
     let st = m.kfree_rcu_stats();
     assert_eq!((st.queued, st.freed), (2000, 2000));
+    let f = common::proc(&m, "/sys/kernel/debug/rcu/rcugp");
+    assert!(f.contains("kfree_rcu: objects=2000  freed=2000"), "{f}");
     // 2000 pointers need four bulk pages (509 each); the batches were handed on.
     assert!(st.batches >= 1);
     m.kmem_cache_destroy(c);
