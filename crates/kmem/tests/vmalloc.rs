@@ -938,8 +938,7 @@ fn kvfree_rcu_1_arg_vmalloc() {
     for _ in 0..KVFREE_RCU_LOOPS {
         let p = m.vmalloc(PAGE_SIZE).unwrap();
         fill(VirtAddr::new(p.as_usize() + 16), 1, b'a');
-        // SAFETY: a live vmalloc block of this machine, freed once.
-        unsafe { m.kvfree_rcu_mightsleep(p) };
+        m.kvfree_rcu_mightsleep(p);
     }
     kvfree_rcu_done(&m);
 }

@@ -205,22 +205,23 @@ impl<P: Platform> SlabLayer<P> {
         unsafe { self.kvfree_call_rcu(obj, Some(head_offset), Channel::Slab) }
     }
 
-    /// `kfree_rcu_mightsleep(ptr)` (`kvfree_rcu` with one argument): as [`Self::kfree_rcu`]
+    /// `kfree_rcu_mightsleep(ptr)` (`kfree_rcu` with one argument): as [`Self::kfree_rcu`]
     /// without a head; if no bulk page can be had it waits for a grace period (so: under no
-    /// lock, outside read-side sections) and frees at once.
-    ///
-    /// # Safety
-    /// `obj` is a live slab or kmalloc object of this machine, freed once.
-    pub unsafe fn kfree_rcu_mightsleep(&self, obj: *mut u8) {
-        // SAFETY: forwarded.
+    /// lock, outside read-side sections) and frees at once. The object is not touched until
+    /// it is freed with `kfree`, which reports a pointer kmalloc never returned (or a double
+    /// free) then.
+    pub fn kfree_rcu_mightsleep(&self, obj: *mut u8) {
+        // SAFETY: no head: nothing is written to `obj`; it is only passed to `kfree`, which
+        // checks it.
         unsafe { self.kvfree_call_rcu(obj, None, Channel::Slab) }
     }
 
     /// `kvfree_call_rcu`: collects `obj` on `ch` and runs the monitor when due.
     ///
     /// # Safety
-    /// As [`Self::kfree_rcu`] (`head` given) or [`Self::kfree_rcu_mightsleep`]; for channel 1,
-    /// `obj` is a vmalloc address of this machine.
+    /// With `head`, as [`Self::kfree_rcu`] (16 writable bytes at the offset). Without, none:
+    /// the pointer is only handed to `kfree` (channel 0) or the vmalloc hook (`vfree`,
+    /// channel 1), which check it.
     pub(crate) unsafe fn kvfree_call_rcu(&self, obj: *mut u8, head: Option<usize>, ch: Channel) {
         if obj.is_null() {
             return;

@@ -86,13 +86,12 @@ impl<P: Platform> VmLayer<P> {
 
     /// `kvfree_rcu_mightsleep(ptr)` (`kvfree_rcu` with one argument): as
     /// [`Self::kvfree_rcu`] without a head; if no bulk page can be had it waits for a grace
-    /// period (so: under no lock, outside read-side sections) and frees at once.
-    ///
-    /// # Safety
-    /// `addr` is a live kmalloc or vmalloc block of this machine, freed once.
-    pub unsafe fn kvfree_rcu_mightsleep(&self, addr: VirtAddr) {
+    /// period (so: under no lock, outside read-side sections) and frees at once. The block is
+    /// not touched until [`Self::kvfree`]-like freeing reports a bad pointer then.
+    pub fn kvfree_rcu_mightsleep(&self, addr: VirtAddr) {
         let ch = self.kvfree_channel(addr);
-        // SAFETY: forwarded from the caller.
+        // SAFETY: no head: nothing is written to the block; it is only passed to `kfree` or
+        // `vfree` (by its channel), which check it.
         unsafe { self.kvfree_call_rcu(addr.as_ptr(), None, ch) }
     }
 
