@@ -347,6 +347,87 @@ mod tests {
         assert_eq!(gp.completed(), 2);
     }
 
+    /// Model test: random sequences of section entries and exits on four CPUs, cookies and
+    /// drives, against an oracle that knows which reader instances were open when each cookie
+    /// was taken. Safety: a cookie reported done implies every such reader has ended.
+    /// Liveness: with no reader open, one drive ends every grace period asked for.
+    #[test]
+    fn random_operations_against_an_oracle() {
+        const CPUS: usize = 4;
+        for seed in 1..=200u64 {
+            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let mut rnd = move |n: u64| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % n
+            };
+            let cpus: [RcuCpu; CPUS] = core::array::from_fn(|_| RcuCpu::new());
+            let gp = RcuGp::new();
+            // Per CPU: the stack of open reader instances (ids).
+            let mut open: [[u64; 8]; CPUS] = [[0; 8]; CPUS];
+            let mut depth = [0usize; CPUS];
+            let mut ended = [false; 4096];
+            let mut next_id = 1u64;
+            // (cookie, the reader ids open when it was taken)
+            let mut cookies: [(RcuCookie, [u64; CPUS * 8], usize); 64] =
+                [(RcuCookie(0), [0; CPUS * 8], 0); 64];
+            let mut nc = 0;
+            for _ in 0..400 {
+                let c = rnd(CPUS as u64) as usize;
+                match rnd(5) {
+                    0 | 1 if depth[c] < 8 && next_id < 4096 => {
+                        cpus[c].read_lock();
+                        open[c][depth[c]] = next_id;
+                        depth[c] += 1;
+                        next_id += 1;
+                    }
+                    2 if depth[c] > 0 => {
+                        depth[c] -= 1;
+                        ended[open[c][depth[c]] as usize] = true;
+                        cpus[c].read_unlock();
+                    }
+                    3 if nc < 64 => {
+                        let mut ids = [0; CPUS * 8];
+                        let mut n = 0;
+                        for (cpu, d) in depth.iter().enumerate() {
+                            for &id in &open[cpu][..*d] {
+                                ids[n] = id;
+                                n += 1;
+                            }
+                        }
+                        cookies[nc] = (gp.start_poll(), ids, n);
+                        nc += 1;
+                    }
+                    _ => {
+                        gp.drive(&cpus);
+                    }
+                }
+                for (cookie, ids, n) in &cookies[..nc] {
+                    if gp.poll_state(*cookie) {
+                        for id in &ids[..*n] {
+                            assert!(ended[*id as usize], "seed {seed}: reader {id} outlived");
+                        }
+                    }
+                }
+            }
+            // Liveness: close everything, then one drive ends every requested grace period.
+            for c in 0..CPUS {
+                while depth[c] > 0 {
+                    depth[c] -= 1;
+                    cpus[c].read_unlock();
+                }
+            }
+            gp.drive(&cpus);
+            for (cookie, _, _) in &cookies[..nc] {
+                assert!(
+                    gp.poll_state(*cookie),
+                    "seed {seed}: grace period never ended"
+                );
+            }
+        }
+    }
+
     #[test]
     fn re_entered_section_counts_as_quiescent() {
         let cpus = [RcuCpu::new()];
