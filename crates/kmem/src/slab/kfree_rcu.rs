@@ -211,9 +211,11 @@ impl<P: Platform> SlabLayer<P> {
     /// it is freed with `kfree`, which reports a pointer kmalloc never returned (or a double
     /// free) then.
     pub fn kfree_rcu_mightsleep(&self, obj: *mut u8) {
-        // SAFETY: no head: nothing is written to `obj`; it is only passed to `kfree`, which
-        // checks it.
-        unsafe { self.kvfree_call_rcu(obj, None, Channel::Slab) }
+        // Only the address is kept: nothing is read or written through it here.
+        let addr = obj as usize as *mut u8;
+        // SAFETY: no head: nothing is written to the object; the address is only passed to
+        // `kfree`, which checks it.
+        unsafe { self.kvfree_call_rcu(addr, None, Channel::Slab) }
     }
 
     /// `kvfree_call_rcu`: collects `obj` on `ch` and runs the monitor when due.
