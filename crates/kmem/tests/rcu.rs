@@ -371,3 +371,42 @@ fn kunit_kfree_rcu_wq_destroy() {
     assert_eq!(m.slab_errors(), 0, "{}", m.platform().captured());
     common::assert_lockdep_quiet(&m);
 }
+
+/// With no page to be had for a bulk array: `kfree_rcu(ptr, rhf)` chains the object through
+/// its own head and frees it after a grace period; the headless `kfree_rcu_mightsleep` waits
+/// for a grace period and frees at once (Linux's fallbacks).
+#[test]
+fn kfree_rcu_without_pages_uses_the_head_or_waits() {
+    let m = boot(Arch::X86_64, 64 << 20, 2);
+    let c = m
+        .kmem_cache_create("rcu_nopage", 64, 0, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let a = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    let b = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    let mut pages = Vec::new();
+    while let Some(p) = m.alloc_page(K | GfpFlags::__GFP_NOWARN) {
+        pages.push(p);
+    }
+    let r = m.rcu_read_lock();
+    // SAFETY: a live 64-byte object: the head fits at 8.
+    unsafe { m.kfree_rcu(a, 8) };
+    assert_eq!(m.kfree_rcu_stats().freed, 0, "freed under a reader");
+    drop(r);
+    m.kfree_rcu_mightsleep(b);
+    let st = m.kfree_rcu_stats();
+    assert_eq!(
+        (st.queued, st.freed),
+        (2, 1),
+        "the headless one is freed inline"
+    );
+    for p in pages {
+        m.__free_pages(p, kmem::Order::ZERO);
+    }
+    m.kvfree_rcu_barrier();
+    assert_eq!(m.kfree_rcu_stats().freed, 2);
+    m.kmem_cache_shrink(c);
+    assert_eq!(m.slab_info(c).unwrap().num_slabs, 0);
+    m.kmem_cache_destroy(c);
+    assert_eq!(m.slab_errors(), 0);
+    common::assert_lockdep_quiet(&m);
+}
