@@ -410,3 +410,33 @@ fn kfree_rcu_without_pages_uses_the_head_or_waits() {
     assert_eq!(m.slab_errors(), 0);
     common::assert_lockdep_quiet(&m);
 }
+
+/// A thread leaving is a CPU going offline: its CPU-dead hook runs RCU's invocation point, so
+/// callbacks it queued run by the time it has exited, with no barrier.
+#[test]
+fn thread_exit_runs_ready_callbacks() {
+    let m = x86();
+    let ran: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+    let log: &'static std::sync::Mutex<Vec<usize>> = Box::leak(Box::default());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Enter a CPU section first so the thread has a CPU to take offline.
+            drop(m.rcu_read_lock());
+            let o = Box::into_raw(Box::new(Obj {
+                head: RcuHead::new(),
+                id: 7,
+                order: ran,
+                log,
+            }));
+            // SAFETY: the head of a leaked box, freed by the callback.
+            unsafe { m.call_rcu(NonNull::new(o.cast::<RcuHead>()).unwrap(), obj_cb) };
+        });
+    });
+    assert_eq!(
+        ran.load(SeqCst),
+        1,
+        "the exiting thread's CPU-dead hook ran no callback"
+    );
+    assert_eq!(*log.lock().unwrap(), vec![7]);
+    common::assert_lockdep_quiet(&m);
+}
