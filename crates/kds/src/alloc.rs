@@ -96,6 +96,14 @@ pub unsafe trait NodeAlloc {
     /// # Safety
     /// `ptr` must come from `self.alloc(layout, _)` with the same `layout`, and not have been freed.
     unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout);
+
+    /// The RCU domain whose grace periods protect lock-free readers of structures built on
+    /// this allocator (the XArray, IDR), or `None` (the default): such structures then fall
+    /// back to a reader count of their own. An allocator backed by a kmem machine returns the
+    /// machine's RCU.
+    fn rcu(&self) -> Option<&dyn crate::rcu::RcuDomain> {
+        None
+    }
 }
 
 // SAFETY: forwards to `A`, which upholds the contract.
@@ -108,6 +116,10 @@ unsafe impl<A: NodeAlloc + ?Sized> NodeAlloc for &A {
     unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: the caller's guarantee is passed on unchanged.
         unsafe { (**self).free(ptr, layout) }
+    }
+    #[inline]
+    fn rcu(&self) -> Option<&dyn crate::rcu::RcuDomain> {
+        (**self).rcu()
     }
 }
 

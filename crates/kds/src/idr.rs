@@ -23,7 +23,9 @@
 //! idr_get_new(...); if (err == -EAGAIN) goto again;`.
 //!
 //! # Locking
-//! As the XArray: every operation takes the array's lock; lookups are lock-free.
+//! As the XArray: every operation takes the array's lock; lookups are lock-free — RCU
+//! read-side sections when the allocator offers an RCU domain ([`NodeAlloc::rcu`], e.g. a kmem
+//! machine's), the array's reader count otherwise (the XArray module's "Concurrency").
 
 use crate::sync::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
 use core::alloc::Layout;

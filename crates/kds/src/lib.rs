@@ -31,6 +31,7 @@ pub mod error;
 pub mod idr;
 pub mod radix_tree;
 pub mod rbtree;
+pub mod rcu;
 pub mod xarray;
 
 pub use error::{Error, Result};

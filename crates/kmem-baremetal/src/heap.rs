@@ -110,4 +110,12 @@ unsafe impl kds::alloc::NodeAlloc for KernelNodeAlloc {
             free(ptr.as_ptr());
         }
     }
+
+    /// The machine's RCU: XArray and IDR readers are RCU read-side sections, retired nodes
+    /// are freed after grace periods.
+    fn rcu(&self) -> Option<&dyn kds::rcu::RcuDomain> {
+        let m = MACHINE.get()?;
+        let mm: &kmem::mm::MemoryModel<crate::platform::BareMetal> = m;
+        Some(mm)
+    }
 }

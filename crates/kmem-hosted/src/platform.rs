@@ -334,6 +334,11 @@ unsafe impl Platform for HostedPlatform {
         cpu::raw_cpu_id()
     }
 
+    fn cpu_relax(&self) {
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
+
     fn kernel_window(&self, len: usize, align: usize) -> Option<*mut u8> {
         if let Some(w) = self.kwin.get() {
             return Some(w.base());

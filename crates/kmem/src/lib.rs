@@ -7,7 +7,8 @@
 //! Layers, bottom up; a module uses only those below it (`scripts/check-layers` checks):
 //! 1. vocabulary: [`addr`], [`gfp`], [`locking`] (lock classes, the validated lock), [`mmzone`] (zone and migratetype names, zone structs),
 //!    [`arch`], [`layout`], [`pgtable`], [`platform`], [`memblock`];
-//! 2. [`mm`]: the memory model (pfn ↔ `struct page` ↔ phys ↔ virt, printk, the cpuhp table);
+//! 2. [`mm`]: the memory model (pfn ↔ `struct page` ↔ phys ↔ virt, printk, the cpuhp table,
+//!    RCU);
 //! 3. [`debug`]: reports (`dump_page`, `bad_page`, one `WARN`);
 //! 4. [`mm_init`]: boot up to the memmap;
 //! 5. [`page_alloc`]: the buddy allocator, pcp lists, watermarks;

@@ -52,5 +52,9 @@ pub static LIST_LOCK: LockClass = LockClass::new("&n->list_lock");
 pub static ZONE_LOCK: LockClass = LockClass::new("&zone->lock");
 /// The CPU hotplug state table (`cpuhp_state_mutex`); a leaf.
 pub static CPUHP_STATE_MUTEX: LockClass = LockClass::new("cpuhp_state_mutex");
+/// RCU's callback list (`rcu_segcblist`, `mm/rcu.rs`); a leaf taken under any lock.
+pub static RCU_CBLIST_LOCK: LockClass = LockClass::new("rcu_cblist_lock");
+/// `krcp->lock`: kfree_rcu's batches (`slab/kfree_rcu.rs`); a leaf.
+pub static KRC_LOCK: LockClass = LockClass::new("&krcp->lock");
 /// `logbuf_lock` (printk's ring buffer); the innermost lock.
 pub static LOGBUF_LOCK: LockClass = LockClass::new("logbuf_lock");

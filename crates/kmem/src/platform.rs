@@ -183,6 +183,13 @@ pub unsafe trait Platform: Send + Sync + 'static {
         None
     }
 
+    /// Called in each round of a busy wait (`synchronize_rcu`, `rcu_barrier`), where Linux
+    /// would sleep: lets the CPUs being waited for run (`cpu_relax()`; a hosted platform
+    /// yields the thread). The default is a spin-loop hint.
+    fn cpu_relax(&self) {
+        core::hint::spin_loop();
+    }
+
     /// The current CPU as `raw_smp_processor_id()` reads it, for reports: a hint that may be
     /// stale the moment it is read, taken without entering a CPU section (reports are printed
     /// under locks that are taken inside CPU sections). The default enters and leaves one.

@@ -932,3 +932,130 @@ fn vmalloc_32_pages_are_low() {
         clean(&m);
     }
 }
+
+// ------------------------------------------------------------ test_vmalloc.c, RCU and no-block
+
+/// `struct test_kvfree_rcu { struct rcu_head rcu; unsigned char array[20]; }`: the head at 0.
+const TEST_KVFREE_RCU_HEAD: usize = 0;
+
+/// Loops of the kvfree_rcu cases (test_loop_count is 1000000 in Linux; each vmalloc here is
+/// also a host mapping).
+const KVFREE_RCU_LOOPS: usize = 3000;
+
+/// Everything handed to kvfree_rcu was freed: no vmalloc area left (the page tables vmalloc
+/// built stay, as in Linux, so free pages are not compared).
+fn kvfree_rcu_done(m: &M) {
+    m.kvfree_rcu_barrier();
+    let st = m.kfree_rcu_stats();
+    assert_eq!(st.queued, st.freed);
+    assert_eq!(st.queued, KVFREE_RCU_LOOPS as u64);
+    m.purge_vmap_area_lazy();
+    let info = proc(m, "/proc/vmallocinfo");
+    assert!(!info.contains("vmalloc"), "{info}");
+    m.kfree_rcu_shrink_cache();
+    clean(m);
+}
+
+/// test_vmalloc.c kvfree_rcu_1_arg_vmalloc_test: a page vmalloc'ed, written, and freed with
+/// `kvfree_rcu_mightsleep`, many times.
+#[test]
+fn kvfree_rcu_1_arg_vmalloc() {
+    let m = x86();
+    for _ in 0..KVFREE_RCU_LOOPS {
+        let p = m.vmalloc(PAGE_SIZE).unwrap();
+        fill(VirtAddr::new(p.as_usize() + 16), 1, b'a');
+        m.kvfree_rcu_mightsleep(p);
+    }
+    kvfree_rcu_done(&m);
+}
+
+/// test_vmalloc.c kvfree_rcu_2_arg_vmalloc_test: the same with `kvfree_rcu(p, rcu)`.
+#[test]
+fn kvfree_rcu_2_arg_vmalloc() {
+    let m = x86();
+    for _ in 0..KVFREE_RCU_LOOPS {
+        let p = m.vmalloc(PAGE_SIZE).unwrap();
+        fill(VirtAddr::new(p.as_usize() + 16), 1, b'a');
+        // SAFETY: a live vmalloc block with its head at offset 0, freed once.
+        unsafe { m.kvfree_rcu(p, TEST_KVFREE_RCU_HEAD) };
+    }
+    kvfree_rcu_done(&m);
+}
+
+/// kvfree_rcu of vmalloc memory waits for readers: the area stays until the grace period
+/// (the reader is on another CPU: vmalloc's lookups may not run inside a read-side section,
+/// which is a CPU section, under `vmap_area_lock`'s order).
+#[test]
+fn kvfree_rcu_waits_for_reader() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let m = x86();
+    let p = m.vmalloc(PAGE_SIZE).unwrap();
+    let (inside, go) = (AtomicBool::new(false), AtomicBool::new(false));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _r = m.rcu_read_lock();
+            inside.store(true, SeqCst);
+            while !go.load(SeqCst) {
+                std::thread::yield_now();
+            }
+        });
+        while !inside.load(SeqCst) {
+            std::thread::yield_now();
+        }
+        // SAFETY: a live vmalloc block with its head at offset 0, freed once.
+        unsafe { m.kvfree_rcu(p, TEST_KVFREE_RCU_HEAD) };
+        m.rcu_core();
+        assert!(m.find_vm_area(p).is_some(), "freed under a reader");
+        go.store(true, SeqCst);
+    });
+    m.kvfree_rcu_barrier();
+    assert!(m.find_vm_area(p).is_none());
+    clean(&m);
+}
+
+/// test_vmalloc.c fix_align_alloc_test: five pages aligned to `THREAD_ALIGN << 1` (32 KiB on
+/// x86_64), zeroed, touched and freed, many times.
+#[test]
+fn fix_align_alloc() {
+    const THREAD_ALIGN: usize = 16 << 10;
+    let m = x86();
+    for _ in 0..2000 {
+        let p = m
+            .__vmalloc_node(
+                5 * PAGE_SIZE,
+                THREAD_ALIGN << 1,
+                GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO,
+            )
+            .unwrap();
+        assert_eq!(m.kva_to_model(p) % (THREAD_ALIGN << 1) as u64, 0);
+        assert_eq!(read(p, 5 * PAGE_SIZE - 1), 0);
+        fill(p, 1, 0);
+        m.vfree(p);
+    }
+    clean(&m);
+}
+
+/// test_vmalloc.c no_block_alloc_test: one page with `GFP_NOWAIT` or `GFP_ATOMIC` at random,
+/// under a spinlock of the test's own (a `Mutex` here; not a kmem lock, so no CPU section is
+/// held across the call), touched and freed.
+#[test]
+fn no_block_alloc() {
+    let m = x86();
+    let lock = std::sync::Mutex::new(());
+    let mut r = rng(11);
+    for _ in 0..2000 {
+        let gfp = if r.gen_u8() % 2 == 1 {
+            GfpFlags::GFP_NOWAIT
+        } else {
+            GfpFlags::GFP_ATOMIC
+        };
+        let p = {
+            let _g = lock.lock().unwrap();
+            m.__vmalloc(PAGE_SIZE, gfp)
+        }
+        .expect("a non-blocking vmalloc of one page failed");
+        fill(p, 1, 0);
+        m.vfree(p);
+    }
+    clean(&m);
+}

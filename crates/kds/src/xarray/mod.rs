@@ -35,9 +35,18 @@
 //! and any reader that left before it released its reads with its decrement. With `&mut self`
 //! (no readers possible) [`XArray::reclaim`] frees the list unconditionally. As in Linux, a
 //! reader that walks into a node being freed finds `XA_RETRY_ENTRY` and restarts. This is a
-//! simple quiescent-state scheme standing in for RCU: it costs two atomic RMWs per read
-//! section and can delay reclamation under a steady stream of readers; real RCU (per-CPU
-//! grace periods) is future work. The atomics come from `kds::sync`, and every node carries a
+//! simple quiescent-state scheme, the fallback for arrays whose allocator has no RCU: it
+//! costs two atomic RMWs per read section and can delay reclamation under a steady stream of
+//! readers.
+//!
+//! **With RCU.** When the allocator offers an RCU domain ([`NodeAlloc::rcu`], e.g. one backed by
+//! a kmem machine), the guard is a real `rcu_read_lock` section of that domain instead, and
+//! the reader count is not used. At the end of each write operation the retired list is handed
+//! to a grace period (`start_poll_synchronize_rcu`; one batch waits at a time, the next one
+//! collects meanwhile) and freed, under the lock, by the first write operation that finds the
+//! grace period over (`poll_state_synchronize_rcu`). Linux frees its nodes with `call_rcu`
+//! instead; polling needs no callback context and no allocation, and never waits under the
+//! lock. A read guard is then tied to its thread (it is not `Send`). The atomics come from `kds::sync`, and every node carries a
 //! use-after-free detector (`FreeCheck`) that readers touch on entering it and the free path
 //! before freeing it, so `tests/xarray_loom.rs` (run by `scripts/loom-test`) model-checks
 //! readers against writers that erase, shrink and replace nodes.
@@ -167,6 +176,10 @@ impl XaFlags {
 /// Writer-only state, behind the array's spinlock.
 struct WriterState {
     retired: *mut XaNode,
+    /// With an RCU domain: nodes handed to a grace period (`cookie`), freed once it ends;
+    /// `retired` then collects the next batch meanwhile.
+    waiting: *mut XaNode,
+    cookie: crate::rcu::RcuCookie,
     reserve: *mut XaNode,
     nr_reserve: usize,
     /// `XA_FLAGS_ALLOC_WRAPPED`.
@@ -238,6 +251,8 @@ impl<A: NodeAlloc> XArray<A> {
                 flags,
                 w: UnsafeCell::new(WriterState {
                     retired: ptr::null_mut(),
+                    waiting: ptr::null_mut(),
+                    cookie: crate::rcu::RcuCookie(0),
                     reserve: ptr::null_mut(),
                     nr_reserve: 0,
                     wrapped: false,
@@ -277,8 +292,18 @@ impl<A: NodeAlloc> XArray<A> {
     /// Enters a read-side section (the `rcu_read_lock` of this array): nodes seen through the
     /// guard are not freed until it is dropped.
     pub fn read(&self) -> XaReadGuard<'_, A> {
-        self.readers.fetch_add(1, Acquire);
-        XaReadGuard { xa: self }
+        let token = match self.alloc.rcu() {
+            Some(rcu) => Some(rcu.read_lock()),
+            None => {
+                self.readers.fetch_add(1, Acquire);
+                None
+            }
+        };
+        XaReadGuard {
+            xa: self,
+            token,
+            _not_send: core::marker::PhantomData,
+        }
     }
 
     /// `xa_empty`: returns true if no entry (not even a reserved one) is present.
@@ -509,9 +534,13 @@ impl<A: NodeAlloc> XArray<A> {
     pub fn reclaim(&mut self) {
         let w = self.w.get_mut();
         let retired = core::mem::replace(&mut w.retired, ptr::null_mut());
-        // SAFETY: retired nodes are unlinked tree nodes owned by the retired list; no reader
-        // can hold them (we have `&mut self`).
-        unsafe { free_retired(&self.alloc, retired) };
+        let waiting = core::mem::replace(&mut w.waiting, ptr::null_mut());
+        // SAFETY: retired and waiting nodes are unlinked tree nodes owned by their lists; no
+        // reader can hold them (we have `&mut self`).
+        unsafe {
+            free_retired(&self.alloc, retired);
+            free_retired(&self.alloc, waiting);
+        }
     }
 
     /// Checks the structural invariants (see the module docs); returns the number of nodes.

@@ -10,11 +10,22 @@ use super::*;
 /// A read-side section; see [`XArray::read`].
 pub struct XaReadGuard<'a, A: NodeAlloc> {
     pub(super) xa: &'a XArray<A>,
+    /// The RCU read-side token, or `None` when the reader count is used.
+    pub(super) token: Option<usize>,
+    /// An RCU section belongs to its thread.
+    pub(super) _not_send: core::marker::PhantomData<*const ()>,
 }
 
 impl<A: NodeAlloc> Drop for XaReadGuard<'_, A> {
     fn drop(&mut self) {
-        self.xa.readers.fetch_sub(1, Release);
+        match (self.token, self.xa.alloc.rcu()) {
+            // SAFETY: the token came from this domain's `read_lock` in `XArray::read`, on this
+            // thread (the guard is not Send); guards nest by scope, and each drops once.
+            (Some(t), Some(rcu)) => unsafe { rcu.read_unlock(t) },
+            _ => {
+                self.xa.readers.fetch_sub(1, Release);
+            }
+        }
     }
 }
 

@@ -42,6 +42,9 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
     }
 
     fn reclaim_if_quiescent(&self) {
+        if let Some(rcu) = self.xa.alloc.rcu() {
+            return self.reclaim_after_grace_period(rcu);
+        }
         let w = self.w();
         if w.retired.is_null() {
             return;
@@ -62,14 +65,31 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
         unsafe { free_retired(&self.xa.alloc, retired) };
     }
 
-    /// Returns the number of nodes waiting for readers to leave.
+    /// With an RCU domain: frees the batch whose grace period has ended, then hands the
+    /// retired nodes to a new grace period if none is pending (module docs, "With RCU").
+    fn reclaim_after_grace_period(&self, rcu: &dyn crate::rcu::RcuDomain) {
+        let w = self.w();
+        if !w.waiting.is_null() && rcu.poll(w.cookie) {
+            let done = core::mem::replace(&mut w.waiting, ptr::null_mut());
+            // SAFETY: these nodes were unlinked before `w.cookie` was taken, and its grace
+            // period has ended: every reader that could have reached them has left.
+            unsafe { free_retired(&self.xa.alloc, done) };
+        }
+        if w.waiting.is_null() && !w.retired.is_null() {
+            w.waiting = core::mem::replace(&mut w.retired, ptr::null_mut());
+            w.cookie = rcu.start_poll();
+        }
+    }
+
+    /// Returns the number of nodes waiting for readers to leave (or for a grace period).
     pub fn retired_nodes(&self) -> usize {
-        let mut n = self.w().retired;
         let mut c = 0;
-        while !n.is_null() {
-            c += 1;
-            // SAFETY: retired nodes stay allocated until reclaimed under this lock.
-            n = unsafe { (*n).next_free.load(Relaxed) };
+        for mut n in [self.w().retired, self.w().waiting] {
+            while !n.is_null() {
+                c += 1;
+                // SAFETY: retired nodes stay allocated until reclaimed under this lock.
+                n = unsafe { (*n).next_free.load(Relaxed) };
+            }
         }
         c
     }

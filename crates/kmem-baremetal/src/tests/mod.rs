@@ -1,6 +1,7 @@
 //! The self-tests, in groups run in boot order: `early` (before kmem) and `platform`; then, over
 //! the booted machine, `page_alloc` (memblock, zones, the buddy allocator to exhaustion and
 //! back), `slab` (kmalloc, kmem_cache, slub_debug), `kds` (the data structures on kmem memory),
+//! `rcu` (grace periods, callbacks, kfree_rcu, the XArray on RCU),
 //! `vmalloc` (on the real page tables), `heap` (`alloc` collections on kmalloc) and `stress` (a
 //! random mixed workload); last, the deliberate failures the command line asks for.
 
@@ -10,6 +11,7 @@ mod heap;
 mod kds;
 mod page_alloc;
 mod platform;
+mod rcu;
 mod slab;
 mod stress;
 mod vmalloc;
@@ -57,6 +59,7 @@ pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     runner.run("page_alloc", page_alloc::TESTS, ctx);
     runner.run("slab", slab::TESTS, ctx);
     runner.run("kds", kds::TESTS, ctx);
+    runner.run("rcu", rcu::TESTS, ctx);
     runner.run("vmalloc", vmalloc::TESTS, ctx);
     runner.run("heap", heap::TESTS, ctx);
     runner.run("stress", stress::TESTS, ctx);

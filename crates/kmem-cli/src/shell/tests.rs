@@ -706,3 +706,23 @@ fn arbitrary_bytes_never_stop_a_script() {
         "t:1: error: line longer than 65536 bytes: skipped\n"
     );
 }
+
+#[test]
+fn rcu_statements() {
+    let mut sh = shell(Arch::X86_64);
+    out1(&mut sh, "p = kmalloc(64, GFP_KERNEL)");
+    out1(&mut sh, "v = vmalloc(8192)");
+    out1(&mut sh, "s = kvmalloc(100, GFP_KERNEL)");
+    assert_eq!(
+        out1(&mut sh, "kfree_rcu(p); kvfree_rcu(v); kvfree_rcu(s)"),
+        ""
+    );
+    assert_eq!(out1(&mut sh, "synchronize_rcu(); rcu_barrier()"), "");
+    assert_eq!(out1(&mut sh, "kvfree_rcu_barrier()"), "");
+    let o = out1(&mut sh, "cat /sys/kernel/debug/rcu/rcugp");
+    assert!(o.contains("kfree_rcu: objects=3  freed=3"), "{o}");
+    // A bad pointer is reported when its grace period ends, by kfree; the shell goes on.
+    out1(&mut sh, "kfree_rcu(0x1234)");
+    let (_, _) = run(&mut sh, "kvfree_rcu_barrier()");
+    assert_eq!(out1(&mut sh, "1 + 1"), "2\n");
+}

@@ -28,6 +28,7 @@
 pub mod cpuhp;
 pub mod mm_types;
 pub mod printk;
+pub mod rcu;
 
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
@@ -133,6 +134,8 @@ pub struct MemoryModel<P: Platform> {
     /// before the state is placed, initialised by `lockdep_init` right after. See
     /// [`crate::locking`].
     pub(crate) lockdep: *const Lockdep,
+    /// RCU: grace periods, per-CPU read-side counters, callbacks ([`rcu`]).
+    pub(crate) rcu: rcu::RcuState<P::RawLock>,
 }
 
 // SAFETY: the raw pointers point into memblock memory owned by the machine (memmap, direct
@@ -186,6 +189,7 @@ impl<P: Platform> MemoryModel<P> {
             self.memblock.attach(ld);
             self.log.attach(ld);
             self.cpuhp.attach(ld);
+            self.rcu.lockdep_attach(ld);
         }
     }
     /// Enters a CPU section (`get_cpu()`), recorded by the lock validator.
@@ -509,6 +513,9 @@ impl<P: Platform> MemoryModel<P> {
             // as long as `self`; the caller guarantees `cpu` is unused.
             unsafe { (e.teardown)(e.ctx, cpu) };
         }
+        // The CPU is outside every read-side section: RCU may end its grace period and run
+        // callbacks (after the teardowns, so their frees do not land on the dead CPU's lists).
+        self.rcu_cpu_dead(cpu);
     }
 }
 

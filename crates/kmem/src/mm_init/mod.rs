@@ -121,6 +121,8 @@ pub(crate) struct EarlyMemory {
     pcps: [*mut PerCpuPages; NR_ZONE_KINDS],
     /// Pages taken for per-CPU data (the `pcps` arrays).
     percpu_pages: usize,
+    /// RCU's per-CPU counters (`rcu_data`), `possible_cpus` entries, zeroed.
+    rcu_cpus: *mut kds::rcu::RcuCpu,
 }
 
 /// e820 → memblock: registers RAM (page-aligned, without page 0 and the 640K–1M hole),
@@ -287,6 +289,10 @@ pub(crate) fn early_setup<P: Platform>(
         pcps[z.index()] = ea.zeroed(&mut mb, bytes, 64)?.cast();
         percpu_pages += bytes.div_ceil(PAGE_SIZE);
     }
+    let rcu_bytes = plat.possible_cpus() * core::mem::size_of::<kds::rcu::RcuCpu>();
+    let rcu_cpus = ea.zeroed(&mut mb, rcu_bytes, 64)?.cast();
+    // rcu_data is per-CPU data too (DEFINE_PER_CPU_SHARED_ALIGNED in kernel/rcu/tree.c).
+    percpu_pages += rcu_bytes.div_ceil(PAGE_SIZE);
     Ok(EarlyMemory {
         mb,
         e820,
@@ -301,6 +307,7 @@ pub(crate) fn early_setup<P: Platform>(
         pageblocks,
         pcps,
         percpu_pages,
+        rcu_cpus,
     })
 }
 
@@ -349,6 +356,12 @@ pub(crate) fn memory_model<P: Platform>(
         jiffies_at_boot: plat.jiffies(),
         cpuhp: Lock::new(&CPUHP_STATE_MUTEX, CpuhpTable::new()),
         lockdep,
+        // SAFETY: `em.rcu_cpus` has `possible_cpus` zeroed entries (a zeroed `RcuCpu` is
+        // `RcuCpu::new()`: both counters 0) in memblock memory that never moves, used only
+        // by this state.
+        rcu: unsafe {
+            crate::mm::rcu::RcuState::new(em.rcu_cpus.cast_const(), plat.possible_cpus())
+        },
         plat,
     }
 }

@@ -48,6 +48,7 @@ pub const PROC_FILES: &[&str] = &[
     "/proc/vmallocinfo",
     "/sys/kernel/debug/memblock/memory",
     "/sys/kernel/debug/memblock/reserved",
+    "/sys/kernel/debug/rcu/rcugp",
 ];
 
 impl<P: Platform> VmLayer<P> {
@@ -71,6 +72,7 @@ impl<P: Platform> VmLayer<P> {
             "/sys/kernel/debug/memblock/reserved" | "sys/kernel/debug/memblock/reserved" => {
                 self.show_memblock(out, true)?
             }
+            "/sys/kernel/debug/rcu/rcugp" | "sys/kernel/debug/rcu/rcugp" => self.show_rcugp(out)?,
             _ => return Err(ProcError::NotFound),
         }
         Ok(())
@@ -124,6 +126,33 @@ impl<P: Platform> VmLayer<P> {
             ("Kernel data", data, k.rwdata),
             ("Kernel bss", bss, k.bss),
         ]
+    }
+
+    /// debugfs `rcu/rcugp`: grace periods (the `rcu_sched: completed=… gpnum=…` line of the
+    /// old CONFIG_TREE_RCU_TRACE file), callbacks and kfree_rcu batches.
+    pub fn show_rcugp(&self, out: &mut dyn Write) -> fmt::Result {
+        let r = self.rcu_stats();
+        let k = self.kfree_rcu_stats();
+        // gpnum: the last grace period started (completed + 1 while one is in progress).
+        let gpnum = r.completed + u64::from(r.gp_seq & 3 != 0);
+        writeln!(
+            out,
+            "rcu_sched: completed={}  gpnum={}  gp_seq={}",
+            r.completed, gpnum, r.gp_seq
+        )?;
+        writeln!(
+            out,
+            "callbacks: queued={}  invoked={}  pending={}  barriers={}",
+            r.cbs_queued,
+            r.cbs_invoked,
+            r.cbs_queued - r.cbs_invoked,
+            r.barriers
+        )?;
+        writeln!(
+            out,
+            "kfree_rcu: objects={}  freed={}  batches={}",
+            k.queued, k.freed, k.batches
+        )
     }
 
     /// debugfs `memblock/memory` and `memblock/reserved`.

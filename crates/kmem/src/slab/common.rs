@@ -692,6 +692,8 @@ pub struct SlabState<L: lock_api::RawMutex> {
     /// `slab_freelist_random=off`, turns it off for users that want allocation-order locality
     /// more than hardening (an allocator for ordinary programs, see crates/kmem-malloc).
     pub(crate) freelist_random: bool,
+    /// kfree_rcu's batches (`struct kfree_rcu_cpu`).
+    pub(crate) krc: super::kfree_rcu::KfreeRcu<L>,
 }
 
 impl<L: lock_api::RawMutex> SlabState<L> {
@@ -717,6 +719,7 @@ impl<L: lock_api::RawMutex> SlabState<L> {
             errors: AtomicUsize::new(0),
             nomerge: false,
             freelist_random: true,
+            krc: super::kfree_rcu::KfreeRcu::new(),
         }
     }
 }

@@ -308,3 +308,45 @@ impl<P: Platform> SlabLayer<P> {
         self.kfree(p);
     }
 }
+
+/// kds's node allocator on a machine's `kmalloc`, with the caller's GFP flags, whose lock-free
+/// readers are protected by the machine's RCU ([`kds::alloc::NodeAlloc::rcu`]): an XArray or
+/// IDR built on it frees its nodes after grace periods instead of counting readers.
+///
+/// A layout is served by `kmalloc(layout.pad_to_align().size())`, which is aligned to at least
+/// the layout's alignment (kmalloc aligns power-of-two sizes to the size, others to their
+/// largest power-of-two divisor, which the padded size makes a multiple of the alignment).
+pub struct KmallocNodeAlloc<'a, P: Platform>(pub &'a SlabLayer<P>);
+
+impl<P: Platform> Clone for KmallocNodeAlloc<'_, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<P: Platform> Copy for KmallocNodeAlloc<'_, P> {}
+
+// SAFETY: kmalloc returns blocks of at least the padded size, aligned as argued above, valid
+// until kfreed; zero-sized layouts get a dangling aligned pointer never passed to kfree.
+unsafe impl<P: Platform> kds::alloc::NodeAlloc for KmallocNodeAlloc<'_, P> {
+    fn alloc(&self, layout: core::alloc::Layout, gfp: kds::alloc::Gfp) -> Option<NonNull<u8>> {
+        if layout.size() == 0 {
+            return NonNull::new(layout.align() as *mut u8);
+        }
+        // kds's Gfp has the bit values of Linux's gfp_t, like GfpFlags.
+        let p = self.0.kmalloc(
+            layout.pad_to_align().size(),
+            GfpFlags::from_bits(gfp.bits()),
+        )?;
+        debug_assert!(p.as_ptr().align_offset(layout.align()) == 0);
+        Some(p)
+    }
+    unsafe fn free(&self, ptr: NonNull<u8>, layout: core::alloc::Layout) {
+        if layout.size() != 0 {
+            self.0.kfree(ptr.as_ptr());
+        }
+    }
+    fn rcu(&self) -> Option<&dyn kds::rcu::RcuDomain> {
+        let mm: &crate::mm::MemoryModel<P> = self.0;
+        Some(mm)
+    }
+}

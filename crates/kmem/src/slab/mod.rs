@@ -37,6 +37,7 @@ macro_rules! dispatch {
 }
 
 pub mod common;
+pub mod kfree_rcu;
 pub mod kmalloc;
 pub mod slub;
 
@@ -84,7 +85,10 @@ impl<P: Platform> SlabLayer<P> {
     pub(crate) unsafe fn lockdep_attach(&self) {
         let Some(ld) = self.lockdep() else { return };
         // SAFETY: the validator lives as long as the platform, so as the slab state.
-        unsafe { self.slab.mutex.attach(ld) };
+        unsafe {
+            self.slab.mutex.attach(ld);
+            self.slab.krc.lock.attach(ld);
+        }
     }
 
     /// Registers SLUB's CPU-dead teardown (`slub_cpu_dead`).
@@ -255,7 +259,18 @@ impl<P: Platform> SlabLayer<P> {
     /// requires).
     #[track_caller]
     pub fn kmem_cache_destroy(&self, c: CacheHandle) {
-        dispatch!(self, destroy(self, c, Location::caller()))
+        // In-flight kfree_rcu()s may include objects from this cache (6.18 slab_common.c:
+        // `kvfree_rcu_barrier()` first).
+        self.kvfree_rcu_barrier();
+        let rcu = self
+            .slab_layout(c)
+            .is_some_and(|l| l.flags.contains(SlabFlags::TYPESAFE_BY_RCU));
+        dispatch!(self, destroy(self, c, Location::caller()));
+        if rcu {
+            // The slabs discarded above go back after a grace period: wait for them
+            // (`kmem_cache_release` after `rcu_barrier()` in Linux).
+            self.rcu_barrier();
+        }
     }
 
     /// `validate_slab_cache`: checks every slab on the cache's lists (every object's red zones,

@@ -8,6 +8,18 @@ use crate::gfp::GfpFlags;
 use crate::platform::Platform;
 
 use super::{VmLayer, INT_MAX};
+use crate::slab::kfree_rcu::Channel;
+
+/// kvfree_rcu's vmalloc channel (registered with the slab layer by `vmalloc_init`).
+///
+/// # Safety
+/// `ctx` is this machine's `VmLayer<P>`, alive for the call; `addr` a vmalloc address handed
+/// to `kvfree_rcu`, freed once.
+pub(crate) unsafe fn kvfree_rcu_vfree<P: Platform>(ctx: *const (), addr: VirtAddr) {
+    // SAFETY: the caller's guarantee.
+    let vm = unsafe { &*ctx.cast::<VmLayer<P>>() };
+    vm.vfree(addr);
+}
 
 impl<P: Platform> VmLayer<P> {
     /// `kvmalloc`: kmalloc first, vmalloc if that fails — Linux's rules (mm/slub.c
@@ -55,6 +67,39 @@ impl<P: Platform> VmLayer<P> {
             self.vfree(addr);
         } else {
             self.kfree(addr.as_ptr::<u8>());
+        }
+    }
+
+    /// `kvfree_rcu(ptr, rhf)`: [`Self::kvfree`] after a grace period, batched (see
+    /// [`crate::slab::kfree_rcu`]); `head_offset` is the offset of a two-word `struct
+    /// rcu_head` inside the block, used only when no bulk page can be had. Never sleeps.
+    /// NULL is ignored.
+    ///
+    /// # Safety
+    /// `addr` is a live kmalloc or vmalloc block of this machine with 16 writable, 8-aligned
+    /// bytes at `head_offset`, freed once; the caller does not touch it afterwards.
+    pub unsafe fn kvfree_rcu(&self, addr: VirtAddr, head_offset: usize) {
+        let ch = self.kvfree_channel(addr);
+        // SAFETY: forwarded from the caller.
+        unsafe { self.kvfree_call_rcu(addr.as_ptr(), Some(head_offset), ch) }
+    }
+
+    /// `kvfree_rcu_mightsleep(ptr)` (`kvfree_rcu` with one argument): as
+    /// [`Self::kvfree_rcu`] without a head; if no bulk page can be had it waits for a grace
+    /// period (so: under no lock, outside read-side sections) and frees at once. The block is
+    /// not touched until [`Self::kvfree`]-like freeing reports a bad pointer then.
+    pub fn kvfree_rcu_mightsleep(&self, addr: VirtAddr) {
+        let ch = self.kvfree_channel(addr);
+        // SAFETY: no head: nothing is written to the block; it is only passed to `kfree` or
+        // `vfree` (by its channel), which check it.
+        unsafe { self.kvfree_call_rcu(addr.as_ptr(), None, ch) }
+    }
+
+    fn kvfree_channel(&self, addr: VirtAddr) -> Channel {
+        if self.is_vmalloc_addr(addr) {
+            Channel::Vmalloc
+        } else {
+            Channel::Slab
         }
     }
 

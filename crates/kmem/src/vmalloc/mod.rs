@@ -437,6 +437,11 @@ impl<P: Platform> VmLayer<P> {
             }
         }
         self.vm().ready.store(true, Ordering::Release);
+        // kvfree_rcu's vmalloc channel frees through this layer (slab/kfree_rcu.rs).
+        self.set_kvfree_hook(
+            (self as *const Self).cast(),
+            kvmalloc::kvfree_rcu_vfree::<P>,
+        );
     }
 
     /// The end of `vmalloc_init`, after the architecture's kmap setup

@@ -141,6 +141,58 @@ pub static VMALLOC_BUILTINS: &[Builtin] = &[
             Ok(Value::Void)
         },
     },
+    // ---------------------------------------------------------------- RCU
+    Builtin {
+        name: "kfree_rcu",
+        proto: "void kfree_rcu(const void *p)",
+        doc: "kfree after an RCU grace period, batched (kfree_rcu_mightsleep: no rcu_head)",
+        params: &[Addr],
+        run: |c, a| {
+            c.k.m
+                .kfree_rcu_mightsleep(c.k.arg_addr(a.u(0)).as_ptr::<u8>());
+            Ok(Value::Void)
+        },
+    },
+    Builtin {
+        name: "kvfree_rcu",
+        proto: "void kvfree_rcu(const void *p)",
+        doc: "kvfree after an RCU grace period, batched (kvfree_rcu_mightsleep: no rcu_head)",
+        params: &[Addr],
+        run: |c, a| {
+            c.k.m.kvfree_rcu_mightsleep(c.k.arg_addr(a.u(0)));
+            Ok(Value::Void)
+        },
+    },
+    Builtin {
+        name: "synchronize_rcu",
+        proto: "void synchronize_rcu(void)",
+        doc: "waits for an RCU grace period, then runs ready callbacks",
+        params: &[],
+        run: |c, _| {
+            c.k.m.synchronize_rcu();
+            Ok(Value::Void)
+        },
+    },
+    Builtin {
+        name: "rcu_barrier",
+        proto: "void rcu_barrier(void)",
+        doc: "waits until every queued RCU callback has run",
+        params: &[],
+        run: |c, _| {
+            c.k.m.rcu_barrier();
+            Ok(Value::Void)
+        },
+    },
+    Builtin {
+        name: "kvfree_rcu_barrier",
+        proto: "void kvfree_rcu_barrier(void)",
+        doc: "waits until everything given to kfree_rcu/kvfree_rcu has been freed",
+        params: &[],
+        run: |c, _| {
+            c.k.m.kvfree_rcu_barrier();
+            Ok(Value::Void)
+        },
+    },
     Builtin {
         name: "kmap",
         proto: "void *kmap(struct page *page)",

@@ -2,7 +2,7 @@
 //! `setup_object`) and `discard_slab`, and the node lists (`add_partial`, `remove_partial`, the
 //! debug full list, `count_partial`, `free_partial`).
 
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
 use kds::list::{self, ListHead};
@@ -10,6 +10,7 @@ use kds::list::{self, ListHead};
 use crate::addr::{Order, PAGE_SIZE};
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::{Page, PagePtr, PageType};
+use crate::mm::rcu::RcuHead;
 use crate::mm::NodeStat;
 use crate::platform::Platform;
 use crate::slab::common::{order_objects, SlabFlags, MAX_OBJS_PER_PAGE};
@@ -168,12 +169,46 @@ impl<P: Platform> SlabLayer<P> {
         page.clear_page_type();
         page.set_mapping(0);
         page.set_index(0);
+        s.stat(Stat::FreeSlab);
+        if s.flags.contains(SlabFlags::TYPESAFE_BY_RCU) {
+            // `rcu_free_slab`: readers that found an object in this slab may still read it
+            // until a grace period has passed, so the pages stay out of the page allocator
+            // until then. The slab's list link becomes the `rcu_head` (Linux overlays them in
+            // `struct slab`); the layer and the order ride in `private` and `index`.
+            page.set_private(self as *const Self as usize);
+            page.set_index(order as usize);
+            let head = page.lru().cast::<RcuHead>();
+            // SAFETY: the link is two words, 8-aligned, of a page off every list, and nobody
+            // touches it until `rcu_free_slab` gets it back; `rcu_free_slab::<P>` expects
+            // exactly this layer type in `private`, and the layer outlives every callback
+            // (the machine's state).
+            unsafe { self.call_rcu(NonNull::new_unchecked(head), rcu_free_slab::<P>) };
+            return;
+        }
         page.set_private(0);
         // SAFETY: the slab is off every list; reset its link to a harmless value.
         unsafe { ListHead::init(page.lru()) };
-        s.stat(Stat::FreeSlab);
         self.__free_pages(page, Order::new(order));
     }
+}
+
+/// The RCU callback of a `SLAB_TYPESAFE_BY_RCU` slab (`rcu_free_slab` → `__free_slab`): its
+/// pages go back to the page allocator now that a grace period has passed.
+///
+/// # Safety
+/// `head` is the `lru` link of a slab page queued by `discard_slab` of a `SlabLayer<P>`.
+unsafe fn rcu_free_slab<P: Platform>(head: NonNull<RcuHead>) {
+    // SAFETY: the caller's guarantee: `head` is a page's `lru` in the live memmap.
+    let page = unsafe { PagePtr::from_lru(head.as_ptr().cast::<ListHead>()) };
+    // SAFETY: `discard_slab` stored the address of its `SlabLayer<P>`, which lives as long as
+    // the machine, and the machine outlives its callbacks.
+    let layer = unsafe { &*(page.private() as *const SlabLayer<P>) };
+    let order = page.index() as u32;
+    page.set_private(0);
+    page.set_index(0);
+    // SAFETY: the page is ours (off every list); reset its link to a harmless value.
+    unsafe { ListHead::init(page.lru()) };
+    layer.__free_pages(page, Order::new(order));
 }
 
 // ------------------------------------------------------------------ node lists
