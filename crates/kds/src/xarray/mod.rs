@@ -53,11 +53,18 @@ mod entry;
 mod node;
 mod read;
 mod shape;
+mod state;
+mod state_move;
+mod state_write;
 mod store;
 mod write;
 
 pub use entry::{xa_is_value, xa_mk_value, xa_to_value, XaEntry, XA_ZERO_ENTRY};
 pub use read::{XaIter, XaReadGuard};
+pub use state::{
+    XaNodeId, XaNodeUpdate, XaSection, XaState, XasGuard, XasLocked, XasNode, XasRcu,
+    XA_RETRY_ENTRY,
+};
 pub use write::XaLockGuard;
 
 use core::cell::UnsafeCell;
@@ -271,7 +278,10 @@ impl<A: NodeAlloc> XArray<A> {
                 crate::sync::spin_loop();
             }
         }
-        XaLockGuard { xa: self }
+        XaLockGuard {
+            xa: self,
+            update: core::cell::Cell::new(None),
+        }
     }
 
     /// Enters a read-side section (the `rcu_read_lock` of this array): nodes seen through the

@@ -18,6 +18,9 @@ pub(super) struct XaNode {
     pub(super) offset: AtomicU8,
     /// Non-empty slots (writer only).
     pub(super) count: AtomicU8,
+    /// Slots holding a value entry or a sibling of one (`nr_values`, writer only): the page
+    /// cache's shadow-node tracking (`workingset_update_node`) asks `count == nr_values`.
+    pub(super) nr_values: AtomicU8,
     /// Parent node, null for the top (writer only).
     pub(super) parent: AtomicPtr<XaNode>,
     /// Link on the retired or reserve list (writer only).
@@ -47,6 +50,16 @@ impl XaNode {
         let c = self.count() as isize + d;
         debug_assert!((0..=XA_CHUNK_SIZE as isize).contains(&c));
         self.count.store(c as u8, Relaxed);
+    }
+    #[inline(always)]
+    pub(super) fn nr_values(&self) -> usize {
+        self.nr_values.load(Relaxed) as usize
+    }
+    #[inline(always)]
+    pub(super) fn add_values(&self, d: isize) {
+        let c = self.nr_values() as isize + d;
+        debug_assert!((0..=XA_CHUNK_SIZE as isize).contains(&c));
+        self.nr_values.store(c as u8, Relaxed);
     }
     #[inline(always)]
     pub(super) fn mark_bits(&self, m: XaMark) -> u64 {
