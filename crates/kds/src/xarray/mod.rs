@@ -291,6 +291,13 @@ impl<A: NodeAlloc> XArray<A> {
         XaReadGuard { xa: self }
     }
 
+    /// `xa_head`, as an identity: the top node if the array has one. Only for comparing
+    /// (tests of the tree's shape); nothing can be read through it.
+    pub fn head_node(&self) -> Option<XaNodeId> {
+        let h = self.head.load(Acquire);
+        is_node(h).then(|| XaNodeId(to_node(h) as usize))
+    }
+
     /// `xa_empty`: returns true if no entry (not even a reserved one) is present.
     pub fn is_empty(&self) -> bool {
         self.head.load(Acquire) == 0

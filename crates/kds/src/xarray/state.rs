@@ -30,9 +30,9 @@
 //! When that fails the state holds `ENOMEM`; the caller drops the guard and calls
 //! [`XaState::nomem`] with its real GFP flags, which allocates a node for the next attempt:
 //!
-//! ```
+//! ```ignore
 //! # use kds::xarray::*; use kds::alloc::Gfp;
-//! # let a = kds::alloc::GlobalNodeAlloc; let xa = XArray::new_in(a);
+//! # let xa = XArray::new_in(kds::alloc::Global); // feature "alloc"
 //! let mut xas = XaState::new(&xa, 5);
 //! loop {
 //!     xas.lock().store(Some(xa_mk_value(5)));
@@ -504,6 +504,16 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
             return self.xas.xa.head_marks.load(Acquire) & (1 << mark.0) != 0;
         }
         nref(node).get_mark(self.xas.offset as usize, mark)
+    }
+
+    /// `xas.xa_node->count` and `->nr_values` of the node the state points at.
+    pub fn node_counts(&self) -> Option<(usize, usize)> {
+        let n = self.xas.node;
+        if n & 3 != 0 || n == NULL {
+            return None;
+        }
+        let r = nref(n);
+        Some((r.count(), r.nr_values()))
     }
 
     /// `xas_get_order`: the order of the entry the state points at (after a load or a find).

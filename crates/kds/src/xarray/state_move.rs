@@ -88,7 +88,7 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
     /// `xas_move_index`.
     fn move_index(&mut self, offset: usize) {
         let shift = nref(self.xas.node).shift as u32;
-        self.xas.index &= !(XA_CHUNK_MASK.wrapping_shl(shift));
+        self.xas.index &= (!XA_CHUNK_MASK).wrapping_shl(shift);
         self.xas.index = self.xas.index.wrapping_add(offset.wrapping_shl(shift));
     }
 

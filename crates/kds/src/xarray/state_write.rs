@@ -71,6 +71,13 @@ impl<'a, A: NodeAlloc> XasGuard<'_, 'a, A, XaLockGuard<'a, A>> {
         }
     }
 
+    /// The lock this state holds, for the `__xa_*` operations and the debugging helpers
+    /// ([`XaLockGuard::node_entry`]). Changes made through it are seen by the state's next
+    /// walk; a cached node they removed is never written through (it is checked first).
+    pub fn lock_guard(&self) -> &XaLockGuard<'a, A> {
+        &self.sec
+    }
+
     /// `__xa_store` while holding the lock through this state (Linux code mixes the two under
     /// one `xas_lock`); the state restarts afterwards.
     ///
