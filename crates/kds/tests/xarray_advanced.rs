@@ -490,3 +490,546 @@ fn check_xas_conflict_get_order() {
     }
     assert!(xa.is_empty());
 }
+
+/// test_xarray.c `xa_find_entry` (mm/shmem.c `find_swap_entry`): the index of `item`, or
+/// `usize::MAX` (`-1`).
+fn xa_find_entry(xa: &Xa, item: Option<XaEntry>) -> usize {
+    let mut xas = XaState::new(xa, 0);
+    let mut checked = 0;
+    let mut r = xas.rcu();
+    let found = r.for_each(MAX, |r, e| {
+        if r.retry(Some(e)) {
+            return Continue(());
+        }
+        if Some(e) == item {
+            return Break(r.index());
+        }
+        checked += 1;
+        if checked % 4 != 0 {
+            return Continue(());
+        }
+        r.pause();
+        Continue(())
+    });
+    found.unwrap_or(MAX)
+}
+
+#[test]
+fn check_find_entry() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    let me = 0u64;
+    for order in 0..BIG.min(20) {
+        for offset in (0..1usize << (order + 3)).step_by(1 << order) {
+            for index in (0..1usize << (order + 5)).step_by(1 << order) {
+                xa_store_order(&xa, index, order, v(index));
+                assert_eq!(xa.load(index), v(index));
+                assert_eq!(xa_find_entry(&xa, v(index)), index);
+            }
+            let _ = offset;
+            assert_eq!(xa_find_entry(&xa, ptr_entry(&me)), MAX);
+            xa.destroy();
+        }
+    }
+    assert_eq!(xa_find_entry(&xa, ptr_entry(&me)), MAX);
+    store_index(&xa, MAX);
+    assert_eq!(xa_find_entry(&xa, ptr_entry(&me)), MAX);
+    assert_eq!(xa_find_entry(&xa, v(MAX)), MAX);
+    erase_index(&xa, MAX);
+    assert!(xa.is_empty());
+}
+
+#[test]
+fn check_pause() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    let order_limit = usize::BITS;
+    let mut xas = XaState::new(&xa, 0);
+    let mut index = 1usize;
+    for order in 0..order_limit {
+        assert_eq!(xa_store_order(&xa, index, order, v(index)), None);
+        index = index.wrapping_add(1 << order);
+    }
+    for pause in [false, true] {
+        let mut count = 0;
+        xas.set(0);
+        xas.rcu().for_each(MAX, |r, e| {
+            assert_eq!(e, idx(1 << count));
+            count += 1;
+            if pause {
+                r.pause();
+            }
+            cont(())
+        });
+        assert_eq!(count, order_limit);
+    }
+    xa.destroy();
+    let mut index = 0usize;
+    for order in (0..order_limit).rev() {
+        assert_eq!(xa_store_order(&xa, index, order, v(index)), None);
+        index = index.wrapping_add(1 << order);
+    }
+    // From 0, then from an unaligned index with a pause after every entry.
+    for (start, pause) in [(0, false), (1 % (1usize << (order_limit - 1)), true)] {
+        let (mut index, mut count) = (0usize, 0);
+        xas.set(start);
+        xas.rcu().for_each(MAX, |r, e| {
+            assert_eq!(e, idx(index));
+            index = index.wrapping_add(1 << (order_limit - count - 1));
+            count += 1;
+            if pause {
+                r.pause();
+            }
+            cont(())
+        });
+        assert_eq!(count, order_limit);
+    }
+    xa.destroy();
+    drop(xas);
+    drop(xa);
+    assert_eq!(a.live(), 0);
+}
+
+fn check_move_tiny(xa: &Xa) {
+    let mut xas = XaState::new(xa, 0);
+    assert!(xa.is_empty());
+    {
+        let mut r = xas.rcu();
+        assert_eq!(r.next(), None);
+        assert_eq!(r.next(), None);
+    }
+    store_index(xa, 0);
+    let mut r = xas.rcu();
+    r.set(0);
+    assert_eq!(r.next(), v(0));
+    assert_eq!(r.next(), None);
+    r.set(0);
+    assert_eq!(r.prev(), v(0));
+    assert_eq!(r.prev(), None);
+    drop(r);
+    erase_index(xa, 0);
+    assert!(xa.is_empty());
+}
+
+fn check_move_max(xa: &Xa) {
+    let mut xas = XaState::new(xa, 0);
+    store_index(xa, MAX);
+    {
+        let mut r = xas.rcu();
+        assert_eq!(r.find(MAX), v(MAX));
+        assert_eq!(r.find(MAX), None);
+    }
+    xas.set(0);
+    {
+        let mut r = xas.rcu();
+        assert_eq!(r.find(MAX), v(MAX));
+        r.pause();
+        assert_eq!(r.find(MAX), None);
+    }
+    erase_index(xa, MAX);
+    assert!(xa.is_empty());
+}
+
+fn check_move_small(xa: &Xa, idx_: usize) {
+    let mut xas = XaState::new(xa, 0);
+    store_index(xa, 0);
+    store_index(xa, idx_);
+    let mut r = xas.rcu();
+    let mut i = 0;
+    while i < idx_ * 4 {
+        let e = r.next();
+        if i <= idx_ {
+            assert_ne!(r.node(), XasNode::Restart);
+        }
+        assert_eq!(r.index(), i);
+        assert_eq!(e, if i == 0 || i == idx_ { v(i) } else { None });
+        i += 1;
+    }
+    r.next();
+    assert_eq!(r.index(), i);
+    loop {
+        let e = r.prev();
+        i -= 1;
+        if i <= idx_ {
+            assert_ne!(r.node(), XasNode::Restart);
+        }
+        assert_eq!(r.index(), i);
+        assert_eq!(e, if i == 0 || i == idx_ { v(i) } else { None });
+        if i == 0 {
+            break;
+        }
+    }
+    r.set(MAX);
+    assert_eq!(r.next(), None);
+    assert_eq!(r.index(), MAX);
+    assert_eq!(r.next(), Some(xa_mk_value(0)));
+    assert_eq!(r.index(), 0);
+    assert_eq!(r.prev(), None);
+    assert_eq!(r.index(), MAX);
+    drop(r);
+    erase_index(xa, 0);
+    erase_index(xa, idx_);
+    assert!(xa.is_empty());
+}
+
+fn move_both_ways(xa: &Xa, xas: &mut XaState<'_, &TestAlloc>, hole: core::ops::Range<usize>) {
+    // Linux: a fresh state's first xas_prev loads its own index; later ones move first.
+    let mut i = xas.index() + (xas.node() == XasNode::Restart) as usize;
+    let mut r = xas.rcu();
+    loop {
+        let e = r.prev();
+        i -= 1;
+        assert_eq!(e, if hole.contains(&i) { None } else { v(i) }, "prev {i}");
+        assert_eq!(i, r.index());
+        if i == 0 {
+            break;
+        }
+    }
+    assert_eq!(r.prev(), None);
+    assert_eq!(r.index(), MAX);
+    loop {
+        let e = r.next();
+        assert_eq!(e, if hole.contains(&i) { None } else { v(i) }, "next {i}");
+        assert_eq!(i, r.index());
+        i += 1;
+        if i == 1 << 16 {
+            break;
+        }
+    }
+    let _ = xa;
+}
+
+#[test]
+fn check_move() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    let mut xas = XaState::new(&xa, (1 << 16) - 1);
+    for i in 0..1 << 16 {
+        assert_eq!(store_index(&xa, i), None);
+    }
+    move_both_ways(&xa, &mut xas, 0..0);
+    for i in 1 << 8..1 << 15 {
+        erase_index(&xa, i);
+    }
+    move_both_ways(&xa, &mut xas, 1 << 8..1 << 15);
+    xa.destroy();
+    check_move_tiny(&xa);
+    check_move_max(&xa);
+    for i in 0..16 {
+        check_move_small(&xa, 1 << i);
+    }
+    for i in 2..16 {
+        check_move_small(&xa, (1 << i) - 1);
+    }
+}
+
+/// test_xarray.c `xa_store_many_order`.
+fn xa_store_many_order(xa: &Xa, index: usize, order: u32) {
+    let mut xas = XaState::new_order(xa, index, order);
+    loop {
+        {
+            let mut l = xas.lock();
+            assert_eq!(l.find_conflict(), None);
+            l.create_range();
+            if l.error().is_none() {
+                for i in 0..1usize << order {
+                    assert_eq!(l.store(v(index + i)), None);
+                    l.next();
+                }
+            }
+        }
+        if !xas.nomem(GFP) {
+            break;
+        }
+    }
+    assert_eq!(xas.error(), None);
+}
+
+fn check_create_range_4(xa: &Xa, index: usize, order: u32) {
+    let mut xas = XaState::new_order(xa, index, order);
+    let base = xas.index();
+    store_index(xa, index);
+    loop {
+        {
+            let mut l = xas.lock();
+            l.create_range();
+            if l.error().is_none() {
+                for i in 0..1usize << order {
+                    let old = l.store(v(base + i));
+                    let want = if l.index() == index {
+                        v(base + i)
+                    } else {
+                        None
+                    };
+                    assert_eq!(old, want);
+                    l.next();
+                }
+            }
+        }
+        if !xas.nomem(GFP) {
+            break;
+        }
+    }
+    assert_eq!(xas.error(), None);
+    for i in base..base + (1 << order) {
+        erase_index(xa, i);
+    }
+    assert!(xa.is_empty());
+}
+
+#[test]
+fn check_create_range() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    for order in 0..12u32 {
+        for index in [0, 1 << order, 2 << order, 3 << order, 1 << 24] {
+            xa_store_many_order(&xa, index, order);
+            for i in index..index + (1 << order) {
+                erase_index(&xa, i);
+            }
+            assert!(xa.is_empty());
+        }
+        if order < 10 {
+            let nr = 1usize << order;
+            for i in (0..nr * nr).step_by(nr) {
+                xa_store_many_order(&xa, i, order);
+            }
+            for i in 0..nr * nr {
+                erase_index(&xa, i);
+            }
+            assert!(xa.is_empty());
+        }
+        for index in [0, 1 << order, 2 << order, 3 << order, 1 << 24] {
+            check_create_range_4(&xa, index, order);
+        }
+        let o = 1usize << order;
+        for index in [
+            1,
+            o + 1,
+            2 * o + 1,
+            2 * o - 1,
+            3 * o + 1,
+            3 * o - 1,
+            (1 << 24) + 1,
+        ] {
+            check_create_range_4(&xa, index, order);
+        }
+        for index in [0, 1 << order] {
+            let mut xas = XaState::new_order(&xa, index, order);
+            xa_store_order(&xa, index, order, v(index));
+            for _ in 0..order + 10 {
+                loop {
+                    xas.lock().create_range();
+                    if !xas.nomem(GFP) {
+                        break;
+                    }
+                }
+            }
+            xa.destroy();
+        }
+    }
+    // check_create_range_3: an error state stays an error.
+    let mut xas = XaState::new(&xa, 0);
+    xas.set_err(Error::EEXIST);
+    xas.lock().create_range();
+    assert_eq!(xas.error(), Some(Error::EEXIST));
+}
+
+fn check_store_iter_1(xa: &Xa, start: usize, order: u32, present: usize) {
+    let mut xas = XaState::new_order(xa, start, order);
+    let mut count;
+    loop {
+        count = 0;
+        {
+            let mut l = xas.lock();
+            l.for_each_conflict(|_, e| {
+                assert!(e.is_value());
+                assert!(e.raw() >= idx(start).raw());
+                assert!(e.raw() <= idx(start + (1 << order) - 1).raw());
+                count += 1;
+                cont(())
+            });
+            l.store(v(start));
+        }
+        if !xas.nomem(GFP) {
+            break;
+        }
+    }
+    assert_eq!(xas.error(), None);
+    assert_eq!(count, present);
+    assert_eq!(xa.load(start), v(start));
+    assert_eq!(xa.load(start + (1 << order) - 1), v(start));
+    erase_index(xa, start);
+}
+
+#[test]
+fn check_store_iter() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    for i in 0..BIG {
+        let min = 1usize << i;
+        let max = (2usize << i) - 1;
+        check_store_iter_1(&xa, 0, i, 0);
+        assert!(xa.is_empty());
+        check_store_iter_1(&xa, min, i, 0);
+        assert!(xa.is_empty());
+        store_index(&xa, min);
+        check_store_iter_1(&xa, min, i, 1);
+        assert!(xa.is_empty());
+        store_index(&xa, max);
+        check_store_iter_1(&xa, min, i, 1);
+        assert!(xa.is_empty());
+        for j in 0..min {
+            store_index(&xa, j);
+        }
+        check_store_iter_1(&xa, 0, i, min);
+        assert!(xa.is_empty());
+        for j in 0..min {
+            store_index(&xa, min + j);
+        }
+        check_store_iter_1(&xa, min, i, min);
+        assert!(xa.is_empty());
+    }
+    store_index(&xa, 63);
+    store_index(&xa, 65);
+    check_store_iter_1(&xa, 64, 2, 1);
+    erase_index(&xa, 63);
+    assert!(xa.is_empty());
+}
+
+fn check_split_1(xa: &Xa, index: usize, order: u32, new_order: u32) {
+    let me = 0u64;
+    let p = ptr_entry(&me);
+    let mut xas = XaState::new_order(xa, index, new_order);
+    xa_store_order(xa, index, order, p);
+    xa.set_mark(index, XA_MARK_1);
+    xas.split_alloc(order, GFP);
+    {
+        let mut l = xas.lock();
+        l.split(p, order);
+        for i in (0..1usize << order).step_by(1 << new_order) {
+            assert_eq!(l.xa_store(index + i, v(index + i), Gfp::GFP_NOWAIT), Ok(p));
+        }
+    }
+    ok(xa);
+    for i in 0..1usize << order {
+        let val = index + (i & !((1 << new_order) - 1));
+        assert_eq!(xa.load(index + i), v(val));
+    }
+    xa.set_mark(index, XA_MARK_0);
+    assert!(xa.get_mark(index, XA_MARK_0));
+    xas.set_order(index, 0);
+    let mut found = 0;
+    xas.rcu().for_each_marked(MAX, XA_MARK_1, |_, e| {
+        found += 1;
+        assert!(!e.is_internal());
+        cont(())
+    });
+    assert_eq!(
+        found,
+        1 << (order - new_order),
+        "split {index} {order}->{new_order}"
+    );
+    xa.destroy();
+}
+
+#[test]
+fn check_split() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    for order in 1..2 * XA_CHUNK_SHIFT {
+        for new_order in 0..order {
+            check_split_1(&xa, 0, order, new_order);
+            check_split_1(&xa, 1 << order, order, new_order);
+            check_split_1(&xa, 3 << order, order, new_order);
+        }
+    }
+    drop(xa);
+    assert_eq!(a.live(), 0);
+}
+
+#[test]
+fn check_account() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    let me = 0u64;
+    for order in 1..12u32 {
+        let mut xas = XaState::new(&xa, 1 << order);
+        xa_store_order(&xa, 0, order, ptr_entry(&me));
+        {
+            let mut r = xas.rcu();
+            r.load();
+            let (count, values) = r.node_counts().unwrap();
+            assert!(count != 0 && count <= 1 << order);
+            assert_eq!(values, 0);
+        }
+        xa_store_order(&xa, 1 << order, order, v(1 << order));
+        let (count, values) = xas.rcu().node_counts().unwrap();
+        assert_eq!(count, values * 2);
+        xa.erase(1 << order);
+        assert_eq!(xas.rcu().node_counts().unwrap().1, 0);
+        xa.erase(0);
+        assert!(xa.is_empty());
+    }
+}
+
+fn check_workingset(xa: &Xa, index: usize) {
+    let shadow: RefCell<Vec<XaNodeId>> = RefCell::new(Vec::new());
+    // `test_update_node`: the list of nodes holding only value entries.
+    let update = |u: &XaNodeUpdate| {
+        let mut l = shadow.borrow_mut();
+        if u.count != 0 && u.count == u.nr_values {
+            if !l.contains(&u.node) {
+                l.push(u.node);
+            }
+        } else {
+            l.retain(|n| *n != u.node);
+        }
+    };
+    let me = 0u64;
+    let mut xas = XaState::new(xa, index);
+    xas.set_update(&update);
+    loop {
+        {
+            let mut l = xas.lock();
+            l.store(Some(xa_mk_value(0)));
+            l.next();
+            l.store(Some(xa_mk_value(1)));
+        }
+        if !xas.nomem(GFP) {
+            break;
+        }
+    }
+    assert!(!shadow.borrow().is_empty());
+    {
+        let mut l = xas.lock();
+        l.next();
+        l.store(ptr_entry(&me));
+        assert!(shadow.borrow().is_empty());
+        l.store(Some(xa_mk_value(2)));
+    }
+    assert!(!shadow.borrow().is_empty());
+    // shadow_remove
+    let g = xa.lock();
+    loop {
+        let Some(node) = shadow.borrow().first().copied() else {
+            break;
+        };
+        shadow.borrow_mut().retain(|n| *n != node);
+        assert!(g.xa_delete_node(node, Some(&update)));
+    }
+    drop(g);
+    assert!(shadow.borrow().is_empty());
+    assert!(xa.is_empty());
+}
+
+#[test]
+fn check_workingset_all() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    for index in [0, 64, 4096] {
+        check_workingset(&xa, index);
+    }
+    drop(xa);
+    assert_eq!(a.live(), 0);
+}

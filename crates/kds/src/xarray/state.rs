@@ -374,15 +374,17 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
             return;
         }
         let mut e = self.xas.xa.head.load(Acquire);
+        let mut top = true;
         while is_node(e) {
             let n = to_node(e) as usize;
             if n == want {
                 return;
             }
             let node = nref(n);
-            if node.shift == 0 || self.xas.index > top_max_of(node) {
+            if node.shift == 0 || (top && self.xas.index > top_max_of(node)) {
                 break;
             }
+            top = false;
             e = node.slot(((self.xas.index >> node.shift) & XA_CHUNK_MASK) as usize);
             if is_sibling(e) {
                 break;

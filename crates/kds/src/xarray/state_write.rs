@@ -45,10 +45,7 @@ impl<'a, A: NodeAlloc> XasGuard<'_, 'a, A, XaLockGuard<'a, A>> {
             self.xas.shift as u32,
             self.xas.sibs as usize,
         );
-        match self
-            .sec
-            .store_pos(index, shift, sibs, raw, Gfp::GFP_NOWAIT)
-        {
+        match self.sec.store_pos(index, shift, sibs, raw, Gfp::GFP_NOWAIT) {
             Err(e) => {
                 self.xas.set_err(e);
                 None
@@ -252,8 +249,14 @@ impl<'a, A: NodeAlloc> XasGuard<'_, 'a, A, XaLockGuard<'a, A>> {
                 c.slots[j].store(e, Relaxed);
             }
             c.count.store(XA_CHUNK_SIZE as u8, Relaxed);
-            c.nr_values
-                .store(if is_value(raw) { XA_CHUNK_SIZE as u8 } else { 0 }, Relaxed);
+            c.nr_values.store(
+                if is_value(raw) {
+                    XA_CHUNK_SIZE as u8
+                } else {
+                    0
+                },
+                Relaxed,
+            );
             for (m, &on) in marks.iter().enumerate() {
                 let bits = if on && !(m == 0 && track_free) {
                     pattern

@@ -38,6 +38,8 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
         }
         let canon = off;
         let max = off + sibs;
+        let old_canon = first;
+        let raw_entry = entry;
         if sibs > 0 {
             self.squash_marks(node, off, sibs);
         }
@@ -76,6 +78,16 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                     break;
                 }
                 first = next;
+            }
+        }
+        // Siblings beyond the run that still point at the canonical slot now belong to the
+        // new entry (a smaller store over a larger entry): they change value-ness with it.
+        // (Linux counts only the run here, so its `nr_values` drifts; ours stays exact.)
+        if value != is_value(old_canon) && raw_entry != 0 {
+            let mut o = max + 1;
+            while o < n.nr_slots() && n.slots[o].load(Relaxed) == mk_sibling(canon) {
+                values += !is_value(old_canon) as isize - !value as isize;
+                o += 1;
             }
         }
         // `update_node`.
