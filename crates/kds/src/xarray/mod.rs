@@ -62,7 +62,7 @@ mod write;
 pub use entry::{xa_is_value, xa_mk_value, xa_to_value, XaEntry, XA_ZERO_ENTRY};
 pub use read::{XaIter, XaReadGuard};
 pub use state::{
-    XaNodeId, XaNodeUpdate, XaSection, XaState, XasGuard, XasLocked, XasNode, XasRcu,
+    XaNodeId, XaNodeUpdate, XaSection, XaState, XaUpdateFn, XasGuard, XasLocked, XasNode, XasRcu,
     XA_RETRY_ENTRY,
 };
 pub use write::XaLockGuard;

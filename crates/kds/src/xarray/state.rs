@@ -87,6 +87,9 @@ pub struct XaNodeUpdate {
     pub nr_values: usize,
 }
 
+/// An update callback (`xa_update_node_t`).
+pub type XaUpdateFn<'a> = &'a dyn Fn(&XaNodeUpdate);
+
 /// Where an [`XaState`] points (Linux's `xas->xa_node`, decoded).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum XasNode {
@@ -115,7 +118,7 @@ pub struct XaState<'a, A: NodeAlloc> {
     /// linked through `next_free`), handed to the array's reserve when the lock is taken.
     pub(super) spare: *mut XaNode,
     pub(super) nr_spare: usize,
-    pub(super) update: Option<&'a dyn Fn(&XaNodeUpdate)>,
+    pub(super) update: Option<XaUpdateFn<'a>>,
 }
 
 impl<'a, A: NodeAlloc> XaState<'a, A> {
@@ -385,7 +388,7 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
                 break;
             }
             top = false;
-            e = node.slot(((self.xas.index >> node.shift) & XA_CHUNK_MASK) as usize);
+            e = node.slot((self.xas.index >> node.shift) & XA_CHUNK_MASK);
             if is_sibling(e) {
                 break;
             }
@@ -421,7 +424,7 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
     /// `xas_descend`: one level down towards `index`.
     pub(super) fn descend(&mut self, node: usize) -> usize {
         let n = nref(node);
-        let mut off = ((self.xas.index >> n.shift) & XA_CHUNK_MASK) as usize;
+        let mut off = (self.xas.index >> n.shift) & XA_CHUNK_MASK;
         let mut entry = n.slot(off);
         self.xas.node = node;
         while is_sibling(entry) {
@@ -468,7 +471,7 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
             return 0;
         }
         let n = nref(node);
-        let off = ((self.xas.index >> n.shift) & XA_CHUNK_MASK) as usize;
+        let off = (self.xas.index >> n.shift) & XA_CHUNK_MASK;
         let e = n.slot(off);
         if !is_sibling(e) {
             return e;

@@ -9,7 +9,7 @@ use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering::*};
 
 use super::entry::*;
 use super::node::*;
-use super::state::{XaNodeId, XaNodeUpdate};
+use super::state::{XaNodeId, XaNodeUpdate, XaUpdateFn};
 use super::*;
 
 /// The writer lock of an [`XArray`], with the locked (`__xa_*`) operations.
@@ -19,7 +19,7 @@ pub struct XaLockGuard<'a, A: NodeAlloc> {
     /// called whenever a node's `count`/`nr_values` changes, a node is added, or a node is
     /// freed (then with both counts 0). It gets a copy of the node's counters, never the
     /// guard, so it cannot re-enter the writer state.
-    pub(super) update: Cell<Option<&'a dyn Fn(&XaNodeUpdate)>>,
+    pub(super) update: Cell<Option<XaUpdateFn<'a>>>,
 }
 
 impl<A: NodeAlloc> Drop for XaLockGuard<'_, A> {
