@@ -1033,3 +1033,142 @@ fn check_workingset_all() {
     drop(xa);
     assert_eq!(a.live(), 0);
 }
+
+/// check_xa_mark_1's multi-index part, counting with `xas_for_each` / `xas_for_each_marked`
+/// as Linux does (the rest of mark_1 is in tests/xarray.rs).
+fn check_xa_mark_1_xas(xa: &Xa, index: usize) {
+    for order in 2..8u32 {
+        let base = index & !((1 << order) - 1);
+        let next = base + (1 << order);
+        assert_eq!(store_index(xa, index + 1), None);
+        xa.set_mark(index + 1, XA_MARK_0);
+        assert_eq!(store_index(xa, index + 2), None);
+        xa.set_mark(index + 2, XA_MARK_2);
+        assert_eq!(store_index(xa, next), None);
+        xa_store_order(xa, index, order, v(index));
+        for i in base..next {
+            let mut xas = XaState::new(xa, i);
+            assert!(xa.get_mark(i, XA_MARK_0));
+            assert!(!xa.get_mark(i, XA_MARK_1));
+            assert!(xa.get_mark(i, XA_MARK_2));
+            let mut seen = 0;
+            xas.rcu().for_each(MAX, |_, _| cont(seen += 1));
+            assert_eq!(seen, 2);
+            xas.set(0);
+            seen = 0;
+            xas.rcu()
+                .for_each_marked(MAX, XA_MARK_0, |_, _| cont(seen += 1));
+            assert_eq!(seen, 1);
+        }
+        assert!(!xa.get_mark(next, XA_MARK_0));
+        assert!(!xa.get_mark(next, XA_MARK_1));
+        assert!(!xa.get_mark(next, XA_MARK_2));
+        erase_index(xa, index);
+        erase_index(xa, next);
+        assert!(xa.is_empty());
+    }
+}
+
+fn check_xa_mark_2(xa: &Xa) {
+    let mut xas = XaState::new(xa, 0);
+    store_index(xa, 0);
+    xa.set_mark(0, XA_MARK_0);
+    {
+        let mut l = xas.lock();
+        l.load();
+        l.init_marks();
+    }
+    assert!(!xa.get_mark(0, XA_MARK_0));
+    for index in 3500..4500 {
+        store_index(xa, index);
+        xa.set_mark(index, XA_MARK_0);
+    }
+    xas.reset();
+    let mut count = 0;
+    xas.rcu()
+        .for_each_marked(MAX, XA_MARK_0, |_, _| cont(count += 1));
+    assert_eq!(count, 1000);
+    // The marked walk ran off the end: the state is at XAS_BOUNDS, so this loop (which
+    // would clear the marks it then asserts) finds nothing, exactly as in Linux.
+    assert_eq!(xas.node(), XasNode::Bounds);
+    let mut l = xas.lock();
+    l.for_each(MAX, |l, _| {
+        l.init_marks();
+        assert!(xa.get_mark(l.index(), XA_MARK_0));
+        assert!(l.get_mark(XA_MARK_0));
+        cont(())
+    });
+    drop(l);
+    assert_eq!(xa.iter_marked(XA_MARK_0).count(), 1000);
+    xa.destroy();
+}
+
+fn check_xa_mark_3(xa: &Xa) {
+    let mut xas = XaState::new(xa, 0x41);
+    let mut count = 0;
+    xa_store_order(xa, 0x40, 2, v(0x40));
+    xa.set_mark(0x41, XA_MARK_0);
+    xas.rcu().for_each_marked(MAX, XA_MARK_0, |_, e| {
+        count += 1;
+        assert_eq!(e, idx(0x40));
+        cont(())
+    });
+    assert_eq!(count, 1);
+    xa.destroy();
+}
+
+#[test]
+fn check_xa_mark() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    let end = if cfg!(debug_assertions) { 1024 } else { 16384 };
+    for index in (0..end).step_by(4) {
+        check_xa_mark_1_xas(&xa, index);
+    }
+    check_xa_mark_2(&xa);
+    check_xa_mark_3(&xa);
+    drop(xa);
+    assert_eq!(a.live(), 0);
+}
+
+/// check_align: Linux stores `name + i` for i in 0..8, pointers of every alignment. kds
+/// entries are typed: a word ending in binary 10 is an internal entry and is refused
+/// (`EINVAL`), so only the representable ones (4-aligned pointers and odd words, which are
+/// value entries) are stored; the ids and the "store after reserve needs no memory" point of
+/// align_2 are Linux's.
+#[test]
+fn check_align() {
+    let a = TestAlloc::new();
+    let xa = XArray::with_flags(&a, XaFlags::ALLOC);
+    let name = [0u32; 8];
+    let base = name.as_ptr() as usize;
+    for start in 0..4 {
+        let mut id = 0;
+        for i in 0..8 {
+            let e = XaEntry::from_raw(base + start + i);
+            let r = xa.alloc(e, XA_LIMIT_32B, GFP);
+            if (start + i) & 3 == 2 {
+                assert_eq!(r, Err(Error::EINVAL));
+                continue;
+            }
+            assert_eq!(r, Ok(id));
+            id += 1;
+        }
+        assert!(xa.iter().all(|(_, e)| !e.is_internal()));
+        xa.destroy();
+    }
+    // align_2: with a reserved slot a store needs no memory.
+    let aligned = |i: usize| XaEntry::from_raw(base + 4 * i);
+    for i in 0..8 {
+        assert_eq!(xa.store(0, aligned(i), GFP), Ok(None));
+        xa.erase(0);
+    }
+    for i in 0..8 {
+        assert_eq!(xa.reserve(0, GFP), Ok(()));
+        a.fail_all();
+        assert_eq!(xa.store(0, aligned(i), Gfp::GFP_NOWAIT), Ok(None));
+        a.heal();
+        xa.erase(0);
+    }
+    assert!(xa.is_empty());
+}

@@ -182,6 +182,16 @@ impl<'a, A: NodeAlloc> XasGuard<'_, 'a, A, XaLockGuard<'a, A>> {
         }
         let n = nref(node as usize);
         let old_sibs = (1usize << (order % XA_CHUNK_SHIFT)) - 1;
+        // The entry must be exactly of `order` (Linux trusts the caller; a wrong order here
+        // would rewrite slots of other entries).
+        let mut sibs = 0;
+        while canon + 1 + sibs < n.nr_slots() && n.slot(canon + 1 + sibs) == mk_sibling(canon) {
+            sibs += 1;
+        }
+        if n.shift as u32 != order - order % XA_CHUNK_SHIFT || sibs != old_sibs {
+            self.xas.set_err(Error::EINVAL);
+            return;
+        }
         let marks: [bool; XA_MAX_MARKS] =
             core::array::from_fn(|m| n.get_mark(canon, XaMark(m as u8)));
         let new_shift = self.xas.shift as u32;
