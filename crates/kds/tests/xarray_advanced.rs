@@ -1172,3 +1172,23 @@ fn check_align() {
     }
     assert!(xa.is_empty());
 }
+
+/// A retry entry stored through the advanced API (as check_xas_retry does) and left there
+/// is returned by the simple API's readers instead of making them restart forever (Linux's
+/// `xa_load` would spin). Readers inside a node being freed still restart.
+#[test]
+fn stored_retry_entry_does_not_hang_readers() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    store_index(&xa, 1);
+    let mut xas = XaState::new(&xa, 5);
+    assert_eq!(xas.lock().store(Some(XA_RETRY_ENTRY)), None);
+    assert_eq!(xa.load(5), Some(XA_RETRY_ENTRY));
+    let mut i = 2;
+    assert_eq!(xa.find(&mut i, MAX, XA_PRESENT), Some(XA_RETRY_ENTRY));
+    assert_eq!(i, 5);
+    assert_eq!(xa.iter().count(), 2);
+    assert_eq!(xa.erase(5), Some(XA_RETRY_ENTRY));
+    erase_index(&xa, 1);
+    assert!(xa.is_empty());
+}

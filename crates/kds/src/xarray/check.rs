@@ -61,9 +61,6 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
             if e != 0 {
                 count += 1;
             }
-            if e == RETRY {
-                return Err("retry entry in a live node");
-            }
             if is_sibling(e) {
                 let c = to_sibling(e);
                 if c >= off {

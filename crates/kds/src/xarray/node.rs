@@ -16,12 +16,14 @@ pub(super) struct XaNode {
     pub(super) shift: u8,
     /// Slot in the parent (writer only).
     pub(super) offset: AtomicU8,
-    /// Non-empty slots (writer only).
+    /// Non-empty slots. Written by the writer; readers only ask whether it is 0, which it
+    /// is exactly for a node being freed (set before its retry entries are written).
     pub(super) count: AtomicU8,
     /// Slots holding a value entry or a sibling of one (`nr_values`, writer only): the page
     /// cache's shadow-node tracking (`workingset_update_node`) asks `count == nr_values`.
     pub(super) nr_values: AtomicU8,
-    /// Parent node, null for the top (writer only).
+    /// Parent node, null for the top. Stored with `Release` once the parent is initialised;
+    /// the advanced API's readers (`xas_next`, `xas_find`) climb it with `Acquire`.
     pub(super) parent: AtomicPtr<XaNode>,
     /// Link on the retired or reserve list (writer only).
     pub(super) next_free: AtomicPtr<XaNode>,

@@ -179,7 +179,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
             if is_node(head) {
                 let old = &*to_node(head);
                 old.offset.store(0, Relaxed);
-                old.parent.store(node, Relaxed);
+                old.parent.store(node, Release);
             }
         }
         self.xa.head.store(mk_node(node), Release);

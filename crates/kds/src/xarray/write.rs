@@ -176,7 +176,9 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
     }
 
     /// `xas_free_nodes`: retires a detached subtree, replacing its entries with retry entries
-    /// so that readers inside it restart.
+    /// so that readers inside it restart. Each node's `count` drops to 0 *before* its first
+    /// retry entry is written (`Release`), so a reader that finds a retry entry in a node
+    /// with a non-zero count knows it was stored by a user, not by this.
     pub(super) fn free_nodes(&self, top: *mut XaNode) {
         let mut node = top;
         let mut off = 0;
@@ -184,6 +186,9 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
         unsafe {
             loop {
                 let n = &*node;
+                if off == 0 {
+                    n.count.store(0, Relaxed);
+                }
                 if off < n.nr_slots() {
                     let e = n.slots[off].load(Relaxed);
                     if is_node(e) && n.shift > 0 {
@@ -199,7 +204,6 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 }
                 let parent = n.parent.load(Relaxed);
                 let poff = n.offset.load(Relaxed) as usize;
-                n.count.store(0, Relaxed);
                 n.nr_values.store(0, Relaxed);
                 self.notify(node);
                 self.retire(node);
