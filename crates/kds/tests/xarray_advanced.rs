@@ -1192,3 +1192,102 @@ fn stored_retry_entry_does_not_hang_readers() {
     erase_index(&xa, 1);
     assert!(xa.is_empty());
 }
+
+/// The `xas_nomem` contract with failing allocations: a store under the lock that cannot get
+/// a node leaves `ENOMEM` in the state and the array unchanged; `nomem` with working memory
+/// allocates one node per round until the store succeeds; with failing memory it gives up
+/// and keeps the error.
+#[test]
+fn xas_nomem_retries_and_gives_up() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    let mut xas = XaState::new(&xa, 1 << 30);
+    a.fail_all();
+    assert_eq!(xas.lock().store(v(1)), None);
+    assert_eq!(xas.error(), Some(Error::ENOMEM));
+    assert!(xa.is_empty());
+    assert!(!xas.nomem(GFP), "no memory: give up");
+    assert_eq!(xas.error(), Some(Error::ENOMEM));
+    // Operations in the error state do nothing.
+    assert_eq!(xas.lock().store(v(1)), None);
+    assert_eq!(xas.rcu().find(MAX), None);
+    a.heal();
+    let mut rounds = 0;
+    loop {
+        // Only the nodes `nomem` handed over may be used: GFP_NOWAIT fails under the lock.
+        a.fail_all();
+        xas.lock().store(v(1));
+        a.heal();
+        if !xas.nomem(GFP) {
+            break;
+        }
+        rounds += 1;
+    }
+    assert_eq!(xas.error(), None);
+    // One round: `nomem` brings a preload's worth of nodes (a failed store keeps no
+    // partial path, so one node per round, as in Linux, would never get anywhere).
+    assert_eq!(rounds, 1);
+    assert_eq!(xa.load(1 << 30), v(1));
+    ok(&xa);
+    xa.destroy();
+    drop(xas);
+    drop(xa);
+    assert_eq!(a.live(), 0, "no node leaked");
+}
+
+/// Entries the advanced API must refuse, and a split of an entry of another order.
+#[test]
+fn xas_refuses_internal_entries_and_bad_splits() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    store_index(&xa, 64);
+    let node = XaEntry::from_raw(xa.head_node().map(|_| 0x1_0002).unwrap());
+    let sibling = XaEntry::from_raw(2);
+    for bad in [node, sibling] {
+        let mut xas = XaState::new(&xa, 3);
+        assert_eq!(xas.lock().store(bad), None);
+        assert_eq!(xas.error(), Some(Error::EINVAL));
+    }
+    xa.destroy();
+    xa_store_order(&xa, 0, 4, v(0));
+    let mut xas = XaState::new_order(&xa, 0, 1);
+    xas.lock().split(v(0), 5);
+    assert_eq!(xas.error(), Some(Error::EINVAL));
+    assert_eq!(xa.get_order(15), 4);
+    ok(&xa);
+    let mut xas = XaState::new_order(&xa, 0, 0);
+    xas.split_alloc(13, GFP);
+    assert_eq!(xas.error(), Some(Error::EINVAL), "two levels");
+    xa.destroy();
+}
+
+/// A state kept across sections whose node left the tree in between does not use it:
+/// binding the new section finds the node gone from the path and restarts the walk.
+#[test]
+fn stale_state_restarts_in_a_new_section() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    for i in 0..200 {
+        store_index(&xa, i);
+    }
+    let mut xas = XaState::new(&xa, 150);
+    assert_eq!(xas.rcu().load(), v(150));
+    let kept = xas.node();
+    assert!(matches!(kept, XasNode::Node(_)));
+    // Still on the path: kept.
+    assert_eq!(xas.rcu().node(), kept);
+    // Another reader keeps the removed node's memory from being reused, so its address
+    // cannot reappear on the path by chance.
+    let other = xa.read();
+    for i in 64..200 {
+        erase_index(&xa, i);
+    }
+    store_index(&xa, 1 << 20);
+    {
+        let mut r = xas.rcu();
+        assert_eq!(r.node(), XasNode::Restart);
+        assert_eq!(r.load(), None);
+    }
+    drop(other);
+    xa.destroy();
+}

@@ -234,24 +234,38 @@ impl<'a, A: NodeAlloc> XaState<'a, A> {
         !self.invalid()
     }
 
-    /// `xas_nomem`: if the last operation failed with `ENOMEM`, allocates a node with `gfp`
+    /// `xas_nomem`: if the last operation failed with `ENOMEM`, allocates nodes with `gfp`
     /// for the next attempt, clears the error and returns true; otherwise frees any node
     /// left over (`xas_destroy`) and returns false (also when the allocation fails: the
     /// error stays).
+    ///
+    /// Linux allocates one node per call and relies on the failed `xas_create` leaving the
+    /// nodes it did build in the tree, so each round gets one level further. Here a failed
+    /// store removes its partial path again (the array never holds empty nodes between
+    /// operations), so one node per round would never get further: `nomem` allocates
+    /// [`XA_PRELOAD_NODES`], enough for any single store (what `radix_tree_preload` keeps).
+    /// Nodes not used stay in the array's reserve for later stores.
     pub fn nomem(&mut self, gfp: Gfp) -> bool {
         if self.error() != Some(Error::ENOMEM) {
             self.destroy();
             return false;
         }
-        let Some(p) = self.xa.alloc.alloc(NODE_LAYOUT, gfp) else {
-            return false;
-        };
-        let p = p.cast::<XaNode>().as_ptr();
-        // SAFETY: a fresh block of the node layout; only its link is initialised until the
-        // lock guard takes it into the reserve.
-        unsafe { ptr::addr_of_mut!((*p).next_free).write(crate::sync::AtomicPtr::new(self.spare)) };
-        self.spare = p;
-        self.nr_spare += 1;
+        while self.nr_spare < XA_PRELOAD_NODES {
+            let Some(p) = self.xa.alloc.alloc(NODE_LAYOUT, gfp) else {
+                if self.nr_spare == 0 {
+                    return false;
+                }
+                break;
+            };
+            let p = p.cast::<XaNode>().as_ptr();
+            // SAFETY: a fresh block of the node layout; only its link is initialised until
+            // the lock guard takes it into the reserve.
+            unsafe {
+                ptr::addr_of_mut!((*p).next_free).write(crate::sync::AtomicPtr::new(self.spare))
+            };
+            self.spare = p;
+            self.nr_spare += 1;
+        }
         self.node = RESTART;
         true
     }
