@@ -1291,3 +1291,31 @@ fn stale_state_restarts_in_a_new_section() {
     drop(other);
     xa.destroy();
 }
+
+/// `xas_create_range` under allocation failure: the state keeps its index and order with
+/// `ENOMEM`, the array is left valid (no empty nodes), and the nomem loop completes it.
+#[test]
+fn create_range_enomem_leaves_a_valid_array() {
+    let a = TestAlloc::new();
+    let xa = XArray::new_in(&a);
+    let index = 1 << 24;
+    for fail_after in 0..40 {
+        let mut xas = XaState::new_order(&xa, index, 11);
+        a.fail_after(fail_after);
+        xas.lock().create_range();
+        a.heal();
+        if let Some(e) = xas.error() {
+            assert_eq!(e, Error::ENOMEM);
+            assert_eq!((xas.index(), xas.order()), (index, 11));
+            ok(&xa);
+            assert!(xa.is_empty());
+        }
+        xa.destroy();
+    }
+    xa_store_many_order(&xa, index, 11);
+    ok(&xa);
+    for i in index..index + (1 << 11) {
+        erase_index(&xa, i);
+    }
+    assert!(xa.is_empty());
+}

@@ -141,6 +141,7 @@ impl<'a, A: NodeAlloc> XasGuard<'_, 'a, A, XaLockGuard<'a, A>> {
                 Ok(p) => p,
                 Err(e) => {
                     self.xas.set_err(e);
+                    self.drop_empty_leaves(chunk_last, last);
                     return;
                 }
             };
@@ -157,6 +158,21 @@ impl<'a, A: NodeAlloc> XasGuard<'_, 'a, A, XaLockGuard<'a, A>> {
                 return;
             }
             chunk_last = chunk_first - 1;
+        }
+    }
+
+    /// After a failed [`create_range`](Self::create_range): removes the still-empty leaves it
+    /// built for the chunks after `failed` up to `last`, so that the array holds no empty
+    /// node between operations (Linux leaves them for the retry to fill).
+    fn drop_empty_leaves(&mut self, failed: usize, last: usize) {
+        let mut chunk = (failed | XA_CHUNK_MASK).wrapping_add(1);
+        while chunk != 0 && chunk <= last {
+            if let Some(pos) = self.sec.locate(chunk, 0, 0) {
+                if !pos.node.is_null() && nref(pos.node as usize).count() == 0 {
+                    let _ = self.sec.delete_node(pos.node);
+                }
+            }
+            chunk = chunk.wrapping_add(XA_CHUNK_SIZE);
         }
     }
 
