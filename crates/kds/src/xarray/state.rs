@@ -105,7 +105,8 @@ pub enum XasNode {
     Node(XaNodeId),
 }
 
-/// The advanced-API cursor (`struct xa_state`); see the [module documentation](self).
+/// The advanced-API cursor (`struct xa_state`); see the [`xarray` module
+/// documentation](super) ("The advanced API").
 pub struct XaState<'a, A: NodeAlloc> {
     pub(super) xa: &'a XArray<A>,
     pub(super) index: usize,

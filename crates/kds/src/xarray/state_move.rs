@@ -58,8 +58,13 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
         }
     }
 
-    /// `xas_next`: moves to the next index (wrapping from `usize::MAX` to 0) and returns its
-    /// entry, cheaply when it is in the same leaf. Unlike a find, empty indices are visited.
+    /// `xas_next`: moves to the next index and returns the raw content of its slot, cheaply
+    /// when it is in the same leaf. Unlike a find, empty indices are visited, and inside a
+    /// multi-index entry the sibling entries are returned (internal entries), as in Linux.
+    /// As in Linux, start a walk at an entry's first index: a load elsewhere inside a
+    /// multi-index entry leaves the offset on its first slot, and the steps after it are
+    /// taken from there. Stepping past `usize::MAX` goes out of bounds (or into the top
+    /// node's unused slots) rather than wrapping to index 0's entry.
     #[allow(clippy::should_implement_trait)] // Linux's name; not an iterator (it never ends)
     pub fn next(&mut self) -> Option<XaEntry> {
         let node = self.xas.node;
@@ -75,7 +80,8 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
         out(entry_at(node, self.xas.offset as usize))
     }
 
-    /// `xas_prev`: moves to the previous index (wrapping from 0 to `usize::MAX`).
+    /// `xas_prev`: moves to the previous index; see [`next`](Self::next) for where to start
+    /// and what it returns. Stepping back from 0 goes out of bounds.
     pub fn prev(&mut self) -> Option<XaEntry> {
         let node = self.xas.node;
         if node & 3 != 0 || node == NULL || nref(node).shift != 0 || self.xas.offset == 0 {
