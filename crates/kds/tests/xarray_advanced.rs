@@ -49,7 +49,7 @@ fn ok(xa: &Xa) {
 fn ptr_entry(p: &u64) -> Option<XaEntry> {
     XaEntry::from_ptr(NonNull::from(p))
 }
-fn cont<T>(_: T) -> ControlFlow<()> {
+fn cont() -> ControlFlow<()> {
     Continue(())
 }
 
@@ -101,7 +101,7 @@ fn check_xas_retry() {
         l.for_each(MAX, |l, _| {
             let i = l.index();
             l.store(v(i));
-            cont(())
+            cont()
         });
     }
     erase_index(&xa, 0);
@@ -183,7 +183,7 @@ fn check_xas_erase() {
             assert_eq!(e, idx(j));
             l.store(None);
             j += 1;
-            cont(())
+            cont()
         });
         drop(l);
         assert!(xa.is_empty(), "i={i}");
@@ -232,14 +232,14 @@ fn check_multi_store_3(xa: &Xa, index: usize, order: u32) {
     l.for_each(MAX, |_, e| {
         assert_eq!(e, idx(index));
         n += 1;
-        cont(())
+        cont()
     });
     assert_eq!(n, 1);
     l.set(index + 1);
     l.for_each(MAX, |_, e| {
         assert_eq!(e, idx(index));
         n += 1;
-        cont(())
+        cont()
     });
     assert_eq!(n, 2);
     drop(l);
@@ -474,7 +474,7 @@ fn check_xas_conflict_get_order() {
                     assert_eq!(e, xa_mk_value(i));
                     assert_eq!(l.get_order(), order);
                     only_once += 1;
-                    cont(())
+                    cont()
                 });
                 assert_eq!(only_once, 1, "order {order} i {i} at {index} order {o}");
             };
@@ -559,7 +559,7 @@ fn check_pause() {
             if pause {
                 r.pause();
             }
-            cont(())
+            cont()
         });
         assert_eq!(count, order_limit);
     }
@@ -580,7 +580,7 @@ fn check_pause() {
             if pause {
                 r.pause();
             }
-            cont(())
+            cont()
         });
         assert_eq!(count, order_limit);
     }
@@ -847,7 +847,7 @@ fn check_store_iter_1(xa: &Xa, start: usize, order: u32, present: usize) {
                 assert!(e.raw() >= idx(start).raw());
                 assert!(e.raw() <= idx(start + (1 << order) - 1).raw());
                 count += 1;
-                cont(())
+                cont()
             });
             l.store(v(start));
         }
@@ -923,7 +923,7 @@ fn check_split_1(xa: &Xa, index: usize, order: u32, new_order: u32) {
     xas.rcu().for_each_marked(MAX, XA_MARK_1, |_, e| {
         found += 1;
         assert!(!e.is_internal());
-        cont(())
+        cont()
     });
     assert_eq!(
         found,
@@ -1052,12 +1052,17 @@ fn check_xa_mark_1_xas(xa: &Xa, index: usize) {
             assert!(!xa.get_mark(i, XA_MARK_1));
             assert!(xa.get_mark(i, XA_MARK_2));
             let mut seen = 0;
-            xas.rcu().for_each(MAX, |_, _| cont(seen += 1));
+            xas.rcu().for_each(MAX, |_, _| {
+                seen += 1;
+                cont()
+            });
             assert_eq!(seen, 2);
             xas.set(0);
             seen = 0;
-            xas.rcu()
-                .for_each_marked(MAX, XA_MARK_0, |_, _| cont(seen += 1));
+            xas.rcu().for_each_marked(MAX, XA_MARK_0, |_, _| {
+                seen += 1;
+                cont()
+            });
             assert_eq!(seen, 1);
         }
         assert!(!xa.get_mark(next, XA_MARK_0));
@@ -1085,8 +1090,10 @@ fn check_xa_mark_2(xa: &Xa) {
     }
     xas.reset();
     let mut count = 0;
-    xas.rcu()
-        .for_each_marked(MAX, XA_MARK_0, |_, _| cont(count += 1));
+    xas.rcu().for_each_marked(MAX, XA_MARK_0, |_, _| {
+        count += 1;
+        cont()
+    });
     assert_eq!(count, 1000);
     // The marked walk ran off the end: the state is at XAS_BOUNDS, so this loop (which
     // would clear the marks it then asserts) finds nothing, exactly as in Linux.
@@ -1096,7 +1103,7 @@ fn check_xa_mark_2(xa: &Xa) {
         l.init_marks();
         assert!(xa.get_mark(l.index(), XA_MARK_0));
         assert!(l.get_mark(XA_MARK_0));
-        cont(())
+        cont()
     });
     drop(l);
     assert_eq!(xa.iter_marked(XA_MARK_0).count(), 1000);
@@ -1111,7 +1118,7 @@ fn check_xa_mark_3(xa: &Xa) {
     xas.rcu().for_each_marked(MAX, XA_MARK_0, |_, e| {
         count += 1;
         assert_eq!(e, idx(0x40));
-        cont(())
+        cont()
     });
     assert_eq!(count, 1);
     xa.destroy();
@@ -1413,14 +1420,17 @@ fn check_against(xa: &Xa, m: &Model, probe: usize) {
     let mut xas = XaState::new(xa, 0);
     let mut all = Vec::new();
     xas.rcu().for_each(MAX, |r, e| {
-        cont(all.push((r.index(), xa_to_value(e).unwrap())))
+        all.push((r.index(), xa_to_value(e).unwrap()));
+        cont()
     });
     let want: Vec<_> = m.iter().map(|(&f, &(_, v, _))| (f, v)).collect();
     assert_eq!(all, want, "xas_for_each");
     xas.set(0);
     let mut marked = Vec::new();
-    xas.rcu()
-        .for_each_marked(MAX, XA_MARK_0, |r, _| cont(marked.push(r.index())));
+    xas.rcu().for_each_marked(MAX, XA_MARK_0, |r, _| {
+        marked.push(r.index());
+        cont()
+    });
     let want: Vec<_> = m.iter().filter(|(_, e)| e.2).map(|(&f, _)| f).collect();
     assert_eq!(marked, want, "xas_for_each_marked");
     // Walk 130 indices each way from the probe with xas_next / xas_prev. Only without
