@@ -1266,6 +1266,15 @@ fn xas_refuses_internal_entries_and_bad_splits() {
     xas.split_alloc(13, GFP);
     assert_eq!(xas.error(), Some(Error::EINVAL), "two levels");
     xa.destroy();
+    // Orders the state cannot hold, and ranges too large to build, are errors, not panics
+    // or an attempt to allocate 2^58 leaves.
+    xas.set_order(0, 65);
+    assert_eq!(xas.error(), Some(Error::EINVAL));
+    xas.set_order(0, 64);
+    assert_eq!((xas.error(), xas.order()), (None, 64));
+    xas.lock().create_range();
+    assert_eq!(xas.error(), Some(Error::EINVAL));
+    assert!(xa.is_empty());
 }
 
 /// A state kept across sections whose node left the tree in between does not use it:

@@ -91,6 +91,7 @@ pub use state::{
     XaNodeId, XaNodeUpdate, XaSection, XaState, XaUpdateFn, XasGuard, XasLocked, XasNode, XasRcu,
     XA_RETRY_ENTRY,
 };
+pub use state_write::XA_CREATE_RANGE_MAX_ORDER;
 pub use write::XaLockGuard;
 
 use core::cell::UnsafeCell;

@@ -185,12 +185,13 @@ impl<'a, A: NodeAlloc> XaState<'a, A> {
         self.node = RESTART;
     }
 
-    /// `xas_set_order`: moves to the order-`order` entry containing `index`.
-    ///
-    /// # Panics
-    /// If `order > usize::BITS` (Linux: `BUG_ON(order > 0)` without multi-index support).
+    /// `xas_set_order`: moves to the order-`order` entry containing `index`. An order above
+    /// `usize::BITS` puts the state into the error state `EINVAL`.
     pub fn set_order(&mut self, index: usize, order: u32) {
-        assert!(order <= usize::BITS, "xas_set_order: order too large");
+        if order > usize::BITS {
+            self.set_err(Error::EINVAL);
+            return;
+        }
         self.index = if order < usize::BITS {
             (index >> order) << order
         } else {
@@ -207,11 +208,9 @@ impl<'a, A: NodeAlloc> XaState<'a, A> {
         self.update = Some(update);
     }
 
-    /// `xas_reset`: forgets the cached walk (keeps an error).
+    /// `xas_reset`: forgets the cached walk (and, as in Linux, an error).
     pub fn reset(&mut self) {
-        if self.node != ERROR {
-            self.node = RESTART;
-        }
+        self.node = RESTART;
     }
 
     /// `xas_set_err`: puts the state into the error state.

@@ -17,6 +17,10 @@ use super::shape::After;
 use super::state::*;
 use super::*;
 
+/// The largest order [`XasGuard::create_range`] builds: 2^24 indices, 2^18 leaves (about
+/// 150 MiB of nodes). Page-cache folios, its users in Linux, are far smaller.
+pub const XA_CREATE_RANGE_MAX_ORDER: u32 = 24;
+
 impl<'a, A: NodeAlloc> XasGuard<'_, 'a, A, XaLockGuard<'a, A>> {
     /// True if the cached node is still in the tree (retired nodes have count 0 and stay
     /// allocated until the lock is dropped).
@@ -126,9 +130,15 @@ impl<'a, A: NodeAlloc> XasGuard<'_, 'a, A, XaLockGuard<'a, A>> {
     /// `xas_create_range`: creates every node needed to store order-0 entries at each index
     /// of the state's range, and leaves the state at order 0 on the first index, ready for a
     /// loop of [`store`](Self::store) and [`next`](XasGuard::next). On `ENOMEM` the state
-    /// keeps its index and order and holds the error (nodes created so far stay).
+    /// keeps its index and order and holds the error (the leaves it built are removed
+    /// again). Orders above [`XA_CREATE_RANGE_MAX_ORDER`] are `EINVAL`: Linux would try to
+    /// build every leaf of the range until memory ran out.
     pub fn create_range(&mut self) {
         if self.xas.node == ERROR {
+            return;
+        }
+        if self.xas.order() > XA_CREATE_RANGE_MAX_ORDER {
+            self.xas.set_err(Error::EINVAL);
             return;
         }
         let index = self.xas.index;
