@@ -334,8 +334,9 @@ mod sealed {
     impl<A: crate::alloc::NodeAlloc> Sealed for super::XaLockGuard<'_, A> {}
 }
 
-/// An [`XaState`] inside a section `S`: the advanced operations. Dereferences to the state
-/// (index, order, node state, `set`, `reset`, ...).
+/// An [`XaState`] inside a section `S`: the advanced operations. Dereferences (shared) to
+/// the state for its accessors (`index`, `order`, `node`, `error`, ...); the setters are
+/// methods of the guard too.
 pub struct XasGuard<'s, 'a, A: NodeAlloc, S: XaSection<'a, A>> {
     pub(super) xas: &'s mut XaState<'a, A>,
     pub(super) sec: S,
@@ -352,11 +353,8 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> core::ops::Deref for XasGuard<'_, 'a
         self.xas
     }
 }
-impl<'a, A: NodeAlloc, S: XaSection<'a, A>> core::ops::DerefMut for XasGuard<'_, 'a, A, S> {
-    fn deref_mut(&mut self) -> &mut XaState<'a, A> {
-        self.xas
-    }
-}
+// No `DerefMut`: a `&mut XaState` could be swapped for a state of another array, whose
+// cached node this guard's section does not protect. The setters are forwarded instead.
 
 /// `xa_entry`: a slot of a node the section keeps allocated.
 #[inline(always)]
@@ -408,6 +406,26 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
             }
         }
         self.xas.node = RESTART;
+    }
+
+    /// [`XaState::set`] inside the section.
+    pub fn set(&mut self, index: usize) {
+        self.xas.set(index);
+    }
+
+    /// [`XaState::set_order`] inside the section.
+    pub fn set_order(&mut self, index: usize, order: u32) {
+        self.xas.set_order(index, order);
+    }
+
+    /// [`XaState::reset`] inside the section.
+    pub fn reset(&mut self) {
+        self.xas.reset();
+    }
+
+    /// [`XaState::set_err`] inside the section.
+    pub fn set_err(&mut self, err: Error) {
+        self.xas.set_err(err);
     }
 
     pub(super) fn set_bounds(&mut self) -> usize {
