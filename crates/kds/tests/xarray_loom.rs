@@ -257,3 +257,29 @@ fn iterating_reader_vs_erase_that_deletes_a_leaf_and_the_top() {
         |xa| assert_eq!(xa.erase(64), v(74)),
     );
 }
+
+/// The advanced API's reader: an `XaState` loads index 63 (the last slot of the first leaf)
+/// and steps with `xas_next` to 64, climbing to the top node through the leaf's parent
+/// pointer and descending into the second leaf, while the writer erases 64 (deleting the
+/// second leaf, then shrinking away the top). Every node the cursor climbs to or descends
+/// into must still be allocated; it reads 64's old entry, nothing, or a retry entry.
+#[test]
+fn xas_next_reader_vs_erase_that_deletes_a_leaf_and_the_top() {
+    race(
+        |xa| {
+            xa.store(63, v(73), Gfp::GFP_KERNEL).unwrap();
+            xa.store(64, v(74), Gfp::GFP_KERNEL).unwrap();
+        },
+        |xa| {
+            let mut xas = kds::xarray::XaState::new(xa, 63);
+            let mut r = xas.rcu();
+            assert_eq!(r.load(), v(73));
+            let e = r.next();
+            assert!(
+                e == v(74) || e.is_none() || e == Some(kds::xarray::XA_RETRY_ENTRY),
+                "index 64 read {e:?}"
+            );
+        },
+        |xa| assert_eq!(xa.erase(64), v(74)),
+    );
+}

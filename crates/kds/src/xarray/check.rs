@@ -61,9 +61,6 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
             if e != 0 {
                 count += 1;
             }
-            if e == RETRY {
-                return Err("retry entry in a live node");
-            }
             if is_sibling(e) {
                 let c = to_sibling(e);
                 if c >= off {
@@ -125,6 +122,20 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
         }
         if count != n.count() {
             return Err("count differs from occupied slots");
+        }
+        let values = (0..nr)
+            .filter(|&off| {
+                let e = n.slots[off].load(Relaxed);
+                let canon = if is_sibling(e) {
+                    n.slots[to_sibling(e)].load(Relaxed)
+                } else {
+                    e
+                };
+                is_value(canon)
+            })
+            .count();
+        if values != n.nr_values() {
+            return Err("nr_values differs from value slots");
         }
         Ok(nodes)
     }

@@ -51,6 +51,32 @@
 //! before freeing it, so `tests/xarray_loom.rs` (run by `scripts/loom-test`) model-checks
 //! readers against writers that erase, shrink and replace nodes.
 //!
+//! # The advanced API ([`XaState`])
+//! Documentation/core-api/xarray.rst "Advanced API": an [`XaState`] (`struct xa_state`) is a
+//! cursor holding an index, an order (`shift` + `sibs`) and the node and slot its last walk
+//! ended on, or one of Linux's special states ([`XasNode`]: `XAS_RESTART`, `XAS_BOUNDS`, an
+//! error). "Call with the RCU read lock or the xa_lock held" becomes a value:
+//! [`XaState::rcu`] and [`XaState::lock`] return guards ([`XasRcu`], [`XasLocked`]) through
+//! which the `xas_*` operations are called; the state outlives them, as `xas` outlives
+//! `xas_unlock` in Linux, and a node it cached is re-checked when the next section begins
+//! (Linux leaves a stale `xa_node` to the caller; here it cannot be used). Reads:
+//! `xas_load`/`reload`/`find`/`find_marked`/`next`/`prev`/`next_entry`/`next_marked`/
+//! `find_conflict`, the `for_each*` loops (closures returning `ControlFlow`), `pause`, `retry`,
+//! `get_mark`, `get_order`. Writes under the lock: `store`, `set_mark`/`clear_mark`/
+//! `init_marks`, `create_range`, `split` (with [`XaState::split_alloc`]). Stores allocate with
+//! `GFP_NOWAIT` under the lock; `ENOMEM` stays in the state until [`XaState::nomem`] allocates
+//! with the caller's flags (the `xas_nomem` loop). [`XaState::set_update`] installs an update
+//! callback (`xas_set_update`, the page cache's shadow-node tracking) told about every node
+//! whose `count`/`nr_values` change; [`XaLockGuard::xa_delete_node`] removes such a node.
+//! Writes walk from the top with the same primitives the simple API uses, then leave the
+//! state where Linux's would be. The simple `xa_*` API above is unchanged.
+//!
+//! Nodes count their value entries (`nr_values`, siblings of a value included; checked by
+//! [`XArray::check`]). A retry entry stored by a user (Linux allows it, check_xas_retry does
+//! it) is told apart from the retry entries of a node being freed by that node's `count`,
+//! which the writer zeroes before writing them: readers restart only for the latter, so a
+//! stored retry entry cannot make `xa_load` spin.
+//!
 //! # Memory
 //! Nodes come from the [`NodeAlloc`] passed at creation, with the caller's GFP flags; a failed
 //! allocation returns [`Error::ENOMEM`](crate::Error::ENOMEM) and leaves the array as it was
@@ -62,11 +88,19 @@ mod entry;
 mod node;
 mod read;
 mod shape;
+mod state;
+mod state_move;
+mod state_write;
 mod store;
 mod write;
 
 pub use entry::{xa_is_value, xa_mk_value, xa_to_value, XaEntry, XA_ZERO_ENTRY};
 pub use read::{XaIter, XaReadGuard};
+pub use state::{
+    XaNodeId, XaNodeUpdate, XaSection, XaState, XaUpdateFn, XasGuard, XasLocked, XasNode, XasRcu,
+    XA_RETRY_ENTRY,
+};
+pub use state_write::XA_CREATE_RANGE_MAX_ORDER;
 pub use write::XaLockGuard;
 
 use core::cell::UnsafeCell;
@@ -286,7 +320,10 @@ impl<A: NodeAlloc> XArray<A> {
                 crate::sync::spin_loop();
             }
         }
-        XaLockGuard { xa: self }
+        XaLockGuard {
+            xa: self,
+            update: core::cell::Cell::new(None),
+        }
     }
 
     /// Enters a read-side section (the `rcu_read_lock` of this array): nodes seen through the
@@ -304,6 +341,13 @@ impl<A: NodeAlloc> XArray<A> {
             token,
             _not_send: core::marker::PhantomData,
         }
+    }
+
+    /// `xa_head`, as an identity: the top node if the array has one. Only for comparing
+    /// (tests of the tree's shape); nothing can be read through it.
+    pub fn head_node(&self) -> Option<XaNodeId> {
+        let h = self.head.load(Acquire);
+        is_node(h).then(|| XaNodeId(to_node(h) as usize))
     }
 
     /// `xa_empty`: returns true if no entry (not even a reserved one) is present.

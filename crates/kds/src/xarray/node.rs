@@ -16,9 +16,14 @@ pub(super) struct XaNode {
     pub(super) shift: u8,
     /// Slot in the parent (writer only).
     pub(super) offset: AtomicU8,
-    /// Non-empty slots (writer only).
+    /// Non-empty slots. Written by the writer; readers only ask whether it is 0, which it
+    /// is exactly for a node being freed (set before its retry entries are written).
     pub(super) count: AtomicU8,
-    /// Parent node, null for the top (writer only).
+    /// Slots holding a value entry or a sibling of one (`nr_values`, writer only): the page
+    /// cache's shadow-node tracking (`workingset_update_node`) asks `count == nr_values`.
+    pub(super) nr_values: AtomicU8,
+    /// Parent node, null for the top. Stored with `Release` once the parent is initialised;
+    /// the advanced API's readers (`xas_next`, `xas_find`) climb it with `Acquire`.
     pub(super) parent: AtomicPtr<XaNode>,
     /// Link on the retired or reserve list (writer only).
     pub(super) next_free: AtomicPtr<XaNode>,
@@ -47,6 +52,16 @@ impl XaNode {
         let c = self.count() as isize + d;
         debug_assert!((0..=XA_CHUNK_SIZE as isize).contains(&c));
         self.count.store(c as u8, Relaxed);
+    }
+    #[inline(always)]
+    pub(super) fn nr_values(&self) -> usize {
+        self.nr_values.load(Relaxed) as usize
+    }
+    #[inline(always)]
+    pub(super) fn add_values(&self, d: isize) {
+        let c = self.nr_values() as isize + d;
+        debug_assert!((0..=XA_CHUNK_SIZE as isize).contains(&c));
+        self.nr_values.store(c as u8, Relaxed);
     }
     #[inline(always)]
     pub(super) fn mark_bits(&self, m: XaMark) -> u64 {

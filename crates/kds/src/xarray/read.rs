@@ -57,7 +57,10 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
                     node = unsafe { node_ref(e) };
                     continue;
                 }
-                if e == RETRY {
+                // A retry entry in a node whose count is 0: the node is being freed
+                // (`free_nodes`/`shrink` zero the count before writing it); walk again. In
+                // a live node it is a user's entry (advanced API) and is returned.
+                if e == RETRY && node.count() == 0 {
                     continue 'restart;
                 }
                 return e;
@@ -272,7 +275,8 @@ pub(super) fn search_node(
             }
         }
         first_slot = false;
-        if e == RETRY {
+        if e == RETRY && node.count() == 0 {
+            // The node is being freed (see `load_raw`).
             return Search::Retry;
         }
         if is_node(e) && shift > 0 {

@@ -10,26 +10,42 @@ use super::entry::*;
 use super::node::*;
 use super::*;
 
+/// Where a store leaves an `XaState` (Linux's `xas_delete_node` / `xas_shrink` move
+/// `xas->xa_node`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum After {
+    /// The node stored into survives: the state stays on it.
+    Stay,
+    /// The node was deleted: the state moves to its deepest surviving ancestor, at the slot
+    /// the deleted child occupied.
+    At(*mut XaNode, usize),
+    /// The top node was deleted or the tree shrank: `XAS_BOUNDS`.
+    Bounds,
+}
+
 impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
     // -- tree shape ------------------------------------------------------------------------
 
-    /// `xas_shrink`: moves a lone entry at slot 0 of the top node up into the head.
-    fn shrink(&self) {
+    /// `xas_shrink`: moves a lone entry at slot 0 of the top node up into the head. Returns
+    /// true if the tree shrank (an `XaState` that stored then points at `XAS_BOUNDS`).
+    pub(super) fn shrink(&self) -> bool {
+        let mut shrunk = false;
         loop {
             let head = self.head();
             if !is_node(head) {
-                return;
+                return shrunk;
             }
             let node = to_node(head);
             // SAFETY: the top node is live.
             let n = unsafe { &*node };
             if n.count() != 1 {
-                return;
+                return shrunk;
             }
             let e = n.slots[0].load(Relaxed);
             if e == 0 || (!is_node(e) && n.shift != 0) {
-                return;
+                return shrunk;
             }
+            shrunk = true;
             if is_node(e) {
                 // SAFETY: a live child node.
                 unsafe { (*to_node(e)).parent.store(ptr::null_mut(), Relaxed) };
@@ -43,15 +59,19 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
             self.xa.head_marks.store(hm, Release);
             self.xa.head.store(e, Release);
             n.count.store(0, Relaxed);
+            n.nr_values.store(0, Relaxed);
             if !is_node(e) {
                 n.slots[0].store(RETRY, Release);
             }
+            self.notify(node);
             self.retire(node);
         }
     }
 
-    /// `xas_delete_node`: removes empty nodes from `node` upwards, then shrinks.
-    pub(super) fn delete_node(&self, mut node: *mut XaNode) {
+    /// `xas_delete_node`: removes empty nodes from `node` upwards, then shrinks. Returns where
+    /// an `XaState` that stored into `node` is left (see [`After`]).
+    pub(super) fn delete_node(&self, mut node: *mut XaNode) -> After {
+        let mut at = After::Stay;
         loop {
             // SAFETY: `node` is live (tree node).
             let n = unsafe { &*node };
@@ -64,8 +84,9 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
             if parent.is_null() {
                 self.xa.head.store(0, Release);
                 self.xa.head_marks.store(0, Release);
-                return;
+                return After::Bounds;
             }
+            at = After::At(parent, off);
             // SAFETY: `parent` is live.
             let p = unsafe { &*parent };
             p.slots[off].store(0, Release);
@@ -79,17 +100,19 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 self.clear_mark_at(parent, off, XaMark(0));
             }
             node = parent;
+            self.notify(node);
         }
         // SAFETY: `node` is live.
-        if unsafe { (*node).parent.load(Relaxed) }.is_null() {
-            self.shrink();
+        if unsafe { (*node).parent.load(Relaxed) }.is_null() && self.shrink() {
+            return After::Bounds;
         }
+        at
     }
 
     /// Undoes a partial `create` after an allocation failure.
     fn rollback(&self, deepest: *mut XaNode) {
         if !deepest.is_null() {
-            self.delete_node(deepest);
+            let _ = self.delete_node(deepest);
         }
         self.shrink();
     }
@@ -132,6 +155,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
             let n = &*node;
             n.slots[0].store(head, Relaxed);
             n.count.store(1, Relaxed);
+            n.nr_values.store(is_value(head) as u8, Relaxed);
             let hm = self.xa.head_marks.load(Relaxed);
             for m in 1..XA_MAX_MARKS {
                 if hm & (1 << m) != 0 {
@@ -155,10 +179,11 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
             if is_node(head) {
                 let old = &*to_node(head);
                 old.offset.store(0, Relaxed);
-                old.parent.store(node, Relaxed);
+                old.parent.store(node, Release);
             }
         }
         self.xa.head.store(mk_node(node), Release);
+        self.notify(node);
     }
 
     /// `xas_create`: makes sure a slot run for `(index, shift, sibs)` exists; returns it.
@@ -205,6 +230,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 };
                 n.add_count(1);
                 n.slots[off].store(mk_node(child), Release);
+                self.notify(node);
                 created = child;
                 node = child;
                 continue;

@@ -6,11 +6,13 @@ use crate::sync::Ordering::*;
 
 use super::entry::*;
 use super::node::*;
+use super::shape::After;
 use super::*;
 
 impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
-    /// The store loop of `xas_store` at `pos`; returns the old entry.
-    fn store_at(&self, pos: Pos, mut entry: usize) -> usize {
+    /// The store loop of `xas_store` at `pos`; returns the old entry and where the store leaves
+    /// an `XaState` (nodes emptied by storing `NULL` are deleted).
+    pub(super) fn store_at(&self, pos: Pos, mut entry: usize) -> (usize, After) {
         if pos.node.is_null() {
             let old = self.xa.head.swap(entry, AcqRel);
             if is_node(old) {
@@ -19,7 +21,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
             if entry == 0 {
                 self.xa.head_marks.store(0, Release);
             }
-            return old;
+            return (old, After::Stay);
         }
         let node = pos.node;
         // SAFETY: live tree node (writer).
@@ -32,10 +34,12 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
         }
         let sibs = pos.sibs;
         if first == entry && sibs == 0 {
-            return first;
+            return (first, After::Stay);
         }
         let canon = off;
         let max = off + sibs;
+        let old_canon = first;
+        let raw_entry = entry;
         if sibs > 0 {
             self.squash_marks(node, off, sibs);
         }
@@ -44,6 +48,8 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
         }
         let mut next = first;
         let mut delta: isize = 0;
+        let mut values: isize = 0;
+        let value = is_value(entry);
         let last = n.nr_slots() - 1;
         loop {
             n.slots[off].store(entry, Release);
@@ -51,6 +57,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 self.free_nodes(to_node(next));
             }
             delta += (next == 0) as isize - (entry == 0) as isize;
+            values += !is_value(first) as isize - !value as isize;
             if entry == 0 && self.track_free() {
                 self.set_mark_at(node, off, XA_FREE_MARK);
             }
@@ -73,11 +80,29 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 first = next;
             }
         }
-        n.add_count(delta);
-        if delta < 0 {
-            self.delete_node(node);
+        // Siblings beyond the run that still point at the canonical slot now belong to the
+        // new entry (a smaller store over a larger entry): they change value-ness with it.
+        // (Linux counts only the run here, so its `nr_values` drifts; ours stays exact.)
+        if value != is_value(old_canon) && raw_entry != 0 {
+            let mut o = max + 1;
+            while o < n.nr_slots() && n.slots[o].load(Relaxed) == mk_sibling(canon) {
+                values += !is_value(old_canon) as isize - !value as isize;
+                o += 1;
+            }
         }
-        first
+        // `update_node`.
+        if delta == 0 && values == 0 {
+            return (first, After::Stay);
+        }
+        n.add_count(delta);
+        n.add_values(values);
+        self.notify(node);
+        let after = if delta < 0 {
+            self.delete_node(node)
+        } else {
+            After::Stay
+        };
+        (first, after)
     }
 
     /// The generic store: `(index, shift, sibs)` as set by `xas_set_order` / `xas_set_range`.
@@ -89,12 +114,25 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
         entry: usize,
         gfp: Gfp,
     ) -> Result<usize> {
+        Ok(self.store_pos(index, shift, sibs, entry, gfp)?.0)
+    }
+
+    /// `xas_store` from the top: returns the old entry, the node and canonical slot stored
+    /// into (null for the head) and where the store left the state.
+    pub(super) fn store_pos(
+        &self,
+        index: usize,
+        shift: u32,
+        sibs: usize,
+        entry: usize,
+        gfp: Gfp,
+    ) -> Result<(usize, *mut XaNode, usize, After)> {
         let pos = if entry != 0 {
             self.create(index, shift, sibs, gfp)?
         } else {
             match self.locate(index, shift, sibs) {
                 Some(p) => p,
-                None => return Ok(0),
+                None => return Ok((0, core::ptr::null_mut(), 0, After::Bounds)),
             }
         };
         // The canonical slot the store lands in (`store_at` redirects from a sibling).
@@ -109,7 +147,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 pos.off
             }
         };
-        let old = self.store_at(pos, entry);
+        let (old, after) = self.store_at(pos, entry);
         if entry != 0 && self.track_free() {
             // The stored slot is no longer free (a non-NULL store never deletes nodes, so
             // `pos.node` is still live).
@@ -119,7 +157,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 self.clear_mark_at(pos.node, canon, XA_FREE_MARK);
             }
         }
-        Ok(old)
+        Ok((old, pos.node, canon, after))
     }
 
     fn check_entry(entry: Option<XaEntry>) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The writer lock ([`XaLockGuard`]), reclamation of retired nodes, node allocation and marks.
 
+use core::cell::Cell;
 use core::ptr;
 
 use crate::alloc::{Gfp, NodeAlloc};
@@ -8,11 +9,17 @@ use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering::*};
 
 use super::entry::*;
 use super::node::*;
+use super::state::{XaNodeId, XaNodeUpdate, XaUpdateFn};
 use super::*;
 
 /// The writer lock of an [`XArray`], with the locked (`__xa_*`) operations.
 pub struct XaLockGuard<'a, A: NodeAlloc> {
     pub(super) xa: &'a XArray<A>,
+    /// The `xa_update_node_t` of the `XaState` working under this lock (`xas_set_update`):
+    /// called whenever a node's `count`/`nr_values` changes, a node is added, or a node is
+    /// freed (then with both counts 0). It gets a copy of the node's counters, never the
+    /// guard, so it cannot re-enter the writer state.
+    pub(super) update: Cell<Option<XaUpdateFn<'a>>>,
 }
 
 impl<A: NodeAlloc> Drop for XaLockGuard<'_, A> {
@@ -29,6 +36,20 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
         // SAFETY: the writer state is only accessed with the lock held, which this guard
         // proves, and never across a call that could re-enter (no callbacks under the lock).
         unsafe { &mut *self.xa.w.get() }
+    }
+
+    /// `xas_update`: tells the update callback (if any) about `node`.
+    pub(super) fn notify(&self, node: *mut XaNode) {
+        if let Some(f) = self.update.get() {
+            // SAFETY: `node` is a live or just-unlinked (retired, not yet freed) node.
+            let n = unsafe { &*node };
+            f(&XaNodeUpdate {
+                node: XaNodeId(node as usize),
+                shift: n.shift as u32,
+                count: n.count(),
+                nr_values: n.nr_values(),
+            });
+        }
     }
 
     #[inline(always)]
@@ -127,6 +148,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 shift: shift as u8,
                 offset: AtomicU8::new(offset as u8),
                 count: AtomicU8::new(0),
+                nr_values: AtomicU8::new(0),
                 parent: AtomicPtr::new(parent),
                 next_free: AtomicPtr::new(ptr::null_mut()),
                 marks: [AtomicU64::new(free), AtomicU64::new(0), AtomicU64::new(0)],
@@ -174,7 +196,9 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
     }
 
     /// `xas_free_nodes`: retires a detached subtree, replacing its entries with retry entries
-    /// so that readers inside it restart.
+    /// so that readers inside it restart. Each node's `count` drops to 0 *before* its first
+    /// retry entry is written (`Release`), so a reader that finds a retry entry in a node
+    /// with a non-zero count knows it was stored by a user, not by this.
     pub(super) fn free_nodes(&self, top: *mut XaNode) {
         let mut node = top;
         let mut off = 0;
@@ -182,6 +206,9 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
         unsafe {
             loop {
                 let n = &*node;
+                if off == 0 {
+                    n.count.store(0, Relaxed);
+                }
                 if off < n.nr_slots() {
                     let e = n.slots[off].load(Relaxed);
                     if is_node(e) && n.shift > 0 {
@@ -197,7 +224,8 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 }
                 let parent = n.parent.load(Relaxed);
                 let poff = n.offset.load(Relaxed) as usize;
-                n.count.store(0, Relaxed);
+                n.nr_values.store(0, Relaxed);
+                self.notify(node);
                 self.retire(node);
                 if node == top {
                     return;
