@@ -25,6 +25,7 @@
 
 pub mod addr;
 pub mod arch;
+pub mod errno;
 pub mod gfp;
 pub mod layout;
 pub mod locking;

@@ -4,8 +4,9 @@
 //! - [`common`]: what every slab allocator shares — cache flags, the kmalloc size classes
 //!   and caches, merging, the boot options, `/proc/slabinfo` lines, and the
 //!   [`common::SlabAllocator`] interface an implementation provides;
-//! - [`slub`]: SLUB, the implementation behind that interface (the room for `slab.rs` and
-//!   `slob.rs` is beside it);
+//! - [`slub`]: SLUB, the default implementation behind that interface;
+//! - [`slob`]: SLOB (mm/slob.c of Linux 6.3), the simple list-of-blocks allocator; SLAB
+//!   (mm/slab.c) goes beside them in `slab/` ([`SlabImpl`]);
 //! - [`kmalloc`]: the kmalloc family (`kmalloc`, `kfree`, `krealloc`, `ksize`, large kmalloc
 //!   straight from the page allocator), on the kmalloc caches of the allocator in use.
 //!
@@ -24,7 +25,8 @@
 //! order is in docs/LOCKING.md.
 
 /// Calls a [`SlabAllocator`](common::SlabAllocator) method of the allocator chosen at boot
-/// (for the cache API below and the kmalloc family in [`kmalloc`]).
+/// (for the cache API below and the kmalloc family in [`kmalloc`]). The kind is fixed at
+/// boot, so the branch is always predicted; each arm is a direct call the compiler inlines.
 macro_rules! dispatch {
     ($m:expr, $method:ident $(::<$g:ty>)? ( $($arg:expr),* $(,)? )) => {
         match $m.slab().kind {
@@ -32,13 +34,47 @@ macro_rules! dispatch {
                 <$crate::slab::slub::Slub as $crate::slab::common::SlabAllocator>
                     ::$method$(::<$g>)?($($arg),*)
             }
+            $crate::slab::common::SlabAllocatorKind::Slob => {
+                <$crate::slab::slob::Slob as $crate::slab::common::SlabAllocator>
+                    ::$method$(::<$g>)?($($arg),*)
+            }
+            $crate::slab::common::SlabAllocatorKind::Slab => {
+                <$crate::slab::SlabImpl as $crate::slab::common::SlabAllocator>
+                    ::$method$(::<$g>)?($($arg),*)
+            }
+        }
+    };
+}
+
+/// Reads an associated constant of the allocator chosen at boot.
+macro_rules! dispatch_const {
+    ($m:expr, $c:ident) => {
+        match $m.slab().kind {
+            $crate::slab::common::SlabAllocatorKind::Slub => {
+                <$crate::slab::slub::Slub as $crate::slab::common::SlabAllocator>::$c
+            }
+            $crate::slab::common::SlabAllocatorKind::Slob => {
+                <$crate::slab::slob::Slob as $crate::slab::common::SlabAllocator>::$c
+            }
+            $crate::slab::common::SlabAllocatorKind::Slab => {
+                <$crate::slab::SlabImpl as $crate::slab::common::SlabAllocator>::$c
+            }
         }
     };
 }
 
 pub mod common;
 pub mod kmalloc;
+pub mod slob;
 pub mod slub;
+
+/// The implementation behind `slab=slab`. Until SLAB (mm/slab.c) lands in `slab/slab/`,
+/// this is SLUB and `slab=slab` prints a notice and boots SLUB ([`SLAB_BUILT`] is false, so
+/// the kind is never `Slab`). When it lands: `pub mod slab;`, `slab::Slab` here and
+/// `SLAB_BUILT = true`.
+pub(crate) type SlabImpl = slub::Slub;
+/// Whether `slab=slab` boots SLAB (see [`SlabImpl`]).
+pub const SLAB_BUILT: bool = false;
 
 use core::fmt::{self, Write};
 use core::panic::Location;
@@ -49,9 +85,11 @@ use crate::gfp::GfpFlags;
 use crate::mm::cpuhp::{CpuhpEntry, CpuhpState};
 use crate::page_alloc::PageAllocator;
 use crate::platform::{LogLevel, Platform};
+use crate::errno::Errno;
 use common::{
-    write_slabinfo_header, write_slabinfo_line, CacheHandle, SlabAllocator, SlabAllocatorKind,
+    write_slabinfo_header, write_slabinfo_line, CacheHandle, SlabAllocatorKind,
     SlabBootNotes, SlabError, SlabFlags, SlabInfo, SlabLayout, SlabState, SlabStats,
+    SlabinfoMode,
 };
 
 /// The slab layer of a machine: the page allocator plus the slab state. Dereferences to the
@@ -87,16 +125,41 @@ impl<P: Platform> SlabLayer<P> {
         unsafe { self.slab.mutex.attach(ld) };
     }
 
-    /// Registers SLUB's CPU-dead teardown (`slub_cpu_dead`).
+    /// Registers the slab allocator's CPU-dead teardown (`slub_cpu_dead`, SLAB's
+    /// `slab_dead_cpu`), if it has per-CPU state.
     pub(crate) fn slab_register_cpuhp(&self) {
+        let Some(name) = dispatch_const!(self, CPUHP_DEAD) else {
+            return;
+        };
         let entry = CpuhpEntry {
-            name: "slub:dead",
+            name,
             ctx: (self as *const Self).cast(),
-            teardown: slub::slub_cpu_dead::<P>,
+            teardown: slab_cpu_dead::<P>,
         };
         // Lock order: cpuhp_state_mutex (rank 6, leaf), boot; docs/LOCKING.md.
         self.cpuhp.lock().register(CpuhpState::SlubDead, entry);
     }
+
+    /// The periodic slab work of the calling CPU (SLAB's per-CPU `cache_reap` work, every
+    /// `REAPTIMEOUT_AC`); nothing for SLUB and SLOB. The platform or the user calls it (the
+    /// shell's tick, the bare-metal timer).
+    pub fn slab_tick(&self) {
+        let cpu = self.platform().raw_cpu_id();
+        dispatch!(self, reap(self, cpu));
+    }
+}
+
+/// The registered CPU-dead teardown: the allocator's [`SlabAllocator::cpu_dead`].
+///
+/// # Safety
+/// `ctx` is the `SlabLayer<P>` registered by `slab_register_cpuhp`, alive; no thread uses
+/// `cpu`'s per-CPU data during the call (the cpuhp contract).
+unsafe fn slab_cpu_dead<P: Platform>(ctx: *const (), cpu: usize) {
+    // SAFETY: `ctx` is the registering SlabLayer<P>, which outlives the machine's hotplug
+    // table (cpuhp module invariants).
+    let m = unsafe { &*ctx.cast::<SlabLayer<P>>() };
+    // SAFETY: forwarded cpuhp contract: nobody uses `cpu`'s per-CPU data.
+    unsafe { dispatch!(m, cpu_dead(m, cpu)) };
 }
 
 // ------------------------------------------------------------------ the cache API
@@ -118,12 +181,17 @@ impl<P: Platform> SlabLayer<P> {
         if let Some(v) = notes.other_allocator {
             self.printk(
                 LogLevel::Notice,
-                format_args!("slab={v}: only SLUB is available in this kernel, using SLUB"),
+                format_args!(
+                    "slab={v}: {} in this kernel, using SLUB",
+                    if SlabAllocatorKind::from_option(v).is_some() {
+                        "SLAB is not built"
+                    } else {
+                        "unknown allocator"
+                    }
+                ),
             );
         }
-        match self.slab().kind {
-            SlabAllocatorKind::Slub => <slub::Slub as SlabAllocator>::init(self),
-        }
+        dispatch!(self, init(self))
     }
 
     /// The slab allocator in use.
@@ -293,7 +361,30 @@ impl<P: Platform> SlabLayer<P> {
         dispatch!(self, kmalloc_cache(self, size, gfp))
     }
 
-    /// `/proc/slabinfo`.
+    /// The mode of `/proc/slabinfo` under the allocator in use, `None` when the file does
+    /// not exist (SLOB).
+    pub fn slabinfo_mode(&self) -> Option<u16> {
+        match dispatch_const!(self, SLABINFO) {
+            SlabinfoMode::Absent => None,
+            SlabinfoMode::ReadOnly => Some(0o400),
+            SlabinfoMode::ReadWrite => Some(0o600),
+        }
+    }
+
+    /// A write to `/proc/slabinfo` (SLAB's tunables: `"name limit batchcount shared"`).
+    ///
+    /// # Errors
+    /// `ENOENT` when there is no slabinfo (SLOB), `EACCES` when it is read-only (SLUB: mode
+    /// 0400), and the allocator's errors (`EINVAL` for bad text or tunables).
+    pub fn slabinfo_write(&self, text: &str) -> Result<(), Errno> {
+        match dispatch_const!(self, SLABINFO) {
+            SlabinfoMode::Absent => Err(Errno::ENOENT),
+            SlabinfoMode::ReadOnly => Err(Errno::EACCES),
+            SlabinfoMode::ReadWrite => dispatch!(self, slabinfo_write(self, text)),
+        }
+    }
+
+    /// `/proc/slabinfo` (with SLOB, which has none, only the header).
     pub fn show_slabinfo(&self, out: &mut dyn Write) -> fmt::Result {
         write_slabinfo_header(out)?;
         let mut res = Ok(());
