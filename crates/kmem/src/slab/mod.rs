@@ -97,6 +97,8 @@ use common::{
 pub struct SlabLayer<P: Platform> {
     pub(crate) pa: PageAllocator<P>,
     pub(crate) slab: SlabState<P::RawLock>,
+    /// SLOB's lists and `slob_lock` (unused under SLAB and SLUB).
+    pub(crate) slob: slob::SlobState<P::RawLock>,
 }
 
 impl<P: Platform> core::ops::Deref for SlabLayer<P> {
@@ -123,6 +125,8 @@ impl<P: Platform> SlabLayer<P> {
         let Some(ld) = self.lockdep() else { return };
         // SAFETY: the validator lives as long as the platform, so as the slab state.
         unsafe { self.slab.mutex.attach(ld) };
+        // SAFETY: as above, for slob_lock.
+        unsafe { self.slob.lock.attach(ld) };
     }
 
     /// Registers the slab allocator's CPU-dead teardown (`slub_cpu_dead`, SLAB's
