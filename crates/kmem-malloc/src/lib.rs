@@ -139,7 +139,11 @@ fn boot() -> bool {
         }
     }
     if let Some(v) = env(c"KMEM_MALLOC_SLAB").filter(|v| matches!(*v, "slab" | "slub" | "slob")) {
-        for &b in b" slab=".iter().chain(v.as_bytes()).take(cmdline.len() - len) {
+        for &b in b" slab="
+            .iter()
+            .chain(v.as_bytes())
+            .take(cmdline.len() - len)
+        {
             cmdline[len] = b;
             len += 1;
         }

@@ -367,7 +367,10 @@ fn compare_on_slob(name: &str, make: impl Fn() -> Command) {
         c
     });
     let st = std::fs::read_to_string(&stats).unwrap();
-    assert!(st.contains("reports: 0 BUG, 0 warnings, 0 slab errors"), "{st}");
+    assert!(
+        st.contains("reports: 0 BUG, 0 warnings, 0 slab errors"),
+        "{st}"
+    );
     // SLOB has no /proc/slabinfo; its pages count as Slab in /proc/meminfo.
     assert!(st.contains("--- /proc/slabinfo\n(unavailable)"), "{st}");
 }
@@ -388,8 +391,11 @@ fn python_and_sqlite_on_slob() {
     if have("sqlite3") {
         let d = tmpdir("sqlite-slob");
         let sql_path = d.join("w.sql");
-        std::fs::write(&sql_path, std::fs::read(programs().join("workload.sql")).unwrap())
-            .unwrap();
+        std::fs::write(
+            &sql_path,
+            std::fs::read(programs().join("workload.sql")).unwrap(),
+        )
+        .unwrap();
         compare_on_slob("sqlite3", || {
             let mut c = Command::new("sh");
             c.arg("-c")

@@ -47,7 +47,11 @@ fn ksize_follows_slob_rules_for_every_size() {
         assert_eq!(m.ksize(p), want, "ksize(kmalloc({n}))");
         assert_eq!(p as usize % 8, 0, "kmalloc({n}) not 8-aligned");
         if n.is_power_of_two() {
-            assert_eq!(p as usize % n.min(PAGE_SIZE), 0, "kmalloc({n}) not naturally aligned");
+            assert_eq!(
+                p as usize % n.min(PAGE_SIZE),
+                0,
+                "kmalloc({n}) not naturally aligned"
+            );
         }
         m.kfree(p);
     }
@@ -60,11 +64,16 @@ fn blocks_share_pages_and_pages_go_back_when_empty() {
     let m = slob();
     let before = settle(&m);
     let slab_before = meminfo_kb(&m, "Slab:");
-    let ps: Vec<_> = (0..100).map(|i| m.kmalloc(10 + i, K).unwrap().as_ptr()).collect();
+    let ps: Vec<_> = (0..100)
+        .map(|i| m.kmalloc(10 + i, K).unwrap().as_ptr())
+        .collect();
     // 100 blocks of 18..118 bytes with 8-byte headers fit in a few pages.
     let used = before - settle(&m);
     assert!((1..=4).contains(&used), "{used} pages for 100 small blocks");
-    assert!(meminfo_kb(&m, "Slab:") > slab_before, "SLOB pages count as Slab");
+    assert!(
+        meminfo_kb(&m, "Slab:") > slab_before,
+        "SLOB pages count as Slab"
+    );
     // Blocks are distinct and keep their contents.
     for (i, p) in ps.iter().enumerate() {
         // SAFETY: each block has 10 + i bytes.
@@ -87,11 +96,15 @@ fn no_slabinfo_under_slob() {
     let mut s = String::new();
     let e = m.proc_read("/proc/slabinfo", &mut s).unwrap_err();
     assert_eq!(e.to_string(), "No such file or directory");
-    let e = m.proc_write("/proc/slabinfo", "kmalloc-64 1 1 1").unwrap_err();
+    let e = m
+        .proc_write("/proc/slabinfo", "kmalloc-64 1 1 1")
+        .unwrap_err();
     assert_eq!(e.to_string(), "No such file or directory");
     // Under SLUB it exists, read-only.
     let m = boot_with(Arch::X86_64, 64 << 20, 2, "", 7);
-    let e = m.proc_write("/proc/slabinfo", "kmalloc-64 1 1 1").unwrap_err();
+    let e = m
+        .proc_write("/proc/slabinfo", "kmalloc-64 1 1 1")
+        .unwrap_err();
     assert_eq!(e.to_string(), "Permission denied");
     assert!(proc(&m, "/proc/slabinfo").contains(": tunables    0    0    0"));
 }
@@ -111,7 +124,9 @@ fn kmem_cache_emulation() {
         .kmem_cache_create("slob_test", 40, 0, SlabFlags::HWCACHE_ALIGN, Some(ctor))
         .unwrap();
     // Never merged: even a kmalloc-sized cache is its own.
-    let d = m.kmem_cache_create("slob_plain", 64, 0, SlabFlags::NONE, None).unwrap();
+    let d = m
+        .kmem_cache_create("slob_plain", 64, 0, SlabFlags::NONE, None)
+        .unwrap();
     assert_eq!(m.kmem_cache_name(d), Some("slob_plain"));
     let mut objs = Vec::new();
     for _ in 0..50 {
@@ -133,7 +148,9 @@ fn kmem_cache_emulation() {
         m.kmem_cache_free(c, p);
     }
     // Objects of a page or more come from the page allocator.
-    let big = m.kmem_cache_create("slob_big", 5000, 0, SlabFlags::NONE, None).unwrap();
+    let big = m
+        .kmem_cache_create("slob_big", 5000, 0, SlabFlags::NONE, None)
+        .unwrap();
     let p = m.kmem_cache_alloc(big, K).unwrap().as_ptr();
     assert_eq!(p as usize % PAGE_SIZE, 0);
     m.kmem_cache_free(big, p);
@@ -159,7 +176,9 @@ fn bad_frees_are_reported_and_change_nothing() {
     assert_eq!(m.warn_count(), 1, "{}", m.platform().take_captured());
     m.kfree(b.wrapping_add(3)); // not a block start
     assert_eq!(m.warn_count(), 2);
-    let c = m.kmem_cache_create("slob_bad", 32, 0, SlabFlags::NONE, None).unwrap();
+    let c = m
+        .kmem_cache_create("slob_bad", 32, 0, SlabFlags::NONE, None)
+        .unwrap();
     let o = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
     m.kmem_cache_free(c, o);
     m.kmem_cache_free(c, o); // double free

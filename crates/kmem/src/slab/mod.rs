@@ -81,15 +81,14 @@ use core::panic::Location;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 
+use crate::errno::Errno;
 use crate::gfp::GfpFlags;
 use crate::mm::cpuhp::{CpuhpEntry, CpuhpState};
 use crate::page_alloc::PageAllocator;
 use crate::platform::{LogLevel, Platform};
-use crate::errno::Errno;
 use common::{
-    write_slabinfo_header, write_slabinfo_line, CacheHandle, SlabAllocatorKind,
-    SlabBootNotes, SlabError, SlabFlags, SlabInfo, SlabLayout, SlabState, SlabStats,
-    SlabinfoMode,
+    write_slabinfo_header, write_slabinfo_line, CacheHandle, SlabAllocatorKind, SlabBootNotes,
+    SlabError, SlabFlags, SlabInfo, SlabLayout, SlabState, SlabStats, SlabinfoMode,
 };
 
 /// The slab layer of a machine: the page allocator plus the slab state. Dereferences to the

@@ -18,9 +18,9 @@ use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
 use crate::platform::Platform;
 use crate::slab::common::{
-    calculate_alignment, get_order, CacheHandle, Owner, SlabAllocator, SlabBootState,
-    SlabError, SlabFlags, SlabInfo, SlabLayout, SlabList, SlabStats, SlabinfoMode,
-    ARCH_KMALLOC_MINALIGN, ARCH_SLAB_MINALIGN, KMALLOC_MAX_SIZE,
+    calculate_alignment, get_order, CacheHandle, Owner, SlabAllocator, SlabBootState, SlabError,
+    SlabFlags, SlabInfo, SlabLayout, SlabList, SlabStats, SlabinfoMode, ARCH_KMALLOC_MINALIGN,
+    ARCH_SLAB_MINALIGN, KMALLOC_MAX_SIZE,
 };
 use crate::slab::SlabLayer;
 

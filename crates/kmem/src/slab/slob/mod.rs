@@ -345,9 +345,8 @@ unsafe fn slob_page_alloc(
 impl<P: Platform> SlabLayer<P> {
     /// `slob_new_pages`: `1 << order` pages for SLOB, counted as unreclaimable slab.
     fn slob_new_page(&self, gfp: GfpFlags) -> Option<PagePtr> {
-        let gfp = gfp.without(
-            GfpFlags::__GFP_ZERO | GfpFlags::__GFP_HIGHMEM | GfpFlags::__GFP_MOVABLE,
-        );
+        let gfp =
+            gfp.without(GfpFlags::__GFP_ZERO | GfpFlags::__GFP_HIGHMEM | GfpFlags::__GFP_MOVABLE);
         let page = self.alloc_pages(gfp, Order::new(0))?;
         self.mod_node_stat(NodeStat::SlabUnreclaimable, 1);
         Some(page)

@@ -615,7 +615,8 @@ pub(crate) fn kmalloc_cache_handle<P: Platform>(
 /// Largest request a slab cache can serve.
 pub const SLAB_MAX_OBJECT: usize = KMALLOC_MAX_SIZE;
 const _: () = assert!(KMALLOC_SHIFT_HIGH as usize + 1 == crate::slab::common::NR_KMALLOC_INDEX);
-const _: () = assert!(crate::slab::common::NR_KMALLOC_INDEX <= crate::slab::common::NR_KMALLOC_SLOTS);
+const _: () =
+    assert!(crate::slab::common::NR_KMALLOC_INDEX <= crate::slab::common::NR_KMALLOC_SLOTS);
 
 // ------------------------------------------------------------------ the SlabAllocator impl
 
@@ -623,8 +624,7 @@ const _: () = assert!(crate::slab::common::NR_KMALLOC_INDEX <= crate::slab::comm
 pub(crate) struct Slub;
 
 impl crate::slab::common::SlabAllocator for Slub {
-    const SLABINFO: crate::slab::common::SlabinfoMode =
-        crate::slab::common::SlabinfoMode::ReadOnly;
+    const SLABINFO: crate::slab::common::SlabinfoMode = crate::slab::common::SlabinfoMode::ReadOnly;
     const CPUHP_DEAD: Option<&'static str> = Some("slub:dead");
     fn init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabError> {
         kmem_cache_init(m)
