@@ -243,3 +243,24 @@ fn threads_share_the_heap() {
     }
     assert_eq!(m.bug_count() + m.warn_count(), 0);
 }
+
+#[test]
+fn gfp_dma_gets_dma_memory() {
+    let m = slob();
+    // Fill some Normal/DMA32 SLOB pages first, so the lists hold pages of other zones.
+    let normal: Vec<_> = (0..50)
+        .map(|_| m.kmalloc(64, K).unwrap().as_ptr())
+        .collect();
+    for _ in 0..20 {
+        let p = m.kmalloc(64, K | GfpFlags::GFP_DMA).unwrap().as_ptr();
+        let pa = m.virt_to_phys(kmem::VirtAddr::new(p as usize)).unwrap();
+        assert!(
+            pa.as_u64() < kmem::arch::MAX_DMA_ADDR,
+            "GFP_DMA block at {pa:?}"
+        );
+        m.kfree(p);
+    }
+    for p in normal {
+        m.kfree(p);
+    }
+}

@@ -51,6 +51,11 @@
 //!   merged on free), and their units sum to the page's `units`.
 //! - A page whose blocks are all free is not kept: it goes back to the page allocator.
 //!
+//! # Zones
+//! Linux's SLOB serves a `GFP_DMA`/`GFP_DMA32` request from any page on its list. kmem
+//! skips pages above the zone the request allows (as Linux skips pages of another node when
+//! a node is given), so `kmalloc(n, GFP_DMA)` is DMA memory.
+//!
 //! # Bad input
 //! Linux's SLOB trusts its callers. kmem checks every free against the page before touching
 //! it: the block must lie inside the page, on a unit boundary with the caller's alignment, and
@@ -372,7 +377,10 @@ impl<P: Platform> SlabLayer<P> {
         align_offset: usize,
     ) -> Option<NonNull<u8>> {
         let idx = list_index(size);
-        let mut b = self.slob_alloc_from_lists(idx, size, align, align_offset);
+        // kmem keeps zone modifiers honest (Linux's SLOB would hand a GFP_DMA request any
+        // page on the list): only pages of a zone the request may use are tried.
+        let max_zone = crate::page_alloc::gfp_zone(self.arch(), gfp);
+        let mut b = self.slob_alloc_from_lists(idx, size, align, align_offset, max_zone);
         if b.is_null() {
             let sp = self.slob_new_page(gfp)?;
             let base = self.page_address(sp)?.as_ptr::<SlobIdx>();
@@ -409,6 +417,7 @@ impl<P: Platform> SlabLayer<P> {
         size: usize,
         align: usize,
         align_offset: usize,
+        max_zone: crate::mmzone::ZoneType,
     ) -> *mut SlobIdx {
         let need = slob_units_of(size);
         // Lock order: slob_lock alone; docs/LOCKING.md.
@@ -421,7 +430,7 @@ impl<P: Platform> SlabLayer<P> {
             while pos != head {
                 let next = (*pos).next;
                 let sp = PagePtr::from_lru(pos);
-                if sp_units(sp) >= need {
+                if sp_units(sp) >= need && sp.zone_type() <= max_zone {
                     if let Some((b, removed)) = slob_page_alloc(sp, size, align, align_offset) {
                         // Start the next search here (Knuth vol. 1, 2.5, p. 449).
                         if !removed && !list::list_is_first(sp.lru(), head) {
