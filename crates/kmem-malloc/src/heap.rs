@@ -182,7 +182,7 @@ fn slob() -> bool {
 /// A SLOB kmalloc block `p` of `size + 8` bytes as a 16-aligned block: `p` itself, or
 /// `p + 8` with [`SLOB_MARK`] in front.
 fn slob_mark(p: *mut u8) -> *mut u8 {
-    if p as usize % 16 == 0 {
+    if (p as usize).is_multiple_of(16) {
         return p;
     }
     // SAFETY: the block has at least 8 bytes before the caller's `size`, ours.

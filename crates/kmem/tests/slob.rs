@@ -200,6 +200,7 @@ fn krealloc_and_zeroing() {
     let p = m.kzalloc(300, K).unwrap().as_ptr();
     // SAFETY: 300 bytes.
     assert!((0..300).all(|i| unsafe { *p.add(i) } == 0));
+    // SAFETY: 300 bytes.
     unsafe { std::ptr::write_bytes(p, 9, 300) };
     let q = m.krealloc(p, 5000, K).unwrap().as_ptr();
     // SAFETY: 5000 bytes, the first 300 copied.

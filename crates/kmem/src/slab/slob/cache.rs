@@ -225,7 +225,7 @@ fn free<P: Platform>(m: &SlabLayer<P>, s: &SlobCache, p: *mut u8) {
     // at `p + size - SLOB_RCU_SIZE` records the size for kmem_rcu_free). kmem has no RCU yet
     // (it is being built on branch `rcu`), so the object is freed at once: readers relying
     // on type-stable memory get no grace period until that lands.
-    let ok = if p as usize % s.align != 0 {
+    let ok = if !(p as usize).is_multiple_of(s.align) {
         false
     } else if s.size < PAGE_SIZE {
         match m.owner_of(p) {

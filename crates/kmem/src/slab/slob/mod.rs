@@ -548,7 +548,7 @@ unsafe fn block_is_allocated(
     units: usize,
 ) -> bool {
     let off = (b as usize).wrapping_sub(base as usize);
-    if off % SLOB_UNIT != 0 || units == 0 || off / SLOB_UNIT + units > PAGE_UNITS {
+    if !off.is_multiple_of(SLOB_UNIT) || units == 0 || off / SLOB_UNIT + units > PAGE_UNITS {
         return false;
     }
     if sp_units(sp) + units > PAGE_UNITS {
@@ -581,7 +581,7 @@ unsafe fn block_is_allocated(
 /// page, and a size that fits.
 fn kmalloc_header(base: usize, p: *const u8) -> Option<usize> {
     let off = (p as usize).wrapping_sub(base);
-    if p as usize % MINALIGN != 0 || !(MINALIGN..PAGE_SIZE).contains(&off) {
+    if !(p as usize).is_multiple_of(MINALIGN) || !(MINALIGN..PAGE_SIZE).contains(&off) {
         return None;
     }
     // SAFETY: the header lies inside the SLOB page (checked), aligned to minalign.
