@@ -193,8 +193,10 @@ unsafe fn ll_f(h: &mut linked_list_allocator::Heap, p: *mut u8, l: Layout) {
 
 static KMEM: KmemAlloc = KmemAlloc::new();
 /// kmem with SLOB behind kmalloc (`slab=slob`).
-static KMEM_SLOB: KmemAlloc =
-    KmemAlloc::with_params(kmem_hosted::global::KMEM_ALLOC_DEFAULT_RAM, SlabAllocatorKind::Slob);
+static KMEM_SLOB: KmemAlloc = KmemAlloc::with_params(
+    kmem_hosted::global::KMEM_ALLOC_DEFAULT_RAM,
+    SlabAllocatorKind::Slob,
+);
 static SYSTEM: System = System;
 static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 static JEMALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
