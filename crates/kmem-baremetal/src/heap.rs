@@ -12,6 +12,10 @@
 //! caches) are compound pages, aligned to their own size. This is how Linux's Rust allocator
 //! (rust/kernel/alloc/allocator.rs, `aligned_size`) calls `krealloc` too.
 //!
+//! SLOB (`slab=slob`, mm/slob.c of Linux 6.3) guarantees less: 8 bytes, and the size for
+//! power-of-two sizes. Under it a layout aligned to more than 8 is served by `kmalloc` of the
+//! padded size rounded up to a power of two.
+//!
 //! Before kmem has booted, allocation returns null (the `alloc` crate then reports an
 //! allocation error, which panics: the run fails).
 
@@ -30,8 +34,18 @@ static HEAP: KernelHeap = KernelHeap;
 
 /// The `kmalloc` size that serves `layout` with its alignment (never 0: `kmalloc(0)` returns
 /// `ZERO_SIZE_PTR`, which is not memory).
-fn kmalloc_size(layout: Layout) -> usize {
-    layout.pad_to_align().size().max(1)
+fn kmalloc_size(layout: Layout, slob: bool) -> usize {
+    let n = layout.pad_to_align().size().max(1);
+    if slob && layout.align() > 8 {
+        n.next_power_of_two()
+    } else {
+        n
+    }
+}
+
+/// Whether the kernel booted SLOB.
+fn is_slob(mm: &crate::mm::Kmem) -> bool {
+    mm.slab_allocator() == kmem::slab::common::SlabAllocatorKind::Slob
 }
 
 /// `kmalloc` for `layout` with `gfp`; null on failure.
@@ -39,7 +53,7 @@ fn alloc_with(layout: Layout, gfp: GfpFlags) -> *mut u8 {
     let Some(mm) = MACHINE.get() else {
         return null_mut();
     };
-    match mm.kmalloc(kmalloc_size(layout), gfp) {
+    match mm.kmalloc(kmalloc_size(layout, is_slob(mm)), gfp) {
         Some(p) => {
             debug_assert!(
                 p.as_ptr().align_offset(layout.align()) == 0,
@@ -83,7 +97,7 @@ unsafe impl GlobalAlloc for KernelHeap {
         // SAFETY: the caller guarantees `new_size`, rounded up to `layout.align()`, does not
         // overflow `isize` (GlobalAlloc::realloc's contract).
         let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        match mm.krealloc(ptr, kmalloc_size(new), GfpFlags::GFP_KERNEL) {
+        match mm.krealloc(ptr, kmalloc_size(new, is_slob(mm)), GfpFlags::GFP_KERNEL) {
             Some(p) => p.as_ptr(),
             None => null_mut(),
         }

@@ -15,6 +15,9 @@
 //!   carries the pointers);
 //! - `kmem_cache192`: `kmem_cache_alloc` + `kmem_cache_free` of a 192-byte cache.
 //!
+//! `kmem` is kmem with SLUB (the default), `kmem-slob` with SLOB (`slab=slob`); the
+//! `kmem_cache192` group has a `/slob` copy of each function.
+//!
 //! Run: `cargo bench -p kmem-bench --bench slub -- --warm-up-time 1 --measurement-time 2`
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use kmem::arch::Arch;
-use kmem::slab::common::SlabFlags;
+use kmem::slab::common::{SlabAllocatorKind, SlabFlags};
 use kmem::{BootParams, GfpFlags, Machine};
 use kmem_hosted::{HostedConfig, HostedPlatform, KmemAlloc};
 use rand::seq::SliceRandom;
@@ -189,6 +192,11 @@ unsafe fn ll_f(h: &mut linked_list_allocator::Heap, p: *mut u8, l: Layout) {
 }
 
 static KMEM: KmemAlloc = KmemAlloc::new();
+/// kmem with SLOB behind kmalloc (`slab=slob`).
+static KMEM_SLOB: KmemAlloc = KmemAlloc::with_params(
+    kmem_hosted::global::KMEM_ALLOC_DEFAULT_RAM,
+    SlabAllocatorKind::Slob,
+);
 static SYSTEM: System = System;
 static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 static JEMALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -196,6 +204,7 @@ static JEMALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn single_thread_peers() -> Vec<Box<dyn Peer>> {
     vec![
         Box::new(Global("kmem", &KMEM)),
+        Box::new(Global("kmem-slob", &KMEM_SLOB)),
         Box::new(Global("glibc", &SYSTEM)),
         Box::new(Global("mimalloc", &MIMALLOC)),
         Box::new(Global("jemalloc", &JEMALLOC)),
@@ -229,6 +238,7 @@ fn single_thread_peers() -> Vec<Box<dyn Peer>> {
 fn shared_peers() -> Vec<Box<dyn Peer>> {
     vec![
         Box::new(Global("kmem", &KMEM)),
+        Box::new(Global("kmem-slob", &KMEM_SLOB)),
         Box::new(Global("glibc", &SYSTEM)),
         Box::new(Global("mimalloc", &MIMALLOC)),
         Box::new(Global("jemalloc", &JEMALLOC)),
@@ -364,27 +374,39 @@ fn xthread64(c: &mut Criterion) {
 }
 
 fn kmem_cache192(c: &mut Criterion) {
-    let params = BootParams::simulated(Arch::X86_64, 1 << 30, 2).unwrap();
+    let mut g = c.benchmark_group("kmem_cache192_pair");
+    // SLUB (the default) under the historical names, then SLOB.
+    for (cmdline, suffix) in [("", ""), ("slab=slob", "/slob")] {
+        kmem_cache192_on(&mut g, cmdline, suffix);
+    }
+    g.finish();
+}
+
+fn kmem_cache192_on(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    cmdline: &'static str,
+    suffix: &str,
+) {
+    let mut params = BootParams::simulated(Arch::X86_64, 1 << 30, 2).unwrap();
+    params.cmdline = cmdline;
     let mut cfg = HostedConfig::deterministic(params.e820.ram_end().next_multiple_of(4096), 1);
     cfg.console = kmem_hosted::Console::Null;
     let m = Machine::boot(HostedPlatform::new(cfg).unwrap(), &params).unwrap();
     let s = m
         .kmem_cache_create("bench192", 192, 0, SlabFlags::NO_MERGE, None)
         .unwrap();
-    let mut g = c.benchmark_group("kmem_cache192_pair");
-    g.bench_function("kmem_cache_alloc_free", |b| {
+    g.bench_function(format!("kmem_cache_alloc_free{suffix}"), |b| {
         b.iter(|| {
             let x = m.kmem_cache_alloc(s, GfpFlags::GFP_KERNEL).unwrap();
             m.kmem_cache_free(s, black_box(x.as_ptr()));
         })
     });
-    g.bench_function("kmalloc_kfree_192", |b| {
+    g.bench_function(format!("kmalloc_kfree_192{suffix}"), |b| {
         b.iter(|| {
             let x = m.kmalloc(192, GfpFlags::GFP_KERNEL).unwrap();
             m.kfree(black_box(x.as_ptr()));
         })
     });
-    g.finish();
 }
 
 criterion_group!(benches, lifo64, random1m, xthread64, kmem_cache192);

@@ -49,8 +49,8 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=kmem_hosted::NR_CPUS as i64))]
     cpus: u16,
-    /// The slab allocator, passed on as the kernel's `slab=` option. Only SLUB exists (Linux
-    /// removed SLOB in 6.4 and SLAB in 6.8): the kernel says so and uses SLUB.
+    /// The slab allocator, passed on as the kernel's `slab=` option: SLUB, SLOB, or SLAB (until
+    /// SLAB is built the kernel says so and uses SLUB).
     #[arg(long, global = true, value_enum, default_value_t = SlabKind::Slub)]
     slab: SlabKind,
     /// SLUB debugging, as the kernel's slub_debug= option (e.g. F,Z,P,U,T or FZ,kmalloc-64).

@@ -326,11 +326,20 @@ fn demo_runs_and_merges_back() {
 
 #[test]
 fn bad_options() {
-    let o = kmem(&["--slab", "slob", "cat", "/proc/buddyinfo"], "");
+    let o = kmem(&["--slab", "slab", "cat", "/proc/buddyinfo"], "");
     assert!(o.status.success());
-    assert_eq!(
-        text(&o.stderr),
-        "kmem: note: slab=slob: only SLUB is available in this kernel, using SLUB\n"
+    if !kmem::slab::SLAB_BUILT {
+        assert_eq!(
+            text(&o.stderr),
+            "kmem: note: slab=slab: SLAB is not built in this kernel, using SLUB\n"
+        );
+    }
+    let o = kmem(&["--slab", "slob", "cat", "/proc/slabinfo"], "");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("/proc/slabinfo: No such file or directory"),
+        "{}",
+        text(&o.stderr)
     );
     let o = kmem(&["--slab", "slub4", "boot"], "");
     assert_eq!(o.status.code(), Some(2));

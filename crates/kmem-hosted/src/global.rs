@@ -38,6 +38,7 @@
 //! memfd: only touched pages cost host memory, plus the memmap of 64 bytes per page, 64 MiB).
 //! kmem has no memory hot-add yet, so the machine does not grow: when its RAM is exhausted
 //! allocation fails (`handle_alloc_error`). [`KmemAlloc::with_ram`] picks another size.
+//! [`KmemAlloc::with_params`] also picks the slab allocator behind kmalloc (`slab=slab|slub|slob`).
 //! Threads are CPUs of the machine (up to 255 exclusive ones); a thread's exit takes its CPU
 //! offline and the next thread reuses its per-CPU slab state.
 
@@ -47,7 +48,8 @@ use core::ptr;
 
 use kmem::arch::Arch;
 use kmem::slab::common::{
-    kmalloc_index, kmalloc_size_roundup, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE,
+    kmalloc_index, kmalloc_size_roundup, SlabAllocatorKind, KMALLOC_MAX_CACHE_SIZE,
+    KMALLOC_MAX_SIZE,
 };
 use kmem::{BootParams, GfpFlags, Machine, VirtAddr, PAGE_SIZE};
 
@@ -68,6 +70,8 @@ pub struct KmemAlloc {
     /// The machine, never dropped: blocks it handed out may outlive the allocator.
     machine: BootOnce<ManuallyDrop<Machine<HostedPlatform>>>,
     ram: u64,
+    /// The slab allocator the machine boots with (`slab=`).
+    slab: SlabAllocatorKind,
     arena: BumpArena<ARENA_LEN>,
 }
 
@@ -85,9 +89,16 @@ impl KmemAlloc {
 
     /// An allocator whose machine has `ram` bytes of simulated RAM (at least 64 MiB).
     pub const fn with_ram(ram: u64) -> Self {
+        Self::with_params(ram, SlabAllocatorKind::Slub)
+    }
+
+    /// An allocator whose machine has `ram` bytes of simulated RAM (at least 64 MiB) and
+    /// boots with `slab=` `slab` (SLAB, SLUB or SLOB behind kmalloc).
+    pub const fn with_params(ram: u64, slab: SlabAllocatorKind) -> Self {
         Self {
             machine: BootOnce::new(),
             ram: if ram < (64 << 20) { 64 << 20 } else { ram },
+            slab,
             arena: BumpArena::new(),
         }
     }
@@ -108,7 +119,12 @@ impl KmemAlloc {
         // SAFETY: sysconf has no preconditions.
         let ncpu = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
         let ncpu = (ncpu.max(1) as usize).min(crate::NR_CPUS - 1);
-        let params = BootParams::simulated(Arch::X86_64, self.ram, ncpu).ok()?;
+        let mut params = BootParams::simulated(Arch::X86_64, self.ram, ncpu).ok()?;
+        params.cmdline = match self.slab {
+            SlabAllocatorKind::Slub => "",
+            SlabAllocatorKind::Slab => "slab=slab",
+            SlabAllocatorKind::Slob => "slab=slob",
+        };
         let phys = params.e820.ram_end().next_multiple_of(PAGE_SIZE as u64);
         let mut config = HostedConfig::new(phys);
         config.console = crate::Console::Null;
@@ -126,11 +142,20 @@ impl KmemAlloc {
         self.arena.contains(p)
     }
 
-    /// Whether kmalloc of `size` bytes is aligned to `align`.
+    /// Whether kmalloc of `size` bytes is aligned to `align` (SLAB and SLUB: the natural
+    /// alignment of the size class; SLOB: 8 bytes, the size itself when it is a power of two,
+    /// a page from `PAGE_SIZE - 8` on).
     #[inline]
-    fn kmalloc_fits(size: usize, align: usize) -> bool {
+    fn kmalloc_fits(&self, size: usize, align: usize) -> bool {
         if align <= 8 {
             return true;
+        }
+        if self.slab == SlabAllocatorKind::Slob {
+            return if size >= PAGE_SIZE - 8 {
+                align <= PAGE_SIZE
+            } else {
+                size.is_power_of_two() && size >= align
+            };
         }
         if size > KMALLOC_MAX_CACHE_SIZE {
             return align <= PAGE_SIZE;
@@ -142,10 +167,10 @@ impl KmemAlloc {
     /// The `kmalloc` request size `alloc_with` uses for a layout, or `None` when the block
     /// comes from the page allocator by order (alignment above 4 KiB) or from the host.
     #[inline]
-    fn kmalloc_request(size: usize, align: usize) -> Option<usize> {
+    fn kmalloc_request(&self, size: usize, align: usize) -> Option<usize> {
         if size > KMALLOC_MAX_SIZE {
             None
-        } else if Self::kmalloc_fits(size, align) {
+        } else if self.kmalloc_fits(size, align) {
             Some(size)
         } else if align <= PAGE_SIZE {
             Some(size.max(align).next_power_of_two())
@@ -157,7 +182,7 @@ impl KmemAlloc {
     #[inline]
     fn alloc_with(&self, m: &Machine<HostedPlatform>, layout: Layout, gfp: GfpFlags) -> *mut u8 {
         let (size, align) = (layout.size(), layout.align());
-        if let Some(r) = Self::kmalloc_request(size, align) {
+        if let Some(r) = self.kmalloc_request(size, align) {
             return m.kmalloc(r, gfp).map_or(ptr::null_mut(), |p| p.as_ptr());
         }
         if size <= KMALLOC_MAX_SIZE {
@@ -228,7 +253,7 @@ unsafe impl GlobalAlloc for KmemAlloc {
             return;
         }
         let Some(m) = self.machine() else { return };
-        match Self::kmalloc_request(layout.size(), layout.align()) {
+        match self.kmalloc_request(layout.size(), layout.align()) {
             Some(r) if r <= KMALLOC_MAX_CACHE_SIZE => {
                 // SAFETY: `alloc_with` served this layout with `kmalloc(r, GFP)` (or `realloc`
                 // kept a block of the same size class), and the caller frees it once.
@@ -249,14 +274,21 @@ unsafe impl GlobalAlloc for KmemAlloc {
         let align = layout.align();
         if !self.in_arena(p) {
             if let (Some(o), Some(n)) = (
-                Self::kmalloc_request(layout.size(), align),
-                Self::kmalloc_request(new_size, align),
+                self.kmalloc_request(layout.size(), align),
+                self.kmalloc_request(new_size, align),
             ) {
                 let small = |x: usize| x <= KMALLOC_MAX_CACHE_SIZE;
                 // Keep the block while it stays in the same size class (so that `dealloc`
                 // finds its cache from the size), or stays a large kmalloc that is big enough
                 // (krealloc's rule).
-                if small(o) && small(n) && kmalloc_index(o) == kmalloc_index(n) {
+                // Under SLOB a block's usable size is its own (no size classes): it is kept
+                // only while `ksize` suffices.
+                let same_class = if self.slab == SlabAllocatorKind::Slob {
+                    m.ksize(p) >= n
+                } else {
+                    kmalloc_index(o) == kmalloc_index(n)
+                };
+                if small(o) && small(n) && same_class {
                     return p;
                 }
                 if !small(o) && !small(n) && in_machine(m, p) && m.ksize(p) >= n {

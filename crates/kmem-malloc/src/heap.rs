@@ -38,7 +38,7 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use kmem::arch::Arch;
 use kmem::slab::common::KMALLOC_MAX_SIZE;
@@ -204,8 +204,52 @@ static LARGE_FREED: AtomicU64 = AtomicU64::new(0);
 static mut CMDLINE_BUF: [u8; 128] = [0; 128];
 static CMDLINE_LEN: AtomicUsize = AtomicUsize::new(0);
 
+/// Whether the nodes boot SLOB (`KMEM_MALLOC_SLAB=slob`): SLOB's kmalloc is only 8-byte
+/// aligned and frees kmem_cache objects by cache, so every block is a kmalloc block, aligned
+/// to 16 by [`slob_mark`]. Set once before the first node boots.
+static SLOB: AtomicBool = AtomicBool::new(false);
+/// The word before a block [`slob_mark`] moved up by 8 bytes. SLOB's own kmalloc header
+/// there is a size below `PAGE_SIZE`, never this.
+const SLOB_MARK: u32 = 0xf10b_5107;
+
+#[inline]
+fn slob() -> bool {
+    SLOB.load(Ordering::Relaxed)
+}
+
+/// A SLOB kmalloc block `p` of `size + 8` bytes as a 16-aligned block: `p` itself, or
+/// `p + 8` with [`SLOB_MARK`] in front.
+fn slob_mark(p: *mut u8) -> *mut u8 {
+    if (p as usize).is_multiple_of(16) {
+        return p;
+    }
+    // SAFETY: the block has at least 8 bytes before the caller's `size`, ours.
+    unsafe {
+        p.cast::<u32>().write(SLOB_MARK);
+        p.add(8)
+    }
+}
+
+/// The kmalloc block of a pointer [`slob_mark`] returned (under SLOB), and how far in.
+#[inline]
+fn slob_base(q: usize) -> (usize, usize) {
+    // A page-aligned block is a large kmalloc (SLOB's small blocks start past their header).
+    if q & (PAGE_SIZE - 1) != 0 && q & 15 == 0 {
+        // SAFETY: `q` is a live block inside a node's direct map, past the start of its page,
+        // so the 8 bytes before it are the node's memory.
+        if unsafe { ((q - 8) as *const u32).read() } == SLOB_MARK {
+            return (q - 8, 8);
+        }
+    }
+    (q, 0)
+}
+
 /// Sets the command line used by nodes booted from now on (truncated to 128 bytes).
 pub fn set_cmdline(s: &str) {
+    SLOB.store(
+        s.split_whitespace().any(|w| w == "slab=slob"),
+        Ordering::Relaxed,
+    );
     let n = s.len().min(128);
     // SAFETY: called once, by the thread that boots the first node, before any node boots and
     // before any other thread can read the buffer (readers load CMDLINE_LEN with Acquire).
@@ -279,7 +323,9 @@ fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
         log_shown: AtomicUsize::new(0),
     };
     let mut node = node;
-    create_classes(&mut node);
+    if !slob() {
+        create_classes(&mut node);
+    }
     // Reports start after the boot (whose log is not a report).
     node.reports_seen = AtomicUsize::new(node.reports());
     node.log_shown = AtomicUsize::new(node.log_len());
@@ -586,6 +632,10 @@ pub fn alloc(size: usize, zero: bool) -> Option<*mut u8> {
     } else {
         GFP
     };
+    if slob() && size < KMALLOC_MAX_SIZE - 8 {
+        let n = size.max(1) + 8;
+        return with_nodes(n, |nd| nd.m.kmalloc(n, gfp).map(|p| slob_mark(p.as_ptr())));
+    }
     if size <= CLASS_MAX {
         let (ci, class) = class_of(size);
         return with_nodes(class, |nd| match nd.classes[ci] {
@@ -635,7 +685,7 @@ pub fn alloc_aligned(size: usize, align: usize) -> Option<*mut u8> {
 pub fn usable_size(p: *mut u8) -> usize {
     let a = p as usize;
     if let Some(nd) = node_of(a) {
-        return nd.m.ksize(p);
+        return ksize_of(nd, a);
     }
     huge_size(a).unwrap_or(0)
 }
@@ -645,6 +695,12 @@ pub fn usable_size(p: *mut u8) -> usize {
 pub fn free(p: *mut u8) {
     let a = p as usize;
     if let Some(nd) = node_of(a) {
+        let (a, p) = if slob() {
+            let b = slob_base(a).0;
+            (b, b as *mut u8)
+        } else {
+            (a, p)
+        };
         // Large kmalloc blocks are page aligned: count their bytes for free page reporting
         // (slab objects that happen to be page aligned are counted too, harmlessly).
         let large = if a & (PAGE_SIZE - 1) == 0 {
@@ -694,7 +750,17 @@ fn note_free(large_bytes: u64) {
 /// Usable size of a kmalloc'd block at `p` in its node, for realloc.
 #[inline]
 pub fn ksize_in_node(p: *mut u8) -> Option<usize> {
-    node_of(p as usize).map(|nd| nd.m.ksize(p))
+    node_of(p as usize).map(|nd| ksize_of(nd, p as usize))
+}
+
+/// `ksize` of a block of `nd` as the program sees it (past a SLOB mark).
+#[inline]
+fn ksize_of(nd: &Node, a: usize) -> usize {
+    if slob() {
+        let (b, off) = slob_base(a);
+        return nd.m.ksize(b as *const u8).saturating_sub(off);
+    }
+    nd.m.ksize(a as *const u8)
 }
 
 static REPORTING: AtomicUsize = AtomicUsize::new(0);

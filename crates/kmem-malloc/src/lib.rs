@@ -35,6 +35,9 @@
 //! # Environment
 //! - `KMEM_SLUB_DEBUG=FZPU` boots the nodes with `slub_debug=FZPU` (any `slub_debug=`
 //!   value; empty means all checks);
+//! - `KMEM_MALLOC_SLAB=slab|slub|slob`: the slab allocator of the nodes (`slab=`; default
+//!   SLUB). Under SLOB every block is a kmalloc block (SLOB frees cache objects only by
+//!   cache), moved up by 8 bytes when SLOB's 8-byte alignment falls short of malloc's 16;
 //! - `KMEM_MALLOC_RAM_MB=N`: RAM of the first node (default 64);
 //! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above);
 //! - `KMEM_MALLOC_REPORT=0`: no free page reporting;
@@ -141,6 +144,16 @@ fn boot() -> bool {
             b"slub_debug="
         };
         for &b in prefix.iter().chain(v.as_bytes()).take(cmdline.len() - len) {
+            cmdline[len] = b;
+            len += 1;
+        }
+    }
+    if let Some(v) = env(c"KMEM_MALLOC_SLAB").filter(|v| matches!(*v, "slab" | "slub" | "slob")) {
+        for &b in b" slab="
+            .iter()
+            .chain(v.as_bytes())
+            .take(cmdline.len() - len)
+        {
             cmdline[len] = b;
             len += 1;
         }

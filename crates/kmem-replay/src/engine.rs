@@ -129,6 +129,8 @@ struct Obj {
     p: usize,
     /// Index into `Replayer::caches`, or [`KMALLOC_OBJ`].
     cache: u32,
+    /// Bytes the traced caller asked for (`bytes_req`).
+    req: u32,
 }
 
 /// A cache seen in the trace.
@@ -193,6 +195,8 @@ pub struct Replayer {
     cache_of_name: Vec<Option<u32>>,
     caches: Vec<Cache>,
     stats: ReplayReport,
+    /// Bytes requested by the live objects (`bytes_req` of kmalloc and kmem_cache_alloc).
+    requested: u64,
 }
 
 impl Replayer {
@@ -235,6 +239,7 @@ impl Replayer {
             cache_of_name: Vec::new(),
             caches: Vec::new(),
             stats: ReplayReport::default(),
+            requested: 0,
         })
     }
 
@@ -278,6 +283,11 @@ impl Replayer {
                 EventKind::MmPageFree => self.page_free(e, class[i]),
             }
             if e.kind.is_alloc() {
+                let slab = self.slab_pages_now();
+                if slab > self.stats.peak_slab_pages {
+                    self.stats.peak_slab_pages = slab;
+                    self.stats.requested_at_slab_peak = self.requested;
+                }
                 let used = self.pages_taken();
                 if used > self.stats.peak_pages_in_use {
                     self.stats.peak_pages_in_use = used;
@@ -298,6 +308,13 @@ impl Replayer {
             .sum()
     }
 
+    /// Slab memory now: the pages /proc/meminfo counts as `Slab` (slab pages of every
+    /// allocator, SLOB's pages and large kmalloc blocks).
+    fn slab_pages_now(&self) -> usize {
+        self.m.node_stat_hook(kmem::mm::NodeStat::SlabReclaimable)
+            + self.m.node_stat_hook(kmem::mm::NodeStat::SlabUnreclaimable)
+    }
+
     fn count(&mut self, k: EventKind) -> &mut EventStats {
         &mut self.stats.events[k as usize]
     }
@@ -311,6 +328,7 @@ impl Replayer {
     }
 
     fn free_obj(&mut self, o: Obj) {
+        self.requested -= u64::from(o.req);
         if o.cache == KMALLOC_OBJ {
             self.m.kfree(o.p as *const u8);
         } else {
@@ -352,11 +370,13 @@ impl Replayer {
             return;
         }
         self.implicit_free(e.addr);
+        self.requested += u64::from(e.bytes_req);
         self.objs.insert(
             e.addr,
             Obj {
                 p: p as usize,
                 cache: KMALLOC_OBJ,
+                req: e.bytes_req,
             },
         );
     }
@@ -451,11 +471,13 @@ impl Replayer {
             return;
         }
         self.implicit_free(e.addr);
+        self.requested += u64::from(e.bytes_req);
         self.objs.insert(
             e.addr,
             Obj {
                 p: p.as_ptr() as usize,
                 cache: ci,
+                req: e.bytes_req,
             },
         );
     }
@@ -536,6 +558,7 @@ impl Replayer {
         r.arch = self.opts.arch.to_string();
         r.mem = self.opts.mem;
         r.live_objects = self.objs.len();
+        r.slab_allocator = self.m.slab_allocator().option().to_string();
         r.live_page_blocks = self.pages.len();
         r.pages_in_use = self.pages_taken();
         r.totalram_pages = self.m.totalram_pages();

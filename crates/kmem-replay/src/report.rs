@@ -124,6 +124,13 @@ pub struct ReplayReport {
     pub cache_name_mismatches: u64,
     /// mm_page_free events whose order differs from the allocation's.
     pub page_order_mismatches: u64,
+    /// The slab allocator replayed on (`slab`, `slub`, `slob`).
+    pub slab_allocator: String,
+    /// Peak of slab memory in pages (/proc/meminfo's `Slab`: slab pages, SLOB pages, large
+    /// kmalloc blocks), checked after every allocation.
+    pub peak_slab_pages: usize,
+    /// Bytes requested by the live objects at that peak.
+    pub requested_at_slab_peak: u64,
     /// Peak of pages allocated from the page allocator (slab pages included).
     pub peak_pages_in_use: isize,
     /// Event index at the peak.
@@ -191,6 +198,29 @@ impl ReplayReport {
     /// `bytes_alloc`.
     pub fn kmalloc_agreement(&self) -> f64 {
         pct(self.kmalloc_agree, self.kmalloc_compared)
+    }
+
+    /// The slab memory at its peak in KiB, the KiB requested then, and the overhead in
+    /// percent of the requested bytes.
+    pub fn slab_overhead(&self) -> (u64, u64, f64) {
+        let n = (self.peak_slab_pages * kmem::PAGE_SIZE) as u64;
+        let m = self.requested_at_slab_peak;
+        let p = if m == 0 {
+            0.0
+        } else {
+            (n as f64 - m as f64) * 100.0 / m as f64
+        };
+        (n / 1024, m / 1024, p)
+    }
+
+    /// Nanoseconds of replay per event.
+    pub fn ns_per_event(&self) -> f64 {
+        let n = self.seen();
+        if n == 0 {
+            0.0
+        } else {
+            self.replay_secs * 1e9 / n as f64
+        }
     }
 
     /// Events replayed per second of replay.
@@ -373,6 +403,13 @@ impl ReplayReport {
                 writeln!(out, "  {l}")?;
             }
         }
+        let (n, m, p) = self.slab_overhead();
+        writeln!(
+            out,
+            "slab allocator: {}, peak slab memory: {n} KiB for {m} KiB requested (overhead {p:.1}%)",
+            self.slab_allocator
+        )?;
+        writeln!(out, "time per event: {:.0} ns", self.ns_per_event())?;
         writeln!(
             out,
             "time: parse {:.3} s, classify {:.3} s, replay {:.3} s ({:.2} M events/s)",
@@ -477,6 +514,13 @@ impl ReplayReport {
             )?;
         }
         out.write_str("]")?;
+        let (n, m, p) = self.slab_overhead();
+        write!(
+            out,
+            ",\"slab_allocator\":{},\"peak_slab_kib\":{n},\"requested_kib\":{m},\"slab_overhead_pct\":{p:.2},\"ns_per_event\":{:.1}",
+            json_str(&self.slab_allocator),
+            self.ns_per_event()
+        )?;
         write!(
             out,
             ",\"bugs\":{},\"warnings\":{}",

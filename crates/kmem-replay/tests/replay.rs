@@ -295,3 +295,50 @@ fn full_trace_when_present() {
     assert_eq!(by_kind["kmalloc"], 10_535);
     assert_eq!(by_kind["mm_page_alloc"], 68_597);
 }
+
+/// Both traces (the excerpt and the full one, when present) on every slab allocator that
+/// boots: the model's live set, no BUG, no warning, and the comparison line.
+#[test]
+fn traces_on_each_slab_allocator() {
+    let mut paths = vec![manifest().join("tests/data/linux-6.18-excerpt.trace.xz")];
+    let full = PathBuf::from("/work/shared/traces/linux-6.18-git-tar-gcc.trace.xz");
+    if full.exists() {
+        paths.push(full);
+    }
+    for path in &paths {
+        let trace = kmem_replay::parse_file(path).unwrap();
+        for slab in ["slub", "slob"] {
+            let opts = Options {
+                mem: 1 << 30,
+                prefault: false,
+                cmdline: format!("slab={slab}"),
+                cat: vec!["/proc/slabinfo".into()],
+                ..Options::default()
+            };
+            let mut rp = Replayer::boot(&opts).unwrap();
+            rp.replay(&trace, &mut |_, _| {});
+            let r = rp.report(&trace);
+            check_against_model(&trace, &r);
+            assert_eq!(r.bugs, 0, "{slab}: {}", r.console);
+            assert_eq!(r.slab_allocator, slab);
+            let (n, m, _) = r.slab_overhead();
+            assert!(n > 0 && m > 0 && n >= m, "{slab}: {n} KiB for {m} KiB");
+            let mut text = String::new();
+            r.write_text(&mut text).unwrap();
+            assert!(
+                text.contains(&format!(
+                    "slab allocator: {slab}, peak slab memory: {n} KiB for {m} KiB requested (overhead "
+                )),
+                "{text}"
+            );
+            assert!(text.contains("time per event: "));
+            if slab == "slob" {
+                // SLOB has no /proc/slabinfo.
+                assert!(
+                    text.contains("kmem: cat: /proc/slabinfo: No such file or directory"),
+                    "{text}"
+                );
+            }
+        }
+    }
+}

@@ -26,6 +26,7 @@
 
 pub mod addr;
 pub mod arch;
+pub mod errno;
 pub mod gfp;
 pub mod layout;
 pub mod locking;

@@ -48,6 +48,9 @@ pub static PAGE_TABLE_LOCK: LockClass = LockClass::new("init_mm.page_table_lock"
 pub static CPU_SECTION: LockClass = LockClass::new_reentrant("cpu_section");
 /// `&n->list_lock`: a SLUB cache node's partial and full lists.
 pub static LIST_LOCK: LockClass = LockClass::new("&n->list_lock");
+/// `slob_lock`: every SLOB structure (mm/slob.c: the three partial page lists and the
+/// free-block lists inside the pages).
+pub static SLOB_LOCK: LockClass = LockClass::new("slob_lock");
 /// `&zone->lock`: a zone's free areas.
 pub static ZONE_LOCK: LockClass = LockClass::new("&zone->lock");
 /// The CPU hotplug state table (`cpuhp_state_mutex`); a leaf.

@@ -99,6 +99,7 @@ impl<P: Platform> Machine<P> {
                 sl: SlabLayer {
                     pa: PageAllocator::new(mm, zones, physpages),
                     slab,
+                    slob: crate::slab::slob::SlobState::new(),
                 },
                 vm: VmState::new(),
             },

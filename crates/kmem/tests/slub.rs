@@ -102,9 +102,32 @@ fn slabinfo_line_order_is_newest_first() {
 
 #[test]
 fn kmalloc_family_semantics() {
-    let m = boot(Arch::X86_64, 64 << 20, 2);
+    kmalloc_family_on("");
+}
+
+/// The same semantics under SLOB (mm/slob.c of Linux 6.3), with its `ksize` rules.
+#[test]
+fn kmalloc_family_semantics_slob() {
+    kmalloc_family_on("slab=slob");
+}
+
+/// The kmalloc family on a machine booted with `cmdline`. Where SLOB differs from SLUB it is
+/// `ksize`: the request rounded up to 2-byte units below `PAGE_SIZE - 8`, whole pages above
+/// (SLUB: the size class), and `kmalloc_size_roundup` (mm/slob.c: `ALIGN(size, 8)`).
+fn kmalloc_family_on(cmdline: &str) {
+    let m = common::boot_with(Arch::X86_64, 64 << 20, 2, cmdline, 42);
+    let slob = cmdline == "slab=slob";
+    let ks_of = |req: usize, slub: usize| {
+        if !slob {
+            slub
+        } else if req < 4096 - 8 {
+            req.next_multiple_of(2)
+        } else {
+            4096 << kmem::slab::common::get_order(req)
+        }
+    };
     let p = m.kmalloc(100, K).unwrap();
-    assert_eq!(m.ksize(p.as_ptr()), 128);
+    assert_eq!(m.ksize(p.as_ptr()), ks_of(100, 128));
     assert_eq!(m.kmalloc(0, K).unwrap().as_ptr() as usize, ZERO_SIZE_PTR);
     m.kfree(std::ptr::null());
     m.kfree(ZERO_SIZE_PTR as *const u8);
@@ -122,7 +145,7 @@ fn kmalloc_family_semantics() {
         (4097, 8192),
     ] {
         let q = m.kmalloc(req, K).unwrap();
-        assert_eq!(m.ksize(q.as_ptr()), ks, "kmalloc({req})");
+        assert_eq!(m.ksize(q.as_ptr()), ks_of(req, ks), "kmalloc({req})");
         m.kfree(q.as_ptr());
     }
     // Natural alignment of power-of-two sizes.
@@ -147,11 +170,14 @@ fn kmalloc_family_semantics() {
     m.kfree(z.as_ptr());
     assert!(m.kcalloc(usize::MAX / 2, 4, K).is_none());
     let c = m.kcalloc(10, 8, K).unwrap();
-    assert_eq!(m.ksize(c.as_ptr()), 96);
+    assert_eq!(m.ksize(c.as_ptr()), ks_of(80, 96));
     m.kfree(c.as_ptr());
     // krealloc.
     fill(p.as_ptr(), 0x42, 100);
-    let same = m.krealloc(p.as_ptr(), 120, K).unwrap();
+    // Within ksize the block stays (SLUB: 120 fits kmalloc-128; SLOB: ksize is 100).
+    let same = m
+        .krealloc(p.as_ptr(), if slob { 100 } else { 120 }, K)
+        .unwrap();
     assert_eq!(same, p);
     let moved = m.krealloc(p.as_ptr(), 1000, K).unwrap();
     assert_ne!(moved, p);
@@ -161,7 +187,7 @@ fn kmalloc_family_semantics() {
         ZERO_SIZE_PTR
     );
     let fresh = m.krealloc(std::ptr::null_mut(), 50, K).unwrap();
-    assert_eq!(m.ksize(fresh.as_ptr()), 64);
+    assert_eq!(m.ksize(fresh.as_ptr()), ks_of(50, 64));
     let grown = m.krealloc(fresh.as_ptr(), 20000, K).unwrap();
     assert_eq!(m.ksize(grown.as_ptr()), 32768);
     m.kfree(grown.as_ptr());
@@ -172,7 +198,7 @@ fn kmalloc_family_semantics() {
     let s = m.kstrdup("kmem", K).unwrap();
     assert_eq!(bytes(s.as_ptr(), 5), b"kmem\0");
     m.kfree(s.as_ptr());
-    assert_eq!(m.kmalloc_size_roundup(65), 96);
+    assert_eq!(m.kmalloc_size_roundup(65), if slob { 72 } else { 96 });
     assert_eq!(m.bug_count(), 0);
 }
 

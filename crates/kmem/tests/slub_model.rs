@@ -1,4 +1,4 @@
-//! SLUB against a model: random sequences of kmalloc / krealloc / kfree / kmem_cache
+//! SLUB (plain and with slub_debug) and SLOB against a model: random sequences of kmalloc / krealloc / kfree / kmem_cache
 //! operations, with a map of live blocks (address → size, fill byte) as the oracle. After
 //! every sequence: no two live blocks overlap, every block still holds its fill, `ksize` is
 //! exactly the model's (Linux's kmalloc classes; krealloc keeps a block while it fits), and
@@ -62,10 +62,14 @@ fn fill(p: usize, len: usize, v: u8) {
     unsafe { std::ptr::write_bytes(p as *mut u8, v, len) }
 }
 
-fn run(ops: Vec<Op>, cmdline_debug: bool) {
-    let m = if cmdline_debug {
+/// Runs `ops` on a machine booted with `cmdline` ("" for plain SLUB, "slub_debug=FZPU",
+/// "slab=slob", …: every slab allocator runs the same model).
+fn run(ops: Vec<Op>, cmdline: &str) {
+    // Only plain SLUB merges caches (debugging forbids it; SLOB never merges).
+    let merges = cmdline.is_empty();
+    let m = if !cmdline.is_empty() {
         let mut params = kmem::BootParams::simulated(Arch::X86_64, 128 << 20, 2).unwrap();
-        params.cmdline = "slub_debug=FZPU";
+        params.cmdline = cmdline;
         let plat = kmem_hosted::HostedPlatform::new(kmem_hosted::HostedConfig::deterministic(
             params.e820.ram_end().next_multiple_of(4096),
             3,
@@ -165,11 +169,7 @@ fn run(ops: Vec<Op>, cmdline_debug: bool) {
     // Without debugging model_b (200 B, 64-aligned: 256) is an alias of kmalloc-256 and
     // destroying it drops a reference; model_c (1000 B) is 24 bytes short of kmalloc-rcl-1k,
     // too far to merge. With slub_debug nothing merges.
-    let b_name = if cmdline_debug {
-        "model_b"
-    } else {
-        "kmalloc-256"
-    };
+    let b_name = if merges { "kmalloc-256" } else { "model_b" };
     assert_eq!(m.kmem_cache_name(caches[1]), Some(b_name));
     assert_eq!(m.kmem_cache_name(caches[2]), Some("model_c"));
     for c in caches {
@@ -183,7 +183,7 @@ fn run(ops: Vec<Op>, cmdline_debug: bool) {
         m.kmem_cache_name(caches[2]).is_none(),
         "model_c kept: objects leaked"
     );
-    assert_eq!(m.kmem_cache_name(caches[1]).is_some(), !cmdline_debug);
+    assert_eq!(m.kmem_cache_name(caches[1]).is_some(), merges);
     assert_eq!(m.bug_count(), 0);
     m.check_invariants().unwrap();
 }
@@ -193,11 +193,16 @@ proptest! {
 
     #[test]
     fn slub_matches_model(ops in proptest::collection::vec(op(), 1..400)) {
-        run(ops, false);
+        run(ops, "");
+    }
+
+    #[test]
+    fn slob_matches_model(ops in proptest::collection::vec(op(), 1..400)) {
+        run(ops, "slab=slob");
     }
 
     #[test]
     fn slub_debug_matches_model(ops in proptest::collection::vec(op(), 1..200)) {
-        run(ops, true);
+        run(ops, "slub_debug=FZPU");
     }
 }

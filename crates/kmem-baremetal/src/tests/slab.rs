@@ -11,7 +11,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use kmem::arch::MAX_DMA_ADDR;
 use kmem::platform::Platform;
-use kmem::slab::common::{SlabFlags, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, ZERO_SIZE_PTR};
+use kmem::slab::common::{
+    SlabAllocatorKind, SlabFlags, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, ZERO_SIZE_PTR,
+};
 use kmem::{GfpFlags, VirtAddr};
 
 use super::{settle, KernelCtx};
@@ -35,6 +37,23 @@ pub const TESTS: &[Test<KernelCtx>] = tests![
 
 const GFP: GfpFlags = GfpFlags::GFP_KERNEL;
 
+/// Whether the kernel booted SLOB (`slab=slob`): mm/slob.c's rules replace SLUB's where they
+/// differ (ksize in 2-byte units, 8-byte alignment, constructor on every allocation, no
+/// debugging).
+fn slob(mm: &Kmem) -> bool {
+    mm.slab_allocator() == SlabAllocatorKind::Slob
+}
+
+/// SLOB's `ksize(kmalloc(size))`: the size in 2-byte units below `PAGE_SIZE - 8`, then the
+/// page block.
+fn slob_ksize(size: usize) -> usize {
+    if size < kmem::PAGE_SIZE - 8 {
+        size.next_multiple_of(2)
+    } else {
+        kmem::PAGE_SIZE << kmem::slab::common::get_order(size)
+    }
+}
+
 fn kmalloc_zero_and_null(ctx: &KernelCtx) -> TestResult {
     let mm = ctx.mm;
     let warns = mm.warn_count();
@@ -46,7 +65,7 @@ fn kmalloc_zero_and_null(ctx: &KernelCtx) -> TestResult {
     mm.kfree(ZERO_SIZE_PTR as *const u8);
     check_eq!(mm.warn_count(), warns);
     let one = mm.kmalloc(1, GFP).expect("kmalloc(1)");
-    check_eq!(mm.ksize(one.as_ptr()), 8);
+    check_eq!(mm.ksize(one.as_ptr()), if slob(mm) { 2 } else { 8 });
     mm.kfree(one.as_ptr());
     Ok(())
 }
@@ -66,13 +85,23 @@ fn kmalloc_every_small_size(ctx: &KernelCtx) -> TestResult {
         check!(p.is_some(), "kmalloc({size}) failed");
         let p = p.expect("checked").as_ptr();
         let ks = mm.ksize(p);
+        let want_ks = if slob(mm) {
+            slob_ksize(size)
+        } else {
+            mm.kmalloc_size_roundup(size)
+        };
         check!(
-            ks >= size && ks == mm.kmalloc_size_roundup(size),
+            ks >= size && ks == want_ks,
             "ksize {ks} for kmalloc({size})"
         );
         // include/linux/slab.h: at least 8-byte aligned; power-of-two sizes aligned to the
-        // size; others to the largest power of two dividing the size.
-        let want = pow2_divisor(size).max(8);
+        // size; others to the largest power of two dividing the size (SLOB: only 8, and
+        // natural alignment for powers of two).
+        let want = if slob(mm) && !size.is_power_of_two() {
+            8
+        } else {
+            pow2_divisor(size).max(8)
+        };
         check!(
             (p as usize).is_multiple_of(want),
             "kmalloc({size}) = {p:p} not aligned to {want}"
@@ -205,6 +234,9 @@ fn kmem_cache_with_constructor(ctx: &KernelCtx) -> TestResult {
         check_eq!(unsafe { o.cast::<u64>().read() }, CTOR_PATTERN);
     }
     let calls = CTOR_CALLS.load(Ordering::Relaxed) - calls0;
+    if slob(mm) {
+        return slob_ctor_rest(mm, c, &mut objs, calls, calls0, free0);
+    }
     // Constructed once per object of every slab created (mm/slub.c `setup_object` in
     // `allocate_slab`): exactly num_objs, which covers the 100 objects handed out.
     let info = mm.slab_info(c);
@@ -240,6 +272,33 @@ fn kmem_cache_with_constructor(ctx: &KernelCtx) -> TestResult {
     Ok(())
 }
 
+/// The rest of `kmem_cache_with_constructor` under SLOB, which constructs on every
+/// allocation (mm/slob.c `slob_alloc_node`).
+fn slob_ctor_rest(
+    mm: &Kmem,
+    c: kmem::CacheHandle,
+    objs: &mut [*mut u8; 100],
+    calls: usize,
+    calls0: usize,
+    free0: usize,
+) -> TestResult {
+    check_eq!(calls, 100);
+    // SAFETY: objs[0] is live; we change its first word before freeing it.
+    unsafe { objs[0].cast::<u64>().write(42) };
+    mm.kmem_cache_free(c, objs[0]);
+    objs[0] = mm.kmem_cache_alloc(c, GFP).expect("object again").as_ptr();
+    check_eq!(CTOR_CALLS.load(Ordering::Relaxed) - calls0, 101);
+    // SAFETY: live object, constructed again.
+    check_eq!(unsafe { objs[0].cast::<u64>().read() }, CTOR_PATTERN);
+    for &o in objs.iter() {
+        mm.kmem_cache_free(c, o);
+    }
+    mm.kmem_cache_destroy(c);
+    check!(mm.find_cache("baremetal_ctor").is_none());
+    check_eq!(settle(mm), free0);
+    Ok(())
+}
+
 /// Whether the kernel log contains `needle` (searched line by line as it is written out).
 fn dmesg_contains(mm: &Kmem, needle: &str) -> bool {
     struct Find<'a> {
@@ -264,6 +323,10 @@ fn dmesg_contains(mm: &Kmem, needle: &str) -> bool {
 /// red zone; validating the cache reports it (one `BUG` report and one `FIX` line: 2 errors).
 fn slub_debug_catches_redzone_overwrite(ctx: &KernelCtx) -> TestResult {
     let mm = ctx.mm;
+    if slob(mm) {
+        println!("  (SLOB has no debugging: nothing to check)");
+        return Ok(());
+    }
     let c = mm.kmem_cache_create(
         "TestSlub_RZ_alloc",
         64,
@@ -294,6 +357,10 @@ fn slub_debug_catches_redzone_overwrite(ctx: &KernelCtx) -> TestResult {
 /// slub_kunit's `test_clobber_redzone_free`: the same after the object was freed.
 fn slub_debug_catches_redzone_overwrite_after_free(ctx: &KernelCtx) -> TestResult {
     let mm = ctx.mm;
+    if slob(mm) {
+        println!("  (SLOB has no debugging: nothing to check)");
+        return Ok(());
+    }
     let c = mm.kmem_cache_create(
         "TestSlub_RZ_free",
         64,
@@ -320,6 +387,10 @@ fn slub_debug_catches_redzone_overwrite_after_free(ctx: &KernelCtx) -> TestResul
 /// found by validation (2 errors).
 fn slub_debug_catches_use_after_free_poison(ctx: &KernelCtx) -> TestResult {
     let mm = ctx.mm;
+    if slob(mm) {
+        println!("  (SLOB has no debugging: nothing to check)");
+        return Ok(());
+    }
     let c = mm.kmem_cache_create(
         "TestSlub_1th_word_free",
         64,

@@ -65,12 +65,9 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "echo",
-        usage: "echo TEXT",
-        doc: "prints TEXT as written (to label a script's output)",
-        run: |_, a, out| {
-            let _ = writeln!(out, "{}", a.rest.text.trim());
-            Ok(())
-        },
+        usage: "echo TEXT [> FILE]",
+        doc: "prints TEXT as written, or writes it to a /proc file (echo \"kmalloc-64 120 60 8\" > /proc/slabinfo)",
+        run: cmd_echo,
     },
     Command {
         name: "translate",
@@ -201,6 +198,66 @@ fn cmd_translate(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result
         Ok(()) => Ok(()),
         Err(Fail::Oops) => Err(Stop::Oops),
         Err(Fail::Error(m)) => fail(format!("translate: {m}"), a.name_span),
+    }
+}
+
+/// Splits `TEXT > FILE` at the first `>` outside double quotes.
+fn split_redirect(s: &str) -> Option<(&str, &str)> {
+    let mut in_str = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => in_str = !in_str,
+            '>' if !in_str => return Some((&s[..i], &s[i + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `echo TEXT`, or `echo TEXT > FILE`: a write of TEXT to a /proc file. Errors read as a
+/// shell prints them: `FILE: No such file or directory` / `FILE: Permission denied` when the
+/// file cannot be opened for writing, `echo: write error: Invalid argument` when the file
+/// refuses the text.
+fn cmd_echo(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), Stop> {
+    let raw = a.rest.text.trim();
+    let Some((text, path)) = split_redirect(raw) else {
+        let _ = writeln!(out, "{raw}");
+        return Ok(());
+    };
+    let text = text.trim();
+    let text = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    let path = path.trim();
+    if path.is_empty() || path.contains(char::is_whitespace) {
+        return fail(
+            "echo: expected one file after '>' (e.g. echo m > /proc/sysrq-trigger)",
+            a.rest.span,
+        );
+    }
+    if path == "/proc/sysrq-trigger" {
+        let key = text.chars().next().map(String::from).unwrap_or_default();
+        let w = [Word {
+            text: key,
+            span: a.rest.span,
+        }];
+        let args = CmdArgs {
+            name_span: a.name_span,
+            rest: a.rest,
+            words: &w,
+        };
+        return cmd_sysrq(sh, &args, out);
+    }
+    let r = sh.k.m.proc_write(path, text);
+    sh.flush_console(out);
+    match r {
+        Ok(()) => Ok(()),
+        Err(
+            e @ (kmem::proc::ProcError::NotFound
+            | kmem::proc::ProcError::Errno(kmem::errno::Errno::EACCES)),
+        ) => fail(format!("{path}: {e}"), a.rest.span),
+        Err(e) => fail(format!("echo: write error: {e}"), a.rest.span),
     }
 }
 

@@ -726,3 +726,48 @@ fn rcu_statements() {
     let (_, _) = run(&mut sh, "kvfree_rcu_barrier()");
     assert_eq!(out1(&mut sh, "1 + 1"), "2\n");
 }
+
+fn shell_with(cmdline: &str) -> Shell {
+    let k = Kernel::boot(&BootOptions {
+        arch: Arch::X86_64,
+        mem: 64 << 20,
+        cpus: 2,
+        cmdline: cmdline.to_string(),
+        seed: 0,
+    })
+    .unwrap();
+    Shell::new(k)
+}
+
+#[test]
+fn echo_writes_proc_files() {
+    let mut sh = shell(Arch::X86_64);
+    // Plain echo still prints.
+    assert_eq!(out1(&mut sh, "echo \"a > b\""), "\"a > b\"\n");
+    // SLUB: slabinfo is mode 0400, other files have no write bit.
+    let (_, e) = run(&mut sh, "echo \"kmalloc-64 120 60 8\" > /proc/slabinfo");
+    assert!(e.contains("/proc/slabinfo: Permission denied"), "{e}");
+    let (_, e) = run(&mut sh, "echo 1 > /proc/meminfo");
+    assert!(e.contains("/proc/meminfo: Permission denied"), "{e}");
+    let (_, e) = run(&mut sh, "echo 1 > /proc/nosuch");
+    assert!(e.contains("/proc/nosuch: No such file or directory"), "{e}");
+    let (_, e) = run(&mut sh, "echo 1 >");
+    assert!(e.contains("expected one file after '>'"), "{e}");
+    // sysrq through its proc file.
+    let (o, _) = run(&mut sh, "echo m > /proc/sysrq-trigger");
+    assert!(o.contains("sysrq: Show Memory"), "{o}");
+    assert_eq!(sh.k.reports(), 0);
+    // SLOB: there is no slabinfo to read or write.
+    let mut sh = shell_with("slab=slob");
+    let (_, e) = run(&mut sh, "cat /proc/slabinfo");
+    assert!(
+        e.contains("cat: /proc/slabinfo: No such file or directory"),
+        "{e}"
+    );
+    let (_, e) = run(&mut sh, "echo \"kmalloc-64 120 60 8\" > /proc/slabinfo");
+    assert!(
+        e.contains("/proc/slabinfo: No such file or directory"),
+        "{e}"
+    );
+    assert!(out1(&mut sh, "cat /proc/meminfo").contains("Slab:"));
+}

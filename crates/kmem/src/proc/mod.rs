@@ -10,16 +10,20 @@ pub mod vmstat;
 
 use core::fmt::{self, Write};
 
+use crate::errno::Errno;
 use crate::platform::Platform;
 use crate::vmalloc::VmLayer;
 
-/// Errors of [`VmLayer::proc_read`].
+/// Errors of [`VmLayer::proc_read`] and [`VmLayer::proc_write`].
 #[derive(Debug)]
 pub enum ProcError {
-    /// No such file.
+    /// No such file (`ENOENT`).
     NotFound,
     /// The writer failed.
     Fmt(fmt::Error),
+    /// The call failed with this error (`EACCES` for a file whose mode forbids it, `EINVAL`
+    /// for text a writable file refuses, …); shown as `strerror` text.
+    Errno(Errno),
 }
 
 impl fmt::Display for ProcError {
@@ -27,6 +31,16 @@ impl fmt::Display for ProcError {
         match self {
             ProcError::NotFound => f.write_str("No such file or directory"),
             ProcError::Fmt(_) => f.write_str("write error"),
+            ProcError::Errno(e) => f.write_str(e.text()),
+        }
+    }
+}
+
+impl From<Errno> for ProcError {
+    fn from(e: Errno) -> Self {
+        match e {
+            Errno::ENOENT => ProcError::NotFound,
+            e => ProcError::Errno(e),
         }
     }
 }
@@ -58,6 +72,10 @@ impl<P: Platform> VmLayer<P> {
     /// [`ProcError::NotFound`] for an unknown path.
     pub fn proc_read(&self, path: &str, out: &mut dyn Write) -> Result<(), ProcError> {
         let p = path.strip_prefix("/proc/").unwrap_or(path);
+        let mode = self.proc_mode(path).ok_or(ProcError::NotFound)?;
+        if mode & 0o444 == 0 {
+            return Err(ProcError::Errno(Errno::EACCES));
+        }
         match p {
             "buddyinfo" => self.show_buddyinfo(out)?,
             "pagetypeinfo" => self.show_pagetypeinfo(out)?,
@@ -76,6 +94,42 @@ impl<P: Platform> VmLayer<P> {
             _ => return Err(ProcError::NotFound),
         }
         Ok(())
+    }
+
+    /// The mode of the file at `path` (as `ls -l` shows it), or `None` when there is no such
+    /// file (`/proc/slabinfo` under SLOB). kmem's shell is root, but like a shell it
+    /// honours the mode: no write bit means writing fails with `EACCES`.
+    pub fn proc_mode(&self, path: &str) -> Option<u16> {
+        let p = path.strip_prefix("/proc/").unwrap_or(path);
+        match p {
+            "buddyinfo" | "zoneinfo" | "meminfo" | "iomem" => Some(0o444),
+            // mm/vmstat.c `proc_create_seq("pagetypeinfo", 0400, ..)`, mm/vmalloc.c
+            // `proc_create_seq_private("vmallocinfo", 0400, ..)`.
+            "pagetypeinfo" | "vmallocinfo" => Some(0o400),
+            "slabinfo" => self.slabinfo_mode(),
+            "/sys/kernel/debug/memblock/memory"
+            | "sys/kernel/debug/memblock/memory"
+            | "/sys/kernel/debug/memblock/reserved"
+            | "sys/kernel/debug/memblock/reserved" => Some(0o444),
+            _ => None,
+        }
+    }
+
+    /// A write of `text` to the file at `path` (`echo TEXT > /proc/slabinfo`).
+    ///
+    /// # Errors
+    /// [`ProcError::NotFound`] for an unknown path; `EACCES` for a file whose mode has no
+    /// write bit; the file's own errors (`EINVAL` for text it refuses).
+    pub fn proc_write(&self, path: &str, text: &str) -> Result<(), ProcError> {
+        let p = path.strip_prefix("/proc/").unwrap_or(path);
+        let mode = self.proc_mode(path).ok_or(ProcError::NotFound)?;
+        if mode & 0o222 == 0 {
+            return Err(ProcError::Errno(Errno::EACCES));
+        }
+        match p {
+            "slabinfo" => Ok(self.slabinfo_write(text)?),
+            _ => Err(ProcError::Errno(Errno::EIO)),
+        }
     }
 
     /// `/proc/iomem`: the kernel's e820 table (the firmware map after `trim_bios_range`) as

@@ -41,6 +41,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize};
 use kds::list::ListHead;
 
 use crate::addr::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
+use crate::errno::Errno;
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::{PagePtr, PageType};
 use crate::platform::Platform;
@@ -262,8 +263,11 @@ pub const KMALLOC_MAX_CACHE_SIZE: usize = 1 << KMALLOC_SHIFT_HIGH;
 pub const KMALLOC_MAX_SIZE: usize = 1 << KMALLOC_SHIFT_MAX;
 /// `ZERO_SIZE_PTR`: what `kmalloc(0)` returns.
 pub const ZERO_SIZE_PTR: usize = 16;
-/// Number of kmalloc cache indexes (`KMALLOC_SHIFT_HIGH + 1`).
+/// Number of kmalloc cache indexes of SLUB (`KMALLOC_SHIFT_HIGH + 1`).
 pub const NR_KMALLOC_INDEX: usize = KMALLOC_SHIFT_HIGH as usize + 1;
+/// Slots per type of the machine's kmalloc cache table: room for every index up to
+/// `KMALLOC_SHIFT_MAX` (SLAB had kmalloc caches up to `KMALLOC_MAX_SIZE`).
+pub const NR_KMALLOC_SLOTS: usize = KMALLOC_SHIFT_MAX as usize + 1;
 
 /// `ZERO_OR_NULL_PTR`.
 #[inline]
@@ -505,18 +509,65 @@ pub fn calculate_alignment(flags: SlabFlags, align: usize, size: usize) -> usize
 /// The slab allocator behind the cache API (`slab=` boot option).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SlabAllocatorKind {
+    /// SLAB (mm/slab.c of Linux ≤ 6.7): per-CPU array caches, colouring.
+    Slab,
     /// SLUB ([`crate::slab::slub`]).
     #[default]
     Slub,
+    /// SLOB ([`crate::slab::slob`], mm/slob.c of Linux ≤ 6.3): a list of blocks.
+    Slob,
 }
 
 impl SlabAllocatorKind {
-    /// The name shown in the boot log.
+    /// The name shown in the boot log and by `kmem --slab X replay`.
     pub const fn name(self) -> &'static str {
         match self {
+            SlabAllocatorKind::Slab => "SLAB",
             SlabAllocatorKind::Slub => "SLUB",
+            SlabAllocatorKind::Slob => "SLOB",
         }
     }
+
+    /// The value of `slab=` that selects it (`slab`, `slub`, `slob`).
+    pub const fn option(self) -> &'static str {
+        match self {
+            SlabAllocatorKind::Slab => "slab",
+            SlabAllocatorKind::Slub => "slub",
+            SlabAllocatorKind::Slob => "slob",
+        }
+    }
+
+    /// Parses a `slab=` value (`slab`, `slub`, `slob`, any case).
+    pub fn from_option(v: &str) -> Option<SlabAllocatorKind> {
+        [
+            SlabAllocatorKind::Slab,
+            SlabAllocatorKind::Slub,
+            SlabAllocatorKind::Slob,
+        ]
+        .into_iter()
+        .find(|k| k.option().eq_ignore_ascii_case(v))
+    }
+
+    /// The mode of `/proc/slabinfo` (mm/slab_common.c `SLABINFO_RIGHTS`: 0600 with SLAB,
+    /// whose tunables are writable, 0400 with SLUB), or `None`: SLOB has no slabinfo.
+    pub const fn slabinfo_mode(self) -> Option<u16> {
+        match self {
+            SlabAllocatorKind::Slab => Some(0o600),
+            SlabAllocatorKind::Slub => Some(0o400),
+            SlabAllocatorKind::Slob => None,
+        }
+    }
+}
+
+/// How `/proc/slabinfo` exists under an allocator ([`SlabAllocator::SLABINFO`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlabinfoMode {
+    /// No such file (SLOB: `CONFIG_SLUB_DEBUG`/`CONFIG_SLAB` off, no `slabinfo` entry).
+    Absent,
+    /// Mode 0400 (SLUB: no tunables).
+    ReadOnly,
+    /// Mode 0600 (SLAB: `echo "name limit batchcount shared" > /proc/slabinfo`).
+    ReadWrite,
 }
 
 /// Longest `slub_debug=` string kept.
@@ -672,7 +723,9 @@ pub struct SlabState<L: lock_api::RawMutex> {
     /// `slab_mutex` and `slab_caches`.
     pub(crate) mutex: crate::locking::Lock<L, SlabList>,
     /// `kmalloc_caches[type][index]` (pointers to `KmemCache`), written at boot.
-    pub(crate) kmalloc: [[AtomicPtr<u8>; NR_KMALLOC_INDEX]; NR_KMALLOC_TYPES],
+    /// Each allocator uses the slots of its own size classes (SLUB `0..NR_KMALLOC_INDEX`,
+    /// SLAB up to `NR_KMALLOC_SLOTS`, SLOB none).
+    pub(crate) kmalloc: [[AtomicPtr<u8>; NR_KMALLOC_SLOTS]; NR_KMALLOC_TYPES],
     /// The `kmem_cache` cache (where `struct kmem_cache`s come from).
     pub(crate) kmem_cache: AtomicPtr<u8>,
     /// `slab_state`.
@@ -730,7 +783,8 @@ impl<L: lock_api::RawMutex> SlabState<L> {
 pub(crate) struct SlabBootNotes<'a> {
     /// Unknown `slub_debug=` option letters (the first four).
     pub(crate) bad_debug: [Option<char>; 4],
-    /// `slab=X` naming an allocator other than SLUB.
+    /// `slab=X` naming an allocator this kernel does not have (SLUB is used; see
+    /// [`crate::slab::SLAB_BUILT`]).
     pub(crate) other_allocator: Option<&'a str>,
 }
 
@@ -776,11 +830,20 @@ impl<L: lock_api::RawMutex> SlabState<L> {
                 ("slab_freelist_random", Some(v)) => {
                     st.freelist_random = !matches!(v, "0" | "off" | "n" | "no");
                 }
-                ("slab", Some(v)) if v != "slub" => notes.other_allocator = Some(v),
+                ("slab", Some(v)) => match SlabAllocatorKind::from_option(v) {
+                    Some(SlabAllocatorKind::Slab) if !crate::slab::SLAB_BUILT => {
+                        st.kind = SlabAllocatorKind::Slub;
+                        notes.other_allocator = Some(v);
+                    }
+                    Some(k) => {
+                        st.kind = k;
+                        notes.other_allocator = None;
+                    }
+                    None => notes.other_allocator = Some(v),
+                },
                 _ => {}
             }
         }
-        st.kind = SlabAllocatorKind::Slub;
         (st, notes)
     }
 }
@@ -858,6 +921,24 @@ pub struct SlabInfo {
     pub partial_slabs: usize,
     /// Aliases (caches merged into this one, itself included).
     pub refcount: i32,
+    /// Tunables (SLAB's `limit`, `batchcount`, `shared`; 0 for SLUB).
+    pub tunables: SlabTunables,
+    /// `active_slabs` of the slabdata columns (slabs with an object in use; SLUB reports all
+    /// its slabs).
+    pub active_slabs: usize,
+    /// `shared_avail` of the slabdata columns (objects in SLAB's per-node shared arrays).
+    pub shared_avail: usize,
+}
+
+/// A cache's `/proc/slabinfo` tunables (SLAB's `enable_cpucache`/`do_tune_cpucache`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlabTunables {
+    /// `limit`: most objects in a per-CPU array cache.
+    pub limit: u32,
+    /// `batchcount`: objects moved at once between a per-CPU array and the lists.
+    pub batchcount: u32,
+    /// `shared`: the per-node shared array holds `shared * batchcount` objects.
+    pub shared: u32,
 }
 
 impl SlabInfo {
@@ -881,7 +962,7 @@ pub fn write_slabinfo_header(out: &mut dyn Write) -> fmt::Result {
     out.write_str(" : slabdata <active_slabs> <num_slabs> <sharedavail>\n")
 }
 
-/// Writes one `/proc/slabinfo` line (mm/slab_common.c `cache_show`; SLUB has no tunables).
+/// Writes one `/proc/slabinfo` line (mm/slab_common.c `cache_show`; SLUB's tunables are 0).
 pub fn write_slabinfo_line(out: &mut dyn Write, name: &str, i: &SlabInfo) -> fmt::Result {
     writeln!(
         out,
@@ -892,12 +973,12 @@ pub fn write_slabinfo_line(out: &mut dyn Write, name: &str, i: &SlabInfo) -> fmt
         i.objsize,
         i.objperslab,
         i.pagesperslab,
-        0,
-        0,
-        0,
+        i.tunables.limit,
+        i.tunables.batchcount,
+        i.tunables.shared,
+        i.active_slabs,
         i.num_slabs,
-        i.num_slabs,
-        0
+        i.shared_avail
     )
 }
 
@@ -980,10 +1061,27 @@ pub struct SlabLayout {
 }
 
 /// The operations every slab allocator provides behind the cache API (what `mm/slab.h`
-/// declares for SLAB, SLUB and SLOB alike). `crate::slab::slub::Slub` is the first
-/// implementation; the one in use is chosen at boot by `slab=` ([`SlabAllocatorKind`]) and
-/// called through `dispatch!` in [`crate::slab`] (a `match` on the kind: static dispatch).
+/// declares for SLAB, SLUB and SLOB alike): `crate::slab::slub::Slub`,
+/// `crate::slab::slob::Slob` and SLAB. The one in use is chosen at boot by `slab=`
+/// ([`SlabAllocatorKind`]) and called through `dispatch!` in [`crate::slab`]: a `match` on the
+/// kind, which never changes after boot, with every arm a direct (inlinable) call of a
+/// monomorphised method — no function pointer, no vtable.
+///
+/// What the common code does before calling in: `kmalloc(0)` returns `ZERO_SIZE_PTR`;
+/// `kfree`/`ksize` of NULL/`ZERO_SIZE_PTR` return early; `kfree` and `ksize` find the page
+/// ([`Owner`]) and call in only for [`PageType::Slab`] pages (an allocator's own pages);
+/// large kmalloc pages ([`PageType::LargeKmalloc`], from `kmalloc_large`) are freed and
+/// sized by the common code. `/proc/slabinfo`'s header and line format are common
+/// ([`write_slabinfo_line`]); an allocator gives the figures ([`SlabInfo`]).
 pub(crate) trait SlabAllocator {
+    /// Whether and how `/proc/slabinfo` exists.
+    const SLABINFO: SlabinfoMode;
+    /// The name of the allocator's CPU-dead hotplug state (`"slub:dead"`, SLAB's
+    /// `"slab:dead"`), or `None` when it keeps no per-CPU state (SLOB). Registered in the
+    /// slot [`crate::mm::cpuhp::CpuhpState::SlubDead`] with a teardown that calls
+    /// [`SlabAllocator::cpu_dead`].
+    const CPUHP_DEAD: Option<&'static str>;
+
     /// `kmem_cache_init`: bootstraps the allocator and creates the kmalloc caches.
     fn init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabError>;
     /// `__kmem_cache_create` (or an alias of a mergeable cache).
@@ -1060,8 +1158,9 @@ pub(crate) trait SlabAllocator {
 
     // The kmalloc family's needs (crate::slab::kmalloc).
 
-    /// `kmalloc_slab` + allocation: `size` bytes, at most [`KMALLOC_MAX_CACHE_SIZE`], from the
-    /// kmalloc cache of its size class and GFP type.
+    /// `__kmalloc`: `size` bytes (`size > 0`, any size). Sizes the allocator does not serve
+    /// itself go to [`SlabLayer::kmalloc_large`] (SLUB: above [`KMALLOC_MAX_CACHE_SIZE`];
+    /// SLOB: from `PAGE_SIZE - minalign`).
     fn kmalloc<P: Platform>(
         m: &SlabLayer<P>,
         size: usize,
@@ -1093,9 +1192,38 @@ pub(crate) trait SlabAllocator {
     fn krealloc_in_place<P: Platform>(m: &SlabLayer<P>, p: *mut u8, new_size: usize);
     /// `get_orig_size` of the slab object at `p` for `krealloc`: the size last asked for when
     /// its cache tracks it (`slub_debug_orig_size`), 0 when it does not.
-    fn krealloc_orig_size<P: Platform>(m: &SlabLayer<P>, p: *mut u8) -> usize;
-    /// `ksize` of an object of the cache at `cache` (`slab_ksize`).
-    fn ksize<P: Platform>(cache: usize) -> usize;
+    /// The default: the allocator does not track requested sizes (SLAB, SLOB).
+    fn krealloc_orig_size<P: Platform>(_m: &SlabLayer<P>, _p: *mut u8) -> usize {
+        0
+    }
+    /// `ksize` of `p`, a pointer into `page`, a [`PageType::Slab`] head page whose
+    /// `mapping` is `cache` (`__ksize`: SLUB's `slab_ksize(cache)`, SLOB's block header).
+    /// Returns 0 after reporting when `p` is not an object start.
+    fn ksize<P: Platform>(m: &SlabLayer<P>, page: PagePtr, cache: usize, p: *const u8) -> usize;
+    /// `kmalloc_size_roundup`: the size `kmalloc(size)` really gives (what `ksize` of the
+    /// block returns) for sizes up to the allocator's own limit; larger sizes go to the
+    /// common page rounding.
+    fn kmalloc_size_roundup(size: usize) -> usize;
+
+    // Hooks with defaults (an allocator overrides what it has).
+
+    /// CPU `cpu` went offline: give back its per-CPU objects/slabs (`slub_cpu_dead`,
+    /// SLAB's `slab_dead_cpu`).
+    ///
+    /// # Safety
+    /// No thread uses `cpu`'s per-CPU data during the call (the CPU-dead hook's contract).
+    unsafe fn cpu_dead<P: Platform>(_m: &SlabLayer<P>, _cpu: usize) {}
+    /// The periodic reap for the calling CPU (SLAB's `cache_reap`: drain per-CPU and
+    /// shared arrays a little, free free slabs), driven by [`crate::slab::SlabLayer::slab_tick`].
+    fn reap<P: Platform>(_m: &SlabLayer<P>, _cpu: usize) {}
+    /// A write to `/proc/slabinfo` (SLAB's `slabinfo_write`: `"name limit batchcount
+    /// shared"`). Only called when [`SlabAllocator::SLABINFO`] is `ReadWrite`.
+    ///
+    /// # Errors
+    /// Linux's: `EINVAL` for bad text or tunables, `ENOMEM`, `EIO` (SLUB's `slabinfo_write`).
+    fn slabinfo_write<P: Platform>(_m: &SlabLayer<P>, _text: &str) -> Result<(), Errno> {
+        Err(Errno::EIO)
+    }
 }
 
 // ------------------------------------------------------------------ object lookup
@@ -1243,6 +1371,8 @@ mod tests {
             num_slabs: 9,
             partial_slabs: 0,
             refcount: 1,
+            active_slabs: 9,
+            ..SlabInfo::default()
         };
         write_slabinfo_line(&mut s, "kmalloc-8k", &i).unwrap();
         assert_eq!(

@@ -69,13 +69,10 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline]
     pub fn kmalloc(&self, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
-        if size <= KMALLOC_MAX_CACHE_SIZE {
-            if size == 0 {
-                return Some(zero_size_ptr());
-            }
-            return dispatch!(self, kmalloc(self, size, gfp, Location::caller()));
+        if size == 0 {
+            return Some(zero_size_ptr());
         }
-        self.kmalloc_large(size, gfp)
+        dispatch!(self, kmalloc(self, size, gfp, Location::caller()))
     }
 
     /// `kmalloc_large`: a request above [`KMALLOC_MAX_CACHE_SIZE`], from the page allocator.
@@ -250,7 +247,7 @@ impl<P: Platform> SlabLayer<P> {
             return 0;
         }
         match self.owner_of(p) {
-            Owner::Slab(_, cache) => dispatch!(self, ksize::<P>(cache)),
+            Owner::Slab(page, cache) => dispatch!(self, ksize(self, page, cache, p)),
             Owner::Large(page) => PAGE_SIZE << page.compound_order().as_u32(),
             _ => {
                 self.warn(format_args!(
@@ -262,9 +259,9 @@ impl<P: Platform> SlabLayer<P> {
         }
     }
 
-    /// `kmalloc_size_roundup`.
+    /// `kmalloc_size_roundup` of the allocator in use.
     pub fn kmalloc_size_roundup(&self, size: usize) -> usize {
-        crate::slab::common::kmalloc_size_roundup(size)
+        dispatch!(self, kmalloc_size_roundup(size))
     }
 
     /// `kmemdup`: a kmalloc copy of `src`.

@@ -25,6 +25,8 @@ fn info_of<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> SlabInfo {
         num_slabs: nr_slabs,
         partial_slabs: s.node.nr_partial_hint.load(Ordering::Relaxed),
         refcount: s.refcount.load(Ordering::Relaxed),
+        active_slabs: nr_slabs,
+        ..SlabInfo::default()
     }
 }
 

@@ -617,6 +617,8 @@ pub(crate) fn kmalloc_cache_handle<P: Platform>(
 /// Largest request a slab cache can serve.
 pub const SLAB_MAX_OBJECT: usize = KMALLOC_MAX_SIZE;
 const _: () = assert!(KMALLOC_SHIFT_HIGH as usize + 1 == crate::slab::common::NR_KMALLOC_INDEX);
+const _: () =
+    assert!(crate::slab::common::NR_KMALLOC_INDEX <= crate::slab::common::NR_KMALLOC_SLOTS);
 
 // ------------------------------------------------------------------ the SlabAllocator impl
 
@@ -624,6 +626,8 @@ const _: () = assert!(KMALLOC_SHIFT_HIGH as usize + 1 == crate::slab::common::NR
 pub(crate) struct Slub;
 
 impl crate::slab::common::SlabAllocator for Slub {
+    const SLABINFO: crate::slab::common::SlabinfoMode = crate::slab::common::SlabinfoMode::ReadOnly;
+    const CPUHP_DEAD: Option<&'static str> = Some("slub:dead");
     fn init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabError> {
         kmem_cache_init(m)
     }
@@ -725,6 +729,9 @@ impl crate::slab::common::SlabAllocator for Slub {
         gfp: GfpFlags,
         caller: &'static Location<'static>,
     ) -> Option<NonNull<u8>> {
+        if size > KMALLOC_MAX_CACHE_SIZE {
+            return m.kmalloc_large(size, gfp);
+        }
         kmalloc_small(m, size, gfp, caller)
     }
     #[inline(always)]
@@ -757,7 +764,15 @@ impl crate::slab::common::SlabAllocator for Slub {
         krealloc_orig_size(m, p)
     }
     #[inline]
-    fn ksize<P: Platform>(cache: usize) -> usize {
+    fn ksize<P: Platform>(_m: &SlabLayer<P>, _page: PagePtr, cache: usize, _p: *const u8) -> usize {
         slab_ksize::<P>(cache)
+    }
+    fn kmalloc_size_roundup(size: usize) -> usize {
+        crate::slab::common::kmalloc_size_roundup(size)
+    }
+    unsafe fn cpu_dead<P: Platform>(m: &SlabLayer<P>, cpu: usize) {
+        // SAFETY: `m` is a live SlabLayer<P> (the context slub_cpu_dead expects); no thread
+        // uses `cpu`'s per-CPU data (this method's contract).
+        unsafe { slub_cpu_dead::<P>((m as *const SlabLayer<P>).cast(), cpu) }
     }
 }

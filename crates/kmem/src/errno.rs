@@ -1,0 +1,64 @@
+//! Error numbers for the calls kmem models as system calls on files (`/proc` reads and
+//! writes), with the text `strerror` gives for each (include/uapi/asm-generic/errno-base.h).
+
+#![forbid(unsafe_code)]
+
+use core::fmt;
+
+/// A Linux error number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Errno {
+    /// `EPERM` (1).
+    EPERM = 1,
+    /// `ENOENT` (2).
+    ENOENT = 2,
+    /// `EIO` (5).
+    EIO = 5,
+    /// `ENOMEM` (12).
+    ENOMEM = 12,
+    /// `EACCES` (13).
+    EACCES = 13,
+    /// `EBUSY` (16).
+    EBUSY = 16,
+    /// `EINVAL` (22).
+    EINVAL = 22,
+}
+
+impl Errno {
+    /// The number.
+    pub const fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// What `strerror` says (glibc's texts).
+    pub const fn text(self) -> &'static str {
+        match self {
+            Errno::EPERM => "Operation not permitted",
+            Errno::ENOENT => "No such file or directory",
+            Errno::EIO => "Input/output error",
+            Errno::ENOMEM => "Cannot allocate memory",
+            Errno::EACCES => "Permission denied",
+            Errno::EBUSY => "Device or resource busy",
+            Errno::EINVAL => "Invalid argument",
+        }
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Errno;
+
+    #[test]
+    fn numbers_and_texts_are_linuxs() {
+        assert_eq!(Errno::EINVAL.code(), 22);
+        assert_eq!(Errno::EACCES.text(), "Permission denied");
+        assert_eq!(Errno::ENOENT.text(), "No such file or directory");
+    }
+}
