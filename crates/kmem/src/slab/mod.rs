@@ -65,6 +65,7 @@ macro_rules! dispatch_const {
 
 pub mod common;
 pub mod kmalloc;
+pub mod slab;
 pub mod slob;
 pub mod slub;
 
@@ -72,9 +73,9 @@ pub mod slub;
 /// this is SLUB and `slab=slab` prints a notice and boots SLUB ([`SLAB_BUILT`] is false, so
 /// the kind is never `Slab`). When it lands: `pub mod slab;`, `slab::Slab` here and
 /// `SLAB_BUILT = true`.
-pub(crate) type SlabImpl = slub::Slub;
+pub(crate) type SlabImpl = slab::Slab;
 /// Whether `slab=slab` boots SLAB (see [`SlabImpl`]).
-pub const SLAB_BUILT: bool = false;
+pub const SLAB_BUILT: bool = true;
 
 use core::fmt::{self, Write};
 use core::panic::Location;
