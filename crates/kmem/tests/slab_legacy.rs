@@ -84,7 +84,9 @@ fn slabdata_counts_slabs_and_shared_objects() {
     let m = slab(2);
     let c = m.kmalloc_cache(64, K).unwrap();
     let before = m.slab_info(c).unwrap();
-    let ps: Vec<_> = (0..1000).map(|_| m.kmalloc(64, K).unwrap().as_ptr()).collect();
+    let ps: Vec<_> = (0..1000)
+        .map(|_| m.kmalloc(64, K).unwrap().as_ptr())
+        .collect();
     let mid = m.slab_info(c).unwrap();
     assert!(mid.num_slabs >= before.num_slabs + 1000 / 64);
     assert!(mid.active_objs >= 1000);
@@ -93,7 +95,10 @@ fn slabdata_counts_slabs_and_shared_objects() {
     }
     let after = m.slab_info(c).unwrap();
     // Frees overflow the CPU's array (limit 120) into the shared array (8 * 60 entries).
-    assert!(after.shared_avail > 0 && after.shared_avail <= 480, "{after:?}");
+    assert!(
+        after.shared_avail > 0 && after.shared_avail <= 480,
+        "{after:?}"
+    );
     assert!(after.active_slabs <= after.num_slabs);
     let w = slabinfo_line(&m, "kmalloc-64");
     let i = w.iter().position(|x| x == "slabdata").unwrap();
@@ -104,21 +109,32 @@ fn slabdata_counts_slabs_and_shared_objects() {
 #[test]
 fn writing_tunables_takes_effect() {
     let m = slab(2);
-    m.proc_write("/proc/slabinfo", "kmalloc-64 240 120 8\n").unwrap();
+    m.proc_write("/proc/slabinfo", "kmalloc-64 240 120 8\n")
+        .unwrap();
     assert_eq!(tunables(&m, "kmalloc-64"), (240, 120, 8));
-    // The new array is used: 240 frees stay on this CPU, none reach the shared array.
+    // The new array is used: 300 frees into an empty array of limit 240 leave 240 - 120 + 60
+    // = 180 objects in it (with the old 120/60 it would be 120).
+    m.proc_write("/proc/slabinfo", "kmalloc-64 240 120 0")
+        .unwrap();
     let c = m.kmalloc_cache(64, K).unwrap();
+    let ps: Vec<_> = (0..300)
+        .map(|_| m.kmalloc(64, K).unwrap().as_ptr())
+        .collect();
     m.kmem_cache_shrink(c);
-    let ps: Vec<_> = (0..240).map(|_| m.kmalloc(64, K).unwrap().as_ptr()).collect();
     for p in &ps {
         m.kfree(*p);
     }
-    assert_eq!(m.slab_info(c).unwrap().shared_avail, 0);
-    m.kfree(m.kmalloc(64, K).unwrap().as_ptr());
+    let full = m.slab_info(c).unwrap().active_objs;
+    m.kmem_cache_shrink(c);
+    assert_eq!(full - m.slab_info(c).unwrap().active_objs, 180);
+    m.proc_write("/proc/slabinfo", "kmalloc-64 240 120 8")
+        .unwrap();
     // Out-of-range numbers are accepted and ignored, as mm/slab.c does (res = 0).
-    m.proc_write("/proc/slabinfo", "kmalloc-64 10 20 8").unwrap();
+    m.proc_write("/proc/slabinfo", "kmalloc-64 10 20 8")
+        .unwrap();
     m.proc_write("/proc/slabinfo", "kmalloc-64 0 0 0").unwrap();
-    m.proc_write("/proc/slabinfo", "kmalloc-64 10 5 -1").unwrap();
+    m.proc_write("/proc/slabinfo", "kmalloc-64 10 5 -1")
+        .unwrap();
     assert_eq!(tunables(&m, "kmalloc-64"), (240, 120, 8));
     // Bad text, unknown caches, over-long writes: -EINVAL.
     for bad in [
@@ -141,7 +157,9 @@ fn writing_tunables_takes_effect() {
     m.proc_write("/proc/slabinfo", "kmalloc-64 16 8 0").unwrap();
     assert_eq!(tunables(&m, "kmalloc-64"), (16, 8, 0));
     for _ in 0..3 {
-        let ps: Vec<_> = (0..100).map(|_| m.kmalloc(64, K).unwrap().as_ptr()).collect();
+        let ps: Vec<_> = (0..100)
+            .map(|_| m.kmalloc(64, K).unwrap().as_ptr())
+            .collect();
         for p in &ps {
             m.kfree(*p);
         }
@@ -170,7 +188,11 @@ fn ksize_follows_slab_rules_for_every_size() {
         assert_eq!(m.kmalloc_size_roundup(n), want, "kmalloc_size_roundup({n})");
         assert_eq!(p as usize % 8, 0);
         if n.is_power_of_two() {
-            assert_eq!(p as usize % n.min(PAGE_SIZE), 0, "kmalloc({n}) not naturally aligned");
+            assert_eq!(
+                p as usize % n.min(PAGE_SIZE),
+                0,
+                "kmalloc({n}) not naturally aligned"
+            );
         }
         m.kfree(p);
     }
@@ -197,7 +219,9 @@ fn kmem_cache_works_with_constructor_and_destroy() {
     // 4096 / 105 = 39.
     assert_eq!((&w[3][..], &w[4][..]), ("104", "39"));
     assert_eq!(tunables(&m, "test_obj"), (120, 60, 8));
-    let ps: Vec<_> = (0..500).map(|_| m.kmem_cache_alloc(c, K).unwrap().as_ptr()).collect();
+    let ps: Vec<_> = (0..500)
+        .map(|_| m.kmem_cache_alloc(c, K).unwrap().as_ptr())
+        .collect();
     for &p in &ps {
         // SAFETY: a 100-byte object of the cache.
         let o = unsafe { std::slice::from_raw_parts(p, 100) };
@@ -210,7 +234,9 @@ fn kmem_cache_works_with_constructor_and_destroy() {
     }
     let z = m.kmem_cache_zalloc(c, K).unwrap().as_ptr();
     // SAFETY: as above.
-    assert!(unsafe { std::slice::from_raw_parts(z, 100) }.iter().all(|&b| b == 0));
+    assert!(unsafe { std::slice::from_raw_parts(z, 100) }
+        .iter()
+        .all(|&b| b == 0));
     m.kmem_cache_free(c, z);
     let mut bulk = [std::ptr::null_mut(); 16];
     assert_eq!(m.kmem_cache_alloc_bulk(c, K, &mut bulk), 16);
@@ -225,10 +251,15 @@ fn kmem_cache_works_with_constructor_and_destroy() {
 #[test]
 fn destroy_with_objects_left_keeps_the_cache() {
     let m = slab(2);
-    let c = m.kmem_cache_create("leaky", 256, 0, SlabFlags::NONE, None).unwrap();
+    let c = m
+        .kmem_cache_create("leaky", 256, 0, SlabFlags::NO_MERGE, None)
+        .unwrap();
     let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
     m.kmem_cache_destroy(c);
-    assert!(m.platform().take_captured().contains("Slab cache still has objects"));
+    assert!(m
+        .platform()
+        .take_captured()
+        .contains("Slab cache still has objects"));
     m.kmem_cache_free(c, p);
     m.kmem_cache_destroy(c);
     assert!(!proc(&m, "/proc/slabinfo").contains("leaky"));
@@ -239,21 +270,29 @@ fn destroy_with_objects_left_keeps_the_cache() {
 #[test]
 fn reap_drains_idle_arrays() {
     let m = slab(2);
-    m.proc_write("/proc/slabinfo", "kmalloc-128 100 50 0").unwrap();
+    m.proc_write("/proc/slabinfo", "kmalloc-128 100 50 0")
+        .unwrap();
     let c = m.kmalloc_cache(128, K).unwrap();
-    let ps: Vec<_> = (0..100).map(|_| m.kmalloc(128, K).unwrap().as_ptr()).collect();
+    let ps: Vec<_> = (0..100)
+        .map(|_| m.kmalloc(128, K).unwrap().as_ptr())
+        .collect();
     for p in &ps {
         m.kfree(*p);
     }
     let busy = m.slab_info(c).unwrap().active_objs;
     m.slab_tick(); // clears `touched`
+    assert_eq!(m.slab_info(c).unwrap().active_objs, busy);
     m.slab_tick(); // gives (100 + 4) / 5 = 20 back
     let after = m.slab_info(c).unwrap().active_objs;
     assert_eq!(busy - after, 20, "{busy} -> {after}");
     for _ in 0..10 {
         m.slab_tick();
     }
-    assert_eq!(m.slab_info(c).unwrap().active_objs, busy - 100);
+    // The array is empty now: draining it changes nothing.
+    let idle = m.slab_info(c).unwrap().active_objs;
+    m.kmem_cache_shrink(c);
+    assert_eq!(m.slab_info(c).unwrap().active_objs, idle);
+    assert!(idle <= busy - 60);
 }
 
 #[test]
@@ -263,7 +302,9 @@ fn other_cpus_give_their_objects_back_when_they_die() {
     let before = m.slab_info(c).unwrap().active_objs;
     let m2 = m.clone();
     std::thread::spawn(move || {
-        let ps: Vec<_> = (0..50).map(|_| m2.kmalloc(256, K).unwrap().as_ptr() as usize).collect();
+        let ps: Vec<_> = (0..50)
+            .map(|_| m2.kmalloc(256, K).unwrap().as_ptr() as usize)
+            .collect();
         for p in ps {
             m2.kfree(p as *const u8);
         }
@@ -278,7 +319,9 @@ fn other_cpus_give_their_objects_back_when_they_die() {
 #[test]
 fn double_free_is_reported_with_red_zones() {
     let m = slab_dbg("slab_debug=ZPU");
-    let c = m.kmem_cache_create("dbg", 40, 0, SlabFlags::NONE, None).unwrap();
+    let c = m
+        .kmem_cache_create("dbg", 40, 0, SlabFlags::NONE, None)
+        .unwrap();
     let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
     let q = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
     m.kmem_cache_free(c, p);
@@ -290,7 +333,10 @@ fn double_free_is_reported_with_red_zones() {
         log.contains("slab error in verify_redzone_free(): cache `dbg': double free detected"),
         "{log}"
     );
-    assert!(log.contains("redzone 1:0x9f911029d74e35b, redzone 2:0x9f911029d74e35b"), "{log}");
+    assert!(
+        log.contains("redzone 1:0x9f911029d74e35b, redzone 2:0x9f911029d74e35b"),
+        "{log}"
+    );
     // The allocator is intact: p is handed out once.
     let a = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
     let b = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
@@ -305,7 +351,9 @@ fn double_free_is_reported_with_red_zones() {
 #[test]
 fn red_zone_overwrite_is_reported() {
     let m = slab_dbg("slab_debug=Z");
-    let c = m.kmem_cache_create("rz", 40, 0, SlabFlags::NONE, None).unwrap();
+    let c = m
+        .kmem_cache_create("rz", 40, 0, SlabFlags::NONE, None)
+        .unwrap();
     let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
     // SAFETY: a deliberate write one word past the 40-byte object, into its red zone
     // (inside the stride, which is machine memory).
@@ -317,13 +365,18 @@ fn red_zone_overwrite_is_reported() {
         log.contains("slab error in verify_redzone_free(): cache `rz': memory outside object was overwritten"),
         "{log}"
     );
-    assert!(log.contains("redzone 1:0xd84156c5635688c0, redzone 2:0x4141414141414141"), "{log}");
+    assert!(
+        log.contains("redzone 1:0xd84156c5635688c0, redzone 2:0x4141414141414141"),
+        "{log}"
+    );
 }
 
 #[test]
 fn use_after_free_is_reported_as_slab_corruption() {
     let m = slab_dbg("slab_debug=PU");
-    let c = m.kmem_cache_create("poisoned", 64, 0, SlabFlags::NONE, None).unwrap();
+    let c = m
+        .kmem_cache_create("poisoned", 64, 0, SlabFlags::NONE, None)
+        .unwrap();
     let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
     m.kmem_cache_free(c, p);
     // SAFETY: a deliberate use after free of machine memory (the object is in the CPU array).
@@ -332,7 +385,10 @@ fn use_after_free_is_reported_as_slab_corruption() {
     let q = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
     assert_eq!(q, p, "LIFO: the freed object comes back first");
     let log = m.platform().take_captured();
-    assert!(log.contains("Slab corruption (Not tainted): poisoned start="), "{log}");
+    assert!(
+        log.contains("Slab corruption (Not tainted): poisoned start="),
+        "{log}"
+    );
     assert!(log.contains(", len=64"), "{log}");
     assert!(log.contains("Last user: ("), "{log}");
     assert!(
@@ -352,7 +408,10 @@ fn double_free_without_debugging_is_caught_at_the_array_top() {
     m.platform().take_captured();
     m.kfree(p);
     let log = m.platform().take_captured();
-    assert!(log.contains("slab: double free detected in cache 'kmalloc-64'"), "{log}");
+    assert!(
+        log.contains("slab: double free detected in cache 'kmalloc-64'"),
+        "{log}"
+    );
     let a = m.kmalloc(64, K).unwrap().as_ptr();
     let b = m.kmalloc(64, K).unwrap().as_ptr();
     assert_ne!(a, b);
@@ -366,7 +425,9 @@ fn bad_pointers_are_reported_and_ignored() {
     m.kfree(p.wrapping_add(8));
     let log = m.platform().take_captured();
     assert!(log.contains("invalid object pointer"), "{log}");
-    let c = m.kmem_cache_create("other", 64, 0, SlabFlags::NO_MERGE, None).unwrap();
+    let c = m
+        .kmem_cache_create("other", 64, 0, SlabFlags::NO_MERGE, None)
+        .unwrap();
     m.kmem_cache_free(c, p);
     let log = m.platform().take_captured();
     assert!(
@@ -384,7 +445,9 @@ fn bad_pointers_are_reported_and_ignored() {
 #[test]
 fn model_random_alloc_free_against_reference() {
     let m = slab(2);
-    let c = m.kmem_cache_create("model", 72, 0, SlabFlags::NONE, None).unwrap();
+    let c = m
+        .kmem_cache_create("model", 72, 0, SlabFlags::NONE, None)
+        .unwrap();
     let mut live: HashMap<usize, (usize, u8, bool)> = HashMap::new();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut next = || {
@@ -406,11 +469,20 @@ fn model_random_alloc_free_against_reference() {
             // SAFETY: `size` bytes of a fresh object.
             unsafe { std::ptr::write_bytes(p, tag, size) };
             for (&q, &(qs, _, _)) in &live {
-                assert!(p as usize + size <= q || q + qs <= p as usize, "overlap at step {step}");
+                assert!(
+                    p as usize + size <= q || q + qs <= p as usize,
+                    "overlap at step {step}"
+                );
             }
-            assert!(live.insert(p as usize, (size, tag, cache)).is_none(), "handed out twice");
+            assert!(
+                live.insert(p as usize, (size, tag, cache)).is_none(),
+                "handed out twice"
+            );
         } else {
-            let k = *live.keys().nth((next() % live.len() as u64) as usize).unwrap();
+            let k = *live
+                .keys()
+                .nth((next() % live.len() as u64) as usize)
+                .unwrap();
             let (size, tag, cache) = live.remove(&k).unwrap();
             // SAFETY: a live object of `size` bytes.
             let o = unsafe { std::slice::from_raw_parts(k as *const u8, size) };

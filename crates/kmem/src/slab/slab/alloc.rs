@@ -16,8 +16,8 @@ use crate::slab::common::Owner;
 use crate::slab::SlabLayer;
 
 use super::{
-    free_meta, ArrayCache, Cache, CpuSlot, NodeLists, SlabPage, BATCHREFILL_LIMIT, REAPTIMEOUT_AC_S,
-    REAPTIMEOUT_NODE_S,
+    free_meta, ArrayCache, Cache, CpuSlot, NodeLists, SlabPage, BATCHREFILL_LIMIT,
+    REAPTIMEOUT_AC_S, REAPTIMEOUT_NODE_S,
 };
 
 /// `transfer_objects`: moves up to `max` entries from the top of `from` to `to`.
@@ -136,7 +136,13 @@ impl<P: Platform> SlabLayer<P> {
 
     /// `alloc_block`: moves objects of `slab` into `ac`, at most `batchcount`; returns what is
     /// left of it.
-    fn alloc_block(&self, s: &Cache<P>, ac: *mut ArrayCache, slab: SlabPage, mut batchcount: u32) -> u32 {
+    fn alloc_block(
+        &self,
+        s: &Cache<P>,
+        ac: *mut ArrayCache,
+        slab: SlabPage,
+        mut batchcount: u32,
+    ) -> u32 {
         while slab.active() < s.num && batchcount > 0 {
             batchcount -= 1;
             let o = self.slab_get_obj(s, slab);
@@ -193,8 +199,8 @@ impl<P: Platform> SlabLayer<P> {
             // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
             let mut n = s.node.lock();
             // SAFETY: the shared array is used under the list lock; ours under the section.
-            let from_shared = !n.shared.is_null()
-                && unsafe { transfer_objects(ac, n.shared, batchcount) } != 0;
+            let from_shared =
+                !n.shared.is_null() && unsafe { transfer_objects(ac, n.shared, batchcount) } != 0;
             if from_shared {
                 // SAFETY: as above.
                 unsafe { (*n.shared).touched = 1 };
@@ -249,6 +255,7 @@ impl<P: Platform> SlabLayer<P> {
             let room = if shared.is_null() {
                 0
             } else {
+                // SAFETY: the shared array under the list lock.
                 unsafe { (*shared).limit - (*shared).avail }
             };
             if room > 0 {
@@ -275,7 +282,13 @@ impl<P: Platform> SlabLayer<P> {
 
     /// `drain_array`: unless the array was touched since the last call, gives a fifth of
     /// its limit back (`drain_array_locked`).
-    pub(super) fn drain_array(&self, s: &Cache<P>, n: &mut NodeLists, ac: *mut ArrayCache, to: *mut ListHead) {
+    pub(super) fn drain_array(
+        &self,
+        s: &Cache<P>,
+        n: &mut NodeLists,
+        ac: *mut ArrayCache,
+        to: *mut ListHead,
+    ) {
         if ac.is_null() {
             return;
         }
@@ -289,9 +302,9 @@ impl<P: Platform> SlabLayer<P> {
                 (*ac).touched = 0;
                 return;
             }
-            let mut tofree = ((*ac).limit + 4) / 5;
+            let mut tofree = (*ac).limit.div_ceil(5);
             if tofree > (*ac).avail {
-                tofree = ((*ac).avail + 1) / 2;
+                tofree = (*ac).avail.div_ceil(2);
             }
             self.free_block(s, n, entries(ac, tofree), to);
             shift_down(ac, tofree);
@@ -325,7 +338,7 @@ impl<P: Platform> SlabLayer<P> {
                     0
                 } else {
                     let num = s.num as usize;
-                    (n.free_limit + 5 * num - 1) / (5 * num)
+                    n.free_limit.div_ceil(5 * num)
                 }
             }
         };

@@ -51,7 +51,10 @@ fn alloc_cpu_slots<P: Platform>(m: &SlabLayer<P>) -> Result<(*mut CpuSlot, u32),
     let bytes = m.platform().possible_cpus() * core::mem::size_of::<CpuSlot>();
     let order = get_order(bytes);
     let page = m
-        .alloc_pages(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO, Order::new(order))
+        .alloc_pages(
+            GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO,
+            Order::new(order),
+        )
         .ok_or(SlabError::NoMemory)?;
     let p = m
         .page_address(page)
@@ -61,7 +64,11 @@ fn alloc_cpu_slots<P: Platform>(m: &SlabLayer<P>) -> Result<(*mut CpuSlot, u32),
 }
 
 /// The stride, object offset, alignment and flags of `__kmem_cache_create`.
-fn debug_layout(object_size: usize, align: usize, mut flags: SlabFlags) -> (usize, u32, usize, SlabFlags) {
+fn debug_layout(
+    object_size: usize,
+    align: usize,
+    mut flags: SlabFlags,
+) -> (usize, u32, usize, SlabFlags) {
     let mut size = (object_size + BYTES_PER_WORD as usize - 1) & !(BYTES_PER_WORD as usize - 1);
     let mut ralign = BYTES_PER_WORD as usize;
     if flags.contains(SlabFlags::RED_ZONE) {
@@ -119,13 +126,13 @@ fn open_cache<P: Platform>(
     .ok_or(SlabError::BadSize)?;
     let mut allocflags = GfpFlags::__GFP_COMP;
     if flags.contains(SlabFlags::CACHE_DMA) {
-        allocflags = allocflags | GfpFlags::__GFP_DMA;
+        allocflags |= GfpFlags::__GFP_DMA;
     }
     if flags.contains(SlabFlags::CACHE_DMA32) {
-        allocflags = allocflags | GfpFlags::__GFP_DMA32;
+        allocflags |= GfpFlags::__GFP_DMA32;
     }
     if flags.contains(SlabFlags::RECLAIM_ACCOUNT) {
-        allocflags = allocflags | GfpFlags::__GFP_RECLAIMABLE;
+        allocflags |= GfpFlags::__GFP_RECLAIMABLE;
     }
     let (cpu_cache, cpu_order) = alloc_cpu_slots(m)?;
     let mut name_buf = [0u8; CACHE_NAME_LEN];
@@ -168,7 +175,9 @@ fn open_cache<P: Platform>(
                 free_limit: g.num as usize,
                 colour_next: 0,
                 free_touched: false,
-                next_reap: now + REAPTIMEOUT_NODE_S * hz + (p as u64) % (REAPTIMEOUT_NODE_S * hz).max(1),
+                next_reap: now
+                    + REAPTIMEOUT_NODE_S * hz
+                    + (p as u64) % (REAPTIMEOUT_NODE_S * hz).max(1),
                 shared: ptr::null_mut(),
                 grown: 0,
                 reaped: 0,
@@ -224,7 +233,7 @@ pub(super) fn default_tunables<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> S
     }
     SlabTunables {
         limit,
-        batchcount: (limit + 1) / 2,
+        batchcount: limit.div_ceil(2),
         shared,
     }
 }
@@ -282,7 +291,12 @@ pub(super) fn do_tune_cpucache<P: Platform>(
 }
 
 /// `setup_kmem_cache_node` with `force_change`: the new shared array and `free_limit`.
-fn setup_node<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, t: SlabTunables, new_shared: *mut ArrayCache) {
+fn setup_node<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    t: SlabTunables,
+    new_shared: *mut ArrayCache,
+) {
     let mut dl = ListHead::new();
     // SAFETY: a local list head that does not move while linked.
     unsafe { ListHead::init(&mut dl) };
@@ -292,7 +306,9 @@ fn setup_node<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, t: SlabTunables, new_
         let old = core::mem::replace(&mut n.shared, new_shared);
         if !old.is_null() {
             // SAFETY: the old shared array, under the list lock.
-            let objs = unsafe { core::slice::from_raw_parts(ArrayCache::entries(old), (*old).avail as usize) };
+            let objs = unsafe {
+                core::slice::from_raw_parts(ArrayCache::entries(old), (*old).avail as usize)
+            };
             m.free_block(s, &mut n, objs, &mut dl);
         }
         n.free_limit = (1 + m.nr_cpus()) * t.batchcount as usize + s.num as usize;
@@ -303,7 +319,11 @@ fn setup_node<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, t: SlabTunables, new_
 }
 
 /// `enable_cpucache`.
-fn enable_cpucache<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, fresh: bool) -> Result<(), SlabError> {
+fn enable_cpucache<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    fresh: bool,
+) -> Result<(), SlabError> {
     let t = default_tunables(m, s);
     do_tune_cpucache(m, s, t, fresh).map_err(|_| {
         m.printk(
@@ -350,11 +370,12 @@ fn find_mergeable<P: Platform>(
         let ss = s.size as usize;
         if unmergeable(s)
             || size > ss
-            || flags.bits() & SlabFlags::MERGE_SAME.bits() != s.flags.bits() & SlabFlags::MERGE_SAME.bits()
+            || flags.bits() & SlabFlags::MERGE_SAME.bits()
+                != s.flags.bits() & SlabFlags::MERGE_SAME.bits()
             || ss & !(align - 1) != ss
             || ss - size >= 8
             || align > s.align as usize
-            || s.align as usize % align != 0
+            || !(s.align as usize).is_multiple_of(align)
         {
             continue;
         }
@@ -396,7 +417,11 @@ pub(super) fn kmem_cache_create<P: Platform>(
     if name.is_empty() || name.len() > CACHE_NAME_LEN || name.contains(char::is_whitespace) {
         return Err(SlabError::BadName);
     }
-    if size == 0 || size > KMALLOC_MAX_SIZE || (align != 0 && !align.is_power_of_two()) || align > PAGE_SIZE {
+    if size == 0
+        || size > KMALLOC_MAX_SIZE
+        || (align != 0 && !align.is_power_of_two())
+        || align > PAGE_SIZE
+    {
         return Err(SlabError::BadSize);
     }
     if m.slab().state.load(Ordering::Relaxed) < SlabBootState::Up as u8 {
@@ -433,7 +458,11 @@ pub(super) fn kmem_cache_create<P: Platform>(
 
 /// `create_kmalloc_cache` with `ARCH_KMALLOC_FLAGS` (`SLAB_HWCACHE_ALIGN`): power-of-two
 /// sizes are aligned to their size (`create_boot_cache`).
-fn create_kmalloc_cache<P: Platform>(m: &SlabLayer<P>, ty: KmallocType, idx: u32) -> Result<(), SlabError> {
+fn create_kmalloc_cache<P: Platform>(
+    m: &SlabLayer<P>,
+    ty: KmallocType,
+    idx: u32,
+) -> Result<(), SlabError> {
     let mut name = LineBuf::new();
     let _ = kmalloc_cache_name(ty, idx, &mut name);
     let size = kmalloc_size(idx);
@@ -442,7 +471,16 @@ fn create_kmalloc_cache<P: Platform>(m: &SlabLayer<P>, ty: KmallocType, idx: u32
     // Lock order: slab_mutex (rank 1), cpu_section and below under it; docs/LOCKING.md.
     let mut list = m.slab().mutex.lock();
     let (p, gen) = alloc_cache_struct(m, &mut list).ok_or(SlabError::NoMemory)?;
-    open_cache(m, p, name.as_str(), size, align.min(PAGE_SIZE << 1), flags, None, gen)?;
+    open_cache(
+        m,
+        p,
+        name.as_str(),
+        size,
+        align.min(PAGE_SIZE << 1),
+        flags,
+        None,
+        gen,
+    )?;
     // SAFETY: initialised above.
     unsafe { list::list_add(ptr::addr_of_mut!((*p).list), &mut list.caches) };
     list.count += 1;
@@ -466,10 +504,25 @@ pub(super) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
     //    its own, never freed).
     let cache_size = core::mem::size_of::<Cache<P>>();
     let page = m
-        .alloc_pages(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO, Order::new(get_order(cache_size)))
+        .alloc_pages(
+            GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO,
+            Order::new(get_order(cache_size)),
+        )
         .ok_or(SlabError::NoMemory)?;
-    let kc = m.page_address(page).ok_or(SlabError::NoMemory)?.as_ptr::<Cache<P>>();
-    open_cache(m, kc, "kmem_cache", cache_size, 0, SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC, None, 1)?;
+    let kc = m
+        .page_address(page)
+        .ok_or(SlabError::NoMemory)?
+        .as_ptr::<Cache<P>>();
+    open_cache(
+        m,
+        kc,
+        "kmem_cache",
+        cache_size,
+        0,
+        SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC,
+        None,
+        1,
+    )?;
     {
         // Lock order: slab_mutex (rank 1), boot; docs/LOCKING.md.
         let mut l = st.mutex.lock();
@@ -480,7 +533,8 @@ pub(super) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
     // SAFETY: as above. Boot caches are never merged.
     unsafe { (*kc).refcount.store(-1, Ordering::Relaxed) };
     st.kmem_cache.store(kc.cast(), Ordering::Release);
-    st.state.store(SlabBootState::Partial as u8, Ordering::Release);
+    st.state
+        .store(SlabBootState::Partial as u8, Ordering::Release);
     // 2. create_kmalloc_caches: per type the powers of two from 32, 96 after 64 and 192 after
     //    128.
     for ty in KmallocType::ALL {
@@ -530,7 +584,9 @@ fn with_cpu_slot<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, f: impl FnOnce(&mu
 
 /// `cache_reap` for the calling CPU: every cache, under `slab_mutex`.
 pub(super) fn cache_reap<P: Platform>(m: &SlabLayer<P>) {
-    walk_caches(m, &mut |s| with_cpu_slot(m, s, |slot| m.reap_cpu(s, slot, true)));
+    walk_caches(m, &mut |s| {
+        with_cpu_slot(m, s, |slot| m.reap_cpu(s, slot, true))
+    });
 }
 
 /// `__kmem_cache_shrink`: drains this CPU's array and the shared array, frees every free
@@ -573,7 +629,11 @@ fn drain_all_cpus<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, only: Option<usiz
 }
 
 /// `kmem_cache_destroy`.
-pub(super) fn destroy<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, caller: &'static Location<'static>) {
+pub(super) fn destroy<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    caller: &'static Location<'static>,
+) {
     // Lock order: slab_mutex (rank 1), all of ranks 3-7 under it; docs/LOCKING.md.
     let mut list = m.slab().mutex.lock();
     if s.refcount.fetch_sub(1, Ordering::Relaxed) != 1 {
@@ -610,7 +670,10 @@ pub(super) fn destroy<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, caller: &'sta
         // SAFETY: quiescent (caller's guarantee) and unlinked.
         let slot = unsafe { s.cpu(cpu) };
         free_meta(m, core::mem::replace(&mut slot.ac, ptr::null_mut()).cast());
-        free_meta(m, slot.pending.swap(ptr::null_mut(), Ordering::AcqRel).cast());
+        free_meta(
+            m,
+            slot.pending.swap(ptr::null_mut(), Ordering::AcqRel).cast(),
+        );
     }
     let shared = core::mem::replace(&mut s.node.lock().shared, ptr::null_mut());
     free_meta(m, shared.cast());
@@ -712,7 +775,10 @@ fn scan_int(w: &str) -> Option<i64> {
     if i == start {
         return None;
     }
-    w[..i].parse::<i64>().ok().map(|v| v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)))
+    w[..i]
+        .parse::<i64>()
+        .ok()
+        .map(|v| v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)))
 }
 
 /// `slabinfo_write`: `"name limit batchcount shared"`. As in Linux, tunables out of range
@@ -724,7 +790,9 @@ pub(super) fn slabinfo_write<P: Platform>(m: &SlabLayer<P>, text: &str) -> Resul
     }
     let (name, rest) = text.split_once(' ').ok_or(Errno::EINVAL)?;
     let mut it = rest.split_whitespace().map(scan_int);
-    let (Some(Some(limit)), Some(Some(batchcount)), Some(Some(shared))) = (it.next(), it.next(), it.next()) else {
+    let (Some(Some(limit)), Some(Some(batchcount)), Some(Some(shared))) =
+        (it.next(), it.next(), it.next())
+    else {
         return Err(Errno::EINVAL);
     };
     let mut found: Option<*const Cache<P>> = None;

@@ -16,8 +16,8 @@ use crate::slab::common::SlabFlags;
 use crate::slab::SlabLayer;
 
 use super::{
-    Cache, SlabPage, BYTES_PER_WORD, POISON_END, POISON_FREE, POISON_INUSE, RED_ACTIVE, RED_INACTIVE,
-    USER_WORDS,
+    Cache, SlabPage, BYTES_PER_WORD, POISON_END, POISON_FREE, POISON_INUSE, RED_ACTIVE,
+    RED_INACTIVE, USER_WORDS,
 };
 
 /// Check word of the last-user slot: a clobbered slot is never followed.
@@ -281,7 +281,12 @@ impl<P: Platform> SlabLayer<P> {
                 let loc = unsafe { &*(a as *const Location<'static>) };
                 self.printk(
                     LogLevel::Err,
-                    format_args!("Last user: ({}:{}:{})", loc.file(), loc.line(), loc.column()),
+                    format_args!(
+                        "Last user: ({}:{}:{})",
+                        loc.file(),
+                        loc.line(),
+                        loc.column()
+                    ),
                 );
             } else {
                 self.printk(LogLevel::Err, format_args!("Last user: (0x{a:x})"));

@@ -16,8 +16,8 @@ use crate::slab::common::{SlabFlags, KMALLOC_MAX_CACHE_SIZE};
 use crate::slab::SlabLayer;
 
 use super::{
-    alloc_meta, free_meta, list_last, Cache, FreelistIdx, NodeLists, SlabPage, CFLGS_OBJFREELIST_SLAB,
-    CFLGS_OFF_SLAB, COLOUR_SHIFT, IDX_SIZE, SLAB_OBJ_MAX_NUM,
+    alloc_meta, free_meta, list_last, Cache, FreelistIdx, NodeLists, SlabPage,
+    CFLGS_OBJFREELIST_SLAB, CFLGS_OFF_SLAB, COLOUR_SHIFT, IDX_SIZE, SLAB_OBJ_MAX_NUM,
 };
 
 /// `KMALLOC_MAX_ORDER` with SLAB's limits: `KMALLOC_SHIFT_MAX - PAGE_SHIFT`.
@@ -245,7 +245,13 @@ impl<P: Platform> SlabLayer<P> {
     /// `slab_put_obj`: `objp` (a stride start of `slab`) is free again. With debugging the
     /// freelist is searched for it first (`slab: double free detected`); returns false (and
     /// changes nothing) then.
-    pub(super) fn slab_put_obj(&self, s: &Cache<P>, slab: SlabPage, objp: *mut u8, objnr: u32) -> bool {
+    pub(super) fn slab_put_obj(
+        &self,
+        s: &Cache<P>,
+        slab: SlabPage,
+        objp: *mut u8,
+        objnr: u32,
+    ) -> bool {
         if s.debug() && !slab.freelist().is_null() {
             for i in slab.active()..s.num {
                 // SAFETY: under the list lock; `i < num`, the freelist is live.
@@ -284,7 +290,11 @@ impl<P: Platform> SlabLayer<P> {
                 if s.flags.contains(SlabFlags::POISON) && !holder.is_null() {
                     // The object that held the freelist goes out poisoned like the others
                     // (fixup_objfreelist_debug).
-                    self.poison_obj(s, holder.wrapping_sub(s.obj_offset as usize), super::POISON_FREE);
+                    self.poison_obj(
+                        s,
+                        holder.wrapping_sub(s.obj_offset as usize),
+                        super::POISON_FREE,
+                    );
                 }
             }
         } else {
@@ -466,8 +476,7 @@ mod tests {
         // kmalloc-32 cannot keep its 128-byte freelist in a 32-byte object and is created
         // before any kmalloc cache could hold it off-slab: on-slab, 4096 / 33 = 124.
         let (g, cflgs, _) =
-            choose_management(32, 32, SlabFlags::HWCACHE_ALIGN, false, 64, 1, &no_kmalloc)
-                .unwrap();
+            choose_management(32, 32, SlabFlags::HWCACHE_ALIGN, false, 64, 1, &no_kmalloc).unwrap();
         assert_eq!((g.num, g.order, cflgs), (124, 0, 0));
         for (size, num, order) in [
             (64usize, 64u32, 0u32),
@@ -480,9 +489,16 @@ mod tests {
             (4096, 1, 0),
             (8192, 1, 1),
         ] {
-            let (g, cflgs, _) =
-                choose_management(size, size, SlabFlags::HWCACHE_ALIGN, false, 64, 1, &no_kmalloc)
-                    .unwrap();
+            let (g, cflgs, _) = choose_management(
+                size,
+                size,
+                SlabFlags::HWCACHE_ALIGN,
+                false,
+                64,
+                1,
+                &no_kmalloc,
+            )
+            .unwrap();
             assert_eq!((g.num, g.order), (num, order), "size {size}");
             assert_eq!(cflgs, CFLGS_OBJFREELIST_SLAB, "size {size}");
         }
@@ -503,7 +519,7 @@ mod tests {
         let (g, cflgs, colour) =
             choose_management(1024, 1024, SlabFlags::NONE, true, 64, 1, &no_kmalloc).unwrap();
         assert_eq!((g.num, g.order, cflgs), (7, 1, 0));
-        assert_eq!(colour, ((PAGE_SIZE << 1) - 7 * 1025) / 64);
+        assert_eq!(colour as usize, ((PAGE_SIZE << 1) - 7 * 1025) / 64);
     }
 
     #[test]

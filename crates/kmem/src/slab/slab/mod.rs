@@ -121,7 +121,6 @@ mod cache;
 mod debug;
 mod grow;
 
-
 /// `freelist_idx_t`: one byte, since `FREELIST_BYTE_INDEX` holds with 4 KiB pages.
 pub(crate) type FreelistIdx = u8;
 /// `SLAB_OBJ_MIN_SIZE`: `min(KMALLOC_MIN_SIZE, 16)`.
@@ -413,7 +412,7 @@ impl<P: Platform> SlabLayer<P> {
     fn obj_to_index(&self, s: &Cache<P>, slab: SlabPage, objp: *mut u8) -> Option<u32> {
         let off = (objp as usize).wrapping_sub(self.s_mem(slab) as usize);
         let idx = off / s.size as usize;
-        (off % s.size as usize == 0 && idx < s.num as usize).then_some(idx as u32)
+        (off.is_multiple_of(s.size as usize) && idx < s.num as usize).then_some(idx as u32)
     }
 }
 
@@ -574,7 +573,8 @@ fn alloc_arraycache<P: Platform>(
 pub(crate) struct Slab;
 
 impl crate::slab::common::SlabAllocator for Slab {
-    const SLABINFO: crate::slab::common::SlabinfoMode = crate::slab::common::SlabinfoMode::ReadWrite;
+    const SLABINFO: crate::slab::common::SlabinfoMode =
+        crate::slab::common::SlabinfoMode::ReadWrite;
     const CPUHP_DEAD: Option<&'static str> = Some("slab:dead");
 
     fn init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabError> {
@@ -774,7 +774,10 @@ impl crate::slab::common::SlabAllocator for Slab {
     fn reap<P: Platform>(m: &SlabLayer<P>, _cpu: usize) {
         cache::cache_reap(m)
     }
-    fn slabinfo_write<P: Platform>(m: &SlabLayer<P>, text: &str) -> Result<(), crate::errno::Errno> {
+    fn slabinfo_write<P: Platform>(
+        m: &SlabLayer<P>,
+        text: &str,
+    ) -> Result<(), crate::errno::Errno> {
         cache::slabinfo_write(m, text)
     }
 }
