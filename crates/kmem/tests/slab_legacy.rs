@@ -508,3 +508,48 @@ fn model_random_alloc_free_against_reference() {
     assert_eq!(m.bug_count() + m.warn_count(), 0);
     m.kmem_cache_destroy(c);
 }
+
+/// `validate` (kmem's `validate_slab_cache` for SLAB): the calling CPU's array is drained,
+/// then every object is checked: a live object's clobbered red zone, a freed object's red
+/// zone and poison. Each finding is one report, repaired.
+#[test]
+fn validate_finds_clobbered_red_zones_and_poison() {
+    let m = slab(2);
+    let f = SlabFlags::RED_ZONE | SlabFlags::NO_USER_FLAGS;
+    let c = m.kmem_cache_create("v_rz", 64, 0, f, None).unwrap();
+    let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    // SAFETY: a deliberate write into the red zone after the 64-byte object (slab memory).
+    unsafe { p.add(64).write_volatile(0x12) };
+    m.platform().take_captured();
+    assert_eq!(m.validate(c), 1);
+    let log = m.platform().take_captured();
+    assert!(
+        log.contains("slab error in validate(): cache `v_rz': memory outside object was overwritten"),
+        "{log}"
+    );
+    assert_eq!(m.validate(c), 0, "repaired");
+    let e0 = m.slab_errors();
+    m.kmem_cache_free(c, p);
+    assert_eq!(m.slab_errors(), e0, "the repaired object frees cleanly");
+    let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    m.kmem_cache_free(c, p);
+    // SAFETY: the freed object's red zone is still slab memory.
+    unsafe { p.add(64).write_volatile(0xab) };
+    assert_eq!(m.validate(c), 1);
+    let log = m.platform().take_captured();
+    assert!(log.contains("end of a freed object was overwritten"), "{log}");
+    m.kmem_cache_destroy(c);
+    let f = SlabFlags::POISON | SlabFlags::NO_USER_FLAGS;
+    let c = m.kmem_cache_create("v_poison", 64, 0, f, None).unwrap();
+    let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    m.kmem_cache_free(c, p);
+    // SAFETY: a deliberate use after free of slab memory.
+    unsafe { p.write_volatile(0x78) };
+    assert_eq!(m.validate(c), 1);
+    let log = m.platform().take_captured();
+    assert!(log.contains("Slab corruption (Tainted: G    B): v_poison start="), "{log}");
+    assert!(log.contains("000: 78 6b 6b 6b"), "{log}");
+    assert_eq!(m.validate(c), 0);
+    m.kmem_cache_destroy(c);
+    assert!(!proc(&m, "/proc/slabinfo").contains("v_poison"));
+}

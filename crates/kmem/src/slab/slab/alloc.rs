@@ -119,6 +119,28 @@ impl<P: Platform> SlabLayer<P> {
         self.slabs_destroy(s, dl.head());
     }
 
+    /// Gives every object of the shared array back to the slabs, under one list-lock hold
+    /// (the array may be replaced by `do_tune_cpucache` once the lock is dropped).
+    pub(super) fn drain_shared(&self, s: &Cache<P>) {
+        let mut dl = DestroyList(ListHead {
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+        });
+        {
+            // Lock order: &n->list_lock (rank 4); docs/LOCKING.md.
+            let mut n = s.node.lock();
+            let sh = n.shared;
+            if !sh.is_null() {
+                // SAFETY: the shared array under the list lock.
+                let objs = unsafe { entries(sh, (*sh).avail) };
+                self.free_block(s, &mut n, objs, dl.head());
+                // SAFETY: as above.
+                unsafe { (*sh).avail = 0 };
+            }
+        }
+        self.slabs_destroy(s, dl.head());
+    }
+
     /// `get_first_slab`: a partial slab, else a free one (marking the free list touched).
     fn get_first_slab(n: &mut NodeLists) -> Option<SlabPage> {
         // SAFETY: the node's lists under its lock (the caller holds it through `n`).

@@ -589,22 +589,20 @@ pub(super) fn cache_reap<P: Platform>(m: &SlabLayer<P>) {
     });
 }
 
-/// `__kmem_cache_shrink`: drains this CPU's array and the shared array, frees every free
-/// slab. Returns whether slabs remain.
-pub(super) fn shrink<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> bool {
+/// Drains the calling CPU's array and the shared array back to the slabs.
+pub(super) fn drain_local<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) {
     with_cpu_slot(m, s, |slot| {
         if !slot.ac.is_null() {
             m.drain_whole_array(s, slot.ac);
         }
     });
-    let shared = {
-        // Lock order: &n->list_lock (rank 4); docs/LOCKING.md.
-        let n = s.node.lock();
-        n.shared
-    };
-    if !shared.is_null() {
-        m.drain_whole_array(s, shared);
-    }
+    m.drain_shared(s);
+}
+
+/// `__kmem_cache_shrink`: drains this CPU's array and the shared array, frees every free
+/// slab. Returns whether slabs remain.
+pub(super) fn shrink<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> bool {
+    drain_local(m, s);
     m.drain_freelist(s, usize::MAX);
     // Lock order: &n->list_lock (rank 4); docs/LOCKING.md.
     s.node.lock().total_slabs != 0
@@ -626,6 +624,7 @@ fn drain_all_cpus<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, only: Option<usiz
             m.drain_whole_array(s, pending);
         }
     }
+    m.drain_shared(s);
 }
 
 /// `kmem_cache_destroy`.
