@@ -84,7 +84,7 @@ impl DestroyList {
 impl<P: Platform> SlabLayer<P> {
     /// Installs an array offered by `do_tune_cpucache`; returns the old array, whose objects
     /// went back to the slabs, for the caller to free after leaving the CPU section.
-    pub(super) fn take_pending(&self, s: &Cache<P>, slot: &mut CpuSlot) -> *mut ArrayCache {
+    pub(super) fn take_pending(&self, s: &Cache<P>, slot: &CpuSlot) -> *mut ArrayCache {
         if slot.pending.load(Ordering::Relaxed).is_null() {
             return ptr::null_mut();
         }
@@ -92,7 +92,10 @@ impl<P: Platform> SlabLayer<P> {
         if new.is_null() {
             return ptr::null_mut();
         }
-        let old = core::mem::replace(&mut slot.ac, new);
+        // SAFETY: the caller is in this slot's CPU section.
+        let old = unsafe { slot.ac() };
+        // SAFETY: as above.
+        unsafe { slot.set_ac(new) };
         if !old.is_null() {
             self.drain_whole_array(s, old);
         }
@@ -203,8 +206,9 @@ impl<P: Platform> SlabLayer<P> {
 
     /// `cache_alloc_refill`: refills this CPU's array and pops one object (null when out of
     /// memory).
-    fn cache_alloc_refill(&self, s: &Cache<P>, slot: &mut CpuSlot, gfp: GfpFlags) -> *mut u8 {
-        let ac = slot.ac;
+    fn cache_alloc_refill(&self, s: &Cache<P>, slot: &CpuSlot, gfp: GfpFlags) -> *mut u8 {
+        // SAFETY: the caller is in this slot's CPU section.
+        let ac = unsafe { slot.ac() };
         if ac.is_null() {
             return self.alloc_one(s, gfp);
         }
@@ -335,12 +339,16 @@ impl<P: Platform> SlabLayer<P> {
 
     /// This CPU's `cache_reap` of one cache, when due: drains its array and, every
     /// `REAPTIMEOUT_NODE`, the shared array and free slabs.
-    pub(super) fn reap_cpu(&self, s: &Cache<P>, slot: &mut CpuSlot, force: bool) {
+    pub(super) fn reap_cpu(&self, s: &Cache<P>, slot: &CpuSlot, force: bool) {
         let now = self.platform().jiffies();
-        if !force && now < slot.next_reap {
+        // SAFETY: the caller is in this slot's CPU section.
+        if !force && now < unsafe { slot.next_reap() } {
             return;
         }
-        slot.next_reap = now + REAPTIMEOUT_AC_S * self.platform().hz();
+        // SAFETY: as above.
+        unsafe { slot.set_next_reap(now + REAPTIMEOUT_AC_S * self.platform().hz()) };
+        // SAFETY: as above.
+        let ac = unsafe { slot.ac() };
         let mut dl = DestroyList(ListHead {
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
@@ -348,7 +356,7 @@ impl<P: Platform> SlabLayer<P> {
         let tofree = {
             // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
             let mut n = s.node.lock();
-            self.drain_array(s, &mut n, slot.ac, dl.head());
+            self.drain_array(s, &mut n, ac, dl.head());
             if !force && now < n.next_reap {
                 0
             } else {
@@ -379,13 +387,18 @@ pub(super) fn cache_alloc<P: Platform>(
     gfp: GfpFlags,
     caller: &'static Location<'static>,
 ) -> Option<NonNull<u8>> {
+    let mut want = None;
     let (objp, old) = {
         // Lock order: cpu_section (rank 3), &n->list_lock under it; docs/LOCKING.md.
         let g = m.cpu_guard();
-        // SAFETY: we hold this CPU's section and make no other reference to its slot.
+        // SAFETY: a CPU section's CPU is a possible CPU.
         let slot = unsafe { s.cpu(g.cpu()) };
         let old = m.take_pending(s, slot);
-        let ac = slot.ac;
+        // SAFETY: we are in the slot's CPU section.
+        let ac = unsafe { slot.ac() };
+        if ac.is_null() && !slot.requested.load(Ordering::Relaxed) {
+            want = Some(slot);
+        }
         // SAFETY: this CPU's array, section held.
         let objp = if !ac.is_null() && unsafe { (*ac).avail } > 0 {
             // SAFETY: as above; avail > 0.
@@ -402,6 +415,9 @@ pub(super) fn cache_alloc<P: Platform>(
         (objp, old)
     };
     free_meta(m, old.cast());
+    if let Some(slot) = want {
+        request_array(m, s, slot);
+    }
     let Some(objp) = NonNull::new(objp) else {
         slab_out_of_memory(m, s, gfp);
         return None;
@@ -470,13 +486,18 @@ fn cache_free_checked<P: Platform>(
     if s.debug() && !m.cache_free_debugcheck(s, objp, caller) {
         return;
     }
+    let mut want = None;
     let old = {
         // Lock order: cpu_section (rank 3), &n->list_lock under it; docs/LOCKING.md.
         let g = m.cpu_guard();
-        // SAFETY: we hold this CPU's section and make no other reference to its slot.
+        // SAFETY: a CPU section's CPU is a possible CPU.
         let slot = unsafe { s.cpu(g.cpu()) };
         let old = m.take_pending(s, slot);
-        let ac = slot.ac;
+        // SAFETY: we are in the slot's CPU section.
+        let ac = unsafe { slot.ac() };
+        if ac.is_null() && !slot.requested.load(Ordering::Relaxed) {
+            want = Some(slot);
+        }
         if ac.is_null() {
             m.drain_objects(s, &[objp]);
         } else {
@@ -506,6 +527,37 @@ fn cache_free_checked<P: Platform>(
         old
     };
     free_meta(m, old.cast());
+    if let Some(slot) = want {
+        request_array(m, s, slot);
+    }
+}
+
+/// A CPU without an array used the cache: make one with the cache's tunables and offer it
+/// (installed at the CPU's next operation), once. Runs outside any CPU section; objects of
+/// the array's own kmalloc cache meanwhile go straight to the slabs, so this cannot recurse
+/// more than once per cache.
+#[cold]
+fn request_array<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, slot: &CpuSlot) {
+    if m.slab().state.load(Ordering::Acquire) < crate::slab::common::SlabBootState::Full as u8
+        || slot.requested.swap(true, Ordering::SeqCst)
+    {
+        return;
+    }
+    let limit = s.limit.load(Ordering::SeqCst);
+    let batch = s.batchcount.load(Ordering::SeqCst);
+    if limit == 0 {
+        return;
+    }
+    if let Some(a) = super::alloc_arraycache(m, limit, batch) {
+        // A retune may have offered one meanwhile: it wins (it has the newest tunables).
+        if slot
+            .pending
+            .compare_exchange(ptr::null_mut(), a, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            free_meta(m, a.cast());
+        }
+    }
 }
 
 impl<P: Platform> SlabLayer<P> {

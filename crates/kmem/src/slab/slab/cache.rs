@@ -238,9 +238,9 @@ pub(super) fn default_tunables<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> S
     }
 }
 
-/// `do_tune_cpucache` + `setup_kmem_cache_nodes`. With `fresh` (a cache nobody else can see
-/// yet) the arrays are installed at once; otherwise each CPU installs its new array at its
-/// next operation on the cache.
+/// `do_tune_cpucache` + `setup_kmem_cache_nodes`. Every CPU that has used the cache is
+/// offered a new array, installed at its next operation on the cache; CPUs that have not get
+/// one when they first use it (`request_array`). `fresh`: nobody can have used the cache.
 pub(super) fn do_tune_cpucache<P: Platform>(
     m: &SlabLayer<P>,
     s: &Cache<P>,
@@ -257,35 +257,33 @@ pub(super) fn do_tune_cpucache<P: Platform>(
     } else {
         ptr::null_mut()
     };
-    let mut news: [*mut ArrayCache; 64] = [ptr::null_mut(); 64];
-    let nr = cpus.min(news.len());
-    for i in 0..nr {
-        match alloc_arraycache(m, t.limit, t.batchcount) {
-            Some(a) => news[i] = a,
-            None => {
-                for a in &news[..i] {
-                    free_meta(m, a.cast());
-                }
-                free_meta(m, new_shared.cast());
-                return Err(Errno::ENOMEM);
+    // Can an array of `limit` entries be made at all? (ENOMEM before anything changes.)
+    let Some(mut probe) = alloc_arraycache(m, t.limit, t.batchcount) else {
+        free_meta(m, new_shared.cast());
+        return Err(Errno::ENOMEM);
+    };
+    // Tunables first, then the slots (SeqCst both ways, against `request_array`).
+    s.batchcount.store(t.batchcount, Ordering::SeqCst);
+    s.limit.store(t.limit, Ordering::SeqCst);
+    s.shared.store(t.shared, Ordering::SeqCst);
+    if !fresh {
+        for cpu in 0..cpus {
+            // SAFETY: `cpu` is a possible CPU; only the slot's atomics are used.
+            let slot = unsafe { s.cpu(cpu) };
+            if !slot.requested.load(Ordering::SeqCst) {
+                continue;
+            }
+            let a = if probe.is_null() {
+                alloc_arraycache(m, t.limit, t.batchcount).unwrap_or(ptr::null_mut())
+            } else {
+                core::mem::replace(&mut probe, ptr::null_mut())
+            };
+            if !a.is_null() {
+                free_meta(m, slot.pending.swap(a, Ordering::AcqRel).cast());
             }
         }
     }
-    s.batchcount.store(t.batchcount, Ordering::Relaxed);
-    s.limit.store(t.limit, Ordering::Relaxed);
-    s.shared.store(t.shared, Ordering::Relaxed);
-    for (cpu, &a) in news[..nr].iter().enumerate() {
-        // SAFETY: only the slot's `pending` word is touched (atomically) unless the cache is
-        // fresh, when nobody else can use its slots.
-        let slot = unsafe { &*s.cpu_cache.add(cpu) };
-        if fresh {
-            // SAFETY: as above: a fresh cache's slots are ours.
-            unsafe { (*s.cpu_cache.add(cpu)).ac = a };
-        } else {
-            let old = slot.pending.swap(a, Ordering::AcqRel);
-            free_meta(m, old.cast());
-        }
-    }
+    free_meta(m, probe.cast());
     setup_node(m, s, t, new_shared);
     Ok(())
 }
@@ -569,11 +567,11 @@ pub(super) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
 
 /// Runs `f` on the calling CPU's slot of `s` inside a CPU section, then frees an array the
 /// slot replaced.
-fn with_cpu_slot<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, f: impl FnOnce(&mut CpuSlot)) {
+fn with_cpu_slot<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, f: impl FnOnce(&CpuSlot)) {
     let old = {
         // Lock order: cpu_section (rank 3), &n->list_lock under it; docs/LOCKING.md.
         let g = m.cpu_guard();
-        // SAFETY: we hold this CPU's section and make no other reference to its slot.
+        // SAFETY: a CPU section's CPU is a possible CPU.
         let slot = unsafe { s.cpu(g.cpu()) };
         let old = m.take_pending(s, slot);
         f(slot);
@@ -592,8 +590,10 @@ pub(super) fn cache_reap<P: Platform>(m: &SlabLayer<P>) {
 /// Drains the calling CPU's array and the shared array back to the slabs.
 pub(super) fn drain_local<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) {
     with_cpu_slot(m, s, |slot| {
-        if !slot.ac.is_null() {
-            m.drain_whole_array(s, slot.ac);
+        // SAFETY: inside the slot's CPU section (with_cpu_slot).
+        let ac = unsafe { slot.ac() };
+        if !ac.is_null() {
+            m.drain_whole_array(s, ac);
         }
     });
     m.drain_shared(s);
@@ -614,10 +614,12 @@ fn drain_all_cpus<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, only: Option<usiz
         if only.is_some_and(|c| c != cpu) {
             continue;
         }
-        // SAFETY: the cache is quiescent / the CPU is dead (callers' guarantee).
+        // SAFETY: `cpu` is a possible CPU.
         let slot = unsafe { s.cpu(cpu) };
-        if !slot.ac.is_null() {
-            m.drain_whole_array(s, slot.ac);
+        // SAFETY: the cache is quiescent / the CPU is dead (callers' guarantee).
+        let ac = unsafe { slot.ac() };
+        if !ac.is_null() {
+            m.drain_whole_array(s, ac);
         }
         let pending = slot.pending.load(Ordering::Acquire);
         if !pending.is_null() {
@@ -666,9 +668,14 @@ pub(super) fn destroy<P: Platform>(
     s.alive.store(false, Ordering::Relaxed);
     drop(list);
     for cpu in 0..m.platform().possible_cpus() {
-        // SAFETY: quiescent (caller's guarantee) and unlinked.
+        // SAFETY: `cpu` is a possible CPU.
         let slot = unsafe { s.cpu(cpu) };
-        free_meta(m, core::mem::replace(&mut slot.ac, ptr::null_mut()).cast());
+        // SAFETY: quiescent (caller's guarantee) and unlinked.
+        let ac = unsafe { slot.ac() };
+        // SAFETY: as above.
+        unsafe { slot.set_ac(ptr::null_mut()) };
+        slot.requested.store(false, Ordering::Relaxed);
+        free_meta(m, ac.cast());
         free_meta(
             m,
             slot.pending.swap(ptr::null_mut(), Ordering::AcqRel).cast(),

@@ -103,6 +103,7 @@
 
 #![allow(clippy::module_inception)]
 
+use core::cell::UnsafeCell;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
@@ -207,15 +208,56 @@ impl ArrayCache {
     }
 }
 
-/// One CPU's slot of a cache: its array and a replacement offered by `do_tune_cpucache`.
+/// One CPU's slot of a cache: its array, a replacement offered by `do_tune_cpucache`, and
+/// whether the CPU asked for an array. `ac` and `next_reap` belong to the CPU: used only
+/// inside a CPU section of it (or while it is dead); `pending` and `requested` are shared.
 #[repr(C, align(32))]
 pub(crate) struct CpuSlot {
-    /// The CPU's `array_cache`, or null (boot, before `enable_cpucache`: no queue).
-    ac: *mut ArrayCache,
+    /// The CPU's `array_cache`, or null (no queue yet: objects go straight to the slabs).
+    ac: UnsafeCell<*mut ArrayCache>,
+    /// Jiffies of this CPU's next `cache_reap` of the cache.
+    next_reap: UnsafeCell<u64>,
     /// A new array to install (see the module documentation), or null.
     pending: AtomicPtr<ArrayCache>,
-    /// Jiffies of this CPU's next `cache_reap` of the cache.
-    next_reap: u64,
+    /// The CPU has used the cache and asked for an array (arrays are made for CPUs that use
+    /// a cache, not for every possible CPU).
+    requested: AtomicBool,
+}
+
+impl CpuSlot {
+    /// The CPU's array.
+    ///
+    /// # Safety
+    /// The caller is in a CPU section of the slot's CPU, or the CPU is dead / the cache
+    /// quiescent.
+    #[inline]
+    unsafe fn ac(&self) -> *mut ArrayCache {
+        // SAFETY: the caller's guarantee makes this the only access to `ac`.
+        unsafe { *self.ac.get() }
+    }
+    /// Sets the CPU's array.
+    ///
+    /// # Safety
+    /// As for [`CpuSlot::ac`].
+    #[inline]
+    unsafe fn set_ac(&self, a: *mut ArrayCache) {
+        // SAFETY: as above.
+        unsafe { *self.ac.get() = a }
+    }
+    /// # Safety
+    /// As for [`CpuSlot::ac`].
+    #[inline]
+    unsafe fn next_reap(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { *self.next_reap.get() }
+    }
+    /// # Safety
+    /// As for [`CpuSlot::ac`].
+    #[inline]
+    unsafe fn set_next_reap(&self, t: u64) {
+        // SAFETY: as above.
+        unsafe { *self.next_reap.get() = t }
+    }
 }
 
 // ------------------------------------------------------------------ kmem_cache_node
@@ -306,17 +348,15 @@ impl<L: lock_api::RawMutex> KmemCache<L> {
     fn objfreelist(&self) -> bool {
         self.cflgs & CFLGS_OBJFREELIST_SLAB != 0
     }
-    /// The current CPU's slot.
+    /// The slot of `cpu`.
     ///
     /// # Safety
-    /// The caller holds a CPU section of `cpu` (or `cpu` is offline and unused) and keeps no
-    /// other reference to the slot.
+    /// `cpu` is below the platform's `possible_cpus` (a CPU section's CPU is).
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn cpu(&self, cpu: usize) -> &mut CpuSlot {
-        // SAFETY: `cpu_cache` has `possible_cpus` slots and `cpu` is one of them (CpuGuard
-        // invariant); exclusivity is the caller's guarantee.
-        unsafe { &mut *self.cpu_cache.add(cpu) }
+    unsafe fn cpu(&self, cpu: usize) -> &CpuSlot {
+        // SAFETY: `cpu_cache` has `possible_cpus` zeroed slots (a valid empty slot is all
+        // zeroes), live as long as the cache.
+        unsafe { &*self.cpu_cache.add(cpu) }
     }
 }
 
