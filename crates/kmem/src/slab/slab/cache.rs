@@ -830,3 +830,32 @@ pub(super) fn slabinfo_write<P: Platform>(m: &SlabLayer<P>, text: &str) -> Resul
 }
 
 const _: () = assert!(CFLGS_OFF_SLAB != 0);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_int_is_sscanf_percent_d() {
+        assert_eq!(scan_int("240"), Some(240));
+        assert_eq!(scan_int("-1"), Some(-1));
+        assert_eq!(scan_int("+8"), Some(8));
+        assert_eq!(scan_int("12abc"), Some(12));
+        assert_eq!(scan_int("abc"), None);
+        assert_eq!(scan_int("-"), None);
+        assert_eq!(scan_int("99999999999"), Some(i64::from(i32::MAX)));
+    }
+
+    #[test]
+    fn debug_layout_adds_red_zones_and_user_words() {
+        // Plain: 40 bytes, word aligned.
+        assert_eq!(debug_layout(40, 8, SlabFlags::NONE), (40, 0, 8, SlabFlags::NONE));
+        // Red zone: 8 + 40 + 8; with the user area 16 more.
+        let f = SlabFlags::RED_ZONE | SlabFlags::STORE_USER;
+        assert_eq!(debug_layout(40, 8, f), (72, 8, 8, f));
+        // An alignment above a word turns red zones and the user word off (mm/slab.c).
+        assert_eq!(debug_layout(40, 64, f), (64, 0, 64, SlabFlags::NONE));
+        // Tiny objects are at least SLAB_OBJ_MIN_SIZE (one-byte freelist_idx_t).
+        assert_eq!(debug_layout(4, 8, SlabFlags::NONE).0, 16);
+    }
+}
