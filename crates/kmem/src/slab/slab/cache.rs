@@ -240,7 +240,8 @@ pub(super) fn default_tunables<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> S
 
 /// `do_tune_cpucache` + `setup_kmem_cache_nodes`. Every CPU that has used the cache is
 /// offered a new array, installed at its next operation on the cache; CPUs that have not get
-/// one when they first use it (`request_array`). `fresh`: nobody can have used the cache.
+/// one when they first use it (`request_array`). `fresh`: nobody can have used the cache;
+/// the machine's CPUs get their arrays at once.
 pub(super) fn do_tune_cpucache<P: Platform>(
     m: &SlabLayer<P>,
     s: &Cache<P>,
@@ -266,7 +267,24 @@ pub(super) fn do_tune_cpucache<P: Platform>(
     s.batchcount.store(t.batchcount, Ordering::SeqCst);
     s.limit.store(t.limit, Ordering::SeqCst);
     s.shared.store(t.shared, Ordering::SeqCst);
-    if !fresh {
+    if fresh {
+        // enable_cpucache of a new cache: arrays for the machine's CPUs at once (Linux's
+        // possible CPUs); other CPU slots (hosted threads) ask for theirs on first use.
+        for cpu in 0..cpus.min(m.nr_cpus()) {
+            let a = if probe.is_null() {
+                alloc_arraycache(m, t.limit, t.batchcount).unwrap_or(ptr::null_mut())
+            } else {
+                core::mem::replace(&mut probe, ptr::null_mut())
+            };
+            // SAFETY: `cpu` is a possible CPU.
+            let slot = unsafe { s.cpu(cpu) };
+            if !a.is_null() {
+                // SAFETY: a fresh cache: no CPU uses its slots yet.
+                unsafe { slot.set_ac(a) };
+                slot.requested.store(true, Ordering::SeqCst);
+            }
+        }
+    } else {
         for cpu in 0..cpus {
             // SAFETY: `cpu` is a possible CPU; only the slot's atomics are used.
             let slot = unsafe { s.cpu(cpu) };
@@ -849,7 +867,10 @@ mod tests {
     #[test]
     fn debug_layout_adds_red_zones_and_user_words() {
         // Plain: 40 bytes, word aligned.
-        assert_eq!(debug_layout(40, 8, SlabFlags::NONE), (40, 0, 8, SlabFlags::NONE));
+        assert_eq!(
+            debug_layout(40, 8, SlabFlags::NONE),
+            (40, 0, 8, SlabFlags::NONE)
+        );
         // Red zone: 8 + 40 + 8; with the user area 16 more.
         let f = SlabFlags::RED_ZONE | SlabFlags::STORE_USER;
         assert_eq!(debug_layout(40, 8, f), (72, 8, 8, f));
