@@ -459,7 +459,7 @@ fn model_random_alloc_free_against_reference() {
     for step in 0..40_000u32 {
         let r = next();
         if r % 100 < 55 || live.is_empty() {
-            let (p, size, cache) = if r % 3 == 0 {
+            let (p, size, cache) = if r.is_multiple_of(3) {
                 (m.kmem_cache_alloc(c, K).unwrap().as_ptr(), 72, true)
             } else {
                 let size = 1 + (next() % 3000) as usize;
@@ -493,7 +493,7 @@ fn model_random_alloc_free_against_reference() {
                 m.kfree(k as *const u8);
             }
         }
-        if step % 5000 == 0 {
+        if step.is_multiple_of(5000) {
             assert_eq!(m.validate(c), 0);
         }
     }
@@ -598,8 +598,8 @@ fn two_cpus_with_cross_frees_and_concurrent_retuning() {
             n
         })
     };
-    for i in 0..50 {
-        let t = if i % 2 == 0 {
+    for i in 0..50u32 {
+        let t = if i.is_multiple_of(2) {
             "kmalloc-64 60 30 4"
         } else {
             "kmalloc-64 120 60 8"
