@@ -49,7 +49,8 @@
 //! on SMP for objects up to PAGE_SIZE (the shared array holds `shared * batchcount`
 //! entries), 0 on one CPU. Debug caches cap `limit` at 32 (Linux's `DEBUG` build does).
 //! `echo "name limit batchcount shared" > /proc/slabinfo` retunes a cache
-//! ([`slabinfo_write`]).
+//! (`slabinfo_write`: as in Linux, out-of-range numbers are accepted and ignored; bad text
+//! and unknown names are `EINVAL`, arrays that cannot be allocated `ENOMEM`).
 //!
 //! # Lock order
 //! 1. `slab_mutex` (the cache list, creation, destruction, tuning, `cache_reap`);
@@ -71,8 +72,13 @@
 //! the shared array, and frees free slabs (`drain_freelist`) unless the node's free list was
 //! touched. kmem has no timer interrupt that runs on another thread's CPU, so each CPU's
 //! reap runs from its own slab slow paths when it is due (`next_reap` in its per-CPU slot),
-//! and [`crate::slab::SlabLayer::slab_cache_reap`] runs the whole work function (all caches)
-//! for the calling CPU.
+//! and [`crate::slab::SlabLayer::slab_tick`] runs the whole work function (all caches) for
+//! the calling CPU.
+//!
+//! Per-CPU arrays are made for the machine's CPUs when a cache is enabled (Linux's possible
+//! CPUs); a CPU slot beyond them (a hosted thread) gets its array at its first use of the
+//! cache (`request_array`), and keeps it after the CPU dies (drained), as Linux keeps an
+//! offline CPU's per-CPU memory.
 //!
 //! # Debugging (`slab_debug=`/`slub_debug=` Z, P, U; CONFIG_DEBUG_SLAB's layout)
 //! ```text
@@ -94,7 +100,7 @@
 //! guarantees the cache is unused).
 //!
 //! # Files
-//! This file: the structures and the [`SlabAllocator`](crate::slab::common::SlabAllocator)
+//! This file: the structures and the `SlabAllocator`
 //! implementation; `grow`: geometry (`cache_estimate`, `calculate_slab_order`) and slabs
 //! (`cache_grow`, `slab_get_obj`, `free_block`, `slab_destroy`); `debug`: red zones, poison,
 //! last user and reports; `alloc`: the per-CPU arrays (`____cache_alloc`,
