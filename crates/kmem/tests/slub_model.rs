@@ -65,8 +65,8 @@ fn fill(p: usize, len: usize, v: u8) {
 /// Runs `ops` on a machine booted with `cmdline` ("" for plain SLUB, "slub_debug=FZPU",
 /// "slab=slob", …: every slab allocator runs the same model).
 fn run(ops: Vec<Op>, cmdline: &str) {
-    // Only plain SLUB merges caches (debugging forbids it; SLOB never merges).
-    let merges = cmdline.is_empty();
+    // Only plain SLUB and SLAB merge caches (debugging forbids it; SLOB never merges).
+    let merges = cmdline.is_empty() || cmdline == "slab=slab";
     let m = if !cmdline.is_empty() {
         let mut params = kmem::BootParams::simulated(Arch::X86_64, 128 << 20, 2).unwrap();
         params.cmdline = cmdline;
@@ -199,6 +199,16 @@ proptest! {
     #[test]
     fn slob_matches_model(ops in proptest::collection::vec(op(), 1..400)) {
         run(ops, "slab=slob");
+    }
+
+    #[test]
+    fn slab_matches_model(ops in proptest::collection::vec(op(), 1..400)) {
+        run(ops, "slab=slab");
+    }
+
+    #[test]
+    fn slab_debug_matches_model(ops in proptest::collection::vec(op(), 1..200)) {
+        run(ops, "slab=slab slab_debug=ZPU");
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!   and caches, merging, the boot options, `/proc/slabinfo` lines, and the
 //!   [`common::SlabAllocator`] interface an implementation provides;
 //! - [`slub`]: SLUB, the default implementation behind that interface;
-//! - [`slob`]: SLOB (mm/slob.c of Linux 6.3), the simple list-of-blocks allocator; SLAB
-//!   (mm/slab.c) goes beside them in `slab/` ([`SlabImpl`]);
+//! - [`slab`]: SLAB (mm/slab.c of Linux 6.7), per-CPU array caches, shared arrays and
+//!   colouring ([`SlabImpl`]);
+//! - [`slob`]: SLOB (mm/slob.c of Linux 6.3), the simple list-of-blocks allocator;
 //! - [`kmalloc`]: the kmalloc family (`kmalloc`, `kfree`, `krealloc`, `ksize`, large kmalloc
 //!   straight from the page allocator), on the kmalloc caches of the allocator in use.
 //!
@@ -76,16 +77,15 @@ macro_rules! dispatch_const {
 pub mod common;
 pub mod kfree_rcu;
 pub mod kmalloc;
+pub mod slab;
 pub mod slob;
 pub mod slub;
 
-/// The implementation behind `slab=slab`. Until SLAB (mm/slab.c) lands in `slab/slab/`,
-/// this is SLUB and `slab=slab` prints a notice and boots SLUB ([`SLAB_BUILT`] is false, so
-/// the kind is never `Slab`). When it lands: `pub mod slab;`, `slab::Slab` here and
-/// `SLAB_BUILT = true`.
-pub(crate) type SlabImpl = slub::Slub;
-/// Whether `slab=slab` boots SLAB (see [`SlabImpl`]).
-pub const SLAB_BUILT: bool = false;
+/// The implementation behind `slab=slab`: SLAB, in `slab/slab/`.
+pub(crate) type SlabImpl = slab::Slab;
+/// Whether `slab=slab` boots SLAB (see [`SlabImpl`]); true since SLAB landed (the kernel's
+/// "only SLUB is available" notice remains for a build without it).
+pub const SLAB_BUILT: bool = true;
 
 use core::fmt::{self, Write};
 use core::panic::Location;

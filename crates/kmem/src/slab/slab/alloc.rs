@@ -1,0 +1,653 @@
+//! The per-CPU arrays (mm/slab.c): `____cache_alloc` (pop from the CPU's array),
+//! `cache_alloc_refill` (a batch from the shared array or the node's slabs, growing a slab if
+//! needed), `__cache_free` / `___cache_free` (push, or `cache_flusharray` a batch to the
+//! shared array or back to the slabs), the installation of arrays offered by
+//! `do_tune_cpucache`, and the per-CPU part of `cache_reap`.
+
+use core::panic::Location;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::Ordering;
+
+use kds::list::{self, ListHead};
+
+use crate::gfp::GfpFlags;
+use crate::platform::{LogLevel, Platform};
+use crate::slab::common::Owner;
+use crate::slab::SlabLayer;
+
+use super::{
+    free_meta, ArrayCache, Cache, CpuSlot, NodeLists, SlabPage, BATCHREFILL_LIMIT,
+    REAPTIMEOUT_AC_S, REAPTIMEOUT_NODE_S,
+};
+
+/// `transfer_objects`: moves up to `max` entries from the top of `from` to `to`.
+///
+/// # Safety
+/// Both arrays are live and the caller may use them (CPU section / list lock).
+unsafe fn transfer_objects(to: *mut ArrayCache, from: *mut ArrayCache, max: u32) -> u32 {
+    // SAFETY: caller's guarantee.
+    unsafe {
+        let nr = (*from).avail.min(max).min((*to).limit - (*to).avail);
+        if nr == 0 {
+            return 0;
+        }
+        ptr::copy_nonoverlapping(
+            ArrayCache::entries(from).add(((*from).avail - nr) as usize),
+            ArrayCache::entries(to).add((*to).avail as usize),
+            nr as usize,
+        );
+        (*from).avail -= nr;
+        (*to).avail += nr;
+        nr
+    }
+}
+
+/// The first `n` entries of an array as a slice.
+///
+/// # Safety
+/// The array is live, `n <= avail`, and it is not written while the slice lives.
+unsafe fn entries<'a>(ac: *mut ArrayCache, n: u32) -> &'a [*mut u8] {
+    // SAFETY: caller's guarantee.
+    unsafe { core::slice::from_raw_parts(ArrayCache::entries(ac), n as usize) }
+}
+
+/// Drops the first `n` entries of an array, moving the rest down (`memmove`).
+///
+/// # Safety
+/// As for [`entries`], with `n <= avail`.
+unsafe fn shift_down(ac: *mut ArrayCache, n: u32) {
+    // SAFETY: caller's guarantee.
+    unsafe {
+        (*ac).avail -= n;
+        let e = ArrayCache::entries(ac);
+        ptr::copy(e.add(n as usize), e, (*ac).avail as usize);
+    }
+}
+
+/// A local list of slabs to destroy once the list lock is dropped.
+struct DestroyList(ListHead);
+
+impl DestroyList {
+    fn head(&mut self) -> *mut ListHead {
+        let h: *mut ListHead = &mut self.0;
+        // SAFETY: `h` is ours; an empty list points at itself (re-initialised before each
+        // use, as the value may have moved since it was made).
+        unsafe {
+            if (*h).next.is_null() {
+                ListHead::init(h);
+            }
+        }
+        h
+    }
+}
+
+impl<P: Platform> SlabLayer<P> {
+    /// Installs an array offered by `do_tune_cpucache`; returns the old array, whose objects
+    /// went back to the slabs, for the caller to free after leaving the CPU section.
+    pub(super) fn take_pending(&self, s: &Cache<P>, slot: &CpuSlot) -> *mut ArrayCache {
+        if slot.pending.load(Ordering::Relaxed).is_null() {
+            return ptr::null_mut();
+        }
+        let new = slot.pending.swap(ptr::null_mut(), Ordering::Acquire);
+        if new.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: the caller is in this slot's CPU section.
+        let old = unsafe { slot.ac() };
+        // SAFETY: as above.
+        unsafe { slot.set_ac(new) };
+        if !old.is_null() {
+            self.drain_whole_array(s, old);
+        }
+        old
+    }
+
+    /// Gives every object of an array back to the slabs (`free_block` of all entries).
+    pub(super) fn drain_whole_array(&self, s: &Cache<P>, ac: *mut ArrayCache) {
+        let mut dl = DestroyList(ListHead {
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+        });
+        {
+            // Lock order: &n->list_lock (rank 4), maybe in a CPU section; docs/LOCKING.md.
+            let mut n = s.node.lock();
+            // SAFETY: the array is ours (taken from its slot, or its CPU is quiescent).
+            let avail = unsafe { (*ac).avail };
+            // SAFETY: as above.
+            let objs = unsafe { entries(ac, avail) };
+            self.free_block(s, &mut n, objs, dl.head());
+            // SAFETY: as above.
+            unsafe { (*ac).avail = 0 };
+        }
+        self.slabs_destroy(s, dl.head());
+    }
+
+    /// Gives every object of the shared array back to the slabs, under one list-lock hold
+    /// (the array may be replaced by `do_tune_cpucache` once the lock is dropped).
+    pub(super) fn drain_shared(&self, s: &Cache<P>) {
+        let mut dl = DestroyList(ListHead {
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+        });
+        {
+            // Lock order: &n->list_lock (rank 4); docs/LOCKING.md.
+            let mut n = s.node.lock();
+            let sh = n.shared;
+            if !sh.is_null() {
+                // SAFETY: the shared array under the list lock.
+                let objs = unsafe { entries(sh, (*sh).avail) };
+                self.free_block(s, &mut n, objs, dl.head());
+                // SAFETY: as above.
+                unsafe { (*sh).avail = 0 };
+            }
+        }
+        self.slabs_destroy(s, dl.head());
+    }
+
+    /// `get_first_slab`: a partial slab, else a free one (marking the free list touched).
+    fn get_first_slab(n: &mut NodeLists) -> Option<SlabPage> {
+        // SAFETY: the node's lists under its lock (the caller holds it through `n`).
+        if let Some(l) = unsafe { list::list_first(&n.slabs_partial) } {
+            // SAFETY: list entries are slab links.
+            return Some(unsafe { SlabPage::from_lru(l) });
+        }
+        n.free_touched = true;
+        // SAFETY: as above.
+        let l = unsafe { list::list_first(&n.slabs_free) }?;
+        n.free_slabs -= 1;
+        // SAFETY: as above.
+        Some(unsafe { SlabPage::from_lru(l) })
+    }
+
+    /// `alloc_block`: moves objects of `slab` into `ac`, at most `batchcount`; returns what is
+    /// left of it.
+    fn alloc_block(
+        &self,
+        s: &Cache<P>,
+        ac: *mut ArrayCache,
+        slab: SlabPage,
+        mut batchcount: u32,
+    ) -> u32 {
+        while slab.active() < s.num && batchcount > 0 {
+            batchcount -= 1;
+            let o = self.slab_get_obj(s, slab);
+            // SAFETY: the array is this CPU's (section held) and has room: the caller asks for
+            // at most `limit - avail` objects.
+            unsafe {
+                let a = (*ac).avail;
+                ArrayCache::set(ac, a, o);
+                (*ac).avail = a + 1;
+            }
+        }
+        batchcount
+    }
+
+    /// One object straight from the slabs, for a cache without a per-CPU array yet (boot).
+    fn alloc_one(&self, s: &Cache<P>, gfp: GfpFlags) -> *mut u8 {
+        {
+            // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
+            let mut n = s.node.lock();
+            if let Some(slab) = Self::get_first_slab(&mut n) {
+                let o = self.slab_get_obj(s, slab);
+                self.fixup_slab_list(s, &mut n, slab);
+                n.free_objects -= 1;
+                return o;
+            }
+        }
+        let Some(slab) = self.cache_grow_begin(s, gfp) else {
+            return ptr::null_mut();
+        };
+        let o = self.slab_get_obj(s, slab);
+        // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
+        let mut n = s.node.lock();
+        self.cache_grow_end(s, &mut n, slab);
+        o
+    }
+
+    /// `cache_alloc_refill`: refills this CPU's array and pops one object (null when out of
+    /// memory).
+    fn cache_alloc_refill(&self, s: &Cache<P>, slot: &CpuSlot, gfp: GfpFlags) -> *mut u8 {
+        // SAFETY: the caller is in this slot's CPU section.
+        let ac = unsafe { slot.ac() };
+        if ac.is_null() {
+            return self.alloc_one(s, gfp);
+        }
+        s.allocmiss.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: this CPU's array, section held.
+        let (mut batchcount, touched) = unsafe { ((*ac).batchcount, (*ac).touched) };
+        if touched == 0 && batchcount > BATCHREFILL_LIMIT {
+            // Little recent activity: a partial refill, to avoid refill bouncing.
+            batchcount = BATCHREFILL_LIMIT;
+        }
+        // SAFETY: as above.
+        batchcount = batchcount.min(unsafe { (*ac).limit });
+        {
+            // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
+            let mut n = s.node.lock();
+            // SAFETY: the shared array is used under the list lock; ours under the section.
+            let from_shared =
+                !n.shared.is_null() && unsafe { transfer_objects(ac, n.shared, batchcount) } != 0;
+            if from_shared {
+                // SAFETY: as above.
+                unsafe { (*n.shared).touched = 1 };
+            } else {
+                while batchcount > 0 {
+                    let Some(slab) = Self::get_first_slab(&mut n) else {
+                        break;
+                    };
+                    batchcount = self.alloc_block(s, ac, slab, batchcount);
+                    self.fixup_slab_list(s, &mut n, slab);
+                }
+                // SAFETY: as above.
+                n.free_objects -= unsafe { (*ac).avail } as usize;
+            }
+        }
+        // SAFETY: as above.
+        if unsafe { (*ac).avail } == 0 {
+            let slab = self.cache_grow_begin(s, gfp);
+            if let Some(slab) = slab {
+                self.alloc_block(s, ac, slab, batchcount.max(1));
+                // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
+                let mut n = s.node.lock();
+                self.cache_grow_end(s, &mut n, slab);
+            }
+            // SAFETY: as above.
+            if unsafe { (*ac).avail } == 0 {
+                return ptr::null_mut();
+            }
+        }
+        // SAFETY: as above; avail > 0.
+        unsafe {
+            (*ac).touched = 1;
+            (*ac).avail -= 1;
+            ArrayCache::get(ac, (*ac).avail)
+        }
+    }
+
+    /// `cache_flusharray`: gives `batchcount` objects from the bottom of this CPU's full array
+    /// to the shared array, or back to their slabs.
+    fn cache_flusharray(&self, s: &Cache<P>, ac: *mut ArrayCache) {
+        let mut dl = DestroyList(ListHead {
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+        });
+        // SAFETY: this CPU's array, section held.
+        let mut batchcount = unsafe { (*ac).batchcount.min((*ac).avail) };
+        {
+            // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
+            let mut n = s.node.lock();
+            let shared = n.shared;
+            // SAFETY: the shared array under the list lock.
+            let room = if shared.is_null() {
+                0
+            } else {
+                // SAFETY: the shared array under the list lock.
+                unsafe { (*shared).limit - (*shared).avail }
+            };
+            if room > 0 {
+                batchcount = batchcount.min(room);
+                // SAFETY: as above; `batchcount <= room` and `<= ac.avail`.
+                unsafe {
+                    ptr::copy_nonoverlapping(
+                        ArrayCache::entries(ac),
+                        ArrayCache::entries(shared).add((*shared).avail as usize),
+                        batchcount as usize,
+                    );
+                    (*shared).avail += batchcount;
+                }
+            } else {
+                // SAFETY: as above.
+                let objs = unsafe { entries(ac, batchcount) };
+                self.free_block(s, &mut n, objs, dl.head());
+            }
+        }
+        // SAFETY: as above.
+        unsafe { shift_down(ac, batchcount) };
+        self.slabs_destroy(s, dl.head());
+    }
+
+    /// `drain_array`: unless the array was touched since the last call, gives a fifth of
+    /// its limit back (`drain_array_locked`).
+    pub(super) fn drain_array(
+        &self,
+        s: &Cache<P>,
+        n: &mut NodeLists,
+        ac: *mut ArrayCache,
+        to: *mut ListHead,
+    ) {
+        if ac.is_null() {
+            return;
+        }
+        // SAFETY: the caller may use the array (its CPU section, or the list lock for the
+        // shared array).
+        unsafe {
+            if (*ac).avail == 0 {
+                return;
+            }
+            if (*ac).touched != 0 {
+                (*ac).touched = 0;
+                return;
+            }
+            let mut tofree = (*ac).limit.div_ceil(5);
+            if tofree > (*ac).avail {
+                tofree = (*ac).avail.div_ceil(2);
+            }
+            self.free_block(s, n, entries(ac, tofree), to);
+            shift_down(ac, tofree);
+        }
+    }
+
+    /// This CPU's `cache_reap` of one cache, when due: drains its array and, every
+    /// `REAPTIMEOUT_NODE`, the shared array and free slabs.
+    pub(super) fn reap_cpu(&self, s: &Cache<P>, slot: &CpuSlot, force: bool) {
+        let now = self.platform().jiffies();
+        // SAFETY: the caller is in this slot's CPU section.
+        if !force && now < unsafe { slot.next_reap() } {
+            return;
+        }
+        // SAFETY: as above.
+        unsafe { slot.set_next_reap(now + REAPTIMEOUT_AC_S * self.platform().hz()) };
+        // SAFETY: as above.
+        let ac = unsafe { slot.ac() };
+        let mut dl = DestroyList(ListHead {
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+        });
+        let tofree = {
+            // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
+            let mut n = s.node.lock();
+            self.drain_array(s, &mut n, ac, dl.head());
+            if !force && now < n.next_reap {
+                0
+            } else {
+                n.next_reap = now + REAPTIMEOUT_NODE_S * self.platform().hz();
+                let shared = n.shared;
+                self.drain_array(s, &mut n, shared, dl.head());
+                if n.free_touched {
+                    n.free_touched = false;
+                    0
+                } else {
+                    let num = s.num as usize;
+                    n.free_limit.div_ceil(5 * num)
+                }
+            }
+        };
+        self.slabs_destroy(s, dl.head());
+        if tofree > 0 {
+            self.drain_freelist(s, tofree);
+        }
+    }
+}
+
+/// `slab_alloc`: an object of `s` (the pointer the user sees), or `None`.
+#[inline]
+pub(super) fn cache_alloc<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+) -> Option<NonNull<u8>> {
+    let mut want = None;
+    let (objp, old) = {
+        // Lock order: cpu_section (rank 3), &n->list_lock under it; docs/LOCKING.md.
+        let g = m.cpu_guard();
+        // SAFETY: a CPU section's CPU is a possible CPU.
+        let slot = unsafe { s.cpu(g.cpu()) };
+        let old = m.take_pending(s, slot);
+        // SAFETY: we are in the slot's CPU section.
+        let ac = unsafe { slot.ac() };
+        if ac.is_null() && !slot.requested.load(Ordering::Relaxed) {
+            want = Some(slot);
+        }
+        // SAFETY: this CPU's array, section held.
+        let objp = if !ac.is_null() && unsafe { (*ac).avail } > 0 {
+            // SAFETY: as above; avail > 0.
+            unsafe {
+                (*ac).touched = 1;
+                (*ac).avail -= 1;
+                ArrayCache::get(ac, (*ac).avail)
+            }
+        } else {
+            let o = m.cache_alloc_refill(s, slot, gfp);
+            m.reap_cpu(s, slot, false);
+            o
+        };
+        (objp, old)
+    };
+    free_meta(m, old.cast());
+    if let Some(slot) = want {
+        request_array(m, s, slot);
+    }
+    let Some(objp) = NonNull::new(objp) else {
+        slab_out_of_memory(m, s, gfp);
+        return None;
+    };
+    let objp = objp.as_ptr();
+    if s.debug() {
+        m.cache_alloc_debugcheck_after(s, objp, caller);
+    }
+    let obj = objp.wrapping_add(s.obj_offset as usize);
+    if gfp.contains(GfpFlags::__GFP_ZERO) {
+        // SAFETY: the object is ours now; `object_size` bytes from its start are in the stride.
+        unsafe { ptr::write_bytes(obj, 0, s.object_size as usize) };
+    }
+    NonNull::new(obj)
+}
+
+/// `slab_out_of_memory` of SLAB.
+#[cold]
+fn slab_out_of_memory<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, gfp: GfpFlags) {
+    if gfp.contains(GfpFlags::__GFP_NOWARN) {
+        return;
+    }
+    m.printk(
+        LogLevel::Warning,
+        format_args!(
+            "SLAB: Unable to allocate memory on node 0, gfp={:#x}({})",
+            gfp.bits(),
+            gfp
+        ),
+    );
+    m.printk(
+        LogLevel::Warning,
+        format_args!(
+            "  cache: {}, object size: {}, order: {}",
+            s.name(),
+            s.size,
+            s.gfporder
+        ),
+    );
+    // Lock order: &n->list_lock (rank 4), no CPU section; docs/LOCKING.md.
+    let (total, free_slabs, free_objs) = {
+        let n = s.node.lock();
+        (n.total_slabs, n.free_slabs, n.free_objects)
+    };
+    let num = s.num as usize;
+    m.printk(
+        LogLevel::Warning,
+        format_args!(
+            "  node 0: slabs: {}/{}, objs: {}/{}",
+            total - free_slabs,
+            total,
+            (total * num).saturating_sub(free_objs),
+            total * num
+        ),
+    );
+}
+
+/// `___cache_free` of a checked stride start.
+fn cache_free_checked<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    objp: *mut u8,
+    slab: SlabPage,
+    caller: &'static Location<'static>,
+) {
+    if s.debug() && !m.cache_free_debugcheck(s, objp, caller) {
+        return;
+    }
+    let mut want = None;
+    let old = {
+        // Lock order: cpu_section (rank 3), &n->list_lock under it; docs/LOCKING.md.
+        let g = m.cpu_guard();
+        // SAFETY: a CPU section's CPU is a possible CPU.
+        let slot = unsafe { s.cpu(g.cpu()) };
+        let old = m.take_pending(s, slot);
+        // SAFETY: we are in the slot's CPU section.
+        let ac = unsafe { slot.ac() };
+        if ac.is_null() && !slot.requested.load(Ordering::Relaxed) {
+            want = Some(slot);
+        }
+        if ac.is_null() {
+            m.drain_objects(s, &[objp]);
+        } else {
+            // SAFETY: this CPU's array, section held.
+            let (avail, limit) = unsafe { ((*ac).avail, (*ac).limit) };
+            // SAFETY: as above; `avail - 1 < limit`.
+            if avail > 0 && unsafe { ArrayCache::get(ac, avail - 1) } == objp {
+                drop(g);
+                double_free(m, s, slab, objp, caller);
+                free_meta(m, old.cast());
+                return;
+            }
+            if avail < limit {
+                s.freehit.fetch_add(1, Ordering::Relaxed);
+            } else {
+                s.freemiss.fetch_add(1, Ordering::Relaxed);
+                m.cache_flusharray(s, ac);
+                m.reap_cpu(s, slot, false);
+            }
+            // SAFETY: as above; there is room now.
+            unsafe {
+                let a = (*ac).avail;
+                ArrayCache::set(ac, a, objp);
+                (*ac).avail = a + 1;
+            }
+        }
+        old
+    };
+    free_meta(m, old.cast());
+    if let Some(slot) = want {
+        request_array(m, s, slot);
+    }
+}
+
+/// A CPU without an array used the cache: make one with the cache's tunables and offer it
+/// (installed at the CPU's next operation), once. Runs outside any CPU section; objects of
+/// the array's own kmalloc cache meanwhile go straight to the slabs, so this cannot recurse
+/// more than once per cache.
+#[cold]
+fn request_array<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, slot: &CpuSlot) {
+    if m.slab().state.load(Ordering::Acquire) < crate::slab::common::SlabBootState::Full as u8
+        || slot.requested.swap(true, Ordering::SeqCst)
+    {
+        return;
+    }
+    let limit = s.limit.load(Ordering::SeqCst);
+    let batch = s.batchcount.load(Ordering::SeqCst);
+    if limit == 0 {
+        return;
+    }
+    if let Some(a) = super::alloc_arraycache(m, limit, batch) {
+        // A retune may have offered one meanwhile: it wins (it has the newest tunables).
+        if slot
+            .pending
+            .compare_exchange(ptr::null_mut(), a, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            free_meta(m, a.cast());
+        }
+    }
+}
+
+impl<P: Platform> SlabLayer<P> {
+    /// `free_block` of a few objects under the list lock, then `slabs_destroy`.
+    pub(super) fn drain_objects(&self, s: &Cache<P>, objs: &[*mut u8]) {
+        let mut dl = DestroyList(ListHead {
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+        });
+        {
+            // Lock order: &n->list_lock (rank 4), maybe in a CPU section; docs/LOCKING.md.
+            let mut n = s.node.lock();
+            self.free_block(s, &mut n, objs, dl.head());
+        }
+        self.slabs_destroy(s, dl.head());
+    }
+}
+
+#[cold]
+fn double_free<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    slab: SlabPage,
+    objp: *mut u8,
+    caller: &'static Location<'static>,
+) {
+    let _ = slab;
+    m.slab_error_line(format_args!(
+        "slab: double free detected in cache '{}', objp {:016x}",
+        s.name(),
+        m.to_model(objp as usize + s.obj_offset as usize)
+    ));
+    m.dump_stack(LogLevel::Err, caller);
+}
+
+/// Frees `p` (a pointer from `cache_alloc`) through its own slab's cache check: a pointer
+/// not at an object start, or of another cache, is reported and ignored or redirected.
+pub(super) fn kmem_cache_free<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
+    let objp = p.wrapping_sub(s.obj_offset as usize);
+    if let Some((slab, _)) = m.slab_of(s, objp) {
+        return cache_free_checked(m, s, objp, slab, caller);
+    }
+    match m.owner_of(p) {
+        Owner::Slab(_, cache) if cache != s as *const Cache<P> as usize => {
+            // cache_from_obj: warn and free into the cache the object belongs to.
+            // SAFETY: `mapping` of a slab page is its cache, which never goes away.
+            let real = unsafe { &*(cache as *const Cache<P>) };
+            m.warn_at(
+                caller,
+                format_args!(
+                    "kmem_cache_free: Wrong slab cache. {} but object is from {}",
+                    s.name(),
+                    real.name()
+                ),
+            );
+            let objp = p.wrapping_sub(real.obj_offset as usize);
+            if let Some((slab, _)) = m.slab_of(real, objp) {
+                cache_free_checked(m, real, objp, slab, caller);
+            }
+        }
+        Owner::Slab(..) => {
+            m.slab_error_line(format_args!(
+                "kmem_cache_free: cache `{}': invalid object pointer {:016x} (not the start of an object), not freed",
+                s.name(),
+                m.to_model(p as usize)
+            ));
+            m.dump_stack(LogLevel::Err, caller);
+        }
+        _ => m.warn_at(
+            caller,
+            format_args!(
+                "kmem_cache_free: object 0x{:016x} is not from a slab ({})",
+                m.to_model(p as usize),
+                s.name()
+            ),
+        ),
+    }
+}
+
+/// Frees `p` into `s` if it is an object of `s` (used by `free_meta`).
+pub(super) fn cache_free<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
+    kmem_cache_free(m, s, p, caller)
+}
