@@ -419,7 +419,10 @@ fn thread_exit_runs_ready_callbacks() {
     let ran: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
     let log: &'static std::sync::Mutex<Vec<usize>> = Box::leak(Box::default());
     std::thread::scope(|s| {
-        s.spawn(|| {
+        // Joined explicitly: `scope` alone returns when the closure has finished, before the
+        // OS thread's exit (and the pthread key destructor that takes its CPU offline) has
+        // run; `join` waits for the thread itself (pthread_join).
+        let t = s.spawn(|| {
             // Enter a CPU section first so the thread has a CPU to take offline.
             drop(m.rcu_read_lock());
             let o = Box::into_raw(Box::new(Obj {
@@ -431,6 +434,7 @@ fn thread_exit_runs_ready_callbacks() {
             // SAFETY: the head of a leaked box, freed by the callback.
             unsafe { m.call_rcu(NonNull::new(o.cast::<RcuHead>()).unwrap(), obj_cb) };
         });
+        t.join().unwrap();
     });
     assert_eq!(
         ran.load(SeqCst),

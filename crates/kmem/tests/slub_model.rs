@@ -35,20 +35,32 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The model's `ksize` of `kmalloc(n)`: Linux's size classes (mm/slab_common.c
-/// `kmalloc_info[]`: 8, 16, 32, 64, 96, 128, 192, 256, then powers of two to 8 KiB), then the
-/// page allocator's power-of-two blocks.
-fn model_ksize(n: usize) -> usize {
-    match n {
-        0..=8 => 8,
-        9..=16 => 16,
-        17..=32 => 32,
-        33..=64 => 64,
-        65..=96 => 96,
-        97..=128 => 128,
-        129..=192 => 192,
-        _ if n <= 8192 => n.next_power_of_two(),
-        _ => n.next_power_of_two().max(4096),
+/// The model's `ksize` of `kmalloc(n)` under each allocator.
+///
+/// - SLUB (`""` or any other cmdline): Linux's size classes (mm/slab_common.c
+///   `kmalloc_info[]`: 8, 16, 32, 64, 96, 128, 192, 256, then powers of two to 8 KiB), then
+///   the page allocator's power-of-two blocks.
+/// - SLAB (`slab=slab`, Linux 6.7): the same classes from 32 bytes up (`KMALLOC_SHIFT_LOW` 5);
+///   `ksize` is the cache's object size (mm/slab.h `slab_ksize`), so kmalloc-96 gives 96.
+/// - SLOB (`slab=slob`, Linux 6.3 mm/slob.c `__ksize`): the size asked for, in 2-byte units,
+///   below `PAGE_SIZE - 8` (the size header); whole pages (`PAGE_SIZE << order`) above.
+fn model_ksize(cmdline: &str, n: usize) -> usize {
+    let pages = |n: usize| n.next_power_of_two().max(4096);
+    match cmdline {
+        "slab=slob" if n < 4096 - 8 => n.next_multiple_of(2),
+        "slab=slob" => pages(n),
+        "slab=slab" | "slab=slab slab_debug=ZPU" if n <= 32 => 32,
+        _ => match n {
+            0..=8 => 8,
+            9..=16 => 16,
+            17..=32 => 32,
+            33..=64 => 64,
+            65..=96 => 96,
+            97..=128 => 128,
+            129..=192 => 192,
+            _ if n <= 8192 => n.next_power_of_two(),
+            _ => pages(n),
+        },
     }
 }
 
@@ -96,7 +108,11 @@ fn run(ops: Vec<Op>, cmdline: &str) {
         match op {
             Op::Kmalloc(n) => {
                 let p = m.kmalloc(n, K).unwrap().as_ptr() as usize;
-                assert_eq!(m.ksize(p as *const u8), model_ksize(n), "kmalloc({n})");
+                assert_eq!(
+                    m.ksize(p as *const u8),
+                    model_ksize(cmdline, n),
+                    "kmalloc({n})"
+                );
                 fill(p, n, tag);
                 assert!(live.insert(p, (n, tag, None)).is_none(), "handed out twice");
             }
@@ -137,7 +153,11 @@ fn run(ops: Vec<Op>, cmdline: &str) {
                     assert_eq!(q, p, "krealloc({old} -> {n}) moved a block that fits");
                     assert_eq!(m.ksize(q as *const u8), ks);
                 } else {
-                    assert_eq!(m.ksize(q as *const u8), model_ksize(n), "krealloc -> {n}");
+                    assert_eq!(
+                        m.ksize(q as *const u8),
+                        model_ksize(cmdline, n),
+                        "krealloc -> {n}"
+                    );
                 }
                 live.remove(&p);
                 fill(q, n, tag);

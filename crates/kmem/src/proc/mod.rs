@@ -110,7 +110,9 @@ impl<P: Platform> VmLayer<P> {
             "/sys/kernel/debug/memblock/memory"
             | "sys/kernel/debug/memblock/memory"
             | "/sys/kernel/debug/memblock/reserved"
-            | "sys/kernel/debug/memblock/reserved" => Some(0o444),
+            | "sys/kernel/debug/memblock/reserved"
+            | "/sys/kernel/debug/rcu/rcugp"
+            | "sys/kernel/debug/rcu/rcugp" => Some(0o444),
             _ => None,
         }
     }
