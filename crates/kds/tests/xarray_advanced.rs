@@ -1138,46 +1138,50 @@ fn check_xa_mark() {
     assert_eq!(a.live(), 0);
 }
 
-/// check_align: Linux stores `name + i` for i in 0..8, pointers of every alignment. kds
-/// entries are typed: a word ending in binary 10 is an internal entry and is refused
-/// (`EINVAL`), so only the representable ones (4-aligned pointers and odd words, which are
-/// value entries) are stored; the ids and the "store after reserve needs no memory" point of
-/// align_2 are Linux's.
+/// check_align (lib/test_xarray.c): `name + i` for i in 0..8 from each of `name + 0..3`,
+/// pointers of every alignment into "Motorola 68000". Some look like value entries (odd) and
+/// some like node entries (low bits 10, above 4096); all are allocated ids 0..7 and come
+/// back exactly (Linux: `xa_alloc` returns 0 and `id == i`; no entry is an error entry).
+/// align_2: a store after `xa_reserve` needs no memory, for every alignment (the reserved
+/// slot of index 0 is a node's slot, as Linux's `xas_store` never puts `XA_ZERO_ENTRY` in the
+/// head).
 #[test]
 fn check_align() {
     let a = TestAlloc::new();
     let xa = XArray::with_flags(&a, XaFlags::ALLOC);
-    let name = [0u32; 8];
-    let base = name.as_ptr() as usize;
+    let name = *b"Motorola 68000\0";
+    let at = |i: usize| XaEntry::from_raw(name[i..].as_ptr() as usize);
     for start in 0..4 {
-        let mut id = 0;
-        for i in 0..8 {
-            let e = XaEntry::from_raw(base + start + i);
-            let r = xa.alloc(e, XA_LIMIT_32B, GFP);
-            if (start + i) & 3 == 2 {
-                assert_eq!(r, Err(Error::EINVAL));
-                continue;
-            }
-            assert_eq!(r, Ok(id));
-            id += 1;
+        for i in 0..8u32 {
+            assert_eq!(xa.alloc(at(start + i as usize), XA_LIMIT_32B, GFP), Ok(i));
+            ok(&xa);
         }
-        assert!(xa.iter().all(|(_, e)| !e.is_internal()));
+        let got: Vec<_> = xa.iter().collect();
+        let want: Vec<_> = (0..8).map(|i| (i, at(start + i).unwrap())).collect();
+        assert_eq!(got, want);
+        for i in 0..8 {
+            assert_eq!(xa.load(i), at(start + i));
+        }
         xa.destroy();
     }
-    // align_2: with a reserved slot a store needs no memory.
-    let aligned = |i: usize| XaEntry::from_raw(base + 4 * i);
+    // align_2.
+    assert!(xa.is_empty());
     for i in 0..8 {
-        assert_eq!(xa.store(0, aligned(i), GFP), Ok(None));
-        xa.erase(0);
+        assert_eq!(xa.store(0, at(i), GFP), Ok(None));
+        ok(&xa);
+        assert_eq!(xa.erase(0), at(i));
     }
     for i in 0..8 {
         assert_eq!(xa.reserve(0, GFP), Ok(()));
         a.fail_all();
-        assert_eq!(xa.store(0, aligned(i), Gfp::GFP_NOWAIT), Ok(None));
+        assert_eq!(xa.store(0, at(i), Gfp::GFP_NOWAIT), Ok(None));
         a.heal();
-        xa.erase(0);
+        ok(&xa);
+        assert_eq!(xa.erase(0), at(i));
     }
     assert!(xa.is_empty());
+    drop(xa);
+    assert_eq!(a.live(), 0);
 }
 
 /// A retry entry stored through the advanced API (as check_xas_retry does) and left there
@@ -1248,13 +1252,26 @@ fn xas_refuses_internal_entries_and_bad_splits() {
     let a = TestAlloc::new();
     let xa = XArray::new_in(&a);
     store_index(&xa, 64);
-    let node = XaEntry::from_raw(xa.head_node().map(|_| 0x1_0002).unwrap());
     let sibling = XaEntry::from_raw(2);
-    for bad in [node, sibling] {
-        let mut xas = XaState::new(&xa, 3);
-        assert_eq!(xas.lock().store(bad), None);
-        assert_eq!(xas.error(), Some(Error::EINVAL));
-    }
+    let mut xas = XaState::new(&xa, 3);
+    assert_eq!(xas.lock().store(sibling), None);
+    assert_eq!(xas.error(), Some(Error::EINVAL));
+    // A node-looking user pointer (low bits 10, above 4096) fits a leaf slot only: not an
+    // entry of order >= XA_CHUNK_SHIFT, nor a store that would replace a larger entry.
+    let node_like = XaEntry::from_raw(0x1_0002);
+    let mut xas = XaState::new_order(&xa, 128, 6);
+    assert_eq!(xas.lock().store(node_like), None);
+    assert_eq!(xas.error(), Some(Error::EINVAL));
+    xa_store_order(&xa, 192, 6, v(7));
+    let mut xas = XaState::new(&xa, 200);
+    assert_eq!(xas.lock().store(node_like), None);
+    assert_eq!(xas.error(), Some(Error::EINVAL));
+    assert_eq!((xa.load(200), xa.get_order(200)), (v(7), 6));
+    let mut xas = XaState::new_order(&xa, 0, 2);
+    assert_eq!(xas.lock().store(node_like), None);
+    assert_eq!(xas.error(), None);
+    assert_eq!((xa.load(3), xa.get_order(3)), (node_like, 2));
+    ok(&xa);
     xa.destroy();
     xa_store_order(&xa, 0, 4, v(0));
     let mut xas = XaState::new_order(&xa, 0, 1);

@@ -642,7 +642,7 @@ unsafe fn free_tree<A: NodeAlloc>(alloc: &A, top: *mut XaNode) {
         loop {
             if off < (*node).nr_slots() {
                 let e = (*node).slots[off].load(Relaxed);
-                if is_node(e) && (*node).shift > 0 {
+                if is_child(e, (*node).shift) {
                     // Detach so that we do not descend again after freeing.
                     (*node).slots[off].store(0, Relaxed);
                     node = to_node(e);
