@@ -1,8 +1,8 @@
 //! lib/test_xarray.c's cases of the advanced API (`xa_state`), ported in our own words with
 //! Linux's expected values: xas_retry, xa_shrink, xas_erase, multi_store (with node
 //! counters), multi_store_advanced, the get_order checks, find_entry, pause, move,
-//! create_range, store_iter, align, split, account, workingset, and the marks checks that
-//! iterate with an `XaState`. Where a loop bound is reduced in debug builds it says so
+//! create_range, store_iter, split, account, workingset, and the marks checks that
+//! iterate with an `XaState` (check_align is in xarray_align.rs). Where a loop bound is reduced in debug builds it says so
 //! (`BIG`); release builds (`cargo test --release`) run Linux's bounds.
 #![warn(clippy::too_many_lines)] // issue 11: at most 150 lines (crates/kds/clippy.toml)
 
@@ -1134,52 +1134,6 @@ fn check_xa_mark() {
     }
     check_xa_mark_2(&xa);
     check_xa_mark_3(&xa);
-    drop(xa);
-    assert_eq!(a.live(), 0);
-}
-
-/// check_align (lib/test_xarray.c): `name + i` for i in 0..8 from each of `name + 0..3`,
-/// pointers of every alignment into "Motorola 68000". Some look like value entries (odd) and
-/// some like node entries (low bits 10, above 4096); all are allocated ids 0..7 and come
-/// back exactly (Linux: `xa_alloc` returns 0 and `id == i`; no entry is an error entry).
-/// align_2: a store after `xa_reserve` needs no memory, for every alignment (the reserved
-/// slot of index 0 is a node's slot, as Linux's `xas_store` never puts `XA_ZERO_ENTRY` in the
-/// head).
-#[test]
-fn check_align() {
-    let a = TestAlloc::new();
-    let xa = XArray::with_flags(&a, XaFlags::ALLOC);
-    let name = *b"Motorola 68000\0";
-    let at = |i: usize| XaEntry::from_raw(name[i..].as_ptr() as usize);
-    for start in 0..4 {
-        for i in 0..8u32 {
-            assert_eq!(xa.alloc(at(start + i as usize), XA_LIMIT_32B, GFP), Ok(i));
-            ok(&xa);
-        }
-        let got: Vec<_> = xa.iter().collect();
-        let want: Vec<_> = (0..8).map(|i| (i, at(start + i).unwrap())).collect();
-        assert_eq!(got, want);
-        for i in 0..8 {
-            assert_eq!(xa.load(i), at(start + i));
-        }
-        xa.destroy();
-    }
-    // align_2.
-    assert!(xa.is_empty());
-    for i in 0..8 {
-        assert_eq!(xa.store(0, at(i), GFP), Ok(None));
-        ok(&xa);
-        assert_eq!(xa.erase(0), at(i));
-    }
-    for i in 0..8 {
-        assert_eq!(xa.reserve(0, GFP), Ok(()));
-        a.fail_all();
-        assert_eq!(xa.store(0, at(i), Gfp::GFP_NOWAIT), Ok(None));
-        a.heal();
-        ok(&xa);
-        assert_eq!(xa.erase(0), at(i));
-    }
-    assert!(xa.is_empty());
     drop(xa);
     assert_eq!(a.live(), 0);
 }
