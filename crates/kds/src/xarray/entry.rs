@@ -57,7 +57,9 @@ pub(crate) const RETRY: usize = mk_internal(256);
 /// `XA_ZERO_ENTRY` (internal 257): reserved; reads as empty.
 pub(crate) const ZERO: usize = mk_internal(257);
 
-/// A non-empty XArray entry: a value entry, an aligned pointer, or [`XA_ZERO_ENTRY`].
+/// A non-empty XArray entry: a value entry, an aligned pointer, [`XA_ZERO_ENTRY`], or any other
+/// raw word ([`XaEntry::from_raw`]; e.g. an unaligned `char *`, which is stored and returned
+/// unchanged unless it is a reserved internal value up to 4096).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[repr(transparent)]
 pub struct XaEntry(NonZeroUsize);

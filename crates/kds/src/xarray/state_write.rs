@@ -33,7 +33,9 @@ impl<'a, A: NodeAlloc> XasGuard<'_, 'a, A, XaLockGuard<'a, A>> {
     /// returns the entry that was there. Storing over part of a larger entry replaces all of
     /// it; storing an order-`n` entry replaces every entry in its range. On failure the
     /// state holds the error ([`XaState::error`]): `ENOMEM` (retry after
-    /// [`XaState::nomem`]) or `EINVAL` (a node or sibling entry). [`XA_ZERO_ENTRY`] and
+    /// [`XaState::nomem`]) or `EINVAL` (a sibling entry, or a node-looking entry where it
+    /// would sit in a non-leaf slot: order `>= XA_CHUNK_SHIFT` or replacing such an entry).
+    /// Node-looking user pointers otherwise go in leaf slots. [`XA_ZERO_ENTRY`] and
     /// [`XA_RETRY_ENTRY`] may be stored, as in Linux.
     pub fn store(&mut self, entry: Option<XaEntry>) -> Option<XaEntry> {
         if self.xas.node == ERROR {
