@@ -82,7 +82,7 @@ impl<A: NodeAlloc> Idr<A> {
     ///
     /// # Errors
     /// [`Error::ENOSPC`] (range full; `*nextid` unchanged), [`Error::ENOMEM`],
-    /// [`Error::EINVAL`] (`ptr` internal).
+    /// [`Error::EINVAL`] (`ptr` a reserved internal value, up to 4096).
     pub fn idr_alloc_u32(
         &self,
         ptr: Option<XaEntry>,
@@ -189,7 +189,8 @@ impl<A: NodeAlloc> Idr<A> {
     /// `idr_replace`: replaces the entry of the allocated `id`; returns the old one.
     ///
     /// # Errors
-    /// [`Error::ENOENT`] if `id` is not allocated; [`Error::EINVAL`] (`ptr` internal).
+    /// [`Error::ENOENT`] if `id` is not allocated; [`Error::EINVAL`] (`ptr` a reserved
+    /// internal value).
     pub fn idr_replace(&self, ptr: Option<XaEntry>, id: u32) -> Result<Option<XaEntry>> {
         if id < self.base {
             return Err(Error::ENOENT);

@@ -938,3 +938,60 @@ fn idr_concurrent_writers_and_readers() {
     });
     assert_eq!(count, all.len());
 }
+
+/// idr-test.c's `idr_align_test`: pointers of every alignment (into a `char` array) are stored,
+/// iterated, replaced, found and removed. Pointers whose low bits look like value (x1) or
+/// internal (10) entries must still come back exactly as stored.
+#[test]
+fn idr_align_test() {
+    let a = TestAlloc::new();
+    let idr = Idr::new_in(&a);
+    let name = *b"Motorola 68000\0";
+    let at = |i: usize| XaEntry::from_raw(name[i..].as_ptr() as usize);
+    let walk = |idr: &Idr<&TestAlloc>| {
+        idr.idr_for_each(|id, e| {
+            assert_eq!(idr.idr_find(id as u32), Some(e));
+            0
+        });
+    };
+    for first in 0..4usize {
+        for i in first..first + 9 {
+            assert_eq!(idr.idr_alloc(at(i), 0, 0, GFP), Ok((i - first) as i32));
+            walk(&idr);
+        }
+        for i in first..first + 9 {
+            assert_eq!(idr.idr_find((i - first) as u32), at(i));
+        }
+        idr.idr_destroy();
+    }
+    for i in 0..8 {
+        assert_eq!(idr.idr_alloc(at(i), 0, 0, GFP), Ok(0));
+        assert_eq!(idr.idr_alloc(at(i + 1), 0, 0, GFP), Ok(1));
+        walk(&idr);
+        assert_eq!(idr.idr_remove(1), at(i + 1));
+        walk(&idr);
+        assert_eq!(idr.idr_remove(0), at(i));
+        assert!(idr.idr_is_empty());
+    }
+    for i in 0..8 {
+        assert_eq!(idr.idr_alloc(None, 0, 0, GFP), Ok(0));
+        walk(&idr);
+        assert_eq!(idr.idr_replace(at(i), 0), Ok(None));
+        walk(&idr);
+        assert_eq!(idr.idr_find(0), at(i));
+        idr.idr_remove(0);
+    }
+    for i in 0..8 {
+        assert_eq!(idr.idr_alloc(at(i), 0, 0, GFP), Ok(0));
+        assert_eq!(idr.idr_alloc(None, 0, 0, GFP), Ok(1));
+        idr.idr_remove(1);
+        walk(&idr);
+        assert_eq!(idr.idr_replace(at(i + 1), 0), Ok(at(i)));
+        walk(&idr);
+        assert_eq!(idr.idr_remove(0), at(i + 1));
+    }
+    assert!(idr.idr_is_empty());
+    idr.xarray().check().unwrap();
+    drop(idr);
+    assert_eq!(a.live(), 0);
+}

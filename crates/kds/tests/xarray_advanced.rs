@@ -1,8 +1,8 @@
 //! lib/test_xarray.c's cases of the advanced API (`xa_state`), ported in our own words with
 //! Linux's expected values: xas_retry, xa_shrink, xas_erase, multi_store (with node
 //! counters), multi_store_advanced, the get_order checks, find_entry, pause, move,
-//! create_range, store_iter, align, split, account, workingset, and the marks checks that
-//! iterate with an `XaState`. Where a loop bound is reduced in debug builds it says so
+//! create_range, store_iter, split, account, workingset, and the marks checks that
+//! iterate with an `XaState` (check_align is in xarray_align.rs). Where a loop bound is reduced in debug builds it says so
 //! (`BIG`); release builds (`cargo test --release`) run Linux's bounds.
 #![warn(clippy::too_many_lines)] // issue 11: at most 150 lines (crates/kds/clippy.toml)
 
@@ -1138,48 +1138,6 @@ fn check_xa_mark() {
     assert_eq!(a.live(), 0);
 }
 
-/// check_align: Linux stores `name + i` for i in 0..8, pointers of every alignment. kds
-/// entries are typed: a word ending in binary 10 is an internal entry and is refused
-/// (`EINVAL`), so only the representable ones (4-aligned pointers and odd words, which are
-/// value entries) are stored; the ids and the "store after reserve needs no memory" point of
-/// align_2 are Linux's.
-#[test]
-fn check_align() {
-    let a = TestAlloc::new();
-    let xa = XArray::with_flags(&a, XaFlags::ALLOC);
-    let name = [0u32; 8];
-    let base = name.as_ptr() as usize;
-    for start in 0..4 {
-        let mut id = 0;
-        for i in 0..8 {
-            let e = XaEntry::from_raw(base + start + i);
-            let r = xa.alloc(e, XA_LIMIT_32B, GFP);
-            if (start + i) & 3 == 2 {
-                assert_eq!(r, Err(Error::EINVAL));
-                continue;
-            }
-            assert_eq!(r, Ok(id));
-            id += 1;
-        }
-        assert!(xa.iter().all(|(_, e)| !e.is_internal()));
-        xa.destroy();
-    }
-    // align_2: with a reserved slot a store needs no memory.
-    let aligned = |i: usize| XaEntry::from_raw(base + 4 * i);
-    for i in 0..8 {
-        assert_eq!(xa.store(0, aligned(i), GFP), Ok(None));
-        xa.erase(0);
-    }
-    for i in 0..8 {
-        assert_eq!(xa.reserve(0, GFP), Ok(()));
-        a.fail_all();
-        assert_eq!(xa.store(0, aligned(i), Gfp::GFP_NOWAIT), Ok(None));
-        a.heal();
-        xa.erase(0);
-    }
-    assert!(xa.is_empty());
-}
-
 /// A retry entry stored through the advanced API (as check_xas_retry does) and left there
 /// is returned by the simple API's readers instead of making them restart forever (Linux's
 /// `xa_load` would spin). Readers inside a node being freed still restart.
@@ -1248,13 +1206,26 @@ fn xas_refuses_internal_entries_and_bad_splits() {
     let a = TestAlloc::new();
     let xa = XArray::new_in(&a);
     store_index(&xa, 64);
-    let node = XaEntry::from_raw(xa.head_node().map(|_| 0x1_0002).unwrap());
     let sibling = XaEntry::from_raw(2);
-    for bad in [node, sibling] {
-        let mut xas = XaState::new(&xa, 3);
-        assert_eq!(xas.lock().store(bad), None);
-        assert_eq!(xas.error(), Some(Error::EINVAL));
-    }
+    let mut xas = XaState::new(&xa, 3);
+    assert_eq!(xas.lock().store(sibling), None);
+    assert_eq!(xas.error(), Some(Error::EINVAL));
+    // A node-looking user pointer (low bits 10, above 4096) fits a leaf slot only: not an
+    // entry of order >= XA_CHUNK_SHIFT, nor a store that would replace a larger entry.
+    let node_like = XaEntry::from_raw(0x1_0002);
+    let mut xas = XaState::new_order(&xa, 128, 6);
+    assert_eq!(xas.lock().store(node_like), None);
+    assert_eq!(xas.error(), Some(Error::EINVAL));
+    xa_store_order(&xa, 192, 6, v(7));
+    let mut xas = XaState::new(&xa, 200);
+    assert_eq!(xas.lock().store(node_like), None);
+    assert_eq!(xas.error(), Some(Error::EINVAL));
+    assert_eq!((xa.load(200), xa.get_order(200)), (v(7), 6));
+    let mut xas = XaState::new_order(&xa, 0, 2);
+    assert_eq!(xas.lock().store(node_like), None);
+    assert_eq!(xas.error(), None);
+    assert_eq!((xa.load(3), xa.get_order(3)), (node_like, 2));
+    ok(&xa);
     xa.destroy();
     xa_store_order(&xa, 0, 4, v(0));
     let mut xas = XaState::new_order(&xa, 0, 1);

@@ -25,7 +25,10 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 return Err("empty top node");
             }
             let e0 = n.slots[0].load(Relaxed);
-            if n.count() == 1 && e0 != 0 && (is_node(e0) || n.shift == 0) {
+            // A lone entry in slot 0 of a leaf top may stay: one that looks like a node never
+            // goes in the head, nor does `XA_ZERO_ENTRY` (`xas_store`'s `allow_root`), and
+            // replacing that reserved entry does not shrink (as in Linux).
+            if n.count() == 1 && e0 != 0 && n.shift != 0 && is_node(e0) {
                 return Err("tree not shrunk");
             }
             let hm = self.xa.head_marks.load(Relaxed);
@@ -72,7 +75,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                     }
                 }
                 let ce = n.slots[c].load(Relaxed);
-                if ce == 0 || is_sibling(ce) || is_node(ce) {
+                if ce == 0 || is_sibling(ce) || is_child(ce, n.shift) {
                     return Err("sibling of a non-entry");
                 }
                 for m in 0..XA_MAX_MARKS {
@@ -82,10 +85,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 }
                 continue;
             }
-            if is_node(e) {
-                if n.shift == 0 {
-                    return Err("node below a leaf");
-                }
+            if is_child(e, n.shift) {
                 let c = to_node(e);
                 // SAFETY: a live child.
                 let cn = unsafe { &*c };

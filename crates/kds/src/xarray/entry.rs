@@ -7,9 +7,11 @@
 //! - low bits `00`: a pointer (at least 4-byte aligned), never dereferenced by the array;
 //! - low bits `10`: an internal entry (`(v << 2) | 2`): node pointers (values above 4096),
 //!   sibling entries of multi-index entries (internal 0..=62), the retry entry (internal 256)
-//!   and the zero entry (internal 257) that marks a reserved slot. Users cannot store internal
-//!   entries (`-EINVAL`), except that [`XA_ZERO_ENTRY`] may be used as the *old* value of
-//!   a compare-and-exchange, as in Linux.
+//!   and the zero entry (internal 257) that marks a reserved slot. Users cannot store the
+//!   internal values up to 4096 (`-EINVAL`), except that [`XA_ZERO_ENTRY`] may be used as the
+//!   *old* value of a compare-and-exchange, as in Linux. Above 4096 they are "node-looking"
+//!   user pointers (`&name[2]`): stored only in leaf slots, never in the head, and refused
+//!   for orders `>= XA_CHUNK_SHIFT` (a non-leaf slot would make them a child node).
 
 use core::num::NonZeroUsize;
 use core::ptr::NonNull;
@@ -23,9 +25,22 @@ pub(crate) const fn is_internal(e: usize) -> bool {
 pub(crate) const fn is_value(e: usize) -> bool {
     e & 1 == 1
 }
-/// `xa_is_node`: an internal entry above 4096 is a node pointer.
+/// `xa_is_node`: an internal entry above 4096 is a node pointer, except in a leaf slot
+/// (see [`is_child`]).
 pub(crate) const fn is_node(e: usize) -> bool {
     is_internal(e) && e > 4096
+}
+/// True if the slot entry `e` of a node of `shift` is a child node. A leaf's slots
+/// (`shift == 0`) always hold entries: a user's pointer that looks like a node (an unaligned
+/// `char *`, low bits `10`, above 4096) is stored there, never in the head (Linux:
+/// `xas_store`'s `allow_root`, readers descending only while `shift > 0`).
+pub(crate) const fn is_child(e: usize, shift: u8) -> bool {
+    shift > 0 && is_node(e)
+}
+/// True if users may store `e`: anything but the reserved internal entries (`<= 4096`:
+/// siblings, retry, zero), as Linux's `xa_is_advanced` refusal in `xa_store`.
+pub(crate) const fn storable(e: usize) -> bool {
+    !is_internal(e) || is_node(e)
 }
 pub(crate) const fn mk_sibling(offset: usize) -> usize {
     mk_internal(offset)
@@ -42,7 +57,9 @@ pub(crate) const RETRY: usize = mk_internal(256);
 /// `XA_ZERO_ENTRY` (internal 257): reserved; reads as empty.
 pub(crate) const ZERO: usize = mk_internal(257);
 
-/// A non-empty XArray entry: a value entry, an aligned pointer, or [`XA_ZERO_ENTRY`].
+/// A non-empty XArray entry: a value entry, an aligned pointer, [`XA_ZERO_ENTRY`], or any other
+/// raw word ([`XaEntry::from_raw`]; e.g. an unaligned `char *`, which is stored and returned
+/// unchanged unless it is a reserved internal value up to 4096).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[repr(transparent)]
 pub struct XaEntry(NonZeroUsize);

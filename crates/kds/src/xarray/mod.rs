@@ -425,7 +425,10 @@ impl<A: NodeAlloc> XArray<A> {
     ///
     /// # Errors
     /// [`Error::ENOMEM`](crate::Error::ENOMEM) (no node), [`Error::EINVAL`](crate::Error::EINVAL)
-    /// (`entry` is [`XA_ZERO_ENTRY`]).
+    /// (`entry` is [`XA_ZERO_ENTRY`] or another reserved internal value, up to 4096; or it
+    /// looks like a node (low bits `10`, above 4096) and would replace a multi-index entry of
+    /// order `>= XA_CHUNK_SHIFT`, a non-leaf slot). Node-looking entries (an unaligned
+    /// `char *`) are otherwise stored, in a leaf slot, as in Linux.
     pub fn store(&self, index: usize, entry: Option<XaEntry>, gfp: Gfp) -> Result<Option<XaEntry>> {
         // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().store(index, entry, gfp)
@@ -451,8 +454,8 @@ impl<A: NodeAlloc> XArray<A> {
     /// slot matches [`XA_ZERO_ENTRY`], not `None`); returns the entry that was there.
     ///
     /// # Errors
-    /// [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL) (`new` is
-    /// internal).
+    /// [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL) (`new` as
+    /// for [`store`](Self::store)).
     pub fn cmpxchg(
         &self,
         index: usize,
@@ -483,7 +486,9 @@ impl<A: NodeAlloc> XArray<A> {
     /// entries (`None` erases the range).
     ///
     /// # Errors
-    /// [`Error::EINVAL`](crate::Error::EINVAL) if `last < first` or `entry` is internal;
+    /// [`Error::EINVAL`](crate::Error::EINVAL) if `last < first`, `entry` is a reserved
+    /// internal value, or it looks like a node and the range needs a piece of order
+    /// `>= XA_CHUNK_SHIFT` (nothing is stored then);
     /// [`Error::ENOMEM`](crate::Error::ENOMEM) (the part of the range stored before the failure
     /// stays stored).
     pub fn store_range(
@@ -502,7 +507,8 @@ impl<A: NodeAlloc> XArray<A> {
     /// canonical slot.
     ///
     /// # Errors
-    /// [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL).
+    /// [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL) (as
+    /// for [`store`](Self::store); a node-looking entry of `order >= XA_CHUNK_SHIFT`).
     ///
     /// # Panics
     /// If `order >= usize::BITS`.
@@ -534,7 +540,7 @@ impl<A: NodeAlloc> XArray<A> {
     /// # Errors
     /// [`Error::EBUSY`](crate::Error::EBUSY) if `limit` has no free index,
     /// [`Error::ENOMEM`](crate::Error::ENOMEM), [`Error::EINVAL`](crate::Error::EINVAL)
-    /// (not an allocating array, or `entry` internal).
+    /// (not an allocating array, or `entry` a reserved internal value).
     pub fn alloc(&self, entry: Option<XaEntry>, limit: XaLimit, gfp: Gfp) -> Result<u32> {
         // Lock order: &xa->xa_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().alloc(entry, limit, gfp)
@@ -642,7 +648,7 @@ unsafe fn free_tree<A: NodeAlloc>(alloc: &A, top: *mut XaNode) {
         loop {
             if off < (*node).nr_slots() {
                 let e = (*node).slots[off].load(Relaxed);
-                if is_node(e) && (*node).shift > 0 {
+                if is_child(e, (*node).shift) {
                     // Detach so that we do not descend again after freeing.
                     (*node).slots[off].store(0, Relaxed);
                     node = to_node(e);

@@ -48,11 +48,11 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
                 let mut e = node.slot(off);
                 if is_sibling(e) {
                     e = node.slot(to_sibling(e));
-                    if is_node(e) {
+                    if is_child(e, node.shift) {
                         continue 'restart;
                     }
                 }
-                if is_node(e) && node.shift > 0 {
+                if is_child(e, node.shift) {
                     // SAFETY: as above.
                     node = unsafe { node_ref(e) };
                     continue;
@@ -97,7 +97,7 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
             if !node.get_mark(off, mark) {
                 return false;
             }
-            if is_node(e) && node.shift > 0 {
+            if is_child(e, node.shift) {
                 // SAFETY: as above.
                 node = unsafe { node_ref(e) };
                 continue;
@@ -124,7 +124,7 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
                 off = to_sibling(e);
                 e = node.slot(off);
             }
-            if is_node(e) && node.shift > 0 {
+            if is_child(e, node.shift) {
                 // SAFETY: as above.
                 node = unsafe { node_ref(e) };
                 continue;
@@ -258,7 +258,7 @@ pub(super) fn search_node(
             }
             canon = to_sibling(e);
             e = node.slot(canon);
-            if is_node(e) {
+            if is_child(e, node.shift) {
                 return Search::Retry;
             }
         }
@@ -279,7 +279,7 @@ pub(super) fn search_node(
             // The node is being freed (see `load_raw`).
             return Search::Retry;
         }
-        if is_node(e) && shift > 0 {
+        if is_child(e, node.shift) {
             // SAFETY: reachable nodes stay allocated for readers and the writer.
             let child = unsafe { node_ref(e) };
             match search_node(

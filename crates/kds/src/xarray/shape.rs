@@ -42,7 +42,9 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 return shrunk;
             }
             let e = n.slots[0].load(Relaxed);
-            if e == 0 || (!is_node(e) && n.shift != 0) {
+            // Not an entry of a leaf that looks like a node: the head would take it for the
+            // top node (Linux's IDR `radix_tree_shrink` keeps slot 0 in place for this).
+            if e == 0 || is_node(e) != (n.shift != 0) {
                 return shrunk;
             }
             shrunk = true;
@@ -187,9 +189,17 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
     }
 
     /// `xas_create`: makes sure a slot run for `(index, shift, sibs)` exists; returns it.
-    pub(super) fn create(&self, index: usize, shift: u32, sibs: usize, gfp: Gfp) -> Result<Pos> {
+    /// Without `allow_root`, index 0 gets a leaf node rather than the head.
+    pub(super) fn create(
+        &self,
+        index: usize,
+        shift: u32,
+        sibs: usize,
+        allow_root: bool,
+        gfp: Gfp,
+    ) -> Result<Pos> {
         let head = self.head();
-        if shift == 0 && sibs == 0 && index == 0 && !is_node(head) {
+        if allow_root && shift == 0 && sibs == 0 && index == 0 && !is_node(head) {
             return Ok(Pos {
                 node: ptr::null_mut(),
                 off: 0,
@@ -242,7 +252,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                     sibs: 0,
                 });
             }
-            if is_node(e) {
+            if is_child(e, n.shift) {
                 node = to_node(e);
                 continue;
             }
@@ -287,7 +297,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 off = to_sibling(e);
                 e = n.slots[off].load(Relaxed);
             }
-            if is_node(e) {
+            if is_child(e, n.shift) {
                 node = to_node(e);
                 continue;
             }
@@ -315,7 +325,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                     off = to_sibling(e);
                     e = n.slots[off].load(Relaxed);
                 }
-                if is_node(e) && n.shift > 0 {
+                if is_child(e, n.shift) {
                     node = to_node(e);
                     continue;
                 }

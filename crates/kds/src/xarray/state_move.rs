@@ -50,7 +50,7 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
         }
         loop {
             let entry = entry_at(self.xas.node, self.xas.offset as usize);
-            if !is_node(entry) {
+            if !is_child(entry, nref(self.xas.node).shift) {
                 return entry;
             }
             self.xas.node = to_node(entry) as usize;
@@ -133,7 +133,7 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
                 continue;
             }
             let entry = entry_at(self.xas.node, self.xas.offset as usize);
-            if is_node(entry) {
+            if is_child(entry, nref(self.xas.node).shift) {
                 self.xas.node = to_node(entry) as usize;
                 self.xas.offset = 0;
                 continue;
@@ -271,7 +271,7 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
                 advance = true;
                 continue;
             }
-            if !is_node(entry) {
+            if !is_child(entry, nref(self.xas.node).shift) {
                 return entry;
             }
             self.xas.node = to_node(entry) as usize;
@@ -369,7 +369,12 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
                 return None;
             }
             while is_node(curr) {
-                curr = self.descend(to_node(curr) as usize);
+                let node = to_node(curr) as usize;
+                let leaf = nref(node).shift == 0;
+                curr = self.descend(node);
+                if leaf {
+                    break;
+                }
             }
             if curr != 0 {
                 return out(curr);
@@ -396,7 +401,7 @@ impl<'a, A: NodeAlloc, S: XaSection<'a, A>> XasGuard<'_, 'a, A, S> {
             if is_sibling(curr) {
                 continue;
             }
-            while is_node(curr) {
+            while is_child(curr, nref(self.xas.node).shift) {
                 self.xas.node = to_node(curr) as usize;
                 self.xas.offset = 0;
                 curr = entry_at(self.xas.node, 0);

@@ -33,14 +33,17 @@ impl<'a, A: NodeAlloc> XasGuard<'_, 'a, A, XaLockGuard<'a, A>> {
     /// returns the entry that was there. Storing over part of a larger entry replaces all of
     /// it; storing an order-`n` entry replaces every entry in its range. On failure the
     /// state holds the error ([`XaState::error`]): `ENOMEM` (retry after
-    /// [`XaState::nomem`]) or `EINVAL` (a node or sibling entry). [`XA_ZERO_ENTRY`] and
+    /// [`XaState::nomem`]) or `EINVAL` (a sibling entry, or a node-looking entry where it
+    /// would sit in a non-leaf slot: order `>= XA_CHUNK_SHIFT` or replacing such an entry).
+    /// Node-looking user pointers otherwise go in leaf slots. [`XA_ZERO_ENTRY`] and
     /// [`XA_RETRY_ENTRY`] may be stored, as in Linux.
     pub fn store(&mut self, entry: Option<XaEntry>) -> Option<XaEntry> {
         if self.xas.node == ERROR {
             return None;
         }
         let raw = raw_of(entry);
-        if is_node(raw) || is_sibling(raw) {
+        // Node-looking entries are checked by `store_pos` (leaf slots only).
+        if is_sibling(raw) {
             self.xas.set_err(Error::EINVAL);
             return None;
         }
@@ -147,7 +150,7 @@ impl<'a, A: NodeAlloc> XasGuard<'_, 'a, A, XaLockGuard<'a, A>> {
         // From the last chunk down, as Linux does, so the state ends on the first one.
         let mut chunk_last = last;
         loop {
-            let pos = match self.sec.create(chunk_last, 0, 0, Gfp::GFP_NOWAIT) {
+            let pos = match self.sec.create(chunk_last, 0, 0, true, Gfp::GFP_NOWAIT) {
                 Ok(p) => p,
                 Err(e) => {
                     self.xas.set_err(e);
@@ -196,7 +199,9 @@ impl<'a, A: NodeAlloc> XasGuard<'_, 'a, A, XaLockGuard<'a, A>> {
             return;
         }
         let raw = raw_of(entry);
-        if raw == 0 || is_node(raw) || is_sibling(raw) || order >= usize::BITS {
+        // A node-looking entry may only be split into leaf slots.
+        let misplaced = is_node(raw) && self.xas.shift > 0;
+        if raw == 0 || misplaced || is_sibling(raw) || order >= usize::BITS {
             self.xas.set_err(Error::EINVAL);
             return;
         }

@@ -53,7 +53,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
         let last = n.nr_slots() - 1;
         loop {
             n.slots[off].store(entry, Release);
-            if is_node(next) && n.shift > 0 {
+            if is_child(next, n.shift) {
                 self.free_nodes(to_node(next));
             }
             delta += (next == 0) as isize - (entry == 0) as isize;
@@ -127,8 +127,23 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
         entry: usize,
         gfp: Gfp,
     ) -> Result<(usize, *mut XaNode, usize, After)> {
+        // A node-looking entry only fits a leaf slot; neither it nor `XA_ZERO_ENTRY` goes in
+        // the head (`xas_store`'s `allow_root`: a reserved index 0 is a node's slot, so a
+        // later store there needs no memory).
+        let leaf_only = is_node(entry);
+        if leaf_only && shift > 0 {
+            return Err(Error::EINVAL);
+        }
         let pos = if entry != 0 {
-            self.create(index, shift, sibs, gfp)?
+            let allow_root = !leaf_only && entry != ZERO;
+            let pos = self.create(index, shift, sibs, allow_root, gfp)?;
+            // SAFETY: a live tree node (writer).
+            if leaf_only && !pos.node.is_null() && unsafe { (*pos.node).shift } > 0 {
+                // Storing would replace a larger multi-index entry in a non-leaf slot.
+                self.shrink();
+                return Err(Error::EINVAL);
+            }
+            pos
         } else {
             match self.locate(index, shift, sibs) {
                 Some(p) => p,
@@ -162,7 +177,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
 
     fn check_entry(entry: Option<XaEntry>) -> Result<()> {
         match entry {
-            Some(e) if e.is_internal() => Err(Error::EINVAL),
+            Some(e) if !storable(e.raw()) => Err(Error::EINVAL),
             _ => Ok(()),
         }
     }
@@ -295,6 +310,21 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
             return Err(Error::EINVAL);
         }
         let e = raw_of(entry);
+        if is_node(e) && first != last {
+            // Refuse before storing anything if a piece would need a non-leaf slot.
+            let mut f = first;
+            loop {
+                let (shift, sibs) = set_range(f, last);
+                if shift > 0 {
+                    return Err(Error::EINVAL);
+                }
+                let next = f as u128 + sibs as u128 + 1;
+                if next > last as u128 {
+                    break;
+                }
+                f = next as usize;
+            }
+        }
         loop {
             let (shift, sibs) = set_range(first, last);
             self.store_raw(first, shift, sibs, e, gfp)?;

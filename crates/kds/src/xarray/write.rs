@@ -211,7 +211,7 @@ impl<'a, A: NodeAlloc> XaLockGuard<'a, A> {
                 }
                 if off < n.nr_slots() {
                     let e = n.slots[off].load(Relaxed);
-                    if is_node(e) && n.shift > 0 {
+                    if is_child(e, n.shift) {
                         node = to_node(e);
                         off = 0;
                         continue;
