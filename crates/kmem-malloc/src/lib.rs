@@ -7,7 +7,7 @@
 //!
 //! Exports `malloc`, `free`, `calloc`, `realloc`, `reallocarray`, `memalign`,
 //! `posix_memalign`, `aligned_alloc`, `valloc`, `pvalloc` and `malloc_usable_size` with glibc's
-//! semantics: 16-byte alignment; `malloc(0)` returns a unique pointer; `realloc(p, 0)` frees
+//! semantics, and the sized frees `free_sized`, `free_aligned_sized` (C23) and `sdallocx`: 16-byte alignment; `malloc(0)` returns a unique pointer; `realloc(p, 0)` frees
 //! and returns NULL; failures return NULL with `errno = ENOMEM`; `posix_memalign` returns
 //! `EINVAL` for an alignment that is not a power of two multiple of `sizeof(void *)`;
 //! `aligned_alloc` fails with `EINVAL` for one that is not a power of two when the running
@@ -237,6 +237,49 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         return;
     }
     let _ = op(|| (), || heap::free(p));
+    if heap::reporter_wanted() {
+        heap::start_reporter();
+    }
+}
+
+/// `free_sized` (C23): frees `p`, allocated with `size` bytes. The size is used to skip the
+/// size lookup a large block's free would otherwise make; which cache the block goes back
+/// to still follows from its `struct page`, so a wrong size (undefined behaviour in C23) is
+/// not trusted: `realloc` keeps blocks in place across size classes.
+///
+/// # Safety
+/// As C23's `free_sized`: `p` is NULL or a live block from this allocator.
+#[no_mangle]
+pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
+    let p = p.cast::<u8>();
+    if p.is_null() || in_arena(p) {
+        return;
+    }
+    let _ = op(|| (), || heap::free_sized(p, size));
+    if heap::reporter_wanted() {
+        heap::start_reporter();
+    }
+}
+
+/// `free_aligned_sized` (C23): frees `p` from `aligned_alloc(align, size)`.
+///
+/// # Safety
+/// As C23's `free_aligned_sized`: `p` is NULL or a live block from this allocator.
+#[no_mangle]
+pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, size: usize) {
+    // SAFETY: forwarded; the alignment changes neither the block's owner nor its size hint.
+    unsafe { free_sized(p, size) }
+}
+
+/// `sdallocx` (jemalloc's sized free): `flags` may carry `MALLOCX_LG_ALIGN` (low 6 bits),
+/// which does not change how the block is freed.
+///
+/// # Safety
+/// As jemalloc's `sdallocx`: `p` is a live block from this allocator (NULL is ignored).
+#[no_mangle]
+pub unsafe extern "C" fn sdallocx(p: *mut c_void, size: usize, _flags: c_int) {
+    // SAFETY: forwarded.
+    unsafe { free_sized(p, size) }
 }
 
 /// `realloc`.
