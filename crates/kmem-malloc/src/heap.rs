@@ -50,6 +50,8 @@ use kmem::arch::Arch;
 use kmem::slab::common::KMALLOC_MAX_SIZE;
 use kmem::{BootParams, GfpFlags, Machine, Order, PAGE_SIZE};
 use kmem_hosted::futex::RawFutexMutex;
+
+use crate::{REPORTER, REPORTER_FAILED, REPORTER_NONE, REPORTER_RUNNING, REPORTER_WANTED};
 use kmem_hosted::{Console, HostedConfig, HostedPlatform};
 use lock_api::RawMutex as _;
 
@@ -897,32 +899,10 @@ fn shrink_node(nd: &Node) {
 
 // ------------------------------------------------------------------ the reporting thread
 
-/// The reporting thread of this process: none yet, wanted (a free asked for a pass), running,
-/// or failed to start (not retried).
-static REPORTER: AtomicUsize = AtomicUsize::new(REPORTER_NONE);
-const REPORTER_NONE: usize = 0;
-const REPORTER_WANTED: usize = 1;
-const REPORTER_RUNNING: usize = 2;
-const REPORTER_FAILED: usize = 3;
 /// How often the reporting thread looks for newly free memory.
 const REPORTER_PERIOD_MS: u64 = 200;
 /// Newly free pages on a node that make the reporting thread run a pass (1 MiB).
 const REPORTER_MIN_NEWLY_FREE: usize = 256;
-
-/// Whether a free asked for the reporting thread and it is not running yet (checked by the
-/// C entry points after an operation, outside the fork hold).
-#[inline]
-pub fn reporter_wanted() -> bool {
-    REPORTER.load(Ordering::Relaxed) == REPORTER_WANTED
-}
-
-/// In a forked child: the parent's reporting thread does not exist here; the next pass a
-/// free asks for starts one.
-pub(crate) fn reporter_after_fork() {
-    if REPORTER.load(Ordering::Relaxed) == REPORTER_RUNNING {
-        REPORTER.store(REPORTER_WANTED, Ordering::Relaxed);
-    }
-}
 
 /// Starts the reporting thread (once): a timer for free page reporting, so that memory a
 /// program frees goes back to the host within a fraction of a second even when the program

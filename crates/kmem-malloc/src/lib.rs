@@ -38,6 +38,8 @@
 //! - `KMEM_MALLOC_RAM_MB=N`: RAM of the first node (default 64);
 //! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above);
 //! - `KMEM_MALLOC_REPORT=0`: no free page reporting;
+//! - `KMEM_MALLOC_REPORT_ORDER=N`: the smallest free blocks free page reporting gives back to
+//!   the host are of order N (default 2, 16 KiB; 9, a pageblock, with `KMEM_MALLOC_THP=1`);
 //! - `KMEM_MALLOC_ABORT=0`: after a kernel report (a double free, a use after free or an
 //!   overflow caught by `KMEM_SLUB_DEBUG`, any BUG), go on instead of aborting; the report is
 //!   on standard error either way (see "Reports" below);
@@ -72,7 +74,7 @@ mod stats;
 
 use core::ffi::{c_int, c_void};
 use core::ptr;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use kmem::PAGE_SIZE;
 use kmem_hosted::once::{Boot, BootOnce, BumpArena};
@@ -108,6 +110,28 @@ pub(crate) fn env(name: &core::ffi::CStr) -> Option<&'static str> {
 
 /// Free page reporting enabled (`KMEM_MALLOC_REPORT`).
 pub(crate) static REPORTING_ON: AtomicU8 = AtomicU8::new(1);
+
+/// The reporting thread of this process: none yet, wanted (a free asked for a pass), running,
+/// or failed to start (not retried).
+pub(crate) static REPORTER: AtomicUsize = AtomicUsize::new(REPORTER_NONE);
+pub(crate) const REPORTER_NONE: usize = 0;
+pub(crate) const REPORTER_WANTED: usize = 1;
+pub(crate) const REPORTER_RUNNING: usize = 2;
+pub(crate) const REPORTER_FAILED: usize = 3;
+/// Whether a free asked for the reporting thread and it is not running yet (checked by the
+/// C entry points after an operation, outside the fork hold).
+#[inline]
+pub(crate) fn reporter_wanted() -> bool {
+    REPORTER.load(Ordering::Relaxed) == REPORTER_WANTED
+}
+
+/// In a forked child: the parent's reporting thread does not exist here; the next pass a
+/// free asks for starts one.
+pub(crate) fn reporter_after_fork() {
+    if REPORTER.load(Ordering::Relaxed) == REPORTER_RUNNING {
+        REPORTER.store(REPORTER_WANTED, Ordering::Relaxed);
+    }
+}
 
 /// Boots the first node if needed: `Ready`, `Failed`, or `Reentered` when this thread is the
 /// one booting. Once booted (READY published), the booting thread registers the fork and
@@ -237,7 +261,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         return;
     }
     let _ = op(|| (), || heap::free(p));
-    if heap::reporter_wanted() {
+    if reporter_wanted() {
         heap::start_reporter();
     }
 }
@@ -256,7 +280,7 @@ pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
         return;
     }
     let _ = op(|| (), || heap::free_sized(p, size));
-    if heap::reporter_wanted() {
+    if reporter_wanted() {
         heap::start_reporter();
     }
 }
