@@ -9,7 +9,10 @@
 //!
 //! Orders 0..=3 (`PAGE_ALLOC_COSTLY_ORDER`) go through per-CPU page lists first: allocation
 //! pops from the current CPU's list and refills it `batch` blocks at a time under the zone
-//! lock; freeing pushes onto it and gives `batch` back when it holds more than `high`.
+//! lock; freeing pushes onto it and gives `batch` back when it holds more than `high`. A
+//! non-empty list of the preferred zone is served before the zonelist walk and the watermark
+//! check; `alloc_pages_bulk` fills an array of order-0 pages in one CPU section (see
+//! [`bulk`](self::bulk) for both and for the free-time checks).
 //!
 //! # Migratetypes
 //! Every pageblock (order 9) has a migratetype. A free block sits on the list of its
