@@ -12,7 +12,7 @@
 //! lock; freeing pushes onto it and gives `batch` back when it holds more than `high`. A
 //! non-empty list of the preferred zone is served before the zonelist walk and the watermark
 //! check; `alloc_pages_bulk` fills an array of order-0 pages in one CPU section (see
-//! [`bulk`](self::bulk) for both and for the free-time checks).
+//! `page_alloc/bulk.rs` for both and for the free-time checks).
 //!
 //! # Migratetypes
 //! Every pageblock (order 9) has a migratetype. A free block sits on the list of its
