@@ -243,4 +243,3 @@ fn list_sort_uses_linux_merge_schedule() {
         assert_eq!(calls, linux_schedule_comparisons(&values), "sorted n = {n}");
     }
 }
-

@@ -49,6 +49,35 @@ fn pair(c: &mut Criterion) {
     g.finish();
 }
 
+/// 16 order-0 pages at once (`alloc_pages_bulk`, issue 14) against 16 `alloc_pages` calls,
+/// each followed by 16 frees.
+fn bulk16(c: &mut Criterion) {
+    let m = boot(4 << 30);
+    let mut g = c.benchmark_group("order0_16_pages_alloc_free");
+    g.bench_function("alloc_pages_bulk", |b| {
+        let mut pages = [None; 16];
+        b.iter(|| {
+            let n = m.alloc_pages_bulk(GfpFlags::GFP_KERNEL, &mut pages);
+            assert_eq!(n, 16);
+            for p in pages.iter_mut() {
+                m.__free_pages(black_box(p.take().unwrap()), Order::ZERO);
+            }
+        })
+    });
+    g.bench_function("alloc_pages_x16", |b| {
+        let mut pages = [None; 16];
+        b.iter(|| {
+            for p in pages.iter_mut() {
+                *p = m.alloc_pages(GfpFlags::GFP_KERNEL, Order::ZERO);
+            }
+            for p in pages.iter_mut() {
+                m.__free_pages(black_box(p.take().unwrap()), Order::ZERO);
+            }
+        })
+    });
+    g.finish();
+}
+
 const BATCH: usize = 100_000;
 
 fn batch_random_free(c: &mut Criterion) {
@@ -141,5 +170,12 @@ fn boot_4g(c: &mut Criterion) {
     drop(m);
 }
 
-criterion_group!(benches, pair, batch_random_free, mixed_orders, boot_4g);
+criterion_group!(
+    benches,
+    pair,
+    bulk16,
+    batch_random_free,
+    mixed_orders,
+    boot_4g
+);
 criterion_main!(benches);

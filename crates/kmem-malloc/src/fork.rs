@@ -64,6 +64,7 @@ extern "C" fn parent() {
 
 extern "C" fn child() {
     // Only this thread exists in the child.
+    crate::reporter_after_fork();
     ACTIVE.store(0, Ordering::Release);
     FORK_LOCK.store(0, Ordering::Release);
 }

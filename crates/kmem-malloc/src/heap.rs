@@ -21,14 +21,20 @@
 //! the node that last served it and falls back to the others, oldest first.
 //!
 //! # Free page reporting
-//! As mm/page_reporting.c does for a guest, free blocks of pageblock order and above are
-//! reported to the host: the reporter takes them off the free lists (allocates them), releases
-//! their host memory (`MADV_DONTNEED` on the node's private direct map) and frees them back, so the resident size
-//! falls after a program frees. It runs in the freeing thread, checked every
-//! [`REPORT_INTERVAL_FREES`] frees or [`REPORT_BYTES`] of large frees, at most once per
-//! 2 seconds (`PAGE_REPORTING_DELAY`), and only on nodes where at least 16 MiB more are free
-//! than after the previous pass.
-//!
+//! As mm/page_reporting.c does for a guest, free blocks are reported to the host: the reporter
+//! takes them off the free lists (allocates them, largest first), releases their host memory
+//! (`MADV_DONTNEED` on the node's private direct map) and frees them back, so the resident
+//! size falls after a program frees while kmem still sees the pages free. Blocks of 16 KiB
+//! and more are reported (pageblocks only with `KMEM_MALLOC_THP=1`, see [`MIN_REPORT_ORDER`]).
+//! A pass runs
+//! - in the freeing thread, checked every [`REPORT_INTERVAL_FREES`] frees or [`REPORT_BYTES`]
+//!   of large frees, at most once per 2 seconds (`PAGE_REPORTING_DELAY`) unless 64 MiB more
+//!   are free, on nodes where at least 16 MiB more are free than after the previous pass;
+//! - from a reporting thread, started by the first such pass (and again in a forked child
+//!   that frees enough): every 200 ms it shrinks the `malloc-N` caches' empty slabs
+//!   (`kmem_cache_shrink`) and reports on nodes where at least 1 MiB more is free, so that
+//!   memory freed by a program that then stops calling the allocator still goes back.
+
 //! # Invariants
 //! - `NODES[i]` for `i < NR_NODES` points at a node that lives until the process exits (nodes
 //!   are never removed); it is written before `NR_NODES` is raised (Release), read after
@@ -44,6 +50,8 @@ use kmem::arch::Arch;
 use kmem::slab::common::KMALLOC_MAX_SIZE;
 use kmem::{BootParams, GfpFlags, Machine, Order, PAGE_SIZE};
 use kmem_hosted::futex::RawFutexMutex;
+
+use crate::{REPORTER, REPORTER_FAILED, REPORTER_NONE, REPORTER_RUNNING, REPORTER_WANTED};
 use kmem_hosted::{Console, HostedConfig, HostedPlatform};
 use lock_api::RawMutex as _;
 
@@ -720,6 +728,26 @@ pub fn free(p: *mut u8) {
     free_slow(a);
 }
 
+/// Frees a block whose requested size the caller knows (`free_sized`): a block of a node no
+/// longer needs `ksize` to tell whether it was a large one. The size is not trusted for the
+/// cache (see `free_sized` in the crate root): `kfree` finds it from the block's page.
+#[inline]
+pub fn free_sized(p: *mut u8, size: usize) {
+    let a = p as usize;
+    if let Some(nd) = node_of(a) {
+        let large = if size > kmem::slab::common::KMALLOC_MAX_CACHE_SIZE && size <= KMALLOC_MAX_SIZE
+        {
+            size as u64
+        } else {
+            0
+        };
+        nd.m.kfree(p);
+        note_free(large);
+        return;
+    }
+    free_slow(a);
+}
+
 #[cold]
 fn free_slow(a: usize) {
     if let Some(len) = huge_free(a) {
@@ -768,6 +796,9 @@ static REPORTING: AtomicUsize = AtomicUsize::new(0);
 static LAST_REPORT_MS: AtomicU64 = AtomicU64::new(0);
 /// `PAGE_REPORTING_DELAY`: 2 seconds.
 const REPORTING_DELAY_MS: u64 = 2000;
+/// A pass from a free runs when this many pages were freed on a node since its last one
+/// (16 MiB).
+const MIN_NEWLY_FREE: usize = 4096;
 
 fn now_ms() -> u64 {
     let mut ts = libc::timespec {
@@ -804,9 +835,16 @@ pub fn report_free_pages() {
     LAST_REPORT_MS.store(now.max(1), Ordering::Relaxed);
     LARGE_FREED.store(0, Ordering::Relaxed);
     for i in 0..nr_nodes() {
-        report_node(node(i));
+        report_node(node(i), MIN_NEWLY_FREE);
     }
     REPORTING.store(0, Ordering::Release);
+    // From now on a timer thread catches what the frees' thresholds miss.
+    let _ = REPORTER.compare_exchange(
+        REPORTER_NONE,
+        REPORTER_WANTED,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
 }
 
 /// Free pages of a node and its high watermarks.
@@ -820,61 +858,193 @@ fn free_and_high(nd: &Node) -> (usize, usize) {
     (free_pages, high)
 }
 
-fn report_node(nd: &Node) {
-    /// Most blocks reported per node and pass (2 GiB).
-    const MAX_BLOCKS: usize = 1024;
-    /// A pass runs when this many pages were freed since the last one (16 MiB).
-    const MIN_NEWLY_FREE: usize = 4096;
-    let order = Order::new(REPORTING_ORDER);
-    let block = PAGE_SIZE << REPORTING_ORDER;
+/// Lowest order of the free blocks a reporting pass releases: 16 KiB. Linux reports
+/// pageblocks (`page_reporting_order`) to a hypervisor that backs memory with huge pages; the
+/// node's direct map is a private file mapping backed by 4 KiB host pages, so smaller free
+/// blocks are worth releasing too (they are what is left between the slabs still in use).
+/// With `KMEM_MALLOC_THP=1` the pageblock order is kept, so huge host pages are not split.
+const MIN_REPORT_ORDER: u32 = 2;
+
+/// Most blocks one pass holds on a node (their PFN and order; see [`report_node`]).
+const MAX_HELD: usize = 16384;
+/// The blocks a pass holds, `pfn << 8 | order`; used only by the pass that owns `REPORTING`.
+static HELD: [AtomicU64; MAX_HELD] = [const { AtomicU64::new(0) }; MAX_HELD];
+
+/// The lowest order reported on this process's nodes.
+fn min_report_order() -> u32 {
+    static MIN: AtomicUsize = AtomicUsize::new(0);
+    match MIN.load(Ordering::Relaxed) {
+        0 => {
+            let o = if let Some(o) =
+                crate::env(c"KMEM_MALLOC_REPORT_ORDER").and_then(|v| v.parse::<u32>().ok())
+            {
+                o.min(kmem::addr::MAX_PAGE_ORDER)
+            } else if crate::env(c"KMEM_MALLOC_THP") == Some("1") {
+                REPORTING_ORDER
+            } else {
+                MIN_REPORT_ORDER
+            };
+            MIN.store(o as usize + 1, Ordering::Relaxed);
+            o
+        }
+        v => v as u32 - 1,
+    }
+}
+
+/// One reporting pass over a node: if at least `min_newly_free` pages were freed since the
+/// last pass, takes every free block of order [`min_report_order`] and above off the free
+/// lists (allocates it, largest first, keeping the high watermark's worth free), releases
+/// its host memory and frees it back. kmem's accounting does not change: the pages are
+/// free before and after; only the host stops backing them until they are written again.
+fn report_node(nd: &Node, min_newly_free: usize) {
     let (free_pages, keep) = free_and_high(nd);
     let last = nd.reported_free.load(Ordering::Relaxed);
-    if last != usize::MAX && free_pages < last + MIN_NEWLY_FREE {
+    if last != usize::MAX && free_pages < last + min_newly_free {
         // Remember lower levels, so that memory freed after them counts as newly free.
         if free_pages < last {
             nd.reported_free.store(free_pages, Ordering::Relaxed);
         }
         return;
     }
-    // Keep the high watermark's worth of memory (and two blocks) for everyone else.
-    let mut avail = free_pages.saturating_sub(keep + 2 * (1 << REPORTING_ORDER));
-    // Take the blocks off the free lists (allocate them) so nobody else can use them while
-    // their backing is released, then give them all back.
-    let mut held: [Option<kmem::PagePtr>; MAX_BLOCKS] = [None; MAX_BLOCKS];
+    // Keep the high watermark's worth of memory for everyone else.
+    let mut avail = free_pages.saturating_sub(keep);
     let mut n = 0;
     STATS.report_passes.fetch_add(1, Ordering::Relaxed);
-    while n < MAX_BLOCKS && avail >= 1 << REPORTING_ORDER {
-        let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NORETRY;
-        let Some(page) = nd.m.alloc_pages(gfp, order) else {
-            break;
-        };
-        held[n] = Some(page);
-        n += 1;
-        avail -= 1 << REPORTING_ORDER;
-    }
-    for page in held[..n].iter().flatten() {
-        let phys = nd.m.page_to_pfn(*page).phys().as_u64() as usize;
-        // SAFETY: the block is allocated to us (nobody else uses it or holds a reference into
-        // it) and its contents do not matter: it is freed right after. MADV_DONTNEED drops
-        // the private copies; the pages read as the memfd's holes (zeroes) afterwards.
-        let r = unsafe {
-            libc::madvise(
-                (nd.dm_start + phys) as *mut libc::c_void,
-                block,
-                libc::MADV_DONTNEED,
-            )
-        };
-        if r == 0 {
-            STATS
-                .reported_bytes
-                .fetch_add(block as u64, Ordering::Relaxed);
+    let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NORETRY;
+    for order in (min_report_order()..=kmem::addr::MAX_PAGE_ORDER).rev() {
+        let o = Order::new(order);
+        while n < MAX_HELD && avail >= o.pages() {
+            let Some(page) = nd.m.alloc_pages(gfp, o) else {
+                break;
+            };
+            let pfn = nd.m.page_to_pfn(page);
+            HELD[n].store(pfn.as_u64() << 8 | u64::from(order), Ordering::Relaxed);
+            n += 1;
+            avail -= o.pages();
+            let phys = pfn.phys().as_u64() as usize;
+            // SAFETY: the block is allocated to us (nobody else uses it or holds a reference
+            // into it) and its contents do not matter: it is freed at the end of the pass.
+            // MADV_DONTNEED drops the private copies; the pages read as the memfd's holes
+            // (zeroes) afterwards.
+            let r = unsafe {
+                libc::madvise(
+                    (nd.dm_start + phys) as *mut libc::c_void,
+                    o.bytes(),
+                    libc::MADV_DONTNEED,
+                )
+            };
+            if r == 0 {
+                STATS
+                    .reported_bytes
+                    .fetch_add(o.bytes() as u64, Ordering::Relaxed);
+            }
         }
     }
-    for page in held[..n].iter().flatten() {
-        nd.m.__free_pages(*page, order);
+    // Blocks of orders up to 3 went through this CPU's pcp lists: give them back to the buddy
+    // lists, where the other CPUs find them.
+    nd.m.drain_local_pages();
+    for h in &HELD[..n] {
+        let v = h.load(Ordering::Relaxed);
+        let page = nd.m.pfn_to_page(kmem::Pfn::new(v >> 8));
+        if let Some(page) = page {
+            nd.m.__free_pages(page, Order::new((v & 0xff) as u32));
+        }
     }
+    nd.m.drain_local_pages();
     nd.reported_free
         .store(free_and_high(nd).0, Ordering::Relaxed);
+}
+
+/// Gives the empty slabs of a node's `malloc-N` caches back to its page allocator
+/// (`kmem_cache_shrink`), so that a reporting pass can release them.
+fn shrink_node(nd: &Node) {
+    for c in nd.classes.iter().flatten() {
+        nd.m.kmem_cache_shrink(*c);
+    }
+}
+
+// ------------------------------------------------------------------ the reporting thread
+
+/// How often the reporting thread looks for newly free memory.
+const REPORTER_PERIOD_MS: u64 = 200;
+/// Newly free pages on a node that make the reporting thread run a pass (1 MiB).
+const REPORTER_MIN_NEWLY_FREE: usize = 256;
+
+/// Starts the reporting thread (once): a timer for free page reporting, so that memory a
+/// program frees goes back to the host within a fraction of a second even when the program
+/// stops calling the allocator (Linux's page_reporting worker, `PAGE_REPORTING_DELAY`
+/// shortened). Must be called outside an allocator operation: creating a thread allocates.
+#[cold]
+pub fn start_reporter() {
+    if REPORTER
+        .compare_exchange(
+            REPORTER_WANTED,
+            REPORTER_RUNNING,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_err()
+    {
+        return;
+    }
+    // SAFETY: plain libc calls on locals: the thread starts with every signal blocked (so
+    // the program's signals go to its own threads), detached, and the caller's mask is
+    // restored.
+    let ok = unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        libc::pthread_attr_setstacksize(&mut attr, 256 << 10);
+        let mut tid: libc::pthread_t = core::mem::zeroed();
+        let r = libc::pthread_create(&mut tid, &attr, reporter_main, ptr::null_mut());
+        libc::pthread_attr_destroy(&mut attr);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut());
+        r == 0
+    };
+    if !ok {
+        REPORTER.store(REPORTER_FAILED, Ordering::Relaxed);
+    }
+}
+
+extern "C" fn reporter_main(_: *mut libc::c_void) -> *mut libc::c_void {
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: (REPORTER_PERIOD_MS * 1_000_000) as libc::c_long,
+    };
+    loop {
+        // SAFETY: sleeps; `ts` is a valid timespec.
+        unsafe { libc::nanosleep(&ts, ptr::null_mut()) };
+        if crate::REPORTING_ON.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        // Like any allocator operation: fork waits until the pass is done.
+        crate::fork::enter();
+        timed_pass();
+        crate::fork::exit();
+    }
+}
+
+/// The reporting thread's pass: every node with at least 1 MiB newly free since its last
+/// pass has its empty slabs shrunk and its free blocks reported.
+fn timed_pass() {
+    if REPORTING.swap(1, Ordering::Acquire) != 0 {
+        return;
+    }
+    for i in 0..nr_nodes() {
+        let nd = node(i);
+        let last = nd.reported_free.load(Ordering::Relaxed);
+        if last != usize::MAX && free_and_high(nd).0 < last + REPORTER_MIN_NEWLY_FREE {
+            continue;
+        }
+        shrink_node(nd);
+        report_node(nd, REPORTER_MIN_NEWLY_FREE);
+    }
+    LAST_REPORT_MS.store(now_ms().max(1), Ordering::Relaxed);
+    REPORTING.store(0, Ordering::Release);
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //!
 //! Exports `malloc`, `free`, `calloc`, `realloc`, `reallocarray`, `memalign`,
 //! `posix_memalign`, `aligned_alloc`, `valloc`, `pvalloc` and `malloc_usable_size` with glibc's
-//! semantics: 16-byte alignment; `malloc(0)` returns a unique pointer; `realloc(p, 0)` frees
+//! semantics, and the sized frees `free_sized`, `free_aligned_sized` (C23) and `sdallocx`: 16-byte alignment; `malloc(0)` returns a unique pointer; `realloc(p, 0)` frees
 //! and returns NULL; failures return NULL with `errno = ENOMEM`; `posix_memalign` returns
 //! `EINVAL` for an alignment that is not a power of two multiple of `sizeof(void *)`;
 //! `aligned_alloc` fails with `EINVAL` for one that is not a power of two when the running
@@ -41,6 +41,8 @@
 //! - `KMEM_MALLOC_RAM_MB=N`: RAM of the first node (default 64);
 //! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above);
 //! - `KMEM_MALLOC_REPORT=0`: no free page reporting;
+//! - `KMEM_MALLOC_REPORT_ORDER=N`: the smallest free blocks free page reporting gives back to
+//!   the host are of order N (default 2, 16 KiB; 9, a pageblock, with `KMEM_MALLOC_THP=1`);
 //! - `KMEM_MALLOC_ABORT=0`: after a kernel report (a double free, a use after free or an
 //!   overflow caught by `KMEM_SLUB_DEBUG`, any BUG), go on instead of aborting; the report is
 //!   on standard error either way (see "Reports" below);
@@ -75,7 +77,7 @@ mod stats;
 
 use core::ffi::{c_int, c_void};
 use core::ptr;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use kmem::PAGE_SIZE;
 use kmem_hosted::once::{Boot, BootOnce, BumpArena};
@@ -111,6 +113,28 @@ pub(crate) fn env(name: &core::ffi::CStr) -> Option<&'static str> {
 
 /// Free page reporting enabled (`KMEM_MALLOC_REPORT`).
 pub(crate) static REPORTING_ON: AtomicU8 = AtomicU8::new(1);
+
+/// The reporting thread of this process: none yet, wanted (a free asked for a pass), running,
+/// or failed to start (not retried).
+pub(crate) static REPORTER: AtomicUsize = AtomicUsize::new(REPORTER_NONE);
+pub(crate) const REPORTER_NONE: usize = 0;
+pub(crate) const REPORTER_WANTED: usize = 1;
+pub(crate) const REPORTER_RUNNING: usize = 2;
+pub(crate) const REPORTER_FAILED: usize = 3;
+/// Whether a free asked for the reporting thread and it is not running yet (checked by the
+/// C entry points after an operation, outside the fork hold).
+#[inline]
+pub(crate) fn reporter_wanted() -> bool {
+    REPORTER.load(Ordering::Relaxed) == REPORTER_WANTED
+}
+
+/// In a forked child: the parent's reporting thread does not exist here; the next pass a
+/// free asks for starts one.
+pub(crate) fn reporter_after_fork() {
+    if REPORTER.load(Ordering::Relaxed) == REPORTER_RUNNING {
+        REPORTER.store(REPORTER_WANTED, Ordering::Relaxed);
+    }
+}
 
 /// Boots the first node if needed: `Ready`, `Failed`, or `Reentered` when this thread is the
 /// one booting. Once booted (READY published), the booting thread registers the fork and
@@ -250,6 +274,49 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         return;
     }
     let _ = op(|| (), || heap::free(p));
+    if reporter_wanted() {
+        heap::start_reporter();
+    }
+}
+
+/// `free_sized` (C23): frees `p`, allocated with `size` bytes. The size is used to skip the
+/// size lookup a large block's free would otherwise make; which cache the block goes back
+/// to still follows from its `struct page`, so a wrong size (undefined behaviour in C23) is
+/// not trusted: `realloc` keeps blocks in place across size classes.
+///
+/// # Safety
+/// As C23's `free_sized`: `p` is NULL or a live block from this allocator.
+#[no_mangle]
+pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
+    let p = p.cast::<u8>();
+    if p.is_null() || in_arena(p) {
+        return;
+    }
+    let _ = op(|| (), || heap::free_sized(p, size));
+    if reporter_wanted() {
+        heap::start_reporter();
+    }
+}
+
+/// `free_aligned_sized` (C23): frees `p` from `aligned_alloc(align, size)`.
+///
+/// # Safety
+/// As C23's `free_aligned_sized`: `p` is NULL or a live block from this allocator.
+#[no_mangle]
+pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, size: usize) {
+    // SAFETY: forwarded; the alignment changes neither the block's owner nor its size hint.
+    unsafe { free_sized(p, size) }
+}
+
+/// `sdallocx` (jemalloc's sized free): `flags` may carry `MALLOCX_LG_ALIGN` (low 6 bits),
+/// which does not change how the block is freed.
+///
+/// # Safety
+/// As jemalloc's `sdallocx`: `p` is a live block from this allocator (NULL is ignored).
+#[no_mangle]
+pub unsafe extern "C" fn sdallocx(p: *mut c_void, size: usize, _flags: c_int) {
+    // SAFETY: forwarded.
+    unsafe { free_sized(p, size) }
 }
 
 /// `realloc`.

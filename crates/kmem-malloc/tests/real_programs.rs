@@ -583,3 +583,80 @@ fn python_and_sqlite_on_slob() {
         compare_on_slob("semantics", || Command::new(&exe));
     }
 }
+
+/// `free_sized`, `free_aligned_sized` and `sdallocx` (issue 14) free every kind of block
+/// without a report (a wrong cache would be a slab error, which aborts the run).
+#[test]
+fn c_sized_frees() {
+    if !have("gcc") {
+        return;
+    }
+    let d = tmpdir("sized");
+    let exe = d.join("sized_free");
+    let st = Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&exe)
+        .arg(programs().join("sized_free.c"))
+        .arg("-ldl")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let k = run(Command::new(&exe), true);
+    let out = String::from_utf8_lossy(&k.stdout);
+    assert!(
+        k.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&k.stderr)
+    );
+    assert!(out.starts_with("ok "), "{out}");
+    assert!(
+        k.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&k.stderr)
+    );
+}
+
+/// After a program frees a working set and stops calling the allocator, the reporting thread
+/// gives the memory back to the host: the resident size falls far below the peak. The
+/// program polls for 5 s (a generous bound, not a timing measurement: one pass takes
+/// milliseconds).
+#[test]
+fn rss_falls_after_a_large_free() {
+    if !have("gcc") {
+        return;
+    }
+    let d = tmpdir("free-rss");
+    let exe = d.join("free_rss");
+    let st = Command::new("gcc")
+        .args(["-O2", "-DMIB=384", "-DSECS=5", "-o"])
+        .arg(&exe)
+        .arg(programs().join("free_rss.c"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for mode in ["shuffle", "big"] {
+        let mut c = Command::new(&exe);
+        c.arg(mode);
+        let k = run(c, true);
+        assert!(k.status.success());
+        let out = String::from_utf8_lossy(&k.stdout).into_owned();
+        let val = |key: &str| -> u64 {
+            out.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in {out}"))
+        };
+        let peak = val("peak ");
+        let last = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("t="))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .min()
+            .unwrap();
+        assert!(peak > 384 << 10, "{mode}: {out}");
+        assert!(
+            last < peak / 2,
+            "{mode}: RSS did not fall after the frees:\n{out}"
+        );
+    }
+}

@@ -502,3 +502,171 @@ fn free_merges_with_a_buddy_of_another_mergeable_migratetype() {
     m.check_invariants().unwrap();
     assert_eq!(m.bug_count(), 0);
 }
+
+// ------------------------------------------------------------------ alloc_pages_bulk (issue 14)
+
+/// Pages of a bulk array, checked distinct and allocated (one reference each).
+fn assert_distinct_allocated(m: &M, pages: &[Option<PagePtr>]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for p in pages.iter().flatten() {
+        assert!(
+            seen.insert(m.page_to_pfn(*p).as_u64()),
+            "page handed out twice"
+        );
+        let r = m.page_ref(*p).unwrap();
+        assert_eq!(r.refcount(), 1);
+        assert!(!r.is_buddy());
+    }
+}
+
+/// Linux's semantics: every empty slot is filled, the return value counts the populated
+/// slots from the start, and the counters move by the pages allocated.
+#[test]
+fn alloc_pages_bulk_fills_empty_array() {
+    let m = boot(Arch::X86_64, 256 << 20, 2);
+    m.drain_local_pages();
+    let initial = buddy(&m);
+    let in_use = m.pages_in_use();
+    let hits = m.zone_alloc_count(ZoneType::Dma32) + m.zone_alloc_count(ZoneType::Normal);
+    let mut pages = [None; 100];
+    assert_eq!(m.alloc_pages_bulk(GfpFlags::GFP_KERNEL, &mut pages), 100);
+    assert!(pages.iter().all(Option::is_some));
+    assert_distinct_allocated(&m, &pages);
+    assert_eq!(m.pages_in_use(), in_use + 100);
+    let hits2 = m.zone_alloc_count(ZoneType::Dma32) + m.zone_alloc_count(ZoneType::Normal);
+    assert_eq!(hits2, hits + 100, "numa_hit counts every page");
+    m.check_invariants().unwrap();
+    for p in pages.iter().flatten() {
+        m.__free_pages(*p, Order::ZERO);
+    }
+    assert_eq!(m.pages_in_use(), in_use);
+    m.drain_local_pages();
+    m.check_invariants().unwrap();
+    assert_eq!(initial, buddy(&m));
+    assert_eq!(m.bug_count(), 0);
+}
+
+/// Populated slots are kept as they are (including ones after a hole), a full array
+/// allocates nothing, one hole takes the single-page path, and an empty slice returns 0.
+#[test]
+fn alloc_pages_bulk_keeps_populated_slots() {
+    let m = boot(Arch::X86_64, 256 << 20, 2);
+    let mut pages: [Option<PagePtr>; 16] = [None; 16];
+    for i in [0usize, 1, 5, 15] {
+        pages[i] = m.alloc_page(GfpFlags::GFP_KERNEL);
+    }
+    let before = pages;
+    let in_use = m.pages_in_use();
+    assert_eq!(m.alloc_pages_bulk(GfpFlags::GFP_KERNEL, &mut pages), 16);
+    for i in [0usize, 1, 5, 15] {
+        assert_eq!(pages[i], before[i], "slot {i} was replaced");
+    }
+    assert_distinct_allocated(&m, &pages);
+    assert_eq!(m.pages_in_use(), in_use + 12);
+    // Full: nothing to do.
+    assert_eq!(m.alloc_pages_bulk(GfpFlags::GFP_KERNEL, &mut pages), 16);
+    assert_eq!(m.pages_in_use(), in_use + 12);
+    // One hole: the single-page failover fills it.
+    let p = pages[9].take().unwrap();
+    m.__free_pages(p, Order::ZERO);
+    assert_eq!(m.alloc_pages_bulk(GfpFlags::GFP_KERNEL, &mut pages), 16);
+    assert!(pages[9].is_some());
+    assert_distinct_allocated(&m, &pages);
+    assert_eq!(m.alloc_pages_bulk(GfpFlags::GFP_KERNEL, &mut []), 0);
+    for p in pages.iter().flatten() {
+        m.__free_pages(*p, Order::ZERO);
+    }
+    m.check_invariants().unwrap();
+    assert_eq!(m.bug_count(), 0);
+}
+
+/// Zone modifiers are honoured (DMA pages from ZONE_DMA), and asking for more than the zone
+/// has fills a prefix and reports how far it got, without a panic or a lost page.
+#[test]
+fn alloc_pages_bulk_zone_and_exhaustion() {
+    let m = boot(Arch::X86_64, 64 << 20, 2);
+    let mut dma = vec![None; 64];
+    let gfp = GfpFlags::GFP_DMA | GfpFlags::__GFP_NOWARN;
+    assert_eq!(m.alloc_pages_bulk(gfp, &mut dma), 64);
+    for p in dma.iter().flatten() {
+        assert_eq!(zone_of(&m, m.page_to_pfn(*p)), ZoneType::Dma);
+    }
+    assert_distinct_allocated(&m, &dma);
+    // 64 MiB: far fewer than 32768 free pages. No zone stays above its low watermark plus
+    // the request, so Linux's bulk allocator falls back to one page (`failed:` path).
+    let mut all = vec![None; 32768];
+    let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN;
+    assert_eq!(m.alloc_pages_bulk(gfp, &mut all), 1);
+    assert!(all[0].is_some() && all[1..].iter().all(Option::is_none));
+    // Repeated bulk calls of 512 take the memory in chunks until a call cannot be served in
+    // bulk; then single pages, until the allocator fails without filling the slot.
+    let mut n = 1;
+    loop {
+        let end = (n + 512).min(all.len());
+        let got = m.alloc_pages_bulk(gfp, &mut all[..end]);
+        assert!(all[..got].iter().all(Option::is_some));
+        assert!(all[got..].iter().all(Option::is_none));
+        if got == n {
+            break;
+        }
+        n = got;
+    }
+    assert!(n > 8000 && n < 32768, "got {n}");
+    assert_distinct_allocated(&m, &all);
+    m.check_invariants().unwrap();
+    for p in all.iter().chain(dma.iter()).flatten() {
+        m.__free_pages(*p, Order::ZERO);
+    }
+    m.drain_local_pages();
+    m.check_invariants().unwrap();
+    assert_eq!(m.bug_count(), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Model: arrays with random populated slots, interleaved with single allocations and
+    /// frees; populated slots never change, no page is handed out twice or lost, and freeing
+    /// everything restores the free areas.
+    #[test]
+    fn alloc_pages_bulk_model(steps in proptest::collection::vec(
+        (proptest::collection::vec(any::<bool>(), 0..40), 0usize..8, any::<bool>()), 1..12)) {
+        let m = boot(Arch::X86_64, 64 << 20, 2);
+        m.drain_local_pages();
+        let initial = buddy(&m);
+        let mut live: Vec<PagePtr> = Vec::new();
+        for (mask, frees, drain) in steps {
+            let mut arr: Vec<Option<PagePtr>> = mask
+                .iter()
+                .map(|&full| if full { m.alloc_page(GfpFlags::GFP_KERNEL) } else { None })
+                .collect();
+            let kept = arr.clone();
+            let n = m.alloc_pages_bulk(GfpFlags::GFP_KERNEL, &mut arr);
+            prop_assert_eq!(n, arr.len());
+            for (a, k) in arr.iter().zip(&kept) {
+                if k.is_some() {
+                    prop_assert_eq!(a, k);
+                }
+            }
+            live.extend(arr.iter().flatten());
+            let mut pfns: Vec<u64> = live.iter().map(|p| m.page_to_pfn(*p).as_u64()).collect();
+            pfns.sort_unstable();
+            pfns.dedup();
+            prop_assert_eq!(pfns.len(), live.len(), "a page was handed out twice");
+            for _ in 0..frees.min(live.len()) {
+                let p = live.swap_remove(frees % live.len());
+                m.__free_pages(p, Order::ZERO);
+            }
+            if drain {
+                m.drain_local_pages();
+            }
+            m.check_invariants().map_err(TestCaseError::fail)?;
+        }
+        for p in live.drain(..) {
+            m.__free_pages(p, Order::ZERO);
+        }
+        m.drain_local_pages();
+        prop_assert_eq!(initial, buddy(&m));
+        prop_assert_eq!(m.bug_count(), 0);
+    }
+}

@@ -9,7 +9,10 @@
 //!
 //! Orders 0..=3 (`PAGE_ALLOC_COSTLY_ORDER`) go through per-CPU page lists first: allocation
 //! pops from the current CPU's list and refills it `batch` blocks at a time under the zone
-//! lock; freeing pushes onto it and gives `batch` back when it holds more than `high`.
+//! lock; freeing pushes onto it and gives `batch` back when it holds more than `high`. A
+//! non-empty list of the preferred zone is served before the zonelist walk and the watermark
+//! check; `alloc_pages_bulk` fills an array of order-0 pages in one CPU section (see
+//! `page_alloc/bulk.rs` for both and for the free-time checks).
 //!
 //! # Migratetypes
 //! Every pageblock (order 9) has a migratetype. A free block sits on the list of its
@@ -54,6 +57,7 @@ use crate::mmzone::{
 };
 use crate::platform::Platform;
 
+mod bulk;
 mod show_mem;
 
 /// The page allocator layer of a machine: the memory model plus the zones (`pglist_data`'s
@@ -704,16 +708,8 @@ impl<P: Platform> PageAllocator<P> {
                     return None;
                 }
             }
-            // SAFETY: non-empty pcp list of this CPU.
-            let page = unsafe { PagePtr::from_lru((*l).next) };
-            // SAFETY: the page is on this list.
-            unsafe { list::list_del(page.lru()) };
-            page.set_private(0);
-            pcp.count -= order.pages();
-            pcp.free_count >>= 1;
-            pcp.alloc_count += 1;
-            pcp.in_use += order.pages() as isize;
-            return Some(page);
+            // SAFETY: non-empty pcp list of this CPU (guard held).
+            return Some(unsafe { bulk::pcp_pop(pcp, l, order) });
         }
         let page = {
             // Lock order: &zone->lock (rank 5), outside any CPU section (no pcp); docs/LOCKING.md.
@@ -804,6 +800,11 @@ impl<P: Platform> PageAllocator<P> {
     #[track_caller]
     #[inline]
     pub fn alloc_pages(&self, gfp: GfpFlags, order: Order) -> Option<PagePtr> {
+        // A hot pcp list of the preferred zone is served without the zonelist walk and the
+        // watermark check (see `bulk`).
+        if let Some(p) = self.alloc_pages_fast(gfp, order) {
+            return Some(p);
+        }
         let highest = gfp_zone(self.arch(), gfp);
         let fast = AllocFlags {
             wmark: WMARK_LOW,
@@ -843,50 +844,6 @@ impl<P: Platform> PageAllocator<P> {
         self.alloc_pages(gfp, Order::ZERO)
     }
 
-    /// Checks a page about to be freed; reports and returns `false` if it must not be.
-    #[track_caller]
-    #[inline]
-    fn free_page_ok(&self, page: PagePtr, order: Order) -> bool {
-        if page.refcount() <= 0 || page.is_buddy() {
-            self.bad_page(
-                page,
-                "VM_BUG_ON_PAGE(page_ref_count(page) == 0) (double free or never allocated)",
-            );
-            return false;
-        }
-        if page.is_tail() {
-            self.bad_page(page, "freeing a tail page of a compound page");
-            return false;
-        }
-        if page.flags() & pg::RESERVED != 0 {
-            self.bad_page(page, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set (reserved)");
-            return false;
-        }
-        if page.flags() & pg::CHECK_AT_FREE != 0 {
-            self.bad_page(page, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
-            return false;
-        }
-        if page.page_type().is_some() {
-            self.bad_page(page, "nonzero mapcount (page has a type)");
-            return false;
-        }
-        let alloc_order = ((page.flags() & pg::ORDER_MASK) >> pg::ORDER_SHIFT) as u32;
-        if alloc_order != order.as_u32() {
-            let mut msg = crate::mm::printk::LineBuf::new();
-            let _ = core::fmt::Write::write_fmt(
-                &mut msg,
-                format_args!(
-                    "freeing order {} of a block allocated with order {}",
-                    order.as_u32(),
-                    alloc_order
-                ),
-            );
-            self.bad_page(page, msg.as_str());
-            return false;
-        }
-        true
-    }
-
     /// `__free_pages`: drops a reference to a block from [`Machine::alloc_pages`] and frees
     /// it when it was the last. `order` must be the allocation's order.
     ///
@@ -896,10 +853,6 @@ impl<P: Platform> PageAllocator<P> {
     #[inline]
     pub fn __free_pages(&self, page: PagePtr, order: Order) {
         if !self.check_page_ptr(page, "__free_pages") {
-            return;
-        }
-        if !self.is_memmap_ptr(page.as_ptr()) {
-            self.bad_address("__free_pages", self.to_model(page.as_ptr() as usize));
             return;
         }
         if !self.free_page_ok(page, order) {
