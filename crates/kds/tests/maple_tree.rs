@@ -406,3 +406,475 @@ fn next_and_prev_entry() {
     assert_eq!(mas.walk(), v(8));
     assert_eq!(mas.prev(76), None);
 }
+
+/// /proc/self/maps of `check_alloc_range` / `check_alloc_rev_range`: inclusive start,
+/// exclusive end.
+const MAPS: [usize; 42] = [
+    0x565234af2000,
+    0x565234af4000,
+    0x565234af4000,
+    0x565234af9000,
+    0x565234af9000,
+    0x565234afb000,
+    0x565234afc000,
+    0x565234afd000,
+    0x565234afd000,
+    0x565234afe000,
+    0x565235def000,
+    0x565235e10000,
+    0x7f36d4bfd000,
+    0x7f36d4ee2000,
+    0x7f36d4ee2000,
+    0x7f36d4f04000,
+    0x7f36d4f04000,
+    0x7f36d504c000,
+    0x7f36d504c000,
+    0x7f36d5098000,
+    0x7f36d5098000,
+    0x7f36d5099000,
+    0x7f36d5099000,
+    0x7f36d509d000,
+    0x7f36d509d000,
+    0x7f36d509f000,
+    0x7f36d509f000,
+    0x7f36d50a5000,
+    0x7f36d50b9000,
+    0x7f36d50db000,
+    0x7f36d50db000,
+    0x7f36d50dc000,
+    0x7f36d50dc000,
+    0x7f36d50fa000,
+    0x7f36d50fa000,
+    0x7f36d5102000,
+    0x7f36d5102000,
+    0x7f36d5103000,
+    0x7f36d5103000,
+    0x7f36d5104000,
+    0x7f36d5104000,
+    0x7f36d5105000,
+];
+const MAPS_TAIL: [usize; 6] = [
+    0x7fff5876b000,
+    0x7fff5878d000,
+    0x7fff5878e000,
+    0x7fff58791000,
+    0x7fff58791000,
+    0x7fff58793000,
+];
+/// Start of hole, end of hole (exclusive), size.
+const HOLES: [usize; 9] = [
+    0x565234afb000,
+    0x565234afc000,
+    0x1000,
+    0x565234afe000,
+    0x565235def000,
+    0x12F1000,
+    0x565235e10000,
+    0x7f36d4bfd000,
+    0x28E49EDED000,
+];
+
+fn fill_maps(mt: &Mt) {
+    mt.store_range(MTREE_ALLOC_MAX, MAX, Some(XA_ZERO_ENTRY), GFP)
+        .unwrap();
+    for r in MAPS.chunks(2).chain(MAPS_TAIL.chunks(2)) {
+        check_insert_range(mt, r[0] >> 12, (r[1] >> 12) - 1, v(r[0] >> 12), Ok(()));
+        ok(mt);
+    }
+}
+
+/// `check_alloc_range`.
+#[test]
+fn alloc_range() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::ALLOC_RANGE);
+    fill_maps(&mt);
+    let mut min = 0x565234af2000usize;
+    {
+        let g = mt.lock();
+        let mut mas = g.mas(0, 0);
+        for h in HOLES.chunks(3) {
+            mas.empty_area(min >> 12, h[1] >> 12, h[2] >> 12).unwrap();
+            assert_eq!(mas.index, h[0] >> 12);
+            min = h[1];
+            mas.reset();
+        }
+    }
+    let ebusy = Err(Error::EBUSY);
+    let req: [(usize, usize, usize, usize, Result<(), Error>); 7] = [
+        (
+            0x565234af9000,
+            0x7fff58791000,
+            0x1000,
+            0x565234afb000,
+            Ok(()),
+        ),
+        (0x0, 0x7fff58791000, 0x1F00, 0x0, Ok(())),
+        (
+            34148797436 << 12,
+            0x7fff587AF000,
+            0x3000,
+            34148798629 << 12,
+            Ok(()),
+        ),
+        (34148798623 << 12, 34148798683 << 12, 0x15000, 0, ebusy),
+        (
+            34148798623 << 12,
+            0x7fff587AF000,
+            0x10000,
+            34148798632 << 12,
+            Ok(()),
+        ),
+        (0, MAX, MAX, 0, ebusy),
+        (
+            0,
+            MAX,
+            4503599618982063usize << 12,
+            34359052178 << 12,
+            ebusy,
+        ),
+    ];
+    for (i, &(s, e, size, exp, ret)) in req.iter().enumerate() {
+        let r = mt.alloc_range(v(s >> 12), size >> 12, s >> 12, e >> 12, GFP);
+        match ret {
+            Ok(()) => assert_eq!(r, Ok(exp >> 12), "request {i}"),
+            Err(err) => assert_eq!(r, Err(err), "request {i}"),
+        }
+        ok(&mt);
+    }
+}
+
+/// `check_alloc_rev_range`.
+#[test]
+fn alloc_rev_range() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::ALLOC_RANGE);
+    fill_maps(&mt);
+    let mut min = 0usize;
+    {
+        let g = mt.lock();
+        let mut mas = g.mas(0, 0);
+        for h in HOLES.chunks(3) {
+            mas.empty_area_rev(min, h[1] >> 12, h[2] >> 12).unwrap();
+            assert_eq!(mas.last + 1, h[1] >> 12);
+            assert_eq!(mas.index, (h[1] >> 12) - (h[2] >> 12));
+            min = h[1] >> 12;
+            mas.reset();
+        }
+    }
+    let ebusy = Err(Error::EBUSY);
+    let req: [(usize, usize, usize, usize, Result<(), Error>); 6] = [
+        (
+            0x565234af9000,
+            0x7fff58791000,
+            0x1000,
+            0x7fff5878d << 12,
+            Ok(()),
+        ),
+        (0x0, 0x565234AF1 << 12, 0x3000, 0x565234AEE << 12, Ok(())),
+        (0x0, MAX, 0x1000, 562949953421311 << 12, Ok(())),
+        (0x0, 0x7F36D510A << 12, 0x4000, 0x7F36D5106 << 12, Ok(())),
+        (0x0, 34148798629 << 12, 19 << 12, 34148797418 << 12, Ok(())),
+        (0x0, MAX, 562915594369134usize << 12, 0, ebusy),
+    ];
+    for (i, &(s, e, size, exp, ret)) in req.iter().enumerate() {
+        // check_mtree_alloc_rrange passes `end - 1`.
+        let r = mt.alloc_rrange(v(s >> 12), size >> 12, s >> 12, (e >> 12) - 1, GFP);
+        match ret {
+            Ok(()) => assert_eq!(r, Ok(exp >> 12), "request {i}"),
+            Err(err) => assert_eq!(r, Err(err), "request {i}"),
+        }
+        ok(&mt);
+    }
+    mt.erase(34148798727);
+    let r = mt.alloc_rrange(p(0x1000), 210253414, 0, 34359052173 - 1, GFP);
+    assert_eq!(r, Ok(34148798725));
+    ok(&mt);
+}
+
+/// `check_empty_area_window`.
+#[test]
+fn empty_area_window() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::ALLOC_RANGE);
+    for i in 1..=20 {
+        mt.store_range(i * 10, i * 10 + 9, v(i), GFP).unwrap();
+    }
+    mt.store_range(160, 169, None, GFP).unwrap();
+    ok(&mt);
+    let mut mas = mt.mas(0, 0);
+    let ebusy = Err(Error::EBUSY);
+    assert_eq!(mas.empty_area_rev(5, 90, 10), ebusy);
+    assert_eq!(mas.empty_area_rev(6, 90, 5), ebusy);
+    assert_eq!(mas.empty_area_rev(5, 90, 5), Ok(()));
+    assert_eq!((mas.index, mas.last), (5, 9));
+    assert_eq!(mas.empty_area_rev(5, 217, 9), Ok(()));
+    assert_eq!((mas.index, mas.last), (161, 169));
+    assert_eq!(mas.empty_area_rev(100, 218, 3), Ok(()));
+    assert_eq!((mas.index, mas.last), (216, 218));
+    assert_eq!(mas.empty_area_rev(100, 218, 16), ebusy);
+    assert_eq!(mas.empty_area_rev(167, 200, 4), ebusy);
+    assert_eq!(mas.empty_area_rev(100, 162, 4), ebusy);
+    assert_eq!(mas.empty_area(0, 100, 9), Ok(()));
+    assert_eq!((mas.index, mas.last), (0, 8));
+    assert_eq!(mas.empty_area(0, 100, 4), Ok(()));
+    assert_eq!((mas.index, mas.last), (0, 3));
+    assert_eq!(mas.empty_area(0, 100, 11), ebusy);
+    assert_eq!(mas.empty_area(5, 100, 6), ebusy);
+    assert_eq!(mas.empty_area(0, 8, 10), ebusy);
+    let _ = mas.empty_area(100, 165, 3);
+    assert_eq!(mas.empty_area(100, 163, 6), ebusy);
+    // Argument checks (mas_empty_area): min > max and size 0 are -EINVAL.
+    assert_eq!(mas.empty_area(10, 9, 1), Err(Error::EINVAL));
+    assert_eq!(mas.empty_area_rev(0, 9, 0), Err(Error::EINVAL));
+}
+
+/// `check_empty_area_fill`.
+#[test]
+fn empty_area_fill() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::ALLOC_RANGE);
+    let max = 0x25D78000usize;
+    for shift in 12..=16 {
+        let size = 1usize << shift;
+        for _ in 0..5000 {
+            let g = mt.lock();
+            let mut mas = g.mas(0, 0);
+            assert_eq!(mas.empty_area(0, max, size), Ok(()));
+            assert_eq!(mas.last, mas.index + size - 1);
+            mas.store_gfp(p(size), GFP).unwrap();
+        }
+    }
+    ok(&mt);
+    let mut mas = mt.mas(0, 0);
+    assert_eq!(mas.empty_area(0, max, 0x1000), Err(Error::EBUSY));
+    let mut i = 629440511usize;
+    while i <= 629440800 {
+        mt.store_range(i, i + 5, p(i), GFP).unwrap();
+        i += 6;
+    }
+    mt.erase(631668735);
+    mt.erase(629506047);
+    ok(&mt);
+    let mut mas = mt.mas(0, 0);
+    assert_eq!(mas.empty_area(629506048, 690000000, 0x5000), Ok(()));
+}
+
+/// `check_root_expand` (`&check_prev_entry` is an aligned pointer, then with bit 0 and 1 set).
+#[test]
+fn root_expand() {
+    let a = TestAlloc::new();
+    let ptr = 0x4000usize;
+    let mt = new(&a, MtFlags::ALLOC_RANGE);
+    {
+        let g = mt.lock();
+        let mut mas = g.mas(0, 0);
+        mas.set(3);
+        assert_eq!(mas.walk(), None);
+        assert_eq!((mas.index, mas.last), (0, MAX));
+        mas.set(1);
+        mas.store_gfp(p(ptr), GFP).unwrap();
+        mas.set(0);
+        assert_eq!(mas.walk(), None);
+        mas.set(1);
+        assert_eq!(mas.walk(), p(ptr));
+        mas.set(2);
+        assert_eq!(mas.walk(), None);
+    }
+    mt.destroy();
+    let mt = new(&a, MtFlags::NONE);
+    {
+        let g = mt.lock();
+        let mut mas = g.mas(0, 0);
+        mas.store_gfp(p(ptr), GFP).unwrap();
+        mas.set(5);
+        assert_eq!(mas.walk(), None);
+        assert_eq!((mas.index, mas.last), (1, MAX));
+        mas.set_range(0, 100);
+        assert_eq!(mas.walk(), p(ptr));
+        assert_eq!(mas.last, 0);
+    }
+    for bits in [1, 2] {
+        mt.destroy();
+        let g = mt.lock();
+        let mut mas = g.mas(0, 0);
+        mas.store_gfp(p(ptr | bits), GFP).unwrap();
+        assert_eq!(mas.next(MAX), None);
+        assert!(mas.index == 1 || mas.last == MAX);
+        mas.set(1);
+        assert_eq!(mas.prev(0), p(ptr | bits));
+        assert!(mas.index == 0 || mas.last == 0);
+    }
+    drop(mt);
+    ok(&new(&a, MtFlags::NONE));
+}
+
+/// `check_rev_find`.
+#[test]
+fn rev_find() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::ALLOC_RANGE);
+    for i in 0..=200 {
+        mt.store_range(i * 10, i * 10 + 5, v(i), GFP).unwrap();
+    }
+    let mut mas = mt.mas(0, 0);
+    mas.set(1000);
+    assert_eq!(mas.find_rev(1000), v(100));
+    assert_eq!(mas.find_rev(1000), None);
+    mas.set(999);
+    assert_eq!(mas.find_rev(997), None);
+    mas.set(1000);
+    assert_eq!(mas.find_rev(900), v(100));
+    assert_eq!(mas.find_rev(900), v(99));
+    mas.set(20);
+    assert_eq!(mas.find_rev(0), v(2));
+    assert_eq!(mas.find_rev(0), v(1));
+    assert_eq!(mas.find_rev(0), v(0));
+    assert_eq!(mas.find_rev(0), None);
+}
+
+/// The expected entries of `check_find`: 0, 1, 4, 16, ... (64 holds `XA_ZERO_ENTRY`).
+fn find_expect(val: usize) -> Option<XaEntry> {
+    if val == 64 {
+        Some(XA_ZERO_ENTRY)
+    } else {
+        v(val)
+    }
+}
+
+fn next_val(val: usize) -> usize {
+    match val {
+        0 => 1,
+        _ if val.checked_mul(4).is_none() || (val << 2) < val => MAX,
+        _ => val << 2,
+    }
+}
+
+/// `check_find`.
+#[test]
+fn find() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::NONE);
+    let top = 4398046511104usize;
+    insert_index(&mt, 0).unwrap();
+    let mut val = 1usize;
+    for _ in 0..=20 {
+        if val != 64 {
+            insert_index(&mt, val).unwrap();
+        } else {
+            mt.insert(val, Some(XA_ZERO_ENTRY), GFP).unwrap();
+        }
+        val <<= 2;
+    }
+    // mas_find up to 268435456, then mas_for_each with and without mas_pause.
+    for pause in [false, true] {
+        let mut mas = mt.mas(0, 0);
+        let mut val = 0;
+        while let Some(e) = mas.find(if pause { MAX } else { 268435456 }) {
+            assert_eq!(Some(e), find_expect(val));
+            val = next_val(val);
+            if pause {
+                mas.pause();
+            }
+        }
+    }
+    let mut val = 0;
+    for (_, e) in mt.iter(0, 300) {
+        assert_eq!(Some(e), v(val));
+        val = next_val(val);
+        if val == 64 {
+            val <<= 2;
+        }
+    }
+    insert_index(&mt, MAX).unwrap();
+    let (mut val, mut count) = (0usize, 0);
+    for (_, e) in mt.iter(0, MAX) {
+        if val == top {
+            assert_eq!(Some(e), v(isize::MAX as usize));
+        } else {
+            assert_eq!(Some(e), v(val));
+        }
+        val = next_val(val);
+        if val == 64 {
+            val <<= 2;
+        }
+        count += 1;
+        assert!(count <= 25);
+    }
+    erase_index(&mt, MAX);
+    let mut index = 17;
+    assert_eq!(mt.find(&mut index, 512), v(256));
+    let mut index = 17;
+    assert_eq!(mt.find(&mut index, 20), None);
+    find_tail(&mt, top);
+}
+
+/// The second half of `check_find`: ULONG_MAX present, pause, mas_prev from the end.
+fn find_tail(mt: &Mt, top: usize) {
+    insert_index(mt, MAX).unwrap();
+    let g = mt.lock();
+    let mut mas = g.mas(0, 0);
+    let mut val = 0usize;
+    while let Some(e) = mas.find(MAX) {
+        if val == 64 {
+            assert_eq!(e, XA_ZERO_ENTRY);
+        } else if val == top {
+            assert_eq!(Some(e), v(isize::MAX as usize));
+        } else {
+            assert_eq!(Some(e), v(val));
+        }
+        val = next_val(val);
+        mas.pause();
+    }
+    mas.set(1048576);
+    assert!(mas.find(1048576).is_some());
+    mas.reset();
+    mas.index = MAX;
+    mas.find(MAX);
+    let entry = mas.prev(0);
+    let (index, last) = (mas.index, mas.last);
+    mas.reset();
+    mas.index = MAX;
+    mas.last = MAX;
+    mas.erase();
+    mas.reset();
+    let entry2 = mas.prev(0);
+    assert_eq!(entry, entry2);
+    assert_eq!((index, last), (mas.index, mas.last));
+    mas.status = MaStatus::None;
+    mas.index = MAX;
+    mas.last = MAX;
+    assert_eq!(mas.prev(0), entry);
+    mas.set(0);
+    assert_eq!(mas.prev(0), None);
+}
+
+/// `check_find_2`.
+#[test]
+fn find_2() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::NONE);
+    assert_eq!(mt.mas(0, 0).find(MAX), None);
+    for i in 0..256 {
+        insert_index(&mt, i).unwrap();
+        let mut mas = mt.mas(0, 0);
+        let mut j = 0;
+        while let Some(e) = mas.find(MAX) {
+            assert_eq!(Some(e), v(j));
+            j += 1;
+        }
+        assert_eq!(j, i + 1);
+    }
+    for i in 0..256 {
+        erase_index(&mt, i);
+        let mut mas = mt.mas(0, 0);
+        let mut j = i + 1;
+        while let Some(e) = mas.find(MAX) {
+            assert_eq!(Some(e), v(j));
+            j += 1;
+        }
+        assert_eq!(j, 256);
+        ok(&mt);
+    }
+    assert!(mt.is_empty());
+}
