@@ -878,3 +878,539 @@ fn find_2() {
     }
     assert!(mt.is_empty());
 }
+
+/// `check_gap_combining` (64-bit sequences).
+#[test]
+fn gap_combining() {
+    let seq100 = [
+        74, 75, 76, 50, 100, 2, 44, 45, 46, 43, 20, 50, 3, 80, 81, 82, 76, 2, 79, 85, 4,
+    ];
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::ALLOC_RANGE);
+    let index = seq100[0];
+    check_seq(&mt, 100);
+    mt.erase(seq100[2]);
+    check_load(&mt, seq100[2], None);
+    mt.erase(seq100[1]);
+    check_load(&mt, seq100[1], None);
+    let mut mas = mt.mas(index, index);
+    assert_eq!(mas.find(MAX), v(index));
+    mas.next(MAX);
+    assert_eq!(mas.next(MAX), v(index + 4));
+    mas.reset();
+    assert_eq!(mas.empty_area_rev(seq100[3], seq100[4], seq100[5]), Ok(()));
+    assert_eq!(mas.index, index + 1);
+    for i in 6..=8 {
+        mt.erase(seq100[i]);
+        check_load(&mt, seq100[i], None);
+    }
+    let index = seq100[9];
+    mas.set(index);
+    assert_eq!(mas.find(MAX), v(index));
+    assert_eq!(mas.next(MAX), v(index + 4));
+    mas.reset();
+    assert_eq!(
+        mas.empty_area_rev(seq100[10], seq100[11], seq100[12]),
+        Ok(())
+    );
+    assert_eq!(mas.index, seq100[6]);
+    mt.store(seq100[13], None, GFP).unwrap();
+    check_load(&mt, seq100[13], None);
+    check_load(&mt, seq100[14], v(seq100[14]));
+    mt.store(seq100[14], None, GFP).unwrap();
+    check_load(&mt, seq100[13], None);
+    check_load(&mt, seq100[14], None);
+    mas.reset();
+    assert_eq!(
+        mas.empty_area_rev(seq100[16], seq100[15], seq100[17]),
+        Ok(())
+    );
+    assert_eq!(mas.index, seq100[13]);
+    ok(&mt);
+    mt.store_range(seq100[18], seq100[14], None, GFP).unwrap();
+    mt.erase(seq100[15]);
+    mas.reset();
+    assert_eq!(
+        mas.empty_area_rev(seq100[16], seq100[19], seq100[20]),
+        Ok(())
+    );
+    assert_eq!(mas.index, seq100[18]);
+    ok(&mt);
+    mt.destroy();
+    // seq2000: multi-level gaps.
+    check_seq(&mt, 2000);
+    mt.erase(1152);
+    mt.erase(1151);
+    let mut mas = mt.mas(0, 0);
+    assert_eq!(mas.empty_area_rev(1100, 1200, 2), Ok(()));
+    assert_eq!(mas.index, 1151);
+    ok(&mt);
+    mt.destroy();
+    // seq400: rebalancing over two levels.
+    check_seq(&mt, 400);
+    mt.store_range(286, 318, None, GFP).unwrap();
+    ok(&mt);
+    mt.destroy();
+    check_seq(&mt, 400);
+    for s in [256, 260, 266, 270, 286, 275, 280, 290] {
+        mt.store_range(s, 398, v(s), GFP).unwrap();
+        ok(&mt);
+    }
+    mt.store_range(286, 310, v(286), GFP).unwrap();
+    ok(&mt);
+}
+
+/// `next_prev_test` (64-bit values).
+#[test]
+fn next_prev() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::ALLOC_RANGE);
+    let nr = 200;
+    let level2 = [707, 1000, 710, 715, 720, 725];
+    for i in 0..=nr {
+        mt.store_range(i * 10, i * 10 + 5, v(i), GFP).unwrap();
+    }
+    let g = mt.lock();
+    let mut mas = g.mas(0, 0);
+    let mut n = 0;
+    while mas.find(1000).is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 101);
+    mas.set(686);
+    assert_eq!(mas.walk(), None);
+    let at = |mas: &MaState<_>, i: usize, l: usize| assert_eq!((mas.index, mas.last), (i, l));
+    assert_eq!(mas.next(1000), v(69));
+    at(&mas, 690, 695);
+    assert_eq!(mas.prev(0), v(68));
+    at(&mas, 680, 685);
+    assert_eq!(mas.next(1000), v(69));
+    assert_eq!(mas.next(1000), v(70));
+    at(&mas, 700, 705);
+    mas.set(70);
+    assert_eq!(mas.walk(), v(7));
+    assert_eq!(mas.next(1000), v(8));
+    at(&mas, 80, 85);
+    assert_eq!(mas.prev(70), v(7));
+    at(&mas, 70, 75);
+    mas.set(level2[0]);
+    assert_eq!(mas.walk(), None);
+    assert_eq!(mas.next(level2[1]), v(level2[2] / 10));
+    at(&mas, level2[2], level2[3]);
+    assert_eq!(mas.next(level2[1]), v(level2[4] / 10));
+    at(&mas, level2[4], level2[5]);
+    assert_eq!(mas.prev(0), v(level2[2] / 10));
+    at(&mas, level2[2], level2[3]);
+    // Running off the end and back on.
+    mas.set(nr * 10);
+    assert_eq!(mas.walk(), v(nr));
+    at(&mas, nr * 10, nr * 10 + 5);
+    assert_eq!(mas.next(MAX), None);
+    at(&mas, MAX, MAX);
+    assert_eq!(mas.prev(0), v(nr));
+    at(&mas, nr * 10, nr * 10 + 5);
+    // Running off the start and back on.
+    mas.set(10);
+    assert_eq!(mas.walk(), v(1));
+    at(&mas, 10, 15);
+    assert_eq!(mas.prev(0), v(0));
+    at(&mas, 0, 5);
+    assert_eq!(mas.prev(0), None);
+    at(&mas, 0, 0);
+    mas.index = 0;
+    mas.last = 5;
+    mas.store(None).unwrap();
+    mas.set(10);
+    mas.walk();
+    assert_eq!(mas.prev(0), None);
+    at(&mas, 0, 0);
+    drop(g);
+    mt.destroy();
+    mt.store_range(0, 0, v(0), GFP).unwrap();
+    mt.store_range(5, 5, v(5), GFP).unwrap();
+    let mut mas = mt.mas(5, 5);
+    assert_eq!(mas.prev(4), None);
+}
+
+/// `check_iteration` (the two overwrites whose expectations follow from 6.18's
+/// `mas_find_setup`; see docs/upstream/test_maple_tree.md for the third).
+#[test]
+fn iteration() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::ALLOC_RANGE);
+    for i in 0..=125 {
+        mt.store_range(i * 10, i * 10 + 9, v(i), GFP).unwrap();
+    }
+    let g = mt.lock();
+    let mut mas = g.mas(0, 0);
+    let mut i = 0;
+    while let Some(val) = mas.find(925) {
+        assert_eq!((mas.index, mas.last), (i * 10, i * 10 + 9));
+        if i == 92 {
+            mas.index = 925;
+            mas.last = 929;
+            mas.store(Some(val)).unwrap();
+        }
+        i += 1;
+    }
+    assert_eq!(mas.find(MAX), v(i));
+    mas.set(0);
+    i = 0;
+    while let Some(val) = mas.find(785) {
+        assert_eq!((mas.index, mas.last), (i * 10, i * 10 + 9));
+        if i == 78 {
+            mas.index = 780;
+            mas.last = 785;
+            mas.store(Some(val)).unwrap();
+        } else {
+            i += 1;
+        }
+    }
+    assert_eq!(mas.find(MAX), v(i));
+    mas.destroy();
+    drop(g);
+    ok(&mt);
+}
+
+/// A model of the tree: non-empty ranges by first index.
+#[derive(Default, Clone, Debug)]
+struct Model(BTreeMap<usize, (usize, usize)>);
+
+impl Model {
+    fn range_at(&self, i: usize) -> Option<(usize, usize, usize)> {
+        let (&f, &(l, e)) = self.0.range(..=i).next_back()?;
+        (l >= i).then_some((f, l, e))
+    }
+    fn load(&self, i: usize) -> Option<XaEntry> {
+        self.range_at(i)
+            .map(|r| r.2)
+            .filter(|&e| e != XA_ZERO_ENTRY.raw())
+            .and_then(XaEntry::from_raw)
+    }
+    fn store(&mut self, a: usize, b: usize, e: usize) {
+        let over: Vec<usize> = self
+            .0
+            .range(..=b)
+            .filter(|(_, &(l, _))| l >= a)
+            .map(|(&f, _)| f)
+            .collect();
+        for f in over {
+            let (l, x) = self.0.remove(&f).unwrap();
+            if f < a {
+                self.0.insert(f, (a - 1, x));
+            }
+            if l > b {
+                self.0.insert(b + 1, (l, x));
+            }
+        }
+        if e != 0 {
+            self.0.insert(a, (b, e));
+        }
+    }
+    fn insert(&mut self, a: usize, b: usize, e: usize) -> Result<(), Error> {
+        if a > b {
+            return Err(Error::EINVAL);
+        }
+        if self.0.range(..=b).any(|(_, &(l, _))| l >= a) {
+            return Err(Error::EEXIST);
+        }
+        self.store(a, b, e);
+        Ok(())
+    }
+    fn erase(&mut self, i: usize) -> Option<XaEntry> {
+        let (f, _, e) = self.range_at(i)?;
+        self.0.remove(&f);
+        XaEntry::from_raw(e)
+    }
+}
+
+/// Checks the tree against the model at every boundary of the model's ranges.
+fn same(mt: &Mt, m: &Model) {
+    ok(mt);
+    for (&f, &(l, _)) in &m.0 {
+        for i in [f.wrapping_sub(1), f, l, l.wrapping_add(1)] {
+            assert_eq!(mt.load(i), m.load(i), "load {i}");
+        }
+    }
+    let got: Vec<(usize, XaEntry)> = mt.iter(0, MAX).collect();
+    let want: Vec<(usize, XaEntry)> =
+        m.0.iter()
+            .filter(|(_, &(_, e))| e != XA_ZERO_ENTRY.raw())
+            .map(|(&f, &(_, e))| (f, XaEntry::from_raw(e).unwrap()))
+            .collect();
+    assert_eq!(got, want);
+}
+
+/// Runs a `check_fuzzer` script: `i N V` insert, `s N V` store, `r A B V` store range,
+/// `n A B V` insert range, `e N` erase, `l N` load (values hex), checking against the model
+/// after every step.
+fn run_script(mt: &Mt, script: &str) {
+    let mut m = Model::default();
+    for op in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let w: Vec<&str> = op.split_whitespace().collect();
+        let num = |k: usize| -> usize {
+            match w[k] {
+                "MAX" => MAX,
+                "MAX-10" => MAX - 10,
+                s => s.parse().unwrap(),
+            }
+        };
+        let hex = |k: usize| usize::from_str_radix(w[k], 16).unwrap();
+        match w[0] {
+            "i" => assert_eq!(
+                mt.insert(num(1), p(hex(2)), GFP),
+                m.insert(num(1), num(1), hex(2))
+            ),
+            "s" => {
+                mt.store(num(1), p(hex(2)), GFP).unwrap();
+                m.store(num(1), num(1), hex(2));
+            }
+            "r" => {
+                let r = mt.store_range(num(1), num(2), p(hex(3)), GFP);
+                if num(1) > num(2) {
+                    assert_eq!(r, Err(Error::EINVAL));
+                } else {
+                    r.unwrap();
+                    m.store(num(1), num(2), hex(3));
+                }
+            }
+            "n" => assert_eq!(
+                mt.insert_range(num(1), num(2), p(hex(3)), GFP),
+                m.insert(num(1), num(2), hex(3))
+            ),
+            "e" => assert_eq!(mt.erase(num(1)), m.erase(num(1)), "{op}"),
+            "l" => assert_eq!(mt.load(num(1)), m.load(num(1)), "{op}"),
+            _ => panic!("bad op {op}"),
+        }
+        same(mt, &m);
+    }
+    mt.destroy();
+}
+
+/// `check_fuzzer`: the sequences that once broke Linux's spanning stores and rebalancing.
+#[test]
+fn fuzzer() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::NONE);
+    // 1. A spanning rebalance of a single root node.
+    run_script(
+        &mt,
+        "i 88 b1; i 84 a9; i 2 5; i 4 9; i 14 1d; i 7 f; i 12 19; i 18 25; r 8 18 11",
+    );
+    // 2. A spanning rebalance of two nodes in the root.
+    run_script(
+        &mt,
+        "s 87 af; s 0 1; l 4; i 4 9; s 8 11; s 44 59; s 68 89; s 2 5; i 43 57; i 24 31;
+         i 844 699; s 84 a9; s 4 9; e 4; l 5; e 0",
+    );
+    // 3. A node overflow on copy.
+    run_script(
+        &mt,
+        "r 0 MAX 1; s 4 9; e 5; e 0; e 4; s 5 b; e 5; s 5 b; e 5; e 4; s 4 9; s 444 379;
+         s 0 1; l 0; s 5 b; e 0",
+    );
+    // 4. A spanning store writing a wrong pivot in the last slot.
+    run_script(
+        &mt,
+        "i 261 20b; s 516 409; s 6 d; i 5 b; i 1256 9d1; s 4 9; e 1; s 56 71; i 1 3; s 24 31;
+         e 1; i 2263 11af; i 446 37d; r 6 45 d; r 3 446 7",
+    );
+    // 5. mas_wr_extend_null() overflowing slots.
+    run_script(
+        &mt,
+        "s 48 61; s 3 7; l 0; s 88 b1; s 81 a3; i 0 1; i 8 11; i 4 9; i 2480 1361;
+         i MAX ffffffffffffffff; e MAX",
+    );
+    // 8. A rebalance setting the new node's max to the last pivot.
+    run_script(
+        &mt,
+        "s 6 d; s 67 87; i 15 1f; i 6716 3479; s 61 7b; i 13 1b; s 8 11; i 1 3; l 0; e 67167;
+         n 6 7167 d; i 6 d; e 67; i 1 3; e 667167; i 6 d; s 67 87; i 5 b; e 1; i 6 d; e 67;
+         i 15 1f; i 67167 20cbf; i 1 3; l 7; i 16 21; i 36 49; s 67 87; s 6 d; i 367 2df;
+         i 115 e7; s 0 1; r 1 3 3; s 1 3; e 67167; n 6 47 d; s 1 3; n 1 67 3; l 67; i 1 3;
+         e 67167",
+    );
+    // 9. A spanning store to the end of the data with a wrong metadata end.
+    run_script(
+        &mt,
+        "i 21 2b; i 12 19; i 6 d; i 8 11; i 2 5; i 91 b7; i 18 25; i 81 a3; r 0 128 1; s 1 3;
+         e 8; i 11 17; i 8 11; i 21 2b; i 2 5; i MAX-10 ffffffffffffffeb; e MAX-10;
+         r 0 281 1; e 2; i 1211 977; i 111 df; i 13 1b; i 211 1a7; i 11 17; i 5 b; i 1218 985;
+         i 61 7b; s 1 3; i 121 f3; i 8 11; i 21 2b; i 2 5; i MAX-10 ffffffffffffffeb;
+         e MAX-10",
+    );
+}
+
+/// `check_bnode_min_spanning`, `check_node_overwrite`, `check_spanning_relatives`.
+#[test]
+fn spanning_stores() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::ALLOC_RANGE);
+    {
+        let g = mt.lock();
+        let mut mas = g.mas(0, 0);
+        for i in (0..=50).rev() {
+            mas.set_range(i * 10, i * 10 + 9);
+            mas.store(p(0x8000)).unwrap();
+        }
+        mas.set_range(240, 509);
+        mas.store(None).unwrap();
+        mas.destroy();
+    }
+    ok(&mt);
+    check_load(&mt, 239, p(0x8000));
+    check_load(&mt, 240, None);
+    check_load(&mt, 509, None);
+    check_load(&mt, 510, None);
+    assert_eq!(mt.mas(240, 240).walk(), None);
+    assert_eq!(mt.mas(240, 240).walk().map(|_| ()), None);
+    let mut mas = mt.mas(300, 300);
+    mas.walk();
+    assert_eq!((mas.index, mas.last), (240, MAX));
+    mt.destroy();
+    for i in 0..4000 {
+        mt.store_range(i * 100, i * 100 + 50, v(i * 100), GFP)
+            .unwrap();
+    }
+    mt.store_range(319951, 367950, None, GFP).unwrap();
+    ok(&mt);
+    check_load(&mt, 319950, v(319900));
+    check_load(&mt, 368000, v(368000));
+    mt.destroy();
+    for i in 0..=1000 {
+        mt.store_range(i * 10, i * 10 + 5, v(i), GFP).unwrap();
+    }
+    mt.store_range(9365, 9955, None, GFP).unwrap();
+    ok(&mt);
+    let mut mas = mt.mas(9360, 9360);
+    assert_eq!(mas.find(MAX), v(936));
+    assert_eq!(mas.next(MAX), v(996));
+    assert_eq!((mas.index, mas.last), (9960, 9965));
+}
+
+/// `check_forking` / `check_mas_store_gfp` / `check_dup_gaps`: copying a tree entry by entry
+/// with `mas_for_each` into a new allocation tree (what `dup_mmap` did before `mtree_dup`).
+#[test]
+fn copy_by_iteration() {
+    let a = TestAlloc::new();
+    for (nr, gap) in [(134, 4), (135, 4), (1000, 5), (1500, 0)] {
+        let mt = new(&a, MtFlags::ALLOC_RANGE);
+        for i in 0..=nr {
+            mt.store_range(i * 10, (i + 1) * 10 - gap - 1, v(i), GFP)
+                .unwrap();
+        }
+        let newmt = new(&a, MtFlags::ALLOC_RANGE);
+        {
+            let g = newmt.lock();
+            let mut newmas = g.mas(0, 0);
+            let mut mas = mt.mas(0, 0);
+            while let Some(e) = mas.find(MAX) {
+                newmas.set_range(mas.index, mas.last);
+                newmas.store_gfp(Some(e), GFP).unwrap();
+            }
+            newmas.destroy();
+        }
+        ok(&newmt);
+        let x: Vec<_> = mt.iter(0, MAX).collect();
+        let y: Vec<_> = newmt.iter(0, MAX).collect();
+        assert_eq!(x, y);
+        assert_eq!(x.len(), nr + 1);
+    }
+    assert_eq!(a.live(), 0);
+}
+
+/// Allocation failure: every store either happens completely or leaves the tree as it was,
+/// `mas_nomem` retries, `mas_preallocate` makes `mas_store_prealloc` infallible.
+#[test]
+fn enomem_injection() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::ALLOC_RANGE);
+    let mut m = Model::default();
+    let mut failures = 0;
+    for round in 0..400usize {
+        let (s, e) = (round * 7 % 1000, round * 7 % 1000 + round % 13);
+        a.fail_after(round % 3);
+        match mt.store_range(s, e, v(round), GFP) {
+            Ok(()) => m.store(s, e, v(round).unwrap().raw()),
+            Err(err) => {
+                assert_eq!(err, Error::ENOMEM);
+                failures += 1;
+            }
+        }
+        a.heal();
+        same(&mt, &m);
+    }
+    assert!(failures > 0);
+    // mas_nomem-style retry.
+    {
+        let g = mt.lock();
+        g.mas(0, 0).destroy();
+        let mut mas = g.mas(5000, 5100);
+        a.fail_all();
+        assert_eq!(mas.store(v(1)), Err(Error::ENOMEM));
+        assert!(mas.is_err());
+        assert!(!mas.nomem(GFP));
+        a.heal();
+        assert!(mas.nomem(GFP));
+        assert_eq!(mas.store(v(1)), Ok(None));
+        // Preallocate, then the store needs no allocator.
+        mas.set_range(6000, 6010);
+        mas.preallocate(v(2), GFP).unwrap();
+        a.fail_all();
+        assert_eq!(mas.store_prealloc(v(2)), None);
+        a.heal();
+        mas.destroy();
+        assert_eq!(g.reserved_nodes(), 0);
+    }
+    check_load(&mt, 5050, v(1));
+    check_load(&mt, 6005, v(2));
+    ok(&mt);
+    drop(mt);
+    assert_eq!(a.live(), 0);
+}
+
+/// Argument checks of the normal API (`-EINVAL` cases of mtree_*).
+#[test]
+fn invalid_arguments() {
+    let a = TestAlloc::new();
+    let mt = new(&a, MtFlags::NONE);
+    assert_eq!(mt.store_range(5, 4, v(1), GFP), Err(Error::EINVAL));
+    assert_eq!(mt.insert_range(5, 4, v(1), GFP), Err(Error::EINVAL));
+    // XA_RETRY_ENTRY and the internal entries below it are "advanced" entries.
+    let retry = XaEntry::from_raw((256 << 2) | 2);
+    assert_eq!(mt.store(1, retry, GFP), Err(Error::EINVAL));
+    assert_eq!(mt.store(1, XaEntry::from_raw(6), GFP), Err(Error::EINVAL));
+    // mtree_alloc_range needs an allocation tree.
+    assert_eq!(mt.alloc_range(v(1), 1, 0, 10, GFP), Err(Error::EINVAL));
+    // The zero entry is stored but reads as empty, and blocks inserts.
+    mt.store(7, Some(XA_ZERO_ENTRY), GFP).unwrap();
+    check_load(&mt, 7, None);
+    assert_eq!(mt.insert(7, v(7), GFP), Err(Error::EEXIST));
+    assert_eq!(mt.mas(7, 7).walk(), Some(XA_ZERO_ENTRY));
+    assert_eq!(mt.iter(0, MAX).count(), 0);
+    // A read-only state cannot write.
+    assert_eq!(mt.mas(1, 1).store(v(1)), Err(Error::EINVAL));
+    assert!(!mt.is_empty());
+    assert_eq!(mt.erase(7), Some(XA_ZERO_ENTRY));
+    assert!(mt.is_empty());
+    ok(&mt);
+}
+
+/// `MT_FLAGS_LOCK_EXTERN`: writers go through `&mut` (the caller's lock).
+#[test]
+fn external_lock() {
+    let a = TestAlloc::new();
+    let mut mt = new(&a, MtFlags::ALLOC_RANGE | MtFlags::LOCK_EXTERN);
+    assert!(mt.external_lock() && mt.is_alloc());
+    {
+        let g = mt.lock_mut();
+        for i in 0..100 {
+            g.store_range(i * 4096, i * 4096 + 4095, v(i), GFP).unwrap();
+        }
+        let mut mas = g.mas(0, 0);
+        mas.empty_area_rev(0, 1 << 30, 4096).unwrap();
+        assert_eq!(mas.index, (1 << 30) - 4095);
+    }
+    ok(&mt);
+    assert_eq!(mt.load(4096 * 50), v(50));
+}
