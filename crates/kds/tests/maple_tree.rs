@@ -13,7 +13,6 @@ use std::vec::Vec;
 use kds::alloc::Gfp;
 use kds::maple_tree::*;
 use kds::Error;
-use proptest::prelude::*;
 use trees_support::TestAlloc;
 
 const GFP: Gfp = Gfp::GFP_KERNEL;
@@ -474,6 +473,9 @@ const HOLES: [usize; 9] = [
     0x28E49EDED000,
 ];
 
+/// An allocation request: min, max, size, expected start, expected result.
+type AllocReq = (usize, usize, usize, usize, Result<(), Error>);
+
 fn fill_maps(mt: &Mt) {
     mt.store_range(MTREE_ALLOC_MAX, MAX, Some(XA_ZERO_ENTRY), GFP)
         .unwrap();
@@ -501,7 +503,7 @@ fn alloc_range() {
         }
     }
     let ebusy = Err(Error::EBUSY);
-    let req: [(usize, usize, usize, usize, Result<(), Error>); 7] = [
+    let req: [AllocReq; 7] = [
         (
             0x565234af9000,
             0x7fff58791000,
@@ -512,7 +514,7 @@ fn alloc_range() {
         (0x0, 0x7fff58791000, 0x1F00, 0x0, Ok(())),
         (
             34148797436 << 12,
-            0x7fff587AF000,
+            0x7fff587af000,
             0x3000,
             34148798629 << 12,
             Ok(()),
@@ -520,7 +522,7 @@ fn alloc_range() {
         (34148798623 << 12, 34148798683 << 12, 0x15000, 0, ebusy),
         (
             34148798623 << 12,
-            0x7fff587AF000,
+            0x7fff587af000,
             0x10000,
             34148798632 << 12,
             Ok(()),
@@ -563,7 +565,7 @@ fn alloc_rev_range() {
         }
     }
     let ebusy = Err(Error::EBUSY);
-    let req: [(usize, usize, usize, usize, Result<(), Error>); 6] = [
+    let req: [AllocReq; 6] = [
         (
             0x565234af9000,
             0x7fff58791000,
@@ -900,9 +902,9 @@ fn gap_combining() {
     mas.reset();
     assert_eq!(mas.empty_area_rev(seq100[3], seq100[4], seq100[5]), Ok(()));
     assert_eq!(mas.index, index + 1);
-    for i in 6..=8 {
-        mt.erase(seq100[i]);
-        check_load(&mt, seq100[i], None);
+    for &i in &seq100[6..=8] {
+        mt.erase(i);
+        check_load(&mt, i, None);
     }
     let index = seq100[9];
     mas.set(index);
