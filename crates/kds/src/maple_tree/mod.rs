@@ -472,7 +472,8 @@ impl<A: NodeAlloc> MapleTree<A> {
 
 impl<A: NodeAlloc> Drop for MapleTree<A> {
     fn drop(&mut self) {
-        let root = *self.root.get_mut();
+        // A plain load: `&mut self` excludes every other access.
+        let root = self.root.load(Relaxed);
         if root != 0 {
             // SAFETY: `&mut self`: no reader or writer can reach the tree any more.
             unsafe { free_subtree(&self.alloc, root as *mut Node) };
@@ -509,5 +510,86 @@ impl<A: NodeAlloc> Iterator for MtIter<'_, A> {
             self.mt.range_at(self.index.wrapping_sub(1))
         };
         Some((r.first.max(start), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node::*;
+    use super::*;
+
+    #[test]
+    fn geometry_matches_linux_64bit() {
+        // include/linux/maple_tree.h (64-bit): MAPLE_RANGE64_SLOTS 16, MAPLE_ARANGE64_SLOTS 10;
+        // lib/maple_tree.c mt_min_slots[].
+        assert_eq!(MapleType::Leaf64.slots(), 16);
+        assert_eq!(MapleType::Range64.pivots(), 15);
+        assert_eq!(MapleType::Arange64.slots(), 10);
+        assert_eq!(MapleType::Arange64.pivots(), 9);
+        assert_eq!(MapleType::Leaf64.min_slots(), 6);
+        assert_eq!(MapleType::Arange64.min_slots(), 4);
+        assert_eq!(MtFlags::ALLOC_RANGE.bits(), 0x01);
+        assert_eq!(MtFlags::USE_RCU.bits(), 0x02);
+        assert_eq!(MtFlags::LOCK_EXTERN.bits(), 0x300);
+        assert!(core::mem::size_of::<Node>() <= 384);
+    }
+
+    #[test]
+    fn range_size_saturates() {
+        assert_eq!(range_size(0, 0), 1);
+        assert_eq!(range_size(5, 9), 5);
+        assert_eq!(range_size(0, usize::MAX), usize::MAX);
+    }
+
+    #[test]
+    fn advanced_entries_are_rejected() {
+        assert_eq!(entry_word(None), Ok(0));
+        assert_eq!(entry_word(Some(xa_mk_value(3))), Ok(7));
+        // Internal entries up to XA_RETRY_ENTRY are `xa_is_advanced`.
+        assert_eq!(entry_word(XaEntry::from_raw(2)), Err(Error::EINVAL));
+        assert_eq!(
+            entry_word(XaEntry::from_raw(XA_RETRY_RAW)),
+            Err(Error::EINVAL)
+        );
+        // XA_ZERO_ENTRY and larger internal-looking words are stored as they are.
+        assert_eq!(entry_word(Some(XA_ZERO_ENTRY)), Ok(XA_ZERO_ENTRY.raw()));
+        assert!(is_reserved(Some(XA_ZERO_ENTRY)));
+        assert!(!is_reserved(XaEntry::from_raw(4098)));
+        assert_eq!(visible(XA_ZERO_ENTRY.raw()), None);
+    }
+
+    #[test]
+    fn fill_node_sets_metadata_and_leaf_gap() {
+        let items = [
+            Item {
+                last: 9,
+                slot: 0,
+                gap: 0,
+            },
+            Item {
+                last: 19,
+                slot: 0x1000,
+                gap: 0,
+            },
+            Item {
+                last: 99,
+                slot: 0,
+                gap: 0,
+            },
+        ];
+        let mut block = core::mem::MaybeUninit::<Node>::uninit();
+        // SAFETY: a private, properly aligned block.
+        let gap = unsafe { fill_node(block.as_mut_ptr(), MapleType::Leaf64, &items, 0) };
+        // SAFETY: initialised by fill_node.
+        let n = unsafe { block.assume_init_ref() };
+        assert_eq!(gap, 80);
+        assert_eq!(n.end(), 2);
+        assert_eq!(n.gap_off.load(Relaxed), 2);
+        assert_eq!(n.pivot(0, 99), 9);
+        assert_eq!(n.pivot(2, 99), 99);
+        assert_eq!(n.slot_min(1, 0), 10);
+        assert_eq!(n.offset_of(15), 1);
+        assert_eq!(n.offset_of(50), 2);
+        assert_eq!(n.max_gap(0, 99), 80);
     }
 }

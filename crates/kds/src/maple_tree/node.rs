@@ -65,8 +65,11 @@ impl MapleType {
     }
 }
 
-/// A maple node.
-#[repr(C, align(256))]
+/// A maple node. Linux packs `maple_range_64` and `maple_arange_64` into one 256-byte,
+/// 256-aligned block whose low pointer bits encode the type; here the type is a field, both
+/// layouts have their own arrays (384 bytes with the alignment), and there is no parent
+/// pointer: writers keep the root-to-leaf path of each walk instead.
+#[repr(C, align(64))]
 pub(super) struct Node {
     pub(super) ty: MapleType,
     /// Metadata `end`: the offset of the last used slot.
