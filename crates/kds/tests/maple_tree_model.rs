@@ -298,3 +298,38 @@ fn readers_race_writer() {
     });
     mt.validate().unwrap();
 }
+
+/// `check_store_null` (tools/testing/radix-tree/maple.c): storing `NULL` over everything
+/// leaves an empty tree, whatever was there.
+#[test]
+fn store_null() {
+    let a = TestAlloc::new();
+    let mt = MapleTree::new(MtFlags::ALLOC_RANGE, &a);
+    let ptr = XaEntry::from_raw(0x1000);
+    {
+        let g = mt.lock();
+        let mut mas = g.mas(0, MAX);
+        mas.store_gfp(None, GFP).unwrap();
+        assert!(mt.is_empty());
+        for (s, e) in [(0, MAX), (0, 0), (1, 1), (5, 500)] {
+            mas.set_range(s, e);
+            mas.store_gfp(ptr, GFP).unwrap();
+            assert!(!mt.is_empty());
+            mas.set_range(0, MAX);
+            mas.store_gfp(None, GFP).unwrap();
+            assert!(mt.is_empty(), "{s}-{e}");
+            assert_eq!(mt.height(), 0);
+        }
+        // A tree of many nodes erased range by range ends empty too.
+        for i in 0..500 {
+            mas.set_range(i * 10, i * 10 + 5);
+            mas.store_gfp(ptr, GFP).unwrap();
+        }
+        for i in (0..500).rev() {
+            mas.set_range(i * 10, i * 10 + 5);
+            mas.store_gfp(None, GFP).unwrap();
+        }
+        assert!(mt.is_empty());
+    }
+    mt.validate().unwrap();
+}
