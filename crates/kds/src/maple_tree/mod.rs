@@ -407,15 +407,21 @@ impl<A: NodeAlloc> MapleTree<A> {
     /// `mt_find`: the first entry (not [`XA_ZERO_ENTRY`]) in `*index..=max`; on success sets
     /// `*index` to one past its range (wrapping to 0 after `usize::MAX`).
     pub fn find(&self, index: &mut usize, max: usize) -> Option<XaEntry> {
-        if *index > max {
+        let (_, last, e) = self.find_range(*index, max)?;
+        *index = last.wrapping_add(1);
+        Some(e)
+    }
+
+    /// The first visible entry meeting `start..=max`, with its range, in one read section.
+    fn find_range(&self, start: usize, max: usize) -> Option<(usize, usize, XaEntry)> {
+        if start > max {
             return None;
         }
         let _g = self.read();
-        let mut r = self.range_at(*index);
+        let mut r = self.range_at(start);
         loop {
             if let Some(e) = visible(r.entry) {
-                *index = r.last.wrapping_add(1);
-                return Some(e);
+                return Some((r.first, r.last, e));
             }
             if r.last >= max {
                 return None;
@@ -503,13 +509,9 @@ impl<A: NodeAlloc> Iterator for MtIter<'_, A> {
         }
         self.first = false;
         let start = self.index;
-        let e = self.mt.find(&mut self.index, self.max)?;
-        // The entry's first index: the range start, at least `start`.
-        let r = {
-            let _g = self.mt.read();
-            self.mt.range_at(self.index.wrapping_sub(1))
-        };
-        Some((r.first.max(start), e))
+        let (first, last, e) = self.mt.find_range(start, self.max)?;
+        self.index = last.wrapping_add(1);
+        Some((first.max(start), e))
     }
 }
 

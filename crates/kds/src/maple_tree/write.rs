@@ -389,8 +389,14 @@ impl<'a, A: NodeAlloc> MtLockGuard<'a, A> {
             }
             let (pl, pr) = (lp[d - 1], rp[d - 1]);
             let (mut lo, mut ro) = (pl.off, pr.off);
+            let k = c.len.div_ceil(ty.slots());
             if c.len <= ty.min_slots() {
-                self.pull_sibling(&mut c, &mut cmin, pl, pr, &mut lo, &mut ro);
+                self.pull_sibling(&mut c, &mut cmin, (pl, pr), (&mut lo, &mut ro), usize::MAX);
+            } else if k >= 2 {
+                // `mas_push_data`: rather than adding a node, share the k nodes with a sibling
+                // that has room (keeping two slots of slack per pair, as Linux does).
+                let room = k * ty.slots() - k;
+                self.pull_sibling(&mut c, &mut cmin, (pl, pr), (&mut lo, &mut ro), room);
             }
             let new = self.build_nodes(&c, ty, cmin);
             if pl.node == pr.node && lo == ro && new.len == 1 {
@@ -422,21 +428,23 @@ impl<'a, A: NodeAlloc> MtLockGuard<'a, A> {
         }
     }
 
-    /// Rebalance: an underfull new level takes in the sibling left of the span (or right of
-    /// it) from the same parent; the sibling node is retired, its slots reused.
+    /// Rebalance: a new level takes in the sibling left of the span (or right of it) from
+    /// the same parent if the total stays within `limit` slots; the sibling node is retired,
+    /// its slots reused. Underfull levels pass no limit; overfull ones the room of the nodes
+    /// they need anyway (`mas_push_data`).
     fn pull_sibling(
         &self,
         c: &mut Buf,
         cmin: &mut usize,
-        pl: Lvl,
-        pr: Lvl,
-        lo: &mut usize,
-        ro: &mut usize,
+        (pl, pr): (Lvl, Lvl),
+        (lo, ro): (&mut usize, &mut usize),
+        limit: usize,
     ) {
         // SAFETY: path nodes and their children are live under the lock.
         unsafe {
             let (pn, qn) = (&*pl.node, &*pr.node);
-            if *lo > 0 {
+            let fits = |sib: usize| c.len + (*(sib as *const Node)).end() + 1 <= limit;
+            if *lo > 0 && fits(pn.slot(*lo - 1)) {
                 let i = *lo - 1;
                 let sib = pn.slot(i) as *mut Node;
                 let smin = pn.slot_min(i, pl.min);
@@ -449,7 +457,7 @@ impl<'a, A: NodeAlloc> MtLockGuard<'a, A> {
                 *cmin = smin;
                 *lo = i;
                 self.retire(sib);
-            } else if *ro < qn.end() {
+            } else if *ro < qn.end() && fits(qn.slot(*ro + 1)) {
                 let i = *ro + 1;
                 let sib = qn.slot(i) as *mut Node;
                 (*sib).items_into(0, (*sib).end(), qn.pivot(i, pr.max), c);
