@@ -347,6 +347,7 @@ fn ranges_alloc_tree() {
     mt.destroy();
     for i in 0..=1300 {
         check_store_range(&mt, i * 10, (i + 1) * 10, v(i * 10), Ok(()));
+        assert!(mt.height() < 4);
     }
     for i in (5..215).step_by(10) {
         check_store_range(&mt, 11450 + i, 11450 + i + 1, None, Ok(()));
@@ -354,13 +355,17 @@ fn ranges_alloc_tree() {
     for i in (5..65).step_by(10) {
         check_store_range(&mt, 11770 + i, 11770 + i + 1, None, Ok(()));
     }
+    assert!(mt.height() < 4);
     for i in (5..45).step_by(10) {
         check_store_range(&mt, 11700 + i, 11700 + i + 1, None, Ok(()));
     }
+    // "Cause a 3 child split all the way up the tree."
+    assert!(mt.height() >= 4);
     ok(&mt);
     mt.destroy();
     for i in 0..=1200 {
         check_store_range(&mt, i * 10, (i + 1) * 10, v(i * 10), Ok(()));
+        assert!(mt.height() < 4);
     }
     for i in (5..455).step_by(10) {
         check_store_range(&mt, 7800 + i, 7800 + i + 1, None, Ok(()));
@@ -369,6 +374,7 @@ fn ranges_alloc_tree() {
         check_store_range(&mt, 8185 + i, 8185 + i + 1, v(8185 + i), Ok(()));
     }
     check_store_range(&mt, 8184, 8184, v(8184), Ok(()));
+    assert_eq!(mt.height(), 4);
     ok(&mt);
 }
 
