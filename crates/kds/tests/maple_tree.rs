@@ -1051,6 +1051,11 @@ fn iteration() {
     }
     let g = mt.lock();
     let mut mas = g.mas(0, 0);
+    assert_eq!(
+        mas.for_each(95).map(|(i, l, _)| (i, l)).last(),
+        Some((90, 99))
+    );
+    mas.set(0);
     let mut i = 0;
     while let Some(val) = mas.find(925) {
         assert_eq!((mas.index, mas.last), (i * 10, i * 10 + 9));
@@ -1349,6 +1354,16 @@ fn enomem_injection() {
         same(&mt, &m);
     }
     assert!(failures > 0);
+    // mtree_erase reports nothing on failure; erase_gfp does, and the entry stays.
+    mt.store_range(2000, 2010, v(2000), GFP).unwrap();
+    mt.lock().mas(0, 0).destroy();
+    a.fail_all();
+    assert_eq!(mt.erase_gfp(2005, GFP), Err(Error::ENOMEM));
+    assert_eq!(mt.erase(2005), None);
+    a.heal();
+    check_load(&mt, 2005, v(2000));
+    assert_eq!(mt.erase(2005), v(2000));
+    check_load(&mt, 2000, None);
     // mas_nomem-style retry.
     {
         let g = mt.lock();

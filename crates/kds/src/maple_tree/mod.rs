@@ -63,6 +63,15 @@
 //!   reserves enough nodes beforehand for a store that cannot fail
 //!   ([`MaState::store_prealloc`]), as the VMA code does.
 //!
+//! # Memory
+//! Nodes come from the [`NodeAlloc`] given at creation, with the caller's GFP flags. Before a
+//! store changes anything the writer tops up a per-tree node reserve to the worst case of one
+//! store (three nodes per level plus a new root, `3 * (height + 2) + 1`); a failed allocation
+//! returns `ENOMEM` with the tree untouched. Unused reserve nodes stay for the next store (at
+//! most that bound, a few KiB) and are freed by [`MaState::destroy`] (`mas_destroy`) or when
+//! the tree is dropped; Linux instead computes the exact request per store type and frees the
+//! rest at once.
+//!
 //! # Invariants (checked by [`MapleTree::validate`], `mt_validate`)
 //! 1. Pivots strictly ascend inside a node and lie inside the node's range; a node's last slot
 //!    ends at its maximum; `end` is below the slot count.
@@ -81,7 +90,7 @@ mod write;
 
 pub use node::{MapleType, MAPLE_ARANGE64_SLOTS, MAPLE_HEIGHT_MAX, MAPLE_RANGE64_SLOTS};
 pub use rcu::MtReadGuard;
-pub use state::{MaState, MaStatus};
+pub use state::{MaState, MaStatus, MasIter};
 pub use write::MtLockGuard;
 
 pub use crate::xarray::{xa_is_value, xa_mk_value, xa_to_value, XaEntry, XA_ZERO_ENTRY};
@@ -358,10 +367,20 @@ impl<A: NodeAlloc> MapleTree<A> {
         self.insert_range(index, index, entry, gfp)
     }
 
-    /// `mtree_erase`: erases the whole range containing `index`; returns its entry.
+    /// `mtree_erase`: erases the whole range containing `index`; returns its entry (see
+    /// [`MtLockGuard::erase`] for allocation failure).
     pub fn erase(&self, index: usize) -> Option<XaEntry> {
         // Lock order: &mt->ma_lock (kds, above NodeAlloc); docs/LOCKING.md.
         self.lock().erase(index)
+    }
+
+    /// [`MapleTree::erase`] reporting allocation failure.
+    ///
+    /// # Errors
+    /// `ENOMEM` (the tree is unchanged).
+    pub fn erase_gfp(&self, index: usize, gfp: Gfp) -> Result<Option<XaEntry>> {
+        // Lock order: &mt->ma_lock (kds, above NodeAlloc); docs/LOCKING.md.
+        self.lock().erase_gfp(index, gfp)
     }
 
     /// `mtree_alloc_range`: stores `entry` in the lowest empty range of `size` indices inside

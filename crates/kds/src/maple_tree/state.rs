@@ -294,6 +294,13 @@ impl<'a, A: NodeAlloc> MaState<'a, A> {
         }
     }
 
+    /// `mas_for_each(mas, entry, max)`: iterates with [`MaState::find`], yielding
+    /// `(index, last, entry)`. To write inside the loop, use the open form
+    /// `while let Some(e) = mas.find(max) { ... }`.
+    pub fn for_each(&mut self, max: usize) -> MasIter<'_, 'a, A> {
+        MasIter { mas: self, max }
+    }
+
     /// `mas_find_rev_setup`.
     fn find_rev_setup(&mut self, min: usize) -> core::result::Result<(), Option<XaEntry>> {
         match self.status {
@@ -484,5 +491,19 @@ impl<'a, A: NodeAlloc> MaState<'a, A> {
         if let Some(g) = self.wr {
             g.drain_reserve();
         }
+    }
+}
+
+/// The iterator of [`MaState::for_each`].
+pub struct MasIter<'s, 'a, A: NodeAlloc> {
+    mas: &'s mut MaState<'a, A>,
+    max: usize,
+}
+
+impl<A: NodeAlloc> Iterator for MasIter<'_, '_, A> {
+    type Item = (usize, usize, XaEntry);
+    fn next(&mut self) -> Option<(usize, usize, XaEntry)> {
+        let e = self.mas.find(self.max)?;
+        Some((self.mas.index, self.mas.last, e))
     }
 }

@@ -161,24 +161,26 @@ impl<'a, A: NodeAlloc> MtLockGuard<'a, A> {
         self.store_range(first, last, entry, gfp).map(|_| ())
     }
 
-    /// `__mtree_erase`: erases the range containing `index`.
+    /// `__mtree_erase`: erases the range containing `index`; returns its entry. Allocates
+    /// with `GFP_KERNEL` (Linux retries with it in `mas_nomem`); if even that fails the entry
+    /// stays and `None` is returned — use [`MtLockGuard::erase_gfp`] to see the error.
     pub fn erase(&self, index: usize) -> Option<XaEntry> {
+        self.erase_gfp(index, Gfp::GFP_KERNEL).ok().flatten()
+    }
+
+    /// Erases the range containing `index`, allocating with `gfp`; returns its entry.
+    ///
+    /// # Errors
+    /// `ENOMEM` (the tree is unchanged).
+    pub fn erase_gfp(&self, index: usize, gfp: Gfp) -> Result<Option<XaEntry>> {
         let r = self.mt.range_at(index);
         if r.entry == 0 {
-            return None;
+            return Ok(None);
         }
-        // Erasing never needs more than the nodes of a store; with none to be had we fall back
-        // to an atomic allocation and, failing that, leave the entry (Linux retries with
-        // GFP_KERNEL in mas_nomem).
-        if self
-            .fill_reserve(self.nodes_needed(), Gfp::GFP_ATOMIC)
-            .is_err()
-        {
-            return None;
-        }
+        self.fill_reserve(self.nodes_needed(), gfp)?;
         self.do_store(r.first, r.last, 0);
         self.finish();
-        to_entry(r.entry)
+        Ok(to_entry(r.entry))
     }
 
     /// `mtree_alloc_range` / `mtree_alloc_rrange` under the lock.
