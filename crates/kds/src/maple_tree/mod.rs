@@ -43,7 +43,17 @@
 //! child is removed (the tree shrinks). A new node that would be underfull (fewer than
 //! `mt_min_slots` slots) takes in a neighbouring sibling first and is split again if needed
 //! — the *rebalance*. When the rebuilt level fits in one node that replaces exactly one child,
-//! the writer swaps that one child pointer in place and refreshes the gaps above it.
+//! the writer swaps that one child pointer in place and refreshes the gaps above it. A level
+//! that overflows first tries to share its nodes with a sibling that has room (Linux's
+//! `mas_push_data`) before adding a node. The cheapest store, a new entry for exactly the
+//! bounds of an existing non-`NULL` range (`wr_exact_fit`), is a single atomic slot store.
+//! The root can be pictured as:
+//!
+//! ```text
+//!                 [ root: arange_64 | pivots 999, 5999 | gaps 40, 0, MAX ]
+//!                 /                       |                           \
+//!   [leaf 0..=999: ranges, NULLs]  [leaf 1000..=5999]   [leaf 6000..=ULONG_MAX, ends NULL]
+//! ```
 //!
 //! Every write is copy-on-write below the swapped pointer: published nodes never change except
 //! for that single pointer and the gaps, so a reader always sees either the old or the new

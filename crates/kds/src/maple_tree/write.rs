@@ -273,6 +273,9 @@ impl<'a, A: NodeAlloc> MtLockGuard<'a, A> {
             }
             return old;
         }
+        if word != 0 && self.exact_fit(index, last, word) {
+            return old;
+        }
         let (a, b) = if word == 0 {
             self.extend_null(index, last)
         } else {
@@ -314,6 +317,25 @@ impl<'a, A: NodeAlloc> MtLockGuard<'a, A> {
         }
         self.rebuild(&lp, &rp, h, c, ll.min);
         old
+    }
+
+    /// `wr_exact_fit`: a non-`NULL` entry replacing a non-`NULL` range with the same bounds
+    /// is one atomic slot store in the leaf (no pivot or gap changes; readers see the old or
+    /// the new entry). Returns false if the store is not of that kind.
+    fn exact_fit(&self, index: usize, last: usize, word: usize) -> bool {
+        let mut path: Path = [Lvl::EMPTY; MAPLE_HEIGHT_MAX];
+        let h = self.mt.walk_path(index, &mut path);
+        let l = path[h - 1];
+        // SAFETY: path nodes are live under the lock.
+        let leaf = unsafe { &*l.node };
+        if leaf.slot_min(l.off, l.min) != index
+            || leaf.pivot(l.off, l.max) != last
+            || leaf.slot(l.off) == 0
+        {
+            return false;
+        }
+        leaf.slots[l.off].store(word, Release);
+        true
     }
 
     /// The first store into an empty tree: one leaf of up to three ranges.
