@@ -467,7 +467,7 @@ impl<'a, A: NodeAlloc> MtLockGuard<'a, A> {
         // SAFETY: path nodes and their children are live under the lock.
         unsafe {
             let (pn, qn) = (&*pl.node, &*pr.node);
-            let fits = |sib: usize| c.len + (*(sib as *const Node)).end() + 1 <= limit;
+            let fits = |sib: usize| c.len + (*(sib as *const Node)).end() < limit;
             if *lo > 0 && fits(pn.slot(*lo - 1)) {
                 let i = *lo - 1;
                 let sib = pn.slot(i) as *mut Node;
