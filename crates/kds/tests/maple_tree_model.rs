@@ -104,26 +104,27 @@ enum Op {
     Find(usize, usize),
 }
 
-fn index() -> impl Strategy<Value = usize> {
+fn index(n: usize) -> impl Strategy<Value = usize> {
     prop_oneof![
-        8 => 0usize..400,
+        8 => 0usize..n,
         1 => Just(MAX),
         1 => (MAX - 400)..=MAX,
     ]
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// Operations on indices mostly below `n`, stores up to `len` long.
+fn op(n: usize, len: usize) -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (index(), 0usize..40, proptest::option::weighted(0.75, 0usize..1000))
+        6 => (index(n), 0usize..len, proptest::option::weighted(0.75, 0usize..1000))
             .prop_map(|(a, l, v)| Op::Store(a, a.saturating_add(l), v)),
-        2 => (index(), 0usize..10, 0usize..1000)
+        2 => (index(n), 0usize..10, 0usize..1000)
             .prop_map(|(a, l, v)| Op::Insert(a, a.saturating_add(l), v)),
-        2 => index().prop_map(Op::Erase),
-        1 => (0usize..400, 0usize..400, 1usize..20, any::<bool>())
+        2 => index(n).prop_map(Op::Erase),
+        1 => (0usize..n, 0usize..n, 1usize..20, any::<bool>())
             .prop_map(|(a, b, s, r)| Op::Alloc(a.min(b), a.max(b), s, r)),
-        2 => (index(), index(), 1usize..30, any::<bool>())
+        2 => (index(n), index(n), 1usize..30, any::<bool>())
             .prop_map(|(a, b, s, r)| Op::Area(a.min(b), a.max(b), s, r)),
-        1 => (index(), index()).prop_map(|(a, b)| Op::Find(a.min(b), a.max(b))),
+        1 => (index(n), index(n)).prop_map(|(a, b)| Op::Find(a.min(b), a.max(b))),
     ]
 }
 
@@ -235,21 +236,75 @@ fn check_all(mt: &MapleTree<&TestAlloc>, m: &Model) {
     assert_eq!(back, want);
 }
 
+fn run_model(alloc_tree: bool, ops: &[Op]) -> Result<(), TestCaseError> {
+    let a = TestAlloc::new();
+    let flags = if alloc_tree {
+        MtFlags::ALLOC_RANGE
+    } else {
+        MtFlags::NONE
+    };
+    let mt = MapleTree::new(flags, &a);
+    let mut m = Model::default();
+    for op in ops {
+        if matches!(op, Op::Alloc(..)) && !alloc_tree {
+            continue;
+        }
+        apply(&mt, &mut m, op);
+        check_all(&mt, &m);
+    }
+    drop(mt);
+    prop_assert_eq!(a.live(), 0);
+    Ok(())
+}
+
+/// Builds a tree of `n` ranges of random lengths and holes, as ops.
+fn prefill(n: usize) -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec((1usize..30, 0usize..4), n).prop_map(|v| {
+        let mut at = 0;
+        v.into_iter()
+            .map(|(len, hole)| {
+                let op = Op::Store(at, at + len - 1, Some(at));
+                at += len + hole;
+                op
+            })
+            .collect()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    /// Small trees (a few nodes), every operation kind, near 0 and near `ULONG_MAX`.
     #[test]
-    fn model(alloc_tree in any::<bool>(), ops in proptest::collection::vec(op(), 1..120)) {
+    fn model(alloc_tree in any::<bool>(), ops in proptest::collection::vec(op(400, 40), 1..120)) {
+        run_model(alloc_tree, &ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// Deep trees (3–4 levels): spanning stores and erases across many nodes.
+    #[test]
+    fn model_deep(
+        alloc_tree in any::<bool>(),
+        pre in prefill(1500),
+        ops in proptest::collection::vec(op(30_000, 3000), 1..40),
+    ) {
+        let all: Vec<Op> = pre.into_iter().chain(ops).collect();
         let a = TestAlloc::new();
         let flags = if alloc_tree { MtFlags::ALLOC_RANGE } else { MtFlags::NONE };
         let mt = MapleTree::new(flags, &a);
         let mut m = Model::default();
-        for op in &ops {
+        for (i, op) in all.iter().enumerate() {
             if matches!(op, Op::Alloc(..)) && !alloc_tree {
                 continue;
             }
             apply(&mt, &mut m, op);
-            check_all(&mt, &m);
+            if i >= 1500 {
+                check_all(&mt, &m);
+            }
         }
+        check_all(&mt, &m);
+        prop_assert!(mt.height() >= 3);
         drop(mt);
         prop_assert_eq!(a.live(), 0);
     }
