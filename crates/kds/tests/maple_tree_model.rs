@@ -388,3 +388,73 @@ fn store_null() {
     }
     mt.validate().unwrap();
 }
+
+/// `check_dup_gaps`: copies a tree of `nr` ranges `i*10..=(i+1)*10-gap` (from 0 or 1) into a
+/// new allocation tree after `mas_expected_entries`, entry by entry (as `dup_mmap` did).
+fn check_dup_gaps(a: &TestAlloc, flags: MtFlags, nr: usize, zero_start: bool, gap: usize) {
+    let mt = MapleTree::new(flags, a);
+    for i in usize::from(!zero_start)..=nr {
+        mt.store_range(i * 10, (i + 1) * 10 - gap, Some(xa_mk_value(i)), GFP)
+            .unwrap();
+    }
+    let newmt = MapleTree::new(MtFlags::ALLOC_RANGE, a);
+    {
+        let g = newmt.lock();
+        let mut newmas = g.mas(0, 0);
+        assert_eq!(newmas.expected_entries(nr), Ok(()));
+        assert!(g.reserved_nodes() >= nr / 7);
+        let mut mas = mt.mas(0, 0);
+        while let Some(e) = mas.find(MAX) {
+            newmas.set_range(mas.index, mas.last);
+            newmas.store(Some(e)).unwrap();
+        }
+        newmas.destroy();
+        assert_eq!(g.reserved_nodes(), 0);
+    }
+    newmt.validate().unwrap();
+    assert!(mt.iter(0, MAX).eq(newmt.iter(0, MAX)));
+}
+
+/// `check_dup` (sizes sampled from upstream's loops) and `check_forking` (134 entries).
+#[test]
+fn dup_and_forking() {
+    let a = TestAlloc::new();
+    let alloc = MtFlags::ALLOC_RANGE;
+    for i in (10..1000).step_by(97) {
+        check_dup_gaps(&a, alloc, i, true, 5);
+    }
+    for i in (1000..2000).step_by(199) {
+        check_dup_gaps(&a, alloc, i, true, 0);
+    }
+    check_dup_gaps(&a, alloc, 100_010, true, 5);
+    for i in (200..1000).step_by(97) {
+        check_dup_gaps(&a, alloc, i, false, 5);
+    }
+    for i in (1500..3000).step_by(301) {
+        check_dup_gaps(&a, MtFlags::NONE, i, false, 5);
+    }
+    for i in (200..1000).step_by(97) {
+        check_dup_gaps(&a, MtFlags::NONE, i, true, 5);
+    }
+    // check_forking: ranges i*10..=i*10+5.
+    let mt = MapleTree::new(alloc, &a);
+    for i in 0..=134usize {
+        mt.store_range(i * 10, i * 10 + 5, Some(xa_mk_value(i)), GFP)
+            .unwrap();
+    }
+    let newmt = MapleTree::new(alloc, &a);
+    {
+        let g = newmt.lock();
+        let mut newmas = g.mas(0, 0);
+        newmas.expected_entries(134).unwrap();
+        let mut mas = mt.mas(0, 0);
+        while let Some(e) = mas.find(MAX) {
+            newmas.set_range(mas.index, mas.last);
+            newmas.store(Some(e)).unwrap();
+        }
+        newmas.destroy();
+    }
+    newmt.validate().unwrap();
+    drop((mt, newmt));
+    assert_eq!(a.live(), 0);
+}

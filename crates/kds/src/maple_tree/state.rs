@@ -441,6 +441,27 @@ impl<'a, A: NodeAlloc> MaState<'a, A> {
         g.fill_reserve(g.nodes_needed(), gfp)
     }
 
+    /// `mas_expected_entries`: reserves nodes for about `nr_entries` stores into an empty
+    /// tree (Linux's estimate: a gap between each entry and a trailing `NULL`, leaves two
+    /// slots short of full, plus their parents and 3 nodes of working room). kmem has no bulk
+    /// mode: the stores are ordinary ones, drawing on the reserve and allocating if it runs
+    /// out. Free the rest with [`MaState::destroy`].
+    ///
+    /// # Errors
+    /// `ENOMEM`, `EINVAL` (read-only state).
+    pub fn expected_entries(&mut self, nr_entries: usize) -> Result<()> {
+        let g = self.writer()?;
+        let nonleaf_cap = if self.mt.is_alloc() {
+            MAPLE_ARANGE64_SLOTS - 2
+        } else {
+            MAPLE_RANGE64_SLOTS - 2
+        };
+        let mut nr_nodes = nr_entries.max(nr_entries.saturating_mul(2).saturating_add(1));
+        nr_nodes = nr_nodes.div_ceil(MAPLE_RANGE64_SLOTS - 2);
+        nr_nodes += nr_nodes.div_ceil(nonleaf_cap);
+        g.fill_reserve(nr_nodes.saturating_add(3), Gfp::GFP_KERNEL)
+    }
+
     /// `mas_store_prealloc`: stores with the nodes of [`MaState::preallocate`].
     ///
     /// # Panics
