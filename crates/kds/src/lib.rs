@@ -29,6 +29,7 @@ pub mod alloc;
 pub mod btree;
 pub mod error;
 pub mod idr;
+pub mod maple_tree;
 pub mod radix_tree;
 pub mod rbtree;
 pub mod rcu;
