@@ -8,6 +8,29 @@ use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, FreeCheck, Orderi
 
 use super::*;
 
+/// An opaque name of a node (its address), as passed to the update callback and compared
+/// by tests. It is only an identity: nothing can be read through it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct XaNodeId(pub(super) usize);
+
+/// What an update callback (`xas_set_update`, Linux's `xa_update_node_t`) learns about a
+/// node whose contents changed: its counters after the change. A node being freed is
+/// reported with `count == 0`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct XaNodeUpdate {
+    /// The node.
+    pub node: XaNodeId,
+    /// Its level (`node->shift`).
+    pub shift: u32,
+    /// Non-empty slots (`node->count`).
+    pub count: usize,
+    /// Slots holding value entries or their siblings (`node->nr_values`).
+    pub nr_values: usize,
+}
+
+/// An update callback (`xa_update_node_t`).
+pub type XaUpdateFn<'a> = &'a dyn Fn(&XaNodeUpdate);
+
 /// An XArray node (`struct xa_node`).
 #[repr(C)]
 pub(super) struct XaNode {

@@ -9,7 +9,7 @@ use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering::*};
 
 use super::entry::*;
 use super::node::*;
-use super::state::{XaNodeId, XaNodeUpdate, XaUpdateFn};
+use super::node::{XaNodeId, XaNodeUpdate, XaUpdateFn};
 use super::*;
 
 /// The writer lock of an [`XArray`], with the locked (`__xa_*`) operations.
