@@ -274,8 +274,10 @@ fn short(v: f64) -> String {
         format!("{:.0}k", v / 1e3)
     } else if v >= 10.0 {
         format!("{v:.0}")
-    } else {
+    } else if v >= 1.0 || v == 0.0 {
         format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
     }
 }
 
