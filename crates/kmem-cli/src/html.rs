@@ -31,6 +31,9 @@ const COLOURS: [&str; 11] = [
     "#bcbd22", "#17becf", "#000000",
 ];
 
+/// A plot's line: label, points (event, value), dashed.
+type Series = (String, Vec<(f64, f64)>, bool);
+
 /// One sample of the machine.
 struct Point {
     event: usize,
@@ -90,19 +93,14 @@ pub fn run(trace: &Trace, opts: &Options, path: &Path, tty: bool) -> Result<(), 
     // The map at the peak: a second machine replays up to it.
     let mut r2 = Replayer::boot(opts)?;
     let mut peak_svg = String::new();
-    r2.replay_observed(
-        trace,
-        &mut |_, _| {},
-        peak + 1,
-        &mut |i, rp| {
-            let mm = map::snapshot(
-                rp.machine(),
-                &format!("physical memory at the peak of pages in use (event {i})"),
-            );
-            peak_svg = mm.to_svg();
-            false
-        },
-    );
+    r2.replay_observed(trace, &mut |_, _| {}, peak + 1, &mut |i, rp| {
+        let mm = map::snapshot(
+            rp.machine(),
+            &format!("physical memory at the peak of pages in use (event {i})"),
+        );
+        peak_svg = mm.to_svg();
+        false
+    });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -156,7 +154,7 @@ fn page(trace: &Trace, points: &[Point], peak_svg: &str, summary: &str, peak: us
     let last = points.last().map(|p| &p.slab);
     let mut top: Vec<(&String, &u64)> = last.map(|s| s.iter().collect()).unwrap_or_default();
     top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let series: Vec<(String, Vec<(f64, f64)>, bool)> = top
+    let series: Vec<Series> = top
         .iter()
         .take(TOP_CACHES)
         .map(|(name, _)| {
@@ -169,7 +167,7 @@ fn page(trace: &Trace, points: &[Point], peak_svg: &str, summary: &str, peak: us
         .collect();
     h.push_str(&line_plot("slab memory", "KiB", &series));
     h.push_str("<h2 id=\"unusable\">Unusable free space index per order (all zones)</h2>\n");
-    let series: Vec<(String, Vec<(f64, f64)>, bool)> = (1..=10)
+    let series: Vec<Series> = (1..=10)
         .map(|o| {
             let v = points
                 .iter()
@@ -187,7 +185,11 @@ fn page(trace: &Trace, points: &[Point], peak_svg: &str, summary: &str, peak: us
             (format!("order {o}"), v, false)
         })
         .collect();
-    h.push_str(&line_plot("unusable free space index", "index (0..1)", &series));
+    h.push_str(&line_plot(
+        "unusable free space index",
+        "index (0..1)",
+        &series,
+    ));
     h.push_str("<h2 id=\"kmalloc\">kmalloc request sizes against the size classes</h2>\n");
     h.push_str(&kmalloc_histogram(trace));
     h.push_str("<h2 id=\"map\">Memory map at the peak</h2>\n<div class=\"map\">");
@@ -199,7 +201,7 @@ fn page(trace: &Trace, points: &[Point], peak_svg: &str, summary: &str, peak: us
 }
 
 /// A line plot as inline SVG: `(label, points, dashed)` per series.
-fn line_plot(title: &str, ylabel: &str, series: &[(String, Vec<(f64, f64)>, bool)]) -> String {
+fn line_plot(title: &str, ylabel: &str, series: &[Series]) -> String {
     let (w, h, l, r, t, b) = (900.0, 300.0, 70.0, 170.0, 24.0, 36.0);
     let all = series.iter().flat_map(|s| s.1.iter());
     let xmax = all.clone().map(|p| p.0).fold(1.0, f64::max);
@@ -249,7 +251,11 @@ fn line_plot(title: &str, ylabel: &str, series: &[(String, Vec<(f64, f64)>, bool
             .iter()
             .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
             .collect();
-        let dash = if *dashed { r#" stroke-dasharray="5,3""# } else { "" };
+        let dash = if *dashed {
+            r#" stroke-dasharray="5,3""#
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
             r#"<polyline fill="none" stroke="{c}" stroke-width="1.5"{dash} points="{}"/><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{c}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,

@@ -11,8 +11,8 @@
 mod complete;
 mod crash;
 mod demo;
-mod kernel;
 mod html;
+mod kernel;
 mod layout;
 mod map;
 mod replay;
@@ -134,7 +134,12 @@ enum Cmd {
         #[arg(long, value_name = "TRACE", group = "src")]
         replay: Option<PathBuf>,
         /// Replay at this many events per second (default: as fast as possible).
-        #[arg(long, value_name = "EVENTS_PER_SEC", requires = "replay", default_value_t = 0.0)]
+        #[arg(
+            long,
+            value_name = "EVENTS_PER_SEC",
+            requires = "replay",
+            default_value_t = 0.0
+        )]
         speed: f64,
         /// Watch a process using libkmem_malloc.so started with KMEM_MALLOC_TOP=1.
         #[arg(long, value_name = "PID", group = "src")]
@@ -292,7 +297,15 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             cat,
             json,
             report,
-        }) => replay::run(&cli.boot_options()?, trace, cat, *json, report.as_deref()),
+        }) => match report {
+            Some(path) => {
+                let (trace, _) = replay::load(trace)?;
+                let opts = replay::options(&cli.boot_options()?, cat);
+                html::run(&trace, &opts, path, io::stderr().is_terminal())?;
+                Ok(ExitCode::SUCCESS)
+            }
+            None => replay::run(&cli.boot_options()?, trace, cat, *json),
+        },
         Some(Cmd::Map {
             outputs,
             replay,
@@ -306,7 +319,15 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             host,
             once,
             interval,
-        }) => top_cmd(cli, replay.as_deref(), *speed, *pid, *host, *once, *interval),
+        }) => top_cmd(
+            cli,
+            replay.as_deref(),
+            *speed,
+            *pid,
+            *host,
+            *once,
+            *interval,
+        ),
         Some(Cmd::Layout) => {
             let k = boot(cli)?;
             write_out(&layout::render(&k))?;
@@ -382,11 +403,7 @@ fn map_cmd(
     at: Option<usize>,
     script: Option<&std::path::Path>,
 ) -> Result<ExitCode, String> {
-    let title = format!(
-        "kmem map: {} MiB {} machine",
-        cli.mem >> 20,
-        cli.arch
-    );
+    let title = format!("kmem map: {} MiB {} machine", cli.mem >> 20, cli.arch);
     let mm = if let Some(t) = trace {
         let (trace, _) = replay::load(t)?;
         let opts = replay::options(&cli.boot_options()?, &[]);
@@ -441,16 +458,29 @@ fn top_cmd(
     interval: f64,
 ) -> Result<ExitCode, String> {
     if !(interval > 0.0 && interval.is_finite()) {
-        return Err(format!("top: --interval {interval}: must be a positive number of seconds"));
+        return Err(format!(
+            "top: --interval {interval}: must be a positive number of seconds"
+        ));
     }
     let interval = std::time::Duration::from_secs_f64(interval);
     let src = if let Some(t) = trace {
-        let tick = if once { interval } else { std::time::Duration::from_millis(100) };
-        top::Source::Replay(top::ReplaySource::start(&cli.boot_options()?, t, speed, tick)?)
+        let tick = if once {
+            interval
+        } else {
+            std::time::Duration::from_millis(100)
+        };
+        top::Source::Replay(top::ReplaySource::start(
+            &cli.boot_options()?,
+            t,
+            speed,
+            tick,
+        )?)
     } else if let Some(p) = pid {
         top::Source::Pid(p)
     } else if host {
-        top::Source::Host(std::env::var_os("KMEM_TOP_PROC").map_or_else(|| PathBuf::from("/proc"), PathBuf::from))
+        top::Source::Host(
+            std::env::var_os("KMEM_TOP_PROC").map_or_else(|| PathBuf::from("/proc"), PathBuf::from),
+        )
     } else {
         return Err("top: which machine? --replay TRACE, --pid PID or --host".into());
     };

@@ -75,7 +75,7 @@ pub fn options(boot: &BootOptions, cat: &[String]) -> kmem_replay::Options {
     }
 }
 
-/// Runs the replay and prints the report (or writes the HTML report).
+/// Runs the replay and prints the report.
 ///
 /// # Errors
 /// A message for a trace that cannot be read, a file in which nothing is a trace (random
@@ -85,14 +85,10 @@ pub fn run(
     trace_path: &Path,
     cat: &[String],
     json: bool,
-    report_html: Option<&Path>,
 ) -> Result<ExitCode, String> {
     let tty = io::stderr().is_terminal();
     let (trace, parse_secs) = load(trace_path)?;
     let opts = options(boot, cat);
-    if let Some(path) = report_html {
-        return crate::html::run(&trace, &opts, path, tty).map(|()| ExitCode::SUCCESS);
-    }
     let mut last = usize::MAX;
     let mut progress = |done: usize, total: usize| {
         if !tty || total == 0 {

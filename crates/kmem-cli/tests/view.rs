@@ -101,7 +101,10 @@ fn top_once_replay() {
         assert!(v[1] <= v[2] && v[2] <= v[3], "{name}: {v:?}");
     }
     assert!(s.contains("(sorted by CACHE SIZE)"), "{s}");
-    assert!(s.contains(" kmalloc-64\n") || s.contains(" kmalloc-64 "), "{s}");
+    assert!(
+        s.contains(" kmalloc-64\n") || s.contains(" kmalloc-64 "),
+        "{s}"
+    );
     assert!(!s.contains("allocs/s -"), "replay has alloc rates: {s}");
 }
 
@@ -112,7 +115,10 @@ fn top_once_host() {
         return;
     }
     let s = ok(&kmem(&["top", "--once", "--host", "--interval", "0.2"]));
-    assert!(s.starts_with("kmem top — this machine's kernel (/proc)"), "{s}");
+    assert!(
+        s.starts_with("kmem top — this machine's kernel (/proc)"),
+        "{s}"
+    );
     let z = zone_rows(&s);
     assert!(!z.is_empty(), "no zones: {s}");
     // The host's /proc/buddyinfo zones, in its order.
@@ -124,7 +130,10 @@ fn top_once_host() {
     assert_eq!(z.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), want);
     // Caches, or the reason there are none (slabinfo is root's).
     match std::fs::read_to_string("/proc/slabinfo") {
-        Ok(_) => assert!(s.contains("(sorted by CACHE SIZE)\n") && s.lines().count() > z.len() + 8, "{s}"),
+        Ok(_) => assert!(
+            s.contains("(sorted by CACHE SIZE)\n") && s.lines().count() > z.len() + 8,
+            "{s}"
+        ),
         Err(_) => assert!(s.contains("note: /proc/slabinfo:"), "{s}"),
     }
 }
@@ -150,8 +159,17 @@ fn top_once_host_without_slabinfo() {
         .output()
         .unwrap();
     let s = ok(&o);
-    assert!(s.contains(&format!("note: {}: No such file", d.join("slabinfo").display())), "{s}");
-    assert_eq!(zone_rows(&s), [("DMA".to_string(), vec![3840, 33, 41, 49, 3840])]);
+    assert!(
+        s.contains(&format!(
+            "note: {}: No such file",
+            d.join("slabinfo").display()
+        )),
+        "{s}"
+    );
+    assert_eq!(
+        zone_rows(&s),
+        [("DMA".to_string(), vec![3840, 33, 41, 49, 3840])]
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -161,7 +179,10 @@ fn top_once_pid() {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_kmem"));
     let lib = exe.parent().unwrap().join("libkmem_malloc.so");
     if !lib.exists() {
-        eprintln!("note: {} not built (cargo build -p kmem-malloc); test skipped", lib.display());
+        eprintln!(
+            "note: {} not built (cargo build -p kmem-malloc); test skipped",
+            lib.display()
+        );
         return;
     }
     if !have("python3") {
@@ -186,7 +207,10 @@ fn top_once_pid() {
     let _ = child.kill();
     let _ = child.wait();
     let s = ok(&o);
-    assert!(s.starts_with(&format!("kmem top — process {pid} (libkmem_malloc.so)")), "{s}");
+    assert!(
+        s.starts_with(&format!("kmem top — process {pid} (libkmem_malloc.so)")),
+        "{s}"
+    );
     assert!(!zone_rows(&s).is_empty(), "{s}");
     assert!(s.contains(" kmalloc-"), "{s}");
     // A pid without statistics: a clear message, status 1.
@@ -237,7 +261,17 @@ fn top_interactive_under_tmux() {
     );
     let o = tmux(
         &sock,
-        &["new-session", "-d", "-s", "top", "-x", "120", "-y", "40", &cmd],
+        &[
+            "new-session",
+            "-d",
+            "-s",
+            "top",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &cmd,
+        ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = wait_pane(&sock, "sorted by CACHE SIZE");
@@ -247,7 +281,10 @@ fn top_interactive_under_tmux() {
     tmux(&sock, &["send-keys", "-t", "top", "s"]);
     wait_pane(&sock, "sorted by CACHE SIZE");
     // Resize: the help line moves to the new last row.
-    tmux(&sock, &["resize-window", "-t", "top", "-x", "90", "-y", "25"]);
+    tmux(
+        &sock,
+        &["resize-window", "-t", "top", "-x", "90", "-y", "25"],
+    );
     let t0 = Instant::now();
     loop {
         let o = tmux(&sock, &["capture-pane", "-p", "-t", "top"]);
@@ -256,7 +293,10 @@ fn top_interactive_under_tmux() {
         if lines.len() == 25 && lines[24].starts_with("q quit") {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "no redraw at 90x25:\n{s}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no redraw at 90x25:\n{s}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     tmux(&sock, &["send-keys", "-t", "top", "q"]);
@@ -288,11 +328,18 @@ fn map_svg_and_png() {
     assert!(text.contains("free, order 10 ("), "legend");
     if have("python3") {
         let o = Command::new("python3")
-            .args(["-c", "import sys,xml.etree.ElementTree as E; E.parse(sys.argv[1])"])
+            .args([
+                "-c",
+                "import sys,xml.etree.ElementTree as E; E.parse(sys.argv[1])",
+            ])
             .arg(&svg)
             .output()
             .unwrap();
-        assert!(o.status.success(), "not XML: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "not XML: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     let dec = png::Decoder::new(std::fs::File::open(&png_path).unwrap());
     let mut r = dec.read_info().unwrap();
@@ -334,9 +381,15 @@ fn report_of(trace: &Path, name: &str) {
         assert!(text.contains(&format!("<h2 id=\"{id}\">")), "section {id}");
     }
     assert!(text.matches("<svg ").count() >= 6, "plots");
-    assert!(text.contains(">min</text>") && text.contains(">high</text>"), "watermarks");
+    assert!(
+        text.contains(">min</text>") && text.contains(">high</text>"),
+        "watermarks"
+    );
     assert!(text.contains(">order 9</text>"), "unusable index per order");
-    assert!(!text.contains("http://") || !text.contains("<script src"), "self-contained");
+    assert!(
+        !text.contains("http://") || !text.contains("<script src"),
+        "self-contained"
+    );
     assert!(!text.contains("<link "), "self-contained");
     if !have("chromium") {
         return;

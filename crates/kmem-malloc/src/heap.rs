@@ -689,9 +689,6 @@ fn note_free(large_bytes: u64) {
     if n & (REPORT_INTERVAL_FREES - 1) == 0 || big {
         report_free_pages();
     }
-    if n & 1023 == 0 {
-        crate::stats::publish_tick();
-    }
 }
 
 /// Usable size of a kmalloc'd block at `p` in its node, for realloc.

@@ -236,7 +236,13 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     if p.is_null() || in_arena(p) {
         return;
     }
-    let _ = op(|| (), || heap::free(p));
+    let _ = op(
+        || (),
+        || {
+            heap::free(p);
+            stats::free_tick();
+        },
+    );
 }
 
 /// `realloc`.

@@ -925,4 +925,6 @@ pub fn printable(s: &str) -> String {
 }
 
 #[cfg(test)]
+mod map_tests;
+#[cfg(test)]
 mod tests;

@@ -56,11 +56,7 @@ pub struct CacheRow {
 impl CacheRow {
     /// Objects in use, percent.
     pub fn use_pct(&self) -> u64 {
-        if self.objs == 0 {
-            0
-        } else {
-            self.active * 100 / self.objs
-        }
+        (self.active * 100).checked_div(self.objs).unwrap_or(0)
     }
 }
 
@@ -258,13 +254,7 @@ pub struct Timed {
 }
 
 /// Builds a frame from the latest sample and an older one (for rates).
-pub fn frame(
-    source: &str,
-    now: &Timed,
-    old: Option<&Timed>,
-    sort: SortKey,
-    filter: &str,
-) -> Frame {
+pub fn frame(source: &str, now: &Timed, old: Option<&Timed>, sort: SortKey, filter: &str) -> Frame {
     let mut notes = Vec::new();
     let mut caches = match &now.s.slabinfo {
         Ok(t) => parse_slabinfo(t),

@@ -52,8 +52,10 @@ pub fn machine_sample<P: Platform>(m: &Machine<P>) -> Sample {
 /// The host's sample: /proc/slabinfo needs root on most systems; that is said, not fatal.
 pub fn host_sample(dir: &Path) -> Result<Sample, String> {
     let read = |f: &str| std::fs::read_to_string(dir.join(f));
-    let buddyinfo = read("buddyinfo").map_err(|e| format!("{}: {e}", dir.join("buddyinfo").display()))?;
-    let zoneinfo = read("zoneinfo").map_err(|e| format!("{}: {e}", dir.join("zoneinfo").display()))?;
+    let buddyinfo =
+        read("buddyinfo").map_err(|e| format!("{}: {e}", dir.join("buddyinfo").display()))?;
+    let zoneinfo =
+        read("zoneinfo").map_err(|e| format!("{}: {e}", dir.join("zoneinfo").display()))?;
     let slabinfo = read("slabinfo").map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             format!(
@@ -279,7 +281,10 @@ impl Source {
 pub fn once(mut src: Source, interval: Duration) -> Result<String, String> {
     let first = match &mut src {
         Source::Replay(_) => None,
-        _ => src.sample()?.map(|s| Timed { s, t: Instant::now() }),
+        _ => src.sample()?.map(|s| Timed {
+            s,
+            t: Instant::now(),
+        }),
     };
     let now = match &mut src {
         Source::Replay(r) => {

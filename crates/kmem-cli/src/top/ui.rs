@@ -49,8 +49,7 @@ pub fn run(mut src: Source, interval: Duration) -> Result<(), String> {
     io::stdout()
         .execute(EnterAlternateScreen)
         .map_err(|e| e.to_string())?;
-    let mut term =
-        Terminal::new(CrosstermBackend::new(io::stdout())).map_err(|e| e.to_string())?;
+    let mut term = Terminal::new(CrosstermBackend::new(io::stdout())).map_err(|e| e.to_string())?;
     let name = src.name();
     let mut st = State {
         sort: SortKey::Size,
@@ -62,11 +61,14 @@ pub fn run(mut src: Source, interval: Duration) -> Result<(), String> {
         frames: 0,
     };
     let mut next_sample = Instant::now();
-    loop {
+    let started = Instant::now();
+    let mut samples = 0u64;
+    let result = loop {
         if !st.paused && Instant::now() >= next_sample {
             next_sample = Instant::now() + interval;
             match src.sample() {
                 Ok(Some(s)) => {
+                    samples += 1;
                     st.history.push_back(Timed {
                         s,
                         t: Instant::now(),
@@ -91,30 +93,52 @@ pub fn run(mut src: Source, interval: Duration) -> Result<(), String> {
                 f.notes.push(e.clone());
             }
             st.frames += 1;
-            term.draw(|fr| draw(fr, &f, st.editing))
-                .map_err(|e| e.to_string())?;
+            if let Err(e) = term.draw(|fr| draw(fr, &f, st.editing)) {
+                break Err(e.to_string());
+            }
         } else if let Some(e) = &st.error {
-            return Err(e.clone());
+            break Err(e.clone());
         }
         let wait = next_sample
             .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(100));
-        if event::poll(wait).map_err(|e| e.to_string())? {
-            match event::read().map_err(|e| e.to_string())? {
-                Event::Key(k) if k.kind != KeyEventKind::Release => {
+            .min(FRAME);
+        match event::poll(wait) {
+            Ok(true) => match event::read() {
+                Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => {
                     if key(&mut st, k.code) {
-                        return Ok(());
+                        break Ok(());
                     }
                 }
-                // The next draw uses the new size (ratatui resizes on draw).
-                Event::Resize(..) => {
-                    term.autoresize().map_err(|e| e.to_string())?;
+                // The next draw uses the new size.
+                Ok(Event::Resize(..)) => {
+                    if let Err(e) = term.autoresize() {
+                        break Err(e.to_string());
+                    }
                 }
-                _ => {}
-            }
+                Ok(_) => {}
+                Err(e) => break Err(e.to_string()),
+            },
+            Ok(false) => {}
+            Err(e) => break Err(e.to_string()),
         }
+    };
+    // For docs/BENCHMARKS.md: frames drawn and samples taken (KMEM_TOP_STATS=FILE).
+    if let Some(p) = std::env::var_os("KMEM_TOP_STATS") {
+        let secs = started.elapsed().as_secs_f64();
+        let _ = std::fs::write(
+            p,
+            format!(
+                "frames {} samples {samples} seconds {secs:.2} fps {:.1}\n",
+                st.frames,
+                st.frames as f64 / secs
+            ),
+        );
     }
+    result
 }
+
+/// The longest time between two frames (20 per second at most, 10 at least when idle).
+const FRAME: Duration = Duration::from_millis(50);
 
 /// Handles a key; `true` to quit.
 fn key(st: &mut State, code: KeyCode) -> bool {
@@ -195,7 +219,9 @@ fn draw_header(fr: &mut ratatui::Frame<'_>, area: Rect, f: &Frame) {
     }
     let mut lines = vec![Line::from(rates)];
     if let Some(n) = f.notes.first() {
-        lines[0].spans.push(Span::styled(n.clone(), Style::default().fg(Color::Yellow)));
+        lines[0]
+            .spans
+            .push(Span::styled(n.clone(), Style::default().fg(Color::Yellow)));
     }
     fr.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)),
@@ -233,12 +259,7 @@ fn draw_zones(fr: &mut ratatui::Frame<'_>, area: Rect, f: &Frame) {
             )),
         ]));
         // Buddyinfo: pages per order as a small bar each.
-        let pages: Vec<u64> = z
-            .blocks
-            .iter()
-            .enumerate()
-            .map(|(o, &n)| n << o)
-            .collect();
+        let pages: Vec<u64> = z.blocks.iter().enumerate().map(|(o, &n)| n << o).collect();
         let maxp = pages.iter().copied().max().unwrap_or(0);
         let mut spans = vec![Span::raw("       order ")];
         for (o, &p) in pages.iter().enumerate() {
@@ -262,7 +283,15 @@ fn draw_zones(fr: &mut ratatui::Frame<'_>, area: Rect, f: &Frame) {
 }
 
 fn draw_caches(fr: &mut ratatui::Frame<'_>, area: Rect, f: &Frame) {
-    let head = ["OBJS", "ACTIVE", "USE", "OBJ SIZE", "SLABS", "CACHE SIZE", "NAME"];
+    let head = [
+        "OBJS",
+        "ACTIVE",
+        "USE",
+        "OBJ SIZE",
+        "SLABS",
+        "CACHE SIZE",
+        "NAME",
+    ];
     let sorted_col = match f.sort {
         SortKey::Objs => 0,
         SortKey::Active => 1,
@@ -300,7 +329,11 @@ fn draw_caches(fr: &mut ratatui::Frame<'_>, area: Rect, f: &Frame) {
         Constraint::Min(10),
     ];
     let title = if f.filter.is_empty() {
-        format!(" slab caches ({}), sorted by {} ", f.caches.len(), f.sort.name())
+        format!(
+            " slab caches ({}), sorted by {} ",
+            f.caches.len(),
+            f.sort.name()
+        )
     } else {
         format!(
             " slab caches matching '{}' ({}), sorted by {} ",

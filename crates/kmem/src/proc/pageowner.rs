@@ -4,7 +4,7 @@
 //! `struct page` is an atomic, so the answer may be stale for pages changing meanwhile (as
 //! `/proc/kpageflags` may be).
 
-use crate::addr::{PhysAddr, Pfn};
+use crate::addr::{Pfn, PhysAddr};
 use crate::mm::mm_types::{pg, Page, PageType};
 use crate::platform::Platform;
 use crate::vmalloc::VmLayer;
@@ -48,7 +48,10 @@ impl<P: Platform> VmLayer<P> {
             for r in mb.memory.regions() {
                 let rs = r.base.pfn().as_u64().max(s);
                 let re = PhysAddr::new(r.end()).pfn().as_u64().min(e).min(max);
-                for o in out.iter_mut().take((re.max(rs) - s) as usize).skip((rs - s) as usize)
+                for o in out
+                    .iter_mut()
+                    .take((re.max(rs) - s) as usize)
+                    .skip((rs - s) as usize)
                 {
                     *o = PageOwner::Allocated;
                 }
@@ -77,7 +80,12 @@ impl<P: Platform> VmLayer<P> {
 
     /// Classifies the page at `pfn` into `out[0]`; a free buddy block fills its whole run
     /// (clipped to `out`). Returns how many entries were written.
-    fn classify_pfn(&self, pfn: Pfn, memmap: core::ops::Range<u64>, out: &mut [PageOwner]) -> usize {
+    fn classify_pfn(
+        &self,
+        pfn: Pfn,
+        memmap: core::ops::Range<u64>,
+        out: &mut [PageOwner],
+    ) -> usize {
         let Some(page) = self.pfn_to_page(pfn).and_then(|p| self.page_ref(p)) else {
             out[0] = PageOwner::Hole;
             return 1;

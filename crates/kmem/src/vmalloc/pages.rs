@@ -34,8 +34,7 @@ impl<P: Platform> VmLayer<P> {
                 for i in 0..v.nr_pages {
                     f(*v.pages.add(i));
                 }
-                if let Some(arr) = self.virt_to_page(crate::addr::VirtAddr::new(v.pages as usize))
-                {
+                if let Some(arr) = self.virt_to_page(crate::addr::VirtAddr::new(v.pages as usize)) {
                     for i in 0..1usize << v.pages_order {
                         f(arr.add(i));
                     }
