@@ -415,27 +415,24 @@ impl MemMap {
         }
     }
 
-    /// The RGB raster of the picture (no text: swatches, cells, band and zone lines).
+    /// The RGB raster of the picture: cells, band, zone lines, legend, and the labels in an
+    /// 8×8 bitmap font (font8x8's public-domain glyphs, 7 pixels apart).
     pub fn raster(&self) -> (usize, usize, Vec<u8>) {
         let l = self.layout();
-        let (w, h) = (l.width, l.height);
-        let mut px = vec![0xffu8; w * h * 3];
-        let mut fill = |x0: usize, y0: usize, ww: usize, hh: usize, rgb: [u8; 3]| {
-            for y in y0..(y0 + hh).min(h) {
-                let row = &mut px[y * w * 3..(y + 1) * w * 3];
-                for x in x0..(x0 + ww).min(w) {
-                    row[x * 3..x * 3 + 3].copy_from_slice(&rgb);
-                }
-            }
+        let mut c = Canvas {
+            w: l.width,
+            h: l.height,
+            px: vec![0xffu8; l.width * l.height * 3],
         };
-        for (i, &c) in self.cells.iter().enumerate() {
+        c.text(8, 10, &self.title, 200);
+        for (i, &v) in self.cells.iter().enumerate() {
             let (r, col) = (i / l.cols, i % l.cols);
-            fill(
+            c.fill(
                 l.left + col * l.cell,
                 l.top + r * l.cell,
                 l.cell,
                 l.cell,
-                self.palette[usize::from(c)].rgb,
+                self.palette[usize::from(v)].rgb,
             );
         }
         for r in 0..l.rows {
@@ -444,23 +441,40 @@ impl MemMap {
                 .get(r * l.cols)
                 .and_then(|&t| MT_RGB.get(usize::from(t)))
             {
-                fill(l.left - 8, l.top + r * l.cell, 6, l.cell, *rgb);
+                c.fill(l.left - 8, l.top + r * l.cell, 6, l.cell, *rgb);
             }
         }
         for z in &self.zones {
             let y = l.top + (z.start_cell / l.cols) * l.cell;
-            fill(0, y, l.left + l.cols * l.cell, 1, [0, 0, 0]);
+            c.fill(0, y, l.left + l.cols * l.cell, 1, [0, 0, 0]);
+            c.text(4, y + 3, z.name, 10);
         }
         let y0 = l.top + l.rows * l.cell + 10;
-        let mut swatches: Vec<[u8; 3]> = self.legend().iter().map(|(_, s)| s.rgb).collect();
-        swatches.extend(MT_RGB);
-        for (i, rgb) in swatches.iter().enumerate() {
+        c.text(
+            8,
+            y0 + 4,
+            &format!(
+                "{} page(s) per cell, {} cells per row; band at left: pageblock migratetype",
+                self.pages_per_cell, l.cols
+            ),
+            200,
+        );
+        let mut items: Vec<([u8; 3], String)> = self
+            .legend()
+            .into_iter()
+            .map(|(_, sw)| (sw.rgb, format!("{} ({})", sw.label, sw.pages)))
+            .collect();
+        for (i, rgb) in MT_RGB.iter().enumerate() {
+            items.push((*rgb, format!("band: {}", MigrateType::from_index(i).name())));
+        }
+        for (i, (rgb, label)) in items.iter().enumerate() {
             let x = 8 + (i % 3) * 240;
             let y = y0 + 24 + (i / 3) * 18;
-            fill(x, y, 12, 12, [0, 0, 0]);
-            fill(x + 1, y + 1, 10, 10, *rgb);
+            c.fill(x, y, 12, 12, [0, 0, 0]);
+            c.fill(x + 1, y + 1, 10, 10, *rgb);
+            c.text(x + 16, y + 2, label, 31);
         }
-        (w, h, px)
+        (c.w, c.h, c.px)
     }
 
     /// The PNG file.
@@ -502,6 +516,42 @@ impl MemMap {
             }
         };
         std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// An RGB pixel buffer.
+struct Canvas {
+    w: usize,
+    h: usize,
+    px: Vec<u8>,
+}
+
+impl Canvas {
+    fn fill(&mut self, x0: usize, y0: usize, ww: usize, hh: usize, rgb: [u8; 3]) {
+        for y in y0..(y0 + hh).min(self.h) {
+            let row = &mut self.px[y * self.w * 3..(y + 1) * self.w * 3];
+            for x in x0..(x0 + ww).min(self.w) {
+                row[x * 3..x * 3 + 3].copy_from_slice(&rgb);
+            }
+        }
+    }
+
+    /// Black text, at most `max` characters (ASCII; others as `?`).
+    fn text(&mut self, x: usize, y: usize, s: &str, max: usize) {
+        for (i, ch) in s.chars().take(max).enumerate() {
+            let g = font8x8::legacy::BASIC_LEGACY[if ch.is_ascii() {
+                ch as usize
+            } else {
+                '?' as usize
+            }];
+            for (dy, bits) in g.iter().enumerate() {
+                for dx in 0..8 {
+                    if bits & (1 << dx) != 0 {
+                        self.fill(x + i * 7 + dx, y + dy, 1, 1, [0, 0, 0]);
+                    }
+                }
+            }
+        }
     }
 }
 
