@@ -211,7 +211,12 @@ fn top_once_pid() {
         s.starts_with(&format!("kmem top — process {pid} (libkmem_malloc.so)")),
         "{s}"
     );
-    assert!(!zone_rows(&s).is_empty(), "{s}");
+    let z = zone_rows(&s);
+    assert!(!z.is_empty(), "{s}");
+    // Watermarks from the published zoneinfo: 0 < min < low < high.
+    for (name, v) in &z {
+        assert!(0 < v[1] && v[1] < v[2] && v[2] < v[3], "{name}: {v:?}\n{s}");
+    }
     assert!(s.contains(" kmalloc-"), "{s}");
     // A pid without statistics: a clear message, status 1.
     let o = kmem(&["top", "--once", "--pid", "999999999"]);

@@ -37,6 +37,10 @@
 //!   value; empty means all checks);
 //! - `KMEM_MALLOC_RAM_MB=N`: RAM of the first node (default 64);
 //! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above);
+//! - `KMEM_MALLOC_TOP=1`: publish the statistics (those of the exit dump, plus the first
+//!   node's /proc/zoneinfo) in `/dev/shm/kmem-malloc.PID` for `kmem top --pid PID`, at most
+//!   every 200 ms, from the free path; written to a temporary file and renamed, so readers never
+//!   see half of it; removed at exit;
 //! - `KMEM_MALLOC_REPORT=0`: no free page reporting;
 //! - `KMEM_MALLOC_ABORT=0`: after a kernel report (a double free, a use after free or an
 //!   overflow caught by `KMEM_SLUB_DEBUG`, any BUG), go on instead of aborting; the report is

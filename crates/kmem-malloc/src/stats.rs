@@ -243,6 +243,11 @@ pub fn publish_tick() {
     if fd >= 0 {
         let mut w = FdWriter::new(fd);
         let _ = writeln!(w, "published_ms {now}");
+        // The first node's zone watermarks, which the exit dump leaves out.
+        if heap::nr_nodes() > 0 {
+            let _ = writeln!(w, "--- /proc/zoneinfo");
+            let _ = heap::node(0).m.proc_read("/proc/zoneinfo", &mut w);
+        }
         let _ = write_stats(&mut w);
         w.flush();
         // SAFETY: our descriptor; then two NUL-terminated paths in our buffers.
