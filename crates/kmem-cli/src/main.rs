@@ -133,13 +133,11 @@ enum Cmd {
         /// Watch a simulated machine replaying this trace.
         #[arg(long, value_name = "TRACE", group = "src")]
         replay: Option<PathBuf>,
-        /// Replay at this many events per second (default: as fast as possible).
-        #[arg(
-            long,
-            value_name = "EVENTS_PER_SEC",
-            requires = "replay",
-            default_value_t = 0.0
-        )]
+        /// Watch a simulated machine running this shell script (its output is not shown).
+        #[arg(long, value_name = "FILE", group = "src")]
+        script: Option<PathBuf>,
+        /// Replay at this many events (script lines) per second (default: as fast as possible).
+        #[arg(long, value_name = "PER_SEC", default_value_t = 0.0)]
         speed: f64,
         /// Watch a process using libkmem_malloc.so started with KMEM_MALLOC_TOP=1.
         #[arg(long, value_name = "PID", group = "src")]
@@ -314,6 +312,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         }) => map_cmd(cli, outputs, replay.as_deref(), *at, script.as_deref()),
         Some(Cmd::Top {
             replay,
+            script,
             speed,
             pid,
             host,
@@ -321,11 +320,10 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             interval,
         }) => top_cmd(
             cli,
-            replay.as_deref(),
+            (replay.as_deref(), script.as_deref()),
             *speed,
             *pid,
-            *host,
-            *once,
+            (*host, *once),
             *interval,
         ),
         Some(Cmd::Layout) => {
@@ -450,11 +448,10 @@ fn map_cmd(
 /// `kmem top`.
 fn top_cmd(
     cli: &Cli,
-    trace: Option<&std::path::Path>,
+    (trace, script): (Option<&std::path::Path>, Option<&std::path::Path>),
     speed: f64,
     pid: Option<u32>,
-    host: bool,
-    once: bool,
+    (host, once): (bool, bool),
     interval: f64,
 ) -> Result<ExitCode, String> {
     if !(interval > 0.0 && interval.is_finite()) {
@@ -463,7 +460,19 @@ fn top_cmd(
         ));
     }
     let interval = std::time::Duration::from_secs_f64(interval);
-    let src = if let Some(t) = trace {
+    let src = if let Some(f) = script {
+        let tick = if once {
+            interval
+        } else {
+            std::time::Duration::from_millis(100)
+        };
+        top::Source::Replay(top::ReplaySource::script(
+            &cli.boot_options()?,
+            f,
+            speed,
+            tick,
+        )?)
+    } else if let Some(t) = trace {
         let tick = if once {
             interval
         } else {
@@ -482,7 +491,9 @@ fn top_cmd(
             std::env::var_os("KMEM_TOP_PROC").map_or_else(|| PathBuf::from("/proc"), PathBuf::from),
         )
     } else {
-        return Err("top: which machine? --replay TRACE, --pid PID or --host".into());
+        return Err(
+            "top: which machine? --replay TRACE, --script FILE, --pid PID or --host".into(),
+        );
     };
     if once {
         write_out(&top::once(src, interval)?)?;

@@ -90,7 +90,7 @@ fn top_once_replay() {
     let t = excerpt();
     let s = ok(&kmem(&["top", "--once", "--replay", t.to_str().unwrap()]));
     assert!(s.starts_with("kmem top — replay of "), "{s}");
-    assert!(s.contains("note: replayed 7500 of 7500 events"), "{s}");
+    assert!(s.contains("note: ran 7500 of 7500 events"), "{s}");
     let z = zone_rows(&s);
     assert_eq!(
         z.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
@@ -444,4 +444,32 @@ fn report_full_trace() {
     if let Some(t) = full_trace() {
         report_of(&t, "report-full");
     }
+}
+
+/// A shell script as the source: its allocations show in the frame.
+#[test]
+fn top_once_script() {
+    let d = tmpdir("script");
+    let (empty, four) = (d.join("empty.kmem"), d.join("four.kmem"));
+    std::fs::write(&empty, "# nothing\n").unwrap();
+    std::fs::write(&four, "a = alloc_pages(GFP_KERNEL, 9)\nb = alloc_pages(GFP_KERNEL, 9)\nc = alloc_pages(GFP_KERNEL, 9)\nd = alloc_pages(GFP_KERNEL, 9)\n").unwrap();
+    let free = |f: &Path| {
+        let s = ok(&kmem(&["top", "--once", "--script", f.to_str().unwrap()]));
+        assert!(s.starts_with("kmem top — shell script "), "{s}");
+        zone_rows(&s)
+            .into_iter()
+            .find(|r| r.0 == "DMA32")
+            .map(|r| r.1[0])
+            .unwrap()
+    };
+    let (before, after) = (free(&empty), free(&four));
+    assert!(after + 2048 <= before, "{before} -> {after}");
+    let s = ok(&kmem(&[
+        "top",
+        "--once",
+        "--script",
+        four.to_str().unwrap(),
+    ]));
+    assert!(s.contains("note: ran 4 of 4 script lines"), "{s}");
+    let _ = std::fs::remove_dir_all(&d);
 }

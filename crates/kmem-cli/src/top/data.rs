@@ -17,8 +17,10 @@ pub struct Sample {
     pub zoneinfo: String,
     /// Event counters: allocs, frees, faults, swaps (`None`: not known for this source).
     pub counters: [Option<u64>; 4],
-    /// Events replayed so far / of the trace, for a replay.
+    /// Events replayed so far / of the trace, for a replay (or lines of a script).
     pub progress: Option<(usize, usize)>,
+    /// What `progress` counts.
+    pub progress_unit: &'static str,
 }
 
 impl Default for Sample {
@@ -29,6 +31,7 @@ impl Default for Sample {
             zoneinfo: String::new(),
             counters: [None; 4],
             progress: None,
+            progress_unit: "events",
         }
     }
 }
@@ -266,7 +269,7 @@ pub fn frame(source: &str, now: &Timed, old: Option<&Timed>, sort: SortKey, filt
     caches.retain(|c| filter.is_empty() || c.name.contains(filter));
     sort_caches(&mut caches, sort);
     if let Some((d, t)) = now.s.progress {
-        notes.push(format!("replayed {d} of {t} events"));
+        notes.push(format!("ran {d} of {t} {}", now.s.progress_unit));
     }
     let mut rates = [None; 4];
     if let Some(o) = old {

@@ -87,7 +87,7 @@ pub fn host_sample(dir: &Path) -> Result<Sample, String> {
         buddyinfo,
         zoneinfo,
         counters: c,
-        progress: None,
+        ..Sample::default()
     })
 }
 
@@ -213,6 +213,87 @@ impl ReplaySource {
         ready_rx
             .recv()
             .map_err(|_| "the replay thread ended".to_string())??;
+        Ok(ReplaySource {
+            rx,
+            last: None,
+            name,
+        })
+    }
+
+    /// Runs the shell script `path` on a machine booted with `boot`, `speed` statements per
+    /// second (0: as fast as possible), sending a sample about every `interval` and at the
+    /// end. The script's output is not shown (the view has the screen); its errors are
+    /// counted in a note.
+    ///
+    /// # Errors
+    /// A script that cannot be read or a machine that cannot boot.
+    pub fn script(
+        boot: &BootOptions,
+        path: &Path,
+        speed: f64,
+        interval: Duration,
+    ) -> Result<ReplaySource, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (tx, rx) = mpsc::sync_channel::<Sample>(2);
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let name = format!("shell script {}", path.display());
+        let src = path.display().to_string();
+        let boot = boot.clone();
+        std::thread::spawn(move || {
+            let k = match crate::kernel::Kernel::boot(&boot) {
+                Ok(k) => {
+                    let _ = ready_tx.send(Ok(()));
+                    k
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut sh = crate::shell::Shell::new(k);
+            let lines: Vec<&str> = text.lines().collect();
+            let total = lines.len();
+            let t0 = Instant::now();
+            let mut last_send = Instant::now() - interval;
+            let (mut out, mut err) = (std::io::sink(), Vec::new());
+            for (i, l) in lines.iter().enumerate() {
+                if sh.quit {
+                    break;
+                }
+                sh.run_line(
+                    l,
+                    crate::shell::Origin {
+                        source: Some(&src),
+                        line: i + 1,
+                        indent: 0,
+                    },
+                    &mut out,
+                    &mut err,
+                );
+                if speed > 0.0 {
+                    let due = Duration::from_secs_f64((i + 1) as f64 / speed);
+                    if let Some(wait) = due.checked_sub(t0.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                if last_send.elapsed() >= interval {
+                    last_send = Instant::now();
+                    let mut s = machine_sample(&sh.k.m);
+                    s.progress = Some((i + 1, total));
+                    s.progress_unit = "script lines";
+                    if let Err(mpsc::TrySendError::Disconnected(_)) = tx.try_send(s) {
+                        return;
+                    }
+                }
+            }
+            let mut s = machine_sample(&sh.k.m);
+            s.progress = Some((total, total));
+            s.progress_unit = "script lines";
+            let _ = tx.send(s);
+        });
+        ready_rx
+            .recv()
+            .map_err(|_| "the script thread ended".to_string())??;
         Ok(ReplaySource {
             rx,
             last: None,
