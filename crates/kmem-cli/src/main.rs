@@ -11,10 +11,13 @@
 mod complete;
 mod crash;
 mod demo;
+mod html;
 mod kernel;
 mod layout;
+mod map;
 mod replay;
 mod shell;
+mod top;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -102,8 +105,52 @@ enum Cmd {
         #[arg(long = "cat", value_name = "PATH")]
         cat: Vec<String>,
         /// Print the report as JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "report")]
         json: bool,
+        /// Write a self-contained HTML report with plots to FILE instead of the text report.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+    /// Draws the machine's physical memory, one cell per page (per pageblock above 1 GiB),
+    /// coloured by owner, to SVG and/or PNG files (by their extension).
+    Map {
+        /// Output files: NAME.svg, NAME.png.
+        #[arg(required = true)]
+        outputs: Vec<PathBuf>,
+        /// Replay this trace first (see `kmem replay`).
+        #[arg(long, value_name = "TRACE", conflicts_with = "script")]
+        replay: Option<PathBuf>,
+        /// Stop the replay before event N (0-based), to draw that moment.
+        #[arg(long, value_name = "EVENT", requires = "replay")]
+        at: Option<usize>,
+        /// Run this shell script first.
+        #[arg(long, value_name = "FILE")]
+        script: Option<PathBuf>,
+    },
+    /// A live view of slab caches, free memory per zone and order, watermarks and event
+    /// rates (keys: s/c/o/a/u/S/n sort, / filter, p pause, q quit).
+    Top {
+        /// Watch a simulated machine replaying this trace.
+        #[arg(long, value_name = "TRACE", group = "src")]
+        replay: Option<PathBuf>,
+        /// Watch a simulated machine running this shell script (its output is not shown).
+        #[arg(long, value_name = "FILE", group = "src")]
+        script: Option<PathBuf>,
+        /// Replay at this many events (script lines) per second (default: as fast as possible).
+        #[arg(long, value_name = "PER_SEC", default_value_t = 0.0)]
+        speed: f64,
+        /// Watch a process using libkmem_malloc.so started with KMEM_MALLOC_TOP=1.
+        #[arg(long, value_name = "PID", group = "src")]
+        pid: Option<u32>,
+        /// Watch this machine's own kernel (its /proc).
+        #[arg(long, group = "src")]
+        host: bool,
+        /// Print one frame as text and exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between samples (rates are per second).
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        interval: f64,
     },
 }
 
@@ -243,9 +290,42 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 ExitCode::SUCCESS
             })
         }
-        Some(Cmd::Replay { trace, cat, json }) => {
-            replay::run(&cli.boot_options()?, trace, cat, *json)
-        }
+        Some(Cmd::Replay {
+            trace,
+            cat,
+            json,
+            report,
+        }) => match report {
+            Some(path) => {
+                let (trace, _) = replay::load(trace)?;
+                let opts = replay::options(&cli.boot_options()?, cat);
+                html::run(&trace, &opts, path, io::stderr().is_terminal())?;
+                Ok(ExitCode::SUCCESS)
+            }
+            None => replay::run(&cli.boot_options()?, trace, cat, *json),
+        },
+        Some(Cmd::Map {
+            outputs,
+            replay,
+            at,
+            script,
+        }) => map_cmd(cli, outputs, replay.as_deref(), *at, script.as_deref()),
+        Some(Cmd::Top {
+            replay,
+            script,
+            speed,
+            pid,
+            host,
+            once,
+            interval,
+        }) => top_cmd(
+            cli,
+            (replay.as_deref(), script.as_deref()),
+            *speed,
+            *pid,
+            (*host, *once),
+            *interval,
+        ),
         Some(Cmd::Layout) => {
             let k = boot(cli)?;
             write_out(&layout::render(&k))?;
@@ -311,6 +391,124 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::from(sh.status()))
         }
     }
+}
+
+/// `kmem map`.
+fn map_cmd(
+    cli: &Cli,
+    outputs: &[PathBuf],
+    trace: Option<&std::path::Path>,
+    at: Option<usize>,
+    script: Option<&std::path::Path>,
+) -> Result<ExitCode, String> {
+    let title = format!("kmem map: {} MiB {} machine", cli.mem >> 20, cli.arch);
+    let mm = if let Some(t) = trace {
+        let (trace, _) = replay::load(t)?;
+        let opts = replay::options(&cli.boot_options()?, &[]);
+        let mut r = kmem_replay::Replayer::boot(&opts)?;
+        let stop = at.unwrap_or(usize::MAX).min(trace.events.len());
+        let title = format!("{title}, {} after {stop} events", t.display());
+        let mut mm = None;
+        r.replay_observed(&trace, &mut |_, _| {}, stop.max(1), &mut |i, rp| {
+            if i >= stop && mm.is_none() {
+                mm = Some(map::snapshot(rp.machine(), &title));
+            }
+            false
+        });
+        mm.unwrap_or_else(|| map::snapshot(r.machine(), &title))
+    } else {
+        let k = boot(cli)?;
+        let mut sh = shell::Shell::new(k);
+        let title = if let Some(path) = script {
+            let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let src = path.display().to_string();
+            let mut out = io::stdout().lock();
+            let mut err = io::stderr().lock();
+            shell::run_script(
+                &mut sh,
+                &mut io::BufReader::new(f),
+                &src,
+                false,
+                &mut out,
+                &mut err,
+            )
+            .map_err(|e| format!("{src}: {e}"))?;
+            format!("{title}, after {src}")
+        } else {
+            format!("{title}, after boot")
+        };
+        map::snapshot(&sh.k.m, &title)
+    };
+    for o in outputs {
+        mm.write_file(o)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kmem top`.
+fn top_cmd(
+    cli: &Cli,
+    (trace, script): (Option<&std::path::Path>, Option<&std::path::Path>),
+    speed: f64,
+    pid: Option<u32>,
+    (host, once): (bool, bool),
+    interval: f64,
+) -> Result<ExitCode, String> {
+    if !(interval > 0.0 && interval.is_finite()) {
+        return Err(format!(
+            "top: --interval {interval}: must be a positive number of seconds"
+        ));
+    }
+    let interval = std::time::Duration::from_secs_f64(interval);
+    let src = if let Some(f) = script {
+        let tick = if once {
+            interval
+        } else {
+            std::time::Duration::from_millis(100)
+        };
+        top::Source::Replay(top::ReplaySource::script(
+            &cli.boot_options()?,
+            f,
+            speed,
+            tick,
+        )?)
+    } else if let Some(t) = trace {
+        let tick = if once {
+            interval
+        } else {
+            std::time::Duration::from_millis(100)
+        };
+        top::Source::Replay(top::ReplaySource::start(
+            &cli.boot_options()?,
+            t,
+            speed,
+            tick,
+        )?)
+    } else if let Some(p) = pid {
+        top::Source::Pid(p)
+    } else if host {
+        top::Source::Host(
+            std::env::var_os("KMEM_TOP_PROC").map_or_else(|| PathBuf::from("/proc"), PathBuf::from),
+        )
+    } else {
+        return Err(
+            "top: which machine? --replay TRACE, --script FILE, --pid PID or --host".into(),
+        );
+    };
+    if once {
+        write_out(&top::once(src, interval)?)?;
+    } else {
+        if !io::stdout().is_terminal() {
+            return Err("top: standard output is not a terminal (use --once for text)".into());
+        }
+        let sample_every = if matches!(src, top::Source::Replay(_)) {
+            std::time::Duration::from_millis(100)
+        } else {
+            interval
+        };
+        top::interactive(src, sample_every)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn write_out(s: &str) -> Result<(), String> {

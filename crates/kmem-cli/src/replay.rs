@@ -26,17 +26,11 @@ fn compressed_hint(path: &Path) -> &'static str {
     }
 }
 
-/// Runs the replay and prints the report.
+/// Reads and checks a trace (a "reading …" note on a terminal).
 ///
 /// # Errors
-/// A message for a trace that cannot be read, a file in which nothing is a trace (random
-/// bytes, a gzip file: exit status 1), or a machine that cannot boot.
-pub fn run(
-    boot: &BootOptions,
-    trace_path: &Path,
-    cat: &[String],
-    json: bool,
-) -> Result<ExitCode, String> {
+/// A message for a file that cannot be read or is not a trace.
+pub fn load(trace_path: &Path) -> Result<(kmem_replay::Trace, f64), String> {
     let tty = io::stderr().is_terminal();
     if tty {
         crate::err_text(&format!("reading {} …", trace_path.display()));
@@ -56,7 +50,12 @@ pub fn run(
             compressed_hint(trace_path)
         ));
     }
-    let opts = kmem_replay::Options {
+    Ok((trace, parse_secs))
+}
+
+/// The replay options of the machine the global options describe.
+pub fn options(boot: &BootOptions, cat: &[String]) -> kmem_replay::Options {
+    kmem_replay::Options {
         arch: boot.arch,
         mem: boot.mem,
         cpus: boot.cpus,
@@ -73,7 +72,23 @@ pub fn run(
             })
             .collect(),
         ..kmem_replay::Options::default()
-    };
+    }
+}
+
+/// Runs the replay and prints the report.
+///
+/// # Errors
+/// A message for a trace that cannot be read, a file in which nothing is a trace (random
+/// bytes, a gzip file: exit status 1), or a machine that cannot boot.
+pub fn run(
+    boot: &BootOptions,
+    trace_path: &Path,
+    cat: &[String],
+    json: bool,
+) -> Result<ExitCode, String> {
+    let tty = io::stderr().is_terminal();
+    let (trace, parse_secs) = load(trace_path)?;
+    let opts = options(boot, cat);
     let mut last = usize::MAX;
     let mut progress = |done: usize, total: usize| {
         if !tty || total == 0 {

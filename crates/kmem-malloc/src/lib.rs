@@ -40,6 +40,10 @@
 //!   cache), moved up by 8 bytes when SLOB's 8-byte alignment falls short of malloc's 16;
 //! - `KMEM_MALLOC_RAM_MB=N`: RAM of the first node (default 64);
 //! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above);
+//! - `KMEM_MALLOC_TOP=1`: publish the statistics (those of the exit dump, plus the first
+//!   node's /proc/zoneinfo) in `/dev/shm/kmem-malloc.PID` for `kmem top --pid PID`, at most
+//!   every 200 ms, from the free path; written to a temporary file and renamed, so readers never
+//!   see half of it; removed at exit;
 //! - `KMEM_MALLOC_REPORT=0`: no free page reporting;
 //! - `KMEM_MALLOC_REPORT_ORDER=N`: the smallest free blocks free page reporting gives back to
 //!   the host are of order N (default 2, 16 KiB; 9, a pageblock, with `KMEM_MALLOC_THP=1`);
@@ -273,7 +277,13 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     if p.is_null() || in_arena(p) {
         return;
     }
-    let _ = op(|| (), || heap::free(p));
+    let _ = op(
+        || (),
+        || {
+            heap::free(p);
+            stats::free_tick();
+        },
+    );
     if reporter_wanted() {
         heap::start_reporter();
     }
@@ -292,7 +302,13 @@ pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
     if p.is_null() || in_arena(p) {
         return;
     }
-    let _ = op(|| (), || heap::free_sized(p, size));
+    let _ = op(
+        || (),
+        || {
+            heap::free_sized(p, size);
+            stats::free_tick();
+        },
+    );
     if reporter_wanted() {
         heap::start_reporter();
     }

@@ -143,3 +143,127 @@ pub fn write_stats(w: &mut dyn Write) -> fmt::Result {
     }
     Ok(())
 }
+
+/// `KMEM_MALLOC_TOP`: publish the statistics for `kmem top --pid` (0 unknown, 1 on, 2 off).
+static TOP_ON: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+/// One publisher at a time.
+static PUBLISHING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// CLOCK_MONOTONIC milliseconds of the last publication.
+static LAST_MS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// At most this often (milliseconds).
+const PUBLISH_MS: u64 = 200;
+
+std::thread_local! {
+    /// Frees by this thread, to publish every [`PUBLISH_FREES`].
+    static FREES: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+}
+/// Frees between two looks at the clock (for [`publish_tick`]).
+const PUBLISH_FREES: u32 = 1024;
+
+/// Counts a free; every [`PUBLISH_FREES`] frees of a thread, [`publish_tick`].
+#[inline]
+pub fn free_tick() {
+    let n = FREES.with(|c| {
+        let v = c.get().wrapping_add(1);
+        c.set(v);
+        v
+    });
+    if n & (PUBLISH_FREES - 1) == 0 {
+        publish_tick();
+    }
+}
+
+/// Writes the path `/dev/shm/kmem-malloc.PID` (with `suffix`) NUL-terminated into `buf`.
+fn shm_path(buf: &mut [u8; 64], pid: i32, suffix: &str) {
+    struct B<'a>(&'a mut [u8; 64], usize);
+    impl Write for B<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let b = s.as_bytes();
+            if self.1 + b.len() >= self.0.len() {
+                return Err(fmt::Error);
+            }
+            self.0[self.1..self.1 + b.len()].copy_from_slice(b);
+            self.1 += b.len();
+            Ok(())
+        }
+    }
+    let mut w = B(buf, 0);
+    let _ = write!(w, "/dev/shm/kmem-malloc.{pid}{suffix}");
+    let n = w.1;
+    buf[n] = 0;
+}
+
+/// Publishes the statistics in the shared-memory file `/dev/shm/kmem-malloc.PID` when
+/// `KMEM_MALLOC_TOP` is set (at most every 200 ms; called now and then from the free path).
+/// The text (the exit dump's, plus a `published_ms` line) is written to a temporary file and
+/// renamed over the old one, so a reader (`kmem top --pid PID`) never sees half of it and the
+/// process is never stopped. The file is removed at exit.
+pub fn publish_tick() {
+    let on = TOP_ON.load(Ordering::Relaxed);
+    if on == 2 {
+        return;
+    }
+    if on == 0 {
+        let want = crate::env(c"KMEM_MALLOC_TOP").is_some_and(|v| !v.is_empty() && v != "0");
+        TOP_ON.store(if want { 1 } else { 2 }, Ordering::Relaxed);
+        if !want {
+            return;
+        }
+        // SAFETY: `unpublish` is an `extern "C"` function valid for the life of the process.
+        unsafe { libc::atexit(unpublish) };
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let now = ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000;
+    let last = LAST_MS.load(Ordering::Relaxed);
+    if last != 0 && now.saturating_sub(last) < PUBLISH_MS {
+        return;
+    }
+    if PUBLISHING.swap(true, Ordering::Acquire) {
+        return;
+    }
+    LAST_MS.store(now, Ordering::Relaxed);
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let (mut tmp, mut dst) = ([0u8; 64], [0u8; 64]);
+    shm_path(&mut tmp, pid, ".tmp");
+    shm_path(&mut dst, pid, "");
+    // SAFETY: a NUL-terminated path in our buffer.
+    let fd = unsafe {
+        libc::open(
+            tmp.as_ptr().cast(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    if fd >= 0 {
+        let mut w = FdWriter::new(fd);
+        let _ = writeln!(w, "published_ms {now}");
+        // The first node's zone watermarks, which the exit dump leaves out.
+        if heap::nr_nodes() > 0 {
+            let _ = writeln!(w, "--- /proc/zoneinfo");
+            let _ = heap::node(0).m.proc_read("/proc/zoneinfo", &mut w);
+        }
+        let _ = write_stats(&mut w);
+        w.flush();
+        // SAFETY: our descriptor; then two NUL-terminated paths in our buffers.
+        unsafe {
+            libc::close(fd);
+            libc::rename(tmp.as_ptr().cast(), dst.as_ptr().cast());
+        }
+    }
+    PUBLISHING.store(false, Ordering::Release);
+}
+
+extern "C" fn unpublish() {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let mut p = [0u8; 64];
+    shm_path(&mut p, pid, "");
+    // SAFETY: a NUL-terminated path in our buffer.
+    unsafe { libc::unlink(p.as_ptr().cast()) };
+}

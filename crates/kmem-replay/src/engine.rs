@@ -257,6 +257,19 @@ impl Replayer {
 
     /// Replays every event of `trace`, calling `progress(done, total)` now and then.
     pub fn replay(&mut self, trace: &Trace, progress: &mut dyn FnMut(usize, usize)) {
+        self.replay_observed(trace, progress, 0, &mut |_, _| true);
+    }
+
+    /// [`Replayer::replay`], calling `observe(events_done, self)` every `every` events (never
+    /// when `every` is 0) and once at the end; the replay stops early when `observe` returns
+    /// `false` (a live view or a map at one point of the trace).
+    pub fn replay_observed(
+        &mut self,
+        trace: &Trace,
+        progress: &mut dyn FnMut(usize, usize),
+        every: usize,
+        observe: &mut dyn FnMut(usize, &Replayer) -> bool,
+    ) {
         let t0 = Instant::now();
         let class = classify(trace, self.page_offset());
         self.stats.classify_secs += t0.elapsed().as_secs_f64();
@@ -268,6 +281,10 @@ impl Replayer {
         for (i, e) in trace.events.iter().enumerate() {
             if i & 0xffff == 0 {
                 progress(i, total);
+            }
+            if every != 0 && i % every == 0 && i != 0 && !observe(i, self) {
+                self.stats.replay_secs += t1.elapsed().as_secs_f64();
+                return;
             }
             let cpu = usize::from(e.cpu) % ncpu;
             if cpu != cur_cpu {
@@ -297,6 +314,12 @@ impl Replayer {
         }
         progress(total, total);
         self.stats.replay_secs += t1.elapsed().as_secs_f64();
+        observe(total, self);
+    }
+
+    /// Pages in use now (managed minus free, over all zones) and the event of the peak so far.
+    pub fn pages_in_use(&self) -> (isize, usize) {
+        (self.pages_taken(), self.stats.peak_at_event)
     }
 
     /// Pages taken from the buddy free lists: managed pages minus free pages, over all zones

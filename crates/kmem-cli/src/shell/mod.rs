@@ -76,6 +76,12 @@ pub static COMMANDS: &[Command] = &[
         run: cmd_translate,
     },
     Command {
+        name: "map",
+        usage: "map \"FILE.svg\"",
+        doc: "draws physical memory by owner (free by order, slab by cache, …) to FILE.svg or FILE.png",
+        run: cmd_map,
+    },
+    Command {
         name: "sysrq",
         usage: "sysrq KEY",
         doc: "the magic SysRq key: m shows memory (show_mem), c crashes the kernel (panic)",
@@ -114,6 +120,22 @@ pub static COMMANDS: &[Command] = &[
         },
     },
 ];
+
+fn cmd_map(sh: &mut Shell, a: &CmdArgs<'_>, _out: &mut dyn Write) -> Result<(), Stop> {
+    let arg = a.rest.text.trim();
+    let name = arg
+        .strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(arg);
+    if name.is_empty() {
+        return fail("map: which file? (e.g. map \"memory.svg\")", a.name_span);
+    }
+    let mm = crate::map::snapshot(&sh.k.m, &format!("kmem map: {name}"));
+    match mm.write_file(std::path::Path::new(name)) {
+        Ok(()) => Ok(()),
+        Err(e) => fail(format!("map: {e}"), a.rest.span),
+    }
+}
 
 fn cmd_cat(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), Stop> {
     if a.words.is_empty() {
@@ -959,5 +981,7 @@ pub fn printable(s: &str) -> String {
         .collect()
 }
 
+#[cfg(test)]
+mod map_tests;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod meminfo;
+pub mod pageowner;
 pub mod vmstat;
 
 use core::fmt::{self, Write};

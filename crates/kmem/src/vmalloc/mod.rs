@@ -77,6 +77,7 @@ mod area;
 mod info;
 mod kvmalloc;
 mod map;
+mod pages;
 mod selftest;
 mod table_pool;
 mod vmap;
