@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use common::{boot_with, proc, settle};
 use kmem::arch::Arch;
+use kmem::platform::Platform;
 use kmem::slab::common::{SlabAllocatorKind, SlabFlags};
 use kmem::{GfpFlags, PAGE_SIZE};
 
@@ -293,6 +294,72 @@ fn reap_drains_idle_arrays() {
     m.kmem_cache_shrink(c);
     assert_eq!(m.slab_info(c).unwrap().active_objs, idle);
     assert!(idle <= busy - 60);
+}
+
+/// A slow path of a sleeping allocation: the first allocation from a new cache refills.
+fn poke(m: &common::M) {
+    let c = m
+        .kmem_cache_create("poke", 200, 0, SlabFlags::NONE, None)
+        .unwrap();
+    let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    m.kmem_cache_free(c, p);
+    m.kmem_cache_destroy(c);
+}
+
+/// The periodic reap runs by itself (no `slab_tick`): once `REAPTIMEOUT_AC` has passed on
+/// this CPU's clock, the next slow path of a sleeping allocation reaps every cache, so an
+/// idle kmalloc-128 array gives objects back; while time stands still it does not.
+#[test]
+fn reap_runs_periodically_without_slab_tick() {
+    let m = slab(2);
+    m.proc_write("/proc/slabinfo", "kmalloc-128 100 50 0")
+        .unwrap();
+    let c = m.kmalloc_cache(128, K).unwrap();
+    let ps: Vec<_> = (0..100)
+        .map(|_| m.kmalloc(128, K).unwrap().as_ptr())
+        .collect();
+    for p in &ps {
+        m.kfree(*p);
+    }
+    let busy = m.slab_info(c).unwrap().active_objs;
+    for _ in 0..3 {
+        poke(&m);
+    }
+    assert_eq!(
+        m.slab_info(c).unwrap().active_objs,
+        busy,
+        "reaped with no time passing"
+    );
+    let hz = m.platform().hz();
+    // First period clears `touched`, the next ones each give (100 + 4) / 5 = 20 back.
+    for _ in 0..3 {
+        m.platform().advance_jiffies(2 * hz + 1);
+        poke(&m);
+    }
+    let after = m.slab_info(c).unwrap().active_objs;
+    assert!(busy - after >= 20, "{busy} -> {after}: no periodic reap");
+    assert_eq!(m.bug_count() + m.warn_count(), 0);
+    common::assert_lockdep_quiet(&m);
+}
+
+/// SLUB and SLOB have no periodic reap: time passing changes nothing.
+#[test]
+fn slub_and_slob_have_no_periodic_reap() {
+    for opt in ["slab=slub", "slab=slob"] {
+        let m = boot_with(Arch::X86_64, 128 << 20, 2, opt, 7);
+        let ps: Vec<_> = (0..100)
+            .map(|_| m.kmalloc(128, K).unwrap().as_ptr())
+            .collect();
+        for p in &ps {
+            m.kfree(*p);
+        }
+        let free = m.nr_free_pages();
+        m.platform().advance_jiffies(10 * m.platform().hz());
+        let q = m.kmalloc(128, K).unwrap().as_ptr();
+        m.kfree(q);
+        assert_eq!(m.nr_free_pages(), free, "{opt}");
+        assert_eq!(m.bug_count() + m.warn_count(), 0, "{opt}");
+    }
 }
 
 #[test]
