@@ -696,3 +696,35 @@ fn two_cpus_with_cross_frees_and_concurrent_retuning() {
     let c = m.kmalloc_cache(64, K).unwrap();
     assert_eq!(m.slab_info(c).unwrap().active_objs, 0);
 }
+
+/// SLAB_TYPESAFE_BY_RCU (mm/slab.c `slab_destroy` → `call_rcu` → `kmem_rcu_free`): a
+/// destroyed slab's pages go back only after a grace period; destroying the cache waits.
+#[test]
+fn typesafe_by_rcu_slabs_wait_for_a_grace_period() {
+    let m = slab(2);
+    let warm = m
+        .kmem_cache_create("warm", 512, 0, SlabFlags::NONE, None)
+        .unwrap();
+    m.kmem_cache_destroy(warm);
+    let before = settle(&m);
+    let c = m
+        .kmem_cache_create("rcu_typesafe", 512, 0, SlabFlags::TYPESAFE_BY_RCU, None)
+        .unwrap();
+    let objs: Vec<_> = (0..200)
+        .map(|_| m.kmem_cache_alloc(c, K).unwrap().as_ptr())
+        .collect();
+    let st0 = m.rcu_stats();
+    for &p in &objs {
+        m.kmem_cache_free(c, p);
+    }
+    m.kmem_cache_shrink(c);
+    assert!(
+        m.rcu_stats().cbs_queued > st0.cbs_queued,
+        "no slab was handed to RCU"
+    );
+    m.kmem_cache_destroy(c);
+    let st = m.rcu_stats();
+    assert_eq!(st.cbs_queued, st.cbs_invoked, "destroy did not wait");
+    assert_eq!(settle(&m), before, "pages leaked");
+    assert_eq!(m.bug_count() + m.warn_count(), 0);
+}
