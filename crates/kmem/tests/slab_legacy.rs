@@ -728,3 +728,25 @@ fn typesafe_by_rcu_slabs_wait_for_a_grace_period() {
     assert_eq!(settle(&m), before, "pages leaked");
     assert_eq!(m.bug_count() + m.warn_count(), 0);
 }
+
+/// A cache's alignment holds for every object of every slab (on-slab freelists are
+/// `ALIGN(num * sizeof(freelist_idx_t), align)` bytes, mm/slab.c `calculate_slab_order`).
+#[test]
+fn objects_keep_the_cache_alignment() {
+    let m = slab(2);
+    for size in (16..=1024).step_by(16) {
+        let c = m
+            .kmem_cache_create(&format!("align16-{size}"), size, 16, SlabFlags::NONE, None)
+            .unwrap();
+        let ps: Vec<_> = (0..300)
+            .map(|_| m.kmem_cache_alloc(c, K).unwrap().as_ptr())
+            .collect();
+        for &p in &ps {
+            assert_eq!(p as usize % 16, 0, "size {size}: {p:p}");
+        }
+        for p in ps {
+            m.kmem_cache_free(c, p);
+        }
+        m.kmem_cache_destroy(c);
+    }
+}
