@@ -111,6 +111,8 @@ impl<P: Platform> VmLayer<P> {
             | "sys/kernel/debug/memblock/memory"
             | "/sys/kernel/debug/memblock/reserved"
             | "sys/kernel/debug/memblock/reserved" => Some(0o444),
+            // kernel/rcu/tree_trace.c (≤ 4.x) `debugfs_create_file("rcugp", 0444, ..)`.
+            "/sys/kernel/debug/rcu/rcugp" | "sys/kernel/debug/rcu/rcugp" => Some(0o444),
             _ => None,
         }
     }
