@@ -469,6 +469,25 @@ impl<P: Platform> SlabLayer<P> {
     }
 }
 
+/// `kmem_rcu_free`: the RCU callback of a `SLAB_TYPESAFE_BY_RCU` slab; its pages go back to
+/// the page allocator now that a grace period has passed.
+///
+/// # Safety
+/// `head` is the `lru` link of a slab page queued by `slab_destroy` of a `SlabLayer<P>`.
+unsafe fn kmem_rcu_free<P: Platform>(head: NonNull<RcuHead>) {
+    // SAFETY: the caller's guarantee: `head` is a page's `lru` in the live memmap.
+    let page = unsafe { PagePtr::from_lru(head.as_ptr().cast::<ListHead>()) };
+    // SAFETY: `slab_destroy` stored the address of its `SlabLayer<P>`, which lives as long
+    // as the machine, whose RCU state runs this callback.
+    let layer = unsafe { &*(page.private() as *const SlabLayer<P>) };
+    let order = page.index() as u32;
+    page.set_private(0);
+    page.set_index(0);
+    // SAFETY: the page is ours (off every list); reset its link to a harmless value.
+    unsafe { ListHead::init(page.lru()) };
+    layer.__free_pages(page, Order::new(order));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,23 +577,4 @@ mod tests {
                 .unwrap();
         assert_eq!((g.num, g.order), (1, 8));
     }
-}
-
-/// `kmem_rcu_free`: the RCU callback of a `SLAB_TYPESAFE_BY_RCU` slab; its pages go back to
-/// the page allocator now that a grace period has passed.
-///
-/// # Safety
-/// `head` is the `lru` link of a slab page queued by `slab_destroy` of a `SlabLayer<P>`.
-unsafe fn kmem_rcu_free<P: Platform>(head: NonNull<RcuHead>) {
-    // SAFETY: the caller's guarantee: `head` is a page's `lru` in the live memmap.
-    let page = unsafe { PagePtr::from_lru(head.as_ptr().cast::<ListHead>()) };
-    // SAFETY: `slab_destroy` stored the address of its `SlabLayer<P>`, which lives as long
-    // as the machine, whose RCU state runs this callback.
-    let layer = unsafe { &*(page.private() as *const SlabLayer<P>) };
-    let order = page.index() as u32;
-    page.set_private(0);
-    page.set_index(0);
-    // SAFETY: the page is ours (off every list); reset its link to a harmless value.
-    unsafe { ListHead::init(page.lru()) };
-    layer.__free_pages(page, Order::new(order));
 }
