@@ -38,7 +38,29 @@ fn op() -> impl Strategy<Value = Op> {
 /// The model's `ksize` of `kmalloc(n)`: Linux's size classes (mm/slab_common.c
 /// `kmalloc_info[]`: 8, 16, 32, 64, 96, 128, 192, 256, then powers of two to 8 KiB), then the
 /// page allocator's power-of-two blocks.
-fn model_ksize(n: usize) -> usize {
+/// `ksize(kmalloc(n))` by the rules of the allocator `cmdline` boots: SLOB's 2-byte units
+/// below `PAGE_SIZE - 8` and page blocks above (mm/slob.c), SLAB's caches from 32 bytes
+/// (mm/slab.c `KMALLOC_MIN_SIZE`), SLUB's size classes.
+fn model_ksize(n: usize, cmdline: &str) -> usize {
+    if cmdline.contains("slab=slob") {
+        return if n < kmem::PAGE_SIZE - 8 {
+            n.next_multiple_of(2)
+        } else {
+            kmem::PAGE_SIZE
+                << n.div_ceil(kmem::PAGE_SIZE)
+                    .next_power_of_two()
+                    .trailing_zeros()
+        };
+    }
+    let k = slub_ksize(n);
+    if cmdline.contains("slab=slab") {
+        k.max(32)
+    } else {
+        k
+    }
+}
+
+fn slub_ksize(n: usize) -> usize {
     match n {
         0..=8 => 8,
         9..=16 => 16,
@@ -96,7 +118,11 @@ fn run(ops: Vec<Op>, cmdline: &str) {
         match op {
             Op::Kmalloc(n) => {
                 let p = m.kmalloc(n, K).unwrap().as_ptr() as usize;
-                assert_eq!(m.ksize(p as *const u8), model_ksize(n), "kmalloc({n})");
+                assert_eq!(
+                    m.ksize(p as *const u8),
+                    model_ksize(n, cmdline),
+                    "kmalloc({n})"
+                );
                 fill(p, n, tag);
                 assert!(live.insert(p, (n, tag, None)).is_none(), "handed out twice");
             }
@@ -137,7 +163,11 @@ fn run(ops: Vec<Op>, cmdline: &str) {
                     assert_eq!(q, p, "krealloc({old} -> {n}) moved a block that fits");
                     assert_eq!(m.ksize(q as *const u8), ks);
                 } else {
-                    assert_eq!(m.ksize(q as *const u8), model_ksize(n), "krealloc -> {n}");
+                    assert_eq!(
+                        m.ksize(q as *const u8),
+                        model_ksize(n, cmdline),
+                        "krealloc -> {n}"
+                    );
                 }
                 live.remove(&p);
                 fill(q, n, tag);
