@@ -750,3 +750,20 @@ fn objects_keep_the_cache_alignment() {
         m.kmem_cache_destroy(c);
     }
 }
+
+/// kmalloc of a power of two is naturally aligned (mm/slab_common.c `create_boot_cache`:
+/// `align = max(align, size)` for power-of-two sizes, since Linux 5.4).
+#[test]
+fn kmalloc_power_of_two_is_naturally_aligned() {
+    let m = slab(2);
+    for shift in 5..=13 {
+        let n = 1usize << shift;
+        let ps: Vec<_> = (0..40).map(|_| m.kmalloc(n, K).unwrap().as_ptr()).collect();
+        for &p in &ps {
+            assert_eq!(p as usize % n.min(PAGE_SIZE), 0, "kmalloc({n}) = {p:p}");
+        }
+        for p in ps {
+            m.kfree(p);
+        }
+    }
+}
