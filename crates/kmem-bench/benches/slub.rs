@@ -15,8 +15,9 @@
 //!   carries the pointers);
 //! - `kmem_cache192`: `kmem_cache_alloc` + `kmem_cache_free` of a 192-byte cache.
 //!
-//! `kmem` is kmem with SLUB (the default), `kmem-slob` with SLOB (`slab=slob`); the
-//! `kmem_cache192` group has a `/slob` copy of each function.
+//! `kmem` is kmem with SLUB (the default), `kmem-slob` with SLOB (`slab=slob`), `kmem-slab`
+//! with SLAB (`slab=slab`); the `kmem_cache192` group has a `/slob` and a `/slab` copy of
+//! each function.
 //!
 //! Run: `cargo bench -p kmem-bench --bench slub -- --warm-up-time 1 --measurement-time 2`
 
@@ -197,6 +198,11 @@ static KMEM_SLOB: KmemAlloc = KmemAlloc::with_params(
     kmem_hosted::global::KMEM_ALLOC_DEFAULT_RAM,
     SlabAllocatorKind::Slob,
 );
+/// kmem with SLAB behind kmalloc (`slab=slab`).
+static KMEM_SLAB: KmemAlloc = KmemAlloc::with_params(
+    kmem_hosted::global::KMEM_ALLOC_DEFAULT_RAM,
+    SlabAllocatorKind::Slab,
+);
 static SYSTEM: System = System;
 static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 static JEMALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -205,6 +211,7 @@ fn single_thread_peers() -> Vec<Box<dyn Peer>> {
     vec![
         Box::new(Global("kmem", &KMEM)),
         Box::new(Global("kmem-slob", &KMEM_SLOB)),
+        Box::new(Global("kmem-slab", &KMEM_SLAB)),
         Box::new(Global("glibc", &SYSTEM)),
         Box::new(Global("mimalloc", &MIMALLOC)),
         Box::new(Global("jemalloc", &JEMALLOC)),
@@ -239,6 +246,7 @@ fn shared_peers() -> Vec<Box<dyn Peer>> {
     vec![
         Box::new(Global("kmem", &KMEM)),
         Box::new(Global("kmem-slob", &KMEM_SLOB)),
+        Box::new(Global("kmem-slab", &KMEM_SLAB)),
         Box::new(Global("glibc", &SYSTEM)),
         Box::new(Global("mimalloc", &MIMALLOC)),
         Box::new(Global("jemalloc", &JEMALLOC)),
@@ -375,8 +383,8 @@ fn xthread64(c: &mut Criterion) {
 
 fn kmem_cache192(c: &mut Criterion) {
     let mut g = c.benchmark_group("kmem_cache192_pair");
-    // SLUB (the default) under the historical names, then SLOB.
-    for (cmdline, suffix) in [("", ""), ("slab=slob", "/slob")] {
+    // SLUB (the default) under the historical names, then SLOB and SLAB.
+    for (cmdline, suffix) in [("", ""), ("slab=slob", "/slob"), ("slab=slab", "/slab")] {
         kmem_cache192_on(&mut g, cmdline, suffix);
     }
     g.finish();

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use common::{boot_with, proc, settle};
 use kmem::arch::Arch;
+use kmem::platform::Platform;
 use kmem::slab::common::{SlabAllocatorKind, SlabFlags};
 use kmem::{GfpFlags, PAGE_SIZE};
 
@@ -293,6 +294,72 @@ fn reap_drains_idle_arrays() {
     m.kmem_cache_shrink(c);
     assert_eq!(m.slab_info(c).unwrap().active_objs, idle);
     assert!(idle <= busy - 60);
+}
+
+/// A slow path of a sleeping allocation: the first allocation from a new cache refills.
+fn poke(m: &common::M) {
+    let c = m
+        .kmem_cache_create("poke", 200, 0, SlabFlags::NONE, None)
+        .unwrap();
+    let p = m.kmem_cache_alloc(c, K).unwrap().as_ptr();
+    m.kmem_cache_free(c, p);
+    m.kmem_cache_destroy(c);
+}
+
+/// The periodic reap runs by itself (no `slab_tick`): once `REAPTIMEOUT_AC` has passed on
+/// this CPU's clock, the next slow path of a sleeping allocation reaps every cache, so an
+/// idle kmalloc-128 array gives objects back; while time stands still it does not.
+#[test]
+fn reap_runs_periodically_without_slab_tick() {
+    let m = slab(2);
+    m.proc_write("/proc/slabinfo", "kmalloc-128 100 50 0")
+        .unwrap();
+    let c = m.kmalloc_cache(128, K).unwrap();
+    let ps: Vec<_> = (0..100)
+        .map(|_| m.kmalloc(128, K).unwrap().as_ptr())
+        .collect();
+    for p in &ps {
+        m.kfree(*p);
+    }
+    let busy = m.slab_info(c).unwrap().active_objs;
+    for _ in 0..3 {
+        poke(&m);
+    }
+    assert_eq!(
+        m.slab_info(c).unwrap().active_objs,
+        busy,
+        "reaped with no time passing"
+    );
+    let hz = m.platform().hz();
+    // First period clears `touched`, the next ones each give (100 + 4) / 5 = 20 back.
+    for _ in 0..3 {
+        m.platform().advance_jiffies(2 * hz + 1);
+        poke(&m);
+    }
+    let after = m.slab_info(c).unwrap().active_objs;
+    assert!(busy - after >= 20, "{busy} -> {after}: no periodic reap");
+    assert_eq!(m.bug_count() + m.warn_count(), 0);
+    common::assert_lockdep_quiet(&m);
+}
+
+/// SLUB and SLOB have no periodic reap: time passing changes nothing.
+#[test]
+fn slub_and_slob_have_no_periodic_reap() {
+    for opt in ["slab=slub", "slab=slob"] {
+        let m = boot_with(Arch::X86_64, 128 << 20, 2, opt, 7);
+        let ps: Vec<_> = (0..100)
+            .map(|_| m.kmalloc(128, K).unwrap().as_ptr())
+            .collect();
+        for p in &ps {
+            m.kfree(*p);
+        }
+        let free = m.nr_free_pages();
+        m.platform().advance_jiffies(10 * m.platform().hz());
+        let q = m.kmalloc(128, K).unwrap().as_ptr();
+        m.kfree(q);
+        assert_eq!(m.nr_free_pages(), free, "{opt}");
+        assert_eq!(m.bug_count() + m.warn_count(), 0, "{opt}");
+    }
 }
 
 #[test]
@@ -628,4 +695,75 @@ fn two_cpus_with_cross_frees_and_concurrent_retuning() {
     // of other caches (none: arrays are 16 + 8 * limit bytes, at least 24).
     let c = m.kmalloc_cache(64, K).unwrap();
     assert_eq!(m.slab_info(c).unwrap().active_objs, 0);
+}
+
+/// SLAB_TYPESAFE_BY_RCU (mm/slab.c `slab_destroy` → `call_rcu` → `kmem_rcu_free`): a
+/// destroyed slab's pages go back only after a grace period; destroying the cache waits.
+#[test]
+fn typesafe_by_rcu_slabs_wait_for_a_grace_period() {
+    let m = slab(2);
+    let warm = m
+        .kmem_cache_create("warm", 512, 0, SlabFlags::NONE, None)
+        .unwrap();
+    m.kmem_cache_destroy(warm);
+    let before = settle(&m);
+    let c = m
+        .kmem_cache_create("rcu_typesafe", 512, 0, SlabFlags::TYPESAFE_BY_RCU, None)
+        .unwrap();
+    let objs: Vec<_> = (0..200)
+        .map(|_| m.kmem_cache_alloc(c, K).unwrap().as_ptr())
+        .collect();
+    let st0 = m.rcu_stats();
+    for &p in &objs {
+        m.kmem_cache_free(c, p);
+    }
+    m.kmem_cache_shrink(c);
+    assert!(
+        m.rcu_stats().cbs_queued > st0.cbs_queued,
+        "no slab was handed to RCU"
+    );
+    m.kmem_cache_destroy(c);
+    let st = m.rcu_stats();
+    assert_eq!(st.cbs_queued, st.cbs_invoked, "destroy did not wait");
+    assert_eq!(settle(&m), before, "pages leaked");
+    assert_eq!(m.bug_count() + m.warn_count(), 0);
+}
+
+/// A cache's alignment holds for every object of every slab (on-slab freelists are
+/// `ALIGN(num * sizeof(freelist_idx_t), align)` bytes, mm/slab.c `calculate_slab_order`).
+#[test]
+fn objects_keep_the_cache_alignment() {
+    let m = slab(2);
+    for size in (16..=1024).step_by(16) {
+        let c = m
+            .kmem_cache_create(&format!("align16-{size}"), size, 16, SlabFlags::NONE, None)
+            .unwrap();
+        let ps: Vec<_> = (0..300)
+            .map(|_| m.kmem_cache_alloc(c, K).unwrap().as_ptr())
+            .collect();
+        for &p in &ps {
+            assert_eq!(p as usize % 16, 0, "size {size}: {p:p}");
+        }
+        for p in ps {
+            m.kmem_cache_free(c, p);
+        }
+        m.kmem_cache_destroy(c);
+    }
+}
+
+/// kmalloc of a power of two is naturally aligned (mm/slab_common.c `create_boot_cache`:
+/// `align = max(align, size)` for power-of-two sizes, since Linux 5.4).
+#[test]
+fn kmalloc_power_of_two_is_naturally_aligned() {
+    let m = slab(2);
+    for shift in 5..=13 {
+        let n = 1usize << shift;
+        let ps: Vec<_> = (0..40).map(|_| m.kmalloc(n, K).unwrap().as_ptr()).collect();
+        for &p in &ps {
+            assert_eq!(p as usize % n.min(PAGE_SIZE), 0, "kmalloc({n}) = {p:p}");
+        }
+        for p in ps {
+            m.kfree(p);
+        }
+    }
 }

@@ -36,7 +36,7 @@
 use core::fmt::{self, Write};
 use core::panic::Location;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
 
 use kds::list::ListHead;
 
@@ -747,6 +747,9 @@ pub struct SlabState<L: lock_api::RawMutex> {
     pub(crate) freelist_random: bool,
     /// kfree_rcu's batches (`struct kfree_rcu_cpu`).
     pub(crate) krc: super::kfree_rcu::KfreeRcu<L>,
+    /// SLAB: each possible CPU's jiffies of its next periodic `cache_reap` (an array of
+    /// `possible_cpus`, made at boot), or null for SLUB and SLOB.
+    pub(crate) reap_ticks: AtomicPtr<AtomicU64>,
 }
 
 impl<L: lock_api::RawMutex> SlabState<L> {
@@ -773,6 +776,7 @@ impl<L: lock_api::RawMutex> SlabState<L> {
             nomerge: false,
             freelist_random: true,
             krc: super::kfree_rcu::KfreeRcu::new(),
+            reap_ticks: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 }

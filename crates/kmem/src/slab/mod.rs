@@ -158,8 +158,9 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     /// The periodic slab work of the calling CPU (SLAB's per-CPU `cache_reap` work, every
-    /// `REAPTIMEOUT_AC`); nothing for SLUB and SLOB. The platform or the user calls it (the
-    /// shell's tick, the bare-metal timer).
+    /// `REAPTIMEOUT_AC`), now, for every cache; nothing for SLUB and SLOB. SLAB also runs it
+    /// by itself, per CPU every `REAPTIMEOUT_AC` of the platform's jiffies, from the slow path
+    /// of sleeping allocations (see `slab::slab`'s module documentation).
     pub fn slab_tick(&self) {
         let cpu = self.platform().raw_cpu_id();
         dispatch!(self, reap(self, cpu));

@@ -388,6 +388,7 @@ pub(super) fn cache_alloc<P: Platform>(
     caller: &'static Location<'static>,
 ) -> Option<NonNull<u8>> {
     let mut want = None;
+    let mut slow = false;
     let (objp, old) = {
         // Lock order: cpu_section (rank 3), &n->list_lock under it; docs/LOCKING.md.
         let g = m.cpu_guard();
@@ -410,6 +411,7 @@ pub(super) fn cache_alloc<P: Platform>(
         } else {
             let o = m.cache_alloc_refill(s, slot, gfp);
             m.reap_cpu(s, slot, false);
+            slow = true;
             o
         };
         (objp, old)
@@ -417,6 +419,11 @@ pub(super) fn cache_alloc<P: Platform>(
     free_meta(m, old.cast());
     if let Some(slot) = want {
         request_array(m, s, slot);
+    }
+    // The slow path of an allocation that may sleep is where this CPU's periodic reap runs
+    // when it is due (mm/slab.c's per-CPU delayed work, see the module documentation).
+    if slow && gfp.contains(GfpFlags::__GFP_DIRECT_RECLAIM) {
+        super::cache::periodic_reap(m);
     }
     let Some(objp) = NonNull::new(objp) else {
         slab_out_of_memory(m, s, gfp);

@@ -27,7 +27,8 @@ use super::grow::choose_management;
 use super::{
     alloc, alloc_arraycache, free_meta, handle_of, kmalloc_cache_ptr, walk_caches, ArrayCache,
     Cache, CpuSlot, KmemCache, NodeLists, BYTES_PER_WORD, CACHE_NAME_LEN, CFLGS_OFF_SLAB,
-    REAPTIMEOUT_NODE_S, REDZONE_ALIGN, SLAB_KMALLOC_SHIFT_LOW, SLAB_OBJ_MIN_SIZE, USER_WORDS,
+    REAPTIMEOUT_AC_S, REAPTIMEOUT_NODE_S, REDZONE_ALIGN, SLAB_KMALLOC_SHIFT_LOW, SLAB_OBJ_MIN_SIZE,
+    USER_WORDS,
 };
 
 /// `SLAB_MAX_ORDER_HI` / `SLAB_MAX_ORDER_LO`: `slab_max_order` is 1 on machines with more
@@ -578,9 +579,71 @@ pub(super) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
         // SAFETY: boot runs alone; the caches are live and no CPU uses them yet.
         enable_cpucache(m, unsafe { &*s }, true)?;
     }
+    init_reap_ticks(m)?;
     st.state.store(SlabBootState::Full as u8, Ordering::Release);
     m.drain_local_pages();
     Ok(())
+}
+
+/// `start_cpu_timer` for every CPU: each CPU's first periodic reap is due about a second
+/// after boot, staggered by CPU (`__round_jiffies_relative(HZ, cpu)`); then every
+/// `REAPTIMEOUT_AC`. The per-CPU "next reap" clocks live in one kmalloc object.
+fn init_reap_ticks<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabError> {
+    let cpus = m.platform().possible_cpus();
+    let t = m
+        .kmalloc(
+            cpus * core::mem::size_of::<AtomicU64>(),
+            GfpFlags::GFP_KERNEL,
+        )
+        .ok_or(SlabError::NoMemory)?
+        .as_ptr()
+        .cast::<AtomicU64>();
+    let first = m.platform().jiffies() + m.platform().hz();
+    for cpu in 0..cpus {
+        // SAFETY: the object has room for `cpus` u64s and kmalloc aligns it to 8 at least.
+        unsafe { t.add(cpu).write(AtomicU64::new(first + cpu as u64)) };
+    }
+    m.slab().reap_ticks.store(t, Ordering::Release);
+    Ok(())
+}
+
+/// The periodic `cache_reap` of the calling CPU, when its `REAPTIMEOUT_AC` has passed: every
+/// cache's per-CPU part (drain a fifth of an untouched array) and, when due for the node,
+/// the shared array and free slabs. As Linux's work function it only `mutex_trylock`s
+/// `slab_mutex` and tries again next period if the mutex is busy, so it never waits. The
+/// caller is on a slow path of an allocation that may sleep, in no CPU section.
+pub(super) fn periodic_reap<P: Platform>(m: &SlabLayer<P>) {
+    let ticks = m.slab().reap_ticks.load(Ordering::Acquire);
+    let cpu = m.platform().raw_cpu_id();
+    if ticks.is_null() || cpu >= m.platform().possible_cpus() {
+        return;
+    }
+    // SAFETY: `init_reap_ticks` made `possible_cpus` clocks, never freed.
+    let tick = unsafe { &*ticks.add(cpu) };
+    let now = m.platform().jiffies();
+    let due = tick.load(Ordering::Relaxed);
+    if now < due {
+        return;
+    }
+    let next = now + REAPTIMEOUT_AC_S * m.platform().hz();
+    if tick
+        .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+        .is_err()
+    {
+        return; // another thread on this CPU slot took this period
+    }
+    // Lock order: slab_mutex (rank 1), trylock; the reap takes cpu_section and the list
+    // locks under it as `cache_reap` does (V4); docs/LOCKING.md.
+    let Some(mut list) = m.slab().mutex.try_lock() else {
+        return;
+    };
+    let head: *mut ListHead = &mut list.caches;
+    // SAFETY: the cache list under slab_mutex; entries are `KmemCache::list` links.
+    for l in unsafe { list::list_for_each(head) } {
+        // SAFETY: linked caches are live.
+        let s = unsafe { &*kds::container_of!(l, Cache<P>, list) };
+        with_cpu_slot(m, s, |slot| m.reap_cpu(s, slot, false));
+    }
 }
 
 /// Runs `f` on the calling CPU's slot of `s` inside a CPU section, then frees an array the

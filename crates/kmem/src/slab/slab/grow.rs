@@ -3,13 +3,14 @@
 //! `cache_grow_end` (colouring, `alloc_slabmgmt`, `cache_init_objs`), `slab_get_obj` /
 //! `slab_put_obj`, `fixup_slab_list`, `free_block`, `drain_freelist` and `slab_destroy`.
 
-use core::ptr;
+use core::ptr::{self, NonNull};
 
 use kds::list::{self, ListHead};
 
 use crate::addr::{Order, PAGE_SIZE};
 use crate::gfp::GfpFlags;
-use crate::mm::mm_types::PageType;
+use crate::mm::mm_types::{PagePtr, PageType};
+use crate::mm::rcu::RcuHead;
 use crate::mm::NodeStat;
 use crate::platform::{LogLevel, Platform};
 use crate::slab::common::{SlabFlags, KMALLOC_MAX_CACHE_SIZE};
@@ -405,9 +406,25 @@ impl<P: Platform> SlabLayer<P> {
         page.set_mapping(0);
         page.set_index(0);
         page.set_private(0);
-        // SAFETY: the slab is off every list; reset its link to a harmless value.
-        unsafe { ListHead::init(page.lru()) };
-        self.__free_pages(page, Order::new(order));
+        if s.flags.contains(SlabFlags::TYPESAFE_BY_RCU) {
+            // Readers that found an object in this slab may still read it: the pages go back
+            // after a grace period (`call_rcu(&slab->rcu_head, kmem_rcu_free)`). The slab's
+            // list link becomes the `rcu_head`; the layer and the order ride in `private`
+            // and `index`.
+            page.set_private(self as *const Self as usize);
+            page.set_index(order as usize);
+            let head = page.lru().cast::<RcuHead>();
+            // SAFETY: the link is two words, 8-aligned, of a page off every list, untouched
+            // until `kmem_rcu_free` gets it back; `kmem_rcu_free::<P>` expects exactly this
+            // layer type in `private`, and the layer outlives its callbacks (they run only
+            // from this machine's RCU state).
+            unsafe { self.call_rcu(NonNull::new_unchecked(head), kmem_rcu_free::<P>) };
+        } else {
+            // SAFETY: the slab is off every list; reset its link to a harmless value.
+            unsafe { ListHead::init(page.lru()) };
+            self.__free_pages(page, Order::new(order));
+        }
+        // As Linux: the freelist is not used from here, even if the pages wait for RCU.
         if s.off_slab() {
             free_meta(self, freelist.cast());
         }
@@ -450,6 +467,25 @@ impl<P: Platform> SlabLayer<P> {
         self.add_taint(crate::debug::TAINT_BAD_PAGE);
         self.printk(LogLevel::Err, args);
     }
+}
+
+/// `kmem_rcu_free`: the RCU callback of a `SLAB_TYPESAFE_BY_RCU` slab; its pages go back to
+/// the page allocator now that a grace period has passed.
+///
+/// # Safety
+/// `head` is the `lru` link of a slab page queued by `slab_destroy` of a `SlabLayer<P>`.
+unsafe fn kmem_rcu_free<P: Platform>(head: NonNull<RcuHead>) {
+    // SAFETY: the caller's guarantee: `head` is a page's `lru` in the live memmap.
+    let page = unsafe { PagePtr::from_lru(head.as_ptr().cast::<ListHead>()) };
+    // SAFETY: `slab_destroy` stored the address of its `SlabLayer<P>`, which lives as long
+    // as the machine, whose RCU state runs this callback.
+    let layer = unsafe { &*(page.private() as *const SlabLayer<P>) };
+    let order = page.index() as u32;
+    page.set_private(0);
+    page.set_index(0);
+    // SAFETY: the page is ours (off every list); reset its link to a harmless value.
+    unsafe { ListHead::init(page.lru()) };
+    layer.__free_pages(page, Order::new(order));
 }
 
 #[cfg(test)]

@@ -70,10 +70,14 @@
 //! `cache_reap` runs per CPU every `REAPTIMEOUT_AC` (2 s): it drains a fifth of the CPU's
 //! array (unless touched since the last reap), and every `REAPTIMEOUT_NODE` (4 s) a fifth of
 //! the shared array, and frees free slabs (`drain_freelist`) unless the node's free list was
-//! touched. kmem has no timer interrupt that runs on another thread's CPU, so each CPU's
-//! reap runs from its own slab slow paths when it is due (`next_reap` in its per-CPU slot),
-//! and [`crate::slab::SlabLayer::slab_tick`] runs the whole work function (all caches) for
-//! the calling CPU.
+//! touched. kmem has no timer interrupt that runs on another thread's CPU and no workqueue,
+//! so the per-CPU delayed work becomes a per-CPU clock: `reap_ticks[cpu]` (from boot, first
+//! due a second in, as `start_cpu_timer`) is checked on the slow path of every allocation
+//! that may sleep, and when `REAPTIMEOUT_AC` has passed that CPU runs the work function over
+//! every cache (`periodic_reap`: `mutex_trylock(&slab_mutex)` as Linux, skipping a period
+//! when it is busy). A cache's own slow paths also reap it when its `next_reap` (per-CPU
+//! slot) is due, and [`crate::slab::SlabLayer::slab_tick`] runs the work function (all
+//! caches, now) for the calling CPU.
 //!
 //! Per-CPU arrays are made for the machine's CPUs when a cache is enabled (Linux's possible
 //! CPUs); a CPU slot beyond them (a hosted thread) gets its array at its first use of the

@@ -16,6 +16,7 @@ use crate::addr::PAGE_SIZE;
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
+use crate::mm::rcu::RcuHead;
 use crate::platform::Platform;
 use crate::slab::common::{
     calculate_alignment, get_order, CacheHandle, Owner, SlabAllocator, SlabBootState, SlabError,
@@ -27,8 +28,22 @@ use crate::slab::SlabLayer;
 /// Longest cache name kept (as SLUB's).
 const CACHE_NAME_LEN: usize = crate::slab::slub::CACHE_NAME_LEN;
 
-/// `sizeof(struct slob_rcu)`: an `rcu_head` (two pointers) and an `int`, padded.
-pub const SLOB_RCU_SIZE: usize = 24;
+/// `sizeof(struct slob_rcu)`. Linux's footer is an `rcu_head` (two pointers) and an `int`
+/// size, padded: 24 bytes. kmem's callback also needs the allocator it frees into (Linux has
+/// one global SLOB; kmem has one per machine, and an `RcuCallback` gets only the head), so
+/// the footer carries a pointer to the `SlabLayer` as well: 32 bytes.
+pub const SLOB_RCU_SIZE: usize = core::mem::size_of::<SlobRcu>();
+
+/// `struct slob_rcu`: written at the end of an object of a `SLAB_TYPESAFE_BY_RCU` cache when
+/// it is freed, queued with `call_rcu`; [`kmem_rcu_free`] frees the object from it.
+#[repr(C)]
+struct SlobRcu {
+    head: RcuHead,
+    /// The `SlabLayer<P>` the object goes back to (kmem's addition, see [`SLOB_RCU_SIZE`]).
+    layer: *const (),
+    /// The cache's `size` (the object's block size, footer included).
+    size: usize,
+}
 
 /// SLOB's `struct kmem_cache` (the fields mm/slab.h keeps for SLOB).
 #[repr(C)]
@@ -158,8 +173,12 @@ fn create<P: Platform>(
     }
     let mut sz = size;
     if flags.contains(SlabFlags::TYPESAFE_BY_RCU) {
-        // Room for the RCU footer at the end of the object.
-        sz += SLOB_RCU_SIZE;
+        // Room for the RCU footer at the end of the object. Linux adds it right after the
+        // object (x86 does not mind a misaligned footer); kmem rounds the object up to the
+        // footer's alignment first, and objects are at least that aligned, so the footer's
+        // `rcu_head` is always aligned.
+        sz = sz.next_multiple_of(core::mem::align_of::<SlobRcu>()) + SLOB_RCU_SIZE;
+        a = a.max(core::mem::align_of::<SlobRcu>());
     }
     let sz = slob_units_of(sz) * SLOB_UNIT;
     let mut nm = [0u8; CACHE_NAME_LEN];
@@ -221,28 +240,13 @@ fn free<P: Platform>(m: &SlabLayer<P>, s: &SlobCache, p: *mut u8) {
     if p.is_null() {
         return;
     }
-    // TODO(rcu): SLAB_TYPESAFE_BY_RCU caches must free through call_rcu (the slob_rcu footer
-    // at `p + size - SLOB_RCU_SIZE` records the size for kmem_rcu_free). kmem has no RCU yet
-    // (it is being built on branch `rcu`), so the object is freed at once: readers relying
-    // on type-stable memory get no grace period until that lands.
     let ok = if !(p as usize).is_multiple_of(s.align) {
         false
-    } else if s.size < PAGE_SIZE {
-        match m.owner_of(p) {
-            Owner::Slab(page, _) => m.slob_free(page, p, s.size, "kmem_cache_free"),
-            _ => false,
-        }
+    } else if s.flags.contains(SlabFlags::TYPESAFE_BY_RCU) {
+        // Readers may still look at the object: it goes back after a grace period.
+        rcu_free(m, s, p)
     } else {
-        match m.owner_of(p) {
-            Owner::Large(page)
-                if page.compound_order().as_u32() == get_order(s.size)
-                    && m.page_address(page).map(|v| v.as_usize()) == Some(p as usize) =>
-            {
-                m.kfree(p);
-                true
-            }
-            _ => false,
-        }
+        free_now(m, p, s.size)
     };
     if ok {
         s.live.fetch_sub(1, Ordering::Relaxed);
@@ -251,6 +255,93 @@ fn free<P: Platform>(m: &SlabLayer<P>, s: &SlobCache, p: *mut u8) {
             "kmem_cache_free: 0x{:016x} is not an object of {}",
             m.to_model(p as usize),
             s.name()
+        ));
+    }
+}
+
+/// `__kmem_cache_free`: gives the block `p` of `size` bytes back (to SLOB below `PAGE_SIZE`,
+/// else to the page allocator). Returns whether `p` was such a block.
+fn free_now<P: Platform>(m: &SlabLayer<P>, p: *mut u8, size: usize) -> bool {
+    if size < PAGE_SIZE {
+        match m.owner_of(p) {
+            Owner::Slab(page, _) => m.slob_free(page, p, size, "kmem_cache_free"),
+            _ => false,
+        }
+    } else if is_large_block(m, p, size) {
+        m.kfree(p);
+        true
+    } else {
+        false
+    }
+}
+
+/// Whether `p` is the start of a compound page of `get_order(size)`.
+fn is_large_block<P: Platform>(m: &SlabLayer<P>, p: *mut u8, size: usize) -> bool {
+    match m.owner_of(p) {
+        Owner::Large(page) => {
+            page.compound_order().as_u32() == get_order(size)
+                && m.page_address(page).map(|v| v.as_usize()) == Some(p as usize)
+        }
+        _ => false,
+    }
+}
+
+/// `kmem_cache_free` of a `SLAB_TYPESAFE_BY_RCU` cache: writes the `slob_rcu` footer at the
+/// end of the object and queues it with `call_rcu`; [`kmem_rcu_free`] frees it. Unlike Linux,
+/// the block is checked first (a SLOB page or a compound page of the right order), so a bad
+/// pointer is reported now and no footer is written into memory that is not the cache's.
+/// Returns whether `p` was queued.
+fn rcu_free<P: Platform>(m: &SlabLayer<P>, s: &SlobCache, p: *mut u8) -> bool {
+    let owned = if s.size < PAGE_SIZE {
+        matches!(m.owner_of(p), Owner::Slab(..))
+    } else {
+        is_large_block(m, p, s.size)
+    };
+    if !owned {
+        return false;
+    }
+    // The footer lies inside the block: `size` includes it, and `create` made `size -
+    // SLOB_RCU_SIZE` a multiple of its alignment, as the block's address is.
+    let f = p.wrapping_add(s.size - SLOB_RCU_SIZE).cast::<SlobRcu>();
+    // SAFETY: `f` is inside the object being freed (above), aligned (above), and the object
+    // is the caller's to give up; from here it is RCU's until `kmem_rcu_free` runs.
+    unsafe {
+        f.write(SlobRcu {
+            head: RcuHead::new(),
+            layer: (m as *const SlabLayer<P>).cast(),
+            size: s.size,
+        });
+    }
+    // SAFETY: the head is valid and unqueued and stays untouched (the object is freed, no
+    // one else writes it) until `kmem_rcu_free::<P>` gets it; that callback expects a
+    // `SlobRcu` whose `layer` is a `SlabLayer<P>`, which lives as long as the machine and so
+    // outlives its callbacks: they run only from this machine's RCU state, which lives and
+    // dies with the layer.
+    unsafe {
+        m.call_rcu(
+            NonNull::new_unchecked(ptr::addr_of_mut!((*f).head)),
+            kmem_rcu_free::<P>,
+        )
+    };
+    true
+}
+
+/// `kmem_rcu_free`: the grace period after the free has passed; the block goes back.
+///
+/// # Safety
+/// `head` is the `head` of a [`SlobRcu`] footer written by [`rcu_free`] of a
+/// `SlabLayer<P>`, queued once.
+unsafe fn kmem_rcu_free<P: Platform>(head: NonNull<RcuHead>) {
+    let f = head.as_ptr().cast::<SlobRcu>();
+    // SAFETY: the caller's guarantee: `head` is the first field of a `#[repr(C)]` footer,
+    // which `rcu_free` wrote; the layer lives as long as the machine.
+    let (layer, size) = unsafe { (&*(*f).layer.cast::<SlabLayer<P>>(), (*f).size) };
+    let b = f.cast::<u8>().wrapping_sub(size - SLOB_RCU_SIZE);
+    // Checked when queued; a SLOB block freed twice meanwhile is reported by slob_free.
+    if !free_now(layer, b, size) && size >= PAGE_SIZE {
+        layer.warn(format_args!(
+            "kmem_rcu_free: 0x{:016x} is no longer a block of {size} bytes",
+            layer.to_model(b as usize)
         ));
     }
 }
