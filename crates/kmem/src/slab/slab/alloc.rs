@@ -423,7 +423,7 @@ pub(super) fn cache_alloc<P: Platform>(
     // The slow path of an allocation that may sleep is where this CPU's periodic reap runs
     // when it is due (mm/slab.c's per-CPU delayed work, see the module documentation).
     if slow && gfp.contains(GfpFlags::__GFP_DIRECT_RECLAIM) {
-        super::cache::periodic_reap(m);
+        super::periodic_reap(m);
     }
     let Some(objp) = NonNull::new(objp) else {
         slab_out_of_memory(m, s, gfp);
@@ -436,7 +436,7 @@ pub(super) fn cache_alloc<P: Platform>(
     let obj = objp.wrapping_add(s.obj_offset as usize);
     if gfp.contains(GfpFlags::__GFP_ZERO) {
         // SAFETY: the object is ours now; `object_size` bytes from its start are in the stride.
-        unsafe { ptr::write_bytes(obj, 0, s.object_size as usize) };
+        unsafe { ptr::write_bytes(obj, 0, s.object_size.load(Ordering::Relaxed) as usize) };
     }
     NonNull::new(obj)
 }

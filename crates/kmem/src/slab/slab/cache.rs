@@ -27,8 +27,7 @@ use super::grow::choose_management;
 use super::{
     alloc, alloc_arraycache, free_meta, handle_of, kmalloc_cache_ptr, walk_caches, ArrayCache,
     Cache, CpuSlot, KmemCache, NodeLists, BYTES_PER_WORD, CACHE_NAME_LEN, CFLGS_OFF_SLAB,
-    REAPTIMEOUT_AC_S, REAPTIMEOUT_NODE_S, REDZONE_ALIGN, SLAB_KMALLOC_SHIFT_LOW, SLAB_OBJ_MIN_SIZE,
-    USER_WORDS,
+    REAPTIMEOUT_NODE_S, REDZONE_ALIGN, SLAB_KMALLOC_SHIFT_LOW, SLAB_OBJ_MIN_SIZE, USER_WORDS,
 };
 
 /// `SLAB_MAX_ORDER_HI` / `SLAB_MAX_ORDER_LO`: `slab_max_order` is 1 on machines with more
@@ -148,7 +147,7 @@ fn open_cache<P: Platform>(
         limit: AtomicU32::new(0),
         shared: AtomicU32::new(0),
         size: size as u32,
-        object_size: object_size as u32,
+        object_size: AtomicU32::new(object_size as u32),
         align: align as u32,
         num: g.num,
         gfporder: g.order,
@@ -451,6 +450,9 @@ pub(super) fn kmem_cache_create<P: Platform>(
         // SAFETY: a live linked cache.
         let s = unsafe { &*s };
         s.refcount.fetch_add(1, Ordering::Relaxed);
+        // __kmem_cache_alias: the object size grows to what the alias asked for, so that
+        // ksize (SLAB's slab_ksize is object_size) and kzalloc cover the whole request.
+        s.object_size.fetch_max(size as u32, Ordering::Relaxed);
         return Ok(handle_of(s));
     }
     let (p, gen) = alloc_cache_struct(m, &mut list).ok_or(SlabError::NoMemory)?;
@@ -607,48 +609,9 @@ fn init_reap_ticks<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabError> {
     Ok(())
 }
 
-/// The periodic `cache_reap` of the calling CPU, when its `REAPTIMEOUT_AC` has passed: every
-/// cache's per-CPU part (drain a fifth of an untouched array) and, when due for the node,
-/// the shared array and free slabs. As Linux's work function it only `mutex_trylock`s
-/// `slab_mutex` and tries again next period if the mutex is busy, so it never waits. The
-/// caller is on a slow path of an allocation that may sleep, in no CPU section.
-pub(super) fn periodic_reap<P: Platform>(m: &SlabLayer<P>) {
-    let ticks = m.slab().reap_ticks.load(Ordering::Acquire);
-    let cpu = m.platform().raw_cpu_id();
-    if ticks.is_null() || cpu >= m.platform().possible_cpus() {
-        return;
-    }
-    // SAFETY: `init_reap_ticks` made `possible_cpus` clocks, never freed.
-    let tick = unsafe { &*ticks.add(cpu) };
-    let now = m.platform().jiffies();
-    let due = tick.load(Ordering::Relaxed);
-    if now < due {
-        return;
-    }
-    let next = now + REAPTIMEOUT_AC_S * m.platform().hz();
-    if tick
-        .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
-        .is_err()
-    {
-        return; // another thread on this CPU slot took this period
-    }
-    // Lock order: slab_mutex (rank 1), trylock; the reap takes cpu_section and the list
-    // locks under it as `cache_reap` does (V4); docs/LOCKING.md.
-    let Some(mut list) = m.slab().mutex.try_lock() else {
-        return;
-    };
-    let head: *mut ListHead = &mut list.caches;
-    // SAFETY: the cache list under slab_mutex; entries are `KmemCache::list` links.
-    for l in unsafe { list::list_for_each(head) } {
-        // SAFETY: linked caches are live.
-        let s = unsafe { &*kds::container_of!(l, Cache<P>, list) };
-        with_cpu_slot(m, s, |slot| m.reap_cpu(s, slot, false));
-    }
-}
-
 /// Runs `f` on the calling CPU's slot of `s` inside a CPU section, then frees an array the
 /// slot replaced.
-fn with_cpu_slot<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, f: impl FnOnce(&CpuSlot)) {
+pub(super) fn with_cpu_slot<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, f: impl FnOnce(&CpuSlot)) {
     let old = {
         // Lock order: cpu_section (rank 3), &n->list_lock under it; docs/LOCKING.md.
         let g = m.cpu_guard();
@@ -800,7 +763,7 @@ pub(super) fn info_of<P: Platform>(_m: &SlabLayer<P>, s: &Cache<P>) -> SlabInfo 
         active_objs: num_objs - n.free_objects,
         num_objs,
         objsize: s.size as usize,
-        object_size: s.object_size as usize,
+        object_size: s.object_size.load(Ordering::Relaxed) as usize,
         objperslab: s.num,
         pagesperslab: 1 << s.gfporder,
         num_slabs: n.total_slabs,
@@ -834,7 +797,7 @@ pub(super) fn stats_of<P: Platform>(s: &Cache<P>) -> SlabStats {
 /// The object layout of a cache.
 pub(super) fn layout_of<P: Platform>(s: &Cache<P>) -> SlabLayout {
     SlabLayout {
-        object_size: s.object_size as usize,
+        object_size: s.object_size.load(Ordering::Relaxed) as usize,
         size: s.size as usize,
         offset: 0,
         inuse: s.size as usize,

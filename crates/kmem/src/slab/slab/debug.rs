@@ -7,6 +7,7 @@
 use core::fmt::Write as _;
 use core::panic::Location;
 use core::ptr;
+use core::sync::atomic::Ordering;
 
 use kds::list::{self, ListHead};
 
@@ -57,7 +58,7 @@ impl<P: Platform> SlabLayer<P> {
 
     /// `poison_obj`: fills the object with `val`, its last byte `POISON_END`.
     pub(super) fn poison_obj(&self, s: &Cache<P>, objp: *mut u8, val: u8) {
-        let size = s.object_size as usize;
+        let size = s.object_size.load(Ordering::Relaxed) as usize;
         let real = objp.wrapping_add(s.obj_offset as usize);
         // SAFETY: the object proper lies inside the stride; the caller owns it.
         unsafe {
@@ -292,7 +293,7 @@ impl<P: Platform> SlabLayer<P> {
             }
         }
         let real = objp.wrapping_add(s.obj_offset as usize);
-        let size = s.object_size as usize;
+        let size = s.object_size.load(Ordering::Relaxed) as usize;
         let mut i = 0;
         let mut left = lines;
         while i < size && left > 0 {
@@ -306,7 +307,7 @@ impl<P: Platform> SlabLayer<P> {
     /// with up to 6 damaged lines and the neighbouring objects. Returns whether it was intact.
     pub(super) fn check_poison_obj(&self, s: &Cache<P>, objp: *mut u8) -> bool {
         let real = objp.wrapping_add(s.obj_offset as usize);
-        let size = s.object_size as usize;
+        let size = s.object_size.load(Ordering::Relaxed) as usize;
         let mut lines = 0;
         let mut i = 0;
         while i < size {

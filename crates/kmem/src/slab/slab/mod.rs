@@ -118,7 +118,7 @@ use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
-use kds::list::ListHead;
+use kds::list::{self, ListHead};
 
 use crate::addr::PAGE_SHIFT;
 use crate::gfp::GfpFlags;
@@ -304,7 +304,9 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     shared: AtomicU32,
     /// Object stride (`size`) and what the user asked for (`object_size`).
     size: u32,
-    object_size: u32,
+    /// Raised when another cache is merged into this one (`__kmem_cache_alias`), so
+    /// `ksize` covers what the alias's users asked for.
+    object_size: AtomicU32,
     align: u32,
     /// Objects per slab and its order.
     num: u32,
@@ -808,7 +810,7 @@ impl crate::slab::common::SlabAllocator for Slab {
             return 0;
         }
         // slab_ksize without SLUB: the object size.
-        s.object_size as usize
+        s.object_size.load(Ordering::Relaxed) as usize
     }
     fn kmalloc_size_roundup(size: usize) -> usize {
         if size == 0 || size > crate::slab::common::KMALLOC_MAX_CACHE_SIZE {
@@ -829,5 +831,44 @@ impl crate::slab::common::SlabAllocator for Slab {
         text: &str,
     ) -> Result<(), crate::errno::Errno> {
         cache::slabinfo_write(m, text)
+    }
+}
+
+/// The periodic `cache_reap` of the calling CPU, when its `REAPTIMEOUT_AC` has passed: every
+/// cache's per-CPU part (drain a fifth of an untouched array) and, when due for the node,
+/// the shared array and free slabs. As Linux's work function it only `mutex_trylock`s
+/// `slab_mutex` and tries again next period if the mutex is busy, so it never waits. The
+/// caller is on a slow path of an allocation that may sleep, in no CPU section.
+pub(super) fn periodic_reap<P: Platform>(m: &SlabLayer<P>) {
+    let ticks = m.slab().reap_ticks.load(Ordering::Acquire);
+    let cpu = m.platform().raw_cpu_id();
+    if ticks.is_null() || cpu >= m.platform().possible_cpus() {
+        return;
+    }
+    // SAFETY: `init_reap_ticks` made `possible_cpus` clocks, never freed.
+    let tick = unsafe { &*ticks.add(cpu) };
+    let now = m.platform().jiffies();
+    let due = tick.load(Ordering::Relaxed);
+    if now < due {
+        return;
+    }
+    let next = now + REAPTIMEOUT_AC_S * m.platform().hz();
+    if tick
+        .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+        .is_err()
+    {
+        return; // another thread on this CPU slot took this period
+    }
+    // Lock order: slab_mutex (rank 1), trylock; the reap takes cpu_section and the list
+    // locks under it as `cache_reap` does (V4); docs/LOCKING.md.
+    let Some(mut list) = m.slab().mutex.try_lock() else {
+        return;
+    };
+    let head: *mut ListHead = &mut list.caches;
+    // SAFETY: the cache list under slab_mutex; entries are `KmemCache::list` links.
+    for l in unsafe { list::list_for_each(head) } {
+        // SAFETY: linked caches are live.
+        let s = unsafe { &*kds::container_of!(l, Cache<P>, list) };
+        cache::with_cpu_slot(m, s, |slot| m.reap_cpu(s, slot, false));
     }
 }
