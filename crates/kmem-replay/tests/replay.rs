@@ -307,7 +307,7 @@ fn traces_on_each_slab_allocator() {
     }
     for path in &paths {
         let trace = kmem_replay::parse_file(path).unwrap();
-        for slab in ["slub", "slob"] {
+        for slab in ["slub", "slab", "slob"] {
             let opts = Options {
                 mem: 1 << 30,
                 prefault: false,
