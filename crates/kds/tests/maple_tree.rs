@@ -5,14 +5,15 @@
 
 extern crate std;
 
+mod maple_support;
 mod trees_support;
 
-use std::collections::BTreeMap;
 use std::vec::Vec;
 
 use kds::alloc::Gfp;
 use kds::maple_tree::*;
 use kds::Error;
+use maple_support::Model;
 use trees_support::TestAlloc;
 
 const GFP: Gfp = Gfp::GFP_KERNEL;
@@ -1085,41 +1086,7 @@ fn iteration() {
     ok(&mt);
 }
 
-/// A model of the tree: non-empty ranges by first index.
-#[derive(Default, Clone, Debug)]
-struct Model(BTreeMap<usize, (usize, usize)>);
-
 impl Model {
-    fn range_at(&self, i: usize) -> Option<(usize, usize, usize)> {
-        let (&f, &(l, e)) = self.0.range(..=i).next_back()?;
-        (l >= i).then_some((f, l, e))
-    }
-    fn load(&self, i: usize) -> Option<XaEntry> {
-        self.range_at(i)
-            .map(|r| r.2)
-            .filter(|&e| e != XA_ZERO_ENTRY.raw())
-            .and_then(XaEntry::from_raw)
-    }
-    fn store(&mut self, a: usize, b: usize, e: usize) {
-        let over: Vec<usize> = self
-            .0
-            .range(..=b)
-            .filter(|(_, &(l, _))| l >= a)
-            .map(|(&f, _)| f)
-            .collect();
-        for f in over {
-            let (l, x) = self.0.remove(&f).unwrap();
-            if f < a {
-                self.0.insert(f, (a - 1, x));
-            }
-            if l > b {
-                self.0.insert(b + 1, (l, x));
-            }
-        }
-        if e != 0 {
-            self.0.insert(a, (b, e));
-        }
-    }
     fn insert(&mut self, a: usize, b: usize, e: usize) -> Result<(), Error> {
         if a > b {
             return Err(Error::EINVAL);
