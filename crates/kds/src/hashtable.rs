@@ -436,7 +436,8 @@ impl<'a, A: KeyAdapter, B: Buckets> HashTableIn<'a, A, B> {
         // SAFETY: every node in the table is the link of an item borrowed for 'a, and the
         // iterator borrows the table, so no node is removed meanwhile.
         unsafe { crate::hlist::hlist_for_each(self.bucket(key)) }.map(|n| {
-            // SAFETY: as above.
+            // SAFETY: `n` is a link yielded by the walk above, embedded in an item the table
+            // borrows for 'a.
             unsafe { &*A::item(n) }
         })
     }

@@ -56,11 +56,14 @@ pub struct HlistNode {
 
 // SAFETY: plain pointers; the unsafe functions' callers provide synchronisation.
 unsafe impl Send for HlistHead {}
-// SAFETY: as above.
+// SAFETY: `&HlistHead` exposes only the first-node pointer value; dereferencing it needs `unsafe`
+// functions whose callers synchronise.
 unsafe impl Sync for HlistHead {}
-// SAFETY: as above.
+// SAFETY: a node is two plain pointers; moving it between threads moves words, and the functions
+// that follow them are `unsafe` with callers providing synchronisation.
 unsafe impl Send for HlistNode {}
-// SAFETY: as above.
+// SAFETY: `&HlistNode` exposes only pointer values; dereferencing them needs `unsafe` functions
+// whose callers synchronise.
 unsafe impl Sync for HlistNode {}
 
 impl HlistHead {
@@ -665,7 +668,8 @@ impl<'a, A: HAdapter> HList<'a, A> {
     pub fn iter(&self) -> impl Iterator<Item = &'a A::Item> + '_ {
         // SAFETY: every node is an item's link and the iterator borrows the list.
         unsafe { hlist_for_each(self.head.get()) }.map(|n| {
-            // SAFETY: as above.
+            // SAFETY: `n` is a link yielded by the walk above, embedded in an item the list borrows
+            // for 'a.
             unsafe { &*A::item(n) }
         })
     }

@@ -805,7 +805,8 @@ impl<A: NodeAlloc> Ida<A> {
                 _ => false,
             };
             if let Chunk::Bitmap(b) = chunk_of(Some(e)) {
-                // SAFETY: as above.
+                // SAFETY: `b` is a bitmap of the tree we hold the lock of (taken above), so no one
+                // frees or changes it meanwhile.
                 if unsafe { (*b).is_empty() } {
                     return Err("empty bitmap left in the tree");
                 }

@@ -55,7 +55,8 @@ pub struct Klist {
 
 // SAFETY: all access to `k_list` and the nodes' links happens under `lock`.
 unsafe impl Sync for Klist {}
-// SAFETY: as above; the callbacks are plain fn pointers.
+// SAFETY: the klist holds plain data, an UnsafeCell touched only under its lock and plain fn
+// pointers (`fn` items are Send), so moving it to another thread is sound.
 unsafe impl Send for Klist {}
 
 /// `struct klist_node`: the link embedded in an object on a [`Klist`].
@@ -68,7 +69,8 @@ pub struct KlistNode {
 
 // SAFETY: `n_node` is only touched under the owning klist's lock; the rest are atomics.
 unsafe impl Sync for KlistNode {}
-// SAFETY: as above.
+// SAFETY: a node holds atomics and an UnsafeCell touched only under its owning klist's lock;
+// nothing in it is tied to the creating thread.
 unsafe impl Send for KlistNode {}
 
 impl KlistNode {

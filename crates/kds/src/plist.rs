@@ -714,7 +714,8 @@ mod tests {
         let mut head = PlistHead::new();
         let mut n: [PlistNode; 5] = core::array::from_fn(|_| PlistNode::new(0));
         let prios = [5, 1, 5, 3, 1];
-        // SAFETY: as above.
+        // SAFETY: `head` and the nodes are locals of this test that outlive every use and are not
+        // moved while linked.
         unsafe {
             plist_head_init(&mut head);
             for (i, p) in prios.iter().enumerate() {

@@ -163,7 +163,8 @@ fn check(root: &RbRoot, nr: usize) {
 }
 
 fn check_augmented(root: &RbRoot, nr: usize) {
-    // SAFETY: as above; `augmented_ok` recomputes the subtree max of a linked node.
+    // SAFETY: the test owns every node of `root` and keeps them alive and in place; `augmented_ok`
+    // only recomputes the subtree max of a linked node.
     let info = unsafe {
         rb_check_augmented(
             root,
@@ -280,7 +281,8 @@ fn rbtree_test_augmented_cached_check_after_every_step() {
             // SAFETY: all linked nodes are alive.
             let info = unsafe { rb_check_cached(root, |a, b| key_order(a, b)) }.unwrap();
             assert_eq!(info.count, nr);
-            // SAFETY: as above.
+            // SAFETY: `root` is the test's tree; its nodes (`nodes`) are alive and not moved while
+            // linked.
             assert_eq!(root.rb_leftmost, unsafe { rb_first(&root.rb_root) });
         };
         for j in 0..NNODES {

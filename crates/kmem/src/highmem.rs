@@ -437,7 +437,8 @@ impl<P: Platform> KmapLayer<P> {
             self.kernel_unmap_range(page_model, PAGE_SIZE, true);
         }
         if let Some(st) = st {
-            // SAFETY: as above.
+            // SAFETY: `st` is this CPU's kmap stack, which we own until kmap_cpu_put below (the CPU
+            // was taken by kmap_cpu_get above), and `idx > 0` was checked when reading the top.
             unsafe { (*st).idx -= 1 };
         }
         // Once for this call, once for the kmap_local_page that took the CPU.

@@ -289,7 +289,8 @@ pub struct Zone<L: lock_api::RawMutex> {
 // SAFETY: the raw pointers refer to memblock memory owned by the machine; access follows the
 // locking rules above.
 unsafe impl<L: lock_api::RawMutex + Send> Send for Zone<L> {}
-// SAFETY: as above.
+// SAFETY: shared use follows the zone's locking rules above: list heads and counters behind the
+// zone lock (L: Sync), pcp data per CPU under its CPU section, the rest atomics.
 unsafe impl<L: lock_api::RawMutex + Sync + Send> Sync for Zone<L> {}
 
 impl<L: lock_api::RawMutex> Zone<L> {

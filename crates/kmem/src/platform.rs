@@ -36,7 +36,8 @@ pub struct CpuDeadHook {
 
 // SAFETY: `ctx` points at kmem's machine state, which is Sync; the hook only passes it back.
 unsafe impl Send for CpuDeadHook {}
-// SAFETY: as above.
+// SAFETY: sharing the hook shares a plain fn pointer and `ctx`, which points at kmem's machine
+// state (Sync); the hook only passes it back to kmem.
 unsafe impl Sync for CpuDeadHook {}
 
 /// Log levels of printk (include/linux/kern_levels.h).

@@ -653,7 +653,8 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
         if not_copied != 0 {
             not_copied += (n - l) as usize * es;
         } else {
-            // SAFETY: as above.
+            // SAFETY: the wrapped run starts at slot 0 and is `n - l <= off` slots long, so it
+            // stays within the buffer, in free slots only the producer (us) writes.
             not_copied =
                 unsafe { from.copy_from_user(base, l as usize * es, (n - l) as usize * es) };
         }
@@ -693,7 +694,8 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
         if not_copied != 0 {
             not_copied += (n - l) as usize * es;
         } else {
-            // SAFETY: as above.
+            // SAFETY: the wrapped run starts at slot 0 and is `n - l <= off` slots long, so it
+            // stays within the buffer, in filled slots only the consumer (us) reads.
             not_copied = unsafe { to.copy_to_user(l as usize * es, base, (n - l) as usize * es) };
         }
         let done = n - not_copied.div_ceil(es) as u32;

@@ -238,7 +238,8 @@ impl<S: Storage<u8>, const R: usize> KfifoRec<S, R> {
         // SAFETY: the runs lie in the buffer's free slots, which the producer owns.
         let mut nc = unsafe { from.copy_from_user(base.add(off as usize), 0, l as usize) };
         if nc == 0 {
-            // SAFETY: as above.
+            // SAFETY: the wrapped run starts at byte 0 and is `len - l` bytes, within the free
+            // space checked above, which only the producer (us) writes.
             nc = unsafe { from.copy_from_user(base, l as usize, len - l as usize) };
         }
         if nc != 0 {
@@ -275,7 +276,8 @@ impl<S: Storage<u8>, const R: usize> KfifoRec<S, R> {
         // SAFETY: the runs lie in the record's filled slots, which the consumer owns.
         let mut nc = unsafe { to.copy_to_user(0, base.add(off as usize), l as usize) };
         if nc == 0 {
-            // SAFETY: as above.
+            // SAFETY: the wrapped run starts at byte 0 and is `len - l` bytes, within the record
+            // being read, which only the consumer (us) reads.
             nc = unsafe { to.copy_to_user(l as usize, base, len - l as usize) };
         }
         if nc != 0 {

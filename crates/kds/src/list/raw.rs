@@ -20,7 +20,8 @@ pub struct ListHead {
 // SAFETY: a ListHead is two plain pointers; all access to what they point at goes through
 // `unsafe` functions whose callers provide the synchronisation.
 unsafe impl Send for ListHead {}
-// SAFETY: as above; shared references only read the pointer values.
+// SAFETY: through `&ListHead` only the two pointer values are read (Copy words); dereferencing them
+// requires `unsafe` functions whose callers synchronise.
 unsafe impl Sync for ListHead {}
 
 impl ListHead {

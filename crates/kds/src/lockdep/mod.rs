@@ -296,8 +296,9 @@ struct State {
 // released with Acquire/Release; `sites` only under the graph lock; everything else is atomic.
 #[cfg(any(debug_assertions, feature = "lockdep"))]
 unsafe impl Sync for Lockdep {}
-// SAFETY: as above; moving the validator moves plain data (a moved validator is not attached
-// to anything, `Mutex::attach` requires it to stay put).
+// SAFETY: moving the validator moves plain data and atomics; the host reference is `Sync` and valid
+// for the validator's life (see Sync above), and a moved validator is not attached to anything
+// (`Mutex::attach` requires it to stay put).
 #[cfg(any(debug_assertions, feature = "lockdep"))]
 unsafe impl Send for Lockdep {}
 
@@ -868,7 +869,8 @@ impl Lockdep {
             }
         }
         if self.turn_off(Report::BadUnlockBalance) {
-            // SAFETY: as above (the slot, if any, is ours); a shared view for printing.
+            // SAFETY: `slot`, if any, is the task slot whose `owner` holds our task id, so no other
+            // task writes its stack; we only read it for printing.
             let st = slot.map(|s| unsafe { &*self.st.tasks[s].stack.get() });
             self.print_bad_unlock(host, st, class, site);
             host.reported(Report::BadUnlockBalance);

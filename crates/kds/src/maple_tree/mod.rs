@@ -173,7 +173,9 @@ pub struct MapleTree<A: NodeAlloc> {
 // SAFETY: entries are plain words owned by the user; writer state is behind the lock (or
 // `&mut`); readers touch only atomics of nodes kept allocated by `rcu.rs`.
 unsafe impl<A: NodeAlloc + Send> Send for MapleTree<A> {}
-// SAFETY: as above; `&MapleTree` allows lock-free readers and lock-serialised writers.
+// SAFETY: shared use is the concurrent case of the argument for Send: readers touch only atomics of
+// nodes `rcu.rs` keeps allocated, writers serialise on the lock, and `A: Sync` lets threads share
+// the allocator.
 unsafe impl<A: NodeAlloc + Send + Sync> Sync for MapleTree<A> {}
 
 /// `XA_RETRY_ENTRY` (`xa_mk_internal(256)`).

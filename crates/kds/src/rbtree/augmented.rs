@@ -149,7 +149,8 @@ macro_rules! __rb_callbacks_impl {
                     if unsafe { $compute(node, true) } {
                         break;
                     }
-                    // SAFETY: as above.
+                    // SAFETY: `rb` is embedded in a valid `$ty` (caller's guarantee) and linked in
+                    // a tree, so its parent pointer is null or a valid node.
                     rb = unsafe { $crate::rbtree::rb_parent(rb) };
                 }
             }

@@ -745,7 +745,8 @@ impl<'a, K, V> Iterator for IterMut<'a, K, V> {
             return None;
         }
         self.len -= 1;
-        // SAFETY: as above.
+        // SAFETY: `rb` is a node of the tree mutably borrowed for 'a, and the raw iterator yields
+        // each node once, so this `&mut` aliases no other yielded reference.
         let n = unsafe { &mut *node::<K, V>(rb) };
         Some((&n.key, &mut n.value))
     }

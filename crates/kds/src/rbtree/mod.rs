@@ -62,7 +62,8 @@ pub struct RbNode {
 // SAFETY: an RbNode is plain pointers; all dereferencing goes through `unsafe` functions whose
 // callers provide the synchronisation.
 unsafe impl Send for RbNode {}
-// SAFETY: as above.
+// SAFETY: `&RbNode` exposes only the pointer values (plain words); every dereference is an `unsafe`
+// function whose caller synchronises.
 unsafe impl Sync for RbNode {}
 
 impl RbNode {

@@ -238,7 +238,9 @@ pub struct XArray<A: NodeAlloc> {
 // readers only use atomics on nodes that stay allocated while they are inside (see the module
 // docs). `A` is used from any thread holding the lock or dropping the array.
 unsafe impl<A: NodeAlloc + Send> Send for XArray<A> {}
-// SAFETY: as above; `&XArray` allows concurrent readers and lock-serialised writers.
+// SAFETY: shared use is the concurrent case of the argument for Send: readers use only atomics on
+// nodes kept allocated for them, writers serialise on the lock, and `A: Sync` lets both threads
+// call the allocator through `&A`.
 unsafe impl<A: NodeAlloc + Send + Sync> Sync for XArray<A> {}
 
 /// Where a store goes: a slot run in a node, or the head.

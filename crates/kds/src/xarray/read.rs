@@ -53,7 +53,8 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
                     }
                 }
                 if is_child(e, node.shift) {
-                    // SAFETY: as above.
+                    // SAFETY: `e` is a child entry of a node we reached as a reader; children stay
+                    // allocated while we are inside the read section.
                     node = unsafe { node_ref(e) };
                     continue;
                 }
@@ -98,7 +99,8 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
                 return false;
             }
             if is_child(e, node.shift) {
-                // SAFETY: as above.
+                // SAFETY: `e` is a child entry of a node we reached as a reader; children stay
+                // allocated while we are inside the read section.
                 node = unsafe { node_ref(e) };
                 continue;
             }
@@ -125,7 +127,8 @@ impl<A: NodeAlloc> XaReadGuard<'_, A> {
                 e = node.slot(off);
             }
             if is_child(e, node.shift) {
-                // SAFETY: as above.
+                // SAFETY: `e` is a child entry of a node we reached as a reader; children stay
+                // allocated while we are inside the read section.
                 node = unsafe { node_ref(e) };
                 continue;
             }

@@ -200,7 +200,8 @@ pub struct PagePtr(NonNull<Page>);
 // SAFETY: a PagePtr is an address into the memmap; every access through it is guarded by the
 // allocator's locks as described in the module documentation.
 unsafe impl Send for PagePtr {}
-// SAFETY: as above.
+// SAFETY: `&PagePtr` only exposes the address (Copy); reaching the `struct page` behind it takes
+// the allocator's locks (module documentation), so sharing the token is sound.
 unsafe impl Sync for PagePtr {}
 
 /// A read-only view of one `struct page` of a live machine, borrowed from it

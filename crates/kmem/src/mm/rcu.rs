@@ -192,7 +192,8 @@ pub struct RcuState<R: lock_api::RawMutex> {
 // SAFETY: `cpus` points at per-CPU counters in memblock memory owned by the machine, used only
 // through atomics; every other field is Send + Sync by itself.
 unsafe impl<R: lock_api::RawMutex + Send + Sync> Send for RcuState<R> {}
-// SAFETY: as above.
+// SAFETY: shared use only reads `cpus` and updates the per-CPU counters through atomics; the other
+// fields are Sync (R: Sync), so concurrent `&RcuState` use is race-free.
 unsafe impl<R: lock_api::RawMutex + Send + Sync> Sync for RcuState<R> {}
 
 impl<R: lock_api::RawMutex> RcuState<R> {

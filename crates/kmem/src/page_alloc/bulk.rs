@@ -67,7 +67,8 @@ impl<P: Platform> PageAllocator<P> {
         if unsafe { list::list_empty(l) } {
             return None;
         }
-        // SAFETY: as above; the list is not empty.
+        // SAFETY: `l` is the current CPU's pcp list, which we own while holding the CPU guard `g`;
+        // it is not empty, so pcp_pop takes a page that is on it.
         Some(unsafe { pcp_pop(pcp, l, order) })
     }
 

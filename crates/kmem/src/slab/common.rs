@@ -888,7 +888,8 @@ pub struct CacheHandle {
 
 // SAFETY: a handle is an address plus a generation; the cache it names is Sync.
 unsafe impl Send for CacheHandle {}
-// SAFETY: as above.
+// SAFETY: `&CacheHandle` exposes only the address and generation (Copy words); the cache behind it
+// is Sync and is reached only after checking the generation.
 unsafe impl Sync for CacheHandle {}
 
 impl fmt::Debug for CacheHandle {

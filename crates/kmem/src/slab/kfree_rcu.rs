@@ -401,7 +401,8 @@ impl<P: Platform> SlabLayer<P> {
                 // are objects handed over once.
                 let (next, n) = unsafe { ((*page).next, (*page).nr_records) };
                 for r in 0..n {
-                    // SAFETY: as above.
+                    // SAFETY: `page` is a bulk page of this batch, owned by this work; `r <
+                    // nr_records`, so the record was written by kvfree_call_rcu and is read once.
                     let obj = unsafe { (*page).records[r] };
                     self.free_one(ch, obj);
                 }
@@ -489,7 +490,8 @@ impl Krc {
             self.cur.bulk[c] = fresh;
             page = fresh;
         }
-        // SAFETY: see above; `nr_records < KVFREE_BULK_MAX_ENTR` here.
+        // SAFETY: `page` is the current bulk page of this CPU's krc, owned under its lock; it was
+        // either checked not full (`nr_records < KVFREE_BULK_MAX_ENTR`) or just initialised empty.
         unsafe {
             let n = (*page).nr_records;
             (*page).records[n] = obj;

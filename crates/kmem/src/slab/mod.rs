@@ -138,7 +138,8 @@ impl<P: Platform> SlabLayer<P> {
             self.slab.mutex.attach(ld);
             self.slab.krc.lock.attach(ld);
         }
-        // SAFETY: as above, for slob_lock.
+        // SAFETY: the validator lives as long as the platform, so as the slab state, and slob_lock
+        // is attached once, before first use.
         unsafe { self.slob.lock.attach(ld) };
     }
 

@@ -146,7 +146,8 @@ impl<P: Platform> VmLayer<P> {
             );
             return None;
         }
-        // SAFETY: as above.
+        // SAFETY: `va` is the busy area allocated above, owned by this call until it is mapped or
+        // aborted.
         let va_start = unsafe { (*va).va_start };
         if !self.kernel_map(va_start, pages, prot, huge) {
             self.vmalloc_area_abort(va, arr, arr_order, pages);
@@ -359,7 +360,8 @@ impl<P: Platform> VmLayer<P> {
             let mut a = self.vm().areas.lock();
             // SAFETY: the busy tree holds valid objects (lock held).
             let va = unsafe { find_containing(&a.busy_root, model) }?;
-            // SAFETY: as above.
+            // SAFETY: `va` was found in the busy tree under the areas lock, which we still hold, so
+            // it is a live VmapArea.
             let (start, f) = unsafe { ((*va).va_start, (*va).flags) };
             let kind_ok = if want == ANY_VM {
                 f & VM_MAP_RAM_AREA == 0
@@ -370,7 +372,8 @@ impl<P: Platform> VmLayer<P> {
             if !ok {
                 return None;
             }
-            // SAFETY: as above.
+            // SAFETY: `va` is in the busy tree of `a` (found under this same lock hold), so
+            // unlinking it is valid.
             unsafe { unlink_busy(&mut a, va) };
             va
         };
@@ -422,7 +425,8 @@ impl<P: Platform> VmLayer<P> {
         let a = self.vm().areas.lock();
         // SAFETY: busy tree of valid objects under the lock.
         let va = unsafe { find_containing(&a.busy_root, model) }?;
-        // SAFETY: as above.
+        // SAFETY: `va` was found in the busy tree under the areas lock `a`, held while the
+        // reference lives.
         let v = unsafe { &*va };
         if v.flags & VM_UNINITIALIZED != 0 {
             return None;
@@ -492,7 +496,8 @@ impl<P: Platform> VmLayer<P> {
         let a = self.vm().areas.lock();
         // SAFETY: busy tree of valid objects under the lock.
         if let Some(va) = unsafe { find_containing(&a.busy_root, model) } {
-            // SAFETY: as above.
+            // SAFETY: `va` was found in the busy tree under the areas lock, still held, so writing
+            // its field races with no one.
             unsafe { (*va).requested_size = size };
         }
     }

@@ -191,7 +191,8 @@ impl<P: Platform> VmLayer<P> {
         {
             // Lock order: vmap_area_lock (rank 2); docs/LOCKING.md.
             let mut a = self.vm().areas.lock();
-            // SAFETY: as above; the purge list is protected by the areas lock.
+            // SAFETY: `va` was unlinked by the caller and is ours; the purge list it joins is
+            // protected by the areas lock we hold.
             unsafe { (*va).next = a.purge_head };
             a.purge_head = va;
             a.nr_lazy_areas += 1;
@@ -265,7 +266,9 @@ impl<P: Platform> VmLayer<P> {
         // Lock order: vmap_area_lock (rank 2), again, under vmap_purge_lock; docs/LOCKING.md.
         let mut a = self.vm().areas.lock();
         while !head.is_null() {
-            // SAFETY: as above; each node is merged into the free tree once.
+            // SAFETY: every node on the detached purge list is an area unlinked from the busy tree
+            // and owned by this purge; each is merged into the free tree (under the areas lock)
+            // exactly once.
             unsafe {
                 let next = (*head).next;
                 merge_or_add_free(&mut a, head);

@@ -237,7 +237,8 @@ pub struct VmState<L: RawMutex> {
 // SAFETY: the raw pointers inside are protected by the mutexes; `layout` is written once in
 // `vmalloc_init` before `ready` is set (Release) and only read after `ready` is seen (Acquire).
 unsafe impl<L: RawMutex + Send + Sync> Sync for VmState<L> {}
-// SAFETY: as above.
+// SAFETY: moving the state moves mutex-protected raw pointers and atomics; nothing in it is tied to
+// a thread (L: Send), and `layout` follows the same publish rule after the move.
 unsafe impl<L: RawMutex + Send + Sync> Send for VmState<L> {}
 
 impl<L: RawMutex> Default for VmState<L> {
