@@ -151,3 +151,30 @@ fn i386_meminfo_has_highmem_lines() {
     assert!(z.contains("Node 0, zone  HighMem"));
     assert!(z.contains("protection: (0, "));
 }
+
+/// debugfs memblock/{memory,reserved} as mm/memblock.c memblock_debug_show prints them: the
+/// node of each region (memory: node 0 of x86's faked node; reserved: the node of the memory
+/// it lies in, `x` outside memory such as page 0) and the lowest flag's name (memblock
+/// allocations are `memblock_reserve_kern`ed: RSV_KERN).
+#[test]
+fn memblock_debugfs_shows_node_and_flags() {
+    let m = boot(Arch::X86_64, 128 << 20, 2);
+    let mem = proc(&m, "/sys/kernel/debug/memblock/memory");
+    assert!(mem.lines().count() >= 2, "{mem}");
+    for l in mem.lines() {
+        assert!(
+            l.ends_with("    0 NONE"),
+            "memory region without node 0: {l:?}"
+        );
+    }
+    let res = proc(&m, "/sys/kernel/debug/memblock/reserved");
+    let first = res.lines().next().unwrap();
+    assert_eq!(
+        first, "   0: 0x0000000000000000..0x0000000000000fff    x NONE",
+        "page 0 lies outside memblock.memory: no node"
+    );
+    assert!(
+        res.lines().any(|l| l.ends_with("    0 RSV_KERN")),
+        "memblock allocations carry RSV_KERN and node 0:\n{res}"
+    );
+}

@@ -170,6 +170,15 @@ fn e820_memblock_setup(
     for (base, size) in params.reserve {
         mb.reserve(*base, *size)?;
     }
+    // Without firmware NUMA tables x86 fakes one node over all RAM (arch/x86/mm/numa.c
+    // dummy_numa_init: numa_add_memblk(0, 0, PFN_PHYS(max_pfn)), then memblock_set_node on
+    // memblock.memory); debugfs memblock/memory shows node 0 from then on.
+    mb.set_node(
+        PhysAddr::new(0),
+        max_pfn.phys().as_u64(),
+        crate::memblock::MemblockKind::Memory,
+        0,
+    )?;
     // Everything allocated from here on must be reachable through the direct map.
     mb.set_current_limit(lowmem_end);
     Ok((mb, max_pfn, lowmem_end, kernel))

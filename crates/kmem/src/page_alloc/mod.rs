@@ -153,7 +153,19 @@ impl<P: Platform> PageAllocator<P> {
     /// `memblock_free_all`: every free memblock range goes to the buddy allocator.
     pub(crate) fn memblock_free_all(&self) {
         // Lock order: memblock_lock (rank 1), &zone->lock under it; docs/LOCKING.md.
-        let mb = self.memblock.lock();
+        let mut mb = self.memblock.lock();
+        // mm/memblock.c memmap_init_reserved_pages: reserved regions take the node of the
+        // memory they lie in (memblock_set_node on memblock.reserved per memory region). A
+        // reserved array too full to split keeps its nodes; only debugfs shows them.
+        for i in 0..mb.memory.cnt() {
+            let r = mb.memory.regions()[i];
+            let _ = mb.set_node(
+                r.base,
+                r.size,
+                crate::memblock::MemblockKind::Reserved,
+                r.nid,
+            );
+        }
         let mut total = 0usize;
         for r in mb.free_ranges() {
             let start = r.base.as_u64().div_ceil(PAGE_SIZE as u64);

@@ -216,14 +216,22 @@ impl<P: Platform> VmLayer<P> {
     pub fn show_memblock(&self, out: &mut dyn Write, reserved: bool) -> fmt::Result {
         self.with_memblock(|mb| {
             let t = if reserved { &mb.reserved } else { &mb.memory };
+            // mm/memblock.c memblock_debug_show: "%4d: %pa..%pa ", the node ("%4d " or
+            // "%4c " of 'x' when the region has none), then the lowest flag's name.
             for (i, r) in t.regions().iter().enumerate() {
-                writeln!(
+                write!(
                     out,
-                    "{:>4}: {:#018x}..{:#018x}    0 NONE",
+                    "{:>4}: {:#018x}..{:#018x} ",
                     i,
                     r.base.as_u64(),
                     r.end() - 1
                 )?;
+                if crate::memblock::numa_valid_node(r.nid) {
+                    write!(out, "{:>4} ", r.nid)?;
+                } else {
+                    write!(out, "{:>4} ", 'x')?;
+                }
+                writeln!(out, "{}", r.flags.name())?;
             }
             Ok(())
         })
