@@ -15,14 +15,24 @@ pub enum Errno {
     ENOENT = 2,
     /// `EIO` (5).
     EIO = 5,
+    /// `ENXIO` (6).
+    ENXIO = 6,
     /// `ENOMEM` (12).
     ENOMEM = 12,
     /// `EACCES` (13).
     EACCES = 13,
     /// `EBUSY` (16).
     EBUSY = 16,
+    /// `EEXIST` (17).
+    EEXIST = 17,
+    /// `ENODEV` (19).
+    ENODEV = 19,
     /// `EINVAL` (22).
     EINVAL = 22,
+    /// `EPROBE_DEFER` (517, include/linux/errno.h): kernel-internal, a driver
+    /// asks to be probed again later.
+    #[allow(non_camel_case_types)]
+    EPROBE_DEFER = 517,
 }
 
 impl Errno {
@@ -37,10 +47,15 @@ impl Errno {
             Errno::EPERM => "Operation not permitted",
             Errno::ENOENT => "No such file or directory",
             Errno::EIO => "Input/output error",
+            Errno::ENXIO => "No such device or address",
             Errno::ENOMEM => "Cannot allocate memory",
             Errno::EACCES => "Permission denied",
             Errno::EBUSY => "Device or resource busy",
+            Errno::EEXIST => "File exists",
+            Errno::ENODEV => "No such device",
             Errno::EINVAL => "Invalid argument",
+            // Never reaches user space in Linux; glibc has no text for it.
+            Errno::EPROBE_DEFER => "Unknown error 517",
         }
     }
 }

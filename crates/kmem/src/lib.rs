@@ -48,6 +48,8 @@ pub mod slab;
 pub mod highmem;
 pub mod vmalloc;
 
+pub mod base;
+
 pub mod proc;
 
 pub mod machine;

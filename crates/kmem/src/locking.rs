@@ -59,5 +59,11 @@ pub static CPUHP_STATE_MUTEX: LockClass = LockClass::new("cpuhp_state_mutex");
 pub static RCU_CBLIST_LOCK: LockClass = LockClass::new("rcu_cblist_lock");
 /// `krcp->lock`: kfree_rcu's batches (`slab/kfree_rcu.rs`); a leaf.
 pub static KRC_LOCK: LockClass = LockClass::new("&krcp->lock");
+/// The driver core's registry (buses, drivers, devices; `base/`): kmem's one lock for what
+/// Linux splits into the bus klists' locks and `device_lock`. Never held across a probe.
+pub static DEVICE_MODEL_LOCK: LockClass = LockClass::new("device_model_lock");
+/// `&dev->devres_lock`: a device's managed-resource list (`base/devres.rs`); nothing
+/// allocates or frees under it.
+pub static DEVRES_LOCK: LockClass = LockClass::new("&dev->devres_lock");
 /// `logbuf_lock` (printk's ring buffer); the innermost lock.
 pub static LOGBUF_LOCK: LockClass = LockClass::new("logbuf_lock");

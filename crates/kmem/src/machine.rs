@@ -20,6 +20,7 @@
 
 use core::ptr::NonNull;
 
+use crate::base::{DevLayer, DevState};
 use crate::highmem::{KmapLayer, KmapState};
 use crate::locking::{Lockdep, LOCKDEP};
 use crate::mm::MemoryModel;
@@ -34,7 +35,7 @@ pub use crate::mm::{KernelImage, NodeStat, NodeStats, Taint};
 pub use crate::mm_init::{BootError, BootParams};
 
 /// The top layer of a machine's state.
-type State<P> = KmapLayer<P>;
+type State<P> = DevLayer<P>;
 
 /// One booted memory subsystem. See the module documentation.
 pub struct Machine<P: Platform> {
@@ -49,7 +50,7 @@ impl<P: Platform> Drop for Machine<P> {
         // SAFETY: the state is live until the platform goes; `plat` is read out exactly once
         // (here) and nothing touches the state afterwards. Dropping the platform releases the
         // memory the state lives in, so it must be moved out first.
-        let plat = unsafe { core::ptr::read(core::ptr::addr_of!((*st).vm.sl.pa.mm.plat)) };
+        let plat = unsafe { core::ptr::read(core::ptr::addr_of!((*st).km.vm.sl.pa.mm.plat)) };
         drop(plat);
     }
 }
@@ -94,16 +95,19 @@ impl<P: Platform> Machine<P> {
             p.as_ptr().cast::<Lockdep>().cast_const()
         });
         let mm = mm_init::memory_model(plat, params, &em, lockdep);
-        let state = KmapLayer {
-            vm: VmLayer {
-                sl: SlabLayer {
-                    pa: PageAllocator::new(mm, zones, physpages),
-                    slab,
-                    slob: crate::slab::slob::SlobState::new(),
+        let state = DevLayer {
+            km: KmapLayer {
+                vm: VmLayer {
+                    sl: SlabLayer {
+                        pa: PageAllocator::new(mm, zones, physpages),
+                        slab,
+                        slob: crate::slab::slob::SlobState::new(),
+                    },
+                    vm: VmState::new(),
                 },
-                vm: VmState::new(),
+                kmap: KmapState::new(),
             },
-            kmap: KmapState::new(),
+            dev: DevState::from_cmdline(params.cmdline),
         };
         let state_p = em.state.cast::<State<P>>();
         // SAFETY: `em.state` is a fresh, zeroed memblock allocation of `size_of::<State<P>>()`
@@ -149,6 +153,10 @@ impl<P: Platform> Machine<P> {
         // mem_init_print_info: 6.18 prints `Memory:` late in boot, after `SLUB:`, so the
         // free count includes what slab and vmalloc took at boot.
         m.print_memory_line();
+        // driver_init (do_basic_setup, after the memory core): the driver core's lists and
+        // the platform bus.
+        // SAFETY: once, at boot, with the state at its final address, before any other call.
+        unsafe { m.dev_init() };
 
         m.platform().set_cpu_dead_hook(CpuDeadHook {
             ctx: (&m.mm as *const MemoryModel<P>).cast(),

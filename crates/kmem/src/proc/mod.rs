@@ -11,6 +11,7 @@ pub mod vmstat;
 
 use core::fmt::{self, Write};
 
+use crate::base::DevLayer;
 use crate::errno::Errno;
 use crate::platform::Platform;
 use crate::vmalloc::VmLayer;
@@ -65,6 +66,17 @@ pub const PROC_FILES: &[&str] = &[
     "/sys/kernel/debug/memblock/reserved",
     "/sys/kernel/debug/rcu/rcugp",
 ];
+
+impl<P: Platform> DevLayer<P> {
+    /// Reads a file: the driver core's sysfs and debugfs files ([`DevLayer::dev_sysfs_read`]),
+    /// then everything [`VmLayer::proc_read`] shows.
+    pub fn proc_read(&self, path: &str, out: &mut dyn Write) -> Result<(), ProcError> {
+        match self.dev_sysfs_read(path, out) {
+            Some(r) => r.map_err(ProcError::from),
+            None => self.vm.proc_read(path, out),
+        }
+    }
+}
 
 impl<P: Platform> VmLayer<P> {
     /// Writes the file at `path` (`/proc/buddyinfo`, …; the `/proc/` prefix is optional).
