@@ -214,7 +214,7 @@ impl<P: Platform> DevLayer<P> {
         h: DeviceHandle,
         f: impl FnOnce(*mut Device<P>) -> T,
     ) -> Result<T, Errno> {
-        // Lock order: device_model_lock (rank 1), &dev->devres_lock under it; nothing
+        // Lock order: device_model_lock (rank 0), &dev->devres_lock under it; nothing
         // allocates under the devres lock; docs/LOCKING.md.
         self.with_device(h, |d| {
             // SAFETY: `d` is live while the registry lock is held (with_device holds it).

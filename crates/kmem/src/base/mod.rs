@@ -37,7 +37,7 @@
 //!   links and fields except the devres list. It is **not** held across a driver's probe or
 //!   remove (they may allocate, add devices or register drivers): the device is marked
 //!   `busy` instead, and calls that would unbind or delete a busy device fail with `EBUSY`.
-//!   It may be held while allocating (rank 1, above every allocator lock).
+//!   It may be held while allocating (rank 0, outside every allocator lock).
 //! - `&dev->devres_lock` (per device, a spinlock as in Linux) protects the device's devres
 //!   list; nothing allocates or frees under it (allocation happens before, freeing after,
 //!   as `release_nodes` does).
@@ -235,7 +235,7 @@ impl<P: Platform> DevLayer<P> {
             unsafe { self.dev.reg.attach(ld) };
         }
         {
-            // Lock order: device_model_lock (rank 1); docs/LOCKING.md.
+            // Lock order: device_model_lock (rank 0); docs/LOCKING.md.
             let mut r = self.dev.reg.lock();
             // SAFETY: the heads are at their final address (the caller's contract) and not
             // yet used.
@@ -323,7 +323,7 @@ impl<P: Platform> DevLayer<P> {
         h: DeviceHandle,
         f: impl FnOnce(*mut Device<P>) -> T,
     ) -> Result<T, Errno> {
-        // Lock order: device_model_lock (rank 1); docs/LOCKING.md.
+        // Lock order: device_model_lock (rank 0); docs/LOCKING.md.
         let r = self.dev.reg.lock();
         let d = self.find_device(&r, h).ok_or(Errno::ENODEV)?;
         Ok(f(d))
@@ -334,7 +334,7 @@ impl<P: Platform> DevLayer<P> {
         if name.is_empty() || name.contains('/') {
             return Err(Errno::EINVAL);
         }
-        // Lock order: device_model_lock (rank 1), then the allocator's locks; docs/LOCKING.md.
+        // Lock order: device_model_lock (rank 0), then the allocator's locks; docs/LOCKING.md.
         let mut r = self.dev.reg.lock();
         if self.find_bus(&r, name).is_some() {
             return Err(Errno::EEXIST);
@@ -369,7 +369,7 @@ impl<P: Platform> DevLayer<P> {
             return Err(Errno::EINVAL);
         }
         let h = {
-            // Lock order: device_model_lock (rank 1), then the allocator's locks.
+            // Lock order: device_model_lock (rank 0), then the allocator's locks.
             let mut r = self.dev.reg.lock();
             let b = self.find_bus(&r, bus).ok_or(Errno::ENODEV)?;
             // SAFETY: `b` is a live bus and its device list is stable under the lock.
@@ -424,7 +424,7 @@ impl<P: Platform> DevLayer<P> {
     pub fn device_unregister(&self, h: DeviceHandle) -> Result<(), Errno> {
         self.device_release_driver(h)?;
         let d = {
-            // Lock order: device_model_lock (rank 1).
+            // Lock order: device_model_lock (rank 0).
             let r = self.dev.reg.lock();
             let d = self.find_device(&r, h).ok_or(Errno::ENODEV)?;
             // SAFETY: `d` is live and its links are ours to change under the lock.
@@ -464,7 +464,7 @@ impl<P: Platform> DevLayer<P> {
             return Err(Errno::EINVAL);
         }
         let h = {
-            // Lock order: device_model_lock (rank 1), then the allocator's locks.
+            // Lock order: device_model_lock (rank 0), then the allocator's locks.
             let r = self.dev.reg.lock();
             let b = self.find_bus(&r, bus).ok_or(Errno::ENODEV)?;
             // SAFETY: a live bus; its driver list is stable under the lock.
@@ -509,7 +509,7 @@ impl<P: Platform> DevLayer<P> {
     /// `driver_unregister`: unbinds every device bound to the driver, then removes it.
     pub fn driver_unregister(&self, h: DriverHandle) -> Result<(), Errno> {
         loop {
-            // Lock order: device_model_lock (rank 1).
+            // Lock order: device_model_lock (rank 0).
             let r = self.dev.reg.lock();
             let drv = self.find_driver(&r, h).ok_or(Errno::ENODEV)?;
             // SAFETY: a live driver; its device list is stable under the lock, entries are
@@ -522,7 +522,7 @@ impl<P: Platform> DevLayer<P> {
                 NonZeroUsize::new(d as usize).ok_or(Errno::ENODEV)?,
             ))?;
         }
-        // Lock order: device_model_lock (rank 1).
+        // Lock order: device_model_lock (rank 0).
         let r = self.dev.reg.lock();
         let drv = self.find_driver(&r, h).ok_or(Errno::ENODEV)?;
         // SAFETY: a live driver with no bound device (a device being probed by it is busy and
@@ -546,7 +546,7 @@ impl<P: Platform> DevLayer<P> {
     /// Returns whether it is bound afterwards.
     pub fn device_attach(&self, h: DeviceHandle) -> bool {
         let candidates = {
-            // Lock order: device_model_lock (rank 1).
+            // Lock order: device_model_lock (rank 0).
             let r = self.dev.reg.lock();
             let Some(d) = self.find_device(&r, h) else {
                 return false;
@@ -570,7 +570,7 @@ impl<P: Platform> DevLayer<P> {
         // (each probe runs unlocked), so the i-th match is looked up again each time.
         for i in 0..candidates {
             let drv = {
-                // Lock order: device_model_lock (rank 1).
+                // Lock order: device_model_lock (rank 0).
                 let r = self.dev.reg.lock();
                 let Some(d) = self.find_device(&r, h) else {
                     return false;
@@ -598,7 +598,7 @@ impl<P: Platform> DevLayer<P> {
         let mut skip = 0usize;
         loop {
             let next = {
-                // Lock order: device_model_lock (rank 1).
+                // Lock order: device_model_lock (rank 0).
                 let r = self.dev.reg.lock();
                 let Some(drv) = self.find_driver(&r, h) else {
                     return;
@@ -631,7 +631,7 @@ impl<P: Platform> DevLayer<P> {
         loop {
             let mut pending: [Option<DeviceHandle>; 16] = [None; 16];
             {
-                // Lock order: device_model_lock (rank 1).
+                // Lock order: device_model_lock (rank 0).
                 let mut r = self.dev.reg.lock();
                 let head: *mut ListHead = &mut r.deferred;
                 // SAFETY: the deferred list is stable under the lock; its entries are the
@@ -669,7 +669,7 @@ impl<P: Platform> DevLayer<P> {
     /// `really_probe`: binds `drv` to the device if it is still unbound.
     fn really_probe(&self, h: DeviceHandle, drv: *mut Driver<P>) -> Probe {
         let ops = {
-            // Lock order: device_model_lock (rank 1).
+            // Lock order: device_model_lock (rank 0).
             let r = self.dev.reg.lock();
             let Some(d) = self.find_device(&r, h) else {
                 return Probe::Gone;
@@ -688,7 +688,7 @@ impl<P: Platform> DevLayer<P> {
             }
         };
         let ret = ops.probe(self, h);
-        // Lock order: device_model_lock (rank 1).
+        // Lock order: device_model_lock (rank 0).
         let r = self.dev.reg.lock();
         let Some(d) = self.find_device(&r, h) else {
             return Probe::Gone;
@@ -711,7 +711,7 @@ impl<P: Platform> DevLayer<P> {
                 // The probe's managed resources go first, while the device still names its
                 // driver (Linux: `devres_release_all` in `device_unbind_cleanup`).
                 self.devres_release_all(d);
-                // Lock order: device_model_lock (rank 1).
+                // Lock order: device_model_lock (rank 0).
                 let mut r = self.dev.reg.lock();
                 // SAFETY: `d` is busy, so nobody unregistered it meanwhile; fields and the
                 // deferred list are changed under the lock.
@@ -743,7 +743,7 @@ impl<P: Platform> DevLayer<P> {
     /// it is; `EBUSY` while its probe or remove runs.
     pub fn device_release_driver(&self, h: DeviceHandle) -> Result<(), Errno> {
         let (d, ops) = {
-            // Lock order: device_model_lock (rank 1).
+            // Lock order: device_model_lock (rank 0).
             let r = self.dev.reg.lock();
             let d = self.find_device(&r, h).ok_or(Errno::ENODEV)?;
             // SAFETY: a live device; its fields are ours under the lock.
@@ -762,7 +762,7 @@ impl<P: Platform> DevLayer<P> {
         };
         ops.remove(self, h);
         self.devres_release_all(d);
-        // Lock order: device_model_lock (rank 1).
+        // Lock order: device_model_lock (rank 0).
         let _r = self.dev.reg.lock();
         // SAFETY: busy kept everyone else off the device; reset under the lock.
         unsafe {
@@ -796,7 +796,7 @@ impl<P: Platform> DevLayer<P> {
 
     /// The device named `name` on `bus` (`bus_find_device_by_name`).
     pub fn bus_find_device_by_name(&self, bus: &str, name: &str) -> Option<DeviceHandle> {
-        // Lock order: device_model_lock (rank 1).
+        // Lock order: device_model_lock (rank 0).
         let r = self.dev.reg.lock();
         let b = self.find_bus(&r, bus)?;
         // SAFETY: live bus; its device list is stable under the lock.
@@ -828,7 +828,7 @@ impl<P: Platform> DevLayer<P> {
         if dir == "devices" && drv.is_some() {
             return None;
         }
-        // Lock order: device_model_lock (rank 1).
+        // Lock order: device_model_lock (rank 0).
         let r = self.dev.reg.lock();
         let Some(b) = self.find_bus(&r, bus) else {
             return Some(Err(Errno::ENOENT));
@@ -890,7 +890,7 @@ impl<P: Platform> DevLayer<P> {
     }
 
     fn show_deferred(&self, out: &mut dyn Write) -> Result<(), Errno> {
-        // Lock order: device_model_lock (rank 1).
+        // Lock order: device_model_lock (rank 0).
         let r = self.dev.reg.lock();
         // SAFETY: the deferred list is stable under the lock; entries are live devices.
         unsafe {
