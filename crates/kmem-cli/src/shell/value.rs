@@ -14,6 +14,8 @@ pub enum PtrKind {
     Page,
     /// `struct kmem_cache *`.
     Cache,
+    /// `struct device *`.
+    Device,
 }
 
 impl PtrKind {
@@ -23,13 +25,14 @@ impl PtrKind {
             PtrKind::Void => "void *",
             PtrKind::Page => "struct page *",
             PtrKind::Cache => "struct kmem_cache *",
+            PtrKind::Device => "struct device *",
         }
     }
     /// `sizeof(*p)` for arithmetic.
     pub fn stride(self) -> u64 {
         match self {
             PtrKind::Page => core::mem::size_of::<kmem::Page>() as u64,
-            PtrKind::Void | PtrKind::Cache => 1,
+            PtrKind::Void | PtrKind::Cache | PtrKind::Device => 1,
         }
     }
 }

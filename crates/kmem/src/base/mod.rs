@@ -80,6 +80,14 @@ pub trait DriverOps<P: Platform>: Sync {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DeviceHandle(NonZeroUsize);
 
+impl DeviceHandle {
+    /// The address of the device's `struct device` (for display and for
+    /// [`DevLayer::device_handle`]).
+    pub fn as_usize(self) -> usize {
+        self.0.get()
+    }
+}
+
 /// A driver of a machine, as callers name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DriverHandle(NonZeroUsize);
@@ -792,6 +800,12 @@ impl<P: Platform> DevLayer<P> {
             }
         })?
         .map_err(|_| Errno::EIO)
+    }
+
+    /// The registered device whose `struct device` is at `addr`, if any.
+    pub fn device_handle(&self, addr: usize) -> Option<DeviceHandle> {
+        let h = DeviceHandle(NonZeroUsize::new(addr)?);
+        self.with_device(h, |_| h).ok()
     }
 
     /// The device named `name` on `bus` (`bus_find_device_by_name`).

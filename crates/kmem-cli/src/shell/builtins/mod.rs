@@ -23,6 +23,7 @@ use kmem::{GfpFlags, VirtAddr};
 use super::value::{PtrKind, Value};
 use crate::kernel::{Kernel, Oopsed};
 
+pub mod device;
 pub mod memory;
 pub mod page;
 pub mod slab;
@@ -168,6 +169,7 @@ pub static TABLES: &[(&str, &[Builtin])] = &[
         "Memory access (faults are reported as oopses)",
         memory::MEMORY_BUILTINS,
     ),
+    ("Driver core and managed resources", device::DEVICE_BUILTINS),
 ];
 
 /// Every function the shell knows, in the order `help` lists them.
