@@ -511,6 +511,35 @@ pub fn thread_cpu_slot() -> Option<usize> {
 mod tests {
     use super::*;
 
+    /// `cpu_try_get`'s shared slot never waits: `None` while another thread holds it,
+    /// nested entries by the holder count.
+    #[test]
+    fn shared_try_get_does_not_wait() {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            assert_eq!(shared_get(), SHARED_CPU);
+            assert_eq!(shared_try_get(), Some(SHARED_CPU), "nested: counts");
+            shared_put();
+            held_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
+            shared_put();
+        });
+        held_rx.recv().unwrap();
+        assert_eq!(shared_try_get(), None, "held by another thread");
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        // Free again (other tests may hold it for a moment: retry until they let go).
+        loop {
+            if let Some(c) = shared_try_get() {
+                assert_eq!(c, SHARED_CPU);
+                shared_put();
+                break;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     #[test]
     fn shared_slot_is_reentrant() {
         assert_eq!(shared_get(), SHARED_CPU);

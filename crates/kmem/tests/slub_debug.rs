@@ -631,14 +631,14 @@ fn test_nolock(m: &M, ctx: &NolockCtx) {
     ctx.callback_count.fetch_add(1, Ordering::Relaxed);
 }
 
-/// slub_kunit.c `test_kmalloc_and_friends`: 1000 rounds of 1000 `kmalloc`s
+/// slub_kunit.c `test_kmalloc_and_friends`: `iterations` (upstream: 1000) rounds of 1000 `kmalloc`s
 /// (`GFP_KERNEL_ACCOUNT` on even rounds) then 1000 `kfree_rcu`s (rounds with bit 1 set) or
 /// `kfree`s. `between` runs after every operation (the perf case's NMIs that land outside
 /// the allocator).
-fn test_kmalloc_and_friends(m: &M, between: &dyn Fn(usize)) {
+fn test_kmalloc_and_friends(m: &M, iterations: usize, between: &dyn Fn(usize)) {
     let mut objects = vec![core::ptr::null_mut::<u8>(); NR_OBJECTS];
     let mut op = 0usize;
-    for i in 0..NR_ITERATIONS {
+    for i in 0..iterations {
         let gfp = if i & 1 != 0 {
             GfpFlags::GFP_KERNEL
         } else {
@@ -718,7 +718,7 @@ fn kunit_kmalloc_nolock_and_friends_perf() {
     let ctx = NolockCtx::default();
     let hook = |_: NmiPoint| test_nolock(&m, &ctx);
     m.with_nmi_hook(&hook, || {
-        test_kmalloc_and_friends(&m, &|op| {
+        test_kmalloc_and_friends(&m, NR_ITERATIONS, &|op| {
             if op % 7 == 0 {
                 test_nolock(&m, &ctx);
             }
@@ -742,8 +742,48 @@ fn kunit_kmalloc_nolock_and_friends_kprobe() {
             test_nolock(&m, &ctx);
         }
     };
-    m.with_nmi_hook(&hook, || test_kmalloc_and_friends(&m, &|_| {}));
+    m.with_nmi_hook(&hook, || {
+        test_kmalloc_and_friends(&m, NR_ITERATIONS, &|_| {})
+    });
     assert_eq!(m.slab_errors(), 0, "{}", m.platform().captured());
     nolock_settled(&m, free_before, &ctx, "kprobes");
+    common::assert_lockdep_quiet(&m);
+}
+
+/// Beyond upstream: the perf case with `slub_debug=FZPU` on every cache (slub_kunit runs
+/// with whatever the kernel was booted with). Debug caches have no CPU slabs: every nested
+/// allocation try-locks `list_lock` (and fails inside `ListLockHeld`), every nested free is
+/// deferred and later freed with the consistency checks; still no slab error, nothing left.
+#[test]
+fn kmalloc_nolock_and_friends_perf_with_slub_debug() {
+    let m = common::boot_with(Arch::X86_64, 128 << 20, 2, "slub_debug=FZPU", 42);
+    let warm = NolockCtx::default();
+    test_nolock(&m, &warm);
+    m.slub_drain_deferred();
+    m.kvfree_rcu_barrier();
+    m.kfree_rcu_shrink_cache();
+    let free_before = common::settle(&m);
+    let ctx = NolockCtx::default();
+    // Every debug allocation and free is a reentry point: sample one in 16 (and one
+    // operation in 61), over 100 rounds instead of 1000, which keeps the run short.
+    let samples = AtomicUsize::new(0);
+    let hook = |_: NmiPoint| {
+        if samples.fetch_add(1, Ordering::Relaxed) % 16 == 0 {
+            test_nolock(&m, &ctx);
+        }
+    };
+    m.with_nmi_hook(&hook, || {
+        test_kmalloc_and_friends(&m, NR_ITERATIONS / 10, &|op| {
+            if op % 61 == 0 {
+                test_nolock(&m, &ctx);
+            }
+        })
+    });
+    assert_eq!(m.slab_errors(), 0, "{}", m.platform().captured());
+    assert!(
+        m.nolock_deferred_total() > 0,
+        "debug caches defer every nolock free"
+    );
+    nolock_settled(&m, free_before, &ctx, "slub_debug perf");
     common::assert_lockdep_quiet(&m);
 }

@@ -249,8 +249,9 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     /// `free_deferred_objects` (the irq_work) and `defer_free_barrier`: frees everything
-    /// `kfree_nolock` and `kmalloc_nolock` deferred. Called at safe points only: no kmem lock
-    /// held, outside any CPU section, not from a reentry hook.
+    /// `kfree_nolock` and `kmalloc_nolock` deferred. Called at safe points only: where an
+    /// ordinary `kfree` could be called (no SLUB per-CPU data held, no `list_lock`, no zone
+    /// lock), never from a reentry hook.
     pub fn slub_drain_deferred(&self) {
         let st = &self.nolock;
         if st.objects.load(Ordering::Relaxed).is_null()
