@@ -719,7 +719,7 @@ fn kunit_kmalloc_nolock_and_friends_perf() {
     let hook = |_: NmiPoint| test_nolock(&m, &ctx);
     m.with_nmi_hook(&hook, || {
         test_kmalloc_and_friends(&m, NR_ITERATIONS, &|op| {
-            if op % 7 == 0 {
+            if op.is_multiple_of(7) {
                 test_nolock(&m, &ctx);
             }
         })
@@ -768,13 +768,13 @@ fn kmalloc_nolock_and_friends_perf_with_slub_debug() {
     // operation in 61), over 100 rounds instead of 1000, which keeps the run short.
     let samples = AtomicUsize::new(0);
     let hook = |_: NmiPoint| {
-        if samples.fetch_add(1, Ordering::Relaxed) % 16 == 0 {
+        if samples.fetch_add(1, Ordering::Relaxed).is_multiple_of(16) {
             test_nolock(&m, &ctx);
         }
     };
     m.with_nmi_hook(&hook, || {
         test_kmalloc_and_friends(&m, NR_ITERATIONS / 10, &|op| {
-            if op % 61 == 0 {
+            if op.is_multiple_of(61) {
                 test_nolock(&m, &ctx);
             }
         })
