@@ -717,13 +717,17 @@ fn kunit_kmalloc_nolock_and_friends_perf() {
     let (m, free_before) = nolock_machine();
     let ctx = NolockCtx::default();
     let hook = |_: NmiPoint| test_nolock(&m, &ctx);
-    m.with_nmi_hook(&hook, || {
-        test_kmalloc_and_friends(&m, NR_ITERATIONS, &|op| {
-            if op.is_multiple_of(7) {
-                test_nolock(&m, &ctx);
-            }
+    // SAFETY: the hook calls only kmalloc_nolock, kfree_nolock, kfree_rcu_nolock and
+    // atomic reads (nolock_deferred).
+    unsafe {
+        m.with_nmi_hook(&hook, || {
+            test_kmalloc_and_friends(&m, NR_ITERATIONS, &|op| {
+                if op.is_multiple_of(7) {
+                    test_nolock(&m, &ctx);
+                }
+            })
         })
-    });
+    };
     assert_eq!(m.slab_errors(), 0, "{}", m.platform().captured());
     nolock_settled(&m, free_before, &ctx, "HW perf events");
     common::assert_lockdep_quiet(&m);
@@ -742,9 +746,13 @@ fn kunit_kmalloc_nolock_and_friends_kprobe() {
             test_nolock(&m, &ctx);
         }
     };
-    m.with_nmi_hook(&hook, || {
-        test_kmalloc_and_friends(&m, NR_ITERATIONS, &|_| {})
-    });
+    // SAFETY: the hook calls only kmalloc_nolock, kfree_nolock, kfree_rcu_nolock and
+    // atomic reads (nolock_deferred).
+    unsafe {
+        m.with_nmi_hook(&hook, || {
+            test_kmalloc_and_friends(&m, NR_ITERATIONS, &|_| {})
+        })
+    };
     assert_eq!(m.slab_errors(), 0, "{}", m.platform().captured());
     nolock_settled(&m, free_before, &ctx, "kprobes");
     common::assert_lockdep_quiet(&m);
@@ -772,13 +780,17 @@ fn kmalloc_nolock_and_friends_perf_with_slub_debug() {
             test_nolock(&m, &ctx);
         }
     };
-    m.with_nmi_hook(&hook, || {
-        test_kmalloc_and_friends(&m, NR_ITERATIONS / 10, &|op| {
-            if op.is_multiple_of(61) {
-                test_nolock(&m, &ctx);
-            }
+    // SAFETY: the hook calls only kmalloc_nolock, kfree_nolock, kfree_rcu_nolock and
+    // atomic reads (nolock_deferred).
+    unsafe {
+        m.with_nmi_hook(&hook, || {
+            test_kmalloc_and_friends(&m, NR_ITERATIONS / 10, &|op| {
+                if op.is_multiple_of(61) {
+                    test_nolock(&m, &ctx);
+                }
+            })
         })
-    });
+    };
     assert_eq!(m.slab_errors(), 0, "{}", m.platform().captured());
     assert!(
         m.nolock_deferred_total() > 0,

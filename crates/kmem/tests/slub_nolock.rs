@@ -107,7 +107,9 @@ fn busy_cache_retries_next_bucket_and_defers_frees() {
         m.kfree_nolock(victim as *const u8);
         deferred_inside.store(m.nolock_deferred(), Ordering::Relaxed);
     };
-    let v = m.with_nmi_hook(&hook, || drive_slow_path(&m, 16, &fired));
+    // SAFETY: the hook calls only kmalloc_nolock, kfree_nolock, kfree_rcu_nolock and
+    // atomic reads (nolock_deferred).
+    let v = unsafe { m.with_nmi_hook(&hook, || drive_slow_path(&m, 16, &fired)) };
     let q = nested.load(Ordering::Relaxed);
     assert_eq!(m.ksize(q), 32, "served by kmalloc-32");
     assert_eq!(
@@ -134,7 +136,9 @@ fn busy_cache_retries_next_bucket_and_defers_frees() {
             got.store(r.is_some() as usize + 1, Ordering::Relaxed);
         }
     };
-    let v = m.with_nmi_hook(&hook, || drive_slow_path(&m, 8192, &fired));
+    // SAFETY: the hook calls only kmalloc_nolock, kfree_nolock, kfree_rcu_nolock and
+    // atomic reads (nolock_deferred).
+    let v = unsafe { m.with_nmi_hook(&hook, || drive_slow_path(&m, 8192, &fired)) };
     assert_eq!(
         got.load(Ordering::Relaxed),
         1,
@@ -168,8 +172,8 @@ fn debug_cache_list_lock_trylock_fails_and_defers() {
         result.store(r.is_some() as usize + 1, Ordering::Relaxed);
         m.kfree_nolock(victim as *const u8);
     };
-    let p = m
-        .with_nmi_hook(&hook, || m.kmalloc(64, K))
+    // SAFETY: the hook calls only kmalloc_nolock, kfree_nolock and atomic reads.
+    let p = unsafe { m.with_nmi_hook(&hook, || m.kmalloc(64, K)) }
         .unwrap()
         .as_ptr();
     assert_eq!(fired.load(Ordering::Relaxed), 1);

@@ -39,9 +39,10 @@
 //! object from `kmalloc` too.
 //!
 //! # Reentry points (a test-only injection of Linux's NMI and kprobe contexts)
-//! [`SlabLayer::with_nmi_hook`] installs a hook that SLUB calls at [`NmiPoint`]s with the
-//! interrupted state recorded. The hook may call only `*_nolock` functions (as an NMI
-//! handler in Linux). NMIs do not nest: inside the hook no reentry point fires again.
+//! [`SlabLayer::with_nmi_hook`] (unsafe) installs a hook that SLUB calls at [`NmiPoint`]s
+//! with the interrupted state recorded. The hook may call only `*_nolock` functions (as an
+//! NMI handler in Linux): that is its safety contract. NMIs do not nest: inside the hook no
+//! reentry point fires again.
 
 use core::panic::Location;
 use core::ptr::{self, NonNull};
@@ -171,10 +172,22 @@ impl<P: Platform> SlabLayer<P> {
 
     /// Runs `f` with `hook` called at SLUB's reentry points ([`NmiPoint`]) on every CPU, as
     /// an NMI handler or kprobe would run in Linux (slub_kunit's
-    /// `test_kmalloc_nolock_and_friends_*`). The hook may call only the `*_nolock` functions.
-    /// Returns `f`'s result once no hook call is in progress. A second hook cannot be
-    /// installed while one is: `f` then runs without it (and a warning is printed).
-    pub fn with_nmi_hook<R>(&self, hook: &(dyn Fn(NmiPoint) + Sync), f: impl FnOnce() -> R) -> R {
+    /// `test_kmalloc_nolock_and_friends_*`). Returns `f`'s result once no hook call is in
+    /// progress. A second hook cannot be installed while one is: `f` then runs without it (and
+    /// a warning is printed).
+    ///
+    /// # Safety
+    /// The hook runs while the interrupted code holds references to per-CPU data and locks.
+    /// It may call only `kmalloc_nolock`, `kfree_nolock`, `kfree_rcu_nolock`,
+    /// `alloc_pages_nolock`, `free_pages_nolock` and functions that only read atomics
+    /// (`nolock_deferred`, counters); anything else — an ordinary allocation or free,
+    /// `slub_drain_deferred`, a cache operation — may alias the interrupted code's per-CPU data
+    /// or deadlock, as in an NMI handler in Linux.
+    pub unsafe fn with_nmi_hook<R>(
+        &self,
+        hook: &(dyn Fn(NmiPoint) + Sync),
+        f: impl FnOnce() -> R,
+    ) -> R {
         let st = &self.nolock;
         let cell = HookCell { f: hook };
         let p = (&cell as *const HookCell<'_>).cast_mut().cast::<()>();
