@@ -267,3 +267,34 @@ fn page_nolock_trylock_paths() {
     m.check_invariants().unwrap();
     common::assert_lockdep_quiet(&m);
 }
+
+/// SLAB and SLOB (gone from Linux before `kmalloc_nolock` came) have no any-context
+/// allocation: `kmalloc_nolock` fails, `kfree_nolock` and `kfree_rcu_nolock` free as
+/// `kfree`/`kfree_rcu` do (they have no reentry points, so nothing is interrupted).
+#[test]
+fn slab_and_slob_have_no_kmalloc_nolock() {
+    for cmdline in ["slab=slab", "slab=slob"] {
+        let m = common::boot_with(Arch::X86_64, 64 << 20, 2, cmdline, 42);
+        assert!(
+            m.kmalloc_nolock(64, GfpFlags::empty, -1).is_none(),
+            "{cmdline}"
+        );
+        // Warm up (SLAB makes a CPU's arrays on its first use, kfree_rcu keeps a bulk page).
+        let w = m.kmalloc(64, K).unwrap().as_ptr();
+        // SAFETY: a live 64-byte kmalloc object, not used again.
+        unsafe { m.kfree_rcu(w, 0) };
+        m.kvfree_rcu_barrier();
+        m.kfree_rcu_shrink_cache();
+        let free_before = common::settle(&m);
+        let p = m.kmalloc(64, K).unwrap().as_ptr();
+        m.kfree_nolock(p);
+        let q = m.kmalloc(64, K).unwrap().as_ptr();
+        // SAFETY: a live 64-byte kmalloc object with 16 bytes at offset 0, not used again.
+        unsafe { m.kfree_rcu_nolock(q, 0) };
+        assert_eq!(m.nolock_deferred(), 0, "{cmdline}: nothing deferred");
+        m.kvfree_rcu_barrier();
+        m.kfree_rcu_shrink_cache();
+        assert_eq!(common::settle(&m), free_before, "{cmdline}");
+        assert_eq!(m.slab_errors(), 0);
+    }
+}
