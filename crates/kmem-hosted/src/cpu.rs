@@ -181,6 +181,24 @@ fn shared_get() -> usize {
     SHARED_CPU
 }
 
+/// `shared_get` that never waits: `None` when another thread holds the shared CPU.
+#[cold]
+fn shared_try_get() -> Option<usize> {
+    let me = thread_key();
+    if SHARED.owner.load(Ordering::Relaxed) == me {
+        // SAFETY: we hold the lock (owner == me), so `depth` is ours.
+        unsafe { *SHARED.depth.get() += 1 };
+    } else {
+        if !SHARED.lock.try_lock() {
+            return None;
+        }
+        SHARED.owner.store(me, Ordering::Relaxed);
+        // SAFETY: we just took the lock.
+        unsafe { *SHARED.depth.get() = 1 };
+    }
+    Some(SHARED_CPU)
+}
+
 #[cold]
 fn shared_put() {
     assert!(
@@ -426,6 +444,38 @@ fn cpu_get_slow(l: &CpuLocal, plat: &MapArc<Inner>) -> usize {
     slot
 }
 
+/// `get_cpu()` that never waits (the CPU-section entry of kmem's `*_nolock` paths): the
+/// same as [`cpu_get`] except that a thread served by the shared slot gets `None` instead of
+/// waiting while another thread holds that slot. A thread with its own slot, or already inside
+/// a section, always gets its CPU.
+pub(crate) fn cpu_try_get(plat: &MapArc<Inner>) -> Option<usize> {
+    let id = MapArc::as_id(plat);
+    LOCAL
+        .try_with(|l| {
+            let slot = l.slot.get();
+            if slot < SHARED_CPU && (l.last.get() == id || l.prev.get() == id) {
+                l.depth.set(l.depth.get() + 1);
+                return Some(slot);
+            }
+            if l.slot.get() == DEAD || !l.register(plat) {
+                return shared_try_get();
+            }
+            let mut slot = l.slot.get();
+            if slot == NO_SLOT && !shared_held_by_me() {
+                if let Some(s) = claim_slot() {
+                    l.slot.set(s);
+                    slot = s;
+                }
+            }
+            if slot >= SHARED_CPU {
+                return shared_try_get();
+            }
+            l.depth.set(l.depth.get() + 1);
+            Some(slot)
+        })
+        .unwrap_or_else(|_| shared_try_get())
+}
+
 /// `put_cpu()`.
 ///
 /// # Panics
@@ -460,6 +510,35 @@ pub fn thread_cpu_slot() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `cpu_try_get`'s shared slot never waits: `None` while another thread holds it,
+    /// nested entries by the holder count.
+    #[test]
+    fn shared_try_get_does_not_wait() {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            assert_eq!(shared_get(), SHARED_CPU);
+            assert_eq!(shared_try_get(), Some(SHARED_CPU), "nested: counts");
+            shared_put();
+            held_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
+            shared_put();
+        });
+        held_rx.recv().unwrap();
+        assert_eq!(shared_try_get(), None, "held by another thread");
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        // Free again (other tests may hold it for a moment: retry until they let go).
+        loop {
+            if let Some(c) = shared_try_get() {
+                assert_eq!(c, SHARED_CPU);
+                shared_put();
+                break;
+            }
+            std::thread::yield_now();
+        }
+    }
 
     #[test]
     fn shared_slot_is_reentrant() {

@@ -281,6 +281,10 @@ unsafe impl Platform for HostedPlatform {
         cpu::cpu_get(&self.inner)
     }
 
+    fn cpu_try_get(&self) -> Option<usize> {
+        cpu::cpu_try_get(&self.inner)
+    }
+
     #[inline]
     fn cpu_put(&self, cpu: usize) {
         cpu::cpu_put(cpu)

@@ -102,6 +102,7 @@ impl<P: Platform> Machine<P> {
                         pa: PageAllocator::new(mm, zones, physpages),
                         slab,
                         slob: crate::slab::slob::SlobState::new(),
+                        nolock: crate::slab::slub::NolockState::new(),
                     },
                     vm: VmState::new(),
                 },

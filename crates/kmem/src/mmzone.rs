@@ -284,6 +284,12 @@ pub struct Zone<L: lock_api::RawMutex> {
     pub pcp_high_min: usize,
     /// `pcp->high_max`.
     pub pcp_high_max: usize,
+    /// `trylock_free_pages`: blocks freed by `free_pages_nolock` that could not take the
+    /// zone lock, linked through `lru.next` (page_alloc/nolock.rs): the address of the first
+    /// block's `struct page`, or 0.
+    pub(crate) trylock_free_pages: AtomicUsize,
+    /// How many blocks `trylock_free_pages` holds.
+    pub(crate) nr_trylock_free: AtomicUsize,
 }
 
 // SAFETY: the raw pointers refer to memblock memory owned by the machine; access follows the

@@ -89,6 +89,16 @@ pub unsafe trait Platform: Send + Sync + 'static {
     /// Disables preemption and returns the current CPU (`get_cpu()`).
     fn cpu_get(&self) -> usize;
 
+    /// Enters a section like [`Platform::cpu_get`] but never waits: `None` where `cpu_get`
+    /// would have to wait for another caller to leave (the entry used by kmem's `*_nolock`
+    /// functions, which may run in any context, including inside a section of the same CPU).
+    /// A nested entry on a CPU the caller is already in must succeed. The default is
+    /// `Some(cpu_get())`, right for platforms whose `cpu_get` never waits (bare metal:
+    /// interrupts off).
+    fn cpu_try_get(&self) -> Option<usize> {
+        Some(self.cpu_get())
+    }
+
     /// Ends the section begun by [`Platform::cpu_get`] (`put_cpu()`).
     fn cpu_put(&self, cpu: usize);
 
@@ -243,6 +253,28 @@ impl<'a, P: Platform> CpuGuard<'a, P> {
             cpu,
             _section: section,
         }
+    }
+    /// Enters the section without waiting ([`Platform::cpu_try_get`]), recording it in
+    /// `lockdep` as `class` (a try-acquisition: the validator records no waiting edge for it).
+    /// `None` if the section could not be entered at once.
+    #[inline]
+    #[track_caller]
+    pub fn try_tracked(
+        plat: &'a P,
+        lockdep: Option<&'a kds::lockdep::Lockdep>,
+        class: &'static kds::lockdep::LockClass,
+    ) -> Option<Self> {
+        let cpu = plat.cpu_try_get()?;
+        debug_assert!(cpu < plat.possible_cpus());
+        let mut section = None;
+        if let Some(ld) = lockdep {
+            section = Some(ld.enter_try(class, (plat as *const P).cast()));
+        }
+        Some(Self {
+            plat,
+            cpu,
+            _section: section,
+        })
     }
     /// The CPU this section runs on.
     #[inline]

@@ -6,7 +6,10 @@ mod common;
 
 use common::M;
 use kmem::arch::Arch;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use kmem::slab::common::SlabFlags;
+use kmem::slab::slub::NmiPoint;
 use kmem::GfpFlags;
 
 const K: GfpFlags = GfpFlags::GFP_KERNEL;
@@ -581,4 +584,218 @@ fn redzones_are_checked_across_their_whole_width() {
         m.kmem_cache_free(s, p);
         m.kmem_cache_destroy(s);
     }
+}
+
+// ------------------------------------------------- slub_kunit.c: the kmalloc_nolock cases
+
+/// `NR_ITERATIONS`, `NR_OBJECTS` of slub_kunit.c.
+const NR_ITERATIONS: usize = 1000;
+const NR_OBJECTS: usize = 1000;
+/// `sizeof(struct test_kfree_rcu_struct)`: a union of `rcu_head` and `kvfree_rcu_head`.
+const TEST_KFREE_RCU_STRUCT: usize = 16;
+
+/// `struct test_nolock_context`.
+#[derive(Default)]
+struct NolockCtx {
+    callback_count: AtomicUsize,
+    alloc_ok: AtomicUsize,
+    alloc_fail: AtomicUsize,
+}
+
+/// slub_kunit.c `test_nolock`: from the interrupting context, `kmalloc_nolock` one
+/// `test_kfree_rcu_struct` (with `__GFP_ACCOUNT` every other time, the `kmalloc-cg-*`
+/// caches) and give it back with `kfree_rcu_nolock` or `kfree_nolock` (also when the
+/// allocation failed: both take NULL).
+fn test_nolock(m: &M, ctx: &NolockCtx) {
+    let n = ctx.callback_count.load(Ordering::Relaxed);
+    let gfp = if n & 1 != 0 {
+        GfpFlags::empty
+    } else {
+        GfpFlags::__GFP_ACCOUNT
+    };
+    let objp = m
+        .kmalloc_nolock(TEST_KFREE_RCU_STRUCT, gfp, -1)
+        .map_or(core::ptr::null_mut(), |p| p.as_ptr());
+    if objp.is_null() {
+        ctx.alloc_fail.fetch_add(1, Ordering::Relaxed);
+    } else {
+        ctx.alloc_ok.fetch_add(1, Ordering::Relaxed);
+    }
+    if n & 2 != 0 {
+        // SAFETY: a 16-byte kmalloc object (or NULL) with its kvfree_rcu_head at offset 0,
+        // not touched again.
+        unsafe { m.kfree_rcu_nolock(objp, 0) };
+    } else {
+        m.kfree_nolock(objp);
+    }
+    ctx.callback_count.fetch_add(1, Ordering::Relaxed);
+}
+
+/// slub_kunit.c `test_kmalloc_and_friends`: `iterations` (upstream: 1000) rounds of 1000 `kmalloc`s
+/// (`GFP_KERNEL_ACCOUNT` on even rounds) then 1000 `kfree_rcu`s (rounds with bit 1 set) or
+/// `kfree`s. `between` runs after every operation (the perf case's NMIs that land outside
+/// the allocator).
+fn test_kmalloc_and_friends(m: &M, iterations: usize, between: &dyn Fn(usize)) {
+    let mut objects = vec![core::ptr::null_mut::<u8>(); NR_OBJECTS];
+    let mut op = 0usize;
+    for i in 0..iterations {
+        let gfp = if i & 1 != 0 {
+            GfpFlags::GFP_KERNEL
+        } else {
+            GfpFlags::GFP_KERNEL_ACCOUNT
+        };
+        for j in 0..NR_OBJECTS {
+            match m.kmalloc(TEST_KFREE_RCU_STRUCT, gfp) {
+                Some(p) => objects[j] = p.as_ptr(),
+                None => {
+                    for o in &objects[..j] {
+                        m.kfree(*o);
+                    }
+                    return;
+                }
+            }
+            between(op);
+            op += 1;
+        }
+        for o in &objects {
+            if i & 2 != 0 {
+                // SAFETY: a live 16-byte kmalloc object with its head at offset 0.
+                unsafe { m.kfree_rcu(*o, 0) };
+            } else {
+                m.kfree(*o);
+            }
+            between(op);
+            op += 1;
+        }
+    }
+}
+
+/// Boots the machine for a nolock case and returns it with its settled free page count,
+/// measured after one round of `test_nolock` of each kind (one-time lazy allocations on first
+/// use are not leaks).
+fn nolock_machine() -> (M, usize) {
+    let m = common::boot(Arch::X86_64, 128 << 20, 2);
+    let warm = NolockCtx::default();
+    for _ in 0..4 {
+        test_nolock(&m, &warm);
+    }
+    m.slub_drain_deferred();
+    m.kvfree_rcu_barrier();
+    m.kfree_rcu_shrink_cache();
+    let free = common::settle(&m);
+    (m, free)
+}
+
+/// Everything the nolock calls deferred and every kfree_rcu is done, and the free page count
+/// is back to where it was.
+fn nolock_settled(m: &M, free_before: usize, ctx: &NolockCtx, what: &str) {
+    m.kvfree_rcu_barrier();
+    m.slub_drain_deferred();
+    m.kvfree_rcu_barrier();
+    assert_eq!(m.nolock_deferred(), 0);
+    assert_eq!(m.trylock_free_pages_count(), 0);
+    // kfree_rcu keeps spare bulk pages (its page cache); give them back.
+    m.kfree_rcu_shrink_cache();
+    let cb = ctx.callback_count.load(Ordering::Relaxed);
+    let ok = ctx.alloc_ok.load(Ordering::Relaxed);
+    let fail = ctx.alloc_fail.load(Ordering::Relaxed);
+    // kunit_info's line of the upstream case.
+    println!("{what}: callback_count: {cb}, alloc_ok: {ok}, alloc_fail: {fail}");
+    assert!(cb > 0 && ok + fail == cb, "{what}: {cb} {ok} {fail}");
+    assert!(ok > 0, "{what}: no nolock allocation succeeded");
+    assert_eq!(common::settle(m), free_before, "{what}: pages leaked");
+}
+
+/// slub_kunit.c `test_kmalloc_nolock_and_friends_perf`: `test_nolock` from a perf NMI
+/// (100 kHz of CPU cycles) while the test runs `test_kmalloc_and_friends`; no slab error.
+/// kmem has no NMIs: the "NMI" is the reentry hook at SLUB's reentry points (each is a
+/// sample: the CPU is inside the allocator holding a cache's per-CPU data or list lock) plus
+/// a call every 7th operation between the test's own calls (an NMI that lands outside the
+/// allocator). Beyond upstream: nothing is left deferred or leaked afterwards.
+#[test]
+fn kunit_kmalloc_nolock_and_friends_perf() {
+    let (m, free_before) = nolock_machine();
+    let ctx = NolockCtx::default();
+    let hook = |_: NmiPoint| test_nolock(&m, &ctx);
+    // SAFETY: the hook calls only kmalloc_nolock, kfree_nolock, kfree_rcu_nolock and
+    // atomic reads (nolock_deferred).
+    unsafe {
+        m.with_nmi_hook(&hook, || {
+            test_kmalloc_and_friends(&m, NR_ITERATIONS, &|op| {
+                if op.is_multiple_of(7) {
+                    test_nolock(&m, &ctx);
+                }
+            })
+        })
+    };
+    assert_eq!(m.slab_errors(), 0, "{}", m.platform().captured());
+    nolock_settled(&m, free_before, &ctx, "HW perf events");
+    common::assert_lockdep_quiet(&m);
+}
+
+/// slub_kunit.c `test_kmalloc_nolock_and_friends_kprobe`: `test_nolock` from a kprobe on
+/// `slab_attach_kprobe_locked` (inside `___slab_alloc` with the CPU's `kmem_cache_cpu`
+/// locked) while the test runs `test_kmalloc_and_friends`; no slab error. The nested
+/// request for the locked cache is "busy" and is served from the next kmalloc bucket.
+#[test]
+fn kunit_kmalloc_nolock_and_friends_kprobe() {
+    let (m, free_before) = nolock_machine();
+    let ctx = NolockCtx::default();
+    let hook = |p: NmiPoint| {
+        if p == NmiPoint::SlabAttachKprobeLocked {
+            test_nolock(&m, &ctx);
+        }
+    };
+    // SAFETY: the hook calls only kmalloc_nolock, kfree_nolock, kfree_rcu_nolock and
+    // atomic reads (nolock_deferred).
+    unsafe {
+        m.with_nmi_hook(&hook, || {
+            test_kmalloc_and_friends(&m, NR_ITERATIONS, &|_| {})
+        })
+    };
+    assert_eq!(m.slab_errors(), 0, "{}", m.platform().captured());
+    nolock_settled(&m, free_before, &ctx, "kprobes");
+    common::assert_lockdep_quiet(&m);
+}
+
+/// Beyond upstream: the perf case with `slub_debug=FZPU` on every cache (slub_kunit runs
+/// with whatever the kernel was booted with). Debug caches have no CPU slabs: every nested
+/// allocation try-locks `list_lock` (and fails inside `ListLockHeld`), every nested free is
+/// deferred and later freed with the consistency checks; still no slab error, nothing left.
+#[test]
+fn kmalloc_nolock_and_friends_perf_with_slub_debug() {
+    let m = common::boot_with(Arch::X86_64, 128 << 20, 2, "slub_debug=FZPU", 42);
+    let warm = NolockCtx::default();
+    test_nolock(&m, &warm);
+    m.slub_drain_deferred();
+    m.kvfree_rcu_barrier();
+    m.kfree_rcu_shrink_cache();
+    let free_before = common::settle(&m);
+    let ctx = NolockCtx::default();
+    // Every debug allocation and free is a reentry point: sample one in 16 (and one
+    // operation in 61), over 100 rounds instead of 1000, which keeps the run short.
+    let samples = AtomicUsize::new(0);
+    let hook = |_: NmiPoint| {
+        if samples.fetch_add(1, Ordering::Relaxed).is_multiple_of(16) {
+            test_nolock(&m, &ctx);
+        }
+    };
+    // SAFETY: the hook calls only kmalloc_nolock, kfree_nolock, kfree_rcu_nolock and
+    // atomic reads (nolock_deferred).
+    unsafe {
+        m.with_nmi_hook(&hook, || {
+            test_kmalloc_and_friends(&m, NR_ITERATIONS / 10, &|op| {
+                if op.is_multiple_of(61) {
+                    test_nolock(&m, &ctx);
+                }
+            })
+        })
+    };
+    assert_eq!(m.slab_errors(), 0, "{}", m.platform().captured());
+    assert!(
+        m.nolock_deferred_total() > 0,
+        "debug caches defer every nolock free"
+    );
+    nolock_settled(&m, free_before, &ctx, "slub_debug perf");
+    common::assert_lockdep_quiet(&m);
 }

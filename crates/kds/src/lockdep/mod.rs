@@ -480,6 +480,26 @@ impl Lockdep {
         }
     }
 
+    /// [`Lockdep::enter`] for a section entered by a try-acquisition that cannot wait (kmem's
+    /// `cpu_guard_try`): like a `try_lock`, it adds no dependency on the locks already held.
+    #[cfg_attr(any(debug_assertions, feature = "lockdep"), track_caller)]
+    pub fn enter_try(&self, class: &'static LockClass, instance: *const ()) -> Section<'_> {
+        #[cfg(any(debug_assertions, feature = "lockdep"))]
+        {
+            let tracked = self.acquire_at(class, 0, instance as usize, true, Location::caller());
+            Section {
+                held: tracked.then_some((self, class, instance as usize)),
+            }
+        }
+        #[cfg(not(any(debug_assertions, feature = "lockdep")))]
+        {
+            let _ = (class, instance);
+            Section {
+                _ld: core::marker::PhantomData,
+            }
+        }
+    }
+
     /// Whether the current task holds the lock at `instance` (`lockdep_is_held`). `None` when
     /// the validator cannot tell (off, or not built in).
     pub fn is_held(&self, instance: *const ()) -> Option<bool> {

@@ -202,6 +202,17 @@ impl<P: Platform> MemoryModel<P> {
         }
         CpuGuard::tracked(&self.plat, self.lockdep(), &CPU_SECTION)
     }
+    /// Enters a CPU section without waiting ([`Platform::cpu_try_get`]): `None` where
+    /// [`Self::cpu_guard`] would wait. Used by the `*_nolock` allocation paths.
+    #[inline]
+    #[track_caller]
+    pub fn cpu_guard_try(&self) -> Option<CpuGuard<'_, P>> {
+        CpuGuard::try_tracked(
+            &self.plat,
+            if LOCKDEP { self.lockdep() } else { None },
+            &CPU_SECTION,
+        )
+    }
     /// The architecture.
     #[inline]
     pub fn arch(&self) -> Arch {

@@ -58,6 +58,7 @@ use crate::mmzone::{
 use crate::platform::Platform;
 
 mod bulk;
+mod nolock;
 mod show_mem;
 
 /// The page allocator layer of a machine: the memory model plus the zones (`pglist_data`'s
@@ -913,6 +914,8 @@ impl<P: Platform> PageAllocator<P> {
             return;
         }
         drop(g);
+        // free_one_page: first the blocks `free_pages_nolock` could not free (nolock.rs).
+        self.drain_trylock_free_pages(zone);
         // Lock order: &zone->lock (rank 5), after the CPU section (no pcp); docs/LOCKING.md.
         let mut free = zone.free.lock();
         self.free_one_page_locked(zone, &mut free, pfn, order);

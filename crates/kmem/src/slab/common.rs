@@ -1193,6 +1193,25 @@ pub(crate) trait SlabAllocator {
         gfp: GfpFlags,
         caller: &'static Location<'static>,
     );
+    /// `kmalloc_nolock` (Linux 6.18, SLUB only): kmalloc from any context without waiting.
+    /// The default (SLAB, SLOB, which Linux removed before it existed) always fails.
+    fn kmalloc_nolock<P: Platform>(
+        _m: &SlabLayer<P>,
+        _size: usize,
+        _gfp: GfpFlags,
+        _caller: &'static Location<'static>,
+    ) -> Option<NonNull<u8>> {
+        None
+    }
+    /// `kfree_nolock` of a non-null pointer. The default frees with `kfree`'s path (SLAB and
+    /// SLOB have no `kmalloc_nolock`; their objects come from `kmalloc`, whose callers may
+    /// wait).
+    fn kfree_nolock<P: Platform>(m: &SlabLayer<P>, p: *mut u8, caller: &'static Location<'static>) {
+        let _ = caller;
+        m.kfree(p);
+    }
+    /// Frees what the `*_nolock` functions deferred (SLUB); the default has nothing to do.
+    fn drain_deferred<P: Platform>(_m: &SlabLayer<P>) {}
     /// `krealloc` keeping the block: the bookkeeping of a shrink or growth within `ksize`.
     fn krealloc_in_place<P: Platform>(m: &SlabLayer<P>, p: *mut u8, new_size: usize);
     /// `get_orig_size` of the slab object at `p` for `krealloc`: the size last asked for when

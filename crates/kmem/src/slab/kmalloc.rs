@@ -75,6 +75,34 @@ impl<P: Platform> SlabLayer<P> {
         dispatch!(self, kmalloc(self, size, gfp, Location::caller()))
     }
 
+    /// `kmalloc_nolock`: allocates `size` bytes from any context — including a hook that
+    /// interrupted this CPU inside the allocator ([`SlabLayer::with_nmi_hook`]) — without
+    /// spinning or waiting (mm/slub.c, Linux 6.18). `gfp` may hold only `__GFP_ACCOUNT` and
+    /// `__GFP_ZERO` (others are reported and ignored); `node` is ignored (one node). Returns
+    /// [`ZERO_SIZE_PTR`] for size 0 and `None`, silently, above [`KMALLOC_MAX_CACHE_SIZE`],
+    /// when memory is short, or when what it needs is held by the interrupted code. Free the
+    /// object with [`Self::kfree_nolock`] or [`Self::kfree`]. SLUB only: `None` under SLAB
+    /// and SLOB.
+    #[track_caller]
+    pub fn kmalloc_nolock(&self, size: usize, gfp: GfpFlags, node: i32) -> Option<NonNull<u8>> {
+        let _ = node;
+        if size == 0 {
+            return Some(zero_size_ptr());
+        }
+        dispatch!(self, kmalloc_nolock(self, size, gfp, Location::caller()))
+    }
+
+    /// `kfree_nolock`: frees a kmalloc object from any context without spinning or waiting;
+    /// what cannot be freed at once is deferred to the next safe point (mm/slub.c, Linux
+    /// 6.18). A large-kmalloc block is refused with a warning, as in Linux.
+    #[track_caller]
+    pub fn kfree_nolock(&self, p: *const u8) {
+        if zero_or_null_ptr(p as usize) {
+            return;
+        }
+        dispatch!(self, kfree_nolock(self, p.cast_mut(), Location::caller()))
+    }
+
     /// `kmalloc_large`: a request above [`KMALLOC_MAX_CACHE_SIZE`], from the page allocator.
     #[track_caller]
     pub fn kmalloc_large(&self, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {

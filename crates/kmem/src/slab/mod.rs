@@ -109,6 +109,8 @@ pub struct SlabLayer<P: Platform> {
     pub(crate) slab: SlabState<P::RawLock>,
     /// SLOB's lists and `slob_lock` (unused under SLAB and SLUB).
     pub(crate) slob: slob::SlobState<P::RawLock>,
+    /// SLUB's `kmalloc_nolock`/`kfree_nolock` state (deferred frees, reentry hook).
+    pub(crate) nolock: slub::NolockState,
 }
 
 impl<P: Platform> core::ops::Deref for SlabLayer<P> {
@@ -163,6 +165,7 @@ impl<P: Platform> SlabLayer<P> {
     /// by itself, per CPU every `REAPTIMEOUT_AC` of the platform's jiffies, from the slow path
     /// of sleeping allocations (see `slab::slab`'s module documentation).
     pub fn slab_tick(&self) {
+        dispatch!(self, drain_deferred(self));
         let cpu = self.platform().raw_cpu_id();
         dispatch!(self, reap(self, cpu));
     }
@@ -331,6 +334,7 @@ impl<P: Platform> SlabLayer<P> {
     /// slabs are flushed first). Returns whether slabs remain.
     #[track_caller]
     pub fn kmem_cache_shrink(&self, c: CacheHandle) -> bool {
+        dispatch!(self, drain_deferred(self));
         dispatch!(self, shrink(self, c, Location::caller()))
     }
 
@@ -345,6 +349,8 @@ impl<P: Platform> SlabLayer<P> {
         // In-flight kfree_rcu()s may include objects from this cache (6.18 slab_common.c:
         // `kvfree_rcu_barrier()` first).
         self.kvfree_rcu_barrier();
+        // And the frees kmalloc_nolock/kfree_nolock deferred (6.18: `defer_free_barrier()`).
+        dispatch!(self, drain_deferred(self));
         let rcu = self
             .slab_layout(c)
             .is_some_and(|l| l.flags.contains(SlabFlags::TYPESAFE_BY_RCU));
@@ -360,6 +366,7 @@ impl<P: Platform> SlabLayer<P> {
     /// poison and free pointer with debugging on) and returns the number of errors reported.
     #[track_caller]
     pub fn validate(&self, c: CacheHandle) -> usize {
+        dispatch!(self, drain_deferred(self));
         dispatch!(self, validate(self, c, Location::caller()))
     }
 

@@ -25,7 +25,10 @@ use super::{
 /// # Safety
 /// Both arrays are live and the caller may use them (CPU section / list lock).
 unsafe fn transfer_objects(to: *mut ArrayCache, from: *mut ArrayCache, max: u32) -> u32 {
-    // SAFETY: caller's guarantee.
+    // SAFETY: both arrays are live and ours to use (caller's guarantee), and they are two
+    // different arrays (a CPU's and the node's shared one), so the copied ranges do not
+    // overlap. `nr <= from.avail` entries are read below `from.avail`, and `nr <= to.limit -
+    // to.avail` entries are written from `to.avail`, inside `to`'s `limit` entries.
     unsafe {
         let nr = (*from).avail.min(max).min((*to).limit - (*to).avail);
         if nr == 0 {
@@ -47,7 +50,9 @@ unsafe fn transfer_objects(to: *mut ArrayCache, from: *mut ArrayCache, max: u32)
 /// # Safety
 /// The array is live, `n <= avail`, and it is not written while the slice lives.
 unsafe fn entries<'a>(ac: *mut ArrayCache, n: u32) -> &'a [*mut u8] {
-    // SAFETY: caller's guarantee.
+    // SAFETY: the array is live with `limit >= avail >= n` initialised entries after its
+    // header, and the caller does not write it while the slice lives (its contract), so a
+    // shared slice of the first `n` is valid.
     unsafe { core::slice::from_raw_parts(ArrayCache::entries(ac), n as usize) }
 }
 
@@ -56,7 +61,9 @@ unsafe fn entries<'a>(ac: *mut ArrayCache, n: u32) -> &'a [*mut u8] {
 /// # Safety
 /// As for [`entries`], with `n <= avail`.
 unsafe fn shift_down(ac: *mut ArrayCache, n: u32) {
-    // SAFETY: caller's guarantee.
+    // SAFETY: the array is live and ours (caller's guarantee) and `n <= avail`, so after
+    // `avail -= n` the `avail` entries from index `n` are initialised and inside the array;
+    // `ptr::copy` allows the overlapping move.
     unsafe {
         (*ac).avail -= n;
         let e = ArrayCache::entries(ac);
@@ -94,7 +101,9 @@ impl<P: Platform> SlabLayer<P> {
         }
         // SAFETY: the caller is in this slot's CPU section.
         let old = unsafe { slot.ac() };
-        // SAFETY: as above.
+        // SAFETY: `set_ac` needs `ac`'s condition, the same CPU section of this slot, still
+        // held by the caller; `new` is the array `do_tune_cpucache` built and handed over
+        // through `pending` (the swap made it ours).
         unsafe { slot.set_ac(new) };
         if !old.is_null() {
             self.drain_whole_array(s, old);
@@ -113,10 +122,13 @@ impl<P: Platform> SlabLayer<P> {
             let mut n = s.node.lock();
             // SAFETY: the array is ours (taken from its slot, or its CPU is quiescent).
             let avail = unsafe { (*ac).avail };
-            // SAFETY: as above.
+            // SAFETY: the array is ours (see the read of `avail`) and live; `avail` entries is
+            // exactly its filled part, and nothing writes the array while `free_block` reads
+            // the slice (we are its only user).
             let objs = unsafe { entries(ac, avail) };
             self.free_block(s, &mut n, objs, dl.head());
-            // SAFETY: as above.
+            // SAFETY: the slice is gone; the array is still ours alone, so the write races
+            // with nobody.
             unsafe { (*ac).avail = 0 };
         }
         self.slabs_destroy(s, dl.head());
@@ -137,7 +149,8 @@ impl<P: Platform> SlabLayer<P> {
                 // SAFETY: the shared array under the list lock.
                 let objs = unsafe { entries(sh, (*sh).avail) };
                 self.free_block(s, &mut n, objs, dl.head());
-                // SAFETY: as above.
+                // SAFETY: the shared array is live while it is the node's `shared` and is
+                // used only under the list lock, which `n` still holds; the slice is gone.
                 unsafe { (*sh).avail = 0 };
             }
         }
@@ -152,10 +165,11 @@ impl<P: Platform> SlabLayer<P> {
             return Some(unsafe { SlabPage::from_lru(l) });
         }
         n.free_touched = true;
-        // SAFETY: as above.
+        // SAFETY: `slabs_free` is an initialised list head of the node, read under its list
+        // lock (held by the caller through `n`).
         let l = unsafe { list::list_first(&n.slabs_free) }?;
         n.free_slabs -= 1;
-        // SAFETY: as above.
+        // SAFETY: the node's free list links only slab pages through their `slab_list`.
         Some(unsafe { SlabPage::from_lru(l) })
     }
 
@@ -219,7 +233,8 @@ impl<P: Platform> SlabLayer<P> {
             // Little recent activity: a partial refill, to avoid refill bouncing.
             batchcount = BATCHREFILL_LIMIT;
         }
-        // SAFETY: as above.
+        // SAFETY: `ac` is this CPU's live array (non-null, read from the slot in the CPU
+        // section the caller holds): nobody else reads or writes it meanwhile.
         batchcount = batchcount.min(unsafe { (*ac).limit });
         {
             // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
@@ -228,7 +243,8 @@ impl<P: Platform> SlabLayer<P> {
             let from_shared =
                 !n.shared.is_null() && unsafe { transfer_objects(ac, n.shared, batchcount) } != 0;
             if from_shared {
-                // SAFETY: as above.
+                // SAFETY: `n.shared` is non-null (checked just above) and live while it is
+                // the node's shared array; it is written only under the list lock, held.
                 unsafe { (*n.shared).touched = 1 };
             } else {
                 while batchcount > 0 {
@@ -238,11 +254,12 @@ impl<P: Platform> SlabLayer<P> {
                     batchcount = self.alloc_block(s, ac, slab, batchcount);
                     self.fixup_slab_list(s, &mut n, slab);
                 }
-                // SAFETY: as above.
+                // SAFETY: `ac` is this CPU's live array and we hold the CPU section, so no
+                // one else touches it.
                 n.free_objects -= unsafe { (*ac).avail } as usize;
             }
         }
-        // SAFETY: as above.
+        // SAFETY: this CPU's live array, still in the CPU section the caller holds.
         if unsafe { (*ac).avail } == 0 {
             let slab = self.cache_grow_begin(s, gfp);
             if let Some(slab) = slab {
@@ -251,12 +268,14 @@ impl<P: Platform> SlabLayer<P> {
                 let mut n = s.node.lock();
                 self.cache_grow_end(s, &mut n, slab);
             }
-            // SAFETY: as above.
+            // SAFETY: this CPU's live array; `cache_grow_begin` may have run the page
+            // allocator but did not leave the CPU section, so the array is still ours.
             if unsafe { (*ac).avail } == 0 {
                 return ptr::null_mut();
             }
         }
-        // SAFETY: as above; avail > 0.
+        // SAFETY: this CPU's live array in our CPU section; `avail > 0` (checked above), so
+        // entry `avail - 1` is below `limit` and holds an object.
         unsafe {
             (*ac).touched = 1;
             (*ac).avail -= 1;
@@ -286,7 +305,10 @@ impl<P: Platform> SlabLayer<P> {
             };
             if room > 0 {
                 batchcount = batchcount.min(room);
-                // SAFETY: as above; `batchcount <= room` and `<= ac.avail`.
+                // SAFETY: `ac` is this CPU's array (CPU section held) and `shared` the node's
+                // shared array (list lock held, non-null since `room > 0`); they are distinct
+                // allocations, so the ranges do not overlap. `batchcount <= ac.avail` entries
+                // are read and `batchcount <= room = limit - avail` entries fit in `shared`.
                 unsafe {
                     ptr::copy_nonoverlapping(
                         ArrayCache::entries(ac),
@@ -296,12 +318,14 @@ impl<P: Platform> SlabLayer<P> {
                     (*shared).avail += batchcount;
                 }
             } else {
-                // SAFETY: as above.
+                // SAFETY: this CPU's live array (CPU section held), `batchcount <= avail`,
+                // and nothing writes it while `free_block` reads the slice.
                 let objs = unsafe { entries(ac, batchcount) };
                 self.free_block(s, &mut n, objs, dl.head());
             }
         }
-        // SAFETY: as above.
+        // SAFETY: this CPU's live array, still in our CPU section; `batchcount <= avail`
+        // (capped when it was computed, and `avail` has not changed since).
         unsafe { shift_down(ac, batchcount) };
         self.slabs_destroy(s, dl.head());
     }
@@ -345,9 +369,10 @@ impl<P: Platform> SlabLayer<P> {
         if !force && now < unsafe { slot.next_reap() } {
             return;
         }
-        // SAFETY: as above.
+        // SAFETY: `set_next_reap` needs the slot's CPU section (or a dead CPU), which the
+        // caller holds.
         unsafe { slot.set_next_reap(now + REAPTIMEOUT_AC_S * self.platform().hz()) };
-        // SAFETY: as above.
+        // SAFETY: the same CPU section of this slot.
         let ac = unsafe { slot.ac() };
         let mut dl = DestroyList(ListHead {
             next: ptr::null_mut(),
@@ -402,7 +427,8 @@ pub(super) fn cache_alloc<P: Platform>(
         }
         // SAFETY: this CPU's array, section held.
         let objp = if !ac.is_null() && unsafe { (*ac).avail } > 0 {
-            // SAFETY: as above; avail > 0.
+            // SAFETY: `ac` is this CPU's live array and we hold the section; `avail > 0`
+            // (the condition), so entry `avail - 1` is below `limit` and holds an object.
             unsafe {
                 (*ac).touched = 1;
                 (*ac).avail -= 1;
@@ -510,7 +536,8 @@ fn cache_free_checked<P: Platform>(
         } else {
             // SAFETY: this CPU's array, section held.
             let (avail, limit) = unsafe { ((*ac).avail, (*ac).limit) };
-            // SAFETY: as above; `avail - 1 < limit`.
+            // SAFETY: this CPU's live array in our section; evaluated only when `avail > 0`,
+            // and `avail - 1 < avail <= limit`.
             if avail > 0 && unsafe { ArrayCache::get(ac, avail - 1) } == objp {
                 drop(g);
                 double_free(m, s, slab, objp, caller);
@@ -524,7 +551,9 @@ fn cache_free_checked<P: Platform>(
                 m.cache_flusharray(s, ac);
                 m.reap_cpu(s, slot, false);
             }
-            // SAFETY: as above; there is room now.
+            // SAFETY: this CPU's live array, still in our section (`cache_flusharray` and
+            // `reap_cpu` do not leave it); there is room now: `avail < limit` before, or the
+            // flush moved `batchcount >= 1` entries out.
             unsafe {
                 let a = (*ac).avail;
                 ArrayCache::set(ac, a, objp);

@@ -407,7 +407,8 @@ fn alloc_cache_struct<P: Platform>(
 ) -> Option<(*mut Cache<P>, u32)> {
     // SAFETY: the dead list under slab_mutex (held by the caller).
     if let Some(l) = unsafe { list::list_first(&list.dead) } {
-        // SAFETY: as above.
+        // SAFETY: `l` is a linked entry of the dead list (just returned by `list_first`),
+        // whose neighbours are live list heads; the list is under slab_mutex, held.
         unsafe { list::list_del(l) };
         let p = kds::container_of!(l, Cache<P>, list);
         // SAFETY: a dead structure keeps its generation word valid.
@@ -471,7 +472,9 @@ pub(super) fn kmem_cache_create<P: Platform>(
     // SAFETY: initialised; link it (newest first).
     unsafe { list::list_add(ptr::addr_of_mut!((*p).list), &mut list.caches) };
     list.count += 1;
-    // SAFETY: as above.
+    // SAFETY: `p` is a fully initialised cache structure that is never freed (cache
+    // structures are recycled through the dead list, not returned), so a shared reference
+    // to it is valid for as long as a handle is used.
     Ok(handle_of(unsafe { &*p }))
 }
 
@@ -549,7 +552,9 @@ pub(super) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
         unsafe { list::list_add(ptr::addr_of_mut!((*kc).list), &mut l.caches) };
         l.count += 1;
     }
-    // SAFETY: as above. Boot caches are never merged.
+    // SAFETY: `kc` was initialised by `open_cache` above and is never freed; `refcount` is
+    // an atomic, so a store through the shared structure races with nothing. Boot caches
+    // are never merged.
     unsafe { (*kc).refcount.store(-1, Ordering::Relaxed) };
     st.kmem_cache.store(kc.cast(), Ordering::Release);
     st.state
@@ -716,7 +721,9 @@ pub(super) fn destroy<P: Platform>(
         let slot = unsafe { s.cpu(cpu) };
         // SAFETY: quiescent (caller's guarantee) and unlinked.
         let ac = unsafe { slot.ac() };
-        // SAFETY: as above.
+        // SAFETY: `set_ac` has `ac`'s condition: the cache is quiescent (the caller of
+        // destroy guarantees no other user) and unlinked from slab_caches, so no CPU reads
+        // this slot concurrently.
         unsafe { slot.set_ac(ptr::null_mut()) };
         slot.requested.store(false, Ordering::Relaxed);
         free_meta(m, ac.cast());

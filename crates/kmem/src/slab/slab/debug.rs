@@ -47,7 +47,8 @@ impl<P: Platform> SlabLayer<P> {
         unsafe { ptr::read_unaligned(p) }
     }
     fn wr(&self, p: *mut u64, v: u64) {
-        // SAFETY: as in `rd`; the caller owns the object.
+        // SAFETY: red zone words lie inside the object's stride (`__kmem_cache_create` added
+        // them), in slab memory; the caller owns the object, so nobody else writes the word.
         unsafe { ptr::write_unaligned(p, v) }
     }
     fn set_user(&self, s: &Cache<P>, objp: *mut u8, caller: Option<&'static Location<'static>>) {

@@ -283,7 +283,8 @@ impl<P: Platform> SlabLayer<P> {
         // link was initialised), under the list lock.
         unsafe { list::list_del_init(slab.lru()) };
         if slab.active() == s.num {
-            // SAFETY: as above.
+            // SAFETY: the slab's link was just unlinked and re-initialised, and `slabs_full`
+            // is an initialised head of this node; both are under the list lock (`n`).
             unsafe { list::list_add(slab.lru(), &mut n.slabs_full) };
             if s.objfreelist() {
                 let holder = slab.freelist().cast::<u8>();
@@ -299,7 +300,8 @@ impl<P: Platform> SlabLayer<P> {
                 }
             }
         } else {
-            // SAFETY: as above.
+            // SAFETY: the slab's link was just unlinked and re-initialised, and
+            // `slabs_partial` is an initialised head of this node, under the list lock (`n`).
             unsafe { list::list_add(slab.lru(), &mut n.slabs_partial) };
         }
     }
@@ -351,13 +353,15 @@ impl<P: Platform> SlabLayer<P> {
             // SAFETY: the slab is on one of this node's lists, under the list lock.
             unsafe { list::list_del(slab.lru()) };
             if slab.active() == 0 {
-                // SAFETY: as above.
+                // SAFETY: the slab was just unlinked (its link is ours to reuse) and
+                // `slabs_free` is an initialised head of this node, under the list lock.
                 unsafe { list::list_add(slab.lru(), &mut n.slabs_free) };
                 n.free_slabs += 1;
             } else {
                 // Unconditionally to the end of the partial list: the most time for its other
                 // objects to be freed too.
-                // SAFETY: as above.
+                // SAFETY: the slab was just unlinked and `slabs_partial` is an initialised
+                // head of this node, under the list lock.
                 unsafe { list::list_add_tail(slab.lru(), &mut n.slabs_partial) };
             }
         }
@@ -367,7 +371,9 @@ impl<P: Platform> SlabLayer<P> {
                 break;
             };
             n.free_objects -= s.num as usize;
-            // SAFETY: as above; `to_destroy` is the caller's initialised local list.
+            // SAFETY: `l` is a linked entry of the node's free list (just found there) under
+            // its lock, so its neighbours are live; `to_destroy` is the caller's initialised
+            // local list, which nobody else can reach.
             unsafe {
                 list::list_del(l);
                 list::list_add(l, to_destroy);
@@ -382,9 +388,11 @@ impl<P: Platform> SlabLayer<P> {
     pub(super) fn slabs_destroy(&self, s: &Cache<P>, list_head: *mut ListHead) {
         // SAFETY: the caller's local list of slabs taken off the node's lists.
         while let Some(l) = unsafe { list::list_first(list_head) } {
-            // SAFETY: as above; entries are slab links.
+            // SAFETY: `l` is a linked entry of the caller's local list (no one else reaches
+            // it), so unlinking touches only that list's links.
             unsafe { list::list_del(l) };
-            // SAFETY: as above.
+            // SAFETY: the local list holds only slabs moved there from a node's lists,
+            // linked through their `slab_list`.
             self.slab_destroy(s, unsafe { SlabPage::from_lru(l) });
         }
     }
@@ -441,7 +449,8 @@ impl<P: Platform> SlabLayer<P> {
                 let Some(l) = (unsafe { list_last(&n.slabs_free) }) else {
                     break;
                 };
-                // SAFETY: as above.
+                // SAFETY: `l` is a linked entry of the node's free list (just returned by
+                // `list_last`) and we hold the list lock, so its neighbours are live.
                 unsafe { list::list_del(l) };
                 n.free_objects -= s.num as usize;
                 n.free_slabs -= 1;

@@ -213,7 +213,9 @@ impl ArrayCache {
     /// As for [`ArrayCache::get`].
     #[inline]
     unsafe fn set(ac: *mut ArrayCache, i: u32, p: *mut u8) {
-        // SAFETY: as in `get`.
+        // SAFETY: the array has `limit` entries after its header and `i < limit`, and the
+        // caller may use it (its CPU section or the list lock for a shared array), so no other
+        // access races with this write.
         unsafe { *Self::entries(ac).add(i as usize) = p }
     }
 }
@@ -251,21 +253,25 @@ impl CpuSlot {
     /// As for [`CpuSlot::ac`].
     #[inline]
     unsafe fn set_ac(&self, a: *mut ArrayCache) {
-        // SAFETY: as above.
+        // SAFETY: the caller is in the slot's CPU section (or the CPU is dead / the cache
+        // quiescent), so no other reference to `ac` exists while we write it.
         unsafe { *self.ac.get() = a }
     }
     /// # Safety
     /// As for [`CpuSlot::ac`].
     #[inline]
     unsafe fn next_reap(&self) -> u64 {
-        // SAFETY: as above.
+        // SAFETY: `next_reap` is written only by the slot's CPU (in its section) or while the
+        // CPU is dead; the caller is that CPU or the CPU is dead, so the read races with no
+        // write.
         unsafe { *self.next_reap.get() }
     }
     /// # Safety
     /// As for [`CpuSlot::ac`].
     #[inline]
     unsafe fn set_next_reap(&self, t: u64) {
-        // SAFETY: as above.
+        // SAFETY: the caller is in the slot's CPU section (or the CPU is dead), the only
+        // context that reads or writes `next_reap`: no concurrent access.
         unsafe { *self.next_reap.get() = t }
     }
 }
@@ -337,7 +343,10 @@ pub struct KmemCache<L: lock_api::RawMutex> {
 // SAFETY: the raw pointers are to per-CPU data (used under CPU sections), to the shared
 // array and slab memory (used under the list lock), as the module documentation describes.
 unsafe impl<L: lock_api::RawMutex + Send + Sync> Sync for KmemCache<L> {}
-// SAFETY: as above.
+// SAFETY: the structure lives in slab memory owned by the machine, not by a thread; its raw
+// pointers (per-CPU slots, shared arrays, random sequence) carry no thread affinity, and
+// what they point at is reached under the same CPU-section and list-lock rules from any
+// thread, so moving the value to another thread is sound.
 unsafe impl<L: lock_api::RawMutex + Send + Sync> Send for KmemCache<L> {}
 
 type Cache<P> = KmemCache<<P as Platform>::RawLock>;
@@ -388,7 +397,8 @@ impl SlabPage {
     /// `l` is the `slab_list` link of a slab page.
     #[inline]
     unsafe fn from_lru(l: *mut ListHead) -> SlabPage {
-        // SAFETY: caller's guarantee.
+        // SAFETY: `l` is the `slab_list` (`lru`) link of a slab page (caller's guarantee),
+        // i.e. a field of a memmap entry, which is what `PagePtr::from_lru` requires.
         SlabPage(unsafe { PagePtr::from_lru(l) })
     }
     #[inline]
@@ -432,7 +442,9 @@ impl SlabPage {
     /// As for [`SlabPage::get_free_obj`].
     #[inline]
     unsafe fn set_free_obj(self, i: u32, v: u32) {
-        // SAFETY: as above; `v < num <= SLAB_OBJ_MAX_NUM` fits.
+        // SAFETY: the freelist is live with `num` entries and `i < num` (caller's
+        // guarantee), and the caller holds the list lock or owns the slab, so the write
+        // races with nothing; `v < num <= SLAB_OBJ_MAX_NUM` fits a `FreelistIdx`.
         unsafe { *self.freelist().add(i as usize) = v as FreelistIdx }
     }
     #[inline]
@@ -476,7 +488,8 @@ const _: () = assert!(core::mem::size_of::<Page>() == 64);
 /// `head` is a valid, initialised list head the caller may read.
 #[inline]
 unsafe fn list_last(head: *const ListHead) -> Option<*mut ListHead> {
-    // SAFETY: caller's guarantee.
+    // SAFETY: `head` is a valid, initialised list head the caller may read (its contract),
+    // which is all `list_empty` and the read of `prev` need.
     unsafe { (!kds::list::list_empty(head)).then(|| (*head).prev) }
 }
 

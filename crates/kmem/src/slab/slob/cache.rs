@@ -127,7 +127,10 @@ fn alloc_cache_struct<P: Platform>(
 ) -> Option<(*mut SlobCache, u32)> {
     // SAFETY: the dead list under slab_mutex (held by the caller).
     if let Some(l) = unsafe { list::list_first(&list.dead) } {
-        // SAFETY: as above; dead entries are SlobCache links whose gen stays valid.
+        // SAFETY: `l` is a linked entry of the dead list (just returned by `list_first`) under
+        // slab_mutex, held by the caller, so unlinking touches only live links; dead entries
+        // are the `list` links of SlobCache structures, which are never freed, so their
+        // `gen` word stays valid to read.
         unsafe {
             list::list_del(l);
             let p = kds::container_of!(l, SlobCache, list);

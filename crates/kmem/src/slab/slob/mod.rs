@@ -198,7 +198,8 @@ unsafe fn set_slob(s: *mut SlobIdx, size: usize, next: *mut SlobIdx) {
 /// `s` is a free block of a SLOB page under `slob_lock`.
 #[inline]
 unsafe fn slob_units(s: *mut SlobIdx) -> usize {
-    // SAFETY: caller.
+    // SAFETY: `s` is a free block of a SLOB page (caller's guarantee): its first unit is a
+    // readable, aligned `SlobIdx` of that page, which `slob_lock` keeps from changing.
     let u = unsafe { *s };
     if u > 0 {
         u as usize
@@ -214,7 +215,9 @@ unsafe fn slob_units(s: *mut SlobIdx) -> usize {
 #[inline]
 unsafe fn slob_next(s: *mut SlobIdx) -> *mut SlobIdx {
     let base = page_base(s);
-    // SAFETY: caller; a block of more than one unit has two words.
+    // SAFETY: `s` is a free block of a SLOB page under `slob_lock` (caller's guarantee); a
+    // one-unit block stores the negated offset of the next one in its only word, a larger
+    // block its size and then that offset in its second word, both inside the block.
     let next = unsafe {
         if *s < 0 {
             -*s
@@ -231,7 +234,7 @@ unsafe fn slob_next(s: *mut SlobIdx) -> *mut SlobIdx {
 /// As [`slob_units`].
 #[inline]
 unsafe fn slob_last(s: *mut SlobIdx) -> bool {
-    // SAFETY: caller.
+    // SAFETY: `slob_next` has the same contract as this function, which the caller meets.
     (unsafe { slob_next(s) } as usize) & (PAGE_SIZE - 1) == 0
 }
 
@@ -260,7 +263,8 @@ fn sp_freelist(sp: PagePtr) -> *mut SlobIdx {
 /// # Safety
 /// Under `slob_lock`; `sp` is a SLOB page on no list; `head` a linked list head.
 unsafe fn set_slob_page_free(sp: PagePtr, head: *mut ListHead) {
-    // SAFETY: caller.
+    // SAFETY: `sp`'s link is on no list and `head` is a linked list head, both protected by
+    // `slob_lock`, which the caller holds: adding touches only those links.
     unsafe { list::list_add(sp.lru(), head) };
     sp.set_private(sp.private() | PG_SLOB_FREE);
 }
@@ -270,7 +274,8 @@ unsafe fn set_slob_page_free(sp: PagePtr, head: *mut ListHead) {
 /// # Safety
 /// Under `slob_lock`; `sp` is on a list.
 unsafe fn clear_slob_page_free(sp: PagePtr) {
-    // SAFETY: caller.
+    // SAFETY: `sp` is on a list (caller's guarantee) whose links are under `slob_lock`, held
+    // by the caller, so its neighbours are live and no one else changes them.
     unsafe { list::list_del(sp.lru()) };
     sp.set_private(sp.private() & !PG_SLOB_FREE);
 }
@@ -335,12 +340,14 @@ unsafe fn slob_page_alloc(
             }
             return Some((cur, removed));
         }
-        // SAFETY: as above.
+        // SAFETY: `cur` is still a free block of the page: this iteration did not change the
+        // freelist (every path that does returns above), and we hold `slob_lock`.
         if unsafe { slob_last(cur) } {
             return None;
         }
         prev = cur;
-        // SAFETY: as above.
+        // SAFETY: `cur` is a free block of the page that is not the last one (checked just
+        // above), under `slob_lock`, so its successor is another free block of the page.
         cur = unsafe { slob_next(cur) };
     }
 }

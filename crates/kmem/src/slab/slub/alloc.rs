@@ -40,12 +40,25 @@ impl<P: Platform> SlabLayer<P> {
 
     /// `get_partial`: takes slabs from the node partial list: the first becomes the CPU slab
     /// (its whole freelist is returned), more go to the CPU partial list.
-    fn get_partial(&self, s: &Cache<P>, c: &mut KmemCacheCpu) -> Option<(Slab, *mut u8)> {
+    /// Without `allow_spin` (`kmalloc_nolock`) the list lock is only try-locked: a held lock
+    /// counts as an empty list (`get_partial_node`'s `spin_trylock_irqsave`).
+    fn get_partial(
+        &self,
+        s: &Cache<P>,
+        c: &mut KmemCacheCpu,
+        allow_spin: bool,
+    ) -> Option<(Slab, *mut u8)> {
         if s.node.nr_partial_hint.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        // Lock order: &n->list_lock (rank 4), under cpu_section; docs/LOCKING.md.
-        let mut n = s.node.list_lock.lock();
+        // Lock order: &n->list_lock (rank 4), under cpu_section (try-locked from
+        // kmalloc_nolock); docs/LOCKING.md.
+        let mut n = if allow_spin {
+            s.node.list_lock.lock()
+        } else {
+            s.node.list_lock.try_lock()?
+        };
+        self.nmi_point(super::NmiPoint::ListLockHeld, s, true);
         let mut got: Option<(Slab, *mut u8)> = None;
         let mut extra = 0;
         let head: *mut ListHead = &mut n.partial;
@@ -97,13 +110,16 @@ impl<P: Platform> SlabLayer<P> {
 
     /// `___slab_alloc`: refills the CPU freelist and returns one object.
     #[cold]
-    fn slab_alloc_slow(
+    pub(super) fn slab_alloc_slow(
         &self,
         s: &Cache<P>,
         c: &mut KmemCacheCpu,
         gfp: GfpFlags,
+        allow_spin: bool,
     ) -> Option<*mut u8> {
         c.alloc_slow += 1;
+        // Linux's `slab_attach_kprobe_locked`: the CPU slab is held (slub_kunit's kprobe).
+        self.nmi_point(super::NmiPoint::SlabAttachKprobeLocked, s, true);
         loop {
             if let Some(slab) = Slab::from_page(c.slab) {
                 let fl = self.get_freelist(s, slab);
@@ -125,13 +141,13 @@ impl<P: Platform> SlabLayer<P> {
                 s.stat(Stat::CpuPartialAlloc);
                 continue;
             }
-            if let Some((slab, fl)) = self.get_partial(s, c) {
+            if let Some((slab, fl)) = self.get_partial(s, c, allow_spin) {
                 c.slab = slab.raw();
                 // SAFETY: `fl` heads the freelist we just took from the slab.
                 c.freelist = unsafe { s.get_fp(fl) };
                 return Some(fl);
             }
-            let (slab, fl) = self.new_slab(s, gfp)?;
+            let (slab, fl) = self.new_slab_mode(s, gfp, allow_spin)?;
             c.slab = slab.raw();
             // SAFETY: the new slab's chain is ours.
             c.freelist = unsafe { s.get_fp(fl) };
@@ -160,18 +176,38 @@ impl<P: Platform> SlabLayer<P> {
 
     /// Debug caches: one object at a time under the list lock (`alloc_single_from_partial`,
     /// `alloc_single_from_new_slab`).
-    fn slab_alloc_debug(
+    ///
+    /// Without `allow_spin` (`kmalloc_nolock`) the list lock is only try-locked: when it is
+    /// held the partial list is skipped, and a new slab that cannot be added is handed to
+    /// the deferred-free list (`defer_deactivate_slab`) and the allocation fails.
+    pub(super) fn slab_alloc_debug(
         &self,
         s: &Cache<P>,
         gfp: GfpFlags,
         caller: &'static Location<'static>,
         orig: usize,
+        allow_spin: bool,
     ) -> Option<*mut u8> {
         let mut new_slab: Option<Slab> = None;
         loop {
-            // Lock order: &n->list_lock (rank 4), no CPU section; reports under it;
-            // docs/LOCKING.md.
-            let mut n = s.node.list_lock.lock();
+            // Lock order: &n->list_lock (rank 4), no CPU section (try-locked from
+            // kmalloc_nolock); reports under it; docs/LOCKING.md.
+            let mut n = if allow_spin {
+                s.node.list_lock.lock()
+            } else if let Some(n) = s.node.list_lock.try_lock() {
+                n
+            } else {
+                if let Some(slab) = new_slab.take() {
+                    self.defer_discard_slab(slab);
+                    return None;
+                }
+                let (slab, fl) = self.new_slab_mode(s, gfp, false)?;
+                let base = self.slab_base(slab);
+                slab.set_counters(Counters::new(fl, base, 0, false));
+                new_slab = Some(slab);
+                continue;
+            };
+            self.nmi_point(super::NmiPoint::ListLockHeld, s, false);
             if let Some(slab) = new_slab.take() {
                 add_partial(&mut n, slab, false);
             }
@@ -224,7 +260,7 @@ impl<P: Platform> SlabLayer<P> {
                 return Some(obj);
             }
             drop(n);
-            let (slab, fl) = self.new_slab(s, gfp)?;
+            let (slab, fl) = self.new_slab_mode(s, gfp, allow_spin)?;
             let base = self.slab_base(slab);
             slab.set_counters(Counters::new(fl, base, 0, false));
             new_slab = Some(slab);
@@ -273,8 +309,9 @@ fn alloc_slow_path<P: Platform>(
     caller: &'static Location<'static>,
     orig: usize,
 ) -> Option<NonNull<u8>> {
+    m.slub_drain_deferred();
     let obj = if s.debug() {
-        m.slab_alloc_debug(s, gfp, caller, orig)
+        m.slab_alloc_debug(s, gfp, caller, orig, true)
     } else {
         // Lock order: cpu_section (rank 3), &n->list_lock, &zone->lock under it; docs/LOCKING.md.
         let g = m.cpu_guard();
@@ -287,7 +324,7 @@ fn alloc_slow_path<P: Platform>(
             c.alloc_fast += 1;
             Some(obj)
         } else {
-            m.slab_alloc_slow(s, c, gfp)
+            m.slab_alloc_slow(s, c, gfp, true)
         }
     };
     match obj {
@@ -460,7 +497,7 @@ pub(crate) fn alloc_bulk<P: Platform>(
                 c.alloc_fast += 1;
                 out[i] = obj;
             } else {
-                match m.slab_alloc_slow(s, c, gfp) {
+                match m.slab_alloc_slow(s, c, gfp, true) {
                     Some(o) => out[i] = o,
                     None => break,
                 }

@@ -192,7 +192,7 @@ impl<P: Platform> SlabLayer<P> {
 
 /// Frees `p` known to be in slab `page` of cache `s` (`slab_free`): the fast path inline.
 #[inline(always)]
-fn free_inner<P: Platform>(
+pub(super) fn free_inner<P: Platform>(
     m: &SlabLayer<P>,
     s: &Cache<P>,
     page: PagePtr,
@@ -226,6 +226,7 @@ fn free_slow_path<P: Platform>(
     p: *mut u8,
     caller: &'static Location<'static>,
 ) {
+    m.slub_drain_deferred();
     if s.debug() {
         m.slab_free_debug(s, slab, p, caller);
         return;
@@ -259,7 +260,7 @@ fn free_slow_path<P: Platform>(
 }
 
 #[cold]
-fn bad_object_pointer<P: Platform>(
+pub(super) fn bad_object_pointer<P: Platform>(
     m: &SlabLayer<P>,
     s: &Cache<P>,
     slab: Slab,
@@ -280,7 +281,7 @@ fn bad_object_pointer<P: Platform>(
 }
 
 #[cold]
-fn double_free<P: Platform>(
+pub(super) fn double_free<P: Platform>(
     m: &SlabLayer<P>,
     s: &Cache<P>,
     slab: Slab,

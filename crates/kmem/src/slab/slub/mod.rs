@@ -23,6 +23,9 @@
 //! ```
 //!
 //! # Lock order
+//! 0. `kmalloc_nolock`/`kfree_nolock` (any context, possibly interrupting the same CPU at
+//!    any step below) take nothing that waits: the CPU section is try-entered, `list_lock`
+//!    and the zone lock are try-locked, and what needs more is deferred (see "Any context");
 //! 1. `slab_mutex` (the cache list, cache creation and destruction; [`crate::slab::common`]);
 //! 2. a CPU section ([`CpuGuard`](crate::platform::CpuGuard)): the current CPU's
 //!    `KmemCacheCpu` of every cache;
@@ -62,6 +65,22 @@
 //! the freelist+counters word (`__slab_free`), taking `list_lock` first only when the slab
 //! must change lists.
 //!
+//! # Any context (`kmalloc_nolock`, `kfree_nolock`; Linux 6.18)
+//! The `*_nolock` entry points may interrupt the same CPU anywhere in SLUB (Linux: an NMI or
+//! a kprobe; kmem: a hook at a reentry point, [`NmiPoint`]). Their rules:
+//! - a CPU's `KmemCacheCpu` of a cache is never used by a nested call while the interrupted
+//!   code holds it (the reentry point records the cache; Linux's `local_trylock_t`): the
+//!   allocation retries once in the next kmalloc bucket, a free is deferred;
+//! - `list_lock` and the zone lock are only try-locked (`get_partial` and `slab_alloc_debug`
+//!   with `allow_spin == false`, `new_slab_mode` → `alloc_pages_nolock`);
+//! - frees other than into the CPU's active slab, and a debug cache's new slab that could
+//!   not be listed, go to the deferred lists, drained at the next safe point (the next
+//!   ordinary slow-path allocation or free, shrink, validate, destroy, `slab_tick`).
+//!
+//! The slow-path functions that take `allow_spin` are `slab_alloc_slow`, `get_partial`,
+//! `slab_alloc_debug` and `new_slab_mode`; nothing else changes for ordinary callers except
+//! the drain at the top of `alloc_slow_path`/`free_slow_path`.
+//!
 //! # Debugging
 //! Caches with any of `SLAB_DEBUG_FLAGS` (`slub_debug=FZPUT` or cache flags) never use CPU
 //! slabs: every allocation and free runs under `list_lock` with the checks of
@@ -97,6 +116,8 @@
 //! - `free`: the free fast path, `__slab_free`, the debug free path, bulk free;
 //! - `alloc`: the allocation fast path, `___slab_alloc`, the debug allocation path, bulk
 //!   allocation and the kmalloc hooks;
+//! - `nolock`: `kmalloc_nolock`/`kfree_nolock`, their deferred frees and the reentry points
+//!   (see "Any context" below);
 //! - `info`: slabinfo numbers, layout and statistics of a cache;
 //! - `cache`: `kmem_cache_create` (merging, sizes), `kmem_cache_init`, shrink, validate and
 //!   destroy.
@@ -123,6 +144,7 @@ mod cpu;
 mod debug;
 mod free;
 mod info;
+mod nolock;
 mod slab;
 
 pub(crate) use crate::slab::common::Owner;
@@ -138,6 +160,8 @@ pub(crate) use free::{free_bulk, kfree_sized, kfree_slab, kmem_cache_free};
 pub(crate) use info::{
     cache_info, cache_layout, cache_name, cache_stats, for_each_cache, for_each_cache_info,
 };
+pub(crate) use nolock::{kfree_nolock, kmalloc_nolock};
+pub use nolock::{NmiPoint, NolockState};
 
 const _: () = assert!(
     core::mem::size_of::<usize>() == 8,
@@ -754,6 +778,20 @@ impl crate::slab::common::SlabAllocator for Slub {
     ) {
         // SAFETY: forwarded caller guarantee (the trait method's contract is kfree_sized's).
         unsafe { kfree_sized(m, p, size, gfp, caller) }
+    }
+    fn kmalloc_nolock<P: Platform>(
+        m: &SlabLayer<P>,
+        size: usize,
+        gfp: GfpFlags,
+        caller: &'static Location<'static>,
+    ) -> Option<NonNull<u8>> {
+        kmalloc_nolock(m, size, gfp, caller)
+    }
+    fn kfree_nolock<P: Platform>(m: &SlabLayer<P>, p: *mut u8, caller: &'static Location<'static>) {
+        kfree_nolock(m, p, caller)
+    }
+    fn drain_deferred<P: Platform>(m: &SlabLayer<P>) {
+        m.slub_drain_deferred()
     }
     #[inline]
     fn krealloc_in_place<P: Platform>(m: &SlabLayer<P>, p: *mut u8, new_size: usize) {

@@ -41,9 +41,26 @@ impl<P: Platform> SlabLayer<P> {
         }
     }
 
+    /// `alloc_slab_page`: the page allocator, or its never-waiting `alloc_pages_nolock`
+    /// when the caller cannot spin (`kmalloc_nolock`; it serves orders up to
+    /// `PAGE_ALLOC_COSTLY_ORDER` only, so a higher `oo` falls back to `min`).
+    fn alloc_slab_page(&self, gfp: GfpFlags, order: u32, allow_spin: bool) -> Option<PagePtr> {
+        if allow_spin {
+            self.alloc_pages(gfp, Order::new(order))
+        } else {
+            self.alloc_pages_nolock(GfpFlags::empty, Order::new(order))
+        }
+    }
+
     /// `allocate_slab` + `shuffle_freelist`: a new slab with all objects chained. Returns the
     /// slab (counters: freelist empty, all in use, frozen) and the freelist head.
-    pub(super) fn new_slab(&self, s: &Cache<P>, gfp: GfpFlags) -> Option<(Slab, *mut u8)> {
+    /// `allow_spin` is Linux's `gfpflags_allow_spinning`: false for `kmalloc_nolock`.
+    pub(super) fn new_slab_mode(
+        &self,
+        s: &Cache<P>,
+        gfp: GfpFlags,
+        allow_spin: bool,
+    ) -> Option<(Slab, *mut u8)> {
         let base_gfp = (gfp & GFP_RECLAIM_MASK) | s.allocflags;
         let mut order = s.order;
         let mut page = None;
@@ -51,7 +68,7 @@ impl<P: Platform> SlabLayer<P> {
             // Higher order first, without reclaim or warnings (allocate_slab).
             let g = (base_gfp | GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NOMEMALLOC)
                 .without(GfpFlags::__GFP_DIRECT_RECLAIM);
-            page = self.alloc_pages(g | GfpFlags::__GFP_COMP, Order::new(order));
+            page = self.alloc_slab_page(g | GfpFlags::__GFP_COMP, order, allow_spin);
             if page.is_none() {
                 order = s.min_order;
                 s.stat(Stat::OrderFallback);
@@ -63,7 +80,7 @@ impl<P: Platform> SlabLayer<P> {
             } else {
                 GfpFlags::empty
             };
-            page = self.alloc_pages(base_gfp | comp, Order::new(order));
+            page = self.alloc_slab_page(base_gfp | comp, order, allow_spin);
         }
         let page = page?;
         let objects = if order == s.order {
