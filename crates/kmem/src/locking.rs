@@ -59,5 +59,8 @@ pub static CPUHP_STATE_MUTEX: LockClass = LockClass::new("cpuhp_state_mutex");
 pub static RCU_CBLIST_LOCK: LockClass = LockClass::new("rcu_cblist_lock");
 /// `krcp->lock`: kfree_rcu's batches (`slab/kfree_rcu.rs`); a leaf.
 pub static KRC_LOCK: LockClass = LockClass::new("&krcp->lock");
+/// `kfence_freelist_lock`: KFENCE's freelist and object metadata (`slab/kfence`); only the
+/// log lock is taken under it.
+pub static KFENCE_FREELIST_LOCK: LockClass = LockClass::new("kfence_freelist_lock");
 /// `logbuf_lock` (printk's ring buffer); the innermost lock.
 pub static LOGBUF_LOCK: LockClass = LockClass::new("logbuf_lock");

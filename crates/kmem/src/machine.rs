@@ -100,6 +100,7 @@ impl<P: Platform> Machine<P> {
                     pa: PageAllocator::new(mm, zones, physpages),
                     slab,
                     slob: crate::slab::slob::SlobState::new(),
+                    kfence: crate::slab::kfence::KfenceSlot::new(),
                 },
                 vm: VmState::new(),
             },
@@ -129,6 +130,8 @@ impl<P: Platform> Machine<P> {
         // The page allocator: memblock_free_all, then the per-zone tunables.
         // Lock order: memblock_lock (rank 1), boot; docs/LOCKING.md.
         *m.memblock.lock() = em.mb;
+        // kfence_alloc_pool_and_metadata (mm_core_init, before memblock_free_all).
+        m.kfence_alloc_pool(params.cmdline);
         m.memblock_free_all();
         m.setup_per_zone_wmarks_and_reserves();
         m.setup_pcp_sizes();
@@ -149,6 +152,8 @@ impl<P: Platform> Machine<P> {
         // mem_init_print_info: 6.18 prints `Memory:` late in boot, after `SLUB:`, so the
         // free count includes what slab and vmalloc took at boot.
         m.print_memory_line();
+        // kfence_init (start_kernel, once the slab allocator and timers run).
+        m.kfence_init();
 
         m.platform().set_cpu_dead_hook(CpuDeadHook {
             ctx: (&m.mm as *const MemoryModel<P>).cast(),
