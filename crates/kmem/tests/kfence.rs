@@ -807,3 +807,56 @@ fn slab_allocator_variant() {
     t.free(buf);
     t.expect_report("BUG: KFENCE: invalid free in ", "Invalid free of", buf);
 }
+
+/// Threads allocating, writing and freeing concurrently while the clock runs: KFENCE serves a
+/// share of them, nobody sees a report, and every KFENCE object comes back.
+#[test]
+fn concurrent_allocations_and_frees() {
+    let t = T::new(false);
+    let m = &t.m;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stop = &stop;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                m.platform().advance_jiffies(1);
+                std::thread::yield_now();
+            }
+        });
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                s.spawn(move || {
+                    let mut kfence = 0;
+                    let mut held: Vec<(*mut u8, usize)> = Vec::new();
+                    for i in 0..4000usize {
+                        let size = 1 + (i * 37 + w * 101) % 600;
+                        let p = m.kmalloc(size, K).unwrap().as_ptr();
+                        kfence += usize::from(m.is_kfence_address(p));
+                        // SAFETY: a fresh block of `size` bytes.
+                        unsafe { ptr::write_bytes(p, w as u8, size) };
+                        held.push((p, size));
+                        if held.len() > 16 {
+                            let (q, n) = held.remove(i % 16);
+                            for j in 0..n {
+                                assert_eq!(read_once(q.wrapping_add(j)), w as u8);
+                            }
+                            m.kfree(q);
+                        }
+                    }
+                    for (q, _) in held {
+                        m.kfree(q);
+                    }
+                    kfence
+                })
+            })
+            .collect();
+        let n: usize = workers.into_iter().map(|h| h.join().unwrap()).sum();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(n > 0, "no KFENCE allocation");
+    });
+    t.expect_no_report();
+    let stats = proc(m, "/sys/kernel/debug/kfence/stats");
+    assert!(stats.contains("currently allocated: 0\n"), "{stats}");
+    assert!(stats.contains("total bugs: 0\n"), "{stats}");
+    assert_lockdep_quiet(m);
+}
