@@ -19,7 +19,9 @@ use std::ptr;
 use common::{assert_lockdep_quiet, boot_with, proc, M};
 use kmem::arch::Arch;
 use kmem::slab::common::{CacheHandle, SlabFlags};
-use kmem::slab::kfence::{canary_pattern, KFENCE_NUM_OBJECTS, KFENCE_POOL_SIZE};
+use kmem::slab::kfence::{
+    canary_pattern, KFENCE_CLOCK_EVERY, KFENCE_NUM_OBJECTS, KFENCE_POOL_SIZE,
+};
 use kmem::{GfpFlags, PAGE_SIZE, ZERO_SIZE_PTR};
 
 const K: GfpFlags = GfpFlags::GFP_KERNEL;
@@ -556,7 +558,7 @@ fn test_memcache_alloc_bulk() {
     t.setup_cache(true, 32, SlabFlags::NONE, None);
     let c = t.cache.unwrap();
     let mut pass = false;
-    for _ in 0..100 {
+    for _ in 0..1000 {
         t.m.platform().advance_jiffies(1);
         let mut objs = [ptr::null_mut(); 100];
         let n =
@@ -717,12 +719,18 @@ fn destroying_a_cache_leaves_zombies() {
 fn zone_specific_and_large_requests_are_skipped() {
     let t = T::new(false);
     t.m.platform().advance_jiffies(1);
-    let p =
-        t.m.kmalloc(32, GfpFlags::GFP_KERNEL | GfpFlags::__GFP_DMA)
-            .unwrap()
-            .as_ptr();
-    assert!(!t.m.is_kfence_address(p));
-    t.m.kfree(p);
+    let incompat = |t: &T| t.m.kfence_stats().unwrap().1[5].1;
+    // The CPU notices the open gate within KFENCE_CLOCK_EVERY allocations.
+    for n in 0.. {
+        assert!(n <= KFENCE_CLOCK_EVERY, "the gate was never noticed");
+        let dma = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_DMA;
+        let p = t.m.kmalloc(32, dma).unwrap().as_ptr();
+        assert!(!t.m.is_kfence_address(p));
+        t.m.kfree(p);
+        if incompat(&t) == 1 {
+            break;
+        }
+    }
     let p = t.m.kmalloc(PAGE_SIZE + 1, K).unwrap().as_ptr();
     assert!(!t.m.is_kfence_address(p));
     t.m.kfree(p);
@@ -741,7 +749,9 @@ fn zone_specific_and_large_requests_are_skipped() {
 fn one_allocation_per_sample_interval() {
     let t = T::new(false);
     t.m.platform().advance_jiffies(1);
-    let ps: Vec<*mut u8> = (0..10)
+    // The CPU notices the open gate within KFENCE_CLOCK_EVERY allocations; one is sampled.
+    let n = 3 * KFENCE_CLOCK_EVERY as usize;
+    let ps: Vec<*mut u8> = (0..n)
         .map(|_| t.m.kmalloc(16, K).unwrap().as_ptr())
         .collect();
     assert_eq!(ps.iter().filter(|&&p| t.m.is_kfence_address(p)).count(), 1);
@@ -750,12 +760,26 @@ fn one_allocation_per_sample_interval() {
     }
 }
 
-/// Holds `n` sampled allocations from one site; returns them and the stats file.
+/// The skipped-allocation counters (covered, capacity).
+fn skips(t: &T) -> i64 {
+    let (_, c) = t.m.kfence_stats().unwrap();
+    c[6].1 + c[7].1
+}
+
+/// Opens the allocation gate `n` times, each time allocating from one site (and holding
+/// everything) until the gate is used: by a KFENCE object or a skip.
 fn fill_pool(t: &T, n: usize) -> (Vec<*mut u8>, String) {
     let mut held = Vec::new();
     for _ in 0..n {
         t.m.platform().advance_jiffies(1);
-        held.push(t.m.kmalloc(16, K).unwrap().as_ptr());
+        let before = skips(t);
+        loop {
+            let p = t.m.kmalloc(16, K).unwrap().as_ptr();
+            held.push(p);
+            if t.m.is_kfence_address(p) || skips(t) != before {
+                break;
+            }
+        }
     }
     (held, proc(&t.m, "/sys/kernel/debug/kfence/stats"))
 }

@@ -8,9 +8,9 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use super::{
-    canary_pattern, canary_ranges, pool_read, pool_write, rcu_guarded_free, Counter, Kfence,
-    KfenceError, KfenceObjectState, KfenceParams, Meta, Objects, RcuSlot, Site, Track,
-    KFENCE_NUM_OBJECTS,
+    canary_pattern, canary_ranges, pool_read, pool_write, rcu_guarded_free, Countdown, Counter,
+    Kfence, KfenceError, KfenceObjectState, KfenceParams, Meta, Objects, RcuSlot, Site, Track,
+    COUNTDOWNS, KFENCE_CLOCK_EVERY, KFENCE_NUM_OBJECTS,
 };
 use crate::addr::PAGE_SIZE;
 use crate::gfp::GfpFlags;
@@ -70,6 +70,7 @@ pub(super) unsafe fn init_state<P: Platform>(
         hash_seed: seed,
         counters: core::array::from_fn(|_| AtomicI64::new(0)),
         covered: core::array::from_fn(|_| AtomicU32::new(0)),
+        countdown: core::array::from_fn(|_| Countdown(AtomicU32::new(0))),
         protected: core::array::from_fn(|_| AtomicU64::new(0)),
         rcu: core::array::from_fn(|i| RcuSlot {
             head: UnsafeCell::new(RcuHead::new()),
@@ -105,6 +106,14 @@ impl<P: Platform> SlabLayer<P> {
         caller: &'static Location<'static>,
     ) -> Option<NonNull<u8>> {
         let kf = self.kfence()?;
+        // The CPU's countdown: only this CPU writes it (a racing shared slot only makes a
+        // clock read more or less).
+        let c = &kf.countdown[self.platform().raw_cpu_id() % COUNTDOWNS].0;
+        let n = c.load(Ordering::Relaxed);
+        if n != 0 {
+            c.store(n - 1, Ordering::Relaxed);
+            return None;
+        }
         self.kfence_alloc_slow(kf, req, gfp, caller)
     }
 
@@ -118,14 +127,19 @@ impl<P: Platform> SlabLayer<P> {
         gfp: GfpFlags,
         caller: &'static Location<'static>,
     ) -> Option<NonNull<u8>> {
-        if !kf.enabled.load(Ordering::Relaxed) {
-            return None;
-        }
         let plat = self.platform();
+        let closed = || {
+            let c = &kf.countdown[plat.raw_cpu_id() % COUNTDOWNS].0;
+            c.store(KFENCE_CLOCK_EVERY - 1, Ordering::Relaxed);
+            None
+        };
+        if !kf.enabled.load(Ordering::Relaxed) {
+            return closed();
+        }
         let now = plat.jiffies();
         let next = kf.next_sample.load(Ordering::Relaxed);
         if now < next {
-            return None;
+            return closed();
         }
         // Size and zone checks come before the gate is taken, so that KFENCE is not closed
         // without an allocation (Linux's order).
