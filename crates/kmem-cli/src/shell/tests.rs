@@ -783,7 +783,7 @@ fn kfence_poke_past_a_kmalloc_object() {
     for _ in 0..10_000 {
         let o = out1(&mut sh, "p = kmalloc(32, GFP_KERNEL)");
         p = u64::from_str_radix(o.trim().trim_start_matches("p = 0x"), 16).unwrap();
-        if out1(&mut sh, "is_kfence_address(p)") == "1\n" && p % 4096 != 0 {
+        if out1(&mut sh, "is_kfence_address(p)") == "1\n" && !p.is_multiple_of(4096) {
             break;
         }
         out1(&mut sh, "kfree(p)");
