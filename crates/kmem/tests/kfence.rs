@@ -884,3 +884,20 @@ fn concurrent_allocations_and_frees() {
     assert!(stats.contains("total bugs: 0\n"), "{stats}");
     assert_lockdep_quiet(m);
 }
+
+/// Freeing an address of the pool that belongs to no object (the two leading guard pages) is
+/// not KFENCE's to judge: kfree reports it as memory kmalloc never returned, and both go on.
+#[test]
+fn kfree_of_the_leading_guard_pages_is_reported_by_kfree() {
+    let t = T::new(false);
+    let pool = t.m.kfence_pool().unwrap();
+    let warns = t.m.warn_count();
+    t.m.kfree((pool.start + 8) as *const u8);
+    assert_eq!(t.m.warn_count(), warns + 1);
+    let out = t.take();
+    assert!(out.contains("was not returned by kmalloc"), "{out}");
+    assert!(!out.contains("BUG: KFENCE"), "{out}");
+    let p = t.alloc(16, K, Policy::Any);
+    t.free(p);
+    t.expect_no_report();
+}

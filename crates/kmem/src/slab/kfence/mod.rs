@@ -22,10 +22,15 @@
 //! a protected page is a real `PROT_NONE` page of the memfd direct map, and the platform's
 //! `SIGSEGV` handler asks [`kfence_fault_hook`] (Linux: the page-fault handler calling
 //! `kfence_handle_page_fault`) whether the fault is KFENCE's; if so the report is printed,
-//! the page unprotected, and the access retried and completed, as in Linux. kmem also keeps
-//! its own record of which pool pages are protected ([`SlabLayer::kfence_protected`]), for
-//! accesses that do not go through the MMU (the shell's `peek`/`poke`) and for platforms that
-//! cannot protect pages.
+//! the page unprotected, and the access retried and completed, as in Linux. On the bare-metal
+//! kernel it is a PTE without its present bit and the `#PF` handler asks the same hook. kmem
+//! also keeps its own record of which pool pages are protected
+//! ([`SlabLayer::kfence_protected`]), for accesses that do not go through the MMU (the shell's
+//! `peek`/`poke`) and for platforms that cannot protect pages.
+//!
+//! Not implemented from Linux: `kfence.fault=` (reports only, as its default `report`),
+//! `kfence.check_on_panic`, `kfence.deferrable`, changing `sample_interval` at run time
+//! (`/sys/module/kfence/parameters/`), and `CONFIG_KFENCE_STRESS_TEST_FAULTS`.
 //!
 //! # Sampling
 //! Linux opens an allocation gate every `kfence.sample_interval` ms from a timer (a static
