@@ -1,16 +1,26 @@
-//! CPU exception handlers: report and exit.
+//! CPU exception handlers: KFENCE's page faults are handled and return; everything else is
+//! reported and exits.
 //!
 //! Interrupts are never enabled, so only the 32 architectural exception vectors get gates. Each
 //! stub pushes a zero error code when the CPU does not push one, then the vector number, and
-//! jumps to a common path that calls [`exception_handler`] with a pointer to that frame. The
-//! handler prints the vector, error code, RIP, RSP and CR2 on COM1 (without locks: the fault
-//! may have happened under the console lock) and exits QEMU with the failure status — a page
-//! fault in a self-test is a failed run, not a hang or a silent triple fault.
+//! jumps to a common path that saves the caller-saved registers and the SSE state and calls
+//! `exception_dispatch` with a pointer to that frame. A page fault on a page KFENCE protected
+//! goes to the hook kmem registered ([`set_page_fault_hook`], Linux's
+//! `kfence_handle_page_fault` from `page_fault_oops`): KFENCE reports it and unprotects the
+//! page, the common path restores the registers and returns with `iretq`, and the faulting
+//! instruction runs again. (The kernel is built with `-C no-redzone`, see .cargo/config.toml:
+//! the CPU pushes the exception frame just below the interrupted code's stack pointer.)
+//! Any other exception goes to [`exception_handler`], which prints the vector, error code, RIP,
+//! RSP and CR2 on COM1 (without locks: the fault may have happened under the console lock) and
+//! exits QEMU with the failure status — a page fault in a self-test is a failed run, not a hang
+//! or a silent triple fault.
 //!
 //! A fault while the stack is exhausted cannot be reported (there is no IST stack); QEMU then
 //! resets, which `-no-reboot` turns into an exit that the test script reports as a failure.
 
 use core::fmt::Write;
+
+use kmem::platform::PageFaultHook;
 
 use crate::arch;
 use crate::serial;
@@ -31,10 +41,37 @@ isr_stub_\v:
     .endr
 
 isr_common:
-    mov %rsp, %rdi              /* &ExceptionFrame */
+    /* the registers a C call may change, and %rbx to hold the unaligned stack pointer */
+    push %rax
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %rbx
+    lea 80(%rsp), %rdi          /* &ExceptionFrame (vector, error code, the CPU's frame) */
+    mov %rsp, %rbx
     and $-16, %rsp
-    call exception_handler
-    ud2
+    sub $512, %rsp
+    fxsave (%rsp)               /* the SSE state: Rust code uses SSE registers */
+    call exception_dispatch     /* returns only for a fault that was handled */
+    fxrstor (%rsp)
+    mov %rbx, %rsp
+    pop %rbx
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rax
+    add $16, %rsp               /* vector and error code */
+    iretq
     .popsection
 
     .pushsection .rodata.isr, "a"
@@ -157,9 +194,44 @@ fn name(vector: u64) -> &'static str {
     }
 }
 
-/// Reports a CPU exception and exits QEMU with the failure status.
+/// The page-fault hook kmem registered (KFENCE), if any.
+static PF_HOOK: SpinLock<Option<PageFaultHook>> = SpinLock::new(None);
+
+/// Registers the hook asked about every page fault (`Platform::set_page_fault_hook`).
+pub fn set_page_fault_hook(hook: PageFaultHook) {
+    *PF_HOOK.lock() = Some(hook);
+}
+
+/// Every exception: a page fault the hook handles returns (the instruction is retried); the
+/// rest is reported by [`exception_handler`].
 #[no_mangle]
-extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
+extern "C" fn exception_dispatch(frame: &ExceptionFrame) {
+    if frame.vector == 14 {
+        // Copied out: the lock is not held while the hook runs (it may fault again).
+        let hook = *PF_HOOK.lock();
+        if let Some(h) = hook {
+            // X86_PF_WRITE is bit 1 of the error code.
+            let is_write = frame.error_code & 2 != 0;
+            // SAFETY: the hook was registered by the machine, which lives for the kernel's
+            // whole life (it is never dropped).
+            let handled = unsafe {
+                (h.func)(
+                    h.ctx,
+                    arch::read_cr2() as usize,
+                    is_write,
+                    frame.rip as usize,
+                )
+            };
+            if handled {
+                return;
+            }
+        }
+    }
+    exception_handler(frame)
+}
+
+/// Reports a CPU exception and exits QEMU with the failure status.
+fn exception_handler(frame: &ExceptionFrame) -> ! {
     let mut out = serial::emergency();
     let _ = writeln!(
         out,

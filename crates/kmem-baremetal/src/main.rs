@@ -32,6 +32,7 @@ mod boot;
 mod cell;
 mod heap;
 mod idt;
+mod kpte;
 mod libc;
 mod mm;
 mod platform;

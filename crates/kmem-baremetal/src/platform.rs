@@ -20,7 +20,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use kmem::platform::{CpuDeadHook, LogLevel, Platform};
+use kmem::platform::{CpuDeadHook, LogLevel, PageFaultHook, Platform};
 use kmem::PhysAddr;
 
 use crate::arch;
@@ -150,6 +150,17 @@ unsafe impl Platform for BareMetal {
 
     fn console_write(&self, _level: LogLevel, s: &str) {
         crate::print!("{s}");
+    }
+
+    fn protect_direct_page(&self, va: *mut u8, protect: bool) -> bool {
+        let va = va as u64;
+        let end = crate::boot::DIRECT_MAP_BASE + self.phys_end;
+        (crate::boot::DIRECT_MAP_BASE..end).contains(&va)
+            && crate::kpte::set_present(va & !0xfff, !protect)
+    }
+
+    fn set_page_fault_hook(&self, hook: PageFaultHook) {
+        crate::idt::set_page_fault_hook(hook);
     }
 
     fn kernel_pgd(&self) -> Option<PhysAddr> {

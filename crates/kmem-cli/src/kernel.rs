@@ -180,7 +180,15 @@ impl Kernel {
                 self.oops(at, write, false);
                 return Err(Oopsed);
             }
-            if write {
+            // A KFENCE guard page or freed object's page: what the page-fault handler does
+            // (`kfence_handle_page_fault`: report, unprotect, let the access proceed). The
+            // pool's pages are memblock-reserved, but they are KFENCE's objects, not the
+            // kernel's own structures, so the write check below lets them be.
+            let kfence = self.m.is_kfence_address(real as *const u8);
+            if kfence && self.m.kfence_protected(real as *const u8) {
+                self.m.kfence_handle_page_fault(real as *const u8, write);
+            }
+            if write && !kfence {
                 // The page behind the address, through the direct map or a vmalloc/vmap
                 // mapping (a vmap of a reserved page must not open a way around the check).
                 let va = VirtAddr::new(real);

@@ -42,7 +42,7 @@
 //!
 //! Everything that needs `unsafe` lives in small modules that own their raw state: `maparc`
 //! (the mmap-backed reference count), `physmem` and `window` (mappings), `cpu` (thread-locals),
-//! `hook` (the hook call), [`futex`], `console` (`write(2)`), [`probe`], `sys`, [`once`] (the
+//! `hook` (the hook call), `fault` (the `SIGSEGV` handler for protected pages), [`futex`], `console` (`write(2)`), [`probe`], `sys`, [`once`] (the
 //! boot-once cell and arena) and [`global`] (the allocator); `config`, `control` and `boot`
 //! forbid it.
 //!
@@ -53,7 +53,8 @@
 //! |------------|------------------------------------------------------------------|
 //! | `global`   | `once`, `platform`, `cpu`, `physmem`, `config`, `console`        |
 //! | `boot`     | `platform`, `config`                                             |
-//! | `platform` | `cpu`, `window`, `control`, `config`, `console`, `maparc`, `futex`, `sys` |
+//! | `platform` | `cpu`, `window`, `control`, `config`, `console`, `maparc`, `futex`, `sys`, `fault` |
+//! | `fault`    | `futex`                                                          |
 //! | `window`   | `control`, `physmem`, `maparc`, `config` (tests)                 |
 //! | `cpu`      | `control`, `maparc`, `futex`                                     |
 //! | `control`  | `physmem`, `hook`, `config`, `console`, `maparc`, `sys`          |
@@ -72,6 +73,7 @@ mod config;
 mod console;
 mod control;
 pub mod cpu;
+mod fault;
 pub mod futex;
 pub mod global;
 mod hook;

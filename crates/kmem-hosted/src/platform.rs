@@ -13,7 +13,7 @@ use core::sync::atomic::Ordering;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
-use kmem::platform::{CpuDeadHook, LogLevel, Platform};
+use kmem::platform::{CpuDeadHook, LogLevel, PageFaultHook, Platform};
 use kmem::PhysAddr;
 
 use crate::config::{Clock, HostedConfig};
@@ -219,6 +219,7 @@ impl HostedPlatform {
 impl Drop for HostedPlatform {
     fn drop(&mut self) {
         // No hook may run once the platform (and the machine around it) starts going away.
+        crate::fault::unregister(self.base as usize);
         self.inner.hook.close();
     }
 }
@@ -321,6 +322,28 @@ unsafe impl Platform for HostedPlatform {
 
     fn current_comm(&self) -> &str {
         self.inner.comm()
+    }
+
+    fn protect_direct_page(&self, va: *mut u8, protect: bool) -> bool {
+        let (base, a) = (self.base as usize, va as usize);
+        let end = base + self.inner.mem.end() as usize;
+        if a < base || a >= end || !a.is_multiple_of(crate::PAGE_SIZE) {
+            return false;
+        }
+        let prot = if protect {
+            libc::PROT_NONE
+        } else {
+            libc::PROT_READ | libc::PROT_WRITE
+        };
+        // SAFETY: one page of our own direct map (checked above); changing its protection
+        // affects only accesses to it, which kmem's KFENCE owns (a guard page or a freed
+        // object's page); a fault there is caught by `fault`'s handler.
+        unsafe { libc::mprotect(va.cast(), crate::PAGE_SIZE, prot) == 0 }
+    }
+
+    fn set_page_fault_hook(&self, hook: PageFaultHook) {
+        let start = self.base as usize;
+        crate::fault::register(start, start + self.inner.mem.max() as usize, hook);
     }
 
     fn debug_area(&self, size: usize, align: usize) -> Option<core::ptr::NonNull<u8>> {

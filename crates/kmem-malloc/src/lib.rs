@@ -52,6 +52,12 @@
 //!   on standard error either way (see "Reports" below);
 //! - `KMEM_MALLOC_THP=1`: the nodes' memory is anonymous memory advised for transparent huge
 //!   pages (about 8% less CPU time for Python's allocation-heavy script, 3% more peak RSS);
+//! - `KMEM_MALLOC_KFENCE=INTERVAL_MS`: KFENCE on the nodes (`kfence.sample_interval=`): one
+//!   allocation every INTERVAL_MS is served from a guarded page, so an overflow into its
+//!   guard page faults and a use after free faults (reported at once into the node's log and
+//!   shown at the next allocator call, see "Reports"), and a write into its page's slack is
+//!   found when it is freed. A small block is a KFENCE object of its size class, so only
+//!   writes past the class size (`malloc_usable_size`) reach the guard page;
 //! - `KMEM_FREELIST_RANDOM=1`: keep SLUB's randomised freelists (by default the nodes boot
 //!   with `slab_freelist_random=off`: programs gain from allocation-order locality).
 //!
@@ -68,7 +74,7 @@
 //! # Reports
 //! The nodes' kernel logs are not printed (their boot logs would flood the program's standard
 //! error), but a BUG or slab debugging report — a C double free, a use after free caught by
-//! poisoning, a heap overflow caught by red zones — is copied from the log to standard error
+//! poisoning, a heap overflow caught by red zones, a KFENCE report — is copied from the log to standard error
 //! and the process aborts, as glibc's malloc does (`KMEM_MALLOC_ABORT=0` to go on).
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -178,6 +184,17 @@ fn boot() -> bool {
     }
     if let Some(v) = env(c"KMEM_MALLOC_SLAB").filter(|v| matches!(*v, "slab" | "slub" | "slob")) {
         for &b in b" slab="
+            .iter()
+            .chain(v.as_bytes())
+            .take(cmdline.len() - len)
+        {
+            cmdline[len] = b;
+            len += 1;
+        }
+    }
+    // KFENCE samples one allocation every INTERVAL_MS (`kfence.sample_interval=`).
+    if let Some(v) = env(c"KMEM_MALLOC_KFENCE").filter(|v| v.parse::<u64>().is_ok()) {
+        for &b in b" kfence.sample_interval="
             .iter()
             .chain(v.as_bytes())
             .take(cmdline.len() - len)

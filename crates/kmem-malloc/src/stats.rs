@@ -140,6 +140,12 @@ pub fn write_stats(w: &mut dyn Write) -> fmt::Result {
                 writeln!(w, "(unavailable)")?;
             }
         }
+        // With KMEM_MALLOC_KFENCE only (the file exists while KFENCE runs).
+        let kfence = "/sys/kernel/debug/kfence/stats";
+        if nd.m.proc_mode(kfence).is_some() {
+            writeln!(w, "--- {kfence}")?;
+            nd.m.proc_read(kfence, w).map_err(|_| core::fmt::Error)?;
+        }
     }
     Ok(())
 }

@@ -65,5 +65,8 @@ pub static DEVICE_MODEL_LOCK: LockClass = LockClass::new("device_model_lock");
 /// `&dev->devres_lock`: a device's managed-resource list (`base/devres.rs`); nothing
 /// allocates or frees under it.
 pub static DEVRES_LOCK: LockClass = LockClass::new("&dev->devres_lock");
+/// `kfence_freelist_lock`: KFENCE's freelist and object metadata (`slab/kfence`); only the
+/// log lock is taken under it.
+pub static KFENCE_FREELIST_LOCK: LockClass = LockClass::new("kfence_freelist_lock");
 /// `logbuf_lock` (printk's ring buffer); the innermost lock.
 pub static LOGBUF_LOCK: LockClass = LockClass::new("logbuf_lock");

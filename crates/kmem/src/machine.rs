@@ -103,6 +103,7 @@ impl<P: Platform> Machine<P> {
                         slab,
                         slob: crate::slab::slob::SlobState::new(),
                         nolock: crate::slab::slub::NolockState::new(),
+                        kfence: crate::slab::kfence::KfenceSlot::new(),
                     },
                     vm: VmState::new(),
                 },
@@ -134,6 +135,8 @@ impl<P: Platform> Machine<P> {
         // The page allocator: memblock_free_all, then the per-zone tunables.
         // Lock order: memblock_lock (rank 1), boot; docs/LOCKING.md.
         *m.memblock.lock() = em.mb;
+        // kfence_alloc_pool_and_metadata (mm_core_init, before memblock_free_all).
+        m.kfence_alloc_pool(params.cmdline);
         m.memblock_free_all();
         m.setup_per_zone_wmarks_and_reserves();
         m.setup_pcp_sizes();
@@ -154,6 +157,8 @@ impl<P: Platform> Machine<P> {
         // mem_init_print_info: 6.18 prints `Memory:` late in boot, after `SLUB:`, so the
         // free count includes what slab and vmalloc took at boot.
         m.print_memory_line();
+        // kfence_init (start_kernel, once the slab allocator and timers run).
+        m.kfence_init();
         // driver_init (do_basic_setup, after the memory core): the driver core's lists and
         // the platform bus.
         // SAFETY: once, at boot, with the state at its final address, before any other call.

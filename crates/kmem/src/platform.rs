@@ -40,6 +40,28 @@ unsafe impl Send for CpuDeadHook {}
 // state (Sync); the hook only passes it back to kmem.
 unsafe impl Sync for CpuDeadHook {}
 
+/// A callback into kmem run by a platform whose [`Platform::protect_direct_page`] really
+/// protects pages, when an access faults on such a page (KFENCE's guard pages:
+/// `kfence_handle_page_fault`, called from the page-fault handler in Linux).
+#[derive(Clone, Copy)]
+pub struct PageFaultHook {
+    /// Opaque context passed back to `func` (kmem's machine state).
+    pub ctx: *const (),
+    /// Called with `ctx`, the faulting address, whether the access was a write, and the
+    /// address of the faulting instruction (0 if unknown). Returns `true` when kmem handled
+    /// the fault (reported it and made the page accessible again), so that the access can be
+    /// retried; `false` when the fault is not kmem's, for the platform's own handling.
+    ///
+    /// # Safety
+    /// Called by the platform only while the machine that registered it is alive.
+    pub func: unsafe fn(ctx: *const (), addr: usize, is_write: bool, ip: usize) -> bool,
+}
+
+// SAFETY: `ctx` points at kmem's machine state, which is Sync; the hook only passes it back.
+unsafe impl Send for PageFaultHook {}
+// SAFETY: as above.
+unsafe impl Sync for PageFaultHook {}
+
 /// Log levels of printk (include/linux/kern_levels.h).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -180,6 +202,23 @@ pub unsafe trait Platform: Send + Sync + 'static {
     /// nothing (a hosted platform's host kernel already keeps its TLB coherent).
     fn flush_tlb_kernel_range(&self, start: u64, end: u64) {
         let _ = (start, end);
+    }
+
+    /// Makes the page of the direct map at `va` (page aligned) inaccessible (`protect`) or
+    /// accessible again, for KFENCE's guard pages (Linux's `kfence_protect_page`: clear or set
+    /// the PTE's present bit). Returns whether the page really is protected as asked; the
+    /// default, `false`, means the platform cannot protect pages, and kmem keeps the
+    /// protection state itself (checked by explicit accesses such as the shell's `peek`).
+    fn protect_direct_page(&self, va: *mut u8, protect: bool) -> bool {
+        let _ = (va, protect);
+        false
+    }
+
+    /// Registers the hook run when an access faults on a page protected with
+    /// [`Platform::protect_direct_page`]. kmem registers one per machine when KFENCE starts.
+    /// The default does nothing (no page is ever really protected).
+    fn set_page_fault_hook(&self, hook: PageFaultHook) {
+        let _ = hook;
     }
 
     /// Memory for debugging state that is not the machine's own (the lock validator of debug

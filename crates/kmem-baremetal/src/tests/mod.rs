@@ -2,13 +2,15 @@
 //! the booted machine, `page_alloc` (memblock, zones, the buddy allocator to exhaustion and
 //! back), `slab` (kmalloc, kmem_cache, slub_debug), `kds` (the data structures on kmem memory),
 //! `rcu` (grace periods, callbacks, kfree_rcu, the XArray on RCU),
-//! `vmalloc` (on the real page tables), `heap` (`alloc` collections on kmalloc) and `stress` (a
-//! random mixed workload); last, the deliberate failures the command line asks for.
+//! `vmalloc` (on the real page tables), `heap` (`alloc` collections on kmalloc), `stress` (a
+//! random mixed workload) and `kfence` (real `#PF`s on KFENCE's guard pages, with
+//! `kfence.sample_interval=N`); last, the deliberate failures the command line asks for.
 
 mod deliberate;
 mod early;
 mod heap;
 mod kds;
+mod kfence;
 mod page_alloc;
 mod platform;
 mod rcu;
@@ -63,6 +65,7 @@ pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     runner.run("vmalloc", vmalloc::TESTS, ctx);
     runner.run("heap", heap::TESTS, ctx);
     runner.run("stress", stress::TESTS, ctx);
+    runner.run("kfence", kfence::TESTS, ctx);
     let cmdline = Cmdline(ctx.info.cmdline());
     for (value, group) in [
         ("fail", deliberate::FAIL),

@@ -771,3 +771,61 @@ fn echo_writes_proc_files() {
     );
     assert!(out1(&mut sh, "cat /proc/meminfo").contains("Slab:"));
 }
+
+/// Issue 17's done-when: with `kfence.sample_interval=1`, a `poke8` one past a small
+/// `kmalloc` object prints the KFENCE out-of-bounds report, and the shell goes on.
+#[test]
+fn kfence_poke_past_a_kmalloc_object() {
+    let mut sh = shell_with("kfence.sample_interval=1");
+    // As kfence_test.c's test_alloc: allocate until KFENCE serves one placed against the
+    // right guard page (the gate opens every millisecond of real time).
+    let mut p = 0u64;
+    for _ in 0..10_000 {
+        let o = out1(&mut sh, "p = kmalloc(32, GFP_KERNEL)");
+        p = u64::from_str_radix(o.trim().trim_start_matches("p = 0x"), 16).unwrap();
+        if out1(&mut sh, "is_kfence_address(p)") == "1\n" && !p.is_multiple_of(4096) {
+            break;
+        }
+        out1(&mut sh, "kfree(p)");
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    assert_eq!(out1(&mut sh, "is_kfence_address(p)"), "1\n");
+    let o = out1(&mut sh, "poke8(p + 32, 1)");
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(
+        lines[0],
+        "=================================================================="
+    );
+    assert!(
+        lines[1].starts_with("BUG: KFENCE: out-of-bounds write in "),
+        "{o}"
+    );
+    assert!(
+        lines[3].starts_with(&format!(
+            "Out-of-bounds write at 0x{:016x} (32B right of kfence-#",
+            p + 32
+        )),
+        "{o}"
+    );
+    assert!(
+        o.contains(&format!(
+            "kfence-#{}: 0x{p:016x}-0x{:016x}, size=32, cache=kmalloc-32\n",
+            lines[3].rsplit('#').next().unwrap().trim_end_matches("):"),
+            p + 31
+        )),
+        "{o}"
+    );
+    assert!(o.contains("\nallocated by task "), "{o}");
+    // The guard page is unprotected for good: the write went through, and reads back.
+    assert_eq!(out1(&mut sh, "peek8(p + 32)"), "1\n");
+    assert_eq!(out1(&mut sh, "kfree(p)"), "");
+    let o = out1(&mut sh, "cat /sys/kernel/debug/kfence/stats");
+    assert!(
+        o.contains("enabled: 1\n") && o.contains("total bugs: 1\n"),
+        "{o}"
+    );
+    // A use after free is caught too.
+    let o = out1(&mut sh, "peek8(p)");
+    assert!(o.contains("BUG: KFENCE: use-after-free read in "), "{o}");
+    assert_eq!(out1(&mut sh, "1 + 1"), "2\n");
+}

@@ -104,6 +104,12 @@ impl<P: Platform> VmLayer<P> {
                 self.show_memblock(out, true)?
             }
             "/sys/kernel/debug/rcu/rcugp" | "sys/kernel/debug/rcu/rcugp" => self.show_rcugp(out)?,
+            "/sys/kernel/debug/kfence/stats" | "sys/kernel/debug/kfence/stats" => {
+                self.show_kfence_stats(out)?
+            }
+            "/sys/kernel/debug/kfence/objects" | "sys/kernel/debug/kfence/objects" => {
+                self.show_kfence_objects(out)?
+            }
             _ => return Err(ProcError::NotFound),
         }
         Ok(())
@@ -126,6 +132,14 @@ impl<P: Platform> VmLayer<P> {
             | "sys/kernel/debug/memblock/reserved"
             | "/sys/kernel/debug/rcu/rcugp"
             | "sys/kernel/debug/rcu/rcugp" => Some(0o444),
+            // mm/kfence/core.c `kfence_debugfs_init`: only while KFENCE runs;
+            // `debugfs_create_file("stats", 0444, …)`, `("objects", 0400, …)`.
+            "/sys/kernel/debug/kfence/stats" | "sys/kernel/debug/kfence/stats" => {
+                self.kfence_pool().map(|_| 0o444)
+            }
+            "/sys/kernel/debug/kfence/objects" | "sys/kernel/debug/kfence/objects" => {
+                self.kfence_pool().map(|_| 0o400)
+            }
             _ => None,
         }
     }

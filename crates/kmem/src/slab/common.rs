@@ -1231,6 +1231,12 @@ pub(crate) trait SlabAllocator {
 
     // Hooks with defaults (an allocator overrides what it has).
 
+    /// The cache's constructor (`s->ctor`), for KFENCE objects, which the allocator does not
+    /// construct. The default: none.
+    fn ctor<P: Platform>(_c: CacheHandle) -> Option<fn(*mut u8)> {
+        None
+    }
+
     /// CPU `cpu` went offline: give back its per-CPU objects/slabs (`slub_cpu_dead`,
     /// SLAB's `slab_dead_cpu`).
     ///

@@ -72,6 +72,12 @@ impl<P: Platform> SlabLayer<P> {
         if size == 0 {
             return Some(zero_size_ptr());
         }
+        if self.kfence().is_some() {
+            let req = || Some((self.kmalloc_cache(size, gfp)?, size));
+            if let Some(p) = self.kfence_alloc(req, gfp, Location::caller()) {
+                return Some(p);
+            }
+        }
         dispatch!(self, kmalloc(self, size, gfp, Location::caller()))
     }
 
@@ -173,6 +179,10 @@ impl<P: Platform> SlabLayer<P> {
         }
         let (ks, orig) = if zero_or_null_ptr(p as usize) {
             (0, 0)
+        } else if self.is_kfence_address(p) {
+            // A KFENCE object's ksize is the size asked for (`kfence_ksize`), and it is
+            // never resized in place beyond it.
+            (self.ksize(p), 0)
         } else {
             let ks = self.ksize(p);
             (ks, dispatch!(self, krealloc_orig_size(self, p)).min(ks))
@@ -190,7 +200,9 @@ impl<P: Platform> SlabLayer<P> {
                 // SAFETY: `p` is a live kmalloc block of `ks` usable bytes, the caller's.
                 unsafe { ptr::write_bytes(p.add(from), 0, to - from) };
             }
-            dispatch!(self, krealloc_in_place(self, p, new_size));
+            if !self.is_kfence_address(p) {
+                dispatch!(self, krealloc_in_place(self, p, new_size));
+            }
             // SAFETY: `p` is non-null here (ks > 0).
             return Some(unsafe { NonNull::new_unchecked(p) });
         }
@@ -216,6 +228,9 @@ impl<P: Platform> SlabLayer<P> {
             return;
         }
         let caller = Location::caller();
+        if self.kfence_free(p, caller) {
+            return;
+        }
         match self.owner_of(p) {
             Owner::Slab(page, cache) => {
                 dispatch!(self, kfree(self, page, cache, p.cast_mut(), caller))
@@ -243,7 +258,7 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline]
     pub unsafe fn kfree_sized(&self, p: *mut u8, size: usize, gfp: GfpFlags) {
-        if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
+        if size == 0 || size > KMALLOC_MAX_CACHE_SIZE || self.is_kfence_address(p) {
             self.kfree(p);
             return;
         }
@@ -273,6 +288,9 @@ impl<P: Platform> SlabLayer<P> {
     pub fn ksize(&self, p: *const u8) -> usize {
         if zero_or_null_ptr(p as usize) {
             return 0;
+        }
+        if let Some(n) = self.kfence_ksize(p) {
+            return n;
         }
         match self.owner_of(p) {
             Owner::Slab(page, cache) => dispatch!(self, ksize(self, page, cache, p)),

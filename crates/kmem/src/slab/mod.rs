@@ -75,6 +75,7 @@ macro_rules! dispatch_const {
 }
 
 pub mod common;
+pub mod kfence;
 pub mod kfree_rcu;
 pub mod kmalloc;
 pub mod slab;
@@ -111,6 +112,8 @@ pub struct SlabLayer<P: Platform> {
     pub(crate) slob: slob::SlobState<P::RawLock>,
     /// SLUB's `kmalloc_nolock`/`kfree_nolock` state (deferred frees, reentry hook).
     pub(crate) nolock: slub::NolockState,
+    /// KFENCE's state, when `kfence.sample_interval` turned it on at boot.
+    pub(crate) kfence: kfence::KfenceSlot,
 }
 
 impl<P: Platform> core::ops::Deref for SlabLayer<P> {
@@ -185,6 +188,29 @@ unsafe fn slab_cpu_dead<P: Platform>(ctx: *const (), cpu: usize) {
 }
 
 // ------------------------------------------------------------------ the cache API
+
+impl<P: Platform> SlabLayer<P> {
+    /// `kfence_alloc` for an object of `c` (`size`: a kmalloc request's size; else the
+    /// cache's object size).
+    #[track_caller]
+    #[inline]
+    fn kfence_cache_alloc(
+        &self,
+        c: CacheHandle,
+        gfp: GfpFlags,
+        size: Option<usize>,
+    ) -> Option<NonNull<u8>> {
+        self.kfence()?;
+        let req = || {
+            let size = match size {
+                Some(s) => s,
+                None => self.slab_layout(c)?.object_size,
+            };
+            Some((c, size))
+        };
+        self.kfence_alloc(req, gfp, Location::caller())
+    }
+}
 
 impl<P: Platform> SlabLayer<P> {
     /// `kmem_cache_init`: prints what the slab boot options said (parsed into the state by
@@ -278,6 +304,9 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline]
     pub fn kmem_cache_alloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        if let Some(p) = self.kfence_cache_alloc(c, gfp, None) {
+            return Some(p);
+        }
         dispatch!(self, alloc(self, c, gfp, Location::caller(), None))
     }
 
@@ -286,6 +315,9 @@ impl<P: Platform> SlabLayer<P> {
     /// red-zoned as "kmalloc Redzone").
     #[track_caller]
     pub fn kmalloc_trace(&self, c: CacheHandle, gfp: GfpFlags, size: usize) -> Option<NonNull<u8>> {
+        if let Some(p) = self.kfence_cache_alloc(c, gfp, Some(size)) {
+            return Some(p);
+        }
         dispatch!(self, alloc(self, c, gfp, Location::caller(), Some(size)))
     }
 
@@ -293,6 +325,9 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline]
     pub fn kmem_cache_zalloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        if let Some(p) = self.kfence_cache_alloc(c, gfp | GfpFlags::__GFP_ZERO, None) {
+            return Some(p);
+        }
         dispatch!(
             self,
             alloc(
@@ -310,6 +345,9 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline]
     pub fn kmem_cache_free(&self, c: CacheHandle, p: *mut u8) {
+        if self.kfence_free(p, Location::caller()) {
+            return;
+        }
         dispatch!(self, free(self, c, p, Location::caller()))
     }
 
@@ -321,13 +359,49 @@ impl<P: Platform> SlabLayer<P> {
         gfp: GfpFlags,
         out: &mut [*mut u8],
     ) -> usize {
+        // SLUB's bulk allocation asks KFENCE for each object; kmem asks for the first (the
+        // gate lets at most one through per sample interval anyway).
+        if let [first, rest @ ..] = out {
+            if let Some(p) = self.kfence_cache_alloc(c, gfp, None) {
+                let n = if rest.is_empty() {
+                    0
+                } else {
+                    dispatch!(self, alloc_bulk(self, c, gfp, rest, Location::caller()))
+                };
+                if n == 0 && !rest.is_empty() {
+                    self.kfence_free(p.as_ptr(), Location::caller());
+                    return 0;
+                }
+                *first = p.as_ptr();
+                return n + 1;
+            }
+        }
         dispatch!(self, alloc_bulk(self, c, gfp, out, Location::caller()))
     }
 
     /// `kmem_cache_free_bulk`: frees every object of `objs`.
     #[track_caller]
     pub fn kmem_cache_free_bulk(&self, c: CacheHandle, objs: &[*mut u8]) {
-        dispatch!(self, free_bulk(self, c, objs, Location::caller()))
+        if self.kfence().is_none() {
+            return dispatch!(self, free_bulk(self, c, objs, Location::caller()));
+        }
+        // KFENCE objects are freed one by one, the runs between them in bulk.
+        let mut start = 0;
+        for (i, &p) in objs.iter().enumerate() {
+            if self.is_kfence_address(p) {
+                if start < i {
+                    dispatch!(
+                        self,
+                        free_bulk(self, c, &objs[start..i], Location::caller())
+                    );
+                }
+                self.kfence_free(p, Location::caller());
+                start = i + 1;
+            }
+        }
+        if start < objs.len() {
+            dispatch!(self, free_bulk(self, c, &objs[start..], Location::caller()));
+        }
     }
 
     /// `kmem_cache_shrink`: gives empty slabs back to the page allocator (the current CPU's
@@ -354,6 +428,7 @@ impl<P: Platform> SlabLayer<P> {
         let rcu = self
             .slab_layout(c)
             .is_some_and(|l| l.flags.contains(SlabFlags::TYPESAFE_BY_RCU));
+        self.kfence_shutdown_cache(c, Location::caller());
         dispatch!(self, destroy(self, c, Location::caller()));
         if rcu {
             // The slabs discarded above go back after a grace period: wait for them

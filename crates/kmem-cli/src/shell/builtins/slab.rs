@@ -20,6 +20,16 @@ pub static SLAB_BUILTINS: &[Builtin] = &[
         run: |c, a| Ok(ptr_val(c, c.k.m.kmalloc(a.usize(0)?, a.gfp(1)))),
     },
     Builtin {
+        name: "is_kfence_address",
+        proto: "bool is_kfence_address(const void *addr)",
+        doc: "1 if the address is in the KFENCE pool (boot with kfence.sample_interval=MS)",
+        params: &[Addr],
+        run: |c, a| {
+            let v = c.k.m.is_kfence_address(c.k.arg_addr(a.u(0)).as_ptr::<u8>());
+            Ok(Value::Int(u64::from(v)))
+        },
+    },
+    Builtin {
         name: "kzalloc",
         proto: "void *kzalloc(size_t size, gfp_t gfp)",
         doc: "allocates size zeroed bytes",

@@ -755,6 +755,12 @@ impl crate::slab::common::SlabAllocator for Slab {
         let s = cache_ref::<P>(c);
         (s.gen.load(Ordering::Relaxed) == c.gen).then(|| cache::layout_of::<P>(s))
     }
+    fn ctor<P: Platform>(c: CacheHandle) -> Option<fn(*mut u8)> {
+        let s = cache_ref::<P>(c);
+        (s.gen.load(Ordering::Relaxed) == c.gen)
+            .then_some(s.ctor)
+            .flatten()
+    }
     fn for_each<P: Platform>(m: &SlabLayer<P>, f: &mut dyn FnMut(CacheHandle, &str)) {
         walk_caches(m, &mut |s| f(handle_of(s), s.name()));
     }

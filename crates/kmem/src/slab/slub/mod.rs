@@ -733,6 +733,12 @@ impl crate::slab::common::SlabAllocator for Slub {
     fn layout<P: Platform>(c: CacheHandle) -> Option<SlabLayout> {
         cache_layout::<P>(c)
     }
+    fn ctor<P: Platform>(c: CacheHandle) -> Option<fn(*mut u8)> {
+        let s = cache_ref::<P>(c);
+        (s.gen.load(Ordering::Relaxed) == c.gen)
+            .then_some(s.ctor)
+            .flatten()
+    }
     fn for_each<P: Platform>(m: &SlabLayer<P>, f: &mut dyn FnMut(CacheHandle, &str)) {
         for_each_cache(m, f)
     }
