@@ -59,5 +59,8 @@ pub static CPUHP_STATE_MUTEX: LockClass = LockClass::new("cpuhp_state_mutex");
 pub static RCU_CBLIST_LOCK: LockClass = LockClass::new("rcu_cblist_lock");
 /// `krcp->lock`: kfree_rcu's batches (`slab/kfree_rcu.rs`); a leaf.
 pub static KRC_LOCK: LockClass = LockClass::new("&krcp->lock");
+/// `kmemleak_lock`: kmemleak's objects, search tree, pool and scan (`slab/kmemleak/`); a
+/// leaf under which only the log lock is taken.
+pub static KMEMLEAK_LOCK: LockClass = LockClass::new("kmemleak_lock");
 /// `logbuf_lock` (printk's ring buffer); the innermost lock.
 pub static LOGBUF_LOCK: LockClass = LockClass::new("logbuf_lock");

@@ -100,6 +100,7 @@ impl<P: Platform> Machine<P> {
                     pa: PageAllocator::new(mm, zones, physpages),
                     slab,
                     slob: crate::slab::slob::SlobState::new(),
+                    leak: crate::slab::kmemleak::Kmemleak::from_cmdline(params.cmdline),
                 },
                 vm: VmState::new(),
             },
@@ -138,6 +139,9 @@ impl<P: Platform> Machine<P> {
         m.kmem_cache_init(&slab_notes)
             .map_err(|_| BootError::TooLittleMemory)?;
         m.slab_register_cpuhp();
+        // kmemleak_init (mm_core_init, after kmem_cache_init, before vmalloc_init): the
+        // machine's state is kmem's data/bss, the first roots.
+        m.kmemleak_init(state_p.cast::<u8>(), core::mem::size_of::<State<P>>());
         // vmalloc_init (mm_core_init → vmalloc_init): kernel page tables and vmalloc space;
         // then the pkmap and kmap_local state (i386).
         // SAFETY: once, at boot, on this thread; nobody else has the machine yet.
@@ -149,6 +153,8 @@ impl<P: Platform> Machine<P> {
         // mem_init_print_info: 6.18 prints `Memory:` late in boot, after `SLUB:`, so the
         // free count includes what slab and vmalloc took at boot.
         m.print_memory_line();
+        // kmemleak_late_init (a late initcall).
+        m.kmemleak_late_init();
 
         m.platform().set_cpu_dead_hook(CpuDeadHook {
             ctx: (&m.mm as *const MemoryModel<P>).cast(),

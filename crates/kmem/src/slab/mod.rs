@@ -77,6 +77,7 @@ macro_rules! dispatch_const {
 pub mod common;
 pub mod kfree_rcu;
 pub mod kmalloc;
+pub mod kmemleak;
 pub mod slab;
 pub mod slob;
 pub mod slub;
@@ -109,6 +110,8 @@ pub struct SlabLayer<P: Platform> {
     pub(crate) slab: SlabState<P::RawLock>,
     /// SLOB's lists and `slob_lock` (unused under SLAB and SLUB).
     pub(crate) slob: slob::SlobState<P::RawLock>,
+    /// kmemleak's objects and scan state (`kmemleak=on`).
+    pub(crate) leak: kmemleak::Kmemleak<P::RawLock>,
 }
 
 impl<P: Platform> core::ops::Deref for SlabLayer<P> {
@@ -140,6 +143,8 @@ impl<P: Platform> SlabLayer<P> {
         }
         // SAFETY: as above, for slob_lock.
         unsafe { self.slob.lock.attach(ld) };
+        // SAFETY: as above, for kmemleak_lock.
+        unsafe { self.leak.state.attach(ld) };
     }
 
     /// Registers the slab allocator's CPU-dead teardown (`slub_cpu_dead`, SLAB's
@@ -274,7 +279,11 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline]
     pub fn kmem_cache_alloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
-        dispatch!(self, alloc(self, c, gfp, Location::caller(), None))
+        let p = dispatch!(self, alloc(self, c, gfp, Location::caller(), None));
+        if self.leak.tracking() {
+            self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
+        }
+        p
     }
 
     /// `kmalloc_trace`: an object of `c` for a kmalloc request of `size` bytes (with
@@ -282,14 +291,18 @@ impl<P: Platform> SlabLayer<P> {
     /// red-zoned as "kmalloc Redzone").
     #[track_caller]
     pub fn kmalloc_trace(&self, c: CacheHandle, gfp: GfpFlags, size: usize) -> Option<NonNull<u8>> {
-        dispatch!(self, alloc(self, c, gfp, Location::caller(), Some(size)))
+        let p = dispatch!(self, alloc(self, c, gfp, Location::caller(), Some(size)));
+        if self.leak.tracking() {
+            self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
+        }
+        p
     }
 
     /// `kmem_cache_zalloc`: a zeroed object.
     #[track_caller]
     #[inline]
     pub fn kmem_cache_zalloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
-        dispatch!(
+        let p = dispatch!(
             self,
             alloc(
                 self,
@@ -298,7 +311,11 @@ impl<P: Platform> SlabLayer<P> {
                 Location::caller(),
                 None
             )
-        )
+        );
+        if self.leak.tracking() {
+            self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
+        }
+        p
     }
 
     /// `kmem_cache_free`: frees an object of `c`. NULL is a no-op; a pointer that is not an
@@ -306,6 +323,9 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline]
     pub fn kmem_cache_free(&self, c: CacheHandle, p: *mut u8) {
+        if self.leak.tracking_free() {
+            self.kmemleak_free(p);
+        }
         dispatch!(self, free(self, c, p, Location::caller()))
     }
 
@@ -317,12 +337,23 @@ impl<P: Platform> SlabLayer<P> {
         gfp: GfpFlags,
         out: &mut [*mut u8],
     ) -> usize {
-        dispatch!(self, alloc_bulk(self, c, gfp, out, Location::caller()))
+        let n = dispatch!(self, alloc_bulk(self, c, gfp, out, Location::caller()));
+        if self.leak.tracking() {
+            for &p in &out[..n] {
+                self.kmemleak_cache_alloc(c, NonNull::new(p), gfp, Location::caller());
+            }
+        }
+        n
     }
 
     /// `kmem_cache_free_bulk`: frees every object of `objs`.
     #[track_caller]
     pub fn kmem_cache_free_bulk(&self, c: CacheHandle, objs: &[*mut u8]) {
+        if self.leak.tracking_free() {
+            for &p in objs {
+                self.kmemleak_free(p);
+            }
+        }
         dispatch!(self, free_bulk(self, c, objs, Location::caller()))
     }
 
