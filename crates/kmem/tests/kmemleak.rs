@@ -650,3 +650,43 @@ fn kmemleak_test_module() {
     assert_eq!(f.matches("(size 512):").count(), 10, "{f}");
     common::assert_lockdep_quiet(&m);
 }
+
+#[test]
+fn scan_area_and_model_address_references() {
+    let m = leaky();
+    let holder = kmalloc(&m, 128);
+    m.kmemleak_not_leak(holder);
+    let a = kmalloc(&m, 64);
+    let b = kmalloc(&m, 64);
+    // A model address (what the shell writes) is a reference as a real one is.
+    poke(
+        holder,
+        64,
+        m.kva_to_model(VirtAddr::new(a as usize)) as usize,
+    );
+    // Outside the scan area: not looked at.
+    poke(holder, 0, b as usize);
+    // SAFETY: inside the block.
+    let area = unsafe { holder.add(64) };
+    m.kmemleak_scan_area(area, usize::MAX, GfpFlags::GFP_KERNEL);
+    age(&m);
+    assert_eq!(scan2(&m, &[]), 1);
+    let f = file(&m);
+    let bm = m.kva_to_model(VirtAddr::new(b as usize));
+    assert!(
+        f.contains(&format!("unreferenced object 0x{bm:08x} ")),
+        "{f}"
+    );
+    // An area past the object's end is refused with Linux's warning.
+    m.platform().take_captured();
+    m.kmemleak_scan_area(area, 65, GfpFlags::GFP_KERNEL);
+    let out = m.platform().take_captured();
+    assert!(
+        out.contains("kmemleak: Scan area larger than object 0x"),
+        "{out}"
+    );
+    // A second area makes the object scanned in full: b is referenced again.
+    m.kmemleak_scan_area(holder, 8, GfpFlags::GFP_KERNEL);
+    m.kmemleak_scan(&[]);
+    assert_eq!(reported(&m), 0, "{}", file(&m));
+}

@@ -495,9 +495,10 @@ impl<P: Platform> SlabLayer<P> {
         }
     }
 
-    /// `kmemleak_vmalloc`: a vmalloc'ed block. Linux uses `min_count` 2 because its
-    /// `vm_struct` holds the address too; kmem's `vmap_area` holds the model address, not
-    /// the pointer, so one reference is what a caller's pointer makes: `min_count` 1.
+    /// `kmemleak_vmalloc`: a vmalloc'ed block. Linux's `min_count` is 2 because the area's
+    /// `vm_struct` holds the address too; kmem has no `vm_struct` (the `vmap_area` records
+    /// the area, and its address fields are outside its scan area, as in Linux), so the
+    /// caller's pointer is the one reference expected: `min_count` 1.
     pub(crate) fn kmemleak_vmalloc(
         &self,
         addr: VirtAddr,
@@ -507,6 +508,51 @@ impl<P: Platform> SlabLayer<P> {
     ) {
         if self.leak.tracking() {
             self.create_object(addr.as_usize(), size, 1, gfp, 0, caller);
+        }
+    }
+
+    /// `kmemleak_scan_area`: only `[ptr, ptr + size)` of the object containing `ptr` is
+    /// scanned (`usize::MAX`: to the object's end). kmem keeps one area per object: a second
+    /// makes the object scanned in full (`OBJECT_FULL_SCAN`, what Linux does when it cannot
+    /// allocate an area).
+    #[track_caller]
+    pub fn kmemleak_scan_area(&self, ptr: *const u8, size: usize, _gfp: GfpFlags) {
+        if !self.leak.tracking() || ptr.is_null() || size == 0 {
+            return;
+        }
+        let p = ptr as usize;
+        let mut g = self.leak.state.lock();
+        let Ok(Some(id)) = g.objs.lookup(p, true, false) else {
+            drop(g);
+            self.printk(
+                LogLevel::Warning,
+                format_args!(
+                    "kmemleak: Adding scan area to unknown object at 0x{:08x}",
+                    self.to_model(p)
+                ),
+            );
+            self.dump_stack(LogLevel::Warning, Location::caller());
+            return;
+        };
+        let o = g.objs.get_mut(id);
+        let end = o.pointer + o.size;
+        let size = if size == usize::MAX { end - p } else { size };
+        if p.checked_add(size).is_none_or(|e| e > end) {
+            self.printk(
+                LogLevel::Warning,
+                format_args!(
+                    "kmemleak: Scan area larger than object 0x{:08x}",
+                    self.to_model(p)
+                ),
+            );
+            self.dump_object_info(&g, id);
+            return;
+        }
+        if o.area_size != 0 {
+            o.flags |= object::OBJECT_FULL_SCAN;
+        } else {
+            o.area_start = p;
+            o.area_size = size;
         }
     }
 

@@ -74,6 +74,9 @@ pub struct Obj {
     pub comm: [u8; TASK_COMM_LEN],
     /// The allocation's stack trace handle: the call site kmem knows (its Rust caller).
     pub trace: Option<&'static Location<'static>>,
+    /// The scan area (`area_list`; kmem keeps one): start and size, size 0 for none.
+    pub area_start: usize,
+    pub area_size: usize,
 }
 
 impl Obj {
@@ -256,6 +259,8 @@ impl LeakState {
                 pid: n.pid,
                 comm,
                 trace: n.trace,
+                area_start: 0,
+                area_size: 0,
             });
             rb_link_node(o.cast(), parent, link);
             rb_insert_color(o.cast(), root);

@@ -9,8 +9,8 @@
 use core::ptr;
 
 use super::object::{
-    LeakState, Obj, ObjId, KMEMLEAK_BLACK, OBJECT_ALLOCATED, OBJECT_NO_SCAN, OBJECT_PHYS,
-    OBJECT_REPORTED,
+    LeakState, Obj, ObjId, KMEMLEAK_BLACK, OBJECT_ALLOCATED, OBJECT_FULL_SCAN, OBJECT_NO_SCAN,
+    OBJECT_PHYS, OBJECT_REPORTED,
 };
 use super::{Control, Inner};
 use crate::addr::PhysAddr;
@@ -97,8 +97,28 @@ fn update_refs(objs: &mut LeakState, id: ObjId) {
     }
 }
 
+/// Model → real address translation for values read by a scan (see `pointer_update_refs`).
+type Xlate<'a> = &'a dyn Fn(usize) -> Option<usize>;
+
 /// `pointer_update_refs`: `value`, read from `scanned` (or a root), as a possible pointer.
-fn pointer_update_refs(objs: &mut LeakState, scanned: Option<ObjId>, value: usize) {
+///
+/// A value above every tracked object is also tried as a model address (`xlate`): on the
+/// hosted platform, memory written through the shell holds the addresses people see (model
+/// addresses), while kmem's own pointers are real; on bare metal the two are the same.
+fn pointer_update_refs(
+    objs: &mut LeakState,
+    scanned: Option<ObjId>,
+    value: usize,
+    xlate: Xlate<'_>,
+) {
+    let value = if value >= objs.max_addr {
+        match xlate(value) {
+            Some(real) => real,
+            None => return,
+        }
+    } else {
+        value
+    };
     if value < objs.min_addr || value >= objs.max_addr {
         return;
     }
@@ -124,11 +144,17 @@ fn pointer_update_refs(objs: &mut LeakState, scanned: Option<ObjId>, value: usiz
 }
 
 /// `scan_block`: every aligned word of `[start, end)`.
-fn scan_block(objs: &mut LeakState, start: usize, end: usize, scanned: Option<ObjId>) {
+fn scan_block(
+    objs: &mut LeakState,
+    start: usize,
+    end: usize,
+    scanned: Option<ObjId>,
+    xlate: Xlate<'_>,
+) {
     let mut p = start.next_multiple_of(BYTES_PER_POINTER);
     while p.checked_add(BYTES_PER_POINTER).is_some_and(|e| e <= end) {
         let v = read_word(p);
-        pointer_update_refs(objs, scanned, v);
+        pointer_update_refs(objs, scanned, v, xlate);
         p += BYTES_PER_POINTER;
     }
 }
@@ -153,8 +179,13 @@ impl<P: Platform> SlabLayer<P> {
         let Some(start) = self.kmemleak_obj_start(o) else {
             return;
         };
-        let end = start + o.size;
-        scan_block(objs, start, end, Some(id));
+        let (start, end) = if o.area_size != 0 && o.flags & OBJECT_FULL_SCAN == 0 {
+            (o.area_start, o.area_start + o.area_size)
+        } else {
+            (start, start + o.size)
+        };
+        let xlate = |v: usize| self.from_model(v as u64);
+        scan_block(objs, start, end, Some(id), &xlate);
     }
 
     /// `scan_gray_list`.
@@ -210,8 +241,9 @@ impl<P: Platform> SlabLayer<P> {
 
         // The task stacks.
         if g.ctl.stack_scan {
+            let xlate = |v: usize| self.from_model(v as u64);
             for &v in roots {
-                pointer_update_refs(objs, None, v);
+                pointer_update_refs(objs, None, v, &xlate);
             }
         }
         self.kmemleak_scan_gray_list(objs);
