@@ -690,3 +690,23 @@ fn scan_area_and_model_address_references() {
     m.kmemleak_scan(&[]);
     assert_eq!(reported(&m), 0, "{}", file(&m));
 }
+
+#[test]
+fn memory_ranges_as_roots_and_min_age() {
+    let m = leaky();
+    m.kmemleak_set_min_age(0);
+    let a = kmalloc(&m, 64);
+    let b = kmalloc(&m, 64);
+    poke(a, 0, 1);
+    poke(b, 0, 2);
+    // A program's data: host memory holding a pointer to `a`.
+    let mut data = [0usize; 4];
+    data[1] = a as usize;
+    let r = [(data.as_ptr() as usize, data.as_ptr() as usize + 32)];
+    // SAFETY: `data` is live for both calls.
+    let n = unsafe { m.kmemleak_scan_ranges(&r, &[]) + m.kmemleak_scan_ranges(&r, &[]) };
+    assert_eq!(n, 1, "b, at once: no minimum age");
+    let f = file(&m);
+    let bm = m.kva_to_model(VirtAddr::new(b as usize));
+    assert!(f.contains(&format!("0x{bm:08x}")), "{f}");
+}

@@ -723,6 +723,14 @@ impl<P: Platform> SlabLayer<P> {
         }
     }
 
+    /// Sets the minimum age of a reportable object (Linux's constant `MSECS_MIN_AGE`, 5 s):
+    /// a front end that reports at a program's exit (libkmem_malloc) uses 0, where no pointer
+    /// can still be in flight in a register of another task.
+    pub fn kmemleak_set_min_age(&self, msecs: u64) {
+        let hz = self.platform().hz();
+        self.leak.state.lock().ctl.min_age = msecs * hz / 1000;
+    }
+
     /// Counts for tests: tracked objects, reported ones, the pool.
     pub fn kmemleak_stats(&self) -> KmemleakStats {
         let g = self.leak.state.lock();

@@ -3,8 +3,9 @@
 //!
 //! Every block read here is tracked memory: an allocated object (its free hook waits for
 //! `kmemleak_lock`, which the scan holds), the machine's state (alive as long as the
-//! machine), a physical range inside lowmem (the direct map), or a caller's root values
-//! (which are values, not memory).
+//! machine), a physical range inside lowmem (the direct map), a caller's root values
+//! (which are values, not memory), or ranges the caller of the unsafe
+//! [`SlabLayer::kmemleak_scan_ranges`] vouches for.
 
 use core::ptr;
 
@@ -224,6 +225,29 @@ impl<P: Platform> SlabLayer<P> {
     /// `kmemleak_scan` with the lock held; `roots` are extra root values (the front end's
     /// task stacks, scanned unless `stack=off`). Returns the number of new leaks.
     pub(super) fn kmemleak_scan_locked(&self, g: &mut Inner, roots: &[usize]) -> usize {
+        self.kmemleak_scan_full(g, roots, &[])
+    }
+
+    /// A scan whose roots also include the memory `ranges` (`[start, end)`: a program's
+    /// data, bss and thread stacks), read like Linux's `scan_large_block`.
+    ///
+    /// # Safety
+    /// Every range is readable memory for the whole call.
+    pub unsafe fn kmemleak_scan_ranges(&self, ranges: &[(usize, usize)], roots: &[usize]) -> usize {
+        if !self.leak.tracking() {
+            return 0;
+        }
+        let mut g = self.leak.state.lock();
+        self.kmemleak_scan_full(&mut g, roots, ranges)
+    }
+
+    /// The scan: `ranges` are readable (callers).
+    fn kmemleak_scan_full(
+        &self,
+        g: &mut Inner,
+        roots: &[usize],
+        ranges: &[(usize, usize)],
+    ) -> usize {
         g.ctl.last_scan = self.platform().jiffies();
         let objs = &mut g.objs;
 
@@ -240,11 +264,14 @@ impl<P: Platform> SlabLayer<P> {
         }
 
         // The task stacks.
+        let xlate = |v: usize| self.from_model(v as u64);
         if g.ctl.stack_scan {
-            let xlate = |v: usize| self.from_model(v as u64);
             for &v in roots {
                 pointer_update_refs(objs, None, v, &xlate);
             }
+        }
+        for &(s, e) in ranges {
+            scan_block(objs, s, e, None, &xlate);
         }
         self.kmemleak_scan_gray_list(objs);
 
