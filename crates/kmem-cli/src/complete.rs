@@ -90,6 +90,7 @@ pub fn complete_with(line: &str, pos: usize, vars: &[String]) -> (usize, Vec<Str
         let word = &line[word_start..pos];
         let c = kmem::proc::PROC_FILES
             .iter()
+            .chain(std::iter::once(&"/sys/kernel/debug/kmemleak"))
             .filter(|p| p.starts_with(word))
             .map(|p| p.to_string())
             .collect();

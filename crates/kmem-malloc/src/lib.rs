@@ -58,6 +58,9 @@
 //!   shown at the next allocator call, see "Reports"), and a write into its page's slack is
 //!   found when it is freed. A small block is a KFENCE object of its size class, so only
 //!   writes past the class size (`malloc_usable_size`) reach the guard page;
+//! - `KMEM_MALLOC_KMEMLEAK=1`: the nodes boot with `kmemleak=on`; a leak report (kmemleak's
+//!   scan with the program's data, bss, stacks and registers as roots) goes to standard
+//!   error at exit and after a `SIGUSR2` (see `leak.rs`);
 //! - `KMEM_FREELIST_RANDOM=1`: keep SLUB's randomised freelists (by default the nodes boot
 //!   with `slab_freelist_random=off`: programs gain from allocation-order locality).
 //!
@@ -82,6 +85,7 @@
 
 mod fork;
 pub mod heap;
+mod leak;
 mod report;
 mod stats;
 
@@ -156,6 +160,7 @@ fn ensure_init() -> Boot<'static, ()> {
         |()| {
             fork::register();
             stats::register();
+            leak::register();
         },
     )
 }
@@ -203,6 +208,12 @@ fn boot() -> bool {
             len += 1;
         }
     }
+    if leak::wanted() {
+        for &b in b" kmemleak=on".iter().take(cmdline.len() - len) {
+            cmdline[len] = b;
+            len += 1;
+        }
+    }
     heap::set_cmdline(core::str::from_utf8(&cmdline[..len]).unwrap_or(""));
     if env(c"KMEM_MALLOC_REPORT") == Some("0") {
         REPORTING_ON.store(0, Ordering::Relaxed);
@@ -236,6 +247,7 @@ fn op<R>(booting: impl FnOnce() -> R, f: impl FnOnce() -> R) -> Option<R> {
             fork::exit();
             // Outside the fork hold: a report may abort the process.
             report::check();
+            leak::check();
             Some(r)
         }
         Boot::Reentered => Some(booting()),

@@ -789,3 +789,48 @@ fn kfence_reports_a_write_past_a_buffer() {
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("KFENCE"));
 }
+
+/// `KMEM_MALLOC_KMEMLEAK=1`: the block the program loses is reported at exit in kmemleak's
+/// format, the blocks reachable from its data (a global list, a global buffer) are not; a
+/// `SIGUSR2` makes a report too.
+#[test]
+fn kmemleak_reports_a_lost_block() {
+    if !have("gcc") {
+        return;
+    }
+    let d = tmpdir("leak");
+    let exe = d.join("leak");
+    gcc("leak.c", &exe, &[]);
+    let mut cmd = Command::new(&exe);
+    cmd.env("KMEM_MALLOC_KMEMLEAK", "1");
+    let o = run(cmd, true);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out, "done\n");
+    assert!(
+        err.contains("kmemleak: 1 new suspected memory leaks\n"),
+        "{err}"
+    );
+    assert_eq!(err.matches("unreferenced object 0x").count(), 1, "{err}");
+    assert!(err.contains("  comm \"leak\", pid "), "{err}");
+    assert!(
+        err.contains("    4c 4c 4c 4c 4c 4c 4c 4c 4c 4c 4c 4c 4c 4c 4c 4c  LLLLLLLLLLLLLLLL"),
+        "{err}"
+    );
+    assert!(err.contains("  backtrace (crc "), "{err}");
+    // Without the variable: no report.
+    let o = run(Command::new(&exe), true);
+    assert!(o.stderr.is_empty());
+    // SIGUSR2: a report at the next allocator call, then the one at exit.
+    let mut cmd = Command::new(&exe);
+    cmd.arg("signal").env("KMEM_MALLOC_KMEMLEAK", "1");
+    let o = run(cmd, true);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(
+        err.matches("new suspected memory leaks").count(),
+        2,
+        "{err}"
+    );
+}

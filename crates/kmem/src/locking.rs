@@ -68,5 +68,8 @@ pub static DEVRES_LOCK: LockClass = LockClass::new("&dev->devres_lock");
 /// `kfence_freelist_lock`: KFENCE's freelist and object metadata (`slab/kfence`); only the
 /// log lock is taken under it.
 pub static KFENCE_FREELIST_LOCK: LockClass = LockClass::new("kfence_freelist_lock");
+/// `kmemleak_lock`: kmemleak's objects, search tree, pool and scan (`slab/kmemleak/`); a
+/// leaf under which only the log lock is taken.
+pub static KMEMLEAK_LOCK: LockClass = LockClass::new("kmemleak_lock");
 /// `logbuf_lock` (printk's ring buffer); the innermost lock.
 pub static LOGBUF_LOCK: LockClass = LockClass::new("logbuf_lock");

@@ -104,6 +104,7 @@ impl<P: Platform> Machine<P> {
                         slob: crate::slab::slob::SlobState::new(),
                         nolock: crate::slab::slub::NolockState::new(),
                         kfence: crate::slab::kfence::KfenceSlot::new(),
+                        leak: crate::slab::kmemleak::Kmemleak::from_cmdline(params.cmdline),
                     },
                     vm: VmState::new(),
                 },
@@ -146,6 +147,9 @@ impl<P: Platform> Machine<P> {
         m.kmem_cache_init(&slab_notes)
             .map_err(|_| BootError::TooLittleMemory)?;
         m.slab_register_cpuhp();
+        // kmemleak_init (mm_core_init, after kmem_cache_init, before vmalloc_init): the
+        // machine's state is kmem's data/bss, the first roots.
+        m.kmemleak_init(state_p.cast::<u8>(), core::mem::size_of::<State<P>>());
         // vmalloc_init (mm_core_init → vmalloc_init): kernel page tables and vmalloc space;
         // then the pkmap and kmap_local state (i386).
         // SAFETY: once, at boot, on this thread; nobody else has the machine yet.
@@ -163,6 +167,8 @@ impl<P: Platform> Machine<P> {
         // the platform bus.
         // SAFETY: once, at boot, with the state at its final address, before any other call.
         unsafe { m.dev_init() };
+        // kmemleak_late_init (a late initcall).
+        m.kmemleak_late_init();
 
         m.platform().set_cpu_dead_hook(CpuDeadHook {
             ctx: (&m.mm as *const MemoryModel<P>).cast(),

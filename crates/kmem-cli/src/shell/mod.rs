@@ -271,7 +271,13 @@ fn cmd_echo(sh: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), 
         };
         return cmd_sysrq(sh, &args, out);
     }
-    let r = sh.k.m.proc_write(path, text);
+    let r = if path == "/sys/kernel/debug/kmemleak" {
+        // A scan sees the shell's variables as the writing task's stack.
+        let roots = sh.kmemleak_roots();
+        sh.k.m.kmemleak_write_roots(text, &roots)
+    } else {
+        sh.k.m.proc_write(path, text)
+    };
     sh.flush_console(out);
     match r {
         Ok(()) => Ok(()),
@@ -461,6 +467,9 @@ impl Shell {
             if self.quit {
                 break;
             }
+            // kmemleak's automatic scan (its thread in Linux) is a timer checked here.
+            let roots = self.kmemleak_roots();
+            self.k.m.kmemleak_poll(&roots);
             let res = syntax::parse_statement(&text, base, &is_command)
                 .map_err(|e| {
                     Stop::Error(ShellError {
@@ -481,6 +490,18 @@ impl Shell {
             }
         }
         let _ = out.flush();
+    }
+
+    /// The shell's variables as kmemleak sees them: the task's stack, values that may be
+    /// pointers (every pointer and integer, translated to the host address it names).
+    fn kmemleak_roots(&self) -> Vec<usize> {
+        self.vars
+            .values()
+            .filter_map(|v| match v {
+                Value::Ptr(x, _) | Value::Int(x) => self.k.real(*x),
+                _ => None,
+            })
+            .collect()
     }
 
     fn exec(&mut self, stmt: &Stmt, out: &mut dyn Write) -> Result<(), Stop> {

@@ -14,6 +14,8 @@ use core::fmt::{self, Write};
 use crate::base::DevLayer;
 use crate::errno::Errno;
 use crate::platform::Platform;
+use crate::slab::kmemleak::report::AddrXlate;
+use crate::slab::kmemleak::KmemleakError;
 use crate::vmalloc::VmLayer;
 
 /// Errors of [`VmLayer::proc_read`] and [`VmLayer::proc_write`].
@@ -109,6 +111,15 @@ impl<P: Platform> VmLayer<P> {
             }
             "/sys/kernel/debug/kfence/objects" | "sys/kernel/debug/kfence/objects" => {
                 self.show_kfence_objects(out)?
+            "/sys/kernel/debug/kmemleak" | "sys/kernel/debug/kmemleak" => {
+                let (model, real) = self.kmemleak_xlate();
+                self.kmemleak_show(
+                    out,
+                    &AddrXlate {
+                        model: &model,
+                        real: &real,
+                    },
+                )?
             }
             _ => return Err(ProcError::NotFound),
         }
@@ -140,6 +151,8 @@ impl<P: Platform> VmLayer<P> {
             "/sys/kernel/debug/kfence/objects" | "sys/kernel/debug/kfence/objects" => {
                 self.kfence_pool().map(|_| 0o400)
             }
+            // mm/kmemleak.c `debugfs_create_file("kmemleak", 0644, …)`.
+            "/sys/kernel/debug/kmemleak" | "sys/kernel/debug/kmemleak" => Some(0o644),
             _ => None,
         }
     }
@@ -157,8 +170,41 @@ impl<P: Platform> VmLayer<P> {
         }
         match p {
             "slabinfo" => Ok(self.slabinfo_write(text)?),
+            "/sys/kernel/debug/kmemleak" | "sys/kernel/debug/kmemleak" => {
+                self.kmemleak_write_roots(text, &[])
+            }
             _ => Err(ProcError::Errno(Errno::EIO)),
         }
+    }
+
+    /// A write to `/sys/kernel/debug/kmemleak` with `roots`, the writer's stack values
+    /// (a front end's variables), scanned by `scan` unless `stack=off`.
+    ///
+    /// # Errors
+    /// `EPERM` when kmemleak is off, `EINVAL` for text it refuses.
+    pub fn kmemleak_write_roots(&self, text: &str, roots: &[usize]) -> Result<(), ProcError> {
+        let (model, real) = self.kmemleak_xlate();
+        let x = AddrXlate {
+            model: &model,
+            real: &real,
+        };
+        self.kmemleak_write(text, roots, &x).map_err(|e| match e {
+            KmemleakError::Disabled => ProcError::Errno(Errno::EPERM),
+            KmemleakError::Invalid => ProcError::Errno(Errno::EINVAL),
+        })
+    }
+
+    /// The address translations kmemleak's file shows and reads addresses with.
+    fn kmemleak_xlate(
+        &self,
+    ) -> (
+        impl Fn(usize) -> u64 + '_,
+        impl Fn(u64) -> Option<usize> + '_,
+    ) {
+        (
+            move |a: usize| self.kva_to_model(crate::addr::VirtAddr::new(a)),
+            move |m: u64| self.from_model(m),
+        )
     }
 
     /// `/proc/iomem`: the kernel's e820 table (the firmware map after `trim_bios_range`) as

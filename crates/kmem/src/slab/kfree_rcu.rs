@@ -228,6 +228,9 @@ impl<P: Platform> SlabLayer<P> {
         if obj.is_null() {
             return;
         }
+        // The caller considers the object freed and likely drops its references; the real
+        // free (and kmemleak_free) comes after a grace period: out of kmemleak's view now.
+        self.kmemleak_ignore_tracked(obj);
         self.slab.krc.objects_queued.fetch_add(1, Ordering::Relaxed);
         let now = self.platform().jiffies();
         let mut spare: *mut BulkData = ptr::null_mut();

@@ -42,7 +42,11 @@ pub(crate) fn kmalloc_internal<P: Platform>(
     size: usize,
     gfp: GfpFlags,
 ) -> Option<*mut u8> {
-    m.kmalloc(size, gfp).map(|p| p.as_ptr())
+    let p = m.kmalloc(size, gfp).map(|p| p.as_ptr())?;
+    // Referenced only from a cache's structure, which kmemleak does not track: neither a
+    // leak nor holding pointers (black).
+    m.kmemleak_ignore(p);
+    Some(p)
 }
 
 /// kfree for kmem's own metadata.
@@ -75,10 +79,36 @@ impl<P: Platform> SlabLayer<P> {
         if self.kfence().is_some() {
             let req = || Some((self.kmalloc_cache(size, gfp)?, size));
             if let Some(p) = self.kfence_alloc(req, gfp, Location::caller()) {
+                if self.leak.tracking() {
+                    self.kmemleak_kmalloc(Some(p), size, gfp, Location::caller());
+                }
                 return Some(p);
             }
         }
-        dispatch!(self, kmalloc(self, size, gfp, Location::caller()))
+        let p = dispatch!(self, kmalloc(self, size, gfp, Location::caller()));
+        if self.leak.tracking() {
+            self.kmemleak_kmalloc(p, size, gfp, Location::caller());
+        }
+        p
+    }
+
+    /// kmemleak's hook for a kmalloc block: the object size of its kmalloc cache (Linux's
+    /// `slab_post_alloc_hook` with `s->object_size`), the size asked for a large kmalloc.
+    #[inline(never)]
+    fn kmemleak_kmalloc(
+        &self,
+        p: Option<NonNull<u8>>,
+        size: usize,
+        gfp: GfpFlags,
+        caller: &'static Location<'static>,
+    ) {
+        let Some(p) = p else { return };
+        let size = if size > KMALLOC_MAX_CACHE_SIZE {
+            size
+        } else {
+            self.kmalloc_size_roundup(size).max(size)
+        };
+        self.kmemleak_hook_alloc(p.as_ptr(), size, gfp, caller);
     }
 
     /// `kmalloc_nolock`: allocates `size` bytes from any context — including a hook that
@@ -112,6 +142,21 @@ impl<P: Platform> SlabLayer<P> {
     /// `kmalloc_large`: a request above [`KMALLOC_MAX_CACHE_SIZE`], from the page allocator.
     #[track_caller]
     pub fn kmalloc_large(&self, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        let p = self.kmalloc_large_untracked(size, gfp);
+        if self.leak.tracking() {
+            self.kmemleak_kmalloc(p, size, gfp, Location::caller());
+        }
+        p
+    }
+
+    /// `kmalloc_large` for the slab allocators' own kmalloc paths (the public `kmalloc`
+    /// tracks the block for kmemleak once, after them).
+    #[track_caller]
+    pub(crate) fn kmalloc_large_untracked(
+        &self,
+        size: usize,
+        gfp: GfpFlags,
+    ) -> Option<NonNull<u8>> {
         if size > KMALLOC_MAX_SIZE {
             if !gfp.contains(GfpFlags::__GFP_NOWARN) {
                 self.warn(format_args!(
@@ -120,13 +165,31 @@ impl<P: Platform> SlabLayer<P> {
             }
             return None;
         }
-        self.kmalloc_large_order(get_order(size), gfp)
+        self.kmalloc_large_order_untracked(get_order(size), gfp)
     }
 
     /// Allocates a large-kmalloc block of `1 << order` pages (naturally aligned), freed with
     /// [`Machine::kfree`]. Used for over-aligned requests.
     #[track_caller]
     pub fn kmalloc_large_order(&self, order: u32, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        let p = self.kmalloc_large_order_untracked(order, gfp);
+        if self.leak.tracking() {
+            if let Some(p) = p {
+                let size = PAGE_SIZE << order;
+                self.kmemleak_hook_alloc(p.as_ptr(), size, gfp, Location::caller());
+            }
+        }
+        p
+    }
+
+    /// `kmalloc_large_order` without the kmemleak hook (SLOB's page-sized objects, tracked by
+    /// the cache API).
+    #[track_caller]
+    pub(crate) fn kmalloc_large_order_untracked(
+        &self,
+        order: u32,
+        gfp: GfpFlags,
+    ) -> Option<NonNull<u8>> {
         let order = Order::try_new(order).ok()?;
         let gfp =
             gfp.without(GfpFlags::__GFP_HIGHMEM | GfpFlags::__GFP_MOVABLE) | GfpFlags::__GFP_COMP;
@@ -227,6 +290,9 @@ impl<P: Platform> SlabLayer<P> {
         if zero_or_null_ptr(p as usize) {
             return;
         }
+        if self.leak.tracking_free() {
+            self.kmemleak_free(p);
+        }
         let caller = Location::caller();
         if self.kfence_free(p, caller) {
             return;
@@ -261,6 +327,9 @@ impl<P: Platform> SlabLayer<P> {
         if size == 0 || size > KMALLOC_MAX_CACHE_SIZE || self.is_kfence_address(p) {
             self.kfree(p);
             return;
+        }
+        if self.leak.tracking_free() {
+            self.kmemleak_free(p);
         }
         // SAFETY: forwarded caller guarantee.
         unsafe { dispatch!(self, kfree_sized(self, p, size, gfp, Location::caller())) }

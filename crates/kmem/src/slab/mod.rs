@@ -78,6 +78,7 @@ pub mod common;
 pub mod kfence;
 pub mod kfree_rcu;
 pub mod kmalloc;
+pub mod kmemleak;
 pub mod slab;
 pub mod slob;
 pub mod slub;
@@ -114,6 +115,8 @@ pub struct SlabLayer<P: Platform> {
     pub(crate) nolock: slub::NolockState,
     /// KFENCE's state, when `kfence.sample_interval` turned it on at boot.
     pub(crate) kfence: kfence::KfenceSlot,
+    /// kmemleak's objects and scan state (`kmemleak=on`).
+    pub(crate) leak: kmemleak::Kmemleak<P::RawLock>,
 }
 
 impl<P: Platform> core::ops::Deref for SlabLayer<P> {
@@ -146,6 +149,8 @@ impl<P: Platform> SlabLayer<P> {
         // SAFETY: the validator lives as long as the platform, so as the slab state, and slob_lock
         // is attached once, before first use.
         unsafe { self.slob.lock.attach(ld) };
+        // SAFETY: as above, for kmemleak_lock.
+        unsafe { self.leak.state.attach(ld) };
     }
 
     /// Registers the slab allocator's CPU-dead teardown (`slub_cpu_dead`, SLAB's
@@ -308,6 +313,11 @@ impl<P: Platform> SlabLayer<P> {
             return Some(p);
         }
         dispatch!(self, alloc(self, c, gfp, Location::caller(), None))
+        let p = dispatch!(self, alloc(self, c, gfp, Location::caller(), None));
+        if self.leak.tracking() {
+            self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
+        }
+        p
     }
 
     /// `kmalloc_trace`: an object of `c` for a kmalloc request of `size` bytes (with
@@ -319,6 +329,11 @@ impl<P: Platform> SlabLayer<P> {
             return Some(p);
         }
         dispatch!(self, alloc(self, c, gfp, Location::caller(), Some(size)))
+        let p = dispatch!(self, alloc(self, c, gfp, Location::caller(), Some(size)));
+        if self.leak.tracking() {
+            self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
+        }
+        p
     }
 
     /// `kmem_cache_zalloc`: a zeroed object.
@@ -329,6 +344,7 @@ impl<P: Platform> SlabLayer<P> {
             return Some(p);
         }
         dispatch!(
+        let p = dispatch!(
             self,
             alloc(
                 self,
@@ -337,7 +353,11 @@ impl<P: Platform> SlabLayer<P> {
                 Location::caller(),
                 None
             )
-        )
+        );
+        if self.leak.tracking() {
+            self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
+        }
+        p
     }
 
     /// `kmem_cache_free`: frees an object of `c`. NULL is a no-op; a pointer that is not an
@@ -347,6 +367,8 @@ impl<P: Platform> SlabLayer<P> {
     pub fn kmem_cache_free(&self, c: CacheHandle, p: *mut u8) {
         if self.kfence_free(p, Location::caller()) {
             return;
+        if self.leak.tracking_free() {
+            self.kmemleak_free(p);
         }
         dispatch!(self, free(self, c, p, Location::caller()))
     }
@@ -377,6 +399,13 @@ impl<P: Platform> SlabLayer<P> {
             }
         }
         dispatch!(self, alloc_bulk(self, c, gfp, out, Location::caller()))
+        let n = dispatch!(self, alloc_bulk(self, c, gfp, out, Location::caller()));
+        if self.leak.tracking() {
+            for &p in &out[..n] {
+                self.kmemleak_cache_alloc(c, NonNull::new(p), gfp, Location::caller());
+            }
+        }
+        n
     }
 
     /// `kmem_cache_free_bulk`: frees every object of `objs`.
@@ -402,6 +431,12 @@ impl<P: Platform> SlabLayer<P> {
         if start < objs.len() {
             dispatch!(self, free_bulk(self, c, &objs[start..], Location::caller()));
         }
+        if self.leak.tracking_free() {
+            for &p in objs {
+                self.kmemleak_free(p);
+            }
+        }
+        dispatch!(self, free_bulk(self, c, objs, Location::caller()))
     }
 
     /// `kmem_cache_shrink`: gives empty slabs back to the page allocator (the current CPU's

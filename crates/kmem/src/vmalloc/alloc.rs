@@ -169,7 +169,10 @@ impl<P: Platform> VmLayer<P> {
                 (*va).flags = vm_flags & !(VM_UNINITIALIZED | VM_MAP_RAM_AREA);
             }
         }
-        Some(VirtAddr::new(self.kva_real(va_start)))
+        let addr = VirtAddr::new(self.kva_real(va_start));
+        // kmemleak_vmalloc(area, real_size, gfp_mask): the size asked for.
+        self.kmemleak_vmalloc(addr, real_size, gfp, caller);
+        Some(addr)
     }
 
     /// `vm_area_alloc_pages`: allocates blocks of `order` with `gfp` into `arr` until
@@ -321,6 +324,7 @@ impl<P: Platform> VmLayer<P> {
         if addr.is_null() {
             return;
         }
+        self.kmemleak_free(addr.as_ptr::<u8>());
         if addr.page_offset() != 0 {
             self.warn(format_args!(
                 "Trying to vfree() bad address ({:#x})",

@@ -31,6 +31,12 @@ impl<P: Platform> VmLayer<P> {
                     .cast::<VmapArea>();
                 // SAFETY: a fresh object of the cache, sized and aligned for a VmapArea.
                 unsafe { ptr::addr_of_mut!((*o).next).write(ptr::null_mut()) };
+                // kmemleak: Linux scans a vmap_area from its rb_node on only
+                // (alloc_vmap_area's kmemleak_scan_area), so that its addresses are not taken
+                // for references to the block; kmem's vmap_area holds no pointer to a tracked
+                // object at all (links to other vmap_areas, the page array, the caller), so
+                // it is ignored: never scanned, never reported.
+                self.kmemleak_ignore_tracked(o.cast());
                 a.obj_free = o;
                 a.obj_stash += 1;
             } else {

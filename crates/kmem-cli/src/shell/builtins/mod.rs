@@ -164,6 +164,7 @@ pub struct Builtin {
 pub static TABLES: &[(&str, &[Builtin])] = &[
     ("Page allocator and memory model", page::PAGE_BUILTINS),
     ("Slab allocator", slab::SLAB_BUILTINS),
+    ("kmemleak", slab::KMEMLEAK_BUILTINS),
     ("vmalloc, vmap, kmap, kvmalloc", vmalloc::VMALLOC_BUILTINS),
     (
         "Memory access (faults are reported as oopses)",

@@ -175,6 +175,62 @@ pub static SLAB_BUILTINS: &[Builtin] = &[
     },
 ];
 
+/// kmemleak's annotations (include/linux/kmemleak.h) and `msleep`, for its minimum object
+/// age. Scans and reports go through `echo … > /sys/kernel/debug/kmemleak` and `cat`.
+pub static KMEMLEAK_BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "kmemleak_not_leak",
+        proto: "void kmemleak_not_leak(const void *ptr)",
+        doc: "marks an object as no leak: never reported, always scanned (grey)",
+        params: &[Addr],
+        run: |c, a| {
+            c.k.m.kmemleak_not_leak(c.k.arg_addr(a.u(0)).as_ptr::<u8>());
+            Ok(Value::Void)
+        },
+    },
+    Builtin {
+        name: "kmemleak_ignore",
+        proto: "void kmemleak_ignore(const void *ptr)",
+        doc: "ignores an object: neither scanned nor reported (black)",
+        params: &[Addr],
+        run: |c, a| {
+            c.k.m.kmemleak_ignore(c.k.arg_addr(a.u(0)).as_ptr::<u8>());
+            Ok(Value::Void)
+        },
+    },
+    Builtin {
+        name: "kmemleak_no_scan",
+        proto: "void kmemleak_no_scan(const void *ptr)",
+        doc: "does not scan an object (references to it still count)",
+        params: &[Addr],
+        run: |c, a| {
+            c.k.m.kmemleak_no_scan(c.k.arg_addr(a.u(0)).as_ptr::<u8>());
+            Ok(Value::Void)
+        },
+    },
+    Builtin {
+        name: "kmemleak_transient_leak",
+        proto: "void kmemleak_transient_leak(const void *ptr)",
+        doc: "resets an object's checksum: the next scan does not report it",
+        params: &[Addr],
+        run: |c, a| {
+            c.k.m
+                .kmemleak_transient_leak(c.k.arg_addr(a.u(0)).as_ptr::<u8>());
+            Ok(Value::Void)
+        },
+    },
+    Builtin {
+        name: "msleep",
+        proto: "void msleep(unsigned int msecs)",
+        doc: "sleeps msecs milliseconds of real time (jiffies follow the clock)",
+        params: &[Uint],
+        run: |_, a| {
+            std::thread::sleep(std::time::Duration::from_millis(a.u(0)));
+            Ok(Value::Void)
+        },
+    },
+];
+
 fn ptr_val(c: &Ctx<'_>, p: Option<core::ptr::NonNull<u8>>) -> Value {
     addr_val(c.k, p.map(|p| kmem::VirtAddr::new(p.as_ptr() as usize)))
 }

@@ -782,7 +782,7 @@ impl crate::slab::common::SlabAllocator for Slab {
         caller: &'static Location<'static>,
     ) -> Option<NonNull<u8>> {
         if size > crate::slab::common::KMALLOC_MAX_CACHE_SIZE {
-            return m.kmalloc_large(size, gfp);
+            return m.kmalloc_large_untracked(size, gfp);
         }
         let s = kmalloc_cache_ptr(m, size, gfp)?;
         alloc::cache_alloc(m, s, gfp, caller)

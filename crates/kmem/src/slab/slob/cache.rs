@@ -221,7 +221,7 @@ fn alloc<P: Platform>(m: &SlabLayer<P>, s: &SlobCache, gfp: GfpFlags) -> Option<
     let b = if s.size < PAGE_SIZE {
         m.slob_alloc(s.size, gfp, s.align, 0)?
     } else {
-        m.kmalloc_large_order(get_order(s.size), gfp)?
+        m.kmalloc_large_order_untracked(get_order(s.size), gfp)?
     };
     if let Some(ctor) = s.ctor {
         if gfp.contains(GfpFlags::__GFP_ZERO) {

@@ -601,7 +601,7 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     pub(crate) fn slob_kmalloc(&self, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
         if size >= PAGE_SIZE - MINALIGN {
-            return self.kmalloc_large(size, gfp);
+            return self.kmalloc_large_untracked(size, gfp);
         }
         // Natural alignment for power-of-two sizes.
         let align = if size.is_power_of_two() {

@@ -760,7 +760,7 @@ impl crate::slab::common::SlabAllocator for Slub {
         caller: &'static Location<'static>,
     ) -> Option<NonNull<u8>> {
         if size > KMALLOC_MAX_CACHE_SIZE {
-            return m.kmalloc_large(size, gfp);
+            return m.kmalloc_large_untracked(size, gfp);
         }
         kmalloc_small(m, size, gfp, caller)
     }
