@@ -1083,7 +1083,7 @@ pub struct KmemCacheArgs {
     pub ctor: Option<fn(*mut u8)>,
     /// `sheaf_capacity`: objects per per-CPU sheaf (SLUB, Linux 6.18). 0: the default, which
     /// is no sheaves for a cache other than a kmalloc cache. A cache with a capacity is
-    /// never merged with another. The allocator may round it up to fill a kmalloc bucket.
+    /// never merged with another.
     pub sheaf_capacity: u32,
 }
 

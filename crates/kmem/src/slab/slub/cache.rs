@@ -361,18 +361,20 @@ fn set_cpu_partial(flags: SlabFlags, sz: u32, objects: u32) -> u32 {
     }
 }
 
-/// `calculate_sheaf_capacity`, from the later mainline series that gives every cache sheaves
-/// ("slab: add sheaves to most caches", Vlastimil Babka, after 6.18): no sheaves with
-/// debugging; otherwise about half of what `set_cpu_partial` keeps per CPU in objects (there
-/// are two sheaves per CPU), rounded up so that the sheaf fills its kmalloc bucket (60 →
-/// 512-byte sheaves, 26 → 28 in 256 bytes, 12 in 128 bytes, 4 in 64 bytes), and never less
-/// than asked. kmem applies the default to kmalloc caches and to caches that ask for
-/// sheaves; other caches have none unless they ask (6.18's rule).
+/// The sheaf capacity of a cache. No sheaves with debugging (both 6.18 and later). A cache
+/// that asks for a capacity (`kmem_cache_args.sheaf_capacity`) gets exactly that, as in
+/// 6.18; other caches have none, except the kmalloc caches, which get the default of
+/// `calculate_sheaf_capacity` from the later mainline series that gives every cache sheaves
+/// ("slab: add sheaves to most caches", Vlastimil Babka, after 6.18): about half of what
+/// `set_cpu_partial` keeps per CPU in objects (there are two sheaves per CPU), rounded up so
+/// that the sheaf fills its kmalloc bucket (60 → 512-byte sheaves, 26 → 28 in 256 bytes, 12
+/// in 128 bytes, 4 in 64 bytes).
 pub(super) fn calculate_sheaf_capacity(flags: SlabFlags, sz: u32, requested: u32) -> u32 {
-    if flags.intersects(SlabFlags::DEBUG_FLAGS)
-        || (requested == 0 && !flags.contains(SlabFlags::KMALLOC))
-    {
+    if flags.intersects(SlabFlags::DEBUG_FLAGS) {
         return 0;
+    }
+    if requested != 0 || !flags.contains(SlabFlags::KMALLOC) {
+        return requested;
     }
     let capacity: u32 = if sz as usize >= PAGE_SIZE {
         4
@@ -384,8 +386,7 @@ pub(super) fn calculate_sheaf_capacity(flags: SlabFlags, sz: u32, requested: u32
         60
     };
     let bytes = crate::slab::common::kmalloc_size_roundup(super::barn::sheaf_bytes(capacity));
-    let capacity = ((bytes - super::barn::SHEAF_HEADER) / PTR as usize) as u32;
-    capacity.max(requested)
+    ((bytes - super::barn::SHEAF_HEADER) / PTR as usize) as u32
 }
 
 /// `set_min_partial(s, ilog2(s->size) / 2)`: empty slabs a node keeps on its partial list.
