@@ -277,9 +277,9 @@ fn shared_peers() -> Vec<Box<dyn Peer>> {
     ]
 }
 
-fn lifo64(c: &mut Criterion) {
-    let mut g = c.benchmark_group("lifo64");
-    let l = Layout::from_size_align(64, 8).unwrap();
+fn lifo(c: &mut Criterion, name: &str, size: usize) {
+    let mut g = c.benchmark_group(name);
+    let l = Layout::from_size_align(size, 8).unwrap();
     for p in single_thread_peers() {
         g.bench_function(p.name(), |b| {
             b.iter(|| {
@@ -292,6 +292,17 @@ fn lifo64(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+fn lifo64(c: &mut Criterion) {
+    lifo(c, "lifo64", 64);
+}
+
+/// Issue 14's 4 KiB LIFO pair, and the 192-byte pair of the peers (what
+/// `kmem_cache192_pair` is compared with).
+fn lifo_more(c: &mut Criterion) {
+    lifo(c, "lifo4k", 4096);
+    lifo(c, "lifo192", 192);
 }
 
 const LIVE: usize = 1_000_000;
@@ -415,7 +426,31 @@ fn kmem_cache192_on(
             m.kfree(black_box(x.as_ptr()));
         })
     });
+    if cmdline.is_empty() {
+        // A cache with per-CPU sheaves (`kmem_cache_args.sheaf_capacity`, Linux 6.18); the
+        // kmalloc caches have them by default.
+        let args = kmem::KmemCacheArgs {
+            sheaf_capacity: 32,
+            ..kmem::KmemCacheArgs::default()
+        };
+        let s = m
+            .kmem_cache_create_args("bench192s", 192, &args, SlabFlags::NO_MERGE)
+            .unwrap();
+        g.bench_function("kmem_cache_alloc_free_sheaves", |b| {
+            b.iter(|| {
+                let x = m.kmem_cache_alloc(s, GfpFlags::GFP_KERNEL).unwrap();
+                m.kmem_cache_free(s, black_box(x.as_ptr()));
+            })
+        });
+    }
 }
 
-criterion_group!(benches, lifo64, random1m, xthread64, kmem_cache192);
+criterion_group!(
+    benches,
+    lifo64,
+    lifo_more,
+    random1m,
+    xthread64,
+    kmem_cache192
+);
 criterion_main!(benches);

@@ -58,4 +58,5 @@ pub use addr::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 pub use gfp::GfpFlags;
 pub use machine::{BootError, BootParams, Machine};
 pub use mm::mm_types::{Page, PagePtr};
-pub use slab::common::{CacheHandle, SlabError, SlabFlags, SlabInfo, ZERO_SIZE_PTR};
+pub use slab::common::{CacheHandle, KmemCacheArgs, SlabError, SlabFlags, SlabInfo, ZERO_SIZE_PTR};
+pub use slab::slub::{Sheaf, SheafCensus};

@@ -48,6 +48,9 @@ pub static PAGE_TABLE_LOCK: LockClass = LockClass::new("init_mm.page_table_lock"
 pub static CPU_SECTION: LockClass = LockClass::new_reentrant("cpu_section");
 /// `&n->list_lock`: a SLUB cache node's partial and full lists.
 pub static LIST_LOCK: LockClass = LockClass::new("&n->list_lock");
+/// `&barn->lock`: a SLUB cache's barn of full and empty sheaves; a leaf taken in a CPU
+/// section (or under `slab_mutex`), never with a `list_lock` held.
+pub static BARN_LOCK: LockClass = LockClass::new("&barn->lock");
 /// `slob_lock`: every SLOB structure (mm/slob.c: the three partial page lists and the
 /// free-block lists inside the pages).
 pub static SLOB_LOCK: LockClass = LockClass::new("slob_lock");

@@ -111,6 +111,7 @@ impl<P: Platform> VmLayer<P> {
             }
             "/sys/kernel/debug/kfence/objects" | "sys/kernel/debug/kfence/objects" => {
                 self.show_kfence_objects(out)?
+            }
             "/sys/kernel/debug/kmemleak" | "sys/kernel/debug/kmemleak" => {
                 let (model, real) = self.kmemleak_xlate();
                 self.kmemleak_show(

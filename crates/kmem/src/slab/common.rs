@@ -1036,6 +1036,56 @@ pub struct SlabStats {
     pub cpu_partial_node: u64,
     /// CPU partial lists drained to the node list.
     pub cpu_partial_drain: u64,
+    // SLUB sheaves (Linux 6.18 `enum stat_item`, the `/sys/kernel/slab/<cache>/` file names
+    // in the comments).
+    /// `ALLOC_PCS` (`alloc_cpu_sheaf`): allocations from a CPU's main sheaf.
+    pub alloc_pcs: u64,
+    /// `FREE_PCS` (`free_cpu_sheaf`): frees onto a CPU's main sheaf.
+    pub free_pcs: u64,
+    /// `FREE_RCU_SHEAF` (`free_rcu_sheaf`): `kfree_rcu` into an rcu_free sheaf.
+    pub free_rcu_sheaf: u64,
+    /// `FREE_RCU_SHEAF_FAIL` (`free_rcu_sheaf_fail`).
+    pub free_rcu_sheaf_fail: u64,
+    /// `SHEAF_FLUSH` (`sheaf_flush`): objects flushed from sheaves to slabs.
+    pub sheaf_flush: u64,
+    /// `SHEAF_REFILL` (`sheaf_refill`): objects refilled into sheaves from slabs.
+    pub sheaf_refill: u64,
+    /// `SHEAF_ALLOC` (`sheaf_alloc`): sheaves allocated.
+    pub sheaf_alloc: u64,
+    /// `SHEAF_FREE` (`sheaf_free`): sheaves freed.
+    pub sheaf_free: u64,
+    /// `BARN_GET` (`barn_get`): full sheaves taken from the barn.
+    pub barn_get: u64,
+    /// `BARN_GET_FAIL` (`barn_get_fail`): the barn had no full sheaf.
+    pub barn_get_fail: u64,
+    /// `BARN_PUT` (`barn_put`): full sheaves put into the barn.
+    pub barn_put: u64,
+    /// `BARN_PUT_FAIL` (`barn_put_fail`): the barn could not take a full sheaf.
+    pub barn_put_fail: u64,
+    /// `SHEAF_PREFILL_FAST` (`sheaf_prefill_fast`): prefill took the CPU's spare.
+    pub sheaf_prefill_fast: u64,
+    /// `SHEAF_PREFILL_SLOW` (`sheaf_prefill_slow`): prefill went to the barn.
+    pub sheaf_prefill_slow: u64,
+    /// `SHEAF_PREFILL_OVERSIZE` (`sheaf_prefill_oversize`): prefill above the capacity.
+    pub sheaf_prefill_oversize: u64,
+    /// `SHEAF_RETURN_FAST` (`sheaf_return_fast`): a returned sheaf became the CPU's spare.
+    pub sheaf_return_fast: u64,
+    /// `SHEAF_RETURN_SLOW` (`sheaf_return_slow`): a returned sheaf went to the barn or away.
+    pub sheaf_return_slow: u64,
+}
+
+/// `struct kmem_cache_args` (include/linux/slab.h): the optional arguments of
+/// `kmem_cache_create`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KmemCacheArgs {
+    /// `align`: required alignment of the objects (0: the default).
+    pub align: usize,
+    /// `ctor`: run once per object when its slab is created.
+    pub ctor: Option<fn(*mut u8)>,
+    /// `sheaf_capacity`: objects per per-CPU sheaf (SLUB, Linux 6.18). 0: the default, which
+    /// is no sheaves for a cache other than a kmalloc cache. A cache with a capacity is
+    /// never merged with another.
+    pub sheaf_capacity: u32,
 }
 
 /// The object layout of a cache (`/sys/kernel/slab/<cache>/` files).
@@ -1098,6 +1148,17 @@ pub(crate) trait SlabAllocator {
         flags: SlabFlags,
         ctor: Option<fn(*mut u8)>,
     ) -> Result<CacheHandle, SlabError>;
+    /// `__kmem_cache_create_args`: as [`Self::create`] with [`KmemCacheArgs`] (allocators
+    /// without sheaves ignore `sheaf_capacity`).
+    fn create_args<P: Platform>(
+        m: &SlabLayer<P>,
+        name: &str,
+        size: usize,
+        args: &KmemCacheArgs,
+        flags: SlabFlags,
+    ) -> Result<CacheHandle, SlabError> {
+        Self::create(m, name, size, args.align, flags, args.ctor)
+    }
     /// `slab_alloc_node` for a request of `orig` bytes (`None`: the object size).
     fn alloc<P: Platform>(
         m: &SlabLayer<P>,

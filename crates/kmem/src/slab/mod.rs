@@ -100,8 +100,8 @@ use crate::mm::cpuhp::{CpuhpEntry, CpuhpState};
 use crate::page_alloc::PageAllocator;
 use crate::platform::{LogLevel, Platform};
 use common::{
-    write_slabinfo_header, write_slabinfo_line, CacheHandle, SlabAllocatorKind, SlabBootNotes,
-    SlabError, SlabFlags, SlabInfo, SlabLayout, SlabState, SlabStats, SlabinfoMode,
+    write_slabinfo_header, write_slabinfo_line, CacheHandle, KmemCacheArgs, SlabAllocatorKind,
+    SlabBootNotes, SlabError, SlabFlags, SlabInfo, SlabLayout, SlabState, SlabStats, SlabinfoMode,
 };
 
 /// The slab layer of a machine: the page allocator plus the slab state. Dereferences to the
@@ -282,6 +282,39 @@ impl<P: Platform> SlabLayer<P> {
         ctor: Option<fn(*mut u8)>,
     ) -> Result<CacheHandle, SlabError> {
         let r = dispatch!(self, create(self, name, size, align, flags, ctor));
+        self.create_failed(&r, name, flags, Location::caller());
+        r
+    }
+
+    /// `kmem_cache_create(name, size, args, flags)` with [`KmemCacheArgs`] (6.12's
+    /// `__kmem_cache_create_args`): as [`Self::kmem_cache_create`], plus a SLUB sheaf
+    /// capacity (`args.sheaf_capacity`, Linux 6.18), which gives the cache per-CPU sheaves
+    /// and the prefilled-sheaf API ([`Self::kmem_cache_prefill_sheaf`]). SLAB and SLOB
+    /// ignore the capacity.
+    ///
+    /// # Errors
+    /// As [`Self::kmem_cache_create`]; `BadSize` too when a sheaf of the capacity would not
+    /// fit a kmalloc object (more than 1020 objects).
+    #[track_caller]
+    pub fn kmem_cache_create_args(
+        &self,
+        name: &str,
+        size: usize,
+        args: &KmemCacheArgs,
+        flags: SlabFlags,
+    ) -> Result<CacheHandle, SlabError> {
+        let r = dispatch!(self, create_args(self, name, size, args, flags));
+        self.create_failed(&r, name, flags, Location::caller());
+        r
+    }
+
+    fn create_failed(
+        &self,
+        r: &Result<CacheHandle, SlabError>,
+        name: &str,
+        flags: SlabFlags,
+        caller: &'static Location<'static>,
+    ) {
         if let Err(e) = r {
             // mm/slab_common.c `__kmem_cache_create_args` (the function `kmem_cache_create`
             // expands to since 6.12) names itself with `__func__`.
@@ -298,10 +331,74 @@ impl<P: Platform> SlabLayer<P> {
                     LogLevel::Warning,
                     format_args!("__kmem_cache_create_args({name}) failed with error {err}"),
                 );
-                self.dump_stack(LogLevel::Warning, Location::caller());
+                self.dump_stack(LogLevel::Warning, caller);
             }
         }
-        r
+    }
+
+    /// `kmem_cache_prefill_sheaf`: a sheaf holding at least `size` objects of `c`, from which
+    /// [`Self::kmem_cache_alloc_from_sheaf`] allocates without failing (SLUB; other
+    /// allocators return `None`). A size above the cache's sheaf capacity (or any size for a
+    /// cache without sheaves) gives an "oversize" sheaf.
+    #[track_caller]
+    pub fn kmem_cache_prefill_sheaf(
+        &self,
+        c: CacheHandle,
+        gfp: GfpFlags,
+        size: usize,
+    ) -> Option<slub::Sheaf> {
+        match self.slab().kind {
+            SlabAllocatorKind::Slub => {
+                slub::kmem_cache_prefill_sheaf(self, c, gfp, size, Location::caller())
+            }
+            _ => None,
+        }
+    }
+
+    /// `kmem_cache_alloc_from_sheaf`: an object from a prefilled sheaf of `c`; `None` when the
+    /// sheaf is empty or is another cache's (reported).
+    #[track_caller]
+    pub fn kmem_cache_alloc_from_sheaf(
+        &self,
+        c: CacheHandle,
+        gfp: GfpFlags,
+        sheaf: &mut slub::Sheaf,
+    ) -> Option<NonNull<u8>> {
+        slub::kmem_cache_alloc_from_sheaf(self, c, gfp, sheaf, Location::caller())
+    }
+
+    /// `kmem_cache_refill_sheaf`: makes `sheaf` hold at least `size` objects.
+    ///
+    /// # Errors
+    /// `ENOMEM` when memory is exhausted, `EINVAL` for another cache's sheaf.
+    #[track_caller]
+    pub fn kmem_cache_refill_sheaf(
+        &self,
+        c: CacheHandle,
+        gfp: GfpFlags,
+        sheaf: &mut slub::Sheaf,
+        size: usize,
+    ) -> Result<(), Errno> {
+        slub::kmem_cache_refill_sheaf(self, c, gfp, sheaf, size, Location::caller())
+    }
+
+    /// `kmem_cache_return_sheaf`: gives a prefilled sheaf back with the objects left in it.
+    #[track_caller]
+    pub fn kmem_cache_return_sheaf(&self, c: CacheHandle, gfp: GfpFlags, sheaf: slub::Sheaf) {
+        slub::kmem_cache_return_sheaf(self, c, gfp, sheaf, Location::caller())
+    }
+
+    /// What SLUB's sheaves of `c` hold (per-CPU and barn), for tests and statistics; `None`
+    /// for a stale handle or another allocator.
+    ///
+    /// # Safety
+    /// No other thread uses the cache during the call (every CPU's sheaves are read).
+    pub unsafe fn slub_sheaf_census(&self, c: CacheHandle) -> Option<slub::SheafCensus> {
+        match self.slab().kind {
+            // SAFETY: forwarded caller guarantee.
+            SlabAllocatorKind::Slub => unsafe { slub::sheaf_census(self, c) },
+            _ => None,
+        }
     }
 
     /// `kmem_cache_alloc`: allocates one object, or `None` when memory is exhausted (with
@@ -309,11 +406,10 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline]
     pub fn kmem_cache_alloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
-        if let Some(p) = self.kfence_cache_alloc(c, gfp, None) {
-            return Some(p);
-        }
-        dispatch!(self, alloc(self, c, gfp, Location::caller(), None))
-        let p = dispatch!(self, alloc(self, c, gfp, Location::caller(), None));
+        let p = match self.kfence_cache_alloc(c, gfp, None) {
+            Some(p) => Some(p),
+            None => dispatch!(self, alloc(self, c, gfp, Location::caller(), None)),
+        };
         if self.leak.tracking() {
             self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
         }
@@ -325,11 +421,10 @@ impl<P: Platform> SlabLayer<P> {
     /// red-zoned as "kmalloc Redzone").
     #[track_caller]
     pub fn kmalloc_trace(&self, c: CacheHandle, gfp: GfpFlags, size: usize) -> Option<NonNull<u8>> {
-        if let Some(p) = self.kfence_cache_alloc(c, gfp, Some(size)) {
-            return Some(p);
-        }
-        dispatch!(self, alloc(self, c, gfp, Location::caller(), Some(size)))
-        let p = dispatch!(self, alloc(self, c, gfp, Location::caller(), Some(size)));
+        let p = match self.kfence_cache_alloc(c, gfp, Some(size)) {
+            Some(p) => Some(p),
+            None => dispatch!(self, alloc(self, c, gfp, Location::caller(), Some(size))),
+        };
         if self.leak.tracking() {
             self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
         }
@@ -340,20 +435,19 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline]
     pub fn kmem_cache_zalloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
-        if let Some(p) = self.kfence_cache_alloc(c, gfp | GfpFlags::__GFP_ZERO, None) {
-            return Some(p);
-        }
-        dispatch!(
-        let p = dispatch!(
-            self,
-            alloc(
+        let p = match self.kfence_cache_alloc(c, gfp | GfpFlags::__GFP_ZERO, None) {
+            Some(p) => Some(p),
+            None => dispatch!(
                 self,
-                c,
-                gfp | GfpFlags::__GFP_ZERO,
-                Location::caller(),
-                None
-            )
-        );
+                alloc(
+                    self,
+                    c,
+                    gfp | GfpFlags::__GFP_ZERO,
+                    Location::caller(),
+                    None
+                )
+            ),
+        };
         if self.leak.tracking() {
             self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
         }
@@ -365,10 +459,11 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline]
     pub fn kmem_cache_free(&self, c: CacheHandle, p: *mut u8) {
-        if self.kfence_free(p, Location::caller()) {
-            return;
         if self.leak.tracking_free() {
             self.kmemleak_free(p);
+        }
+        if self.kfence_free(p, Location::caller()) {
+            return;
         }
         dispatch!(self, free(self, c, p, Location::caller()))
     }
@@ -395,10 +490,14 @@ impl<P: Platform> SlabLayer<P> {
                     return 0;
                 }
                 *first = p.as_ptr();
+                if self.leak.tracking() {
+                    for &p in &out[..n + 1] {
+                        self.kmemleak_cache_alloc(c, NonNull::new(p), gfp, Location::caller());
+                    }
+                }
                 return n + 1;
             }
         }
-        dispatch!(self, alloc_bulk(self, c, gfp, out, Location::caller()))
         let n = dispatch!(self, alloc_bulk(self, c, gfp, out, Location::caller()));
         if self.leak.tracking() {
             for &p in &out[..n] {
@@ -411,6 +510,11 @@ impl<P: Platform> SlabLayer<P> {
     /// `kmem_cache_free_bulk`: frees every object of `objs`.
     #[track_caller]
     pub fn kmem_cache_free_bulk(&self, c: CacheHandle, objs: &[*mut u8]) {
+        if self.leak.tracking_free() {
+            for &p in objs {
+                self.kmemleak_free(p);
+            }
+        }
         if self.kfence().is_none() {
             return dispatch!(self, free_bulk(self, c, objs, Location::caller()));
         }
@@ -431,12 +535,6 @@ impl<P: Platform> SlabLayer<P> {
         if start < objs.len() {
             dispatch!(self, free_bulk(self, c, &objs[start..], Location::caller()));
         }
-        if self.leak.tracking_free() {
-            for &p in objs {
-                self.kmemleak_free(p);
-            }
-        }
-        dispatch!(self, free_bulk(self, c, objs, Location::caller()))
     }
 
     /// `kmem_cache_shrink`: gives empty slabs back to the page allocator (the current CPU's
@@ -605,7 +703,7 @@ impl<P: Platform> SlabLayer<P> {
     pub fn show_slab_stats(&self, out: &mut dyn Write) -> fmt::Result {
         writeln!(
             out,
-            "{:<20} {:>8} {:>8} {:>6} {:>12} {:>10} {:>12} {:>10} {:>8} {:>8} {:>10}",
+            "{:<20} {:>8} {:>8} {:>6} {:>12} {:>10} {:>12} {:>10} {:>8} {:>8} {:>10} {:>12} {:>12} {:>10} {:>10} {:>8} {:>8}",
             "# name",
             "objs",
             "active",
@@ -616,7 +714,13 @@ impl<P: Platform> SlabLayer<P> {
             "free_slow",
             "partial",
             "cpu_part",
-            "waste_kB"
+            "waste_kB",
+            "alloc_pcs",
+            "free_pcs",
+            "sh_refill",
+            "sh_flush",
+            "barn_get",
+            "barn_put"
         )?;
         let mut res = Ok(());
         self.for_each_cache(&mut |h, name| {
@@ -626,7 +730,7 @@ impl<P: Platform> SlabLayer<P> {
             if let (Some(i), Some(s)) = (self.slab_info(h), self.slab_stats(h)) {
                 res = writeln!(
                     out,
-                    "{:<20} {:>8} {:>8} {:>6} {:>12} {:>10} {:>12} {:>10} {:>8} {:>8} {:>10}",
+                    "{:<20} {:>8} {:>8} {:>6} {:>12} {:>10} {:>12} {:>10} {:>8} {:>8} {:>10} {:>12} {:>12} {:>10} {:>10} {:>8} {:>8}",
                     name,
                     i.num_objs,
                     i.active_objs,
@@ -637,7 +741,13 @@ impl<P: Platform> SlabLayer<P> {
                     s.free_slowpath,
                     s.free_add_partial + s.alloc_from_partial,
                     s.cpu_partial_alloc + s.cpu_partial_free,
-                    i.waste_bytes() / 1024
+                    i.waste_bytes() / 1024,
+                    s.alloc_pcs,
+                    s.free_pcs,
+                    s.sheaf_refill,
+                    s.sheaf_flush,
+                    s.barn_get,
+                    s.barn_put
                 );
             }
         });

@@ -20,7 +20,8 @@ use super::debug::TrackItem;
 use super::free::kmem_cache_free;
 use super::slab::{add_full, add_partial, count_partial_free, remove_partial};
 use super::{
-    resolve, Cache, Counters, KmemCacheCpu, Owner, Slab, Stat, SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
+    resolve, Cache, Counters, KmemCacheCpu, Owner, Slab, SlabSheaf, Stat, SLUB_RED_ACTIVE,
+    SLUB_RED_INACTIVE,
 };
 
 impl<P: Platform> SlabLayer<P> {
@@ -117,7 +118,7 @@ impl<P: Platform> SlabLayer<P> {
         gfp: GfpFlags,
         allow_spin: bool,
     ) -> Option<*mut u8> {
-        c.alloc_slow += 1;
+        s.stat(Stat::AllocSlowpath);
         // Linux's `slab_attach_kprobe_locked`: the CPU slab is held (slub_kunit's kprobe).
         self.nmi_point(super::NmiPoint::SlabAttachKprobeLocked, s, true);
         loop {
@@ -268,7 +269,9 @@ impl<P: Platform> SlabLayer<P> {
     }
 }
 
-/// `slab_alloc_node`: the lockless fast path inline, everything else out of line.
+/// `slab_alloc_node`: the lockless fast paths inline, everything else out of line. A cache
+/// with sheaves pops its CPU's main sheaf (`alloc_from_pcs`); one without pops the CPU
+/// freelist.
 #[inline(always)]
 pub(super) fn alloc_inner<P: Platform>(
     m: &SlabLayer<P>,
@@ -282,12 +285,31 @@ pub(super) fn alloc_inner<P: Platform>(
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
-        let obj = c.freelist;
+        let sh = c.main;
+        let obj = if !sh.is_null() {
+            // SAFETY: `main` is a live sheaf of this cache owned by this CPU (sheaf.rs).
+            let n = unsafe { (*sh).size };
+            if n == 0 {
+                ptr::null_mut()
+            } else {
+                // SAFETY: as above; slot `n - 1` holds an object.
+                unsafe {
+                    (*sh).size = n - 1;
+                    c.alloc_pcs = c.alloc_pcs.wrapping_add(1);
+                    *SlabSheaf::objects(sh).add(n as usize - 1)
+                }
+            }
+        } else {
+            let obj = c.freelist;
+            if !obj.is_null() {
+                // SAFETY: `obj` is a CPU-owned free object.
+                c.freelist = unsafe { s.get_fp(obj) };
+                c.alloc_fast = c.alloc_fast.wrapping_add(1);
+            }
+            obj
+        };
+        drop(g);
         if !obj.is_null() {
-            // SAFETY: `obj` is a CPU-owned free object.
-            c.freelist = unsafe { s.get_fp(obj) };
-            c.alloc_fast += 1;
-            drop(g);
             if gfp.contains(GfpFlags::__GFP_ZERO) {
                 // SAFETY: a freshly allocated object of `object_size` bytes.
                 unsafe { ptr::write_bytes(obj, 0, s.object_size as usize) };
@@ -299,7 +321,8 @@ pub(super) fn alloc_inner<P: Platform>(
     alloc_slow_path(m, s, gfp, caller, orig)
 }
 
-/// Everything but a CPU freelist hit: debug caches, refills, new slabs, failure reports.
+/// Everything but a sheaf or CPU freelist hit: sheaf exchange and refill, debug caches,
+/// CPU slab refills, new slabs, failure reports.
 #[cold]
 #[inline(never)]
 fn alloc_slow_path<P: Platform>(
@@ -310,6 +333,29 @@ fn alloc_slow_path<P: Platform>(
     orig: usize,
 ) -> Option<NonNull<u8>> {
     m.slub_drain_deferred();
+    if s.has_sheaves() {
+        if let Some(o) = m.alloc_from_pcs_slow(s, gfp) {
+            if gfp.contains(GfpFlags::__GFP_ZERO) {
+                // SAFETY: a freshly allocated object of `object_size` bytes.
+                unsafe { ptr::write_bytes(o, 0, s.object_size as usize) };
+            }
+            // SAFETY: objects are never null.
+            return Some(unsafe { NonNull::new_unchecked(o) });
+        }
+    }
+    alloc_from_slab(m, s, gfp, caller, orig)
+}
+
+/// `__slab_alloc_node`: one object from the CPU slab (or the debug path), never from a
+/// sheaf. Sheaves themselves are allocated here, so that a kmalloc cache never recurses into
+/// its own sheaves.
+pub(super) fn alloc_from_slab<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+    orig: usize,
+) -> Option<NonNull<u8>> {
     let obj = if s.debug() {
         m.slab_alloc_debug(s, gfp, caller, orig, true)
     } else {
@@ -321,7 +367,7 @@ fn alloc_slow_path<P: Platform>(
         if !obj.is_null() {
             // SAFETY: `obj` is a CPU-owned free object.
             c.freelist = unsafe { s.get_fp(obj) };
-            c.alloc_fast += 1;
+            c.alloc_fast = c.alloc_fast.wrapping_add(1);
             Some(obj)
         } else {
             m.slab_alloc_slow(s, c, gfp, true)
@@ -484,7 +530,7 @@ pub(crate) fn alloc_bulk<P: Platform>(
         return 0;
     };
     let mut i = 0;
-    if !s.debug() {
+    if !s.debug() && !s.has_sheaves() {
         // Lock order: cpu_section (rank 3), &n->list_lock, &zone->lock under it; docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
@@ -494,7 +540,7 @@ pub(crate) fn alloc_bulk<P: Platform>(
             if !obj.is_null() {
                 // SAFETY: a CPU-owned free object.
                 c.freelist = unsafe { s.get_fp(obj) };
-                c.alloc_fast += 1;
+                c.alloc_fast = c.alloc_fast.wrapping_add(1);
                 out[i] = obj;
             } else {
                 match m.slab_alloc_slow(s, c, gfp, true) {

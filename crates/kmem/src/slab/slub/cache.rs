@@ -22,6 +22,7 @@ use crate::slab::common::{
 use crate::slab::SlabLayer;
 
 use super::alloc::alloc_inner;
+use super::barn::BarnLists;
 use super::debug::{list_slab_objects, validate_slab, TRACK_SIZE};
 use super::slab::{add_full, discard_empty_partials, remove_partial};
 use super::{
@@ -38,6 +39,8 @@ pub(crate) fn shrink<P: Platform>(
     let Some(s) = resolve(m, h, caller) else {
         return false;
     };
+    // pcs_flush_all + barn_shrink, then flush_all's CPU slab part.
+    m.sheaves_shrink(s);
     if !s.debug() {
         // Lock order: cpu_section (rank 3), &n->list_lock under it (flush_cpu); docs/LOCKING.md.
         let g = m.cpu_guard();
@@ -119,6 +122,8 @@ pub(crate) fn destroy<P: Platform>(
         return;
     }
     // __kmem_cache_shutdown: flush every CPU (the caller guarantees nobody uses the cache).
+    // SAFETY: the caller guarantees that nobody uses the cache.
+    unsafe { m.sheaves_destroy(s) };
     if !s.debug() {
         for cpu in 0..m.platform().possible_cpus() {
             // SAFETY: the cache is quiescent by the caller's guarantee, so no CPU section uses
@@ -192,7 +197,10 @@ pub(crate) fn destroy<P: Platform>(
 // ------------------------------------------------------------------ creation
 
 fn slab_unmergeable<L: lock_api::RawMutex>(s: &KmemCache<L>, nomerge: bool) -> bool {
+    // 6.18 `slab_unmergeable`: a cache with sheaves is not merged (kmalloc caches, whose
+    // sheaves are the default here, stay mergeable as in later mainline).
     nomerge
+        || (s.has_sheaves() && !s.flags.contains(SlabFlags::KMALLOC))
         || s.flags.intersects(SlabFlags::NEVER_MERGE)
         || s.ctor.is_some()
         || s.refcount.load(Ordering::Relaxed) < 0
@@ -353,6 +361,34 @@ fn set_cpu_partial(flags: SlabFlags, sz: u32, objects: u32) -> u32 {
     }
 }
 
+/// The sheaf capacity of a cache. No sheaves with debugging (both 6.18 and later). A cache
+/// that asks for a capacity (`kmem_cache_args.sheaf_capacity`) gets exactly that, as in
+/// 6.18; other caches have none, except the kmalloc caches, which get the default of
+/// `calculate_sheaf_capacity` from the later mainline series that gives every cache sheaves
+/// ("slab: add sheaves to most caches", Vlastimil Babka, after 6.18): about half of what
+/// `set_cpu_partial` keeps per CPU in objects (there are two sheaves per CPU), rounded up so
+/// that the sheaf fills its kmalloc bucket (60 → 512-byte sheaves, 26 → 28 in 256 bytes, 12
+/// in 128 bytes, 4 in 64 bytes).
+pub(super) fn calculate_sheaf_capacity(flags: SlabFlags, sz: u32, requested: u32) -> u32 {
+    if flags.intersects(SlabFlags::DEBUG_FLAGS) {
+        return 0;
+    }
+    if requested != 0 || !flags.contains(SlabFlags::KMALLOC) {
+        return requested;
+    }
+    let capacity: u32 = if sz as usize >= PAGE_SIZE {
+        4
+    } else if sz >= 1024 {
+        12
+    } else if sz >= 256 {
+        26
+    } else {
+        60
+    };
+    let bytes = crate::slab::common::kmalloc_size_roundup(super::barn::sheaf_bytes(capacity));
+    ((bytes - super::barn::SHEAF_HEADER) / PTR as usize) as u32
+}
+
 /// `set_min_partial(s, ilog2(s->size) / 2)`: empty slabs a node keeps on its partial list.
 fn set_min_partial(sz: u32) -> u32 {
     let min_partial = (31 - sz.leading_zeros()) / 2;
@@ -394,6 +430,7 @@ fn open_cache<P: Platform>(
     flags: SlabFlags,
     ctor: Option<fn(*mut u8)>,
     gen: u32,
+    sheaf_request: u32,
 ) -> Result<(), SlabError> {
     let st = m.slab();
     let mut flags = st.debug.cache_flags(flags, name);
@@ -425,6 +462,10 @@ fn open_cache<P: Platform>(
     let allocflags = cache_allocflags(flags);
     let cpu_partial_slabs = set_cpu_partial(flags, sz, objects);
     let min_partial = set_min_partial(sz);
+    let sheaf_capacity = calculate_sheaf_capacity(flags, sz, sheaf_request);
+    if super::barn::sheaf_bytes(sheaf_capacity) > crate::slab::common::KMALLOC_MAX_CACHE_SIZE {
+        return Err(SlabError::BadSize);
+    }
     let (cpu_slab, cpu_order) = alloc_kmem_cache_cpus(m)?;
 
     let mut name_buf = [0u8; CACHE_NAME_LEN];
@@ -444,6 +485,7 @@ fn open_cache<P: Platform>(
         min_order: get_order(sz as usize),
         min_partial,
         cpu_partial_slabs,
+        sheaf_capacity,
         div_shift: sz.trailing_zeros(),
         div_inv: mod_inverse((sz >> sz.trailing_zeros()) as u64),
         div_limit: u64::MAX / (sz >> sz.trailing_zeros()) as u64,
@@ -469,6 +511,7 @@ fn open_cache<P: Platform>(
             nr_slabs: AtomicUsize::new(0),
             total_objects: AtomicUsize::new(0),
         },
+        barn: crate::locking::Lock::new(&crate::locking::BARN_LOCK, BarnLists::new()),
         stats: core::array::from_fn(|_| AtomicU64::new(0)),
         alive: AtomicBool::new(true),
     };
@@ -479,6 +522,7 @@ fn open_cache<P: Platform>(
         if let Some(ld) = m.lockdep() {
             // The validator outlives every cache (it lives as long as the platform).
             (*p).node.list_lock.attach(ld);
+            (*p).barn.attach(ld);
         }
         // Lock order: &n->list_lock (rank 4), under slab_mutex; docs/LOCKING.md.
         let mut n = (*p).node.list_lock.lock();
@@ -557,6 +601,7 @@ pub(crate) fn kmem_cache_create<P: Platform>(
     align: usize,
     flags: SlabFlags,
     ctor: Option<fn(*mut u8)>,
+    sheaf_capacity: u32,
 ) -> Result<CacheHandle, SlabError> {
     if name.is_empty() || name.len() > CACHE_NAME_LEN || name.contains(char::is_whitespace) {
         return Err(SlabError::BadName);
@@ -574,14 +619,18 @@ pub(crate) fn kmem_cache_create<P: Platform>(
     let flags = flags.without(SlabFlags::OBJECT_POISON);
     // Lock order: slab_mutex (rank 1), cpu_section and below under it; docs/LOCKING.md.
     let mut list = m.slab().mutex.lock();
-    if let Some(s) = find_mergeable(m, size, align, flags, name, ctor, &mut list) {
+    let mergeable = sheaf_capacity == 0;
+    if let Some(s) = mergeable
+        .then(|| find_mergeable(m, size, align, flags, name, ctor, &mut list))
+        .flatten()
+    {
         // SAFETY: a live linked cache.
         let s = unsafe { &*s };
         s.refcount.fetch_add(1, Ordering::Relaxed);
         return Ok(handle_of(s));
     }
     let (p, gen) = alloc_cache_struct(m, &mut list).ok_or(SlabError::NoMemory)?;
-    if let Err(e) = open_cache(m, p, name, size, align, flags, ctor, gen) {
+    if let Err(e) = open_cache(m, p, name, size, align, flags, ctor, gen, sheaf_capacity) {
         // SAFETY: `p` is a cache structure we own; keep it for reuse.
         unsafe {
             ListHead::init(ptr::addr_of_mut!((*p).list));
@@ -611,7 +660,7 @@ fn create_kmalloc_cache<P: Platform>(
     // Lock order: slab_mutex (rank 1), cpu_section and below under it; docs/LOCKING.md.
     let mut list = m.slab().mutex.lock();
     let (p, gen) = alloc_cache_struct(m, &mut list).ok_or(SlabError::NoMemory)?;
-    open_cache(m, p, name.as_str(), size, align, flags, None, gen)?;
+    open_cache(m, p, name.as_str(), size, align, flags, None, gen, 0)?;
     // SAFETY: initialised above.
     unsafe { list::list_add(ptr::addr_of_mut!((*p).list), &mut list.caches) };
     list.count += 1;
@@ -652,6 +701,7 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
         SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC,
         None,
         1,
+        0,
     )?;
     // SAFETY: initialised just above.
     let tmp_ref = unsafe { &*tmp };

@@ -143,6 +143,9 @@ pub(crate) unsafe fn slub_cpu_dead<P: Platform>(ctx: *const (), cpu: usize) {
             // SAFETY: `cpu` is offline and unused (caller's contract), so its per-CPU data of
             // this cache is ours.
             let c = unsafe { s.cpu(cpu) };
+            // __pcs_flush_all_cpu first: the sheaves' objects go back through the dead
+            // CPU's slab data, which flush_cpu then returns to the node lists.
+            m.sheaves_cpu_dead(s, c);
             m.flush_cpu(s, c);
         }
     });

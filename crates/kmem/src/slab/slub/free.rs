@@ -16,23 +16,23 @@ use crate::slab::SlabLayer;
 use super::debug::TrackItem;
 use super::slab::{add_partial, remove_full, remove_partial};
 use super::{
-    resolve, Cache, Counters, KmemCacheCpu, Owner, Slab, Stat, ON_PARTIAL, SLUB_RED_ACTIVE,
-    SLUB_RED_INACTIVE,
+    resolve, Cache, Counters, KmemCacheCpu, Owner, Slab, SlabSheaf, Stat, ON_PARTIAL,
+    SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
 };
 
 /// A detached chain of objects of one slab being freed together: `head..tail`, `cnt` objects
 /// (`__slab_free`'s `head`, `tail`, `cnt`).
 #[derive(Clone, Copy)]
-struct FreeChain {
-    head: *mut u8,
-    tail: *mut u8,
-    cnt: u32,
+pub(super) struct FreeChain {
+    pub(super) head: *mut u8,
+    pub(super) tail: *mut u8,
+    pub(super) cnt: u32,
 }
 
 impl<P: Platform> SlabLayer<P> {
     /// `__slab_free`: frees a chain of objects into a slab that is not the current CPU's
     /// active slab.
-    fn slab_free_slow(
+    pub(super) fn slab_free_slow(
         &self,
         s: &Cache<P>,
         c: &mut KmemCacheCpu,
@@ -41,7 +41,7 @@ impl<P: Platform> SlabLayer<P> {
         caller: &'static Location<'static>,
     ) {
         let FreeChain { head, tail, cnt } = chain;
-        c.free_slow += 1;
+        s.stat(Stat::FreeSlowpath);
         let base = self.slab_base(slab);
         let mut lock = None;
         let (old, new) = loop {
@@ -190,7 +190,10 @@ impl<P: Platform> SlabLayer<P> {
     }
 }
 
-/// Frees `p` known to be in slab `page` of cache `s` (`slab_free`): the fast path inline.
+/// Frees `p` known to be in slab `page` of cache `s` (`slab_free`): the fast paths inline.
+/// A cache with sheaves pushes onto its CPU's main sheaf (`free_to_pcs`, with the naive
+/// double-free check against the sheaf's top as against the CPU freelist's head); one
+/// without pushes onto the CPU freelist when the object is of the CPU's active slab.
 #[inline(always)]
 pub(super) fn free_inner<P: Platform>(
     m: &SlabLayer<P>,
@@ -205,18 +208,32 @@ pub(super) fn free_inner<P: Platform>(
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
-        if c.slab == slab.raw() && p != c.freelist {
+        let sh = c.main;
+        if !sh.is_null() {
+            // SAFETY: `main` is a live sheaf of this cache owned by this CPU (sheaf.rs); the
+            // slots below `size` hold objects and `size < capacity` leaves room for one more.
+            unsafe {
+                let n = (*sh).size as usize;
+                let objs = SlabSheaf::objects(sh);
+                if n < (*sh).capacity as usize && (n == 0 || *objs.add(n - 1) != p) {
+                    *objs.add(n) = p;
+                    (*sh).size = n as u32 + 1;
+                    c.free_pcs = c.free_pcs.wrapping_add(1);
+                    return;
+                }
+            }
+        } else if c.slab == slab.raw() && p != c.freelist {
             // SAFETY: the object was allocated and is now given back to its CPU slab.
             unsafe { s.set_fp(p, c.freelist) };
             c.freelist = p;
-            c.free_fast += 1;
+            c.free_fast = c.free_fast.wrapping_add(1);
             return;
         }
     }
     free_slow_path(m, s, slab, p, caller)
 }
 
-/// Everything but a free into the CPU's active slab.
+/// Everything but a free onto the main sheaf or into the CPU's active slab.
 #[cold]
 #[inline(never)]
 fn free_slow_path<P: Platform>(
@@ -227,6 +244,24 @@ fn free_slow_path<P: Platform>(
     caller: &'static Location<'static>,
 ) {
     m.slub_drain_deferred();
+    if !s.debug()
+        && s.has_sheaves()
+        && m.is_object_start(s, slab, p)
+        && m.free_to_pcs_slow(s, slab, p, caller)
+    {
+        return;
+    }
+    free_to_slab(m, s, slab, p, caller)
+}
+
+/// `__slab_free` of one object (or the debug path), never onto a sheaf.
+pub(super) fn free_to_slab<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    slab: Slab,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
     if s.debug() {
         m.slab_free_debug(s, slab, p, caller);
         return;
@@ -248,7 +283,7 @@ fn free_slow_path<P: Platform>(
         // SAFETY: the object was allocated and is now given back to its CPU slab.
         unsafe { s.set_fp(p, c.freelist) };
         c.freelist = p;
-        c.free_fast += 1;
+        c.free_fast = c.free_fast.wrapping_add(1);
         return;
     }
     let chain = FreeChain {
@@ -403,7 +438,9 @@ pub(crate) fn free_bulk<P: Platform>(
     let Some(s) = resolve(m, h, caller) else {
         return;
     };
-    if s.debug() {
+    if s.debug() || s.has_sheaves() {
+        // Debug caches check each object; caches with sheaves put each on the main sheaf
+        // (`free_to_pcs_bulk` in Linux 6.18 does the same one sheaf at a time).
         for o in objs {
             kmem_cache_free(m, h, *o, caller);
         }
@@ -468,7 +505,7 @@ pub(crate) fn free_bulk<P: Platform>(
                 // SAFETY: the chain's objects are ours; splice it onto the CPU freelist.
                 unsafe { s.set_fp(tail, c.freelist) };
                 c.freelist = head;
-                c.free_fast += cnt as u64;
+                c.free_fast = c.free_fast.wrapping_add(cnt);
             } else {
                 m.slab_free_slow(s, c, slab, FreeChain { head, tail, cnt }, caller);
             }

@@ -68,10 +68,10 @@ pub(crate) fn cache_stats<P: Platform>(m: &SlabLayer<P>, h: CacheHandle) -> Opti
         // reference is created.
         unsafe {
             let c = s.cpu_slab.add(cpu);
-            st.alloc_fastpath += ptr::read_volatile(ptr::addr_of!((*c).alloc_fast));
-            st.free_fastpath += ptr::read_volatile(ptr::addr_of!((*c).free_fast));
-            st.alloc_slowpath += ptr::read_volatile(ptr::addr_of!((*c).alloc_slow));
-            st.free_slowpath += ptr::read_volatile(ptr::addr_of!((*c).free_slow));
+            st.alloc_fastpath += u64::from(ptr::read_volatile(ptr::addr_of!((*c).alloc_fast)));
+            st.free_fastpath += u64::from(ptr::read_volatile(ptr::addr_of!((*c).free_fast)));
+            st.alloc_pcs += u64::from(ptr::read_volatile(ptr::addr_of!((*c).alloc_pcs)));
+            st.free_pcs += u64::from(ptr::read_volatile(ptr::addr_of!((*c).free_pcs)));
         }
     }
     let g = |x: Stat| s.stats[x as usize].load(Ordering::Relaxed);
@@ -93,6 +93,23 @@ pub(crate) fn cache_stats<P: Platform>(m: &SlabLayer<P>, h: CacheHandle) -> Opti
     st.cpu_partial_free = g(Stat::CpuPartialFree);
     st.cpu_partial_node = g(Stat::CpuPartialNode);
     st.cpu_partial_drain = g(Stat::CpuPartialDrain);
+    st.alloc_slowpath = g(Stat::AllocSlowpath);
+    st.free_slowpath = g(Stat::FreeSlowpath);
+    st.free_rcu_sheaf = g(Stat::FreeRcuSheaf);
+    st.free_rcu_sheaf_fail = g(Stat::FreeRcuSheafFail);
+    st.sheaf_flush = g(Stat::SheafFlush);
+    st.sheaf_refill = g(Stat::SheafRefill);
+    st.sheaf_alloc = g(Stat::SheafAlloc);
+    st.sheaf_free = g(Stat::SheafFree);
+    st.barn_get = g(Stat::BarnGet);
+    st.barn_get_fail = g(Stat::BarnGetFail);
+    st.barn_put = g(Stat::BarnPut);
+    st.barn_put_fail = g(Stat::BarnPutFail);
+    st.sheaf_prefill_fast = g(Stat::SheafPrefillFast);
+    st.sheaf_prefill_slow = g(Stat::SheafPrefillSlow);
+    st.sheaf_prefill_oversize = g(Stat::SheafPrefillOversize);
+    st.sheaf_return_fast = g(Stat::SheafReturnFast);
+    st.sheaf_return_slow = g(Stat::SheafReturnSlow);
     Some(st)
 }
 

@@ -139,12 +139,14 @@ use crate::slab::common::{
 use crate::slab::SlabLayer;
 
 mod alloc;
+mod barn;
 mod cache;
 mod cpu;
 mod debug;
 mod free;
 mod info;
 mod nolock;
+mod sheaf;
 mod slab;
 
 pub(crate) use crate::slab::common::Owner;
@@ -153,6 +155,7 @@ pub(crate) use alloc::{
     alloc_bulk, kmalloc_small, krealloc_in_place, krealloc_orig_size, slab_alloc, slab_alloc_sized,
     slab_ksize,
 };
+use barn::{BarnLists, SlabSheaf};
 pub(crate) use cache::{destroy, kmem_cache_create, kmem_cache_init, shrink, validate};
 pub(crate) use cpu::slub_cpu_dead;
 use debug::TRACK_SIZE;
@@ -162,6 +165,11 @@ pub(crate) use info::{
 };
 pub(crate) use nolock::{kfree_nolock, kmalloc_nolock};
 pub use nolock::{NmiPoint, NolockState};
+pub(crate) use sheaf::{
+    kmem_cache_alloc_from_sheaf, kmem_cache_prefill_sheaf, kmem_cache_refill_sheaf,
+    kmem_cache_return_sheaf, sheaf_census,
+};
+pub use sheaf::{Sheaf, SheafCensus};
 
 const _: () = assert!(
     core::mem::size_of::<usize>() == 8,
@@ -229,27 +237,55 @@ enum Stat {
     CpuPartialFree,
     CpuPartialNode,
     CpuPartialDrain,
+    // Sheaves and barns (Linux 6.18 `enum stat_item`; the per-CPU `ALLOC_PCS`/`FREE_PCS`
+    // live in `KmemCacheCpu`).
+    AllocSlowpath,
+    FreeSlowpath,
+    FreeRcuSheaf,
+    FreeRcuSheafFail,
+    SheafFlush,
+    SheafRefill,
+    SheafAlloc,
+    SheafFree,
+    BarnGet,
+    BarnGetFail,
+    BarnPut,
+    BarnPutFail,
+    SheafPrefillFast,
+    SheafPrefillSlow,
+    SheafPrefillOversize,
+    SheafReturnFast,
+    SheafReturnSlow,
 }
-const NR_STATS: usize = 18;
+const NR_STATS: usize = 35;
 
 // ------------------------------------------------------------------ per-CPU and per-node data
 
-/// `struct kmem_cache_cpu`: one CPU's active slab and partial slabs. Used only inside a CPU
-/// section of its CPU. One cache line.
+/// `struct kmem_cache_cpu` and `struct slub_percpu_sheaves`: one CPU's active slab, partial
+/// slabs and sheaves. Used only inside a CPU section of its CPU. One cache line, which holds
+/// everything either fast path touches (the CPU freelist for caches without sheaves, the
+/// main sheaf for caches with them). The per-CPU counters are `u32` as Linux's per-CPU
+/// `stat[]` (they wrap; readers sum them as such); the slow paths count in the cache's
+/// shared statistics.
 #[repr(C, align(64))]
 pub(crate) struct KmemCacheCpu {
     /// Next free object of `slab` owned by this CPU.
     freelist: *mut u8,
     /// The active (frozen) slab, or null.
     slab: *mut Page,
+    /// `pcs->main`: the sheaf allocations pop from and frees push to; null for a cache
+    /// without sheaves and until the CPU first uses the cache.
+    main: *mut SlabSheaf,
     /// The CPU partial list (frozen slabs linked through `lru.next`).
     partial: *mut Page,
+    /// `pcs->spare`: a second sheaf (empty, full or in between), or null.
+    spare: *mut SlabSheaf,
     partial_slabs: u32,
-    _pad: u32,
-    alloc_fast: u64,
-    free_fast: u64,
-    alloc_slow: u64,
-    free_slow: u64,
+    /// `ALLOC_FASTPATH`, `FREE_FASTPATH`, `ALLOC_PCS`, `FREE_PCS`.
+    alloc_fast: u32,
+    free_fast: u32,
+    alloc_pcs: u32,
+    free_pcs: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<KmemCacheCpu>() == 64);
@@ -295,6 +331,8 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     min_partial: u32,
     /// Most slabs kept on a CPU partial list (0 for debug caches).
     cpu_partial_slabs: u32,
+    /// `s->sheaf_capacity`: objects a per-CPU sheaf holds; 0 for a cache without sheaves.
+    sheaf_capacity: u32,
     /// `size = odd << div_shift`; `div_inv * odd == 1 (mod 2^64)`: an offset is a multiple of
     /// `size` iff its low `div_shift` bits are clear and `(off >> div_shift) * div_inv` is at
     /// most `div_limit` (exact division test without a divide).
@@ -313,6 +351,8 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     /// Link in `slab_caches`, or in the free list of dead cache structures.
     list: ListHead,
     node: KmemCacheNode<L>,
+    /// `struct node_barn` of the one node (`barn->lock` and its lists).
+    barn: crate::locking::Lock<L, BarnLists>,
     stats: [AtomicU64; NR_STATS],
     alive: AtomicBool,
 }
@@ -337,6 +377,15 @@ impl<L: lock_api::RawMutex> KmemCache<L> {
     #[inline]
     fn stat(&self, s: Stat) {
         self.stats[s as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    #[inline]
+    fn stat_add(&self, s: Stat, n: u64) {
+        self.stats[s as usize].fetch_add(n, Ordering::Relaxed);
+    }
+    /// `cache_has_sheaves`.
+    #[inline]
+    fn has_sheaves(&self) -> bool {
+        self.sheaf_capacity != 0
     }
     /// The current CPU's `kmem_cache_cpu`.
     ///
@@ -663,7 +712,24 @@ impl crate::slab::common::SlabAllocator for Slub {
         flags: SlabFlags,
         ctor: Option<fn(*mut u8)>,
     ) -> Result<CacheHandle, SlabError> {
-        kmem_cache_create(m, name, size, align, flags, ctor)
+        kmem_cache_create(m, name, size, align, flags, ctor, 0)
+    }
+    fn create_args<P: Platform>(
+        m: &SlabLayer<P>,
+        name: &str,
+        size: usize,
+        args: &crate::slab::common::KmemCacheArgs,
+        flags: SlabFlags,
+    ) -> Result<CacheHandle, SlabError> {
+        kmem_cache_create(
+            m,
+            name,
+            size,
+            args.align,
+            flags,
+            args.ctor,
+            args.sheaf_capacity,
+        )
     }
     #[inline(always)]
     fn alloc<P: Platform>(
