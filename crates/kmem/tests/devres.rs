@@ -62,7 +62,8 @@ fn failed_probe_releases_what_it_took_in_reverse_order() {
     let before = settle(&m);
     ACTIONS.store(0, Ordering::SeqCst);
     let d = m.device_create("camera0", "platform").unwrap();
-    m.driver_register("camera", "platform", &FailsAtFourth)
+    let drv_h = m
+        .driver_register("camera", "platform", &FailsAtFourth)
         .unwrap();
     assert_eq!(
         devres_lines(&m),
@@ -85,6 +86,7 @@ fn failed_probe_releases_what_it_took_in_reverse_order() {
     assert!(!m.dev_driver(d, &mut drv).unwrap(), "left unbound");
     assert_eq!(m.devres_count(d), Ok(0));
     m.device_unregister(d).unwrap();
+    m.driver_unregister(drv_h).unwrap();
     assert_eq!(settle(&m), before, "nothing leaked");
 }
 
@@ -118,7 +120,7 @@ fn unbinding_releases_everything_and_rebinding_works() {
     let m = boot_with(Arch::X86_64, 256 << 20, 2, "devres.log=1", 7);
     let before = settle(&m);
     ACTIONS.store(0, Ordering::SeqCst);
-    m.driver_register("sensor", "platform", &TakesFive).unwrap();
+    let drv_h = m.driver_register("sensor", "platform", &TakesFive).unwrap();
     let d = m.device_create("sensor.1", "platform").unwrap();
     let mut drv = String::new();
     assert!(m.dev_driver(d, &mut drv).unwrap());
@@ -153,6 +155,12 @@ fn unbinding_releases_everything_and_rebinding_works() {
         m.device_release_driver(d),
         Err(Errno::ENODEV),
         "stale handle"
+    );
+    m.driver_unregister(drv_h).unwrap();
+    assert_eq!(
+        m.driver_unregister(drv_h),
+        Err(Errno::ENODEV),
+        "stale driver handle"
     );
     assert_eq!(settle(&m), before, "nothing leaked");
 }
@@ -279,7 +287,7 @@ fn devm_krealloc_and_kfree_keep_the_list_right() {
     let m = boot(Arch::X86_64, 256 << 20, 2);
     let before = settle(&m);
     let d = m.device_create("buf", "platform").unwrap();
-    m.driver_register("buf", "platform", &Nop).unwrap();
+    let drv_h = m.driver_register("buf", "platform", &Nop).unwrap();
     let p = m.devm_kmalloc(d, 24, GfpFlags::GFP_KERNEL).unwrap();
     // SAFETY: `p` has 24 bytes.
     unsafe { std::ptr::write_bytes(p.as_ptr(), 0x5a, 24) };
@@ -321,6 +329,7 @@ fn devm_krealloc_and_kfree_keep_the_list_right() {
         .devm_kcalloc(d, usize::MAX / 2, 4, GfpFlags::GFP_KERNEL)
         .is_none());
     m.device_unregister(d).unwrap();
+    m.driver_unregister(drv_h).unwrap();
     assert_eq!(settle(&m), before, "nothing leaked");
 }
 
