@@ -48,6 +48,8 @@ pub mod slab;
 pub mod highmem;
 pub mod vmalloc;
 
+pub mod vma;
+
 pub mod proc;
 
 pub mod machine;
