@@ -50,6 +50,10 @@ pub mod vmalloc;
 
 pub mod vma;
 
+pub mod rmap;
+
+pub mod memory;
+
 pub mod proc;
 
 pub mod machine;

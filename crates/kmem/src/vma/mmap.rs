@@ -488,7 +488,7 @@ impl MmStruct {
                 return Err(Errno::EACCES);
             }
             let vend = v.vm_end.min(end);
-            self.mprotect_fixup(ops, tmp, vend, newflags)?;
+            self.vma_modify_flags(ops, tmp, vend, newflags)?;
             tmp = vend;
             if tmp < end && self.vma_lookup(tmp).is_none() {
                 return Err(Errno::ENOMEM);
@@ -499,8 +499,13 @@ impl MmStruct {
         Ok(())
     }
 
-    /// `mprotect_fixup`: gives `[start, end)` (inside one VMA) the flags `newflags`.
-    fn mprotect_fixup(
+    /// `mprotect_fixup` / `madvise_update_vma` (`vma_modify_flags`): gives `[start, end)`
+    /// (inside one VMA) the flags `newflags`, splitting it at the edges and merging the
+    /// result with its neighbours; PTEs follow when the access flags change.
+    ///
+    /// # Errors
+    /// `ENOMEM` (a split failed).
+    pub(crate) fn vma_modify_flags(
         &mut self,
         ops: &dyn PteOps,
         start: u64,
@@ -529,10 +534,12 @@ impl MmStruct {
         let pages = (end - start) / PAGE;
         self.vm_stat_account(oldflags, -(pages as i64));
         self.vm_stat_account(newflags, pages as i64);
-        let p = self.vma_ptr(start).ok_or(Errno::ENOMEM)?;
-        // SAFETY: as in `remove_range`: `PteOps` does not change the tree.
-        let vr = unsafe { &*p.as_ptr() };
-        ops.change_protection(self, vr, start, end);
+        if (oldflags.0 ^ newflags.0) & VmFlags::VM_ACCESS_FLAGS.0 != 0 {
+            let p = self.vma_ptr(start).ok_or(Errno::ENOMEM)?;
+            // SAFETY: as in `remove_range`: `PteOps` does not change the tree.
+            let vr = unsafe { &*p.as_ptr() };
+            ops.change_protection(self, vr, start, end);
+        }
         self.merge_around(start);
         Ok(())
     }
