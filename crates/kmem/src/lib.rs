@@ -54,6 +54,10 @@ pub mod rmap;
 
 pub mod memory;
 
+pub mod task;
+
+pub mod uaccess;
+
 pub mod proc;
 
 pub mod machine;

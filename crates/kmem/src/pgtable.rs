@@ -901,7 +901,11 @@ impl PageTable {
             // Every PTE of this table inside the range.
             let table_span = 1u64 << fmt.shift(last - 1);
             let table_end = (va & !(table_span - 1)).wrapping_add(table_span);
-            let stop = if table_end <= va { end } else { table_end.min(end) };
+            let stop = if table_end <= va {
+                end
+            } else {
+                table_end.min(end)
+            };
             while va < stop {
                 let idx = fmt.index(va, last);
                 let e = self.read(mem, table, idx);
@@ -944,6 +948,37 @@ impl PageTable {
             }
         }
         mem.free_table(self.root);
+    }
+
+    /// How many table pages map addresses under `limit`, the root included.
+    pub fn table_pages_below(&self, mem: &impl PtMemory, limit: u64) -> usize {
+        let mut n = 1;
+        if self.fmt.levels() > 1 {
+            let span = 1u64 << self.fmt.shift(0);
+            for idx in 0..self.fmt.entries() {
+                if (idx as u64).saturating_mul(span) >= limit {
+                    break;
+                }
+                let e = self.read(mem, self.root, idx);
+                if e & PteFlags::PRESENT.0 != 0 && !self.is_huge_entry(0, e) {
+                    n += self.count_level(mem, PhysAddr::new(e & self.fmt.addr_mask()), 1);
+                }
+            }
+        }
+        n
+    }
+
+    fn count_level(&self, mem: &impl PtMemory, table: PhysAddr, level: usize) -> usize {
+        let mut n = 1;
+        if level + 1 < self.fmt.levels() {
+            for idx in 0..self.fmt.entries() {
+                let e = self.read(mem, table, idx);
+                if e & PteFlags::PRESENT.0 != 0 && !self.is_huge_entry(level, e) {
+                    n += self.count_level(mem, PhysAddr::new(e & self.fmt.addr_mask()), level + 1);
+                }
+            }
+        }
+        n
     }
 
     /// Frees every table below the root and the root itself.

@@ -42,7 +42,7 @@ pub use madvise::*;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::addr::{Order, PAGE_SIZE};
+use crate::addr::Order;
 use crate::arch::Arch;
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
@@ -151,6 +151,13 @@ impl<P: Platform> MemoryLayer<P> {
         pa | f
     }
 
+    /// `mm_pgtables_bytes`: the bytes of `mm`'s page-table pages.
+    pub fn pgtables_bytes(&self, mm: &MmStruct) -> u64 {
+        mm.pgd.as_ref().map_or(0, |pt| {
+            pt.table_pages_below(self.pt_mem(), mm.task_size) as u64 * PAGE
+        })
+    }
+
     /// `mm_alloc` + `mm_init` + `pgd_alloc`: a new empty address space in a kmalloc block
     /// (it must not move: its VMAs point at it).
     ///
@@ -162,7 +169,6 @@ impl<P: Platform> MemoryLayer<P> {
         let pt = PageTable::new(self.pt_mem(), self.arch()).map_err(|_| Errno::ENOMEM)?;
         let mut mm = MmStruct::new(ka, self.arch());
         mm.pgd = Some(pt);
-        mm.pgtables_bytes = PAGE_SIZE as u64;
         // `new_box` drops the value when it fails, so take the table out first.
         let pgd = mm.pgd.take();
         match ka.new_box(mm) {
@@ -222,7 +228,6 @@ impl<P: Platform> MemoryLayer<P> {
         if let Some(pt) = mm.pgd.take() {
             pt.destroy_below(self.pt_mem(), top);
         }
-        mm.pgtables_bytes = 0;
     }
 
     /// `mmap` on an address space: [`MmStruct::do_mmap`], then `MAP_POPULATE` faults every
@@ -312,7 +317,8 @@ impl<P: Platform> PteOps for MemoryLayer<P> {
             }
             let keep = pte & (PteFlags::ACCESSED.0 | PteFlags::DIRTY.0);
             // Private memory stays write-protected: the next write fault reuses or copies.
-            (self.mk_pte(pte & fmt.addr_mask(), flags, shared_write) & !(PteFlags::ACCESSED.0 | PteFlags::DIRTY.0))
+            (self.mk_pte(pte & fmt.addr_mask(), flags, shared_write)
+                & !(PteFlags::ACCESSED.0 | PteFlags::DIRTY.0))
                 | keep
         });
         let _ = flush.defer();
