@@ -218,7 +218,7 @@ impl<P: Platform> MemoryLayer<P> {
         self.exit_mmap(m);
         let ka = m.kalloc();
         // SAFETY: as above; it is not used again.
-        drop(unsafe { ka.take_box(mm) });
+        unsafe { ka.free_box(mm) };
     }
 
     /// `exit_mmap`: every VMA zapped and removed, then the page table freed.

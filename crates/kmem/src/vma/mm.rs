@@ -295,7 +295,7 @@ impl MmStruct {
             .is_err()
         {
             // SAFETY: just allocated, never published.
-            drop(unsafe { self.ka.take_box(p) });
+            unsafe { self.ka.free_box(p) };
             return Err(Errno::ENOMEM);
         }
         self.map_count += 1;
