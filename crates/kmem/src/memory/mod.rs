@@ -36,6 +36,7 @@
 mod fault;
 mod fork;
 mod madvise;
+pub mod shmem;
 
 pub use fault::{FaultFlags, VmFault};
 pub use madvise::*;
@@ -56,21 +57,24 @@ use crate::vma::{
 };
 
 /// The memory layer's own state.
-pub struct MemState {
+pub struct MemState<L: lock_api::RawMutex> {
     /// PFN + 1 of the zero page, 0 before the first address space.
     zero_pfn: AtomicUsize,
+    /// Shmem objects.
+    pub(crate) shmem: shmem::ShmemState<L>,
 }
 
-impl MemState {
+impl<L: lock_api::RawMutex> MemState<L> {
     /// Empty state.
     pub const fn new() -> Self {
         Self {
             zero_pfn: AtomicUsize::new(0),
+            shmem: shmem::ShmemState::new(),
         }
     }
 }
 
-impl Default for MemState {
+impl<L: lock_api::RawMutex> Default for MemState<L> {
     fn default() -> Self {
         Self::new()
     }
@@ -80,7 +84,7 @@ impl Default for MemState {
 /// [`KmapLayer`] below it.
 pub struct MemoryLayer<P: Platform> {
     pub(crate) km: KmapLayer<P>,
-    pub(crate) mem: MemState,
+    pub(crate) mem: MemState<P::RawLock>,
 }
 
 impl<P: Platform> core::ops::Deref for MemoryLayer<P> {
@@ -246,7 +250,30 @@ impl<P: Platform> MemoryLayer<P> {
         backing: VmBacking,
         pgoff: u64,
     ) -> Result<u64, Errno> {
-        let a = mm.do_mmap(self, addr, len, prot, flags, backing, pgoff)?;
+        let mut backing = backing;
+        let mut pgoff = pgoff;
+        let mut made = None;
+        if backing == VmBacking::Anon && flags & crate::vma::MAP_TYPE != crate::vma::MAP_PRIVATE {
+            // shmem_zero_setup: shared anonymous memory is a shmem object of its own.
+            if len == 0 || flags & crate::vma::MAP_TYPE > crate::vma::MAP_SHARED_VALIDATE {
+                return Err(Errno::EINVAL);
+            }
+            let size = crate::vma::page_align(len).ok_or(Errno::ENOMEM)?;
+            let ino = self.shmem_create(shmem::ShmKind::DevZero, "dev/zero", size)?;
+            backing = VmBacking::Shmem(ino);
+            pgoff = 0;
+            made = Some(ino);
+        }
+        let a = match mm.do_mmap(self, addr, len, prot, flags, backing, pgoff) {
+            Ok(a) => a,
+            Err(e) => {
+                if made.is_some() {
+                    // Nothing maps or names it: drop it at once.
+                    self.shmem_collect(|_| false);
+                }
+                return Err(e);
+            }
+        };
         if flags & MAP_POPULATE != 0 {
             let write = prot & crate::vma::PROT_WRITE != 0;
             let end = a + crate::vma::page_align(len).unwrap_or(0);
