@@ -1180,6 +1180,45 @@ mod tests {
     const VA: u64 = 0xffff_c900_0000_0000;
 
     #[test]
+    fn user_pte_set_get_update_and_destroy_below() {
+        for arch in [Arch::X86_64, Arch::I386] {
+            let mem = VecMem::new();
+            let mut pt = PageTable::new(&mem, arch).unwrap();
+            let ua = 0x1000_0000u64;
+            assert_eq!(pt.pte_get(&mem, ua), 0, "no table yet");
+            // Clearing where no table exists allocates nothing.
+            assert_eq!(pt.pte_set(&mem, ua, 0), Ok(0));
+            assert_eq!(mem.live(), 1);
+            let pte = 0x5000 | PteFlags::PRESENT.0 | PteFlags::USER.0 | PteFlags::RW.0;
+            assert_eq!(pt.pte_set(&mem, ua, pte), Ok(0));
+            // Non-leaf entries of a user table are user-reachable (_PAGE_TABLE).
+            let w = pt.walk(&mem, ua);
+            assert!(w.steps()[..w.steps().len() - 1]
+                .iter()
+                .all(|s| s.entry & 0xfff == PteFlags::PAGE_TABLE.0));
+            assert_eq!(pt.pte_get(&mem, ua), pte);
+            // A non-present, non-zero entry (a swap entry) is kept and visited.
+            assert_eq!(pt.pte_set(&mem, ua + 0x2000, 0xabc00), Ok(0));
+            let mut seen = std::vec::Vec::new();
+            let f = pt.pte_update_range(&mem, ua, ua + 0x4000, |va, e| {
+                seen.push((va, e));
+                e & !PteFlags::RW.0
+            });
+            assert_eq!(seen, [(ua, pte), (ua + 0x2000, 0xabc00)]);
+            assert_eq!(
+                f,
+                TlbFlush::range(ua, ua + 0x1000),
+                "only present entries owe a flush"
+            );
+            assert_eq!(pt.pte_get(&mem, ua), pte & !PteFlags::RW.0);
+            let tables = pt.table_pages_below(&mem, 0xc000_0000);
+            assert_eq!(tables, if arch == Arch::X86_64 { 4 } else { 2 });
+            pt.destroy_below(&mem, 0xc000_0000);
+            assert_eq!(mem.live(), 0, "every table freed");
+        }
+    }
+
+    #[test]
     fn map_walk_unmap_x86_64() {
         let mem = VecMem::new();
         let mut pt = PageTable::new(&mem, Arch::X86_64).unwrap();

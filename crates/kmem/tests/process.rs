@@ -407,3 +407,91 @@ fn two_tasks_share_sysv_shm_and_shared_anon() {
     }
     assert_eq!(settle(&m), free0, "no page leaked");
 }
+
+#[test]
+fn filling_memory_without_swap_kills_the_task_and_memory_comes_back() {
+    let m = boot(Arch::X86_64, 64 << 20, 2);
+    let free0 = baseline(&m);
+    let p = m.spawn("hog").unwrap();
+    let len = 128u64 << 20;
+    let a = m.mmap(p, 0, len, RW, PA, -1, 0).unwrap();
+    m.platform().take_captured();
+    let r = m.umemset(p, a, 0x5a, len);
+    assert_eq!(r, Err(UaccessError::OutOfMemory));
+    let log = m.platform().take_captured();
+    assert!(
+        log.contains(&format!("Killed process {p} (hog) total-vm:")),
+        "{log}"
+    );
+    assert_eq!(m.vm_event(VmEvent::OomKill), 1);
+    assert!(m.with_task(p, |_| ()).is_err(), "the task is gone");
+    assert_eq!(settle(&m), free0, "the memory came back");
+    // The machine goes on.
+    let q = m.spawn("after").unwrap();
+    let b = m.mmap(q, 0, 4096, RW, PA, -1, 0).unwrap();
+    m.upoke(q, b, 8, 1).unwrap();
+    m.exit(q).unwrap();
+}
+
+#[test]
+fn smaps_status_and_rollup_formats() {
+    let m = boot(Arch::X86_64, 256 << 20, 2);
+    let p = m.spawn("fmt").unwrap();
+    let a = m
+        .mmap(p, 0x1000_0000, 2 << 12, RW, PA | MAP_FIXED, -1, 0)
+        .unwrap();
+    m.upoke(p, a, 1, 1).unwrap();
+    let c = m.fork(p).unwrap();
+    let s = proc(&m, &format!("/proc/{p}/smaps"));
+    let first: Vec<&str> = s.lines().take(9).collect();
+    assert_eq!(
+        first,
+        [
+            "10000000-10002000 rw-p 00000000 00:00 0 ",
+            "Size:                  8 kB",
+            "KernelPageSize:        4 kB",
+            "MMUPageSize:           4 kB",
+            "Rss:                   4 kB",
+            "Pss:                   2 kB",
+            "Pss_Dirty:             2 kB",
+            "Shared_Clean:          0 kB",
+            "Shared_Dirty:          4 kB",
+        ]
+    );
+    assert!(s.contains("Private_Hugetlb:       0 kB\n"), "{s}");
+    assert!(s.contains("VmFlags: rd wr mr mw me ac sd \n"), "{s}");
+    assert!(
+        s.contains("VmFlags: rd wr mr mw me gd ac sd \n"),
+        "the stack: {s}"
+    );
+    let r = proc(&m, &format!("/proc/{c}/smaps_rollup"));
+    assert!(
+        r.starts_with(&format!(
+            "10000000-7ffffffff000 ---p 00000000 00:00 0{}[rollup]\nRss:                   4 kB\nPss:                   2 kB\n",
+            " ".repeat(30)
+        )),
+        "{r}"
+    );
+    let st = proc(&m, &format!("/proc/{c}/status"));
+    assert!(
+        st.starts_with(&format!(
+            "Name:\tfmt\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t{c}\n"
+        )),
+        "{st}"
+    );
+    assert!(st.contains(&format!("PPid:\t{p}\n")), "{st}");
+    assert!(st.contains("VmSize:\t     140 kB\n"), "{st}");
+    assert!(st.contains("VmStk:\t     132 kB\n"), "{st}");
+    assert!(st.contains("VmData:\t       8 kB\n"), "{st}");
+    assert!(st.contains("RssAnon:\t       4 kB\n"), "{st}");
+    assert_eq!(proc(&m, &format!("/proc/{p}/oom_score_adj")), "0\n");
+    m.proc_write(&format!("/proc/{p}/oom_score_adj"), "500")
+        .unwrap();
+    assert_eq!(proc(&m, &format!("/proc/{p}/oom_score_adj")), "500\n");
+    assert!(m
+        .proc_write(&format!("/proc/{p}/oom_score_adj"), "1001")
+        .is_err());
+    assert!(m.proc_read("/proc/999/maps", &mut String::new()).is_err());
+    let vm = proc(&m, "/proc/vmstat");
+    assert!(vm.contains("\npgfault "), "{vm}");
+}

@@ -446,3 +446,37 @@ impl MmStruct {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_linuxs_with_randomization_off() {
+        // arch/x86/mm/mmap.c mmap_base: TASK_SIZE - 128 MiB (the gap's minimum).
+        assert_eq!(
+            user_layout(Arch::X86_64),
+            (0x7fff_ffff_f000, 0x7fff_f7ff_f000)
+        );
+        assert_eq!(user_layout(Arch::I386), (0xc000_0000, 0xb800_0000));
+        assert_eq!(
+            elf_et_dyn_base(Arch::X86_64, 0x7fff_ffff_f000),
+            0x5555_5555_5000
+        );
+        assert_eq!(elf_et_dyn_base(Arch::I386, 0xc000_0000), 0x8000_0000);
+    }
+
+    #[test]
+    fn flags_from_prot_and_map() {
+        assert_eq!(VmFlags::from_prot(PROT_READ | PROT_WRITE), VmFlags(0x3));
+        assert_eq!(VmFlags::from_prot(0x10 | PROT_EXEC), VmFlags::VM_EXEC);
+        assert_eq!(
+            VmFlags::from_map_flags(MAP_GROWSDOWN | MAP_LOCKED | MAP_POPULATE),
+            VmFlags::VM_GROWSDOWN | VmFlags::VM_LOCKED
+        );
+        assert_eq!(page_align(1), Some(PAGE));
+        assert_eq!(page_align(u64::MAX), None);
+        // VM_STACK_FLAGS on x86_64: what a fresh [stack] shows in smaps (rd wr mr mw me gd ac).
+        assert_eq!(VmFlags::VM_STACK_FLAGS.0, 0x100173);
+    }
+}
