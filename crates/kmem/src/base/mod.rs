@@ -61,9 +61,9 @@ use kds::list::{self, ListHead};
 
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
-use crate::highmem::KmapLayer;
 use crate::locking::{Lock, DEVICE_MODEL_LOCK, DEVRES_LOCK};
 use crate::platform::{LogLevel, Platform};
+use crate::task::TaskLayer;
 
 /// What a driver does when it is bound and unbound (`probe` and `remove` of `struct
 /// device_driver`).
@@ -186,17 +186,17 @@ impl<P: Platform> DevState<P> {
     }
 }
 
-/// The driver core over the memory layers: `Deref`s to [`KmapLayer`].
+/// The driver core over the memory layers: `Deref`s to [`TaskLayer`].
 pub struct DevLayer<P: Platform> {
-    pub(crate) km: KmapLayer<P>,
+    pub(crate) task: TaskLayer<P>,
     pub(crate) dev: DevState<P>,
 }
 
 impl<P: Platform> core::ops::Deref for DevLayer<P> {
-    type Target = KmapLayer<P>;
+    type Target = TaskLayer<P>;
     #[inline]
-    fn deref(&self) -> &KmapLayer<P> {
-        &self.km
+    fn deref(&self) -> &TaskLayer<P> {
+        &self.task
     }
 }
 

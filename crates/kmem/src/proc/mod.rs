@@ -7,6 +7,7 @@
 
 pub mod meminfo;
 pub mod pageowner;
+pub mod pid;
 pub mod vmstat;
 
 use core::fmt::{self, Write};
@@ -71,11 +72,12 @@ pub const PROC_FILES: &[&str] = &[
 
 impl<P: Platform> DevLayer<P> {
     /// Reads a file: the driver core's sysfs and debugfs files ([`DevLayer::dev_sysfs_read`]),
-    /// then everything [`VmLayer::proc_read`] shows.
+    /// then everything the task layer's `proc_read` shows (`/proc/PID/…`, then the memory
+    /// layers' files).
     pub fn proc_read(&self, path: &str, out: &mut dyn Write) -> Result<(), ProcError> {
         match self.dev_sysfs_read(path, out) {
             Some(r) => r.map_err(ProcError::from),
-            None => self.vm.proc_read(path, out),
+            None => self.task.proc_read(path, out),
         }
     }
 }
