@@ -987,10 +987,10 @@ fn help_all(s: &mut String) {
          slab flags (SLAB_HWCACHE_ALIGN), variables (p = alloc_pages(GFP_KERNEL, 3); p += 1; i++),\n\
          C operators || && | ^ & == != < <= > >= << >> + - * / % ~ !, casts (void *) and\n\
          (unsigned long). Pointers are addresses in the machine's own layout. Control flow:\n\
-         if (c) { } else if (c) { } else { }, while (c) { }, for (i = 0; i < n; i++) { }, break,\n\
-         continue; blocks may span lines, and statements inside them print nothing. Command\n\
-         words expand $NAME (cat /proc/$p/maps). `# comment`; `;` separates statements.\n\
-         help NAME for one."
+         if (c) {{ }} else if (c) {{ }} else {{ }}, while (c) {{ }}, for (i = 0; i < n; i++) {{ }},\n\
+         break, continue; blocks may span lines, and statements inside them print nothing.\n\
+         Command words expand $NAME (cat /proc/$p/maps). `# comment`; `;` separates\n\
+         statements. help NAME for one."
     );
 }
 
