@@ -647,7 +647,7 @@ impl Shell {
                     .iter()
                     .chain(core::iter::repeat(&builtins::Param::Many));
                 for (i, (a, p)) in args.iter().zip(kinds).enumerate() {
-                    let v = self.eval(a, out)?;
+                    let v = self.eval(a, out)?.plain();
                     if let Err(m) = builtins::check_param(*p, &v) {
                         return fail(format!("{name}: argument {}: {m}", i + 1), a.span());
                     }
@@ -665,7 +665,7 @@ impl Shell {
                 }
             }
             Expr::Unary(UnOp::LogNot, inner, span) => {
-                let v = self.eval(inner, out)?;
+                let v = self.eval(inner, out)?.plain();
                 match truth(&v, "!") {
                     Ok(t) => Ok(Value::Int(u64::from(!t))),
                     Err(m) => fail(m, *span),
@@ -683,7 +683,7 @@ impl Shell {
                 Ok(Value::Int(u64::from(b)))
             }
             Expr::Unary(op, inner, span) => {
-                let v = self.eval(inner, out)?;
+                let v = self.eval(inner, out)?.plain();
                 match (op, v) {
                     (UnOp::Neg, Value::Int(x)) => Ok(Value::Int(x.wrapping_neg())),
                     (UnOp::Not, Value::Int(x)) => Ok(Value::Int(!x)),
@@ -714,7 +714,7 @@ impl Shell {
                 })
             }
             Expr::Cast(to, inner, span) => {
-                let v = self.eval(inner, out)?;
+                let v = self.eval(inner, out)?.plain();
                 match (to, v) {
                     (CastTo::VoidPtr, Value::Int(x) | Value::Ptr(x, _)) => {
                         Ok(Value::Ptr(x, PtrKind::Void))
@@ -737,6 +737,9 @@ impl Shell {
                 Err(_) => fail(format!("unknown GFP flag '{n}'"), span),
             };
         }
+        if let Some(v) = builtins::consts::lookup(n) {
+            return Ok(Value::Int(v));
+        }
         if let Some(v) = self.vars.get(n) {
             return Ok(v.clone());
         }
@@ -755,7 +758,11 @@ impl Shell {
 
 /// Refuses assignments to names that are not variables.
 fn check_assignable(name: &str, span: Span) -> Result<(), Stop> {
-    if name == "NULL" || is_gfp_name(name) || name.starts_with("SLAB_") {
+    if name == "NULL"
+        || is_gfp_name(name)
+        || name.starts_with("SLAB_")
+        || builtins::consts::lookup(name).is_some()
+    {
         return fail(format!("cannot assign to '{name}'"), span);
     }
     Ok(())
@@ -774,6 +781,7 @@ fn stop_at(msg: impl Into<String>, span: Span) -> Stop {
 pub fn truth(v: &Value, op: &str) -> Result<bool, String> {
     match v {
         Value::Int(x) | Value::Ptr(x, _) => Ok(*x != 0),
+        Value::Errno(e) => Ok(*e != 0),
         Value::Gfp(g) => Ok(g.bits() != 0),
         Value::Void => Err("void value not ignored as it ought to be".into()),
         Value::Str(_) => Err(format!(
@@ -826,6 +834,7 @@ fn is_gfp_name(n: &str) -> bool {
 /// C's binary operators on shell values (see the README for the rules).
 fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
     use BinOp::*;
+    let (a, b) = (a.plain(), b.plain());
     let bad = |a: &Value, b: &Value| {
         Err(format!(
             "invalid operands to binary {} (have '{}' and '{}')",

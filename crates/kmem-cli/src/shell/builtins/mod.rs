@@ -23,6 +23,7 @@ use kmem::{GfpFlags, VirtAddr};
 use super::value::{PtrKind, Value};
 use crate::kernel::{Kernel, Oopsed};
 
+pub mod consts;
 pub mod memory;
 pub mod page;
 pub mod slab;
@@ -98,6 +99,7 @@ impl Args {
         match &self.0[i] {
             Value::Int(v) | Value::Ptr(v, _) => *v,
             Value::Gfp(g) => u64::from(g.bits()),
+            Value::Errno(e) => i64::from(*e).wrapping_neg() as u64,
             Value::Void | Value::Str(_) => 0,
         }
     }
