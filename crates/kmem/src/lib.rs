@@ -48,6 +48,16 @@ pub mod slab;
 pub mod highmem;
 pub mod vmalloc;
 
+pub mod vma;
+
+pub mod rmap;
+
+pub mod memory;
+
+pub mod task;
+
+pub mod uaccess;
+
 pub mod proc;
 
 pub mod machine;
