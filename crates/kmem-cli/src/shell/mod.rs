@@ -623,18 +623,29 @@ impl Shell {
                     return fail(format!("unknown function '{name}' (try help)"), *name_span);
                 };
                 let variadic = b.params.last() == Some(&builtins::Param::Many);
+                let required = b
+                    .params
+                    .iter()
+                    .filter(|p| **p != builtins::Param::OptAddr)
+                    .count();
                 let arity_ok = if variadic {
                     args.len() >= b.params.len()
                 } else {
-                    args.len() == b.params.len()
+                    (required..=b.params.len()).contains(&args.len())
                 };
                 if !arity_ok {
+                    let n = b.params.len();
+                    let count = if variadic {
+                        format!("at least {n}")
+                    } else if required < n {
+                        format!("{required} to {n}")
+                    } else {
+                        n.to_string()
+                    };
                     return fail(
                         format!(
-                            "{name} takes {}{} argument{}, got {}: {}",
-                            if variadic { "at least " } else { "" },
-                            b.params.len(),
-                            if b.params.len() == 1 { "" } else { "s" },
+                            "{name} takes {count} argument{}, got {}: {}",
+                            if n == 1 { "" } else { "s" },
                             args.len(),
                             b.proto
                         ),
@@ -1211,5 +1222,7 @@ mod block_tests;
 mod flow_tests;
 #[cfg(test)]
 mod map_tests;
+#[cfg(test)]
+mod process_tests;
 #[cfg(test)]
 mod tests;

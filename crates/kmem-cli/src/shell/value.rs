@@ -49,7 +49,6 @@ pub enum Value {
     Str(String),
     /// A failed system call's `-errno`: prints as Linux's `%pe` prints an error pointer
     /// (`-ENOMEM`); in arithmetic and comparisons it is the integer `-errno`.
-    #[allow(dead_code)] // Until the process functions (issue 15) return it.
     Errno(i32),
 }
 

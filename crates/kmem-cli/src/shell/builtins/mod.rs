@@ -26,6 +26,7 @@ use crate::kernel::{Kernel, Oopsed};
 pub mod consts;
 pub mod memory;
 pub mod page;
+pub mod process;
 pub mod slab;
 pub mod vmalloc;
 
@@ -42,6 +43,8 @@ pub enum Param {
     Str,
     /// One or more addresses: this and every further argument (a variadic function).
     Many,
+    /// An address that may be left out (last parameters only).
+    OptAddr,
 }
 
 impl Param {
@@ -51,7 +54,7 @@ impl Param {
             Param::Uint => "an integer",
             Param::Addr => "a pointer or an address",
             Param::Str => "a string",
-            Param::Many => "a pointer or an address",
+            Param::Many | Param::OptAddr => "a pointer or an address",
         }
     }
 }
@@ -132,7 +135,7 @@ pub fn check_param(p: Param, v: &Value) -> Result<(), String> {
             _ => false,
         },
         Param::Uint => matches!(v, Value::Int(_)),
-        Param::Addr | Param::Many => matches!(v, Value::Int(_) | Value::Ptr(..)),
+        Param::Addr | Param::Many | Param::OptAddr => matches!(v, Value::Int(_) | Value::Ptr(..)),
         Param::Str => matches!(v, Value::Str(_)),
     };
     if ok {
@@ -169,6 +172,10 @@ pub static TABLES: &[(&str, &[Builtin])] = &[
     (
         "Memory access (faults are reported as oopses)",
         memory::MEMORY_BUILTINS,
+    ),
+    (
+        "Processes and their memory (pids; failed calls return -errno)",
+        process::PROCESS_BUILTINS,
     ),
 ];
 
