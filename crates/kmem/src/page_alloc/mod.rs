@@ -876,7 +876,7 @@ impl<P: Platform> PageAllocator<P> {
                 page.add(i).set_compound_head_raw(0);
             }
         }
-        page.set_flags(page.flags() & !(pg::ORDER_MASK | pg::HEAD));
+        page.set_flags(page.flags() & !(pg::ORDER_MASK | pg::HEAD | pg::CLEAR_AT_FREE));
         page.set_mapping(0);
         page.set_index(0);
         let pfn = self.page_to_pfn(page);
