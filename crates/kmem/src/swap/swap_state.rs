@@ -249,6 +249,20 @@ impl<P: Platform> SwapState<P> {
         self.read_swap_cache_async(l, e, gfp, new_page)
     }
 
+    /// `free_swap_cache`: the caller is dropping the last mapping of `page` (zap, exit); if
+    /// the page is in the swap cache and no swap PTE names its slot any more, it leaves the
+    /// cache and the slot is freed (`folio_free_swap`). The caller still holds its reference.
+    pub fn free_swap_cache(&self, l: &VmLayer<P>, page: PagePtr) {
+        if !page.test_flag(pg::SWAPCACHE) || page.test_flag(pg::LOCKED) {
+            return;
+        }
+        let e = SwpEntry::from_val(page.private() as u64);
+        // The caller's reference and the cache's: nobody else maps or works on it.
+        if self.swap_count(e) == 0 && page.refcount() == 2 {
+            self.delete_from_swap_cache(l, page);
+        }
+    }
+
     /// Pages in the swap cache (`total_swapcache_pages`, meminfo `SwapCached`).
     pub fn total_swapcache_pages(&self) -> usize {
         self.stats.swapcached.load(Ordering::Relaxed).max(0) as usize

@@ -401,8 +401,12 @@ impl<P: Platform> SwapState<P> {
     }
 
     /// Frees an area's memory and drops its storage (closing a host file).
-    fn free_area(&self, l: &VmLayer<P>, area: SwapArea<P>) {
+    fn free_area(&self, l: &VmLayer<P>, mut area: SwapArea<P>) {
         area.cache.destroy();
+        // Nodes the cache retired wait for a grace period; after one, no reader can be in
+        // them and they are freed now rather than never (the array is going away).
+        l.synchronize_rcu();
+        area.cache.reclaim();
         l.kvfree(VirtAddr::new(area.map.as_ptr() as usize));
         l.kvfree(VirtAddr::new(area.clusters.as_ptr() as usize));
         let bk = area.backend;
