@@ -52,6 +52,8 @@ pub mod swap;
 
 pub mod vmscan;
 
+pub mod oom_kill;
+
 pub mod proc;
 
 pub mod machine;
