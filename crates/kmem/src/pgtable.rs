@@ -901,7 +901,11 @@ impl PageTable {
             // Every PTE of this table inside the range.
             let table_span = 1u64 << fmt.shift(last - 1);
             let table_end = (va & !(table_span - 1)).wrapping_add(table_span);
-            let stop = if table_end <= va { end } else { table_end.min(end) };
+            let stop = if table_end <= va {
+                end
+            } else {
+                table_end.min(end)
+            };
             while va < stop {
                 let idx = fmt.index(va, last);
                 let e = self.read(mem, table, idx);

@@ -6,6 +6,7 @@ mod common;
 use kmem::arch::Arch;
 use kmem::errno::Errno;
 use kmem::gfp::GfpFlags;
+use kmem::mm::VmEvent;
 use kmem::swap::entry::SwpEntry;
 use kmem::swap::swapfile::{SWAP_HAS_CACHE, SWAP_MAP_BAD, SWAP_MAP_MAX};
 use kmem::swap::{put_page, RamSwap, SwapState};
@@ -214,10 +215,7 @@ fn swap_cache_write_out_and_read_back_through_a_host_file() {
         put_page(l, p);
         entries.push(e);
     }
-    assert_eq!(
-        s.stats.pswpout.load(std::sync::atomic::Ordering::Relaxed),
-        8
-    );
+    assert_eq!(m.vm_event(VmEvent::PswpOut), 8);
     assert_eq!(s.total_swapcache_pages(), 0);
     assert_eq!(
         common::settle(&m),
@@ -235,7 +233,7 @@ fn swap_cache_write_out_and_read_back_through_a_host_file() {
     // The aligned window of 8 around offset 4 is 0..=7; page 0 is the header.
     assert_eq!(new.len(), 7, "offsets 1..=7 are read");
     assert_eq!(s.total_swapcache_pages(), 7);
-    assert_eq!(s.stats.pswpin.load(std::sync::atomic::Ordering::Relaxed), 7);
+    assert_eq!(m.vm_event(VmEvent::PswpIn), 7);
     assert_eq!(
         s.lookup_swap_cache(entries[7]),
         None,
@@ -247,7 +245,7 @@ fn swap_cache_write_out_and_read_back_through_a_host_file() {
     assert!(bytes.iter().all(|&b| b == 0xa3));
     // A second fault on a readahead page finds it in the cache: no new read.
     let q = s.lookup_swap_cache(entries[5]).unwrap();
-    assert_eq!(s.stats.pswpin.load(std::sync::atomic::Ordering::Relaxed), 7);
+    assert_eq!(m.vm_event(VmEvent::PswpIn), 7);
     put_page(l, q);
     // The PTEs go (zap): each unmapped cached page leaves the cache and is handed back.
     put_page(l, p);

@@ -234,6 +234,12 @@ fn run(ops: &[(usize, Option<u8>)], npages: usize, mem: u64) {
     }
     // SAFETY: removing the hook.
     unsafe { m.set_reclaim_hook(None) };
+    if ops.len() >= npages {
+        use kmem::mm::VmEvent::*;
+        for ev in [PswpOut, PswpIn, PgScanKswapd, PgStealKswapd] {
+            assert!(m.vm_event(ev) > 0, "{ev:?}");
+        }
+    }
     space.teardown();
     assert!(vm.lru_empty(), "{:?}", LruList::ALL.map(|l| vm.nr_pages(l)));
     assert_eq!(swap.total_swapcache_pages(), 0);

@@ -143,7 +143,11 @@ impl<P: Platform> MemoryLayer<P> {
             };
             let pa = self.page_to_pfn(z).phys().as_u64();
             let pte = self.mk_pte(pa, flags, false);
-            return match mm.pgd.as_mut().map(|pt| pt.pte_set(self.pt_mem(), addr, pte)) {
+            return match mm
+                .pgd
+                .as_mut()
+                .map(|pt| pt.pte_set(self.pt_mem(), addr, pte))
+            {
                 Some(Ok(_)) => VmFault::Done,
                 _ => VmFault::Oom,
             };
@@ -157,7 +161,11 @@ impl<P: Platform> MemoryLayer<P> {
         };
         let pa = self.page_to_pfn(page).phys().as_u64();
         let pte = self.mk_pte(pa, flags, flags.contains(VmFlags::VM_WRITE));
-        match mm.pgd.as_mut().map(|pt| pt.pte_set(self.pt_mem(), addr, pte)) {
+        match mm
+            .pgd
+            .as_mut()
+            .map(|pt| pt.pte_set(self.pt_mem(), addr, pte))
+        {
             Some(Ok(_)) => {}
             _ => {
                 self.put_user_page(page);
@@ -186,8 +194,7 @@ impl<P: Platform> MemoryLayer<P> {
         if let Some(page) = old {
             let shared = flags.contains(VmFlags::VM_SHARED);
             // wp_can_reuse_anon_folio: exclusive = one mapper and our one reference.
-            if shared || (self.page_is_anon(page) && page.mapcount() == 1 && page.refcount() == 1)
-            {
+            if shared || (self.page_is_anon(page) && page.mapcount() == 1 && page.refcount() == 1) {
                 if !shared {
                     self.count_vm_events(VmEvent::CowReuse, 1);
                 }

@@ -62,7 +62,13 @@ impl<P: Platform> MemoryLayer<P> {
     /// `EINVAL` (unknown advice, misaligned start, overflow, advice the mapping does not
     /// take), `ENOMEM` (part of the range unmapped: the mapped parts are still advised),
     /// `EFAULT` (`MADV_POPULATE_*` on memory that cannot be faulted in).
-    pub fn madvise(&self, mm: &mut MmStruct, start: u64, len_in: u64, advice: u32) -> Result<(), Errno> {
+    pub fn madvise(
+        &self,
+        mm: &mut MmStruct,
+        start: u64,
+        len_in: u64,
+        advice: u32,
+    ) -> Result<(), Errno> {
         if !behavior_valid(advice) {
             return Err(Errno::EINVAL);
         }
@@ -108,11 +114,18 @@ impl<P: Platform> MemoryLayer<P> {
     }
 
     /// One VMA's part `[start, end)` (`madvise_vma_behavior`).
-    fn madvise_vma(&self, mm: &mut MmStruct, start: u64, end: u64, advice: u32) -> Result<(), Errno> {
+    fn madvise_vma(
+        &self,
+        mm: &mut MmStruct,
+        start: u64,
+        end: u64,
+        advice: u32,
+    ) -> Result<(), Errno> {
         let v = mm.vma_lookup(start).ok_or(Errno::ENOMEM)?;
         let flags = v.vm_flags;
         let private_anon = v.backing == VmBacking::Anon && !flags.contains(VmFlags::VM_SHARED);
-        let lru_ok = !flags.intersects(VmFlags::VM_LOCKED | VmFlags::VM_PFNMAP | VmFlags::VM_HUGETLB);
+        let lru_ok =
+            !flags.intersects(VmFlags::VM_LOCKED | VmFlags::VM_PFNMAP | VmFlags::VM_HUGETLB);
         let set = |f: VmFlags| flags.union(f);
         let clear = |f: VmFlags| flags.without(f);
         let newflags = match advice {

@@ -312,7 +312,8 @@ impl<P: Platform> PteOps for MemoryLayer<P> {
             }
             let keep = pte & (PteFlags::ACCESSED.0 | PteFlags::DIRTY.0);
             // Private memory stays write-protected: the next write fault reuses or copies.
-            (self.mk_pte(pte & fmt.addr_mask(), flags, shared_write) & !(PteFlags::ACCESSED.0 | PteFlags::DIRTY.0))
+            (self.mk_pte(pte & fmt.addr_mask(), flags, shared_write)
+                & !(PteFlags::ACCESSED.0 | PteFlags::DIRTY.0))
                 | keep
         });
         let _ = flush.defer();

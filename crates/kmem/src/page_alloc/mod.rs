@@ -983,6 +983,30 @@ impl<P: Platform> PageAllocator<P> {
             .fetch_add(order.pages() as isize, Ordering::Relaxed);
     }
 
+    /// `put_page` for an order-0 page on no LRU list: drops a reference and frees the page
+    /// when it was the last, clearing the reclaim and swap flags first as
+    /// `free_pages_prepare` does (`PG_dirty` included: a dirty anonymous page whose last user
+    /// is gone has nothing to write). Unlike [`Self::__free_pages`], a reference that is not
+    /// the last is dropped without checking the page's flags (a mapped, dirty, swap-cache
+    /// page is fine to hold). A double put is reported as `__free_pages` reports it.
+    #[track_caller]
+    pub fn put_page(&self, page: PagePtr) {
+        if !self.check_page_ptr(page, "put_page") {
+            return;
+        }
+        if page.refcount() <= 0 {
+            self.__free_pages(page, Order::ZERO);
+            return;
+        }
+        if !page.put_testzero() {
+            return;
+        }
+        page.set_flags(page.flags() & !(pg::DIRTY | pg::CLEAR_AT_FREE));
+        page.set_private(0);
+        page.set_refcount(1);
+        self.__free_pages(page, Order::ZERO);
+    }
+
     /// `__free_page`.
     #[track_caller]
     pub fn __free_page(&self, page: PagePtr) {

@@ -54,27 +54,11 @@ unsafe fn page_bytes<P: Platform>(l: &VmLayer<P>, page: PagePtr) -> &mut [u8; PA
     unsafe { &mut *l.phys_to_real(pa).cast::<[u8; PAGE_SIZE]>() }
 }
 
-/// `put_page` for a page that is on no LRU list: drops a reference and frees the page when
-/// it was the last, clearing the reclaim and swap flags first as `free_pages_prepare` does
-/// (`PG_dirty` included: a dirty anonymous page whose last user is gone has nothing to
-/// write). Pages on an LRU list go through `vmscan`'s `folio_put`, which takes them off it.
+/// `put_page` for a page on no LRU list ([`crate::page_alloc::PageAllocator::put_page`]).
+/// Pages on an LRU list go through `vmscan`'s `folio_put`, which takes them off it.
 #[track_caller]
 pub fn put_page<P: Platform>(l: &VmLayer<P>, page: PagePtr) {
-    if !l.check_page_ptr(page, "put_page") {
-        return;
-    }
-    if page.refcount() <= 0 {
-        // A double put: __free_pages reports it (nothing changes).
-        l.__free_pages(page, Order::ZERO);
-        return;
-    }
-    if !page.put_testzero() {
-        return;
-    }
-    page.clear_flag_bits(pg::DIRTY | pg::CLEAR_AT_FREE);
-    page.set_private(0);
-    page.set_refcount(1);
-    l.__free_pages(page, Order::ZERO);
+    l.put_page(page);
 }
 
 impl<P: Platform> SwapState<P> {
@@ -166,7 +150,7 @@ impl<P: Platform> SwapState<P> {
         // SAFETY: the page is unmapped and held by reclaim (caller's contract): nobody
         // writes it meanwhile.
         let buf = unsafe { page_bytes(l, page) };
-        self.write_slot(e, buf)?;
+        self.write_slot(l, e, buf)?;
         page.clear_flag_bits(pg::DIRTY);
         Ok(())
     }
@@ -206,7 +190,7 @@ impl<P: Platform> SwapState<P> {
             }
             // SAFETY: the page is new, in the cache only, mapped by nobody yet.
             let buf = unsafe { page_bytes(l, page) };
-            if self.read_slot(e, buf).is_err() {
+            if self.read_slot(l, e, buf).is_err() {
                 self.delete_from_swap_cache(l, page);
                 l.__free_pages(page, Order::ZERO);
                 return None;

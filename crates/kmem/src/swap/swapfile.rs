@@ -34,7 +34,7 @@
 
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicIsize, Ordering};
 
 use kds::xarray::XArray;
 
@@ -42,7 +42,7 @@ use crate::addr::{VirtAddr, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
 use crate::locking::{Lock, SWAP_LOCK};
-use crate::mm::pages_to_kb;
+use crate::mm::{pages_to_kb, VmEvent};
 use crate::platform::{LogLevel, Platform};
 use crate::slab::SlabLayer;
 use crate::vmalloc::VmLayer;
@@ -218,18 +218,14 @@ pub(crate) struct SwapTable<P: Platform> {
     next_rr: usize,
 }
 
-/// Swap counters (`nr_swap_pages`, `total_swap_pages`, the `pswpin`/`pswpout` events and
-/// `NR_SWAPCACHE`).
+/// Swap counters (`nr_swap_pages`, `total_swap_pages`, `NR_SWAPCACHE`); the `pswpin`/
+/// `pswpout` events are the machine's vm events ([`crate::mm::VmEvent`]).
 #[derive(Default)]
 pub struct SwapStats {
     /// Free slots in areas that accept allocations (`nr_swap_pages`).
     pub nr_swap_pages: AtomicIsize,
     /// Slots of all areas (`total_swap_pages`).
     pub total_swap_pages: AtomicIsize,
-    /// Pages read from swap (`PSWPIN`).
-    pub pswpin: AtomicUsize,
-    /// Pages written to swap (`PSWPOUT`).
-    pub pswpout: AtomicUsize,
     /// Pages in the swap cache (`NR_SWAPCACHE`).
     pub swapcached: AtomicIsize,
 }
@@ -725,11 +721,16 @@ impl<P: Platform> SwapState<P> {
     ///
     /// # Errors
     /// `EIO` from the storage; `EINVAL` for an entry naming no slot.
-    pub fn read_slot(&self, e: SwpEntry, buf: &mut [u8; PAGE_SIZE]) -> Result<(), Errno> {
+    pub fn read_slot(
+        &self,
+        l: &VmLayer<P>,
+        e: SwpEntry,
+        buf: &mut [u8; PAGE_SIZE],
+    ) -> Result<(), Errno> {
         self.with_slot(e, |a, off| a.backend().read_page(off as u64, buf))
             .ok_or(Errno::EINVAL)?
             .map_err(|_| Errno::EIO)?;
-        self.stats.pswpin.fetch_add(1, Ordering::Relaxed);
+        l.count_vm_events(VmEvent::PswpIn, 1);
         Ok(())
     }
 
@@ -737,11 +738,16 @@ impl<P: Platform> SwapState<P> {
     ///
     /// # Errors
     /// `EIO` from the storage; `EINVAL` for an entry naming no slot.
-    pub fn write_slot(&self, e: SwpEntry, buf: &[u8; PAGE_SIZE]) -> Result<(), Errno> {
+    pub fn write_slot(
+        &self,
+        l: &VmLayer<P>,
+        e: SwpEntry,
+        buf: &[u8; PAGE_SIZE],
+    ) -> Result<(), Errno> {
         self.with_slot(e, |a, off| a.backend().write_page(off as u64, buf))
             .ok_or(Errno::EINVAL)?
             .map_err(|_| Errno::EIO)?;
-        self.stats.pswpout.fetch_add(1, Ordering::Relaxed);
+        l.count_vm_events(VmEvent::PswpOut, 1);
         Ok(())
     }
 }

@@ -284,7 +284,10 @@ impl MmStruct {
     ///
     /// # Errors
     /// `ENOMEM`.
-    pub(crate) fn insert_vma(&mut self, mut v: VmAreaStruct) -> Result<NonNull<VmAreaStruct>, Errno> {
+    pub(crate) fn insert_vma(
+        &mut self,
+        mut v: VmAreaStruct,
+    ) -> Result<NonNull<VmAreaStruct>, Errno> {
         v.vm_mm = self as *const MmStruct as usize;
         let (s, e) = (v.vm_start, v.vm_end);
         let p = self.ka.new_box(v).ok_or(Errno::ENOMEM)?;
@@ -331,7 +334,12 @@ impl MmStruct {
     ///
     /// # Errors
     /// `ENOMEM` (nothing changed).
-    pub(crate) fn set_vma_range(&mut self, old_start: u64, start: u64, end: u64) -> Result<(), Errno> {
+    pub(crate) fn set_vma_range(
+        &mut self,
+        old_start: u64,
+        start: u64,
+        end: u64,
+    ) -> Result<(), Errno> {
         let p = self.load_ptr(old_start).ok_or(Errno::EINVAL)?;
         // SAFETY: a live VMA of this mm; `&mut self`.
         let (os, oe, f) = unsafe { (p.as_ref().vm_start, p.as_ref().vm_end, p.as_ref().vm_flags) };

@@ -52,9 +52,9 @@ impl MmStruct {
     /// Whether `[start, end)` is free, with the guard gap below stacks kept.
     fn range_free_with_gaps(&self, start: u64, end: u64) -> bool {
         let next_ok = self.find_vma(start).is_none_or(|v| end <= v.start_gap());
-        let prev_ok = self.find_vma_before(start + 1).is_none_or(|v| {
-            v.vm_end <= start || (v.vm_start > start && end <= v.start_gap())
-        });
+        let prev_ok = self
+            .find_vma_before(start + 1)
+            .is_none_or(|v| v.vm_end <= start || (v.vm_start > start && end <= v.start_gap()));
         next_ok && prev_ok
     }
 
@@ -135,8 +135,7 @@ impl MmStruct {
         if !matches!(map_type, MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE) {
             return Err(Errno::EINVAL);
         }
-        if map_type == MAP_SHARED_VALIDATE && flags & !LEGACY_MAP_MASK & !MAP_FIXED_NOREPLACE != 0
-        {
+        if map_type == MAP_SHARED_VALIDATE && flags & !LEGACY_MAP_MASK & !MAP_FIXED_NOREPLACE != 0 {
             return Err(Errno::EINVAL);
         }
         // `ksys_mmap_pgoff`/x86 `sys_mmap`: a MAP_FIXED address must be page-aligned.
@@ -165,7 +164,8 @@ impl MmStruct {
             flags |= MAP_FIXED;
         }
         let addr = self.get_unmapped_area(addr, len, flags)?;
-        if flags & MAP_FIXED_NOREPLACE != 0 && self.find_vma_intersection(addr, addr + len).is_some()
+        if flags & MAP_FIXED_NOREPLACE != 0
+            && self.find_vma_intersection(addr, addr + len).is_some()
         {
             return Err(Errno::EEXIST);
         }
@@ -439,7 +439,13 @@ impl MmStruct {
     /// `EINVAL` (misaligned start, unknown `prot` bits, `PROT_GROWSDOWN` on a VMA that does
     /// not grow down), `ENOMEM` (part of the range unmapped, or overflow), `EACCES` (access
     /// the mapping may not have: `VM_MAY*` missing).
-    pub fn mprotect(&mut self, ops: &dyn PteOps, start: u64, len: u64, prot: u32) -> Result<(), Errno> {
+    pub fn mprotect(
+        &mut self,
+        ops: &dyn PteOps,
+        start: u64,
+        len: u64,
+        prot: u32,
+    ) -> Result<(), Errno> {
         let grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
         let prot = prot & !grows;
         if grows == (PROT_GROWSDOWN | PROT_GROWSUP) {
@@ -518,7 +524,12 @@ impl MmStruct {
         }
         // Making private memory writable charges it (VM_ACCOUNT).
         if newflags.contains(VmFlags::VM_WRITE)
-            && !v.vm_flags.intersects(VmFlags::VM_ACCOUNT | VmFlags::VM_WRITE | VmFlags::VM_SHARED | VmFlags::VM_NORESERVE)
+            && !v.vm_flags.intersects(
+                VmFlags::VM_ACCOUNT
+                    | VmFlags::VM_WRITE
+                    | VmFlags::VM_SHARED
+                    | VmFlags::VM_NORESERVE,
+            )
         {
             newflags = newflags | VmFlags::VM_ACCOUNT;
         }
@@ -528,7 +539,10 @@ impl MmStruct {
         if self.vma_lookup(start).is_some_and(|v| v.vm_end > end) {
             self.split_vma(end)?;
         }
-        let oldflags = self.vma_lookup(start).map(|v| v.vm_flags).unwrap_or_default();
+        let oldflags = self
+            .vma_lookup(start)
+            .map(|v| v.vm_flags)
+            .unwrap_or_default();
         let vma = self.vma_mut(start).ok_or(Errno::ENOMEM)?;
         vma.vm_flags = newflags;
         let pages = (end - start) / PAGE;

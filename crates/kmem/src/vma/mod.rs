@@ -35,16 +35,16 @@
 //! is taken inside it (a leaf). docs/LOCKING.md.
 
 pub mod anon_vma;
-mod kalloc;
 mod flags;
+mod kalloc;
 mod mm;
 mod mmap;
 
-pub use mmap::MAX_MAP_COUNT;
 pub use anon_vma::{AnonVma, AnonVmaChain};
 pub use flags::*;
 pub use kalloc::KAlloc;
 pub use mm::{MmCounter, MmStruct, VmAreaStruct, VmBacking, VmaIter};
+pub use mmap::MAX_MAP_COUNT;
 
 use crate::errno::Errno;
 

@@ -35,17 +35,20 @@
 //! `swap_lock` and the rmap's locks are never taken under it, nor the allocator entered.
 
 pub mod lru;
+pub mod rmap_ops;
 mod shrink;
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::AtomicUsize;
 
 use crate::locking::{Lock, LRU_LOCK};
 use crate::mm::mm_types::{pg, PagePtr};
+use crate::mm::VmEvent;
 use crate::platform::Platform;
 use crate::swap::put_page;
 use crate::vmalloc::VmLayer;
 
 pub use lru::{LruList, Lruvec, NR_LRU_LISTS};
+pub use rmap_ops::RmapReclaim;
 pub use shrink::{ScanControl, DEF_PRIORITY, SWAP_CLUSTER_MAX};
 
 /// What reclaim needs from the layer that owns address spaces (rmap, mm/rmap.c).
@@ -68,23 +71,10 @@ pub trait ReclaimOps {
     }
 }
 
-/// The reclaim counters of /proc/vmstat (`enum vm_event_item`).
+/// Reclaim counters of /proc/vmstat that are not the machine's [`VmEvent`]s (`pgscan_*`,
+/// `pgsteal_*`, `pgactivate`, `pgdeactivate`, `pgrefill` are).
 #[derive(Default)]
 pub struct VmscanStats {
-    /// `pgscan_kswapd`
-    pub pgscan_kswapd: AtomicUsize,
-    /// `pgscan_direct`
-    pub pgscan_direct: AtomicUsize,
-    /// `pgsteal_kswapd`
-    pub pgsteal_kswapd: AtomicUsize,
-    /// `pgsteal_direct`
-    pub pgsteal_direct: AtomicUsize,
-    /// `pgactivate`
-    pub pgactivate: AtomicUsize,
-    /// `pgdeactivate`
-    pub pgdeactivate: AtomicUsize,
-    /// `pgrefill`: pages scanned on active lists.
-    pub pgrefill: AtomicUsize,
     /// `allocstall_normal` (all zones counted together)
     pub allocstall: AtomicUsize,
     /// `pageoutrun`: kswapd runs.
@@ -152,7 +142,7 @@ impl<P: Platform> VmscanState<P> {
 
     /// `mark_page_accessed` (`folio_mark_accessed`): a referenced inactive page is activated;
     /// an unreferenced one gets `PG_referenced`.
-    pub fn mark_page_accessed(&self, page: PagePtr) {
+    pub fn mark_page_accessed(&self, l: &VmLayer<P>, page: PagePtr) {
         if !page.test_flag(pg::REFERENCED) {
             page.set_flag_bits(pg::REFERENCED);
             return;
@@ -167,7 +157,7 @@ impl<P: Platform> VmscanState<P> {
             page.clear_flag_bits(pg::REFERENCED);
             lru.add(page);
             drop(lru);
-            self.stats.pgactivate.fetch_add(1, Ordering::Relaxed);
+            l.count_vm_events(VmEvent::PgActivate, 1);
         }
     }
 

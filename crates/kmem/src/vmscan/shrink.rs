@@ -4,6 +4,7 @@
 use core::sync::atomic::Ordering;
 
 use crate::mm::mm_types::{pg, PagePtr};
+use crate::mm::VmEvent;
 use crate::mmzone::WMARK_HIGH;
 use crate::platform::Platform;
 use crate::swap::SwapState;
@@ -153,11 +154,11 @@ impl<P: Platform> VmscanState<P> {
         let scanned = self.isolate(lst, nr.min(SWAP_CLUSTER_MAX), &mut batch);
         sc.nr_scanned += scanned;
         let (scan, steal) = if sc.kswapd {
-            (&self.stats.pgscan_kswapd, &self.stats.pgsteal_kswapd)
+            (VmEvent::PgScanKswapd, VmEvent::PgStealKswapd)
         } else {
-            (&self.stats.pgscan_direct, &self.stats.pgsteal_direct)
+            (VmEvent::PgScanDirect, VmEvent::PgStealDirect)
         };
-        scan.fetch_add(scanned, Ordering::Relaxed);
+        l.count_vm_events(scan, scanned as u64);
         let mut freed = 0;
         for page in batch.iter().flatten().copied() {
             match self.shrink_one(l, swap, ops, page) {
@@ -165,12 +166,12 @@ impl<P: Platform> VmscanState<P> {
                 Verdict::Keep => self.putback(l, page),
                 Verdict::Activate => {
                     page.set_flag_bits(pg::ACTIVE);
-                    self.stats.pgactivate.fetch_add(1, Ordering::Relaxed);
+                    l.count_vm_events(VmEvent::PgActivate, 1);
                     self.putback(l, page);
                 }
             }
         }
-        steal.fetch_add(freed, Ordering::Relaxed);
+        l.count_vm_events(steal, freed as u64);
         sc.nr_reclaimed += freed;
         freed
     }
@@ -181,11 +182,11 @@ impl<P: Platform> VmscanState<P> {
     fn shrink_active_list(&self, l: &VmLayer<P>, ops: &dyn ReclaimOps, lst: LruList, nr: usize) {
         let mut batch = [None; SWAP_CLUSTER_MAX];
         let scanned = self.isolate(lst, nr.min(SWAP_CLUSTER_MAX), &mut batch);
-        self.stats.pgrefill.fetch_add(scanned, Ordering::Relaxed);
+        l.count_vm_events(VmEvent::PgRefill, scanned as u64);
         for page in batch.iter().flatten().copied() {
             let _ = ops.referenced(page);
             page.clear_flag_bits(pg::ACTIVE | pg::REFERENCED);
-            self.stats.pgdeactivate.fetch_add(1, Ordering::Relaxed);
+            l.count_vm_events(VmEvent::PgDeactivate, 1);
             self.putback(l, page);
         }
     }
