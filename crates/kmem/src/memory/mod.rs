@@ -36,6 +36,7 @@
 mod fault;
 mod fork;
 mod madvise;
+mod swapin;
 
 pub use fault::{FaultFlags, VmFault};
 pub use madvise::*;
