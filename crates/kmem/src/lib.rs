@@ -58,7 +58,11 @@ pub mod vmscan;
 
 pub mod memory;
 
+pub mod task;
+
 pub mod oom_kill;
+
+pub mod uaccess;
 
 pub mod proc;
 

@@ -950,6 +950,37 @@ impl PageTable {
         mem.free_table(self.root);
     }
 
+    /// How many table pages map addresses under `limit`, the root included.
+    pub fn table_pages_below(&self, mem: &impl PtMemory, limit: u64) -> usize {
+        let mut n = 1;
+        if self.fmt.levels() > 1 {
+            let span = 1u64 << self.fmt.shift(0);
+            for idx in 0..self.fmt.entries() {
+                if (idx as u64).saturating_mul(span) >= limit {
+                    break;
+                }
+                let e = self.read(mem, self.root, idx);
+                if e & PteFlags::PRESENT.0 != 0 && !self.is_huge_entry(0, e) {
+                    n += self.count_level(mem, PhysAddr::new(e & self.fmt.addr_mask()), 1);
+                }
+            }
+        }
+        n
+    }
+
+    fn count_level(&self, mem: &impl PtMemory, table: PhysAddr, level: usize) -> usize {
+        let mut n = 1;
+        if level + 1 < self.fmt.levels() {
+            for idx in 0..self.fmt.entries() {
+                let e = self.read(mem, table, idx);
+                if e & PteFlags::PRESENT.0 != 0 && !self.is_huge_entry(level, e) {
+                    n += self.count_level(mem, PhysAddr::new(e & self.fmt.addr_mask()), level + 1);
+                }
+            }
+        }
+        n
+    }
+
     /// Frees every table below the root and the root itself.
     pub fn destroy(self, mem: &impl PtMemory) {
         self.free_level(mem, self.root, 0);

@@ -43,7 +43,7 @@ pub use madvise::*;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::addr::{Order, PAGE_SIZE};
+use crate::addr::Order;
 use crate::arch::Arch;
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
@@ -152,6 +152,13 @@ impl<P: Platform> MemoryLayer<P> {
         pa | f
     }
 
+    /// `mm_pgtables_bytes`: the bytes of `mm`'s page-table pages.
+    pub fn pgtables_bytes(&self, mm: &MmStruct) -> u64 {
+        mm.pgd.as_ref().map_or(0, |pt| {
+            pt.table_pages_below(self.pt_mem(), mm.task_size) as u64 * PAGE
+        })
+    }
+
     /// `mm_alloc` + `mm_init` + `pgd_alloc`: a new empty address space in a kmalloc block
     /// (it must not move: its VMAs point at it).
     ///
@@ -163,7 +170,6 @@ impl<P: Platform> MemoryLayer<P> {
         let pt = PageTable::new(self.pt_mem(), self.arch()).map_err(|_| Errno::ENOMEM)?;
         let mut mm = MmStruct::new(ka, self.arch());
         mm.pgd = Some(pt);
-        mm.pgtables_bytes = PAGE_SIZE as u64;
         // `new_box` drops the value when it fails, so take the table out first.
         let pgd = mm.pgd.take();
         match ka.new_box(mm) {
@@ -213,7 +219,7 @@ impl<P: Platform> MemoryLayer<P> {
         self.exit_mmap(m);
         let ka = m.kalloc();
         // SAFETY: as above; it is not used again.
-        drop(unsafe { ka.take_box(mm) });
+        unsafe { ka.free_box(mm) };
     }
 
     /// `exit_mmap`: every VMA zapped and removed, then the page table freed.
@@ -223,7 +229,6 @@ impl<P: Platform> MemoryLayer<P> {
         if let Some(pt) = mm.pgd.take() {
             pt.destroy_below(self.pt_mem(), top);
         }
-        mm.pgtables_bytes = 0;
     }
 
     /// `mmap` on an address space: [`MmStruct::do_mmap`], then `MAP_POPULATE` faults every

@@ -94,7 +94,7 @@ pub fn anon_vma_prepare(
         .ok_or(Errno::ENOMEM)?;
     if let Err(e) = link(ka, vma, vma_ptr, av) {
         // SAFETY: just made, unused.
-        drop(unsafe { ka.take_box(av) });
+        unsafe { ka.free_box(av) };
         return Err(e);
     }
     vma.anon_vma = Some(av);
@@ -164,7 +164,7 @@ pub unsafe fn put_anon_vma(ka: &KAlloc, mut av: NonNull<AnonVma>) {
     if r.refcount == 0 {
         debug_assert!(r.head.is_none());
         // SAFETY: no chain names it and nobody pinned it.
-        drop(unsafe { ka.take_box(av) });
+        unsafe { ka.free_box(av) };
     }
 }
 

@@ -83,6 +83,18 @@ impl KAlloc {
     }
 }
 
+impl KAlloc {
+    /// Drops and frees a `T` from [`KAlloc::new_box`].
+    ///
+    /// # Safety
+    /// As [`KAlloc::take_box`].
+    pub unsafe fn free_box<T>(&self, p: NonNull<T>) {
+        // SAFETY: by the caller's guarantee.
+        let v = unsafe { self.take_box(p) };
+        core::mem::drop(v);
+    }
+}
+
 /// Maple-tree nodes need more alignment than kmalloc promises (64 bytes; a debug cache's
 /// red zones shift objects): each node is carved from a block `align` bytes larger, with the
 /// block's address stored in the word before the node.

@@ -132,8 +132,6 @@ pub struct MmStruct {
     pub hiwater_rss: u64,
     /// `rss_stat`, indexed by [`MmCounter`].
     pub rss_stat: [i64; 4],
-    /// `pgtables_bytes`.
-    pub pgtables_bytes: u64,
 }
 
 /// Iterator over an address space's VMAs in address order.
@@ -201,7 +199,6 @@ impl MmStruct {
             hiwater_vm: 0,
             hiwater_rss: 0,
             rss_stat: [0; 4],
-            pgtables_bytes: 0,
         }
     }
 
@@ -298,7 +295,7 @@ impl MmStruct {
             .is_err()
         {
             // SAFETY: just allocated, never published.
-            drop(unsafe { self.ka.take_box(p) });
+            unsafe { self.ka.free_box(p) };
             return Err(Errno::ENOMEM);
         }
         self.map_count += 1;

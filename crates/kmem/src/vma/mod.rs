@@ -39,11 +39,12 @@ mod flags;
 mod kalloc;
 mod mm;
 mod mmap;
+mod mremap;
 
 pub use anon_vma::{AnonVma, AnonVmaChain};
 pub use flags::*;
 pub use kalloc::KAlloc;
-pub use mm::{MmCounter, MmStruct, VmAreaStruct, VmBacking, VmaIter};
+pub use mm::{elf_et_dyn_base, user_layout, MmCounter, MmStruct, VmAreaStruct, VmBacking, VmaIter};
 pub use mmap::MAX_MAP_COUNT;
 
 use crate::errno::Errno;
