@@ -51,6 +51,21 @@ pub struct OomTask<'a> {
 }
 
 impl OomTask<'_> {
+    /// A placeholder entry (unkillable, all zero).
+    pub const EMPTY: OomTask<'static> = OomTask {
+        pid: 0,
+        tgid: 0,
+        uid: 0,
+        comm: "",
+        total_vm: 0,
+        rss_anon: 0,
+        rss_file: 0,
+        rss_shmem: 0,
+        pgtables_bytes: 0,
+        swapents: 0,
+        oom_score_adj: 0,
+        unkillable: true,
+    };
     /// `get_mm_rss`.
     pub fn rss(&self) -> usize {
         self.rss_anon + self.rss_file + self.rss_shmem
