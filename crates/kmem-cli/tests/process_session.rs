@@ -235,3 +235,54 @@ cat /proc/meminfo
     let (before, after) = (free(0), free(1));
     assert!(after + 16 >= before, "MemFree {before} kB -> {after} kB");
 }
+
+/// Issue 15's swap "Done when" from the shell: on `--mem 64M` with a 256 MiB swap file, a
+/// task fills a 128 MiB mapping and reads every page back; vmstat shows pswpout and pswpin,
+/// /proc/swaps the use; swapoff takes the area away again.
+#[test]
+fn swap_session() {
+    let dir = std::env::temp_dir().join(format!("kmem-shell-swap-{}", std::process::id()));
+    let path = dir.to_str().unwrap();
+    let script = format!(
+        "\
+swapon(\"{path}\", 256 << 20)
+p = spawn(\"filler\")
+n = 128 << 20
+a = mmap(p, 0, n, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)
+for (off = 0; off < n; off += 4096) {{ upoke64(p, a + off, off * 7 + 1) }}
+bad = 0
+for (off = 0; off < n; off += 4096) {{ if (upeek64(p, a + off) != off * 7 + 1) {{ bad++ }} }}
+bad
+cat /proc/swaps
+cat /proc/vmstat
+kill(p, SIGKILL)
+swapoff(\"{path}\")
+cat /proc/swaps
+swapoff(\"{path}\")
+"
+    );
+    let o = kmem(&["--mem", "64M", "shell"], &script);
+    let _ = std::fs::remove_file(&dir);
+    let out = text(&o.stdout);
+    assert_eq!(text(&o.stderr), "", "{out}");
+    assert!(o.status.success(), "{out}");
+    assert!(out.starts_with("Adding 262140k swap on "), "{out}");
+    assert!(out.contains("\nbad = 0\n0\n"), "{out}");
+    let used: u64 = out
+        .lines()
+        .find(|l| l.starts_with(path))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(used > 64 << 10, "Used {used} kB: {out}");
+    assert!(
+        vmstat(&out, "pswpout", 0) > 0 && vmstat(&out, "pswpin", 0) > 0,
+        "{out}"
+    );
+    // swapoff: 0, the area is gone from /proc/swaps, a second swapoff is EINVAL.
+    assert!(
+        out.ends_with("0\nFilename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n-EINVAL\n"),
+        "{out}"
+    );
+}

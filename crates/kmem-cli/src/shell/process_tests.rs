@@ -149,3 +149,37 @@ fn fork_mremap_brk_madvise() {
     );
     assert_eq!(sh.k.reports(), 0);
 }
+
+#[test]
+fn swapon_refuses_what_is_not_a_swap_file() {
+    let mut sh = shell(Arch::X86_64);
+    let dir = std::env::temp_dir().join(format!("kmem-swapon-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap().to_string();
+    // An ordinary file is not overwritten.
+    std::fs::write(dir.join("notes"), "precious").unwrap();
+    let o = out1(&mut sh, &format!("swapon(\"{d}/notes\", 1 << 20)"));
+    assert_eq!(o, "Unable to find swap-space signature\n-EINVAL\n");
+    assert_eq!(std::fs::read(dir.join("notes")).unwrap(), b"precious");
+    let cases = [
+        (format!("swapon(\"{d}\", 1 << 20)"), "-EINVAL"),
+        (format!("swapon(\"{d}/none/x\", 1 << 20)"), "-ENOENT"),
+        (format!("swapon(\"{d}/small\", 4096)"), "-EINVAL"),
+        (format!("swapon(\"\", 1 << 20)"), "-ENOENT"),
+        (format!("swapoff(\"{d}/nosuch\")"), "-EINVAL"),
+        (format!("swapon(\"{d}/sw\", 1 << 20)"), "0"),
+        // In use: refused before the file is touched.
+        (format!("swapon(\"{d}/sw\", 8192)"), "-EBUSY"),
+        (format!("swapoff(\"{d}/sw\")"), "0"),
+        // A swap file made before is taken again.
+        (format!("swapon(\"{d}/sw\", 1 << 20)"), "0"),
+        (format!("swapoff(\"{d}/sw\")"), "0"),
+    ];
+    for (text, want) in &cases {
+        let o = out1(&mut sh, text);
+        assert!(o.ends_with(&format!("{want}\n")), "{text}: {o}");
+    }
+    assert_eq!(std::fs::metadata(dir.join("sw")).unwrap().len(), 1 << 20);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(sh.k.reports(), 0);
+}

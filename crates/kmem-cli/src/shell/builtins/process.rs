@@ -1,7 +1,8 @@
 //! Processes and their memory (issue 15): tasks (`spawn`, `fork`, `kill`), the memory system
 //! calls made on a task's behalf (`mmap`, `munmap`, `mprotect`, `mremap`, `brk`,
 //! `madvise`), and user memory accesses through the task's page tables (`upeek*`, `upoke*`,
-//! `umemset`), which fault as the CPU would.
+//! `umemset`), which fault as the CPU would; and swap areas in host files (`swapon`,
+//! `swapoff`).
 //!
 //! Conventions:
 //! - A task is named by its pid (an integer: `cat /proc/$p/maps`).
@@ -177,7 +178,77 @@ pub static PROCESS_BUILTINS: &[Builtin] = &[
             uaccess(r).map(|()| Value::Void)
         },
     },
+    Builtin {
+        name: "swapon",
+        proto: "int swapon(const char *path, size_t size)",
+        doc: "a swap area of size bytes in the host file path (created, or an existing swap file)",
+        params: &[Str, Uint],
+        run: |c, a| {
+            Ok(match swapon(c, a.str(0), a.u(1)) {
+                Ok(()) => Value::Int(0),
+                Err(e) => Value::Errno(e),
+            })
+        },
+    },
+    Builtin {
+        name: "swapoff",
+        proto: "int swapoff(const char *path)",
+        doc: "swaps every page of the area back in and removes it (the host file stays)",
+        params: &[Str],
+        run: |c, a| Ok(zero_or_errno(c.k.m.swapoff(a.str(0)))),
+    },
 ];
+
+/// `swapon(path, size)`: the host file at `path` becomes a swap area of `size` bytes. A file
+/// that exists and is not empty must be a swap file already (the `SWAPSPACE2` signature at
+/// the end of its first page, as `mkswap` writes it), else `EINVAL` as Linux's swapon says
+/// "Unable to find swap-space signature" (mm/swapfile.c) — so no other file is overwritten.
+fn swapon(c: &mut Ctx<'_>, path: &str, size: u64) -> Result<(), i32> {
+    use std::os::unix::fs::FileExt;
+    const PAGE: u64 = kmem::PAGE_SIZE as u64;
+    // A host error as the host's error number (the same numbers as the machine's).
+    let host = |e: std::io::Error| e.raw_os_error().unwrap_or(Errno::EIO.code());
+    if path.is_empty() {
+        return Err(Errno::ENOENT.code());
+    }
+    if size / PAGE < 2 {
+        return Err(Errno::EINVAL.code());
+    }
+    // An area in use: EBUSY before the file is touched (resizing it would cut the area).
+    let mut swaps = String::new();
+    let _ = c.k.m.proc_read("/proc/swaps", &mut swaps);
+    if swaps
+        .lines()
+        .skip(1)
+        .any(|l| l.split_whitespace().next() == Some(path))
+    {
+        return Err(Errno::EBUSY.code());
+    }
+    if let Ok(md) = std::fs::metadata(path) {
+        if !md.is_file() {
+            return Err(Errno::EINVAL.code());
+        }
+        if md.len() > 0 {
+            let f = std::fs::File::open(path).map_err(host)?;
+            let mut sig = [0u8; 10];
+            let signed = md.len() >= PAGE
+                && f.read_exact_at(&mut sig, PAGE - 10).is_ok()
+                && &sig == b"SWAPSPACE2";
+            if !signed {
+                c.k.m.printk(
+                    kmem::platform::LogLevel::Err,
+                    format_args!("Unable to find swap-space signature"),
+                );
+                return Err(Errno::EINVAL.code());
+            }
+        }
+    }
+    let backend = kmem_hosted::FileSwap::create(std::path::Path::new(path), size).map_err(host)?;
+    c.k.m
+        .swapon(path, backend, None)
+        .map(|_| ())
+        .map_err(Errno::code)
+}
 
 /// Argument `i` as a pid (an `int`).
 fn pid(a: &Args, i: usize) -> Result<i32, Fail> {
