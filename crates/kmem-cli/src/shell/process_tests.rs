@@ -165,7 +165,7 @@ fn swapon_refuses_what_is_not_a_swap_file() {
         (format!("swapon(\"{d}\", 1 << 20)"), "-EINVAL"),
         (format!("swapon(\"{d}/none/x\", 1 << 20)"), "-ENOENT"),
         (format!("swapon(\"{d}/small\", 4096)"), "-EINVAL"),
-        (format!("swapon(\"\", 1 << 20)"), "-ENOENT"),
+        ("swapon(\"\", 1 << 20)".to_string(), "-ENOENT"),
         (format!("swapoff(\"{d}/nosuch\")"), "-EINVAL"),
         (format!("swapon(\"{d}/sw\", 1 << 20)"), "0"),
         // In use: refused before the file is touched.
