@@ -34,6 +34,8 @@ pub enum Errno {
     EEXIST = 17,
     /// `EINVAL` (22).
     EINVAL = 22,
+    /// `EMFILE` (24).
+    EMFILE = 24,
     /// `EFBIG` (27).
     EFBIG = 27,
     /// `ENOSPC` (28).
@@ -59,6 +61,7 @@ impl Errno {
             Errno::EAGAIN => "Resource temporarily unavailable",
             Errno::EFAULT => "Bad address",
             Errno::EEXIST => "File exists",
+            Errno::EMFILE => "Too many open files",
             Errno::EFBIG => "File too large",
             Errno::ENOSPC => "No space left on device",
             Errno::EOVERFLOW => "Value too large for defined data type",

@@ -35,6 +35,9 @@ pub type LockGuard<'a, R, T> = kds::lockdep::MutexGuard<'a, R, T>;
 /// `tasklist_lock`: the task table, and every task's memory (it stands for each mm's
 /// `mmap_lock`, page table lock and anon_vma locks; `crate::task`). The outermost lock.
 pub static TASKLIST_LOCK: LockClass = LockClass::new("tasklist_lock");
+/// `shmem_lock`: the shmem objects and their page caches (`crate::memory::shmem`);
+/// taken under `tasklist_lock`.
+pub static SHMEM_LOCK: LockClass = LockClass::new("shmem_lock");
 /// `slab_mutex`: the list of slab caches.
 pub static SLAB_MUTEX: LockClass = LockClass::new("slab_mutex");
 /// `vmap_purge_lock`: serialises lazy vmap-area purges.

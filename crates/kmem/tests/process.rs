@@ -312,3 +312,98 @@ fn madvise_dontneed_and_fork_flags() {
     );
     m.exit(p).unwrap();
 }
+
+#[test]
+fn two_tasks_share_a_memfd_mapping() {
+    let m = boot(Arch::X86_64, 256 << 20, 2);
+    let free0 = baseline(&m);
+    let a = m.spawn("a").unwrap();
+    let b = m.spawn("b").unwrap();
+    let fd = m.memfd_create(a, "buf").unwrap();
+    assert_eq!(fd, 3);
+    m.ftruncate(a, fd, 3 * 4096).unwrap();
+    let pa = m.mmap(a, 0, 3 * 4096, RW, MAP_SHARED, fd, 0).unwrap();
+    m.upoke(a, pa + 8, 8, 0xfeed).unwrap();
+    // b gets the descriptor through fork of a's descriptor table: fork a, use the child.
+    let c = m.fork(a).unwrap();
+    let pc = m.mmap(c, 0, 4096, RW, MAP_SHARED, fd, 4096).unwrap();
+    m.upoke(c, pc, 4, 77).unwrap();
+    assert_eq!(m.upeek(a, pa + 4096, 4).unwrap(), 77, "a sees c's write");
+    assert_eq!(
+        m.upeek(c, pa + 8, 8).unwrap(),
+        0xfeed,
+        "c inherited a's mapping, shared"
+    );
+    m.upoke(c, pa + 8, 8, 0xbeef).unwrap();
+    assert_eq!(
+        m.upeek(a, pa + 8, 8).unwrap(),
+        0xbeef,
+        "shared mappings stay shared after fork"
+    );
+    let s = proc(&m, &format!("/proc/{a}/maps"));
+    assert!(s.contains("rw-s 00000000 00:01 1 "), "{s}");
+    assert!(s.contains("/memfd:buf (deleted)\n"), "{s}");
+    let meminfo = proc(&m, "/proc/meminfo");
+    assert!(meminfo.contains("Shmem:                 8 kB"), "{meminfo}");
+    // A private mapping of the memfd copies on write.
+    let pp = m.mmap(a, 0, 4096, RW, MAP_PRIVATE, fd, 0).unwrap();
+    assert_eq!(m.upeek(a, pp + 8, 8).unwrap(), 0xbeef);
+    m.upoke(a, pp + 8, 8, 1).unwrap();
+    assert_eq!(
+        m.upeek(a, pa + 8, 8).unwrap(),
+        0xbeef,
+        "the file keeps its data"
+    );
+    // Beyond the end: SIGBUS.
+    m.ftruncate(a, fd, 4096).unwrap();
+    assert!(matches!(m.upeek(c, pc, 4), Err(UaccessError::Bus(_))));
+    assert_eq!(m.mmap(b, 0, 4096, RW, MAP_SHARED, fd, 0), Err(Errno::EBADF));
+    m.close(a, fd).unwrap();
+    m.exit(a).unwrap();
+    m.exit(b).unwrap();
+    assert_eq!(settle(&m), free0, "no page leaked");
+}
+
+#[test]
+fn two_tasks_share_sysv_shm_and_shared_anon() {
+    use kmem::memory::shmem::*;
+    let m = boot(Arch::I386, 256 << 20, 2);
+    let free0 = baseline(&m);
+    let a = m.spawn("a").unwrap();
+    let b = m.spawn("b").unwrap();
+    let id = m.shmget(IPC_PRIVATE, 10000, IPC_CREAT | 0o600).unwrap();
+    assert_eq!(id, 0);
+    let id2 = m.shmget(0x1234, 4096, IPC_CREAT | 0o600).unwrap();
+    assert_eq!(id2, 32769);
+    assert_eq!(
+        m.shmget(0x1234, 4096, IPC_CREAT | IPC_EXCL),
+        Err(Errno::EEXIST)
+    );
+    assert_eq!(m.shmget(0x1234, 8192, 0), Err(Errno::EINVAL));
+    assert_eq!(m.shmget(0x999, 4096, 0), Err(Errno::ENOENT));
+    let xa = m.shmat(a, id, 0, 0).unwrap();
+    let xb = m.shmat(b, id, 0, 0).unwrap();
+    m.upoke(a, xa + 9000, 2, 0x4242).unwrap();
+    assert_eq!(m.upeek(b, xb + 9000, 2).unwrap(), 0x4242);
+    let s = proc(&m, &format!("/proc/{a}/maps"));
+    assert!(s.contains("/SYSV00000000 (deleted)"), "{s}");
+    m.shmctl(id, IPC_RMID).unwrap();
+    assert_eq!(m.shmat(a, id, 0, 0), Err(Errno::EINVAL), "the id is gone");
+    assert_eq!(m.upeek(b, xb + 9000, 2).unwrap(), 0x4242, "still attached");
+    m.shmdt(a, xa).unwrap();
+    m.shmdt(b, xb).unwrap();
+    assert_eq!(m.shmdt(b, xb), Err(Errno::EINVAL));
+    // Shared anonymous memory: shared with a child.
+    let sa = m
+        .mmap(a, 0, 4096, RW, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+        .unwrap();
+    let c = m.fork(a).unwrap();
+    m.upoke(c, sa, 1, 9).unwrap();
+    assert_eq!(m.upeek(a, sa, 1).unwrap(), 9);
+    assert!(proc(&m, &format!("/proc/{a}/maps")).contains("/dev/zero (deleted)"));
+    m.shmctl(id2, IPC_RMID).unwrap();
+    for p in [a, b, c] {
+        m.exit(p).unwrap();
+    }
+    assert_eq!(settle(&m), free0, "no page leaked");
+}

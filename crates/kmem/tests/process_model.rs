@@ -74,7 +74,7 @@ impl RefTask {
     /// usable pages, unless its low six bits are 0 (a wild access, which kills the task).
     fn aim(&self, off: u64, need: u32) -> u64 {
         let ok = |p: &u64| self.pages.get(p).is_some_and(|x| x & need != 0);
-        if ok(&(off / 4096)) || off % 64 == 0 {
+        if ok(&(off / 4096)) || off.is_multiple_of(64) {
             return off;
         }
         let usable: Vec<u64> = self.pages.keys().copied().filter(|p| ok(p)).collect();

@@ -99,6 +99,9 @@ impl<P: Platform> MemoryLayer<P> {
         };
         let pte = pt.pte_get(self.pt_mem(), addr);
         if pte == 0 {
+            if let Some(VmBacking::Shmem(ino)) = mm.vma_lookup(addr).map(|v| v.backing) {
+                return self.do_shmem_fault(mm, addr, write, ino);
+            }
             return self.do_anonymous_page(mm, addr, write);
         }
         if pte & PteFlags::PRESENT.0 == 0 {
@@ -175,6 +178,54 @@ impl<P: Platform> MemoryLayer<P> {
         self.page_add_new_anon_rmap(page, av, index);
         self.lru_add_anon(&self.mem.lru, page);
         mm.add_counter(MmCounter::AnonPages, 1);
+        VmFault::Done
+    }
+
+    /// `do_read_fault` / `do_shared_fault` / `do_cow_fault` on a shmem object: the cache
+    /// page at the VMA's offset is mapped (writable if the mapping is shared and writable),
+    /// or, for a write to a private mapping, copied into a fresh anonymous page.
+    fn do_shmem_fault(&self, mm: &mut MmStruct, addr: u64, write: bool, ino: u64) -> VmFault {
+        let Some(v) = mm.vma_lookup(addr) else {
+            return VmFault::SegvMapErr;
+        };
+        let flags = v.vm_flags;
+        let pgoff = v.linear_page_index(addr);
+        let page = match self.shmem_get_page(ino, pgoff) {
+            Ok(p) => p,
+            Err(crate::errno::Errno::ENOMEM) => return VmFault::Oom,
+            Err(_) => return VmFault::Sigbus,
+        };
+        let shared = flags.contains(VmFlags::VM_SHARED);
+        if write && !shared {
+            // do_cow_fault: map the cache page first, then let do_wp_page copy it.
+            let pa = self.page_to_pfn(page).phys().as_u64();
+            let pte = self.mk_pte(pa, flags, false);
+            if !matches!(
+                mm.pgd
+                    .as_mut()
+                    .map(|pt| pt.pte_set(self.pt_mem(), addr, pte)),
+                Some(Ok(_))
+            ) {
+                return VmFault::Oom;
+            }
+            self.get_page(page);
+            self.page_add_file_rmap(page);
+            mm.add_counter(MmCounter::ShmemPages, 1);
+            return self.do_wp_page(mm, addr, pte);
+        }
+        let pa = self.page_to_pfn(page).phys().as_u64();
+        let pte = self.mk_pte(pa, flags, shared && flags.contains(VmFlags::VM_WRITE));
+        if !matches!(
+            mm.pgd
+                .as_mut()
+                .map(|pt| pt.pte_set(self.pt_mem(), addr, pte)),
+            Some(Ok(_))
+        ) {
+            return VmFault::Oom;
+        }
+        self.get_page(page);
+        self.page_add_file_rmap(page);
+        mm.add_counter(MmCounter::ShmemPages, 1);
         VmFault::Done
     }
 

@@ -36,6 +36,7 @@
 mod fault;
 mod fork;
 mod madvise;
+pub mod shmem;
 mod swapin;
 
 pub use fault::{FaultFlags, VmFault};
@@ -65,6 +66,8 @@ pub struct MemState<P: Platform> {
     /// The LRU lists and reclaim counters ([`crate::vmscan`]); initialised in place by
     /// `TaskLayer::reclaim_init` at boot.
     pub(crate) lru: crate::vmscan::VmscanState<P>,
+    /// Shmem objects.
+    pub(crate) shmem: shmem::ShmemState<P::RawLock>,
 }
 
 impl<P: Platform> MemState<P> {
@@ -74,6 +77,7 @@ impl<P: Platform> MemState<P> {
             zero_pfn: AtomicUsize::new(0),
             swap: crate::swap::SwapState::new(),
             lru: crate::vmscan::VmscanState::new(),
+            shmem: shmem::ShmemState::new(),
         }
     }
 }
@@ -254,7 +258,30 @@ impl<P: Platform> MemoryLayer<P> {
         backing: VmBacking,
         pgoff: u64,
     ) -> Result<u64, Errno> {
-        let a = mm.do_mmap(self, addr, len, prot, flags, backing, pgoff)?;
+        let mut backing = backing;
+        let mut pgoff = pgoff;
+        let mut made = None;
+        if backing == VmBacking::Anon && flags & crate::vma::MAP_TYPE != crate::vma::MAP_PRIVATE {
+            // shmem_zero_setup: shared anonymous memory is a shmem object of its own.
+            if len == 0 || flags & crate::vma::MAP_TYPE > crate::vma::MAP_SHARED_VALIDATE {
+                return Err(Errno::EINVAL);
+            }
+            let size = crate::vma::page_align(len).ok_or(Errno::ENOMEM)?;
+            let ino = self.shmem_create(shmem::ShmKind::DevZero, "dev/zero", size)?;
+            backing = VmBacking::Shmem(ino);
+            pgoff = 0;
+            made = Some(ino);
+        }
+        let a = match mm.do_mmap(self, addr, len, prot, flags, backing, pgoff) {
+            Ok(a) => a,
+            Err(e) => {
+                if made.is_some() {
+                    // Nothing maps or names it: drop it at once.
+                    self.shmem_collect(|_| false);
+                }
+                return Err(e);
+            }
+        };
         if flags & MAP_POPULATE != 0 {
             let write = prot & crate::vma::PROT_WRITE != 0;
             let end = a + crate::vma::page_align(len).unwrap_or(0);

@@ -41,11 +41,54 @@ impl Write for Counting<'_> {
     }
 }
 
-/// The name `show_map_vma` gives a VMA, if any.
-fn vma_name(mm: &MmStruct, v: &VmAreaStruct) -> Option<&'static str> {
-    if let VmBacking::Shmem(_) = v.backing {
-        return Some("/dev/zero (deleted)");
+/// A short name, built in place.
+struct NameBuf {
+    buf: [u8; 300],
+    len: usize,
+}
+
+impl NameBuf {
+    fn new() -> Self {
+        Self {
+            buf: [0; 300],
+            len: 0,
+        }
     }
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
+    }
+}
+
+impl Write for NameBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// What `show_map_vma` prints for a shmem VMA: the file's name (`d_path` of an unlinked
+/// tmpfs file) and its inode number.
+fn shmem_name<P: Platform>(l: &MemoryLayer<P>, ino: u64, out: &mut NameBuf) {
+    use crate::memory::shmem::ShmKind;
+    let _ = match l.shmem_info(ino).map(|i| i.kind) {
+        Some(ShmKind::Memfd) => {
+            let mut b = [0u8; 32];
+            let n = l.shmem_name(ino, &mut b);
+            write!(
+                out,
+                "/memfd:{} (deleted)",
+                core::str::from_utf8(&b[..n]).unwrap_or("?")
+            )
+        }
+        Some(ShmKind::SysV { key, .. }) => write!(out, "/SYSV{:08x} (deleted)", key as u32),
+        _ => write!(out, "/dev/zero (deleted)"),
+    };
+}
+
+/// The name `show_map_vma` gives an anonymous VMA, if any.
+fn vma_name(mm: &MmStruct, v: &VmAreaStruct) -> Option<&'static str> {
     // vma_is_initial_heap / vma_is_initial_stack
     if v.vm_start <= mm.brk && v.vm_end >= mm.start_brk {
         return Some("[heap]");
@@ -64,13 +107,16 @@ fn map_line(
     start: u64,
     end: u64,
     perms: &str,
+    file: Option<(u64, u64)>,
     name: Option<&str>,
 ) -> fmt::Result {
     let mut c = Counting { out, n: 0 };
+    // A shmem file: tmpfs's internal mount is device 00:01; offset = vm_pgoff << PAGE_SHIFT.
+    let (off, minor, ino) = file.map_or((0, 0, 0), |(pgoff, ino)| (pgoff * PAGE, 1, ino));
     write!(
         c,
-        "{start:08x}-{end:08x} {perms} {:08x} {:02x}:{:02x} {} ",
-        0, 0, 0, 0
+        "{start:08x}-{end:08x} {perms} {off:08x} {:02x}:{:02x} {ino} ",
+        0, minor
     )?;
     if let Some(name) = name {
         let width: usize = 25 + if wide { 48 } else { 24 } - 1;
@@ -349,22 +395,42 @@ impl<P: Platform> TaskLayer<P> {
     }
 }
 
+/// One `maps` line for `v`.
+fn show_map_vma<P: Platform>(
+    l: &MemoryLayer<P>,
+    mm: &MmStruct,
+    v: &VmAreaStruct,
+    out: &mut dyn Write,
+) -> fmt::Result {
+    let wide = mm.arch == crate::arch::Arch::X86_64;
+    let p = perms(v.vm_flags);
+    let p = core::str::from_utf8(&p).unwrap_or("----");
+    if let VmBacking::Shmem(ino) = v.backing {
+        let mut n = NameBuf::new();
+        shmem_name(l, ino, &mut n);
+        return map_line(
+            out,
+            wide,
+            v.vm_start,
+            v.vm_end,
+            p,
+            Some((v.vm_pgoff, ino)),
+            Some(n.as_str()),
+        );
+    }
+    map_line(out, wide, v.vm_start, v.vm_end, p, None, vma_name(mm, v))
+}
+
 fn show_maps<P: Platform>(t: TaskMm<'_, P>, out: &mut dyn Write) -> fmt::Result {
-    let wide = t.mm.arch == crate::arch::Arch::X86_64;
     for v in t.mm.vmas() {
-        let p = perms(v.vm_flags);
-        let p = core::str::from_utf8(&p).unwrap_or("----");
-        map_line(out, wide, v.vm_start, v.vm_end, p, vma_name(t.mm, v))?;
+        show_map_vma(t.layer, t.mm, v, out)?;
     }
     Ok(())
 }
 
 fn show_smaps<P: Platform>(t: TaskMm<'_, P>, out: &mut dyn Write) -> fmt::Result {
-    let wide = t.mm.arch == crate::arch::Arch::X86_64;
     for v in t.mm.vmas() {
-        let p = perms(v.vm_flags);
-        let p = core::str::from_utf8(&p).unwrap_or("----");
-        map_line(out, wide, v.vm_start, v.vm_end, p, vma_name(t.mm, v))?;
+        show_map_vma(t.layer, t.mm, v, out)?;
         let mut mss = Mss::default();
         t.layer.smap_gather(t.mm, v.vm_start, v.vm_end, &mut mss);
         dec(out, "Size:", v.len())?;
@@ -398,6 +464,7 @@ fn show_smaps_rollup<P: Platform>(t: TaskMm<'_, P>, out: &mut dyn Write) -> fmt:
         first.unwrap_or(0),
         last,
         "---p",
+        None,
         Some("[rollup]"),
     )?;
     show_smap(out, &mss, true)

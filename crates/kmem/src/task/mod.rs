@@ -19,6 +19,8 @@
 
 use core::ptr::NonNull;
 
+mod ipc;
+
 use crate::errno::Errno;
 use crate::locking::{Lock, LockGuard, TASKLIST_LOCK};
 use crate::memory::MemoryLayer;
@@ -52,8 +54,14 @@ pub struct TaskStruct {
     pub(crate) mm: NonNull<MmStruct>,
     /// `signal->oom_score_adj`.
     pub oom_score_adj: i16,
+    /// The descriptor table: shmem inode number + 1 per descriptor, 0 for a free one
+    /// (`FDSize` 64; 0, 1 and 2 are taken by the standard streams, as in any process).
+    pub(crate) fds: [u64; NR_OPEN],
     next: Option<NonNull<TaskStruct>>,
 }
+
+/// Descriptors per task (`NR_OPEN_DEFAULT` on 64-bit: `FDSize: 64`).
+pub const NR_OPEN: usize = 64;
 
 impl TaskStruct {
     /// `comm`: the name, at most 15 bytes (`set_task_comm`).
@@ -253,7 +261,10 @@ impl<P: Platform> TaskLayer<P> {
     pub(crate) unsafe fn task_lockdep_attach(&self) {
         let Some(ld) = self.lockdep() else { return };
         // SAFETY: the validator lives as long as the platform, so as this state.
-        unsafe { self.tasks.attach(ld) };
+        unsafe {
+            self.tasks.attach(ld);
+            self.mem.mem.shmem.table.attach(ld);
+        }
     }
 
     /// Takes `tasklist_lock`.
@@ -292,6 +303,7 @@ impl<P: Platform> TaskLayer<P> {
             comm_len: n as u8,
             mm,
             oom_score_adj: 0,
+            fds: [0; NR_OPEN],
             next: t.head,
         };
         let p = self.kalloc().new_box(task).ok_or(Errno::ENOMEM)?;
@@ -340,15 +352,24 @@ impl<P: Platform> TaskLayer<P> {
             (p, p.comm(), &mut *p.mm.as_ptr())
         };
         let name: heapless_name::Name = heapless_name::Name::from(name);
-        let _ = parent;
         // SAFETY: as above.
         if let Err(e) = self.mem.dup_mmap(pmm, unsafe { &mut *child.as_ptr() }) {
             // SAFETY: the child mm is ours, dropped here.
             unsafe { self.mem.mmput(child) };
             return Err(e);
         }
+        let fds = parent.fds;
         match self.new_task(&mut t, name.as_str(), pid, child) {
-            Ok(c) => Ok(c),
+            Ok(c) => {
+                if let Some(mut cp) = t.find_ptr(c) {
+                    // SAFETY: the new task, under the lock.
+                    unsafe { cp.as_mut().fds = fds };
+                    for f in fds.iter().filter(|f| **f != 0) {
+                        self.mem.shmem_update(f - 1, 1, false);
+                    }
+                }
+                Ok(c)
+            }
             Err(e) => {
                 // SAFETY: as above.
                 unsafe { self.mem.mmput(child) };
@@ -373,7 +394,28 @@ impl<P: Platform> TaskLayer<P> {
         let task = unsafe { ka.take_box(p) };
         // SAFETY: the task owned its mm, which nothing else names.
         unsafe { self.mem.mmput(task.mm) };
+        for f in task.fds.iter().filter(|f| **f != 0) {
+            self.mem.shmem_update(f - 1, -1, false);
+        }
+        self.shm_gc(t);
         Ok(())
+    }
+
+    /// Frees the shmem objects nothing names any more (no descriptor, no SysV id, no
+    /// mapping in any task): Linux's `fput`/`shm_destroy` at the last reference.
+    pub(crate) fn shm_gc(&self, t: &TaskTable) {
+        self.mem.shmem_collect(|ino| {
+            t.iter()
+                .any(|task| task.mm().vmas().any(|v| v.backing == VmBacking::Shmem(ino)))
+        });
+    }
+
+    /// Runs `f` on task `pid`'s memory, then frees shmem objects it stopped naming.
+    fn with_task_gc<R>(&self, pid: i32, f: impl FnOnce(TaskMm<'_, P>) -> R) -> Result<R, Errno> {
+        let r = self.with_task(pid, f)?;
+        let t = self.tasklist();
+        self.shm_gc(&t);
+        Ok(r)
     }
 
     /// `kill(pid, sig)`: signal 0 checks that the task exists; any other valid signal
@@ -453,13 +495,15 @@ impl<P: Platform> TaskLayer<P> {
         if off & (PAGE - 1) != 0 {
             return Err(Errno::EINVAL);
         }
-        if flags & MAP_ANONYMOUS == 0 {
-            let _ = fd;
-            return Err(Errno::EBADF);
-        }
-        self.with_task(pid, |t| {
+        let backing = if flags & MAP_ANONYMOUS == 0 {
+            let ino = self.fd_inode(pid, fd)?;
+            VmBacking::Shmem(ino)
+        } else {
+            VmBacking::Anon
+        };
+        self.with_task_gc(pid, |t| {
             t.layer
-                .mm_mmap(t.mm, addr, len, prot, flags, VmBacking::Anon, off / PAGE)
+                .mm_mmap(t.mm, addr, len, prot, flags, backing, off / PAGE)
         })?
     }
 
@@ -468,7 +512,7 @@ impl<P: Platform> TaskLayer<P> {
     /// # Errors
     /// `EINVAL`, `ENOMEM`, `ESRCH`.
     pub fn munmap(&self, pid: i32, addr: u64, len: u64) -> Result<(), Errno> {
-        self.with_task(pid, |t| t.mm.do_munmap(t.layer, addr, len))?
+        self.with_task_gc(pid, |t| t.mm.do_munmap(t.layer, addr, len))?
     }
 
     /// `mprotect`.

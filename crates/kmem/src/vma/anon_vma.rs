@@ -20,30 +20,8 @@ use core::ptr::NonNull;
 
 use super::kalloc::KAlloc;
 use super::mm::VmAreaStruct;
+pub use super::mm::{AnonVma, AnonVmaChain};
 use crate::errno::Errno;
-
-/// `struct anon_vma`.
-#[derive(Debug)]
-pub struct AnonVma {
-    /// Chains naming it plus pins.
-    pub refcount: usize,
-    /// First chain on its list (`rb_root`).
-    head: Option<NonNull<AnonVmaChain>>,
-}
-
-/// `struct anon_vma_chain`: one (VMA, anon_vma) link.
-#[derive(Debug)]
-pub struct AnonVmaChain {
-    /// The VMA.
-    pub vma: NonNull<VmAreaStruct>,
-    /// The anon_vma.
-    pub anon_vma: NonNull<AnonVma>,
-    /// Next link of the same VMA (`same_vma`).
-    same_vma_next: Option<NonNull<AnonVmaChain>>,
-    /// Neighbours on the anon_vma's list (`rb`).
-    prev: Option<NonNull<AnonVmaChain>>,
-    next: Option<NonNull<AnonVmaChain>>,
-}
 
 /// Links `vma` to `av` (`anon_vma_chain_link`).
 fn link(
@@ -220,8 +198,7 @@ pub unsafe fn for_each_vma(av: NonNull<AnonVma>, mut f: impl FnMut(NonNull<VmAre
     }
 }
 
-/// Repoints every chain of `vma` at its new address (after the VMA object moved: kmem's
-/// VMAs never move, so this is only a check in debug builds).
+/// How many anon_vmas `vma` is linked to (1 for its own; more after fork).
 pub fn chains_of(vma: &VmAreaStruct) -> usize {
     let mut n = 0;
     let mut c = vma.avc;

@@ -5,7 +5,6 @@ use core::ptr::NonNull;
 use kds::alloc::Gfp;
 use kds::maple_tree::{MapleTree, MtFlags, XaEntry};
 
-use super::anon_vma::{AnonVma, AnonVmaChain};
 use super::flags::*;
 use super::kalloc::KAlloc;
 use crate::arch::Arch;
@@ -20,6 +19,29 @@ pub enum VmBacking {
     /// A shmem/tmpfs inode (memfd, SysV shm, shared anonymous memory), by its number;
     /// `vm_pgoff` is the page offset into it.
     Shmem(u64),
+}
+
+/// `struct anon_vma` (managed by [`super::anon_vma`]).
+#[derive(Debug)]
+pub struct AnonVma {
+    /// Chains naming it plus pins.
+    pub refcount: usize,
+    /// First chain on its list (`rb_root`).
+    pub(super) head: Option<NonNull<AnonVmaChain>>,
+}
+
+/// `struct anon_vma_chain`: one (VMA, anon_vma) link.
+#[derive(Debug)]
+pub struct AnonVmaChain {
+    /// The VMA.
+    pub vma: NonNull<VmAreaStruct>,
+    /// The anon_vma.
+    pub anon_vma: NonNull<AnonVma>,
+    /// Next link of the same VMA (`same_vma`).
+    pub(super) same_vma_next: Option<NonNull<AnonVmaChain>>,
+    /// Neighbours on the anon_vma's list (`rb`).
+    pub(super) prev: Option<NonNull<AnonVmaChain>>,
+    pub(super) next: Option<NonNull<AnonVmaChain>>,
 }
 
 /// `struct vm_area_struct`: one mapping, `[vm_start, vm_end)`.

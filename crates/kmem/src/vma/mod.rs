@@ -41,10 +41,10 @@ mod mm;
 mod mmap;
 mod mremap;
 
-pub use anon_vma::{AnonVma, AnonVmaChain};
 pub use flags::*;
 pub use kalloc::KAlloc;
 pub use mm::{elf_et_dyn_base, user_layout, MmCounter, MmStruct, VmAreaStruct, VmBacking, VmaIter};
+pub use mm::{AnonVma, AnonVmaChain};
 pub use mmap::MAX_MAP_COUNT;
 
 use crate::errno::Errno;
