@@ -286,3 +286,58 @@ swapoff(\"{path}\")
         "{out}"
     );
 }
+
+/// Two tasks see each other's writes through SysV shm and through a shared memfd mapping
+/// (the memfd one inherited across fork); after every task and id is gone, Shmem is 0.
+#[test]
+fn shared_memory_between_tasks() {
+    let script = "\
+p = spawn(\"writer\")
+q = spawn(\"reader\")
+id = shmget(IPC_PRIVATE, 4 * 4096, IPC_CREAT|0600)
+x = shmat(p, id, 0, 0)
+y = shmat(q, id, 0, 0)
+for (i = 0; i < 4; i++) { upoke32(p, x + i * 4096, 0x1000 + i) }
+seen = 0
+for (i = 0; i < 4; i++) { seen += upeek32(q, y + i * 4096) == 0x1000 + i }
+seen
+upoke8(q, y + 5, 0x77)
+upeek8(p, x + 5)
+fd = memfd_create(p, \"ring\")
+ftruncate(p, fd, 2 * 4096)
+m = mmap(p, 0, 2 * 4096, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)
+c = fork(p)
+upoke64(c, m + 4096, 0xfeedface)
+upeek64(p, m + 4096) == 0xfeedface
+upoke64(p, m, 42)
+upeek64(c, m)
+cat /proc/$p/maps
+shmdt(p, x)
+shmdt(q, y)
+shmctl(id, IPC_RMID)
+kill(p, SIGKILL)
+kill(q, SIGKILL)
+kill(c, SIGKILL)
+cat /proc/meminfo
+";
+    let o = kmem(&["shell"], script);
+    let out = text(&o.stdout);
+    assert_eq!(text(&o.stderr), "", "{out}");
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("\nseen = 0\n4\n119\n"), "{out}");
+    assert!(out.contains("\nc = 3\n1\n42\n"), "{out}");
+    let maps: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" rw-s ") || l.contains(" rw-p "))
+        .collect();
+    assert!(
+        maps.iter().any(|l| l.ends_with("/memfd:ring (deleted)")),
+        "{maps:?}"
+    );
+    assert!(
+        maps.iter().any(|l| l.ends_with("/SYSV00000000 (deleted)")),
+        "{maps:?}"
+    );
+    assert!(out.contains("\nShmem:                 0 kB\n"), "{out}");
+    assert!(out.contains("0\n0\n0\n0\n0\n0\nMemTotal:"), "{out}");
+}

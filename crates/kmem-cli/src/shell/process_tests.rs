@@ -183,3 +183,33 @@ fn swapon_refuses_what_is_not_a_swap_file() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(sh.k.reports(), 0);
 }
+
+#[test]
+fn shm_and_memfd_errors() {
+    let mut sh = shell(Arch::X86_64);
+    out1(&mut sh, "p = spawn(\"t\")");
+    let cases = [
+        ("shmget(IPC_PRIVATE, 0, IPC_CREAT|0600)", "-EINVAL"),
+        ("shmget(1234, 4096, 0600)", "-ENOENT"),
+        ("shmat(p, 99, 0, 0)", "-EINVAL"),
+        ("shmdt(p, 0x1000)", "-EINVAL"),
+        ("shmctl(99, IPC_RMID)", "-EINVAL"),
+        ("ftruncate(p, 7, 4096)", "-EBADF"),
+        ("close(p, 7)", "-EBADF"),
+        ("memfd_create(99, \"x\")", "-ESRCH"),
+        ("mmap(p, 0, 4096, PROT_READ, MAP_SHARED, 7, 0)", "-EBADF"),
+    ];
+    for (text, want) in cases {
+        assert_eq!(out1(&mut sh, text), format!("{want}\n"), "{text}");
+    }
+    // A memfd read beyond its size: SIGBUS kills the task, the statement is abandoned.
+    out1(
+        &mut sh,
+        "fd = memfd_create(p, \"f\"); m = mmap(p, 0, 8192, PROT_READ, MAP_SHARED, fd, 0)",
+    );
+    let (o, e) = run(&mut sh, "v = upeek8(p, m)");
+    assert_eq!(e, "");
+    assert!(!o.contains("v = "), "{o}");
+    assert_eq!(sh.var("v"), None);
+    assert_eq!(out1(&mut sh, "kill(p, 0)"), "-ESRCH\n");
+}

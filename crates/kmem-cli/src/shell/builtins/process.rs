@@ -1,7 +1,8 @@
 //! Processes and their memory (issue 15): tasks (`spawn`, `fork`, `kill`), the memory system
 //! calls made on a task's behalf (`mmap`, `munmap`, `mprotect`, `mremap`, `brk`,
 //! `madvise`), and user memory accesses through the task's page tables (`upeek*`, `upoke*`,
-//! `umemset`), which fault as the CPU would; and swap areas in host files (`swapon`,
+//! `umemset`), which fault as the CPU would; shared memory (`memfd_create`, `ftruncate`,
+//! `close`, `shmget`, `shmat`, `shmdt`, `shmctl`); and swap areas in host files (`swapon`,
 //! `swapoff`).
 //!
 //! Conventions:
@@ -179,6 +180,67 @@ pub static PROCESS_BUILTINS: &[Builtin] = &[
         },
     },
     Builtin {
+        name: "memfd_create",
+        proto: "int memfd_create(pid_t pid, const char *name)",
+        doc: "an empty shmem file for task pid (flags 0); returns its descriptor (mmap it with MAP_SHARED)",
+        params: &[Uint, Str],
+        run: |c, a| {
+            let r = c.k.m.memfd_create(pid(a, 0)?, a.str(1));
+            Ok(int_or_errno(r.map(|fd| fd as u64)))
+        },
+    },
+    Builtin {
+        name: "ftruncate",
+        proto: "int ftruncate(pid_t pid, int fd, off_t length)",
+        doc: "sets the size of task pid's memfd fd",
+        params: &[Uint, Uint, Uint],
+        run: |c, a| {
+            let r = c.k.m.ftruncate(pid(a, 0)?, int(a, 1), a.u(2));
+            Ok(zero_or_errno(r))
+        },
+    },
+    Builtin {
+        name: "close",
+        proto: "int close(pid_t pid, int fd)",
+        doc: "closes task pid's descriptor fd (the file goes when nothing maps it)",
+        params: &[Uint, Uint],
+        run: |c, a| Ok(zero_or_errno(c.k.m.close(pid(a, 0)?, int(a, 1)))),
+    },
+    Builtin {
+        name: "shmget",
+        proto: "int shmget(key_t key, size_t size, int shmflg)",
+        doc: "a System V shared memory segment (IPC_PRIVATE, IPC_CREAT|0600); returns its id",
+        params: &[Uint, Uint, Uint],
+        run: |c, a| {
+            let r = c.k.m.shmget(int(a, 0), a.u(1), int(a, 2));
+            Ok(int_or_errno(r.map(|id| id as u64)))
+        },
+    },
+    Builtin {
+        name: "shmat",
+        proto: "void *shmat(pid_t pid, int shmid, void *addr, int shmflg)",
+        doc: "attaches segment shmid to task pid (addr 0: the kernel chooses); returns the address",
+        params: &[Uint, Uint, Addr, Uint],
+        run: |c, a| {
+            let r = c.k.m.shmat(pid(a, 0)?, int(a, 1), a.u(2), int(a, 3));
+            Ok(ptr_or_errno(r))
+        },
+    },
+    Builtin {
+        name: "shmdt",
+        proto: "int shmdt(pid_t pid, void *addr)",
+        doc: "detaches the segment attached at addr from task pid",
+        params: &[Uint, Addr],
+        run: |c, a| Ok(zero_or_errno(c.k.m.shmdt(pid(a, 0)?, a.u(1)))),
+    },
+    Builtin {
+        name: "shmctl",
+        proto: "int shmctl(int shmid, int cmd)",
+        doc: "IPC_RMID: the id goes, the segment when the last task detaches",
+        params: &[Uint, Uint],
+        run: |c, a| Ok(zero_or_errno(c.k.m.shmctl(int(a, 0), int(a, 1)))),
+    },
+    Builtin {
         name: "swapon",
         proto: "int swapon(const char *path, size_t size)",
         doc: "a swap area of size bytes in the host file path (created, or an existing swap file)",
@@ -254,6 +316,11 @@ fn swapon(c: &mut Ctx<'_>, path: &str, size: u64) -> Result<(), i32> {
 fn pid(a: &Args, i: usize) -> Result<i32, Fail> {
     let v = a.u(i) as i64;
     i32::try_from(v).map_err(|_| Fail::Error(format!("{v} is not a pid")))
+}
+
+/// Argument `i` as C's `int` (the low 32 bits, signed).
+fn int(a: &Args, i: usize) -> i32 {
+    a.u(i) as i32
 }
 
 /// Argument `i` as C's `int` flags (the low 32 bits, as the system call takes them).
