@@ -577,6 +577,11 @@ fn arbitrary_input_never_panics_the_parser_or_the_shell() {
         "x = (1 << 63) / -1 % 0 ^ ~0x10",
         "cat /proc/buddyinfo",
         "help",
+        "p = spawn(\"t\"); a = mmap(p, 0, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)",
+        "upoke32(p, a + 4, 0x5a); upeek64(p, a); umemset(p, a, 1, 4096); cat /proc/$p/maps",
+        "c = fork(p); kill(c, SIGKILL); munmap(p, a, 4096); mremap(p, a, 4096, 8192, MREMAP_MAYMOVE)",
+        "id = shmget(IPC_PRIVATE, 4096, IPC_CREAT|0600); x = shmat(p, id, 0, 0); shmdt(p, x)",
+        "if (a > 0 && !(p == 0) || a <= -ENOMEM) { echo $a } else { x += 1 }",
     ];
     let alphabet: Vec<char> = "abkpvxz_=(),;+-*/%<>&|^~!\"' 0123456789xXGFPKERNL#\t\\{}[]."
         .chars()
