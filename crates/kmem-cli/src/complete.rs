@@ -111,6 +111,8 @@ pub fn complete_with(line: &str, pos: usize, vars: &[String]) -> (usize, Vec<Str
         .chain(COMMANDS.iter().map(|c| c.name))
         .chain(GFP_NAMES.iter().copied())
         .chain(SLAB_NAMES.iter().copied())
+        .chain(builtins::consts::names().map(|n| -> &str { n }))
+        .chain(["if", "else", "while", "for", "break", "continue"])
         .chain(vars.iter().map(String::as_str))
         .chain(["NULL"])
         .filter(|n| n.starts_with(word))

@@ -12,6 +12,7 @@ mod complete;
 mod crash;
 mod demo;
 mod html;
+mod interrupt;
 mod kernel;
 mod layout;
 mod map;
@@ -539,23 +540,35 @@ fn interactive(sh: &mut shell::Shell, cli: &Cli) -> Result<(), String> {
         cli.mem >> 20,
         cli.cpus
     );
-    const PROMPT: &str = "kmem> ";
+    // Ctrl-C while a statement runs stops the running loop (a second one ends kmem); at
+    // the prompt it drops the line, or the block being typed.
+    sh.interrupt = Some(interrupt::install());
+    let mut chunker = shell::block::Chunker::default();
     let mut n = 0;
     while !sh.quit {
-        match rl.readline(PROMPT) {
+        let prompt = if chunker.pending() {
+            shell::CONTINUE
+        } else {
+            shell::PROMPT
+        };
+        match rl.readline(prompt) {
             Ok(line) => {
                 n += 1;
                 if !line.trim().is_empty() {
                     let _ = rl.add_history_entry(line.as_str());
                 }
+                let Some(c) = chunker.push(&line, n, &shell::is_command) else {
+                    continue;
+                };
                 let mut out = io::stdout().lock();
                 let mut err = io::stderr().lock();
-                sh.run_line(
-                    &line,
+                sh.run_chunk(
+                    &c.text,
+                    &c.parsed,
                     shell::Origin {
                         source: None,
-                        line: n,
-                        indent: PROMPT.len(),
+                        line: c.first_line,
+                        indent: shell::PROMPT.len(),
                     },
                     &mut out,
                     &mut err,
@@ -564,8 +577,20 @@ fn interactive(sh: &mut shell::Shell, cli: &Cli) -> Result<(), String> {
                     h.vars = sh.var_names();
                 }
             }
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
+            Err(ReadlineError::Interrupted) => chunker.reset(),
+            Err(ReadlineError::Eof) => {
+                if let Some(c) = chunker.finish(&shell::is_command) {
+                    let mut out = io::stdout().lock();
+                    let mut err = io::stderr().lock();
+                    let origin = shell::Origin {
+                        source: None,
+                        line: c.first_line,
+                        indent: shell::PROMPT.len(),
+                    };
+                    sh.run_chunk(&c.text, &c.parsed, origin, &mut out, &mut err);
+                }
+                break;
+            }
             Err(e) => return Err(e.to_string()),
         }
     }

@@ -52,9 +52,15 @@ pub mod vma;
 
 pub mod rmap;
 
+pub mod swap;
+
+pub mod vmscan;
+
 pub mod memory;
 
 pub mod task;
+
+pub mod oom_kill;
 
 pub mod uaccess;
 

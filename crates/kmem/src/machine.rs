@@ -139,6 +139,9 @@ impl<P: Platform> Machine<P> {
             m.task_lockdep_attach();
         }
         m.init_lists();
+        // SAFETY: once, at boot, the state placed for good: the LRU lists link to
+        // themselves, and reclaim is registered in the page allocator's slow path.
+        unsafe { m.reclaim_init() };
         mm_init::print_boot_log(&m, params, &em);
         mm_init::memmap_init(&m, &em.geos);
 

@@ -20,7 +20,7 @@
 
 use core::ptr::NonNull;
 
-use crate::addr::{Order, PhysAddr};
+use crate::addr::PhysAddr;
 use crate::highmem::KmapLayer;
 use crate::mm::mm_types::PagePtr;
 use crate::mm::NodeStat;
@@ -69,7 +69,9 @@ impl<P: Platform> KmapLayer<P> {
             page.set_index(0);
             page.set_mapcount(0);
         }
-        self.__free_pages(page, Order::new(0));
+        // put_page, not __free_pages: a reference that is not the last may be dropped from
+        // a dirty swap-cache page (reclaim's try_to_unmap).
+        self.put_page(page);
     }
 
     /// `PageAnon`.

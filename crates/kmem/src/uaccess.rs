@@ -167,7 +167,17 @@ impl<P: Platform> TaskLayer<P> {
                                 return Err(UaccessError::Segfault(va));
                             }
                             VmFault::Oom => {
-                                self.oom_kill_current(&mut t, pid);
+                                // pagefault_out_of_memory → out_of_memory: the task with
+                                // the highest oom_badness dies; if it was another one, the
+                                // fault is retried with the memory it gave back.
+                                match self.out_of_memory(&mut t, pid) {
+                                    Some(v) if v != pid => {
+                                        tries = 0;
+                                        continue;
+                                    }
+                                    Some(_) => {}
+                                    None => self.oom_kill_current(&mut t, pid),
+                                }
                                 return Err(UaccessError::OutOfMemory);
                             }
                             VmFault::Sigbus => {

@@ -12,12 +12,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod block;
 pub mod builtins;
+mod flow;
 pub mod syntax;
 pub mod value;
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
+use std::sync::atomic::AtomicBool;
 
 use kmem::GfpFlags;
 
@@ -362,7 +365,8 @@ fn cmd_help(_: &mut Shell, a: &CmdArgs<'_>, out: &mut dyn Write) -> Result<(), S
     Ok(())
 }
 
-fn is_command(w: &str) -> bool {
+/// Whether `w` is one of the shell's commands.
+pub fn is_command(w: &str) -> bool {
     COMMANDS.iter().any(|c| c.name == w)
 }
 
@@ -417,6 +421,9 @@ pub struct Shell {
     pub quit: bool,
     /// The status `exit N` asked for.
     pub exit_status: Option<u8>,
+    /// Set (by a SIGINT handler) to stop the running loop: each loop iteration tests and
+    /// clears it. `None` outside the interactive shell.
+    pub interrupt: Option<&'static AtomicBool>,
 }
 
 impl Shell {
@@ -429,6 +436,7 @@ impl Shell {
             errors: 0,
             quit: false,
             exit_status: None,
+            interrupt: None,
         }
     }
 
@@ -455,41 +463,21 @@ impl Shell {
         self.vars.get(name)
     }
 
-    /// Runs one line of input.
+    /// Runs input text: one line, or several lines that form complete statements (a block
+    /// that is not closed at the end of `text` is an error).
+    #[cfg(test)]
     pub fn run_line(
         &mut self,
-        line: &str,
+        text: &str,
         origin: Origin<'_>,
         out: &mut dyn Write,
         err: &mut dyn Write,
     ) {
-        for (base, text) in syntax::split_statements(line) {
-            if self.quit {
-                break;
-            }
-            // kmemleak's automatic scan (its thread in Linux) is a timer checked here.
-            let roots = self.kmemleak_roots();
-            self.k.m.kmemleak_poll(&roots);
-            let res = syntax::parse_statement(&text, base, &is_command)
-                .map_err(|e| {
-                    Stop::Error(ShellError {
-                        msg: e.msg,
-                        span: Some(e.span),
-                    })
-                })
-                .and_then(|stmt| self.exec(&stmt, out));
-            let console = self.k.take_console();
-            let _ = out.write_all(console.as_bytes());
-            match res {
-                Ok(()) | Err(Stop::Oops) => {}
-                Err(Stop::Error(e)) => {
-                    self.errors += 1;
-                    let _ = out.flush();
-                    report(err, line, origin, &e);
-                }
-            }
-        }
-        let _ = out.flush();
+        // kmemleak's automatic scan (its thread in Linux) is a timer checked here.
+        let roots = self.kmemleak_roots();
+        self.k.m.kmemleak_poll(&roots);
+        let parsed = block::parse_chunk(text, &is_command, true);
+        self.run_chunk(text, &parsed, origin, out, err);
     }
 
     /// The shell's variables as kmemleak sees them: the task's stack, values that may be
@@ -504,28 +492,41 @@ impl Shell {
             .collect()
     }
 
-    fn exec(&mut self, stmt: &Stmt, out: &mut dyn Write) -> Result<(), Stop> {
+    /// Runs a statement; `quiet` (inside braces and control headers): without printing an
+    /// assignment or a value.
+    fn exec(&mut self, stmt: &Stmt, out: &mut dyn Write, quiet: bool) -> Result<(), Stop> {
         match stmt {
             Stmt::Assign {
                 name,
                 name_span,
                 value,
             } => {
-                if name == "NULL" || is_gfp_name(name) || name.starts_with("SLAB_") {
-                    return fail(format!("cannot assign to '{name}'"), *name_span);
-                }
+                check_assignable(name, *name_span)?;
                 let v = self.eval(value, out)?;
                 if v == Value::Void {
                     return fail("void value not ignored as it ought to be", value.span());
                 }
-                self.flush_console(out);
-                let _ = writeln!(out, "{name} = {v}");
-                self.vars.insert(name.clone(), v);
+                self.set_var(name, v, out, quiet);
+            }
+            Stmt::Update {
+                name,
+                name_span,
+                op,
+                value,
+                span,
+            } => {
+                check_assignable(name, *name_span)?;
+                let Some(old) = self.vars.get(name).cloned() else {
+                    return fail(format!("undefined variable '{name}'"), *name_span);
+                };
+                let rhs = self.eval(value, out)?;
+                let v = binary(*op, old, rhs).map_err(|m| stop_at(m, *span))?;
+                self.set_var(name, v, out, quiet);
             }
             Stmt::Expr(e) => {
                 let v = self.eval(e, out)?;
                 self.flush_console(out);
-                if v != Value::Void {
+                if v != Value::Void && !quiet {
                     let _ = writeln!(out, "{v}");
                 }
             }
@@ -537,6 +538,53 @@ impl Shell {
             } => self.command(name, *name_span, rest, words, out)?,
         }
         Ok(())
+    }
+
+    fn set_var(&mut self, name: &str, v: Value, out: &mut dyn Write, quiet: bool) {
+        self.flush_console(out);
+        if !quiet {
+            let _ = writeln!(out, "{name} = {v}");
+        }
+        self.vars.insert(name.to_string(), v);
+    }
+
+    /// `text` with each `$NAME` replaced by the variable's value as it prints (a string
+    /// without its quotes); `$` before anything else stays. `base` is where `text` starts.
+    fn expand(&self, text: &str, base: usize) -> Result<String, Stop> {
+        if !text.contains('$') {
+            return Ok(text.to_string());
+        }
+        let chars: Vec<char> = text.chars().collect();
+        let mut out = String::with_capacity(text.len());
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            let starts_name = chars
+                .get(i + 1)
+                .is_some_and(|n| n.is_alphabetic() || *n == '_');
+            if c != '$' || !starts_name {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            let n = chars[i + 1..]
+                .iter()
+                .take_while(|c| c.is_alphanumeric() || **c == '_')
+                .count();
+            let name: String = chars[i + 1..i + 1 + n].iter().collect();
+            match self.vars.get(&name) {
+                Some(Value::Str(s)) => out.push_str(s),
+                Some(v) => out.push_str(&v.to_string()),
+                None => {
+                    return fail(
+                        format!("undefined variable '{name}'"),
+                        Span::new(base + i, base + i + 1 + n),
+                    )
+                }
+            }
+            i += 1 + n;
+        }
+        Ok(out)
     }
 
     fn flush_console(&self, out: &mut dyn Write) {
@@ -555,12 +603,25 @@ impl Shell {
         let Some(c) = COMMANDS.iter().find(|c| c.name == name) else {
             return fail(format!("unknown command '{name}'"), name_span);
         };
+        let rest = Word {
+            text: self.expand(&rest.text, rest.span.start)?,
+            span: rest.span,
+        };
+        let words = words
+            .iter()
+            .map(|w| {
+                Ok(Word {
+                    text: self.expand(&w.text, w.span.start)?,
+                    span: w.span,
+                })
+            })
+            .collect::<Result<Vec<_>, Stop>>()?;
         (c.run)(
             self,
             &CmdArgs {
                 name_span,
-                rest,
-                words,
+                rest: &rest,
+                words: &words,
             },
             out,
         )
@@ -583,18 +644,29 @@ impl Shell {
                     return fail(format!("unknown function '{name}' (try help)"), *name_span);
                 };
                 let variadic = b.params.last() == Some(&builtins::Param::Many);
+                let required = b
+                    .params
+                    .iter()
+                    .filter(|p| **p != builtins::Param::OptAddr)
+                    .count();
                 let arity_ok = if variadic {
                     args.len() >= b.params.len()
                 } else {
-                    args.len() == b.params.len()
+                    (required..=b.params.len()).contains(&args.len())
                 };
                 if !arity_ok {
+                    let n = b.params.len();
+                    let count = if variadic {
+                        format!("at least {n}")
+                    } else if required < n {
+                        format!("{required} to {n}")
+                    } else {
+                        n.to_string()
+                    };
                     return fail(
                         format!(
-                            "{name} takes {}{} argument{}, got {}: {}",
-                            if variadic { "at least " } else { "" },
-                            b.params.len(),
-                            if b.params.len() == 1 { "" } else { "s" },
+                            "{name} takes {count} argument{}, got {}: {}",
+                            if n == 1 { "" } else { "s" },
                             args.len(),
                             b.proto
                         ),
@@ -607,7 +679,7 @@ impl Shell {
                     .iter()
                     .chain(core::iter::repeat(&builtins::Param::Many));
                 for (i, (a, p)) in args.iter().zip(kinds).enumerate() {
-                    let v = self.eval(a, out)?;
+                    let v = self.eval(a, out)?.plain();
                     if let Err(m) = builtins::check_param(*p, &v) {
                         return fail(format!("{name}: argument {}: {m}", i + 1), a.span());
                     }
@@ -624,8 +696,26 @@ impl Shell {
                     Err(Fail::Error(m)) => fail(format!("{name}: {m}"), *span),
                 }
             }
+            Expr::Unary(UnOp::LogNot, inner, span) => {
+                let v = self.eval(inner, out)?.plain();
+                match truth(&v, "!") {
+                    Ok(t) => Ok(Value::Int(u64::from(!t))),
+                    Err(m) => fail(m, *span),
+                }
+            }
+            Expr::Binary(op @ (BinOp::LogAnd | BinOp::LogOr), l, r, span) => {
+                // C's short-circuit: the right operand only when the left does not decide.
+                let a = self.eval(l, out)?;
+                let a = truth(&a, op.symbol()).map_err(|m| stop_at(m, l.span()))?;
+                if a == (*op == BinOp::LogOr) {
+                    return Ok(Value::Int(u64::from(a)));
+                }
+                let b = self.eval(r, out)?;
+                let b = truth(&b, op.symbol()).map_err(|m| stop_at(m, *span))?;
+                Ok(Value::Int(u64::from(b)))
+            }
             Expr::Unary(op, inner, span) => {
-                let v = self.eval(inner, out)?;
+                let v = self.eval(inner, out)?.plain();
                 match (op, v) {
                     (UnOp::Neg, Value::Int(x)) => Ok(Value::Int(x.wrapping_neg())),
                     (UnOp::Not, Value::Int(x)) => Ok(Value::Int(!x)),
@@ -634,10 +724,10 @@ impl Shell {
                     (op, v) => fail(
                         format!(
                             "wrong type argument to unary {} ('{}')",
-                            if *op == UnOp::Neg {
-                                "minus"
-                            } else {
-                                "complement"
+                            match op {
+                                UnOp::Neg => "minus",
+                                UnOp::Not => "complement",
+                                UnOp::LogNot => "exclamation mark",
                             },
                             v.type_name()
                         ),
@@ -656,7 +746,7 @@ impl Shell {
                 })
             }
             Expr::Cast(to, inner, span) => {
-                let v = self.eval(inner, out)?;
+                let v = self.eval(inner, out)?.plain();
                 match (to, v) {
                     (CastTo::VoidPtr, Value::Int(x) | Value::Ptr(x, _)) => {
                         Ok(Value::Ptr(x, PtrKind::Void))
@@ -679,6 +769,9 @@ impl Shell {
                 Err(_) => fail(format!("unknown GFP flag '{n}'"), span),
             };
         }
+        if let Some(v) = builtins::consts::lookup(n) {
+            return Ok(Value::Int(v));
+        }
         if let Some(v) = self.vars.get(n) {
             return Ok(v.clone());
         }
@@ -695,6 +788,77 @@ impl Shell {
     }
 }
 
+/// Refuses assignments to names that are not variables.
+fn check_assignable(name: &str, span: Span) -> Result<(), Stop> {
+    if name == "NULL"
+        || is_gfp_name(name)
+        || name.starts_with("SLAB_")
+        || builtins::consts::lookup(name).is_some()
+    {
+        return fail(format!("cannot assign to '{name}'"), span);
+    }
+    Ok(())
+}
+
+/// A shell error at `span`.
+fn stop_at(msg: impl Into<String>, span: Span) -> Stop {
+    Stop::Error(ShellError {
+        msg: msg.into(),
+        span: Some(span),
+    })
+}
+
+/// A value as a condition (C's scalar test: nonzero is true); `op` names the operator or
+/// statement for the error.
+pub fn truth(v: &Value, op: &str) -> Result<bool, String> {
+    match v {
+        Value::Int(x) | Value::Ptr(x, _) => Ok(*x != 0),
+        Value::Errno(e) => Ok(*e != 0),
+        Value::Gfp(g) => Ok(g.bits() != 0),
+        Value::Void => Err("void value not ignored as it ought to be".into()),
+        Value::Str(_) => Err(format!(
+            "used a string where a scalar is required (operand of {op})"
+        )),
+    }
+}
+
+/// `== != < <= > >=`: 1 or 0. Integers compare as C's `long` (signed); pointers, and a
+/// pointer with an integer, as addresses (unsigned); GFP flags by their bits (`==`, `!=`).
+fn compare(op: BinOp, a: &Value, b: &Value) -> Result<Value, String> {
+    use core::cmp::Ordering;
+    let ord = match (a, b) {
+        (Value::Int(x), Value::Int(y)) => (*x as i64).cmp(&(*y as i64)),
+        (Value::Ptr(x, _) | Value::Int(x), Value::Ptr(y, _) | Value::Int(y)) => x.cmp(y),
+        (Value::Gfp(_) | Value::Int(_), Value::Gfp(_) | Value::Int(_))
+            if matches!(op, BinOp::Eq | BinOp::Ne) =>
+        {
+            let bits = |v: &Value| match v {
+                Value::Gfp(g) => u64::from(g.bits()),
+                Value::Int(n) => *n,
+                _ => 0,
+            };
+            bits(a).cmp(&bits(b))
+        }
+        _ => {
+            return Err(format!(
+                "invalid operands to binary {} (have '{}' and '{}')",
+                op.symbol(),
+                a.type_name(),
+                b.type_name()
+            ))
+        }
+    };
+    let r = match op {
+        BinOp::Eq => ord == Ordering::Equal,
+        BinOp::Ne => ord != Ordering::Equal,
+        BinOp::Lt => ord == Ordering::Less,
+        BinOp::Le => ord != Ordering::Greater,
+        BinOp::Gt => ord == Ordering::Greater,
+        _ => ord != Ordering::Less,
+    };
+    Ok(Value::Int(u64::from(r)))
+}
+
 fn is_gfp_name(n: &str) -> bool {
     n.starts_with("GFP_") || n.starts_with("__GFP_")
 }
@@ -702,6 +866,7 @@ fn is_gfp_name(n: &str) -> bool {
 /// C's binary operators on shell values (see the README for the rules).
 fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
     use BinOp::*;
+    let (a, b) = (a.plain(), b.plain());
     let bad = |a: &Value, b: &Value| {
         Err(format!(
             "invalid operands to binary {} (have '{}' and '{}')",
@@ -712,6 +877,15 @@ fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
     };
     if a == Value::Void || b == Value::Void {
         return Err("void value not ignored as it ought to be".into());
+    }
+    match op {
+        Eq | Ne | Lt | Le | Gt | Ge => return compare(op, &a, &b),
+        LogAnd | LogOr => {
+            let (x, y) = (truth(&a, op.symbol())?, truth(&b, op.symbol())?);
+            let r = if op == LogAnd { x && y } else { x || y };
+            return Ok(Value::Int(u64::from(r)));
+        }
+        _ => {}
     }
     match (&a, &b) {
         (Value::Int(x), Value::Int(y)) => {
@@ -728,6 +902,8 @@ fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
                 Div | Rem if y == 0 => return Err("division by zero".into()),
                 Div => ((x as i64).wrapping_div(y as i64)) as u64,
                 Rem => ((x as i64).wrapping_rem(y as i64)) as u64,
+                // Handled above.
+                Eq | Ne | Lt | Le | Gt | Ge | LogAnd | LogOr => return bad(&a, &b),
             };
             Ok(Value::Int(v))
         }
@@ -782,34 +958,45 @@ fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
     }
 }
 
-fn report(err: &mut dyn Write, line: &str, origin: Origin<'_>, e: &ShellError) {
-    let col = e.span.map(|s| s.start + 1);
+/// Reports error `e` of `text` (one line, or a chunk of lines starting at `origin.line`):
+/// `SOURCE:LINE:COLUMN: error: MESSAGE`, the line and a caret under the place.
+fn report(err: &mut dyn Write, text: &str, origin: Origin<'_>, e: &ShellError) {
+    // The line of the chunk the error is on, and the column in it.
+    let (line_no, line, span) = match e.span {
+        Some(s) => {
+            let before: Vec<char> = text.chars().take(s.start).collect();
+            let nl = before.iter().filter(|c| **c == '\n').count();
+            let line_start = before.iter().rposition(|c| *c == '\n').map_or(0, |i| i + 1);
+            let line = text.split('\n').nth(nl).unwrap_or("");
+            let col = s.start - line_start;
+            let end = s.end.saturating_sub(line_start);
+            (origin.line + nl, line, Some(Span::new(col, end)))
+        }
+        None => (origin.line, text, None),
+    };
+    let col = span.map(|s| s.start + 1);
     // Messages quote input (names, words, numbers): no raw control characters out, and no
     // word so long that the one-line error becomes a screenful.
     let msg = elide_long_words(&printable(&e.msg));
     let _ = match (origin.source, col) {
-        (Some(src), Some(c)) => writeln!(err, "{src}:{}:{c}: error: {msg}", origin.line),
-        (Some(src), None) => writeln!(err, "{src}:{}: error: {msg}", origin.line),
+        (Some(src), Some(c)) => writeln!(err, "{src}:{line_no}:{c}: error: {msg}"),
+        (Some(src), None) => writeln!(err, "{src}:{line_no}: error: {msg}"),
         (None, _) => writeln!(err, "error: {msg}"),
     };
-    if let Some(s) = e.span {
+    if let Some(s) = span {
         let width = s.end.saturating_sub(s.start).max(1);
         let shown = printable(line.trim_end());
+        let caret = "^".repeat(width.min(shown.chars().count().saturating_sub(s.start).max(1)));
         if origin.source.is_some() {
             let _ = writeln!(err, "    {shown}");
-            let _ = writeln!(
-                err,
-                "    {}{}",
-                " ".repeat(s.start),
-                "^".repeat(width.min(shown.chars().count().saturating_sub(s.start).max(1)))
-            );
+            let _ = writeln!(err, "    {}{caret}", " ".repeat(s.start));
+        } else if text.contains('\n') {
+            // Interactively, a chunk of several lines: show the line under its prompt.
+            let pad = " ".repeat(origin.indent);
+            let _ = writeln!(err, "{pad}{shown}");
+            let _ = writeln!(err, "{pad}{}{caret}", " ".repeat(s.start));
         } else {
-            let _ = writeln!(
-                err,
-                "{}{}",
-                " ".repeat(origin.indent + s.start),
-                "^".repeat(width.min(shown.chars().count().saturating_sub(s.start).max(1)))
-            );
+            let _ = writeln!(err, "{}{caret}", " ".repeat(origin.indent + s.start));
         }
     }
     let _ = err.flush();
@@ -837,10 +1024,14 @@ fn help_all(s: &mut String) {
     }
     let _ = writeln!(
         s,
-        "Values: integers (42, 0x2a), NULL, \"strings\", GFP flags (GFP_KERNEL|__GFP_ZERO), slab\n\
-         flags (SLAB_HWCACHE_ALIGN), variables (p = alloc_pages(GFP_KERNEL, 3)), C operators\n\
-         | ^ & << >> + - * / % ~, casts (void *) and (unsigned long). Pointers are addresses in\n\
-         the machine's own layout. `# comment`; `;` separates statements. help NAME for one."
+        "Values: integers (42, 0x2a, 0600), NULL, \"strings\", GFP flags (GFP_KERNEL|__GFP_ZERO),\n\
+         slab flags (SLAB_HWCACHE_ALIGN), variables (p = alloc_pages(GFP_KERNEL, 3); p += 1; i++),\n\
+         C operators || && | ^ & == != < <= > >= << >> + - * / % ~ !, casts (void *) and\n\
+         (unsigned long). Pointers are addresses in the machine's own layout. Control flow:\n\
+         if (c) {{ }} else if (c) {{ }} else {{ }}, while (c) {{ }}, for (i = 0; i < n; i++) {{ }},\n\
+         break, continue; blocks may span lines, and statements inside them print nothing.\n\
+         Command words expand $NAME (cat /proc/$p/maps). `# comment`; `;` separates\n\
+         statements. help NAME for one."
     );
 }
 
@@ -872,6 +1063,7 @@ pub fn run_script(
 ) -> io::Result<()> {
     let mut raw = Vec::new();
     let mut n = 0;
+    let mut chunker = block::Chunker::default();
     while !sh.quit {
         let Some(whole) = read_line_bounded(input, &mut raw)? else {
             break;
@@ -890,6 +1082,10 @@ pub fn run_script(
                 span: None,
             };
             report(err, "", origin, &e);
+            // Inside a block, the line counts as an empty one.
+            if chunker.pending() {
+                sh.feed(&mut chunker, "", n, source, out, err);
+            }
             continue;
         }
         let text = match std::str::from_utf8(&raw) {
@@ -916,18 +1112,57 @@ pub fn run_script(
                         }),
                     },
                 );
+                if chunker.pending() {
+                    sh.feed(&mut chunker, "", n, source, out, err);
+                }
                 continue;
             }
         };
         if echo && !text.trim().is_empty() {
-            let _ = writeln!(out, "kmem> {}", printable(text));
+            let prompt = if chunker.pending() { CONTINUE } else { PROMPT };
+            let _ = writeln!(out, "{prompt}{}", printable(text));
         }
-        sh.run_line(text, origin, out, err);
+        sh.feed(&mut chunker, text, n, source, out, err);
+    }
+    if let Some(c) = chunker.finish(&is_command) {
+        let origin = Origin {
+            source: Some(source),
+            line: c.first_line,
+            indent: 0,
+        };
+        sh.run_chunk(&c.text, &c.parsed, origin, out, err);
     }
     match out.flush() {
         // The reader of the output has gone (`kmem shell script | head`): not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         r => r,
+    }
+}
+
+/// The shell's prompt.
+pub const PROMPT: &str = "kmem> ";
+/// The prompt of a continuation line (inside a block), as wide as [`PROMPT`].
+pub const CONTINUE: &str = "  ... ";
+
+impl Shell {
+    /// Adds line `n` of `source` to `chunker`, and runs the chunk if it is complete.
+    pub fn feed(
+        &mut self,
+        chunker: &mut block::Chunker,
+        line: &str,
+        n: usize,
+        source: &str,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) {
+        if let Some(c) = chunker.push(line, n, &is_command) {
+            let origin = Origin {
+                source: Some(source),
+                line: c.first_line,
+                indent: 0,
+            };
+            self.run_chunk(&c.text, &c.parsed, origin, out, err);
+        }
     }
 }
 
@@ -1003,8 +1238,14 @@ pub fn printable(s: &str) -> String {
 }
 
 #[cfg(test)]
+mod block_tests;
+#[cfg(test)]
 mod device_tests;
 #[cfg(test)]
+mod flow_tests;
+#[cfg(test)]
 mod map_tests;
+#[cfg(test)]
+mod process_tests;
 #[cfg(test)]
 mod tests;

@@ -5,15 +5,20 @@
 //!
 //! ```text
 //! statement  := NAME '=' expr            assignment: prints `NAME = VALUE`
+//!             | NAME OP'=' expr          compound assignment (OP one of + - * / % & | ^ << >>)
+//!             | NAME '++' | NAME '--'    increment, decrement
 //!             | expr                     expression: prints its value (nothing for void)
 //!             | COMMAND words…           a command word first, not followed by '(' or '='
-//! expr       := C's binary operators | ^ & << >> + - * / % with C's precedence
-//! unary      := ('-' | '~') unary | '(' type ')' unary | primary
+//! expr       := C's binary operators || && | ^ & == != < <= > >= << >> + - * / % with C's
+//!               precedence (`&&` and `||` short-circuit)
+//! unary      := ('-' | '~' | '!') unary | '(' type ')' unary | primary
 //! type       := 'void' '*' | 'unsigned' 'long' | 'long'
 //! primary    := INTEGER | STRING | NAME | NAME '(' [expr {',' expr}] ')' | '(' expr ')'
 //! ```
 //!
-//! Integers are decimal or `0x` hexadecimal and must fit in 64 bits. Columns in errors are
+//! Integers are decimal, `0x` hexadecimal or `0` octal (as in C) and must fit in 64 bits.
+//! Control flow (`if`, `while`, `for`, `{ }` blocks) is parsed around these statements by
+//! [`super::block`]. Columns in errors are
 //! 1-based character positions in the whole input line.
 //!
 //! A command word followed by a cast (`translate (void *)0x1000`) is still the command: only
@@ -35,7 +40,8 @@ pub struct Span {
 }
 
 impl Span {
-    fn new(start: usize, end: usize) -> Self {
+    /// The range `start..end`.
+    pub fn new(start: usize, end: usize) -> Self {
         Self { start, end }
     }
     fn to(self, other: Span) -> Span {
@@ -94,6 +100,22 @@ pub enum BinOp {
     Div,
     /// `%`
     Rem,
+    /// `||`: 0 or 1, short-circuit.
+    LogOr,
+    /// `&&`: 0 or 1, short-circuit.
+    LogAnd,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
 }
 
 impl BinOp {
@@ -110,7 +132,56 @@ impl BinOp {
             BinOp::Mul => "*",
             BinOp::Div => "/",
             BinOp::Rem => "%",
+            BinOp::LogOr => "||",
+            BinOp::LogAnd => "&&",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
         }
+    }
+
+    /// C's precedence, higher binds tighter: `||` 1 … `* / %` 10.
+    pub fn precedence(self) -> u8 {
+        match self {
+            BinOp::LogOr => 1,
+            BinOp::LogAnd => 2,
+            BinOp::Or => 3,
+            BinOp::Xor => 4,
+            BinOp::And => 5,
+            BinOp::Eq | BinOp::Ne => 6,
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => 7,
+            BinOp::Shl | BinOp::Shr => 8,
+            BinOp::Add | BinOp::Sub => 9,
+            BinOp::Mul | BinOp::Div | BinOp::Rem => 10,
+        }
+    }
+
+    /// The operator spelled `p`.
+    fn from_symbol(p: &str) -> Option<BinOp> {
+        Some(match p {
+            "|" => BinOp::Or,
+            "^" => BinOp::Xor,
+            "&" => BinOp::And,
+            "<<" => BinOp::Shl,
+            ">>" => BinOp::Shr,
+            "+" => BinOp::Add,
+            "-" => BinOp::Sub,
+            "*" => BinOp::Mul,
+            "/" => BinOp::Div,
+            "%" => BinOp::Rem,
+            "||" => BinOp::LogOr,
+            "&&" => BinOp::LogAnd,
+            "==" => BinOp::Eq,
+            "!=" => BinOp::Ne,
+            "<" => BinOp::Lt,
+            "<=" => BinOp::Le,
+            ">" => BinOp::Gt,
+            ">=" => BinOp::Ge,
+            _ => return None,
+        })
     }
 }
 
@@ -121,6 +192,8 @@ pub enum UnOp {
     Neg,
     /// `~`
     Not,
+    /// `!`: 1 if the operand is 0 (or NULL), else 0.
+    LogNot,
 }
 
 /// The target of a cast.
@@ -192,6 +265,19 @@ pub enum Stmt {
         /// The value.
         value: Expr,
     },
+    /// `NAME OP= expr`, `NAME++` (`+= 1`), `NAME--` (`-= 1`).
+    Update {
+        /// The variable.
+        name: String,
+        /// Span of the name.
+        name_span: Span,
+        /// The operator.
+        op: BinOp,
+        /// The right operand.
+        value: Expr,
+        /// The whole statement (for errors of the operation).
+        span: Span,
+    },
     /// An expression statement.
     Expr(Expr),
     /// A command with its words (`cat /proc/buddyinfo`, `dmesg -c`, `translate p + 4096`:
@@ -206,44 +292,6 @@ pub enum Stmt {
         /// The rest split at white space.
         words: Vec<Word>,
     },
-}
-
-/// Splits a line into statement texts with their character offsets: at `;` and up to `#`,
-/// both outside string literals. Empty statements are dropped.
-pub fn split_statements(line: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut start = 0;
-    let mut in_str = false;
-    let mut escaped = false;
-    for (i, c) in line.chars().enumerate() {
-        if in_str {
-            cur.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_str = true;
-                cur.push(c);
-            }
-            ';' => {
-                out.push((start, std::mem::take(&mut cur)));
-                start = i + 1;
-            }
-            '#' => break,
-            _ => cur.push(c),
-        }
-    }
-    out.push((start, cur));
-    out.retain(|(_, s)| !s.trim().is_empty());
-    out
 }
 
 /// A lexical token.
@@ -269,8 +317,10 @@ impl fmt::Display for Tok {
     }
 }
 
+/// Two-character operators first: the lexer takes the longest match.
 const PUNCT: &[&str] = &[
-    "<<", ">>", "(", ")", ",", "=", "+", "-", "*", "/", "%", "|", "&", "^", "~",
+    "<<", ">>", "<=", ">=", "==", "!=", "&&", "||", "(", ")", ",", "=", "+", "-", "*", "/", "%",
+    "|", "&", "^", "~", "!", "<", ">",
 ];
 
 /// Splits `text` (starting at character `base` of the line) into tokens.
@@ -301,6 +351,12 @@ fn lex(text: &str, base: usize) -> Result<Vec<(Tok, Span)>, SyntaxError> {
                     return err("hexadecimal number has no digits", span);
                 }
                 u64::from_str_radix(h, 16)
+            } else if digits.len() > 1 && digits.starts_with('0') {
+                // C's octal constants (`0600`); `08` is an error as in C.
+                if let Some(d) = digits.chars().find(|c| matches!(c, '8' | '9')) {
+                    return err(format!("invalid digit \"{d}\" in octal constant"), span);
+                }
+                u64::from_str_radix(&digits[1..], 8)
             } else {
                 digits.parse::<u64>()
             };
@@ -444,6 +500,9 @@ pub fn parse_statement(
         }
     }
     let toks = lex(text, base)?;
+    if let Some(stmt) = update_statement(&toks)? {
+        return Ok(stmt);
+    }
     let mut p = Parser::new(toks);
     let stmt = if let (Tok::Name(n), Tok::Punct("=")) = (&p.toks[0].0, &p.toks[1].0) {
         let name = n.clone();
@@ -463,6 +522,58 @@ pub fn parse_statement(
             let msg = format!("unexpected {t} after the statement");
             err(msg, p.span())
         }
+    }
+}
+
+/// `NAME OP= expr`, `NAME++` or `NAME--` (the operator and `=`, or the two signs, written
+/// without a space between them), if the tokens are one of these.
+fn update_statement(toks: &[(Tok, Span)]) -> Result<Option<Stmt>, SyntaxError> {
+    let get = |i: usize| toks.get(i).map_or(&Tok::End, |t| &t.0);
+    let span = |i: usize| toks.get(i).map_or(Span::default(), |t| t.1);
+    let Tok::Name(name) = get(0) else {
+        return Ok(None);
+    };
+    let Tok::Punct(op_text) = get(1) else {
+        return Ok(None);
+    };
+    let Some(op) = BinOp::from_symbol(op_text) else {
+        return Ok(None);
+    };
+    let adjacent = span(1).end == span(2).start;
+    let name_span = span(0);
+    match get(2) {
+        Tok::Punct("=") if adjacent && op.precedence() >= 3 => {
+            let mut p = Parser::new(toks[3..].to_vec());
+            let value = p.expr()?;
+            if let Tok::End = p.peek() {
+                let span = name_span.to(value.span());
+                Ok(Some(Stmt::Update {
+                    name: name.clone(),
+                    name_span,
+                    op,
+                    value,
+                    span,
+                }))
+            } else {
+                let msg = format!("unexpected {} after the statement", p.peek());
+                err(msg, p.span())
+            }
+        }
+        Tok::Punct(q) if adjacent && *q == *op_text && matches!(op, BinOp::Add | BinOp::Sub) => {
+            if get(3) != &Tok::End {
+                let msg = format!("unexpected {} after the statement", get(3));
+                return err(msg, span(3));
+            }
+            let span = name_span.to(span(2));
+            Ok(Some(Stmt::Update {
+                name: name.clone(),
+                name_span,
+                op,
+                value: Expr::Int(1, span),
+                span,
+            }))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -514,16 +625,6 @@ struct Parser {
     /// Levels of the expression tree above the node being parsed (see [`MAX_DEPTH`]).
     depth: usize,
 }
-
-/// Binary operator levels, lowest precedence first (C's order).
-const LEVELS: &[&[(&str, BinOp)]] = &[
-    &[("|", BinOp::Or)],
-    &[("^", BinOp::Xor)],
-    &[("&", BinOp::And)],
-    &[("<<", BinOp::Shl), (">>", BinOp::Shr)],
-    &[("+", BinOp::Add), ("-", BinOp::Sub)],
-    &[("*", BinOp::Mul), ("/", BinOp::Div), ("%", BinOp::Rem)],
-];
 
 impl Parser {
     fn new(toks: Vec<(Tok, Span)>) -> Self {
@@ -583,30 +684,32 @@ impl Parser {
     }
 
     fn expr(&mut self) -> Result<Expr, SyntaxError> {
-        self.binary(0)
+        self.binary(1)
     }
 
-    fn binary(&mut self, level: usize) -> Result<Expr, SyntaxError> {
-        if level == LEVELS.len() {
-            return self.unary();
+    /// The binary operator at the cursor, if any.
+    fn peek_binop(&self) -> Option<BinOp> {
+        match self.peek() {
+            Tok::Punct(p) => BinOp::from_symbol(p),
+            _ => None,
         }
+    }
+
+    /// Operators of precedence `min` and above (precedence climbing: left-associative).
+    fn binary(&mut self, min: u8) -> Result<Expr, SyntaxError> {
         let saved = self.depth;
-        let mut lhs = self.binary(level + 1)?;
-        'outer: loop {
-            for (sym, op) in LEVELS[level] {
-                if self.eat(sym) {
-                    // Each operator of a chain puts the chain so far one level deeper
-                    // (`1+1+…+1` is a left-deep tree).
-                    self.deeper()?;
-                    let rhs = self.binary(level + 1)?;
-                    let span = lhs.span().to(rhs.span());
-                    lhs = Expr::Binary(*op, Box::new(lhs), Box::new(rhs), span);
-                    continue 'outer;
-                }
-            }
-            self.depth = saved;
-            return Ok(lhs);
+        let mut lhs = self.unary()?;
+        while let Some(op) = self.peek_binop().filter(|op| op.precedence() >= min) {
+            self.bump();
+            // Each operator of a chain puts the chain so far one level deeper
+            // (`1+1+…+1` is a left-deep tree).
+            self.deeper()?;
+            let rhs = self.binary(op.precedence() + 1)?;
+            let span = lhs.span().to(rhs.span());
+            lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs), span);
         }
+        self.depth = saved;
+        Ok(lhs)
     }
 
     fn unary(&mut self) -> Result<Expr, SyntaxError> {
@@ -627,6 +730,11 @@ impl Parser {
             let e = self.unary()?;
             let span = start.to(e.span());
             return Ok(Expr::Unary(UnOp::Not, Box::new(e), span));
+        }
+        if self.eat("!") {
+            let e = self.unary()?;
+            let span = start.to(e.span());
+            return Ok(Expr::Unary(UnOp::LogNot, Box::new(e), span));
         }
         // A cast: '(' type ')' unary.
         if matches!(self.peek(), Tok::Punct("(")) {
@@ -703,7 +811,12 @@ mod tests {
                 args.iter().map(show).collect::<Vec<_>>().join(", ")
             ),
             Expr::Unary(op, e, _) => {
-                format!("({}{})", if *op == UnOp::Neg { "-" } else { "~" }, show(e))
+                let op = match op {
+                    UnOp::Neg => "-",
+                    UnOp::Not => "~",
+                    UnOp::LogNot => "!",
+                };
+                format!("({op}{})", show(e))
             }
             Expr::Binary(op, l, r, _) => format!("({} {} {})", show(l), op.symbol(), show(r)),
             Expr::Cast(t, e, _) => format!("({t:?}){}", show(e)),
@@ -726,6 +839,80 @@ mod tests {
         assert_eq!(expr("-x + ~y"), "((-x) + (~y))");
         assert_eq!(expr("(1 + 2) * 3"), "((1 + 2) * 3)");
         assert_eq!(expr("GFP_KERNEL|__GFP_ZERO"), "(GFP_KERNEL | __GFP_ZERO)");
+    }
+
+    #[test]
+    fn comparison_and_logical_precedence_is_c() {
+        assert_eq!(expr("a || b && c"), "(a || (b && c))");
+        assert_eq!(expr("a && b || c"), "((a && b) || c)");
+        assert_eq!(expr("a | b && c | d"), "((a | b) && (c | d))");
+        assert_eq!(expr("a & b == c"), "(a & (b == c))");
+        assert_eq!(expr("a == b < c"), "(a == (b < c))");
+        assert_eq!(expr("a != b == c"), "((a != b) == c)");
+        assert_eq!(expr("a << 1 < b >> 1"), "((a << 1) < (b >> 1))");
+        assert_eq!(expr("a <= b + 1"), "(a <= (b + 1))");
+        assert_eq!(expr("a >= b"), "(a >= b)");
+        assert_eq!(expr("!a == b"), "((!a) == b)");
+        assert_eq!(expr("!!a"), "(!(!a))");
+        assert_eq!(expr("a < b < c"), "((a < b) < c)");
+        assert_eq!(expr("-a > ~b"), "((-a) > (~b))");
+        // `x == 1` is a comparison, not an assignment.
+        assert_eq!(expr("x == 1"), "(x == 1)");
+        // `--x` stays two minus signs (as it always parsed).
+        assert_eq!(expr("--x"), "(-(-x))");
+    }
+
+    #[test]
+    fn octal_constants_are_c() {
+        assert_eq!(expr("0600"), "384");
+        assert_eq!(expr("01000 | 0600"), "(512 | 384)");
+        assert_eq!(expr("0"), "0");
+        assert_eq!(expr("00"), "0");
+        let e = parse_statement("x = 0800", 0, &no_cmd).unwrap_err();
+        assert_eq!(
+            (e.msg.as_str(), e.span.start),
+            ("invalid digit \"8\" in octal constant", 4)
+        );
+        let e = parse_statement("x = 02000000000000000000000", 0, &no_cmd).unwrap_err();
+        assert!(e.msg.contains("64 bits"), "{}", e.msg);
+    }
+
+    fn update(s: &str) -> (String, BinOp, String) {
+        match parse_statement(s, 0, &no_cmd).unwrap() {
+            Stmt::Update {
+                name, op, value, ..
+            } => (name, op, show(&value)),
+            s => panic!("{s:?}"),
+        }
+    }
+
+    #[test]
+    fn compound_assignment_and_increments() {
+        assert_eq!(update("i++"), ("i".into(), BinOp::Add, "1".into()));
+        assert_eq!(update(" i-- "), ("i".into(), BinOp::Sub, "1".into()));
+        assert_eq!(
+            update("x += 4 * 2"),
+            ("x".into(), BinOp::Add, "(4 * 2)".into())
+        );
+        assert_eq!(update("x -= 1"), ("x".into(), BinOp::Sub, "1".into()));
+        assert_eq!(update("x *= 3"), ("x".into(), BinOp::Mul, "3".into()));
+        assert_eq!(update("x /= 3"), ("x".into(), BinOp::Div, "3".into()));
+        assert_eq!(update("x %= 3"), ("x".into(), BinOp::Rem, "3".into()));
+        assert_eq!(update("x &= ~1"), ("x".into(), BinOp::And, "(~1)".into()));
+        assert_eq!(update("x |= 1"), ("x".into(), BinOp::Or, "1".into()));
+        assert_eq!(update("x ^= 1"), ("x".into(), BinOp::Xor, "1".into()));
+        assert_eq!(update("x <<= 2"), ("x".into(), BinOp::Shl, "2".into()));
+        assert_eq!(update("x >>= 2"), ("x".into(), BinOp::Shr, "2".into()));
+        // Not updates: comparisons, spaced operators, logical operators.
+        assert_eq!(expr("x <= 2"), "(x <= 2)");
+        assert_eq!(expr("x - -1"), "(x - (-1))");
+        for bad in [
+            "x + = 1", "x ++ 1", "i + +", "x &&= 1", "x ||= 1", "x += ", "i++ 2",
+        ] {
+            assert!(parse_statement(bad, 0, &no_cmd).is_err(), "{bad}");
+        }
+        let e = parse_statement("i++ 2", 0, &no_cmd).unwrap_err();
+        assert_eq!(e.span.start, 4);
     }
 
     #[test]
@@ -851,16 +1038,5 @@ mod tests {
             parse_statement("translate (p)", 0, &cmds).unwrap(),
             Stmt::Expr(_)
         ));
-    }
-
-    #[test]
-    fn splitting_statements() {
-        let s = split_statements("a = 1; b = \"x;#y\" # comment; c = 3");
-        assert_eq!(
-            s,
-            vec![(0, "a = 1".to_string()), (6, " b = \"x;#y\" ".to_string())]
-        );
-        assert!(split_statements("   # only a comment").is_empty());
-        assert!(split_statements(";;").is_empty());
     }
 }

@@ -50,6 +50,9 @@ pub enum Value {
     Gfp(GfpFlags),
     /// A string.
     Str(String),
+    /// A failed system call's `-errno`: prints as Linux's `%pe` prints an error pointer
+    /// (`-ENOMEM`); in arithmetic and comparisons it is the integer `-errno`.
+    Errno(i32),
 }
 
 impl Value {
@@ -61,8 +64,72 @@ impl Value {
             Value::Ptr(_, k) => k.c_type(),
             Value::Gfp(_) => "gfp_t",
             Value::Str(_) => "string",
+            Value::Errno(_) => "long",
         }
     }
+
+    /// The value with an error number turned into its integer `-errno` (what operators and
+    /// functions see).
+    pub fn plain(self) -> Value {
+        match self {
+            Value::Errno(e) => Value::Int(i64::from(e).wrapping_neg() as u64),
+            v => v,
+        }
+    }
+}
+
+/// Linux's error names by number (include/uapi/asm-generic/errno-base.h and errno.h).
+pub const ERRNO_NAMES: &[(i32, &str)] = &[
+    (1, "EPERM"),
+    (2, "ENOENT"),
+    (3, "ESRCH"),
+    (4, "EINTR"),
+    (5, "EIO"),
+    (6, "ENXIO"),
+    (7, "E2BIG"),
+    (8, "ENOEXEC"),
+    (9, "EBADF"),
+    (10, "ECHILD"),
+    (11, "EAGAIN"),
+    (12, "ENOMEM"),
+    (13, "EACCES"),
+    (14, "EFAULT"),
+    (15, "ENOTBLK"),
+    (16, "EBUSY"),
+    (17, "EEXIST"),
+    (18, "EXDEV"),
+    (19, "ENODEV"),
+    (20, "ENOTDIR"),
+    (21, "EISDIR"),
+    (22, "EINVAL"),
+    (23, "ENFILE"),
+    (24, "EMFILE"),
+    (25, "ENOTTY"),
+    (26, "ETXTBSY"),
+    (27, "EFBIG"),
+    (28, "ENOSPC"),
+    (29, "ESPIPE"),
+    (30, "EROFS"),
+    (31, "EMLINK"),
+    (32, "EPIPE"),
+    (33, "EDOM"),
+    (34, "ERANGE"),
+    (35, "EDEADLK"),
+    (36, "ENAMETOOLONG"),
+    (37, "ENOLCK"),
+    (38, "ENOSYS"),
+    (39, "ENOTEMPTY"),
+    (40, "ELOOP"),
+    (42, "ENOMSG"),
+    (43, "EIDRM"),
+    (61, "ENODATA"),
+    (75, "EOVERFLOW"),
+    (95, "EOPNOTSUPP"),
+];
+
+/// The name of error number `e`, if Linux has one the shell knows.
+pub fn errno_name(e: i32) -> Option<&'static str> {
+    ERRNO_NAMES.iter().find(|(n, _)| *n == e).map(|(_, s)| *s)
 }
 
 impl fmt::Display for Value {
@@ -73,6 +140,10 @@ impl fmt::Display for Value {
             Value::Ptr(v, _) => write!(f, "{v:#x}"),
             Value::Gfp(g) => write!(f, "{g}"),
             Value::Str(s) => write!(f, "{s:?}"),
+            Value::Errno(e) => match errno_name(*e) {
+                Some(n) => write!(f, "-{n}"),
+                None => write!(f, "{}", -i64::from(*e)),
+            },
         }
     }
 }
@@ -96,5 +167,29 @@ mod tests {
             "GFP_KERNEL|__GFP_ZERO"
         );
         assert_eq!(Value::Void.to_string(), "");
+        assert_eq!(Value::Errno(12).to_string(), "-ENOMEM");
+        assert_eq!(Value::Errno(22).to_string(), "-EINVAL");
+        assert_eq!(Value::Errno(200).to_string(), "-200");
+        assert_eq!(Value::Errno(12).plain(), Value::Int((-12i64) as u64));
+    }
+
+    #[test]
+    fn errno_names_are_linuxs() {
+        // The numbers kmem's own Errno has (errno-base.h) must have the same names.
+        for e in [
+            kmem::errno::Errno::EPERM,
+            kmem::errno::Errno::ENOENT,
+            kmem::errno::Errno::EIO,
+            kmem::errno::Errno::ENOMEM,
+            kmem::errno::Errno::EACCES,
+            kmem::errno::Errno::EBUSY,
+            kmem::errno::Errno::EINVAL,
+        ] {
+            assert_eq!(errno_name(e.code()), Some(format!("{e:?}").as_str()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (n, s) in ERRNO_NAMES {
+            assert!(seen.insert(*n) && s.starts_with('E'), "{n} {s}");
+        }
     }
 }

@@ -256,20 +256,12 @@ impl ReplaySource {
             let t0 = Instant::now();
             let mut last_send = Instant::now() - interval;
             let (mut out, mut err) = (std::io::sink(), Vec::new());
+            let mut chunker = crate::shell::block::Chunker::default();
             for (i, l) in lines.iter().enumerate() {
                 if sh.quit {
                     break;
                 }
-                sh.run_line(
-                    l,
-                    crate::shell::Origin {
-                        source: Some(&src),
-                        line: i + 1,
-                        indent: 0,
-                    },
-                    &mut out,
-                    &mut err,
-                );
+                sh.feed(&mut chunker, l, i + 1, &src, &mut out, &mut err);
                 if speed > 0.0 {
                     let due = Duration::from_secs_f64((i + 1) as f64 / speed);
                     if let Some(wait) = due.checked_sub(t0.elapsed()) {
@@ -285,6 +277,14 @@ impl ReplaySource {
                         return;
                     }
                 }
+            }
+            if let Some(c) = chunker.finish(&crate::shell::is_command) {
+                let origin = crate::shell::Origin {
+                    source: Some(&src),
+                    line: c.first_line,
+                    indent: 0,
+                };
+                sh.run_chunk(&c.text, &c.parsed, origin, &mut out, &mut err);
             }
             let mut s = machine_sample(&sh.k.m);
             s.progress = Some((total, total));

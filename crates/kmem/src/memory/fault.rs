@@ -105,8 +105,8 @@ impl<P: Platform> MemoryLayer<P> {
             return self.do_anonymous_page(mm, addr, write);
         }
         if pte & PteFlags::PRESENT.0 == 0 {
-            // do_swap_page: a swap entry; the swap layer reads the page back.
-            return VmFault::Sigbus;
+            // do_swap_page: a swap entry; the page comes back from the swap cache or swap.
+            return self.do_swap_page(&self.mem.swap, &self.mem.lru, mm, addr, pte, write);
         }
         if write && pte & PteFlags::RW.0 == 0 {
             return self.do_wp_page(mm, addr, pte);
@@ -176,6 +176,7 @@ impl<P: Platform> MemoryLayer<P> {
             }
         }
         self.page_add_new_anon_rmap(page, av, index);
+        self.lru_add_anon(&self.mem.lru, page);
         mm.add_counter(MmCounter::AnonPages, 1);
         VmFault::Done
     }
@@ -244,6 +245,11 @@ impl<P: Platform> MemoryLayer<P> {
         let old = if zero { None } else { self.pte_page(fmt, pte) };
         if let Some(page) = old {
             let shared = flags.contains(VmFlags::VM_SHARED);
+            // A swap-cache copy no other PTE names is stale once written: drop it, so the
+            // page is exclusive again (`folio_free_swap` in `wp_can_reuse_anon_folio`).
+            if page.mapcount() == 1 && page.refcount() == 2 {
+                self.mem.swap.free_swap_cache(&self.km.vm, page);
+            }
             // wp_can_reuse_anon_folio: exclusive = one mapper and our one reference.
             if shared || (self.page_is_anon(page) && page.mapcount() == 1 && page.refcount() == 1) {
                 if !shared {
@@ -284,6 +290,7 @@ impl<P: Platform> MemoryLayer<P> {
             }
         }
         self.page_add_new_anon_rmap(new, av, index);
+        self.lru_add_anon(&self.mem.lru, new);
         self.count_vm_events(VmEvent::CowCopy, 1);
         mm.add_counter(MmCounter::AnonPages, 1);
         if let Some(page) = old {
@@ -293,8 +300,7 @@ impl<P: Platform> MemoryLayer<P> {
                 MmCounter::ShmemPages
             };
             mm.add_counter(c, -1);
-            self.page_remove_rmap(page);
-            self.put_user_page(page);
+            self.zap_anon_page(&self.mem.swap, &self.mem.lru, page);
         }
         VmFault::Done
     }

@@ -83,8 +83,15 @@ impl<P: Platform> MemoryLayer<P> {
             let mut cpte = pte;
             let mut counter = None;
             if pte & PteFlags::PRESENT.0 == 0 {
-                // A swap entry: the swap layer takes a reference on the slot
-                // (`swap_duplicate`).
+                // A swap entry: the child's PTE names the slot too (`swap_duplicate`).
+                let e = crate::swap::entry::SwpEntry::from_pte(self.arch(), pte);
+                if self.mem.swap.swap_duplicate(&self.km.vm, e).is_err() {
+                    err = Some(Errno::ENOMEM);
+                    return pte;
+                }
+                // Neither side is exclusive any more.
+                ppte = e.to_pte(self.arch(), false);
+                cpte = ppte;
                 counter = Some(MmCounter::SwapEnts);
             } else if !self.is_zero_pte(fmt, pte) {
                 if let Some(page) = self.pte_page(fmt, pte) {

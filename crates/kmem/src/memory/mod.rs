@@ -37,6 +37,7 @@ mod fault;
 mod fork;
 mod madvise;
 pub mod shmem;
+mod swapin;
 
 pub use fault::{FaultFlags, VmFault};
 pub use madvise::*;
@@ -57,24 +58,31 @@ use crate::vma::{
 };
 
 /// The memory layer's own state.
-pub struct MemState<L: lock_api::RawMutex> {
+pub struct MemState<P: Platform> {
     /// PFN + 1 of the zero page, 0 before the first address space.
     zero_pfn: AtomicUsize,
+    /// Swap areas, slots and the swap cache ([`crate::swap`]).
+    pub(crate) swap: crate::swap::SwapState<P>,
+    /// The LRU lists and reclaim counters ([`crate::vmscan`]); initialised in place by
+    /// `TaskLayer::reclaim_init` at boot.
+    pub(crate) lru: crate::vmscan::VmscanState<P>,
     /// Shmem objects.
-    pub(crate) shmem: shmem::ShmemState<L>,
+    pub(crate) shmem: shmem::ShmemState<P::RawLock>,
 }
 
-impl<L: lock_api::RawMutex> MemState<L> {
+impl<P: Platform> MemState<P> {
     /// Empty state.
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             zero_pfn: AtomicUsize::new(0),
+            swap: crate::swap::SwapState::new(),
+            lru: crate::vmscan::VmscanState::new(),
             shmem: shmem::ShmemState::new(),
         }
     }
 }
 
-impl<L: lock_api::RawMutex> Default for MemState<L> {
+impl<P: Platform> Default for MemState<P> {
     fn default() -> Self {
         Self::new()
     }
@@ -84,7 +92,7 @@ impl<L: lock_api::RawMutex> Default for MemState<L> {
 /// [`KmapLayer`] below it.
 pub struct MemoryLayer<P: Platform> {
     pub(crate) km: KmapLayer<P>,
-    pub(crate) mem: MemState<P::RawLock>,
+    pub(crate) mem: MemState<P>,
 }
 
 impl<P: Platform> core::ops::Deref for MemoryLayer<P> {
@@ -297,7 +305,8 @@ impl<P: Platform> MemoryLayer<P> {
     /// RSS counter it counted in.
     fn zap_one(&self, fmt: PtFormat, pte: u64) -> Option<MmCounter> {
         if pte & PteFlags::PRESENT.0 == 0 {
-            // A swap entry: the swap layer frees its slot (`free_swap_and_cache`).
+            // A swap entry: its slot count drops (`free_swap_and_cache`).
+            self.zap_swap_pte(&self.mem.swap, &self.mem.lru, pte);
             return Some(MmCounter::SwapEnts);
         }
         if self.is_zero_pte(fmt, pte) {
@@ -309,8 +318,8 @@ impl<P: Platform> MemoryLayer<P> {
         } else {
             MmCounter::ShmemPages
         };
-        self.page_remove_rmap(page);
-        self.put_user_page(page);
+        // page_remove_rmap, free_swap_cache, folio_put (off the LRU at the last reference).
+        self.zap_anon_page(&self.mem.swap, &self.mem.lru, page);
         Some(c)
     }
 }

@@ -269,6 +269,9 @@ impl<P: Platform> TaskLayer<P> {
             if matches!(path.strip_prefix("/proc/").unwrap_or(path), "vmstat") {
                 return Ok(self.show_vmstat(out)?);
             }
+            if matches!(path.strip_prefix("/proc/").unwrap_or(path), "swaps") {
+                return Ok(self.show_swaps(out)?);
+            }
             return self.mem.km.vm.proc_read(path, out);
         };
         if !PID_FILES.contains(&file) {
@@ -300,8 +303,11 @@ impl<P: Platform> TaskLayer<P> {
                 0o444
             });
         }
-        if path.strip_prefix("/proc/").unwrap_or(path) == "vmstat" {
-            return Some(0o444);
+        match path.strip_prefix("/proc/").unwrap_or(path) {
+            "vmstat" | "swaps" => return Some(0o444),
+            // kernel/sysctl.c vm_table: drop_caches is 0200.
+            "sys/vm/drop_caches" => return Some(0o200),
+            _ => {}
         }
         self.mem.km.vm.proc_mode(path)
     }
@@ -314,6 +320,18 @@ impl<P: Platform> TaskLayer<P> {
     /// range or not a number.
     pub fn proc_write(&self, path: &str, text: &str) -> Result<(), ProcError> {
         let Some((pid, file)) = split_pid_path(path) else {
+            if path.strip_prefix("/proc/").unwrap_or(path) == "sys/vm/drop_caches" {
+                // fs/drop_caches.c: 1 page cache, 2 slab, 3 both (kmem drops the page
+                // cache; slab caches shrink on their own).
+                return match text.trim() {
+                    "1" | "3" => {
+                        self.drop_caches();
+                        Ok(())
+                    }
+                    "2" | "4" => Ok(()),
+                    _ => Err(ProcError::Errno(Errno::EINVAL)),
+                };
+            }
             return self.mem.km.vm.proc_write(path, text);
         };
         match file {

@@ -27,6 +27,8 @@ use crate::memory::MemoryLayer;
 use crate::platform::{LogLevel, Platform};
 use crate::vma::{MmStruct, VmBacking, MAP_ANONYMOUS, PAGE};
 
+mod reclaim;
+
 /// `TASK_COMM_LEN`.
 pub const TASK_COMM_LEN: usize = 16;
 /// `PID_MAX_DEFAULT`.
@@ -185,6 +187,37 @@ impl TaskTable {
 pub struct TaskLayer<P: Platform> {
     pub(crate) mem: MemoryLayer<P>,
     pub(crate) tasks: Lock<P::RawLock, TaskTable>,
+    /// The CPU holding `tasklist_lock` plus one (0: nobody), so that reclaim entered from
+    /// an allocation under it knows the rmap is already locked (see `reclaim`).
+    pub(crate) tasklist_owner: core::sync::atomic::AtomicUsize,
+}
+
+/// `tasklist_lock` held ([`TaskLayer::tasklist`]): the table, and the owner record cleared
+/// before the lock is released.
+pub struct TasklistGuard<'a, P: Platform> {
+    owner: &'a core::sync::atomic::AtomicUsize,
+    g: LockGuard<'a, P::RawLock, TaskTable>,
+}
+
+impl<P: Platform> core::ops::Deref for TasklistGuard<'_, P> {
+    type Target = TaskTable;
+    fn deref(&self) -> &TaskTable {
+        &self.g
+    }
+}
+
+impl<P: Platform> core::ops::DerefMut for TasklistGuard<'_, P> {
+    fn deref_mut(&mut self) -> &mut TaskTable {
+        &mut self.g
+    }
+}
+
+impl<P: Platform> Drop for TasklistGuard<'_, P> {
+    fn drop(&mut self) {
+        // Before `g` (fields drop after this): nobody may see us as the owner once the
+        // lock is free.
+        self.owner.store(0, core::sync::atomic::Ordering::Release);
+    }
 }
 
 impl<P: Platform> core::ops::Deref for TaskLayer<P> {
@@ -217,6 +250,7 @@ impl<P: Platform> TaskLayer<P> {
         Self {
             mem,
             tasks: Lock::new(&TASKLIST_LOCK, TaskTable::new()),
+            tasklist_owner: core::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -234,9 +268,17 @@ impl<P: Platform> TaskLayer<P> {
     }
 
     /// Takes `tasklist_lock`.
-    pub fn tasklist(&self) -> LockGuard<'_, P::RawLock, TaskTable> {
+    pub fn tasklist(&self) -> TasklistGuard<'_, P> {
         // Lock order: tasklist_lock (rank 0), outermost; docs/LOCKING.md.
-        self.tasks.lock()
+        let g = self.tasks.lock();
+        self.tasklist_owner.store(
+            self.platform().raw_cpu_id() + 1,
+            core::sync::atomic::Ordering::Release,
+        );
+        TasklistGuard {
+            owner: &self.tasklist_owner,
+            g,
+        }
     }
 
     fn new_task(

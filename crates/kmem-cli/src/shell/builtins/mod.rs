@@ -23,9 +23,11 @@ use kmem::{GfpFlags, VirtAddr};
 use super::value::{PtrKind, Value};
 use crate::kernel::{Kernel, Oopsed};
 
+pub mod consts;
 pub mod device;
 pub mod memory;
 pub mod page;
+pub mod process;
 pub mod slab;
 pub mod vmalloc;
 
@@ -42,6 +44,8 @@ pub enum Param {
     Str,
     /// One or more addresses: this and every further argument (a variadic function).
     Many,
+    /// An address that may be left out (last parameters only).
+    OptAddr,
 }
 
 impl Param {
@@ -51,7 +55,7 @@ impl Param {
             Param::Uint => "an integer",
             Param::Addr => "a pointer or an address",
             Param::Str => "a string",
-            Param::Many => "a pointer or an address",
+            Param::Many | Param::OptAddr => "a pointer or an address",
         }
     }
 }
@@ -99,6 +103,7 @@ impl Args {
         match &self.0[i] {
             Value::Int(v) | Value::Ptr(v, _) => *v,
             Value::Gfp(g) => u64::from(g.bits()),
+            Value::Errno(e) => i64::from(*e).wrapping_neg() as u64,
             Value::Void | Value::Str(_) => 0,
         }
     }
@@ -131,7 +136,7 @@ pub fn check_param(p: Param, v: &Value) -> Result<(), String> {
             _ => false,
         },
         Param::Uint => matches!(v, Value::Int(_)),
-        Param::Addr | Param::Many => matches!(v, Value::Int(_) | Value::Ptr(..)),
+        Param::Addr | Param::Many | Param::OptAddr => matches!(v, Value::Int(_) | Value::Ptr(..)),
         Param::Str => matches!(v, Value::Str(_)),
     };
     if ok {
@@ -169,6 +174,10 @@ pub static TABLES: &[(&str, &[Builtin])] = &[
     (
         "Memory access (faults are reported as oopses)",
         memory::MEMORY_BUILTINS,
+    ),
+    (
+        "Processes and their memory (pids; failed calls return -errno)",
+        process::PROCESS_BUILTINS,
     ),
     ("Driver core and managed resources", device::DEVICE_BUILTINS),
 ];

@@ -1,0 +1,143 @@
+//! Issue 15's swap scenario on the hosted platform: on a 64 MiB machine with a 256 MiB swap
+//! file, a task that fills a 128 MiB mapping reads every byte back, /proc/vmstat shows
+//! pswpout and pswpin, /proc/swaps the use; without swap the same task is OOM-killed with
+//! Linux's report, the machine goes on and the memory comes back.
+
+mod common;
+use common::*;
+use kmem::arch::Arch;
+use kmem::mm::VmEvent;
+use kmem::uaccess::UaccessError;
+use kmem::vma::*;
+use kmem::PAGE_SIZE;
+use kmem_hosted::FileSwap;
+
+const MIB: u64 = 1 << 20;
+const RW: u32 = PROT_READ | PROT_WRITE;
+const PA: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
+
+fn vmstat(m: &M, name: &str) -> u64 {
+    let s = proc(m, "/proc/vmstat");
+    s.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{name} not in /proc/vmstat:\n{s}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The byte the task writes at offset `i` of its mapping.
+fn pattern(i: u64) -> u8 {
+    ((i / PAGE_SIZE as u64).wrapping_mul(131) ^ (i % 251)) as u8
+}
+
+/// Fills `len` bytes at `a` of task `p` with `pattern`, a page at a time.
+fn fill(m: &M, p: i32, a: u64, len: u64) -> Result<(), UaccessError> {
+    let mut buf = vec![0u8; PAGE_SIZE];
+    for off in (0..len).step_by(PAGE_SIZE) {
+        for (j, b) in buf.iter_mut().enumerate() {
+            *b = pattern(off + j as u64);
+        }
+        m.uwrite(p, a + off, &buf)?;
+    }
+    Ok(())
+}
+
+fn baseline(m: &M) -> usize {
+    let p = m.spawn("warmup").unwrap();
+    m.exit(p).unwrap();
+    settle(m)
+}
+
+#[test]
+fn task_larger_than_memory_swaps_and_reads_back() {
+    let m = boot(Arch::X86_64, 64 * MIB, 1);
+    let path = std::env::temp_dir().join(format!("kmem-swap-test-{}", std::process::id()));
+    let name = path.to_str().unwrap().to_string();
+    let free0 = baseline(&m);
+    m.swapon(&name, FileSwap::create(&path, 256 * MIB).unwrap(), None)
+        .unwrap();
+    let swaps = proc(&m, "/proc/swaps");
+    assert!(swaps.contains("file\t\t262140\t\t0\t\t-2"), "{swaps}");
+    let p = m.spawn("filler").unwrap();
+    let len = 128 * MIB;
+    let a = m.mmap(p, 0, len, RW, PA, -1, 0).unwrap();
+    fill(&m, p, a, len).unwrap();
+    // Every byte back.
+    let mut buf = vec![0u8; PAGE_SIZE];
+    for off in (0..len).step_by(PAGE_SIZE) {
+        m.uread(p, a + off, &mut buf).unwrap();
+        for (j, b) in buf.iter().enumerate() {
+            assert_eq!(*b, pattern(off + j as u64), "byte {:#x}", off + j as u64);
+        }
+    }
+    assert!(vmstat(&m, "pswpout") > 0);
+    assert!(vmstat(&m, "pswpin") > 0);
+    assert!(m.vm_event(VmEvent::PgMajFault) > 0);
+    let swaps = proc(&m, "/proc/swaps");
+    let used: u64 = swaps
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(used > 0, "{swaps}");
+    let status = proc(&m, &format!("/proc/{p}/status"));
+    assert!(status.contains("VmSwap:"), "{status}");
+    m.exit(p).unwrap();
+    let swaps = proc(&m, "/proc/swaps");
+    assert!(
+        swaps.contains("file\t\t262140\t\t0\t\t-2"),
+        "slots back: {swaps}"
+    );
+    m.swapoff(&name).unwrap();
+    assert_eq!(proc(&m, "/proc/swaps").lines().count(), 1);
+    m.synchronize_rcu();
+    let free = settle(&m);
+    assert!(
+        free + 16 >= free0 && free <= free0,
+        "memory back: {free} vs {free0}"
+    );
+    assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn without_swap_the_task_is_oom_killed_and_memory_comes_back() {
+    let m = boot(Arch::X86_64, 64 * MIB, 1);
+    let free0 = baseline(&m);
+    let p = m.spawn("filler").unwrap();
+    let len = 128 * MIB;
+    let a = m.mmap(p, 0, len, RW, PA, -1, 0).unwrap();
+    assert_eq!(fill(&m, p, a, len), Err(UaccessError::OutOfMemory));
+    let log = m.platform().take_captured();
+    assert!(
+        log.contains("filler invoked oom-killer: gfp_mask=0x"),
+        "{log}"
+    );
+    assert!(log.contains("Mem-Info:"), "{log}");
+    assert!(log.contains("[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem pgtables_bytes swapents oom_score_adj name"), "{log}");
+    let kill = log
+        .lines()
+        .find(|l| l.contains("Out of memory: Killed process"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        kill.contains(&format!("Killed process {p} (filler) total-vm:")),
+        "{kill}"
+    );
+    assert!(
+        kill.contains("UID:0 pgtables:") && kill.ends_with("oom_score_adj:0"),
+        "{kill}"
+    );
+    assert_eq!(vmstat(&m, "oom_kill"), 1);
+    // The task is gone, the machine goes on, its memory came back.
+    assert!(m.uread(p, a, &mut [0u8; 1]).is_err());
+    let q = m.spawn("after").unwrap();
+    let b = m.mmap(q, 0, MIB, RW, PA, -1, 0).unwrap();
+    m.umemset(q, b, 7, MIB).unwrap();
+    m.exit(q).unwrap();
+    assert_eq!(settle(&m), free0);
+}
