@@ -106,6 +106,17 @@ fn task_larger_than_memory_swaps_and_reads_back() {
     );
     let status = proc(&m, &format!("/proc/{p}/status"));
     assert!(status.contains("VmSwap:"), "{status}");
+    // oom_score: 1000 + badness * 1000 / (RAM + swap); 128 MiB of 312 MiB is about 410.
+    let q = m.spawn("small").unwrap();
+    let score = |pid: i32| -> u64 {
+        proc(&m, &format!("/proc/{pid}/oom_score"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!((1380..=1430).contains(&score(p)), "{}", score(p));
+    assert_eq!(score(q), 1000);
+    m.exit(q).unwrap();
     m.exit(p).unwrap();
     let swaps = proc(&m, "/proc/swaps");
     assert!(
