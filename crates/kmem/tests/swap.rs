@@ -43,6 +43,17 @@ fn fill(m: &M, p: i32, a: u64, len: u64) -> Result<(), UaccessError> {
     Ok(())
 }
 
+fn meminfo(info: &str, label: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("{label} not in meminfo"))
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 fn baseline(m: &M) -> usize {
     let p = m.spawn("warmup").unwrap();
     m.exit(p).unwrap();
@@ -85,8 +96,27 @@ fn task_larger_than_memory_swaps_and_reads_back() {
         .parse()
         .unwrap();
     assert!(used > 0, "{swaps}");
+    let info = proc(&m, "/proc/meminfo");
+    assert_eq!(meminfo(&info, "SwapTotal:"), 262140);
+    assert!(meminfo(&info, "SwapFree:") < 262140, "{info}");
+    assert!(meminfo(&info, "Inactive(anon):") + meminfo(&info, "Active(anon):") > 0);
+    assert!(
+        meminfo(&info, "SwapCached:") > 0,
+        "read faults leave pages in the swap cache"
+    );
     let status = proc(&m, &format!("/proc/{p}/status"));
     assert!(status.contains("VmSwap:"), "{status}");
+    // oom_score: 1000 + badness * 1000 / (RAM + swap); 128 MiB of 312 MiB is about 410.
+    let q = m.spawn("small").unwrap();
+    let score = |pid: i32| -> u64 {
+        proc(&m, &format!("/proc/{pid}/oom_score"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!((1380..=1430).contains(&score(p)), "{}", score(p));
+    assert_eq!(score(q), 1000);
+    m.exit(q).unwrap();
     m.exit(p).unwrap();
     let swaps = proc(&m, "/proc/swaps");
     assert!(
@@ -140,4 +170,55 @@ fn without_swap_the_task_is_oom_killed_and_memory_comes_back() {
     m.umemset(q, b, 7, MIB).unwrap();
     m.exit(q).unwrap();
     assert_eq!(settle(&m), free0);
+}
+
+#[test]
+fn swapoff_brings_every_page_back_and_swap_free_stays_right() {
+    let m = boot(Arch::X86_64, 64 * MIB, 1);
+    let path = std::env::temp_dir().join(format!("kmem-swapoff-test-{}", std::process::id()));
+    let name = path.to_str().unwrap().to_string();
+    m.swapon(&name, FileSwap::create(&path, 128 * MIB).unwrap(), None)
+        .unwrap();
+    let p = m.spawn("filler").unwrap();
+    let len = 80 * MIB;
+    let a = m.mmap(p, 0, len, RW, PA, -1, 0).unwrap();
+    fill(&m, p, a, len).unwrap();
+    // Half goes away; what is left fits in memory, partly still in swap.
+    m.munmap(p, a + len / 2, len / 2).unwrap();
+    let info = proc(&m, "/proc/meminfo");
+    assert!(
+        meminfo(&info, "SwapFree:") < meminfo(&info, "SwapTotal:"),
+        "{info}"
+    );
+    // try_to_unuse swaps every page of the area back in.
+    m.swapoff(&name).unwrap();
+    let info = proc(&m, "/proc/meminfo");
+    assert_eq!(meminfo(&info, "SwapTotal:"), 0, "{info}");
+    assert_eq!(meminfo(&info, "SwapFree:"), 0, "{info}");
+    assert_eq!(meminfo(&info, "SwapCached:"), 0, "{info}");
+    let mut buf = vec![0u8; PAGE_SIZE];
+    for off in (0..len / 2).step_by(PAGE_SIZE) {
+        m.uread(p, a + off, &mut buf).unwrap();
+        assert!(
+            buf.iter()
+                .enumerate()
+                .all(|(j, b)| *b == pattern(off + j as u64)),
+            "page {off:#x}"
+        );
+    }
+    let status = proc(&m, &format!("/proc/{p}/status"));
+    assert!(status.contains("VmSwap:\t       0 kB"), "{status}");
+    // A new area starts with every slot free.
+    m.swapon(&name, FileSwap::create(&path, 128 * MIB).unwrap(), None)
+        .unwrap();
+    let info = proc(&m, "/proc/meminfo");
+    assert_eq!(
+        meminfo(&info, "SwapFree:"),
+        meminfo(&info, "SwapTotal:"),
+        "{info}"
+    );
+    m.exit(p).unwrap();
+    m.swapoff(&name).unwrap();
+    assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
+    std::fs::remove_file(&path).unwrap();
 }

@@ -79,7 +79,7 @@ fn slot_counts_follow_swap_map_rules() {
     let s = S::new();
     let (_mem, r) = ram(17);
     s.swapon(l, "/s", r, Some(5)).unwrap();
-    let e = s.get_swap_page().unwrap();
+    let e = s.get_swap_page(l).unwrap();
     assert_eq!(e.swp_type(), 0);
     assert_eq!(e.offset(), 1, "page 0 is the header");
     assert_eq!(s.swap_map_byte(SwpEntry::new(0, 0)), None);
@@ -110,7 +110,7 @@ fn slot_counts_follow_swap_map_rules() {
         .take_captured()
         .contains("swap_info_get: Bad swap file entry"));
     // Counts stop at SWAP_MAP_MAX (no continuation pages).
-    let e = s.get_swap_page().unwrap();
+    let e = s.get_swap_page(l).unwrap();
     for _ in 0..SWAP_MAP_MAX {
         s.swap_duplicate(l, e).unwrap();
     }
@@ -128,7 +128,7 @@ fn allocation_fills_every_slot_then_fails_and_areas_go_by_priority() {
     s.swapon(l, "/lo", lo, Some(1)).unwrap();
     s.swapon(l, "/hi", hi, Some(10)).unwrap();
     let mut got = Vec::new();
-    while let Some(e) = s.get_swap_page() {
+    while let Some(e) = s.get_swap_page(l) {
         got.push(e);
     }
     assert_eq!(got.len(), 599 + 9);
@@ -144,7 +144,7 @@ fn allocation_fills_every_slot_then_fails_and_areas_go_by_priority() {
     assert!(s.vm_swap_full());
     // Free one slot in the middle of a full cluster: it is found again.
     s.put_swap_folio(l, got[300]);
-    assert_eq!(s.get_swap_page(), Some(got[300]));
+    assert_eq!(s.get_swap_page(l), Some(got[300]));
     let mut out = String::new();
     s.show_swaps(&mut out).unwrap();
     assert!(
@@ -165,7 +165,7 @@ fn swapoff_refuses_while_unuse_fails_and_area_stays() {
     let s = S::new();
     let (_a, r) = ram(9);
     s.swapon(l, "/s", r, None).unwrap();
-    let e = s.get_swap_page().unwrap();
+    let e = s.get_swap_page(l).unwrap();
     assert_eq!(
         s.swapoff(l, "/s", &mut |_| Err(Errno::ENOMEM)),
         Err(Errno::ENOMEM)
@@ -173,7 +173,7 @@ fn swapoff_refuses_while_unuse_fails_and_area_stays() {
     // Unuse that "succeeds" but leaves the slot in use: EBUSY, the area stays usable.
     assert_eq!(s.swapoff(l, "/s", &mut |_| Ok(())), Err(Errno::EBUSY));
     assert_eq!(s.nr_swap_pages(), 7);
-    assert!(s.get_swap_page().is_some());
+    assert!(s.get_swap_page(l).is_some());
     let mut ty = None;
     s.put_swap_folio(l, e);
     s.put_swap_folio(l, SwpEntry::new(0, 2));

@@ -580,6 +580,22 @@ pub enum NodeStat {
     FileMapped,
     /// `NR_SHMEM`: shmem/tmpfs pages (meminfo `Shmem`).
     Shmem,
+    /// `NR_SWAPCACHE`: pages in the swap cache (meminfo `SwapCached`).
+    SwapCached,
+    /// `NR_INACTIVE_ANON` (`NR_LRU_BASE + LRU_INACTIVE_ANON`).
+    InactiveAnon,
+    /// `NR_ACTIVE_ANON`.
+    ActiveAnon,
+    /// `NR_INACTIVE_FILE`.
+    InactiveFile,
+    /// `NR_ACTIVE_FILE`.
+    ActiveFile,
+    /// `NR_UNEVICTABLE`.
+    Unevictable,
+    /// kmem's own: slots of all swap areas (`total_swap_pages`, meminfo `SwapTotal`).
+    SwapTotal,
+    /// kmem's own: free slots (`nr_swap_pages`, meminfo `SwapFree`).
+    SwapFree,
 }
 
 /// Event counters of /proc/vmstat (`enum vm_event_item`, include/linux/vm_event_item.h),
@@ -637,7 +653,15 @@ impl Default for VmEvents {
 #[derive(Default)]
 pub struct NodeStats {
     /// One counter per [`NodeStat`].
-    pub counters: [AtomicIsize; 7],
+    pub counters: [AtomicIsize; 15],
+}
+
+impl NodeStats {
+    /// Adds `delta` pages to counter `which`.
+    #[inline]
+    pub fn add(&self, which: NodeStat, delta: isize) {
+        self.counters[which as usize].fetch_add(delta, Ordering::Relaxed);
+    }
 }
 
 impl<P: Platform> MemoryModel<P> {

@@ -31,21 +31,23 @@ impl<P: Platform> VmLayer<P> {
             "MemAvailable:",
             pages_to_kb(self.mem_available_pages()),
         )?;
-        for l in [
-            "Buffers:",
-            "Cached:",
-            "SwapCached:",
-            "Active:",
-            "Inactive:",
-            "Active(anon):",
-            "Inactive(anon):",
-            "Active(file):",
-            "Inactive(file):",
-            "Unevictable:",
-            "Mlocked:",
-        ] {
-            kb(out, l, 0)?;
-        }
+        // The LRU lists and the swap cache (crate::vmscan, crate::swap); kmem has no file
+        // page cache, so Cached is the swap cache's share (fs/proc/meminfo.c: cached =
+        // NR_FILE_PAGES - swapcache - bufferram, here the shmem pages).
+        let ns = |w| self.node_stat_hook(w);
+        let (ia, aa) = (ns(NodeStat::InactiveAnon), ns(NodeStat::ActiveAnon));
+        let (ifl, af) = (ns(NodeStat::InactiveFile), ns(NodeStat::ActiveFile));
+        kb(out, "Buffers:", 0)?;
+        kb(out, "Cached:", pages_to_kb(ns(NodeStat::Shmem)))?;
+        kb(out, "SwapCached:", pages_to_kb(ns(NodeStat::SwapCached)))?;
+        kb(out, "Active:", pages_to_kb(aa + af))?;
+        kb(out, "Inactive:", pages_to_kb(ia + ifl))?;
+        kb(out, "Active(anon):", pages_to_kb(aa))?;
+        kb(out, "Inactive(anon):", pages_to_kb(ia))?;
+        kb(out, "Active(file):", pages_to_kb(af))?;
+        kb(out, "Inactive(file):", pages_to_kb(ifl))?;
+        kb(out, "Unevictable:", pages_to_kb(ns(NodeStat::Unevictable)))?;
+        kb(out, "Mlocked:", 0)?;
         if self.arch() == Arch::I386 {
             let hz = self.zone(ZoneType::HighMem);
             let htotal = hz.managed_pages();
@@ -55,14 +57,17 @@ impl<P: Platform> VmLayer<P> {
             kb(out, "LowTotal:", pages_to_kb(total - htotal))?;
             kb(out, "LowFree:", pages_to_kb(free - hfree))?;
         }
-        for l in [
+        kb(
+            out,
             "SwapTotal:",
+            pages_to_kb(self.node_stat_hook(NodeStat::SwapTotal)),
+        )?;
+        kb(
+            out,
             "SwapFree:",
-            "Zswap:",
-            "Zswapped:",
-            "Dirty:",
-            "Writeback:",
-        ] {
+            pages_to_kb(self.node_stat_hook(NodeStat::SwapFree)),
+        )?;
+        for l in ["Zswap:", "Zswapped:", "Dirty:", "Writeback:"] {
             kb(out, l, 0)?;
         }
         // NR_ANON_MAPPED, NR_FILE_MAPPED, NR_SHMEM (crate::rmap, crate::shmem).

@@ -18,7 +18,14 @@ use crate::task::{TaskLayer, TaskMm};
 use crate::vma::{MmCounter, MmStruct, VmAreaStruct, VmBacking, VmFlags, PAGE, VM_FLAG_MNEMONICS};
 
 /// The files under `/proc/PID/`.
-pub const PID_FILES: &[&str] = &["maps", "smaps", "smaps_rollup", "status", "oom_score_adj"];
+pub const PID_FILES: &[&str] = &[
+    "maps",
+    "smaps",
+    "smaps_rollup",
+    "status",
+    "oom_score",
+    "oom_score_adj",
+];
 
 /// Splits `/proc/PID/FILE` (or `PID/FILE`).
 fn split_pid_path(path: &str) -> Option<(i32, &str)> {
@@ -283,6 +290,7 @@ impl<P: Platform> TaskLayer<P> {
                 "smaps" => show_smaps(t, out)?,
                 "smaps_rollup" => show_smaps_rollup(t, out)?,
                 "status" => show_status(t, out)?,
+                "oom_score" => writeln!(out, "{}", oom_score_of(self, &t))?,
                 _ => writeln!(out, "{}", t.oom_score_adj)?,
             }
             Ok(())
@@ -359,6 +367,16 @@ impl<P: Platform> TaskLayer<P> {
     pub fn show_vmstat(&self, out: &mut dyn Write) -> fmt::Result {
         use crate::mm::NodeStat;
         writeln!(out, "nr_free_pages {}", self.nr_free_pages())?;
+        // The node's LRU lists (mm/vmstat.c vmstat_text order: NR_LRU_BASE first).
+        for (name, w) in [
+            ("nr_inactive_anon", NodeStat::InactiveAnon),
+            ("nr_active_anon", NodeStat::ActiveAnon),
+            ("nr_inactive_file", NodeStat::InactiveFile),
+            ("nr_active_file", NodeStat::ActiveFile),
+            ("nr_unevictable", NodeStat::Unevictable),
+        ] {
+            writeln!(out, "{name} {}", self.node_stat_hook(w))?;
+        }
         writeln!(
             out,
             "nr_anon_pages {}",
@@ -374,6 +392,11 @@ impl<P: Platform> TaskLayer<P> {
             out,
             "nr_page_table_pages {}",
             self.node_stat_hook(NodeStat::PageTables)
+        )?;
+        writeln!(
+            out,
+            "nr_swapcached {}",
+            self.node_stat_hook(NodeStat::SwapCached)
         )?;
         for (name, e) in [
             ("pswpin", VmEvent::PswpIn),
@@ -419,6 +442,28 @@ fn show_map_vma<P: Platform>(
         );
     }
     map_line(out, wide, v.vm_start, v.vm_end, p, None, vma_name(mm, v))
+}
+
+/// `/proc/PID/oom_score` (fs/proc/base.c `proc_oom_score`): from `oom_badness` over RAM
+/// plus swap (`totalram_pages() + total_swap_pages`).
+fn oom_score_of<P: Platform>(tl: &TaskLayer<P>, t: &TaskMm<'_, P>) -> u64 {
+    let mm = &*t.mm;
+    let o = crate::oom_kill::OomTask {
+        pid: t.pid as u32,
+        tgid: t.pid as u32,
+        uid: 0,
+        comm: t.comm,
+        total_vm: mm.total_vm as usize,
+        rss_anon: mm.rss_stat[1].max(0) as usize,
+        rss_file: mm.rss_stat[0].max(0) as usize,
+        rss_shmem: mm.rss_stat[3].max(0) as usize,
+        pgtables_bytes: t.layer.pgtables_bytes(mm) as usize,
+        swapents: mm.rss_stat[2].max(0) as usize,
+        oom_score_adj: t.oom_score_adj,
+        unkillable: false,
+    };
+    let total = tl.totalram_pages() + tl.mem.mem.swap.si_swapinfo().total;
+    crate::oom_kill::oom_score(&o, total)
 }
 
 fn show_maps<P: Platform>(t: TaskMm<'_, P>, out: &mut dyn Write) -> fmt::Result {

@@ -26,6 +26,7 @@ use crate::addr::{Order, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::{pg, Page, PagePtr};
+use crate::mm::NodeStat;
 use crate::platform::Platform;
 use crate::vmalloc::VmLayer;
 
@@ -67,7 +68,12 @@ impl<P: Platform> SwapState<P> {
     ///
     /// # Errors
     /// `ENOMEM` when a node cannot be allocated; `EBUSY` when `e` already has a page.
-    pub fn add_to_swap_cache(&self, page: PagePtr, e: SwpEntry) -> Result<(), Errno> {
+    pub fn add_to_swap_cache(
+        &self,
+        l: &VmLayer<P>,
+        page: PagePtr,
+        e: SwpEntry,
+    ) -> Result<(), Errno> {
         let entry = XaEntry::from_ptr(core::ptr::NonNull::new(page.as_ptr()).ok_or(Errno::EINVAL)?)
             .ok_or(Errno::EINVAL)?;
         let t = self.table.lock();
@@ -87,6 +93,7 @@ impl<P: Platform> SwapState<P> {
         page.set_private(e.val() as usize);
         page.set_flag_bits(pg::SWAPCACHE | pg::SWAPBACKED);
         self.stats.swapcached.fetch_add(1, Ordering::Relaxed);
+        l.mod_node_stat(NodeStat::SwapCached, 1);
         Ok(())
     }
 
@@ -107,6 +114,7 @@ impl<P: Platform> SwapState<P> {
         page.clear_flag_bits(pg::SWAPCACHE);
         page.set_private(0);
         self.stats.swapcached.fetch_sub(1, Ordering::Relaxed);
+        l.mod_node_stat(NodeStat::SwapCached, -1);
         self.put_swap_folio(l, e);
         let last = page.put_testzero();
         debug_assert!(!last, "the swap cache's reference was the last");
@@ -128,8 +136,8 @@ impl<P: Platform> SwapState<P> {
     /// other reclaimers) a slot and puts it in the swap cache, dirty so that it is written.
     /// `None` when swap is full or the cache cannot grow.
     pub fn add_to_swap(&self, l: &VmLayer<P>, page: PagePtr) -> Option<SwpEntry> {
-        let e = self.get_swap_page()?;
-        if self.add_to_swap_cache(page, e).is_err() {
+        let e = self.get_swap_page(l)?;
+        if self.add_to_swap_cache(l, page, e).is_err() {
             self.put_swap_folio(l, e);
             return None;
         }
@@ -183,7 +191,7 @@ impl<P: Platform> SwapState<P> {
                     return None;
                 }
             }
-            if self.add_to_swap_cache(page, e).is_err() {
+            if self.add_to_swap_cache(l, page, e).is_err() {
                 self.put_swap_folio(l, e);
                 l.__free_pages(page, Order::ZERO);
                 return None;

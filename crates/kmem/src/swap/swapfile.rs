@@ -42,7 +42,7 @@ use crate::addr::{VirtAddr, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
 use crate::locking::{Lock, SWAP_LOCK};
-use crate::mm::{pages_to_kb, VmEvent};
+use crate::mm::{pages_to_kb, NodeStat, VmEvent};
 use crate::platform::{LogLevel, Platform};
 use crate::slab::SlabLayer;
 use crate::vmalloc::VmLayer;
@@ -209,9 +209,31 @@ impl<P: Platform> SwapArea<P> {
     }
 }
 
+/// A [`SwapArea`] in a kmalloc block (`alloc_swap_info`'s kzalloc), owned by the table
+/// (so that the table in the machine's state stays small).
+pub(crate) struct AreaBox<P: Platform>(NonNull<SwapArea<P>>);
+
+// SAFETY: the box owns its area, which is Send.
+unsafe impl<P: Platform> Send for AreaBox<P> {}
+
+impl<P: Platform> core::ops::Deref for AreaBox<P> {
+    type Target = SwapArea<P>;
+    fn deref(&self) -> &SwapArea<P> {
+        // SAFETY: the block holds a live area until `free_area` takes it out.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl<P: Platform> core::ops::DerefMut for AreaBox<P> {
+    fn deref_mut(&mut self) -> &mut SwapArea<P> {
+        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+        unsafe { self.0.as_mut() }
+    }
+}
+
 /// The swap areas of a machine (`swap_info[]` and the globals of mm/swapfile.c).
 pub(crate) struct SwapTable<P: Platform> {
-    pub(crate) areas: [Option<SwapArea<P>>; MAX_SWAPFILES],
+    pub(crate) areas: [Option<AreaBox<P>>; MAX_SWAPFILES],
     /// `least_priority`: the last automatic priority given (areas get -2, -3, …).
     least_priority: i32,
     /// Round-robin hint among areas of equal priority.
@@ -275,6 +297,17 @@ impl<P: Platform> SwapState<P> {
     pub unsafe fn lockdep_attach(&self, ld: *const crate::locking::Lockdep) {
         // SAFETY: forwarded from the caller.
         unsafe { self.table.attach(ld) };
+    }
+
+    /// `nr_swap_pages += d`, mirrored in the machine's `SwapFree` counter.
+    fn free_add(&self, l: &VmLayer<P>, d: isize) {
+        self.stats.nr_swap_pages.fetch_add(d, Ordering::Relaxed);
+        l.mod_node_stat(NodeStat::SwapFree, d);
+    }
+    /// `total_swap_pages += d`, mirrored in the machine's `SwapTotal` counter.
+    fn total_add(&self, l: &VmLayer<P>, d: isize) {
+        self.stats.total_swap_pages.fetch_add(d, Ordering::Relaxed);
+        l.mod_node_stat(NodeStat::SwapTotal, d);
     }
 
     /// `si_swapinfo`: total and free swap in pages.
@@ -359,6 +392,15 @@ impl<P: Platform> SwapState<P> {
         // The header page is never a slot (`swap_map[0] = SWAP_MAP_BAD`), nor counted in use.
         area.map_mut()[0] = SWAP_MAP_BAD;
         area.clusters_mut()[0].count = 1;
+        let Some(blk) = l.kmalloc(core::mem::size_of::<SwapArea<P>>(), gfp) else {
+            self.free_area_value(l, area);
+            return Err(Errno::ENOMEM);
+        };
+        let blk = blk.cast::<SwapArea<P>>();
+        // SAFETY: a fresh kmalloc block of the area's size, aligned (kmalloc aligns to at
+        // least 8, all the area needs).
+        unsafe { blk.as_ptr().write(area) };
+        let mut area = AreaBox(blk);
         let mut t = self.table.lock();
         let Some(ty) = t.areas.iter().position(Option::is_none) else {
             drop(t);
@@ -375,12 +417,8 @@ impl<P: Platform> SwapState<P> {
         let (pages, prio) = (area.pages, area.prio);
         t.areas[ty] = Some(area);
         drop(t);
-        self.stats
-            .nr_swap_pages
-            .fetch_add(pages as isize, Ordering::Relaxed);
-        self.stats
-            .total_swap_pages
-            .fetch_add(pages as isize, Ordering::Relaxed);
+        self.free_add(l, pages as isize);
+        self.total_add(l, pages as isize);
         // mm/swapfile.c enable_swap_info → "Adding %uk swap on %s.  Priority:%d extents:%d
         // across:%lluk %s%s%s%s" (no SS/D/DS/DC flags for a file on kmem's storage).
         l.printk(
@@ -396,8 +434,16 @@ impl<P: Platform> SwapState<P> {
         Ok(ty)
     }
 
-    /// Frees an area's memory and drops its storage (closing a host file).
-    fn free_area(&self, l: &VmLayer<P>, mut area: SwapArea<P>) {
+    /// Frees an area, its memory and its storage (closing a host file).
+    fn free_area(&self, l: &VmLayer<P>, area: AreaBox<P>) {
+        // SAFETY: the box owns the area; it is read out once and the block freed.
+        let v = unsafe { area.0.as_ptr().read() };
+        l.kfree(area.0.as_ptr().cast::<u8>());
+        self.free_area_value(l, v);
+    }
+
+    /// Frees an area's memory and drops its storage.
+    fn free_area_value(&self, l: &VmLayer<P>, mut area: SwapArea<P>) {
         area.cache.destroy();
         // Nodes the cache retired wait for a grace period; after one, no reader can be in
         // them and they are freed now rather than never (the array is going away).
@@ -438,9 +484,7 @@ impl<P: Platform> SwapState<P> {
             a.writeok = false;
             (ty, a.pages, a.inuse_pages)
         };
-        self.stats
-            .nr_swap_pages
-            .fetch_sub((pages - inuse) as isize, Ordering::Relaxed);
+        self.free_add(l, -((pages - inuse) as isize));
         // try_to_unuse: the caller swaps every entry of this type back in (failing with
         // ENOMEM when memory cannot take them).
         let r = unuse(ty);
@@ -451,7 +495,7 @@ impl<P: Platform> SwapState<P> {
             a.writeok = true;
             let back = (a.pages - a.inuse_pages) as isize;
             drop(t);
-            self.stats.nr_swap_pages.fetch_add(back, Ordering::Relaxed);
+            self.free_add(l, back);
             return Err(e);
         }
         let area = t.areas[ty].take().ok_or(Errno::EINVAL)?;
@@ -465,9 +509,7 @@ impl<P: Platform> SwapState<P> {
             t.least_priority += 1;
         }
         drop(t);
-        self.stats
-            .total_swap_pages
-            .fetch_sub(area.pages as isize, Ordering::Relaxed);
+        self.total_add(l, -(area.pages as isize));
         self.free_area(l, area);
         Ok(())
     }
@@ -511,7 +553,7 @@ impl<P: Platform> SwapState<P> {
     /// `folio_alloc_swap` / `get_swap_pages`: a free slot, taken with `SWAP_HAS_CACHE` set
     /// for the page about to enter the swap cache. `None` when every area is full or none
     /// accepts allocations.
-    pub fn get_swap_page(&self) -> Option<SwpEntry> {
+    pub fn get_swap_page(&self, l: &VmLayer<P>) -> Option<SwpEntry> {
         let mut t = self.table.lock();
         for _ in 0..MAX_SWAPFILES {
             let ty = Self::pick_area(&mut t)?;
@@ -519,7 +561,7 @@ impl<P: Platform> SwapState<P> {
             if let Some(off) = a.alloc_slot() {
                 a.take_slot(off, SWAP_HAS_CACHE);
                 drop(t);
-                self.stats.nr_swap_pages.fetch_sub(1, Ordering::Relaxed);
+                self.free_add(l, -1);
                 return Some(SwpEntry::new(ty, off));
             }
         }
@@ -599,14 +641,18 @@ impl<P: Platform> SwapState<P> {
             } else {
                 a.map_mut()[off] = left;
             }
-            Some(left)
+            Some((left, a.writeok))
         });
         match r.flatten() {
-            Some(0) => {
-                self.stats.nr_swap_pages.fetch_add(1, Ordering::Relaxed);
+            Some((0, writeok)) => {
+                // A slot of an area being swapped off is not free for allocation
+                // (swapoff took the area's free slots out of nr_swap_pages).
+                if writeok {
+                    self.free_add(l, 1);
+                }
                 Some(0)
             }
-            Some(v) => Some(v),
+            Some((v, _)) => Some(v),
             None => {
                 self.bad_entry(l, e);
                 None

@@ -5,6 +5,7 @@
 use kds::list::{self, ListHead};
 
 use crate::mm::mm_types::{pg, PagePtr};
+use crate::mm::{NodeStat, NodeStats};
 
 /// `enum lru_list`, in Linux's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +57,16 @@ impl LruList {
     /// `is_file_lru`.
     pub fn is_file(self) -> bool {
         matches!(self, LruList::InactiveFile | LruList::ActiveFile)
+    }
+    /// The node counter of the list (`NR_LRU_BASE + lru`).
+    pub fn node_stat(self) -> NodeStat {
+        [
+            NodeStat::InactiveAnon,
+            NodeStat::ActiveAnon,
+            NodeStat::InactiveFile,
+            NodeStat::ActiveFile,
+            NodeStat::Unevictable,
+        ][self as usize]
     }
     /// The list's name in `/proc/zoneinfo`-style counters (`nr_inactive_anon`, …).
     pub fn stat_name(self) -> &'static str {
@@ -113,8 +124,9 @@ impl Lruvec {
     }
     /// `lruvec_add_folio`: puts `page` (not on any list, `PG_lru` clear) at the head of its
     /// list and sets `PG_lru`.
-    pub(crate) fn add(&mut self, page: PagePtr) {
+    pub(crate) fn add(&mut self, page: PagePtr, ns: &NodeStats) {
         let l = LruList::of_page(page);
+        ns.add(l.node_stat(), 1);
         // SAFETY: the head is initialised (invariant); the page's link is unused because it
         // is on no list (caller's contract: `PG_lru` clear, and only LRU code links user
         // pages while they are allocated).
@@ -124,8 +136,9 @@ impl Lruvec {
     }
     /// `lruvec_del_folio`: takes `page` (on list `LruList::of_page(page)`) off and clears
     /// `PG_lru`.
-    pub(crate) fn del(&mut self, page: PagePtr) {
+    pub(crate) fn del(&mut self, page: PagePtr, ns: &NodeStats) {
         let l = LruList::of_page(page);
+        ns.add(l.node_stat(), -1);
         // SAFETY: the page is linked on this list (caller's contract: PG_lru set, flags
         // unchanged since it was added), so its neighbours are valid.
         unsafe { list::list_del_init(page.lru()) };

@@ -137,7 +137,7 @@ impl<P: Platform> VmscanState<P> {
             page.set_flag_bits(pg::SWAPBACKED);
         }
         // Lock order: &lruvec->lru_lock, under no other lock.
-        self.lru.lock().add(page);
+        self.lru.lock().add(page, &l.node_stats);
     }
 
     /// `mark_page_accessed` (`folio_mark_accessed`): a referenced inactive page is activated;
@@ -152,10 +152,10 @@ impl<P: Platform> VmscanState<P> {
         }
         let mut lru = self.lru.lock();
         if page.test_flag(pg::LRU) {
-            lru.del(page);
+            lru.del(page, &l.node_stats);
             page.set_flag_bits(pg::ACTIVE);
             page.clear_flag_bits(pg::REFERENCED);
-            lru.add(page);
+            lru.add(page, &l.node_stats);
             drop(lru);
             l.count_vm_events(VmEvent::PgActivate, 1);
         }
@@ -173,7 +173,7 @@ impl<P: Platform> VmscanState<P> {
             // the lock nobody else can reach it.
             let mut lru = self.lru.lock();
             if page.refcount() == 1 && page.test_flag(pg::LRU) {
-                lru.del(page);
+                lru.del(page, &l.node_stats);
             }
         }
         put_page(l, page);

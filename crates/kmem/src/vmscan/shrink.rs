@@ -60,14 +60,20 @@ fn isqrt(n: usize) -> usize {
 impl<P: Platform> VmscanState<P> {
     /// `isolate_lru_folios`: up to `nr` pages from the tail of `l`, each with a reference
     /// taken and `PG_lru` cleared, into `out`; returns how many were scanned.
-    fn isolate(&self, l: LruList, nr: usize, out: &mut [Option<PagePtr>]) -> usize {
+    fn isolate(
+        &self,
+        vl: &VmLayer<P>,
+        l: LruList,
+        nr: usize,
+        out: &mut [Option<PagePtr>],
+    ) -> usize {
         let mut lru = self.lru.lock();
         let mut n = 0;
         let mut scanned = 0;
         while n < nr.min(out.len()) {
             let Some(page) = lru.tail(l) else { break };
             scanned += 1;
-            lru.del(page);
+            lru.del(page, &vl.node_stats);
             if page.try_get() {
                 out[n] = Some(page);
                 n += 1;
@@ -82,7 +88,7 @@ impl<P: Platform> VmscanState<P> {
     /// isolation reference is dropped (freeing the page if everyone else let go meanwhile).
     fn putback(&self, l: &VmLayer<P>, page: PagePtr) {
         if page.refcount() > 1 {
-            self.lru.lock().add(page);
+            self.lru.lock().add(page, &l.node_stats);
         }
         self.folio_put(l, page);
     }
@@ -151,7 +157,7 @@ impl<P: Platform> VmscanState<P> {
         sc: &mut ScanControl,
     ) -> usize {
         let mut batch = [None; SWAP_CLUSTER_MAX];
-        let scanned = self.isolate(lst, nr.min(SWAP_CLUSTER_MAX), &mut batch);
+        let scanned = self.isolate(l, lst, nr.min(SWAP_CLUSTER_MAX), &mut batch);
         sc.nr_scanned += scanned;
         let (scan, steal) = if sc.kswapd {
             (VmEvent::PgScanKswapd, VmEvent::PgStealKswapd)
@@ -181,7 +187,7 @@ impl<P: Platform> VmscanState<P> {
     /// deactivated even when referenced, as Linux does).
     fn shrink_active_list(&self, l: &VmLayer<P>, ops: &dyn ReclaimOps, lst: LruList, nr: usize) {
         let mut batch = [None; SWAP_CLUSTER_MAX];
-        let scanned = self.isolate(lst, nr.min(SWAP_CLUSTER_MAX), &mut batch);
+        let scanned = self.isolate(l, lst, nr.min(SWAP_CLUSTER_MAX), &mut batch);
         l.count_vm_events(VmEvent::PgRefill, scanned as u64);
         for page in batch.iter().flatten().copied() {
             let _ = ops.referenced(page);
@@ -313,7 +319,7 @@ impl<P: Platform> VmscanState<P> {
             while left > 0 {
                 let mut batch = [None; SWAP_CLUSTER_MAX];
                 let k = left.min(SWAP_CLUSTER_MAX);
-                self.isolate(lst, k, &mut batch);
+                self.isolate(l, lst, k, &mut batch);
                 left -= k;
                 for page in batch.iter().flatten().copied() {
                     if !ops.mapped(page)
