@@ -169,12 +169,14 @@ impl Drop for T {
     }
 }
 
-/// `READ_ONCE(*p)`: a real load, which faults on a protected KFENCE page.
+/// `READ_ONCE(*p)`: a real load, which faults on a protected KFENCE page. The value goes
+/// through `black_box`, so that the load is kept even where the caller ignores it (Valgrind's
+/// code generator drops loads whose value is unused, volatile or not).
 fn read_once(p: *const u8) -> u8 {
     // SAFETY: `p` is in the machine's KFENCE pool (an object, its canary bytes or a guard
     // page): memory no Rust reference covers; a guard page faults and KFENCE's handler makes
     // it readable before the load is retried.
-    unsafe { ptr::read_volatile(p) }
+    std::hint::black_box(unsafe { ptr::read_volatile(p) })
 }
 
 /// `WRITE_ONCE(*p, v)`.
