@@ -3,12 +3,14 @@
 //! back), `slab` (kmalloc, kmem_cache, slub_debug), `kds` (the data structures on kmem memory),
 //! `rcu` (grace periods, callbacks, kfree_rcu, the XArray on RCU),
 //! `vmalloc` (on the real page tables), `heap` (`alloc` collections on kmalloc) and `stress` (a
-//! random mixed workload); last, the deliberate failures the command line asks for.
+//! random mixed workload); with `kmemleak=on`, `kmemleak` (a planted leak found by scanning
+//! the real memory); last, the deliberate failures the command line asks for.
 
 mod deliberate;
 mod early;
 mod heap;
 mod kds;
+mod kmemleak;
 mod page_alloc;
 mod platform;
 mod rcu;
@@ -45,7 +47,8 @@ pub fn settle(mm: &Kmem) -> usize {
         mm.kmem_cache_shrink(*c);
     }
     mm.drain_local_pages();
-    mm.nr_free_pages()
+    // kmemleak's metadata pool (kmemleak=on) keeps the pages it takes: not the test's.
+    mm.nr_free_pages() + mm.kmemleak_stats().pool_pages
 }
 
 /// Runs the groups that need no kmem.
@@ -64,6 +67,9 @@ pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     runner.run("heap", heap::TESTS, ctx);
     runner.run("stress", stress::TESTS, ctx);
     let cmdline = Cmdline(ctx.info.cmdline());
+    if cmdline.has_value("kmemleak", "on") {
+        runner.run("kmemleak", kmemleak::TESTS, ctx);
+    }
     for (value, group) in [
         ("fail", deliberate::FAIL),
         ("panic", deliberate::PANIC),
