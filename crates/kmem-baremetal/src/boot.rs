@@ -315,6 +315,12 @@ fn stack_bottom() -> *mut u64 {
         .cast_mut()
 }
 
+/// The boot stack, `[bottom, top)`.
+pub fn boot_stack() -> (usize, usize) {
+    let bottom = stack_bottom() as usize;
+    (bottom, bottom + BOOT_STACK_SIZE)
+}
+
 /// Fills the boot stack below the current frame with a pattern, so that
 /// [`stack_high_water`] can later tell how deep the stack ever went.
 pub fn paint_stack() {

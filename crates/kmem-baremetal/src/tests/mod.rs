@@ -4,13 +4,15 @@
 //! `rcu` (grace periods, callbacks, kfree_rcu, the XArray on RCU),
 //! `vmalloc` (on the real page tables), `heap` (`alloc` collections on kmalloc), `stress` (a
 //! random mixed workload) and `kfence` (real `#PF`s on KFENCE's guard pages, with
-//! `kfence.sample_interval=N`); last, the deliberate failures the command line asks for.
+//! `kfence.sample_interval=N`); with `kmemleak=on`, `kmemleak` (a planted leak found by
+//! scanning the real memory); last, the deliberate failures the command line asks for.
 
 mod deliberate;
 mod early;
 mod heap;
 mod kds;
 mod kfence;
+mod kmemleak;
 mod page_alloc;
 mod platform;
 mod rcu;
@@ -47,7 +49,8 @@ pub fn settle(mm: &Kmem) -> usize {
         mm.kmem_cache_shrink(*c);
     }
     mm.drain_local_pages();
-    mm.nr_free_pages()
+    // kmemleak's metadata pool (kmemleak=on) keeps the pages it takes: not the test's.
+    mm.nr_free_pages() + mm.kmemleak_stats().pool_pages
 }
 
 /// Runs the groups that need no kmem.
@@ -67,6 +70,9 @@ pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     runner.run("stress", stress::TESTS, ctx);
     runner.run("kfence", kfence::TESTS, ctx);
     let cmdline = Cmdline(ctx.info.cmdline());
+    if cmdline.has_value("kmemleak", "on") {
+        runner.run("kmemleak", kmemleak::TESTS, ctx);
+    }
     for (value, group) in [
         ("fail", deliberate::FAIL),
         ("panic", deliberate::PANIC),

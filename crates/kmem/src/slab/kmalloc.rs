@@ -103,10 +103,13 @@ impl<P: Platform> SlabLayer<P> {
         caller: &'static Location<'static>,
     ) {
         let Some(p) = p else { return };
+        // The block's own size (`ksize`: the cache's object size), not a size class computed
+        // from the request: an allocator may have served it from elsewhere (KFENCE's pool in
+        // Linux, where `__link_object` uses `kfence_ksize`), and the scan must not read past it.
         let size = if size > KMALLOC_MAX_CACHE_SIZE {
             size
         } else {
-            self.kmalloc_size_roundup(size).max(size)
+            self.ksize(p.as_ptr()).max(1)
         };
         self.kmemleak_hook_alloc(p.as_ptr(), size, gfp, caller);
     }

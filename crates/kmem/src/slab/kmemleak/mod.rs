@@ -28,7 +28,22 @@
 //! `MSECS_MIN_AGE` (5 s) at the scan's start and not reported before is reported:
 //! `kmemleak: N new suspected memory leaks (see /sys/kernel/debug/kmemleak)`. So a new leak
 //! needs two scans: the first records its checksum (a change from 0), the second sees it
-//! unchanged.
+//! unchanged (an all-zero block, whose CRC32 is 0, is reported by the first, as in Linux).
+//!
+//! kmem specifics: a value above every tracked object is also tried as a *model* address
+//! (the addresses people see: on the hosted platform memory written through the shell holds
+//! them, while kmem's own pointers are real; on bare metal the two are equal). Objects may
+//! have one scan area (`kmemleak_scan_area`; a second makes the object fully scanned, what
+//! Linux does when it cannot allocate an area). Front ends can scan memory ranges as roots
+//! ([`SlabLayer::kmemleak_scan_ranges`]: a program's data, bss and stacks in libkmem_malloc,
+//! the image's `.data`/`.bss` on bare metal) and lower the minimum age
+//! ([`SlabLayer::kmemleak_set_min_age`]). Objects allocated before `kmemleak_init` (the slab
+//! bootstrap) are not tracked: Linux logs them in its static `mem_pool` early; kmem starts
+//! after `kmem_cache_init`, before `vmalloc_init`, as `mm_core_init` calls `kmemleak_init`.
+//! kmem's `vmap_area` objects are ignored (black): they hold only links, the page array and
+//! the area's addresses (which Linux keeps out of the scan with a scan area), so a vmalloc
+//! block's one expected reference is its user's (`min_count` 1; Linux counts its
+//! `vm_struct`'s too, 2).
 //!
 //! # Metadata without recursion
 //! Objects come from kmemleak's own pool (Linux's `mem_pool` + `SLAB_NOLEAKTRACE`
@@ -52,7 +67,7 @@
 //! ([`Kmemleak::tracking`]).
 //!
 //! # Locking
-//! `kmemleak_lock` ([`Kmemleak::state`], class `kmemleak_lock`) protects the objects, the tree,
+//! `kmemleak_lock` (`Kmemleak::state`, class `kmemleak_lock`) protects the objects, the tree,
 //! the list, the pool and the scan parameters; the scan holds it throughout (Linux's
 //! `scan_mutex` + `kmemleak_lock` + the objects' locks in one), so a block cannot be freed
 //! while it is scanned: the free hook waits. It is a leaf: taken in hooks under any lock
