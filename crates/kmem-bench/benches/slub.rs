@@ -445,5 +445,12 @@ fn kmem_cache192_on(
     }
 }
 
-criterion_group!(benches, lifo64, lifo_more, random1m, xthread64, kmem_cache192);
+criterion_group!(
+    benches,
+    lifo64,
+    lifo_more,
+    random1m,
+    xthread64,
+    kmem_cache192
+);
 criterion_main!(benches);

@@ -286,6 +286,8 @@ pub(crate) struct KmemCacheNode<L: lock_api::RawMutex> {
 /// `struct kmem_cache`. Lives in an object of the `kmem_cache` cache and never moves.
 #[repr(C)]
 pub struct KmemCache<L: lock_api::RawMutex> {
+    // The first cache line holds what the fast paths read (the structure is cache-line
+    // aligned: `kmem_cache` objects are SLAB_HWCACHE_ALIGN).
     cpu_slab: *mut KmemCacheCpu,
     gen: AtomicU32,
     flags: SlabFlags,
@@ -295,10 +297,18 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     object_size: u32,
     /// Free pointer offset.
     offset: u32,
+    red_left_pad: u32,
+    /// `size = odd << div_shift`; `div_inv * odd == 1 (mod 2^64)`: an offset is a multiple of
+    /// `size` iff its low `div_shift` bits are clear and `(off >> div_shift) * div_inv` is at
+    /// most `div_limit` (exact division test without a divide).
+    div_shift: u32,
+    div_inv: u64,
+    div_limit: u64,
+    random: usize,
+    // ---- the rest
     /// Offset of the metadata (end of object and right red zone).
     inuse: u32,
     align: u32,
-    red_left_pad: u32,
     /// `oo`: order and objects of a normal slab.
     order: u32,
     objects: u32,
@@ -309,13 +319,6 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     cpu_partial_slabs: u32,
     /// `s->sheaf_capacity`: objects a per-CPU sheaf holds; 0 for a cache without sheaves.
     sheaf_capacity: u32,
-    /// `size = odd << div_shift`; `div_inv * odd == 1 (mod 2^64)`: an offset is a multiple of
-    /// `size` iff its low `div_shift` bits are clear and `(off >> div_shift) * div_inv` is at
-    /// most `div_limit` (exact division test without a divide).
-    div_shift: u32,
-    div_inv: u64,
-    div_limit: u64,
-    random: usize,
     allocflags: GfpFlags,
     ctor: Option<fn(*mut u8)>,
     /// `objects` object indexes in a random order, or null (`random_seq`).
