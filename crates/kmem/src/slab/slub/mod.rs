@@ -62,6 +62,15 @@
 //! the freelist+counters word (`__slab_free`), taking `list_lock` first only when the slab
 //! must change lists.
 //!
+//! # Sheaves (Linux 6.18)
+//! A cache with a sheaf capacity (every kmalloc cache; others that ask with
+//! `kmem_cache_args.sheaf_capacity`) puts an array of object pointers in front of the above:
+//! allocation pops the CPU's *main* sheaf and freeing pushes onto it, touching neither the
+//! object nor its slab's counters (free still checks that the pointer starts an object). An
+//! empty or full main sheaf is swapped with the CPU's *spare* or traded with the node's
+//! *barn* of full and empty sheaves; sheaves are refilled from and flushed to the CPU slab
+//! path above in bulk. See `sheaf` and `barn`. Debug caches have no sheaves.
+//!
 //! # Debugging
 //! Caches with any of `SLAB_DEBUG_FLAGS` (`slub_debug=FZPUT` or cache flags) never use CPU
 //! slabs: every allocation and free runs under `list_lock` with the checks of
@@ -97,6 +106,9 @@
 //! - `free`: the free fast path, `__slab_free`, the debug free path, bulk free;
 //! - `alloc`: the allocation fast path, `___slab_alloc`, the debug allocation path, bulk
 //!   allocation and the kmalloc hooks;
+//! - `barn`: `struct slab_sheaf` and the barn's lists (core only; the loom model compiles it);
+//! - `sheaf`: the per-CPU sheaves (the slow halves of `alloc_from_pcs`/`free_to_pcs`, refill,
+//!   flush, the prefilled-sheaf API, shrink/destroy/CPU-dead flushing);
 //! - `info`: slabinfo numbers, layout and statistics of a cache;
 //! - `cache`: `kmem_cache_create` (merging, sizes), `kmem_cache_init`, shrink, validate and
 //!   destroy.
