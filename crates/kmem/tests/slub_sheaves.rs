@@ -271,16 +271,19 @@ fn double_free_below_the_sheaf_top_is_caught_at_flush() {
 
 // ---------------------------------------------------------------- the model
 
+/// Work sent to a CPU thread.
+type Job = Box<dyn FnOnce(&M) + Send>;
+
 /// A thread acting as one CPU: runs the closures sent to it, one at a time.
 struct Cpu {
-    tx: mpsc::Sender<Box<dyn FnOnce(&M) + Send>>,
+    tx: mpsc::Sender<Job>,
     done: mpsc::Receiver<()>,
     handle: std::thread::JoinHandle<()>,
 }
 
 impl Cpu {
     fn start(m: &Arc<M>) -> Cpu {
-        let (tx, rx) = mpsc::channel::<Box<dyn FnOnce(&M) + Send>>();
+        let (tx, rx) = mpsc::channel::<Job>();
         let (dtx, done) = mpsc::channel();
         let m = m.clone();
         let handle = std::thread::spawn(move || {

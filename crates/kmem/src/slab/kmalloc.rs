@@ -71,7 +71,7 @@ impl<P: Platform> SlabLayer<P> {
     /// assert_eq!(m.kmalloc(0, GfpFlags::GFP_KERNEL).unwrap().as_ptr() as usize, 0x10);
     /// ```
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn kmalloc(&self, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
         if size == 0 {
             return Some(zero_size_ptr());
@@ -288,7 +288,7 @@ impl<P: Platform> SlabLayer<P> {
     /// `kfree`: frees a kmalloc block. NULL and `ZERO_SIZE_PTR` are no-ops; pointers kmem
     /// never returned are reported and ignored.
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn kfree(&self, p: *const u8) {
         if zero_or_null_ptr(p as usize) {
             return;

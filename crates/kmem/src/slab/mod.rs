@@ -404,7 +404,7 @@ impl<P: Platform> SlabLayer<P> {
     /// `kmem_cache_alloc`: allocates one object, or `None` when memory is exhausted (with
     /// Linux's `SLUB: Unable to allocate memory` report unless `__GFP_NOWARN`).
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn kmem_cache_alloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
         let p = match self.kfence_cache_alloc(c, gfp, None) {
             Some(p) => Some(p),
@@ -457,7 +457,7 @@ impl<P: Platform> SlabLayer<P> {
     /// `kmem_cache_free`: frees an object of `c`. NULL is a no-op; a pointer that is not an
     /// object of `c` is reported and ignored.
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn kmem_cache_free(&self, c: CacheHandle, p: *mut u8) {
         if self.leak.tracking_free() {
             self.kmemleak_free(p);

@@ -431,7 +431,7 @@ fn slab_out_of_memory<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, gfp: GfpFlags
 }
 
 /// `slab_alloc_node` through a handle.
-#[inline]
+#[inline(always)]
 pub(crate) fn slab_alloc<P: Platform>(
     m: &SlabLayer<P>,
     h: CacheHandle,
@@ -500,7 +500,7 @@ pub(crate) fn slab_ksize<P: Platform>(cache: usize) -> usize {
 }
 
 /// `kmalloc_slab` + allocation: the hot path of `kmalloc` for sizes up to 8 KiB.
-#[inline]
+#[inline(always)]
 pub(crate) fn kmalloc_small<P: Platform>(
     m: &SlabLayer<P>,
     size: usize,

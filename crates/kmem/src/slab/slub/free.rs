@@ -341,7 +341,7 @@ pub(super) fn double_free<P: Platform>(
 }
 
 /// `kmem_cache_free`.
-#[inline]
+#[inline(always)]
 pub(crate) fn kmem_cache_free<P: Platform>(
     m: &SlabLayer<P>,
     h: CacheHandle,
@@ -387,7 +387,7 @@ pub(crate) fn kmem_cache_free<P: Platform>(
 }
 
 /// `kfree` of a pointer known to be a slab object.
-#[inline]
+#[inline(always)]
 pub(crate) fn kfree_slab<P: Platform>(
     m: &SlabLayer<P>,
     page: PagePtr,

@@ -80,6 +80,14 @@
 //! The slow-path functions that take `allow_spin` are `slab_alloc_slow`, `get_partial`,
 //! `slab_alloc_debug` and `new_slab_mode`; nothing else changes for ordinary callers except
 //! the drain at the top of `alloc_slow_path`/`free_slow_path`.
+//! # Sheaves (Linux 6.18)
+//! A cache with a sheaf capacity (every kmalloc cache; others that ask with
+//! `kmem_cache_args.sheaf_capacity`) puts an array of object pointers in front of the above:
+//! allocation pops the CPU's *main* sheaf and freeing pushes onto it, touching neither the
+//! object nor its slab's counters (free still checks that the pointer starts an object). An
+//! empty or full main sheaf is swapped with the CPU's *spare* or traded with the node's
+//! *barn* of full and empty sheaves; sheaves are refilled from and flushed to the CPU slab
+//! path above in bulk. See `sheaf` and `barn`. Debug caches have no sheaves.
 //!
 //! # Debugging
 //! Caches with any of `SLAB_DEBUG_FLAGS` (`slub_debug=FZPUT` or cache flags) never use CPU
@@ -118,6 +126,9 @@
 //!   allocation and the kmalloc hooks;
 //! - `nolock`: `kmalloc_nolock`/`kfree_nolock`, their deferred frees and the reentry points
 //!   (see "Any context" below);
+//! - `barn`: `struct slab_sheaf` and the barn's lists (core only; the loom model compiles it);
+//! - `sheaf`: the per-CPU sheaves (the slow halves of `alloc_from_pcs`/`free_to_pcs`, refill,
+//!   flush, the prefilled-sheaf API, shrink/destroy/CPU-dead flushing);
 //! - `info`: slabinfo numbers, layout and statistics of a cache;
 //! - `cache`: `kmem_cache_create` (merging, sizes), `kmem_cache_init`, shrink, validate and
 //!   destroy.
@@ -310,6 +321,8 @@ pub(crate) struct KmemCacheNode<L: lock_api::RawMutex> {
 /// `struct kmem_cache`. Lives in an object of the `kmem_cache` cache and never moves.
 #[repr(C)]
 pub struct KmemCache<L: lock_api::RawMutex> {
+    // The first cache line holds what the fast paths read (the structure is cache-line
+    // aligned: `kmem_cache` objects are SLAB_HWCACHE_ALIGN).
     cpu_slab: *mut KmemCacheCpu,
     gen: AtomicU32,
     flags: SlabFlags,
@@ -319,10 +332,18 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     object_size: u32,
     /// Free pointer offset.
     offset: u32,
+    red_left_pad: u32,
+    /// `size = odd << div_shift`; `div_inv * odd == 1 (mod 2^64)`: an offset is a multiple of
+    /// `size` iff its low `div_shift` bits are clear and `(off >> div_shift) * div_inv` is at
+    /// most `div_limit` (exact division test without a divide).
+    div_shift: u32,
+    div_inv: u64,
+    div_limit: u64,
+    random: usize,
+    // ---- the rest
     /// Offset of the metadata (end of object and right red zone).
     inuse: u32,
     align: u32,
-    red_left_pad: u32,
     /// `oo`: order and objects of a normal slab.
     order: u32,
     objects: u32,
@@ -333,13 +354,6 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     cpu_partial_slabs: u32,
     /// `s->sheaf_capacity`: objects a per-CPU sheaf holds; 0 for a cache without sheaves.
     sheaf_capacity: u32,
-    /// `size = odd << div_shift`; `div_inv * odd == 1 (mod 2^64)`: an offset is a multiple of
-    /// `size` iff its low `div_shift` bits are clear and `(off >> div_shift) * div_inv` is at
-    /// most `div_limit` (exact division test without a divide).
-    div_shift: u32,
-    div_inv: u64,
-    div_limit: u64,
-    random: usize,
     allocflags: GfpFlags,
     ctor: Option<fn(*mut u8)>,
     /// `objects` object indexes in a random order, or null (`random_seq`).
