@@ -1,14 +1,23 @@
-//! CPU exception handlers: report and exit.
+//! CPU exception handlers and the system-call gate.
 //!
-//! Interrupts are never enabled, so only the 32 architectural exception vectors get gates. Each
-//! stub pushes a zero error code when the CPU does not push one, then the vector number, and
-//! jumps to a common path that calls [`exception_handler`] with a pointer to that frame. The
-//! handler prints the vector, error code, RIP, RSP and CR2 on COM1 (without locks: the fault
-//! may have happened under the console lock) and exits QEMU with the failure status — a page
-//! fault in a self-test is a failed run, not a hang or a silent triple fault.
+//! Interrupts are never enabled, so only the 32 architectural exception vectors and the
+//! system-call vector `0x80` get gates. Each stub pushes a zero error code when the CPU does not
+//! push one, then the vector number, and jumps to a common path that looks at the saved CS:
+//! - **from ring 3** (CS RPL 3): the trap belongs to the user task that was running; the path
+//!   goes on in `user_trap` (src/user/entry.rs), which saves the user's registers and returns to
+//!   the kernel code that entered user mode, where the trap is handled in Rust
+//!   ([`crate::user`]: page faults to the task's address space, #GP/#DB/… as signals, `int $0x80`
+//!   as a system call);
+//! - **from ring 0**: a kernel bug; [`exception_handler`] prints the vector, error code, RIP,
+//!   RSP and CR2 on COM1 (without locks: the fault may have happened under the console lock) and
+//!   exits QEMU with the failure status — a page fault in a self-test is a failed run, not a
+//!   hang or a silent triple fault.
 //!
-//! A fault while the stack is exhausted cannot be reported (there is no IST stack); QEMU then
-//! resets, which `-no-reboot` turns into an exit that the test script reports as a failure.
+//! Gates are 64-bit interrupt gates (IF cleared on entry) of DPL 0, except `#BP` (3) and the
+//! system call (`0x80`), which have DPL 3 so that `int3` and `int $0x80` work from user mode, as
+//! in Linux (arch/x86/kernel/idt.c: `SYSG(X86_TRAP_BP, …)`, `SYSG(IA32_SYSCALL_VECTOR, …)`); any
+//! other `int $N` from user mode raises #GP. The double fault (8) runs on its own IST stack
+//! ([`crate::gdt`]), so a kernel stack overflow is still reported.
 
 use core::fmt::Write;
 
@@ -31,10 +40,16 @@ isr_stub_\v:
     .endr
 
 isr_common:
+    testb $3, 24(%rsp)          /* CS of the interrupted code: RPL 3 = from user mode */
+    jnz user_trap
     mov %rsp, %rdi              /* &ExceptionFrame */
     and $-16, %rsp
     call exception_handler
     ud2
+isr_stub_syscall:
+    push $0
+    push ${syscall_vector}
+    jmp isr_common
     .popsection
 
     .pushsection .rodata.isr, "a"
@@ -44,14 +59,22 @@ isr_stub_table:
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     .quad isr_stub_\v
     .endr
+    .global isr_stub_syscall_addr
+isr_stub_syscall_addr:
+    .quad isr_stub_syscall
     .popsection
     "#,
+    syscall_vector = const SYSCALL_VECTOR,
     options(att_syntax)
 );
 
 extern "C" {
     static isr_stub_table: [u64; 32];
+    static isr_stub_syscall_addr: u64;
 }
+
+/// The system-call vector (`IA32_SYSCALL_VECTOR`, arch/x86/include/asm/irq_vectors.h).
+pub const SYSCALL_VECTOR: usize = 0x80;
 
 /// What a stub leaves on the stack.
 #[repr(C)]
@@ -89,12 +112,12 @@ impl Gate {
         zero: 0,
     };
 
-    fn interrupt_gate(handler: u64) -> Gate {
+    fn interrupt_gate(handler: u64, dpl: u8, ist: u8) -> Gate {
         Gate {
             offset_low: handler as u16,
-            selector: 0x08, // the 64-bit code segment of boot.rs's GDT
-            ist: 0,
-            type_attr: 0x8e, // present, DPL 0, 64-bit interrupt gate
+            selector: crate::gdt::KERNEL_CS,
+            ist,
+            type_attr: 0x8e | (dpl << 5), // present, DPL, 64-bit interrupt gate
             offset_mid: (handler >> 16) as u16,
             offset_high: (handler >> 32) as u32,
             zero: 0,
@@ -103,19 +126,29 @@ impl Gate {
 }
 
 #[repr(C, align(16))]
-struct Idt([Gate; 32]);
+struct Idt([Gate; 256]);
 
 /// The IDT; written once by [`init`], then only read by the CPU.
-static IDT: SpinLock<Idt> = SpinLock::new(Idt([Gate::MISSING; 32]));
+static IDT: SpinLock<Idt> = SpinLock::new(Idt([Gate::MISSING; 256]));
 
-/// Fills the IDT with the 32 exception stubs and loads it.
+/// Fills the IDT with the 32 exception stubs and the system-call gate and loads it (after
+/// [`crate::gdt::init`]: the double-fault gate names an IST stack of the TSS).
 pub fn init() {
     let mut idt = IDT.lock();
-    for (v, gate) in idt.0.iter_mut().enumerate() {
+    for (v, gate) in idt.0.iter_mut().take(32).enumerate() {
         // SAFETY: `isr_stub_table` is the 32-entry table defined in the assembly above.
         let handler = unsafe { isr_stub_table[v] };
-        *gate = Gate::interrupt_gate(handler);
+        let dpl = if v == 3 { 3 } else { 0 };
+        let ist = if v == 8 {
+            crate::gdt::IST_DOUBLE_FAULT
+        } else {
+            0
+        };
+        *gate = Gate::interrupt_gate(handler, dpl, ist);
     }
+    // SAFETY: a quad defined in the assembly above.
+    let syscall = unsafe { isr_stub_syscall_addr };
+    idt.0[SYSCALL_VECTOR] = Gate::interrupt_gate(syscall, 3, 0);
     #[repr(C, packed)]
     struct Pointer {
         limit: u16,
@@ -153,6 +186,7 @@ fn name(vector: u64) -> &'static str {
         17 => "#AC alignment check",
         18 => "#MC machine check",
         19 => "#XM SIMD exception",
+        0x80 => "int $0x80 system call",
         _ => "reserved",
     }
 }

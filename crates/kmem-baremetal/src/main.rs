@@ -30,6 +30,7 @@ extern crate alloc;
 mod arch;
 mod boot;
 mod cell;
+mod gdt;
 mod heap;
 mod idt;
 mod libc;
@@ -40,6 +41,7 @@ mod selftest;
 mod serial;
 mod spinlock;
 mod tests;
+mod user;
 
 use core::fmt::Write;
 
@@ -52,6 +54,7 @@ use pvh::BootInfo;
 extern "C" fn kernel_main(start_info: u32) -> ! {
     boot::paint_stack();
     serial::init();
+    gdt::init();
     idt::init();
     println!();
     println!("kmem-baremetal: x86_64 test kernel for kmem (PVH boot, one CPU, interrupts off)");

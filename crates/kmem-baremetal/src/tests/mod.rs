@@ -2,8 +2,9 @@
 //! the booted machine, `page_alloc` (memblock, zones, the buddy allocator to exhaustion and
 //! back), `slab` (kmalloc, kmem_cache, slub_debug), `kds` (the data structures on kmem memory),
 //! `rcu` (grace periods, callbacks, kfree_rcu, the XArray on RCU),
-//! `vmalloc` (on the real page tables), `heap` (`alloc` collections on kmalloc) and `stress` (a
-//! random mixed workload); last, the deliberate failures the command line asks for.
+//! `vmalloc` (on the real page tables), `heap` (`alloc` collections on kmalloc), `stress` (a
+//! random mixed workload) and `user` (ring-3 programs: demand faults, fork/COW, SIGSEGV kills,
+//! system calls); last, the deliberate failures the command line asks for.
 
 mod deliberate;
 mod early;
@@ -14,6 +15,7 @@ mod platform;
 mod rcu;
 mod slab;
 mod stress;
+mod user;
 mod vmalloc;
 
 use crate::mm::Kmem;
@@ -63,6 +65,7 @@ pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     runner.run("vmalloc", vmalloc::TESTS, ctx);
     runner.run("heap", heap::TESTS, ctx);
     runner.run("stress", stress::TESTS, ctx);
+    runner.run("user", user::TESTS, ctx);
     let cmdline = Cmdline(ctx.info.cmdline());
     for (value, group) in [
         ("fail", deliberate::FAIL),

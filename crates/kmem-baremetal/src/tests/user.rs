@@ -1,0 +1,258 @@
+//! Real user mode: ring-3 programs ([`crate::user::progs`]) on page tables built from kmem's
+//! buddy allocator, entered with `iretq`, trapping back through the IDT. Each test checks what
+//! the program reports (its exit code), what the kernel saw (faults, copies, the report line of
+//! a kill) and that every page — user pages and page tables — is back in the buddy allocator
+//! once the tasks are gone.
+
+// A failure carries its message inline; results are returned once per test.
+#![allow(clippy::result_large_err)]
+
+use super::{settle, KernelCtx};
+use crate::selftest::{Test, TestResult};
+use crate::user::mm::{pf, Prot, USER_START};
+use crate::user::progs::Prog;
+use crate::user::{sig, Exit, UserKernel, TEXT_BASE};
+use crate::{boot, check, check_eq, tests};
+
+/// The group.
+pub const TESTS: &[Test<KernelCtx>] = tests![
+    user_hello_syscalls,
+    user_demand_fault,
+    user_cow_after_fork,
+    user_write_readonly_segv,
+    user_kernel_access_segv,
+    user_unmapped_access_segv,
+    user_gp_privileged_instruction,
+    user_debug_single_step,
+    user_yield_round_robin,
+    user_bad_pointer_efault,
+    user_kill_frees_memory,
+];
+
+/// Where the tests map their data (PML4 slot 2).
+const DATA: u64 = USER_START * 2;
+
+/// Enough traps for every test program (each runs a few hundred at most).
+const BUDGET: u64 = 100_000;
+
+/// Runs `f` with a fresh [`UserKernel`] and checks that every page comes back afterwards.
+fn with_user(ctx: &KernelCtx, f: impl FnOnce(&mut UserKernel<'_>) -> TestResult) -> TestResult {
+    let free0 = settle(ctx.mm);
+    {
+        let mut uk = UserKernel::new(ctx.mm);
+        f(&mut uk)?;
+        uk.reap_all();
+        check_eq!(uk.mapped_pages(), 0);
+    }
+    check_eq!(settle(ctx.mm), free0);
+    Ok(())
+}
+
+fn user_hello_syscalls(ctx: &KernelCtx) -> TestResult {
+    with_user(ctx, |uk| {
+        let pid = uk.spawn(Prog::hello, [0; 3], &[]).expect("spawn");
+        check!(uk.run(BUDGET).is_ok());
+        // The program exits with its pid, after write() returned the full length.
+        check_eq!(uk.exit_of(pid), Some(Exit::Code(pid as u8)));
+        check_eq!(
+            uk.task(pid).map(|t| t.output.as_slice()),
+            Some(&b"hello from ring 3\n"[..])
+        );
+        check_eq!(uk.stats.syscalls, 3); // write, getpid, exit
+        Ok(())
+    })
+}
+
+fn user_demand_fault(ctx: &KernelCtx) -> TestResult {
+    with_user(ctx, |uk| {
+        let pages = 64;
+        let pid = uk
+            .spawn(
+                Prog::demand,
+                [DATA, pages, 0],
+                &[(DATA, pages * 4096, Prot::RW)],
+            )
+            .expect("spawn");
+        // Nothing of the data mapping is present before the program runs.
+        check_eq!(uk.mm_of(pid).map(|m| m.rss(ctx.mm)), Some(1)); // the text page
+        check!(uk.run(BUDGET).is_ok());
+        // 0: every page read as zeroes first, then held what was written.
+        check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
+        // One fault per page: the first read maps the page (writable, the VMA allows it).
+        check_eq!(uk.stats.anon_faults, pages);
+        check_eq!(uk.stats.page_faults, pages);
+        Ok(())
+    })
+}
+
+fn user_cow_after_fork(ctx: &KernelCtx) -> TestResult {
+    with_user(ctx, |uk| {
+        let pid = uk
+            .spawn(Prog::cow, [DATA, 0, 0], &[(DATA, 4096, Prot::RW)])
+            .expect("spawn");
+        check!(uk.run(BUDGET).is_ok());
+        // Parent: 0 = it kept its value while the child wrote, reaped the child with status
+        // 42 << 8, and could write afterwards. (The child, reaped by the parent, exited 42.)
+        check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
+        check_eq!(uk.live(), 0);
+        // The child's write copied the shared page; the parent's later write found the page
+        // no longer shared and reused it (do_wp_page's reuse): no second copy.
+        check_eq!(uk.stats.cow_copies, 1);
+        check_eq!(uk.stats.cow_reuses, 1);
+        Ok(())
+    })
+}
+
+fn user_write_readonly_segv(ctx: &KernelCtx) -> TestResult {
+    with_user(ctx, |uk| {
+        let pid = uk
+            .spawn(Prog::store, [DATA, 0, 0], &[(DATA, 4096, Prot::READ)])
+            .expect("spawn");
+        check!(uk.run(BUDGET).is_ok());
+        check_eq!(uk.exit_of(pid), Some(Exit::Signal(sig::SIGSEGV)));
+        let t = uk.task(pid).expect("zombie");
+        let f = t.fault.expect("fault recorded");
+        check_eq!(f.addr, DATA);
+        // The read mapped the page read-only; the write is a protection fault from user mode.
+        check_eq!(f.error_code, pf::PROT | pf::WRITE | pf::USER);
+        let want = alloc::format!("store[{pid}]: segfault at {DATA:x} ip ");
+        check!(
+            t.report.starts_with(&want) && t.report.contains(" error 7"),
+            "report {:?}",
+            t.report
+        );
+        Ok(())
+    })
+}
+
+fn user_kernel_access_segv(ctx: &KernelCtx) -> TestResult {
+    let (image, _) = boot::kernel_image();
+    // The direct map, the kernel image (identity-mapped in PML4 slot 0) and its data: present
+    // pages without _PAGE_USER: protection faults (error 5 = present | user, a read).
+    for addr in [boot::DIRECT_MAP_BASE, image, image + 0x1000] {
+        with_user(ctx, |uk| {
+            let pid = uk.spawn(Prog::load, [addr, 0, 0], &[]).expect("spawn");
+            check!(uk.run(BUDGET).is_ok());
+            check_eq!(uk.exit_of(pid), Some(Exit::Signal(sig::SIGSEGV)));
+            let t = uk.task(pid).expect("zombie");
+            check_eq!(
+                t.fault.map(|f| (f.vector, f.addr, f.error_code)),
+                Some((14, addr, 5))
+            );
+            check!(t.report.contains(&alloc::format!("segfault at {addr:x} ")));
+            Ok(())
+        })?;
+    }
+    // A non-canonical address is a #GP, not a #PF (Linux: "general protection fault").
+    with_user(ctx, |uk| {
+        let pid = uk.spawn(Prog::load, [1 << 63, 0, 0], &[]).expect("spawn");
+        check!(uk.run(BUDGET).is_ok());
+        check_eq!(uk.exit_of(pid), Some(Exit::Signal(sig::SIGSEGV)));
+        let t = uk.task(pid).expect("zombie");
+        check_eq!(t.fault.map(|f| f.vector), Some(13));
+        check!(t.report.starts_with(&alloc::format!(
+            "traps: load[{pid}] general protection fault ip:"
+        )));
+        Ok(())
+    })
+}
+
+fn user_unmapped_access_segv(ctx: &KernelCtx) -> TestResult {
+    with_user(ctx, |uk| {
+        // No VMA there: SEGV_MAPERR, error 4 (not present, read, user).
+        let addr = DATA + 0x1234;
+        let pid = uk.spawn(Prog::load, [addr, 0, 0], &[]).expect("spawn");
+        check!(uk.run(BUDGET).is_ok());
+        check_eq!(uk.exit_of(pid), Some(Exit::Signal(sig::SIGSEGV)));
+        let f = uk.task(pid).and_then(|t| t.fault).expect("fault");
+        check_eq!((f.addr, f.error_code), (addr, 4));
+        Ok(())
+    })
+}
+
+fn user_gp_privileged_instruction(ctx: &KernelCtx) -> TestResult {
+    with_user(ctx, |uk| {
+        let pid = uk.spawn(Prog::cli, [0; 3], &[]).expect("spawn");
+        check!(uk.run(BUDGET).is_ok());
+        check_eq!(uk.exit_of(pid), Some(Exit::Signal(sig::SIGSEGV)));
+        let t = uk.task(pid).expect("zombie");
+        check_eq!(
+            t.fault.map(|f| (f.vector, f.rip, f.error_code)),
+            Some((13, TEXT_BASE, 0))
+        );
+        let want = alloc::format!(
+            "traps: cli[{pid}] general protection fault ip:{TEXT_BASE:x} sp:7ffffffff000 error:0 in cli[{TEXT_BASE:x}+1000]"
+        );
+        check_eq!(t.report, want);
+        Ok(())
+    })
+}
+
+fn user_debug_single_step(ctx: &KernelCtx) -> TestResult {
+    with_user(ctx, |uk| {
+        let pid = uk.spawn(Prog::step, [0; 3], &[]).expect("spawn");
+        check!(uk.run(BUDGET).is_ok());
+        check_eq!(uk.exit_of(pid), Some(Exit::Signal(sig::SIGTRAP)));
+        // pushf (1 byte), orq $0x100,(%rsp) (8), popf (1), nop (1): TF set by popf traps after
+        // the instruction that follows it, so #DB reports the address after the first nop.
+        let f = uk.task(pid).and_then(|t| t.fault).expect("fault");
+        check_eq!((f.vector, f.rip), (1, TEXT_BASE + 11));
+        Ok(())
+    })
+}
+
+fn user_yield_round_robin(ctx: &KernelCtx) -> TestResult {
+    with_user(ctx, |uk| {
+        let a = uk
+            .spawn(Prog::yielder, [3, u64::from(b'a'), 0], &[])
+            .expect("spawn");
+        let b = uk
+            .spawn(Prog::yielder, [3, u64::from(b'b'), 0], &[])
+            .expect("spawn");
+        check!(uk.run(BUDGET).is_ok());
+        check_eq!(uk.exit_of(a), Some(Exit::Code(0)));
+        check_eq!(uk.exit_of(b), Some(Exit::Code(0)));
+        // sched_yield hands the CPU over after every write.
+        check_eq!(uk.console.as_slice(), &b"ababab"[..]);
+        Ok(())
+    })
+}
+
+fn user_bad_pointer_efault(ctx: &KernelCtx) -> TestResult {
+    // write() from kernel memory and from an unmapped user address: -EFAULT, task lives on.
+    for addr in [boot::DIRECT_MAP_BASE, DATA] {
+        with_user(ctx, |uk| {
+            let pid = uk.spawn(Prog::efault, [addr, 16, 0], &[]).expect("spawn");
+            check!(uk.run(BUDGET).is_ok());
+            check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+fn user_kill_frees_memory(ctx: &KernelCtx) -> TestResult {
+    with_user(ctx, |uk| {
+        // A parent that exits without waiting leaves a zombie child with its exit status.
+        let p = uk.spawn(Prog::forkexit, [0; 3], &[]).expect("spawn");
+        check!(uk.run(BUDGET).is_ok());
+        check_eq!(uk.exit_of(p), Some(Exit::Code(0)));
+        check_eq!(uk.exit_of(p + 1), Some(Exit::Code(7)));
+        // A task that would run long, stopped by the trap budget and killed from the kernel,
+        // after touching memory.
+        let pages = 16;
+        let q = uk
+            .spawn(
+                Prog::demand,
+                [DATA, pages, 0],
+                &[(DATA, pages * 4096, Prot::RW)],
+            )
+            .expect("spawn");
+        check!(uk.run(8).is_err());
+        check!(uk.mm_of(q).is_some_and(|m| m.rss(ctx.mm) > 1));
+        check!(uk.kill(q, sig::SIGKILL));
+        check_eq!(uk.exit_of(q), Some(Exit::Signal(sig::SIGKILL)));
+        check!(uk.mm_of(q).is_none());
+        Ok(())
+    })
+}
