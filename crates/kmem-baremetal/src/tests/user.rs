@@ -7,7 +7,13 @@
 // A failure carries its message inline; results are returned once per test.
 #![allow(clippy::result_large_err)]
 
+use alloc::vec::Vec;
+
+use kmem::machine::NodeStat;
+use kmem::{GfpFlags, PagePtr};
+
 use super::{settle, KernelCtx};
+use crate::mm::Kmem;
 use crate::selftest::{Test, TestResult};
 use crate::user::mm::{pf, Prot, USER_START};
 use crate::user::progs::Prog;
@@ -27,6 +33,8 @@ pub const TESTS: &[Test<KernelCtx>] = tests![
     user_yield_round_robin,
     user_bad_pointer_efault,
     user_kill_frees_memory,
+    user_swap,
+    user_swap_fork,
 ];
 
 /// Where the tests map their data (PML4 slot 2).
@@ -34,18 +42,28 @@ const DATA: u64 = USER_START * 2;
 
 /// Enough traps for every test program (each runs a few hundred at most).
 const BUDGET: u64 = 100_000;
+/// Traps for the swap tests: a few per page (fault, swap-in) — a livelock runs out of it in
+/// seconds.
+const SWAP_BUDGET: u64 = 40_000;
 
 /// Runs `f` with a fresh [`UserKernel`] and checks that every page comes back afterwards.
+///
+/// Free pages are counted with the page tables: user page tables come and go, but vmalloc
+/// (the swap area) keeps the kernel page tables it creates, as Linux does.
 fn with_user(ctx: &KernelCtx, f: impl FnOnce(&mut UserKernel<'_>) -> TestResult) -> TestResult {
-    let free0 = settle(ctx.mm);
+    let free0 = free_plus_tables(ctx.mm);
     {
         let mut uk = UserKernel::new(ctx.mm);
         f(&mut uk)?;
         uk.reap_all();
         check_eq!(uk.mapped_pages(), 0);
     }
-    check_eq!(settle(ctx.mm), free0);
+    check_eq!(free_plus_tables(ctx.mm), free0);
     Ok(())
+}
+
+fn free_plus_tables(mm: &Kmem) -> usize {
+    settle(mm) + mm.node_stat_hook(NodeStat::PageTables)
 }
 
 fn user_hello_syscalls(ctx: &KernelCtx) -> TestResult {
@@ -253,6 +271,135 @@ fn user_kill_frees_memory(ctx: &KernelCtx) -> TestResult {
         check!(uk.kill(q, sig::SIGKILL));
         check_eq!(uk.exit_of(q), Some(Exit::Signal(sig::SIGKILL)));
         check!(uk.mm_of(q).is_none());
+        Ok(())
+    })
+}
+
+/// Kernel pages held to create memory pressure; given back on drop.
+struct Hog<'a> {
+    mm: &'a Kmem,
+    pages: Vec<PagePtr>,
+}
+
+impl<'a> Hog<'a> {
+    /// Allocates pages until at most `leave` are free.
+    fn leave(mm: &'a Kmem, leave: usize) -> Hog<'a> {
+        let mut pages = Vec::with_capacity(mm.nr_free_pages());
+        while mm.nr_free_pages() > leave && pages.len() < pages.capacity() {
+            match mm.alloc_page(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN) {
+                Some(p) => pages.push(p),
+                None => break,
+            }
+        }
+        Hog { mm, pages }
+    }
+}
+
+impl Drop for Hog<'_> {
+    fn drop(&mut self) {
+        for p in self.pages.drain(..) {
+            self.mm.__free_page(p);
+        }
+    }
+}
+
+/// The sum of the zones' low watermarks (kswapd's wakeup point).
+fn low_wmark(mm: &Kmem) -> usize {
+    mm.zones().map(|z| z.wmark(1)).sum()
+}
+
+/// Prints the swap area as /proc/swaps does (mm/swapfile.c `swap_show`).
+fn show_swap(uk: &UserKernel<'_>) {
+    if let Some(s) = uk.swap() {
+        crate::println!("  Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority");
+        crate::println!(
+            "  {:<40}{}\t{}\t\t{}\t\t{}",
+            "[ram swap]",
+            "partition",
+            s.size() * 4,
+            s.inuse() * 4,
+            -2
+        );
+        crate::println!(
+            "  pswpin {} pswpout {}; {:?}",
+            s.stats.pswpin,
+            s.stats.pswpout,
+            uk.stats
+        );
+    }
+}
+
+fn user_swap(ctx: &KernelCtx) -> TestResult {
+    with_user(ctx, |uk| {
+        let mm = ctx.mm;
+        let low = low_wmark(mm);
+        check!(
+            uk.swapon(4096, low + 256).is_ok(),
+            "swapon of 16 MiB failed"
+        );
+        let hog = Hog::leave(mm, low + 512);
+        check!(mm.nr_free_pages() <= low + 512, "could not create pressure");
+        // 8 MiB of anonymous memory with about 2 MiB free: every page is written, then read
+        // back — most of them from the swap area.
+        let pages = 2048;
+        let pid = uk
+            .spawn(
+                Prog::demand,
+                [DATA, pages, 0],
+                &[(DATA, pages * 4096, Prot::RW)],
+            )
+            .expect("spawn");
+        let ran = uk.run(SWAP_BUDGET);
+        show_swap(uk);
+        check_eq!(ran, Ok(()));
+        let swapped = uk.mm_of(pid).map(|m| m.swap_ents(mm));
+        check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
+        check_eq!(swapped, None); // exited: nothing left behind
+        let s = uk.swap().expect("swap on").stats;
+        check!(
+            s.pswpout > 0 && s.pswpin > 0,
+            "pswpout {} pswpin {}",
+            s.pswpout,
+            s.pswpin
+        );
+        check_eq!(uk.stats.major_faults, s.pswpin);
+        check_eq!(uk.swap().map(|s| s.inuse()), Some(0));
+        drop(hog);
+        Ok(())
+    })
+}
+
+fn user_swap_fork(ctx: &KernelCtx) -> TestResult {
+    with_user(ctx, |uk| {
+        let mm = ctx.mm;
+        let low = low_wmark(mm);
+        check!(
+            uk.swapon(4096, low + 256).is_ok(),
+            "swapon of 16 MiB failed"
+        );
+        let hog = Hog::leave(mm, low + 768);
+        // 4 MiB written with about 3 MiB free, so part of it is in swap at the fork: the
+        // child inherits swap entries (swap_duplicate) and shared pages; both read everything.
+        let pages = 1024;
+        let pid = uk
+            .spawn(
+                Prog::swapfork,
+                [DATA, pages, 0],
+                &[(DATA, pages * 4096, Prot::RW)],
+            )
+            .expect("spawn");
+        check_eq!(uk.run(SWAP_BUDGET), Ok(()));
+        check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
+        show_swap(uk);
+        let s = uk.swap().expect("swap on").stats;
+        check!(
+            s.pswpout > 0 && s.pswpin > 0,
+            "pswpout {} pswpin {}",
+            s.pswpout,
+            s.pswpin
+        );
+        check_eq!(uk.swap().map(|s| s.inuse()), Some(0));
+        drop(hog);
         Ok(())
     })
 }

@@ -29,6 +29,7 @@ use kmem::page_alloc::PageAllocator;
 use kmem::pgtable::{PageSize, PageTable, PteFlags, Translation};
 use kmem::{GfpFlags, Pfn, PhysAddr, PAGE_SIZE};
 
+use super::swap::{pte_swp_entry, swp_entry_pte, SwapArea};
 use crate::boot::DIRECT_MAP_BASE;
 use crate::mm::Kmem;
 use crate::platform::BareMetal;
@@ -102,6 +103,8 @@ pub enum FaultKind {
     CowCopy,
     /// A shared page had only this mapper left and became writable in place.
     CowReuse,
+    /// The page was read back from swap.
+    SwapIn,
     /// Nothing to do (another path already fixed the entry).
     Spurious,
 }
@@ -117,6 +120,10 @@ pub struct MmStats {
     pub cow_copies: u64,
     /// Shared pages made writable in place.
     pub cow_reuses: u64,
+    /// Faults that read a page back from swap (`pgmajfault`).
+    pub major: u64,
+    /// Pages this mm had swapped out.
+    pub swapped_out: u64,
 }
 
 /// How many address spaces map each user page (by PFN). A page is freed when its last mapper
@@ -157,6 +164,23 @@ impl PageRefs {
     }
 }
 
+/// State shared by every address space: page mapper counts, the swap area, the pressure
+/// threshold.
+#[derive(Default)]
+pub struct Shared {
+    /// Mapper counts of user pages.
+    pub refs: PageRefs,
+    /// The swap area, after `swapon`.
+    pub swap: Option<SwapArea>,
+    /// Reclaim (swap out) before a user page allocation while fewer pages than this are free
+    /// (kswapd's wakeup at the low watermark, done synchronously); 0 = only when allocation
+    /// fails.
+    pub reclaim_below: usize,
+}
+
+/// Pages one reclaim pass tries to free (`SWAP_CLUSTER_MAX`, include/linux/swap.h).
+const SWAP_CLUSTER_MAX: usize = 32;
+
 fn alloc_mem(k: &Kmem) -> &PageAllocator<BareMetal> {
     k
 }
@@ -170,6 +194,8 @@ fn has_nx() -> bool {
 pub struct UserMm {
     pt: Option<PageTable>,
     vmas: Vec<Vma>,
+    /// Where the reclaim clock hand is (a user address).
+    clock: u64,
     /// Fault counters.
     pub stats: MmStats,
 }
@@ -181,6 +207,7 @@ impl UserMm {
         let mm = UserMm {
             pt: Some(pt),
             vmas: Vec::new(),
+            clock: 0,
             stats: MmStats::default(),
         };
         mm.sync_kernel_slots();
@@ -243,8 +270,12 @@ impl UserMm {
         self.pt().lookup(alloc_mem(k), va)
     }
 
+    /// The PTE flags of a page mapped for `prot`: young (`_PAGE_ACCESSED`, as
+    /// `do_anonymous_page`'s `pte_sw_mkyoung`), so the reclaim clock passes over a page just
+    /// faulted in once before it can evict it — without that, a page swapped in for one
+    /// instruction could be swapped out again before the instruction ran.
     fn pte_flags(prot: Prot, writable: bool) -> PteFlags {
-        let mut f = PteFlags::PRESENT | PteFlags::USER;
+        let mut f = PteFlags::PRESENT | PteFlags::USER | PteFlags::ACCESSED;
         if writable {
             f = f | PteFlags::RW;
         }
@@ -273,10 +304,142 @@ impl UserMm {
     }
 
     fn alloc_user_page(k: &Kmem) -> Option<(u64, *mut u8)> {
-        let page = k.alloc_page(GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_ZERO)?;
+        let page = k.alloc_page(
+            GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_ZERO | GfpFlags::__GFP_NOWARN,
+        )?;
         let pfn = k.page_to_pfn(page).as_u64();
         let ptr = (DIRECT_MAP_BASE + pfn * PAGE_SIZE as u64) as *mut u8;
         Some((pfn, ptr))
+    }
+
+    /// A user page, reclaiming from this address space first when memory is low and again
+    /// when the allocation fails (direct reclaim: up to four turns of the clock).
+    fn alloc_page_reclaim(&mut self, k: &Kmem, sh: &mut Shared) -> Option<(u64, *mut u8)> {
+        if sh.swap.is_some() && k.nr_free_pages() < sh.reclaim_below {
+            self.reclaim(k, sh, SWAP_CLUSTER_MAX);
+        }
+        for _ in 0..4 {
+            if let Some(p) = Self::alloc_user_page(k) {
+                return Some(p);
+            }
+            if sh.swap.is_none() {
+                return None;
+            }
+            self.reclaim(k, sh, SWAP_CLUSTER_MAX);
+        }
+        Self::alloc_user_page(k)
+    }
+
+    /// The raw leaf entry of `va` and where it lives, if the path to its PTE table exists.
+    fn leaf(&self, k: &Kmem, va: u64) -> Option<(PhysAddr, usize, u64)> {
+        let w = self.pt().walk(alloc_mem(k), va);
+        let steps = w.steps();
+        (steps.len() == 4).then(|| (steps[3].table, steps[3].index, steps[3].entry))
+    }
+
+    /// Writes a raw PTE (a swap entry) in place.
+    fn set_leaf(&mut self, table: PhysAddr, idx: usize, v: u64) {
+        let p = (DIRECT_MAP_BASE + table.as_u64() + 8 * idx as u64) as *mut u64;
+        // SAFETY: `table`/`idx` come from a walk of this (user-range) table; `&mut self` makes
+        // us its only writer; the table page is reached through the direct map.
+        unsafe { p.write_volatile(v) };
+    }
+
+    /// Swaps out up to `want` pages of this address space that no other one maps, by a clock
+    /// over its VMAs: a page with `_PAGE_ACCESSED` loses the bit and is passed over
+    /// (`folio_referenced`: it was used since the hand last passed), others are written to the
+    /// swap area and their PTE becomes the swap entry. One call moves the hand at most once
+    /// around, so a page is never cleared and evicted by the same call — the task gets to run
+    /// (and touch its pages again) between the two. Returns the pages freed; they go back to
+    /// the buddy lists at once (`drain_local_pages`), so the free count sees them.
+    pub fn reclaim(&mut self, k: &Kmem, sh: &mut Shared, want: usize) -> usize {
+        let mut freed = 0;
+        let total: usize = self
+            .vmas
+            .iter()
+            .map(|v| ((v.end - v.start) / 4096) as usize)
+            .sum();
+        let mut seen = 0;
+        let vmas = self.vmas.clone();
+        while freed < want && seen < total {
+            let va = self.clock_next(&vmas);
+            seen += 1;
+            let Some((table, idx, e)) = self.leaf(k, va) else {
+                continue;
+            };
+            if e & PteFlags::PRESENT.0 == 0 {
+                continue;
+            }
+            let pfn = (e & 0x000f_ffff_ffff_f000) / PAGE_SIZE as u64;
+            if sh.refs.count(pfn) != 1 {
+                continue;
+            }
+            if e & PteFlags::ACCESSED.0 != 0 {
+                self.set_leaf(table, idx, e & !PteFlags::ACCESSED.0);
+                continue;
+            }
+            let Some(swap) = sh.swap.as_mut() else { break };
+            let src = (DIRECT_MAP_BASE + pfn * PAGE_SIZE as u64) as *const u8;
+            // SAFETY: the page is mapped by this mm only, RAM in the direct map.
+            let Some(off) = (unsafe { swap.write_out(src) }) else {
+                break;
+            };
+            // The TLB is flushed by the CR3 load of the next entry to user mode.
+            self.set_leaf(table, idx, swp_entry_pte(0, off));
+            if sh.refs.put(pfn) {
+                Self::free_user_page(k, pfn);
+            }
+            self.stats.swapped_out += 1;
+            freed += 1;
+        }
+        if freed > 0 {
+            k.drain_local_pages();
+        }
+        freed
+    }
+
+    /// Advances the reclaim clock by a page over `vmas`; returns the page it was on.
+    fn clock_next(&mut self, vmas: &[Vma]) -> u64 {
+        let cur = vmas
+            .iter()
+            .find(|v| (v.start..v.end).contains(&self.clock))
+            .map_or(vmas[0].start, |_| self.clock);
+        let v = vmas
+            .iter()
+            .position(|v| (v.start..v.end).contains(&cur))
+            .expect("cur is in a VMA");
+        let next = cur + PAGE_SIZE as u64;
+        self.clock = if next < vmas[v].end {
+            next
+        } else {
+            vmas[(v + 1) % vmas.len()].start
+        };
+        cur
+    }
+
+    /// `do_swap_page`: reads the page back from swap into a fresh private page.
+    fn swap_in(
+        &mut self,
+        k: &Kmem,
+        sh: &mut Shared,
+        va: u64,
+        vma: Vma,
+        offset: u64,
+    ) -> Result<FaultKind, Segv> {
+        let (pfn, ptr) = self.alloc_page_reclaim(k, sh).ok_or(Segv::Oom)?;
+        let swap = sh.swap.as_mut().expect("a swap entry implies a swap area");
+        // SAFETY: a fresh page of ours, writable for a page through the direct map.
+        unsafe { swap.read_in(offset, ptr) };
+        let f = Self::pte_flags(vma.prot, vma.prot.has(Prot::WRITE));
+        // `map` accepts the non-present swap PTE as empty and replaces it.
+        if let Err(e) = self.map_user(k, va, PhysAddr::new(pfn * PAGE_SIZE as u64), f) {
+            Self::free_user_page(k, pfn);
+            return Err(e);
+        }
+        swap.free(offset);
+        sh.refs.get(pfn);
+        self.stats.major += 1;
+        Ok(FaultKind::SwapIn)
     }
 
     fn free_user_page(k: &Kmem, pfn: u64) {
@@ -289,7 +452,7 @@ impl UserMm {
     pub fn populate(
         &mut self,
         k: &Kmem,
-        refs: &mut PageRefs,
+        sh: &mut Shared,
         va: u64,
         bytes: &[u8],
     ) -> Result<(), Segv> {
@@ -303,7 +466,7 @@ impl UserMm {
             Self::free_user_page(k, pfn);
             return Err(e);
         }
-        refs.get(pfn);
+        sh.refs.get(pfn);
         Ok(())
     }
 
@@ -314,7 +477,7 @@ impl UserMm {
     pub fn handle_fault(
         &mut self,
         k: &Kmem,
-        refs: &mut PageRefs,
+        sh: &mut Shared,
         addr: u64,
         err: u64,
     ) -> Result<FaultKind, Segv> {
@@ -334,17 +497,22 @@ impl UserMm {
         let va = addr & !(PAGE_SIZE as u64 - 1);
         let kind = match self.lookup(k, va) {
             None => {
-                let (pfn, _) = Self::alloc_user_page(k).ok_or(Segv::Oom)?;
+                if let Some((_, off)) = self.leaf(k, va).and_then(|(_, _, e)| pte_swp_entry(e)) {
+                    let kind = self.swap_in(k, sh, va, vma, off)?;
+                    self.stats.faults += 1;
+                    return Ok(kind);
+                }
+                let (pfn, _) = self.alloc_page_reclaim(k, sh).ok_or(Segv::Oom)?;
                 let f = Self::pte_flags(vma.prot, vma.prot.has(Prot::WRITE));
                 if let Err(e) = self.map_user(k, va, PhysAddr::new(pfn * PAGE_SIZE as u64), f) {
                     Self::free_user_page(k, pfn);
                     return Err(e);
                 }
-                refs.get(pfn);
+                sh.refs.get(pfn);
                 self.stats.anon += 1;
                 FaultKind::Anon
             }
-            Some(t) if write && !t.flags.contains(PteFlags::RW) => self.wp_page(k, refs, va, t)?,
+            Some(t) if write && !t.flags.contains(PteFlags::RW) => self.wp_page(k, sh, va, t)?,
             Some(_) => FaultKind::Spurious,
         };
         self.stats.faults += 1;
@@ -355,13 +523,13 @@ impl UserMm {
     fn wp_page(
         &mut self,
         k: &Kmem,
-        refs: &mut PageRefs,
+        sh: &mut Shared,
         va: u64,
         t: Translation,
     ) -> Result<FaultKind, Segv> {
         let mem = alloc_mem(k);
         let old = t.phys.as_u64() / PAGE_SIZE as u64;
-        if refs.count(old) == 1 {
+        if sh.refs.count(old) == 1 {
             // The TLB is flushed by the CR3 load of the next entry to user mode.
             self.pt_mut()
                 .change_protection(mem, va, va + PAGE_SIZE as u64, t.flags | PteFlags::RW)
@@ -370,7 +538,7 @@ impl UserMm {
             self.stats.cow_reuses += 1;
             return Ok(FaultKind::CowReuse);
         }
-        let (pfn, ptr) = Self::alloc_user_page(k).ok_or(Segv::Oom)?;
+        let (pfn, ptr) = self.alloc_page_reclaim(k, sh).ok_or(Segv::Oom)?;
         let src = (DIRECT_MAP_BASE + old * PAGE_SIZE as u64) as *const u8;
         // SAFETY: two distinct whole pages of RAM in the direct map (the old one is mapped by
         // this mm, so it is live; the new one is ours).
@@ -380,15 +548,15 @@ impl UserMm {
             .unmap(mem, va)
             .expect("the page was just looked up");
         flush.defer(); // CR3 is reloaded on the next entry to user mode
-        let f = t.flags.without(PteFlags::ACCESSED | PteFlags::DIRTY) | PteFlags::RW;
+        let f = t.flags.without(PteFlags::DIRTY) | PteFlags::RW | PteFlags::ACCESSED;
         if let Err(e) = self.map_user(k, va, PhysAddr::new(pfn * PAGE_SIZE as u64), f) {
             // Put the old page back as it was; the table path exists, so this cannot fail.
             let _ = self.map_user(k, va, t.phys, t.flags);
             Self::free_user_page(k, pfn);
             return Err(e);
         }
-        refs.get(pfn);
-        if refs.put(old) {
+        sh.refs.get(pfn);
+        if sh.refs.put(old) {
             Self::free_user_page(k, old);
         }
         self.stats.cow_copies += 1;
@@ -397,13 +565,23 @@ impl UserMm {
 
     /// `dup_mm` + `copy_page_range`: the child's address space shares every page; writable
     /// pages become read-only in both, to be copied on the first write.
-    pub fn fork(&mut self, k: &Kmem, refs: &mut PageRefs) -> Option<UserMm> {
+    pub fn fork(&mut self, k: &Kmem, sh: &mut Shared) -> Option<UserMm> {
         let mut child = UserMm::new(k)?;
         child.vmas = self.vmas.clone();
         let mem = alloc_mem(k);
         for vma in self.vmas.clone() {
             for va in (vma.start..vma.end).step_by(PAGE_SIZE) {
                 let Some(t) = self.lookup(k, va) else {
+                    if let Some((_, off)) = self.leaf(k, va).and_then(|(_, _, e)| pte_swp_entry(e))
+                    {
+                        if !child.copy_swap_pte(k, va, off) {
+                            child.destroy(k, sh);
+                            return None;
+                        }
+                        if let Some(swap) = sh.swap.as_mut() {
+                            swap.dup(off);
+                        }
+                    }
                     continue;
                 };
                 let mut f = t.flags;
@@ -418,13 +596,39 @@ impl UserMm {
                     }
                 }
                 if child.map_user(k, va, t.phys, f).is_err() {
-                    child.destroy(k, refs);
+                    child.destroy(k, sh);
                     return None;
                 }
-                refs.get(t.phys.as_u64() / PAGE_SIZE as u64);
+                sh.refs.get(t.phys.as_u64() / PAGE_SIZE as u64);
             }
         }
         Some(child)
+    }
+
+    /// Installs swap entry `off` at `va` (fork of a swapped-out page): the path to the PTE is
+    /// built by mapping page 0 there, then the PTE is overwritten. `false` without memory.
+    fn copy_swap_pte(&mut self, k: &Kmem, va: u64, off: u64) -> bool {
+        if self
+            .map_user(k, va, PhysAddr::new(0), PteFlags::PRESENT)
+            .is_err()
+        {
+            return false;
+        }
+        let (table, idx, _) = self.leaf(k, va).expect("just mapped");
+        self.set_leaf(table, idx, swp_entry_pte(0, off));
+        true
+    }
+
+    /// Swap entries in this mm's page table (`MM_SWAPENTS`).
+    pub fn swap_ents(&self, k: &Kmem) -> usize {
+        self.vmas
+            .iter()
+            .flat_map(|v| (v.start..v.end).step_by(PAGE_SIZE))
+            .filter(|&va| {
+                self.leaf(k, va)
+                    .is_some_and(|(_, _, e)| pte_swp_entry(e).is_some())
+            })
+            .count()
     }
 
     /// Pages this mm maps.
@@ -438,15 +642,22 @@ impl UserMm {
 
     /// `exit_mmap`: unmaps everything (freeing pages whose last mapper this was) and frees the
     /// page tables.
-    pub fn destroy(mut self, k: &Kmem, refs: &mut PageRefs) {
+    pub fn destroy(mut self, k: &Kmem, sh: &mut Shared) {
         let mem = alloc_mem(k);
         for vma in core::mem::take(&mut self.vmas) {
             for va in (vma.start..vma.end).step_by(PAGE_SIZE) {
                 if let Ok((t, flush)) = self.pt_mut().unmap(mem, va) {
                     flush.defer(); // this table is never loaded again
                     let pfn = t.phys.as_u64() / PAGE_SIZE as u64;
-                    if refs.put(pfn) {
+                    if sh.refs.put(pfn) {
                         Self::free_user_page(k, pfn);
+                    }
+                } else if let Some((table, idx, e)) = self.leaf(k, va) {
+                    if let Some((_, off)) = pte_swp_entry(e) {
+                        if let Some(swap) = sh.swap.as_mut() {
+                            swap.free(off);
+                        }
+                        self.set_leaf(table, idx, 0);
                     }
                 }
             }

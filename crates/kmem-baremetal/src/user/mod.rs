@@ -36,13 +36,14 @@ extern crate alloc;
 pub mod entry;
 pub mod mm;
 pub mod progs;
+pub mod swap;
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
 use entry::UserRegs;
-use mm::{PageRefs, Prot, Segv, UserMm};
+use mm::{Prot, Segv, Shared, UserMm};
 use progs::Prog;
 
 use crate::mm::Kmem;
@@ -169,6 +170,8 @@ pub struct Stats {
     pub cow_copies: u64,
     /// Write faults that reused a page no longer shared.
     pub cow_reuses: u64,
+    /// Faults that read the page back from swap.
+    pub major_faults: u64,
     /// Tasks killed by a signal.
     pub kills: u64,
 }
@@ -186,7 +189,7 @@ pub enum RunError {
 pub struct UserKernel<'k> {
     k: &'k Kmem,
     tasks: Vec<Task>,
-    refs: PageRefs,
+    sh: Shared,
     next_pid: u32,
     kernel_cr3: u64,
     /// Counters.
@@ -201,7 +204,7 @@ impl<'k> UserKernel<'k> {
         UserKernel {
             k,
             tasks: Vec::new(),
-            refs: PageRefs::default(),
+            sh: Shared::default(),
             next_pid: 1,
             kernel_cr3: arch::read_cr3(),
             stats: Stats::default(),
@@ -230,15 +233,15 @@ impl<'k> UserKernel<'k> {
             ok = ok && mm.add_vma(start, start + len, prot);
         }
         if !ok {
-            mm.destroy(self.k, &mut self.refs);
+            mm.destroy(self.k, &mut self.sh);
             return Err("invalid mapping");
         }
         for (i, chunk) in code.chunks(4096).enumerate() {
             if mm
-                .populate(self.k, &mut self.refs, TEXT_BASE + 4096 * i as u64, chunk)
+                .populate(self.k, &mut self.sh, TEXT_BASE + 4096 * i as u64, chunk)
                 .is_err()
             {
-                mm.destroy(self.k, &mut self.refs);
+                mm.destroy(self.k, &mut self.sh);
                 return Err("no memory for the program text");
             }
         }
@@ -297,9 +300,29 @@ impl<'k> UserKernel<'k> {
         self.task(pid)?.mm.as_ref()
     }
 
+    /// `swapon` of a RAM swap area of `pages` pages; reclaim then starts when fewer than
+    /// `reclaim_below` pages are free (or when an allocation fails).
+    ///
+    /// # Errors
+    /// When the area cannot be allocated or one is already on.
+    pub fn swapon(&mut self, pages: usize, reclaim_below: usize) -> Result<(), &'static str> {
+        if self.sh.swap.is_some() {
+            return Err("swap area already on");
+        }
+        self.sh.swap =
+            Some(swap::SwapArea::new(self.k, pages).ok_or("no memory for the swap area")?);
+        self.sh.reclaim_below = reclaim_below;
+        Ok(())
+    }
+
+    /// The swap area, if on.
+    pub fn swap(&self) -> Option<&swap::SwapArea> {
+        self.sh.swap.as_ref()
+    }
+
     /// The pages mapped by at least one task.
     pub fn mapped_pages(&self) -> usize {
-        self.refs.len()
+        self.sh.refs.len()
     }
 
     /// Live (not zombie) tasks.
@@ -335,7 +358,7 @@ impl<'k> UserKernel<'k> {
     /// a parent waiting for it.
     fn end_task(&mut self, i: usize, how: Exit) {
         if let Some(mm) = self.tasks[i].mm.take() {
-            mm.destroy(self.k, &mut self.refs);
+            mm.destroy(self.k, &mut self.sh);
         }
         if !self.tasks[i].line.is_empty() {
             self.flush_line(i);
@@ -428,12 +451,13 @@ impl<'k> UserKernel<'k> {
         let err = self.tasks[i].regs.error_code;
         let t = &mut self.tasks[i];
         let mm = t.mm.as_mut().expect("running task has an mm");
-        match mm.handle_fault(self.k, &mut self.refs, addr, err) {
+        match mm.handle_fault(self.k, &mut self.sh, addr, err) {
             Ok(kind) => {
                 match kind {
                     mm::FaultKind::Anon => self.stats.anon_faults += 1,
                     mm::FaultKind::CowCopy => self.stats.cow_copies += 1,
                     mm::FaultKind::CowReuse => self.stats.cow_reuses += 1,
+                    mm::FaultKind::SwapIn => self.stats.major_faults += 1,
                     mm::FaultKind::Spurious => {}
                 }
                 Next::Same
@@ -559,7 +583,7 @@ impl<'k> UserKernel<'k> {
                 Some(t) => t,
                 None => {
                     if mm
-                        .handle_fault(self.k, &mut self.refs, a, mm::pf::USER)
+                        .handle_fault(self.k, &mut self.sh, a, mm::pf::USER)
                         .is_err()
                     {
                         return false;
@@ -595,7 +619,7 @@ impl<'k> UserKernel<'k> {
                 .is_some_and(|t| t.flags.contains(kmem::pgtable::PteFlags::RW));
             if !writable
                 && mm
-                    .handle_fault(self.k, &mut self.refs, a, mm::pf::USER | mm::pf::WRITE)
+                    .handle_fault(self.k, &mut self.sh, a, mm::pf::USER | mm::pf::WRITE)
                     .is_err()
             {
                 return false;
@@ -637,7 +661,7 @@ impl<'k> UserKernel<'k> {
 
     fn sys_fork(&mut self, i: usize) -> i64 {
         let mm = self.tasks[i].mm.as_mut().expect("live task");
-        let Some(child_mm) = mm.fork(self.k, &mut self.refs) else {
+        let Some(child_mm) = mm.fork(self.k, &mut self.sh) else {
             return -errno::ENOMEM;
         };
         let pid = self.alloc_pid();
@@ -719,6 +743,9 @@ impl<'k> UserKernel<'k> {
 impl Drop for UserKernel<'_> {
     fn drop(&mut self) {
         self.reap_all();
+        if let Some(swap) = self.sh.swap.take() {
+            swap.destroy(self.k);
+        }
     }
 }
 

@@ -245,6 +245,63 @@ user_prog_forkexit_start:
     .global user_prog_forkexit_end
 user_prog_forkexit_end:
 
+/* swapfork(base, pages): writes every page, forks; child and parent both read every page back
+ * (the child exits 3 on a mismatch, 0 otherwise); the parent waits for the child, exits 4 if
+ * its status is not 0, 3 on its own mismatch, 0 when all is well. */
+    .global user_prog_swapfork_start
+user_prog_swapfork_start:
+    mov %rdi, %r8
+    mov %rsi, %r9
+    xor %ecx, %ecx
+1:  cmp %r9, %rcx
+    jae 2f
+    mov %rcx, %rax
+    shl $12, %rax
+    add %r8, %rax
+    mov %rax, %rdx
+    xor $0xa5a5, %rdx
+    mov %rdx, (%rax)
+    mov %rdx, 2048(%rax)
+    inc %rcx
+    jmp 1b
+2:  mov $57, %eax
+    int $0x80
+    mov %rax, %r13              /* 0 in the child */
+    xor %ecx, %ecx
+3:  cmp %r9, %rcx
+    jae 4f
+    mov %rcx, %rax
+    shl $12, %rax
+    add %r8, %rax
+    mov %rax, %rdx
+    xor $0xa5a5, %rdx
+    cmp %rdx, (%rax)
+    jne 8f
+    cmp %rdx, 2048(%rax)
+    jne 8f
+    inc %rcx
+    jmp 3b
+4:  test %r13, %r13
+    jz 7f
+    sub $16, %rsp
+    movq $-1, (%rsp)
+    mov $61, %eax
+    mov %r13, %rdi
+    mov %rsp, %rsi
+    xor %edx, %edx
+    xor %r10d, %r10d
+    int $0x80
+    cmpl $0, (%rsp)
+    jne 9f
+7:  xor %edi, %edi
+    SYS_EXIT
+8:  mov $3, %edi
+    SYS_EXIT
+9:  mov $4, %edi
+    SYS_EXIT
+    .global user_prog_swapfork_end
+user_prog_swapfork_end:
+
     .popsection
     "#,
     options(att_syntax)
@@ -297,4 +354,5 @@ programs! {
     step => user_prog_step_start, user_prog_step_end;
     efault => user_prog_efault_start, user_prog_efault_end;
     forkexit => user_prog_forkexit_start, user_prog_forkexit_end;
+    swapfork => user_prog_swapfork_start, user_prog_swapfork_end;
 }
