@@ -322,9 +322,7 @@ impl UserMm {
             if let Some(p) = Self::alloc_user_page(k) {
                 return Some(p);
             }
-            if sh.swap.is_none() {
-                return None;
-            }
+            sh.swap.as_ref()?; // no swap: nothing to reclaim anonymous memory to
             self.reclaim(k, sh, SWAP_CLUSTER_MAX);
         }
         Self::alloc_user_page(k)
