@@ -18,8 +18,9 @@
 //!
 //! Kernel command line (`--append`): anything kmem parses (`slub_debug=FZPU`, …), and
 //! `selftest=fail` adds a test that fails on purpose, so the harness can be shown to fail;
-//! `selftest=panic` and `selftest=fault` add a test that panics or takes a page fault (both must
-//! also fail the run). Values combine: `selftest=fail,panic`.
+//! `selftest=panic` and `selftest=fault` add a test that panics or takes a page fault, and
+//! `selftest=doublefault` one whose page fault cannot be delivered (reported from the IST
+//! double-fault stack); all must also fail the run. Values combine: `selftest=fail,panic`.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]

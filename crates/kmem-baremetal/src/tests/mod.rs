@@ -71,6 +71,7 @@ pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
         ("fail", deliberate::FAIL),
         ("panic", deliberate::PANIC),
         ("fault", deliberate::FAULT),
+        ("doublefault", deliberate::DOUBLE_FAULT),
     ] {
         if cmdline.has_value("selftest", value) {
             runner.run("deliberate", group, ctx.info);
