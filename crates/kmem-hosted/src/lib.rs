@@ -59,7 +59,7 @@
 //! | `control`  | `physmem`, `hook`, `config`, `console`, `maparc`, `sys`          |
 //! | `config`   | `console`                                                        |
 //! | `physmem`, `hook` | `futex`                                                   |
-//! | `once`, `console`, `futex`, `maparc`, `probe`, `sys`, `hostmem` | nothing of this crate |
+//! | `once`, `console`, `futex`, `maparc`, `probe`, `sys`, `hostmem`, `swapfile` | nothing of this crate |
 //!
 //! `control::Inner`, the control block a platform handle, its CPU threads and its windows
 //! share, sits below all three, so none of them needs another to reach it.
@@ -81,6 +81,7 @@ pub mod once;
 mod physmem;
 mod platform;
 pub mod probe;
+mod swapfile;
 mod sys;
 mod window;
 
@@ -93,6 +94,7 @@ pub use hostmem::{boot_host_memory, check_host_memory, host_memory_available};
 pub use physmem::DIRECT_MAP_ALIGN;
 pub use platform::HostedPlatform;
 pub use probe::{probe_read, probe_read_bytes, probe_write, probe_write_bytes, ProbeError};
+pub use swapfile::FileSwap;
 pub use window::VirtWindow;
 
 pub(crate) use kmem::PAGE_SIZE;

@@ -48,6 +48,10 @@ pub mod slab;
 pub mod highmem;
 pub mod vmalloc;
 
+pub mod swap;
+
+pub mod vmscan;
+
 pub mod proc;
 
 pub mod machine;

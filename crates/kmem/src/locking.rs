@@ -51,6 +51,12 @@ pub static LIST_LOCK: LockClass = LockClass::new("&n->list_lock");
 /// `slob_lock`: every SLOB structure (mm/slob.c: the three partial page lists and the
 /// free-block lists inside the pages).
 pub static SLOB_LOCK: LockClass = LockClass::new("slob_lock");
+/// `swap_lock`: the swap areas, their maps and swap caches (`swap/swapfile.rs`).
+pub static SWAP_LOCK: LockClass = LockClass::new("swap_lock");
+/// `&lruvec->lru_lock`: the LRU lists of a node (`vmscan/`).
+pub static LRU_LOCK: LockClass = LockClass::new("&lruvec->lru_lock");
+/// The page allocator's registered reclaim callbacks (`page_alloc`); a leaf.
+pub static RECLAIM_HOOK: LockClass = LockClass::new("reclaim_hook");
 /// `&zone->lock`: a zone's free areas.
 pub static ZONE_LOCK: LockClass = LockClass::new("&zone->lock");
 /// The CPU hotplug state table (`cpuhp_state_mutex`); a leaf.

@@ -51,10 +51,22 @@ pub mod pg {
     pub const LRU: u64 = 1 << 5;
     /// `PG_head`: first page of a compound page.
     pub const HEAD: u64 = 1 << 6;
+    /// `PG_active`: on an active LRU list (mm/vmscan.c).
+    pub const ACTIVE: u64 = 1 << 8;
+    /// `PG_workingset`
+    pub const WORKINGSET: u64 = 1 << 9;
+    /// `PG_swapcache` (`PG_owner_priv_1`): in the swap cache, its `swp_entry_t` in `private`.
+    pub const SWAPCACHE: u64 = 1 << 10;
     /// `PG_reserved`: never given to the page allocator (firmware, kernel image, memmap).
     pub const RESERVED: u64 = 1 << 13;
     /// `PG_private`
     pub const PRIVATE: u64 = 1 << 14;
+    /// `PG_reclaim` (`PG_readahead` in 6.18): to be reclaimed as soon as writeback ends.
+    pub const RECLAIM: u64 = 1 << 16;
+    /// `PG_swapbacked`: backed by RAM or swap (anonymous and shmem pages).
+    pub const SWAPBACKED: u64 = 1 << 17;
+    /// `PG_unevictable`: on the unevictable LRU list.
+    pub const UNEVICTABLE: u64 = 1 << 18;
     /// Names for dumps, in bit order.
     pub const NAMES: &[(u64, &str)] = &[
         (LOCKED, "locked"),
@@ -64,8 +76,14 @@ pub mod pg {
         (DIRTY, "dirty"),
         (LRU, "lru"),
         (HEAD, "head"),
+        (ACTIVE, "active"),
+        (WORKINGSET, "workingset"),
+        (SWAPCACHE, "swapcache"),
         (RESERVED, "reserved"),
         (PRIVATE, "private"),
+        (RECLAIM, "reclaim"),
+        (SWAPBACKED, "swapbacked"),
+        (UNEVICTABLE, "unevictable"),
     ];
     /// Bits 48..56: the order of a compound page (in the head), like folio order.
     pub const ORDER_SHIFT: u32 = 48;
@@ -77,6 +95,17 @@ pub mod pg {
     pub const ZONE_MASK: u64 = 0x7 << ZONE_SHIFT;
     /// Flags that must be clear when a page is freed (`PAGE_FLAGS_CHECK_AT_FREE`, subset).
     pub const CHECK_AT_FREE: u64 = LOCKED | WRITEBACK | LRU | PRIVATE | DIRTY;
+    /// Flags cleared when a page is freed, so that a new allocation starts without them
+    /// (`PAGE_FLAGS_CHECK_AT_PREP`'s reclaim and swap bits, cleared by
+    /// `free_pages_prepare`).
+    pub const CLEAR_AT_FREE: u64 = REFERENCED
+        | UPTODATE
+        | ACTIVE
+        | WORKINGSET
+        | SWAPCACHE
+        | RECLAIM
+        | SWAPBACKED
+        | UNEVICTABLE;
 }
 
 /// Page types stored in the top byte of `page_type` (include/linux/page-flags.h, `PGTY_*`).
@@ -484,5 +513,51 @@ impl PagePtr {
     #[inline]
     pub(crate) fn test_flag(self, bit: u64) -> bool {
         self.flags() & bit != 0
+    }
+}
+
+/// Reference and flag operations for the reclaim and swap code (`get_page`,
+/// `folio_try_get`, `folio_set_*`/`folio_clear_*`/`folio_test_clear_*`): atomic
+/// read-modify-writes, usable while other CPUs look at the page.
+impl PagePtr {
+    /// `get_page`: takes a reference on a page the caller already holds one on (or that a
+    /// lock the caller holds keeps alive).
+    #[inline]
+    pub(crate) fn get(self) {
+        // SAFETY: the memmap is live (type invariant); the field is atomic.
+        unsafe { (*self.as_ptr()).refcount.fetch_add(1, Ordering::AcqRel) };
+    }
+    /// `get_page_unless_zero`: takes a reference unless the page is free; returns whether it
+    /// did.
+    #[inline]
+    pub(crate) fn try_get(self) -> bool {
+        // SAFETY: as in `get`.
+        let rc = unsafe { &(*self.as_ptr()).refcount };
+        let mut v = rc.load(Ordering::Relaxed);
+        while v > 0 {
+            match rc.compare_exchange_weak(v, v + 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => v = now,
+            }
+        }
+        false
+    }
+    /// `SetPageX` for `bits` (atomic).
+    #[inline]
+    pub(crate) fn set_flag_bits(self, bits: u64) {
+        // SAFETY: as in `get`.
+        unsafe { (*self.as_ptr()).flags.fetch_or(bits, Ordering::AcqRel) };
+    }
+    /// `ClearPageX` for `bits` (atomic).
+    #[inline]
+    pub(crate) fn clear_flag_bits(self, bits: u64) {
+        // SAFETY: as in `get`.
+        unsafe { (*self.as_ptr()).flags.fetch_and(!bits, Ordering::AcqRel) };
+    }
+    /// `TestClearPageX`: clears `bit` and returns whether it was set.
+    #[inline]
+    pub(crate) fn test_clear_flag(self, bit: u64) -> bool {
+        // SAFETY: as in `get`.
+        unsafe { (*self.as_ptr()).flags.fetch_and(!bit, Ordering::AcqRel) & bit != 0 }
     }
 }

@@ -71,7 +71,29 @@ pub struct PageAllocator<P: Platform> {
     pub(crate) totalram: AtomicUsize,
     /// Present pages of all zones (`physpages` in the Memory: line).
     pub(crate) physpages: usize,
+    /// The reclaim callbacks registered from above ([`ReclaimHook`]).
+    pub(crate) reclaim: crate::locking::Lock<P::RawLock, Option<ReclaimHook>>,
 }
+
+/// Reclaim as the page allocator's slow path calls it, registered by the layer that owns
+/// reclaim (the allocator never names it, as with [`crate::mm::cpuhp`]).
+#[derive(Clone, Copy)]
+pub struct ReclaimHook {
+    /// The registering layer, handed back to the callbacks.
+    pub ctx: *const (),
+    /// `wakeup_kswapd`: an allocation of `order` missed the low watermark.
+    pub wake_kswapd: unsafe fn(ctx: *const (), order: u32),
+    /// `__alloc_pages_direct_reclaim`: frees pages for an allocation of `order` with `gfp`;
+    /// returns how many (0: no progress).
+    pub direct: unsafe fn(ctx: *const (), gfp: GfpFlags, order: u32) -> usize,
+}
+
+// SAFETY: `ctx` is only handed back to the callbacks, whose registrant guarantees it may be
+// used from any thread while registered (`set_reclaim_hook`'s contract).
+unsafe impl Send for ReclaimHook {}
+
+/// `MAX_RECLAIM_RETRIES`: direct reclaim rounds before an allocation gives up.
+pub const MAX_RECLAIM_RETRIES: usize = 16;
 
 impl<P: Platform> core::ops::Deref for PageAllocator<P> {
     type Target = MemoryModel<P>;
@@ -94,6 +116,7 @@ impl<P: Platform> PageAllocator<P> {
             min_free_kbytes: AtomicUsize::new(0),
             totalram: AtomicUsize::new(0),
             physpages,
+            reclaim: crate::locking::Lock::new(&crate::locking::RECLAIM_HOOK, None),
         }
     }
 
@@ -117,6 +140,56 @@ impl<P: Platform> PageAllocator<P> {
             .iter()
             .map(|z| self.zone_pages_in_use(*z))
             .sum::<isize>()
+    }
+    /// Registers (or with `None` removes) the reclaim callbacks of the slow path.
+    ///
+    /// # Safety
+    /// While registered, `hook.ctx` must stay valid for the callbacks from any thread, and
+    /// the callbacks must not allocate with `__GFP_DIRECT_RECLAIM` or `__GFP_KSWAPD_RECLAIM`
+    /// (reclaim does not recurse).
+    pub unsafe fn set_reclaim_hook(&self, hook: Option<ReclaimHook>) {
+        // Lock order: reclaim_hook (leaf), under no lock.
+        *self.reclaim.lock() = hook;
+    }
+    /// The registered reclaim callbacks.
+    fn reclaim_hook(&self) -> Option<ReclaimHook> {
+        // Lock order: reclaim_hook (leaf), copied out before any callback runs.
+        *self.reclaim.lock()
+    }
+    /// The slow path's reclaim: wakes kswapd, retries at the min watermark, then reclaims
+    /// directly (up to [`MAX_RECLAIM_RETRIES`] rounds while they make progress).
+    fn alloc_pages_reclaim(
+        &self,
+        gfp: GfpFlags,
+        order: Order,
+        slow: AllocFlags,
+        highest: ZoneType,
+    ) -> Option<PagePtr> {
+        let hook = self.reclaim_hook();
+        if let Some(h) = hook {
+            if gfp.contains(GfpFlags::__GFP_KSWAPD_RECLAIM) {
+                // SAFETY: registered with a ctx valid while registered (set_reclaim_hook).
+                unsafe { (h.wake_kswapd)(h.ctx, order.as_u32()) };
+            }
+        }
+        if let Some(p) = self.get_page_from_freelist(gfp, order, slow, highest) {
+            return Some(p);
+        }
+        let h = hook?;
+        if !gfp.contains(GfpFlags::__GFP_DIRECT_RECLAIM) {
+            return None;
+        }
+        for _ in 0..MAX_RECLAIM_RETRIES {
+            // SAFETY: as above.
+            let progress = unsafe { (h.direct)(h.ctx, gfp, order.as_u32()) };
+            if let Some(p) = self.get_page_from_freelist(gfp, order, slow, highest) {
+                return Some(p);
+            }
+            if progress == 0 {
+                break;
+            }
+        }
+        None
     }
     /// `min_free_kbytes`.
     pub fn min_free_kbytes(&self) -> usize {
@@ -815,8 +888,8 @@ impl<P: Platform> PageAllocator<P> {
         let page = self
             .get_page_from_freelist(gfp, order, fast, highest)
             .or_else(|| {
-                // Slow path: nothing to reclaim in kmem, so retry at the min watermark with the
-                // reserves the flags allow (gfp_to_alloc_flags).
+                // Slow path: wake kswapd, retry at the min watermark with the reserves the
+                // flags allow (gfp_to_alloc_flags), then reclaim directly if registered.
                 let slow = AllocFlags {
                     wmark: WMARK_MIN,
                     min_reserve: gfp.contains(GfpFlags::__GFP_HIGH),
@@ -824,7 +897,7 @@ impl<P: Platform> PageAllocator<P> {
                     no_watermarks: gfp.contains(GfpFlags::__GFP_MEMALLOC)
                         && !gfp.contains(GfpFlags::__GFP_NOMEMALLOC),
                 };
-                self.get_page_from_freelist(gfp, order, slow, highest)
+                self.alloc_pages_reclaim(gfp, order, slow, highest)
             });
         match page {
             Some(p) => {
@@ -876,7 +949,7 @@ impl<P: Platform> PageAllocator<P> {
                 page.add(i).set_compound_head_raw(0);
             }
         }
-        page.set_flags(page.flags() & !(pg::ORDER_MASK | pg::HEAD));
+        page.set_flags(page.flags() & !(pg::ORDER_MASK | pg::HEAD | pg::CLEAR_AT_FREE));
         page.set_mapping(0);
         page.set_index(0);
         let pfn = self.page_to_pfn(page);
