@@ -308,24 +308,12 @@ fn low_wmark(mm: &Kmem) -> usize {
     mm.zones().map(|z| z.wmark(1)).sum()
 }
 
-/// Prints the swap area as /proc/swaps does (mm/swapfile.c `swap_show`).
+/// Prints /proc/swaps (kmem's `swap_show`) and the counters.
 fn show_swap(uk: &UserKernel<'_>) {
     if let Some(s) = uk.swap() {
-        crate::println!("  Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority");
-        crate::println!(
-            "  {:<40}{}\t{}\t\t{}\t\t{}",
-            "[ram swap]",
-            "partition",
-            s.size() * 4,
-            s.inuse() * 4,
-            -2
-        );
-        crate::println!(
-            "  pswpin {} pswpout {}; {:?}",
-            s.stats.pswpin,
-            s.stats.pswpout,
-            uk.stats
-        );
+        crate::print!("{}", s.show());
+        let c = s.stats();
+        crate::println!("pswpin {} pswpout {}; {:?}", c.pswpin, c.pswpout, uk.stats);
     }
 }
 
@@ -337,6 +325,8 @@ fn user_swap(ctx: &KernelCtx) -> TestResult {
             uk.swapon(4096, low + 256).is_ok(),
             "swapon of 16 MiB failed"
         );
+        // 4096 pages, the first of which is the swap header (mm/swapfile.c).
+        check_eq!(uk.swap().map(|s| (s.size(), s.inuse())), Some((4095, 0)));
         let hog = Hog::leave(mm, low + 512);
         check!(mm.nr_free_pages() <= low + 512, "could not create pressure");
         // 8 MiB of anonymous memory with about 2 MiB free: every page is written, then read
@@ -355,7 +345,7 @@ fn user_swap(ctx: &KernelCtx) -> TestResult {
         let swapped = uk.mm_of(pid).map(|m| m.swap_ents(mm));
         check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
         check_eq!(swapped, None); // exited: nothing left behind
-        let s = uk.swap().expect("swap on").stats;
+        let s = uk.swap().expect("swap on").stats();
         check!(
             s.pswpout > 0 && s.pswpin > 0,
             "pswpout {} pswpin {}",
@@ -391,7 +381,7 @@ fn user_swap_fork(ctx: &KernelCtx) -> TestResult {
         check_eq!(uk.run(SWAP_BUDGET), Ok(()));
         check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
         show_swap(uk);
-        let s = uk.swap().expect("swap on").stats;
+        let s = uk.swap().expect("swap on").stats();
         check!(
             s.pswpout > 0 && s.pswpin > 0,
             "pswpout {} pswpin {}",

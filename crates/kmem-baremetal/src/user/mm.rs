@@ -29,6 +29,8 @@ use kmem::page_alloc::PageAllocator;
 use kmem::pgtable::{PageSize, PageTable, PteFlags, Translation};
 use kmem::{GfpFlags, Pfn, PhysAddr, PAGE_SIZE};
 
+use kmem::swap::SwpEntry;
+
 use super::swap::{pte_swp_entry, swp_entry_pte, SwapArea};
 use crate::boot::DIRECT_MAP_BASE;
 use crate::mm::Kmem;
@@ -92,6 +94,8 @@ pub enum Segv {
     AccErr,
     /// No memory for a page or a page table (Linux: `VM_FAULT_OOM`).
     Oom,
+    /// The swap area could not give the page back (`VM_FAULT_SIGBUS`).
+    Bus,
 }
 
 /// What a resolved fault did.
@@ -167,11 +171,11 @@ impl PageRefs {
 /// State shared by every address space: page mapper counts, the swap area, the pressure
 /// threshold.
 #[derive(Default)]
-pub struct Shared {
+pub struct Shared<'k> {
     /// Mapper counts of user pages.
     pub refs: PageRefs,
     /// The swap area, after `swapon`.
-    pub swap: Option<SwapArea>,
+    pub swap: Option<SwapArea<'k>>,
     /// Reclaim (swap out) before a user page allocation while fewer pages than this are free
     /// (kswapd's wakeup at the low watermark, done synchronously); 0 = only when allocation
     /// fails.
@@ -314,7 +318,7 @@ impl UserMm {
 
     /// A user page, reclaiming from this address space first when memory is low and again
     /// when the allocation fails (direct reclaim: up to four turns of the clock).
-    fn alloc_page_reclaim(&mut self, k: &Kmem, sh: &mut Shared) -> Option<(u64, *mut u8)> {
+    fn alloc_page_reclaim(&mut self, k: &Kmem, sh: &mut Shared<'_>) -> Option<(u64, *mut u8)> {
         if sh.swap.is_some() && k.nr_free_pages() < sh.reclaim_below {
             self.reclaim(k, sh, SWAP_CLUSTER_MAX);
         }
@@ -350,7 +354,7 @@ impl UserMm {
     /// around, so a page is never cleared and evicted by the same call — the task gets to run
     /// (and touch its pages again) between the two. Returns the pages freed; they go back to
     /// the buddy lists at once (`drain_local_pages`), so the free count sees them.
-    pub fn reclaim(&mut self, k: &Kmem, sh: &mut Shared, want: usize) -> usize {
+    pub fn reclaim(&mut self, k: &Kmem, sh: &mut Shared<'_>, want: usize) -> usize {
         let mut freed = 0;
         let total: usize = self
             .vmas
@@ -383,7 +387,7 @@ impl UserMm {
                 break;
             };
             // The TLB is flushed by the CR3 load of the next entry to user mode.
-            self.set_leaf(table, idx, swp_entry_pte(0, off));
+            self.set_leaf(table, idx, swp_entry_pte(off));
             if sh.refs.put(pfn) {
                 Self::free_user_page(k, pfn);
             }
@@ -419,15 +423,18 @@ impl UserMm {
     fn swap_in(
         &mut self,
         k: &Kmem,
-        sh: &mut Shared,
+        sh: &mut Shared<'_>,
         va: u64,
         vma: Vma,
-        offset: u64,
+        offset: SwpEntry,
     ) -> Result<FaultKind, Segv> {
         let (pfn, ptr) = self.alloc_page_reclaim(k, sh).ok_or(Segv::Oom)?;
         let swap = sh.swap.as_mut().expect("a swap entry implies a swap area");
         // SAFETY: a fresh page of ours, writable for a page through the direct map.
-        unsafe { swap.read_in(offset, ptr) };
+        if !unsafe { swap.read_in(offset, ptr) } {
+            Self::free_user_page(k, pfn);
+            return Err(Segv::Bus);
+        }
         let f = Self::pte_flags(vma.prot, vma.prot.has(Prot::WRITE));
         // `map` accepts the non-present swap PTE as empty and replaces it.
         if let Err(e) = self.map_user(k, va, PhysAddr::new(pfn * PAGE_SIZE as u64), f) {
@@ -450,7 +457,7 @@ impl UserMm {
     pub fn populate(
         &mut self,
         k: &Kmem,
-        sh: &mut Shared,
+        sh: &mut Shared<'_>,
         va: u64,
         bytes: &[u8],
     ) -> Result<(), Segv> {
@@ -475,7 +482,7 @@ impl UserMm {
     pub fn handle_fault(
         &mut self,
         k: &Kmem,
-        sh: &mut Shared,
+        sh: &mut Shared<'_>,
         addr: u64,
         err: u64,
     ) -> Result<FaultKind, Segv> {
@@ -495,7 +502,7 @@ impl UserMm {
         let va = addr & !(PAGE_SIZE as u64 - 1);
         let kind = match self.lookup(k, va) {
             None => {
-                if let Some((_, off)) = self.leaf(k, va).and_then(|(_, _, e)| pte_swp_entry(e)) {
+                if let Some(off) = self.leaf(k, va).and_then(|(_, _, e)| pte_swp_entry(e)) {
                     let kind = self.swap_in(k, sh, va, vma, off)?;
                     self.stats.faults += 1;
                     return Ok(kind);
@@ -521,7 +528,7 @@ impl UserMm {
     fn wp_page(
         &mut self,
         k: &Kmem,
-        sh: &mut Shared,
+        sh: &mut Shared<'_>,
         va: u64,
         t: Translation,
     ) -> Result<FaultKind, Segv> {
@@ -563,15 +570,14 @@ impl UserMm {
 
     /// `dup_mm` + `copy_page_range`: the child's address space shares every page; writable
     /// pages become read-only in both, to be copied on the first write.
-    pub fn fork(&mut self, k: &Kmem, sh: &mut Shared) -> Option<UserMm> {
+    pub fn fork(&mut self, k: &Kmem, sh: &mut Shared<'_>) -> Option<UserMm> {
         let mut child = UserMm::new(k)?;
         child.vmas = self.vmas.clone();
         let mem = alloc_mem(k);
         for vma in self.vmas.clone() {
             for va in (vma.start..vma.end).step_by(PAGE_SIZE) {
                 let Some(t) = self.lookup(k, va) else {
-                    if let Some((_, off)) = self.leaf(k, va).and_then(|(_, _, e)| pte_swp_entry(e))
-                    {
+                    if let Some(off) = self.leaf(k, va).and_then(|(_, _, e)| pte_swp_entry(e)) {
                         if !child.copy_swap_pte(k, va, off) {
                             child.destroy(k, sh);
                             return None;
@@ -605,7 +611,7 @@ impl UserMm {
 
     /// Installs swap entry `off` at `va` (fork of a swapped-out page): the path to the PTE is
     /// built by mapping page 0 there, then the PTE is overwritten. `false` without memory.
-    fn copy_swap_pte(&mut self, k: &Kmem, va: u64, off: u64) -> bool {
+    fn copy_swap_pte(&mut self, k: &Kmem, va: u64, off: SwpEntry) -> bool {
         if self
             .map_user(k, va, PhysAddr::new(0), PteFlags::PRESENT)
             .is_err()
@@ -613,7 +619,7 @@ impl UserMm {
             return false;
         }
         let (table, idx, _) = self.leaf(k, va).expect("just mapped");
-        self.set_leaf(table, idx, swp_entry_pte(0, off));
+        self.set_leaf(table, idx, swp_entry_pte(off));
         true
     }
 
@@ -640,7 +646,7 @@ impl UserMm {
 
     /// `exit_mmap`: unmaps everything (freeing pages whose last mapper this was) and frees the
     /// page tables.
-    pub fn destroy(mut self, k: &Kmem, sh: &mut Shared) {
+    pub fn destroy(mut self, k: &Kmem, sh: &mut Shared<'_>) {
         let mem = alloc_mem(k);
         for vma in core::mem::take(&mut self.vmas) {
             for va in (vma.start..vma.end).step_by(PAGE_SIZE) {
@@ -651,7 +657,7 @@ impl UserMm {
                         Self::free_user_page(k, pfn);
                     }
                 } else if let Some((table, idx, e)) = self.leaf(k, va) {
-                    if let Some((_, off)) = pte_swp_entry(e) {
+                    if let Some(off) = pte_swp_entry(e) {
                         if let Some(swap) = sh.swap.as_mut() {
                             swap.free(off);
                         }

@@ -189,7 +189,7 @@ pub enum RunError {
 pub struct UserKernel<'k> {
     k: &'k Kmem,
     tasks: Vec<Task>,
-    sh: Shared,
+    sh: Shared<'k>,
     next_pid: u32,
     kernel_cr3: u64,
     /// Counters.
@@ -316,7 +316,7 @@ impl<'k> UserKernel<'k> {
     }
 
     /// The swap area, if on.
-    pub fn swap(&self) -> Option<&swap::SwapArea> {
+    pub fn swap(&self) -> Option<&swap::SwapArea<'k>> {
         self.sh.swap.as_ref()
     }
 
@@ -469,6 +469,11 @@ impl<'k> UserKernel<'k> {
                     t.pid, t.comm
                 );
                 self.end_task(i, Exit::Signal(sig::SIGKILL));
+                Next::Other
+            }
+            Err(Segv::Bus) => {
+                println!("{}[{}]: swap-in failed at {addr:#x}: SIGBUS", t.comm, t.pid);
+                self.end_task(i, Exit::Signal(sig::SIGBUS));
                 Next::Other
             }
             Err(_) => {
@@ -744,7 +749,7 @@ impl Drop for UserKernel<'_> {
     fn drop(&mut self) {
         self.reap_all();
         if let Some(swap) = self.sh.swap.take() {
-            swap.destroy(self.k);
+            swap.destroy();
         }
     }
 }

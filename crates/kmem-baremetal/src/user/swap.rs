@@ -1,176 +1,152 @@
-//! A RAM swap area for the user address spaces of [`super::mm`], and the x86_64 swap-entry
-//! encoding of non-present PTEs.
+//! The swap area of the user address spaces: kmem's swap ([`kmem::swap`]: mm/swapfile.c's
+//! areas, `swap_map` counts and slot allocation, x86_64 swap PTEs, `/proc/swaps`, the
+//! `pswpin`/`pswpout` counters) on a [`RamSwap`] — on bare metal, a RAM region the kernel takes
+//! from vmalloc.
 //!
-//! The "device" is a vmalloc'd region of `slots` pages (on bare metal, swap to RAM: what the
-//! issue asks for). `swap_map` holds each slot's count of PTEs referring to it (mm/swapfile.c's
-//! `swap_map`, without the swap cache: a swapped-in page is always a private copy, and the slot
-//! is freed when its last reference goes — a fork duplicates the references). Allocation is
-//! next-fit from a cursor (`scan_swap_map_slots` without clusters).
-//!
-//! # Swap PTEs
-//! A swapped-out page's PTE holds `__swp_entry(type, offset)` as
-//! arch/x86/include/asm/pgtable_64.h builds it: the type in the top `SWP_TYPE_BITS` (5) bits,
-//! the **inverted** offset from bit `SWP_OFFSET_FIRST_BIT` (9, after `_PAGE_BIT_PROTNONE`) —
-//! the L1TF mitigation, so a non-present PTE never points at real memory — and bits 0..9
-//! clear: not present, not PROT_NONE, so `is_swap_pte` (non-zero, not present).
+//! The reclaim side (which page to evict, when) is [`super::mm`]'s: kmem's LRU/rmap-driven
+//! reclaim (`vmscan`) needs the rmap of kmem's process-memory core, which these address spaces
+//! do not use. Without a swap cache here, a page goes out as Linux's `shrink_folio_list` takes
+//! it (`folio_alloc_swap` with `SWAP_HAS_CACHE`, the data written, `try_to_unmap`'s
+//! `swap_duplicate` for the PTE, then `put_swap_folio` when the page leaves the cache), and a
+//! swap-in reads the slot into a private page and drops the PTE's reference (`swap_free`).
 
 extern crate alloc;
 
-use alloc::vec::Vec;
+use alloc::string::String;
 
+use kmem::arch::Arch;
+use kmem::swap::entry::is_swap_pte;
+use kmem::swap::{RamSwap, SwapState, SwpEntry};
+use kmem::vmalloc::VmLayer;
 use kmem::{VirtAddr, PAGE_SIZE};
 
 use crate::mm::Kmem;
+use crate::platform::BareMetal;
 
-/// `SWP_TYPE_BITS` (arch/x86/include/asm/pgtable_64.h).
-const SWP_TYPE_BITS: u32 = 5;
-/// `SWP_OFFSET_FIRST_BIT`: `_PAGE_BIT_PROTNONE + 1`.
-const SWP_OFFSET_FIRST_BIT: u32 = 9;
-/// `SWP_OFFSET_SHIFT`.
-const SWP_OFFSET_SHIFT: u32 = SWP_OFFSET_FIRST_BIT + SWP_TYPE_BITS;
-/// `_PAGE_PRESENT | _PAGE_PROTNONE`: a PTE with either is not a swap entry.
-const PRESENT_OR_PROTNONE: u64 = (1 << 0) | (1 << 8);
+/// The name the area has in `/proc/swaps`.
+pub const SWAP_NAME: &str = "/dev/ramswap0";
 
-/// `__swp_entry(type, offset)` as a PTE value (`swp_entry_to_pte`).
-pub const fn swp_entry_pte(kind: u64, offset: u64) -> u64 {
-    ((!offset) << SWP_OFFSET_SHIFT >> SWP_TYPE_BITS) | (kind << (64 - SWP_TYPE_BITS))
+/// `swp_entry_to_pte` of x86_64 (not exclusive: fork shares the entries).
+pub fn swp_entry_pte(e: SwpEntry) -> u64 {
+    e.to_pte(Arch::X86_64, false)
 }
 
-/// `is_swap_pte` + `pte_to_swp_entry`: `(type, offset)` of a swap PTE.
-pub const fn pte_swp_entry(pte: u64) -> Option<(u64, u64)> {
-    if pte == 0 || pte & PRESENT_OR_PROTNONE != 0 {
-        return None;
-    }
-    Some((
-        pte >> (64 - SWP_TYPE_BITS),
-        (!pte) << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT,
-    ))
+/// `is_swap_pte` + `pte_to_swp_entry` of x86_64.
+pub fn pte_swp_entry(pte: u64) -> Option<SwpEntry> {
+    is_swap_pte(Arch::X86_64, pte).then(|| SwpEntry::from_pte(Arch::X86_64, pte))
 }
 
-/// Counters of the swap area (`/proc/vmstat`'s names).
+/// `pswpin` and `pswpout`.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SwapStats {
+pub struct SwapCounts {
     /// Pages written to the area.
     pub pswpout: u64,
     /// Pages read back.
     pub pswpin: u64,
 }
 
-/// A RAM swap area (swap type 0).
-pub struct SwapArea {
-    base: VirtAddr,
-    swap_map: Vec<u8>,
-    cursor: usize,
-    inuse: usize,
-    /// Counters.
-    pub stats: SwapStats,
+fn vm(k: &Kmem) -> &VmLayer<BareMetal> {
+    k
 }
 
-impl SwapArea {
-    /// `swapon` of a RAM region of `slots` pages; `None` if vmalloc fails.
-    pub fn new(k: &Kmem, slots: usize) -> Option<SwapArea> {
-        let base = k.vmalloc(slots * PAGE_SIZE)?;
-        let mut swap_map = Vec::new();
-        if swap_map.try_reserve_exact(slots).is_err() {
-            k.vfree(base);
+/// One RAM swap area in kmem's swap state.
+pub struct SwapArea<'k> {
+    k: &'k Kmem,
+    state: SwapState<BareMetal>,
+    region: VirtAddr,
+}
+
+impl<'k> SwapArea<'k> {
+    /// `swapon` of a RAM region of `pages` pages; `None` if the region or kmem's swap map
+    /// cannot be allocated.
+    pub fn new(k: &'k Kmem, pages: usize) -> Option<SwapArea<'k>> {
+        let region = k.vmalloc(pages * PAGE_SIZE)?;
+        // SAFETY: the region is `pages` pages of vmalloc memory that only this RamSwap uses,
+        // and it is freed only after swapoff has dropped the RamSwap (destroy).
+        let backend = unsafe { RamSwap::new(region.as_ptr::<u8>(), pages as u64) };
+        let state = SwapState::new();
+        if state.swapon(vm(k), SWAP_NAME, backend, None).is_err() {
+            k.vfree(region);
             return None;
         }
-        swap_map.resize(slots, 0);
-        Some(SwapArea {
-            base,
-            swap_map,
-            cursor: 0,
-            inuse: 0,
-            stats: SwapStats::default(),
-        })
+        Some(SwapArea { k, state, region })
     }
 
-    /// Slots in the area.
+    /// Usable slots in the area (its first page is the swap header, as in Linux).
     pub fn size(&self) -> usize {
-        self.swap_map.len()
+        self.state.si_swapinfo().total
     }
 
     /// Slots in use (`/proc/swaps`' Used, in pages).
     pub fn inuse(&self) -> usize {
-        self.inuse
+        let i = self.state.si_swapinfo();
+        i.total - i.free
     }
 
-    /// Allocates a slot with one reference.
-    fn alloc_slot(&mut self) -> Option<u64> {
-        let n = self.swap_map.len();
-        let i = (0..n)
-            .map(|d| (self.cursor + d) % n)
-            .find(|&i| self.swap_map[i] == 0)?;
-        self.swap_map[i] = 1;
-        self.cursor = (i + 1) % n;
-        self.inuse += 1;
-        Some(i as u64)
-    }
-
-    /// `swap_duplicate`: one more PTE refers to `offset`.
-    pub fn dup(&mut self, offset: u64) {
-        let c = &mut self.swap_map[offset as usize];
-        *c = c.saturating_add(1);
-    }
-
-    /// `swap_free`: one PTE less refers to `offset`.
-    pub fn free(&mut self, offset: u64) {
-        let c = &mut self.swap_map[offset as usize];
-        if *c == 0 {
-            crate::println!("swap_free: Unused swap offset entry {offset:08x}");
-            return;
-        }
-        *c -= 1;
-        if *c == 0 {
-            self.inuse -= 1;
+    /// The counters.
+    pub fn stats(&self) -> SwapCounts {
+        use core::sync::atomic::Ordering::Relaxed;
+        SwapCounts {
+            pswpout: self.state.stats.pswpout.load(Relaxed) as u64,
+            pswpin: self.state.stats.pswpin.load(Relaxed) as u64,
         }
     }
 
-    fn slot_ptr(&self, offset: u64) -> *mut u8 {
-        self.base
-            .as_ptr::<u8>()
-            .wrapping_add(offset as usize * PAGE_SIZE)
+    /// `/proc/swaps`.
+    pub fn show(&self) -> String {
+        let mut s = String::new();
+        let _ = self.state.show_swaps(&mut s);
+        s
     }
 
-    /// `swap_writepage`: copies the page at `src` into a new slot; returns its offset.
+    /// `swap_duplicate`: one more PTE names `e` (fork).
+    pub fn dup(&mut self, e: SwpEntry) {
+        if self.state.swap_duplicate(vm(self.k), e).is_err() {
+            crate::println!("swap_duplicate: {e:?} failed");
+        }
+    }
+
+    /// `swap_free`: a PTE naming `e` is gone.
+    pub fn free(&mut self, e: SwpEntry) {
+        self.state.swap_free(vm(self.k), e);
+    }
+
+    /// Writes the page at `src` to a new slot named by one PTE; returns the entry.
     ///
     /// # Safety
     /// `src` must be readable for a page.
-    pub unsafe fn write_out(&mut self, src: *const u8) -> Option<u64> {
-        let off = self.alloc_slot()?;
-        // SAFETY: the slot is a page of our vmalloc area; `src` is readable for a page by the
-        // caller's guarantee; they cannot overlap (the area is not user memory).
-        unsafe { core::ptr::copy_nonoverlapping(src, self.slot_ptr(off), PAGE_SIZE) };
-        self.stats.pswpout += 1;
-        Some(off)
+    pub unsafe fn write_out(&mut self, src: *const u8) -> Option<SwpEntry> {
+        let e = self.state.get_swap_page()?;
+        // SAFETY: by the caller's guarantee `src` is a readable page; u8 arrays have no
+        // alignment requirement.
+        let page = unsafe { &*src.cast::<[u8; PAGE_SIZE]>() };
+        let ok = self.state.write_slot(e, page).is_ok()
+            && self.state.swap_duplicate(vm(self.k), e).is_ok();
+        // The page leaves the (notional) swap cache: the PTE's count alone keeps the slot.
+        self.state.put_swap_folio(vm(self.k), e);
+        ok.then_some(e)
     }
 
-    /// `swap_read_folio`: copies slot `offset` to `dst`.
+    /// Reads slot `e` into the page at `dst` (`swap_read_folio`).
     ///
     /// # Safety
     /// `dst` must be writable for a page.
-    pub unsafe fn read_in(&mut self, offset: u64, dst: *mut u8) {
-        // SAFETY: as write_out, the other way.
-        unsafe { core::ptr::copy_nonoverlapping(self.slot_ptr(offset), dst, PAGE_SIZE) };
-        self.stats.pswpin += 1;
+    pub unsafe fn read_in(&mut self, e: SwpEntry, dst: *mut u8) -> bool {
+        // SAFETY: by the caller's guarantee `dst` is a writable page no one else uses now.
+        let page = unsafe { &mut *dst.cast::<[u8; PAGE_SIZE]>() };
+        self.state.read_slot(e, page).is_ok()
     }
 
-    /// `swapoff` of an area no PTE refers to any more.
-    pub fn destroy(self, k: &Kmem) {
-        if self.inuse != 0 {
-            crate::println!("swapoff: {} slots still in use (leaked)", self.inuse);
+    /// `swapoff` (every PTE naming the area must be gone) and the region freed.
+    pub fn destroy(self) {
+        let inuse = self.inuse();
+        if inuse != 0 {
+            crate::println!("swapoff: {inuse} slots still in use (leaked)");
         }
-        k.vfree(self.base);
+        let vm = vm(self.k);
+        if self.state.swapoff(vm, SWAP_NAME, &mut |_| Ok(())).is_err() {
+            self.state.swapoff_all_unused(vm);
+        }
+        self.k.vfree(self.region);
     }
 }
-
-/// Checks the encoding against the values Linux's macros give (evaluated at compile time).
-const _: () = {
-    // type 0, offset 1: ~1 << 14 >> 5 = bits 9..58 set except bit 9.
-    assert!(swp_entry_pte(0, 1) == 0x07ff_ffff_ffff_fc00);
-    assert!(swp_entry_pte(0, 1) & PRESENT_OR_PROTNONE == 0);
-    match pte_swp_entry(swp_entry_pte(3, 12345)) {
-        Some((3, 12345)) => {}
-        _ => panic!("swap entry round trip"),
-    }
-};
