@@ -1,5 +1,6 @@
 //! Error numbers for the calls kmem models as system calls on files (`/proc` reads and
-//! writes), with the text `strerror` gives for each (include/uapi/asm-generic/errno-base.h).
+//! writes), with the text `strerror` gives for each (include/uapi/asm-generic/errno-base.h,
+//! errno.h).
 
 #![forbid(unsafe_code)]
 
@@ -13,16 +14,32 @@ pub enum Errno {
     EPERM = 1,
     /// `ENOENT` (2).
     ENOENT = 2,
+    /// `ESRCH` (3).
+    ESRCH = 3,
     /// `EIO` (5).
     EIO = 5,
+    /// `EBADF` (9).
+    EBADF = 9,
+    /// `EAGAIN` (11).
+    EAGAIN = 11,
     /// `ENOMEM` (12).
     ENOMEM = 12,
     /// `EACCES` (13).
     EACCES = 13,
+    /// `EFAULT` (14).
+    EFAULT = 14,
     /// `EBUSY` (16).
     EBUSY = 16,
+    /// `EEXIST` (17).
+    EEXIST = 17,
     /// `EINVAL` (22).
     EINVAL = 22,
+    /// `EFBIG` (27).
+    EFBIG = 27,
+    /// `ENOSPC` (28).
+    ENOSPC = 28,
+    /// `EOVERFLOW` (75).
+    EOVERFLOW = 75,
 }
 
 impl Errno {
@@ -36,7 +53,15 @@ impl Errno {
         match self {
             Errno::EPERM => "Operation not permitted",
             Errno::ENOENT => "No such file or directory",
+            Errno::ESRCH => "No such process",
             Errno::EIO => "Input/output error",
+            Errno::EBADF => "Bad file descriptor",
+            Errno::EAGAIN => "Resource temporarily unavailable",
+            Errno::EFAULT => "Bad address",
+            Errno::EEXIST => "File exists",
+            Errno::EFBIG => "File too large",
+            Errno::ENOSPC => "No space left on device",
+            Errno::EOVERFLOW => "Value too large for defined data type",
             Errno::ENOMEM => "Cannot allocate memory",
             Errno::EACCES => "Permission denied",
             Errno::EBUSY => "Device or resource busy",

@@ -48,9 +48,19 @@ pub mod slab;
 pub mod highmem;
 pub mod vmalloc;
 
+pub mod vma;
+
+pub mod rmap;
+
 pub mod swap;
 
 pub mod vmscan;
+
+pub mod memory;
+
+pub mod task;
+
+pub mod uaccess;
 
 pub mod proc;
 

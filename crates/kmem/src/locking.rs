@@ -32,6 +32,9 @@ pub type Lock<R, T> = kds::lockdep::Mutex<R, T>;
 /// The guard of a [`Lock`].
 pub type LockGuard<'a, R, T> = kds::lockdep::MutexGuard<'a, R, T>;
 
+/// `tasklist_lock`: the task table, and every task's memory (it stands for each mm's
+/// `mmap_lock`, page table lock and anon_vma locks; `crate::task`). The outermost lock.
+pub static TASKLIST_LOCK: LockClass = LockClass::new("tasklist_lock");
 /// `slab_mutex`: the list of slab caches.
 pub static SLAB_MUTEX: LockClass = LockClass::new("slab_mutex");
 /// `vmap_purge_lock`: serialises lazy vmap-area purges.

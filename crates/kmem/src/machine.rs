@@ -4,8 +4,10 @@
 //! The layers, bottom up, each owning the one below and dereferencing to it:
 //! [`MemoryModel`] (pfn ↔ page ↔ phys ↔ virt, printk, reports) → [`PageAllocator`] (zones,
 //! buddy, pcp lists) → [`SlabLayer`] (SLUB, kmalloc) → [`VmLayer`] (kernel page tables,
-//! vmalloc) → [`KmapLayer`] (pkmap, kmap_local). A [`Machine`] dereferences to the top, so
-//! `m.alloc_pages(…)`, `m.kmalloc(…)` and `m.vmalloc(…)` are the layers' own methods.
+//! vmalloc) → [`KmapLayer`] (pkmap, kmap_local) → [`MemoryLayer`] (user page tables,
+//! faults) → [`TaskLayer`] (tasks and their memory system calls). A [`Machine`]
+//! dereferences to the top, so `m.alloc_pages(…)`, `m.kmalloc(…)`, `m.vmalloc(…)` and
+//! `m.spawn(…)` are the layers' own methods.
 //!
 //! [`Machine::boot`] does what Linux's `setup_arch` → `mm_core_init` path does for memory:
 //! [`crate::mm_init`] reads the firmware map, sets up memblock and takes the state, the log,
@@ -22,19 +24,21 @@ use core::ptr::NonNull;
 
 use crate::highmem::{KmapLayer, KmapState};
 use crate::locking::{Lockdep, LOCKDEP};
+use crate::memory::{MemState, MemoryLayer};
 use crate::mm::MemoryModel;
 use crate::mm_init;
 use crate::page_alloc::PageAllocator;
 use crate::platform::{CpuDeadHook, Platform};
 use crate::slab::common::SlabState;
 use crate::slab::SlabLayer;
+use crate::task::TaskLayer;
 use crate::vmalloc::{VmLayer, VmState};
 
 pub use crate::mm::{KernelImage, NodeStat, NodeStats, Taint};
 pub use crate::mm_init::{BootError, BootParams};
 
 /// The top layer of a machine's state.
-type State<P> = KmapLayer<P>;
+type State<P> = TaskLayer<P>;
 
 /// One booted memory subsystem. See the module documentation.
 pub struct Machine<P: Platform> {
@@ -49,7 +53,7 @@ impl<P: Platform> Drop for Machine<P> {
         // SAFETY: the state is live until the platform goes; `plat` is read out exactly once
         // (here) and nothing touches the state afterwards. Dropping the platform releases the
         // memory the state lives in, so it must be moved out first.
-        let plat = unsafe { core::ptr::read(core::ptr::addr_of!((*st).vm.sl.pa.mm.plat)) };
+        let plat = unsafe { core::ptr::read(core::ptr::addr_of!((*st).mem.km.vm.sl.pa.mm.plat)) };
         drop(plat);
     }
 }
@@ -94,17 +98,20 @@ impl<P: Platform> Machine<P> {
             p.as_ptr().cast::<Lockdep>().cast_const()
         });
         let mm = mm_init::memory_model(plat, params, &em, lockdep);
-        let state = KmapLayer {
-            vm: VmLayer {
-                sl: SlabLayer {
-                    pa: PageAllocator::new(mm, zones, physpages),
-                    slab,
-                    slob: crate::slab::slob::SlobState::new(),
+        let state = TaskLayer::new(MemoryLayer {
+            km: KmapLayer {
+                vm: VmLayer {
+                    sl: SlabLayer {
+                        pa: PageAllocator::new(mm, zones, physpages),
+                        slab,
+                        slob: crate::slab::slob::SlobState::new(),
+                    },
+                    vm: VmState::new(),
                 },
-                vm: VmState::new(),
+                kmap: KmapState::new(),
             },
-            kmap: KmapState::new(),
-        };
+            mem: MemState::new(),
+        });
         let state_p = em.state.cast::<State<P>>();
         // SAFETY: `em.state` is a fresh, zeroed memblock allocation of `size_of::<State<P>>()`
         // bytes, 64-byte aligned (no layer needs more), used by nothing else.
@@ -121,6 +128,7 @@ impl<P: Platform> Machine<P> {
             m.sl.lockdep_attach();
             m.vmalloc_lockdep_attach();
             m.lockdep_attach();
+            m.task_lockdep_attach();
         }
         m.init_lists();
         mm_init::print_boot_log(&m, params, &em);

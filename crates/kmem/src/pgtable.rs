@@ -65,6 +65,9 @@ impl PteFlags {
     /// `_PAGE_NX` (bit 63): not executable (x86_64 and PAE only).
     pub const NX: PteFlags = PteFlags(1 << 63);
 
+    /// `_PAGE_TABLE`: what a non-leaf entry of a user page table carries (`_KERNPG_TABLE`
+    /// with `_PAGE_USER`).
+    pub const PAGE_TABLE: PteFlags = PteFlags(0x67);
     /// `_KERNPG_TABLE`: what a non-leaf kernel entry carries.
     pub const KERNPG_TABLE: PteFlags = PteFlags(0x63);
     /// `PAGE_KERNEL`: present, writable, accessed, dirty, global, not executable.
@@ -815,6 +818,167 @@ impl PageTable {
         } else {
             TlbFlush::none()
         })
+    }
+
+    /// The PTE for `va` as a raw word (present or not: a swap entry is a non-present,
+    /// non-zero PTE); 0 when no PTE table covers `va` (`pte_offset_map` + `ptep_get`).
+    /// Huge leaves are reported as 0 (user page tables have none).
+    pub fn pte_get(&self, mem: &impl PtMemory, va: u64) -> u64 {
+        let mut table = self.root;
+        for level in 0..self.fmt.levels() {
+            let e = self.read(mem, table, self.fmt.index(va, level));
+            if level + 1 == self.fmt.levels() {
+                return e;
+            }
+            if e & PteFlags::PRESENT.0 == 0 || self.is_huge_entry(level, e) {
+                return 0;
+            }
+            table = PhysAddr::new(e & self.fmt.addr_mask());
+        }
+        0
+    }
+
+    /// Sets the PTE for `va` to the raw word `v` (`set_pte_at`), allocating the tables on
+    /// the way (`pte_alloc`) with `_PAGE_TABLE` (user-reachable); returns the old word.
+    /// Replacing a present entry owes a TLB flush of `va`, which the caller does.
+    ///
+    /// # Errors
+    /// [`PtError::NoMemory`], [`PtError::HugeInTheWay`].
+    pub fn pte_set(&mut self, mem: &impl PtMemory, va: u64, v: u64) -> Result<u64, PtError> {
+        let mut table = self.root;
+        let last = self.fmt.levels() - 1;
+        for level in 0..last {
+            let idx = self.fmt.index(va, level);
+            let e = self.read(mem, table, idx);
+            if e & PteFlags::PRESENT.0 == 0 {
+                if v == 0 {
+                    return Ok(0);
+                }
+                let new = mem.alloc_table().ok_or(PtError::NoMemory)?;
+                self.write(mem, table, idx, new.as_u64() | PteFlags::PAGE_TABLE.0);
+                table = new;
+            } else if self.is_huge_entry(level, e) {
+                return Err(PtError::HugeInTheWay);
+            } else {
+                table = PhysAddr::new(e & self.fmt.addr_mask());
+            }
+        }
+        let idx = self.fmt.index(va, last);
+        let old = self.read(mem, table, idx);
+        self.write(mem, table, idx, v);
+        Ok(old)
+    }
+
+    /// Calls `f(va, pte)` for every non-zero PTE in `[start, end)` (present or not) and
+    /// stores what it returns (`walk_page_range` over PTEs); absent tables are skipped a
+    /// whole entry at a time. Returns the range of present entries changed, as a flush owed.
+    pub fn pte_update_range(
+        &mut self,
+        mem: &impl PtMemory,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(u64, u64) -> u64,
+    ) -> TlbFlush {
+        let fmt = self.fmt;
+        let last = fmt.levels() - 1;
+        let mut hits: (u64, u64) = (u64::MAX, 0);
+        let mut va = start & !(PAGE_SIZE as u64 - 1);
+        'outer: while va < end {
+            let mut table = self.root;
+            for level in 0..last {
+                let e = self.read(mem, table, fmt.index(va, level));
+                let span = 1u64 << fmt.shift(level);
+                if e & PteFlags::PRESENT.0 == 0 || self.is_huge_entry(level, e) {
+                    let next = (va & !(span - 1)).wrapping_add(span);
+                    if next <= va {
+                        break 'outer;
+                    }
+                    va = next;
+                    continue 'outer;
+                }
+                table = PhysAddr::new(e & fmt.addr_mask());
+            }
+            // Every PTE of this table inside the range.
+            let table_span = 1u64 << fmt.shift(last - 1);
+            let table_end = (va & !(table_span - 1)).wrapping_add(table_span);
+            let stop = if table_end <= va {
+                end
+            } else {
+                table_end.min(end)
+            };
+            while va < stop {
+                let idx = fmt.index(va, last);
+                let e = self.read(mem, table, idx);
+                if e != 0 {
+                    let n = f(va, e);
+                    if n != e {
+                        if e & PteFlags::PRESENT.0 != 0 {
+                            hits.0 = hits.0.min(va);
+                            hits.1 = hits.1.max(va + PAGE_SIZE as u64);
+                        }
+                        // SAFETY: `table`/`idx` name a PTE of this hierarchy; `&mut self`
+                        // makes us the only writer.
+                        unsafe { write_entry(fmt, mem, table, idx, n) };
+                    }
+                }
+                va += PAGE_SIZE as u64;
+            }
+        }
+        if hits.0 < hits.1 {
+            TlbFlush::range(hits.0, hits.1)
+        } else {
+            TlbFlush::none()
+        }
+    }
+
+    /// Frees the tables below the root that map addresses under `limit` (a user page
+    /// table's own tables: `free_pgtables` over the user range), and the root; entries at
+    /// and above `limit` (kernel mappings a user table may share) are left alone.
+    pub fn destroy_below(self, mem: &impl PtMemory, limit: u64) {
+        if self.fmt.levels() > 1 {
+            let span = 1u64 << self.fmt.shift(0);
+            for idx in 0..self.fmt.entries() {
+                if (idx as u64).saturating_mul(span) >= limit {
+                    break;
+                }
+                let e = self.read(mem, self.root, idx);
+                if e & PteFlags::PRESENT.0 != 0 && !self.is_huge_entry(0, e) {
+                    self.free_level(mem, PhysAddr::new(e & self.fmt.addr_mask()), 1);
+                }
+            }
+        }
+        mem.free_table(self.root);
+    }
+
+    /// How many table pages map addresses under `limit`, the root included.
+    pub fn table_pages_below(&self, mem: &impl PtMemory, limit: u64) -> usize {
+        let mut n = 1;
+        if self.fmt.levels() > 1 {
+            let span = 1u64 << self.fmt.shift(0);
+            for idx in 0..self.fmt.entries() {
+                if (idx as u64).saturating_mul(span) >= limit {
+                    break;
+                }
+                let e = self.read(mem, self.root, idx);
+                if e & PteFlags::PRESENT.0 != 0 && !self.is_huge_entry(0, e) {
+                    n += self.count_level(mem, PhysAddr::new(e & self.fmt.addr_mask()), 1);
+                }
+            }
+        }
+        n
+    }
+
+    fn count_level(&self, mem: &impl PtMemory, table: PhysAddr, level: usize) -> usize {
+        let mut n = 1;
+        if level + 1 < self.fmt.levels() {
+            for idx in 0..self.fmt.entries() {
+                let e = self.read(mem, table, idx);
+                if e & PteFlags::PRESENT.0 != 0 && !self.is_huge_entry(level, e) {
+                    n += self.count_level(mem, PhysAddr::new(e & self.fmt.addr_mask()), level + 1);
+                }
+            }
+        }
+        n
     }
 
     /// Frees every table below the root and the root itself.

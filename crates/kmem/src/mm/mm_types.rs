@@ -463,6 +463,26 @@ impl PagePtr {
     pub(crate) fn clear_page_type(self) {
         self.set_raw_page_type(PAGE_TYPE_NONE);
     }
+    /// `page_ref_inc` (`get_page`): one more reference.
+    #[inline]
+    pub(crate) fn ref_inc(self) {
+        // SAFETY: the memmap is live (type invariant); the field is atomic.
+        unsafe { (*self.as_ptr()).refcount.fetch_add(1, Ordering::AcqRel) };
+    }
+    /// `page_mapcount`: how many page tables map the page (`_mapcount + 1`, kept in the
+    /// `page_type` word as Linux does; 0 for a page with a type).
+    #[inline]
+    pub(crate) fn mapcount(self) -> i32 {
+        if self.page_type().is_some() {
+            return 0;
+        }
+        (self.raw_page_type() as i32).wrapping_add(1)
+    }
+    /// Sets `_mapcount` to `n - 1`. Only for user pages, under the owner's locks.
+    #[inline]
+    pub(crate) fn set_mapcount(self, n: i32) {
+        self.set_raw_page_type(n.wrapping_sub(1) as u32);
+    }
     /// `PageBuddy`.
     #[inline]
     pub(crate) fn is_buddy(self) -> bool {

@@ -122,6 +122,7 @@ pub struct MemoryModel<P: Platform> {
     pub(crate) console_loglevel: AtomicU8,
     pub(crate) taint: Taint,
     pub(crate) node_stats: NodeStats,
+    pub(crate) vm_events: VmEvents,
     pub(crate) taint_flags: AtomicU32,
     pub(crate) kernel: KernelImage,
     /// Pages holding per-CPU data for every possible CPU (`pcpu_nr_pages`): the per-CPU
@@ -562,13 +563,70 @@ pub enum NodeStat {
     PageTables,
     /// Pages mapped by vmalloc.
     VmallocPages,
+    /// `NR_ANON_MAPPED`: anonymous pages mapped into a process (meminfo `AnonPages`).
+    AnonMapped,
+    /// `NR_FILE_MAPPED`: page-cache pages mapped into a process (meminfo `Mapped`).
+    FileMapped,
+    /// `NR_SHMEM`: shmem/tmpfs pages (meminfo `Shmem`).
+    Shmem,
+}
+
+/// Event counters of /proc/vmstat (`enum vm_event_item`, include/linux/vm_event_item.h),
+/// counted by the subsystems that see the events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmEvent {
+    /// `PGFAULT`: every call of `handle_mm_fault`.
+    PgFault,
+    /// `PGMAJFAULT`: faults that had to read from swap.
+    PgMajFault,
+    /// `PSWPIN`: pages read from swap.
+    PswpIn,
+    /// `PSWPOUT`: pages written to swap.
+    PswpOut,
+    /// `PGSCAN_KSWAPD`.
+    PgScanKswapd,
+    /// `PGSCAN_DIRECT`.
+    PgScanDirect,
+    /// `PGSTEAL_KSWAPD`.
+    PgStealKswapd,
+    /// `PGSTEAL_DIRECT`.
+    PgStealDirect,
+    /// `PGACTIVATE`.
+    PgActivate,
+    /// `PGDEACTIVATE`.
+    PgDeactivate,
+    /// `PGREFILL`.
+    PgRefill,
+    /// `OOM_KILL`.
+    OomKill,
+    /// `COW_KSM`-free COW count: pages copied by `wp_page_copy` (kmem's own, not in Linux).
+    CowCopy,
+    /// `THP`-free reuse count: write faults that reused the page (kmem's own).
+    CowReuse,
+}
+
+/// Number of [`VmEvent`]s.
+pub const NR_VM_EVENTS: usize = 14;
+
+/// Counters for [`VmEvent`].
+pub struct VmEvents {
+    /// One counter per event.
+    pub counters: [core::sync::atomic::AtomicU64; NR_VM_EVENTS],
+}
+
+impl Default for VmEvents {
+    fn default() -> Self {
+        Self {
+            counters: [const { core::sync::atomic::AtomicU64::new(0) }; NR_VM_EVENTS],
+        }
+    }
 }
 
 /// Counters for [`NodeStat`], updated by the subsystems that own them.
 #[derive(Default)]
 pub struct NodeStats {
     /// One counter per [`NodeStat`].
-    pub counters: [AtomicIsize; 4],
+    pub counters: [AtomicIsize; 7],
 }
 
 impl<P: Platform> MemoryModel<P> {
@@ -576,6 +634,15 @@ impl<P: Platform> MemoryModel<P> {
     #[inline]
     pub fn mod_node_stat(&self, which: NodeStat, delta: isize) {
         self.node_stats.counters[which as usize].fetch_add(delta, Ordering::Relaxed);
+    }
+    /// `count_vm_events`.
+    #[inline]
+    pub fn count_vm_events(&self, which: VmEvent, n: u64) {
+        self.vm_events.counters[which as usize].fetch_add(n, Ordering::Relaxed);
+    }
+    /// An event counter.
+    pub fn vm_event(&self, which: VmEvent) -> u64 {
+        self.vm_events.counters[which as usize].load(Ordering::Relaxed)
     }
     /// A node counter in pages.
     pub fn node_stat_hook(&self, which: NodeStat) -> usize {

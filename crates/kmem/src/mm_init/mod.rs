@@ -350,6 +350,7 @@ pub(crate) fn memory_model<P: Platform>(
         console_loglevel: AtomicU8::new(CONSOLE_LOGLEVEL_DEFAULT),
         taint: Taint::default(),
         node_stats: NodeStats::default(),
+        vm_events: crate::mm::VmEvents::default(),
         taint_flags: AtomicU32::new(0),
         kernel: em.kernel,
         percpu_pages: AtomicUsize::new(em.percpu_pages),

@@ -62,12 +62,25 @@ impl<P: Platform> VmLayer<P> {
             "Zswapped:",
             "Dirty:",
             "Writeback:",
-            "AnonPages:",
-            "Mapped:",
-            "Shmem:",
         ] {
             kb(out, l, 0)?;
         }
+        // NR_ANON_MAPPED, NR_FILE_MAPPED, NR_SHMEM (crate::rmap, crate::shmem).
+        kb(
+            out,
+            "AnonPages:",
+            pages_to_kb(self.node_stat_hook(NodeStat::AnonMapped)),
+        )?;
+        kb(
+            out,
+            "Mapped:",
+            pages_to_kb(self.node_stat_hook(NodeStat::FileMapped)),
+        )?;
+        kb(
+            out,
+            "Shmem:",
+            pages_to_kb(self.node_stat_hook(NodeStat::Shmem)),
+        )?;
         kb(out, "KReclaimable:", pages_to_kb(srecl))?;
         kb(out, "Slab:", pages_to_kb(srecl + sunrecl))?;
         kb(out, "SReclaimable:", pages_to_kb(srecl))?;

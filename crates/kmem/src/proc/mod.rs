@@ -7,6 +7,7 @@
 
 pub mod meminfo;
 pub mod pageowner;
+pub mod pid;
 pub mod vmstat;
 
 use core::fmt::{self, Write};

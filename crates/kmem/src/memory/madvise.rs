@@ -1,0 +1,225 @@
+//! `madvise` (mm/madvise.c): advice values, Linux's checks and walk, and each advice's
+//! effect on anonymous memory.
+
+use crate::errno::Errno;
+use crate::platform::Platform;
+use crate::vma::{page_align, MmStruct, PteOps, VmBacking, VmFlags, PAGE};
+
+use super::{FaultFlags, MemoryLayer, VmFault};
+
+/// `MADV_NORMAL`.
+pub const MADV_NORMAL: u32 = 0;
+/// `MADV_RANDOM`.
+pub const MADV_RANDOM: u32 = 1;
+/// `MADV_SEQUENTIAL`.
+pub const MADV_SEQUENTIAL: u32 = 2;
+/// `MADV_WILLNEED`.
+pub const MADV_WILLNEED: u32 = 3;
+/// `MADV_DONTNEED`.
+pub const MADV_DONTNEED: u32 = 4;
+/// `MADV_FREE`.
+pub const MADV_FREE: u32 = 8;
+/// `MADV_REMOVE`.
+pub const MADV_REMOVE: u32 = 9;
+/// `MADV_DONTFORK`.
+pub const MADV_DONTFORK: u32 = 10;
+/// `MADV_DOFORK`.
+pub const MADV_DOFORK: u32 = 11;
+/// `MADV_MERGEABLE` (KSM; not configured: `EINVAL`).
+pub const MADV_MERGEABLE: u32 = 12;
+/// `MADV_UNMERGEABLE`.
+pub const MADV_UNMERGEABLE: u32 = 13;
+/// `MADV_HUGEPAGE`.
+pub const MADV_HUGEPAGE: u32 = 14;
+/// `MADV_NOHUGEPAGE`.
+pub const MADV_NOHUGEPAGE: u32 = 15;
+/// `MADV_DONTDUMP`.
+pub const MADV_DONTDUMP: u32 = 16;
+/// `MADV_DODUMP`.
+pub const MADV_DODUMP: u32 = 17;
+/// `MADV_WIPEONFORK`.
+pub const MADV_WIPEONFORK: u32 = 18;
+/// `MADV_KEEPONFORK`.
+pub const MADV_KEEPONFORK: u32 = 19;
+/// `MADV_COLD`.
+pub const MADV_COLD: u32 = 20;
+/// `MADV_PAGEOUT`.
+pub const MADV_PAGEOUT: u32 = 21;
+/// `MADV_POPULATE_READ`.
+pub const MADV_POPULATE_READ: u32 = 22;
+/// `MADV_POPULATE_WRITE`.
+pub const MADV_POPULATE_WRITE: u32 = 23;
+
+/// `madvise_behavior_valid` (without KSM, with THP flags accepted).
+fn behavior_valid(b: u32) -> bool {
+    matches!(b, 0..=4 | 8..=11 | 14..=23)
+}
+
+impl<P: Platform> MemoryLayer<P> {
+    /// `do_madvise`.
+    ///
+    /// # Errors
+    /// `EINVAL` (unknown advice, misaligned start, overflow, advice the mapping does not
+    /// take), `ENOMEM` (part of the range unmapped: the mapped parts are still advised),
+    /// `EFAULT` (`MADV_POPULATE_*` on memory that cannot be faulted in).
+    pub fn madvise(
+        &self,
+        mm: &mut MmStruct,
+        start: u64,
+        len_in: u64,
+        advice: u32,
+    ) -> Result<(), Errno> {
+        if !behavior_valid(advice) {
+            return Err(Errno::EINVAL);
+        }
+        if start & (PAGE - 1) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_align(len_in).unwrap_or(0);
+        if len_in != 0 && len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let Some(end) = start.checked_add(len) else {
+            return Err(Errno::EINVAL);
+        };
+        if end == start {
+            return Ok(());
+        }
+        // madvise_walk_vmas
+        let mut start = start;
+        let mut unmapped = Ok(());
+        let Some(mut v) = mm.find_vma(start).map(|v| (v.vm_start, v.vm_end)) else {
+            return Err(Errno::ENOMEM);
+        };
+        loop {
+            if start < v.0 {
+                unmapped = Err(Errno::ENOMEM);
+                start = v.0;
+                if start >= end {
+                    break;
+                }
+            }
+            let tmp = v.1.min(end);
+            self.madvise_vma(mm, start, tmp, advice)?;
+            start = tmp;
+            if start >= end {
+                break;
+            }
+            match mm.find_vma(start) {
+                Some(n) => v = (n.vm_start, n.vm_end),
+                None => return Err(Errno::ENOMEM),
+            }
+        }
+        unmapped
+    }
+
+    /// One VMA's part `[start, end)` (`madvise_vma_behavior`).
+    fn madvise_vma(
+        &self,
+        mm: &mut MmStruct,
+        start: u64,
+        end: u64,
+        advice: u32,
+    ) -> Result<(), Errno> {
+        let v = mm.vma_lookup(start).ok_or(Errno::ENOMEM)?;
+        let flags = v.vm_flags;
+        let private_anon = v.backing == VmBacking::Anon && !flags.contains(VmFlags::VM_SHARED);
+        let lru_ok =
+            !flags.intersects(VmFlags::VM_LOCKED | VmFlags::VM_PFNMAP | VmFlags::VM_HUGETLB);
+        let set = |f: VmFlags| flags.union(f);
+        let clear = |f: VmFlags| flags.without(f);
+        let newflags = match advice {
+            MADV_DONTNEED | MADV_FREE => {
+                if !lru_ok || (advice == MADV_FREE && !private_anon) {
+                    return Err(Errno::EINVAL);
+                }
+                // MADV_FREE frees lazily in Linux (reclaim may drop the pages, a later
+                // write keeps them); kmem drops them at once, which is one of the outcomes
+                // Linux allows (reads then see zeroes).
+                let vp = mm.vma_ptr(start).ok_or(Errno::ENOMEM)?;
+                // SAFETY: a live VMA of `mm`; `zap` does not change the tree.
+                let vr = unsafe { &*vp.as_ptr() };
+                self.zap(mm, vr, start, end);
+                return Ok(());
+            }
+            MADV_REMOVE => {
+                if !flags.contains(VmFlags::VM_SHARED) || !flags.contains(VmFlags::VM_WRITE) {
+                    return Err(Errno::EACCES);
+                }
+                let vp = mm.vma_ptr(start).ok_or(Errno::ENOMEM)?;
+                // SAFETY: as above.
+                let vr = unsafe { &*vp.as_ptr() };
+                self.zap(mm, vr, start, end);
+                return Ok(());
+            }
+            MADV_WILLNEED => return Ok(()),
+            MADV_COLD | MADV_PAGEOUT => {
+                if !lru_ok {
+                    return Err(Errno::EINVAL);
+                }
+                return self.madvise_cold_or_pageout(mm, start, end, advice == MADV_PAGEOUT);
+            }
+            MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
+                let write = advice == MADV_POPULATE_WRITE;
+                let mut va = start;
+                while va < end {
+                    let f = FaultFlags {
+                        write,
+                        exec: false,
+                        user: true,
+                    };
+                    match self.handle_mm_fault(mm, va, f) {
+                        VmFault::Done => {}
+                        VmFault::Oom => return Err(Errno::ENOMEM),
+                        _ => return Err(Errno::EFAULT),
+                    }
+                    va += PAGE;
+                }
+                return Ok(());
+            }
+            MADV_NORMAL => clear(VmFlags::VM_RAND_READ | VmFlags::VM_SEQ_READ),
+            MADV_RANDOM => clear(VmFlags::VM_SEQ_READ).union(VmFlags::VM_RAND_READ),
+            MADV_SEQUENTIAL => clear(VmFlags::VM_RAND_READ).union(VmFlags::VM_SEQ_READ),
+            MADV_DONTFORK => set(VmFlags::VM_DONTCOPY),
+            MADV_DOFORK => {
+                if flags.contains(VmFlags::VM_IO) {
+                    return Err(Errno::EINVAL);
+                }
+                clear(VmFlags::VM_DONTCOPY)
+            }
+            MADV_WIPEONFORK => {
+                if !private_anon {
+                    return Err(Errno::EINVAL);
+                }
+                set(VmFlags::VM_WIPEONFORK)
+            }
+            MADV_KEEPONFORK => clear(VmFlags::VM_WIPEONFORK),
+            MADV_DONTDUMP => set(VmFlags::VM_DONTDUMP),
+            MADV_DODUMP => {
+                if flags.intersects(VmFlags::VM_SPECIAL) {
+                    return Err(Errno::EINVAL);
+                }
+                clear(VmFlags::VM_DONTDUMP)
+            }
+            MADV_HUGEPAGE => clear(VmFlags::VM_NOHUGEPAGE).union(VmFlags::VM_HUGEPAGE),
+            MADV_NOHUGEPAGE => clear(VmFlags::VM_HUGEPAGE).union(VmFlags::VM_NOHUGEPAGE),
+            _ => return Err(Errno::EINVAL),
+        };
+        mm.vma_modify_flags(self, start, end, newflags)
+    }
+
+    /// `MADV_COLD` / `MADV_PAGEOUT` on `[start, end)` of a VMA (`madvise_cold_or_pageout_pte_range`):
+    /// deactivate the pages, or reclaim them. Reclaim lives in the swap and vmscan layers;
+    /// until they take over this hook, there is no LRU to move pages on and no swap to
+    /// write anonymous pages to, so both are no-ops (as PAGEOUT of anonymous memory is on
+    /// Linux without swap).
+    pub fn madvise_cold_or_pageout(
+        &self,
+        _mm: &mut MmStruct,
+        _start: u64,
+        _end: u64,
+        _pageout: bool,
+    ) -> Result<(), Errno> {
+        Ok(())
+    }
+}

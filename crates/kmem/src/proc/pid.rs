@@ -1,0 +1,434 @@
+//! `/proc/PID/*` (fs/proc/task_mmu.c, fs/proc/array.c, fs/proc/base.c): `maps`, `smaps`,
+//! `smaps_rollup`, `status`, `oom_score_adj`, and `/proc/vmstat`'s process-memory lines.
+//!
+//! [`TaskLayer::proc_read`] serves these and hands every other path to the layers below
+//! ([`crate::vmalloc::VmLayer::proc_read`]).
+
+#![forbid(unsafe_code)]
+
+use core::fmt::{self, Write};
+
+use super::ProcError;
+use crate::errno::Errno;
+use crate::memory::MemoryLayer;
+use crate::mm::VmEvent;
+use crate::pgtable::PteFlags;
+use crate::platform::Platform;
+use crate::task::{TaskLayer, TaskMm};
+use crate::vma::{MmCounter, MmStruct, VmAreaStruct, VmBacking, VmFlags, PAGE, VM_FLAG_MNEMONICS};
+
+/// The files under `/proc/PID/`.
+pub const PID_FILES: &[&str] = &["maps", "smaps", "smaps_rollup", "status", "oom_score_adj"];
+
+/// Splits `/proc/PID/FILE` (or `PID/FILE`).
+fn split_pid_path(path: &str) -> Option<(i32, &str)> {
+    let p = path.strip_prefix("/proc/").unwrap_or(path);
+    let (pid, file) = p.split_once('/')?;
+    let pid: i32 = pid.parse().ok()?;
+    Some((pid, file))
+}
+
+/// Counts characters written, to pad as `seq_pad` does.
+struct Counting<'a> {
+    out: &'a mut dyn Write,
+    n: usize,
+}
+
+impl Write for Counting<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.n += s.len();
+        self.out.write_str(s)
+    }
+}
+
+/// The name `show_map_vma` gives a VMA, if any.
+fn vma_name(mm: &MmStruct, v: &VmAreaStruct) -> Option<&'static str> {
+    if let VmBacking::Shmem(_) = v.backing {
+        return Some("/dev/zero (deleted)");
+    }
+    // vma_is_initial_heap / vma_is_initial_stack
+    if v.vm_start <= mm.brk && v.vm_end >= mm.start_brk {
+        return Some("[heap]");
+    }
+    if v.vm_start <= mm.start_stack && v.vm_end >= mm.start_stack {
+        return Some("[stack]");
+    }
+    None
+}
+
+/// `show_vma_header_prefix` + name: one line of `maps` (`seq_setwidth(25 + 6 *
+/// sizeof(void *) - 1)`, then `seq_pad(' ')` before the name).
+fn map_line(
+    out: &mut dyn Write,
+    wide: bool,
+    start: u64,
+    end: u64,
+    perms: &str,
+    name: Option<&str>,
+) -> fmt::Result {
+    let mut c = Counting { out, n: 0 };
+    write!(
+        c,
+        "{start:08x}-{end:08x} {perms} {:08x} {:02x}:{:02x} {} ",
+        0, 0, 0, 0
+    )?;
+    if let Some(name) = name {
+        let width: usize = 25 + if wide { 48 } else { 24 } - 1;
+        let pad = width.saturating_sub(c.n);
+        write!(c, "{:pad$} {name}", "")?;
+    }
+    c.write_str("\n")
+}
+
+fn perms(f: VmFlags) -> [u8; 4] {
+    [
+        if f.contains(VmFlags::VM_READ) {
+            b'r'
+        } else {
+            b'-'
+        },
+        if f.contains(VmFlags::VM_WRITE) {
+            b'w'
+        } else {
+            b'-'
+        },
+        if f.contains(VmFlags::VM_EXEC) {
+            b'x'
+        } else {
+            b'-'
+        },
+        if f.contains(VmFlags::VM_MAYSHARE) {
+            b's'
+        } else {
+            b'p'
+        },
+    ]
+}
+
+/// `struct mem_size_stats` (bytes; pss in bytes << PSS_SHIFT).
+#[derive(Default)]
+struct Mss {
+    resident: u64,
+    pss: u64,
+    pss_dirty: u64,
+    pss_anon: u64,
+    pss_shmem: u64,
+    shared_clean: u64,
+    shared_dirty: u64,
+    private_clean: u64,
+    private_dirty: u64,
+    referenced: u64,
+    anonymous: u64,
+    swap: u64,
+}
+
+/// `PSS_SHIFT`.
+const PSS_SHIFT: u32 = 12;
+
+impl<P: Platform> MemoryLayer<P> {
+    /// `smap_gather_stats` for `[start, end)` of `mm` into `mss` (`smaps_pte_entry` +
+    /// `smaps_account`).
+    fn smap_gather(&self, mm: &MmStruct, start: u64, end: u64, mss: &mut Mss) {
+        let Some(pt) = mm.pgd.as_ref() else { return };
+        let fmt = pt.format();
+        let mem = self.pt_mem();
+        let mut va = start;
+        while va < end {
+            let pte = pt.pte_get(mem, va);
+            va += PAGE;
+            if pte == 0 {
+                continue;
+            }
+            if pte & PteFlags::PRESENT.0 == 0 {
+                mss.swap += PAGE;
+                continue;
+            }
+            if self.is_zero_pte(fmt, pte) {
+                continue;
+            }
+            let Some(page) = self.pte_page(fmt, pte) else {
+                continue;
+            };
+            mss.resident += PAGE;
+            let anon = self.page_is_anon(page);
+            if anon {
+                mss.anonymous += PAGE;
+            }
+            if pte & PteFlags::ACCESSED.0 != 0 {
+                mss.referenced += PAGE;
+            }
+            let mapcount = self.page_mapcount(page).max(1) as u64;
+            let pss = (PAGE << PSS_SHIFT) / mapcount;
+            let dirty = pte & PteFlags::DIRTY.0 != 0;
+            mss.pss += pss;
+            if anon {
+                mss.pss_anon += pss;
+            } else {
+                mss.pss_shmem += pss;
+            }
+            match (mapcount >= 2, dirty) {
+                (true, true) => mss.shared_dirty += PAGE,
+                (true, false) => mss.shared_clean += PAGE,
+                (false, true) => mss.private_dirty += PAGE,
+                (false, false) => mss.private_clean += PAGE,
+            }
+            if dirty {
+                mss.pss_dirty += pss;
+            }
+        }
+    }
+}
+
+/// `SEQ_PUT_DEC`: a 16-character label, the value in kB right-aligned in 8.
+fn dec(out: &mut dyn Write, label: &str, bytes: u64) -> fmt::Result {
+    writeln!(out, "{label:<16}{:>8} kB", bytes >> 10)
+}
+
+/// `__show_smap`.
+fn show_smap(out: &mut dyn Write, mss: &Mss, rollup: bool) -> fmt::Result {
+    dec(out, "Rss:", mss.resident)?;
+    dec(out, "Pss:", mss.pss >> PSS_SHIFT)?;
+    dec(out, "Pss_Dirty:", mss.pss_dirty >> PSS_SHIFT)?;
+    if rollup {
+        dec(out, "Pss_Anon:", mss.pss_anon >> PSS_SHIFT)?;
+        dec(out, "Pss_File:", 0)?;
+        dec(out, "Pss_Shmem:", mss.pss_shmem >> PSS_SHIFT)?;
+    }
+    dec(out, "Shared_Clean:", mss.shared_clean)?;
+    dec(out, "Shared_Dirty:", mss.shared_dirty)?;
+    dec(out, "Private_Clean:", mss.private_clean)?;
+    dec(out, "Private_Dirty:", mss.private_dirty)?;
+    dec(out, "Referenced:", mss.referenced)?;
+    dec(out, "Anonymous:", mss.anonymous)?;
+    dec(out, "KSM:", 0)?;
+    dec(out, "LazyFree:", 0)?;
+    dec(out, "AnonHugePages:", 0)?;
+    dec(out, "ShmemPmdMapped:", 0)?;
+    dec(out, "FilePmdMapped:", 0)?;
+    dec(out, "Shared_Hugetlb:", 0)?;
+    writeln!(out, "Private_Hugetlb: {:>7} kB", 0)?;
+    dec(out, "Swap:", mss.swap)?;
+    dec(out, "SwapPss:", mss.swap)?;
+    dec(out, "Locked:", 0)
+}
+
+impl<P: Platform> TaskLayer<P> {
+    /// Writes the file at `path`: `/proc/PID/{maps,smaps,smaps_rollup,status,oom_score_adj}`
+    /// here, every other file by the layers below.
+    ///
+    /// # Errors
+    /// [`ProcError::NotFound`] for an unknown path or a pid with no task.
+    pub fn proc_read(&self, path: &str, out: &mut dyn Write) -> Result<(), ProcError> {
+        let Some((pid, file)) = split_pid_path(path) else {
+            if matches!(path.strip_prefix("/proc/").unwrap_or(path), "vmstat") {
+                return Ok(self.show_vmstat(out)?);
+            }
+            return self.mem.km.vm.proc_read(path, out);
+        };
+        if !PID_FILES.contains(&file) {
+            return Err(ProcError::NotFound);
+        }
+        self.with_task(pid, |t| -> Result<(), ProcError> {
+            match file {
+                "maps" => show_maps(t, out)?,
+                "smaps" => show_smaps(t, out)?,
+                "smaps_rollup" => show_smaps_rollup(t, out)?,
+                "status" => show_status(t, out)?,
+                _ => writeln!(out, "{}", t.oom_score_adj)?,
+            }
+            Ok(())
+        })
+        .map_err(|_| ProcError::NotFound)?
+    }
+
+    /// The mode of the file at `path` (see [`crate::vmalloc::VmLayer::proc_mode`]).
+    pub fn proc_mode(&self, path: &str) -> Option<u16> {
+        if let Some((pid, file)) = split_pid_path(path) {
+            if !PID_FILES.contains(&file) || self.with_task(pid, |_| ()).is_err() {
+                return None;
+            }
+            // fs/proc/base.c: maps, status 0444; smaps, smaps_rollup 0444; oom_score_adj 0644.
+            return Some(if file == "oom_score_adj" {
+                0o644
+            } else {
+                0o444
+            });
+        }
+        if path.strip_prefix("/proc/").unwrap_or(path) == "vmstat" {
+            return Some(0o444);
+        }
+        self.mem.km.vm.proc_mode(path)
+    }
+
+    /// A write to the file at `path`: `/proc/PID/oom_score_adj` (-1000..=1000) here, every
+    /// other file by the layers below.
+    ///
+    /// # Errors
+    /// As [`crate::vmalloc::VmLayer::proc_write`]; `EINVAL` for an `oom_score_adj` out of
+    /// range or not a number.
+    pub fn proc_write(&self, path: &str, text: &str) -> Result<(), ProcError> {
+        let Some((pid, file)) = split_pid_path(path) else {
+            return self.mem.km.vm.proc_write(path, text);
+        };
+        match file {
+            "oom_score_adj" => {
+                let v: i32 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| ProcError::Errno(Errno::EINVAL))?;
+                if !(-1000..=1000).contains(&v) {
+                    return Err(ProcError::Errno(Errno::EINVAL));
+                }
+                let mut t = self.tasklist();
+                t.set_oom_score_adj(pid, v as i16)
+                    .ok_or(ProcError::NotFound)
+            }
+            f if PID_FILES.contains(&f) => Err(ProcError::Errno(Errno::EACCES)),
+            _ => Err(ProcError::NotFound),
+        }
+    }
+
+    /// The process-memory lines of `/proc/vmstat`, then nothing else yet: `nr_anon_pages`,
+    /// `nr_mapped`, `nr_shmem`, `nr_page_table_pages`, `pgfault`, `pgmajfault`, `pswpin`,
+    /// `pswpout`, `pgactivate`, `pgdeactivate`, `pgscan_kswapd`, `pgscan_direct`,
+    /// `pgsteal_kswapd`, `pgsteal_direct`, `oom_kill` (mm/vmstat.c `vmstat_text` names).
+    pub fn show_vmstat(&self, out: &mut dyn Write) -> fmt::Result {
+        use crate::mm::NodeStat;
+        writeln!(out, "nr_free_pages {}", self.nr_free_pages())?;
+        writeln!(
+            out,
+            "nr_anon_pages {}",
+            self.node_stat_hook(NodeStat::AnonMapped)
+        )?;
+        writeln!(
+            out,
+            "nr_mapped {}",
+            self.node_stat_hook(NodeStat::FileMapped)
+        )?;
+        writeln!(out, "nr_shmem {}", self.node_stat_hook(NodeStat::Shmem))?;
+        writeln!(
+            out,
+            "nr_page_table_pages {}",
+            self.node_stat_hook(NodeStat::PageTables)
+        )?;
+        for (name, e) in [
+            ("pswpin", VmEvent::PswpIn),
+            ("pswpout", VmEvent::PswpOut),
+            ("pgfault", VmEvent::PgFault),
+            ("pgmajfault", VmEvent::PgMajFault),
+            ("pgactivate", VmEvent::PgActivate),
+            ("pgdeactivate", VmEvent::PgDeactivate),
+            ("pgrefill", VmEvent::PgRefill),
+            ("pgsteal_kswapd", VmEvent::PgStealKswapd),
+            ("pgsteal_direct", VmEvent::PgStealDirect),
+            ("pgscan_kswapd", VmEvent::PgScanKswapd),
+            ("pgscan_direct", VmEvent::PgScanDirect),
+            ("oom_kill", VmEvent::OomKill),
+        ] {
+            writeln!(out, "{name} {}", self.vm_event(e))?;
+        }
+        Ok(())
+    }
+}
+
+fn show_maps<P: Platform>(t: TaskMm<'_, P>, out: &mut dyn Write) -> fmt::Result {
+    let wide = t.mm.arch == crate::arch::Arch::X86_64;
+    for v in t.mm.vmas() {
+        let p = perms(v.vm_flags);
+        let p = core::str::from_utf8(&p).unwrap_or("----");
+        map_line(out, wide, v.vm_start, v.vm_end, p, vma_name(t.mm, v))?;
+    }
+    Ok(())
+}
+
+fn show_smaps<P: Platform>(t: TaskMm<'_, P>, out: &mut dyn Write) -> fmt::Result {
+    let wide = t.mm.arch == crate::arch::Arch::X86_64;
+    for v in t.mm.vmas() {
+        let p = perms(v.vm_flags);
+        let p = core::str::from_utf8(&p).unwrap_or("----");
+        map_line(out, wide, v.vm_start, v.vm_end, p, vma_name(t.mm, v))?;
+        let mut mss = Mss::default();
+        t.layer.smap_gather(t.mm, v.vm_start, v.vm_end, &mut mss);
+        dec(out, "Size:", v.len())?;
+        dec(out, "KernelPageSize:", PAGE)?;
+        dec(out, "MMUPageSize:", PAGE)?;
+        show_smap(out, &mss, false)?;
+        writeln!(out, "THPeligible:    0")?;
+        out.write_str("VmFlags:")?;
+        for (f, name) in VM_FLAG_MNEMONICS {
+            if v.vm_flags.contains(*f) {
+                write!(out, " {name}")?;
+            }
+        }
+        out.write_str(" \n")?;
+    }
+    Ok(())
+}
+
+fn show_smaps_rollup<P: Platform>(t: TaskMm<'_, P>, out: &mut dyn Write) -> fmt::Result {
+    let wide = t.mm.arch == crate::arch::Arch::X86_64;
+    let mut mss = Mss::default();
+    let (mut first, mut last) = (None, 0);
+    for v in t.mm.vmas() {
+        first.get_or_insert(v.vm_start);
+        last = v.vm_end;
+        t.layer.smap_gather(t.mm, v.vm_start, v.vm_end, &mut mss);
+    }
+    map_line(
+        out,
+        wide,
+        first.unwrap_or(0),
+        last,
+        "---p",
+        Some("[rollup]"),
+    )?;
+    show_smap(out, &mss, true)
+}
+
+fn show_status<P: Platform>(t: TaskMm<'_, P>, out: &mut dyn Write) -> fmt::Result {
+    let mm = &*t.mm;
+    let kb = |pages: u64| pages * (PAGE / 1024);
+    let c = |x: MmCounter| mm.counter(x).max(0) as u64;
+    writeln!(out, "Name:\t{}", t.comm)?;
+    writeln!(out, "Umask:\t0022")?;
+    writeln!(out, "State:\tS (sleeping)")?;
+    writeln!(out, "Tgid:\t{}", t.pid)?;
+    writeln!(out, "Ngid:\t0")?;
+    writeln!(out, "Pid:\t{}", t.pid)?;
+    writeln!(out, "PPid:\t{}", t.ppid)?;
+    writeln!(out, "TracerPid:\t0")?;
+    writeln!(out, "Uid:\t0\t0\t0\t0")?;
+    writeln!(out, "Gid:\t0\t0\t0\t0")?;
+    writeln!(out, "FDSize:\t64")?;
+    writeln!(out, "Groups:\t")?;
+    writeln!(out, "NSpid:\t{}", t.pid)?;
+    writeln!(out, "NSpgid:\t{}", t.pid)?;
+    writeln!(out, "NSsid:\t{}", t.pid)?;
+    writeln!(out, "Kthread:\t0")?;
+    // task_mem (fs/proc/task_mmu.c): "%8lu kB".
+    let rss = mm.rss();
+    let lines: [(&str, u64); 16] = [
+        ("VmPeak", kb(mm.hiwater_vm.max(mm.total_vm))),
+        ("VmSize", kb(mm.total_vm)),
+        ("VmLck", 0),
+        ("VmPin", 0),
+        ("VmHWM", kb(mm.hiwater_rss.max(rss))),
+        ("VmRSS", kb(rss)),
+        ("RssAnon", kb(c(MmCounter::AnonPages))),
+        ("RssFile", kb(c(MmCounter::FilePages))),
+        ("RssShmem", kb(c(MmCounter::ShmemPages))),
+        ("VmData", kb(mm.data_vm)),
+        ("VmStk", kb(mm.stack_vm)),
+        ("VmExe", 0),
+        ("VmLib", 0),
+        ("VmPTE", t.layer.pgtables_bytes(mm) >> 10),
+        ("VmSwap", kb(c(MmCounter::SwapEnts))),
+        ("HugetlbPages", 0),
+    ];
+    for (name, v) in lines {
+        writeln!(out, "{name}:\t{v:>8} kB")?;
+    }
+    writeln!(out, "CoreDumping:\t0")?;
+    writeln!(out, "THP_enabled:\t1")?;
+    writeln!(out, "Threads:\t1")
+}
