@@ -10,11 +10,13 @@
 use alloc::vec::Vec;
 
 use kmem::machine::NodeStat;
+use kmem::mm::VmEvent;
 use kmem::{GfpFlags, PagePtr};
 
 use super::{settle, KernelCtx};
 use crate::mm::Kmem;
 use crate::selftest::{Test, TestResult};
+use crate::user::backend::{CoreBackend, OwnBackend};
 use crate::user::mm::{pf, Prot, USER_START};
 use crate::user::progs::Prog;
 use crate::user::{sig, Exit, UserKernel, TEXT_BASE};
@@ -46,17 +48,37 @@ const BUDGET: u64 = 100_000;
 /// seconds.
 const SWAP_BUDGET: u64 = 40_000;
 
-/// Runs `f` with a fresh [`UserKernel`] and checks that every page comes back afterwards.
-///
-/// Free pages are counted with the page tables: user page tables come and go, but vmalloc
-/// (the swap area) keeps the kernel page tables it creates, as Linux does.
-fn with_user(ctx: &KernelCtx, f: impl FnOnce(&mut UserKernel<'_>) -> TestResult) -> TestResult {
+/// The user kernel on kmem's process-memory core.
+type CoreUk<'k> = UserKernel<'k, CoreBackend<'k>>;
+/// The user kernel on its own mm (with swap).
+type OwnUk<'k> = UserKernel<'k, OwnBackend<'k>>;
+
+/// Runs `f` with ring-3 tasks that are kmem tasks, then checks that every task is gone from
+/// kmem and every page is back (free pages counted with the page tables: user page tables
+/// come and go, vmalloc keeps the kernel page tables it creates, as Linux does). kmem's zero
+/// page, kept for the machine's life once made, is made first.
+fn with_core(ctx: &KernelCtx, f: impl FnOnce(&mut CoreUk<'_>) -> TestResult) -> TestResult {
+    check!(ctx.mm.zero_page().is_some(), "no zero page");
     let free0 = free_plus_tables(ctx.mm);
+    let tasks0 = ctx.mm.pids(&mut []);
     {
-        let mut uk = UserKernel::new(ctx.mm);
+        let mut uk = UserKernel::new(ctx.mm, CoreBackend::new(ctx.mm));
         f(&mut uk)?;
         uk.reap_all();
-        check_eq!(uk.mapped_pages(), 0);
+    }
+    check_eq!(ctx.mm.pids(&mut []), tasks0);
+    check_eq!(free_plus_tables(ctx.mm), free0);
+    Ok(())
+}
+
+/// As [`with_core`], on the kernel's own address spaces (the swap tests).
+fn with_own(ctx: &KernelCtx, f: impl FnOnce(&mut OwnUk<'_>) -> TestResult) -> TestResult {
+    let free0 = free_plus_tables(ctx.mm);
+    {
+        let mut uk = UserKernel::new(ctx.mm, OwnBackend::new(ctx.mm));
+        f(&mut uk)?;
+        uk.swapoff();
+        check_eq!(uk.b.mapped_pages(), 0);
     }
     check_eq!(free_plus_tables(ctx.mm), free0);
     Ok(())
@@ -66,8 +88,13 @@ fn free_plus_tables(mm: &Kmem) -> usize {
     settle(mm) + mm.node_stat_hook(NodeStat::PageTables)
 }
 
+/// kmem's count of `e` now.
+fn ev(ctx: &KernelCtx, e: VmEvent) -> u64 {
+    ctx.mm.vm_event(e)
+}
+
 fn user_hello_syscalls(ctx: &KernelCtx) -> TestResult {
-    with_user(ctx, |uk| {
+    with_core(ctx, |uk| {
         let pid = uk.spawn(Prog::hello, [0; 3], &[]).expect("spawn");
         check!(uk.run(BUDGET).is_ok());
         // The program exits with its pid, after write() returned the full length.
@@ -82,7 +109,7 @@ fn user_hello_syscalls(ctx: &KernelCtx) -> TestResult {
 }
 
 fn user_demand_fault(ctx: &KernelCtx) -> TestResult {
-    with_user(ctx, |uk| {
+    with_core(ctx, |uk| {
         let pages = 64;
         let pid = uk
             .spawn(
@@ -92,22 +119,25 @@ fn user_demand_fault(ctx: &KernelCtx) -> TestResult {
             )
             .expect("spawn");
         // Nothing of the data mapping is present before the program runs.
-        check_eq!(uk.mm_of(pid).map(|m| m.rss(ctx.mm)), Some(1)); // the text page
+        check_eq!(uk.rss_of(pid), Some(1)); // the text page
+        let pgfault = ev(ctx, VmEvent::PgFault);
         check!(uk.run(BUDGET).is_ok());
         // 0: every page read as zeroes first, then held what was written.
         check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
-        // One fault per page: the first read maps the page (writable, the VMA allows it).
-        check_eq!(uk.stats.anon_faults, pages);
-        check_eq!(uk.stats.page_faults, pages);
+        // Two faults per page, each through kmem's handle_mm_fault: the read maps the zero
+        // page (read-only), the write replaces it with a fresh page.
+        check_eq!(uk.stats.page_faults, 2 * pages);
+        check_eq!(ev(ctx, VmEvent::PgFault) - pgfault, 2 * pages);
         Ok(())
     })
 }
 
 fn user_cow_after_fork(ctx: &KernelCtx) -> TestResult {
-    with_user(ctx, |uk| {
+    with_core(ctx, |uk| {
         let pid = uk
             .spawn(Prog::cow, [DATA, 0, 0], &[(DATA, 4096, Prot::RW)])
             .expect("spawn");
+        let (copies, reuses) = (ev(ctx, VmEvent::CowCopy), ev(ctx, VmEvent::CowReuse));
         check!(uk.run(BUDGET).is_ok());
         // Parent: 0 = it kept its value while the child wrote, reaped the child with status
         // 42 << 8, and could write afterwards. (The child, reaped by the parent, exited 42.)
@@ -115,14 +145,14 @@ fn user_cow_after_fork(ctx: &KernelCtx) -> TestResult {
         check_eq!(uk.live(), 0);
         // The child's write copied the shared page; the parent's later write found the page
         // no longer shared and reused it (do_wp_page's reuse): no second copy.
-        check_eq!(uk.stats.cow_copies, 1);
-        check_eq!(uk.stats.cow_reuses, 1);
+        check_eq!(ev(ctx, VmEvent::CowCopy) - copies, 1);
+        check_eq!(ev(ctx, VmEvent::CowReuse) - reuses, 1);
         Ok(())
     })
 }
 
 fn user_write_readonly_segv(ctx: &KernelCtx) -> TestResult {
-    with_user(ctx, |uk| {
+    with_core(ctx, |uk| {
         let pid = uk
             .spawn(Prog::store, [DATA, 0, 0], &[(DATA, 4096, Prot::READ)])
             .expect("spawn");
@@ -148,7 +178,7 @@ fn user_kernel_access_segv(ctx: &KernelCtx) -> TestResult {
     // The direct map, the kernel image (identity-mapped in PML4 slot 0) and its data: present
     // pages without _PAGE_USER: protection faults (error 5 = present | user, a read).
     for addr in [boot::DIRECT_MAP_BASE, image, image + 0x1000] {
-        with_user(ctx, |uk| {
+        with_core(ctx, |uk| {
             let pid = uk.spawn(Prog::load, [addr, 0, 0], &[]).expect("spawn");
             check!(uk.run(BUDGET).is_ok());
             check_eq!(uk.exit_of(pid), Some(Exit::Signal(sig::SIGSEGV)));
@@ -162,7 +192,7 @@ fn user_kernel_access_segv(ctx: &KernelCtx) -> TestResult {
         })?;
     }
     // A non-canonical address is a #GP, not a #PF (Linux: "general protection fault").
-    with_user(ctx, |uk| {
+    with_core(ctx, |uk| {
         let pid = uk.spawn(Prog::load, [1 << 63, 0, 0], &[]).expect("spawn");
         check!(uk.run(BUDGET).is_ok());
         check_eq!(uk.exit_of(pid), Some(Exit::Signal(sig::SIGSEGV)));
@@ -176,7 +206,7 @@ fn user_kernel_access_segv(ctx: &KernelCtx) -> TestResult {
 }
 
 fn user_unmapped_access_segv(ctx: &KernelCtx) -> TestResult {
-    with_user(ctx, |uk| {
+    with_core(ctx, |uk| {
         // No VMA there: SEGV_MAPERR, error 4 (not present, read, user).
         let addr = DATA + 0x1234;
         let pid = uk.spawn(Prog::load, [addr, 0, 0], &[]).expect("spawn");
@@ -189,7 +219,7 @@ fn user_unmapped_access_segv(ctx: &KernelCtx) -> TestResult {
 }
 
 fn user_gp_privileged_instruction(ctx: &KernelCtx) -> TestResult {
-    with_user(ctx, |uk| {
+    with_core(ctx, |uk| {
         let pid = uk.spawn(Prog::cli, [0; 3], &[]).expect("spawn");
         check!(uk.run(BUDGET).is_ok());
         check_eq!(uk.exit_of(pid), Some(Exit::Signal(sig::SIGSEGV)));
@@ -199,7 +229,7 @@ fn user_gp_privileged_instruction(ctx: &KernelCtx) -> TestResult {
             Some((13, TEXT_BASE, 0))
         );
         let want = alloc::format!(
-            "traps: cli[{pid}] general protection fault ip:{TEXT_BASE:x} sp:7ffffffff000 error:0 in cli[{TEXT_BASE:x}+1000]"
+            "traps: cli[{pid}] general protection fault ip:{TEXT_BASE:x} sp:7ffffffff000 error:0"
         );
         check_eq!(t.report, want);
         Ok(())
@@ -207,7 +237,7 @@ fn user_gp_privileged_instruction(ctx: &KernelCtx) -> TestResult {
 }
 
 fn user_debug_single_step(ctx: &KernelCtx) -> TestResult {
-    with_user(ctx, |uk| {
+    with_core(ctx, |uk| {
         let pid = uk.spawn(Prog::step, [0; 3], &[]).expect("spawn");
         check!(uk.run(BUDGET).is_ok());
         check_eq!(uk.exit_of(pid), Some(Exit::Signal(sig::SIGTRAP)));
@@ -220,7 +250,7 @@ fn user_debug_single_step(ctx: &KernelCtx) -> TestResult {
 }
 
 fn user_yield_round_robin(ctx: &KernelCtx) -> TestResult {
-    with_user(ctx, |uk| {
+    with_core(ctx, |uk| {
         let a = uk
             .spawn(Prog::yielder, [3, u64::from(b'a'), 0], &[])
             .expect("spawn");
@@ -239,7 +269,7 @@ fn user_yield_round_robin(ctx: &KernelCtx) -> TestResult {
 fn user_bad_pointer_efault(ctx: &KernelCtx) -> TestResult {
     // write() from kernel memory and from an unmapped user address: -EFAULT, task lives on.
     for addr in [boot::DIRECT_MAP_BASE, DATA] {
-        with_user(ctx, |uk| {
+        with_core(ctx, |uk| {
             let pid = uk.spawn(Prog::efault, [addr, 16, 0], &[]).expect("spawn");
             check!(uk.run(BUDGET).is_ok());
             check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
@@ -250,7 +280,7 @@ fn user_bad_pointer_efault(ctx: &KernelCtx) -> TestResult {
 }
 
 fn user_kill_frees_memory(ctx: &KernelCtx) -> TestResult {
-    with_user(ctx, |uk| {
+    with_core(ctx, |uk| {
         // A parent that exits without waiting leaves a zombie child with its exit status.
         let p = uk.spawn(Prog::forkexit, [0; 3], &[]).expect("spawn");
         check!(uk.run(BUDGET).is_ok());
@@ -267,10 +297,30 @@ fn user_kill_frees_memory(ctx: &KernelCtx) -> TestResult {
             )
             .expect("spawn");
         check!(uk.run(8).is_err());
-        check!(uk.mm_of(q).is_some_and(|m| m.rss(ctx.mm) > 1));
+        check!(uk.rss_of(q).is_some_and(|r| r > 1));
+        // The running task is a kmem task: its maps as /proc/PID/maps shows them.
+        let mut maps = alloc::string::String::new();
+        check!(ctx
+            .mm
+            .proc_read(&alloc::format!("/proc/{q}/maps"), &mut maps)
+            .is_ok());
+        crate::print!("{maps}");
+        check!(maps.contains(&alloc::format!(
+            "{TEXT_BASE:08x}-{:08x} r-xp ",
+            TEXT_BASE + 4096
+        )));
+        check!(maps.contains(&alloc::format!(
+            "{DATA:08x}-{:08x} rw-p ",
+            DATA + pages * 4096
+        )));
+        check!(maps.contains("[stack]"));
         check!(uk.kill(q, sig::SIGKILL));
         check_eq!(uk.exit_of(q), Some(Exit::Signal(sig::SIGKILL)));
         check!(uk.mm_of(q).is_none());
+        check!(
+            ctx.mm.with_task(q as i32, |_| ()).is_err(),
+            "the kmem task is still there"
+        );
         Ok(())
     })
 }
@@ -309,7 +359,7 @@ fn low_wmark(mm: &Kmem) -> usize {
 }
 
 /// Prints /proc/swaps (kmem's `swap_show`) and the counters.
-fn show_swap(uk: &UserKernel<'_>) {
+fn show_swap(uk: &OwnUk<'_>) {
     if let Some(s) = uk.swap() {
         crate::print!("{}", s.show());
         let c = s.stats();
@@ -318,7 +368,7 @@ fn show_swap(uk: &UserKernel<'_>) {
 }
 
 fn user_swap(ctx: &KernelCtx) -> TestResult {
-    with_user(ctx, |uk| {
+    with_own(ctx, |uk| {
         let mm = ctx.mm;
         let low = low_wmark(mm);
         check!(
@@ -342,7 +392,7 @@ fn user_swap(ctx: &KernelCtx) -> TestResult {
         let ran = uk.run(SWAP_BUDGET);
         show_swap(uk);
         check_eq!(ran, Ok(()));
-        let swapped = uk.mm_of(pid).map(|m| m.swap_ents(mm));
+        let swapped = uk.mm_of(pid).map(|m| uk.b.swap_ents(m));
         check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
         check_eq!(swapped, None); // exited: nothing left behind
         let s = uk.swap().expect("swap on").stats();
@@ -360,7 +410,7 @@ fn user_swap(ctx: &KernelCtx) -> TestResult {
 }
 
 fn user_swap_fork(ctx: &KernelCtx) -> TestResult {
-    with_user(ctx, |uk| {
+    with_own(ctx, |uk| {
         let mm = ctx.mm;
         let low = low_wmark(mm);
         check!(

@@ -111,6 +111,8 @@ pub enum FaultKind {
     SwapIn,
     /// Nothing to do (another path already fixed the entry).
     Spurious,
+    /// Resolved by kmem's `handle_mm_fault` (which does not say how).
+    Resolved,
 }
 
 /// Counters of one address space.
@@ -208,14 +210,12 @@ impl UserMm {
     /// An empty address space (a new PML4 with the kernel's slots).
     pub fn new(k: &Kmem) -> Option<UserMm> {
         let pt = PageTable::new(alloc_mem(k), Arch::X86_64).ok()?;
-        let mm = UserMm {
+        Some(UserMm {
             pt: Some(pt),
             vmas: Vec::new(),
             clock: 0,
             stats: MmStats::default(),
-        };
-        mm.sync_kernel_slots();
-        Some(mm)
+        })
     }
 
     fn pt(&self) -> &PageTable {
@@ -233,18 +233,6 @@ impl UserMm {
 
     fn pml4_slot(&self, i: usize) -> *mut u64 {
         (DIRECT_MAP_BASE + self.root().as_u64() + 8 * i as u64) as *mut u64
-    }
-
-    /// Copies the kernel's PML4 slots (0 and 256..512) from the live kernel table into this one.
-    pub fn sync_kernel_slots(&self) {
-        let kernel = crate::arch::read_cr3() & 0x000f_ffff_ffff_f000;
-        for i in core::iter::once(0).chain(256..512) {
-            let src = (DIRECT_MAP_BASE + kernel + 8 * i as u64) as *const u64;
-            // SAFETY: both are PML4 pages (the kernel's in CR3 and ours, from PtMemory), read
-            // and written through the direct map; slots 0 and 256.. are never user slots, so
-            // the user page-table code does not own them.
-            unsafe { self.pml4_slot(i).write_volatile(src.read_volatile()) };
-        }
     }
 
     /// Adds a VMA; `false` if it overlaps one or leaves user space.

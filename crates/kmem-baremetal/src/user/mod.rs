@@ -10,7 +10,7 @@
 //! # Traps
 //! | vector | from ring 3 | handling |
 //! |---|---|---|
-//! | 14 #PF | CR2, error code | [`mm::UserMm::handle_fault`]; unresolvable: Linux's `segfault at` line (arch/x86/mm/fault.c `show_signal_msg`) and SIGSEGV |
+//! | 14 #PF | CR2, error code | the backend's fault handler (kmem's `handle_mm_fault`); unresolvable: Linux's `segfault at` line (arch/x86/mm/fault.c `show_signal_msg`) and SIGSEGV |
 //! | 13 #GP | error code | `traps: comm[pid] general protection fault ip:… sp:… error:…` (arch/x86/kernel/traps.c `show_signal`), SIGSEGV |
 //! | 1 #DB | DR6 | SIGTRAP (single step: `TRAP_TRACE`) |
 //! | 3 #BP, 0 #DE, 6 #UD, … | | `traps: … trap int3 …`, SIGTRAP / SIGFPE / SIGILL / SIGSEGV |
@@ -33,6 +33,7 @@
 
 extern crate alloc;
 
+pub mod backend;
 pub mod entry;
 pub mod mm;
 pub mod progs;
@@ -42,8 +43,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
+use backend::{Backend, OwnBackend};
 use entry::UserRegs;
-use mm::{Prot, Segv, Shared, UserMm};
+use mm::{FaultKind, Prot, Segv};
 use progs::Prog;
 
 use crate::mm::Kmem;
@@ -136,7 +138,7 @@ enum State {
 }
 
 /// A user task.
-pub struct Task {
+pub struct Task<M> {
     /// Process id.
     pub pid: u32,
     /// Parent's pid (0: started by the kernel).
@@ -144,7 +146,7 @@ pub struct Task {
     /// Name (`comm`).
     pub comm: &'static str,
     regs: UserRegs,
-    mm: Option<UserMm>,
+    mm: Option<M>,
     state: State,
     /// Everything the task wrote to fd 1/2.
     pub output: Vec<u8>,
@@ -185,12 +187,12 @@ pub enum RunError {
     Deadlock,
 }
 
-/// The tasks and their shared state.
-pub struct UserKernel<'k> {
+/// The tasks, on address spaces from backend `B`.
+pub struct UserKernel<'k, B: Backend<'k>> {
     k: &'k Kmem,
-    tasks: Vec<Task>,
-    sh: Shared<'k>,
-    next_pid: u32,
+    /// The address spaces' backend.
+    pub b: B,
+    tasks: Vec<Task<B::Mm>>,
     kernel_cr3: u64,
     /// Counters.
     pub stats: Stats,
@@ -198,14 +200,13 @@ pub struct UserKernel<'k> {
     pub console: Vec<u8>,
 }
 
-impl<'k> UserKernel<'k> {
-    /// No tasks yet. Pids start at 1.
-    pub fn new(k: &'k Kmem) -> Self {
+impl<'k, B: Backend<'k>> UserKernel<'k, B> {
+    /// No tasks yet.
+    pub fn new(k: &'k Kmem, b: B) -> Self {
         UserKernel {
             k,
+            b,
             tasks: Vec::new(),
-            sh: Shared::default(),
-            next_pid: 1,
             kernel_cr3: arch::read_cr3(),
             stats: Stats::default(),
             console: Vec::new(),
@@ -224,26 +225,14 @@ impl<'k> UserKernel<'k> {
         args: [u64; 3],
         maps: &[(u64, u64, Prot)],
     ) -> Result<u32, &'static str> {
-        let code = prog.code();
-        let mut mm = UserMm::new(self.k).ok_or("no memory for a page table")?;
-        let text_len = (code.len() as u64).next_multiple_of(4096).max(4096);
-        let mut ok = mm.add_vma(TEXT_BASE, TEXT_BASE + text_len, Prot::RX)
-            && mm.add_vma(STACK_TOP - STACK_SIZE, STACK_TOP, Prot::RW);
+        let (mut mm, pid) = self.b.create(prog.comm())?;
+        let mut ok = self.b.load(&mut mm, TEXT_BASE, prog.code());
         for &(start, len, prot) in maps {
-            ok = ok && mm.add_vma(start, start + len, prot);
+            ok = ok && self.b.map(&mut mm, start, len, prot);
         }
         if !ok {
-            mm.destroy(self.k, &mut self.sh);
-            return Err("invalid mapping");
-        }
-        for (i, chunk) in code.chunks(4096).enumerate() {
-            if mm
-                .populate(self.k, &mut self.sh, TEXT_BASE + 4096 * i as u64, chunk)
-                .is_err()
-            {
-                mm.destroy(self.k, &mut self.sh);
-                return Err("no memory for the program text");
-            }
+            self.b.destroy(mm);
+            return Err("invalid mapping or no memory for the program");
         }
         let regs = UserRegs {
             rdi: args[0],
@@ -256,7 +245,6 @@ impl<'k> UserKernel<'k> {
             ss: u64::from(gdt::USER_DS),
             ..UserRegs::default()
         };
-        let pid = self.alloc_pid();
         self.tasks.push(Task {
             pid,
             ppid: 0,
@@ -272,18 +260,12 @@ impl<'k> UserKernel<'k> {
         Ok(pid)
     }
 
-    fn alloc_pid(&mut self) -> u32 {
-        let pid = self.next_pid;
-        self.next_pid += 1;
-        pid
-    }
-
     fn index(&self, pid: u32) -> Option<usize> {
         self.tasks.iter().position(|t| t.pid == pid)
     }
 
     /// The task `pid` (live or zombie).
-    pub fn task(&self, pid: u32) -> Option<&Task> {
+    pub fn task(&self, pid: u32) -> Option<&Task<B::Mm>> {
         self.tasks.iter().find(|t| t.pid == pid)
     }
 
@@ -296,33 +278,13 @@ impl<'k> UserKernel<'k> {
     }
 
     /// The address space of a live task.
-    pub fn mm_of(&self, pid: u32) -> Option<&UserMm> {
+    pub fn mm_of(&self, pid: u32) -> Option<&B::Mm> {
         self.task(pid)?.mm.as_ref()
     }
 
-    /// `swapon` of a RAM swap area of `pages` pages; reclaim then starts when fewer than
-    /// `reclaim_below` pages are free (or when an allocation fails).
-    ///
-    /// # Errors
-    /// When the area cannot be allocated or one is already on.
-    pub fn swapon(&mut self, pages: usize, reclaim_below: usize) -> Result<(), &'static str> {
-        if self.sh.swap.is_some() {
-            return Err("swap area already on");
-        }
-        self.sh.swap =
-            Some(swap::SwapArea::new(self.k, pages).ok_or("no memory for the swap area")?);
-        self.sh.reclaim_below = reclaim_below;
-        Ok(())
-    }
-
-    /// The swap area, if on.
-    pub fn swap(&self) -> Option<&swap::SwapArea<'k>> {
-        self.sh.swap.as_ref()
-    }
-
-    /// The pages mapped by at least one task.
-    pub fn mapped_pages(&self) -> usize {
-        self.sh.refs.len()
+    /// The resident pages of a live task.
+    pub fn rss_of(&self, pid: u32) -> Option<u64> {
+        self.mm_of(pid).map(|m| self.b.rss(m))
     }
 
     /// Live (not zombie) tasks.
@@ -358,7 +320,7 @@ impl<'k> UserKernel<'k> {
     /// a parent waiting for it.
     fn end_task(&mut self, i: usize, how: Exit) {
         if let Some(mm) = self.tasks[i].mm.take() {
-            mm.destroy(self.k, &mut self.sh);
+            self.b.destroy(mm);
         }
         if !self.tasks[i].line.is_empty() {
             self.flush_line(i);
@@ -422,8 +384,8 @@ impl<'k> UserKernel<'k> {
         let Some(mm) = self.tasks[i].mm.as_ref() else {
             return Next::Other;
         };
-        mm.sync_kernel_slots();
-        let root = mm.root().as_u64();
+        let root = self.b.root(mm);
+        kernel_slots(root, true);
         self.stats.entries += 1;
         // SAFETY: `root` is this task's PML4, whose kernel slots were just copied from the
         // kernel's table, so the kernel stays mapped; the registers carry the user selectors and
@@ -435,6 +397,9 @@ impl<'k> UserKernel<'k> {
             entry::write_cr3(self.kernel_cr3);
             v
         };
+        // Between traps the task's table holds only its own entries (kmem's page-table code
+        // never sees the kernel's, and never frees them).
+        kernel_slots(root, false);
         let cr2 = arch::read_cr2();
         match vector {
             14 => self.page_fault(i, cr2),
@@ -451,14 +416,14 @@ impl<'k> UserKernel<'k> {
         let err = self.tasks[i].regs.error_code;
         let t = &mut self.tasks[i];
         let mm = t.mm.as_mut().expect("running task has an mm");
-        match mm.handle_fault(self.k, &mut self.sh, addr, err) {
+        match self.b.fault(mm, addr, err) {
             Ok(kind) => {
                 match kind {
-                    mm::FaultKind::Anon => self.stats.anon_faults += 1,
-                    mm::FaultKind::CowCopy => self.stats.cow_copies += 1,
-                    mm::FaultKind::CowReuse => self.stats.cow_reuses += 1,
-                    mm::FaultKind::SwapIn => self.stats.major_faults += 1,
-                    mm::FaultKind::Spurious => {}
+                    FaultKind::Anon => self.stats.anon_faults += 1,
+                    FaultKind::CowCopy => self.stats.cow_copies += 1,
+                    FaultKind::CowReuse => self.stats.cow_reuses += 1,
+                    FaultKind::SwapIn => self.stats.major_faults += 1,
+                    FaultKind::Spurious | FaultKind::Resolved => {}
                 }
                 Next::Same
             }
@@ -483,23 +448,20 @@ impl<'k> UserKernel<'k> {
         }
     }
 
-    /// Linux's `show_signal_msg` (arch/x86/mm/fault.c) and the SIGSEGV.
+    /// Linux's `show_signal_msg` (arch/x86/mm/fault.c: the 6.x line, with `likely on CPU`;
+    /// `print_vma_addr` adds nothing for anonymous text) and `show_opcodes`' `Code:` line,
+    /// then the SIGSEGV.
     fn segfault(&mut self, i: usize, addr: u64, err: u64) {
+        let code = self.code_line(i);
         let t = &mut self.tasks[i];
         let mut line = String::new();
         let _ = write!(
             line,
-            "{}[{}]: segfault at {addr:x} ip {:016x} sp {:016x} error {err:x}",
+            "{}[{}]: segfault at {addr:x} ip {:016x} sp {:016x} error {err:x} likely on CPU 0 (core 0, socket 0)",
             t.comm, t.pid, t.regs.rip, t.regs.rsp
         );
-        if let Some(v) = t.mm.as_ref().and_then(|m| m.find_vma(t.regs.rip)) {
-            if v.start == TEXT_BASE {
-                // print_vma_addr: the program "file" the text came from.
-                let _ = write!(line, " in {}[{:x}+{:x}]", t.comm, v.start, v.end - v.start);
-            }
-        }
-        let _ = write!(line, " likely on CPU 0 (core 0, socket 0)");
         println!("{line}");
+        println!("{code}");
         t.report = line;
         t.fault = Some(FaultInfo {
             vector: 14,
@@ -508,6 +470,41 @@ impl<'k> UserKernel<'k> {
             rip: t.regs.rip,
         });
         self.end_task(i, Exit::Signal(sig::SIGSEGV));
+    }
+
+    /// `show_opcodes` (arch/x86/kernel/dumpstack.c): the 42 bytes before the faulting
+    /// instruction, its first byte in `<>`, the 21 after — read without faulting anything in.
+    fn code_line(&self, i: usize) -> String {
+        const PROLOGUE: u64 = 42;
+        const EPILOGUE: u64 = 21;
+        let t = &self.tasks[i];
+        let start = t.regs.rip.wrapping_sub(PROLOGUE);
+        let mut bytes = [0u8; (PROLOGUE + 1 + EPILOGUE) as usize];
+        let readable = t.mm.as_ref().is_some_and(|mm| {
+            bytes.iter_mut().enumerate().all(|(n, b)| {
+                let a = start.wrapping_add(n as u64);
+                self.b.translate(mm, a, false).is_some_and(|pa| {
+                    // SAFETY: `pa` is a byte of a present user page of the task, in RAM
+                    // reached through the direct map.
+                    *b = unsafe { ((crate::boot::DIRECT_MAP_BASE + pa) as *const u8).read() };
+                    true
+                })
+            })
+        });
+        let mut line = String::new();
+        if readable {
+            let _ = write!(line, "Code:");
+            for (n, b) in bytes.iter().enumerate() {
+                if n as u64 == PROLOGUE {
+                    let _ = write!(line, " <{b:02x}>");
+                } else {
+                    let _ = write!(line, " {b:02x}");
+                }
+            }
+        } else {
+            let _ = write!(line, "Code: Unable to access opcode bytes at 0x{start:x}.");
+        }
+        line
     }
 
     /// Exceptions other than #PF: the task dies of the signal Linux sends for it.
@@ -536,13 +533,6 @@ impl<'k> UserKernel<'k> {
                 "traps: {}[{}] {desc} ip:{:x} sp:{:x} error:{:x}",
                 t.comm, t.pid, t.regs.rip, t.regs.rsp, t.regs.error_code
             );
-            if t.mm
-                .as_ref()
-                .and_then(|m| m.find_vma(t.regs.rip))
-                .is_some_and(|v| v.start == TEXT_BASE)
-            {
-                let _ = write!(line, " in {}[{:x}+1000]", t.comm, TEXT_BASE);
-            }
             println!("{line}");
             t.report = line;
         }
@@ -574,68 +564,54 @@ impl<'k> UserKernel<'k> {
         next
     }
 
-    /// Copies user memory `[addr, addr + buf.len())` of task `i` into `buf`, faulting pages in
-    /// as the hardware would; `false` (`-EFAULT`) if some byte cannot be read.
+    /// The physical address of user byte `a` of task `i` for an access (`write`), faulting
+    /// the page in as the CPU would (`None`: `-EFAULT`; the task is not killed, as with
+    /// `copy_from_user`).
+    fn user_byte(&mut self, i: usize, a: u64, write: bool) -> Option<u64> {
+        if !(mm::USER_START..mm::USER_END).contains(&a) {
+            return None;
+        }
+        let mm = self.tasks[i].mm.as_mut()?;
+        if let Some(pa) = self.b.translate(mm, a, write) {
+            return Some(pa);
+        }
+        let err = mm::pf::USER | if write { mm::pf::WRITE } else { 0 };
+        self.b.fault(mm, a, err).ok()?;
+        self.b.translate(mm, a, write)
+    }
+
+    /// Copies user memory `[addr, addr + buf.len())` of task `i` into `buf`; `false` on a bad
+    /// address.
     fn copy_from_user(&mut self, i: usize, addr: u64, buf: &mut [u8]) -> bool {
         let mut done = 0usize;
         while done < buf.len() {
             let a = addr + done as u64;
-            if !(mm::USER_START..mm::USER_END).contains(&a) {
+            let Some(pa) = self.user_byte(i, a, false) else {
                 return false;
-            }
-            let mm = self.tasks[i].mm.as_mut().expect("live task");
-            let t = match mm.lookup(self.k, a) {
-                Some(t) => t,
-                None => {
-                    if mm
-                        .handle_fault(self.k, &mut self.sh, a, mm::pf::USER)
-                        .is_err()
-                    {
-                        return false;
-                    }
-                    match mm.lookup(self.k, a) {
-                        Some(t) => t,
-                        None => return false,
-                    }
-                }
             };
             let n = (4096 - (a & 0xfff) as usize).min(buf.len() - done);
-            let src = (crate::boot::DIRECT_MAP_BASE + t.phys.as_u64()) as *const u8;
-            // SAFETY: `t.phys` is a user page of this task (mapped with _PAGE_USER in its
-            // table), RAM in the direct map; `n` bytes stay within that page.
+            let src = (crate::boot::DIRECT_MAP_BASE + pa) as *const u8;
+            // SAFETY: `pa` is in a present user page of this task, RAM in the direct map;
+            // `n` bytes stay within that page.
             unsafe { core::ptr::copy_nonoverlapping(src, buf[done..].as_mut_ptr(), n) };
             done += n;
         }
         true
     }
 
-    /// Copies `data` to user memory of task `i` at `addr` (COW and demand faults as a user
-    /// write); `false` (`-EFAULT`) on failure.
+    /// Copies `data` to user memory of task `i` at `addr` (demand and COW faults as a user
+    /// write); `false` on a bad address.
     fn copy_to_user(&mut self, i: usize, addr: u64, data: &[u8]) -> bool {
         let mut done = 0usize;
         while done < data.len() {
             let a = addr + done as u64;
-            if !(mm::USER_START..mm::USER_END).contains(&a) {
-                return false;
-            }
-            let mm = self.tasks[i].mm.as_mut().expect("live task");
-            let writable = mm
-                .lookup(self.k, a)
-                .is_some_and(|t| t.flags.contains(kmem::pgtable::PteFlags::RW));
-            if !writable
-                && mm
-                    .handle_fault(self.k, &mut self.sh, a, mm::pf::USER | mm::pf::WRITE)
-                    .is_err()
-            {
-                return false;
-            }
-            let Some(t) = mm.lookup(self.k, a) else {
+            let Some(pa) = self.user_byte(i, a, true) else {
                 return false;
             };
             let n = (4096 - (a & 0xfff) as usize).min(data.len() - done);
-            let dst = (crate::boot::DIRECT_MAP_BASE + t.phys.as_u64()) as *mut u8;
-            // SAFETY: a writable user page of this task only (COW broken above), RAM in the
-            // direct map; `n` bytes stay within it.
+            let dst = (crate::boot::DIRECT_MAP_BASE + pa) as *mut u8;
+            // SAFETY: a writable (COW already broken) user page of this task only, RAM in
+            // the direct map; `n` bytes stay within it.
             unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), dst, n) };
             done += n;
         }
@@ -665,11 +641,11 @@ impl<'k> UserKernel<'k> {
     }
 
     fn sys_fork(&mut self, i: usize) -> i64 {
+        let comm = self.tasks[i].comm;
         let mm = self.tasks[i].mm.as_mut().expect("live task");
-        let Some(child_mm) = mm.fork(self.k, &mut self.sh) else {
+        let Some((child_mm, pid)) = self.b.fork(mm, comm) else {
             return -errno::ENOMEM;
         };
-        let pid = self.alloc_pid();
         let parent = &self.tasks[i];
         let mut regs = parent.regs;
         regs.rax = 0;
@@ -692,7 +668,7 @@ impl<'k> UserKernel<'k> {
     /// `wait4`: `Some(result)` at once, or `None` when the caller blocks.
     fn sys_wait4(&mut self, i: usize, pid: i64, status: u64) -> Option<i64> {
         let me = self.tasks[i].pid;
-        let matches = |t: &Task| t.ppid == me && (pid == -1 || i64::from(t.pid) == pid);
+        let matches = |t: &Task<B::Mm>| t.ppid == me && (pid == -1 || i64::from(t.pid) == pid);
         if !self.tasks.iter().any(matches) {
             return Some(-errno::ECHILD);
         }
@@ -745,10 +721,37 @@ impl<'k> UserKernel<'k> {
     }
 }
 
-impl Drop for UserKernel<'_> {
+impl<'k, B: Backend<'k>> Drop for UserKernel<'k, B> {
     fn drop(&mut self) {
         self.reap_all();
-        if let Some(swap) = self.sh.swap.take() {
+    }
+}
+
+impl<'k> UserKernel<'k, OwnBackend<'k>> {
+    /// `swapon` of a RAM swap area of `pages` pages; reclaim then starts when fewer than
+    /// `reclaim_below` pages are free (or when an allocation fails).
+    ///
+    /// # Errors
+    /// When the area cannot be allocated or one is already on.
+    pub fn swapon(&mut self, pages: usize, reclaim_below: usize) -> Result<(), &'static str> {
+        if self.b.sh.swap.is_some() {
+            return Err("swap area already on");
+        }
+        self.b.sh.swap =
+            Some(swap::SwapArea::new(self.k, pages).ok_or("no memory for the swap area")?);
+        self.b.sh.reclaim_below = reclaim_below;
+        Ok(())
+    }
+
+    /// The swap area, if on.
+    pub fn swap(&self) -> Option<&swap::SwapArea<'k>> {
+        self.b.sh.swap.as_ref()
+    }
+
+    /// `swapoff` (after every task is gone).
+    pub fn swapoff(&mut self) {
+        self.reap_all();
+        if let Some(swap) = self.b.sh.swap.take() {
             swap.destroy();
         }
     }
@@ -760,4 +763,20 @@ enum Next {
     Same,
     /// Pick the next runnable task.
     Other,
+}
+
+/// Copies the kernel's PML4 slots (0: the identity map the kernel runs in; 256..512: the
+/// direct map, vmalloc space) into the user table at `root` (`on`), or clears them (`!on`).
+fn kernel_slots(root: u64, on: bool) {
+    let kernel = arch::read_cr3() & 0x000f_ffff_ffff_f000;
+    for i in core::iter::once(0).chain(256..512) {
+        let src = (crate::boot::DIRECT_MAP_BASE + kernel + 8 * i) as *const u64;
+        let dst = (crate::boot::DIRECT_MAP_BASE + root + 8 * i) as *mut u64;
+        // SAFETY: both are PML4 pages (the kernel's in CR3, and a task's from kmem's page
+        // allocator), read and written through the direct map; slots 0 and 256.. are never
+        // user slots (user space is [USER_START, USER_END)), so no page-table code of the
+        // task's owns them, and the task's table is only loaded between the copy and the
+        // clear.
+        unsafe { dst.write_volatile(if on { src.read_volatile() } else { 0 }) };
+    }
 }
