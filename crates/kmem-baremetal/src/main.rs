@@ -9,12 +9,15 @@
 //! (boot page tables and stack included) reserved, the memmap, zones and the buddy allocator,
 //! SLUB and kmalloc — which is the kernel's `#[global_allocator]` ([`heap`]) — and vmalloc on
 //! the CPU's own page tables ([`platform`]: CR3, `invlpg`). The self-tests over the booted
-//! machine follow ([`selftest`], [`mod@tests`]), then `/proc/buddyinfo`, `/proc/zoneinfo`,
+//! machine follow ([`selftest`], [`mod@tests`]) — the last group runs real ring-3 programs
+//! ([`user`]: kmem tasks on their own page tables, entered with `iretq` through the GDT and
+//! TSS of [`gdt`], trapping back through [`idt`]) — then `/proc/buddyinfo`, `/proc/zoneinfo`,
 //! `/proc/slabinfo` and `/proc/meminfo` are printed and the kernel exits through QEMU's
 //! `isa-debug-exit` with success exactly when every test passed.
 //!
-//! One CPU, interrupts off for the whole run, no scheduler: the platform's per-CPU sections
-//! still disable interrupts, and its spinlock reports recursive locking instead of hanging.
+//! One CPU, interrupts off for the whole run (user mode included), no preemptive scheduler:
+//! the platform's per-CPU sections still disable interrupts, and its spinlock reports
+//! recursive locking instead of hanging.
 //!
 //! Kernel command line (`--append`): anything kmem parses (`slub_debug=FZPU`, …), and
 //! `selftest=fail` adds a test that fails on purpose, so the harness can be shown to fail;
