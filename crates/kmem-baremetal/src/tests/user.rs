@@ -35,6 +35,7 @@ pub const TESTS: &[Test<KernelCtx>] = tests![
     user_yield_round_robin,
     user_bad_pointer_efault,
     user_kill_frees_memory,
+    user_oom_kill,
     user_swap,
     user_swap_fork,
 ];
@@ -440,6 +441,40 @@ fn user_swap_fork(ctx: &KernelCtx) -> TestResult {
         );
         check_eq!(uk.swap().map(|s| s.inuse()), Some(0));
         drop(hog);
+        Ok(())
+    })
+}
+
+fn user_oom_kill(ctx: &KernelCtx) -> TestResult {
+    with_core(ctx, |uk| {
+        let mm = ctx.mm;
+        let low = low_wmark(mm);
+        let hog = Hog::leave(mm, low + 512);
+        let oom0 = ev(ctx, VmEvent::OomKill);
+        // 8 MiB with about 2 MiB free and no swap: the fault that finds no page kills the
+        // task (VM_FAULT_OOM), with Linux's report.
+        let pages = 2048;
+        let pid = uk
+            .spawn(
+                Prog::demand,
+                [DATA, pages, 0],
+                &[(DATA, pages * 4096, Prot::RW)],
+            )
+            .expect("spawn");
+        let ran = uk.run(BUDGET);
+        drop(hog);
+        check_eq!(ran, Ok(()));
+        check_eq!(uk.exit_of(pid), Some(Exit::Signal(sig::SIGKILL)));
+        check_eq!(ev(ctx, VmEvent::OomKill) - oom0, 1);
+        let t = uk.task(pid).expect("zombie");
+        let want = alloc::format!(
+            "Out of memory (oom_kill_allocating_task): Killed process {pid} (demand) total-vm:"
+        );
+        check!(
+            t.report.starts_with(&want) && t.report.contains("kB, anon-rss:"),
+            "report {:?}",
+            t.report
+        );
         Ok(())
     })
 }

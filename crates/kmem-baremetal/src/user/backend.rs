@@ -15,8 +15,10 @@
 extern crate alloc;
 
 use kmem::memory::{FaultFlags, VmFault};
+use kmem::mm::VmEvent;
 use kmem::page_alloc::PageAllocator;
 use kmem::pgtable::PteFlags;
+use kmem::vma::MmCounter;
 use kmem::vma::{
     MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE,
 };
@@ -57,6 +59,23 @@ pub trait Backend<'k> {
     fn translate(&self, mm: &Self::Mm, addr: u64, write: bool) -> Option<u64>;
     /// Pages mapped (RSS).
     fn rss(&self, mm: &Self::Mm) -> u64;
+    /// The figures of the OOM report, and the `oom_kill` event counted.
+    fn oom_info(&self, mm: &Self::Mm) -> OomInfo;
+}
+
+/// The figures of Linux's OOM-kill report (mm/oom_kill.c `__oom_kill_process`), in kB.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OomInfo {
+    /// `total-vm`.
+    pub total_vm_kb: u64,
+    /// `anon-rss`.
+    pub anon_rss_kb: u64,
+    /// `file-rss`.
+    pub file_rss_kb: u64,
+    /// `shmem-rss`.
+    pub shmem_rss_kb: u64,
+    /// `pgtables`.
+    pub pgtables_kb: u64,
 }
 
 fn pt_mem(k: &Kmem) -> &PageAllocator<BareMetal> {
@@ -190,6 +209,20 @@ impl<'k> Backend<'k> for CoreBackend<'k> {
         .flatten()
     }
 
+    fn oom_info(&self, mm: &CoreMm) -> OomInfo {
+        self.k.count_vm_events(VmEvent::OomKill, 1);
+        let kb = |pages: i64| pages.max(0) as u64 * (PAGE_SIZE as u64 / 1024);
+        self.k
+            .with_task(mm.pid, |t| OomInfo {
+                total_vm_kb: t.mm.total_vm * (PAGE_SIZE as u64 / 1024),
+                anon_rss_kb: kb(t.mm.counter(MmCounter::AnonPages)),
+                file_rss_kb: kb(t.mm.counter(MmCounter::FilePages)),
+                shmem_rss_kb: kb(t.mm.counter(MmCounter::ShmemPages)),
+                pgtables_kb: t.layer.pgtables_bytes(t.mm) / 1024,
+            })
+            .unwrap_or_default()
+    }
+
     fn rss(&self, mm: &CoreMm) -> u64 {
         self.k.with_task(mm.pid, |t| t.mm.rss()).unwrap_or(0)
     }
@@ -283,6 +316,14 @@ impl<'k> Backend<'k> for OwnBackend<'k> {
             addr,
             write,
         )
+    }
+
+    fn oom_info(&self, mm: &UserMm) -> OomInfo {
+        OomInfo {
+            total_vm_kb: mm.total_vm() / 1024,
+            anon_rss_kb: mm.rss(self.k) as u64 * (PAGE_SIZE as u64 / 1024),
+            ..OomInfo::default()
+        }
     }
 
     fn rss(&self, mm: &UserMm) -> u64 {

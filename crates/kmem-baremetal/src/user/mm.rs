@@ -623,6 +623,11 @@ impl UserMm {
             .count()
     }
 
+    /// Bytes of all mappings (`total_vm`).
+    pub fn total_vm(&self) -> u64 {
+        self.vmas.iter().map(|v| v.end - v.start).sum()
+    }
+
     /// Pages this mm maps.
     pub fn rss(&self, k: &Kmem) -> usize {
         self.vmas

@@ -176,6 +176,8 @@ pub struct Stats {
     pub major_faults: u64,
     /// Tasks killed by a signal.
     pub kills: u64,
+    /// Tasks killed because a fault found no memory.
+    pub oom_kills: u64,
 }
 
 /// Why [`UserKernel::run`] stopped early.
@@ -428,11 +430,18 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
                 Next::Same
             }
             Err(Segv::Oom) => {
-                // pagefault_out_of_memory: with no OOM killer here the faulting task dies.
-                println!(
-                    "Out of memory: Killed process {} ({}) on a page fault at {addr:#x}",
-                    t.pid, t.comm
+                // pagefault_out_of_memory: the faulting task is killed, as
+                // oom_kill_allocating_task does (mm/oom_kill.c), with Linux's report.
+                let o = self.b.oom_info(mm);
+                let mut line = String::new();
+                let _ = write!(
+                    line,
+                    "Out of memory (oom_kill_allocating_task): Killed process {} ({}) total-vm:{}kB, anon-rss:{}kB, file-rss:{}kB, shmem-rss:{}kB, UID:0 pgtables:{}kB oom_score_adj:0",
+                    t.pid, t.comm, o.total_vm_kb, o.anon_rss_kb, o.file_rss_kb, o.shmem_rss_kb, o.pgtables_kb
                 );
+                println!("{line}");
+                t.report = line;
+                self.stats.oom_kills += 1;
                 self.end_task(i, Exit::Signal(sig::SIGKILL));
                 Next::Other
             }
