@@ -7,8 +7,6 @@
 // A failure carries its message inline; results are returned once per test.
 #![allow(clippy::result_large_err)]
 
-use alloc::vec::Vec;
-
 use kmem::machine::NodeStat;
 use kmem::mm::VmEvent;
 use kmem::{GfpFlags, PagePtr};
@@ -326,37 +324,65 @@ fn user_kill_frees_memory(ctx: &KernelCtx) -> TestResult {
     })
 }
 
-/// Kernel pages held to create memory pressure; given back on drop.
+/// Kernel pages held to create memory pressure; given back on drop. The pages are kept in a
+/// list threaded through the pages themselves (the first word of each names the next), so
+/// holding them needs no memory of its own.
 struct Hog<'a> {
     mm: &'a Kmem,
-    pages: Vec<PagePtr>,
+    head: Option<PagePtr>,
 }
 
 impl<'a> Hog<'a> {
-    /// Allocates pages until at most `leave` are free.
+    /// Allocates every page a user allocation could get (`GFP_HIGHUSER_MOVABLE`, down to
+    /// the min watermarks, within the lowmem reserves), then gives `leave` back.
     fn leave(mm: &'a Kmem, leave: usize) -> Hog<'a> {
-        let mut pages = Vec::with_capacity(mm.nr_free_pages());
-        while mm.nr_free_pages() > leave && pages.len() < pages.capacity() {
-            match mm.alloc_page(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN) {
-                Some(p) => pages.push(p),
+        let mut hog = Hog { mm, head: None };
+        let gfp = GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_NOWARN;
+        while let Some(p) = mm.alloc_page(gfp) {
+            hog.push(p);
+        }
+        for _ in 0..leave {
+            match hog.pop() {
+                Some(p) => mm.__free_page(p),
                 None => break,
             }
         }
-        Hog { mm, pages }
+        mm.drain_local_pages();
+        hog
+    }
+
+    fn word(&self, p: PagePtr) -> *mut usize {
+        self.mm
+            .page_address(p)
+            .expect("x86_64 has no highmem: every page is in the direct map")
+            .as_ptr::<usize>()
+    }
+
+    fn push(&mut self, p: PagePtr) {
+        let next = self.head.map_or(0, |h| h.as_ptr() as usize);
+        // SAFETY: the page is ours (just allocated), mapped in the direct map.
+        unsafe { self.word(p).write(next) };
+        self.head = Some(p);
+    }
+
+    fn pop(&mut self) -> Option<PagePtr> {
+        let p = self.head?;
+        // SAFETY: a page of the list, ours, whose first word push wrote.
+        let next = unsafe { self.word(p).read() };
+        self.head = (next != 0).then(|| {
+            // SAFETY: `next` was a PagePtr of this machine's memmap when pushed.
+            unsafe { PagePtr::from_raw(core::ptr::NonNull::new_unchecked(next as *mut _)) }
+        });
+        Some(p)
     }
 }
 
 impl Drop for Hog<'_> {
     fn drop(&mut self) {
-        for p in self.pages.drain(..) {
+        while let Some(p) = self.pop() {
             self.mm.__free_page(p);
         }
     }
-}
-
-/// The sum of the zones' low watermarks (kswapd's wakeup point).
-fn low_wmark(mm: &Kmem) -> usize {
-    mm.zones().map(|z| z.wmark(1)).sum()
 }
 
 /// Prints /proc/swaps (kmem's `swap_show`) and the counters.
@@ -371,16 +397,13 @@ fn show_swap(uk: &OwnUk<'_>) {
 fn user_swap(ctx: &KernelCtx) -> TestResult {
     with_own(ctx, |uk| {
         let mm = ctx.mm;
-        let low = low_wmark(mm);
-        check!(
-            uk.swapon(4096, low + 256).is_ok(),
-            "swapon of 16 MiB failed"
-        );
+        check!(uk.swapon(4096).is_ok(), "swapon of 16 MiB failed");
         // 4096 pages, the first of which is the swap header (mm/swapfile.c).
         check_eq!(uk.swap().map(|s| (s.size(), s.inuse())), Some((4095, 0)));
-        let hog = Hog::leave(mm, low + 512);
-        check!(mm.nr_free_pages() <= low + 512, "could not create pressure");
-        // 8 MiB of anonymous memory with about 2 MiB free: every page is written, then read
+        let hog = Hog::leave(mm, 1024);
+        // Reclaim starts when 512 of the pages left are used (the rest stays for the kernel).
+        uk.set_reclaim_below(mm.nr_free_pages().saturating_sub(512));
+        // 8 MiB of anonymous memory with 2 MiB left for it: every page is written, then read
         // back — most of them from the swap area.
         let pages = 2048;
         let pid = uk
@@ -413,13 +436,10 @@ fn user_swap(ctx: &KernelCtx) -> TestResult {
 fn user_swap_fork(ctx: &KernelCtx) -> TestResult {
     with_own(ctx, |uk| {
         let mm = ctx.mm;
-        let low = low_wmark(mm);
-        check!(
-            uk.swapon(4096, low + 256).is_ok(),
-            "swapon of 16 MiB failed"
-        );
-        let hog = Hog::leave(mm, low + 768);
-        // 4 MiB written with about 3 MiB free, so part of it is in swap at the fork: the
+        check!(uk.swapon(4096).is_ok(), "swapon of 16 MiB failed");
+        let hog = Hog::leave(mm, 1024);
+        uk.set_reclaim_below(mm.nr_free_pages().saturating_sub(768));
+        // 4 MiB written with 3 MiB left for it, so part of it is in swap at the fork: the
         // child inherits swap entries (swap_duplicate) and shared pages; both read everything.
         let pages = 1024;
         let pid = uk
@@ -448,8 +468,7 @@ fn user_swap_fork(ctx: &KernelCtx) -> TestResult {
 fn user_oom_kill(ctx: &KernelCtx) -> TestResult {
     with_core(ctx, |uk| {
         let mm = ctx.mm;
-        let low = low_wmark(mm);
-        let hog = Hog::leave(mm, low + 512);
+        let hog = Hog::leave(mm, 512);
         let oom0 = ev(ctx, VmEvent::OomKill);
         // 8 MiB with about 2 MiB free and no swap: the fault that finds no page kills the
         // task (VM_FAULT_OOM), with Linux's report.

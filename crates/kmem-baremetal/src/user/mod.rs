@@ -737,19 +737,24 @@ impl<'k, B: Backend<'k>> Drop for UserKernel<'k, B> {
 }
 
 impl<'k> UserKernel<'k, OwnBackend<'k>> {
-    /// `swapon` of a RAM swap area of `pages` pages; reclaim then starts when fewer than
-    /// `reclaim_below` pages are free (or when an allocation fails).
+    /// `swapon` of a RAM swap area of `pages` pages.
     ///
     /// # Errors
     /// When the area cannot be allocated or one is already on.
-    pub fn swapon(&mut self, pages: usize, reclaim_below: usize) -> Result<(), &'static str> {
+    pub fn swapon(&mut self, pages: usize) -> Result<(), &'static str> {
         if self.b.sh.swap.is_some() {
             return Err("swap area already on");
         }
         self.b.sh.swap =
             Some(swap::SwapArea::new(self.k, pages).ok_or("no memory for the swap area")?);
-        self.b.sh.reclaim_below = reclaim_below;
         Ok(())
+    }
+
+    /// Reclaim (swap out) before each user page allocation while fewer than `pages` pages are
+    /// free in the user zones (kswapd's wakeup below the low watermark, done synchronously);
+    /// reclaim also runs when an allocation fails.
+    pub fn set_reclaim_below(&mut self, pages: usize) {
+        self.b.sh.reclaim_below = pages;
     }
 
     /// The swap area, if on.
