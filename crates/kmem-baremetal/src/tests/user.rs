@@ -164,7 +164,7 @@ fn user_write_readonly_segv(ctx: &KernelCtx) -> TestResult {
         check_eq!(f.error_code, pf::PROT | pf::WRITE | pf::USER);
         let want = alloc::format!("store[{pid}]: segfault at {DATA:x} ip ");
         check!(
-            t.report.starts_with(&want) && t.report.contains(" error 7"),
+            t.report.as_str().starts_with(&want) && t.report.as_str().contains(" error 7"),
             "report {:?}",
             t.report
         );
@@ -186,7 +186,10 @@ fn user_kernel_access_segv(ctx: &KernelCtx) -> TestResult {
                 t.fault.map(|f| (f.vector, f.addr, f.error_code)),
                 Some((14, addr, 5))
             );
-            check!(t.report.contains(&alloc::format!("segfault at {addr:x} ")));
+            check!(t
+                .report
+                .as_str()
+                .contains(&alloc::format!("segfault at {addr:x} ")));
             Ok(())
         })?;
     }
@@ -197,7 +200,7 @@ fn user_kernel_access_segv(ctx: &KernelCtx) -> TestResult {
         check_eq!(uk.exit_of(pid), Some(Exit::Signal(sig::SIGSEGV)));
         let t = uk.task(pid).expect("zombie");
         check_eq!(t.fault.map(|f| f.vector), Some(13));
-        check!(t.report.starts_with(&alloc::format!(
+        check!(t.report.as_str().starts_with(&alloc::format!(
             "traps: load[{pid}] general protection fault ip:"
         )));
         Ok(())
@@ -230,7 +233,7 @@ fn user_gp_privileged_instruction(ctx: &KernelCtx) -> TestResult {
         let want = alloc::format!(
             "traps: cli[{pid}] general protection fault ip:{TEXT_BASE:x} sp:7ffffffff000 error:0"
         );
-        check_eq!(t.report, want);
+        check_eq!(t.report.as_str(), want.as_str());
         Ok(())
     })
 }
@@ -490,7 +493,7 @@ fn user_oom_kill(ctx: &KernelCtx) -> TestResult {
             "Out of memory (oom_kill_allocating_task): Killed process {pid} (demand) total-vm:"
         );
         check!(
-            t.report.starts_with(&want) && t.report.contains("kB, anon-rss:"),
+            t.report.as_str().starts_with(&want) && t.report.as_str().contains("kB, anon-rss:"),
             "report {:?}",
             t.report
         );

@@ -39,7 +39,6 @@ pub mod mm;
 pub mod progs;
 pub mod swap;
 
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
@@ -154,7 +153,7 @@ pub struct Task<M> {
     /// The fault that killed it, if one did.
     pub fault: Option<FaultInfo>,
     /// The kernel's report line about its death (`segfault at …`, `traps: …`), if any.
-    pub report: String,
+    pub report: Line,
 }
 
 /// Counters of the user-mode machinery.
@@ -257,7 +256,7 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
             output: Vec::new(),
             line: Vec::new(),
             fault: None,
-            report: String::new(),
+            report: Line::new(),
         });
         Ok(pid)
     }
@@ -433,13 +432,13 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
                 // pagefault_out_of_memory: the faulting task is killed, as
                 // oom_kill_allocating_task does (mm/oom_kill.c), with Linux's report.
                 let o = self.b.oom_info(mm);
-                let mut line = String::new();
+                let mut line = Line::new();
                 let _ = write!(
                     line,
                     "Out of memory (oom_kill_allocating_task): Killed process {} ({}) total-vm:{}kB, anon-rss:{}kB, file-rss:{}kB, shmem-rss:{}kB, UID:0 pgtables:{}kB oom_score_adj:0",
                     t.pid, t.comm, o.total_vm_kb, o.anon_rss_kb, o.file_rss_kb, o.shmem_rss_kb, o.pgtables_kb
                 );
-                println!("{line}");
+                println!("{}", line.as_str());
                 t.report = line;
                 self.stats.oom_kills += 1;
                 self.end_task(i, Exit::Signal(sig::SIGKILL));
@@ -463,14 +462,14 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
     fn segfault(&mut self, i: usize, addr: u64, err: u64) {
         let code = self.code_line(i);
         let t = &mut self.tasks[i];
-        let mut line = String::new();
+        let mut line = Line::new();
         let _ = write!(
             line,
             "{}[{}]: segfault at {addr:x} ip {:016x} sp {:016x} error {err:x} likely on CPU 0 (core 0, socket 0)",
             t.comm, t.pid, t.regs.rip, t.regs.rsp
         );
-        println!("{line}");
-        println!("{code}");
+        println!("{}", line.as_str());
+        println!("{}", code.as_str());
         t.report = line;
         t.fault = Some(FaultInfo {
             vector: 14,
@@ -483,7 +482,7 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
 
     /// `show_opcodes` (arch/x86/kernel/dumpstack.c): the 42 bytes before the faulting
     /// instruction, its first byte in `<>`, the 21 after — read without faulting anything in.
-    fn code_line(&self, i: usize) -> String {
+    fn code_line(&self, i: usize) -> Line {
         const PROLOGUE: u64 = 42;
         const EPILOGUE: u64 = 21;
         let t = &self.tasks[i];
@@ -500,7 +499,7 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
                 })
             })
         });
-        let mut line = String::new();
+        let mut line = Line::new();
         if readable {
             let _ = write!(line, "Code:");
             for (n, b) in bytes.iter().enumerate() {
@@ -536,13 +535,13 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
         });
         if !desc.is_empty() {
             // arch/x86/kernel/traps.c show_signal, with pr_fmt "traps: ".
-            let mut line = String::new();
+            let mut line = Line::new();
             let _ = write!(
                 line,
                 "traps: {}[{}] {desc} ip:{:x} sp:{:x} error:{:x}",
                 t.comm, t.pid, t.regs.rip, t.regs.rsp, t.regs.error_code
             );
-            println!("{line}");
+            println!("{}", line.as_str());
             t.report = line;
         }
         self.end_task(i, Exit::Signal(signal));
@@ -668,7 +667,7 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
             output: Vec::new(),
             line: Vec::new(),
             fault: None,
-            report: String::new(),
+            report: Line::new(),
         };
         self.tasks.push(child);
         i64::from(pid)
@@ -792,5 +791,52 @@ fn kernel_slots(root: u64, on: bool) {
         // task's owns them, and the task's table is only loaded between the copy and the
         // clear.
         unsafe { dst.write_volatile(if on { src.read_volatile() } else { 0 }) };
+    }
+}
+
+/// A line of text in a fixed buffer: the kill reports are made when memory may be exhausted,
+/// so they must not allocate. Longer text is cut at a character boundary.
+#[derive(Clone, Copy)]
+pub struct Line {
+    buf: [u8; Line::CAPACITY],
+    len: usize,
+}
+
+impl Line {
+    /// Bytes kept.
+    pub const CAPACITY: usize = 320;
+
+    /// An empty line.
+    pub const fn new() -> Line {
+        Line {
+            buf: [0; Line::CAPACITY],
+            len: 0,
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // `write_str` only stores whole UTF-8 characters.
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for c in s.chars() {
+            let n = c.len_utf8();
+            if self.len + n > Line::CAPACITY {
+                break;
+            }
+            c.encode_utf8(&mut self.buf[self.len..self.len + n]);
+            self.len += n;
+        }
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for Line {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
     }
 }
