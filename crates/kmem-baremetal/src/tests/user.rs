@@ -25,6 +25,7 @@ pub const TESTS: &[Test<KernelCtx>] = tests![
     user_hello_syscalls,
     user_demand_fault,
     user_cow_after_fork,
+    user_fork_tree,
     user_write_readonly_segv,
     user_kernel_access_segv,
     user_unmapped_access_segv,
@@ -146,6 +147,28 @@ fn user_cow_after_fork(ctx: &KernelCtx) -> TestResult {
         // no longer shared and reused it (do_wp_page's reuse): no second copy.
         check_eq!(ev(ctx, VmEvent::CowCopy) - copies, 1);
         check_eq!(ev(ctx, VmEvent::CowReuse) - reuses, 1);
+        Ok(())
+    })
+}
+
+fn user_fork_tree(ctx: &KernelCtx) -> TestResult {
+    with_core(ctx, |uk| {
+        // Depth 4: 31 processes, each a kmem task, sharing the data page copy-on-write with
+        // its parent and writing its own pid into it.
+        let pid = uk
+            .spawn(Prog::forktree, [4, DATA, 0], &[(DATA, 4096, Prot::RW)])
+            .expect("spawn");
+        let copies = ev(ctx, VmEvent::CowCopy);
+        check!(uk.run(BUDGET).is_ok());
+        check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
+        check_eq!(uk.live(), 0);
+        // Each of the 30 children copies the page it shares with its parent (its parent may
+        // still map it); a parent writes only before its forks.
+        check!(
+            ev(ctx, VmEvent::CowCopy) - copies >= 30,
+            "{} COW copies",
+            ev(ctx, VmEvent::CowCopy) - copies
+        );
         Ok(())
     })
 }

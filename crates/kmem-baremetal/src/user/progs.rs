@@ -302,6 +302,57 @@ user_prog_swapfork_start:
     .global user_prog_swapfork_end
 user_prog_swapfork_end:
 
+/* forktree(depth, base): every process writes its pid at base (a COW write after each fork),
+ * forks two children of depth - 1 unless depth is 0, reaps both with wait4(-1) (each must
+ * exit 0), then checks that base still holds its own pid. Exit 0 = all good, 1 = saw another
+ * process's write, 4 = a child failed or wait4 did. */
+    .global user_prog_forktree_start
+user_prog_forktree_start:
+    mov %rdi, %r12
+    mov %rsi, %r13
+1:  mov $39, %eax               /* getpid */
+    int $0x80
+    mov %rax, %r14
+    mov %r14, (%r13)
+    test %r12, %r12
+    jz 3f
+    dec %r12
+    mov $57, %eax               /* fork */
+    int $0x80
+    test %rax, %rax
+    jz 1b                       /* the child: a node of depth - 1 */
+    js 8f
+    mov $57, %eax
+    int $0x80
+    test %rax, %rax
+    jz 1b
+    js 8f
+    mov $2, %r15
+    sub $16, %rsp
+2:  movq $-1, (%rsp)
+    mov $61, %eax               /* wait4(-1, &status, 0, NULL) */
+    mov $-1, %rdi
+    mov %rsp, %rsi
+    xor %edx, %edx
+    xor %r10d, %r10d
+    int $0x80
+    test %rax, %rax
+    js 8f
+    cmpl $0, (%rsp)
+    jne 8f
+    dec %r15
+    jnz 2b
+3:  cmp %r14, (%r13)
+    jne 9f
+    xor %edi, %edi
+    SYS_EXIT
+8:  mov $4, %edi
+    SYS_EXIT
+9:  mov $1, %edi
+    SYS_EXIT
+    .global user_prog_forktree_end
+user_prog_forktree_end:
+
     .popsection
     "#,
     options(att_syntax)
@@ -355,4 +406,5 @@ programs! {
     efault => user_prog_efault_start, user_prog_efault_end;
     forkexit => user_prog_forkexit_start, user_prog_forkexit_end;
     swapfork => user_prog_swapfork_start, user_prog_swapfork_end;
+    forktree => user_prog_forktree_start, user_prog_forktree_end;
 }
