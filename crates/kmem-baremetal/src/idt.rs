@@ -1,22 +1,31 @@
-//! CPU exception handlers: KFENCE's page faults are handled and return; everything else is
-//! reported and exits.
+//! CPU exception handlers and the system-call gate: KFENCE's kernel page faults are handled
+//! and return; user traps go to the task; everything else is reported and exits.
 //!
-//! Interrupts are never enabled, so only the 32 architectural exception vectors get gates. Each
-//! stub pushes a zero error code when the CPU does not push one, then the vector number, and
-//! jumps to a common path that saves the caller-saved registers and the SSE state and calls
-//! `exception_dispatch` with a pointer to that frame. A page fault on a page KFENCE protected
-//! goes to the hook kmem registered ([`set_page_fault_hook`], Linux's
-//! `kfence_handle_page_fault` from `page_fault_oops`): KFENCE reports it and unprotects the
-//! page, the common path restores the registers and returns with `iretq`, and the faulting
-//! instruction runs again. (The kernel is built with `-C no-redzone`, see .cargo/config.toml:
-//! the CPU pushes the exception frame just below the interrupted code's stack pointer.)
-//! Any other exception goes to [`exception_handler`], which prints the vector, error code, RIP,
-//! RSP and CR2 on COM1 (without locks: the fault may have happened under the console lock) and
-//! exits QEMU with the failure status — a page fault in a self-test is a failed run, not a hang
-//! or a silent triple fault.
+//! Interrupts are never enabled, so only the 32 architectural exception vectors and the
+//! system-call vector `0x80` get gates. Each stub pushes a zero error code when the CPU does not
+//! push one, then the vector number, and jumps to a common path that looks at the saved CS:
+//! - **from ring 3** (CS RPL 3): the trap belongs to the user task that was running; the path
+//!   goes on in `user_trap` (src/user/entry.rs), which saves the user's registers and returns to
+//!   the kernel code that entered user mode, where the trap is handled in Rust
+//!   ([`crate::user`]: page faults to the task's address space, #GP/#DB/… as signals, `int $0x80`
+//!   as a system call);
+//! - **from ring 0**: the path saves the caller-saved registers and the SSE state and calls
+//!   `exception_dispatch` with a pointer to the frame. A page fault on a page KFENCE protected
+//!   goes to the hook kmem registered ([`set_page_fault_hook`], Linux's
+//!   `kfence_handle_page_fault` from `page_fault_oops`): KFENCE reports it and unprotects the
+//!   page, the common path restores the registers and returns with `iretq`, and the faulting
+//!   instruction runs again. (The kernel is built with `-C no-redzone`, see .cargo/config.toml:
+//!   the CPU pushes the exception frame just below the interrupted code's stack pointer.) Any
+//!   other exception is a kernel bug: [`exception_handler`] prints the vector, error code, RIP,
+//!   RSP and CR2 on COM1 (without locks: the fault may have happened under the console lock)
+//!   and exits QEMU with the failure status — a page fault in a self-test is a failed run, not
+//!   a hang or a silent triple fault.
 //!
-//! A fault while the stack is exhausted cannot be reported (there is no IST stack); QEMU then
-//! resets, which `-no-reboot` turns into an exit that the test script reports as a failure.
+//! Gates are 64-bit interrupt gates (IF cleared on entry) of DPL 0, except `#BP` (3) and the
+//! system call (`0x80`), which have DPL 3 so that `int3` and `int $0x80` work from user mode, as
+//! in Linux (arch/x86/kernel/idt.c: `SYSG(X86_TRAP_BP, …)`, `SYSG(IA32_SYSCALL_VECTOR, …)`); any
+//! other `int $N` from user mode raises #GP. The double fault (8) runs on its own IST stack
+//! ([`crate::gdt`]), so a kernel stack overflow is still reported.
 
 use core::fmt::Write;
 
@@ -41,6 +50,8 @@ isr_stub_\v:
     .endr
 
 isr_common:
+    testb $3, 24(%rsp)          /* CS of the interrupted code: RPL 3 = from user mode */
+    jnz user_trap
     /* the registers a C call may change, and %rbx to hold the unaligned stack pointer */
     push %rax
     push %rcx
@@ -72,6 +83,10 @@ isr_common:
     pop %rax
     add $16, %rsp               /* vector and error code */
     iretq
+isr_stub_syscall:
+    push $0
+    push ${syscall_vector}
+    jmp isr_common
     .popsection
 
     .pushsection .rodata.isr, "a"
@@ -81,14 +96,22 @@ isr_stub_table:
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     .quad isr_stub_\v
     .endr
+    .global isr_stub_syscall_addr
+isr_stub_syscall_addr:
+    .quad isr_stub_syscall
     .popsection
     "#,
+    syscall_vector = const SYSCALL_VECTOR,
     options(att_syntax)
 );
 
 extern "C" {
     static isr_stub_table: [u64; 32];
+    static isr_stub_syscall_addr: u64;
 }
+
+/// The system-call vector (`IA32_SYSCALL_VECTOR`, arch/x86/include/asm/irq_vectors.h).
+pub const SYSCALL_VECTOR: usize = 0x80;
 
 /// What a stub leaves on the stack.
 #[repr(C)]
@@ -126,12 +149,12 @@ impl Gate {
         zero: 0,
     };
 
-    fn interrupt_gate(handler: u64) -> Gate {
+    fn interrupt_gate(handler: u64, dpl: u8, ist: u8) -> Gate {
         Gate {
             offset_low: handler as u16,
-            selector: 0x08, // the 64-bit code segment of boot.rs's GDT
-            ist: 0,
-            type_attr: 0x8e, // present, DPL 0, 64-bit interrupt gate
+            selector: crate::gdt::KERNEL_CS,
+            ist,
+            type_attr: 0x8e | (dpl << 5), // present, DPL, 64-bit interrupt gate
             offset_mid: (handler >> 16) as u16,
             offset_high: (handler >> 32) as u32,
             zero: 0,
@@ -140,19 +163,29 @@ impl Gate {
 }
 
 #[repr(C, align(16))]
-struct Idt([Gate; 32]);
+struct Idt([Gate; 256]);
 
 /// The IDT; written once by [`init`], then only read by the CPU.
-static IDT: SpinLock<Idt> = SpinLock::new(Idt([Gate::MISSING; 32]));
+static IDT: SpinLock<Idt> = SpinLock::new(Idt([Gate::MISSING; 256]));
 
-/// Fills the IDT with the 32 exception stubs and loads it.
+/// Fills the IDT with the 32 exception stubs and the system-call gate and loads it (after
+/// [`crate::gdt::init`]: the double-fault gate names an IST stack of the TSS).
 pub fn init() {
     let mut idt = IDT.lock();
-    for (v, gate) in idt.0.iter_mut().enumerate() {
+    for (v, gate) in idt.0.iter_mut().take(32).enumerate() {
         // SAFETY: `isr_stub_table` is the 32-entry table defined in the assembly above.
         let handler = unsafe { isr_stub_table[v] };
-        *gate = Gate::interrupt_gate(handler);
+        let dpl = if v == 3 { 3 } else { 0 };
+        let ist = if v == 8 {
+            crate::gdt::IST_DOUBLE_FAULT
+        } else {
+            0
+        };
+        *gate = Gate::interrupt_gate(handler, dpl, ist);
     }
+    // SAFETY: a quad defined in the assembly above.
+    let syscall = unsafe { isr_stub_syscall_addr };
+    idt.0[SYSCALL_VECTOR] = Gate::interrupt_gate(syscall, 3, 0);
     #[repr(C, packed)]
     struct Pointer {
         limit: u16,
@@ -190,6 +223,7 @@ fn name(vector: u64) -> &'static str {
         17 => "#AC alignment check",
         18 => "#MC machine check",
         19 => "#XM SIMD exception",
+        0x80 => "int $0x80 system call",
         _ => "reserved",
     }
 }

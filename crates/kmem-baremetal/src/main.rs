@@ -9,17 +9,21 @@
 //! (boot page tables and stack included) reserved, the memmap, zones and the buddy allocator,
 //! SLUB and kmalloc — which is the kernel's `#[global_allocator]` ([`heap`]) — and vmalloc on
 //! the CPU's own page tables ([`platform`]: CR3, `invlpg`). The self-tests over the booted
-//! machine follow ([`selftest`], [`mod@tests`]), then `/proc/buddyinfo`, `/proc/zoneinfo`,
+//! machine follow ([`selftest`], [`mod@tests`]) — the last group runs real ring-3 programs
+//! ([`user`]: kmem tasks on their own page tables, entered with `iretq` through the GDT and
+//! TSS of [`gdt`], trapping back through [`idt`]) — then `/proc/buddyinfo`, `/proc/zoneinfo`,
 //! `/proc/slabinfo` and `/proc/meminfo` are printed and the kernel exits through QEMU's
 //! `isa-debug-exit` with success exactly when every test passed.
 //!
-//! One CPU, interrupts off for the whole run, no scheduler: the platform's per-CPU sections
-//! still disable interrupts, and its spinlock reports recursive locking instead of hanging.
+//! One CPU, interrupts off for the whole run (user mode included), no preemptive scheduler:
+//! the platform's per-CPU sections still disable interrupts, and its spinlock reports
+//! recursive locking instead of hanging.
 //!
 //! Kernel command line (`--append`): anything kmem parses (`slub_debug=FZPU`, …), and
 //! `selftest=fail` adds a test that fails on purpose, so the harness can be shown to fail;
-//! `selftest=panic` and `selftest=fault` add a test that panics or takes a page fault (both must
-//! also fail the run). Values combine: `selftest=fail,panic`.
+//! `selftest=panic` and `selftest=fault` add a test that panics or takes a page fault, and
+//! `selftest=doublefault` one whose page fault cannot be delivered (reported from the IST
+//! double-fault stack); all must also fail the run. Values combine: `selftest=fail,panic`.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -30,6 +34,7 @@ extern crate alloc;
 mod arch;
 mod boot;
 mod cell;
+mod gdt;
 mod heap;
 mod idt;
 mod kpte;
@@ -41,6 +46,7 @@ mod selftest;
 mod serial;
 mod spinlock;
 mod tests;
+mod user;
 
 use core::fmt::Write;
 
@@ -53,6 +59,7 @@ use pvh::BootInfo;
 extern "C" fn kernel_main(start_info: u32) -> ! {
     boot::paint_stack();
     serial::init();
+    gdt::init();
     idt::init();
     println!();
     println!("kmem-baremetal: x86_64 test kernel for kmem (PVH boot, one CPU, interrupts off)");

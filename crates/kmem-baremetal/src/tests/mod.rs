@@ -3,9 +3,10 @@
 //! back), `slab` (kmalloc, kmem_cache, slub_debug), `kds` (the data structures on kmem memory),
 //! `rcu` (grace periods, callbacks, kfree_rcu, the XArray on RCU),
 //! `vmalloc` (on the real page tables), `heap` (`alloc` collections on kmalloc), `stress` (a
-//! random mixed workload) and `kfence` (real `#PF`s on KFENCE's guard pages, with
-//! `kfence.sample_interval=N`); with `kmemleak=on`, `kmemleak` (a planted leak found by
-//! scanning the real memory); last, the deliberate failures the command line asks for.
+//! random mixed workload), `kfence` (real `#PF`s on KFENCE's guard pages, with
+//! `kfence.sample_interval=N`) and `user` (ring-3 programs: demand faults, fork/COW, SIGSEGV
+//! kills, system calls); with `kmemleak=on`, `kmemleak` (a planted leak found by scanning the
+//! real memory); last, the deliberate failures the command line asks for.
 
 mod deliberate;
 mod early;
@@ -18,6 +19,7 @@ mod platform;
 mod rcu;
 mod slab;
 mod stress;
+mod user;
 mod vmalloc;
 
 use crate::mm::Kmem;
@@ -69,6 +71,7 @@ pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     runner.run("heap", heap::TESTS, ctx);
     runner.run("stress", stress::TESTS, ctx);
     runner.run("kfence", kfence::TESTS, ctx);
+    runner.run("user", user::TESTS, ctx);
     let cmdline = Cmdline(ctx.info.cmdline());
     if cmdline.has_value("kmemleak", "on") {
         runner.run("kmemleak", kmemleak::TESTS, ctx);
@@ -77,6 +80,7 @@ pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
         ("fail", deliberate::FAIL),
         ("panic", deliberate::PANIC),
         ("fault", deliberate::FAULT),
+        ("doublefault", deliberate::DOUBLE_FAULT),
     ] {
         if cmdline.has_value("selftest", value) {
             runner.run("deliberate", group, ctx.info);
