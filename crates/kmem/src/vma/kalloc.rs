@@ -14,7 +14,8 @@ use crate::gfp::GfpFlags;
 use crate::highmem::KmapLayer;
 use crate::platform::Platform;
 
-/// A handle on a machine's kmalloc (see the module documentation).
+/// A handle on a machine's kmalloc (see the module documentation). Only kmem makes and
+/// uses one (it points into the machine's state, so it must not outlive it).
 #[derive(Clone, Copy)]
 pub struct KAlloc {
     ctx: *const (),
@@ -48,7 +49,7 @@ impl<P: Platform> KmapLayer<P> {
     /// The kmalloc handle process memory allocates its objects with. The layer must not
     /// move while objects made through the handle live (it does not: it is part of a
     /// machine's state, which never moves).
-    pub fn kalloc(&self) -> KAlloc {
+    pub(crate) fn kalloc(&self) -> KAlloc {
         KAlloc {
             ctx: (self as *const Self).cast(),
             alloc: kmalloc_fn::<P>,
@@ -59,7 +60,7 @@ impl<P: Platform> KmapLayer<P> {
 
 impl KAlloc {
     /// Allocates a `T` holding `v`; `None` when memory is short.
-    pub fn new_box<T>(&self, v: T) -> Option<NonNull<T>> {
+    pub(crate) fn new_box<T>(&self, v: T) -> Option<NonNull<T>> {
         const { assert!(core::mem::align_of::<T>() <= 8) };
         // SAFETY: `ctx` is the live layer this handle was made from (see `kalloc`).
         let p = unsafe { (self.alloc)(self.ctx, core::mem::size_of::<T>().max(1)) }?;
@@ -74,7 +75,7 @@ impl KAlloc {
     ///
     /// # Safety
     /// `p` must come from `new_box` on this handle's machine and not be used afterwards.
-    pub unsafe fn take_box<T>(&self, p: NonNull<T>) -> T {
+    pub(crate) unsafe fn take_box<T>(&self, p: NonNull<T>) -> T {
         // SAFETY: by the caller's guarantee `p` holds a live `T` we now own.
         let v = unsafe { p.as_ptr().read() };
         // SAFETY: as above; the block came from this machine's kmalloc.
@@ -88,7 +89,7 @@ impl KAlloc {
     ///
     /// # Safety
     /// As [`KAlloc::take_box`].
-    pub unsafe fn free_box<T>(&self, p: NonNull<T>) {
+    pub(crate) unsafe fn free_box<T>(&self, p: NonNull<T>) {
         // SAFETY: by the caller's guarantee.
         let v = unsafe { self.take_box(p) };
         core::mem::drop(v);

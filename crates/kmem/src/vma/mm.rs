@@ -200,7 +200,7 @@ pub fn elf_et_dyn_base(arch: Arch, task_size: u64) -> u64 {
 
 impl MmStruct {
     /// An empty address space for `arch` (`mm_alloc` + `mm_init`), without page table.
-    pub fn new(ka: KAlloc, arch: Arch) -> MmStruct {
+    pub(crate) fn new(ka: KAlloc, arch: Arch) -> MmStruct {
         let (task_size, mmap_base) = user_layout(arch);
         let start_brk = elf_et_dyn_base(arch, task_size) + 0x5000;
         MmStruct {
@@ -225,7 +225,7 @@ impl MmStruct {
     }
 
     /// The kmalloc handle.
-    pub fn kalloc(&self) -> KAlloc {
+    pub(crate) fn kalloc(&self) -> KAlloc {
         self.ka
     }
 
