@@ -507,3 +507,25 @@ fn model_sheaves_barn_and_slabs_across_cpus() {
         run_model(seed, 600);
     }
 }
+
+#[test]
+fn other_allocators_have_no_sheaves() {
+    for cmd in ["slab=slab", "slab=slob"] {
+        let m = boot_with(Arch::X86_64, 64 << 20, 1, cmd, 42);
+        let args = KmemCacheArgs {
+            sheaf_capacity: 8,
+            ..KmemCacheArgs::default()
+        };
+        let c = m
+            .kmem_cache_create_args("no_sheaves", 64, &args, SlabFlags::NONE)
+            .unwrap();
+        assert!(m
+            .kmem_cache_prefill_sheaf(c, GfpFlags::GFP_KERNEL, 4)
+            .is_none());
+        // SAFETY: nothing else uses the machine.
+        assert!(unsafe { m.slub_sheaf_census(c) }.is_none());
+        let p = m.kmem_cache_alloc(c, GfpFlags::GFP_KERNEL).unwrap();
+        m.kmem_cache_free(c, p.as_ptr());
+        assert_eq!(m.bug_count(), 0, "{cmd}");
+    }
+}

@@ -364,6 +364,9 @@ impl<P: Platform> SlabLayer<P> {
         gfp: GfpFlags,
         sheaf: &mut slub::Sheaf,
     ) -> Option<NonNull<u8>> {
+        if !matches!(self.slab().kind, SlabAllocatorKind::Slub) {
+            return None;
+        }
         slub::kmem_cache_alloc_from_sheaf(self, c, gfp, sheaf, Location::caller())
     }
 
@@ -379,13 +382,19 @@ impl<P: Platform> SlabLayer<P> {
         sheaf: &mut slub::Sheaf,
         size: usize,
     ) -> Result<(), Errno> {
+        if !matches!(self.slab().kind, SlabAllocatorKind::Slub) {
+            return Err(Errno::EINVAL);
+        }
         slub::kmem_cache_refill_sheaf(self, c, gfp, sheaf, size, Location::caller())
     }
 
     /// `kmem_cache_return_sheaf`: gives a prefilled sheaf back with the objects left in it.
     #[track_caller]
     pub fn kmem_cache_return_sheaf(&self, c: CacheHandle, gfp: GfpFlags, sheaf: slub::Sheaf) {
-        slub::kmem_cache_return_sheaf(self, c, gfp, sheaf, Location::caller())
+        // Under SLAB or SLOB no sheaf exists; one from another machine is not this one's.
+        if matches!(self.slab().kind, SlabAllocatorKind::Slub) {
+            slub::kmem_cache_return_sheaf(self, c, gfp, sheaf, Location::caller())
+        }
     }
 
     /// What SLUB's sheaves of `c` hold (per-CPU and barn), for tests and statistics; `None`

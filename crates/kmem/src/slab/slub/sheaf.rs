@@ -71,7 +71,7 @@ impl Sheaf {
     }
 }
 
-/// What a cache's sheaves hold, for tests and statistics ([`sheaf_census`]).
+/// What a cache's sheaves hold, for tests and statistics (`SlabLayer::slub_sheaf_census`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SheafCensus {
     /// `s->sheaf_capacity`.
