@@ -95,6 +95,10 @@ fn busy_cache_retries_next_bucket_and_defers_frees() {
     let cache16 = m.kmalloc_cache(16, K).unwrap();
     m.kmem_cache_shrink(cache16);
     let before = m.slab_info(cache16).unwrap().active_objs;
+    // With sheaves, this CPU's first kmalloc(16) allocates kmalloc-16's main sheaf from
+    // another kmalloc cache's slab path; the kprobe must fire in kmalloc-16's own refill.
+    let warm = m.kmalloc(16, K).unwrap().as_ptr();
+    m.kfree(warm);
     let fired = AtomicUsize::new(0);
     let nested = AtomicPtr::new(std::ptr::null_mut());
     let deferred_inside = AtomicUsize::new(usize::MAX);

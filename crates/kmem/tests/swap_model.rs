@@ -249,7 +249,9 @@ fn run(ops: &[(usize, Option<u8>)], npages: usize, mem: u64) {
     // a node or the cache's partial slab; see the branch's report.)
     let free = common::settle(&m);
     let slab_pages = (slab_kb(&m) - slab0) / 4;
-    assert!(slab_pages <= 8, "slab grew by {slab_pages} pages");
+    // (With SLUB's sheaves on the kmalloc caches, their first use by this workload adds
+    // sheaf structures: up to one more page.)
+    assert!(slab_pages <= 9, "slab grew by {slab_pages} pages");
     assert_eq!(free + slab_pages, free0, "no page leaked");
     assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
     swap.swapoff(&m, path.to_str().unwrap(), &mut |_| Ok(()))
