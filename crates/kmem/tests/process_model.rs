@@ -96,6 +96,75 @@ impl RefTask {
     }
 }
 
+/// `Op::Mprotect` on task `pid` and its reference `r`.
+fn mprotect_op(m: &M, pid: i32, r: &mut RefTask, p: u64, n: u64, prot: u32) {
+    let n = n.min(PAGES - p);
+    let all = (p..p + n).all(|k| r.pages.contains_key(&k));
+    let res = m.mprotect(pid, ARENA + p * 4096, n * 4096, prot);
+    if all {
+        res.unwrap();
+        for k in p..p + n {
+            r.pages.insert(k, prot);
+        }
+    } else {
+        assert_eq!(res, Err(kmem::errno::Errno::ENOMEM));
+        // Linux changed the mapped pages before the first hole.
+        for k in p..p + n {
+            if !r.pages.contains_key(&k) {
+                break;
+            }
+            r.pages.insert(k, prot);
+        }
+    }
+}
+
+/// `Op::Mremap` on task `pid` and its reference `r` (see the arm in `run`).
+fn mremap_op(m: &M, pid: i32, r: &mut RefTask, p: u64, n: u64, to: u64) {
+    let n = n.min(PAGES - p).min(PAGES - to);
+    if to < p + n && p < to + n {
+        return;
+    }
+    let Some(&prot) = r.pages.get(&p) else {
+        return;
+    };
+    if !(p..p + n).all(|k| r.pages.get(&k) == Some(&prot)) {
+        return;
+    }
+    // The source must lie inside one VMA: the model does not track VMA boundaries, so ask
+    // the kernel.
+    let one = m
+        .with_task(pid, |t| {
+            t.mm.vma_lookup(ARENA + p * 4096)
+                .is_some_and(|v| v.vm_end >= ARENA + (p + n) * 4096)
+        })
+        .unwrap();
+    if !one {
+        return;
+    }
+    let res = m.mremap(
+        pid,
+        ARENA + p * 4096,
+        n * 4096,
+        n * 4096,
+        MREMAP_MAYMOVE | MREMAP_FIXED,
+        ARENA + to * 4096,
+    );
+    assert_eq!(res, Ok(ARENA + to * 4096));
+    let moved: Vec<(u64, u8)> = r
+        .bytes
+        .range(ARENA + p * 4096..ARENA + (p + n) * 4096)
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    r.unmap(to, n);
+    r.unmap(p, n);
+    for k in to..to + n {
+        r.pages.insert(k, prot);
+    }
+    for (k, v) in moved {
+        r.bytes.insert(k - p * 4096 + to * 4096, v);
+    }
+}
+
 fn run(arch: Arch, ops: &[Op]) {
     let m = boot(arch, 128 << 20, 2);
     let w = m.spawn("warmup").unwrap();
@@ -160,25 +229,8 @@ fn run(arch: Arch, ops: &[Op]) {
                 let Some(i) = pick(i, tasks.len()) else {
                     continue;
                 };
-                let n = n.min(PAGES - p);
                 let (pid, r) = &mut tasks[i];
-                let all = (p..p + n).all(|k| r.pages.contains_key(&k));
-                let res = m.mprotect(*pid, ARENA + p * 4096, n * 4096, prot);
-                if all {
-                    res.unwrap();
-                    for k in p..p + n {
-                        r.pages.insert(k, prot);
-                    }
-                } else {
-                    assert_eq!(res, Err(kmem::errno::Errno::ENOMEM));
-                    // Linux changed the mapped pages before the first hole.
-                    for k in p..p + n {
-                        if !r.pages.contains_key(&k) {
-                            break;
-                        }
-                        r.pages.insert(k, prot);
-                    }
-                }
+                mprotect_op(&m, *pid, r, p, n, prot);
             }
             Op::Mremap(i, p, n, to) => {
                 // Move n pages at p to `to` (MREMAP_FIXED), when the source is one mapping
@@ -186,50 +238,8 @@ fn run(arch: Arch, ops: &[Op]) {
                 let Some(i) = pick(i, tasks.len()) else {
                     continue;
                 };
-                let n = n.min(PAGES - p).min(PAGES - to);
                 let (pid, r) = &mut tasks[i];
-                if to < p + n && p < to + n {
-                    continue;
-                }
-                let Some(&prot) = r.pages.get(&p) else {
-                    continue;
-                };
-                if !(p..p + n).all(|k| r.pages.get(&k) == Some(&prot)) {
-                    continue;
-                }
-                // The source must lie inside one VMA: the model does not track VMA
-                // boundaries, so ask the kernel.
-                let one = m
-                    .with_task(*pid, |t| {
-                        t.mm.vma_lookup(ARENA + p * 4096)
-                            .is_some_and(|v| v.vm_end >= ARENA + (p + n) * 4096)
-                    })
-                    .unwrap();
-                if !one {
-                    continue;
-                }
-                let res = m.mremap(
-                    *pid,
-                    ARENA + p * 4096,
-                    n * 4096,
-                    n * 4096,
-                    MREMAP_MAYMOVE | MREMAP_FIXED,
-                    ARENA + to * 4096,
-                );
-                assert_eq!(res, Ok(ARENA + to * 4096));
-                let moved: Vec<(u64, u8)> = r
-                    .bytes
-                    .range(ARENA + p * 4096..ARENA + (p + n) * 4096)
-                    .map(|(k, v)| (*k, *v))
-                    .collect();
-                r.unmap(to, n);
-                r.unmap(p, n);
-                for k in to..to + n {
-                    r.pages.insert(k, prot);
-                }
-                for (k, v) in moved {
-                    r.bytes.insert(k - p * 4096 + to * 4096, v);
-                }
+                mremap_op(&m, *pid, r, p, n, to);
             }
             Op::DontNeed(i, p, n) => {
                 let Some(i) = pick(i, tasks.len()) else {
@@ -296,7 +306,11 @@ fn run(arch: Arch, ops: &[Op]) {
             m.with_task(*pid, |t| t.mm.validate().unwrap()).unwrap();
         }
     }
-    // Every byte still reads back.
+    finish(&m, tasks, free0);
+}
+
+/// Every byte still reads back; after every task exits, no page is left.
+fn finish(m: &M, tasks: Vec<(i32, RefTask)>, free0: usize) {
     for (pid, r) in &tasks {
         for (a, v) in &r.bytes {
             let p = (a - ARENA) / 4096;
@@ -308,7 +322,7 @@ fn run(arch: Arch, ops: &[Op]) {
     for (pid, _) in tasks {
         m.exit(pid).unwrap();
     }
-    assert_eq!(settle(&m), free0, "pages leaked");
+    assert_eq!(settle(m), free0, "pages leaked");
     let mut s = String::new();
     m.proc_read("/proc/meminfo", &mut s).unwrap();
     assert!(s.contains("AnonPages:             0 kB"), "{s}");
