@@ -53,6 +53,10 @@ pub static LIST_LOCK: LockClass = LockClass::new("&n->list_lock");
 pub static SLOB_LOCK: LockClass = LockClass::new("slob_lock");
 /// `&zone->lock`: a zone's free areas.
 pub static ZONE_LOCK: LockClass = LockClass::new("&zone->lock");
+/// `cma_mutex` (mm/cma.c), which in kmem also covers every area's bitmap (`cma->lock`),
+/// the counters and the migration hook (`page_alloc/cma.rs`). Taken under no other kmem lock;
+/// the page allocator's locks (and the migration hook's) are taken under it.
+pub static CMA_MUTEX: LockClass = LockClass::new("cma_mutex");
 /// The CPU hotplug state table (`cpuhp_state_mutex`); a leaf.
 pub static CPUHP_STATE_MUTEX: LockClass = LockClass::new("cpuhp_state_mutex");
 /// RCU's callback list (`rcu_segcblist`, `mm/rcu.rs`); a leaf taken under any lock.

@@ -78,7 +78,7 @@ impl<P: Platform> Machine<P> {
     /// # Errors
     /// See [`BootError`].
     pub fn boot(plat: P, params: &BootParams<'_>) -> Result<Self, BootError> {
-        let em = mm_init::early_setup(&plat, params, core::mem::size_of::<State<P>>())?;
+        let mut em = mm_init::early_setup(&plat, params, core::mem::size_of::<State<P>>())?;
         let (zones, physpages) = mm_init::zones(&em);
         let (slab, slab_notes) = SlabState::from_cmdline(params.cmdline, params.nr_cpus);
         // The lock validator (debug builds) lives in the platform's debug area, off the
@@ -127,7 +127,9 @@ impl<P: Platform> Machine<P> {
             m.lockdep_attach();
         }
         m.init_lists();
-        mm_init::print_boot_log(&m, params, &em);
+        mm_init::print_boot_log(&m, params, &mut em, |mb| {
+            m.cma_reserve_from_cmdline(params.cmdline, mb);
+        });
         mm_init::memmap_init(&m, &em.geos);
 
         // The page allocator: memblock_free_all, then the per-zone tunables.
@@ -153,6 +155,8 @@ impl<P: Platform> Machine<P> {
         // mem_init_print_info: 6.18 prints `Memory:` late in boot, after `SLUB:`, so the
         // free count includes what slab and vmalloc took at boot.
         m.print_memory_line();
+        // cma_init_reserved_areas (core_initcall): the CMA areas go to the buddy allocator.
+        m.cma_init_reserved_areas();
         // driver_init (do_basic_setup, after the memory core): the driver core's lists and
         // the platform bus.
         // SAFETY: once, at boot, with the state at its final address, before any other call.
