@@ -113,6 +113,17 @@ impl<P: Platform> PageAllocator<P> {
             zone.set_pageblock_migratetype(Pfn::new(p), mt);
             p += PB;
         }
+        // unset_migratetype_isolate: whole free pageblocks merge with their buddies again.
+        let pbo = Order::new(PAGEBLOCK_ORDER);
+        let mut p = pb_start;
+        while p < pb_end {
+            let pg = self.page(Pfn::new(p));
+            if pg.is_buddy() && pg.private() == PAGEBLOCK_ORDER as usize {
+                self.del_from_free_list(free, pg, pbo, mt);
+                self.free_one_page_locked(zone, free, Pfn::new(p), pbo);
+            }
+            p += PB;
+        }
     }
 
     /// Classifies `[start, end)` under the zone lock.
