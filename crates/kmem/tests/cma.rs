@@ -66,7 +66,7 @@ fn fill(m: &M, pfn: u64) {
     // SAFETY: the page is allocated to the test and lies below phys_end.
     unsafe {
         let p = m.phys_to_real(Pfn::new(pfn).phys()).cast::<u64>();
-        for i in 0..PAGE_SIZE as usize / 8 {
+        for i in 0..PAGE_SIZE / 8 {
             p.add(i).write(pfn ^ i as u64);
         }
     }
@@ -76,7 +76,7 @@ fn check(m: &M, pfn: u64, pattern: u64) -> bool {
     // SAFETY: the page is allocated to the test and lies below phys_end.
     unsafe {
         let p = m.phys_to_real(Pfn::new(pfn).phys()).cast::<u64>();
-        (0..PAGE_SIZE as usize / 8).all(|i| p.add(i).read() == pattern ^ i as u64)
+        (0..PAGE_SIZE / 8).all(|i| p.add(i).read() == pattern ^ i as u64)
     }
 }
 
@@ -242,7 +242,7 @@ unsafe fn migrate(ctx: *const (), start: Pfn, end: Pfn) -> Result<(), Errno> {
             core::ptr::copy_nonoverlapping(
                 m.phys_to_real(Pfn::new(*pfn).phys()),
                 m.phys_to_real(Pfn::new(npfn).phys()),
-                PAGE_SIZE as usize,
+                PAGE_SIZE,
             );
         }
         m.__free_pages(m.pfn_to_page(Pfn::new(*pfn)).unwrap(), Order::ZERO);

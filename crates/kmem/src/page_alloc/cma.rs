@@ -557,7 +557,7 @@ impl<P: Platform> PageAllocator<P> {
         let bytes = a.words() * 8;
         let order = crate::addr::Order::new(
             (bytes
-                .div_ceil(PAGE_SIZE as usize)
+                .div_ceil(PAGE_SIZE)
                 .next_power_of_two()
                 .trailing_zeros())
             .min(crate::addr::MAX_PAGE_ORDER),
