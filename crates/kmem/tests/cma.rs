@@ -376,3 +376,72 @@ fn fixed_base_area() {
     assert!(dmesg(&m)
         .contains("cma: Region at 0x0000000008000100 must be aligned to 0x0000000000200000 bytes"));
 }
+
+#[test]
+fn dma_alloc_coherent_uses_the_device_area() {
+    let m = boot_with(
+        Arch::X86_64,
+        256 * MIB,
+        1,
+        "cma=v=20M,c=20M cma_map=video=v;camera=c",
+        42,
+    );
+    let (clo, chi) = area_range(&m, "c");
+    let cam = m.device_create("camera0", "platform").unwrap();
+    let other = m.device_create("sensor0", "platform").unwrap();
+    let free0 = settle(&m);
+    let (va, dma) = m
+        .dma_alloc_coherent(cam, 3 * PAGE_SIZE + 10, GfpFlags::GFP_KERNEL)
+        .unwrap();
+    let pfn = dma.as_u64() >> 12;
+    assert!((clo..chi).contains(&pfn), "camera0's buffer from area c");
+    assert_eq!(m.virt_to_phys(va), Some(dma));
+    assert_eq!(file(&m, "/sys/kernel/mm/cma/c/alloc_pages_success"), "4");
+    // SAFETY: the buffer is ours and below phys_end.
+    let zeroed = unsafe {
+        let p = m.phys_to_real(dma);
+        (0..4 * PAGE_SIZE).all(|i| p.add(i).read() == 0)
+    };
+    assert!(zeroed);
+    // A device without a mapping and no default area: the page allocator, below 4 GiB.
+    let (va2, dma2) = m
+        .dma_alloc_coherent(other, 2 * PAGE_SIZE, GfpFlags::GFP_KERNEL)
+        .unwrap();
+    assert!(!(clo..chi).contains(&(dma2.as_u64() >> 12)));
+    assert!(dma2.as_u64() < 1 << 32);
+    m.dma_free_coherent(cam, 3 * PAGE_SIZE + 10, va).unwrap();
+    m.dma_free_coherent(other, 2 * PAGE_SIZE, va2).unwrap();
+    assert_eq!(file(&m, "/sys/kernel/mm/cma/c/release_pages_success"), "4");
+    assert_eq!(settle(&m), free0);
+    assert_eq!(
+        m.dma_alloc_coherent(cam, 0, GfpFlags::GFP_KERNEL),
+        Err(Errno::EINVAL)
+    );
+    assert_lockdep_quiet(&m);
+}
+
+#[test]
+fn dma_alloc_coherent_default_area() {
+    let m = boot_with(Arch::X86_64, 256 * MIB, 1, "cma=16M", 42);
+    let (lo, hi) = area_range(&m, "reserved");
+    let d = m.device_create("camera0", "platform").unwrap();
+    let (va, dma) = m
+        .dma_alloc_coherent(d, 64 * PAGE_SIZE, GfpFlags::GFP_KERNEL)
+        .unwrap();
+    assert!((lo..hi).contains(&(dma.as_u64() >> 12)));
+    // One page or less, or an atomic caller: not from CMA.
+    let (va1, dma1) = m.dma_alloc_coherent(d, 100, GfpFlags::GFP_KERNEL).unwrap();
+    assert!(!(lo..hi).contains(&(dma1.as_u64() >> 12)));
+    let (va2, dma2) = m
+        .dma_alloc_coherent(d, 8 * PAGE_SIZE, GfpFlags::GFP_ATOMIC)
+        .unwrap();
+    assert!(!(lo..hi).contains(&(dma2.as_u64() >> 12)));
+    m.dma_free_coherent(d, 64 * PAGE_SIZE, va).unwrap();
+    m.dma_free_coherent(d, 100, va1).unwrap();
+    m.dma_free_coherent(d, 8 * PAGE_SIZE, va2).unwrap();
+    assert_eq!(
+        file(&m, "/sys/kernel/mm/cma/reserved/available_pages"),
+        "4096"
+    );
+    assert_eq!(m.check_invariants(), Ok(()));
+}
