@@ -982,6 +982,8 @@ pub fn printable(s: &str) -> String {
 }
 
 #[cfg(test)]
+mod cma_tests;
+#[cfg(test)]
 mod device_tests;
 #[cfg(test)]
 mod map_tests;

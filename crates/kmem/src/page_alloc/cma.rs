@@ -622,6 +622,11 @@ impl<P: Platform> PageAllocator<P> {
             .map(|i| Cma(i as u8))
     }
 
+    /// The area at `index` in the table, if there is one.
+    pub fn cma_handle(&self, index: usize) -> Option<Cma> {
+        (index < self.cma_area_count()).then_some(Cma(index as u8))
+    }
+
     /// Number of areas (`cma_area_count`).
     pub fn cma_area_count(&self) -> usize {
         // Lock order: cma_mutex (rank 1), reader; docs/LOCKING.md.

@@ -23,6 +23,7 @@ use kmem::{GfpFlags, VirtAddr};
 use super::value::{PtrKind, Value};
 use crate::kernel::{Kernel, Oopsed};
 
+pub mod cma;
 pub mod device;
 pub mod memory;
 pub mod page;
@@ -170,6 +171,7 @@ pub static TABLES: &[(&str, &[Builtin])] = &[
         memory::MEMORY_BUILTINS,
     ),
     ("Driver core and managed resources", device::DEVICE_BUILTINS),
+    ("CMA and coherent DMA", cma::CMA_BUILTINS),
 ];
 
 /// Every function the shell knows, in the order `help` lists them.
