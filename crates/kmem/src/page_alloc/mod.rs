@@ -198,6 +198,8 @@ impl<P: Platform> PageAllocator<P> {
             // SAFETY: the validator lives as long as the platform, so as the zones.
             unsafe { z.free.attach(ld) };
         }
+        // SAFETY: as above.
+        unsafe { self.cma.attach(ld) };
     }
 
     /// Registers the page allocator's CPU-dead teardown (`page_alloc_cpu_dead`).
