@@ -445,3 +445,62 @@ fn dma_alloc_coherent_default_area() {
     );
     assert_eq!(m.check_invariants(), Ok(()));
 }
+
+#[test]
+fn movable_takes_cma_first_when_it_is_most_of_free_memory() {
+    // 40 MiB of CMA on a 64 MiB machine: NR_FREE_CMA_PAGES > NR_FREE_PAGES / 2, so movable
+    // allocations use the CMA lists first (6.18's __rmqueue balancing).
+    let m = boot_with(Arch::X86_64, 64 * MIB, 1, "cma=40M", 42);
+    let (lo, hi) = area_range(&m, "reserved");
+    let p = m
+        .alloc_pages(GfpFlags::GFP_HIGHUSER_MOVABLE, Order::new(4))
+        .unwrap();
+    assert!((lo..hi).contains(&m.page_to_pfn(p).as_u64()));
+    m.__free_pages(p, Order::new(4));
+    // On a 256 MiB machine with 16 MiB of CMA the movable lists come first.
+    let m2 = boot_with(Arch::X86_64, 256 * MIB, 1, "cma=16M", 42);
+    let (lo2, hi2) = area_range(&m2, "reserved");
+    let p = m2
+        .alloc_pages(GfpFlags::GFP_HIGHUSER_MOVABLE, Order::new(4))
+        .unwrap();
+    assert!(!(lo2..hi2).contains(&m2.page_to_pfn(p).as_u64()));
+    m2.__free_pages(p, Order::new(4));
+}
+
+#[test]
+fn busy_range_is_retried_at_the_next_aligned_offset() {
+    let m = boot_with(Arch::X86_64, 256 * MIB, 1, "cma=16M", 42);
+    let c = m.cma_find("reserved").unwrap();
+    let (lo, hi) = area_range(&m, "reserved");
+    // Borrow the whole area, then keep only the borrower of its first page.
+    let kept = borrow_cma_pages(&m, lo, hi, (hi - lo) as usize);
+    assert_eq!(kept.len(), (hi - lo) as usize);
+    let busy = lo + 5;
+    for &p in kept.iter().filter(|&&p| p != busy) {
+        m.__free_pages(m.pfn_to_page(Pfn::new(p)).unwrap(), Order::ZERO);
+    }
+    m.drain_local_pages();
+    // 512 pages aligned to 512: the first run is busy (-EBUSY), the next one is taken.
+    let pg = m.cma_alloc(c, 512, 9, false).expect("next aligned run");
+    let pfn = m.page_to_pfn(pg).as_u64();
+    assert_eq!(pfn, lo + 512);
+    assert!(!dmesg(&m).contains("alloc failed"));
+    assert!(check(&m, busy, busy), "the borrower was not touched");
+    assert!(m.cma_release(c, pg, 512));
+    m.__free_pages(m.pfn_to_page(Pfn::new(busy)).unwrap(), Order::ZERO);
+    m.drain_local_pages();
+    assert_eq!(meminfo_kb(&m, "CmaFree"), Some(16384));
+    assert_eq!(m.check_invariants(), Ok(()));
+}
+
+#[test]
+fn i386_area_in_lowmem() {
+    let m = boot_with(Arch::I386, 1024 * MIB, 1, "cma=16M", 42);
+    let c = m.cma_find("reserved").unwrap();
+    let info = m.cma_info(c).unwrap();
+    assert!(info.base_pfn.phys().as_u64() + (info.count as u64) * 4096 <= m.lowmem_end().as_u64());
+    assert_eq!(meminfo_kb(&m, "CmaTotal"), Some(16384));
+    let pg = m.cma_alloc(c, 4096, 0, false).unwrap();
+    assert!(m.cma_release(c, pg, 4096));
+    assert_eq!(m.check_invariants(), Ok(()));
+}
