@@ -348,6 +348,23 @@ fn bad_cma_parameters_reserve_nothing() {
         assert_eq!(meminfo_kb(&m, "CmaTotal"), None, "{cmd}");
         assert!(!dmesg(&m).contains("cma: "), "{cmd}");
     }
+    for cmd in [
+        "cma=16E",
+        "cma=0xffffffffffffffff",
+        "cma=16M@0xffffffffffffffff",
+        "cma=16M@0x100000-0x200000",
+        "cma=x=",
+        "cma==16M",
+        "cma=16M cma_map=camera=nope;=;x",
+    ] {
+        let m = boot_with(Arch::X86_64, 256 * MIB, 1, cmd, 42);
+        assert_eq!(m.check_invariants(), Ok(()), "{cmd}");
+        if let Some(c) = m.cma_find("reserved") {
+            assert_eq!(cmd, "cma=16M cma_map=camera=nope;=;x");
+            assert_eq!(m.cma_info(c).unwrap().count, 4096);
+            assert_eq!(m.cma_for_device("camera", |a, b| a == b), None);
+        }
+    }
     let m = boot_with(Arch::X86_64, 256 * MIB, 1, "cma=1G", 42);
     let log = dmesg(&m);
     assert!(

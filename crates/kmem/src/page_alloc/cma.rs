@@ -534,7 +534,7 @@ impl<P: Platform> PageAllocator<P> {
             if !self.cma_activate_area(&mut t.areas[i]) {
                 self.printk(
                     LogLevel::Err,
-                    format_args!("CMA area {} could not be activated", a.name.as_str()),
+                    format_args!("cma: CMA area {} could not be activated", a.name.as_str()),
                 );
             }
         }
