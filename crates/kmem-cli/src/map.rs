@@ -82,12 +82,15 @@ const CACHE_RGB: [[u8; 3]; TOP_CACHES] = [
     [0x52, 0x54, 0xa3],
     [0x9e, 0xda, 0xe5],
 ];
-/// Migratetype band colours (Unmovable, Movable, Reclaimable, HighAtomic, Isolate).
-pub const MT_RGB: [[u8; 3]; 5] = [
+/// Migratetype band colours (Unmovable, Movable, Reclaimable, HighAtomic, CMA, Isolate),
+/// indexed by `MigrateType as usize`. The CMA band is listed in the legend only when the map
+/// has CMA pageblocks (a machine booted with `cma=`).
+pub const MT_RGB: [[u8; 3]; 6] = [
     [0xd6, 0x27, 0x28],
     [0x2c, 0xa0, 0x2c],
     [0xff, 0xbb, 0x78],
     [0x8c, 0x56, 0x4b],
+    [0x17, 0xbe, 0xcf],
     [0x7f, 0x7f, 0x7f],
 ];
 
@@ -269,6 +272,16 @@ pub struct Layout {
 }
 
 impl MemMap {
+    /// The migratetype bands the legend lists: CMA only when the map shows a CMA pageblock.
+    fn mt_bands(&self) -> impl Iterator<Item = (usize, &'static [u8; 3])> + '_ {
+        let cma = MigrateType::Cma as usize;
+        let has_cma = self.mt.iter().any(|&t| usize::from(t) == cma);
+        MT_RGB
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| *i != cma || has_cma)
+    }
+
     /// The picture's geometry.
     pub fn layout(&self) -> Layout {
         let cols = if self.pages_per_cell == 1 { COLS } else { 64 };
@@ -284,7 +297,7 @@ impl MemMap {
         };
         let left = 90;
         let top = 34;
-        let legend_items = self.legend().len() + MT_RGB.len();
+        let legend_items = self.legend().len() + self.mt_bands().count();
         let legend_h = 24 + legend_items.div_ceil(3) * 18;
         let width = (left + cols * cell + 20).max(3 * 240 + 20);
         let height = top + rows * cell + 10 + legend_h;
@@ -398,7 +411,7 @@ impl MemMap {
             .into_iter()
             .map(|(_, sw)| (sw.rgb, format!("{} ({} pages)", sw.label, sw.pages)))
             .collect();
-        for (i, rgb) in MT_RGB.iter().enumerate() {
+        for (i, rgb) in self.mt_bands() {
             items.push((*rgb, format!("band: {}", MigrateType::from_index(i).name())));
         }
         for (i, (rgb, label)) in items.iter().enumerate() {
@@ -464,7 +477,7 @@ impl MemMap {
             .into_iter()
             .map(|(_, sw)| (sw.rgb, format!("{} ({})", sw.label, sw.pages)))
             .collect();
-        for (i, rgb) in MT_RGB.iter().enumerate() {
+        for (i, rgb) in self.mt_bands() {
             items.push((*rgb, format!("band: {}", MigrateType::from_index(i).name())));
         }
         for (i, (rgb, label)) in items.iter().enumerate() {

@@ -68,6 +68,10 @@ pub static LRU_LOCK: LockClass = LockClass::new("&lruvec->lru_lock");
 pub static RECLAIM_HOOK: LockClass = LockClass::new("reclaim_hook");
 /// `&zone->lock`: a zone's free areas.
 pub static ZONE_LOCK: LockClass = LockClass::new("&zone->lock");
+/// `cma_mutex` (mm/cma.c), which in kmem also covers every area's bitmap (`cma->lock`),
+/// the counters and the migration hook (`page_alloc/cma.rs`). Taken under no other kmem lock;
+/// the page allocator's locks (and the migration hook's) are taken under it.
+pub static CMA_MUTEX: LockClass = LockClass::new("cma_mutex");
 /// The CPU hotplug state table (`cpuhp_state_mutex`); a leaf.
 pub static CPUHP_STATE_MUTEX: LockClass = LockClass::new("cpuhp_state_mutex");
 /// RCU's callback list (`rcu_segcblist`, `mm/rcu.rs`); a leaf taken under any lock.

@@ -83,7 +83,7 @@ impl<P: Platform> Machine<P> {
     /// # Errors
     /// See [`BootError`].
     pub fn boot(plat: P, params: &BootParams<'_>) -> Result<Self, BootError> {
-        let em = mm_init::early_setup(&plat, params, core::mem::size_of::<State<P>>())?;
+        let mut em = mm_init::early_setup(&plat, params, core::mem::size_of::<State<P>>())?;
         let (zones, physpages) = mm_init::zones(&em);
         let (slab, slab_notes) = SlabState::from_cmdline(params.cmdline, params.nr_cpus);
         // The lock validator (debug builds) lives in the platform's debug area, off the
@@ -142,7 +142,9 @@ impl<P: Platform> Machine<P> {
         // SAFETY: once, at boot, the state placed for good: the LRU lists link to
         // themselves, and reclaim is registered in the page allocator's slow path.
         unsafe { m.reclaim_init() };
-        mm_init::print_boot_log(&m, params, &em);
+        mm_init::print_boot_log(&m, params, &mut em, |mb| {
+            m.cma_reserve_from_cmdline(params.cmdline, mb);
+        });
         mm_init::memmap_init(&m, &em.geos);
 
         // The page allocator: memblock_free_all, then the per-zone tunables.
@@ -175,6 +177,8 @@ impl<P: Platform> Machine<P> {
         m.print_memory_line();
         // kfence_init (start_kernel, once the slab allocator and timers run).
         m.kfence_init();
+        // cma_init_reserved_areas (core_initcall): the CMA areas go to the buddy allocator.
+        m.cma_init_reserved_areas();
         // driver_init (do_basic_setup, after the memory core): the driver core's lists and
         // the platform bus.
         // SAFETY: once, at boot, with the state at its final address, before any other call.

@@ -81,7 +81,7 @@ pub const PAGEBLOCK_NR_PAGES: usize = 1 << PAGEBLOCK_ORDER;
 /// `PAGE_ALLOC_COSTLY_ORDER`: orders above this are "costly"; pcp lists hold orders 0..=3.
 pub const PAGE_ALLOC_COSTLY_ORDER: u32 = 3;
 
-/// `enum migratetype` (include/linux/mmzone.h), without CMA.
+/// `enum migratetype` (include/linux/mmzone.h, a kernel with `CONFIG_CMA`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum MigrateType {
@@ -93,12 +93,14 @@ pub enum MigrateType {
     Reclaimable = 2,
     /// `MIGRATE_HIGHATOMIC`: reserved for high-order atomic allocations.
     HighAtomic = 3,
+    /// `MIGRATE_CMA`: pageblocks of a CMA area; only movable allocations may borrow them.
+    Cma = 4,
     /// `MIGRATE_ISOLATE`: pages that must not be allocated.
-    Isolate = 4,
+    Isolate = 5,
 }
 
 /// `MIGRATE_TYPES`.
-pub const MIGRATE_TYPES: usize = 5;
+pub const MIGRATE_TYPES: usize = 6;
 /// `MIGRATE_PCPTYPES`: the types kept on per-CPU lists.
 pub const MIGRATE_PCPTYPES: usize = 3;
 /// `NR_PCP_LISTS`: one list per pcp migratetype and order 0..=PAGE_ALLOC_COSTLY_ORDER.
@@ -111,6 +113,7 @@ impl MigrateType {
         MigrateType::Movable,
         MigrateType::Reclaimable,
         MigrateType::HighAtomic,
+        MigrateType::Cma,
         MigrateType::Isolate,
     ];
     /// From an index (`< MIGRATE_TYPES`; larger values map to Isolate).
@@ -122,7 +125,7 @@ impl MigrateType {
             MigrateType::Movable,
             MigrateType::Reclaimable,
             MigrateType::HighAtomic,
-            MigrateType::Isolate,
+            MigrateType::Cma,
             MigrateType::Isolate,
             MigrateType::Isolate,
             MigrateType::Isolate,
@@ -136,6 +139,7 @@ impl MigrateType {
             MigrateType::Movable => "Movable",
             MigrateType::Reclaimable => "Reclaimable",
             MigrateType::HighAtomic => "HighAtomic",
+            MigrateType::Cma => "CMA",
             MigrateType::Isolate => "Isolate",
         }
     }
@@ -165,8 +169,9 @@ impl MigrateType {
 pub struct FreeArea {
     /// The free lists, linked through `page->lru`.
     pub free_list: [ListHead; MIGRATE_TYPES],
-    /// Blocks on each list (Linux counts these by walking; kmem keeps them).
-    pub nr_free_mt: [usize; MIGRATE_TYPES],
+    /// Blocks on each list (Linux counts these by walking; kmem keeps them; u32 keeps
+    /// `struct zone` at its size without CMA).
+    pub nr_free_mt: [u32; MIGRATE_TYPES],
     /// Blocks on all lists (`nr_free`).
     pub nr_free: usize,
 }
@@ -195,6 +200,11 @@ pub struct ZoneStats {
     pub alloc_hits: AtomicUsize,
     /// Allocations that fell back to this zone from a higher one (`numa_foreign`-like).
     pub fallback_hits: AtomicUsize,
+    /// `NR_FREE_CMA_PAGES`: pages on the `MIGRATE_CMA` free lists (page_alloc keeps it in
+    /// `add_to_free_list`/`del_from_free_list`).
+    pub nr_free_cma: AtomicIsize,
+    /// `zone->cma_pages`: pages of CMA areas in the zone (/proc/zoneinfo `cma`).
+    pub cma_pages: AtomicUsize,
 }
 
 impl ZoneStats {
@@ -202,6 +212,11 @@ impl ZoneStats {
     #[inline]
     pub fn free_pages(&self) -> usize {
         self.nr_free_pages.load(Ordering::Relaxed).max(0) as usize
+    }
+    /// Current free pages on the CMA free lists.
+    #[inline]
+    pub fn free_cma_pages(&self) -> usize {
+        self.nr_free_cma.load(Ordering::Relaxed).max(0) as usize
     }
 }
 

@@ -1240,6 +1240,8 @@ pub fn printable(s: &str) -> String {
 #[cfg(test)]
 mod block_tests;
 #[cfg(test)]
+mod cma_tests;
+#[cfg(test)]
 mod device_tests;
 #[cfg(test)]
 mod flow_tests;

@@ -51,6 +51,7 @@
 //!   once, when released, destroyed or removed and freed.
 
 pub mod devres;
+pub mod dma;
 
 use core::fmt::{self, Write};
 use core::num::NonZeroUsize;

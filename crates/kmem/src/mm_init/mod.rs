@@ -412,10 +412,13 @@ pub(crate) fn zones<L: lock_api::RawMutex>(em: &EarlyMemory) -> ([Zone<L>; NR_ZO
 /// The boot log up to the zone ranges, in Linux's words: the banner, the command line, the
 /// e820 map, `last_pfn`, the i386 HIGHMEM/LOWMEM lines, the memblock dump with
 /// `memblock=debug`, then the zone and node ranges.
+///
+/// `reserve` runs between the two, where x86's `setup_arch` calls `dma_contiguous_reserve`.
 pub(crate) fn print_boot_log<P: Platform>(
     mm: &MemoryModel<P>,
     params: &BootParams<'_>,
-    em: &EarlyMemory,
+    em: &mut EarlyMemory,
+    reserve: impl FnOnce(&mut crate::memblock::Memblock),
 ) {
     print_banner(mm, params, em);
     if params
@@ -426,6 +429,7 @@ pub(crate) fn print_boot_log<P: Platform>(
         let mut dump = LineBuf::new();
         let _ = em.mb.dump(&mut LinesTo(mm, &mut dump));
     }
+    reserve(&mut em.mb);
     print_zone_ranges(mm, &em.geos, &em.mb);
 }
 

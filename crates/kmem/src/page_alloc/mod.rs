@@ -58,9 +58,13 @@ use crate::mmzone::{
 use crate::platform::Platform;
 
 mod bulk;
+pub mod cma;
+mod isolation;
 mod nolock;
 mod show_mem;
 mod wmark;
+
+pub use cma::{Cma, CmaState, MigrateHook, MAX_CMA_AREAS};
 
 /// The page allocator layer of a machine: the memory model plus the zones (`pglist_data`'s
 /// `node_zones`), their free areas and per-CPU lists. Dereferences to the
@@ -75,6 +79,10 @@ pub struct PageAllocator<P: Platform> {
     pub(crate) physpages: usize,
     /// The reclaim callbacks registered from above ([`ReclaimHook`]).
     pub(crate) reclaim: crate::locking::Lock<P::RawLock, Option<ReclaimHook>>,
+    /// CMA areas, `cma_map` and the migration hook (`page_alloc/cma.rs`).
+    pub(crate) cma: crate::locking::Lock<P::RawLock, CmaState>,
+    /// `totalcma_pages`.
+    pub(crate) totalcma: AtomicUsize,
 }
 
 /// Reclaim as the page allocator's slow path calls it, registered by the layer that owns
@@ -119,6 +127,8 @@ impl<P: Platform> PageAllocator<P> {
             totalram: AtomicUsize::new(0),
             physpages,
             reclaim: crate::locking::Lock::new(&crate::locking::RECLAIM_HOOK, None),
+            cma: crate::locking::Lock::new(&crate::locking::CMA_MUTEX, CmaState::new()),
+            totalcma: AtomicUsize::new(0),
         }
     }
 
@@ -263,6 +273,8 @@ impl<P: Platform> PageAllocator<P> {
             // SAFETY: the validator lives as long as the platform, so as the zones.
             unsafe { z.free.attach(ld) };
         }
+        // SAFETY: as above.
+        unsafe { self.cma.attach(ld) };
     }
 
     /// Registers the page allocator's CPU-dead teardown (`page_alloc_cpu_dead`).
@@ -353,6 +365,9 @@ impl<P: Platform> PageAllocator<P> {
         }
         area.nr_free += 1;
         area.nr_free_mt[mt as usize] += 1;
+        if mt == MigrateType::Cma {
+            self.account_free_cma(page, order.pages() as isize);
+        }
     }
 
     pub(crate) fn del_from_free_list(
@@ -369,6 +384,9 @@ impl<P: Platform> PageAllocator<P> {
         let area = &mut free.area[order.as_usize()];
         area.nr_free -= 1;
         area.nr_free_mt[mt as usize] -= 1;
+        if mt == MigrateType::Cma {
+            self.account_free_cma(page, -(order.pages() as isize));
+        }
     }
 
     fn change_pageblock_range(
@@ -592,11 +610,26 @@ impl<P: Platform> PageAllocator<P> {
         order: Order,
         mt: MigrateType,
     ) -> Option<PagePtr> {
+        // ALLOC_CMA (gfp_to_alloc_flags_cma): movable allocations may borrow CMA pages, and
+        // take them first while more than half of the zone's free pages are CMA (6.18's
+        // __rmqueue); otherwise right after their own lists (RMQUEUE_CMA comes before
+        // RMQUEUE_CLAIM in 6.18).
+        let alloc_cma = mt == MigrateType::Movable;
+        if alloc_cma && zone.stats.free_cma_pages() > zone.stats.free_pages() / 2 {
+            if let Some(p) = self.rmqueue_smallest(free, order, MigrateType::Cma) {
+                return Some(p);
+            }
+        }
         if let Some(p) = self.rmqueue_smallest(free, order, mt) {
             return Some(p);
         }
         if (mt as usize) >= MIGRATE_PCPTYPES {
             return None;
+        }
+        if alloc_cma && zone.stats.free_cma_pages() > 0 {
+            if let Some(p) = self.rmqueue_smallest(free, order, MigrateType::Cma) {
+                return Some(p);
+            }
         }
         self.rmqueue_claim(zone, free, order, mt)
             .or_else(|| self.rmqueue_steal(free, order, mt))
@@ -756,11 +789,16 @@ impl<P: Platform> PageAllocator<P> {
         order: Order,
         highest: ZoneType,
         af: AllocFlags,
+        alloc_cma: bool,
     ) -> bool {
         if af.no_watermarks {
             return true;
         }
-        let free = zone.stats.free_pages() as isize - (order.pages() as isize - 1);
+        let mut free = zone.stats.free_pages() as isize - (order.pages() as isize - 1);
+        // __zone_watermark_unusable_free: without ALLOC_CMA the free CMA pages do not count.
+        if !alloc_cma {
+            free -= zone.stats.free_cma_pages() as isize;
+        }
         let mut min = zone.wmark(af.wmark) as isize;
         if af.min_reserve {
             min -= min / 2;
@@ -831,7 +869,7 @@ impl<P: Platform> PageAllocator<P> {
             if !zone.is_populated() {
                 continue;
             }
-            if !self.zone_watermark_ok(zone, order, highest, af) {
+            if !self.zone_watermark_ok(zone, order, highest, af, mt == MigrateType::Movable) {
                 continue;
             }
             if let Some(p) = self.rmqueue(zone, order, mt) {
@@ -968,7 +1006,11 @@ impl<P: Platform> PageAllocator<P> {
         page.set_index(0);
         let pfn = self.page_to_pfn(page);
         let zone = self.zone(page.zone_type());
-        let mt = zone.pageblock_migratetype(pfn);
+        let mut mt = zone.pageblock_migratetype(pfn);
+        if mt == MigrateType::Cma {
+            // free_frozen_pages: CMA pages go to the movable pcp list.
+            mt = MigrateType::Movable;
+        }
         // Lock order: cpu_section (rank 3), &zone->lock under it (pcp_over_high); docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
@@ -1191,14 +1233,15 @@ impl<P: Platform> PageAllocator<P> {
             .map(|z| z.managed_pages())
             .sum();
         let kb = crate::mm::pages_to_kb;
+        let cma = self.totalcma_pages();
         match self.arch() {
             crate::arch::Arch::X86_64 => self.printk(crate::platform::LogLevel::Info, format_args!(
-                "Memory: {}K/{}K available ({}K kernel code, {}K rwdata, {}K rodata, {}K init, {}K bss, {}K reserved, 0K cma-reserved)",
-                kb(free), kb(phys), k(img.code), k(img.rwdata), k(img.rodata), k(img.init), k(img.bss), kb(phys - total)
+                "Memory: {}K/{}K available ({}K kernel code, {}K rwdata, {}K rodata, {}K init, {}K bss, {}K reserved, {}K cma-reserved)",
+                kb(free), kb(phys), k(img.code), k(img.rwdata), k(img.rodata), k(img.init), k(img.bss), kb(phys - total - cma), kb(cma)
             )),
             crate::arch::Arch::I386 => self.printk(crate::platform::LogLevel::Info, format_args!(
-                "Memory: {}K/{}K available ({}K kernel code, {}K rwdata, {}K rodata, {}K init, {}K bss, {}K reserved, 0K cma-reserved, {}K highmem)",
-                kb(free), kb(phys), k(img.code), k(img.rwdata), k(img.rodata), k(img.init), k(img.bss), kb(phys - total), kb(high)
+                "Memory: {}K/{}K available ({}K kernel code, {}K rwdata, {}K rodata, {}K init, {}K bss, {}K reserved, {}K cma-reserved, {}K highmem)",
+                kb(free), kb(phys), k(img.code), k(img.rwdata), k(img.rodata), k(img.init), k(img.bss), kb(phys - total - cma), kb(cma), kb(high)
             )),
         }
     }
@@ -1219,7 +1262,7 @@ impl<P: Platform> PageAllocator<P> {
     ) -> [[usize; NR_PAGE_ORDERS]; MIGRATE_TYPES] {
         // Lock order: &zone->lock (rank 5), reader; docs/LOCKING.md.
         let free = self.zone(kind).free.lock();
-        core::array::from_fn(|mt| core::array::from_fn(|o| free.area[o].nr_free_mt[mt]))
+        core::array::from_fn(|mt| core::array::from_fn(|o| free.area[o].nr_free_mt[mt] as usize))
     }
 
     /// Calls `f(pfn, order, migratetype)` for every free block of a zone, lowest order first.
@@ -1334,7 +1377,7 @@ impl<P: Platform> PageAllocator<P> {
                         }
                         nmt += 1;
                     }
-                    if nmt != free.area[o].nr_free_mt[mt as usize] {
+                    if nmt != free.area[o].nr_free_mt[mt as usize] as usize {
                         return Err("per-type free count disagrees with the list");
                     }
                     n += nmt;

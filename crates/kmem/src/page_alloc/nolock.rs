@@ -76,7 +76,7 @@ impl<P: Platform> PageAllocator<P> {
         let top = zones.iter().position(|z| *z == highest).unwrap_or(0);
         for &kind in zones[..=top].iter().rev() {
             let zone = self.zone(kind);
-            if !zone.is_populated() || !self.zone_watermark_ok(zone, order, highest, af) {
+            if !zone.is_populated() || !self.zone_watermark_ok(zone, order, highest, af, false) {
                 continue;
             }
             if let Some(p) = self.rmqueue_trylock(zone, order, mt) {

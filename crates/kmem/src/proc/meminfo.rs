@@ -114,10 +114,16 @@ impl<P: Platform> VmLayer<P> {
             "ShmemPmdMapped:",
             "FileHugePages:",
             "FilePmdMapped:",
-            "Balloon:",
         ] {
             kb(out, l, 0)?;
         }
+        // CONFIG_CMA: shown once a `cma=` area exists (see page_alloc/cma.rs).
+        if self.cma_enabled() {
+            kb(out, "CmaTotal:", pages_to_kb(self.totalcma_pages()))?;
+            let cfree = self.zones().map(|z| z.stats.free_cma_pages()).sum();
+            kb(out, "CmaFree:", pages_to_kb(cfree))?;
+        }
+        kb(out, "Balloon:", 0)?;
         writeln!(out, "HugePages_Total:       0")?;
         writeln!(out, "HugePages_Free:        0")?;
         writeln!(out, "HugePages_Rsvd:        0")?;

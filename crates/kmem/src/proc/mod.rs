@@ -89,6 +89,9 @@ impl<P: Platform> VmLayer<P> {
     /// [`ProcError::NotFound`] for an unknown path.
     pub fn proc_read(&self, path: &str, out: &mut dyn Write) -> Result<(), ProcError> {
         let p = path.strip_prefix("/proc/").unwrap_or(path);
+        if let Some(r) = self.cma_file_read(path, out) {
+            return r.map_err(ProcError::from);
+        }
         let mode = self.proc_mode(path).ok_or(ProcError::NotFound)?;
         if mode & 0o444 == 0 {
             return Err(ProcError::Errno(Errno::EACCES));

@@ -117,6 +117,9 @@ impl<P: Platform> VmLayer<P> {
             }
             let counts = self.free_area_counts_by_type(z.kind);
             for mt in MigrateType::ALL {
+                if mt == MigrateType::Cma && !self.cma_enabled() {
+                    continue;
+                }
                 write!(
                     out,
                     "Node {:4}, zone {:>8}, type {:>12} ",
@@ -137,6 +140,9 @@ impl<P: Platform> VmLayer<P> {
         }
         write!(out, "\n{:<23}", "Number of blocks type ")?;
         for mt in MigrateType::ALL {
+            if mt == MigrateType::Cma && !self.cma_enabled() {
+                continue;
+            }
             write!(out, "{:>12} ", mt.name())?;
         }
         out.write_char('\n')?;
@@ -146,7 +152,10 @@ impl<P: Platform> VmLayer<P> {
             }
             write!(out, "Node 0, zone {:>8} ", z.kind.name())?;
             let c = self.pageblock_counts_valid(z.kind);
-            for n in c.iter().take(MIGRATE_TYPES) {
+            for (i, n) in c.iter().enumerate().take(MIGRATE_TYPES) {
+                if i == MigrateType::Cma as usize && !self.cma_enabled() {
+                    continue;
+                }
                 write!(out, "{n:12} ")?;
             }
             out.write_char('\n')?;
@@ -193,7 +202,7 @@ impl<P: Platform> VmLayer<P> {
             let free = z.stats.free_pages();
             write!(
                 out,
-                "\n  pages free     {}\n        boost    0\n        min      {}\n        low      {}\n        high     {}\n        promo    {}\n        spanned  {}\n        present  {}\n        managed  {}\n        cma      0",
+                "\n  pages free     {}\n        boost    0\n        min      {}\n        low      {}\n        high     {}\n        promo    {}\n        spanned  {}\n        present  {}\n        managed  {}\n        cma      {}",
                 free,
                 z.wmark(WMARK_MIN),
                 z.wmark(WMARK_LOW),
@@ -201,7 +210,8 @@ impl<P: Platform> VmLayer<P> {
                 z.wmark(WMARK_PROMO),
                 z.geo.spanned,
                 z.geo.present,
-                z.managed_pages()
+                z.managed_pages(),
+                z.stats.cma_pages.load(core::sync::atomic::Ordering::Relaxed)
             )?;
             write!(out, "\n        protection: (")?;
             for (i, k) in zones.iter().enumerate() {
@@ -236,7 +246,7 @@ impl<P: Platform> VmLayer<P> {
                 ("nr_zone_write_pending", 0),
                 ("nr_mlock", 0),
                 ("nr_zspages", 0),
-                ("nr_free_cma", 0),
+                ("nr_free_cma", z.stats.free_cma_pages()),
                 ("numa_hit", hits),
                 ("numa_miss", 0),
                 ("numa_foreign", 0),

@@ -23,6 +23,7 @@ use kmem::{GfpFlags, VirtAddr};
 use super::value::{PtrKind, Value};
 use crate::kernel::{Kernel, Oopsed};
 
+pub mod cma;
 pub mod consts;
 pub mod device;
 pub mod memory;
@@ -180,6 +181,7 @@ pub static TABLES: &[(&str, &[Builtin])] = &[
         process::PROCESS_BUILTINS,
     ),
     ("Driver core and managed resources", device::DEVICE_BUILTINS),
+    ("CMA and coherent DMA", cma::CMA_BUILTINS),
 ];
 
 /// Every function the shell knows, in the order `help` lists them.

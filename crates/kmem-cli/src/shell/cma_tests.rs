@@ -1,0 +1,77 @@
+//! The CMA and coherent-DMA functions driven by the shell (issue 16).
+
+use super::{Origin, Shell};
+use crate::kernel::{BootOptions, Kernel};
+use kmem::arch::Arch;
+
+fn shell(cmdline: &str) -> Shell {
+    let k = Kernel::boot(&BootOptions {
+        arch: Arch::X86_64,
+        mem: 256 << 20,
+        cpus: 1,
+        cmdline: cmdline.to_string(),
+        seed: 0,
+    })
+    .unwrap();
+    Shell::new(k)
+}
+
+/// Runs each line; returns (stdout, stderr).
+fn run(sh: &mut Shell, src: &str) -> (String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    for (i, l) in src.lines().enumerate() {
+        sh.run_line(
+            l,
+            Origin {
+                source: Some("t"),
+                line: i + 1,
+                indent: 0,
+            },
+            &mut out,
+            &mut err,
+        );
+    }
+    (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn cma_alloc_and_release_from_the_shell() {
+    let mut sh = shell("cma=16M");
+    let (out, err) = run(
+        &mut sh,
+        "c = cma_find(\"reserved\")\n\
+         pg = cma_alloc(c, 4096, 0, 0)\n\
+         cat /sys/kernel/mm/cma/reserved/alloc_pages_success\n\
+         cat /sys/kernel/debug/cma/reserved/used\n\
+         cma_release(c, pg, 4096)\n\
+         cat /sys/kernel/mm/cma/reserved/available_pages\n\
+         cat /sys/kernel/mm/cma/reserved/release_pages_success\n",
+    );
+    assert!(err.is_empty(), "{err}");
+    let nums: Vec<&str> = out.lines().filter(|l| l.trim() == "4096").collect();
+    assert_eq!(nums.len(), 4, "{out}");
+    let (_, err) = run(&mut sh, "cma_alloc(99, 1, 0, 0)\n");
+    assert!(err.contains("is not a CMA area"), "{err}");
+}
+
+#[test]
+fn dma_alloc_coherent_from_the_device_area() {
+    let mut sh = shell("cma=v=20M,c=20M cma_map=video=v;camera=c");
+    let (out, err) = run(
+        &mut sh,
+        "d = device_create(\"camera0\", \"platform\")\n\
+         v = dma_alloc_coherent(d, 16384, GFP_KERNEL)\n\
+         cat /sys/kernel/mm/cma/c/alloc_pages_success\n\
+         cat /sys/kernel/mm/cma/v/alloc_pages_success\n\
+         dma_free_coherent(d, 16384, v)\n\
+         cat /sys/kernel/mm/cma/c/release_pages_success\n",
+    );
+    assert!(err.is_empty(), "{err}");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert!(lines.contains(&"4"), "{out}");
+    assert!(lines.contains(&"0"), "{out}");
+    assert_eq!(lines.iter().filter(|l| **l == "4").count(), 2, "{out}");
+}
