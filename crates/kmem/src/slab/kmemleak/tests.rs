@@ -20,20 +20,22 @@ fn new_obj(pointer: usize, size: usize) -> NewObj<'static> {
     }
 }
 
-/// A pool of `n` objects in leaked host memory (the test's stand-in for pool pages).
-fn state_with_pool(n: usize) -> LeakState {
+/// A pool of `n` objects in host memory (the test's stand-in for pool pages). The memory is
+/// returned beside the state and must outlive it (tests keep both to their end).
+fn state_with_pool(n: usize) -> (LeakState, Vec<u64>) {
     let mut st = LeakState::new();
     let sz = core::mem::size_of::<super::object::Obj>();
-    let mem: &'static mut [u64] = std::vec![0u64; n * sz / 8].leak();
+    let mut mem = std::vec![0u64; n * sz / 8];
     let base = core::ptr::NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
-    // SAFETY: leaked, aligned to 8, used by nothing else.
+    // SAFETY: aligned to 8, used by nothing else, and the Vec (whose buffer does not move when
+    // the Vec does) is kept alive by the caller for as long as the state.
     unsafe { st.pool_add(PoolBlock { base, len: n * sz }) };
-    st
+    (st, mem)
 }
 
 #[test]
 fn lookup_by_start_and_alias() {
-    let mut st = state_with_pool(8);
+    let (mut st, _pool) = state_with_pool(8);
     st.create(&new_obj(0x1000, 0x100)).unwrap();
     st.create(&new_obj(0x3000, 0x10)).unwrap();
     let a = st.lookup(0x1000, false, false).unwrap().unwrap();
@@ -51,7 +53,7 @@ fn lookup_by_start_and_alias() {
 
 #[test]
 fn overlap_is_refused_and_costs_nothing() {
-    let mut st = state_with_pool(2);
+    let (mut st, _pool) = state_with_pool(2);
     let a = st.create(&new_obj(0x1000, 0x100)).unwrap();
     assert_eq!(st.create(&new_obj(0x10f8, 0x10)).unwrap_err(), Some(a));
     assert_eq!(st.create(&new_obj(0x0ff8, 0x10)).unwrap_err(), Some(a));
@@ -63,7 +65,7 @@ fn overlap_is_refused_and_costs_nothing() {
 
 #[test]
 fn list_keeps_allocation_order_and_pool_recycles() {
-    let mut st = state_with_pool(64);
+    let (mut st, _pool) = state_with_pool(64);
     let addrs = [0x5000usize, 0x1000, 0x9000, 0x3000, 0x7000];
     for &p in &addrs {
         st.create(&new_obj(p, 0x40)).unwrap();
@@ -107,7 +109,7 @@ fn list_keeps_allocation_order_and_pool_recycles() {
 
 #[test]
 fn gray_queue_is_fifo() {
-    let mut st = state_with_pool(4);
+    let (mut st, _pool) = state_with_pool(4);
     let a = st.create(&new_obj(0x1000, 8)).unwrap();
     let b = st.create(&new_obj(0x2000, 8)).unwrap();
     st.gray_push(b);
