@@ -163,12 +163,11 @@ fn kds_hashtable_of_kmalloc_objects(ctx: &KernelCtx) -> TestResult {
             })
         })
         .collect();
-    // A 24-byte object: kmalloc-32 (SLOB: a 24-byte block).
+    // A 24-byte object: kmalloc-32 (SLOB, or a KFENCE object: exactly 24 bytes).
     let slob = mm.slab_allocator() == kmem::slab::common::SlabAllocatorKind::Slob;
-    check_eq!(
-        mm.ksize(&*objs[0] as *const Obj as *const u8),
-        if slob { 24 } else { 32 }
-    );
+    let first = &*objs[0] as *const Obj as *const u8;
+    let exact = slob || mm.is_kfence_address(first);
+    check_eq!(mm.ksize(first), if exact { 24 } else { 32 });
     let find = |table: &[kds::hlist::HlistHead], id: u32| -> usize {
         // SAFETY: every hashed node belongs to a live `Obj` in `objs`.
         unsafe {

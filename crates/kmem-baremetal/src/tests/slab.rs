@@ -67,7 +67,9 @@ fn kmalloc_zero_and_null(ctx: &KernelCtx) -> TestResult {
     let one = mm.kmalloc(1, GFP).expect("kmalloc(1)");
     // The smallest kmalloc block: 2 bytes (one SLOB unit) with SLOB, 8 with SLUB, 32 with
     // SLAB.
-    let smallest = if slob(mm) {
+    let smallest = if mm.is_kfence_address(one.as_ptr()) {
+        1 // a KFENCE object has the size asked for (kfence_ksize)
+    } else if slob(mm) {
         2
     } else if mm.slab_allocator() == SlabAllocatorKind::Slab {
         32
