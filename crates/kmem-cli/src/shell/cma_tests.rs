@@ -1,40 +1,10 @@
 //! The CMA and coherent-DMA functions driven by the shell (issue 16).
 
-use super::{Origin, Shell};
-use crate::kernel::{BootOptions, Kernel};
-use kmem::arch::Arch;
+use super::device_tests::{run, shell_mem};
+use super::Shell;
 
 fn shell(cmdline: &str) -> Shell {
-    let k = Kernel::boot(&BootOptions {
-        arch: Arch::X86_64,
-        mem: 256 << 20,
-        cpus: 1,
-        cmdline: cmdline.to_string(),
-        seed: 0,
-    })
-    .unwrap();
-    Shell::new(k)
-}
-
-/// Runs each line; returns (stdout, stderr).
-fn run(sh: &mut Shell, src: &str) -> (String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    for (i, l) in src.lines().enumerate() {
-        sh.run_line(
-            l,
-            Origin {
-                source: Some("t"),
-                line: i + 1,
-                indent: 0,
-            },
-            &mut out,
-            &mut err,
-        );
-    }
-    (
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
+    shell_mem(256 << 20, cmdline)
 }
 
 #[test]

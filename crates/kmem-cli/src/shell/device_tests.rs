@@ -5,9 +5,15 @@ use crate::kernel::{BootOptions, Kernel};
 use kmem::arch::Arch;
 
 fn shell(cmdline: &str) -> Shell {
+    shell_mem(128 << 20, cmdline)
+}
+
+/// A shell on an x86_64 machine of `mem` bytes booted with `cmdline` (shared with
+/// `cma_tests`).
+pub(super) fn shell_mem(mem: u64, cmdline: &str) -> Shell {
     let k = Kernel::boot(&BootOptions {
         arch: Arch::X86_64,
-        mem: 128 << 20,
+        mem,
         cpus: 1,
         cmdline: cmdline.to_string(),
         seed: 0,
@@ -17,7 +23,7 @@ fn shell(cmdline: &str) -> Shell {
 }
 
 /// Runs each line; returns (stdout, stderr).
-fn run(sh: &mut Shell, src: &str) -> (String, String) {
+pub(super) fn run(sh: &mut Shell, src: &str) -> (String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     for (i, l) in src.lines().enumerate() {
         sh.run_line(

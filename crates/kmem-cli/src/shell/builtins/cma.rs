@@ -6,24 +6,13 @@
 //! NULL), as kmem keeps no `struct cma` in simulated memory. The area of a plain `cma=SIZE` is
 //! named `reserved`, as in Linux.
 
-use kmem::base::DeviceHandle;
-use kmem::errno::Errno;
 use kmem::page_alloc::Cma;
 
+use kmem::errno::Errno;
+
+use super::device::{dev, errno};
 use super::{addr_val, Args, Builtin, Ctx, Fail, Param::*};
 use crate::shell::value::{PtrKind, Value};
-
-fn errno(name: &str, e: Errno) -> Fail {
-    Fail::Error(format!("{name}: -{e:?} ({})", e.text()))
-}
-
-/// Argument `i` as a registered device.
-fn dev(c: &Ctx<'_>, a: &Args, i: usize) -> Result<DeviceHandle, Fail> {
-    let model = a.u(i);
-    c.k.real(model)
-        .and_then(|r| c.k.m.device_handle(r))
-        .ok_or_else(|| Fail::Error(format!("{model:#x} is not a registered struct device")))
-}
 
 /// Argument `i` as a CMA area handle.
 fn cma(c: &Ctx<'_>, a: &Args, i: usize) -> Result<Cma, Fail> {

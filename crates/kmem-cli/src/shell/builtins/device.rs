@@ -13,12 +13,13 @@ use kmem::Order;
 use super::{addr_val, Args, Builtin, Ctx, Fail, Param::*};
 use crate::shell::value::{PtrKind, Value};
 
-fn errno(name: &str, e: Errno) -> Fail {
+/// A refused call: `error: NAME: -ERRNO (text)` (shared with the CMA table).
+pub(super) fn errno(name: &str, e: Errno) -> Fail {
     Fail::Error(format!("{name}: -{e:?} ({})", e.text()))
 }
 
 /// Argument `i` as a registered device.
-fn dev(c: &Ctx<'_>, a: &Args, i: usize) -> Result<DeviceHandle, Fail> {
+pub(super) fn dev(c: &Ctx<'_>, a: &Args, i: usize) -> Result<DeviceHandle, Fail> {
     let model = a.u(i);
     c.k.real(model)
         .and_then(|r| c.k.m.device_handle(r))
