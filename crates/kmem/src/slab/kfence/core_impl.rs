@@ -242,10 +242,25 @@ impl<P: Platform> SlabLayer<P> {
 
     /// `kfence_free`: frees `p` if it is a KFENCE object (returns `true`: handled, reported
     /// if it was not a valid free); `false` for anything else, which the caller frees.
+    ///
+    /// On every kfree and kmem_cache_free: with KFENCE off this is one load and a branch; the
+    /// rest is out of line.
+    #[inline(always)]
     pub(crate) fn kfence_free(&self, p: *const u8, caller: &'static Location<'static>) -> bool {
-        let Some(kf) = self.kfence() else {
-            return false;
-        };
+        match self.kfence() {
+            None => false,
+            Some(kf) => self.kfence_free_in(kf, p, caller),
+        }
+    }
+
+    /// `kfence_free` with KFENCE on.
+    #[inline(never)]
+    fn kfence_free_in(
+        &self,
+        kf: &Kfence<P>,
+        p: *const u8,
+        caller: &'static Location<'static>,
+    ) -> bool {
         let addr = p as usize;
         // The first two pages have no object: such a pointer is left to the caller, which
         // reports it as not its own.
