@@ -1,5 +1,6 @@
-//! Real user mode: ring-3 programs ([`crate::user::progs`]) on page tables built from kmem's
-//! buddy allocator, entered with `iretq`, trapping back through the IDT. Each test checks what
+//! Real user mode: ring-3 programs ([`crate::user::progs`]) as kmem tasks — kmem's VMAs, its
+//! page tables in CR3, its `handle_mm_fault`, `fork`, `exit_mmap`, reclaim and swap — entered
+//! with `iretq`, trapping back through the IDT. Each test checks what
 //! the program reports (its exit code), what the kernel saw (faults, copies, the report line of
 //! a kill) and that every page — user pages and page tables — is back in the buddy allocator
 //! once the tasks are gone.
@@ -14,10 +15,9 @@ use kmem::{GfpFlags, PagePtr};
 use super::{settle, KernelCtx};
 use crate::mm::Kmem;
 use crate::selftest::{Test, TestResult};
-use crate::user::backend::{CoreBackend, OwnBackend};
-use crate::user::mm::{pf, Prot, USER_START};
+use crate::user::backend::CoreBackend;
 use crate::user::progs::Prog;
-use crate::user::{sig, Exit, UserKernel, TEXT_BASE};
+use crate::user::{pf, sig, Exit, Prot, UserKernel, TEXT_BASE, USER_START};
 use crate::{boot, check, check_eq, tests};
 
 /// The group.
@@ -50,8 +50,6 @@ const SWAP_BUDGET: u64 = 40_000;
 
 /// The user kernel on kmem's process-memory core.
 type CoreUk<'k> = UserKernel<'k, CoreBackend<'k>>;
-/// The user kernel on its own mm (with swap).
-type OwnUk<'k> = UserKernel<'k, OwnBackend<'k>>;
 
 /// Runs `f` with ring-3 tasks that are kmem tasks, then checks that every task is gone from
 /// kmem and every page is back (free pages counted with the page tables: user page tables
@@ -67,19 +65,6 @@ fn with_core(ctx: &KernelCtx, f: impl FnOnce(&mut CoreUk<'_>) -> TestResult) -> 
         uk.reap_all();
     }
     check_eq!(ctx.mm.pids(&mut []), tasks0);
-    check_eq!(free_plus_tables(ctx.mm), free0);
-    Ok(())
-}
-
-/// As [`with_core`], on the kernel's own address spaces (the swap tests).
-fn with_own(ctx: &KernelCtx, f: impl FnOnce(&mut OwnUk<'_>) -> TestResult) -> TestResult {
-    let free0 = free_plus_tables(ctx.mm);
-    {
-        let mut uk = UserKernel::new(ctx.mm, OwnBackend::new(ctx.mm));
-        f(&mut uk)?;
-        uk.swapoff();
-        check_eq!(uk.b.mapped_pages(), 0);
-    }
     check_eq!(free_plus_tables(ctx.mm), free0);
     Ok(())
 }
@@ -412,7 +397,7 @@ impl Drop for Hog<'_> {
 }
 
 /// Prints /proc/swaps (kmem's `swap_show`) and the counters.
-fn show_swap(uk: &OwnUk<'_>) {
+fn show_swap(uk: &CoreUk<'_>) {
     if let Some(s) = uk.swap() {
         crate::print!("{}", s.show());
         let c = s.stats();
@@ -421,16 +406,17 @@ fn show_swap(uk: &OwnUk<'_>) {
 }
 
 fn user_swap(ctx: &KernelCtx) -> TestResult {
-    with_own(ctx, |uk| {
+    with_core(ctx, |uk| {
         let mm = ctx.mm;
         check!(uk.swapon(4096).is_ok(), "swapon of 16 MiB failed");
         // 4096 pages, the first of which is the swap header (mm/swapfile.c).
         check_eq!(uk.swap().map(|s| (s.size(), s.inuse())), Some((4095, 0)));
+        let (out0, in0) = (ev(ctx, VmEvent::PswpOut), ev(ctx, VmEvent::PswpIn));
+        let maj0 = ev(ctx, VmEvent::PgMajFault);
+        // 8 MiB of anonymous memory with 4 MiB above the min watermarks: kmem's kswapd, woken
+        // below the low watermark, swaps the task's older pages out; every page is written,
+        // then read back — most of them from the swap area, through do_swap_page.
         let hog = Hog::leave(mm, 1024);
-        // Reclaim starts when 512 of the pages left are used (the rest stays for the kernel).
-        uk.set_reclaim_below(mm.nr_free_pages().saturating_sub(512));
-        // 8 MiB of anonymous memory with 2 MiB left for it: every page is written, then read
-        // back — most of them from the swap area.
         let pages = 2048;
         let pid = uk
             .spawn(
@@ -441,32 +427,36 @@ fn user_swap(ctx: &KernelCtx) -> TestResult {
             .expect("spawn");
         let ran = uk.run(SWAP_BUDGET);
         show_swap(uk);
-        check_eq!(ran, Ok(()));
-        let swapped = uk.mm_of(pid).map(|m| uk.b.swap_ents(m));
-        check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
-        check_eq!(swapped, None); // exited: nothing left behind
-        let s = uk.swap().expect("swap on").stats();
-        check!(
-            s.pswpout > 0 && s.pswpin > 0,
-            "pswpout {} pswpin {}",
-            s.pswpout,
-            s.pswpin
-        );
-        check_eq!(uk.stats.major_faults, s.pswpin);
-        check_eq!(uk.swap().map(|s| s.inuse()), Some(0));
         drop(hog);
+        check_eq!(ran, Ok(()));
+        check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
+        let (out, inn) = (
+            ev(ctx, VmEvent::PswpOut) - out0,
+            ev(ctx, VmEvent::PswpIn) - in0,
+        );
+        check!(out > 0 && inn > 0, "pswpout {out} pswpin {inn}");
+        // Every ring-3 major fault was a swap-in by kmem's fault path (readahead may read
+        // more pages than faulted).
+        check!(uk.stats.major_faults > 0);
+        check_eq!(ev(ctx, VmEvent::PgMajFault) - maj0, uk.stats.major_faults);
+        // exit_mmap freed every swap entry the task held.
+        check_eq!(uk.swap().map(|s| s.inuse()), Some(0));
+        check_eq!(uk.swapoff(), Ok(()));
+        check_eq!(ctx.mm.si_swapinfo().total, 0);
         Ok(())
     })
 }
 
 fn user_swap_fork(ctx: &KernelCtx) -> TestResult {
-    with_own(ctx, |uk| {
+    with_core(ctx, |uk| {
         let mm = ctx.mm;
         check!(uk.swapon(4096).is_ok(), "swapon of 16 MiB failed");
-        let hog = Hog::leave(mm, 1024);
-        uk.set_reclaim_below(mm.nr_free_pages().saturating_sub(768));
-        // 4 MiB written with 3 MiB left for it, so part of it is in swap at the fork: the
-        // child inherits swap entries (swap_duplicate) and shared pages; both read everything.
+        let out0 = ev(ctx, VmEvent::PswpOut);
+        let in0 = ev(ctx, VmEvent::PswpIn);
+        // 4 MiB written with 3 MiB above the min watermarks, so part of it is in swap at the
+        // fork: the child inherits swap entries (swap_duplicate) and shared pages; both read
+        // everything back.
+        let hog = Hog::leave(mm, 768);
         let pages = 1024;
         let pid = uk
             .spawn(
@@ -475,18 +465,18 @@ fn user_swap_fork(ctx: &KernelCtx) -> TestResult {
                 &[(DATA, pages * 4096, Prot::RW)],
             )
             .expect("spawn");
-        check_eq!(uk.run(SWAP_BUDGET), Ok(()));
-        check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
+        let ran = uk.run(SWAP_BUDGET);
         show_swap(uk);
-        let s = uk.swap().expect("swap on").stats();
-        check!(
-            s.pswpout > 0 && s.pswpin > 0,
-            "pswpout {} pswpin {}",
-            s.pswpout,
-            s.pswpin
-        );
-        check_eq!(uk.swap().map(|s| s.inuse()), Some(0));
         drop(hog);
+        check_eq!(ran, Ok(()));
+        check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
+        let (out, inn) = (
+            ev(ctx, VmEvent::PswpOut) - out0,
+            ev(ctx, VmEvent::PswpIn) - in0,
+        );
+        check!(out > 0 && inn > 0, "pswpout {out} pswpin {inn}");
+        check_eq!(uk.swap().map(|s| s.inuse()), Some(0));
+        check_eq!(uk.swapoff(), Ok(()));
         Ok(())
     })
 }

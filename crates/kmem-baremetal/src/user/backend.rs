@@ -5,12 +5,12 @@
 //!   kmem VMAs (`mmap`/`mprotect`), its page table is the task's `mm->pgd`, its faults go to
 //!   `handle_mm_fault` (zero page on read, fresh page on write, COW with reuse), `fork` is
 //!   kmem's `fork` (`dup_mmap`), exit and kill are kmem's `exit` (`exit_mmap`).
-//! - [`OwnBackend`]: the kernel's own small mm ([`super::mm`]), with swap to a RAM area through
-//!   kmem's swap ([`super::swap`]) and a clock reclaim; used where kmem's core cannot do the job
-//!   yet (swapping anonymous memory of kmem tasks).
+//!   Under memory pressure kmem's reclaim swaps the tasks' pages out to the swap area of
+//!   [`super::swap`], and `do_swap_page` reads them back.
 //!
-//! Both give page tables in the hardware's format, built from kmem's buddy allocator, which
-//! the CPU walks from CR3 while the task runs.
+//! The page tables are in the hardware's format, built from kmem's buddy allocator, and the
+//! CPU walks them from CR3 while the task runs. [`Backend`] is the seam between the user
+//! kernel (tasks, traps, system calls) and the address spaces it runs them on.
 
 extern crate alloc;
 
@@ -24,8 +24,7 @@ use kmem::vma::{
 };
 use kmem::PAGE_SIZE;
 
-use super::mm::{pf, FaultKind, Prot, Segv, Shared, UserMm, USER_START};
-use super::{STACK_SIZE, STACK_TOP};
+use super::{pf, FaultKind, Prot, Segv, USER_START};
 use crate::mm::Kmem;
 use crate::platform::BareMetal;
 
@@ -177,11 +176,18 @@ impl<'k> Backend<'k> for CoreBackend<'k> {
             exec: err & pf::INSTR != 0,
             user: true,
         };
-        let r = self
-            .k
+        let k = self.k;
+        let before =
+            [VmEvent::PgMajFault, VmEvent::CowCopy, VmEvent::CowReuse].map(|e| k.vm_event(e));
+        let r = k
             .with_task(mm.pid, |t| t.layer.handle_mm_fault(t.mm, addr, f))
             .map_err(|_| Segv::MapErr)?;
+        // What the fault did, from the events handle_mm_fault counted.
+        let grew = |i: usize, e| k.vm_event(e) > before[i];
         match r {
+            VmFault::Done if grew(0, VmEvent::PgMajFault) => Ok(FaultKind::SwapIn),
+            VmFault::Done if grew(1, VmEvent::CowCopy) => Ok(FaultKind::CowCopy),
+            VmFault::Done if grew(2, VmEvent::CowReuse) => Ok(FaultKind::CowReuse),
             VmFault::Done => Ok(FaultKind::Resolved),
             VmFault::SegvMapErr => Err(Segv::MapErr),
             VmFault::SegvAccErr => Err(Segv::AccErr),
@@ -225,108 +231,5 @@ impl<'k> Backend<'k> for CoreBackend<'k> {
 
     fn rss(&self, mm: &CoreMm) -> u64 {
         self.k.with_task(mm.pid, |t| t.mm.rss()).unwrap_or(0)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The kernel's own mm
-// ---------------------------------------------------------------------------------------------
-
-/// Address spaces of [`UserMm`], sharing page counts and the swap area.
-pub struct OwnBackend<'k> {
-    k: &'k Kmem,
-    /// Page counts, the swap area, the pressure threshold.
-    pub sh: Shared<'k>,
-    next_pid: u32,
-}
-
-impl<'k> OwnBackend<'k> {
-    /// On the booted machine; pids from 1.
-    pub fn new(k: &'k Kmem) -> Self {
-        OwnBackend {
-            k,
-            sh: Shared::default(),
-            next_pid: 1,
-        }
-    }
-
-    fn pid(&mut self) -> u32 {
-        let p = self.next_pid;
-        self.next_pid += 1;
-        p
-    }
-
-    /// Pages mapped by at least one address space.
-    pub fn mapped_pages(&self) -> usize {
-        self.sh.refs.len()
-    }
-
-    /// Swap entries in `mm`.
-    pub fn swap_ents(&self, mm: &UserMm) -> usize {
-        mm.swap_ents(self.k)
-    }
-}
-
-impl<'k> Backend<'k> for OwnBackend<'k> {
-    type Mm = UserMm;
-
-    fn create(&mut self, _comm: &str) -> Result<(UserMm, u32), &'static str> {
-        let mut mm = UserMm::new(self.k).ok_or("no memory for a page table")?;
-        // The stack at the top, as kmem's spawn makes it ([stack]).
-        mm.add_vma(STACK_TOP - STACK_SIZE, STACK_TOP, Prot::RW);
-        Ok((mm, self.pid()))
-    }
-
-    fn map(&mut self, mm: &mut UserMm, start: u64, len: u64, prot: Prot) -> bool {
-        mm.add_vma(start, start + len, prot)
-    }
-
-    fn load(&mut self, mm: &mut UserMm, va: u64, code: &[u8]) -> bool {
-        let len = (code.len() as u64)
-            .next_multiple_of(PAGE_SIZE as u64)
-            .max(PAGE_SIZE as u64);
-        mm.add_vma(va, va + len, Prot::RX)
-            && code.chunks(PAGE_SIZE).enumerate().all(|(i, chunk)| {
-                mm.populate(self.k, &mut self.sh, va + (i * PAGE_SIZE) as u64, chunk)
-                    .is_ok()
-            })
-    }
-
-    fn root(&self, mm: &UserMm) -> u64 {
-        mm.root().as_u64()
-    }
-
-    fn fault(&mut self, mm: &mut UserMm, addr: u64, err: u64) -> Result<FaultKind, Segv> {
-        mm.handle_fault(self.k, &mut self.sh, addr, err)
-    }
-
-    fn fork(&mut self, mm: &mut UserMm, _comm: &str) -> Option<(UserMm, u32)> {
-        let child = mm.fork(self.k, &mut self.sh)?;
-        Some((child, self.pid()))
-    }
-
-    fn destroy(&mut self, mm: UserMm) {
-        mm.destroy(self.k, &mut self.sh);
-    }
-
-    fn translate(&self, mm: &UserMm, addr: u64, write: bool) -> Option<u64> {
-        let t = mm.lookup(self.k, addr)?;
-        pte_translate(
-            t.phys.as_u64() & !(PAGE_SIZE as u64 - 1) | t.flags.0,
-            addr,
-            write,
-        )
-    }
-
-    fn oom_info(&self, mm: &UserMm) -> OomInfo {
-        OomInfo {
-            total_vm_kb: mm.total_vm() / 1024,
-            anon_rss_kb: mm.rss(self.k) as u64 * (PAGE_SIZE as u64 / 1024),
-            ..OomInfo::default()
-        }
-    }
-
-    fn rss(&self, mm: &UserMm) -> u64 {
-        mm.rss(self.k) as u64
     }
 }

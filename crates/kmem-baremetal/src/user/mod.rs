@@ -2,8 +2,9 @@
 //!
 //! - [`entry`]: `iretq` into ring 3 and the trap path back (a run loop, no per-task kernel
 //!   stacks);
-//! - [`mm`]: user address spaces (VMAs, page tables from kmem's buddy allocator, demand faults,
-//!   fork with copy-on-write);
+//! - [`backend`]: the tasks' address spaces, which are kmem tasks' (kmem's VMAs, page tables,
+//!   `handle_mm_fault`, `fork`, `exit_mmap`, reclaim and swap);
+//! - [`swap`]: the RAM swap area given to kmem's `swapon`;
 //! - [`progs`]: the user test programs (assembly, copied into the tasks' text pages);
 //! - this module: tasks, a round-robin scheduler, trap handling and the system calls.
 //!
@@ -35,27 +36,85 @@ extern crate alloc;
 
 pub mod backend;
 pub mod entry;
-pub mod mm;
 pub mod progs;
 pub mod swap;
 
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use backend::{Backend, OwnBackend};
+use backend::{Backend, CoreBackend};
 use entry::UserRegs;
-use mm::{FaultKind, Prot, Segv};
 use progs::Prog;
 
 use crate::mm::Kmem;
 use crate::{arch, gdt, println};
 
+/// The lowest user address: the start of PML4 slot 1 (slot 0 is the kernel's identity map,
+/// copied in while a task runs, see [`kernel_slots`]).
+pub const USER_START: u64 = 1 << 39;
+/// The end of user space (`TASK_SIZE_MAX` + one page, 47-bit:
+/// arch/x86/include/asm/page_64_types.h).
+pub const USER_END: u64 = 1 << 47;
+
+/// x86 page-fault error code bits (arch/x86/include/asm/trap_pf.h, `enum x86_pf_error_code`).
+pub mod pf {
+    /// The page was present (a protection fault).
+    pub const PROT: u64 = 1 << 0;
+    /// A write.
+    pub const WRITE: u64 = 1 << 1;
+    /// From user mode.
+    pub const USER: u64 = 1 << 2;
+    /// An instruction fetch.
+    pub const INSTR: u64 = 1 << 4;
+}
+
+/// Protection of a mapping (`PROT_READ`, `PROT_WRITE`, `PROT_EXEC`:
+/// include/uapi/asm-generic/mman-common.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prot(pub u32);
+
+impl Prot {
+    /// `PROT_READ`.
+    pub const READ: Prot = Prot(1);
+    /// `PROT_WRITE`.
+    pub const WRITE: Prot = Prot(2);
+    /// `PROT_EXEC`.
+    pub const EXEC: Prot = Prot(4);
+    /// Read and write.
+    pub const RW: Prot = Prot(3);
+}
+
+/// Why a fault cannot be resolved: the `si_code` of the SIGSEGV
+/// (include/uapi/asm-generic/siginfo.h), or the fault's `VM_FAULT_*` error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segv {
+    /// `SEGV_MAPERR`: no mapping at the address.
+    MapErr,
+    /// `SEGV_ACCERR`: the mapping does not allow the access.
+    AccErr,
+    /// No memory for a page or a page table (`VM_FAULT_OOM`).
+    Oom,
+    /// The swap area could not give the page back (`VM_FAULT_SIGBUS`).
+    Bus,
+}
+
+/// What a resolved fault did (from the vm events kmem's `handle_mm_fault` counted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// A shared page was copied for the writer (`cow_copy`).
+    CowCopy,
+    /// A shared page had only this mapper left and became writable in place (`cow_reuse`).
+    CowReuse,
+    /// The page was read back from swap (`pgmajfault`).
+    SwapIn,
+    /// Resolved otherwise (zero page, fresh page, spurious).
+    Resolved,
+}
+
 /// Where program text is loaded (PML4 slot 1 — slot 0 is the kernel's identity map).
-pub const TEXT_BASE: u64 = mm::USER_START + 0x40_0000;
+pub const TEXT_BASE: u64 = USER_START + 0x40_0000;
 /// The top of the user stack (the last page below `TASK_SIZE_MAX`, 47-bit).
 pub const STACK_TOP: u64 = 0x0000_7fff_ffff_f000;
-/// Bytes of the stack mapping.
-pub const STACK_SIZE: u64 = 64 * 1024;
 
 /// Linux signal numbers (include/uapi/asm-generic/signal.h).
 pub mod sig {
@@ -165,8 +224,6 @@ pub struct Stats {
     pub syscalls: u64,
     /// Page faults from ring 3, resolved or not.
     pub page_faults: u64,
-    /// Faults resolved by mapping a fresh page.
-    pub anon_faults: u64,
     /// Write faults that copied a shared page.
     pub cow_copies: u64,
     /// Write faults that reused a page no longer shared.
@@ -195,6 +252,7 @@ pub struct UserKernel<'k, B: Backend<'k>> {
     pub b: B,
     tasks: Vec<Task<B::Mm>>,
     kernel_cr3: u64,
+    swap: Option<swap::SwapArea<'k>>,
     /// Counters.
     pub stats: Stats,
     /// Everything every task wrote, in order.
@@ -209,6 +267,7 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
             b,
             tasks: Vec::new(),
             kernel_cr3: arch::read_cr3(),
+            swap: None,
             stats: Stats::default(),
             console: Vec::new(),
         }
@@ -420,11 +479,10 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
         match self.b.fault(mm, addr, err) {
             Ok(kind) => {
                 match kind {
-                    FaultKind::Anon => self.stats.anon_faults += 1,
                     FaultKind::CowCopy => self.stats.cow_copies += 1,
                     FaultKind::CowReuse => self.stats.cow_reuses += 1,
                     FaultKind::SwapIn => self.stats.major_faults += 1,
-                    FaultKind::Spurious | FaultKind::Resolved => {}
+                    FaultKind::Resolved => {}
                 }
                 Next::Same
             }
@@ -576,14 +634,14 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
     /// the page in as the CPU would (`None`: `-EFAULT`; the task is not killed, as with
     /// `copy_from_user`).
     fn user_byte(&mut self, i: usize, a: u64, write: bool) -> Option<u64> {
-        if !(mm::USER_START..mm::USER_END).contains(&a) {
+        if !(USER_START..USER_END).contains(&a) {
             return None;
         }
         let mm = self.tasks[i].mm.as_mut()?;
         if let Some(pa) = self.b.translate(mm, a, write) {
             return Some(pa);
         }
-        let err = mm::pf::USER | if write { mm::pf::WRITE } else { 0 };
+        let err = pf::USER | if write { pf::WRITE } else { 0 };
         self.b.fault(mm, a, err).ok()?;
         self.b.translate(mm, a, write)
     }
@@ -732,41 +790,38 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
 impl<'k, B: Backend<'k>> Drop for UserKernel<'k, B> {
     fn drop(&mut self) {
         self.reap_all();
+        if let Some(Err(e)) = self.swap.take().map(swap::SwapArea::destroy) {
+            println!("swapoff {}: {e}", swap::SWAP_NAME);
+        }
     }
 }
 
-impl<'k> UserKernel<'k, OwnBackend<'k>> {
-    /// `swapon` of a RAM swap area of `pages` pages.
+impl<'k> UserKernel<'k, CoreBackend<'k>> {
+    /// `swapon` of a RAM swap area of `pages` pages (kmem's reclaim swaps the tasks' pages
+    /// out to it below the low watermark).
     ///
     /// # Errors
-    /// When the area cannot be allocated or one is already on.
+    /// When the area cannot be allocated, kmem refuses it, or one is already on.
     pub fn swapon(&mut self, pages: usize) -> Result<(), &'static str> {
-        if self.b.sh.swap.is_some() {
+        if self.swap.is_some() {
             return Err("swap area already on");
         }
-        self.b.sh.swap =
-            Some(swap::SwapArea::new(self.k, pages).ok_or("no memory for the swap area")?);
+        self.swap = Some(swap::SwapArea::new(self.k, pages)?);
         Ok(())
-    }
-
-    /// Reclaim (swap out) before each user page allocation while fewer than `pages` pages are
-    /// free in the user zones (kswapd's wakeup below the low watermark, done synchronously);
-    /// reclaim also runs when an allocation fails.
-    pub fn set_reclaim_below(&mut self, pages: usize) {
-        self.b.sh.reclaim_below = pages;
     }
 
     /// The swap area, if on.
     pub fn swap(&self) -> Option<&swap::SwapArea<'k>> {
-        self.b.sh.swap.as_ref()
+        self.swap.as_ref()
     }
 
-    /// `swapoff` (after every task is gone).
-    pub fn swapoff(&mut self) {
+    /// `swapoff`, after every task is gone.
+    ///
+    /// # Errors
+    /// kmem's `swapoff` failed.
+    pub fn swapoff(&mut self) -> Result<(), &'static str> {
         self.reap_all();
-        if let Some(swap) = self.b.sh.swap.take() {
-            swap.destroy();
-        }
+        self.swap.take().map_or(Ok(()), swap::SwapArea::destroy)
     }
 }
 

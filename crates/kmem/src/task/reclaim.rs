@@ -180,6 +180,11 @@ impl<P: Platform> TaskLayer<P> {
             .unwrap_or(0)
     }
 
+    /// `si_swapinfo`: swap pages in all areas, and how many are free.
+    pub fn si_swapinfo(&self) -> crate::swap::SwapInfo {
+        self.mem.mem.swap.si_swapinfo()
+    }
+
     /// `/proc/swaps`.
     pub fn show_swaps(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
         self.mem.mem.swap.show_swaps(out)
