@@ -21,6 +21,16 @@
 //!
 //! The accessed and dirty bits of the PTE are set on each access, as the MMU sets them.
 //!
+//! # System calls: `copy_from_user`, `copy_to_user`
+//! A system call reaches user memory from kernel mode. Its page faults are resolved by
+//! `handle_mm_fault` as well, but one that cannot be resolved is not a signal: the exception
+//! table's fixup ends the copy (arch/x86/mm/fault.c `kernelmode_fixup_or_oops`, for
+//! SIGSEGV, SIGBUS and `VM_FAULT_OOM` alike), and the copy returns the number of bytes it
+//! did not copy, which the system call turns into `-EFAULT` (include/linux/uaccess.h). No
+//! report is printed and the task lives on. A range that is not entirely below `TASK_SIZE`
+//! (`access_ok`) is refused before anything is touched; `copy_from_user` zeroes the part of
+//! the destination it could not fill (lib/usercopy.c `_copy_from_user`).
+//!
 //! # Locking
 //! `tasklist_lock` for the whole access (the task and its memory cannot go meanwhile).
 
@@ -113,19 +123,30 @@ fn translate<P: Platform>(
     Ok(unsafe { l.phys_to_real(crate::addr::PhysAddr::new(pa)) })
 }
 
+/// Who makes a user access.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The task, in user mode: an unresolved fault is a signal that ends it.
+    User,
+    /// The kernel, for a system call (`copy_from_user`): an unresolved fault ends the copy.
+    Kernel,
+}
+
 impl<P: Platform> TaskLayer<P> {
     /// Accesses `len` bytes at `addr` in task `pid`, calling `f(real_ptr, offset, n)` for
     /// each piece inside one page, faulting pages in as the CPU would.
     ///
     /// # Errors
-    /// See [`UaccessError`]; on a fault the task is killed and the bytes before the fault
-    /// were accessed.
+    /// See [`UaccessError`]; the bytes before the fault were accessed. In [`Mode::User`] the
+    /// task is killed; in [`Mode::Kernel`] a fault that cannot be resolved gives
+    /// `Segfault(addr)` and nothing else happens.
     fn uaccess(
         &self,
         pid: i32,
         addr: u64,
         len: u64,
         write: bool,
+        mode: Mode,
         mut f: impl FnMut(*mut u8, usize, usize),
     ) -> Result<(), UaccessError> {
         let mut t = self.tasklist();
@@ -160,6 +181,10 @@ impl<P: Platform> TaskLayer<P> {
                         } else {
                             self.mem.handle_mm_fault(mm, va, fl)
                         };
+                        if mode == Mode::Kernel && r != VmFault::Done {
+                            // kernelmode_fixup_or_oops: the exception table ends the copy.
+                            return Err(UaccessError::Segfault(va));
+                        }
                         match r {
                             VmFault::Done => continue,
                             VmFault::SegvMapErr | VmFault::SegvAccErr => {
@@ -246,11 +271,18 @@ impl<P: Platform> TaskLayer<P> {
     /// # Errors
     /// See [`UaccessError`].
     pub fn uread(&self, pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), UaccessError> {
-        self.uaccess(pid, addr, buf.len() as u64, false, |p, off, n| {
-            // SAFETY: `p` points at `n` bytes of a user page held under the lock; `buf`
-            // has room for them at `off`.
-            unsafe { core::ptr::copy_nonoverlapping(p, buf[off..].as_mut_ptr(), n) };
-        })
+        self.uaccess(
+            pid,
+            addr,
+            buf.len() as u64,
+            false,
+            Mode::User,
+            |p, off, n| {
+                // SAFETY: `p` points at `n` bytes of a user page held under the lock; `buf`
+                // has room for them at `off`.
+                unsafe { core::ptr::copy_nonoverlapping(p, buf[off..].as_mut_ptr(), n) };
+            },
+        )
     }
 
     /// Writes `buf` at `addr` of task `pid`.
@@ -258,10 +290,17 @@ impl<P: Platform> TaskLayer<P> {
     /// # Errors
     /// See [`UaccessError`].
     pub fn uwrite(&self, pid: i32, addr: u64, buf: &[u8]) -> Result<(), UaccessError> {
-        self.uaccess(pid, addr, buf.len() as u64, true, |p, off, n| {
-            // SAFETY: as in `uread`, the other way.
-            unsafe { core::ptr::copy_nonoverlapping(buf[off..].as_ptr(), p, n) };
-        })
+        self.uaccess(
+            pid,
+            addr,
+            buf.len() as u64,
+            true,
+            Mode::User,
+            |p, off, n| {
+                // SAFETY: as in `uread`, the other way.
+                unsafe { core::ptr::copy_nonoverlapping(buf[off..].as_ptr(), p, n) };
+            },
+        )
     }
 
     /// `upeek8/16/32/64`: reads a `size`-byte little-endian value (size 1, 2, 4 or 8).
@@ -293,10 +332,86 @@ impl<P: Platform> TaskLayer<P> {
     /// # Errors
     /// See [`UaccessError`].
     pub fn umemset(&self, pid: i32, addr: u64, byte: u8, len: u64) -> Result<(), UaccessError> {
-        self.uaccess(pid, addr, len, true, |p, _, n| {
+        self.uaccess(pid, addr, len, true, Mode::User, |p, _, n| {
             // SAFETY: as in `uread`.
             unsafe { core::ptr::write_bytes(p, byte, n) };
         })
+    }
+}
+
+impl<P: Platform> TaskLayer<P> {
+    /// `copy_from_user`: copies `to.len()` bytes at user address `from` of task `pid` into
+    /// `to`, faulting pages in; returns the number of bytes not copied (0: all), whose tail
+    /// of `to` is zeroed. A system call returns `-EFAULT` when it is not 0. The task is never
+    /// killed.
+    ///
+    /// # Errors
+    /// `ESRCH`: no task `pid`.
+    pub fn copy_from_user(&self, pid: i32, to: &mut [u8], from: u64) -> Result<usize, Errno> {
+        let mut done = 0usize;
+        let r = if self.access_ok(pid, from, to.len())? {
+            self.uaccess(
+                pid,
+                from,
+                to.len() as u64,
+                false,
+                Mode::Kernel,
+                |p, off, n| {
+                    // SAFETY: `p` points at `n` bytes of a user page held under the lock; `to`
+                    // has room for them at `off`.
+                    unsafe { core::ptr::copy_nonoverlapping(p, to[off..].as_mut_ptr(), n) };
+                    done = off + n;
+                },
+            )
+        } else {
+            Err(UaccessError::Segfault(from))
+        };
+        match r {
+            Ok(()) => Ok(0),
+            Err(UaccessError::NoTask) => Err(Errno::ESRCH),
+            Err(_) => {
+                to[done..].fill(0);
+                Ok(to.len() - done)
+            }
+        }
+    }
+
+    /// `copy_to_user`: copies `from` to user address `to` of task `pid`, faulting pages in
+    /// (a COW copy where the page is shared); returns the number of bytes not copied (0:
+    /// all). The task is never killed.
+    ///
+    /// # Errors
+    /// `ESRCH`: no task `pid`.
+    pub fn copy_to_user(&self, pid: i32, to: u64, from: &[u8]) -> Result<usize, Errno> {
+        let mut done = 0usize;
+        let r = if self.access_ok(pid, to, from.len())? {
+            self.uaccess(
+                pid,
+                to,
+                from.len() as u64,
+                true,
+                Mode::Kernel,
+                |p, off, n| {
+                    // SAFETY: `p` points at `n` writable bytes of a user page held under the
+                    // lock (COW already broken); `from` has them at `off`.
+                    unsafe { core::ptr::copy_nonoverlapping(from[off..].as_ptr(), p, n) };
+                    done = off + n;
+                },
+            )
+        } else {
+            Err(UaccessError::Segfault(to))
+        };
+        match r {
+            Ok(()) => Ok(0),
+            Err(UaccessError::NoTask) => Err(Errno::ESRCH),
+            Err(_) => Ok(from.len() - done),
+        }
+    }
+
+    /// `access_ok`: the range lies below the task's `TASK_SIZE`.
+    fn access_ok(&self, pid: i32, addr: u64, len: usize) -> Result<bool, Errno> {
+        let size = self.with_task(pid, |t| t.mm.task_size)?;
+        Ok(addr.checked_add(len as u64).is_some_and(|end| end <= size))
     }
 }
 

@@ -495,3 +495,73 @@ fn smaps_status_and_rollup_formats() {
     let vm = proc(&m, "/proc/vmstat");
     assert!(vm.contains("\npgfault "), "{vm}");
 }
+
+/// `copy_from_user`/`copy_to_user` (include/linux/uaccess.h, lib/usercopy.c): a system call's
+/// copies return the number of bytes not copied (the syscall's `-EFAULT`) and never kill the
+/// task; the same bad address from a user-mode access (`upeek`) still does.
+#[test]
+fn copy_from_user_returns_bytes_not_copied_and_the_task_lives() {
+    for arch in [Arch::X86_64, Arch::I386] {
+        let m = boot(arch, 256 << 20, 2);
+        let free0 = baseline(&m);
+        let p = m.spawn("sys").unwrap();
+        // Two pages, the second unmapped: a 6000-byte copy from 4096 before the hole.
+        let a = m.mmap(p, 0, 2 * 4096, RW, PA, -1, 0).unwrap();
+        m.munmap(p, a + 4096, 4096).unwrap();
+        m.upoke(p, a + 4095, 1, 0x5a).unwrap();
+        m.platform().take_captured();
+        let mut buf = vec![0xffu8; 6000];
+        // The first page is copied (4096 bytes), the rest is not and is zeroed, as
+        // _copy_from_user does.
+        assert_eq!(m.copy_from_user(p, &mut buf, a), Ok(6000 - 4096));
+        assert_eq!(buf[4095], 0x5a);
+        assert!(buf[4096..].iter().all(|&b| b == 0));
+        // Into the hole: nothing copied; to a read-only page: nothing written.
+        assert_eq!(m.copy_to_user(p, a + 4096, &[1, 2, 3]), Ok(3));
+        m.mprotect(p, a, 4096, PROT_READ).unwrap();
+        assert_eq!(m.copy_to_user(p, a, &[1, 2, 3]), Ok(3));
+        assert_eq!(m.upeek(p, a, 1), Ok(0));
+        // Beyond TASK_SIZE (access_ok fails): nothing touched.
+        let kernel = m.with_task(p, |t| t.mm.task_size).unwrap();
+        assert_eq!(m.copy_from_user(p, &mut buf[..8], kernel), Ok(8));
+        assert_eq!(m.copy_to_user(p, kernel - 4, &[0; 8]), Ok(8));
+        // No report, the task lives.
+        let log = m.platform().take_captured();
+        assert!(!log.contains("segfault"), "{log}");
+        assert!(m.with_task(p, |_| ()).is_ok());
+        // The same address from user mode: SIGSEGV, the report, the task gone.
+        assert_eq!(
+            m.upeek(p, a + 4096, 1),
+            Err(UaccessError::Segfault(a + 4096))
+        );
+        assert!(m.platform().take_captured().contains("segfault at"));
+        assert!(m.with_task(p, |_| ()).is_err());
+        assert_eq!(m.copy_from_user(p, &mut buf, a), Err(Errno::ESRCH));
+        assert_eq!(settle(&m), free0);
+    }
+}
+
+/// `copy_to_user` faults pages in as the CPU would for a kernel-mode write: a fresh page on
+/// a first touch, a COW copy after fork (the parent keeps its data).
+#[test]
+fn copy_to_user_faults_in_and_breaks_cow() {
+    let m = boot(Arch::X86_64, 256 << 20, 2);
+    let free0 = baseline(&m);
+    let p = m.spawn("parent").unwrap();
+    let a = m.mmap(p, 0, 3 * 4096, RW, PA, -1, 0).unwrap();
+    let data: Vec<u8> = (0..3 * 4096).map(|i| (i % 253) as u8).collect();
+    assert_eq!(m.copy_to_user(p, a, &data), Ok(0));
+    let c = m.fork(p).unwrap();
+    let cow = m.vm_event(VmEvent::CowCopy);
+    assert_eq!(m.copy_to_user(c, a + 4090, &[9; 12]), Ok(0));
+    assert_eq!(m.vm_event(VmEvent::CowCopy) - cow, 2);
+    let mut back = vec![0u8; 3 * 4096];
+    assert_eq!(m.copy_from_user(p, &mut back, a), Ok(0));
+    assert_eq!(back, data);
+    assert_eq!(m.copy_from_user(c, &mut back, a), Ok(0));
+    assert_eq!(&back[4090..4102], &[9; 12]);
+    assert_eq!(&back[..4090], &data[..4090]);
+    m.exit(c).unwrap();
+    m.exit(p).unwrap();
+    assert_eq!(settle(&m), free0);
+}

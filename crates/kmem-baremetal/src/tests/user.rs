@@ -277,12 +277,26 @@ fn user_yield_round_robin(ctx: &KernelCtx) -> TestResult {
 }
 
 fn user_bad_pointer_efault(ctx: &KernelCtx) -> TestResult {
-    // write() from kernel memory and from an unmapped user address: -EFAULT, task lives on.
-    for addr in [boot::DIRECT_MAP_BASE, DATA] {
+    // write() from kernel memory, from an unmapped user address and from a buffer running off
+    // the end of a mapping: -EFAULT (kmem's copy_from_user), no report, the task lives on.
+    for (addr, map) in [
+        (boot::DIRECT_MAP_BASE, 0),
+        (DATA, 0),
+        (DATA + 4096 - 8, 4096),
+    ] {
         with_core(ctx, |uk| {
-            let pid = uk.spawn(Prog::efault, [addr, 16, 0], &[]).expect("spawn");
+            let maps = [(DATA, map, Prot::RW)];
+            let maps = if map == 0 { &maps[..0] } else { &maps[..] };
+            let pid = uk.spawn(Prog::efault, [addr, 16, 0], maps).expect("spawn");
+            let pgfault = ev(ctx, VmEvent::PgFault);
             check!(uk.run(BUDGET).is_ok());
             check_eq!(uk.exit_of(pid), Some(Exit::Code(0)));
+            check_eq!(uk.stats.kills, 0);
+            check_eq!(uk.task(pid).map(|t| t.report.as_str()), Some(""));
+            if map != 0 {
+                // The mapped part was faulted in by the copy before it stopped.
+                check!(ev(ctx, VmEvent::PgFault) > pgfault);
+            }
             Ok(())
         })?;
     }

@@ -56,6 +56,12 @@ pub trait Backend<'k> {
     /// The present translation of `addr` for an access (`write`), without faulting: the
     /// physical address and whether the PTE allows it.
     fn translate(&self, mm: &Self::Mm, addr: u64, write: bool) -> Option<u64>;
+    /// `copy_from_user`: fills `buf` from user address `addr`, faulting pages in; returns
+    /// the bytes not copied (a system call's `-EFAULT` when not 0; the task is not killed).
+    fn copy_from_user(&mut self, mm: &mut Self::Mm, addr: u64, buf: &mut [u8]) -> usize;
+    /// `copy_to_user`: writes `data` at user address `addr` (demand and COW faults as a
+    /// kernel-mode write); returns the bytes not copied.
+    fn copy_to_user(&mut self, mm: &mut Self::Mm, addr: u64, data: &[u8]) -> usize;
     /// Pages mapped (RSS).
     fn rss(&self, mm: &Self::Mm) -> u64;
     /// The figures of the OOM report, and the `oom_kill` event counted.
@@ -155,7 +161,7 @@ impl<'k> Backend<'k> for CoreBackend<'k> {
             .next_multiple_of(PAGE_SIZE as u64)
             .max(PAGE_SIZE as u64);
         self.map(mm, va, len, Prot::RW)
-            && self.k.uwrite(mm.pid, va, code).is_ok()
+            && self.copy_to_user(mm, va, code) == 0
             && self
                 .k
                 .mprotect(mm.pid, va, len, PROT_READ | PROT_EXEC)
@@ -227,6 +233,17 @@ impl<'k> Backend<'k> for CoreBackend<'k> {
                 pgtables_kb: t.layer.pgtables_bytes(t.mm) / 1024,
             })
             .unwrap_or_default()
+    }
+
+    fn copy_from_user(&mut self, mm: &mut CoreMm, addr: u64, buf: &mut [u8]) -> usize {
+        let len = buf.len();
+        self.k.copy_from_user(mm.pid, buf, addr).unwrap_or(len)
+    }
+
+    fn copy_to_user(&mut self, mm: &mut CoreMm, addr: u64, data: &[u8]) -> usize {
+        self.k
+            .copy_to_user(mm.pid, addr, data)
+            .unwrap_or(data.len())
     }
 
     fn rss(&self, mm: &CoreMm) -> u64 {

@@ -24,7 +24,9 @@
 //! `write(fd 1|2, buf, len)` (the bytes go to the serial log, prefixed `comm[pid]: `, one line
 //! at a time), `sched_yield`, `getpid`, `fork` (copy-on-write), `exit(code)`,
 //! `wait4(pid|-1, &status, 0, NULL)` (blocks until a child exits; `-ECHILD` without one). Others
-//! return `-ENOSYS`. A bad user pointer gives `-EFAULT` (the task is not killed).
+//! return `-ENOSYS`. A bad user pointer gives `-EFAULT` (the task is not killed): the copies
+//! are kmem's `copy_from_user`/`copy_to_user`, whose faults go to `handle_mm_fault` and end
+//! the copy when unresolvable.
 //!
 //! # Scheduling
 //! Cooperative, round robin: a task runs until it traps into something that ends, blocks or
@@ -52,9 +54,6 @@ use crate::{arch, gdt, println};
 /// The lowest user address: the start of PML4 slot 1 (slot 0 is the kernel's identity map,
 /// copied in while a task runs, see [`kernel_slots`]).
 pub const USER_START: u64 = 1 << 39;
-/// The end of user space (`TASK_SIZE_MAX` + one page, 47-bit:
-/// arch/x86/include/asm/page_64_types.h).
-pub const USER_END: u64 = 1 << 47;
 
 /// x86 page-fault error code bits (arch/x86/include/asm/trap_pf.h, `enum x86_pf_error_code`).
 pub mod pf {
@@ -630,58 +629,23 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
         next
     }
 
-    /// The physical address of user byte `a` of task `i` for an access (`write`), faulting
-    /// the page in as the CPU would (`None`: `-EFAULT`; the task is not killed, as with
-    /// `copy_from_user`).
-    fn user_byte(&mut self, i: usize, a: u64, write: bool) -> Option<u64> {
-        if !(USER_START..USER_END).contains(&a) {
-            return None;
-        }
-        let mm = self.tasks[i].mm.as_mut()?;
-        if let Some(pa) = self.b.translate(mm, a, write) {
-            return Some(pa);
-        }
-        let err = pf::USER | if write { pf::WRITE } else { 0 };
-        self.b.fault(mm, a, err).ok()?;
-        self.b.translate(mm, a, write)
-    }
-
-    /// Copies user memory `[addr, addr + buf.len())` of task `i` into `buf`; `false` on a bad
-    /// address.
+    /// `copy_from_user` for task `i` (kmem's: faults resolved by `handle_mm_fault` in kernel
+    /// mode, an unresolvable one ends the copy); `false` on a bad address (`-EFAULT`; the
+    /// task is not killed).
     fn copy_from_user(&mut self, i: usize, addr: u64, buf: &mut [u8]) -> bool {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let a = addr + done as u64;
-            let Some(pa) = self.user_byte(i, a, false) else {
-                return false;
-            };
-            let n = (4096 - (a & 0xfff) as usize).min(buf.len() - done);
-            let src = (crate::boot::DIRECT_MAP_BASE + pa) as *const u8;
-            // SAFETY: `pa` is in a present user page of this task, RAM in the direct map;
-            // `n` bytes stay within that page.
-            unsafe { core::ptr::copy_nonoverlapping(src, buf[done..].as_mut_ptr(), n) };
-            done += n;
-        }
-        true
+        let Some(mm) = self.tasks[i].mm.as_mut() else {
+            return false;
+        };
+        self.b.copy_from_user(mm, addr, buf) == 0
     }
 
-    /// Copies `data` to user memory of task `i` at `addr` (demand and COW faults as a user
-    /// write); `false` on a bad address.
+    /// `copy_to_user` for task `i` (demand and COW faults as a kernel-mode write); `false`
+    /// on a bad address.
     fn copy_to_user(&mut self, i: usize, addr: u64, data: &[u8]) -> bool {
-        let mut done = 0usize;
-        while done < data.len() {
-            let a = addr + done as u64;
-            let Some(pa) = self.user_byte(i, a, true) else {
-                return false;
-            };
-            let n = (4096 - (a & 0xfff) as usize).min(data.len() - done);
-            let dst = (crate::boot::DIRECT_MAP_BASE + pa) as *mut u8;
-            // SAFETY: a writable (COW already broken) user page of this task only, RAM in
-            // the direct map; `n` bytes stay within it.
-            unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), dst, n) };
-            done += n;
-        }
-        true
+        let Some(mm) = self.tasks[i].mm.as_mut() else {
+            return false;
+        };
+        self.b.copy_to_user(mm, addr, data) == 0
     }
 
     fn sys_write(&mut self, i: usize, fd: u64, buf: u64, len: u64) -> i64 {
