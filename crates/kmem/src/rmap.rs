@@ -164,7 +164,8 @@ impl<P: Platform> KmapLayer<P> {
     }
 
     /// `try_to_unmap`: every PTE mapping the anonymous `page` is replaced by
-    /// `replacement(mm_pte)` (0 to just unmap; reclaim passes a swap entry), the page's
+    /// `replacement(mm_pte)` (0 to just unmap; reclaim passes a swap entry; the PTE itself
+    /// to keep that mapping), the page's
     /// mapcount and references dropped and the RSS moved (`MM_ANONPAGES` → `MM_SWAPENTS`
     /// for a non-zero replacement). Returns whether the page is no longer mapped.
     ///
@@ -184,7 +185,9 @@ impl<P: Platform> KmapLayer<P> {
                     return;
                 }
                 let new = replacement(pte);
-                if pt.pte_set(mem, addr, new).is_err() {
+                // The replacement may keep the mapping (no swap count left, a lazily
+                // freed page written again): nothing changes for this PTE.
+                if new == pte || pt.pte_set(mem, addr, new).is_err() {
                     return;
                 }
                 mm.add_counter(MmCounter::AnonPages, -1);

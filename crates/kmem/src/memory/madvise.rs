@@ -1,9 +1,13 @@
 //! `madvise` (mm/madvise.c): advice values, Linux's checks and walk, and each advice's
-//! effect on anonymous memory.
+//! effect on anonymous memory. `MADV_DONTNEED` zaps at once; `MADV_FREE` frees lazily
+//! (see `madvise_free`): the pages stay mapped until reclaim finds them still clean.
 
 use crate::errno::Errno;
+use crate::mm::mm_types::pg;
+use crate::pgtable::PteFlags;
 use crate::platform::Platform;
-use crate::vma::{page_align, MmStruct, PteOps, VmBacking, VmFlags, PAGE};
+use crate::swap::SwpEntry;
+use crate::vma::{page_align, MmCounter, MmStruct, PteOps, VmBacking, VmFlags, PAGE};
 
 use super::{FaultFlags, MemoryLayer, VmFault};
 
@@ -129,13 +133,17 @@ impl<P: Platform> MemoryLayer<P> {
         let set = |f: VmFlags| flags.union(f);
         let clear = |f: VmFlags| flags.without(f);
         let newflags = match advice {
-            MADV_DONTNEED | MADV_FREE => {
-                if !lru_ok || (advice == MADV_FREE && !private_anon) {
+            MADV_FREE => {
+                if !lru_ok || !private_anon {
                     return Err(Errno::EINVAL);
                 }
-                // MADV_FREE frees lazily in Linux (reclaim may drop the pages, a later
-                // write keeps them); kmem drops them at once, which is one of the outcomes
-                // Linux allows (reads then see zeroes).
+                self.madvise_free(mm, start, end);
+                return Ok(());
+            }
+            MADV_DONTNEED => {
+                if !lru_ok {
+                    return Err(Errno::EINVAL);
+                }
                 let vp = mm.vma_ptr(start).ok_or(Errno::ENOMEM)?;
                 // SAFETY: a live VMA of `mm`; `zap` does not change the tree.
                 let vr = unsafe { &*vp.as_ptr() };
@@ -206,6 +214,54 @@ impl<P: Platform> MemoryLayer<P> {
             _ => return Err(Errno::EINVAL),
         };
         mm.vma_modify_flags(self, start, end, newflags)
+    }
+
+    /// `MADV_FREE` on `[start, end)` of a private anonymous VMA (`madvise_free_pte_range`):
+    /// swap entries are freed and their PTEs cleared; each page mapped only here (and not
+    /// the zero page) leaves the swap cache if no swap PTE still names its slot, is made
+    /// clean and old (PTE and `PG_dirty`) and moves to the inactive file list
+    /// (`folio_mark_lazyfree`). Reclaim may then drop it without swap; a write before that
+    /// dirties the PTE and keeps the data.
+    fn madvise_free(&self, mm: &mut MmStruct, start: u64, end: u64) {
+        let Some(mut pt) = mm.pgd.take() else { return };
+        let fmt = pt.format();
+        let (swap, lru, l) = (&self.mem.swap, &self.mem.lru, &self.km.vm);
+        let mut swapents = 0i64;
+        let flush = pt.pte_update_range(self.pt_mem(), start, end, |_, pte| {
+            if pte & PteFlags::PRESENT.0 == 0 {
+                if self.pte_is_swap(pte) {
+                    // free_swap_and_cache + pte_clear
+                    self.zap_swap_pte(swap, lru, pte);
+                    swapents -= 1;
+                    return 0;
+                }
+                return pte;
+            }
+            if self.is_zero_pte(fmt, pte) {
+                return pte;
+            }
+            let Some(page) = self.pte_page(fmt, pte) else {
+                return pte;
+            };
+            if !self.page_is_anon(page) || page.mapcount() != 1 || page.test_flag(pg::LOCKED) {
+                return pte;
+            }
+            if page.test_flag(pg::SWAPCACHE) {
+                // folio_free_swap: only when no swap PTE still names the slot.
+                let e = SwpEntry::from_val(page.private() as u64);
+                if swap.swap_count(e) != 0 {
+                    return pte;
+                }
+                swap.delete_from_swap_cache(l, page);
+            }
+            page.clear_flag_bits(pg::DIRTY);
+            lru.folio_mark_lazyfree(l, page);
+            // pte_mkold(pte_mkclean(pte))
+            pte & !(PteFlags::ACCESSED.0 | PteFlags::DIRTY.0)
+        });
+        let _ = flush.defer();
+        mm.pgd = Some(pt);
+        mm.add_counter(MmCounter::SwapEnts, swapents);
     }
 
     /// `MADV_COLD` / `MADV_PAGEOUT` on `[start, end)` of a VMA (`madvise_cold_or_pageout_pte_range`):

@@ -630,10 +630,14 @@ pub enum VmEvent {
     CowCopy,
     /// `THP`-free reuse count: write faults that reused the page (kmem's own).
     CowReuse,
+    /// `PGLAZYFREE`: pages `MADV_FREE` marked lazily freeable (`folio_mark_lazyfree`).
+    PgLazyFree,
+    /// `PGLAZYFREED`: lazily freeable pages reclaim dropped without writing them out.
+    PgLazyFreed,
 }
 
 /// Number of [`VmEvent`]s.
-pub const NR_VM_EVENTS: usize = 14;
+pub const NR_VM_EVENTS: usize = 16;
 
 /// Counters for [`VmEvent`].
 pub struct VmEvents {

@@ -11,6 +11,7 @@ use core::fmt::{self, Write};
 use super::ProcError;
 use crate::errno::Errno;
 use crate::memory::MemoryLayer;
+use crate::mm::mm_types::pg;
 use crate::mm::VmEvent;
 use crate::pgtable::PteFlags;
 use crate::platform::Platform;
@@ -172,6 +173,7 @@ struct Mss {
     private_dirty: u64,
     referenced: u64,
     anonymous: u64,
+    lazyfree: u64,
     swap: u64,
 }
 
@@ -204,15 +206,19 @@ impl<P: Platform> MemoryLayer<P> {
             };
             mss.resident += PAGE;
             let anon = self.page_is_anon(page);
+            let dirty = pte & PteFlags::DIRTY.0 != 0;
             if anon {
                 mss.anonymous += PAGE;
+                // smaps_account: lazily freeable while neither the PTE nor the page is dirty.
+                if !page.test_flag(pg::SWAPBACKED) && !dirty && !page.test_flag(pg::DIRTY) {
+                    mss.lazyfree += PAGE;
+                }
             }
             if pte & PteFlags::ACCESSED.0 != 0 {
                 mss.referenced += PAGE;
             }
             let mapcount = self.page_mapcount(page).max(1) as u64;
             let pss = (PAGE << PSS_SHIFT) / mapcount;
-            let dirty = pte & PteFlags::DIRTY.0 != 0;
             mss.pss += pss;
             if anon {
                 mss.pss_anon += pss;
@@ -254,7 +260,7 @@ fn show_smap(out: &mut dyn Write, mss: &Mss, rollup: bool) -> fmt::Result {
     dec(out, "Referenced:", mss.referenced)?;
     dec(out, "Anonymous:", mss.anonymous)?;
     dec(out, "KSM:", 0)?;
-    dec(out, "LazyFree:", 0)?;
+    dec(out, "LazyFree:", mss.lazyfree)?;
     dec(out, "AnonHugePages:", 0)?;
     dec(out, "ShmemPmdMapped:", 0)?;
     dec(out, "FilePmdMapped:", 0)?;
@@ -361,9 +367,10 @@ impl<P: Platform> TaskLayer<P> {
     }
 
     /// The process-memory lines of `/proc/vmstat`, then nothing else yet: `nr_anon_pages`,
-    /// `nr_mapped`, `nr_shmem`, `nr_page_table_pages`, `pgfault`, `pgmajfault`, `pswpin`,
-    /// `pswpout`, `pgactivate`, `pgdeactivate`, `pgscan_kswapd`, `pgscan_direct`,
-    /// `pgsteal_kswapd`, `pgsteal_direct`, `oom_kill` (mm/vmstat.c `vmstat_text` names).
+    /// `nr_mapped`, `nr_shmem`, `nr_page_table_pages`, `pswpin`, `pswpout`, `pgactivate`,
+    /// `pgdeactivate`, `pglazyfree`, `pgfault`, `pgmajfault`, `pglazyfreed`, `pgrefill`,
+    /// `pgsteal_kswapd`, `pgsteal_direct`, `pgscan_kswapd`, `pgscan_direct`, `oom_kill`
+    /// (mm/vmstat.c `vmstat_text` names, in its order).
     pub fn show_vmstat(&self, out: &mut dyn Write) -> fmt::Result {
         use crate::mm::NodeStat;
         writeln!(out, "nr_free_pages {}", self.nr_free_pages())?;
@@ -401,10 +408,12 @@ impl<P: Platform> TaskLayer<P> {
         for (name, e) in [
             ("pswpin", VmEvent::PswpIn),
             ("pswpout", VmEvent::PswpOut),
-            ("pgfault", VmEvent::PgFault),
-            ("pgmajfault", VmEvent::PgMajFault),
             ("pgactivate", VmEvent::PgActivate),
             ("pgdeactivate", VmEvent::PgDeactivate),
+            ("pglazyfree", VmEvent::PgLazyFree),
+            ("pgfault", VmEvent::PgFault),
+            ("pgmajfault", VmEvent::PgMajFault),
+            ("pglazyfreed", VmEvent::PgLazyFreed),
             ("pgrefill", VmEvent::PgRefill),
             ("pgsteal_kswapd", VmEvent::PgStealKswapd),
             ("pgsteal_direct", VmEvent::PgStealDirect),

@@ -18,7 +18,10 @@
 //! not in the swap cache → `add_to_swap`; mapped → `try_to_unmap` (through
 //! [`ReclaimOps`], the rmap of the layer that owns address spaces); dirty → `pageout`
 //! (`swap_writepage`); then the page leaves the swap cache (`__remove_mapping`) and is
-//! freed (`pgsteal`).
+//! freed (`pgsteal`). An anonymous page without `PG_swapbacked` was lazily freed by
+//! `MADV_FREE` and sits on the file lists: it is not swapped; still clean, it is unmapped
+//! and freed (`pglazyfreed`); written again, it gets `PG_swapbacked` back and is activated
+//! onto the anon lists.
 //!
 //! # kswapd and direct reclaim
 //! The page allocator never names this module: the owner of the machine registers a
@@ -66,6 +69,15 @@ pub trait ReclaimOps {
     /// Drops `page` (clean, unmapped, not swap-backed) from its page cache, dropping the
     /// cache's reference (`__remove_mapping` for file pages); `false` to keep it.
     fn remove_from_page_cache(&self, page: PagePtr) -> bool {
+        let _ = page;
+        false
+    }
+    /// `try_to_unmap` of a lazily freed anonymous page (`try_to_unmap_one`'s `MADV_FREE`
+    /// case): each PTE's dirty bit moves to the page; while the page is clean and only its
+    /// mappers and the caller hold it, each PTE is cleared (the mapping's reference and
+    /// `MM_ANONPAGES` dropped). A page written again is remapped and gets `PG_swapbacked`
+    /// back. Returns whether no PTE maps the page afterwards.
+    fn try_to_unmap_lazyfree(&self, page: PagePtr) -> bool {
         let _ = page;
         false
     }
@@ -159,6 +171,28 @@ impl<P: Platform> VmscanState<P> {
             drop(lru);
             l.count_vm_events(VmEvent::PgActivate, 1);
         }
+    }
+
+    /// `folio_mark_lazyfree` (mm/swap.c `lru_lazyfree`): an anonymous page that `MADV_FREE`
+    /// made clean leaves the anon lists for the inactive file list, losing `PG_swapbacked`,
+    /// `PG_active` and `PG_referenced`, so reclaim may drop it without swap (`pglazyfree`).
+    /// Pages in the swap cache, unevictable pages and pages off the lists are left as they
+    /// are.
+    pub fn folio_mark_lazyfree(&self, l: &VmLayer<P>, page: PagePtr) {
+        let f = page.flags();
+        if f & pg::SWAPBACKED == 0 || f & (pg::SWAPCACHE | pg::UNEVICTABLE) != 0 {
+            return;
+        }
+        // Lock order: &lruvec->lru_lock, under tasklist_lock (madvise).
+        let mut lru = self.lru.lock();
+        if !page.test_flag(pg::LRU) {
+            return;
+        }
+        lru.del(page, &l.node_stats);
+        page.clear_flag_bits(pg::ACTIVE | pg::REFERENCED | pg::SWAPBACKED);
+        lru.add(page, &l.node_stats);
+        drop(lru);
+        l.count_vm_events(VmEvent::PgLazyFree, 1);
     }
 
     /// `folio_put`: drops a reference to a user page; the last one takes it off its LRU list

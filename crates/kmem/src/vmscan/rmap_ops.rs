@@ -60,4 +60,26 @@ impl<P: Platform> ReclaimOps for RmapReclaim<'_, P> {
             })
         }
     }
+    fn try_to_unmap_lazyfree(&self, page: PagePtr) -> bool {
+        // SAFETY: as in `referenced`; reclaim holds its own reference to the page.
+        unsafe {
+            self.km.try_to_unmap(page, |old| {
+                if old & PteFlags::DIRTY.0 != 0 {
+                    page.set_flag_bits(pg::DIRTY);
+                }
+                if page.test_flag(pg::SWAPBACKED) {
+                    // Written again (found at an earlier PTE): every mapping stays.
+                    return old;
+                }
+                // Only the isolation's reference besides the mappers' (mm/rmap.c: "The only
+                // page refs must be one from isolation plus the rmap(s)").
+                let clean = !page.test_flag(pg::DIRTY);
+                if clean && page.refcount() as i64 == 1 + i64::from(page.mapcount()) {
+                    return 0;
+                }
+                page.set_flag_bits(pg::SWAPBACKED);
+                old
+            })
+        }
+    }
 }

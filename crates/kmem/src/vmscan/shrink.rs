@@ -7,6 +7,7 @@ use crate::mm::mm_types::{pg, PagePtr};
 use crate::mm::VmEvent;
 use crate::mmzone::WMARK_HIGH;
 use crate::platform::Platform;
+use crate::rmap::PAGE_MAPPING_ANON;
 use crate::swap::SwapState;
 use crate::vmalloc::VmLayer;
 
@@ -112,6 +113,9 @@ impl<P: Platform> VmscanState<P> {
             page.set_flag_bits(pg::REFERENCED);
             return Verdict::Keep;
         }
+        if !page.test_flag(pg::SWAPBACKED) && page.mapping() & PAGE_MAPPING_ANON != 0 {
+            return self.shrink_lazyfree(l, ops, page);
+        }
         if !page.test_flag(pg::SWAPBACKED) {
             // A page-cache page: clean and unmapped ones leave their cache.
             if !ops.mapped(page) && !page.test_flag(pg::DIRTY) && ops.remove_from_page_cache(page) {
@@ -135,6 +139,29 @@ impl<P: Platform> VmscanState<P> {
             return Verdict::Keep;
         }
         swap.delete_from_swap_cache(l, page);
+        self.release(l, page);
+        Verdict::Freed
+    }
+
+    /// `shrink_folio_list` for an isolated anonymous page `MADV_FREE` made lazily freeable:
+    /// unmapped while clean and freed without swap (`pglazyfreed`); written again, it is
+    /// swap-backed once more and activated (mm/vmscan.c, `try_to_unmap_one`).
+    fn shrink_lazyfree(&self, l: &VmLayer<P>, ops: &dyn ReclaimOps, page: PagePtr) -> Verdict {
+        if ops.mapped(page) && !ops.try_to_unmap_lazyfree(page) {
+            return if page.test_flag(pg::SWAPBACKED) {
+                Verdict::Activate
+            } else {
+                Verdict::Keep
+            };
+        }
+        // folio_ref_freeze(folio, 1): only the isolation's reference is left.
+        if page.refcount() != 1 {
+            return Verdict::Keep;
+        }
+        l.count_vm_events(VmEvent::PgLazyFreed, 1);
+        page.clear_flag_bits(pg::DIRTY);
+        page.set_mapping(0);
+        page.set_index(0);
         self.release(l, page);
         Verdict::Freed
     }
