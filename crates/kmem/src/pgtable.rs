@@ -950,6 +950,51 @@ impl PageTable {
         mem.free_table(self.root);
     }
 
+    /// `free_pgd_range`: frees the tables (and all below them) mapping part of `[addr, end)`
+    /// and nothing outside `[floor, ceiling)` (the gap between the neighbouring mappings;
+    /// `ceiling` 0: the top), clearing the entries naming them. The root stays.
+    pub fn free_pgd_range(&mut self, mem: &impl PtMemory, addr: u64, end: u64, gap: (u64, u64)) {
+        if self.fmt.levels() > 1 && addr < end {
+            self.free_range_level(mem, self.root, 0, addr, end, gap);
+        }
+    }
+
+    fn free_range_level(
+        &self,
+        mem: &impl PtMemory,
+        t: PhysAddr,
+        lvl: usize,
+        addr: u64,
+        end: u64,
+        gap: (u64, u64),
+    ) {
+        let span = 1u64 << self.fmt.shift(lvl);
+        let mut va = addr & !(span - 1);
+        while va < end {
+            let next = va.wrapping_add(span);
+            let idx = self.fmt.index(va, lvl);
+            let e = self.read(mem, t, idx);
+            if e & PteFlags::PRESENT.0 != 0 && !self.is_huge_entry(lvl, e) {
+                let child = PhysAddr::new(e & self.fmt.addr_mask());
+                // The child maps [va, next): mm/memory.c's `addr < floor` and
+                // `end - 1 > ceiling - 1` tests keep it.
+                if va >= gap.0 && next.wrapping_sub(1) <= gap.1.wrapping_sub(1) {
+                    self.free_level(mem, child, lvl + 1);
+                    // SAFETY: an entry of this hierarchy, whose table was just freed; the
+                    // caller's `&mut self` makes us the only writer.
+                    unsafe { write_entry(self.fmt, mem, t, idx, 0) };
+                } else if lvl + 2 < self.fmt.levels() {
+                    let stop = if next == 0 { end } else { end.min(next) };
+                    self.free_range_level(mem, child, lvl + 1, addr.max(va), stop, gap);
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            va = next;
+        }
+    }
+
     /// How many table pages map addresses under `limit`, the root included.
     pub fn table_pages_below(&self, mem: &impl PtMemory, limit: u64) -> usize {
         let mut n = 1;

@@ -565,3 +565,77 @@ fn copy_to_user_faults_in_and_breaks_cow() {
     m.exit(p).unwrap();
     assert_eq!(settle(&m), free0);
 }
+
+fn meminfo_kb(m: &M, label: &str) -> u64 {
+    let info = proc(m, "/proc/meminfo");
+    info.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("{label} not in {info}"))
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn vm_pte_kb(m: &M, pid: i32) -> u64 {
+    let s = proc(m, &format!("/proc/{pid}/status"));
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmPTE:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `munmap` frees the page tables of the range (mm/mmap.c `free_pgtables`, mm/memory.c
+/// `free_pgd_range`), bounded by the neighbouring mappings: a table a neighbour still uses
+/// stays, every other comes back (meminfo PageTables, the task's VmPTE).
+#[test]
+fn munmap_frees_page_tables_bounded_by_neighbours() {
+    for (arch, pte_span) in [(Arch::X86_64, 2u64 << 20), (Arch::I386, 4u64 << 20)] {
+        let m = boot(arch, 256 << 20, 2);
+        let boot_tables = meminfo_kb(&m, "PageTables:");
+        let p = m.spawn("pt").unwrap();
+        // The stack's tables exist (the upper tables near it are shared with mmap's area,
+        // and stay while the stack is mapped, as in Linux).
+        let sp = m.with_task(p, |t| t.mm.start_stack).unwrap();
+        m.upoke(p, sp, 8, 1).unwrap();
+        let tables0 = meminfo_kb(&m, "PageTables:");
+        let vmpte0 = vm_pte_kb(&m, p);
+        // 32 MiB, every page table of it populated.
+        let len = 32 << 20;
+        let a = m.mmap(p, 0, len, RW, PA, -1, 0).unwrap();
+        for off in (0..len).step_by(4096) {
+            m.upoke(p, a + off, 1, 1).unwrap();
+        }
+        assert!(meminfo_kb(&m, "PageTables:") >= tables0 + len / pte_span * 4);
+        m.munmap(p, a, len).unwrap();
+        assert_eq!(meminfo_kb(&m, "PageTables:"), tables0, "{arch:?}");
+        assert_eq!(vm_pte_kb(&m, p), vmpte0, "{arch:?}");
+        // Two mappings sharing one PTE table: unmapping one keeps the table and the other's
+        // data; unmapping the second frees it.
+        let c = m.mmap(p, 0, 3 * pte_span, RW, PA, -1, 0).unwrap();
+        let b = c.next_multiple_of(pte_span);
+        if b > c {
+            m.munmap(p, c, b - c).unwrap();
+        }
+        m.munmap(p, b + pte_span, c + 3 * pte_span - (b + pte_span))
+            .unwrap();
+        m.munmap(p, b + 2 * 4096, 4096).unwrap();
+        let (x, y) = (b + 4096, b + 8 * 4096);
+        m.upoke(p, x, 8, 0x1111).unwrap();
+        m.upoke(p, y, 8, 0x2222).unwrap();
+        let with_table = meminfo_kb(&m, "PageTables:");
+        assert!(with_table > tables0);
+        m.munmap(p, b, 2 * 4096).unwrap();
+        assert_eq!(meminfo_kb(&m, "PageTables:"), with_table, "{arch:?}");
+        assert_eq!(m.upeek(p, y, 8), Ok(0x2222));
+        m.munmap(p, b + 3 * 4096, pte_span - 3 * 4096).unwrap();
+        assert_eq!(meminfo_kb(&m, "PageTables:"), tables0, "{arch:?}");
+        m.exit(p).unwrap();
+        assert_eq!(meminfo_kb(&m, "PageTables:"), boot_tables, "{arch:?}");
+    }
+}

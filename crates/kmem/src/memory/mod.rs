@@ -18,7 +18,9 @@
 //!   reference and a mapper (`page_dup_rmap`), and in private writable mappings both PTEs
 //!   lose `_PAGE_RW`, so that the first write of either side copies (COW).
 //! - zapping (munmap, `MADV_DONTNEED`, exit): PTEs cleared, mappers and references dropped,
-//!   pages freed at the last reference; `exit_mmap` then frees the page-table pages.
+//!   pages freed at the last reference; munmap and exit then free the page tables no other
+//!   mapping uses (`free_pgtables`: those inside the gap between the neighbouring VMAs),
+//!   and `exit_mmap` the root.
 //! - `PROT_NONE`: kmem keeps such PTEs present without `_PAGE_USER` (hardware then refuses
 //!   user access); Linux uses `_PAGE_PROTNONE` (present bit clear) for NUMA hinting faults,
 //!   which kmem does not have.
@@ -359,6 +361,19 @@ impl<P: Platform> PteOps for MemoryLayer<P> {
         });
         let _ = flush.defer();
         mm.pgd = Some(pt);
+    }
+
+    fn free_pgtables(&self, mm: &mut MmStruct, start: u64, end: u64, floor: u64, ceiling: u64) {
+        if let Some(pt) = mm.pgd.as_mut() {
+            // Only user tables: a range ends at TASK_SIZE at most, so the kernel's slots a
+            // user table may carry (bare metal) are never reached.
+            pt.free_pgd_range(
+                self.pt_mem(),
+                start,
+                end.min(mm.task_size),
+                (floor, ceiling),
+            );
+        }
     }
 
     fn move_ptes(&self, mm: &mut MmStruct, old: u64, new: u64, len: u64) -> Result<(), Errno> {

@@ -416,10 +416,14 @@ impl MmStruct {
         Ok(())
     }
 
-    /// Zaps and removes every VMA inside `[start, end)` (VMAs already split at the edges).
+    /// Zaps and removes every VMA inside `[start, end)` (VMAs already split at the edges),
+    /// then frees the page tables only they used (`unmap_region` → `free_pgtables`, bounded
+    /// by the previous mapping's end and the next one's start).
     pub(crate) fn remove_range(&mut self, ops: &dyn PteOps, start: u64, end: u64) {
         let ka = self.ka;
+        let mut removed = false;
         while let Some(v) = self.find_vma_intersection(start, end) {
+            removed = true;
             let s = v.vm_start;
             let p = self.vma_ptr(s).expect("VMA just found");
             // SAFETY: the zap needs the VMA and the mm at once; the VMA is a kmalloc block
@@ -430,6 +434,12 @@ impl MmStruct {
             if let Some(mut old) = self.remove_vma(s) {
                 unlink_anon_vmas(&ka, &mut old);
             }
+        }
+        if removed {
+            // FIRST_USER_ADDRESS (0) and USER_PGTABLES_CEILING (0: the top) without neighbours.
+            let floor = self.find_vma_before(start).map_or(0, |p| p.vm_end);
+            let ceiling = self.find_vma(end).map_or(0, |n| n.vm_start);
+            ops.free_pgtables(self, start, end, floor, ceiling);
         }
     }
 

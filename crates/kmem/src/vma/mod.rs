@@ -68,4 +68,10 @@ pub trait PteOps {
     /// # Errors
     /// `ENOMEM` when a page table cannot be allocated (what was moved stays moved).
     fn move_ptes(&self, mm: &mut MmStruct, old: u64, new: u64, len: u64) -> Result<(), Errno>;
+    /// Frees the page tables of `[start, end)`, whose mappings are gone, that map nothing
+    /// outside `[floor, ceiling)` (the end of the previous mapping and the start of the next,
+    /// 0 for none): `free_pgtables`.
+    fn free_pgtables(&self, mm: &mut MmStruct, start: u64, end: u64, floor: u64, ceiling: u64) {
+        let _ = (mm, start, end, floor, ceiling);
+    }
 }
