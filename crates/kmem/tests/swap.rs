@@ -222,3 +222,61 @@ fn swapoff_brings_every_page_back_and_swap_free_stays_right() {
     assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
     std::fs::remove_file(&path).unwrap();
 }
+
+fn smaps_swap_kb(m: &M, pid: i32) -> u64 {
+    meminfo(&proc(m, &format!("/proc/{pid}/smaps_rollup")), "Swap:")
+}
+
+/// More than `SWAP_MAP_MAX` (62) PTEs naming one slot: the count continues in a
+/// continuation page (mm/swapfile.c `add_swap_count_continuation`), so 70 forks of a task
+/// whose page is in swap all succeed, every child reads the page, and every slot and
+/// continuation page is given back.
+#[test]
+fn seventy_forks_share_one_swapped_page() {
+    let m = boot(Arch::X86_64, 64 * MIB, 1);
+    let free0 = baseline(&m);
+    let path = std::env::temp_dir().join(format!("kmem-swapcont-test-{}", std::process::id()));
+    let name = path.to_str().unwrap().to_string();
+    m.swapon(&name, FileSwap::create(&path, 128 * MIB).unwrap(), None)
+        .unwrap();
+    let p = m.spawn("parent").unwrap();
+    let a = m.mmap(p, 0, PAGE_SIZE as u64, RW, PA, -1, 0).unwrap();
+    m.upoke(p, a, 8, 0xfeed).unwrap();
+    // Another task fills memory until the parent's page is pushed out to swap.
+    let q = m.spawn("press").unwrap();
+    let len = 96 * MIB;
+    let b = m.mmap(q, 0, len, RW, PA, -1, 0).unwrap();
+    let mut off = 0;
+    while smaps_swap_kb(&m, p) == 0 {
+        assert!(off < len, "the parent's page never went to swap");
+        m.umemset(q, b + off, 1, 256 * PAGE_SIZE as u64).unwrap();
+        off += 256 * PAGE_SIZE as u64;
+    }
+    m.exit(q).unwrap();
+    let kids: Vec<i32> = (0..70)
+        .map(|i| m.fork(p).unwrap_or_else(|e| panic!("fork {i}: {e:?}")))
+        .collect();
+    for (i, &k) in kids.iter().enumerate() {
+        assert_eq!(m.upeek(k, a, 8), Ok(0xfeed), "child {i}");
+        if i % 2 == 0 {
+            m.upoke(k, a, 8, i as u64).unwrap();
+        }
+    }
+    for (i, &k) in kids.iter().enumerate() {
+        let want = if i % 2 == 0 { i as u64 } else { 0xfeed };
+        assert_eq!(m.upeek(k, a, 8), Ok(want), "child {i}");
+        m.exit(k).unwrap();
+    }
+    assert_eq!(m.upeek(p, a, 8), Ok(0xfeed));
+    m.exit(p).unwrap();
+    assert!(
+        proc(&m, "/proc/swaps").contains("file\t\t131068\t\t0\t\t-2"),
+        "{}",
+        proc(&m, "/proc/swaps")
+    );
+    m.swapoff(&name).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    m.synchronize_rcu();
+    assert_eq!(settle(&m), free0);
+    assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
+}

@@ -8,7 +8,7 @@ use kmem::errno::Errno;
 use kmem::gfp::GfpFlags;
 use kmem::mm::VmEvent;
 use kmem::swap::entry::SwpEntry;
-use kmem::swap::swapfile::{SWAP_HAS_CACHE, SWAP_MAP_BAD, SWAP_MAP_MAX};
+use kmem::swap::swapfile::{COUNT_CONTINUED, SWAP_HAS_CACHE, SWAP_MAP_BAD, SWAP_MAP_MAX};
 use kmem::swap::{put_page, RamSwap, SwapState};
 use kmem::vmalloc::VmLayer;
 use kmem::{Order, PAGE_SIZE};
@@ -109,13 +109,65 @@ fn slot_counts_follow_swap_map_rules() {
         .platform()
         .take_captured()
         .contains("swap_info_get: Bad swap file entry"));
-    // Counts stop at SWAP_MAP_MAX (no continuation pages).
+    assert_ne!(SWAP_MAP_BAD, SWAP_HAS_CACHE | SWAP_MAP_MAX);
+}
+
+/// Counts past `SWAP_MAP_MAX` continue in continuation pages (mm/swapfile.c
+/// `add_swap_count_continuation`, `swap_count_continued`): the map byte reads
+/// `COUNT_CONTINUED | digit`, and going down borrows back, to the same bytes as Linux's.
+#[test]
+fn swap_counts_continue_past_swap_map_max() {
+    let m = common::boot(Arch::X86_64, 64 << 20, 1);
+    let l: &VmLayer<_> = &m;
+    let s = S::new();
+    let (_mem, r) = ram(17);
+    s.swapon(l, "/s", r, None).unwrap();
+    m.drain_local_pages();
+    let free0 = m.nr_free_pages();
     let e = s.get_swap_page(l).unwrap();
+    let other = s.get_swap_page(l).unwrap();
+    s.swap_duplicate(l, other).unwrap();
     for _ in 0..SWAP_MAP_MAX {
         s.swap_duplicate(l, e).unwrap();
     }
-    assert_eq!(s.swap_duplicate(l, e), Err(Errno::ENOMEM));
-    assert_ne!(SWAP_MAP_BAD, SWAP_HAS_CACHE | SWAP_MAP_MAX);
+    assert_eq!(s.swap_map_byte(e), Some(SWAP_HAS_CACHE | SWAP_MAP_MAX));
+    // 63: the first continuation page holds 1, the map byte 0 with COUNT_CONTINUED.
+    s.swap_duplicate(l, e).unwrap();
+    assert_eq!(s.swap_count(e), 63);
+    assert_eq!(s.swap_map_byte(e), Some(SWAP_HAS_CACHE | COUNT_CONTINUED));
+    // The neighbour slot (same swap_map page) is untouched.
+    assert_eq!(s.swap_count(other), 1);
+    assert_eq!(s.swap_map_byte(other), Some(SWAP_HAS_CACHE | 1));
+    // 63 × 128 + 5 needs a second continuation page.
+    let big = 63 * 128 + 5;
+    for _ in 63..big {
+        s.swap_duplicate(l, e).unwrap();
+    }
+    assert_eq!(s.swap_count(e), big);
+    assert_eq!(
+        s.swap_map_byte(e),
+        Some(SWAP_HAS_CACHE | COUNT_CONTINUED | 5)
+    );
+    // Two continuation pages are in use while the slot is.
+    m.drain_local_pages();
+    assert_eq!(free0 - m.nr_free_pages(), 2);
+    // Down again: 62 reads SWAP_MAP_MAX without COUNT_CONTINUED.
+    for _ in 62..big {
+        assert!(s.swap_free(l, e).is_some());
+    }
+    assert_eq!(s.swap_map_byte(e), Some(SWAP_HAS_CACHE | SWAP_MAP_MAX));
+    for n in (0..62).rev() {
+        assert_eq!(s.swap_free(l, e), Some(SWAP_HAS_CACHE | n));
+    }
+    assert_eq!(s.put_swap_folio(l, e), Some(0));
+    assert_eq!(s.swap_free(l, other), Some(SWAP_HAS_CACHE));
+    assert_eq!(s.put_swap_folio(l, other), Some(0));
+    assert_eq!(s.nr_swap_pages(), 16);
+    // The continuation pages stay until swapoff (free_swap_count_continuations).
+    s.swapoff(l, "/s", &mut |_| Ok(())).unwrap();
+    m.synchronize_rcu();
+    m.drain_local_pages();
+    assert_eq!(m.nr_free_pages(), free0);
 }
 
 #[test]

@@ -39,7 +39,7 @@ pub const PAGE_CLUSTER: u32 = 3;
 
 /// GFP for swap-cache nodes under `swap_lock`: may not sleep or reclaim (reclaim may be the
 /// caller), may use the reserves as reclaim's `PF_MEMALLOC` allows.
-fn node_gfp() -> kds::alloc::Gfp {
+pub(super) fn node_gfp() -> kds::alloc::Gfp {
     kds::alloc::Gfp::from_bits((GfpFlags::__GFP_MEMALLOC | GfpFlags::__GFP_NOWARN).bits())
 }
 

@@ -15,8 +15,19 @@
 //! allocated (`folio_alloc_swap`) with `SWAP_HAS_CACHE` set, for the page about to enter the
 //! swap cache; every swap PTE installed for it adds one (`swap_duplicate`); the slot returns
 //! to the free pool when both the count and the cache bit are gone (`swap_free`,
-//! `put_swap_folio`). Counts above `SWAP_MAP_MAX` would need continuation pages, which kmem
-//! does not have: `swap_duplicate` fails with `ENOMEM` there, and callers keep the page.
+//! `put_swap_folio`).
+//!
+//! # Count continuation
+//! A byte counts up to `SWAP_MAP_MAX` (62). Beyond, the count continues in continuation
+//! pages, as mm/swapfile.c's `add_swap_count_continuation`/`swap_count_continued`: each page
+//! of `swap_map` gets, on demand, a chain of zeroed pages whose byte at the same offset is one
+//! more digit of the count, `SWAP_CONT_MAX + 1` (128) times the previous one's base
+//! (the map byte's base is `SWAP_MAP_MAX + 1`, 63). `COUNT_CONTINUED` in a byte says the
+//! digits after it are not all 0. So a slot named by 63 PTEs reads `COUNT_CONTINUED | 0` in
+//! `swap_map` and 1 in its first continuation page; going back to 62 gives `SWAP_MAP_MAX`
+//! again. `swap_duplicate` adds a continuation page when the digits it has are full (Linux's
+//! `GFP_ATOMIC` retry); the pages stay until swapoff (`free_swap_count_continuations`).
+//! kmem keeps at most [`SWAP_CONT_LEVELS`] pages per chain, counting beyond 2^50.
 //!
 //! # Slot allocation
 //! Slots come in clusters of [`SWAPFILE_CLUSTER`] pages (mm/swapfile.c's `swap_cluster_info`).
@@ -56,8 +67,13 @@ pub const SWAP_HAS_CACHE: u8 = 0x40;
 pub const SWAP_MAP_MAX: u8 = 0x3e;
 /// `SWAP_MAP_BAD`: an unusable slot (the header).
 pub const SWAP_MAP_BAD: u8 = 0x3f;
-/// `COUNT_CONTINUED`: the count continues in a continuation page (not used by kmem).
+/// `COUNT_CONTINUED`: the count continues in a continuation page.
 pub const COUNT_CONTINUED: u8 = 0x80;
+/// `SWAP_CONT_MAX`: the largest digit of a continuation byte.
+pub const SWAP_CONT_MAX: u8 = 0x7f;
+/// Continuation pages per `swap_map` page at most (kmem's bound; Linux's chains are bounded
+/// only by memory).
+pub const SWAP_CONT_LEVELS: usize = 8;
 /// `SWAPFILE_CLUSTER`: pages per cluster (`HPAGE_PMD_NR` on x86_64 with THP swap; 256
 /// otherwise, kmem's value on both architectures).
 pub const SWAPFILE_CLUSTER: usize = 256;
@@ -127,6 +143,9 @@ pub(crate) struct SwapArea<P: Platform> {
     backend: NonNull<dyn SwapBackend>,
     /// The swap cache of this area (`swapper_spaces[type]`): page pointers by offset.
     pub(crate) cache: XArray<SwapNodeAlloc<P>>,
+    /// Count-continuation pages (direct-map addresses), at `map page * SWAP_CONT_LEVELS +
+    /// level - 1` for levels 1 and up.
+    cont: XArray<SwapNodeAlloc<P>>,
 }
 
 // SAFETY: the raw pointers are allocations owned by the area (map, clusters, backend), used
@@ -201,6 +220,76 @@ impl<P: Platform> SwapArea<P> {
         self.inuse_pages += 1;
         self.cursor = off + 1;
     }
+    /// The byte of slot `off` in continuation page `level` (1 and up), if the page exists.
+    fn cont_byte(&self, off: usize, level: usize) -> Option<NonNull<u8>> {
+        let key = off / PAGE_SIZE * SWAP_CONT_LEVELS + level - 1;
+        let page = self.cont.load(key)?.as_ptr::<u8>()?;
+        // SAFETY: a continuation page (PAGE_SIZE bytes) owned by the area; the offset is
+        // inside it.
+        Some(unsafe { page.add(off % PAGE_SIZE) })
+    }
+
+    /// Continuation pages of the `swap_map` page holding slot `off`.
+    fn cont_levels(&self, off: usize) -> usize {
+        (1..=SWAP_CONT_LEVELS)
+            .take_while(|&lv| self.cont_byte(off, lv).is_some())
+            .count()
+    }
+
+    /// The number of swap PTEs naming slot `off`, continuation included.
+    fn full_count(&self, off: usize) -> u64 {
+        let v = self.map()[off];
+        let mut count = u64::from(v & !(SWAP_HAS_CACHE | COUNT_CONTINUED));
+        let mut base = u64::from(SWAP_MAP_MAX) + 1;
+        let mut more = v & COUNT_CONTINUED != 0;
+        let mut level = 1;
+        while more {
+            // SAFETY: a byte of a continuation page of the area (see `cont_byte`).
+            let Some(b) = self
+                .cont_byte(off, level)
+                .map(|p| unsafe { p.as_ptr().read() })
+            else {
+                break;
+            };
+            count += u64::from(b & !COUNT_CONTINUED) * base;
+            base *= u64::from(SWAP_CONT_MAX) + 1;
+            more = b & COUNT_CONTINUED != 0;
+            level += 1;
+        }
+        count
+    }
+
+    /// Writes `count` for slot `off` into its map byte (keeping `SWAP_HAS_CACHE`) and its
+    /// continuation bytes; `false` (nothing written) when it needs a continuation page the
+    /// chain does not have.
+    fn set_full_count(&mut self, off: usize, count: u64) -> bool {
+        let base0 = u64::from(SWAP_MAP_MAX) + 1;
+        let base = u64::from(SWAP_CONT_MAX) + 1;
+        let mut digits = [0u8; SWAP_CONT_LEVELS + 1];
+        let mut rest = count / base0;
+        digits[0] = (count % base0) as u8;
+        let mut n = 1;
+        while rest > 0 {
+            if n > self.cont_levels(off) {
+                return false;
+            }
+            digits[n] = (rest % base) as u8;
+            rest /= base;
+            n += 1;
+        }
+        let cache = self.map()[off] & SWAP_HAS_CACHE;
+        let cont = |i: usize| if i + 1 < n { COUNT_CONTINUED } else { 0 };
+        self.map_mut()[off] = digits[0] | cont(0) | cache;
+        for (lv, &d) in digits.iter().enumerate().take(n).skip(1) {
+            if let Some(p) = self.cont_byte(off, lv) {
+                // SAFETY: a byte of a continuation page of the area, written under swap_lock
+                // (`&mut self`).
+                unsafe { p.as_ptr().write(d | cont(lv)) };
+            }
+        }
+        true
+    }
+
     /// Gives slot `off` back (its byte dropped to 0).
     fn release_slot(&mut self, off: u64) {
         self.map_mut()[off as usize] = 0;
@@ -388,6 +477,7 @@ impl<P: Platform> SwapState<P> {
             cursor: 0,
             backend,
             cache: XArray::new_in(SwapNodeAlloc(NonNull::from(&**l))),
+            cont: XArray::new_in(SwapNodeAlloc(NonNull::from(&**l))),
         };
         // The header page is never a slot (`swap_map[0] = SWAP_MAP_BAD`), nor counted in use.
         area.map_mut()[0] = SWAP_MAP_BAD;
@@ -444,6 +534,14 @@ impl<P: Platform> SwapState<P> {
 
     /// Frees an area's memory and drops its storage.
     fn free_area_value(&self, l: &VmLayer<P>, mut area: SwapArea<P>) {
+        // free_swap_count_continuations
+        for (_, e) in area.cont.iter() {
+            if let Some(p) = e.as_ptr::<u8>() {
+                l.free_page(VirtAddr::new(p.as_ptr() as usize));
+            }
+        }
+        area.cont.destroy();
+        area.cont.reclaim();
         area.cache.destroy();
         // Nodes the cache retired wait for a grace period; after one, no reader can be in
         // them and they are freed now rather than never (the array is going away).
@@ -595,31 +693,64 @@ impl<P: Platform> SwapState<P> {
     }
 
     /// `swap_duplicate`: one more swap PTE names `e` (a PTE copied by fork, or installed by
-    /// `try_to_unmap`).
+    /// `try_to_unmap`). Past `SWAP_MAP_MAX` the count continues in continuation pages, added
+    /// as needed (`add_swap_count_continuation`, without reclaim).
     ///
     /// # Errors
-    /// `EINVAL` for an entry naming no slot in use (reported); `ENOMEM` when the count is at
-    /// `SWAP_MAP_MAX` (kmem has no continuation pages).
+    /// `EINVAL` for an entry naming no slot in use (reported); `ENOMEM` when a continuation
+    /// page is needed and cannot be allocated.
     pub fn swap_duplicate(&self, l: &VmLayer<P>, e: SwpEntry) -> Result<(), Errno> {
-        let r = self.with_slot(e, |a, off| {
-            let v = a.map()[off];
-            let count = v & !SWAP_HAS_CACHE;
-            if v == 0 || v == SWAP_MAP_BAD {
-                Err(Errno::EINVAL)
-            } else if count >= SWAP_MAP_MAX {
-                Err(Errno::ENOMEM)
-            } else {
-                a.map_mut()[off] = v + 1;
-                Ok(())
+        loop {
+            let r = self.with_slot(e, |a, off| {
+                let v = a.map()[off];
+                if v == 0 || v == SWAP_MAP_BAD {
+                    Err(Errno::EINVAL)
+                } else if v & !(SWAP_HAS_CACHE | COUNT_CONTINUED) < SWAP_MAP_MAX {
+                    a.map_mut()[off] = v + 1;
+                    Ok(())
+                } else {
+                    let count = a.full_count(off);
+                    if a.set_full_count(off, count + 1) {
+                        Ok(())
+                    } else {
+                        Err(Errno::ENOMEM)
+                    }
+                }
+            });
+            match r {
+                Some(Err(Errno::ENOMEM)) => self.add_swap_count_continuation(l, e)?,
+                Some(Err(_)) | None => {
+                    self.bad_entry(l, e);
+                    return Err(Errno::EINVAL);
+                }
+                Some(Ok(())) => return Ok(()),
             }
-        });
-        match r {
-            Some(Err(Errno::EINVAL)) | None => {
-                self.bad_entry(l, e);
-                Err(Errno::EINVAL)
-            }
-            Some(r) => r,
         }
+    }
+
+    /// `add_swap_count_continuation`: one more continuation page in the chain of the
+    /// `swap_map` page holding `e`'s slot, unless the chain already has room.
+    ///
+    /// # Errors
+    /// `ENOMEM`: no page, or the chain is at [`SWAP_CONT_LEVELS`].
+    fn add_swap_count_continuation(&self, l: &VmLayer<P>, e: SwpEntry) -> Result<(), Errno> {
+        let gfp = GfpFlags::GFP_ATOMIC | GfpFlags::__GFP_NOWARN;
+        let page = l.get_zeroed_page(gfp).ok_or(Errno::ENOMEM)?;
+        let entry = NonNull::new(page.as_ptr::<u8>()).and_then(kds::xarray::XaEntry::from_ptr);
+        let added = self.with_slot(e, |a, off| {
+            let levels = a.cont_levels(off);
+            if levels >= SWAP_CONT_LEVELS {
+                return Err(Errno::ENOMEM);
+            }
+            let key = off / PAGE_SIZE * SWAP_CONT_LEVELS + levels;
+            a.cont
+                .insert(key, entry, super::swap_state::node_gfp())
+                .map_err(|_| Errno::ENOMEM)
+        });
+        if !matches!(added, Some(Ok(()))) {
+            l.free_page(page);
+        }
+        added.unwrap_or(Err(Errno::EINVAL))
     }
 
     /// Drops `delta` from the count (`usage` 1) or the cache bit (`SWAP_HAS_CACHE`) of `e`;
@@ -634,6 +765,12 @@ impl<P: Platform> SwapState<P> {
             };
             if !ok {
                 return None;
+            }
+            if usage != SWAP_HAS_CACHE && v & !SWAP_HAS_CACHE == COUNT_CONTINUED {
+                // swap_count_continued down: borrow from the continuation.
+                let count = a.full_count(off);
+                a.set_full_count(off, count - 1);
+                return Some((a.map()[off], a.writeok));
             }
             let left = v - usage;
             if left == 0 {
@@ -693,14 +830,14 @@ impl<P: Platform> SwapState<P> {
         .unwrap_or(Err(Errno::ENOENT))
     }
 
-    /// `__swap_count`: the number of swap PTEs naming `e` (0 for an entry naming no slot).
-    pub fn swap_count(&self, e: SwpEntry) -> u8 {
+    /// `swap_swapcount`: the number of swap PTEs naming `e`, continuation included (0 for
+    /// an entry naming no slot).
+    pub fn swap_count(&self, e: SwpEntry) -> u64 {
         self.with_slot(e, |a, off| {
-            let v = a.map()[off];
-            if v == SWAP_MAP_BAD {
+            if a.map()[off] == SWAP_MAP_BAD {
                 0
             } else {
-                v & !SWAP_HAS_CACHE
+                a.full_count(off)
             }
         })
         .unwrap_or(0)
