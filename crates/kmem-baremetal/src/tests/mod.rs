@@ -5,9 +5,11 @@
 //! `vmalloc` (on the real page tables), `heap` (`alloc` collections on kmalloc), `stress` (a
 //! random mixed workload), `kfence` (real `#PF`s on KFENCE's guard pages, with
 //! `kfence.sample_interval=N`) and `user` (ring-3 programs: demand faults, fork/COW, SIGSEGV
-//! kills, system calls); with `kmemleak=on`, `kmemleak` (a planted leak found by scanning the
-//! real memory); last, the deliberate failures the command line asks for.
+//! kills, system calls, swap); with `kmemleak=on`, `kmemleak` (a planted leak found by
+//! scanning the real memory); with `cma=`, `cma` (the area, `cma_alloc`/`cma_release`,
+//! `dma_alloc_coherent`); last, the deliberate failures the command line asks for.
 
+mod cma;
 mod deliberate;
 mod early;
 mod heap;
@@ -75,6 +77,9 @@ pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     let cmdline = Cmdline(ctx.info.cmdline());
     if cmdline.has_value("kmemleak", "on") {
         runner.run("kmemleak", kmemleak::TESTS, ctx);
+    }
+    if cmdline.values("cma").next().is_some() {
+        runner.run("cma", cma::TESTS, ctx);
     }
     for (value, group) in [
         ("fail", deliberate::FAIL),

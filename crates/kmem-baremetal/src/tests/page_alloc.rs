@@ -278,8 +278,14 @@ fn buddy_exhaust_every_order(ctx: &KernelCtx) -> TestResult {
                 GfpFlags::GFP_ATOMIC | GfpFlags::__GFP_MEMALLOC,
                 u64::MAX,
             ),
+            // With a CMA area (cma=): its pageblocks serve movable allocations only.
+            (
+                "movable",
+                GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_MEMALLOC,
+                u64::MAX,
+            ),
         ];
-        let mut counts = [0usize; 5];
+        let mut counts = [0usize; 6];
         for (i, (_, gfp, limit)) in passes.iter().enumerate() {
             counts[i] = grab_all(mm, *gfp, order, &mut head, *limit)?;
         }
@@ -287,7 +293,7 @@ fn buddy_exhaust_every_order(ctx: &KernelCtx) -> TestResult {
         mm.drain_local_pages();
         let left = ZONES.map(|z| mm.free_area_counts(z));
         println!(
-            "  order {:2}: {:7} blocks ({:7} pages): DMA {} DMA32 {} KERNEL {} ATOMIC {} MEMALLOC {}; {} pages left free",
+            "  order {:2}: {:7} blocks ({:7} pages): DMA {} DMA32 {} KERNEL {} ATOMIC {} MEMALLOC {} movable {}; {} pages left free",
             order.as_u32(),
             blocks,
             blocks * order.pages(),
@@ -296,6 +302,7 @@ fn buddy_exhaust_every_order(ctx: &KernelCtx) -> TestResult {
             counts[2],
             counts[3],
             counts[4],
+            counts[5],
             mm.nr_free_pages()
         );
         for (z, counts) in ZONES.iter().zip(left) {
