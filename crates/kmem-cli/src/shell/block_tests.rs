@@ -53,6 +53,7 @@ fn shape1(i: &Item) -> String {
         Item::Break => "break".into(),
         Item::Continue => "continue".into(),
         Item::Error(e) => format!("E({})@{}", e.msg, e.span.start),
+        Item::Return { value, .. } => format!("return{}", if value.is_some() { " E" } else { "" }),
     }
 }
 
