@@ -1092,6 +1092,9 @@ fn help_all(s: &mut String) {
          (unsigned long). Pointers are addresses in the machine's own layout. Control flow:\n\
          if (c) {{ }} else if (c) {{ }} else {{ }}, while (c) {{ }}, for (i = 0; i < n; i++) {{ }},\n\
          break, continue; blocks may span lines, and statements inside them print nothing.\n\
+         Block arguments are code run later by the kernel: driver_register(\"drv\", \"platform\",\n\
+         {{ p = devm_kmalloc(dev, 64, GFP_KERNEL); if (!p) return -ENOMEM; return 0 }}) is a probe\n\
+         (dev: the device; return -ERRNO fails it), devm_add_action(dev, {{ … }}) a release.\n\
          Command words expand $NAME (cat /proc/$p/maps). `# comment`; `;` separates\n\
          statements. help NAME for one."
     );
