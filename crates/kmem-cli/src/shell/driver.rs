@@ -227,6 +227,10 @@ impl Shell {
         binds: &[(&str, Value)],
         what: &str,
     ) -> Result<Option<(Value, Span)>, ()> {
+        if self.quit {
+            // `exit` in an earlier block of this call: nothing more runs.
+            return Err(());
+        }
         if self.block_depth >= MAX_BLOCK_DEPTH {
             self.block_error(
                 code,

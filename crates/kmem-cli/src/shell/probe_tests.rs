@@ -60,6 +60,49 @@ fn devres_addrs(out: &str, op: &str) -> Vec<String> {
         .collect()
 }
 
+/// `devm_add_action` outside a probe: the action runs, with its data, when the device's
+/// resources go (`device_del`); `driver_unregister` unbinds every bound device through its
+/// remove block.
+#[test]
+fn actions_run_at_release_and_unregistering_unbinds_every_device() {
+    let mut sh = shell("devres.log=1");
+    let before = settle(&sh);
+    let (out, err) = run(
+        &mut sh,
+        "d = device_create(\"gadget\", \"platform\")\n\
+         devm_add_action(d, { echo first $data }, 1)\n\
+         devm_add_action(d, { echo second $data })\n\
+         device_del(d)\n\
+         driver_register(\"led\", \"platform\", { n++ }, { echo remove $dev; n-- })\n\
+         n = 0\n\
+         a = device_create(\"led0\", \"platform\")\n\
+         b = device_create(\"led1\", \"platform\")\n\
+         n\n\
+         driver_unregister(\"led\")\n\
+         n\n\
+         cat /sys/bus/platform/drivers\n\
+         device_del(a)\n\
+         device_del(b)\n",
+    );
+    assert!(err.is_empty(), "{err}");
+    let second = out.find("second 0x0\n").expect("NULL data by default");
+    let first = out.find("first 1\n").expect("its data");
+    assert!(second < first, "newest first: {out}");
+    assert_eq!(
+        devres(&out),
+        [
+            "ADD shell_action (16 bytes)",
+            "ADD shell_action (16 bytes)",
+            "REL shell_action (16 bytes)",
+            "REL shell_action (16 bytes)",
+        ],
+        "{out}"
+    );
+    assert_eq!(out.matches("remove 0x").count(), 2, "{out}");
+    assert!(out.contains("\n2\n") && out.ends_with("0\n"), "{out}");
+    assert_eq!(settle(&sh), before, "nothing leaked");
+}
+
 /// Issue 16's Done-when: a probe that takes five managed resources and fails at the fourth
 /// releases the three it has, newest first, and the trace shows it in Linux's format.
 #[test]
