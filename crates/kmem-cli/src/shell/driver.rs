@@ -34,8 +34,9 @@
 //! after it: the order they happened in); errors go to `lent_err`, written after the
 //! statement.
 //!
-//! Nesting (a probe that adds a device that is probed …) is bounded by [`MAX_BLOCK_DEPTH`]:
-//! a deeper block is not run, and the probe fails with `-EINVAL`.
+//! Nesting (a probe that adds a device that is probed …) is bounded by [`MAX_BLOCK_DEPTH`]
+//! and by the stack the statement has used so far ([`STACK_BUDGET`]): a deeper block is not
+//! run, and the probe fails with `-EINVAL`.
 //!
 //! The driver core wants `&'static` ops: each shell driver gets a small leaked
 //! [`ShellDriver`] (an id), recycled when the driver is unregistered, so the host memory
@@ -61,6 +62,20 @@ type P = HostedPlatform;
 
 /// How deeply blocks may nest (a probe that creates a device whose probe creates one …).
 pub const MAX_BLOCK_DEPTH: usize = 8;
+
+/// How much stack the statement may use before a block runs (measured from the top-level
+/// chunk, [`Shell::stack_base`]). The evaluator recurses as deep as an expression (64
+/// levels, about 400 KiB of stack per probe level in an unoptimised build when every level
+/// calls from that deep), and the shell may run on a 2 MiB thread (`kmem top --script`,
+/// tests): a block starts only while at least half of that is left.
+pub const STACK_BUDGET: usize = 1 << 20;
+
+/// Where the stack is now (the address of a local; compared, never dereferenced).
+#[inline(never)]
+pub(super) fn stack_pointer() -> usize {
+    let here = 0u8;
+    std::hint::black_box(&here) as *const u8 as usize
+}
 
 /// The name devm actions written in the shell have in the `devres.log` trace (Linux prints
 /// the action function's name, `#action`).
@@ -231,17 +246,22 @@ impl Shell {
             // `exit` in an earlier block of this call: nothing more runs.
             return Err(());
         }
-        if self.block_depth >= MAX_BLOCK_DEPTH {
-            self.block_error(
-                code,
-                ShellError {
-                    msg: format!(
-                        "{what}: blocks nested too deeply (more than {MAX_BLOCK_DEPTH} levels): \
-                         not run"
-                    ),
-                    span: None,
-                },
-            );
+        let used = self.stack_base.map_or(0, |b| b.abs_diff(stack_pointer()));
+        let refused = if self.block_depth >= MAX_BLOCK_DEPTH {
+            Some(format!(
+                "{what}: blocks nested too deeply (more than {MAX_BLOCK_DEPTH} levels): not run"
+            ))
+        } else if used > STACK_BUDGET {
+            Some(format!(
+                "{what}: the calls around it use {} KiB of stack (more than {}): not run",
+                used >> 10,
+                STACK_BUDGET >> 10
+            ))
+        } else {
+            None
+        };
+        if let Some(msg) = refused {
+            self.block_error(code, ShellError { msg, span: None });
             return Err(());
         }
         self.block_depth += 1;

@@ -43,6 +43,7 @@ impl Shell {
         if let Some(flag) = self.interrupt {
             flag.store(false, Ordering::Relaxed);
         }
+        self.stack_base = Some(super::driver::stack_pointer());
         self.src = Some(Rc::new(Src {
             text: text.to_string(),
             source: origin.source.map(str::to_string),

@@ -457,6 +457,9 @@ pub struct Shell {
     lent_err: Vec<u8>,
     /// The drivers and devm actions written in the shell.
     drv: driver::Drivers,
+    /// Where the stack was when the running top-level chunk started (see
+    /// [`driver::STACK_BUDGET`]).
+    stack_base: Option<usize>,
 }
 
 impl Shell {
@@ -481,6 +484,7 @@ impl Shell {
             lent_out: Vec::new(),
             lent_err: Vec::new(),
             drv: driver::Drivers::default(),
+            stack_base: None,
         }
     }
 

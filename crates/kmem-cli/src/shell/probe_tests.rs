@@ -469,3 +469,36 @@ fn probes_nest_only_so_deep() {
         assert!(out.contains(&format!("\nchain{i}\n")), "chain{i}: {out}");
     }
 }
+
+/// The nesting bound holds on a test thread's stack (2 MiB) even when every level calls
+/// from deep inside an expression (60 nested operators, near the parser's bound of 64: each
+/// is a level of the evaluator's recursion).
+#[test]
+fn deep_expressions_at_every_probe_level_fit_the_stack() {
+    let mut sh = shell("");
+    let deep = |call: &str| format!("{}{call}", "!".repeat(60));
+    let mut chain = String::from("depth++\n");
+    for i in 1..=super::driver::MAX_BLOCK_DEPTH + 1 {
+        if i > 1 {
+            chain.push_str(" else ");
+        }
+        let call = deep(&format!("device_create(\"deep{i}\", \"platform\")"));
+        chain.push_str(&format!("if (depth == {i}) {{ x = {call} }}"));
+    }
+    let (out, err) = run(
+        &mut sh,
+        &format!(
+            "depth = 0\ndriver_register(\"deep\", \"platform\", {{\n{chain}\n}})\n\
+             d = {}\ndepth\n",
+            deep("device_create(\"deep0\", \"platform\")")
+        ),
+    );
+    // One probe refused (by depth or by stack), every level above it went on.
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(err.contains("): not run"), "{err}");
+    let depth: usize = out.lines().last().unwrap().parse().unwrap();
+    assert!(
+        (1..=super::driver::MAX_BLOCK_DEPTH).contains(&depth),
+        "{out}"
+    );
+}
