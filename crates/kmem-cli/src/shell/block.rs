@@ -9,10 +9,17 @@
 //!           | 'while' '(' expr ')' body
 //!           | 'for' '(' [simple] ';' [expr] ';' [simple] ')' body
 //!           | 'break' | 'continue'
+//!           | 'return' [expr]              only inside a block argument
 //!           | simple                       a statement of `syntax` (assignment, expression,
 //!                                          command), ended by ';', a new line, '}' or '#'
 //! body     := item | '{' … '}' | ';'
 //! ```
+//!
+//! A `{` inside the parentheses of a call opens a *block argument*
+//! (`driver_register("camera", "platform", { … })`): its items are parsed here, as a body of
+//! their own (`break` needs a loop inside it, `return` is allowed in it), and handed to
+//! [`syntax::parse_statement_blocks`] with the statement. A block argument may span lines;
+//! the statement goes on after its `}` (`})` closes the call).
 //!
 //! Braces outside string literals and comments are always block delimiters (a command's
 //! words cannot hold them). `else` must follow its `if`'s body on the same line (`} else {`,
@@ -65,6 +72,13 @@ pub enum Item {
     Break,
     /// `continue`.
     Continue,
+    /// `return [expr]` (inside a block argument: a probe's result).
+    Return {
+        /// The value, if any.
+        value: Option<Expr>,
+        /// The `return` keyword.
+        span: Span,
+    },
     /// A syntax error in place of the item it spoiled (top level only: an error anywhere in
     /// a construct replaces the whole construct).
     Error(SyntaxError),
@@ -89,6 +103,7 @@ pub fn parse_chunk(text: &str, is_command: &dyn Fn(&str) -> bool, at_end: bool) 
         first_err: None,
         depth: 0,
         loops: 0,
+        funcs: 0,
         at_end,
     };
     let mut items = Vec::new();
@@ -110,6 +125,7 @@ pub fn parse_chunk(text: &str, is_command: &dyn Fn(&str) -> bool, at_end: bool) 
         p.first_err = None;
         p.depth = 0;
         p.loops = 0;
+        p.funcs = 0;
         match p.item() {
             Ok(it) => items.push(match p.first_err.take() {
                 Some(e) => Item::Error(e),
@@ -153,6 +169,8 @@ struct Parser<'a> {
     depth: usize,
     /// Loops around the cursor (for `break` and `continue`).
     loops: usize,
+    /// Block arguments around the cursor (for `return`).
+    funcs: usize,
     at_end: bool,
 }
 
@@ -272,6 +290,7 @@ impl Parser<'_> {
                 Ok(Item::While { cond, body, span })
             }
             "for" => self.for_item(span),
+            "return" => self.return_item(span),
             "else" => {
                 self.soft(SyntaxError {
                     msg: "'else' without a previous 'if' (write it after the if's body on the \
@@ -538,8 +557,9 @@ impl Parser<'_> {
         )
     }
 
-    /// A statement of [`syntax`], through its `;` if it has one.
-    fn simple(&mut self) -> Result<Item, Hard> {
+    /// `return [expr]`, the keyword at `kw`.
+    fn return_item(&mut self, kw: Span) -> Result<Item, Hard> {
+        self.i = kw.end;
         let start = self.i;
         let (mut in_str, mut esc) = (false, false);
         while let Some(c) = self.peek() {
@@ -569,7 +589,82 @@ impl Parser<'_> {
             Some(';') => self.i += 1,
             _ => {}
         }
-        match syntax::parse_statement(&text, start, self.is_command) {
+        if self.funcs == 0 {
+            self.soft(SyntaxError {
+                msg: "'return' outside a block argument (it ends a probe or an action: \
+                      driver_register(NAME, BUS, { … return 0 }))"
+                    .into(),
+                span: kw,
+            });
+        }
+        let value = (!text.trim().is_empty()).then(|| self.expr(&text, start));
+        Ok(Item::Return { value, span: kw })
+    }
+
+    /// A block argument of a call: its `{` at the cursor, through its `}`.
+    fn block_arg(&mut self) -> Result<Vec<Item>, Hard> {
+        self.enter()?;
+        let loops = core::mem::replace(&mut self.loops, 0);
+        self.funcs += 1;
+        let r = self.block_rest();
+        self.funcs -= 1;
+        self.loops = loops;
+        self.depth -= 1;
+        r
+    }
+
+    /// A statement of [`syntax`], through its `;` if it has one. A `{` inside parentheses
+    /// opens a block argument (see the module documentation).
+    fn simple(&mut self) -> Result<Item, Hard> {
+        let start = self.i;
+        let (mut in_str, mut esc) = (false, false);
+        let mut parens = 0usize;
+        // Block arguments: where each starts and ends, and its items.
+        let mut blocks: Vec<(usize, usize, Vec<Item>)> = Vec::new();
+        while let Some(c) = self.peek() {
+            if in_str {
+                if c == '\n' {
+                    break;
+                }
+                if esc {
+                    esc = false;
+                } else if c == '\\' {
+                    esc = true;
+                } else if c == '"' {
+                    in_str = false;
+                }
+            } else {
+                match c {
+                    '"' => in_str = true,
+                    '(' => parens += 1,
+                    ')' => parens = parens.saturating_sub(1),
+                    '{' if parens > 0 => {
+                        let open = self.i;
+                        let items = self.block_arg()?;
+                        blocks.push((open, self.i, items));
+                        continue;
+                    }
+                    ';' | '\n' | '{' | '}' | '#' => break,
+                    _ => {}
+                }
+            }
+            self.i += 1;
+        }
+        let mut chars = self.c[start..self.i].to_vec();
+        for (open, end, _) in &blocks {
+            // Keep the braces, blank the inside (new lines included): columns stay right.
+            for c in &mut chars[open + 1 - start..end - 1 - start] {
+                *c = ' ';
+            }
+        }
+        let text: String = chars.into_iter().collect();
+        match self.peek() {
+            Some('{') => return hard("expected ';' or a new line before '{'", self.i, self.i + 1),
+            Some(';') => self.i += 1,
+            _ => {}
+        }
+        let blocks = blocks.into_iter().map(|(_, _, b)| b.into()).collect();
+        match syntax::parse_statement_blocks(&text, start, self.is_command, blocks) {
             Ok(s) => Ok(Item::Stmt(s)),
             Err(e) => {
                 self.soft(e.clone());

@@ -53,6 +53,7 @@ fn shape1(i: &Item) -> String {
         Item::Break => "break".into(),
         Item::Continue => "continue".into(),
         Item::Error(e) => format!("E({})@{}", e.msg, e.span.start),
+        Item::Return { value, .. } => format!("return{}", if value.is_some() { " E" } else { "" }),
     }
 }
 
@@ -290,4 +291,93 @@ fn chunker_is_bounded() {
         format!("E(a block longer than {MAX_CHUNK} bytes: skipped)@0")
     );
     assert!(!c.pending());
+}
+
+/// The block arguments of the statement `text`: the shape of each.
+fn block_args(text: &str) -> Vec<String> {
+    use super::syntax::Expr;
+    fn walk(e: &Expr, out: &mut Vec<String>) {
+        match e {
+            Expr::Block(b, _) => out.push(format!("{{{}}}", shape(b))),
+            Expr::Call { args, .. } => args.iter().for_each(|a| walk(a, out)),
+            Expr::Unary(_, e, _) | Expr::Cast(_, e, _) => walk(e, out),
+            Expr::Binary(_, l, r, _) => {
+                walk(l, out);
+                walk(r, out);
+            }
+            _ => {}
+        }
+    }
+    let its = items(text);
+    let mut out = Vec::new();
+    match its.as_slice() {
+        [Item::Stmt(Stmt::Expr(e) | Stmt::Assign { value: e, .. })] => walk(e, &mut out),
+        other => panic!("{text:?}: {}", shape(other)),
+    }
+    out
+}
+
+#[test]
+fn block_arguments_parse_as_bodies_of_their_own() {
+    assert_eq!(
+        block_args("driver_register(\"c\", \"platform\", { x = 1; return 0 })"),
+        ["{S return E}"]
+    );
+    assert_eq!(
+        block_args("r = f(d, { return }, { while (1) { return -1 } })"),
+        ["{return}", "{while{return E}}"]
+    );
+    // Nested: a block argument inside a block argument.
+    assert_eq!(
+        block_args("f(\"a\", {\n  devm_add_action(dev, { echo off })\n  return 0\n})"),
+        ["{S return E}"]
+    );
+    // Columns stay those of the chunk: an error after a multi-line block points at it.
+    let its = items("f({\n  x = 1\n}, 1 +)");
+    match its.as_slice() {
+        [Item::Error(e)] => assert_eq!(e.span.start, "f({\n  x = 1\n}, 1 +".len(), "{e:?}"),
+        other => panic!("{}", shape(other)),
+    }
+}
+
+#[test]
+fn return_and_loop_words_inside_block_arguments() {
+    let err = |text: &str| match items(text).as_slice() {
+        [Item::Error(e)] => e.msg.clone(),
+        other => panic!("{text:?}: {}", shape(other)),
+    };
+    assert!(err("return 0").contains("'return' outside a block argument"));
+    assert!(err("if (x) { return }").contains("'return' outside a block argument"));
+    // A block argument is a function of its own: a loop around the call does not count.
+    assert!(err("while (1) { f({ break }) }").contains("break statement not within loop"));
+    assert!(err("x = { return 0 }").contains("expected ';' or a new line before '{'"));
+    assert!(err("f({ return 0 } + 1)").contains("expected ')' after the arguments, found '+'"));
+    assert!(err("f({ return 0 {)").contains("expected ';' or a new line before '{'"));
+}
+
+#[test]
+fn the_chunker_reads_on_until_a_block_argument_closes() {
+    let mut c = Chunker::default();
+    let lines = [
+        "driver_register(\"camera\", \"platform\", {",
+        "    buf = devm_kmalloc(dev, 64, GFP_KERNEL)",
+        "    if (!buf) return -ENOMEM",
+        "}, {",
+        "    echo remove",
+        "})",
+    ];
+    for (i, l) in lines.iter().enumerate() {
+        let r = c.push(l, i + 1, &cmds);
+        if i + 1 < lines.len() {
+            assert!(r.is_none(), "complete after line {}", i + 1);
+            assert!(c.pending());
+        } else {
+            let chunk = r.expect("complete at '})'");
+            assert_eq!(chunk.first_line, 1);
+            match chunk.parsed {
+                Parsed::Items(its) => assert_eq!(shape(&its), "S"),
+                Parsed::NeedMore => panic!("need more"),
+            }
+        }
+    }
 }

@@ -10,18 +10,21 @@
 //! interactive shell, see [`Shell::interrupt`]): they have no iteration limit.
 
 use std::io::Write;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::block::{Item, Parsed};
 use super::syntax::{Expr, Span, Stmt};
-use super::{report, stop_at, truth, Origin, Shell, ShellError, Stop};
+use super::{report, stop_at, truth, Origin, Shell, ShellError, Src, Stop};
+use std::rc::Rc;
 
 /// How a body ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flow {
+pub(super) enum Flow {
     Next,
     Break,
     Continue,
+    /// `return`: the value is in [`Shell::ret`](super::Shell).
+    Return,
 }
 
 impl Shell {
@@ -40,6 +43,13 @@ impl Shell {
         if let Some(flag) = self.interrupt {
             flag.store(false, Ordering::Relaxed);
         }
+        self.stack_base = Some(super::driver::stack_pointer());
+        self.src = Some(Rc::new(Src {
+            text: text.to_string(),
+            source: origin.source.map(str::to_string),
+            line: origin.line,
+            indent: origin.indent,
+        }));
         for item in items {
             if self.quit {
                 break;
@@ -49,6 +59,12 @@ impl Shell {
                 it => self.exec_item(it, false, out).map(|_| ()),
             };
             self.flush_console(out);
+            if !self.lent_err.is_empty() {
+                // Errors of blocks that ran during the item (probes, actions).
+                let _ = out.flush();
+                let _ = err.write_all(&std::mem::take(&mut self.lent_err));
+                let _ = err.flush();
+            }
             match res {
                 Ok(()) | Err(Stop::Oops) => {}
                 Err(Stop::Error(e)) => {
@@ -86,8 +102,10 @@ impl Shell {
                     if !self.cond(cond, "while", out)? {
                         break;
                     }
-                    if self.exec_body(body, out)? == Flow::Break {
-                        break;
+                    match self.exec_body(body, out)? {
+                        Flow::Break => break,
+                        Flow::Return => return Ok(Flow::Return),
+                        Flow::Next | Flow::Continue => {}
                     }
                 }
                 Ok(Flow::Next)
@@ -109,7 +127,12 @@ impl Shell {
                             break;
                         }
                     }
-                    if self.exec_body(body, out)? == Flow::Break || self.quit {
+                    match self.exec_body(body, out)? {
+                        Flow::Break => break,
+                        Flow::Return => return Ok(Flow::Return),
+                        Flow::Next | Flow::Continue => {}
+                    }
+                    if self.quit {
                         break;
                     }
                     if let Some(s) = step {
@@ -120,12 +143,19 @@ impl Shell {
             }
             Item::Break => Ok(Flow::Break),
             Item::Continue => Ok(Flow::Continue),
+            Item::Return { value, .. } => {
+                self.ret = match value {
+                    Some(e) => Some((self.eval(e, out)?, e.span())),
+                    None => None,
+                };
+                Ok(Flow::Return)
+            }
             Item::Error(e) => Err(stop_at(e.msg.clone(), e.span)),
         }
     }
 
-    /// Runs the items of a body; `break` and `continue` end it early.
-    fn exec_body(&mut self, items: &[Item], out: &mut dyn Write) -> Result<Flow, Stop> {
+    /// Runs the items of a body; `break`, `continue` and `return` end it early.
+    pub(super) fn exec_body(&mut self, items: &[Item], out: &mut dyn Write) -> Result<Flow, Stop> {
         for it in items {
             let f = self.exec_item(it, true, out)?;
             if f != Flow::Next {
@@ -150,10 +180,18 @@ impl Shell {
         truth(&v, &format!("'{what}'")).map_err(|m| stop_at(m, e.span()))
     }
 
-    /// An error if the user asked to interrupt (Ctrl-C).
+    /// An error if the user asked to interrupt (Ctrl-C). Inside a block argument (a probe)
+    /// the request stays set, so that the loops around the call that ran the block stop too.
     fn check_interrupt(&self, span: Span) -> Result<(), Stop> {
+        let asked = |flag: &AtomicBool| {
+            if self.block_depth > 0 {
+                flag.load(Ordering::Relaxed)
+            } else {
+                flag.swap(false, Ordering::Relaxed)
+            }
+        };
         match self.interrupt {
-            Some(flag) if flag.swap(false, Ordering::Relaxed) => Err(Stop::Error(ShellError {
+            Some(flag) if asked(flag) => Err(Stop::Error(ShellError {
                 msg: "interrupted".into(),
                 span: Some(span),
             })),

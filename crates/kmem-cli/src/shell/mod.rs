@@ -14,12 +14,14 @@
 
 pub mod block;
 pub mod builtins;
+pub mod driver;
 mod flow;
 pub mod syntax;
 pub mod value;
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
+use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 
 use kmem::GfpFlags;
@@ -409,10 +411,29 @@ pub struct Origin<'a> {
     pub indent: usize,
 }
 
+/// The text of the chunk being run and where it came from: where errors inside a block
+/// argument point when the block runs later (a probe).
+pub struct Src {
+    text: String,
+    source: Option<String>,
+    line: usize,
+    indent: usize,
+}
+
+impl Src {
+    fn origin(&self) -> Origin<'_> {
+        Origin {
+            source: self.source.as_deref(),
+            line: self.line,
+            indent: self.indent,
+        }
+    }
+}
+
 /// A shell session: the machine and the variables.
 pub struct Shell {
-    /// The machine.
-    pub k: Kernel,
+    /// The machine (shared with the probes that run while the shell is lent, see [`driver`]).
+    pub k: Rc<Kernel>,
     vars: BTreeMap<String, Value>,
     caches: BTreeMap<u64, kmem::slab::common::CacheHandle>,
     /// Shell errors so far (syntax, types, unknown names, unknown files).
@@ -424,11 +445,31 @@ pub struct Shell {
     /// Set (by a SIGINT handler) to stop the running loop: each loop iteration tests and
     /// clears it. `None` outside the interactive shell.
     pub interrupt: Option<&'static AtomicBool>,
+    /// The value of the `return` that ended the running block, and where it was.
+    ret: Option<(Value, Span)>,
+    /// Block arguments running (a probe inside a probe …), at most [`driver::MAX_BLOCK_DEPTH`].
+    block_depth: usize,
+    /// The chunk being run (or the block argument's, while one runs).
+    src: Option<Rc<Src>>,
+    /// What blocks printed, and their errors, while the shell was lent for a call: written
+    /// out when the call returns (output) and after the statement (errors).
+    lent_out: Vec<u8>,
+    lent_err: Vec<u8>,
+    /// The drivers and devm actions written in the shell.
+    drv: driver::Drivers,
+    /// Where the stack was when the running top-level chunk started (see
+    /// [`driver::STACK_BUDGET`]).
+    stack_base: Option<usize>,
 }
 
 impl Shell {
     /// A session on a booted machine.
     pub fn new(k: Kernel) -> Self {
+        Self::on(Rc::new(k))
+    }
+
+    /// A session on a machine that may be shared.
+    fn on(k: Rc<Kernel>) -> Self {
         Self {
             k,
             vars: BTreeMap::new(),
@@ -437,6 +478,13 @@ impl Shell {
             quit: false,
             exit_status: None,
             interrupt: None,
+            ret: None,
+            block_depth: 0,
+            src: None,
+            lent_out: Vec::new(),
+            lent_err: Vec::new(),
+            drv: driver::Drivers::default(),
+            stack_base: None,
         }
     }
 
@@ -644,11 +692,7 @@ impl Shell {
                     return fail(format!("unknown function '{name}' (try help)"), *name_span);
                 };
                 let variadic = b.params.last() == Some(&builtins::Param::Many);
-                let required = b
-                    .params
-                    .iter()
-                    .filter(|p| **p != builtins::Param::OptAddr)
-                    .count();
+                let required = b.params.iter().filter(|p| !p.optional()).count();
                 let arity_ok = if variadic {
                     args.len() >= b.params.len()
                 } else {
@@ -673,6 +717,9 @@ impl Shell {
                         *span,
                     );
                 }
+                if driver::runs_blocks(name) {
+                    return self.call_with_blocks(b, args, *span, out);
+                }
                 let mut vals = Vec::with_capacity(args.len());
                 let kinds = b
                     .params
@@ -685,12 +732,27 @@ impl Shell {
                     }
                     vals.push(v);
                 }
-                let mut ctx = Ctx {
-                    k: &self.k,
-                    out,
-                    caches: &mut self.caches,
+                let args = Args(vals);
+                let r = if driver::may_probe(b) {
+                    // A probe, remove or devm action written in the shell may run inside.
+                    self.lend(out, |k, out| {
+                        let mut no_caches = BTreeMap::new();
+                        let mut ctx = Ctx {
+                            k,
+                            out,
+                            caches: &mut no_caches,
+                        };
+                        (b.run)(&mut ctx, &args)
+                    })
+                } else {
+                    let mut ctx = Ctx {
+                        k: &self.k,
+                        out,
+                        caches: &mut self.caches,
+                    };
+                    (b.run)(&mut ctx, &args)
                 };
-                match (b.run)(&mut ctx, &Args(vals)) {
+                match r {
                     Ok(v) => Ok(v),
                     Err(Fail::Oops) => Err(Stop::Oops),
                     Err(Fail::Error(m)) => fail(format!("{name}: {m}"), *span),
@@ -745,6 +807,10 @@ impl Shell {
                     })
                 })
             }
+            Expr::Block(_, span) => fail(
+                "a block { } is only an argument of driver_register or devm_add_action",
+                *span,
+            ),
             Expr::Cast(to, inner, span) => {
                 let v = self.eval(inner, out)?.plain();
                 match (to, v) {
@@ -1030,6 +1096,9 @@ fn help_all(s: &mut String) {
          (unsigned long). Pointers are addresses in the machine's own layout. Control flow:\n\
          if (c) {{ }} else if (c) {{ }} else {{ }}, while (c) {{ }}, for (i = 0; i < n; i++) {{ }},\n\
          break, continue; blocks may span lines, and statements inside them print nothing.\n\
+         Block arguments are code run later by the kernel: driver_register(\"drv\", \"platform\",\n\
+         {{ p = devm_kmalloc(dev, 64, GFP_KERNEL); if (!p) return -ENOMEM; return 0 }}) is a probe\n\
+         (dev: the device; return -ERRNO fails it), devm_add_action(dev, {{ … }}) a release.\n\
          Command words expand $NAME (cat /proc/$p/maps). `# comment`; `;` separates\n\
          statements. help NAME for one."
     );
@@ -1247,6 +1316,8 @@ mod device_tests;
 mod flow_tests;
 #[cfg(test)]
 mod map_tests;
+#[cfg(test)]
+mod probe_tests;
 #[cfg(test)]
 mod process_tests;
 #[cfg(test)]

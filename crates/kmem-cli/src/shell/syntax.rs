@@ -13,8 +13,14 @@
 //!               precedence (`&&` and `||` short-circuit)
 //! unary      := ('-' | '~' | '!') unary | '(' type ')' unary | primary
 //! type       := 'void' '*' | 'unsigned' 'long' | 'long'
-//! primary    := INTEGER | STRING | NAME | NAME '(' [expr {',' expr}] ')' | '(' expr ')'
+//! primary    := INTEGER | STRING | NAME | NAME '(' [arg {',' arg}] ')' | '(' expr ')'
+//! arg        := expr | BLOCK             BLOCK: `{ … }`, statements parsed by [`super::block`]
 //! ```
+//!
+//! A block argument (`driver_register("camera", "platform", { return -ENODEV })`) is cut out
+//! of the statement by [`super::block`], which parses its statements; the statement text
+//! handed here keeps its braces with the inside blanked (so columns stay right), and the
+//! lexer reads `{ … }` as one token standing for the next of those blocks.
 //!
 //! Integers are decimal, `0x` hexadecimal or `0` octal (as in C) and must fit in 64 bits.
 //! Control flow (`if`, `while`, `for`, `{ }` blocks) is parsed around these statements by
@@ -29,6 +35,9 @@
 //! overflow of the parser or of the recursive evaluator.
 
 use std::fmt;
+use std::rc::Rc;
+
+use super::block::Item;
 
 /// A position range in the input line, in characters (0-based, end exclusive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -231,6 +240,9 @@ pub enum Expr {
     Binary(BinOp, Box<Expr>, Box<Expr>, Span),
     /// A cast.
     Cast(CastTo, Box<Expr>, Span),
+    /// A block of statements written as a function's argument (`{ … }`): code run later,
+    /// by the function (a probe, a devm action).
+    Block(Rc<[Item]>, Span),
 }
 
 impl Expr {
@@ -240,6 +252,7 @@ impl Expr {
             Expr::Int(_, s) | Expr::Str(_, s) | Expr::Name(_, s) => *s,
             Expr::Call { span, .. } => *span,
             Expr::Unary(_, _, s) | Expr::Binary(_, _, _, s) | Expr::Cast(_, _, s) => *s,
+            Expr::Block(_, s) => *s,
         }
     }
 }
@@ -302,6 +315,8 @@ enum Tok {
     Name(String),
     /// Punctuation and operators.
     Punct(&'static str),
+    /// `{ … }`: the next block argument of the statement (its inside is blank here).
+    Block,
     End,
 }
 
@@ -312,6 +327,7 @@ impl fmt::Display for Tok {
             Tok::Str(_) => f.write_str("string"),
             Tok::Name(n) => write!(f, "'{n}'"),
             Tok::Punct(p) => write!(f, "'{p}'"),
+            Tok::Block => f.write_str("a block { }"),
             Tok::End => f.write_str("end of statement"),
         }
     }
@@ -424,6 +440,14 @@ fn lex(text: &str, base: usize) -> Result<Vec<(Tok, Span)>, SyntaxError> {
             toks.push((Tok::Str(v), Span::new(base + s, base + i)));
             continue;
         }
+        if c == '{' {
+            // A block argument, blanked by the block parser: through its '}'.
+            if let Some(n) = chars[i..].iter().position(|&c| c == '}') {
+                toks.push((Tok::Block, Span::new(at, at + n + 1)));
+                i += n + 1;
+                continue;
+            }
+        }
         let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
         if let Some(p) = PUNCT.iter().find(|p| rest.starts_with(**p)) {
             let n = p.chars().count();
@@ -447,6 +471,20 @@ pub fn parse_statement(
     text: &str,
     base: usize,
     is_command: &dyn Fn(&str) -> bool,
+) -> Result<Stmt, SyntaxError> {
+    parse_statement_blocks(text, base, is_command, Vec::new())
+}
+
+/// [`parse_statement`] of a statement with block arguments: `blocks` are their statements,
+/// in the order they are written (the text holds each as `{`, blanks, `}`).
+///
+/// # Errors
+/// As [`parse_statement`]; a block where no function argument may be is an error.
+pub fn parse_statement_blocks(
+    text: &str,
+    base: usize,
+    is_command: &dyn Fn(&str) -> bool,
+    blocks: Vec<Rc<[Item]>>,
 ) -> Result<Stmt, SyntaxError> {
     // Commands: the first word is a command and what follows is not `(` or `=`.
     let lead_ws = text.chars().take_while(|c| c.is_whitespace()).count();
@@ -500,10 +538,11 @@ pub fn parse_statement(
         }
     }
     let toks = lex(text, base)?;
-    if let Some(stmt) = update_statement(&toks)? {
+    if let Some(stmt) = update_statement(&toks, &blocks)? {
         return Ok(stmt);
     }
     let mut p = Parser::new(toks);
+    p.blocks = blocks;
     let stmt = if let (Tok::Name(n), Tok::Punct("=")) = (&p.toks[0].0, &p.toks[1].0) {
         let name = n.clone();
         let name_span = p.toks[0].1;
@@ -527,7 +566,10 @@ pub fn parse_statement(
 
 /// `NAME OP= expr`, `NAME++` or `NAME--` (the operator and `=`, or the two signs, written
 /// without a space between them), if the tokens are one of these.
-fn update_statement(toks: &[(Tok, Span)]) -> Result<Option<Stmt>, SyntaxError> {
+fn update_statement(
+    toks: &[(Tok, Span)],
+    blocks: &[Rc<[Item]>],
+) -> Result<Option<Stmt>, SyntaxError> {
     let get = |i: usize| toks.get(i).map_or(&Tok::End, |t| &t.0);
     let span = |i: usize| toks.get(i).map_or(Span::default(), |t| t.1);
     let Tok::Name(name) = get(0) else {
@@ -544,6 +586,7 @@ fn update_statement(toks: &[(Tok, Span)]) -> Result<Option<Stmt>, SyntaxError> {
     match get(2) {
         Tok::Punct("=") if adjacent && op.precedence() >= 3 => {
             let mut p = Parser::new(toks[3..].to_vec());
+            p.blocks = blocks.to_vec();
             let value = p.expr()?;
             if let Tok::End = p.peek() {
                 let span = name_span.to(value.span());
@@ -624,6 +667,9 @@ struct Parser {
     pos: usize,
     /// Levels of the expression tree above the node being parsed (see [`MAX_DEPTH`]).
     depth: usize,
+    /// The statement's block arguments, in order; `next_block` is the next one's index.
+    blocks: Vec<Rc<[Item]>>,
+    next_block: usize,
 }
 
 impl Parser {
@@ -632,6 +678,8 @@ impl Parser {
             toks,
             pos: 0,
             depth: 0,
+            blocks: Vec::new(),
+            next_block: 0,
         }
     }
 
@@ -763,7 +811,7 @@ impl Parser {
                 let mut args = Vec::new();
                 if !self.eat(")") {
                     loop {
-                        args.push(self.expr()?);
+                        args.push(self.arg()?);
                         if self.eat(",") {
                             continue;
                         }
@@ -785,8 +833,26 @@ impl Parser {
                 Ok(e)
             }
             Tok::End => err("expected an expression, found end of statement", span),
+            Tok::Block => err(
+                "a block { } is only a function's argument (driver_register, devm_add_action)",
+                span,
+            ),
             t => err(format!("expected an expression, found {t}"), span),
         }
+    }
+
+    /// A call's argument: an expression, or a block.
+    fn arg(&mut self) -> Result<Expr, SyntaxError> {
+        if *self.peek() != Tok::Block {
+            return self.expr();
+        }
+        let (_, span) = self.bump();
+        let Some(b) = self.blocks.get(self.next_block) else {
+            return err("a block { } cannot be written here", span);
+        };
+        let b = Rc::clone(b);
+        self.next_block += 1;
+        Ok(Expr::Block(b, span))
     }
 }
 
@@ -820,6 +886,7 @@ mod tests {
             }
             Expr::Binary(op, l, r, _) => format!("({} {} {})", show(l), op.symbol(), show(r)),
             Expr::Cast(t, e, _) => format!("({t:?}){}", show(e)),
+            Expr::Block(b, _) => format!("{{{} items}}", b.len()),
         }
     }
 

@@ -125,6 +125,8 @@ pub const ERRNO_NAMES: &[(i32, &str)] = &[
     (61, "ENODATA"),
     (75, "EOVERFLOW"),
     (95, "EOPNOTSUPP"),
+    // include/linux/errno.h: kernel-internal, a driver's probe asks to be retried later.
+    (517, "EPROBE_DEFER"),
 ];
 
 /// The name of error number `e`, if Linux has one the shell knows.

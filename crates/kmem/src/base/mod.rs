@@ -25,9 +25,9 @@
 //! (`driver_attach`). `really_probe` sets the device's driver, calls the probe, and on
 //! failure releases every resource the probe managed (`devres_release_all`) and unsets the
 //! driver: `-EPROBE_DEFER` puts the device on the deferred list, `-ENODEV`/`-ENXIO` are quiet
-//! rejections, any other error is logged as Linux logs it (`platform camera0: probe with
-//! driver camera failed with error -12`). After every successful bind the deferred devices
-//! are probed again (`driver_deferred_probe_trigger`). Unbinding (`device_release_driver`)
+//! rejections, any other error is logged as Linux logs it, before the release (`camera
+//! camera0: probe with driver camera failed with error -12`). After every successful bind
+//! the deferred devices are probed again (`driver_deferred_probe_trigger`). Unbinding (`device_release_driver`)
 //! calls the driver's remove, then releases the device's managed resources in reverse
 //! order of their registration.
 //!
@@ -717,7 +717,19 @@ impl<P: Platform> DevLayer<P> {
             }
             Err(e) => {
                 drop(r);
-                // The probe's managed resources go first, while the device still names its
+                // drivers/base/dd.c `call_driver_probe`: the failure is logged at once, while
+                // the device still names its driver (so dev_err's prefix is the driver's
+                // name), before `really_probe`'s `probe_failed` path cleans up.
+                if !matches!(e, Errno::EPROBE_DEFER | Errno::ENODEV | Errno::ENXIO) {
+                    // SAFETY: the driver is live (see above) and its name with it.
+                    let dn = unsafe { (*drv).name.as_str() };
+                    self.dev_printk(
+                        LogLevel::Err,
+                        d,
+                        format_args!("probe with driver {dn} failed with error {}", -e.code()),
+                    );
+                }
+                // The probe's managed resources go next, while the device still names its
                 // driver (Linux: `devres_release_all` in `device_unbind_cleanup`).
                 self.devres_release_all(d);
                 // Lock order: device_model_lock (rank 0).
@@ -733,15 +745,6 @@ impl<P: Platform> DevLayer<P> {
                     }
                 }
                 drop(r);
-                if !matches!(e, Errno::EPROBE_DEFER | Errno::ENODEV | Errno::ENXIO) {
-                    // SAFETY: the driver is live (see above) and its name with it.
-                    let dn = unsafe { (*drv).name.as_str() };
-                    self.dev_printk(
-                        LogLevel::Err,
-                        d,
-                        format_args!("probe with driver {dn} failed with error {}", -e.code()),
-                    );
-                }
                 Probe::Failed
             }
         }

@@ -44,6 +44,10 @@ fn order(a: &Args, i: usize) -> Result<Order, Fail> {
         .ok_or_else(|| Fail::Error(format!("order {} is out of range", a.u(i))))
 }
 
+/// The functions with block arguments are run by the shell itself (crate::shell::driver),
+/// never through their table entry.
+const SHELL_RUNS_IT: &str = "run by the shell (crate::shell::driver)";
+
 /// The driver-core family.
 pub static DEVICE_BUILTINS: &[Builtin] = &[
     Builtin {
@@ -106,6 +110,34 @@ pub static DEVICE_BUILTINS: &[Builtin] = &[
             let h = dev(c, a, 0)?;
             Ok(Value::Int(u64::from(c.k.m.device_attach(h))))
         },
+    },
+    Builtin {
+        name: "driver_register",
+        proto: "int driver_register(const char *name, const char *bus, PROBE { … } [, REMOVE { … }])",
+        doc: "a driver whose probe (and remove) are blocks run with `dev` set; `return -ERRNO` fails the probe",
+        params: &[Str, Str, Block, OptBlock],
+        run: |_, _| Err(Fail::Error(SHELL_RUNS_IT.into())),
+    },
+    Builtin {
+        name: "driver_unregister",
+        proto: "void driver_unregister(const char *name)",
+        doc: "unbinds every device of a driver registered in the shell (remove, devres) and removes it",
+        params: &[Str],
+        run: |_, _| Err(Fail::Error(SHELL_RUNS_IT.into())),
+    },
+    Builtin {
+        name: "devm_add_action",
+        proto: "int devm_add_action(struct device *dev, ACTION { … } [, void *data])",
+        doc: "runs the block (with `data` set) when the device's resources are released",
+        params: &[Addr, Block, OptAddr],
+        run: |_, _| Err(Fail::Error(SHELL_RUNS_IT.into())),
+    },
+    Builtin {
+        name: "devm_add_action_or_reset",
+        proto: "int devm_add_action_or_reset(struct device *dev, ACTION { … } [, void *data])",
+        doc: "devm_add_action, running the block at once if it cannot be added",
+        params: &[Addr, Block, OptAddr],
+        run: |_, _| Err(Fail::Error(SHELL_RUNS_IT.into())),
     },
     Builtin {
         name: "devm_kmalloc",

@@ -47,6 +47,11 @@ pub enum Param {
     Many,
     /// An address that may be left out (last parameters only).
     OptAddr,
+    /// A block of statements (`{ … }`), run later by the function: only the functions the
+    /// shell runs itself take one ([`crate::shell::driver`]).
+    Block,
+    /// A block that may be left out (last parameters only).
+    OptBlock,
 }
 
 impl Param {
@@ -57,7 +62,13 @@ impl Param {
             Param::Addr => "a pointer or an address",
             Param::Str => "a string",
             Param::Many | Param::OptAddr => "a pointer or an address",
+            Param::Block | Param::OptBlock => "a block { … }",
         }
+    }
+
+    /// Whether the parameter may be left out.
+    pub fn optional(self) -> bool {
+        matches!(self, Param::OptAddr | Param::OptBlock)
     }
 }
 
@@ -139,6 +150,8 @@ pub fn check_param(p: Param, v: &Value) -> Result<(), String> {
         Param::Uint => matches!(v, Value::Int(_)),
         Param::Addr | Param::Many | Param::OptAddr => matches!(v, Value::Int(_) | Value::Ptr(..)),
         Param::Str => matches!(v, Value::Str(_)),
+        // A block is not a value: the evaluator hands blocks over unevaluated.
+        Param::Block | Param::OptBlock => false,
     };
     if ok {
         Ok(())
