@@ -56,6 +56,8 @@ pub mod swap;
 
 pub mod vmscan;
 
+pub mod compaction;
+
 pub mod memory;
 
 pub mod task;

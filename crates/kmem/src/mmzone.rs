@@ -68,7 +68,7 @@ impl ZoneType {
     }
 }
 
-use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicIsize, AtomicU8, AtomicUsize, Ordering};
 
 use kds::list::ListHead;
 
@@ -98,6 +98,10 @@ pub enum MigrateType {
     /// `MIGRATE_ISOLATE`: pages that must not be allocated.
     Isolate = 5,
 }
+
+/// The pageblock flag `PB_compact_skip` (include/linux/pageblock-flags.h), kept in the top bit
+/// of a pageblock's flags byte above its migratetype.
+pub const PB_MIGRATE_SKIP: u8 = 0x80;
 
 /// `MIGRATE_TYPES`.
 pub const MIGRATE_TYPES: usize = 6;
@@ -263,6 +267,47 @@ impl ZoneGeometry {
     }
 }
 
+/// Compaction's per-zone state (`struct zone`'s `compact_*` fields, include/linux/mmzone.h),
+/// used by `page_alloc/compaction.rs` (deferral) and `compaction/` (the scanners). All
+/// atomics: compaction runs without the zone lock.
+pub struct ZoneCompact {
+    /// `compact_cached_migrate_pfn[2]`: where the migrate scanner resumes, for async (0)
+    /// and sync (1) compaction; 0 means the zone's start.
+    pub cached_migrate_pfn: [AtomicUsize; 2],
+    /// `compact_cached_free_pfn`: where the free scanner resumes; 0 means the zone's end.
+    pub cached_free_pfn: AtomicUsize,
+    /// `compact_considered`: compaction attempts skipped since the last deferral.
+    pub considered: AtomicUsize,
+    /// `compact_defer_shift`: attempts are skipped `1 << shift` times
+    /// (at most `COMPACT_MAX_DEFER_SHIFT`).
+    pub defer_shift: AtomicUsize,
+    /// `compact_order_failed`: orders at or above this are deferred.
+    pub order_failed: AtomicUsize,
+    /// `compact_blockskip_flush`: the scanners met; the skip bits are cleared on the next
+    /// full run (`__reset_isolation_suitable`).
+    pub blockskip_flush: core::sync::atomic::AtomicBool,
+}
+
+impl ZoneCompact {
+    /// No history.
+    pub const fn new() -> Self {
+        Self {
+            cached_migrate_pfn: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            cached_free_pfn: AtomicUsize::new(0),
+            considered: AtomicUsize::new(0),
+            defer_shift: AtomicUsize::new(0),
+            order_failed: AtomicUsize::new(0),
+            blockskip_flush: core::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Default for ZoneCompact {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// `struct zone`.
 ///
 /// # Locking
@@ -305,6 +350,8 @@ pub struct Zone<L: lock_api::RawMutex> {
     pub(crate) trylock_free_pages: AtomicUsize,
     /// How many blocks `trylock_free_pages` holds.
     pub(crate) nr_trylock_free: AtomicUsize,
+    /// Compaction's cached scanner positions, deferral and skip-flush state.
+    pub compact: ZoneCompact,
 }
 
 // SAFETY: the raw pointers refer to memblock memory owned by the machine; access follows the
@@ -340,18 +387,55 @@ impl<L: lock_api::RawMutex> Zone<L> {
     #[inline]
     pub fn pageblock_migratetype(&self, pfn: Pfn) -> MigrateType {
         let i = self.pageblock_index(pfn);
-        debug_assert!(i < self.nr_pageblocks);
-        // SAFETY: `pageblock_mt` has `nr_pageblocks` bytes covering the zone's span and `pfn`
-        // is in the span (callers only pass PFNs of this zone).
-        MigrateType::from_index(unsafe { *self.pageblock_mt.add(i) } as usize)
+        let b = self.pageblock_byte(i).load(Ordering::Relaxed);
+        MigrateType::from_index((b & !PB_MIGRATE_SKIP) as usize)
     }
-    /// `set_pageblock_migratetype`. Called under the zone lock (or at boot).
+    /// The flags byte of pageblock `i` (`i < nr_pageblocks`): the migratetype in the low
+    /// bits, [`PB_MIGRATE_SKIP`] in the top one. Atomic, because the skip bit is set and
+    /// cleared by compaction without the zone lock (Linux's pageblock bitmap uses atomic
+    /// bit operations for `PB_compact_skip` too).
+    #[inline]
+    fn pageblock_byte(&self, i: usize) -> &AtomicU8 {
+        debug_assert!(i < self.nr_pageblocks);
+        // SAFETY: `pageblock_mt` has `nr_pageblocks` bytes covering the zone's span, in
+        // memblock memory that lives as long as the zone, and `i` is below that (callers pass
+        // PFNs of this zone; the public skip accessors check it); `AtomicU8` has the layout
+        // of `u8`, and every access to these bytes goes through this function.
+        unsafe { &*self.pageblock_mt.add(i).cast::<AtomicU8>() }
+    }
+    /// `set_pageblock_migratetype`. Called under the zone lock (or at boot); keeps the
+    /// pageblock's skip bit.
     #[inline]
     pub(crate) fn set_pageblock_migratetype(&self, pfn: Pfn, mt: MigrateType) {
         let i = self.pageblock_index(pfn);
-        debug_assert!(i < self.nr_pageblocks);
-        // SAFETY: as in `pageblock_migratetype`; writers hold the zone lock.
-        unsafe { *self.pageblock_mt.add(i) = mt as u8 }
+        let b = self.pageblock_byte(i);
+        let _ = b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some((v & PB_MIGRATE_SKIP) | mt as u8)
+        });
+    }
+    /// `get_pageblock_skip`: whether compaction's scanners skip the pageblock of `pfn`.
+    #[inline]
+    pub fn pageblock_skip(&self, pfn: Pfn) -> bool {
+        if !self.geo.contains(pfn) {
+            return false;
+        }
+        let i = self.pageblock_index(pfn);
+        self.pageblock_byte(i).load(Ordering::Relaxed) & PB_MIGRATE_SKIP != 0
+    }
+    /// `set_pageblock_skip` / `clear_pageblock_skip`. Returns the old value.
+    #[inline]
+    pub fn set_pageblock_skip(&self, pfn: Pfn, skip: bool) -> bool {
+        if !self.geo.contains(pfn) {
+            return false;
+        }
+        let i = self.pageblock_index(pfn);
+        let b = self.pageblock_byte(i);
+        let old = if skip {
+            b.fetch_or(PB_MIGRATE_SKIP, Ordering::Relaxed)
+        } else {
+            b.fetch_and(!PB_MIGRATE_SKIP, Ordering::Relaxed)
+        };
+        old & PB_MIGRATE_SKIP != 0
     }
     /// Number of pageblocks of each migratetype over the zone's whole span, holes included
     /// (/proc/pagetypeinfo counts only blocks with a valid memmap; see
@@ -359,8 +443,8 @@ impl<L: lock_api::RawMutex> Zone<L> {
     pub fn pageblock_counts(&self) -> [usize; MIGRATE_TYPES] {
         let mut c = [0; MIGRATE_TYPES];
         for i in 0..self.nr_pageblocks {
-            // SAFETY: `i < nr_pageblocks`; a racy read of a byte only skews a statistic.
-            let mt = unsafe { *self.pageblock_mt.add(i) } as usize;
+            // A racy read of a byte only skews a statistic.
+            let mt = (self.pageblock_byte(i).load(Ordering::Relaxed) & !PB_MIGRATE_SKIP) as usize;
             c[mt.min(MIGRATE_TYPES - 1)] += 1;
         }
         c

@@ -404,6 +404,7 @@ pub(crate) fn zones<L: lock_api::RawMutex>(em: &EarlyMemory) -> ([Zone<L>; NR_ZO
         pcp_high_max: 0,
         trylock_free_pages: AtomicUsize::new(0),
         nr_trylock_free: AtomicUsize::new(0),
+        compact: crate::mmzone::ZoneCompact::new(),
     });
     let physpages = em.geos.iter().map(|g| g.present as usize).sum();
     (zones, physpages)

@@ -51,20 +51,22 @@ use crate::mm::cpuhp::{CpuhpEntry, CpuhpState};
 use crate::mm::mm_types::{pg, PagePtr};
 use crate::mm::{MemoryModel, ORDERS};
 use crate::mmzone::{
-    MigrateType, PerCpuPages, Zone, ZoneFree, ZoneType, MIGRATE_PCPTYPES, MIGRATE_TYPES,
-    NR_ZONE_KINDS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH,
-    WMARK_LOW, WMARK_MIN, WMARK_PROMO,
+    MigrateType, PerCpuPages, Zone, ZoneFree, ZoneType, MIGRATE_PCPTYPES, NR_ZONE_KINDS,
+    PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, WMARK_LOW, WMARK_MIN,
+    WMARK_PROMO,
 };
 use crate::platform::Platform;
 
 mod bulk;
 pub mod cma;
+pub mod compaction;
 mod isolation;
 mod nolock;
 mod show_mem;
 mod wmark;
 
 pub use cma::{Cma, CmaState, MigrateHook, MAX_CMA_AREAS};
+pub use compaction::{CompactHook, CompactPriority, CompactResult};
 
 /// The page allocator layer of a machine: the memory model plus the zones (`pglist_data`'s
 /// `node_zones`), their free areas and per-CPU lists. Dereferences to the
@@ -83,6 +85,8 @@ pub struct PageAllocator<P: Platform> {
     pub(crate) cma: crate::locking::Lock<P::RawLock, CmaState>,
     /// `totalcma_pages`.
     pub(crate) totalcma: AtomicUsize,
+    /// Compaction's counters, sysctls and hook (`page_alloc/compaction.rs`).
+    pub compaction: compaction::CompactGlobals<P::RawLock>,
 }
 
 /// Reclaim as the page allocator's slow path calls it, registered by the layer that owns
@@ -129,6 +133,7 @@ impl<P: Platform> PageAllocator<P> {
             reclaim: crate::locking::Lock::new(&crate::locking::RECLAIM_HOOK, None),
             cma: crate::locking::Lock::new(&crate::locking::CMA_MUTEX, CmaState::new()),
             totalcma: AtomicUsize::new(0),
+            compaction: compaction::CompactGlobals::new(),
         }
     }
 
@@ -187,17 +192,24 @@ impl<P: Platform> PageAllocator<P> {
         if let Some(p) = self.get_page_from_freelist(gfp, order, slow, highest) {
             return Some(p);
         }
-        let h = hook?;
+        // Direct compaction first for costly orders (async), then between reclaim rounds.
+        let mut cst = Some((CompactPriority::Async, 0));
+        if let Some(p) = self.slowpath_compact(gfp, order, slow, highest, &mut cst) {
+            return Some(p);
+        }
         if !gfp.contains(GfpFlags::__GFP_DIRECT_RECLAIM) {
             return None;
         }
         for _ in 0..MAX_RECLAIM_RETRIES {
             // SAFETY: as above.
-            let progress = unsafe { (h.direct)(h.ctx, gfp, order.as_u32()) };
+            let progress = hook.map_or(0, |h| unsafe { (h.direct)(h.ctx, gfp, order.as_u32()) });
             if let Some(p) = self.get_page_from_freelist(gfp, order, slow, highest) {
                 return Some(p);
             }
-            if progress == 0 {
+            if let Some(p) = self.slowpath_compact(gfp, order, slow, highest, &mut cst) {
+                return Some(p);
+            }
+            if progress == 0 && cst.is_none() {
                 break;
             }
         }
@@ -1247,23 +1259,6 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     // ------------------------------------------------------------------ introspection
-
-    /// Free blocks per order in a zone (the `/proc/buddyinfo` row).
-    pub fn free_area_counts(&self, kind: ZoneType) -> FreeAreaCounts {
-        // Lock order: &zone->lock (rank 5), reader; docs/LOCKING.md.
-        let free = self.zone(kind).free.lock();
-        core::array::from_fn(|o| free.area[o].nr_free)
-    }
-
-    /// Free blocks per migratetype and order in a zone (`/proc/pagetypeinfo`).
-    pub fn free_area_counts_by_type(
-        &self,
-        kind: ZoneType,
-    ) -> [[usize; NR_PAGE_ORDERS]; MIGRATE_TYPES] {
-        // Lock order: &zone->lock (rank 5), reader; docs/LOCKING.md.
-        let free = self.zone(kind).free.lock();
-        core::array::from_fn(|mt| core::array::from_fn(|o| free.area[o].nr_free_mt[mt] as usize))
-    }
 
     /// Calls `f(pfn, order, migratetype)` for every free block of a zone, lowest order first.
     pub fn for_each_free_block(&self, kind: ZoneType, mut f: impl FnMut(Pfn, Order, MigrateType)) {

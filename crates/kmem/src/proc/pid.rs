@@ -272,6 +272,9 @@ impl<P: Platform> TaskLayer<P> {
     /// # Errors
     /// [`ProcError::NotFound`] for an unknown path or a pid with no task.
     pub fn proc_read(&self, path: &str, out: &mut dyn Write) -> Result<(), ProcError> {
+        if let Some(r) = self.compaction_proc_read(path, out) {
+            return r;
+        }
         let Some((pid, file)) = split_pid_path(path) else {
             if matches!(path.strip_prefix("/proc/").unwrap_or(path), "vmstat") {
                 return Ok(self.show_vmstat(out)?);
@@ -300,6 +303,9 @@ impl<P: Platform> TaskLayer<P> {
 
     /// The mode of the file at `path` (see [`crate::vmalloc::VmLayer::proc_mode`]).
     pub fn proc_mode(&self, path: &str) -> Option<u16> {
+        if let Some(m) = self.compaction_proc_mode(path) {
+            return Some(m);
+        }
         if let Some((pid, file)) = split_pid_path(path) {
             if !PID_FILES.contains(&file) || self.with_task(pid, |_| ()).is_err() {
                 return None;
@@ -327,6 +333,9 @@ impl<P: Platform> TaskLayer<P> {
     /// As [`crate::vmalloc::VmLayer::proc_write`]; `EINVAL` for an `oom_score_adj` out of
     /// range or not a number.
     pub fn proc_write(&self, path: &str, text: &str) -> Result<(), ProcError> {
+        if let Some(r) = self.compaction_proc_write(path, text) {
+            return r;
+        }
         let Some((pid, file)) = split_pid_path(path) else {
             if path.strip_prefix("/proc/").unwrap_or(path) == "sys/vm/drop_caches" {
                 // fs/drop_caches.c: 1 page cache, 2 slab, 3 both (kmem drops the page
@@ -414,7 +423,7 @@ impl<P: Platform> TaskLayer<P> {
         ] {
             writeln!(out, "{name} {}", self.vm_event(e))?;
         }
-        Ok(())
+        self.show_vmstat_compact(out)
     }
 }
 

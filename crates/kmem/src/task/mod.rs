@@ -19,6 +19,7 @@
 
 use core::ptr::NonNull;
 
+pub mod compact;
 mod ipc;
 
 use crate::errno::Errno;
