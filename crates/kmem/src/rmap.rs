@@ -163,6 +163,51 @@ impl<P: Platform> KmapLayer<P> {
         }
     }
 
+    /// `rmap_walk_file` for a page at offset `index` of shmem object `ino`: calls
+    /// `f(mm, addr, vm_flags)` for every VMA of the address spaces `mms` that maps the
+    /// object over that offset (shared or private; `f` checks the PTE). kmem has no
+    /// `i_mmap` interval tree: the walk looks the object up in each address space's VMA
+    /// tree, so it costs O(address spaces × their VMAs of the object).
+    ///
+    /// # Safety
+    /// The task layer's lock must be held (the address spaces in `mms` stay live and their
+    /// VMA trees unchanged during the walk); `f` must not change any VMA tree.
+    pub unsafe fn rmap_walk_file(
+        &self,
+        ino: u64,
+        index: u64,
+        mms: impl Iterator<Item = NonNull<MmStruct>>,
+        mut f: impl FnMut(NonNull<MmStruct>, u64, crate::vma::VmFlags),
+    ) {
+        for mmp in mms {
+            let mut va = 0u64;
+            loop {
+                let hit = {
+                    // SAFETY: live under the lock (caller's guarantee); this shared borrow
+                    // ends before `f` may change the page table.
+                    let mm = unsafe { mmp.as_ref() };
+                    let mut found = None;
+                    let mut cur = va;
+                    while let Some(v) = mm.find_vma(cur) {
+                        cur = v.vm_end;
+                        if v.backing == crate::vma::VmBacking::Shmem(ino)
+                            && index >= v.vm_pgoff
+                            && index < v.vm_pgoff + v.pages()
+                        {
+                            let addr = v.vm_start + (index - v.vm_pgoff) * crate::vma::PAGE;
+                            found = Some((addr, v.vm_flags, v.vm_end));
+                            break;
+                        }
+                    }
+                    found
+                };
+                let Some((addr, flags, end)) = hit else { break };
+                f(mmp, addr, flags);
+                va = end;
+            }
+        }
+    }
+
     /// `try_to_unmap`: every PTE mapping the anonymous `page` is replaced by
     /// `replacement(mm_pte)` (0 to just unmap; reclaim passes a swap entry), the page's
     /// mapcount and references dropped and the RSS moved (`MM_ANONPAGES` → `MM_SWAPENTS`

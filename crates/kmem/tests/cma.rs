@@ -259,7 +259,9 @@ fn cma_alloc_busy_without_hook_and_migrates_with_it() {
     let kept = borrow_cma_pages(&m, lo, hi, 8);
     assert_eq!(kept.len(), 8, "movable pages landed in the area");
     let patterns: Vec<u64> = kept.clone();
-    // No hook: every aligned 4096-page range is busy.
+    // No hook (the boot one, page migration, removed): every aligned 4096-page range is
+    // busy.
+    m.unregister_migrate_hook();
     assert!(m.cma_alloc(c, 4096, 0, false).is_none());
     assert!(
         dmesg(&m)
