@@ -64,6 +64,8 @@ pub mod task;
 
 pub mod migrate;
 
+pub mod kcompactd;
+
 pub mod oom_kill;
 
 pub mod uaccess;

@@ -144,6 +144,9 @@ impl<P: Platform> Machine<P> {
         unsafe { m.reclaim_init() };
         // SAFETY: as above: page migration becomes CMA's migration hook.
         unsafe { m.migrate_init() };
+        // SAFETY: once, at boot, the state placed for good: direct compaction and
+        // kcompactd are registered in the page allocator.
+        unsafe { m.compact_init() };
         mm_init::print_boot_log(&m, params, &mut em, |mb| {
             m.cma_reserve_from_cmdline(params.cmdline, mb);
         });

@@ -527,3 +527,78 @@ fn proactive_compaction_runs_above_the_score() {
     assert!(!m.should_proactive_compact_node());
     b.release();
 }
+
+const PAGE: u64 = PAGE_SIZE as u64;
+
+fn pat(i: u64) -> u64 {
+    0x5a5a_0000_0000_0000 ^ (i << 12) ^ 0xc0de
+}
+
+/// Issue 16's scenario: a process maps a large region and touches it until no order-9
+/// block is left, then frees every other page with `MADV_DONTNEED`; an order-9 allocation
+/// fails; `echo 1 > /proc/sys/vm/compact_memory` migrates the process's pages together
+/// and the allocation succeeds; the extfrag files show the change; the data is intact.
+#[test]
+fn process_fragments_memory_and_compact_memory_fixes_it() {
+    use kmem::memory::MADV_DONTNEED;
+    use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    let m = boot(Arch::X86_64, 64 * MIB, 1);
+    let warm = m.spawn("warmup").unwrap();
+    m.exit(warm).unwrap();
+    let base = settle(&m);
+    let p = m.spawn("frag").unwrap();
+    let max = 64 * MIB / PAGE;
+    let a = m
+        .mmap(
+            p,
+            0,
+            max * PAGE,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+        .unwrap();
+    // Touch 256 pages at a time while an order-9 block is still free.
+    let mut n = 0;
+    while let Some(pg) = order9(&m) {
+        m.__free_pages(pg, Order::new(9));
+        for i in n..n + 256 {
+            m.upoke(p, a + i * PAGE, 8, pat(i)).unwrap();
+        }
+        n += 256;
+    }
+    assert!(n > 4096, "touched {n} pages");
+    for i in (1..n).step_by(2) {
+        m.madvise(p, a + i * PAGE, PAGE, MADV_DONTNEED).unwrap();
+    }
+    m.drain_local_pages();
+    assert!(
+        order9(&m).is_none(),
+        "every other page freed: still no order-9 block"
+    );
+    let ext = proc(&m, "/sys/kernel/debug/extfrag/extfrag_index");
+    let unu = proc(&m, "/sys/kernel/debug/extfrag/unusable_index");
+    assert_ne!(column(&ext, "DMA32", 9), "-1.000", "{ext}");
+    assert_eq!(column(&unu, "DMA32", 9), "1.000", "{unu}");
+    let migrated0 = stat(&m, "pgmigrate_success");
+    m.proc_write("/proc/sys/vm/compact_memory", "1\n").unwrap();
+    assert!(stat(&m, "pgmigrate_success") > migrated0);
+    assert!(stat(&m, "compact_migrate_scanned") > 0);
+    assert!(stat(&m, "compact_free_scanned") > 0);
+    assert!(stat(&m, "compact_isolated") > 0);
+    let ext2 = proc(&m, "/sys/kernel/debug/extfrag/extfrag_index");
+    let unu2 = proc(&m, "/sys/kernel/debug/extfrag/unusable_index");
+    assert_eq!(column(&ext2, "DMA32", 9), "-1.000", "{ext2}");
+    assert_ne!(column(&unu2, "DMA32", 9), "1.000", "{unu2}");
+    let pg = order9(&m).expect("order-9 after compact_memory");
+    for i in 0..n {
+        let want = if i % 2 == 0 { pat(i) } else { 0 };
+        assert_eq!(m.upeek(p, a + i * PAGE, 8).unwrap(), want, "page {i}");
+    }
+    m.__free_pages(pg, Order::new(9));
+    m.exit(p).unwrap();
+    assert_eq!(settle(&m), base);
+    assert_eq!(m.check_invariants(), Ok(()));
+    assert_eq!((m.bug_count(), m.warn_count()), (0, 0));
+}

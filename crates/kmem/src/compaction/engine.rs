@@ -50,12 +50,14 @@ impl<P: Platform> MigrateTarget for Targets<'_, P> {
                 let p = self.pa.page(pfn + (1u64 << o));
                 self.pa.compaction_prep_page(p, Order::new(o));
                 self.pa.__free_pages(p, Order::new(o));
+                cc.nr_freepages -= 1 << o;
             } else {
                 cc.freepages[cc.nr_freeblocks] = (pfn + (1u64 << o), o);
                 cc.nr_freeblocks += 1;
             }
         }
-        cc.nr_freepages -= 1 << order;
+        // The split halves kept above are still counted; the target is not.
+        cc.nr_freepages -= 1;
         let page = self.pa.page(pfn);
         self.pa.compaction_prep_page(page, Order::ZERO);
         Some(page)

@@ -101,6 +101,10 @@ pub struct CompactHook {
         highest: ZoneType,
         prio: CompactPriority,
     ) -> CompactResult,
+    /// `wakeup_kcompactd`: kswapd balanced the node after an allocation of `order` missed
+    /// its watermark; kcompactd runs (synchronously) if a zone up to `highest` can be
+    /// compacted for it, and its proactive check when due.
+    pub wake_kcompactd: unsafe fn(ctx: *const (), order: u32, highest: ZoneType),
 }
 
 // SAFETY: `ctx` is only handed back to the callback, whose registrant guarantees it may be
@@ -290,6 +294,15 @@ impl<P: Platform> PageAllocator<P> {
     fn compact_hook(&self) -> Option<CompactHook> {
         // Lock order: compact_hook (leaf), copied out before the callback runs.
         *self.compaction.hook.lock()
+    }
+
+    /// Wakes kcompactd through the registered hook (kswapd calls it after a run for
+    /// `order`); nothing without a hook.
+    pub fn kcompactd_wake(&self, order: u32) {
+        let Some(h) = self.compact_hook() else { return };
+        let top = *self.arch().zones().last().unwrap_or(&ZoneType::Normal);
+        // SAFETY: registered with a ctx valid while registered (set_compact_hook).
+        unsafe { (h.wake_kcompactd)(h.ctx, order, top) };
     }
 
     /// `fill_contig_page_info` for zone `kind` and `order`.

@@ -19,7 +19,6 @@
 
 use core::ptr::NonNull;
 
-pub mod compact;
 mod ipc;
 
 use crate::errno::Errno;

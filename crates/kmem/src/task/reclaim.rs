@@ -38,7 +38,7 @@ unsafe fn hook_kswapd<P: Platform>(ctx: *const (), order: u32) {
             .kswapd_run(&tl.mem.km.vm, &tl.mem.mem.swap, ops)
     });
     // kswapd_try_to_sleep: balanced for order-0, it wakes kcompactd for the order asked.
-    tl.kcompactd_after_kswapd(order);
+    tl.kcompactd_wake(order);
 }
 
 /// The hook's `direct`.
@@ -81,8 +81,6 @@ impl<P: Platform> TaskLayer<P> {
         // SAFETY: the layer lives as long as the machine and is usable from any thread;
         // reclaim allocates only swap-cache nodes, without reclaim flags.
         unsafe { self.set_reclaim_hook(Some(hook)) };
-        // SAFETY: forwarded from the caller (once, at boot, the state placed for good).
-        unsafe { self.compact_init() };
     }
 
     /// Runs `f` with the rmap locked: at once when this CPU holds `tasklist_lock`, under a
