@@ -528,6 +528,34 @@ fn proactive_compaction_runs_above_the_score() {
     b.release();
 }
 
+#[test]
+fn kcompactd_timer_checks_every_500ms_and_defers_useless_runs() {
+    let m = boot(Arch::X86_64, 64 * MIB, 1);
+    let mut b = fragment(&m);
+    // A migrator that moves nothing: the score cannot fall.
+    b.fail = Some(Errno::EAGAIN);
+    let hz = kmem::platform::Platform::hz(m.platform());
+    let period = 500 * hz / 1000;
+    assert!(!m.kcompactd_tick(&b), "not due at boot");
+    m.platform().advance_jiffies(period);
+    assert!(m.kcompactd_tick(&b), "due: score above the high mark");
+    // The run did not lower the score: the next checks wait 1 << COMPACT_MAX_DEFER_SHIFT
+    // periods.
+    m.platform().advance_jiffies(period);
+    assert!(!m.kcompactd_tick(&b));
+    m.platform().advance_jiffies(62 * period);
+    assert!(!m.kcompactd_tick(&b));
+    m.platform().advance_jiffies(period);
+    b.fail = None;
+    assert!(m.kcompactd_tick(&b), "deferral over");
+    assert!(m.fragmentation_score_node() <= 80);
+    // Low score: due, but nothing to do.
+    m.platform().advance_jiffies(period);
+    assert!(!m.kcompactd_tick(&b));
+    assert!(b.intact());
+    b.release();
+}
+
 const PAGE: u64 = PAGE_SIZE as u64;
 
 fn pat(i: u64) -> u64 {

@@ -428,10 +428,9 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `wakeup_kcompactd`: records the request; when a zone up to `highest` can be compacted
     /// for it, kcompactd runs now (synchronously: kmem has no kernel threads). Order 0 is
-    /// no request, but a due proactive check runs.
+    /// no request.
     pub fn wakeup_kcompactd(&self, ops: &dyn CompactMigrate, order: u32, highest: ZoneType) {
         if order == 0 {
-            self.kcompactd_tick(ops);
             return;
         }
         let c = &self.compaction;
@@ -490,7 +489,6 @@ impl<P: Platform> PageAllocator<P> {
                 .daemon_free_scanned
                 .fetch_add(cc.total_free_scanned, Ordering::Relaxed);
         }
-        self.kcompactd_tick(ops);
     }
 
     /// `should_proactive_compact_node`: proactiveness is on and the node's fragmentation
@@ -500,7 +498,9 @@ impl<P: Platform> PageAllocator<P> {
         p != 0 && self.fragmentation_score_node() > fragmentation_score_wmark(p, false)
     }
 
-    /// kcompactd's timeout branch: at most once per `HPAGE_FRAG_CHECK_INTERVAL_MSEC` (longer
+    /// kcompactd's timeout branch, called by the machine's owner as its timer (kmem has no
+    /// timers; nothing calls it on its own): at most once per
+    /// `HPAGE_FRAG_CHECK_INTERVAL_MSEC` (longer
     /// while deferred), compacts the node proactively when
     /// [`Self::should_proactive_compact_node`]. A run that did not lower the score defers
     /// the next ones by `1 << COMPACT_MAX_DEFER_SHIFT` periods. Returns whether it ran.

@@ -33,11 +33,15 @@
 //! - kcompactd: woken by kswapd for the order it balanced (`wakeup_kcompactd`); kmem has no
 //!   kernel threads, so it runs synchronously on the waking CPU (`kcompactd_do_work`), as
 //!   kswapd does.
-//! - Proactive compaction: when kcompactd is woken or ticked at least
-//!   `HPAGE_FRAG_CHECK_INTERVAL_MSEC` after its last check and the node's fragmentation score
-//!   is above `fragmentation_score_wmark(high)` (from `compaction_proactiveness`), the whole
-//!   node is compacted until the score falls to the low mark; a run that did not lower the
-//!   score defers the next ones by `1 << COMPACT_MAX_DEFER_SHIFT` periods.
+//!   Only costly orders (above `PAGE_ALLOC_COSTLY_ORDER`) compact, directly or through
+//!   kcompactd: smaller ones are the slab allocators', made inside a CPU section, where
+//!   migration must not run.
+//! - Proactive compaction: when kcompactd's timer is ticked (`kcompactd_tick`, by the
+//!   machine's owner: kmem has no timers) at least `HPAGE_FRAG_CHECK_INTERVAL_MSEC` after the
+//!   last check, or `compaction_proactiveness` is raised, and the node's fragmentation score
+//!   is above `fragmentation_score_wmark(high)`, the whole node is compacted until the score
+//!   falls to the low mark; a run that did not lower the score defers the next ticks by
+//!   `1 << COMPACT_MAX_DEFER_SHIFT` periods.
 //!
 //! # Migration
 //! Compaction does not name page migration: the layer that owns address spaces hands it a

@@ -298,7 +298,15 @@ impl<P: Platform> PageAllocator<P> {
 
     /// Wakes kcompactd through the registered hook (kswapd calls it after a run for
     /// `order`); nothing without a hook.
+    ///
+    /// Only costly orders wake it: kcompactd runs synchronously in the waker's context, and
+    /// orders up to `PAGE_ALLOC_COSTLY_ORDER` are allocated by the slab allocators inside a
+    /// CPU section, where migration must not run (Linux's kcompactd is a thread and takes
+    /// every order above 0).
     pub fn kcompactd_wake(&self, order: u32) {
+        if order <= PAGE_ALLOC_COSTLY_ORDER {
+            return;
+        }
         let Some(h) = self.compact_hook() else { return };
         let top = *self.arch().zones().last().unwrap_or(&ZoneType::Normal);
         // SAFETY: registered with a ctx valid while registered (set_compact_hook).
@@ -475,13 +483,11 @@ impl<P: Platform> PageAllocator<P> {
             && c.considered.load(Ordering::Relaxed) >= 1 << COMPACT_MAX_DEFER_SHIFT
     }
 
-    /// Whether the slow path compacts for this request (`can_compact`: costly orders, and
-    /// non-movable orders above 0, with direct reclaim allowed and a hook registered).
+    /// Whether the slow path compacts for this request: costly orders with direct reclaim
+    /// allowed. (Linux also compacts for non-movable orders 1..=3; in kmem those are the
+    /// slab allocators' and are made inside a CPU section, where migration must not run.)
     fn wants_direct_compact(&self, gfp: GfpFlags, order: Order) -> bool {
-        let o = order.as_u32();
-        o > 0
-            && gfp.contains(GfpFlags::__GFP_DIRECT_RECLAIM)
-            && (o > PAGE_ALLOC_COSTLY_ORDER || MigrateType::from_gfp(gfp) != MigrateType::Movable)
+        order.as_u32() > PAGE_ALLOC_COSTLY_ORDER && gfp.contains(GfpFlags::__GFP_DIRECT_RECLAIM)
     }
 
     /// `__alloc_pages_direct_compact`: compacts through the hook at `prio`, then tries the
