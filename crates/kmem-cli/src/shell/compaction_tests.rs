@@ -61,11 +61,7 @@ fn compact_memory_makes_a_failed_order9_allocation_succeed() {
     assert!(err.is_empty(), "{err}");
     // The order-9 allocation fails before and succeeds after.
     assert!(out.contains("\nbefore = 0x0\n"), "{out}");
-    let g = out
-        .lines()
-        .filter(|l| l.starts_with("g = "))
-        .last()
-        .unwrap();
+    let g = out.lines().rfind(|l| l.starts_with("g = ")).unwrap();
     assert!(g.starts_with("g = 0xffffea"), "{out}");
     assert!(out.contains("bad: 0 pages: "), "{out}");
     assert_ne!(dma32_order9(&out, "extfrag-before"), "-1.000", "{out}");
