@@ -386,8 +386,8 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// `__isolate_free_page` for the free scanner: takes the free block whose head is `pfn`
-    /// off its list, if it still is a free block head and the zone keeps its min watermark
-    /// plus the block. Returns the block's order; the block is then compaction's (counted as
+    /// off its list, if it still is a free block head outside an isolated pageblock and the
+    /// zone keeps its min watermark plus the block. Returns the block's order; the block is then compaction's (counted as
     /// allocated) until [`Self::compaction_prep_page`] or `__free_pages`.
     pub(crate) fn isolate_free_page(&self, zone: &Zone<P::RawLock>, pfn: Pfn) -> Option<Order> {
         let page = self.page(pfn);
@@ -399,11 +399,14 @@ impl<P: Platform> PageAllocator<P> {
             }
             let order = Order::new(page.private() as u32);
             let mt = zone.pageblock_migratetype(pfn);
-            if mt != MigrateType::Isolate {
-                let wm = zone.wmark(WMARK_MIN) + order.pages();
-                if zone.stats.free_pages() <= wm {
-                    return None;
-                }
+            // An isolated pageblock is being gathered (alloc_contig_range for CMA): its free
+            // pages are not compaction's to take.
+            if mt == MigrateType::Isolate {
+                return None;
+            }
+            let wm = zone.wmark(WMARK_MIN) + order.pages();
+            if zone.stats.free_pages() <= wm {
+                return None;
             }
             self.del_from_free_list(&mut free, page, order, mt);
             order
