@@ -167,6 +167,12 @@ impl<P: Platform> PageAllocator<P> {
                 continue;
             }
             pfn += 1;
+            // Migration fails on an anonymous page pinned in memory (references beyond its
+            // mappings, e.g. pin_user_pages' bias): a racy check spares isolating it.
+            let anon = page.mapping() & crate::rmap::PAGE_MAPPING_ANON != 0;
+            if anon && !page.test_flag(pg::SWAPCACHE) && page.refcount() - 1 > page.mapcount() {
+                continue;
+            }
             if ops.isolate(page, unevictable) && self.add_migratepage(cc, page, &mut nr_isolated) {
                 break;
             }
