@@ -96,8 +96,9 @@ impl<P: Platform> PageAllocator<P> {
             }
             for cpu in 0..self.possible_cpus {
                 // SAFETY: boot runs alone.
-                let p = unsafe { zone.pcp_of(cpu) };
-                p.batch = batch;
+                let mut p_guard = unsafe { zone.pcp_of(cpu) };
+                let p = &mut *p_guard;
+                // `pcp->batch` is the zone's `pcp_batch`, the same for every CPU.
                 // BOOT_PAGESET_HIGH: since 6.7 `high` starts at 0 and is clamped into
                 // [high_min, high_max] when the CPU first uses the lists (nr_pcp_high,
                 // nr_pcp_alloc), so an unused pageset shows `high: 0` in /proc/zoneinfo.
