@@ -738,33 +738,6 @@ impl<P: Platform> PageAllocator<P> {
         self.free_pcppages_bulk(zone, pcp, to_free);
     }
 
-    /// `decay_pcp_high` for the current CPU (Linux runs it from the vmstat worker once a
-    /// second): lowers `high` by an eighth towards `high_min` and frees what is above it.
-    pub fn decay_pcp_high(&self) {
-        // Lock order: cpu_section (rank 3), &zone->lock under it; docs/LOCKING.md.
-        let g = self.cpu_guard();
-        for z in self.zones() {
-            if z.pcp.is_null() {
-                continue;
-            }
-            // SAFETY: we hold this CPU's guard.
-            let mut pcp_guard = unsafe { z.pcp_of(g.cpu()) };
-            let pcp = &mut *pcp_guard;
-            let target = pcp
-                .count
-                .saturating_sub(z.pcp_batch * 4)
-                .max(pcp.high - pcp.high / 8)
-                .max(z.pcp_high_min);
-            if target < pcp.high {
-                pcp.high = target;
-                if pcp.count > target {
-                    let n = pcp.count - target;
-                    self.free_pcppages_bulk(z, pcp, n);
-                }
-            }
-        }
-    }
-
     /// `drain_local_pages`: empties the current CPU's pcp lists in every zone.
     pub fn drain_local_pages(&self) {
         // Lock order: cpu_section (rank 3), &zone->lock under it; docs/LOCKING.md.
