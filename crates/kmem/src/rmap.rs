@@ -10,6 +10,9 @@
 //!   page; [`KmapLayer::try_to_unmap`] clears (or replaces, e.g. by a swap entry) every PTE
 //!   mapping it; [`KmapLayer::folio_referenced`] tests and clears their accessed bits. These
 //!   are what reclaim uses.
+//! - [`KmapLayer::rmap_walk_file`] visits every VMA mapping a shmem page (shared or private),
+//!   in the address spaces the caller names (kmem has no `i_mmap` tree: the task layer
+//!   passes every task's mm); page migration uses it for shmem, memfd and SysV pages.
 //!
 //! The mapcount lives in the `page_type` word (Linux's `_mapcount` union): `PAGE_TYPE_NONE`
 //! (−1) means unmapped, so a page freed with no mapper has the value the allocator expects.

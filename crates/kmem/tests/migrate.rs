@@ -480,6 +480,7 @@ fn target_allocation_failure_is_enomem_and_leaves_the_pages_listed() {
     assert_eq!(&after[2..], &before[2..]);
     check_pages(&m, p, a, n, 11);
     assert_eq!(vmstat(&m, "pgmigrate_success"), 2);
+    assert_eq!(vmstat(&m, "pgmigrate_fail"), 1, "the page without a target");
     m.exit(p).unwrap();
     assert_eq!(settle(&m), free0);
 }

@@ -298,9 +298,9 @@ impl<P: Platform> PageAllocator<P> {
                 .fetch_max(high, Ordering::Relaxed);
         }
         if cc.nr_migrated > 0 {
-            // lru_add_drain_cpu_zone/drain_local_pages: the sources freed to this CPU's
-            // lists merge into the buddy lists.
-            self.drain_local_pages();
+            // drain_all_pages: the sources freed to the CPUs' page lists merge into the
+            // buddy lists.
+            self.drain_all_pages();
         }
         let st = &self.compaction.stats;
         st.migrate_scanned
@@ -368,7 +368,7 @@ impl<P: Platform> PageAllocator<P> {
         if self.compaction.running.swap(true, Ordering::Acquire) {
             return;
         }
-        self.drain_local_pages();
+        self.drain_all_pages();
         self.compact_node(ops, false);
         self.compaction.running.store(false, Ordering::Release);
     }

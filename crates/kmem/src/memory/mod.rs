@@ -36,6 +36,7 @@
 mod fault;
 mod fork;
 mod madvise;
+/// The movable-ops owners' registry (for page migration).
 pub mod movable;
 pub mod shmem;
 mod swapin;

@@ -5,7 +5,10 @@
 //! SysV segments (`shmget`, `/SYSV%08x (deleted)`), and the object behind a shared anonymous
 //! mapping (`shmem_zero_setup`, `/dev/zero (deleted)`). A page is allocated, zeroed, on the
 //! first fault at its offset (`shmem_get_folio`); the page cache holds one reference, each
-//! PTE one more (and one mapper: `NR_FILE_MAPPED`); every cache page counts in `NR_SHMEM`.
+//! PTE one more (and one mapper: `NR_FILE_MAPPED`); every cache page counts in `NR_SHMEM`
+//! and is on the anon LRU lists (`PG_swapbacked`, as Linux's), where migration can isolate
+//! it; reclaim leaves it there (kmem does not write shmem to swap). Migration replaces a
+//! cache page in place ([`MemoryLayer::shmem_replace_page`]).
 //! An object lives while a descriptor, a mapping or (SysV) its id names it; the task layer
 //! collects unnamed objects ([`MemoryLayer::shmem_collect`]).
 //!

@@ -263,29 +263,29 @@ impl<P: Platform> TaskLayer<P> {
                     Ok(()) => succeeded += 1,
                     Err(Errno::EAGAIN) => retry.push(src),
                     Err(Errno::ENOMEM) => {
-                        // Skip the rest: they stay on `from`.
-                        from.push(src);
+                        // The page and those waiting for a retry failed; the rest of
+                        // `from` was not tried (mm/migrate.c counts them as Linux does:
+                        // `nr_failed_pages += nr_pages + nr_retry_pages`).
+                        failed.push(src);
+                        failed.splice(&mut retry);
                         res = Err(Errno::ENOMEM);
                         break;
                     }
                     Err(_) => failed.push(src),
                 }
             }
-            if res.is_err() {
-                from.splice(&mut retry);
-                break;
-            }
-            if retry.is_empty() {
+            if res.is_err() || retry.is_empty() {
                 break;
             }
             from.splice(&mut retry);
         }
-        // Whatever is still on `from` after the last pass failed for good (-EAGAIN).
-        let nr_failed = from.len() + failed.len();
+        // Pages still on `from` after the last pass failed for good (-EAGAIN), unless the
+        // run stopped on -ENOMEM (then they were not tried).
+        let nr_failed = failed.len() + if res.is_ok() { from.len() } else { 0 };
         from.splice(&mut failed);
         self.count_vm_events(VmEvent::PgMigrateSuccess, succeeded);
         self.count_vm_events(VmEvent::PgMigrateFail, nr_failed as u64);
-        res.map(|()| nr_failed)
+        res.map(|()| from.len())
     }
 
     /// One page: a target from `get_new`, then the move; the target goes back through

@@ -421,10 +421,14 @@ impl<P: Platform> PageAllocator<P> {
     /// Counts `delta` pages as allocated from `zone` (the per-CPU in-use count that
     /// `rmqueue` and `free_pages_prepared` keep).
     fn account_in_use(&self, zone: &Zone<P::RawLock>, delta: isize) {
-        // Lock order: cpu_section (rank 3), no lock under it; docs/LOCKING.md.
+        if zone.pcp.is_null() {
+            return;
+        }
+        // Lock order: cpu_section (rank 3), &pcp->lock under it; docs/LOCKING.md.
         let g = self.cpu_guard();
-        // SAFETY: we hold this CPU's guard.
-        let pcp = unsafe { zone.pcp_of(g.cpu()) };
+        // SAFETY: we hold this CPU's guard; the zone has lists (checked above) and this CPU
+        // does not hold its lists already (nothing in compaction does).
+        let mut pcp = unsafe { zone.pcp_of(g.cpu()) };
         pcp.in_use += delta;
     }
 

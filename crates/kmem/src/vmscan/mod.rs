@@ -18,7 +18,8 @@
 //! not in the swap cache → `add_to_swap`; mapped → `try_to_unmap` (through
 //! [`ReclaimOps`], the rmap of the layer that owns address spaces); dirty → `pageout`
 //! (`swap_writepage`); then the page leaves the swap cache (`__remove_mapping`) and is
-//! freed (`pgsteal`).
+//! freed (`pgsteal`). Shmem pages (swap-backed, not anonymous) are kept: kmem does not
+//! write shmem to swap.
 //!
 //! # kswapd and direct reclaim
 //! The page allocator never names this module: the owner of the machine registers a
