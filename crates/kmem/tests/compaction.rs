@@ -714,3 +714,50 @@ fn pinned_pages_are_left_where_they_are() {
     m.exit(p).unwrap();
     assert_eq!(m.check_invariants(), Ok(()));
 }
+
+/// compact_memory on one CPU while another allocates and frees kernel pages of orders 0..=3
+/// (from the same zones the scanners walk): the process's data stays intact, nothing is lost
+/// and the buddy allocator's invariants hold.
+#[test]
+fn compaction_runs_while_another_cpu_allocates() {
+    use std::sync::atomic::AtomicBool;
+    let m = boot(Arch::X86_64, 64 * MIB, 2);
+    let warm = m.spawn("warmup").unwrap();
+    m.exit(warm).unwrap();
+    let base = settle(&m);
+    let (p, a, n) = fragment_with_process(&m);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (m, stop) = (&m, &stop);
+        s.spawn(move || {
+            let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN;
+            let mut held: Vec<(PagePtr, u32)> = Vec::new();
+            let mut k = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                k = k.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let order = (k >> 16) % 4;
+                if held.len() < 64 && k & 1 == 0 {
+                    if let Some(pg) = m.alloc_pages(gfp, Order::new(order)) {
+                        held.push((pg, order));
+                    }
+                } else if let Some((pg, o)) = held.pop() {
+                    m.__free_pages(pg, Order::new(o));
+                }
+            }
+            for (pg, o) in held {
+                m.__free_pages(pg, Order::new(o));
+            }
+        });
+        for _ in 0..10 {
+            m.proc_write("/proc/sys/vm/compact_memory", "1").unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    for i in (0..n).step_by(2) {
+        assert_eq!(m.upeek(p, a + i * PAGE, 8).unwrap(), pat(i), "page {i}");
+    }
+    m.exit(p).unwrap();
+    assert_eq!(settle(&m), base);
+    assert_eq!(m.check_invariants(), Ok(()));
+    assert_eq!((m.bug_count(), m.warn_count()), (0, 0));
+}
