@@ -56,9 +56,15 @@ pub mod swap;
 
 pub mod vmscan;
 
+pub mod compaction;
+
 pub mod memory;
 
 pub mod task;
+
+pub mod migrate;
+
+pub mod kcompactd;
 
 pub mod oom_kill;
 

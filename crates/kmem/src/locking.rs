@@ -66,6 +66,9 @@ pub static SWAP_LOCK: LockClass = LockClass::new("swap_lock");
 pub static LRU_LOCK: LockClass = LockClass::new("&lruvec->lru_lock");
 /// The page allocator's registered reclaim callbacks (`page_alloc`); a leaf.
 pub static RECLAIM_HOOK: LockClass = LockClass::new("reclaim_hook");
+/// The page allocator's registered direct-compaction callback (`page_alloc/compaction.rs`);
+/// a leaf.
+pub static COMPACT_HOOK: LockClass = LockClass::new("compact_hook");
 /// `&zone->lock`: a zone's free areas.
 pub static ZONE_LOCK: LockClass = LockClass::new("&zone->lock");
 /// `cma_mutex` (mm/cma.c), which in kmem also covers every area's bitmap (`cma->lock`),

@@ -68,7 +68,7 @@ impl ZoneType {
     }
 }
 
-use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU8, AtomicUsize, Ordering};
 
 use kds::list::ListHead;
 
@@ -98,6 +98,10 @@ pub enum MigrateType {
     /// `MIGRATE_ISOLATE`: pages that must not be allocated.
     Isolate = 5,
 }
+
+/// The pageblock flag `PB_compact_skip` (include/linux/pageblock-flags.h), kept in the top bit
+/// of a pageblock's flags byte above its migratetype.
+pub const PB_MIGRATE_SKIP: u8 = 0x80;
 
 /// `MIGRATE_TYPES`.
 pub const MIGRATE_TYPES: usize = 6;
@@ -226,8 +230,6 @@ pub struct PerCpuPages {
     pub count: usize,
     /// Drain to the buddy allocator above this.
     pub high: usize,
-    /// Pages moved to or from the buddy allocator at once.
-    pub batch: usize,
     /// One list per (migratetype, order ≤ 3): index `order * MIGRATE_PCPTYPES + mt`.
     pub lists: [ListHead; NR_PCP_LISTS],
     /// Pages freed in a row without an allocation in between (halved on each allocation), to
@@ -238,6 +240,70 @@ pub struct PerCpuPages {
     /// Pages allocated minus pages freed on this CPU.
     pub in_use: isize,
 }
+
+/// One CPU's [`PerCpuPages`] of a zone with its lock (`pcp->lock`, Linux 6.x): the owning
+/// CPU takes it inside its CPU section for every use of its lists; `drain_all_pages` takes
+/// another CPU's to drain its lists from here (as Linux drains remote pcp lists under their
+/// lock since 5.19), and the CPU-dead hook a dead CPU's. All-zero bytes are a valid,
+/// unlocked slot (the memory comes zeroed from memblock).
+/// 240 bytes, as `PerCpuPages` was before it had a lock: the slot's lock took the place of
+/// the per-CPU `batch` copy (the zone's `pcp_batch`).
+#[repr(C)]
+pub struct PcpSlot {
+    lock: AtomicBool,
+    pcp: core::cell::UnsafeCell<PerCpuPages>,
+}
+
+/// `pcp->lock` held: the lists of one CPU (see [`PcpSlot`]).
+pub(crate) struct PcpGuard<'a> {
+    slot: &'a PcpSlot,
+}
+
+impl core::ops::Deref for PcpGuard<'_> {
+    type Target = PerCpuPages;
+    fn deref(&self) -> &PerCpuPages {
+        // SAFETY: the lock is held, so nobody else has a reference to the lists.
+        unsafe { &*self.slot.pcp.get() }
+    }
+}
+
+impl core::ops::DerefMut for PcpGuard<'_> {
+    fn deref_mut(&mut self) -> &mut PerCpuPages {
+        // SAFETY: as in `deref`; `&mut self` makes this reference the only one.
+        unsafe { &mut *self.slot.pcp.get() }
+    }
+}
+
+impl Drop for PcpGuard<'_> {
+    fn drop(&mut self) {
+        self.slot.lock.store(false, Ordering::Release);
+    }
+}
+
+impl PcpSlot {
+    fn try_lock(&self) -> Option<PcpGuard<'_>> {
+        self.lock
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| PcpGuard { slot: self })
+    }
+    fn lock(&self) -> PcpGuard<'_> {
+        loop {
+            if let Some(g) = self.try_lock() {
+                return g;
+            }
+            while self.lock.load(Ordering::Relaxed) {
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+// SAFETY: the lists are only reached under the slot's lock.
+unsafe impl Sync for PcpSlot {}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(core::mem::size_of::<PcpSlot>() == 240);
 
 /// Zone geometry and tunables set at boot.
 #[derive(Clone, Copy, Debug, Default)]
@@ -260,6 +326,47 @@ impl ZoneGeometry {
     #[inline]
     pub fn contains(&self, pfn: Pfn) -> bool {
         pfn >= self.start_pfn && pfn < self.end_pfn()
+    }
+}
+
+/// Compaction's per-zone state (`struct zone`'s `compact_*` fields, include/linux/mmzone.h),
+/// used by `page_alloc/compaction.rs` (deferral) and `compaction/` (the scanners). All
+/// atomics: compaction runs without the zone lock.
+pub struct ZoneCompact {
+    /// `compact_cached_migrate_pfn[2]`: where the migrate scanner resumes, for async (0)
+    /// and sync (1) compaction; 0 means the zone's start.
+    pub cached_migrate_pfn: [AtomicUsize; 2],
+    /// `compact_cached_free_pfn`: where the free scanner resumes; 0 means the zone's end.
+    pub cached_free_pfn: AtomicUsize,
+    /// `compact_considered`: compaction attempts skipped since the last deferral.
+    pub considered: AtomicUsize,
+    /// `compact_defer_shift`: attempts are skipped `1 << shift` times
+    /// (at most `COMPACT_MAX_DEFER_SHIFT`).
+    pub defer_shift: AtomicUsize,
+    /// `compact_order_failed`: orders at or above this are deferred.
+    pub order_failed: AtomicUsize,
+    /// `compact_blockskip_flush`: the scanners met; the skip bits are cleared on the next
+    /// full run (`__reset_isolation_suitable`).
+    pub blockskip_flush: AtomicBool,
+}
+
+impl ZoneCompact {
+    /// No history.
+    pub const fn new() -> Self {
+        Self {
+            cached_migrate_pfn: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            cached_free_pfn: AtomicUsize::new(0),
+            considered: AtomicUsize::new(0),
+            defer_shift: AtomicUsize::new(0),
+            order_failed: AtomicUsize::new(0),
+            blockskip_flush: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Default for ZoneCompact {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -292,7 +399,7 @@ pub struct Zone<L: lock_api::RawMutex> {
     /// Number of pageblocks covered by `pageblock_mt`.
     pub(crate) nr_pageblocks: usize,
     /// `possible_cpus` per-CPU page lists.
-    pub(crate) pcp: *mut PerCpuPages,
+    pub(crate) pcp: *mut PcpSlot,
     /// `pcp->batch` for every CPU.
     pub pcp_batch: usize,
     /// `pcp->high_min`.
@@ -305,6 +412,8 @@ pub struct Zone<L: lock_api::RawMutex> {
     pub(crate) trylock_free_pages: AtomicUsize,
     /// How many blocks `trylock_free_pages` holds.
     pub(crate) nr_trylock_free: AtomicUsize,
+    /// Compaction's cached scanner positions, deferral and skip-flush state.
+    pub compact: ZoneCompact,
 }
 
 // SAFETY: the raw pointers refer to memblock memory owned by the machine; access follows the
@@ -340,18 +449,55 @@ impl<L: lock_api::RawMutex> Zone<L> {
     #[inline]
     pub fn pageblock_migratetype(&self, pfn: Pfn) -> MigrateType {
         let i = self.pageblock_index(pfn);
-        debug_assert!(i < self.nr_pageblocks);
-        // SAFETY: `pageblock_mt` has `nr_pageblocks` bytes covering the zone's span and `pfn`
-        // is in the span (callers only pass PFNs of this zone).
-        MigrateType::from_index(unsafe { *self.pageblock_mt.add(i) } as usize)
+        let b = self.pageblock_byte(i).load(Ordering::Relaxed);
+        MigrateType::from_index((b & !PB_MIGRATE_SKIP) as usize)
     }
-    /// `set_pageblock_migratetype`. Called under the zone lock (or at boot).
+    /// The flags byte of pageblock `i` (`i < nr_pageblocks`): the migratetype in the low
+    /// bits, [`PB_MIGRATE_SKIP`] in the top one. Atomic, because the skip bit is set and
+    /// cleared by compaction without the zone lock (Linux's pageblock bitmap uses atomic
+    /// bit operations for `PB_compact_skip` too).
+    #[inline]
+    fn pageblock_byte(&self, i: usize) -> &AtomicU8 {
+        debug_assert!(i < self.nr_pageblocks);
+        // SAFETY: `pageblock_mt` has `nr_pageblocks` bytes covering the zone's span, in
+        // memblock memory that lives as long as the zone, and `i` is below that (callers pass
+        // PFNs of this zone; the public skip accessors check it); `AtomicU8` has the layout
+        // of `u8`, and every access to these bytes goes through this function.
+        unsafe { &*self.pageblock_mt.add(i).cast::<AtomicU8>() }
+    }
+    /// `set_pageblock_migratetype`. Called under the zone lock (or at boot); keeps the
+    /// pageblock's skip bit.
     #[inline]
     pub(crate) fn set_pageblock_migratetype(&self, pfn: Pfn, mt: MigrateType) {
         let i = self.pageblock_index(pfn);
-        debug_assert!(i < self.nr_pageblocks);
-        // SAFETY: as in `pageblock_migratetype`; writers hold the zone lock.
-        unsafe { *self.pageblock_mt.add(i) = mt as u8 }
+        let b = self.pageblock_byte(i);
+        let _ = b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some((v & PB_MIGRATE_SKIP) | mt as u8)
+        });
+    }
+    /// `get_pageblock_skip`: whether compaction's scanners skip the pageblock of `pfn`.
+    #[inline]
+    pub fn pageblock_skip(&self, pfn: Pfn) -> bool {
+        if !self.geo.contains(pfn) {
+            return false;
+        }
+        let i = self.pageblock_index(pfn);
+        self.pageblock_byte(i).load(Ordering::Relaxed) & PB_MIGRATE_SKIP != 0
+    }
+    /// `set_pageblock_skip` / `clear_pageblock_skip`. Returns the old value.
+    #[inline]
+    pub fn set_pageblock_skip(&self, pfn: Pfn, skip: bool) -> bool {
+        if !self.geo.contains(pfn) {
+            return false;
+        }
+        let i = self.pageblock_index(pfn);
+        let b = self.pageblock_byte(i);
+        let old = if skip {
+            b.fetch_or(PB_MIGRATE_SKIP, Ordering::Relaxed)
+        } else {
+            b.fetch_and(!PB_MIGRATE_SKIP, Ordering::Relaxed)
+        };
+        old & PB_MIGRATE_SKIP != 0
     }
     /// Number of pageblocks of each migratetype over the zone's whole span, holes included
     /// (/proc/pagetypeinfo counts only blocks with a valid memmap; see
@@ -359,34 +505,58 @@ impl<L: lock_api::RawMutex> Zone<L> {
     pub fn pageblock_counts(&self) -> [usize; MIGRATE_TYPES] {
         let mut c = [0; MIGRATE_TYPES];
         for i in 0..self.nr_pageblocks {
-            // SAFETY: `i < nr_pageblocks`; a racy read of a byte only skews a statistic.
-            let mt = unsafe { *self.pageblock_mt.add(i) } as usize;
+            // A racy read of a byte only skews a statistic.
+            let mt = (self.pageblock_byte(i).load(Ordering::Relaxed) & !PB_MIGRATE_SKIP) as usize;
             c[mt.min(MIGRATE_TYPES - 1)] += 1;
         }
         c
     }
-    /// The per-CPU lists of `cpu`.
+    /// The per-CPU lists of `cpu`, locked (`pcp_spin_lock`); spins while another CPU
+    /// drains them.
     ///
     /// # Safety
-    /// The caller must hold `cpu`'s [`crate::platform::CpuGuard`] (or be the CPU-dead hook
-    /// for it) and must not keep another reference to the same lists.
+    /// `cpu < possible_cpus` and the zone has lists (`pcp` non-null). A CPU holding its own
+    /// lists must not ask for them again (no nesting).
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn pcp_of(&self, cpu: usize) -> &mut PerCpuPages {
-        // SAFETY: `pcp` has `possible_cpus` entries and `cpu` is below that (CpuGuard
-        // invariant); exclusivity is the caller's guarantee.
-        unsafe { &mut *self.pcp.add(cpu) }
+    pub(crate) unsafe fn pcp_of(&self, cpu: usize) -> PcpGuard<'_> {
+        // SAFETY: `pcp` has `possible_cpus` entries and `cpu` is below that (caller).
+        unsafe { (*self.pcp.add(cpu)).lock() }
     }
-    /// A racy snapshot of one CPU's pcp count (for /proc/zoneinfo).
-    pub(crate) fn pcp_count_snapshot(&self, cpu: usize) -> (usize, usize, usize) {
-        // SAFETY: reading three words of a live per-CPU struct; a racy value only affects a
-        // statistic. Raw-pointer reads, no reference is created.
+    /// [`Self::pcp_of`] without waiting (`pcp_spin_trylock`): `None` while another CPU
+    /// holds them.
+    ///
+    /// # Safety
+    /// As [`Self::pcp_of`].
+    #[inline]
+    pub(crate) unsafe fn pcp_try(&self, cpu: usize) -> Option<PcpGuard<'_>> {
+        // SAFETY: as in `pcp_of`.
+        unsafe { (*self.pcp.add(cpu)).try_lock() }
+    }
+    /// A racy snapshot of `(alloc_count, in_use)` of one CPU's lists (statistics).
+    pub(crate) fn pcp_stat_snapshot(&self, cpu: usize) -> (usize, isize) {
+        // SAFETY: `cpu < possible_cpus` (callers iterate below it); a shared reference to
+        // the slot, whose lists are only read through raw pointers.
+        let p = unsafe { &*self.pcp.add(cpu) }.pcp.get();
+        // SAFETY: raw-pointer reads of two words of a live per-CPU struct; no reference is
+        // created, and a racy value only affects a statistic.
         unsafe {
-            let p = self.pcp.add(cpu);
+            (
+                core::ptr::addr_of!((*p).alloc_count).read_volatile(),
+                core::ptr::addr_of!((*p).in_use).read_volatile(),
+            )
+        }
+    }
+    /// A racy snapshot of one CPU's pcp count, high and batch (for /proc/zoneinfo; the
+    /// batch, `pcp->batch`, is the zone's `pcp_batch` on every CPU).
+    pub(crate) fn pcp_count_snapshot(&self, cpu: usize) -> (usize, usize, usize) {
+        // SAFETY: as in `pcp_stat_snapshot`.
+        let p = unsafe { &*self.pcp.add(cpu) }.pcp.get();
+        // SAFETY: as in `pcp_stat_snapshot`.
+        unsafe {
             (
                 core::ptr::addr_of!((*p).count).read_volatile(),
                 core::ptr::addr_of!((*p).high).read_volatile(),
-                core::ptr::addr_of!((*p).batch).read_volatile(),
+                self.pcp_batch,
             )
         }
     }

@@ -1311,6 +1311,8 @@ mod block_tests;
 #[cfg(test)]
 mod cma_tests;
 #[cfg(test)]
+mod compaction_tests;
+#[cfg(test)]
 mod device_tests;
 #[cfg(test)]
 mod flow_tests;

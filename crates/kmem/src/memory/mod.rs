@@ -38,6 +38,8 @@
 mod fault;
 mod fork;
 mod madvise;
+/// The movable-ops owners' registry (for page migration).
+pub mod movable;
 pub mod shmem;
 mod swapin;
 
@@ -70,6 +72,8 @@ pub struct MemState<P: Platform> {
     pub(crate) lru: crate::vmscan::VmscanState<P>,
     /// Shmem objects.
     pub(crate) shmem: shmem::ShmemState<P::RawLock>,
+    /// The registered movable-ops owners ([`movable`]).
+    pub(crate) movable: movable::MovableOpsTable,
 }
 
 impl<P: Platform> MemState<P> {
@@ -80,6 +84,7 @@ impl<P: Platform> MemState<P> {
             swap: crate::swap::SwapState::new(),
             lru: crate::vmscan::VmscanState::new(),
             shmem: shmem::ShmemState::new(),
+            movable: movable::MovableOpsTable::new(),
         }
     }
 }

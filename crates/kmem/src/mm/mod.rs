@@ -634,6 +634,10 @@ pub enum VmEvent {
     PgLazyFree,
     /// `PGLAZYFREED`: lazily freeable pages reclaim dropped without writing them out.
     PgLazyFreed,
+    /// `PGMIGRATE_SUCCESS`: pages migrated.
+    PgMigrateSuccess,
+    /// `PGMIGRATE_FAIL`: pages `migrate_pages` gave up on.
+    PgMigrateFail,
 }
 
 /// Number of [`VmEvent`]s.

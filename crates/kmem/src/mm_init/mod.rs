@@ -28,7 +28,7 @@ use crate::mm::mm_types::Page;
 use crate::mm::printk::{LineBuf, LogBuf, CONSOLE_LOGLEVEL_DEFAULT, LOG_BUF_LEN};
 use crate::mm::{KernelImage, LinesTo, MemoryModel, NodeStats, Taint};
 use crate::mmzone::{
-    FreeArea, MigrateType, PerCpuPages, Zone, ZoneFree, ZoneGeometry, ZoneStats, ZoneType,
+    FreeArea, MigrateType, PcpSlot, Zone, ZoneFree, ZoneGeometry, ZoneStats, ZoneType,
     MIGRATE_TYPES, NR_ZONE_KINDS, PAGEBLOCK_NR_PAGES,
 };
 use crate::platform::{LogLevel, Platform};
@@ -118,7 +118,7 @@ pub(crate) struct EarlyMemory {
     memmap: *mut Page,
     memmap_bytes: usize,
     pageblocks: [(*mut u8, usize); NR_ZONE_KINDS],
-    pcps: [*mut PerCpuPages; NR_ZONE_KINDS],
+    pcps: [*mut PcpSlot; NR_ZONE_KINDS],
     /// Pages taken for per-CPU data (the `pcps` arrays).
     percpu_pages: usize,
     /// RCU's per-CPU counters (`rcu_data`), `possible_cpus` entries, zeroed.
@@ -278,7 +278,7 @@ pub(crate) fn early_setup<P: Platform>(
     let geos = zone_geometry(params.arch, &mb, max_pfn);
     // Pageblock migratetype bytes and per-CPU lists for every populated zone.
     let mut pageblocks = [(core::ptr::null_mut::<u8>(), 0usize); NR_ZONE_KINDS];
-    let mut pcps = [core::ptr::null_mut::<PerCpuPages>(); NR_ZONE_KINDS];
+    let mut pcps = [core::ptr::null_mut::<PcpSlot>(); NR_ZONE_KINDS];
     let mut percpu_pages = 0;
     for z in ZoneType::ALL {
         let g = geos[z.index()];
@@ -294,7 +294,7 @@ pub(crate) fn early_setup<P: Platform>(
         pageblocks[z.index()] = (p, n);
         // The zone's per_cpu_pageset (setup_zone_pageset: alloc_percpu), one per possible
         // CPU.
-        let bytes = plat.possible_cpus() * core::mem::size_of::<PerCpuPages>();
+        let bytes = plat.possible_cpus() * core::mem::size_of::<PcpSlot>();
         pcps[z.index()] = ea.zeroed(&mut mb, bytes, 64)?.cast();
         percpu_pages += bytes.div_ceil(PAGE_SIZE);
     }
@@ -404,6 +404,7 @@ pub(crate) fn zones<L: lock_api::RawMutex>(em: &EarlyMemory) -> ([Zone<L>; NR_ZO
         pcp_high_max: 0,
         trylock_free_pages: AtomicUsize::new(0),
         nr_trylock_free: AtomicUsize::new(0),
+        compact: crate::mmzone::ZoneCompact::new(),
     });
     let physpages = em.geos.iter().map(|g| g.present as usize).sum();
     (zones, physpages)

@@ -51,20 +51,22 @@ use crate::mm::cpuhp::{CpuhpEntry, CpuhpState};
 use crate::mm::mm_types::{pg, PagePtr};
 use crate::mm::{MemoryModel, ORDERS};
 use crate::mmzone::{
-    MigrateType, PerCpuPages, Zone, ZoneFree, ZoneType, MIGRATE_PCPTYPES, MIGRATE_TYPES,
-    NR_ZONE_KINDS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH,
-    WMARK_LOW, WMARK_MIN, WMARK_PROMO,
+    MigrateType, PerCpuPages, Zone, ZoneFree, ZoneType, MIGRATE_PCPTYPES, NR_ZONE_KINDS,
+    PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, WMARK_LOW, WMARK_MIN,
+    WMARK_PROMO,
 };
 use crate::platform::Platform;
 
 mod bulk;
 pub mod cma;
+pub mod compaction;
 mod isolation;
 mod nolock;
 mod show_mem;
 mod wmark;
 
 pub use cma::{Cma, CmaState, MigrateHook, MAX_CMA_AREAS};
+pub use compaction::{CompactHook, CompactPriority, CompactResult};
 
 /// The page allocator layer of a machine: the memory model plus the zones (`pglist_data`'s
 /// `node_zones`), their free areas and per-CPU lists. Dereferences to the
@@ -83,6 +85,8 @@ pub struct PageAllocator<P: Platform> {
     pub(crate) cma: crate::locking::Lock<P::RawLock, CmaState>,
     /// `totalcma_pages`.
     pub(crate) totalcma: AtomicUsize,
+    /// Compaction's counters, sysctls and hook (`page_alloc/compaction.rs`).
+    pub compaction: compaction::CompactGlobals<P::RawLock>,
 }
 
 /// Reclaim as the page allocator's slow path calls it, registered by the layer that owns
@@ -129,6 +133,7 @@ impl<P: Platform> PageAllocator<P> {
             reclaim: crate::locking::Lock::new(&crate::locking::RECLAIM_HOOK, None),
             cma: crate::locking::Lock::new(&crate::locking::CMA_MUTEX, CmaState::new()),
             totalcma: AtomicUsize::new(0),
+            compaction: compaction::CompactGlobals::new(),
         }
     }
 
@@ -187,17 +192,24 @@ impl<P: Platform> PageAllocator<P> {
         if let Some(p) = self.get_page_from_freelist(gfp, order, slow, highest) {
             return Some(p);
         }
-        let h = hook?;
+        // Direct compaction first for costly orders (async), then between reclaim rounds.
+        let mut cst = Some((CompactPriority::Async, 0));
+        if let Some(p) = self.slowpath_compact(gfp, order, slow, highest, &mut cst) {
+            return Some(p);
+        }
         if !gfp.contains(GfpFlags::__GFP_DIRECT_RECLAIM) {
             return None;
         }
         for _ in 0..MAX_RECLAIM_RETRIES {
             // SAFETY: as above.
-            let progress = unsafe { (h.direct)(h.ctx, gfp, order.as_u32()) };
+            let progress = hook.map_or(0, |h| unsafe { (h.direct)(h.ctx, gfp, order.as_u32()) });
             if let Some(p) = self.get_page_from_freelist(gfp, order, slow, highest) {
                 return Some(p);
             }
-            if progress == 0 {
+            if let Some(p) = self.slowpath_compact(gfp, order, slow, highest, &mut cst) {
+                return Some(p);
+            }
+            if progress == 0 && cst.is_none() {
                 break;
             }
         }
@@ -225,7 +237,8 @@ impl<P: Platform> PageAllocator<P> {
             }
             for cpu in 0..self.possible_cpus {
                 // SAFETY: boot runs alone; nobody else uses per-CPU data yet.
-                let p = unsafe { z.pcp_of(cpu) };
+                let mut p_guard = unsafe { z.pcp_of(cpu) };
+                let p = &mut *p_guard;
                 for l in p.lists.iter_mut() {
                     // SAFETY: boot runs alone and `p` is this CPU's own entry; the list head
                     // is inside memblock memory that never moves.
@@ -718,7 +731,7 @@ impl<P: Platform> PageAllocator<P> {
     /// bulk free sized by the run of frees gives pages back (`nr_pcp_free`).
     #[cold]
     fn pcp_over_high(&self, zone: &Zone<P::RawLock>, pcp: &mut PerCpuPages) {
-        let batch = pcp.batch;
+        let batch = zone.pcp_batch;
         if zone.pcp_high_min != zone.pcp_high_max
             && zone.stats.free_pages() > zone.wmark(WMARK_HIGH)
         {
@@ -737,32 +750,6 @@ impl<P: Platform> PageAllocator<P> {
         self.free_pcppages_bulk(zone, pcp, to_free);
     }
 
-    /// `decay_pcp_high` for the current CPU (Linux runs it from the vmstat worker once a
-    /// second): lowers `high` by an eighth towards `high_min` and frees what is above it.
-    pub fn decay_pcp_high(&self) {
-        // Lock order: cpu_section (rank 3), &zone->lock under it; docs/LOCKING.md.
-        let g = self.cpu_guard();
-        for z in self.zones() {
-            if z.pcp.is_null() {
-                continue;
-            }
-            // SAFETY: we hold this CPU's guard.
-            let pcp = unsafe { z.pcp_of(g.cpu()) };
-            let target = pcp
-                .count
-                .saturating_sub(pcp.batch * 4)
-                .max(pcp.high - pcp.high / 8)
-                .max(z.pcp_high_min);
-            if target < pcp.high {
-                pcp.high = target;
-                if pcp.count > target {
-                    let n = pcp.count - target;
-                    self.free_pcppages_bulk(z, pcp, n);
-                }
-            }
-        }
-    }
-
     /// `drain_local_pages`: empties the current CPU's pcp lists in every zone.
     pub fn drain_local_pages(&self) {
         // Lock order: cpu_section (rank 3), &zone->lock under it; docs/LOCKING.md.
@@ -772,7 +759,8 @@ impl<P: Platform> PageAllocator<P> {
                 continue;
             }
             // SAFETY: we hold this CPU's guard.
-            let pcp = unsafe { z.pcp_of(g.cpu()) };
+            let mut pcp_guard = unsafe { z.pcp_of(g.cpu()) };
+            let pcp = &mut *pcp_guard;
             let n = pcp.count;
             if n > 0 {
                 self.free_pcppages_bulk(z, pcp, n);
@@ -816,16 +804,17 @@ impl<P: Platform> PageAllocator<P> {
             // docs/LOCKING.md.
             let g = self.cpu_guard();
             // SAFETY: we hold this CPU's guard.
-            let pcp = unsafe { zone.pcp_of(g.cpu()) };
+            let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
+            let pcp = &mut *pcp_guard;
             let l: *mut ListHead = &mut pcp.lists[pcp_index(order, mt)];
             // SAFETY: the current CPU's pcp list.
             if unsafe { list::list_empty(l) } {
                 // nr_pcp_alloc: `high` moves into [high_min, high_max] first.
                 pcp.high = pcp.high.max(zone.pcp_high_min).min(zone.pcp_high_max);
                 let batch = if order.as_u32() == 0 {
-                    pcp.batch
+                    zone.pcp_batch
                 } else {
-                    (pcp.batch >> order.as_u32()).max(2)
+                    (zone.pcp_batch >> order.as_u32()).max(2)
                 };
                 let got = self.rmqueue_bulk(zone, order, batch.max(1), mt, l);
                 pcp.count += got << order.as_u32();
@@ -847,7 +836,8 @@ impl<P: Platform> PageAllocator<P> {
         // Lock order: cpu_section (rank 3), no lock under it; docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
-        let pcp = unsafe { zone.pcp_of(g.cpu()) };
+        let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
+        let pcp = &mut *pcp_guard;
         pcp.alloc_count += 1;
         pcp.in_use += order.pages() as isize;
         Some(page)
@@ -1014,7 +1004,8 @@ impl<P: Platform> PageAllocator<P> {
         // Lock order: cpu_section (rank 3), &zone->lock under it (pcp_over_high); docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
-        let pcp = unsafe { zone.pcp_of(g.cpu()) };
+        let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
+        let pcp = &mut *pcp_guard;
         pcp.in_use -= order.pages() as isize;
         if order.as_u32() <= PAGE_ALLOC_COSTLY_ORDER && (mt as usize) < MIGRATE_PCPTYPES {
             page.set_private(order.as_usize());
@@ -1248,23 +1239,6 @@ impl<P: Platform> PageAllocator<P> {
 
     // ------------------------------------------------------------------ introspection
 
-    /// Free blocks per order in a zone (the `/proc/buddyinfo` row).
-    pub fn free_area_counts(&self, kind: ZoneType) -> FreeAreaCounts {
-        // Lock order: &zone->lock (rank 5), reader; docs/LOCKING.md.
-        let free = self.zone(kind).free.lock();
-        core::array::from_fn(|o| free.area[o].nr_free)
-    }
-
-    /// Free blocks per migratetype and order in a zone (`/proc/pagetypeinfo`).
-    pub fn free_area_counts_by_type(
-        &self,
-        kind: ZoneType,
-    ) -> [[usize; NR_PAGE_ORDERS]; MIGRATE_TYPES] {
-        // Lock order: &zone->lock (rank 5), reader; docs/LOCKING.md.
-        let free = self.zone(kind).free.lock();
-        core::array::from_fn(|mt| core::array::from_fn(|o| free.area[o].nr_free_mt[mt] as usize))
-    }
-
     /// Calls `f(pfn, order, migratetype)` for every free block of a zone, lowest order first.
     pub fn for_each_free_block(&self, kind: ZoneType, mut f: impl FnMut(Pfn, Order, MigrateType)) {
         // Lock order: &zone->lock (rank 5), the caller's closure under it (V4); docs/LOCKING.md.
@@ -1300,10 +1274,7 @@ impl<P: Platform> PageAllocator<P> {
             return 0;
         }
         (0..self.possible_cpus)
-            .map(|c| {
-                // SAFETY: racy read of a per-CPU counter for statistics.
-                unsafe { core::ptr::addr_of!((*z.pcp.add(c)).alloc_count).read_volatile() }
-            })
+            .map(|c| z.pcp_stat_snapshot(c).0)
             .sum()
     }
 
@@ -1314,10 +1285,7 @@ impl<P: Platform> PageAllocator<P> {
             return 0;
         }
         (0..self.possible_cpus)
-            .map(|c| {
-                // SAFETY: racy read of a per-CPU counter for statistics.
-                unsafe { core::ptr::addr_of!((*z.pcp.add(c)).in_use).read_volatile() }
-            })
+            .map(|c| z.pcp_stat_snapshot(c).1)
             .sum()
     }
 
@@ -1437,7 +1405,8 @@ unsafe fn page_alloc_cpu_dead<P: Platform>(ctx: *const (), cpu: usize) {
             continue;
         }
         // SAFETY: caller guarantees exclusivity for `cpu`.
-        let pcp = unsafe { zone.pcp_of(cpu) };
+        let mut pcp_guard = unsafe { zone.pcp_of(cpu) };
+        let pcp = &mut *pcp_guard;
         if pcp.count == 0 {
             continue;
         }

@@ -13,6 +13,23 @@ use crate::platform::{LogLevel, Platform};
 use super::PageAllocator;
 
 impl<P: Platform> PageAllocator<P> {
+    /// Free blocks per order in a zone (the `/proc/buddyinfo` row).
+    pub fn free_area_counts(&self, kind: crate::mmzone::ZoneType) -> super::FreeAreaCounts {
+        // Lock order: &zone->lock (rank 5), reader; docs/LOCKING.md.
+        let free = self.zone(kind).free.lock();
+        core::array::from_fn(|o| free.area[o].nr_free)
+    }
+
+    /// Free blocks per migratetype and order in a zone (`/proc/pagetypeinfo`).
+    pub fn free_area_counts_by_type(
+        &self,
+        kind: crate::mmzone::ZoneType,
+    ) -> [[usize; crate::addr::NR_PAGE_ORDERS]; crate::mmzone::MIGRATE_TYPES] {
+        // Lock order: &zone->lock (rank 5), reader; docs/LOCKING.md.
+        let free = self.zone(kind).free.lock();
+        core::array::from_fn(|mt| core::array::from_fn(|o| free.area[o].nr_free_mt[mt] as usize))
+    }
+
     /// `warn_alloc`: the `page allocation failure` report, unless `__GFP_NOWARN`.
     #[track_caller]
     pub fn warn_alloc(&self, gfp: GfpFlags, args: fmt::Arguments<'_>) {

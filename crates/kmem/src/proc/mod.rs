@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod compaction;
 pub mod meminfo;
 pub mod pageowner;
 pub mod pid;

@@ -278,6 +278,9 @@ impl<P: Platform> TaskLayer<P> {
     /// # Errors
     /// [`ProcError::NotFound`] for an unknown path or a pid with no task.
     pub fn proc_read(&self, path: &str, out: &mut dyn Write) -> Result<(), ProcError> {
+        if let Some(r) = self.compaction_proc_read(path, out) {
+            return r;
+        }
         let Some((pid, file)) = split_pid_path(path) else {
             if matches!(path.strip_prefix("/proc/").unwrap_or(path), "vmstat") {
                 return Ok(self.show_vmstat(out)?);
@@ -306,6 +309,9 @@ impl<P: Platform> TaskLayer<P> {
 
     /// The mode of the file at `path` (see [`crate::vmalloc::VmLayer::proc_mode`]).
     pub fn proc_mode(&self, path: &str) -> Option<u16> {
+        if let Some(m) = self.compaction_proc_mode(path) {
+            return Some(m);
+        }
         if let Some((pid, file)) = split_pid_path(path) {
             if !PID_FILES.contains(&file) || self.with_task(pid, |_| ()).is_err() {
                 return None;
@@ -333,6 +339,9 @@ impl<P: Platform> TaskLayer<P> {
     /// As [`crate::vmalloc::VmLayer::proc_write`]; `EINVAL` for an `oom_score_adj` out of
     /// range or not a number.
     pub fn proc_write(&self, path: &str, text: &str) -> Result<(), ProcError> {
+        if let Some(r) = self.compaction_proc_write(path, text) {
+            return r;
+        }
         let Some((pid, file)) = split_pid_path(path) else {
             if path.strip_prefix("/proc/").unwrap_or(path) == "sys/vm/drop_caches" {
                 // fs/drop_caches.c: 1 page cache, 2 slab, 3 both (kmem drops the page
@@ -369,8 +378,8 @@ impl<P: Platform> TaskLayer<P> {
     /// The process-memory lines of `/proc/vmstat`, then nothing else yet: `nr_anon_pages`,
     /// `nr_mapped`, `nr_shmem`, `nr_page_table_pages`, `pswpin`, `pswpout`, `pgactivate`,
     /// `pgdeactivate`, `pglazyfree`, `pgfault`, `pgmajfault`, `pglazyfreed`, `pgrefill`,
-    /// `pgsteal_kswapd`, `pgsteal_direct`, `pgscan_kswapd`, `pgscan_direct`, `oom_kill`
-    /// (mm/vmstat.c `vmstat_text` names, in its order).
+    /// `pgsteal_kswapd`, `pgsteal_direct`, `pgscan_kswapd`, `pgscan_direct`, `oom_kill`,
+    /// `pgmigrate_success`, `pgmigrate_fail` (mm/vmstat.c `vmstat_text` names, in its order).
     pub fn show_vmstat(&self, out: &mut dyn Write) -> fmt::Result {
         use crate::mm::NodeStat;
         writeln!(out, "nr_free_pages {}", self.nr_free_pages())?;
@@ -420,10 +429,12 @@ impl<P: Platform> TaskLayer<P> {
             ("pgscan_kswapd", VmEvent::PgScanKswapd),
             ("pgscan_direct", VmEvent::PgScanDirect),
             ("oom_kill", VmEvent::OomKill),
+            ("pgmigrate_success", VmEvent::PgMigrateSuccess),
+            ("pgmigrate_fail", VmEvent::PgMigrateFail),
         ] {
             writeln!(out, "{name} {}", self.vm_event(e))?;
         }
-        Ok(())
+        self.show_vmstat_compact(out)
     }
 }
 

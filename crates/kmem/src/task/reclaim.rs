@@ -28,7 +28,7 @@ use super::{TaskLayer, TaskTable};
 ///
 /// # Safety
 /// `ctx` is the machine's `TaskLayer<P>` (registered by `reclaim_init`).
-unsafe fn hook_kswapd<P: Platform>(ctx: *const (), _order: u32) {
+unsafe fn hook_kswapd<P: Platform>(ctx: *const (), order: u32) {
     // SAFETY: the function's contract.
     let tl = unsafe { &*ctx.cast::<TaskLayer<P>>() };
     tl.with_rmap(|ops| {
@@ -37,6 +37,8 @@ unsafe fn hook_kswapd<P: Platform>(ctx: *const (), _order: u32) {
             .lru
             .kswapd_run(&tl.mem.km.vm, &tl.mem.mem.swap, ops)
     });
+    // kswapd_try_to_sleep: balanced for order-0, it wakes kcompactd for the order asked.
+    tl.kcompactd_wake(order);
 }
 
 /// The hook's `direct`.

@@ -21,7 +21,8 @@
 //! freed (`pgsteal`). An anonymous page without `PG_swapbacked` was lazily freed by
 //! `MADV_FREE` and sits on the file lists: it is not swapped; still clean, it is unmapped
 //! and freed (`pglazyfreed`); written again, it gets `PG_swapbacked` back and is activated
-//! onto the anon lists.
+//! onto the anon lists. Shmem pages (swap-backed, not anonymous) are kept: kmem does not
+//! write shmem to swap.
 //!
 //! # kswapd and direct reclaim
 //! The page allocator never names this module: the owner of the machine registers a
@@ -211,6 +212,31 @@ impl<P: Platform> VmscanState<P> {
             }
         }
         put_page(l, page);
+    }
+
+    /// `folio_isolate_lru`: takes `page` off its LRU list with a reference of its own (for
+    /// migration); `false` when it is on no list (already isolated, not a user page) or
+    /// being freed.
+    pub fn folio_isolate_lru(&self, l: &VmLayer<P>, page: PagePtr) -> bool {
+        if !l.check_page_ptr(page, "folio_isolate_lru") {
+            return false;
+        }
+        // Lock order: &lruvec->lru_lock, under tasklist_lock (migration); docs/LOCKING.md.
+        let mut lru = self.lru.lock();
+        if !page.test_flag(pg::LRU) || !page.try_get() {
+            return false;
+        }
+        lru.del(page, &l.node_stats);
+        true
+    }
+
+    /// `folio_putback_lru`: an isolated page goes back on the list its flags name and the
+    /// isolation's reference is dropped (freeing the page if it was the last).
+    pub fn folio_putback_lru(&self, l: &VmLayer<P>, page: PagePtr) {
+        if page.refcount() > 1 && !page.test_flag(pg::LRU) {
+            self.lru.lock().add(page, &l.node_stats);
+        }
+        self.folio_put(l, page);
     }
 
     /// Whether every LRU list is empty (tests: all user pages are gone).
