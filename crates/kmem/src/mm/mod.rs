@@ -641,7 +641,7 @@ pub enum VmEvent {
 }
 
 /// Number of [`VmEvent`]s.
-pub const NR_VM_EVENTS: usize = 16;
+pub const NR_VM_EVENTS: usize = VmEvent::PgMigrateFail as usize + 1;
 
 /// Counters for [`VmEvent`].
 pub struct VmEvents {
