@@ -702,3 +702,73 @@ fn shmem_pages_are_found_through_split_moved_and_forked_vmas() {
     m.exit(c).unwrap();
     assert_eq!(settle(&m), free0);
 }
+
+/// A migration entered while this CPU already holds `tasklist_lock` (as compaction from an
+/// allocation made under it would: here `get_new` of an outer migration starts an inner
+/// one) runs under the holder's lock instead of deadlocking.
+#[test]
+fn migration_nested_under_tasklist_lock_does_not_deadlock() {
+    let m = boot(Arch::X86_64, 256 * MIB, 2);
+    let free0 = baseline(&m);
+    let p = m.spawn("outer").unwrap();
+    let a = m.mmap(p, 0, 4 * PAGE, RW, PA, -1, 0).unwrap();
+    write_pages(&m, p, a, 4, 13);
+    let mut outer = isolate_range(&m, p, a, 2);
+    let inner = Mutex::new(isolate_range(&m, p, a + 2 * PAGE, 2));
+    let nested = AtomicUsize::new(usize::MAX);
+    let mut get = |src| {
+        let mut l = inner.lock().unwrap();
+        if !l.is_empty() {
+            nested.store(migrate(&m, &mut l).unwrap(), Ordering::Relaxed);
+        }
+        m.alloc_migration_target(src)
+    };
+    let r = m.migrate_pages(
+        &mut outer,
+        &mut get,
+        None,
+        MigrateMode::Sync,
+        MigrateReason::Compaction,
+    );
+    assert_eq!(r, Ok(0));
+    assert_eq!(
+        nested.load(Ordering::Relaxed),
+        0,
+        "the inner migration ran and moved all"
+    );
+    check_pages(&m, p, a, 4, 13);
+    assert_eq!(vmstat(&m, "pgmigrate_success"), 4);
+    assert_lockdep_quiet(&m);
+    m.exit(p).unwrap();
+    assert_eq!(settle(&m), free0);
+}
+
+/// Faults and writes on one CPU while another migrates the same task's pages: every
+/// value reads back and the lock validator stays quiet.
+#[test]
+fn migration_races_with_a_faulting_task() {
+    let m = boot(Arch::X86_64, 256 * MIB, 2);
+    let free0 = baseline(&m);
+    let p = m.spawn("race").unwrap();
+    let n = 32;
+    let a = m.mmap(p, 0, n * PAGE, RW, PA, -1, 0).unwrap();
+    write_pages(&m, p, a, n, 14);
+    std::thread::scope(|s| {
+        let m = &m;
+        s.spawn(move || {
+            for _ in 0..20 {
+                assert_eq!(m.move_pages(p, a, n), Ok(0));
+            }
+        });
+        for round in 0..20u64 {
+            for i in 0..n {
+                m.upoke(p, a + i * PAGE + 16, 8, round * 1000 + i).unwrap();
+                assert_eq!(m.upeek(p, a + i * PAGE + 16, 8).unwrap(), round * 1000 + i);
+            }
+        }
+    });
+    check_pages(&m, p, a, n, 14);
+    assert_lockdep_quiet(&m);
+    m.exit(p).unwrap();
+    assert_eq!(settle(&m), free0);
+}
