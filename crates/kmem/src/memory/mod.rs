@@ -221,6 +221,8 @@ impl<P: Platform> MemoryLayer<P> {
             anon_vma: None,
             avc: None,
             vm_mm: 0,
+            i_mmap: None,
+            shared: crate::vma::IMmapLink::NONE,
         };
         mm.insert_vma(v)?;
         mm.start_stack = end - PAGE;
@@ -379,6 +381,10 @@ impl<P: Platform> PteOps for MemoryLayer<P> {
                 (floor, ceiling),
             );
         }
+    }
+
+    fn i_mmap(&self, ino: u64) -> Option<core::ptr::NonNull<crate::vma::IMmap>> {
+        self.shmem_i_mmap(ino)
     }
 
     fn move_ptes(&self, mm: &mut MmStruct, old: u64, new: u64, len: u64) -> Result<(), Errno> {

@@ -44,8 +44,10 @@ mod mremap;
 pub use flags::*;
 pub use kalloc::KAlloc;
 pub use mm::{elf_et_dyn_base, user_layout, MmCounter, MmStruct, VmAreaStruct, VmBacking, VmaIter};
-pub use mm::{AnonVma, AnonVmaChain};
+pub use mm::{AnonVma, AnonVmaChain, IMmap, IMmapLink};
 pub use mmap::MAX_MAP_COUNT;
+
+use core::ptr::NonNull;
 
 use crate::errno::Errno;
 
@@ -73,5 +75,12 @@ pub trait PteOps {
     /// 0 for none): `free_pgtables`.
     fn free_pgtables(&self, mm: &mut MmStruct, start: u64, end: u64, floor: u64, ceiling: u64) {
         let _ = (mm, start, end, floor, ceiling);
+    }
+
+    /// The `i_mmap` of shmem object `ino`, on which a new VMA mapping it is linked
+    /// (`None`: the VMA is on no list, as without an owner of shmem objects).
+    fn i_mmap(&self, ino: u64) -> Option<NonNull<IMmap>> {
+        let _ = ino;
+        None
     }
 }
