@@ -217,11 +217,12 @@ impl<P: Platform> MemoryLayer<P> {
     }
 
     /// `MADV_FREE` on `[start, end)` of a private anonymous VMA (`madvise_free_pte_range`):
-    /// swap entries are freed and their PTEs cleared; each page mapped only here (and not
-    /// the zero page) leaves the swap cache if no swap PTE still names its slot, is made
-    /// clean and old (PTE and `PG_dirty`) and moves to the inactive file list
-    /// (`folio_mark_lazyfree`). Reclaim may then drop it without swap; a write before that
-    /// dirties the PTE and keeps the data.
+    /// swap entries are freed and their PTEs cleared; each anonymous page (not the zero
+    /// page) gets a clean, old PTE and moves to the inactive file list
+    /// (`folio_mark_lazyfree`). A page in the swap cache or with `PG_dirty` must be mapped
+    /// only here: it then leaves the swap cache (if no swap PTE still names its slot) and
+    /// loses `PG_dirty`; otherwise it is left alone. Reclaim may then drop the page without
+    /// swap; a write before that, through this PTE or another mapper's, keeps the data.
     fn madvise_free(&self, mm: &mut MmStruct, start: u64, end: u64) {
         let Some(mut pt) = mm.pgd.take() else { return };
         let fmt = pt.format();
@@ -243,18 +244,26 @@ impl<P: Platform> MemoryLayer<P> {
             let Some(page) = self.pte_page(fmt, pte) else {
                 return pte;
             };
-            if !self.page_is_anon(page) || page.mapcount() != 1 || page.test_flag(pg::LOCKED) {
+            if !self.page_is_anon(page) || page.test_flag(pg::LOCKED) {
                 return pte;
             }
-            if page.test_flag(pg::SWAPCACHE) {
-                // folio_free_swap: only when no swap PTE still names the slot.
-                let e = SwpEntry::from_val(page.private() as u64);
-                if swap.swap_count(e) != 0 {
+            if page.test_flag(pg::SWAPCACHE) || page.test_flag(pg::DIRTY) {
+                // Only an exclusive page drops its swap slot and its dirty bit; a clean
+                // page mapped elsewhere too is still marked (the other PTEs keep their
+                // dirty bits, which reclaim finds).
+                if page.mapcount() != 1 {
                     return pte;
                 }
-                swap.delete_from_swap_cache(l, page);
+                if page.test_flag(pg::SWAPCACHE) {
+                    // folio_free_swap: only when no swap PTE still names the slot.
+                    let e = SwpEntry::from_val(page.private() as u64);
+                    if swap.swap_count(e) != 0 {
+                        return pte;
+                    }
+                    swap.delete_from_swap_cache(l, page);
+                }
+                page.clear_flag_bits(pg::DIRTY);
             }
-            page.clear_flag_bits(pg::DIRTY);
             lru.folio_mark_lazyfree(l, page);
             // pte_mkold(pte_mkclean(pte))
             pte & !(PteFlags::ACCESSED.0 | PteFlags::DIRTY.0)
