@@ -141,3 +141,47 @@ fn with_swap_clean_lazyfree_pages_are_not_swapped_out() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
 }
+
+/// After fork, `MADV_FREE` in the parent marks the shared, clean pages lazily freeable
+/// (Linux checks exclusivity only for pages in the swap cache or with `PG_dirty`), but the
+/// child's PTEs are still dirty: reclaim finds them, the pages become swap-backed again and
+/// the child's data survives; nothing is counted in `pglazyfreed`.
+#[test]
+fn lazyfree_after_fork_keeps_the_childs_data() {
+    let m = boot(Arch::X86_64, 64 * MIB, 1);
+    let w = m.spawn("warmup").unwrap();
+    m.exit(w).unwrap();
+    let free0 = settle(&m);
+    let pages = 512;
+    let p = m.spawn("parent").unwrap();
+    let a = m.mmap(p, 0, pages * PAGE, RW, PA, -1, 0).unwrap();
+    for i in 0..pages {
+        m.upoke(p, a + i * PAGE, 8, i + 7).unwrap();
+    }
+    let c = m.fork(p).unwrap();
+    let inactive_file0 = kb_field(&proc(&m, "/proc/meminfo"), "Inactive(file):");
+    let lazy0 = vmstat(&m, "pglazyfree");
+    m.madvise(p, a, pages * PAGE, MADV_FREE).unwrap();
+    assert_eq!(vmstat(&m, "pglazyfree") - lazy0, pages);
+    // Pressure until reclaim has been through every one of them.
+    let q = m.spawn("press").unwrap();
+    let len = 96 * MIB;
+    let b = m.mmap(q, 0, len, RW, PA, -1, 0).unwrap();
+    let mut off = 0;
+    while kb_field(&proc(&m, "/proc/meminfo"), "Inactive(file):") > inactive_file0 {
+        assert!(off < len, "reclaim never reached the lazily freed pages");
+        m.upoke(q, b + off, 8, 1).unwrap();
+        off += PAGE;
+    }
+    m.exit(q).unwrap();
+    assert_eq!(vmstat(&m, "pglazyfreed"), 0);
+    for i in 0..pages {
+        assert_eq!(m.upeek(c, a + i * PAGE, 8), Ok(i + 7), "child page {i}");
+        let v = m.upeek(p, a + i * PAGE, 8).unwrap();
+        assert!(v == i + 7 || v == 0, "parent page {i}: {v}");
+    }
+    m.exit(c).unwrap();
+    m.exit(p).unwrap();
+    assert_eq!(settle(&m), free0);
+    assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
+}

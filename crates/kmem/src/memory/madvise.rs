@@ -8,6 +8,7 @@ use crate::pgtable::PteFlags;
 use crate::platform::Platform;
 use crate::swap::SwpEntry;
 use crate::vma::{page_align, MmCounter, MmStruct, PteOps, VmBacking, VmFlags, PAGE};
+use crate::vmscan::{ReclaimOps, SWAP_CLUSTER_MAX};
 
 use super::{FaultFlags, MemoryLayer, VmFault};
 
@@ -66,12 +67,27 @@ impl<P: Platform> MemoryLayer<P> {
     /// `EINVAL` (unknown advice, misaligned start, overflow, advice the mapping does not
     /// take), `ENOMEM` (part of the range unmapped: the mapped parts are still advised),
     /// `EFAULT` (`MADV_POPULATE_*` on memory that cannot be faulted in).
+    ///
+    /// Without the rmap (`ops`, given by the task layer, which holds `tasklist_lock`),
+    /// `MADV_PAGEOUT` only deactivates, as `MADV_COLD` does.
     pub fn madvise(
         &self,
         mm: &mut MmStruct,
         start: u64,
         len_in: u64,
         advice: u32,
+    ) -> Result<(), Errno> {
+        self.madvise_with(mm, start, len_in, advice, None)
+    }
+
+    /// [`Self::madvise`] with the rmap reclaim runs on (`MADV_PAGEOUT`).
+    pub(crate) fn madvise_with(
+        &self,
+        mm: &mut MmStruct,
+        start: u64,
+        len_in: u64,
+        advice: u32,
+        ops: Option<&dyn ReclaimOps>,
     ) -> Result<(), Errno> {
         if !behavior_valid(advice) {
             return Err(Errno::EINVAL);
@@ -104,7 +120,7 @@ impl<P: Platform> MemoryLayer<P> {
                 }
             }
             let tmp = v.1.min(end);
-            self.madvise_vma(mm, start, tmp, advice)?;
+            self.madvise_vma(mm, start, tmp, advice, ops)?;
             start = tmp;
             if start >= end {
                 break;
@@ -124,6 +140,7 @@ impl<P: Platform> MemoryLayer<P> {
         start: u64,
         end: u64,
         advice: u32,
+        ops: Option<&dyn ReclaimOps>,
     ) -> Result<(), Errno> {
         let v = mm.vma_lookup(start).ok_or(Errno::ENOMEM)?;
         let flags = v.vm_flags;
@@ -165,7 +182,9 @@ impl<P: Platform> MemoryLayer<P> {
                 if !lru_ok {
                     return Err(Errno::EINVAL);
                 }
-                return self.madvise_cold_or_pageout(mm, start, end, advice == MADV_PAGEOUT);
+                let pageout = (advice == MADV_PAGEOUT).then_some(ops).flatten();
+                self.madvise_cold_or_pageout(mm, start, end, pageout);
+                return Ok(());
             }
             MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
                 let write = advice == MADV_POPULATE_WRITE;
@@ -217,11 +236,12 @@ impl<P: Platform> MemoryLayer<P> {
     }
 
     /// `MADV_FREE` on `[start, end)` of a private anonymous VMA (`madvise_free_pte_range`):
-    /// swap entries are freed and their PTEs cleared; each page mapped only here (and not
-    /// the zero page) leaves the swap cache if no swap PTE still names its slot, is made
-    /// clean and old (PTE and `PG_dirty`) and moves to the inactive file list
-    /// (`folio_mark_lazyfree`). Reclaim may then drop it without swap; a write before that
-    /// dirties the PTE and keeps the data.
+    /// swap entries are freed and their PTEs cleared; each anonymous page (not the zero
+    /// page) gets a clean, old PTE and moves to the inactive file list
+    /// (`folio_mark_lazyfree`). A page in the swap cache or with `PG_dirty` must be mapped
+    /// only here: it then leaves the swap cache (if no swap PTE still names its slot) and
+    /// loses `PG_dirty`; otherwise it is left alone. Reclaim may then drop the page without
+    /// swap; a write before that, through this PTE or another mapper's, keeps the data.
     fn madvise_free(&self, mm: &mut MmStruct, start: u64, end: u64) {
         let Some(mut pt) = mm.pgd.take() else { return };
         let fmt = pt.format();
@@ -243,18 +263,26 @@ impl<P: Platform> MemoryLayer<P> {
             let Some(page) = self.pte_page(fmt, pte) else {
                 return pte;
             };
-            if !self.page_is_anon(page) || page.mapcount() != 1 || page.test_flag(pg::LOCKED) {
+            if !self.page_is_anon(page) || page.test_flag(pg::LOCKED) {
                 return pte;
             }
-            if page.test_flag(pg::SWAPCACHE) {
-                // folio_free_swap: only when no swap PTE still names the slot.
-                let e = SwpEntry::from_val(page.private() as u64);
-                if swap.swap_count(e) != 0 {
+            if page.test_flag(pg::SWAPCACHE) || page.test_flag(pg::DIRTY) {
+                // Only an exclusive page drops its swap slot and its dirty bit; a clean
+                // page mapped elsewhere too is still marked (the other PTEs keep their
+                // dirty bits, which reclaim finds).
+                if page.mapcount() != 1 {
                     return pte;
                 }
-                swap.delete_from_swap_cache(l, page);
+                if page.test_flag(pg::SWAPCACHE) {
+                    // folio_free_swap: only when no swap PTE still names the slot.
+                    let e = SwpEntry::from_val(page.private() as u64);
+                    if swap.swap_count(e) != 0 {
+                        return pte;
+                    }
+                    swap.delete_from_swap_cache(l, page);
+                }
+                page.clear_flag_bits(pg::DIRTY);
             }
-            page.clear_flag_bits(pg::DIRTY);
             lru.folio_mark_lazyfree(l, page);
             // pte_mkold(pte_mkclean(pte))
             pte & !(PteFlags::ACCESSED.0 | PteFlags::DIRTY.0)
@@ -264,18 +292,58 @@ impl<P: Platform> MemoryLayer<P> {
         mm.add_counter(MmCounter::SwapEnts, swapents);
     }
 
-    /// `MADV_COLD` / `MADV_PAGEOUT` on `[start, end)` of a VMA (`madvise_cold_or_pageout_pte_range`):
-    /// deactivate the pages, or reclaim them. Reclaim lives in the swap and vmscan layers;
-    /// until they take over this hook, there is no LRU to move pages on and no swap to
-    /// write anonymous pages to, so both are no-ops (as PAGEOUT of anonymous memory is on
-    /// Linux without swap).
-    pub fn madvise_cold_or_pageout(
+    /// `MADV_COLD` / `MADV_PAGEOUT` on `[start, end)` of a VMA
+    /// (`madvise_cold_or_pageout_pte_range`), [`SWAP_CLUSTER_MAX`] pages at a time: each page
+    /// on an LRU list and mapped only here loses `PG_referenced`; for `MADV_COLD` its PTE is
+    /// made old and it is deactivated (`folio_deactivate`); for `MADV_PAGEOUT` (`pageout`:
+    /// the rmap) it is isolated and reclaimed regardless of its references (`reclaim_pages`:
+    /// anonymous pages go to swap, lazily freed ones are dropped; without swap they stay).
+    /// Pages of shmem are left alone (kmem does not reclaim them).
+    fn madvise_cold_or_pageout(
         &self,
-        _mm: &mut MmStruct,
-        _start: u64,
-        _end: u64,
-        _pageout: bool,
-    ) -> Result<(), Errno> {
-        Ok(())
+        mm: &mut MmStruct,
+        start: u64,
+        end: u64,
+        pageout: Option<&dyn ReclaimOps>,
+    ) {
+        let (lru, l) = (&self.mem.lru, &self.km.vm);
+        let mut va = start;
+        while va < end {
+            let stop = end.min(va + SWAP_CLUSTER_MAX as u64 * PAGE);
+            let Some(mut pt) = mm.pgd.take() else { return };
+            let fmt = pt.format();
+            let mut batch = [None; SWAP_CLUSTER_MAX];
+            let mut n = 0;
+            let flush = pt.pte_update_range(self.pt_mem(), va, stop, |_, pte| {
+                if pte & PteFlags::PRESENT.0 == 0 || self.is_zero_pte(fmt, pte) {
+                    return pte;
+                }
+                let Some(page) = self.pte_page(fmt, pte) else {
+                    return pte;
+                };
+                if !page.test_flag(pg::LRU) || page.mapcount() != 1 || !self.page_is_anon(page) {
+                    return pte;
+                }
+                page.clear_flag_bits(pg::REFERENCED);
+                if page.test_flag(pg::ACTIVE) {
+                    page.set_flag_bits(pg::WORKINGSET);
+                }
+                if pageout.is_some() {
+                    if lru.folio_isolate_lru(l, page) {
+                        batch[n] = Some(page);
+                        n += 1;
+                    }
+                    return pte;
+                }
+                lru.folio_deactivate(l, page);
+                pte & !PteFlags::ACCESSED.0
+            });
+            let _ = flush.defer();
+            mm.pgd = Some(pt);
+            if let Some(ops) = pageout {
+                lru.reclaim_pages(l, &self.mem.swap, ops, &batch[..n]);
+            }
+            va = stop;
+        }
     }
 }

@@ -554,7 +554,11 @@ impl<P: Platform> TaskLayer<P> {
     /// # Errors
     /// `EINVAL`, `ENOMEM`, `EACCES`, `EFAULT`, `ESRCH`.
     pub fn madvise(&self, pid: i32, addr: u64, len: u64, advice: u32) -> Result<(), Errno> {
-        self.with_task(pid, |t| t.layer.madvise(t.mm, addr, len, advice))?
+        self.with_task(pid, |t| {
+            // SAFETY: tasklist_lock is held by `with_task` for as long as `ops` lives.
+            let ops = unsafe { crate::vmscan::RmapReclaim::new(&self.mem.km, &self.mem.mem.swap) };
+            t.layer.madvise_with(t.mm, addr, len, advice, Some(&ops))
+        })?
     }
 
     /// `pagefault_out_of_memory` until the OOM killer takes over: the faulting task is

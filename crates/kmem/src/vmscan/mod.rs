@@ -196,6 +196,37 @@ impl<P: Platform> VmscanState<P> {
         l.count_vm_events(VmEvent::PgLazyFree, 1);
     }
 
+    /// `folio_deactivate` (mm/swap.c `lru_deactivate`, `MADV_COLD`): an active page moves to
+    /// the head of its inactive list, losing `PG_active` and `PG_referenced`
+    /// (`pgdeactivate`); other pages are left as they are.
+    pub fn folio_deactivate(&self, l: &VmLayer<P>, page: PagePtr) {
+        if page.test_flag(pg::UNEVICTABLE) || !page.test_flag(pg::ACTIVE) {
+            return;
+        }
+        // Lock order: &lruvec->lru_lock, under tasklist_lock (madvise).
+        let mut lru = self.lru.lock();
+        if !page.test_flag(pg::LRU) || !page.test_flag(pg::ACTIVE) {
+            return;
+        }
+        lru.del(page, &l.node_stats);
+        page.clear_flag_bits(pg::ACTIVE | pg::REFERENCED);
+        lru.add(page, &l.node_stats);
+        drop(lru);
+        l.count_vm_events(VmEvent::PgDeactivate, 1);
+    }
+
+    /// `folio_isolate_lru`: takes `page` off its LRU list with a reference for the caller
+    /// (who gives it back with [`Self::reclaim_pages`]); `false` when it is on no list.
+    pub fn folio_isolate_lru(&self, l: &VmLayer<P>, page: PagePtr) -> bool {
+        // Lock order: &lruvec->lru_lock, under tasklist_lock (madvise).
+        let mut lru = self.lru.lock();
+        if !page.test_flag(pg::LRU) || !page.try_get() {
+            return false;
+        }
+        lru.del(page, &l.node_stats);
+        true
+    }
+
     /// `folio_put`: drops a reference to a user page; the last one takes it off its LRU list
     /// (`__page_cache_release`) and frees it.
     #[track_caller]

@@ -94,13 +94,15 @@ impl<P: Platform> VmscanState<P> {
         self.folio_put(l, page);
     }
 
-    /// `shrink_folio_list` for one isolated anonymous page.
+    /// `shrink_folio_list` for one isolated page; `ignore_references` (`MADV_PAGEOUT`'s
+    /// `reclaim_pages`) skips `folio_check_references`.
     fn shrink_one(
         &self,
         l: &VmLayer<P>,
         swap: &SwapState<P>,
         ops: &dyn ReclaimOps,
         page: PagePtr,
+        ignore_references: bool,
     ) -> Verdict {
         // A shmem page (swap-backed, not anonymous): kmem does not write shmem to swap
         // (Linux's shmem_writeout), so reclaim keeps it.
@@ -112,7 +114,11 @@ impl<P: Platform> VmscanState<P> {
         }
         // folio_check_references: a mapped, recently used anonymous page is activated;
         // PG_referenced alone (no young PTE) does not save it.
-        let referenced_ptes = ops.referenced(page);
+        let referenced_ptes = if ignore_references {
+            0
+        } else {
+            ops.referenced(page)
+        };
         let referenced = page.test_clear_flag(pg::REFERENCED);
         if referenced_ptes > 0 {
             if page.test_flag(pg::SWAPBACKED) || referenced || referenced_ptes > 1 {
@@ -200,9 +206,25 @@ impl<P: Platform> VmscanState<P> {
             (VmEvent::PgScanDirect, VmEvent::PgStealDirect)
         };
         l.count_vm_events(scan, scanned as u64);
+        let freed = self.shrink_folio_list(l, swap, ops, &batch, false);
+        l.count_vm_events(steal, freed as u64);
+        sc.nr_reclaimed += freed;
+        freed
+    }
+
+    /// `shrink_folio_list` over isolated pages: each is freed, or put back on the list its
+    /// flags name (activated first when reclaim says so, `pgactivate`). Returns pages freed.
+    fn shrink_folio_list(
+        &self,
+        l: &VmLayer<P>,
+        swap: &SwapState<P>,
+        ops: &dyn ReclaimOps,
+        pages: &[Option<PagePtr>],
+        ignore_references: bool,
+    ) -> usize {
         let mut freed = 0;
-        for page in batch.iter().flatten().copied() {
-            match self.shrink_one(l, swap, ops, page) {
+        for page in pages.iter().flatten().copied() {
+            match self.shrink_one(l, swap, ops, page, ignore_references) {
                 Verdict::Freed => freed += 1,
                 Verdict::Keep => self.putback(l, page),
                 Verdict::Activate => {
@@ -212,9 +234,21 @@ impl<P: Platform> VmscanState<P> {
                 }
             }
         }
-        l.count_vm_events(steal, freed as u64);
-        sc.nr_reclaimed += freed;
         freed
+    }
+
+    /// `reclaim_pages` (`MADV_PAGEOUT`): reclaims pages isolated by
+    /// [`VmscanState::folio_isolate_lru`] regardless of their references, as
+    /// `reclaim_folio_list` does (no `pgscan`/`pgsteal`); what cannot be reclaimed goes back
+    /// on its list. Returns pages freed.
+    pub fn reclaim_pages(
+        &self,
+        l: &VmLayer<P>,
+        swap: &SwapState<P>,
+        ops: &dyn ReclaimOps,
+        pages: &[Option<PagePtr>],
+    ) -> usize {
+        self.shrink_folio_list(l, swap, ops, pages, true)
     }
 
     /// `shrink_active_list`: moves up to `nr` pages from the tail of active list `lst` to
