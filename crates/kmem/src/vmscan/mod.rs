@@ -215,18 +215,6 @@ impl<P: Platform> VmscanState<P> {
         l.count_vm_events(VmEvent::PgDeactivate, 1);
     }
 
-    /// `folio_isolate_lru`: takes `page` off its LRU list with a reference for the caller
-    /// (who gives it back with [`Self::reclaim_pages`]); `false` when it is on no list.
-    pub fn folio_isolate_lru(&self, l: &VmLayer<P>, page: PagePtr) -> bool {
-        // Lock order: &lruvec->lru_lock, under tasklist_lock (madvise).
-        let mut lru = self.lru.lock();
-        if !page.test_flag(pg::LRU) || !page.try_get() {
-            return false;
-        }
-        lru.del(page, &l.node_stats);
-        true
-    }
-
     /// `folio_put`: drops a reference to a user page; the last one takes it off its LRU list
     /// (`__page_cache_release`) and frees it.
     #[track_caller]
@@ -246,13 +234,14 @@ impl<P: Platform> VmscanState<P> {
     }
 
     /// `folio_isolate_lru`: takes `page` off its LRU list with a reference of its own (for
-    /// migration); `false` when it is on no list (already isolated, not a user page) or
-    /// being freed.
+    /// migration, or `MADV_PAGEOUT`, which gives it back with [`Self::reclaim_pages`]);
+    /// `false` when it is on no list (already isolated, not a user page) or being freed.
     pub fn folio_isolate_lru(&self, l: &VmLayer<P>, page: PagePtr) -> bool {
         if !l.check_page_ptr(page, "folio_isolate_lru") {
             return false;
         }
-        // Lock order: &lruvec->lru_lock, under tasklist_lock (migration); docs/LOCKING.md.
+        // Lock order: &lruvec->lru_lock, under tasklist_lock (migration, madvise) or none;
+        // docs/LOCKING.md.
         let mut lru = self.lru.lock();
         if !page.test_flag(pg::LRU) || !page.try_get() {
             return false;
