@@ -192,12 +192,17 @@ impl Kernel {
                 // The page behind the address, through the direct map or a vmalloc/vmap
                 // mapping (a vmap of a reserved page must not open a way around the check).
                 let va = VirtAddr::new(real);
-                let page = self.m.virt_to_page(va).or_else(|| {
-                    self.m
-                        .is_vmalloc_addr(va)
-                        .then(|| self.m.vmalloc_to_page(va))
-                        .flatten()
-                });
+                // The memmap (vmemmap) is backed by reserved pages too.
+                let page = self
+                    .m
+                    .virt_to_page(va)
+                    .or_else(|| {
+                        self.m
+                            .is_vmalloc_addr(va)
+                            .then(|| self.m.vmalloc_to_page(va))
+                            .flatten()
+                    })
+                    .or_else(|| self.m.vmemmap_to_page(va));
                 if page.is_some_and(|p| self.m.page_ref(p).is_some_and(|r| r.is_reserved())) {
                     self.oops(at, true, true);
                     return Err(Oopsed);

@@ -34,6 +34,7 @@ pub mod memblock;
 pub mod mmzone;
 pub mod pgtable;
 pub mod platform;
+pub mod sparse;
 
 pub mod mm;
 

@@ -73,6 +73,7 @@ use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use kds::list::ListHead;
 
 use crate::addr::{Pfn, NR_PAGE_ORDERS};
+use crate::sparse::SectionTable;
 
 /// `pageblock_order` (include/linux/pageblock-flags.h): `HPAGE_PMD_ORDER`, 9 on x86_64.
 pub const PAGEBLOCK_ORDER: u32 = 9;
@@ -286,9 +287,12 @@ pub struct Zone<L: lock_api::RawMutex> {
     pub free: crate::locking::Lock<L, ZoneFree>,
     /// Counters.
     pub stats: ZoneStats,
-    /// One byte per pageblock: its migratetype (`pageblock_flags`), index
-    /// `(pfn - start_pfn rounded down to a pageblock) >> PAGEBLOCK_ORDER`.
+    /// FLATMEM: one byte per pageblock, its migratetype (`zone->pageblock_flags`), index
+    /// `(pfn - start_pfn rounded down to a pageblock) >> PAGEBLOCK_ORDER`. Null with
+    /// SPARSEMEM, where each section's usage block holds its pageblocks' bytes.
     pub(crate) pageblock_mt: *mut u8,
+    /// The machine's `mem_section` table (SPARSEMEM), or [`SectionTable::flat`].
+    pub(crate) sections: SectionTable,
     /// Number of pageblocks covered by `pageblock_mt`.
     pub(crate) nr_pageblocks: usize,
     /// `possible_cpus` per-CPU page lists.
@@ -336,32 +340,50 @@ impl<L: lock_api::RawMutex> Zone<L> {
         let base = self.geo.start_pfn.as_u64() & !(PAGEBLOCK_NR_PAGES as u64 - 1);
         ((pfn.as_u64() - base) >> PAGEBLOCK_ORDER) as usize
     }
-    /// `get_pageblock_migratetype`.
+    /// The pageblock-flags byte of `pfn`: the zone's array (FLATMEM) or its section's usage
+    /// block (SPARSEMEM, `get_pageblock_bitmap`); `None` for a PFN in no valid section.
     #[inline]
-    pub fn pageblock_migratetype(&self, pfn: Pfn) -> MigrateType {
+    fn pageblock_byte(&self, pfn: Pfn) -> Option<*mut u8> {
+        if self.sections.is_sparse() {
+            return self.sections.pageblock_byte(pfn);
+        }
         let i = self.pageblock_index(pfn);
         debug_assert!(i < self.nr_pageblocks);
         // SAFETY: `pageblock_mt` has `nr_pageblocks` bytes covering the zone's span and `pfn`
         // is in the span (callers only pass PFNs of this zone).
-        MigrateType::from_index(unsafe { *self.pageblock_mt.add(i) } as usize)
+        (i < self.nr_pageblocks).then(|| unsafe { self.pageblock_mt.add(i) })
+    }
+    /// `get_pageblock_migratetype` (`MIGRATE_UNMOVABLE` for a PFN without a memmap, which
+    /// callers never pass).
+    #[inline]
+    pub fn pageblock_migratetype(&self, pfn: Pfn) -> MigrateType {
+        match self.pageblock_byte(pfn) {
+            // SAFETY: a pageblock byte of this machine (FLATMEM array or section usage
+            // block), valid while the machine lives; a racy read of a byte is a byte.
+            Some(p) => MigrateType::from_index(unsafe { *p } as usize),
+            None => MigrateType::Unmovable,
+        }
     }
     /// `set_pageblock_migratetype`. Called under the zone lock (or at boot).
     #[inline]
     pub(crate) fn set_pageblock_migratetype(&self, pfn: Pfn, mt: MigrateType) {
-        let i = self.pageblock_index(pfn);
-        debug_assert!(i < self.nr_pageblocks);
-        // SAFETY: as in `pageblock_migratetype`; writers hold the zone lock.
-        unsafe { *self.pageblock_mt.add(i) = mt as u8 }
+        if let Some(p) = self.pageblock_byte(pfn) {
+            // SAFETY: as in `pageblock_migratetype`; writers hold the zone lock.
+            unsafe { *p = mt as u8 }
+        }
     }
-    /// Number of pageblocks of each migratetype over the zone's whole span, holes included
-    /// (/proc/pagetypeinfo counts only blocks with a valid memmap; see
+    /// Number of pageblocks of each migratetype over the zone's span: every block with a
+    /// memmap (/proc/pagetypeinfo also checks the block's page belongs to the zone; see
     /// `VmLayer::show_pagetypeinfo`).
     pub fn pageblock_counts(&self) -> [usize; MIGRATE_TYPES] {
         let mut c = [0; MIGRATE_TYPES];
-        for i in 0..self.nr_pageblocks {
-            // SAFETY: `i < nr_pageblocks`; a racy read of a byte only skews a statistic.
-            let mt = unsafe { *self.pageblock_mt.add(i) } as usize;
-            c[mt.min(MIGRATE_TYPES - 1)] += 1;
+        let first = self.geo.start_pfn.as_u64() & !(PAGEBLOCK_NR_PAGES as u64 - 1);
+        for pfn in (first..self.geo.end_pfn().as_u64()).step_by(PAGEBLOCK_NR_PAGES) {
+            if let Some(p) = self.pageblock_byte(Pfn::new(pfn)) {
+                // SAFETY: as in `pageblock_migratetype`; a racy read only skews a statistic.
+                let mt = unsafe { *p } as usize;
+                c[mt.min(MIGRATE_TYPES - 1)] += 1;
+            }
         }
         c
     }

@@ -170,19 +170,14 @@ impl<P: Platform> VmLayer<P> {
     fn pageblock_counts_valid(&self, kind: ZoneType) -> [usize; MIGRATE_TYPES] {
         let z = self.zone(kind);
         let (start, end) = (z.geo.start_pfn.as_u64(), z.geo.end_pfn().as_u64());
-        let (arch, max_pfn) = (self.arch(), self.max_pfn());
         let mut c = [0; MIGRATE_TYPES];
-        self.with_memblock(|mb| {
-            for pfn in (start..end).step_by(PAGEBLOCK_NR_PAGES) {
-                let pfn = crate::addr::Pfn::new(pfn);
-                if !crate::mm::pfn_valid_in(arch, mb, max_pfn, pfn)
-                    || self.page(pfn).zone_type() != kind
-                {
-                    continue;
-                }
-                c[z.pageblock_migratetype(pfn) as usize] += 1;
+        for pfn in (start..end).step_by(PAGEBLOCK_NR_PAGES) {
+            let pfn = crate::addr::Pfn::new(pfn);
+            if !self.pfn_valid(pfn) || self.page(pfn).zone_type() != kind {
+                continue;
             }
-        });
+            c[z.pageblock_migratetype(pfn) as usize] += 1;
+        }
         c
     }
 

@@ -77,6 +77,41 @@ impl<P: Platform> VmLayer<P> {
         })
     }
 
+    /// `vmemmap_populate_hugepages` for the boot sections (mm/sparse-vmemmap.c): each valid
+    /// section's 2 MiB of memmap as one PMD at `vmemmap + section_nr × 2 MiB`, backed by the
+    /// boot memmap block in section order (the platform already mirrors them; this enters
+    /// them in the kernel page table). Nothing for FLATMEM or a memmap kept in the direct map.
+    pub(super) fn map_vmemmap(&self, pt: &mut PageTable) -> Result<(), PtError> {
+        use crate::sparse::{SECTION_HAS_MEM_MAP, SECTION_MEMMAP_BYTES};
+        let (Some(base), true) = (self.arch().vmemmap_base(), self.vmemmap_mapped) else {
+            return Ok(());
+        };
+        let t = self.sections();
+        let nr_end = crate::sparse::pfn_to_section_nr(crate::addr::Pfn::new(
+            self.max_pfn()
+                .as_u64()
+                .next_multiple_of(crate::sparse::PAGES_PER_SECTION),
+        ));
+        let mut pa = self.memmap_phys.0;
+        for nr in 0..nr_end {
+            if t.section(nr)
+                .is_none_or(|s| s.flags() & SECTION_HAS_MEM_MAP == 0)
+            {
+                continue;
+            }
+            let va = base + (nr * SECTION_MEMMAP_BYTES) as u64;
+            pt.map(
+                self.pt_mem(),
+                va,
+                PhysAddr::new(pa),
+                PageSize::Huge,
+                PteFlags::PAGE_KERNEL_LARGE,
+            )?;
+            pa += SECTION_MEMMAP_BYTES as u64;
+        }
+        Ok(())
+    }
+
     /// The model address of a kernel virtual (real) address in the window.
     pub(super) fn kva_model(&self, real: usize) -> u64 {
         let w = self.vm().window.load(Ordering::Relaxed);
