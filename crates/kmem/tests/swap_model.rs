@@ -250,8 +250,10 @@ fn run(ops: &[(usize, Option<u8>)], npages: usize, mem: u64) {
     let free = common::settle(&m);
     let slab_pages = (slab_kb(&m) - slab0) / 4;
     // (With SLUB's sheaves on the kmalloc caches, their first use by this workload adds
-    // sheaf structures: up to one more page.)
-    assert!(slab_pages <= 9, "slab grew by {slab_pages} pages");
+    // sheaf structures: up to one more page. With SPARSEMEM's 7 fewer free pages at boot
+    // (mem_section, vmemmap tables) reclaim runs at other moments and the retained slab of
+    // the three runs moved from 7/7/9 to 5/7/11 pages; the page balance below stays exact.)
+    assert!(slab_pages <= 11, "slab grew by {slab_pages} pages");
     assert_eq!(free + slab_pages, free0, "no page leaked");
     assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
     swap.swapoff(&m, path.to_str().unwrap(), &mut |_| Ok(()))
