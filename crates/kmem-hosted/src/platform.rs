@@ -47,6 +47,10 @@ pub struct HostedPlatform {
     /// The window holding the virtual memory map (SPARSEMEM_VMEMMAP), reserved on first use
     /// by [`Platform::vmemmap_window`].
     vwin: std::sync::OnceLock<VirtWindow>,
+    /// Whether the configuration asked for room to grow (`max_phys_size` set): only then is
+    /// [`Platform::max_phys_end`] above the current end (memory hotplug). The default
+    /// reservation up to `DEFAULT_MAX_PHYS` stays [`HostedPlatform::grow_phys`]'s alone.
+    hotplug: bool,
     /// Memory for kmem's debugging state (its lock validator), off the machine's books.
     debug: std::sync::OnceLock<DebugArea>,
 }
@@ -126,6 +130,7 @@ impl HostedPlatform {
     /// the size; `Unsupported` if the host page size is not 4 KiB; otherwise the error of the
     /// failing system call (`memfd_create`, `ftruncate`, `mmap`).
     pub fn new(config: HostedConfig) -> io::Result<Self> {
+        let hotplug = config.max_phys_size > config.phys_size;
         let inner = Inner::create(config)?;
         let base = inner.mem.base();
         Ok(Self {
@@ -133,6 +138,7 @@ impl HostedPlatform {
             base,
             kwin: std::sync::OnceLock::new(),
             vwin: std::sync::OnceLock::new(),
+            hotplug,
             debug: std::sync::OnceLock::new(),
         })
     }
@@ -427,7 +433,11 @@ unsafe impl Platform for HostedPlatform {
     }
 
     fn max_phys_end(&self) -> PhysAddr {
-        self.max_phys()
+        if self.hotplug {
+            self.max_phys()
+        } else {
+            self.phys_end()
+        }
     }
 
     fn grow_phys_end(&self, new_end: PhysAddr) -> bool {

@@ -47,6 +47,8 @@ pub mod page_alloc;
 pub mod slab;
 
 pub mod highmem;
+/// Memory hotplug (above vmalloc: it maps the vmemmap of new sections).
+pub mod memory_hotplug;
 pub mod vmalloc;
 
 pub mod vma;

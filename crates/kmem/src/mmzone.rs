@@ -293,6 +293,15 @@ pub struct Zone<L: lock_api::RawMutex> {
     pub(crate) pageblock_mt: *mut u8,
     /// The machine's `mem_section` table (SPARSEMEM), or [`SectionTable::flat`].
     pub(crate) sections: SectionTable,
+    /// Memory onlined into the zone by memory hotplug (`move_pfn_range_to_zone`), kept apart
+    /// from the boot geometry `geo`, which never changes: the hot span `[start, end)` (empty
+    /// when equal) and its present pages. Written under `mem_hotplug_lock`.
+    pub(crate) hot_start: core::sync::atomic::AtomicU64,
+    /// End of the hot span.
+    pub(crate) hot_end: core::sync::atomic::AtomicU64,
+    /// Present pages onlined into the zone by memory hotplug, less those offlined (negative
+    /// when boot memory was offlined).
+    pub(crate) hot_present: core::sync::atomic::AtomicI64,
     /// Number of pageblocks covered by `pageblock_mt`.
     pub(crate) nr_pageblocks: usize,
     /// `possible_cpus` per-CPU page lists.
@@ -322,7 +331,47 @@ impl<L: lock_api::RawMutex> Zone<L> {
     /// Whether the zone has any memory (`populated_zone`).
     #[inline]
     pub fn is_populated(&self) -> bool {
-        self.geo.present > 0
+        self.present_pages() > 0
+    }
+    /// `present_pages`: boot memory plus memory onlined by hotplug.
+    #[inline]
+    pub fn present_pages(&self) -> u64 {
+        (self.geo.present as i64 + self.hot_present.load(Ordering::Relaxed)).max(0) as u64
+    }
+    /// The hot span `[start, end)` (empty if nothing was onlined into the zone).
+    #[inline]
+    fn hot_span(&self) -> (u64, u64) {
+        (
+            self.hot_start.load(Ordering::Acquire),
+            self.hot_end.load(Ordering::Acquire),
+        )
+    }
+    /// `zone_spans_pfn`: the PFN lies in the boot span or in the hotplugged span.
+    #[inline]
+    pub fn contains_pfn(&self, pfn: Pfn) -> bool {
+        if self.geo.contains(pfn) {
+            return true;
+        }
+        let (s, e) = self.hot_span();
+        (s..e).contains(&pfn.as_u64())
+    }
+    /// The zone's geometry as `/proc/zoneinfo` shows it: the boot span grown to cover the
+    /// hotplugged one, and all present pages.
+    pub fn span(&self) -> ZoneGeometry {
+        let (hs, he) = self.hot_span();
+        let mut g = self.geo;
+        if he > hs {
+            let (bs, be) = (g.start_pfn.as_u64(), g.end_pfn().as_u64());
+            let (s, e) = if g.spanned == 0 {
+                (hs, he)
+            } else {
+                (bs.min(hs), be.max(he))
+            };
+            g.start_pfn = Pfn::new(s);
+            g.spanned = e - s;
+        }
+        g.present = self.present_pages();
+        g
     }
     /// `zone_managed_pages`.
     #[inline]

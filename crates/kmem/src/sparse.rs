@@ -98,6 +98,11 @@ impl MemSection {
     pub(crate) fn set(&self, bits: usize) {
         self.flags.fetch_or(bits, Ordering::AcqRel);
     }
+    /// Clears flag bits.
+    #[inline]
+    pub(crate) fn clear(&self, bits: usize) {
+        self.flags.fetch_and(!bits, Ordering::AcqRel);
+    }
     /// The usage block (null until the section has a memmap).
     #[inline]
     pub(crate) fn usage(&self) -> *mut u8 {

@@ -40,6 +40,7 @@ use crate::addr::{Pfn, PhysAddr, VirtAddr, NR_PAGE_ORDERS, PAGE_SHIFT};
 use crate::arch::{AddrTranslation, Arch, E820Table, TranslationRegion};
 use crate::locking::{Lock, Lockdep, CPU_SECTION, LOCKDEP};
 use crate::memblock::Memblock;
+use crate::mmzone::ZoneType;
 use crate::platform::{CpuGuard, LogLevel, Platform};
 use crate::sparse::SectionTable;
 use cpuhp::CpuhpTable;
@@ -126,6 +127,11 @@ pub struct MemoryModel<P: Platform> {
     /// 2 MiB block per valid section in `memmap_phys` in section order; `false` when it is
     /// one array in the direct map (FLATMEM, or a platform without a window).
     pub(crate) vmemmap_mapped: bool,
+    /// One past the highest PFN with a memmap entry: `max_pfn`, raised by memory hotplug
+    /// (`add_memory` of a range above it); the bound of `pfn_to_page`.
+    pub(crate) pfn_limit: core::sync::atomic::AtomicU64,
+    /// `mem_hotplug_lock`: serialises memory hotplug (add, online, offline, remove).
+    pub(crate) mem_hotplug: Lock<P::RawLock, ()>,
     pub(crate) max_pfn: Pfn,
     /// End of the direct map (physical).
     pub(crate) lowmem_end: PhysAddr,
@@ -201,6 +207,7 @@ impl<P: Platform> MemoryModel<P> {
         // the platform); each lock is attached once.
         unsafe {
             self.memblock.attach(ld);
+            self.mem_hotplug.attach(ld);
             self.log.attach(ld);
             self.cpuhp.attach(ld);
             self.rcu.lockdep_attach(ld);
@@ -245,6 +252,11 @@ impl<P: Platform> MemoryModel<P> {
     #[inline]
     pub fn max_pfn(&self) -> Pfn {
         self.max_pfn
+    }
+    /// One past the highest PFN with a memmap: `max_pfn`, or above after memory hotplug.
+    #[inline]
+    pub fn pfn_limit(&self) -> Pfn {
+        Pfn::new(self.pfn_limit.load(Ordering::Acquire))
     }
     /// The end of the direct map (`max_low_pfn` as an address).
     #[inline]
@@ -294,7 +306,7 @@ impl<P: Platform> MemoryModel<P> {
     /// `pfn_to_page`: the `struct page` of a valid PFN below `max_pfn`.
     #[inline]
     pub fn pfn_to_page(&self, pfn: Pfn) -> Option<PagePtr> {
-        if pfn < self.max_pfn && self.memmap_valid(pfn) {
+        if pfn < self.pfn_limit() && self.memmap_valid(pfn) {
             // SAFETY: the memmap has `max_pfn` entries.
             Some(unsafe {
                 PagePtr::from_raw(NonNull::new_unchecked(self.mem_map.add(pfn.as_usize())))
@@ -322,8 +334,27 @@ impl<P: Platform> MemoryModel<P> {
     }
     /// The `mem_section` table.
     #[inline]
-    pub fn sections(&self) -> SectionTable {
-        self.sections
+    pub fn sections(&self) -> &SectionTable {
+        &self.sections
+    }
+    /// Initialises the `struct page`s of `[start, end)` as reserved pages of `zone` with one
+    /// reference (`memmap_init_range` for a hot-added range; also how offlined pages are
+    /// left).
+    ///
+    /// # Safety
+    /// Every PFN of the range is below [`Self::pfn_limit`] in a valid section, and no page of
+    /// it is in use: not on a free list, not allocated, not referenced by anyone who will
+    /// touch it (a just-added or just-offlined range, under `mem_hotplug_lock`).
+    pub(crate) unsafe fn init_memmap_range(&self, start: Pfn, end: Pfn, zone: ZoneType) {
+        for pfn in start.as_u64()..end.as_u64() {
+            // SAFETY: backed memmap (valid section below the limit) that nobody uses, by the
+            // caller's contract.
+            unsafe { self.mem_map.add(pfn as usize).write(Page::reserved(zone)) };
+        }
+    }
+    /// Raises [`Self::pfn_limit`] to `end` (memory hotplug, `update_end_of_memory_vars`).
+    pub(crate) fn raise_pfn_limit(&self, end: Pfn) {
+        self.pfn_limit.fetch_max(end.as_u64(), Ordering::AcqRel);
     }
     /// Whether the memmap entry of `pfn` exists (FLATMEM: always; callers bound `pfn`).
     #[inline]
@@ -333,7 +364,7 @@ impl<P: Platform> MemoryModel<P> {
     /// `pfn_to_page` for a PFN the caller knows is below `max_pfn` (checked in debug builds).
     #[inline]
     pub(crate) fn page(&self, pfn: Pfn) -> PagePtr {
-        debug_assert!(pfn < self.max_pfn && self.memmap_valid(pfn));
+        debug_assert!(pfn < self.pfn_limit() && self.memmap_valid(pfn));
         // SAFETY: callers pass valid PFNs inside a zone span, all below max_pfn.
         unsafe { self.pfn_to_page_unchecked(pfn) }
     }
@@ -371,15 +402,15 @@ impl<P: Platform> MemoryModel<P> {
     fn foreign_page(&self, page: PagePtr, what: &str) {
         self.bad_address(what, page.as_ptr() as u64);
     }
-    /// `page_to_pfn`; `max_pfn` for a page that is not of this machine.
+    /// `page_to_pfn`; [`NO_PFN`] for a page that is not of this machine.
     #[inline]
     pub fn page_to_pfn(&self, page: PagePtr) -> Pfn {
-        // A page of another machine (or any other pointer) maps to `max_pfn`, which no page
+        // A page of another machine (or any other pointer) maps to NO_PFN, which no page
         // of this machine has: `pfn_to_page` of it is `None`.
         let off = (page.as_ptr() as usize).wrapping_sub(self.mem_map as usize)
             / core::mem::size_of::<Page>();
-        if off as u64 >= self.max_pfn.as_u64() || !self.memmap_valid(Pfn::new(off as u64)) {
-            return self.max_pfn;
+        if off as u64 >= self.pfn_limit().as_u64() || !self.memmap_valid(Pfn::new(off as u64)) {
+            return NO_PFN;
         }
         Pfn::new(off as u64)
     }
@@ -389,7 +420,7 @@ impl<P: Platform> MemoryModel<P> {
         let base = self.mem_map as usize;
         let a = p as usize;
         a >= base
-            && a < base + self.max_pfn.as_usize() * core::mem::size_of::<Page>()
+            && a < base + self.pfn_limit().as_usize() * core::mem::size_of::<Page>()
             && (a - base).is_multiple_of(core::mem::size_of::<Page>())
             && self.memmap_valid(Pfn::new(((a - base) / core::mem::size_of::<Page>()) as u64))
     }
@@ -722,6 +753,10 @@ impl<P: Platform> MemoryModel<P> {
             .max(0) as usize
     }
 }
+
+/// What [`MemoryModel::page_to_pfn`] returns for a page of no machine's memmap: beyond any
+/// physical address (`1 << MAX_PHYSMEM_BITS`), so `pfn_to_page` of it is `None`.
+pub const NO_PFN: Pfn = Pfn::new(1 << (46 - PAGE_SHIFT));
 
 /// Physical memory actually present (`physpages`) in KiB, etc.
 pub(crate) const fn pages_to_kb(pages: usize) -> usize {

@@ -21,7 +21,9 @@ use kds::list::ListHead;
 
 use crate::addr::{Pfn, PhysAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::arch::{AddrTranslation, Arch, E820Table, E820Type, TranslationRegion};
-use crate::locking::{Lock, CPUHP_STATE_MUTEX, LOGBUF_LOCK, MEMBLOCK_LOCK, ZONE_LOCK};
+use crate::locking::{
+    Lock, CPUHP_STATE_MUTEX, LOGBUF_LOCK, MEMBLOCK_LOCK, MEM_HOTPLUG_LOCK, ZONE_LOCK,
+};
 use crate::memblock::{Memblock, MemblockError};
 use crate::mm::cpuhp::CpuhpTable;
 use crate::mm::mm_types::Page;
@@ -282,9 +284,14 @@ pub(crate) fn early_setup<P: Platform>(
     let mut pageblocks = [(core::ptr::null_mut::<u8>(), 0usize); NR_ZONE_KINDS];
     let mut pcps = [core::ptr::null_mut::<PerCpuPages>(); NR_ZONE_KINDS];
     let mut percpu_pages = 0;
+    // A platform that can grow gets per-CPU lists for the zones memory hotplug onlines into
+    // (Linux sets them up in `online_pages` for a zone that was empty; kmem's allocation
+    // paths read them without a lock, so they exist from boot).
+    let hotplug = plat.max_phys_end() > plat.phys_end() && params.arch == Arch::X86_64;
     for z in ZoneType::ALL {
         let g = geos[z.index()];
-        if g.present == 0 {
+        let hot_zone = hotplug && matches!(z, ZoneType::Normal | ZoneType::Movable);
+        if g.present == 0 && !hot_zone {
             continue;
         }
         // SPARSEMEM keeps pageblock flags in the sections' usage blocks.
@@ -357,6 +364,8 @@ pub(crate) fn memory_model<P: Platform>(
         sections: em.memmap.sections,
         memmap_phys: em.memmap.phys,
         vmemmap_mapped: em.memmap.vmemmap,
+        pfn_limit: core::sync::atomic::AtomicU64::new(em.max_pfn.as_u64()),
+        mem_hotplug: Lock::new(&MEM_HOTPLUG_LOCK, ()),
         max_pfn: em.max_pfn,
         lowmem_end: em.lowmem_end,
         direct_map,
@@ -405,6 +414,9 @@ pub(crate) fn zones<L: lock_api::RawMutex>(em: &EarlyMemory) -> ([Zone<L>; NR_ZO
         stats: ZoneStats::default(),
         pageblock_mt: em.pageblocks[i].0,
         sections: em.memmap.sections,
+        hot_start: core::sync::atomic::AtomicU64::new(0),
+        hot_end: core::sync::atomic::AtomicU64::new(0),
+        hot_present: core::sync::atomic::AtomicI64::new(0),
         nr_pageblocks: em.pageblocks[i].1,
         pcp: em.pcps[i],
         pcp_batch: 0,

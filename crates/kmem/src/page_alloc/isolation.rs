@@ -33,10 +33,14 @@ enum RangeState {
 
 impl<P: Platform> PageAllocator<P> {
     /// The free block holding `pfn`, if any (`is_free_buddy_page`).
-    fn free_block_containing(&self, zone: &Zone<P::RawLock>, pfn: Pfn) -> Option<(Pfn, Order)> {
+    pub(crate) fn free_block_containing(
+        &self,
+        zone: &Zone<P::RawLock>,
+        pfn: Pfn,
+    ) -> Option<(Pfn, Order)> {
         for o in 0..=MAX_PAGE_ORDER {
             let head = Pfn::new(pfn.as_u64() & !((1u64 << o) - 1));
-            if !zone.geo.contains(head) {
+            if !zone.contains_pfn(head) {
                 break;
             }
             let hp = self.page(head);
@@ -52,7 +56,7 @@ impl<P: Platform> PageAllocator<P> {
     fn split_large_free_block(&self, zone: &Zone<P::RawLock>, free: &mut ZoneFree, pfn: Pfn) {
         for o in PAGEBLOCK_ORDER + 1..=MAX_PAGE_ORDER {
             let head = Pfn::new(pfn.as_u64() & !((1u64 << o) - 1));
-            if !zone.geo.contains(head) {
+            if !zone.contains_pfn(head) {
                 return;
             }
             let hp = self.page(head);
