@@ -63,6 +63,8 @@ pub mod memory;
 
 pub mod task;
 
+pub mod migrate;
+
 pub mod oom_kill;
 
 pub mod uaccess;

@@ -142,6 +142,8 @@ impl<P: Platform> Machine<P> {
         // SAFETY: once, at boot, the state placed for good: the LRU lists link to
         // themselves, and reclaim is registered in the page allocator's slow path.
         unsafe { m.reclaim_init() };
+        // SAFETY: as above: page migration becomes CMA's migration hook.
+        unsafe { m.migrate_init() };
         mm_init::print_boot_log(&m, params, &mut em, |mb| {
             m.cma_reserve_from_cmdline(params.cmdline, mb);
         });

@@ -68,7 +68,7 @@ impl ZoneType {
     }
 }
 
-use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 
 use kds::list::ListHead;
 
@@ -227,8 +227,6 @@ pub struct PerCpuPages {
     pub count: usize,
     /// Drain to the buddy allocator above this.
     pub high: usize,
-    /// Pages moved to or from the buddy allocator at once.
-    pub batch: usize,
     /// One list per (migratetype, order ≤ 3): index `order * MIGRATE_PCPTYPES + mt`.
     pub lists: [ListHead; NR_PCP_LISTS],
     /// Pages freed in a row without an allocation in between (halved on each allocation), to
@@ -239,6 +237,70 @@ pub struct PerCpuPages {
     /// Pages allocated minus pages freed on this CPU.
     pub in_use: isize,
 }
+
+/// One CPU's [`PerCpuPages`] of a zone with its lock (`pcp->lock`, Linux 6.x): the owning
+/// CPU takes it inside its CPU section for every use of its lists; `drain_all_pages` takes
+/// another CPU's to drain its lists from here (as Linux drains remote pcp lists under their
+/// lock since 5.19), and the CPU-dead hook a dead CPU's. All-zero bytes are a valid,
+/// unlocked slot (the memory comes zeroed from memblock).
+/// 240 bytes, as `PerCpuPages` was before it had a lock: the slot's lock took the place of
+/// the per-CPU `batch` copy (the zone's `pcp_batch`).
+#[repr(C)]
+pub struct PcpSlot {
+    lock: AtomicBool,
+    pcp: core::cell::UnsafeCell<PerCpuPages>,
+}
+
+/// `pcp->lock` held: the lists of one CPU (see [`PcpSlot`]).
+pub(crate) struct PcpGuard<'a> {
+    slot: &'a PcpSlot,
+}
+
+impl core::ops::Deref for PcpGuard<'_> {
+    type Target = PerCpuPages;
+    fn deref(&self) -> &PerCpuPages {
+        // SAFETY: the lock is held, so nobody else has a reference to the lists.
+        unsafe { &*self.slot.pcp.get() }
+    }
+}
+
+impl core::ops::DerefMut for PcpGuard<'_> {
+    fn deref_mut(&mut self) -> &mut PerCpuPages {
+        // SAFETY: as in `deref`; `&mut self` makes this reference the only one.
+        unsafe { &mut *self.slot.pcp.get() }
+    }
+}
+
+impl Drop for PcpGuard<'_> {
+    fn drop(&mut self) {
+        self.slot.lock.store(false, Ordering::Release);
+    }
+}
+
+impl PcpSlot {
+    fn try_lock(&self) -> Option<PcpGuard<'_>> {
+        self.lock
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| PcpGuard { slot: self })
+    }
+    fn lock(&self) -> PcpGuard<'_> {
+        loop {
+            if let Some(g) = self.try_lock() {
+                return g;
+            }
+            while self.lock.load(Ordering::Relaxed) {
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+// SAFETY: the lists are only reached under the slot's lock.
+unsafe impl Sync for PcpSlot {}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(core::mem::size_of::<PcpSlot>() == 240);
 
 /// Zone geometry and tunables set at boot.
 #[derive(Clone, Copy, Debug, Default)]
@@ -305,7 +367,7 @@ pub struct Zone<L: lock_api::RawMutex> {
     /// Number of pageblocks covered by `pageblock_mt`.
     pub(crate) nr_pageblocks: usize,
     /// `possible_cpus` per-CPU page lists.
-    pub(crate) pcp: *mut PerCpuPages,
+    pub(crate) pcp: *mut PcpSlot,
     /// `pcp->batch` for every CPU.
     pub pcp_batch: usize,
     /// `pcp->high_min`.
@@ -436,28 +498,52 @@ impl<L: lock_api::RawMutex> Zone<L> {
         }
         c
     }
-    /// The per-CPU lists of `cpu`.
+    /// The per-CPU lists of `cpu`, locked (`pcp_spin_lock`); spins while another CPU
+    /// drains them.
     ///
     /// # Safety
-    /// The caller must hold `cpu`'s [`crate::platform::CpuGuard`] (or be the CPU-dead hook
-    /// for it) and must not keep another reference to the same lists.
+    /// `cpu < possible_cpus` and the zone has lists (`pcp` non-null). A CPU holding its own
+    /// lists must not ask for them again (no nesting).
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn pcp_of(&self, cpu: usize) -> &mut PerCpuPages {
-        // SAFETY: `pcp` has `possible_cpus` entries and `cpu` is below that (CpuGuard
-        // invariant); exclusivity is the caller's guarantee.
-        unsafe { &mut *self.pcp.add(cpu) }
+    pub(crate) unsafe fn pcp_of(&self, cpu: usize) -> PcpGuard<'_> {
+        // SAFETY: `pcp` has `possible_cpus` entries and `cpu` is below that (caller).
+        unsafe { (*self.pcp.add(cpu)).lock() }
     }
-    /// A racy snapshot of one CPU's pcp count (for /proc/zoneinfo).
-    pub(crate) fn pcp_count_snapshot(&self, cpu: usize) -> (usize, usize, usize) {
-        // SAFETY: reading three words of a live per-CPU struct; a racy value only affects a
-        // statistic. Raw-pointer reads, no reference is created.
+    /// [`Self::pcp_of`] without waiting (`pcp_spin_trylock`): `None` while another CPU
+    /// holds them.
+    ///
+    /// # Safety
+    /// As [`Self::pcp_of`].
+    #[inline]
+    pub(crate) unsafe fn pcp_try(&self, cpu: usize) -> Option<PcpGuard<'_>> {
+        // SAFETY: as in `pcp_of`.
+        unsafe { (*self.pcp.add(cpu)).try_lock() }
+    }
+    /// A racy snapshot of `(alloc_count, in_use)` of one CPU's lists (statistics).
+    pub(crate) fn pcp_stat_snapshot(&self, cpu: usize) -> (usize, isize) {
+        // SAFETY: `cpu < possible_cpus` (callers iterate below it); a shared reference to
+        // the slot, whose lists are only read through raw pointers.
+        let p = unsafe { &*self.pcp.add(cpu) }.pcp.get();
+        // SAFETY: raw-pointer reads of two words of a live per-CPU struct; no reference is
+        // created, and a racy value only affects a statistic.
         unsafe {
-            let p = self.pcp.add(cpu);
+            (
+                core::ptr::addr_of!((*p).alloc_count).read_volatile(),
+                core::ptr::addr_of!((*p).in_use).read_volatile(),
+            )
+        }
+    }
+    /// A racy snapshot of one CPU's pcp count, high and batch (for /proc/zoneinfo; the
+    /// batch, `pcp->batch`, is the zone's `pcp_batch` on every CPU).
+    pub(crate) fn pcp_count_snapshot(&self, cpu: usize) -> (usize, usize, usize) {
+        // SAFETY: as in `pcp_stat_snapshot`.
+        let p = unsafe { &*self.pcp.add(cpu) }.pcp.get();
+        // SAFETY: as in `pcp_stat_snapshot`.
+        unsafe {
             (
                 core::ptr::addr_of!((*p).count).read_volatile(),
                 core::ptr::addr_of!((*p).high).read_volatile(),
-                core::ptr::addr_of!((*p).batch).read_volatile(),
+                self.pcp_batch,
             )
         }
     }

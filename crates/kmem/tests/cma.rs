@@ -259,7 +259,9 @@ fn cma_alloc_busy_without_hook_and_migrates_with_it() {
     let kept = borrow_cma_pages(&m, lo, hi, 8);
     assert_eq!(kept.len(), 8, "movable pages landed in the area");
     let patterns: Vec<u64> = kept.clone();
-    // No hook: every aligned 4096-page range is busy.
+    // No hook (the boot one, page migration, removed): every aligned 4096-page range is
+    // busy.
+    m.unregister_migrate_hook();
     assert!(m.cma_alloc(c, 4096, 0, false).is_none());
     assert!(
         dmesg(&m)
@@ -519,5 +521,147 @@ fn i386_area_in_lowmem() {
     assert_eq!(meminfo_kb(&m, "CmaTotal"), Some(16384));
     let pg = m.cma_alloc(c, 4096, 0, false).unwrap();
     assert!(m.cma_release(c, pg, 4096));
+    assert_eq!(m.check_invariants(), Ok(()));
+}
+
+/// Issue 16's first "Done when": `cma=16M` on 256 MiB, a process fills memory with movable
+/// pages some of which land in the CMA pageblocks, `cma_alloc` of 4096 pages succeeds by
+/// migrating them with the boot's migration hook (page migration), the process's data is
+/// intact, and `cma_release` restores the counters.
+#[test]
+fn cma_alloc_migrates_a_process_out_of_the_area() {
+    use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    const PAGE: u64 = PAGE_SIZE as u64;
+    for cpus in [1, 2] {
+        let m = boot_with(Arch::X86_64, 256 * MIB, cpus, "cma=16M", 42);
+        assert_eq!(meminfo_kb(&m, "CmaTotal"), Some(16384));
+        let c = m.cma_find("reserved").unwrap();
+        let (lo, hi) = area_range(&m, "reserved");
+        let warm = m.spawn("warmup").unwrap();
+        m.exit(warm).unwrap();
+        let free0 = settle(&m);
+        let p = m.spawn("filler").unwrap();
+        let n = 192 * MIB / PAGE;
+        let a = m
+            .mmap(
+                p,
+                0,
+                n * PAGE,
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+            .unwrap();
+        for i in 0..n {
+            m.upoke(p, a + i * PAGE, 8, i ^ 0xc0ffee).unwrap();
+            m.upoke(p, a + i * PAGE + PAGE - 8, 8, !i).unwrap();
+        }
+        let in_area = |m: &M| {
+            (0..n)
+                .filter(|i| {
+                    let pg = m.follow_page(p, a + i * PAGE).unwrap().unwrap();
+                    (lo..hi).contains(&m.page_to_pfn(pg).as_u64())
+                })
+                .count()
+        };
+        let borrowed = in_area(&m);
+        assert!(
+            borrowed > 0,
+            "some of the process's pages landed in the CMA area"
+        );
+        let cma_free0 = meminfo_kb(&m, "CmaFree").unwrap();
+        assert!(cma_free0 < 16384);
+        let success0 = m.vm_event(kmem::mm::VmEvent::PgMigrateSuccess);
+        let page = m
+            .cma_alloc(c, 4096, 0, false)
+            .expect("cma_alloc migrates the borrowers");
+        assert_eq!(m.page_to_pfn(page).as_u64(), lo);
+        assert_eq!(in_area(&m), 0, "every page of the process left the area");
+        assert!(
+            m.vm_event(kmem::mm::VmEvent::PgMigrateSuccess) - success0 >= borrowed as u64,
+            "the borrowers were migrated"
+        );
+        assert_eq!(meminfo_kb(&m, "CmaFree"), Some(0));
+        assert_eq!(file(&m, "/sys/kernel/debug/cma/reserved/used"), "4096");
+        assert_eq!(
+            file(&m, "/sys/kernel/mm/cma/reserved/alloc_pages_success"),
+            "4096"
+        );
+        for i in 0..n {
+            assert_eq!(
+                m.upeek(p, a + i * PAGE, 8).unwrap(),
+                i ^ 0xc0ffee,
+                "page {i}"
+            );
+            assert_eq!(m.upeek(p, a + i * PAGE + PAGE - 8, 8).unwrap(), !i);
+        }
+        assert!(m.cma_release(c, page, 4096));
+        m.drain_local_pages();
+        assert_eq!(
+            meminfo_kb(&m, "CmaFree"),
+            Some(16384),
+            "the whole area is free again"
+        );
+        assert_eq!(file(&m, "/sys/kernel/debug/cma/reserved/used"), "0");
+        assert_eq!(
+            file(&m, "/sys/kernel/mm/cma/reserved/release_pages_success"),
+            "4096"
+        );
+        m.exit(p).unwrap();
+        assert_eq!(
+            settle(&m),
+            free0,
+            "{cpus} CPUs: free pages back to the baseline"
+        );
+        assert_eq!(meminfo_kb(&m, "CmaFree"), Some(16384));
+        assert_eq!(m.check_invariants(), Ok(()));
+        assert_lockdep_quiet(&m);
+    }
+}
+
+/// Pages of the area sitting on another CPU's page lists (refilled there from the CMA
+/// pageblocks, not yet allocated) are drained by `alloc_contig_range` (`drain_all_pages`),
+/// so `cma_alloc` of the whole area succeeds while that CPU is alive and idle.
+#[test]
+fn cma_alloc_drains_every_cpus_page_lists() {
+    let m = boot_with(Arch::X86_64, 256 * MIB, 2, "cma=16M", 42);
+    let c = m.cma_find("reserved").unwrap();
+    let (lo, hi) = area_range(&m, "reserved");
+    let free0 = settle(&m);
+    let (to_main, from_cpu) = std::sync::mpsc::channel();
+    let (to_cpu, from_main) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let m = &m;
+        s.spawn(move || {
+            // Another CPU: allocate until a page comes from the area (the pcp refill takes
+            // a batch of them), then free everything it holds.
+            let gfp = GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_NOWARN;
+            let mut held = Vec::new();
+            loop {
+                let p = m.alloc_pages(gfp, Order::ZERO).unwrap();
+                held.push(p);
+                if (lo..hi).contains(&m.page_to_pfn(p).as_u64()) {
+                    break;
+                }
+            }
+            for p in held {
+                m.__free_pages(p, Order::ZERO);
+            }
+            to_main.send(()).unwrap();
+            // Stay alive (a CPU that goes offline drains its lists itself).
+            from_main.recv().unwrap();
+        });
+        from_cpu.recv().unwrap();
+        let page = m.cma_alloc(c, 4096, 0, false);
+        let ok = page.is_some();
+        if let Some(pg) = page {
+            assert_eq!(m.page_to_pfn(pg).as_u64(), lo);
+            assert!(m.cma_release(c, pg, 4096));
+        }
+        to_cpu.send(()).unwrap();
+        assert!(ok, "cma_alloc failed: {}", dmesg(m));
+    });
+    assert_eq!(settle(&m), free0);
     assert_eq!(m.check_invariants(), Ok(()));
 }

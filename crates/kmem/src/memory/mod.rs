@@ -36,6 +36,8 @@
 mod fault;
 mod fork;
 mod madvise;
+/// The movable-ops owners' registry (for page migration).
+pub mod movable;
 pub mod shmem;
 mod swapin;
 
@@ -68,6 +70,8 @@ pub struct MemState<P: Platform> {
     pub(crate) lru: crate::vmscan::VmscanState<P>,
     /// Shmem objects.
     pub(crate) shmem: shmem::ShmemState<P::RawLock>,
+    /// The registered movable-ops owners ([`movable`]).
+    pub(crate) movable: movable::MovableOpsTable,
 }
 
 impl<P: Platform> MemState<P> {
@@ -78,6 +82,7 @@ impl<P: Platform> MemState<P> {
             swap: crate::swap::SwapState::new(),
             lru: crate::vmscan::VmscanState::new(),
             shmem: shmem::ShmemState::new(),
+            movable: movable::MovableOpsTable::new(),
         }
     }
 }

@@ -5,7 +5,10 @@
 //! SysV segments (`shmget`, `/SYSV%08x (deleted)`), and the object behind a shared anonymous
 //! mapping (`shmem_zero_setup`, `/dev/zero (deleted)`). A page is allocated, zeroed, on the
 //! first fault at its offset (`shmem_get_folio`); the page cache holds one reference, each
-//! PTE one more (and one mapper: `NR_FILE_MAPPED`); every cache page counts in `NR_SHMEM`.
+//! PTE one more (and one mapper: `NR_FILE_MAPPED`); every cache page counts in `NR_SHMEM`
+//! and is on the anon LRU lists (`PG_swapbacked`, as Linux's), where migration can isolate
+//! it; reclaim leaves it there (kmem does not write shmem to swap). Migration replaces a
+//! cache page in place ([`MemoryLayer::shmem_replace_page`]).
 //! An object lives while a descriptor, a mapping or (SysV) its id names it; the task layer
 //! collects unnamed objects ([`MemoryLayer::shmem_collect`]).
 //!
@@ -310,9 +313,83 @@ impl<P: Platform> MemoryLayer<P> {
         }
         page.set_mapping(i as *const ShmemInode as usize);
         page.set_index(pgoff as usize);
+        page.set_flag_bits(crate::mm::mm_types::pg::UPTODATE);
         i.nr_pages += 1;
         self.mod_node_stat(NodeStat::Shmem, 1);
+        // shmem_add_to_page_cache + folio_add_lru: swap-backed, so on the anon lists (reclaim
+        // keeps shmem pages: kmem does not write them to swap).
+        self.mem.lru.folio_add_lru(&self.km.vm, page, true);
         Ok(page)
+    }
+
+    /// The shmem half of `__folio_migrate_mapping` (`shmem_migrate_folio` →
+    /// `migrate_folio`): `new` takes `old`'s slot in its object's page cache, with its
+    /// `mapping`, `index` and the cache's reference; `old` loses them. Returns `false`
+    /// (nothing changed) when `old` is not a cache page of a live object.
+    pub(crate) fn shmem_replace_page(&self, old: PagePtr, new: PagePtr) -> bool {
+        let mapping = old.mapping();
+        if mapping == 0 || mapping & crate::rmap::PAGE_MAPPING_ANON != 0 {
+            return false;
+        }
+        // Lock order: shmem_lock, under tasklist_lock (migration); docs/LOCKING.md.
+        let t = self.mem.shmem.table.lock();
+        let Some(i) = t
+            .iter()
+            .find(|i| core::ptr::eq(*i, mapping as *const ShmemInode))
+        else {
+            return false;
+        };
+        let idx = old.index();
+        let cur = i
+            .pages
+            .load(idx)
+            .and_then(|e| e.as_ptr::<crate::mm::mm_types::Page>());
+        if cur != NonNull::new(old.as_ptr()) {
+            return false;
+        }
+        let Some(entry) = NonNull::new(new.as_ptr()).and_then(XaEntry::from_ptr) else {
+            return false;
+        };
+        // Replacing a present slot allocates nothing.
+        if i.pages.store(idx, Some(entry), Gfp::GFP_KERNEL).is_err() {
+            return false;
+        }
+        drop(t);
+        new.get();
+        new.set_mapping(mapping);
+        new.set_index(idx);
+        old.set_mapping(0);
+        old.set_index(0);
+        let last = old.put_testzero();
+        debug_assert!(!last, "the page cache's reference was the last");
+        true
+    }
+
+    /// Whether `page` is a shmem page-cache page (`folio_mapping` names a shmem inode).
+    pub fn page_is_shmem(&self, page: PagePtr) -> bool {
+        let mapping = page.mapping();
+        if mapping == 0 || mapping & crate::rmap::PAGE_MAPPING_ANON != 0 {
+            return false;
+        }
+        let t = self.mem.shmem.table.lock();
+        let r = t
+            .iter()
+            .any(|i| core::ptr::eq(i, mapping as *const ShmemInode));
+        r
+    }
+
+    /// The inode number of the shmem object whose cache holds `page`, if any.
+    pub fn page_shmem_ino(&self, page: PagePtr) -> Option<u64> {
+        let mapping = page.mapping();
+        if mapping == 0 || mapping & crate::rmap::PAGE_MAPPING_ANON != 0 {
+            return None;
+        }
+        let t = self.mem.shmem.table.lock();
+        let r = t
+            .iter()
+            .find(|i| core::ptr::eq(*i, mapping as *const ShmemInode))
+            .map(|i| i.ino);
+        r
     }
 
     /// Drops the cache pages of `ino` at offsets `>= from` (`shmem_truncate_range`); the
@@ -328,7 +405,12 @@ impl<P: Platform> MemoryLayer<P> {
             if let Some(p) = e.as_ptr::<crate::mm::mm_types::Page>() {
                 // SAFETY: a memmap entry the cache held.
                 let page = unsafe { PagePtr::from_raw(p) };
-                self.put_user_page(page);
+                if page.refcount() == 1 {
+                    page.set_mapping(0);
+                    page.set_index(0);
+                }
+                // The cache's reference; the last one takes the page off its LRU list.
+                self.mem.lru.folio_put(&self.km.vm, page);
                 gone += 1;
             }
             idx += 1;

@@ -697,10 +697,14 @@ pub enum VmEvent {
     CowCopy,
     /// `THP`-free reuse count: write faults that reused the page (kmem's own).
     CowReuse,
+    /// `PGMIGRATE_SUCCESS`: pages migrated.
+    PgMigrateSuccess,
+    /// `PGMIGRATE_FAIL`: pages `migrate_pages` gave up on.
+    PgMigrateFail,
 }
 
 /// Number of [`VmEvent`]s.
-pub const NR_VM_EVENTS: usize = 14;
+pub const NR_VM_EVENTS: usize = 16;
 
 /// Counters for [`VmEvent`].
 pub struct VmEvents {

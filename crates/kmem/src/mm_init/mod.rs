@@ -30,7 +30,7 @@ use crate::mm::mm_types::Page;
 use crate::mm::printk::{LineBuf, LogBuf, CONSOLE_LOGLEVEL_DEFAULT, LOG_BUF_LEN};
 use crate::mm::{KernelImage, LinesTo, MemoryModel, NodeStats, Taint};
 use crate::mmzone::{
-    FreeArea, MigrateType, PerCpuPages, Zone, ZoneFree, ZoneGeometry, ZoneStats, ZoneType,
+    FreeArea, MigrateType, PcpSlot, Zone, ZoneFree, ZoneGeometry, ZoneStats, ZoneType,
     MIGRATE_TYPES, NR_ZONE_KINDS, PAGEBLOCK_NR_PAGES,
 };
 use crate::platform::{LogLevel, Platform};
@@ -125,7 +125,7 @@ pub(crate) struct EarlyMemory {
     log: *mut u8,
     memmap: sparse::BootMemmap,
     pageblocks: [(*mut u8, usize); NR_ZONE_KINDS],
-    pcps: [*mut PerCpuPages; NR_ZONE_KINDS],
+    pcps: [*mut PcpSlot; NR_ZONE_KINDS],
     /// Pages taken for per-CPU data (the `pcps` arrays).
     percpu_pages: usize,
     /// RCU's per-CPU counters (`rcu_data`), `possible_cpus` entries, zeroed.
@@ -282,7 +282,7 @@ pub(crate) fn early_setup<P: Platform>(
     let geos = zone_geometry(params.arch, &mb, max_pfn);
     // Pageblock migratetype bytes and per-CPU lists for every populated zone.
     let mut pageblocks = [(core::ptr::null_mut::<u8>(), 0usize); NR_ZONE_KINDS];
-    let mut pcps = [core::ptr::null_mut::<PerCpuPages>(); NR_ZONE_KINDS];
+    let mut pcps = [core::ptr::null_mut::<PcpSlot>(); NR_ZONE_KINDS];
     let mut percpu_pages = 0;
     // A platform that can grow gets per-CPU lists for the zones memory hotplug onlines into
     // (Linux sets them up in `online_pages` for a zone that was empty; kmem's allocation
@@ -306,7 +306,7 @@ pub(crate) fn early_setup<P: Platform>(
         }
         // The zone's per_cpu_pageset (setup_zone_pageset: alloc_percpu), one per possible
         // CPU.
-        let bytes = plat.possible_cpus() * core::mem::size_of::<PerCpuPages>();
+        let bytes = plat.possible_cpus() * core::mem::size_of::<PcpSlot>();
         pcps[z.index()] = ea.zeroed(&mut mb, bytes, 64)?.cast();
         percpu_pages += bytes.div_ceil(PAGE_SIZE);
     }

@@ -61,7 +61,8 @@ impl<P: Platform> PageAllocator<P> {
         // Lock order: cpu_section (rank 3), no lock under it; docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
-        let pcp = unsafe { zone.pcp_of(g.cpu()) };
+        let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
+        let pcp = &mut *pcp_guard;
         let l: *mut ListHead = &mut pcp.lists[pcp_index(order, mt)];
         // SAFETY: the current CPU's pcp list (guard held); its entries are pages on it.
         if unsafe { list::list_empty(l) } {
@@ -124,7 +125,8 @@ impl<P: Platform> PageAllocator<P> {
         // docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
-        let pcp = unsafe { zone.pcp_of(g.cpu()) };
+        let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
+        let pcp = &mut *pcp_guard;
         let l: *mut ListHead = &mut pcp.lists[pcp_index(Order::ZERO, mt)];
         while nr_populated < nr_pages {
             if pages[nr_populated].is_some() {
@@ -135,7 +137,7 @@ impl<P: Platform> PageAllocator<P> {
             if unsafe { list::list_empty(l) } {
                 // nr_pcp_alloc: `high` moves into [high_min, high_max] first.
                 pcp.high = pcp.high.max(zone.pcp_high_min).min(zone.pcp_high_max);
-                let n = self.rmqueue_bulk(zone, Order::ZERO, pcp.batch.max(1), mt, l);
+                let n = self.rmqueue_bulk(zone, Order::ZERO, zone.pcp_batch.max(1), mt, l);
                 pcp.count += n;
                 if n == 0 {
                     if got == 0 {

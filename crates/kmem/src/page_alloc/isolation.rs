@@ -3,8 +3,9 @@
 //!
 //! `alloc_contig_range(start, end)`: every pageblock touching the range becomes
 //! `MIGRATE_ISOLATE` (its free blocks move to the isolate lists, so nothing allocates them and
-//! pages freed there stay there); the pcp lists are drained; in-use pages are handed to the
-//! migration hook (without one, or when pages stay in use, `-EBUSY`); then the free blocks
+//! pages freed there stay there); every CPU's pcp lists are drained (`drain_all_pages`);
+//! in-use pages are handed to the migration hook (without one, or when pages stay in use,
+//! `-EBUSY`); then the free blocks
 //! covering the range are taken, the parts outside it freed again, and the pageblocks get
 //! their type back (`undo_isolate_page_range`).
 
@@ -174,8 +175,8 @@ impl<P: Platform> PageAllocator<P> {
             let mut free = zone.free.lock();
             self.start_isolate(zone, &mut free, pb_start, pb_end, mt)?;
         }
-        // drain_all_pages: pages of the range on this CPU's pcp lists go to the isolate lists.
-        self.drain_local_pages();
+        // drain_all_pages: pages of the range on any CPU's pcp lists go to the isolate lists.
+        self.drain_all_pages();
         let res = self.contig_migrate(zone, start, end, hook);
         // Lock order: &zone->lock (rank 5) under cma_mutex; docs/LOCKING.md.
         let mut free = zone.free.lock();
@@ -231,7 +232,8 @@ impl<P: Platform> PageAllocator<P> {
         // Lock order: cpu_section (rank 3), no lock under it; docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
-        let pcp = unsafe { zone.pcp_of(g.cpu()) };
+        let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
+        let pcp = &mut *pcp_guard;
         pcp.in_use += taken as isize;
         Ok(())
     }
@@ -259,8 +261,31 @@ impl<P: Platform> PageAllocator<P> {
                 // SAFETY: the registrant promised `func` is sound with `ctx` while registered
                 // (`register_migrate_hook`); no zone lock or CPU section is held here.
                 unsafe { (h.func)(h.ctx, start, end) }?;
-                self.drain_local_pages();
+                self.drain_all_pages();
                 Ok(())
+            }
+        }
+    }
+
+    /// `drain_all_pages(NULL)`: every CPU's pcp lists of every zone go back to the buddy
+    /// allocator. Each CPU's lists are drained from here under their `pcp->lock` (Linux
+    /// drains remote CPUs' lists this way since 5.19), so a CPU that is idle, or busy
+    /// elsewhere, need not run anything. The caller must not hold its own CPU's lists.
+    pub fn drain_all_pages(&self) {
+        for z in self.zones() {
+            if z.pcp.is_null() {
+                continue;
+            }
+            for cpu in 0..self.possible_cpus {
+                // Lock order: &pcp->lock of `cpu` (under cpu_section when it is this CPU's
+                // own, or under none), &zone->lock under it; docs/LOCKING.md.
+                // SAFETY: `cpu < possible_cpus`, the zone has lists, and the caller holds
+                // none of them.
+                let mut pcp = unsafe { z.pcp_of(cpu) };
+                let n = pcp.count;
+                if n > 0 {
+                    self.free_pcppages_bulk(z, &mut pcp, n);
+                }
             }
         }
     }

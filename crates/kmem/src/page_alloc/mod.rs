@@ -225,7 +225,8 @@ impl<P: Platform> PageAllocator<P> {
             }
             for cpu in 0..self.possible_cpus {
                 // SAFETY: boot runs alone; nobody else uses per-CPU data yet.
-                let p = unsafe { z.pcp_of(cpu) };
+                let mut p_guard = unsafe { z.pcp_of(cpu) };
+                let p = &mut *p_guard;
                 for l in p.lists.iter_mut() {
                     // SAFETY: boot runs alone and `p` is this CPU's own entry; the list head
                     // is inside memblock memory that never moves.
@@ -717,7 +718,7 @@ impl<P: Platform> PageAllocator<P> {
     /// bulk free sized by the run of frees gives pages back (`nr_pcp_free`).
     #[cold]
     fn pcp_over_high(&self, zone: &Zone<P::RawLock>, pcp: &mut PerCpuPages) {
-        let batch = pcp.batch;
+        let batch = zone.pcp_batch;
         if zone.pcp_high_min != zone.pcp_high_max
             && zone.stats.free_pages() > zone.wmark(WMARK_HIGH)
         {
@@ -736,32 +737,6 @@ impl<P: Platform> PageAllocator<P> {
         self.free_pcppages_bulk(zone, pcp, to_free);
     }
 
-    /// `decay_pcp_high` for the current CPU (Linux runs it from the vmstat worker once a
-    /// second): lowers `high` by an eighth towards `high_min` and frees what is above it.
-    pub fn decay_pcp_high(&self) {
-        // Lock order: cpu_section (rank 3), &zone->lock under it; docs/LOCKING.md.
-        let g = self.cpu_guard();
-        for z in self.zones() {
-            if z.pcp.is_null() {
-                continue;
-            }
-            // SAFETY: we hold this CPU's guard.
-            let pcp = unsafe { z.pcp_of(g.cpu()) };
-            let target = pcp
-                .count
-                .saturating_sub(pcp.batch * 4)
-                .max(pcp.high - pcp.high / 8)
-                .max(z.pcp_high_min);
-            if target < pcp.high {
-                pcp.high = target;
-                if pcp.count > target {
-                    let n = pcp.count - target;
-                    self.free_pcppages_bulk(z, pcp, n);
-                }
-            }
-        }
-    }
-
     /// `drain_local_pages`: empties the current CPU's pcp lists in every zone.
     pub fn drain_local_pages(&self) {
         // Lock order: cpu_section (rank 3), &zone->lock under it; docs/LOCKING.md.
@@ -771,7 +746,8 @@ impl<P: Platform> PageAllocator<P> {
                 continue;
             }
             // SAFETY: we hold this CPU's guard.
-            let pcp = unsafe { z.pcp_of(g.cpu()) };
+            let mut pcp_guard = unsafe { z.pcp_of(g.cpu()) };
+            let pcp = &mut *pcp_guard;
             let n = pcp.count;
             if n > 0 {
                 self.free_pcppages_bulk(z, pcp, n);
@@ -815,16 +791,17 @@ impl<P: Platform> PageAllocator<P> {
             // docs/LOCKING.md.
             let g = self.cpu_guard();
             // SAFETY: we hold this CPU's guard.
-            let pcp = unsafe { zone.pcp_of(g.cpu()) };
+            let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
+            let pcp = &mut *pcp_guard;
             let l: *mut ListHead = &mut pcp.lists[pcp_index(order, mt)];
             // SAFETY: the current CPU's pcp list.
             if unsafe { list::list_empty(l) } {
                 // nr_pcp_alloc: `high` moves into [high_min, high_max] first.
                 pcp.high = pcp.high.max(zone.pcp_high_min).min(zone.pcp_high_max);
                 let batch = if order.as_u32() == 0 {
-                    pcp.batch
+                    zone.pcp_batch
                 } else {
-                    (pcp.batch >> order.as_u32()).max(2)
+                    (zone.pcp_batch >> order.as_u32()).max(2)
                 };
                 let got = self.rmqueue_bulk(zone, order, batch.max(1), mt, l);
                 pcp.count += got << order.as_u32();
@@ -846,7 +823,8 @@ impl<P: Platform> PageAllocator<P> {
         // Lock order: cpu_section (rank 3), no lock under it; docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
-        let pcp = unsafe { zone.pcp_of(g.cpu()) };
+        let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
+        let pcp = &mut *pcp_guard;
         pcp.alloc_count += 1;
         pcp.in_use += order.pages() as isize;
         Some(page)
@@ -1013,7 +991,8 @@ impl<P: Platform> PageAllocator<P> {
         // Lock order: cpu_section (rank 3), &zone->lock under it (pcp_over_high); docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
-        let pcp = unsafe { zone.pcp_of(g.cpu()) };
+        let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
+        let pcp = &mut *pcp_guard;
         pcp.in_use -= order.pages() as isize;
         if order.as_u32() <= PAGE_ALLOC_COSTLY_ORDER && (mt as usize) < MIGRATE_PCPTYPES {
             page.set_private(order.as_usize());
@@ -1299,10 +1278,7 @@ impl<P: Platform> PageAllocator<P> {
             return 0;
         }
         (0..self.possible_cpus)
-            .map(|c| {
-                // SAFETY: racy read of a per-CPU counter for statistics.
-                unsafe { core::ptr::addr_of!((*z.pcp.add(c)).alloc_count).read_volatile() }
-            })
+            .map(|c| z.pcp_stat_snapshot(c).0)
             .sum()
     }
 
@@ -1313,10 +1289,7 @@ impl<P: Platform> PageAllocator<P> {
             return 0;
         }
         (0..self.possible_cpus)
-            .map(|c| {
-                // SAFETY: racy read of a per-CPU counter for statistics.
-                unsafe { core::ptr::addr_of!((*z.pcp.add(c)).in_use).read_volatile() }
-            })
+            .map(|c| z.pcp_stat_snapshot(c).1)
             .sum()
     }
 
@@ -1436,7 +1409,8 @@ unsafe fn page_alloc_cpu_dead<P: Platform>(ctx: *const (), cpu: usize) {
             continue;
         }
         // SAFETY: caller guarantees exclusivity for `cpu`.
-        let pcp = unsafe { zone.pcp_of(cpu) };
+        let mut pcp_guard = unsafe { zone.pcp_of(cpu) };
+        let pcp = &mut *pcp_guard;
         if pcp.count == 0 {
             continue;
         }

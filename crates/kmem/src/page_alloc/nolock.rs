@@ -102,14 +102,16 @@ impl<P: Platform> PageAllocator<P> {
         let g = self.cpu_guard_try()?;
         // SAFETY: we hold this CPU's guard, and no `*_nolock` caller interrupts code holding a
         // reference to this CPU's pcp (kmem's reentry points are in the slab layer only).
-        let pcp = unsafe { zone.pcp_of(g.cpu()) };
+        // `pcp->lock` is only try-locked: `drain_all_pages` may hold it (pcp_spin_trylock).
+        let mut pcp_guard = unsafe { zone.pcp_try(g.cpu()) }?;
+        let pcp = &mut *pcp_guard;
         let l: *mut ListHead = &mut pcp.lists[pcp_index(order, mt)];
         // SAFETY: the current CPU's pcp list.
         if unsafe { list::list_empty(l) } {
             let batch = if order.as_u32() == 0 {
-                pcp.batch
+                zone.pcp_batch
             } else {
-                (pcp.batch >> order.as_u32()).max(2)
+                (zone.pcp_batch >> order.as_u32()).max(2)
             };
             // Lock order: &zone->lock (rank 5) try-locked: never waits; docs/LOCKING.md.
             let mut free = zone.free.try_lock()?;
@@ -164,7 +166,13 @@ impl<P: Platform> PageAllocator<P> {
             return;
         };
         // SAFETY: we hold this CPU's guard (no reentry point holds a pcp reference).
-        let pcp = unsafe { zone.pcp_of(g.cpu()) };
+        let Some(mut pcp_guard) = (unsafe { zone.pcp_try(g.cpu()) }) else {
+            // `drain_all_pages` holds the lists: park the page as above.
+            drop(g);
+            park_page(zone, page, order.as_usize() | PARKED_UNACCOUNTED);
+            return;
+        };
+        let pcp = &mut *pcp_guard;
         pcp.in_use -= order.pages() as isize;
         if order.as_u32() <= PAGE_ALLOC_COSTLY_ORDER && (mt as usize) < MIGRATE_PCPTYPES {
             page.set_private(order.as_usize());

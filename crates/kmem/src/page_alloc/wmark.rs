@@ -96,12 +96,40 @@ impl<P: Platform> PageAllocator<P> {
             }
             for cpu in 0..self.possible_cpus {
                 // SAFETY: boot runs alone.
-                let p = unsafe { zone.pcp_of(cpu) };
-                p.batch = batch;
+                let mut p_guard = unsafe { zone.pcp_of(cpu) };
+                let p = &mut *p_guard;
+                // `pcp->batch` is the zone's `pcp_batch`, the same for every CPU.
                 // BOOT_PAGESET_HIGH: since 6.7 `high` starts at 0 and is clamped into
                 // [high_min, high_max] when the CPU first uses the lists (nr_pcp_high,
                 // nr_pcp_alloc), so an unused pageset shows `high: 0` in /proc/zoneinfo.
                 p.high = 0;
+            }
+        }
+    }
+
+    /// `decay_pcp_high` for the current CPU (Linux runs it from the vmstat worker once a
+    /// second): lowers `high` by an eighth towards `high_min` and frees what is above it.
+    pub fn decay_pcp_high(&self) {
+        // Lock order: cpu_section (rank 3), &zone->lock under it; docs/LOCKING.md.
+        let g = self.cpu_guard();
+        for z in self.zones() {
+            if z.pcp.is_null() {
+                continue;
+            }
+            // SAFETY: we hold this CPU's guard.
+            let mut pcp_guard = unsafe { z.pcp_of(g.cpu()) };
+            let pcp = &mut *pcp_guard;
+            let target = pcp
+                .count
+                .saturating_sub(z.pcp_batch * 4)
+                .max(pcp.high - pcp.high / 8)
+                .max(z.pcp_high_min);
+            if target < pcp.high {
+                pcp.high = target;
+                if pcp.count > target {
+                    let n = pcp.count - target;
+                    self.free_pcppages_bulk(z, pcp, n);
+                }
             }
         }
     }

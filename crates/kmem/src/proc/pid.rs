@@ -363,7 +363,8 @@ impl<P: Platform> TaskLayer<P> {
     /// The process-memory lines of `/proc/vmstat`, then nothing else yet: `nr_anon_pages`,
     /// `nr_mapped`, `nr_shmem`, `nr_page_table_pages`, `pgfault`, `pgmajfault`, `pswpin`,
     /// `pswpout`, `pgactivate`, `pgdeactivate`, `pgscan_kswapd`, `pgscan_direct`,
-    /// `pgsteal_kswapd`, `pgsteal_direct`, `oom_kill` (mm/vmstat.c `vmstat_text` names).
+    /// `pgsteal_kswapd`, `pgsteal_direct`, `oom_kill`, `pgmigrate_success`, `pgmigrate_fail`
+    /// (mm/vmstat.c `vmstat_text` names).
     pub fn show_vmstat(&self, out: &mut dyn Write) -> fmt::Result {
         use crate::mm::NodeStat;
         writeln!(out, "nr_free_pages {}", self.nr_free_pages())?;
@@ -411,6 +412,8 @@ impl<P: Platform> TaskLayer<P> {
             ("pgscan_kswapd", VmEvent::PgScanKswapd),
             ("pgscan_direct", VmEvent::PgScanDirect),
             ("oom_kill", VmEvent::OomKill),
+            ("pgmigrate_success", VmEvent::PgMigrateSuccess),
+            ("pgmigrate_fail", VmEvent::PgMigrateFail),
         ] {
             writeln!(out, "{name} {}", self.vm_event(e))?;
         }

@@ -170,9 +170,137 @@ pub const fn max_swapfile_pages(arch: Arch) -> u64 {
     }
 }
 
+/// `SWP_HWPOISON` (include/linux/swap.h): the first type above the swap areas.
+pub const SWP_HWPOISON: usize = MAX_SWAPFILES;
+/// `SWP_MIGRATION_READ`: a migration entry for a PTE that was read-only.
+pub const SWP_MIGRATION_READ: usize = MAX_SWAPFILES + 1;
+/// `SWP_MIGRATION_READ_EXCLUSIVE`: read-only, but the anonymous page was exclusive to this
+/// mapping (`PageAnonExclusive`).
+pub const SWP_MIGRATION_READ_EXCLUSIVE: usize = MAX_SWAPFILES + 2;
+/// `SWP_MIGRATION_WRITE`: a migration entry for a PTE that was writable.
+pub const SWP_MIGRATION_WRITE: usize = MAX_SWAPFILES + 3;
+
+/// `SWP_PFN_BITS` (include/linux/swapops.h: `MAX_PHYSMEM_BITS - PAGE_SHIFT`): 46 − 12 on
+/// x86_64 with 4-level paging, 32 − 12 on i386 2-level. A migration entry's offset is the
+/// PFN, with the old PTE's young and dirty bits just above it (`SWP_MIG_YOUNG_BIT`,
+/// `SWP_MIG_DIRTY_BIT`); both architectures have room for them in the PTE's offset field
+/// (`migration_entry_supports_ad`).
+pub const fn swp_pfn_bits(arch: Arch) -> u32 {
+    match arch {
+        Arch::X86_64 => 46 - 12,
+        Arch::I386 => 32 - 12,
+    }
+}
+
+/// What a migration entry remembers of the PTE it replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MigrationEntry {
+    /// The PFN of the page being migrated.
+    pub pfn: u64,
+    /// The PTE was writable (`SWP_MIGRATION_WRITE`).
+    pub writable: bool,
+    /// Read-only but exclusive (`SWP_MIGRATION_READ_EXCLUSIVE`).
+    pub exclusive: bool,
+    /// The PTE was young (`SWP_MIG_YOUNG`).
+    pub young: bool,
+    /// The PTE was dirty (`SWP_MIG_DIRTY`).
+    pub dirty: bool,
+}
+
+impl MigrationEntry {
+    /// `make_{readable,readable_exclusive,writable}_migration_entry` +
+    /// `make_migration_entry_{young,dirty}`: the swap entry for `self` on `arch`.
+    pub const fn to_swp_entry(self, arch: Arch) -> SwpEntry {
+        let ty = if self.writable {
+            SWP_MIGRATION_WRITE
+        } else if self.exclusive {
+            SWP_MIGRATION_READ_EXCLUSIVE
+        } else {
+            SWP_MIGRATION_READ
+        };
+        let bits = swp_pfn_bits(arch);
+        let mut off = self.pfn & ((1 << bits) - 1);
+        if self.young {
+            off |= 1 << bits;
+        }
+        if self.dirty {
+            off |= 1 << (bits + 1);
+        }
+        SwpEntry::new(ty, off)
+    }
+    /// The non-present PTE holding the entry (`swp_entry_to_pte`).
+    pub const fn to_pte(self, arch: Arch) -> u64 {
+        self.to_swp_entry(arch).to_pte(arch, false)
+    }
+    /// `is_migration_entry` + `swp_offset_pfn` and the A/D bits: the migration entry a PTE
+    /// value holds, if it holds one.
+    pub const fn from_pte(arch: Arch, pte: u64) -> Option<MigrationEntry> {
+        if !is_swap_pte(arch, pte) {
+            return None;
+        }
+        let e = SwpEntry::from_pte(arch, pte);
+        let ty = e.swp_type();
+        if ty != SWP_MIGRATION_READ
+            && ty != SWP_MIGRATION_READ_EXCLUSIVE
+            && ty != SWP_MIGRATION_WRITE
+        {
+            return None;
+        }
+        let bits = swp_pfn_bits(arch);
+        let off = e.offset();
+        Some(MigrationEntry {
+            pfn: off & ((1 << bits) - 1),
+            writable: ty == SWP_MIGRATION_WRITE,
+            exclusive: ty == SWP_MIGRATION_READ_EXCLUSIVE,
+            young: off & (1 << bits) != 0,
+            dirty: off & (1 << (bits + 1)) != 0,
+        })
+    }
+}
+
+/// `is_migration_entry` on a PTE value.
+pub const fn is_migration_pte(arch: Arch, pte: u64) -> bool {
+    MigrationEntry::from_pte(arch, pte).is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn migration_entries_use_swapops_types_and_keep_pfn_and_ad_bits() {
+        assert_eq!(
+            (
+                SWP_MIGRATION_READ,
+                SWP_MIGRATION_READ_EXCLUSIVE,
+                SWP_MIGRATION_WRITE
+            ),
+            (28, 29, 30)
+        );
+        for arch in [Arch::X86_64, Arch::I386] {
+            let max_pfn = (1u64 << swp_pfn_bits(arch)) - 1;
+            // swapops.h: A/D bits fit when the offset field holds SWP_MIG_TOTAL_BITS.
+            assert!(max_swapfile_pages(arch) >= 1u64 << (swp_pfn_bits(arch) + 2));
+            for pfn in [0, 1, 0x12345, max_pfn] {
+                for bits in 0..16u32 {
+                    let m = MigrationEntry {
+                        pfn,
+                        writable: bits & 1 != 0,
+                        exclusive: bits & 1 == 0 && bits & 2 != 0,
+                        young: bits & 4 != 0,
+                        dirty: bits & 8 != 0,
+                    };
+                    let pte = m.to_pte(arch);
+                    assert!(is_swap_pte(arch, pte), "{arch:?} {m:?}");
+                    assert_eq!(MigrationEntry::from_pte(arch, pte), Some(m));
+                    assert!(is_migration_pte(arch, pte));
+                }
+            }
+            // An ordinary swap entry is no migration entry.
+            let pte = SwpEntry::new(3, 77).to_pte(arch, true);
+            assert_eq!(MigrationEntry::from_pte(arch, pte), None);
+        }
+    }
 
     #[test]
     fn generic_entry_packs_type_above_offset() {

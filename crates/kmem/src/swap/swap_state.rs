@@ -120,6 +120,49 @@ impl<P: Platform> SwapState<P> {
         debug_assert!(!last, "the swap cache's reference was the last");
     }
 
+    /// The swap-cache half of `__folio_migrate_mapping`: `new` takes `old`'s place in the
+    /// cache under the same entry (`PG_swapcache`, `private`, the cache's reference); `old`
+    /// leaves it with its reference dropped (the caller holds its own, so it is never the
+    /// last). Returns `false` (nothing changed) when `old` is not the cached page.
+    pub fn swap_cache_replace(&self, old: PagePtr, new: PagePtr) -> bool {
+        if !old.test_flag(pg::SWAPCACHE) {
+            return false;
+        }
+        let e = SwpEntry::from_val(old.private() as u64);
+        let Some(entry) = core::ptr::NonNull::new(new.as_ptr()).and_then(XaEntry::from_ptr) else {
+            return false;
+        };
+        {
+            // Lock order: swap_lock, under tasklist_lock (migration); docs/LOCKING.md.
+            let t = self.table.lock();
+            let Some(a) = t.areas.get(e.swp_type()).and_then(Option::as_ref) else {
+                return false;
+            };
+            let cur = a
+                .cache
+                .load(e.offset() as usize)
+                .and_then(|x| x.as_ptr::<Page>());
+            if cur != core::ptr::NonNull::new(old.as_ptr()) {
+                return false;
+            }
+            // Replacing a present slot allocates nothing.
+            if a.cache
+                .store(e.offset() as usize, Some(entry), node_gfp())
+                .is_err()
+            {
+                return false;
+            }
+        }
+        new.get();
+        new.set_private(e.val() as usize);
+        new.set_flag_bits(pg::SWAPCACHE | pg::SWAPBACKED);
+        old.clear_flag_bits(pg::SWAPCACHE);
+        old.set_private(0);
+        let last = old.put_testzero();
+        debug_assert!(!last, "the swap cache's reference was the last");
+        true
+    }
+
     /// `swap_cache_get_folio`: the page cached for `e`, with a reference for the caller.
     pub fn lookup_swap_cache(&self, e: SwpEntry) -> Option<PagePtr> {
         let t = self.table.lock();

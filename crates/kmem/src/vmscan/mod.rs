@@ -18,7 +18,8 @@
 //! not in the swap cache → `add_to_swap`; mapped → `try_to_unmap` (through
 //! [`ReclaimOps`], the rmap of the layer that owns address spaces); dirty → `pageout`
 //! (`swap_writepage`); then the page leaves the swap cache (`__remove_mapping`) and is
-//! freed (`pgsteal`).
+//! freed (`pgsteal`). Shmem pages (swap-backed, not anonymous) are kept: kmem does not
+//! write shmem to swap.
 //!
 //! # kswapd and direct reclaim
 //! The page allocator never names this module: the owner of the machine registers a
@@ -177,6 +178,31 @@ impl<P: Platform> VmscanState<P> {
             }
         }
         put_page(l, page);
+    }
+
+    /// `folio_isolate_lru`: takes `page` off its LRU list with a reference of its own (for
+    /// migration); `false` when it is on no list (already isolated, not a user page) or
+    /// being freed.
+    pub fn folio_isolate_lru(&self, l: &VmLayer<P>, page: PagePtr) -> bool {
+        if !l.check_page_ptr(page, "folio_isolate_lru") {
+            return false;
+        }
+        // Lock order: &lruvec->lru_lock, under tasklist_lock (migration); docs/LOCKING.md.
+        let mut lru = self.lru.lock();
+        if !page.test_flag(pg::LRU) || !page.try_get() {
+            return false;
+        }
+        lru.del(page, &l.node_stats);
+        true
+    }
+
+    /// `folio_putback_lru`: an isolated page goes back on the list its flags name and the
+    /// isolation's reference is dropped (freeing the page if it was the last).
+    pub fn folio_putback_lru(&self, l: &VmLayer<P>, page: PagePtr) {
+        if page.refcount() > 1 && !page.test_flag(pg::LRU) {
+            self.lru.lock().add(page, &l.node_stats);
+        }
+        self.folio_put(l, page);
     }
 
     /// Whether every LRU list is empty (tests: all user pages are gone).

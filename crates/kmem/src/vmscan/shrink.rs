@@ -101,6 +101,14 @@ impl<P: Platform> VmscanState<P> {
         ops: &dyn ReclaimOps,
         page: PagePtr,
     ) -> Verdict {
+        // A shmem page (swap-backed, not anonymous): kmem does not write shmem to swap
+        // (Linux's shmem_writeout), so reclaim keeps it.
+        if page.test_flag(pg::SWAPBACKED)
+            && page.mapping() != 0
+            && page.mapping() & crate::rmap::PAGE_MAPPING_ANON == 0
+        {
+            return Verdict::Keep;
+        }
         // folio_check_references: a mapped, recently used anonymous page is activated;
         // PG_referenced alone (no young PTE) does not save it.
         let referenced_ptes = ops.referenced(page);

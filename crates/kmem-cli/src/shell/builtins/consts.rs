@@ -61,6 +61,9 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("MADV_PAGEOUT", 21),
     ("MADV_POPULATE_READ", 22),
     ("MADV_POPULATE_WRITE", 23),
+    // include/linux/mm_types.h (enum foll_flags): pin_user_pages flags.
+    ("FOLL_WRITE", 0x01),
+    ("FOLL_LONGTERM", 0x100),
     // linux/memfd.h.
     ("MFD_CLOEXEC", 0x1),
     ("MFD_ALLOW_SEALING", 0x2),

@@ -27,6 +27,7 @@ pub mod cma;
 pub mod consts;
 pub mod device;
 pub mod memory;
+pub mod migrate;
 pub mod page;
 pub mod process;
 pub mod slab;
@@ -182,6 +183,7 @@ pub static TABLES: &[(&str, &[Builtin])] = &[
     ),
     ("Driver core and managed resources", device::DEVICE_BUILTINS),
     ("CMA and coherent DMA", cma::CMA_BUILTINS),
+    ("Page migration and pinning", migrate::MIGRATE_BUILTINS),
 ];
 
 /// Every function the shell knows, in the order `help` lists them.
