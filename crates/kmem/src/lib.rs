@@ -47,8 +47,6 @@ pub mod page_alloc;
 pub mod slab;
 
 pub mod highmem;
-/// Memory hotplug (above vmalloc: it maps the vmemmap of new sections).
-pub mod memory_hotplug;
 pub mod vmalloc;
 
 pub mod vma;
@@ -63,6 +61,8 @@ pub mod memory;
 
 pub mod task;
 
+/// Memory hotplug (above migrate: offlining migrates what lives in a block).
+pub mod memory_hotplug;
 pub mod migrate;
 
 pub mod oom_kill;

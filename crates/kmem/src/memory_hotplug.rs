@@ -16,14 +16,15 @@
 //!   blocks, managed/present/totalram grow, the section is marked online, the watermarks are
 //!   recomputed (`init_per_zone_wmark_min`), and a zone that was empty prints `Built 1
 //!   zonelists…` (`build_all_zonelists`).
-//! - [`VmLayer::offline_memory_block`]: `offline_pages` — the CPU's page lists drained, every
-//!   page must sit in a free block inside the range (migration of in-use pages is not built
-//!   yet: an allocated page fails with `-EBUSY` and Linux's `memory offlining [mem …] failed
-//!   due to …` line), then the blocks leave the free lists and the counters go back.
+//! - [`TaskLayer::offline_memory_block`]: `offline_pages` — the block's pageblocks isolated,
+//!   the page lists drained, in-use movable pages migrated out (`migrate_range`), then every
+//!   page must sit in a free block inside the range (else `-EBUSY` and Linux's `memory
+//!   offlining [mem …] failed due to …` line) and the blocks leave the free lists, the
+//!   counters go back. [`VmLayer::offline_memory_block`] is the same without migration.
 //! - [`VmLayer::remove_memory`]: `try_remove_memory` — offline, hot-added sections only (a
 //!   boot section's memmap came from memblock); the memmap is unmapped and freed.
 //!
-//! Not modelled yet: migration on offline, `kernelcore=`/`movablecore=`, shrinking a zone's
+//! Not modelled yet: `kernelcore=`/`movablecore=`, shrinking a zone's
 //! span on offline (`shrink_zone_span`), recomputing the per-CPU list sizes
 //! (`zone_pcp_update`), /proc/iomem resources for hot-added RAM, more than one node.
 //!
@@ -37,12 +38,14 @@ use crate::addr::{Order, Pfn, PhysAddr, MAX_PAGE_ORDER, PAGE_SHIFT};
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::pg;
-use crate::mmzone::{MigrateType, ZoneType};
+use crate::mmzone::{MigrateType, ZoneType, PAGEBLOCK_NR_PAGES};
 use crate::platform::{LogLevel, Platform};
 use crate::sparse::{
-    pfn_to_section_nr, section_nr_to_pfn, PAGES_PER_SECTION, SECTION_HAS_MEM_MAP, SECTION_IS_EARLY,
-    SECTION_IS_ONLINE, SECTION_MARKED_PRESENT, SECTION_MEMMAP_BYTES, SECTION_USAGE_BYTES,
+    pfn_to_section_nr, section_nr_to_pfn, PAGEBLOCKS_PER_SECTION, PAGES_PER_SECTION,
+    SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT,
+    SECTION_MEMMAP_BYTES, SECTION_USAGE_BYTES,
 };
+use crate::task::TaskLayer;
 use crate::vmalloc::VmLayer;
 
 /// `memory_block_size_bytes()`: one section.
@@ -350,6 +353,11 @@ impl<P: Platform> VmLayer<P> {
         zone.hot_end.store(ne, Ordering::Release);
         zone.hot_present
             .fetch_add(PAGES_PER_SECTION as i64, Ordering::Relaxed);
+        // memmap_init_range: every pageblock starts MIGRATE_MOVABLE (an offlined block's
+        // stayed isolated).
+        for pb in (s..e).step_by(PAGEBLOCK_NR_PAGES) {
+            zone.set_pageblock_migratetype(Pfn::new(pb), MigrateType::Movable);
+        }
         // online_pages_range: MAX_ORDER blocks to the buddy allocator (`generic_online_page`).
         let order = Order::new(MAX_PAGE_ORDER);
         let mut pfn = s;
@@ -381,15 +389,27 @@ impl<P: Platform> VmLayer<P> {
         Ok(())
     }
 
-    /// `offline_pages` of memory block `nr` (`echo offline > memoryN/state`).
+    /// `offline_pages` of memory block `nr` without migration: only a block whose pages are
+    /// all free goes offline. [`TaskLayer::offline_memory_block`] (what a `Machine` and the
+    /// sysfs files call) migrates in-use movable pages first.
     ///
     /// # Errors
-    /// `EINVAL` for an absent block or one whose pages span several zones; `EBUSY` when a
-    /// page of it is in use (Linux's `memory offlining … failed due to …` line, at debug
-    /// level, as `pr_debug` logs it). An offline block is left as it is (success).
+    /// As [`TaskLayer::offline_memory_block`].
     pub fn offline_memory_block(&self, nr: usize) -> Result<(), Errno> {
         // Lock order: mem_hotplug_lock (outermost); docs/LOCKING.md.
         let _g = self.mem_hotplug.lock();
+        self.offline_block_locked(nr, &mut |_, _| Ok(()))
+    }
+
+    /// `offline_pages` under `mem_hotplug_lock`: the block's pageblocks are isolated, the page
+    /// lists drained, `migrate(start, end)` moves what it can out, and if every page of the
+    /// block is then free the free blocks leave the free lists and the counters go back;
+    /// otherwise the pageblocks get their types back and the call fails.
+    pub(crate) fn offline_block_locked(
+        &self,
+        nr: usize,
+        migrate: &mut dyn FnMut(Pfn, Pfn) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
         let b = self.memory_block(nr).ok_or(Errno::EINVAL)?;
         if !b.online {
             return Ok(());
@@ -413,21 +433,30 @@ impl<P: Platform> VmLayer<P> {
             return failed("multizone range", Errno::EINVAL);
         };
         let zone = self.zone(kind);
-        // zone_pcp_disable + drain: pages parked on this CPU's lists go back to the buddy.
-        self.drain_local_pages();
+        // start_isolate_page_range: nothing is allocated from the block any more.
+        let mut saved = [MigrateType::Movable; PAGEBLOCKS_PER_SECTION];
+        // Lock order: &zone->lock (rank 5) under mem_hotplug_lock; docs/LOCKING.md.
+        self.isolate_pageblocks(zone, &mut zone.free.lock(), (s, e), &mut saved);
+        // zone_pcp_disable: pages parked on the CPUs' lists go back to the buddy allocator.
+        self.drain_all_pages();
+        let migrated = migrate(Pfn::new(s), Pfn::new(e));
+        self.drain_all_pages();
         // Lock order: &zone->lock (rank 5) under mem_hotplug_lock; docs/LOCKING.md.
         let mut free = zone.free.lock();
         let mut p = s;
-        while p < e {
+        let mut all_free = migrated.is_ok();
+        while all_free && p < e {
             match self.free_block_containing(zone, Pfn::new(p)) {
                 Some((head, o)) if head.as_u64() >= s && head.as_u64() + o.pages() as u64 <= e => {
                     p = head.as_u64() + o.pages() as u64;
                 }
-                _ => {
-                    drop(free);
-                    return failed("unmovable page", Errno::EBUSY);
-                }
+                _ => all_free = false,
             }
+        }
+        if !all_free {
+            self.unisolate_pageblocks(zone, &mut free, (s, e), &saved);
+            drop(free);
+            return failed("unmovable page", Errno::EBUSY);
         }
         // __offline_isolated_pages: every free block leaves its list.
         let mut p = s;
@@ -440,6 +469,14 @@ impl<P: Platform> VmLayer<P> {
             p = head.as_u64() + o.pages() as u64;
         }
         drop(free);
+        self.offline_accounting(nr, kind);
+        Ok(())
+    }
+
+    /// The counters and flags of a block whose pages just left the buddy allocator.
+    fn offline_accounting(&self, nr: usize, kind: ZoneType) {
+        let zone = self.zone(kind);
+        let (s, e) = (section_nr_to_pfn(nr), section_nr_to_pfn(nr + 1));
         let n = PAGES_PER_SECTION as usize;
         zone.stats
             .nr_free_pages
@@ -449,7 +486,7 @@ impl<P: Platform> VmLayer<P> {
         self.totalram.fetch_sub(n, Ordering::Relaxed);
         // SAFETY: the block's pages were all free and have left the free lists under the
         // zone lock; nobody else holds them (mem_hotplug_lock held).
-        unsafe { self.init_memmap_range(Pfn::new(s), Pfn::new(e), kind) };
+        unsafe { self.init_memmap_range(s, e, kind) };
         if let Some(sec) = self.sections().section(nr) {
             sec.clear(SECTION_IS_ONLINE);
         }
@@ -461,7 +498,6 @@ impl<P: Platform> VmLayer<P> {
         if !zone.is_populated() {
             self.print_zonelists();
         }
-        Ok(())
     }
 
     /// `remove_memory(start, size)`: removes offline hot-added blocks.
@@ -505,5 +541,27 @@ impl<P: Platform> VmLayer<P> {
             self.sparse_remove_section(nr);
         }
         Ok(())
+    }
+}
+
+impl<P: Platform> TaskLayer<P> {
+    /// `offline_pages` of memory block `nr` (`echo offline > memoryN/state`): the block's
+    /// pageblocks are isolated, its in-use movable pages migrated elsewhere
+    /// (`do_migrate_range`: anonymous, shmem and swap-cache pages, movable-ops pages; the
+    /// data moves, the mappings follow), and once every page is free the block leaves the
+    /// buddy allocator: managed, present and totalram pages go down, the section is
+    /// offline, the watermarks are recomputed.
+    ///
+    /// # Errors
+    /// `EINVAL` for an absent block or one whose pages span several zones; `EBUSY` when a
+    /// page stays in use (unmovable, pinned, or no target memory), with Linux's `memory
+    /// offlining [mem …] failed due to …` line at debug level (`pr_debug`); the pageblocks
+    /// get their types back. An offline block is left as it is (success).
+    pub fn offline_memory_block(&self, nr: usize) -> Result<(), Errno> {
+        let vm = &self.mem.km.vm;
+        // Lock order: mem_hotplug_lock (outermost), tasklist_lock under it in
+        // migrate_range; docs/LOCKING.md.
+        let _g = vm.mem_hotplug.lock();
+        vm.offline_block_locked(nr, &mut |s, e| self.migrate_range(s, e))
     }
 }

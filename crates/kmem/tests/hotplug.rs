@@ -205,3 +205,111 @@ fn flatmem_cannot_hotplug() {
     assert_eq!(m.add_memory(0, 4 * G, G), Err(Errno::EINVAL));
     assert!(m.memory_blocks().next().is_none());
 }
+
+const PAGE: u64 = kmem::PAGE_SIZE as u64;
+
+fn pat(i: u64, off: u64) -> u64 {
+    (i << 16) ^ off ^ 0x5a5a_0000_0000_0000
+}
+
+fn vmstat(m: &Machine<HostedPlatform>, name: &str) -> u64 {
+    proc(m, "/proc/vmstat")
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap()
+}
+
+/// The scenario: add 1 GiB, online it movable, fill it with a process's pages,
+/// offline it (the pages migrate, the data is intact), remove it; every counter returns.
+#[test]
+fn offline_migrates_a_process_out_and_every_counter_returns() {
+    use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    let m = boot_growable(8 * G);
+    let warm = m.spawn("warmup").unwrap();
+    m.exit(warm).unwrap();
+    let total0 = meminfo_kb(&m, "MemTotal:");
+    let free0 = settle(&m);
+    m.add_memory(0, 4 * G, G).unwrap();
+    for b in 32..40 {
+        echo(&m, b, "state", "online_movable").unwrap();
+    }
+    let pid = m.spawn("filler").unwrap();
+    let n = 4096u64;
+    let rw = PROT_READ | PROT_WRITE;
+    let a = m
+        .mmap(pid, 0, n * PAGE, rw, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        .unwrap();
+    for i in 0..n {
+        for off in [0, PAGE - 8] {
+            m.upoke(pid, a + i * PAGE + off, 8, pat(i, off)).unwrap();
+        }
+    }
+    let zone_of = |i: u64| {
+        let p = m.follow_page(pid, a + i * PAGE).unwrap().unwrap();
+        m.page_ref(p).unwrap().zone_type()
+    };
+    assert!((0..n).all(|i| zone_of(i) == ZoneType::Movable));
+    let migrated0 = vmstat(&m, "pgmigrate_success");
+    for b in 32..40 {
+        echo(&m, b, "state", "offline").unwrap();
+    }
+    assert!(vmstat(&m, "pgmigrate_success") >= migrated0 + n);
+    for i in 0..n {
+        assert_ne!(zone_of(i), ZoneType::Movable);
+        for off in [0, PAGE - 8] {
+            assert_eq!(m.upeek(pid, a + i * PAGE + off, 8).unwrap(), pat(i, off));
+        }
+    }
+    assert_eq!(zone_field(&m, "Movable", "present"), 0);
+    m.remove_memory(4 * G, G).unwrap();
+    m.exit(pid).unwrap();
+    assert_eq!(meminfo_kb(&m, "MemTotal:"), total0);
+    assert_eq!(settle(&m), free0, "every page came back");
+    assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
+    m.check_invariants().unwrap();
+}
+
+/// A pinned page cannot move: offlining fails with -EBUSY, the block stays online and
+/// usable, and succeeds once the pin is gone.
+#[test]
+fn a_pinned_page_keeps_its_block_online() {
+    use kmem::migrate::{FOLL_LONGTERM, FOLL_WRITE};
+    use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    let m = boot_growable(8 * G);
+    m.add_memory(0, 4 * G, 128 << 20).unwrap();
+    echo(&m, 32, "state", "online_movable").unwrap();
+    let pid = m.spawn("pinner").unwrap();
+    let a = m
+        .mmap(
+            pid,
+            0,
+            16 * PAGE,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+        .unwrap();
+    m.upoke(pid, a, 8, 42).unwrap();
+    let mut pages = [None];
+    assert_eq!(
+        m.pin_user_pages(pid, a, FOLL_WRITE | FOLL_LONGTERM, &mut pages),
+        Ok(1)
+    );
+    assert_eq!(echo(&m, 32, "state", "offline"), Err(Errno::EBUSY));
+    assert!(dmesg(&m)
+        .contains("memory offlining [mem 0x100000000-0x107ffffff] failed due to unmovable page"));
+    assert_eq!(sysfs(&m, 32, "state"), "online\n");
+    // The block's pageblocks are usable again.
+    let p = m
+        .alloc_pages(GfpFlags::GFP_HIGHUSER_MOVABLE, Order::ZERO)
+        .unwrap();
+    assert_eq!(m.page_ref(p).unwrap().zone_type(), ZoneType::Movable);
+    m.__free_pages(p, Order::ZERO);
+    m.unpin_user_pages(&[pages[0].unwrap()]);
+    echo(&m, 32, "state", "offline").unwrap();
+    assert_eq!(m.upeek(pid, a, 8).unwrap(), 42);
+    m.exit(pid).unwrap();
+    m.remove_memory(4 * G, 128 << 20).unwrap();
+    m.check_invariants().unwrap();
+}

@@ -305,3 +305,43 @@ impl<P: Platform> PageAllocator<P> {
         }
     }
 }
+
+impl<P: Platform> PageAllocator<P> {
+    /// `start_isolate_page_range` for memory offlining (mm/memory_hotplug.c): every
+    /// pageblock of `[pb_start, pb_end)` becomes MIGRATE_ISOLATE whatever its type, which is
+    /// saved in `saved` (one entry per pageblock), and its free pages move to the isolate
+    /// lists, so nothing is allocated there any more. Under the zone lock.
+    pub(crate) fn isolate_pageblocks(
+        &self,
+        zone: &Zone<P::RawLock>,
+        free: &mut ZoneFree,
+        (pb_start, pb_end): (u64, u64),
+        saved: &mut [MigrateType],
+    ) {
+        for (i, p) in (pb_start..pb_end).step_by(PB as usize).enumerate() {
+            let mt = zone.pageblock_migratetype(Pfn::new(p));
+            saved[i] = mt;
+            if mt != MigrateType::Isolate {
+                self.split_large_free_block(zone, free, Pfn::new(p));
+                self.move_freepages_block(zone, free, Pfn::new(p), mt, MigrateType::Isolate);
+                zone.set_pageblock_migratetype(Pfn::new(p), MigrateType::Isolate);
+            }
+        }
+    }
+
+    /// `undo_isolate_page_range` after [`Self::isolate_pageblocks`]: each pageblock gets its
+    /// saved type back with its free blocks. Under the zone lock.
+    pub(crate) fn unisolate_pageblocks(
+        &self,
+        zone: &Zone<P::RawLock>,
+        free: &mut ZoneFree,
+        (pb_start, pb_end): (u64, u64),
+        saved: &[MigrateType],
+    ) {
+        for (i, p) in (pb_start..pb_end).step_by(PB as usize).enumerate() {
+            if saved[i] != MigrateType::Isolate {
+                self.undo_isolate(zone, free, p, p + PB, saved[i]);
+            }
+        }
+    }
+}

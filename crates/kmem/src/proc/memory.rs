@@ -1,6 +1,7 @@
 //! `/sys/devices/system/memory` (drivers/base/memory.c): `block_size_bytes` and, per memory
 //! block, `memoryN/{phys_index,state,online,removable,valid_zones}`; `state` and `online` are
-//! writable (`echo online_movable > memoryN/state`, `echo offline > …`, `echo 0 > …/online`).
+//! writable (`echo online_movable > memoryN/state`, `echo offline > …`, `echo 0 > …/online`;
+//! through a machine, offlining migrates in-use pages: `TaskLayer::offline_memory_block`).
 
 use core::fmt::Write;
 
@@ -99,11 +100,12 @@ impl<P: Platform> VmLayer<P> {
     }
 
     /// Writes a memory-block file (`state_store`, the device core's `online_store`); `None`
-    /// when `path` is not one.
+    /// when `path` is not one. `offline` offlines a block (the task layer's migrates).
     pub(super) fn memory_sysfs_write(
         &self,
         path: &str,
         text: &str,
+        offline: &dyn Fn(usize) -> Result<(), Errno>,
     ) -> Option<Result<(), ProcError>> {
         let mode = self.memory_sysfs_mode(path)?;
         if mode & 0o222 == 0 {
@@ -114,7 +116,7 @@ impl<P: Platform> VmLayer<P> {
         };
         let v = text.trim();
         let r = match (attr, v) {
-            ("state", "offline") | ("online", "0") => self.offline_memory_block(nr),
+            ("state", "offline") | ("online", "0") => offline(nr),
             ("online", "1") => self.online_memory_block(nr, OnlineType::Online),
             ("state", _) => match OnlineType::parse(v) {
                 Some(t) => self.online_memory_block(nr, t),

@@ -176,7 +176,7 @@ impl<P: Platform> VmLayer<P> {
     /// [`ProcError::NotFound`] for an unknown path; `EACCES` for a file whose mode has no
     /// write bit; the file's own errors (`EINVAL` for text it refuses).
     pub fn proc_write(&self, path: &str, text: &str) -> Result<(), ProcError> {
-        if let Some(r) = self.memory_sysfs_write(path, text) {
+        if let Some(r) = self.memory_sysfs_write(path, text, &|nr| self.offline_memory_block(nr)) {
             return r;
         }
         let p = path.strip_prefix("/proc/").unwrap_or(path);
