@@ -1246,6 +1246,8 @@ mod device_tests;
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
+mod hotplug_tests;
+#[cfg(test)]
 mod map_tests;
 #[cfg(test)]
 mod process_tests;

@@ -10,6 +10,7 @@ pub(super) fn shell(arch: Arch) -> Shell {
         cpus: 1,
         cmdline: String::new(),
         seed: 0,
+        maxmem: 0,
     })
     .unwrap();
     Shell::new(k)
@@ -402,6 +403,7 @@ fn highmem_kmap_i386() {
         cpus: 1,
         cmdline: String::new(),
         seed: 0,
+        maxmem: 0,
     })
     .unwrap();
     let mut sh = Shell::new(k);
@@ -778,6 +780,7 @@ fn shell_with(cmdline: &str) -> Shell {
         cpus: 2,
         cmdline: cmdline.to_string(),
         seed: 0,
+        maxmem: 0,
     })
     .unwrap();
     Shell::new(k)
@@ -886,6 +889,7 @@ fn kmemleak_in_the_shell() {
         cpus: 1,
         cmdline: "kmemleak=on".into(),
         seed: 0,
+        maxmem: 0,
     })
     .unwrap();
     let mut sh = Shell::new(k);
