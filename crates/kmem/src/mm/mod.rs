@@ -402,15 +402,17 @@ impl<P: Platform> MemoryModel<P> {
     fn foreign_page(&self, page: PagePtr, what: &str) {
         self.bad_address(what, page.as_ptr() as u64);
     }
-    /// `page_to_pfn`; [`NO_PFN`] for a page that is not of this machine.
+    /// `page_to_pfn`; [`Self::pfn_limit`] (`max_pfn` unless memory was hot-added) for a
+    /// page that is not of this machine.
     #[inline]
     pub fn page_to_pfn(&self, page: PagePtr) -> Pfn {
-        // A page of another machine (or any other pointer) maps to NO_PFN, which no page
-        // of this machine has: `pfn_to_page` of it is `None`.
+        // A page of another machine (or any other pointer) maps to the PFN limit, which no
+        // page of this machine has: `pfn_to_page` of it is `None`.
         let off = (page.as_ptr() as usize).wrapping_sub(self.mem_map as usize)
             / core::mem::size_of::<Page>();
-        if off as u64 >= self.pfn_limit().as_u64() || !self.memmap_valid(Pfn::new(off as u64)) {
-            return NO_PFN;
+        let limit = self.pfn_limit();
+        if off as u64 >= limit.as_u64() || !self.memmap_valid(Pfn::new(off as u64)) {
+            return limit;
         }
         Pfn::new(off as u64)
     }
@@ -757,10 +759,6 @@ impl<P: Platform> MemoryModel<P> {
             .max(0) as usize
     }
 }
-
-/// What [`MemoryModel::page_to_pfn`] returns for a page of no machine's memmap: beyond any
-/// physical address (`1 << MAX_PHYSMEM_BITS`), so `pfn_to_page` of it is `None`.
-pub const NO_PFN: Pfn = Pfn::new(1 << (46 - PAGE_SHIFT));
 
 /// Physical memory actually present (`physpages`) in KiB, etc.
 pub(crate) const fn pages_to_kb(pages: usize) -> usize {
