@@ -527,7 +527,9 @@ impl<L: lock_api::RawMutex> Zone<L> {
     #[inline]
     pub fn pageblock_migratetype(&self, pfn: Pfn) -> MigrateType {
         match self.pageblock_byte(pfn) {
-            Some(b) => MigrateType::from_index((b.load(Ordering::Relaxed) & !PB_MIGRATE_SKIP) as usize),
+            Some(b) => {
+                MigrateType::from_index((b.load(Ordering::Relaxed) & !PB_MIGRATE_SKIP) as usize)
+            }
             None => MigrateType::Unmovable,
         }
     }
