@@ -10,9 +10,10 @@
 //!   page; [`KmapLayer::try_to_unmap`] clears (or replaces, e.g. by a swap entry) every PTE
 //!   mapping it; [`KmapLayer::folio_referenced`] tests and clears their accessed bits. These
 //!   are what reclaim uses.
-//! - [`KmapLayer::rmap_walk_file`] visits every VMA mapping a shmem page (shared or private),
-//!   in the address spaces the caller names (kmem has no `i_mmap` tree: the task layer
-//!   passes every task's mm); page migration uses it for shmem, memfd and SysV pages.
+//! - [`KmapLayer::rmap_walk_file`] visits every VMA mapping a shmem page (shared or private)
+//!   through its object's `i_mmap` (a list of the VMAs mapping the object, kept by
+//!   [`crate::vma`]'s `insert_vma`/`remove_vma`); page migration uses it for shmem, memfd
+//!   and SysV pages.
 //!
 //! The mapcount lives in the `page_type` word (Linux's `_mapcount` union): `PAGE_TYPE_NONE`
 //! (−1) means unmapped, so a page freed with no mapper has the value the allocator expects.
@@ -166,47 +167,33 @@ impl<P: Platform> KmapLayer<P> {
         }
     }
 
-    /// `rmap_walk_file` for a page at offset `index` of shmem object `ino`: calls
-    /// `f(mm, addr, vm_flags)` for every VMA of the address spaces `mms` that maps the
-    /// object over that offset (shared or private; `f` checks the PTE). kmem has no
-    /// `i_mmap` interval tree: the walk looks the object up in each address space's VMA
-    /// tree, so it costs O(address spaces × their VMAs of the object).
+    /// `rmap_walk_file` for a page at offset `index` of the shmem object whose `i_mmap` is
+    /// `im`: calls `f(mm, addr, vm_flags)` for every VMA on it that maps that offset (shared
+    /// or private; `f` checks the PTE). kmem's `i_mmap` is a list, not Linux's interval tree,
+    /// so every VMA of the object is looked at.
     ///
     /// # Safety
-    /// The task layer's lock must be held (the address spaces in `mms` stay live and their
-    /// VMA trees unchanged during the walk); `f` must not change any VMA tree.
+    /// The task layer's lock must be held (the list, its VMAs and their address spaces stay
+    /// live and unchanged during the walk); `f` must not change any VMA tree.
     pub unsafe fn rmap_walk_file(
         &self,
-        ino: u64,
+        im: NonNull<crate::vma::IMmap>,
         index: u64,
-        mms: impl Iterator<Item = NonNull<MmStruct>>,
         mut f: impl FnMut(NonNull<MmStruct>, u64, crate::vma::VmFlags),
     ) {
-        for mmp in mms {
-            let mut va = 0u64;
-            loop {
-                let hit = {
-                    // SAFETY: live under the lock (caller's guarantee); this shared borrow
-                    // ends before `f` may change the page table.
-                    let mm = unsafe { mmp.as_ref() };
-                    let mut found = None;
-                    let mut cur = va;
-                    while let Some(v) = mm.find_vma(cur) {
-                        cur = v.vm_end;
-                        if v.backing == crate::vma::VmBacking::Shmem(ino)
-                            && index >= v.vm_pgoff
-                            && index < v.vm_pgoff + v.pages()
-                        {
-                            let addr = v.vm_start + (index - v.vm_pgoff) * crate::vma::PAGE;
-                            found = Some((addr, v.vm_flags, v.vm_end));
-                            break;
-                        }
-                    }
-                    found
+        // SAFETY: the caller's guarantee: the list and its VMAs are live under the lock.
+        unsafe {
+            for vp in im.as_ref().iter() {
+                let (start, pgoff, pages, flags, mm) = {
+                    let v = vp.as_ref();
+                    (v.vm_start, v.vm_pgoff, v.pages(), v.vm_flags, v.vm_mm)
                 };
-                let Some((addr, flags, end)) = hit else { break };
-                f(mmp, addr, flags);
-                va = end;
+                if index < pgoff || index >= pgoff + pages {
+                    continue;
+                }
+                if let Some(mm) = NonNull::new(mm as *mut MmStruct) {
+                    f(mm, start + (index - pgoff) * crate::vma::PAGE, flags);
+                }
             }
         }
     }

@@ -665,3 +665,54 @@ fn cma_alloc_drains_every_cpus_page_lists() {
     assert_eq!(settle(&m), free0);
     assert_eq!(m.check_invariants(), Ok(()));
 }
+
+/// A pinned page in the area cannot move: `cma_alloc` over it fails with `-EBUSY` (Linux's
+/// `alloc failed … ret: -16` line), and succeeds once the pin is dropped.
+#[test]
+fn cma_alloc_fails_over_a_pinned_page_until_it_is_unpinned() {
+    use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    const PAGE: u64 = PAGE_SIZE as u64;
+    let m = boot_with(Arch::X86_64, 256 * MIB, 1, "cma=16M", 42);
+    let c = m.cma_find("reserved").unwrap();
+    let (lo, hi) = area_range(&m, "reserved");
+    let p = m.spawn("dma").unwrap();
+    let n = 200 * MIB / PAGE;
+    let a = m
+        .mmap(
+            p,
+            0,
+            n * PAGE,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+        .unwrap();
+    for i in 0..n {
+        m.upoke(p, a + i * PAGE, 8, i).unwrap();
+    }
+    let i = (0..n)
+        .find(|i| {
+            let pg = m.follow_page(p, a + i * PAGE).unwrap().unwrap();
+            (lo..hi).contains(&m.page_to_pfn(pg).as_u64())
+        })
+        .expect("a page in the area");
+    let mut pinned = [None];
+    assert_eq!(m.pin_user_pages(p, a + i * PAGE, 0, &mut pinned), Ok(1));
+    assert!(m.cma_alloc(c, 4096, 0, false).is_none());
+    assert!(
+        dmesg(&m)
+            .contains("cma: __cma_alloc: reserved: alloc failed, req-size: 4096 pages, ret: -16"),
+        "{}",
+        dmesg(&m)
+    );
+    assert!(m.vm_event(kmem::mm::VmEvent::PgMigrateFail) > 0);
+    assert_eq!(m.upeek(p, a + i * PAGE, 8).unwrap(), i);
+    m.unpin_user_pages(&[pinned[0].unwrap()]);
+    let page = m.cma_alloc(c, 4096, 0, false).expect("unpinned, it moves");
+    assert_eq!(m.upeek(p, a + i * PAGE, 8).unwrap(), i);
+    assert!(m.cma_release(c, page, 4096));
+    m.exit(p).unwrap();
+    assert_eq!(m.check_invariants(), Ok(()));
+    assert_lockdep_quiet(&m);
+}

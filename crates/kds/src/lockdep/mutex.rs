@@ -153,13 +153,6 @@ impl<R: lock_api::RawMutex, T: ?Sized> Mutex<R, T> {
         self.lockdep()?.is_held(self as *const Self as *const ())
     }
 
-    /// A pointer to the protected value, without locking (`lock_api::Mutex::data_ptr`).
-    /// Dereferencing it is sound only while the caller (or a caller up its own stack)
-    /// holds the lock and nothing else uses the value meanwhile.
-    pub fn data_ptr(&self) -> *mut T {
-        self.inner.data_ptr()
-    }
-
     /// Returns the protected value; no locking needed since `&mut self` is exclusive.
     pub fn get_mut(&mut self) -> &mut T {
         self.inner.get_mut()

@@ -40,6 +40,8 @@ impl<P: Platform> MemoryLayer<P> {
                 anon_vma: None,
                 avc: None,
                 vm_mm: 0,
+                i_mmap: pv.i_mmap,
+                shared: crate::vma::IMmapLink::NONE,
             };
             let cp = child.insert_vma(nv)?;
             let Some(pp) = parent.vma_ptr(start) else {

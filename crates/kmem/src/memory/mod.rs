@@ -219,6 +219,8 @@ impl<P: Platform> MemoryLayer<P> {
             anon_vma: None,
             avc: None,
             vm_mm: 0,
+            i_mmap: None,
+            shared: crate::vma::IMmapLink::NONE,
         };
         mm.insert_vma(v)?;
         mm.start_stack = end - PAGE;
@@ -364,6 +366,10 @@ impl<P: Platform> PteOps for MemoryLayer<P> {
         });
         let _ = flush.defer();
         mm.pgd = Some(pt);
+    }
+
+    fn i_mmap(&self, ino: u64) -> Option<core::ptr::NonNull<crate::vma::IMmap>> {
+        self.shmem_i_mmap(ino)
     }
 
     fn move_ptes(&self, mm: &mut MmStruct, old: u64, new: u64, len: u64) -> Result<(), Errno> {

@@ -87,6 +87,8 @@ pub struct ShmemInode {
     /// Pages in the page cache.
     pub nr_pages: u64,
     pages: XArray<KAlloc>,
+    /// `mapping->i_mmap`: the VMAs mapping the object (under `tasklist_lock`).
+    pub(crate) i_mmap: crate::vma::IMmap,
     next: Option<NonNull<ShmemInode>>,
 }
 
@@ -219,6 +221,7 @@ impl<P: Platform> MemoryLayer<P> {
             removed: false,
             nr_pages: 0,
             pages: XArray::new_in(self.kalloc()),
+            i_mmap: crate::vma::IMmap::new(),
             next: t.head,
         };
         let p = self.kalloc().new_box(inode).ok_or(Errno::ENOMEM)?;
@@ -378,6 +381,28 @@ impl<P: Platform> MemoryLayer<P> {
         r
     }
 
+    /// The `i_mmap` of object `ino` (the VMAs mapping it), for the VMA layer
+    /// ([`crate::vma::PteOps::i_mmap`]). The object does not move while it lives.
+    pub(crate) fn shmem_i_mmap(&self, ino: u64) -> Option<NonNull<crate::vma::IMmap>> {
+        let mut t = self.mem.shmem.table.lock();
+        let r = t.find_mut(ino).map(|i| NonNull::from(&mut i.i_mmap));
+        r
+    }
+
+    /// The `i_mmap` of the shmem object whose cache holds `page` (`folio_mapping`), if any.
+    pub(crate) fn page_i_mmap(&self, page: PagePtr) -> Option<NonNull<crate::vma::IMmap>> {
+        let mapping = page.mapping();
+        if mapping == 0 || mapping & crate::rmap::PAGE_MAPPING_ANON != 0 {
+            return None;
+        }
+        let t = self.mem.shmem.table.lock();
+        let r = t
+            .iter()
+            .find(|i| core::ptr::eq(*i, mapping as *const ShmemInode))
+            .map(|i| NonNull::from(&i.i_mmap));
+        r
+    }
+
     /// The inode number of the shmem object whose cache holds `page`, if any.
     pub fn page_shmem_ino(&self, page: PagePtr) -> Option<u64> {
         let mapping = page.mapping();
@@ -456,6 +481,7 @@ impl<P: Platform> MemoryLayer<P> {
                     None => t.head = next,
                 }
                 self.shmem_drop_pages(i, 0);
+                debug_assert_eq!(i.i_mmap.count(), 0, "a VMA still maps the object");
                 // SAFETY: unlinked, ours; allocated by `shmem_create`.
                 unsafe { self.kalloc().free_box(p) };
                 n += 1;

@@ -10,7 +10,9 @@ use crate::pgtable::PteFlags;
 use crate::platform::Platform;
 use crate::rmap::pte_phys;
 use crate::swap::entry::MigrationEntry;
-use crate::task::{TaskLayer, TaskTable};
+use crate::task::TaskLayer;
+
+use super::TasklistHeld;
 use crate::vma::{MmStruct, VmFlags, PAGE};
 
 /// The flags `folio_migrate_flags` carries to the new page (`PG_swapcache` moves with the
@@ -28,8 +30,8 @@ const MIGRATE_FLAGS: u64 = pg::DIRTY
 pub(super) enum Owner {
     /// An anonymous page (maybe also in the swap cache).
     Anon,
-    /// A shmem page-cache page of object `ino`.
-    Shmem(u64),
+    /// A shmem page-cache page of the object with this `i_mmap`.
+    Shmem(NonNull<crate::vma::IMmap>),
     /// In the swap cache only (read ahead, mapped by nobody yet).
     SwapCacheOnly,
 }
@@ -40,8 +42,8 @@ impl<P: Platform> TaskLayer<P> {
         if self.page_is_anon(page) {
             return Some(Owner::Anon);
         }
-        if let Some(ino) = self.page_shmem_ino(page) {
-            return Some(Owner::Shmem(ino));
+        if let Some(im) = self.page_i_mmap(page) {
+            return Some(Owner::Shmem(im));
         }
         if page.test_flag(pg::SWAPCACHE) && page.mapping() == 0 {
             return Some(Owner::SwapCacheOnly);
@@ -52,10 +54,10 @@ impl<P: Platform> TaskLayer<P> {
     /// `rmap_walk`: `f(mm, addr, vm_flags)` for every place that may map `page`.
     ///
     /// # Safety
-    /// `tasklist_lock` is held (by the caller, who passes its table).
+    /// `tasklist_lock` is held (the caller passes the proof).
     unsafe fn rmap_walk(
         &self,
-        t: &TaskTable,
+        _t: &TasklistHeld,
         page: PagePtr,
         owner: Owner,
         f: &mut dyn FnMut(NonNull<MmStruct>, u64, VmFlags),
@@ -65,10 +67,10 @@ impl<P: Platform> TaskLayer<P> {
             Owner::Anon => unsafe {
                 self.rmap_walk_anon(page, |mm, vma, addr| f(mm, addr, vma.vm_flags))
             },
-            Owner::Shmem(ino) => {
+            Owner::Shmem(im) => {
                 let idx = page.index() as u64;
-                // SAFETY: as above; every address space belongs to a task of the table.
-                unsafe { self.rmap_walk_file(ino, idx, t.iter().map(|k| k.mm), &mut *f) }
+                // SAFETY: as above; the object outlives the VMAs on its `i_mmap`.
+                unsafe { self.rmap_walk_file(im, idx, &mut *f) }
             }
             Owner::SwapCacheOnly => {}
         }
@@ -89,7 +91,7 @@ impl<P: Platform> TaskLayer<P> {
     ///
     /// # Safety
     /// As [`Self::rmap_walk`]; `src` is isolated.
-    unsafe fn try_to_migrate(&self, t: &TaskTable, src: PagePtr, owner: Owner) {
+    unsafe fn try_to_migrate(&self, t: &TasklistHeld, src: PagePtr, owner: Owner) {
         let arch = self.arch();
         let pfn = self.page_to_pfn(src);
         let pa = pfn.phys();
@@ -135,7 +137,7 @@ impl<P: Platform> TaskLayer<P> {
     /// As [`Self::rmap_walk`]; `dst` has `src`'s `mapping` and `index` already.
     unsafe fn remove_migration_ptes(
         &self,
-        t: &TaskTable,
+        t: &TasklistHeld,
         src: PagePtr,
         dst: PagePtr,
         owner: Owner,
@@ -223,11 +225,11 @@ impl<P: Platform> TaskLayer<P> {
     /// (`dst` untouched, for the caller to give back).
     ///
     /// # Safety
-    /// `tasklist_lock` is held (the caller passes its table); `src` is isolated; `dst` is a
+    /// `tasklist_lock` is held (the caller passes the proof); `src` is isolated; `dst` is a
     /// fresh page with one reference.
     pub(super) unsafe fn migrate_one(
         &self,
-        t: &TaskTable,
+        t: &TasklistHeld,
         src: PagePtr,
         dst: PagePtr,
         owner: Owner,

@@ -76,7 +76,7 @@ use crate::gfp::GfpFlags;
 use crate::mm::mm_types::{pg, PagePtr};
 use crate::mm::VmEvent;
 use crate::platform::Platform;
-use crate::task::{TaskLayer, TaskTable};
+use crate::task::TaskLayer;
 
 /// `NR_MAX_MIGRATE_PAGES_RETRY` (mm/migrate.c): passes over the pages that failed with
 /// `-EAGAIN`.
@@ -117,6 +117,9 @@ pub enum MigrateReason {
     /// `MR_DAMON`
     Damon,
 }
+
+/// Proof that this CPU holds `tasklist_lock` (made only by `with_tasklist`).
+pub(crate) struct TasklistHeld(());
 
 /// `new_folio_t`: gives the target page for a source page (`None`: no memory, `-ENOMEM`).
 pub type NewPage<'a> = &'a mut dyn FnMut(PagePtr) -> Option<PagePtr>;
@@ -225,27 +228,27 @@ impl<P: Platform> TaskLayer<P> {
     }
 
     /// Runs `f` with `tasklist_lock` held: taken here, or the caller's when this CPU holds
-    /// it already (an allocation made under it).
-    pub(crate) fn with_tasklist<R>(&self, f: impl FnOnce(&TaskTable) -> R) -> R {
+    /// it already (an allocation made under it). `f` gets the proof.
+    pub(crate) fn with_tasklist<R>(&self, f: impl FnOnce(&TasklistHeld) -> R) -> R {
         let me = self.platform().raw_cpu_id() + 1;
         if self
             .tasklist_owner
             .load(::core::sync::atomic::Ordering::Acquire)
             == me
         {
-            // SAFETY: this CPU holds tasklist_lock for the whole call (we are inside an
-            // allocation made under it), and its holder does not use the table until the
-            // allocation returns; the table is only read here.
-            let t = unsafe { &*self.tasks.data_ptr() };
-            return f(t);
+            // This CPU holds tasklist_lock for the whole call (we are inside an allocation
+            // made under it).
+            return f(&TasklistHeld(()));
         }
         let g = self.tasklist();
-        f(&g)
+        let r = f(&TasklistHeld(()));
+        drop(g);
+        r
     }
 
     fn migrate_pages_locked(
         &self,
-        t: &TaskTable,
+        t: &TasklistHeld,
         from: &mut MigrateList,
         get_new: NewPage<'_>,
         mut put_new: Option<PutNewPage<'_>>,
@@ -292,7 +295,7 @@ impl<P: Platform> TaskLayer<P> {
     /// `put_new` when unused.
     fn migrate_one_page(
         &self,
-        t: &TaskTable,
+        t: &TasklistHeld,
         src: PagePtr,
         get_new: &mut dyn FnMut(PagePtr) -> Option<PagePtr>,
         put_new: &mut Option<PutNewPage<'_>>,
@@ -317,7 +320,7 @@ impl<P: Platform> TaskLayer<P> {
             self.migrate_movable_ops_page(ops, src, dst)
         } else {
             match self.page_owner(src) {
-                // SAFETY: tasklist_lock is held (we were given its table); `src` is
+                // SAFETY: tasklist_lock is held (we were given the proof); `src` is
                 // isolated; `dst` is a fresh page.
                 Some(owner) => unsafe { self.migrate_one(t, src, dst, owner) },
                 None => Err(Errno::EBUSY),

@@ -1,7 +1,8 @@
 //! Watermarks, lowmem reserves and per-CPU list sizes (mm/page_alloc.c
 //! `__setup_per_zone_wmarks`, `setup_per_zone_lowmem_reserve`, `init_per_zone_wmark_min`,
-//! `zone_set_pageset_high_and_batch`): the per-zone tunables set at boot and when
-//! `min_free_kbytes` changes. Locking as in the parent module.
+//! `zone_set_pageset_high_and_batch`, `decay_pcp_high`): the per-zone tunables set at boot
+//! and when `min_free_kbytes` changes, and the decay of a CPU's pcp `high`. Locking as in
+//! the parent module.
 
 #[allow(clippy::wildcard_imports)]
 use super::*;

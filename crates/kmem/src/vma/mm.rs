@@ -64,6 +64,110 @@ pub struct VmAreaStruct {
     pub avc: Option<NonNull<AnonVmaChain>>,
     /// `vma->vm_mm`, as an address (the owning [`MmStruct`], which never moves).
     pub vm_mm: usize,
+    /// The `i_mmap` of the shmem object this VMA maps (`vma->vm_file->f_mapping`), set when
+    /// the VMA is made; [`MmStruct::insert_vma`] links the VMA on it and
+    /// [`MmStruct::remove_vma`] unlinks it.
+    pub i_mmap: Option<NonNull<IMmap>>,
+    /// `vma->shared`: the neighbours on that list.
+    pub(crate) shared: IMmapLink,
+}
+
+/// A VMA's links on an [`IMmap`] (`vma->shared`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IMmapLink {
+    prev: Option<NonNull<VmAreaStruct>>,
+    next: Option<NonNull<VmAreaStruct>>,
+}
+
+impl IMmapLink {
+    /// Not on any list.
+    pub const NONE: IMmapLink = IMmapLink {
+        prev: None,
+        next: None,
+    };
+}
+
+/// `address_space->i_mmap` of a shmem object: every VMA mapping it, in any address space
+/// (Linux keeps an interval tree by page offset; kmem a list, walked in full). Changed
+/// only under the task layer's lock, as the VMAs are.
+///
+/// # Invariants
+/// Every VMA on the list is live, names this list in its `i_mmap`, and is linked through
+/// its `shared` links; `count` is the list's length.
+#[derive(Debug, Default)]
+pub struct IMmap {
+    head: Option<NonNull<VmAreaStruct>>,
+    count: usize,
+}
+
+// SAFETY: the VMAs it links are only touched under the task layer's lock.
+unsafe impl Send for IMmap {}
+// SAFETY: as above.
+unsafe impl Sync for IMmap {}
+
+impl IMmap {
+    /// An empty list.
+    pub const fn new() -> Self {
+        Self {
+            head: None,
+            count: 0,
+        }
+    }
+    /// VMAs on the list (`mapping_mapped` when non-zero).
+    pub fn count(&self) -> usize {
+        self.count
+    }
+    /// `vma_interval_tree_insert`.
+    ///
+    /// # Safety
+    /// `v` is a live, boxed VMA not on any list, naming this list; the lock is held.
+    unsafe fn link(&mut self, mut v: NonNull<VmAreaStruct>) {
+        // SAFETY: the caller's guarantee; the old head is live (invariant).
+        unsafe {
+            v.as_mut().shared = IMmapLink {
+                prev: None,
+                next: self.head,
+            };
+            if let Some(mut h) = self.head {
+                h.as_mut().shared.prev = Some(v);
+            }
+        }
+        self.head = Some(v);
+        self.count += 1;
+    }
+    /// `vma_interval_tree_remove`.
+    ///
+    /// # Safety
+    /// `v` is on this list; the lock is held.
+    unsafe fn unlink(&mut self, mut v: NonNull<VmAreaStruct>) {
+        // SAFETY: `v` and its neighbours are live VMAs of this list (invariant).
+        unsafe {
+            let IMmapLink { prev, next } = v.as_ref().shared;
+            match prev {
+                Some(mut p) => p.as_mut().shared.next = next,
+                None => self.head = next,
+            }
+            if let Some(mut n) = next {
+                n.as_mut().shared.prev = prev;
+            }
+            v.as_mut().shared = IMmapLink::NONE;
+        }
+        self.count -= 1;
+    }
+    /// The VMAs on the list (`vma_interval_tree_foreach` without the offset filter).
+    ///
+    /// # Safety
+    /// The task layer's lock is held for as long as the iterator is used, and the VMA
+    /// trees do not change meanwhile.
+    pub unsafe fn iter(&self) -> impl Iterator<Item = NonNull<VmAreaStruct>> + '_ {
+        let mut c = self.head;
+        core::iter::from_fn(move || {
+            let v = c?;
+            // SAFETY: a live VMA of the list (invariant, caller's lock).
+            c = unsafe { v.as_ref().shared.next };
+            Some(v)
+        })
+    }
 }
 
 // SAFETY: the raw pointers name objects of the same address space, only touched under the
@@ -309,6 +413,7 @@ impl MmStruct {
     ) -> Result<NonNull<VmAreaStruct>, Errno> {
         v.vm_mm = self as *const MmStruct as usize;
         let (s, e) = (v.vm_start, v.vm_end);
+        v.shared = IMmapLink::NONE;
         let p = self.ka.new_box(v).ok_or(Errno::ENOMEM)?;
         let entry = XaEntry::from_ptr(p);
         if self
@@ -319,6 +424,13 @@ impl MmStruct {
             // SAFETY: just allocated, never published.
             unsafe { self.ka.free_box(p) };
             return Err(Errno::ENOMEM);
+        }
+        // SAFETY: just stored and live; `&mut self` is the only access to it.
+        if let Some(mut im) = unsafe { p.as_ref() }.i_mmap {
+            // SAFETY: `p` is on no list (links reset above); the list named by `i_mmap`
+            // outlives its VMAs (the object lives while a VMA maps it), and VMAs change only
+            // under the task layer's lock, which the caller holds.
+            unsafe { im.as_mut().link(p) };
         }
         self.map_count += 1;
         self.vm_stat_account(
@@ -344,6 +456,12 @@ impl MmStruct {
             .store_range(s as usize, (e - 1) as usize, None, Gfp::GFP_KERNEL);
         self.map_count -= 1;
         self.vm_stat_account(f, -(((e - s) / PAGE) as i64));
+        // SAFETY: a live VMA of this mm, unpublished but not yet freed.
+        if let Some(mut im) = unsafe { p.as_ref() }.i_mmap {
+            // SAFETY: `insert_vma` linked it on the list it names, which is still live (as
+            // there); the caller holds the task layer's lock.
+            unsafe { im.as_mut().unlink(p) };
+        }
         // SAFETY: unpublished now; allocated by `insert_vma`.
         Some(unsafe { self.ka.take_box(p) })
     }

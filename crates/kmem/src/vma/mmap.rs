@@ -3,7 +3,7 @@
 
 use super::anon_vma::{anon_vma_clone, unlink_anon_vmas};
 use super::flags::*;
-use super::mm::{MmStruct, VmAreaStruct, VmBacking};
+use super::mm::{IMmapLink, MmStruct, VmAreaStruct, VmBacking};
 use super::PteOps;
 use crate::errno::Errno;
 
@@ -227,6 +227,11 @@ impl MmStruct {
             anon_vma: None,
             avc: None,
             vm_mm: 0,
+            i_mmap: match backing {
+                VmBacking::Shmem(ino) => ops.i_mmap(ino),
+                VmBacking::Anon => None,
+            },
+            shared: IMmapLink::NONE,
         };
         self.insert_and_merge(new)?;
         Ok(addr)
@@ -361,6 +366,8 @@ impl MmStruct {
             anon_vma: None,
             avc: None,
             vm_mm: 0,
+            i_mmap: v.i_mmap,
+            shared: IMmapLink::NONE,
         };
         self.set_vma_range(s, s, addr)?;
         let p = match self.insert_vma(upper) {
@@ -597,6 +604,8 @@ impl MmStruct {
             anon_vma: None,
             avc: None,
             vm_mm: 0,
+            i_mmap: None,
+            shared: IMmapLink::NONE,
         };
         if self.map_count > MAX_MAP_COUNT || self.insert_and_merge(new).is_err() {
             return origbrk;

@@ -44,8 +44,10 @@ mod mremap;
 pub use flags::*;
 pub use kalloc::KAlloc;
 pub use mm::{elf_et_dyn_base, user_layout, MmCounter, MmStruct, VmAreaStruct, VmBacking, VmaIter};
-pub use mm::{AnonVma, AnonVmaChain};
+pub use mm::{AnonVma, AnonVmaChain, IMmap, IMmapLink};
 pub use mmap::MAX_MAP_COUNT;
+
+use core::ptr::NonNull;
 
 use crate::errno::Errno;
 
@@ -68,4 +70,10 @@ pub trait PteOps {
     /// # Errors
     /// `ENOMEM` when a page table cannot be allocated (what was moved stays moved).
     fn move_ptes(&self, mm: &mut MmStruct, old: u64, new: u64, len: u64) -> Result<(), Errno>;
+    /// The `i_mmap` of shmem object `ino`, on which a new VMA mapping it is linked
+    /// (`None`: the VMA is on no list, as without an owner of shmem objects).
+    fn i_mmap(&self, ino: u64) -> Option<NonNull<IMmap>> {
+        let _ = ino;
+        None
+    }
 }

@@ -181,6 +181,8 @@ impl MmStruct {
             anon_vma: None,
             avc: None,
             vm_mm: 0,
+            i_mmap: v.i_mmap,
+            shared: super::mm::IMmapLink::NONE,
         };
         let np = self.insert_vma(new)?;
         let op = self.vma_ptr(addr).ok_or(Errno::EFAULT)?;
