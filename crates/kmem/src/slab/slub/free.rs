@@ -41,7 +41,6 @@ impl<P: Platform> SlabLayer<P> {
         caller: &'static Location<'static>,
     ) {
         let FreeChain { head, tail, cnt } = chain;
-        s.stat(Stat::FreeSlowpath);
         let base = self.slab_base(slab);
         let mut lock = None;
         let (old, new) = loop {
@@ -52,6 +51,7 @@ impl<P: Platform> SlabLayer<P> {
                 // CONFIG_SLAB_FREELIST_HARDENED's `set_freepointer`: BUG_ON(object == fp),
                 // the naive detection of a double free. Nothing is changed.
                 drop(lock);
+                s.stat(Stat::FreeSlowpath);
                 double_free(self, s, slab, tail, caller);
                 return;
             }
@@ -75,6 +75,9 @@ impl<P: Platform> SlabLayer<P> {
             }
             s.stat(Stat::CmpxchgDoubleFail);
         };
+        // Counted after the compare-and-swap, whose lock has drained the chain's stores (a
+        // locked add before it would wait for them itself).
+        s.stat(Stat::FreeSlowpath);
         let was_frozen = old.frozen();
         let prior = old.freelist(base);
         let Some(mut n) = lock else {
