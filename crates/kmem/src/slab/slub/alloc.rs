@@ -334,6 +334,10 @@ fn alloc_slow_path<P: Platform>(
 ) -> Option<NonNull<u8>> {
     m.slub_drain_deferred();
     if s.has_sheaves() {
+        if s.flush_gen.load(Ordering::Relaxed) != 0 {
+            // A shrink asked every CPU to flush (sheaf.rs `sheaves_flush_requested`).
+            m.sheaves_flush_requested(s);
+        }
         if let Some(o) = m.alloc_from_pcs_slow(s, gfp) {
             if gfp.contains(GfpFlags::__GFP_ZERO) {
                 // SAFETY: a freshly allocated object of `object_size` bytes.

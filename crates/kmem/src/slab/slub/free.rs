@@ -259,6 +259,11 @@ fn free_slow_path<P: Platform>(
     caller: &'static Location<'static>,
 ) {
     m.slub_drain_deferred();
+    if s.has_sheaves() && s.flush_gen.load(core::sync::atomic::Ordering::Relaxed) != 0 {
+        // A shrink asked every CPU to flush (sheaf.rs `sheaves_flush_requested`); `p` is
+        // allocated, so its slab stays.
+        m.sheaves_flush_requested(s);
+    }
     if !s.debug()
         && s.has_sheaves()
         && m.is_object_start(s, slab, p)

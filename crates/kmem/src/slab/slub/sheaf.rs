@@ -104,7 +104,7 @@ impl<P: Platform> SlabLayer<P> {
     /// `alloc_empty_sheaf`: a zeroed sheaf of `capacity` slots for `s`. Small sheaves come
     /// from the kmalloc caches' slab path (never their sheaves), large ones from kmalloc's
     /// page path.
-    fn alloc_empty_sheaf(
+    pub(super) fn alloc_empty_sheaf(
         &self,
         s: &Cache<P>,
         gfp: GfpFlags,
@@ -153,7 +153,11 @@ impl<P: Platform> SlabLayer<P> {
 
     /// `free_empty_sheaf`: gives an empty sheaf's memory back (bypassing sheaves). Returns
     /// the kmalloc cache it went to, if a slab cache.
-    fn free_empty_sheaf(&self, s: &Cache<P>, sh: *mut SlabSheaf) -> Option<*const Cache<P>> {
+    pub(super) fn free_empty_sheaf(
+        &self,
+        s: &Cache<P>,
+        sh: *mut SlabSheaf,
+    ) -> Option<*const Cache<P>> {
         if sh.is_null() {
             return None;
         }
@@ -246,7 +250,12 @@ impl<P: Platform> SlabLayer<P> {
     /// so that each slab gets one chain (one splice into the CPU freelist, or one
     /// `__slab_free` compare-and-swap). A pointer twice in the sheaf (a double free the fast
     /// path's naive check could not see) sits next to itself after sorting and is reported.
-    fn sheaf_flush_unused(&self, s: &Cache<P>, c: &mut KmemCacheCpu, sh: *mut SlabSheaf) {
+    pub(super) fn sheaf_flush_unused(
+        &self,
+        s: &Cache<P>,
+        c: &mut KmemCacheCpu,
+        sh: *mut SlabSheaf,
+    ) {
         // SAFETY: the caller owns `sh`; its first `size` slots hold objects.
         let objs =
             unsafe { core::slice::from_raw_parts_mut(SlabSheaf::objects(sh), (*sh).size as usize) };
@@ -500,7 +509,7 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     /// An unneeded empty sheaf goes to the barn unless it holds `MAX_EMPTY_SHEAVES` already.
-    fn put_or_free_empty(&self, s: &Cache<P>, sh: *mut SlabSheaf) {
+    pub(super) fn put_or_free_empty(&self, s: &Cache<P>, sh: *mut SlabSheaf) {
         {
             // Lock order: &barn->lock (rank 4, leaf), no other lock held; docs/LOCKING.md.
             let mut b = s.barn.lock();
@@ -552,12 +561,19 @@ impl<P: Platform> SlabLayer<P> {
         if !s.has_sheaves() {
             return;
         }
+        // `pcs_flush_all`'s `rcu_free` part: the objects waiting in the `kfree_rcu` sheaf come
+        // back after a grace period (`rcu_free_sheaf_nobarn`).
+        self.flush_rcu_sheaf(s);
+        // Every other CPU is asked to flush its sheaves and slab too (see
+        // `sheaves_flush_requested`); this one does it now.
+        let gen = s.flush_gen.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
         let mut bin = Bin(ptr::null_mut());
         {
             // Lock order: cpu_section (rank 3), &barn->lock, &n->list_lock under it.
             let g = self.cpu_guard();
             // SAFETY: we hold this CPU's section and no other reference to its data.
             let c = unsafe { s.cpu(g.cpu()) };
+            c.flush_seen = gen;
             self.pcs_flush_cpu(s, c, &mut bin);
             // Unlike Linux, the main sheaf goes too (allocated again on the next use), so
             // that a shrink gives back everything the cache's sheaves held.
@@ -567,6 +583,35 @@ impl<P: Platform> SlabLayer<P> {
             self.barn_shrink(s, c, &mut bin);
         }
         self.empty_bin(bin, true);
+    }
+
+    /// Linux's `flush_all(s)` queues `flush_cpu_sheaves`/`flush_cpu_slab` work on every CPU
+    /// and waits for it; kmem has no work queues and cannot touch another CPU's per-CPU data,
+    /// so `kmem_cache_shrink` bumps the cache's `flush_gen` and each CPU does that work itself
+    /// here, at its next safe point: SLUB's slow paths of the cache (where deferred frees are
+    /// drained too), `slab_tick` on that CPU (every cache), its own shrink, and going offline
+    /// (which flushes everything anyway). Its sheaves are flushed and freed, its CPU slab
+    /// deactivated, and empty slabs beyond `min_partial` discarded, as the shrink would have.
+    pub(crate) fn sheaves_flush_requested(&self, s: &Cache<P>) {
+        let gen = s.flush_gen.load(Ordering::Acquire);
+        let mut bin = Bin(ptr::null_mut());
+        {
+            // Lock order: cpu_section (rank 3), &barn->lock, &n->list_lock under it.
+            let g = self.cpu_guard();
+            // SAFETY: we hold this CPU's section and no other reference to its data.
+            let c = unsafe { s.cpu(g.cpu()) };
+            if c.flush_seen == gen {
+                return;
+            }
+            c.flush_seen = gen;
+            self.pcs_flush_cpu(s, c, &mut bin);
+            let main = c.main;
+            c.main = ptr::null_mut();
+            bin.push(main);
+            self.flush_cpu(s, c);
+        }
+        self.empty_bin(bin, false);
+        super::slab::discard_empty_partials(self, s);
     }
 
     /// `pcs_destroy` + `barn_shrink` for `kmem_cache_destroy`: every CPU's sheaves are
