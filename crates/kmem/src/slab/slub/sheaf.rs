@@ -22,8 +22,11 @@
 //! on a CPU's first use of the cache, not at creation (6.18's `init_percpu_sheaves`); the
 //! sheaf structures are kmalloc objects taken from the kmalloc caches' slab path directly, so
 //! that a kmalloc cache never recurses into its own sheaves (the later mainline bootstrap
-//! needs `bootstrap_kmalloc_sheaves` for the same reason). `kmem_cache_shrink` flushes only
-//! the calling CPU's sheaves, as it flushes only that CPU's slab (see the module docs).
+//! needs `bootstrap_kmalloc_sheaves` for the same reason). `kmem_cache_shrink` flushes the
+//! calling CPU's sheaves and slab at once and asks every other CPU to flush its own at its
+//! next safe point (`sheaves_flush_requested`: kmem has no work queues to run Linux's
+//! `flush_all` work on each CPU). `kfree_rcu` objects are batched into sheaves by
+//! rcu_sheaf.rs.
 //!
 //! Sheaf structures (their headers and slots) are owned by exactly one of: a CPU's `main` or
 //! `spare` (used only inside that CPU's section), the barn (under its lock), or the holder of
