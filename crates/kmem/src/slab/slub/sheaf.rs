@@ -243,6 +243,12 @@ impl<P: Platform> SlabLayer<P> {
             unsafe { *objs.add(n as usize) = o };
             n += 1;
         }
+        // Allocations pop the top slot: reversed, the new objects are handed out in freelist
+        // order (ascending addresses in a fresh slab without `slab_freelist_random`), as the
+        // CPU slab hands them out, so consecutive allocations stay adjacent in memory.
+        // SAFETY: slots `start..n` of the caller's sheaf were written above.
+        unsafe { core::slice::from_raw_parts_mut(objs.add(start as usize), (n - start) as usize) }
+            .reverse();
         // SAFETY: as above.
         unsafe { (*sh).size = n };
         s.stat_add(Stat::SheafRefill, u64::from(n - start));
