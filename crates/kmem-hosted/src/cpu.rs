@@ -6,10 +6,15 @@
 //! `0..NR_CPUS - 1`, unique among the live threads of the process (a process-wide bitmap of
 //! atomics, `SLOTS`). The thread keeps its slot until it exits, so any number of machines
 //! in the process see the same id for it and per-CPU exclusivity holds for all of them at once.
-//! The id is cached in a thread-local; the section's fast path is one thread-local read, a
+//! The id is cached in a thread-local; the section's fast path is one thread-local read and a
 //! compare with the two platforms used last (so a thread alternating between two machines, say
-//! a global allocator's and its own, stays on the fast path) and a plain (non-atomic) depth
-//! increment: no lock, no atomic read-modify-write.
+//! a global allocator's and its own, stays on the fast path): no lock, no atomic
+//! read-modify-write, and in release builds no write at all. An exclusive slot needs no
+//! count of open sections (the thread *is* the CPU, nothing waits for its `put_cpu`), so the
+//! depth counter that checks their balance exists only with `debug_assertions`: a
+//! read-modify-write of one thread-local word on each `get_cpu` and `put_cpu` made a chain of
+//! four dependent store-to-load forwards per allocation+free pair (about 20 cycles, the
+//! longest dependency chain of `KmemAlloc`'s LIFO pair; docs/BENCHMARKS.md, issue 14).
 //!
 //! When all `NR_CPUS - 1` exclusive slots are taken, further threads share the last id,
 //! [`SHARED_CPU`], whose sections are serialised by a reentrant lock (`SHARED`): their
@@ -39,7 +44,8 @@
 //! 1. A slot bit in `SLOTS` is set exactly while some live thread's `CpuLocal::slot` holds it
 //!    (or while that thread's exit handler runs its hooks). The bit of `SHARED_CPU` is never
 //!    set.
-//! 2. `CpuLocal::depth` counts the open exclusive-slot sections of the thread.
+//! 2. In debug builds, `CpuLocal::depth` counts the open exclusive-slot sections of the
+//!    thread (checked by `cpu_put`); release builds do not keep it.
 //! 3. `SHARED.owner` is the `pthread_self()` of the thread holding `SHARED.lock`, or 0;
 //!    `SHARED.depth` (owned by the holder) counts its nested sections.
 //! 4. A non-null `CpuLocal::regs[i]` owns one weak reference to a platform's control block and
@@ -247,6 +253,13 @@ impl CpuLocal {
         }
     }
 
+    /// Enters an exclusive-slot section: counted in debug builds only (invariant 2).
+    #[inline(always)]
+    fn enter(&self) {
+        #[cfg(debug_assertions)]
+        self.depth.set(self.depth.get() + 1);
+    }
+
     /// Makes sure the thread tracks `plat`; false if it cannot (exit handler unavailable, or
     /// all tracking entries hold live platforms).
     fn register(&self, plat: &MapArc<Inner>) -> bool {
@@ -414,7 +427,7 @@ pub(crate) fn cpu_get(plat: &MapArc<Inner>) -> usize {
         .try_with(|l| {
             let slot = l.slot.get();
             if slot < SHARED_CPU && (l.last.get() == id || l.prev.get() == id) {
-                l.depth.set(l.depth.get() + 1);
+                l.enter();
                 slot
             } else {
                 cpu_get_slow(l, plat)
@@ -440,7 +453,7 @@ fn cpu_get_slow(l: &CpuLocal, plat: &MapArc<Inner>) -> usize {
     if slot >= SHARED_CPU {
         return shared_get();
     }
-    l.depth.set(l.depth.get() + 1);
+    l.enter();
     slot
 }
 
@@ -454,7 +467,7 @@ pub(crate) fn cpu_try_get(plat: &MapArc<Inner>) -> Option<usize> {
         .try_with(|l| {
             let slot = l.slot.get();
             if slot < SHARED_CPU && (l.last.get() == id || l.prev.get() == id) {
-                l.depth.set(l.depth.get() + 1);
+                l.enter();
                 return Some(slot);
             }
             if l.slot.get() == DEAD || !l.register(plat) {
@@ -470,7 +483,7 @@ pub(crate) fn cpu_try_get(plat: &MapArc<Inner>) -> Option<usize> {
             if slot >= SHARED_CPU {
                 return shared_try_get();
             }
-            l.depth.set(l.depth.get() + 1);
+            l.enter();
             Some(slot)
         })
         .unwrap_or_else(|_| shared_try_get())
@@ -486,6 +499,9 @@ pub(crate) fn cpu_put(cpu: usize) {
         shared_put();
         return;
     }
+    // An exclusive slot stays the thread's until it exits: leaving the section changes
+    // nothing (invariant 2), except the balance check of debug builds.
+    #[cfg(debug_assertions)]
     let _ = LOCAL.try_with(|l| {
         debug_assert_eq!(
             l.slot.get(),

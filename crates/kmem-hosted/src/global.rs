@@ -106,6 +106,15 @@ impl KmemAlloc {
     /// The machine, booting it if needed; `None` if boot failed or this thread is booting it.
     #[inline]
     pub fn machine(&self) -> Option<&Machine<HostedPlatform>> {
+        match self.machine.get() {
+            Some(m) => Some(m),
+            None => self.machine_slow(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn machine_slow(&self) -> Option<&Machine<HostedPlatform>> {
         match self
             .machine
             .get_or_boot(|| self.boot().map(ManuallyDrop::new))

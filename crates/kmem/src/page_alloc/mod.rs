@@ -1363,8 +1363,9 @@ impl<P: Platform> PageAllocator<P> {
 }
 
 /// Hints the CPU to load the cache line at `p` (`prefetchw`-like); no effect on correctness.
+/// Also used by SLUB's sheaf flush.
 #[inline(always)]
-fn prefetch<T>(p: *const T) {
+pub(crate) fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetching never faults and has no architectural effect; SSE is part of the
     // x86_64 baseline.

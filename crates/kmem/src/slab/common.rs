@@ -40,7 +40,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
 
 use kds::list::ListHead;
 
-use crate::addr::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
+use crate::addr::{Pfn, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::{PagePtr, PageType};
@@ -1332,6 +1332,21 @@ pub(crate) enum Owner {
 }
 
 impl<P: Platform> SlabLayer<P> {
+    /// `virt_to_slab`: the slab head page of `p` and its cache, if `p` lies in a slab page
+    /// (the check the free fast paths make inline; [`Self::owner_of`] classifies the rest).
+    /// Reads one or two `struct page`s: the page of `p` and, for a tail page, its head.
+    #[inline(always)]
+    pub(crate) fn virt_to_slab(&self, p: *const u8) -> Option<(PagePtr, usize)> {
+        let off = (p as usize).wrapping_sub(self.direct_map as usize);
+        if off as u64 >= self.lowmem_end.as_u64() {
+            return None;
+        }
+        let head = self
+            .pfn_to_page(Pfn::new((off >> PAGE_SHIFT) as u64))?
+            .compound_head();
+        (head.raw_page_type() >> 24 == PageType::Slab as u32).then(|| (head, head.mapping()))
+    }
+
     /// `virt_to_slab` / `virt_to_head_page`.
     #[inline]
     pub(crate) fn owner_of(&self, p: *const u8) -> Owner {

@@ -43,6 +43,7 @@ use crate::addr::{VirtAddr, PAGE_SIZE};
 use crate::gfp::GfpFlags;
 use crate::locking::Lock;
 use crate::platform::Platform;
+use crate::slab::common::SlabAllocatorKind;
 
 /// `FREE_N_CHANNELS`: slab objects and vmalloc'ed objects.
 pub const FREE_N_CHANNELS: usize = 2;
@@ -231,6 +232,14 @@ impl<P: Platform> SlabLayer<P> {
         // The caller considers the object freed and likely drops its references; the real
         // free (and kmemleak_free) comes after a grace period: out of kmemleak's view now.
         self.kmemleak_ignore_tracked(obj);
+        // SLUB caches with sheaves collect the object in a sheaf that goes back to the cache
+        // whole after the grace period (`kfree_rcu_sheaf`, slab/slub/rcu_sheaf.rs).
+        if ch == Channel::Slab
+            && self.slab().kind == SlabAllocatorKind::Slub
+            && self.kfree_rcu_sheaf(obj)
+        {
+            return;
+        }
         self.slab.krc.objects_queued.fetch_add(1, Ordering::Relaxed);
         let now = self.platform().jiffies();
         let mut spare: *mut BulkData = ptr::null_mut();
@@ -429,6 +438,10 @@ impl<P: Platform> SlabLayer<P> {
             // synchronize_rcu prints the warning.
             self.synchronize_rcu();
             return;
+        }
+        if self.slab().kind == SlabAllocatorKind::Slub {
+            // Linux 6.18: `flush_all_rcu_sheaves()` first (it ends with `rcu_barrier()`).
+            self.flush_all_rcu_sheaves();
         }
         loop {
             let handed = self.kfree_rcu_monitor();

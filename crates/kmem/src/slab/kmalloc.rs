@@ -77,7 +77,9 @@ impl<P: Platform> SlabLayer<P> {
             return Some(zero_size_ptr());
         }
         if self.kfence().is_some() {
-            let req = || Some((self.kmalloc_cache(size, gfp)?, size));
+            // By value: a closure borrowing `size` and `gfp` made them memory operands of the
+            // whole fast path (spilled, reloaded, `gfp` no longer a constant for KmemAlloc).
+            let req = move || Some((self.kmalloc_cache(size, gfp)?, size));
             if let Some(p) = self.kfence_alloc(req, gfp, Location::caller()) {
                 if self.leak.tracking() {
                     self.kmemleak_kmalloc(Some(p), size, gfp, Location::caller());
@@ -300,6 +302,20 @@ impl<P: Platform> SlabLayer<P> {
         if self.kfence_free(p, caller) {
             return;
         }
+        // The slab lookup inline (`virt_to_slab`), everything else out of line: the
+        // classification returns a three-way enum through memory, which cost the kmalloc+kfree
+        // pair a call and an indirect jump once it stopped being inlined.
+        match self.virt_to_slab(p) {
+            Some((page, cache)) => dispatch!(self, kfree(self, page, cache, p.cast_mut(), caller)),
+            None => self.kfree_not_slab(p, caller),
+        }
+    }
+
+    /// `kfree` of a pointer not in a slab page: a large kmalloc block, or a bad pointer.
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn kfree_not_slab(&self, p: *const u8, caller: &'static Location<'static>) {
         match self.owner_of(p) {
             Owner::Slab(page, cache) => {
                 dispatch!(self, kfree(self, page, cache, p.cast_mut(), caller))

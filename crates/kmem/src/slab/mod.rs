@@ -35,11 +35,15 @@ macro_rules! dispatch {
                 <$crate::slab::slub::Slub as $crate::slab::common::SlabAllocator>
                     ::$method$(::<$g>)?($($arg),*)
             }
-            $crate::slab::common::SlabAllocatorKind::Slob => $crate::slab::other_allocator(|| {
+            // `move`: the arguments are copied into the closure. Borrowing them would make each
+            // one a stack slot whose address escapes into the out-of-line arm, so SLUB's inlined
+            // fast path would spill and reload them (a kmalloc's size and GFP flags, which then
+            // no longer fold as constants).
+            $crate::slab::common::SlabAllocatorKind::Slob => $crate::slab::other_allocator(move || {
                 <$crate::slab::slob::Slob as $crate::slab::common::SlabAllocator>
                     ::$method$(::<$g>)?($($arg),*)
             }),
-            $crate::slab::common::SlabAllocatorKind::Slab => $crate::slab::other_allocator(|| {
+            $crate::slab::common::SlabAllocatorKind::Slab => $crate::slab::other_allocator(move || {
                 <$crate::slab::SlabImpl as $crate::slab::common::SlabAllocator>
                     ::$method$(::<$g>)?($($arg),*)
             }),
@@ -492,7 +496,8 @@ impl<P: Platform> SlabLayer<P> {
                 let n = if rest.is_empty() {
                     0
                 } else {
-                    dispatch!(self, alloc_bulk(self, c, gfp, rest, Location::caller()))
+                    let r = &mut *rest;
+                    dispatch!(self, alloc_bulk(self, c, gfp, r, Location::caller()))
                 };
                 if n == 0 && !rest.is_empty() {
                     self.kfence_free(p.as_ptr(), Location::caller());
@@ -507,7 +512,8 @@ impl<P: Platform> SlabLayer<P> {
                 return n + 1;
             }
         }
-        let n = dispatch!(self, alloc_bulk(self, c, gfp, out, Location::caller()));
+        let o = &mut *out;
+        let n = dispatch!(self, alloc_bulk(self, c, gfp, o, Location::caller()));
         if self.leak.tracking() {
             for &p in &out[..n] {
                 self.kmemleak_cache_alloc(c, NonNull::new(p), gfp, Location::caller());

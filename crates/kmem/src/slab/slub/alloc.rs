@@ -334,6 +334,10 @@ fn alloc_slow_path<P: Platform>(
 ) -> Option<NonNull<u8>> {
     m.slub_drain_deferred();
     if s.has_sheaves() {
+        if s.flush_gen.load(Ordering::Relaxed) != 0 {
+            // A shrink asked every CPU to flush (sheaf.rs `sheaves_flush_requested`).
+            m.sheaves_flush_requested(s);
+        }
         if let Some(o) = m.alloc_from_pcs_slow(s, gfp) {
             if gfp.contains(GfpFlags::__GFP_ZERO) {
                 // SAFETY: a freshly allocated object of `object_size` bytes.
@@ -507,15 +511,34 @@ pub(crate) fn kmalloc_small<P: Platform>(
     gfp: GfpFlags,
     caller: &'static Location<'static>,
 ) -> Option<NonNull<u8>> {
-    let idx = kmalloc_index(size) as usize;
-    let ty = crate::slab::common::kmalloc_type(gfp) as usize;
-    let p = m.slab().kmalloc[ty][idx].load(Ordering::Relaxed);
+    let p = kmalloc_slot(m, size, gfp);
     if p.is_null() {
         return None;
     }
     // SAFETY: kmalloc table entries are caches created at boot, never destroyed.
     let s = unsafe { &*p.cast::<Cache<P>>() };
     alloc_inner(m, s, gfp, caller, size)
+}
+
+/// `kmalloc_caches[kmalloc_type(gfp)][kmalloc_index(size)]`: the kmalloc fast paths'
+/// size-to-cache lookup, one table load. Null above `KMALLOC_MAX_CACHE_SIZE` and before the
+/// cache exists (early boot). The size test is the only check: the callers make it first
+/// (kmalloc's large branch, `kfree_sized`'s), and once inlined the compiler drops this copy.
+#[inline(always)]
+pub(super) fn kmalloc_slot<P: Platform>(m: &SlabLayer<P>, size: usize, gfp: GfpFlags) -> *mut u8 {
+    if size > crate::slab::common::KMALLOC_MAX_CACHE_SIZE {
+        return ptr::null_mut();
+    }
+    let idx = kmalloc_index(size) as usize;
+    let ty = crate::slab::common::kmalloc_type(gfp) as usize;
+    const _: () = assert!(
+        (crate::slab::common::KMALLOC_SHIFT_HIGH as usize) < crate::slab::common::NR_KMALLOC_SLOTS
+    );
+    // SAFETY: `ty` is a `KmallocType` discriminant, below NR_KMALLOC_TYPES; for a size of at
+    // most KMALLOC_MAX_CACHE_SIZE (`1 << KMALLOC_SHIFT_HIGH`, tested above) `kmalloc_index`
+    // is at most KMALLOC_SHIFT_HIGH, below NR_KMALLOC_SLOTS (asserted above).
+    let slot = unsafe { m.slab().kmalloc.get_unchecked(ty).get_unchecked(idx) };
+    slot.load(Ordering::Relaxed)
 }
 
 /// `kmem_cache_alloc_bulk`.

@@ -65,12 +65,16 @@ pub enum ReplaceFull {
     NoEmpty,
 }
 
-/// `struct node_barn` without its lock: the two sheaf stacks and their counts.
+/// `struct node_barn` without its lock: the two sheaf stacks and their counts, and the
+/// node's `kfree_rcu` sheaf being filled (Linux keeps that one per CPU, `pcs->rcu_free`).
 pub struct BarnLists {
     full: *mut SlabSheaf,
     empty: *mut SlabSheaf,
     nr_full: u32,
     nr_empty: u32,
+    /// The sheaf collecting `kfree_rcu` objects, not yet handed to RCU, or null. Not on
+    /// either list; [`Self::take_all`] leaves it (its objects wait for a grace period).
+    rcu_free: *mut SlabSheaf,
 }
 
 // SAFETY: the lists only link sheaves owned by the barn; whoever holds the barn's lock owns
@@ -91,7 +95,21 @@ impl BarnLists {
             empty: ptr::null_mut(),
             nr_full: 0,
             nr_empty: 0,
+            rcu_free: ptr::null_mut(),
         }
+    }
+    /// The `kfree_rcu` sheaf being filled, or null.
+    #[inline]
+    pub fn rcu_free(&self) -> *mut SlabSheaf {
+        self.rcu_free
+    }
+    /// Installs (or, with null, takes away) the `kfree_rcu` sheaf being filled; returns the
+    /// previous one, which the caller owns from now on.
+    ///
+    /// # Safety
+    /// A non-null `s` is a live sheaf owned by the caller, on no list; the barn takes it.
+    pub unsafe fn set_rcu_free(&mut self, s: *mut SlabSheaf) -> *mut SlabSheaf {
+        core::mem::replace(&mut self.rcu_free, s)
     }
     /// `barn->nr_full`.
     #[inline]
@@ -184,7 +202,10 @@ impl BarnLists {
     /// The chains are linked through `next`.
     pub fn take_all(&mut self) -> (*mut SlabSheaf, *mut SlabSheaf) {
         let r = (self.full, self.empty);
-        *self = Self::new();
+        *self = Self {
+            rcu_free: self.rcu_free,
+            ..Self::new()
+        };
         r
     }
     /// Calls `f(sheaf, is_full)` for every sheaf in the barn (the caller holds the lock, so

@@ -514,6 +514,8 @@ fn open_cache<P: Platform>(
         barn: crate::locking::Lock::new(&crate::locking::BARN_LOCK, BarnLists::new()),
         stats: core::array::from_fn(|_| AtomicU64::new(0)),
         alive: AtomicBool::new(true),
+        layer: m as *const SlabLayer<P> as usize,
+        flush_gen: AtomicU32::new(0),
     };
     // SAFETY: `p` is a fresh object of the kmem_cache cache (or boot memory) of the right
     // size and alignment, owned by us.

@@ -4,15 +4,15 @@
 //! `kmem_cache_free_bulk` (`build_detached_freelist`).
 
 use core::panic::Location;
-use core::sync::atomic::Ordering;
 
 use crate::addr::{VirtAddr, PAGE_SHIFT};
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
 use crate::platform::{LogLevel, Platform};
-use crate::slab::common::{kmalloc_index, CacheHandle, SlabFlags};
+use crate::slab::common::{CacheHandle, SlabFlags};
 use crate::slab::SlabLayer;
 
+use super::alloc::kmalloc_slot;
 use super::debug::TrackItem;
 use super::slab::{add_partial, remove_full, remove_partial};
 use super::{
@@ -41,7 +41,6 @@ impl<P: Platform> SlabLayer<P> {
         caller: &'static Location<'static>,
     ) {
         let FreeChain { head, tail, cnt } = chain;
-        s.stat(Stat::FreeSlowpath);
         let base = self.slab_base(slab);
         let mut lock = None;
         let (old, new) = loop {
@@ -52,6 +51,7 @@ impl<P: Platform> SlabLayer<P> {
                 // CONFIG_SLAB_FREELIST_HARDENED's `set_freepointer`: BUG_ON(object == fp),
                 // the naive detection of a double free. Nothing is changed.
                 drop(lock);
+                s.stat(Stat::FreeSlowpath);
                 double_free(self, s, slab, tail, caller);
                 return;
             }
@@ -75,6 +75,9 @@ impl<P: Platform> SlabLayer<P> {
             }
             s.stat(Stat::CmpxchgDoubleFail);
         };
+        // Counted after the compare-and-swap, whose lock has drained the chain's stores (a
+        // locked add before it would wait for them itself).
+        s.stat(Stat::FreeSlowpath);
         let was_frozen = old.frozen();
         let prior = old.freelist(base);
         let Some(mut n) = lock else {
@@ -208,19 +211,9 @@ pub(super) fn free_inner<P: Platform>(
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
-        let sh = c.main;
-        if !sh.is_null() {
-            // SAFETY: `main` is a live sheaf of this cache owned by this CPU (sheaf.rs); the
-            // slots below `size` hold objects and `size < capacity` leaves room for one more.
-            unsafe {
-                let n = (*sh).size as usize;
-                let objs = SlabSheaf::objects(sh);
-                if n < (*sh).capacity as usize && (n == 0 || *objs.add(n - 1) != p) {
-                    *objs.add(n) = p;
-                    (*sh).size = n as u32 + 1;
-                    c.free_pcs = c.free_pcs.wrapping_add(1);
-                    return;
-                }
+        if !c.main.is_null() {
+            if push_main(c, p) {
+                return;
             }
         } else if c.slab == slab.raw() && p != c.freelist {
             // SAFETY: the object was allocated and is now given back to its CPU slab.
@@ -231,6 +224,28 @@ pub(super) fn free_inner<P: Platform>(
         }
     }
     free_slow_path(m, s, slab, p, caller)
+}
+
+/// `free_to_pcs`'s fast case: pushes `p` onto the CPU's main sheaf (not null) if it has room
+/// and `p` is not its top object (a free of the object freed last is a double free, left to
+/// the slow path's report). Returns whether it did.
+#[inline(always)]
+fn push_main(c: &mut KmemCacheCpu, p: *mut u8) -> bool {
+    let sh = c.main;
+    // SAFETY: `main` is a live sheaf of this cache owned by this CPU (sheaf.rs), used only
+    // inside the CPU section the caller holds; the slots below `size` hold objects and
+    // `size < capacity` leaves room for one more.
+    unsafe {
+        let n = (*sh).size as usize;
+        let objs = SlabSheaf::objects(sh);
+        if n < (*sh).capacity as usize && (n == 0 || *objs.add(n - 1) != p) {
+            *objs.add(n) = p;
+            (*sh).size = n as u32 + 1;
+            c.free_pcs = c.free_pcs.wrapping_add(1);
+            return true;
+        }
+    }
+    false
 }
 
 /// Everything but a free onto the main sheaf or into the CPU's active slab.
@@ -244,6 +259,11 @@ fn free_slow_path<P: Platform>(
     caller: &'static Location<'static>,
 ) {
     m.slub_drain_deferred();
+    if s.has_sheaves() && s.flush_gen.load(core::sync::atomic::Ordering::Relaxed) != 0 {
+        // A shrink asked every CPU to flush (sheaf.rs `sheaves_flush_requested`); `p` is
+        // allocated, so its slab stays.
+        m.sheaves_flush_requested(s);
+    }
     if !s.debug()
         && s.has_sheaves()
         && m.is_object_start(s, slab, p)
@@ -354,6 +374,23 @@ pub(crate) fn kmem_cache_free<P: Platform>(
     let Some(s) = resolve(m, h, caller) else {
         return;
     };
+    match m.virt_to_slab(p) {
+        Some((page, cache)) if cache == s as *const Cache<P> as usize => {
+            free_inner(m, s, page, p, caller)
+        }
+        _ => kmem_cache_free_wrong(m, s, p, caller),
+    }
+}
+
+/// `cache_from_obj`'s reports: `p` is not an object of `s`.
+#[cold]
+#[inline(never)]
+fn kmem_cache_free_wrong<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
     match m.owner_of(p) {
         Owner::Slab(page, cache) if cache == s as *const Cache<P> as usize => {
             free_inner(m, s, page, p, caller)
@@ -415,12 +452,24 @@ pub(crate) unsafe fn kfree_sized<P: Platform>(
     gfp: GfpFlags,
     caller: &'static Location<'static>,
 ) {
-    let idx = kmalloc_index(size) as usize;
-    let ty = crate::slab::common::kmalloc_type(gfp) as usize;
-    let cp = m.slab().kmalloc[ty][idx].load(Ordering::Relaxed);
+    let cp = kmalloc_slot(m, size, gfp);
     // SAFETY: kmalloc table entries are caches created at boot, never destroyed; the caller
-    // guarantees the object came from this one.
+    // guarantees the object came from this one (so it exists and `cp` is not null).
     let s = unsafe { &*cp.cast::<Cache<P>>() };
+    if !s.debug() {
+        // `free_to_pcs` without the slab's `struct page`: the caller guarantees that `p` is an
+        // allocated object of `s` (what `is_object_start` and the page lookup establish for
+        // an unsized kfree), so the push needs neither. A full sheaf, a CPU without one, or
+        // `p` on top of the sheaf (a double free) take the checked path below.
+        // Lock order: cpu_section (rank 3), lock-free fast path; docs/LOCKING.md.
+        let g = m.cpu_guard();
+        // SAFETY: we hold this CPU's section and no other reference to its data.
+        let c = unsafe { s.cpu(g.cpu()) };
+        if !c.main.is_null() && push_main(c, p) {
+            return;
+        }
+        drop(g);
+    }
     let off = p as usize - m.direct_map as usize;
     // SAFETY: `p` is in the direct map (a slab object), so its PFN is below max_pfn.
     let page =

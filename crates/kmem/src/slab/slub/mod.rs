@@ -157,6 +157,7 @@ mod debug;
 mod free;
 mod info;
 mod nolock;
+mod rcu_sheaf;
 mod sheaf;
 mod slab;
 
@@ -297,6 +298,9 @@ pub(crate) struct KmemCacheCpu {
     free_fast: u32,
     alloc_pcs: u32,
     free_pcs: u32,
+    /// The cache's `flush_gen` this CPU last flushed its sheaves and slab for (sheaf.rs,
+    /// `sheaves_flush_requested`).
+    flush_seen: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<KmemCacheCpu>() == 64);
@@ -369,6 +373,14 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     barn: crate::locking::Lock<L, BarnLists>,
     stats: [AtomicU64; NR_STATS],
     alive: AtomicBool,
+    /// Bumped by `kmem_cache_shrink`: every CPU whose `flush_seen` differs flushes its
+    /// sheaves and CPU slab at its next safe point (Linux's `flush_all` work on each CPU).
+    /// Placed after `alive`, in what was its padding (the structure stays within 640 bytes,
+    /// the `kmem_cache` objects' size).
+    flush_gen: AtomicU32,
+    /// The `SlabLayer` the cache belongs to (its address), for the RCU callbacks of its
+    /// `kfree_rcu` sheaves (rcu_sheaf.rs), which receive only the sheaf.
+    layer: usize,
 }
 
 // SAFETY: the raw pointers are to per-CPU data (used under CPU sections) and to slab memory
@@ -878,6 +890,15 @@ impl crate::slab::common::SlabAllocator for Slub {
     }
     fn drain_deferred<P: Platform>(m: &SlabLayer<P>) {
         m.slub_drain_deferred()
+    }
+    /// `slab_tick` on this CPU: the flushes `kmem_cache_shrink` asked of every CPU
+    /// (sheaf.rs `sheaves_flush_requested`; Linux runs them as work on each CPU).
+    fn reap<P: Platform>(m: &SlabLayer<P>, _cpu: usize) {
+        walk_caches(m, &mut |s| {
+            if s.has_sheaves() && s.flush_gen.load(Ordering::Relaxed) != 0 {
+                m.sheaves_flush_requested(s);
+            }
+        });
     }
     #[inline]
     fn krealloc_in_place<P: Platform>(m: &SlabLayer<P>, p: *mut u8, new_size: usize) {

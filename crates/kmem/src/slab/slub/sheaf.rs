@@ -22,8 +22,11 @@
 //! on a CPU's first use of the cache, not at creation (6.18's `init_percpu_sheaves`); the
 //! sheaf structures are kmalloc objects taken from the kmalloc caches' slab path directly, so
 //! that a kmalloc cache never recurses into its own sheaves (the later mainline bootstrap
-//! needs `bootstrap_kmalloc_sheaves` for the same reason). `kmem_cache_shrink` flushes only
-//! the calling CPU's sheaves, as it flushes only that CPU's slab (see the module docs).
+//! needs `bootstrap_kmalloc_sheaves` for the same reason). `kmem_cache_shrink` flushes the
+//! calling CPU's sheaves and slab at once and asks every other CPU to flush its own at its
+//! next safe point (`sheaves_flush_requested`: kmem has no work queues to run Linux's
+//! `flush_all` work on each CPU). `kfree_rcu` objects are batched into sheaves by
+//! rcu_sheaf.rs.
 //!
 //! Sheaf structures (their headers and slots) are owned by exactly one of: a CPU's `main` or
 //! `spare` (used only inside that CPU's section), the barn (under its lock), or the holder of
@@ -104,7 +107,7 @@ impl<P: Platform> SlabLayer<P> {
     /// `alloc_empty_sheaf`: a zeroed sheaf of `capacity` slots for `s`. Small sheaves come
     /// from the kmalloc caches' slab path (never their sheaves), large ones from kmalloc's
     /// page path.
-    fn alloc_empty_sheaf(
+    pub(super) fn alloc_empty_sheaf(
         &self,
         s: &Cache<P>,
         gfp: GfpFlags,
@@ -153,7 +156,11 @@ impl<P: Platform> SlabLayer<P> {
 
     /// `free_empty_sheaf`: gives an empty sheaf's memory back (bypassing sheaves). Returns
     /// the kmalloc cache it went to, if a slab cache.
-    fn free_empty_sheaf(&self, s: &Cache<P>, sh: *mut SlabSheaf) -> Option<*const Cache<P>> {
+    pub(super) fn free_empty_sheaf(
+        &self,
+        s: &Cache<P>,
+        sh: *mut SlabSheaf,
+    ) -> Option<*const Cache<P>> {
         if sh.is_null() {
             return None;
         }
@@ -236,6 +243,12 @@ impl<P: Platform> SlabLayer<P> {
             unsafe { *objs.add(n as usize) = o };
             n += 1;
         }
+        // Allocations pop the top slot: reversed, the new objects are handed out in freelist
+        // order (ascending addresses in a fresh slab without `slab_freelist_random`), as the
+        // CPU slab hands them out, so consecutive allocations stay adjacent in memory.
+        // SAFETY: slots `start..n` of the caller's sheaf were written above.
+        unsafe { core::slice::from_raw_parts_mut(objs.add(start as usize), (n - start) as usize) }
+            .reverse();
         // SAFETY: as above.
         unsafe { (*sh).size = n };
         s.stat_add(Stat::SheafRefill, u64::from(n - start));
@@ -246,12 +259,18 @@ impl<P: Platform> SlabLayer<P> {
     /// so that each slab gets one chain (one splice into the CPU freelist, or one
     /// `__slab_free` compare-and-swap). A pointer twice in the sheaf (a double free the fast
     /// path's naive check could not see) sits next to itself after sorting and is reported.
-    fn sheaf_flush_unused(&self, s: &Cache<P>, c: &mut KmemCacheCpu, sh: *mut SlabSheaf) {
+    pub(super) fn sheaf_flush_unused(
+        &self,
+        s: &Cache<P>,
+        c: &mut KmemCacheCpu,
+        sh: *mut SlabSheaf,
+    ) {
         // SAFETY: the caller owns `sh`; its first `size` slots hold objects.
         let objs =
             unsafe { core::slice::from_raw_parts_mut(SlabSheaf::objects(sh), (*sh).size as usize) };
         let n = objs.len();
         objs.sort_unstable();
+        self.prefetch_flush(s, objs);
         let caller = Location::caller();
         let mut i = 0;
         while i < n {
@@ -293,6 +312,23 @@ impl<P: Platform> SlabLayer<P> {
         // SAFETY: the caller owns `sh`.
         unsafe { (*sh).size = 0 };
         s.stat_add(Stat::SheafFlush, n as u64);
+    }
+
+    /// Starts the cache misses of a flush before its first compare-and-swap: the objects'
+    /// free-pointer words (written when chained) and their slabs' head `struct page`s (the
+    /// freelist+counters word). A sheaf of randomly freed objects has about one object per
+    /// slab, both lines cold; `__slab_free`'s locked `cmpxchg` waits for its own miss and for
+    /// the chain's stores, so without this the misses of a flush are taken one after the
+    /// other instead of overlapping (random1m_pair, docs/BENCHMARKS.md).
+    fn prefetch_flush(&self, s: &Cache<P>, objs: &[*mut u8]) {
+        let off = s.offset as usize;
+        for &p in objs {
+            crate::page_alloc::prefetch(p.wrapping_add(off));
+            if let Some(page) = self.virt_to_page(VirtAddr::new(p as usize)) {
+                // A plain load (the tail's head link), overlapped by the CPU with the others.
+                crate::page_alloc::prefetch(page.compound_head().as_ptr());
+            }
+        }
     }
 
     /// Pops an object off a CPU's main sheaf known to hold one.
@@ -482,7 +518,7 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     /// An unneeded empty sheaf goes to the barn unless it holds `MAX_EMPTY_SHEAVES` already.
-    fn put_or_free_empty(&self, s: &Cache<P>, sh: *mut SlabSheaf) {
+    pub(super) fn put_or_free_empty(&self, s: &Cache<P>, sh: *mut SlabSheaf) {
         {
             // Lock order: &barn->lock (rank 4, leaf), no other lock held; docs/LOCKING.md.
             let mut b = s.barn.lock();
@@ -534,12 +570,19 @@ impl<P: Platform> SlabLayer<P> {
         if !s.has_sheaves() {
             return;
         }
+        // `pcs_flush_all`'s `rcu_free` part: the objects waiting in the `kfree_rcu` sheaf come
+        // back after a grace period (`rcu_free_sheaf_nobarn`).
+        self.flush_rcu_sheaf(s);
+        // Every other CPU is asked to flush its sheaves and slab too (see
+        // `sheaves_flush_requested`); this one does it now.
+        let gen = s.flush_gen.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
         let mut bin = Bin(ptr::null_mut());
         {
             // Lock order: cpu_section (rank 3), &barn->lock, &n->list_lock under it.
             let g = self.cpu_guard();
             // SAFETY: we hold this CPU's section and no other reference to its data.
             let c = unsafe { s.cpu(g.cpu()) };
+            c.flush_seen = gen;
             self.pcs_flush_cpu(s, c, &mut bin);
             // Unlike Linux, the main sheaf goes too (allocated again on the next use), so
             // that a shrink gives back everything the cache's sheaves held.
@@ -549,6 +592,35 @@ impl<P: Platform> SlabLayer<P> {
             self.barn_shrink(s, c, &mut bin);
         }
         self.empty_bin(bin, true);
+    }
+
+    /// Linux's `flush_all(s)` queues `flush_cpu_sheaves`/`flush_cpu_slab` work on every CPU
+    /// and waits for it; kmem has no work queues and cannot touch another CPU's per-CPU data,
+    /// so `kmem_cache_shrink` bumps the cache's `flush_gen` and each CPU does that work itself
+    /// here, at its next safe point: SLUB's slow paths of the cache (where deferred frees are
+    /// drained too), `slab_tick` on that CPU (every cache), its own shrink, and going offline
+    /// (which flushes everything anyway). Its sheaves are flushed and freed, its CPU slab
+    /// deactivated, and empty slabs beyond `min_partial` discarded, as the shrink would have.
+    pub(crate) fn sheaves_flush_requested(&self, s: &Cache<P>) {
+        let gen = s.flush_gen.load(Ordering::Acquire);
+        let mut bin = Bin(ptr::null_mut());
+        {
+            // Lock order: cpu_section (rank 3), &barn->lock, &n->list_lock under it.
+            let g = self.cpu_guard();
+            // SAFETY: we hold this CPU's section and no other reference to its data.
+            let c = unsafe { s.cpu(g.cpu()) };
+            if c.flush_seen == gen {
+                return;
+            }
+            c.flush_seen = gen;
+            self.pcs_flush_cpu(s, c, &mut bin);
+            let main = c.main;
+            c.main = ptr::null_mut();
+            bin.push(main);
+            self.flush_cpu(s, c);
+        }
+        self.empty_bin(bin, false);
+        super::slab::discard_empty_partials(self, s);
     }
 
     /// `pcs_destroy` + `barn_shrink` for `kmem_cache_destroy`: every CPU's sheaves are

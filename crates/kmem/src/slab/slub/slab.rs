@@ -103,6 +103,9 @@ impl<P: Platform> SlabLayer<P> {
         s.node
             .total_objects
             .fetch_add(objects as usize, Ordering::Relaxed);
+        // Counted before the freelist is written: a locked add after it would wait for the
+        // stores into every object of the (usually cold) slab to drain.
+        s.stat(Stat::AllocSlab);
 
         let base = self.slab_base(slab);
         if s.flags.contains(SlabFlags::POISON) {
@@ -152,7 +155,6 @@ impl<P: Platform> SlabLayer<P> {
             unsafe { s.set_fp(cur, ptr::null_mut()) };
         }
         slab.set_counters(Counters::new(ptr::null_mut(), base, objects, true));
-        s.stat(Stat::AllocSlab);
         Some((slab, head))
     }
 
