@@ -31,17 +31,11 @@ use crate::platform::Platform;
 use crate::vmalloc::VmLayer;
 
 use super::entry::SwpEntry;
-use super::swapfile::SwapState;
+use super::swapfile::{node_gfp, SwapState};
 
 /// `page_cluster` (/proc/sys/vm/page-cluster, mm/swap.c `swap_setup`): readahead reads up to
 /// `1 << page_cluster` pages around a faulting slot; 3 on machines with more than 16 MiB.
 pub const PAGE_CLUSTER: u32 = 3;
-
-/// GFP for swap-cache nodes under `swap_lock`: may not sleep or reclaim (reclaim may be the
-/// caller), may use the reserves as reclaim's `PF_MEMALLOC` allows.
-pub(super) fn node_gfp() -> kds::alloc::Gfp {
-    kds::alloc::Gfp::from_bits((GfpFlags::__GFP_MEMALLOC | GfpFlags::__GFP_NOWARN).bits())
-}
 
 /// The page's memory as a page-sized array.
 ///

@@ -80,6 +80,12 @@ pub const SWAPFILE_CLUSTER: usize = 256;
 /// Longest area name kept (the path `/proc/swaps` prints).
 pub const SWAP_NAME_MAX: usize = 128;
 
+/// GFP for swap-cache and continuation nodes under `swap_lock`: may not sleep or reclaim
+/// (reclaim may be the caller), may use the reserves as reclaim's `PF_MEMALLOC` allows.
+pub(super) fn node_gfp() -> kds::alloc::Gfp {
+    kds::alloc::Gfp::from_bits((GfpFlags::__GFP_MEMALLOC | GfpFlags::__GFP_NOWARN).bits())
+}
+
 /// kds's node allocator for the swap cache: kmalloc of the machine whose slab layer is at
 /// the stored address.
 pub(crate) struct SwapNodeAlloc<P: Platform>(NonNull<SlabLayer<P>>);
@@ -744,7 +750,7 @@ impl<P: Platform> SwapState<P> {
             }
             let key = off / PAGE_SIZE * SWAP_CONT_LEVELS + levels;
             a.cont
-                .insert(key, entry, super::swap_state::node_gfp())
+                .insert(key, entry, node_gfp())
                 .map_err(|_| Errno::ENOMEM)
         });
         if !matches!(added, Some(Ok(()))) {
