@@ -89,17 +89,22 @@ impl<P: Platform> Machine<P> {
         let (slab, slab_notes) = SlabState::from_cmdline(params.cmdline, params.nr_cpus);
         // The lock validator (debug builds) and the stack depot live in the platform's one
         // debug area, off the machine's books: [lockdep, rounded to 64 bytes][depot].
-        let ld_bytes = if LOCKDEP {
+        // A platform that refuses that much gets a second request, for the depot alone.
+        let mut ld_bytes = if LOCKDEP {
             core::mem::size_of::<Lockdep>().next_multiple_of(64)
         } else {
             0
         };
-        let area = plat.debug_area(
+        let mut area = plat.debug_area(
             ld_bytes + DEPOT_AREA_BYTES,
             core::mem::align_of::<Lockdep>().max(64),
         );
+        if area.is_none() && ld_bytes != 0 {
+            ld_bytes = 0;
+            area = plat.debug_area(DEPOT_AREA_BYTES, 64);
+        }
         let lockdep = match area {
-            Some(p) if LOCKDEP => p.as_ptr().cast::<Lockdep>().cast_const(),
+            Some(p) if ld_bytes != 0 => p.as_ptr().cast::<Lockdep>().cast_const(),
             _ => core::ptr::null(),
         };
         let depot = match area {

@@ -225,7 +225,9 @@ pub unsafe trait Platform: Send + Sync + 'static {
     /// builds, the debuggers' stack depot), so that turning debugging on changes none of the
     /// machine's numbers: `size`
     /// bytes aligned to `align`, or `None` (the default: no such memory, debugging that
-    /// needs it stays off). Called at most once, at boot.
+    /// needs it stays off). Called only at boot: once for the lock validator (debug builds)
+    /// and the stack depot together, and, if that is refused in a debug build, once more for
+    /// the depot alone; each area handed out is distinct.
     ///
     /// Implementors guarantee (see the trait's safety section) that the memory is valid,
     /// writable, and used by nothing else for the whole life of the platform value.
