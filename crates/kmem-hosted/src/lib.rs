@@ -43,7 +43,7 @@
 //! Everything that needs `unsafe` lives in small modules that own their raw state: `maparc`
 //! (the mmap-backed reference count), `physmem` and `window` (mappings), `cpu` (thread-locals),
 //! `hook` (the hook call), `fault` (the `SIGSEGV` handler for protected pages), `stack` (stack
-//! walks and symbols), [`futex`], `console` (`write(2)`), [`probe`], `sys`, [`once`] (the
+//! walks and symbols), `roots` (kmemleak's roots in the process), [`futex`], `console` (`write(2)`), [`probe`], `sys`, [`once`] (the
 //! boot-once cell and arena) and [`global`] (the allocator); `config`, `control` and `boot`
 //! forbid it.
 //!
@@ -52,7 +52,7 @@
 //!
 //! | module     | uses                                                             |
 //! |------------|------------------------------------------------------------------|
-//! | `global`   | `once`, `platform`, `cpu`, `physmem`, `config`, `console`        |
+//! | `global`   | `once`, `platform`, `cpu`, `physmem`, `config`, `console`, `roots` |
 //! | `boot`     | `platform`, `config`                                             |
 //! | `platform` | `cpu`, `window`, `control`, `config`, `console`, `maparc`, `futex`, `sys`, `fault`, `stack` |
 //! | `fault`    | `futex`                                                          |
@@ -61,7 +61,7 @@
 //! | `control`  | `physmem`, `hook`, `config`, `console`, `maparc`, `sys`          |
 //! | `config`   | `console`                                                        |
 //! | `physmem`, `hook` | `futex`                                                   |
-//! | `once`, `console`, `futex`, `maparc`, `probe`, `sys`, `hostmem`, `swapfile`, `stack` | nothing of this crate |
+//! | `once`, `console`, `futex`, `maparc`, `probe`, `sys`, `hostmem`, `swapfile`, `stack`, `roots` | nothing of this crate |
 //!
 //! `control::Inner`, the control block a platform handle, its CPU threads and its windows
 //! share, sits below all three, so none of them needs another to reach it.
@@ -84,6 +84,7 @@ pub mod once;
 mod physmem;
 mod platform;
 pub mod probe;
+pub mod roots;
 mod stack;
 mod swapfile;
 mod sys;
