@@ -166,3 +166,44 @@ pub fn qemu_exit(code: u32) -> ! {
     unsafe { outl(DEBUG_EXIT_PORT, code) }
     halt()
 }
+
+/// A frame-pointer walk (the kernel is built with `-C force-frame-pointers=yes`): fills `out`
+/// with return addresses, innermost first, from the record above `frame` (an address in the
+/// asking function's frame) on. Every record must lie in `stack` (`[bottom, top)`) at or above
+/// the current stack pointer, 8-aligned and above the previous one, so a corrupt chain ends
+/// the walk instead of faulting or looping; on another stack (the double-fault IST stack) the
+/// walk gives nothing.
+#[inline(never)]
+pub fn frame_pointer_walk(out: &mut [usize], frame: usize, stack: (usize, usize)) -> usize {
+    let (mut fp, sp): (usize, usize);
+    // SAFETY: reads two registers; no memory access.
+    unsafe {
+        asm!("mov {}, rbp", "mov {}, rsp", out(reg) fp, out(reg) sp,
+            options(nomem, nostack, preserves_flags));
+    }
+    let (bottom, top) = stack;
+    if sp < bottom || sp >= top {
+        return 0;
+    }
+    let mut n = 0;
+    while n < out.len() {
+        if fp < sp || !fp.is_multiple_of(8) || fp > top - 16 {
+            break;
+        }
+        // SAFETY: `[fp, fp + 16)` is inside the live part of the boot stack (checked), which
+        // is mapped and readable.
+        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        if ret < 4096 {
+            break;
+        }
+        if fp > frame {
+            out[n] = ret;
+            n += 1;
+        }
+        if next <= fp {
+            break;
+        }
+        fp = next;
+    }
+    n
+}

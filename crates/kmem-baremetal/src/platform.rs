@@ -40,6 +40,25 @@ pub struct BareMetal {
     dead_hook: SpinLock<Option<CpuDeadHook>>,
 }
 
+/// Bytes of [`Platform::debug_area`]: kmem's stack depot.
+const DEBUG_AREA_BYTES: usize = kmem::mm::stackdepot::DEPOT_AREA_BYTES;
+
+/// The debug area, in `.bss` (so it is part of the kernel image memblock reserves, off the
+/// allocators' books).
+#[repr(C, align(4096))]
+struct DebugArea {
+    bytes: core::cell::UnsafeCell<[u8; DEBUG_AREA_BYTES]>,
+    taken: AtomicBool,
+}
+
+// SAFETY: the bytes are handed out once (`taken`), to kmem, which owns them from then on.
+unsafe impl Sync for DebugArea {}
+
+static DEBUG_AREA: DebugArea = DebugArea {
+    bytes: core::cell::UnsafeCell::new([0; DEBUG_AREA_BYTES]),
+    taken: AtomicBool::new(false),
+};
+
 /// `tlb_single_page_flush_ceiling` (arch/x86/mm/tlb.c): above this many pages one full flush
 /// is cheaper than `invlpg` per page.
 const TLB_SINGLE_PAGE_FLUSH_CEILING: u64 = 33;
@@ -161,6 +180,21 @@ unsafe impl Platform for BareMetal {
 
     fn set_page_fault_hook(&self, hook: PageFaultHook) {
         crate::idt::set_page_fault_hook(hook);
+    }
+
+    fn stack_trace(&self, out: &mut [usize], frame: usize) -> usize {
+        arch::frame_pointer_walk(out, frame, crate::boot::boot_stack())
+    }
+
+    fn debug_area(&self, size: usize, align: usize) -> Option<core::ptr::NonNull<u8>> {
+        // The stack depot's area, in .bss. kmem asks first for the lock validator's memory
+        // too (debug assertions are on in this kernel's release build): refused, so the
+        // validator stays off as before, and the depot gets the area on the second request.
+        if size > DEBUG_AREA_BYTES || align > 4096 || DEBUG_AREA.taken.swap(true, Ordering::AcqRel)
+        {
+            return None;
+        }
+        core::ptr::NonNull::new(DEBUG_AREA.bytes.get().cast::<u8>())
     }
 
     fn kernel_pgd(&self) -> Option<PhysAddr> {

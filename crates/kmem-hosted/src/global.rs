@@ -72,6 +72,8 @@ pub struct KmemAlloc {
     ram: u64,
     /// The slab allocator the machine boots with (`slab=`).
     slab: SlabAllocatorKind,
+    /// More kernel parameters (`kmemleak=on`, `kfence.sample_interval=`, `slub_debug=`…).
+    cmdline: &'static str,
     arena: BumpArena<ARENA_LEN>,
 }
 
@@ -95,10 +97,28 @@ impl KmemAlloc {
     /// An allocator whose machine has `ram` bytes of simulated RAM (at least 64 MiB) and
     /// boots with `slab=` `slab` (SLAB, SLUB or SLOB behind kmalloc).
     pub const fn with_params(ram: u64, slab: SlabAllocatorKind) -> Self {
+        Self::with_cmdline(ram, slab, "")
+    }
+
+    /// An allocator as [`KmemAlloc::with_params`] whose machine also boots with the kernel
+    /// parameters `cmdline` (at most 200 bytes): the memory debuggers for a Rust program —
+    /// `kmemleak=on` (then [`KmemAlloc::kmemleak_report`]), `kfence.sample_interval=MS`
+    /// (KFENCE: an overflow into a guard page or a use after free of a sampled block is
+    /// reported in the machine's log, see [`KmemAlloc::machine`]'s `dmesg`), `slub_debug=…`.
+    ///
+    /// # Examples
+    /// ```ignore
+    /// use kmem::slab::common::SlabAllocatorKind;
+    /// #[global_allocator]
+    /// static A: kmem_hosted::KmemAlloc =
+    ///     kmem_hosted::KmemAlloc::with_cmdline(1 << 30, SlabAllocatorKind::Slub, "kmemleak=on");
+    /// ```
+    pub const fn with_cmdline(ram: u64, slab: SlabAllocatorKind, cmdline: &'static str) -> Self {
         Self {
             machine: BootOnce::new(),
             ram: if ram < (64 << 20) { 64 << 20 } else { ram },
             slab,
+            cmdline,
             arena: BumpArena::new(),
         }
     }
@@ -129,11 +149,20 @@ impl KmemAlloc {
         let ncpu = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
         let ncpu = (ncpu.max(1) as usize).min(crate::NR_CPUS - 1);
         let mut params = BootParams::simulated(Arch::X86_64, self.ram, ncpu).ok()?;
-        params.cmdline = match self.slab {
+        let slab = match self.slab {
             SlabAllocatorKind::Slub => "",
-            SlabAllocatorKind::Slab => "slab=slab",
-            SlabAllocatorKind::Slob => "slab=slob",
+            SlabAllocatorKind::Slab => "slab=slab ",
+            SlabAllocatorKind::Slob => "slab=slob ",
         };
+        // "slab=… " and the caller's parameters, in a buffer of this frame (no allocation).
+        let mut buf = [0u8; 256];
+        let len = slab.len() + self.cmdline.len();
+        if len > buf.len() {
+            return None;
+        }
+        buf[..slab.len()].copy_from_slice(slab.as_bytes());
+        buf[slab.len()..len].copy_from_slice(self.cmdline.as_bytes());
+        params.cmdline = core::str::from_utf8(&buf[..len]).ok()?;
         let phys = params.e820.ram_end().next_multiple_of(PAGE_SIZE as u64);
         let mut config = HostedConfig::new(phys);
         config.console = crate::Console::Null;
@@ -204,6 +233,122 @@ impl KmemAlloc {
             return ptr::null_mut();
         }
         host_mmap(size, align, gfp.contains(GfpFlags::__GFP_ZERO))
+    }
+}
+
+impl KmemAlloc {
+    /// Scans for leaks (with `kmemleak=on` in [`KmemAlloc::with_cmdline`]) and writes what
+    /// `/sys/kernel/debug/kmemleak` then shows to `out`, after a line `kmemleak: N new
+    /// suspected memory leaks`; returns N. The roots are the process's private writable
+    /// mappings (the program's and its libraries' data and bss, the heap, thread stacks —
+    /// the calling thread's from its stack pointer up) and the calling thread's callee-saved
+    /// registers, as `libkmem_malloc.so`'s report; every scan is done twice (the checksum
+    /// rule) with the minimum object age set to 0. Blocks above 4 MiB (host mappings) are not
+    /// tracked. Without kmemleak, writes nothing and returns 0.
+    ///
+    /// The report is rendered into a host mapping first and handed to `out` after kmemleak's
+    /// lock is released, so `out` may allocate (through this allocator).
+    #[inline(never)]
+    pub fn kmemleak_report(&self, out: &mut dyn core::fmt::Write) -> usize {
+        let Some(m) = self.machine() else { return 0 };
+        if !m.kmemleak_enabled() {
+            return 0;
+        }
+        let regs = crate::roots::callee_saved_registers();
+        let Some(mut maps) = HostBuf::new(1 << 20) else {
+            return 0;
+        };
+        let len = crate::roots::read_self_maps(maps.bytes());
+        let Some(mut ranges) = HostBuf::new(4096 * 16) else {
+            return 0;
+        };
+        // SAFETY: the buffer is page aligned and 64 KiB long: 4096 (usize, usize) pairs.
+        let ranges = unsafe {
+            core::slice::from_raw_parts_mut(
+                ranges.bytes().as_mut_ptr().cast::<(usize, usize)>(),
+                4096,
+            )
+        };
+        let base = kmem::platform::Platform::direct_map_base(m.platform()) as usize;
+        let end = base + m.platform().max_phys().as_u64() as usize;
+        let own = |s: usize, e: usize| s < end && e > base;
+        let nr = crate::roots::root_ranges(
+            &maps.bytes()[..len],
+            crate::roots::stack_pointer(),
+            &own,
+            ranges,
+        );
+        m.kmemleak_set_min_age(0);
+        // SAFETY: the ranges are mappings of this process that were readable and writable a
+        // moment ago (a thread unmapping one meanwhile could make the scan fault, as for
+        // libkmem_malloc.so's report).
+        let new = unsafe {
+            m.kmemleak_scan_ranges(&ranges[..nr], &regs)
+                + m.kmemleak_scan_ranges(&ranges[..nr], &regs)
+        };
+        let Some(mut text) = HostBuf::new(16 << 20) else {
+            return new;
+        };
+        let mut w = text.writer();
+        let _ = core::fmt::Write::write_fmt(
+            &mut w,
+            format_args!("kmemleak: {new} new suspected memory leaks\n"),
+        );
+        let _ = m.proc_read("/sys/kernel/debug/kmemleak", &mut w);
+        let n = w.len;
+        let _ = out.write_str(core::str::from_utf8(&text.bytes()[..n]).unwrap_or(""));
+        new
+    }
+}
+
+/// A private anonymous host mapping used as a scratch buffer (no allocation, not tracked by
+/// kmemleak), unmapped on drop.
+struct HostBuf {
+    p: *mut u8,
+    len: usize,
+}
+
+impl HostBuf {
+    fn new(len: usize) -> Option<Self> {
+        let p = host_mmap(len, PAGE_SIZE, true);
+        (!p.is_null()).then_some(Self { p, len })
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: `p` is a mapping of `len` bytes owned by `self`.
+        unsafe { core::slice::from_raw_parts_mut(self.p, self.len) }
+    }
+
+    /// A writer appending whole UTF-8 strings while they fit.
+    fn writer(&mut self) -> HostBufWriter<'_> {
+        HostBufWriter {
+            buf: self.bytes(),
+            len: 0,
+        }
+    }
+}
+
+impl Drop for HostBuf {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no longer borrowed.
+        unsafe { libc::munmap(self.p.cast(), self.len) };
+    }
+}
+
+struct HostBufWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl core::fmt::Write for HostBufWriter<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(core::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 

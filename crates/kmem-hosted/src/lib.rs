@@ -42,7 +42,8 @@
 //!
 //! Everything that needs `unsafe` lives in small modules that own their raw state: `maparc`
 //! (the mmap-backed reference count), `physmem` and `window` (mappings), `cpu` (thread-locals),
-//! `hook` (the hook call), `fault` (the `SIGSEGV` handler for protected pages), [`futex`], `console` (`write(2)`), [`probe`], `sys`, [`once`] (the
+//! `hook` (the hook call), `fault` (the `SIGSEGV` handler for protected pages), `stack` (stack
+//! walks and symbols), `roots` (kmemleak's roots in the process), [`futex`], `console` (`write(2)`), [`probe`], `sys`, [`once`] (the
 //! boot-once cell and arena) and [`global`] (the allocator); `config`, `control` and `boot`
 //! forbid it.
 //!
@@ -51,16 +52,16 @@
 //!
 //! | module     | uses                                                             |
 //! |------------|------------------------------------------------------------------|
-//! | `global`   | `once`, `platform`, `cpu`, `physmem`, `config`, `console`        |
+//! | `global`   | `once`, `platform`, `cpu`, `physmem`, `config`, `console`, `roots` |
 //! | `boot`     | `platform`, `config`                                             |
-//! | `platform` | `cpu`, `window`, `control`, `config`, `console`, `maparc`, `futex`, `sys`, `fault` |
+//! | `platform` | `cpu`, `window`, `control`, `config`, `console`, `maparc`, `futex`, `sys`, `fault`, `stack` |
 //! | `fault`    | `futex`                                                          |
 //! | `window`   | `control`, `physmem`, `maparc`, `config` (tests)                 |
 //! | `cpu`      | `control`, `maparc`, `futex`                                     |
 //! | `control`  | `physmem`, `hook`, `config`, `console`, `maparc`, `sys`          |
 //! | `config`   | `console`                                                        |
 //! | `physmem`, `hook` | `futex`                                                   |
-//! | `once`, `console`, `futex`, `maparc`, `probe`, `sys`, `hostmem`, `swapfile` | nothing of this crate |
+//! | `once`, `console`, `futex`, `maparc`, `probe`, `sys`, `hostmem`, `swapfile`, `stack`, `roots` | nothing of this crate |
 //!
 //! `control::Inner`, the control block a platform handle, its CPU threads and its windows
 //! share, sits below all three, so none of them needs another to reach it.
@@ -83,6 +84,8 @@ pub mod once;
 mod physmem;
 mod platform;
 pub mod probe;
+pub mod roots;
+mod stack;
 mod swapfile;
 mod sys;
 mod window;
@@ -96,6 +99,7 @@ pub use hostmem::{boot_host_memory, check_host_memory, host_memory_available};
 pub use physmem::DIRECT_MAP_ALIGN;
 pub use platform::HostedPlatform;
 pub use probe::{probe_read, probe_read_bytes, probe_write, probe_write_bytes, ProbeError};
+pub use stack::StackWalk;
 pub use swapfile::FileSwap;
 pub use window::VirtWindow;
 

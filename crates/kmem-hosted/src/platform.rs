@@ -21,6 +21,7 @@ use crate::console::Console;
 use crate::control::Inner;
 use crate::cpu::{self, NR_CPUS};
 use crate::maparc::MapArc;
+use crate::stack::StackWalk;
 use crate::sys;
 use crate::window::VirtWindow;
 
@@ -51,8 +52,11 @@ pub struct HostedPlatform {
     /// [`Platform::max_phys_end`] above the current end (memory hotplug). The default
     /// reservation up to `DEFAULT_MAX_PHYS` stays [`HostedPlatform::grow_phys`]'s alone.
     hotplug: bool,
-    /// Memory for kmem's debugging state (its lock validator), off the machine's books.
+    /// Memory for kmem's debugging state (its lock validator, its stack depot), off the
+    /// machine's books.
     debug: std::sync::OnceLock<DebugArea>,
+    /// The stack walker ([`StackWalk`] as u8).
+    walk: core::sync::atomic::AtomicU8,
 }
 
 /// Anonymous memory for [`Platform::debug_area`], unmapped with the platform.
@@ -140,7 +144,20 @@ impl HostedPlatform {
             vwin: std::sync::OnceLock::new(),
             hotplug,
             debug: std::sync::OnceLock::new(),
+            walk: core::sync::atomic::AtomicU8::new(StackWalk::Unwind as u8),
         })
+    }
+
+    /// Chooses how [`Platform::stack_trace`] walks stacks (the default is
+    /// [`StackWalk::Unwind`]); see [`StackWalk`].
+    pub fn set_stack_walk(&self, walk: StackWalk) {
+        self.walk
+            .store(walk as u8, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The stack walker in use.
+    pub fn stack_walk(&self) -> StackWalk {
+        StackWalk::from_u8(self.walk.load(core::sync::atomic::Ordering::Relaxed))
     }
 
     /// The largest physical end [`HostedPlatform::grow_phys`] accepts.
@@ -369,6 +386,18 @@ unsafe impl Platform for HostedPlatform {
 
     fn raw_cpu_id(&self) -> usize {
         cpu::raw_cpu_id()
+    }
+
+    fn stack_trace(&self, out: &mut [usize], frame: usize) -> usize {
+        crate::stack::stack_trace(self.stack_walk(), out, frame)
+    }
+
+    fn symbolize(&self, addr: usize, out: &mut dyn core::fmt::Write) -> bool {
+        crate::stack::symbolize(addr, out)
+    }
+
+    fn run_on_report_stack(&self, f: &mut dyn FnMut()) {
+        crate::stack::run_on_report_stack(f);
     }
 
     fn cpu_relax(&self) {

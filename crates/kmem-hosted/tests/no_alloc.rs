@@ -143,3 +143,44 @@ fn booting_and_page_allocation_do_not_allocate() {
     });
     assert_eq!(n, 0, "the page allocator allocated");
 }
+
+/// A fixed buffer for symbol names (a `String` would allocate).
+struct Buf([u8; 512], usize);
+
+impl core::fmt::Write for Buf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.0.len() - self.1);
+        self.0[self.1..self.1 + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.1 += n;
+        Ok(())
+    }
+}
+
+#[test]
+fn stack_walks_and_symbols_do_not_allocate() {
+    use kmem_hosted::StackWalk;
+    let p = HostedPlatform::new(config(Console::Null)).unwrap();
+    for walk in [StackWalk::Unwind, StackWalk::FramePointers] {
+        p.set_stack_walk(walk);
+        let mut out = [0usize; 16];
+        let here = 0u8;
+        let frame = std::hint::black_box(&here as *const u8 as usize);
+        // The first walk too (the unwinder's one-time set-up).
+        let (n, allocs) = count(|| p.stack_trace(&mut out, frame));
+        assert_eq!(allocs, 0, "{walk:?}");
+        let mut named = 0;
+        let ((), allocs) = count(|| {
+            for &e in &out[..n] {
+                let mut b = Buf([0; 512], 0);
+                if p.symbolize(e, &mut b) {
+                    named += 1;
+                }
+            }
+        });
+        assert_eq!(allocs, 0, "{walk:?}");
+        if walk == StackWalk::Unwind {
+            // This test's frame and its callers, named from the executable's .symtab.
+            assert!(n >= 2 && named >= 1, "{walk:?}: {n} frames, {named} named");
+        }
+    }
+}

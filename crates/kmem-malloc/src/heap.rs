@@ -311,6 +311,7 @@ fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
             e.raw_os_error().unwrap_or(0),
         )
     })?;
+    plat.set_stack_walk(crate::stack_walk());
     if !crate::fork::make_private(&plat) {
         return Err(failed(
             "the host refused a private mapping of its memory",

@@ -25,6 +25,8 @@
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use kmem_hosted::roots;
+
 use crate::heap;
 use crate::stats::FdWriter;
 
@@ -90,134 +92,29 @@ static mut BUFFERS: Buffers = Buffers {
     ranges: [(0, 0); MAX_RANGES],
 };
 
-/// The callee-saved registers of the calling thread (x86_64: rbx, rbp, r12–r15): pointers
-/// a caller up the stack may keep only there.
-#[inline(never)]
-fn registers() -> [usize; 6] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let (a, b, c, d, e, f): (usize, usize, usize, usize, usize, usize);
-        // SAFETY: only reads registers into outputs.
-        unsafe {
-            core::arch::asm!(
-                "mov {0}, rbx", "mov {1}, rbp", "mov {2}, r12", "mov {3}, r13", "mov {4}, r14",
-                "mov {5}, r15",
-                out(reg) a, out(reg) b, out(reg) c, out(reg) d, out(reg) e, out(reg) f,
-                options(nomem, nostack, preserves_flags)
-            );
-        }
-        [a, b, c, d, e, f]
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        [0; 6]
-    }
-}
-
-/// Parses a hex number at the start of `s`; returns it and the rest.
-fn hex(s: &[u8]) -> Option<(usize, &[u8])> {
-    let mut v = 0usize;
-    let mut i = 0;
-    while i < s.len() {
-        let d = match s[i] {
-            b'0'..=b'9' => s[i] - b'0',
-            b'a'..=b'f' => s[i] - b'a' + 10,
-            _ => break,
-        };
-        v = v.checked_mul(16)?.checked_add(usize::from(d))?;
-        i += 1;
-    }
-    (i > 0).then_some((v, &s[i..]))
-}
-
-/// Reads `/proc/self/maps` into `buf`; the bytes read.
-fn read_maps(buf: &mut [u8]) -> usize {
-    // SAFETY: a NUL-terminated path; the fd is closed below.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/maps".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return 0;
-    }
-    let mut len = 0;
-    while len < buf.len() {
-        // SAFETY: reads into the unused tail of `buf`.
-        let n = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
-        if n <= 0 {
-            break;
-        }
-        len += n as usize;
-    }
-    // SAFETY: our fd.
-    unsafe { libc::close(fd) };
-    len
-}
-
-/// The calling thread's stack pointer.
-#[inline(always)]
-fn stack_pointer() -> usize {
-    let sp: usize;
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: only reads rsp.
-    unsafe {
-        core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let x = 0u8;
-        sp = core::ptr::addr_of!(x) as usize;
-    }
-    sp
-}
-
-/// The root ranges: private, readable and writable mappings that are not node memory; the
-/// calling thread's stack from `sp` up only (below it are dead frames, whose stale pointers
-/// would hide leaks).
-fn root_ranges(maps: &[u8], sp: usize, out: &mut [(usize, usize)]) -> usize {
-    let mut n = 0;
-    for line in maps.split(|&b| b == b'\n') {
-        let Some((start, rest)) = hex(line) else {
-            continue;
-        };
-        let Some((end, rest)) = rest.strip_prefix(b"-").and_then(hex) else {
-            continue;
-        };
-        let perms = rest.get(1..5).unwrap_or(b"----");
-        if perms != b"rw-p" {
-            continue;
-        }
-        let node_memory = (0..heap::nr_nodes()).any(|i| {
-            let nd = heap::node(i);
-            start < nd.dm_end && end > nd.dm_start
-        });
-        if node_memory || n == out.len() {
-            continue;
-        }
-        let start = if (start..end).contains(&sp) {
-            sp
-        } else {
-            start
-        };
-        out[n] = (start, end);
-        n += 1;
-    }
-    n
-}
-
 /// Scans every node and writes the suspected leaks to standard error.
 #[inline(never)]
 fn report() {
     if !ON.load(Ordering::Relaxed) || BUSY.swap(true, Ordering::Acquire) {
         return;
     }
-    let regs = registers();
+    let regs = roots::callee_saved_registers();
     // SAFETY: BUSY gives this call the buffers alone.
     let b = unsafe { &mut *core::ptr::addr_of_mut!(BUFFERS) };
-    let len = read_maps(&mut b.maps);
-    let nr = root_ranges(&b.maps[..len], stack_pointer(), &mut b.ranges);
+    let len = roots::read_self_maps(&mut b.maps);
+    // The nodes' own memory is not a root.
+    let node_memory = |start: usize, end: usize| {
+        (0..heap::nr_nodes()).any(|i| {
+            let nd = heap::node(i);
+            start < nd.dm_end && end > nd.dm_start
+        })
+    };
+    let nr = roots::root_ranges(
+        &b.maps[..len],
+        roots::stack_pointer(),
+        &node_memory,
+        &mut b.ranges,
+    );
     let ranges = &b.ranges[..nr];
     let mut new = 0;
     for i in 0..heap::nr_nodes() {

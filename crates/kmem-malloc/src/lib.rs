@@ -61,6 +61,16 @@
 //! - `KMEM_MALLOC_KMEMLEAK=1`: the nodes boot with `kmemleak=on`; a leak report (kmemleak's
 //!   scan with the program's data, bss, stacks and registers as roots) goes to standard
 //!   error at exit and after a `SIGUSR2` (see `leak.rs`);
+//! - `KMEM_MALLOC_STACK=unwind|fp|off`: how the reports' stacks (kmemleak's `backtrace`,
+//!   KFENCE's allocation, free and access stacks, `slub_debug`'s tracks) are walked. `unwind`
+//!   (the default) is the toolchain's `.eh_frame` unwinder (`_Unwind_Backtrace`): it follows
+//!   code built without frame pointers (kmem's own Rust code; most packaged C programs), and
+//!   with glibc ≥ 2.35 and libgcc ≥ 12 it neither allocates nor takes a lock (its lookup is
+//!   `_dl_find_object`). `fp` follows the frame-pointer chain, bounded by the thread's stack:
+//!   it cannot fault or allocate, but this build of kmem has no frame pointers, so the chain
+//!   breaks inside the allocator and the stacks come out empty unless the library is built
+//!   with `-C force-frame-pointers=yes` (and then they stop at the first C function built
+//!   without frame pointers). `off`: no stacks (reports name kmem's call site);
 //! - `KMEM_FREELIST_RANDOM=1`: keep SLUB's randomised freelists (by default the nodes boot
 //!   with `slab_freelist_random=off`: programs gain from allocation-order locality).
 //!
@@ -229,6 +239,15 @@ fn boot() -> bool {
             report::boot_failed(ram, e.what, e.errno);
             false
         }
+    }
+}
+
+/// The stack walker of the reports' stacks (`KMEM_MALLOC_STACK`).
+fn stack_walk() -> kmem_hosted::StackWalk {
+    match env(c"KMEM_MALLOC_STACK") {
+        Some("fp") => kmem_hosted::StackWalk::FramePointers,
+        Some("off") => kmem_hosted::StackWalk::Off,
+        _ => kmem_hosted::StackWalk::Unwind,
     }
 }
 

@@ -225,6 +225,11 @@ fn git_on_a_small_repository() {
 
 /// Runs the git script plainly and under kmem (`tweak` adds environment to both runs).
 fn git_compare(name: &str, tweak: impl Fn(&mut Command)) -> String {
+    git_compare_output(name, tweak).1
+}
+
+/// [`git_compare`], also returning the kmem run's output.
+fn git_compare_output(name: &str, tweak: impl Fn(&mut Command)) -> (Output, String) {
     let base = tmpdir(name);
     let script = r#"
 set -e
@@ -243,11 +248,11 @@ git log --stat --format='%H %s'
 git diff HEAD~1 --stat
 git diff HEAD~1 | sha1sum
 git gc -q
-git fsck --full 2>&1
+git fsck --full 2>&1 | sed '/^kmemleak: /d'
 git count-objects -v | grep -v size
 git ls-tree -r HEAD | wc -l
 "#;
-    let (_, _, st) = compare_stats(name, || {
+    let (_, kmem, st) = compare_stats(name, || {
         let mut c = Command::new("sh");
         tweak(&mut c);
         c.current_dir(&base)
@@ -263,7 +268,66 @@ git ls-tree -r HEAD | wc -l
             .env("HOME", &base);
         c
     });
-    st
+    (kmem, st)
+}
+
+/// `KMEM_MALLOC_KMEMLEAK=1` on python3, sqlite3 and git: the same output as a plain run, and
+/// every process (git runs helpers and children) reports at exit that nothing is
+/// unreferenced. (The git script merges `git fsck`'s standard error into its output; the
+/// `kmemleak:` lines of its processes are taken out there, an `unreferenced object` would
+/// still make the outputs differ.)
+#[test]
+fn real_programs_with_kmemleak() {
+    let check = |name: &str, o: &Output| {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("kmemleak: 0 new suspected memory leaks\n"),
+            "{name}: no kmemleak report\n{err}"
+        );
+        for l in err.lines().filter(|l| l.starts_with("kmemleak: ")) {
+            assert_eq!(
+                l, "kmemleak: 0 new suspected memory leaks",
+                "{name}:\n{err}"
+            );
+        }
+        assert!(!err.contains("unreferenced object"), "{name}:\n{err}");
+    };
+    if have("python3") {
+        let script = programs().join("alloc_heavy.py");
+        let (_, kmem) = compare("python3 (KMEM_MALLOC_KMEMLEAK=1)", || {
+            let mut c = Command::new("python3");
+            c.env("PYTHONMALLOC", "malloc")
+                .env("PYTHONHASHSEED", "0")
+                .env("KMEM_MALLOC_KMEMLEAK", "1")
+                .arg(&script)
+                .arg("20000");
+            c
+        });
+        check("python3", &kmem);
+    }
+    if have("sqlite3") {
+        let d = tmpdir("sqlite-kmemleak");
+        let sql_path = d.join("w.sql");
+        std::fs::write(
+            &sql_path,
+            std::fs::read(programs().join("workload.sql")).unwrap(),
+        )
+        .unwrap();
+        let (_, kmem) = compare("sqlite3 (KMEM_MALLOC_KMEMLEAK=1)", || {
+            let mut c = Command::new("sh");
+            c.env("KMEM_MALLOC_KMEMLEAK", "1")
+                .arg("-c")
+                .arg(format!("sqlite3 :memory: < '{}'", sql_path.display()));
+            c
+        });
+        check("sqlite3", &kmem);
+    }
+    if have("git") {
+        let (kmem, _) = git_compare_output("git-kmemleak", |c| {
+            c.env("KMEM_MALLOC_KMEMLEAK", "1");
+        });
+        check("git", &kmem);
+    }
 }
 
 /// KFENCE sampling every millisecond on python3, sqlite3 and git: the same output, no report
@@ -819,6 +883,9 @@ fn kmemleak_reports_a_lost_block() {
         "{err}"
     );
     assert!(err.contains("  backtrace (crc "), "{err}");
+    // Its stack, walked by the unwinder through malloc: the function that lost it, in the
+    // program.
+    assert!(err.contains("] lose+0x"), "{err}");
     // Without the variable: no report.
     let o = run(Command::new(&exe), true);
     assert!(o.stderr.is_empty());

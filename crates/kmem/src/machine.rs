@@ -26,6 +26,7 @@ use crate::base::{DevLayer, DevState};
 use crate::highmem::{KmapLayer, KmapState};
 use crate::locking::{Lockdep, LOCKDEP};
 use crate::memory::{MemState, MemoryLayer};
+use crate::mm::stackdepot::{StackDepot, DEPOT_AREA_BYTES};
 use crate::mm::MemoryModel;
 use crate::mm_init;
 use crate::page_alloc::PageAllocator;
@@ -86,20 +87,34 @@ impl<P: Platform> Machine<P> {
         let mut em = mm_init::early_setup(&plat, params, core::mem::size_of::<State<P>>())?;
         let (zones, physpages) = mm_init::zones(&em);
         let (slab, slab_notes) = SlabState::from_cmdline(params.cmdline, params.nr_cpus);
-        // The lock validator (debug builds) lives in the platform's debug area, off the
-        // machine's books.
-        let lockdep = if LOCKDEP {
-            plat.debug_area(
-                core::mem::size_of::<Lockdep>(),
-                core::mem::align_of::<Lockdep>(),
-            )
+        // The lock validator (debug builds) and the stack depot live in the platform's one
+        // debug area, off the machine's books: [lockdep, rounded to 64 bytes][depot].
+        // A platform that refuses that much gets a second request, for the depot alone.
+        let mut ld_bytes = if LOCKDEP {
+            core::mem::size_of::<Lockdep>().next_multiple_of(64)
         } else {
-            None
+            0
         };
-        let lockdep = lockdep.map_or(core::ptr::null(), |p| {
-            p.as_ptr().cast::<Lockdep>().cast_const()
-        });
-        let mm = mm_init::memory_model(plat, params, &em, lockdep);
+        let mut area = plat.debug_area(
+            ld_bytes + DEPOT_AREA_BYTES,
+            core::mem::align_of::<Lockdep>().max(64),
+        );
+        if area.is_none() && ld_bytes != 0 {
+            ld_bytes = 0;
+            area = plat.debug_area(DEPOT_AREA_BYTES, 64);
+        }
+        let lockdep = match area {
+            Some(p) if ld_bytes != 0 => p.as_ptr().cast::<Lockdep>().cast_const(),
+            _ => core::ptr::null(),
+        };
+        let depot = match area {
+            // SAFETY: the platform's debug area is valid, writable and ours alone for the
+            // platform's life (Platform contract); the depot's part starts after lockdep's,
+            // 64-byte aligned, and is DEPOT_AREA_BYTES long.
+            Some(p) => unsafe { StackDepot::new(p.as_ptr().add(ld_bytes), DEPOT_AREA_BYTES) },
+            None => StackDepot::empty(),
+        };
+        let mm = mm_init::memory_model(plat, params, &em, lockdep, depot);
         let state = DevLayer {
             task: TaskLayer::new(MemoryLayer {
                 km: KmapLayer {

@@ -264,15 +264,49 @@ pub unsafe trait Platform: Send + Sync + 'static {
     }
 
     /// Memory for debugging state that is not the machine's own (the lock validator of debug
-    /// builds), so that turning debugging on changes none of the machine's numbers: `size`
+    /// builds, the debuggers' stack depot), so that turning debugging on changes none of the
+    /// machine's numbers: `size`
     /// bytes aligned to `align`, or `None` (the default: no such memory, debugging that
-    /// needs it stays off). Called at most once, at boot.
+    /// needs it stays off). Called only at boot: once for the lock validator (debug builds)
+    /// and the stack depot together, and, if that is refused in a debug build, once more for
+    /// the depot alone; each area handed out is distinct.
     ///
     /// Implementors guarantee (see the trait's safety section) that the memory is valid,
     /// writable, and used by nothing else for the whole life of the platform value.
     fn debug_area(&self, size: usize, align: usize) -> Option<core::ptr::NonNull<u8>> {
         let _ = (size, align);
         None
+    }
+
+    /// Fills `out` with the return addresses of the current call stack, innermost first
+    /// (`stack_trace_save`), and returns how many it wrote. `frame` is an address inside the
+    /// stack frame of the kmem function asking: the trace starts with the return address into
+    /// that function's caller (frames at or below `frame` — the walker's own and kmem's
+    /// capture code — are skipped, however the compiler inlined them). The walk must be safe
+    /// anywhere kmem runs — inside an allocator (the hosted `malloc`), under any kmem lock,
+    /// in a fault handler: it must not allocate through kmem, take a lock kmem's callers may
+    /// hold, or fault, and it must stop within the current stack's limits however corrupt the
+    /// chain. The default writes none (reports then show the caller's source location).
+    fn stack_trace(&self, out: &mut [usize], frame: usize) -> usize {
+        let _ = (out, frame);
+        0
+    }
+
+    /// Writes the symbol of code address `addr` as `%pS` prints it (`name+0xoff/0xsize`) and
+    /// returns `true`; `false`, writing nothing, when no symbol is known (kmem then prints
+    /// the address, as Linux does without kallsyms). Called while printing reports, under
+    /// kmem's locks: the same rules as [`Platform::stack_trace`]. The default knows none.
+    fn symbolize(&self, addr: usize, out: &mut dyn core::fmt::Write) -> bool {
+        let _ = (addr, out);
+        false
+    }
+
+    /// Runs `f`, a report made from a fault handler, on a stack with room for it: a platform
+    /// whose handlers run on a small stack (the hosted platform's `SIGSEGV` handler runs on a
+    /// thread's alternate signal stack, 8 KiB in Rust programs) switches to a larger one.
+    /// `f` does not unwind. The default calls `f` where it is.
+    fn run_on_report_stack(&self, f: &mut dyn FnMut()) {
+        f();
     }
 
     /// Called in each round of a busy wait (`synchronize_rcu`, `rcu_barrier`), where Linux

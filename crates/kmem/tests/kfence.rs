@@ -692,7 +692,9 @@ fn stats_and_objects_files() {
     assert!(objs.contains("allocated by task "), "{objs}");
     assert!(objs.contains(" on cpu "), "{objs}");
     assert!(objs.contains("\nfreed by task "), "{objs}");
-    assert!(objs.contains(" crates/kmem/tests/kfence.rs:"), "{objs}");
+    // The allocation stack, symbolised, down to this test (the Rust call site on a platform
+    // without a stack walker).
+    assert!(objs.contains(" kfence::stats_and_objects_files"), "{objs}");
     assert!(objs.contains(" unused\n"), "{objs}");
     t.free(p);
     assert_lockdep_quiet(&t.m);

@@ -13,6 +13,7 @@ use core::panic::Location;
 use core::sync::atomic::Ordering;
 
 use crate::mm::mm_types::{pg, PagePtr};
+use crate::mm::stackdepot::StackTrace;
 use crate::mm::MemoryModel;
 use crate::platform::{LogLevel, Platform};
 
@@ -40,7 +41,9 @@ impl<P: Platform> MemoryModel<P> {
         self.taint_flags.fetch_or(flags, Ordering::Relaxed);
     }
 
-    /// Prints the `CPU: … Comm: …` line and a one-frame call trace naming the Rust caller.
+    /// Prints the `CPU: … Comm: …` line and the call trace (`dump_stack_lvl`): the current
+    /// stack through the platform's walker, one symbolised frame a line; on a platform
+    /// without a walker, one line naming the Rust caller.
     pub fn dump_stack(&self, level: LogLevel, caller: &Location<'_>) {
         let cpu = self.platform().raw_cpu_id();
         self.printk(
@@ -53,13 +56,24 @@ impl<P: Platform> MemoryModel<P> {
                 self.taint_str()
             ),
         );
+        let trace = self.stack_trace_save();
         self.printk(level, format_args!("Call Trace:"));
         self.printk(level, format_args!(" <TASK>"));
-        self.printk(
-            level,
-            format_args!("  {}:{}:{}", caller.file(), caller.line(), caller.column()),
-        );
+        if trace.entries().is_empty() {
+            self.printk(
+                level,
+                format_args!("  {}:{}:{}", caller.file(), caller.line(), caller.column()),
+            );
+        }
+        self.print_stack_trace(level, &trace, 1);
         self.printk(level, format_args!(" </TASK>"));
+    }
+
+    /// `stack_trace_print`: one `%pS` line per entry, indented by `spaces`.
+    pub fn print_stack_trace(&self, level: LogLevel, trace: &StackTrace, spaces: usize) {
+        for &e in trace.entries() {
+            self.printk(level, format_args!("{:w$}{}", "", self.sym(e), w = spaces));
+        }
     }
 
     /// `dump_page`: prints the `struct page` of `page` and why.

@@ -31,6 +31,7 @@ pub mod cpuhp;
 pub mod mm_types;
 pub mod printk;
 pub mod rcu;
+pub mod stackdepot;
 
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
@@ -156,6 +157,9 @@ pub struct MemoryModel<P: Platform> {
     pub(crate) lockdep: *const Lockdep,
     /// RCU: grace periods, per-CPU read-side counters, callbacks ([`rcu`]).
     pub(crate) rcu: rcu::RcuState<P::RawLock>,
+    /// Saved stack traces of the debuggers ([`stackdepot`]), in the platform's debug area
+    /// (empty when there is none).
+    pub(crate) depot: stackdepot::StackDepot,
 }
 
 // SAFETY: the raw pointers point into memblock memory owned by the machine (memmap, direct

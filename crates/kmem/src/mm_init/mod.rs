@@ -338,6 +338,7 @@ pub(crate) fn memory_model<P: Platform>(
     params: &BootParams<'_>,
     em: &EarlyMemory,
     lockdep: *const crate::locking::Lockdep,
+    depot: crate::mm::stackdepot::StackDepot,
 ) -> MemoryModel<P> {
     let arch = params.arch;
     let direct_map = plat.direct_map_base();
@@ -382,6 +383,7 @@ pub(crate) fn memory_model<P: Platform>(
         jiffies_at_boot: plat.jiffies(),
         cpuhp: Lock::new(&CPUHP_STATE_MUTEX, CpuhpTable::new()),
         lockdep,
+        depot,
         // SAFETY: `em.rcu_cpus` has `possible_cpus` zeroed entries (a zeroed `RcuCpu` is
         // `RcuCpu::new()`: both counters 0) in memblock memory that never moves, used only
         // by this state.

@@ -4,6 +4,8 @@
 
 use core::cell::UnsafeCell;
 use core::panic::Location;
+
+use crate::mm::stackdepot::DepotHandle;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
@@ -25,6 +27,7 @@ const TRACK_NONE: Track = Track {
     cpu: 0,
     ts_nsec: 0,
     site: None,
+    stack: DepotHandle::NONE,
 };
 
 /// Writes a fresh KFENCE state at `st`: every object unused and on the freelist in order,
@@ -92,6 +95,11 @@ impl<P: Platform> SlabLayer<P> {
             cpu: plat.raw_cpu_id() as u32,
             ts_nsec: self.timestamp_ns(),
             site,
+            stack: if site.is_some() {
+                self.stack_depot_save_current()
+            } else {
+                DepotHandle::NONE
+            },
         }
     }
 
@@ -169,7 +177,14 @@ impl<P: Platform> SlabLayer<P> {
         {
             return None;
         }
-        let hash = kf.site_hash(caller);
+        // get_alloc_stack_hash of the real stack where the platform can walk it, else of the
+        // Rust call site.
+        let stack = self.stack_trace_save();
+        let hash = if stack.entries().is_empty() {
+            kf.site_hash(caller)
+        } else {
+            kf.seeded_hash(u64::from(stack.hash()))
+        };
         if kf.should_skip_covered() && kf.covered_contains(hash) {
             kf.count(Counter::SkipCovered, 1);
             return None;

@@ -51,8 +51,9 @@
 //! Allocation coverage (`kfence.skip_covered_thresh`, default 75): once more than that
 //! percentage of the pool is allocated, a sampled allocation whose allocation site is
 //! already in the pool (a counting Bloom filter of site hashes, two hashes into
-//! `2^(ilog2(255) + 2)` counters, as Linux's `alloc_covered`) is skipped. kmem's allocation
-//! "stack" is the caller's source location (`#[track_caller]`), so the hash is of that.
+//! `2^(ilog2(255) + 2)` counters, as Linux's `alloc_covered`) is skipped. The hash is of
+//! the allocation's stack trace (the platform's walk), or, on a platform that cannot walk
+//! stacks, of the caller's source location (`#[track_caller]`).
 //!
 //! # Locking
 //! One lock, `kfence_freelist_lock` (the class of Linux's freelist lock; it also plays the
@@ -149,8 +150,11 @@ pub(crate) struct Track {
     pub(crate) pid: u32,
     pub(crate) cpu: u32,
     pub(crate) ts_nsec: u64,
-    /// The allocation or free site (kmem's one-frame stack); `None`: no stack.
+    /// The allocation or free site (the Rust caller, shown when there is no stack trace);
+    /// `None`: no stack.
     pub(crate) site: Option<&'static Location<'static>>,
+    /// The stack trace (`stack_entries`, kept in the stack depot).
+    pub(crate) stack: crate::mm::stackdepot::DepotHandle,
 }
 
 /// `struct kfence_metadata`, without the lock (the state's lock covers all objects).
@@ -357,9 +361,15 @@ impl<P: Platform> Kfence<P> {
         plat.protect_direct_page(page_addr as *mut u8, protect);
     }
 
-    /// `get_alloc_stack_hash` of kmem's one-frame stack, seeded.
+    /// `get_alloc_stack_hash` of kmem's one-frame stack (the Rust call site), seeded.
     fn site_hash(&self, site: &'static Location<'static>) -> u32 {
-        let mut z = (site as *const Location<'static> as u64) ^ u64::from(self.hash_seed);
+        self.seeded_hash(site as *const Location<'static> as u64)
+    }
+
+    /// `get_alloc_stack_hash`'s seeding and mixing of a stack's key (a stack hash or a
+    /// call site's address).
+    fn seeded_hash(&self, key: u64) -> u32 {
+        let mut z = key ^ u64::from(self.hash_seed);
         // splitmix64's finaliser: every bit of the address reaches the low 32.
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -436,7 +446,16 @@ pub(crate) unsafe fn kfence_fault_hook<P: Platform>(
 ) -> bool {
     // SAFETY: the hook contract: the machine that registered it is alive.
     let m = unsafe { &*ctx.cast::<SlabLayer<P>>() };
-    m.kfence_handle_fault_at(addr, is_write, Site::Ip(ip))
+    // The stack of the faulting access, taken here, on the handler's own stack (a walk from
+    // the stack below would not get back through the switch).
+    let site = Site::Fault(ip, m.stack_trace_save());
+    // The report symbolises stacks: on a stack with room for it (a signal handler's
+    // alternate stack may be a few KiB).
+    let mut handled = false;
+    m.platform().run_on_report_stack(&mut || {
+        handled = m.kfence_handle_fault_at(addr, is_write, site);
+    });
+    handled
 }
 
 /// The RCU callback of a `SLAB_TYPESAFE_BY_RCU` free (`rcu_guarded_free`).

@@ -3,9 +3,11 @@
 //!
 //! Addresses are printed as Linux prints them with `no_hash_pointers` (the machine's model
 //! addresses, in full); the corruption dump shows `!` for a changed byte unless the machine
-//! booted with `no_hash_pointers`, as in Linux. kmem's stacks are one frame: the source
-//! location of the caller of the kmem function (`file:line:col`), or, for a real fault
-//! caught by the hosted platform's signal handler, the faulting instruction's address.
+//! booted with `no_hash_pointers`, as in Linux. Stacks are the platform's walk
+//! ([`crate::platform::Platform::stack_trace`], kept in the stack depot), symbolised; the
+//! first line names the caller of the kmem function (`file:line:col`), or, for a real fault
+//! caught by the platform's fault handler, the faulting instruction (`%pS`). On a platform
+//! without a walker a stack is that one line.
 
 use core::fmt::{self, Write};
 use core::panic::Location;
@@ -16,6 +18,8 @@ use super::{
 };
 use crate::addr::PAGE_SIZE;
 use crate::debug::TAINT_BAD_PAGE;
+use crate::mm::printk::LineBuf;
+use crate::mm::stackdepot::StackTrace;
 use crate::platform::{LogLevel, Platform};
 use crate::slab::SlabLayer;
 
@@ -26,13 +30,28 @@ pub enum Site {
     Caller(&'static Location<'static>),
     /// The faulting instruction of a real fault (0: unknown).
     Ip(usize),
+    /// The faulting instruction of a real fault and the stack captured in the fault handler
+    /// (the interrupted code's frames follow the handler's and the signal frame's).
+    Fault(usize, StackTrace),
 }
 
 impl fmt::Display for Site {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Site::Caller(l) => write!(f, "{}:{}:{}", l.file(), l.line(), l.column()),
-            Site::Ip(ip) => write!(f, "0x{ip:x}"),
+            Site::Ip(ip) | Site::Fault(ip, _) => write!(f, "0x{ip:x}"),
+        }
+    }
+}
+
+/// A [`Site`] with its instruction address symbolised (`%pS`).
+struct SiteSym<'a, P: Platform>(&'a SlabLayer<P>, Site);
+
+impl<P: Platform> fmt::Display for SiteSym<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Site::Ip(ip) | Site::Fault(ip, _) if ip != 0 => write!(f, "{}", self.0.sym(ip)),
+            s => write!(f, "{s}"),
         }
     }
 }
@@ -87,6 +106,27 @@ impl<P: Platform> SlabLayer<P> {
         A(self.to_model(real), self.arch().ptr_hex_digits())
     }
 
+    /// `get_stack_skipnr`: how many leading entries of `t` are KFENCE's internals (functions
+    /// named `kfence_*` or `__kfence_*`, as Linux matches them).
+    fn kfence_skipnr(&self, t: &StackTrace) -> usize {
+        let mut skip = 0;
+        let mut buf = LineBuf::new();
+        for (i, &e) in t.entries().iter().enumerate() {
+            buf.clear();
+            let _ = write!(buf, "{}", self.sym(e));
+            let s = buf.as_str();
+            // The function's own name: before the offset, after the last path separator.
+            let name = s.split('+').next().unwrap_or(s);
+            let name = name.rsplit("::").next().unwrap_or(name);
+            if (name.starts_with("kfence_") || name.starts_with("__kfence_")) && skip == i {
+                skip = i + 1;
+            } else {
+                break;
+            }
+        }
+        skip.min(t.entries().len())
+    }
+
     /// `kfence_print_stack`.
     fn kfence_print_track(
         &self,
@@ -110,7 +150,14 @@ impl<P: Platform> SlabLayer<P> {
             Secs(t.ts_nsec),
             Secs(ago)
         ));
+        let trace = self.stack_depot().fetch(t.stack);
         match t.site {
+            // stack_trace_print(…, 0): one space, then %pS, after KFENCE's own frames.
+            Some(_) if !trace.entries().is_empty() => {
+                for &e in &trace.entries()[self.kfence_skipnr(&trace)..] {
+                    emit(format_args!(" {}", self.sym(e)));
+                }
+            }
             Some(s) => emit(format_args!(" {}", Site::Caller(s))),
             None => emit(format_args!(
                 " no {} stack",
@@ -183,6 +230,8 @@ impl<P: Platform> SlabLayer<P> {
         ty: KfenceError,
     ) {
         let err = |a: fmt::Arguments<'_>| self.printk(LogLevel::Err, a);
+        // %pS of the faulting instruction where there is one, the Rust caller otherwise.
+        let site = SiteSym(self, site);
         let rw = if is_write { "write" } else { "read" };
         let a = self.kfence_addr(addr);
         let idx = obj.map_or(-1, |(i, _)| i as isize);
@@ -227,6 +276,25 @@ impl<P: Platform> SlabLayer<P> {
             }
         }
         err(format_args!(" {site}"));
+        // The rest of the stack (the access's or the free's): for a real fault, what follows
+        // the faulting instruction in the stack the handler captured; else the current stack
+        // after KFENCE's frames.
+        let (stack, skip) = match site.1 {
+            Site::Fault(ip, stack) => {
+                let at = stack.entries().iter().position(|&e| e == ip);
+                let skip = at.map_or_else(|| self.kfence_skipnr(&stack), |i| i + 1);
+                (stack, skip)
+            }
+            _ => {
+                let stack = self.stack_trace_save();
+                (stack, self.kfence_skipnr(&stack))
+            }
+        };
+        self.print_stack_trace(
+            LogLevel::Err,
+            &StackTrace::from_entries(&stack.entries()[skip..]),
+            1,
+        );
         if let Some((i, m)) = obj {
             err(format_args!(""));
             self.kfence_print_object(i, m, &mut |l| self.printk(LogLevel::Err, l));

@@ -338,6 +338,8 @@ impl<P: Platform> SlabLayer<P> {
             pid: plat.current_pid(),
             comm: plat.current_comm(),
             trace: Some(caller),
+            // set_track_prepare(): saved before the lock is taken.
+            stack: self.stack_depot_save_current(),
         };
         loop {
             let mut g = self.leak.state.lock();
@@ -697,9 +699,12 @@ impl<P: Platform> SlabLayer<P> {
             return;
         }
         let caller = Location::caller();
+        let stack = self.stack_depot_save_current();
         let mut g = self.leak.state.lock();
         if let Ok(Some(id)) = g.objs.lookup(ptr as usize, true, false) {
-            g.objs.get_mut(id).trace = Some(caller);
+            let o = g.objs.get_mut(id);
+            o.trace = Some(caller);
+            o.stack = stack;
         }
     }
 

@@ -18,6 +18,8 @@
 //! never tracked and never scanned (Linux's `object_cache` is `SLAB_NOLEAKTRACE`).
 
 use core::panic::Location;
+
+use crate::mm::stackdepot::DepotHandle;
 use core::ptr::{self, NonNull};
 
 use kds::rbtree::{rb_erase, rb_insert_color, rb_link_node, RbNode, RbRoot};
@@ -72,8 +74,10 @@ pub struct Obj {
     pub pid: u32,
     /// `comm` of the allocating task (NUL padded).
     pub comm: [u8; TASK_COMM_LEN],
-    /// The allocation's stack trace handle: the call site kmem knows (its Rust caller).
+    /// The allocation's Rust call site (shown when there is no stack trace).
     pub trace: Option<&'static Location<'static>>,
+    /// `trace_handle`: the allocation's stack trace in the stack depot.
+    pub stack: DepotHandle,
     /// The scan area (`area_list`; kmem keeps one): start and size, size 0 for none.
     pub area_start: usize,
     pub area_size: usize,
@@ -101,6 +105,7 @@ pub struct NewObj<'a> {
     pub pid: u32,
     pub comm: &'a str,
     pub trace: Option<&'static Location<'static>>,
+    pub stack: DepotHandle,
 }
 
 /// A linked object (invariant 4).
@@ -259,6 +264,7 @@ impl LeakState {
                 pid: n.pid,
                 comm,
                 trace: n.trace,
+                stack: n.stack,
                 area_start: 0,
                 area_size: 0,
             });

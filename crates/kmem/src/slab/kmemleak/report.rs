@@ -161,8 +161,15 @@ impl<P: Platform> SlabLayer<P> {
             }
         }
         s.line(format_args!("  backtrace (crc {:x}):", o.checksum))?;
-        if let Some(t) = o.trace {
-            s.line(format_args!("    {}:{}:{}", t.file(), t.line(), t.column()))?;
+        let trace = self.stack_depot().fetch(o.stack);
+        if trace.entries().is_empty() {
+            if let Some(t) = o.trace {
+                s.line(format_args!("    {}:{}:{}", t.file(), t.line(), t.column()))?;
+            }
+        }
+        // print_unreferenced: "    [<%pK>] %pS" (mm/kmemleak.c).
+        for &e in trace.entries() {
+            s.line(format_args!("    [<{:016x}>] {}", e, self.sym(e)))?;
         }
         Ok(())
     }
@@ -191,13 +198,17 @@ impl<P: Platform> SlabLayer<P> {
         let _ = s.line(format_args!("  flags = 0x{:x}", o.flags));
         let _ = s.line(format_args!("  checksum = {}", o.checksum));
         let _ = s.line(format_args!("  backtrace:"));
-        if let Some(t) = o.trace {
-            // stack_depot_print: one space of indent, no prefix.
-            self.printk(
-                LogLevel::Notice,
-                format_args!(" {}:{}:{}", t.file(), t.line(), t.column()),
-            );
+        // stack_depot_print: one space of indent, no prefix.
+        let trace = self.stack_depot().fetch(o.stack);
+        if trace.entries().is_empty() {
+            if let Some(t) = o.trace {
+                self.printk(
+                    LogLevel::Notice,
+                    format_args!(" {}:{}:{}", t.file(), t.line(), t.column()),
+                );
+            }
         }
+        self.print_stack_trace(LogLevel::Notice, &trace, 1);
     }
 
     /// Reads `/sys/kernel/debug/kmemleak` (`kmemleak_seq_show` over the object list): every

@@ -17,6 +17,7 @@ fn new_obj(pointer: usize, size: usize) -> NewObj<'static> {
         pid: 1,
         comm: "swapper/0",
         trace: None,
+        stack: crate::mm::stackdepot::DepotHandle::NONE,
     }
 }
 

@@ -6,6 +6,8 @@
 
 use core::fmt::Write as _;
 use core::panic::Location;
+
+use crate::mm::stackdepot::DepotHandle;
 use core::ptr;
 use core::sync::atomic::Ordering;
 
@@ -48,7 +50,8 @@ fn hex_row(out: &mut LineBuf, bytes: &[u8]) {
     }
 }
 
-/// `struct track` (without the stack trace): who last allocated or freed an object.
+/// `struct track`: who last allocated or freed an object, and the stack (32 bytes, as
+/// Linux's on 64-bit).
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Track {
@@ -58,7 +61,11 @@ struct Track {
     check: usize,
     cpu: u32,
     pid: u32,
-    when: u64,
+    /// Jiffies, low 32 bits (ages are computed modulo 2^32).
+    when: u32,
+    /// `handle`: the stack trace in the stack depot (0: none); validated by the depot when
+    /// read, since the object's owner may have overwritten it.
+    handle: u32,
 }
 pub(super) const TRACK_SIZE: u32 = core::mem::size_of::<Track>() as u32;
 const TRACK_MAGIC: usize = 0x6b6d_656d_7472_6163;
@@ -169,7 +176,8 @@ impl<P: Platform> SlabLayer<P> {
                     check: addr ^ TRACK_MAGIC,
                     cpu: self.platform().raw_cpu_id() as u32,
                     pid: self.platform().current_pid(),
-                    when: self.platform().jiffies(),
+                    when: self.platform().jiffies() as u32,
+                    handle: self.stack_depot_save_current().to_raw(),
                 }
             }
             None => Track {
@@ -178,6 +186,7 @@ impl<P: Platform> SlabLayer<P> {
                 cpu: 0,
                 pid: 0,
                 when: 0,
+                handle: 0,
             },
         };
         // SAFETY: the track area lies inside the object's stride (calculate_sizes reserved
@@ -191,7 +200,7 @@ impl<P: Platform> SlabLayer<P> {
         if t.addr == 0 {
             return;
         }
-        let age = self.platform().jiffies().wrapping_sub(t.when);
+        let age = (self.platform().jiffies() as u32).wrapping_sub(t.when);
         if t.check == t.addr ^ TRACK_MAGIC {
             // SAFETY: `addr` was stored from a `&'static Location` and the check word proves
             // it was not clobbered.
@@ -217,6 +226,17 @@ impl<P: Platform> SlabLayer<P> {
                     what, t.addr, age, t.cpu, t.pid
                 ),
             );
+        }
+        // CONFIG_STACKDEPOT: stack_depot_print, or the line for a missing trace.
+        if self.stack_depot().is_available() {
+            let trace = self.stack_depot().fetch(DepotHandle::from_raw(t.handle));
+            if trace.entries().is_empty() {
+                self.printk(
+                    LogLevel::Err,
+                    format_args!("object allocation/free stack trace missing"),
+                );
+            }
+            self.print_stack_trace(LogLevel::Err, &trace, 1);
         }
     }
 
