@@ -89,6 +89,9 @@ impl<P: Platform> SlabLayer<P> {
         if self.leak.tracking() {
             self.kmemleak_kmalloc(p, size, gfp, Location::caller());
         }
+        if self.kmemcheck.built() {
+            self.kmemcheck_kmalloc_hook(p, gfp);
+        }
         p
     }
 
@@ -200,6 +203,9 @@ impl<P: Platform> SlabLayer<P> {
         page.set_page_type(PageType::LargeKmalloc);
         self.mod_node_stat(NodeStat::SlabUnreclaimable, order.pages() as isize);
         let va = self.page_address(page)?;
+        if self.kmemcheck.built() {
+            self.kmemcheck_large_alloc(va.as_ptr(), PAGE_SIZE << order.as_u32(), gfp);
+        }
         NonNull::new(va.as_ptr::<u8>())
     }
 
@@ -280,6 +286,8 @@ impl<P: Platform> SlabLayer<P> {
             // SAFETY: the old block has at least `len` bytes, the new one more than `ks`;
             // distinct blocks.
             unsafe { ptr::copy_nonoverlapping(p, n.as_ptr(), len) };
+            // The copy is a `rep movs` in Linux: kmemcheck copies the shadow with it.
+            self.kmemcheck_copy(n.as_ptr(), p, len);
             self.kfree(p);
         }
         Some(n)
@@ -295,6 +303,9 @@ impl<P: Platform> SlabLayer<P> {
         }
         if self.leak.tracking_free() {
             self.kmemleak_free(p);
+        }
+        if self.kmemcheck.built() {
+            self.kmemcheck_free_hook(None, p);
         }
         let caller = Location::caller();
         if self.kfence_free(p, caller) {
@@ -334,6 +345,9 @@ impl<P: Platform> SlabLayer<P> {
         if self.leak.tracking_free() {
             self.kmemleak_free(p);
         }
+        if self.kmemcheck.built() {
+            self.kmemcheck_free_hook(None, p);
+        }
         // SAFETY: forwarded caller guarantee.
         unsafe { dispatch!(self, kfree_sized(self, p, size, gfp, Location::caller())) }
     }
@@ -349,6 +363,9 @@ impl<P: Platform> SlabLayer<P> {
             return;
         }
         let order = page.compound_order();
+        if self.kmemcheck.built() {
+            self.kmemcheck_untrack_pages(p.cast_mut(), PAGE_SIZE << order.as_u32());
+        }
         page.clear_page_type();
         self.mod_node_stat(NodeStat::SlabUnreclaimable, -(order.pages() as isize));
         self.__free_pages(page, order);

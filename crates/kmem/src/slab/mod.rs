@@ -78,6 +78,7 @@ pub mod common;
 pub mod kfence;
 pub mod kfree_rcu;
 pub mod kmalloc;
+pub mod kmemcheck;
 pub mod kmemleak;
 pub mod slab;
 pub mod slob;
@@ -117,6 +118,8 @@ pub struct SlabLayer<P: Platform> {
     pub(crate) kfence: kfence::KfenceSlot,
     /// kmemleak's objects and scan state (`kmemleak=on`).
     pub(crate) leak: kmemleak::Kmemleak<P::RawLock>,
+    /// kmemcheck's shadow (`kmemcheck=1|2`).
+    pub(crate) kmemcheck: kmemcheck::Kmemcheck,
 }
 
 impl<P: Platform> core::ops::Deref for SlabLayer<P> {
@@ -422,6 +425,9 @@ impl<P: Platform> SlabLayer<P> {
         if self.leak.tracking() {
             self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
         }
+        if self.kmemcheck.built() {
+            self.kmemcheck_cache_alloc_hook(c, p, gfp);
+        }
         p
     }
 
@@ -436,6 +442,9 @@ impl<P: Platform> SlabLayer<P> {
         };
         if self.leak.tracking() {
             self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
+        }
+        if self.kmemcheck.built() {
+            self.kmemcheck_cache_alloc_hook(c, p, gfp);
         }
         p
     }
@@ -460,6 +469,9 @@ impl<P: Platform> SlabLayer<P> {
         if self.leak.tracking() {
             self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
         }
+        if self.kmemcheck.built() {
+            self.kmemcheck_cache_alloc_hook(c, p, gfp);
+        }
         p
     }
 
@@ -470,6 +482,9 @@ impl<P: Platform> SlabLayer<P> {
     pub fn kmem_cache_free(&self, c: CacheHandle, p: *mut u8) {
         if self.leak.tracking_free() {
             self.kmemleak_free(p);
+        }
+        if self.kmemcheck.built() {
+            self.kmemcheck_free_hook(Some(c), p);
         }
         if self.kfence_free(p, Location::caller()) {
             return;
@@ -499,6 +514,11 @@ impl<P: Platform> SlabLayer<P> {
                     return 0;
                 }
                 *first = p.as_ptr();
+                if self.kmemcheck.built() {
+                    for &p in &out[..n + 1] {
+                        self.kmemcheck_cache_alloc_hook(c, NonNull::new(p), gfp);
+                    }
+                }
                 if self.leak.tracking() {
                     for &p in &out[..n + 1] {
                         self.kmemleak_cache_alloc(c, NonNull::new(p), gfp, Location::caller());
@@ -513,6 +533,11 @@ impl<P: Platform> SlabLayer<P> {
                 self.kmemleak_cache_alloc(c, NonNull::new(p), gfp, Location::caller());
             }
         }
+        if self.kmemcheck.built() {
+            for &p in &out[..n] {
+                self.kmemcheck_cache_alloc_hook(c, NonNull::new(p), gfp);
+            }
+        }
         n
     }
 
@@ -522,6 +547,11 @@ impl<P: Platform> SlabLayer<P> {
         if self.leak.tracking_free() {
             for &p in objs {
                 self.kmemleak_free(p);
+            }
+        }
+        if self.kmemcheck.built() {
+            for &p in objs {
+                self.kmemcheck_free_hook(Some(c), p);
             }
         }
         if self.kfence().is_none() {
