@@ -78,6 +78,7 @@ pub mod futex;
 pub mod global;
 mod hook;
 mod hostmem;
+mod kmemcheck;
 mod maparc;
 pub mod once;
 mod physmem;

@@ -46,6 +46,9 @@ pub struct HostedPlatform {
     kwin: std::sync::OnceLock<VirtWindow>,
     /// Memory for kmem's debugging state (its lock validator), off the machine's books.
     debug: std::sync::OnceLock<DebugArea>,
+    /// kmemcheck's tracked pages are really hidden and accesses trapped
+    /// ([`HostedPlatform::enable_kmemcheck_traps`]).
+    kmc_traps: core::sync::atomic::AtomicBool,
 }
 
 /// Anonymous memory for [`Platform::debug_area`], unmapped with the platform.
@@ -130,7 +133,20 @@ impl HostedPlatform {
             base,
             kwin: std::sync::OnceLock::new(),
             debug: std::sync::OnceLock::new(),
+            kmc_traps: core::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Asks for kmemcheck's real traps (`kmemcheck=1|2` on the machine's command line, x86_64
+    /// hosts): the machine booted on this platform hides its tracked pages (`PROT_NONE`), and
+    /// every access to them is caught by a `SIGSEGV` handler that decodes the instruction,
+    /// lets kmem check its shadow, and single-steps it (see `kmemcheck.rs`). Call before
+    /// `Machine::boot`. Without it kmemcheck's shadow is consulted only by explicit
+    /// accesses (the shell's `peek`/`poke`). Every access to the machine's slab memory then
+    /// costs two signals: this is for finding bugs, not for speed.
+    pub fn enable_kmemcheck_traps(&self) {
+        self.kmc_traps
+            .store(cfg!(target_arch = "x86_64"), Ordering::Relaxed);
     }
 
     /// The largest physical end [`HostedPlatform::grow_phys`] accepts.
@@ -336,9 +352,17 @@ unsafe impl Platform for HostedPlatform {
             libc::PROT_READ | libc::PROT_WRITE
         };
         // SAFETY: one page of our own direct map (checked above); changing its protection
-        // affects only accesses to it, which kmem's KFENCE owns (a guard page or a freed
-        // object's page); a fault there is caught by `fault`'s handler.
+        // affects only accesses to it, which kmem owns (KFENCE's guard page or freed object's
+        // page, or a page kmemcheck tracks); a fault there is caught by `fault`'s handler.
         unsafe { libc::mprotect(va.cast(), crate::PAGE_SIZE, prot) == 0 }
+    }
+
+    fn set_kmemcheck_hook(&self, hook: kmem::platform::KmemcheckHook) -> bool {
+        if !self.kmc_traps.load(Ordering::Relaxed) {
+            return false;
+        }
+        let start = self.base as usize;
+        crate::fault::register_kmemcheck(start, start + self.inner.mem.max() as usize, hook)
     }
 
     fn set_page_fault_hook(&self, hook: PageFaultHook) {

@@ -69,7 +69,7 @@ use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize,
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::gfp::GfpFlags;
-use crate::platform::{LogLevel, Platform};
+use crate::platform::{KmemcheckHook, LogLevel, Platform};
 use crate::slab::common::SlabFlags;
 use crate::slab::kfence::Site;
 use crate::slab::SlabLayer;
@@ -365,12 +365,45 @@ impl<P: Platform> SlabLayer<P> {
         k.flags.store(flags, Ordering::Release);
         k.shadow
             .store(shadow.as_ptr::<AtomicU8>(), Ordering::Release);
+        // A platform that traps hides every tracked page from its first slab on, so that
+        // the allocator's own writes (free pointers, constructors) initialise what they
+        // write, as under Linux's kmemcheck.
+        let traps = self.platform().set_kmemcheck_hook(KmemcheckHook {
+            ctx: (self as *const Self).cast(),
+            access: kmemcheck_fault_hook::<P>,
+            hide: kmemcheck_hide_hook::<P>,
+        });
+        k.traps.store(traps, Ordering::Release);
     }
 
     /// `kmemcheck_init`: the boot line once the slab allocator runs.
     pub(crate) fn kmemcheck_init(&self) {
         if self.kmemcheck.built() {
             self.printk(LogLevel::Info, format_args!("kmemcheck: Initialized"));
+        }
+    }
+
+    /// `kmemcheck_fault`: a real access of `size` bytes at `addr` by the instruction at `ip`
+    /// faulted. If the page is one kmemcheck hid, checks or updates the shadow and shows the
+    /// page for the single step (`kmemcheck_show`); returns whether it was kmemcheck's.
+    pub fn kmemcheck_fault(&self, addr: usize, size: usize, write: bool, ip: usize) -> bool {
+        let p = addr as *const u8;
+        if self.kmc_flags(p) & PG_HIDDEN == 0 {
+            return false;
+        }
+        self.kmemcheck_access_at(p, size.max(1), write, Site::Ip(ip));
+        self.platform()
+            .protect_direct_page((addr & !(PAGE_SIZE - 1)) as *mut u8, false);
+        true
+    }
+
+    /// `kmemcheck_hide`: after the single step, hides the page holding `addr` again if it is
+    /// still a hidden tracked page (it may have left the slab layer meanwhile, on another
+    /// CPU).
+    pub fn kmemcheck_hide(&self, addr: usize) {
+        if self.kmc_flags(addr as *const u8) & PG_HIDDEN != 0 {
+            self.platform()
+                .protect_direct_page((addr & !(PAGE_SIZE - 1)) as *mut u8, true);
         }
     }
 
@@ -648,6 +681,32 @@ impl<P: Platform> SlabLayer<P> {
     pub fn kmemcheck_access(&self, p: *const u8, size: usize, write: bool) -> bool {
         self.kmemcheck_access_at(p, size, write, Site::Caller(Location::caller()))
     }
+}
+
+/// The platform's kmemcheck access hook.
+///
+/// # Safety
+/// `ctx` is the `SlabLayer<P>` that registered the hook, alive (the hook contract).
+unsafe fn kmemcheck_fault_hook<P: Platform>(
+    ctx: *const (),
+    addr: usize,
+    size: usize,
+    write: bool,
+    ip: usize,
+) -> bool {
+    // SAFETY: the hook contract: the machine that registered it is alive.
+    let m = unsafe { &*ctx.cast::<SlabLayer<P>>() };
+    m.kmemcheck_fault(addr, size, write, ip)
+}
+
+/// The platform's kmemcheck hide hook.
+///
+/// # Safety
+/// As [`kmemcheck_fault_hook`].
+unsafe fn kmemcheck_hide_hook<P: Platform>(ctx: *const (), addr: usize) {
+    // SAFETY: the hook contract: the machine that registered it is alive.
+    let m = unsafe { &*ctx.cast::<SlabLayer<P>>() };
+    m.kmemcheck_hide(addr);
 }
 
 #[cfg(test)]
