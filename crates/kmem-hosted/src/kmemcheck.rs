@@ -4,7 +4,7 @@
 //!
 //! kmem hides every tracked page (`PROT_NONE` on the direct map). An access to one raises
 //! `SIGSEGV`; `fault`'s handler calls [`on_fault`], which
-//! 1. decodes the faulting instruction (iced-x86's decoder, at the context's RIP) for the size
+//! 1. decodes the faulting instruction (yaxpeax-x86's decoder, at the context's RIP) for the size
 //!    of its memory operand — the direction comes from the fault's error code (`X86_PF_WRITE`),
 //!    as in Linux, so a read-modify-write counts as a write;
 //! 2. hands (address, size, write) to kmem ([`KmemcheckHook::access`]), which checks or updates
@@ -19,15 +19,14 @@
 //!
 //! Only the instruction's own thread runs with the page shown, but the page is shown to every
 //! thread of the process for that one instruction (Linux ran kmemcheck on one CPU for the
-//! same reason). The decoder builds its tables on first use (an allocation): [`install`]
-//! decodes one instruction before any page is hidden, so the handler never allocates.
+//! same reason). Nothing here allocates.
 
 use core::cell::{Cell, UnsafeCell};
 use core::mem::MaybeUninit;
 use std::sync::Once;
 
-use iced_x86::{Decoder, DecoderOptions};
 use kmem::platform::KmemcheckHook;
+use yaxpeax_x86::amd64::InstDecoder;
 
 /// Pages one instruction may have shown (two operands, each across a page boundary).
 const MAX_PENDING: usize = 4;
@@ -55,8 +54,6 @@ static OLD: OldAction = OldAction(UnsafeCell::new(MaybeUninit::zeroed()));
 /// Warms the decoder up and installs the `SIGTRAP` handler (once per process).
 pub(crate) fn install() {
     INSTALL.call_once(|| {
-        // `mov eax, [rdi]`: builds the decoder's tables now, outside any signal handler.
-        let _ = access_size_of(&[0x8b, 0x07], 0);
         // SAFETY: a zeroed sigaction is valid; we fill handler, flags and an empty mask. OLD
         // is written here only, before the new handler can run.
         unsafe {
@@ -69,15 +66,17 @@ pub(crate) fn install() {
     });
 }
 
-/// The size of the memory operand of the instruction in `code` (at `ip`), if it decodes and
-/// has one (the x86 `opcode.c` of Linux's kmemcheck, by a full decoder).
-fn access_size_of(code: &[u8], ip: usize) -> Option<usize> {
-    let mut d = Decoder::with_ip(64, code, ip as u64, DecoderOptions::NONE);
-    let ins = d.decode();
-    if ins.is_invalid() {
-        return None;
-    }
-    Some(ins.memory_size().size())
+/// The size of the memory operand of the instruction at the start of `code` (0 when it has
+/// none or its size is not fixed), if it decodes: the x86 `opcode.c` of Linux's kmemcheck, by
+/// a full decoder (yaxpeax-x86: no allocation, no tables built at run time, so it may run in
+/// a signal handler).
+fn access_size_of(code: &[u8]) -> Option<usize> {
+    let ins = InstDecoder::default().decode_slice(code).ok()?;
+    Some(
+        ins.mem_size()
+            .and_then(|s| s.bytes_size())
+            .map_or(0, usize::from),
+    )
 }
 
 /// The access size of the instruction at `ip`: its memory operand's size, 1 when the decoder
@@ -94,12 +93,12 @@ unsafe fn access_size(ip: usize) -> usize {
         // SAFETY: the caller's guarantee: code bytes of the faulting instruction's page.
         *b = unsafe { core::ptr::read_volatile((ip + i) as *const u8) };
     }
-    let size = access_size_of(&buf[..first], ip).or_else(|| {
+    let size = access_size_of(&buf[..first]).or_else(|| {
         for (i, b) in buf.iter_mut().enumerate().skip(first) {
             // SAFETY: the instruction continues on the next page, which is mapped.
             *b = unsafe { core::ptr::read_volatile((ip + i) as *const u8) };
         }
-        access_size_of(&buf, ip)
+        access_size_of(&buf)
     });
     size.filter(|&n| n > 0).unwrap_or(1)
 }
@@ -210,16 +209,16 @@ mod tests {
     #[test]
     fn operand_sizes() {
         // mov eax, [rdi]
-        assert_eq!(access_size_of(&[0x8b, 0x07], 0), Some(4));
+        assert_eq!(access_size_of(&[0x8b, 0x07]), Some(4));
         // mov rax, [rdi]
-        assert_eq!(access_size_of(&[0x48, 0x8b, 0x07], 0), Some(8));
+        assert_eq!(access_size_of(&[0x48, 0x8b, 0x07]), Some(8));
         // movzx eax, byte [rdi]
-        assert_eq!(access_size_of(&[0x0f, 0xb6, 0x07], 0), Some(1));
+        assert_eq!(access_size_of(&[0x0f, 0xb6, 0x07]), Some(1));
         // mov word [rdi], ax
-        assert_eq!(access_size_of(&[0x66, 0x89, 0x07], 0), Some(2));
+        assert_eq!(access_size_of(&[0x66, 0x89, 0x07]), Some(2));
         // movdqu xmm0, [rdi]
-        assert_eq!(access_size_of(&[0xf3, 0x0f, 0x6f, 0x07], 0), Some(16));
+        assert_eq!(access_size_of(&[0xf3, 0x0f, 0x6f, 0x07]), Some(16));
         // Truncated.
-        assert_eq!(access_size_of(&[0x48, 0x8b], 0), None);
+        assert_eq!(access_size_of(&[0x48, 0x8b]), None);
     }
 }

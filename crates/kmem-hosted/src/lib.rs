@@ -79,6 +79,7 @@ pub mod global;
 mod hook;
 mod hostmem;
 mod kmemcheck;
+mod kmemcheck_sys;
 mod maparc;
 pub mod once;
 mod physmem;

@@ -49,6 +49,9 @@ pub struct HostedPlatform {
     /// kmemcheck's tracked pages are really hidden and accesses trapped
     /// ([`HostedPlatform::enable_kmemcheck_traps`]).
     kmc_traps: core::sync::atomic::AtomicBool,
+    /// System calls with arguments in the direct map are trapped too
+    /// ([`HostedPlatform::enable_kmemcheck_syscalls`]).
+    kmc_sys: core::sync::atomic::AtomicBool,
 }
 
 /// Anonymous memory for [`Platform::debug_area`], unmapped with the platform.
@@ -134,7 +137,19 @@ impl HostedPlatform {
             kwin: std::sync::OnceLock::new(),
             debug: std::sync::OnceLock::new(),
             kmc_traps: core::sync::atomic::AtomicBool::new(false),
+            kmc_sys: core::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// With [`HostedPlatform::enable_kmemcheck_traps`], for a whole program under kmemcheck
+    /// (libkmem_malloc.so): system calls given pointers into hidden pages are trapped by a
+    /// seccomp filter and made with the pages shown, and what the host kernel writes is
+    /// marked initialised (see `kmemcheck_sys.rs`). Process-wide and permanent: sets
+    /// `PR_SET_NO_NEW_PRIVS`, and the filters outlive the platform.
+    pub fn enable_kmemcheck_syscalls(&self) {
+        self.enable_kmemcheck_traps();
+        self.kmc_sys
+            .store(cfg!(target_arch = "x86_64"), Ordering::Relaxed);
     }
 
     /// Asks for kmemcheck's real traps (`kmemcheck=1|2` on the machine's command line, x86_64
@@ -354,7 +369,7 @@ unsafe impl Platform for HostedPlatform {
         // SAFETY: one page of our own direct map (checked above); changing its protection
         // affects only accesses to it, which kmem owns (KFENCE's guard page or freed object's
         // page, or a page kmemcheck tracks); a fault there is caught by `fault`'s handler.
-        unsafe { libc::mprotect(va.cast(), crate::PAGE_SIZE, prot) == 0 }
+        unsafe { crate::kmemcheck_sys::mprotect(va.cast(), crate::PAGE_SIZE, prot) }
     }
 
     fn set_kmemcheck_hook(&self, hook: kmem::platform::KmemcheckHook) -> bool {
@@ -362,7 +377,13 @@ unsafe impl Platform for HostedPlatform {
             return false;
         }
         let start = self.base as usize;
-        crate::fault::register_kmemcheck(start, start + self.inner.mem.max() as usize, hook)
+        let end = start + self.inner.mem.max() as usize;
+        // The SIGSEGV and SIGTRAP handlers first: once the seccomp filter is in, a
+        // `sigaction` for them from libc is refused (see kmemcheck_sys).
+        if !crate::fault::register_kmemcheck(start, end, hook) {
+            return false;
+        }
+        !self.kmc_sys.load(Ordering::Relaxed) || crate::kmemcheck_sys::register(start, end, hook)
     }
 
     fn set_page_fault_hook(&self, hook: PageFaultHook) {

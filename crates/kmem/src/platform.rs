@@ -79,6 +79,12 @@ pub struct KmemcheckHook {
     /// # Safety
     /// Called by the platform only while the machine that registered it is alive.
     pub access: unsafe fn(ctx: *const (), addr: usize, size: usize, write: bool, ip: usize) -> bool,
+    /// Shows the page holding `addr` if kmemcheck hid it, without checking anything (for the
+    /// host kernel's own access during a system call); returns whether it did.
+    ///
+    /// # Safety
+    /// As `access`.
+    pub show: unsafe fn(ctx: *const (), addr: usize) -> bool,
     /// After the single step: hides the page holding `addr` again if kmemcheck still tracks
     /// it (`kmemcheck_hide`).
     ///

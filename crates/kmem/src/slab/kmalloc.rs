@@ -285,9 +285,8 @@ impl<P: Platform> SlabLayer<P> {
             let len = if orig != 0 { orig } else { ks };
             // SAFETY: the old block has at least `len` bytes, the new one more than `ks`;
             // distinct blocks.
-            unsafe { ptr::copy_nonoverlapping(p, n.as_ptr(), len) };
-            // The copy is a `rep movs` in Linux: kmemcheck copies the shadow with it.
-            self.kmemcheck_copy(n.as_ptr(), p, len);
+            // (kmemcheck copies the shadow with the bytes: a `rep movs` in Linux.)
+            unsafe { self.kmemcheck_memcpy(n.as_ptr(), p, len) };
             self.kfree(p);
         }
         Some(n)

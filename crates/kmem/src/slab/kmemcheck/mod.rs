@@ -130,6 +130,9 @@ pub(crate) const PG_HIDDEN: u8 = 8;
 
 /// Sites remembered as having reported (open addressing; when full, every site reports).
 const SITES: usize = 256;
+/// Per-CPU "quiet" flags (a CPU id modulo their number picks one): set while kmem copies a
+/// block for the caller ([`SlabLayer::kmemcheck_memcpy`]), whose reads are not the caller's.
+const QUIET: usize = 64;
 
 /// A machine's kmemcheck state, in the slab layer. The arrays are set up at boot by
 /// [`SlabLayer::kmemcheck_alloc_shadow`] (null: kmemcheck is not built into this boot).
@@ -143,7 +146,7 @@ pub(crate) struct Kmemcheck {
     /// Page frames covered.
     npages: AtomicUsize,
     /// Sites that have reported ([`Site::Ip`] addresses; 0 is a free slot): [`SITES`]
-    /// entries in memblock memory, after the page flags.
+    /// entries in memblock memory, after the page flags, then the [`QUIET`] flags.
     sites: AtomicPtr<AtomicUsize>,
     /// Reports printed.
     errors: AtomicU64,
@@ -245,6 +248,16 @@ impl Kmemcheck {
     }
 }
 
+impl Kmemcheck {
+    /// The quiet flag of `cpu`.
+    fn quiet(&self, cpu: usize) -> Option<&AtomicUsize> {
+        let t = self.sites.load(Ordering::Acquire);
+        // SAFETY: the table has SITES + QUIET entries in memblock memory kept for the
+        // machine's life.
+        (!t.is_null()).then(|| unsafe { &*t.add(SITES + cpu % QUIET) })
+    }
+}
+
 /// `kstrtoint(s, 0, …)`.
 fn kstrtoint(s: &str) -> Option<i32> {
     let (neg, v) = match s.strip_prefix('-') {
@@ -338,7 +351,7 @@ impl<P: Platform> SlabLayer<P> {
             .and_then(|pa| self.phys_to_virt(pa))
         };
         let sites_at = npages.next_multiple_of(8);
-        let meta_len = sites_at + SITES * core::mem::size_of::<AtomicUsize>();
+        let meta_len = sites_at + (SITES + QUIET) * core::mem::size_of::<AtomicUsize>();
         let (Some(shadow), Some(flags)) = (alloc(shadow_len), alloc(meta_len)) else {
             self.printk(
                 LogLevel::Err,
@@ -353,7 +366,7 @@ impl<P: Platform> SlabLayer<P> {
             // not yet published; AtomicU8 has the layout of u8.
             unsafe { flags.add(pfn).write(AtomicU8::new(0)) };
         }
-        for i in 0..SITES {
+        for i in 0..SITES + QUIET {
             // SAFETY: as above; the table starts 8-aligned (a page-aligned block plus a
             // multiple of 8) and ends inside the block.
             unsafe { sites.add(i).write(AtomicUsize::new(0)) };
@@ -371,6 +384,7 @@ impl<P: Platform> SlabLayer<P> {
         let traps = self.platform().set_kmemcheck_hook(KmemcheckHook {
             ctx: (self as *const Self).cast(),
             access: kmemcheck_fault_hook::<P>,
+            show: kmemcheck_show_hook::<P>,
             hide: kmemcheck_hide_hook::<P>,
         });
         k.traps.store(traps, Ordering::Release);
@@ -395,6 +409,17 @@ impl<P: Platform> SlabLayer<P> {
         self.platform()
             .protect_direct_page((addr & !(PAGE_SIZE - 1)) as *mut u8, false);
         true
+    }
+
+    /// `kmemcheck_show`: shows the page holding `addr` if kmemcheck hid it (for an access
+    /// that kmemcheck does not check, the host kernel's in a system call); returns whether
+    /// it did. [`Self::kmemcheck_hide`] hides it again.
+    pub fn kmemcheck_show(&self, addr: usize) -> bool {
+        if self.kmc_flags(addr as *const u8) & PG_HIDDEN == 0 {
+            return false;
+        }
+        self.platform()
+            .protect_direct_page((addr & !(PAGE_SIZE - 1)) as *mut u8, false)
     }
 
     /// `kmemcheck_hide`: after the single step, hides the page holding `addr` again if it is
@@ -626,6 +651,31 @@ impl<P: Platform> SlabLayer<P> {
         }
     }
 
+    /// Copies `n` bytes from `src` to `dst` for a caller (`krealloc`, a C `realloc`) and the
+    /// shadow with them: uninitialised bytes stay uninitialised in the copy and are not
+    /// reported by the copy itself (Linux's `memcpy` is a `rep movs`, which kmemcheck
+    /// handles with `kmemcheck_copy`; kmem's copy may use any loads, which are kept quiet on
+    /// this CPU while it runs).
+    ///
+    /// # Safety
+    /// `src` is valid for `n` bytes of reads, `dst` for `n` bytes of writes, and they do
+    /// not overlap.
+    pub unsafe fn kmemcheck_memcpy(&self, dst: *mut u8, src: *const u8, n: usize) {
+        let q = self
+            .kmemcheck
+            .quiet(self.platform().raw_cpu_id())
+            .filter(|_| self.kmemcheck.built());
+        if let Some(q) = q {
+            q.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: the caller's guarantee.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, n) };
+        if let Some(q) = q {
+            q.fetch_sub(1, Ordering::Relaxed);
+            self.kmemcheck_copy(dst, src, n);
+        }
+    }
+
     /// An access of `size` bytes at `p` (`kmemcheck_access`): a write initialises the bytes;
     /// a read of bytes none of which is initialised is reported (once per [`Site::Ip`]
     /// site) and the bytes are initialised. Returns whether `p` is tracked memory.
@@ -639,6 +689,11 @@ impl<P: Platform> SlabLayer<P> {
         let k = &self.kmemcheck;
         if write {
             k.set(pa, size, KmemcheckShadow::Initialized);
+            return true;
+        }
+        let cpu = self.platform().raw_cpu_id();
+        if k.quiet(cpu).is_some_and(|q| q.load(Ordering::Relaxed) != 0) {
+            // kmem's own copy for the caller: the shadow follows the bytes afterwards.
             return true;
         }
         // kmemcheck_shadow_test with CONFIG_KMEMCHECK_PARTIAL_OK: any initialised byte makes
@@ -697,6 +752,16 @@ unsafe fn kmemcheck_fault_hook<P: Platform>(
     // SAFETY: the hook contract: the machine that registered it is alive.
     let m = unsafe { &*ctx.cast::<SlabLayer<P>>() };
     m.kmemcheck_fault(addr, size, write, ip)
+}
+
+/// The platform's kmemcheck show hook.
+///
+/// # Safety
+/// As [`kmemcheck_fault_hook`].
+unsafe fn kmemcheck_show_hook<P: Platform>(ctx: *const (), addr: usize) -> bool {
+    // SAFETY: the hook contract: the machine that registered it is alive.
+    let m = unsafe { &*ctx.cast::<SlabLayer<P>>() };
+    m.kmemcheck_show(addr)
 }
 
 /// The platform's kmemcheck hide hook.
