@@ -126,7 +126,7 @@ pub(crate) unsafe fn on_fault(
     // SAFETY: the instruction at RIP just faulted on a data access: its bytes are mapped.
     let size = unsafe { access_size(ip) };
     let checked = if !is_write && size >= 16 && crate::kmemcheck_sys::in_libc(ip) {
-        // A vector load by one of libc's string and memory routines: an over-read past the
+        // A vector load by one of libc's (or ld.so's) string and memory routines: an over-read past the
         // end of a string within its aligned chunk (strlen, strchr, memchr … load whole
         // 16/32/64-byte chunks and discard the bytes after the terminator), or a copy
         // (memcpy, memmove: a copy of uninitialised padding is no use of it). Shown without

@@ -280,19 +280,27 @@ fn code_bases() -> [u64; 2] {
     [libc_base, ld_base]
 }
 
-/// libc's load address (0: unknown, or the system-call traps are off).
-static LIBC_BASE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// libc's and ld.so's load addresses (0: unknown, or the system-call traps are off).
+static LIBC_BASE: [core::sync::atomic::AtomicU64; 2] = [
+    core::sync::atomic::AtomicU64::new(0),
+    core::sync::atomic::AtomicU64::new(0),
+];
 
-/// Whether `ip` is in libc's code (the system-call traps are on and libc was found).
+/// Whether `ip` is in libc's or the dynamic linker's code (which has its own string
+/// routines), when the system-call traps are on.
 pub(crate) fn in_libc(ip: usize) -> bool {
-    let b = LIBC_BASE.load(Ordering::Relaxed);
-    b != 0 && (ip as u64).wrapping_sub(b) < CODE_SPAN
+    LIBC_BASE.iter().any(|b| {
+        let b = b.load(Ordering::Relaxed);
+        b != 0 && (ip as u64).wrapping_sub(b) < CODE_SPAN
+    })
 }
 
 /// Installs the `SIGSYS` handler and sets `PR_SET_NO_NEW_PRIVS` (once per process).
 fn install() {
     INSTALL.call_once(|| {
-        LIBC_BASE.store(code_bases()[0], Ordering::Relaxed);
+        for (slot, b) in LIBC_BASE.iter().zip(code_bases()) {
+            slot.store(b, Ordering::Relaxed);
+        }
         // SAFETY: prctl with these arguments has no memory effects; a zeroed sigaction is
         // valid and filled with our handler.
         unsafe {
