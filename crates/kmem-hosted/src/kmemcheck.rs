@@ -130,7 +130,7 @@ pub(crate) unsafe fn on_fault(
         // end of a string within its aligned chunk (strlen, strchr, memchr … load whole
         // 16/32/64-byte chunks and discard the bytes after the terminator), or a copy
         // (memcpy, memmove: a copy of uninitialised padding is no use of it). Shown without
-        // a check (docs/DEBUGGERS.md, "kmemcheck on real programs").
+        // a check (docs/KMEMCHECK.md, "kmemcheck on real programs").
         // SAFETY: as below.
         unsafe { (hook.show)(hook.ctx, addr) }
     } else {

@@ -67,7 +67,7 @@
 //!   single-stepped; a load of bytes none of which was written since `malloc` (or written
 //!   before `free`) is reported once per instruction, in kmemcheck's format, on standard
 //!   error at the next allocator call or at exit; the program goes on. Slow (two signals per
-//!   heap access); see docs/DEBUGGERS.md for what it finds in real programs;
+//!   heap access); see docs/KMEMCHECK.md for what it finds in real programs;
 //! - `KMEM_FREELIST_RANDOM=1`: keep SLUB's randomised freelists (by default the nodes boot
 //!   with `slab_freelist_random=off`: programs gain from allocation-order locality).
 //!
