@@ -94,7 +94,10 @@ impl Kernel {
 
     /// BUG and WARNING reports so far (oopses and slab debugging reports included).
     pub fn reports(&self) -> usize {
-        self.m.bug_count() + self.m.warn_count() + self.m.slab_errors()
+        self.m.bug_count()
+            + self.m.warn_count()
+            + self.m.slab_errors()
+            + self.m.kmemcheck_errors() as usize
     }
 
     /// The host address of a model address, if the machine maps it.
@@ -190,6 +193,12 @@ impl Kernel {
             let kfence = self.m.is_kfence_address(real as *const u8);
             if kfence && self.m.kfence_protected(real as *const u8) {
                 self.m.kfence_handle_page_fault(real as *const u8, write);
+            }
+            // kmemcheck (`--cmdline kmemcheck=1`): the shadow is consulted directly, as the
+            // page-fault handler consults it for a hidden page: a write initialises the
+            // bytes, a read of bytes none of which is initialised is reported.
+            if self.m.kmemcheck_built() {
+                self.m.kmemcheck_access(real as *const u8, chunk, write);
             }
             if write && !kfence {
                 // The page behind the address, through the direct map or a vmalloc/vmap

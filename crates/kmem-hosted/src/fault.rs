@@ -11,6 +11,11 @@
 //! stack-overflow handler, the CLI's crash handler, or the default, which re-raises by
 //! restoring it and returning).
 //!
+//! With kmemcheck's real traps ([`register_kmemcheck`], `crate::kmemcheck`), a fault in a
+//! registered direct map is first offered to kmemcheck: the instruction is decoded for its
+//! access size, kmem checks the shadow and shows the page, and the instruction is
+//! single-stepped (EFLAGS.TF) so that the `SIGTRAP` after it hides the page again.
+//!
 //! The table is a fixed array under a futex mutex that never allocates; the mutex is held
 //! while a hook runs, so [`unregister`] (the platform's drop) waits for a hook call in
 //! progress. The hook prints a report (printk) from the signal handler, like Linux's report
@@ -21,7 +26,7 @@ use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use std::sync::Once;
 
-use kmem::platform::PageFaultHook;
+use kmem::platform::{KmemcheckHook, PageFaultHook};
 
 use crate::futex::{FutexMutex, RawFutexMutex};
 
@@ -32,7 +37,10 @@ const SLOTS: usize = 64;
 struct Entry {
     start: usize,
     end: usize,
-    hook: PageFaultHook,
+    /// KFENCE's hook.
+    hook: Option<PageFaultHook>,
+    /// kmemcheck's hook.
+    kmc: Option<KmemcheckHook>,
 }
 
 static TABLE: FutexMutex<[Option<Entry>; SLOTS]> =
@@ -67,6 +75,16 @@ fn install() {
 /// Sends faults in `[start, end)` to `hook` until [`unregister`]`(start)`. Returns `false`
 /// when the table is full (the pages are then still protected, and a fault is fatal).
 pub(crate) fn register(start: usize, end: usize, hook: PageFaultHook) -> bool {
+    register_with(start, end, |e| e.hook = Some(hook))
+}
+
+/// Sends faults in `[start, end)` to kmemcheck's `hook` first (see the module documentation).
+pub(crate) fn register_kmemcheck(start: usize, end: usize, hook: KmemcheckHook) -> bool {
+    crate::kmemcheck::install();
+    register_with(start, end, |e| e.kmc = Some(hook))
+}
+
+fn register_with(start: usize, end: usize, set: impl FnOnce(&mut Entry)) -> bool {
     install();
     let mut t = TABLE.lock();
     let slot = t
@@ -75,7 +93,15 @@ pub(crate) fn register(start: usize, end: usize, hook: PageFaultHook) -> bool {
         .or_else(|| t.iter().position(Option::is_none));
     match slot {
         Some(i) => {
-            t[i] = Some(Entry { start, end, hook });
+            let mut e = t[i].unwrap_or(Entry {
+                start,
+                end,
+                hook: None,
+                kmc: None,
+            });
+            e.end = end;
+            set(&mut e);
+            t[i] = Some(e);
             true
         }
         None => false,
@@ -129,9 +155,15 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut li
             Some(e) => {
                 // SAFETY: `uc` comes from the kernel (SA_SIGINFO).
                 let (is_write, ip) = unsafe { decode(uc) };
+                // SAFETY: as below, for kmemcheck's hook; `uc` is the kernel's context.
+                let kmc = e
+                    .kmc
+                    .is_some_and(|k| unsafe { crate::kmemcheck::on_fault(k, addr, is_write, uc) });
                 // SAFETY: the entry is removed (under this lock) before its platform, and the
                 // machine that registered the hook, go away: the hook's contract holds.
-                unsafe { (e.hook.func)(e.hook.ctx, addr, is_write, ip) }
+                kmc || e
+                    .hook
+                    .is_some_and(|h| unsafe { (h.func)(h.ctx, addr, is_write, ip) })
             }
             None => false,
         }

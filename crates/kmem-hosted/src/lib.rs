@@ -79,6 +79,8 @@ pub mod futex;
 pub mod global;
 mod hook;
 mod hostmem;
+mod kmemcheck;
+mod kmemcheck_sys;
 mod maparc;
 pub mod once;
 mod physmem;

@@ -57,6 +57,12 @@ pub struct HostedPlatform {
     debug: std::sync::OnceLock<DebugArea>,
     /// The stack walker ([`StackWalk`] as u8).
     walk: core::sync::atomic::AtomicU8,
+    /// kmemcheck's tracked pages are really hidden and accesses trapped
+    /// ([`HostedPlatform::enable_kmemcheck_traps`]).
+    kmc_traps: core::sync::atomic::AtomicBool,
+    /// System calls with arguments in the direct map are trapped too
+    /// ([`HostedPlatform::enable_kmemcheck_syscalls`]).
+    kmc_sys: core::sync::atomic::AtomicBool,
 }
 
 /// Anonymous memory for [`Platform::debug_area`], unmapped with the platform.
@@ -145,6 +151,8 @@ impl HostedPlatform {
             hotplug,
             debug: std::sync::OnceLock::new(),
             walk: core::sync::atomic::AtomicU8::new(StackWalk::Unwind as u8),
+            kmc_traps: core::sync::atomic::AtomicBool::new(false),
+            kmc_sys: core::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -158,6 +166,30 @@ impl HostedPlatform {
     /// The stack walker in use.
     pub fn stack_walk(&self) -> StackWalk {
         StackWalk::from_u8(self.walk.load(core::sync::atomic::Ordering::Relaxed))
+    }
+
+
+    /// With [`HostedPlatform::enable_kmemcheck_traps`], for a whole program under kmemcheck
+    /// (libkmem_malloc.so): system calls given pointers into hidden pages are trapped by a
+    /// seccomp filter and made with the pages shown, and what the host kernel writes is
+    /// marked initialised (see `kmemcheck_sys.rs`). Process-wide and permanent: sets
+    /// `PR_SET_NO_NEW_PRIVS`, and the filters outlive the platform.
+    pub fn enable_kmemcheck_syscalls(&self) {
+        self.enable_kmemcheck_traps();
+        self.kmc_sys
+            .store(cfg!(target_arch = "x86_64"), Ordering::Relaxed);
+    }
+
+    /// Asks for kmemcheck's real traps (`kmemcheck=1|2` on the machine's command line, x86_64
+    /// hosts): the machine booted on this platform hides its tracked pages (`PROT_NONE`), and
+    /// every access to them is caught by a `SIGSEGV` handler that decodes the instruction,
+    /// lets kmem check its shadow, and single-steps it (see `kmemcheck.rs`). Call before
+    /// `Machine::boot`. Without it kmemcheck's shadow is consulted only by explicit
+    /// accesses (the shell's `peek`/`poke`). Every access to the machine's slab memory then
+    /// costs two signals: this is for finding bugs, not for speed.
+    pub fn enable_kmemcheck_traps(&self) {
+        self.kmc_traps
+            .store(cfg!(target_arch = "x86_64"), Ordering::Relaxed);
     }
 
     /// The largest physical end [`HostedPlatform::grow_phys`] accepts.
@@ -363,9 +395,23 @@ unsafe impl Platform for HostedPlatform {
             libc::PROT_READ | libc::PROT_WRITE
         };
         // SAFETY: one page of our own direct map (checked above); changing its protection
-        // affects only accesses to it, which kmem's KFENCE owns (a guard page or a freed
-        // object's page); a fault there is caught by `fault`'s handler.
-        unsafe { libc::mprotect(va.cast(), crate::PAGE_SIZE, prot) == 0 }
+        // affects only accesses to it, which kmem owns (KFENCE's guard page or freed object's
+        // page, or a page kmemcheck tracks); a fault there is caught by `fault`'s handler.
+        unsafe { crate::kmemcheck_sys::mprotect(va.cast(), crate::PAGE_SIZE, prot) }
+    }
+
+    fn set_kmemcheck_hook(&self, hook: kmem::platform::KmemcheckHook) -> bool {
+        if !self.kmc_traps.load(Ordering::Relaxed) {
+            return false;
+        }
+        let start = self.base as usize;
+        let end = start + self.inner.mem.max() as usize;
+        // The SIGSEGV and SIGTRAP handlers first: once the seccomp filter is in, a
+        // `sigaction` for them from libc is refused (see kmemcheck_sys).
+        if !crate::fault::register_kmemcheck(start, end, hook) {
+            return false;
+        }
+        !self.kmc_sys.load(Ordering::Relaxed) || crate::kmemcheck_sys::register(start, end, hook)
     }
 
     fn set_page_fault_hook(&self, hook: PageFaultHook) {

@@ -92,6 +92,8 @@ pub struct Node {
     pub(crate) reports_seen: AtomicUsize,
     /// Bytes of the node's log already copied to standard error, or part of its boot log.
     pub(crate) log_shown: AtomicUsize,
+    /// kmemcheck reports already copied to standard error (they do not stop the program).
+    pub(crate) kmemcheck_seen: AtomicU64,
 }
 
 impl Node {
@@ -318,6 +320,9 @@ fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
             std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
         ));
     }
+    if crate::kmemcheck_wanted().is_some() {
+        plat.enable_kmemcheck_syscalls();
+    }
     let m = Machine::boot(plat, &params).map_err(|_| failed("the kernel did not boot", 0))?;
     let dm_start = kmem::platform::Platform::direct_map_base(m.platform()) as usize;
     let dm_end = dm_start + m.platform().max_phys().as_u64() as usize;
@@ -330,6 +335,7 @@ fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
         classes: [None; NR_CLASSES],
         reports_seen: AtomicUsize::new(0),
         log_shown: AtomicUsize::new(0),
+        kmemcheck_seen: AtomicU64::new(0),
     };
     let mut node = node;
     if !slob() {
@@ -366,18 +372,30 @@ fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
 /// Creates the `malloc-N` caches of a node.
 fn create_classes(node: &mut Node) {
     let mut size = 1;
+    let kmemcheck = crate::kmemcheck_wanted().is_some();
     while size <= CLASS_MAX {
         let (i, class) = class_of(size);
         let mut name = [0u8; 16];
         let n = fmt_name(&mut name, class);
         let name = core::str::from_utf8(&name[..n]).unwrap_or("malloc");
-        node.classes[i] = node
-            .m
-            .kmem_cache_create(name, class, 16, kmem::SlabFlags::NONE, None)
-            .ok();
+        let flags = if kmemcheck && class > KMEMCHECK_TRACK_MAX {
+            kmem::SlabFlags::NOTRACK
+        } else {
+            kmem::SlabFlags::NONE
+        };
+        node.classes[i] = node.m.kmem_cache_create(name, class, 16, flags, None).ok();
         size = class + 1;
     }
 }
+
+/// With `KMEM_MALLOC_KMEMCHECK`, blocks up to this size are tracked; larger ones come from
+/// `SLAB_NOTRACK` caches and `__GFP_NOTRACK` pages, never hidden. Linux gave kmemcheck's
+/// `SLAB_NOTRACK`/`__GFP_NOTRACK` to memory that hardware or user copies fill; here it is the
+/// buffers the host kernel fills: a system call reading into (or writing from) a hidden page
+/// fails with `EFAULT` instead of trapping (stdio's buffers are `st_blksize` bytes, a
+/// directory stream's 32 KiB, Python's buffered I/O 8 KiB). Small blocks — structs, strings,
+/// the objects programs build — are where uninitialised reads are made.
+pub const KMEMCHECK_TRACK_MAX: usize = 1024;
 
 /// Writes `malloc-<size>` into `buf`; returns its length.
 fn fmt_name(buf: &mut [u8; 16], size: usize) -> usize {
@@ -653,6 +671,7 @@ pub fn alloc(size: usize, zero: bool) -> Option<*mut u8> {
         });
     }
     if size <= KMALLOC_MAX_SIZE {
+        let gfp = gfp | GfpFlags::__GFP_NOTRACK;
         return with_nodes(size, |nd| nd.m.kmalloc(size, gfp).map(|p| p.as_ptr()));
     }
     big_alloc(size, PAGE_SIZE, zero)
@@ -674,7 +693,13 @@ pub fn alloc_aligned(size: usize, align: usize) -> Option<*mut u8> {
         // Power-of-two kmalloc classes are naturally aligned; large kmalloc is page aligned.
         let sz = size.max(align).checked_next_power_of_two()?;
         if sz <= KMALLOC_MAX_SIZE {
-            return with_nodes(sz, |nd| nd.m.kmalloc(sz, GFP).map(|p| p.as_ptr()));
+            // Above KMEMCHECK_TRACK_MAX, untracked (a no-op without kmemcheck).
+            let gfp = if sz > KMEMCHECK_TRACK_MAX {
+                GFP | GfpFlags::__GFP_NOTRACK
+            } else {
+                GFP
+            };
+            return with_nodes(sz, |nd| nd.m.kmalloc(sz, gfp).map(|p| p.as_ptr()));
         }
         return big_alloc(size, align, false);
     }
@@ -684,7 +709,8 @@ pub fn alloc_aligned(size: usize, align: usize) -> Option<*mut u8> {
     if align <= kmem_hosted::DIRECT_MAP_ALIGN && need <= KMALLOC_MAX_SIZE {
         let order = need.next_power_of_two().trailing_zeros() - PAGE_SIZE.trailing_zeros();
         return with_nodes(need, |nd| {
-            nd.m.kmalloc_large_order(order, GFP).map(|p| p.as_ptr())
+            nd.m.kmalloc_large_order(order, GFP | GfpFlags::__GFP_NOTRACK)
+                .map(|p| p.as_ptr())
         });
     }
     huge_alloc(size, align)

@@ -71,6 +71,13 @@
 //!   breaks inside the allocator and the stacks come out empty unless the library is built
 //!   with `-C force-frame-pointers=yes` (and then they stop at the first C function built
 //!   without frame pointers). `off`: no stacks (reports name kmem's call site);
+//! - `KMEM_MALLOC_KMEMCHECK=1`: kmemcheck on the nodes (`kmemcheck=1`; `2` reports once),
+//!   with real traps: the heap's slab and large-kmalloc pages are `PROT_NONE`, every load and
+//!   store to them faults, is decoded and checked against kmemcheck's shadow, and is
+//!   single-stepped; a load of bytes none of which was written since `malloc` (or written
+//!   before `free`) is reported once per instruction, in kmemcheck's format, on standard
+//!   error at the next allocator call or at exit; the program goes on. Slow (two signals per
+//!   heap access); see docs/KMEMCHECK.md for what it finds in real programs;
 //! - `KMEM_FREELIST_RANDOM=1`: keep SLUB's randomised freelists (by default the nodes boot
 //!   with `slab_freelist_random=off`: programs gain from allocation-order locality).
 //!
@@ -171,8 +178,14 @@ fn ensure_init() -> Boot<'static, ()> {
             fork::register();
             stats::register();
             leak::register();
+            report::register_exit();
         },
     )
+}
+
+/// `KMEM_MALLOC_KMEMCHECK=1|2`: the value for `kmemcheck=`.
+pub(crate) fn kmemcheck_wanted() -> Option<&'static str> {
+    env(c"KMEM_MALLOC_KMEMCHECK").filter(|v| matches!(*v, "1" | "2"))
 }
 
 fn boot() -> bool {
@@ -210,6 +223,17 @@ fn boot() -> bool {
     // KFENCE samples one allocation every INTERVAL_MS (`kfence.sample_interval=`).
     if let Some(v) = env(c"KMEM_MALLOC_KFENCE").filter(|v| v.parse::<u64>().is_ok()) {
         for &b in b" kfence.sample_interval="
+            .iter()
+            .chain(v.as_bytes())
+            .take(cmdline.len() - len)
+        {
+            cmdline[len] = b;
+            len += 1;
+        }
+    }
+    // kmemcheck with real traps (`kmemcheck=1`, or 2: one report, then off).
+    if let Some(v) = kmemcheck_wanted() {
+        for &b in b" kmemcheck="
             .iter()
             .chain(v.as_bytes())
             .take(cmdline.len() - len)
@@ -438,8 +462,14 @@ fn realloc_inner(p: *mut u8, size: usize) -> Option<*mut u8> {
         }
     };
     let q = heap::alloc(size, false)?;
-    // SAFETY: `p` has `old` usable bytes, `q` has `size`; distinct live blocks.
-    unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) };
+    match heap::node_of(q as usize).filter(|nd| nd.m.kmemcheck_built()) {
+        // SAFETY: `p` has `old` usable bytes, `q` has `size`; distinct live blocks. kmemcheck
+        // copies the shadow with the bytes (the copy of a block's unwritten tail is no read
+        // of uninitialised memory by the program).
+        Some(nd) => unsafe { nd.m.kmemcheck_memcpy(q, p, old.min(size)) },
+        // SAFETY: as above.
+        None => unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) },
+    }
     heap::free(p);
     Some(q)
 }

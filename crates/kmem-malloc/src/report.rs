@@ -54,8 +54,52 @@ pub(crate) fn check() {
         let nd = heap::node(i);
         if nd.reports() != nd.reports_seen.load(Ordering::Relaxed) {
             report(nd);
+        } else if nd.m.kmemcheck_errors() != nd.kmemcheck_seen.load(Ordering::Relaxed) {
+            kmemcheck_report(nd);
         }
     }
+}
+
+/// Copies the node's log from where the last copy ended to standard error.
+fn copy_log(nd: &Node, w: &mut FdWriter) {
+    let from = nd.log_shown.load(Ordering::Relaxed);
+    let mut skip = Skip {
+        skip: from,
+        seen: 0,
+        out: w,
+    };
+    let _ = nd.m.dmesg(&mut skip, false);
+    nd.log_shown.store(skip.seen, Ordering::Relaxed);
+}
+
+/// kmemcheck's reports (made in the `SIGSEGV` handler, into the node's log) go to standard
+/// error; the program goes on, as the kernel does after a kmemcheck warning.
+#[cold]
+fn kmemcheck_report(nd: &Node) {
+    let now = nd.m.kmemcheck_errors();
+    if nd.kmemcheck_seen.swap(now, Ordering::Relaxed) == now {
+        return; // another thread copied it
+    }
+    let mut w = FdWriter::new(2);
+    copy_log(nd, &mut w);
+    w.flush();
+}
+
+/// At exit: the kmemcheck reports made since the last allocator call.
+pub(crate) fn register_exit() {
+    if crate::kmemcheck_wanted().is_none() {
+        return;
+    }
+    extern "C" fn at_exit() {
+        for i in 0..heap::nr_nodes() {
+            let nd = heap::node(i);
+            if nd.m.kmemcheck_errors() != nd.kmemcheck_seen.load(Ordering::Relaxed) {
+                kmemcheck_report(nd);
+            }
+        }
+    }
+    // SAFETY: registering a plain function; atexit has no other preconditions.
+    unsafe { libc::atexit(at_exit) };
 }
 
 #[cold]

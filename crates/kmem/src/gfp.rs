@@ -75,6 +75,9 @@ gfp_bits! {
     __GFP_ACCOUNT = 22, "__GFP_ACCOUNT";
     /// `__GFP_ZEROTAGS`: zero memory tags along with the memory.
     __GFP_ZEROTAGS = 23, "__GFP_ZEROTAGS";
+    /// `__GFP_NOTRACK`: kmemcheck does not track the allocation (Linux 4.14's bit 21, taken
+    /// by `__GFP_THISNODE` since; kmem gives it a bit above 6.x's flags).
+    __GFP_NOTRACK = 28, "__GFP_NOTRACK";
 }
 
 #[allow(non_upper_case_globals)]

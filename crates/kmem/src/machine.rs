@@ -126,6 +126,7 @@ impl<P: Platform> Machine<P> {
                             nolock: crate::slab::slub::NolockState::new(),
                             kfence: crate::slab::kfence::KfenceSlot::new(),
                             leak: crate::slab::kmemleak::Kmemleak::from_cmdline(params.cmdline),
+                            kmemcheck: crate::slab::kmemcheck::Kmemcheck::new(),
                         },
                         vm: VmState::new(),
                     },
@@ -172,6 +173,8 @@ impl<P: Platform> Machine<P> {
         *m.memblock.lock() = em.mb;
         // kfence_alloc_pool_and_metadata (mm_core_init, before memblock_free_all).
         m.kfence_alloc_pool(params.cmdline);
+        // kmemcheck's shadow (kmem keeps it in one memblock array; see slab/kmemcheck).
+        m.kmemcheck_alloc_shadow(params.cmdline);
         m.memblock_free_all();
         m.setup_per_zone_wmarks_and_reserves();
         m.setup_pcp_sizes();
@@ -181,6 +184,8 @@ impl<P: Platform> Machine<P> {
         m.kmem_cache_init(&slab_notes)
             .map_err(|_| BootError::TooLittleMemory)?;
         m.slab_register_cpuhp();
+        // kmemcheck_init (an early initcall in Linux; its slabs are tracked from the first).
+        m.kmemcheck_init();
         // kmemleak_init (mm_core_init, after kmem_cache_init, before vmalloc_init): the
         // machine's state is kmem's data/bss, the first roots.
         m.kmemleak_init(state_p.cast::<u8>(), core::mem::size_of::<State<P>>());

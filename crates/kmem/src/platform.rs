@@ -62,6 +62,42 @@ unsafe impl Send for PageFaultHook {}
 // SAFETY: as above.
 unsafe impl Sync for PageFaultHook {}
 
+/// What kmemcheck gives a platform that can trap accesses to tracked pages and single-step
+/// them (Linux 4.14's `kmemcheck_fault` and `kmemcheck_trap`): kmem hides tracked pages with
+/// [`Platform::protect_direct_page`]; the platform decodes each faulting instruction and
+/// passes kmem only the access (address, size, direction).
+#[derive(Clone, Copy)]
+pub struct KmemcheckHook {
+    /// Opaque context passed back (kmem's machine state).
+    pub ctx: *const (),
+    /// An access of `size` bytes at `addr` (`write` or read) by the instruction at `ip`
+    /// faulted: if the page is one kmemcheck hid, the shadow is checked (a report) or updated
+    /// and the page is shown (made accessible) for the instruction; returns `true` then, and
+    /// the platform single-steps the instruction and calls `hide` after it. `false`: not
+    /// kmemcheck's page.
+    ///
+    /// # Safety
+    /// Called by the platform only while the machine that registered it is alive.
+    pub access: unsafe fn(ctx: *const (), addr: usize, size: usize, write: bool, ip: usize) -> bool,
+    /// Shows the page holding `addr` if kmemcheck hid it, without checking anything (for the
+    /// host kernel's own access during a system call); returns whether it did.
+    ///
+    /// # Safety
+    /// As `access`.
+    pub show: unsafe fn(ctx: *const (), addr: usize) -> bool,
+    /// After the single step: hides the page holding `addr` again if kmemcheck still tracks
+    /// it (`kmemcheck_hide`).
+    ///
+    /// # Safety
+    /// As `access`.
+    pub hide: unsafe fn(ctx: *const (), addr: usize),
+}
+
+// SAFETY: `ctx` points at kmem's machine state, which is Sync; the hook only passes it back.
+unsafe impl Send for KmemcheckHook {}
+// SAFETY: as above.
+unsafe impl Sync for KmemcheckHook {}
+
 /// Log levels of printk (include/linux/kern_levels.h).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -261,6 +297,14 @@ pub unsafe trait Platform: Send + Sync + 'static {
     /// The default does nothing (no page is ever really protected).
     fn set_page_fault_hook(&self, hook: PageFaultHook) {
         let _ = hook;
+    }
+
+    /// Registers kmemcheck's hook and says whether this platform traps accesses to pages kmem
+    /// hides and single-steps them (then kmem hides every tracked page). The default, `false`:
+    /// kmemcheck's shadow is consulted only by explicit accesses (the shell's `peek`/`poke`).
+    fn set_kmemcheck_hook(&self, hook: KmemcheckHook) -> bool {
+        let _ = hook;
+        false
     }
 
     /// Memory for debugging state that is not the machine's own (the lock validator of debug

@@ -819,6 +819,53 @@ fn echo_writes_proc_files() {
     assert!(out1(&mut sh, "cat /proc/meminfo").contains("Slab:"));
 }
 
+/// Issue 17's done-when: with `--cmdline kmemcheck=1`, a `peek32` of fresh `kmalloc`
+/// memory reports in kmemcheck's format, of `kzalloc` memory does not, and a `poke`
+/// initialises what it writes.
+#[test]
+fn kmemcheck_peek_of_fresh_kmalloc_memory() {
+    let mut sh = shell_with("kmemcheck=1");
+    let o = out1(&mut sh, "p = kmalloc(64, GFP_KERNEL)");
+    let p = u64::from_str_radix(o.trim().trim_start_matches("p = 0x"), 16).unwrap();
+    let o = out1(&mut sh, "peek32(p + 4)");
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "WARNING: kmemcheck: Caught 32-bit read from uninitialized memory ({:016x})",
+            p + 4
+        ),
+        "{o}"
+    );
+    assert_eq!(lines[1].len(), 64, "{o}");
+    assert_eq!(
+        lines[2],
+        " u u u u u u u u u u u u u u u u u u u u u u u u u u u u u u u u"
+    );
+    assert_eq!(lines[3], "         ^");
+    assert!(o.contains("Call Trace:"), "{o}");
+    assert_eq!(sh.k.reports(), 1);
+    // Reported bytes are not reported again.
+    assert!(!out1(&mut sh, "peek32(p + 4)").contains("kmemcheck"));
+    // kzalloc memory is initialised; a poke initialises what it writes.
+    out1(&mut sh, "z = kzalloc(64, GFP_KERNEL)");
+    assert_eq!(out1(&mut sh, "peek32(z)"), "0\n");
+    assert_eq!(out1(&mut sh, "poke64(p + 16, 5)"), "");
+    assert_eq!(out1(&mut sh, "peek64(p + 16)"), "5\n");
+    // After kfree, a read is of freed memory.
+    assert_eq!(out1(&mut sh, "kfree(p)"), "");
+    let o = out1(&mut sh, "peek8(p + 40)");
+    assert!(
+        o.starts_with("WARNING: kmemcheck: Caught 8-bit read from freed memory ("),
+        "{o}"
+    );
+    assert_eq!(out1(&mut sh, "cat /proc/sys/kernel/kmemcheck"), "1\n");
+    assert_eq!(out1(&mut sh, "echo 0 > /proc/sys/kernel/kmemcheck"), "");
+    out1(&mut sh, "q = kmalloc(64, GFP_KERNEL)");
+    assert!(!out1(&mut sh, "peek32(q)").contains("kmemcheck"));
+    assert_eq!(sh.k.reports(), 2);
+}
+
 /// Issue 17's done-when: with `kfence.sample_interval=1`, a `poke8` one past a small
 /// `kmalloc` object prints the KFENCE out-of-bounds report, and the shell goes on.
 #[test]

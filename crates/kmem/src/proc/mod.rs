@@ -122,6 +122,7 @@ impl<P: Platform> VmLayer<P> {
             "/sys/kernel/debug/kfence/objects" | "sys/kernel/debug/kfence/objects" => {
                 self.show_kfence_objects(out)?
             }
+            "sys/kernel/kmemcheck" => writeln!(out, "{}", self.kmemcheck_enabled().unwrap_or(0))?,
             "/sys/kernel/debug/kmemleak" | "sys/kernel/debug/kmemleak" => {
                 let (model, real) = self.kmemleak_xlate();
                 self.kmemleak_show(
@@ -167,6 +168,9 @@ impl<P: Platform> VmLayer<P> {
             }
             // mm/kmemleak.c `debugfs_create_file("kmemleak", 0644, …)`.
             "/sys/kernel/debug/kmemleak" | "sys/kernel/debug/kmemleak" => Some(0o644),
+            // kernel/sysctl.c (4.14) `kern_table`'s "kmemcheck", mode 0644, when kmemcheck is
+            // built into this boot (`kmemcheck=1|2`).
+            "sys/kernel/kmemcheck" => self.kmemcheck_enabled().map(|_| 0o644),
             _ => None,
         }
     }
@@ -187,6 +191,15 @@ impl<P: Platform> VmLayer<P> {
         }
         match p {
             "slabinfo" => Ok(self.slabinfo_write(text)?),
+            // `proc_dointvec`: one integer (any value; 2 is one-shot, non-zero is on).
+            "sys/kernel/kmemcheck" => {
+                let v = text
+                    .trim()
+                    .parse::<i32>()
+                    .map_err(|_| ProcError::Errno(Errno::EINVAL))?;
+                self.set_kmemcheck_enabled(v);
+                Ok(())
+            }
             "/sys/kernel/debug/kmemleak" | "sys/kernel/debug/kmemleak" => {
                 self.kmemleak_write_roots(text, &[])
             }

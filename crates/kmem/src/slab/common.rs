@@ -89,6 +89,9 @@ impl SlabFlags {
     pub const ACCOUNT: SlabFlags = SlabFlags(0x0400_0000);
     /// `SLAB_NO_USER_FLAGS`: ignore `slub_debug` for this cache.
     pub const NO_USER_FLAGS: SlabFlags = SlabFlags(0x1000_0000);
+    /// `SLAB_NOTRACK`: kmemcheck does not track the cache's slabs (Linux 4.14's
+    /// 0x01000000, taken by `SLAB_NO_MERGE` since; kmem gives it a free bit).
+    pub const NOTRACK: SlabFlags = SlabFlags(0x4000_0000);
     /// `__OBJECT_POISON` (internal): the object itself is poisoned.
     pub const OBJECT_POISON: SlabFlags = SlabFlags(0x8000_0000);
 
@@ -118,7 +121,8 @@ impl SlabFlags {
             | Self::FAILSLAB.0
             | Self::NO_MERGE.0,
     );
-    /// `SLAB_MERGE_SAME` (mm/slab_common.c): flags two merged caches must agree on. kmem also
+    /// `SLAB_MERGE_SAME` (mm/slab_common.c; 4.14's had `SLAB_NOTRACK`): flags two merged
+    /// caches must agree on. kmem also
     /// keeps `SLAB_CONSISTENCY_CHECKS` here, as SLUB's `SLUB_MERGE_SAME` did with
     /// `SLAB_DEBUG_FREE`, so a checked cache is never merged into an unchecked one.
     pub const MERGE_SAME: SlabFlags = SlabFlags(
@@ -126,7 +130,8 @@ impl SlabFlags {
             | Self::CACHE_DMA.0
             | Self::CACHE_DMA32.0
             | Self::ACCOUNT.0
-            | Self::CONSISTENCY_CHECKS.0,
+            | Self::CONSISTENCY_CHECKS.0
+            | Self::NOTRACK.0,
     );
 
     /// Whether every bit of `o` is set.
@@ -200,6 +205,7 @@ const NAMES: &[(SlabFlags, &str)] = &[
     (SlabFlags::FAILSLAB, "FAILSLAB"),
     (SlabFlags::ACCOUNT, "ACCOUNT"),
     (SlabFlags::NO_USER_FLAGS, "NO_USER_FLAGS"),
+    (SlabFlags::NOTRACK, "NOTRACK"),
 ];
 
 impl core::ops::BitOr for SlabFlags {

@@ -91,6 +91,9 @@ impl<P: Platform> SlabLayer<P> {
         if self.leak.tracking() {
             self.kmemleak_kmalloc(p, size, gfp, Location::caller());
         }
+        if self.kmemcheck.built() {
+            self.kmemcheck_kmalloc_hook(p, gfp);
+        }
         p
     }
 
@@ -202,6 +205,9 @@ impl<P: Platform> SlabLayer<P> {
         page.set_page_type(PageType::LargeKmalloc);
         self.mod_node_stat(NodeStat::SlabUnreclaimable, order.pages() as isize);
         let va = self.page_address(page)?;
+        if self.kmemcheck.built() {
+            self.kmemcheck_large_alloc(va.as_ptr(), PAGE_SIZE << order.as_u32(), gfp);
+        }
         NonNull::new(va.as_ptr::<u8>())
     }
 
@@ -281,7 +287,8 @@ impl<P: Platform> SlabLayer<P> {
             let len = if orig != 0 { orig } else { ks };
             // SAFETY: the old block has at least `len` bytes, the new one more than `ks`;
             // distinct blocks.
-            unsafe { ptr::copy_nonoverlapping(p, n.as_ptr(), len) };
+            // (kmemcheck copies the shadow with the bytes: a `rep movs` in Linux.)
+            unsafe { self.kmemcheck_memcpy(n.as_ptr(), p, len) };
             self.kfree(p);
         }
         Some(n)
@@ -297,6 +304,9 @@ impl<P: Platform> SlabLayer<P> {
         }
         if self.leak.tracking_free() {
             self.kmemleak_free(p);
+        }
+        if self.kmemcheck.built() {
+            self.kmemcheck_free_hook(None, p);
         }
         let caller = Location::caller();
         if self.kfence_free(p, caller) {
@@ -350,6 +360,9 @@ impl<P: Platform> SlabLayer<P> {
         if self.leak.tracking_free() {
             self.kmemleak_free(p);
         }
+        if self.kmemcheck.built() {
+            self.kmemcheck_free_hook(None, p);
+        }
         // SAFETY: forwarded caller guarantee.
         unsafe { dispatch!(self, kfree_sized(self, p, size, gfp, Location::caller())) }
     }
@@ -365,6 +378,9 @@ impl<P: Platform> SlabLayer<P> {
             return;
         }
         let order = page.compound_order();
+        if self.kmemcheck.built() {
+            self.kmemcheck_untrack_pages(p.cast_mut(), PAGE_SIZE << order.as_u32());
+        }
         page.clear_page_type();
         self.mod_node_stat(NodeStat::SlabUnreclaimable, -(order.pages() as isize));
         self.__free_pages(page, order);

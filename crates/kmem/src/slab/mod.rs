@@ -82,6 +82,7 @@ pub mod common;
 pub mod kfence;
 pub mod kfree_rcu;
 pub mod kmalloc;
+pub mod kmemcheck;
 pub mod kmemleak;
 pub mod slab;
 pub mod slob;
@@ -121,6 +122,8 @@ pub struct SlabLayer<P: Platform> {
     pub(crate) kfence: kfence::KfenceSlot,
     /// kmemleak's objects and scan state (`kmemleak=on`).
     pub(crate) leak: kmemleak::Kmemleak<P::RawLock>,
+    /// kmemcheck's shadow (`kmemcheck=1|2`).
+    pub(crate) kmemcheck: kmemcheck::Kmemcheck,
 }
 
 impl<P: Platform> core::ops::Deref for SlabLayer<P> {
@@ -426,6 +429,9 @@ impl<P: Platform> SlabLayer<P> {
         if self.leak.tracking() {
             self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
         }
+        if self.kmemcheck.built() {
+            self.kmemcheck_cache_alloc_hook(c, p, gfp);
+        }
         p
     }
 
@@ -440,6 +446,9 @@ impl<P: Platform> SlabLayer<P> {
         };
         if self.leak.tracking() {
             self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
+        }
+        if self.kmemcheck.built() {
+            self.kmemcheck_cache_alloc_hook(c, p, gfp);
         }
         p
     }
@@ -464,6 +473,9 @@ impl<P: Platform> SlabLayer<P> {
         if self.leak.tracking() {
             self.kmemleak_cache_alloc(c, p, gfp, Location::caller());
         }
+        if self.kmemcheck.built() {
+            self.kmemcheck_cache_alloc_hook(c, p, gfp);
+        }
         p
     }
 
@@ -474,6 +486,9 @@ impl<P: Platform> SlabLayer<P> {
     pub fn kmem_cache_free(&self, c: CacheHandle, p: *mut u8) {
         if self.leak.tracking_free() {
             self.kmemleak_free(p);
+        }
+        if self.kmemcheck.built() {
+            self.kmemcheck_free_hook(Some(c), p);
         }
         if self.kfence_free(p, Location::caller()) {
             return;
@@ -504,6 +519,11 @@ impl<P: Platform> SlabLayer<P> {
                     return 0;
                 }
                 *first = p.as_ptr();
+                if self.kmemcheck.built() {
+                    for &p in &out[..n + 1] {
+                        self.kmemcheck_cache_alloc_hook(c, NonNull::new(p), gfp);
+                    }
+                }
                 if self.leak.tracking() {
                     for &p in &out[..n + 1] {
                         self.kmemleak_cache_alloc(c, NonNull::new(p), gfp, Location::caller());
@@ -519,6 +539,11 @@ impl<P: Platform> SlabLayer<P> {
                 self.kmemleak_cache_alloc(c, NonNull::new(p), gfp, Location::caller());
             }
         }
+        if self.kmemcheck.built() {
+            for &p in &out[..n] {
+                self.kmemcheck_cache_alloc_hook(c, NonNull::new(p), gfp);
+            }
+        }
         n
     }
 
@@ -528,6 +553,11 @@ impl<P: Platform> SlabLayer<P> {
         if self.leak.tracking_free() {
             for &p in objs {
                 self.kmemleak_free(p);
+            }
+        }
+        if self.kmemcheck.built() {
+            for &p in objs {
+                self.kmemcheck_free_hook(Some(c), p);
             }
         }
         if self.kfence().is_none() {

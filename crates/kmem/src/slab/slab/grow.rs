@@ -178,6 +178,10 @@ impl<P: Platform> SlabLayer<P> {
         page.set_mapping(s as *const Cache<P> as usize);
         page.set_private(offset << COLOUR_SHIFT);
         let slab = SlabPage(page);
+        if self.kmemcheck.built() {
+            let bytes = PAGE_SIZE << s.gfporder;
+            self.kmemcheck_new_slab(self.slab_addr(slab), bytes, s.flags, s.ctor.is_some());
+        }
         // alloc_slabmgmt
         let freelist: *mut FreelistIdx = if s.objfreelist() {
             ptr::null_mut()
@@ -226,6 +230,9 @@ impl<P: Platform> SlabLayer<P> {
 
     /// Gives a slab page back that never got objects (failed management allocation).
     fn release_slab_page(&self, slab: SlabPage) {
+        if self.kmemcheck.built() {
+            self.kmemcheck_untrack_pages(self.slab_addr(slab), PAGE_SIZE << slab.order());
+        }
         let page = slab.0;
         page.clear_page_type();
         page.set_mapping(0);
@@ -403,6 +410,9 @@ impl<P: Platform> SlabLayer<P> {
         self.slab_destroy_debugcheck(s, slab);
         let freelist = slab.freelist();
         let order = slab.order();
+        if self.kmemcheck.built() {
+            self.kmemcheck_untrack_pages(self.slab_addr(slab), PAGE_SIZE << order);
+        }
         let stat = if s.flags.contains(SlabFlags::RECLAIM_ACCOUNT) {
             NodeStat::SlabReclaimable
         } else {

@@ -108,6 +108,9 @@ impl<P: Platform> SlabLayer<P> {
         s.stat(Stat::AllocSlab);
 
         let base = self.slab_base(slab);
+        if self.kmemcheck.built() {
+            self.kmemcheck_new_slab(base, PAGE_SIZE << order, s.flags, s.ctor.is_some());
+        }
         if s.flags.contains(SlabFlags::POISON) {
             // SAFETY: the whole slab is ours (just allocated).
             unsafe { ptr::write_bytes(base, POISON_INUSE, PAGE_SIZE << order) };
@@ -174,6 +177,9 @@ impl<P: Platform> SlabLayer<P> {
         }
         let order = slab.order();
         let objects = slab.objects();
+        if self.kmemcheck.built() {
+            self.kmemcheck_untrack_pages(self.slab_base(slab), PAGE_SIZE << order);
+        }
         s.node.nr_slabs.fetch_sub(1, Ordering::Relaxed);
         s.node
             .total_objects
