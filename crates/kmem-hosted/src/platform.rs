@@ -168,7 +168,6 @@ impl HostedPlatform {
         StackWalk::from_u8(self.walk.load(core::sync::atomic::Ordering::Relaxed))
     }
 
-
     /// With [`HostedPlatform::enable_kmemcheck_traps`], for a whole program under kmemcheck
     /// (libkmem_malloc.so): system calls given pointers into hidden pages are trapped by a
     /// seccomp filter and made with the pages shown, and what the host kernel writes is

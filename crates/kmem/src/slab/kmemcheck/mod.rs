@@ -715,7 +715,7 @@ impl<P: Platform> SlabLayer<P> {
         let mode = k.enabled.load(Ordering::Relaxed);
         if mode != 0 {
             let fresh = match site {
-                Site::Ip(ip) => k.claim_site(ip),
+                Site::Ip(ip) | Site::Fault(ip, _) => k.claim_site(ip),
                 Site::Caller(_) => true,
             };
             if fresh {

@@ -118,7 +118,7 @@ impl<P: Platform> SlabLayer<P> {
         warn(format_args!("RIP: {site}"));
         match site {
             Site::Caller(l) => self.dump_stack(LogLevel::Warning, l),
-            Site::Ip(ip) => {
+            Site::Ip(ip) | Site::Fault(ip, _) => {
                 let plat = self.platform();
                 warn(format_args!(
                     "CPU: {} UID: 0 PID: {} Comm: {} {} 6.18.0-kmem",
@@ -129,7 +129,21 @@ impl<P: Platform> SlabLayer<P> {
                 ));
                 warn(format_args!("Call Trace:"));
                 warn(format_args!(" <TASK>"));
-                warn(format_args!("  0x{ip:x}"));
+                match site {
+                    // A stack captured in the fault handler: the faulting instruction, then
+                    // the interrupted code's callers.
+                    Site::Fault(_, stack) if stack.entries().contains(&ip) => {
+                        let at = stack.entries().iter().position(|&e| e == ip).unwrap_or(0);
+                        self.print_stack_trace(
+                            LogLevel::Warning,
+                            &crate::mm::stackdepot::StackTrace::from_entries(
+                                &stack.entries()[at..],
+                            ),
+                            2,
+                        );
+                    }
+                    _ => warn(format_args!("  0x{ip:x}")),
+                }
                 warn(format_args!(" </TASK>"));
             }
         }
