@@ -13,7 +13,6 @@ fn shell() -> Shell {
         cpus: 1,
         cmdline: String::new(),
         seed: 0,
-        maxmem: 0,
     })
     .unwrap();
     Shell::new(k)

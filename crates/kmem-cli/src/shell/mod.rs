@@ -1317,8 +1317,6 @@ mod device_tests;
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
-mod hotplug_tests;
-#[cfg(test)]
 mod map_tests;
 #[cfg(test)]
 mod probe_tests;

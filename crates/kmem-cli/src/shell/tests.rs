@@ -10,7 +10,6 @@ pub(super) fn shell(arch: Arch) -> Shell {
         cpus: 1,
         cmdline: String::new(),
         seed: 0,
-        maxmem: 0,
     })
     .unwrap();
     Shell::new(k)
@@ -373,8 +372,8 @@ fn vmalloc_translate_and_guard_page() {
         out1(&mut sh, "vunmap(m); __free_page(a); __free_page(b)"),
         ""
     );
-    // A vmap of a reserved page (here one of the first MiB's) stays write-protected.
-    out1(&mut sh, "r = vmap(pfn_to_page(1))");
+    // A vmap of a reserved page (here the memmap's first page) stays write-protected.
+    out1(&mut sh, "r = vmap(virt_to_page(pfn_to_page(0)))");
     let o = out1(&mut sh, "poke8(r, 1)");
     assert!(o.contains("permissions violation"), "{o}");
     assert_eq!(out1(&mut sh, "vunmap(r)"), "");
@@ -403,7 +402,6 @@ fn highmem_kmap_i386() {
         cpus: 1,
         cmdline: String::new(),
         seed: 0,
-        maxmem: 0,
     })
     .unwrap();
     let mut sh = Shell::new(k);
@@ -780,7 +778,6 @@ fn shell_with(cmdline: &str) -> Shell {
         cpus: 2,
         cmdline: cmdline.to_string(),
         seed: 0,
-        maxmem: 0,
     })
     .unwrap();
     Shell::new(k)
@@ -936,7 +933,6 @@ fn kmemleak_in_the_shell() {
         cpus: 1,
         cmdline: "kmemleak=on".into(),
         seed: 0,
-        maxmem: 0,
     })
     .unwrap();
     let mut sh = Shell::new(k);

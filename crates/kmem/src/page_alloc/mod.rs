@@ -412,7 +412,7 @@ impl<P: Platform> PageAllocator<P> {
         let mut p = pfn.as_u64();
         let end = p + order.pages() as u64;
         while p < end {
-            if zone.contains_pfn(Pfn::new(p)) {
+            if zone.geo.contains(Pfn::new(p)) {
                 zone.set_pageblock_migratetype(Pfn::new(p), mt);
             }
             p += PAGEBLOCK_NR_PAGES as u64;
@@ -428,9 +428,10 @@ impl<P: Platform> PageAllocator<P> {
         mut order: Order,
     ) {
         let mt = zone.pageblock_migratetype(pfn);
+        let max_pfn = self.max_pfn;
         while order.as_u32() < MAX_PAGE_ORDER {
             let buddy_pfn = pfn.buddy(order);
-            if !zone.contains_pfn(buddy_pfn) {
+            if buddy_pfn >= max_pfn || !zone.geo.contains(buddy_pfn) {
                 break;
             }
             let buddy = self.page(buddy_pfn);
@@ -512,7 +513,7 @@ impl<P: Platform> PageAllocator<P> {
         let mut moved = 0;
         while p < end {
             let pf = Pfn::new(p);
-            if !zone.contains_pfn(pf) {
+            if !zone.geo.contains(pf) {
                 p += 1;
                 continue;
             }
@@ -571,7 +572,7 @@ impl<P: Platform> PageAllocator<P> {
                 let mut p = start;
                 while p < start + PAGEBLOCK_NR_PAGES as u64 {
                     let pf = Pfn::new(p);
-                    if zone.contains_pfn(pf) && self.page(pf).is_buddy() {
+                    if zone.geo.contains(pf) && self.page(pf).is_buddy() {
                         let o = self.page(pf).private();
                         n += 1usize << o;
                         p += 1u64 << o;
@@ -1317,8 +1318,8 @@ impl<P: Platform> PageAllocator<P> {
                         if !pfn.is_aligned_to(order) && o > 0 {
                             return Err("free block not aligned to its order");
                         }
-                        if !zone.contains_pfn(pfn)
-                            || !zone.contains_pfn(pfn + (order.pages() as u64 - 1))
+                        if !zone.geo.contains(pfn)
+                            || !zone.geo.contains(pfn + (order.pages() as u64 - 1))
                         {
                             return Err("free block outside its zone");
                         }
@@ -1331,7 +1332,7 @@ impl<P: Platform> PageAllocator<P> {
                         }
                         if o < MAX_PAGE_ORDER as usize {
                             let b = pfn.buddy(order);
-                            if zone.contains_pfn(b) {
+                            if zone.geo.contains(b) {
                                 let bp = self.page(b);
                                 if bp.is_buddy()
                                     && bp.private() == o
