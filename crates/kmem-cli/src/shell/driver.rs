@@ -55,7 +55,11 @@ use super::block::Item;
 use super::builtins::{self, Builtin};
 use super::syntax::{Expr, Span};
 use super::value::{PtrKind, Value};
-use super::{fail, flow::Flow, report, Shell, ShellError, Src, Stop};
+use super::{
+    fail,
+    flow::{stack_pointer, Flow},
+    report, Shell, ShellError, Src, Stop,
+};
 use crate::kernel::Kernel;
 
 type P = HostedPlatform;
@@ -69,13 +73,6 @@ pub const MAX_BLOCK_DEPTH: usize = 8;
 /// calls from that deep), and the shell may run on a 2 MiB thread (`kmem top --script`,
 /// tests): a block starts only while at least half of that is left.
 pub const STACK_BUDGET: usize = 1 << 20;
-
-/// Where the stack is now (the address of a local; compared, never dereferenced).
-#[inline(never)]
-pub(super) fn stack_pointer() -> usize {
-    let here = 0u8;
-    std::hint::black_box(&here) as *const u8 as usize
-}
 
 /// The name devm actions written in the shell have in the `devres.log` trace (Linux prints
 /// the action function's name, `#action`).

@@ -37,7 +37,57 @@
 use std::fmt;
 use std::rc::Rc;
 
-use super::block::Item;
+/// One unit of a program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// A statement of [`syntax`].
+    Stmt(Stmt),
+    /// `if (c) … else if (c) … else …`: the arms in order, and the `else` body.
+    If {
+        /// Conditions and their bodies.
+        arms: Vec<(Expr, Vec<Item>)>,
+        /// The final `else`.
+        otherwise: Option<Vec<Item>>,
+    },
+    /// `while (cond) body`.
+    While {
+        /// The condition.
+        cond: Expr,
+        /// The body.
+        body: Vec<Item>,
+        /// The `while` keyword (where an interruption is reported).
+        span: Span,
+    },
+    /// `for (init; cond; step) body`.
+    For {
+        /// Run once first.
+        init: Option<Box<Stmt>>,
+        /// Tested before each iteration; none is true.
+        cond: Option<Expr>,
+        /// Run after each iteration (and after `continue`).
+        step: Option<Box<Stmt>>,
+        /// The body.
+        body: Vec<Item>,
+        /// The `for` keyword.
+        span: Span,
+    },
+    /// `{ … }`.
+    Block(Vec<Item>),
+    /// `break`.
+    Break,
+    /// `continue`.
+    Continue,
+    /// `return [expr]` (inside a block argument: a probe's result).
+    Return {
+        /// The value, if any.
+        value: Option<Expr>,
+        /// The `return` keyword.
+        span: Span,
+    },
+    /// A syntax error in place of the item it spoiled (top level only: an error anywhere in
+    /// a construct replaces the whole construct).
+    Error(SyntaxError),
+}
 
 /// A position range in the input line, in characters (0-based, end exclusive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

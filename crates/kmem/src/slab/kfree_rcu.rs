@@ -43,7 +43,6 @@ use crate::addr::{VirtAddr, PAGE_SIZE};
 use crate::gfp::GfpFlags;
 use crate::locking::Lock;
 use crate::platform::Platform;
-use crate::slab::common::SlabAllocatorKind;
 
 /// `FREE_N_CHANNELS`: slab objects and vmalloc'ed objects.
 pub const FREE_N_CHANNELS: usize = 2;
@@ -234,10 +233,7 @@ impl<P: Platform> SlabLayer<P> {
         self.kmemleak_ignore_tracked(obj);
         // SLUB caches with sheaves collect the object in a sheaf that goes back to the cache
         // whole after the grace period (`kfree_rcu_sheaf`, slab/slub/rcu_sheaf.rs).
-        if ch == Channel::Slab
-            && self.slab().kind == SlabAllocatorKind::Slub
-            && self.kfree_rcu_sheaf(obj)
-        {
+        if ch == Channel::Slab && self.slub_active() && self.kfree_rcu_sheaf(obj) {
             return;
         }
         self.slab.krc.objects_queued.fetch_add(1, Ordering::Relaxed);
@@ -439,7 +435,7 @@ impl<P: Platform> SlabLayer<P> {
             self.synchronize_rcu();
             return;
         }
-        if self.slab().kind == SlabAllocatorKind::Slub {
+        if self.slub_active() {
             // Linux 6.18: `flush_all_rcu_sheaves()` first (it ends with `rcu_barrier()`).
             self.flush_all_rcu_sheaves();
         }

@@ -135,6 +135,13 @@ impl<P: Platform> core::ops::Deref for SlabLayer<P> {
 }
 
 impl<P: Platform> SlabLayer<P> {
+    /// Whether the machine runs SLUB (`slab=` at boot): its per-CPU sheaves take
+    /// `kfree_rcu`'s objects (`slab/slub/rcu_sheaf.rs`).
+    #[inline]
+    pub(crate) fn slub_active(&self) -> bool {
+        self.slab().kind == common::SlabAllocatorKind::Slub
+    }
+
     /// The machine-wide slab state.
     #[inline]
     pub(crate) fn slab(&self) -> &SlabState<P::RawLock> {

@@ -13,15 +13,15 @@ use kds::list::{self, ListHead};
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
 use crate::platform::{LogLevel, Platform};
-use crate::slab::common::{kmalloc_index, CacheHandle, SlabFlags};
+use crate::slab::common::{CacheHandle, SlabFlags};
 use crate::slab::SlabLayer;
 
 use super::debug::TrackItem;
 use super::free::kmem_cache_free;
 use super::slab::{add_full, add_partial, count_partial_free, remove_partial};
 use super::{
-    resolve, Cache, Counters, KmemCacheCpu, Owner, Slab, SlabSheaf, Stat, SLUB_RED_ACTIVE,
-    SLUB_RED_INACTIVE,
+    kmalloc_slot, resolve, Cache, Counters, KmemCacheCpu, Owner, Slab, SlabSheaf, Stat,
+    SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
 };
 
 impl<P: Platform> SlabLayer<P> {
@@ -518,27 +518,6 @@ pub(crate) fn kmalloc_small<P: Platform>(
     // SAFETY: kmalloc table entries are caches created at boot, never destroyed.
     let s = unsafe { &*p.cast::<Cache<P>>() };
     alloc_inner(m, s, gfp, caller, size)
-}
-
-/// `kmalloc_caches[kmalloc_type(gfp)][kmalloc_index(size)]`: the kmalloc fast paths'
-/// size-to-cache lookup, one table load. Null above `KMALLOC_MAX_CACHE_SIZE` and before the
-/// cache exists (early boot). The size test is the only check: the callers make it first
-/// (kmalloc's large branch, `kfree_sized`'s), and once inlined the compiler drops this copy.
-#[inline(always)]
-pub(super) fn kmalloc_slot<P: Platform>(m: &SlabLayer<P>, size: usize, gfp: GfpFlags) -> *mut u8 {
-    if size > crate::slab::common::KMALLOC_MAX_CACHE_SIZE {
-        return ptr::null_mut();
-    }
-    let idx = kmalloc_index(size) as usize;
-    let ty = crate::slab::common::kmalloc_type(gfp) as usize;
-    const _: () = assert!(
-        (crate::slab::common::KMALLOC_SHIFT_HIGH as usize) < crate::slab::common::NR_KMALLOC_SLOTS
-    );
-    // SAFETY: `ty` is a `KmallocType` discriminant, below NR_KMALLOC_TYPES; for a size of at
-    // most KMALLOC_MAX_CACHE_SIZE (`1 << KMALLOC_SHIFT_HIGH`, tested above) `kmalloc_index`
-    // is at most KMALLOC_SHIFT_HIGH, below NR_KMALLOC_SLOTS (asserted above).
-    let slot = unsafe { m.slab().kmalloc.get_unchecked(ty).get_unchecked(idx) };
-    slot.load(Ordering::Relaxed)
 }
 
 /// `kmem_cache_alloc_bulk`.

@@ -12,8 +12,8 @@ use crate::platform::{LogLevel, Platform};
 use crate::slab::common::{CacheHandle, SlabFlags};
 use crate::slab::SlabLayer;
 
-use super::alloc::kmalloc_slot;
 use super::debug::TrackItem;
+use super::kmalloc_slot;
 use super::slab::{add_partial, remove_full, remove_partial};
 use super::{
     resolve, Cache, Counters, KmemCacheCpu, Owner, Slab, SlabSheaf, Stat, ON_PARTIAL,

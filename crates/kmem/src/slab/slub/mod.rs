@@ -921,3 +921,24 @@ impl crate::slab::common::SlabAllocator for Slub {
         unsafe { slub_cpu_dead::<P>((m as *const SlabLayer<P>).cast(), cpu) }
     }
 }
+
+/// `kmalloc_caches[kmalloc_type(gfp)][crate::slab::common::kmalloc_index(size)]`: the kmalloc fast paths'
+/// size-to-cache lookup, one table load. Null above `KMALLOC_MAX_CACHE_SIZE` and before the
+/// cache exists (early boot). The size test is the only check: the callers make it first
+/// (kmalloc's large branch, `kfree_sized`'s), and once inlined the compiler drops this copy.
+#[inline(always)]
+pub(crate) fn kmalloc_slot<P: Platform>(m: &SlabLayer<P>, size: usize, gfp: GfpFlags) -> *mut u8 {
+    if size > crate::slab::common::KMALLOC_MAX_CACHE_SIZE {
+        return core::ptr::null_mut();
+    }
+    let idx = crate::slab::common::kmalloc_index(size) as usize;
+    let ty = crate::slab::common::kmalloc_type(gfp) as usize;
+    const _: () = assert!(
+        (crate::slab::common::KMALLOC_SHIFT_HIGH as usize) < crate::slab::common::NR_KMALLOC_SLOTS
+    );
+    // SAFETY: `ty` is a `KmallocType` discriminant, below NR_KMALLOC_TYPES; for a size of at
+    // most KMALLOC_MAX_CACHE_SIZE (`1 << KMALLOC_SHIFT_HIGH`, tested above) `kmalloc_index`
+    // is at most KMALLOC_SHIFT_HIGH, below NR_KMALLOC_SLOTS (asserted above).
+    let slot = unsafe { m.slab().kmalloc.get_unchecked(ty).get_unchecked(idx) };
+    slot.load(core::sync::atomic::Ordering::Relaxed)
+}
