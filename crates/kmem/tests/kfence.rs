@@ -692,9 +692,10 @@ fn stats_and_objects_files() {
     assert!(objs.contains("allocated by task "), "{objs}");
     assert!(objs.contains(" on cpu "), "{objs}");
     assert!(objs.contains("\nfreed by task "), "{objs}");
-    // The allocation stack, symbolised, down to this test (the Rust call site on a platform
-    // without a stack walker).
-    assert!(objs.contains(" kfence::stats_and_objects_files"), "{objs}");
+    // The allocation stack, symbolised, down to this test crate's frames (the Rust call site
+    // on a platform without a stack walker). Not the test function by name: an optimised
+    // build (scripts/sanitize's opt-level 1) inlines it into the harness's closure.
+    assert!(objs.contains(" kfence::"), "{objs}");
     assert!(objs.contains(" unused\n"), "{objs}");
     t.free(p);
     assert_lockdep_quiet(&t.m);

@@ -154,12 +154,9 @@ fn leak_reported_after_two_scans_in_linux_format() {
         );
         assert_eq!(&l[22..25], ">] ", "{f}");
     }
-    assert!(
-        trace
-            .iter()
-            .any(|l| l.contains("leak_reported_after_two_scans_in_linux_format+0x")),
-        "{f}"
-    );
+    // Down to this test crate's frames (`kmemleak::…`; not the test function by name: an
+    // optimised build, scripts/sanitize's opt-level 1, inlines it into the harness's closure).
+    assert!(trace.iter().any(|l| l.contains(">] kmemleak::")), "{f}");
     // Reported once: a third scan finds nothing new, the file still lists it.
     assert_eq!(m.kmemleak_scan(&[]), 0);
     assert_eq!(reported(&m), 1);
