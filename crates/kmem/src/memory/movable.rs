@@ -57,7 +57,7 @@ impl Default for MovableOpsTable {
 
 impl MovableOpsTable {
     /// No owner.
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             ops: SpinLock::new([None; 2]),
         }
