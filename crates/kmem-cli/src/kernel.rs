@@ -30,6 +30,9 @@ pub struct BootOptions {
     pub cmdline: String,
     /// Seed of the platform's random numbers (fixed by default so that sessions repeat).
     pub seed: u64,
+    /// The most physical memory the machine may grow to by memory hotplug (`add_memory`), as
+    /// QEMU's `-m SIZE,maxmem=MAX`; 0: no growth.
+    pub maxmem: u64,
 }
 
 /// A memory access that could not be done; the report has been printed.
@@ -66,7 +69,7 @@ impl Kernel {
         kmem_hosted::check_host_memory(kmem_hosted::boot_host_memory(phys_size))?;
         let plat = HostedPlatform::new(HostedConfig {
             phys_size,
-            max_phys_size: 0,
+            max_phys_size: if o.maxmem > phys_size { o.maxmem } else { 0 },
             console: Console::Capture,
             clock: Clock::Monotonic,
             seed: Some(o.seed),
@@ -201,12 +204,17 @@ impl Kernel {
                 // The page behind the address, through the direct map or a vmalloc/vmap
                 // mapping (a vmap of a reserved page must not open a way around the check).
                 let va = VirtAddr::new(real);
-                let page = self.m.virt_to_page(va).or_else(|| {
-                    self.m
-                        .is_vmalloc_addr(va)
-                        .then(|| self.m.vmalloc_to_page(va))
-                        .flatten()
-                });
+                // The memmap (vmemmap) is backed by reserved pages too.
+                let page = self
+                    .m
+                    .virt_to_page(va)
+                    .or_else(|| {
+                        self.m
+                            .is_vmalloc_addr(va)
+                            .then(|| self.m.vmalloc_to_page(va))
+                            .flatten()
+                    })
+                    .or_else(|| self.m.vmemmap_to_page(va));
                 if page.is_some_and(|p| self.m.page_ref(p).is_some_and(|r| r.is_reserved())) {
                     self.oops(at, true, true);
                     return Err(Oopsed);

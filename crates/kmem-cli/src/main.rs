@@ -49,6 +49,10 @@ struct Cli {
     /// RAM size, with a K, M, G or T suffix.
     #[arg(long, global = true, default_value = "1G", value_parser = kernel::parse_size)]
     mem: u64,
+    /// The most RAM the machine may grow to by memory hotplug (the shell's `add_memory`), as
+    /// QEMU's `-m SIZE,maxmem=MAX`; with a K, M, G or T suffix. Default: no growth.
+    #[arg(long, global = true, value_parser = kernel::parse_size)]
+    maxmem: Option<u64>,
     /// Online CPUs.
     #[arg(long, global = true, default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=kmem_hosted::NR_CPUS as i64))]
@@ -196,6 +200,7 @@ impl Cli {
             cpus: usize::from(self.cpus),
             cmdline,
             seed: self.seed,
+            maxmem: self.maxmem.unwrap_or(0),
         })
     }
 }

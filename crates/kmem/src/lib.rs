@@ -34,6 +34,7 @@ pub mod memblock;
 pub mod mmzone;
 pub mod pgtable;
 pub mod platform;
+pub mod sparse;
 
 pub mod mm;
 
@@ -62,6 +63,8 @@ pub mod memory;
 
 pub mod task;
 
+/// Memory hotplug (above migrate: offlining migrates what lives in a block).
+pub mod memory_hotplug;
 pub mod migrate;
 
 pub mod kcompactd;

@@ -17,6 +17,7 @@ pub(super) fn shell_mem(mem: u64, cmdline: &str) -> Shell {
         cpus: 1,
         cmdline: cmdline.to_string(),
         seed: 0,
+        maxmem: 0,
     })
     .unwrap();
     Shell::new(k)

@@ -13,6 +13,7 @@ fn shell() -> Shell {
         cpus: 1,
         cmdline: String::new(),
         seed: 0,
+        maxmem: 0,
     })
     .unwrap();
     Shell::new(k)

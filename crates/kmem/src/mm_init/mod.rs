@@ -21,7 +21,9 @@ use kds::list::ListHead;
 
 use crate::addr::{Pfn, PhysAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::arch::{AddrTranslation, Arch, E820Table, E820Type, TranslationRegion};
-use crate::locking::{Lock, CPUHP_STATE_MUTEX, LOGBUF_LOCK, MEMBLOCK_LOCK, ZONE_LOCK};
+use crate::locking::{
+    Lock, CPUHP_STATE_MUTEX, LOGBUF_LOCK, MEMBLOCK_LOCK, MEM_HOTPLUG_LOCK, ZONE_LOCK,
+};
 use crate::memblock::{Memblock, MemblockError};
 use crate::mm::cpuhp::CpuhpTable;
 use crate::mm::mm_types::Page;
@@ -32,6 +34,9 @@ use crate::mmzone::{
     MIGRATE_TYPES, NR_ZONE_KINDS, PAGEBLOCK_NR_PAGES,
 };
 use crate::platform::{LogLevel, Platform};
+use crate::sparse::SectionTable;
+
+mod sparse;
 
 /// What to boot.
 #[derive(Clone, Copy, Debug)]
@@ -82,6 +87,8 @@ pub enum BootError {
     Memblock(MemblockError),
     /// `nr_cpus` is zero or above the platform's possible CPUs.
     BadCpuCount,
+    /// The platform's vmemmap window could not be mapped.
+    NoVmemmap,
 }
 
 impl fmt::Display for BootError {
@@ -93,6 +100,7 @@ impl fmt::Display for BootError {
             }
             BootError::Memblock(e) => write!(f, "{e}"),
             BootError::BadCpuCount => f.write_str("bad CPU count"),
+            BootError::NoVmemmap => f.write_str("could not map the virtual memory map"),
         }
     }
 }
@@ -115,8 +123,7 @@ pub(crate) struct EarlyMemory {
     /// The machine's state (`state_size` bytes, zeroed).
     pub(crate) state: *mut u8,
     log: *mut u8,
-    memmap: *mut Page,
-    memmap_bytes: usize,
+    memmap: sparse::BootMemmap,
     pageblocks: [(*mut u8, usize); NR_ZONE_KINDS],
     pcps: [*mut PcpSlot; NR_ZONE_KINDS],
     /// Pages taken for per-CPU data (the `pcps` arrays).
@@ -270,28 +277,33 @@ pub(crate) fn early_setup<P: Platform>(
     };
     let state = ea.zeroed(&mut mb, state_size, 64)?;
     let log = ea.zeroed(&mut mb, LOG_BUF_LEN, PAGE_SIZE)?;
-    let memmap_bytes = max_pfn.as_usize() * core::mem::size_of::<Page>();
-    // memblock_alloc_raw: every entry is written by memmap_init.
-    let memmap = ea.raw(&mut mb, memmap_bytes, PAGE_SIZE)?.cast::<Page>();
-    plat.prefault(memmap.cast(), memmap_bytes);
+    let memmap = sparse::sparse_init(plat, &ea, &mut mb, params.arch, max_pfn)?;
 
     let geos = zone_geometry(params.arch, &mb, max_pfn);
     // Pageblock migratetype bytes and per-CPU lists for every populated zone.
     let mut pageblocks = [(core::ptr::null_mut::<u8>(), 0usize); NR_ZONE_KINDS];
     let mut pcps = [core::ptr::null_mut::<PcpSlot>(); NR_ZONE_KINDS];
     let mut percpu_pages = 0;
+    // A platform that can grow gets per-CPU lists for the zones memory hotplug onlines into
+    // (Linux sets them up in `online_pages` for a zone that was empty; kmem's allocation
+    // paths read them without a lock, so they exist from boot).
+    let hotplug = plat.max_phys_end() > plat.phys_end() && params.arch == Arch::X86_64;
     for z in ZoneType::ALL {
         let g = geos[z.index()];
-        if g.present == 0 {
+        let hot_zone = hotplug && matches!(z, ZoneType::Normal | ZoneType::Movable);
+        if g.present == 0 && !hot_zone {
             continue;
         }
-        let first = g.start_pfn.as_u64() & !(PAGEBLOCK_NR_PAGES as u64 - 1);
-        let n = (g.end_pfn().as_u64() - first).div_ceil(PAGEBLOCK_NR_PAGES as u64) as usize;
-        let p = ea.zeroed(&mut mb, n, 8)?;
-        // SAFETY: `p` has `n` bytes; every pageblock starts MIGRATE_MOVABLE, as at boot in
-        // Linux (memmap_init_range).
-        unsafe { core::ptr::write_bytes(p, MigrateType::Movable as u8, n) };
-        pageblocks[z.index()] = (p, n);
+        // SPARSEMEM keeps pageblock flags in the sections' usage blocks.
+        if !memmap.sections.is_sparse() {
+            let first = g.start_pfn.as_u64() & !(PAGEBLOCK_NR_PAGES as u64 - 1);
+            let n = (g.end_pfn().as_u64() - first).div_ceil(PAGEBLOCK_NR_PAGES as u64) as usize;
+            let p = ea.zeroed(&mut mb, n, 8)?;
+            // SAFETY: `p` has `n` bytes; every pageblock starts MIGRATE_MOVABLE, as at boot in
+            // Linux (memmap_init_range).
+            unsafe { core::ptr::write_bytes(p, MigrateType::Movable as u8, n) };
+            pageblocks[z.index()] = (p, n);
+        }
         // The zone's per_cpu_pageset (setup_zone_pageset: alloc_percpu), one per possible
         // CPU.
         let bytes = plat.possible_cpus() * core::mem::size_of::<PcpSlot>();
@@ -312,7 +324,6 @@ pub(crate) fn early_setup<P: Platform>(
         state,
         log,
         memmap,
-        memmap_bytes,
         pageblocks,
         pcps,
         percpu_pages,
@@ -334,9 +345,9 @@ pub(crate) fn memory_model<P: Platform>(
     let mut translation = AddrTranslation::new();
     if let Some(vmemmap) = arch.vmemmap_base() {
         translation.add(TranslationRegion {
-            real: em.memmap as usize,
+            real: em.memmap.memmap as usize,
             model: vmemmap,
-            len: em.memmap_bytes as u64,
+            len: em.memmap.span as u64,
         });
     }
     translation.add(TranslationRegion {
@@ -350,7 +361,12 @@ pub(crate) fn memory_model<P: Platform>(
         possible_cpus: plat.possible_cpus(),
         e820: em.e820,
         memblock: Lock::new(&MEMBLOCK_LOCK, Memblock::new()),
-        mem_map: em.memmap,
+        mem_map: em.memmap.memmap,
+        sections: em.memmap.sections,
+        memmap_phys: em.memmap.phys,
+        vmemmap_mapped: em.memmap.vmemmap,
+        pfn_limit: core::sync::atomic::AtomicU64::new(em.max_pfn.as_u64()),
+        mem_hotplug: Lock::new(&MEM_HOTPLUG_LOCK, ()),
         max_pfn: em.max_pfn,
         lowmem_end: em.lowmem_end,
         direct_map,
@@ -399,6 +415,10 @@ pub(crate) fn zones<L: lock_api::RawMutex>(em: &EarlyMemory) -> ([Zone<L>; NR_ZO
         ),
         stats: ZoneStats::default(),
         pageblock_mt: em.pageblocks[i].0,
+        sections: em.memmap.sections,
+        hot_start: core::sync::atomic::AtomicU64::new(0),
+        hot_end: core::sync::atomic::AtomicU64::new(0),
+        hot_present: core::sync::atomic::AtomicI64::new(0),
         nr_pageblocks: em.pageblocks[i].1,
         pcp: em.pcps[i],
         pcp_batch: 0,
@@ -671,21 +691,69 @@ fn print_unavailable_ranges<P: Platform>(
 }
 
 /// `memmap_init`: every `struct page` starts reserved with one reference, in its zone (hole
-/// pages below the first zone belong to the lowest zone, as in Linux).
+/// pages below the first zone belong to the lowest zone, as in Linux). With SPARSEMEM only
+/// the valid sections' entries exist: they are initialised, the tail of the last section
+/// beyond the last zone in that zone (`init_unavailable_range`), and the boot sections are
+/// marked online (`online_mem_sections`).
 pub(crate) fn memmap_init<P: Platform>(mm: &MemoryModel<P>, geos: &[ZoneGeometry; NR_ZONE_KINDS]) {
-    // Hole pages below the first zone belong to the lowest zone, as in Linux.
+    let sections = mm.sections;
+    let limit = if sections.is_sparse() {
+        mm.max_pfn
+            .as_u64()
+            .next_multiple_of(crate::sparse::PAGES_PER_SECTION)
+    } else {
+        mm.max_pfn.as_u64()
+    };
     let mut start = 0u64;
+    let mut last = None;
     for &z in mm.arch.zones() {
         let g = geos[z.index()];
         if g.spanned == 0 {
             continue;
         }
         let end = g.end_pfn().as_u64();
-        for pfn in start..end.min(mm.max_pfn.as_u64()) {
-            // SAFETY: `pfn < max_pfn`, so the entry is inside the memmap allocation; boot runs
-            // alone and nothing has a reference to it yet: it is ours to initialise.
-            unsafe { mm.mem_map.add(pfn as usize).write(Page::reserved(z)) };
-        }
+        init_range(mm, sections, z, start, end.min(limit));
         start = end;
+        last = Some(z);
+    }
+    if let Some(z) = last {
+        init_range(mm, sections, z, start, limit);
+    }
+    if sections.is_sparse() {
+        for nr in 0..crate::sparse::pfn_to_section_nr(Pfn::new(limit)) {
+            if let Some(sec) = sections.section(nr) {
+                if sec.flags() & crate::sparse::SECTION_HAS_MEM_MAP != 0 {
+                    sec.set(crate::sparse::SECTION_IS_ONLINE);
+                }
+            }
+        }
+    }
+}
+
+/// Initialises the valid entries of `[start, end)` as reserved pages of zone `z`.
+fn init_range<P: Platform>(
+    mm: &MemoryModel<P>,
+    sections: SectionTable,
+    z: ZoneType,
+    start: u64,
+    end: u64,
+) {
+    let mut pfn = start;
+    while pfn < end {
+        let sec_end = if sections.is_sparse() {
+            ((pfn / crate::sparse::PAGES_PER_SECTION) + 1) * crate::sparse::PAGES_PER_SECTION
+        } else {
+            end
+        };
+        let stop = sec_end.min(end);
+        if !sections.is_sparse() || sections.pfn_valid(Pfn::new(pfn)) {
+            for p in pfn..stop {
+                // SAFETY: `p` is below max_pfn (FLATMEM) or in a valid section (SPARSEMEM), so
+                // its entry is backed memmap; boot runs alone and nothing has a reference to
+                // it yet: it is ours to initialise.
+                unsafe { mm.mem_map.add(p as usize).write(Page::reserved(z)) };
+            }
+        }
+        pfn = stop;
     }
 }

@@ -412,7 +412,7 @@ impl<P: Platform> PageAllocator<P> {
         let mut p = pfn.as_u64();
         let end = p + order.pages() as u64;
         while p < end {
-            if zone.geo.contains(Pfn::new(p)) {
+            if zone.contains_pfn(Pfn::new(p)) {
                 zone.set_pageblock_migratetype(Pfn::new(p), mt);
             }
             p += PAGEBLOCK_NR_PAGES as u64;
@@ -428,10 +428,9 @@ impl<P: Platform> PageAllocator<P> {
         mut order: Order,
     ) {
         let mt = zone.pageblock_migratetype(pfn);
-        let max_pfn = self.max_pfn;
         while order.as_u32() < MAX_PAGE_ORDER {
             let buddy_pfn = pfn.buddy(order);
-            if buddy_pfn >= max_pfn || !zone.geo.contains(buddy_pfn) {
+            if !zone.contains_pfn(buddy_pfn) {
                 break;
             }
             let buddy = self.page(buddy_pfn);
@@ -513,7 +512,7 @@ impl<P: Platform> PageAllocator<P> {
         let mut moved = 0;
         while p < end {
             let pf = Pfn::new(p);
-            if !zone.geo.contains(pf) {
+            if !zone.contains_pfn(pf) {
                 p += 1;
                 continue;
             }
@@ -572,7 +571,7 @@ impl<P: Platform> PageAllocator<P> {
                 let mut p = start;
                 while p < start + PAGEBLOCK_NR_PAGES as u64 {
                     let pf = Pfn::new(p);
-                    if zone.geo.contains(pf) && self.page(pf).is_buddy() {
+                    if zone.contains_pfn(pf) && self.page(pf).is_buddy() {
                         let o = self.page(pf).private();
                         n += 1usize << o;
                         p += 1u64 << o;
@@ -1318,8 +1317,8 @@ impl<P: Platform> PageAllocator<P> {
                         if !pfn.is_aligned_to(order) && o > 0 {
                             return Err("free block not aligned to its order");
                         }
-                        if !zone.geo.contains(pfn)
-                            || !zone.geo.contains(pfn + (order.pages() as u64 - 1))
+                        if !zone.contains_pfn(pfn)
+                            || !zone.contains_pfn(pfn + (order.pages() as u64 - 1))
                         {
                             return Err("free block outside its zone");
                         }
@@ -1332,7 +1331,7 @@ impl<P: Platform> PageAllocator<P> {
                         }
                         if o < MAX_PAGE_ORDER as usize {
                             let b = pfn.buddy(order);
-                            if zone.geo.contains(b) {
+                            if zone.contains_pfn(b) {
                                 let bp = self.page(b);
                                 if bp.is_buddy()
                                     && bp.private() == o

@@ -66,7 +66,7 @@ impl<P: Platform> PageAllocator<P> {
                 crate::mm::pages_to_kb(z.wmark(crate::mmzone::WMARK_MIN)),
                 crate::mm::pages_to_kb(z.wmark(crate::mmzone::WMARK_LOW)),
                 crate::mm::pages_to_kb(z.wmark(crate::mmzone::WMARK_HIGH)),
-                crate::mm::pages_to_kb(z.geo.present as usize),
+                crate::mm::pages_to_kb(z.span().present as usize),
                 crate::mm::pages_to_kb(z.managed_pages()),
             ));
         }

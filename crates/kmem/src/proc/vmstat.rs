@@ -169,20 +169,15 @@ impl<P: Platform> VmLayer<P> {
     /// and its page belongs to the zone.
     fn pageblock_counts_valid(&self, kind: ZoneType) -> [usize; MIGRATE_TYPES] {
         let z = self.zone(kind);
-        let (start, end) = (z.geo.start_pfn.as_u64(), z.geo.end_pfn().as_u64());
-        let (arch, max_pfn) = (self.arch(), self.max_pfn());
+        let (start, end) = (z.span().start_pfn.as_u64(), z.span().end_pfn().as_u64());
         let mut c = [0; MIGRATE_TYPES];
-        self.with_memblock(|mb| {
-            for pfn in (start..end).step_by(PAGEBLOCK_NR_PAGES) {
-                let pfn = crate::addr::Pfn::new(pfn);
-                if !crate::mm::pfn_valid_in(arch, mb, max_pfn, pfn)
-                    || self.page(pfn).zone_type() != kind
-                {
-                    continue;
-                }
-                c[z.pageblock_migratetype(pfn) as usize] += 1;
+        for pfn in (start..end).step_by(PAGEBLOCK_NR_PAGES) {
+            let pfn = crate::addr::Pfn::new(pfn);
+            if !self.pfn_valid(pfn) || self.page(pfn).zone_type() != kind {
+                continue;
             }
-        });
+            c[z.pageblock_migratetype(pfn) as usize] += 1;
+        }
         c
     }
 
@@ -208,8 +203,8 @@ impl<P: Platform> VmLayer<P> {
                 z.wmark(WMARK_LOW),
                 z.wmark(WMARK_HIGH),
                 z.wmark(WMARK_PROMO),
-                z.geo.spanned,
-                z.geo.present,
+                z.span().spanned,
+                z.span().present,
                 z.managed_pages(),
                 z.stats.cma_pages.load(core::sync::atomic::Ordering::Relaxed)
             )?;
@@ -271,7 +266,7 @@ impl<P: Platform> VmLayer<P> {
             write!(
                 out,
                 "\n  node_unreclaimable:  0\n  start_pfn:           {}",
-                z.geo.start_pfn.as_u64()
+                z.span().start_pfn.as_u64()
             )?;
             out.write_char('\n')?;
         }
