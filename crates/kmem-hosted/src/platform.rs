@@ -55,6 +55,8 @@ pub struct HostedPlatform {
     /// The vmemmap window maps private anonymous memory instead of the memfd's pages
     /// ([`HostedPlatform::use_private_vmemmap`]).
     vmemmap_private: core::sync::atomic::AtomicBool,
+    /// [`Platform::vmemmap_window`] says `None` ([`HostedPlatform::disable_vmemmap`]).
+    vmemmap_off: core::sync::atomic::AtomicBool,
     /// Memory for kmem's debugging state (its lock validator, its stack depot), off the
     /// machine's books.
     debug: std::sync::OnceLock<DebugArea>,
@@ -153,6 +155,7 @@ impl HostedPlatform {
             vwin: std::sync::OnceLock::new(),
             hotplug,
             vmemmap_private: core::sync::atomic::AtomicBool::new(false),
+            vmemmap_off: core::sync::atomic::AtomicBool::new(false),
             debug: std::sync::OnceLock::new(),
             walk: core::sync::atomic::AtomicU8::new(StackWalk::Unwind as u8),
             kmc_traps: core::sync::atomic::AtomicBool::new(false),
@@ -206,6 +209,14 @@ impl HostedPlatform {
     /// memory of its own). Call before `Machine::boot`.
     pub fn use_private_vmemmap(&self) {
         self.vmemmap_private.store(true, Ordering::Release);
+    }
+
+    /// Offers no vmemmap window ([`Platform::vmemmap_window`] returns `None`), as bare metal
+    /// does: a machine booted on the platform keeps its memmap as one array in the direct
+    /// map under the section table, and cannot hot-add memory. For testing that path. Call
+    /// before `Machine::boot`.
+    pub fn disable_vmemmap(&self) {
+        self.vmemmap_off.store(true, Ordering::Release);
     }
 
     /// The largest physical end [`HostedPlatform::grow_phys`] accepts.
@@ -496,6 +507,9 @@ unsafe impl Platform for HostedPlatform {
     }
 
     fn vmemmap_window(&self, len: usize) -> Option<*mut u8> {
+        if self.vmemmap_off.load(Ordering::Acquire) {
+            return None;
+        }
         if let Some(w) = self.vwin.get() {
             return Some(w.base());
         }
