@@ -69,7 +69,9 @@ impl<P: Platform> TaskLayer<P> {
             },
             Owner::Shmem(im) => {
                 let idx = page.index() as u64;
-                // SAFETY: as above; the object outlives the VMAs on its `i_mmap`.
+                // SAFETY: `tasklist_lock` is held (the caller passes the proof), which is
+                // `rmap_walk_file`'s contract; the shmem object outlives the VMAs on its `i_mmap`,
+                // and `f` changes PTEs only.
                 unsafe { self.rmap_walk_file(im, idx, &mut *f) }
             }
             Owner::SwapCacheOnly => {}

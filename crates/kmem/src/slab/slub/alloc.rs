@@ -292,7 +292,9 @@ pub(super) fn alloc_inner<P: Platform>(
             if n == 0 {
                 ptr::null_mut()
             } else {
-                // SAFETY: as above; slot `n - 1` holds an object.
+                // SAFETY: `sh` is this CPU's main sheaf and we hold the CPU's section, so nothing
+                // else reads or writes its header or slots; n > 0 here, so slot `n - 1` is below
+                // `size` and holds an object, which the pop hands to us.
                 unsafe {
                     (*sh).size = n - 1;
                     c.alloc_pcs = c.alloc_pcs.wrapping_add(1);

@@ -377,7 +377,9 @@ impl<P: Platform> SlabLayer<P> {
                 value
             ),
         );
-        // SAFETY: as above; we repair the bytes we reported.
+        // SAFETY: `fault..fault + (end - first)` lies inside `start..start + bytes`, the object's
+        // stride in a slab the caller holds (the range read above); `area` is not used after this
+        // write.
         unsafe { ptr::write_bytes(fault, value, end - first) };
         false
     }
@@ -515,7 +517,8 @@ impl<P: Platform> SlabLayer<P> {
                 POISON_INUSE
             ),
         );
-        // SAFETY: as above.
+        // SAFETY: `fault..fault + (end - first)` lies inside the padding `pad..pad + remainder` at
+        // the tail of the slab the caller holds (read above as `area`, not used after this write).
         unsafe { ptr::write_bytes(fault, POISON_INUSE, end - first) };
         false
     }
@@ -615,7 +618,9 @@ impl<P: Platform> SlabLayer<P> {
         let fp = unsafe { s.get_fp(p) };
         if !self.check_valid_pointer(s, slab, fp) {
             self.object_err(s, slab, p, "Freepointer corrupt");
-            // SAFETY: as above; the chain after it is lost, as in Linux.
+            // SAFETY: `p` is an object of `slab`, which the caller holds, so its free-pointer word
+            // is inside the slab and ours to write; the chain after the corrupt pointer is lost, as
+            // in Linux.
             unsafe { s.set_fp(p, ptr::null_mut()) };
             return false;
         }

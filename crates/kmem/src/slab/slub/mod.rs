@@ -386,7 +386,9 @@ pub struct KmemCache<L: lock_api::RawMutex> {
 // SAFETY: the raw pointers are to per-CPU data (used under CPU sections) and to slab memory
 // (used under the list lock or by compare-and-swap), as the module documentation describes.
 unsafe impl<L: lock_api::RawMutex + Send + Sync> Sync for KmemCache<L> {}
-// SAFETY: as above.
+// SAFETY: moving a cache to another thread moves only its raw pointers; they reach per-CPU data
+// used under that CPU's section and slab memory used under the list lock or by compare-and-swap, so
+// no access depends on the thread that holds the `KmemCache`.
 unsafe impl<L: lock_api::RawMutex + Send + Sync> Send for KmemCache<L> {}
 
 type Cache<P> = KmemCache<<P as Platform>::RawLock>;
@@ -496,7 +498,9 @@ impl<L: lock_api::RawMutex> KmemCache<L> {
         // SAFETY: the free pointer slot lies inside the object's stride (offset < size) and is
         // word aligned (objects and offset are multiples of 8).
         let slot = unsafe { obj.add(self.offset as usize) };
-        // SAFETY: as above.
+        // SAFETY: `slot` is inside the object's stride (offset < size) and 8-aligned (objects and
+        // offset are multiples of 8), and the caller may read the object (this function's
+        // contract).
         let raw = unsafe { ptr::read(slot.cast::<usize>()) };
         (raw ^ self.random ^ (slot as usize).swap_bytes()) as *mut u8
     }

@@ -141,7 +141,8 @@ impl<P: Platform> SlabLayer<P> {
                 unsafe { s.set_fp(cur, nx) };
                 cur = nx;
             }
-            // SAFETY: as above.
+            // SAFETY: `cur` is the last object of the new slab, which we own and nobody else can
+            // reach yet; ending its free pointer with NULL closes the freelist.
             unsafe { s.set_fp(cur, ptr::null_mut()) };
         } else {
             let mut cur = start;
@@ -154,7 +155,8 @@ impl<P: Platform> SlabLayer<P> {
                 unsafe { s.set_fp(cur, nx) };
                 cur = nx;
             }
-            // SAFETY: as above.
+            // SAFETY: `cur` is the last object in address order of the new slab, which we own and
+            // nobody else can reach yet; its NULL free pointer ends the freelist.
             unsafe { s.set_fp(cur, ptr::null_mut()) };
         }
         slab.set_counters(Counters::new(ptr::null_mut(), base, objects, true));
