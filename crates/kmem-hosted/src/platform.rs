@@ -106,7 +106,9 @@ impl Drop for DebugArea {
 // SAFETY: `base` is a cached copy of `inner.mem.base()`, the address of memory owned by
 // `inner`, which is Send + Sync; the handle has no thread affinity.
 unsafe impl Send for HostedPlatform {}
-// SAFETY: as above; all shared access goes through `Inner`'s synchronised fields.
+// SAFETY: `&HostedPlatform` reads only the immutable cached `base` and goes through `Inner`'s
+// synchronised fields (atomics, locks) for everything else; the direct map is reached only through
+// raw pointers.
 unsafe impl Sync for HostedPlatform {}
 
 impl core::fmt::Debug for HostedPlatform {
