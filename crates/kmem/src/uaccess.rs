@@ -297,7 +297,10 @@ impl<P: Platform> TaskLayer<P> {
             true,
             Mode::User,
             |p, off, n| {
-                // SAFETY: as in `uread`, the other way.
+                // SAFETY: `p` points at `n` bytes of a user page that `uaccess` faulted in writable
+                // and holds under the lock, and `buf[off..]` has at least `n` bytes (`uaccess`
+                // splits `buf.len()` into these chunks); a user page is never inside `buf`, so the
+                // two do not overlap.
                 unsafe { core::ptr::copy_nonoverlapping(buf[off..].as_ptr(), p, n) };
             },
         )
@@ -333,7 +336,8 @@ impl<P: Platform> TaskLayer<P> {
     /// See [`UaccessError`].
     pub fn umemset(&self, pid: i32, addr: u64, byte: u8, len: u64) -> Result<(), UaccessError> {
         self.uaccess(pid, addr, len, true, Mode::User, |p, _, n| {
-            // SAFETY: as in `uread`.
+            // SAFETY: `p` points at `n` bytes of a user page that `uaccess` faulted in writable and
+            // holds under the lock for this call; no Rust reference into that page exists.
             unsafe { core::ptr::write_bytes(p, byte, n) };
         })
     }

@@ -305,7 +305,9 @@ impl<P: Platform> DevLayer<P> {
 
     /// The device `h` names, if it is registered (registry lock held).
     fn find_device(&self, r: &Registry, h: DeviceHandle) -> Option<*mut Device<P>> {
-        // SAFETY: as in `find_bus`, for the device list and `Device::all`.
+        // SAFETY: the device list is initialised and unchanged while `r` (the registry lock) is
+        // held, and each entry is the `all` link of a live `Device`, freed only after being
+        // unlinked under that lock.
         unsafe {
             links(&r.devices)
                 .map(|l| kds::container_of!(l, Device<P>, all))

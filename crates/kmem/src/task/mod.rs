@@ -118,7 +118,9 @@ impl TaskTable {
         let mut c = self.head;
         core::iter::from_fn(move || {
             let p = c?;
-            // SAFETY: as in `find_ptr`.
+            // SAFETY: `p` is linked on the task list and `&self` borrows the list under
+            // `tasklist_lock`; linked tasks are freed only after being unlinked under that lock, so
+            // `p` stays live for the iterator's lifetime.
             let t = unsafe { &*p.as_ptr() };
             c = t.next;
             Some(t)

@@ -368,7 +368,9 @@ impl MmStruct {
     pub fn find_vma(&self, addr: u64) -> Option<&VmAreaStruct> {
         let mut idx = addr as usize;
         let e = self.mm_mt.find(&mut idx, usize::MAX)?;
-        // SAFETY: as in `vma_lookup`.
+        // SAFETY: a maple-tree entry of this mm is a live VMA it owns, and `&self` keeps it so
+        // (freeing or changing a VMA needs `&mut self`), so the reference may live as long as the
+        // borrow of `self`.
         e.as_ptr::<VmAreaStruct>().map(|p| unsafe { &*p.as_ptr() })
     }
 
@@ -379,7 +381,8 @@ impl MmStruct {
             return None;
         }
         let e = self.mm_mt.prev(addr as usize, 0)?;
-        // SAFETY: as in `vma_lookup`.
+        // SAFETY: the entry `prev` found is a live VMA owned by this mm, and `&self` keeps it so
+        // (changes need `&mut self`) for as long as the returned reference.
         e.as_ptr::<VmAreaStruct>().map(|p| unsafe { &*p.as_ptr() })
     }
 

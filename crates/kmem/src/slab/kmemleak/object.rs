@@ -387,7 +387,9 @@ impl LeakState {
     /// Takes the first object of the grey queue.
     pub fn gray_pop(&mut self) -> Option<ObjId> {
         let o = NonNull::new(self.gray_head)?;
-        // SAFETY: as in gray_push.
+        // SAFETY: `o` is the head of the grey queue, which holds only linked objects (only
+        // `gray_push` adds, and objects are not removed during a scan: the scan holds the lock,
+        // here `&mut self`), so its `gray_next` is initialised and ours to read.
         self.gray_head = unsafe { (*o.as_ptr()).gray_next };
         if self.gray_head.is_null() {
             self.gray_tail = ptr::null_mut();

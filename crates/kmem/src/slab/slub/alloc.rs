@@ -500,7 +500,9 @@ pub(crate) fn krealloc_orig_size<P: Platform>(m: &SlabLayer<P>, p: *mut u8) -> u
 
 /// `ksize` of a slab object's cache.
 pub(crate) fn slab_ksize<P: Platform>(cache: usize) -> usize {
-    // SAFETY: as in `kfree_slab`.
+    // SAFETY: `cache` is the `mapping` word of a slab page (the dispatcher's caller read it from
+    // the page), which is that slab's cache, and caches are never freed while they have slabs, so
+    // the reference is to a live `KmemCache`.
     let s = unsafe { &*(cache as *const Cache<P>) };
     s.ksize()
 }

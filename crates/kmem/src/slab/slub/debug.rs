@@ -195,7 +195,9 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     fn print_track(&self, what: &str, t: *const Track) {
-        // SAFETY: inside the object's stride, as in `set_track`.
+        // SAFETY: `t` is a track slot from `get_track`, which lies inside the object's stride
+        // (calculate_sizes reserved it) of an object the caller is reporting on; the read is
+        // unaligned-safe and copies the words out.
         let t = unsafe { ptr::read_unaligned(t) };
         if t.addr == 0 {
             return;
@@ -428,7 +430,9 @@ impl<P: Platform> SlabLayer<P> {
         p: *mut u8,
         v: u32,
     ) {
-        // SAFETY: as in `get_orig_size`; the caller owns the object.
+        // SAFETY: the orig-size slot lies in the object's metadata, reserved by calculate_sizes
+        // when `orig_size_enabled()`; the caller owns the object, so nobody else writes it, and the
+        // write is unaligned-safe.
         unsafe { ptr::write_unaligned(self.orig_size_slot(s, p), v) };
     }
 

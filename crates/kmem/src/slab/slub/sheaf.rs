@@ -732,7 +732,9 @@ impl<P: Platform> SlabLayer<P> {
             Some(sh) => sh,
             None => self.alloc_empty_sheaf(s, gfp, s.sheaf_capacity)?,
         };
-        // SAFETY: ours.
+        // SAFETY: `sh` came off this CPU's spare or the barn (taken under its lock) or is fresh
+        // from `alloc_empty_sheaf`: in every case no CPU and no barn refers to it any more, so its
+        // header is ours to read.
         if unsafe { (*sh.as_ptr()).size } < size && !self.fill_detached(s, sh.as_ptr(), gfp) {
             self.flush_detached(s, sh.as_ptr());
             self.free_empty_sheaf(s, sh.as_ptr());

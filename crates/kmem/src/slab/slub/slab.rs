@@ -265,7 +265,9 @@ pub(super) fn remove_partial(n: &mut NodeLists, slab: Slab) {
 
 pub(super) fn add_full(n: &mut NodeLists, slab: Slab) {
     slab.set(ON_FULL, true);
-    // SAFETY: as in `add_partial`.
+    // SAFETY: the full list head lives in the (pinned) cache node behind `n`, the list lock the
+    // caller holds (`&mut NodeLists`); the slab is on no list (ON_PARTIAL and ON_FULL were clear),
+    // so linking its `lru` cannot corrupt another list.
     unsafe { list::list_add(slab.0.lru(), &mut n.full) };
 }
 
