@@ -225,6 +225,9 @@ struct Migrator {
     pages: Mutex<Vec<u64>>,
 }
 
+/// # Safety
+/// `ctx` must point at a live `Migrator` whose machine outlives the registration (the test
+/// registers it so and unregisters it before dropping either).
 unsafe fn migrate(ctx: *const (), start: Pfn, end: Pfn) -> Result<(), Errno> {
     // SAFETY: `ctx` is the test's Migrator, alive while registered.
     let mg = unsafe { &*ctx.cast::<Migrator>() };

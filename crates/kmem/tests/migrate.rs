@@ -542,6 +542,9 @@ struct Balloon {
     refuse: std::sync::atomic::AtomicBool,
 }
 
+/// # Safety
+/// `ctx` must point at the test's live `Balloon` (registered with `set_movable_ops` and removed
+/// before the balloon is dropped).
 unsafe fn b_isolate(ctx: *const (), page: PagePtr) -> bool {
     // SAFETY: ctx is the test's Balloon.
     let b = unsafe { &*ctx.cast::<Balloon>() };
@@ -552,6 +555,9 @@ unsafe fn b_isolate(ctx: *const (), page: PagePtr) -> bool {
     b.pages.lock().unwrap().contains(&page)
 }
 
+/// # Safety
+/// `ctx` must point at the test's live `Balloon`, whose machine outlives it; `dst` and `src` are
+/// distinct pages of that machine held by the caller.
 unsafe fn b_migrate(ctx: *const (), dst: PagePtr, src: PagePtr) -> Result<(), Errno> {
     // SAFETY: ctx is the test's Balloon.
     let b = unsafe { &*ctx.cast::<Balloon>() };
@@ -575,6 +581,8 @@ unsafe fn b_migrate(ctx: *const (), dst: PagePtr, src: PagePtr) -> Result<(), Er
     Ok(())
 }
 
+/// # Safety
+/// `ctx` must point at the test's live `Balloon`.
 unsafe fn b_putback(ctx: *const (), _page: PagePtr) {
     // SAFETY: ctx is the test's Balloon.
     let b = unsafe { &*ctx.cast::<Balloon>() };
