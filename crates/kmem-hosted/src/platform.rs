@@ -570,6 +570,8 @@ mod tests {
     fn sections_in_hooks_and_after_exit_do_not_track_the_platform() {
         // A hook that enters a section (as kmem's draining does) must not leave a weak
         // reference behind in the exiting thread: the platform's block would leak.
+        /// # Safety
+        /// `ctx` must point at a live `HostedPlatform` for as long as the hook is registered.
         unsafe fn hook(ctx: *const (), _cpu: usize) {
             // SAFETY: the test registers a live platform and keeps it alive.
             let p = unsafe { &*ctx.cast::<HostedPlatform>() };
