@@ -27,19 +27,6 @@ const PA: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
 const MIB: u64 = 1 << 20;
 const PAGE: u64 = PAGE_SIZE as u64;
 
-fn baseline(m: &M) -> usize {
-    let p = m.spawn("warmup").unwrap();
-    m.exit(p).unwrap();
-    settle(m)
-}
-
-fn vmstat(m: &M, name: &str) -> u64 {
-    proc(m, "/proc/vmstat")
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /proc/vmstat"))
-}
-
 fn lru_pages(m: &M) -> u64 {
     [
         "nr_inactive_anon",
