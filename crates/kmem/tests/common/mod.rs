@@ -101,7 +101,11 @@ pub fn baseline(m: &M) -> usize {
 pub fn swapon_file(m: &M, tag: &str, size: u64) -> (std::path::PathBuf, String) {
     let path = std::env::temp_dir().join(format!("kmem-{tag}-{}", std::process::id()));
     let name = path.to_str().unwrap().to_string();
-    m.swapon(&name, kmem_hosted::FileSwap::create(&path, size).unwrap(), None)
-        .unwrap();
+    m.swapon(
+        &name,
+        kmem_hosted::FileSwap::create(&path, size).unwrap(),
+        None,
+    )
+    .unwrap();
     (path, name)
 }
