@@ -30,6 +30,10 @@ fn area(rb: *const RbNode) -> *mut FreeArea {
 }
 
 /// Inserts `a` ordered by start, raising the subtree maxima on the way down.
+///
+/// # Safety
+/// `a` must be a valid, unlinked `FreeArea` that does not move while linked, and `root` a valid
+/// tree whose nodes are all live, pinned `FreeArea`s.
 unsafe fn insert_area(a: *mut FreeArea, root: *mut RbRoot) {
     // SAFETY: the caller guarantees `a` and all linked areas are valid and pinned.
     unsafe {
@@ -52,6 +56,10 @@ unsafe fn insert_area(a: *mut FreeArea, root: *mut RbRoot) {
 }
 
 /// Returns the lowest-addressed area of at least `size` bytes (mm/vmalloc.c `find_vmap_lowest_match`).
+///
+/// # Safety
+/// `root` must be a valid tree whose nodes are all live `FreeArea`s with correct
+/// `subtree_max_size`, not modified during the call.
 unsafe fn lowest_fit(root: *const RbRoot, size: u64) -> *mut FreeArea {
     // SAFETY: the caller guarantees a valid tree of FreeAreas.
     unsafe {

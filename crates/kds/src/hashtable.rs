@@ -474,9 +474,13 @@ impl<'a, A: KeyAdapter, B: Buckets> HashTableIn<'a, A, B> {
 
     /// Iterates over `(bucket, item)` pairs (`hash_for_each`).
     pub fn iter(&self) -> impl Iterator<Item = (usize, &'a A::Item)> + '_ {
-        // SAFETY: as in `possible`.
+        // SAFETY: every node in the table is the link of an item borrowed for 'a, and the iterator
+        // borrows the table (`&self`), so no node is removed or moved while `hash_for_each` walks
+        // the buckets.
         unsafe { hash_for_each(self.table()) }.map(|(b, n)| {
-            // SAFETY: as in `possible`.
+            // SAFETY: `n` is a link yielded by the bucket walk, embedded in an item the table
+            // borrows for 'a, so `A::item(n)` is a live item and a shared reference to it is valid
+            // for 'a.
             (b, unsafe { &*A::item(n) })
         })
     }

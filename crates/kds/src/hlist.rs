@@ -627,7 +627,9 @@ impl<'a, A: HAdapter> HList<'a, A> {
         if !self.contains(pos) {
             return Err(AlreadyLinked(item));
         }
-        // SAFETY: as in `add_behind`.
+        // SAFETY: `pos` is on this pinned list (checked by `contains`), so its link is live and its
+        // `pprev` valid; `n` is unhashed and its item is borrowed for 'a, so it outlives its time
+        // on the list.
         unsafe { hlist_add_before(n, A::link(pos).as_raw()) };
         Ok(())
     }

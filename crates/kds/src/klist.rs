@@ -129,6 +129,9 @@ impl Default for KlistNode {
     }
 }
 
+/// # Safety
+/// `l` must be the `n_node` field of a live `KlistNode` (the result points at that node; any other
+/// pointer gives a pointer outside any object).
 #[inline(always)]
 unsafe fn to_klist_node(l: *mut ListHead) -> *const KlistNode {
     crate::container_of!(l, KlistNode, n_node)
@@ -249,7 +252,9 @@ impl Klist {
         if n.is_attached() {
             return false;
         }
-        // SAFETY: as in `add_head`.
+        // SAFETY: `n` is unattached (checked above) and valid forever (`'static`); the klist is
+        // pinned, so it cannot move while it has nodes, and its `Drop` detaches whatever is still
+        // on it: `klist_add_tail`'s contract.
         unsafe { klist_add_tail(n, &self) };
         true
     }
@@ -309,7 +314,9 @@ pub unsafe fn klist_add_tail(n: &KlistNode, k: &Klist) {
     k.node_init(n);
     // Lock order: &k->k_lock, a leaf (get/put run outside it); docs/LOCKING.md.
     let _g = k.lock.lock();
-    // SAFETY: as in `klist_add_head`.
+    // SAFETY: `k.lock` is held, `n` is unattached and stays valid until `put` (this function's
+    // contract), and `k` does not move while it has nodes, so linking `n` before the head touches
+    // only live links.
     unsafe { list_add_tail(n.n_node.get(), k.head()) };
 }
 
@@ -332,12 +339,14 @@ pub unsafe fn klist_add_behind(n: &KlistNode, pos: &KlistNode) {
 /// # Safety
 /// As [`klist_add_behind`].
 pub unsafe fn klist_add_before(n: &KlistNode, pos: &KlistNode) {
-    // SAFETY: as in `klist_add_behind`.
+    // SAFETY: `pos` is attached (this function's contract), so the klist it points at has a node
+    // and is alive and unmoved (module contract).
     let k = unsafe { &*pos.klist() };
     k.node_init(n);
     // Lock order: &k->k_lock, a leaf (get/put run outside it); docs/LOCKING.md.
     let _g = k.lock.lock();
-    // SAFETY: as in `klist_add_behind`.
+    // SAFETY: `k.lock` is held and `pos` is on the list (attached, contract), so adding `n` before
+    // it touches only live links; `n` is unattached and stays valid until `put`.
     unsafe { list_add_tail(n.n_node.get(), pos.n_node.get()) };
 }
 

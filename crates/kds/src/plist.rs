@@ -82,11 +82,15 @@ impl PlistNode {
     }
 }
 
+/// # Safety
+/// `l` must be the `prio_list` field of a live `PlistNode`; the result is that node.
 #[inline(always)]
 unsafe fn node_of_prio(l: *mut ListHead) -> *mut PlistNode {
     crate::container_of!(l, PlistNode, prio_list)
 }
 
+/// # Safety
+/// `l` must be the `node_list` field of a live `PlistNode`; the result is that node.
 #[inline(always)]
 unsafe fn node_of_node(l: *mut ListHead) -> *mut PlistNode {
     crate::container_of!(l, PlistNode, node_list)
@@ -297,6 +301,10 @@ pub enum PlistError {
     Count,
 }
 
+/// # Safety
+/// `top` must be valid for reads and on a ring whose every node reachable through `next` is valid
+/// for reads while the check runs (the walk is bounded, so a ring that never returns to `top` is
+/// reported, not followed forever).
 unsafe fn check_ring(top: *const ListHead) -> bool {
     // SAFETY: the caller guarantees `top` is on a ring of valid nodes; we bound the walk.
     unsafe {
@@ -420,7 +428,8 @@ impl PLink {
 
     /// Returns the priority the item was last added with.
     pub fn prio(&self) -> i32 {
-        // SAFETY: as in `is_linked`.
+        // SAFETY: `node` is this link's own cell, always initialised; the safe layer is
+        // single-threaded (`!Sync`), so no write to `prio` runs during this read.
         unsafe { (*self.node.get()).prio }
     }
 
@@ -591,7 +600,8 @@ impl<'a, A: PAdapter> PList<'a, A> {
 
     /// Returns the lowest-priority item (`plist_last`).
     pub fn last(&self) -> Option<&'a A::Item> {
-        // SAFETY: as in `first`.
+        // SAFETY: the list is not empty, so `plist_last` returns the link of an item on it,
+        // borrowed for 'a, and `A::item` recovers that live item.
         (!self.is_empty()).then(|| unsafe { &*A::item(plist_last(self.head.get())) })
     }
 

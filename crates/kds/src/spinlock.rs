@@ -94,7 +94,8 @@ impl<T> Deref for SpinGuard<'_, T> {
 
 impl<T> DerefMut for SpinGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes this the only reference through the guard.
+        // SAFETY: the guard's existence means we hold the lock (type invariant), so no other guard
+        // reaches the data, and `&mut self` makes this the only reference through this guard.
         unsafe { &mut *self.lock.data.get() }
     }
 }

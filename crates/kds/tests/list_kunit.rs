@@ -12,6 +12,10 @@ fn heads<const N: usize>() -> [ListHead; N] {
 }
 
 /// Collects the nodes of a list, first to last.
+///
+/// # Safety
+/// `head` must be a valid, initialised list head whose nodes are all live and not modified during
+/// the call.
 unsafe fn nodes(head: *const ListHead) -> Vec<*mut ListHead> {
     // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe { list_for_each(head) }.collect()
@@ -342,6 +346,10 @@ fn list_is_singular_case() {
 }
 
 /// Builds `[list1] -> e0 -> e1 -> e2` and returns the entry addresses.
+///
+/// # Safety
+/// `e` and `list1` must not move while linked (the returned pointers and the list refer to them);
+/// `list1` is (re)initialised, any list it was on is forgotten.
 unsafe fn three(e: &mut [ListHead; 3], list1: &mut ListHead) -> [*mut ListHead; 3] {
     // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
@@ -382,6 +390,10 @@ fn list_cut_before_case() {
 }
 
 /// Builds `[list1] -> e0 -> e1 -> e4` and `[list2] -> e2 -> e3`.
+///
+/// # Safety
+/// `e`, `list1` and `list2` must not move while linked (the returned pointers and the lists refer
+/// to them); both heads are (re)initialised.
 unsafe fn five(
     e: &mut [ListHead; 5],
     list1: &mut ListHead,
@@ -486,6 +498,10 @@ fn list_entry_is_head_case() {
 }
 
 /// `[list] -> s1 -> s2`
+///
+/// # Safety
+/// `s` and `list` must not move while linked (the returned pointers and the list refer to them);
+/// `list` is (re)initialised.
 unsafe fn two_structs(s: &mut [TestStruct; 2], list: &mut ListHead) -> [*mut TestStruct; 2] {
     // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
     unsafe {
@@ -910,6 +926,9 @@ mod hlist_cases {
         assert_eq!(kds::hlist_entry_safe!(null_mut(), HTest, list), None);
     }
 
+    /// # Safety
+    /// `list` must be a valid, initialised head and the nodes of `e` unlinked; none of them may
+    /// move while linked.
     unsafe fn chain<const N: usize>(e: &mut [HlistNode; N], list: &mut HlistHead) {
         // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {
@@ -959,6 +978,9 @@ mod hlist_cases {
         })
     }
 
+    /// # Safety
+    /// `list` must be a valid, initialised head and the links of `e` unlinked; none of them may
+    /// move while linked.
     unsafe fn chain_entries(e: &mut [HTest; 5], list: &mut HlistHead) {
         // SAFETY: every head and node here is a local of this test, initialised before it is linked, not moved while linked, and touched by this thread only.
         unsafe {

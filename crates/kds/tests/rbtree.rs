@@ -55,6 +55,10 @@ fn node_val(n: &TestNode) -> u32 {
 kds::rb_declare_callbacks_max!(AugmentCallbacks, TestNode, rb, u32, augmented, node_val);
 
 /// `insert()`: walk by key (equal keys go right), link, rebalance.
+///
+/// # Safety
+/// `node` points at a live, unlinked `TestNode` that does not move while linked, and `root` at a
+/// valid tree whose nodes are all live `TestNode`s.
 unsafe fn insert(node: *mut TestNode, root: *mut RbRoot) {
     // SAFETY: the caller guarantees valid, linked test nodes.
     unsafe {
@@ -75,6 +79,10 @@ unsafe fn insert(node: *mut TestNode, root: *mut RbRoot) {
 }
 
 /// `insert_cached()`.
+///
+/// # Safety
+/// `node` points at a live, unlinked `TestNode` that does not move while linked, and `root` at a
+/// valid cached tree whose nodes are all live `TestNode`s.
 unsafe fn insert_cached(node: *mut TestNode, root: *mut RbRootCached) {
     // SAFETY: the caller guarantees valid, linked test nodes.
     unsafe {
@@ -97,6 +105,10 @@ unsafe fn insert_cached(node: *mut TestNode, root: *mut RbRootCached) {
 }
 
 /// `insert_augmented()`: raise the subtree maximum along the walk, then link.
+///
+/// # Safety
+/// `node` points at a live, unlinked `TestNode` that does not move while linked, and `root` at a
+/// valid augmented tree (`AugmentCallbacks`) of live `TestNode`s.
 unsafe fn insert_augmented(node: *mut TestNode, root: *mut RbRoot) {
     // SAFETY: the caller guarantees valid, linked test nodes.
     unsafe {
@@ -124,6 +136,10 @@ unsafe fn insert_augmented(node: *mut TestNode, root: *mut RbRoot) {
 
 /// `insert_augmented_cached()`: as [`insert_augmented`], also tracking whether the node
 /// becomes the leftmost.
+///
+/// # Safety
+/// `node` points at a live, unlinked `TestNode` that does not move while linked, and `root` at a
+/// valid cached augmented tree of live `TestNode`s.
 unsafe fn insert_augmented_cached(node: *mut TestNode, root: *mut RbRootCached) {
     // SAFETY: the caller guarantees valid, linked test nodes.
     unsafe {
@@ -151,6 +167,8 @@ unsafe fn insert_augmented_cached(node: *mut TestNode, root: *mut RbRootCached) 
     }
 }
 
+/// # Safety
+/// `a` and `b` are the `rb` fields of live `TestNode`s.
 unsafe fn key_order(a: *const RbNode, b: *const RbNode) -> bool {
     // SAFETY: the caller guarantees valid, linked test nodes.
     unsafe { (*entry(a)).key <= (*entry(b)).key }
@@ -227,7 +245,8 @@ fn rbtree_test_cached_check_after_every_step() {
             // SAFETY: all linked nodes are alive.
             let info = unsafe { rb_check_cached(&root, |a, b| key_order(a, b)) }.unwrap();
             assert_eq!(info.count, j);
-            // SAFETY: as in the plain test.
+            // SAFETY: `nodes` is not pushed to after `make_nodes`, so node j stays in place and
+            // outlives `root`; it is not linked yet, and every node already in the tree is live.
             unsafe { insert_cached(&mut nodes[j], &mut root) };
         }
         // Erase in a random order.
@@ -254,7 +273,8 @@ fn rbtree_test_augmented_check_after_every_step() {
         let mut root = RbRoot::new();
         for j in 0..NNODES {
             check_augmented(&root, j);
-            // SAFETY: as in the plain test.
+            // SAFETY: `nodes` does not move and outlives `root`; node j is not linked yet, and the
+            // augmented tree links only live nodes of `nodes`.
             unsafe { insert_augmented(&mut nodes[j], &mut root) };
         }
         check_augmented(&root, NNODES);
@@ -287,7 +307,8 @@ fn rbtree_test_augmented_cached_check_after_every_step() {
         };
         for j in 0..NNODES {
             check_both(&root, j);
-            // SAFETY: as in the plain test.
+            // SAFETY: `nodes` does not move and outlives `root`; node j is not linked yet, and the
+            // cached augmented tree links only live nodes of `nodes`.
             unsafe { insert_augmented_cached(&mut nodes[j], &mut root) };
         }
         for j in 0..NNODES {

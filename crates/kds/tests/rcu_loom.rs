@@ -133,7 +133,8 @@ fn nested_section_holds_the_grace_period() {
                 // SAFETY: the inner token, left first.
                 unsafe { d.read_unlock(inner) };
                 // Still inside the outer section: `p` must stay live.
-                // SAFETY: as in the first model.
+                // SAFETY: `p` was loaded inside the outer read section, which is still held: the
+                // writer's `synchronize` cannot return, so the object is not freed or written yet.
                 let v = unsafe { (*p).val.with(|v| *v) };
                 assert!(v == 1 || v == 2);
                 // SAFETY: the outer token.
@@ -145,7 +146,9 @@ fn nested_section_holds_the_grace_period() {
         }));
         let unlinked = ptr.swap(new, AcqRel);
         d.synchronize();
-        // SAFETY: as in the first model.
+        // SAFETY: `unlinked` was taken off `ptr` by the swap, and `synchronize` returned, so every
+        // reader that could have loaded it has left its section: we are the only user and may write
+        // and free it.
         unsafe {
             (*unlinked).val.with_mut(|v| *v = 0);
             drop(Box::from_raw(unlinked));

@@ -108,8 +108,10 @@ unsafe impl GlobalAlloc for KernelHeap {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KernelNodeAlloc;
 
-// SAFETY: as for the global allocator; zero-sized layouts get a dangling aligned pointer and are
-// never passed to kmalloc or kfree.
+// SAFETY: `alloc` returns None or, through `alloc_with` (as the global allocator does), a fresh
+// kmalloc object of at least `layout.size()` bytes aligned to `layout.align()`, owned until
+// `free` kfrees it; zero-sized layouts get a dangling aligned pointer and are never passed to
+// kmalloc or kfree.
 unsafe impl kds::alloc::NodeAlloc for KernelNodeAlloc {
     fn alloc(&self, layout: Layout, gfp: kds::alloc::Gfp) -> Option<NonNull<u8>> {
         if layout.size() == 0 {

@@ -72,6 +72,10 @@ fn pool() -> (*mut u8, usize) {
     (p, len)
 }
 
+/// # Safety
+/// None beyond `mmap`'s: the call maps fresh anonymous memory at an address of the kernel's
+/// choosing and touches no existing memory; `unsafe` only because it is an FFI call. The caller
+/// owns the result (or `MAP_FAILED`).
 unsafe fn libc_mmap(len: usize) -> *mut u8 {
     extern "C" {
         fn mmap(a: *mut u8, l: usize, p: i32, f: i32, fd: i32, o: i64) -> *mut u8;
@@ -102,7 +106,9 @@ impl<T> Peer for Unlocked<T> {
     }
     #[inline]
     unsafe fn f(&self, p: *mut u8, l: Layout) {
-        // SAFETY: as above; forwarded.
+        // SAFETY: an `Unlocked` peer is used by one thread only (the type's contract), so this is
+        // the only reference into the cell; `p` came from `a` with `l` and is freed once (the
+        // caller's contract, forwarded to the peer's free).
         unsafe { (self.3)(&mut *self.1.get(), p, l) }
     }
 }
@@ -144,6 +150,9 @@ fn talc_a(t: &mut talc::Talc<talc::ErrOnOom>, l: Layout) -> *mut u8 {
     // SAFETY: non-zero layouts only.
     unsafe { t.malloc(l).map_or(std::ptr::null_mut(), NonNull::as_ptr) }
 }
+/// # Safety
+/// `p` is a non-null block that `talc_a` returned from this same heap `t` for the layout `l`, and
+/// is freed once.
 unsafe fn talc_f(t: &mut talc::Talc<talc::ErrOnOom>, p: *mut u8, l: Layout) {
     // SAFETY: forwarded.
     unsafe { t.free(NonNull::new_unchecked(p), l) }
@@ -160,6 +169,9 @@ fn rlsf_new() -> Rlsf {
 fn rlsf_a(t: &mut Rlsf, l: Layout) -> *mut u8 {
     t.allocate(l).map_or(std::ptr::null_mut(), NonNull::as_ptr)
 }
+/// # Safety
+/// `p` is a non-null block that `rlsf_a` returned from this same heap `t` for the layout `l`, and
+/// is freed once.
 unsafe fn rlsf_f(t: &mut Rlsf, p: *mut u8, l: Layout) {
     // SAFETY: forwarded.
     unsafe { t.deallocate(NonNull::new_unchecked(p), l.align()) }
@@ -174,6 +186,9 @@ fn buddy_new() -> buddy_system_allocator::Heap<32> {
 fn buddy_a(h: &mut buddy_system_allocator::Heap<32>, l: Layout) -> *mut u8 {
     h.alloc(l).map_or(std::ptr::null_mut(), NonNull::as_ptr)
 }
+/// # Safety
+/// `p` is a non-null block that `buddy_a` returned from this same heap `h` for the layout `l`, and
+/// is freed once.
 unsafe fn buddy_f(h: &mut buddy_system_allocator::Heap<32>, p: *mut u8, l: Layout) {
     // SAFETY: forwarded.
     h.dealloc(unsafe { NonNull::new_unchecked(p) }, l)
@@ -187,6 +202,9 @@ fn ll_a(h: &mut linked_list_allocator::Heap, l: Layout) -> *mut u8 {
     h.allocate_first_fit(l)
         .map_or(std::ptr::null_mut(), NonNull::as_ptr)
 }
+/// # Safety
+/// `p` is a non-null block that `ll_a` returned from this same heap `h` for the layout `l`, and is
+/// freed once.
 unsafe fn ll_f(h: &mut linked_list_allocator::Heap, p: *mut u8, l: Layout) {
     // SAFETY: forwarded.
     unsafe { h.deallocate(NonNull::new_unchecked(p), l) }

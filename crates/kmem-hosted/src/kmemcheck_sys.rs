@@ -124,7 +124,9 @@ fn scrub_signals(nr: i64, a: &[u64; 6]) -> Option<i64> {
             }
             // struct kernel_sigaction: handler, flags, restorer, mask (8 bytes each).
             let mut act = [0u64; 4];
-            // SAFETY: the program's action (32 bytes), readable as above.
+            // SAFETY: `a[1]` is the program's `struct kernel_sigaction` (32 bytes), which the
+            // kernel would read for this call; its page was shown by the caller if kmemcheck had
+            // hidden it, and `read`-only copying into our local `act` cannot overlap it.
             unsafe { core::ptr::copy_nonoverlapping(a[1] as *const u64, act.as_mut_ptr(), 4) };
             act[3] = strip(act[3]);
             // SAFETY: the program's call with a copy of its action.
@@ -452,7 +454,9 @@ extern "C" fn on_sys(_sig: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut li
             if let Some(r) = range_of(&t, a) {
                 shown.show(r, a, 8);
             }
-            // SAFETY: an element of the program's argv/envp array (readable: see above).
+            // SAFETY: `a` is an element of the program's argv/envp array, which the kernel reads
+            // for this call; its page was just shown if kmemcheck had hidden it (or was never
+            // hidden), and the loop stops at the array's NULL.
             let s = unsafe { core::ptr::read_volatile(a as *const usize) };
             if s == 0 || shown.n == MAX_SHOWN {
                 break;
@@ -504,7 +508,9 @@ extern "C" fn on_sys(_sig: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut li
     }
     for &(page, hook) in &shown.pages[..shown.n] {
         if let Some(h) = hook {
-            // SAFETY: as above.
+            // SAFETY: `h` was recorded by `show` from a registered range, and a range's machine is
+            // alive while the range is registered (RANGES is not changed during this handler), so
+            // `h.ctx` is valid for `hide`.
             unsafe { (h.hide)(h.ctx, page) };
         }
     }

@@ -90,11 +90,14 @@ pub(crate) struct MapWeak<T> {
 
 // SAFETY: like `Arc<T>`: the value is shared between threads and may be dropped on any of them.
 unsafe impl<T: Send + Sync> Send for MapArc<T> {}
-// SAFETY: as above.
+// SAFETY: like `Arc<T>`: `&MapArc<T>` hands out only `&T` and clones whose counts are atomic, so
+// sharing it between threads needs `T: Sync` (and `Send`, since the last clone may drop `T` on any
+// thread).
 unsafe impl<T: Send + Sync> Sync for MapArc<T> {}
 // SAFETY: like `std::sync::Weak<T>`.
 unsafe impl<T: Send + Sync> Send for MapWeak<T> {}
-// SAFETY: as above.
+// SAFETY: like `std::sync::Weak<T>`: `&MapWeak<T>` only upgrades through the atomic count to a
+// `MapArc<T>`, which is Send + Sync under the same bounds.
 unsafe impl<T: Send + Sync> Sync for MapWeak<T> {}
 
 impl<T> MapArc<T> {

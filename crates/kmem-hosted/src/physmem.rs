@@ -217,7 +217,9 @@ pub(crate) struct PhysMem {
 // is serialised by `grow_lock` and the contents are only accessed through raw pointers by the
 // platform's users.
 unsafe impl Send for PhysMem {}
-// SAFETY: as above.
+// SAFETY: `&PhysMem` lets threads read `base` and the atomic `end`, and grow the mapping only under
+// `grow_lock`; the contents are reached only through raw pointers by the platform's users, so no
+// shared reference to them exists to race with.
 unsafe impl Sync for PhysMem {}
 
 impl PhysMem {

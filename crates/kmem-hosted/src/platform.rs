@@ -118,7 +118,9 @@ impl Drop for DebugArea {
 // SAFETY: `base` is a cached copy of `inner.mem.base()`, the address of memory owned by
 // `inner`, which is Send + Sync; the handle has no thread affinity.
 unsafe impl Send for HostedPlatform {}
-// SAFETY: as above; all shared access goes through `Inner`'s synchronised fields.
+// SAFETY: `&HostedPlatform` reads only the immutable cached `base` and goes through `Inner`'s
+// synchronised fields (atomics, locks) for everything else; the direct map is reached only through
+// raw pointers.
 unsafe impl Sync for HostedPlatform {}
 
 impl core::fmt::Debug for HostedPlatform {
@@ -708,6 +710,8 @@ mod tests {
     fn sections_in_hooks_and_after_exit_do_not_track_the_platform() {
         // A hook that enters a section (as kmem's draining does) must not leave a weak
         // reference behind in the exiting thread: the platform's block would leak.
+        /// # Safety
+        /// `ctx` must point at a live `HostedPlatform` for as long as the hook is registered.
         unsafe fn hook(ctx: *const (), _cpu: usize) {
             // SAFETY: the test registers a live platform and keeps it alive.
             let p = unsafe { &*ctx.cast::<HostedPlatform>() };

@@ -579,7 +579,8 @@ mod elf {
         }
         // SAFETY: `st` is valid for writes; fd is ours.
         let mut st: libc::stat = unsafe { core::mem::zeroed() };
-        // SAFETY: as above.
+        // SAFETY: `fd` is the descriptor `open` just returned and we own; `st` is a local, writable
+        // `libc::stat`, so `fstat` writes only into it.
         let ok = unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_size > 64;
         let len = st.st_size as usize;
         let map = if ok {

@@ -33,7 +33,9 @@ pub struct VirtWindow {
 // SAFETY: the window's memory is only reachable through raw pointers; mmap/munmap are thread
 // safe, so the handle may be shared and sent.
 unsafe impl Send for VirtWindow {}
-// SAFETY: as above.
+// SAFETY: `&VirtWindow` exposes only `base`/`len` (immutable) and mmap/munmap calls, which are
+// thread safe; the window's memory is only reachable through raw pointers, so no reference into it
+// is shared.
 unsafe impl Sync for VirtWindow {}
 
 impl core::fmt::Debug for VirtWindow {
@@ -108,7 +110,9 @@ impl VirtWindow {
         // SAFETY: `check_range` put the target inside our reservation, whose contents are only
         // reachable through raw pointers.
         let addr = unsafe { self.base.as_ptr().add(offset) };
-        // SAFETY: as above.
+        // SAFETY: `[addr, addr + len)` is inside this window's reservation (`check_range` above),
+        // which this crate owns, and the window's memory is reached only through raw pointers, so
+        // no Rust reference into it is live (`map_fd_fixed`'s contract).
         unsafe { map_fd_fixed(addr, len, mem.fd(), phys, writable)? };
         Ok(addr)
     }

@@ -181,7 +181,8 @@ fn hook_may_enter_a_section_and_gets_the_shared_cpu() {
     unsafe fn hook(ctx: *const (), cpu: usize) {
         // SAFETY: see the function's contract; the test keeps both alive.
         let ctx = unsafe { &*ctx.cast::<Ctx>() };
-        // SAFETY: as above.
+        // SAFETY: `ctx.plat` points at the test's boxed platform, which the test keeps alive until
+        // after the hook is unregistered (the function's contract).
         let plat = unsafe { &*ctx.plat };
         // The exiting thread's own thread-local is gone: its sections use the shared CPU.
         let c = plat.cpu_get();

@@ -9,6 +9,8 @@ use kmem::platform::{CpuDeadHook, Platform};
 use kmem_hosted::cpu::cpu_slots_in_use;
 use kmem_hosted::{HostedConfig, HostedPlatform, NR_CPUS, SHARED_CPU};
 
+/// # Safety
+/// `ctx` must point at a live `Mutex<Vec<usize>>` for as long as the hook is registered.
 unsafe fn record_dead(ctx: *const (), cpu: usize) {
     // SAFETY: `ctx` is the test's `Mutex<Vec<usize>>`, alive until the end of the test.
     let log = unsafe { &*ctx.cast::<Mutex<Vec<usize>>>() };

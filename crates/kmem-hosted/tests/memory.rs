@@ -176,7 +176,8 @@ fn window_mapping_aliases_the_direct_map() {
     assert_eq!(peek(&p, 100 * PAGE as u64 + 5), 0xab);
     assert_eq!(peek(&p, 7 * PAGE as u64), 0xcd);
     poke(&p, 7 * PAGE as u64 + 1, 0xef);
-    // SAFETY: mapped, as above.
+    // SAFETY: `b` is the window page mapped read-write over physical page 7 just above and still
+    // mapped; `b + 1` is inside that page, and no reference into the window is live.
     assert_eq!(unsafe { b.add(1).read_volatile() }, 0xef);
 
     // Read-only mapping: reads see the page, writes fault.

@@ -134,7 +134,8 @@ pub fn make_private(plat: &kmem_hosted::HostedPlatform) -> bool {
         if data < 0 {
             break;
         }
-        // SAFETY: as above.
+        // SAFETY: `fd` is the platform's own memfd, open for the whole call; `lseek` only moves its
+        // offset and reads no memory of ours.
         let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
         let end = if hole < 0 {
             len

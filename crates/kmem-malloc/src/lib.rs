@@ -469,7 +469,9 @@ fn realloc_inner(p: *mut u8, size: usize) -> Option<*mut u8> {
         // copies the shadow with the bytes (the copy of a block's unwritten tail is no read
         // of uninitialised memory by the program).
         Some(nd) => unsafe { nd.m.kmemcheck_memcpy(q, p, old.min(size)) },
-        // SAFETY: as above.
+        // SAFETY: `p` is a live block with `old` usable bytes and `q` a fresh one with `size`, so
+        // `old.min(size)` bytes are in bounds of both; `q` was just allocated, so the two do not
+        // overlap.
         None => unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) },
     }
     heap::free(p);

@@ -158,7 +158,8 @@ impl<P: Platform> Machine<P> {
         // SAFETY: once, at boot, the state placed for good: the LRU lists link to
         // themselves, and reclaim is registered in the page allocator's slow path.
         unsafe { m.reclaim_init() };
-        // SAFETY: as above: page migration becomes CMA's migration hook.
+        // SAFETY: once, at boot, after the state is placed for good (it never moves again): page
+        // migration is registered as CMA's migration hook, which `migrate_init`'s contract asks.
         unsafe { m.migrate_init() };
         // SAFETY: once, at boot, the state placed for good: direct compaction and
         // kcompactd are registered in the page allocator.

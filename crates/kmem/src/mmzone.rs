@@ -270,7 +270,9 @@ impl core::ops::Deref for PcpGuard<'_> {
 
 impl core::ops::DerefMut for PcpGuard<'_> {
     fn deref_mut(&mut self) -> &mut PerCpuPages {
-        // SAFETY: as in `deref`; `&mut self` makes this reference the only one.
+        // SAFETY: the guard holds this slot's `pcp->lock`, so no other guard (and no other
+        // reference to the lists) exists, and `&mut self` makes this the only reference through
+        // this guard.
         unsafe { &mut *self.slot.pcp.get() }
     }
 }
@@ -601,7 +603,8 @@ impl<L: lock_api::RawMutex> Zone<L> {
     /// As [`Self::pcp_of`].
     #[inline]
     pub(crate) unsafe fn pcp_try(&self, cpu: usize) -> Option<PcpGuard<'_>> {
-        // SAFETY: as in `pcp_of`.
+        // SAFETY: `pcp` has `possible_cpus` entries and `cpu` is below that (this function's
+        // contract), so `self.pcp.add(cpu)` is a live slot; `try_lock` takes only its lock.
         unsafe { (*self.pcp.add(cpu)).try_lock() }
     }
     /// A racy snapshot of `(alloc_count, in_use)` of one CPU's lists (statistics).
@@ -621,9 +624,12 @@ impl<L: lock_api::RawMutex> Zone<L> {
     /// A racy snapshot of one CPU's pcp count, high and batch (for /proc/zoneinfo; the
     /// batch, `pcp->batch`, is the zone's `pcp_batch` on every CPU).
     pub(crate) fn pcp_count_snapshot(&self, cpu: usize) -> (usize, usize, usize) {
-        // SAFETY: as in `pcp_stat_snapshot`.
+        // SAFETY: `cpu < possible_cpus` (callers iterate below it), so `self.pcp.add(cpu)` is a
+        // live slot; the shared reference is to the slot, whose lists are read below only through
+        // raw pointers.
         let p = unsafe { &*self.pcp.add(cpu) }.pcp.get();
-        // SAFETY: as in `pcp_stat_snapshot`.
+        // SAFETY: raw-pointer reads of three words of a live per-CPU struct (`p` from the slot
+        // above); no reference is created, and a racy value only affects /proc/zoneinfo's numbers.
         unsafe {
             (
                 core::ptr::addr_of!((*p).count).read_volatile(),

@@ -59,7 +59,9 @@ pub struct PageFaultHook {
 
 // SAFETY: `ctx` points at kmem's machine state, which is Sync; the hook only passes it back.
 unsafe impl Send for PageFaultHook {}
-// SAFETY: as above.
+// SAFETY: the hook's function pointer is a plain `fn` and `ctx` points at kmem's machine state,
+// which is Sync; the platform only passes `ctx` back, so using the hook from several threads at
+// once shares only that Sync state.
 unsafe impl Sync for PageFaultHook {}
 
 /// What kmemcheck gives a platform that can trap accesses to tracked pages and single-step
@@ -95,7 +97,9 @@ pub struct KmemcheckHook {
 
 // SAFETY: `ctx` points at kmem's machine state, which is Sync; the hook only passes it back.
 unsafe impl Send for KmemcheckHook {}
-// SAFETY: as above.
+// SAFETY: the hook's function pointers are plain `fn`s and `ctx` points at kmem's machine state,
+// which is Sync; the platform only passes `ctx` back, so sharing the hook between threads shares
+// only that Sync state.
 unsafe impl Sync for KmemcheckHook {}
 
 /// Log levels of printk (include/linux/kern_levels.h).

@@ -297,7 +297,10 @@ impl<P: Platform> TaskLayer<P> {
             true,
             Mode::User,
             |p, off, n| {
-                // SAFETY: as in `uread`, the other way.
+                // SAFETY: `p` points at `n` bytes of a user page that `uaccess` faulted in writable
+                // and holds under the lock, and `buf[off..]` has at least `n` bytes (`uaccess`
+                // splits `buf.len()` into these chunks); a user page is never inside `buf`, so the
+                // two do not overlap.
                 unsafe { core::ptr::copy_nonoverlapping(buf[off..].as_ptr(), p, n) };
             },
         )
@@ -333,7 +336,8 @@ impl<P: Platform> TaskLayer<P> {
     /// See [`UaccessError`].
     pub fn umemset(&self, pid: i32, addr: u64, byte: u8, len: u64) -> Result<(), UaccessError> {
         self.uaccess(pid, addr, len, true, Mode::User, |p, _, n| {
-            // SAFETY: as in `uread`.
+            // SAFETY: `p` points at `n` bytes of a user page that `uaccess` faulted in writable and
+            // holds under the lock for this call; no Rust reference into that page exists.
             unsafe { core::ptr::write_bytes(p, byte, n) };
         })
     }
@@ -348,32 +352,16 @@ impl<P: Platform> TaskLayer<P> {
     /// # Errors
     /// `ESRCH`: no task `pid`.
     pub fn copy_from_user(&self, pid: i32, to: &mut [u8], from: u64) -> Result<usize, Errno> {
-        let mut done = 0usize;
-        let r = if self.access_ok(pid, from, to.len())? {
-            self.uaccess(
-                pid,
-                from,
-                to.len() as u64,
-                false,
-                Mode::Kernel,
-                |p, off, n| {
-                    // SAFETY: `p` points at `n` bytes of a user page held under the lock; `to`
-                    // has room for them at `off`.
-                    unsafe { core::ptr::copy_nonoverlapping(p, to[off..].as_mut_ptr(), n) };
-                    done = off + n;
-                },
-            )
-        } else {
-            Err(UaccessError::Segfault(from))
-        };
-        match r {
-            Ok(()) => Ok(0),
-            Err(UaccessError::NoTask) => Err(Errno::ESRCH),
-            Err(_) => {
-                to[done..].fill(0);
-                Ok(to.len() - done)
-            }
-        }
+        let len = to.len();
+        let left = self.user_copy(pid, from, len, false, |p, off, n| {
+            // SAFETY: `p` points at `n` bytes of a user page held under the lock; `to` has
+            // room for them at `off` (`uaccess` splits `to.len()` into these pieces), and a
+            // user page is never inside `to`.
+            unsafe { core::ptr::copy_nonoverlapping(p, to[off..].as_mut_ptr(), n) };
+        })?;
+        // lib/usercopy.c `_copy_from_user`: the part not copied is zeroed.
+        to[len - left..].fill(0);
+        Ok(left)
     }
 
     /// `copy_to_user`: copies `from` to user address `to` of task `pid`, faulting pages in
@@ -383,28 +371,40 @@ impl<P: Platform> TaskLayer<P> {
     /// # Errors
     /// `ESRCH`: no task `pid`.
     pub fn copy_to_user(&self, pid: i32, to: u64, from: &[u8]) -> Result<usize, Errno> {
+        self.user_copy(pid, to, from.len(), true, |p, off, n| {
+            // SAFETY: `p` points at `n` writable bytes of a user page held under the lock
+            // (COW already broken); `from` has them at `off`, and a user page is never inside
+            // `from`.
+            unsafe { core::ptr::copy_nonoverlapping(from[off..].as_ptr(), p, n) };
+        })
+    }
+
+    /// The common part of `copy_from_user` and `copy_to_user`: `access_ok`, then the access
+    /// of `len` bytes at `addr` in kernel mode, `f(user_ptr, offset, n)` for each piece.
+    /// Returns the number of bytes not reached (0: all).
+    ///
+    /// # Errors
+    /// `ESRCH`: no task `pid`.
+    fn user_copy(
+        &self,
+        pid: i32,
+        addr: u64,
+        len: usize,
+        write: bool,
+        mut f: impl FnMut(*mut u8, usize, usize),
+    ) -> Result<usize, Errno> {
+        if !self.access_ok(pid, addr, len)? {
+            return Ok(len);
+        }
         let mut done = 0usize;
-        let r = if self.access_ok(pid, to, from.len())? {
-            self.uaccess(
-                pid,
-                to,
-                from.len() as u64,
-                true,
-                Mode::Kernel,
-                |p, off, n| {
-                    // SAFETY: `p` points at `n` writable bytes of a user page held under the
-                    // lock (COW already broken); `from` has them at `off`.
-                    unsafe { core::ptr::copy_nonoverlapping(from[off..].as_ptr(), p, n) };
-                    done = off + n;
-                },
-            )
-        } else {
-            Err(UaccessError::Segfault(to))
-        };
+        let r = self.uaccess(pid, addr, len as u64, write, Mode::Kernel, |p, off, n| {
+            f(p, off, n);
+            done = off + n;
+        });
         match r {
             Ok(()) => Ok(0),
             Err(UaccessError::NoTask) => Err(Errno::ESRCH),
-            Err(_) => Ok(from.len() - done),
+            Err(_) => Ok(len - done),
         }
     }
 

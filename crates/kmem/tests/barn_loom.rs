@@ -75,7 +75,8 @@ fn cpu(barn: Arc<Mutex<BarnLists>>, mut main: Sh, mut spare: Option<Sh>) -> Vec<
     assert!(size(main) < CAP, "free path must end with room in main");
     // alloc_from_pcs: main empty.
     set_size(main, 0);
-    // SAFETY: as above.
+    // SAFETY: `main` is this thread's own sheaf (no barn list holds it, it was just emptied), so
+    // `replace_empty` may take it; on success the barn owns it and we hold the full sheaf it gave.
     if let Some(f) = unsafe { barn.lock().unwrap().replace_empty(main.0) } {
         main = Sh(f);
         assert_eq!(size(main), CAP, "the barn gave a sheaf that is not full");
@@ -162,7 +163,8 @@ fn replace_full_refuses_past_max_full() {
                 // SAFETY: fresh sheaves.
                 unsafe { b.put_full(sheaf(i, true).0) };
             }
-            // SAFETY: as above.
+            // SAFETY: `sheaf(99, false)` is a fresh empty sheaf on no list, owned only by this
+            // setup code, so its ownership can pass to the barn.
             unsafe { b.put_empty(sheaf(99, false).0) };
         }
         let handles: Vec<_> = (0..2)

@@ -80,6 +80,41 @@ fn check(m: &M, pfn: u64, pattern: u64) -> bool {
     }
 }
 
+/// Spawns task `name` with a private anonymous read-write mapping of `n` pages, the first
+/// word of page `i` holding `word(i)`. Returns the pid and the mapping's address.
+fn anon_task(m: &M, name: &str, n: u64, word: impl Fn(u64) -> u64) -> (i32, u64) {
+    use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    const PAGE: u64 = PAGE_SIZE as u64;
+    let p = m.spawn(name).unwrap();
+    let a = m
+        .mmap(
+            p,
+            0,
+            n * PAGE,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+        .unwrap();
+    for i in 0..n {
+        m.upoke(p, a + i * PAGE, 8, word(i)).unwrap();
+    }
+    (p, a)
+}
+
+/// The indexes `i < n` of the pages of task `p`'s mapping at `a` whose frames lie in the PFN
+/// range `[lo, hi)`.
+fn pages_in_range(m: &M, p: i32, a: u64, n: u64, (lo, hi): (u64, u64)) -> Vec<u64> {
+    const PAGE: u64 = PAGE_SIZE as u64;
+    (0..n)
+        .filter(|i| {
+            let pg = m.follow_page(p, a + i * PAGE).unwrap().unwrap();
+            (lo..hi).contains(&m.page_to_pfn(pg).as_u64())
+        })
+        .collect()
+}
+
 #[test]
 fn cma_16m_reserves_and_reports() {
     let m = boot_with(Arch::X86_64, 256 * MIB, 2, "cma=16M", 42);
@@ -225,6 +260,9 @@ struct Migrator {
     pages: Mutex<Vec<u64>>,
 }
 
+/// # Safety
+/// `ctx` must point at a live `Migrator` whose machine outlives the registration (the test
+/// registers it so and unregisters it before dropping either).
 unsafe fn migrate(ctx: *const (), start: Pfn, end: Pfn) -> Result<(), Errno> {
     // SAFETY: `ctx` is the test's Migrator, alive while registered.
     let mg = unsafe { &*ctx.cast::<Migrator>() };
@@ -530,41 +568,19 @@ fn i386_area_in_lowmem() {
 /// intact, and `cma_release` restores the counters.
 #[test]
 fn cma_alloc_migrates_a_process_out_of_the_area() {
-    use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
     const PAGE: u64 = PAGE_SIZE as u64;
     for cpus in [1, 2] {
         let m = boot_with(Arch::X86_64, 256 * MIB, cpus, "cma=16M", 42);
         assert_eq!(meminfo_kb(&m, "CmaTotal"), Some(16384));
         let c = m.cma_find("reserved").unwrap();
         let (lo, hi) = area_range(&m, "reserved");
-        let warm = m.spawn("warmup").unwrap();
-        m.exit(warm).unwrap();
-        let free0 = settle(&m);
-        let p = m.spawn("filler").unwrap();
+        let free0 = baseline(&m);
         let n = 192 * MIB / PAGE;
-        let a = m
-            .mmap(
-                p,
-                0,
-                n * PAGE,
-                PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-            .unwrap();
+        let (p, a) = anon_task(&m, "filler", n, |i| i ^ 0xc0ffee);
         for i in 0..n {
-            m.upoke(p, a + i * PAGE, 8, i ^ 0xc0ffee).unwrap();
             m.upoke(p, a + i * PAGE + PAGE - 8, 8, !i).unwrap();
         }
-        let in_area = |m: &M| {
-            (0..n)
-                .filter(|i| {
-                    let pg = m.follow_page(p, a + i * PAGE).unwrap().unwrap();
-                    (lo..hi).contains(&m.page_to_pfn(pg).as_u64())
-                })
-                .count()
-        };
+        let in_area = |m: &M| pages_in_range(m, p, a, n, (lo, hi)).len();
         let borrowed = in_area(&m);
         assert!(
             borrowed > 0,
@@ -670,32 +686,14 @@ fn cma_alloc_drains_every_cpus_page_lists() {
 /// `alloc failed … ret: -16` line), and succeeds once the pin is dropped.
 #[test]
 fn cma_alloc_fails_over_a_pinned_page_until_it_is_unpinned() {
-    use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
     const PAGE: u64 = PAGE_SIZE as u64;
     let m = boot_with(Arch::X86_64, 256 * MIB, 1, "cma=16M", 42);
     let c = m.cma_find("reserved").unwrap();
-    let (lo, hi) = area_range(&m, "reserved");
-    let p = m.spawn("dma").unwrap();
+    let range = area_range(&m, "reserved");
     let n = 200 * MIB / PAGE;
-    let a = m
-        .mmap(
-            p,
-            0,
-            n * PAGE,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-        .unwrap();
-    for i in 0..n {
-        m.upoke(p, a + i * PAGE, 8, i).unwrap();
-    }
-    let i = (0..n)
-        .find(|i| {
-            let pg = m.follow_page(p, a + i * PAGE).unwrap().unwrap();
-            (lo..hi).contains(&m.page_to_pfn(pg).as_u64())
-        })
+    let (p, a) = anon_task(&m, "dma", n, |i| i);
+    let i = *pages_in_range(&m, p, a, n, range)
+        .first()
         .expect("a page in the area");
     let mut pinned = [None];
     assert_eq!(m.pin_user_pages(p, a + i * PAGE, 0, &mut pinned), Ok(1));

@@ -325,7 +325,8 @@ fn real_traps_catch_an_uninitialised_load() {
     assert_eq!(m.kmemcheck_shadow_state(p), Some(S::Initialized));
     let log = take(&m);
     assert_eq!(reports(&log), 0, "{log}");
-    // SAFETY: as above.
+    // SAFETY: bytes 8..12 of the same live 64-byte kmalloc object `p`, 4-aligned (kmalloc objects
+    // are 8-aligned); kmemcheck traps the read but the memory is mapped and ours.
     let _ = unsafe { p.add(8).cast::<u32>().read_volatile() };
     let log = take(&m);
     let model = m.to_model(p as usize) + 8;

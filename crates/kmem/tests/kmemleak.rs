@@ -108,7 +108,8 @@ fn leak_reported_after_two_scans_in_linux_format() {
         // SAFETY: inside the 64-byte block.
         unsafe { p.add(i).write(b'k') };
     }
-    // SAFETY: as above.
+    // SAFETY: byte 31 of the same live 64-byte block `p`, written just above, still allocated and
+    // not shared with any other thread.
     unsafe { p.add(31).write(0xa5) };
     age(&m);
     // First scan: the checksum changes from 0, the object is grey for this scan.
@@ -293,7 +294,8 @@ fn min_count_zero_objects_are_roots_and_min_count_two() {
     poke(region, 16, child as usize);
     // An object that needs two references (vmalloc's min_count in Linux).
     m.kmemleak_free(two);
-    // SAFETY: as above.
+    // SAFETY: `two` is a live 64-byte kmalloc block freed only at the end of the test (after the
+    // scans), so `[two, two + 64)` stays readable for every scan, as `kmemleak_alloc` asks.
     unsafe { m.kmemleak_alloc(two, 64, 2, GfpFlags::GFP_KERNEL) };
     poke(region, 24, two as usize);
     age(&m);

@@ -11,33 +11,11 @@ use kmem::arch::Arch;
 use kmem::memory::MADV_FREE;
 use kmem::vma::*;
 use kmem::PAGE_SIZE;
-use kmem_hosted::FileSwap;
 
 const MIB: u64 = 1 << 20;
 const RW: u32 = PROT_READ | PROT_WRITE;
 const PA: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
 const PAGE: u64 = PAGE_SIZE as u64;
-
-fn vmstat(m: &M, name: &str) -> u64 {
-    let s = proc(m, "/proc/vmstat");
-    s.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("{name} not in /proc/vmstat:\n{s}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn kb_field(text: &str, label: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(label))
-        .unwrap_or_else(|| panic!("{label} not in\n{text}"))
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 /// A task with `pages` pages written (page `i` holds `i + 1` in its first word), then
 /// `MADV_FREE`d; every even page is written again afterwards (`i + 1000`).
@@ -125,10 +103,7 @@ fn clean_lazyfree_pages_are_dropped_without_swap_and_written_ones_survive() {
 #[test]
 fn with_swap_clean_lazyfree_pages_are_not_swapped_out() {
     let m = boot(Arch::X86_64, 64 * MIB, 1);
-    let path = std::env::temp_dir().join(format!("kmem-madvfree-test-{}", std::process::id()));
-    let name = path.to_str().unwrap().to_string();
-    m.swapon(&name, FileSwap::create(&path, 64 * MIB).unwrap(), None)
-        .unwrap();
+    let (path, name) = swapon_file(&m, "madvfree-test", 64 * MIB);
     let pages = 2048;
     let (p, a) = lazyfree_task(&m, pages);
     let q = press(&m, pages / 2, 96 * MIB);

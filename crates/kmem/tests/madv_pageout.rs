@@ -9,33 +9,11 @@ use kmem::arch::Arch;
 use kmem::memory::{MADV_COLD, MADV_PAGEOUT};
 use kmem::vma::*;
 use kmem::PAGE_SIZE;
-use kmem_hosted::FileSwap;
 
 const MIB: u64 = 1 << 20;
 const RW: u32 = PROT_READ | PROT_WRITE;
 const PA: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
 const PAGE: u64 = PAGE_SIZE as u64;
-
-fn vmstat(m: &M, name: &str) -> u64 {
-    let s = proc(m, "/proc/vmstat");
-    s.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("{name} not in /proc/vmstat:\n{s}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn kb_field(text: &str, label: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(label))
-        .unwrap_or_else(|| panic!("{label} not in\n{text}"))
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 fn rollup(m: &M, pid: i32, label: &str) -> u64 {
     kb_field(&proc(m, &format!("/proc/{pid}/smaps_rollup")), label)
@@ -51,18 +29,10 @@ fn filled(m: &M, pages: u64) -> (i32, u64) {
     (p, a)
 }
 
-fn swapon(m: &M, tag: &str) -> (std::path::PathBuf, String) {
-    let path = std::env::temp_dir().join(format!("kmem-{tag}-{}", std::process::id()));
-    let name = path.to_str().unwrap().to_string();
-    m.swapon(&name, FileSwap::create(&path, 16 * MIB).unwrap(), None)
-        .unwrap();
-    (path, name)
-}
-
 #[test]
 fn pageout_swaps_the_range_out_and_it_reads_back() {
     let m = boot(Arch::X86_64, 64 * MIB, 1);
-    let (path, name) = swapon(&m, "pageout");
+    let (path, name) = swapon_file(&m, "pageout", 16 * MIB);
     let pages = 100;
     let (p, a) = filled(&m, pages);
     assert_eq!(rollup(&m, p, "Rss:"), pages * 4);
@@ -93,7 +63,7 @@ fn pageout_leaves_shared_pages_and_needs_swap_for_anonymous_memory() {
     m.madvise(p, a, pages * PAGE, MADV_PAGEOUT).unwrap();
     assert_eq!(rollup(&m, p, "Rss:"), pages * 4);
     assert_eq!(vmstat(&m, "pswpout"), 0);
-    let (path, name) = swapon(&m, "pageout-shared");
+    let (path, name) = swapon_file(&m, "pageout-shared", 16 * MIB);
     // Pages shared with a child after fork are not this task's to push out.
     let c = m.fork(p).unwrap();
     m.madvise(p, a, pages * PAGE, MADV_PAGEOUT).unwrap();

@@ -27,19 +27,6 @@ const PA: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
 const MIB: u64 = 1 << 20;
 const PAGE: u64 = PAGE_SIZE as u64;
 
-fn baseline(m: &M) -> usize {
-    let p = m.spawn("warmup").unwrap();
-    m.exit(p).unwrap();
-    settle(m)
-}
-
-fn vmstat(m: &M, name: &str) -> u64 {
-    proc(m, "/proc/vmstat")
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /proc/vmstat"))
-}
-
 fn lru_pages(m: &M) -> u64 {
     [
         "nr_inactive_anon",
@@ -542,6 +529,9 @@ struct Balloon {
     refuse: std::sync::atomic::AtomicBool,
 }
 
+/// # Safety
+/// `ctx` must point at the test's live `Balloon` (registered with `set_movable_ops` and removed
+/// before the balloon is dropped).
 unsafe fn b_isolate(ctx: *const (), page: PagePtr) -> bool {
     // SAFETY: ctx is the test's Balloon.
     let b = unsafe { &*ctx.cast::<Balloon>() };
@@ -552,6 +542,9 @@ unsafe fn b_isolate(ctx: *const (), page: PagePtr) -> bool {
     b.pages.lock().unwrap().contains(&page)
 }
 
+/// # Safety
+/// `ctx` must point at the test's live `Balloon`, whose machine outlives it; `dst` and `src` are
+/// distinct pages of that machine held by the caller.
 unsafe fn b_migrate(ctx: *const (), dst: PagePtr, src: PagePtr) -> Result<(), Errno> {
     // SAFETY: ctx is the test's Balloon.
     let b = unsafe { &*ctx.cast::<Balloon>() };
@@ -575,6 +568,8 @@ unsafe fn b_migrate(ctx: *const (), dst: PagePtr, src: PagePtr) -> Result<(), Er
     Ok(())
 }
 
+/// # Safety
+/// `ctx` must point at the test's live `Balloon`.
 unsafe fn b_putback(ctx: *const (), _page: PagePtr) {
     // SAFETY: ctx is the test's Balloon.
     let b = unsafe { &*ctx.cast::<Balloon>() };

@@ -17,14 +17,6 @@ fn maps(m: &M, pid: i32) -> String {
     proc(m, &format!("/proc/{pid}/maps"))
 }
 
-/// Boots, spawns and exits one task so that the zero page exists, and returns the settled
-/// free-page count to compare with after the test's tasks are gone.
-fn baseline(m: &M) -> usize {
-    let p = m.spawn("warmup").unwrap();
-    m.exit(p).unwrap();
-    settle(m)
-}
-
 #[test]
 fn spawn_layout_is_linuxs() {
     for (arch, stack, base, pad) in [

@@ -80,7 +80,8 @@ fn blocks_share_pages_and_pages_go_back_when_empty() {
         unsafe { std::ptr::write_bytes(*p, i as u8, 10 + i) };
     }
     for (i, p) in ps.iter().enumerate() {
-        // SAFETY: as above.
+        // SAFETY: block `i` is still allocated (freed below) and has 10 + i bytes, all written
+        // above, so every read `p.add(j)` with j < 10 + i is inside it and initialised.
         assert!((0..10 + i).all(|j| unsafe { *p.add(j) } == i as u8));
     }
     for p in ps {

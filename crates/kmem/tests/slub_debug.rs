@@ -70,7 +70,9 @@ fn kunit_next_pointer() {
     poke(p, off, !peek(p, off));
     // Corrupted freechain, wrong in-use count, and the fix of the count.
     assert_eq!(m.validate(s), 3);
-    // SAFETY: as above.
+    // SAFETY: `p + off` is the free-pointer slot of our freed object: inside its slab (off < object
+    // size), word aligned, and read just above; no one allocates from the cache meanwhile, so the
+    // write only restores the saved word.
     unsafe { std::ptr::write(p.add(off).cast::<usize>(), tmp) };
     // The count fixed last time is now wrong the other way.
     assert_eq!(m.validate(s), 2);
@@ -577,7 +579,8 @@ fn redzones_are_checked_across_their_whole_width() {
             assert_eq!(m.validate(s), 2, "size {size}, offset {off}");
             let log = m.platform().take_captured();
             assert!(log.contains(what), "size {size}, offset {off}: {log}");
-            // SAFETY: as above.
+            // SAFETY: the same red-zone byte written just above, at `off` from our object `p` and
+            // inside its slab; `validate` restored it, and the object is still ours.
             assert_eq!(unsafe { *p.offset(off) }, 0xcc, "restored");
             assert_eq!(m.validate(s), 0);
         }

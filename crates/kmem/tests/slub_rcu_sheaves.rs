@@ -128,7 +128,8 @@ fn shrink_and_destroy_hand_over_the_partial_rcu_sheaf() {
     // Destroy right after kfree_rcu: its barrier flushes the rcu sheaf first.
     let w: Vec<_> = (0..5).map(|_| alloc(&m, c)).collect();
     for &p in &w {
-        // SAFETY: as above.
+        // SAFETY: each `p` is a live 64-byte object of `c`, allocated just above, handed to
+        // `kfree_rcu` once and not used afterwards.
         unsafe { m.kfree_rcu(p, 0) };
     }
     m.kmem_cache_destroy(c);
@@ -193,7 +194,8 @@ fn shrink_reaches_every_cpus_sheaves() {
     m.kmem_cache_shrink(c);
     tx.send(0).unwrap();
     done.recv().unwrap();
-    // SAFETY: as above.
+    // SAFETY: the other thread sent `done` and now waits in `rx.recv()`, so no thread uses the
+    // cache during the census, as `slub_sheaf_census` asks.
     let ce = unsafe { m.slub_sheaf_census(c) }.unwrap();
     assert_eq!((ce.cpu_objects, ce.cpu_sheaves), (0, 0), "{ce:?}");
     assert!(!m.kmem_cache_shrink(c));

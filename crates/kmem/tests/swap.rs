@@ -16,16 +16,6 @@ const MIB: u64 = 1 << 20;
 const RW: u32 = PROT_READ | PROT_WRITE;
 const PA: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
 
-fn vmstat(m: &M, name: &str) -> u64 {
-    let s = proc(m, "/proc/vmstat");
-    s.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("{name} not in /proc/vmstat:\n{s}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// The byte the task writes at offset `i` of its mapping.
 fn pattern(i: u64) -> u8 {
     ((i / PAGE_SIZE as u64).wrapping_mul(131) ^ (i % 251)) as u8
@@ -43,31 +33,11 @@ fn fill(m: &M, p: i32, a: u64, len: u64) -> Result<(), UaccessError> {
     Ok(())
 }
 
-fn meminfo(info: &str, label: &str) -> u64 {
-    info.lines()
-        .find_map(|l| l.strip_prefix(label))
-        .unwrap_or_else(|| panic!("{label} not in meminfo"))
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn baseline(m: &M) -> usize {
-    let p = m.spawn("warmup").unwrap();
-    m.exit(p).unwrap();
-    settle(m)
-}
-
 #[test]
 fn task_larger_than_memory_swaps_and_reads_back() {
     let m = boot(Arch::X86_64, 64 * MIB, 1);
-    let path = std::env::temp_dir().join(format!("kmem-swap-test-{}", std::process::id()));
-    let name = path.to_str().unwrap().to_string();
     let free0 = baseline(&m);
-    m.swapon(&name, FileSwap::create(&path, 256 * MIB).unwrap(), None)
-        .unwrap();
+    let (path, name) = swapon_file(&m, "swap-test", 256 * MIB);
     let swaps = proc(&m, "/proc/swaps");
     assert!(swaps.contains("file\t\t262140\t\t0\t\t-2"), "{swaps}");
     let p = m.spawn("filler").unwrap();
@@ -97,11 +67,11 @@ fn task_larger_than_memory_swaps_and_reads_back() {
         .unwrap();
     assert!(used > 0, "{swaps}");
     let info = proc(&m, "/proc/meminfo");
-    assert_eq!(meminfo(&info, "SwapTotal:"), 262140);
-    assert!(meminfo(&info, "SwapFree:") < 262140, "{info}");
-    assert!(meminfo(&info, "Inactive(anon):") + meminfo(&info, "Active(anon):") > 0);
+    assert_eq!(kb_field(&info, "SwapTotal:"), 262140);
+    assert!(kb_field(&info, "SwapFree:") < 262140, "{info}");
+    assert!(kb_field(&info, "Inactive(anon):") + kb_field(&info, "Active(anon):") > 0);
     assert!(
-        meminfo(&info, "SwapCached:") > 0,
+        kb_field(&info, "SwapCached:") > 0,
         "read faults leave pages in the swap cache"
     );
     let status = proc(&m, &format!("/proc/{p}/status"));
@@ -175,10 +145,7 @@ fn without_swap_the_task_is_oom_killed_and_memory_comes_back() {
 #[test]
 fn swapoff_brings_every_page_back_and_swap_free_stays_right() {
     let m = boot(Arch::X86_64, 64 * MIB, 1);
-    let path = std::env::temp_dir().join(format!("kmem-swapoff-test-{}", std::process::id()));
-    let name = path.to_str().unwrap().to_string();
-    m.swapon(&name, FileSwap::create(&path, 128 * MIB).unwrap(), None)
-        .unwrap();
+    let (path, name) = swapon_file(&m, "swapoff-test", 128 * MIB);
     let p = m.spawn("filler").unwrap();
     let len = 80 * MIB;
     let a = m.mmap(p, 0, len, RW, PA, -1, 0).unwrap();
@@ -187,15 +154,15 @@ fn swapoff_brings_every_page_back_and_swap_free_stays_right() {
     m.munmap(p, a + len / 2, len / 2).unwrap();
     let info = proc(&m, "/proc/meminfo");
     assert!(
-        meminfo(&info, "SwapFree:") < meminfo(&info, "SwapTotal:"),
+        kb_field(&info, "SwapFree:") < kb_field(&info, "SwapTotal:"),
         "{info}"
     );
     // try_to_unuse swaps every page of the area back in.
     m.swapoff(&name).unwrap();
     let info = proc(&m, "/proc/meminfo");
-    assert_eq!(meminfo(&info, "SwapTotal:"), 0, "{info}");
-    assert_eq!(meminfo(&info, "SwapFree:"), 0, "{info}");
-    assert_eq!(meminfo(&info, "SwapCached:"), 0, "{info}");
+    assert_eq!(kb_field(&info, "SwapTotal:"), 0, "{info}");
+    assert_eq!(kb_field(&info, "SwapFree:"), 0, "{info}");
+    assert_eq!(kb_field(&info, "SwapCached:"), 0, "{info}");
     let mut buf = vec![0u8; PAGE_SIZE];
     for off in (0..len / 2).step_by(PAGE_SIZE) {
         m.uread(p, a + off, &mut buf).unwrap();
@@ -213,8 +180,8 @@ fn swapoff_brings_every_page_back_and_swap_free_stays_right() {
         .unwrap();
     let info = proc(&m, "/proc/meminfo");
     assert_eq!(
-        meminfo(&info, "SwapFree:"),
-        meminfo(&info, "SwapTotal:"),
+        kb_field(&info, "SwapFree:"),
+        kb_field(&info, "SwapTotal:"),
         "{info}"
     );
     m.exit(p).unwrap();
@@ -224,7 +191,7 @@ fn swapoff_brings_every_page_back_and_swap_free_stays_right() {
 }
 
 fn smaps_swap_kb(m: &M, pid: i32) -> u64 {
-    meminfo(&proc(m, &format!("/proc/{pid}/smaps_rollup")), "Swap:")
+    kb_field(&proc(m, &format!("/proc/{pid}/smaps_rollup")), "Swap:")
 }
 
 /// More than `SWAP_MAP_MAX` (62) PTEs naming one slot: the count continues in a
@@ -235,10 +202,7 @@ fn smaps_swap_kb(m: &M, pid: i32) -> u64 {
 fn seventy_forks_share_one_swapped_page() {
     let m = boot(Arch::X86_64, 64 * MIB, 1);
     let free0 = baseline(&m);
-    let path = std::env::temp_dir().join(format!("kmem-swapcont-test-{}", std::process::id()));
-    let name = path.to_str().unwrap().to_string();
-    m.swapon(&name, FileSwap::create(&path, 128 * MIB).unwrap(), None)
-        .unwrap();
+    let (path, name) = swapon_file(&m, "swapcont-test", 128 * MIB);
     let p = m.spawn("parent").unwrap();
     let a = m.mmap(p, 0, PAGE_SIZE as u64, RW, PA, -1, 0).unwrap();
     m.upoke(p, a, 8, 0xfeed).unwrap();

@@ -168,13 +168,20 @@ fn slab_kb(m: &common::M) -> usize {
 
 struct Ctx<'a>(&'a Space<'a>);
 
+/// # Safety
+/// `ctx` must point at a live `Ctx` for as long as the hook is registered (the test registers it
+/// for its duration).
 unsafe fn wake(ctx: *const (), _order: u32) {
     // SAFETY: registered below with a live Ctx for the duration of the test.
     let c = unsafe { &*ctx.cast::<Ctx<'_>>() };
     c.0.vm.kswapd_run(c.0.l(), c.0.swap, c.0);
 }
+/// # Safety
+/// `ctx` must point at a live `Ctx` for as long as the hook is registered (the test registers it
+/// for its duration).
 unsafe fn direct(ctx: *const (), _gfp: GfpFlags, order: u32) -> usize {
-    // SAFETY: as in `wake`.
+    // SAFETY: `ctx` is the `Ctx` the test registered with this hook and keeps alive for the whole
+    // test (this function's contract), so the shared reference is valid.
     let c = unsafe { &*ctx.cast::<Ctx<'_>>() };
     c.0.vm.try_to_free_pages(c.0.l(), c.0.swap, c.0, order)
 }

@@ -321,7 +321,9 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
         let size = self.mask() + 1;
         let off = off & self.mask();
         let l = len.min(size - off);
-        // SAFETY: as in `copy_in`.
+        // SAFETY: `off + l <= size` and `len - l <= off` (since `len <= size`), so both runs lie
+        // inside the slot array; the caller owns these filled slots (consumer side), so no producer
+        // writes them during the copy, and `dst` has room for `len` items.
         unsafe {
             copy_from_slots(dst, self.slots().add(off as usize), l as usize);
             if l < len {
@@ -333,6 +335,11 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     /// Producer side of `kfifo_in` with the producer's own index `i` (== `in`) and a known
     /// `out` bound; returns elements written. The `*_with_*` helpers all take both indices so
     /// the split handles can keep their own index in a register instead of re-reading it.
+    ///
+    /// # Safety
+    /// Producer side: the caller is the only writer of slots `in..` and of `in`, `i` is the current
+    /// `in`, and `out` was loaded (Acquire) from the fifo's `out`, so every slot in `i..out + size`
+    /// is free.
     #[inline(always)]
     unsafe fn in_with_out(&self, buf: &[T], i: u32, out: u32) -> (u32, u32) {
         // SAFETY: forwarded caller guarantee (producer side, `i == in`).
@@ -367,6 +374,10 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
 
     /// The wrapping or partial case of `write_at`, kept out of line so the fast path stays
     /// small.
+    ///
+    /// # Safety
+    /// As `write_at`: the caller is the only producer, `i` is the current `in`, and `unused` does
+    /// not exceed the free slots after `i`.
     #[cold]
     #[inline(never)]
     unsafe fn write_slow(&self, buf: &[T], i: u32, unused: u32) -> u32 {
@@ -397,6 +408,10 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     }
 
     /// The wrapping or partial case of `read_at`, out of line.
+    ///
+    /// # Safety
+    /// As `read_at`: the caller is the only consumer, `o` is the current `out`, and `used` does not
+    /// exceed the filled slots after `o`.
     #[cold]
     #[inline(never)]
     unsafe fn read_slow(&self, buf: &mut [T], o: u32, used: u32) -> u32 {
@@ -407,6 +422,10 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     }
 
     /// Producer side of `kfifo_put` with a known `out` bound.
+    ///
+    /// # Safety
+    /// Producer side: the caller is the only writer of slots `in..` and of `in`, `i` is the current
+    /// `in`, and `out` was loaded (Acquire) from the fifo's `out`.
     #[inline(always)]
     unsafe fn put_with_out(&self, val: T, i: u32, out: u32) -> bool {
         if i.wrapping_sub(out) > self.mask() {
@@ -419,6 +438,11 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     }
 
     /// Consumer side of `kfifo_get`/`kfifo_peek` with a known `in` bound.
+    ///
+    /// # Safety
+    /// Consumer side: the caller is the only reader of slots `out..` and writer of `out`, `o` is
+    /// the current `out`, and `i` was loaded (Acquire) from the fifo's `in`, so slots `o..i` are
+    /// filled.
     #[inline(always)]
     unsafe fn get_with_in(&self, o: u32, i: u32, consume: bool) -> Option<T> {
         if i == o {
@@ -454,6 +478,10 @@ impl<T: Copy, S: Storage<T>> KfifoBase<T, S> {
     }
 
     /// Consumer side of `kfifo_out_peek`/`kfifo_out` with a known `in` bound.
+    ///
+    /// # Safety
+    /// Consumer side: the caller is the only reader of slots `out..` and writer of `out`, `o` is
+    /// the current `out`, and `i` was loaded (Acquire) from the fifo's `in`.
     #[inline(always)]
     unsafe fn out_with_in(&self, buf: &mut [T], o: u32, i: u32, consume: bool) -> (u32, u32) {
         // SAFETY: forwarded caller guarantee (consumer side, `o == out`).

@@ -17,6 +17,9 @@ pub struct Iter<const REV: bool, const SAFE: bool> {
 }
 
 impl<const REV: bool, const SAFE: bool> Iter<REV, SAFE> {
+    /// # Safety
+    /// `n` must be a valid node of the list being walked (the iterator's constructor contract keeps
+    /// every node on it valid).
     #[inline(always)]
     unsafe fn step(n: *mut ListHead) -> *mut ListHead {
         // SAFETY: the iterator's constructor contract keeps every node on the list valid.

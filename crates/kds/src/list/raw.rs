@@ -65,6 +65,9 @@ pub unsafe fn INIT_LIST_HEAD(list: *mut ListHead) {
     unsafe { ListHead::init(list) }
 }
 
+/// # Safety
+/// `new`, `prev` and `next` must be valid for writes, `prev` and `next` adjacent on one list
+/// (`prev.next == next`), and `new` not on any list the caller still relies on.
 #[inline]
 unsafe fn __list_add(new: *mut ListHead, prev: *mut ListHead, next: *mut ListHead) {
     // SAFETY: the caller guarantees all three nodes are valid and `prev`/`next` adjacent.
@@ -97,6 +100,10 @@ pub unsafe fn list_add_tail(new: *mut ListHead, head: *mut ListHead) {
 }
 
 /// `__list_del(prev, next)`: makes `prev` and `next` point at each other.
+///
+/// # Safety
+/// `prev` and `next` must be valid for writes and belong to the same list (the entry between them
+/// is being removed).
 #[inline]
 unsafe fn __list_del(prev: *mut ListHead, next: *mut ListHead) {
     // SAFETY: the caller guarantees both nodes are valid.
@@ -339,6 +346,9 @@ pub unsafe fn list_is_singular(head: *const ListHead) -> bool {
     unsafe { !list_empty(head) && ptr::eq((*head).next, (*head).prev) }
 }
 
+/// # Safety
+/// `head` must be a valid, non-empty list with `entry` on it, and `list` valid for writes and free
+/// to be overwritten (it becomes the head of the cut-off part).
 #[inline]
 unsafe fn __list_cut_position(list: *mut ListHead, head: *mut ListHead, entry: *mut ListHead) {
     // SAFETY: the caller guarantees `entry` is on `head` and `list` may be overwritten.
@@ -399,6 +409,9 @@ pub unsafe fn list_cut_before(list: *mut ListHead, head: *mut ListHead, entry: *
     }
 }
 
+/// # Safety
+/// `list` must be a valid, non-empty list head, `prev` and `next` valid and adjacent on another
+/// list (`prev.next == next`); `list`'s nodes move there and `list` is left stale.
 #[inline]
 unsafe fn __list_splice(list: *const ListHead, prev: *mut ListHead, next: *mut ListHead) {
     // SAFETY: the caller guarantees `list` is non-empty and `prev`/`next` adjacent.

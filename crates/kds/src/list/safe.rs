@@ -200,7 +200,8 @@ impl<'a, A: Adapter> List<'a, A> {
     #[inline]
     pub fn push_back(&mut self, item: &'a A::Item) -> Result<(), AlreadyLinked<&'a A::Item>> {
         let n = Self::check_unlinked(item)?;
-        // SAFETY: as in `push_front`.
+        // SAFETY: `n` is the unlinked link of an item borrowed for 'a, and `tail` is an item link
+        // of this list or null (type invariant), so every pointer written through is live.
         unsafe {
             (*n).next = END;
             if self.tail.is_null() {
@@ -259,7 +260,9 @@ impl<'a, A: Adapter> List<'a, A> {
     /// Links the unlinked `n` right before the item link `pos` of this list.
     #[inline(always)]
     fn link_before(&mut self, n: *mut ListHead, pos: *mut ListHead) {
-        // SAFETY: as in `link_after`.
+        // SAFETY: `pos` is an item link on this list (caller) and `n` an unlinked link of an item
+        // borrowed for 'a; `pos.prev` is END or a live item link of this list, and `&mut self`
+        // excludes other users of the list.
         unsafe {
             let prev = (*pos).prev;
             (*n).next = pos;
@@ -326,7 +329,8 @@ impl<'a, A: Adapter> List<'a, A> {
 
     /// Returns the last item.
     pub fn back(&self) -> Option<&'a A::Item> {
-        // SAFETY: as in `front`.
+        // SAFETY: a non-null tail is the link of an item on this list, borrowed for 'a, so
+        // `A::item` recovers a live item.
         (!self.tail.is_null()).then(|| unsafe { &*A::item(self.tail) })
     }
 
@@ -486,10 +490,12 @@ impl<'l, 'a: 'l, A: Adapter> DoubleEndedIterator for ListIter<'l, 'a, A> {
             self.front = ptr::null_mut();
             self.back = ptr::null_mut();
         } else {
-            // SAFETY: as in `next`.
+            // SAFETY: `cur` is an item link of the list, borrowed immutably for 'l; it is not the
+            // front one, so its `prev` is an item link too.
             self.back = unsafe { (*cur).prev };
         }
-        // SAFETY: as in `next`.
+        // SAFETY: `cur` is an item's link on the list (list invariant), and the item is borrowed
+        // for 'a, so the reference is valid for 'a.
         Some(unsafe { &*A::item(cur) })
     }
 }
@@ -527,7 +533,8 @@ impl<'l, 'a, A: Adapter> CursorMut<'l, 'a, A> {
         self.cur = if self.cur.is_null() {
             self.list.tail
         } else {
-            // SAFETY: as in `move_next`.
+            // SAFETY: `cur` is non-null, so it is an item link of the list we borrow mutably (for
+            // 'l); its `prev` is END or another item link of it.
             unsafe { (*self.cur).prev }
         };
     }
@@ -537,7 +544,8 @@ impl<'l, 'a, A: Adapter> CursorMut<'l, 'a, A> {
         let n = if self.cur.is_null() {
             self.list.head
         } else {
-            // SAFETY: as in `move_next`.
+            // SAFETY: `cur` is non-null, so it is an item link of the list we borrow mutably;
+            // reading its `next` does not change the list.
             unsafe { (*self.cur).next }
         };
         // SAFETY: a non-null position is an item link.

@@ -13,6 +13,10 @@ use super::*;
 
 /// Merges two null-terminated `next`-chains, `a` holding the earlier elements; on ties `a`
 /// wins, which is what makes the sort stable. Only `next` pointers are maintained.
+///
+/// # Safety
+/// `a` and `b` must be non-empty, null-terminated `next`-chains of valid nodes, disjoint, and used
+/// by nothing else during the merge; `cmp` is called only with nodes of the two chains.
 #[inline]
 unsafe fn merge<F>(cmp: &mut F, mut a: *mut ListHead, mut b: *mut ListHead) -> *mut ListHead
 where
@@ -52,6 +56,11 @@ where
 /// including its one quirk visible to the callback: while it relinks a long leftover tail it
 /// calls `cmp(b, b)` once every 256 elements (Linux does so to give the callback a chance to
 /// `cond_resched()`).
+///
+/// # Safety
+/// `head` must be a valid list head the sort owns, and `a`, `b` non-empty, null-terminated,
+/// disjoint `next`-chains of valid nodes used by nothing else; on return every node is linked into
+/// `head`'s circular list.
 unsafe fn merge_final<F>(
     cmp: &mut F,
     head: *mut ListHead,

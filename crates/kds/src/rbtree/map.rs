@@ -718,7 +718,8 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
 
 impl<K, V> DoubleEndedIterator for Iter<'_, K, V> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        // SAFETY: as in `next`.
+        // SAFETY: the tree is borrowed for 'a, so the range's ends are linked nodes of a tree
+        // nobody modifies while the iterator lives (`next_back`'s contract).
         let r = unsafe { kv(self.raw.next_back()) };
         if r.is_some() {
             self.len -= 1;
@@ -757,13 +758,15 @@ impl<'a, K, V> Iterator for IterMut<'a, K, V> {
 
 impl<K, V> DoubleEndedIterator for IterMut<'_, K, V> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        // SAFETY: as in `next`.
+        // SAFETY: the tree is mutably borrowed for 'a and only this iterator reaches it, so the
+        // range's ends stay linked and the tree's shape is unmodified; each node is yielded once.
         let rb = unsafe { self.raw.next_back() };
         if rb.is_null() {
             return None;
         }
         self.len -= 1;
-        // SAFETY: as in `next`.
+        // SAFETY: `rb` is a node of the tree mutably borrowed for 'a, and the front and back ends
+        // never yield the same node twice, so this `&mut` aliases no other yielded reference.
         let n = unsafe { &mut *node::<K, V>(rb) };
         Some((&n.key, &mut n.value))
     }
@@ -997,17 +1000,20 @@ impl<'a, K, V, A: NodeAlloc> OccupiedEntry<'a, K, V, A> {
     }
     /// Returns the value.
     pub fn get(&self) -> &V {
-        // SAFETY: as in `key`.
+        // SAFETY: `rb` is a linked node of the tree, which the entry borrows exclusively, so the
+        // node and its value are live and `&self` gives only shared access.
         unsafe { &(*node::<K, V>(self.rb)).value }
     }
     /// Returns the value for modification.
     pub fn get_mut(&mut self) -> &mut V {
-        // SAFETY: as in `key`.
+        // SAFETY: `rb` is a linked node of the exclusively borrowed tree, and `&mut self` makes
+        // this the only reference to its value.
         unsafe { &mut (*node::<K, V>(self.rb)).value }
     }
     /// Returns the value for modification, for the tree's borrow.
     pub fn into_mut(self) -> &'a mut V {
-        // SAFETY: as in `key`; the entry is consumed so the borrow is unique for 'a.
+        // SAFETY: `rb` is a linked node of the tree borrowed mutably for 'a; the entry is consumed,
+        // so the returned `&mut` is the only reference to the value for 'a.
         unsafe { &mut (*node::<K, V>(self.rb)).value }
     }
     /// Replaces the value; returns the old one.

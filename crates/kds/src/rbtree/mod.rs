@@ -97,9 +97,11 @@ pub struct RbRoot {
     pub rb_node: *mut RbNode,
 }
 
-// SAFETY: see `RbNode`.
+// SAFETY: an RbRoot is one plain pointer; moving it to another thread moves only that word, and
+// every dereference of it is an `unsafe` function whose caller synchronises.
 unsafe impl Send for RbRoot {}
-// SAFETY: see `RbNode`.
+// SAFETY: `&RbRoot` exposes only the pointer value (a plain word); every dereference goes through
+// an `unsafe` function whose caller synchronises.
 unsafe impl Sync for RbRoot {}
 
 impl RbRoot {
@@ -133,9 +135,11 @@ pub struct RbRootCached {
     pub rb_leftmost: *mut RbNode,
 }
 
-// SAFETY: see `RbNode`.
+// SAFETY: an RbRootCached is two plain pointers (root and leftmost); moving it moves only those
+// words, and every dereference is an `unsafe` function whose caller synchronises.
 unsafe impl Send for RbRootCached {}
-// SAFETY: see `RbNode`.
+// SAFETY: `&RbRootCached` exposes only the two pointer values (plain words); every dereference goes
+// through an `unsafe` function whose caller synchronises.
 unsafe impl Sync for RbRootCached {}
 
 impl RbRootCached {
@@ -207,18 +211,24 @@ pub unsafe fn rb_is_black(node: *const RbNode) -> bool {
     unsafe { rb_color(node) == RB_BLACK }
 }
 
+/// # Safety
+/// `node` must be valid for reads and writes, and no other thread may access it during the call.
 #[inline(always)]
 unsafe fn rb_set_parent(node: *mut RbNode, parent: *mut RbNode) {
     // SAFETY: the caller guarantees `node` is writable.
     unsafe { (*node).__rb_parent_color = rb_color(node) | parent as usize }
 }
 
+/// # Safety
+/// `node` must be valid for writes, and no other thread may access it during the call.
 #[inline(always)]
 unsafe fn rb_set_parent_color(node: *mut RbNode, parent: *mut RbNode, color: usize) {
     // SAFETY: the caller guarantees `node` is writable.
     unsafe { (*node).__rb_parent_color = parent as usize | color }
 }
 
+/// # Safety
+/// `node` must be valid for reads and writes, and no other thread may access it during the call.
 #[inline(always)]
 unsafe fn rb_set_black(node: *mut RbNode) {
     // SAFETY: the caller guarantees `node` is writable.
@@ -264,6 +274,9 @@ pub unsafe fn rb_link_node(node: *mut RbNode, parent: *mut RbNode, rb_link: *mut
     }
 }
 
+/// # Safety
+/// `root` must be valid for writes, and `parent`, unless null, a valid node of `root` of which
+/// `old` is a child; the caller has exclusive access to the tree.
 #[inline(always)]
 unsafe fn __rb_change_child(
     old: *mut RbNode,
@@ -287,6 +300,10 @@ unsafe fn __rb_change_child(
 
 /// Helper for rotations: `new` takes `old`'s parent and colour, `old` becomes `new`'s child
 /// with `color`.
+///
+/// # Safety
+/// `old` and `new` must be valid nodes of the tree `root` (valid for writes), `new` a child of
+/// `old`, and the caller must have exclusive access to the tree.
 #[inline(always)]
 unsafe fn __rb_rotate_set_parents(
     old: *mut RbNode,
@@ -304,6 +321,11 @@ unsafe fn __rb_rotate_set_parents(
 }
 
 /// Insertion rebalancing (lib/rbtree.c `__rb_insert`), generic over the augment rotation.
+///
+/// # Safety
+/// `node` must have just been linked (red, by `rb_link_node`) into the valid tree `root`, every
+/// node of which is valid for reads and writes, and the caller must have exclusive access to the
+/// tree.
 #[inline(always)]
 unsafe fn __rb_insert<A: augmented::RbAugmentCallbacks>(mut node: *mut RbNode, root: *mut RbRoot) {
     // SAFETY: the caller guarantees `node` was just linked into the valid tree `root`; every
@@ -398,6 +420,11 @@ unsafe fn __rb_insert<A: augmented::RbAugmentCallbacks>(mut node: *mut RbNode, r
 
 /// Erase rebalancing (lib/rbtree.c `____rb_erase_color`): `parent` lost a black descendant on
 /// the side where its child is null or `node`.
+///
+/// # Safety
+/// `parent` must be a node of the valid tree `root` whose black height is one short on the side of
+/// its null (or just-erased) child; every node of the tree must be valid for reads and writes, and
+/// the caller must have exclusive access to it.
 #[inline(always)]
 unsafe fn __rb_erase_color<A: augmented::RbAugmentCallbacks>(
     mut parent: *mut RbNode,
@@ -521,6 +548,10 @@ unsafe fn __rb_erase_color<A: augmented::RbAugmentCallbacks>(
 
 /// Unlinks `node` (include/linux/rbtree_augmented.h `__rb_erase_augmented`); returns the node
 /// from which colour rebalancing must start, or null.
+///
+/// # Safety
+/// `node` must be a member of the valid tree `root`, every node of which is valid for reads and
+/// writes, and the caller must have exclusive access to the tree; `node` leaves it.
 #[inline(always)]
 unsafe fn __rb_erase_augmented<A: augmented::RbAugmentCallbacks>(
     node: *mut RbNode,
@@ -814,6 +845,9 @@ pub unsafe fn rb_replace_node_cached(
     }
 }
 
+/// # Safety
+/// `node` must be a valid node of a tree whose every node is valid for reads and not written during
+/// the call.
 unsafe fn rb_left_deepest_node(mut node: *mut RbNode) -> *mut RbNode {
     // SAFETY: the caller guarantees `node` is a valid tree node.
     unsafe {

@@ -181,7 +181,8 @@ fn kds_hashtable_of_kmalloc_objects(ctx: &KernelCtx) -> TestResult {
         // SAFETY: the node is initialised, not hashed, and outlives its time in the table.
         unsafe { hash_add(&mut table, &mut o.node, id) };
     }
-    // SAFETY: as above.
+    // SAFETY: every node hashed above is an element of `objs`, which is neither moved nor dropped
+    // while the iterator runs, and the loop deletes nothing (`hash_for_each`'s contract).
     check_eq!(unsafe { hash_for_each(&table) }.count(), 500);
     for o in &objs {
         check_eq!(find(&table, o.id), 1);

@@ -136,7 +136,8 @@ fn kmemleak_finds_planted_leak(ctx: &KernelCtx) -> TestResult {
         .kmalloc(64, GfpFlags::GFP_KERNEL)
         .expect("kmalloc")
         .as_ptr();
-    // SAFETY: as above.
+    // SAFETY: `leak` is a fresh 64-byte kmalloc block of ours, so all 64 bytes written are inside
+    // it and no one else uses it.
     unsafe { leak.write_bytes(0x5a, 64) };
     // Keep only the complement: the stack is scanned, the pointer must not be on it.
     let hidden = !(leak as usize);

@@ -163,7 +163,8 @@ fn get_free_pages_family(ctx: &KernelCtx) -> TestResult {
         unsafe { p.add(i).write_volatile(i as u64 ^ 0xdead_beef) };
     }
     for i in 0..words {
-        // SAFETY: as above.
+        // SAFETY: `p` is still the start of the order-2 block (16 KiB) we own and have not freed, i
+        // < words = 16 KiB / 8, and every word was written by the loop above.
         let v = unsafe { p.add(i).read_volatile() };
         check_eq!(v, i as u64 ^ 0xdead_beef);
     }

@@ -73,7 +73,8 @@ fn stamp(l: &Live) {
 fn stamp_ok(l: &Live) -> bool {
     let bytes = l.stamp.to_le_bytes();
     stamp_ranges(l.len()).iter().all(|&(off, k)| {
-        // SAFETY: as in `stamp`.
+        // SAFETY: `stamp_ranges(l.len())` yields ranges inside the live allocation of `l.len()`
+        // bytes, written by `stamp` when it was made, and no `&mut` to it exists while we read.
         let got = unsafe { core::slice::from_raw_parts(l.p.add(off), k) };
         got == &bytes[..k]
     })

@@ -251,7 +251,8 @@ fn kvmalloc_beyond_kmalloc_is_vmalloc(ctx: &KernelCtx) -> TestResult {
         unsafe { p.add(i).write_volatile(i as u64) };
     }
     for i in (0..words).step_by(997) {
-        // SAFETY: as above.
+        // SAFETY: `p` is still the start of the live `size`-byte area (freed below), i < size / 8,
+        // and the word was written by the loop above.
         check_eq!(unsafe { p.add(i).read_volatile() }, i as u64);
     }
     mm.kvfree(big);

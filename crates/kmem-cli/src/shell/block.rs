@@ -378,20 +378,10 @@ impl Parser<'_> {
         self.i = kw.end;
         let (base, text) = self.header("for")?;
         let mut parts = Vec::new();
-        let (mut start, mut in_str, mut esc) = (0, false, false);
+        let (mut start, mut q) = (0, Quotes::default());
         let chars: Vec<char> = text.chars().collect();
         for (i, &c) in chars.iter().enumerate() {
-            if in_str {
-                if esc {
-                    esc = false;
-                } else if c == '\\' {
-                    esc = true;
-                } else if c == '"' {
-                    in_str = false;
-                }
-            } else if c == '"' {
-                in_str = true;
-            } else if c == ';' {
+            if q.code(c) && c == ';' {
                 parts.push((base + start, chars[start..i].iter().collect::<String>()));
                 start = i + 1;
             }
@@ -469,22 +459,13 @@ impl Parser<'_> {
         let open = self.i;
         self.i += 1;
         let base = self.i;
-        let (mut depth, mut in_str, mut esc) = (1usize, false, false);
+        let (mut depth, mut q) = (1usize, Quotes::default());
         while let Some(c) = self.peek() {
             if c == '\n' {
                 break;
             }
-            if in_str {
-                if esc {
-                    esc = false;
-                } else if c == '\\' {
-                    esc = true;
-                } else if c == '"' {
-                    in_str = false;
-                }
-            } else {
+            if q.code(c) {
                 match c {
-                    '"' => in_str = true,
                     '(' => depth += 1,
                     ')' => {
                         depth -= 1;
@@ -511,25 +492,11 @@ impl Parser<'_> {
     fn return_item(&mut self, kw: Span) -> Result<Item, Hard> {
         self.i = kw.end;
         let start = self.i;
-        let (mut in_str, mut esc) = (false, false);
+        let mut q = Quotes::default();
         while let Some(c) = self.peek() {
-            if in_str {
-                if c == '\n' {
-                    break;
-                }
-                if esc {
-                    esc = false;
-                } else if c == '\\' {
-                    esc = true;
-                } else if c == '"' {
-                    in_str = false;
-                }
-            } else {
-                match c {
-                    '"' => in_str = true,
-                    ';' | '\n' | '{' | '}' | '#' => break,
-                    _ => {}
-                }
+            // A new line ends the statement, inside an unclosed string literal too.
+            if c == '\n' || (q.code(c) && matches!(c, ';' | '{' | '}' | '#')) {
+                break;
             }
             self.i += 1;
         }
@@ -567,25 +534,17 @@ impl Parser<'_> {
     /// opens a block argument (see the module documentation).
     fn simple(&mut self) -> Result<Item, Hard> {
         let start = self.i;
-        let (mut in_str, mut esc) = (false, false);
+        let mut q = Quotes::default();
         let mut parens = 0usize;
         // Block arguments: where each starts and ends, and its items.
         let mut blocks: Vec<(usize, usize, Vec<Item>)> = Vec::new();
         while let Some(c) = self.peek() {
-            if in_str {
-                if c == '\n' {
-                    break;
-                }
-                if esc {
-                    esc = false;
-                } else if c == '\\' {
-                    esc = true;
-                } else if c == '"' {
-                    in_str = false;
-                }
-            } else {
+            // A new line ends the statement, inside an unclosed string literal too.
+            if c == '\n' {
+                break;
+            }
+            if q.code(c) {
                 match c {
-                    '"' => in_str = true,
                     '(' => parens += 1,
                     ')' => parens = parens.saturating_sub(1),
                     '{' if parens > 0 => {
@@ -594,7 +553,7 @@ impl Parser<'_> {
                         blocks.push((open, self.i, items));
                         continue;
                     }
-                    ';' | '\n' | '{' | '}' | '#' => break,
+                    ';' | '{' | '}' | '#' => break,
                     _ => {}
                 }
             }
@@ -721,20 +680,12 @@ impl Chunker {
 
 /// `{` minus `}` on a line, outside string literals and comments.
 fn brace_balance(line: &str) -> i64 {
-    let (mut n, mut in_str, mut esc) = (0, false, false);
+    let (mut n, mut q) = (0, Quotes::default());
     for c in line.chars() {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if c == '\\' {
-                esc = true;
-            } else if c == '"' {
-                in_str = false;
-            }
+        if !q.code(c) {
             continue;
         }
         match c {
-            '"' => in_str = true,
             '#' => break,
             '{' => n += 1,
             '}' => n -= 1,
@@ -742,4 +693,35 @@ fn brace_balance(line: &str) -> i64 {
         }
     }
     n
+}
+
+/// The string-literal state of a left-to-right scan, so that the scanners above see only
+/// the characters of code: a `"` opens a literal, `\` escapes the next character in it, and
+/// an unescaped `"` closes it.
+#[derive(Default)]
+struct Quotes {
+    in_str: bool,
+    esc: bool,
+}
+
+impl Quotes {
+    /// Takes the next character; returns whether it is code (outside every string literal;
+    /// the quotes themselves belong to their literal).
+    fn code(&mut self, c: char) -> bool {
+        if self.in_str {
+            if self.esc {
+                self.esc = false;
+            } else if c == '\\' {
+                self.esc = true;
+            } else if c == '"' {
+                self.in_str = false;
+            }
+            false
+        } else if c == '"' {
+            self.in_str = true;
+            false
+        } else {
+            true
+        }
+    }
 }

@@ -1,47 +1,18 @@
 //! The driver-core and devres functions driven by the shell (issue 16).
 
-use super::{Origin, Shell};
-use crate::kernel::{BootOptions, Kernel};
+use super::tests::boot_shell;
+pub(super) use super::tests::run;
+use super::Shell;
 use kmem::arch::Arch;
 
 fn shell(cmdline: &str) -> Shell {
     shell_mem(128 << 20, cmdline)
 }
 
-/// A shell on an x86_64 machine of `mem` bytes booted with `cmdline` (shared with
-/// `cma_tests`).
+/// A shell on an x86_64 machine of `mem` bytes with one CPU, booted with `cmdline` (shared
+/// with `cma_tests`, `compaction_tests` and `probe_tests`).
 pub(super) fn shell_mem(mem: u64, cmdline: &str) -> Shell {
-    let k = Kernel::boot(&BootOptions {
-        arch: Arch::X86_64,
-        mem,
-        cpus: 1,
-        cmdline: cmdline.to_string(),
-        seed: 0,
-        maxmem: 0,
-    })
-    .unwrap();
-    Shell::new(k)
-}
-
-/// Runs each line; returns (stdout, stderr).
-pub(super) fn run(sh: &mut Shell, src: &str) -> (String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    for (i, l) in src.lines().enumerate() {
-        sh.run_line(
-            l,
-            Origin {
-                source: Some("t"),
-                line: i + 1,
-                indent: 0,
-            },
-            &mut out,
-            &mut err,
-        );
-    }
-    (
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
+    boot_shell(Arch::X86_64, mem, 1, cmdline)
 }
 
 #[test]

@@ -2,39 +2,18 @@
 //! the shell).
 
 use super::{Origin, Shell};
-use crate::kernel::{BootOptions, Kernel};
 use crate::map::{ix, snapshot, COLS};
 use kmem::arch::Arch;
 
 fn shell() -> Shell {
-    let k = Kernel::boot(&BootOptions {
-        arch: Arch::X86_64,
-        mem: 64 << 20,
-        cpus: 1,
-        cmdline: String::new(),
-        seed: 0,
-        maxmem: 0,
-    })
-    .unwrap();
-    Shell::new(k)
+    super::tests::shell(Arch::X86_64)
 }
 
+/// Runs `src` line by line; returns stdout, after checking nothing went to stderr.
 fn run(sh: &mut Shell, src: &str) -> String {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    for (i, l) in src.lines().enumerate() {
-        sh.run_line(
-            l,
-            Origin {
-                source: Some("t"),
-                line: i + 1,
-                indent: 0,
-            },
-            &mut out,
-            &mut err,
-        );
-    }
-    assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
-    String::from_utf8(out).unwrap()
+    let (out, err) = super::tests::run(sh, src);
+    assert!(err.is_empty(), "{err}");
+    out
 }
 
 fn hex(rgb: [u8; 3]) -> String {

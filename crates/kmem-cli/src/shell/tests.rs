@@ -3,12 +3,19 @@
 use super::*;
 use crate::kernel::{BootOptions, Kernel};
 
+/// A shell on a 64 MiB machine of `arch` with one CPU.
 pub(super) fn shell(arch: Arch) -> Shell {
+    boot_shell(arch, 64 << 20, 1, "")
+}
+
+/// A shell on a machine of `arch` with `mem` bytes and `cpus` CPUs, booted with `cmdline`
+/// (seed 0, so that runs repeat). Shared by the shell's test modules.
+pub(super) fn boot_shell(arch: Arch, mem: u64, cpus: usize, cmdline: &str) -> Shell {
     let k = Kernel::boot(&BootOptions {
         arch,
-        mem: 64 << 20,
-        cpus: 1,
-        cmdline: String::new(),
+        mem,
+        cpus,
+        cmdline: cmdline.to_string(),
         seed: 0,
         maxmem: 0,
     })
@@ -397,16 +404,7 @@ fn vmalloc_translate_and_guard_page() {
 
 #[test]
 fn highmem_kmap_i386() {
-    let k = Kernel::boot(&BootOptions {
-        arch: Arch::I386,
-        mem: 2 << 30,
-        cpus: 1,
-        cmdline: String::new(),
-        seed: 0,
-        maxmem: 0,
-    })
-    .unwrap();
-    let mut sh = Shell::new(k);
+    let mut sh = boot_shell(Arch::I386, 2 << 30, 1, "");
     out1(&mut sh, "p = alloc_pages(GFP_HIGHUSER, 0)");
     assert_eq!(out1(&mut sh, "page_address(p)"), "0x0\n");
     let o = out1(&mut sh, "a = kmap(p)");
@@ -776,16 +774,7 @@ fn rcu_statements() {
 }
 
 fn shell_with(cmdline: &str) -> Shell {
-    let k = Kernel::boot(&BootOptions {
-        arch: Arch::X86_64,
-        mem: 64 << 20,
-        cpus: 2,
-        cmdline: cmdline.to_string(),
-        seed: 0,
-        maxmem: 0,
-    })
-    .unwrap();
-    Shell::new(k)
+    boot_shell(Arch::X86_64, 64 << 20, 2, cmdline)
 }
 
 #[test]
@@ -932,16 +921,7 @@ fn kfence_poke_past_a_kmalloc_object() {
 /// age in real time.
 #[test]
 fn kmemleak_in_the_shell() {
-    let k = Kernel::boot(&BootOptions {
-        arch: Arch::X86_64,
-        mem: 64 << 20,
-        cpus: 1,
-        cmdline: "kmemleak=on".into(),
-        seed: 0,
-        maxmem: 0,
-    })
-    .unwrap();
-    let mut sh = Shell::new(k);
+    let mut sh = boot_shell(Arch::X86_64, 64 << 20, 1, "kmemleak=on");
     let o = out1(&mut sh, "p = kmalloc(64, GFP_KERNEL)");
     let leaked = o.trim().strip_prefix("p = ").unwrap().to_string();
     out1(&mut sh, "poke64(p, 0x1234)");

@@ -305,7 +305,9 @@ impl<P: Platform> DevLayer<P> {
 
     /// The device `h` names, if it is registered (registry lock held).
     fn find_device(&self, r: &Registry, h: DeviceHandle) -> Option<*mut Device<P>> {
-        // SAFETY: as in `find_bus`, for the device list and `Device::all`.
+        // SAFETY: the device list is initialised and unchanged while `r` (the registry lock) is
+        // held, and each entry is the `all` link of a live `Device`, freed only after being
+        // unlinked under that lock.
         unsafe {
             links(&r.devices)
                 .map(|l| kds::container_of!(l, Device<P>, all))
@@ -584,7 +586,9 @@ impl<P: Platform> DevLayer<P> {
                 let Some(d) = self.find_device(&r, h) else {
                     return false;
                 };
-                // SAFETY: as above: live objects, stable lists under the lock.
+                // SAFETY: `d` was found under `reg`, which we hold again: devices and drivers are
+                // freed only under this lock, so `d`, its bus and every driver on the bus's list
+                // are live, and the list cannot change while we walk it.
                 unsafe {
                     links(&(*(*d).bus).drivers)
                         .map(|l| kds::container_of!(l, Driver<P>, link))
@@ -721,7 +725,9 @@ impl<P: Platform> DevLayer<P> {
                 // the device still names its driver (so dev_err's prefix is the driver's
                 // name), before `really_probe`'s `probe_failed` path cleans up.
                 if !matches!(e, Errno::EPROBE_DEFER | Errno::ENODEV | Errno::ENXIO) {
-                    // SAFETY: the driver is live (see above) and its name with it.
+                    // SAFETY: `drv` still names this device's driver (the failure path below clears
+                    // it), and a driver cannot be unregistered while a device points at it, so the
+                    // driver and its name are live though the lock was dropped.
                     let dn = unsafe { (*drv).name.as_str() };
                     self.dev_printk(
                         LogLevel::Err,

@@ -235,7 +235,9 @@ impl<P: Platform> MemoryLayer<P> {
             return VmFault::SegvMapErr;
         };
         let ka = mm.kalloc();
-        // SAFETY: as in `do_anonymous_page`.
+        // SAFETY: `vp` is a live VMA of `mm`, which we hold exclusively (`&mut MmStruct`), and
+        // nothing below changes the VMA tree while `vma` is used; the VMA is a separate allocation
+        // from `mm`, so the two `&mut` do not overlap.
         let vma = unsafe { &mut *vp.as_ptr() };
         let flags = vma.vm_flags;
         let Some(fmt) = mm.pgd.as_ref().map(|p| p.format()) else {

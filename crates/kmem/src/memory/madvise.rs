@@ -172,7 +172,9 @@ impl<P: Platform> MemoryLayer<P> {
                     return Err(Errno::EACCES);
                 }
                 let vp = mm.vma_ptr(start).ok_or(Errno::ENOMEM)?;
-                // SAFETY: as above.
+                // SAFETY: `vp` is a live VMA of `mm`, which the caller holds mutably, and `zap`
+                // changes PTEs only, never the VMA tree, so the shared reference stays valid for
+                // the call.
                 let vr = unsafe { &*vp.as_ptr() };
                 self.zap(mm, vr, start, end);
                 return Ok(());

@@ -238,7 +238,8 @@ impl<P: Platform> MemoryLayer<P> {
         let m = unsafe { &mut *mm.as_ptr() };
         self.exit_mmap(m);
         let ka = m.kalloc();
-        // SAFETY: as above; it is not used again.
+        // SAFETY: `mm` came from `mm_alloc` (that is, `new_box` on this machine's kmalloc, which
+        // `ka` is a copy of), and neither `mm` nor `m` is used after this free.
         unsafe { ka.free_box(mm) };
     }
 

@@ -135,7 +135,8 @@ impl ShmemTable {
     fn find_mut(&mut self, ino: u64) -> Option<&mut ShmemInode> {
         let mut c = self.head;
         while let Some(p) = c {
-            // SAFETY: as in `iter`; `&mut self` is the lock's.
+            // SAFETY: `p` is linked on this list, whose objects are live while the lock is held,
+            // and `&mut self` (the lock's guard) makes this the only reference to any of them.
             let i = unsafe { &mut *p.as_ptr() };
             if i.ino == ino {
                 return Some(i);

@@ -69,7 +69,9 @@ impl<P: Platform> TaskLayer<P> {
             },
             Owner::Shmem(im) => {
                 let idx = page.index() as u64;
-                // SAFETY: as above; the object outlives the VMAs on its `i_mmap`.
+                // SAFETY: `tasklist_lock` is held (the caller passes the proof), which is
+                // `rmap_walk_file`'s contract; the shmem object outlives the VMAs on its `i_mmap`,
+                // and `f` changes PTEs only.
                 unsafe { self.rmap_walk_file(im, idx, &mut *f) }
             }
             Owner::SwapCacheOnly => {}
@@ -147,7 +149,9 @@ impl<P: Platform> TaskLayer<P> {
         let dpa = self.page_to_pfn(dst).phys().as_u64();
         let mem = self.mem.pt_mem();
         let mut f = |mut mmp: NonNull<MmStruct>, addr: u64, fl: VmFlags| {
-            // SAFETY: as in `try_to_migrate`.
+            // SAFETY: `mmp` is an address space reached by the rmap walk under `tasklist_lock`
+            // (this function's contract), so it is live, and the walk hands `f` one mm at a time
+            // with no other borrow of it.
             let mm = unsafe { mmp.as_mut() };
             let Some(pt) = mm.pgd.as_mut() else { return };
             let pte = pt.pte_get(mem, addr);

@@ -102,12 +102,14 @@ impl MigrateList {
         let mut c = self.head;
         core::iter::from_fn(move || {
             let page = c?;
-            // SAFETY: as in `pop`.
+            // SAFETY: `page` is on this list, borrowed by `&self` for the iterator's life, so it
+            // stays linked; its `lru.next` is null or the `lru` of the next page on the list.
             let next = unsafe { (*page.lru()).next };
             c = if next.is_null() {
                 None
             } else {
-                // SAFETY: as in `pop`.
+                // SAFETY: `next` is non-null here, so it is the `lru` field of the next page of
+                // this list, a memmap entry pushed by `push`.
                 Some(unsafe { PagePtr::from_lru(next) })
             };
             Some(page)

@@ -198,22 +198,41 @@ impl<P: Platform> TaskLayer<P> {
     /// (busy at isolation, or failed).
     ///
     /// # Errors
-    /// `ESRCH`, `ENOMEM` (no target page; the pages not moved are put back).
+    /// `ESRCH`, `EINVAL` (the range wraps past the top of the address space), `ENOMEM` (no
+    /// target page; the pages not moved are put back).
     pub fn move_pages(&self, pid: i32, start: u64, nr: u64) -> Result<usize, Errno> {
+        const PAGE: u64 = crate::vma::PAGE;
+        let first = start & !(PAGE - 1);
+        let end = nr
+            .checked_mul(PAGE)
+            .and_then(|len| first.checked_add(len))
+            .ok_or(Errno::EINVAL)?;
         let mut list = MigrateList::new();
         let mut busy = 0;
-        for i in 0..nr {
-            let addr = (start & !(crate::vma::PAGE - 1)) + i * crate::vma::PAGE;
-            let Some(page) = self.follow_page(pid, addr)? else {
-                continue;
+        // Only the parts of the range inside a VMA can hold pages: walk those, VMA by VMA,
+        // not every address of the range (`nr` may be far larger than what is mapped).
+        let mut addr = first;
+        while addr < end {
+            let next = self.with_task(pid, |t| {
+                t.mm.find_vma(addr)
+                    .map(|v| (v.vm_start.max(addr), v.vm_end.min(end)))
+            })?;
+            let Some((lo, hi)) = next.filter(|&(lo, _)| lo < end) else {
+                break;
             };
-            // A page mapped twice in the range is isolated once.
-            if list.contains(page) {
-                continue;
+            for a in (lo..hi).step_by(PAGE as usize) {
+                let Some(page) = self.follow_page(pid, a)? else {
+                    continue;
+                };
+                // A page mapped twice in the range is isolated once.
+                if list.contains(page) {
+                    continue;
+                }
+                if self.isolate_migratepage(page, &mut list).is_err() {
+                    busy += 1;
+                }
             }
-            if self.isolate_migratepage(page, &mut list).is_err() {
-                busy += 1;
-            }
+            addr = hi;
         }
         let mut get = |src| self.alloc_migration_target(src);
         let r = self.migrate_pages(

@@ -17,9 +17,10 @@ impl<P: Platform> TaskLayer<P> {
     /// `set_movable_ops`: registers (or, with `None`, removes) the owner of `ty`.
     ///
     /// # Safety
-    /// The callbacks must be sound to call with `ops.ctx` from any thread, under
-    /// `tasklist_lock`, until the entry is replaced or removed; they may not take
-    /// `tasklist_lock`.
+    /// The callbacks must be sound to call with `ops.ctx` from any thread until the entry is
+    /// replaced or removed, with or without `tasklist_lock` held (`migrate_page` runs under it;
+    /// `isolate_page` and `putback_page` run from `isolate_migratepage` and
+    /// `putback_movable_pages`, which do not take it); they may not take `tasklist_lock`.
     pub unsafe fn set_movable_ops(&self, ty: MovableOpsType, ops: Option<MovableOps>) {
         // SAFETY: forwarded.
         unsafe { self.mem.mem.movable.set(ty, ops) };
@@ -81,7 +82,9 @@ impl<P: Platform> TaskLayer<P> {
         let Some(ops) = self.movable_ops_of(page) else {
             return false;
         };
-        // SAFETY: as in `isolate_movable_ops_page`.
+        // SAFETY: `ops` is the registered owner of this isolated page's type, and its registrant
+        // promised (`set_movable_ops`) that `putback_page` is sound with `ops.ctx` from any thread,
+        // without `tasklist_lock`, until the entry is removed.
         unsafe { (ops.putback_page)(ops.ctx, page) };
         page.clear_flag_bits(PG_MOVABLE_OPS_ISOLATED);
         self.put_page(page);
@@ -96,7 +99,9 @@ impl<P: Platform> TaskLayer<P> {
         src: PagePtr,
         dst: PagePtr,
     ) -> Result<(), Errno> {
-        // SAFETY: as in `isolate_movable_ops_page`.
+        // SAFETY: `ops` is the registered owner of `src`'s type, and its registrant promised
+        // (`set_movable_ops`) that `migrate_page` is sound with `ops.ctx` from any thread, here
+        // under `tasklist_lock`; `dst` is a fresh target page we hold.
         unsafe { (ops.migrate_page)(ops.ctx, dst, src) }?;
         src.clear_flag_bits(PG_MOVABLE_OPS_ISOLATED);
         self.put_page(dst);

@@ -99,6 +99,8 @@ impl Default for CpuhpTable {
 mod tests {
     use super::*;
 
+    /// # Safety
+    /// None: it touches neither argument (a teardown with the registered signature).
     unsafe fn nop(_: *const (), _: usize) {}
 
     #[test]

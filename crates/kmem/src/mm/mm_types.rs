@@ -356,61 +356,72 @@ impl PagePtr {
     }
     #[inline]
     pub(crate) fn set_flags(self, v: u64) {
-        // SAFETY: as in `flags` (valid entry, atomic word); writes are made by the page's owner.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `flags` is valid;
+        // it is atomic, and only the page's owner stores to it.
         unsafe { (*self.as_ptr()).flags.store(v, Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn private(self) -> usize {
-        // SAFETY: as in `flags`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `private` is valid;
+        // it is atomic, so this load races with no writer.
         unsafe { (*self.as_ptr()).private.load(Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn set_private(self, v: usize) {
-        // SAFETY: as in `set_flags`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `private` is valid;
+        // it is atomic, and only the page's owner stores to it.
         unsafe { (*self.as_ptr()).private.store(v, Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn raw_page_type(self) -> u32 {
-        // SAFETY: as in `flags`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `page_type` is valid;
+        // it is atomic, so this load races with no writer.
         unsafe { (*self.as_ptr()).page_type.load(Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn set_raw_page_type(self, v: u32) {
-        // SAFETY: as in `set_flags`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `page_type` is valid;
+        // it is atomic, and only the page's owner stores to it.
         unsafe { (*self.as_ptr()).page_type.store(v, Ordering::Relaxed) }
     }
     /// `mapping` word (the slab cache for slab pages).
     #[inline]
     pub(crate) fn mapping(self) -> usize {
-        // SAFETY: as in `flags`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `mapping` is valid;
+        // it is atomic, so this load races with no writer.
         unsafe { (*self.as_ptr()).mapping.load(Ordering::Relaxed) }
     }
     /// Sets the `mapping` word. Only the page's owner may call it.
     #[inline]
     pub(crate) fn set_mapping(self, v: usize) {
-        // SAFETY: as in `set_flags`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `mapping` is valid;
+        // it is atomic, and only the page's owner stores to it.
         unsafe { (*self.as_ptr()).mapping.store(v, Ordering::Relaxed) }
     }
     /// `index` word (the freelist for slab pages).
     #[inline]
     pub(crate) fn index(self) -> usize {
-        // SAFETY: as in `flags`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `index` is valid;
+        // it is atomic, so this load races with no writer.
         unsafe { (*self.as_ptr()).index.load(Ordering::Relaxed) }
     }
     /// Sets the `index` word. Only the page's owner may call it.
     #[inline]
     pub(crate) fn set_index(self, v: usize) {
-        // SAFETY: as in `set_flags`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `index` is valid;
+        // it is atomic, and only the page's owner stores to it.
         unsafe { (*self.as_ptr()).index.store(v, Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn compound_head_raw(self) -> usize {
-        // SAFETY: as in `flags`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `compound_head` is valid;
+        // it is atomic, so this load races with no writer.
         unsafe { (*self.as_ptr()).compound_head.load(Ordering::Relaxed) }
     }
     #[inline]
     pub(crate) fn set_compound_head_raw(self, v: usize) {
-        // SAFETY: as in `set_flags`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `compound_head` is valid;
+        // it is atomic, and only the page's owner stores to it.
         unsafe { (*self.as_ptr()).compound_head.store(v, Ordering::Relaxed) }
     }
     /// The list link (`page->lru`).
@@ -439,13 +450,15 @@ impl PagePtr {
     /// `set_page_count`. Only the page's sole owner may call it.
     #[inline]
     pub(crate) fn set_refcount(self, v: i32) {
-        // SAFETY: as in `refcount`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `refcount` is valid;
+        // it is atomic, and only the page's owner stores to it.
         unsafe { (*self.as_ptr()).refcount.store(v, Ordering::Relaxed) }
     }
     /// `put_page_testzero`: drops a reference; returns whether it was the last.
     #[inline]
     pub(crate) fn put_testzero(self) -> bool {
-        // SAFETY: as in `refcount`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so `refcount` is valid;
+        // the atomic decrement is the caller's own reference being dropped.
         unsafe { (*self.as_ptr()).refcount.fetch_sub(1, Ordering::AcqRel) == 1 }
     }
 
@@ -552,7 +565,8 @@ impl PagePtr {
     /// did.
     #[inline]
     pub(crate) fn try_get(self) -> bool {
-        // SAFETY: as in `get`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant), so a shared reference to
+        // its atomic `refcount` is valid and every access through it is atomic.
         let rc = unsafe { &(*self.as_ptr()).refcount };
         let mut v = rc.load(Ordering::Relaxed);
         while v > 0 {
@@ -566,19 +580,22 @@ impl PagePtr {
     /// `SetPageX` for `bits` (atomic).
     #[inline]
     pub(crate) fn set_flag_bits(self, bits: u64) {
-        // SAFETY: as in `get`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant); `flags` is atomic and the
+        // `fetch_or` changes only `bits`, so it races with no other flag update.
         unsafe { (*self.as_ptr()).flags.fetch_or(bits, Ordering::AcqRel) };
     }
     /// `ClearPageX` for `bits` (atomic).
     #[inline]
     pub(crate) fn clear_flag_bits(self, bits: u64) {
-        // SAFETY: as in `get`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant); `flags` is atomic and the
+        // `fetch_and` clears only `bits`, so it races with no other flag update.
         unsafe { (*self.as_ptr()).flags.fetch_and(!bits, Ordering::AcqRel) };
     }
     /// `TestClearPageX`: clears `bit` and returns whether it was set.
     #[inline]
     pub(crate) fn test_clear_flag(self, bit: u64) -> bool {
-        // SAFETY: as in `get`.
+        // SAFETY: `self` is an entry of a live memmap (type invariant); `flags` is atomic and the
+        // `fetch_and` clears only `bit`, returning its old value atomically.
         unsafe { (*self.as_ptr()).flags.fetch_and(!bit, Ordering::AcqRel) & bit != 0 }
     }
 }

@@ -109,7 +109,8 @@ impl LogBuf {
         unsafe { *self.buf.add(off % self.cap) }
     }
     fn put(&mut self, off: usize, b: u8) {
-        // SAFETY: as in `byte`.
+        // SAFETY: `off % cap` < cap, the length of the buffer given at construction, and `&mut
+        // self` is the only access to the ring (the log lock is held).
         unsafe { *self.buf.add(off % self.cap) = b }
     }
     fn rec_len(&self, off: usize) -> usize {

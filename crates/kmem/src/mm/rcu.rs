@@ -115,7 +115,9 @@ impl Seg {
         if self.tail.is_null() {
             self.head = other.head;
         } else {
-            // SAFETY: as in `push`.
+            // SAFETY: `tail` is non-null here, so it is the last head queued on this segment, owned
+            // by the list under its lock (`&mut self`); `other`'s heads now belong to this segment
+            // too.
             unsafe { (*self.tail).next = other.head };
         }
         self.tail = other.tail;

@@ -127,7 +127,9 @@ impl CmaArea {
     }
     fn set_bits(&mut self, start: usize, n: usize, v: bool) {
         for i in start..start + n {
-            // SAFETY: as in `bit`; `start + n <= count` (callers' invariant).
+            // SAFETY: i < start + n <= count (callers' invariant), so `i / 64` < `words()`, the
+            // length of `bitmap` (allocated at activation, never freed); `&mut self` comes from the
+            // `cma_mutex` guard, so this write is the only access.
             unsafe {
                 let w = self.bitmap.add(i / 64);
                 if v {
@@ -212,7 +214,9 @@ impl CmaState {
         unsafe { self.table.as_ref() }
     }
     fn t_mut(&mut self) -> Option<&mut CmaTable> {
-        // SAFETY: as in `t`; `&mut self` is the only access under the lock.
+        // SAFETY: `table` is null or points at the table written at boot, which lives as long as
+        // the machine; `&mut self` comes from the `cma_mutex` guard, so this is the only reference
+        // to the table.
         unsafe { self.table.as_mut() }
     }
     fn nr(&self) -> usize {

@@ -201,7 +201,8 @@ impl<P: Platform> PageAllocator<P> {
             return None;
         }
         for _ in 0..MAX_RECLAIM_RETRIES {
-            // SAFETY: as above.
+            // SAFETY: the reclaim hook was registered with a `ctx` that stays valid while it is
+            // registered (`set_reclaim_hook`'s contract), and `h` was read from that registration.
             let progress = hook.map_or(0, |h| unsafe { (h.direct)(h.ctx, gfp, order.as_u32()) });
             if let Some(p) = self.get_page_from_freelist(gfp, order, slow, highest) {
                 return Some(p);
@@ -286,7 +287,8 @@ impl<P: Platform> PageAllocator<P> {
             // SAFETY: the validator lives as long as the platform, so as the zones.
             unsafe { z.free.attach(ld) };
         }
-        // SAFETY: as above.
+        // SAFETY: the validator lives as long as the platform, so as long as `cma`'s mutex (a field
+        // of this layer) can be locked; `attach`'s contract is met.
         unsafe { self.cma.attach(ld) };
     }
 

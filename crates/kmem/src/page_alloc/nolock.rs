@@ -212,7 +212,9 @@ impl<P: Platform> PageAllocator<P> {
             // SAFETY: parked blocks are memmap entries linked through `lru.next` by
             // `park_page`; this drain took the whole list, so they are ours.
             let page = unsafe { PagePtr::from_raw(core::ptr::NonNull::new_unchecked(p)) };
-            // SAFETY: as above.
+            // SAFETY: `page` is a parked block that this drain took off the list, so it is ours;
+            // its `lru.next` holds the next parked block, written by `park_page` before the block
+            // was published.
             let next = unsafe { (*page.lru()).next.cast::<Page>() };
             let tag = page.private();
             let order = Order::new((tag & 0xff) as u32);

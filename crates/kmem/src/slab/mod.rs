@@ -163,7 +163,9 @@ impl<P: Platform> SlabLayer<P> {
         // SAFETY: the validator lives as long as the platform, so as the slab state, and slob_lock
         // is attached once, before first use.
         unsafe { self.slob.lock.attach(ld) };
-        // SAFETY: as above, for kmemleak_lock.
+        // SAFETY: the validator lives as long as the platform, so as long as kmemleak's state lock
+        // (a field of this layer) can be locked, and kmemleak_lock is attached once, at boot,
+        // before its first use.
         unsafe { self.leak.state.attach(ld) };
     }
 

@@ -42,7 +42,9 @@ pub struct RamSwap {
 // SAFETY: the region is owned by the `RamSwap` alone (constructor contract); kmem never reads
 // and writes one page at once (trait contract), and distinct pages are disjoint bytes.
 unsafe impl Send for RamSwap {}
-// SAFETY: as for `Send`.
+// SAFETY: sharing a `RamSwap` shares `base`/`pages` (never written) and page copies through raw
+// pointers; kmem never accesses one page from two threads at once (trait contract), and distinct
+// pages are disjoint bytes.
 unsafe impl Sync for RamSwap {}
 
 impl RamSwap {
@@ -77,7 +79,9 @@ impl SwapBackend for RamSwap {
     }
     fn write_page(&self, offset: u64, buf: &[u8; PAGE_SIZE]) -> Result<(), SwapIoError> {
         let p = self.page(offset)?;
-        // SAFETY: as in `read_page`.
+        // SAFETY: `p` is page `offset` of the region (checked by `page`), which only this backend
+        // accesses, and kmem never reads or writes the same page concurrently (trait contract);
+        // `buf` is a distinct page-sized buffer.
         unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), p, PAGE_SIZE) };
         Ok(())
     }

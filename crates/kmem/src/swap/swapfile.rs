@@ -93,7 +93,8 @@ pub(crate) struct SwapNodeAlloc<P: Platform>(NonNull<SlabLayer<P>>);
 // SAFETY: the slab layer is Send + Sync and outlives every area (areas live in the machine's
 // state, which also holds the slab layer, and are torn down by swapoff or with the machine).
 unsafe impl<P: Platform> Send for SwapNodeAlloc<P> {}
-// SAFETY: as for `Send`.
+// SAFETY: `&SwapNodeAlloc` only hands out `&SlabLayer<P>`, and the slab layer is Sync and outlives
+// every area that holds this allocator, so sharing it between threads shares only that Sync layer.
 unsafe impl<P: Platform> Sync for SwapNodeAlloc<P> {}
 
 impl<P: Platform> SwapNodeAlloc<P> {
@@ -114,7 +115,8 @@ unsafe impl<P: Platform> kds::alloc::NodeAlloc for SwapNodeAlloc<P> {
         unsafe { self.slab().free(ptr, layout) }
     }
     fn rcu(&self) -> Option<&dyn kds::rcu::RcuDomain> {
-        // SAFETY: as in `slab`.
+        // SAFETY: `self.0` is the machine's memory model (the slab layer derefs to it), which lives
+        // in the machine's state, never moves and outlives the area owning this allocator.
         let mm: &crate::mm::MemoryModel<P> = unsafe { self.0.as_ref() };
         Some(mm)
     }
@@ -168,7 +170,8 @@ impl<P: Platform> SwapArea<P> {
         unsafe { core::slice::from_raw_parts(self.map.as_ptr(), self.max as usize) }
     }
     fn map_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `map`; `&mut self` makes the access exclusive.
+        // SAFETY: `map` is a live allocation of `max` bytes owned by the area, and `&mut self`
+        // makes this the only reference into it.
         unsafe { core::slice::from_raw_parts_mut(self.map.as_ptr(), self.max as usize) }
     }
     fn clusters(&self) -> &[Cluster] {
@@ -321,7 +324,8 @@ impl<P: Platform> core::ops::Deref for AreaBox<P> {
 
 impl<P: Platform> core::ops::DerefMut for AreaBox<P> {
     fn deref_mut(&mut self) -> &mut SwapArea<P> {
-        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+        // SAFETY: the block holds a live area until `free_area` takes it out (which consumes the
+        // `AreaBox`), and `&mut self` makes this the only reference to it.
         unsafe { self.0.as_mut() }
     }
 }

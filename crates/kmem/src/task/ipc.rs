@@ -175,11 +175,12 @@ impl<P: Platform> TaskLayer<P> {
         };
         let size = page_align(seg.size).ok_or(Errno::EINVAL)?;
         self.with_task(pid, |t| {
-            if addr != 0
-                && flags & SHM_REMAP == 0
-                && t.mm.find_vma_intersection(addr, addr + size).is_some()
-            {
-                return Err(Errno::EINVAL);
+            if addr != 0 && flags & SHM_REMAP == 0 {
+                // ipc/shm.c `do_shmat`: a segment that would wrap is -EINVAL.
+                let end = addr.checked_add(size).ok_or(Errno::EINVAL)?;
+                if t.mm.find_vma_intersection(addr, end).is_some() {
+                    return Err(Errno::EINVAL);
+                }
             }
             t.layer
                 .mm_mmap(t.mm, addr, size, prot, mflags, VmBacking::Shmem(seg.ino), 0)

@@ -118,7 +118,9 @@ impl TaskTable {
         let mut c = self.head;
         core::iter::from_fn(move || {
             let p = c?;
-            // SAFETY: as in `find_ptr`.
+            // SAFETY: `p` is linked on the task list and `&self` borrows the list under
+            // `tasklist_lock`; linked tasks are freed only after being unlinked under that lock, so
+            // `p` stays live for the iterator's lifetime.
             let t = unsafe { &*p.as_ptr() };
             c = t.next;
             Some(t)
@@ -163,9 +165,12 @@ impl TaskTable {
         let mut prev: Option<NonNull<TaskStruct>> = None;
         let mut c = self.head;
         while let Some(p) = c {
-            // SAFETY: as in `find_ptr`.
+            // SAFETY: `p` is linked on the task list, which `&mut self` holds under
+            // `tasklist_lock`; linked tasks are freed only after `unlink` under that lock, so `p`
+            // is live.
             let next = unsafe { p.as_ref().next };
-            // SAFETY: as above.
+            // SAFETY: `p` is the same linked task as the line above, live under `tasklist_lock`;
+            // `pid` is never written after the task is linked.
             if unsafe { p.as_ref().pid } == pid {
                 match prev {
                     // SAFETY: a live task of the list.
@@ -329,7 +334,8 @@ impl<P: Platform> TaskLayer<P> {
         match self.new_task(&mut t, name, 0, mm) {
             Ok(pid) => Ok(pid),
             Err(e) => {
-                // SAFETY: as above.
+                // SAFETY: `mm` came from `mm_alloc` above, and `new_task` failed without linking it
+                // to any task, so no one else holds it and it is not used after this.
                 unsafe { self.mem.mmput(mm) };
                 Err(e)
             }
@@ -352,7 +358,9 @@ impl<P: Platform> TaskLayer<P> {
             (p, p.comm(), &mut *p.mm.as_ptr())
         };
         let name: heapless_name::Name = heapless_name::Name::from(name);
-        // SAFETY: as above.
+        // SAFETY: `pmm` is the parent's mm and `child` the fresh one from `mm_alloc`: two different
+        // objects, so the two `&mut` do not alias; the parent's mm stays live under the lock `t`
+        // holds.
         if let Err(e) = self.mem.dup_mmap(pmm, unsafe { &mut *child.as_ptr() }) {
             // SAFETY: the child mm is ours, dropped here.
             unsafe { self.mem.mmput(child) };
@@ -371,7 +379,8 @@ impl<P: Platform> TaskLayer<P> {
                 Ok(c)
             }
             Err(e) => {
-                // SAFETY: as above.
+                // SAFETY: `child` came from `mm_alloc` above, and `new_task` failed without linking
+                // it to any task, so it is ours alone and not used after this.
                 unsafe { self.mem.mmput(child) };
                 Err(e)
             }

@@ -171,7 +171,9 @@ pub fn unlink_anon_vmas(ka: &KAlloc, vma: &mut VmAreaStruct) {
             None => avr.head = ch.next,
         }
         if let Some(mut n) = ch.next {
-            // SAFETY: as above.
+            // SAFETY: `n` is the chain after `ch` on the anon_vma's list, which we may change (the
+            // anon_vma is live while `ch` names it, and its list is only touched under the task
+            // layer's lock); its `prev` now skips `ch`.
             unsafe { n.as_mut().prev = ch.prev };
         }
         // SAFETY: we drop the reference this chain held.

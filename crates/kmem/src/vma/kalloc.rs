@@ -26,7 +26,9 @@ pub struct KAlloc {
 // SAFETY: the context is a `KmapLayer` inside a machine's state, which is Send + Sync and
 // outlives every object made from this handle (objects live in the state's task layer).
 unsafe impl Send for KAlloc {}
-// SAFETY: as above.
+// SAFETY: `KAlloc` is a copyable pair of function pointers and a context pointer to a `KmapLayer`
+// in a machine's state, which is Sync and outlives every handle, so sharing a handle between
+// threads only shares that Sync layer.
 unsafe impl Sync for KAlloc {}
 
 /// # Safety
@@ -78,7 +80,9 @@ impl KAlloc {
     pub(crate) unsafe fn take_box<T>(&self, p: NonNull<T>) -> T {
         // SAFETY: by the caller's guarantee `p` holds a live `T` we now own.
         let v = unsafe { p.as_ptr().read() };
-        // SAFETY: as above; the block came from this machine's kmalloc.
+        // SAFETY: `p` came from `new_box` on this handle's machine (caller's guarantee), so it is a
+        // block of this machine's kmalloc; its value was moved out above and the block is not used
+        // again.
         unsafe { (self.free)(self.ctx, p.as_ptr().cast()) };
         v
     }

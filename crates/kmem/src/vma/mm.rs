@@ -102,7 +102,8 @@ pub struct IMmap {
 
 // SAFETY: the VMAs it links are only touched under the task layer's lock.
 unsafe impl Send for IMmap {}
-// SAFETY: as above.
+// SAFETY: `&IMmap` gives no access to the VMAs it links (every walk takes the task layer's lock and
+// a raw pointer), so sharing the list head between threads shares nothing unsynchronised.
 unsafe impl Sync for IMmap {}
 
 impl IMmap {
@@ -173,7 +174,9 @@ impl IMmap {
 // SAFETY: the raw pointers name objects of the same address space, only touched under the
 // task layer's lock (module documentation of `vma`).
 unsafe impl Send for VmAreaStruct {}
-// SAFETY: as above.
+// SAFETY: shared access to a `VmAreaStruct` reads its plain fields; its raw pointers (to objects of
+// the same address space) are followed only under the task layer's lock (module documentation of
+// `vma`).
 unsafe impl Sync for VmAreaStruct {}
 
 impl VmAreaStruct {
@@ -365,7 +368,9 @@ impl MmStruct {
     pub fn find_vma(&self, addr: u64) -> Option<&VmAreaStruct> {
         let mut idx = addr as usize;
         let e = self.mm_mt.find(&mut idx, usize::MAX)?;
-        // SAFETY: as in `vma_lookup`.
+        // SAFETY: a maple-tree entry of this mm is a live VMA it owns, and `&self` keeps it so
+        // (freeing or changing a VMA needs `&mut self`), so the reference may live as long as the
+        // borrow of `self`.
         e.as_ptr::<VmAreaStruct>().map(|p| unsafe { &*p.as_ptr() })
     }
 
@@ -376,7 +381,8 @@ impl MmStruct {
             return None;
         }
         let e = self.mm_mt.prev(addr as usize, 0)?;
-        // SAFETY: as in `vma_lookup`.
+        // SAFETY: the entry `prev` found is a live VMA owned by this mm, and `&self` keeps it so
+        // (changes need `&mut self`) for as long as the returned reference.
         e.as_ptr::<VmAreaStruct>().map(|p| unsafe { &*p.as_ptr() })
     }
 
@@ -501,7 +507,8 @@ impl MmStruct {
                 Gfp::GFP_KERNEL,
             );
         }
-        // SAFETY: as above.
+        // SAFETY: `p` is still a live VMA of this mm (the stores above changed only the tree's
+        // ranges, never freed it) and `&mut self` excludes every other user of this mm's VMAs.
         let v = unsafe { &mut *p.as_ptr() };
         if v.is_anonymous() && !v.vm_flags.contains(VmFlags::VM_SHARED) {
             // The page offset follows the start (vma_adjust: `vm_pgoff` moves with it).

@@ -45,7 +45,9 @@ impl<P: Platform> ReclaimOps for RmapReclaim<'_, P> {
         let e = SwpEntry::from_val(page.private() as u64);
         let arch = self.km.arch();
         let l = &self.km.vm;
-        // SAFETY: as in `referenced`; reclaim holds its own reference to the page.
+        // SAFETY: the task layer's lock is held for this value's life (constructor contract), which
+        // is what `try_to_unmap`'s rmap walk needs; reclaim isolated `page` and holds its own
+        // reference to it.
         unsafe {
             self.km.try_to_unmap(page, |old| {
                 if self.swap.swap_duplicate(l, e).is_err() {
@@ -61,7 +63,9 @@ impl<P: Platform> ReclaimOps for RmapReclaim<'_, P> {
         }
     }
     fn try_to_unmap_lazyfree(&self, page: PagePtr) -> bool {
-        // SAFETY: as in `referenced`; reclaim holds its own reference to the page.
+        // SAFETY: the task layer's lock is held for this value's life (constructor contract), which
+        // `try_to_unmap`'s rmap walk needs; reclaim isolated the lazy-free `page` and holds its own
+        // reference to it.
         unsafe {
             self.km.try_to_unmap(page, |old| {
                 if old & PteFlags::DIRTY.0 != 0 {

@@ -61,3 +61,51 @@ pub fn assert_lockdep_quiet(m: &M) {
         );
     }
 }
+
+/// A counter of /proc/vmstat (`name value` lines).
+pub fn vmstat(m: &M, name: &str) -> u64 {
+    let s = proc(m, "/proc/vmstat");
+    s.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{name} not in /proc/vmstat:\n{s}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The number of a `Label:   N kB` line of a /proc file's text (meminfo, smaps_rollup,
+/// status); `label` includes the colon.
+pub fn kb_field(text: &str, label: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("{label} not in\n{text}"))
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Spawns and exits one task, so that the zero page and the task layer's other one-time
+/// allocations exist, and returns the settled free-page count (see [`settle`]) to compare
+/// with after the test's tasks are gone.
+pub fn baseline(m: &M) -> usize {
+    let p = m.spawn("warmup").unwrap();
+    m.exit(p).unwrap();
+    settle(m)
+}
+
+/// Creates a swap file of `size` bytes, `kmem-{tag}-{pid}` in the temporary directory, and
+/// gives it to `swapon`. Returns its path (the test removes it) and the name the machine
+/// knows it by (for `swapoff`).
+pub fn swapon_file(m: &M, tag: &str, size: u64) -> (std::path::PathBuf, String) {
+    let path = std::env::temp_dir().join(format!("kmem-{tag}-{}", std::process::id()));
+    let name = path.to_str().unwrap().to_string();
+    m.swapon(
+        &name,
+        kmem_hosted::FileSwap::create(&path, size).unwrap(),
+        None,
+    )
+    .unwrap();
+    (path, name)
+}

@@ -266,7 +266,9 @@ pub(crate) struct Kfence<P: Platform> {
 // SAFETY: the raw pointers name the machine's own slab layer and this state, both Sync and
 // alive as long as the machine; the RCU heads are handed to RCU only under the lock.
 unsafe impl<P: Platform> Sync for Kfence<P> {}
-// SAFETY: as above.
+// SAFETY: moving a `Kfence` to another thread moves raw pointers to the machine's slab layer and to
+// this state, both Sync and alive as long as the machine; the RCU heads are handed to RCU only
+// under the lock, on whatever thread.
 unsafe impl<P: Platform> Send for Kfence<P> {}
 
 /// The kfence boot parameters of a command line.
@@ -469,7 +471,8 @@ unsafe fn rcu_guarded_free<P: Platform>(head: NonNull<RcuHead>) {
     // SAFETY: the state is never freed; its layer is the machine's, alive while RCU runs
     // its callbacks.
     let kf = unsafe { &*slot.kfence };
-    // SAFETY: as above.
+    // SAFETY: `kf.layer` is the machine's slab layer, set when the state was made; the machine
+    // outlives the state and RCU runs this callback only while the machine is alive.
     let m = unsafe { &*kf.layer };
     let mut objs = kf.objs.lock();
     m.kfence_guarded_free(kf, &mut objs, slot.index, false, None);

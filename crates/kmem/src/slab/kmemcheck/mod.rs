@@ -367,8 +367,9 @@ impl<P: Platform> SlabLayer<P> {
             unsafe { flags.add(pfn).write(AtomicU8::new(0)) };
         }
         for i in 0..SITES + QUIET {
-            // SAFETY: as above; the table starts 8-aligned (a page-aligned block plus a
-            // multiple of 8) and ends inside the block.
+            // SAFETY: `sites.add(i)` for i < SITES + QUIET lies inside the fresh memblock
+            // allocation of `meta_len` bytes, used by nothing else and not yet published; the table
+            // starts 8-aligned (a page-aligned block plus a multiple of 8), as AtomicUsize needs.
             unsafe { sites.add(i).write(AtomicUsize::new(0)) };
         }
         let k = &self.kmemcheck;

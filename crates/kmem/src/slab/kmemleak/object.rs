@@ -181,7 +181,9 @@ impl LeakState {
             // SAFETY: inside the block (caller's guarantee), aligned: the base is aligned
             // and `sz` is a multiple of the alignment.
             let o = unsafe { b.base.as_ptr().add(i * sz) }.cast::<Obj>();
-            // SAFETY: as above; a free object's only used field is `next` (invariant 3).
+            // SAFETY: `o` is inside the caller's pool block and aligned for `Obj` (checked above);
+            // nothing else uses the fresh block, and a free object's only used field is `next`
+            // (invariant 3), so writing just that field initialises all that is read.
             unsafe { ptr::addr_of_mut!((*o).next).write(self.pool) };
             self.pool = o;
         }
@@ -300,10 +302,13 @@ impl LeakState {
             // SAFETY: tree nodes are linked objects (invariant 1).
             let (s, sz) = unsafe { ((*o).pointer, (*o).size.max(1)) };
             if ptr < s {
-                // SAFETY: as above.
+                // SAFETY: `rb` is the node of `o`, a linked object (invariant 1) on the tree we
+                // hold under kmemleak_lock (`&self`), so its child link is initialised and stable.
                 rb = unsafe { (*rb).rb_left };
             } else if s + sz <= ptr {
-                // SAFETY: as above.
+                // SAFETY: `rb` is the node of `o`, a linked object (invariant 1) on the tree we
+                // hold under kmemleak_lock (`&self`), so its right-child link is initialised and
+                // stable.
                 rb = unsafe { (*rb).rb_right };
             } else {
                 // SAFETY: non-null.
@@ -382,7 +387,9 @@ impl LeakState {
     /// Takes the first object of the grey queue.
     pub fn gray_pop(&mut self) -> Option<ObjId> {
         let o = NonNull::new(self.gray_head)?;
-        // SAFETY: as in gray_push.
+        // SAFETY: `o` is the head of the grey queue, which holds only linked objects (only
+        // `gray_push` adds, and objects are not removed during a scan: the scan holds the lock,
+        // here `&mut self`), so its `gray_next` is initialised and ours to read.
         self.gray_head = unsafe { (*o.as_ptr()).gray_next };
         if self.gray_head.is_null() {
             self.gray_tail = ptr::null_mut();

@@ -275,7 +275,9 @@ impl<P: Platform> SlabLayer<P> {
             );
         }
         if s.flags.contains(SlabFlags::STORE_USER) {
-            // SAFETY: inside the stride, as in `set_user`.
+            // SAFETY: `userword(s, objp)` is the STORE_USER slot, which lies inside the object's
+            // stride (the cache was laid out with it), and the caller holds the object while
+            // checking it; the read is unaligned-safe.
             let [a, check] = unsafe { ptr::read_unaligned(self.userword(s, objp)) };
             if a != 0 && check == a ^ USER_MAGIC {
                 // SAFETY: stored from a `&'static Location`; the check word proves it intact.

@@ -511,7 +511,9 @@ impl<P: Platform> SlabLayer<P> {
 unsafe fn insert_free_block(sp: PagePtr, b: *mut SlobIdx, units: usize) {
     let mut units = units;
     let first = sp_freelist(sp);
-    // SAFETY: free blocks of the page (caller), as in each step below.
+    // SAFETY: under `slob_lock` (caller), `first` and every block the walk below touches are free
+    // blocks of page `sp`, and `b` is an allocated block of it (this function's contract), so every
+    // pointer stays inside the page and no one else links these blocks.
     unsafe {
         if b < first {
             if b.add(units) == first {

@@ -292,7 +292,9 @@ pub(super) fn alloc_inner<P: Platform>(
             if n == 0 {
                 ptr::null_mut()
             } else {
-                // SAFETY: as above; slot `n - 1` holds an object.
+                // SAFETY: `sh` is this CPU's main sheaf and we hold the CPU's section, so nothing
+                // else reads or writes its header or slots; n > 0 here, so slot `n - 1` is below
+                // `size` and holds an object, which the pop hands to us.
                 unsafe {
                     (*sh).size = n - 1;
                     c.alloc_pcs = c.alloc_pcs.wrapping_add(1);
@@ -498,7 +500,9 @@ pub(crate) fn krealloc_orig_size<P: Platform>(m: &SlabLayer<P>, p: *mut u8) -> u
 
 /// `ksize` of a slab object's cache.
 pub(crate) fn slab_ksize<P: Platform>(cache: usize) -> usize {
-    // SAFETY: as in `kfree_slab`.
+    // SAFETY: `cache` is the `mapping` word of a slab page (the dispatcher's caller read it from
+    // the page), which is that slab's cache, and caches are never freed while they have slabs, so
+    // the reference is to a live `KmemCache`.
     let s = unsafe { &*(cache as *const Cache<P>) };
     s.ksize()
 }

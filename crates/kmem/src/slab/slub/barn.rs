@@ -126,7 +126,9 @@ impl BarnLists {
         let s = NonNull::new(*head)?;
         // SAFETY: sheaves on a barn list are owned by the barn (lists' invariant) and live.
         *head = unsafe { (*s.as_ptr()).next };
-        // SAFETY: as above; the sheaf now belongs to the caller.
+        // SAFETY: `s` was the head of a barn list, which the barn owns under its lock (the caller
+        // holds it as `&mut self`); now unlinked, it belongs to the caller alone, so clearing its
+        // `next` races with no one.
         unsafe { (*s.as_ptr()).next = ptr::null_mut() };
         *nr -= 1;
         Some(s)

@@ -581,7 +581,9 @@ fn alloc_cache_struct<P: Platform>(
     // SAFETY: the dead list under slab_mutex (held by the caller); entries are
     // `KmemCache::list` links.
     if let Some(l) = unsafe { list::list_first(&list.dead) } {
-        // SAFETY: as above.
+        // SAFETY: `l` is the first entry of the dead list, a live `KmemCache::list` link; the
+        // caller holds slab_mutex, which guards the list and both of its neighbours, so the unlink
+        // writes only linked, live entries.
         unsafe { list::list_del(l) };
         let p = kds::container_of!(l, Cache<P>, list);
         // SAFETY: a dead structure keeps its generation word valid.
@@ -643,7 +645,9 @@ pub(crate) fn kmem_cache_create<P: Platform>(
     // SAFETY: initialised by open_cache; link it (newest first, as Linux's list_add).
     unsafe { list::list_add(ptr::addr_of_mut!((*p).list), &mut list.caches) };
     list.count += 1;
-    // SAFETY: as above.
+    // SAFETY: `p` was initialised by `open_cache` and is now on the cache list: cache structures
+    // are never freed while listed (they go to the dead list), so the reference is valid and shared
+    // access is all it gives.
     Ok(handle_of(unsafe { &*p }))
 }
 

@@ -195,7 +195,9 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     fn print_track(&self, what: &str, t: *const Track) {
-        // SAFETY: inside the object's stride, as in `set_track`.
+        // SAFETY: `t` is a track slot from `get_track`, which lies inside the object's stride
+        // (calculate_sizes reserved it) of an object the caller is reporting on; the read is
+        // unaligned-safe and copies the words out.
         let t = unsafe { ptr::read_unaligned(t) };
         if t.addr == 0 {
             return;
@@ -377,7 +379,9 @@ impl<P: Platform> SlabLayer<P> {
                 value
             ),
         );
-        // SAFETY: as above; we repair the bytes we reported.
+        // SAFETY: `fault..fault + (end - first)` lies inside `start..start + bytes`, the object's
+        // stride in a slab the caller holds (the range read above); `area` is not used after this
+        // write.
         unsafe { ptr::write_bytes(fault, value, end - first) };
         false
     }
@@ -426,7 +430,9 @@ impl<P: Platform> SlabLayer<P> {
         p: *mut u8,
         v: u32,
     ) {
-        // SAFETY: as in `get_orig_size`; the caller owns the object.
+        // SAFETY: the orig-size slot lies in the object's metadata, reserved by calculate_sizes
+        // when `orig_size_enabled()`; the caller owns the object, so nobody else writes it, and the
+        // write is unaligned-safe.
         unsafe { ptr::write_unaligned(self.orig_size_slot(s, p), v) };
     }
 
@@ -515,7 +521,8 @@ impl<P: Platform> SlabLayer<P> {
                 POISON_INUSE
             ),
         );
-        // SAFETY: as above.
+        // SAFETY: `fault..fault + (end - first)` lies inside the padding `pad..pad + remainder` at
+        // the tail of the slab the caller holds (read above as `area`, not used after this write).
         unsafe { ptr::write_bytes(fault, POISON_INUSE, end - first) };
         false
     }
@@ -615,7 +622,9 @@ impl<P: Platform> SlabLayer<P> {
         let fp = unsafe { s.get_fp(p) };
         if !self.check_valid_pointer(s, slab, fp) {
             self.object_err(s, slab, p, "Freepointer corrupt");
-            // SAFETY: as above; the chain after it is lost, as in Linux.
+            // SAFETY: `p` is an object of `slab`, which the caller holds, so its free-pointer word
+            // is inside the slab and ours to write; the chain after the corrupt pointer is lost, as
+            // in Linux.
             unsafe { s.set_fp(p, ptr::null_mut()) };
             return false;
         }

@@ -386,7 +386,9 @@ pub struct KmemCache<L: lock_api::RawMutex> {
 // SAFETY: the raw pointers are to per-CPU data (used under CPU sections) and to slab memory
 // (used under the list lock or by compare-and-swap), as the module documentation describes.
 unsafe impl<L: lock_api::RawMutex + Send + Sync> Sync for KmemCache<L> {}
-// SAFETY: as above.
+// SAFETY: moving a cache to another thread moves only its raw pointers; they reach per-CPU data
+// used under that CPU's section and slab memory used under the list lock or by compare-and-swap, so
+// no access depends on the thread that holds the `KmemCache`.
 unsafe impl<L: lock_api::RawMutex + Send + Sync> Send for KmemCache<L> {}
 
 type Cache<P> = KmemCache<<P as Platform>::RawLock>;
@@ -496,7 +498,9 @@ impl<L: lock_api::RawMutex> KmemCache<L> {
         // SAFETY: the free pointer slot lies inside the object's stride (offset < size) and is
         // word aligned (objects and offset are multiples of 8).
         let slot = unsafe { obj.add(self.offset as usize) };
-        // SAFETY: as above.
+        // SAFETY: `slot` is inside the object's stride (offset < size) and 8-aligned (objects and
+        // offset are multiples of 8), and the caller may read the object (this function's
+        // contract).
         let raw = unsafe { ptr::read(slot.cast::<usize>()) };
         (raw ^ self.random ^ (slot as usize).swap_bytes()) as *mut u8
     }
@@ -506,10 +510,12 @@ impl<L: lock_api::RawMutex> KmemCache<L> {
     /// `obj` is a free object of a slab of this cache that the caller owns.
     #[inline]
     unsafe fn set_fp(&self, obj: *mut u8, fp: *mut u8) {
-        // SAFETY: as in `get_fp`.
+        // SAFETY: `obj` is an object of a slab of this cache (this function's contract) and
+        // `offset` < the object's stride, so `slot` stays inside the same slab allocation.
         let slot = unsafe { obj.add(self.offset as usize) };
         let v = self.encode(fp, slot as usize);
-        // SAFETY: as in `get_fp`; the caller owns the object.
+        // SAFETY: `slot` is inside the caller's free object and 8-aligned (objects and `offset` are
+        // multiples of 8); the caller owns the object, so no one else reads or writes the word.
         unsafe { ptr::write(slot.cast::<usize>(), v) };
     }
 }
@@ -609,7 +615,9 @@ impl Slab {
     }
     #[inline]
     fn set_next_partial(self, n: *mut Page) {
-        // SAFETY: as in `next_partial`.
+        // SAFETY: `self` is a live memmap entry (a slab page) and `lru()` a raw projection of its
+        // link field; only the CPU holding the slab (frozen, or under the list lock) chains it
+        // through `lru.next`, so the write races with no one.
         unsafe { (*self.0.lru()).next = n.cast::<ListHead>() }
     }
     #[inline]

@@ -225,7 +225,9 @@ impl<P: Platform> SlabLayer<P> {
         let link = unsafe { obj.add(s.offset as usize) }.cast::<*mut u8>();
         let mut head = st.objects.load(Ordering::Relaxed);
         loop {
-            // SAFETY: as above.
+            // SAFETY: `link` is the free-pointer slot of `obj`, inside its stride and word aligned;
+            // its owner is freeing it, so until the compare-and-swap publishes it no one else reads
+            // or writes the slot.
             unsafe { ptr::write(link, head) };
             match st
                 .objects
@@ -292,7 +294,8 @@ impl<P: Platform> SlabLayer<P> {
             // took the whole list, so the object is ours.
             let next = unsafe { ptr::read(obj.add(s.offset as usize).cast::<*mut u8>()) };
             // "Clear it to NULL to avoid false positive detection of Freepointer corruption".
-            // SAFETY: as above.
+            // SAFETY: `obj` is an object of `s` (its page's cache) that the drain took off the
+            // deferred list, so it is ours to write; `set_fp` writes only its free-pointer slot.
             unsafe { s.set_fp(obj, ptr::null_mut()) };
             st.nr_deferred.fetch_sub(1, Ordering::Relaxed);
             free_inner(self, s, page, obj, caller);
@@ -348,7 +351,9 @@ impl<P: Platform> SlabLayer<P> {
         let link = rh.cast::<usize>();
         let mut head = st.rcu.load(Ordering::Relaxed);
         loop {
-            // SAFETY: as above.
+            // SAFETY: `link` points at the caller's 16 writable, 8-aligned bytes at `head_offset`,
+            // which are ours until the compare-and-swap publishes `rh`; both words written lie
+            // inside them.
             unsafe {
                 link.write(head as usize);
                 link.add(1).write(head_offset);

@@ -169,7 +169,8 @@ impl<P: Platform> SlabLayer<P> {
                 self.kmemleak_free(o);
             }
         }
-        // SAFETY: as above.
+        // SAFETY: the callback owns `sh` (no CPU or barn refers to it), and the header words read
+        // here are outside the slot array that `objs` borrows.
         let full = unsafe { (*sh).size == (*sh).capacity };
         objs.sort_unstable();
         let twice = objs.windows(2).any(|w| w[0] == w[1]);

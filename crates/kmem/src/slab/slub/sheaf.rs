@@ -69,7 +69,9 @@ impl Sheaf {
     }
     /// Slots of the sheaf (the cache's `sheaf_capacity`, or more for an oversize sheaf).
     pub fn capacity(&self) -> usize {
-        // SAFETY: as above.
+        // SAFETY: the handle owns its sheaf (module invariant: a `Sheaf` is the sheaf's only
+        // owner), so the header behind `ptr` is live and no CPU or the barn writes `capacity` while
+        // we read it.
         unsafe { (*self.ptr.as_ptr()).capacity as usize }
     }
 }
@@ -249,7 +251,8 @@ impl<P: Platform> SlabLayer<P> {
         // SAFETY: slots `start..n` of the caller's sheaf were written above.
         unsafe { core::slice::from_raw_parts_mut(objs.add(start as usize), (n - start) as usize) }
             .reverse();
-        // SAFETY: as above.
+        // SAFETY: `sh` is the caller's sheaf (a CPU's, used only inside its section, or a detached
+        // one) and nothing else refers to its header; `n` <= capacity was just counted by the loop.
         unsafe { (*sh).size = n };
         s.stat_add(Stat::SheafRefill, u64::from(n - start));
         n == cap
@@ -371,7 +374,8 @@ impl<P: Platform> SlabLayer<P> {
                 break Some(Self::pop_main(c));
             }
             let spare = c.spare;
-            // SAFETY: as above.
+            // SAFETY: a non-null `spare` is, like `main`, this CPU's sheaf, live and used only
+            // inside this CPU's section, which we hold.
             if !spare.is_null() && unsafe { (*spare).size } > 0 {
                 c.spare = main;
                 c.main = spare;
@@ -393,7 +397,8 @@ impl<P: Platform> SlabLayer<P> {
                 break None;
             }
             self.refill_sheaf(s, c, main, gfp);
-            // SAFETY: as above.
+            // SAFETY: `main` is still this CPU's main sheaf: `refill_sheaf` filled it in place
+            // under the section we hold, so its header is live and ours.
             if unsafe { (*main).size } == 0 {
                 break None;
             }
@@ -439,14 +444,18 @@ impl<P: Platform> SlabLayer<P> {
             let main = c.main;
             // SAFETY: the CPU's sheaves are live and ours inside its section.
             let n = unsafe { (*main).size };
-            // SAFETY: as above; slot `n - 1` holds an object when n > 0.
+            // SAFETY: the read is of `main`'s slot `n - 1`, reached only when n > 0: below `size`,
+            // so in the slot array and holding an object; the sheaf is this CPU's and we hold its
+            // section.
             if n > 0 && unsafe { *SlabSheaf::objects(main).add(n as usize - 1) } == p {
                 drop(g);
                 double_free(self, s, slab, p, caller);
                 break true;
             }
             if n < cap {
-                // SAFETY: as above; slot `n` is free.
+                // SAFETY: n < cap, so slot `n` lies inside `main`'s slot array and is free; `main`
+                // is this CPU's sheaf and we hold its section, so no one else reads or writes its
+                // slots or `size`.
                 unsafe {
                     *SlabSheaf::objects(main).add(n as usize) = p;
                     (*main).size = n + 1;
@@ -470,7 +479,8 @@ impl<P: Platform> SlabLayer<P> {
                     c.main = e.as_ptr();
                     continue;
                 }
-            // SAFETY: as above.
+            // SAFETY: `spare` is non-null in this branch and is this CPU's spare sheaf, live and
+            // used only inside this CPU's section, which we hold.
             } else if unsafe { (*spare).size } < cap {
                 c.spare = main;
                 c.main = spare;
@@ -485,7 +495,9 @@ impl<P: Platform> SlabLayer<P> {
                             b.put_full(NonNull::new_unchecked(main));
                             Ok(f)
                         },
-                        // SAFETY: as above, when the barn accepts it.
+                        // SAFETY: `main` is this CPU's full sheaf, ours inside the section;
+                        // `replace_full` takes it only when it hands back an empty one, and
+                        // otherwise leaves it with us.
                         None => unsafe { b.replace_full(NonNull::new_unchecked(main)) },
                     }
                 };
@@ -557,7 +569,9 @@ impl<P: Platform> SlabLayer<P> {
             full = next;
         }
         while !empty.is_null() {
-            // SAFETY: as above.
+            // SAFETY: `empty` is the next sheaf of the empty chain `take_all` detached from the
+            // barn: no CPU and no barn refers to it any more, so reading its `next` link is ours
+            // alone.
             let next = unsafe { (*empty).next };
             bin.push(empty);
             empty = next;
@@ -644,7 +658,8 @@ impl<P: Platform> SlabLayer<P> {
         {
             // Lock order: cpu_section (rank 3) under slab_mutex; &barn->lock under it.
             let g = self.cpu_guard();
-            // SAFETY: as above.
+            // SAFETY: we hold this CPU's section (`g`), so its `KmemCacheCpu` is used by nothing
+            // else; the loop's `c` above was dropped before the guard was taken.
             let c = unsafe { s.cpu(g.cpu()) };
             self.barn_shrink(s, c, &mut bin);
         }
@@ -717,7 +732,9 @@ impl<P: Platform> SlabLayer<P> {
             Some(sh) => sh,
             None => self.alloc_empty_sheaf(s, gfp, s.sheaf_capacity)?,
         };
-        // SAFETY: ours.
+        // SAFETY: `sh` came off this CPU's spare or the barn (taken under its lock) or is fresh
+        // from `alloc_empty_sheaf`: in every case no CPU and no barn refers to it any more, so its
+        // header is ours to read.
         if unsafe { (*sh.as_ptr()).size } < size && !self.fill_detached(s, sh.as_ptr(), gfp) {
             self.flush_detached(s, sh.as_ptr());
             self.free_empty_sheaf(s, sh.as_ptr());
@@ -743,7 +760,8 @@ impl<P: Platform> SlabLayer<P> {
                 unsafe { *objs.add(n as usize) = o.as_ptr() };
                 n += 1;
             }
-            // SAFETY: as above.
+            // SAFETY: `sh` is the caller's detached sheaf and `n` <= capacity (the loop stops at
+            // `cap`), so writing its `size` is in bounds and races with no one.
             unsafe { (*sh).size = n };
             return n == cap;
         }
@@ -766,7 +784,8 @@ impl<P: Platform> SlabLayer<P> {
                     free_to_slab(self, s, Slab(page), o, Location::caller());
                 }
             }
-            // SAFETY: as above.
+            // SAFETY: the caller owns `sh` and every slot below `n` went back to its slab above, so
+            // the sheaf is now empty; no one else refers to its header.
             unsafe { (*sh).size = 0 };
             s.stat_add(Stat::SheafFlush, u64::from(n));
             return;

@@ -141,7 +141,8 @@ impl<P: Platform> SlabLayer<P> {
                 unsafe { s.set_fp(cur, nx) };
                 cur = nx;
             }
-            // SAFETY: as above.
+            // SAFETY: `cur` is the last object of the new slab, which we own and nobody else can
+            // reach yet; ending its free pointer with NULL closes the freelist.
             unsafe { s.set_fp(cur, ptr::null_mut()) };
         } else {
             let mut cur = start;
@@ -154,7 +155,8 @@ impl<P: Platform> SlabLayer<P> {
                 unsafe { s.set_fp(cur, nx) };
                 cur = nx;
             }
-            // SAFETY: as above.
+            // SAFETY: `cur` is the last object in address order of the new slab, which we own and
+            // nobody else can reach yet; its NULL free pointer ends the freelist.
             unsafe { s.set_fp(cur, ptr::null_mut()) };
         }
         slab.set_counters(Counters::new(ptr::null_mut(), base, objects, true));
@@ -263,7 +265,9 @@ pub(super) fn remove_partial(n: &mut NodeLists, slab: Slab) {
 
 pub(super) fn add_full(n: &mut NodeLists, slab: Slab) {
     slab.set(ON_FULL, true);
-    // SAFETY: as in `add_partial`.
+    // SAFETY: the full list head lives in the (pinned) cache node behind `n`, the list lock the
+    // caller holds (`&mut NodeLists`); the slab is on no list (ON_PARTIAL and ON_FULL were clear),
+    // so linking its `lru` cannot corrupt another list.
     unsafe { list::list_add(slab.0.lru(), &mut n.full) };
 }
 
