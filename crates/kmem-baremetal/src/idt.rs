@@ -64,6 +64,7 @@ isr_common:
     push %r11
     push %rbx
     lea 80(%rsp), %rdi          /* &ExceptionFrame (vector, error code, the CPU's frame) */
+    mov %rsp, %rsi              /* &SavedRegs (the ten registers pushed above) */
     mov %rsp, %rbx
     and $-16, %rsp
     sub $512, %rsp
@@ -123,6 +124,23 @@ pub struct ExceptionFrame {
     rflags: u64,
     rsp: u64,
     ss: u64,
+}
+
+/// The registers `isr_common` pushes before calling [`exception_dispatch`], lowest address
+/// first (kmemcheck reads RSI, RDI and RCX of a faulting string instruction).
+#[repr(C)]
+#[allow(dead_code)] // the layout of what the stub pushed: only RSI, RDI and RCX are read
+pub struct SavedRegs {
+    rbx: u64,
+    r11: u64,
+    r10: u64,
+    r9: u64,
+    r8: u64,
+    rdi: u64,
+    rsi: u64,
+    rdx: u64,
+    rcx: u64,
+    rax: u64,
 }
 
 /// One 16-byte interrupt gate.
@@ -236,10 +254,27 @@ pub fn set_page_fault_hook(hook: PageFaultHook) {
     *PF_HOOK.lock() = Some(hook);
 }
 
-/// Every exception: a page fault the hook handles returns (the instruction is retried); the
-/// rest is reported by [`exception_handler`].
+/// Every exception: a page fault kmemcheck or the hook handles returns (the instruction is
+/// retried), as does kmemcheck's single-step trap; the rest is reported by
+/// [`exception_handler`].
 #[no_mangle]
-extern "C" fn exception_dispatch(frame: &ExceptionFrame) {
+extern "C" fn exception_dispatch(frame: &mut ExceptionFrame, regs: &SavedRegs) {
+    // Linux 4.14's order (arch/x86/mm/fault.c): kmemcheck_fault before the rest of the
+    // kernel-address fault handling; kmemcheck_trap first in do_debug.
+    if frame.vector == 1 && crate::kmemcheck::debug_trap(&mut frame.rflags) {
+        return;
+    }
+    if frame.vector == 14
+        && crate::kmemcheck::page_fault(
+            arch::read_cr2() as usize,
+            frame.error_code,
+            frame.rip as usize,
+            &mut frame.rflags,
+            (regs.rsi, regs.rdi, regs.rcx),
+        )
+    {
+        return;
+    }
     if frame.vector == 14 {
         // Copied out: the lock is not held while the hook runs (it may fault again).
         let hook = *PF_HOOK.lock();

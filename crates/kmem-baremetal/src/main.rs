@@ -37,6 +37,7 @@ mod cell;
 mod gdt;
 mod heap;
 mod idt;
+mod kmemcheck;
 mod kpte;
 mod libc;
 mod mm;
