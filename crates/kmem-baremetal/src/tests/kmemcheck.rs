@@ -170,6 +170,10 @@ fn kmemcheck_pages_are_hidden(ctx: &KernelCtx) -> TestResult {
         "kmemcheck is not built into this boot"
     );
     check!(kmemcheck::active(), "kmem registered no kmemcheck hook");
+    // Every group before this one ran with kmemcheck's traps (this group runs last but
+    // `cma`): none of them, nor the allocator's own reads (free pointers, SLUB's debug
+    // reports, kmemleak's scan), read uninitialised memory.
+    check_eq!(mm.kmemcheck_errors(), 0);
     let p = tracked_alloc(mm, 64, true);
     check!(p.is_some(), "no tracked kmalloc object");
     let p = p.expect("checked");
