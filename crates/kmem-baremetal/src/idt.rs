@@ -1,5 +1,6 @@
-//! CPU exception handlers and the system-call gate: KFENCE's kernel page faults are handled
-//! and return; user traps go to the task; everything else is reported and exits.
+//! CPU exception handlers and the system-call gate: kmemcheck's page faults and single-step
+//! traps ([`crate::kmemcheck`]) and KFENCE's kernel page faults are handled and return; user
+//! traps go to the task; everything else is reported and exits.
 //!
 //! Interrupts are never enabled, so only the 32 architectural exception vectors and the
 //! system-call vector `0x80` get gates. Each stub pushes a zero error code when the CPU does not
@@ -10,7 +11,9 @@
 //!   ([`crate::user`]: page faults to the task's address space, #GP/#DB/… as signals, `int $0x80`
 //!   as a system call);
 //! - **from ring 0**: the path saves the caller-saved registers and the SSE state and calls
-//!   `exception_dispatch` with a pointer to the frame. A page fault on a page KFENCE protected
+//!   `exception_dispatch` with a pointer to the frame (and to the saved registers). A page
+//!   fault on a page kmemcheck hid, and the #DB after the instruction single-stepped over it,
+//!   go to [`crate::kmemcheck`] first. A page fault on a page KFENCE protected
 //!   goes to the hook kmem registered ([`set_page_fault_hook`], Linux's
 //!   `kfence_handle_page_fault` from `page_fault_oops`): KFENCE reports it and unprotects the
 //!   page, the common path restores the registers and returns with `iretq`, and the faulting
