@@ -104,6 +104,34 @@ pub fn irq_restore(was_enabled: bool) {
     }
 }
 
+/// Reads RFLAGS.
+#[inline]
+pub fn rflags() -> u64 {
+    let value: u64;
+    // SAFETY: PUSHFQ/POP only move RFLAGS through the stack slot they use.
+    unsafe { asm!("pushfq", "pop {}", out(reg) value, options(nomem, preserves_flags)) }
+    value
+}
+
+/// Arms debug register 0 as an instruction breakpoint at `addr` (DR0 = `addr`; DR7: L0 set,
+/// R/W0 = 00 execution, LEN0 = 00), or disarms it (`None`: DR7 cleared). DR6 is cleared
+/// either way.
+#[inline]
+pub fn set_exec_breakpoint(addr: Option<u64>) {
+    // SAFETY: ring 0 may write the debug registers; this kernel uses no other breakpoint, and
+    // a breakpoint only raises #DB, which crate::idt handles.
+    unsafe {
+        asm!("mov dr6, {}", in(reg) 0u64, options(nomem, nostack, preserves_flags));
+        match addr {
+            Some(a) => {
+                asm!("mov dr0, {}", in(reg) a, options(nomem, nostack, preserves_flags));
+                asm!("mov dr7, {}", in(reg) 1u64, options(nomem, nostack, preserves_flags));
+            }
+            None => asm!("mov dr7, {}", in(reg) 0u64, options(nomem, nostack, preserves_flags)),
+        }
+    }
+}
+
 /// Reads CR2 (the faulting address of the last page fault).
 #[inline]
 pub fn read_cr2() -> u64 {

@@ -1,5 +1,6 @@
-//! CPU exception handlers and the system-call gate: KFENCE's kernel page faults are handled
-//! and return; user traps go to the task; everything else is reported and exits.
+//! CPU exception handlers and the system-call gate: kmemcheck's page faults and single-step
+//! traps ([`crate::kmemcheck`]) and KFENCE's kernel page faults are handled and return; user
+//! traps go to the task; everything else is reported and exits.
 //!
 //! Interrupts are never enabled, so only the 32 architectural exception vectors and the
 //! system-call vector `0x80` get gates. Each stub pushes a zero error code when the CPU does not
@@ -10,7 +11,9 @@
 //!   ([`crate::user`]: page faults to the task's address space, #GP/#DB/… as signals, `int $0x80`
 //!   as a system call);
 //! - **from ring 0**: the path saves the caller-saved registers and the SSE state and calls
-//!   `exception_dispatch` with a pointer to the frame. A page fault on a page KFENCE protected
+//!   `exception_dispatch` with a pointer to the frame (and to the saved registers). A page
+//!   fault on a page kmemcheck hid, and the #DB after the instruction single-stepped over it,
+//!   go to [`crate::kmemcheck`] first. A page fault on a page KFENCE protected
 //!   goes to the hook kmem registered ([`set_page_fault_hook`], Linux's
 //!   `kfence_handle_page_fault` from `page_fault_oops`): KFENCE reports it and unprotects the
 //!   page, the common path restores the registers and returns with `iretq`, and the faulting
@@ -64,6 +67,7 @@ isr_common:
     push %r11
     push %rbx
     lea 80(%rsp), %rdi          /* &ExceptionFrame (vector, error code, the CPU's frame) */
+    mov %rsp, %rsi              /* &SavedRegs (the ten registers pushed above) */
     mov %rsp, %rbx
     and $-16, %rsp
     sub $512, %rsp
@@ -123,6 +127,23 @@ pub struct ExceptionFrame {
     rflags: u64,
     rsp: u64,
     ss: u64,
+}
+
+/// The registers `isr_common` pushes before calling [`exception_dispatch`], lowest address
+/// first (kmemcheck reads RSI, RDI and RCX of a faulting string instruction).
+#[repr(C)]
+#[allow(dead_code)] // the layout of what the stub pushed: only RSI, RDI and RCX are read
+pub struct SavedRegs {
+    rbx: u64,
+    r11: u64,
+    r10: u64,
+    r9: u64,
+    r8: u64,
+    rdi: u64,
+    rsi: u64,
+    rdx: u64,
+    rcx: u64,
+    rax: u64,
 }
 
 /// One 16-byte interrupt gate.
@@ -236,10 +257,27 @@ pub fn set_page_fault_hook(hook: PageFaultHook) {
     *PF_HOOK.lock() = Some(hook);
 }
 
-/// Every exception: a page fault the hook handles returns (the instruction is retried); the
-/// rest is reported by [`exception_handler`].
+/// Every exception: a page fault kmemcheck or the hook handles returns (the instruction is
+/// retried), as does kmemcheck's single-step trap; the rest is reported by
+/// [`exception_handler`].
 #[no_mangle]
-extern "C" fn exception_dispatch(frame: &ExceptionFrame) {
+extern "C" fn exception_dispatch(frame: &mut ExceptionFrame, regs: &SavedRegs) {
+    // Linux 4.14's order (arch/x86/mm/fault.c): kmemcheck_fault before the rest of the
+    // kernel-address fault handling; kmemcheck_trap first in do_debug.
+    if frame.vector == 1 && crate::kmemcheck::debug_trap(&mut frame.rflags) {
+        return;
+    }
+    if frame.vector == 14
+        && crate::kmemcheck::page_fault(
+            arch::read_cr2() as usize,
+            frame.error_code,
+            frame.rip as usize,
+            &mut frame.rflags,
+            (regs.rsi, regs.rdi, regs.rcx),
+        )
+    {
+        return;
+    }
     if frame.vector == 14 {
         // Copied out: the lock is not held while the hook runs (it may fault again).
         let hook = *PF_HOOK.lock();

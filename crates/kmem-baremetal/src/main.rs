@@ -19,7 +19,8 @@
 //! the platform's per-CPU sections still disable interrupts, and its spinlock reports
 //! recursive locking instead of hanging.
 //!
-//! Kernel command line (`--append`): anything kmem parses (`slub_debug=FZPU`, …), and
+//! Kernel command line (`--append`): anything kmem parses (`slub_debug=FZPU`, `kmemleak=on`,
+//! `kfence.sample_interval=1`, `kmemcheck=1` — whose traps are [`kmemcheck`]'s, …), and
 //! `selftest=fail` adds a test that fails on purpose, so the harness can be shown to fail;
 //! `selftest=panic` and `selftest=fault` add a test that panics or takes a page fault, and
 //! `selftest=doublefault` one whose page fault cannot be delivered (reported from the IST
@@ -37,6 +38,7 @@ mod cell;
 mod gdt;
 mod heap;
 mod idt;
+mod kmemcheck;
 mod kpte;
 mod libc;
 mod mm;

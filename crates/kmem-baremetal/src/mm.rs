@@ -54,6 +54,31 @@ fn e820_table(info: &BootInfo) -> E820Table {
     table
 }
 
+/// With `kmemcheck=` on (any value but 0), the page tables that let kmemcheck hide any 4 KiB
+/// page of the direct map: one per 2 MiB of the physical address space up to the end of RAM,
+/// at the top of the highest RAM range above the kernel image that holds them (Linux 4.14
+/// maps the direct map with 4 KiB pages under `CONFIG_KMEMCHECK`). Returns their physical
+/// address and number; `None` without kmemcheck or without room.
+fn kmemcheck_tables(info: &BootInfo) -> Option<(u64, usize)> {
+    let cmdline = crate::pvh::Cmdline(info.cmdline());
+    if !cmdline.values("kmemcheck").any(|v| v != "0") {
+        return None;
+    }
+    let limit = boot::identity_map_end();
+    let count = info.max_ram_end().min(limit).div_ceil(2 << 20);
+    let bytes = count * 4096;
+    let image_end = boot::image_layout().end();
+    info.e820()
+        .iter()
+        .filter(|e| e.kind == crate::pvh::E820_RAM)
+        .filter_map(|e| {
+            let base = (e.end().min(limit) & !0xfff).checked_sub(bytes)?;
+            (base >= e.addr.max(image_end)).then_some(base)
+        })
+        .max()
+        .map(|base| (base, count as usize))
+}
+
 /// Boots kmem on `plat` with the memory map and command line of `info`.
 ///
 /// # Errors
@@ -71,14 +96,25 @@ pub fn boot_kmem(info: &BootInfo, plat: BareMetal) -> Result<&'static Kmem, Boot
     // The page tables are inside the image's .bss; naming them keeps the reservation explicit
     // for the day they move out of the image (vmalloc allocates page tables from the buddy).
     let (pt_start, pt_end) = boot::boot_page_tables();
-    let reserve = [(PhysAddr::new(pt_start), pt_end - pt_start)];
+    let mut reserve = [(PhysAddr::new(pt_start), pt_end - pt_start); 2];
+    let mut n = 1;
+    if let Some((pa, count)) = kmemcheck_tables(info) {
+        crate::kpte::add_tables(pa, count);
+        reserve[1] = (PhysAddr::new(pa), count as u64 * 4096);
+        n = 2;
+        println!(
+            "kmemcheck: {count} page tables at [mem {pa:#010x}-{:#010x}] for 4 KiB direct-map pages",
+            pa + count as u64 * 4096 - 1
+        );
+    }
+    let reserve = &reserve[..n];
     let params = BootParams {
         arch: Arch::X86_64,
         e820: e820_table(info),
         nr_cpus: 1,
         cmdline: info.cmdline(),
         kernel: Some(kernel),
-        reserve: &reserve,
+        reserve,
     };
     let machine = Machine::boot(plat, &params)?;
     Ok(MACHINE.set(machine))

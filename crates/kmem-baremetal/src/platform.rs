@@ -20,7 +20,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use kmem::platform::{CpuDeadHook, LogLevel, PageFaultHook, Platform};
+use kmem::platform::{CpuDeadHook, KmemcheckHook, LogLevel, PageFaultHook, Platform};
 use kmem::PhysAddr;
 
 use crate::arch;
@@ -180,6 +180,17 @@ unsafe impl Platform for BareMetal {
 
     fn set_page_fault_hook(&self, hook: PageFaultHook) {
         crate::idt::set_page_fault_hook(hook);
+    }
+
+    fn set_kmemcheck_hook(&self, hook: KmemcheckHook) -> bool {
+        // The #PF/#DB handlers of crate::kmemcheck trap and single-step accesses to the
+        // pages kmem hides with `protect_direct_page`.
+        crate::kmemcheck::set_hook(hook);
+        true
+    }
+
+    fn raw_cpu_id(&self) -> usize {
+        0
     }
 
     fn stack_trace(&self, out: &mut [usize], frame: usize) -> usize {

@@ -87,6 +87,15 @@ pub struct KmemcheckHook {
     /// # Safety
     /// As `access`.
     pub show: unsafe fn(ctx: *const (), addr: usize) -> bool,
+    /// A string move (`movs`: Linux's `kmemcheck_copy`, arch/x86/mm/kmemcheck/kmemcheck.c)
+    /// of `size` bytes (at most 8) from `src` to `dst` by the instruction at `ip` faulted on
+    /// a hidden page: the destination's shadow becomes the source's where the destination
+    /// is tracked; where it is not, uninitialised source bytes are reported as a read. Shows
+    /// no page: the platform shows the pages of both operands with `show`.
+    ///
+    /// # Safety
+    /// As `access`.
+    pub copy: unsafe fn(ctx: *const (), dst: usize, src: usize, size: usize, ip: usize),
     /// After the single step: hides the page holding `addr` again if kmemcheck still tracks
     /// it (`kmemcheck_hide`).
     ///

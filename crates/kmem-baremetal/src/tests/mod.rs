@@ -6,7 +6,9 @@
 //! random mixed workload), `kfence` (real `#PF`s on KFENCE's guard pages, with
 //! `kfence.sample_interval=N`) and `user` (ring-3 programs: demand faults, fork/COW, SIGSEGV
 //! kills, system calls, swap); with `kmemleak=on`, `kmemleak` (a planted leak found by
-//! scanning the real memory); with `cma=`, `cma` (the area, `cma_alloc`/`cma_release`,
+//! scanning the real memory); with `kmemcheck=1` (or 2), `kmemcheck` (uninitialised and freed
+//! reads caught through real `#PF`/`#DB` on hidden slab pages); with `cma=`, `cma` (the area,
+//! `cma_alloc`/`cma_release`,
 //! `dma_alloc_coherent`); last, the deliberate failures the command line asks for.
 
 mod cma;
@@ -15,6 +17,7 @@ mod early;
 mod heap;
 mod kds;
 mod kfence;
+mod kmemcheck;
 mod kmemleak;
 mod page_alloc;
 mod platform;
@@ -77,6 +80,9 @@ pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     let cmdline = Cmdline(ctx.info.cmdline());
     if cmdline.has_value("kmemleak", "on") {
         runner.run("kmemleak", kmemleak::TESTS, ctx);
+    }
+    if cmdline.values("kmemcheck").any(|v| v != "0") {
+        runner.run("kmemcheck", kmemcheck::TESTS, ctx);
     }
     if cmdline.values("cma").next().is_some() {
         runner.run("cma", cma::TESTS, ctx);

@@ -67,6 +67,9 @@ user_kernel_rsp:
     .skip 8
 user_regs_ptr:
     .skip 8
+    .global user_trap_cr2
+user_trap_cr2:
+    .skip 8
     .popsection
 
     .pushsection .text.user_entry, "ax", @progbits
@@ -120,6 +123,10 @@ user_trap:
     push %r13
     push %r14
     push %r15
+    /* CR2 before any access that may fault: the copy below writes the task's registers into
+       kernel memory, which kmemcheck may have hidden (its #PF overwrites CR2). */
+    mov %cr2, %rax
+    mov %rax, user_trap_cr2(%rip)
     mov %rsp, %rsi
     mov user_regs_ptr(%rip), %rdi
     mov ${words}, %ecx
@@ -146,6 +153,15 @@ user_trap:
 
 extern "C" {
     fn enter_user(regs: *mut UserRegs) -> u64;
+    static user_trap_cr2: u64;
+}
+
+/// CR2 as it was when the last trap from user mode entered the kernel (the faulting address
+/// of a user page fault), saved before the kernel touched any memory that may fault.
+pub fn trap_cr2() -> u64 {
+    // SAFETY: a quad of the trap path's .bss, written only by `user_trap` (one CPU, no
+    // concurrent trap while Rust code runs).
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(user_trap_cr2)) }
 }
 
 /// Runs user code with `regs` until it traps; returns the vector and leaves the registers at

@@ -459,7 +459,7 @@ impl<'k, B: Backend<'k>> UserKernel<'k, B> {
         // Between traps the task's table holds only its own entries (kmem's page-table code
         // never sees the kernel's, and never frees them).
         kernel_slots(root, false);
-        let cr2 = arch::read_cr2();
+        let cr2 = entry::trap_cr2();
         match vector {
             14 => self.page_fault(i, cr2),
             0x80 => self.syscall(i),

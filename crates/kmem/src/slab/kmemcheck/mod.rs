@@ -386,6 +386,7 @@ impl<P: Platform> SlabLayer<P> {
             ctx: (self as *const Self).cast(),
             access: kmemcheck_fault_hook::<P>,
             show: kmemcheck_show_hook::<P>,
+            copy: kmemcheck_copy_hook::<P>,
             hide: kmemcheck_hide_hook::<P>,
         });
         k.traps.store(traps, Ordering::Release);
@@ -410,6 +411,50 @@ impl<P: Platform> SlabLayer<P> {
         self.platform()
             .protect_direct_page((addr & !(PAGE_SIZE - 1)) as *mut u8, false);
         true
+    }
+
+    /// `kmemcheck_copy` of the fault path (arch/x86/mm/kmemcheck/kmemcheck.c, for `movs`): a
+    /// string move of `size` bytes (at most 8) from `src` to `dst` by the instruction at `ip`.
+    /// Tracked destination bytes take the source bytes' shadow (initialised where the source
+    /// is not tracked) and count as initialised for the check; the move is reported as a read
+    /// at `src` when none of its bytes is then initialised (uninitialised bytes leaving
+    /// tracked memory). Shows no page.
+    pub fn kmemcheck_fault_copy(&self, dst: usize, src: usize, size: usize, ip: usize) {
+        if !self.kmemcheck.built() {
+            return;
+        }
+        let size = size.clamp(1, 8);
+        let mut st = [KmemcheckShadow::Initialized; 8];
+        for (i, s) in st.iter_mut().enumerate().take(size) {
+            if let Some(v) = self.kmemcheck_shadow_state(src.wrapping_add(i) as *const u8) {
+                *s = v;
+            }
+        }
+        for (i, s) in st.iter_mut().enumerate().take(size) {
+            let d = dst.wrapping_add(i) as *const u8;
+            if self.kmemcheck_is_tracked(d) {
+                self.kmc_mark(d, 1, *s);
+                *s = KmemcheckShadow::Initialized;
+            }
+        }
+        if !st[..size].contains(&KmemcheckShadow::Initialized) {
+            self.kmemcheck_access_at(src as *const u8, size, false, Site::Ip(ip));
+        }
+    }
+
+    /// Keeps this CPU's reads of tracked memory from being checked until the guard drops:
+    /// kmem's own reads of object bytes that are no use of them (kmemleak's scan, checksum
+    /// and hex dump; Linux's kmemleak skipped uninitialised memory with
+    /// `kmemcheck_is_obj_initialized` instead).
+    pub(crate) fn kmemcheck_quiet(&self) -> KmemcheckQuiet<'_> {
+        let q = self
+            .kmemcheck
+            .quiet(self.platform().raw_cpu_id())
+            .filter(|_| self.kmemcheck.built());
+        if let Some(q) = q {
+            q.fetch_add(1, Ordering::Relaxed);
+        }
+        KmemcheckQuiet(q)
     }
 
     /// `kmemcheck_show`: shows the page holding `addr` if kmemcheck hid it (for an access
@@ -739,6 +784,17 @@ impl<P: Platform> SlabLayer<P> {
     }
 }
 
+/// A section of unchecked reads ([`SlabLayer::kmemcheck_quiet`]).
+pub(crate) struct KmemcheckQuiet<'a>(Option<&'a AtomicUsize>);
+
+impl Drop for KmemcheckQuiet<'_> {
+    fn drop(&mut self) {
+        if let Some(q) = self.0 {
+            q.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The platform's kmemcheck access hook.
 ///
 /// # Safety
@@ -763,6 +819,22 @@ unsafe fn kmemcheck_show_hook<P: Platform>(ctx: *const (), addr: usize) -> bool 
     // SAFETY: the hook contract: the machine that registered it is alive.
     let m = unsafe { &*ctx.cast::<SlabLayer<P>>() };
     m.kmemcheck_show(addr)
+}
+
+/// The platform's kmemcheck copy hook (a faulting `movs`).
+///
+/// # Safety
+/// As [`kmemcheck_fault_hook`].
+unsafe fn kmemcheck_copy_hook<P: Platform>(
+    ctx: *const (),
+    dst: usize,
+    src: usize,
+    size: usize,
+    ip: usize,
+) {
+    // SAFETY: the hook contract: the machine that registered it is alive.
+    let m = unsafe { &*ctx.cast::<SlabLayer<P>>() };
+    m.kmemcheck_fault_copy(dst, src, size, ip);
 }
 
 /// The platform's kmemcheck hide hook.

@@ -149,6 +149,7 @@ impl<P: Platform> SlabLayer<P> {
             s.line(format_args!("  hex dump (first {len} bytes):"))?;
             let mut row = [0u8; HEX_ROW_SIZE];
             let mut off = 0;
+            let _quiet = self.kmemcheck_quiet();
             while off < len {
                 let n = (len - off).min(HEX_ROW_SIZE);
                 for (i, b) in row[..n].iter_mut().enumerate() {

@@ -249,6 +249,8 @@ impl<P: Platform> SlabLayer<P> {
         ranges: &[(usize, usize)],
     ) -> usize {
         g.ctl.last_scan = self.platform().jiffies();
+        // The scan reads whole objects, uninitialised bytes too: no use of them.
+        let _quiet = self.kmemcheck_quiet();
         let objs = &mut g.objs;
 
         // Prepare: whiten every object; the grey ones (roots) go on the grey list.
