@@ -58,7 +58,8 @@ unsafe fn strong<'a, T>(p: NonNull<Block<T>>) -> &'a AtomicUsize {
 /// # Safety
 /// As [`strong`].
 unsafe fn weak<'a, T>(p: NonNull<Block<T>>) -> &'a AtomicUsize {
-    // SAFETY: as in `strong`.
+    // SAFETY: the block is mapped (caller), so `weak` is a valid field, and the counters are only
+    // ever accessed atomically, so a shared reference to this one races with nothing.
     unsafe { &*addr_of!((*p.as_ptr()).weak) }
 }
 

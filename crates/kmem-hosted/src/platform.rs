@@ -79,7 +79,8 @@ struct DebugArea {
 // SAFETY: the area is plain memory reachable only through the raw pointer handed to kmem,
 // which follows its own rules for it; mmap/munmap are thread safe.
 unsafe impl Send for DebugArea {}
-// SAFETY: as for `Send`: the handle itself has no shared mutable state.
+// SAFETY: `&DebugArea` exposes only the immutable base and length; the area's memory is reached
+// only through the raw pointer handed to kmem, and munmap on drop needs `&mut`.
 unsafe impl Sync for DebugArea {}
 
 impl DebugArea {

@@ -391,7 +391,8 @@ fn symbolize_here(addr: usize, out: &mut dyn Write) -> bool {
         // object's dynamic symbol table, alive while the object is loaded.
         let size = unsafe { (*sym).st_size } as usize;
         if look >= start && look - start < size.max(1) {
-            // SAFETY: as for dli_fname.
+            // SAFETY: `dli_sname` is non-null (checked above) and is dladdr's NUL-terminated symbol
+            // name, owned by the loader and alive while the object is loaded.
             let name = unsafe { CStr::from_ptr(info.dli_sname) };
             let obj = if is_main(base) { "" } else { obj };
             return print_sym(out, name.to_bytes(), addr - start, size, obj).is_ok();
@@ -401,7 +402,8 @@ fn symbolize_here(addr: usize, out: &mut dyn Write) -> bool {
     let path: &CStr = if main || !obj.contains('/') {
         c"/proc/self/exe"
     } else {
-        // SAFETY: as for `obj`.
+        // SAFETY: `dli_fname` is dladdr's NUL-terminated file name, owned by the loader and alive
+        // while the object is loaded (it is: `addr` lies in it).
         unsafe { CStr::from_ptr(info.dli_fname) }
     };
     let obj = if main { "" } else { obj };

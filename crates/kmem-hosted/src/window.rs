@@ -142,7 +142,9 @@ impl VirtWindow {
     /// the error of `mmap`.
     pub fn unmap_at(&self, offset: usize, len: usize) -> io::Result<()> {
         self.check_range(offset, len)?;
-        // SAFETY: as in `map_phys_at`.
+        // SAFETY: `check_range` put `[base + offset, base + offset + len)` inside this window's
+        // reservation, which this crate owns, and its memory is reached only through raw pointers,
+        // so no Rust reference into it is live (`unmap_fixed`'s contract).
         unsafe { unmap_fixed(self.base.as_ptr().add(offset), len) }
     }
 

@@ -25,7 +25,8 @@ fn peek(p: &HostedPlatform, phys: u64) -> u8 {
 
 fn poke(p: &HostedPlatform, phys: u64, v: u8) {
     assert!(phys < p.phys_end().as_u64());
-    // SAFETY: as in `peek`; no reference into the direct map is live.
+    // SAFETY: `phys` is below phys_end (asserted), so the direct map covers the byte, and no Rust
+    // reference into the direct map is live while we write it.
     unsafe { p.direct_map_base().add(phys as usize).write_volatile(v) }
 }
 

@@ -88,3 +88,21 @@ fn move_pages_walks_only_what_is_mapped() {
     m.exit(p).unwrap();
     assert_eq!(m.check_invariants(), Ok(()));
 }
+
+/// `cma_alloc` of more pages than there are, and `cma_release` of a count that runs past
+/// the end of the address space: both fail (mm/cma.c counts the failed request in
+/// `alloc_pages_fail`, an atomic64 that wraps; a release past the area is refused), and the
+/// area still works.
+#[test]
+fn cma_alloc_and_release_of_impossible_counts_fail() {
+    let m = boot_with(Arch::X86_64, 256 * MIB, 1, "cma=16M", 42);
+    let c = m.cma_find("reserved").unwrap();
+    assert!(m.cma_alloc(c, usize::MAX, u32::MAX, true).is_none());
+    assert!(m.cma_alloc(c, 1 << 40, 0, true).is_none());
+    let fail = proc(&m, "/sys/kernel/mm/cma/reserved/alloc_pages_fail");
+    assert_eq!(fail.trim(), (usize::MAX.wrapping_add(1 << 40)).to_string());
+    let page = m.cma_alloc(c, 16, 0, true).unwrap();
+    assert!(!m.cma_release(c, page, usize::MAX));
+    assert!(m.cma_release(c, page, 16));
+    assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
+}

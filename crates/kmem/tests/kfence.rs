@@ -181,7 +181,9 @@ fn read_once(p: *const u8) -> u8 {
 
 /// `WRITE_ONCE(*p, v)`.
 fn write_once(p: *mut u8, v: u8) {
-    // SAFETY: as in `read_once`, for a store.
+    // SAFETY: `p` is in the machine's KFENCE pool (an object, its canary bytes or a guard page):
+    // memory no Rust reference covers; a store to a guard page faults and KFENCE's handler makes it
+    // writable before the store is retried.
     unsafe { ptr::write_volatile(p, v) }
 }
 

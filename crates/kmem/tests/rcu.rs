@@ -360,7 +360,8 @@ fn kunit_kfree_rcu_wq_destroy() {
             )
             .unwrap();
         let p = m.kmem_cache_alloc(s, K).unwrap().as_ptr();
-        // SAFETY: as in kunit_kfree_rcu.
+        // SAFETY: `p` is a live object of `s`, just allocated and not used again, and the RCU head
+        // sits at offset 0 of its `TEST_KFREE_RCU_STRUCT` bytes.
         unsafe { m.kfree_rcu(p, 0) };
         // msleep(get_random_u8()) stands for letting the batch age: yield a few times.
         for _ in 0..(m.platform().random_u64() % 256) {

@@ -70,7 +70,8 @@ fn check_fill(p: usize, len: usize, v: u8) -> bool {
 }
 
 fn fill(p: usize, len: usize, v: u8) {
-    // SAFETY: as in `check_fill`.
+    // SAFETY: `p` is a live block of at least `len` bytes (model invariant) that only the model
+    // uses, so writing all `len` bytes stays inside it and aliases nothing.
     unsafe { std::ptr::write_bytes(p as *mut u8, v, len) }
 }
 

@@ -329,7 +329,8 @@ fn fill(p: usize, tag: u64) {
     unsafe { std::ptr::write_bytes(p as *mut u8, tag as u8, OBJ) };
 }
 fn check(p: usize, tag: u64) {
-    // SAFETY: as in `fill`.
+    // SAFETY: `p` is an allocated OBJ-byte object owned by the model and written by `fill`, so the
+    // slice covers initialised bytes of one live object; no `&mut` to it exists meanwhile.
     let b = unsafe { std::slice::from_raw_parts(p as *const u8, OBJ) };
     assert!(
         b.iter().all(|x| *x == tag as u8),

@@ -726,7 +726,8 @@ impl<P: Platform> PageAllocator<P> {
         if page.is_some() {
             a.alloc_success += count;
         } else {
-            a.alloc_fail += count;
+            // mm/cma_sysfs.c `cma_sysfs_account_fail_pages`: an atomic64_add, which wraps.
+            a.alloc_fail = a.alloc_fail.wrapping_add(count);
             if !no_warn {
                 let e = ret.err().map_or(0, |e| -(e as i32));
                 self.printk(
@@ -754,10 +755,13 @@ impl<P: Platform> PageAllocator<P> {
         let a = &mut t.areas[i];
         let pfn = self.page_to_pfn(pages);
         let base = a.base_pfn.as_u64();
-        if pfn.as_u64() < base
-            || pfn.as_u64() >= base + a.count as u64
-            || pfn.as_u64() + count as u64 > base + a.count as u64
-        {
+        let end = base + a.count as u64;
+        // mm/cma.c: a range that runs past the area is a VM_BUG_ON there; refused here.
+        let past_end = match pfn.as_u64().checked_add(count as u64) {
+            Some(last) => last > end,
+            None => true,
+        };
+        if pfn.as_u64() < base || pfn.as_u64() >= end || past_end {
             return false;
         }
         self.free_contig_range(pfn, count);
