@@ -742,6 +742,11 @@ pub struct SlabState<L: lock_api::RawMutex> {
     pub(crate) order: OrderParams,
     /// The allocator chosen at boot.
     pub(crate) kind: SlabAllocatorKind,
+    /// Whether kmalloc, kfree and the kmem_cache calls must take their general path: an
+    /// allocator other than SLUB, or a debugger that hooks every call (KFENCE, kmemleak,
+    /// kmemcheck) was set up. Set at boot, never cleared: the fast paths test this one byte
+    /// instead of four (the general path tests each hook itself).
+    pub(crate) hooked: core::sync::atomic::AtomicBool,
     /// Reports and fixes printed by slab debugging (`slab_errors` of slub_kunit).
     pub(crate) errors: AtomicUsize,
     /// `slab_nomerge`.
@@ -778,6 +783,7 @@ impl<L: lock_api::RawMutex> SlabState<L> {
             debug: SlubDebug::new(),
             order: OrderParams::new(1),
             kind: SlabAllocatorKind::Slub,
+            hooked: core::sync::atomic::AtomicBool::new(false),
             errors: AtomicUsize::new(0),
             nomerge: false,
             freelist_random: true,
@@ -847,6 +853,9 @@ impl<L: lock_api::RawMutex> SlabState<L> {
                     }
                     Some(k) => {
                         st.kind = k;
+                        if k != SlabAllocatorKind::Slub {
+                            st.hooked.store(true, core::sync::atomic::Ordering::Relaxed);
+                        }
                         notes.other_allocator = None;
                     }
                     None => notes.other_allocator = Some(v),
