@@ -742,10 +742,8 @@ pub struct SlabState<L: lock_api::RawMutex> {
     pub(crate) order: OrderParams,
     /// The allocator chosen at boot.
     pub(crate) kind: SlabAllocatorKind,
-    /// Whether kmalloc, kfree and the kmem_cache calls must take their general path: an
-    /// allocator other than SLUB, or a debugger that hooks every call (KFENCE, kmemleak,
-    /// kmemcheck) was set up. Set at boot, never cleared: the fast paths test this one byte
-    /// instead of four (the general path tests each hook itself).
+    /// The general path, not SLUB's directly (`SlabLayer::slab_hooked`): not SLUB, or KFENCE,
+    /// kmemleak or kmemcheck set up. Set at boot (after the options only), never cleared.
     pub(crate) hooked: core::sync::atomic::AtomicBool,
     /// Reports and fixes printed by slab debugging (`slab_errors` of slub_kunit).
     pub(crate) errors: AtomicUsize,
@@ -853,9 +851,7 @@ impl<L: lock_api::RawMutex> SlabState<L> {
                     }
                     Some(k) => {
                         st.kind = k;
-                        if k != SlabAllocatorKind::Slub {
-                            st.hooked.store(true, core::sync::atomic::Ordering::Relaxed);
-                        }
+                        *st.hooked.get_mut() = k != SlabAllocatorKind::Slub;
                         notes.other_allocator = None;
                     }
                     None => notes.other_allocator = Some(v),
