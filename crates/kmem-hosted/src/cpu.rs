@@ -523,6 +523,34 @@ pub fn thread_cpu_slot() -> Option<usize> {
         .filter(|&s| s < SHARED_CPU)
 }
 
+/// `Platform::membarrier`: every running thread of the process executes a full memory barrier
+/// before the system call returns (linux/membarrier.h). `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
+/// needs a registration, which is per process and not inherited by a forked child: a refused
+/// command registers and retries, then falls back to `MEMBARRIER_CMD_GLOBAL` (a grace period,
+/// slow but needing none). `false` when the kernel refuses all of them (an old kernel, a
+/// seccomp filter, Valgrind).
+pub(crate) fn membarrier() -> bool {
+    // include/uapi/linux/membarrier.h
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1 << 0;
+    const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+    let cmd = |c: libc::c_long| {
+        // SAFETY: membarrier takes no pointers; registering twice is harmless.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                c,
+                0 as libc::c_long,
+                0 as libc::c_long,
+            )
+        };
+        r == 0
+    };
+    cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED)
+        || (cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) && cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED))
+        || cmd(MEMBARRIER_CMD_GLOBAL)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -380,6 +380,10 @@ unsafe impl Platform for HostedPlatform {
         cpu::cpu_put(cpu)
     }
 
+    fn membarrier(&self) -> bool {
+        cpu::membarrier()
+    }
+
     fn set_cpu_dead_hook(&self, hook: CpuDeadHook) {
         self.inner.hook.set(hook);
     }

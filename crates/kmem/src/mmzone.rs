@@ -242,28 +242,54 @@ pub struct PerCpuPages {
     pub in_use: isize,
 }
 
-/// One CPU's [`PerCpuPages`] of a zone with its lock (`pcp->lock`, Linux 6.x): the owning
-/// CPU takes it inside its CPU section for every use of its lists; `drain_all_pages` takes
-/// another CPU's to drain its lists from here (as Linux drains remote pcp lists under their
-/// lock since 5.19), and the CPU-dead hook a dead CPU's. All-zero bytes are a valid,
-/// unlocked slot (the memory comes zeroed from memblock).
-/// 240 bytes, as `PerCpuPages` was before it had a lock: the slot's lock took the place of
-/// the per-CPU `batch` copy (the zone's `pcp_batch`).
+/// One CPU's [`PerCpuPages`] of a zone with what lets another CPU drain them (Linux 6.x's
+/// `pcp->lock`, without its atomic on the owner's path).
+///
+/// - **The owner** (the CPU, inside its CPU section: every allocation and free) announces
+///   its use with a plain store to `busy`, reads `drain`, and if no drainer is pending uses
+///   the lists with no atomic read-modify-write; `busy` is cleared when it is done. With a
+///   drainer pending it takes `lock` instead, as Linux's owner takes `pcp->lock`.
+/// - **A remote drainer** (`drain_all_pages` for CMA and compaction, the CPU-dead hook)
+///   raises `drain`, has the platform make every CPU execute a full barrier
+///   ([`crate::platform::Platform::membarrier`]), waits for `busy` to fall, and takes `lock`.
+///   The barrier closes the store→load race of the owner's `busy`/`drain` pair: after it,
+///   either the drainer sees `busy` set (and waits) or the owner sees `drain` raised (and
+///   locks). Linux 5.19+ drains remote lists under `pcp->lock`; before, it sent each CPU an
+///   IPI to drain its own.
+/// - A platform without the barrier gets a `drain` that is raised forever at boot, so every
+///   owner locks (Linux's behaviour).
+///
+/// All-zero bytes are a valid, unlocked slot (the memory comes zeroed from memblock). 240
+/// bytes, as `PerCpuPages` was before it had a lock: the slot's header took the place of the
+/// per-CPU `batch` copy (the zone's `pcp_batch`).
 #[repr(C)]
 pub struct PcpSlot {
     lock: AtomicBool,
+    busy: AtomicBool,
+    drain: core::sync::atomic::AtomicU32,
     pcp: core::cell::UnsafeCell<PerCpuPages>,
 }
 
-/// `pcp->lock` held: the lists of one CPU (see [`PcpSlot`]).
+/// How a [`PcpGuard`] holds its lists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PcpHold {
+    /// The owner, lock-free (`busy` set).
+    Owner,
+    /// `lock` held.
+    Locked,
+}
+
+/// The lists of one CPU, held (see [`PcpSlot`]).
 pub(crate) struct PcpGuard<'a> {
     slot: &'a PcpSlot,
+    hold: PcpHold,
 }
 
 impl core::ops::Deref for PcpGuard<'_> {
     type Target = PerCpuPages;
     fn deref(&self) -> &PerCpuPages {
-        // SAFETY: the lock is held, so nobody else has a reference to the lists.
+        // SAFETY: the guard holds the lists (owner with no drainer, or the lock), so nobody
+        // else has a reference to them.
         unsafe { &*self.slot.pcp.get() }
     }
 }
@@ -278,8 +304,12 @@ impl core::ops::DerefMut for PcpGuard<'_> {
 }
 
 impl Drop for PcpGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.slot.lock.store(false, Ordering::Release);
+        match self.hold {
+            PcpHold::Owner => self.slot.busy.store(false, Ordering::Release),
+            PcpHold::Locked => self.slot.lock.store(false, Ordering::Release),
+        }
     }
 }
 
@@ -288,7 +318,10 @@ impl PcpSlot {
         self.lock
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .ok()
-            .map(|_| PcpGuard { slot: self })
+            .map(|_| PcpGuard {
+                slot: self,
+                hold: PcpHold::Locked,
+            })
     }
     fn lock(&self) -> PcpGuard<'_> {
         loop {
@@ -300,9 +333,26 @@ impl PcpSlot {
             }
         }
     }
+    /// The owner's entry: `None` when a drainer is pending (the caller locks instead).
+    #[inline]
+    fn owner_enter(&self) -> Option<PcpGuard<'_>> {
+        self.busy.store(true, Ordering::Relaxed);
+        // Only the compiler is kept from moving the `drain` load above the `busy` store: the
+        // CPU may still do so, and a drainer's `membarrier` makes up for it (see the type).
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        if self.drain.load(Ordering::Acquire) == 0 {
+            return Some(PcpGuard {
+                slot: self,
+                hold: PcpHold::Owner,
+            });
+        }
+        self.busy.store(false, Ordering::Release);
+        None
+    }
 }
 
-// SAFETY: the lists are only reached under the slot's lock.
+// SAFETY: the lists are only reached by their owner with no drainer pending, or under the
+// slot's lock (see the type).
 unsafe impl Sync for PcpSlot {}
 
 #[cfg(target_pointer_width = "64")]
@@ -585,27 +635,73 @@ impl<L: lock_api::RawMutex> Zone<L> {
         }
         c
     }
-    /// The per-CPU lists of `cpu`, locked (`pcp_spin_lock`); spins while another CPU
-    /// drains them.
+    /// The per-CPU lists of `cpu`, for `cpu` itself (`pcp_spin_lock`): lock-free while no
+    /// drainer is pending, else locked (spinning while the drainer holds them).
     ///
     /// # Safety
-    /// `cpu < possible_cpus` and the zone has lists (`pcp` non-null). A CPU holding its own
-    /// lists must not ask for them again (no nesting).
+    /// `cpu < possible_cpus`, the zone has lists (`pcp` non-null), and the caller is inside
+    /// `cpu`'s CPU section. A CPU holding its own lists must not ask for them again (no
+    /// nesting).
     #[inline]
     pub(crate) unsafe fn pcp_of(&self, cpu: usize) -> PcpGuard<'_> {
         // SAFETY: `pcp` has `possible_cpus` entries and `cpu` is below that (caller).
-        unsafe { (*self.pcp.add(cpu)).lock() }
+        let slot = unsafe { &*self.pcp.add(cpu) };
+        match slot.owner_enter() {
+            Some(g) => g,
+            None => slot.lock(),
+        }
     }
-    /// [`Self::pcp_of`] without waiting (`pcp_spin_trylock`): `None` while another CPU
-    /// holds them.
+    /// [`Self::pcp_of`] without waiting (`pcp_spin_trylock`): `None` while the code this
+    /// call interrupted on the same CPU holds them, or a drainer does.
     ///
     /// # Safety
     /// As [`Self::pcp_of`].
     #[inline]
     pub(crate) unsafe fn pcp_try(&self, cpu: usize) -> Option<PcpGuard<'_>> {
         // SAFETY: `pcp` has `possible_cpus` entries and `cpu` is below that (this function's
-        // contract), so `self.pcp.add(cpu)` is a live slot; `try_lock` takes only its lock.
-        unsafe { (*self.pcp.add(cpu)).try_lock() }
+        // contract), so `self.pcp.add(cpu)` is a live slot for as long as the zone lives.
+        let slot = unsafe { &*self.pcp.add(cpu) };
+        if slot.busy.load(Ordering::Relaxed) {
+            return None;
+        }
+        slot.owner_enter().or_else(|| slot.try_lock())
+    }
+    /// Announces a drainer of `cpu`'s lists (before the platform's `membarrier` and
+    /// [`Self::pcp_remote`]); [`Self::pcp_drain_end`] withdraws it. Also used at boot to
+    /// lock every owner forever on a platform without `membarrier`.
+    ///
+    /// # Safety
+    /// `cpu < possible_cpus` and the zone has lists (`pcp` non-null).
+    pub(crate) unsafe fn pcp_drain_begin(&self, cpu: usize) {
+        // SAFETY: the zone has `possible_cpus` slots and `cpu` is below that (this function's
+        // contract), so the slot is live; only its atomic `drain` counter is touched.
+        let slot = unsafe { &*self.pcp.add(cpu) };
+        slot.drain.fetch_add(1, Ordering::SeqCst);
+    }
+    /// Withdraws one [`Self::pcp_drain_begin`].
+    ///
+    /// # Safety
+    /// `cpu < possible_cpus` and the zone has lists (`pcp` non-null).
+    pub(crate) unsafe fn pcp_drain_end(&self, cpu: usize) {
+        // SAFETY: the zone has `possible_cpus` slots and `cpu` is below that (this function's
+        // contract), so the slot is live; only its atomic `drain` counter is touched.
+        let slot = unsafe { &*self.pcp.add(cpu) };
+        slot.drain.fetch_sub(1, Ordering::Release);
+    }
+    /// Another CPU's lists, locked (`drain_pages_zone`), once their owner is out of any
+    /// lock-free use; `relax` runs while waiting.
+    ///
+    /// # Safety
+    /// `cpu < possible_cpus`, the zone has lists; the caller announced itself with
+    /// [`Self::pcp_drain_begin`] and then had the platform's `membarrier` run (or no thread
+    /// can be `cpu`'s owner: boot, a dead CPU), and does not hold these lists.
+    pub(crate) unsafe fn pcp_remote(&self, cpu: usize, relax: impl Fn()) -> PcpGuard<'_> {
+        // SAFETY: `pcp` has `possible_cpus` entries and `cpu` is below that (caller).
+        let slot = unsafe { &*self.pcp.add(cpu) };
+        while slot.busy.load(Ordering::Acquire) {
+            relax();
+        }
+        slot.lock()
     }
     /// A racy snapshot of `(alloc_count, in_use)` of one CPU's lists (statistics).
     pub(crate) fn pcp_stat_snapshot(&self, cpu: usize) -> (usize, isize) {

@@ -380,6 +380,18 @@ pub unsafe trait Platform: Send + Sync + 'static {
         core::hint::spin_loop();
     }
 
+    /// Makes every CPU that is running code of this machine execute a full memory barrier
+    /// before returning (Linux's `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`; in a kernel,
+    /// an IPI to every online CPU), and returns `true`; `false` if the platform cannot.
+    ///
+    /// It lets a CPU's hot path publish "I am using my per-CPU data" with a plain store and no
+    /// fence, while a rare remote user (`drain_all_pages`) pays for the ordering. kmem asks
+    /// once at boot: on a platform that answers `false` (the default) the per-CPU page lists
+    /// are locked on every use instead (`pcp->lock`, mmzone.rs `PcpSlot`).
+    fn membarrier(&self) -> bool {
+        false
+    }
+
     /// The current CPU as `raw_smp_processor_id()` reads it, for reports: a hint that may be
     /// stale the moment it is read, taken without entering a CPU section (reports are printed
     /// under locks that are taken inside CPU sections). The default enters and leaves one.

@@ -270,24 +270,39 @@ impl<P: Platform> PageAllocator<P> {
     /// `drain_all_pages(NULL)`: every CPU's pcp lists of every zone go back to the buddy
     /// allocator. Each CPU's lists are drained from here under their `pcp->lock` (Linux
     /// drains remote CPUs' lists this way since 5.19), so a CPU that is idle, or busy
-    /// elsewhere, need not run anything. The caller must not hold its own CPU's lists.
+    /// elsewhere, need not run anything: the drainer announces itself on every list, has the
+    /// platform run a barrier on every CPU (one `membarrier` for the whole drain), then waits
+    /// for each owner to leave its lists (mmzone.rs `PcpSlot`). The caller must not hold its
+    /// own CPU's lists.
     pub fn drain_all_pages(&self) {
-        for z in self.zones() {
-            if z.pcp.is_null() {
-                continue;
-            }
-            for cpu in 0..self.possible_cpus {
-                // Lock order: &pcp->lock of `cpu` (under cpu_section when it is this CPU's
-                // own, or under none), &zone->lock under it; docs/LOCKING.md.
-                // SAFETY: `cpu < possible_cpus`, the zone has lists, and the caller holds
-                // none of them.
-                let mut pcp = unsafe { z.pcp_of(cpu) };
-                let n = pcp.count;
-                if n > 0 {
-                    self.free_pcppages_bulk(z, &mut pcp, n);
+        let each = |f: &dyn Fn(&Zone<P::RawLock>, usize)| {
+            for z in self.zones() {
+                if z.pcp.is_null() {
+                    continue;
+                }
+                for cpu in 0..self.possible_cpus {
+                    f(z, cpu);
                 }
             }
-        }
+        };
+        // SAFETY: `each` passes only zones with lists and CPUs below `possible_cpus`.
+        each(&|z, cpu| unsafe { z.pcp_drain_begin(cpu) });
+        // At boot a platform without the barrier made every owner lock (`init_lists`).
+        let _ = self.platform().membarrier();
+        each(&|z, cpu| {
+            // Lock order: &pcp->lock of `cpu` (under cpu_section when it is this CPU's own,
+            // or under none), &zone->lock under it; docs/LOCKING.md.
+            // SAFETY: `cpu < possible_cpus`, the zone has lists, the drain was announced and
+            // the barrier ran above, and the caller holds none of the lists.
+            let mut pcp = unsafe { z.pcp_remote(cpu, || self.platform().cpu_relax()) };
+            let n = pcp.count;
+            if n > 0 {
+                self.free_pcppages_bulk(z, &mut pcp, n);
+            }
+        });
+        // SAFETY: `each` passes only zones with lists and CPUs below `possible_cpus`; every
+        // `pcp_drain_begin` above is withdrawn once.
+        each(&|z, cpu| unsafe { z.pcp_drain_end(cpu) });
     }
 
     /// `free_contig_range`: drops the reference of each of `count` pages from `pfn`.

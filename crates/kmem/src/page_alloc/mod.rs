@@ -236,9 +236,17 @@ impl<P: Platform> PageAllocator<P> {
             if z.pcp.is_null() {
                 continue;
             }
+            // A platform that cannot make the other CPUs execute a barrier gets owners that
+            // always lock their lists (mmzone.rs `PcpSlot`): a drainer stays pending forever.
+            let locked = !self.platform().membarrier();
             for cpu in 0..self.possible_cpus {
+                if locked {
+                    // SAFETY: `cpu < possible_cpus` (the loop) and this zone has lists (its
+                    // `pcp` is non-null, checked above, with `possible_cpus` slots).
+                    unsafe { z.pcp_drain_begin(cpu) };
+                }
                 // SAFETY: boot runs alone; nobody else uses per-CPU data yet.
-                let mut p_guard = unsafe { z.pcp_of(cpu) };
+                let mut p_guard = unsafe { z.pcp_remote(cpu, || {}) };
                 let p = &mut *p_guard;
                 for l in p.lists.iter_mut() {
                     // SAFETY: boot runs alone and `p` is this CPU's own entry; the list head
@@ -1406,8 +1414,9 @@ unsafe fn page_alloc_cpu_dead<P: Platform>(ctx: *const (), cpu: usize) {
         if zone.pcp.is_null() {
             continue;
         }
-        // SAFETY: caller guarantees exclusivity for `cpu`.
-        let mut pcp_guard = unsafe { zone.pcp_of(cpu) };
+        // SAFETY: caller guarantees no thread is `cpu`'s owner; a concurrent drainer holds
+        // the lock, which `pcp_remote` waits for.
+        let mut pcp_guard = unsafe { zone.pcp_remote(cpu, || mm.platform().cpu_relax()) };
         let pcp = &mut *pcp_guard;
         if pcp.count == 0 {
             continue;

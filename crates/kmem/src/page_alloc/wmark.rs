@@ -96,8 +96,8 @@ impl<P: Platform> PageAllocator<P> {
                 (*zp).pcp_high_max = high_max;
             }
             for cpu in 0..self.possible_cpus {
-                // SAFETY: boot runs alone.
-                let mut p_guard = unsafe { zone.pcp_of(cpu) };
+                // SAFETY: boot runs alone: no CPU owns its lists yet.
+                let mut p_guard = unsafe { zone.pcp_remote(cpu, || {}) };
                 let p = &mut *p_guard;
                 // `pcp->batch` is the zone's `pcp_batch`, the same for every CPU.
                 // BOOT_PAGESET_HIGH: since 6.7 `high` starts at 0 and is clamped into

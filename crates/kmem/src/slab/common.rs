@@ -742,6 +742,9 @@ pub struct SlabState<L: lock_api::RawMutex> {
     pub(crate) order: OrderParams,
     /// The allocator chosen at boot.
     pub(crate) kind: SlabAllocatorKind,
+    /// The general path, not SLUB's directly (`SlabLayer::slab_hooked`): not SLUB, or KFENCE,
+    /// kmemleak or kmemcheck set up. Set at boot (after the options only), never cleared.
+    pub(crate) hooked: core::sync::atomic::AtomicBool,
     /// Reports and fixes printed by slab debugging (`slab_errors` of slub_kunit).
     pub(crate) errors: AtomicUsize,
     /// `slab_nomerge`.
@@ -778,6 +781,7 @@ impl<L: lock_api::RawMutex> SlabState<L> {
             debug: SlubDebug::new(),
             order: OrderParams::new(1),
             kind: SlabAllocatorKind::Slub,
+            hooked: core::sync::atomic::AtomicBool::new(false),
             errors: AtomicUsize::new(0),
             nomerge: false,
             freelist_random: true,
@@ -847,6 +851,7 @@ impl<L: lock_api::RawMutex> SlabState<L> {
                     }
                     Some(k) => {
                         st.kind = k;
+                        *st.hooked.get_mut() = k != SlabAllocatorKind::Slub;
                         notes.other_allocator = None;
                     }
                     None => notes.other_allocator = Some(v),

@@ -73,6 +73,24 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline(always)]
     pub fn kmalloc(&self, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        if self.slab_hooked() {
+            return self.kmalloc_hooked(size, gfp);
+        }
+        if size == 0 {
+            return Some(zero_size_ptr());
+        }
+        <crate::slab::slub::Slub as crate::slab::common::SlabAllocator>::kmalloc(
+            self,
+            size,
+            gfp,
+            Location::caller(),
+        )
+    }
+
+    /// [`Self::kmalloc`] with a debugging hook or an allocator other than SLUB.
+    #[track_caller]
+    #[inline(never)]
+    fn kmalloc_hooked(&self, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
         if size == 0 {
             return Some(zero_size_ptr());
         }
@@ -302,6 +320,29 @@ impl<P: Platform> SlabLayer<P> {
         if zero_or_null_ptr(p as usize) {
             return;
         }
+        if self.slab_hooked() {
+            return self.kfree_hooked(p);
+        }
+        let caller = Location::caller();
+        match self.virt_to_slab(p) {
+            Some((page, cache)) => {
+                <crate::slab::slub::Slub as crate::slab::common::SlabAllocator>::kfree(
+                    self,
+                    page,
+                    cache,
+                    p.cast_mut(),
+                    caller,
+                )
+            }
+            None => self.kfree_not_slab(p, caller),
+        }
+    }
+
+    /// [`Self::kfree`] of a non-NULL pointer with a debugging hook or an allocator other
+    /// than SLUB.
+    #[track_caller]
+    #[inline(never)]
+    fn kfree_hooked(&self, p: *const u8) {
         if self.leak.tracking_free() {
             self.kmemleak_free(p);
         }
@@ -353,6 +394,31 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline]
     pub unsafe fn kfree_sized(&self, p: *mut u8, size: usize, gfp: GfpFlags) {
+        if self.slab_hooked() || size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
+            // SAFETY: forwarded caller guarantee.
+            return unsafe { self.kfree_sized_hooked(p, size, gfp) };
+        }
+        // SAFETY: forwarded caller guarantee; no hook and SLUB (KFENCE is not set up, so
+        // `p` is not one of its objects).
+        unsafe {
+            <crate::slab::slub::Slub as crate::slab::common::SlabAllocator>::kfree_sized(
+                self,
+                p,
+                size,
+                gfp,
+                Location::caller(),
+            )
+        }
+    }
+
+    /// [`Self::kfree_sized`] with a debugging hook, another allocator, or a size that is
+    /// not a kmalloc cache's.
+    ///
+    /// # Safety
+    /// As [`Self::kfree_sized`].
+    #[track_caller]
+    #[inline(never)]
+    unsafe fn kfree_sized_hooked(&self, p: *mut u8, size: usize, gfp: GfpFlags) {
         if size == 0 || size > KMALLOC_MAX_CACHE_SIZE || self.is_kfence_address(p) {
             self.kfree(p);
             return;

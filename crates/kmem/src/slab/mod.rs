@@ -135,6 +135,14 @@ impl<P: Platform> core::ops::Deref for SlabLayer<P> {
 }
 
 impl<P: Platform> SlabLayer<P> {
+    /// Whether kmalloc, kfree and the kmem_cache calls take their general path (a
+    /// debugger's hook or an allocator other than SLUB; `SlabState::hooked`): the fast
+    /// paths' one test.
+    #[inline(always)]
+    pub(crate) fn slab_hooked(&self) -> bool {
+        self.slab.hooked.load(Ordering::Relaxed)
+    }
+
     /// Whether the machine runs SLUB (`slab=` at boot): its per-CPU sheaves take
     /// `kfree_rcu`'s objects (`slab/slub/rcu_sheaf.rs`).
     #[inline]
@@ -431,6 +439,22 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline(always)]
     pub fn kmem_cache_alloc(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        if self.slab_hooked() {
+            return self.kmem_cache_alloc_hooked(c, gfp);
+        }
+        <crate::slab::slub::Slub as crate::slab::common::SlabAllocator>::alloc(
+            self,
+            c,
+            gfp,
+            Location::caller(),
+            None,
+        )
+    }
+
+    /// [`Self::kmem_cache_alloc`] with a debugging hook or an allocator other than SLUB.
+    #[track_caller]
+    #[inline(never)]
+    fn kmem_cache_alloc_hooked(&self, c: CacheHandle, gfp: GfpFlags) -> Option<NonNull<u8>> {
         let p = match self.kfence_cache_alloc(c, gfp, None) {
             Some(p) => Some(p),
             None => dispatch!(self, alloc(self, c, gfp, Location::caller(), None)),
@@ -493,6 +517,21 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     #[inline(always)]
     pub fn kmem_cache_free(&self, c: CacheHandle, p: *mut u8) {
+        if self.slab_hooked() {
+            return self.kmem_cache_free_hooked(c, p);
+        }
+        <crate::slab::slub::Slub as crate::slab::common::SlabAllocator>::free(
+            self,
+            c,
+            p,
+            Location::caller(),
+        )
+    }
+
+    /// [`Self::kmem_cache_free`] with a debugging hook or an allocator other than SLUB.
+    #[track_caller]
+    #[inline(never)]
+    fn kmem_cache_free_hooked(&self, c: CacheHandle, p: *mut u8) {
         if self.leak.tracking_free() {
             self.kmemleak_free(p);
         }

@@ -537,6 +537,7 @@ impl<P: Platform> SlabLayer<P> {
         // the direct map, used by nothing else; it is written whole before it is published.
         unsafe { core_impl::init_state(st, pool.as_usize(), self, &params, seed) };
         self.kfence.0.store(st.cast(), Ordering::Release);
+        self.slab().hooked.store(true, Ordering::Relaxed);
     }
 
     /// `kfence_init`: protects the guard pages, fills the freelist, registers the fault hook

@@ -379,6 +379,7 @@ impl<P: Platform> SlabLayer<P> {
         k.flags.store(flags, Ordering::Release);
         k.shadow
             .store(shadow.as_ptr::<AtomicU8>(), Ordering::Release);
+        self.slab().hooked.store(true, Ordering::Relaxed);
         // A platform that traps hides every tracked page from its first slab on, so that
         // the allocator's own writes (free pointers, constructors) initialise what they
         // write, as under Linux's kmemcheck.

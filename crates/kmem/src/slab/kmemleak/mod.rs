@@ -233,6 +233,7 @@ impl<P: Platform> SlabLayer<P> {
         self.leak.error.store(false, Ordering::Relaxed);
         self.leak.enabled.store(true, Ordering::Relaxed);
         self.leak.free_enabled.store(true, Ordering::Relaxed);
+        self.slab().hooked.store(true, Ordering::Relaxed);
         {
             let hz = self.platform().hz();
             let mut g = self.leak.state.lock();
