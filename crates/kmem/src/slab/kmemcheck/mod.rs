@@ -56,6 +56,11 @@
 //! others); kmem does not: with real traps on several threads an access may slip through
 //! unchecked while another thread's single step has the page open.
 //!
+//! `kmemcheck.unhide=0|1|2` (kmem's, for real traps; [`Unhide`]): a hidden page whose shadow
+//! is settled — every byte initialised but the slab's tail (1, the default), or no byte
+//! uninitialised (2) — is left present after the trap that found it so, and hidden again
+//! when an allocation or free unsettles it (`kmc_settle`, `kmc_rehide`).
+//!
 //! # Locking
 //! None: the shadow and the page flags are atomics (a shadow byte's four states are updated
 //! with a compare-and-swap), the site table is claimed with compare-and-swap, and reports
