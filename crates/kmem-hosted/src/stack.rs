@@ -301,16 +301,6 @@ fn with_own_stack(f: &mut dyn FnMut()) {
         let f = unsafe { &mut *arg.cast::<&mut dyn FnMut()>() };
         f();
     }
-    // Under Valgrind the switch is not made: memcheck takes the jump of the stack pointer
-    // from the signal stack to the mapping and back for a stack switch, and then treats the
-    // interrupted thread's stack below its stack pointer as freed frames, reporting every
-    // later write there (scripts/sanitize's kfence run; registering the mapping with
-    // VALGRIND_STACK_REGISTER did not prevent it). Valgrind delivers signals on a stack of
-    // its own size, and the report runs there.
-    if running_on_valgrind() {
-        f();
-        return;
-    }
     // SAFETY: a private anonymous mapping at an address of the kernel's choosing.
     let mem = unsafe {
         libc::mmap(
@@ -354,45 +344,6 @@ fn with_own_stack(f: &mut dyn FnMut()) {
     let _ = OWN.try_with(|o| o.set(prev));
     // SAFETY: unmaps exactly the mapping made above, no longer in use.
     unsafe { libc::munmap(mem, OWN_STACK) };
-}
-
-/// Valgrind's `VG_USERREQ__RUNNING_ON_VALGRIND` (valgrind.h's client request enum).
-#[cfg(target_arch = "x86_64")]
-const VG_USERREQ_RUNNING_ON_VALGRIND: usize = 0x1001;
-
-/// valgrind.h's `RUNNING_ON_VALGRIND`: whether the process runs under Valgrind.
-#[cfg(target_arch = "x86_64")]
-fn running_on_valgrind() -> bool {
-    valgrind_request(VG_USERREQ_RUNNING_ON_VALGRIND, 0, 0) != 0
-}
-
-/// A Valgrind client request (valgrind.h's `VALGRIND_DO_CLIENT_REQUEST_EXPR` on amd64) with
-/// two arguments; returns its result, 0 when not running under Valgrind. The request is a
-/// sequence of rotations of `rdi` by 3 + 13 + 61 + 51 = 128 bits (no change) and an
-/// `xchg rbx, rbx` (no change): natively it does nothing and leaves `rdx` at the default (0);
-/// Valgrind's JIT recognises the sequence and answers the request whose arguments `rax`
-/// points at.
-#[cfg(target_arch = "x86_64")]
-fn valgrind_request(req: usize, a1: usize, a2: usize) -> usize {
-    let args: [usize; 6] = [req, a1, a2, 0, 0, 0];
-    let mut result: usize = 0;
-    // SAFETY: the instructions change no register (rdi is rotated by a multiple of 64 bits,
-    // rbx exchanged with itself) but rdx, which is the output, and the flags; natively they
-    // touch no memory, and under Valgrind it reads `args`, alive for the call.
-    unsafe {
-        core::arch::asm!(
-            "rol rdi, 3",
-            "rol rdi, 13",
-            "rol rdi, 61",
-            "rol rdi, 51",
-            "xchg rbx, rbx",
-            in("rax") args.as_ptr(),
-            inout("rdx") result,
-            inout("rdi") 0usize => _,
-            options(nostack),
-        );
-    }
-    result
 }
 
 #[cfg(not(target_arch = "x86_64"))]
