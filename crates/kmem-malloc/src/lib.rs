@@ -79,7 +79,10 @@
 //!   single-stepped; a load of bytes none of which was written since `malloc` (or written
 //!   before `free`) is reported once per instruction, in kmemcheck's format, on standard
 //!   error at the next allocator call or at exit; the program goes on. Slow (two signals per
-//!   heap access); see docs/KMEMCHECK.md for what it finds in real programs;
+//!   heap access); see docs/KMEMCHECK.md for what it finds in real programs.
+//!   `KMEM_MALLOC_KMEMCHECK_UNHIDE=0|1|2` (`kmemcheck.unhide=`): which pages stop trapping —
+//!   never, those whose bytes are all initialised (the default), those with no uninitialised
+//!   byte;
 //! - `KMEM_FREELIST_RANDOM=1`: keep SLUB's randomised freelists (by default the nodes boot
 //!   with `slab_freelist_random=off`: programs gain from allocation-order locality).
 //!
@@ -236,6 +239,18 @@ fn boot() -> bool {
     // kmemcheck with real traps (`kmemcheck=1`, or 2: one report, then off).
     if let Some(v) = kmemcheck_wanted() {
         for &b in b" kmemcheck="
+            .iter()
+            .chain(v.as_bytes())
+            .take(cmdline.len() - len)
+        {
+            cmdline[len] = b;
+            len += 1;
+        }
+    }
+    // Which hidden pages kmemcheck may leave present (`kmemcheck.unhide=`, default 1).
+    if let Some(v) = env(c"KMEM_MALLOC_KMEMCHECK_UNHIDE").filter(|v| matches!(*v, "0" | "1" | "2"))
+    {
+        for &b in b" kmemcheck.unhide="
             .iter()
             .chain(v.as_bytes())
             .take(cmdline.len() - len)

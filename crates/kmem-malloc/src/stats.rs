@@ -132,6 +132,14 @@ pub fn write_stats(w: &mut dyn Write) -> fmt::Result {
             nd.m.warn_count(),
             nd.m.slab_errors()
         )?;
+        if nd.m.kmemcheck_built() {
+            let k = nd.m.kmemcheck_stats();
+            writeln!(
+                w,
+                "kmemcheck: {} reports, {} traps, {} pages left present, {} hidden again",
+                k.errors, k.faults, k.unhidden, k.rehidden
+            )?;
+        }
         writeln!(w, "--- dmesg")?;
         nd.m.dmesg(w, true)?;
         for f in ["/proc/meminfo", "/proc/buddyinfo", "/proc/slabinfo"] {

@@ -419,3 +419,94 @@ fn kmemleak_scan_under_real_traps_reports_nothing() {
         m.kfree(p);
     }
 }
+
+/// Fills a fresh cache of 48-byte objects through real stores (400 objects: every page of its
+/// first slabs, the 16-byte tail of a 4 KiB page after 85 objects included in no object), then
+/// reads `objs[0]` again and frees it. Returns the stats after the fill, after the read and
+/// after the free and read, and the log.
+fn fill_read_free(cmdline: &str) -> [kmem::slab::kmemcheck::KmemcheckStats; 3] {
+    let m = trapping_machine(cmdline);
+    let c = m
+        .kmem_cache_create("kmc_fill", 48, 8, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let objs: Vec<*mut u8> = (0..400)
+        .map(|_| m.kmem_cache_alloc(c, K).unwrap().as_ptr())
+        .collect();
+    for &o in &objs {
+        for w in 0..6 {
+            // SAFETY: 48 bytes per object, six u64 words.
+            unsafe { o.cast::<u64>().add(w).write_volatile(w as u64) };
+        }
+    }
+    let filled = m.kmemcheck_stats();
+    // SAFETY: a written object.
+    let v = unsafe { objs[0].cast::<u64>().add(5).read_volatile() };
+    assert_eq!(v, 5);
+    let read = m.kmemcheck_stats();
+    assert_eq!(reports(&take(&m)), 0);
+    m.kmem_cache_free(c, objs[0]);
+    // SAFETY: a use after free on purpose: the slab page stays mapped.
+    let _ = unsafe { objs[0].add(16).read_volatile() };
+    let log = take(&m);
+    assert!(log.contains("Caught 8-bit read from freed memory"), "{log}");
+    let freed = m.kmemcheck_stats();
+    for &o in &objs[1..] {
+        m.kmem_cache_free(c, o);
+    }
+    m.kmem_cache_destroy(c);
+    assert_lockdep_quiet(&m);
+    [filled, read, freed]
+}
+
+/// `kmemcheck.unhide=1` (the default): a page whose bytes are all written (the slab's tail
+/// excepted) stops trapping; a free on it hides it again, and a read of the freed bytes is
+/// caught. `kmemcheck.unhide=0`: every access traps, as in Linux.
+#[test]
+fn real_traps_leave_an_initialised_page_present() {
+    let [filled, read, freed] = fill_read_free("kmemcheck=1");
+    assert!(filled.unhidden >= 1, "{filled:?}");
+    assert_eq!(
+        read.faults, filled.faults,
+        "a read of a present page trapped"
+    );
+    assert!(freed.rehidden > read.rehidden, "{freed:?}");
+    assert!(freed.faults > read.faults, "{freed:?}");
+    assert_eq!(freed.errors, 1);
+
+    let [filled, read, _] = fill_read_free("kmemcheck=1 kmemcheck.unhide=0");
+    assert_eq!(filled.unhidden, 0, "{filled:?}");
+    assert_eq!(read.faults, filled.faults + 1, "{read:?}");
+}
+
+/// `kmemcheck.unhide=2`: a page with freed bytes may stay present too, and goes back to hidden
+/// when an allocation makes bytes uninitialised; its freed bytes, written unchecked meanwhile
+/// (SLUB's free pointers), count as initialised then, so kmem's own reads of them are not
+/// reported.
+#[test]
+fn unhide_2_leaves_pages_with_freed_bytes_present() {
+    let m = trapping_machine("kmemcheck=1 kmemcheck.unhide=2");
+    let c = m
+        .kmem_cache_create("kmc_churn", 48, 8, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    for round in 0..20u64 {
+        let objs: Vec<*mut u8> = (0..100)
+            .map(|_| m.kmem_cache_alloc(c, K).unwrap().as_ptr())
+            .collect();
+        for &o in &objs {
+            for w in 0..6 {
+                // SAFETY: 48 bytes per object.
+                unsafe { o.cast::<u64>().add(w).write_volatile(round) };
+            }
+        }
+        for (i, &o) in objs.iter().enumerate() {
+            if i % 2 == round as usize % 2 {
+                m.kmem_cache_free(c, o);
+            }
+        }
+    }
+    let st = m.kmemcheck_stats();
+    assert!(st.unhidden >= 1 && st.rehidden >= 1, "{st:?}");
+    let log = take(&m);
+    assert_eq!(reports(&log), 0, "{log}");
+    assert_lockdep_quiet(&m);
+}

@@ -56,6 +56,11 @@
 //! others); kmem does not: with real traps on several threads an access may slip through
 //! unchecked while another thread's single step has the page open.
 //!
+//! `kmemcheck.unhide=0|1|2` (kmem's, for real traps; [`Unhide`]): a hidden page whose shadow
+//! is settled — every byte initialised but the slab's tail (1, the default), or no byte
+//! uninitialised (2) — is left present after the trap that found it so, and hidden again
+//! when an allocation or free unsettles it (`kmc_settle`, `kmc_rehide`).
+//!
 //! # Locking
 //! None: the shadow and the page flags are atomics (a shadow byte's four states are updated
 //! with a compare-and-swap), the site table is claimed with compare-and-swap, and reports
@@ -65,7 +70,9 @@
 mod report;
 
 use core::panic::Location;
-use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicI32, AtomicPtr, AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::gfp::GfpFlags;
@@ -152,6 +159,49 @@ pub(crate) struct Kmemcheck {
     errors: AtomicU64,
     /// Whether the platform hides tracked pages (real traps).
     traps: core::sync::atomic::AtomicBool,
+    /// Per page frame: the offset in the page from which its bytes are a slab's tail (no
+    /// object ever covers them; [`PAGE_SIZE`] when none): u16s after the page flags.
+    tail: AtomicPtr<AtomicU16>,
+    /// `kmemcheck.unhide=`: which hidden pages are left present ([`Unhide`]).
+    unhide: AtomicU8,
+    /// Trap statistics ([`KmemcheckStats`]).
+    faults: AtomicU64,
+    unhidden: AtomicU64,
+    rehidden: AtomicU64,
+}
+
+/// `kmemcheck.unhide=` (kmem's, not Linux's): when a page kmemcheck hid may stay present, so
+/// that accesses to it no longer trap. A page left present goes back to hidden as soon as one
+/// of its bytes leaves the initialised state (an allocation marks an object uninitialised, a
+/// free marks it freed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Unhide {
+    /// `0`: never (every access to a tracked page traps, as Linux's kmemcheck).
+    Never = 0,
+    /// `1` (the default): once every byte of the page is initialised (a slab's tail, which no
+    /// object covers, excepted). Nothing kmemcheck could report is missed: a read of
+    /// initialised bytes is never reported.
+    Initialized = 1,
+    /// `2`: once no byte of the page is uninitialised (freed and unallocated bytes allowed).
+    /// Uninitialised reads are still all caught; reads of freed or unallocated bytes on a page
+    /// left present are not (a use after free or an overread: KFENCE's and SLUB debugging's
+    /// job).
+    NoUninitialized = 2,
+}
+
+/// kmemcheck's trap counters (`KmemcheckStats`), for the hosted platform's real traps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KmemcheckStats {
+    /// Faults on hidden pages handled (one single step each; with the hosted platform's
+    /// system calls given hidden pages, whose pages are shown for the call).
+    pub faults: u64,
+    /// Times a hidden page was left present ([`Unhide`]).
+    pub unhidden: u64,
+    /// Times a page left present was hidden again.
+    pub rehidden: u64,
+    /// Reports printed.
+    pub errors: u64,
 }
 
 impl Kmemcheck {
@@ -165,6 +215,11 @@ impl Kmemcheck {
             sites: AtomicPtr::new(core::ptr::null_mut()),
             errors: AtomicU64::new(0),
             traps: core::sync::atomic::AtomicBool::new(false),
+            tail: AtomicPtr::new(core::ptr::null_mut()),
+            unhide: AtomicU8::new(Unhide::Initialized as u8),
+            faults: AtomicU64::new(0),
+            unhidden: AtomicU64::new(0),
+            rehidden: AtomicU64::new(0),
         }
     }
 
@@ -249,6 +304,70 @@ impl Kmemcheck {
 }
 
 impl Kmemcheck {
+    /// The tail offset of page frame `pfn` (see [`Kmemcheck::tail`]), if covered.
+    #[inline]
+    fn tail_of(&self, pfn: usize) -> Option<&AtomicU16> {
+        let t = self.tail.load(Ordering::Acquire);
+        if t.is_null() || pfn >= self.npages.load(Ordering::Relaxed) {
+            return None;
+        }
+        // SAFETY: `tail` has `npages` entries in memblock memory kept for the machine's life.
+        Some(unsafe { &*t.add(pfn) })
+    }
+
+    /// Whether page frame `pfn` may be left present under `mode`: every byte before its tail
+    /// initialised ([`Unhide::Initialized`]) or none uninitialised
+    /// ([`Unhide::NoUninitialized`]). 1024 shadow bytes at most, four bytes of the page each.
+    fn page_settled(&self, pfn: usize, mode: Unhide) -> bool {
+        let Some(tail) = self.tail_of(pfn) else {
+            return false;
+        };
+        let len = usize::from(tail.load(Ordering::Relaxed)).min(PAGE_SIZE);
+        let base = pfn << PAGE_SHIFT;
+        let mut off = 0;
+        while off < len {
+            let Some(b) = self.shadow_byte(base + off) else {
+                return false;
+            };
+            let v = b.load(Ordering::Relaxed);
+            // The fields of this shadow byte that lie before the tail.
+            let fields = (len - off).min(4);
+            let mask: u8 = if fields == 4 {
+                0xff
+            } else {
+                (1 << (2 * fields)) - 1
+            };
+            let ok = match mode {
+                Unhide::Never => false,
+                // Every field 0b10.
+                Unhide::Initialized => v & mask == 0xaa & mask,
+                // No field 0b01: a low bit set without its high bit.
+                Unhide::NoUninitialized => v & !(v >> 1) & 0x55 & mask == 0,
+            };
+            if !ok {
+                return false;
+            }
+            off += 4;
+        }
+        true
+    }
+
+    /// Sets every byte of page frame `pfn` that is not uninitialised to initialised.
+    fn scrub_page(&self, pfn: usize) {
+        let base = pfn << PAGE_SHIFT;
+        for off in (0..PAGE_SIZE).step_by(4) {
+            let Some(b) = self.shadow_byte(base + off) else {
+                return;
+            };
+            let _ = b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                // Fields 0b01 are kept, the others become 0b10.
+                let lo = v & !(v >> 1) & 0x55;
+                let keep = lo | (lo << 1);
+                Some((v & keep) | (0xaa & !keep))
+            });
+        }
+    }
+
     /// The quiet flag of `cpu`.
     fn quiet(&self, cpu: usize) -> Option<&AtomicUsize> {
         let t = self.sites.load(Ordering::Acquire);
@@ -272,6 +391,21 @@ fn kstrtoint(s: &str) -> Option<i32> {
         v.parse::<i64>().ok()?
     };
     i32::try_from(if neg { -n } else { n }).ok()
+}
+
+/// The value of `kmemcheck.unhide=` on a command line (the last good one; default
+/// [`Unhide::Initialized`]).
+pub(crate) fn unhide_param(cmdline: &str) -> Unhide {
+    let mut r = Unhide::Initialized;
+    for w in cmdline.split_whitespace() {
+        match w.strip_prefix("kmemcheck.unhide=") {
+            Some("0") => r = Unhide::Never,
+            Some("1") => r = Unhide::Initialized,
+            Some("2") => r = Unhide::NoUninitialized,
+            _ => {}
+        }
+    }
+    r
 }
 
 /// The value of `kmemcheck=` on a command line (the last good one), if any.
@@ -350,7 +484,9 @@ impl<P: Platform> SlabLayer<P> {
             .ok()
             .and_then(|pa| self.phys_to_virt(pa))
         };
-        let sites_at = npages.next_multiple_of(8);
+        // Page flags (a byte each), then the pages' tail offsets (a u16 each), then the sites.
+        let tail_at = npages.next_multiple_of(8);
+        let sites_at = (tail_at + 2 * npages).next_multiple_of(8);
         let meta_len = sites_at + (SITES + QUIET) * core::mem::size_of::<AtomicUsize>();
         let (Some(shadow), Some(flags)) = (alloc(shadow_len), alloc(meta_len)) else {
             self.printk(
@@ -360,11 +496,16 @@ impl<P: Platform> SlabLayer<P> {
             return;
         };
         let sites = flags.as_usize().wrapping_add(sites_at) as *mut AtomicUsize;
+        let tail = flags.as_usize().wrapping_add(tail_at) as *mut AtomicU16;
         let flags = flags.as_ptr::<AtomicU8>();
         for pfn in 0..npages {
             // SAFETY: a fresh memblock allocation of `meta_len` bytes, used by nothing else,
-            // not yet published; AtomicU8 has the layout of u8.
-            unsafe { flags.add(pfn).write(AtomicU8::new(0)) };
+            // not yet published; AtomicU8 has the layout of u8, AtomicU16 of u16 (the tail
+            // array starts 8-aligned in the page-aligned block).
+            unsafe {
+                flags.add(pfn).write(AtomicU8::new(0));
+                tail.add(pfn).write(AtomicU16::new(PAGE_SIZE as u16));
+            }
         }
         for i in 0..SITES + QUIET {
             // SAFETY: `sites.add(i)` for i < SITES + QUIET lies inside the fresh memblock
@@ -375,6 +516,9 @@ impl<P: Platform> SlabLayer<P> {
         let k = &self.kmemcheck;
         k.npages.store(npages, Ordering::Relaxed);
         k.sites.store(sites, Ordering::Release);
+        k.tail.store(tail, Ordering::Release);
+        k.unhide
+            .store(unhide_param(cmdline) as u8, Ordering::Relaxed);
         k.enabled.store(v, Ordering::Relaxed);
         k.flags.store(flags, Ordering::Release);
         k.shadow
@@ -408,9 +552,11 @@ impl<P: Platform> SlabLayer<P> {
         if self.kmc_flags(p) & PG_HIDDEN == 0 {
             return false;
         }
+        self.kmemcheck.faults.fetch_add(1, Ordering::Relaxed);
         self.kmemcheck_access_at(p, size.max(1), write, Site::Ip(ip));
         self.platform()
             .protect_direct_page((addr & !(PAGE_SIZE - 1)) as *mut u8, false);
+        self.kmc_settle(p);
         true
     }
 
@@ -458,6 +604,84 @@ impl<P: Platform> SlabLayer<P> {
         KmemcheckQuiet(q)
     }
 
+    /// kmemcheck's trap counters.
+    pub fn kmemcheck_stats(&self) -> KmemcheckStats {
+        let k = &self.kmemcheck;
+        KmemcheckStats {
+            faults: k.faults.load(Ordering::Relaxed),
+            unhidden: k.unhidden.load(Ordering::Relaxed),
+            rehidden: k.rehidden.load(Ordering::Relaxed),
+            errors: k.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// After a trap on the hidden page holding `p` (shown for the single step): leaves it
+    /// present if its shadow is settled under `kmemcheck.unhide=` ([`Unhide`]), so that the
+    /// single step's end does not hide it again.
+    ///
+    /// Against an allocation or free on another CPU ([`Self::kmc_rehide`]): that one writes
+    /// the shadow first and then sets `PG_HIDDEN`; this one clears `PG_HIDDEN` and then reads
+    /// the shadow again. Whichever comes second sees the other's write (all sequentially
+    /// consistent), so a page with an unsettled shadow ends up hidden.
+    fn kmc_settle(&self, p: *const u8) {
+        let k = &self.kmemcheck;
+        let mode = match k.unhide.load(Ordering::Relaxed) {
+            1 => Unhide::Initialized,
+            2 => Unhide::NoUninitialized,
+            _ => return,
+        };
+        let Some(pfn) = self.kmc_pa(p).map(|pa| pa >> PAGE_SHIFT) else {
+            return;
+        };
+        let Some(f) = k.page_flags(pfn) else { return };
+        if f.load(Ordering::SeqCst) & PG_HIDDEN == 0 || !k.page_settled(pfn, mode) {
+            return;
+        }
+        if f.fetch_and(!PG_HIDDEN, Ordering::SeqCst) & PG_HIDDEN == 0 {
+            return;
+        }
+        if k.page_settled(pfn, mode) {
+            k.unhidden.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // An allocation or free came in between: hidden after all (the single step's
+            // end hides the page, as it sees the flag).
+            f.fetch_or(PG_HIDDEN, Ordering::SeqCst);
+        }
+    }
+
+    /// The bytes `[p, p + n)` left the initialised state: every tracked page of theirs that
+    /// was left present ([`Self::kmc_settle`]) is hidden again.
+    fn kmc_rehide(&self, p: *const u8, n: usize) {
+        let k = &self.kmemcheck;
+        if n == 0 || !k.traps.load(Ordering::Relaxed) || k.unhide.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let first = p as usize & !(PAGE_SIZE - 1);
+        let last = (p as usize + n - 1) & !(PAGE_SIZE - 1);
+        for page in (first..=last).step_by(PAGE_SIZE) {
+            let Some(pfn) = self.kmc_pa(page as *const u8).map(|pa| pa >> PAGE_SHIFT) else {
+                continue;
+            };
+            let Some(f) = k.page_flags(pfn) else { continue };
+            // Only a tracked page that is present: set PG_HIDDEN, then hide it.
+            let prev = f.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                (v & PG_TRACKED != 0 && v & PG_HIDDEN == 0).then_some(v | PG_HIDDEN)
+            });
+            if prev.is_err() {
+                continue;
+            }
+            if k.unhide.load(Ordering::Relaxed) == Unhide::NoUninitialized as u8 {
+                // The page's freed and unallocated bytes were open to unchecked writes (SLUB's
+                // free pointers, …) while it was present: their states are stale, and a read
+                // of them would be reported wrongly. They count as initialised from now on.
+                k.scrub_page(pfn);
+            }
+            if self.platform().protect_direct_page(page as *mut u8, true) {
+                k.rehidden.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// `kmemcheck_show`: shows the page holding `addr` if kmemcheck hid it (for an access
     /// that kmemcheck does not check, the host kernel's in a system call); returns whether
     /// it did. [`Self::kmemcheck_hide`] hides it again.
@@ -465,8 +689,12 @@ impl<P: Platform> SlabLayer<P> {
         if self.kmc_flags(addr as *const u8) & PG_HIDDEN == 0 {
             return false;
         }
-        self.platform()
-            .protect_direct_page((addr & !(PAGE_SIZE - 1)) as *mut u8, false)
+        self.kmemcheck.faults.fetch_add(1, Ordering::Relaxed);
+        let shown = self
+            .platform()
+            .protect_direct_page((addr & !(PAGE_SIZE - 1)) as *mut u8, false);
+        self.kmc_settle(addr as *const u8);
+        shown
     }
 
     /// `kmemcheck_hide`: after the single step, hides the page holding `addr` again if it is
@@ -511,6 +739,13 @@ impl<P: Platform> SlabLayer<P> {
     fn kmc_mark(&self, p: *const u8, n: usize, st: KmemcheckShadow) {
         if let Some(pa) = self.kmc_pa(p) {
             self.kmemcheck.set(pa, n, st);
+            // Under `kmemcheck.unhide=2` freed bytes may stay on a present page.
+            let unhide = self.kmemcheck.unhide.load(Ordering::Relaxed);
+            if st == KmemcheckShadow::Uninitialized
+                || (st != KmemcheckShadow::Initialized && unhide == Unhide::Initialized as u8)
+            {
+                self.kmc_rehide(p, n);
+            }
         }
     }
 
@@ -531,14 +766,27 @@ impl<P: Platform> SlabLayer<P> {
     /// Makes `[base, base + bytes)` tracked pages (a new slab or large kmalloc block) with
     /// their shadow `st`, and hides them when the platform traps (`kmemcheck_alloc_shadow` +
     /// `kmemcheck_hide_pages`).
-    fn kmc_track_pages(&self, base: *mut u8, bytes: usize, st: KmemcheckShadow, extra: u8) {
+    /// Bytes from `used` on are the block's tail, which no object covers.
+    fn kmc_track_pages(
+        &self,
+        base: *mut u8,
+        bytes: usize,
+        used: usize,
+        st: KmemcheckShadow,
+        extra: u8,
+    ) {
         let Some(pa) = self.kmc_pa(base) else { return };
         self.kmemcheck.set(pa, bytes, st);
         let hide = self.kmemcheck.traps.load(Ordering::Acquire);
         for i in 0..bytes / PAGE_SIZE {
-            let Some(f) = self.kmemcheck.page_flags((pa >> PAGE_SHIFT) + i) else {
+            let pfn = (pa >> PAGE_SHIFT) + i;
+            let Some(f) = self.kmemcheck.page_flags(pfn) else {
                 return;
             };
+            if let Some(t) = self.kmemcheck.tail_of(pfn) {
+                let tail = used.saturating_sub(i * PAGE_SIZE).min(PAGE_SIZE);
+                t.store(tail as u16, Ordering::Relaxed);
+            }
             let mut v = PG_TRACKED | extra;
             if hide
                 && self
@@ -553,10 +801,12 @@ impl<P: Platform> SlabLayer<P> {
 
     /// A new slab of `bytes` at `base` of a cache with `flags` (`allocate_slab`'s kmemcheck
     /// part): tracked unless `SLAB_NOTRACK`, unallocated, or initialised with a constructor.
+    /// Its objects end `used` bytes into it (the rest is its tail).
     pub(crate) fn kmemcheck_new_slab(
         &self,
         base: *mut u8,
         bytes: usize,
+        used: usize,
         flags: SlabFlags,
         ctor: bool,
     ) {
@@ -575,7 +825,7 @@ impl<P: Platform> SlabLayer<P> {
         } else {
             KmemcheckShadow::Unallocated
         };
-        self.kmc_track_pages(base, bytes, st, extra);
+        self.kmc_track_pages(base, bytes, used, st, extra);
     }
 
     /// Pages leaving the slab layer (`kmemcheck_free_shadow`): untracked, shown again.
@@ -603,7 +853,7 @@ impl<P: Platform> SlabLayer<P> {
         } else {
             KmemcheckShadow::Uninitialized
         };
-        self.kmc_track_pages(base, bytes, st, 0);
+        self.kmc_track_pages(base, bytes, bytes, st, 0);
     }
 
     /// `kmemcheck_slab_alloc`: an object of `size` bytes at `p` was handed out.

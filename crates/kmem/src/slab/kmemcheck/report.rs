@@ -142,7 +142,12 @@ impl<P: Platform> SlabLayer<P> {
                             2,
                         );
                     }
-                    _ => warn(format_args!("  0x{ip:x}")),
+                    // The faulting instruction alone, symbolised where symbols exist.
+                    _ => self.print_stack_trace(
+                        LogLevel::Warning,
+                        &crate::mm::stackdepot::StackTrace::from_entries(&[ip]),
+                        2,
+                    ),
                 }
                 warn(format_args!(" </TASK>"));
             }

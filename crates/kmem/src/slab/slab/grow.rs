@@ -180,7 +180,14 @@ impl<P: Platform> SlabLayer<P> {
         let slab = SlabPage(page);
         if self.kmemcheck.built() {
             let bytes = PAGE_SIZE << s.gfporder;
-            self.kmemcheck_new_slab(self.slab_addr(slab), bytes, s.flags, s.ctor.is_some());
+            // SLAB's colour, objects and on-slab freelist: no tail is assumed.
+            self.kmemcheck_new_slab(
+                self.slab_addr(slab),
+                bytes,
+                bytes,
+                s.flags,
+                s.ctor.is_some(),
+            );
         }
         // alloc_slabmgmt
         let freelist: *mut FreelistIdx = if s.objfreelist() {

@@ -109,7 +109,8 @@ impl<P: Platform> SlabLayer<P> {
 
         let base = self.slab_base(slab);
         if self.kmemcheck.built() {
-            self.kmemcheck_new_slab(base, PAGE_SIZE << order, s.flags, s.ctor.is_some());
+            let used = s.red_left_pad as usize + objects as usize * s.size as usize;
+            self.kmemcheck_new_slab(base, PAGE_SIZE << order, used, s.flags, s.ctor.is_some());
         }
         if s.flags.contains(SlabFlags::POISON) {
             // SAFETY: the whole slab is ours (just allocated).
