@@ -154,7 +154,8 @@ fn access(hook: &KmemcheckHook, addr: usize, size: usize, write: bool, ip: usize
     let next_page = (addr & !(PAGE - 1)) + PAGE;
     let first = size.min(next_page - addr);
     for (a, n) in [(addr, first), (next_page, size - first)] {
-        // SAFETY: as in `show`.
+        // SAFETY: `hook.access` is kmem's callback, given back the `ctx` it
+        // registered: its machine, never dropped in this kernel, so `ctx` is valid.
         if n > 0 && unsafe { (hook.access)(hook.ctx, a, n, write, ip) } {
             save(a);
         }
@@ -260,7 +261,8 @@ static REP_RANGES: [(AtomicUsize, AtomicUsize); 2] = [
 fn range_pages(hook: &KmemcheckHook, lo: usize, hi: usize, hide: bool) {
     let mut a = lo & !(PAGE - 1);
     while a < hi {
-        // SAFETY: as in `show`.
+        // SAFETY: `hook.show`/`hook.hide` are kmem's callbacks, given back the `ctx` it
+        // registered: its machine, never dropped in this kernel, so `ctx` is valid.
         unsafe {
             if hide {
                 (hook.hide)(hook.ctx, a);
@@ -307,7 +309,8 @@ fn rep_string(
         let mut a = dst.0;
         while a < dst.1 {
             let end = ((a & !(PAGE - 1)) + PAGE).min(dst.1);
-            // SAFETY: as in `show`.
+            // SAFETY: `hook.access` is kmem's callback, given back the `ctx` it
+            // registered: its machine, never dropped in this kernel, so `ctx` is valid.
             unsafe { (hook.access)(hook.ctx, a, end - a, true, ip) };
             a = end;
         }
@@ -317,7 +320,8 @@ fn rep_string(
         while done < n {
             let k = (n - done).min(8);
             let off = if down { n - done - k } else { done };
-            // SAFETY: as in `show`.
+            // SAFETY: `hook.copy` is kmem's callback, given back the `ctx` it
+            // registered: its machine, never dropped in this kernel, so `ctx` is valid.
             unsafe { (hook.copy)(hook.ctx, dst.0 + off, src.0 + off, k, ip) };
             done += k;
         }
@@ -379,7 +383,8 @@ pub fn page_fault(
     };
     // Not kmemcheck's page: KFENCE's guard page, or a kernel bug (Linux's
     // `kmemcheck_pte_lookup` test). Otherwise the page is shown from here on.
-    // SAFETY: as in `show`.
+    // SAFETY: `hook.show` is kmem's callback, given back the `ctx` it
+    // registered: its machine, never dropped in this kernel, so `ctx` is valid.
     if !unsafe { (hook.show)(hook.ctx, addr) } {
         return false;
     }
@@ -407,7 +412,8 @@ pub fn page_fault(
             size,
             ..
         }) => {
-            // SAFETY: as in `show`.
+            // SAFETY: `hook.copy` is kmem's callback, given back the `ctx` it
+            // registered: its machine, never dropped in this kernel, so `ctx` is valid.
             unsafe { (hook.copy)(hook.ctx, rdi, rsi, size, ip) };
             for a in [rsi, rsi + size - 1, rdi, rdi + size - 1] {
                 show(hook, a);
@@ -461,7 +467,8 @@ pub fn debug_trap(rflags: &mut u64) -> bool {
         }
     }
     for a in &CTX.addrs[..n] {
-        // SAFETY: as in `show`.
+        // SAFETY: `hook.hide` is kmem's callback, given back the `ctx` it
+        // registered: its machine, never dropped in this kernel, so `ctx` is valid.
         unsafe { (hook.hide)(hook.ctx, a.load(Ordering::Relaxed)) };
     }
     CTX.n.store(0, Ordering::Relaxed);
