@@ -211,6 +211,8 @@ impl<P: Platform> Machine<P> {
         unsafe { m.dev_init() };
         // kmemleak_late_init (a late initcall).
         m.kmemleak_late_init();
+        // memhp_default_state= (an early_param in Linux; used only by later hot-adds).
+        m.memhp_default_state_from_cmdline(params.cmdline);
 
         m.platform().set_cpu_dead_hook(CpuDeadHook {
             ctx: (&m.mm as *const MemoryModel<P>).cast(),

@@ -10,7 +10,9 @@
 //!   section gets 2 MiB of memmap from the buddy allocator (`vmemmap_alloc_block`: an order-9
 //!   block), mapped at its place in the vmemmap (kernel page table PMD and the platform's
 //!   window), a usage block (`kzalloc`) and `SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP`.
-//!   The block is offline: its pages are reserved, `pfn_to_online_page` gives `None`.
+//!   The block is offline: its pages are reserved, `pfn_to_online_page` gives `None` —
+//!   unless `auto_online_blocks` (sysfs, or `memhp_default_state=` at boot) says how to
+//!   online it, which `add_memory` then does once `mem_hotplug_lock` is dropped.
 //! - [`VmLayer::online_memory_block`]: `online_pages` — the zone's span grows to cover the
 //!   block (`move_pfn_range_to_zone`), the pages go to the buddy allocator in `MAX_ORDER`
 //!   blocks, managed/present/totalram grow, the section is marked online, the watermarks are
@@ -63,6 +65,15 @@ pub enum OnlineType {
 }
 
 impl OnlineType {
+    /// The word for it (drivers/base/memory.c `online_type_to_str`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::OnlineKernel => "online_kernel",
+            Self::OnlineMovable => "online_movable",
+        }
+    }
+
     /// Parses `online`, `online_kernel`, `online_movable` (drivers/base/memory.c
     /// `mhp_online_type_from_str`).
     pub fn parse(s: &str) -> Option<Self> {
@@ -89,6 +100,48 @@ pub struct MemoryBlock {
 }
 
 impl<P: Platform> VmLayer<P> {
+    /// How `add_memory` onlines the blocks it adds (`mhp_get_default_online_type`): `None`
+    /// leaves them offline (the default, `CONFIG_MHP_DEFAULT_ONLINE_TYPE_OFFLINE`).
+    pub fn auto_online_blocks(&self) -> Option<OnlineType> {
+        match self.memhp_default_online.load(Ordering::Relaxed) {
+            1 => Some(OnlineType::Online),
+            2 => Some(OnlineType::OnlineKernel),
+            3 => Some(OnlineType::OnlineMovable),
+            _ => None,
+        }
+    }
+
+    /// Sets how `add_memory` onlines new blocks (`mhp_set_default_online_type`; writing
+    /// /sys/devices/system/memory/auto_online_blocks).
+    pub fn set_auto_online_blocks(&self, t: Option<OnlineType>) {
+        let v = match t {
+            None => 0,
+            Some(OnlineType::Online) => 1,
+            Some(OnlineType::OnlineKernel) => 2,
+            Some(OnlineType::OnlineMovable) => 3,
+        };
+        self.memhp_default_online.store(v, Ordering::Relaxed);
+    }
+
+    /// `memhp_default_state=` on the command line (mm/memory_hotplug.c
+    /// `setup_memhp_default_state`): `offline`, `online`, `online_kernel` or `online_movable`
+    /// sets [`Self::auto_online_blocks`]; any other word is ignored.
+    pub fn memhp_default_state_from_cmdline(&self, cmdline: &str) {
+        for v in cmdline
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("memhp_default_state="))
+        {
+            match v {
+                "offline" => self.set_auto_online_blocks(None),
+                _ => {
+                    if let Some(t) = OnlineType::parse(v) {
+                        self.set_auto_online_blocks(Some(t));
+                    }
+                }
+            }
+        }
+    }
+
     /// The memory block `nr`, if its section is present.
     pub fn memory_block(&self, nr: usize) -> Option<MemoryBlock> {
         let flags = self.sections().section(nr)?.flags();
@@ -164,7 +217,10 @@ impl<P: Platform> VmLayer<P> {
         })
     }
 
-    /// `add_memory(nid, start, size)`: see the module documentation.
+    /// `add_memory(nid, start, size)`: see the module documentation. With
+    /// [`Self::auto_online_blocks`] set, the new blocks are then onlined that way, after
+    /// `mem_hotplug_lock` is dropped (`add_memory_resource`'s `walk_memory_blocks(…,
+    /// online_memory_block)`); a block that fails to online stays offline.
     ///
     /// # Errors
     /// `EINVAL` for a node other than 0, a range not aligned to the block size, or a machine
@@ -225,6 +281,13 @@ impl<P: Platform> VmLayer<P> {
             }
         }
         self.raise_pfn_limit(PhysAddr::new(end).pfn());
+        drop(_g);
+        if let Some(t) = self.auto_online_blocks() {
+            for nr in first..last {
+                // Linux ignores online_memory_block's result here too.
+                let _ = self.online_memory_block(nr, t);
+            }
+        }
         Ok(())
     }
 

@@ -18,7 +18,13 @@ const DIR: &str = "/sys/devices/system/memory";
 
 /// A 1 GiB QEMU machine whose platform may grow to `max` bytes of physical memory.
 fn boot_growable(max: u64) -> Machine<HostedPlatform> {
-    let params = BootParams::simulated(Arch::X86_64, G, 2).unwrap();
+    boot_growable_with(max, "")
+}
+
+/// [`boot_growable`] with a kernel command line.
+fn boot_growable_with(max: u64, cmdline: &str) -> Machine<HostedPlatform> {
+    let mut params = BootParams::simulated(Arch::X86_64, G, 2).unwrap();
+    params.cmdline = cmdline;
     let mut cfg = HostedConfig::deterministic(params.e820.ram_end().next_multiple_of(4096), 42);
     cfg.max_phys_size = max;
     Machine::boot(HostedPlatform::new(cfg).unwrap(), &params).unwrap()
@@ -365,4 +371,51 @@ fn private_vmemmap_hot_add_and_remove() {
     assert_eq!(settle(&m), free0, "the memmap's pages went back");
     assert_eq!(m.bug_count(), 0);
     m.check_invariants().unwrap();
+}
+
+/// /sys/devices/system/memory/auto_online_blocks (drivers/base/memory.c): offline by default;
+/// set, `add_memory` onlines the new blocks that way; a bad word is -EINVAL.
+#[test]
+fn auto_online_blocks_onlines_added_memory() {
+    let m = boot_growable(8 * G);
+    let f = format!("{DIR}/auto_online_blocks");
+    assert_eq!(proc(&m, &f), "offline\n");
+    let write = |v: &str| {
+        m.proc_write(&f, v).map_err(|e| match e {
+            ProcError::Errno(e) => e,
+            e => panic!("{e}"),
+        })
+    };
+    assert_eq!(write("sideways"), Err(Errno::EINVAL));
+    assert_eq!(proc(&m, &f), "offline\n");
+    write("online_movable\n").unwrap();
+    assert_eq!(proc(&m, &f), "online_movable\n");
+    m.add_memory(0, 4 * G, 256 << 20).unwrap();
+    for b in 32..34 {
+        assert_eq!(sysfs(&m, b, "state"), "online\n");
+        assert_eq!(sysfs(&m, b, "valid_zones"), "Movable\n");
+    }
+    assert_eq!(zone_field(&m, "Movable", "present"), 65_536);
+    write("offline").unwrap();
+    m.add_memory(0, 5 * G, 128 << 20).unwrap();
+    assert_eq!(sysfs(&m, 40, "state"), "offline\n");
+    write("online").unwrap();
+    m.add_memory(0, 6 * G, 128 << 20).unwrap();
+    assert_eq!(sysfs(&m, 48, "state"), "online\n");
+    assert_eq!(sysfs(&m, 48, "valid_zones"), "Normal\n");
+    m.check_invariants().unwrap();
+}
+
+/// `memhp_default_state=` sets auto_online_blocks at boot; a bad word leaves the default.
+#[test]
+fn memhp_default_state_on_the_command_line() {
+    let f = format!("{DIR}/auto_online_blocks");
+    let m = boot_growable_with(8 * G, "memhp_default_state=online_kernel");
+    assert_eq!(proc(&m, &f), "online_kernel\n");
+    m.add_memory(0, 4 * G, 128 << 20).unwrap();
+    assert_eq!(sysfs(&m, 32, "state"), "online\n");
+    assert_eq!(sysfs(&m, 32, "valid_zones"), "Normal\n");
+    m.check_invariants().unwrap();
+    let m = boot_growable_with(8 * G, "memhp_default_state=sideways");
+    assert_eq!(proc(&m, &f), "offline\n");
 }

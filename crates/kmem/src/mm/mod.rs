@@ -133,6 +133,9 @@ pub struct MemoryModel<P: Platform> {
     pub(crate) pfn_limit: core::sync::atomic::AtomicU64,
     /// `mem_hotplug_lock`: serialises memory hotplug (add, online, offline, remove).
     pub(crate) mem_hotplug: Lock<P::RawLock, ()>,
+    /// How `add_memory` onlines new blocks (`mhp_default_online_type`; 0 offline, else
+    /// [`crate::memory_hotplug::OnlineType`] + 1): /sys/devices/system/memory/auto_online_blocks.
+    pub(crate) memhp_default_online: AtomicU8,
     pub(crate) max_pfn: Pfn,
     /// End of the direct map (physical).
     pub(crate) lowmem_end: PhysAddr,

@@ -367,6 +367,7 @@ pub(crate) fn memory_model<P: Platform>(
         vmemmap_mapped: em.memmap.vmemmap,
         pfn_limit: core::sync::atomic::AtomicU64::new(em.max_pfn.as_u64()),
         mem_hotplug: Lock::new(&MEM_HOTPLUG_LOCK, ()),
+        memhp_default_online: AtomicU8::new(0),
         max_pfn: em.max_pfn,
         lowmem_end: em.lowmem_end,
         direct_map,

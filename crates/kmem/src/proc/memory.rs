@@ -1,4 +1,6 @@
-//! `/sys/devices/system/memory` (drivers/base/memory.c): `block_size_bytes` and, per memory
+//! `/sys/devices/system/memory` (drivers/base/memory.c): `block_size_bytes`,
+//! `auto_online_blocks` (how `add_memory` onlines new blocks: `offline`, `online`,
+//! `online_kernel`, `online_movable`; writable) and, per memory
 //! block, `memoryN/{phys_index,state,online,removable,valid_zones}`; `state` and `online` are
 //! writable (`echo online_movable > memoryN/state`, `echo offline > …`, `echo 0 > …/online`;
 //! through a machine, offlining migrates in-use pages: `TaskLayer::offline_memory_block`).
@@ -17,6 +19,7 @@ const DIR: &str = "/sys/devices/system/memory/";
 /// A path under the memory directory: `block_size_bytes` or `(block, attribute)`.
 enum Node<'a> {
     BlockSize,
+    AutoOnline,
     Attr(usize, &'a str),
 }
 
@@ -26,6 +29,9 @@ fn parse(path: &str) -> Option<Node<'_>> {
         .or_else(|| path.strip_prefix(&DIR[1..]))?;
     if rest == "block_size_bytes" {
         return Some(Node::BlockSize);
+    }
+    if rest == "auto_online_blocks" {
+        return Some(Node::AutoOnline);
     }
     let (dev, attr) = rest.split_once('/')?;
     let nr = dev.strip_prefix("memory")?;
@@ -40,6 +46,7 @@ impl<P: Platform> VmLayer<P> {
     pub(super) fn memory_sysfs_mode(&self, path: &str) -> Option<u16> {
         match parse(path)? {
             Node::BlockSize => Some(0o444),
+            Node::AutoOnline => Some(0o644),
             Node::Attr(nr, attr) => {
                 self.memory_block(nr)?;
                 match attr {
@@ -60,6 +67,12 @@ impl<P: Platform> VmLayer<P> {
         self.memory_sysfs_mode(path)?;
         let r = match parse(path)? {
             Node::BlockSize => writeln!(out, "{MEMORY_BLOCK_SIZE:x}"),
+            Node::AutoOnline => writeln!(
+                out,
+                "{}",
+                self.auto_online_blocks()
+                    .map_or("offline", OnlineType::name)
+            ),
             Node::Attr(nr, attr) => {
                 let b = self.memory_block(nr)?;
                 match attr {
@@ -111,10 +124,23 @@ impl<P: Platform> VmLayer<P> {
         if mode & 0o222 == 0 {
             return Some(Err(ProcError::Errno(Errno::EACCES)));
         }
-        let Node::Attr(nr, attr) = parse(path)? else {
+        let v = text.trim();
+        let node = parse(path)?;
+        if let Node::AutoOnline = node {
+            // auto_online_blocks_store: mhp_online_type_from_str, else -EINVAL.
+            let t = match v {
+                "offline" => None,
+                _ => match OnlineType::parse(v) {
+                    Some(t) => Some(t),
+                    None => return Some(Err(ProcError::Errno(Errno::EINVAL))),
+                },
+            };
+            self.set_auto_online_blocks(t);
+            return Some(Ok(()));
+        }
+        let Node::Attr(nr, attr) = node else {
             return Some(Err(ProcError::Errno(Errno::EIO)));
         };
-        let v = text.trim();
         let r = match (attr, v) {
             ("state", "offline") | ("online", "0") => offline(nr),
             ("online", "1") => self.online_memory_block(nr, OnlineType::Online),
