@@ -313,3 +313,72 @@ fn a_pinned_page_keeps_its_block_online() {
     m.remove_memory(4 * G, 128 << 20).unwrap();
     m.check_invariants().unwrap();
 }
+
+/// `MHP_MEMMAP_ON_MEMORY`: a machine that has run out of memory cannot add memory whose
+/// memmap comes from the page allocator (-ENOMEM), but can add it with the memmap on the
+/// added memory itself; the memmap pageblock is present but not managed, the rest is online
+/// in ZONE_NORMAL, and offlining and removal give every counter back.
+#[test]
+fn memmap_on_memory_grows_a_full_machine() {
+    use kmem::memory_hotplug::{MhpFlags, NR_VMEMMAP_PAGES};
+    const M256: u64 = 256 << 20;
+    let params = BootParams::simulated(Arch::X86_64, M256, 2).unwrap();
+    let mut cfg = HostedConfig::deterministic(params.e820.ram_end().next_multiple_of(4096), 42);
+    cfg.max_phys_size = G;
+    let m = Machine::boot(HostedPlatform::new(cfg).unwrap(), &params).unwrap();
+    let total0 = meminfo_kb(&m, "MemTotal:");
+    let free0 = settle(&m);
+    let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NORETRY;
+    let mut held = Vec::new();
+    while let Some(p) = m.alloc_pages(gfp, Order::ZERO) {
+        held.push(p);
+    }
+    assert_eq!(m.add_memory(0, M256, 128 << 20), Err(Errno::ENOMEM));
+    assert!(m.memory_block(2).is_none(), "nothing left behind");
+    m.add_memory_flags(0, M256, 128 << 20, MhpFlags::MEMMAP_ON_MEMORY)
+        .unwrap();
+    assert_eq!(m.memory_block(2).unwrap().nr_vmemmap_pages, 512);
+    assert!(!m.memory_block_is_free(2), "offline");
+    m.online_memory_block(2, OnlineType::OnlineKernel).unwrap();
+    assert_eq!(sysfs(&m, 2, "valid_zones"), "Normal\n");
+    assert_eq!(zone_field(&m, "Normal", "present"), 32_768);
+    assert_eq!(
+        zone_field(&m, "Normal", "managed"),
+        32_768 - NR_VMEMMAP_PAGES
+    );
+    assert_eq!(
+        meminfo_kb(&m, "MemTotal:"),
+        total0 + (32_768 - NR_VMEMMAP_PAGES) * 4
+    );
+    assert!(m.memory_block_is_free(2));
+    // The memmap's pages are reserved, the first page after them is free memory.
+    let first = m.pfn_to_page(kmem::Pfn::new(M256 >> 12)).unwrap();
+    assert!(m.page_ref(first).unwrap().is_reserved());
+    m.check_invariants().unwrap();
+    // The machine allocates again, from the new block.
+    let p = m.alloc_pages(gfp, Order::ZERO).unwrap();
+    assert_eq!(m.page_ref(p).unwrap().zone_type(), ZoneType::Normal);
+    assert!(!m.memory_block_is_free(2));
+    assert_eq!(m.offline_memory_block(2), Err(Errno::EBUSY));
+    m.__free_pages(p, Order::ZERO);
+    m.drain_all_pages();
+    assert!(m.memory_block_is_free(2));
+    m.offline_memory_block(2).unwrap();
+    assert_eq!(zone_field(&m, "Normal", "present"), 0);
+    assert_eq!(zone_field(&m, "Normal", "managed"), 0);
+    assert_eq!(meminfo_kb(&m, "MemTotal:"), total0);
+    m.remove_memory(M256, 128 << 20).unwrap();
+    assert!(m.memory_block(2).is_none());
+    for p in held {
+        m.__free_pages(p, Order::ZERO);
+    }
+    assert_eq!(settle(&m), free0, "every page came back");
+    assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
+    m.check_invariants().unwrap();
+    // Added again, the memmap is initialised afresh.
+    m.add_memory_flags(0, M256, 128 << 20, MhpFlags::MEMMAP_ON_MEMORY)
+        .unwrap();
+    m.online_memory_block(2, OnlineType::Online).unwrap();
+    assert!(m.memory_block_is_free(2));
+    m.check_invariants().unwrap();
+}
