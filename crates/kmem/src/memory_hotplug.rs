@@ -267,6 +267,8 @@ impl<P: Platform> VmLayer<P> {
         if !self.platform().grow_phys_end(PhysAddr::new(end)) {
             return Err(Errno::ENOMEM);
         }
+        // arch_add_memory: the range joins the direct map (x86_64 has no HighMem).
+        self.extend_direct_map(PhysAddr::new(end));
         for nr in first..last {
             if let Err(e) = self.sparse_add_section(nr, flags) {
                 for done in first..nr {

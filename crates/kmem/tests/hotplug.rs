@@ -355,9 +355,22 @@ fn memmap_on_memory_grows_a_full_machine() {
     let first = m.pfn_to_page(kmem::Pfn::new(M256 >> 12)).unwrap();
     assert!(m.page_ref(first).unwrap().is_reserved());
     m.check_invariants().unwrap();
-    // The machine allocates again, from the new block.
+    // The machine allocates again, from the new block, which is in the direct map
+    // (arch_add_memory's init_memory_mapping): kmalloc works there and finds its pages back.
     let p = m.alloc_pages(gfp, Order::ZERO).unwrap();
     assert_eq!(m.page_ref(p).unwrap().zone_type(), ZoneType::Normal);
+    let va = m
+        .page_address(p)
+        .expect("hot-added memory is in the direct map");
+    assert_eq!(m.virt_to_page(va), Some(p));
+    let big = m
+        .kmalloc(64 << 10, gfp)
+        .expect("a large kmalloc from the new block");
+    let pa = m
+        .virt_to_phys(kmem::VirtAddr::new(big.as_ptr() as usize))
+        .unwrap();
+    assert!(pa.as_u64() >= M256, "{pa:?}");
+    m.kfree(big.as_ptr());
     assert!(!m.memory_block_is_free(2));
     assert_eq!(m.offline_memory_block(2), Err(Errno::EBUSY));
     m.__free_pages(p, Order::ZERO);

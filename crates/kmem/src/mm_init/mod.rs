@@ -369,6 +369,7 @@ pub(crate) fn memory_model<P: Platform>(
         mem_hotplug: Lock::new(&MEM_HOTPLUG_LOCK, ()),
         max_pfn: em.max_pfn,
         lowmem_end: em.lowmem_end,
+        direct_map_end: core::sync::atomic::AtomicU64::new(em.lowmem_end.as_u64()),
         direct_map,
         translation: core::cell::UnsafeCell::new(translation),
         // SAFETY: `em.log` has LOG_BUF_LEN bytes from memblock, used only by this buffer.
