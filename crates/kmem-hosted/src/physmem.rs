@@ -135,6 +135,31 @@ pub(crate) unsafe fn map_fd_fixed(
     }
 }
 
+/// Maps `len` bytes of fresh private anonymous memory, readable and writable, over `addr`
+/// (MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED): memory of this process alone, which `fork` copies
+/// on write.
+///
+/// # Safety
+/// As [`map_fd_fixed`].
+pub(crate) unsafe fn map_anon_fixed(addr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: the caller owns the target range; MAP_FIXED replaces only that range.
+    let raw = unsafe {
+        libc::mmap(
+            addr.cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Puts PROT_NONE reserved address space back over `[addr, addr + len)`.
 ///
 /// # Safety

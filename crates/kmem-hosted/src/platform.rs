@@ -52,6 +52,11 @@ pub struct HostedPlatform {
     /// [`Platform::max_phys_end`] above the current end (memory hotplug). The default
     /// reservation up to `DEFAULT_MAX_PHYS` stays [`HostedPlatform::grow_phys`]'s alone.
     hotplug: bool,
+    /// The vmemmap window maps private anonymous memory instead of the memfd's pages
+    /// ([`HostedPlatform::use_private_vmemmap`]).
+    vmemmap_private: core::sync::atomic::AtomicBool,
+    /// [`Platform::vmemmap_window`] says `None` ([`HostedPlatform::disable_vmemmap`]).
+    vmemmap_off: core::sync::atomic::AtomicBool,
     /// Memory for kmem's debugging state (its lock validator, its stack depot), off the
     /// machine's books.
     debug: std::sync::OnceLock<DebugArea>,
@@ -149,6 +154,8 @@ impl HostedPlatform {
             kwin: std::sync::OnceLock::new(),
             vwin: std::sync::OnceLock::new(),
             hotplug,
+            vmemmap_private: core::sync::atomic::AtomicBool::new(false),
+            vmemmap_off: core::sync::atomic::AtomicBool::new(false),
             debug: std::sync::OnceLock::new(),
             walk: core::sync::atomic::AtomicU8::new(StackWalk::Unwind as u8),
             kmc_traps: core::sync::atomic::AtomicBool::new(false),
@@ -189,6 +196,27 @@ impl HostedPlatform {
     pub fn enable_kmemcheck_traps(&self) {
         self.kmc_traps
             .store(cfg!(target_arch = "x86_64"), Ordering::Relaxed);
+    }
+
+    /// Makes the memmap a private part of this process, for a platform whose direct map was
+    /// made a private mapping so that `fork` copies the machine (libkmem_malloc.so): from
+    /// then on [`Platform::map_vmemmap`] maps fresh private anonymous memory in the vmemmap
+    /// window, not the memfd's pages (which a forked child would share with its parent, and
+    /// which are not the private direct map's copies anyway), and releases the direct map's
+    /// pages of the range (`MADV_DONTNEED`): the memmap exists once per process, in the
+    /// window, and `fork` copies it on write with the rest. kmem does not use the direct map
+    /// of a range it mapped at vmemmap (the [`Platform`] contract allows the window to be
+    /// memory of its own). Call before `Machine::boot`.
+    pub fn use_private_vmemmap(&self) {
+        self.vmemmap_private.store(true, Ordering::Release);
+    }
+
+    /// Offers no vmemmap window ([`Platform::vmemmap_window`] returns `None`), as bare metal
+    /// does: a machine booted on the platform keeps its memmap as one array in the direct
+    /// map under the section table, and cannot hot-add memory. For testing that path. Call
+    /// before `Machine::boot`.
+    pub fn disable_vmemmap(&self) {
+        self.vmemmap_off.store(true, Ordering::Release);
     }
 
     /// The largest physical end [`HostedPlatform::grow_phys`] accepts.
@@ -479,6 +507,9 @@ unsafe impl Platform for HostedPlatform {
     }
 
     fn vmemmap_window(&self, len: usize) -> Option<*mut u8> {
+        if self.vmemmap_off.load(Ordering::Acquire) {
+            return None;
+        }
         if let Some(w) = self.vwin.get() {
             return Some(w.base());
         }
@@ -492,10 +523,35 @@ unsafe impl Platform for HostedPlatform {
         let Some(w) = self.vwin.get() else {
             return false;
         };
-        match (va as usize).checked_sub(w.base() as usize) {
-            Some(off) => w.map_phys_at(off, phys, len, true).is_ok(),
-            None => false,
+        let Some(off) = (va as usize).checked_sub(w.base() as usize) else {
+            return false;
+        };
+        if !self.vmemmap_private.load(Ordering::Acquire) {
+            return w.map_phys_at(off, phys, len, true).is_ok();
         }
+        // Private memory (see `use_private_vmemmap`): the window gets pages of its own and
+        // the direct map's copies of the range are released.
+        let in_ram = phys
+            .as_u64()
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= self.phys_end().as_u64());
+        if !in_ram || !phys.as_u64().is_multiple_of(crate::PAGE_SIZE as u64) {
+            return false;
+        }
+        if w.map_anon_at(off, len).is_err() {
+            return false;
+        }
+        // SAFETY: `[phys, phys + len)` is inside the direct map (checked above), page aligned,
+        // and kmem does not use its direct-map view while the range is mapped at vmemmap (the
+        // Platform contract): dropping the private pages behind it loses nothing in use.
+        unsafe {
+            libc::madvise(
+                self.base.add(phys.as_u64() as usize).cast(),
+                len,
+                libc::MADV_DONTNEED,
+            )
+        };
+        true
     }
 
     fn unmap_vmemmap(&self, va: *mut u8, len: usize) {
@@ -525,6 +581,40 @@ mod tests {
 
     fn small() -> HostedPlatform {
         HostedPlatform::new(HostedConfig::deterministic(1 << 20, 42)).unwrap()
+    }
+
+    /// The vmemmap window shows the memfd's pages, or (private) pages of its own.
+    #[test]
+    fn vmemmap_window_shared_or_private() {
+        let page = crate::PAGE_SIZE;
+        let p = small();
+        let w = p.vmemmap_window(4 << 20).unwrap();
+        assert_eq!(w as usize % (2 << 20), 0);
+        assert!(p.map_vmemmap(w.wrapping_add(page), PhysAddr::new(0x2000), page));
+        // SAFETY: the window page was just mapped; the direct map covers 1 MiB.
+        unsafe {
+            w.add(page).write(7);
+            assert_eq!(p.direct_map_base().add(0x2000).read(), 7);
+        }
+        p.unmap_vmemmap(w.wrapping_add(page), page);
+
+        let q = small();
+        q.use_private_vmemmap();
+        // SAFETY: inside q's 1 MiB direct map.
+        unsafe { q.direct_map_base().add(0x2000).write(9) };
+        let w = q.vmemmap_window(4 << 20).unwrap();
+        assert!(
+            !q.map_vmemmap(w, PhysAddr::new(1 << 20), page),
+            "beyond RAM"
+        );
+        assert!(q.map_vmemmap(w, PhysAddr::new(0x2000), page));
+        // SAFETY: the window page was just mapped.
+        unsafe {
+            assert_eq!(w.read(), 0, "fresh memory, not the memfd's page");
+            w.write(5);
+            assert_eq!(q.direct_map_base().add(0x2000).read(), 9);
+        }
+        q.unmap_vmemmap(w, page);
     }
 
     #[test]

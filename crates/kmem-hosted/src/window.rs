@@ -10,7 +10,9 @@ use std::io;
 
 use crate::control::Inner;
 use crate::maparc::MapArc;
-use crate::physmem::{invalid, is_page_aligned, map_fd_fixed, reserve, unmap_fixed};
+use crate::physmem::{
+    invalid, is_page_aligned, map_anon_fixed, map_fd_fixed, reserve, unmap_fixed,
+};
 use crate::PAGE_SIZE;
 
 /// A reserved range of virtual address space into which physical pages can be mapped.
@@ -108,6 +110,24 @@ impl VirtWindow {
         let addr = unsafe { self.base.as_ptr().add(offset) };
         // SAFETY: as above.
         unsafe { map_fd_fixed(addr, len, mem.fd(), phys, writable)? };
+        Ok(addr)
+    }
+
+    /// Maps fresh private anonymous memory (zero, readable and writable) at `[base + offset,
+    /// base + offset + len)`, replacing whatever was mapped there, and returns the address of
+    /// the first byte. Unlike [`VirtWindow::map_phys_at`] these pages are not the memfd's:
+    /// they belong to this process alone, and `fork` copies them on write.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the range is not page aligned, empty, or leaves the window; otherwise
+    /// the error of `mmap`.
+    pub fn map_anon_at(&self, offset: usize, len: usize) -> io::Result<*mut u8> {
+        self.check_range(offset, len)?;
+        // SAFETY: `check_range` put the target inside our reservation, whose contents are only
+        // reachable through raw pointers.
+        let addr = unsafe { self.base.as_ptr().add(offset) };
+        // SAFETY: as above.
+        unsafe { map_anon_fixed(addr, len)? };
         Ok(addr)
     }
 

@@ -7,6 +7,13 @@
 //! - `FORK_LOCK` serialises forks that use these handlers (held from prepare to parent/child).
 //! - Every node's direct map is a private mapping ([`make_private`]), so the child gets a
 //!   copy-on-write snapshot of the heap taken while no thread was inside the allocator.
+//! - So is every node's memmap: its `struct page`s live in the platform's vmemmap window, not
+//!   in the direct map, and [`make_private`] has the platform map private anonymous memory
+//!   there (`HostedPlatform::use_private_vmemmap`). Mapped as the memfd's shared pages they
+//!   would be one copy for parent and child — the buddy allocator's free lists, which run
+//!   through `struct page`, corrupted by whichever allocated second — and not even the pages
+//!   the private direct map holds. A node's memmap sections mapped later (memory hot-add)
+//!   are private the same way, in whichever process adds them.
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -111,6 +118,8 @@ pub fn make_private(plat: &kmem_hosted::HostedPlatform) -> bool {
     if r == libc::MAP_FAILED {
         return false;
     }
+    // The memmap, mapped at boot in the vmemmap window, is private too (module invariants).
+    plat.use_private_vmemmap();
     if thp {
         // SAFETY: advice on our own mapping; it does not change its contents.
         unsafe { libc::madvise(base.cast(), len, libc::MADV_HUGEPAGE) };

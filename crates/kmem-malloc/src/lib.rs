@@ -26,7 +26,9 @@
 //!   platform's thread-exit hook, `kmem_hosted::cpu`).
 //! - `fork`: each node's direct map is made a *private* mapping of its memfd before the node
 //!   boots (the hosted platform maps it shared, which a child would share with its parent),
-//!   so the heap is anonymous memory that `fork` copies on write. A `pthread_atfork` prepare handler waits
+//!   so the heap is anonymous memory that `fork` copies on write; so is each node's memmap
+//!   (its `struct page`s, in the vmemmap window: `HostedPlatform::use_private_vmemmap`).
+//!   A `pthread_atfork` prepare handler waits
 //!   until no thread is inside the allocator and holds new callers off until the fork is done,
 //!   so the child's snapshot is consistent.
 //! - Exit: with `KMEM_MALLOC_STATS=FILE`, an `atexit` handler writes the allocator's counters

@@ -131,10 +131,15 @@ pub enum LogLevel {
 /// - a registered [`CpuDeadHook`] is called as its documentation says;
 /// - memory returned by [`Platform::debug_area`] is valid for reads and writes of the size
 ///   asked, aligned as asked, and used by nothing else for the whole life of the platform;
-/// - after [`Platform::map_vmemmap`] returned `true`, `[va, va + len)` is the same memory as
-///   `direct_map_base() + phys` (writes through one are seen through the other) until
-///   [`Platform::unmap_vmemmap`] of it, and the window of [`Platform::vmemmap_window`] stays
-///   reserved for the whole life of the platform;
+/// - after [`Platform::map_vmemmap`] returned `true`, `[va, va + len)` is readable and
+///   writable memory until [`Platform::unmap_vmemmap`] of it, and the window of
+///   [`Platform::vmemmap_window`] stays reserved for the whole life of the platform. The
+///   memory is either the same as `direct_map_base() + phys` (writes through one are seen
+///   through the other) or — on a platform whose memory must stay private to one process,
+///   such as a hosted one whose machine `fork` copies — memory of its own that stands in for
+///   the physical range: its contents start unspecified, and kmem neither reads nor writes
+///   `[phys, phys + len)` through the direct map while it is mapped (kmem only ever reaches
+///   the memmap through vmemmap), nor relies on that range's contents after the unmap;
 /// - after [`Platform::grow_phys_end`] returned `true`, the direct-map guarantee above holds
 ///   up to the new end.
 pub unsafe trait Platform: Send + Sync + 'static {
@@ -251,7 +256,9 @@ pub unsafe trait Platform: Send + Sync + 'static {
     }
 
     /// Mirrors physical `[phys, phys + len)` writable at real address `va` inside the
-    /// vmemmap window (page aligned). Returns `false` if the platform could not.
+    /// vmemmap window (page aligned), or maps memory standing in for it (see the trait's
+    /// safety contract: kmem writes every entry of a memmap it maps before reading it).
+    /// Returns `false` if the platform could not.
     fn map_vmemmap(&self, va: *mut u8, phys: PhysAddr, len: usize) -> bool {
         let _ = (va, phys, len);
         false

@@ -395,3 +395,56 @@ fn memmap_on_memory_grows_a_full_machine() {
     assert!(m.memory_block_is_free(2));
     m.check_invariants().unwrap();
 }
+
+/// On a platform whose memmap is private memory of the process (libkmem_malloc's nodes,
+/// which `fork` copies), hot-added sections get their memmap in the window as well: add,
+/// online, use, offline and remove work, the memmap's pages go back, and none of the memmap
+/// is in the shared memfd (it would be one copy for a parent and its forked child).
+#[test]
+fn private_vmemmap_hot_add_and_remove() {
+    let boot_with = |private: bool| {
+        let params = BootParams::simulated(Arch::X86_64, G, 2).unwrap();
+        let mut cfg = HostedConfig::deterministic(params.e820.ram_end().next_multiple_of(4096), 42);
+        cfg.max_phys_size = 8 * G;
+        let plat = HostedPlatform::new(cfg).unwrap();
+        if private {
+            plat.use_private_vmemmap();
+        }
+        Machine::boot(plat, &params).unwrap()
+    };
+    let memfd_bytes = |m: &Machine<HostedPlatform>| m.platform().resident_bytes().unwrap();
+    let (shared, m) = (boot_with(false), boot_with(true));
+    // The boot memmap: 8 sections × 2 MiB, in the memfd only when shared.
+    assert!(
+        memfd_bytes(&m) + (16 << 20) <= memfd_bytes(&shared),
+        "private {} shared {}",
+        memfd_bytes(&m),
+        memfd_bytes(&shared)
+    );
+    drop(shared);
+    let free0 = settle(&m);
+    m.add_memory(0, 4 * G, G).unwrap();
+    for b in 32..40 {
+        echo(&m, b, "state", "online_movable").unwrap();
+    }
+    let mut pages = Vec::new();
+    for i in 0..448u64 {
+        let p = m
+            .alloc_pages(GfpFlags::GFP_HIGHUSER_MOVABLE, Order::new(9))
+            .unwrap();
+        assert_eq!(m.page_ref(p).unwrap().zone_type(), ZoneType::Movable, "{i}");
+        pages.push(p);
+    }
+    m.check_invariants().unwrap();
+    for p in pages {
+        m.__free_pages(p, Order::new(9));
+    }
+    for b in 32..40 {
+        echo(&m, b, "state", "offline").unwrap();
+    }
+    m.remove_memory(4 * G, G).unwrap();
+    assert!(!m.pfn_valid(kmem::Pfn::new(0x10_0000)));
+    assert_eq!(settle(&m), free0, "the memmap's pages went back");
+    assert_eq!(m.bug_count(), 0);
+    m.check_invariants().unwrap();
+}

@@ -155,3 +155,51 @@ fn pageblocks_are_counted_per_present_section() {
     assert_eq!(count("DMA32"), (3 * G as usize - (16 << 20)) / (2 << 20));
     assert_eq!(count("Normal"), (2 * G as usize) / (2 << 20));
 }
+
+/// Boots `mem` of x86_64 on a platform without a vmemmap window (bare metal's path: one
+/// memmap array in the direct map under the section table).
+fn boot_without_window(mem: u64) -> Machine<HostedPlatform> {
+    let params = BootParams::simulated(Arch::X86_64, mem, 2).unwrap();
+    let plat = HostedPlatform::new(HostedConfig::deterministic(
+        params.e820.ram_end().next_multiple_of(4096),
+        42,
+    ))
+    .unwrap();
+    plat.disable_vmemmap();
+    Machine::boot(plat, &params).unwrap()
+}
+
+/// Without a vmemmap window the machine boots with SPARSEMEM's section table over one array
+/// (bare metal's path), at sizes whose last section is partly beyond `max_pfn` (it crashed
+/// writing the struct pages of that section's tail, past the array), with the PCI hole, and
+/// works: every valid PFN has its page, pages allocate and free, hot-add says `EINVAL`.
+#[test]
+fn no_vmemmap_window_keeps_one_array() {
+    for mem in [64 << 20, 128 << 20, 5 * G] {
+        let m = boot_without_window(mem);
+        assert!(m.sections().is_sparse(), "{mem}");
+        let max = m.max_pfn().as_u64();
+        assert!(m.pfn_valid(Pfn::new(max - 1)));
+        assert!(m.pfn_to_page(Pfn::new(max - 1)).is_some());
+        assert!(m.pfn_to_page(Pfn::new(max)).is_none());
+        // Struct pages are where the translation shows them: vmemmap + pfn * 64.
+        let p = m.pfn_to_page(Pfn::new(0x1000)).unwrap();
+        assert_eq!(m.to_model(p.as_ptr() as usize), VMEMMAP + 0x1000 * 64);
+        if mem == 5 * G {
+            assert!(!m.pfn_valid(section_nr_to_pfn(24)), "the PCI hole");
+            assert!(m.pfn_to_page(section_nr_to_pfn(24)).is_none());
+        }
+        let gfp = kmem::gfp::GfpFlags::GFP_KERNEL;
+        let pages: Vec<_> = (0..64)
+            .map(|i| m.alloc_pages(gfp, kmem::Order::new(i % 4)).unwrap())
+            .collect();
+        for (i, p) in pages.into_iter().enumerate() {
+            m.__free_pages(p, kmem::Order::new((i % 4) as u32));
+        }
+        assert_eq!(
+            m.add_memory(0, 8 * G, 128 << 20),
+            Err(kmem::errno::Errno::EINVAL)
+        );
+        m.check_invariants().unwrap();
+    }
+}

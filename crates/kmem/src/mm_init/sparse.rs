@@ -11,7 +11,8 @@
 //! table). A hole (the PCI hole below 4 GiB) costs no memmap.
 //!
 //! A platform without a vmemmap window (bare metal) gets one contiguous array for every PFN
-//! below `max_pfn`, holes included, as FLATMEM i386 does, and the section table on top.
+//! of the sections below `max_pfn` (up to the end of the last one), holes included, as
+//! FLATMEM i386 does up to `max_pfn`, and the section table on top.
 
 use core::sync::atomic::AtomicPtr;
 
@@ -105,8 +106,16 @@ pub(crate) fn sparse_init<P: Platform>(
     arch: Arch,
     max_pfn: Pfn,
 ) -> Result<BootMemmap, BootError> {
-    let flat = |mb: &mut Memblock, sections| -> Result<BootMemmap, BootError> {
-        let bytes = max_pfn.as_usize() * core::mem::size_of::<Page>();
+    // FLATMEM: an entry per PFN below max_pfn. The array under a section table covers whole
+    // sections, as the vmemmap does: `memmap_init` initialises the last section's tail
+    // beyond max_pfn too (`init_unavailable_range`), which must not run past the array.
+    let flat = |mb: &mut Memblock, sections: SectionTable| -> Result<BootMemmap, BootError> {
+        let entries = if sections.is_sparse() {
+            max_pfn.as_u64().next_multiple_of(PAGES_PER_SECTION) as usize
+        } else {
+            max_pfn.as_usize()
+        };
+        let bytes = entries * core::mem::size_of::<Page>();
         // memblock_alloc_raw: every entry is written by memmap_init.
         let memmap = ea.raw(mb, bytes, PAGE_SIZE)?;
         plat.prefault(memmap, bytes);
