@@ -65,6 +65,8 @@ pub const FIRST_NODE_RAM: u64 = 64 << 20;
 /// Physical address space the machine may grow to unless `KMEM_MALLOC_MAX_MB` says
 /// otherwise.
 pub const MAX_PHYS: u64 = kmem_hosted::DEFAULT_MAX_PHYS;
+/// Most physical address space with `KMEM_MALLOC_KMEMCHECK` (see `boot_node`).
+const KMEMCHECK_MAX_PHYS: u64 = 4 << 30;
 /// Free pages kept when hot-added blocks are given back (32 MiB): a program that frees and
 /// allocates again does not make the machine shrink and grow each time.
 pub const KEEP_FREE_PAGES: usize = 8192;
@@ -312,6 +314,13 @@ fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
     let max = crate::env(c"KMEM_MALLOC_MAX_MB")
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(MAX_PHYS, |mb| mb.clamp(0, 1 << 22) << 20);
+    // kmemcheck's system-call filter matches the direct map as at most two 4 GiB-aligned
+    // pieces (`kmemcheck_sys`): with it, the machine grows to 4 GiB at most.
+    let max = if crate::kmemcheck_wanted().is_some() {
+        max.min(KMEMCHECK_MAX_PHYS)
+    } else {
+        max
+    };
     config.max_phys_size = max.max(phys);
     // The log stays in the node (see the statistics dump and `report`): nothing is printed.
     config.console = Console::Null;

@@ -43,7 +43,8 @@
 //!   cache), moved up by 8 bytes when SLOB's 8-byte alignment falls short of malloc's 16;
 //! - `KMEM_MALLOC_RAM_MB=N`: RAM of the machine at boot (default 64);
 //! - `KMEM_MALLOC_MAX_MB=N`: physical address space the machine may grow to by memory
-//!   hotplug (default 65536, 64 GiB; `malloc` fails with ENOMEM beyond it);
+//!   hotplug (default 65536, 64 GiB, at most 4096 with `KMEM_MALLOC_KMEMCHECK`; `malloc`
+//!   fails with ENOMEM beyond it);
 //! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above);
 //! - `KMEM_MALLOC_TOP=1`: publish the statistics (those of the exit dump, plus the first
 //!   node's /proc/zoneinfo) in `/dev/shm/kmem-malloc.PID` for `kmem top --pid PID`, at most

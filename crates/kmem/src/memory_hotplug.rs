@@ -338,6 +338,9 @@ impl<P: Platform> VmLayer<P> {
             )
         };
         sec.set_usage(usage.as_ptr());
+        // Only the mem_section table points at it, in memory kmemleak does not scan (Linux
+        // scans the memblock-allocated section roots): not a leak.
+        self.kmemleak_not_leak(usage.as_ptr());
         if on_memory {
             sec.set(SECTION_MEMMAP_ON_MEMORY);
         }
