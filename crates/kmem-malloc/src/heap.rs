@@ -557,8 +557,10 @@ fn with_nodes(need: usize, mut f: impl FnMut(&Node) -> Option<*mut u8>) -> Optio
 /// Gives the machine's hot-added blocks whose pages are all free back (see the module
 /// documentation).
 fn shrink_hot(nd: &Node) {
-    if GROWER.added() > GROWER.removed() {
-        GROWER.shrink(&nd.m, KEEP_FREE_PAGES);
+    if GROWER.added() > GROWER.removed() && GROWER.shrink(&nd.m, KEEP_FREE_PAGES) > 0 {
+        // Fewer free pages now, but those left have not been reported: the next pass
+        // (right after this one) releases them whatever it last saw.
+        nd.reported_free.store(usize::MAX, Ordering::Relaxed);
     }
 }
 
