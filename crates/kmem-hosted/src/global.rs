@@ -34,10 +34,15 @@
 //! while `ksize` suffices); otherwise it allocates, copies and frees.
 //!
 //! # Growth
-//! The machine is sized once, at boot: [`KmemAlloc::new`] simulates 4 GiB of RAM (a sparse
-//! memfd: only touched pages cost host memory, plus the memmap of 64 bytes per page, 64 MiB).
-//! kmem has no memory hot-add yet, so the machine does not grow: when its RAM is exhausted
-//! allocation fails (`handle_alloc_error`). [`KmemAlloc::with_ram`] picks another size.
+//! The machine boots with the RAM asked for: [`KmemAlloc::new`] simulates 4 GiB (a sparse
+//! memfd: only touched pages cost host memory, plus the memmap of 64 bytes per page, 64 MiB);
+//! [`KmemAlloc::with_ram`] picks another size. When an allocation finds it exhausted, the
+//! machine grows by memory hotplug ([`crate::grow`]): a 128 MiB block is added with its
+//! memmap on itself, onlined into ZONE_NORMAL, and the allocation retried — up to
+//! [`KMEM_ALLOC_MAX_PHYS`] of physical address space (less where the host refuses to reserve
+//! that much address space: then the machine does not grow). [`KmemAlloc::trim`] gives
+//! hot-added blocks that are entirely free back (offline, remove, host memory released), as
+//! `malloc_trim` does.
 //! [`KmemAlloc::with_params`] also picks the slab allocator behind kmalloc (`slab=slab|slub|slob`).
 //! Threads are CPUs of the machine (up to 255 exclusive ones); a thread's exit takes its CPU
 //! offline and the next thread reuses its per-CPU slab state.
@@ -58,6 +63,8 @@ use crate::{HostedConfig, HostedPlatform, DIRECT_MAP_ALIGN};
 
 /// Default simulated RAM of a [`KmemAlloc`] machine.
 pub const KMEM_ALLOC_DEFAULT_RAM: u64 = 4 << 30;
+/// Physical address space a [`KmemAlloc`] machine may grow to by memory hotplug.
+pub const KMEM_ALLOC_MAX_PHYS: u64 = crate::DEFAULT_MAX_PHYS;
 
 /// Flags of every allocation: may sleep, no reports (Rust reports allocation failure).
 const GFP: GfpFlags = GfpFlags::GFP_KERNEL.union(GfpFlags::__GFP_NOWARN);
@@ -75,6 +82,8 @@ pub struct KmemAlloc {
     /// More kernel parameters (`kmemleak=on`, `kfence.sample_interval=`, `slub_debug=`…).
     cmdline: &'static str,
     arena: BumpArena<ARENA_LEN>,
+    /// Grows the machine when it runs out (memory hotplug).
+    grower: crate::Grower,
 }
 
 impl Default for KmemAlloc {
@@ -120,6 +129,7 @@ impl KmemAlloc {
             slab,
             cmdline,
             arena: BumpArena::new(),
+            grower: crate::Grower::new(),
         }
     }
 
@@ -166,7 +176,15 @@ impl KmemAlloc {
         let phys = params.e820.ram_end().next_multiple_of(PAGE_SIZE as u64);
         let mut config = HostedConfig::new(phys);
         config.console = crate::Console::Null;
-        let plat = HostedPlatform::new(config).ok()?;
+        // Room to grow by memory hotplug; without it (an address-space limit) a fixed size.
+        config.max_phys_size = KMEM_ALLOC_MAX_PHYS.max(phys);
+        let plat = match HostedPlatform::new(config) {
+            Ok(p) => p,
+            Err(_) => {
+                config.max_phys_size = 0;
+                HostedPlatform::new(config).ok()?
+            }
+        };
         // The log stays in the machine (`dmesg`); nothing is printed.
         Machine::boot(plat, &params).ok()
     }
@@ -215,6 +233,43 @@ impl KmemAlloc {
         } else {
             None
         }
+    }
+
+    /// [`Self::alloc_with`], growing the machine by a memory block and retrying while an
+    /// allocation from the machine fails and it can grow.
+    #[inline]
+    fn alloc_growing(&self, m: &Machine<HostedPlatform>, layout: Layout, gfp: GfpFlags) -> *mut u8 {
+        loop {
+            let seen = self.grower.generation();
+            let p = self.alloc_with(m, layout, gfp);
+            if !p.is_null() || layout.size() > KMALLOC_MAX_SIZE {
+                return p;
+            }
+            if !self.grow(m, seen) {
+                return p;
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&self, m: &Machine<HostedPlatform>, seen: u64) -> bool {
+        self.grower.grow(m, seen, &|_, _, _| true).grew()
+    }
+
+    /// Gives hot-added memory blocks whose pages are all free back (offlined, removed, their
+    /// host memory released), keeping 32 MiB free besides; returns how many were removed
+    /// (`malloc_trim`). Nothing happens before the machine booted.
+    pub fn trim(&self) -> usize {
+        match self.machine.get() {
+            Some(m) => self.grower.shrink(m, 8192),
+            None => 0,
+        }
+    }
+
+    /// Memory blocks (128 MiB) hot-added and removed so far.
+    pub fn hotplug_counts(&self) -> (u64, u64) {
+        (self.grower.added(), self.grower.removed())
     }
 
     #[inline]
@@ -387,7 +442,7 @@ unsafe impl GlobalAlloc for KmemAlloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match self.machine() {
-            Some(m) => self.alloc_with(m, layout, GFP),
+            Some(m) => self.alloc_growing(m, layout, GFP),
             None => self.arena_alloc(layout),
         }
     }
@@ -395,7 +450,7 @@ unsafe impl GlobalAlloc for KmemAlloc {
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         match self.machine() {
-            Some(m) => self.alloc_with(m, layout, GFP.union(GfpFlags::__GFP_ZERO)),
+            Some(m) => self.alloc_growing(m, layout, GFP.union(GfpFlags::__GFP_ZERO)),
             // The arena is zero-initialised and never reused.
             None => self.arena_alloc(layout),
         }

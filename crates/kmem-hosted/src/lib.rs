@@ -44,7 +44,7 @@
 //! (the mmap-backed reference count), `physmem` and `window` (mappings), `cpu` (thread-locals),
 //! `hook` (the hook call), `fault` (the `SIGSEGV` handler for protected pages), `stack` (stack
 //! walks and symbols), `roots` (kmemleak's roots in the process), [`futex`], `console` (`write(2)`), [`probe`], `sys`, [`once`] (the
-//! boot-once cell and arena) and [`global`] (the allocator); `config`, `control` and `boot`
+//! boot-once cell and arena) [`grow`] (releasing a removed block's host memory) and [`global`] (the allocator); `config`, `control` and `boot`
 //! forbid it.
 //!
 //! ## Modules, top to bottom
@@ -52,7 +52,8 @@
 //!
 //! | module     | uses                                                             |
 //! |------------|------------------------------------------------------------------|
-//! | `global`   | `once`, `platform`, `cpu`, `physmem`, `config`, `console`, `roots` |
+//! | `global`   | `once`, `grow`, `platform`, `cpu`, `physmem`, `config`, `console`, `roots` |
+//! | `grow`     | `platform`, `futex`                                              |
 //! | `boot`     | `platform`, `config`                                             |
 //! | `platform` | `cpu`, `window`, `control`, `config`, `console`, `maparc`, `futex`, `sys`, `fault`, `stack` |
 //! | `fault`    | `futex`                                                          |
@@ -77,6 +78,7 @@ pub mod cpu;
 mod fault;
 pub mod futex;
 pub mod global;
+pub mod grow;
 mod hook;
 mod hostmem;
 mod kmemcheck;
@@ -97,6 +99,7 @@ pub use config::{Clock, HostedConfig, DEFAULT_MAX_PHYS};
 pub use console::Console;
 pub use cpu::{thread_cpu_slot, NR_CPUS, SHARED_CPU};
 pub use global::KmemAlloc;
+pub use grow::{Grower, Grown};
 pub use hostmem::{boot_host_memory, check_host_memory, host_memory_available};
 pub use physmem::DIRECT_MAP_ALIGN;
 pub use platform::HostedPlatform;

@@ -13,12 +13,15 @@
 //!   which a forked child would then share with its parent; a private anonymous mapping is
 //!   copied on write by `fork` like the rest of the process.)
 //!
-//! # Memory hot-add
-//! The first node is small (64 MiB of simulated RAM by default: it boots in about 2 ms and
-//! costs a few MiB of host memory, since the memfd is sparse). When an allocation fails on
-//! every node, a new node twice the size of the last is hot-added (a new `pgdat`, as Linux's
-//! `add_memory` onlining memory of a new NUMA node), up to [`MAX_NODES`]. Each thread prefers
-//! the node that last served it and falls back to the others, oldest first.
+//! # Memory hotplug
+//! There is one machine (node 0). It boots small (64 MiB of simulated RAM by default: it
+//! boots in about 2 ms and costs a few MiB of host memory, since the memfd is sparse). When an
+//! allocation fails, the machine grows by one 128 MiB memory block (`add_memory` with
+//! `MHP_MEMMAP_ON_MEMORY`, onlined into ZONE_NORMAL, see `kmem_hosted::grow` for why not
+//! ZONE_MOVABLE), made a private mapping first like the rest of its direct map (fork), and the
+//! allocation is retried; up to `KMEM_MALLOC_MAX_MB` (default 64 GiB) of physical address
+//! space. Free page reporting's passes (below) give the blocks whose pages are all free back:
+//! offlined, removed, their host memory released, keeping [`KEEP_FREE_PAGES`] free.
 //!
 //! # Free page reporting
 //! As mm/page_reporting.c does for a guest, free blocks are reported to the host: the reporter
@@ -55,13 +58,18 @@ use crate::{REPORTER, REPORTER_FAILED, REPORTER_NONE, REPORTER_RUNNING, REPORTER
 use kmem_hosted::{Console, HostedConfig, HostedPlatform};
 use lock_api::RawMutex as _;
 
-/// Most nodes (a thread tracks up to 8 platforms with exclusive CPUs, see
-/// `kmem_hosted::cpu::MAX_PLATFORMS_PER_THREAD`).
-pub const MAX_NODES: usize = 8;
+/// Most nodes: one machine, grown by memory hotplug.
+pub const MAX_NODES: usize = 1;
 /// Simulated RAM of the first node unless `KMEM_MALLOC_RAM_MB` says otherwise.
 pub const FIRST_NODE_RAM: u64 = 64 << 20;
-/// Largest node.
-const MAX_NODE_RAM: u64 = 32 << 30;
+/// Physical address space the machine may grow to unless `KMEM_MALLOC_MAX_MB` says
+/// otherwise.
+pub const MAX_PHYS: u64 = kmem_hosted::DEFAULT_MAX_PHYS;
+/// Most physical address space with `KMEM_MALLOC_KMEMCHECK` (see `boot_node`).
+const KMEMCHECK_MAX_PHYS: u64 = 4 << 30;
+/// Free pages kept when hot-added blocks are given back (32 MiB): a program that frees and
+/// allocates again does not make the machine shrink and grow each time.
+pub const KEEP_FREE_PAGES: usize = 8192;
 /// `page_reporting_order`: pageblock order (mm/page_reporting.c).
 const REPORTING_ORDER: u32 = kmem::mmzone::PAGEBLOCK_ORDER;
 /// Frees between two free page reporting passes.
@@ -81,7 +89,7 @@ pub struct Node {
     pub dm_start: usize,
     /// End of its direct map's reservation (the memfd may grow up to it).
     pub dm_end: usize,
-    /// RAM of the node.
+    /// RAM of the node at boot.
     pub ram: u64,
     /// Free pages right after the last free page reporting pass.
     reported_free: AtomicUsize,
@@ -175,13 +183,13 @@ pub const fn class_of(size: usize) -> (usize, usize) {
 
 static NODES: [AtomicPtr<Node>; MAX_NODES] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_NODES];
 static NR_NODES: AtomicUsize = AtomicUsize::new(0);
-/// Serialises hot-add.
+/// Serialises booting the first node.
 static HOTPLUG_LOCK: RawFutexMutex = RawFutexMutex::new();
+/// Grows the machine and gives memory back (memory hotplug).
+pub static GROWER: kmem_hosted::Grower = kmem_hosted::Grower::new();
 
 /// Counters for the statistics dump.
 pub struct Stats {
-    /// Nodes hot-added after the first.
-    pub hot_adds: AtomicU64,
     /// Free page reporting passes.
     pub report_passes: AtomicU64,
     /// Bytes whose host memory was released by reporting.
@@ -194,7 +202,6 @@ pub struct Stats {
 
 /// The statistics.
 pub static STATS: Stats = Stats {
-    hot_adds: AtomicU64::new(0),
     report_passes: AtomicU64::new(0),
     reported_bytes: AtomicU64::new(0),
     host_blocks: AtomicU64::new(0),
@@ -202,8 +209,6 @@ pub static STATS: Stats = Stats {
 };
 
 thread_local! {
-    /// The node that last served this thread.
-    static HINT: Cell<usize> = const { Cell::new(0) };
     /// Frees since this thread's last reporting check.
     static FREES: Cell<u64> = const { Cell::new(0) };
 }
@@ -304,15 +309,35 @@ fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
     };
     let phys = params.e820.ram_end().next_multiple_of(PAGE_SIZE as u64);
     let mut config = HostedConfig::new(phys);
-    config.max_phys_size = phys;
+    // Room to grow by memory hotplug, halved while the host refuses to reserve it (an
+    // address-space limit); at worst none.
+    let max = crate::env(c"KMEM_MALLOC_MAX_MB")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(MAX_PHYS, |mb| mb.clamp(0, 1 << 22) << 20);
+    // kmemcheck's system-call filter matches the direct map as at most two 4 GiB-aligned
+    // pieces (`kmemcheck_sys`): with it, the machine grows to 4 GiB at most.
+    let max = if crate::kmemcheck_wanted().is_some() {
+        max.min(KMEMCHECK_MAX_PHYS)
+    } else {
+        max
+    };
+    config.max_phys_size = max.max(phys);
     // The log stays in the node (see the statistics dump and `report`): nothing is printed.
     config.console = Console::Null;
-    let plat = HostedPlatform::new(config).map_err(|e| {
-        failed(
-            "the host refused its memory (memfd_create, ftruncate or mmap)",
-            e.raw_os_error().unwrap_or(0),
-        )
-    })?;
+    let plat = loop {
+        match HostedPlatform::new(config) {
+            Ok(p) => break p,
+            Err(_) if config.max_phys_size > phys => {
+                config.max_phys_size = (config.max_phys_size / 2).max(phys);
+            }
+            Err(e) => {
+                return Err(failed(
+                    "the host refused its memory (memfd_create, ftruncate or mmap)",
+                    e.raw_os_error().unwrap_or(0),
+                ))
+            }
+        }
+    };
     plat.set_stack_walk(crate::stack_walk());
     if !crate::fork::make_private(&plat) {
         return Err(failed(
@@ -437,72 +462,105 @@ pub fn init_first(ram: u64) -> Result<(), BootFailure> {
     ok
 }
 
-/// Hot-adds a node big enough for `need` bytes, unless another thread added one since the
-/// caller saw `seen` nodes. Returns whether a node exists beyond `seen`.
-fn hot_add(seen: usize, need: usize) -> bool {
-    HOTPLUG_LOCK.lock();
-    let n = nr_nodes();
-    let ok = if n > seen {
-        true
-    } else if n >= MAX_NODES {
-        false
-    } else {
-        let last = node(n - 1).ram;
-        let mut ram = (last * 2).min(MAX_NODE_RAM);
-        // Room for the request plus the memmap and reserves.
-        while (ram as usize) < need.saturating_mul(2) + (32 << 20) && ram < MAX_NODE_RAM {
-            ram *= 2;
-        }
-        match boot_node(ram) {
-            Ok(nd) => {
-                NODES[n].store(ptr::from_ref(nd).cast_mut(), Ordering::Release);
-                NR_NODES.store(n + 1, Ordering::Release);
-                STATS.hot_adds.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(_) => false,
-        }
-    };
-    // SAFETY: locked above by this thread.
-    unsafe { HOTPLUG_LOCK.unlock() };
-    ok
-}
-
-/// Runs `f` on the preferred node, then the others, then a hot-added one.
-#[inline]
-fn with_nodes(need: usize, mut f: impl FnMut(&Node) -> Option<*mut u8>) -> Option<*mut u8> {
-    let hint = HINT.with(Cell::get);
-    let mut n = nr_nodes();
-    if hint < n {
-        if let Some(p) = f(node(hint)) {
-            return Some(p);
+/// Grows the machine by a memory block unless another thread grew it since the caller read
+/// the generation `seen`. Returns whether it grew.
+#[cold]
+#[inline(never)]
+fn hot_add(seen: u64) -> bool {
+    if nr_nodes() == 0 {
+        return false;
+    }
+    let nd = node(0);
+    let grown = GROWER.grow(&nd.m, seen, &make_private_range);
+    if grown == kmem_hosted::Grown::ByThisCall {
+        // The block's free pages have no host memory behind them yet: nothing for free page
+        // reporting to release (it would hold them while the program wants them).
+        let last = nd.reported_free.load(Ordering::Relaxed);
+        if last != usize::MAX {
+            nd.reported_free
+                .fetch_add(kmem_hosted::Grower::BLOCK_PAGES, Ordering::Relaxed);
         }
     }
+    grown.grew()
+}
+
+/// Makes physical `[start, end)`, just added to the platform, a private mapping of the memfd
+/// like the rest of the direct map (`fork::make_private`), or anonymous memory advised for
+/// huge pages with `KMEM_MALLOC_THP=1`. The range is new: the file holds nothing there.
+fn make_private_range(plat: &HostedPlatform, start: u64, end: u64) -> bool {
+    let base = kmem::platform::Platform::direct_map_base(plat);
+    let len = (end - start) as usize;
+    let thp = crate::env(c"KMEM_MALLOC_THP") == Some("1");
+    let (flags, fd) = if thp {
+        (
+            libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_ANONYMOUS,
+            -1,
+        )
+    } else {
+        (libc::MAP_PRIVATE | libc::MAP_FIXED, plat.memfd())
+    };
+    // SAFETY: replaces the platform's fresh shared mapping of `[start, end)` (inside its
+    // direct map, below the new `phys_end`) by a private one of the same file range (or
+    // anonymous memory); the machine has not used the range yet and the file is empty there,
+    // so the contents read the same (zero).
+    let r = unsafe {
+        libc::mmap(
+            base.add(start as usize).cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            fd,
+            start as libc::off_t,
+        )
+    };
+    if r == libc::MAP_FAILED {
+        return false;
+    }
+    if thp {
+        // SAFETY: advice on our own mapping; it does not change its contents.
+        unsafe { libc::madvise(r, len, libc::MADV_HUGEPAGE) };
+    }
+    true
+}
+
+/// Runs `f` on the machine, growing it by a memory block and retrying while `f` fails and
+/// it can grow. `need` is the request's size: one block (128 MiB less its 2 MiB memmap)
+/// serves any request of the machine (at most 4 MiB).
+#[inline]
+fn with_nodes(need: usize, mut f: impl FnMut(&Node) -> Option<*mut u8>) -> Option<*mut u8> {
+    if nr_nodes() == 0 {
+        return None;
+    }
+    let nd = node(0);
     loop {
-        for i in 0..n {
-            if i == hint {
-                continue;
-            }
-            if let Some(p) = f(node(i)) {
-                HINT.with(|h| h.set(i));
-                return Some(p);
-            }
+        let seen = GROWER.generation();
+        if let Some(p) = f(nd) {
+            return Some(p);
         }
-        if !hot_add(n, need) {
+        if need > KMALLOC_MAX_SIZE {
             return None;
         }
-        let now = nr_nodes();
-        // Try only the new nodes next round.
-        for i in n..now {
-            if let Some(p) = f(node(i)) {
-                HINT.with(|h| h.set(i));
-                return Some(p);
+        // A reporting pass holds the free blocks it releases, and offlining isolates a
+        // block's pageblocks: wait for the pass to give them back rather than grow.
+        if REPORTING.load(Ordering::Acquire) != 0 {
+            while REPORTING.load(Ordering::Acquire) != 0 {
+                std::thread::yield_now();
             }
+            continue;
         }
-        if now == n {
+        if !hot_add(seen) {
             return None;
         }
-        n = now;
+    }
+}
+
+/// Gives the machine's hot-added blocks whose pages are all free back (see the module
+/// documentation).
+fn shrink_hot(nd: &Node) {
+    if GROWER.added() > GROWER.removed() && GROWER.shrink(&nd.m, KEEP_FREE_PAGES) > 0 {
+        // Fewer free pages now, but those left have not been reported: the next pass
+        // (right after this one) releases them whatever it last saw.
+        nd.reported_free.store(usize::MAX, Ordering::Relaxed);
     }
 }
 
@@ -862,7 +920,14 @@ pub fn report_free_pages() {
     LAST_REPORT_MS.store(now.max(1), Ordering::Relaxed);
     LARGE_FREED.store(0, Ordering::Relaxed);
     for i in 0..nr_nodes() {
-        report_node(node(i), MIN_NEWLY_FREE);
+        let nd = node(i);
+        if GROWER.added() > GROWER.removed() {
+            // Empty slabs (this CPU's sheaves included) go back first, so that hot-added
+            // blocks they kept can be removed.
+            shrink_node(nd);
+        }
+        shrink_hot(nd);
+        report_node(nd, MIN_NEWLY_FREE);
     }
     REPORTING.store(0, Ordering::Release);
     // From now on a timer thread catches what the frees' thresholds miss.
@@ -937,7 +1002,9 @@ fn report_node(nd: &Node, min_newly_free: usize) {
     let mut avail = free_pages.saturating_sub(keep);
     let mut n = 0;
     STATS.report_passes.fetch_add(1, Ordering::Relaxed);
-    let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NORETRY;
+    // Only blocks that are free now: no reclaim, no compaction, no kswapd (which runs
+    // synchronously in kmem): a failing costly-order request would compact the whole zone.
+    let gfp = GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NORETRY;
     for order in (min_report_order()..=kmem::addr::MAX_PAGE_ORDER).rev() {
         let o = Order::new(order);
         while n < MAX_HELD && avail >= o.pages() {
@@ -1064,10 +1131,12 @@ fn timed_pass() {
     for i in 0..nr_nodes() {
         let nd = node(i);
         let last = nd.reported_free.load(Ordering::Relaxed);
-        if last != usize::MAX && free_and_high(nd).0 < last + REPORTER_MIN_NEWLY_FREE {
+        let hot = GROWER.added() > GROWER.removed();
+        if last != usize::MAX && free_and_high(nd).0 < last + REPORTER_MIN_NEWLY_FREE && !hot {
             continue;
         }
         shrink_node(nd);
+        shrink_hot(nd);
         report_node(nd, REPORTER_MIN_NEWLY_FREE);
     }
     LAST_REPORT_MS.store(now_ms().max(1), Ordering::Relaxed);

@@ -14,10 +14,11 @@
 //! glibc is 2.38 or later (and rounds it up before, like `memalign`);
 //! `memalign` rounds such an alignment up; `pvalloc` rounds the size up to pages.
 //!
-//! Requests are served by kmem machines ("nodes"), see [`heap`]: kmalloc/SLUB for small and
-//! medium blocks, the buddy allocator for large ones, host mappings for the largest; memory is
-//! hot-added as nodes when it runs low, and free page reporting returns free memory to the
-//! host.
+//! Requests are served by one kmem machine (node 0), see [`heap`]: kmalloc/SLUB for small and
+//! medium blocks, the buddy allocator for large ones, host mappings for the largest; the
+//! machine grows by memory hotplug (128 MiB blocks added and onlined) when it runs low, gives
+//! blocks that are all free back (offlined and removed), and free page reporting returns free
+//! memory to the host.
 //!
 //! # Threads, fork, exit
 //! - Each thread is a CPU of every node (exclusive per-CPU slabs and page lists: the fast
@@ -40,7 +41,10 @@
 //! - `KMEM_MALLOC_SLAB=slab|slub|slob`: the slab allocator of the nodes (`slab=`; default
 //!   SLUB). Under SLOB every block is a kmalloc block (SLOB frees cache objects only by
 //!   cache), moved up by 8 bytes when SLOB's 8-byte alignment falls short of malloc's 16;
-//! - `KMEM_MALLOC_RAM_MB=N`: RAM of the first node (default 64);
+//! - `KMEM_MALLOC_RAM_MB=N`: RAM of the machine at boot (default 64);
+//! - `KMEM_MALLOC_MAX_MB=N`: physical address space the machine may grow to by memory
+//!   hotplug (default 65536, 64 GiB, at most 4096 with `KMEM_MALLOC_KMEMCHECK`; `malloc`
+//!   fails with ENOMEM beyond it);
 //! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above);
 //! - `KMEM_MALLOC_TOP=1`: publish the statistics (those of the exit dump, plus the first
 //!   node's /proc/zoneinfo) in `/dev/shm/kmem-malloc.PID` for `kmem top --pid PID`, at most

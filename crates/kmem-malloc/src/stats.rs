@@ -104,11 +104,12 @@ pub fn write_stats(w: &mut dyn Write) -> fmt::Result {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     writeln!(w, "kmem-malloc statistics, pid {pid}")?;
+    writeln!(w, "nodes: {} (hot-added: {})", heap::nr_nodes(), 0)?;
     writeln!(
         w,
-        "nodes: {} (hot-added: {})",
-        heap::nr_nodes(),
-        STATS.hot_adds.load(Ordering::Relaxed)
+        "memory hotplug: {} blocks of 128 MiB added, {} removed",
+        heap::GROWER.added(),
+        heap::GROWER.removed()
     )?;
     writeln!(
         w,

@@ -25,6 +25,14 @@
 //!   counters go back. [`VmLayer::offline_memory_block`] is the same without migration.
 //! - [`VmLayer::remove_memory`]: `try_remove_memory` — offline, hot-added sections only (a
 //!   boot section's memmap came from memblock); the memmap is unmapped and freed.
+//! - `MHP_MEMMAP_ON_MEMORY` ([`VmLayer::add_memory_flags`], Linux's
+//!   `memory_hotplug.memmap_on_memory`): the section's memmap is its own first pageblock (2 MiB
+//!   of `struct page`s for 128 MiB, `mhp_supports_memmap_on_memory`'s pageblock alignment
+//!   holds), so adding needs no memory from the page allocator — the way to grow a machine that
+//!   has run out — and a section never pins another one with its memmap. Those 512 "vmemmap
+//!   pages" stay reserved and MIGRATE_UNMOVABLE (`mhp_init_memmap_on_memory`); they count in
+//!   the zone's present pages but not in managed or totalram (`adjust_present_page_count`),
+//!   and offlining checks only the rest of the block.
 //!
 //! Not modelled yet: `kernelcore=`/`movablecore=`, shrinking a zone's
 //! span on offline (`shrink_zone_span`), recomputing the per-CPU list sizes
@@ -45,13 +53,32 @@ use crate::platform::{LogLevel, Platform};
 use crate::sparse::{
     pfn_to_section_nr, section_nr_to_pfn, PAGEBLOCKS_PER_SECTION, PAGES_PER_SECTION,
     SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT,
-    SECTION_MEMMAP_BYTES, SECTION_USAGE_BYTES,
+    SECTION_MEMMAP_BYTES, SECTION_MEMMAP_ON_MEMORY, SECTION_USAGE_BYTES,
 };
 use crate::task::TaskLayer;
 use crate::vmalloc::VmLayer;
 
 /// `memory_block_size_bytes()`: one section.
 pub const MEMORY_BLOCK_SIZE: u64 = PAGES_PER_SECTION << PAGE_SHIFT;
+
+/// `mhp_t`: how [`VmLayer::add_memory_flags`] adds memory (include/linux/memory_hotplug.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct MhpFlags(u32);
+
+impl MhpFlags {
+    /// `MHP_NONE`.
+    pub const NONE: Self = Self(0);
+    /// `MHP_MEMMAP_ON_MEMORY`: the memmap lives at the start of the added memory.
+    pub const MEMMAP_ON_MEMORY: Self = Self(1 << 1);
+
+    /// Whether every flag of `other` is set.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// Pages of a section's own memmap with `MHP_MEMMAP_ON_MEMORY`: one pageblock.
+pub const NR_VMEMMAP_PAGES: u64 = (SECTION_MEMMAP_BYTES >> PAGE_SHIFT) as u64;
 
 /// How to online a block (`enum mmop`: the words written to `memoryN/state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +124,8 @@ pub struct MemoryBlock {
     pub early: bool,
     /// The zone of an online block whose pages are all in one zone.
     pub zone: Option<ZoneType>,
+    /// Pages at its start holding its own memmap (`MHP_MEMMAP_ON_MEMORY`), else 0.
+    pub nr_vmemmap_pages: u64,
 }
 
 impl<P: Platform> VmLayer<P> {
@@ -155,6 +184,11 @@ impl<P: Platform> VmLayer<P> {
             online,
             early: flags & SECTION_IS_EARLY != 0,
             zone,
+            nr_vmemmap_pages: if flags & SECTION_MEMMAP_ON_MEMORY != 0 {
+                NR_VMEMMAP_PAGES
+            } else {
+                0
+            },
         })
     }
 
@@ -217,10 +251,21 @@ impl<P: Platform> VmLayer<P> {
         })
     }
 
-    /// `add_memory(nid, start, size)`: see the module documentation. With
-    /// [`Self::auto_online_blocks`] set, the new blocks are then onlined that way, after
-    /// `mem_hotplug_lock` is dropped (`add_memory_resource`'s `walk_memory_blocks(…,
-    /// online_memory_block)`); a block that fails to online stays offline.
+    /// `add_memory(nid, start, size, MHP_NONE)`: see the module documentation.
+    ///
+    /// # Errors
+    /// As [`VmLayer::add_memory_flags`].
+    pub fn add_memory(&self, nid: i32, start: u64, size: u64) -> Result<(), Errno> {
+        self.add_memory_flags(nid, start, size, MhpFlags::NONE)
+    }
+
+    /// `add_memory(nid, start, size, mhp_flags)`: see the module documentation. With
+    /// [`MhpFlags::MEMMAP_ON_MEMORY`] each section's memmap is its own first pageblock and
+    /// its usage block is allocated with `__GFP_HIGH` (the caller is typically out of
+    /// memory: that is why it adds some). With [`Self::auto_online_blocks`] set, the new
+    /// blocks are then onlined that way, after `mem_hotplug_lock` is dropped
+    /// (`add_memory_resource`'s `walk_memory_blocks(…, online_memory_block)`); a block that
+    /// fails to online stays offline.
     ///
     /// # Errors
     /// `EINVAL` for a node other than 0, a range not aligned to the block size, or a machine
@@ -228,7 +273,13 @@ impl<P: Platform> VmLayer<P> {
     /// `exceeds maximum addressable range` warning is printed); `EEXIST` when a
     /// section of it is present; `ENOMEM` when its memmap cannot be allocated (what was
     /// added is undone).
-    pub fn add_memory(&self, nid: i32, start: u64, size: u64) -> Result<(), Errno> {
+    pub fn add_memory_flags(
+        &self,
+        nid: i32,
+        start: u64,
+        size: u64,
+        flags: MhpFlags,
+    ) -> Result<(), Errno> {
         if nid != 0
             || size == 0
             || !start.is_multiple_of(MEMORY_BLOCK_SIZE)
@@ -272,8 +323,10 @@ impl<P: Platform> VmLayer<P> {
         if !self.platform().grow_phys_end(PhysAddr::new(end)) {
             return Err(Errno::ENOMEM);
         }
+        // arch_add_memory: the range joins the direct map (x86_64 has no HighMem).
+        self.extend_direct_map(PhysAddr::new(end));
         for nr in first..last {
-            if let Err(e) = self.sparse_add_section(nr) {
+            if let Err(e) = self.sparse_add_section(nr, flags) {
                 for done in first..nr {
                     self.sparse_remove_section(done);
                 }
@@ -291,12 +344,20 @@ impl<P: Platform> VmLayer<P> {
         Ok(())
     }
 
-    /// `sparse_add_section`: root page, usage block, memmap for section `nr`.
-    fn sparse_add_section(&self, nr: usize) -> Result<(), Errno> {
+    /// `sparse_add_section`: root page, usage block, memmap for section `nr` (from the page
+    /// allocator, or the section's own first pageblock with `MHP_MEMMAP_ON_MEMORY`).
+    fn sparse_add_section(&self, nr: usize, flags: MhpFlags) -> Result<(), Errno> {
+        let on_memory = flags.contains(MhpFlags::MEMMAP_ON_MEMORY);
+        let gfp = if on_memory {
+            GfpFlags::GFP_KERNEL | GfpFlags::__GFP_HIGH
+        } else {
+            GfpFlags::GFP_KERNEL
+        };
         let t = self.sections();
         if t.needs_root(nr) {
-            let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO;
-            let page = self.alloc_pages(gfp, Order::ZERO).ok_or(Errno::ENOMEM)?;
+            let page = self
+                .alloc_pages(gfp | GfpFlags::__GFP_ZERO, Order::ZERO)
+                .ok_or(Errno::ENOMEM)?;
             let root = self.page_address(page).ok_or(Errno::ENOMEM)?;
             // SAFETY: a zeroed page (SECTIONS_PER_ROOT zeroed sections) from the buddy
             // allocator, never freed: a root lives as long as the machine.
@@ -306,16 +367,27 @@ impl<P: Platform> VmLayer<P> {
         }
         let sec = t.section(nr).ok_or(Errno::EINVAL)?;
         let usage = self
-            .kmalloc(SECTION_USAGE_BYTES, GfpFlags::GFP_KERNEL)
+            .kmalloc(SECTION_USAGE_BYTES, gfp)
             .ok_or(Errno::ENOMEM)?;
         let order = Order::new((SECTION_MEMMAP_BYTES >> PAGE_SHIFT).trailing_zeros());
-        let Some(mm) = self.alloc_pages(GfpFlags::GFP_KERNEL, order) else {
-            self.kfree(usage.as_ptr());
-            return Err(Errno::ENOMEM);
+        let mm = if on_memory {
+            None
+        } else {
+            let Some(mm) = self.alloc_pages(gfp, order) else {
+                self.kfree(usage.as_ptr());
+                return Err(Errno::ENOMEM);
+            };
+            Some(mm)
         };
-        let pa = self.page_to_pfn(mm).phys();
+        // With MHP_MEMMAP_ON_MEMORY the memmap is the section's first 2 MiB (the platform
+        // backs them: `grow_phys_end` covered the range).
+        let pa = mm.map_or(section_nr_to_pfn(nr).phys(), |mm| {
+            self.page_to_pfn(mm).phys()
+        });
         if !self.map_vmemmap_section(nr, pa) {
-            self.__free_pages(mm, order);
+            if let Some(mm) = mm {
+                self.__free_pages(mm, order);
+            }
             self.kfree(usage.as_ptr());
             return Err(Errno::ENOMEM);
         }
@@ -329,6 +401,12 @@ impl<P: Platform> VmLayer<P> {
             )
         };
         sec.set_usage(usage.as_ptr());
+        // Only the mem_section table points at it, in memory kmemleak does not scan (Linux
+        // scans the memblock-allocated section roots): not a leak.
+        self.kmemleak_not_leak(usage.as_ptr());
+        if on_memory {
+            sec.set(SECTION_MEMMAP_ON_MEMORY);
+        }
         sec.set(SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP);
         let s = section_nr_to_pfn(nr);
         let e = Pfn::new(s.as_u64() + PAGES_PER_SECTION);
@@ -344,10 +422,17 @@ impl<P: Platform> VmLayer<P> {
         let Some(sec) = self.sections().section(nr) else {
             return;
         };
-        sec.clear(SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP | SECTION_IS_ONLINE);
+        let on_memory = sec.flags() & SECTION_MEMMAP_ON_MEMORY != 0;
+        sec.clear(
+            SECTION_MARKED_PRESENT
+                | SECTION_HAS_MEM_MAP
+                | SECTION_IS_ONLINE
+                | SECTION_MEMMAP_ON_MEMORY,
+        );
         let usage = sec.usage();
         sec.set_usage(core::ptr::null_mut());
-        if let Some(pa) = self.unmap_vmemmap_section(nr) {
+        // A memmap on the section's own memory goes with it.
+        if let Some(pa) = self.unmap_vmemmap_section(nr).filter(|_| !on_memory) {
             if let Some(p) = self.pfn_to_page(pa.pfn()) {
                 let order = Order::new((SECTION_MEMMAP_BYTES >> PAGE_SHIFT).trailing_zeros());
                 self.__free_pages(p, order);
@@ -400,6 +485,7 @@ impl<P: Platform> VmLayer<P> {
             section_nr_to_pfn(nr).as_u64(),
             section_nr_to_pfn(nr + 1).as_u64(),
         );
+        let v = b.nr_vmemmap_pages;
         // move_pfn_range_to_zone: the pages join the zone and its span grows over them.
         // SAFETY: the block is offline (checked under mem_hotplug_lock): nobody uses its pages.
         unsafe { self.init_memmap_range(Pfn::new(s), Pfn::new(e), kind) };
@@ -421,10 +507,20 @@ impl<P: Platform> VmLayer<P> {
         for pb in (s..e).step_by(PAGEBLOCK_NR_PAGES) {
             zone.set_pageblock_migratetype(Pfn::new(pb), MigrateType::Movable);
         }
-        // online_pages_range: MAX_ORDER blocks to the buddy allocator (`generic_online_page`).
-        let order = Order::new(MAX_PAGE_ORDER);
-        let mut pfn = s;
+        // mhp_init_memmap_on_memory: the memmap's own pageblock is unmovable and stays
+        // reserved.
+        for pb in (s..s + v).step_by(PAGEBLOCK_NR_PAGES) {
+            zone.set_pageblock_migratetype(Pfn::new(pb), MigrateType::Unmovable);
+        }
+        // online_pages_range: the largest aligned blocks (MAX_ORDER past a memmap pageblock)
+        // to the buddy allocator (`generic_online_page`).
+        let mut pfn = s + v;
         while pfn < e {
+            let mut o = MAX_PAGE_ORDER;
+            while o > 0 && (pfn & ((1u64 << o) - 1) != 0 || pfn + (1u64 << o) > e) {
+                o -= 1;
+            }
+            let order = Order::new(o);
             for i in 0..order.pages() as u64 {
                 let p = self.page(Pfn::new(pfn + i));
                 p.set_flags(p.flags() & !pg::RESERVED);
@@ -441,7 +537,7 @@ impl<P: Platform> VmLayer<P> {
             pfn += order.pages() as u64;
         }
         self.totalram
-            .fetch_add(PAGES_PER_SECTION as usize, Ordering::Relaxed);
+            .fetch_add((PAGES_PER_SECTION - v) as usize, Ordering::Relaxed);
         if let Some(sec) = self.sections().section(nr) {
             sec.set(SECTION_IS_ONLINE);
         }
@@ -450,6 +546,37 @@ impl<P: Platform> VmLayer<P> {
             self.print_zonelists();
         }
         Ok(())
+    }
+
+    /// Whether every online page of memory block `nr` sits in a free block of the buddy
+    /// allocator inside the block (pages on the CPUs' lists do not count: drain them first,
+    /// `drain_all_pages`), so that offlining it needs no migration — a cheap test before
+    /// [`VmLayer::offline_memory_block`], which also logs its failures (a growing allocator
+    /// asks it of its empty blocks). `false` for an absent or offline block.
+    pub fn memory_block_is_free(&self, nr: usize) -> bool {
+        let Some(b) = self.memory_block(nr) else {
+            return false;
+        };
+        let Some(kind) = b.zone.filter(|_| b.online) else {
+            return false;
+        };
+        let zone = self.zone(kind);
+        let (s, e) = (
+            section_nr_to_pfn(nr).as_u64() + b.nr_vmemmap_pages,
+            section_nr_to_pfn(nr + 1).as_u64(),
+        );
+        // Lock order: &zone->lock (rank 5), taken alone; docs/LOCKING.md.
+        let _free = zone.free.lock();
+        let mut p = s;
+        while p < e {
+            match self.free_block_containing(zone, Pfn::new(p)) {
+                Some((head, o)) if head.as_u64() >= s && head.as_u64() + o.pages() as u64 <= e => {
+                    p = head.as_u64() + o.pages() as u64;
+                }
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// `offline_pages` of memory block `nr` without migration: only a block whose pages are
@@ -495,6 +622,8 @@ impl<P: Platform> VmLayer<P> {
         let Some(kind) = b.zone else {
             return failed("multizone range", Errno::EINVAL);
         };
+        // Only the pages past the block's own memmap were online.
+        let v = b.nr_vmemmap_pages;
         let zone = self.zone(kind);
         // start_isolate_page_range: nothing is allocated from the block any more.
         let mut saved = [MigrateType::Movable; PAGEBLOCKS_PER_SECTION];
@@ -506,11 +635,13 @@ impl<P: Platform> VmLayer<P> {
         self.drain_all_pages();
         // Lock order: &zone->lock (rank 5) under mem_hotplug_lock; docs/LOCKING.md.
         let mut free = zone.free.lock();
-        let mut p = s;
+        let mut p = s + v;
         let mut all_free = migrated.is_ok();
         while all_free && p < e {
             match self.free_block_containing(zone, Pfn::new(p)) {
-                Some((head, o)) if head.as_u64() >= s && head.as_u64() + o.pages() as u64 <= e => {
+                Some((head, o))
+                    if head.as_u64() >= s + v && head.as_u64() + o.pages() as u64 <= e =>
+                {
                     p = head.as_u64() + o.pages() as u64;
                 }
                 _ => all_free = false,
@@ -522,7 +653,7 @@ impl<P: Platform> VmLayer<P> {
             return failed("unmovable page", Errno::EBUSY);
         }
         // __offline_isolated_pages: every free block leaves its list.
-        let mut p = s;
+        let mut p = s + v;
         while p < e {
             let (head, o) = self
                 .free_block_containing(zone, Pfn::new(p))
@@ -532,21 +663,22 @@ impl<P: Platform> VmLayer<P> {
             p = head.as_u64() + o.pages() as u64;
         }
         drop(free);
-        self.offline_accounting(nr, kind);
+        self.offline_accounting(nr, kind, v as usize);
         Ok(())
     }
 
-    /// The counters and flags of a block whose pages just left the buddy allocator.
-    fn offline_accounting(&self, nr: usize, kind: ZoneType) {
+    /// The counters and flags of a block whose pages (but its first `v`, its own memmap)
+    /// just left the buddy allocator.
+    fn offline_accounting(&self, nr: usize, kind: ZoneType, v: usize) {
         let zone = self.zone(kind);
         let (s, e) = (section_nr_to_pfn(nr), section_nr_to_pfn(nr + 1));
         let n = PAGES_PER_SECTION as usize;
         zone.stats
             .nr_free_pages
-            .fetch_sub(n as isize, Ordering::Relaxed);
-        zone.managed.fetch_sub(n, Ordering::Relaxed);
+            .fetch_sub((n - v) as isize, Ordering::Relaxed);
+        zone.managed.fetch_sub(n - v, Ordering::Relaxed);
         zone.hot_present.fetch_sub(n as i64, Ordering::Relaxed);
-        self.totalram.fetch_sub(n, Ordering::Relaxed);
+        self.totalram.fetch_sub(n - v, Ordering::Relaxed);
         // SAFETY: the block's pages were all free and have left the free lists under the
         // zone lock; nobody else holds them (mem_hotplug_lock held).
         unsafe { self.init_memmap_range(s, e, kind) };

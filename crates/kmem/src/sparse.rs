@@ -66,6 +66,10 @@ pub const SECTION_HAS_MEM_MAP: usize = 1 << 1;
 pub const SECTION_IS_ONLINE: usize = 1 << 2;
 /// `SECTION_IS_EARLY`: the section was present at boot.
 pub const SECTION_IS_EARLY: usize = 1 << 3;
+/// The section's memmap lives in its own first pageblock (memory hotplug's
+/// `MHP_MEMMAP_ON_MEMORY`; Linux keeps this in the memory block's `altmap`, kmem has one
+/// section per block and keeps it here).
+pub const SECTION_MEMMAP_ON_MEMORY: usize = 1 << 4;
 
 /// `pfn_to_section_nr`.
 #[inline]

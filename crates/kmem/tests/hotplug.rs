@@ -320,6 +320,88 @@ fn a_pinned_page_keeps_its_block_online() {
     m.check_invariants().unwrap();
 }
 
+/// `MHP_MEMMAP_ON_MEMORY`: a machine that has run out of memory cannot add memory whose
+/// memmap comes from the page allocator (-ENOMEM), but can add it with the memmap on the
+/// added memory itself; the memmap pageblock is present but not managed, the rest is online
+/// in ZONE_NORMAL, and offlining and removal give every counter back.
+#[test]
+fn memmap_on_memory_grows_a_full_machine() {
+    use kmem::memory_hotplug::{MhpFlags, NR_VMEMMAP_PAGES};
+    const M256: u64 = 256 << 20;
+    let params = BootParams::simulated(Arch::X86_64, M256, 2).unwrap();
+    let mut cfg = HostedConfig::deterministic(params.e820.ram_end().next_multiple_of(4096), 42);
+    cfg.max_phys_size = G;
+    let m = Machine::boot(HostedPlatform::new(cfg).unwrap(), &params).unwrap();
+    let total0 = meminfo_kb(&m, "MemTotal:");
+    let free0 = settle(&m);
+    let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NORETRY;
+    let mut held = Vec::new();
+    while let Some(p) = m.alloc_pages(gfp, Order::ZERO) {
+        held.push(p);
+    }
+    assert_eq!(m.add_memory(0, M256, 128 << 20), Err(Errno::ENOMEM));
+    assert!(m.memory_block(2).is_none(), "nothing left behind");
+    m.add_memory_flags(0, M256, 128 << 20, MhpFlags::MEMMAP_ON_MEMORY)
+        .unwrap();
+    assert_eq!(m.memory_block(2).unwrap().nr_vmemmap_pages, 512);
+    assert!(!m.memory_block_is_free(2), "offline");
+    m.online_memory_block(2, OnlineType::OnlineKernel).unwrap();
+    assert_eq!(sysfs(&m, 2, "valid_zones"), "Normal\n");
+    assert_eq!(zone_field(&m, "Normal", "present"), 32_768);
+    assert_eq!(
+        zone_field(&m, "Normal", "managed"),
+        32_768 - NR_VMEMMAP_PAGES
+    );
+    assert_eq!(
+        meminfo_kb(&m, "MemTotal:"),
+        total0 + (32_768 - NR_VMEMMAP_PAGES) * 4
+    );
+    assert!(m.memory_block_is_free(2));
+    // The memmap's pages are reserved, the first page after them is free memory.
+    let first = m.pfn_to_page(kmem::Pfn::new(M256 >> 12)).unwrap();
+    assert!(m.page_ref(first).unwrap().is_reserved());
+    m.check_invariants().unwrap();
+    // The machine allocates again, from the new block, which is in the direct map
+    // (arch_add_memory's init_memory_mapping): kmalloc works there and finds its pages back.
+    let p = m.alloc_pages(gfp, Order::ZERO).unwrap();
+    assert_eq!(m.page_ref(p).unwrap().zone_type(), ZoneType::Normal);
+    let va = m
+        .page_address(p)
+        .expect("hot-added memory is in the direct map");
+    assert_eq!(m.virt_to_page(va), Some(p));
+    let big = m
+        .kmalloc(64 << 10, gfp)
+        .expect("a large kmalloc from the new block");
+    let pa = m
+        .virt_to_phys(kmem::VirtAddr::new(big.as_ptr() as usize))
+        .unwrap();
+    assert!(pa.as_u64() >= M256, "{pa:?}");
+    m.kfree(big.as_ptr());
+    assert!(!m.memory_block_is_free(2));
+    assert_eq!(m.offline_memory_block(2), Err(Errno::EBUSY));
+    m.__free_pages(p, Order::ZERO);
+    m.drain_all_pages();
+    assert!(m.memory_block_is_free(2));
+    m.offline_memory_block(2).unwrap();
+    assert_eq!(zone_field(&m, "Normal", "present"), 0);
+    assert_eq!(zone_field(&m, "Normal", "managed"), 0);
+    assert_eq!(meminfo_kb(&m, "MemTotal:"), total0);
+    m.remove_memory(M256, 128 << 20).unwrap();
+    assert!(m.memory_block(2).is_none());
+    for p in held {
+        m.__free_pages(p, Order::ZERO);
+    }
+    assert_eq!(settle(&m), free0, "every page came back");
+    assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
+    m.check_invariants().unwrap();
+    // Added again, the memmap is initialised afresh.
+    m.add_memory_flags(0, M256, 128 << 20, MhpFlags::MEMMAP_ON_MEMORY)
+        .unwrap();
+    m.online_memory_block(2, OnlineType::Online).unwrap();
+    assert!(m.memory_block_is_free(2));
+    m.check_invariants().unwrap();
+}
+
 /// On a platform whose memmap is private memory of the process (libkmem_malloc's nodes,
 /// which `fork` copies), hot-added sections get their memmap in the window as well: add,
 /// online, use, offline and remove work, the memmap's pages go back, and none of the memmap
@@ -418,4 +500,28 @@ fn memhp_default_state_on_the_command_line() {
     m.check_invariants().unwrap();
     let m = boot_growable_with(8 * G, "memhp_default_state=sideways");
     assert_eq!(proc(&m, &f), "offline\n");
+}
+
+/// A hot-added section's usage block is referenced only from the `mem_section` table, which
+/// kmemleak does not scan: it must not be reported as a leak (Linux finds it through the
+/// memblock-allocated section roots; kmem marks it `kmemleak_not_leak`).
+#[test]
+fn hot_added_sections_are_not_kmemleak_reports() {
+    use kmem::memory_hotplug::MhpFlags;
+    let mut params = BootParams::simulated(Arch::X86_64, 256 << 20, 2).unwrap();
+    params.cmdline = "kmemleak=on";
+    let mut cfg = HostedConfig::deterministic(params.e820.ram_end().next_multiple_of(4096), 42);
+    cfg.max_phys_size = G;
+    let m = Machine::boot(HostedPlatform::new(cfg).unwrap(), &params).unwrap();
+    m.kmemleak_set_min_age(0);
+    m.add_memory_flags(0, 256 << 20, 256 << 20, MhpFlags::MEMMAP_ON_MEMORY)
+        .unwrap();
+    m.online_memory_block(2, OnlineType::OnlineKernel).unwrap();
+    m.add_memory(0, 512 << 20, 128 << 20).unwrap();
+    let n = m.kmemleak_scan(&[]) + m.kmemleak_scan(&[]);
+    assert_eq!(n, 0, "{}", proc(&m, "/sys/kernel/debug/kmemleak"));
+    // The offline blocks go away (block 2 now holds kmemleak's own objects, among others).
+    m.remove_memory(384 << 20, 256 << 20).unwrap();
+    assert_eq!(m.kmemleak_scan(&[]), 0);
+    m.check_invariants().unwrap();
 }

@@ -137,8 +137,13 @@ pub struct MemoryModel<P: Platform> {
     /// [`crate::memory_hotplug::OnlineType`] + 1): /sys/devices/system/memory/auto_online_blocks.
     pub(crate) memhp_default_online: AtomicU8,
     pub(crate) max_pfn: Pfn,
-    /// End of the direct map (physical).
+    /// End of the direct map (physical) at boot.
     pub(crate) lowmem_end: PhysAddr,
+    /// End of the direct map now: `lowmem_end`, raised by memory hotplug on a machine without
+    /// HighMem (x86_64's `arch_add_memory` maps added memory into the direct map,
+    /// `init_memory_mapping`); the bound of `__va`/`__pa`. Never lowered: a removed range has
+    /// no valid section, so nothing finds a page there.
+    pub(crate) direct_map_end: core::sync::atomic::AtomicU64,
     pub(crate) direct_map: *mut u8,
     pub(crate) translation: core::cell::UnsafeCell<AddrTranslation>,
     pub(crate) log: Lock<P::RawLock, LogBuf>,
@@ -363,6 +368,20 @@ impl<P: Platform> MemoryModel<P> {
     pub(crate) fn raise_pfn_limit(&self, end: Pfn) {
         self.pfn_limit.fetch_max(end.as_u64(), Ordering::AcqRel);
     }
+    /// The physical end of the direct map now (see the field).
+    #[inline(always)]
+    pub(crate) fn direct_map_end(&self) -> u64 {
+        self.direct_map_end.load(Ordering::Relaxed)
+    }
+    /// Extends the direct map to `end` (memory hotplug on a machine whose memory is all in
+    /// the direct map), once the platform backs it and before any page there is handed out
+    /// (the section is published with Release after this).
+    pub(crate) fn extend_direct_map(&self, end: PhysAddr) {
+        if self.lowmem_end >= self.max_pfn.phys() {
+            self.direct_map_end
+                .fetch_max(end.as_u64(), Ordering::AcqRel);
+        }
+    }
     /// Whether the memmap entry of `pfn` exists (FLATMEM: always; callers bound `pfn`).
     #[inline]
     fn memmap_valid(&self, pfn: Pfn) -> bool {
@@ -437,7 +456,7 @@ impl<P: Platform> MemoryModel<P> {
     /// (lowmem).
     #[inline]
     pub fn phys_to_virt(&self, pa: PhysAddr) -> Option<VirtAddr> {
-        if pa < self.lowmem_end {
+        if pa.as_u64() < self.direct_map_end() {
             Some(VirtAddr::new(
                 self.direct_map as usize + pa.as_u64() as usize,
             ))
@@ -450,7 +469,7 @@ impl<P: Platform> MemoryModel<P> {
     pub fn virt_to_phys(&self, va: VirtAddr) -> Option<PhysAddr> {
         let base = self.direct_map as usize;
         let a = va.as_usize();
-        if a >= base && ((a - base) as u64) < self.lowmem_end.as_u64() {
+        if a >= base && ((a - base) as u64) < self.direct_map_end() {
             Some(PhysAddr::new((a - base) as u64))
         } else {
             None

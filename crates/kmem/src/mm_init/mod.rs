@@ -370,6 +370,7 @@ pub(crate) fn memory_model<P: Platform>(
         memhp_default_online: AtomicU8::new(0),
         max_pfn: em.max_pfn,
         lowmem_end: em.lowmem_end,
+        direct_map_end: core::sync::atomic::AtomicU64::new(em.lowmem_end.as_u64()),
         direct_map,
         translation: core::cell::UnsafeCell::new(translation),
         // SAFETY: `em.log` has LOG_BUF_LEN bytes from memblock, used only by this buffer.

@@ -1349,7 +1349,7 @@ impl<P: Platform> SlabLayer<P> {
     #[inline(always)]
     pub(crate) fn virt_to_slab(&self, p: *const u8) -> Option<(PagePtr, usize)> {
         let off = (p as usize).wrapping_sub(self.direct_map as usize);
-        if off as u64 >= self.lowmem_end.as_u64() {
+        if off as u64 >= self.direct_map_end() {
             return None;
         }
         let head = self
