@@ -18,6 +18,7 @@ pub(super) fn shell_mem(mem: u64, cmdline: &str) -> Shell {
         cmdline: cmdline.to_string(),
         seed: 0,
         maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     Shell::new(k)

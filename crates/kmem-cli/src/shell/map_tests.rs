@@ -14,6 +14,7 @@ fn shell() -> Shell {
         cmdline: String::new(),
         seed: 0,
         maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     Shell::new(k)

@@ -11,6 +11,7 @@ pub(super) fn shell(arch: Arch) -> Shell {
         cmdline: String::new(),
         seed: 0,
         maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     Shell::new(k)
@@ -404,6 +405,7 @@ fn highmem_kmap_i386() {
         cmdline: String::new(),
         seed: 0,
         maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     let mut sh = Shell::new(k);
@@ -783,6 +785,7 @@ fn shell_with(cmdline: &str) -> Shell {
         cmdline: cmdline.to_string(),
         seed: 0,
         maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     Shell::new(k)
@@ -939,6 +942,7 @@ fn kmemleak_in_the_shell() {
         cmdline: "kmemleak=on".into(),
         seed: 0,
         maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     let mut sh = Shell::new(k);
