@@ -334,3 +334,58 @@ fn bad_topologies_do_not_boot() {
         Some(BootError::BadNumaTopology)
     );
 }
+
+#[test]
+fn sysfs_node_files() {
+    let m = two_nodes();
+    assert_eq!(proc(&m, "/sys/devices/system/node/online"), "0-1\n");
+    assert_eq!(
+        proc(&m, "/sys/devices/system/node/node0/distance"),
+        "10 20\n"
+    );
+    assert_eq!(
+        proc(&m, "/sys/devices/system/node/node1/distance"),
+        "20 10\n"
+    );
+    // Two CPUs, round-robin over the nodes.
+    assert_eq!(proc(&m, "/sys/devices/system/node/node0/cpulist"), "0\n");
+    assert_eq!(proc(&m, "/sys/devices/system/node/node1/cpulist"), "1\n");
+    let p = m
+        .alloc_pages_node(1, GfpFlags::GFP_KERNEL, Order::ZERO)
+        .unwrap();
+    let ns = proc(&m, "/sys/devices/system/node/node1/numastat");
+    let s = m.numa_stat(1);
+    assert_eq!(
+        ns,
+        format!(
+            "numa_hit {}\nnuma_miss {}\nnuma_foreign {}\ninterleave_hit {}\nlocal_node {}\nother_node {}\n",
+            s[0], s[1], s[2], s[3], s[4], s[5]
+        )
+    );
+    assert!(s[0] >= 1);
+    let mi = proc(&m, "/sys/devices/system/node/node1/meminfo");
+    assert!(mi.starts_with("Node 1 MemTotal:"), "{mi}");
+    let free: usize = m.node_zones(1).map(|z| z.stats.free_pages()).sum();
+    assert!(
+        mi.contains(&format!("Node 1 MemFree:        {:8} kB\n", free * 4)),
+        "{mi}"
+    );
+    m.__free_pages(p, Order::ZERO);
+    assert!(m
+        .proc_read(
+            "/sys/devices/system/node/node2/distance",
+            &mut String::new()
+        )
+        .is_err());
+    // One node: node0 only.
+    let one = boot(Arch::X86_64, 256 * M, 2);
+    assert_eq!(proc(&one, "/sys/devices/system/node/online"), "0\n");
+    assert_eq!(
+        proc(&one, "/sys/devices/system/node/node0/cpulist"),
+        "0-1\n"
+    );
+    assert_eq!(
+        proc(&one, "/sys/devices/system/node/node0/distance"),
+        "10\n"
+    );
+}

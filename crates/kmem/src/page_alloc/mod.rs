@@ -919,6 +919,13 @@ impl<P: Platform> PageAllocator<P> {
     #[track_caller]
     #[inline]
     pub fn alloc_pages(&self, gfp: GfpFlags, order: Order) -> Option<PagePtr> {
+        if self.numa.0.is_null() {
+            // One node: node 0's path, with nothing to count.
+            if let Some(p) = self.alloc_pages_fast(gfp, order, 0) {
+                return Some(p);
+            }
+            return self.alloc_pages_nid(gfp, order, 0);
+        }
         self.alloc_pages_nid(gfp, order, self.numa_node_id())
     }
 

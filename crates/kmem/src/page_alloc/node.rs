@@ -85,6 +85,9 @@ impl<P: Platform> PageAllocator<P> {
     /// `page_zone`: the zone a page belongs to, from its node and zone index.
     #[inline]
     pub(crate) fn page_zone(&self, page: PagePtr) -> &Zone<P::RawLock> {
+        if self.numa.0.is_null() {
+            return self.zone(page.zone_type());
+        }
         self.node_zone(page.nid(), page.zone_type())
     }
     /// `page_to_nid`, for a page of this machine (node 0 for a foreign one).
