@@ -389,3 +389,30 @@ fn sysfs_node_files() {
         "10\n"
     );
 }
+
+#[test]
+fn proc_vmstat_sums_the_nodes_numa_events() {
+    let m = two_nodes();
+    let p = m
+        .alloc_pages_node(1, GfpFlags::GFP_KERNEL, Order::ZERO)
+        .unwrap();
+    let vm = proc(&m, "/proc/vmstat");
+    let get = |name: &str| -> usize {
+        vm.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("{name} missing:\n{vm}"))
+            .parse()
+            .unwrap()
+    };
+    let (s0, s1) = (m.numa_stat(0), m.numa_stat(1));
+    assert_eq!(get("numa_hit"), s0[0] + s1[0]);
+    assert_eq!(get("numa_foreign"), s0[2] + s1[2]);
+    assert_eq!(
+        get("numa_local") + get("numa_other"),
+        get("numa_hit") + get("numa_miss")
+    );
+    m.__free_pages(p, Order::ZERO);
+    // One node: no numa_* lines.
+    let one = boot(Arch::X86_64, 256 * M, 2);
+    assert!(!proc(&one, "/proc/vmstat").contains("numa_hit"));
+}
