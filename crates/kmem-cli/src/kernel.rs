@@ -112,6 +112,15 @@ fn numa_memblks(
         .collect();
     let total: u64 = ram.iter().map(|(s, e)| e - s).sum();
     let mut sizes = [0u64; kmem::MAX_NUMA_NODES];
+    // The last node takes the rest: the others must leave it some.
+    let asked: u64 = o.mem.iter().rev().skip(1).sum();
+    if !o.mem.is_empty() && asked + (32 << 20) > total {
+        return Err(format!(
+            "--numa-mem: the nodes before the last ask for {}M, the machine has {}M of RAM",
+            asked >> 20,
+            total >> 20
+        ));
+    }
     let n = if o.mem.is_empty() {
         kmem::numa::equal_sizes(total, o.nodes, &mut sizes)
     } else {

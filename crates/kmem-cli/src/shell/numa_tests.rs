@@ -82,4 +82,19 @@ fn numa_mem_and_distance_options() {
         },
     });
     assert!(bad.is_err());
+    // Nodes asking for more RAM than the machine has do not boot either.
+    let too_big = Kernel::boot(&BootOptions {
+        arch: Arch::X86_64,
+        mem: 1 << 30,
+        cpus: 1,
+        cmdline: String::new(),
+        seed: 0,
+        maxmem: 0,
+        numa: NumaOptions {
+            nodes: 0,
+            mem: vec![2 << 30, 512 << 20],
+            distance: vec![],
+        },
+    });
+    assert!(too_big.err().unwrap().contains("--numa-mem"));
 }
