@@ -182,6 +182,7 @@ mod tests {
                     "page".to_string(),
                     "page_address".to_string(),
                     "page_ref_count".to_string(),
+                    "page_to_nid".to_string(),
                     "page_to_pfn".to_string()
                 ]
             )
@@ -198,7 +199,8 @@ mod tests {
                 vec![
                     "alloc_page".to_string(),
                     "alloc_pages".to_string(),
-                    "alloc_pages_exact".to_string()
+                    "alloc_pages_exact".to_string(),
+                    "alloc_pages_node".to_string()
                 ]
             )
         );

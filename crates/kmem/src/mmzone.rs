@@ -735,3 +735,51 @@ impl<L: lock_api::RawMutex> Zone<L> {
         }
     }
 }
+
+/// The NUMA event counters of one node (`enum numa_stat_item`, include/linux/mmzone.h),
+/// as /sys/devices/system/node/nodeN/numastat and /proc/vmstat show them.
+#[derive(Default)]
+pub struct NumaStat {
+    /// `NUMA_HIT`: allocated on the node that was asked for.
+    pub hit: AtomicUsize,
+    /// `NUMA_MISS`: allocated here although another node was asked for.
+    pub miss: AtomicUsize,
+    /// `NUMA_FOREIGN`: asked for here but allocated on another node.
+    pub foreign: AtomicUsize,
+    /// `NUMA_INTERLEAVE_HIT`: interleave policy allocations that got their node.
+    pub interleave: AtomicUsize,
+    /// `NUMA_LOCAL`: allocated on the node of the allocating CPU.
+    pub local: AtomicUsize,
+    /// `NUMA_OTHER`: allocated on a node other than the allocating CPU's.
+    pub other: AtomicUsize,
+}
+
+impl NumaStat {
+    /// The six counters in numastat's order: hit, miss, foreign, interleave, local, other.
+    pub fn values(&self) -> [usize; 6] {
+        [
+            &self.hit,
+            &self.miss,
+            &self.foreign,
+            &self.interleave,
+            &self.local,
+            &self.other,
+        ]
+        .map(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// The nodes of a NUMA machine beyond node 0 (whose zones sit in the page allocator
+/// itself): `pglist_data` of nodes `1..nr_nodes`, the topology, and every node's span and
+/// NUMA counters. Allocated from memblock at boot only when the machine has more than one
+/// node, as Linux's `alloc_node_data` allocates `NODE_DATA(nid)`; never moves.
+pub struct NumaNodes<L: lock_api::RawMutex> {
+    /// Distances, CPU → node map, fallback orders.
+    pub info: crate::numa::NumaInfo,
+    /// `node_start_pfn`, `node_spanned_pages`, `node_present_pages` of every node.
+    pub span: [ZoneGeometry; crate::numa::MAX_NUMA_NODES],
+    /// The NUMA counters of every zone of every node (`zone->vm_numa_event`).
+    pub stat: [[NumaStat; NR_ZONE_KINDS]; crate::numa::MAX_NUMA_NODES],
+    /// `node_zones` of nodes `1..nr_nodes` (index `nid - 1`); the others stay empty.
+    pub zones: [[Zone<L>; NR_ZONE_KINDS]; crate::numa::MAX_NUMA_NODES - 1],
+}

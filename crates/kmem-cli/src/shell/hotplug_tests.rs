@@ -14,6 +14,7 @@ fn shell(maxmem: u64) -> Shell {
         cmdline: String::new(),
         seed: 0,
         maxmem,
+        numa: Default::default(),
     })
     .unwrap();
     Shell::new(k)

@@ -1321,6 +1321,8 @@ mod hotplug_tests;
 #[cfg(test)]
 mod map_tests;
 #[cfg(test)]
+mod numa_tests;
+#[cfg(test)]
 mod probe_tests;
 #[cfg(test)]
 mod process_tests;

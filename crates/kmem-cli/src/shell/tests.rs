@@ -18,6 +18,7 @@ pub(super) fn boot_shell(arch: Arch, mem: u64, cpus: usize, cmdline: &str) -> Sh
         cmdline: cmdline.to_string(),
         seed: 0,
         maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     Shell::new(k)

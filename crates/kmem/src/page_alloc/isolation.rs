@@ -163,11 +163,11 @@ impl<P: Platform> PageAllocator<P> {
         hook: Option<&MigrateHook>,
     ) -> Result<(), Errno> {
         let mt = MigrateType::Cma;
-        let kind = self.page(start).zone_type();
-        if self.page(Pfn::new(end.as_u64() - 1)).zone_type() != kind {
+        let (first, last) = (self.page(start), self.page(Pfn::new(end.as_u64() - 1)));
+        if last.zone_type() != first.zone_type() || last.nid() != first.nid() {
             return Err(Errno::EINVAL);
         }
-        let zone = self.zone(kind);
+        let zone = self.page_zone(first);
         let pb_start = start.as_u64() & !(PB - 1);
         let pb_end = (end.as_u64() + PB - 1) & !(PB - 1);
         {

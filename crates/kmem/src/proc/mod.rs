@@ -8,6 +8,7 @@
 pub mod compaction;
 pub mod meminfo;
 mod memory;
+mod node;
 pub mod pageowner;
 pub mod pid;
 pub mod vmstat;
@@ -97,6 +98,9 @@ impl<P: Platform> VmLayer<P> {
         if let Some(r) = self.memory_sysfs_read(path, out) {
             return r;
         }
+        if let Some(r) = self.node_sysfs_read(path, out) {
+            return r;
+        }
         let mode = self.proc_mode(path).ok_or(ProcError::NotFound)?;
         if mode & 0o444 == 0 {
             return Err(ProcError::Errno(Errno::EACCES));
@@ -142,7 +146,10 @@ impl<P: Platform> VmLayer<P> {
     /// file (`/proc/slabinfo` under SLOB). kmem's shell is root, but like a shell it
     /// honours the mode: no write bit means writing fails with `EACCES`.
     pub fn proc_mode(&self, path: &str) -> Option<u16> {
-        if let Some(m) = self.memory_sysfs_mode(path) {
+        if let Some(m) = self
+            .memory_sysfs_mode(path)
+            .or_else(|| self.node_sysfs_mode(path))
+        {
             return Some(m);
         }
         let p = path.strip_prefix("/proc/").unwrap_or(path);

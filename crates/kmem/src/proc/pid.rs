@@ -388,6 +388,27 @@ impl<P: Platform> TaskLayer<P> {
     pub fn show_vmstat(&self, out: &mut dyn Write) -> fmt::Result {
         use crate::mm::NodeStat;
         writeln!(out, "nr_free_pages {}", self.nr_free_pages())?;
+        // NUMA events (vmstat_text's numa_* items, after the zone items) on a NUMA machine; a
+        // one-node machine does not count them and prints none.
+        if self.nr_online_nodes() > 1 {
+            let mut sum = [0usize; 6];
+            for nid in 0..self.nr_online_nodes() {
+                for (a, b) in sum.iter_mut().zip(self.numa_stat(nid)) {
+                    *a += b;
+                }
+            }
+            let names = [
+                "numa_hit",
+                "numa_miss",
+                "numa_foreign",
+                "numa_interleave",
+                "numa_local",
+                "numa_other",
+            ];
+            for (n, v) in names.iter().zip(sum) {
+                writeln!(out, "{n} {v}")?;
+            }
+        }
         // The node's LRU lists (mm/vmstat.c vmstat_text order: NR_LRU_BASE first).
         for (name, w) in [
             ("nr_inactive_anon", NodeStat::InactiveAnon),

@@ -22,6 +22,38 @@ pub static PAGE_BUILTINS: &[Builtin] = &[
         },
     },
     Builtin {
+        name: "alloc_pages_node",
+        proto: "struct page *alloc_pages_node(int nid, gfp_t gfp, unsigned int order)",
+        doc: "allocates 2^order pages, preferably on node nid (-1: this CPU's node; \
+              __GFP_THISNODE: only there)",
+        params: &[Uint, Gfp, Uint],
+        run: |c, a| {
+            let Some(order) = c.k.m.check_order(order_arg(a, 2), a.gfp(1)) else {
+                return Ok(null(PtrKind::Page));
+            };
+            // The shell's integers are 64-bit: -1 arrives as its two's complement.
+            let nid = i32::try_from(a.u(0) as i64).unwrap_or(i32::MAX);
+            Ok(page_val(c.k, c.k.m.alloc_pages_node(nid, a.gfp(1), order)))
+        },
+    },
+    Builtin {
+        name: "page_to_nid",
+        proto: "int page_to_nid(struct page *page)",
+        doc: "the NUMA node of a page",
+        params: &[Addr],
+        run: |c, a| {
+            let page = need_page(c, a, 0)?;
+            Ok(Value::Int(c.k.m.page_to_nid(page) as u64))
+        },
+    },
+    Builtin {
+        name: "numa_node_id",
+        proto: "int numa_node_id(void)",
+        doc: "the NUMA node of the current CPU",
+        params: &[],
+        run: |c, _| Ok(Value::Int(c.k.m.numa_node_id() as u64)),
+    },
+    Builtin {
         name: "alloc_page",
         proto: "struct page *alloc_page(gfp_t gfp)",
         doc: "allocates one page",

@@ -1,0 +1,100 @@
+//! NUMA from the shell (issue 19): `alloc_pages_node`, `page_to_nid`, `numa_node_id`, the
+//! per-node /proc and /sys files of `kmem --numa 2`.
+
+use super::device_tests::run;
+use super::Shell;
+use crate::kernel::{BootOptions, Kernel, NumaOptions};
+use kmem::arch::Arch;
+
+fn shell(numa: NumaOptions) -> Shell {
+    let k = Kernel::boot(&BootOptions {
+        arch: Arch::X86_64,
+        mem: 4 << 30,
+        cpus: 2,
+        cmdline: String::new(),
+        seed: 0,
+        maxmem: 0,
+        numa,
+    })
+    .unwrap();
+    Shell::new(k)
+}
+
+#[test]
+fn alloc_pages_node_from_the_shell() {
+    let mut sh = shell(NumaOptions {
+        nodes: 2,
+        ..NumaOptions::default()
+    });
+    let (out, err) = run(
+        &mut sh,
+        "p = alloc_pages_node(1, GFP_KERNEL | __GFP_THISNODE, 0)\n\
+         page_to_nid(p)\n\
+         q = alloc_pages_node(0, GFP_KERNEL, 3)\n\
+         page_to_nid(q)\n\
+         __free_pages(p, 0)\n\
+         __free_pages(q, 3)\n\
+         r = alloc_pages_node(2, GFP_KERNEL | __GFP_NOWARN, 0)\n\
+         r\n\
+         cat /sys/devices/system/node/node1/distance\n",
+    );
+    assert_eq!(err, "");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"1"), "{out}");
+    assert!(lines.contains(&"0"), "{out}");
+    assert!(out.contains("20 10\n"), "{out}");
+    // Node 2 is not online: NULL.
+    assert!(out.contains("r = 0x0\n"), "{out}");
+}
+
+#[test]
+fn numa_mem_and_distance_options() {
+    let mut sh = shell(NumaOptions {
+        nodes: 0,
+        mem: vec![1 << 30, 3 << 30],
+        distance: vec![10, 31, 31, 10],
+    });
+    let (out, _) = run(
+        &mut sh,
+        "cat /sys/devices/system/node/node0/distance\n\
+         cat /sys/devices/system/node/node0/meminfo\n",
+    );
+    assert!(out.contains("10 31\n"), "{out}");
+    // Node 0 has the first GiB, its end rounded up to 32 MiB past the hole below 1 MiB.
+    let total: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Node 0 MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    assert!(total > 1000 * 1024 && total <= 1056 * 1024, "{out}");
+    // A bad distance matrix does not boot.
+    let bad = Kernel::boot(&BootOptions {
+        arch: Arch::X86_64,
+        mem: 1 << 30,
+        cpus: 1,
+        cmdline: String::new(),
+        seed: 0,
+        maxmem: 0,
+        numa: NumaOptions {
+            nodes: 2,
+            mem: vec![],
+            distance: vec![10, 20, 20],
+        },
+    });
+    assert!(bad.is_err());
+    // Nodes asking for more RAM than the machine has do not boot either.
+    let too_big = Kernel::boot(&BootOptions {
+        arch: Arch::X86_64,
+        mem: 1 << 30,
+        cpus: 1,
+        cmdline: String::new(),
+        seed: 0,
+        maxmem: 0,
+        numa: NumaOptions {
+            nodes: 0,
+            mem: vec![2 << 30, 512 << 20],
+            distance: vec![],
+        },
+    });
+    assert!(too_big.err().unwrap().contains("--numa-mem"));
+}
