@@ -31,6 +31,7 @@
 
 extern crate alloc;
 
+mod acpi;
 mod arch;
 mod boot;
 mod cell;
@@ -40,6 +41,7 @@ mod idt;
 mod kpte;
 mod libc;
 mod mm;
+mod numa;
 mod platform;
 mod pvh;
 mod selftest;
@@ -76,6 +78,8 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
     print_boot_info(&info);
 
     let info: &'static BootInfo = BOOT_INFO.set(info);
+    // ACPI SRAT/SLIT → the nodes (Linux's x86_numa_init), before anything reuses low memory.
+    numa::init(info);
 
     let phys_end = info.max_ram_end().min(boot::identity_map_end());
     // SAFETY: the boot page tables map [0, identity_map_end()) at DIRECT_MAP_BASE; this is the

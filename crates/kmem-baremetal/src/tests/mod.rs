@@ -8,6 +8,8 @@
 //! kills, system calls, swap); with `kmemleak=on`, `kmemleak` (a planted leak found by
 //! scanning the real memory); with `cma=`, `cma` (the area, `cma_alloc`/`cma_release`,
 //! `dma_alloc_coherent`); last, the deliberate failures the command line asks for.
+//! After `page_alloc`, `numa`: the ACPI table parser on tables of its own (malformed ones
+//! included) and the SRAT/SLIT QEMU gave, checked against `selftest.numa=`.
 
 mod cma;
 mod deliberate;
@@ -16,6 +18,7 @@ mod heap;
 mod kds;
 mod kfence;
 mod kmemleak;
+mod numa;
 mod page_alloc;
 mod platform;
 mod rcu;
@@ -66,6 +69,7 @@ pub fn run_early(runner: &mut Runner, info: &BootInfo, plat: &BareMetal) {
 /// Runs the groups over the booted machine, then the deliberate failures.
 pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     runner.run("page_alloc", page_alloc::TESTS, ctx);
+    runner.run("numa", numa::TESTS, ctx);
     runner.run("slab", slab::TESTS, ctx);
     runner.run("kds", kds::TESTS, ctx);
     runner.run("rcu", rcu::TESTS, ctx);
