@@ -5,6 +5,7 @@
 //!
 //! Boot flow: [`boot`] (32-bit PVH entry → page tables → long mode) → [`kernel_main`]: COM1
 //! ([`serial`]), exception handlers ([`idt`]), the PVH start info and its e820 map ([`pvh`]),
+//! the ACPI tables and the NUMA nodes of their SRAT and SLIT ([`acpi`], [`numa`]),
 //! the early self-tests, then kmem ([`mm`]): memblock from the e820 map with the kernel image
 //! (boot page tables and stack included) reserved, the memmap, zones and the buddy allocator,
 //! SLUB and kmalloc — which is the kernel's `#[global_allocator]` ([`heap`]) — and vmalloc on

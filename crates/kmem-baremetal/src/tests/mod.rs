@@ -8,8 +8,9 @@
 //! kills, system calls, swap); with `kmemleak=on`, `kmemleak` (a planted leak found by
 //! scanning the real memory); with `cma=`, `cma` (the area, `cma_alloc`/`cma_release`,
 //! `dma_alloc_coherent`); last, the deliberate failures the command line asks for.
-//! After `page_alloc`, `numa`: the ACPI table parser on tables of its own (malformed ones
-//! included) and the SRAT/SLIT QEMU gave, checked against `selftest.numa=`.
+//! After `platform`, `acpi` (the RSDP found by the BIOS-area scan); after `page_alloc`, `numa`:
+//! the ACPI table parser on tables of its own (malformed ones included) and the SRAT/SLIT QEMU
+//! gave, checked against `selftest.numa=`.
 
 mod cma;
 mod deliberate;
@@ -64,6 +65,7 @@ pub fn settle(mm: &Kmem) -> usize {
 pub fn run_early(runner: &mut Runner, info: &BootInfo, plat: &BareMetal) {
     runner.run("early", early::TESTS, info);
     runner.run("platform", platform::TESTS, plat);
+    runner.run("acpi", numa::EARLY, info);
 }
 
 /// Runs the groups over the booted machine, then the deliberate failures.

@@ -12,9 +12,9 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use super::KernelCtx;
-use crate::acpi::{self, Acpi, AcpiError, PhysMem, Rsdp, Sig, Slit, SratEntry, Table};
+use crate::acpi::{self, Acpi, AcpiError, IdentityMem, PhysMem, Rsdp, Sig, Slit, SratEntry, Table};
 use crate::numa::{self, Memblk, NumaError, NumaInfo, Ram};
-use crate::pvh::{Cmdline, E820_RAM};
+use crate::pvh::{BootInfo, Cmdline, E820_RAM};
 use crate::selftest::{Test, TestResult};
 use crate::{check, check_eq, tests};
 
@@ -29,6 +29,31 @@ pub const TESTS: &[Test<KernelCtx>] = tests![
     numa_slit_distances,
     numa_srat_parsed,
 ];
+
+/// The group that runs before kmem boots (the firmware's memory untouched).
+pub const EARLY: &[Test<BootInfo>] = tests![acpi_rsdp_found_by_bios_scan];
+
+/// The BIOS-area scan finds the RSDP the boot loader pointed at (QEMU's PVH loader finds it
+/// the same way and passes it in `hvm_start_info.rsdp_paddr`).
+fn acpi_rsdp_found_by_bios_scan(info: &BootInfo) -> TestResult {
+    // SAFETY: this group runs before kmem boots: nothing has written the BIOS area or the
+    // firmware's tables, and the boot identity map is live.
+    let mem = unsafe { IdentityMem::new() };
+    let Some(r) = Rsdp::scan_bios(&mem) else {
+        check!(false, "no RSDP in the EBDA or 0xe0000-0xfffff");
+        return Ok(());
+    };
+    check!(
+        (0xe0000..0x100000).contains(&r.paddr) || r.paddr < 0xa0000,
+        "RSDP at {:#x}",
+        r.paddr
+    );
+    if info.rsdp_paddr != 0 {
+        check_eq!(r.paddr, info.rsdp_paddr);
+    }
+    check!(Acpi::new(&mem, r).is_ok());
+    Ok(())
+}
 
 /// Fake physical memory: `buf` at physical address `base`.
 struct FakeMem<'a> {
