@@ -79,6 +79,7 @@ pub fn boot_kmem(info: &BootInfo, plat: BareMetal) -> Result<&'static Kmem, Boot
         cmdline: info.cmdline(),
         kernel: Some(kernel),
         reserve: &reserve,
+        numa: None,
     };
     let machine = Machine::boot(plat, &params)?;
     Ok(MACHINE.set(machine))

@@ -30,6 +30,96 @@ pub struct BootOptions {
     pub cmdline: String,
     /// Seed of the platform's random numbers (fixed by default so that sessions repeat).
     pub seed: u64,
+    /// The most physical memory the machine may grow to by memory hotplug (`add_memory`), as
+    /// QEMU's `-m SIZE,maxmem=MAX`; 0: no growth.
+    pub maxmem: u64,
+    /// NUMA nodes (`--numa`, `--numa-mem`, `--numa-distance`); default: one node.
+    pub numa: NumaOptions,
+}
+
+/// The NUMA options of a boot.
+#[derive(Clone, Debug, Default)]
+pub struct NumaOptions {
+    /// Nodes of equal RAM (0 or 1: one node, unless `mem` lists sizes).
+    pub nodes: usize,
+    /// RAM of each node; the last takes the rest.
+    pub mem: Vec<u64>,
+    /// Distances, `n * n` row by row; empty: 10 local, 20 remote.
+    pub distance: Vec<u8>,
+}
+
+/// `--numa-mem`'s list of sizes.
+#[derive(Clone, Debug)]
+pub struct SizeList(pub Vec<u64>);
+
+/// `--numa-distance`'s matrix.
+#[derive(Clone, Debug)]
+pub struct Distances(pub Vec<u8>);
+
+/// Parses `1G,3G`.
+///
+/// # Errors
+/// As [`parse_size`], or for more than 8 sizes.
+pub fn parse_size_list(s: &str) -> Result<SizeList, String> {
+    let v = s
+        .split(',')
+        .map(parse_size)
+        .collect::<Result<Vec<_>, _>>()?;
+    if v.len() > kmem::MAX_NUMA_NODES {
+        return Err(format!("at most {} NUMA nodes", kmem::MAX_NUMA_NODES));
+    }
+    Ok(SizeList(v))
+}
+
+/// Parses `10,20,20,10` (`;` or whitespace may separate rows).
+///
+/// # Errors
+/// A value that is not a number from 10 to 255, or a count that is not a square.
+pub fn parse_distances(s: &str) -> Result<Distances, String> {
+    let v = s
+        .split([',', ';', ' '])
+        .filter(|t| !t.is_empty())
+        .map(|t| match t.trim().parse::<u8>() {
+            Ok(d) if d >= 10 => Ok(d),
+            _ => Err(format!("invalid NUMA distance '{t}' (10 to 255)")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = (1..=kmem::MAX_NUMA_NODES).find(|n| n * n == v.len());
+    if n.is_none() {
+        return Err(format!(
+            "{} distances: need N*N for N nodes (N <= {})",
+            v.len(),
+            kmem::MAX_NUMA_NODES
+        ));
+    }
+    Ok(Distances(v))
+}
+
+/// The memblks of `--numa`/`--numa-mem` over the RAM of `e820`, and how many.
+///
+/// # Errors
+/// A split that leaves a node under 32 MiB, or sizes beyond RAM.
+fn numa_memblks(
+    o: &NumaOptions,
+    e820: &kmem::arch::E820Table,
+    out: &mut [kmem::NumaMemblk; kmem::MAX_NUMA_NODES],
+) -> Result<usize, String> {
+    let ram: Vec<(u64, u64)> = e820
+        .entries()
+        .iter()
+        .filter(|e| e.kind == kmem::arch::E820Type::Ram)
+        .map(|e| (e.addr.as_u64(), e.end()))
+        .collect();
+    let total: u64 = ram.iter().map(|(s, e)| e - s).sum();
+    let mut sizes = [0u64; kmem::MAX_NUMA_NODES];
+    let n = if o.mem.is_empty() {
+        kmem::numa::equal_sizes(total, o.nodes, &mut sizes)
+    } else {
+        sizes[..o.mem.len()].copy_from_slice(&o.mem);
+        o.mem.len()
+    };
+    kmem::numa::split_nodes(&ram, &sizes[..n], out)
+        .ok_or_else(|| "NUMA: cannot split RAM into the nodes asked for (each needs 32M)".into())
 }
 
 /// A memory access that could not be done; the report has been printed.
@@ -56,17 +146,39 @@ impl Kernel {
                 kmem_hosted::NR_CPUS
             ));
         }
-        let params = BootParams {
+        let mut params = BootParams {
             cmdline: &o.cmdline,
             ..BootParams::simulated(o.arch, o.mem, o.cpus).map_err(|e| e.to_string())?
         };
+        let mut memblks = [kmem::NumaMemblk {
+            nid: 0,
+            start: 0,
+            end: 0,
+        }; kmem::MAX_NUMA_NODES];
+        let numa_on = o.numa.nodes > 1 || o.numa.mem.len() > 1;
+        if numa_on {
+            let n = numa_memblks(&o.numa, &params.e820, &mut memblks)?;
+            if !o.numa.distance.is_empty() && o.numa.distance.len() != n * n {
+                return Err(format!(
+                    "--numa-distance: {} values for {n} nodes (need {})",
+                    o.numa.distance.len(),
+                    n * n
+                ));
+            }
+            params.numa = Some(kmem::NumaTopology {
+                nr_nodes: n,
+                memblks: &memblks[..n],
+                distance: &o.numa.distance,
+                cpu_to_node: &[],
+            });
+        }
         // Physical memory must cover the firmware map's RAM, rounded up to a page.
         let page = PAGE_SIZE as u64;
         let phys_size = params.e820.ram_end().div_ceil(page) * page;
         kmem_hosted::check_host_memory(kmem_hosted::boot_host_memory(phys_size))?;
         let plat = HostedPlatform::new(HostedConfig {
             phys_size,
-            max_phys_size: 0,
+            max_phys_size: if o.maxmem > phys_size { o.maxmem } else { 0 },
             console: Console::Capture,
             clock: Clock::Monotonic,
             seed: Some(o.seed),
@@ -201,12 +313,17 @@ impl Kernel {
                 // The page behind the address, through the direct map or a vmalloc/vmap
                 // mapping (a vmap of a reserved page must not open a way around the check).
                 let va = VirtAddr::new(real);
-                let page = self.m.virt_to_page(va).or_else(|| {
-                    self.m
-                        .is_vmalloc_addr(va)
-                        .then(|| self.m.vmalloc_to_page(va))
-                        .flatten()
-                });
+                // The memmap (vmemmap) is backed by reserved pages too.
+                let page = self
+                    .m
+                    .virt_to_page(va)
+                    .or_else(|| {
+                        self.m
+                            .is_vmalloc_addr(va)
+                            .then(|| self.m.vmalloc_to_page(va))
+                            .flatten()
+                    })
+                    .or_else(|| self.m.vmemmap_to_page(va));
                 if page.is_some_and(|p| self.m.page_ref(p).is_some_and(|r| r.is_reserved())) {
                     self.oops(at, true, true);
                     return Err(Oopsed);

@@ -49,6 +49,20 @@ struct Cli {
     /// RAM size, with a K, M, G or T suffix.
     #[arg(long, global = true, default_value = "1G", value_parser = kernel::parse_size)]
     mem: u64,
+    /// The most RAM the machine may grow to by memory hotplug (the shell's `add_memory`), as
+    /// QEMU's `-m SIZE,maxmem=MAX`; with a K, M, G or T suffix. Default: no growth.
+    #[arg(long, global = true, value_parser = kernel::parse_size)]
+    maxmem: Option<u64>,
+    /// NUMA nodes: RAM split equally between N nodes (as `numa=fake=N`), CPUs round-robin.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u8).range(1..=8))]
+    numa: Option<u8>,
+    /// NUMA nodes by their RAM, e.g. `1G,3G` (sizes with K, M, G or T; the last node takes
+    /// the rest of RAM).
+    #[arg(long = "numa-mem", global = true, value_parser = kernel::parse_size_list)]
+    numa_mem: Option<kernel::SizeList>,
+    /// NUMA distances, row by row (`10,20,20,10`); default: 10 local, 20 remote.
+    #[arg(long = "numa-distance", global = true, value_parser = kernel::parse_distances)]
+    numa_distance: Option<kernel::Distances>,
     /// Online CPUs.
     #[arg(long, global = true, default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=kmem_hosted::NR_CPUS as i64))]
@@ -196,6 +210,12 @@ impl Cli {
             cpus: usize::from(self.cpus),
             cmdline,
             seed: self.seed,
+            maxmem: self.maxmem.unwrap_or(0),
+            numa: kernel::NumaOptions {
+                nodes: usize::from(self.numa.unwrap_or(0)),
+                mem: self.numa_mem.clone().map(|l| l.0).unwrap_or_default(),
+                distance: self.numa_distance.clone().map(|d| d.0).unwrap_or_default(),
+            },
         })
     }
 }

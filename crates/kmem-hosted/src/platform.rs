@@ -45,6 +45,13 @@ pub struct HostedPlatform {
     /// The window mirroring kmem's kernel mappings (vmalloc, kmap), reserved on first use by
     /// [`Platform::kernel_window`].
     kwin: std::sync::OnceLock<VirtWindow>,
+    /// The window holding the virtual memory map (SPARSEMEM_VMEMMAP), reserved on first use
+    /// by [`Platform::vmemmap_window`].
+    vwin: std::sync::OnceLock<VirtWindow>,
+    /// Whether the configuration asked for room to grow (`max_phys_size` set): only then is
+    /// [`Platform::max_phys_end`] above the current end (memory hotplug). The default
+    /// reservation up to `DEFAULT_MAX_PHYS` stays [`HostedPlatform::grow_phys`]'s alone.
+    hotplug: bool,
     /// Memory for kmem's debugging state (its lock validator, its stack depot), off the
     /// machine's books.
     debug: std::sync::OnceLock<DebugArea>,
@@ -133,12 +140,15 @@ impl HostedPlatform {
     /// the size; `Unsupported` if the host page size is not 4 KiB; otherwise the error of the
     /// failing system call (`memfd_create`, `ftruncate`, `mmap`).
     pub fn new(config: HostedConfig) -> io::Result<Self> {
+        let hotplug = config.max_phys_size > config.phys_size;
         let inner = Inner::create(config)?;
         let base = inner.mem.base();
         Ok(Self {
             inner,
             base,
             kwin: std::sync::OnceLock::new(),
+            vwin: std::sync::OnceLock::new(),
+            hotplug,
             debug: std::sync::OnceLock::new(),
             walk: core::sync::atomic::AtomicU8::new(StackWalk::Unwind as u8),
             kmc_traps: core::sync::atomic::AtomicBool::new(false),
@@ -466,6 +476,46 @@ unsafe impl Platform for HostedPlatform {
                 let _ = w.unmap_at(off, len);
             }
         }
+    }
+
+    fn vmemmap_window(&self, len: usize) -> Option<*mut u8> {
+        if let Some(w) = self.vwin.get() {
+            return Some(w.base());
+        }
+        let w = VirtWindow::new(self.inner.clone(), len, 2 << 20).ok()?;
+        // A racing first call may have won; its window is the one used.
+        let _ = self.vwin.set(w);
+        self.vwin.get().map(|w| w.base())
+    }
+
+    fn map_vmemmap(&self, va: *mut u8, phys: PhysAddr, len: usize) -> bool {
+        let Some(w) = self.vwin.get() else {
+            return false;
+        };
+        match (va as usize).checked_sub(w.base() as usize) {
+            Some(off) => w.map_phys_at(off, phys, len, true).is_ok(),
+            None => false,
+        }
+    }
+
+    fn unmap_vmemmap(&self, va: *mut u8, len: usize) {
+        if let Some(w) = self.vwin.get() {
+            if let Some(off) = (va as usize).checked_sub(w.base() as usize) {
+                let _ = w.unmap_at(off, len);
+            }
+        }
+    }
+
+    fn max_phys_end(&self) -> PhysAddr {
+        if self.hotplug {
+            self.max_phys()
+        } else {
+            self.phys_end()
+        }
+    }
+
+    fn grow_phys_end(&self, new_end: PhysAddr) -> bool {
+        new_end <= self.phys_end() || self.grow_phys(new_end).is_ok()
     }
 }
 

@@ -157,6 +157,26 @@ unsafe impl Platform for ReplayPlatform {
         self.inner.unmap_kernel_range(va, len);
     }
 
+    fn vmemmap_window(&self, len: usize) -> Option<*mut u8> {
+        self.inner.vmemmap_window(len)
+    }
+
+    fn map_vmemmap(&self, va: *mut u8, phys: PhysAddr, len: usize) -> bool {
+        self.inner.map_vmemmap(va, phys, len)
+    }
+
+    fn unmap_vmemmap(&self, va: *mut u8, len: usize) {
+        self.inner.unmap_vmemmap(va, len);
+    }
+
+    fn max_phys_end(&self) -> PhysAddr {
+        self.inner.max_phys_end()
+    }
+
+    fn grow_phys_end(&self, new_end: PhysAddr) -> bool {
+        self.inner.grow_phys_end(new_end)
+    }
+
     fn flush_tlb_kernel_range(&self, start: u64, end: u64) {
         self.inner.flush_tlb_kernel_range(start, end);
     }

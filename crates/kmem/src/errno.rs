@@ -20,6 +20,8 @@ pub enum Errno {
     EIO = 5,
     /// `ENXIO` (6).
     ENXIO = 6,
+    /// `E2BIG` (7).
+    E2BIG = 7,
     /// `EBADF` (9).
     EBADF = 9,
     /// `EAGAIN` (11).
@@ -66,6 +68,7 @@ impl Errno {
             Errno::ESRCH => "No such process",
             Errno::EIO => "Input/output error",
             Errno::ENXIO => "No such device or address",
+            Errno::E2BIG => "Argument list too long",
             Errno::EBADF => "Bad file descriptor",
             Errno::EAGAIN => "Resource temporarily unavailable",
             Errno::EFAULT => "Bad address",

@@ -32,8 +32,10 @@ pub mod layout;
 pub mod locking;
 pub mod memblock;
 pub mod mmzone;
+pub mod numa;
 pub mod pgtable;
 pub mod platform;
+pub mod sparse;
 
 pub mod mm;
 
@@ -62,6 +64,8 @@ pub mod memory;
 
 pub mod task;
 
+/// Memory hotplug (above migrate: offlining migrates what lives in a block).
+pub mod memory_hotplug;
 pub mod migrate;
 
 pub mod kcompactd;
@@ -80,5 +84,6 @@ pub use addr::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 pub use gfp::GfpFlags;
 pub use machine::{BootError, BootParams, Machine};
 pub use mm::mm_types::{Page, PagePtr};
+pub use numa::{NumaMemblk, NumaTopology, MAX_NUMA_NODES};
 pub use slab::common::{CacheHandle, KmemCacheArgs, SlabError, SlabFlags, SlabInfo, ZERO_SIZE_PTR};
 pub use slab::slub::{Sheaf, SheafCensus};

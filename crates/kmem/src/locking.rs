@@ -46,6 +46,9 @@ pub static VMAP_PURGE_LOCK: LockClass = LockClass::new("vmap_purge_lock");
 pub static KMAP_LOCK: LockClass = LockClass::new("kmap_lock");
 /// The memblock allocator (kept after boot).
 pub static MEMBLOCK_LOCK: LockClass = LockClass::new("memblock_lock");
+/// `mem_hotplug_lock` (mm/memory_hotplug.c): outermost for memory hotplug; the zone locks,
+/// the page-table lock and the log lock are taken under it.
+pub static MEM_HOTPLUG_LOCK: LockClass = LockClass::new("mem_hotplug_lock");
 /// `vmap_area_lock` (with `free_vmap_area_lock`): vmalloc's area trees.
 pub static VMAP_AREA_LOCK: LockClass = LockClass::new("vmap_area_lock");
 /// `init_mm.page_table_lock`: the kernel page tables.

@@ -85,7 +85,8 @@ impl<P: Platform> Machine<P> {
     /// See [`BootError`].
     pub fn boot(plat: P, params: &BootParams<'_>) -> Result<Self, BootError> {
         let mut em = mm_init::early_setup(&plat, params, core::mem::size_of::<State<P>>())?;
-        let (zones, physpages) = mm_init::zones(&em);
+        let zones = mm_init::zones(&em);
+        let numa = mm_init::numa_nodes(&em);
         let (slab, slab_notes) = SlabState::from_cmdline(params.cmdline, params.nr_cpus);
         // The lock validator (debug builds) and the stack depot live in the platform's one
         // debug area, off the machine's books: [lockdep, rounded to 64 bytes][depot].
@@ -120,7 +121,7 @@ impl<P: Platform> Machine<P> {
                 km: KmapLayer {
                     vm: VmLayer {
                         sl: SlabLayer {
-                            pa: PageAllocator::new(mm, zones, physpages),
+                            pa: PageAllocator::new(mm, zones, numa),
                             slab,
                             slob: crate::slab::slob::SlobState::new(),
                             nolock: crate::slab::slub::NolockState::new(),
@@ -166,7 +167,7 @@ impl<P: Platform> Machine<P> {
         mm_init::print_boot_log(&m, params, &mut em, |mb| {
             m.cma_reserve_from_cmdline(params.cmdline, mb);
         });
-        mm_init::memmap_init(&m, &em.geos);
+        mm_init::memmap_init(&m, &em);
 
         // The page allocator: memblock_free_all, then the per-zone tunables.
         // Lock order: memblock_lock (rank 1), boot; docs/LOCKING.md.

@@ -73,6 +73,7 @@ use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU8, AtomicUsize, Orderin
 use kds::list::ListHead;
 
 use crate::addr::{Pfn, NR_PAGE_ORDERS};
+use crate::sparse::SectionTable;
 
 /// `pageblock_order` (include/linux/pageblock-flags.h): `HPAGE_PMD_ORDER`, 9 on x86_64.
 pub const PAGEBLOCK_ORDER: u32 = 9;
@@ -393,9 +394,21 @@ pub struct Zone<L: lock_api::RawMutex> {
     pub free: crate::locking::Lock<L, ZoneFree>,
     /// Counters.
     pub stats: ZoneStats,
-    /// One byte per pageblock: its migratetype (`pageblock_flags`), index
-    /// `(pfn - start_pfn rounded down to a pageblock) >> PAGEBLOCK_ORDER`.
+    /// FLATMEM: one byte per pageblock, its migratetype (`zone->pageblock_flags`), index
+    /// `(pfn - start_pfn rounded down to a pageblock) >> PAGEBLOCK_ORDER`. Null with
+    /// SPARSEMEM, where each section's usage block holds its pageblocks' bytes.
     pub(crate) pageblock_mt: *mut u8,
+    /// The machine's `mem_section` table (SPARSEMEM), or [`SectionTable::flat`].
+    pub(crate) sections: SectionTable,
+    /// Memory onlined into the zone by memory hotplug (`move_pfn_range_to_zone`), kept apart
+    /// from the boot geometry `geo`, which never changes: the hot span `[start, end)` (empty
+    /// when equal) and its present pages. Written under `mem_hotplug_lock`.
+    pub(crate) hot_start: core::sync::atomic::AtomicU64,
+    /// End of the hot span.
+    pub(crate) hot_end: core::sync::atomic::AtomicU64,
+    /// Present pages onlined into the zone by memory hotplug, less those offlined (negative
+    /// when boot memory was offlined).
+    pub(crate) hot_present: core::sync::atomic::AtomicI64,
     /// Number of pageblocks covered by `pageblock_mt`.
     pub(crate) nr_pageblocks: usize,
     /// `possible_cpus` per-CPU page lists.
@@ -427,7 +440,47 @@ impl<L: lock_api::RawMutex> Zone<L> {
     /// Whether the zone has any memory (`populated_zone`).
     #[inline]
     pub fn is_populated(&self) -> bool {
-        self.geo.present > 0
+        self.present_pages() > 0
+    }
+    /// `present_pages`: boot memory plus memory onlined by hotplug.
+    #[inline]
+    pub fn present_pages(&self) -> u64 {
+        (self.geo.present as i64 + self.hot_present.load(Ordering::Relaxed)).max(0) as u64
+    }
+    /// The hot span `[start, end)` (empty if nothing was onlined into the zone).
+    #[inline]
+    fn hot_span(&self) -> (u64, u64) {
+        (
+            self.hot_start.load(Ordering::Acquire),
+            self.hot_end.load(Ordering::Acquire),
+        )
+    }
+    /// `zone_spans_pfn`: the PFN lies in the boot span or in the hotplugged span.
+    #[inline]
+    pub fn contains_pfn(&self, pfn: Pfn) -> bool {
+        if self.geo.contains(pfn) {
+            return true;
+        }
+        let (s, e) = self.hot_span();
+        (s..e).contains(&pfn.as_u64())
+    }
+    /// The zone's geometry as `/proc/zoneinfo` shows it: the boot span grown to cover the
+    /// hotplugged one, and all present pages.
+    pub fn span(&self) -> ZoneGeometry {
+        let (hs, he) = self.hot_span();
+        let mut g = self.geo;
+        if he > hs {
+            let (bs, be) = (g.start_pfn.as_u64(), g.end_pfn().as_u64());
+            let (s, e) = if g.spanned == 0 {
+                (hs, he)
+            } else {
+                (bs.min(hs), be.max(he))
+            };
+            g.start_pfn = Pfn::new(s);
+            g.spanned = e - s;
+        }
+        g.present = self.present_pages();
+        g
     }
     /// `zone_managed_pages`.
     #[inline]
@@ -445,53 +498,69 @@ impl<L: lock_api::RawMutex> Zone<L> {
         let base = self.geo.start_pfn.as_u64() & !(PAGEBLOCK_NR_PAGES as u64 - 1);
         ((pfn.as_u64() - base) >> PAGEBLOCK_ORDER) as usize
     }
-    /// `get_pageblock_migratetype`.
+    /// The pageblock-flags byte of `pfn`: the zone's array (FLATMEM) or its section's usage
+    /// block (SPARSEMEM, `get_pageblock_bitmap`); `None` for a PFN in no valid section. The
+    /// migratetype is in the low bits, [`PB_MIGRATE_SKIP`] in the top one. Atomic, because
+    /// the skip bit is set and cleared by compaction without the zone lock (Linux's pageblock
+    /// bitmap uses atomic bit operations for `PB_compact_skip` too).
+    #[inline]
+    fn pageblock_byte(&self, pfn: Pfn) -> Option<&AtomicU8> {
+        let p = if self.sections.is_sparse() {
+            self.sections.pageblock_byte(pfn)?
+        } else {
+            let i = self.pageblock_index(pfn);
+            if i >= self.nr_pageblocks {
+                return None;
+            }
+            // SAFETY: `pageblock_mt` has `nr_pageblocks` bytes covering the zone's span and
+            // `i` is below that, so the offset stays inside the array.
+            unsafe { self.pageblock_mt.add(i) }
+        };
+        // SAFETY: `p` is a pageblock byte of this machine — the FLATMEM array in memblock
+        // memory, or a section's usage block, freed only by `remove_memory` after the
+        // section left every zone — so it outlives `&self`; `AtomicU8` has the layout of
+        // `u8`, and every access to these bytes goes through this function (atomically).
+        Some(unsafe { &*p.cast::<AtomicU8>() })
+    }
+    /// `get_pageblock_migratetype` (`MIGRATE_UNMOVABLE` for a PFN without a memmap, which
+    /// callers never pass).
     #[inline]
     pub fn pageblock_migratetype(&self, pfn: Pfn) -> MigrateType {
-        let i = self.pageblock_index(pfn);
-        let b = self.pageblock_byte(i).load(Ordering::Relaxed);
-        MigrateType::from_index((b & !PB_MIGRATE_SKIP) as usize)
-    }
-    /// The flags byte of pageblock `i` (`i < nr_pageblocks`): the migratetype in the low
-    /// bits, [`PB_MIGRATE_SKIP`] in the top one. Atomic, because the skip bit is set and
-    /// cleared by compaction without the zone lock (Linux's pageblock bitmap uses atomic
-    /// bit operations for `PB_compact_skip` too).
-    #[inline]
-    fn pageblock_byte(&self, i: usize) -> &AtomicU8 {
-        debug_assert!(i < self.nr_pageblocks);
-        // SAFETY: `pageblock_mt` has `nr_pageblocks` bytes covering the zone's span, in
-        // memblock memory that lives as long as the zone, and `i` is below that (callers pass
-        // PFNs of this zone; the public skip accessors check it); `AtomicU8` has the layout
-        // of `u8`, and every access to these bytes goes through this function.
-        unsafe { &*self.pageblock_mt.add(i).cast::<AtomicU8>() }
+        match self.pageblock_byte(pfn) {
+            Some(b) => {
+                MigrateType::from_index((b.load(Ordering::Relaxed) & !PB_MIGRATE_SKIP) as usize)
+            }
+            None => MigrateType::Unmovable,
+        }
     }
     /// `set_pageblock_migratetype`. Called under the zone lock (or at boot); keeps the
     /// pageblock's skip bit.
     #[inline]
     pub(crate) fn set_pageblock_migratetype(&self, pfn: Pfn, mt: MigrateType) {
-        let i = self.pageblock_index(pfn);
-        let b = self.pageblock_byte(i);
-        let _ = b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            Some((v & PB_MIGRATE_SKIP) | mt as u8)
-        });
+        if let Some(b) = self.pageblock_byte(pfn) {
+            let _ = b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some((v & PB_MIGRATE_SKIP) | mt as u8)
+            });
+        }
     }
     /// `get_pageblock_skip`: whether compaction's scanners skip the pageblock of `pfn`.
     #[inline]
     pub fn pageblock_skip(&self, pfn: Pfn) -> bool {
-        if !self.geo.contains(pfn) {
+        if !self.contains_pfn(pfn) {
             return false;
         }
-        let i = self.pageblock_index(pfn);
-        self.pageblock_byte(i).load(Ordering::Relaxed) & PB_MIGRATE_SKIP != 0
+        self.pageblock_byte(pfn)
+            .is_some_and(|b| b.load(Ordering::Relaxed) & PB_MIGRATE_SKIP != 0)
     }
     /// `set_pageblock_skip` / `clear_pageblock_skip`. Returns the old value.
     #[inline]
     pub fn set_pageblock_skip(&self, pfn: Pfn, skip: bool) -> bool {
-        if !self.geo.contains(pfn) {
+        if !self.contains_pfn(pfn) {
             return false;
         }
-        let i = self.pageblock_index(pfn);
-        let b = self.pageblock_byte(i);
+        let Some(b) = self.pageblock_byte(pfn) else {
+            return false;
+        };
         let old = if skip {
             b.fetch_or(PB_MIGRATE_SKIP, Ordering::Relaxed)
         } else {
@@ -499,15 +568,18 @@ impl<L: lock_api::RawMutex> Zone<L> {
         };
         old & PB_MIGRATE_SKIP != 0
     }
-    /// Number of pageblocks of each migratetype over the zone's whole span, holes included
-    /// (/proc/pagetypeinfo counts only blocks with a valid memmap; see
+    /// Number of pageblocks of each migratetype over the zone's span: every block with a
+    /// memmap (/proc/pagetypeinfo also checks the block's page belongs to the zone; see
     /// `VmLayer::show_pagetypeinfo`).
     pub fn pageblock_counts(&self) -> [usize; MIGRATE_TYPES] {
         let mut c = [0; MIGRATE_TYPES];
-        for i in 0..self.nr_pageblocks {
-            // A racy read of a byte only skews a statistic.
-            let mt = (self.pageblock_byte(i).load(Ordering::Relaxed) & !PB_MIGRATE_SKIP) as usize;
-            c[mt.min(MIGRATE_TYPES - 1)] += 1;
+        let first = self.geo.start_pfn.as_u64() & !(PAGEBLOCK_NR_PAGES as u64 - 1);
+        for pfn in (first..self.geo.end_pfn().as_u64()).step_by(PAGEBLOCK_NR_PAGES) {
+            if let Some(b) = self.pageblock_byte(Pfn::new(pfn)) {
+                // A racy read of a byte only skews a statistic.
+                let mt = (b.load(Ordering::Relaxed) & !PB_MIGRATE_SKIP) as usize;
+                c[mt.min(MIGRATE_TYPES - 1)] += 1;
+            }
         }
         c
     }
@@ -560,4 +632,52 @@ impl<L: lock_api::RawMutex> Zone<L> {
             )
         }
     }
+}
+
+/// The NUMA event counters of one node (`enum numa_stat_item`, include/linux/mmzone.h),
+/// as /sys/devices/system/node/nodeN/numastat and /proc/vmstat show them.
+#[derive(Default)]
+pub struct NumaStat {
+    /// `NUMA_HIT`: allocated on the node that was asked for.
+    pub hit: AtomicUsize,
+    /// `NUMA_MISS`: allocated here although another node was asked for.
+    pub miss: AtomicUsize,
+    /// `NUMA_FOREIGN`: asked for here but allocated on another node.
+    pub foreign: AtomicUsize,
+    /// `NUMA_INTERLEAVE_HIT`: interleave policy allocations that got their node.
+    pub interleave: AtomicUsize,
+    /// `NUMA_LOCAL`: allocated on the node of the allocating CPU.
+    pub local: AtomicUsize,
+    /// `NUMA_OTHER`: allocated on a node other than the allocating CPU's.
+    pub other: AtomicUsize,
+}
+
+impl NumaStat {
+    /// The six counters in numastat's order: hit, miss, foreign, interleave, local, other.
+    pub fn values(&self) -> [usize; 6] {
+        [
+            &self.hit,
+            &self.miss,
+            &self.foreign,
+            &self.interleave,
+            &self.local,
+            &self.other,
+        ]
+        .map(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// The nodes of a NUMA machine beyond node 0 (whose zones sit in the page allocator
+/// itself): `pglist_data` of nodes `1..nr_nodes`, the topology, and every node's span and
+/// NUMA counters. Allocated from memblock at boot only when the machine has more than one
+/// node, as Linux's `alloc_node_data` allocates `NODE_DATA(nid)`; never moves.
+pub struct NumaNodes<L: lock_api::RawMutex> {
+    /// Distances, CPU → node map, fallback orders.
+    pub info: crate::numa::NumaInfo,
+    /// `node_start_pfn`, `node_spanned_pages`, `node_present_pages` of every node.
+    pub span: [ZoneGeometry; crate::numa::MAX_NUMA_NODES],
+    /// The NUMA counters of every zone of every node (`zone->vm_numa_event`).
+    pub stat: [[NumaStat; NR_ZONE_KINDS]; crate::numa::MAX_NUMA_NODES],
+    /// `node_zones` of nodes `1..nr_nodes` (index `nid - 1`); the others stay empty.
+    pub zones: [[Zone<L>; NR_ZONE_KINDS]; crate::numa::MAX_NUMA_NODES - 1],
 }

@@ -130,7 +130,13 @@ pub enum LogLevel {
 ///   `c` (per-CPU exclusivity), `c < possible_cpus()`, and the caller does not migrate;
 /// - a registered [`CpuDeadHook`] is called as its documentation says;
 /// - memory returned by [`Platform::debug_area`] is valid for reads and writes of the size
-///   asked, aligned as asked, and used by nothing else for the whole life of the platform.
+///   asked, aligned as asked, and used by nothing else for the whole life of the platform;
+/// - after [`Platform::map_vmemmap`] returned `true`, `[va, va + len)` is the same memory as
+///   `direct_map_base() + phys` (writes through one are seen through the other) until
+///   [`Platform::unmap_vmemmap`] of it, and the window of [`Platform::vmemmap_window`] stays
+///   reserved for the whole life of the platform;
+/// - after [`Platform::grow_phys_end`] returned `true`, the direct-map guarantee above holds
+///   up to the new end.
 pub unsafe trait Platform: Send + Sync + 'static {
     /// The raw lock under kmem's spinlocks and mutexes.
     type RawLock: lock_api::RawMutex + Send + Sync;
@@ -231,6 +237,42 @@ pub unsafe trait Platform: Send + Sync + 'static {
     /// default does nothing.
     fn unmap_kernel_range(&self, va: *mut u8, len: usize) {
         let _ = (va, len);
+    }
+
+    /// Reserves (on the first call; later calls return the same window) `len` bytes of real
+    /// address space for the virtual memory map (`vmemmap`, SPARSEMEM_VMEMMAP) and returns
+    /// its base, aligned to 2 MiB. Only the memmap of present sections is mapped in it
+    /// ([`Platform::map_vmemmap`]); the rest stays inaccessible. `None` (the default) means
+    /// the platform cannot: kmem then keeps the memmap as one array in the direct map (bare
+    /// metal, whose tables would need mapping before the page allocator exists).
+    fn vmemmap_window(&self, len: usize) -> Option<*mut u8> {
+        let _ = len;
+        None
+    }
+
+    /// Mirrors physical `[phys, phys + len)` writable at real address `va` inside the
+    /// vmemmap window (page aligned). Returns `false` if the platform could not.
+    fn map_vmemmap(&self, va: *mut u8, phys: PhysAddr, len: usize) -> bool {
+        let _ = (va, phys, len);
+        false
+    }
+
+    /// Removes the mirror of `[va, va + len)` in the vmemmap window (memory hot-remove).
+    fn unmap_vmemmap(&self, va: *mut u8, len: usize) {
+        let _ = (va, len);
+    }
+
+    /// The highest physical end the platform can back after growing (memory hotplug); the
+    /// default is [`Platform::phys_end`]: no growth.
+    fn max_phys_end(&self) -> PhysAddr {
+        self.phys_end()
+    }
+
+    /// Grows the backed physical range to `new_end` (memory hotplug: `add_memory` of a range
+    /// above [`Platform::phys_end`]). Returns whether the range is now backed. The default
+    /// cannot grow.
+    fn grow_phys_end(&self, new_end: PhysAddr) -> bool {
+        new_end <= self.phys_end()
     }
 
     /// Invalidates the CPU's cached translations of kernel virtual `[start, end)`

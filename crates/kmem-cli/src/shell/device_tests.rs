@@ -17,6 +17,8 @@ pub(super) fn shell_mem(mem: u64, cmdline: &str) -> Shell {
         cpus: 1,
         cmdline: cmdline.to_string(),
         seed: 0,
+        maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     Shell::new(k)

@@ -13,6 +13,8 @@ fn shell() -> Shell {
         cpus: 1,
         cmdline: String::new(),
         seed: 0,
+        maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     Shell::new(k)

@@ -1317,6 +1317,8 @@ mod device_tests;
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
+mod hotplug_tests;
+#[cfg(test)]
 mod map_tests;
 #[cfg(test)]
 mod probe_tests;

@@ -10,6 +10,8 @@ pub(super) fn shell(arch: Arch) -> Shell {
         cpus: 1,
         cmdline: String::new(),
         seed: 0,
+        maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     Shell::new(k)
@@ -372,8 +374,8 @@ fn vmalloc_translate_and_guard_page() {
         out1(&mut sh, "vunmap(m); __free_page(a); __free_page(b)"),
         ""
     );
-    // A vmap of a reserved page (here the memmap's first page) stays write-protected.
-    out1(&mut sh, "r = vmap(virt_to_page(pfn_to_page(0)))");
+    // A vmap of a reserved page (here one of the first MiB's) stays write-protected.
+    out1(&mut sh, "r = vmap(pfn_to_page(1))");
     let o = out1(&mut sh, "poke8(r, 1)");
     assert!(o.contains("permissions violation"), "{o}");
     assert_eq!(out1(&mut sh, "vunmap(r)"), "");
@@ -402,6 +404,8 @@ fn highmem_kmap_i386() {
         cpus: 1,
         cmdline: String::new(),
         seed: 0,
+        maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     let mut sh = Shell::new(k);
@@ -780,6 +784,8 @@ fn shell_with(cmdline: &str) -> Shell {
         cpus: 2,
         cmdline: cmdline.to_string(),
         seed: 0,
+        maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     Shell::new(k)
@@ -935,6 +941,8 @@ fn kmemleak_in_the_shell() {
         cpus: 1,
         cmdline: "kmemleak=on".into(),
         seed: 0,
+        maxmem: 0,
+        numa: Default::default(),
     })
     .unwrap();
     let mut sh = Shell::new(k);

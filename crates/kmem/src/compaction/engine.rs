@@ -99,7 +99,7 @@ impl<P: Platform> PageAllocator<P> {
     /// Whether a free block of at least `order` that an allocation of `mt` may take is on
     /// the zone's lists (`__compact_finished`'s search; fallbacks that would claim a block).
     fn free_block_for(&self, kind: ZoneType, order: u32, mt: MigrateType) -> bool {
-        let by_type = self.free_area_counts_by_type(kind);
+        let by_type = self.free_area_counts_by_type(self.zone(kind));
         let claimable = |o: u32| {
             o >= crate::mmzone::PAGEBLOCK_ORDER / 2
                 || matches!(mt, MigrateType::Unmovable | MigrateType::Reclaimable)
@@ -130,7 +130,7 @@ impl<P: Platform> PageAllocator<P> {
         if order == 0 {
             return true;
         }
-        let by_type = self.free_area_counts_by_type(kind);
+        let by_type = self.free_area_counts_by_type(self.zone(kind));
         (order as usize..NR_PAGE_ORDERS).any(|o| {
             (0..MIGRATE_PCPTYPES).any(|mt| by_type[mt][o] > 0)
                 || by_type[MigrateType::Cma as usize][o] > 0

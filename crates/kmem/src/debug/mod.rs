@@ -244,7 +244,8 @@ impl<P: Platform> fmt::Display for FlagNames<'_, P> {
             .iter()
             .position(|z| *z == kind)
             .unwrap_or(0);
-        write!(f, "node=0|zone={idx}")
+        let nid = (self.1 & pg::NODE_MASK) >> pg::NODE_SHIFT;
+        write!(f, "node={nid}|zone={idx}")
     }
 }
 

@@ -89,6 +89,10 @@ pub mod pg {
     pub const ORDER_SHIFT: u32 = 48;
     /// Mask of the compound order field.
     pub const ORDER_MASK: u64 = 0xff << ORDER_SHIFT;
+    /// Bits 56..59: the node id (`NODES_PGSHIFT`); 0 on a one-node machine.
+    pub const NODE_SHIFT: u32 = 56;
+    /// Mask of the node field.
+    pub const NODE_MASK: u64 = 0x7 << NODE_SHIFT;
     /// Bits 60..63: the zone index (`ZONES_PGSHIFT`).
     pub const ZONE_SHIFT: u32 = 60;
     /// Mask of the zone field.
@@ -167,8 +171,16 @@ impl Page {
     /// A reserved page of zone `zone` with one reference and no type (`memmap_init`'s
     /// starting state).
     pub(crate) const fn reserved(zone: ZoneType) -> Page {
+        Self::reserved_on(zone, 0)
+    }
+    /// A reserved page of zone `zone` on node `nid` (`set_page_links`).
+    pub(crate) const fn reserved_on(zone: ZoneType, nid: usize) -> Page {
         Page {
-            flags: AtomicU64::new(pg::RESERVED | ((zone as u64) << pg::ZONE_SHIFT)),
+            flags: AtomicU64::new(
+                pg::RESERVED
+                    | ((zone as u64) << pg::ZONE_SHIFT)
+                    | (((nid as u64) << pg::NODE_SHIFT) & pg::NODE_MASK),
+            ),
             lru: ListHead::new(),
             compound_head: AtomicUsize::new(0),
             mapping: AtomicUsize::new(0),
@@ -294,6 +306,10 @@ impl<'m> PageRef<'m> {
     /// `page_zonenum`.
     pub fn zone_type(self) -> ZoneType {
         self.page.zone_type()
+    }
+    /// `page_to_nid`.
+    pub fn nid(self) -> usize {
+        self.page.nid()
     }
     /// `compound_head`: the head of the compound page this page belongs to (itself if none).
     pub fn compound_head(self) -> PagePtr {
@@ -529,6 +545,11 @@ impl PagePtr {
     #[inline]
     pub(crate) fn zone_type(self) -> ZoneType {
         ZoneType::from_index(((self.flags() & pg::ZONE_MASK) >> pg::ZONE_SHIFT) as usize)
+    }
+    /// The node the page belongs to (`page_to_nid`).
+    #[inline]
+    pub(crate) fn nid(self) -> usize {
+        ((self.flags() & pg::NODE_MASK) >> pg::NODE_SHIFT) as usize
     }
     /// Whether a flag bit is set (`PageX`).
     #[inline]

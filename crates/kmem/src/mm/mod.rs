@@ -2,9 +2,10 @@
 //! virtual addresses), its log and its report counters.
 //!
 //! [`MemoryModel`] is what every subsystem above stands on: the platform, the firmware map,
-//! memblock (kept after boot, as with `ARCH_KEEP_MEMBLOCK`), the memmap (`mem_map[]`, one
-//! 64-byte `struct page` per frame below `max_pfn`, FLATMEM as in
-//! Documentation/mm/memory-model.rst), the direct map, the model-address translation, the
+//! memblock (kept after boot, as with `ARCH_KEEP_MEMBLOCK`), the memmap (one 64-byte
+//! `struct page` per frame, Documentation/mm/memory-model.rst: SPARSEMEM_VMEMMAP on x86_64 —
+//! a virtually contiguous array of which only present sections are backed, see
+//! [`crate::sparse`] —, FLATMEM on i386), the `mem_section` table, the direct map, the model-address translation, the
 //! printk ring buffer, node counters and the CPU hotplug state table ([`cpuhp`]).
 //!
 //! Each subsystem adds a layer that owns this one and dereferences to it — [`crate::page_alloc::PageAllocator`]
@@ -12,8 +13,9 @@
 //! everything below it and nothing above it; [`crate::Machine`] is the handle on the top one.
 //!
 //! # Invariants
-//! - `mem_map` points at `max_pfn` initialised `struct page`s in memblock memory that never
-//!   moves; a [`PagePtr`] is only ever made for an entry of it.
+//! - `mem_map` is the `struct page` of PFN 0; the entry of every PFN below `max_pfn` whose
+//!   section is valid (FLATMEM: every PFN below `max_pfn`) is initialised memory that never
+//!   moves; a [`PagePtr`] is only ever made for such an entry.
 //! - `direct_map + pa` is the platform's mapping of physical address `pa` for every
 //!   `pa < lowmem_end` (the direct map), and for every `pa < phys_end` for `phys_to_real`.
 //! - The state lives in memory taken from memblock at boot and is never moved, so list heads
@@ -39,7 +41,9 @@ use crate::addr::{Pfn, PhysAddr, VirtAddr, NR_PAGE_ORDERS, PAGE_SHIFT};
 use crate::arch::{AddrTranslation, Arch, E820Table, TranslationRegion};
 use crate::locking::{Lock, Lockdep, CPU_SECTION, LOCKDEP};
 use crate::memblock::Memblock;
+use crate::mmzone::ZoneType;
 use crate::platform::{CpuGuard, LogLevel, Platform};
+use crate::sparse::SectionTable;
 use cpuhp::CpuhpTable;
 use mm_types::{Page, PagePtr, PageRef};
 use printk::{LineBuf, LogBuf};
@@ -112,8 +116,23 @@ pub struct MemoryModel<P: Platform> {
     pub(crate) possible_cpus: usize,
     pub(crate) e820: E820Table,
     pub(crate) memblock: Lock<P::RawLock, Memblock>,
-    /// The memmap: `struct page` for PFNs `0..max_pfn`.
+    /// The memmap: `mem_map + pfn` is the `struct page` of `pfn` (vmemmap); backed only for
+    /// valid sections with SPARSEMEM.
     pub(crate) mem_map: *mut Page,
+    /// The `mem_section` table ([`SectionTable::flat`] on FLATMEM machines).
+    pub(crate) sections: SectionTable,
+    /// Physical ranges holding the boot memmap (the vmemmap's backing, or FLATMEM's array),
+    /// for page_owner's classification: `(start, bytes)`.
+    pub(crate) memmap_phys: (u64, u64),
+    /// Whether the memmap lives in the platform's vmemmap window (SPARSEMEM_VMEMMAP), one
+    /// 2 MiB block per valid section in `memmap_phys` in section order; `false` when it is
+    /// one array in the direct map (FLATMEM, or a platform without a window).
+    pub(crate) vmemmap_mapped: bool,
+    /// One past the highest PFN with a memmap entry: `max_pfn`, raised by memory hotplug
+    /// (`add_memory` of a range above it); the bound of `pfn_to_page`.
+    pub(crate) pfn_limit: core::sync::atomic::AtomicU64,
+    /// `mem_hotplug_lock`: serialises memory hotplug (add, online, offline, remove).
+    pub(crate) mem_hotplug: Lock<P::RawLock, ()>,
     pub(crate) max_pfn: Pfn,
     /// End of the direct map (physical).
     pub(crate) lowmem_end: PhysAddr,
@@ -192,6 +211,7 @@ impl<P: Platform> MemoryModel<P> {
         // the platform); each lock is attached once.
         unsafe {
             self.memblock.attach(ld);
+            self.mem_hotplug.attach(ld);
             self.log.attach(ld);
             self.cpuhp.attach(ld);
             self.rcu.lockdep_attach(ld);
@@ -236,6 +256,11 @@ impl<P: Platform> MemoryModel<P> {
     #[inline]
     pub fn max_pfn(&self) -> Pfn {
         self.max_pfn
+    }
+    /// One past the highest PFN with a memmap: `max_pfn`, or above after memory hotplug.
+    #[inline]
+    pub fn pfn_limit(&self) -> Pfn {
+        Pfn::new(self.pfn_limit.load(Ordering::Acquire))
     }
     /// The end of the direct map (`max_low_pfn` as an address).
     #[inline]
@@ -282,10 +307,10 @@ impl<P: Platform> MemoryModel<P> {
     }
     // ---------------------------------------------------------------- memory model
 
-    /// `pfn_to_page`: the `struct page` of a PFN below `max_pfn`.
+    /// `pfn_to_page`: the `struct page` of a valid PFN below `max_pfn`.
     #[inline]
     pub fn pfn_to_page(&self, pfn: Pfn) -> Option<PagePtr> {
-        if pfn < self.max_pfn {
+        if pfn < self.pfn_limit() && self.memmap_valid(pfn) {
             // SAFETY: the memmap has `max_pfn` entries.
             Some(unsafe {
                 PagePtr::from_raw(NonNull::new_unchecked(self.mem_map.add(pfn.as_usize())))
@@ -294,22 +319,63 @@ impl<P: Platform> MemoryModel<P> {
             None
         }
     }
-    /// `pfn_valid`: whether a PFN has a `struct page` Linux would consider valid (see
-    /// [`pfn_valid_in`]).
+    /// `pfn_valid`: whether a PFN has a `struct page` (SPARSEMEM: its section has a memmap,
+    /// `valid_section`; FLATMEM: below `max_pfn`).
     pub fn pfn_valid(&self, pfn: Pfn) -> bool {
-        self.with_memblock(|mb| pfn_valid_in(self.arch, mb, self.max_pfn, pfn))
+        if self.sections.is_sparse() {
+            self.sections.pfn_valid(pfn)
+        } else {
+            pfn < self.max_pfn
+        }
+    }
+    /// `pfn_to_online_page`: the page of a PFN whose section is online (SPARSEMEM) or below
+    /// `max_pfn` (FLATMEM).
+    pub fn pfn_to_online_page(&self, pfn: Pfn) -> Option<PagePtr> {
+        if self.sections.is_sparse() && !self.sections.pfn_online(pfn) {
+            return None;
+        }
+        self.pfn_to_page(pfn)
+    }
+    /// The `mem_section` table.
+    #[inline]
+    pub fn sections(&self) -> &SectionTable {
+        &self.sections
+    }
+    /// Initialises the `struct page`s of `[start, end)` as reserved pages of `zone` with one
+    /// reference (`memmap_init_range` for a hot-added range; also how offlined pages are
+    /// left).
+    ///
+    /// # Safety
+    /// Every PFN of the range is below [`Self::pfn_limit`] in a valid section, and no page of
+    /// it is in use: not on a free list, not allocated, not referenced by anyone who will
+    /// touch it (a just-added or just-offlined range, under `mem_hotplug_lock`).
+    pub(crate) unsafe fn init_memmap_range(&self, start: Pfn, end: Pfn, zone: ZoneType) {
+        for pfn in start.as_u64()..end.as_u64() {
+            // SAFETY: backed memmap (valid section below the limit) that nobody uses, by the
+            // caller's contract.
+            unsafe { self.mem_map.add(pfn as usize).write(Page::reserved(zone)) };
+        }
+    }
+    /// Raises [`Self::pfn_limit`] to `end` (memory hotplug, `update_end_of_memory_vars`).
+    pub(crate) fn raise_pfn_limit(&self, end: Pfn) {
+        self.pfn_limit.fetch_max(end.as_u64(), Ordering::AcqRel);
+    }
+    /// Whether the memmap entry of `pfn` exists (FLATMEM: always; callers bound `pfn`).
+    #[inline]
+    fn memmap_valid(&self, pfn: Pfn) -> bool {
+        !self.sections.is_sparse() || self.sections.pfn_valid(pfn)
     }
     /// `pfn_to_page` for a PFN the caller knows is below `max_pfn` (checked in debug builds).
     #[inline]
     pub(crate) fn page(&self, pfn: Pfn) -> PagePtr {
-        debug_assert!(pfn < self.max_pfn);
-        // SAFETY: callers pass PFNs inside a zone span, all below max_pfn.
+        debug_assert!(pfn < self.pfn_limit() && self.memmap_valid(pfn));
+        // SAFETY: callers pass valid PFNs inside a zone span, all below max_pfn.
         unsafe { self.pfn_to_page_unchecked(pfn) }
     }
     /// `pfn_to_page` without the bounds check.
     ///
     /// # Safety
-    /// `pfn` must be below [`MemoryModel::max_pfn`].
+    /// `pfn` must be below [`MemoryModel::max_pfn`] and valid ([`MemoryModel::pfn_valid`]).
     #[inline]
     pub unsafe fn pfn_to_page_unchecked(&self, pfn: Pfn) -> PagePtr {
         // SAFETY: caller guarantees `pfn < max_pfn`.
@@ -340,15 +406,17 @@ impl<P: Platform> MemoryModel<P> {
     fn foreign_page(&self, page: PagePtr, what: &str) {
         self.bad_address(what, page.as_ptr() as u64);
     }
-    /// `page_to_pfn`; `max_pfn` for a page that is not of this machine.
+    /// `page_to_pfn`; [`Self::pfn_limit`] (`max_pfn` unless memory was hot-added) for a
+    /// page that is not of this machine.
     #[inline]
     pub fn page_to_pfn(&self, page: PagePtr) -> Pfn {
-        // A page of another machine (or any other pointer) maps to `max_pfn`, which no page
-        // of this machine has: `pfn_to_page` of it is `None`.
+        // A page of another machine (or any other pointer) maps to the PFN limit, which no
+        // page of this machine has: `pfn_to_page` of it is `None`.
         let off = (page.as_ptr() as usize).wrapping_sub(self.mem_map as usize)
             / core::mem::size_of::<Page>();
-        if off as u64 >= self.max_pfn.as_u64() {
-            return self.max_pfn;
+        let limit = self.pfn_limit();
+        if off as u64 >= limit.as_u64() || !self.memmap_valid(Pfn::new(off as u64)) {
+            return limit;
         }
         Pfn::new(off as u64)
     }
@@ -358,8 +426,9 @@ impl<P: Platform> MemoryModel<P> {
         let base = self.mem_map as usize;
         let a = p as usize;
         a >= base
-            && a < base + self.max_pfn.as_usize() * core::mem::size_of::<Page>()
+            && a < base + self.pfn_limit().as_usize() * core::mem::size_of::<Page>()
             && (a - base).is_multiple_of(core::mem::size_of::<Page>())
+            && self.memmap_valid(Pfn::new(((a - base) / core::mem::size_of::<Page>()) as u64))
     }
     /// `__va`: the direct-map address of a physical address, if it is in the direct map
     /// (lowmem).

@@ -21,7 +21,9 @@ use kds::list::ListHead;
 
 use crate::addr::{Pfn, PhysAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::arch::{AddrTranslation, Arch, E820Table, E820Type, TranslationRegion};
-use crate::locking::{Lock, CPUHP_STATE_MUTEX, LOGBUF_LOCK, MEMBLOCK_LOCK, ZONE_LOCK};
+use crate::locking::{
+    Lock, CPUHP_STATE_MUTEX, LOGBUF_LOCK, MEMBLOCK_LOCK, MEM_HOTPLUG_LOCK, ZONE_LOCK,
+};
 use crate::memblock::{Memblock, MemblockError};
 use crate::mm::cpuhp::CpuhpTable;
 use crate::mm::mm_types::Page;
@@ -32,6 +34,10 @@ use crate::mmzone::{
     MIGRATE_TYPES, NR_ZONE_KINDS, PAGEBLOCK_NR_PAGES,
 };
 use crate::platform::{LogLevel, Platform};
+use crate::sparse::SectionTable;
+
+mod numa;
+mod sparse;
 
 /// What to boot.
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +54,9 @@ pub struct BootParams<'a> {
     pub kernel: Option<KernelImage>,
     /// Extra ranges to reserve (a bare-metal kernel's page tables, initrd…).
     pub reserve: &'a [(PhysAddr, u64)],
+    /// The NUMA nodes (ACPI SRAT/SLIT, `--numa`); `None` for one node (or `numa=fake=N` on
+    /// the command line).
+    pub numa: Option<crate::numa::NumaTopology<'a>>,
 }
 
 impl<'a> BootParams<'a> {
@@ -67,6 +76,7 @@ impl<'a> BootParams<'a> {
             cmdline: "",
             kernel: None,
             reserve: &[],
+            numa: None,
         })
     }
 }
@@ -82,6 +92,11 @@ pub enum BootError {
     Memblock(MemblockError),
     /// `nr_cpus` is zero or above the platform's possible CPUs.
     BadCpuCount,
+    /// The platform's vmemmap window could not be mapped.
+    NoVmemmap,
+    /// The NUMA topology is invalid (see [`crate::numa::NumaError`]), a node has no
+    /// memory, or the architecture has no NUMA support in kmem.
+    BadNumaTopology,
 }
 
 impl fmt::Display for BootError {
@@ -93,6 +108,8 @@ impl fmt::Display for BootError {
             }
             BootError::Memblock(e) => write!(f, "{e}"),
             BootError::BadCpuCount => f.write_str("bad CPU count"),
+            BootError::NoVmemmap => f.write_str("could not map the virtual memory map"),
+            BootError::BadNumaTopology => f.write_str("invalid NUMA topology"),
         }
     }
 }
@@ -115,14 +132,15 @@ pub(crate) struct EarlyMemory {
     /// The machine's state (`state_size` bytes, zeroed).
     pub(crate) state: *mut u8,
     log: *mut u8,
-    memmap: *mut Page,
-    memmap_bytes: usize,
+    memmap: sparse::BootMemmap,
     pageblocks: [(*mut u8, usize); NR_ZONE_KINDS],
     pcps: [*mut PcpSlot; NR_ZONE_KINDS],
     /// Pages taken for per-CPU data (the `pcps` arrays).
     percpu_pages: usize,
     /// RCU's per-CPU counters (`rcu_data`), `possible_cpus` entries, zeroed.
     rcu_cpus: *mut kds::rcu::RcuCpu,
+    /// The nodes of a NUMA machine (`None`: one node).
+    pub(crate) numa: Option<numa::EarlyNuma>,
 }
 
 /// e820 → memblock: registers RAM (page-aligned, without page 0 and the 640K–1M hole),
@@ -265,38 +283,62 @@ pub(crate) fn early_setup<P: Platform>(
     }
     let e820 = trim_bios_range(&params.e820);
     let (mut mb, max_pfn, lowmem_end, kernel) = e820_memblock_setup(params, &e820)?;
+    let mut numa = numa::numa_init(params, &mut mb, max_pfn)?;
     let ea = EarlyAlloc {
         direct_map: plat.direct_map_base(),
     };
     let state = ea.zeroed(&mut mb, state_size, 64)?;
     let log = ea.zeroed(&mut mb, LOG_BUF_LEN, PAGE_SIZE)?;
-    let memmap_bytes = max_pfn.as_usize() * core::mem::size_of::<Page>();
-    // memblock_alloc_raw: every entry is written by memmap_init.
-    let memmap = ea.raw(&mut mb, memmap_bytes, PAGE_SIZE)?.cast::<Page>();
-    plat.prefault(memmap.cast(), memmap_bytes);
+    let memmap = sparse::sparse_init(plat, &ea, &mut mb, params.arch, max_pfn)?;
 
-    let geos = zone_geometry(params.arch, &mb, max_pfn);
+    let geos = match &numa {
+        Some(n) => n.geos[0],
+        None => zone_geometry(params.arch, &mb, max_pfn),
+    };
     // Pageblock migratetype bytes and per-CPU lists for every populated zone.
     let mut pageblocks = [(core::ptr::null_mut::<u8>(), 0usize); NR_ZONE_KINDS];
     let mut pcps = [core::ptr::null_mut::<PcpSlot>(); NR_ZONE_KINDS];
     let mut percpu_pages = 0;
+    // A platform that can grow gets per-CPU lists for the zones memory hotplug onlines into
+    // (Linux sets them up in `online_pages` for a zone that was empty; kmem's allocation
+    // paths read them without a lock, so they exist from boot).
+    let hotplug = plat.max_phys_end() > plat.phys_end() && params.arch == Arch::X86_64;
     for z in ZoneType::ALL {
         let g = geos[z.index()];
-        if g.present == 0 {
+        let hot_zone = hotplug && matches!(z, ZoneType::Normal | ZoneType::Movable);
+        if g.present == 0 && !hot_zone {
             continue;
         }
-        let first = g.start_pfn.as_u64() & !(PAGEBLOCK_NR_PAGES as u64 - 1);
-        let n = (g.end_pfn().as_u64() - first).div_ceil(PAGEBLOCK_NR_PAGES as u64) as usize;
-        let p = ea.zeroed(&mut mb, n, 8)?;
-        // SAFETY: `p` has `n` bytes; every pageblock starts MIGRATE_MOVABLE, as at boot in
-        // Linux (memmap_init_range).
-        unsafe { core::ptr::write_bytes(p, MigrateType::Movable as u8, n) };
-        pageblocks[z.index()] = (p, n);
+        // SPARSEMEM keeps pageblock flags in the sections' usage blocks.
+        if !memmap.sections.is_sparse() {
+            let first = g.start_pfn.as_u64() & !(PAGEBLOCK_NR_PAGES as u64 - 1);
+            let n = (g.end_pfn().as_u64() - first).div_ceil(PAGEBLOCK_NR_PAGES as u64) as usize;
+            let p = ea.zeroed(&mut mb, n, 8)?;
+            // SAFETY: `p` has `n` bytes; every pageblock starts MIGRATE_MOVABLE, as at boot in
+            // Linux (memmap_init_range).
+            unsafe { core::ptr::write_bytes(p, MigrateType::Movable as u8, n) };
+            pageblocks[z.index()] = (p, n);
+        }
         // The zone's per_cpu_pageset (setup_zone_pageset: alloc_percpu), one per possible
         // CPU.
         let bytes = plat.possible_cpus() * core::mem::size_of::<PcpSlot>();
         pcps[z.index()] = ea.zeroed(&mut mb, bytes, 64)?.cast();
         percpu_pages += bytes.div_ceil(PAGE_SIZE);
+    }
+    if let Some(n) = &mut numa {
+        // The other nodes' zones' per_cpu_pageset, then their pglist_data (alloc_node_data).
+        for nid in 1..n.info.nr_nodes {
+            for z in ZoneType::ALL {
+                if n.geos[nid][z.index()].present == 0 {
+                    continue;
+                }
+                let bytes = plat.possible_cpus() * core::mem::size_of::<PcpSlot>();
+                n.pcps[nid][z.index()] = ea.zeroed(&mut mb, bytes, 64)?.cast();
+                percpu_pages += bytes.div_ceil(PAGE_SIZE);
+            }
+        }
+        let bytes = core::mem::size_of::<crate::mmzone::NumaNodes<P::RawLock>>();
+        n.nodes = ea.zeroed(&mut mb, bytes, 64)?;
     }
     let rcu_bytes = plat.possible_cpus() * core::mem::size_of::<kds::rcu::RcuCpu>();
     let rcu_cpus = ea.zeroed(&mut mb, rcu_bytes, 64)?.cast();
@@ -312,11 +354,11 @@ pub(crate) fn early_setup<P: Platform>(
         state,
         log,
         memmap,
-        memmap_bytes,
         pageblocks,
         pcps,
         percpu_pages,
         rcu_cpus,
+        numa,
     })
 }
 
@@ -334,9 +376,9 @@ pub(crate) fn memory_model<P: Platform>(
     let mut translation = AddrTranslation::new();
     if let Some(vmemmap) = arch.vmemmap_base() {
         translation.add(TranslationRegion {
-            real: em.memmap as usize,
+            real: em.memmap.memmap as usize,
             model: vmemmap,
-            len: em.memmap_bytes as u64,
+            len: em.memmap.span as u64,
         });
     }
     translation.add(TranslationRegion {
@@ -350,7 +392,12 @@ pub(crate) fn memory_model<P: Platform>(
         possible_cpus: plat.possible_cpus(),
         e820: em.e820,
         memblock: Lock::new(&MEMBLOCK_LOCK, Memblock::new()),
-        mem_map: em.memmap,
+        mem_map: em.memmap.memmap,
+        sections: em.memmap.sections,
+        memmap_phys: em.memmap.phys,
+        vmemmap_mapped: em.memmap.vmemmap,
+        pfn_limit: core::sync::atomic::AtomicU64::new(em.max_pfn.as_u64()),
+        mem_hotplug: Lock::new(&MEM_HOTPLUG_LOCK, ()),
         max_pfn: em.max_pfn,
         lowmem_end: em.lowmem_end,
         direct_map,
@@ -379,11 +426,30 @@ pub(crate) fn memory_model<P: Platform>(
 }
 
 /// The zones as laid out by [`early_setup`], free areas empty (`zone_init_free_lists` runs
-/// in place once they sit in the state), and the machine's present pages.
-pub(crate) fn zones<L: lock_api::RawMutex>(em: &EarlyMemory) -> ([Zone<L>; NR_ZONE_KINDS], usize) {
-    let zones = core::array::from_fn(|i| Zone {
-        kind: ZoneType::from_index(i),
-        geo: em.geos[i],
+/// in place once they sit in the state).
+pub(crate) fn zones<L: lock_api::RawMutex>(em: &EarlyMemory) -> [Zone<L>; NR_ZONE_KINDS] {
+    core::array::from_fn(|i| {
+        new_zone(
+            ZoneType::from_index(i),
+            em.geos[i],
+            em.pageblocks[i],
+            em.pcps[i],
+            em.memmap.sections,
+        )
+    })
+}
+
+/// A zone laid out at boot, free areas empty (`zone_init_free_lists` runs in place).
+fn new_zone<L: lock_api::RawMutex>(
+    kind: ZoneType,
+    geo: ZoneGeometry,
+    pageblocks: (*mut u8, usize),
+    pcp: *mut PcpSlot,
+    sections: SectionTable,
+) -> Zone<L> {
+    Zone {
+        kind,
+        geo,
         managed: AtomicUsize::new(0),
         watermark: Default::default(),
         lowmem_reserve: Default::default(),
@@ -398,18 +464,53 @@ pub(crate) fn zones<L: lock_api::RawMutex>(em: &EarlyMemory) -> ([Zone<L>; NR_ZO
             },
         ),
         stats: ZoneStats::default(),
-        pageblock_mt: em.pageblocks[i].0,
-        nr_pageblocks: em.pageblocks[i].1,
-        pcp: em.pcps[i],
+        pageblock_mt: pageblocks.0,
+        sections,
+        hot_start: core::sync::atomic::AtomicU64::new(0),
+        hot_end: core::sync::atomic::AtomicU64::new(0),
+        hot_present: core::sync::atomic::AtomicI64::new(0),
+        nr_pageblocks: pageblocks.1,
+        pcp,
         pcp_batch: 0,
         pcp_high_min: 0,
         pcp_high_max: 0,
         trylock_free_pages: AtomicUsize::new(0),
         nr_trylock_free: AtomicUsize::new(0),
         compact: crate::mmzone::ZoneCompact::new(),
-    });
-    let physpages = em.geos.iter().map(|g| g.present as usize).sum();
-    (zones, physpages)
+    }
+}
+
+/// Writes the nodes' state of a NUMA machine into its memblock allocation (free areas empty,
+/// as [`zones`]); null for one node. The state never moves.
+pub(crate) fn numa_nodes<L: lock_api::RawMutex>(
+    em: &EarlyMemory,
+) -> *const crate::mmzone::NumaNodes<L> {
+    let Some(n) = &em.numa else {
+        return core::ptr::null();
+    };
+    let p = n.nodes.cast::<crate::mmzone::NumaNodes<L>>();
+    // SAFETY: `n.nodes` is a fresh, zeroed, 64-aligned memblock allocation of
+    // `size_of::<NumaNodes<L>>()` bytes (early_setup, with the same lock type through
+    // `P::RawLock`) that nothing else uses; each field is written once through a raw pointer
+    // before anyone reads it.
+    unsafe {
+        core::ptr::addr_of_mut!((*p).info).write(n.info);
+        core::ptr::addr_of_mut!((*p).span).write(n.span);
+        core::ptr::addr_of_mut!((*p).stat).write(Default::default());
+        for i in 0..crate::numa::MAX_NUMA_NODES - 1 {
+            for k in ZoneType::ALL {
+                let zp = core::ptr::addr_of_mut!((*p).zones[i][k.index()]);
+                zp.write(new_zone(
+                    k,
+                    n.geos[i + 1][k.index()],
+                    (core::ptr::null_mut(), 0),
+                    n.pcps[i + 1][k.index()],
+                    em.memmap.sections,
+                ));
+            }
+        }
+    }
+    p
 }
 
 /// The boot log up to the zone ranges, in Linux's words: the banner, the command line, the
@@ -433,7 +534,7 @@ pub(crate) fn print_boot_log<P: Platform>(
         let _ = em.mb.dump(&mut LinesTo(mm, &mut dump));
     }
     reserve(&mut em.mb);
-    print_zone_ranges(mm, &em.geos, &em.mb);
+    print_zone_ranges(mm, em);
 }
 
 fn print_banner<P: Platform>(mm: &MemoryModel<P>, params: &BootParams<'_>, em: &EarlyMemory) {
@@ -534,14 +635,20 @@ fn print_banner<P: Platform>(mm: &MemoryModel<P>, params: &BootParams<'_>, em: &
     }
 }
 
-fn print_zone_ranges<P: Platform>(
-    mm: &MemoryModel<P>,
-    geos: &[ZoneGeometry; NR_ZONE_KINDS],
-    mb: &Memblock,
-) {
+fn print_zone_ranges<P: Platform>(mm: &MemoryModel<P>, em: &EarlyMemory) {
+    let mb = &em.mb;
+    // With NUMA the ranges are the architecture's, over all nodes (free_area_init prints
+    // arch_zone_{lowest,highest}_possible_pfn).
+    let all = match &em.numa {
+        Some(n) => {
+            numa::print_numa_init(mm, n);
+            zone_geometry(mm.arch(), mb, mm.max_pfn())
+        }
+        None => em.geos,
+    };
     mm.printk(LogLevel::Info, format_args!("Zone ranges:"));
     for &z in mm.arch().zones() {
-        let g = geos[z.index()];
+        let g = all[z.index()];
         if z == ZoneType::Movable {
             continue;
         }
@@ -568,32 +675,39 @@ fn print_zone_ranges<P: Platform>(
         mm.printk(
             LogLevel::Info,
             format_args!(
-                "  node   0: [mem {:#018x}-{:#018x}]",
+                "  node {:3}: [mem {:#018x}-{:#018x}]",
+                r.nid,
                 r.base.as_u64(),
                 r.end() - 1
             ),
         );
     }
-    if let (Some(s), Some(e)) = (mb.start_of_dram(), mb.end_of_dram()) {
-        mm.printk(
-            LogLevel::Info,
-            format_args!(
-                "Initmem setup node 0 [mem {:#018x}-{:#018x}]",
-                s.as_u64(),
-                e.as_u64() - 1
-            ),
-        );
+    match &em.numa {
+        Some(n) => numa::print_initmem(mm, n),
+        None => {
+            if let (Some(s), Some(e)) = (mb.start_of_dram(), mb.end_of_dram()) {
+                mm.printk(
+                    LogLevel::Info,
+                    format_args!(
+                        "Initmem setup node 0 [mem {:#018x}-{:#018x}]",
+                        s.as_u64(),
+                        e.as_u64() - 1
+                    ),
+                );
+            }
+        }
     }
-    print_unavailable_ranges(mm, geos, mb);
-    let total: u64 = mm
-        .arch()
-        .zones()
-        .iter()
-        .map(|z| geos[z.index()].present)
-        .sum();
+    print_unavailable_ranges(mm, em);
+    let (nodes, total) = match &em.numa {
+        Some(n) => {
+            numa::print_fallback_order(mm, n);
+            (n.info.nr_nodes, n.span.iter().map(|g| g.present).sum())
+        }
+        None => (1, all.iter().map(|g| g.present).sum::<u64>()),
+    };
     mm.printk(
         LogLevel::Info,
-        format_args!("Built 1 zonelists, mobility grouping on.  Total pages: {total}"),
+        format_args!("Built {nodes} zonelists, mobility grouping on.  Total pages: {total}"),
     );
 }
 
@@ -620,18 +734,14 @@ fn valid_pfns(arch: Arch, mb: &Memblock, max_pfn: Pfn, s: u64, e: u64) -> u64 {
 /// `init_unavailable_range`): between memory ranges, the valid PFNs of a hole are counted in
 /// the zone of the range above it, and the tail up to the end of the last section (FLATMEM:
 /// the next `MAX_ORDER_NR_PAGES`) in the last zone; each nonempty hole is one line.
-fn print_unavailable_ranges<P: Platform>(
-    mm: &MemoryModel<P>,
-    geos: &[ZoneGeometry; NR_ZONE_KINDS],
-    mb: &Memblock,
-) {
-    let (arch, max_pfn) = (mm.arch(), mm.max_pfn());
-    let print = |z: ZoneType, n: u64| {
+fn print_unavailable_ranges<P: Platform>(mm: &MemoryModel<P>, em: &EarlyMemory) {
+    let (arch, max_pfn, mb) = (mm.arch(), mm.max_pfn(), &em.mb);
+    let print = |(z, nid): (ZoneType, i32), n: u64| {
         if n > 0 {
             mm.printk(
                 LogLevel::Info,
                 format_args!(
-                    "On node 0, zone {}: {} pages in unavailable ranges",
+                    "On node {nid}, zone {}: {} pages in unavailable ranges",
                     z.name(),
                     n
                 ),
@@ -639,9 +749,13 @@ fn print_unavailable_ranges<P: Platform>(
         }
     };
     let mut hole = 0u64;
-    let mut last = (ZoneType::Dma, 0u64);
+    let mut last = ((ZoneType::Dma, 0), 0u64);
     for r in mb.memory.regions() {
         let (rs, re) = (r.base.pfn().as_u64(), PhysAddr::new(r.end()).pfn().as_u64());
+        let geos = match &em.numa {
+            Some(n) => &n.geos[(r.nid.max(0) as usize).min(crate::numa::MAX_NUMA_NODES - 1)],
+            None => &em.geos,
+        };
         for &z in arch.zones() {
             let g = geos[z.index()];
             if g.present == 0 {
@@ -653,10 +767,10 @@ fn print_unavailable_ranges<P: Platform>(
                 continue;
             }
             if hole < s {
-                print(z, valid_pfns(arch, mb, max_pfn, hole, s));
+                print((z, r.nid), valid_pfns(arch, mb, max_pfn, hole, s));
             }
             hole = e;
-            last.0 = z;
+            last.0 = (z, r.nid);
         }
         last.1 = re;
     }
@@ -671,21 +785,78 @@ fn print_unavailable_ranges<P: Platform>(
 }
 
 /// `memmap_init`: every `struct page` starts reserved with one reference, in its zone (hole
-/// pages below the first zone belong to the lowest zone, as in Linux).
-pub(crate) fn memmap_init<P: Platform>(mm: &MemoryModel<P>, geos: &[ZoneGeometry; NR_ZONE_KINDS]) {
-    // Hole pages below the first zone belong to the lowest zone, as in Linux.
+/// pages below the first zone belong to the lowest zone, as in Linux). With SPARSEMEM only
+/// the valid sections' entries exist: they are initialised, the tail of the last section
+/// beyond the last zone in that zone (`init_unavailable_range`), and the boot sections are
+/// marked online (`online_mem_sections`).
+pub(crate) fn memmap_init<P: Platform>(mm: &MemoryModel<P>, em: &EarlyMemory) {
+    let sections = mm.sections;
+    let limit = if sections.is_sparse() {
+        mm.max_pfn
+            .as_u64()
+            .next_multiple_of(crate::sparse::PAGES_PER_SECTION)
+    } else {
+        mm.max_pfn.as_u64()
+    };
     let mut start = 0u64;
-    for &z in mm.arch.zones() {
-        let g = geos[z.index()];
-        if g.spanned == 0 {
-            continue;
+    let mut last = None;
+    let nr_nodes = em.numa.as_ref().map_or(1, |n| n.info.nr_nodes);
+    for nid in 0..nr_nodes {
+        let geos = em.numa.as_ref().map_or(&em.geos, |n| &n.geos[nid]);
+        for &z in mm.arch.zones() {
+            let g = geos[z.index()];
+            if g.spanned == 0 {
+                continue;
+            }
+            let end = g.end_pfn().as_u64();
+            init_range(mm, sections, (z, nid), start, end.min(limit));
+            start = end;
+            last = Some((z, nid));
         }
-        let end = g.end_pfn().as_u64();
-        for pfn in start..end.min(mm.max_pfn.as_u64()) {
-            // SAFETY: `pfn < max_pfn`, so the entry is inside the memmap allocation; boot runs
-            // alone and nothing has a reference to it yet: it is ours to initialise.
-            unsafe { mm.mem_map.add(pfn as usize).write(Page::reserved(z)) };
+    }
+    if let Some(z) = last {
+        init_range(mm, sections, z, start, limit);
+    }
+    if sections.is_sparse() {
+        for nr in 0..crate::sparse::pfn_to_section_nr(Pfn::new(limit)) {
+            if let Some(sec) = sections.section(nr) {
+                if sec.flags() & crate::sparse::SECTION_HAS_MEM_MAP != 0 {
+                    sec.set(crate::sparse::SECTION_IS_ONLINE);
+                }
+            }
         }
-        start = end;
+    }
+}
+
+/// Initialises the valid entries of `[start, end)` as reserved pages of zone `z.0` on node
+/// `z.1`.
+fn init_range<P: Platform>(
+    mm: &MemoryModel<P>,
+    sections: SectionTable,
+    z: (ZoneType, usize),
+    start: u64,
+    end: u64,
+) {
+    let mut pfn = start;
+    while pfn < end {
+        let sec_end = if sections.is_sparse() {
+            ((pfn / crate::sparse::PAGES_PER_SECTION) + 1) * crate::sparse::PAGES_PER_SECTION
+        } else {
+            end
+        };
+        let stop = sec_end.min(end);
+        if !sections.is_sparse() || sections.pfn_valid(Pfn::new(pfn)) {
+            for p in pfn..stop {
+                // SAFETY: `p` is below max_pfn (FLATMEM) or in a valid section (SPARSEMEM), so
+                // its entry is backed memmap; boot runs alone and nothing has a reference to
+                // it yet: it is ours to initialise.
+                unsafe {
+                    mm.mem_map
+                        .add(p as usize)
+                        .write(Page::reserved_on(z.0, z.1))
+                };
+            }
+        }
+        pfn = stop;
     }
 }

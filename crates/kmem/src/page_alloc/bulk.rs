@@ -36,13 +36,17 @@ impl<P: Platform> PageAllocator<P> {
     /// The first zone the zonelist of `highest` tries: the highest populated zone at or
     /// below it.
     #[inline]
-    pub(super) fn preferred_zone(&self, highest: ZoneType) -> Option<&Zone<P::RawLock>> {
+    pub(super) fn preferred_zone(
+        &self,
+        highest: ZoneType,
+        nid: usize,
+    ) -> Option<&Zone<P::RawLock>> {
         let zones = self.arch().zones();
         let top = zones.iter().position(|z| *z == highest).unwrap_or(0);
         zones[..=top]
             .iter()
             .rev()
-            .map(|&k| self.zone(k))
+            .map(|&k| self.node_zone(nid, k))
             .find(|z| z.is_populated())
     }
 
@@ -76,12 +80,17 @@ impl<P: Platform> PageAllocator<P> {
     /// The pcp fast path of [`Self::alloc_pages`]: orders up to `PAGE_ALLOC_COSTLY_ORDER` of
     /// the pcp migratetypes, from the preferred zone's non-empty list.
     #[inline]
-    pub(super) fn alloc_pages_fast(&self, gfp: GfpFlags, order: Order) -> Option<PagePtr> {
+    pub(super) fn alloc_pages_fast(
+        &self,
+        gfp: GfpFlags,
+        order: Order,
+        nid: usize,
+    ) -> Option<PagePtr> {
         let mt = MigrateType::from_gfp(gfp);
         if order.as_u32() > PAGE_ALLOC_COSTLY_ORDER || mt as usize >= MIGRATE_PCPTYPES {
             return None;
         }
-        let zone = self.preferred_zone(gfp_zone(self.arch(), gfp))?;
+        let zone = self.preferred_zone(gfp_zone(self.arch(), gfp), nid)?;
         let page = self.pcp_alloc_fast(zone, order, mt)?;
         self.prep_new_page(page, order, gfp);
         Some(page)

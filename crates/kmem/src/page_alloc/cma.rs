@@ -549,8 +549,11 @@ impl<P: Platform> PageAllocator<P> {
             a.count = 0;
             return false;
         }
-        let kind = self.page(start).zone_type();
-        if (start.as_u64()..end.as_u64()).any(|p| self.page(Pfn::new(p)).zone_type() != kind) {
+        let (kind, nid) = (self.page(start).zone_type(), self.page(start).nid());
+        if (start.as_u64()..end.as_u64()).any(|p| {
+            let pg = self.page(Pfn::new(p));
+            pg.zone_type() != kind || pg.nid() != nid
+        }) {
             a.count = 0;
             return false;
         }
@@ -569,7 +572,7 @@ impl<P: Platform> PageAllocator<P> {
         };
         // SAFETY: the block was just allocated (zeroed) and is below phys_end.
         a.bitmap = unsafe { self.phys_to_real(self.page_to_pfn(bm).phys()) }.cast::<u64>();
-        let zone = self.zone(kind);
+        let zone = self.node_zone(nid, kind);
         let mut p = start.as_u64();
         while p < end.as_u64() {
             for i in 0..PAGEBLOCK_NR_PAGES as u64 {
@@ -606,7 +609,7 @@ impl<P: Platform> PageAllocator<P> {
     /// Keeps `NR_FREE_CMA_PAGES` (called by the free-list primitives for CMA lists).
     #[inline]
     pub(super) fn account_free_cma(&self, page: PagePtr, pages: isize) {
-        self.zone(page.zone_type())
+        self.page_zone(page)
             .stats
             .nr_free_cma
             .fetch_add(pages, Ordering::Relaxed);

@@ -520,7 +520,7 @@ impl<P: Platform> PageAllocator<P> {
         st.stall.fetch_add(1, Ordering::Relaxed);
         match self.get_page_from_freelist(gfp, order, af, highest) {
             Some(p) => {
-                let zone = self.zone(p.zone_type());
+                let zone = self.page_zone(p);
                 zone.compact.blockskip_flush.store(false, Ordering::Relaxed);
                 self.compaction_defer_reset(zone, order.as_u32(), true);
                 st.success.fetch_add(1, Ordering::Relaxed);

@@ -34,10 +34,14 @@ enum RangeState {
 
 impl<P: Platform> PageAllocator<P> {
     /// The free block holding `pfn`, if any (`is_free_buddy_page`).
-    fn free_block_containing(&self, zone: &Zone<P::RawLock>, pfn: Pfn) -> Option<(Pfn, Order)> {
+    pub(crate) fn free_block_containing(
+        &self,
+        zone: &Zone<P::RawLock>,
+        pfn: Pfn,
+    ) -> Option<(Pfn, Order)> {
         for o in 0..=MAX_PAGE_ORDER {
             let head = Pfn::new(pfn.as_u64() & !((1u64 << o) - 1));
-            if !zone.geo.contains(head) {
+            if !zone.contains_pfn(head) {
                 break;
             }
             let hp = self.page(head);
@@ -53,7 +57,7 @@ impl<P: Platform> PageAllocator<P> {
     fn split_large_free_block(&self, zone: &Zone<P::RawLock>, free: &mut ZoneFree, pfn: Pfn) {
         for o in PAGEBLOCK_ORDER + 1..=MAX_PAGE_ORDER {
             let head = Pfn::new(pfn.as_u64() & !((1u64 << o) - 1));
-            if !zone.geo.contains(head) {
+            if !zone.contains_pfn(head) {
                 return;
             }
             let hp = self.page(head);
@@ -159,11 +163,11 @@ impl<P: Platform> PageAllocator<P> {
         hook: Option<&MigrateHook>,
     ) -> Result<(), Errno> {
         let mt = MigrateType::Cma;
-        let kind = self.page(start).zone_type();
-        if self.page(Pfn::new(end.as_u64() - 1)).zone_type() != kind {
+        let (first, last) = (self.page(start), self.page(Pfn::new(end.as_u64() - 1)));
+        if last.zone_type() != first.zone_type() || last.nid() != first.nid() {
             return Err(Errno::EINVAL);
         }
-        let zone = self.zone(kind);
+        let zone = self.page_zone(first);
         let pb_start = start.as_u64() & !(PB - 1);
         let pb_end = (end.as_u64() + PB - 1) & !(PB - 1);
         {
@@ -298,6 +302,46 @@ impl<P: Platform> PageAllocator<P> {
         }
         if bad != 0 {
             self.warn(format_args!("{bad} pages are still in use!"));
+        }
+    }
+}
+
+impl<P: Platform> PageAllocator<P> {
+    /// `start_isolate_page_range` for memory offlining (mm/memory_hotplug.c): every
+    /// pageblock of `[pb_start, pb_end)` becomes MIGRATE_ISOLATE whatever its type, which is
+    /// saved in `saved` (one entry per pageblock), and its free pages move to the isolate
+    /// lists, so nothing is allocated there any more. Under the zone lock.
+    pub(crate) fn isolate_pageblocks(
+        &self,
+        zone: &Zone<P::RawLock>,
+        free: &mut ZoneFree,
+        (pb_start, pb_end): (u64, u64),
+        saved: &mut [MigrateType],
+    ) {
+        for (i, p) in (pb_start..pb_end).step_by(PB as usize).enumerate() {
+            let mt = zone.pageblock_migratetype(Pfn::new(p));
+            saved[i] = mt;
+            if mt != MigrateType::Isolate {
+                self.split_large_free_block(zone, free, Pfn::new(p));
+                self.move_freepages_block(zone, free, Pfn::new(p), mt, MigrateType::Isolate);
+                zone.set_pageblock_migratetype(Pfn::new(p), MigrateType::Isolate);
+            }
+        }
+    }
+
+    /// `undo_isolate_page_range` after [`Self::isolate_pageblocks`]: each pageblock gets its
+    /// saved type back with its free blocks. Under the zone lock.
+    pub(crate) fn unisolate_pageblocks(
+        &self,
+        zone: &Zone<P::RawLock>,
+        free: &mut ZoneFree,
+        (pb_start, pb_end): (u64, u64),
+        saved: &[MigrateType],
+    ) {
+        for (i, p) in (pb_start..pb_end).step_by(PB as usize).enumerate() {
+            if saved[i] != MigrateType::Isolate {
+                self.undo_isolate(zone, free, p, p + PB, saved[i]);
+            }
         }
     }
 }

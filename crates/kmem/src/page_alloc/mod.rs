@@ -61,12 +61,14 @@ mod bulk;
 pub mod cma;
 pub mod compaction;
 mod isolation;
+mod node;
 mod nolock;
 mod show_mem;
 mod wmark;
 
 pub use cma::{Cma, CmaState, MigrateHook, MAX_CMA_AREAS};
 pub use compaction::{CompactHook, CompactPriority, CompactResult};
+pub use node::NUMA_NO_NODE;
 
 /// The page allocator layer of a machine: the memory model plus the zones (`pglist_data`'s
 /// `node_zones`), their free areas and per-CPU lists. Dereferences to the
@@ -77,8 +79,6 @@ pub struct PageAllocator<P: Platform> {
     pub(crate) min_free_kbytes: AtomicUsize,
     /// `totalram_pages`.
     pub(crate) totalram: AtomicUsize,
-    /// Present pages of all zones (`physpages` in the Memory: line).
-    pub(crate) physpages: usize,
     /// The reclaim callbacks registered from above ([`ReclaimHook`]).
     pub(crate) reclaim: crate::locking::Lock<P::RawLock, Option<ReclaimHook>>,
     /// CMA areas, `cma_map` and the migration hook (`page_alloc/cma.rs`).
@@ -87,6 +87,8 @@ pub struct PageAllocator<P: Platform> {
     pub(crate) totalcma: AtomicUsize,
     /// Compaction's counters, sysctls and hook (`page_alloc/compaction.rs`).
     pub compaction: compaction::CompactGlobals<P::RawLock>,
+    /// The other nodes of a NUMA machine (`page_alloc/node.rs`); null with one node.
+    pub(crate) numa: node::NumaRef<P::RawLock>,
 }
 
 /// Reclaim as the page allocator's slow path calls it, registered by the layer that owns
@@ -122,29 +124,30 @@ impl<P: Platform> PageAllocator<P> {
     pub(crate) fn new(
         mm: MemoryModel<P>,
         zones: [Zone<P::RawLock>; NR_ZONE_KINDS],
-        physpages: usize,
+        numa: *const crate::mmzone::NumaNodes<P::RawLock>,
     ) -> Self {
         Self {
             mm,
             zones,
             min_free_kbytes: AtomicUsize::new(0),
             totalram: AtomicUsize::new(0),
-            physpages,
             reclaim: crate::locking::Lock::new(&crate::locking::RECLAIM_HOOK, None),
             cma: crate::locking::Lock::new(&crate::locking::CMA_MUTEX, CmaState::new()),
             totalcma: AtomicUsize::new(0),
             compaction: compaction::CompactGlobals::new(),
+            numa: node::NumaRef(numa),
         }
     }
 
-    /// A zone by kind.
+    /// A zone of node 0 by kind (see [`Self::node_zone`] for the others).
     #[inline]
     pub fn zone(&self, kind: ZoneType) -> &Zone<P::RawLock> {
         &self.zones[kind.index()]
     }
-    /// The configured zones, lowest first.
+    /// The configured zones of every online node, node by node, lowest first
+    /// (`for_each_zone`).
     pub fn zones(&self) -> impl Iterator<Item = &Zone<P::RawLock>> + '_ {
-        self.arch().zones().iter().map(move |z| self.zone(*z))
+        (0..self.nr_online_nodes()).flat_map(move |n| self.node_zones(n))
     }
     /// `totalram_pages()`.
     pub fn totalram_pages(&self) -> usize {
@@ -152,10 +155,8 @@ impl<P: Platform> PageAllocator<P> {
     }
     /// Pages currently allocated from the page allocator (not on any free or pcp list).
     pub fn pages_in_use(&self) -> isize {
-        self.arch()
-            .zones()
-            .iter()
-            .map(|z| self.zone_pages_in_use(*z))
+        self.zones()
+            .map(|z| self.pcp_pages_in_use(z))
             .sum::<isize>()
     }
     /// Registers (or with `None` removes) the reclaim callbacks of the slow path.
@@ -223,7 +224,7 @@ impl<P: Platform> PageAllocator<P> {
     /// Initialises the free lists and per-CPU lists in place (they point at themselves, so
     /// only once the layer sits at its final address in the machine's state).
     pub(crate) fn init_lists(&self) {
-        for z in &self.zones {
+        for z in self.zone_slots() {
             // Lock order: &zone->lock (rank 5), boot; docs/LOCKING.md.
             let mut free = z.free.lock();
             for area in free.area.iter_mut() {
@@ -282,7 +283,7 @@ impl<P: Platform> PageAllocator<P> {
     /// Once, at boot, after `MemoryModel::lockdep_init` and before any zone lock is taken.
     pub(crate) unsafe fn lockdep_attach(&self) {
         let Some(ld) = self.lockdep() else { return };
-        for z in &self.zones {
+        for z in self.zone_slots() {
             // SAFETY: the validator lives as long as the platform, so as the zones.
             unsafe { z.free.attach(ld) };
         }
@@ -312,6 +313,8 @@ struct AllocFlags {
     non_block: bool,
     /// `ALLOC_NO_WATERMARKS`: `__GFP_MEMALLOC`.
     no_watermarks: bool,
+    /// The preferred node (`ac->preferred_zoneref`'s node).
+    nid: usize,
 }
 
 /// `gfp_zone`: the highest zone kind an allocation may use on `arch`.
@@ -412,7 +415,7 @@ impl<P: Platform> PageAllocator<P> {
         let mut p = pfn.as_u64();
         let end = p + order.pages() as u64;
         while p < end {
-            if zone.geo.contains(Pfn::new(p)) {
+            if zone.contains_pfn(Pfn::new(p)) {
                 zone.set_pageblock_migratetype(Pfn::new(p), mt);
             }
             p += PAGEBLOCK_NR_PAGES as u64;
@@ -428,10 +431,9 @@ impl<P: Platform> PageAllocator<P> {
         mut order: Order,
     ) {
         let mt = zone.pageblock_migratetype(pfn);
-        let max_pfn = self.max_pfn;
         while order.as_u32() < MAX_PAGE_ORDER {
             let buddy_pfn = pfn.buddy(order);
-            if buddy_pfn >= max_pfn || !zone.geo.contains(buddy_pfn) {
+            if !zone.contains_pfn(buddy_pfn) {
                 break;
             }
             let buddy = self.page(buddy_pfn);
@@ -513,7 +515,7 @@ impl<P: Platform> PageAllocator<P> {
         let mut moved = 0;
         while p < end {
             let pf = Pfn::new(p);
-            if !zone.geo.contains(pf) {
+            if !zone.contains_pfn(pf) {
                 p += 1;
                 continue;
             }
@@ -572,7 +574,7 @@ impl<P: Platform> PageAllocator<P> {
                 let mut p = start;
                 while p < start + PAGEBLOCK_NR_PAGES as u64 {
                     let pf = Pfn::new(p);
-                    if zone.geo.contains(pf) && self.page(pf).is_buddy() {
+                    if zone.contains_pfn(pf) && self.page(pf).is_buddy() {
                         let o = self.page(pf).private();
                         n += 1usize << o;
                         p += 1u64 << o;
@@ -854,16 +856,18 @@ impl<P: Platform> PageAllocator<P> {
         let mt = MigrateType::from_gfp(gfp);
         let zones = self.arch().zones();
         let top = zones.iter().position(|z| *z == highest).unwrap_or(0);
-        for &kind in zones[..=top].iter().rev() {
-            let zone = self.zone(kind);
-            if !zone.is_populated() {
-                continue;
-            }
-            if !self.zone_watermark_ok(zone, order, highest, af, mt == MigrateType::Movable) {
-                continue;
-            }
-            if let Some(p) = self.rmqueue(zone, order, mt) {
-                return Some(p);
+        for &nid in self.zonelist_nodes(af.nid, gfp) {
+            for &kind in zones[..=top].iter().rev() {
+                let zone = self.node_zone(nid as usize, kind);
+                if !zone.is_populated() {
+                    continue;
+                }
+                if !self.zone_watermark_ok(zone, order, highest, af, mt == MigrateType::Movable) {
+                    continue;
+                }
+                if let Some(p) = self.rmqueue(zone, order, mt) {
+                    return Some(p);
+                }
             }
         }
         None
@@ -915,9 +919,17 @@ impl<P: Platform> PageAllocator<P> {
     #[track_caller]
     #[inline]
     pub fn alloc_pages(&self, gfp: GfpFlags, order: Order) -> Option<PagePtr> {
+        self.alloc_pages_nid(gfp, order, self.numa_node_id())
+    }
+
+    /// `__alloc_pages` with preferred node `nid` (online).
+    #[track_caller]
+    #[inline]
+    fn alloc_pages_nid(&self, gfp: GfpFlags, order: Order, nid: usize) -> Option<PagePtr> {
         // A hot pcp list of the preferred zone is served without the zonelist walk and the
         // watermark check (see `bulk`).
-        if let Some(p) = self.alloc_pages_fast(gfp, order) {
+        if let Some(p) = self.alloc_pages_fast(gfp, order, nid) {
+            self.zone_statistics(nid, p);
             return Some(p);
         }
         let highest = gfp_zone(self.arch(), gfp);
@@ -926,6 +938,7 @@ impl<P: Platform> PageAllocator<P> {
             min_reserve: false,
             non_block: false,
             no_watermarks: false,
+            nid,
         };
         let page = self
             .get_page_from_freelist(gfp, order, fast, highest)
@@ -938,12 +951,14 @@ impl<P: Platform> PageAllocator<P> {
                     non_block: !gfp.contains(GfpFlags::__GFP_DIRECT_RECLAIM),
                     no_watermarks: gfp.contains(GfpFlags::__GFP_MEMALLOC)
                         && !gfp.contains(GfpFlags::__GFP_NOMEMALLOC),
+                    nid,
                 };
                 self.alloc_pages_reclaim(gfp, order, slow, highest)
             });
         match page {
             Some(p) => {
                 self.prep_new_page(p, order, gfp);
+                self.zone_statistics(nid, p);
                 Some(p)
             }
             None => {
@@ -995,7 +1010,7 @@ impl<P: Platform> PageAllocator<P> {
         page.set_mapping(0);
         page.set_index(0);
         let pfn = self.page_to_pfn(page);
-        let zone = self.zone(page.zone_type());
+        let zone = self.page_zone(page);
         let mut mt = zone.pageblock_migratetype(pfn);
         if mt == MigrateType::Cma {
             // free_frozen_pages: CMA pages go to the movable pcp list.
@@ -1182,8 +1197,7 @@ impl<P: Platform> PageAllocator<P> {
         let end = end.as_u64();
         let mut total = 0;
         while pfn < end {
-            let zone_kind = self.page(Pfn::new(pfn)).zone_type();
-            let zone = self.zone(zone_kind);
+            let zone = self.page_zone(self.page(Pfn::new(pfn)));
             let zend = zone.geo.end_pfn().as_u64().min(end);
             let align = if pfn == 0 {
                 MAX_PAGE_ORDER
@@ -1216,7 +1230,8 @@ impl<P: Platform> PageAllocator<P> {
         let k = |b: u64| b / 1024;
         let img = self.kernel_image();
         let free: usize = self.zones().map(|z| z.stats.free_pages()).sum();
-        let phys = self.physpages;
+        // Present pages of all zones at boot (`physpages` in the Memory: line).
+        let phys: usize = self.zones().map(|z| z.geo.present as usize).sum();
         let total = self.totalram_pages();
         let high: usize = self
             .zones()
@@ -1258,7 +1273,10 @@ impl<P: Platform> PageAllocator<P> {
 
     /// Pages on the per-CPU lists of a zone (all CPUs, racy snapshot).
     pub fn pcp_pages(&self, kind: ZoneType) -> usize {
-        let z = self.zone(kind);
+        self.zone_pcp_pages(self.zone(kind))
+    }
+    /// Pages on the pcp lists of `z` (any node), all CPUs.
+    pub fn zone_pcp_pages(&self, z: &Zone<P::RawLock>) -> usize {
         if z.pcp.is_null() {
             return 0;
         }
@@ -1269,7 +1287,10 @@ impl<P: Platform> PageAllocator<P> {
 
     /// Allocations served by a zone (all CPUs, racy snapshot).
     pub fn zone_alloc_count(&self, kind: ZoneType) -> usize {
-        let z = self.zone(kind);
+        self.pcp_alloc_count(self.zone(kind))
+    }
+    /// Allocations served by `z` through its pcp counters.
+    pub fn pcp_alloc_count(&self, z: &Zone<P::RawLock>) -> usize {
         if z.pcp.is_null() {
             return 0;
         }
@@ -1280,7 +1301,10 @@ impl<P: Platform> PageAllocator<P> {
 
     /// Pages currently allocated from a zone (all CPUs, racy snapshot).
     pub fn zone_pages_in_use(&self, kind: ZoneType) -> isize {
-        let z = self.zone(kind);
+        self.pcp_pages_in_use(self.zone(kind))
+    }
+    /// Pages allocated from `z` through its pcp counters.
+    pub fn pcp_pages_in_use(&self, z: &Zone<P::RawLock>) -> isize {
         if z.pcp.is_null() {
             return 0;
         }
@@ -1318,8 +1342,8 @@ impl<P: Platform> PageAllocator<P> {
                         if !pfn.is_aligned_to(order) && o > 0 {
                             return Err("free block not aligned to its order");
                         }
-                        if !zone.geo.contains(pfn)
-                            || !zone.geo.contains(pfn + (order.pages() as u64 - 1))
+                        if !zone.contains_pfn(pfn)
+                            || !zone.contains_pfn(pfn + (order.pages() as u64 - 1))
                         {
                             return Err("free block outside its zone");
                         }
@@ -1332,7 +1356,7 @@ impl<P: Platform> PageAllocator<P> {
                         }
                         if o < MAX_PAGE_ORDER as usize {
                             let b = pfn.buddy(order);
-                            if zone.geo.contains(b) {
+                            if zone.contains_pfn(b) {
                                 let bp = self.page(b);
                                 if bp.is_buddy()
                                     && bp.private() == o
@@ -1401,7 +1425,7 @@ unsafe fn page_alloc_cpu_dead<P: Platform>(ctx: *const (), cpu: usize) {
     // SAFETY: registered in `register_cpuhp` with `ctx` = this layer, which lives as long as
     // the machine (cpuhp table invariant); the hook runs only while the machine is alive.
     let mm = unsafe { &*ctx.cast::<PageAllocator<P>>() };
-    for zone in &mm.zones {
+    for zone in mm.zone_slots() {
         if zone.pcp.is_null() {
             continue;
         }

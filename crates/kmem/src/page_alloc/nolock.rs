@@ -70,6 +70,7 @@ impl<P: Platform> PageAllocator<P> {
             min_reserve: false,
             non_block: true,
             no_watermarks: false,
+            nid: 0,
         };
         let mt = MigrateType::from_gfp(gfp);
         let zones = self.arch().zones();
@@ -158,7 +159,7 @@ impl<P: Platform> PageAllocator<P> {
         page.set_mapping(0);
         page.set_index(0);
         let pfn = self.page_to_pfn(page);
-        let zone = self.zone(page.zone_type());
+        let zone = self.page_zone(page);
         let mt = zone.pageblock_migratetype(pfn);
         // Lock order: cpu_section (rank 3) entered without waiting; docs/LOCKING.md.
         let Some(g) = self.cpu_guard_try() else {

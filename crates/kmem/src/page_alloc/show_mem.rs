@@ -15,18 +15,25 @@ use super::PageAllocator;
 impl<P: Platform> PageAllocator<P> {
     /// Free blocks per order in a zone (the `/proc/buddyinfo` row).
     pub fn free_area_counts(&self, kind: crate::mmzone::ZoneType) -> super::FreeAreaCounts {
+        self.zone_free_area_counts(self.zone(kind))
+    }
+    /// [`Self::free_area_counts`] of any node's zone.
+    pub fn zone_free_area_counts(
+        &self,
+        z: &crate::mmzone::Zone<P::RawLock>,
+    ) -> super::FreeAreaCounts {
         // Lock order: &zone->lock (rank 5), reader; docs/LOCKING.md.
-        let free = self.zone(kind).free.lock();
+        let free = z.free.lock();
         core::array::from_fn(|o| free.area[o].nr_free)
     }
 
     /// Free blocks per migratetype and order in a zone (`/proc/pagetypeinfo`).
     pub fn free_area_counts_by_type(
         &self,
-        kind: crate::mmzone::ZoneType,
+        z: &crate::mmzone::Zone<P::RawLock>,
     ) -> [[usize; crate::addr::NR_PAGE_ORDERS]; crate::mmzone::MIGRATE_TYPES] {
         // Lock order: &zone->lock (rank 5), reader; docs/LOCKING.md.
-        let free = self.zone(kind).free.lock();
+        let free = z.free.lock();
         core::array::from_fn(|mt| core::array::from_fn(|o| free.area[o].nr_free_mt[mt] as usize))
     }
 
@@ -60,13 +67,14 @@ impl<P: Platform> PageAllocator<P> {
                 continue;
             }
             self.printk(LogLevel::Warning, format_args!(
-                "Node 0 {} free:{}kB boost:0kB min:{}kB low:{}kB high:{}kB present:{}kB managed:{}kB",
+                "Node {} {} free:{}kB boost:0kB min:{}kB low:{}kB high:{}kB present:{}kB managed:{}kB",
+                self.zone_nid(z),
                 z.kind.name(),
                 crate::mm::pages_to_kb(z.stats.free_pages()),
                 crate::mm::pages_to_kb(z.wmark(crate::mmzone::WMARK_MIN)),
                 crate::mm::pages_to_kb(z.wmark(crate::mmzone::WMARK_LOW)),
                 crate::mm::pages_to_kb(z.wmark(crate::mmzone::WMARK_HIGH)),
-                crate::mm::pages_to_kb(z.geo.present as usize),
+                crate::mm::pages_to_kb(z.span().present as usize),
                 crate::mm::pages_to_kb(z.managed_pages()),
             ));
         }
@@ -74,9 +82,12 @@ impl<P: Platform> PageAllocator<P> {
             if !z.is_populated() {
                 continue;
             }
-            let counts = self.free_area_counts(z.kind);
+            let counts = self.zone_free_area_counts(z);
             let mut buf = crate::mm::printk::LineBuf::new();
-            let _ = fmt::Write::write_fmt(&mut buf, format_args!("Node 0 {}:", z.kind.name()));
+            let _ = fmt::Write::write_fmt(
+                &mut buf,
+                format_args!("Node {} {}:", self.zone_nid(z), z.kind.name()),
+            );
             let mut total = 0usize;
             for (o, n) in counts.iter().enumerate() {
                 total += n << o;

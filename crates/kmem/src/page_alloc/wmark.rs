@@ -29,15 +29,18 @@ impl<P: Platform> PageAllocator<P> {
             _ => 0,
         };
         let zones = arch.zones();
-        for (i, &zk) in zones.iter().enumerate() {
-            let zone = self.zone(zk);
-            let r = ratio(zk);
-            let clear = r == 0 || zone.managed_pages() == 0;
-            let mut managed = 0usize;
-            for &upper in &zones[i + 1..] {
-                managed += self.zone(upper).managed_pages();
-                let v = if clear { 0 } else { managed / r };
-                zone.lowmem_reserve[upper.index()].store(v, Ordering::Relaxed);
+        // Per node: a zone keeps back a share of its own node's higher zones.
+        for nid in 0..self.nr_online_nodes() {
+            for (i, &zk) in zones.iter().enumerate() {
+                let zone = self.node_zone(nid, zk);
+                let r = ratio(zk);
+                let clear = r == 0 || zone.managed_pages() == 0;
+                let mut managed = 0usize;
+                for &upper in &zones[i + 1..] {
+                    managed += self.node_zone(nid, upper).managed_pages();
+                    let v = if clear { 0 } else { managed / r };
+                    zone.lowmem_reserve[upper.index()].store(v, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -73,8 +76,7 @@ impl<P: Platform> PageAllocator<P> {
     /// `zone_batchsize` / `zone_highsize` (mm/page_alloc.c) for every CPU's pcp lists.
     pub(crate) fn setup_pcp_sizes(&self) {
         let nr_cpus = self.nr_cpus().max(1);
-        for kind in self.arch().zones() {
-            let zone = self.zone(*kind);
+        for zone in self.zones() {
             if zone.pcp.is_null() {
                 continue;
             }

@@ -7,6 +7,7 @@
 
 pub mod compaction;
 pub mod meminfo;
+mod memory;
 pub mod pageowner;
 pub mod pid;
 pub mod vmstat;
@@ -93,6 +94,9 @@ impl<P: Platform> VmLayer<P> {
         if let Some(r) = self.cma_file_read(path, out) {
             return r.map_err(ProcError::from);
         }
+        if let Some(r) = self.memory_sysfs_read(path, out) {
+            return r;
+        }
         let mode = self.proc_mode(path).ok_or(ProcError::NotFound)?;
         if mode & 0o444 == 0 {
             return Err(ProcError::Errno(Errno::EACCES));
@@ -138,6 +142,9 @@ impl<P: Platform> VmLayer<P> {
     /// file (`/proc/slabinfo` under SLOB). kmem's shell is root, but like a shell it
     /// honours the mode: no write bit means writing fails with `EACCES`.
     pub fn proc_mode(&self, path: &str) -> Option<u16> {
+        if let Some(m) = self.memory_sysfs_mode(path) {
+            return Some(m);
+        }
         let p = path.strip_prefix("/proc/").unwrap_or(path);
         match p {
             "buddyinfo" | "zoneinfo" | "meminfo" | "iomem" => Some(0o444),
@@ -174,6 +181,9 @@ impl<P: Platform> VmLayer<P> {
     /// [`ProcError::NotFound`] for an unknown path; `EACCES` for a file whose mode has no
     /// write bit; the file's own errors (`EINVAL` for text it refuses).
     pub fn proc_write(&self, path: &str, text: &str) -> Result<(), ProcError> {
+        if let Some(r) = self.memory_sysfs_write(path, text, &|nr| self.offline_memory_block(nr)) {
+            return r;
+        }
         let p = path.strip_prefix("/proc/").unwrap_or(path);
         let mode = self.proc_mode(path).ok_or(ProcError::NotFound)?;
         if mode & 0o222 == 0 {

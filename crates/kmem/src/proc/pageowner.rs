@@ -5,7 +5,7 @@
 //! `/proc/kpageflags` may be).
 
 use crate::addr::{Pfn, PhysAddr};
-use crate::mm::mm_types::{pg, Page, PageType};
+use crate::mm::mm_types::{pg, PageType};
 use crate::platform::Platform;
 use crate::vmalloc::VmLayer;
 
@@ -57,9 +57,9 @@ impl<P: Platform> VmLayer<P> {
                 }
             }
         });
-        let page_size = core::mem::size_of::<Page>() as u64;
-        let mm_lo = (self.mem_map as u64).wrapping_sub(self.direct_map as u64);
-        let mm_hi = mm_lo + max * page_size;
+        // The block backing the memmap (SPARSEMEM: the vmemmap's sections; FLATMEM: the array).
+        let (mm_lo, mm_len) = self.memmap_phys;
+        let mm_hi = mm_lo + mm_len;
         let mut i = 0usize;
         while i < out.len() {
             if out[i] == PageOwner::Hole {

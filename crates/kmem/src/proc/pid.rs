@@ -355,7 +355,12 @@ impl<P: Platform> TaskLayer<P> {
                     _ => Err(ProcError::Errno(Errno::EINVAL)),
                 };
             }
-            return self.mem.km.vm.proc_write(path, text);
+            let vm = &self.mem.km.vm;
+            if let Some(r) = vm.memory_sysfs_write(path, text, &|nr| self.offline_memory_block(nr))
+            {
+                return r;
+            }
+            return vm.proc_write(path, text);
         };
         match file {
             "oom_score_adj" => {

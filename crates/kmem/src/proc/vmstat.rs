@@ -8,7 +8,7 @@ use core::fmt::{self, Write};
 
 use crate::addr::NR_PAGE_ORDERS;
 use crate::mmzone::{
-    MigrateType, ZoneType, MIGRATE_TYPES, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, WMARK_HIGH,
+    MigrateType, Zone, ZoneType, MIGRATE_TYPES, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, WMARK_HIGH,
     WMARK_LOW, WMARK_MIN, WMARK_PROMO,
 };
 use crate::platform::Platform;
@@ -92,8 +92,8 @@ impl<P: Platform> VmLayer<P> {
             if !z.is_populated() {
                 continue;
             }
-            write!(out, "Node 0, zone {:>8} ", z.kind.name())?;
-            for n in self.free_area_counts(z.kind) {
+            write!(out, "Node {}, zone {:>8} ", self.zone_nid(z), z.kind.name())?;
+            for n in self.zone_free_area_counts(z) {
                 write!(out, "{n:6} ")?;
             }
             out.write_char('\n')?;
@@ -115,7 +115,7 @@ impl<P: Platform> VmLayer<P> {
             if !z.is_populated() {
                 continue;
             }
-            let counts = self.free_area_counts_by_type(z.kind);
+            let counts = self.free_area_counts_by_type(z);
             for mt in MigrateType::ALL {
                 if mt == MigrateType::Cma && !self.cma_enabled() {
                     continue;
@@ -123,7 +123,7 @@ impl<P: Platform> VmLayer<P> {
                 write!(
                     out,
                     "Node {:4}, zone {:>8}, type {:>12} ",
-                    0,
+                    self.zone_nid(z),
                     z.kind.name(),
                     mt.name()
                 )?;
@@ -150,8 +150,8 @@ impl<P: Platform> VmLayer<P> {
             if !z.is_populated() {
                 continue;
             }
-            write!(out, "Node 0, zone {:>8} ", z.kind.name())?;
-            let c = self.pageblock_counts_valid(z.kind);
+            write!(out, "Node {}, zone {:>8} ", self.zone_nid(z), z.kind.name())?;
+            let c = self.pageblock_counts_valid(z);
             for (i, n) in c.iter().enumerate().take(MIGRATE_TYPES) {
                 if i == MigrateType::Cma as usize && !self.cma_enabled() {
                     continue;
@@ -167,36 +167,34 @@ impl<P: Platform> VmLayer<P> {
     /// PFN every `pageblock_nr_pages`; a block counts under its migratetype when the PFN is
     /// valid (has a memmap: not in a hole such as the PCI hole, whose sections are absent)
     /// and its page belongs to the zone.
-    fn pageblock_counts_valid(&self, kind: ZoneType) -> [usize; MIGRATE_TYPES] {
-        let z = self.zone(kind);
-        let (start, end) = (z.geo.start_pfn.as_u64(), z.geo.end_pfn().as_u64());
-        let (arch, max_pfn) = (self.arch(), self.max_pfn());
+    fn pageblock_counts_valid(&self, z: &Zone<P::RawLock>) -> [usize; MIGRATE_TYPES] {
+        let kind = z.kind;
+        let (start, end) = (z.span().start_pfn.as_u64(), z.span().end_pfn().as_u64());
         let mut c = [0; MIGRATE_TYPES];
-        self.with_memblock(|mb| {
-            for pfn in (start..end).step_by(PAGEBLOCK_NR_PAGES) {
-                let pfn = crate::addr::Pfn::new(pfn);
-                if !crate::mm::pfn_valid_in(arch, mb, max_pfn, pfn)
-                    || self.page(pfn).zone_type() != kind
-                {
-                    continue;
-                }
-                c[z.pageblock_migratetype(pfn) as usize] += 1;
+        for pfn in (start..end).step_by(PAGEBLOCK_NR_PAGES) {
+            let pfn = crate::addr::Pfn::new(pfn);
+            if !self.pfn_valid(pfn) || self.page(pfn).zone_type() != kind {
+                continue;
             }
-        });
+            c[z.pageblock_migratetype(pfn) as usize] += 1;
+        }
         c
     }
 
     /// Writes `/proc/zoneinfo`.
     pub fn show_zoneinfo(&self, out: &mut dyn Write) -> fmt::Result {
-        let mut first_populated = true;
+        let mut first_populated = [true; crate::numa::MAX_NUMA_NODES];
         let zones = self.arch().zones();
         for z in self.zones() {
-            write!(out, "Node 0, zone {:>8}", z.kind.name())?;
-            if z.is_populated() && first_populated {
-                first_populated = false;
+            let nid = self.zone_nid(z);
+            write!(out, "Node {nid}, zone {:>8}", z.kind.name())?;
+            if z.is_populated() && first_populated[nid] {
+                first_populated[nid] = false;
                 write!(out, "\n  per-node stats")?;
                 for name in NODE_STATS {
-                    write!(out, "\n      {:<12} {}", name, self.node_stat(name))?;
+                    // kmem keeps one set of node counters (LRU, slab, page tables): node 0's.
+                    let v = if nid == 0 { self.node_stat(name) } else { 0 };
+                    write!(out, "\n      {:<12} {}", name, v)?;
                 }
             }
             let free = z.stats.free_pages();
@@ -208,8 +206,8 @@ impl<P: Platform> VmLayer<P> {
                 z.wmark(WMARK_LOW),
                 z.wmark(WMARK_HIGH),
                 z.wmark(WMARK_PROMO),
-                z.geo.spanned,
-                z.geo.present,
+                z.span().spanned,
+                z.span().present,
                 z.managed_pages(),
                 z.stats.cma_pages.load(core::sync::atomic::Ordering::Relaxed)
             )?;
@@ -227,14 +225,16 @@ impl<P: Platform> VmLayer<P> {
                 out.write_char('\n')?;
                 continue;
             }
-            let counts = self.free_area_counts(z.kind);
+            let counts = self.zone_free_area_counts(z);
             let blocks: usize = counts
                 .iter()
                 .enumerate()
                 .filter(|(o, _)| *o >= PAGEBLOCK_ORDER as usize)
                 .map(|(o, n)| n << o)
                 .sum();
-            let hits = self.zone_alloc_count(z.kind);
+            let hits = self.pcp_alloc_count(z);
+            // One node: the zone's allocations, all hits and local. NUMA: the counters.
+            let numa = self.zone_numa_stat(z).unwrap_or([hits, 0, 0, 0, hits, 0]);
             for (name, v) in [
                 ("nr_free_pages", free),
                 ("nr_free_pages_blocks", blocks),
@@ -247,12 +247,12 @@ impl<P: Platform> VmLayer<P> {
                 ("nr_mlock", 0),
                 ("nr_zspages", 0),
                 ("nr_free_cma", z.stats.free_cma_pages()),
-                ("numa_hit", hits),
-                ("numa_miss", 0),
-                ("numa_foreign", 0),
-                ("numa_interleave", 0),
-                ("numa_local", hits),
-                ("numa_other", 0),
+                ("numa_hit", numa[0]),
+                ("numa_miss", numa[1]),
+                ("numa_foreign", numa[2]),
+                ("numa_interleave", numa[3]),
+                ("numa_local", numa[4]),
+                ("numa_other", numa[5]),
             ] {
                 write!(out, "\n      {name:<12} {v}")?;
             }
@@ -271,7 +271,7 @@ impl<P: Platform> VmLayer<P> {
             write!(
                 out,
                 "\n  node_unreclaimable:  0\n  start_pfn:           {}",
-                z.geo.start_pfn.as_u64()
+                z.span().start_pfn.as_u64()
             )?;
             out.write_char('\n')?;
         }

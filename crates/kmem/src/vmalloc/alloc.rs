@@ -416,6 +416,28 @@ impl<P: Platform> VmLayer<P> {
         self.pfn_to_page(t.phys.pfn())
     }
 
+    /// The page backing a memmap address (a `struct page`'s own memory): with
+    /// SPARSEMEM_VMEMMAP the vmemmap is mapped by the kernel page table, so this is a walk of
+    /// it; with a memmap in the direct map, `virt_to_page`. `None` for any other address.
+    pub fn vmemmap_to_page(&self, addr: VirtAddr) -> Option<PagePtr> {
+        if !self.vmemmap_mapped {
+            return self.virt_to_page(addr);
+        }
+        let base = self.mem_map as usize;
+        let off = addr.as_usize().checked_sub(base)?;
+        let vbase = self.arch().vmemmap_base()?;
+        let model = vbase.checked_add(off as u64)?;
+        // Only the memmap's own span (the window covers the platform's largest memory).
+        if self.from_model(model) != Some(addr.as_usize()) {
+            return None;
+        }
+        // Lock order: init_mm.page_table_lock (rank 5), leaf; docs/LOCKING.md.
+        let g = self.vm().pgt.lock();
+        let t = g.pt.as_ref()?.lookup(self.pt_mem(), model)?;
+        drop(g);
+        self.pfn_to_page(t.phys.pfn())
+    }
+
     /// `vmalloc_to_pfn`.
     pub fn vmalloc_to_pfn(&self, addr: VirtAddr) -> Option<Pfn> {
         self.vmalloc_to_page(addr).map(|p| self.page_to_pfn(p))

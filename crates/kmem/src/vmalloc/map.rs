@@ -77,6 +77,96 @@ impl<P: Platform> VmLayer<P> {
         })
     }
 
+    /// `vmemmap_populate_hugepages` for the boot sections (mm/sparse-vmemmap.c): each valid
+    /// section's 2 MiB of memmap as one PMD at `vmemmap + section_nr × 2 MiB`, backed by the
+    /// boot memmap block in section order (the platform already mirrors them; this enters
+    /// them in the kernel page table). Nothing for FLATMEM or a memmap kept in the direct map.
+    pub(super) fn map_vmemmap(&self, pt: &mut PageTable) -> Result<(), PtError> {
+        use crate::sparse::{SECTION_HAS_MEM_MAP, SECTION_MEMMAP_BYTES};
+        let (Some(base), true) = (self.arch().vmemmap_base(), self.vmemmap_mapped) else {
+            return Ok(());
+        };
+        let t = self.sections();
+        let nr_end = crate::sparse::pfn_to_section_nr(crate::addr::Pfn::new(
+            self.max_pfn()
+                .as_u64()
+                .next_multiple_of(crate::sparse::PAGES_PER_SECTION),
+        ));
+        let mut pa = self.memmap_phys.0;
+        for nr in 0..nr_end {
+            if t.section(nr)
+                .is_none_or(|s| s.flags() & SECTION_HAS_MEM_MAP == 0)
+            {
+                continue;
+            }
+            let va = base + (nr * SECTION_MEMMAP_BYTES) as u64;
+            pt.map(
+                self.pt_mem(),
+                va,
+                PhysAddr::new(pa),
+                PageSize::Huge,
+                PteFlags::PAGE_KERNEL_LARGE,
+            )?;
+            pa += SECTION_MEMMAP_BYTES as u64;
+        }
+        Ok(())
+    }
+
+    /// `vmemmap_populate` of one hot-added section: maps its 2 MiB of memmap at physical
+    /// `pa` (PMD aligned) as a PMD in the kernel page table and in the platform's window.
+    pub(crate) fn map_vmemmap_section(&self, nr: usize, pa: PhysAddr) -> bool {
+        use crate::sparse::SECTION_MEMMAP_BYTES;
+        let Some(base) = self.arch().vmemmap_base() else {
+            return false;
+        };
+        let off = nr * SECTION_MEMMAP_BYTES;
+        let real = self.mem_map.cast::<u8>().wrapping_add(off);
+        if !self.platform().map_vmemmap(real, pa, SECTION_MEMMAP_BYTES) {
+            return false;
+        }
+        // Lock order: init_mm.page_table_lock (rank 5) under mem_hotplug_lock; LOCKING.md.
+        let mut g = self.vm().pgt.lock();
+        let Some(pt) = g.pt.as_mut() else {
+            return false;
+        };
+        let va = base + off as u64;
+        let ok = pt
+            .map(
+                self.pt_mem(),
+                va,
+                pa,
+                PageSize::Huge,
+                PteFlags::PAGE_KERNEL_LARGE,
+            )
+            .is_ok();
+        drop(g);
+        if !ok {
+            self.platform().unmap_vmemmap(real, SECTION_MEMMAP_BYTES);
+        }
+        ok
+    }
+
+    /// `vmemmap_free` of one section: removes its PMD from the kernel page table and the
+    /// platform's window and returns the physical address that backed it.
+    pub(crate) fn unmap_vmemmap_section(&self, nr: usize) -> Option<PhysAddr> {
+        use crate::sparse::SECTION_MEMMAP_BYTES;
+        let base = self.arch().vmemmap_base()?;
+        let off = nr * SECTION_MEMMAP_BYTES;
+        let va = base + off as u64;
+        // Lock order: init_mm.page_table_lock (rank 5) under mem_hotplug_lock; LOCKING.md.
+        let mut g = self.vm().pgt.lock();
+        let g = &mut *g;
+        let pt = g.pt.as_mut()?;
+        let (t, flush) = pt.unmap(self.pt_mem(), va).ok()?;
+        let _ = flush.flush(&mut g.tlb);
+        let pa = t.phys;
+        self.platform().unmap_vmemmap(
+            self.mem_map.cast::<u8>().wrapping_add(off),
+            SECTION_MEMMAP_BYTES,
+        );
+        Some(pa)
+    }
+
     /// The model address of a kernel virtual (real) address in the window.
     pub(super) fn kva_model(&self, real: usize) -> u64 {
         let w = self.vm().window.load(Ordering::Relaxed);

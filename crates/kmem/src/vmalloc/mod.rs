@@ -379,7 +379,7 @@ impl<P: Platform> VmLayer<P> {
             Some(root) => Some(unsafe { PageTable::from_root(root, arch) }),
             None => match PageTable::new(self.pt_mem(), arch) {
                 Ok(mut pt) => {
-                    if self.map_direct_map(&mut pt).is_err() {
+                    if self.map_direct_map(&mut pt).is_err() || self.map_vmemmap(&mut pt).is_err() {
                         self.printk(
                             LogLevel::Err,
                             format_args!("vmalloc_init: out of memory mapping the direct map"),

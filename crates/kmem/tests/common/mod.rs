@@ -35,12 +35,7 @@ pub fn settle(m: &M) -> usize {
         m.kmem_cache_shrink(c);
     }
     m.drain_local_pages();
-    m.nr_free_pages()
-        + m.arch()
-            .zones()
-            .iter()
-            .map(|z| m.pcp_pages(*z))
-            .sum::<usize>()
+    m.nr_free_pages() + m.zones().map(|z| m.zone_pcp_pages(z)).sum::<usize>()
 }
 
 pub fn proc(m: &M, path: &str) -> String {

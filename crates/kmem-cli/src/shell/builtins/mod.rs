@@ -26,6 +26,7 @@ use crate::kernel::{Kernel, Oopsed};
 pub mod cma;
 pub mod consts;
 pub mod device;
+pub mod hotplug;
 pub mod memory;
 pub mod migrate;
 pub mod page;
@@ -197,6 +198,7 @@ pub static TABLES: &[(&str, &[Builtin])] = &[
     ("Driver core and managed resources", device::DEVICE_BUILTINS),
     ("CMA and coherent DMA", cma::CMA_BUILTINS),
     ("Page migration and pinning", migrate::MIGRATE_BUILTINS),
+    ("Memory hotplug", hotplug::HOTPLUG_BUILTINS),
 ];
 
 /// Every function the shell knows, in the order `help` lists them.

@@ -790,12 +790,13 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
     m.printk(
         LogLevel::Info,
         format_args!(
-            "SLUB: HWalign={}, Order={}-{}, MinObjects={}, CPUs={}, Nodes=1",
+            "SLUB: HWalign={}, Order={}-{}, MinObjects={}, CPUs={}, Nodes={}",
             crate::slab::common::L1_CACHE_BYTES,
             st.order.min_order,
             st.order.max_order,
             st.order.min_objects,
-            m.nr_cpus()
+            m.nr_cpus(),
+            m.nr_online_nodes()
         ),
     );
     if st.debug.enabled() {

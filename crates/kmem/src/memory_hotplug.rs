@@ -1,0 +1,567 @@
+//! Memory hotplug (mm/memory_hotplug.c, mm/sparse.c `sparse_add_section`, drivers/base/memory.c):
+//! adding a physical range as new sections, onlining a memory block into ZONE_NORMAL or
+//! ZONE_MOVABLE, offlining it, removing it.
+//!
+//! A memory block is one 128 MiB section (`memory_block_size_bytes()` on a QEMU machine;
+//! arch/x86/mm/init_64.c `probe_memory_block_size` picks `MIN_MEMORY_BLOCK_SIZE` unless the end
+//! of boot memory is aligned to more), named `memoryN` after its section number.
+//!
+//! - [`VmLayer::add_memory`]: the platform's physical memory grows to cover the range; each
+//!   section gets 2 MiB of memmap from the buddy allocator (`vmemmap_alloc_block`: an order-9
+//!   block), mapped at its place in the vmemmap (kernel page table PMD and the platform's
+//!   window), a usage block (`kzalloc`) and `SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP`.
+//!   The block is offline: its pages are reserved, `pfn_to_online_page` gives `None`.
+//! - [`VmLayer::online_memory_block`]: `online_pages` — the zone's span grows to cover the
+//!   block (`move_pfn_range_to_zone`), the pages go to the buddy allocator in `MAX_ORDER`
+//!   blocks, managed/present/totalram grow, the section is marked online, the watermarks are
+//!   recomputed (`init_per_zone_wmark_min`), and a zone that was empty prints `Built 1
+//!   zonelists…` (`build_all_zonelists`).
+//! - [`TaskLayer::offline_memory_block`]: `offline_pages` — the block's pageblocks isolated,
+//!   the page lists drained, in-use movable pages migrated out (`migrate_range`), then every
+//!   page must sit in a free block inside the range (else `-EBUSY` and Linux's `memory
+//!   offlining [mem …] failed due to …` line) and the blocks leave the free lists, the
+//!   counters go back. [`VmLayer::offline_memory_block`] is the same without migration.
+//! - [`VmLayer::remove_memory`]: `try_remove_memory` — offline, hot-added sections only (a
+//!   boot section's memmap came from memblock); the memmap is unmapped and freed.
+//!
+//! Not modelled yet: `kernelcore=`/`movablecore=`, shrinking a zone's
+//! span on offline (`shrink_zone_span`), recomputing the per-CPU list sizes
+//! (`zone_pcp_update`), /proc/iomem resources for hot-added RAM, more than one node.
+//!
+//! # Locking
+//! Every operation runs under `mem_hotplug_lock` (outermost); under it the zone locks, the
+//! page-table lock and the slab and page allocators' own locks, as in Linux.
+
+use core::sync::atomic::Ordering;
+
+use crate::addr::{Order, Pfn, PhysAddr, MAX_PAGE_ORDER, PAGE_SHIFT};
+use crate::errno::Errno;
+use crate::gfp::GfpFlags;
+use crate::mm::mm_types::pg;
+use crate::mmzone::{MigrateType, ZoneType, PAGEBLOCK_NR_PAGES};
+use crate::platform::{LogLevel, Platform};
+use crate::sparse::{
+    pfn_to_section_nr, section_nr_to_pfn, PAGEBLOCKS_PER_SECTION, PAGES_PER_SECTION,
+    SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT,
+    SECTION_MEMMAP_BYTES, SECTION_USAGE_BYTES,
+};
+use crate::task::TaskLayer;
+use crate::vmalloc::VmLayer;
+
+/// `memory_block_size_bytes()`: one section.
+pub const MEMORY_BLOCK_SIZE: u64 = PAGES_PER_SECTION << PAGE_SHIFT;
+
+/// How to online a block (`enum mmop`: the words written to `memoryN/state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnlineType {
+    /// `online`: the default zone for the range.
+    Online,
+    /// `online_kernel`: ZONE_NORMAL.
+    OnlineKernel,
+    /// `online_movable`: ZONE_MOVABLE.
+    OnlineMovable,
+}
+
+impl OnlineType {
+    /// Parses `online`, `online_kernel`, `online_movable` (drivers/base/memory.c
+    /// `mhp_online_type_from_str`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "online" => Some(Self::Online),
+            "online_kernel" => Some(Self::OnlineKernel),
+            "online_movable" => Some(Self::OnlineMovable),
+            _ => None,
+        }
+    }
+}
+
+/// What `memoryN` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryBlock {
+    /// Block (= section) number.
+    pub nr: usize,
+    /// `state`: online or offline.
+    pub online: bool,
+    /// Added at boot (`SECTION_IS_EARLY`).
+    pub early: bool,
+    /// The zone of an online block whose pages are all in one zone.
+    pub zone: Option<ZoneType>,
+}
+
+impl<P: Platform> VmLayer<P> {
+    /// The memory block `nr`, if its section is present.
+    pub fn memory_block(&self, nr: usize) -> Option<MemoryBlock> {
+        let flags = self.sections().section(nr)?.flags();
+        if flags & SECTION_MARKED_PRESENT == 0 || flags & SECTION_HAS_MEM_MAP == 0 {
+            return None;
+        }
+        let online = flags & SECTION_IS_ONLINE != 0;
+        let zone = if online { self.block_zone(nr) } else { None };
+        Some(MemoryBlock {
+            nr,
+            online,
+            early: flags & SECTION_IS_EARLY != 0,
+            zone,
+        })
+    }
+
+    /// Every present memory block, lowest first.
+    pub fn memory_blocks(&self) -> impl Iterator<Item = MemoryBlock> + '_ {
+        let end = pfn_to_section_nr(Pfn::new(
+            self.pfn_limit()
+                .as_u64()
+                .next_multiple_of(PAGES_PER_SECTION),
+        ));
+        (0..end).filter_map(|nr| self.memory_block(nr))
+    }
+
+    /// The zone all of block `nr`'s pages are in (`valid_zones` of an online block), `None`
+    /// when they span several (`test_pages_in_a_zone`).
+    fn block_zone(&self, nr: usize) -> Option<ZoneType> {
+        let s = section_nr_to_pfn(nr);
+        let first = self.pfn_to_page(s)?.zone_type();
+        let mut pfn = s.as_u64();
+        while pfn < s.as_u64() + PAGES_PER_SECTION {
+            let z = self.pfn_to_page(Pfn::new(pfn))?.zone_type();
+            if z != first {
+                return None;
+            }
+            pfn += 1;
+        }
+        Some(first)
+    }
+
+    /// Whether `zone`'s span meets `[s, e)` while it has memory (`zone_intersects`).
+    fn zone_intersects(&self, zone: ZoneType, s: u64, e: u64) -> bool {
+        let z = self.zone(zone);
+        if !z.is_populated() {
+            return false;
+        }
+        let g = z.span();
+        g.start_pfn.as_u64() < e && g.end_pfn().as_u64() > s
+    }
+
+    /// `zone_for_pfn_range` (mm/memory_hotplug.c): the zone block `nr` goes to for `t` —
+    /// `online_kernel` ZONE_NORMAL, `online_movable` ZONE_MOVABLE, `online` the zone the range
+    /// already meets if it meets exactly one of them, else ZONE_NORMAL
+    /// (`default_zone_for_pfn` without `movable_node`). `None` on a FLATMEM machine.
+    pub fn zone_for_block(&self, nr: usize, t: OnlineType) -> Option<ZoneType> {
+        self.arch().section_size_bits()?;
+        let s = section_nr_to_pfn(nr).as_u64();
+        let e = s + PAGES_PER_SECTION;
+        Some(match t {
+            OnlineType::OnlineKernel => ZoneType::Normal,
+            OnlineType::OnlineMovable => ZoneType::Movable,
+            OnlineType::Online => {
+                let in_kernel = self.zone_intersects(ZoneType::Normal, s, e);
+                let in_movable = self.zone_intersects(ZoneType::Movable, s, e);
+                if in_movable && !in_kernel {
+                    ZoneType::Movable
+                } else {
+                    ZoneType::Normal
+                }
+            }
+        })
+    }
+
+    /// `add_memory(nid, start, size)`: see the module documentation.
+    ///
+    /// # Errors
+    /// `EINVAL` for a node other than 0, a range not aligned to the block size, or a machine
+    /// without SPARSEMEM; `E2BIG` when the platform cannot back the range (Linux's
+    /// `exceeds maximum addressable range` warning is printed); `EEXIST` when a
+    /// section of it is present; `ENOMEM` when its memmap cannot be allocated (what was
+    /// added is undone).
+    pub fn add_memory(&self, nid: i32, start: u64, size: u64) -> Result<(), Errno> {
+        if nid != 0
+            || size == 0
+            || !start.is_multiple_of(MEMORY_BLOCK_SIZE)
+            || !size.is_multiple_of(MEMORY_BLOCK_SIZE)
+            || !self.vmemmap_mapped
+        {
+            return Err(Errno::EINVAL);
+        }
+        let end = start.checked_add(size).ok_or(Errno::EINVAL)?;
+        let max = self.platform().max_phys_end().as_u64();
+        if end > max {
+            // mm/memory_hotplug.c `mhp_range_allowed`.
+            self.printk(
+                LogLevel::Warning,
+                format_args!(
+                    "Hotplug memory [{start:#x}-{:#x}] exceeds maximum addressable range [{:#x}-{:#x}]",
+                    end - 1,
+                    0,
+                    max.saturating_sub(1)
+                ),
+            );
+            return Err(Errno::E2BIG);
+        }
+        // Lock order: mem_hotplug_lock (outermost); docs/LOCKING.md.
+        let _g = self.mem_hotplug.lock();
+        let (first, last) = (
+            pfn_to_section_nr(PhysAddr::new(start).pfn()),
+            pfn_to_section_nr(PhysAddr::new(end).pfn()),
+        );
+        if (first..last).any(|nr| self.memory_block(nr).is_some()) {
+            // kernel/resource.c via register_memory_resource.
+            self.printk(
+                LogLevel::Err,
+                format_args!(
+                    "System RAM resource [mem {start:#010x}-{:#010x}] cannot be added",
+                    end - 1
+                ),
+            );
+            return Err(Errno::EEXIST);
+        }
+        if !self.platform().grow_phys_end(PhysAddr::new(end)) {
+            return Err(Errno::ENOMEM);
+        }
+        for nr in first..last {
+            if let Err(e) = self.sparse_add_section(nr) {
+                for done in first..nr {
+                    self.sparse_remove_section(done);
+                }
+                return Err(e);
+            }
+        }
+        self.raise_pfn_limit(PhysAddr::new(end).pfn());
+        Ok(())
+    }
+
+    /// `sparse_add_section`: root page, usage block, memmap for section `nr`.
+    fn sparse_add_section(&self, nr: usize) -> Result<(), Errno> {
+        let t = self.sections();
+        if t.needs_root(nr) {
+            let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO;
+            let page = self.alloc_pages(gfp, Order::ZERO).ok_or(Errno::ENOMEM)?;
+            let root = self.page_address(page).ok_or(Errno::ENOMEM)?;
+            // SAFETY: a zeroed page (SECTIONS_PER_ROOT zeroed sections) from the buddy
+            // allocator, never freed: a root lives as long as the machine.
+            if !unsafe { t.install_root(nr, root.as_usize() as *mut crate::sparse::MemSection) } {
+                self.__free_pages(page, Order::ZERO);
+            }
+        }
+        let sec = t.section(nr).ok_or(Errno::EINVAL)?;
+        let usage = self
+            .kmalloc(SECTION_USAGE_BYTES, GfpFlags::GFP_KERNEL)
+            .ok_or(Errno::ENOMEM)?;
+        let order = Order::new((SECTION_MEMMAP_BYTES >> PAGE_SHIFT).trailing_zeros());
+        let Some(mm) = self.alloc_pages(GfpFlags::GFP_KERNEL, order) else {
+            self.kfree(usage.as_ptr());
+            return Err(Errno::ENOMEM);
+        };
+        let pa = self.page_to_pfn(mm).phys();
+        if !self.map_vmemmap_section(nr, pa) {
+            self.__free_pages(mm, order);
+            self.kfree(usage.as_ptr());
+            return Err(Errno::ENOMEM);
+        }
+        // SAFETY: `usage` has SECTION_USAGE_BYTES bytes; every pageblock starts
+        // MIGRATE_MOVABLE (memmap_init_range).
+        unsafe {
+            core::ptr::write_bytes(
+                usage.as_ptr(),
+                MigrateType::Movable as u8,
+                SECTION_USAGE_BYTES,
+            )
+        };
+        sec.set_usage(usage.as_ptr());
+        sec.set(SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP);
+        let s = section_nr_to_pfn(nr);
+        let e = Pfn::new(s.as_u64() + PAGES_PER_SECTION);
+        self.raise_pfn_limit(e);
+        // SAFETY: the section's memmap was just mapped and its pages are offline: nobody
+        // uses them (mem_hotplug_lock held).
+        unsafe { self.init_memmap_range(s, e, ZoneType::Normal) };
+        Ok(())
+    }
+
+    /// `sparse_remove_section` of an offline hot-added section.
+    fn sparse_remove_section(&self, nr: usize) {
+        let Some(sec) = self.sections().section(nr) else {
+            return;
+        };
+        sec.clear(SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP | SECTION_IS_ONLINE);
+        let usage = sec.usage();
+        sec.set_usage(core::ptr::null_mut());
+        if let Some(pa) = self.unmap_vmemmap_section(nr) {
+            if let Some(p) = self.pfn_to_page(pa.pfn()) {
+                let order = Order::new((SECTION_MEMMAP_BYTES >> PAGE_SHIFT).trailing_zeros());
+                self.__free_pages(p, order);
+            }
+        }
+        if !usage.is_null() {
+            self.kfree(usage);
+        }
+    }
+
+    /// `vm_total_pages` (`nr_free_zone_pages(gfp_zone(GFP_HIGHUSER_MOVABLE))`): managed pages
+    /// above the high watermark, over every zone.
+    fn vm_total_pages(&self) -> usize {
+        self.zones()
+            .map(|z| {
+                z.managed_pages()
+                    .saturating_sub(z.wmark(crate::mmzone::WMARK_HIGH))
+            })
+            .sum()
+    }
+
+    /// The `Built N zonelists` line `build_all_zonelists` prints when a zone gains or loses
+    /// all its memory.
+    fn print_zonelists(&self) {
+        self.printk(
+            LogLevel::Info,
+            format_args!(
+                "Built 1 zonelists, mobility grouping on.  Total pages: {}",
+                self.vm_total_pages()
+            ),
+        );
+    }
+
+    /// `online_pages` of memory block `nr` (`echo online… > memoryN/state`).
+    ///
+    /// # Errors
+    /// `EINVAL` for an absent block or a FLATMEM machine; an online block is left as it is
+    /// (success).
+    pub fn online_memory_block(&self, nr: usize, t: OnlineType) -> Result<(), Errno> {
+        // Lock order: mem_hotplug_lock (outermost); docs/LOCKING.md.
+        let _g = self.mem_hotplug.lock();
+        let b = self.memory_block(nr).ok_or(Errno::EINVAL)?;
+        if b.online {
+            return Ok(());
+        }
+        let kind = self.zone_for_block(nr, t).ok_or(Errno::EINVAL)?;
+        let zone = self.zone(kind);
+        let was_populated = zone.is_populated();
+        let (s, e) = (
+            section_nr_to_pfn(nr).as_u64(),
+            section_nr_to_pfn(nr + 1).as_u64(),
+        );
+        // move_pfn_range_to_zone: the pages join the zone and its span grows over them.
+        // SAFETY: the block is offline (checked under mem_hotplug_lock): nobody uses its pages.
+        unsafe { self.init_memmap_range(Pfn::new(s), Pfn::new(e), kind) };
+        let (hs, he) = (
+            zone.hot_start.load(Ordering::Acquire),
+            zone.hot_end.load(Ordering::Acquire),
+        );
+        let (ns, ne) = if he > hs {
+            (hs.min(s), he.max(e))
+        } else {
+            (s, e)
+        };
+        zone.hot_start.store(ns, Ordering::Release);
+        zone.hot_end.store(ne, Ordering::Release);
+        zone.hot_present
+            .fetch_add(PAGES_PER_SECTION as i64, Ordering::Relaxed);
+        // memmap_init_range: every pageblock starts MIGRATE_MOVABLE (an offlined block's
+        // stayed isolated).
+        for pb in (s..e).step_by(PAGEBLOCK_NR_PAGES) {
+            zone.set_pageblock_migratetype(Pfn::new(pb), MigrateType::Movable);
+        }
+        // online_pages_range: MAX_ORDER blocks to the buddy allocator (`generic_online_page`).
+        let order = Order::new(MAX_PAGE_ORDER);
+        let mut pfn = s;
+        while pfn < e {
+            for i in 0..order.pages() as u64 {
+                let p = self.page(Pfn::new(pfn + i));
+                p.set_flags(p.flags() & !pg::RESERVED);
+                p.set_refcount(0);
+            }
+            // Lock order: &zone->lock (rank 5) under mem_hotplug_lock; docs/LOCKING.md.
+            let mut free = zone.free.lock();
+            self.free_one_page_locked(zone, &mut free, Pfn::new(pfn), order);
+            drop(free);
+            zone.stats
+                .nr_free_pages
+                .fetch_add(order.pages() as isize, Ordering::Relaxed);
+            zone.managed.fetch_add(order.pages(), Ordering::Relaxed);
+            pfn += order.pages() as u64;
+        }
+        self.totalram
+            .fetch_add(PAGES_PER_SECTION as usize, Ordering::Relaxed);
+        if let Some(sec) = self.sections().section(nr) {
+            sec.set(SECTION_IS_ONLINE);
+        }
+        self.setup_per_zone_wmarks_and_reserves();
+        if !was_populated {
+            self.print_zonelists();
+        }
+        Ok(())
+    }
+
+    /// `offline_pages` of memory block `nr` without migration: only a block whose pages are
+    /// all free goes offline. [`TaskLayer::offline_memory_block`] (what a `Machine` and the
+    /// sysfs files call) migrates in-use movable pages first.
+    ///
+    /// # Errors
+    /// As [`TaskLayer::offline_memory_block`].
+    pub fn offline_memory_block(&self, nr: usize) -> Result<(), Errno> {
+        // Lock order: mem_hotplug_lock (outermost); docs/LOCKING.md.
+        let _g = self.mem_hotplug.lock();
+        self.offline_block_locked(nr, &mut |_, _| Ok(()))
+    }
+
+    /// `offline_pages` under `mem_hotplug_lock`: the block's pageblocks are isolated, the page
+    /// lists drained, `migrate(start, end)` moves what it can out, and if every page of the
+    /// block is then free the free blocks leave the free lists and the counters go back;
+    /// otherwise the pageblocks get their types back and the call fails.
+    pub(crate) fn offline_block_locked(
+        &self,
+        nr: usize,
+        migrate: &mut dyn FnMut(Pfn, Pfn) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        let b = self.memory_block(nr).ok_or(Errno::EINVAL)?;
+        if !b.online {
+            return Ok(());
+        }
+        let (s, e) = (
+            section_nr_to_pfn(nr).as_u64(),
+            section_nr_to_pfn(nr + 1).as_u64(),
+        );
+        let failed = |reason: &str, err: Errno| {
+            self.printk(
+                LogLevel::Debug,
+                format_args!(
+                    "memory offlining [mem {:#010x}-{:#010x}] failed due to {reason}",
+                    s << PAGE_SHIFT,
+                    (e << PAGE_SHIFT) - 1
+                ),
+            );
+            Err(err)
+        };
+        let Some(kind) = b.zone else {
+            return failed("multizone range", Errno::EINVAL);
+        };
+        let zone = self.zone(kind);
+        // start_isolate_page_range: nothing is allocated from the block any more.
+        let mut saved = [MigrateType::Movable; PAGEBLOCKS_PER_SECTION];
+        // Lock order: &zone->lock (rank 5) under mem_hotplug_lock; docs/LOCKING.md.
+        self.isolate_pageblocks(zone, &mut zone.free.lock(), (s, e), &mut saved);
+        // zone_pcp_disable: pages parked on the CPUs' lists go back to the buddy allocator.
+        self.drain_all_pages();
+        let migrated = migrate(Pfn::new(s), Pfn::new(e));
+        self.drain_all_pages();
+        // Lock order: &zone->lock (rank 5) under mem_hotplug_lock; docs/LOCKING.md.
+        let mut free = zone.free.lock();
+        let mut p = s;
+        let mut all_free = migrated.is_ok();
+        while all_free && p < e {
+            match self.free_block_containing(zone, Pfn::new(p)) {
+                Some((head, o)) if head.as_u64() >= s && head.as_u64() + o.pages() as u64 <= e => {
+                    p = head.as_u64() + o.pages() as u64;
+                }
+                _ => all_free = false,
+            }
+        }
+        if !all_free {
+            self.unisolate_pageblocks(zone, &mut free, (s, e), &saved);
+            drop(free);
+            return failed("unmovable page", Errno::EBUSY);
+        }
+        // __offline_isolated_pages: every free block leaves its list.
+        let mut p = s;
+        while p < e {
+            let (head, o) = self
+                .free_block_containing(zone, Pfn::new(p))
+                .expect("checked above under the same lock");
+            let mt = zone.pageblock_migratetype(head);
+            self.del_from_free_list(&mut free, self.page(head), o, mt);
+            p = head.as_u64() + o.pages() as u64;
+        }
+        drop(free);
+        self.offline_accounting(nr, kind);
+        Ok(())
+    }
+
+    /// The counters and flags of a block whose pages just left the buddy allocator.
+    fn offline_accounting(&self, nr: usize, kind: ZoneType) {
+        let zone = self.zone(kind);
+        let (s, e) = (section_nr_to_pfn(nr), section_nr_to_pfn(nr + 1));
+        let n = PAGES_PER_SECTION as usize;
+        zone.stats
+            .nr_free_pages
+            .fetch_sub(n as isize, Ordering::Relaxed);
+        zone.managed.fetch_sub(n, Ordering::Relaxed);
+        zone.hot_present.fetch_sub(n as i64, Ordering::Relaxed);
+        self.totalram.fetch_sub(n, Ordering::Relaxed);
+        // SAFETY: the block's pages were all free and have left the free lists under the
+        // zone lock; nobody else holds them (mem_hotplug_lock held).
+        unsafe { self.init_memmap_range(s, e, kind) };
+        if let Some(sec) = self.sections().section(nr) {
+            sec.clear(SECTION_IS_ONLINE);
+        }
+        if !zone.is_populated() {
+            zone.hot_start.store(0, Ordering::Release);
+            zone.hot_end.store(0, Ordering::Release);
+        }
+        self.setup_per_zone_wmarks_and_reserves();
+        if !zone.is_populated() {
+            self.print_zonelists();
+        }
+    }
+
+    /// `remove_memory(start, size)`: removes offline hot-added blocks.
+    ///
+    /// # Errors
+    /// `EINVAL` for a misaligned range, an absent block or a boot block; `EBUSY` when a block
+    /// is online (Linux's `memory [...] is onlined` warning).
+    pub fn remove_memory(&self, start: u64, size: u64) -> Result<(), Errno> {
+        if size == 0
+            || !start.is_multiple_of(MEMORY_BLOCK_SIZE)
+            || !size.is_multiple_of(MEMORY_BLOCK_SIZE)
+        {
+            return Err(Errno::EINVAL);
+        }
+        let end = start.checked_add(size).ok_or(Errno::EINVAL)?;
+        // Lock order: mem_hotplug_lock (outermost); docs/LOCKING.md.
+        let _g = self.mem_hotplug.lock();
+        let (first, last) = (
+            pfn_to_section_nr(PhysAddr::new(start).pfn()),
+            pfn_to_section_nr(PhysAddr::new(end).pfn()),
+        );
+        for nr in first..last {
+            let b = self.memory_block(nr).ok_or(Errno::EINVAL)?;
+            if b.online {
+                // mm/memory_hotplug.c check_memblock_offlined_cb.
+                let s = section_nr_to_pfn(nr).phys().as_u64();
+                self.printk(
+                    LogLevel::Warning,
+                    format_args!(
+                        "removing memory fails, because memory [{s:#010x}-{:#010x}] is onlined",
+                        s + MEMORY_BLOCK_SIZE - 1
+                    ),
+                );
+                return Err(Errno::EBUSY);
+            }
+            if b.early {
+                return Err(Errno::EINVAL);
+            }
+        }
+        for nr in first..last {
+            self.sparse_remove_section(nr);
+        }
+        Ok(())
+    }
+}
+
+impl<P: Platform> TaskLayer<P> {
+    /// `offline_pages` of memory block `nr` (`echo offline > memoryN/state`): the block's
+    /// pageblocks are isolated, its in-use movable pages migrated elsewhere
+    /// (`do_migrate_range`: anonymous, shmem and swap-cache pages, movable-ops pages; the
+    /// data moves, the mappings follow), and once every page is free the block leaves the
+    /// buddy allocator: managed, present and totalram pages go down, the section is
+    /// offline, the watermarks are recomputed.
+    ///
+    /// # Errors
+    /// `EINVAL` for an absent block or one whose pages span several zones; `EBUSY` when a
+    /// page stays in use (unmovable, pinned, or no target memory), with Linux's `memory
+    /// offlining [mem …] failed due to …` line at debug level (`pr_debug`); the pageblocks
+    /// get their types back. An offline block is left as it is (success).
+    pub fn offline_memory_block(&self, nr: usize) -> Result<(), Errno> {
+        let vm = &self.mem.km.vm;
+        // Lock order: mem_hotplug_lock (outermost), tasklist_lock under it in
+        // migrate_range; docs/LOCKING.md.
+        let _g = vm.mem_hotplug.lock();
+        vm.offline_block_locked(nr, &mut |s, e| self.migrate_range(s, e))
+    }
+}
