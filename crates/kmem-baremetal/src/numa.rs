@@ -18,11 +18,13 @@
 //! `Faking a node at [mem …]`, from `dummy_numa_init`).
 //!
 //! kmem then does `numa_register_meminfo` itself (memblock_set_node for each block, the
-//! distance table, NODE_DATA): see [`NumaInfo::memblks`], [`NumaInfo::distances`] and
-//! [`NumaInfo::cpu_to_node`].
+//! distance table, NODE_DATA, the nodes' zones): [`NumaInfo::topology`] is its
+//! `BootParams::numa`.
 
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
+
+use kmem::NumaTopology;
 
 use crate::acpi::{self, Acpi, AcpiError, IdentityMem, PhysMem, Rsdp, Sig, Slit, SratEntry};
 use crate::boot;
@@ -51,7 +53,7 @@ pub fn set_quiet(quiet: bool) -> bool {
 pub static NUMA: BootCell<NumaInfo> = BootCell::new();
 
 /// Nodes this kernel can describe (kmem's `MAX_NUMA_NODES`; Linux's `MAX_NUMNODES`).
-pub const MAX_NUMNODES: usize = 8;
+pub const MAX_NUMNODES: usize = kmem::MAX_NUMA_NODES;
 /// Proximity domains mapped (Linux's `MAX_PXM_DOMAINS`, include/acpi/acpi_numa.h).
 pub const MAX_PXM_DOMAINS: usize = 256;
 /// NUMA memory blocks kept (Linux's `NR_NODE_MEMBLKS` is `MAX_NUMNODES * 2`; QEMU gives up to
@@ -62,9 +64,9 @@ pub const MAX_CPUS: usize = 64;
 /// APIC IDs that can be mapped to a node (arch/x86/include/asm/apicdef.h `MAX_LOCAL_APIC`).
 pub const MAX_LOCAL_APIC: u32 = 32768;
 /// Distance of a node to itself (include/linux/numa.h `LOCAL_DISTANCE`).
-pub const LOCAL_DISTANCE: u8 = 10;
+pub const LOCAL_DISTANCE: u8 = kmem::numa::LOCAL_DISTANCE;
 /// Default distance between two nodes (`REMOTE_DISTANCE`).
-pub const REMOTE_DISTANCE: u8 = 20;
+pub const REMOTE_DISTANCE: u8 = kmem::numa::REMOTE_DISTANCE;
 /// RAM ranges considered (the e820 map's bound, `E820_MAX_ENTRIES_ZEROPAGE`).
 pub const MAX_RAM_RANGES: usize = 128;
 /// Uncovered RAM tolerated ("We seem to lose 3 pages somewhere. Allow 1M of slack.").
@@ -72,16 +74,15 @@ const COVER_SLACK: u64 = 1 << 20;
 
 const NO_NODE: u8 = u8::MAX;
 
-/// One NUMA memory block: physical `[start, end)` on node `nid` (`struct numa_memblk`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Memblk {
-    /// The node.
-    pub nid: u32,
-    /// First byte.
-    pub start: u64,
-    /// End (exclusive).
-    pub end: u64,
-}
+/// One NUMA memory block: physical `[start, end)` on node `nid` (`struct numa_memblk`) —
+/// kmem's boot input type.
+pub use kmem::NumaMemblk as Memblk;
+
+const NO_BLK: Memblk = Memblk {
+    nid: 0,
+    start: 0,
+    end: 0,
+};
 
 /// One enabled SRAT memory affinity entry, as printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -164,7 +165,7 @@ impl NumaInfo {
         NumaInfo {
             srat_mem: [SratMem::default(); NR_NODE_MEMBLKS],
             nr_srat_mem: 0,
-            blks: [Memblk::default(); NR_NODE_MEMBLKS],
+            blks: [NO_BLK; NR_NODE_MEMBLKS],
             nr_blks: 0,
             pxm_to_node: [NO_NODE; MAX_PXM_DOMAINS],
             node_to_pxm: [u32::MAX; MAX_NUMNODES],
@@ -231,6 +232,18 @@ impl NumaInfo {
     pub fn cpu_to_node(&self, out: &mut [u32]) {
         for (cpu, slot) in out.iter_mut().enumerate() {
             *slot = self.apicid_to_node(cpu as u32).unwrap_or(0);
+        }
+    }
+
+    /// kmem's boot input: the nodes, their memory blocks, the distances and the node of each
+    /// of the CPUs `0..cpu_to_node.len()` (filled in here).
+    pub fn topology<'a>(&'a self, cpu_to_node: &'a mut [u32]) -> NumaTopology<'a> {
+        self.cpu_to_node(cpu_to_node);
+        NumaTopology {
+            nr_nodes: self.nr_nodes,
+            memblks: self.memblks(),
+            distance: self.distances(),
+            cpu_to_node,
         }
     }
 

@@ -11,6 +11,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
+use kmem::addr::{Order, PAGE_SIZE};
+use kmem::GfpFlags;
+
 use super::KernelCtx;
 use crate::acpi::{self, Acpi, AcpiError, IdentityMem, PhysMem, Rsdp, Sig, Slit, SratEntry, Table};
 use crate::numa::{self, Memblk, NumaError, NumaInfo, Ram};
@@ -28,6 +31,8 @@ pub const TESTS: &[Test<KernelCtx>] = tests![
     numa_cleanup_merges_like_linux,
     numa_slit_distances,
     numa_srat_parsed,
+    numa_nodes_booted,
+    alloc_pages_node_places_pages,
 ];
 
 /// The group that runs before kmem boots (the firmware's memory untouched).
@@ -691,5 +696,101 @@ fn numa_srat_parsed(ctx: &KernelCtx) -> TestResult {
             .sum();
         check_eq!((e.addr, covered), (e.addr, end - e.addr));
     }
+    Ok(())
+}
+
+/// kmem booted the nodes the firmware described: node count, distances, the CPU's node, and
+/// each node's zones inside its own memory.
+fn numa_nodes_booted(ctx: &KernelCtx) -> TestResult {
+    let mm = ctx.mm;
+    let Some(n) = numa::NUMA.get() else {
+        check_eq!(mm.nr_online_nodes(), 1);
+        check_eq!(mm.numa_node_id(), 0);
+        return Ok(());
+    };
+    let nodes = n.nr_nodes();
+    check_eq!(mm.nr_online_nodes(), nodes);
+    for a in 0..nodes {
+        for b in 0..nodes {
+            check_eq!(
+                (a, b, Some(mm.node_distance(a, b))),
+                (a, b, n.distance(a, b))
+            );
+        }
+    }
+    let cpu0 = n.apicid_to_node(0).unwrap_or(0) as usize;
+    check_eq!(mm.cpu_to_node(0), cpu0);
+    check_eq!(mm.numa_node_id(), cpu0);
+    for nid in 0..nodes {
+        let mut present = 0;
+        for z in mm.node_zones(nid).filter(|z| z.is_populated()) {
+            present += z.geo.present;
+            let first = z.geo.start_pfn.as_u64() * PAGE_SIZE as u64;
+            let last = z.geo.end_pfn().as_u64() * PAGE_SIZE as u64 - 1;
+            // A zone spans only its node's memory (holes between a node's blocks included).
+            check_eq!(
+                (nid, n.phys_to_nid(first), n.phys_to_nid(last)),
+                (nid, Some(nid as u32), Some(nid as u32))
+            );
+        }
+        check!(present > 0, "node {nid} has no present pages");
+        check_eq!((nid, mm.node_span(nid).present), (nid, present));
+    }
+    Ok(())
+}
+
+/// `alloc_pages_node(nid, …)` places pages on every node: with `__GFP_THISNODE` only there
+/// (`page_to_nid` and the SRAT agree, the memory is usable), without it preferably there.
+fn alloc_pages_node_places_pages(ctx: &KernelCtx) -> TestResult {
+    let mm = ctx.mm;
+    let nodes = mm.nr_online_nodes();
+    let numa = numa::NUMA.get();
+    let free0 = super::settle(mm);
+    let mut on_node = [0usize; numa::MAX_NUMNODES];
+    for nid in 0..nodes {
+        for (gfp, order) in [
+            (GfpFlags::GFP_KERNEL | GfpFlags::__GFP_THISNODE, 0),
+            (GfpFlags::GFP_KERNEL | GfpFlags::__GFP_THISNODE, 3),
+            (GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_THISNODE, 0),
+            (GfpFlags::GFP_KERNEL, 2),
+        ] {
+            // 64 allocations each, held together, so that they cannot all be one page reused.
+            let mut held = [None; 64];
+            for slot in held.iter_mut() {
+                let Some(page) = mm.alloc_pages_node(nid as i32, gfp, Order::new(order)) else {
+                    check!(false, "alloc_pages_node({nid}, {gfp}, {order}) failed");
+                    return Ok(());
+                };
+                *slot = Some(page);
+                let got = mm.page_to_nid(page);
+                check_eq!((nid, order, got), (nid, order, nid));
+                let phys = mm.page_to_pfn(page).as_u64() * PAGE_SIZE as u64;
+                if let Some(n) = numa {
+                    check_eq!((nid, n.phys_to_nid(phys)), (nid, Some(nid as u32)));
+                }
+                let va = mm.page_address(page).expect("x86_64: every page is mapped");
+                let bytes = PAGE_SIZE << order;
+                // SAFETY: the `1 << order` pages are ours until freed below, mapped at `va`.
+                let mem = unsafe { core::slice::from_raw_parts_mut(va.as_ptr::<u8>(), bytes) };
+                mem.fill(nid as u8 ^ 0x5a);
+                check!(mem.iter().all(|&b| b == nid as u8 ^ 0x5a));
+                on_node[got] += 1;
+            }
+            for page in held.iter().flatten() {
+                mm.__free_pages(*page, Order::new(order));
+            }
+        }
+    }
+    check!(on_node[..nodes].iter().all(|&c| c == 4 * 64), "{on_node:?}");
+    // An offline node: no pages, a warning (Linux's warn_if_node_offline) unless NOWARN.
+    let off = nodes as i32;
+    check!(mm
+        .alloc_pages_node(
+            off,
+            GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN,
+            Order::new(0)
+        )
+        .is_none());
+    check_eq!(super::settle(mm), free0);
     Ok(())
 }
