@@ -682,7 +682,8 @@ fn numa_srat_parsed(ctx: &KernelCtx) -> TestResult {
             check_eq!(n.distance(node, other), Some(want));
         }
     }
-    check!(n.slit_used());
+    // QEMU builds a SLIT only from -numa dist, which one node does not get.
+    check_eq!(n.slit_used(), nodes > 1);
     // Nodes in address order, and every byte of usable RAM on exactly one node.
     let b = n.memblks();
     check!(b
