@@ -680,7 +680,8 @@ impl<'t> Slit<'t> {
         let fits = usize::try_from(n)
             .ok()
             .and_then(|n| n.checked_mul(n))
-            .is_some_and(|nn| SLIT_ENTRIES + nn <= t.len());
+            .and_then(|nn| nn.checked_add(SLIT_ENTRIES))
+            .is_some_and(|end| end <= t.len());
         if !fits {
             return Err(AcpiError::SlitTruncated { localities: n });
         }
