@@ -5,6 +5,7 @@
 //!
 //! Boot flow: [`boot`] (32-bit PVH entry → page tables → long mode) → [`kernel_main`]: COM1
 //! ([`serial`]), exception handlers ([`idt`]), the PVH start info and its e820 map ([`pvh`]),
+//! the ACPI tables and the NUMA nodes of their SRAT and SLIT ([`acpi`], [`numa`]),
 //! the early self-tests, then kmem ([`mm`]): memblock from the e820 map with the kernel image
 //! (boot page tables and stack included) reserved, the memmap, zones and the buddy allocator,
 //! SLUB and kmalloc — which is the kernel's `#[global_allocator]` ([`heap`]) — and vmalloc on
@@ -32,6 +33,7 @@
 
 extern crate alloc;
 
+mod acpi;
 mod arch;
 mod boot;
 mod cell;
@@ -42,6 +44,7 @@ mod kmemcheck;
 mod kpte;
 mod libc;
 mod mm;
+mod numa;
 mod platform;
 mod pvh;
 mod selftest;
@@ -78,6 +81,8 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
     print_boot_info(&info);
 
     let info: &'static BootInfo = BOOT_INFO.set(info);
+    // ACPI SRAT/SLIT → the nodes (Linux's x86_numa_init), before anything reuses low memory.
+    numa::init(info);
 
     let phys_end = info.max_ram_end().min(boot::identity_map_end());
     // SAFETY: the boot page tables map [0, identity_map_end()) at DIRECT_MAP_BASE; this is the

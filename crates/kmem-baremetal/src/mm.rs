@@ -19,6 +19,9 @@ use crate::pvh::BootInfo;
 /// The memory subsystem of this kernel.
 pub type Kmem = Machine<BareMetal>;
 
+/// CPUs kmem runs on: the boot CPU only (QEMU's other `-smp` CPUs are never started).
+const NR_CPUS: usize = 1;
+
 /// The booted machine (set once by [`boot_kmem`]).
 pub static MACHINE: BootCell<Kmem> = BootCell::new();
 
@@ -108,14 +111,20 @@ pub fn boot_kmem(info: &BootInfo, plat: BareMetal) -> Result<&'static Kmem, Boot
         );
     }
     let reserve = &reserve[..n];
+    // The nodes of the firmware's SRAT/SLIT (crate::numa, read before kmem boots); none
+    // without them: one node, as before.
+    let mut cpu_to_node = [0; NR_CPUS];
+    let numa = crate::numa::NUMA
+        .get()
+        .map(|n| n.topology(&mut cpu_to_node));
     let params = BootParams {
         arch: Arch::X86_64,
         e820: e820_table(info),
-        nr_cpus: 1,
+        nr_cpus: NR_CPUS,
         cmdline: info.cmdline(),
         kernel: Some(kernel),
         reserve,
-        numa: None,
+        numa,
     };
     let machine = Machine::boot(plat, &params)?;
     Ok(MACHINE.set(machine))

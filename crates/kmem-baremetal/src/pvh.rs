@@ -87,6 +87,8 @@ pub struct BootInfo {
     pub start_info_paddr: u64,
     /// Version of the structure.
     pub version: u32,
+    /// Physical address of the ACPI RSDP (0 when the loader gave none).
+    pub rsdp_paddr: u64,
 }
 
 /// Why the start info could not be used.
@@ -134,6 +136,7 @@ impl BootInfo {
             cmdline_len: 0,
             start_info_paddr: paddr,
             version: si.version,
+            rsdp_paddr: si.rsdp_paddr,
         };
         let n = si.memmap_entries as usize;
         for i in 0..n.min(MAX_E820) {

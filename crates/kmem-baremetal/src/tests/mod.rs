@@ -10,6 +10,9 @@
 //! reads caught through real `#PF`/`#DB` on hidden slab pages); with `cma=`, `cma` (the area,
 //! `cma_alloc`/`cma_release`,
 //! `dma_alloc_coherent`); last, the deliberate failures the command line asks for.
+//! After `platform`, `acpi` (the RSDP found by the BIOS-area scan); after `page_alloc`, `numa`:
+//! the ACPI table parser on tables of its own (malformed ones included) and the SRAT/SLIT QEMU
+//! gave, checked against `selftest.numa=`.
 
 mod cma;
 mod deliberate;
@@ -19,6 +22,7 @@ mod kds;
 mod kfence;
 mod kmemcheck;
 mod kmemleak;
+mod numa;
 mod page_alloc;
 mod platform;
 mod rcu;
@@ -64,11 +68,13 @@ pub fn settle(mm: &Kmem) -> usize {
 pub fn run_early(runner: &mut Runner, info: &BootInfo, plat: &BareMetal) {
     runner.run("early", early::TESTS, info);
     runner.run("platform", platform::TESTS, plat);
+    runner.run("acpi", numa::EARLY, info);
 }
 
 /// Runs the groups over the booted machine, then the deliberate failures.
 pub fn run_kernel(runner: &mut Runner, ctx: &KernelCtx) {
     runner.run("page_alloc", page_alloc::TESTS, ctx);
+    runner.run("numa", numa::TESTS, ctx);
     runner.run("slab", slab::TESTS, ctx);
     runner.run("kds", kds::TESTS, ctx);
     runner.run("rcu", rcu::TESTS, ctx);
