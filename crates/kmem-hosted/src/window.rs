@@ -130,7 +130,9 @@ impl VirtWindow {
         // SAFETY: `check_range` put the target inside our reservation, whose contents are only
         // reachable through raw pointers.
         let addr = unsafe { self.base.as_ptr().add(offset) };
-        // SAFETY: as above.
+        // SAFETY: `[addr, addr + len)` is inside this window's reservation (`check_range`
+        // above), which this crate owns; its memory is reached only through raw pointers, so
+        // replacing the mapping invalidates no Rust reference (`map_anon_fixed`'s contract).
         unsafe { map_anon_fixed(addr, len)? };
         Ok(addr)
     }

@@ -64,7 +64,8 @@ fn run_preloaded(mut cmd: Command, what: &str) -> (std::process::ExitStatus, Str
     }
     let out = child.wait_with_output().unwrap();
     // Whatever the group's other members (forked children) still do, they go too.
-    // SAFETY: as above; the group may be empty (ESRCH), which is fine.
+    // SAFETY: kill(2) of the process group this test created (its leader is `pid`), touching
+    // no memory of ours; the group may be empty by now (ESRCH), which is fine.
     unsafe { libc::kill(-pid, libc::SIGKILL) };
     (
         out.status,

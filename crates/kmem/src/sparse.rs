@@ -284,7 +284,8 @@ mod tests {
         assert!(t.section(nr).is_none());
         // SAFETY: a root's worth of zeroed sections, outliving `t`.
         assert!(unsafe { t.install_root(nr, page.as_mut_ptr()) });
-        // SAFETY: as above.
+        // SAFETY: the same root's worth of sections, still alive and outliving `t`; the root
+        // is already installed, so this call must refuse it and install nothing.
         assert!(!unsafe { t.install_root(nr, page.as_mut_ptr()) });
         let s = t.section(nr).unwrap();
         s.set(SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP);
