@@ -79,12 +79,7 @@ impl<P: Platform> SlabLayer<P> {
         if size == 0 {
             return Some(zero_size_ptr());
         }
-        <crate::slab::slub::Slub as crate::slab::common::SlabAllocator>::kmalloc(
-            self,
-            size,
-            gfp,
-            Location::caller(),
-        )
+        slub_direct!(kmalloc(self, size, gfp, Location::caller(),))
     }
 
     /// [`Self::kmalloc`] with a debugging hook or an allocator other than SLUB.
@@ -326,13 +321,7 @@ impl<P: Platform> SlabLayer<P> {
         let caller = Location::caller();
         match self.virt_to_slab(p) {
             Some((page, cache)) => {
-                <crate::slab::slub::Slub as crate::slab::common::SlabAllocator>::kfree(
-                    self,
-                    page,
-                    cache,
-                    p.cast_mut(),
-                    caller,
-                )
+                slub_direct!(kfree(self, page, cache, p.cast_mut(), caller,))
             }
             None => self.kfree_not_slab(p, caller),
         }
@@ -400,15 +389,7 @@ impl<P: Platform> SlabLayer<P> {
         }
         // SAFETY: forwarded caller guarantee; no hook and SLUB (KFENCE is not set up, so
         // `p` is not one of its objects).
-        unsafe {
-            <crate::slab::slub::Slub as crate::slab::common::SlabAllocator>::kfree_sized(
-                self,
-                p,
-                size,
-                gfp,
-                Location::caller(),
-            )
-        }
+        unsafe { slub_direct!(kfree_sized(self, p, size, gfp, Location::caller(),)) }
     }
 
     /// [`Self::kfree_sized`] with a debugging hook, another allocator, or a size that is

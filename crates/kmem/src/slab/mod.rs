@@ -51,6 +51,15 @@ macro_rules! dispatch {
     };
 }
 
+/// Calls SLUB's [`SlabAllocator`](common::SlabAllocator) method directly: the kmalloc fast
+/// paths once [`SlabLayer::slab_hooked`] said that SLUB runs without a debugging hook (the
+/// same direct call as `dispatch!`'s SLUB arm, without the kind test).
+macro_rules! slub_direct {
+    ($method:ident ( $($arg:expr),* $(,)? )) => {
+        <$crate::slab::slub::Slub as $crate::slab::common::SlabAllocator>::$method($($arg),*)
+    };
+}
+
 /// The arms of `dispatch!` for the allocators other than SLUB, the default: out of line, so
 /// that SLUB's inlined fast paths stay as small as they were with SLUB alone (measured with
 /// the kmem-bench `slub` benches: without this, `kmem_cache_alloc`+`free` took 1.6 ns more).
