@@ -12,6 +12,7 @@ use crate::gfp::GfpFlags;
 use crate::mm::mm_types::{Page, PagePtr, PageType};
 use crate::mm::rcu::RcuHead;
 use crate::mm::NodeStat;
+use crate::page_alloc::NUMA_NO_NODE;
 use crate::platform::Platform;
 use crate::slab::common::{order_objects, SlabFlags, MAX_OBJS_PER_PAGE};
 use crate::slab::SlabLayer;
@@ -44,8 +45,18 @@ impl<P: Platform> SlabLayer<P> {
     /// `alloc_slab_page`: the page allocator, or its never-waiting `alloc_pages_nolock`
     /// when the caller cannot spin (`kmalloc_nolock`; it serves orders up to
     /// `PAGE_ALLOC_COSTLY_ORDER` only, so a higher `oo` falls back to `min`).
-    fn alloc_slab_page(&self, gfp: GfpFlags, order: u32, allow_spin: bool) -> Option<PagePtr> {
-        if allow_spin {
+    /// A specific `node` takes `alloc_pages_node` (`__alloc_frozen_pages(flags, order, node)`;
+    /// `kmalloc_nolock` ignores the node here).
+    fn alloc_slab_page(
+        &self,
+        gfp: GfpFlags,
+        order: u32,
+        allow_spin: bool,
+        node: i32,
+    ) -> Option<PagePtr> {
+        if node != NUMA_NO_NODE && allow_spin {
+            self.alloc_pages_node(node, gfp, Order::new(order))
+        } else if allow_spin {
             self.alloc_pages(gfp, Order::new(order))
         } else {
             self.alloc_pages_nolock(GfpFlags::empty, Order::new(order))
@@ -61,6 +72,17 @@ impl<P: Platform> SlabLayer<P> {
         gfp: GfpFlags,
         allow_spin: bool,
     ) -> Option<(Slab, *mut u8)> {
+        self.new_slab_node(s, gfp, allow_spin, NUMA_NO_NODE)
+    }
+
+    /// [`Self::new_slab_mode`] on `node` (`NUMA_NO_NODE`: anywhere, the CPU's node first).
+    pub(super) fn new_slab_node(
+        &self,
+        s: &Cache<P>,
+        gfp: GfpFlags,
+        allow_spin: bool,
+        node: i32,
+    ) -> Option<(Slab, *mut u8)> {
         let base_gfp = (gfp & GFP_RECLAIM_MASK) | s.allocflags;
         let mut order = s.order;
         let mut page = None;
@@ -68,7 +90,7 @@ impl<P: Platform> SlabLayer<P> {
             // Higher order first, without reclaim or warnings (allocate_slab).
             let g = (base_gfp | GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NOMEMALLOC)
                 .without(GfpFlags::__GFP_DIRECT_RECLAIM);
-            page = self.alloc_slab_page(g | GfpFlags::__GFP_COMP, order, allow_spin);
+            page = self.alloc_slab_page(g | GfpFlags::__GFP_COMP, order, allow_spin, node);
             if page.is_none() {
                 order = s.min_order;
                 s.stat(Stat::OrderFallback);
@@ -80,7 +102,7 @@ impl<P: Platform> SlabLayer<P> {
             } else {
                 GfpFlags::empty
             };
-            page = self.alloc_slab_page(base_gfp | comp, order, allow_spin);
+            page = self.alloc_slab_page(base_gfp | comp, order, allow_spin, node);
         }
         let page = page?;
         let objects = if order == s.order {
