@@ -260,3 +260,27 @@ fn one_node_machine_is_unchanged() {
         .kmalloc_node(64, GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN, 1)
         .is_none());
 }
+
+/// `vmalloc_node`: every page of the area on the node.
+#[test]
+fn vmalloc_node_takes_the_nodes_pages() {
+    let m = two_nodes(512 * M, "");
+    for node in [1, 0] {
+        let v = m.vmalloc_node(1 << 20, node).unwrap();
+        for off in (0..1 << 20).step_by(4096) {
+            let pg = m
+                .vmalloc_to_page(VirtAddr::new(v.as_usize() + off))
+                .unwrap();
+            assert_eq!(m.page_to_nid(pg), node as usize);
+        }
+        m.vfree(v);
+    }
+    let v = m.vzalloc_node(40000, 1).unwrap();
+    // SAFETY: 40000 bytes were just allocated at `v`.
+    assert!(
+        unsafe { std::slice::from_raw_parts(v.as_ptr::<u8>(), 40000) }
+            .iter()
+            .all(|&b| b == 0)
+    );
+    m.vfree(v);
+}
