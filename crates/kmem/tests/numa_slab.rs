@@ -276,8 +276,8 @@ fn vmalloc_node_takes_the_nodes_pages() {
         m.vfree(v);
     }
     let v = m.vzalloc_node(40000, 1).unwrap();
-    // SAFETY: 40000 bytes were just allocated at `v`.
     assert!(
+        // SAFETY: 40000 bytes were just allocated at `v`.
         unsafe { std::slice::from_raw_parts(v.as_ptr::<u8>(), 40000) }
             .iter()
             .all(|&b| b == 0)

@@ -19,8 +19,7 @@ use crate::slab::SlabLayer;
 
 use super::debug::TrackItem;
 use super::free::kmem_cache_free;
-use super::node::first_partial;
-use super::slab::{add_full, add_partial, count_partial_free, remove_partial};
+use super::slab::{add_full, add_partial, count_partial_free, first_partial, remove_partial};
 use super::{
     kmalloc_slot, resolve, Cache, Counters, KmemCacheCpu, Owner, Slab, SlabSheaf, Stat,
     SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,

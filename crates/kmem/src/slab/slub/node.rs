@@ -5,7 +5,7 @@
 //! Linux keeps one `kmem_cache_node` per node (`s->node[nid]`), each with its own partial
 //! list. kmem keeps one (`struct kmem_cache` is full: a per-node array would change slabinfo
 //! and the golden files), so a request for a node searches that one partial list for a slab
-//! of the node, at most [`NODE_PARTIAL_SCAN`] entries (the list is short: `min_partial` to a
+//! of the node, at most `NODE_PARTIAL_SCAN` (slab.rs) entries (the list is short: `min_partial` to a
 //! few dozen slabs, and frees append to its tail).
 //!
 //! A request for a node (on a NUMA machine; with one node, node 0 is `NUMA_NO_NODE`):
@@ -26,8 +26,6 @@
 use core::panic::Location;
 use core::ptr::NonNull;
 
-use kds::list::{self, ListHead};
-
 use crate::addr::VirtAddr;
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
@@ -37,46 +35,10 @@ use crate::slab::common::CacheHandle;
 use crate::slab::SlabLayer;
 
 use super::alloc::{alloc_inner, slab_out_of_memory, zero_object};
-use super::slab::{add_partial, remove_partial};
-use super::{resolve, Cache, Counters, NodeLists, Slab, SlabSheaf, Stat};
-
-/// How many partial slabs a request for a node looks at before it takes a new slab.
-pub(super) const NODE_PARTIAL_SCAN: usize = 64;
-
-/// The first partial slab of `node` (`NUMA_NO_NODE`: the first partial slab), among the
-/// first [`NODE_PARTIAL_SCAN`] of the list.
-pub(super) fn first_partial(n: &NodeLists, node: i32) -> Option<*mut ListHead> {
-    let head: *const ListHead = &n.partial;
-    if node == NUMA_NO_NODE {
-        // SAFETY: this node's partial list, under its lock (the caller holds `n`).
-        return unsafe { list::list_first(&*head) };
-    }
-    // SAFETY: as above; the walk only reads links.
-    unsafe { list::list_for_each(head.cast_mut()) }
-        .take(NODE_PARTIAL_SCAN)
-        // SAFETY: partial-list entries are `slab->slab_list` links of memmap pages.
-        .find(|l| unsafe { PagePtr::from_lru(*l) }.nid() == node as usize)
-}
+use super::slab::{add_partial, first_partial, remove_partial};
+use super::{resolve, Cache, Counters, Slab, SlabSheaf, Stat};
 
 impl<P: Platform> SlabLayer<P> {
-    /// A new slab for a request on `node` (`NUMA_NO_NODE`: the plain `new_slab`): first only
-    /// on the node without waiting, then with the caller's flags unless they hold
-    /// `__GFP_THISNODE` (`___slab_alloc`'s `try_thisnode`).
-    pub(super) fn new_slab_for(
-        &self,
-        s: &Cache<P>,
-        gfp: GfpFlags,
-        allow_spin: bool,
-        node: i32,
-    ) -> Option<(Slab, *mut u8)> {
-        if node == NUMA_NO_NODE || gfp.contains(GfpFlags::__GFP_THISNODE) {
-            return self.new_slab_node(s, gfp, allow_spin, node);
-        }
-        let first = GfpFlags::GFP_NOWAIT | GfpFlags::__GFP_THISNODE;
-        self.new_slab_node(s, first, allow_spin, node)
-            .or_else(|| self.new_slab_node(s, gfp, allow_spin, node))
-    }
-
     /// One object of `node` for a cache without debugging: from a partial slab of the node
     /// under `list_lock`, else from a new slab put on the partial list.
     fn alloc_single_node(&self, s: &Cache<P>, gfp: GfpFlags, node: i32) -> Option<*mut u8> {

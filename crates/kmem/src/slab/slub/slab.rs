@@ -63,6 +63,24 @@ impl<P: Platform> SlabLayer<P> {
         }
     }
 
+    /// A new slab for a request on `node` (`NUMA_NO_NODE`: the plain `new_slab`): first only
+    /// on the node without waiting, then with the caller's flags unless they hold
+    /// `__GFP_THISNODE` (`___slab_alloc`'s `try_thisnode`).
+    pub(super) fn new_slab_for(
+        &self,
+        s: &Cache<P>,
+        gfp: GfpFlags,
+        allow_spin: bool,
+        node: i32,
+    ) -> Option<(Slab, *mut u8)> {
+        if node == NUMA_NO_NODE || gfp.contains(GfpFlags::__GFP_THISNODE) {
+            return self.new_slab_node(s, gfp, allow_spin, node);
+        }
+        let first = GfpFlags::GFP_NOWAIT | GfpFlags::__GFP_THISNODE;
+        self.new_slab_node(s, first, allow_spin, node)
+            .or_else(|| self.new_slab_node(s, gfp, allow_spin, node))
+    }
+
     /// `allocate_slab` + `shuffle_freelist`: a new slab with all objects chained. Returns the
     /// slab (counters: freelist empty, all in use, frozen) and the freelist head.
     /// `allow_spin` is Linux's `gfpflags_allow_spinning`: false for `kmalloc_nolock`.
@@ -262,6 +280,24 @@ unsafe fn rcu_free_slab<P: Platform>(head: NonNull<RcuHead>) {
 }
 
 // ------------------------------------------------------------------ node lists
+
+/// How many partial slabs a request for a node looks at before it takes a new slab.
+pub(super) const NODE_PARTIAL_SCAN: usize = 64;
+
+/// The first partial slab of `node` (`NUMA_NO_NODE`: the first partial slab), among the
+/// first [`NODE_PARTIAL_SCAN`] of the list.
+pub(super) fn first_partial(n: &NodeLists, node: i32) -> Option<*mut ListHead> {
+    let head: *const ListHead = &n.partial;
+    if node == NUMA_NO_NODE {
+        // SAFETY: this node's partial list, under its lock (the caller holds `n`).
+        return unsafe { list::list_first(&*head) };
+    }
+    // SAFETY: as above; the walk only reads links.
+    unsafe { list::list_for_each(head.cast_mut()) }
+        .take(NODE_PARTIAL_SCAN)
+        // SAFETY: partial-list entries are `slab->slab_list` links of memmap pages.
+        .find(|l| unsafe { PagePtr::from_lru(*l) }.nid() == node as usize)
+}
 
 pub(super) fn add_partial(n: &mut NodeLists, slab: Slab, tail: bool) {
     slab.set(ON_PARTIAL, true);
