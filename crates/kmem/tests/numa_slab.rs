@@ -284,3 +284,78 @@ fn vmalloc_node_takes_the_nodes_pages() {
     );
     m.vfree(v);
 }
+
+/// Two CPUs allocate on both nodes (and with no node) and free each other's objects: every
+/// object is of the node asked for, and slabinfo's counts come back when all is freed.
+#[test]
+fn cross_cpu_node_allocations_and_frees() {
+    let m = two_nodes(512 * M, "");
+    let c = m
+        .kmem_cache_create("numa_x", 96, 8, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let (tx_a, rx_a) = std::sync::mpsc::sync_channel::<Vec<(usize, i32)>>(8);
+    let (tx_b, rx_b) = std::sync::mpsc::sync_channel::<Vec<(usize, i32)>>(8);
+    std::thread::scope(|s| {
+        let m = &m;
+        for (tx, rx, salt) in [(tx_a, rx_b, 0), (tx_b, rx_a, 1)] {
+            s.spawn(move || {
+                for round in 0..100 {
+                    let v: Vec<(usize, i32)> = (0..300)
+                        .map(|i| {
+                            let node = [(round + i + salt) % 2, NUMA_NO_NODE as usize][i % 5 / 4];
+                            let node = node as i32;
+                            let p = if i % 2 == 0 {
+                                m.kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, node)
+                            } else {
+                                m.kmalloc_node(8 << (i % 10), GfpFlags::GFP_KERNEL, node)
+                            };
+                            let p = p.unwrap().as_ptr();
+                            if node >= 0 {
+                                assert_eq!(nid(m, p), node as usize);
+                            }
+                            (p as usize, (i % 2) as i32)
+                        })
+                        .collect();
+                    tx.send(v).unwrap();
+                    let got = rx.recv().unwrap();
+                    for (p, kind) in got {
+                        if kind == 0 {
+                            m.kmem_cache_free(c, p as *mut u8);
+                        } else {
+                            m.kfree(p as *const u8);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    m.kmem_cache_shrink(c);
+    m.kmem_cache_destroy(c);
+    let mut log = String::new();
+    m.dmesg(&mut log, false).unwrap();
+    assert!(
+        !log.contains("BUG ") && !log.contains("still has objects"),
+        "{log}"
+    );
+}
+
+/// With the debugging hooks on (kmemleak, KFENCE sampling) node requests still get their
+/// node's memory and are tracked like any kmalloc block.
+#[test]
+fn kmalloc_node_with_kmemleak_and_kfence() {
+    let m = two_nodes(512 * M, "kmemleak=on kfence.sample_interval=1");
+    let ps: Vec<_> = (0..500)
+        .map(|i| {
+            m.kmalloc_node(32 + i % 200, GfpFlags::GFP_KERNEL, 1)
+                .unwrap()
+                .as_ptr()
+        })
+        .collect();
+    assert!(ps.iter().all(|&p| nid(&m, p) == 1));
+    for p in ps {
+        m.kfree(p);
+    }
+    let mut log = String::new();
+    m.dmesg(&mut log, false).unwrap();
+    assert!(!log.contains("BUG") && !log.contains("WARNING"), "{log}");
+}
