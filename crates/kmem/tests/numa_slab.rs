@@ -359,3 +359,35 @@ fn kmalloc_node_with_kmemleak_and_kfence() {
     m.dmesg(&mut log, false).unwrap();
     assert!(!log.contains("BUG") && !log.contains("WARNING"), "{log}");
 }
+
+/// SLAB and SLOB have no node awareness in kmem: `kmalloc_node` and `kmem_cache_alloc_node`
+/// still allocate and free correctly there (any node; large kmalloc does take the node).
+#[test]
+fn slab_and_slob_accept_node_requests() {
+    for cmdline in ["slab=slab", "slab=slob"] {
+        let m = two_nodes(256 * M, cmdline);
+        let c = m
+            .kmem_cache_create("numa_other", 72, 8, SlabFlags::NONE, None)
+            .unwrap();
+        for node in [0, 1, NUMA_NO_NODE] {
+            let p = m.kmalloc_node(300, GfpFlags::GFP_KERNEL, node).unwrap();
+            let o = m
+                .kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, node)
+                .unwrap();
+            let big = m.kmalloc_node(40000, GfpFlags::GFP_KERNEL, node).unwrap();
+            if node >= 0 {
+                assert_eq!(nid(&m, big.as_ptr()), node as usize, "{cmdline}");
+            }
+            m.kfree(big.as_ptr());
+            m.kmem_cache_free(c, o.as_ptr());
+            m.kfree(p.as_ptr());
+        }
+        m.kmem_cache_destroy(c);
+        let mut log = String::new();
+        m.dmesg(&mut log, false).unwrap();
+        assert!(
+            !log.contains("BUG") && !log.contains("still has objects"),
+            "{log}"
+        );
+    }
+}
