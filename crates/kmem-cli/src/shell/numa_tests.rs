@@ -1,4 +1,4 @@
-//! NUMA from the shell (issue 19): `alloc_pages_node`, `page_to_nid`, `numa_node_id`, the
+//! NUMA from the shell (issue 19): `alloc_pages_node`, `kmalloc_node`, `page_to_nid`, `numa_node_id`, the
 //! per-node /proc and /sys files of `kmem --numa 2`.
 
 use super::device_tests::run;
@@ -44,6 +44,34 @@ fn alloc_pages_node_from_the_shell() {
     assert!(lines.contains(&"0"), "{out}");
     assert!(out.contains("20 10\n"), "{out}");
     // Node 2 is not online: NULL.
+    assert!(out.contains("r = 0x0\n"), "{out}");
+}
+
+#[test]
+fn kmalloc_node_from_the_shell() {
+    let mut sh = shell(NumaOptions {
+        nodes: 2,
+        ..NumaOptions::default()
+    });
+    let (out, err) = run(
+        &mut sh,
+        "p = kmalloc_node(100, GFP_KERNEL, 1)\n\
+         page_to_nid(virt_to_page(p))\n\
+         q = kzalloc_node(70000, GFP_KERNEL, 1)\n\
+         page_to_nid(virt_to_page(q))\n\
+         kfree(p)\n\
+         kfree(q)\n\
+         s = kmem_cache_create(\"numa_sh\", 64, 8, 0)\n\
+         o = kmem_cache_alloc_node(s, GFP_KERNEL, 1)\n\
+         page_to_nid(virt_to_page(o))\n\
+         kmem_cache_free(s, o)\n\
+         kmem_cache_destroy(s)\n\
+         r = kmalloc_node(64, GFP_KERNEL | __GFP_NOWARN, 3)\n\
+         r\n",
+    );
+    assert_eq!(err, "");
+    let ones = out.lines().filter(|l| *l == "1").count();
+    assert_eq!(ones, 3, "{out}");
     assert!(out.contains("r = 0x0\n"), "{out}");
 }
 

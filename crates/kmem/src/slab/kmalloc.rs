@@ -113,7 +113,7 @@ impl<P: Platform> SlabLayer<P> {
     /// kmemleak's hook for a kmalloc block: the object size of its kmalloc cache (Linux's
     /// `slab_post_alloc_hook` with `s->object_size`), the size asked for a large kmalloc.
     #[inline(never)]
-    fn kmemleak_kmalloc(
+    pub(super) fn kmemleak_kmalloc(
         &self,
         p: Option<NonNull<u8>>,
         size: usize,
@@ -211,10 +211,26 @@ impl<P: Platform> SlabLayer<P> {
         order: u32,
         gfp: GfpFlags,
     ) -> Option<NonNull<u8>> {
+        self.kmalloc_large_order_node(order, gfp, crate::page_alloc::NUMA_NO_NODE)
+    }
+
+    /// `__kmalloc_large_node_noprof`: a large-kmalloc block from `alloc_pages_node(node)`
+    /// (`NUMA_NO_NODE`: `alloc_pages`), untracked.
+    #[track_caller]
+    pub(crate) fn kmalloc_large_order_node(
+        &self,
+        order: u32,
+        gfp: GfpFlags,
+        node: i32,
+    ) -> Option<NonNull<u8>> {
         let order = Order::try_new(order).ok()?;
         let gfp =
             gfp.without(GfpFlags::__GFP_HIGHMEM | GfpFlags::__GFP_MOVABLE) | GfpFlags::__GFP_COMP;
-        let page = self.alloc_pages(gfp, order)?;
+        let page = if node == crate::page_alloc::NUMA_NO_NODE {
+            self.alloc_pages(gfp, order)?
+        } else {
+            self.alloc_pages_node(node, gfp, order)?
+        };
         page.set_page_type(PageType::LargeKmalloc);
         self.mod_node_stat(NodeStat::SlabUnreclaimable, order.pages() as isize);
         let va = self.page_address(page)?;

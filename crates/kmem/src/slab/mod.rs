@@ -91,6 +91,7 @@ pub mod common;
 pub mod kfence;
 pub mod kfree_rcu;
 pub mod kmalloc;
+mod kmalloc_node;
 pub mod kmemcheck;
 pub mod kmemleak;
 pub mod slab;

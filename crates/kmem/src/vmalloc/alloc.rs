@@ -11,6 +11,7 @@ use crate::arch::Arch;
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
 use crate::mm::NodeStat;
+use crate::page_alloc::NUMA_NO_NODE;
 use crate::pgtable::PteFlags;
 use crate::platform::Platform;
 
@@ -40,6 +41,23 @@ impl<P: Platform> VmLayer<P> {
         vm_flags: u32,
         caller: &'static Location<'static>,
     ) -> Option<VirtAddr> {
+        let r = (start, end, prot, vm_flags);
+        self.vmalloc_node_range_nid(size, align, r, gfp, NUMA_NO_NODE, caller)
+    }
+
+    /// [`Machine::__vmalloc_node_range`] with its `node` argument: the pages come from
+    /// `alloc_pages_node(node)` (`NUMA_NO_NODE`: `alloc_pages`); `r` is `(start, end, prot,
+    /// vm_flags)`.
+    fn vmalloc_node_range_nid(
+        &self,
+        size: usize,
+        align: usize,
+        r: (u64, u64, PteFlags, u32),
+        gfp: GfpFlags,
+        node: i32,
+        caller: &'static Location<'static>,
+    ) -> Option<VirtAddr> {
+        let (start, end, prot, vm_flags) = r;
         let real_size = size;
         if size == 0 {
             self.warn(format_args!("__vmalloc_node_range: zero size"));
@@ -119,22 +137,14 @@ impl<P: Platform> VmLayer<P> {
         let order = if huge { Order::new(9) } else { Order::ZERO };
         // SAFETY: the array block holds `nr_pages` entries (`arr_bytes`), and `nr_pages` is a
         // multiple of `order`'s pages (the size was rounded to PMD_SIZE when huge).
-        let got = unsafe { self.vm_area_alloc_pages(page_gfp, order, arr, nr_pages) };
+        let got = unsafe { self.vm_area_alloc_pages(page_gfp, order, node, arr, nr_pages) };
         // SAFETY: `got` entries were written.
         let pages = unsafe { core::slice::from_raw_parts(arr, got) };
         if got < nr_pages && huge {
             // No PMD-sized blocks: fall back to small pages, as Linux does.
             self.vmalloc_area_abort(va, arr, arr_order, pages);
-            return self.__vmalloc_node_range(
-                real_size,
-                align,
-                start,
-                end,
-                gfp,
-                prot,
-                vm_flags & !VM_ALLOW_HUGE_VMAP,
-                caller,
-            );
+            let r = (start, end, prot, vm_flags & !VM_ALLOW_HUGE_VMAP);
+            return self.vmalloc_node_range_nid(real_size, align, r, gfp, node, caller);
         }
         if got < nr_pages {
             self.vmalloc_area_abort(va, arr, arr_order, pages);
@@ -185,12 +195,18 @@ impl<P: Platform> VmLayer<P> {
         &self,
         gfp: GfpFlags,
         order: Order,
+        node: i32,
         arr: *mut PagePtr,
         nr_pages: usize,
     ) -> usize {
         let mut got = 0;
         while got < nr_pages {
-            let Some(p) = self.alloc_pages(gfp, order) else {
+            let p = if node == NUMA_NO_NODE {
+                self.alloc_pages(gfp, order)
+            } else {
+                self.alloc_pages_node(node, gfp, order)
+            };
+            let Some(p) = p else {
                 break;
             };
             if order.as_u32() > 0 {
@@ -238,6 +254,35 @@ impl<P: Platform> VmLayer<P> {
             VM_ALLOC,
             Location::caller(),
         )
+    }
+
+    /// `vmalloc_node`: `size` bytes of virtually contiguous memory whose pages come from
+    /// NUMA node `node` (preferably: without `__GFP_THISNODE` the node's zonelist may give
+    /// another node's pages, as in Linux; `NUMA_NO_NODE`: [`Machine::vmalloc`]).
+    #[track_caller]
+    pub fn vmalloc_node(&self, size: usize, node: i32) -> Option<VirtAddr> {
+        let l = self.kernel_layout()?;
+        let r = (
+            l.vmalloc_start,
+            l.vmalloc_end,
+            PteFlags::PAGE_KERNEL,
+            VM_ALLOC,
+        );
+        self.vmalloc_node_range_nid(size, 1, r, GfpFlags::GFP_KERNEL, node, Location::caller())
+    }
+
+    /// `vzalloc_node`: zeroed [`Machine::vmalloc_node`].
+    #[track_caller]
+    pub fn vzalloc_node(&self, size: usize, node: i32) -> Option<VirtAddr> {
+        let l = self.kernel_layout()?;
+        let r = (
+            l.vmalloc_start,
+            l.vmalloc_end,
+            PteFlags::PAGE_KERNEL,
+            VM_ALLOC,
+        );
+        let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO;
+        self.vmalloc_node_range_nid(size, 1, r, gfp, node, Location::caller())
     }
 
     /// `__vmalloc`: `size` bytes with `gfp`.

@@ -20,6 +20,26 @@ pub static SLAB_BUILTINS: &[Builtin] = &[
         run: |c, a| Ok(ptr_val(c, c.k.m.kmalloc(a.usize(0)?, a.gfp(1)))),
     },
     Builtin {
+        name: "kmalloc_node",
+        proto: "void *kmalloc_node(size_t size, gfp_t gfp, int node)",
+        doc: "allocates size bytes on NUMA node node (-1: any node; __GFP_THISNODE: only there)",
+        params: &[Uint, Gfp, Uint],
+        run: |c, a| {
+            let node = node_arg(a, 2);
+            Ok(ptr_val(c, c.k.m.kmalloc_node(a.usize(0)?, a.gfp(1), node)))
+        },
+    },
+    Builtin {
+        name: "kzalloc_node",
+        proto: "void *kzalloc_node(size_t size, gfp_t gfp, int node)",
+        doc: "allocates size zeroed bytes on NUMA node node",
+        params: &[Uint, Gfp, Uint],
+        run: |c, a| {
+            let node = node_arg(a, 2);
+            Ok(ptr_val(c, c.k.m.kzalloc_node(a.usize(0)?, a.gfp(1), node)))
+        },
+    },
+    Builtin {
         name: "is_kfence_address",
         proto: "bool is_kfence_address(const void *addr)",
         doc: "1 if the address is in the KFENCE pool (boot with kfence.sample_interval=MS)",
@@ -116,6 +136,17 @@ pub static SLAB_BUILTINS: &[Builtin] = &[
         run: |c, a| {
             let h = cache_arg(c, a, 0)?;
             Ok(ptr_val(c, c.k.m.kmem_cache_alloc(h, a.gfp(1))))
+        },
+    },
+    Builtin {
+        name: "kmem_cache_alloc_node",
+        proto: "void *kmem_cache_alloc_node(struct kmem_cache *s, gfp_t gfp, int node)",
+        doc: "allocates an object on NUMA node node (-1: any node)",
+        params: &[Addr, Gfp, Uint],
+        run: |c, a| {
+            let h = cache_arg(c, a, 0)?;
+            let node = node_arg(a, 2);
+            Ok(ptr_val(c, c.k.m.kmem_cache_alloc_node(h, a.gfp(1), node)))
         },
     },
     Builtin {
@@ -255,4 +286,10 @@ fn cache_arg(c: &mut Ctx<'_>, a: &Args, i: usize) -> Result<CacheHandle, Fail> {
         }
     });
     found.ok_or_else(|| Fail::Error(format!("{model:#x} is not a struct kmem_cache")))
+}
+
+/// A node argument: the shell's integers are 64-bit, so -1 (`NUMA_NO_NODE`) arrives as its
+/// two's complement; anything out of `int`'s range is an offline node.
+fn node_arg(a: &Args, i: usize) -> i32 {
+    i32::try_from(a.u(i) as i64).unwrap_or(i32::MAX)
 }

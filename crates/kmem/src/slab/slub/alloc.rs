@@ -12,13 +12,14 @@ use kds::list::{self, ListHead};
 
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
+use crate::page_alloc::NUMA_NO_NODE;
 use crate::platform::{LogLevel, Platform};
 use crate::slab::common::{CacheHandle, SlabFlags};
 use crate::slab::SlabLayer;
 
 use super::debug::TrackItem;
 use super::free::kmem_cache_free;
-use super::slab::{add_full, add_partial, count_partial_free, remove_partial};
+use super::slab::{add_full, add_partial, count_partial_free, first_partial, remove_partial};
 use super::{
     kmalloc_slot, resolve, Cache, Counters, KmemCacheCpu, Owner, Slab, SlabSheaf, Stat,
     SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
@@ -188,6 +189,7 @@ impl<P: Platform> SlabLayer<P> {
         caller: &'static Location<'static>,
         orig: usize,
         allow_spin: bool,
+        node: i32,
     ) -> Option<*mut u8> {
         let mut new_slab: Option<Slab> = None;
         loop {
@@ -202,18 +204,22 @@ impl<P: Platform> SlabLayer<P> {
                     self.defer_discard_slab(slab);
                     return None;
                 }
-                let (slab, fl) = self.new_slab_mode(s, gfp, false)?;
+                let (slab, fl) = self.new_slab_for(s, gfp, false, node)?;
                 let base = self.slab_base(slab);
                 slab.set_counters(Counters::new(fl, base, 0, false));
                 new_slab = Some(slab);
                 continue;
             };
             self.nmi_point(super::NmiPoint::ListLockHeld, s, false);
-            if let Some(slab) = new_slab.take() {
-                add_partial(&mut n, slab, false);
-            }
-            // SAFETY: this node's partial list, under its lock.
-            let first = unsafe { list::list_first(&n.partial) };
+            // A new slab goes to the head of the list and serves this request even if it
+            // came from another node (the fallback without `__GFP_THISNODE`).
+            let first = match new_slab.take() {
+                Some(slab) => {
+                    add_partial(&mut n, slab, false);
+                    first_partial(&n, NUMA_NO_NODE)
+                }
+                None => first_partial(&n, node),
+            };
             if let Some(l) = first {
                 // SAFETY: partial-list entries are slab_list links of memmap pages.
                 let slab = Slab(unsafe { PagePtr::from_lru(l) });
@@ -261,7 +267,7 @@ impl<P: Platform> SlabLayer<P> {
                 return Some(obj);
             }
             drop(n);
-            let (slab, fl) = self.new_slab_mode(s, gfp, allow_spin)?;
+            let (slab, fl) = self.new_slab_for(s, gfp, allow_spin, node)?;
             let base = self.slab_base(slab);
             slab.set_counters(Counters::new(fl, base, 0, false));
             new_slab = Some(slab);
@@ -363,7 +369,7 @@ pub(super) fn alloc_from_slab<P: Platform>(
     orig: usize,
 ) -> Option<NonNull<u8>> {
     let obj = if s.debug() {
-        m.slab_alloc_debug(s, gfp, caller, orig, true)
+        m.slab_alloc_debug(s, gfp, caller, orig, true, NUMA_NO_NODE)
     } else {
         // Lock order: cpu_section (rank 3), &n->list_lock, &zone->lock under it; docs/LOCKING.md.
         let g = m.cpu_guard();
@@ -381,37 +387,49 @@ pub(super) fn alloc_from_slab<P: Platform>(
     };
     match obj {
         Some(o) => {
-            if gfp.contains(GfpFlags::__GFP_ZERO) {
-                // With the kmalloc red zone on, only the size asked for is zeroed: the slack
-                // up to `object_size` is red zone (`slab_post_alloc_hook`'s `zero_size =
-                // orig_size` in mm/slub.c). Zeroing it would be reported as an overwrite.
-                let zero = if s.orig_size_enabled() {
-                    orig.min(s.object_size as usize)
-                } else {
-                    s.object_size as usize
-                };
-                // SAFETY: a freshly allocated object of at least `zero` bytes.
-                unsafe { ptr::write_bytes(o, 0, zero) };
-            }
+            zero_object::<P>(s, gfp, o, orig);
             // SAFETY: objects are never null.
             Some(unsafe { NonNull::new_unchecked(o) })
         }
         None => {
-            slab_out_of_memory(m, s, gfp);
+            slab_out_of_memory(m, s, gfp, NUMA_NO_NODE);
             None
         }
     }
 }
 
+/// `__GFP_ZERO` on an object fresh from a slab of `s`.
+#[inline]
+pub(super) fn zero_object<P: Platform>(s: &Cache<P>, gfp: GfpFlags, o: *mut u8, orig: usize) {
+    if gfp.contains(GfpFlags::__GFP_ZERO) {
+        // With the kmalloc red zone on, only the size asked for is zeroed: the slack
+        // up to `object_size` is red zone (`slab_post_alloc_hook`'s `zero_size =
+        // orig_size` in mm/slub.c). Zeroing it would be reported as an overwrite.
+        let zero = if s.orig_size_enabled() {
+            orig.min(s.object_size as usize)
+        } else {
+            s.object_size as usize
+        };
+        // SAFETY: a freshly allocated object of at least `zero` bytes.
+        unsafe { ptr::write_bytes(o, 0, zero) };
+    }
+}
+
+/// `slab_out_of_memory` for a request on `node` (`NUMA_NO_NODE`: -1, any node).
 #[cold]
-fn slab_out_of_memory<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, gfp: GfpFlags) {
+pub(super) fn slab_out_of_memory<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    gfp: GfpFlags,
+    node: i32,
+) {
     if gfp.contains(GfpFlags::__GFP_NOWARN) {
         return;
     }
     m.printk(
         LogLevel::Warning,
         format_args!(
-            "SLUB: Unable to allocate memory on node -1, gfp={:#x}({})",
+            "SLUB: Unable to allocate memory on node {node}, gfp={:#x}({})",
             gfp.bits(),
             gfp
         ),
@@ -573,7 +591,7 @@ pub(crate) fn alloc_bulk<P: Platform>(
         }
     }
     if i < out.len() {
-        slab_out_of_memory(m, s, gfp);
+        slab_out_of_memory(m, s, gfp, NUMA_NO_NODE);
         for o in &out[..i] {
             kmem_cache_free(m, h, *o, caller);
         }

@@ -212,7 +212,9 @@ pub(super) fn free_inner<P: Platform>(
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
         if !c.main.is_null() {
-            if push_main(c, p) {
+            // 6.18 `slab_free`: only an object of the CPU's node goes onto its sheaf (one
+            // predictable branch on a machine with one node).
+            if (m.pa.numa.0.is_null() || slab_is_local(m, page, g.cpu())) && push_main(c, p) {
                 return;
             }
         } else if c.slab == slab.raw() && p != c.freelist {
@@ -224,6 +226,13 @@ pub(super) fn free_inner<P: Platform>(
         }
     }
     free_slow_path(m, s, slab, p, caller)
+}
+
+/// Whether a slab page is on the node of `cpu` (`slab_nid(slab) == numa_mem_id()`).
+#[cold]
+#[inline(never)]
+fn slab_is_local<P: Platform>(m: &SlabLayer<P>, page: PagePtr, cpu: usize) -> bool {
+    page.nid() == m.cpu_to_node(cpu)
 }
 
 /// `free_to_pcs`'s fast case: pushes `p` onto the CPU's main sheaf (not null) if it has room
@@ -267,6 +276,7 @@ fn free_slow_path<P: Platform>(
     if !s.debug()
         && s.has_sheaves()
         && m.is_object_start(s, slab, p)
+        && (m.pa.numa.0.is_null() || slab.0.nid() == m.numa_node_id())
         && m.free_to_pcs_slow(s, slab, p, caller)
     {
         return;

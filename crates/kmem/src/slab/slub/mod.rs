@@ -156,6 +156,7 @@ mod cpu;
 mod debug;
 mod free;
 mod info;
+mod node;
 mod nolock;
 mod rcu_sheaf;
 mod sheaf;
@@ -175,6 +176,7 @@ pub(crate) use free::{free_bulk, kfree_sized, kfree_slab, kmem_cache_free};
 pub(crate) use info::{
     cache_info, cache_layout, cache_name, cache_stats, for_each_cache, for_each_cache_info,
 };
+pub(crate) use node::{kmalloc_small_node, slab_alloc_node_handle};
 pub(crate) use nolock::{kfree_nolock, kmalloc_nolock};
 pub use nolock::{NmiPoint, NolockState};
 pub(crate) use sheaf::{

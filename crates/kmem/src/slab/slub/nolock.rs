@@ -436,7 +436,14 @@ fn alloc_nolock_from<P: Platform>(
     caller: &'static Location<'static>,
 ) -> Result<Option<*mut u8>, Busy> {
     if s.debug() {
-        return Ok(m.slab_alloc_debug(s, gfp, caller, orig, false));
+        return Ok(m.slab_alloc_debug(
+            s,
+            gfp,
+            caller,
+            orig,
+            false,
+            crate::page_alloc::NUMA_NO_NODE,
+        ));
     }
     // Lock order: cpu_section (rank 3) entered without waiting; &n->list_lock and
     // &zone->lock only try-locked under it; docs/LOCKING.md.

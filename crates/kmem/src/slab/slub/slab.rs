@@ -12,6 +12,7 @@ use crate::gfp::GfpFlags;
 use crate::mm::mm_types::{Page, PagePtr, PageType};
 use crate::mm::rcu::RcuHead;
 use crate::mm::NodeStat;
+use crate::page_alloc::NUMA_NO_NODE;
 use crate::platform::Platform;
 use crate::slab::common::{order_objects, SlabFlags, MAX_OBJS_PER_PAGE};
 use crate::slab::SlabLayer;
@@ -44,12 +45,40 @@ impl<P: Platform> SlabLayer<P> {
     /// `alloc_slab_page`: the page allocator, or its never-waiting `alloc_pages_nolock`
     /// when the caller cannot spin (`kmalloc_nolock`; it serves orders up to
     /// `PAGE_ALLOC_COSTLY_ORDER` only, so a higher `oo` falls back to `min`).
-    fn alloc_slab_page(&self, gfp: GfpFlags, order: u32, allow_spin: bool) -> Option<PagePtr> {
-        if allow_spin {
+    /// A specific `node` takes `alloc_pages_node` (`__alloc_frozen_pages(flags, order, node)`;
+    /// `kmalloc_nolock` ignores the node here).
+    fn alloc_slab_page(
+        &self,
+        gfp: GfpFlags,
+        order: u32,
+        allow_spin: bool,
+        node: i32,
+    ) -> Option<PagePtr> {
+        if node != NUMA_NO_NODE && allow_spin {
+            self.alloc_pages_node(node, gfp, Order::new(order))
+        } else if allow_spin {
             self.alloc_pages(gfp, Order::new(order))
         } else {
             self.alloc_pages_nolock(GfpFlags::empty, Order::new(order))
         }
+    }
+
+    /// A new slab for a request on `node` (`NUMA_NO_NODE`: the plain `new_slab`): first only
+    /// on the node without waiting, then with the caller's flags unless they hold
+    /// `__GFP_THISNODE` (`___slab_alloc`'s `try_thisnode`).
+    pub(super) fn new_slab_for(
+        &self,
+        s: &Cache<P>,
+        gfp: GfpFlags,
+        allow_spin: bool,
+        node: i32,
+    ) -> Option<(Slab, *mut u8)> {
+        if node == NUMA_NO_NODE || gfp.contains(GfpFlags::__GFP_THISNODE) {
+            return self.new_slab_node(s, gfp, allow_spin, node);
+        }
+        let first = GfpFlags::GFP_NOWAIT | GfpFlags::__GFP_THISNODE;
+        self.new_slab_node(s, first, allow_spin, node)
+            .or_else(|| self.new_slab_node(s, gfp, allow_spin, node))
     }
 
     /// `allocate_slab` + `shuffle_freelist`: a new slab with all objects chained. Returns the
@@ -61,6 +90,17 @@ impl<P: Platform> SlabLayer<P> {
         gfp: GfpFlags,
         allow_spin: bool,
     ) -> Option<(Slab, *mut u8)> {
+        self.new_slab_node(s, gfp, allow_spin, NUMA_NO_NODE)
+    }
+
+    /// [`Self::new_slab_mode`] on `node` (`NUMA_NO_NODE`: anywhere, the CPU's node first).
+    pub(super) fn new_slab_node(
+        &self,
+        s: &Cache<P>,
+        gfp: GfpFlags,
+        allow_spin: bool,
+        node: i32,
+    ) -> Option<(Slab, *mut u8)> {
         let base_gfp = (gfp & GFP_RECLAIM_MASK) | s.allocflags;
         let mut order = s.order;
         let mut page = None;
@@ -68,7 +108,7 @@ impl<P: Platform> SlabLayer<P> {
             // Higher order first, without reclaim or warnings (allocate_slab).
             let g = (base_gfp | GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NOMEMALLOC)
                 .without(GfpFlags::__GFP_DIRECT_RECLAIM);
-            page = self.alloc_slab_page(g | GfpFlags::__GFP_COMP, order, allow_spin);
+            page = self.alloc_slab_page(g | GfpFlags::__GFP_COMP, order, allow_spin, node);
             if page.is_none() {
                 order = s.min_order;
                 s.stat(Stat::OrderFallback);
@@ -80,7 +120,7 @@ impl<P: Platform> SlabLayer<P> {
             } else {
                 GfpFlags::empty
             };
-            page = self.alloc_slab_page(base_gfp | comp, order, allow_spin);
+            page = self.alloc_slab_page(base_gfp | comp, order, allow_spin, node);
         }
         let page = page?;
         let objects = if order == s.order {
@@ -240,6 +280,24 @@ unsafe fn rcu_free_slab<P: Platform>(head: NonNull<RcuHead>) {
 }
 
 // ------------------------------------------------------------------ node lists
+
+/// How many partial slabs a request for a node looks at before it takes a new slab.
+pub(super) const NODE_PARTIAL_SCAN: usize = 64;
+
+/// The first partial slab of `node` (`NUMA_NO_NODE`: the first partial slab), among the
+/// first [`NODE_PARTIAL_SCAN`] of the list.
+pub(super) fn first_partial(n: &NodeLists, node: i32) -> Option<*mut ListHead> {
+    let head: *const ListHead = &n.partial;
+    if node == NUMA_NO_NODE {
+        // SAFETY: this node's partial list, under its lock (the caller holds `n`).
+        return unsafe { list::list_first(&*head) };
+    }
+    // SAFETY: as above; the walk only reads links.
+    unsafe { list::list_for_each(head.cast_mut()) }
+        .take(NODE_PARTIAL_SCAN)
+        // SAFETY: partial-list entries are `slab->slab_list` links of memmap pages.
+        .find(|l| unsafe { PagePtr::from_lru(*l) }.nid() == node as usize)
+}
 
 pub(super) fn add_partial(n: &mut NodeLists, slab: Slab, tail: bool) {
     slab.set(ON_PARTIAL, true);

@@ -1,0 +1,393 @@
+//! Node-aware slab (issue 19): `kmalloc_node`, `kzalloc_node`, `kmem_cache_alloc_node`
+//! (mm/slub.c `slab_alloc_node` with a node, `__kmalloc_large_node`), `__GFP_THISNODE`, and
+//! 6.18's rule that only objects of the CPU's node go onto its sheaves.
+
+mod common;
+use common::*;
+use kmem::arch::Arch;
+use kmem::page_alloc::NUMA_NO_NODE;
+use kmem::slab::common::SlabFlags;
+use kmem::{BootParams, GfpFlags, Machine, NumaMemblk, NumaTopology, Order, PagePtr, VirtAddr};
+use kmem_hosted::{HostedConfig, HostedPlatform};
+use std::collections::HashSet;
+
+const M: u64 = 1 << 20;
+
+/// Two nodes of `mem / 2` each.
+fn two_nodes(mem: u64, cmdline: &str) -> common::M {
+    let blks = [
+        NumaMemblk {
+            nid: 0,
+            start: 0,
+            end: mem / 2,
+        },
+        NumaMemblk {
+            nid: 1,
+            start: mem / 2,
+            end: mem,
+        },
+    ];
+    let mut params = BootParams::simulated(Arch::X86_64, mem, 2).unwrap();
+    params.cmdline = cmdline;
+    params.numa = Some(NumaTopology {
+        nr_nodes: 2,
+        memblks: &blks,
+        distance: &[],
+        cpu_to_node: &[],
+    });
+    let plat = HostedPlatform::new(HostedConfig::deterministic(
+        params.e820.ram_end().next_multiple_of(4096),
+        42,
+    ))
+    .unwrap();
+    Machine::boot(plat, &params).unwrap()
+}
+
+fn nid(m: &common::M, p: *const u8) -> usize {
+    let page = m.virt_to_page(VirtAddr::new(p as usize)).unwrap();
+    m.page_to_nid(page)
+}
+
+const SIZES: [usize; 13] = [
+    8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192,
+];
+
+/// Every kmalloc size class, enough objects for several slabs, on each node; freed objects
+/// come back.
+fn every_size_class_on_its_node(m: &common::M) {
+    for node in [1, 0] {
+        for size in SIZES {
+            let n = (128 * 1024 / size).clamp(64, 4096);
+            let ps: Vec<*mut u8> = (0..n)
+                .map(|_| {
+                    m.kmalloc_node(size, GfpFlags::GFP_KERNEL, node)
+                        .unwrap()
+                        .as_ptr()
+                })
+                .collect();
+            for &p in &ps {
+                assert_eq!(nid(m, p), node as usize, "kmalloc_node({size}, {node})");
+                // SAFETY: `p` is a live block of `size` bytes.
+                unsafe { p.write_bytes(0x5a, size) };
+            }
+            let set: HashSet<_> = ps.iter().copied().collect();
+            assert_eq!(set.len(), n);
+            for &p in &ps {
+                m.kfree(p);
+            }
+            let again: Vec<*mut u8> = (0..n)
+                .map(|_| {
+                    m.kmalloc_node(size, GfpFlags::GFP_KERNEL, node)
+                        .unwrap()
+                        .as_ptr()
+                })
+                .collect();
+            assert!(again.iter().all(|&p| nid(m, p) == node as usize));
+            let reused = again.iter().filter(|p| set.contains(p)).count();
+            assert!(reused > 0, "kmalloc_node({size}, {node}) reused nothing");
+            for &p in &again {
+                m.kfree(p);
+            }
+        }
+    }
+}
+
+#[test]
+fn kmalloc_node_gives_each_nodes_memory() {
+    let m = two_nodes(512 * M, "");
+    every_size_class_on_its_node(&m);
+    // Large kmalloc: alloc_pages_node.
+    let p = m
+        .kmalloc_node(64 << 10, GfpFlags::GFP_KERNEL, 1)
+        .unwrap()
+        .as_ptr();
+    assert_eq!(nid(&m, p), 1);
+    m.kfree(p);
+    // kzalloc_node zeroes.
+    let p = m
+        .kzalloc_node(200, GfpFlags::GFP_KERNEL, 1)
+        .unwrap()
+        .as_ptr();
+    assert_eq!(nid(&m, p), 1);
+    // SAFETY: a live 200-byte block.
+    assert!(unsafe { std::slice::from_raw_parts(p, 200) }
+        .iter()
+        .all(|&b| b == 0));
+    m.kfree(p);
+    // NUMA_NO_NODE is plain kmalloc; node 0 size 0 is ZERO_SIZE_PTR.
+    let p = m
+        .kmalloc_node(64, GfpFlags::GFP_KERNEL, NUMA_NO_NODE)
+        .unwrap()
+        .as_ptr();
+    m.kfree(p);
+    assert_eq!(
+        m.kmalloc_node(0, GfpFlags::GFP_KERNEL, 1).unwrap().as_ptr() as usize,
+        0x10
+    );
+    assert_lockdep_quiet(&m);
+}
+
+#[test]
+fn kmalloc_node_with_slub_debug() {
+    let m = two_nodes(512 * M, "slub_debug=FZPU");
+    every_size_class_on_its_node(&m);
+    let c = m
+        .kmem_cache_create("numa_dbg", 100, 8, SlabFlags::NONE, None)
+        .unwrap();
+    let ps: Vec<_> = (0..200)
+        .map(|i| {
+            m.kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, i % 2)
+                .unwrap()
+                .as_ptr()
+        })
+        .collect();
+    for (i, &p) in ps.iter().enumerate() {
+        assert_eq!(nid(&m, p), i % 2);
+    }
+    for &p in &ps {
+        m.kmem_cache_free(c, p);
+    }
+    m.kmem_cache_destroy(c);
+    let mut log = String::new();
+    m.dmesg(&mut log, false).unwrap();
+    assert!(!log.contains("BUG "), "{log}");
+}
+
+#[test]
+fn kmem_cache_alloc_node_and_thisnode_exhaustion() {
+    let m = two_nodes(256 * M, "");
+    let c = m
+        .kmem_cache_create("numa_test", 256, 8, SlabFlags::NONE, None)
+        .unwrap();
+    let ps: Vec<_> = (0..300)
+        .map(|_| {
+            m.kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, 1)
+                .unwrap()
+                .as_ptr()
+        })
+        .collect();
+    assert!(ps.iter().all(|&p| nid(&m, p) == 1));
+    for &p in &ps {
+        m.kmem_cache_free(c, p);
+    }
+    m.kmem_cache_shrink(c);
+
+    // Exhaust node 1 (no reclaim), then a cache without free objects on node 1.
+    let thisnode = GfpFlags::GFP_NOWAIT | GfpFlags::__GFP_THISNODE;
+    let mut pages: Vec<PagePtr> = Vec::new();
+    while let Some(pg) = m.alloc_pages_node(1, thisnode | GfpFlags::__GFP_NOWARN, Order::new(0)) {
+        pages.push(pg);
+    }
+    assert!(pages.len() > 10_000);
+    let d = m
+        .kmem_cache_create("numa_empty", 512, 8, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    assert!(m
+        .kmem_cache_alloc_node(d, thisnode | GfpFlags::__GFP_NOWARN, 1)
+        .is_none());
+    assert!(m
+        .kmalloc_node(64 << 10, thisnode | GfpFlags::__GFP_NOWARN, 1)
+        .is_none());
+    // Without __GFP_THISNODE the node's zonelist falls back to node 0.
+    let pg = m
+        .alloc_pages_node(1, GfpFlags::GFP_NOWAIT, Order::new(0))
+        .expect("page fallback");
+    assert_eq!(m.page_to_nid(pg), 0);
+    m.__free_pages(pg, Order::new(0));
+    let p = m
+        .kmem_cache_alloc_node(d, GfpFlags::GFP_NOWAIT, 1)
+        .unwrap()
+        .as_ptr();
+    assert_eq!(nid(&m, p), 0);
+    m.kmem_cache_free(d, p);
+    for pg in pages {
+        m.__free_pages(pg, Order::new(0));
+    }
+    let p = m.kmem_cache_alloc_node(d, thisnode, 1).unwrap().as_ptr();
+    assert_eq!(nid(&m, p), 1);
+    m.kmem_cache_free(d, p);
+    m.kmem_cache_destroy(d);
+    m.kmem_cache_destroy(c);
+    // An offline node: a warning and NULL.
+    assert!(m
+        .kmalloc_node(64, GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN, 5)
+        .is_none());
+}
+
+/// A remote object freed on a CPU of node 0 does not go onto that CPU's sheaf, so plain
+/// kmalloc on node 0 never gets it back (6.18 `slab_free`'s `slab_nid == numa_mem_id`).
+#[test]
+fn remote_frees_stay_off_the_local_sheaf() {
+    let m = two_nodes(512 * M, "");
+    let local = m.numa_node_id();
+    let remote = 1 - local as i32;
+    for _ in 0..50 {
+        let p = m
+            .kmalloc_node(64, GfpFlags::GFP_KERNEL, remote)
+            .unwrap()
+            .as_ptr();
+        assert_eq!(nid(&m, p), remote as usize);
+        m.kfree(p);
+        let q = m.kmalloc(64, GfpFlags::GFP_KERNEL).unwrap().as_ptr();
+        assert_eq!(
+            nid(&m, q),
+            local,
+            "a remote object came back from the local sheaf"
+        );
+        m.kfree(q);
+    }
+}
+
+#[test]
+fn one_node_machine_is_unchanged() {
+    let m = boot(Arch::X86_64, 256 * M, 2);
+    let p = m
+        .kmalloc_node(64, GfpFlags::GFP_KERNEL, 0)
+        .unwrap()
+        .as_ptr();
+    assert_eq!(nid(&m, p), 0);
+    m.kfree(p);
+    let c = m
+        .kmem_cache_create("one_node", 64, 8, SlabFlags::NONE, None)
+        .unwrap();
+    let q = m
+        .kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, 0)
+        .unwrap()
+        .as_ptr();
+    m.kmem_cache_free(c, q);
+    m.kmem_cache_destroy(c);
+    assert!(m
+        .kmalloc_node(64, GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN, 1)
+        .is_none());
+}
+
+/// `vmalloc_node`: every page of the area on the node.
+#[test]
+fn vmalloc_node_takes_the_nodes_pages() {
+    let m = two_nodes(512 * M, "");
+    for node in [1, 0] {
+        let v = m.vmalloc_node(1 << 20, node).unwrap();
+        for off in (0..1 << 20).step_by(4096) {
+            let pg = m
+                .vmalloc_to_page(VirtAddr::new(v.as_usize() + off))
+                .unwrap();
+            assert_eq!(m.page_to_nid(pg), node as usize);
+        }
+        m.vfree(v);
+    }
+    let v = m.vzalloc_node(40000, 1).unwrap();
+    assert!(
+        // SAFETY: 40000 bytes were just allocated at `v`.
+        unsafe { std::slice::from_raw_parts(v.as_ptr::<u8>(), 40000) }
+            .iter()
+            .all(|&b| b == 0)
+    );
+    m.vfree(v);
+}
+
+/// Two CPUs allocate on both nodes (and with no node) and free each other's objects: every
+/// object is of the node asked for, and slabinfo's counts come back when all is freed.
+#[test]
+fn cross_cpu_node_allocations_and_frees() {
+    let m = two_nodes(512 * M, "");
+    let c = m
+        .kmem_cache_create("numa_x", 96, 8, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let (tx_a, rx_a) = std::sync::mpsc::sync_channel::<Vec<(usize, i32)>>(8);
+    let (tx_b, rx_b) = std::sync::mpsc::sync_channel::<Vec<(usize, i32)>>(8);
+    std::thread::scope(|s| {
+        let m = &m;
+        for (tx, rx, salt) in [(tx_a, rx_b, 0), (tx_b, rx_a, 1)] {
+            s.spawn(move || {
+                for round in 0..100 {
+                    let v: Vec<(usize, i32)> = (0..300)
+                        .map(|i| {
+                            let node = [(round + i + salt) % 2, NUMA_NO_NODE as usize][i % 5 / 4];
+                            let node = node as i32;
+                            let p = if i % 2 == 0 {
+                                m.kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, node)
+                            } else {
+                                m.kmalloc_node(8 << (i % 10), GfpFlags::GFP_KERNEL, node)
+                            };
+                            let p = p.unwrap().as_ptr();
+                            if node >= 0 {
+                                assert_eq!(nid(m, p), node as usize);
+                            }
+                            (p as usize, (i % 2) as i32)
+                        })
+                        .collect();
+                    tx.send(v).unwrap();
+                    let got = rx.recv().unwrap();
+                    for (p, kind) in got {
+                        if kind == 0 {
+                            m.kmem_cache_free(c, p as *mut u8);
+                        } else {
+                            m.kfree(p as *const u8);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    m.kmem_cache_shrink(c);
+    m.kmem_cache_destroy(c);
+    let mut log = String::new();
+    m.dmesg(&mut log, false).unwrap();
+    assert!(
+        !log.contains("BUG ") && !log.contains("still has objects"),
+        "{log}"
+    );
+}
+
+/// With the debugging hooks on (kmemleak, KFENCE sampling) node requests still get their
+/// node's memory and are tracked like any kmalloc block.
+#[test]
+fn kmalloc_node_with_kmemleak_and_kfence() {
+    let m = two_nodes(512 * M, "kmemleak=on kfence.sample_interval=1");
+    let ps: Vec<_> = (0..500)
+        .map(|i| {
+            m.kmalloc_node(32 + i % 200, GfpFlags::GFP_KERNEL, 1)
+                .unwrap()
+                .as_ptr()
+        })
+        .collect();
+    assert!(ps.iter().all(|&p| nid(&m, p) == 1));
+    for p in ps {
+        m.kfree(p);
+    }
+    let mut log = String::new();
+    m.dmesg(&mut log, false).unwrap();
+    assert!(!log.contains("BUG") && !log.contains("WARNING"), "{log}");
+}
+
+/// SLAB and SLOB have no node awareness in kmem: `kmalloc_node` and `kmem_cache_alloc_node`
+/// still allocate and free correctly there (any node; large kmalloc does take the node).
+#[test]
+fn slab_and_slob_accept_node_requests() {
+    for cmdline in ["slab=slab", "slab=slob"] {
+        let m = two_nodes(256 * M, cmdline);
+        let c = m
+            .kmem_cache_create("numa_other", 72, 8, SlabFlags::NONE, None)
+            .unwrap();
+        for node in [0, 1, NUMA_NO_NODE] {
+            let p = m.kmalloc_node(300, GfpFlags::GFP_KERNEL, node).unwrap();
+            let o = m
+                .kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, node)
+                .unwrap();
+            let big = m.kmalloc_node(40000, GfpFlags::GFP_KERNEL, node).unwrap();
+            if node >= 0 {
+                assert_eq!(nid(&m, big.as_ptr()), node as usize, "{cmdline}");
+            }
+            m.kfree(big.as_ptr());
+            m.kmem_cache_free(c, o.as_ptr());
+            m.kfree(p.as_ptr());
+        }
+        m.kmem_cache_destroy(c);
+        let mut log = String::new();
+        m.dmesg(&mut log, false).unwrap();
+        assert!(
+            !log.contains("BUG") && !log.contains("still has objects"),
+            "{log}"
+        );
+    }
+}
