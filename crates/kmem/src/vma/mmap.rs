@@ -232,6 +232,7 @@ impl MmStruct {
                 VmBacking::Anon => None,
             },
             shared: IMmapLink::NONE,
+            vm_policy: None,
         };
         self.insert_and_merge(new)?;
         Ok(addr)
@@ -244,6 +245,7 @@ impl MmStruct {
             && merge_flags(a.vm_flags) == merge_flags(b.vm_flags)
             && !a.vm_flags.intersects(VmFlags::VM_SPECIAL)
             && a.backing == b.backing
+            && a.vm_policy == b.vm_policy
             && a.vm_pgoff + a.pages() == b.vm_pgoff
             && (a.anon_vma.is_none() || b.anon_vma.is_none() || a.anon_vma == b.anon_vma)
             // A VMA with an anon_vma chain longer than its own link (after fork) only merges
@@ -368,6 +370,7 @@ impl MmStruct {
             vm_mm: 0,
             i_mmap: v.i_mmap,
             shared: IMmapLink::NONE,
+            vm_policy: v.vm_policy,
         };
         self.set_vma_range(s, s, addr)?;
         let p = match self.insert_vma(upper) {
@@ -616,6 +619,7 @@ impl MmStruct {
             vm_mm: 0,
             i_mmap: None,
             shared: IMmapLink::NONE,
+            vm_policy: None,
         };
         if self.map_count > MAX_MAP_COUNT || self.insert_and_merge(new).is_err() {
             return origbrk;
