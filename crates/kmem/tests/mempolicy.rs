@@ -286,3 +286,34 @@ fn bad_arguments_are_linux_errnos() {
         NodeMask(0b11)
     );
 }
+
+#[test]
+fn numa_maps_shows_policy_and_nodes() {
+    let m = two_nodes();
+    let p = m.spawn("nm").unwrap();
+    let a = anon(&m, p, 10);
+    m.mbind(p, a, 10 * PAGE, MPOL_INTERLEAVE, 0b11, 0).unwrap();
+    touch(&m, p, a, 10);
+    let b = anon(&m, p, 2);
+    m.mbind(p, b, 2 * PAGE, MPOL_BIND | MPOL_F_STATIC_NODES, 0b10, 0)
+        .unwrap();
+    let nm = proc(&m, &format!("/proc/{p}/numa_maps"));
+    let line = |addr: u64| {
+        nm.lines()
+            .find(|l| l.starts_with(&format!("{addr:08x} ")))
+            .unwrap_or_else(|| panic!("{nm}"))
+            .to_string()
+    };
+    assert_eq!(
+        line(a),
+        format!("{a:08x} interleave:0-1 anon=10 dirty=10 active=0 N0=5 N1=5 kernelpagesize_kB=4"),
+        "{nm}"
+    );
+    // No pages: the policy alone.
+    assert_eq!(line(b), format!("{b:08x} bind=static:1"));
+    // The stack VMA, under the task's (default) policy.
+    assert!(nm.lines().any(|l| l.ends_with(" default stack")), "{nm}");
+    m.set_mempolicy(p, MPOL_PREFERRED, 0b10).unwrap();
+    let nm = proc(&m, &format!("/proc/{p}/numa_maps"));
+    assert!(nm.lines().any(|l| l.ends_with(" prefer:1 stack")), "{nm}");
+}

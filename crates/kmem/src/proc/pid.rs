@@ -18,9 +18,12 @@ use crate::platform::Platform;
 use crate::task::{TaskLayer, TaskMm};
 use crate::vma::{MmCounter, MmStruct, VmAreaStruct, VmBacking, VmFlags, PAGE, VM_FLAG_MNEMONICS};
 
+mod numa_maps;
+
 /// The files under `/proc/PID/`.
 pub const PID_FILES: &[&str] = &[
     "maps",
+    "numa_maps",
     "smaps",
     "smaps_rollup",
     "status",
@@ -50,19 +53,19 @@ impl Write for Counting<'_> {
 }
 
 /// A short name, built in place.
-struct NameBuf {
+pub(super) struct NameBuf {
     buf: [u8; 300],
     len: usize,
 }
 
 impl NameBuf {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             buf: [0; 300],
             len: 0,
         }
     }
-    fn as_str(&self) -> &str {
+    pub(super) fn as_str(&self) -> &str {
         core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
     }
 }
@@ -78,7 +81,7 @@ impl Write for NameBuf {
 
 /// What `show_map_vma` prints for a shmem VMA: the file's name (`d_path` of an unlinked
 /// tmpfs file) and its inode number.
-fn shmem_name<P: Platform>(l: &MemoryLayer<P>, ino: u64, out: &mut NameBuf) {
+pub(super) fn shmem_name<P: Platform>(l: &MemoryLayer<P>, ino: u64, out: &mut NameBuf) {
     use crate::memory::shmem::ShmKind;
     let _ = match l.shmem_info(ino).map(|i| i.kind) {
         Some(ShmKind::Memfd) => {
@@ -96,7 +99,7 @@ fn shmem_name<P: Platform>(l: &MemoryLayer<P>, ino: u64, out: &mut NameBuf) {
 }
 
 /// The name `show_map_vma` gives an anonymous VMA, if any.
-fn vma_name(mm: &MmStruct, v: &VmAreaStruct) -> Option<&'static str> {
+pub(super) fn vma_name(mm: &MmStruct, v: &VmAreaStruct) -> Option<&'static str> {
     // vma_is_initial_heap / vma_is_initial_stack
     if v.vm_start <= mm.brk && v.vm_end >= mm.start_brk {
         return Some("[heap]");
@@ -296,6 +299,7 @@ impl<P: Platform> TaskLayer<P> {
         self.with_task(pid, |t| -> Result<(), ProcError> {
             match file {
                 "maps" => show_maps(t, out)?,
+                "numa_maps" => numa_maps::show_numa_maps(t, out)?,
                 "smaps" => show_smaps(t, out)?,
                 "smaps_rollup" => show_smaps_rollup(t, out)?,
                 "status" => show_status(t, out)?,
