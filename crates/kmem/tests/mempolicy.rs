@@ -317,3 +317,21 @@ fn numa_maps_shows_policy_and_nodes() {
     let nm = proc(&m, &format!("/proc/{p}/numa_maps"));
     assert!(nm.lines().any(|l| l.ends_with(" prefer:1 stack")), "{nm}");
 }
+
+#[test]
+fn weighted_interleave_sysfs() {
+    let m = two_nodes();
+    let f = "/sys/kernel/mm/mempolicy/weighted_interleave/node1";
+    assert_eq!(proc(&m, f), "1\n");
+    m.proc_write(f, "4\n").unwrap();
+    assert_eq!(proc(&m, f), "4\n");
+    assert_eq!(m.il_weight(1), 4);
+    assert!(m.proc_write(f, "0").is_err());
+    assert!(m.proc_write(f, "256").is_err());
+    assert_eq!(proc(&m, f), "4\n");
+    assert_eq!(m.proc_mode(f), Some(0o644));
+    assert_eq!(
+        m.proc_mode("/sys/kernel/mm/mempolicy/weighted_interleave/node2"),
+        None
+    );
+}

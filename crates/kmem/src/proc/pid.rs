@@ -284,6 +284,9 @@ impl<P: Platform> TaskLayer<P> {
         if let Some(r) = self.compaction_proc_read(path, out) {
             return r;
         }
+        if let Some(r) = self.mempolicy_sysfs_read(path, out) {
+            return r;
+        }
         let Some((pid, file)) = split_pid_path(path) else {
             if matches!(path.strip_prefix("/proc/").unwrap_or(path), "vmstat") {
                 return Ok(self.show_vmstat(out)?);
@@ -313,7 +316,10 @@ impl<P: Platform> TaskLayer<P> {
 
     /// The mode of the file at `path` (see [`crate::vmalloc::VmLayer::proc_mode`]).
     pub fn proc_mode(&self, path: &str) -> Option<u16> {
-        if let Some(m) = self.compaction_proc_mode(path) {
+        if let Some(m) = self
+            .compaction_proc_mode(path)
+            .or_else(|| self.mempolicy_sysfs_mode(path))
+        {
             return Some(m);
         }
         if let Some((pid, file)) = split_pid_path(path) {
@@ -344,6 +350,9 @@ impl<P: Platform> TaskLayer<P> {
     /// range or not a number.
     pub fn proc_write(&self, path: &str, text: &str) -> Result<(), ProcError> {
         if let Some(r) = self.compaction_proc_write(path, text) {
+            return r;
+        }
+        if let Some(r) = self.mempolicy_sysfs_write(path, text) {
             return r;
         }
         let Some((pid, file)) = split_pid_path(path) else {
