@@ -116,7 +116,8 @@ impl<P: Platform> TaskLayer<P> {
     /// `[start, start + len)` get the policy (`MPOL_DEFAULT`: they lose theirs; the range may
     /// then have holes). Pages already there on a node outside `nodemask` are moved with
     /// `MPOL_MF_MOVE` (`MPOL_MF_MOVE_ALL`: also pages others map), and with `MPOL_MF_STRICT`
-    /// any that stay make the call fail with `EIO` — after the policy is set, as in Linux.
+    /// any that stay make the call fail with `EIO` — after the policy is set, as in Linux;
+    /// `MPOL_MF_STRICT` without a move fails with `EIO` on the first such page, policy unset.
     ///
     /// # Errors
     /// `EINVAL` (bad flags, mode, mask, unaligned `start`, a range that wraps), `EFAULT` (a
@@ -154,6 +155,10 @@ impl<P: Platform> TaskLayer<P> {
             let mut failed = 0;
             if pol.is_some() && (moving || flags & MPOL_MF_STRICT != 0) {
                 failed = self.queue_misplaced(&t, start, end, user, flags, &mut list)?;
+                // queue_pages_range's -EIO (strict, no move): the policy is not set.
+                if failed != 0 && !moving {
+                    return Err(Errno::EIO);
+                }
             }
             t.mm.mbind_range(start, end, pol, pol.is_none())?;
             Ok(failed)
