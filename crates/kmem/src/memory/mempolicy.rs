@@ -61,12 +61,23 @@ impl<P: Platform> MemoryLayer<P> {
         Ok(())
     }
 
+    /// The first node of `local`'s fallback order (itself, then by distance) in `nodes`:
+    /// the node of the zonelist's first zone inside the mask (`preferred_zoneref`).
+    fn nearest_in(&self, local: usize, nodes: NodeMask) -> usize {
+        self.fallback_order(local)
+            .iter()
+            .map(|&n| n as usize)
+            .find(|&n| nodes.contains(n))
+            .or_else(|| nodes.first())
+            .unwrap_or(local)
+    }
+
     /// `alloc_pages_mpol`: `1 << order` frames as `pol` says for interleave index `ilx`.
     ///
     /// - default / `MPOL_LOCAL`: the CPU's node, falling back by distance;
     /// - `MPOL_PREFERRED`: its node, falling back by distance;
-    /// - `MPOL_BIND`: the local node if in the mask, else the mask's first; only the mask's
-    ///   nodes (no spill: the allocation fails instead);
+    /// - `MPOL_BIND`: the mask's nodes only, nearest first (no spill: the allocation fails
+    ///   instead);
     /// - `MPOL_PREFERRED_MANY`: the mask's nodes without reclaim or warning, then any node;
     /// - `MPOL_INTERLEAVE` / `MPOL_WEIGHTED_INTERLEAVE`: the node of `ilx`
     ///   ([`MemPolicy::interleave_nid`]), falling back; `numa_interleave` counts the pages
@@ -88,19 +99,11 @@ impl<P: Platform> MemoryLayer<P> {
                 self.alloc_pages_node(nid as i32, gfp, order)
             }
             MPOL_BIND => {
-                let nid = if pol.nodes.contains(local) {
-                    local
-                } else {
-                    pol.nodes.first().unwrap_or(local)
-                };
+                let nid = self.nearest_in(local, pol.nodes);
                 self.alloc_pages_nodemask(gfp, order, nid, pol.nodes.0)
             }
             MPOL_PREFERRED_MANY => {
-                let nid = if pol.nodes.contains(local) {
-                    local
-                } else {
-                    pol.nodes.first().unwrap_or(local)
-                };
+                let nid = self.nearest_in(local, pol.nodes);
                 let first = (gfp | GfpFlags::__GFP_NOWARN) & !GfpFlags::__GFP_DIRECT_RECLAIM;
                 self.alloc_pages_nodemask(first, order, nid, pol.nodes.0)
                     .or_else(|| self.alloc_pages_node(nid as i32, gfp, order))
