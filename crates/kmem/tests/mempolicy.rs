@@ -275,6 +275,12 @@ fn bad_arguments_are_linux_errnos() {
     );
     assert_eq!(e(m.mbind(p, a, 8 * PAGE, MPOL_BIND, 1, 0)), Errno::EFAULT);
     assert_eq!(m.mbind(p, a, 0, MPOL_BIND, 1, 0), Ok(()));
+    // MPOL_DEFAULT may span holes, but not a range with no mapping at all
+    // (queue_pages_range: "whole range in hole").
+    assert_eq!(
+        e(m.mbind(p, 0x1000, PAGE, MPOL_DEFAULT, 0, 0)),
+        Errno::EFAULT
+    );
     let g = |addr, f| m.get_mempolicy(p, addr, f).map(|_| ());
     assert_eq!(g(0, 1 << 5), Err(Errno::EINVAL));
     assert_eq!(g(a, 0), Err(Errno::EINVAL));

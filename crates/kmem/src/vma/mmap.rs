@@ -636,7 +636,8 @@ impl MmStruct {
     /// `discontig_ok` (`MPOL_MF_DISCONTIG_OK`, which `MPOL_DEFAULT` implies).
     ///
     /// # Errors
-    /// `EFAULT`: part of the range is not mapped (nothing changed); `ENOMEM`: a split failed.
+    /// `EFAULT`: part of the range is not mapped, or none of it with `discontig_ok` (nothing
+    /// changed); `ENOMEM`: a split failed.
     pub fn mbind_range(
         &mut self,
         start: u64,
@@ -644,6 +645,11 @@ impl MmStruct {
         pol: Option<super::mempolicy::MemPolicy>,
         discontig_ok: bool,
     ) -> Result<(), Errno> {
+        // No mapping at all in the range fails even when holes are fine
+        // (queue_pages_range: "whole range in hole").
+        if self.find_vma_intersection(start, end).is_none() {
+            return Err(Errno::EFAULT);
+        }
         // A hole anywhere in the range fails the whole call (queue_pages_test_walk).
         let mut a = start;
         while a < end {
