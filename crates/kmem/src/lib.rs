@@ -66,6 +66,8 @@ pub mod task;
 
 /// Memory hotplug (above migrate: offlining migrates what lives in a block).
 pub mod memory_hotplug;
+/// The memory-policy system calls (above migrate: `mbind` moves misplaced pages).
+pub mod mempolicy;
 pub mod migrate;
 
 pub mod kcompactd;

@@ -126,3 +126,40 @@ fn numa_mem_and_distance_options() {
     });
     assert!(too_big.err().unwrap().contains("--numa-mem"));
 }
+
+#[test]
+fn mempolicy_from_the_shell() {
+    let mut sh = shell(NumaOptions {
+        nodes: 2,
+        ..NumaOptions::default()
+    });
+    let (out, err) = run(
+        &mut sh,
+        "p = spawn(\"pol\")\n\
+         set_mempolicy(p, MPOL_BIND, 0x2)\n\
+         a = mmap(p, 0, 8 << 12, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)\n\
+         for (i = 0; i < 8; i++) upoke64(p, a + (i << 12), i)\n\
+         n1 = 0; for (i = 0; i < 8; i++) { if (get_mempolicy(p, a + (i << 12), MPOL_F_NODE|MPOL_F_ADDR) == 1) n1++ }; n1\n\
+         b = mmap(p, 0, 10 << 12, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)\n\
+         mbind(p, b, 10 << 12, MPOL_INTERLEAVE, 0x3, 0)\n\
+         for (i = 0; i < 10; i++) upoke64(p, b + (i << 12), i)\n\
+         m1 = 0; for (i = 0; i < 10; i++) { if (get_mempolicy(p, b + (i << 12), MPOL_F_NODE|MPOL_F_ADDR) == 1) m1++ }; m1\n\
+         get_mempolicy(p, b, MPOL_F_ADDR) == MPOL_INTERLEAVE\n\
+         get_mempolicy_nodemask(p, 0, 0)\n\
+         set_mempolicy(p, MPOL_BIND, 0)\n\
+         set_mempolicy(p, 99, 1)\n\
+         mbind(p, b + 1, 4096, MPOL_BIND, 1, 0)\n\
+         mbind(p, 0x1000, 4096, MPOL_BIND, 1, 0)\n",
+    );
+    assert_eq!(err, "");
+    assert!(out.contains("n1 = 0\n8\n"), "{out}");
+    assert!(out.contains("m1 = 0\n5\n1\n2\n"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"-EINVAL"), "{out}");
+    assert!(lines.contains(&"-EFAULT"), "{out}");
+    assert_eq!(
+        lines.iter().filter(|l| **l == "-EINVAL").count(),
+        3,
+        "{out}"
+    );
+}

@@ -6,7 +6,9 @@ use crate::mm::VmEvent;
 use crate::pgtable::PteFlags;
 use crate::platform::Platform;
 use crate::vma::anon_vma::anon_vma_prepare;
-use crate::vma::{MmCounter, MmStruct, VmBacking, VmFlags, PAGE, STACK_GUARD_GAP, STK_LIM};
+use crate::vma::{
+    MmCounter, MmStruct, VmAreaStruct, VmBacking, VmFlags, PAGE, STACK_GUARD_GAP, STK_LIM,
+};
 
 use super::MemoryLayer;
 
@@ -122,9 +124,17 @@ impl<P: Platform> MemoryLayer<P> {
         VmFault::Done
     }
 
-    /// A fresh zeroed user page (`vma_alloc_zeroed_movable_folio`).
-    fn alloc_user_page(&self) -> Option<crate::mm::mm_types::PagePtr> {
-        let page = self.alloc_page(GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_NOWARN)?;
+    /// A fresh zeroed user page for `addr` of `vma` (`vma_alloc_zeroed_movable_folio`),
+    /// placed by the memory policy there ([`super::mempolicy`]).
+    fn alloc_user_page(
+        &self,
+        mm: &MmStruct,
+        vma: &VmAreaStruct,
+        addr: u64,
+    ) -> Option<crate::mm::mm_types::PagePtr> {
+        let (pol, ilx) = super::mempolicy::get_vma_policy(mm, vma, addr);
+        let gfp = GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_NOWARN;
+        let page = self.alloc_pages_mpol(gfp, crate::addr::Order::ZERO, pol.as_ref(), ilx)?;
         // SAFETY: a fresh page of ours; PAGE_SIZE bytes at its real address.
         unsafe { core::ptr::write_bytes(self.user_page_bytes(page), 0, PAGE as usize) };
         Some(page)
@@ -159,7 +169,7 @@ impl<P: Platform> MemoryLayer<P> {
             return VmFault::Oom;
         };
         let index = vma.linear_page_index(addr);
-        let Some(page) = self.alloc_user_page() else {
+        let Some(page) = self.alloc_user_page(mm, vma, addr) else {
             return VmFault::Oom;
         };
         let pa = self.page_to_pfn(page).phys().as_u64();
@@ -269,7 +279,7 @@ impl<P: Platform> MemoryLayer<P> {
             return VmFault::Oom;
         };
         let index = vma.linear_page_index(addr);
-        let Some(new) = self.alloc_user_page() else {
+        let Some(new) = self.alloc_user_page(mm, vma, addr) else {
             return VmFault::Oom;
         };
         if let Some(src) = old {

@@ -22,6 +22,8 @@ impl<P: Platform> MemoryLayer<P> {
         child.brk = parent.brk;
         child.start_stack = parent.start_stack;
         child.mmap_base = parent.mmap_base;
+        // The child inherits the task policy (`mpol_dup` in copy_process).
+        child.task_policy = parent.task_policy;
         child.hiwater_rss = 0;
         let ka = child.kalloc();
         let mut addr = 0;
@@ -42,6 +44,7 @@ impl<P: Platform> MemoryLayer<P> {
                 vm_mm: 0,
                 i_mmap: pv.i_mmap,
                 shared: crate::vma::IMmapLink::NONE,
+                vm_policy: pv.vm_policy,
             };
             let cp = child.insert_vma(nv)?;
             let Some(pp) = parent.vma_ptr(start) else {

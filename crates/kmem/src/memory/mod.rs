@@ -38,6 +38,7 @@
 mod fault;
 mod fork;
 mod madvise;
+pub mod mempolicy;
 /// The movable-ops owners' registry (for page migration).
 pub mod movable;
 pub mod shmem;
@@ -74,6 +75,8 @@ pub struct MemState<P: Platform> {
     pub(crate) shmem: shmem::ShmemState<P::RawLock>,
     /// The registered movable-ops owners ([`movable`]).
     pub(crate) movable: movable::MovableOpsTable,
+    /// The weighted-interleave weights ([`mempolicy`]).
+    pub(crate) il_weights: mempolicy::IlWeights,
 }
 
 impl<P: Platform> MemState<P> {
@@ -85,6 +88,7 @@ impl<P: Platform> MemState<P> {
             lru: crate::vmscan::VmscanState::new(),
             shmem: shmem::ShmemState::new(),
             movable: movable::MovableOpsTable::new(),
+            il_weights: mempolicy::IlWeights::new(),
         }
     }
 }
@@ -223,6 +227,7 @@ impl<P: Platform> MemoryLayer<P> {
             vm_mm: 0,
             i_mmap: None,
             shared: crate::vma::IMmapLink::NONE,
+            vm_policy: None,
         };
         mm.insert_vma(v)?;
         mm.start_stack = end - PAGE;

@@ -325,6 +325,8 @@ struct AllocFlags {
     no_watermarks: bool,
     /// The preferred node (`ac->preferred_zoneref`'s node).
     nid: usize,
+    /// `ac->nodemask`: the nodes the zonelist walk may use (bit per node; all by default).
+    nodemask: u64,
 }
 
 /// `gfp_zone`: the highest zone kind an allocation may use on `arch`.
@@ -867,6 +869,9 @@ impl<P: Platform> PageAllocator<P> {
         let zones = self.arch().zones();
         let top = zones.iter().position(|z| *z == highest).unwrap_or(0);
         for &nid in self.zonelist_nodes(af.nid, gfp) {
+            if af.nodemask & (1 << nid) == 0 {
+                continue;
+            }
             for &kind in zones[..=top].iter().rev() {
                 let zone = self.node_zone(nid as usize, kind);
                 if !zone.is_populated() {
@@ -934,18 +939,28 @@ impl<P: Platform> PageAllocator<P> {
             if let Some(p) = self.alloc_pages_fast(gfp, order, 0) {
                 return Some(p);
             }
-            return self.alloc_pages_nid(gfp, order, 0);
+            return self.alloc_pages_nid(gfp, order, 0, u64::MAX);
         }
-        self.alloc_pages_nid(gfp, order, self.numa_node_id())
+        self.alloc_pages_nid(gfp, order, self.numa_node_id(), u64::MAX)
     }
 
-    /// `__alloc_pages` with preferred node `nid` (online).
+    /// `__alloc_pages` with preferred node `nid` (online), on the nodes of `nodemask`.
     #[track_caller]
     #[inline]
-    fn alloc_pages_nid(&self, gfp: GfpFlags, order: Order, nid: usize) -> Option<PagePtr> {
+    fn alloc_pages_nid(
+        &self,
+        gfp: GfpFlags,
+        order: Order,
+        nid: usize,
+        nodemask: u64,
+    ) -> Option<PagePtr> {
         // A hot pcp list of the preferred zone is served without the zonelist walk and the
         // watermark check (see `bulk`).
-        if let Some(p) = self.alloc_pages_fast(gfp, order, nid) {
+        let fast = nodemask & (1 << nid) != 0;
+        if let Some(p) = fast
+            .then(|| self.alloc_pages_fast(gfp, order, nid))
+            .flatten()
+        {
             self.zone_statistics(nid, p);
             return Some(p);
         }
@@ -956,6 +971,7 @@ impl<P: Platform> PageAllocator<P> {
             non_block: false,
             no_watermarks: false,
             nid,
+            nodemask,
         };
         let page = self
             .get_page_from_freelist(gfp, order, fast, highest)
@@ -969,6 +985,7 @@ impl<P: Platform> PageAllocator<P> {
                     no_watermarks: gfp.contains(GfpFlags::__GFP_MEMALLOC)
                         && !gfp.contains(GfpFlags::__GFP_NOMEMALLOC),
                     nid,
+                    nodemask,
                 };
                 self.alloc_pages_reclaim(gfp, order, slow, highest)
             });

@@ -231,6 +231,33 @@ impl<P: Platform> PageAllocator<P> {
         } else {
             nid as usize
         };
-        self.alloc_pages_nid(gfp, order, nid)
+        self.alloc_pages_nid(gfp, order, nid, u64::MAX)
+    }
+
+    /// `__alloc_pages(gfp, order, nid, nodemask)`: as [`Self::alloc_pages_node`] with a
+    /// preferred online node, but the zonelist walk takes only the nodes of `nodemask` (bit
+    /// per node), as `MPOL_BIND` asks: no page elsewhere, rather a failure.
+    #[track_caller]
+    pub fn alloc_pages_nodemask(
+        &self,
+        gfp: GfpFlags,
+        order: Order,
+        nid: usize,
+        nodemask: u64,
+    ) -> Option<PagePtr> {
+        if nid >= self.nr_online_nodes() {
+            return None;
+        }
+        self.alloc_pages_nid(gfp, order, nid, nodemask)
+    }
+
+    /// Counts `numa_interleave` (`NUMA_INTERLEAVE_HIT`) in the zone of `page`, an
+    /// interleave-policy allocation that landed on the node it asked for.
+    pub fn count_numa_interleave(&self, page: PagePtr) {
+        if let Some(n) = self.numa() {
+            n.stat[page.nid()][page.zone_type().index()]
+                .interleave
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -71,6 +71,7 @@ impl<P: Platform> PageAllocator<P> {
             non_block: true,
             no_watermarks: false,
             nid: 0,
+            nodemask: u64::MAX,
         };
         let mt = MigrateType::from_gfp(gfp);
         let zones = self.arch().zones();

@@ -8,6 +8,7 @@
 pub mod compaction;
 pub mod meminfo;
 mod memory;
+mod mempolicy;
 mod node;
 pub mod pageowner;
 pub mod pid;

@@ -18,9 +18,12 @@ use crate::platform::Platform;
 use crate::task::{TaskLayer, TaskMm};
 use crate::vma::{MmCounter, MmStruct, VmAreaStruct, VmBacking, VmFlags, PAGE, VM_FLAG_MNEMONICS};
 
+mod numa_maps;
+
 /// The files under `/proc/PID/`.
 pub const PID_FILES: &[&str] = &[
     "maps",
+    "numa_maps",
     "smaps",
     "smaps_rollup",
     "status",
@@ -50,19 +53,19 @@ impl Write for Counting<'_> {
 }
 
 /// A short name, built in place.
-struct NameBuf {
+pub(super) struct NameBuf {
     buf: [u8; 300],
     len: usize,
 }
 
 impl NameBuf {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             buf: [0; 300],
             len: 0,
         }
     }
-    fn as_str(&self) -> &str {
+    pub(super) fn as_str(&self) -> &str {
         core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
     }
 }
@@ -78,7 +81,7 @@ impl Write for NameBuf {
 
 /// What `show_map_vma` prints for a shmem VMA: the file's name (`d_path` of an unlinked
 /// tmpfs file) and its inode number.
-fn shmem_name<P: Platform>(l: &MemoryLayer<P>, ino: u64, out: &mut NameBuf) {
+pub(super) fn shmem_name<P: Platform>(l: &MemoryLayer<P>, ino: u64, out: &mut NameBuf) {
     use crate::memory::shmem::ShmKind;
     let _ = match l.shmem_info(ino).map(|i| i.kind) {
         Some(ShmKind::Memfd) => {
@@ -96,7 +99,7 @@ fn shmem_name<P: Platform>(l: &MemoryLayer<P>, ino: u64, out: &mut NameBuf) {
 }
 
 /// The name `show_map_vma` gives an anonymous VMA, if any.
-fn vma_name(mm: &MmStruct, v: &VmAreaStruct) -> Option<&'static str> {
+pub(super) fn vma_name(mm: &MmStruct, v: &VmAreaStruct) -> Option<&'static str> {
     // vma_is_initial_heap / vma_is_initial_stack
     if v.vm_start <= mm.brk && v.vm_end >= mm.start_brk {
         return Some("[heap]");
@@ -281,6 +284,9 @@ impl<P: Platform> TaskLayer<P> {
         if let Some(r) = self.compaction_proc_read(path, out) {
             return r;
         }
+        if let Some(r) = self.mempolicy_sysfs_read(path, out) {
+            return r;
+        }
         let Some((pid, file)) = split_pid_path(path) else {
             if matches!(path.strip_prefix("/proc/").unwrap_or(path), "vmstat") {
                 return Ok(self.show_vmstat(out)?);
@@ -296,6 +302,7 @@ impl<P: Platform> TaskLayer<P> {
         self.with_task(pid, |t| -> Result<(), ProcError> {
             match file {
                 "maps" => show_maps(t, out)?,
+                "numa_maps" => numa_maps::show_numa_maps(t, out)?,
                 "smaps" => show_smaps(t, out)?,
                 "smaps_rollup" => show_smaps_rollup(t, out)?,
                 "status" => show_status(t, out)?,
@@ -309,7 +316,10 @@ impl<P: Platform> TaskLayer<P> {
 
     /// The mode of the file at `path` (see [`crate::vmalloc::VmLayer::proc_mode`]).
     pub fn proc_mode(&self, path: &str) -> Option<u16> {
-        if let Some(m) = self.compaction_proc_mode(path) {
+        if let Some(m) = self
+            .compaction_proc_mode(path)
+            .or_else(|| self.mempolicy_sysfs_mode(path))
+        {
             return Some(m);
         }
         if let Some((pid, file)) = split_pid_path(path) {
@@ -340,6 +350,9 @@ impl<P: Platform> TaskLayer<P> {
     /// range or not a number.
     pub fn proc_write(&self, path: &str, text: &str) -> Result<(), ProcError> {
         if let Some(r) = self.compaction_proc_write(path, text) {
+            return r;
+        }
+        if let Some(r) = self.mempolicy_sysfs_write(path, text) {
             return r;
         }
         let Some((pid, file)) = split_pid_path(path) else {

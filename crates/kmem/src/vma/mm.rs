@@ -70,6 +70,8 @@ pub struct VmAreaStruct {
     pub i_mmap: Option<NonNull<IMmap>>,
     /// `vma->shared`: the neighbours on that list.
     pub(crate) shared: IMmapLink,
+    /// `vma->vm_policy`: the policy `mbind` set (`None`: the task's policy applies).
+    pub vm_policy: Option<super::mempolicy::MemPolicy>,
 }
 
 /// A VMA's links on an [`IMmap`] (`vma->shared`).
@@ -261,6 +263,10 @@ pub struct MmStruct {
     pub hiwater_rss: u64,
     /// `rss_stat`, indexed by [`MmCounter`].
     pub rss_stat: [i64; 4],
+    /// `current->mempolicy` (`set_mempolicy`; `None`: the default, local allocation).
+    /// kmem's tasks are single-threaded and own their address space, so the task policy
+    /// lives with it (the fault path sees only the mm).
+    pub task_policy: Option<super::mempolicy::MemPolicy>,
 }
 
 /// Iterator over an address space's VMAs in address order.
@@ -328,6 +334,7 @@ impl MmStruct {
             hiwater_vm: 0,
             hiwater_rss: 0,
             rss_stat: [0; 4],
+            task_policy: None,
         }
     }
 

@@ -232,6 +232,7 @@ impl MmStruct {
                 VmBacking::Anon => None,
             },
             shared: IMmapLink::NONE,
+            vm_policy: None,
         };
         self.insert_and_merge(new)?;
         Ok(addr)
@@ -244,6 +245,7 @@ impl MmStruct {
             && merge_flags(a.vm_flags) == merge_flags(b.vm_flags)
             && !a.vm_flags.intersects(VmFlags::VM_SPECIAL)
             && a.backing == b.backing
+            && a.vm_policy == b.vm_policy
             && a.vm_pgoff + a.pages() == b.vm_pgoff
             && (a.anon_vma.is_none() || b.anon_vma.is_none() || a.anon_vma == b.anon_vma)
             // A VMA with an anon_vma chain longer than its own link (after fork) only merges
@@ -368,6 +370,7 @@ impl MmStruct {
             vm_mm: 0,
             i_mmap: v.i_mmap,
             shared: IMmapLink::NONE,
+            vm_policy: v.vm_policy,
         };
         self.set_vma_range(s, s, addr)?;
         let p = match self.insert_vma(upper) {
@@ -616,11 +619,76 @@ impl MmStruct {
             vm_mm: 0,
             i_mmap: None,
             shared: IMmapLink::NONE,
+            vm_policy: None,
         };
         if self.map_count > MAX_MAP_COUNT || self.insert_and_merge(new).is_err() {
             return origbrk;
         }
         self.brk = brk;
         brk
+    }
+}
+
+impl MmStruct {
+    /// `mbind_range`: every VMA of `[start, end)` gets `pol` (`None`: no VMA policy, the
+    /// task's applies), split at `start` and `end` first and merged with neighbours whose
+    /// policy (and everything else) then matches. Holes in the range are an error unless
+    /// `discontig_ok` (`MPOL_MF_DISCONTIG_OK`, which `MPOL_DEFAULT` implies).
+    ///
+    /// # Errors
+    /// `EFAULT`: part of the range is not mapped, or none of it with `discontig_ok` (nothing
+    /// changed); `ENOMEM`: a split failed.
+    pub fn mbind_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        pol: Option<super::mempolicy::MemPolicy>,
+        discontig_ok: bool,
+    ) -> Result<(), Errno> {
+        // No mapping at all in the range fails even when holes are fine
+        // (queue_pages_range: "whole range in hole").
+        if self.find_vma_intersection(start, end).is_none() {
+            return Err(Errno::EFAULT);
+        }
+        // A hole anywhere in the range fails the whole call (queue_pages_test_walk).
+        let mut a = start;
+        while a < end {
+            match self.find_vma(a) {
+                Some(v) if v.vm_start <= a => a = v.vm_end,
+                Some(v) if discontig_ok && v.vm_start < end => a = v.vm_start,
+                _ if discontig_ok => break,
+                _ => return Err(Errno::EFAULT),
+            }
+        }
+        if self.vma_lookup(start).is_some_and(|v| v.vm_start < start) {
+            self.split_vma(start)?;
+        }
+        if self.vma_lookup(end - 1).is_some_and(|v| v.vm_end > end) {
+            self.split_vma(end)?;
+        }
+        let mut a = start;
+        while a < end {
+            let Some(s) = self.find_vma(a).map(|v| v.vm_start).filter(|&s| s < end) else {
+                break;
+            };
+            let Some(v) = self.vma_mut(s) else {
+                break;
+            };
+            v.vm_policy = pol;
+            a = v.vm_end;
+        }
+        // Merge: each VMA of the range with its neighbours (vma_modify_policy).
+        let mut a = start;
+        while a < end {
+            let Some(s) = self.find_vma(a).map(|v| v.vm_start) else {
+                break;
+            };
+            self.merge_around(s);
+            let Some(v) = self.find_vma(a) else {
+                break;
+            };
+            a = v.vm_end;
+        }
+        Ok(())
     }
 }

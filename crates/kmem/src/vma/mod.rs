@@ -37,6 +37,7 @@
 pub mod anon_vma;
 mod flags;
 mod kalloc;
+pub mod mempolicy;
 mod mm;
 mod mmap;
 mod mremap;

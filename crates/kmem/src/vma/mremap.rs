@@ -183,6 +183,7 @@ impl MmStruct {
             vm_mm: 0,
             i_mmap: v.i_mmap,
             shared: super::mm::IMmapLink::NONE,
+            vm_policy: v.vm_policy,
         };
         let np = self.insert_vma(new)?;
         let op = self.vma_ptr(addr).ok_or(Errno::EFAULT)?;

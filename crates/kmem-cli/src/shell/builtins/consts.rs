@@ -6,8 +6,8 @@
 use crate::shell::value::ERRNO_NAMES;
 
 /// (name, value), from include/uapi/asm-generic/mman-common.h, include/uapi/linux/mman.h,
-/// include/uapi/linux/memfd.h, include/uapi/linux/ipc.h, include/uapi/linux/shm.h and
-/// arch/x86/include/uapi/asm/signal.h.
+/// include/uapi/linux/memfd.h, include/uapi/linux/mempolicy.h, include/uapi/linux/ipc.h,
+/// include/uapi/linux/shm.h and arch/x86/include/uapi/asm/signal.h.
 pub const CONSTANTS: &[(&str, u64)] = &[
     // mman-common.h: protections.
     ("PROT_NONE", 0x0),
@@ -64,6 +64,23 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     // include/linux/mm_types.h (enum foll_flags): pin_user_pages flags.
     ("FOLL_WRITE", 0x01),
     ("FOLL_LONGTERM", 0x100),
+    // linux/mempolicy.h: policy modes, mode flags, get_mempolicy and mbind flags.
+    ("MPOL_DEFAULT", 0),
+    ("MPOL_PREFERRED", 1),
+    ("MPOL_BIND", 2),
+    ("MPOL_INTERLEAVE", 3),
+    ("MPOL_LOCAL", 4),
+    ("MPOL_PREFERRED_MANY", 5),
+    ("MPOL_WEIGHTED_INTERLEAVE", 6),
+    ("MPOL_F_STATIC_NODES", 1 << 15),
+    ("MPOL_F_RELATIVE_NODES", 1 << 14),
+    ("MPOL_F_NUMA_BALANCING", 1 << 13),
+    ("MPOL_F_NODE", 1),
+    ("MPOL_F_ADDR", 2),
+    ("MPOL_F_MEMS_ALLOWED", 4),
+    ("MPOL_MF_STRICT", 1),
+    ("MPOL_MF_MOVE", 2),
+    ("MPOL_MF_MOVE_ALL", 4),
     // linux/memfd.h.
     ("MFD_CLOEXEC", 0x1),
     ("MFD_ALLOW_SEALING", 0x2),
@@ -138,6 +155,8 @@ mod tests {
         assert_eq!(lookup("SHM_RDONLY"), Some(4096));
         assert_eq!(lookup("MADV_PAGEOUT"), Some(21));
         assert_eq!(lookup("SIGKILL"), Some(9));
+        assert_eq!(lookup("MPOL_WEIGHTED_INTERLEAVE"), Some(6));
+        assert_eq!(lookup("MPOL_F_STATIC_NODES"), Some(0x8000));
         assert_eq!(lookup("ENOMEM"), Some(12));
         assert_eq!(lookup("PROT_BOGUS"), None);
     }

@@ -28,6 +28,7 @@ pub mod consts;
 pub mod device;
 pub mod hotplug;
 pub mod memory;
+pub mod mempolicy;
 pub mod migrate;
 pub mod page;
 pub mod process;
@@ -199,6 +200,7 @@ pub static TABLES: &[(&str, &[Builtin])] = &[
     ("CMA and coherent DMA", cma::CMA_BUILTINS),
     ("Page migration and pinning", migrate::MIGRATE_BUILTINS),
     ("Memory hotplug", hotplug::HOTPLUG_BUILTINS),
+    ("NUMA memory policies", mempolicy::MEMPOLICY_BUILTINS),
 ];
 
 /// Every function the shell knows, in the order `help` lists them.
