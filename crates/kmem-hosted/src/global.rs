@@ -176,13 +176,17 @@ impl KmemAlloc {
         let phys = params.e820.ram_end().next_multiple_of(PAGE_SIZE as u64);
         let mut config = HostedConfig::new(phys);
         config.console = crate::Console::Null;
-        // Room to grow by memory hotplug; without it (an address-space limit) a fixed size.
-        config.max_phys_size = KMEM_ALLOC_MAX_PHYS.max(phys);
-        let plat = match HostedPlatform::new(config) {
-            Ok(p) => p,
-            Err(_) => {
-                config.max_phys_size = 0;
-                HostedPlatform::new(config).ok()?
+        // Room to grow by memory hotplug: KMEM_ALLOC_MAX_PHYS, halved while the host refuses to
+        // reserve it (an address-space limit, or Valgrind's largest single mapping), as the
+        // platform's default room is; at worst a fixed size.
+        let mut room = KMEM_ALLOC_MAX_PHYS.max(phys);
+        let plat = loop {
+            config.max_phys_size = room;
+            match HostedPlatform::new(config) {
+                Ok(p) => break p,
+                Err(_) if room > phys => room = (room / 2).max(phys),
+                Err(_) if room != 0 => room = 0,
+                Err(_) => return None,
             }
         };
         // The log stays in the machine (`dmesg`); nothing is printed.
