@@ -36,7 +36,8 @@ pub(crate) struct NumaRef<L: lock_api::RawMutex>(pub(crate) *const NumaNodes<L>)
 // read-only apart from atomics and zones that follow the zone locking (Zone is Send + Sync
 // under the same bounds).
 unsafe impl<L: lock_api::RawMutex + Send> Send for NumaRef<L> {}
-// SAFETY: as above.
+// SAFETY: shared references only read the pointee, which is immutable after boot apart from
+// atomics and zones whose own locks serialise writers (Zone is Sync under these bounds).
 unsafe impl<L: lock_api::RawMutex + Sync + Send> Sync for NumaRef<L> {}
 
 impl<P: Platform> PageAllocator<P> {

@@ -292,7 +292,8 @@ pub(super) fn first_partial(n: &NodeLists, node: i32) -> Option<*mut ListHead> {
         // SAFETY: this node's partial list, under its lock (the caller holds `n`).
         return unsafe { list::list_first(&*head) };
     }
-    // SAFETY: as above; the walk only reads links.
+    // SAFETY: `head` is this node's partial list, stable while the caller holds `n`'s lock;
+    // the walk only reads its links.
     unsafe { list::list_for_each(head.cast_mut()) }
         .take(NODE_PARTIAL_SCAN)
         // SAFETY: partial-list entries are `slab->slab_list` links of memmap pages.
