@@ -244,6 +244,9 @@ impl NumaInfo {
             memblks: self.memblks(),
             distance: self.distances(),
             cpu_to_node,
+            // The SRAT's hot-pluggable flags are not passed on yet: no memory is
+            // hotpluggable, so `movable_node` leaves the boot zones as they are.
+            hotpluggable: &[],
         }
     }
 

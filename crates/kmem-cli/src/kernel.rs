@@ -46,6 +46,9 @@ pub struct NumaOptions {
     pub mem: Vec<u64>,
     /// Distances, `n * n` row by row; empty: 10 local, 20 remote.
     pub distance: Vec<u8>,
+    /// Nodes whose memory the firmware marks hot-pluggable (SRAT's flag): ZONE_MOVABLE at
+    /// boot with the kernel's `movable_node` (`--numa-hotplug`).
+    pub hotplug: Vec<u32>,
 }
 
 /// `--numa-mem`'s list of sizes.
@@ -164,7 +167,11 @@ impl Kernel {
             start: 0,
             end: 0,
         }; kmem::MAX_NUMA_NODES];
+        let mut hotpluggable = [false; kmem::MAX_NUMA_NODES];
         let numa_on = o.numa.nodes > 1 || o.numa.mem.len() > 1;
+        if !numa_on && !o.numa.hotplug.is_empty() {
+            return Err("--numa-hotplug needs --numa or --numa-mem".into());
+        }
         if numa_on {
             let n = numa_memblks(&o.numa, &params.e820, &mut memblks)?;
             if !o.numa.distance.is_empty() && o.numa.distance.len() != n * n {
@@ -174,11 +181,20 @@ impl Kernel {
                     n * n
                 ));
             }
+            if let Some(&bad) = o.numa.hotplug.iter().find(|&&h| h as usize >= n) {
+                return Err(format!(
+                    "--numa-hotplug: node {bad}, the machine has {n} nodes"
+                ));
+            }
+            for (b, h) in memblks[..n].iter().zip(hotpluggable.iter_mut()) {
+                *h = o.numa.hotplug.contains(&b.nid);
+            }
             params.numa = Some(kmem::NumaTopology {
                 nr_nodes: n,
                 memblks: &memblks[..n],
                 distance: &o.numa.distance,
                 cpu_to_node: &[],
+                hotpluggable: &hotpluggable[..n],
             });
         }
         // Physical memory must cover the firmware map's RAM, rounded up to a page.

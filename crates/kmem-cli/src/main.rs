@@ -63,6 +63,10 @@ struct Cli {
     /// NUMA distances, row by row (`10,20,20,10`); default: 10 local, 20 remote.
     #[arg(long = "numa-distance", global = true, value_parser = kernel::parse_distances)]
     numa_distance: Option<kernel::Distances>,
+    /// NUMA nodes whose memory the firmware marks hot-pluggable (as ACPI SRAT's flag), e.g.
+    /// `1`; with `--cmdline movable_node` their memory is ZONE_MOVABLE at boot.
+    #[arg(long = "numa-hotplug", global = true, value_delimiter = ',')]
+    numa_hotplug: Vec<u32>,
     /// Online CPUs.
     #[arg(long, global = true, default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=kmem_hosted::NR_CPUS as i64))]
@@ -215,6 +219,7 @@ impl Cli {
                 nodes: usize::from(self.numa.unwrap_or(0)),
                 mem: self.numa_mem.clone().map(|l| l.0).unwrap_or_default(),
                 distance: self.numa_distance.clone().map(|d| d.0).unwrap_or_default(),
+                hotplug: self.numa_hotplug.clone(),
             },
         })
     }

@@ -34,7 +34,11 @@
 //!   the zone's present pages but not in managed or totalram (`adjust_present_page_count`),
 //!   and offlining checks only the rest of the block.
 //!
-//! Not modelled yet: `kernelcore=`/`movablecore=`, shrinking a zone's
+//! ZONE_MOVABLE also exists from boot with `kernelcore=`/`movablecore=`/`movable_node`
+//! (mm_init/movable.rs); with `movable_node`, `online` puts a block no zone claims into
+//! ZONE_MOVABLE.
+//!
+//! Not modelled yet: shrinking a zone's
 //! span on offline (`shrink_zone_span`), recomputing the per-CPU list sizes
 //! (`zone_pcp_update`), /proc/iomem resources for hot-added RAM, more than one node.
 //!
@@ -230,8 +234,8 @@ impl<P: Platform> VmLayer<P> {
 
     /// `zone_for_pfn_range` (mm/memory_hotplug.c): the zone block `nr` goes to for `t` —
     /// `online_kernel` ZONE_NORMAL, `online_movable` ZONE_MOVABLE, `online` the zone the range
-    /// already meets if it meets exactly one of them, else ZONE_NORMAL
-    /// (`default_zone_for_pfn` without `movable_node`). `None` on a FLATMEM machine.
+    /// already meets if it meets exactly one of them, else ZONE_MOVABLE with `movable_node`
+    /// and ZONE_NORMAL without (`default_zone_for_pfn`). `None` on a FLATMEM machine.
     pub fn zone_for_block(&self, nr: usize, t: OnlineType) -> Option<ZoneType> {
         self.arch().section_size_bits()?;
         let s = section_nr_to_pfn(nr).as_u64();
@@ -242,7 +246,13 @@ impl<P: Platform> VmLayer<P> {
             OnlineType::Online => {
                 let in_kernel = self.zone_intersects(ZoneType::Normal, s, e);
                 let in_movable = self.zone_intersects(ZoneType::Movable, s, e);
-                if in_movable && !in_kernel {
+                if in_kernel != in_movable {
+                    if in_movable {
+                        ZoneType::Movable
+                    } else {
+                        ZoneType::Normal
+                    }
+                } else if self.movable_node {
                     ZoneType::Movable
                 } else {
                     ZoneType::Normal

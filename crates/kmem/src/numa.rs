@@ -46,6 +46,11 @@ pub struct NumaTopology<'a> {
     /// `cpu_to_node[cpu]` (SRAT processor affinity); CPUs past its end are spread
     /// round-robin (`numa_init_array`).
     pub cpu_to_node: &'a [u32],
+    /// `hotpluggable[i]`: `memblks[i]` is hot-pluggable (SRAT memory affinity's
+    /// `ACPI_SRAT_MEM_HOT_PLUGGABLE` → `memblock_mark_hotplug`); missing entries are not.
+    /// With `movable_node` such memory becomes ZONE_MOVABLE at boot, unless its node holds
+    /// kernel memory.
+    pub hotpluggable: &'a [bool],
 }
 
 /// Why a topology was refused.
@@ -317,6 +322,7 @@ mod tests {
             memblks: &[],
             distance: dist,
             cpu_to_node: &[],
+            hotpluggable: &[],
         };
         NumaInfo::new(&t, 4).unwrap()
     }
@@ -357,6 +363,7 @@ mod tests {
             memblks: &[],
             distance: d,
             cpu_to_node: c,
+            hotpluggable: &[],
         };
         assert_eq!(
             NumaInfo::new(&t(0, &[], &[]), 1),

@@ -32,6 +32,7 @@ fn boot_numa(
             memblks: blks,
             distance: dist,
             cpu_to_node: &[],
+            hotpluggable: &[],
         });
     }
     let plat = HostedPlatform::new(HostedConfig::deterministic(
@@ -323,6 +324,7 @@ fn bad_topologies_do_not_boot() {
         memblks: &blks,
         distance: &[],
         cpu_to_node: &[],
+        hotpluggable: &[],
     });
     let plat = HostedPlatform::new(HostedConfig::deterministic(
         params.e820.ram_end().next_multiple_of(4096),

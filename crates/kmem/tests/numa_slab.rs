@@ -34,6 +34,7 @@ fn two_nodes(mem: u64, cmdline: &str) -> common::M {
         memblks: &blks,
         distance: &[],
         cpu_to_node: &[],
+        hotpluggable: &[],
     });
     let plat = HostedPlatform::new(HostedConfig::deterministic(
         params.e820.ram_end().next_multiple_of(4096),

@@ -107,6 +107,7 @@ fn numa_mem_and_distance_options() {
             nodes: 2,
             mem: vec![],
             distance: vec![10, 20, 20],
+            ..NumaOptions::default()
         },
     });
     assert!(bad.is_err());
@@ -121,7 +122,7 @@ fn numa_mem_and_distance_options() {
         numa: NumaOptions {
             nodes: 0,
             mem: vec![2 << 30, 512 << 20],
-            distance: vec![],
+            ..NumaOptions::default()
         },
     });
     assert!(too_big.err().unwrap().contains("--numa-mem"));

@@ -136,6 +136,9 @@ pub struct MemoryModel<P: Platform> {
     /// How `add_memory` onlines new blocks (`mhp_default_online_type`; 0 offline, else
     /// [`crate::memory_hotplug::OnlineType`] + 1): /sys/devices/system/memory/auto_online_blocks.
     pub(crate) memhp_default_online: AtomicU8,
+    /// `movable_node_enabled` (the `movable_node` boot parameter): memory onlined with
+    /// `online` goes to ZONE_MOVABLE when no zone claims it (`default_zone_for_pfn`).
+    pub(crate) movable_node: bool,
     pub(crate) max_pfn: Pfn,
     /// End of the direct map (physical) at boot.
     pub(crate) lowmem_end: PhysAddr,

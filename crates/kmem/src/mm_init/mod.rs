@@ -36,6 +36,7 @@ use crate::mmzone::{
 use crate::platform::{LogLevel, Platform};
 use crate::sparse::SectionTable;
 
+mod movable;
 mod numa;
 mod sparse;
 
@@ -141,6 +142,8 @@ pub(crate) struct EarlyMemory {
     rcu_cpus: *mut kds::rcu::RcuCpu,
     /// The nodes of a NUMA machine (`None`: one node).
     pub(crate) numa: Option<numa::EarlyNuma>,
+    /// ZONE_MOVABLE at boot (`kernelcore=`, `movablecore=`, `movable_node`).
+    movable: movable::BootMovable,
 }
 
 /// e820 → memblock: registers RAM (page-aligned, without page 0 and the 640K–1M hole),
@@ -284,6 +287,21 @@ pub(crate) fn early_setup<P: Platform>(
     let e820 = trim_bios_range(&params.e820);
     let (mut mb, max_pfn, lowmem_end, kernel) = e820_memblock_setup(params, &e820)?;
     let mut numa = numa::numa_init(params, &mut mb, max_pfn)?;
+    let nr_nodes = numa.as_ref().map_or(1, |n| n.info.nr_nodes);
+    let movable = movable::find_zone_movable_pfns_for_nodes(
+        params.arch,
+        params.cmdline,
+        &mut mb,
+        max_pfn,
+        nr_nodes,
+    );
+    if let Some(n) = &mut numa {
+        for nid in 0..nr_nodes {
+            if let Some(g) = movable::node_zone_geos(params.arch, &mb, max_pfn, nid, &movable) {
+                n.geos[nid] = g;
+            }
+        }
+    }
     let ea = EarlyAlloc {
         direct_map: plat.direct_map_base(),
     };
@@ -293,7 +311,8 @@ pub(crate) fn early_setup<P: Platform>(
 
     let geos = match &numa {
         Some(n) => n.geos[0],
-        None => zone_geometry(params.arch, &mb, max_pfn),
+        None => movable::node_zone_geos(params.arch, &mb, max_pfn, 0, &movable)
+            .unwrap_or_else(|| zone_geometry(params.arch, &mb, max_pfn)),
     };
     // Pageblock migratetype bytes and per-CPU lists for every populated zone.
     let mut pageblocks = [(core::ptr::null_mut::<u8>(), 0usize); NR_ZONE_KINDS];
@@ -359,6 +378,7 @@ pub(crate) fn early_setup<P: Platform>(
         percpu_pages,
         rcu_cpus,
         numa,
+        movable,
     })
 }
 
@@ -399,6 +419,7 @@ pub(crate) fn memory_model<P: Platform>(
         pfn_limit: core::sync::atomic::AtomicU64::new(em.max_pfn.as_u64()),
         mem_hotplug: Lock::new(&MEM_HOTPLUG_LOCK, ()),
         memhp_default_online: AtomicU8::new(0),
+        movable_node: em.movable.params.movable_node,
         max_pfn: em.max_pfn,
         lowmem_end: em.lowmem_end,
         direct_map_end: core::sync::atomic::AtomicU64::new(em.lowmem_end.as_u64()),
@@ -574,6 +595,8 @@ fn print_banner<P: Platform>(mm: &MemoryModel<P>, params: &BootParams<'_>, em: &
             ),
         );
     }
+    // parse_early_param runs after the firmware map is printed.
+    movable::print_early_params(mm, &em.movable);
     // trim_bios_range's messages (e820__range_update, e820__range_remove: KERN_DEBUG).
     mm.printk(
         LogLevel::Debug,
@@ -639,15 +662,17 @@ fn print_banner<P: Platform>(mm: &MemoryModel<P>, params: &BootParams<'_>, em: &
 
 fn print_zone_ranges<P: Platform>(mm: &MemoryModel<P>, em: &EarlyMemory) {
     let mb = &em.mb;
-    // With NUMA the ranges are the architecture's, over all nodes (free_area_init prints
-    // arch_zone_{lowest,highest}_possible_pfn).
+    // With NUMA or ZONE_MOVABLE the ranges are the architecture's, over all nodes
+    // (free_area_init prints arch_zone_{lowest,highest}_possible_pfn).
     let all = match &em.numa {
         Some(n) => {
             numa::print_numa_init(mm, n);
             zone_geometry(mm.arch(), mb, mm.max_pfn())
         }
+        None if em.movable.any() => zone_geometry(mm.arch(), mb, mm.max_pfn()),
         None => em.geos,
     };
+    movable::print_mirror_warning(mm, &em.movable);
     mm.printk(LogLevel::Info, format_args!("Zone ranges:"));
     for &z in mm.arch().zones() {
         let g = all[z.index()];
@@ -672,6 +697,7 @@ fn print_zone_ranges<P: Platform>(mm: &MemoryModel<P>, em: &EarlyMemory) {
         LogLevel::Info,
         format_args!("Movable zone start for each node"),
     );
+    movable::print_movable_starts(mm, &em.movable);
     mm.printk(LogLevel::Info, format_args!("Early memory node ranges"));
     for r in mb.memory.regions() {
         mm.printk(

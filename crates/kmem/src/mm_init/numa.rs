@@ -83,6 +83,7 @@ pub(crate) fn numa_init(
                 memblks: &fake[..nr_fake],
                 distance: &[],
                 cpu_to_node: &[],
+                hotpluggable: &[],
             }
         }
         (None, None) => return Ok(None),
@@ -103,6 +104,7 @@ pub(crate) fn numa_init(
             )?;
         }
     }
+    mark_hotplug(&topo, mb, max_pfn)?;
     let mut e = EarlyNuma {
         info,
         fake,
@@ -130,6 +132,46 @@ pub(crate) fn numa_init(
         }
     }
     Ok(Some(e))
+}
+
+/// The firmware's hot-pluggable ranges (`acpi_numa_memory_affinity_init`:
+/// `memblock_mark_hotplug`), then `numa_clear_kernel_node_hotplug` (mm/numa_memblks.c): every
+/// node holding kernel memory (a `memblock.reserved` range: the first MiB, the kernel image,
+/// the boot's own reservations) loses the flag on all its memory.
+fn mark_hotplug(topo: &NumaTopology<'_>, mb: &mut Memblock, max_pfn: Pfn) -> Result<(), BootError> {
+    if !topo.hotpluggable.iter().any(|&h| h) {
+        return Ok(());
+    }
+    let clip = |b: &NumaMemblk| {
+        let end = b.end.min(max_pfn.phys().as_u64());
+        (end > b.start).then(|| (PhysAddr::new(b.start), end - b.start))
+    };
+    for (b, _) in topo
+        .memblks
+        .iter()
+        .zip(topo.hotpluggable)
+        .filter(|(_, &h)| h)
+    {
+        if let Some((base, size)) = clip(b) {
+            mb.mark_hotplug(base, size)?;
+        }
+    }
+    let mut kernel_nodes = 0u64;
+    for r in mb.reserved.regions() {
+        for b in topo.memblks {
+            if b.start < r.end() && r.base.as_u64() < b.end {
+                kernel_nodes |= 1 << b.nid;
+            }
+        }
+    }
+    for b in topo.memblks {
+        if kernel_nodes & (1 << b.nid) != 0 {
+            if let Some((base, size)) = clip(b) {
+                mb.clear_hotplug(base, size)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `calculate_node_totalpages` for node `nid`: its span (`get_pfn_range_for_nid`) and each
