@@ -262,6 +262,14 @@ impl<P: Platform> PageAllocator<P> {
     pub(crate) fn memblock_free_all(&self) {
         // Lock order: memblock_lock (rank 1), &zone->lock under it; docs/LOCKING.md.
         let mut mb = self.memblock.lock();
+        // free_low_memory_core_early: hotpluggable memory (kept from boot allocations under
+        // movable_node) goes to the buddy allocator like the rest.
+        if mb.memory.regions().iter().any(|r| r.is_hotpluggable()) {
+            let _ = mb.clear_hotplug(
+                crate::addr::PhysAddr::new(0),
+                crate::addr::PHYS_ADDR_MAX.as_u64(),
+            );
+        }
         // mm/memblock.c memmap_init_reserved_pages: reserved regions take the node of the
         // memory they lie in (memblock_set_node on memblock.reserved per memory region). A
         // reserved array too full to split keeps its nodes; only debugfs shows them.
