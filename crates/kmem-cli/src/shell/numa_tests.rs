@@ -81,6 +81,7 @@ fn numa_mem_and_distance_options() {
         nodes: 0,
         mem: vec![1 << 30, 3 << 30],
         distance: vec![10, 31, 31, 10],
+        ..NumaOptions::default()
     });
     let (out, _) = run(
         &mut sh,

@@ -269,10 +269,10 @@ fn spread_kernelcore(bm: &mut BootMovable, mb: &Memblock, usable_startpfn: u64, 
     // early_calculate_totalpages, and the nodes with memory.
     let mut totalpages = 0u64;
     let mut has_mem = [false; MAX_NUMA_NODES];
-    for nid in 0..nr {
+    for (nid, has) in has_mem.iter_mut().enumerate().take(nr) {
         for (s, e) in node_ranges(mb, nid) {
             totalpages += e - s;
-            has_mem[nid] = true;
+            *has = true;
         }
     }
     let mut usable_nodes = has_mem.iter().filter(|&&m| m).count() as u64;
@@ -449,10 +449,12 @@ mod tests {
         assert_eq!(p.over_100, [true, false]);
         assert!(CoreParams::parse("kernelcore=mirror").mirror);
         assert!(!CoreParams::parse("kernelcore=mirrored").mirror);
-        assert_eq!(CoreParams::parse("kernelcore=1E0"), {
-            let mut q = CoreParams::default();
-            q.kernelcore = (1u64 << 60) >> PAGE_SHIFT;
-            q
-        });
+        assert_eq!(
+            CoreParams::parse("kernelcore=1E0"),
+            CoreParams {
+                kernelcore: (1u64 << 60) >> PAGE_SHIFT,
+                ..CoreParams::default()
+            }
+        );
     }
 }
