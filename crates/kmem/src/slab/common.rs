@@ -1245,7 +1245,12 @@ pub(crate) trait SlabAllocator {
         caller: &'static Location<'static>,
     ) -> Option<NonNull<u8>>;
     /// `kfree` of `p`, an object of a slab ([`Owner::Slab`]`(page, cache)`).
-    fn kfree<P: Platform>(
+    ///
+    /// # Safety
+    /// `page` is a [`PageType::Slab`] head page of this machine's allocator that contains
+    /// `p`, and `cache` is that page's `mapping` word, as [`SlabLayer::virt_to_slab`] or
+    /// [`SlabLayer::owner_of`] read them.
+    unsafe fn kfree<P: Platform>(
         m: &SlabLayer<P>,
         page: PagePtr,
         cache: usize,
@@ -1295,7 +1300,16 @@ pub(crate) trait SlabAllocator {
     /// `ksize` of `p`, a pointer into `page`, a [`PageType::Slab`] head page whose
     /// `mapping` is `cache` (`__ksize`: SLUB's `slab_ksize(cache)`, SLOB's block header).
     /// Returns 0 after reporting when `p` is not an object start.
-    fn ksize<P: Platform>(m: &SlabLayer<P>, page: PagePtr, cache: usize, p: *const u8) -> usize;
+    ///
+    /// # Safety
+    /// `page` and `cache` as for [`Self::kfree`]: a slab head page of this machine holding
+    /// `p` and its `mapping` word.
+    unsafe fn ksize<P: Platform>(
+        m: &SlabLayer<P>,
+        page: PagePtr,
+        cache: usize,
+        p: *const u8,
+    ) -> usize;
     /// `kmalloc_size_roundup`: the size `kmalloc(size)` really gives (what `ksize` of the
     /// block returns) for sizes up to the allocator's own limit; larger sizes go to the
     /// common page rounding.

@@ -336,9 +336,10 @@ impl<P: Platform> SlabLayer<P> {
         }
         let caller = Location::caller();
         match self.virt_to_slab(p) {
-            Some((page, cache)) => {
+            // SAFETY: `virt_to_slab` returned a slab head page holding `p` and its `mapping`.
+            Some((page, cache)) => unsafe {
                 slub_direct!(kfree(self, page, cache, p.cast_mut(), caller,))
-            }
+            },
             None => self.kfree_not_slab(p, caller),
         }
     }
@@ -362,7 +363,10 @@ impl<P: Platform> SlabLayer<P> {
         // classification returns a three-way enum through memory, which cost the kmalloc+kfree
         // pair a call and an indirect jump once it stopped being inlined.
         match self.virt_to_slab(p) {
-            Some((page, cache)) => dispatch!(self, kfree(self, page, cache, p.cast_mut(), caller)),
+            // SAFETY: `virt_to_slab` returned a slab head page holding `p` and its `mapping`.
+            Some((page, cache)) => unsafe {
+                dispatch!(self, kfree(self, page, cache, p.cast_mut(), caller))
+            },
             None => self.kfree_not_slab(p, caller),
         }
     }
@@ -373,9 +377,10 @@ impl<P: Platform> SlabLayer<P> {
     #[track_caller]
     fn kfree_not_slab(&self, p: *const u8, caller: &'static Location<'static>) {
         match self.owner_of(p) {
-            Owner::Slab(page, cache) => {
+            // SAFETY: `owner_of` returned the slab head page holding `p` and its `mapping`.
+            Owner::Slab(page, cache) => unsafe {
                 dispatch!(self, kfree(self, page, cache, p.cast_mut(), caller))
-            }
+            },
             Owner::Large(page) => self.free_large_kmalloc(page, p),
             Owner::Other(page) => {
                 self.warn(format_args!(
@@ -452,6 +457,9 @@ impl<P: Platform> SlabLayer<P> {
     /// `ksize`: the usable size of a kmalloc block (0 for NULL, `ZERO_SIZE_PTR` and pointers
     /// kmem did not hand out, the latter with a warning).
     #[track_caller]
+    // `p` is only looked up: `owner_of` finds its page in the memmap (or refuses it), and the
+    // allocators read their own slab metadata for a pointer inside one of their slab pages.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn ksize(&self, p: *const u8) -> usize {
         if zero_or_null_ptr(p as usize) {
             return 0;
@@ -460,7 +468,8 @@ impl<P: Platform> SlabLayer<P> {
             return n;
         }
         match self.owner_of(p) {
-            Owner::Slab(page, cache) => dispatch!(self, ksize(self, page, cache, p)),
+            // SAFETY: `owner_of` returned the slab head page holding `p` and its `mapping`.
+            Owner::Slab(page, cache) => unsafe { dispatch!(self, ksize(self, page, cache, p)) },
             Owner::Large(page) => PAGE_SIZE << page.compound_order().as_u32(),
             _ => {
                 self.warn(format_args!(

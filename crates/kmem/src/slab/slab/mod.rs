@@ -788,7 +788,7 @@ impl crate::slab::common::SlabAllocator for Slab {
         alloc::cache_alloc(m, s, gfp, caller)
     }
     #[inline]
-    fn kfree<P: Platform>(
+    unsafe fn kfree<P: Platform>(
         m: &SlabLayer<P>,
         _page: PagePtr,
         cache: usize,
@@ -816,7 +816,12 @@ impl crate::slab::common::SlabAllocator for Slab {
     fn krealloc_in_place<P: Platform>(_m: &SlabLayer<P>, _p: *mut u8, _new_size: usize) {
         // SLAB keeps no requested size (no kmalloc red zone): nothing to update.
     }
-    fn ksize<P: Platform>(m: &SlabLayer<P>, _page: PagePtr, cache: usize, p: *const u8) -> usize {
+    unsafe fn ksize<P: Platform>(
+        m: &SlabLayer<P>,
+        _page: PagePtr,
+        cache: usize,
+        p: *const u8,
+    ) -> usize {
         // SAFETY: `cache` is the `mapping` of a slab page: a live cache.
         let s = unsafe { &*(cache as *const Cache<P>) };
         let objp = p.wrapping_sub(s.obj_offset as usize).cast_mut();

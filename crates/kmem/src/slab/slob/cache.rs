@@ -552,7 +552,7 @@ impl SlabAllocator for Slob {
         m.slob_kmalloc(size, gfp)
     }
     #[inline]
-    fn kfree<P: Platform>(
+    unsafe fn kfree<P: Platform>(
         m: &SlabLayer<P>,
         page: PagePtr,
         _cache: usize,
@@ -575,7 +575,12 @@ impl SlabAllocator for Slob {
         // The header keeps the original size; ksize covers the new one (mm/slab_common.c
         // __do_krealloc returns the block as is).
     }
-    fn ksize<P: Platform>(m: &SlabLayer<P>, page: PagePtr, _cache: usize, p: *const u8) -> usize {
+    unsafe fn ksize<P: Platform>(
+        m: &SlabLayer<P>,
+        page: PagePtr,
+        _cache: usize,
+        p: *const u8,
+    ) -> usize {
         m.slob_ksize(page, p)
     }
     fn kmalloc_size_roundup(size: usize) -> usize {

@@ -517,10 +517,14 @@ pub(crate) fn krealloc_orig_size<P: Platform>(m: &SlabLayer<P>, p: *mut u8) -> u
 }
 
 /// `ksize` of a slab object's cache.
-pub(crate) fn slab_ksize<P: Platform>(cache: usize) -> usize {
-    // SAFETY: `cache` is the `mapping` word of a slab page (the dispatcher's caller read it from
-    // the page), which is that slab's cache, and caches are never freed while they have slabs, so
-    // the reference is to a live `KmemCache`.
+///
+/// # Safety
+/// `cache` is the `mapping` word of a SLUB slab page of this machine (the address of that
+/// slab's live `Cache<P>`).
+pub(crate) unsafe fn slab_ksize<P: Platform>(cache: usize) -> usize {
+    // SAFETY: `cache` is the `mapping` word of a slab page (this function's contract), which is
+    // that slab's cache, and caches are never freed while they have slabs, so the reference is
+    // to a live `KmemCache`.
     let s = unsafe { &*(cache as *const Cache<P>) };
     s.ksize()
 }

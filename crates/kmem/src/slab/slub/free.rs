@@ -434,15 +434,20 @@ fn kmem_cache_free_wrong<P: Platform>(
 }
 
 /// `kfree` of a pointer known to be a slab object.
+///
+/// # Safety
+/// `page` is the head page of a SLUB slab of this machine that contains `p`, and `cache` is
+/// that page's `mapping` word (the address of the slab's live `Cache<P>`).
 #[inline(always)]
-pub(crate) fn kfree_slab<P: Platform>(
+pub(crate) unsafe fn kfree_slab<P: Platform>(
     m: &SlabLayer<P>,
     page: PagePtr,
     cache: usize,
     p: *mut u8,
     caller: &'static Location<'static>,
 ) {
-    // SAFETY: `mapping` of a slab page is its cache, which never goes away.
+    // SAFETY: `cache` is the slab page's `mapping`, its cache (this function's contract), and a
+    // cache is not destroyed while it has slabs.
     let s = unsafe { &*(cache as *const Cache<P>) };
     free_inner(m, s, page, p, caller)
 }

@@ -867,14 +867,15 @@ impl crate::slab::common::SlabAllocator for Slub {
         kmalloc_small(m, size, gfp, caller)
     }
     #[inline(always)]
-    fn kfree<P: Platform>(
+    unsafe fn kfree<P: Platform>(
         m: &SlabLayer<P>,
         page: PagePtr,
         cache: usize,
         p: *mut u8,
         caller: &'static Location<'static>,
     ) {
-        kfree_slab(m, page, cache, p, caller)
+        // SAFETY: forwarded caller guarantee (`page` holds `p`, `cache` is its `mapping`).
+        unsafe { kfree_slab(m, page, cache, p, caller) }
     }
     #[inline(always)]
     unsafe fn kfree_sized<P: Platform>(
@@ -919,8 +920,14 @@ impl crate::slab::common::SlabAllocator for Slub {
         krealloc_orig_size(m, p)
     }
     #[inline]
-    fn ksize<P: Platform>(_m: &SlabLayer<P>, _page: PagePtr, cache: usize, _p: *const u8) -> usize {
-        slab_ksize::<P>(cache)
+    unsafe fn ksize<P: Platform>(
+        _m: &SlabLayer<P>,
+        _page: PagePtr,
+        cache: usize,
+        _p: *const u8,
+    ) -> usize {
+        // SAFETY: forwarded caller guarantee (`cache` is a slab page's `mapping`).
+        unsafe { slab_ksize::<P>(cache) }
     }
     fn kmalloc_size_roundup(size: usize) -> usize {
         crate::slab::common::kmalloc_size_roundup(size)
