@@ -192,6 +192,7 @@ pub(crate) fn destroy<P: Platform>(
     if !seq.is_null() {
         crate::slab::kmalloc::kfree_internal(m, seq.cast());
     }
+    m.free_remote_nodes(cpu_slab);
     if let Some(pg) = m.virt_to_page(VirtAddr::new(cpu_slab as usize)) {
         m.__free_pages(pg, Order::new(cpu_order));
         m.percpu_charge(-(Order::new(cpu_order).pages() as isize));
@@ -411,8 +412,7 @@ fn alloc_kmem_cache_cpus<P: Platform>(
     m: &SlabLayer<P>,
 ) -> Result<(*mut KmemCacheCpu, u32), SlabError> {
     let cpus = m.platform().possible_cpus();
-    // On a NUMA machine the nodes 1.. of the cache follow the array (nodes.rs).
-    let bytes = cpus * core::mem::size_of::<KmemCacheCpu>() + m.remote_nodes_bytes();
+    let bytes = cpus * core::mem::size_of::<KmemCacheCpu>();
     let cpu_order = get_order(bytes);
     let page = m
         .alloc_pages(
@@ -478,6 +478,14 @@ fn open_cache<P: Platform>(
         return Err(SlabError::BadSize);
     }
     let (cpu_slab, cpu_order) = alloc_kmem_cache_cpus(m)?;
+    // Nodes 1.. on a NUMA machine (nodes.rs).
+    if let Err(e) = m.alloc_remote_nodes(cpu_slab) {
+        if let Some(pg) = m.virt_to_page(VirtAddr::new(cpu_slab as usize)) {
+            m.__free_pages(pg, Order::new(cpu_order));
+            m.percpu_charge(-(Order::new(cpu_order).pages() as isize));
+        }
+        return Err(e);
+    }
 
     let mut name_buf = [0u8; CACHE_NAME_LEN];
     let name_len = set_name(&mut name_buf, name);
@@ -527,8 +535,6 @@ fn open_cache<P: Platform>(
         }
         (*p).node.init_lists();
         ListHead::init(ptr::addr_of_mut!((*p).list));
-        // The cache was just written at `p` and its per-CPU block has room for the nodes.
-        m.init_remote_nodes(&*p);
     }
     if st.state.load(Ordering::Relaxed) >= SlabBootState::Up as u8 {
         // SAFETY: just initialised; not yet visible to anyone else.

@@ -29,8 +29,9 @@
 //! 1. `slab_mutex` (the cache list, cache creation and destruction; [`crate::slab::common`]);
 //! 2. a CPU section ([`CpuGuard`](crate::platform::CpuGuard)): the current CPU's
 //!    `KmemCacheCpu` of every cache;
-//! 3. `node->list_lock` of one cache: its partial and full lists, `nr_partial`, and list
-//!    membership (`ON_PARTIAL`/`ON_FULL`) of its slabs;
+//! 3. `node->list_lock` of one node of one cache: its partial and full lists, `nr_partial`,
+//!    and list membership (`ON_PARTIAL`/`ON_FULL`) of its slabs; one node's at a time (a
+//!    cache has one `kmem_cache_node` per node, `nodes`);
 //! 4. the page allocator's locks (new slabs, discarded slabs), taken with no list lock held;
 //!    the log lock.
 //!
@@ -41,7 +42,8 @@
 //! - **frozen**: the active slab of a CPU (`c.slab`) or on a CPU's partial list. On no node
 //!   list. Only the freezing CPU allocates from it or changes its list state; anybody may
 //!   push freed objects onto its freelist with a compare-and-swap.
-//! - **partial** (unfrozen, some objects free): on the node partial list (`ON_PARTIAL`).
+//! - **partial** (unfrozen, some objects free): on the partial list of its own node
+//!   (`slab_nid`; `ON_PARTIAL`).
 //!   Invariant, checked under `list_lock`: an unfrozen slab with a non-empty freelist is on
 //!   the node partial list.
 //! - **full** (unfrozen, no free object): on no list (debug caches: on the full list).

@@ -3,32 +3,38 @@
 //! choice of a node, and the per-node counts of `/sys/kernel/slab/<cache>/` (`show_slab_objects`).
 //!
 //! Node 0's `kmem_cache_node` and barn are fields of `struct kmem_cache`. On a NUMA machine
-//! the nodes 1.. live after the per-CPU array, in the same block (`alloc_kmem_cache_cpus`
-//! allocates it larger), preceded by a header holding the NUMA-only field
-//! `remote_node_defrag_ratio`:
+//! the nodes 1.. live in a block of pages of their own, preceded by a header holding the
+//! NUMA-only field `remote_node_defrag_ratio`; the `struct page` of the cache's per-CPU
+//! block points at it (`private`, unused on such pages):
 //!
 //! ```text
-//! cpu_slab ──> | kmem_cache_cpu × possible_cpus | header | node 1 + barn | node 2 + barn | …
+//! cpu_slab ──> | kmem_cache_cpu × possible_cpus |     (its first struct page: private ─┐)
+//!              ┌──────────────────────────────────────────────────────────────────────┘
+//!              └> | header | node 1 + barn | node 2 + barn | …
 //! ```
 //!
 //! So `struct kmem_cache` keeps its size (it fills its 640-byte objects) and a one-node
-//! machine allocates, prints and does exactly what it did (Linux allocates the nodes from the
-//! `kmem_cache_node` cache; kmem's block is per-CPU memory and counts in `Percpu:`).
+//! machine allocates, prints and does exactly what it did. Linux allocates the nodes from
+//! the `kmem_cache_node` cache; kmem takes pages (the first caches are made before any
+//! cache could serve them), one page for up to 8 nodes.
 
 use core::fmt::Write;
 use core::mem::size_of;
+use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use kds::list::{self, ListHead};
 
+use crate::addr::{Order, VirtAddr};
+use crate::gfp::GfpFlags;
 use crate::locking::Lock;
 use crate::mm::mm_types::PagePtr;
 use crate::platform::Platform;
-use crate::slab::common::{CacheHandle, SlabAllocatorKind};
+use crate::slab::common::{get_order, CacheHandle, SlabAllocatorKind, SlabError};
 use crate::slab::SlabLayer;
 
 use super::barn::BarnLists;
-use super::{cache_ref, Cache, KmemCacheNode, Slab};
+use super::{cache_ref, Cache, KmemCacheCpu, KmemCacheNode, Slab};
 
 /// One node ≥ 1 of a cache: its `kmem_cache_node` and its barn.
 #[repr(C, align(64))]
@@ -77,31 +83,41 @@ impl SlabNodeAttr {
 }
 
 impl<P: Platform> SlabLayer<P> {
-    /// Bytes after the per-CPU array of a cache's per-CPU block: nothing on one node.
-    pub(super) fn remote_nodes_bytes(&self) -> usize {
+    /// Bytes of the block of nodes 1..: nothing on one node.
+    fn remote_nodes_bytes(&self) -> usize {
         match self.nr_online_nodes() {
             0 | 1 => 0,
             n => size_of::<RemoteHeader>() + (n - 1) * size_of::<NodeSlot<P::RawLock>>(),
         }
     }
 
-    fn remote_header(&self, s: &Cache<P>) -> *mut RemoteHeader {
-        s.cpu_slab
-            .wrapping_add(self.platform().possible_cpus())
-            .cast()
+    /// The `struct page` of a per-CPU block.
+    fn cpu_block_page(&self, cpu_slab: *mut KmemCacheCpu) -> Option<PagePtr> {
+        self.virt_to_page(VirtAddr::new(cpu_slab as usize))
     }
 
-    /// The slot of node `nid` (1 ≤ `nid` < `nr_online_nodes`).
-    fn node_slot<'a>(&self, s: &'a Cache<P>, nid: usize) -> &'a NodeSlot<P::RawLock> {
-        debug_assert!(nid >= 1 && nid < self.nr_online_nodes());
-        let first = self
-            .remote_header(s)
-            .wrapping_add(1)
-            .cast::<NodeSlot<P::RawLock>>();
-        // SAFETY: on a NUMA machine `alloc_kmem_cache_cpus` made the block hold the header and
-        // `nr_online_nodes - 1` slots after the per-CPU array (64-byte aligned, as the slots),
-        // `init_remote_nodes` wrote them, and the block lives as long as the cache `s`.
-        unsafe { &*first.add(nid - 1) }
+    fn remote_header(&self, s: &Cache<P>) -> *mut RemoteHeader {
+        self.cpu_block_page(s.cpu_slab)
+            .map_or(ptr::null_mut(), |pg| pg.private() as *mut RemoteHeader)
+    }
+
+    /// The slot of node `nid`: `None` for node 0, a node that is not online, or a cache
+    /// without the block (never on a NUMA machine).
+    #[inline]
+    fn node_slot<'a>(&self, s: &'a Cache<P>, nid: usize) -> Option<&'a NodeSlot<P::RawLock>> {
+        if nid == 0 || nid >= self.nr_online_nodes() {
+            return None;
+        }
+        let header = self.remote_header(s);
+        if header.is_null() {
+            return None;
+        }
+        let first = header.wrapping_add(1).cast::<NodeSlot<P::RawLock>>();
+        // SAFETY: a non-null header on a NUMA machine is the block `alloc_remote_nodes` hung
+        // off the cache's per-CPU block: the header then `nr_online_nodes - 1` written slots
+        // (64-byte aligned in page-aligned memory), alive as long as the cache `s`; `nid - 1`
+        // is below that count.
+        Some(unsafe { &*first.add(nid - 1) })
     }
 
     /// `get_node(s, nid)`: node 0's for a node that is not online.
@@ -111,11 +127,7 @@ impl<P: Platform> SlabLayer<P> {
         s: &'a Cache<P>,
         nid: usize,
     ) -> &'a KmemCacheNode<P::RawLock> {
-        if nid == 0 || nid >= self.nr_online_nodes() {
-            &s.node
-        } else {
-            &self.node_slot(s, nid).node
-        }
+        self.node_slot(s, nid).map_or(&s.node, |n| &n.node)
     }
 
     /// The barn of node `nid`.
@@ -125,11 +137,7 @@ impl<P: Platform> SlabLayer<P> {
         s: &'a Cache<P>,
         nid: usize,
     ) -> &'a Lock<P::RawLock, BarnLists> {
-        if nid == 0 || nid >= self.nr_online_nodes() {
-            &s.barn
-        } else {
-            &self.node_slot(s, nid).barn
-        }
+        self.node_slot(s, nid).map_or(&s.barn, |n| &n.barn)
     }
 
     /// 6.18 `get_barn(s)`: the barn of the current CPU's node.
@@ -142,54 +150,76 @@ impl<P: Platform> SlabLayer<P> {
         }
     }
 
-    /// Writes the nodes 1.. of a new cache (`init_kmem_cache_nodes`) after its per-CPU array.
-    ///
-    /// # Safety
-    /// `s` was just written in place by `open_cache`, its per-CPU block has
-    /// [`Self::remote_nodes_bytes`] bytes after the array, and nobody else sees `s` yet.
-    pub(super) unsafe fn init_remote_nodes(&self, s: &Cache<P>) {
+    /// `init_kmem_cache_nodes` for nodes 1..: a block of them with the default defrag ratio,
+    /// hung off the `struct page` of the per-CPU block `cpu_slab` of a cache being made.
+    /// Nothing on a one-node machine.
+    pub(super) fn alloc_remote_nodes(&self, cpu_slab: *mut KmemCacheCpu) -> Result<(), SlabError> {
         let nr = self.nr_online_nodes();
         if nr <= 1 {
-            return;
+            return Ok(());
         }
-        // SAFETY: the block has room for the header (the caller's guarantee).
+        let order = Order::new(get_order(self.remote_nodes_bytes()));
+        let page = self
+            .alloc_pages(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO, order)
+            .ok_or(SlabError::NoMemory)?;
+        let Some(block) = self.page_address(page) else {
+            self.__free_pages(page, order);
+            return Err(SlabError::NoMemory);
+        };
+        let header = block.as_ptr::<RemoteHeader>();
+        // SAFETY: the block is ours, page aligned and large enough for the header and
+        // `nr - 1` slots (`remote_nodes_bytes`); the slots are 64-byte aligned after the
+        // 64-byte header. `attach`: the validator lives, unmoved, as long as the platform,
+        // which outlives every cache and so every lock of one.
         unsafe {
-            self.remote_header(s).write(RemoteHeader {
+            header.write(RemoteHeader {
                 remote_node_defrag_ratio: AtomicU32::new(DEFAULT_REMOTE_NODE_DEFRAG_RATIO),
             });
-        }
-        let first = self
-            .remote_header(s)
-            .wrapping_add(1)
-            .cast::<NodeSlot<P::RawLock>>();
-        for nid in 1..nr {
-            // SAFETY: slot `nid - 1` lies in the block (the caller's guarantee), aligned.
-            unsafe {
-                first.add(nid - 1).write(NodeSlot {
+            let first = header.add(1).cast::<NodeSlot<P::RawLock>>();
+            for i in 0..nr - 1 {
+                first.add(i).write(NodeSlot {
                     node: KmemCacheNode::new(),
                     barn: Lock::new(&crate::locking::BARN_LOCK, BarnLists::new()),
                 });
-            }
-            let slot = self.node_slot(s, nid);
-            if let Some(ld) = self.lockdep() {
-                // SAFETY: the validator lives, unmoved, as long as the platform, which
-                // outlives every cache and every lock of one (as for node 0's locks in
-                // `open_cache`).
-                unsafe {
+                let slot = &*first.add(i);
+                if let Some(ld) = self.lockdep() {
                     slot.node.list_lock.attach(ld);
                     slot.barn.attach(ld);
                 }
+                slot.node.init_lists();
             }
-            slot.node.init_lists();
+        }
+        let Some(cpu_page) = self.cpu_block_page(cpu_slab) else {
+            self.__free_pages(page, order);
+            return Err(SlabError::NoMemory);
+        };
+        cpu_page.set_private(header as usize);
+        Ok(())
+    }
+
+    /// Frees the block of nodes 1.. of a cache being destroyed (its per-CPU block is
+    /// `cpu_slab`, freed next).
+    pub(super) fn free_remote_nodes(&self, cpu_slab: *mut KmemCacheCpu) {
+        let Some(cpu_page) = self.cpu_block_page(cpu_slab) else {
+            return;
+        };
+        let header = cpu_page.private();
+        cpu_page.set_private(0);
+        if header == 0 {
+            return;
+        }
+        if let Some(page) = self.virt_to_page(VirtAddr::new(header)) {
+            self.__free_pages(page, Order::new(get_order(self.remote_nodes_bytes())));
         }
     }
 
     /// `s->remote_node_defrag_ratio` (`None` on a one-node machine).
     pub(super) fn defrag_ratio<'a>(&self, s: &'a Cache<P>) -> Option<&'a AtomicU32> {
         self.numa()?;
-        // SAFETY: on a NUMA machine the header was written by `init_remote_nodes` and lives
-        // as long as the cache.
-        Some(unsafe { &(*self.remote_header(s)).remote_node_defrag_ratio })
+        let header = self.remote_header(s);
+        // SAFETY: on a NUMA machine the header was written by `alloc_remote_nodes` and lives
+        // as long as the cache; a null one (never, short of a foreign per-CPU block) is None.
+        unsafe { header.as_ref() }.map(|h| &h.remote_node_defrag_ratio)
     }
 
     /// `get_any_partial`'s choice: on a NUMA machine, unless the defrag ratio says no this
