@@ -396,11 +396,14 @@ fn slab_and_slob_accept_node_requests() {
 
 // ------------------------------------------------------------------ one kmem_cache_node per node
 
-/// `/sys/kernel/slab/<cache>/<attr>` (`show_slab_objects`): the total, then ` N<nid>=<n>`.
+/// `/sys/kernel/slab/<cache>/<attr>` (`show_slab_objects`): the total, then ` N<nid>=<n>`;
+/// the file and the call agree.
 fn attr(m: &common::M, c: kmem::CacheHandle, a: &str) -> String {
     let mut s = String::new();
     m.slab_node_attr_show(c, SlabNodeAttr::from_name(a).unwrap(), &mut s)
         .unwrap();
+    let name = m.kmem_cache_name(c).unwrap().to_string();
+    assert_eq!(proc(m, &format!("/sys/kernel/slab/{name}/{a}")), s);
     s
 }
 
@@ -576,6 +579,19 @@ fn get_any_partial_takes_a_remote_partial_slab() {
         .unwrap();
     assert_eq!(m.slab_remote_node_defrag_ratio(c), Some(100));
     assert!(m.slab_set_remote_node_defrag_ratio(c, 101).is_err());
+    let file = "/sys/kernel/slab/kn_any/remote_node_defrag_ratio";
+    assert_eq!(proc(&m, file), "100\n");
+    assert_eq!(m.proc_mode(file), Some(0o644));
+    assert_eq!(
+        m.proc_write(file, "101\n").unwrap_err().to_string(),
+        "Numerical result out of range"
+    );
+    assert_eq!(
+        m.proc_write(file, "x").unwrap_err().to_string(),
+        "Invalid argument"
+    );
+    m.proc_write(file, "37\n").unwrap();
+    assert_eq!(proc(&m, file), "37\n");
     let min_partial = m.slab_layout(c).unwrap().min_partial as usize;
     let objs = m.slab_layout(c).unwrap().objects as usize;
     let slabs = min_partial + 3;
@@ -660,6 +676,12 @@ fn one_node_attrs_have_no_node_suffix() {
         .as_ptr();
     assert_eq!(attr(&m, c, "slabs"), "1\n");
     assert_eq!(m.slab_remote_node_defrag_ratio(c), None);
+    assert_eq!(
+        m.proc_mode("/sys/kernel/slab/kn_one/remote_node_defrag_ratio"),
+        None
+    );
+    assert_eq!(m.proc_mode("/sys/kernel/slab/kn_one/partial"), Some(0o444));
+    assert_eq!(m.proc_mode("/sys/kernel/slab/no_such_cache/partial"), None);
     m.kmem_cache_free(c, p);
     m.kmem_cache_destroy(c);
 }
@@ -675,7 +697,7 @@ fn create_destroy_gives_back_the_node_block() {
             .unwrap();
         let ps: Vec<_> = (0..100)
             .map(|k| {
-                m.kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, (k % 2) as i32)
+                m.kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, k % 2)
                     .unwrap()
             })
             .collect();
