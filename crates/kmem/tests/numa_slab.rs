@@ -713,3 +713,46 @@ fn create_destroy_gives_back_the_node_block() {
     }
     assert_eq!(settle(&m), before, "pages leaked by create/destroy");
 }
+
+/// CPU hot-unplug on two nodes: threads that exit (taking their CPUs offline) after
+/// allocating and freeing on both nodes leave their CPU slabs, partial slabs and sheaves
+/// to the right nodes' lists (`slub_cpu_dead`), from which shrinking gives every page back.
+#[test]
+fn cpu_dead_flushes_to_each_node() {
+    let m = std::sync::Arc::new(two_nodes(512 * M, ""));
+    let c = m
+        .kmem_cache_create("kn_dead", 160, 8, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let before = settle(&m);
+    let handles: Vec<_> = (0..3)
+        .map(|t| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                for i in 0..3000usize {
+                    let node = [0, 1, NUMA_NO_NODE][(i + t) % 3];
+                    let p = if i % 2 == 0 {
+                        m.kmalloc_node([64usize, 192, 1000][i % 3], GfpFlags::GFP_KERNEL, node)
+                    } else {
+                        m.kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, node)
+                    };
+                    v.push((p.unwrap().as_ptr(), i % 2));
+                }
+                for (p, kind) in v.into_iter().rev() {
+                    if kind == 0 {
+                        m.kfree(p);
+                    } else {
+                        m.kmem_cache_free(c, p);
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(settle(&m), before, "slabs stayed with the exited CPUs");
+    assert_eq!(attr(&m, c, "slabs"), "0\n");
+    m.kmem_cache_destroy(c);
+    assert_eq!(m.bug_count(), 0);
+}
