@@ -46,6 +46,8 @@ pub enum Errno {
     EFBIG = 27,
     /// `ENOSPC` (28).
     ENOSPC = 28,
+    /// `ERANGE` (34).
+    ERANGE = 34,
     /// `EOVERFLOW` (75).
     EOVERFLOW = 75,
     /// `EPROBE_DEFER` (517, include/linux/errno.h): kernel-internal, a driver
@@ -75,6 +77,7 @@ impl Errno {
             Errno::EMFILE => "Too many open files",
             Errno::EFBIG => "File too large",
             Errno::ENOSPC => "No space left on device",
+            Errno::ERANGE => "Numerical result out of range",
             Errno::EOVERFLOW => "Value too large for defined data type",
             Errno::ENOMEM => "Cannot allocate memory",
             Errno::EACCES => "Permission denied",

@@ -88,4 +88,4 @@ pub use machine::{BootError, BootParams, Machine};
 pub use mm::mm_types::{Page, PagePtr};
 pub use numa::{NumaMemblk, NumaTopology, MAX_NUMA_NODES};
 pub use slab::common::{CacheHandle, KmemCacheArgs, SlabError, SlabFlags, SlabInfo, ZERO_SIZE_PTR};
-pub use slab::slub::{Sheaf, SheafCensus};
+pub use slab::slub::{Sheaf, SheafCensus, SlabNodeAttr};

@@ -7,7 +7,9 @@ use common::*;
 use kmem::arch::Arch;
 use kmem::page_alloc::NUMA_NO_NODE;
 use kmem::slab::common::SlabFlags;
-use kmem::{BootParams, GfpFlags, Machine, NumaMemblk, NumaTopology, Order, PagePtr, VirtAddr};
+use kmem::{
+    BootParams, GfpFlags, Machine, NumaMemblk, NumaTopology, Order, PagePtr, SlabNodeAttr, VirtAddr,
+};
 use kmem_hosted::{HostedConfig, HostedPlatform};
 use std::collections::HashSet;
 
@@ -391,4 +393,367 @@ fn slab_and_slob_accept_node_requests() {
             "{log}"
         );
     }
+}
+
+// ------------------------------------------------------------------ one kmem_cache_node per node
+
+/// `/sys/kernel/slab/<cache>/<attr>` (`show_slab_objects`): the total, then ` N<nid>=<n>`;
+/// the file and the call agree.
+fn attr(m: &common::M, c: kmem::CacheHandle, a: &str) -> String {
+    let mut s = String::new();
+    m.slab_node_attr_show(c, SlabNodeAttr::from_name(a).unwrap(), &mut s)
+        .unwrap();
+    let name = m.kmem_cache_name(c).unwrap().to_string();
+    assert_eq!(proc(m, &format!("/sys/kernel/slab/{name}/{a}")), s);
+    s
+}
+
+/// The CPU's node and the other one.
+fn local_remote(m: &common::M) -> (i32, i32) {
+    let local = m.numa_node_id() as i32;
+    (local, 1 - local)
+}
+
+/// `count` objects on `node`, by `kmem_cache_alloc_node`.
+fn alloc_on(m: &common::M, c: kmem::CacheHandle, node: i32, count: usize) -> Vec<*mut u8> {
+    (0..count)
+        .map(|_| {
+            let p = m
+                .kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, node)
+                .unwrap()
+                .as_ptr();
+            assert_eq!(nid(m, p), node as usize);
+            p
+        })
+        .collect()
+}
+
+/// Slabs of remote objects sit on the remote node's partial list, each node's counts apart;
+/// a free on this CPU of the remote node's objects changes the remote node's list;
+/// `kmem_cache_shrink` empties both nodes.
+#[test]
+fn each_node_has_its_own_partial_list() {
+    let m = two_nodes(512 * M, "");
+    let (local, remote) = local_remote(&m);
+    let c = m
+        .kmem_cache_create("kn_lists", 512, 8, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let objs = m.slab_layout(c).unwrap().objects as usize;
+    // Eight full slabs on the remote node: off every list, counted on that node only.
+    let far = alloc_on(&m, c, remote, 8 * objs);
+    assert_eq!(attr(&m, c, "slabs"), format!("8 N{remote}=8\n"));
+    assert_eq!(attr(&m, c, "partial"), "0\n");
+    // One free in each (on this CPU): full slabs freeze onto this CPU's partial list, and
+    // unfreeze onto their own node's list (`__unfreeze_partials`), here at the flush.
+    for k in 0..8 {
+        m.kmem_cache_free(c, far[k * objs]);
+    }
+    m.kmem_cache_shrink(c);
+    assert_eq!(attr(&m, c, "partial"), format!("8 N{remote}=8\n"));
+    assert_eq!(
+        attr(&m, c, "objects_partial"),
+        format!("{0} N{remote}={0}\n", 8 * (objs - 1))
+    );
+    // Emptying one of them from this CPU: the remote node keeps min_partial (5), so the
+    // slab is freed and only the remote node's counts drop.
+    for &p in &far[1..objs] {
+        m.kmem_cache_free(c, p);
+    }
+    assert_eq!(attr(&m, c, "partial"), format!("7 N{remote}=7\n"));
+    assert_eq!(attr(&m, c, "slabs"), format!("7 N{remote}=7\n"));
+    // Local slabs are counted apart.
+    let near = alloc_on(&m, c, local, 3 * objs);
+    let (n0, n1) = if local == 0 { (3, 7) } else { (7, 3) };
+    let slabs = attr(&m, c, "slabs");
+    assert!(
+        slabs == format!("10 N0={n0} N1={n1}\n") || slabs == format!("11 N0={n0} N1={n1}\n"),
+        "{slabs}"
+    );
+    assert_eq!(
+        attr(&m, c, "total_objects"),
+        format!(
+            "{} N0={} N1={}\n",
+            slabs.split(' ').next().unwrap().parse::<usize>().unwrap() * objs,
+            slabs_of(&slabs, 0) * objs,
+            slabs_of(&slabs, 1) * objs
+        )
+    );
+    let info = m.slab_info(c).unwrap();
+    assert_eq!(
+        info.num_slabs,
+        slabs_of(&slabs, 0) + slabs_of(&slabs, 1),
+        "slabinfo sums the nodes"
+    );
+    // Everything freed: kmem_cache_shrink gives back every node's slabs.
+    for p in near.into_iter().chain(far[objs..].iter().copied()) {
+        m.kmem_cache_free(c, p);
+    }
+    assert!(attr(&m, c, "partial").contains(&format!("N{remote}=")));
+    assert!(!m.kmem_cache_shrink(c), "slabs left after shrink");
+    for a in ["slabs", "partial", "objects", "total_objects"] {
+        assert_eq!(attr(&m, c, a), "0\n", "{a}");
+    }
+    assert_eq!(m.slab_info(c).unwrap().num_slabs, 0);
+    m.kmem_cache_destroy(c);
+    assert_lockdep_quiet(&m);
+}
+
+fn slabs_of(line: &str, nid: usize) -> usize {
+    let key = format!("N{nid}=");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&key))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+/// With slub_debug every free goes straight to the slab's node list (no CPU partial
+/// lists): a free on this CPU of a remote object makes its full slab partial on the remote
+/// node. `validate` walks both nodes and finds a corruption on the remote one.
+#[test]
+fn debug_frees_and_validate_on_each_node() {
+    let m = two_nodes(512 * M, "slub_debug=FZPU");
+    let (local, remote) = local_remote(&m);
+    let c = m
+        .kmem_cache_create("kn_debug", 200, 8, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let objs = m.slab_layout(c).unwrap().objects as usize;
+    let far = alloc_on(&m, c, remote, 2 * objs);
+    let near = alloc_on(&m, c, local, objs);
+    assert_eq!(attr(&m, c, "partial"), "0\n");
+    m.kmem_cache_free(c, far[0]);
+    assert_eq!(attr(&m, c, "partial"), format!("1 N{remote}=1\n"));
+    m.kmem_cache_free(c, near[0]);
+    assert_eq!(attr(&m, c, "partial"), "2 N0=1 N1=1\n");
+    assert_eq!(m.validate(c), 0);
+    // A write past a remote object's end (its red zone) is found by validate.
+    // SAFETY: the red zone right after a live object of `object_size` 200 bytes lies in the
+    // same slab; slub_debug repairs it.
+    unsafe { far[5].add(200).write(0x42) };
+    assert!(m.validate(c) > 0, "validate missed the remote node's slab");
+    let mut log = String::new();
+    m.dmesg(&mut log, false).unwrap();
+    assert!(log.contains("Right Redzone overwritten"), "{log}");
+    for p in far[1..].iter().chain(&near[1..]) {
+        m.kmem_cache_free(c, *p);
+    }
+    assert!(!m.kmem_cache_shrink(c));
+    m.kmem_cache_destroy(c);
+}
+
+/// `__kmem_cache_shutdown` walks every node: objects left on the remote node are reported
+/// and the cache stays.
+#[test]
+fn destroy_reports_objects_left_on_the_remote_node() {
+    let m = two_nodes(512 * M, "");
+    let (_, remote) = local_remote(&m);
+    let c = m
+        .kmem_cache_create("kn_leak", 128, 8, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let ps = alloc_on(&m, c, remote, 40);
+    for &p in &ps[2..] {
+        m.kmem_cache_free(c, p);
+    }
+    m.kmem_cache_destroy(c);
+    let mut log = String::new();
+    m.dmesg(&mut log, false).unwrap();
+    assert!(
+        log.contains("Objects remaining in kn_leak on __kmem_cache_shutdown()"),
+        "{log}"
+    );
+    assert!(log.contains("Slab cache still has objects"), "{log}");
+    assert_eq!(attr(&m, c, "slabs"), format!("1 N{remote}=1\n"));
+    m.kmem_cache_free(c, ps[0]);
+    m.kmem_cache_free(c, ps[1]);
+    m.kmem_cache_destroy(c);
+    assert!(m.slab_info(c).is_none(), "destroyed");
+}
+
+/// `get_any_partial`: with no partial slab on the CPU's node, a plain allocation takes one
+/// from a node holding more than `min_partial` (unless `remote_node_defrag_ratio` is 0);
+/// a request for a node takes one only after that node gave no new slab, and never with
+/// `__GFP_THISNODE`.
+#[test]
+fn get_any_partial_takes_a_remote_partial_slab() {
+    let m = two_nodes(256 * M, "");
+    let (local, remote) = local_remote(&m);
+    let c = m
+        .kmem_cache_create("kn_any", 256, 8, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    assert_eq!(m.slab_remote_node_defrag_ratio(c), Some(100));
+    assert!(m.slab_set_remote_node_defrag_ratio(c, 101).is_err());
+    let file = "/sys/kernel/slab/kn_any/remote_node_defrag_ratio";
+    assert_eq!(proc(&m, file), "100\n");
+    assert_eq!(m.proc_mode(file), Some(0o644));
+    assert_eq!(
+        m.proc_write(file, "101\n").unwrap_err().to_string(),
+        "Numerical result out of range"
+    );
+    assert_eq!(
+        m.proc_write(file, "x").unwrap_err().to_string(),
+        "Invalid argument"
+    );
+    m.proc_write(file, "37\n").unwrap();
+    assert_eq!(proc(&m, file), "37\n");
+    let min_partial = m.slab_layout(c).unwrap().min_partial as usize;
+    let objs = m.slab_layout(c).unwrap().objects as usize;
+    let slabs = min_partial + 3;
+    let far = alloc_on(&m, c, remote, slabs * objs);
+    for k in 0..slabs {
+        m.kmem_cache_free(c, far[k * objs]);
+    }
+    m.kmem_cache_shrink(c);
+    assert_eq!(
+        attr(&m, c, "partial"),
+        format!("{slabs} N{remote}={slabs}\n")
+    );
+
+    // Ratio 0: always local (a new slab on this node).
+    m.slab_set_remote_node_defrag_ratio(c, 0).unwrap();
+    let p = m
+        .kmem_cache_alloc(c, GfpFlags::GFP_KERNEL)
+        .unwrap()
+        .as_ptr();
+    assert_eq!(nid(&m, p), local as usize);
+    m.kmem_cache_free(c, p);
+    m.kmem_cache_shrink(c);
+    assert_eq!(
+        attr(&m, c, "partial"),
+        format!("{slabs} N{remote}={slabs}\n")
+    );
+
+    // The default (100, i.e. 1000 of 1024): the remote node's partial slab serves.
+    m.slab_set_remote_node_defrag_ratio(c, 100).unwrap();
+    let p = m
+        .kmem_cache_alloc(c, GfpFlags::GFP_KERNEL)
+        .unwrap()
+        .as_ptr();
+    assert_eq!(nid(&m, p), remote as usize, "get_any_partial not taken");
+    m.kmem_cache_free(c, p);
+    m.kmem_cache_shrink(c);
+
+    // A request for the local node: a new local slab while the node has memory.
+    let p = m
+        .kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, local)
+        .unwrap()
+        .as_ptr();
+    assert_eq!(nid(&m, p), local as usize);
+    m.kmem_cache_free(c, p);
+    m.kmem_cache_shrink(c);
+    // The local node out of pages: with __GFP_THISNODE nothing, without it the remote
+    // node's partial slab (before any new slab from the zonelist).
+    let thisnode = GfpFlags::GFP_NOWAIT | GfpFlags::__GFP_THISNODE | GfpFlags::__GFP_NOWARN;
+    let mut pages: Vec<PagePtr> = Vec::new();
+    while let Some(pg) = m.alloc_pages_node(local, thisnode, Order::new(0)) {
+        pages.push(pg);
+    }
+    assert!(m.kmem_cache_alloc_node(c, thisnode, local).is_none());
+    let total_before = attr(&m, c, "slabs");
+    let p = m
+        .kmem_cache_alloc_node(c, GfpFlags::GFP_NOWAIT, local)
+        .unwrap()
+        .as_ptr();
+    assert_eq!(nid(&m, p), remote as usize);
+    assert_eq!(attr(&m, c, "slabs"), total_before, "a new slab was taken");
+    m.kmem_cache_free(c, p);
+    for pg in pages {
+        m.__free_pages(pg, Order::new(0));
+    }
+    for p in far.iter().enumerate().filter(|(i, _)| i % objs != 0) {
+        m.kmem_cache_free(c, *p.1);
+    }
+    assert!(!m.kmem_cache_shrink(c));
+    m.kmem_cache_destroy(c);
+}
+
+/// One node: no per-node suffix and no `remote_node_defrag_ratio` (no `CONFIG_NUMA` there).
+#[test]
+fn one_node_attrs_have_no_node_suffix() {
+    let m = boot(Arch::X86_64, 256 * M, 2);
+    let c = m
+        .kmem_cache_create("kn_one", 64, 8, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let p = m
+        .kmem_cache_alloc(c, GfpFlags::GFP_KERNEL)
+        .unwrap()
+        .as_ptr();
+    assert_eq!(attr(&m, c, "slabs"), "1\n");
+    assert_eq!(m.slab_remote_node_defrag_ratio(c), None);
+    assert_eq!(
+        m.proc_mode("/sys/kernel/slab/kn_one/remote_node_defrag_ratio"),
+        None
+    );
+    assert_eq!(m.proc_mode("/sys/kernel/slab/kn_one/partial"), Some(0o444));
+    assert_eq!(m.proc_mode("/sys/kernel/slab/no_such_cache/partial"), None);
+    m.kmem_cache_free(c, p);
+    m.kmem_cache_destroy(c);
+}
+
+/// The block of nodes 1.. a cache gets on a NUMA machine goes back at destroy: creating and
+/// destroying caches (with slabs on both nodes) leaks no page.
+#[test]
+fn create_destroy_gives_back_the_node_block() {
+    let m = two_nodes(256 * M, "");
+    let cycle = |i: usize| {
+        let c = m
+            .kmem_cache_create(&format!("kn_cycle{i}"), 96, 8, SlabFlags::NO_MERGE, None)
+            .unwrap();
+        let ps: Vec<_> = (0..100)
+            .map(|k| {
+                m.kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, k % 2)
+                    .unwrap()
+            })
+            .collect();
+        for p in ps {
+            m.kmem_cache_free(c, p.as_ptr());
+        }
+        m.kmem_cache_destroy(c);
+    };
+    cycle(0);
+    let before = settle(&m);
+    for i in 1..50 {
+        cycle(i);
+    }
+    assert_eq!(settle(&m), before, "pages leaked by create/destroy");
+}
+
+/// CPU hot-unplug on two nodes: threads that exit (taking their CPUs offline) after
+/// allocating and freeing on both nodes leave their CPU slabs, partial slabs and sheaves
+/// to the right nodes' lists (`slub_cpu_dead`), from which shrinking gives every page back.
+#[test]
+fn cpu_dead_flushes_to_each_node() {
+    let m = std::sync::Arc::new(two_nodes(512 * M, ""));
+    let c = m
+        .kmem_cache_create("kn_dead", 160, 8, SlabFlags::NO_MERGE, None)
+        .unwrap();
+    let before = settle(&m);
+    let handles: Vec<_> = (0..3)
+        .map(|t| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                for i in 0..3000usize {
+                    let node = [0, 1, NUMA_NO_NODE][(i + t) % 3];
+                    let p = if i % 2 == 0 {
+                        m.kmalloc_node([64usize, 192, 1000][i % 3], GfpFlags::GFP_KERNEL, node)
+                    } else {
+                        m.kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, node)
+                    };
+                    v.push((p.unwrap().as_ptr(), i % 2));
+                }
+                for (p, kind) in v.into_iter().rev() {
+                    if kind == 0 {
+                        m.kfree(p);
+                    } else {
+                        m.kmem_cache_free(c, p);
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(settle(&m), before, "slabs stayed with the exited CPUs");
+    assert_eq!(attr(&m, c, "slabs"), "0\n");
+    m.kmem_cache_destroy(c);
+    assert_eq!(m.bug_count(), 0);
 }

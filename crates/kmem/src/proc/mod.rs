@@ -12,6 +12,7 @@ mod mempolicy;
 mod node;
 pub mod pageowner;
 pub mod pid;
+mod slab_sysfs;
 pub mod vmstat;
 
 use core::fmt::{self, Write};
@@ -102,6 +103,9 @@ impl<P: Platform> VmLayer<P> {
         if let Some(r) = self.node_sysfs_read(path, out) {
             return r;
         }
+        if let Some(r) = self.slab_sysfs_read(path, out) {
+            return r;
+        }
         let mode = self.proc_mode(path).ok_or(ProcError::NotFound)?;
         if mode & 0o444 == 0 {
             return Err(ProcError::Errno(Errno::EACCES));
@@ -150,6 +154,7 @@ impl<P: Platform> VmLayer<P> {
         if let Some(m) = self
             .memory_sysfs_mode(path)
             .or_else(|| self.node_sysfs_mode(path))
+            .or_else(|| self.slab_sysfs_mode(path))
         {
             return Some(m);
         }
@@ -190,6 +195,9 @@ impl<P: Platform> VmLayer<P> {
     /// write bit; the file's own errors (`EINVAL` for text it refuses).
     pub fn proc_write(&self, path: &str, text: &str) -> Result<(), ProcError> {
         if let Some(r) = self.memory_sysfs_write(path, text, &|nr| self.offline_memory_block(nr)) {
+            return r;
+        }
+        if let Some(r) = self.slab_sysfs_write(path, text) {
             return r;
         }
         let p = path.strip_prefix("/proc/").unwrap_or(path);

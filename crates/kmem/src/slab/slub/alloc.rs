@@ -19,10 +19,11 @@ use crate::slab::SlabLayer;
 
 use super::debug::TrackItem;
 use super::free::kmem_cache_free;
-use super::slab::{add_full, add_partial, count_partial_free, first_partial, remove_partial};
+use super::nodes::{count_partial, Count};
+use super::slab::{add_full, add_partial, first_partial, remove_partial, Refill};
 use super::{
-    kmalloc_slot, resolve, Cache, Counters, KmemCacheCpu, Owner, Slab, SlabSheaf, Stat,
-    SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
+    kmalloc_slot, resolve, Cache, Counters, KmemCacheCpu, KmemCacheNode, Owner, Slab, SlabSheaf,
+    Stat, SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
 };
 
 impl<P: Platform> SlabLayer<P> {
@@ -40,25 +41,46 @@ impl<P: Platform> SlabLayer<P> {
         }
     }
 
-    /// `get_partial`: takes slabs from the node partial list: the first becomes the CPU slab
-    /// (its whole freelist is returned), more go to the CPU partial list.
-    /// Without `allow_spin` (`kmalloc_nolock`) the list lock is only try-locked: a held lock
-    /// counts as an empty list (`get_partial_node`'s `spin_trylock_irqsave`).
+    /// `get_partial`: a partial slab of the CPU's node (`numa_mem_id`), else, on a NUMA
+    /// machine, of another node (`get_any_partial`).
     fn get_partial(
         &self,
         s: &Cache<P>,
         c: &mut KmemCacheCpu,
         allow_spin: bool,
     ) -> Option<(Slab, *mut u8)> {
-        if s.node.nr_partial_hint.load(Ordering::Relaxed) == 0 {
+        if self.numa().is_none() {
+            return self.get_partial_node(s, &s.node, c, allow_spin);
+        }
+        let local = self.numa_node_id();
+        if let Some(got) = self.get_partial_node(s, self.get_node(s, local), c, allow_spin) {
+            return Some(got);
+        }
+        self.get_any_partial(s, local, |nid| {
+            self.get_partial_node(s, self.get_node(s, nid), c, allow_spin)
+        })
+    }
+
+    /// `get_partial_node`: takes slabs from a node partial list: the first becomes the CPU
+    /// slab (its whole freelist is returned), more go to the CPU partial list.
+    /// Without `allow_spin` (`kmalloc_nolock`) the list lock is only try-locked: a held lock
+    /// counts as an empty list (`get_partial_node`'s `spin_trylock_irqsave`).
+    fn get_partial_node(
+        &self,
+        s: &Cache<P>,
+        kn: &KmemCacheNode<P::RawLock>,
+        c: &mut KmemCacheCpu,
+        allow_spin: bool,
+    ) -> Option<(Slab, *mut u8)> {
+        if kn.nr_partial_hint.load(Ordering::Relaxed) == 0 {
             return None;
         }
         // Lock order: &n->list_lock (rank 4), under cpu_section (try-locked from
         // kmalloc_nolock); docs/LOCKING.md.
         let mut n = if allow_spin {
-            s.node.list_lock.lock()
+            kn.list_lock.lock()
         } else {
-            s.node.list_lock.try_lock()?
+            kn.list_lock.try_lock()?
         };
         self.nmi_point(super::NmiPoint::ListLockHeld, s, true);
         let mut got: Option<(Slab, *mut u8)> = None;
@@ -106,7 +128,7 @@ impl<P: Platform> SlabLayer<P> {
                 }
             }
         }
-        Self::update_nr_partial_hint(s, &n);
+        kn.hint(&n);
         got
     }
 
@@ -191,35 +213,44 @@ impl<P: Platform> SlabLayer<P> {
         allow_spin: bool,
         node: i32,
     ) -> Option<*mut u8> {
+        let local = if node == NUMA_NO_NODE {
+            self.numa_node_id()
+        } else {
+            node as usize
+        };
+        let mut target = local;
+        let mut step = 0;
         let mut new_slab: Option<Slab> = None;
         loop {
+            // A new slab goes onto its own node's list (`slab_nid`) and serves this request
+            // even if it came from another node (the fallback without `__GFP_THISNODE`).
+            let kn = self.get_node(s, new_slab.map_or(target, |sl| sl.0.nid()));
             // Lock order: &n->list_lock (rank 4), no CPU section (try-locked from
             // kmalloc_nolock); reports under it; docs/LOCKING.md.
             let mut n = if allow_spin {
-                s.node.list_lock.lock()
-            } else if let Some(n) = s.node.list_lock.try_lock() {
+                kn.list_lock.lock()
+            } else if let Some(n) = kn.list_lock.try_lock() {
                 n
             } else {
                 if let Some(slab) = new_slab.take() {
                     self.defer_discard_slab(slab);
                     return None;
                 }
-                let (slab, fl) = self.new_slab_for(s, gfp, false, node)?;
-                let base = self.slab_base(slab);
-                slab.set_counters(Counters::new(fl, base, 0, false));
-                new_slab = Some(slab);
+                match self.refill_step(s, gfp, false, node, local, &mut step)? {
+                    Refill::Partial(nid) => target = nid,
+                    Refill::Slab(slab, fl) => {
+                        let base = self.slab_base(slab);
+                        slab.set_counters(Counters::new(fl, base, 0, false));
+                        new_slab = Some(slab);
+                    }
+                }
                 continue;
             };
             self.nmi_point(super::NmiPoint::ListLockHeld, s, false);
-            // A new slab goes to the head of the list and serves this request even if it
-            // came from another node (the fallback without `__GFP_THISNODE`).
-            let first = match new_slab.take() {
-                Some(slab) => {
-                    add_partial(&mut n, slab, false);
-                    first_partial(&n, NUMA_NO_NODE)
-                }
-                None => first_partial(&n, node),
-            };
+            if let Some(slab) = new_slab.take() {
+                add_partial(&mut n, slab, false);
+            }
+            let first = first_partial(&n);
             if let Some(l) = first {
                 // SAFETY: partial-list entries are slab_list links of memmap pages.
                 let slab = Slab(unsafe { PagePtr::from_lru(l) });
@@ -231,7 +262,7 @@ impl<P: Platform> SlabLayer<P> {
                     slab.set_counters(Counters::new(ptr::null_mut(), base, slab.objects(), false));
                     remove_partial(&mut n, slab);
                     add_full(&mut n, slab);
-                    Self::update_nr_partial_hint(s, &n);
+                    kn.hint(&n);
                     continue;
                 }
                 // SAFETY: `obj` passed the checks (or checks are off): a free object of the slab.
@@ -255,7 +286,7 @@ impl<P: Platform> SlabLayer<P> {
                     remove_partial(&mut n, slab);
                     add_full(&mut n, slab);
                 }
-                Self::update_nr_partial_hint(s, &n);
+                kn.hint(&n);
                 if s.flags.contains(SlabFlags::STORE_USER) {
                     self.set_track(s, obj, TrackItem::Alloc, Some(caller));
                 }
@@ -267,10 +298,14 @@ impl<P: Platform> SlabLayer<P> {
                 return Some(obj);
             }
             drop(n);
-            let (slab, fl) = self.new_slab_for(s, gfp, allow_spin, node)?;
-            let base = self.slab_base(slab);
-            slab.set_counters(Counters::new(fl, base, 0, false));
-            new_slab = Some(slab);
+            match self.refill_step(s, gfp, allow_spin, node, local, &mut step)? {
+                Refill::Partial(nid) => target = nid,
+                Refill::Slab(slab, fl) => {
+                    let base = self.slab_base(slab);
+                    slab.set_counters(Counters::new(fl, base, 0, false));
+                    new_slab = Some(slab);
+                }
+            }
         }
     }
 }
@@ -445,13 +480,15 @@ pub(super) fn slab_out_of_memory<P: Platform>(
             s.min_order
         ),
     );
-    let nr_slabs = s.node.nr_slabs.load(Ordering::Relaxed);
-    let nr_objs = s.node.total_objects.load(Ordering::Relaxed);
-    let free = count_partial_free(m, s);
-    m.printk(
-        LogLevel::Warning,
-        format_args!("  node 0: slabs: {nr_slabs}, objs: {nr_objs}, free: {free}"),
-    );
+    for (nid, n) in m.for_each_kmem_cache_node(s) {
+        let nr_slabs = n.nr_slabs.load(Ordering::Relaxed);
+        let nr_objs = n.total_objects.load(Ordering::Relaxed);
+        let free = count_partial(n, Count::Free);
+        m.printk(
+            LogLevel::Warning,
+            format_args!("  node {nid}: slabs: {nr_slabs}, objs: {nr_objs}, free: {free}"),
+        );
+    }
 }
 
 /// `slab_alloc_node` through a handle.

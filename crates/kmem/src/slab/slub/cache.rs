@@ -5,7 +5,7 @@
 
 use core::panic::Location;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use kds::list::{self, ListHead};
 
@@ -26,8 +26,8 @@ use super::barn::BarnLists;
 use super::debug::{list_slab_objects, validate_slab, TRACK_SIZE};
 use super::slab::{add_full, discard_empty_partials, remove_partial};
 use super::{
-    handle_of, resolve, walk_caches, Cache, KmemCache, KmemCacheCpu, KmemCacheNode, NodeLists,
-    Slab, CACHE_NAME_LEN, MAX_PARTIAL, MIN_PARTIAL, PTR,
+    handle_of, resolve, walk_caches, Cache, KmemCache, KmemCacheCpu, KmemCacheNode, Slab,
+    CACHE_NAME_LEN, MAX_PARTIAL, MIN_PARTIAL, PTR,
 };
 
 /// `kmem_cache_shrink`.
@@ -49,7 +49,8 @@ pub(crate) fn shrink<P: Platform>(
         m.flush_cpu(s, c);
     }
     discard_empty_partials(m, s);
-    s.node.nr_slabs.load(Ordering::Relaxed) != 0
+    m.for_each_kmem_cache_node(s)
+        .any(|(_, n)| n.nr_slabs.load(Ordering::Relaxed) != 0)
 }
 
 /// `validate_slab_cache`: returns the number of slab errors reported.
@@ -69,8 +70,16 @@ pub(crate) fn validate<P: Platform>(
         let c = unsafe { s.cpu(g.cpu()) };
         m.flush_cpu(s, c);
     }
+    for (_, kn) in m.for_each_kmem_cache_node(s) {
+        validate_node(m, s, kn);
+    }
+    m.slab_errors() - before
+}
+
+/// `validate_slab_node`: every slab on one node's partial and full lists.
+fn validate_node<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, kn: &KmemCacheNode<P::RawLock>) {
     // Lock order: &n->list_lock (rank 4), no CPU section; reports under it; docs/LOCKING.md.
-    let mut n = s.node.list_lock.lock();
+    let mut n = kn.list_lock.lock();
     let mut count = 0usize;
     for which in 0..2 {
         let head: *mut ListHead = if which == 0 {
@@ -93,8 +102,8 @@ pub(crate) fn validate<P: Platform>(
             }
         }
     }
-    SlabLayer::<P>::update_nr_partial_hint(s, &n);
-    let nr = s.node.nr_slabs.load(Ordering::Relaxed);
+    kn.hint(&n);
+    let nr = kn.nr_slabs.load(Ordering::Relaxed);
     if s.debug() && count != nr {
         m.slab_err(
             s,
@@ -102,8 +111,6 @@ pub(crate) fn validate<P: Platform>(
             format_args!("{count} slabs counted but counter={nr}"),
         );
     }
-    drop(n);
-    m.slab_errors() - before
 }
 
 /// `kmem_cache_destroy`.
@@ -134,9 +141,10 @@ pub(crate) fn destroy<P: Platform>(
     }
     // free_partial: give the empty slabs back, then report the objects of the others.
     discard_empty_partials(m, s);
-    {
-        // Lock order: &n->list_lock (rank 4), under slab_mutex; docs/LOCKING.md.
-        let mut n = s.node.list_lock.lock();
+    for (_, kn) in m.for_each_kmem_cache_node(s) {
+        // Lock order: &n->list_lock (rank 4), under slab_mutex, one node at a time;
+        // docs/LOCKING.md.
+        let mut n = kn.list_lock.lock();
         for which in 0..2 {
             let head: *mut ListHead = if which == 0 {
                 &mut n.partial
@@ -150,7 +158,9 @@ pub(crate) fn destroy<P: Platform>(
             }
         }
     }
-    if s.node.nr_slabs.load(Ordering::Relaxed) != 0 {
+    if m.for_each_kmem_cache_node(s)
+        .any(|(_, n)| n.nr_slabs.load(Ordering::Relaxed) != 0)
+    {
         // The cache is kept, usable, with its reference back.
         s.refcount.store(1, Ordering::Relaxed);
         drop(list);
@@ -182,6 +192,7 @@ pub(crate) fn destroy<P: Platform>(
     if !seq.is_null() {
         crate::slab::kmalloc::kfree_internal(m, seq.cast());
     }
+    m.free_remote_nodes(cpu_slab);
     if let Some(pg) = m.virt_to_page(VirtAddr::new(cpu_slab as usize)) {
         m.__free_pages(pg, Order::new(cpu_order));
         m.percpu_charge(-(Order::new(cpu_order).pages() as isize));
@@ -467,6 +478,14 @@ fn open_cache<P: Platform>(
         return Err(SlabError::BadSize);
     }
     let (cpu_slab, cpu_order) = alloc_kmem_cache_cpus(m)?;
+    // Nodes 1.. on a NUMA machine (nodes.rs).
+    if let Err(e) = m.alloc_remote_nodes(cpu_slab) {
+        if let Some(pg) = m.virt_to_page(VirtAddr::new(cpu_slab as usize)) {
+            m.__free_pages(pg, Order::new(cpu_order));
+            m.percpu_charge(-(Order::new(cpu_order).pages() as isize));
+        }
+        return Err(e);
+    }
 
     let mut name_buf = [0u8; CACHE_NAME_LEN];
     let name_len = set_name(&mut name_buf, name);
@@ -498,19 +517,7 @@ fn open_cache<P: Platform>(
         name_len,
         name: name_buf,
         list: ListHead::new(),
-        node: KmemCacheNode {
-            list_lock: crate::locking::Lock::new(
-                &crate::locking::LIST_LOCK,
-                NodeLists {
-                    partial: ListHead::new(),
-                    nr_partial: 0,
-                    full: ListHead::new(),
-                },
-            ),
-            nr_partial_hint: AtomicUsize::new(0),
-            nr_slabs: AtomicUsize::new(0),
-            total_objects: AtomicUsize::new(0),
-        },
+        node: KmemCacheNode::new(),
         barn: crate::locking::Lock::new(&crate::locking::BARN_LOCK, BarnLists::new()),
         stats: core::array::from_fn(|_| AtomicU64::new(0)),
         alive: AtomicBool::new(true),
@@ -526,11 +533,7 @@ fn open_cache<P: Platform>(
             (*p).node.list_lock.attach(ld);
             (*p).barn.attach(ld);
         }
-        // Lock order: &n->list_lock (rank 4), under slab_mutex; docs/LOCKING.md.
-        let mut n = (*p).node.list_lock.lock();
-        ListHead::init(&mut n.partial);
-        ListHead::init(&mut n.full);
-        drop(n);
+        (*p).node.init_lists();
         ListHead::init(ptr::addr_of_mut!((*p).list));
     }
     if st.state.load(Ordering::Relaxed) >= SlabBootState::Up as u8 {

@@ -8,20 +8,33 @@ use crate::platform::Platform;
 use crate::slab::SlabLayer;
 
 use super::slab::{add_partial, Discard};
-use super::{walk_caches, Cache, Counters, KmemCacheCpu, Slab, Stat};
+use super::{walk_caches, Cache, Counters, KmemCacheCpu, NodeLists, Slab, Stat};
+
+/// A held `list_lock` of a cache node.
+type NodeGuard<'a, P> = kds::lockdep::MutexGuard<'a, <P as Platform>::RawLock, NodeLists>;
 
 impl<P: Platform> SlabLayer<P> {
-    /// `__unfreeze_partials`: moves a CPU partial list to the node list.
+    /// `__unfreeze_partials`: moves a CPU partial list to the node lists, each slab to its
+    /// own node's, taking one node's `list_lock` at a time.
     fn unfreeze_partials(&self, s: &Cache<P>, mut first: *mut Page) {
-        if first.is_null() {
-            return;
-        }
         let mut discard = Discard::new();
-        // Lock order: &n->list_lock (rank 4), under cpu_section or slab_mutex; docs/LOCKING.md.
-        let mut n = s.node.list_lock.lock();
+        let mut held: Option<(usize, NodeGuard<'_, P>)> = None;
         while let Some(slab) = Slab::from_page(first) {
             first = slab.next_partial();
             slab.set_next_partial(ptr::null_mut());
+            let nid = slab.0.nid();
+            let kn = self.get_node(s, nid);
+            if held.as_ref().is_none_or(|(h, _)| *h != nid) {
+                if let Some((h, n)) = held.take() {
+                    self.get_node(s, h).hint(&n);
+                }
+                // Lock order: &n->list_lock (rank 4), under cpu_section or slab_mutex, one
+                // node's at a time; docs/LOCKING.md.
+                held = Some((nid, kn.list_lock.lock()));
+            }
+            let Some((_, n)) = held.as_mut() else {
+                unreachable!("locked above")
+            };
             let new = loop {
                 let old = slab.counters();
                 let new = Counters(old.0 & !(1 << 48));
@@ -33,11 +46,12 @@ impl<P: Platform> SlabLayer<P> {
             if new.inuse() == 0 && n.nr_partial >= s.min_partial as usize && discard.push(slab) {
                 continue;
             }
-            add_partial(&mut n, slab, true);
+            add_partial(n, slab, true);
             s.stat(Stat::FreeAddPartial);
         }
-        Self::update_nr_partial_hint(s, &n);
-        drop(n);
+        if let Some((h, n)) = held {
+            self.get_node(s, h).hint(&n);
+        }
         for p in &discard.slabs[..discard.n] {
             self.discard_slab(s, Slab::from_page(*p).expect("non-null"));
         }
@@ -78,8 +92,10 @@ impl<P: Platform> SlabLayer<P> {
             freelist = ptr::null_mut();
             cnt = 0;
         }
+        // The slab's own node (`get_node(s, slab_nid(slab))`).
+        let kn = self.get_node(s, slab.0.nid());
         // Lock order: &n->list_lock (rank 4), under cpu_section or slab_mutex; docs/LOCKING.md.
-        let mut n = s.node.list_lock.lock();
+        let mut n = kn.list_lock.lock();
         let new = loop {
             let old = slab.counters();
             let ofl = old.freelist(base);
@@ -106,7 +122,7 @@ impl<P: Platform> SlabLayer<P> {
         } else {
             s.stat(Stat::DeactivateFull);
         }
-        Self::update_nr_partial_hint(s, &n);
+        kn.hint(&n);
         drop(n);
         if free {
             self.discard_slab(s, slab);

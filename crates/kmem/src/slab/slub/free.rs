@@ -42,6 +42,8 @@ impl<P: Platform> SlabLayer<P> {
     ) {
         let FreeChain { head, tail, cnt } = chain;
         let base = self.slab_base(slab);
+        // The slab's own node (`get_node(s, slab_nid(slab))`).
+        let kn = self.get_node(s, slab.0.nid());
         let mut lock = None;
         let (old, new) = loop {
             let old = slab.counters();
@@ -65,7 +67,7 @@ impl<P: Platform> SlabLayer<P> {
                     frozen = true;
                 } else if (prior.is_null() || inuse == 0) && lock.is_none() {
                     // Lock order: &n->list_lock (rank 4), under cpu_section; docs/LOCKING.md.
-                    lock = Some(s.node.list_lock.lock());
+                    lock = Some(kn.list_lock.lock());
                     continue;
                 }
             }
@@ -106,7 +108,7 @@ impl<P: Platform> SlabLayer<P> {
             } else {
                 remove_full(slab);
             }
-            Self::update_nr_partial_hint(s, &n);
+            kn.hint(&n);
             drop(n);
             self.discard_slab(s, slab);
             return;
@@ -116,7 +118,7 @@ impl<P: Platform> SlabLayer<P> {
             add_partial(&mut n, slab, true);
             s.stat(Stat::FreeAddPartial);
         }
-        Self::update_nr_partial_hint(s, &n);
+        kn.hint(&n);
     }
 }
 
@@ -129,8 +131,9 @@ impl<P: Platform> SlabLayer<P> {
         obj: *mut u8,
         caller: &'static Location<'static>,
     ) {
+        let kn = self.get_node(s, slab.0.nid());
         // Lock order: &n->list_lock (rank 4), no CPU section; reports under it; docs/LOCKING.md.
-        let mut n = s.node.list_lock.lock();
+        let mut n = kn.list_lock.lock();
         let base = self.slab_base(slab);
         if s.flags.contains(SlabFlags::CONSISTENCY_CHECKS) {
             let ok = self.check_slab(s, slab) && {
@@ -185,7 +188,7 @@ impl<P: Platform> SlabLayer<P> {
             remove_partial(&mut n, slab);
             s.stat(Stat::FreeRemovePartial);
         }
-        Self::update_nr_partial_hint(s, &n);
+        kn.hint(&n);
         drop(n);
         if free_it {
             self.discard_slab(s, slab);

@@ -12,8 +12,13 @@ use super::slab::count_partial_free;
 use super::{cache_ref, handle_of, walk_caches, Cache, Stat};
 
 fn info_of<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> SlabInfo {
-    let nr_slabs = s.node.nr_slabs.load(Ordering::Relaxed);
-    let nr_objs = s.node.total_objects.load(Ordering::Relaxed);
+    // `get_slabinfo`: summed over every node.
+    let (mut nr_slabs, mut nr_objs, mut nr_partial) = (0, 0, 0);
+    for (_, n) in m.for_each_kmem_cache_node(s) {
+        nr_slabs += n.nr_slabs.load(Ordering::Relaxed);
+        nr_objs += n.total_objects.load(Ordering::Relaxed);
+        nr_partial += n.nr_partial_hint.load(Ordering::Relaxed);
+    }
     let free = count_partial_free(m, s);
     SlabInfo {
         active_objs: nr_objs.saturating_sub(free),
@@ -23,7 +28,7 @@ fn info_of<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> SlabInfo {
         objperslab: s.objects,
         pagesperslab: 1 << s.order,
         num_slabs: nr_slabs,
-        partial_slabs: s.node.nr_partial_hint.load(Ordering::Relaxed),
+        partial_slabs: nr_partial,
         refcount: s.refcount.load(Ordering::Relaxed),
         active_slabs: nr_slabs,
         ..SlabInfo::default()

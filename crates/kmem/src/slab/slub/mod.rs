@@ -29,8 +29,9 @@
 //! 1. `slab_mutex` (the cache list, cache creation and destruction; [`crate::slab::common`]);
 //! 2. a CPU section ([`CpuGuard`](crate::platform::CpuGuard)): the current CPU's
 //!    `KmemCacheCpu` of every cache;
-//! 3. `node->list_lock` of one cache: its partial and full lists, `nr_partial`, and list
-//!    membership (`ON_PARTIAL`/`ON_FULL`) of its slabs;
+//! 3. `node->list_lock` of one node of one cache: its partial and full lists, `nr_partial`,
+//!    and list membership (`ON_PARTIAL`/`ON_FULL`) of its slabs; one node's at a time (a
+//!    cache has one `kmem_cache_node` per node, `nodes`);
 //! 4. the page allocator's locks (new slabs, discarded slabs), taken with no list lock held;
 //!    the log lock.
 //!
@@ -41,7 +42,8 @@
 //! - **frozen**: the active slab of a CPU (`c.slab`) or on a CPU's partial list. On no node
 //!   list. Only the freezing CPU allocates from it or changes its list state; anybody may
 //!   push freed objects onto its freelist with a compare-and-swap.
-//! - **partial** (unfrozen, some objects free): on the node partial list (`ON_PARTIAL`).
+//! - **partial** (unfrozen, some objects free): on the partial list of its own node
+//!   (`slab_nid`; `ON_PARTIAL`).
 //!   Invariant, checked under `list_lock`: an unfrozen slab with a non-empty freelist is on
 //!   the node partial list.
 //! - **full** (unfrozen, no free object): on no list (debug caches: on the full list).
@@ -117,6 +119,9 @@
 //! This file holds the structures (`struct kmem_cache`, `kmem_cache_cpu`, `kmem_cache_node`,
 //! `struct slab` and its freelist+counters word), cache handles, `is_object_start` and the
 //! `SlabAllocator` implementation. The rest, each file using only those listed before it:
+//! - `nodes`: `s->node[nid]` and the barns of nodes 1.. on a NUMA machine (`get_node`,
+//!   `get_barn`), `remote_node_defrag_ratio` and `get_any_partial`'s choice of node, and the
+//!   per-node counts of the `/sys/kernel/slab/<cache>/` files;
 //! - `debug`: slub_debug reports, owner tracks and checks, `validate_slab`;
 //! - `slab`: `new_slab`, `discard_slab` and the node lists;
 //! - `cpu`: CPU slabs and CPU partial lists (`deactivate_slab`, `__unfreeze_partials`,
@@ -157,6 +162,7 @@ mod debug;
 mod free;
 mod info;
 mod node;
+mod nodes;
 mod nolock;
 mod rcu_sheaf;
 mod sheaf;
@@ -177,6 +183,7 @@ pub(crate) use info::{
     cache_info, cache_layout, cache_name, cache_stats, for_each_cache, for_each_cache_info,
 };
 pub(crate) use node::{kmalloc_small_node, slab_alloc_node_handle};
+pub use nodes::SlabNodeAttr;
 pub(crate) use nolock::{kfree_nolock, kmalloc_nolock};
 pub use nolock::{NmiPoint, NolockState};
 pub(crate) use sheaf::{
@@ -315,13 +322,47 @@ pub(crate) struct NodeLists {
     full: ListHead,
 }
 
-/// `struct kmem_cache_node` (one node).
+/// `struct kmem_cache_node` (one node; `s->node[nid]`, see `nodes`).
 pub(crate) struct KmemCacheNode<L: lock_api::RawMutex> {
     list_lock: crate::locking::Lock<L, NodeLists>,
     /// Racy copy of `nr_partial` for lockless peeks.
     nr_partial_hint: AtomicUsize,
     nr_slabs: AtomicUsize,
     total_objects: AtomicUsize,
+}
+
+impl<L: lock_api::RawMutex> KmemCacheNode<L> {
+    /// An empty node; its list heads must be initialised in place (`init_lists`).
+    fn new() -> Self {
+        Self {
+            list_lock: crate::locking::Lock::new(
+                &crate::locking::LIST_LOCK,
+                NodeLists {
+                    partial: ListHead::new(),
+                    nr_partial: 0,
+                    full: ListHead::new(),
+                },
+            ),
+            nr_partial_hint: AtomicUsize::new(0),
+            nr_slabs: AtomicUsize::new(0),
+            total_objects: AtomicUsize::new(0),
+        }
+    }
+    /// Points the list heads at themselves, once the node sits where it stays.
+    fn init_lists(&self) {
+        // Lock order: &n->list_lock (rank 4), cache creation; docs/LOCKING.md.
+        let mut n = self.list_lock.lock();
+        // SAFETY: the heads live in the node, which no longer moves; nobody else sees it yet.
+        unsafe {
+            ListHead::init(&mut n.partial);
+            ListHead::init(&mut n.full);
+        }
+    }
+    /// Publishes `nr_partial` for lockless peeks (the caller holds this node's lock: `n`).
+    #[inline]
+    fn hint(&self, n: &NodeLists) {
+        self.nr_partial_hint.store(n.nr_partial, Ordering::Relaxed);
+    }
 }
 
 /// `struct kmem_cache`. Lives in an object of the `kmem_cache` cache and never moves.
@@ -370,8 +411,10 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     name: [u8; CACHE_NAME_LEN],
     /// Link in `slab_caches`, or in the free list of dead cache structures.
     list: ListHead,
+    /// `s->node[0]`; nodes 1.. of a NUMA machine follow the per-CPU array (`nodes`).
     node: KmemCacheNode<L>,
-    /// `struct node_barn` of the one node (`barn->lock` and its lists).
+    /// `struct node_barn` of node 0 (`barn->lock` and its lists); other nodes' barns sit
+    /// beside their `kmem_cache_node`.
     barn: crate::locking::Lock<L, BarnLists>,
     stats: [AtomicU64; NR_STATS],
     alive: AtomicBool,

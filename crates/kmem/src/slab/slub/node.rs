@@ -2,11 +2,8 @@
 //! `node_match`, `get_partial_node`, `___slab_alloc`'s `try_thisnode`, and 6.18's
 //! `alloc_from_pcs` node checks): `kmem_cache_alloc_node` and `kmalloc_node`.
 //!
-//! Linux keeps one `kmem_cache_node` per node (`s->node[nid]`), each with its own partial
-//! list. kmem keeps one (`struct kmem_cache` is full: a per-node array would change slabinfo
-//! and the golden files), so a request for a node searches that one partial list for a slab
-//! of the node, at most `NODE_PARTIAL_SCAN` (slab.rs) entries (the list is short: `min_partial` to a
-//! few dozen slabs, and frees append to its tail).
+//! Each node has its own `kmem_cache_node` (`s->node[nid]`, see `nodes`), so a request for
+//! a node takes from that node's partial list (`get_partial_node(s, get_node(s, node))`).
 //!
 //! A request for a node (on a NUMA machine; with one node, node 0 is `NUMA_NO_NODE`):
 //! - the CPU's main sheaf only when the node is the CPU's node and the object on top of the
@@ -14,19 +11,22 @@
 //!   requested and it's not the local node", then `folio_nid(virt_to_folio(object)) != node`);
 //!   a cache without sheaves uses its CPU freelist only when the CPU slab is on the node
 //!   (`node_match`);
-//! - else one object taken from a partial slab of the node under `list_lock` (the CPU slab
-//!   stays as it is; the debug caches do the same in `slab_alloc_debug`);
+//! - else one object taken from a partial slab of the node's list under its `list_lock` (the
+//!   CPU slab stays as it is; the debug caches do the same in `slab_alloc_debug`);
 //! - else a new slab: first `GFP_NOWAIT | __GFP_THISNODE` on the node, then, unless the caller
-//!   asked for `__GFP_THISNODE` (which fails rather than use another node), the caller's
-//!   flags from the node's zonelist, which may give another node's memory (`try_thisnode`).
+//!   asked for `__GFP_THISNODE` (which fails rather than use another node), a partial slab of
+//!   another node (`get_any_partial`), then the caller's flags from the node's zonelist,
+//!   which may give another node's memory (`try_thisnode`; `refill_step` in slab.rs). A new
+//!   slab goes onto its own node's list.
 //!
-//! Frees need nothing new: an object goes back to its own slab; 6.18's `slab_free` pushes
-//! it onto the CPU's sheaf only when `slab_nid(slab) == numa_mem_id()` (free.rs).
+//! Frees go back to their own slab and, when it changes lists, to its node's list; 6.18's
+//! `slab_free` pushes an object onto the CPU's sheaf only when `slab_nid(slab) ==
+//! numa_mem_id()` (free.rs).
 
 use core::panic::Location;
 use core::ptr::NonNull;
 
-use crate::addr::VirtAddr;
+use crate::addr::{Order, VirtAddr};
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
 use crate::page_alloc::NUMA_NO_NODE;
@@ -35,26 +35,26 @@ use crate::slab::common::CacheHandle;
 use crate::slab::SlabLayer;
 
 use super::alloc::{alloc_inner, slab_out_of_memory, zero_object};
-use super::slab::{add_partial, first_partial, remove_partial};
+use super::slab::{add_partial, first_partial, remove_partial, Refill};
 use super::{resolve, Cache, Counters, Slab, SlabSheaf, Stat};
 
 impl<P: Platform> SlabLayer<P> {
     /// One object of `node` for a cache without debugging: from a partial slab of the node
     /// under `list_lock`, else from a new slab put on the partial list.
     fn alloc_single_node(&self, s: &Cache<P>, gfp: GfpFlags, node: i32) -> Option<*mut u8> {
+        let mut target = node as usize;
+        let mut step = 0;
         let mut new_slab: Option<Slab> = None;
         loop {
-            // Lock order: &n->list_lock (rank 4), no CPU section; docs/LOCKING.md.
-            let mut n = s.node.list_lock.lock();
-            // A new slab goes to the head of the list and serves this request even if it
+            // A new slab goes onto its own node's list and serves this request even if it
             // came from another node (the fallback without `__GFP_THISNODE`).
-            let first = match new_slab.take() {
-                Some(slab) => {
-                    add_partial(&mut n, slab, false);
-                    first_partial(&n, NUMA_NO_NODE)
-                }
-                None => first_partial(&n, node),
-            };
+            let kn = self.get_node(s, new_slab.map_or(target, |sl| sl.0.nid()));
+            // Lock order: &n->list_lock (rank 4), no CPU section; docs/LOCKING.md.
+            let mut n = kn.list_lock.lock();
+            if let Some(slab) = new_slab.take() {
+                add_partial(&mut n, slab, false);
+            }
+            let first = first_partial(&n);
             if let Some(l) = first {
                 // SAFETY: partial-list entries are `slab->slab_list` links of memmap pages.
                 let slab = Slab(unsafe { PagePtr::from_lru(l) });
@@ -79,7 +79,7 @@ impl<P: Platform> SlabLayer<P> {
                     // Full now (or found full): on no list, as a full non-debug slab is.
                     remove_partial(&mut n, slab);
                 }
-                Self::update_nr_partial_hint(s, &n);
+                kn.hint(&n);
                 if obj.is_null() {
                     continue;
                 }
@@ -87,10 +87,15 @@ impl<P: Platform> SlabLayer<P> {
                 return Some(obj);
             }
             drop(n);
-            let (slab, fl) = self.new_slab_for(s, gfp, true, node)?;
-            let base = self.slab_base(slab);
-            slab.set_counters(Counters::new(fl, base, 0, false));
-            new_slab = Some(slab);
+            let local = self.numa_node_id();
+            match self.refill_step(s, gfp, true, node, local, &mut step)? {
+                Refill::Partial(nid) => target = nid,
+                Refill::Slab(slab, fl) => {
+                    let base = self.slab_base(slab);
+                    slab.set_counters(Counters::new(fl, base, 0, false));
+                    new_slab = Some(slab);
+                }
+            }
         }
     }
 }
@@ -148,12 +153,16 @@ pub(crate) fn slab_alloc_node<P: Platform>(
         return alloc_inner(m, s, gfp, caller, orig);
     }
     m.slub_drain_deferred();
-    let obj = if s.debug() {
-        m.slab_alloc_debug(s, gfp, caller, orig, true, node)
-    } else if node >= 0 {
-        alloc_node_fast(m, s, node as usize).or_else(|| m.alloc_single_node(s, gfp, node))
-    } else {
+    let obj = if node < 0 || !m.node_online(node as usize) {
+        // A node that is not online has no lists and no memory: the page allocator prints
+        // its warning (`warn_if_node_offline`), then `slab_out_of_memory` below.
+        let page = m.alloc_pages_node(node, gfp | GfpFlags::__GFP_THISNODE, Order::new(0));
+        debug_assert!(page.is_none());
         None
+    } else if s.debug() {
+        m.slab_alloc_debug(s, gfp, caller, orig, true, node)
+    } else {
+        alloc_node_fast(m, s, node as usize).or_else(|| m.alloc_single_node(s, gfp, node))
     };
     match obj {
         Some(o) => {

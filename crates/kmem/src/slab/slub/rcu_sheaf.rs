@@ -57,7 +57,7 @@ impl<P: Platform> SlabLayer<P> {
         let mut fresh: *mut SlabSheaf = ptr::null_mut();
         let done = loop {
             // Lock order: &barn->lock (rank 4), then rcu_cblist_lock (leaf) in call_rcu.
-            let mut b = s.barn.lock();
+            let mut b = self.get_barn(s).lock();
             let mut sh = b.rcu_free();
             if sh.is_null() {
                 sh = if fresh.is_null() {
@@ -142,13 +142,16 @@ impl<P: Platform> SlabLayer<P> {
         if !s.has_sheaves() {
             return;
         }
-        // Lock order: &barn->lock (rank 4), then rcu_cblist_lock (leaf).
-        let mut b = s.barn.lock();
-        // SAFETY: taking the sheaf out (null in its place); it is ours now.
-        let sh = unsafe { b.set_rcu_free(ptr::null_mut()) };
-        if !sh.is_null() {
-            // SAFETY: a sheaf of `s` we own, on no list.
-            unsafe { self.queue_rcu_sheaf(sh, rcu_free_sheaf_nobarn::<P>) };
+        for nid in 0..self.nr_online_nodes() {
+            // Lock order: &barn->lock (rank 4), then rcu_cblist_lock (leaf); one node's
+            // barn at a time.
+            let mut b = self.node_barn(s, nid).lock();
+            // SAFETY: taking the sheaf out (null in its place); it is ours now.
+            let sh = unsafe { b.set_rcu_free(ptr::null_mut()) };
+            if !sh.is_null() {
+                // SAFETY: a sheaf of `s` we own, on no list.
+                unsafe { self.queue_rcu_sheaf(sh, rcu_free_sheaf_nobarn::<P>) };
+            }
         }
     }
 
@@ -176,7 +179,7 @@ impl<P: Platform> SlabLayer<P> {
         let twice = objs.windows(2).any(|w| w[0] == w[1]);
         if to_barn && full && !twice {
             // Lock order: &barn->lock (rank 4, leaf).
-            let mut b = s.barn.lock();
+            let mut b = self.get_barn(s).lock();
             if b.nr_full() < MAX_FULL_SHEAVES {
                 // SAFETY: a full sheaf of `s` we own, on no list; the barn takes it.
                 unsafe { b.put_full(NonNull::new_unchecked(sh)) };

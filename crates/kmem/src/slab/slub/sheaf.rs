@@ -383,7 +383,7 @@ impl<P: Platform> SlabLayer<P> {
             }
             // Lock order: &barn->lock (rank 4, leaf) in the CPU section; docs/LOCKING.md.
             let full = {
-                let mut b = s.barn.lock();
+                let mut b = self.get_barn(s).lock();
                 // SAFETY: `main` is ours (this CPU's) and empty; on success the barn owns it.
                 unsafe { b.replace_empty(NonNull::new_unchecked(main)) }
             };
@@ -473,7 +473,7 @@ impl<P: Platform> SlabLayer<P> {
             let spare = c.spare;
             if spare.is_null() {
                 // Lock order: &barn->lock (rank 4, leaf) in the CPU section; docs/LOCKING.md.
-                let empty = fresh.take().or_else(|| s.barn.lock().get_empty());
+                let empty = fresh.take().or_else(|| self.get_barn(s).lock().get_empty());
                 if let Some(e) = empty {
                     c.spare = main;
                     c.main = e.as_ptr();
@@ -488,7 +488,7 @@ impl<P: Platform> SlabLayer<P> {
             } else {
                 let r = {
                     // Lock order: &barn->lock (rank 4, leaf) in the CPU section.
-                    let mut b = s.barn.lock();
+                    let mut b = self.get_barn(s).lock();
                     match fresh.take() {
                         // SAFETY: `main` is this CPU's full sheaf; the barn takes it.
                         Some(f) => unsafe {
@@ -533,7 +533,7 @@ impl<P: Platform> SlabLayer<P> {
     pub(super) fn put_or_free_empty(&self, s: &Cache<P>, sh: *mut SlabSheaf) {
         {
             // Lock order: &barn->lock (rank 4, leaf), no other lock held; docs/LOCKING.md.
-            let mut b = s.barn.lock();
+            let mut b = self.get_barn(s).lock();
             if b.nr_empty() < MAX_EMPTY_SHEAVES {
                 // SAFETY: an empty sheaf we own; the barn takes it.
                 unsafe { b.put_empty(NonNull::new_unchecked(sh)) };
@@ -557,10 +557,17 @@ impl<P: Platform> SlabLayer<P> {
         }
     }
 
-    /// `barn_shrink`: flushes the barn's full sheaves and frees all of its sheaves.
+    /// `barn_shrink` of every node's barn: flushes the full sheaves and frees all sheaves.
     fn barn_shrink(&self, s: &Cache<P>, c: &mut KmemCacheCpu, bin: &mut Bin) {
+        for nid in 0..self.nr_online_nodes() {
+            self.barn_shrink_node(s, nid, c, bin);
+        }
+    }
+
+    /// `barn_shrink` of node `nid`'s barn.
+    fn barn_shrink_node(&self, s: &Cache<P>, nid: usize, c: &mut KmemCacheCpu, bin: &mut Bin) {
         // Lock order: &barn->lock (rank 4, leaf), released before the flushes.
-        let (mut full, mut empty) = s.barn.lock().take_all();
+        let (mut full, mut empty) = self.node_barn(s, nid).lock().take_all();
         while !full.is_null() {
             // SAFETY: taken off the barn: ours.
             let next = unsafe { (*full).next };
@@ -686,7 +693,9 @@ impl<P: Platform> SlabLayer<P> {
             // SAFETY: the bin owns its (now empty) sheaves; the barn takes them.
             unsafe {
                 let next = (*sh).next;
-                s.barn.lock().put_empty(NonNull::new_unchecked(sh));
+                self.get_barn(s)
+                    .lock()
+                    .put_empty(NonNull::new_unchecked(sh));
                 sh = next;
             }
         }
@@ -718,7 +727,7 @@ impl<P: Platform> SlabLayer<P> {
                 NonNull::new(sp)
             } else {
                 s.stat(Stat::SheafPrefillSlow);
-                let sh = s.barn.lock().get_full_or_empty();
+                let sh = self.get_barn(s).lock().get_full_or_empty();
                 // SAFETY: a sheaf just taken off the barn is ours.
                 if sh.is_some_and(|x| unsafe { (*x.as_ptr()).size } > 0) {
                     s.stat(Stat::BarnGet);
@@ -819,14 +828,14 @@ impl<P: Platform> SlabLayer<P> {
         }
         s.stat(Stat::SheafReturnSlow);
         // Lock order: &barn->lock (rank 4, leaf); docs/LOCKING.md.
-        let crowded = s.barn.lock().nr_full() >= MAX_FULL_SHEAVES;
+        let crowded = self.get_barn(s).lock().nr_full() >= MAX_FULL_SHEAVES;
         if crowded || !self.fill_detached(s, p, gfp) {
             self.flush_detached(s, p);
             self.free_empty_sheaf(s, p);
             return;
         }
         // SAFETY: a full sheaf we own; the barn takes it.
-        unsafe { s.barn.lock().put_full(sh) };
+        unsafe { self.get_barn(s).lock().put_full(sh) };
         s.stat(Stat::BarnPut);
     }
 }
@@ -961,15 +970,17 @@ pub(crate) unsafe fn sheaf_census<P: Platform>(
             }
         }
     }
-    // Lock order: &barn->lock (rank 4, leaf).
-    s.barn.lock().walk(|sh, full| {
-        // SAFETY: barn sheaves, owned by the barn while we hold its lock.
-        r.barn_objects += unsafe { (*sh).size } as usize;
-        if full {
-            r.barn_full += 1;
-        } else {
-            r.barn_empty += 1;
-        }
-    });
+    for nid in 0..m.nr_online_nodes() {
+        // Lock order: &barn->lock (rank 4, leaf), one node's at a time.
+        m.node_barn(s, nid).lock().walk(|sh, full| {
+            // SAFETY: barn sheaves, owned by the barn while we hold its lock.
+            r.barn_objects += unsafe { (*sh).size } as usize;
+            if full {
+                r.barn_full += 1;
+            } else {
+                r.barn_empty += 1;
+            }
+        });
+    }
     Some(r)
 }

@@ -18,12 +18,21 @@ use crate::slab::common::{order_objects, SlabFlags, MAX_OBJS_PER_PAGE};
 use crate::slab::SlabLayer;
 
 use super::debug::TrackItem;
+use super::nodes::{count_partial, Count};
 use super::{
-    Cache, Counters, NodeLists, Slab, Stat, GFP_RECLAIM_MASK, ON_FULL, ON_PARTIAL, POISON_INUSE,
-    SLUB_RED_INACTIVE,
+    Cache, Counters, KmemCacheNode, NodeLists, Slab, Stat, GFP_RECLAIM_MASK, ON_FULL, ON_PARTIAL,
+    POISON_INUSE, SLUB_RED_INACTIVE,
 };
 
 // ------------------------------------------------------------------ slab creation
+
+/// What [`SlabLayer::refill_step`] found.
+pub(super) enum Refill {
+    /// Take from this node's partial list.
+    Partial(usize),
+    /// A new slab and its freelist.
+    Slab(Slab, *mut u8),
+}
 
 impl<P: Platform> SlabLayer<P> {
     /// `setup_object`: debug initialisation and the constructor.
@@ -63,22 +72,54 @@ impl<P: Platform> SlabLayer<P> {
         }
     }
 
-    /// A new slab for a request on `node` (`NUMA_NO_NODE`: the plain `new_slab`): first only
-    /// on the node without waiting, then with the caller's flags unless they hold
-    /// `__GFP_THISNODE` (`___slab_alloc`'s `try_thisnode`).
-    pub(super) fn new_slab_for(
+    /// `___slab_alloc` once the partial list of the node asked for (`NUMA_NO_NODE`: the
+    /// local node `local`) had nothing: step `*step` (starting at 0, advanced here) of
+    /// - `NUMA_NO_NODE`: another node's partial slabs (`get_any_partial`), then a new slab;
+    /// - a node with `__GFP_THISNODE`: a new slab on the node only;
+    /// - a node without it (`try_thisnode`): a new slab on the node with `GFP_NOWAIT |
+    ///   __GFP_THISNODE`, then another node's partial slabs, then a new slab with the
+    ///   caller's flags through the node's zonelist.
+    ///
+    /// Returns the node whose partial list to take next, or a new slab (counters: all in
+    /// use, frozen) and its freelist; `None` when every step failed.
+    pub(super) fn refill_step(
         &self,
         s: &Cache<P>,
         gfp: GfpFlags,
         allow_spin: bool,
         node: i32,
-    ) -> Option<(Slab, *mut u8)> {
-        if node == NUMA_NO_NODE || gfp.contains(GfpFlags::__GFP_THISNODE) {
-            return self.new_slab_node(s, gfp, allow_spin, node);
+        local: usize,
+        step: &mut u32,
+    ) -> Option<Refill> {
+        #[derive(Clone, Copy)]
+        enum Step {
+            AnyPartial,
+            NewSlab(GfpFlags),
         }
-        let first = GfpFlags::GFP_NOWAIT | GfpFlags::__GFP_THISNODE;
-        self.new_slab_node(s, first, allow_spin, node)
-            .or_else(|| self.new_slab_node(s, gfp, allow_spin, node))
+        let nowait = GfpFlags::GFP_NOWAIT | GfpFlags::__GFP_THISNODE;
+        let plan: &[Step] = if node == NUMA_NO_NODE {
+            &[Step::AnyPartial, Step::NewSlab(gfp)]
+        } else if gfp.contains(GfpFlags::__GFP_THISNODE) {
+            &[Step::NewSlab(gfp)]
+        } else {
+            &[Step::NewSlab(nowait), Step::AnyPartial, Step::NewSlab(gfp)]
+        };
+        while let Some(&st) = plan.get(*step as usize) {
+            *step += 1;
+            match st {
+                Step::AnyPartial => {
+                    if let Some(nid) = self.get_any_partial(s, local, Some) {
+                        return Some(Refill::Partial(nid));
+                    }
+                }
+                Step::NewSlab(g) => {
+                    if let Some((slab, fl)) = self.new_slab_node(s, g, allow_spin, node) {
+                        return Some(Refill::Slab(slab, fl));
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// `allocate_slab` + `shuffle_freelist`: a new slab with all objects chained. Returns the
@@ -139,9 +180,10 @@ impl<P: Platform> SlabLayer<P> {
             NodeStat::SlabUnreclaimable
         };
         self.mod_node_stat(stat, pages);
-        s.node.nr_slabs.fetch_add(1, Ordering::Relaxed);
-        s.node
-            .total_objects
+        // inc_slabs_node(s, slab_nid(slab), objects).
+        let kn = self.get_node(s, page.nid());
+        kn.nr_slabs.fetch_add(1, Ordering::Relaxed);
+        kn.total_objects
             .fetch_add(objects as usize, Ordering::Relaxed);
         // Counted before the freelist is written: a locked add after it would wait for the
         // stores into every object of the (usually cold) slab to drain.
@@ -223,9 +265,10 @@ impl<P: Platform> SlabLayer<P> {
         if self.kmemcheck.built() {
             self.kmemcheck_untrack_pages(self.slab_base(slab), PAGE_SIZE << order);
         }
-        s.node.nr_slabs.fetch_sub(1, Ordering::Relaxed);
-        s.node
-            .total_objects
+        // dec_slabs_node(s, slab_nid(slab), objects).
+        let kn = self.get_node(s, slab.0.nid());
+        kn.nr_slabs.fetch_sub(1, Ordering::Relaxed);
+        kn.total_objects
             .fetch_sub(objects as usize, Ordering::Relaxed);
         let stat = if s.flags.contains(SlabFlags::RECLAIM_ACCOUNT) {
             NodeStat::SlabReclaimable
@@ -281,23 +324,10 @@ unsafe fn rcu_free_slab<P: Platform>(head: NonNull<RcuHead>) {
 
 // ------------------------------------------------------------------ node lists
 
-/// How many partial slabs a request for a node looks at before it takes a new slab.
-pub(super) const NODE_PARTIAL_SCAN: usize = 64;
-
-/// The first partial slab of `node` (`NUMA_NO_NODE`: the first partial slab), among the
-/// first [`NODE_PARTIAL_SCAN`] of the list.
-pub(super) fn first_partial(n: &NodeLists, node: i32) -> Option<*mut ListHead> {
-    let head: *const ListHead = &n.partial;
-    if node == NUMA_NO_NODE {
-        // SAFETY: this node's partial list, under its lock (the caller holds `n`).
-        return unsafe { list::list_first(&*head) };
-    }
-    // SAFETY: `head` is this node's partial list, stable while the caller holds `n`'s lock;
-    // the walk only reads its links.
-    unsafe { list::list_for_each(head.cast_mut()) }
-        .take(NODE_PARTIAL_SCAN)
-        // SAFETY: partial-list entries are `slab->slab_list` links of memmap pages.
-        .find(|l| unsafe { PagePtr::from_lru(*l) }.nid() == node as usize)
+/// The first slab of a node's partial list (`get_partial_node`'s first candidate).
+pub(super) fn first_partial(n: &NodeLists) -> Option<*mut ListHead> {
+    // SAFETY: this node's partial list, under its lock (the caller holds `n`).
+    unsafe { list::list_first(&n.partial) }
 }
 
 pub(super) fn add_partial(n: &mut NodeLists, slab: Slab, tail: bool) {
@@ -362,37 +392,31 @@ impl Discard {
     }
 }
 
-impl<P: Platform> SlabLayer<P> {
-    pub(super) fn update_nr_partial_hint(s: &Cache<P>, n: &NodeLists) {
-        s.node
-            .nr_partial_hint
-            .store(n.nr_partial, Ordering::Relaxed);
-    }
-}
-
-/// `count_partial(n, count_free)`.
+/// `count_partial(n, count_free)` summed over the nodes.
 pub(super) fn count_partial_free<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> usize {
-    // Lock order: &n->list_lock (rank 4), maybe under slab_mutex; docs/LOCKING.md.
-    let mut n = s.node.list_lock.lock();
-    let head: *mut ListHead = &mut n.partial;
-    let mut free = 0;
-    // SAFETY: this node's partial list under its lock.
-    for l in unsafe { list::list_for_each(head) } {
-        // SAFETY: partial-list entries are slab_list links.
-        let slab = Slab(unsafe { PagePtr::from_lru(l) });
-        free += (slab.objects() - slab.counters().inuse().min(slab.objects())) as usize;
-    }
-    let _ = m;
-    free
+    m.for_each_kmem_cache_node(s)
+        .map(|(_, n)| count_partial(n, Count::Free))
+        .sum()
 }
 
-/// Takes every empty slab off the node's partial list and gives it back to the page
-/// allocator, a bounded batch per list-lock hold (`free_partial`/`__kmem_cache_do_shrink`).
+/// Takes every empty slab off every node's partial list and gives it back to the page
+/// allocator, a bounded batch per list-lock hold (`free_partial`/`__kmem_cache_do_shrink`
+/// for each node).
 pub(super) fn discard_empty_partials<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) {
+    for (_, kn) in m.for_each_kmem_cache_node(s) {
+        discard_node_empty_partials(m, s, kn);
+    }
+}
+
+fn discard_node_empty_partials<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    kn: &KmemCacheNode<P::RawLock>,
+) {
     let mut discard = Discard::new();
     loop {
         // Lock order: &n->list_lock (rank 4), slabs freed after it is dropped; docs/LOCKING.md.
-        let mut n = s.node.list_lock.lock();
+        let mut n = kn.list_lock.lock();
         discard.n = 0;
         let head: *mut ListHead = &mut n.partial;
         // SAFETY: this node's partial list under its lock; removal during the safe walk.
@@ -403,7 +427,7 @@ pub(super) fn discard_empty_partials<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>
                 remove_partial(&mut n, slab);
             }
         }
-        SlabLayer::<P>::update_nr_partial_hint(s, &n);
+        kn.hint(&n);
         drop(n);
         let more = discard.n == discard.slabs.len();
         for p in &discard.slabs[..discard.n] {
