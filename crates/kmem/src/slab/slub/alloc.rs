@@ -286,13 +286,17 @@ pub(super) fn alloc_inner<P: Platform>(
     caller: &'static Location<'static>,
     orig: usize,
 ) -> Option<NonNull<u8>> {
-    if !s.debug() {
+    {
         // Lock order: cpu_section (rank 3), lock-free fast path; docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
         let sh = c.main;
+        // A CPU's main sheaf exists only in a cache with sheaves, and a cache with debug
+        // flags has none (`calculate_sheaf_capacity`; the flags never change): the sheaf
+        // pop needs no debug test. The CPU freelist keeps it (debug caches never fill it).
         let obj = if !sh.is_null() {
+            debug_assert!(!s.debug());
             // SAFETY: `main` is a live sheaf of this cache owned by this CPU (sheaf.rs).
             let n = unsafe { (*sh).size };
             if n == 0 {
@@ -307,7 +311,7 @@ pub(super) fn alloc_inner<P: Platform>(
                     *SlabSheaf::objects(sh).add(n as usize - 1)
                 }
             }
-        } else {
+        } else if !s.debug() {
             let obj = c.freelist;
             if !obj.is_null() {
                 // SAFETY: `obj` is a CPU-owned free object.
@@ -315,6 +319,8 @@ pub(super) fn alloc_inner<P: Platform>(
                 c.alloc_fast = c.alloc_fast.wrapping_add(1);
             }
             obj
+        } else {
+            ptr::null_mut()
         };
         drop(g);
         if !obj.is_null() {

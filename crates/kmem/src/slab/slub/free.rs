@@ -206,18 +206,20 @@ pub(super) fn free_inner<P: Platform>(
     caller: &'static Location<'static>,
 ) {
     let slab = Slab(page);
-    if !s.debug() && m.is_object_start(s, slab, p) {
+    if m.is_object_start(s, slab, p) {
         // Lock order: cpu_section (rank 3), lock-free fast path; docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
         let c = unsafe { s.cpu(g.cpu()) };
         if !c.main.is_null() {
+            // A main sheaf means a cache without debug flags (`calculate_sheaf_capacity`).
+            debug_assert!(!s.debug());
             // 6.18 `slab_free`: only an object of the CPU's node goes onto its sheaf (one
             // predictable branch on a machine with one node).
             if (m.pa.numa.0.is_null() || slab_is_local(m, page, g.cpu())) && push_main(c, p) {
                 return;
             }
-        } else if c.slab == slab.raw() && p != c.freelist {
+        } else if !s.debug() && c.slab == slab.raw() && p != c.freelist {
             // SAFETY: the object was allocated and is now given back to its CPU slab.
             unsafe { s.set_fp(p, c.freelist) };
             c.freelist = p;
@@ -466,7 +468,9 @@ pub(crate) unsafe fn kfree_sized<P: Platform>(
     // SAFETY: kmalloc table entries are caches created at boot, never destroyed; the caller
     // guarantees the object came from this one (so it exists and `cp` is not null).
     let s = unsafe { &*cp.cast::<Cache<P>>() };
-    if !s.debug() {
+    {
+        // A main sheaf means a cache without debug flags (`calculate_sheaf_capacity`), so
+        // the push needs no debug test.
         // `free_to_pcs` without the slab's `struct page`: the caller guarantees that `p` is an
         // allocated object of `s` (what `is_object_start` and the page lookup establish for
         // an unsized kfree), so the push needs neither. A full sheaf, a CPU without one, or
