@@ -57,6 +57,7 @@ use kmem::slab::common::{
     kmalloc_index, kmalloc_size_roundup, SlabAllocatorKind, KMALLOC_MAX_CACHE_SIZE,
     KMALLOC_MAX_SIZE,
 };
+use kmem::slab::SlabLayer;
 use kmem::{BootParams, GfpFlags, Machine, VirtAddr, PAGE_SIZE};
 
 use crate::once::{Boot, BootOnce, BumpArena};
@@ -77,11 +78,11 @@ const ARENA_LEN: usize = 64 << 10;
 pub struct KmemAlloc {
     /// The machine, never dropped: blocks it handed out may outlive the allocator.
     machine: BootOnce<ManuallyDrop<Machine<HostedPlatform>>>,
-    /// The booted machine once the boot succeeded without serving anything from the arena,
-    /// else null: the fast paths' one load (boot-once state and arena check folded). Set
-    /// once, never cleared; it points into `machine`, which is never dropped or moved while
-    /// borrowed (a `static`).
-    fast: AtomicPtr<Machine<HostedPlatform>>,
+    /// The booted machine's slab layer once the boot succeeded without serving anything
+    /// from the arena, else null: the fast paths' one load (boot-once state and arena check
+    /// folded, and the machine's state pointer already followed). Set once, never cleared; it
+    /// points into the machine's state, which lives as long as the machine, never dropped.
+    fast: AtomicPtr<SlabLayer<HostedPlatform>>,
     ram: u64,
     /// The slab allocator the machine boots with (`slab=`).
     slab: SlabAllocatorKind,
@@ -162,7 +163,8 @@ impl KmemAlloc {
                 // READY its use is final. With an unused arena no block can be the arena's,
                 // so the fast paths may skip that check.
                 if self.arena.used() == 0 {
-                    let p: *const Machine<HostedPlatform> = &**m;
+                    let sl: &SlabLayer<HostedPlatform> = m;
+                    let p: *const SlabLayer<HostedPlatform> = sl;
                     self.fast.store(p.cast_mut(), Ordering::Release);
                 }
                 Some(m)
@@ -171,14 +173,14 @@ impl KmemAlloc {
         }
     }
 
-    /// The machine if it booted and the arena is unused (see `fast`): one load.
+    /// The machine's slab layer if it booted and the arena is unused (see `fast`): one load.
     #[inline(always)]
-    fn fast_machine(&self) -> Option<&Machine<HostedPlatform>> {
+    fn fast_machine(&self) -> Option<&SlabLayer<HostedPlatform>> {
         let p = self.fast.load(Ordering::Acquire);
-        // SAFETY: `fast` is null or points to the machine inside `self.machine`, written
-        // before READY and never written, moved or dropped again (`ManuallyDrop`), so it
-        // lives as long as `self`; the Acquire load pairs with the Release store made after
-        // the boot published it.
+        // SAFETY: `fast` is null or points into the state of the machine inside
+        // `self.machine`, which is never dropped (`ManuallyDrop`; the state lives in the
+        // platform's memory as long as the machine), so it lives as long as `self`; the
+        // Acquire load pairs with the Release store made after the boot published it.
         unsafe { p.as_ref() }
     }
 
@@ -520,7 +522,7 @@ unsafe impl GlobalAlloc for KmemAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if let Some(m) = self.fast_machine() {
             if Self::fast_layout(layout) {
-                if let Some(p) = m.kmalloc(layout.size(), GFP) {
+                if let Some(p) = m.kmalloc_fast(layout.size(), GFP) {
                     return p.as_ptr();
                 }
             }
@@ -533,7 +535,7 @@ unsafe impl GlobalAlloc for KmemAlloc {
         let gfp = GFP.union(GfpFlags::__GFP_ZERO);
         if let Some(m) = self.fast_machine() {
             if Self::fast_layout(layout) {
-                if let Some(p) = m.kmalloc(layout.size(), gfp) {
+                if let Some(p) = m.kmalloc_fast(layout.size(), gfp) {
                     return p.as_ptr();
                 }
             }
@@ -550,7 +552,9 @@ unsafe impl GlobalAlloc for KmemAlloc {
                 // (`kmalloc_request` is `Some(size)` for it), or `realloc` kept a block of the
                 // same size class; the caller frees it once. `__GFP_ZERO` does not change
                 // `kmalloc_type`.
-                return unsafe { m.kfree_sized(p, layout.size(), GFP) };
+                if unsafe { m.kfree_sized_fast(p, layout.size(), GFP) } {
+                    return;
+                }
             }
         }
         // SAFETY: forwarded caller guarantees.
