@@ -436,6 +436,23 @@ pub(crate) fn cpu_get(plat: &MapArc<Inner>) -> usize {
         .unwrap_or_else(|_| shared_get())
 }
 
+/// `Platform::cpu_owned`: the thread's exclusive slot when [`cpu_get`] would return it at
+/// once (the thread tracks `plat`), else `None`. Such a slot is the thread's until it exits
+/// and no other live thread holds it (invariant 1); leaving a section of it changes nothing
+/// but the balance count of debug builds (invariant 2), which a section never entered does
+/// not disturb.
+#[inline(always)]
+pub(crate) fn cpu_owned(plat: &MapArc<Inner>) -> Option<usize> {
+    let id = MapArc::as_id(plat);
+    LOCAL
+        .try_with(|l| {
+            let slot = l.slot.get();
+            (slot < SHARED_CPU && (l.last.get() == id || l.prev.get() == id)).then_some(slot)
+        })
+        .ok()
+        .flatten()
+}
+
 #[cold]
 fn cpu_get_slow(l: &CpuLocal, plat: &MapArc<Inner>) -> usize {
     // Once offline (in or after the exit handler: hooks, later destructors), a thread tracks

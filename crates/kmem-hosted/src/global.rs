@@ -50,12 +50,14 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::mem::ManuallyDrop;
 use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use kmem::arch::Arch;
 use kmem::slab::common::{
     kmalloc_index, kmalloc_size_roundup, SlabAllocatorKind, KMALLOC_MAX_CACHE_SIZE,
     KMALLOC_MAX_SIZE,
 };
+use kmem::slab::SlabLayer;
 use kmem::{BootParams, GfpFlags, Machine, VirtAddr, PAGE_SIZE};
 
 use crate::once::{Boot, BootOnce, BumpArena};
@@ -76,6 +78,11 @@ const ARENA_LEN: usize = 64 << 10;
 pub struct KmemAlloc {
     /// The machine, never dropped: blocks it handed out may outlive the allocator.
     machine: BootOnce<ManuallyDrop<Machine<HostedPlatform>>>,
+    /// The booted machine's slab layer once the boot succeeded without serving anything
+    /// from the arena, else null: the fast paths' one load (boot-once state and arena check
+    /// folded, and the machine's state pointer already followed). Set once, never cleared; it
+    /// points into the machine's state, which lives as long as the machine, never dropped.
+    fast: AtomicPtr<SlabLayer<HostedPlatform>>,
     ram: u64,
     /// The slab allocator the machine boots with (`slab=`).
     slab: SlabAllocatorKind,
@@ -125,6 +132,7 @@ impl KmemAlloc {
     pub const fn with_cmdline(ram: u64, slab: SlabAllocatorKind, cmdline: &'static str) -> Self {
         Self {
             machine: BootOnce::new(),
+            fast: AtomicPtr::new(ptr::null_mut()),
             ram: if ram < (64 << 20) { 64 << 20 } else { ram },
             slab,
             cmdline,
@@ -149,8 +157,76 @@ impl KmemAlloc {
             .machine
             .get_or_boot(|| self.boot().map(ManuallyDrop::new))
         {
-            Boot::Ready(m) => Some(m),
+            Boot::Ready(m) => {
+                // Only the booting thread, re-entering during the boot, can have used the
+                // arena (every other thread waits for the boot or finds it done): after
+                // READY its use is final. With an unused arena no block can be the arena's,
+                // so the fast paths may skip that check.
+                if self.arena.used() == 0 {
+                    let sl: &SlabLayer<HostedPlatform> = m;
+                    let p: *const SlabLayer<HostedPlatform> = sl;
+                    self.fast.store(p.cast_mut(), Ordering::Release);
+                }
+                Some(m)
+            }
             Boot::Reentered | Boot::Failed => None,
+        }
+    }
+
+    /// The machine's slab layer if it booted and the arena is unused (see `fast`): one load.
+    #[inline(always)]
+    fn fast_machine(&self) -> Option<&SlabLayer<HostedPlatform>> {
+        let p = self.fast.load(Ordering::Acquire);
+        // SAFETY: `fast` is null or points into the state of the machine inside
+        // `self.machine`, which is never dropped (`ManuallyDrop`; the state lives in the
+        // platform's memory as long as the machine), so it lives as long as `self`; the
+        // Acquire load pairs with the Release store made after the boot published it.
+        unsafe { p.as_ref() }
+    }
+
+    /// Whether a layout is served by `kmalloc(size)` directly and freed by
+    /// `kfree_sized(size)`: an alignment every kmalloc size class gives (8 bytes) and a size
+    /// of a kmalloc cache (1..=`KMALLOC_MAX_CACHE_SIZE`). `kmalloc_request` gives `Some(size)`
+    /// for these.
+    #[inline(always)]
+    fn fast_layout(layout: Layout) -> bool {
+        layout.align() <= 8 && layout.size().wrapping_sub(1) < KMALLOC_MAX_CACHE_SIZE
+    }
+
+    /// Everything but a fast-path allocation: boot, arena, over-aligned and large layouts,
+    /// exhaustion (growth).
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self, layout: Layout, gfp: GfpFlags) -> *mut u8 {
+        match self.machine() {
+            Some(m) => self.alloc_growing(m, layout, gfp),
+            // The arena is zero-initialised and never reused.
+            None => self.arena_alloc(layout),
+        }
+    }
+
+    /// Everything but a fast-path free (see [`GlobalAlloc::dealloc`] for the routes).
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::dealloc`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_slow(&self, p: *mut u8, layout: Layout) {
+        if self.in_arena(p) {
+            return;
+        }
+        let Some(m) = self.machine() else { return };
+        match self.kmalloc_request(layout.size(), layout.align()) {
+            Some(r) if r <= KMALLOC_MAX_CACHE_SIZE => {
+                // SAFETY: `alloc_with` served this layout with `kmalloc(r, GFP)` (or `realloc`
+                // kept a block of the same size class), and the caller frees it once.
+                unsafe { m.kfree_sized(p, r, GFP) }
+            }
+            _ if in_machine(m, p) => m.kfree(p),
+            _ => {
+                // SAFETY: a block of `layout.size()` bytes from `host_mmap`.
+                unsafe { libc::munmap(p.cast(), layout.size()) };
+            }
         }
     }
 
@@ -241,7 +317,6 @@ impl KmemAlloc {
 
     /// [`Self::alloc_with`], growing the machine by a memory block and retrying while an
     /// allocation from the machine fails and it can grow.
-    #[inline]
     fn alloc_growing(&self, m: &Machine<HostedPlatform>, layout: Layout, gfp: GfpFlags) -> *mut u8 {
         loop {
             let seen = self.grower.generation();
@@ -445,39 +520,45 @@ fn in_machine(m: &Machine<HostedPlatform>, p: *mut u8) -> bool {
 unsafe impl GlobalAlloc for KmemAlloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match self.machine() {
-            Some(m) => self.alloc_growing(m, layout, GFP),
-            None => self.arena_alloc(layout),
+        if let Some(m) = self.fast_machine() {
+            if Self::fast_layout(layout) {
+                if let Some(p) = m.kmalloc_fast(layout.size(), GFP) {
+                    return p.as_ptr();
+                }
+            }
         }
+        self.alloc_slow(layout, GFP)
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        match self.machine() {
-            Some(m) => self.alloc_growing(m, layout, GFP.union(GfpFlags::__GFP_ZERO)),
-            // The arena is zero-initialised and never reused.
-            None => self.arena_alloc(layout),
+        let gfp = GFP.union(GfpFlags::__GFP_ZERO);
+        if let Some(m) = self.fast_machine() {
+            if Self::fast_layout(layout) {
+                if let Some(p) = m.kmalloc_fast(layout.size(), gfp) {
+                    return p.as_ptr();
+                }
+            }
         }
+        self.alloc_slow(layout, gfp)
     }
 
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        if self.in_arena(p) {
-            return;
-        }
-        let Some(m) = self.machine() else { return };
-        match self.kmalloc_request(layout.size(), layout.align()) {
-            Some(r) if r <= KMALLOC_MAX_CACHE_SIZE => {
-                // SAFETY: `alloc_with` served this layout with `kmalloc(r, GFP)` (or `realloc`
-                // kept a block of the same size class), and the caller frees it once.
-                unsafe { m.kfree_sized(p, r, GFP) }
-            }
-            _ if in_machine(m, p) => m.kfree(p),
-            _ => {
-                // SAFETY: a block of `layout.size()` bytes from `host_mmap`.
-                unsafe { libc::munmap(p.cast(), layout.size()) };
+        if let Some(m) = self.fast_machine() {
+            if Self::fast_layout(layout) {
+                // SAFETY: with `fast` set no block is the arena's, so `p` came from the
+                // machine: `alloc` served this layout with `kmalloc(layout.size(), GFP)`
+                // (`kmalloc_request` is `Some(size)` for it), or `realloc` kept a block of the
+                // same size class; the caller frees it once. `__GFP_ZERO` does not change
+                // `kmalloc_type`.
+                if unsafe { m.kfree_sized_fast(p, layout.size(), GFP) } {
+                    return;
+                }
             }
         }
+        // SAFETY: forwarded caller guarantees.
+        unsafe { self.dealloc_slow(p, layout) }
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {

@@ -380,6 +380,11 @@ unsafe impl Platform for HostedPlatform {
         cpu::cpu_put(cpu)
     }
 
+    #[inline(always)]
+    fn cpu_owned(&self) -> Option<usize> {
+        cpu::cpu_owned(&self.inner)
+    }
+
     fn membarrier(&self) -> bool {
         cpu::membarrier()
     }

@@ -184,6 +184,19 @@ pub unsafe trait Platform: Send + Sync + 'static {
     /// Ends the section begun by [`Platform::cpu_get`] (`put_cpu()`).
     fn cpu_put(&self, cpu: usize);
 
+    /// The CPU the caller owns outright, if it owns one: a CPU that [`Platform::cpu_get`]
+    /// would return at once, whose per-CPU data no other thread ever uses while the caller
+    /// runs, and whose section exit ([`Platform::cpu_put`]) does nothing (a hosted thread's
+    /// exclusive slot). Code that takes no lock meanwhile may then use that CPU's per-CPU
+    /// data as inside a section it entered and left with `cpu_get`/`cpu_put`, without the
+    /// two calls: kmem's allocation fast paths do, so that they call nothing. `None` sends them to a
+    /// [`Platform::cpu_get`] section; the default (bare metal: a section disables
+    /// interrupts) is always `None`.
+    #[inline]
+    fn cpu_owned(&self) -> Option<usize> {
+        None
+    }
+
     /// Registers the hook run when a CPU goes offline. kmem registers one per machine at boot.
     fn set_cpu_dead_hook(&self, hook: CpuDeadHook);
 

@@ -530,3 +530,53 @@ fn other_allocators_have_no_sheaves() {
         assert_eq!(m.bug_count(), 0, "{cmd}");
     }
 }
+
+/// `kmalloc_fast` / `kfree_sized_fast` (the `KmemAlloc` fast paths): a pop or push on the
+/// thread's own CPU's main sheaf and nothing else; `None`/`false` having done nothing for
+/// every other case, which the full calls then serve (and report).
+#[test]
+fn kmalloc_fast_serves_only_a_sheaf_pop_or_push() {
+    let gfp = GfpFlags::GFP_KERNEL;
+    let m = boot(Arch::X86_64, 64 << 20, 1);
+    // Out of range: nothing done.
+    assert!(m.kmalloc_fast(0, gfp).is_none());
+    assert!(m.kmalloc_fast(8193, gfp).is_none());
+    // The first allocation fills the sheaf (the full path), then the fast path pops.
+    let p = m.kmalloc(64, gfp).unwrap().as_ptr();
+    let q = m.kmalloc_fast(64, gfp).expect("a sheaf pop").as_ptr();
+    assert_ne!(p, q);
+    assert_eq!(m.ksize(q), 64);
+    // SAFETY: `q` came from kmalloc(64) and is freed once here.
+    assert!(unsafe { m.kfree_sized_fast(q, 64, gfp) });
+    // Freeing it again: the top of the sheaf, a double free left to the full path.
+    // SAFETY: deliberately a double free, which `kfree_sized_fast` must refuse untouched.
+    assert!(!unsafe { m.kfree_sized_fast(q, 64, gfp) });
+    assert_eq!(m.bug_count(), 0);
+    // SAFETY: as above; the full path reports it and frees nothing.
+    unsafe { m.kfree_sized(q, 64, gfp) };
+    let log = m.platform().take_captured();
+    assert!(log.contains("Object already free"), "{log}");
+    // __GFP_ZERO on the fast path.
+    let z = m
+        .kmalloc_fast(64, gfp | GfpFlags::__GFP_ZERO)
+        .unwrap()
+        .as_ptr();
+    // SAFETY: a live 64-byte object.
+    assert!(unsafe { std::slice::from_raw_parts(z, 64) }
+        .iter()
+        .all(|&b| b == 0));
+    m.kfree(z);
+    m.kfree(p);
+    // With slub_debug (no sheaves) and with a debugging hook the fast path does nothing.
+    for cmdline in ["slub_debug=FZPU", "kmemleak=on", "slab=slab"] {
+        let m = boot_with(Arch::X86_64, 64 << 20, 1, cmdline, 42);
+        let p = m.kmalloc(64, gfp).unwrap().as_ptr();
+        m.kfree(p);
+        assert!(m.kmalloc_fast(64, gfp).is_none(), "{cmdline}");
+        let p = m.kmalloc(64, gfp).unwrap().as_ptr();
+        // SAFETY: from kmalloc(64), not freed: the fast path must refuse it untouched.
+        assert!(!unsafe { m.kfree_sized_fast(p, 64, gfp) }, "{cmdline}");
+        m.kfree(p);
+        assert_eq!(m.bug_count(), 0, "{cmdline}");
+    }
+}

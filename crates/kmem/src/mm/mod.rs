@@ -238,6 +238,21 @@ impl<P: Platform> MemoryModel<P> {
         }
         CpuGuard::tracked(&self.plat, self.lockdep(), &CPU_SECTION)
     }
+    /// The CPU the calling thread owns outright ([`Platform::cpu_owned`]): its per-CPU data
+    /// may be used as inside a section, with nothing to enter or leave, by code that takes
+    /// no lock meanwhile. `None` when the platform has no such CPU. With the lock validator
+    /// built in, a section is entered and left first, so that it checks the section's place
+    /// in the lock order as for [`Self::cpu_guard`] (nothing is taken inside it).
+    #[inline(always)]
+    #[track_caller]
+    pub fn cpu_owned(&self) -> Option<usize> {
+        let cpu = self.plat.cpu_owned()?;
+        debug_assert!(cpu < self.plat.possible_cpus());
+        if LOCKDEP {
+            drop(self.cpu_guard());
+        }
+        Some(cpu)
+    }
     /// Enters a CPU section without waiting ([`Platform::cpu_try_get`]): `None` where
     /// [`Self::cpu_guard`] would wait. Used by the `*_nolock` allocation paths.
     #[inline]

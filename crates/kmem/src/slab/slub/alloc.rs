@@ -14,7 +14,7 @@ use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
 use crate::page_alloc::NUMA_NO_NODE;
 use crate::platform::{LogLevel, Platform};
-use crate::slab::common::{CacheHandle, SlabFlags};
+use crate::slab::common::{CacheHandle, SlabFlags, KMALLOC_MAX_CACHE_SIZE};
 use crate::slab::SlabLayer;
 
 use super::debug::TrackItem;
@@ -312,7 +312,8 @@ impl<P: Platform> SlabLayer<P> {
 
 /// `slab_alloc_node`: the lockless fast paths inline, everything else out of line. A cache
 /// with sheaves pops its CPU's main sheaf (`alloc_from_pcs`); one without pops the CPU
-/// freelist.
+/// freelist. On a CPU the thread owns outright ([`SlabLayer::cpu_owned`]) the pop needs no
+/// section and the miss is a tail call, so the inlined path calls nothing.
 #[inline(always)]
 pub(super) fn alloc_inner<P: Platform>(
     m: &SlabLayer<P>,
@@ -321,47 +322,110 @@ pub(super) fn alloc_inner<P: Platform>(
     caller: &'static Location<'static>,
     orig: usize,
 ) -> Option<NonNull<u8>> {
-    if !s.debug() {
-        // Lock order: cpu_section (rank 3), lock-free fast path; docs/LOCKING.md.
-        let g = m.cpu_guard();
-        // SAFETY: we hold this CPU's section and no other reference to its data.
-        let c = unsafe { s.cpu(g.cpu()) };
-        let sh = c.main;
-        let obj = if !sh.is_null() {
-            // SAFETY: `main` is a live sheaf of this cache owned by this CPU (sheaf.rs).
-            let n = unsafe { (*sh).size };
-            if n == 0 {
-                ptr::null_mut()
-            } else {
-                // SAFETY: `sh` is this CPU's main sheaf and we hold the CPU's section, so nothing
-                // else reads or writes its header or slots; n > 0 here, so slot `n - 1` is below
-                // `size` and holds an object, which the pop hands to us.
-                unsafe {
-                    (*sh).size = n - 1;
-                    c.alloc_pcs = c.alloc_pcs.wrapping_add(1);
-                    *SlabSheaf::objects(sh).add(n as usize - 1)
-                }
-            }
-        } else {
-            let obj = c.freelist;
-            if !obj.is_null() {
-                // SAFETY: `obj` is a CPU-owned free object.
-                c.freelist = unsafe { s.get_fp(obj) };
-                c.alloc_fast = c.alloc_fast.wrapping_add(1);
-            }
-            obj
-        };
-        drop(g);
+    if let Some(cpu) = m.cpu_owned() {
+        // SAFETY: the thread owns `cpu` outright (as inside a section of it) and holds no
+        // other reference to its data.
+        let obj = alloc_cpu::<P>(s, unsafe { s.cpu(cpu) });
         if !obj.is_null() {
-            if gfp.contains(GfpFlags::__GFP_ZERO) {
-                // SAFETY: a freshly allocated object of `object_size` bytes.
-                unsafe { ptr::write_bytes(obj, 0, s.object_size as usize) };
-            }
-            // SAFETY: objects are never null.
-            return Some(unsafe { NonNull::new_unchecked(obj) });
+            return Some(alloc_done::<P>(s, gfp, obj));
         }
     }
+    alloc_inner_section(m, s, gfp, caller, orig)
+}
+
+/// `__GFP_ZERO` on an object from a sheaf or the CPU freelist; the object as `NonNull`.
+#[inline(always)]
+fn alloc_done<P: Platform>(s: &Cache<P>, gfp: GfpFlags, obj: *mut u8) -> NonNull<u8> {
+    if gfp.contains(GfpFlags::__GFP_ZERO) {
+        // SAFETY: a freshly allocated object of `object_size` bytes.
+        unsafe { ptr::write_bytes(obj, 0, s.object_size as usize) };
+    }
+    // SAFETY: objects are never null.
+    unsafe { NonNull::new_unchecked(obj) }
+}
+
+/// One object from the CPU's main sheaf, or (a cache without sheaves) its CPU freelist;
+/// null when empty. `c` is the CPU's data, used as inside a section of that CPU.
+///
+/// A CPU's main sheaf exists only in a cache with sheaves, and a cache with debug flags has
+/// none (`calculate_sheaf_capacity`; the flags never change): the sheaf pop needs no debug
+/// test. The CPU freelist keeps it (debug caches never fill it).
+#[inline(always)]
+fn alloc_cpu<P: Platform>(s: &Cache<P>, c: &mut KmemCacheCpu) -> *mut u8 {
+    let sh = c.main;
+    if !sh.is_null() {
+        debug_assert!(!s.debug());
+        // SAFETY: `main` is a live sheaf of this cache owned by this CPU (sheaf.rs).
+        let n = unsafe { (*sh).size };
+        if n == 0 {
+            return ptr::null_mut();
+        }
+        // SAFETY: `sh` is this CPU's main sheaf and the caller uses the CPU's data as inside
+        // its section, so nothing else reads or writes its header or slots; n > 0 here, so
+        // slot `n - 1` is below `size` and holds an object, which the pop hands to us.
+        unsafe {
+            (*sh).size = n - 1;
+            c.alloc_pcs = c.alloc_pcs.wrapping_add(1);
+            *SlabSheaf::objects(sh).add(n as usize - 1)
+        }
+    } else if !s.debug() {
+        let obj = c.freelist;
+        if !obj.is_null() {
+            // SAFETY: `obj` is a CPU-owned free object.
+            c.freelist = unsafe { s.get_fp(obj) };
+            c.alloc_fast = c.alloc_fast.wrapping_add(1);
+        }
+        obj
+    } else {
+        ptr::null_mut()
+    }
+}
+
+/// [`alloc_inner`] inside a CPU section (a thread without a CPU of its own, or a miss).
+#[inline(never)]
+fn alloc_inner_section<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+    orig: usize,
+) -> Option<NonNull<u8>> {
+    // Lock order: cpu_section (rank 3), lock-free fast path; docs/LOCKING.md.
+    let g = m.cpu_guard();
+    // SAFETY: we hold this CPU's section and no other reference to its data.
+    let obj = alloc_cpu::<P>(s, unsafe { s.cpu(g.cpu()) });
+    drop(g);
+    if !obj.is_null() {
+        return Some(alloc_done::<P>(s, gfp, obj));
+    }
     alloc_slow_path(m, s, gfp, caller, orig)
+}
+
+impl<P: Platform> SlabLayer<P> {
+    /// `kmalloc(size, gfp)` when it is one pop from the CPU's kmalloc cache with nothing
+    /// else to do, else `None` having done nothing (then call [`SlabLayer::kmalloc`], which
+    /// serves every case). For allocators wrapping kmem (`KmemAlloc`), whose fast path then
+    /// calls nothing: no debugging hook and SLUB (the `hooked` byte clear), `size` in
+    /// `1..=KMALLOC_MAX_CACHE_SIZE`, a CPU the thread owns ([`SlabLayer::cpu_owned`]), an
+    /// object on its main sheaf (or CPU freelist). A cache with slub_debug flags has
+    /// neither, so its objects keep their checks.
+    #[inline(always)]
+    pub fn kmalloc_fast(&self, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        if self.slab_hooked() || size.wrapping_sub(1) >= KMALLOC_MAX_CACHE_SIZE {
+            return None;
+        }
+        let cp = kmalloc_slot(self, size, gfp);
+        if cp.is_null() {
+            return None;
+        }
+        // SAFETY: kmalloc table entries are caches created at boot, never destroyed.
+        let s = unsafe { &*cp.cast::<Cache<P>>() };
+        let cpu = self.cpu_owned()?;
+        // SAFETY: the thread owns `cpu` outright (as inside a section of it) and holds no
+        // other reference to its data.
+        let obj = alloc_cpu::<P>(s, unsafe { s.cpu(cpu) });
+        (!obj.is_null()).then(|| alloc_done::<P>(s, gfp, obj))
+    }
 }
 
 /// Everything but a sheaf or CPU freelist hit: sheaf exchange and refill, debug caches,

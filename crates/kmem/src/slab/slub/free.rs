@@ -9,7 +9,7 @@ use crate::addr::{VirtAddr, PAGE_SHIFT};
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
 use crate::platform::{LogLevel, Platform};
-use crate::slab::common::{CacheHandle, SlabFlags};
+use crate::slab::common::{CacheHandle, SlabFlags, KMALLOC_MAX_CACHE_SIZE};
 use crate::slab::SlabLayer;
 
 use super::debug::TrackItem;
@@ -199,7 +199,9 @@ impl<P: Platform> SlabLayer<P> {
 /// Frees `p` known to be in slab `page` of cache `s` (`slab_free`): the fast paths inline.
 /// A cache with sheaves pushes onto its CPU's main sheaf (`free_to_pcs`, with the naive
 /// double-free check against the sheaf's top as against the CPU freelist's head); one
-/// without pushes onto the CPU freelist when the object is of the CPU's active slab.
+/// without pushes onto the CPU freelist when the object is of the CPU's active slab. On a
+/// CPU the thread owns outright ([`SlabLayer::cpu_owned`]) the push needs no section and the
+/// miss is a tail call, so the inlined path calls nothing (but the NUMA node test).
 #[inline(always)]
 pub(super) fn free_inner<P: Platform>(
     m: &SlabLayer<P>,
@@ -208,23 +210,62 @@ pub(super) fn free_inner<P: Platform>(
     p: *mut u8,
     caller: &'static Location<'static>,
 ) {
+    if let Some(cpu) = m.cpu_owned() {
+        if m.is_object_start(s, Slab(page), p) {
+            // SAFETY: the thread owns `cpu` outright (as inside a section of it) and holds
+            // no other reference to its data.
+            if free_cpu(m, s, unsafe { s.cpu(cpu) }, cpu, page, p) {
+                return;
+            }
+        }
+    }
+    free_inner_section(m, s, page, p, caller)
+}
+
+/// Pushes `p`, an allocated object at an object start of `page`, a slab of `s`, onto the
+/// main sheaf or CPU freelist of `cpu` (whose data `c` is, used as inside its section);
+/// whether it did.
+#[inline(always)]
+fn free_cpu<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    c: &mut KmemCacheCpu,
+    cpu: usize,
+    page: PagePtr,
+    p: *mut u8,
+) -> bool {
+    if !c.main.is_null() {
+        // A main sheaf means a cache without debug flags (`calculate_sheaf_capacity`).
+        debug_assert!(!s.debug());
+        // 6.18 `slab_free`: only an object of the CPU's node goes onto its sheaf (one
+        // predictable branch on a machine with one node).
+        (m.pa.numa.0.is_null() || slab_is_local(m, page, cpu)) && push_main(c, p)
+    } else if !s.debug() && c.slab == Slab(page).raw() && p != c.freelist {
+        // SAFETY: the object was allocated and is now given back to its CPU slab.
+        unsafe { s.set_fp(p, c.freelist) };
+        c.freelist = p;
+        c.free_fast = c.free_fast.wrapping_add(1);
+        true
+    } else {
+        false
+    }
+}
+
+/// [`free_inner`] inside a CPU section (a thread without a CPU of its own, or a miss).
+#[inline(never)]
+fn free_inner_section<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    page: PagePtr,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
     let slab = Slab(page);
-    if !s.debug() && m.is_object_start(s, slab, p) {
+    if m.is_object_start(s, slab, p) {
         // Lock order: cpu_section (rank 3), lock-free fast path; docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
-        let c = unsafe { s.cpu(g.cpu()) };
-        if !c.main.is_null() {
-            // 6.18 `slab_free`: only an object of the CPU's node goes onto its sheaf (one
-            // predictable branch on a machine with one node).
-            if (m.pa.numa.0.is_null() || slab_is_local(m, page, g.cpu())) && push_main(c, p) {
-                return;
-            }
-        } else if c.slab == slab.raw() && p != c.freelist {
-            // SAFETY: the object was allocated and is now given back to its CPU slab.
-            unsafe { s.set_fp(p, c.freelist) };
-            c.freelist = p;
-            c.free_fast = c.free_fast.wrapping_add(1);
+        if free_cpu(m, s, unsafe { s.cpu(g.cpu()) }, g.cpu(), page, p) {
             return;
         }
     }
@@ -474,11 +515,35 @@ pub(crate) unsafe fn kfree_sized<P: Platform>(
     // SAFETY: kmalloc table entries are caches created at boot, never destroyed; the caller
     // guarantees the object came from this one (so it exists and `cp` is not null).
     let s = unsafe { &*cp.cast::<Cache<P>>() };
-    if !s.debug() {
-        // `free_to_pcs` without the slab's `struct page`: the caller guarantees that `p` is an
-        // allocated object of `s` (what `is_object_start` and the page lookup establish for
-        // an unsized kfree), so the push needs neither. A full sheaf, a CPU without one, or
-        // `p` on top of the sheaf (a double free) take the checked path below.
+    // `free_to_pcs` without the slab's `struct page`: the caller guarantees that `p` is an
+    // allocated object of `s` (what `is_object_start` and the page lookup establish for an
+    // unsized kfree), so the push needs neither; a main sheaf means a cache without debug
+    // flags (`calculate_sheaf_capacity`), so it needs no debug test either. A full sheaf, a
+    // CPU without one, or `p` on top of the sheaf (a double free) take the checked path.
+    if let Some(cpu) = m.cpu_owned() {
+        // SAFETY: the thread owns `cpu` outright (as inside a section of it) and holds no
+        // other reference to its data.
+        let c = unsafe { s.cpu(cpu) };
+        if !c.main.is_null() && push_main(c, p) {
+            return;
+        }
+    }
+    // SAFETY: forwarded caller guarantee.
+    unsafe { kfree_sized_section(m, s, p, caller) }
+}
+
+/// [`kfree_sized`] inside a CPU section (a thread without a CPU of its own, or a miss).
+///
+/// # Safety
+/// As [`kfree_sized`], `s` the cache `p` came from.
+#[inline(never)]
+unsafe fn kfree_sized_section<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    p: *mut u8,
+    caller: &'static Location<'static>,
+) {
+    {
         // Lock order: cpu_section (rank 3), lock-free fast path; docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
@@ -493,6 +558,37 @@ pub(crate) unsafe fn kfree_sized<P: Platform>(
     let page =
         unsafe { m.pfn_to_page_unchecked(crate::addr::Pfn::new((off >> PAGE_SHIFT) as u64)) };
     free_inner(m, s, page.compound_head(), p, caller)
+}
+
+impl<P: Platform> SlabLayer<P> {
+    /// [`SlabLayer::kfree_sized`] when it is one push onto the CPU's main sheaf with
+    /// nothing else to do; whether it did (if not, nothing was done: call `kfree_sized`).
+    /// For allocators wrapping kmem (`KmemAlloc`), whose fast path then calls nothing: no
+    /// debugging hook and SLUB (the `hooked` byte clear), `size` in
+    /// `1..=KMALLOC_MAX_CACHE_SIZE`, a CPU the thread owns ([`SlabLayer::cpu_owned`]), room
+    /// on its main sheaf and `p` not its top object (a double free, which `kfree_sized`
+    /// reports).
+    ///
+    /// # Safety
+    /// As [`SlabLayer::kfree_sized`].
+    #[inline(always)]
+    pub unsafe fn kfree_sized_fast(&self, p: *mut u8, size: usize, gfp: GfpFlags) -> bool {
+        if self.slab_hooked() || size.wrapping_sub(1) >= KMALLOC_MAX_CACHE_SIZE {
+            return false;
+        }
+        let cp = kmalloc_slot(self, size, gfp);
+        // SAFETY: kmalloc table entries are caches created at boot, never destroyed; the
+        // caller guarantees the object came from this one (so it exists and `cp` is not
+        // null).
+        let s = unsafe { &*cp.cast::<Cache<P>>() };
+        let Some(cpu) = self.cpu_owned() else {
+            return false;
+        };
+        // SAFETY: the thread owns `cpu` outright (as inside a section of it) and holds no
+        // other reference to its data.
+        let c = unsafe { s.cpu(cpu) };
+        !c.main.is_null() && push_main(c, p)
+    }
 }
 
 /// `kmem_cache_free_bulk`.
