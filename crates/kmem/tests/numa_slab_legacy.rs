@@ -344,8 +344,9 @@ fn slab_cross_node_frees_from_two_cpus() {
     let (tx_b, rx_b) = std::sync::mpsc::sync_channel::<Vec<(usize, i32)>>(8);
     std::thread::scope(|s| {
         let m = &m;
+        let mut threads = Vec::new();
         for (tx, rx, salt) in [(tx_a, rx_b, 0), (tx_b, rx_a, 1)] {
-            s.spawn(move || {
+            threads.push(s.spawn(move || {
                 for round in 0..60 {
                     let v: Vec<(usize, i32)> = (0..300)
                         .map(|i| {
@@ -373,7 +374,12 @@ fn slab_cross_node_frees_from_two_cpus() {
                         }
                     }
                 }
-            });
+            }));
+        }
+        // A real join waits for the thread's exit, where its CPU dies and its arrays are
+        // drained (the scope's own wait may return before that).
+        for t in threads {
+            t.join().unwrap();
         }
     });
     assert!(!m.kmem_cache_shrink(c));

@@ -135,11 +135,17 @@ fn open_cache<P: Platform>(
     if flags.contains(SlabFlags::RECLAIM_ACCOUNT) {
         allocflags |= GfpFlags::__GFP_RECLAIMABLE;
     }
-    let (cpu_cache, cpu_order) = alloc_cpu_slots(m)?;
-    let mut name_buf = [0u8; CACHE_NAME_LEN];
-    let name_len = set_name(&mut name_buf, name);
     let now = m.platform().jiffies();
     let hz = m.platform().hz();
+    // Staggered by cache (and node), as `cache_reap`'s
+    // `REAPTIMEOUT_NODE + ((unsigned long)cachep) % REAPTIMEOUT_NODE`.
+    let next_reap = |nid: usize| {
+        now + REAPTIMEOUT_NODE_S * hz + (p as u64 + nid as u64) % (REAPTIMEOUT_NODE_S * hz).max(1)
+    };
+    let numa = m.alloc_numa_part::<P::RawLock>(g.num, &next_reap)?;
+    let (cpu_cache, cpu_order) = alloc_cpu_slots(m).inspect_err(|_| free_meta(m, numa.cast()))?;
+    let mut name_buf = [0u8; CACHE_NAME_LEN];
+    let name_len = set_name(&mut name_buf, name);
     let cache = KmemCache {
         cpu_cache,
         cpu_order,
@@ -164,35 +170,11 @@ fn open_cache<P: Platform>(
         name_len,
         name: name_buf,
         list: ListHead::new(),
-        nodes: core::array::from_fn(|nid| {
-            crate::locking::Lock::new(
-                &crate::locking::LIST_LOCK,
-                NodeLists {
-                    slabs_partial: ListHead::new(),
-                    slabs_full: ListHead::new(),
-                    slabs_free: ListHead::new(),
-                    total_slabs: 0,
-                    free_slabs: 0,
-                    free_objects: 0,
-                    free_limit: g.num as usize,
-                    colour_next: 0,
-                    free_touched: false,
-                    // Staggered by cache (and node), as `cache_reap`'s
-                    // `REAPTIMEOUT_NODE + ((unsigned long)cachep) % REAPTIMEOUT_NODE`.
-                    next_reap: now
-                        + REAPTIMEOUT_NODE_S * hz
-                        + (p as u64 + nid as u64) % (REAPTIMEOUT_NODE_S * hz).max(1),
-                    shared: ptr::null_mut(),
-                    grown: 0,
-                    reaped: 0,
-                    nid: nid as u8,
-                    alien: [ptr::null_mut(); MAX_NUMA_NODES],
-                },
-            )
-        }),
-        nodeallocs: AtomicU64::new(0),
-        nodefrees: AtomicU64::new(0),
-        acoverflow: AtomicU64::new(0),
+        node0: crate::locking::Lock::new(
+            &crate::locking::LIST_LOCK,
+            new_node_lists(0, g.num, next_reap(0)),
+        ),
+        numa,
         allochit: AtomicU64::new(0),
         allocmiss: AtomicU64::new(0),
         freehit: AtomicU64::new(0),
@@ -202,7 +184,8 @@ fn open_cache<P: Platform>(
     // SAFETY: `p` is fresh memory of the right size and alignment, owned by us.
     unsafe {
         ptr::write(p, cache);
-        for node in &(*p).nodes {
+        for nid in 0..m.nr_online_nodes().min(MAX_NUMA_NODES) {
+            let node = (*p).node(nid);
             if let Some(ld) = m.lockdep() {
                 // The validator outlives every cache (it lives as long as the platform).
                 node.attach(ld);
@@ -212,10 +195,34 @@ fn open_cache<P: Platform>(
             ListHead::init(&mut n.slabs_partial);
             ListHead::init(&mut n.slabs_full);
             ListHead::init(&mut n.slabs_free);
+            if !numa.is_null() {
+                n.alien = ptr::addr_of_mut!((*numa).alien[nid]);
+            }
         }
         ListHead::init(ptr::addr_of_mut!((*p).list));
     }
     Ok(())
+}
+
+/// A node's empty `kmem_cache_node` (list heads initialised once in place).
+pub(super) fn new_node_lists(nid: usize, num: u32, next_reap: u64) -> NodeLists {
+    NodeLists {
+        slabs_partial: ListHead::new(),
+        slabs_full: ListHead::new(),
+        slabs_free: ListHead::new(),
+        total_slabs: 0,
+        free_slabs: 0,
+        free_objects: 0,
+        free_limit: num as usize,
+        colour_next: 0,
+        free_touched: false,
+        next_reap,
+        shared: ptr::null_mut(),
+        grown: 0,
+        reaped: 0,
+        nid: nid as u8,
+        alien: ptr::null_mut(),
+    }
 }
 
 /// `enable_cpucache`: the default tunables by object size.
@@ -770,16 +777,23 @@ pub(super) fn destroy<P: Platform>(
             slot.pending.swap(ptr::null_mut(), Ordering::AcqRel).cast(),
         );
     }
-    for nid in 0..MAX_NUMA_NODES {
+    for nid in 0..m.nr_online_nodes().min(MAX_NUMA_NODES) {
+        let mut alien = [ptr::null_mut::<ArrayCache>(); MAX_NUMA_NODES];
         // Lock order: &n->list_lock (rank 4), alone; docs/LOCKING.md.
-        let (shared, alien) = {
+        let shared = {
             let mut n = s.node(nid).lock();
-            let alien = core::mem::replace(&mut n.alien, [ptr::null_mut(); MAX_NUMA_NODES]);
-            (core::mem::replace(&mut n.shared, ptr::null_mut()), alien)
+            for (home, a) in alien.iter_mut().enumerate() {
+                *a = n.alien(home);
+                n.set_alien(home, ptr::null_mut());
+            }
+            core::mem::replace(&mut n.shared, ptr::null_mut())
         };
         free_meta(m, shared.cast());
         alien.iter().for_each(|&a| free_meta(m, a.cast()));
     }
+    // The node structures of a dead cache: nobody reaches them any more (stale handles fail
+    // their generation check); `open_cache` makes new ones if the structure is reused.
+    free_meta(m, s.numa.cast());
     if let Some(pg) = m.virt_to_page(crate::addr::VirtAddr::new(s.cpu_cache as usize)) {
         m.__free_pages(pg, Order::new(s.cpu_order));
     }
@@ -838,9 +852,10 @@ pub(super) fn info_of<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> SlabInfo {
 /// SLAB's `STATS` counters in SLUB's statistics record.
 pub(super) fn stats_of<P: Platform>(s: &Cache<P>) -> SlabStats {
     let (mut grown, mut reaped) = (0, 0);
-    for node in &s.nodes {
+    let nr_nodes = if s.numa.is_null() { 1 } else { MAX_NUMA_NODES };
+    for nid in 0..nr_nodes {
         // Lock order: &n->list_lock (rank 4); docs/LOCKING.md.
-        let n = node.lock();
+        let n = s.node(nid).lock();
         grown += n.grown;
         reaped += n.reaped;
     }

@@ -99,7 +99,7 @@
 //! object, and objects of another cache, are always caught.
 //!
 //! # Nodes
-//! One `kmem_cache_node` per node (`nodes`), a CPU's array and a node's shared array hold
+//! One `kmem_cache_node` per node (`node0`, `numa`), a CPU's array and a node's shared array hold
 //! only objects of that node, remote frees go through alien caches, and `kmalloc_node` /
 //! `kmem_cache_alloc_node` take objects of the node asked for: see `node`.
 //!
@@ -141,7 +141,7 @@ mod grow;
 mod node;
 
 pub use node::SlabNodeInfo;
-pub(crate) use node::{kmalloc_node, kmem_cache_alloc_node, SlabNumaParams};
+pub(crate) use node::{kmalloc_node, kmem_cache_alloc_node, NumaPart, SlabNumaParams};
 
 /// `freelist_idx_t`: one byte, since `FREELIST_BYTE_INDEX` holds with 4 KiB pages.
 pub(crate) type FreelistIdx = u8;
@@ -325,10 +325,34 @@ pub(crate) struct NodeLists {
     reaped: u64,
     /// This node's id.
     nid: u8,
-    /// `alien[home]`: objects of node `home` freed on this node's CPUs, waiting to go home
-    /// in a batch (`struct alien_cache`; null for this node itself, with one node, and with
+    /// `n->alien`: this node's row of the cache's alien-cache table (in its [`NumaPart`]),
+    /// null on a one-node machine. `alien[home]` collects objects of node `home` freed on
+    /// this node's CPUs (`struct alien_cache`; null for this node itself and with
     /// `noaliencache`). See node.rs.
-    alien: [*mut ArrayCache; MAX_NUMA_NODES],
+    alien: *mut [*mut ArrayCache; MAX_NUMA_NODES],
+}
+
+impl NodeLists {
+    /// `n->alien[home]`, or null.
+    #[inline]
+    fn alien(&self, home: usize) -> *mut ArrayCache {
+        if self.alien.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a non-null row lives in the cache's `NumaPart`, which outlives every use of
+        // the node's lists; its entries are used only under this node's list lock, which the
+        // caller holds (`NodeLists` is reached only through its lock).
+        unsafe { (*self.alien)[home % MAX_NUMA_NODES] }
+    }
+    /// Sets `n->alien[home]` (nothing on a one-node machine).
+    #[inline]
+    fn set_alien(&mut self, home: usize, a: *mut ArrayCache) {
+        if !self.alien.is_null() {
+            // SAFETY: as in `alien`: a live row, written under this node's list lock (the
+            // `&mut` comes from its guard).
+            unsafe { (*self.alien)[home % MAX_NUMA_NODES] = a }
+        }
+    }
 }
 
 /// `struct kmem_cache` of SLAB (include/linux/slab_def.h). Lives in an object of the
@@ -365,13 +389,12 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     name: [u8; CACHE_NAME_LEN],
     /// Link in `slab_caches`, or in the list of dead cache structures.
     list: ListHead,
-    /// `node[MAX_NUMNODES]`: one `kmem_cache_node` per node (those of online nodes used).
-    nodes: [crate::locking::Lock<L, NodeLists>; MAX_NUMA_NODES],
-    /// `STATS`: allocations served by `____cache_alloc_node`, frees of remote objects
-    /// (`cache_free_alien`), alien caches drained because they were full.
-    nodeallocs: AtomicU64,
-    nodefrees: AtomicU64,
-    acoverflow: AtomicU64,
+    /// `node[0]`: node 0's `kmem_cache_node`.
+    node0: crate::locking::Lock<L, NodeLists>,
+    /// The other nodes' `kmem_cache_node`s, the alien-cache table and the NUMA statistics,
+    /// kmalloc'd at creation on a NUMA machine (Linux's `kmalloc_node(sizeof(struct
+    /// kmem_cache_node))`); null with one node. Freed by destroy.
+    numa: *mut NumaPart<L>,
     /// Objects handed out through per-CPU arrays and refills (`STATS` of Linux).
     allochit: AtomicU64,
     allocmiss: AtomicU64,
@@ -409,11 +432,21 @@ impl<L: lock_api::RawMutex> KmemCache<L> {
     fn objfreelist(&self) -> bool {
         self.cflgs & CFLGS_OBJFREELIST_SLAB != 0
     }
-    /// `get_node(cachep, nid)`: node `nid`'s lists (`nid` is taken modulo
-    /// `MAX_NUMA_NODES`; callers pass online nodes).
+    /// `get_node(cachep, nid)`: node `nid`'s lists (callers pass online nodes; node 0's
+    /// for any other on a one-node machine).
     #[inline]
     fn node(&self, nid: usize) -> &crate::locking::Lock<L, NodeLists> {
-        &self.nodes[nid % MAX_NUMA_NODES]
+        match self.numa_part() {
+            Some(part) if nid != 0 => &part.nodes[(nid - 1) % (MAX_NUMA_NODES - 1)],
+            _ => &self.node0,
+        }
+    }
+    /// The NUMA part, on a NUMA machine.
+    #[inline]
+    fn numa_part(&self) -> Option<&NumaPart<L>> {
+        // SAFETY: non-null only between `open_cache` (which initialised it) and destroy,
+        // which frees it once the cache is dead (no handle resolves to it then).
+        unsafe { self.numa.as_ref() }
     }
     /// The slot of `cpu`.
     ///

@@ -1,7 +1,10 @@
 //! SLAB on a NUMA machine (mm/slab.c of v6.7 with `CONFIG_NUMA`).
 //!
-//! Every cache has one `kmem_cache_node` per node (`KmemCache::nodes`, those of online nodes
-//! used): its three slab lists, `free_objects`, `free_limit`, shared array and `list_lock`.
+//! Every cache has one `kmem_cache_node` per online node: its three slab lists,
+//! `free_objects`, `free_limit`, shared array, alien caches and `list_lock`. Node 0's is in
+//! the `struct kmem_cache` (so a one-node machine's `kmem_cache` objects keep their size);
+//! on a NUMA machine the others, the alien-cache table and the statistics are one kmalloc'd
+//! [`NumaPart`] (Linux kmallocs each node's structure, `cachep->node[nid]`).
 //! A slab is on the lists of the node its pages are on; every object in a CPU's array and in
 //! a node's shared array is of that CPU's (that array's) node.
 //!
@@ -32,20 +35,43 @@
 //! home node's lock, so two `list_lock`s are never held together (docs/LOCKING.md).
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use kds::list::ListHead;
 
 use crate::gfp::GfpFlags;
 use crate::numa::MAX_NUMA_NODES;
 use crate::platform::Platform;
-use crate::slab::common::{CacheHandle, SlabAllocatorKind};
+use crate::slab::common::{CacheHandle, SlabAllocatorKind, SlabError};
 use crate::slab::SlabLayer;
 
-use super::{alloc_arraycache, free_meta, ArrayCache, Cache, CpuSlot};
+use super::{alloc_arraycache, alloc_meta, free_meta, ArrayCache, Cache, CpuSlot};
 
 /// `alloc_alien_cache`: an alien cache holds 12 objects (1 when the cache's `limit` is 1).
 const ALIEN_LIMIT: u32 = 12;
+
+/// The NUMA part of a SLAB cache (`KmemCache::numa`): nodes 1.. (`cachep->node[nid]`), the
+/// alien-cache table (row `local`, column `home`; each row is node `local`'s `n->alien`,
+/// used under its list lock) and the `STATS` of node allocations and remote frees.
+pub(crate) struct NumaPart<L: lock_api::RawMutex> {
+    pub(super) nodes: [crate::locking::Lock<L, super::NodeLists>; MAX_NUMA_NODES - 1],
+    pub(super) alien: [[*mut ArrayCache; MAX_NUMA_NODES]; MAX_NUMA_NODES],
+    /// `STATS`: allocations served by `____cache_alloc_node`, frees of remote objects
+    /// (`cache_free_alien`), alien caches sent home because they were full.
+    pub(super) nodeallocs: AtomicU64,
+    pub(super) nodefrees: AtomicU64,
+    pub(super) acoverflow: AtomicU64,
+}
+
+/// Counts a NUMA statistic of `s` (every cache of a NUMA machine has a `NumaPart`).
+fn count<L: lock_api::RawMutex>(
+    s: &super::KmemCache<L>,
+    f: impl FnOnce(&NumaPart<L>) -> &AtomicU64,
+) {
+    if let Some(part) = s.numa_part() {
+        f(part).fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// SLAB's NUMA boot options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +144,39 @@ impl Batch {
 }
 
 impl<P: Platform> SlabLayer<P> {
+    /// The NUMA part of a new cache (nodes 1.. with `num` free objects allowed and their
+    /// first reap at `next_reap(nid)`; an empty alien table): kmalloc'd (pages while the
+    /// kmalloc caches are not up), null on a one-node machine.
+    pub(super) fn alloc_numa_part<L: lock_api::RawMutex>(
+        &self,
+        num: u32,
+        next_reap: &dyn Fn(usize) -> u64,
+    ) -> Result<*mut NumaPart<L>, SlabError> {
+        if self.nr_online_nodes() == 1 {
+            return Ok(ptr::null_mut());
+        }
+        let p = alloc_meta(self, core::mem::size_of::<NumaPart<L>>())
+            .ok_or(SlabError::NoMemory)?
+            .cast::<NumaPart<L>>();
+        assert!(p.is_aligned(), "kmalloc memory is 8-aligned");
+        let part = NumaPart {
+            nodes: core::array::from_fn(|i| {
+                crate::locking::Lock::new(
+                    &crate::locking::LIST_LOCK,
+                    super::cache::new_node_lists(i + 1, num, next_reap(i + 1)),
+                )
+            }),
+            alien: [[ptr::null_mut(); MAX_NUMA_NODES]; MAX_NUMA_NODES],
+            nodeallocs: AtomicU64::new(0),
+            nodefrees: AtomicU64::new(0),
+            acoverflow: AtomicU64::new(0),
+        };
+        // SAFETY: fresh metadata memory of `NumaPart`'s size, aligned (checked), ours; the
+        // caller initialises the list heads in place before any use.
+        unsafe { ptr::write(p, part) };
+        Ok(p)
+    }
+
     /// `nr_cpus_node(nid)`: the machine's CPUs on node `nid`.
     pub(super) fn nr_cpus_node(&self, nid: usize) -> usize {
         if self.nr_online_nodes() == 1 {
@@ -150,7 +209,7 @@ impl<P: Platform> SlabLayer<P> {
             }
             return ptr::null_mut();
         }
-        s.nodeallocs.fetch_add(1, Ordering::Relaxed);
+        count(s, |p| &p.nodeallocs);
         let o = self.alloc_one(s, self.gfp_exact_node(gfp), nid);
         if !o.is_null() {
             return o;
@@ -208,7 +267,7 @@ impl<P: Platform> SlabLayer<P> {
         let entries = if limit > 1 { ALIEN_LIMIT } else { limit.max(1) };
         for home in (0..nr).filter(|&h| h != nid) {
             // Lock order: &n->list_lock (rank 4), under slab_mutex; docs/LOCKING.md.
-            if !s.node(nid).lock().alien[home].is_null() {
+            if !s.node(nid).lock().alien(home).is_null() {
                 continue;
             }
             let Some(a) = alloc_arraycache(self, entries, 0xbaad_f00d) else {
@@ -216,8 +275,8 @@ impl<P: Platform> SlabLayer<P> {
             };
             // Lock order: &n->list_lock (rank 4), under slab_mutex; docs/LOCKING.md.
             let mut n = s.node(nid).lock();
-            if n.alien[home].is_null() {
-                n.alien[home] = a;
+            if n.alien(home).is_null() && !n.alien.is_null() {
+                n.set_alien(home, a);
             } else {
                 drop(n);
                 free_meta(self, a.cast());
@@ -239,12 +298,12 @@ impl<P: Platform> SlabLayer<P> {
         if local == home {
             return false;
         }
-        s.nodefrees.fetch_add(1, Ordering::Relaxed);
+        count(s, |p| &p.nodefrees);
         let mut batch = Batch::new();
         {
             // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
             let n = s.node(local).lock();
-            let ac = n.alien[home % MAX_NUMA_NODES];
+            let ac = n.alien(home);
             if ac.is_null() {
                 drop(n);
                 self.drain_objects(s, &[objp]);
@@ -254,7 +313,7 @@ impl<P: Platform> SlabLayer<P> {
             // `n`); `avail < limit` after the batch is taken, so entry `avail` is inside it.
             unsafe {
                 if (*ac).avail >= (*ac).limit {
-                    s.acoverflow.fetch_add(1, Ordering::Relaxed);
+                    count(s, |p| &p.acoverflow);
                     batch.take_all(ac);
                 }
                 let a = (*ac).avail;
@@ -315,7 +374,7 @@ impl<P: Platform> SlabLayer<P> {
             let Some(n) = guard else {
                 return;
             };
-            let ac = n.alien[home % MAX_NUMA_NODES];
+            let ac = n.alien(home);
             if ac.is_null() {
                 return;
             }
@@ -371,16 +430,19 @@ impl<P: Platform> SlabLayer<P> {
             total_slabs: n.total_slabs,
             free_slabs: n.free_slabs,
             free_objects: n.free_objects,
-            nodeallocs: s.nodeallocs.load(Ordering::Relaxed),
-            nodefrees: s.nodefrees.load(Ordering::Relaxed),
-            acoverflow: s.acoverflow.load(Ordering::Relaxed),
             ..SlabNodeInfo::default()
         };
+        if let Some(part) = s.numa_part() {
+            info.nodeallocs = part.nodeallocs.load(Ordering::Relaxed);
+            info.nodefrees = part.nodefrees.load(Ordering::Relaxed);
+            info.acoverflow = part.acoverflow.load(Ordering::Relaxed);
+        }
         if !n.shared.is_null() {
             // SAFETY: the node's shared array under its list lock.
             info.shared_avail = unsafe { (*n.shared).avail as usize };
         }
-        for (home, &ac) in n.alien.iter().enumerate() {
+        for home in 0..MAX_NUMA_NODES {
+            let ac = n.alien(home);
             if !ac.is_null() {
                 info.has_alien = true;
                 // SAFETY: the node's alien cache under its list lock.
