@@ -112,6 +112,41 @@ fn slab_kmem_cache_alloc_node_takes_the_nodes_slabs() {
     assert!(n1.total_slabs * per_slab >= 300, "{n1:?}");
     assert_eq!(n0.total_slabs, 0, "node 0 grew for node-1 requests: {n0:?}");
     assert!(n1.nodeallocs >= 300 || m.numa_node_id() == 1);
+    // A few on node 0 too: /proc/slabinfo (SLAB's format) sums the nodes (get_slabinfo).
+    let zs: Vec<_> = (0..20)
+        .map(|_| {
+            m.kmem_cache_alloc_node(c, GfpFlags::GFP_KERNEL, 0)
+                .unwrap()
+                .as_ptr()
+        })
+        .collect();
+    let (n0, n1) = (
+        m.slab_cache_node(c, 0).unwrap(),
+        m.slab_cache_node(c, 1).unwrap(),
+    );
+    assert!(n0.total_slabs > 0);
+    let info = m.slab_info(c).unwrap();
+    assert_eq!(info.num_slabs, n0.total_slabs + n1.total_slabs);
+    assert_eq!(
+        info.num_objs - info.active_objs,
+        n0.free_objects + n1.free_objects
+    );
+    let line = proc(&m, "/proc/slabinfo")
+        .lines()
+        .find(|l| l.starts_with("slab_node "))
+        .unwrap()
+        .to_string();
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f[2], info.num_objs.to_string(), "{line}");
+    assert_eq!(f[7], "tunables", "SLAB's slabinfo format: {line}");
+    assert_eq!(
+        f[14],
+        (n0.total_slabs + n1.total_slabs).to_string(),
+        "{line}"
+    );
+    for p in zs {
+        m.kmem_cache_free(c, p);
+    }
     for &p in &ps {
         m.kmem_cache_free(c, p);
     }
