@@ -124,6 +124,9 @@ impl<P: Platform> Machine<P> {
                             pa: PageAllocator::new(mm, zones, numa),
                             slab,
                             slob: crate::slab::slob::SlobState::new(),
+                            slab_numa: crate::slab::slab::SlabNumaParams::from_cmdline(
+                                params.cmdline,
+                            ),
                             nolock: crate::slab::slub::NolockState::new(),
                             kfence: crate::slab::kfence::KfenceSlot::new(),
                             leak: crate::slab::kmemleak::Kmemleak::from_cmdline(params.cmdline),

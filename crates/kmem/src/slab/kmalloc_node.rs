@@ -4,8 +4,8 @@
 //! `NUMA_NO_NODE` is the ordinary allocation. A node: SLUB takes the object from a slab of
 //! that node (slub/node.rs), a large kmalloc takes its pages from `alloc_pages_node`. The
 //! caller's `__GFP_THISNODE` makes the request fail instead of falling back to another node.
-//! SLAB and SLOB (and KFENCE's sampling) ignore the node: SLAB's per-node lists and alien
-//! caches and SLOB's node matching are not built.
+//! SLAB: per-node lists and alien caches (slab/slab/node.rs); SLOB: node matching of its
+//! pages (slab/slob/). KFENCE's sampling ignores the node.
 
 use core::panic::Location;
 use core::ptr::NonNull;
@@ -17,7 +17,7 @@ use crate::slab::common::{
     get_order, CacheHandle, SlabAllocatorKind, KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE,
     ZERO_SIZE_PTR,
 };
-use crate::slab::{slub, SlabLayer};
+use crate::slab::{slab, slob, slub, SlabLayer};
 
 impl<P: Platform> SlabLayer<P> {
     /// `kmalloc_node`: `size` bytes from `node`'s memory (`NUMA_NO_NODE`: [`Self::kmalloc`]).
@@ -43,10 +43,12 @@ impl<P: Platform> SlabLayer<P> {
                 return None;
             }
             self.kmalloc_large_order_node(get_order(size), gfp, node)
-        } else if self.slab().kind == SlabAllocatorKind::Slub {
-            slub::kmalloc_small_node(self, size, gfp, caller, node)
         } else {
-            dispatch!(self, kmalloc(self, size, gfp, caller))
+            match self.slab().kind {
+                SlabAllocatorKind::Slub => slub::kmalloc_small_node(self, size, gfp, caller, node),
+                SlabAllocatorKind::Slab => slab::kmalloc_node(self, size, gfp, caller, node),
+                SlabAllocatorKind::Slob => self.slob_kmalloc_node(size, gfp, node),
+            }
         };
         if self.slab_hooked() {
             if self.leak.tracking() {
@@ -78,10 +80,12 @@ impl<P: Platform> SlabLayer<P> {
             return self.kmem_cache_alloc(c, gfp);
         }
         let caller = Location::caller();
-        let p = if self.slab().kind == SlabAllocatorKind::Slub {
-            slub::slab_alloc_node_handle(self, c, gfp, caller, None, node)
-        } else {
-            dispatch!(self, alloc(self, c, gfp, caller, None))
+        let p = match self.slab().kind {
+            SlabAllocatorKind::Slub => {
+                slub::slab_alloc_node_handle(self, c, gfp, caller, None, node)
+            }
+            SlabAllocatorKind::Slab => slab::kmem_cache_alloc_node(self, c, gfp, caller, node),
+            SlabAllocatorKind::Slob => slob::kmem_cache_alloc_node(self, c, gfp, caller, node),
         };
         if self.slab_hooked() {
             if self.leak.tracking() {

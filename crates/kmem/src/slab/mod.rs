@@ -126,6 +126,8 @@ pub struct SlabLayer<P: Platform> {
     pub(crate) slab: SlabState<P::RawLock>,
     /// SLOB's lists and `slob_lock` (unused under SLAB and SLUB).
     pub(crate) slob: slob::SlobState<P::RawLock>,
+    /// SLAB's NUMA boot options (`noaliencache`; unused under SLUB and SLOB).
+    pub(crate) slab_numa: slab::SlabNumaParams,
     /// SLUB's `kmalloc_nolock`/`kfree_nolock` state (deferred frees, reentry hook).
     pub(crate) nolock: slub::NolockState,
     /// KFENCE's state, when `kfence.sample_interval` turned it on at boot.

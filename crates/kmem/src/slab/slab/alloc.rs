@@ -91,7 +91,8 @@ impl DestroyList {
 impl<P: Platform> SlabLayer<P> {
     /// Installs an array offered by `do_tune_cpucache`; returns the old array, whose objects
     /// went back to the slabs, for the caller to free after leaving the CPU section.
-    pub(super) fn take_pending(&self, s: &Cache<P>, slot: &CpuSlot) -> *mut ArrayCache {
+    /// `nid` is the slot's CPU's node.
+    pub(super) fn take_pending(&self, s: &Cache<P>, slot: &CpuSlot, nid: usize) -> *mut ArrayCache {
         if slot.pending.load(Ordering::Relaxed).is_null() {
             return ptr::null_mut();
         }
@@ -106,20 +107,21 @@ impl<P: Platform> SlabLayer<P> {
         // through `pending` (the swap made it ours).
         unsafe { slot.set_ac(new) };
         if !old.is_null() {
-            self.drain_whole_array(s, old);
+            self.drain_whole_array(s, old, nid);
         }
         old
     }
 
-    /// Gives every object of an array back to the slabs (`free_block` of all entries).
-    pub(super) fn drain_whole_array(&self, s: &Cache<P>, ac: *mut ArrayCache) {
+    /// Gives every object of an array of node `nid`'s CPU (its objects are all of that
+    /// node) back to the slabs (`free_block` of all entries).
+    pub(super) fn drain_whole_array(&self, s: &Cache<P>, ac: *mut ArrayCache, nid: usize) {
         let mut dl = DestroyList(ListHead {
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
         });
         {
             // Lock order: &n->list_lock (rank 4), maybe in a CPU section; docs/LOCKING.md.
-            let mut n = s.node.lock();
+            let mut n = s.node(nid).lock();
             // SAFETY: the array is ours (taken from its slot, or its CPU is quiescent).
             let avail = unsafe { (*ac).avail };
             // SAFETY: the array is ours (see the read of `avail`) and live; `avail` entries is
@@ -134,16 +136,23 @@ impl<P: Platform> SlabLayer<P> {
         self.slabs_destroy(s, dl.head());
     }
 
-    /// Gives every object of the shared array back to the slabs, under one list-lock hold
-    /// (the array may be replaced by `do_tune_cpucache` once the lock is dropped).
+    /// Gives every object of every node's shared array back to the slabs.
     pub(super) fn drain_shared(&self, s: &Cache<P>) {
+        for nid in 0..self.nr_online_nodes().min(crate::numa::MAX_NUMA_NODES) {
+            self.drain_shared_node(s, nid);
+        }
+    }
+
+    /// Gives every object of node `nid`'s shared array back to the slabs, under one
+    /// list-lock hold (the array may be replaced by `do_tune_cpucache` once it is dropped).
+    fn drain_shared_node(&self, s: &Cache<P>, nid: usize) {
         let mut dl = DestroyList(ListHead {
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
         });
         {
             // Lock order: &n->list_lock (rank 4); docs/LOCKING.md.
-            let mut n = s.node.lock();
+            let mut n = s.node(nid).lock();
             let sh = n.shared;
             if !sh.is_null() {
                 // SAFETY: the shared array under the list lock.
@@ -196,11 +205,14 @@ impl<P: Platform> SlabLayer<P> {
         batchcount
     }
 
-    /// One object straight from the slabs, for a cache without a per-CPU array yet (boot).
-    fn alloc_one(&self, s: &Cache<P>, gfp: GfpFlags) -> *mut u8 {
+    /// One object straight from node `nid`'s slabs, growing one there (with `gfp`: on
+    /// another node if it has no memory and `gfp` allows): `____cache_alloc_node` without
+    /// its fallback, also for a cache without a per-CPU array yet (boot). Null when no slab
+    /// could be grown.
+    pub(super) fn alloc_one(&self, s: &Cache<P>, gfp: GfpFlags, nid: usize) -> *mut u8 {
         {
             // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
-            let mut n = s.node.lock();
+            let mut n = s.node(nid).lock();
             if let Some(slab) = Self::get_first_slab(&mut n) {
                 let o = self.slab_get_obj(s, slab);
                 self.fixup_slab_list(s, &mut n, slab);
@@ -208,23 +220,30 @@ impl<P: Platform> SlabLayer<P> {
                 return o;
             }
         }
-        let Some(slab) = self.cache_grow_begin(s, gfp) else {
+        let Some(slab) = self.cache_grow_begin(s, gfp, nid) else {
             return ptr::null_mut();
         };
         let o = self.slab_get_obj(s, slab);
         // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
-        let mut n = s.node.lock();
+        let mut n = s.node(slab.0.nid()).lock();
         self.cache_grow_end(s, &mut n, slab);
         o
     }
 
-    /// `cache_alloc_refill`: refills this CPU's array and pops one object (null when out of
-    /// memory).
-    fn cache_alloc_refill(&self, s: &Cache<P>, slot: &CpuSlot, gfp: GfpFlags) -> *mut u8 {
+    /// `cache_alloc_refill`: refills this CPU's array from its node `nid` and pops one object
+    /// (null when out of memory; on a NUMA machine new slabs come only from `nid`,
+    /// `gfp_exact_node`).
+    fn cache_alloc_refill(
+        &self,
+        s: &Cache<P>,
+        slot: &CpuSlot,
+        gfp: GfpFlags,
+        nid: usize,
+    ) -> *mut u8 {
         // SAFETY: the caller is in this slot's CPU section.
         let ac = unsafe { slot.ac() };
         if ac.is_null() {
-            return self.alloc_one(s, gfp);
+            return self.alloc_one(s, self.gfp_exact_node(gfp), nid);
         }
         s.allocmiss.fetch_add(1, Ordering::Relaxed);
         // SAFETY: this CPU's array, section held.
@@ -238,7 +257,7 @@ impl<P: Platform> SlabLayer<P> {
         batchcount = batchcount.min(unsafe { (*ac).limit });
         {
             // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
-            let mut n = s.node.lock();
+            let mut n = s.node(nid).lock();
             // SAFETY: the shared array is used under the list lock; ours under the section.
             let from_shared =
                 !n.shared.is_null() && unsafe { transfer_objects(ac, n.shared, batchcount) } != 0;
@@ -261,11 +280,11 @@ impl<P: Platform> SlabLayer<P> {
         }
         // SAFETY: this CPU's live array, still in the CPU section the caller holds.
         if unsafe { (*ac).avail } == 0 {
-            let slab = self.cache_grow_begin(s, gfp);
+            let slab = self.cache_grow_begin(s, self.gfp_exact_node(gfp), nid);
             if let Some(slab) = slab {
                 self.alloc_block(s, ac, slab, batchcount.max(1));
                 // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
-                let mut n = s.node.lock();
+                let mut n = s.node(slab.0.nid()).lock();
                 self.cache_grow_end(s, &mut n, slab);
             }
             // SAFETY: this CPU's live array; `cache_grow_begin` may have run the page
@@ -284,8 +303,8 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     /// `cache_flusharray`: gives `batchcount` objects from the bottom of this CPU's full array
-    /// to the shared array, or back to their slabs.
-    fn cache_flusharray(&self, s: &Cache<P>, ac: *mut ArrayCache) {
+    /// to its node `nid`'s shared array, or back to their slabs.
+    fn cache_flusharray(&self, s: &Cache<P>, ac: *mut ArrayCache, nid: usize) {
         let mut dl = DestroyList(ListHead {
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
@@ -294,7 +313,7 @@ impl<P: Platform> SlabLayer<P> {
         let mut batchcount = unsafe { (*ac).batchcount.min((*ac).avail) };
         {
             // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
-            let mut n = s.node.lock();
+            let mut n = s.node(nid).lock();
             let shared = n.shared;
             // SAFETY: the shared array under the list lock.
             let room = if shared.is_null() {
@@ -361,9 +380,10 @@ impl<P: Platform> SlabLayer<P> {
         }
     }
 
-    /// This CPU's `cache_reap` of one cache, when due: drains its array and, every
-    /// `REAPTIMEOUT_NODE`, the shared array and free slabs.
-    pub(super) fn reap_cpu(&self, s: &Cache<P>, slot: &CpuSlot, force: bool) {
+    /// This CPU's `cache_reap` of one cache, when due: one alien cache of its node `nid`
+    /// (`reap_alien`), its array and, every `REAPTIMEOUT_NODE`, the node's shared array and
+    /// free slabs.
+    pub(super) fn reap_cpu(&self, s: &Cache<P>, slot: &CpuSlot, nid: usize, force: bool) {
         let now = self.platform().jiffies();
         // SAFETY: the caller is in this slot's CPU section.
         if !force && now < unsafe { slot.next_reap() } {
@@ -373,6 +393,8 @@ impl<P: Platform> SlabLayer<P> {
         // caller holds.
         unsafe { slot.set_next_reap(now + REAPTIMEOUT_AC_S * self.platform().hz()) };
         // SAFETY: the same CPU section of this slot.
+        unsafe { self.reap_alien(s, slot, nid) };
+        // SAFETY: the same CPU section of this slot.
         let ac = unsafe { slot.ac() };
         let mut dl = DestroyList(ListHead {
             next: ptr::null_mut(),
@@ -380,7 +402,7 @@ impl<P: Platform> SlabLayer<P> {
         });
         let tofree = {
             // Lock order: &n->list_lock (rank 4), in a CPU section; docs/LOCKING.md.
-            let mut n = s.node.lock();
+            let mut n = s.node(nid).lock();
             self.drain_array(s, &mut n, ac, dl.head());
             if !force && now < n.next_reap {
                 0
@@ -399,7 +421,7 @@ impl<P: Platform> SlabLayer<P> {
         };
         self.slabs_destroy(s, dl.head());
         if tofree > 0 {
-            self.drain_freelist(s, tofree);
+            self.drain_freelist(s, nid, tofree);
         }
     }
 }
@@ -412,6 +434,19 @@ pub(super) fn cache_alloc<P: Platform>(
     gfp: GfpFlags,
     caller: &'static Location<'static>,
 ) -> Option<NonNull<u8>> {
+    cache_alloc_node(m, s, gfp, caller, crate::page_alloc::NUMA_NO_NODE)
+}
+
+/// `slab_alloc_node`: an object of `s` from node `nodeid` (`NUMA_NO_NODE`: the CPU's node
+/// first), or `None` (`__do_cache_alloc`, see node.rs for the node paths).
+#[inline]
+pub(super) fn cache_alloc_node<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+    nodeid: i32,
+) -> Option<NonNull<u8>> {
     let mut want = None;
     let mut slow = false;
     let (objp, old) = {
@@ -419,14 +454,21 @@ pub(super) fn cache_alloc<P: Platform>(
         let g = m.cpu_guard();
         // SAFETY: a CPU section's CPU is a possible CPU.
         let slot = unsafe { s.cpu(g.cpu()) };
-        let old = m.take_pending(s, slot);
+        let local = m.cpu_to_node(g.cpu());
+        let old = m.take_pending(s, slot, local);
         // SAFETY: we are in the slot's CPU section.
         let ac = unsafe { slot.ac() };
         if ac.is_null() && !slot.requested.load(Ordering::Relaxed) {
             want = Some(slot);
         }
-        // SAFETY: this CPU's array, section held.
-        let objp = if !ac.is_null() && unsafe { (*ac).avail } > 0 {
+        let objp = if nodeid >= 0 && nodeid as usize != local {
+            // Another node's object: never from this CPU's array.
+            slow = true;
+            m.cache_alloc_remote(s, gfp, nodeid as usize)
+        } else if !ac.is_null()
+            // SAFETY: a non-null `ac` is this CPU's live array and we hold its section.
+            && unsafe { (*ac).avail } > 0
+        {
             // SAFETY: `ac` is this CPU's live array and we hold the section; `avail > 0`
             // (the condition), so entry `avail - 1` is below `limit` and holds an object.
             unsafe {
@@ -435,8 +477,12 @@ pub(super) fn cache_alloc<P: Platform>(
                 ArrayCache::get(ac, (*ac).avail)
             }
         } else {
-            let o = m.cache_alloc_refill(s, slot, gfp);
-            m.reap_cpu(s, slot, false);
+            let mut o = m.cache_alloc_refill(s, slot, gfp, local);
+            if o.is_null() && m.nr_online_nodes() > 1 {
+                // The local node is out of memory: ____cache_alloc_node and its fallback.
+                o = m.cache_alloc_remote(s, gfp, local);
+            }
+            m.reap_cpu(s, slot, local, false);
             slow = true;
             o
         };
@@ -452,7 +498,12 @@ pub(super) fn cache_alloc<P: Platform>(
         super::periodic_reap(m);
     }
     let Some(objp) = NonNull::new(objp) else {
-        slab_out_of_memory(m, s, gfp);
+        let nid = if nodeid >= 0 {
+            nodeid as usize
+        } else {
+            m.numa_node_id()
+        };
+        slab_out_of_memory(m, s, gfp, nid);
         return None;
     };
     let objp = objp.as_ptr();
@@ -467,16 +518,16 @@ pub(super) fn cache_alloc<P: Platform>(
     NonNull::new(obj)
 }
 
-/// `slab_out_of_memory` of SLAB.
+/// `slab_out_of_memory` of SLAB: the request's node, then every node's slabs.
 #[cold]
-fn slab_out_of_memory<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, gfp: GfpFlags) {
+fn slab_out_of_memory<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, gfp: GfpFlags, nid: usize) {
     if gfp.contains(GfpFlags::__GFP_NOWARN) {
         return;
     }
     m.printk(
         LogLevel::Warning,
         format_args!(
-            "SLAB: Unable to allocate memory on node 0, gfp={:#x}({})",
+            "SLAB: Unable to allocate memory on node {nid}, gfp={:#x}({})",
             gfp.bits(),
             gfp
         ),
@@ -490,22 +541,24 @@ fn slab_out_of_memory<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, gfp: GfpFlags
             s.gfporder
         ),
     );
-    // Lock order: &n->list_lock (rank 4), no CPU section; docs/LOCKING.md.
-    let (total, free_slabs, free_objs) = {
-        let n = s.node.lock();
-        (n.total_slabs, n.free_slabs, n.free_objects)
-    };
-    let num = s.num as usize;
-    m.printk(
-        LogLevel::Warning,
-        format_args!(
-            "  node 0: slabs: {}/{}, objs: {}/{}",
-            total - free_slabs,
-            total,
-            (total * num).saturating_sub(free_objs),
-            total * num
-        ),
-    );
+    for node in 0..m.nr_online_nodes().min(crate::numa::MAX_NUMA_NODES) {
+        // Lock order: &n->list_lock (rank 4), no CPU section; docs/LOCKING.md.
+        let (total, free_slabs, free_objs) = {
+            let n = s.node(node).lock();
+            (n.total_slabs, n.free_slabs, n.free_objects)
+        };
+        let num = s.num as usize;
+        m.printk(
+            LogLevel::Warning,
+            format_args!(
+                "  node {node}: slabs: {}/{}, objs: {}/{}",
+                total - free_slabs,
+                total,
+                (total * num).saturating_sub(free_objs),
+                total * num
+            ),
+        );
+    }
 }
 
 /// `___cache_free` of a checked stride start.
@@ -525,13 +578,16 @@ fn cache_free_checked<P: Platform>(
         let g = m.cpu_guard();
         // SAFETY: a CPU section's CPU is a possible CPU.
         let slot = unsafe { s.cpu(g.cpu()) };
-        let old = m.take_pending(s, slot);
+        let local = m.cpu_to_node(g.cpu());
+        let old = m.take_pending(s, slot, local);
         // SAFETY: we are in the slot's CPU section.
         let ac = unsafe { slot.ac() };
         if ac.is_null() && !slot.requested.load(Ordering::Relaxed) {
             want = Some(slot);
         }
-        if ac.is_null() {
+        if m.nr_online_nodes() > 1 && m.cache_free_alien(s, objp, local, slab.0.nid()) {
+            // A remote object: into this node's alien cache for its home (node.rs).
+        } else if ac.is_null() {
             m.drain_objects(s, &[objp]);
         } else {
             // SAFETY: this CPU's array, section held.
@@ -548,8 +604,8 @@ fn cache_free_checked<P: Platform>(
                 s.freehit.fetch_add(1, Ordering::Relaxed);
             } else {
                 s.freemiss.fetch_add(1, Ordering::Relaxed);
-                m.cache_flusharray(s, ac);
-                m.reap_cpu(s, slot, false);
+                m.cache_flusharray(s, ac, local);
+                m.reap_cpu(s, slot, local, false);
             }
             // SAFETY: this CPU's live array, still in our section (`cache_flusharray` and
             // `reap_cpu` do not leave it); there is room now: `avail < limit` before, or the
@@ -597,16 +653,26 @@ fn request_array<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, slot: &CpuSlot) {
 }
 
 impl<P: Platform> SlabLayer<P> {
-    /// `free_block` of a few objects under the list lock, then `slabs_destroy`.
+    /// `free_block` of a few objects under their home node's list lock (a run of objects of
+    /// one node at a time), then `slabs_destroy`.
     pub(super) fn drain_objects(&self, s: &Cache<P>, objs: &[*mut u8]) {
         let mut dl = DestroyList(ListHead {
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
         });
-        {
+        let home = |p: *mut u8| self.slab_of(s, p).map(|(slab, _)| slab.0.nid());
+        let mut rest = objs;
+        while let Some(&first) = rest.first() {
+            let nid = home(first).unwrap_or(0);
+            let run = rest
+                .iter()
+                .position(|&p| home(p).unwrap_or(0) != nid)
+                .unwrap_or(rest.len());
             // Lock order: &n->list_lock (rank 4), maybe in a CPU section; docs/LOCKING.md.
-            let mut n = s.node.lock();
-            self.free_block(s, &mut n, objs, dl.head());
+            let mut n = s.node(nid).lock();
+            self.free_block(s, &mut n, &rest[..run], dl.head());
+            drop(n);
+            rest = &rest[run..];
         }
         self.slabs_destroy(s, dl.head());
     }

@@ -15,6 +15,7 @@ use crate::addr::{Order, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
 use crate::mm::printk::LineBuf;
+use crate::numa::MAX_NUMA_NODES;
 use crate::platform::Platform;
 use crate::slab::common::{
     calculate_alignment, get_order, kmalloc_cache_name, kmalloc_size, CacheHandle, KmallocType,
@@ -134,11 +135,17 @@ fn open_cache<P: Platform>(
     if flags.contains(SlabFlags::RECLAIM_ACCOUNT) {
         allocflags |= GfpFlags::__GFP_RECLAIMABLE;
     }
-    let (cpu_cache, cpu_order) = alloc_cpu_slots(m)?;
-    let mut name_buf = [0u8; CACHE_NAME_LEN];
-    let name_len = set_name(&mut name_buf, name);
     let now = m.platform().jiffies();
     let hz = m.platform().hz();
+    // Staggered by cache (and node), as `cache_reap`'s
+    // `REAPTIMEOUT_NODE + ((unsigned long)cachep) % REAPTIMEOUT_NODE`.
+    let next_reap = |nid: usize| {
+        now + REAPTIMEOUT_NODE_S * hz + (p as u64 + nid as u64) % (REAPTIMEOUT_NODE_S * hz).max(1)
+    };
+    let numa = m.alloc_numa_part::<P::RawLock>(g.num, &next_reap)?;
+    let (cpu_cache, cpu_order) = alloc_cpu_slots(m).inspect_err(|_| free_meta(m, numa.cast()))?;
+    let mut name_buf = [0u8; CACHE_NAME_LEN];
+    let name_len = set_name(&mut name_buf, name);
     let cache = KmemCache {
         cpu_cache,
         cpu_order,
@@ -163,26 +170,11 @@ fn open_cache<P: Platform>(
         name_len,
         name: name_buf,
         list: ListHead::new(),
-        node: crate::locking::Lock::new(
+        node0: crate::locking::Lock::new(
             &crate::locking::LIST_LOCK,
-            NodeLists {
-                slabs_partial: ListHead::new(),
-                slabs_full: ListHead::new(),
-                slabs_free: ListHead::new(),
-                total_slabs: 0,
-                free_slabs: 0,
-                free_objects: 0,
-                free_limit: g.num as usize,
-                colour_next: 0,
-                free_touched: false,
-                next_reap: now
-                    + REAPTIMEOUT_NODE_S * hz
-                    + (p as u64) % (REAPTIMEOUT_NODE_S * hz).max(1),
-                shared: ptr::null_mut(),
-                grown: 0,
-                reaped: 0,
-            },
+            new_node_lists(0, g.num, next_reap(0)),
         ),
+        numa,
         allochit: AtomicU64::new(0),
         allocmiss: AtomicU64::new(0),
         freehit: AtomicU64::new(0),
@@ -192,19 +184,45 @@ fn open_cache<P: Platform>(
     // SAFETY: `p` is fresh memory of the right size and alignment, owned by us.
     unsafe {
         ptr::write(p, cache);
-        if let Some(ld) = m.lockdep() {
-            // The validator outlives every cache (it lives as long as the platform).
-            (*p).node.attach(ld);
+        for nid in 0..m.nr_online_nodes().min(MAX_NUMA_NODES) {
+            let node = (*p).node(nid);
+            if let Some(ld) = m.lockdep() {
+                // The validator outlives every cache (it lives as long as the platform).
+                node.attach(ld);
+            }
+            // Lock order: &n->list_lock (rank 4), under slab_mutex; docs/LOCKING.md.
+            let mut n = node.lock();
+            ListHead::init(&mut n.slabs_partial);
+            ListHead::init(&mut n.slabs_full);
+            ListHead::init(&mut n.slabs_free);
+            if !numa.is_null() {
+                n.alien = ptr::addr_of_mut!((*numa).alien[nid]);
+            }
         }
-        // Lock order: &n->list_lock (rank 4), under slab_mutex; docs/LOCKING.md.
-        let mut n = (*p).node.lock();
-        ListHead::init(&mut n.slabs_partial);
-        ListHead::init(&mut n.slabs_full);
-        ListHead::init(&mut n.slabs_free);
-        drop(n);
         ListHead::init(ptr::addr_of_mut!((*p).list));
     }
     Ok(())
+}
+
+/// A node's empty `kmem_cache_node` (list heads initialised once in place).
+pub(super) fn new_node_lists(nid: usize, num: u32, next_reap: u64) -> NodeLists {
+    NodeLists {
+        slabs_partial: ListHead::new(),
+        slabs_full: ListHead::new(),
+        slabs_free: ListHead::new(),
+        total_slabs: 0,
+        free_slabs: 0,
+        free_objects: 0,
+        free_limit: num as usize,
+        colour_next: 0,
+        free_touched: false,
+        next_reap,
+        shared: ptr::null_mut(),
+        grown: 0,
+        reaped: 0,
+        nid: nid as u8,
+        alien: ptr::null_mut(),
+    }
 }
 
 /// `enable_cpucache`: the default tunables by object size.
@@ -253,14 +271,23 @@ pub(super) fn do_tune_cpucache<P: Platform>(
     if shared_entries > u64::from(u32::MAX) {
         return Err(Errno::ENOMEM);
     }
-    let new_shared = if t.shared > 0 {
-        alloc_arraycache(m, shared_entries as u32, 0xbaad_f00d).ok_or(Errno::ENOMEM)?
-    } else {
-        ptr::null_mut()
-    };
+    // One new shared array per online node (`setup_kmem_cache_node`).
+    let nr_nodes = m.nr_online_nodes().min(MAX_NUMA_NODES);
+    let mut new_shared = [ptr::null_mut::<ArrayCache>(); MAX_NUMA_NODES];
+    if t.shared > 0 {
+        for nid in 0..nr_nodes {
+            match alloc_arraycache(m, shared_entries as u32, 0xbaad_f00d) {
+                Some(a) => new_shared[nid] = a,
+                None => {
+                    new_shared.iter().for_each(|&a| free_meta(m, a.cast()));
+                    return Err(Errno::ENOMEM);
+                }
+            }
+        }
+    }
     // Can an array of `limit` entries be made at all? (ENOMEM before anything changes.)
     let Some(mut probe) = alloc_arraycache(m, t.limit, t.batchcount) else {
-        free_meta(m, new_shared.cast());
+        new_shared.iter().for_each(|&a| free_meta(m, a.cast()));
         return Err(Errno::ENOMEM);
     };
     // Tunables first, then the slots (SeqCst both ways, against `request_array`).
@@ -302,23 +329,28 @@ pub(super) fn do_tune_cpucache<P: Platform>(
         }
     }
     free_meta(m, probe.cast());
-    setup_node(m, s, t, new_shared);
+    for (nid, &shared) in new_shared.iter().enumerate().take(nr_nodes) {
+        setup_node(m, s, t, nid, shared);
+    }
     Ok(())
 }
 
-/// `setup_kmem_cache_node` with `force_change`: the new shared array and `free_limit`.
+/// `setup_kmem_cache_node` with `force_change`: node `nid`'s new shared array and
+/// `free_limit`, and its alien caches when it has none yet (node.rs).
 fn setup_node<P: Platform>(
     m: &SlabLayer<P>,
     s: &Cache<P>,
     t: SlabTunables,
+    nid: usize,
     new_shared: *mut ArrayCache,
 ) {
+    m.setup_alien_caches(s, nid, t.limit);
     let mut dl = ListHead::new();
     // SAFETY: a local list head that does not move while linked.
     unsafe { ListHead::init(&mut dl) };
     let old = {
         // Lock order: &n->list_lock (rank 4), under slab_mutex; docs/LOCKING.md.
-        let mut n = s.node.lock();
+        let mut n = s.node(nid).lock();
         let old = core::mem::replace(&mut n.shared, new_shared);
         if !old.is_null() {
             // SAFETY: the old shared array, under the list lock.
@@ -327,7 +359,7 @@ fn setup_node<P: Platform>(
             };
             m.free_block(s, &mut n, objs, &mut dl);
         }
-        n.free_limit = (1 + m.nr_cpus()) * t.batchcount as usize + s.num as usize;
+        n.free_limit = (1 + m.nr_cpus_node(nid)) * t.batchcount as usize + s.num as usize;
         old
     };
     m.slabs_destroy(s, &mut dl);
@@ -614,16 +646,21 @@ fn init_reap_ticks<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabError> {
     Ok(())
 }
 
-/// Runs `f` on the calling CPU's slot of `s` inside a CPU section, then frees an array the
-/// slot replaced.
-pub(super) fn with_cpu_slot<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, f: impl FnOnce(&CpuSlot)) {
+/// Runs `f` on the calling CPU's slot of `s` and the CPU's node inside a CPU section, then
+/// frees an array the slot replaced.
+pub(super) fn with_cpu_slot<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &Cache<P>,
+    f: impl FnOnce(&CpuSlot, usize),
+) {
     let old = {
         // Lock order: cpu_section (rank 3), &n->list_lock under it; docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: a CPU section's CPU is a possible CPU.
         let slot = unsafe { s.cpu(g.cpu()) };
-        let old = m.take_pending(s, slot);
-        f(slot);
+        let nid = m.cpu_to_node(g.cpu());
+        let old = m.take_pending(s, slot, nid);
+        f(slot, nid);
         old
     };
     free_meta(m, old.cast());
@@ -632,29 +669,35 @@ pub(super) fn with_cpu_slot<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, f: impl
 /// `cache_reap` for the calling CPU: every cache, under `slab_mutex`.
 pub(super) fn cache_reap<P: Platform>(m: &SlabLayer<P>) {
     walk_caches(m, &mut |s| {
-        with_cpu_slot(m, s, |slot| m.reap_cpu(s, slot, true))
+        with_cpu_slot(m, s, |slot, nid| m.reap_cpu(s, slot, nid, true))
     });
 }
 
-/// Drains the calling CPU's array and the shared array back to the slabs.
+/// Drains the calling CPU's array, every node's alien caches (`drain_alien_cache`) and
+/// shared array back to the slabs.
 pub(super) fn drain_local<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) {
-    with_cpu_slot(m, s, |slot| {
+    with_cpu_slot(m, s, |slot, nid| {
         // SAFETY: inside the slot's CPU section (with_cpu_slot).
         let ac = unsafe { slot.ac() };
         if !ac.is_null() {
-            m.drain_whole_array(s, ac);
+            m.drain_whole_array(s, ac, nid);
         }
     });
+    m.drain_all_aliens(s);
     m.drain_shared(s);
 }
 
-/// `__kmem_cache_shrink`: drains this CPU's array and the shared array, frees every free
-/// slab. Returns whether slabs remain.
+/// `__kmem_cache_shrink`: drains this CPU's array, the alien caches and the shared arrays,
+/// frees every free slab of every node. Returns whether slabs remain.
 pub(super) fn shrink<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> bool {
     drain_local(m, s);
-    m.drain_freelist(s, usize::MAX);
-    // Lock order: &n->list_lock (rank 4); docs/LOCKING.md.
-    s.node.lock().total_slabs != 0
+    let mut left = false;
+    for nid in 0..m.nr_online_nodes().min(MAX_NUMA_NODES) {
+        m.drain_freelist(s, nid, usize::MAX);
+        // Lock order: &n->list_lock (rank 4); docs/LOCKING.md.
+        left |= s.node(nid).lock().total_slabs != 0;
+    }
+    left
 }
 
 /// Drains every CPU's arrays (the caller guarantees nobody uses them) and the shared array.
@@ -667,14 +710,16 @@ fn drain_all_cpus<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, only: Option<usiz
         let slot = unsafe { s.cpu(cpu) };
         // SAFETY: the cache is quiescent / the CPU is dead (callers' guarantee).
         let ac = unsafe { slot.ac() };
+        let nid = m.cpu_to_node(cpu);
         if !ac.is_null() {
-            m.drain_whole_array(s, ac);
+            m.drain_whole_array(s, ac, nid);
         }
         let pending = slot.pending.load(Ordering::Acquire);
         if !pending.is_null() {
-            m.drain_whole_array(s, pending);
+            m.drain_whole_array(s, pending, nid);
         }
     }
+    m.drain_all_aliens(s);
     m.drain_shared(s);
 }
 
@@ -732,8 +777,23 @@ pub(super) fn destroy<P: Platform>(
             slot.pending.swap(ptr::null_mut(), Ordering::AcqRel).cast(),
         );
     }
-    let shared = core::mem::replace(&mut s.node.lock().shared, ptr::null_mut());
-    free_meta(m, shared.cast());
+    for nid in 0..m.nr_online_nodes().min(MAX_NUMA_NODES) {
+        let mut alien = [ptr::null_mut::<ArrayCache>(); MAX_NUMA_NODES];
+        // Lock order: &n->list_lock (rank 4), alone; docs/LOCKING.md.
+        let shared = {
+            let mut n = s.node(nid).lock();
+            for (home, a) in alien.iter_mut().enumerate() {
+                *a = n.alien(home);
+                n.set_alien(home, ptr::null_mut());
+            }
+            core::mem::replace(&mut n.shared, ptr::null_mut())
+        };
+        free_meta(m, shared.cast());
+        alien.iter().for_each(|&a| free_meta(m, a.cast()));
+    }
+    // The node structures of a dead cache: nobody reaches them any more (stale handles fail
+    // their generation check); `open_cache` makes new ones if the structure is reused.
+    free_meta(m, s.numa.cast());
     if let Some(pg) = m.virt_to_page(crate::addr::VirtAddr::new(s.cpu_cache as usize)) {
         m.__free_pages(pg, Order::new(s.cpu_order));
     }
@@ -750,53 +810,62 @@ pub(super) fn destroy<P: Platform>(
 pub(super) unsafe fn slab_cpu_dead<P: Platform>(m: &SlabLayer<P>, cpu: usize) {
     walk_caches(m, &mut |s| {
         drain_all_cpus(m, s, Some(cpu));
-        let free_slabs = s.node.lock().free_slabs;
-        let _ = free_slabs;
     });
 }
 
 /// `get_slabinfo`.
-pub(super) fn info_of<P: Platform>(_m: &SlabLayer<P>, s: &Cache<P>) -> SlabInfo {
-    // Lock order: &n->list_lock (rank 4), maybe under slab_mutex; docs/LOCKING.md.
-    let n = s.node.lock();
-    let num_objs = n.total_slabs * s.num as usize;
-    let shared_avail = if n.shared.is_null() {
-        0
-    } else {
-        // SAFETY: the shared array under the list lock.
-        unsafe { (*n.shared).avail as usize }
-    };
+pub(super) fn info_of<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> SlabInfo {
+    // get_slabinfo: the sums over the nodes (for_each_kmem_cache_node).
+    let (mut total_slabs, mut free_slabs, mut free_objects, mut shared_avail) = (0, 0, 0, 0);
+    for nid in 0..m.nr_online_nodes().min(MAX_NUMA_NODES) {
+        // Lock order: &n->list_lock (rank 4), maybe under slab_mutex; docs/LOCKING.md.
+        let n = s.node(nid).lock();
+        total_slabs += n.total_slabs;
+        free_slabs += n.free_slabs;
+        free_objects += n.free_objects;
+        if !n.shared.is_null() {
+            // SAFETY: the shared array under the list lock.
+            shared_avail += unsafe { (*n.shared).avail as usize };
+        }
+    }
+    let num_objs = total_slabs * s.num as usize;
     SlabInfo {
-        active_objs: num_objs - n.free_objects,
+        active_objs: num_objs - free_objects,
         num_objs,
         objsize: s.size as usize,
         object_size: s.object_size.load(Ordering::Relaxed) as usize,
         objperslab: s.num,
         pagesperslab: 1 << s.gfporder,
-        num_slabs: n.total_slabs,
-        partial_slabs: n.total_slabs - n.free_slabs,
+        num_slabs: total_slabs,
+        partial_slabs: total_slabs - free_slabs,
         refcount: s.refcount.load(Ordering::Relaxed),
         tunables: SlabTunables {
             limit: s.limit.load(Ordering::Relaxed),
             batchcount: s.batchcount.load(Ordering::Relaxed),
             shared: s.shared.load(Ordering::Relaxed),
         },
-        active_slabs: n.total_slabs - n.free_slabs,
+        active_slabs: total_slabs - free_slabs,
         shared_avail,
     }
 }
 
 /// SLAB's `STATS` counters in SLUB's statistics record.
 pub(super) fn stats_of<P: Platform>(s: &Cache<P>) -> SlabStats {
-    // Lock order: &n->list_lock (rank 4); docs/LOCKING.md.
-    let n = s.node.lock();
+    let (mut grown, mut reaped) = (0, 0);
+    let nr_nodes = if s.numa.is_null() { 1 } else { MAX_NUMA_NODES };
+    for nid in 0..nr_nodes {
+        // Lock order: &n->list_lock (rank 4); docs/LOCKING.md.
+        let n = s.node(nid).lock();
+        grown += n.grown;
+        reaped += n.reaped;
+    }
     SlabStats {
         alloc_fastpath: s.allochit.load(Ordering::Relaxed),
         alloc_slowpath: s.allocmiss.load(Ordering::Relaxed),
         free_fastpath: s.freehit.load(Ordering::Relaxed),
         free_slowpath: s.freemiss.load(Ordering::Relaxed),
-        alloc_slab: n.grown,
-        free_slab: n.reaped,
+        alloc_slab: grown,
+        free_slab: reaped,
         ..SlabStats::default()
     }
 }

@@ -492,16 +492,24 @@ fn validate_slab<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, slab: SlabPage, k:
     (s.num - active) as usize
 }
 
-/// Checks every slab of the cache: the list counters and, with debugging, every object (free
-/// ones' poison and red zones, used ones' red zones). The calling CPU's array and the shared
-/// array are drained first, so objects freed by this CPU are checked as free. Returns the
-/// number of slab errors reported.
+/// Checks every slab of the cache: the list counters of each node and, with debugging,
+/// every object (free ones' poison and red zones, used ones' red zones). The calling CPU's
+/// array, the alien caches and the shared arrays are drained first, so objects freed by
+/// this CPU are checked as free. Returns the number of slab errors reported.
 pub(super) fn validate<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> usize {
     let before = m.slab_errors();
     super::cache::drain_local(m, s);
+    for nid in 0..m.nr_online_nodes().min(crate::numa::MAX_NUMA_NODES) {
+        validate_node(m, s, nid);
+    }
+    m.slab_errors() - before
+}
+
+/// [`validate`] of node `nid`'s lists: counters, objects, and that every slab is of `nid`.
+fn validate_node<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>, nid: usize) {
     // Lock order: &n->list_lock (rank 4); reports under it; docs/LOCKING.md.
-    let mut n = s.node.lock();
-    let (mut slabs, mut free, mut free_slabs) = (0usize, 0usize, 0usize);
+    let mut n = s.node(nid).lock();
+    let (mut slabs, mut free, mut free_slabs, mut foreign) = (0usize, 0usize, 0usize, 0usize);
     let heads: [*mut ListHead; 3] = [&mut n.slabs_full, &mut n.slabs_partial, &mut n.slabs_free];
     for (k, head) in heads.into_iter().enumerate() {
         // SAFETY: this node's lists under its lock; checking does not move slabs.
@@ -511,6 +519,7 @@ pub(super) fn validate<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> usize {
             slabs += 1;
             free += validate_slab(m, s, slab, k);
             free_slabs += usize::from(k == 2);
+            foreign += usize::from(slab.0.nid() != nid);
         }
     }
     if slabs != n.total_slabs || free != n.free_objects || free_slabs != n.free_slabs {
@@ -525,6 +534,12 @@ pub(super) fn validate<P: Platform>(m: &SlabLayer<P>, s: &Cache<P>) -> usize {
             n.free_objects
         ));
     }
-    drop(n);
-    m.slab_errors() - before
+    if foreign != 0 {
+        m.slab_error_line(format_args!(
+            "cache {}: {} slabs of other nodes on node {}'s lists",
+            s.name(),
+            foreign,
+            nid
+        ));
+    }
 }

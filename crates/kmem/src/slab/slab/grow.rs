@@ -148,8 +148,15 @@ pub(crate) fn choose_management(
 // ------------------------------------------------------------------ slabs
 
 impl<P: Platform> SlabLayer<P> {
-    /// `cache_grow_begin`: a new slab, its colour, management and objects; on no list yet.
-    pub(super) fn cache_grow_begin(&self, s: &Cache<P>, gfp: GfpFlags) -> Option<SlabPage> {
+    /// `cache_grow_begin`: a new slab preferably on node `nid` (only there with
+    /// `__GFP_THISNODE`), its colour (from the node it landed on), management and objects;
+    /// on no list yet.
+    pub(super) fn cache_grow_begin(
+        &self,
+        s: &Cache<P>,
+        gfp: GfpFlags,
+        nid: usize,
+    ) -> Option<SlabPage> {
         let reclaim = GfpFlags::from_bits(
             GfpFlags::__GFP_RECLAIM.bits()
                 | GfpFlags::__GFP_HIGH.bits()
@@ -160,14 +167,22 @@ impl<P: Platform> SlabLayer<P> {
                 | GfpFlags::__GFP_NOFAIL.bits()
                 | GfpFlags::__GFP_NORETRY.bits()
                 | GfpFlags::__GFP_MEMALLOC.bits()
-                | GfpFlags::__GFP_NOMEMALLOC.bits(),
+                | GfpFlags::__GFP_NOMEMALLOC.bits()
+                // GFP_CONSTRAINT_MASK
+                | GfpFlags::__GFP_HARDWALL.bits()
+                | GfpFlags::__GFP_THISNODE.bits(),
         );
         let g = (gfp & reclaim) | s.allocflags;
-        let page = self.alloc_pages(g, Order::new(s.gfporder))?;
-        // The colour of this slab: the node's colour_next, cycled.
+        // kmem_getpages: __alloc_pages_node(nodeid, ...).
+        let page = if self.nr_online_nodes() == 1 {
+            self.alloc_pages(g, Order::new(s.gfporder))?
+        } else {
+            self.alloc_pages_node(nid as i32, g, Order::new(s.gfporder))?
+        };
+        // The colour of this slab: its node's colour_next, cycled.
         let offset = {
             // Lock order: &n->list_lock (rank 4), inside a CPU section; docs/LOCKING.md.
-            let mut n = s.node.lock();
+            let mut n = s.node(page.nid()).lock();
             n.colour_next += 1;
             if n.colour_next >= s.colour {
                 n.colour_next = 0;
@@ -360,6 +375,13 @@ impl<P: Platform> SlabLayer<P> {
             let Some((slab, objnr)) = self.slab_of(s, objp) else {
                 continue;
             };
+            // The caller holds the object's home node (its slab's node): alien frees go
+            // home through node.rs, never into another node's lists.
+            debug_assert_eq!(
+                slab.0.nid(),
+                usize::from(n.nid),
+                "free_block on a foreign node"
+            );
             if !self.slab_put_obj(s, slab, objp, objnr) {
                 continue;
             }
@@ -455,13 +477,14 @@ impl<P: Platform> SlabLayer<P> {
         }
     }
 
-    /// `drain_freelist`: frees up to `tofree` slabs of the node's free list; returns how many.
-    pub(super) fn drain_freelist(&self, s: &Cache<P>, tofree: usize) -> usize {
+    /// `drain_freelist`: frees up to `tofree` slabs of node `nid`'s free list; returns how
+    /// many.
+    pub(super) fn drain_freelist(&self, s: &Cache<P>, nid: usize, tofree: usize) -> usize {
         let mut freed = 0;
         while freed < tofree {
             let slab = {
                 // Lock order: &n->list_lock (rank 4); slab destroyed after; docs/LOCKING.md.
-                let mut n = s.node.lock();
+                let mut n = s.node(nid).lock();
                 // SAFETY: the node's free list under its lock.
                 let Some(l) = (unsafe { list_last(&n.slabs_free) }) else {
                     break;

@@ -98,10 +98,15 @@
 //! (the common case of freeing twice in a row); pointers that are not the start of an
 //! object, and objects of another cache, are always caught.
 //!
+//! # Nodes
+//! One `kmem_cache_node` per node (`node0`, `numa`), a CPU's array and a node's shared array hold
+//! only objects of that node, remote frees go through alien caches, and `kmalloc_node` /
+//! `kmem_cache_alloc_node` take objects of the node asked for: see `node`.
+//!
 //! # Limits
-//! One memory node, so no alien caches (they only exist for remote-node frees). Shrink and
-//! validate drain only the calling CPU's array; destroy drains every CPU's (its caller
-//! guarantees the cache is unused).
+//! Shrink and validate drain only the calling CPU's array (and every node's alien caches
+//! and shared array); destroy drains every CPU's (its caller guarantees the cache is
+//! unused).
 //!
 //! # Files
 //! This file: the structures and the `SlabAllocator`
@@ -109,7 +114,8 @@
 //! (`cache_grow`, `slab_get_obj`, `free_block`, `slab_destroy`); `debug`: red zones, poison,
 //! last user and reports; `alloc`: the per-CPU arrays (`____cache_alloc`,
 //! `cache_alloc_refill`, `cache_flusharray`, `__cache_free`); `cache`: creation, bootstrap,
-//! tuning, reaping, shrink, destroy, CPU-dead, slabinfo.
+//! tuning, reaping, shrink, destroy, CPU-dead, slabinfo; `node`: NUMA (`____cache_alloc_node`,
+//! `fallback_alloc`, alien caches, `noaliencache`).
 
 #![allow(clippy::module_inception)]
 
@@ -123,6 +129,7 @@ use kds::list::{self, ListHead};
 use crate::addr::PAGE_SHIFT;
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::{Page, PagePtr};
+use crate::numa::MAX_NUMA_NODES;
 use crate::platform::Platform;
 use crate::slab::common::{CacheHandle, SlabError, SlabFlags, SlabInfo, SlabLayout, SlabStats};
 use crate::slab::SlabLayer;
@@ -131,6 +138,10 @@ mod alloc;
 mod cache;
 mod debug;
 mod grow;
+mod node;
+
+pub use node::SlabNodeInfo;
+pub(crate) use node::{kmalloc_node, kmem_cache_alloc_node, NumaPart, SlabNumaParams};
 
 /// `freelist_idx_t`: one byte, since `FREELIST_BYTE_INDEX` holds with 4 KiB pages.
 pub(crate) type FreelistIdx = u8;
@@ -234,6 +245,9 @@ pub(crate) struct CpuSlot {
     /// The CPU has used the cache and asked for an array (arrays are made for CPUs that use
     /// a cache, not for every possible CPU).
     requested: AtomicBool,
+    /// `slab_reap_node`: the node whose alien cache this CPU's next reap drains (round
+    /// robin, `next_reap_node`); owned like `next_reap`.
+    reap_node: UnsafeCell<u8>,
 }
 
 impl CpuSlot {
@@ -266,6 +280,20 @@ impl CpuSlot {
         // write.
         unsafe { *self.next_reap.get() }
     }
+    /// Takes this CPU's `slab_reap_node` and advances it over `nr_nodes` nodes.
+    ///
+    /// # Safety
+    /// As for [`CpuSlot::ac`].
+    #[inline]
+    unsafe fn next_reap_node(&self, nr_nodes: usize) -> usize {
+        // SAFETY: `reap_node` is used only by the slot's CPU in its section (or while it is
+        // dead), the caller's guarantee: no concurrent access.
+        unsafe {
+            let n = *self.reap_node.get() as usize % nr_nodes.max(1);
+            *self.reap_node.get() = ((n + 1) % nr_nodes.max(1)) as u8;
+            n
+        }
+    }
     /// # Safety
     /// As for [`CpuSlot::ac`].
     #[inline]
@@ -295,6 +323,36 @@ pub(crate) struct NodeLists {
     /// Slabs grown and freed (the `grown` / `reaped` statistics of `STATS`).
     grown: u64,
     reaped: u64,
+    /// This node's id.
+    nid: u8,
+    /// `n->alien`: this node's row of the cache's alien-cache table (in its [`NumaPart`]),
+    /// null on a one-node machine. `alien[home]` collects objects of node `home` freed on
+    /// this node's CPUs (`struct alien_cache`; null for this node itself and with
+    /// `noaliencache`). See node.rs.
+    alien: *mut [*mut ArrayCache; MAX_NUMA_NODES],
+}
+
+impl NodeLists {
+    /// `n->alien[home]`, or null.
+    #[inline]
+    fn alien(&self, home: usize) -> *mut ArrayCache {
+        if self.alien.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a non-null row lives in the cache's `NumaPart`, which outlives every use of
+        // the node's lists; its entries are used only under this node's list lock, which the
+        // caller holds (`NodeLists` is reached only through its lock).
+        unsafe { (*self.alien)[home % MAX_NUMA_NODES] }
+    }
+    /// Sets `n->alien[home]` (nothing on a one-node machine).
+    #[inline]
+    fn set_alien(&mut self, home: usize, a: *mut ArrayCache) {
+        if !self.alien.is_null() {
+            // SAFETY: as in `alien`: a live row, written under this node's list lock (the
+            // `&mut` comes from its guard).
+            unsafe { (*self.alien)[home % MAX_NUMA_NODES] = a }
+        }
+    }
 }
 
 /// `struct kmem_cache` of SLAB (include/linux/slab_def.h). Lives in an object of the
@@ -331,7 +389,12 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     name: [u8; CACHE_NAME_LEN],
     /// Link in `slab_caches`, or in the list of dead cache structures.
     list: ListHead,
-    node: crate::locking::Lock<L, NodeLists>,
+    /// `node[0]`: node 0's `kmem_cache_node`.
+    node0: crate::locking::Lock<L, NodeLists>,
+    /// The other nodes' `kmem_cache_node`s, the alien-cache table and the NUMA statistics,
+    /// kmalloc'd at creation on a NUMA machine (Linux's `kmalloc_node(sizeof(struct
+    /// kmem_cache_node))`); null with one node. Freed by destroy.
+    numa: *mut NumaPart<L>,
     /// Objects handed out through per-CPU arrays and refills (`STATS` of Linux).
     allochit: AtomicU64,
     allocmiss: AtomicU64,
@@ -368,6 +431,22 @@ impl<L: lock_api::RawMutex> KmemCache<L> {
     #[inline]
     fn objfreelist(&self) -> bool {
         self.cflgs & CFLGS_OBJFREELIST_SLAB != 0
+    }
+    /// `get_node(cachep, nid)`: node `nid`'s lists (callers pass online nodes; node 0's
+    /// for any other on a one-node machine).
+    #[inline]
+    fn node(&self, nid: usize) -> &crate::locking::Lock<L, NodeLists> {
+        match self.numa_part() {
+            Some(part) if nid != 0 => &part.nodes[(nid - 1) % (MAX_NUMA_NODES - 1)],
+            _ => &self.node0,
+        }
+    }
+    /// The NUMA part, on a NUMA machine.
+    #[inline]
+    fn numa_part(&self) -> Option<&NumaPart<L>> {
+        // SAFETY: non-null only between `open_cache` (which initialised it) and destroy,
+        // which frees it once the cache is dead (no handle resolves to it then).
+        unsafe { self.numa.as_ref() }
     }
     /// The slot of `cpu`.
     ///
@@ -893,6 +972,6 @@ pub(super) fn periodic_reap<P: Platform>(m: &SlabLayer<P>) {
     for l in unsafe { list::list_for_each(head) } {
         // SAFETY: linked caches are live.
         let s = unsafe { &*kds::container_of!(l, Cache<P>, list) };
-        cache::with_cpu_slot(m, s, |slot| m.reap_cpu(s, slot, false));
+        cache::with_cpu_slot(m, s, |slot, nid| m.reap_cpu(s, slot, nid, false));
     }
 }

@@ -17,6 +17,7 @@ use crate::errno::Errno;
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::PagePtr;
 use crate::mm::rcu::RcuHead;
+use crate::page_alloc::NUMA_NO_NODE;
 use crate::platform::Platform;
 use crate::slab::common::{
     calculate_alignment, get_order, CacheHandle, Owner, SlabAllocator, SlabBootState, SlabError,
@@ -142,6 +143,7 @@ fn alloc_cache_struct<P: Platform>(
         GfpFlags::GFP_KERNEL,
         ARCH_KMALLOC_MINALIGN.max(core::mem::align_of::<SlobCache>()),
         0,
+        NUMA_NO_NODE,
     )?;
     Some((b.as_ptr().cast(), 1))
 }
@@ -215,13 +217,24 @@ fn create<P: Platform>(
     Ok(handle_of(unsafe { &*p }))
 }
 
-/// `slob_alloc_node`.
+/// `slob_alloc_node` with `NUMA_NO_NODE`.
 #[track_caller]
 fn alloc<P: Platform>(m: &SlabLayer<P>, s: &SlobCache, gfp: GfpFlags) -> Option<NonNull<u8>> {
+    alloc_node(m, s, gfp, NUMA_NO_NODE)
+}
+
+/// `slob_alloc_node`: an object on `node` (`NUMA_NO_NODE`: any).
+#[track_caller]
+fn alloc_node<P: Platform>(
+    m: &SlabLayer<P>,
+    s: &SlobCache,
+    gfp: GfpFlags,
+    node: i32,
+) -> Option<NonNull<u8>> {
     let b = if s.size < PAGE_SIZE {
-        m.slob_alloc(s.size, gfp, s.align, 0)?
+        m.slob_alloc(s.size, gfp, s.align, 0, node)?
     } else {
-        m.kmalloc_large_order_untracked(get_order(s.size), gfp)?
+        m.kmalloc_large_order_node(get_order(s.size), gfp, node)?
     };
     if let Some(ctor) = s.ctor {
         if gfp.contains(GfpFlags::__GFP_ZERO) {
@@ -234,6 +247,18 @@ fn alloc<P: Platform>(m: &SlabLayer<P>, s: &SlobCache, gfp: GfpFlags) -> Option<
     }
     s.live.fetch_add(1, Ordering::Relaxed);
     Some(b)
+}
+
+/// `kmem_cache_alloc_node` of SLOB.
+#[track_caller]
+pub(crate) fn kmem_cache_alloc_node<P: Platform>(
+    m: &SlabLayer<P>,
+    c: CacheHandle,
+    gfp: GfpFlags,
+    caller: &'static Location<'static>,
+    node: i32,
+) -> Option<NonNull<u8>> {
+    alloc_node(m, resolve(m, c, caller)?, gfp, node)
 }
 
 /// `kmem_cache_free` (`__kmem_cache_free`), after checking that `p` is an object `s` could

@@ -51,10 +51,16 @@
 //!   merged on free), and their units sum to the page's `units`.
 //! - A page whose blocks are all free is not kept: it goes back to the page allocator.
 //!
-//! # Zones
+//! # Zones and nodes
 //! Linux's SLOB serves a `GFP_DMA`/`GFP_DMA32` request from any page on its list. kmem
 //! skips pages above the zone the request allows (as Linux skips pages of another node when
 //! a node is given), so `kmalloc(n, GFP_DMA)` is DMA memory.
+//!
+//! A request for a node (`kmalloc_node`, `kmem_cache_alloc_node`; mm/slob.c of v6.3) takes
+//! only pages with `page_to_nid(sp) == node` from the lists and gets a new page from
+//! `alloc_pages_node(node, …)` (`slob_new_pages`), so without `__GFP_THISNODE` a full node
+//! can still give another node's page; with it the request fails. `NUMA_NO_NODE` takes any
+//! page and new pages from the CPU's node.
 //!
 //! # Bad input
 //! Linux's SLOB trusts its callers. kmem checks every free against the page before touching
@@ -72,13 +78,14 @@ use crate::gfp::GfpFlags;
 use crate::locking::Lock;
 use crate::mm::mm_types::{PagePtr, PageType};
 use crate::mm::NodeStat;
+use crate::page_alloc::NUMA_NO_NODE;
 use crate::platform::Platform;
 use crate::slab::common::{ARCH_KMALLOC_MINALIGN, ARCH_SLAB_MINALIGN};
 use crate::slab::SlabLayer;
 
 mod cache;
 
-pub(crate) use cache::Slob;
+pub(crate) use cache::{kmem_cache_alloc_node, Slob};
 
 /// `slobidx_t`: a size or offset in units (`s16` for pages up to 64 KiB).
 type SlobIdx = i16;
@@ -355,11 +362,16 @@ unsafe fn slob_page_alloc(
 // ------------------------------------------------------------------ slob_alloc / slob_free
 
 impl<P: Platform> SlabLayer<P> {
-    /// `slob_new_pages`: `1 << order` pages for SLOB, counted as unreclaimable slab.
-    fn slob_new_page(&self, gfp: GfpFlags) -> Option<PagePtr> {
+    /// `slob_new_pages`: a page for SLOB (from `node` unless `NUMA_NO_NODE`), counted as
+    /// unreclaimable slab.
+    fn slob_new_page(&self, gfp: GfpFlags, node: i32) -> Option<PagePtr> {
         let gfp =
             gfp.without(GfpFlags::__GFP_ZERO | GfpFlags::__GFP_HIGHMEM | GfpFlags::__GFP_MOVABLE);
-        let page = self.alloc_pages(gfp, Order::new(0))?;
+        let page = if node == NUMA_NO_NODE {
+            self.alloc_pages(gfp, Order::new(0))?
+        } else {
+            self.alloc_pages_node(node, gfp, Order::new(0))?
+        };
         self.mod_node_stat(NodeStat::SlabUnreclaimable, 1);
         Some(page)
     }
@@ -375,21 +387,23 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     /// `slob_alloc`: a block of `size` bytes (`size < PAGE_SIZE`) placed so that the address
-    /// `align_offset` bytes into it is aligned to `align` (0: unit alignment).
+    /// `align_offset` bytes into it is aligned to `align` (0: unit alignment), on `node`
+    /// (`NUMA_NO_NODE`: any).
     pub(crate) fn slob_alloc(
         &self,
         size: usize,
         gfp: GfpFlags,
         align: usize,
         align_offset: usize,
+        node: i32,
     ) -> Option<NonNull<u8>> {
         let idx = list_index(size);
         // kmem keeps zone modifiers honest (Linux's SLOB would hand a GFP_DMA request any
         // page on the list): only pages of a zone the request may use are tried.
         let max_zone = crate::page_alloc::gfp_zone(self.arch(), gfp);
-        let mut b = self.slob_alloc_from_lists(idx, size, align, align_offset, max_zone);
+        let mut b = self.slob_alloc_from_lists(idx, size, (align, align_offset), max_zone, node);
         if b.is_null() {
-            let sp = self.slob_new_page(gfp)?;
+            let sp = self.slob_new_page(gfp, node)?;
             let base = self.page_address(sp)?.as_ptr::<SlobIdx>();
             sp.set_page_type(PageType::Slab);
             sp.set_mapping(0);
@@ -422,9 +436,9 @@ impl<P: Platform> SlabLayer<P> {
         &self,
         idx: usize,
         size: usize,
-        align: usize,
-        align_offset: usize,
+        (align, align_offset): (usize, usize),
         max_zone: crate::mmzone::ZoneType,
+        node: i32,
     ) -> *mut SlobIdx {
         let need = slob_units_of(size);
         // Lock order: slob_lock alone; docs/LOCKING.md.
@@ -437,7 +451,11 @@ impl<P: Platform> SlabLayer<P> {
             while pos != head {
                 let next = (*pos).next;
                 let sp = PagePtr::from_lru(pos);
-                if sp_units(sp) >= need && sp.zone_type() <= max_zone {
+                // Enough room, a zone the request may use, and the node asked for.
+                if sp_units(sp) >= need
+                    && sp.zone_type() <= max_zone
+                    && (node == NUMA_NO_NODE || sp.nid() == node as usize)
+                {
                     if let Some((b, removed)) = slob_page_alloc(sp, size, align, align_offset) {
                         // Start the next search here (Knuth vol. 1, 2.5, p. 449).
                         if !removed && !list::list_is_first(sp.lru(), head) {
@@ -599,11 +617,26 @@ fn kmalloc_header(base: usize, p: *const u8) -> Option<usize> {
 }
 
 impl<P: Platform> SlabLayer<P> {
-    /// `__do_kmalloc_node`: a kmalloc block (see the module documentation).
+    /// `__do_kmalloc_node` with `NUMA_NO_NODE`: a kmalloc block (see the module
+    /// documentation).
     #[track_caller]
     pub(crate) fn slob_kmalloc(&self, size: usize, gfp: GfpFlags) -> Option<NonNull<u8>> {
+        self.slob_kmalloc_node(size, gfp, NUMA_NO_NODE)
+    }
+
+    /// `__do_kmalloc_node`: a kmalloc block on `node` (`NUMA_NO_NODE`: any).
+    #[track_caller]
+    pub(crate) fn slob_kmalloc_node(
+        &self,
+        size: usize,
+        gfp: GfpFlags,
+        node: i32,
+    ) -> Option<NonNull<u8>> {
         if size >= PAGE_SIZE - MINALIGN {
-            return self.kmalloc_large_untracked(size, gfp);
+            if node == NUMA_NO_NODE {
+                return self.kmalloc_large_untracked(size, gfp);
+            }
+            return self.kmalloc_large_order_node(crate::slab::common::get_order(size), gfp, node);
         }
         // Natural alignment for power-of-two sizes.
         let align = if size.is_power_of_two() {
@@ -611,7 +644,7 @@ impl<P: Platform> SlabLayer<P> {
         } else {
             MINALIGN
         };
-        let m = self.slob_alloc(size + MINALIGN, gfp, align, MINALIGN)?;
+        let m = self.slob_alloc(size + MINALIGN, gfp, align, MINALIGN, node)?;
         // SAFETY: a new block of size + MINALIGN bytes, its start aligned to 4 at least.
         unsafe {
             ptr::write(m.as_ptr().cast::<u32>(), size as u32);
