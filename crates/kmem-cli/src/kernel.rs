@@ -200,6 +200,11 @@ impl Kernel {
         // memory is the process's alone here anyway. Not `use_huge_vmemmap`: on a VM with free
         // page reporting the 2 MiB pages come back from the hypervisor 4 KiB at a time.
         plat.use_private_vmemmap();
+        // One memfd per node (`kmem-phys-nodeN`), mapped at the node's physical ranges.
+        if let Some(t) = &params.numa {
+            plat.set_numa_memblks(t.memblks)
+                .map_err(|e| format!("cannot give the NUMA nodes their memory: {e}"))?;
+        }
         let m = Machine::boot(plat, &params).map_err(|e| format!("boot failed: {e}"))?;
         m.platform().take_captured();
         let k = Kernel {

@@ -256,6 +256,47 @@ impl HostedPlatform {
         self.inner.mem.grow(new_end.as_u64())
     }
 
+    /// Grows physical memory to `new_end` as [`HostedPlatform::grow_phys`], the new range
+    /// backed by node `nid`'s memfd (hot-added memory of that node; created if the node had
+    /// none).
+    ///
+    /// # Errors
+    /// As [`HostedPlatform::grow_phys`]; `InvalidInput` for a node number of
+    /// `kmem::MAX_NUMA_NODES` or more.
+    pub fn grow_phys_node(&self, new_end: PhysAddr, nid: usize) -> io::Result<()> {
+        self.inner.mem.grow_node(new_end.as_u64(), nid)
+    }
+
+    /// Backs each NUMA node's memory with its own memfd (`kmem-phys-nodeN`), mapped at the
+    /// node's physical ranges; the direct map stays one window. A hole between two ranges
+    /// (the PCI hole), or after the last, goes to the file of the range below it, so node
+    /// N's file is as long as the addresses it spans (Linux's `node_spanned_pages`). On a
+    /// host with several NUMA nodes each node's mapping is placed (`mbind`,
+    /// `MPOL_PREFERRED`) on host node N mod the host's nodes; on a one-node host nothing is.
+    /// Memory hot-added later goes to node 0's file ([`HostedPlatform::grow_phys_node`] for
+    /// another). Call before `Machine::boot`, with the machine's `NumaTopology::memblks`.
+    ///
+    /// # Errors
+    /// `InvalidInput` if physical memory was written or split already, or a node number is
+    /// out of range; otherwise the failing system call's error (one memfd backs everything
+    /// again then).
+    pub fn set_numa_memblks(&self, blks: &[kmem::NumaMemblk]) -> io::Result<()> {
+        self.inner.mem.split_nodes(blks)
+    }
+
+    /// Node `nid`'s memfd and its size in bytes, if the node has one (node 0 always has):
+    /// see [`HostedPlatform::set_numa_memblks`]. The descriptor is raw for the reasons
+    /// [`HostedPlatform::memfd`] gives.
+    pub fn node_memfd(&self, nid: usize) -> Option<(RawFd, u64)> {
+        self.inner.mem.node_memfd(nid)
+    }
+
+    /// The memfd backing physical address `phys`, the offset in it, and how many bytes from
+    /// there the same file continues; `None` beyond the end of physical memory.
+    pub fn memfd_at(&self, phys: PhysAddr) -> Option<(RawFd, u64, u64)> {
+        self.inner.mem.memfd_at(phys.as_u64())
+    }
+
     /// Releases the host memory behind physical `[phys, phys + len)` (free page reporting,
     /// `MADV_REMOVE`-like): the range stays mapped and reads as zeroes afterwards, and costs no
     /// host memory until written again.
@@ -290,8 +331,9 @@ impl HostedPlatform {
         VirtWindow::new(self.inner.clone(), len, crate::PAGE_SIZE)
     }
 
-    /// The descriptor of the memfd holding physical memory, for reading it from outside (e.g.
-    /// `pread` in tests, or handing it to a debugger).
+    /// The descriptor of node 0's memfd, which holds all of physical memory (at file offset
+    /// = physical address) unless [`HostedPlatform::set_numa_memblks`] split it, for reading
+    /// it from outside (e.g. `pread` in tests, or handing it to a debugger).
     ///
     /// It is a raw descriptor on purpose: anything done with it needs `unsafe`, and changing
     /// the file (truncating it, writing to memory the machine uses) is the caller's
