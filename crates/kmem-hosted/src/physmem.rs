@@ -35,7 +35,7 @@
 //! below it. Nothing else takes a lock.
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -372,6 +372,12 @@ pub(crate) struct PhysMem {
     end: AtomicU64,
     /// Serialises growth, splitting and every use of the layout.
     layout: FutexMutex<Layout>,
+    /// Node 0's file backs all of `[0, end)` at offset = physical address (never split, grown
+    /// only on node 0): ranges are then mapped and punched without taking `layout`'s lock,
+    /// as a one-node machine always did (a process forked while another thread held the
+    /// lock must not block on it). Cleared before a split or a growth on another node
+    /// publishes its `end`, so a reader that saw a range below `end` sees it cleared.
+    identity: AtomicBool,
 }
 
 // SAFETY: `base` points at a mapping owned by this value; all mutation of the mapping layout
@@ -427,6 +433,7 @@ impl PhysMem {
             max,
             end: AtomicU64::new(size),
             layout: FutexMutex::new(layout),
+            identity: AtomicBool::new(true),
         })
     }
 
@@ -501,6 +508,7 @@ impl PhysMem {
             return Err(invalid("physical memory is in use or already split"));
         }
         let end = self.end();
+        self.identity.store(false, Ordering::Release);
         let r = self.split_locked(&mut l, blks, end);
         if r.is_err() {
             // Back to node 0's file over everything (nothing was written yet).
@@ -514,6 +522,7 @@ impl PhysMem {
             let _ = l.push(0, end, 0, 0);
             // SAFETY: `[base, base + end)` is the direct map we own; nothing was written.
             let _ = unsafe { map_fd_fixed(self.base(), end as usize, self.fd(), 0, true) };
+            self.identity.store(true, Ordering::Release);
         }
         r
     }
@@ -610,6 +619,10 @@ impl PhysMem {
             .get(nid)
             .ok_or_else(|| invalid("node number out of range"))?;
         let fd = l.node_fd(nid)?;
+        if off != old {
+            // The new range's file offset is not its address (another node's file).
+            self.identity.store(false, Ordering::Release);
+        }
         ftruncate(fd, off + (new_end - old))?;
         // SAFETY: `[base + old, base + new_end)` is the PROT_NONE tail of our reservation
         // (old < new_end <= max); nothing refers to it.
@@ -650,6 +663,10 @@ impl PhysMem {
         len: u64,
         writable: bool,
     ) -> io::Result<()> {
+        if self.identity.load(Ordering::Acquire) {
+            // SAFETY: forwarded to the caller; node 0's file holds `phys` at offset `phys`.
+            return unsafe { map_fd_fixed(addr, len as usize, self.fd(), phys, writable) };
+        }
         let l = self.layout.lock();
         l.for_each_piece(phys, len, |fd, off, p, n| {
             // SAFETY: `[addr + (p - phys), + n)` is inside `[addr, addr + len)`, which the
@@ -683,8 +700,7 @@ impl PhysMem {
         if len == 0 {
             return Ok(());
         }
-        let l = self.layout.lock();
-        l.for_each_piece(phys, len, |fd, off, _, n| {
+        let punch = |fd: BorrowedFd<'_>, off: u64, _: u64, n: u64| -> io::Result<()> {
             let off = libc::off_t::try_from(off).map_err(|_| invalid("offset too large"))?;
             let n = libc::off_t::try_from(n).map_err(|_| invalid("length too large"))?;
             // SAFETY: fallocate does not touch our memory directly; the kernel zaps the pages
@@ -702,7 +718,11 @@ impl PhysMem {
             } else {
                 Err(io::Error::last_os_error())
             }
-        })
+        };
+        if self.identity.load(Ordering::Acquire) {
+            return punch(self.fd(), phys, phys, len);
+        }
+        self.layout.lock().for_each_piece(phys, len, punch)
     }
 
     fn resident_locked(&self, l: &Layout) -> io::Result<u64> {
