@@ -3,7 +3,9 @@
 //! [`HostedPlatform`] implements [`kmem::platform::Platform`] with real host resources:
 //!
 //! - **Physical memory** is a memfd of `phys_size` bytes, sparse (untouched pages cost nothing),
-//!   mapped whole with `MAP_SHARED` as the **direct map**: page contents are real memory.
+//!   mapped whole with `MAP_SHARED` as the **direct map**: page contents are real memory. A
+//!   NUMA machine's nodes each get a memfd of their own, mapped at their physical ranges of
+//!   the same direct map ([`HostedPlatform::set_numa_memblks`]).
 //!   The direct map sits at the start of a larger PROT_NONE reservation so that physical memory
 //!   can grow in place ([`HostedPlatform::grow_phys`], memory hotplug); the host memory behind a
 //!   free range can be given back ([`HostedPlatform::punch_hole`], free page reporting); the same

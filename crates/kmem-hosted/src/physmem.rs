@@ -1,5 +1,9 @@
-//! "Physical memory": a memfd, mapped whole as the direct map (windows that alias it are in
-//! `window`).
+//! "Physical memory": a memfd per NUMA node (`kmem-phys-nodeN`; one, node 0's, until
+//! [`PhysMem::split_nodes`]), mapped as one direct map (windows that alias it are in
+//! `window`). Below, "the memfd" is node 0's on a one-node machine; with several nodes the
+//! direct map is cut into extents, each a range of one node's file (`Layout`), and every
+//! operation on a physical range (mapping it in a window, punching a hole) goes piece by
+//! piece.
 //!
 //! ```text
 //!   memfd (sparse file, size = phys_end)
@@ -18,20 +22,22 @@
 //! same page seen through the direct map.
 //!
 //! # Invariants
-//! - `[base, base + end)` is mapped read-write, shared, over the memfd at offset 0, and the
-//!   memfd is at least `end` bytes long; `[base + end, base + max)` is reserved PROT_NONE.
-//!   Both hold from construction until drop; `end` only grows.
+//! - `[base, base + end)` is mapped read-write, shared, each extent over its node's memfd at
+//!   the extent's offset (one extent, node 0's file at offset 0, until split), and each file
+//!   is at least as long as its extents reach; `[base + end, base + max)` is reserved
+//!   PROT_NONE. Both hold from construction until drop; `end` only grows.
 //! - `end` and `max` are multiples of [`PAGE_SIZE`]; `base` is aligned to [`DIRECT_MAP_ALIGN`].
 //!
 //! # Locking
-//! `grow_lock` serialises [`PhysMem::grow`]; `end` is published with Release after the new
-//! range is mapped, so a reader that loads it with Acquire may touch everything below it.
-//! Nothing else takes a lock.
+//! `layout`'s lock (a futex mutex: no allocation, usable inside a global allocator)
+//! serialises growth, splitting and every use of the extents; `end` is published with Release
+//! after the new range is mapped, so a reader that loads it with Acquire may touch everything
+//! below it. Nothing else takes a lock.
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::futex::FutexMutex;
 use crate::PAGE_SIZE;
@@ -204,26 +210,187 @@ fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     }
 }
 
-/// The memfd and its direct map.
+/// Nodes that may have a memfd of their own (kmem's `MAX_NUMA_NODES`).
+pub(crate) const MAX_NODES: usize = kmem::MAX_NUMA_NODES;
+
+/// Pieces the physical address space may be cut into (node ranges, holes given to a
+/// neighbour, ranges hot-added to another node than the last piece's).
+const MAX_EXTENTS: usize = 64;
+
+/// `[start, end)` of physical memory is node `nid`'s memfd from file offset `off` on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Extent {
+    start: u64,
+    end: u64,
+    nid: usize,
+    off: u64,
+}
+
+/// Which memfd backs which physical range.
+///
+/// # Invariants
+/// `ext[..n]` are sorted, contiguous and cover `[0, end)`; node `nid`'s extents lie inside
+/// `[0, file_len[nid])` of `fds[nid]`, which exists for every node that has one; `fds[0]`
+/// always exists.
+struct Layout {
+    fds: [Option<OwnedFd>; MAX_NODES],
+    file_len: [u64; MAX_NODES],
+    ext: [Extent; MAX_EXTENTS],
+    n: usize,
+    /// Host NUMA nodes seen when the layout was split (0 or 1: no `mbind`).
+    host_nodes: usize,
+}
+
+impl Layout {
+    /// Appends `[start, end)` from node `nid`'s file at `off`, merging with the last piece
+    /// when it continues it.
+    fn push(&mut self, start: u64, end: u64, nid: usize, off: u64) -> io::Result<()> {
+        if let Some(last) = self.ext[..self.n].last_mut() {
+            if last.end == start && last.nid == nid && last.off + (last.end - last.start) == off {
+                last.end = end;
+                return Ok(());
+            }
+        }
+        let slot = self
+            .ext
+            .get_mut(self.n)
+            .ok_or_else(|| invalid("physical memory is cut into too many pieces"))?;
+        *slot = Extent {
+            start,
+            end,
+            nid,
+            off,
+        };
+        self.n += 1;
+        Ok(())
+    }
+
+    /// Calls `f(fd, file offset, phys, len)` for each piece of `[phys, phys + len)`, in
+    /// order; the range must lie below the end of the layout.
+    fn for_each_piece(
+        &self,
+        phys: u64,
+        len: u64,
+        mut f: impl FnMut(BorrowedFd<'_>, u64, u64, u64) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let end = phys
+            .checked_add(len)
+            .ok_or_else(|| invalid("range overflows"))?;
+        for e in &self.ext[..self.n] {
+            let (s, t) = (phys.max(e.start), end.min(e.end));
+            if s >= t {
+                continue;
+            }
+            let fd = self.fds[e.nid]
+                .as_ref()
+                .ok_or_else(|| invalid("node without a memfd"))?;
+            f(fd.as_fd(), e.off + (s - e.start), s, t - s)?;
+        }
+        Ok(())
+    }
+
+    /// Node `nid`'s memfd, created (`kmem-phys-nodeN`) on first use.
+    fn node_fd(&mut self, nid: usize) -> io::Result<BorrowedFd<'_>> {
+        if nid >= MAX_NODES {
+            return Err(invalid("node number out of range"));
+        }
+        if self.fds[nid].is_none() {
+            self.fds[nid] = Some(memfd_create(nid)?);
+        }
+        match &self.fds[nid] {
+            Some(f) => Ok(f.as_fd()),
+            None => Err(invalid("node without a memfd")),
+        }
+    }
+}
+
+/// A memfd named `kmem-phys-nodeN` (without the global allocator: the name is built on the
+/// stack).
+fn memfd_create(nid: usize) -> io::Result<OwnedFd> {
+    let mut name = *b"kmem-phys-node\0\0\0";
+    let digits = if nid >= 10 { 2 } else { 1 };
+    if nid >= 100 {
+        return Err(invalid("node number out of range"));
+    }
+    if digits == 2 {
+        name[14] = b'0' + (nid / 10) as u8;
+    }
+    name[13 + digits] = b'0' + (nid % 10) as u8;
+    // SAFETY: `name` is NUL-terminated (its last byte stays 0); memfd_create has no other
+    // preconditions.
+    let raw = unsafe { libc::memfd_create(name.as_ptr().cast(), libc::MFD_CLOEXEC) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Host NUMA nodes online (`/sys/devices/system/node/online`, e.g. `0-1`); 1 when unknown.
+fn host_nodes() -> usize {
+    let Ok(s) = std::fs::read_to_string("/sys/devices/system/node/online") else {
+        return 1;
+    };
+    let mut n = 0;
+    for part in s.trim().split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
+            n += b.saturating_sub(a) + 1;
+        }
+    }
+    n.max(1)
+}
+
+/// `mbind(addr, len, MPOL_PREFERRED, {host_node})`: the host places the range's pages on
+/// that node when it can (the mapping's shmem policy, so the memfd's pages follow it).
+/// Failure only loses the placement.
+fn bind_to_host_node(addr: *mut u8, len: u64, host_node: usize) {
+    const MPOL_PREFERRED: libc::c_long = 1;
+    let mask: libc::c_ulong = 1 << (host_node % 64);
+    // SAFETY: mbind on a range of our own mapping changes only where the host places its
+    // pages; `mask` outlives the call and holds 64 bits, as `maxnode` says.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mbind,
+            addr,
+            len as libc::c_ulong,
+            MPOL_PREFERRED,
+            &mask as *const libc::c_ulong,
+            65 as libc::c_ulong,
+            0 as libc::c_uint,
+        )
+    };
+}
+
+/// The per-node memfds and the direct map.
 pub(crate) struct PhysMem {
-    fd: OwnedFd,
+    /// Node 0's memfd, also in `layout` (a second descriptor of the same file), for
+    /// [`PhysMem::fd`]'s callers.
+    fd0: OwnedFd,
     base: NonNull<u8>,
     max: u64,
     end: AtomicU64,
-    grow_lock: FutexMutex<()>,
+    /// Serialises growth, splitting and every use of the layout.
+    layout: FutexMutex<Layout>,
+    /// Node 0's file backs all of `[0, end)` at offset = physical address (never split, grown
+    /// only on node 0): ranges are then mapped and punched without taking `layout`'s lock,
+    /// as a one-node machine always did (a process forked while another thread held the
+    /// lock must not block on it). Cleared before a split or a growth on another node
+    /// publishes its `end`, so a reader that saw a range below `end` sees it cleared.
+    identity: AtomicBool,
 }
 
 // SAFETY: `base` points at a mapping owned by this value; all mutation of the mapping layout
-// is serialised by `grow_lock` and the contents are only accessed through raw pointers by the
-// platform's users.
+// is serialised by `layout`'s lock and the contents are only accessed through raw pointers by
+// the platform's users.
 unsafe impl Send for PhysMem {}
-// SAFETY: `&PhysMem` lets threads read `base` and the atomic `end`, and grow the mapping only under
-// `grow_lock`; the contents are reached only through raw pointers by the platform's users, so no
-// shared reference to them exists to race with.
+// SAFETY: `&PhysMem` lets threads read `base` and the atomic `end`, and change the mapping only
+// under `layout`'s lock; the contents are reached only through raw pointers by the platform's
+// users, so no shared reference to them exists to race with.
 unsafe impl Sync for PhysMem {}
 
 impl PhysMem {
-    /// Creates a memfd of `size` bytes and maps it, reserving room to grow up to `max`.
+    /// Creates node 0's memfd of `size` bytes and maps it, reserving room to grow up to `max`.
     ///
     /// # Errors
     /// `InvalidInput` if `size` is zero, or either size is not a multiple of 4 KiB, or
@@ -240,14 +407,9 @@ impl PhysMem {
             return Err(invalid("max_phys_size is below phys_size"));
         }
         let max_len = usize::try_from(max).map_err(|_| invalid("size too large"))?;
-        // SAFETY: the name is a NUL-terminated string; memfd_create has no other preconditions.
-        let raw = unsafe { libc::memfd_create(c"kmem-phys".as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = memfd_create(0)?;
         ftruncate(fd.as_fd(), size)?;
+        let fd0 = fd.try_clone()?;
         let base = reserve(max_len, DIRECT_MAP_ALIGN)?;
         // SAFETY: `[base, base + size)` lies in the reservation we own, nothing refers to it.
         if let Err(e) = unsafe { map_fd_fixed(base.as_ptr(), size as usize, fd.as_fd(), 0, true) } {
@@ -255,12 +417,23 @@ impl PhysMem {
             unsafe { libc::munmap(base.as_ptr().cast(), max_len) };
             return Err(e);
         }
+        let mut layout = Layout {
+            fds: [const { None }; MAX_NODES],
+            file_len: [0; MAX_NODES],
+            ext: [Extent::default(); MAX_EXTENTS],
+            n: 0,
+            host_nodes: 0,
+        };
+        layout.fds[0] = Some(fd);
+        layout.file_len[0] = size;
+        layout.push(0, size, 0, 0)?;
         Ok(Self {
-            fd,
+            fd0,
             base,
             max,
             end: AtomicU64::new(size),
-            grow_lock: FutexMutex::new(()),
+            layout: FutexMutex::new(layout),
+            identity: AtomicBool::new(true),
         })
     }
 
@@ -281,14 +454,153 @@ impl PhysMem {
         self.max
     }
 
-    /// The memfd.
+    /// Node 0's memfd (on a one-node machine, all of physical memory at file offset =
+    /// physical address).
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.fd0.as_fd()
     }
 
-    /// Grows physical memory to `new_end`; see `HostedPlatform::grow_phys`.
+    /// Node `nid`'s memfd and its size, if the node has one.
+    pub(crate) fn node_memfd(&self, nid: usize) -> Option<(RawFd, u64)> {
+        let l = self.layout.lock();
+        let fd = l.fds.get(nid)?.as_ref()?;
+        Some((fd.as_raw_fd(), l.file_len[nid]))
+    }
+
+    /// The memfd and file offset behind physical address `phys`, and how many bytes from
+    /// there on the same file continues.
+    pub(crate) fn memfd_at(&self, phys: u64) -> Option<(RawFd, u64, u64)> {
+        let l = self.layout.lock();
+        let e = l.ext[..l.n]
+            .iter()
+            .find(|e| (e.start..e.end).contains(&phys))?;
+        let fd = l.fds[e.nid].as_ref()?;
+        Some((fd.as_raw_fd(), e.off + (phys - e.start), e.end - phys))
+    }
+
+    /// Gives each NUMA node its own memfd (`kmem-phys-nodeN`): every physical range of
+    /// `blks` is mapped from its node's file, a hole between two ranges (or after the last)
+    /// from the file of the range before it, so a node's file is as long as the span of
+    /// addresses it owns. The direct map stays one mapping of the address space. Must be
+    /// called before anything is written to physical memory.
+    ///
+    /// # Errors
+    /// `InvalidInput` if memory was written already, was split before, or a node number is
+    /// out of range; otherwise the `memfd_create`/`ftruncate`/`mmap` error (node 0's file
+    /// then backs everything again, as before the call).
+    pub(crate) fn split_nodes(&self, blks: &[kmem::NumaMemblk]) -> io::Result<()> {
+        let mut sorted = [kmem::NumaMemblk {
+            nid: 0,
+            start: 0,
+            end: 0,
+        }; MAX_EXTENTS];
+        let given = blks;
+        let blks = sorted
+            .get_mut(..given.len())
+            .ok_or_else(|| invalid("too many NUMA memory ranges"))?;
+        blks.copy_from_slice(given);
+        blks.sort_unstable_by_key(|b| b.start);
+        if blks.iter().any(|b| b.nid as usize >= MAX_NODES) {
+            return Err(invalid("node number out of range"));
+        }
+        let mut l = self.layout.lock();
+        if l.n != 1 || self.resident_locked(&l)? != 0 {
+            return Err(invalid("physical memory is in use or already split"));
+        }
+        let end = self.end();
+        self.identity.store(false, Ordering::Release);
+        let r = self.split_locked(&mut l, blks, end);
+        if r.is_err() {
+            // Back to node 0's file over everything (nothing was written yet).
+            l.n = 0;
+            l.file_len = [0; MAX_NODES];
+            for fd in l.fds.iter_mut().skip(1) {
+                *fd = None;
+            }
+            let _ = ftruncate(self.fd(), end);
+            l.file_len[0] = end;
+            let _ = l.push(0, end, 0, 0);
+            // SAFETY: `[base, base + end)` is the direct map we own; nothing was written.
+            let _ = unsafe { map_fd_fixed(self.base(), end as usize, self.fd(), 0, true) };
+            self.identity.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    fn split_locked(&self, l: &mut Layout, blks: &[kmem::NumaMemblk], end: u64) -> io::Result<()> {
+        l.n = 0;
+        l.file_len = [0; MAX_NODES];
+        let mut cursor = 0;
+        let mut prev = blks.first().map_or(0, |b| b.nid as usize);
+        for b in blks {
+            let (s, e, nid) = (b.start.min(end), b.end.min(end), b.nid as usize);
+            if s > cursor {
+                let off = l.file_len[prev];
+                l.push(cursor, s, prev, off)?;
+                l.file_len[prev] += s - cursor;
+                cursor = s;
+            }
+            if e > cursor {
+                let off = l.file_len[nid];
+                l.push(cursor, e, nid, off)?;
+                l.file_len[nid] += e - cursor;
+                cursor = e;
+            }
+            prev = nid;
+        }
+        if end > cursor {
+            let off = l.file_len[prev];
+            l.push(cursor, end, prev, off)?;
+            l.file_len[prev] += end - cursor;
+        }
+        for nid in 0..MAX_NODES {
+            if l.file_len[nid] != 0 || nid == 0 {
+                let len = l.file_len[nid];
+                ftruncate(l.node_fd(nid)?, len)?;
+            }
+        }
+        l.host_nodes = host_nodes();
+        for i in 0..l.n {
+            let e = l.ext[i];
+            let fd = l.node_fd(e.nid)?;
+            // SAFETY: `[base + start, base + end)` is inside the direct map we own (below
+            // `end`); nothing was written to it nor refers to it.
+            unsafe {
+                map_fd_fixed(
+                    self.base().add(e.start as usize),
+                    (e.end - e.start) as usize,
+                    fd,
+                    e.off,
+                    true,
+                )?;
+            }
+            self.bind(l, e.start, e.end - e.start, e.nid);
+        }
+        Ok(())
+    }
+
+    /// Places node `nid`'s range on host node `nid mod host nodes`, on a host with more than
+    /// one node.
+    fn bind(&self, l: &Layout, phys: u64, len: u64, nid: usize) {
+        if l.host_nodes > 1 {
+            // The range is inside the direct map (the caller's mapping).
+            bind_to_host_node(
+                self.base().wrapping_add(phys as usize),
+                len,
+                nid % l.host_nodes,
+            );
+        }
+    }
+
+    /// Grows physical memory to `new_end`, the new range on node 0's memfd; see
+    /// `HostedPlatform::grow_phys`.
     pub(crate) fn grow(&self, new_end: u64) -> io::Result<()> {
-        let _g = self.grow_lock.lock();
+        self.grow_node(new_end, 0)
+    }
+
+    /// Grows physical memory to `new_end`, the new range appended to node `nid`'s memfd.
+    pub(crate) fn grow_node(&self, new_end: u64, nid: usize) -> io::Result<()> {
+        let mut l = self.layout.lock();
         let old = self.end.load(Ordering::Relaxed);
         if !is_page_aligned(new_end) {
             return Err(invalid("new physical end is not a multiple of 4 KiB"));
@@ -302,25 +614,73 @@ impl PhysMem {
         if new_end == old {
             return Ok(());
         }
-        ftruncate(self.fd(), new_end)?;
+        let off = *l
+            .file_len
+            .get(nid)
+            .ok_or_else(|| invalid("node number out of range"))?;
+        let fd = l.node_fd(nid)?;
+        if off != old {
+            // The new range's file offset is not its address (another node's file).
+            self.identity.store(false, Ordering::Release);
+        }
+        ftruncate(fd, off + (new_end - old))?;
         // SAFETY: `[base + old, base + new_end)` is the PROT_NONE tail of our reservation
         // (old < new_end <= max); nothing refers to it.
         let r = unsafe {
             map_fd_fixed(
                 self.base().add(old as usize),
                 (new_end - old) as usize,
-                self.fd(),
-                old,
+                fd,
+                off,
                 true,
             )
         };
+        let r = r.and_then(|()| l.push(old, new_end, nid, off));
         if let Err(e) = r {
-            // Best effort: give the file its old size back (pages beyond are unmapped anyway).
-            let _ = ftruncate(self.fd(), old);
+            // Best effort: give the file its old size back and the range back to the
+            // reservation.
+            let fd = l.node_fd(nid)?;
+            let _ = ftruncate(fd, off);
+            // SAFETY: the range is the tail of our reservation above `end`, unused.
+            let _ = unsafe { unmap_fixed(self.base().add(old as usize), (new_end - old) as usize) };
             return Err(e);
         }
+        l.file_len[nid] = off + (new_end - old);
+        self.bind(&l, old, new_end - old, nid);
         self.end.store(new_end, Ordering::Release);
         Ok(())
+    }
+
+    /// Maps physical `[phys, phys + len)` (below the end) at `addr`, piece by piece from
+    /// each node's memfd.
+    ///
+    /// # Safety
+    /// As [`map_fd_fixed`], for `[addr, addr + len)`.
+    pub(crate) unsafe fn map_phys(
+        &self,
+        addr: *mut u8,
+        phys: u64,
+        len: u64,
+        writable: bool,
+    ) -> io::Result<()> {
+        if self.identity.load(Ordering::Acquire) {
+            // SAFETY: forwarded to the caller; node 0's file holds `phys` at offset `phys`.
+            return unsafe { map_fd_fixed(addr, len as usize, self.fd(), phys, writable) };
+        }
+        let l = self.layout.lock();
+        l.for_each_piece(phys, len, |fd, off, p, n| {
+            // SAFETY: `[addr + (p - phys), + n)` is inside `[addr, addr + len)`, which the
+            // caller owns.
+            unsafe {
+                map_fd_fixed(
+                    addr.wrapping_add((p - phys) as usize),
+                    n as usize,
+                    fd,
+                    off,
+                    writable,
+                )
+            }
+        })
     }
 
     /// Releases the backing of `[phys, phys + len)`; see `HostedPlatform::punch_hole`.
@@ -340,29 +700,42 @@ impl PhysMem {
         if len == 0 {
             return Ok(());
         }
-        let off = libc::off_t::try_from(phys).map_err(|_| invalid("offset too large"))?;
-        let len = libc::off_t::try_from(len).map_err(|_| invalid("length too large"))?;
-        // SAFETY: fallocate does not touch our memory directly; the kernel zaps the pages from
-        // every mapping, which the caller allows (no live references).
-        let rc = unsafe {
-            libc::fallocate(
-                self.fd.as_raw_fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                off,
-                len,
-            )
+        let punch = |fd: BorrowedFd<'_>, off: u64, _: u64, n: u64| -> io::Result<()> {
+            let off = libc::off_t::try_from(off).map_err(|_| invalid("offset too large"))?;
+            let n = libc::off_t::try_from(n).map_err(|_| invalid("length too large"))?;
+            // SAFETY: fallocate does not touch our memory directly; the kernel zaps the pages
+            // from every mapping, which the caller allows (no live references).
+            let rc = unsafe {
+                libc::fallocate(
+                    fd.as_raw_fd(),
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    off,
+                    n,
+                )
+            };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
         };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
+        if self.identity.load(Ordering::Acquire) {
+            return punch(self.fd(), phys, phys, len);
         }
+        self.layout.lock().for_each_piece(phys, len, punch)
     }
 
-    /// Bytes of host memory backing the memfd now (`st_blocks * 512`).
+    fn resident_locked(&self, l: &Layout) -> io::Result<u64> {
+        let mut sum = 0;
+        for fd in l.fds.iter().flatten() {
+            sum += fstat(fd.as_fd())?.st_blocks as u64 * 512;
+        }
+        Ok(sum)
+    }
+
+    /// Bytes of host memory backing the memfds now (`st_blocks * 512`, summed).
     pub(crate) fn resident_bytes(&self) -> io::Result<u64> {
-        let st = fstat(self.fd())?;
-        Ok(st.st_blocks as u64 * 512)
+        self.resident_locked(&self.layout.lock())
     }
 }
 

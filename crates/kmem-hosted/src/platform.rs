@@ -55,6 +55,9 @@ pub struct HostedPlatform {
     /// The vmemmap window maps private anonymous memory instead of the memfd's pages
     /// ([`HostedPlatform::use_private_vmemmap`]).
     vmemmap_private: core::sync::atomic::AtomicBool,
+    /// The private vmemmap is advised for transparent huge pages
+    /// ([`HostedPlatform::use_huge_vmemmap`]).
+    vmemmap_huge: core::sync::atomic::AtomicBool,
     /// [`Platform::vmemmap_window`] says `None` ([`HostedPlatform::disable_vmemmap`]).
     vmemmap_off: core::sync::atomic::AtomicBool,
     /// Memory for kmem's debugging state (its lock validator, its stack depot), off the
@@ -158,6 +161,7 @@ impl HostedPlatform {
             vwin: std::sync::OnceLock::new(),
             hotplug,
             vmemmap_private: core::sync::atomic::AtomicBool::new(false),
+            vmemmap_huge: core::sync::atomic::AtomicBool::new(false),
             vmemmap_off: core::sync::atomic::AtomicBool::new(false),
             debug: std::sync::OnceLock::new(),
             walk: core::sync::atomic::AtomicU8::new(StackWalk::Unwind as u8),
@@ -214,6 +218,18 @@ impl HostedPlatform {
         self.vmemmap_private.store(true, Ordering::Release);
     }
 
+    /// As [`HostedPlatform::use_private_vmemmap`], and advises the memmap's mappings for
+    /// transparent huge pages (`MADV_HUGEPAGE`; 2 MiB per 128 MiB section, one PMD, as
+    /// Linux maps its vmemmap), so that the memmap is faulted in and zeroed 2 MiB at a time.
+    /// A win where the host has free 2 MiB blocks at hand (a 64 GiB machine boots in 0.34 s
+    /// instead of 0.55 s); a loss in a VM whose free page reporting hands those blocks back
+    /// to its hypervisor, where every one of them is faulted in again 4 KiB at a time (3 s;
+    /// docs/BENCHMARKS.md "Issue 19, session 6"). Call before `Machine::boot`.
+    pub fn use_huge_vmemmap(&self) {
+        self.vmemmap_huge.store(true, Ordering::Release);
+        self.use_private_vmemmap();
+    }
+
     /// Offers no vmemmap window ([`Platform::vmemmap_window`] returns `None`), as bare metal
     /// does: a machine booted on the platform keeps its memmap as one array in the direct
     /// map under the section table, and cannot hot-add memory. For testing that path. Call
@@ -238,6 +254,47 @@ impl HostedPlatform {
     /// kept then).
     pub fn grow_phys(&self, new_end: PhysAddr) -> io::Result<()> {
         self.inner.mem.grow(new_end.as_u64())
+    }
+
+    /// Grows physical memory to `new_end` as [`HostedPlatform::grow_phys`], the new range
+    /// backed by node `nid`'s memfd (hot-added memory of that node; created if the node had
+    /// none).
+    ///
+    /// # Errors
+    /// As [`HostedPlatform::grow_phys`]; `InvalidInput` for a node number of
+    /// `kmem::MAX_NUMA_NODES` or more.
+    pub fn grow_phys_node(&self, new_end: PhysAddr, nid: usize) -> io::Result<()> {
+        self.inner.mem.grow_node(new_end.as_u64(), nid)
+    }
+
+    /// Backs each NUMA node's memory with its own memfd (`kmem-phys-nodeN`), mapped at the
+    /// node's physical ranges; the direct map stays one window. A hole between two ranges
+    /// (the PCI hole), or after the last, goes to the file of the range below it, so node
+    /// N's file is as long as the addresses it spans (Linux's `node_spanned_pages`). On a
+    /// host with several NUMA nodes each node's mapping is placed (`mbind`,
+    /// `MPOL_PREFERRED`) on host node N mod the host's nodes; on a one-node host nothing is.
+    /// Memory hot-added later goes to node 0's file ([`HostedPlatform::grow_phys_node`] for
+    /// another). Call before `Machine::boot`, with the machine's `NumaTopology::memblks`.
+    ///
+    /// # Errors
+    /// `InvalidInput` if physical memory was written or split already, or a node number is
+    /// out of range; otherwise the failing system call's error (one memfd backs everything
+    /// again then).
+    pub fn set_numa_memblks(&self, blks: &[kmem::NumaMemblk]) -> io::Result<()> {
+        self.inner.mem.split_nodes(blks)
+    }
+
+    /// Node `nid`'s memfd and its size in bytes, if the node has one (node 0 always has):
+    /// see [`HostedPlatform::set_numa_memblks`]. The descriptor is raw for the reasons
+    /// [`HostedPlatform::memfd`] gives.
+    pub fn node_memfd(&self, nid: usize) -> Option<(RawFd, u64)> {
+        self.inner.mem.node_memfd(nid)
+    }
+
+    /// The memfd backing physical address `phys`, the offset in it, and how many bytes from
+    /// there the same file continues; `None` beyond the end of physical memory.
+    pub fn memfd_at(&self, phys: PhysAddr) -> Option<(RawFd, u64, u64)> {
+        self.inner.mem.memfd_at(phys.as_u64())
     }
 
     /// Releases the host memory behind physical `[phys, phys + len)` (free page reporting,
@@ -274,8 +331,9 @@ impl HostedPlatform {
         VirtWindow::new(self.inner.clone(), len, crate::PAGE_SIZE)
     }
 
-    /// The descriptor of the memfd holding physical memory, for reading it from outside (e.g.
-    /// `pread` in tests, or handing it to a debugger).
+    /// The descriptor of node 0's memfd, which holds all of physical memory (at file offset
+    /// = physical address) unless [`HostedPlatform::set_numa_memblks`] split it, for reading
+    /// it from outside (e.g. `pread` in tests, or handing it to a debugger).
     ///
     /// It is a raw descriptor on purpose: anything done with it needs `unsafe`, and changing
     /// the file (truncating it, writing to memory the machine uses) is the caller's
@@ -312,6 +370,9 @@ impl Drop for HostedPlatform {
         self.inner.hook.close();
     }
 }
+
+/// `HPAGE_PMD_SIZE` on x86_64: the 2 MiB a PMD maps.
+const HPAGE_PMD_SIZE: usize = 2 << 20;
 
 /// `0x9e3779b97f4a7c15`: 2^64 / φ, the increment of SplitMix64 (Steele, Lea, Flood 2014).
 const SPLITMIX_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -550,8 +611,21 @@ unsafe impl Platform for HostedPlatform {
         if !in_ram || !phys.as_u64().is_multiple_of(crate::PAGE_SIZE as u64) {
             return false;
         }
-        if w.map_anon_at(off, len).is_err() {
+        let Ok(addr) = w.map_anon_at(off, len) else {
             return false;
+        };
+        // With `use_huge_vmemmap`, back the memmap with 2 MiB pages where whole PMDs are
+        // mapped, as Linux maps its vmemmap (arch/x86/mm/init_64.c `vmemmap_populate` →
+        // `vmemmap_populate_hugepages`): a section's 2 MiB of memmap is one PMD and kmem
+        // writes every entry of it (`memmap_init`), so a huge page costs no more host memory
+        // than 512 small ones. Failure (or a host whose THP mode is `never`) only loses it.
+        if self.vmemmap_huge.load(Ordering::Acquire)
+            && (addr as usize).is_multiple_of(HPAGE_PMD_SIZE)
+            && len.is_multiple_of(HPAGE_PMD_SIZE)
+        {
+            // SAFETY: advice on the anonymous mapping just made in our window; it does not
+            // change its contents or its mapping.
+            unsafe { libc::madvise(addr.cast(), len, libc::MADV_HUGEPAGE) };
         }
         // SAFETY: `[phys, phys + len)` is inside the direct map (checked above), page aligned,
         // and kmem does not use its direct-map view while the range is mapped at vmemmap (the
@@ -627,6 +701,63 @@ mod tests {
             assert_eq!(q.direct_map_base().add(0x2000).read(), 9);
         }
         q.unmap_vmemmap(w, page);
+    }
+
+    /// `THPeligible` of the mapping at `addr` in /proc/self/smaps.
+    fn thp_eligible(addr: *mut u8) -> Option<bool> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        let a = addr as usize;
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ') {
+                if let Some((lo, hi)) = range.split_once('-') {
+                    if let (Ok(lo), Ok(hi)) =
+                        (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+                    {
+                        inside = (lo..hi).contains(&a);
+                        continue;
+                    }
+                }
+            }
+            if inside {
+                if let Some(v) = line.strip_prefix("THPeligible:") {
+                    return Some(v.trim() == "1");
+                }
+            }
+        }
+        None
+    }
+
+    /// With `use_huge_vmemmap` a section's 2 MiB of memmap is advised for huge pages
+    /// (`THPeligible: 1` under the host's `madvise` mode); the plain private memmap is not.
+    #[test]
+    fn huge_vmemmap_is_advised_for_thp() {
+        let mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .unwrap_or_default();
+        if !mode.contains("[madvise]") {
+            eprintln!("host THP mode is not madvise ({}): skipped", mode.trim());
+            return;
+        }
+        let sec = HPAGE_PMD_SIZE;
+        for huge in [false, true] {
+            let p = HostedPlatform::new(HostedConfig::deterministic(4 << 20, 42)).unwrap();
+            if huge {
+                p.use_huge_vmemmap();
+            } else {
+                p.use_private_vmemmap();
+            }
+            let w = p.vmemmap_window(4 * sec).unwrap();
+            let va = w.wrapping_add(sec);
+            assert!(p.map_vmemmap(va, PhysAddr::new(sec as u64), sec));
+            p.prefault(va, sec);
+            assert_eq!(thp_eligible(va), Some(huge), "huge {huge}");
+            // SAFETY: the window's second 2 MiB was just mapped writable.
+            unsafe {
+                va.write(1);
+                va.add(sec - 1).write(2);
+            }
+            p.unmap_vmemmap(va, sec);
+        }
     }
 
     #[test]

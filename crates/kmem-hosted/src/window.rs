@@ -10,9 +10,7 @@ use std::io;
 
 use crate::control::Inner;
 use crate::maparc::MapArc;
-use crate::physmem::{
-    invalid, is_page_aligned, map_anon_fixed, map_fd_fixed, reserve, unmap_fixed,
-};
+use crate::physmem::{invalid, is_page_aligned, map_anon_fixed, reserve, unmap_fixed};
 use crate::PAGE_SIZE;
 
 /// A reserved range of virtual address space into which physical pages can be mapped.
@@ -112,8 +110,9 @@ impl VirtWindow {
         let addr = unsafe { self.base.as_ptr().add(offset) };
         // SAFETY: `[addr, addr + len)` is inside this window's reservation (`check_range` above),
         // which this crate owns, and the window's memory is reached only through raw pointers, so
-        // no Rust reference into it is live (`map_fd_fixed`'s contract).
-        unsafe { map_fd_fixed(addr, len, mem.fd(), phys, writable)? };
+        // no Rust reference into it is live (`PhysMem::map_phys`'s contract); each node's
+        // piece of the range comes from that node's memfd.
+        unsafe { mem.map_phys(addr, phys, len as u64, writable)? };
         Ok(addr)
     }
 

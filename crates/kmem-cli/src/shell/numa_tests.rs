@@ -165,3 +165,41 @@ fn mempolicy_from_the_shell() {
         "{out}"
     );
 }
+
+/// `kmem --numa 2 --mem 4G`: each node's memory is its own memfd (`kmem-phys-nodeN`), as long
+/// as the addresses the node spans (node 1's includes the PCI hole), together all of
+/// physical memory; a page the shell allocates on node N is in node N's file.
+#[test]
+fn each_node_has_its_own_memfd() {
+    use kmem::platform::Platform;
+    let sh = shell(NumaOptions {
+        nodes: 2,
+        ..NumaOptions::default()
+    });
+    let plat = sh.k.m.platform();
+    let (fd0, size0) = plat.node_memfd(0).unwrap();
+    let (fd1, size1) = plat.node_memfd(1).unwrap();
+    assert!(plat.node_memfd(2).is_none());
+    assert_eq!(size0 + size1, plat.phys_end().as_u64());
+    for (fd, nid) in [(fd0, 0), (fd1, 1)] {
+        let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+        assert!(
+            link.to_string_lossy()
+                .starts_with(&format!("/memfd:kmem-phys-node{nid} ")),
+            "{link:?}"
+        );
+    }
+    // Node 1 starts where node 0's file ends, at offset 0 of its own.
+    let (fd, off, _) = plat.memfd_at(kmem::PhysAddr::new(size0)).unwrap();
+    assert_eq!((fd, off), (fd1, 0));
+    for nid in [0, 1] {
+        let page =
+            sh.k.m
+                .alloc_pages_node(nid, kmem::GfpFlags::GFP_KERNEL, kmem::Order::new(0))
+                .unwrap();
+        let phys = sh.k.m.page_to_pfn(page).as_u64() << 12;
+        let (fd, _, _) = plat.memfd_at(kmem::PhysAddr::new(phys)).unwrap();
+        assert_eq!(fd, if nid == 0 { fd0 } else { fd1 }, "node {nid}");
+        sh.k.m.__free_pages(page, kmem::Order::new(0));
+    }
+}
