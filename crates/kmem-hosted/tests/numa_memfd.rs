@@ -101,6 +101,7 @@ fn booted_two_node_machine_places_node_pages_in_their_file() {
         memblks: &blks,
         distance: &[],
         cpu_to_node: &[],
+        hotpluggable: &[],
     });
     let mut cfg = HostedConfig::deterministic(params.e820.ram_end().next_multiple_of(4096), 42);
     cfg.max_phys_size = GB;
