@@ -77,9 +77,19 @@ pub const REPORT_INTERVAL_FREES: u64 = 1 << 16;
 /// Bytes of large frees that trigger a reporting pass.
 pub const REPORT_BYTES: u64 = 16 << 20;
 
-/// Flags of every allocation: may sleep, no allocation-failure reports (malloc reports
-/// failure with ENOMEM and a new node is tried first).
-const GFP: GfpFlags = GfpFlags::GFP_KERNEL.union(GfpFlags::__GFP_NOWARN);
+/// Flags of every allocation's first attempt: `GFP_KERNEL` without reclaim (neither direct
+/// reclaim and compaction nor waking kswapd), no allocation-failure reports. A machine that
+/// can grow does: when a request does not fit without reclaim, [`with_nodes`] adds a memory
+/// block instead of compacting and reclaiming (kmem's kswapd and compaction run in the
+/// caller, and nothing the heap holds is reclaimable or movable: slab objects and large
+/// kmalloc blocks that the program points to). Only a machine that cannot grow retries with
+/// reclaim ([`RECLAIM`]). kmem's choice for a heap; a kernel has no bigger machine to ask.
+const GFP: GfpFlags = GfpFlags::GFP_KERNEL
+    .without(GfpFlags::__GFP_RECLAIM)
+    .union(GfpFlags::__GFP_NOWARN);
+/// What the last attempt on a machine that cannot grow adds to [`GFP`]: `GFP_KERNEL`'s
+/// direct reclaim (compaction included) and kswapd.
+const RECLAIM: GfpFlags = GfpFlags::__GFP_RECLAIM;
 
 /// One memory node: a booted kmem machine and the address ranges it hands out.
 pub struct Node {
@@ -523,18 +533,23 @@ fn make_private_range(plat: &HostedPlatform, start: u64, end: u64) -> bool {
     true
 }
 
-/// Runs `f` on the machine, growing it by a memory block and retrying while `f` fails and
-/// it can grow. `need` is the request's size: one block (128 MiB less its 2 MiB memmap)
-/// serves any request of the machine (at most 4 MiB).
+/// Runs `f` on the machine with the flags to add to the request's (none: [`GFP`]'s no
+/// reclaim), growing the machine by a memory block and retrying while `f` fails and it can
+/// grow; once it cannot, one last attempt adds [`RECLAIM`]. `need` is the request's size:
+/// one block (128 MiB less its 2 MiB memmap) serves any request of the machine (at most
+/// 4 MiB).
 #[inline]
-fn with_nodes(need: usize, mut f: impl FnMut(&Node) -> Option<*mut u8>) -> Option<*mut u8> {
+fn with_nodes(
+    need: usize,
+    mut f: impl FnMut(&Node, GfpFlags) -> Option<*mut u8>,
+) -> Option<*mut u8> {
     if nr_nodes() == 0 {
         return None;
     }
     let nd = node(0);
     loop {
         let seen = GROWER.generation();
-        if let Some(p) = f(nd) {
+        if let Some(p) = f(nd, GfpFlags::empty) {
             return Some(p);
         }
         if need > KMALLOC_MAX_SIZE {
@@ -549,7 +564,7 @@ fn with_nodes(need: usize, mut f: impl FnMut(&Node) -> Option<*mut u8>) -> Optio
             continue;
         }
         if !hot_add(seen) {
-            return None;
+            return f(nd, RECLAIM);
         }
     }
 }
@@ -719,18 +734,22 @@ pub fn alloc(size: usize, zero: bool) -> Option<*mut u8> {
     };
     if slob() && size < KMALLOC_MAX_SIZE - 8 {
         let n = size.max(1) + 8;
-        return with_nodes(n, |nd| nd.m.kmalloc(n, gfp).map(|p| slob_mark(p.as_ptr())));
+        return with_nodes(n, |nd, more| {
+            nd.m.kmalloc(n, gfp | more).map(|p| slob_mark(p.as_ptr()))
+        });
     }
     if size <= CLASS_MAX {
         let (ci, class) = class_of(size);
-        return with_nodes(class, |nd| match nd.classes[ci] {
-            Some(c) => nd.m.kmem_cache_alloc(c, gfp).map(|p| p.as_ptr()),
-            None => nd.m.kmalloc(class, gfp).map(|p| p.as_ptr()),
+        return with_nodes(class, |nd, more| match nd.classes[ci] {
+            Some(c) => nd.m.kmem_cache_alloc(c, gfp | more).map(|p| p.as_ptr()),
+            None => nd.m.kmalloc(class, gfp | more).map(|p| p.as_ptr()),
         });
     }
     if size <= KMALLOC_MAX_SIZE {
         let gfp = gfp | GfpFlags::__GFP_NOTRACK;
-        return with_nodes(size, |nd| nd.m.kmalloc(size, gfp).map(|p| p.as_ptr()));
+        return with_nodes(size, |nd, more| {
+            nd.m.kmalloc(size, gfp | more).map(|p| p.as_ptr())
+        });
     }
     big_alloc(size, PAGE_SIZE, zero)
 }
@@ -757,7 +776,9 @@ pub fn alloc_aligned(size: usize, align: usize) -> Option<*mut u8> {
             } else {
                 GFP
             };
-            return with_nodes(sz, |nd| nd.m.kmalloc(sz, gfp).map(|p| p.as_ptr()));
+            return with_nodes(sz, |nd, more| {
+                nd.m.kmalloc(sz, gfp | more).map(|p| p.as_ptr())
+            });
         }
         return big_alloc(size, align, false);
     }
@@ -766,8 +787,8 @@ pub fn alloc_aligned(size: usize, align: usize) -> Option<*mut u8> {
     let need = size.max(align);
     if align <= kmem_hosted::DIRECT_MAP_ALIGN && need <= KMALLOC_MAX_SIZE {
         let order = need.next_power_of_two().trailing_zeros() - PAGE_SIZE.trailing_zeros();
-        return with_nodes(need, |nd| {
-            nd.m.kmalloc_large_order(order, GFP | GfpFlags::__GFP_NOTRACK)
+        return with_nodes(need, |nd, more| {
+            nd.m.kmalloc_large_order(order, GFP | GfpFlags::__GFP_NOTRACK | more)
                 .map(|p| p.as_ptr())
         });
     }
