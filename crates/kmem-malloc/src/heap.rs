@@ -14,8 +14,11 @@
 //!   copied on write by `fork` like the rest of the process.)
 //!
 //! # Memory hotplug
-//! There is one machine (node 0). It boots small (64 MiB of simulated RAM by default: it
-//! boots in about 2 ms and costs a few MiB of host memory, since the memfd is sparse). When an
+//! There is one machine (node 0). It boots small (16 MiB of simulated RAM by default, all
+//! ZONE_DMA: it boots in about 2 ms and costs a few MiB of host memory, since the memfd is
+//! sparse; a larger boot machine leaves its freed memory touched but idle once growth adds
+//! ZONE_NORMAL, which allocations prefer — sqlite3's workload peaked at 1.50× glibc's RSS
+//! with 64 MiB, 1.20× with 16). When an
 //! allocation fails, the machine grows by one 128 MiB memory block (`add_memory` with
 //! `MHP_MEMMAP_ON_MEMORY`, onlined into ZONE_NORMAL, see `kmem_hosted::grow` for why not
 //! ZONE_MOVABLE), made a private mapping first like the rest of its direct map (fork), and the
@@ -36,7 +39,10 @@
 //! - from a reporting thread, started by the first such pass (and again in a forked child
 //!   that frees enough): every 200 ms it shrinks the `malloc-N` caches' empty slabs
 //!   (`kmem_cache_shrink`) and reports on nodes where at least 1 MiB more is free, so that
-//!   memory freed by a program that then stops calling the allocator still goes back.
+//!   memory freed by a program that then stops calling the allocator still goes back;
+//!   when the machine's free page count did not change for a whole period (the program is
+//!   idle), one [`idle_pass`] also removes the last free hot-added blocks and reports free
+//!   blocks down to order 0.
 
 //! # Invariants
 //! - `NODES[i]` for `i < NR_NODES` points at a node that lives until the process exits (nodes
@@ -60,8 +66,9 @@ use lock_api::RawMutex as _;
 
 /// Most nodes: one machine, grown by memory hotplug.
 pub const MAX_NODES: usize = 1;
-/// Simulated RAM of the first node unless `KMEM_MALLOC_RAM_MB` says otherwise.
-pub const FIRST_NODE_RAM: u64 = 64 << 20;
+/// Simulated RAM of the first node unless `KMEM_MALLOC_RAM_MB` says otherwise (see
+/// "Memory hotplug" above for why so small).
+pub const FIRST_NODE_RAM: u64 = 16 << 20;
 /// Physical address space the machine may grow to unless `KMEM_MALLOC_MAX_MB` says
 /// otherwise.
 pub const MAX_PHYS: u64 = kmem_hosted::DEFAULT_MAX_PHYS;
@@ -77,9 +84,19 @@ pub const REPORT_INTERVAL_FREES: u64 = 1 << 16;
 /// Bytes of large frees that trigger a reporting pass.
 pub const REPORT_BYTES: u64 = 16 << 20;
 
-/// Flags of every allocation: may sleep, no allocation-failure reports (malloc reports
-/// failure with ENOMEM and a new node is tried first).
-const GFP: GfpFlags = GfpFlags::GFP_KERNEL.union(GfpFlags::__GFP_NOWARN);
+/// Flags of every allocation's first attempt: `GFP_KERNEL` without reclaim (neither direct
+/// reclaim and compaction nor waking kswapd), no allocation-failure reports. A machine that
+/// can grow does: when a request does not fit without reclaim, [`with_nodes`] adds a memory
+/// block instead of compacting and reclaiming (kmem's kswapd and compaction run in the
+/// caller, and nothing the heap holds is reclaimable or movable: slab objects and large
+/// kmalloc blocks that the program points to). Only a machine that cannot grow retries with
+/// reclaim ([`RECLAIM`]). kmem's choice for a heap; a kernel has no bigger machine to ask.
+const GFP: GfpFlags = GfpFlags::GFP_KERNEL
+    .without(GfpFlags::__GFP_RECLAIM)
+    .union(GfpFlags::__GFP_NOWARN);
+/// What the last attempt on a machine that cannot grow adds to [`GFP`]: `GFP_KERNEL`'s
+/// direct reclaim (compaction included) and kswapd.
+const RECLAIM: GfpFlags = GfpFlags::__GFP_RECLAIM;
 
 /// One memory node: a booted kmem machine and the address ranges it hands out.
 pub struct Node {
@@ -523,18 +540,23 @@ fn make_private_range(plat: &HostedPlatform, start: u64, end: u64) -> bool {
     true
 }
 
-/// Runs `f` on the machine, growing it by a memory block and retrying while `f` fails and
-/// it can grow. `need` is the request's size: one block (128 MiB less its 2 MiB memmap)
-/// serves any request of the machine (at most 4 MiB).
+/// Runs `f` on the machine with the flags to add to the request's (none: [`GFP`]'s no
+/// reclaim), growing the machine by a memory block and retrying while `f` fails and it can
+/// grow; once it cannot, one last attempt adds [`RECLAIM`]. `need` is the request's size:
+/// one block (128 MiB less its 2 MiB memmap) serves any request of the machine (at most
+/// 4 MiB).
 #[inline]
-fn with_nodes(need: usize, mut f: impl FnMut(&Node) -> Option<*mut u8>) -> Option<*mut u8> {
+fn with_nodes(
+    need: usize,
+    mut f: impl FnMut(&Node, GfpFlags) -> Option<*mut u8>,
+) -> Option<*mut u8> {
     if nr_nodes() == 0 {
         return None;
     }
     let nd = node(0);
     loop {
         let seen = GROWER.generation();
-        if let Some(p) = f(nd) {
+        if let Some(p) = f(nd, GfpFlags::empty) {
             return Some(p);
         }
         if need > KMALLOC_MAX_SIZE {
@@ -549,7 +571,7 @@ fn with_nodes(need: usize, mut f: impl FnMut(&Node) -> Option<*mut u8>) -> Optio
             continue;
         }
         if !hot_add(seen) {
-            return None;
+            return f(nd, RECLAIM);
         }
     }
 }
@@ -719,18 +741,22 @@ pub fn alloc(size: usize, zero: bool) -> Option<*mut u8> {
     };
     if slob() && size < KMALLOC_MAX_SIZE - 8 {
         let n = size.max(1) + 8;
-        return with_nodes(n, |nd| nd.m.kmalloc(n, gfp).map(|p| slob_mark(p.as_ptr())));
+        return with_nodes(n, |nd, more| {
+            nd.m.kmalloc(n, gfp | more).map(|p| slob_mark(p.as_ptr()))
+        });
     }
     if size <= CLASS_MAX {
         let (ci, class) = class_of(size);
-        return with_nodes(class, |nd| match nd.classes[ci] {
-            Some(c) => nd.m.kmem_cache_alloc(c, gfp).map(|p| p.as_ptr()),
-            None => nd.m.kmalloc(class, gfp).map(|p| p.as_ptr()),
+        return with_nodes(class, |nd, more| match nd.classes[ci] {
+            Some(c) => nd.m.kmem_cache_alloc(c, gfp | more).map(|p| p.as_ptr()),
+            None => nd.m.kmalloc(class, gfp | more).map(|p| p.as_ptr()),
         });
     }
     if size <= KMALLOC_MAX_SIZE {
         let gfp = gfp | GfpFlags::__GFP_NOTRACK;
-        return with_nodes(size, |nd| nd.m.kmalloc(size, gfp).map(|p| p.as_ptr()));
+        return with_nodes(size, |nd, more| {
+            nd.m.kmalloc(size, gfp | more).map(|p| p.as_ptr())
+        });
     }
     big_alloc(size, PAGE_SIZE, zero)
 }
@@ -757,7 +783,9 @@ pub fn alloc_aligned(size: usize, align: usize) -> Option<*mut u8> {
             } else {
                 GFP
             };
-            return with_nodes(sz, |nd| nd.m.kmalloc(sz, gfp).map(|p| p.as_ptr()));
+            return with_nodes(sz, |nd, more| {
+                nd.m.kmalloc(sz, gfp | more).map(|p| p.as_ptr())
+            });
         }
         return big_alloc(size, align, false);
     }
@@ -766,8 +794,8 @@ pub fn alloc_aligned(size: usize, align: usize) -> Option<*mut u8> {
     let need = size.max(align);
     if align <= kmem_hosted::DIRECT_MAP_ALIGN && need <= KMALLOC_MAX_SIZE {
         let order = need.next_power_of_two().trailing_zeros() - PAGE_SIZE.trailing_zeros();
-        return with_nodes(need, |nd| {
-            nd.m.kmalloc_large_order(order, GFP | GfpFlags::__GFP_NOTRACK)
+        return with_nodes(need, |nd, more| {
+            nd.m.kmalloc_large_order(order, GFP | GfpFlags::__GFP_NOTRACK | more)
                 .map(|p| p.as_ptr())
         });
     }
@@ -950,6 +978,11 @@ fn free_and_high(nd: &Node) -> (usize, usize) {
     (free_pages, high)
 }
 
+/// The min watermarks of a node's zones.
+fn min_pages(nd: &Node) -> usize {
+    nd.m.zones().map(|z| z.wmark(kmem::mmzone::WMARK_MIN)).sum()
+}
+
 /// Lowest order of the free blocks a reporting pass releases: 16 KiB. Linux reports
 /// pageblocks (`page_reporting_order`) to a hypervisor that backs memory with huge pages; the
 /// node's direct map is a private file mapping backed by 4 KiB host pages, so smaller free
@@ -989,7 +1022,14 @@ fn min_report_order() -> u32 {
 /// its host memory and frees it back. kmem's accounting does not change: the pages are
 /// free before and after; only the host stops backing them until they are written again.
 fn report_node(nd: &Node, min_newly_free: usize) {
-    let (free_pages, keep) = free_and_high(nd);
+    report_node_from(nd, min_newly_free, min_report_order(), true);
+}
+
+/// [`report_node`] from blocks of order `min_order` up; `keep_high`: leave the high
+/// watermark's worth unreported (else the min watermark's, for an idle program).
+fn report_node_from(nd: &Node, min_newly_free: usize, min_order: u32, keep_high: bool) {
+    let (free_pages, high) = free_and_high(nd);
+    let keep = if keep_high { high } else { min_pages(nd) };
     let last = nd.reported_free.load(Ordering::Relaxed);
     if last != usize::MAX && free_pages < last + min_newly_free {
         // Remember lower levels, so that memory freed after them counts as newly free.
@@ -1005,7 +1045,7 @@ fn report_node(nd: &Node, min_newly_free: usize) {
     // Only blocks that are free now: no reclaim, no compaction, no kswapd (which runs
     // synchronously in kmem): a failing costly-order request would compact the whole zone.
     let gfp = GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NORETRY;
-    for order in (min_report_order()..=kmem::addr::MAX_PAGE_ORDER).rev() {
+    for order in (min_order..=kmem::addr::MAX_PAGE_ORDER).rev() {
         let o = Order::new(order);
         while n < MAX_HELD && avail >= o.pages() {
             let Some(page) = nd.m.alloc_pages(gfp, o) else {
@@ -1122,11 +1162,29 @@ extern "C" fn reporter_main(_: *mut libc::c_void) -> *mut libc::c_void {
     }
 }
 
+/// Free pages of node 0 at the reporting thread's last tick (`usize::MAX`: none yet).
+static TICK_FREE: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// Whether the idle pass ran since node 0's free page count last changed.
+static IDLE_DONE: AtomicBool = AtomicBool::new(false);
+
 /// The reporting thread's pass: every node with at least 1 MiB newly free since its last
-/// pass has its empty slabs shrunk and its free blocks reported.
+/// pass has its empty slabs shrunk and its free blocks reported. A program that stopped
+/// allocating and freeing (the free page count unchanged for a whole period) gets one
+/// [`idle_pass`].
 fn timed_pass() {
     if REPORTING.swap(1, Ordering::Acquire) != 0 {
         return;
+    }
+    if nr_nodes() > 0 {
+        let free = free_and_high(node(0)).0;
+        if TICK_FREE.swap(free, Ordering::Relaxed) != free {
+            IDLE_DONE.store(false, Ordering::Relaxed);
+        } else if !IDLE_DONE.swap(true, Ordering::Relaxed) {
+            idle_pass(node(0));
+            // The pass leaves the count where it found it (it frees what it took), but
+            // the shrink may have removed blocks: the next tick compares with this.
+            TICK_FREE.store(free_and_high(node(0)).0, Ordering::Relaxed);
+        }
     }
     for i in 0..nr_nodes() {
         let nd = node(i);
@@ -1141,6 +1199,29 @@ fn timed_pass() {
     }
     LAST_REPORT_MS.store(now_ms().max(1), Ordering::Relaxed);
     REPORTING.store(0, Ordering::Release);
+}
+
+/// Once a program has stopped allocating and freeing for a reporting period (200 ms), the
+/// memory kept for its next burst goes back too: every hot-added block whose pages are all
+/// free is removed (the hysteresis of [`KEEP_FREE_PAGES`] is for a program that is still
+/// allocating), and free blocks of every order down to a single page are reported, keeping
+/// only the min watermark's worth. Linux's page reporting stops at `pageblock_order`
+/// (`page_reporting_order`) because a hypervisor backs guests with huge pages; the hosted
+/// machine's direct map is 4 KiB pages of a memfd, so kmem goes down to order 0 here, and
+/// only when idle, since each pass takes the blocks off the free lists (more CPU the smaller
+/// they are) and a page reused later costs a host page fault.
+fn idle_pass(nd: &Node) {
+    shrink_node(nd);
+    if GROWER.added() > GROWER.removed() && GROWER.shrink(&nd.m, 0) > 0 {
+        nd.reported_free.store(usize::MAX, Ordering::Relaxed);
+    }
+    nd.reported_free.store(usize::MAX, Ordering::Relaxed);
+    let order = if crate::env(c"KMEM_MALLOC_THP") == Some("1") {
+        min_report_order()
+    } else {
+        0
+    };
+    report_node_from(nd, 0, order, false);
 }
 
 #[cfg(test)]

@@ -143,7 +143,12 @@ pub fn write_stats(w: &mut dyn Write) -> fmt::Result {
         }
         writeln!(w, "--- dmesg")?;
         nd.m.dmesg(w, true)?;
-        for f in ["/proc/meminfo", "/proc/buddyinfo", "/proc/slabinfo"] {
+        for f in [
+            "/proc/meminfo",
+            "/proc/buddyinfo",
+            "/proc/slabinfo",
+            "/proc/vmstat",
+        ] {
             writeln!(w, "--- {f}")?;
             if nd.m.proc_read(f, w).is_err() {
                 writeln!(w, "(unavailable)")?;

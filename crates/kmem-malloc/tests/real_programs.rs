@@ -858,6 +858,61 @@ fn heap_grows_and_shrinks_on_one_machine() {
     assert!(st.contains("reports: 0 BUG, 0 warnings"), "{st}");
 }
 
+/// A large request on a small, fragmented machine grows it instead of compacting: 3,000
+/// pairs of a 20,000-byte block (large kmalloc) and a 3,000-byte one (slab) fill a 32 MiB
+/// machine, the large blocks are freed (free memory in 32 KiB pieces between slabs) and
+/// 1 MiB blocks are asked for. Before, the allocation went into direct compaction of the
+/// machine's zones first, which never returned (a hang in `isolate_migratepages`); now a
+/// request that does not fit without reclaim grows the machine, and direct reclaim and
+/// compaction are left for a machine that cannot grow. `/proc/vmstat` in the statistics
+/// shows no compaction stall.
+#[test]
+fn a_fragmented_machine_grows_instead_of_compacting() {
+    if !have("gcc") {
+        return;
+    }
+    let exe = cc(
+        "frag_grow",
+        "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\
+         int main(void) { enum { N = 3000 }; static void *big[N], *small[N], *m[64];\n\
+         for (int i = 0; i < N; i++) { big[i] = malloc(20000); memset(big[i], 1, 20000);\n\
+         small[i] = malloc(3000); memset(small[i], 2, 3000); }\n\
+         for (int i = 0; i < N; i++) free(big[i]);\n\
+         for (int i = 0; i < 64; i++) { m[i] = malloc(1 << 20); memset(m[i], 3, 1 << 20); }\n\
+         for (int i = 0; i < 64; i++) free(m[i]);\n\
+         for (int i = 0; i < N; i++) free(small[i]);\n\
+         puts(\"done\"); return 0; }\n",
+    );
+    let stats = tmpdir("frag-grow").join("stats.txt");
+    let mut child = Command::new(&exe)
+        .env("LD_PRELOAD", lib())
+        .env("KMEM_MALLOC_RAM_MB", "32")
+        .env("KMEM_MALLOC_STATS", &stats)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The hang this tests for never returns: give up after a minute.
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the program did not finish within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("done"),
+        "{}: {text}",
+        out.status
+    );
+    let st = std::fs::read_to_string(&stats).unwrap();
+    assert!(st.lines().any(|l| l == "compact_stall 0"), "{st}");
+    assert!(!st.contains("memory hotplug: 0 blocks"), "{st}");
+}
+
 /// `KMEM_MALLOC_KFENCE=1`: a C program writing one byte past a 64-byte buffer gets a KFENCE
 /// report (out-of-bounds write through the guard page, or memory corruption of the canary
 /// bytes found on free, depending on the side KFENCE placed the object) on standard error and

@@ -69,8 +69,22 @@ impl<P: Platform> MigrateTarget for Targets<'_, P> {
 }
 
 impl<P: Platform> PageAllocator<P> {
+    /// Whether the scanners can run over `zone`: it has pages and a boot span. The scanners
+    /// walk the boot span only (their memmap check is `max_pfn`, the boot memmap): a zone
+    /// that was empty at boot and holds only hot-added memory (ZONE_NORMAL of a machine
+    /// below 4 GiB grown by `online_kernel`) has an empty boot span, whose last pageblock
+    /// `pageblock_start(end - 1)` would wrap below zero. Such a zone is skipped: hot-added
+    /// memory is not compacted (its memmap can go away with its block; compacting it needs
+    /// a `pfn_to_online_page` check per pageblock, as Linux's `pageblock_pfn_to_page` has).
+    pub(crate) fn compactable(zone: &Zone<P::RawLock>) -> bool {
+        zone.is_populated() && zone.geo.spanned > 0
+    }
+
     /// `reset_cached_positions`: the scanners start again at the zone's ends.
     fn reset_cached_positions(zone: &Zone<P::RawLock>) {
+        if !Self::compactable(zone) {
+            return;
+        }
         let (zs, ze) = Self::zone_span(zone);
         let c = &zone.compact;
         c.cached_migrate_pfn[0].store(zs as usize, Ordering::Relaxed);
@@ -83,7 +97,7 @@ impl<P: Platform> PageAllocator<P> {
     /// positions.
     pub fn reset_isolation_suitable(&self, kind: ZoneType) {
         let zone = self.zone(kind);
-        if !zone.is_populated() {
+        if !Self::compactable(zone) {
             return;
         }
         let (zs, ze) = Self::zone_span(zone);
@@ -250,7 +264,7 @@ impl<P: Platform> PageAllocator<P> {
     /// `compact_free_scanned` and `compact_isolated`.
     pub fn compact_zone(&self, cc: &mut CompactControl, ops: &dyn CompactMigrate) -> CompactResult {
         let zone = self.zone(cc.zone);
-        if !zone.is_populated() {
+        if !Self::compactable(zone) {
             return CompactResult::Skipped;
         }
         if let Some(order) = cc.order {
