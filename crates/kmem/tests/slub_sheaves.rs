@@ -552,7 +552,8 @@ fn kmalloc_fast_serves_only_a_sheaf_pop_or_push() {
     // SAFETY: deliberately a double free, which `kfree_sized_fast` must refuse untouched.
     assert!(!unsafe { m.kfree_sized_fast(q, 64, gfp) });
     assert_eq!(m.bug_count(), 0);
-    // SAFETY: as above; the full path reports it and frees nothing.
+    // SAFETY: a deliberate double free of `q`, still a kmalloc(64) object of this machine:
+    // `kfree_sized`'s checked path finds it on top of the sheaf, reports it and frees nothing.
     unsafe { m.kfree_sized(q, 64, gfp) };
     let log = m.platform().take_captured();
     assert!(log.contains("Object already free"), "{log}");
