@@ -1,9 +1,11 @@
 //! Fork safety (see the crate documentation).
 //!
 //! # Invariants
-//! - `ACTIVE` counts threads inside an allocator operation; its top bit is set from a fork's
-//!   prepare handler until its parent handler (or, in the child, its child handler) ran. A
-//!   thread entering while the bit is set backs out and waits.
+//! - A thread inside an allocator operation is counted in its own slot of `SLOTS` (plain
+//!   stores, ordered against the fork by `membarrier`) or, without a slot, in `ACTIVE`; the
+//!   top bit of `ACTIVE` is set from a fork's prepare handler until its parent handler (or, in
+//!   the child, its child handler) ran. A thread entering while the bit is set backs out and
+//!   waits; the prepare handler waits for `ACTIVE` and every slot to be 0.
 //! - `FORK_LOCK` serialises forks that use these handlers (held from prepare to parent/child).
 //! - Every node's direct map is a private mapping ([`make_private`]), so the child gets a
 //!   copy-on-write snapshot of the heap taken while no thread was inside the allocator.
@@ -15,7 +17,8 @@
 //!   the private direct map holds. A node's memmap sections mapped later (memory hot-add)
 //!   are private the same way, in whichever process adds them.
 
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::cell::Cell;
+use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use kmem::platform::Platform;
 
@@ -23,13 +26,87 @@ const FORK_BIT: usize = 1 << (usize::BITS - 1);
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 static FORK_LOCK: AtomicU32 = AtomicU32::new(0);
 
+/// Per-thread "inside an operation" counters, one cache line each, for the first
+/// [`NR_SLOTS`] threads that use the allocator once `membarrier` works (`FAST`). A thread
+/// writes only its own counter with plain (relaxed) stores: no locked instruction and no
+/// shared cache line on its path, where `ACTIVE`'s `lock inc`/`lock dec` cost every
+/// `malloc`/`free` two store-buffer drains (8 % of python3's profile under `LD_PRELOAD`,
+/// docs/BENCHMARKS.md "Issue 14, session 6"). The fork's prepare handler raises `FORK_BIT`,
+/// runs `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` — every thread of the process passes a
+/// full barrier, standing in for the store→load fence the threads skip — and waits for every
+/// counter to be 0. A thread stores its counter, then reads `FORK_BIT`: either the forker sees
+/// the counter, or the thread sees the bit and backs out (the barrier orders one of the two).
+/// Slots are never given back (a thread that has exited holds 0, which a fork ignores);
+/// threads beyond [`NR_SLOTS`], and all threads when `membarrier` is missing (Valgrind),
+/// count in `ACTIVE` as before.
+const NR_SLOTS: usize = 256;
+
+#[repr(align(64))]
+struct Slot(AtomicUsize);
+
+static SLOTS: [Slot; NR_SLOTS] = [const { Slot(AtomicUsize::new(0)) }; NR_SLOTS];
+/// Slots handed out so far (may exceed [`NR_SLOTS`]: the rest got none).
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+/// `membarrier` works: threads may take slots.
+static FAST: AtomicBool = AtomicBool::new(false);
+
+/// This thread's slot index + 1; 0 = none yet; `usize::MAX` = none to be had.
+const NO_SLOT: usize = usize::MAX;
+thread_local! {
+    static MY_SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How a thread entered an operation (given back to [`exit`]): its slot and the count to
+/// restore, or `None` for `ACTIVE`. Carrying the slot spares `exit` a second thread-local
+/// lookup (a `__tls_get_addr` call in a shared library).
+#[derive(Clone, Copy)]
+pub struct Hold(Option<(&'static AtomicUsize, usize)>);
+
+/// This thread's slot, claiming one on first use; `None`: count in `ACTIVE`.
+#[inline]
+fn my_slot() -> Option<&'static AtomicUsize> {
+    let s = MY_SLOT.try_with(Cell::get).unwrap_or(NO_SLOT);
+    if s != 0 && s != NO_SLOT {
+        return Some(&SLOTS[s - 1].0);
+    }
+    if s == NO_SLOT || !FAST.load(Ordering::Relaxed) {
+        return None;
+    }
+    claim_slot()
+}
+
+#[cold]
+fn claim_slot() -> Option<&'static AtomicUsize> {
+    let i = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+    let s = if i < NR_SLOTS { i + 1 } else { NO_SLOT };
+    // A thread being torn down (its thread-locals gone) counts in `ACTIVE`.
+    MY_SLOT.try_with(|c| c.set(s)).ok()?;
+    (s != NO_SLOT).then(|| &SLOTS[s - 1].0)
+}
+
 /// Enters an allocator operation.
 #[inline]
-pub fn enter() {
+pub fn enter() -> Hold {
+    if let Some(slot) = my_slot() {
+        loop {
+            let v = slot.load(Ordering::Relaxed);
+            slot.store(v + 1, Ordering::Relaxed);
+            // The forker's membarrier orders this store before the load below (module docs).
+            compiler_fence(Ordering::SeqCst);
+            // Nested (already counted): the forker is waiting for this thread anyway.
+            if v != 0 || ACTIVE.load(Ordering::Relaxed) & FORK_BIT == 0 {
+                return Hold(Some((slot, v)));
+            }
+            slot.store(v, Ordering::Release);
+            while ACTIVE.load(Ordering::Relaxed) & FORK_BIT != 0 {
+                std::thread::yield_now();
+            }
+        }
+    }
     loop {
         let v = ACTIVE.fetch_add(1, Ordering::Acquire);
         if v & FORK_BIT == 0 {
-            return;
+            return Hold(None);
         }
         ACTIVE.fetch_sub(1, Ordering::Relaxed);
         while ACTIVE.load(Ordering::Relaxed) & FORK_BIT != 0 {
@@ -40,12 +117,40 @@ pub fn enter() {
 
 /// Leaves an allocator operation.
 #[inline]
-pub fn exit() {
-    ACTIVE.fetch_sub(1, Ordering::Release);
+pub fn exit(h: Hold) {
+    match h.0 {
+        // Release: the operation's memory effects happen before a fork that sees 0.
+        Some((slot, v)) => slot.store(v, Ordering::Release),
+        None => {
+            ACTIVE.fetch_sub(1, Ordering::Release);
+        }
+    }
 }
 
-/// Registers the handlers (once, after the first node booted).
+/// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`; false if the host has none (it must be
+/// registered first: [`register`]).
+fn membarrier_private() -> bool {
+    const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    // SAFETY: membarrier takes no pointers; it only orders memory.
+    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 }
+}
+
+/// Registers the handlers (once, after the first node booted), and the process for
+/// `membarrier` (which turns the per-thread slots on).
 pub fn register() {
+    const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+    // SAFETY: membarrier takes no pointers; registering changes no memory of ours.
+    let reg = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+            0,
+            0,
+        )
+    };
+    if reg == 0 && membarrier_private() {
+        FAST.store(true, Ordering::Release);
+    }
     // SAFETY: the handlers are `extern "C"` functions without arguments, valid for the life of
     // the process (this library is never unloaded: it is preloaded).
     unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
@@ -58,9 +163,19 @@ extern "C" fn prepare() {
     {
         std::thread::yield_now();
     }
-    ACTIVE.fetch_or(FORK_BIT, Ordering::AcqRel);
+    ACTIVE.fetch_or(FORK_BIT, Ordering::SeqCst);
+    if FAST.load(Ordering::Acquire) && !membarrier_private() {
+        // Cannot happen once registered; if it did, the slots could not be trusted.
+        std::process::abort();
+    }
     while ACTIVE.load(Ordering::Acquire) & !FORK_BIT != 0 {
         std::thread::yield_now();
+    }
+    let n = NEXT_SLOT.load(Ordering::Acquire).min(NR_SLOTS);
+    for s in &SLOTS[..n] {
+        while s.0.load(Ordering::Acquire) != 0 {
+            std::thread::yield_now();
+        }
     }
 }
 

@@ -1156,9 +1156,9 @@ extern "C" fn reporter_main(_: *mut libc::c_void) -> *mut libc::c_void {
             continue;
         }
         // Like any allocator operation: fork waits until the pass is done.
-        crate::fork::enter();
+        let h = crate::fork::enter();
         timed_pass();
-        crate::fork::exit();
+        crate::fork::exit(h);
     }
 }
 

@@ -30,7 +30,9 @@
 //!   (its `struct page`s, in the vmemmap window: `HostedPlatform::use_private_vmemmap`).
 //!   A `pthread_atfork` prepare handler waits
 //!   until no thread is inside the allocator and holds new callers off until the fork is done,
-//!   so the child's snapshot is consistent.
+//!   so the child's snapshot is consistent. Threads mark themselves inside with a plain store
+//!   to a per-thread counter, which the handler reads after `membarrier` (no locked
+//!   instruction on `malloc`/`free`; `fork.rs`).
 //! - Exit: with `KMEM_MALLOC_STATS=FILE`, an `atexit` handler writes the allocator's counters
 //!   and each node's kernel log (`slub_debug` reports land there), /proc/meminfo,
 //!   /proc/buddyinfo and /proc/slabinfo to FILE.
@@ -306,9 +308,9 @@ fn set_errno(e: c_int) {
 fn op<R>(booting: impl FnOnce() -> R, f: impl FnOnce() -> R) -> Option<R> {
     match ensure_init() {
         Boot::Ready(()) => {
-            fork::enter();
+            let h = fork::enter();
             let r = f();
-            fork::exit();
+            fork::exit(h);
             // Outside the fork hold: a report may abort the process.
             report::check();
             leak::check();

@@ -134,3 +134,29 @@ fn fork_keeps_parent_and_child_heaps_apart() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `fork` while three threads are inside `malloc`/`free` all the time: the prepare handler
+/// waits for every thread to leave the allocator (per-thread counters and `membarrier`,
+/// `ACTIVE` without it), so each of 150 children finds the heap whole and allocates,
+/// checks and frees. A child forked in the middle of another thread's operation hangs on
+/// its lock or breaks a free list.
+#[test]
+fn fork_while_threads_allocate() {
+    if !have("gcc") {
+        return;
+    }
+    let d = tmpdir("fork-busy");
+    let exe = d.join("fork_busy");
+    gcc(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/programs/fork_busy.c"),
+        &exe,
+    );
+    let (st, out, err) = run_preloaded(Command::new(&exe), "fork_busy");
+    assert!(
+        st.success(),
+        "fork_busy: {st} (signal {:?})\n{out}\n{err}",
+        st.signal()
+    );
+    assert_eq!(out, "forks 150 bad 0\n");
+    let _ = std::fs::remove_dir_all(&d);
+}
