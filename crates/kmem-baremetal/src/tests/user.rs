@@ -419,24 +419,7 @@ fn show_swap(uk: &CoreUk<'_>) {
     }
 }
 
-/// Whether the swap tests can run: not on a NUMA machine, where kmem's kswapd (one LRU for
-/// the machine, `balance_pgdat` over every node's zones) keeps reclaiming while [`Hog`] holds a
-/// node at its min watermark — the tests' premise of one node's pressure does not hold, and
-/// the task thrashes instead of finishing (seen with `scripts/qemu-test --numa 2`).
-fn swap_premise_holds(ctx: &KernelCtx, test: &str) -> bool {
-    let nodes = ctx.mm.nr_online_nodes();
-    if nodes > 1 {
-        crate::println!(
-            "[selftest] {test}: not run on {nodes} NUMA nodes (kswapd is not per node yet)"
-        );
-    }
-    nodes == 1
-}
-
 fn user_swap(ctx: &KernelCtx) -> TestResult {
-    if !swap_premise_holds(ctx, "user_swap") {
-        return Ok(());
-    }
     with_core(ctx, |uk| {
         let mm = ctx.mm;
         check!(uk.swapon(4096).is_ok(), "swapon of 16 MiB failed");
@@ -479,9 +462,6 @@ fn user_swap(ctx: &KernelCtx) -> TestResult {
 }
 
 fn user_swap_fork(ctx: &KernelCtx) -> TestResult {
-    if !swap_premise_holds(ctx, "user_swap_fork") {
-        return Ok(());
-    }
     with_core(ctx, |uk| {
         let mm = ctx.mm;
         check!(uk.swapon(4096).is_ok(), "swapon of 16 MiB failed");

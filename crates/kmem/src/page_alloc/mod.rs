@@ -222,6 +222,14 @@ impl<P: Platform> PageAllocator<P> {
             if let Some(p) = self.get_page_from_freelist(gfp, order, slow, highest) {
                 return Some(p);
             }
+            // __alloc_pages_direct_reclaim: the pages reclaim freed may sit on per-CPU lists,
+            // which the watermark check does not count: drain them and try again.
+            if progress > 0 {
+                self.drain_all_pages();
+                if let Some(p) = self.get_page_from_freelist(gfp, order, slow, highest) {
+                    return Some(p);
+                }
+            }
             if let Some(p) = self.slowpath_compact(gfp, order, slow, highest, &mut cst) {
                 return Some(p);
             }
