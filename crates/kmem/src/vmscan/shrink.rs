@@ -377,6 +377,7 @@ impl<P: Platform> VmscanState<P> {
     /// missed its watermark on the zonelist of node `nid`, restricted to `nodemask`: the
     /// zonelist's nodes are shrunk in fallback order (only `nid` with `__GFP_THISNODE`).
     /// Returns pages freed (0: no progress, the allocation may fail or the OOM killer run).
+    #[allow(clippy::too_many_arguments)]
     pub fn try_to_free_pages(
         &self,
         l: &VmLayer<P>,
