@@ -2,7 +2,7 @@
 //! anonymous pages to swap, kswapd and direct reclaim, and `drop_caches`.
 //!
 //! # Lists and flags
-//! Every user page (anonymous, shmem, page cache) is on one list of the node's [`Lruvec`]
+//! Every user page (anonymous, shmem, page cache) is on one list of its node's [`Lruvec`]
 //! while it is allocated and not isolated: `PG_lru` says it is, `PG_swapbacked` picks the
 //! anon or file pair, `PG_active` the active or inactive list, `PG_unevictable` the
 //! unevictable list. New pages enter the inactive list (`folio_add_lru`); a page found
@@ -27,10 +27,16 @@
 //! # kswapd and direct reclaim
 //! The page allocator never names this module: the owner of the machine registers a
 //! [`crate::page_alloc::ReclaimHook`] whose `wake_kswapd` runs when an allocation misses
-//! the low watermark and whose `direct` runs in the slow path before failing. kmem has no
-//! kernel threads, so kswapd runs synchronously when woken, on the waking CPU, until every
-//! zone is above its high watermark or nothing more can be reclaimed (`balance_pgdat`); its
-//! work is counted as kswapd's (`pgscan_kswapd`, `pgsteal_kswapd`).
+//! the low watermark and whose `direct` runs in the slow path before failing. Each node has
+//! its own lruvec (a page is on the lists of its node, `folio_lruvec`) and its own kswapd
+//! (`kswapdN`): the slow path wakes the kswapd of every node of its zonelist
+//! (`wake_all_kswapds`). kmem has no kernel threads, so kswapd runs synchronously when
+//! woken, on the waking CPU, shrinking only its node's lists until one of the node's zones
+//! up to the allocation's highest zone is above its high watermark (`pgdat_balanced`) or a
+//! pass frees nothing; after `MAX_RECLAIM_RETRIES` such failures the node is left to direct
+//! reclaim until reclaim makes progress there (`kswapd_failures`). Its work is counted as
+//! kswapd's (`pgscan_kswapd`, `pgsteal_kswapd`). Direct reclaim shrinks the zonelist's
+//! nodes in fallback order at each priority (`shrink_zones`).
 //!
 //! # Locking
 //! `lru_lock` ([`VmscanState::lru`]) protects the lists and every page's `PG_lru`,
