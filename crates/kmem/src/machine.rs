@@ -184,6 +184,9 @@ impl<P: Platform> Machine<P> {
         m.setup_per_zone_wmarks_and_reserves();
         m.setup_pcp_sizes();
         m.register_cpuhp();
+        // SAFETY: once, at boot, after reclaim_init and memblock_free_all, before any user
+        // page exists or another thread has the machine: each node's lruvec and kswapd.
+        unsafe { m.reclaim_init_nodes() };
 
         // kmem_cache_init (mm_core_init → kmem_cache_init): the slab allocator.
         m.kmem_cache_init(&slab_notes)

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use kmem::arch::Arch;
 use kmem::gfp::GfpFlags;
+use kmem::mmzone::ZoneType;
 use kmem::page_alloc::ReclaimHook;
 use kmem::swap::entry::SwpEntry;
 use kmem::swap::SwapState;
@@ -171,19 +172,20 @@ struct Ctx<'a>(&'a Space<'a>);
 /// # Safety
 /// `ctx` must point at a live `Ctx` for as long as the hook is registered (the test registers it
 /// for its duration).
-unsafe fn wake(ctx: *const (), _order: u32) {
+unsafe fn wake(ctx: *const (), nid: usize, _order: u32, highest: ZoneType) {
     // SAFETY: registered below with a live Ctx for the duration of the test.
     let c = unsafe { &*ctx.cast::<Ctx<'_>>() };
-    c.0.vm.kswapd_run(c.0.l(), c.0.swap, c.0);
+    c.0.vm.wakeup_kswapd(c.0.l(), c.0.swap, c.0, nid, highest);
 }
 /// # Safety
 /// `ctx` must point at a live `Ctx` for as long as the hook is registered (the test registers it
 /// for its duration).
-unsafe fn direct(ctx: *const (), _gfp: GfpFlags, order: u32) -> usize {
+unsafe fn direct(ctx: *const (), gfp: GfpFlags, order: u32, nid: usize, nodemask: u64) -> usize {
     // SAFETY: `ctx` is the `Ctx` the test registered with this hook and keeps alive for the whole
     // test (this function's contract), so the shared reference is valid.
     let c = unsafe { &*ctx.cast::<Ctx<'_>>() };
-    c.0.vm.try_to_free_pages(c.0.l(), c.0.swap, c.0, order)
+    c.0.vm
+        .try_to_free_pages(c.0.l(), c.0.swap, c.0, gfp, order, nid, nodemask)
 }
 
 fn run(ops: &[(usize, Option<u8>)], npages: usize, mem: u64) {

@@ -115,6 +115,11 @@ impl<P: Platform> core::ops::Deref for MemoryLayer<P> {
 }
 
 impl<P: Platform> MemoryLayer<P> {
+    /// The machine's reclaim state: each node's LRU lists and kswapd ([`crate::vmscan`]).
+    pub fn vmscan(&self) -> &crate::vmscan::VmscanState<P> {
+        &self.mem.lru
+    }
+
     /// Where user page-table pages come from.
     pub(crate) fn pt_mem(&self) -> &PageAllocator<P> {
         &self.km.vm.sl.pa

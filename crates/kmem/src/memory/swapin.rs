@@ -68,7 +68,12 @@ impl<P: Platform> MemoryLayer<P> {
             Some(p) => Some(p),
             None => {
                 self.count_vm_events(VmEvent::PgMajFault, 1);
-                swap.swapin_readahead(l, e, GfpFlags::GFP_HIGHUSER_MOVABLE, &mut |p| {
+                // swapin_readahead: the pages read come from the VMA's policy.
+                let (pol, ilx) = super::mempolicy::get_vma_policy(mm, vma, addr);
+                let alloc =
+                    |g| self.alloc_pages_mpol(g, crate::addr::Order::ZERO, pol.as_ref(), ilx);
+                let gfp = GfpFlags::GFP_HIGHUSER_MOVABLE;
+                swap.swapin_readahead_mpol(l, e, gfp, &alloc, &mut |p| {
                     lru.folio_add_lru(l, p, true)
                 })
             }

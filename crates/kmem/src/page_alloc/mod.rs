@@ -97,11 +97,15 @@ pub struct PageAllocator<P: Platform> {
 pub struct ReclaimHook {
     /// The registering layer, handed back to the callbacks.
     pub ctx: *const (),
-    /// `wakeup_kswapd`: an allocation of `order` missed the low watermark.
-    pub wake_kswapd: unsafe fn(ctx: *const (), order: u32),
-    /// `__alloc_pages_direct_reclaim`: frees pages for an allocation of `order` with `gfp`;
-    /// returns how many (0: no progress).
-    pub direct: unsafe fn(ctx: *const (), gfp: GfpFlags, order: u32) -> usize,
+    /// `wakeup_kswapd`: an allocation of `order` for zones up to `highest` missed the low
+    /// watermark; wakes the kswapd of node `nid` (called for each node of the zonelist,
+    /// `wake_all_kswapds`).
+    pub wake_kswapd: unsafe fn(ctx: *const (), nid: usize, order: u32, highest: ZoneType),
+    /// `__alloc_pages_direct_reclaim`: frees pages for an allocation of `order` with `gfp`
+    /// whose zonelist is node `nid`'s, restricted to `nodemask` (bit per node); returns how
+    /// many (0: no progress).
+    pub direct:
+        unsafe fn(ctx: *const (), gfp: GfpFlags, order: u32, nid: usize, nodemask: u64) -> usize,
 }
 
 // SAFETY: `ctx` is only handed back to the callbacks, whose registrant guarantees it may be
@@ -186,8 +190,16 @@ impl<P: Platform> PageAllocator<P> {
         let hook = self.reclaim_hook();
         if let Some(h) = hook {
             if gfp.contains(GfpFlags::__GFP_KSWAPD_RECLAIM) {
-                // SAFETY: registered with a ctx valid while registered (set_reclaim_hook).
-                unsafe { (h.wake_kswapd)(h.ctx, order.as_u32()) };
+                // wake_all_kswapds: each node of the zonelist once, in fallback order.
+                for &nid in self.zonelist_nodes(slow.nid, gfp) {
+                    if slow.nodemask & (1 << nid) != 0 {
+                        // SAFETY: registered with a ctx valid while registered
+                        // (set_reclaim_hook).
+                        unsafe {
+                            (h.wake_kswapd)(h.ctx, usize::from(nid), order.as_u32(), highest)
+                        };
+                    }
+                }
             }
         }
         if let Some(p) = self.get_page_from_freelist(gfp, order, slow, highest) {
@@ -204,9 +216,19 @@ impl<P: Platform> PageAllocator<P> {
         for _ in 0..MAX_RECLAIM_RETRIES {
             // SAFETY: the reclaim hook was registered with a `ctx` that stays valid while it is
             // registered (`set_reclaim_hook`'s contract), and `h` was read from that registration.
-            let progress = hook.map_or(0, |h| unsafe { (h.direct)(h.ctx, gfp, order.as_u32()) });
+            let progress = hook.map_or(0, |h| unsafe {
+                (h.direct)(h.ctx, gfp, order.as_u32(), slow.nid, slow.nodemask)
+            });
             if let Some(p) = self.get_page_from_freelist(gfp, order, slow, highest) {
                 return Some(p);
+            }
+            // __alloc_pages_direct_reclaim: the pages reclaim freed may sit on per-CPU lists,
+            // which the watermark check does not count: drain them and try again.
+            if progress > 0 {
+                self.drain_all_pages();
+                if let Some(p) = self.get_page_from_freelist(gfp, order, slow, highest) {
+                    return Some(p);
+                }
             }
             if let Some(p) = self.slowpath_compact(gfp, order, slow, highest, &mut cst) {
                 return Some(p);

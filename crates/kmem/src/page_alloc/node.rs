@@ -207,7 +207,7 @@ impl<P: Platform> PageAllocator<P> {
     /// The nodes an allocation preferring `nid` may use, in order: the fallback order, or
     /// `nid` alone with `__GFP_THISNODE`.
     #[inline]
-    pub(super) fn zonelist_nodes(&self, nid: usize, gfp: GfpFlags) -> &[u8] {
+    pub(crate) fn zonelist_nodes(&self, nid: usize, gfp: GfpFlags) -> &[u8] {
         const NODES: [u8; crate::numa::MAX_NUMA_NODES] = [0, 1, 2, 3, 4, 5, 6, 7];
         match self.numa() {
             None => &NODES[..1],

@@ -1,7 +1,8 @@
 //! `/sys/devices/system/node` (drivers/base/node.c): `online`, `possible`, `has_memory`,
 //! `has_cpu` and, per node, `nodeN/{numastat,distance,cpulist,meminfo}`. `meminfo` has the
-//! first three lines of Linux's (`MemTotal`, `MemFree`, `MemUsed`): kmem keeps the other
-//! counters per machine, not per node.
+//! first twelve lines of Linux's `node_read_meminfo` (`MemTotal` … `Mlocked`: the node's
+//! swap cache and LRU lists, from the node's lruvec, which the task layer passes in — see
+//! `proc/pid.rs`); kmem keeps the other counters per machine, not per node.
 #![forbid(unsafe_code)]
 
 use core::fmt::Write;
@@ -68,6 +69,43 @@ fn write_list(out: &mut dyn Write, items: impl Iterator<Item = usize>) -> core::
 }
 
 impl<P: Platform> VmLayer<P> {
+    /// `node_read_meminfo` (drivers/base/node.c) up to `Mlocked`, in its format; `ns` gives
+    /// the node's `SwapCached` and LRU counters in pages.
+    pub(crate) fn node_read_meminfo(
+        &self,
+        nid: usize,
+        ns: &dyn Fn(crate::mm::NodeStat) -> usize,
+        out: &mut dyn Write,
+    ) -> core::fmt::Result {
+        use crate::mm::NodeStat as S;
+        let total: usize = self.node_zones(nid).map(|z| z.managed_pages()).sum();
+        let free: usize = self.node_zones(nid).map(|z| z.stats.free_pages()).sum();
+        let (ia, aa) = (ns(S::InactiveAnon), ns(S::ActiveAnon));
+        let (ifl, af) = (ns(S::InactiveFile), ns(S::ActiveFile));
+        let lines = [
+            ("MemTotal:      ", total),
+            ("MemFree:       ", free),
+            ("MemUsed:       ", total.saturating_sub(free)),
+            ("SwapCached:    ", ns(S::SwapCached)),
+            ("Active:        ", aa + af),
+            ("Inactive:      ", ia + ifl),
+            ("Active(anon):  ", aa),
+            ("Inactive(anon):", ia),
+            ("Active(file):  ", af),
+            ("Inactive(file):", ifl),
+            ("Unevictable:   ", ns(S::Unevictable)),
+            ("Mlocked:       ", 0),
+        ];
+        for (name, pages) in lines {
+            writeln!(
+                out,
+                "Node {nid} {name} {:8} kB",
+                crate::mm::pages_to_kb(pages)
+            )?;
+        }
+        Ok(())
+    }
+
     /// The mode of a node file, `None` when there is no such file.
     pub(super) fn node_sysfs_mode(&self, path: &str) -> Option<u16> {
         match parse(path)? {
@@ -119,17 +157,7 @@ impl<P: Platform> VmLayer<P> {
                 out,
                 (0..self.nr_cpus()).filter(|&c| self.cpu_to_node(c) == nid),
             ),
-            File::Attr(nid, _) => {
-                let total: usize = self.node_zones(nid).map(|z| z.managed_pages()).sum();
-                let free: usize = self.node_zones(nid).map(|z| z.stats.free_pages()).sum();
-                let kb = crate::mm::pages_to_kb;
-                writeln!(out, "Node {nid} MemTotal:       {:8} kB", kb(total))
-                    .and_then(|()| writeln!(out, "Node {nid} MemFree:        {:8} kB", kb(free)))
-                    .and_then(|()| {
-                        let used = total.saturating_sub(free);
-                        writeln!(out, "Node {nid} MemUsed:        {:8} kB", kb(used))
-                    })
-            }
+            File::Attr(nid, _) => self.node_read_meminfo(nid, &|_| 0, out),
         };
         Some(r.map_err(ProcError::Fmt))
     }

@@ -211,11 +211,24 @@ impl<P: Platform> SwapState<P> {
         gfp: GfpFlags,
         new_page: &mut dyn FnMut(PagePtr),
     ) -> Option<PagePtr> {
+        self.read_swap_cache_mpol(l, e, gfp, &|g| l.alloc_pages(g, Order::ZERO), new_page)
+    }
+
+    /// [`Self::read_swap_cache_async`] allocating a new page with `alloc` (6.18's
+    /// `__read_swap_cache_async(…, mpol, ilx, …)`: the faulting VMA's memory policy).
+    fn read_swap_cache_mpol(
+        &self,
+        l: &VmLayer<P>,
+        e: SwpEntry,
+        gfp: GfpFlags,
+        alloc: &dyn Fn(GfpFlags) -> Option<PagePtr>,
+        new_page: &mut dyn FnMut(PagePtr),
+    ) -> Option<PagePtr> {
         for _ in 0..4 {
             if let Some(p) = self.lookup_swap_cache(e) {
                 return Some(p);
             }
-            let page = l.alloc_pages(gfp, Order::ZERO)?;
+            let page = alloc(gfp)?;
             match self.swapcache_prepare(e) {
                 Ok(()) => {}
                 Err(Errno::EBUSY) => {
@@ -258,6 +271,20 @@ impl<P: Platform> SwapState<P> {
         gfp: GfpFlags,
         new_page: &mut dyn FnMut(PagePtr),
     ) -> Option<PagePtr> {
+        self.swapin_readahead_mpol(l, e, gfp, &|g| l.alloc_pages(g, Order::ZERO), new_page)
+    }
+
+    /// [`Self::swapin_readahead`] allocating every page it reads with `alloc` (6.18's
+    /// `swap_cluster_readahead(entry, gfp, mpol, ilx)`: the faulting VMA's memory policy, so
+    /// a task bound to a node gets its swapped-in pages there).
+    pub fn swapin_readahead_mpol(
+        &self,
+        l: &VmLayer<P>,
+        e: SwpEntry,
+        gfp: GfpFlags,
+        alloc: &dyn Fn(GfpFlags) -> Option<PagePtr>,
+        new_page: &mut dyn FnMut(PagePtr),
+    ) -> Option<PagePtr> {
         let mask = (1u64 << PAGE_CLUSTER) - 1;
         let start = e.offset() & !mask;
         let ra_gfp = gfp | GfpFlags::__GFP_NOWARN;
@@ -269,13 +296,13 @@ impl<P: Platform> SwapState<P> {
             if self.swap_count(ra) == 0 {
                 continue;
             }
-            if let Some(p) = self.read_swap_cache_async(l, ra, ra_gfp, new_page) {
+            if let Some(p) = self.read_swap_cache_mpol(l, ra, ra_gfp, alloc, new_page) {
                 // The readahead page stays in the cache; drop the reference we got.
                 let last = p.put_testzero();
                 debug_assert!(!last);
             }
         }
-        self.read_swap_cache_async(l, e, gfp, new_page)
+        self.read_swap_cache_mpol(l, e, gfp, alloc, new_page)
     }
 
     /// `free_swap_cache`: the caller is dropping the last mapping of `page` (zap, exit); if

@@ -14,6 +14,7 @@ use core::sync::atomic::Ordering;
 
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
+use crate::mmzone::ZoneType;
 use crate::oom_kill::{select_bad_process, OomTask};
 use crate::page_alloc::ReclaimHook;
 use crate::platform::Platform;
@@ -28,14 +29,14 @@ use super::{TaskLayer, TaskTable};
 ///
 /// # Safety
 /// `ctx` is the machine's `TaskLayer<P>` (registered by `reclaim_init`).
-unsafe fn hook_kswapd<P: Platform>(ctx: *const (), order: u32) {
+unsafe fn hook_kswapd<P: Platform>(ctx: *const (), nid: usize, order: u32, highest: ZoneType) {
     // SAFETY: the function's contract.
     let tl = unsafe { &*ctx.cast::<TaskLayer<P>>() };
     tl.with_rmap(|ops| {
         tl.mem
             .mem
             .lru
-            .kswapd_run(&tl.mem.km.vm, &tl.mem.mem.swap, ops)
+            .wakeup_kswapd(&tl.mem.km.vm, &tl.mem.mem.swap, ops, nid, highest)
     });
     // kswapd_try_to_sleep: balanced for order-0, it wakes kcompactd for the order asked.
     tl.kcompactd_wake(order);
@@ -45,14 +46,22 @@ unsafe fn hook_kswapd<P: Platform>(ctx: *const (), order: u32) {
 ///
 /// # Safety
 /// As [`hook_kswapd`].
-unsafe fn hook_direct<P: Platform>(ctx: *const (), _gfp: GfpFlags, order: u32) -> usize {
+unsafe fn hook_direct<P: Platform>(
+    ctx: *const (),
+    gfp: GfpFlags,
+    order: u32,
+    nid: usize,
+    nodemask: u64,
+) -> usize {
     // SAFETY: the function's contract.
     let tl = unsafe { &*ctx.cast::<TaskLayer<P>>() };
     tl.with_rmap(|ops| {
+        let swap = &tl.mem.mem.swap;
+        let vm = &tl.mem.km.vm;
         tl.mem
             .mem
             .lru
-            .try_to_free_pages(&tl.mem.km.vm, &tl.mem.mem.swap, ops, order)
+            .try_to_free_pages(vm, swap, ops, gfp, order, nid, nodemask)
     })
     .unwrap_or(0)
 }
@@ -81,6 +90,22 @@ impl<P: Platform> TaskLayer<P> {
         // SAFETY: the layer lives as long as the machine and is usable from any thread;
         // reclaim allocates only swap-cache nodes, without reclaim flags.
         unsafe { self.set_reclaim_hook(Some(hook)) };
+    }
+
+    /// The other nodes' LRU lists and kswapd state on a NUMA machine (`alloc_node_data`'s
+    /// share of reclaim), from the page allocator.
+    ///
+    /// # Safety
+    /// Once, at boot, after [`Self::reclaim_init`] and `memblock_free_all`, before any page is
+    /// on an LRU list or another thread uses the machine.
+    pub(crate) unsafe fn reclaim_init_nodes(&self) {
+        // SAFETY: the caller's contract; the validator lives as long as the machine.
+        unsafe {
+            self.mem
+                .mem
+                .lru
+                .init_nodes(&self.mem.km.vm, self.lockdep().map(core::ptr::from_ref))
+        };
     }
 
     /// Runs `f` with the rmap locked: at once when this CPU holds `tasklist_lock`, under a

@@ -123,7 +123,8 @@ impl Lruvec {
         self.nr.iter().all(|&n| n == 0)
     }
     /// `lruvec_add_folio`: puts `page` (not on any list, `PG_lru` clear) at the head of its
-    /// list and sets `PG_lru`.
+    /// list and sets `PG_lru`; the list's counter goes up in the machine's `ns` (the node's
+    /// count is the list's length, [`Self::len`]).
     pub(crate) fn add(&mut self, page: PagePtr, ns: &NodeStats) {
         let l = LruList::of_page(page);
         ns.add(l.node_stat(), 1);
@@ -135,7 +136,7 @@ impl Lruvec {
         page.set_flag_bits(pg::LRU);
     }
     /// `lruvec_del_folio`: takes `page` (on list `LruList::of_page(page)`) off and clears
-    /// `PG_lru`.
+    /// `PG_lru`, counting down as [`Self::add`] counts up.
     pub(crate) fn del(&mut self, page: PagePtr, ns: &NodeStats) {
         let l = LruList::of_page(page);
         ns.add(l.node_stat(), -1);
@@ -144,6 +145,25 @@ impl Lruvec {
         unsafe { list::list_del_init(page.lru()) };
         self.nr[l as usize] -= 1;
         page.clear_flag_bits(pg::LRU);
+    }
+    /// Pages on list `l` whose flags have every bit of `flags` (e.g. `PG_swapcache`: the
+    /// node's share of `NR_SWAPCACHE` among the pages on its lists); walks the list.
+    pub fn count_flags(&self, l: LruList, flags: u64) -> usize {
+        let h: *const ListHead = &self.heads[l as usize];
+        let mut n = 0;
+        let mut p = h.cast_mut();
+        for _ in 0..self.nr[l as usize] {
+            // SAFETY: the list is initialised (invariant) and not changed while `self` is
+            // borrowed (the caller holds `lru_lock`); `nr` pages are linked on it, so each
+            // `next` followed here is the link of a page on it.
+            p = unsafe { (*p).next };
+            // SAFETY: `p` is the `lru` link of a page on the list (above).
+            let page = unsafe { PagePtr::from_lru(p) };
+            if page.flags() & flags == flags {
+                n += 1;
+            }
+        }
+        n
     }
     /// The page at the tail of list `l` (the oldest), if any.
     pub(crate) fn tail(&self, l: LruList) -> Option<PagePtr> {

@@ -2,7 +2,7 @@
 //! anonymous pages to swap, kswapd and direct reclaim, and `drop_caches`.
 //!
 //! # Lists and flags
-//! Every user page (anonymous, shmem, page cache) is on one list of the node's [`Lruvec`]
+//! Every user page (anonymous, shmem, page cache) is on one list of its node's [`Lruvec`]
 //! while it is allocated and not isolated: `PG_lru` says it is, `PG_swapbacked` picks the
 //! anon or file pair, `PG_active` the active or inactive list, `PG_unevictable` the
 //! unevictable list. New pages enter the inactive list (`folio_add_lru`); a page found
@@ -27,10 +27,16 @@
 //! # kswapd and direct reclaim
 //! The page allocator never names this module: the owner of the machine registers a
 //! [`crate::page_alloc::ReclaimHook`] whose `wake_kswapd` runs when an allocation misses
-//! the low watermark and whose `direct` runs in the slow path before failing. kmem has no
-//! kernel threads, so kswapd runs synchronously when woken, on the waking CPU, until every
-//! zone is above its high watermark or nothing more can be reclaimed (`balance_pgdat`); its
-//! work is counted as kswapd's (`pgscan_kswapd`, `pgsteal_kswapd`).
+//! the low watermark and whose `direct` runs in the slow path before failing. Each node has
+//! its own lruvec (a page is on the lists of its node, `folio_lruvec`) and its own kswapd
+//! (`kswapdN`): the slow path wakes the kswapd of every node of its zonelist
+//! (`wake_all_kswapds`). kmem has no kernel threads, so kswapd runs synchronously when
+//! woken, on the waking CPU, shrinking only its node's lists until one of the node's zones
+//! up to the allocation's highest zone is above its high watermark (`pgdat_balanced`) or a
+//! pass frees nothing; after `MAX_RECLAIM_RETRIES` such failures the node is left to direct
+//! reclaim until reclaim makes progress there (`kswapd_failures`). Its work is counted as
+//! kswapd's (`pgscan_kswapd`, `pgsteal_kswapd`). Direct reclaim shrinks the zonelist's
+//! nodes in fallback order at each priority (`shrink_zones`).
 //!
 //! # Locking
 //! `lru_lock` ([`VmscanState::lru`]) protects the lists and every page's `PG_lru`,
@@ -42,7 +48,7 @@ pub mod lru;
 pub mod rmap_ops;
 mod shrink;
 
-use core::sync::atomic::AtomicUsize;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use crate::locking::{Lock, LRU_LOCK};
 use crate::mm::mm_types::{pg, PagePtr};
@@ -96,9 +102,35 @@ pub struct VmscanStats {
     pub drop_pagecache: AtomicUsize,
 }
 
-/// A machine's reclaim state: the node's LRU lists under `lru_lock`, and the counters.
+/// kswapd's state of one node (`pgdat->kswapd_failures`, and what kmem counts of its runs).
+#[derive(Default)]
+pub struct KswapdNode {
+    /// `kswapd_failures`: consecutive `balance_pgdat` runs that reclaimed nothing; at
+    /// [`crate::page_alloc::MAX_RECLAIM_RETRIES`] the node is hopeless and its kswapd is not
+    /// woken until reclaim (direct reclaim, typically) makes progress on it again.
+    pub failures: AtomicU32,
+    /// Runs of this node's kswapd (`kswapdN` woken and not balanced).
+    pub runs: AtomicU32,
+    /// Pages this node's kswapd freed.
+    pub reclaimed: AtomicUsize,
+}
+
+/// The reclaim state of one node after node 0 on a NUMA machine (`pglist_data`'s
+/// `__lruvec` and kswapd fields), in pages allocated at boot ([`VmscanState::init_nodes`]).
+pub struct NodeReclaim<P: Platform> {
+    lru: Lock<P::RawLock, Lruvec>,
+    kswapd: KswapdNode,
+}
+
+/// A machine's reclaim state: each node's LRU lists under its `lru_lock` and its kswapd
+/// (node 0's here, the others' in [`NodeReclaim`]s allocated at boot on a NUMA machine, so
+/// that a one-node machine's state keeps its size), and the counters.
 pub struct VmscanState<P: Platform> {
     pub(crate) lru: Lock<P::RawLock, Lruvec>,
+    kswapd0: KswapdNode,
+    /// Nodes `1..=nr_remote`, or null.
+    remote: AtomicPtr<NodeReclaim<P>>,
+    nr_remote: AtomicU32,
     /// The counters.
     pub stats: VmscanStats,
 }
@@ -114,10 +146,13 @@ impl<P: Platform> VmscanState<P> {
     pub fn new() -> Self {
         Self {
             lru: Lock::new(&LRU_LOCK, Lruvec::new()),
+            kswapd0: KswapdNode::default(),
+            remote: AtomicPtr::new(core::ptr::null_mut()),
+            nr_remote: AtomicU32::new(0),
             stats: VmscanStats::default(),
         }
     }
-    /// `lruvec_init`.
+    /// `lruvec_init` of node 0's lruvec.
     ///
     /// # Safety
     /// Once, before any page is added; `self` never moves afterwards.
@@ -126,7 +161,7 @@ impl<P: Platform> VmscanState<P> {
         // SAFETY: forwarded from the caller: the state stays where it is.
         unsafe { self.lru.lock().init() };
     }
-    /// Attaches `lru_lock` to the machine's lock validator.
+    /// Attaches node 0's `lru_lock` to the machine's lock validator.
     ///
     /// # Safety
     /// Once, before the lock is first taken; `ld` outlives the lock.
@@ -134,10 +169,114 @@ impl<P: Platform> VmscanState<P> {
         // SAFETY: forwarded from the caller.
         unsafe { self.lru.attach(ld) };
     }
+    /// The other nodes' state on a NUMA machine (`alloc_node_data`'s lruvec and kswapd
+    /// part): pages from the allocator for nodes `1..nr_online_nodes`, each lruvec
+    /// initialised in place and its lock attached to `ld`. Nothing on one node; on failure
+    /// the other nodes' pages go on node 0's lists (`folio_lruvec` falls back).
+    ///
+    /// # Safety
+    /// Once, at boot, after [`Self::init`], before any page is added to an LRU list and
+    /// before other threads use the state; `ld` (if any) outlives the machine.
+    pub unsafe fn init_nodes(&self, l: &VmLayer<P>, ld: Option<*const crate::locking::Lockdep>) {
+        let n = l.nr_online_nodes().saturating_sub(1);
+        if n == 0 {
+            return;
+        }
+        let bytes = n * core::mem::size_of::<NodeReclaim<P>>();
+        let order = crate::addr::Order::new(
+            bytes
+                .div_ceil(crate::addr::PAGE_SIZE)
+                .next_power_of_two()
+                .trailing_zeros(),
+        );
+        let Some(page) = l.alloc_pages(crate::gfp::GfpFlags::GFP_KERNEL, order) else {
+            return;
+        };
+        let Some(va) = l.page_address(page) else {
+            l.__free_pages(page, order);
+            return;
+        };
+        let base = va.as_ptr::<NodeReclaim<P>>();
+        for i in 0..n {
+            // SAFETY: `base` is the start of `1 << order` pages of ours (just allocated,
+            // page-aligned, which is enough alignment for `NodeReclaim`), large enough for
+            // `n` entries; entry `i` is written once and initialised in place (its list
+            // heads point at themselves), where it stays: the pages are never freed.
+            unsafe {
+                let e = base.add(i);
+                e.write(NodeReclaim {
+                    lru: Lock::new(&LRU_LOCK, Lruvec::new()),
+                    kswapd: KswapdNode::default(),
+                });
+                (*e).lru.lock().init();
+                if let Some(ld) = ld {
+                    (*e).lru.attach(ld);
+                }
+            }
+        }
+        self.nr_remote.store(n as u32, Ordering::Relaxed);
+        self.remote.store(base, Ordering::Release);
+    }
+    /// Node `nid`'s state after node 0, if it has its own.
+    #[inline]
+    fn remote(&self, nid: usize) -> Option<&NodeReclaim<P>> {
+        let base = self.remote.load(Ordering::Acquire);
+        if nid == 0 || base.is_null() || nid > self.nr_remote.load(Ordering::Relaxed) as usize {
+            return None;
+        }
+        // SAFETY: `init_nodes` initialised `nr_remote` entries at `base` before publishing it
+        // (Release/Acquire), and they live, unmoved, as long as the machine (`&self`).
+        Some(unsafe { &*base.add(nid - 1) })
+    }
+    /// `mem_cgroup_lruvec(NULL, NODE_DATA(nid))`: node `nid`'s lruvec (node 0's for a node
+    /// without one).
+    #[inline]
+    pub(crate) fn lruvec(&self, nid: usize) -> &Lock<P::RawLock, Lruvec> {
+        self.remote(nid).map_or(&self.lru, |r| &r.lru)
+    }
+    /// Node `nid`'s kswapd (node 0's for a node without one).
+    pub fn kswapd(&self, nid: usize) -> &KswapdNode {
+        self.remote(nid).map_or(&self.kswapd0, |r| &r.kswapd)
+    }
+    /// `folio_lruvec`: the lruvec of the node `page` is on.
+    #[inline]
+    pub(crate) fn folio_lruvec(&self, page: PagePtr) -> &Lock<P::RawLock, Lruvec> {
+        self.lruvec(page.nid())
+    }
+    /// The nodes with their own lruvec.
+    fn nr_lruvecs(&self) -> usize {
+        if self.remote.load(Ordering::Acquire).is_null() {
+            1
+        } else {
+            1 + self.nr_remote.load(Ordering::Relaxed) as usize
+        }
+    }
 
-    /// Pages on list `l` (`lruvec_page_state(NR_LRU_BASE + l)`).
+    /// Pages on list `l` of every node (`global_node_page_state(NR_LRU_BASE + l)`).
     pub fn nr_pages(&self, l: LruList) -> usize {
-        self.lru.lock().len(l)
+        (0..self.nr_lruvecs())
+            .map(|n| self.lruvec(n).lock().len(l))
+            .sum()
+    }
+    /// Pages on list `l` of node `nid` (`node_page_state(pgdat, NR_LRU_BASE + l)`; 0 for a
+    /// node without its own lists).
+    pub fn node_nr_pages(&self, nid: usize, l: LruList) -> usize {
+        if nid >= self.nr_lruvecs() {
+            return 0;
+        }
+        self.lruvec(nid).lock().len(l)
+    }
+    /// Node `nid`'s swap-cache pages on its LRU lists (its share of `NR_SWAPCACHE`, for
+    /// `nodeN/meminfo`; a page isolated at the moment is not counted).
+    pub fn node_swapcache_pages(&self, nid: usize) -> usize {
+        if nid >= self.nr_lruvecs() {
+            return 0;
+        }
+        let lru = self.lruvec(nid).lock();
+        LruList::ALL
+            .iter()
+            .map(|&l| lru.count_flags(l, pg::SWAPCACHE))
+            .sum()
     }
 
     /// `folio_add_lru`: a new user page (held by the caller) enters the inactive list of its
@@ -150,7 +289,7 @@ impl<P: Platform> VmscanState<P> {
             page.set_flag_bits(pg::SWAPBACKED);
         }
         // Lock order: &lruvec->lru_lock, under no other lock.
-        self.lru.lock().add(page, &l.node_stats);
+        self.folio_lruvec(page).lock().add(page, &l.node_stats);
     }
 
     /// `mark_page_accessed` (`folio_mark_accessed`): a referenced inactive page is activated;
@@ -163,7 +302,7 @@ impl<P: Platform> VmscanState<P> {
         if page.test_flag(pg::ACTIVE) || page.test_flag(pg::UNEVICTABLE) {
             return;
         }
-        let mut lru = self.lru.lock();
+        let mut lru = self.folio_lruvec(page).lock();
         if page.test_flag(pg::LRU) {
             lru.del(page, &l.node_stats);
             page.set_flag_bits(pg::ACTIVE);
@@ -185,7 +324,7 @@ impl<P: Platform> VmscanState<P> {
             return;
         }
         // Lock order: &lruvec->lru_lock, under tasklist_lock (madvise).
-        let mut lru = self.lru.lock();
+        let mut lru = self.folio_lruvec(page).lock();
         if !page.test_flag(pg::LRU) {
             return;
         }
@@ -204,7 +343,7 @@ impl<P: Platform> VmscanState<P> {
             return;
         }
         // Lock order: &lruvec->lru_lock, under tasklist_lock (madvise).
-        let mut lru = self.lru.lock();
+        let mut lru = self.folio_lruvec(page).lock();
         if !page.test_flag(pg::LRU) || !page.test_flag(pg::ACTIVE) {
             return;
         }
@@ -225,7 +364,7 @@ impl<P: Platform> VmscanState<P> {
         if page.refcount() == 1 && page.test_flag(pg::LRU) {
             // Only we hold it; isolation takes the LRU lock and a reference first, so under
             // the lock nobody else can reach it.
-            let mut lru = self.lru.lock();
+            let mut lru = self.folio_lruvec(page).lock();
             if page.refcount() == 1 && page.test_flag(pg::LRU) {
                 lru.del(page, &l.node_stats);
             }
@@ -242,7 +381,7 @@ impl<P: Platform> VmscanState<P> {
         }
         // Lock order: &lruvec->lru_lock, under tasklist_lock (migration, madvise) or none;
         // docs/LOCKING.md.
-        let mut lru = self.lru.lock();
+        let mut lru = self.folio_lruvec(page).lock();
         if !page.test_flag(pg::LRU) || !page.try_get() {
             return false;
         }
@@ -254,13 +393,13 @@ impl<P: Platform> VmscanState<P> {
     /// isolation's reference is dropped (freeing the page if it was the last).
     pub fn folio_putback_lru(&self, l: &VmLayer<P>, page: PagePtr) {
         if page.refcount() > 1 && !page.test_flag(pg::LRU) {
-            self.lru.lock().add(page, &l.node_stats);
+            self.folio_lruvec(page).lock().add(page, &l.node_stats);
         }
         self.folio_put(l, page);
     }
 
     /// Whether every LRU list is empty (tests: all user pages are gone).
     pub fn lru_empty(&self) -> bool {
-        self.lru.lock().is_empty()
+        (0..self.nr_lruvecs()).all(|n| self.lruvec(n).lock().is_empty())
     }
 }

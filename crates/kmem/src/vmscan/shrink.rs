@@ -3,9 +3,12 @@
 
 use core::sync::atomic::Ordering;
 
+use crate::gfp::GfpFlags;
 use crate::mm::mm_types::{pg, PagePtr};
 use crate::mm::VmEvent;
-use crate::mmzone::WMARK_HIGH;
+use crate::mmzone::{ZoneType, WMARK_HIGH};
+use crate::numa::MAX_NUMA_NODES;
+use crate::page_alloc::MAX_RECLAIM_RETRIES;
 use crate::platform::Platform;
 use crate::rmap::PAGE_MAPPING_ANON;
 use crate::swap::SwapState;
@@ -59,16 +62,17 @@ fn isqrt(n: usize) -> usize {
 }
 
 impl<P: Platform> VmscanState<P> {
-    /// `isolate_lru_folios`: up to `nr` pages from the tail of `l`, each with a reference
-    /// taken and `PG_lru` cleared, into `out`; returns how many were scanned.
+    /// `isolate_lru_folios`: up to `nr` pages from the tail of node `nid`'s list `l`, each
+    /// with a reference taken and `PG_lru` cleared, into `out`; returns how many were scanned.
     fn isolate(
         &self,
         vl: &VmLayer<P>,
+        nid: usize,
         l: LruList,
         nr: usize,
         out: &mut [Option<PagePtr>],
     ) -> usize {
-        let mut lru = self.lru.lock();
+        let mut lru = self.lruvec(nid).lock();
         let mut n = 0;
         let mut scanned = 0;
         while n < nr.min(out.len()) {
@@ -89,7 +93,7 @@ impl<P: Platform> VmscanState<P> {
     /// isolation reference is dropped (freeing the page if everyone else let go meanwhile).
     fn putback(&self, l: &VmLayer<P>, page: PagePtr) {
         if page.refcount() > 1 {
-            self.lru.lock().add(page, &l.node_stats);
+            self.folio_lruvec(page).lock().add(page, &l.node_stats);
         }
         self.folio_put(l, page);
     }
@@ -186,19 +190,21 @@ impl<P: Platform> VmscanState<P> {
         crate::swap::put_page(l, page);
     }
 
-    /// `shrink_inactive_list`: isolates up to `nr` pages of inactive list `lst` and reclaims
-    /// what it can; returns pages freed.
+    /// `shrink_inactive_list`: isolates up to `nr` pages of node `nid`'s inactive list `lst`
+    /// and reclaims what it can; returns pages freed.
+    #[allow(clippy::too_many_arguments)]
     fn shrink_inactive_list(
         &self,
         l: &VmLayer<P>,
         swap: &SwapState<P>,
         ops: &dyn ReclaimOps,
+        nid: usize,
         lst: LruList,
         nr: usize,
         sc: &mut ScanControl,
     ) -> usize {
         let mut batch = [None; SWAP_CLUSTER_MAX];
-        let scanned = self.isolate(l, lst, nr.min(SWAP_CLUSTER_MAX), &mut batch);
+        let scanned = self.isolate(l, nid, lst, nr.min(SWAP_CLUSTER_MAX), &mut batch);
         sc.nr_scanned += scanned;
         let (scan, steal) = if sc.kswapd {
             (VmEvent::PgScanKswapd, VmEvent::PgStealKswapd)
@@ -251,12 +257,19 @@ impl<P: Platform> VmscanState<P> {
         self.shrink_folio_list(l, swap, ops, pages, true)
     }
 
-    /// `shrink_active_list`: moves up to `nr` pages from the tail of active list `lst` to
-    /// the inactive list, clearing their young bits on the way (anonymous pages are
+    /// `shrink_active_list`: moves up to `nr` pages from the tail of node `nid`'s active list
+    /// `lst` to the inactive list, clearing their young bits on the way (anonymous pages are
     /// deactivated even when referenced, as Linux does).
-    fn shrink_active_list(&self, l: &VmLayer<P>, ops: &dyn ReclaimOps, lst: LruList, nr: usize) {
+    fn shrink_active_list(
+        &self,
+        l: &VmLayer<P>,
+        ops: &dyn ReclaimOps,
+        nid: usize,
+        lst: LruList,
+        nr: usize,
+    ) {
         let mut batch = [None; SWAP_CLUSTER_MAX];
-        let scanned = self.isolate(l, lst, nr.min(SWAP_CLUSTER_MAX), &mut batch);
+        let scanned = self.isolate(l, nid, lst, nr.min(SWAP_CLUSTER_MAX), &mut batch);
         l.count_vm_events(VmEvent::PgRefill, scanned as u64);
         for page in batch.iter().flatten().copied() {
             let _ = ops.referenced(page);
@@ -266,13 +279,15 @@ impl<P: Platform> VmscanState<P> {
         }
     }
 
-    /// `shrink_lruvec` at one priority: each evictable list gets `size >> priority` pages
-    /// scanned (all of it at priority 0); anonymous lists only while swap has room.
+    /// `shrink_lruvec` of node `nid` at one priority: each evictable list gets
+    /// `size >> priority` pages scanned (all of it at priority 0); anonymous lists only while
+    /// swap has room.
     fn shrink_lruvec(
         &self,
         l: &VmLayer<P>,
         swap: &SwapState<P>,
         ops: &dyn ReclaimOps,
+        nid: usize,
         priority: u32,
         sc: &mut ScanControl,
     ) {
@@ -285,7 +300,7 @@ impl<P: Platform> VmscanState<P> {
                 continue;
             }
             let (ni, na) = {
-                let lru = self.lru.lock();
+                let lru = self.lruvec(nid).lock();
                 (lru.len(inactive), lru.len(active))
             };
             if inactive_is_low(ni, na) || ni == 0 {
@@ -293,11 +308,11 @@ impl<P: Platform> VmscanState<P> {
                 let mut left = scan.max(1).min(na);
                 while left > 0 {
                     let n = left.min(SWAP_CLUSTER_MAX);
-                    self.shrink_active_list(l, ops, active, n);
+                    self.shrink_active_list(l, ops, nid, active, n);
                     left -= n;
                 }
             }
-            let ni = self.lru.lock().len(inactive);
+            let ni = self.lruvec(nid).lock().len(inactive);
             let mut left = (ni >> priority).max(if priority <= 2 {
                 ni.min(SWAP_CLUSTER_MAX)
             } else {
@@ -305,24 +320,51 @@ impl<P: Platform> VmscanState<P> {
             });
             while left > 0 && sc.nr_reclaimed < sc.nr_to_reclaim {
                 let n = left.min(SWAP_CLUSTER_MAX);
-                self.shrink_inactive_list(l, swap, ops, inactive, n, sc);
+                self.shrink_inactive_list(l, swap, ops, nid, inactive, n, sc);
                 left -= n;
             }
         }
     }
 
-    /// `shrink_node` with `do_try_to_free_pages`' priority loop: scans harder at each
-    /// priority until `sc.nr_to_reclaim` pages are freed or priority 0 is done.
-    pub fn shrink_node(
+    /// `shrink_node` of node `nid` at one priority (`shrink_lruvec` of the node's lruvec).
+    /// Progress revives a hopeless node's kswapd (mm/vmscan.c: "a successful direct reclaim
+    /// run will revive a dormant kswapd": `kswapd_failures` back to 0).
+    fn shrink_node(
         &self,
         l: &VmLayer<P>,
         swap: &SwapState<P>,
         ops: &dyn ReclaimOps,
+        nid: usize,
+        priority: u32,
+        sc: &mut ScanControl,
+    ) {
+        let before = sc.nr_reclaimed;
+        self.shrink_lruvec(l, swap, ops, nid, priority, sc);
+        if sc.nr_reclaimed > before {
+            self.kswapd(nid).failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// `do_try_to_free_pages`' priority loop over `nodes`: each priority shrinks every node
+    /// in order (`shrink_zones` over the zonelist, one `shrink_node` per node), scanning
+    /// harder at each priority until `sc.nr_to_reclaim` pages are freed or priority 0 is
+    /// done. Returns pages freed.
+    pub fn shrink_nodes(
+        &self,
+        l: &VmLayer<P>,
+        swap: &SwapState<P>,
+        ops: &dyn ReclaimOps,
+        nodes: &[u8],
         sc: &mut ScanControl,
     ) -> usize {
         let mut priority = DEF_PRIORITY;
         loop {
-            self.shrink_lruvec(l, swap, ops, priority, sc);
+            for &nid in nodes {
+                if sc.nr_reclaimed >= sc.nr_to_reclaim {
+                    break;
+                }
+                self.shrink_node(l, swap, ops, usize::from(nid), priority, sc);
+            }
             if sc.nr_reclaimed >= sc.nr_to_reclaim || priority == 0 {
                 break;
             }
@@ -331,14 +373,20 @@ impl<P: Platform> VmscanState<P> {
         sc.nr_reclaimed
     }
 
-    /// `try_to_free_pages`: direct reclaim by an allocation that missed its watermark;
-    /// returns pages freed (0: no progress, the allocation may fail or the OOM killer run).
+    /// `try_to_free_pages`: direct reclaim by an allocation of `order` with `gfp` that
+    /// missed its watermark on the zonelist of node `nid`, restricted to `nodemask`: the
+    /// zonelist's nodes are shrunk in fallback order (only `nid` with `__GFP_THISNODE`).
+    /// Returns pages freed (0: no progress, the allocation may fail or the OOM killer run).
+    #[allow(clippy::too_many_arguments)]
     pub fn try_to_free_pages(
         &self,
         l: &VmLayer<P>,
         swap: &SwapState<P>,
         ops: &dyn ReclaimOps,
+        gfp: GfpFlags,
         order: u32,
+        nid: usize,
+        nodemask: u64,
     ) -> usize {
         self.stats.allocstall.fetch_add(1, Ordering::Relaxed);
         let mut sc = ScanControl {
@@ -346,35 +394,91 @@ impl<P: Platform> VmscanState<P> {
             kswapd: false,
             ..ScanControl::default()
         };
-        self.shrink_node(l, swap, ops, &mut sc)
+        let mut nodes = [0u8; MAX_NUMA_NODES];
+        let mut n = 0;
+        for &x in l.zonelist_nodes(nid, gfp) {
+            if nodemask & (1 << x) != 0 {
+                nodes[n] = x;
+                n += 1;
+            }
+        }
+        self.shrink_nodes(l, swap, ops, &nodes[..n], &mut sc)
     }
 
-    /// Whether every populated zone is above its high watermark (`pgdat_balanced`).
-    fn balanced(l: &VmLayer<P>) -> bool {
-        l.zones()
-            .filter(|z| z.is_populated())
-            .all(|z| z.stats.free_pages() > z.wmark(WMARK_HIGH))
+    /// `pgdat_balanced`: whether some populated zone of node `nid` up to `highest` is above
+    /// its high watermark with the lowmem reserve an allocation for `highest` keeps there
+    /// (mm/vmscan.c: any eligible zone balanced makes the node balanced; a node without one
+    /// is balanced too).
+    pub fn pgdat_balanced(l: &VmLayer<P>, nid: usize, highest: ZoneType) -> bool {
+        let mut eligible = false;
+        for &kind in l.arch().zones() {
+            if kind.index() > highest.index() {
+                break;
+            }
+            let z = l.node_zone(nid, kind);
+            if !z.is_populated() {
+                continue;
+            }
+            eligible = true;
+            let reserve = z.lowmem_reserve[highest.index()].load(Ordering::Relaxed);
+            if z.stats.free_pages() > z.wmark(WMARK_HIGH) + reserve {
+                return true;
+            }
+        }
+        !eligible
     }
 
-    /// kswapd's `balance_pgdat`, run synchronously when woken (see the module
-    /// documentation): reclaims until every zone is above its high watermark or a pass frees
-    /// nothing. Returns pages freed.
-    pub fn kswapd_run(&self, l: &VmLayer<P>, swap: &SwapState<P>, ops: &dyn ReclaimOps) -> usize {
+    /// `wakeup_kswapd` for node `nid` and kswapd's `balance_pgdat`, run synchronously (see
+    /// the module documentation): nothing when the node is balanced for `highest` or hopeless
+    /// (`kswapd_failures` ≥ `MAX_RECLAIM_RETRIES`); else the node's own lruvec is shrunk,
+    /// `SWAP_CLUSTER_MAX` pages at a time, until it is balanced or a pass frees nothing (a
+    /// failure). Returns pages freed.
+    pub fn wakeup_kswapd(
+        &self,
+        l: &VmLayer<P>,
+        swap: &SwapState<P>,
+        ops: &dyn ReclaimOps,
+        nid: usize,
+        highest: ZoneType,
+    ) -> usize {
+        if nid >= l.nr_online_nodes() {
+            return 0;
+        }
+        let k = self.kswapd(nid);
+        if k.failures.load(Ordering::Relaxed) as usize >= MAX_RECLAIM_RETRIES
+            || Self::pgdat_balanced(l, nid, highest)
+        {
+            return 0;
+        }
         self.stats.pageoutrun.fetch_add(1, Ordering::Relaxed);
+        k.runs.fetch_add(1, Ordering::Relaxed);
         let mut total = 0;
-        while !Self::balanced(l) {
+        while !Self::pgdat_balanced(l, nid, highest) {
             let mut sc = ScanControl {
                 nr_to_reclaim: SWAP_CLUSTER_MAX,
                 kswapd: true,
                 ..ScanControl::default()
             };
-            let got = self.shrink_node(l, swap, ops, &mut sc);
+            let got = self.shrink_nodes(l, swap, ops, &[nid as u8], &mut sc);
             total += got;
             if got == 0 {
                 break;
             }
         }
+        if total == 0 {
+            k.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        k.reclaimed.fetch_add(total, Ordering::Relaxed);
         total
+    }
+
+    /// Wakes the kswapd of every online node for allocations up to the highest zone (tests,
+    /// and callers without an allocation's context). Returns pages freed.
+    pub fn kswapd_run(&self, l: &VmLayer<P>, swap: &SwapState<P>, ops: &dyn ReclaimOps) -> usize {
+        let highest = l.arch().zones().last().copied().unwrap_or(ZoneType::Normal);
+        (0..l.nr_online_nodes())
+            .map(|nid| self.wakeup_kswapd(l, swap, ops, nid, highest))
+            .sum()
     }
 
     /// `echo 1 > /proc/sys/vm/drop_caches` (`drop_pagecache_sb`): every clean, unmapped
@@ -382,13 +486,15 @@ impl<P: Platform> VmscanState<P> {
     pub fn drop_pagecache(&self, l: &VmLayer<P>, ops: &dyn ReclaimOps) -> usize {
         self.stats.drop_pagecache.fetch_add(1, Ordering::Relaxed);
         let mut freed = 0;
-        for lst in [LruList::InactiveFile, LruList::ActiveFile] {
-            let n = self.lru.lock().len(lst);
+        for (nid, lst) in (0..l.nr_online_nodes())
+            .flat_map(|nid| [(nid, LruList::InactiveFile), (nid, LruList::ActiveFile)])
+        {
+            let n = self.lruvec(nid).lock().len(lst);
             let mut left = n;
             while left > 0 {
                 let mut batch = [None; SWAP_CLUSTER_MAX];
                 let k = left.min(SWAP_CLUSTER_MAX);
-                self.isolate(l, lst, k, &mut batch);
+                self.isolate(l, nid, lst, k, &mut batch);
                 left -= k;
                 for page in batch.iter().flatten().copied() {
                     if !ops.mapped(page)
