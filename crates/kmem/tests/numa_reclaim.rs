@@ -38,6 +38,7 @@ fn two_nodes() -> M {
         memblks: &blks,
         distance: &[],
         cpu_to_node: &[],
+        hotpluggable: &[],
     });
     let plat = HostedPlatform::new(HostedConfig::deterministic(
         params.e820.ram_end().next_multiple_of(4096),
