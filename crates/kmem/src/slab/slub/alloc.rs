@@ -141,6 +141,23 @@ impl<P: Platform> SlabLayer<P> {
         gfp: GfpFlags,
         allow_spin: bool,
     ) -> Option<*mut u8> {
+        self.slab_alloc_slow_bulk(s, c, gfp, allow_spin, &mut [])
+            .map(|(o, _)| o)
+    }
+
+    /// [`Self::slab_alloc_slow`] for a sheaf refill: when it takes a new slab, the objects
+    /// after the returned one go straight into `out` (from its last slot down; see
+    /// [`Self::new_slab_bulk`]) instead of through the CPU freelist. Returns the object and
+    /// how many slots of `out` were filled (0 unless a new slab was made).
+    #[cold]
+    pub(super) fn slab_alloc_slow_bulk(
+        &self,
+        s: &Cache<P>,
+        c: &mut KmemCacheCpu,
+        gfp: GfpFlags,
+        allow_spin: bool,
+        out: &mut [*mut u8],
+    ) -> Option<(*mut u8, usize)> {
         s.stat(Stat::AllocSlowpath);
         // Linux's `slab_attach_kprobe_locked`: the CPU slab is held (slub_kunit's kprobe).
         self.nmi_point(super::NmiPoint::SlabAttachKprobeLocked, s, true);
@@ -151,7 +168,7 @@ impl<P: Platform> SlabLayer<P> {
                     s.stat(Stat::AllocRefill);
                     // SAFETY: `fl` heads the freelist of our frozen slab, now ours.
                     c.freelist = unsafe { s.get_fp(fl) };
-                    return Some(fl);
+                    return Some((fl, 0));
                 }
                 // Full: unfrozen by get_freelist, on no list.
                 c.slab = ptr::null_mut();
@@ -169,13 +186,12 @@ impl<P: Platform> SlabLayer<P> {
                 c.slab = slab.raw();
                 // SAFETY: `fl` heads the freelist we just took from the slab.
                 c.freelist = unsafe { s.get_fp(fl) };
-                return Some(fl);
+                return Some((fl, 0));
             }
-            let (slab, fl) = self.new_slab_mode(s, gfp, allow_spin)?;
-            c.slab = slab.raw();
-            // SAFETY: the new slab's chain is ours.
-            c.freelist = unsafe { s.get_fp(fl) };
-            return Some(fl);
+            let ns = self.new_slab_bulk(s, gfp, allow_spin, NUMA_NO_NODE, out)?;
+            c.slab = ns.slab.raw();
+            c.freelist = ns.rest;
+            return Some((ns.first, ns.taken));
         }
     }
 }

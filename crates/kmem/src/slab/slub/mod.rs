@@ -74,13 +74,13 @@
 //!   code holds it (the reentry point records the cache; Linux's `local_trylock_t`): the
 //!   allocation retries once in the next kmalloc bucket, a free is deferred;
 //! - `list_lock` and the zone lock are only try-locked (`get_partial` and `slab_alloc_debug`
-//!   with `allow_spin == false`, `new_slab_mode` → `alloc_pages_nolock`);
+//!   with `allow_spin == false`, `new_slab_bulk` → `alloc_pages_nolock`);
 //! - frees other than into the CPU's active slab, and a debug cache's new slab that could
 //!   not be listed, go to the deferred lists, drained at the next safe point (the next
 //!   ordinary slow-path allocation or free, shrink, validate, destroy, `slab_tick`).
 //!
 //! The slow-path functions that take `allow_spin` are `slab_alloc_slow`, `get_partial`,
-//! `slab_alloc_debug` and `new_slab_mode`; nothing else changes for ordinary callers except
+//! `slab_alloc_debug` and `new_slab_bulk`; nothing else changes for ordinary callers except
 //! the drain at the top of `alloc_slow_path`/`free_slow_path`.
 //! # Sheaves (Linux 6.18)
 //! A cache with a sheaf capacity (every kmalloc cache; others that ask with

@@ -228,31 +228,43 @@ impl<P: Platform> SlabLayer<P> {
         let gfp = gfp.without(GfpFlags::__GFP_ZERO) | GfpFlags::__GFP_NOWARN;
         // SAFETY: the caller owns `sh` (a CPU's sheaf under its section, or a detached one).
         let (start, cap, objs) = unsafe { ((*sh).size, (*sh).capacity, SlabSheaf::objects(sh)) };
-        let mut n = start;
-        while n < cap {
+        // SAFETY: slots `start..cap` of the caller's sheaf are free and only ours to write.
+        let free = unsafe {
+            core::slice::from_raw_parts_mut(objs.add(start as usize), (cap - start) as usize)
+        };
+        // Allocations pop the top slot, so the objects are stored from the top down: they are
+        // handed out in freelist order (ascending addresses in a fresh slab without
+        // `slab_freelist_random`), as the CPU slab hands them out, and consecutive
+        // allocations stay adjacent in memory. (Stored bottom-up and reversed afterwards, the
+        // reversal's 16-byte loads waited on the 8-byte stores just made: store forwarding
+        // fails.) A new slab fills its share of the slots directly (`new_slab_bulk`).
+        let mut k = free.len();
+        while k > 0 {
             let obj = c.freelist;
-            let o = if !obj.is_null() {
+            if !obj.is_null() {
                 // SAFETY: `obj` is a CPU-owned free object.
                 c.freelist = unsafe { s.get_fp(obj) };
-                obj
-            } else {
-                match self.slab_alloc_slow(s, c, gfp, true) {
-                    Some(o) => o,
-                    None => break,
+                k -= 1;
+                free[k] = obj;
+                continue;
+            }
+            let (below, top) = free.split_at_mut(k - 1);
+            match self.slab_alloc_slow_bulk(s, c, gfp, true, below) {
+                Some((o, taken)) => {
+                    top[0] = o;
+                    k -= 1 + taken;
                 }
-            };
-            // SAFETY: slot `n` < capacity of the caller's sheaf.
-            unsafe { *objs.add(n as usize) = o };
-            n += 1;
+                None => break,
+            }
         }
-        // Allocations pop the top slot: reversed, the new objects are handed out in freelist
-        // order (ascending addresses in a fresh slab without `slab_freelist_random`), as the
-        // CPU slab hands them out, so consecutive allocations stay adjacent in memory.
-        // SAFETY: slots `start..n` of the caller's sheaf were written above.
-        unsafe { core::slice::from_raw_parts_mut(objs.add(start as usize), (n - start) as usize) }
-            .reverse();
+        let got = free.len() - k;
+        if k > 0 {
+            // Short (no memory): move what was got down to the bottom, order kept.
+            free.copy_within(k.., 0);
+        }
+        let n = start + got as u32;
         // SAFETY: `sh` is the caller's sheaf (a CPU's, used only inside its section, or a detached
-        // one) and nothing else refers to its header; `n` <= capacity was just counted by the loop.
+        // one) and nothing else refers to its header; `n` <= capacity was just counted.
         unsafe { (*sh).size = n };
         s.stat_add(Stat::SheafRefill, u64::from(n - start));
         n == cap

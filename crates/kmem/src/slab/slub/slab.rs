@@ -34,6 +34,18 @@ pub(super) enum Refill {
     Slab(Slab, *mut u8),
 }
 
+/// A new slab from [`SlabLayer::new_slab_bulk`]: frozen, every object counted in use (the
+/// caller owns them all).
+pub(super) struct NewSlab {
+    pub(super) slab: Slab,
+    /// The first object of the freelist order.
+    pub(super) first: *mut u8,
+    /// How many objects after `first` went into the caller's `out` slots.
+    pub(super) taken: usize,
+    /// The chain of the objects left (null when none): the CPU freelist.
+    pub(super) rest: *mut u8,
+}
+
 impl<P: Platform> SlabLayer<P> {
     /// `setup_object`: debug initialisation and the constructor.
     fn setup_object(&self, s: &Cache<P>, obj: *mut u8) {
@@ -122,19 +134,10 @@ impl<P: Platform> SlabLayer<P> {
         None
     }
 
-    /// `allocate_slab` + `shuffle_freelist`: a new slab with all objects chained. Returns the
-    /// slab (counters: freelist empty, all in use, frozen) and the freelist head.
-    /// `allow_spin` is Linux's `gfpflags_allow_spinning`: false for `kmalloc_nolock`.
-    pub(super) fn new_slab_mode(
-        &self,
-        s: &Cache<P>,
-        gfp: GfpFlags,
-        allow_spin: bool,
-    ) -> Option<(Slab, *mut u8)> {
-        self.new_slab_node(s, gfp, allow_spin, NUMA_NO_NODE)
-    }
-
-    /// [`Self::new_slab_mode`] on `node` (`NUMA_NO_NODE`: anywhere, the CPU's node first).
+    /// `allocate_slab` + `shuffle_freelist` on `node` (`NUMA_NO_NODE`: anywhere, the CPU's
+    /// node first): a new slab with all objects chained. Returns the slab (counters: freelist
+    /// empty, all in use, frozen) and the freelist head. `allow_spin` is Linux's
+    /// `gfpflags_allow_spinning`: false for `kmalloc_nolock`.
     pub(super) fn new_slab_node(
         &self,
         s: &Cache<P>,
@@ -142,6 +145,26 @@ impl<P: Platform> SlabLayer<P> {
         allow_spin: bool,
         node: i32,
     ) -> Option<(Slab, *mut u8)> {
+        self.new_slab_bulk(s, gfp, allow_spin, node, &mut [])
+            .map(|n| (n.slab, n.first))
+    }
+
+    /// `allocate_slab` that hands the objects after the first straight to a sheaf refill:
+    /// objects 2, 3, … of the freelist order (the cache's random sequence, or address order)
+    /// go into `out` from its last slot down (a sheaf pops its top first, so they come out in
+    /// freelist order), and only the objects left over are chained. The chain's free
+    /// pointers are what the refill would read back one by one — each store and load a miss
+    /// into the cold slab, the loads serialised (docs/BENCHMARKS.md, "Issue 14, session 6").
+    /// With an empty `out` this is Linux's freelist: every object chained, `first` first.
+    /// Every object still goes through `setup_object`, in freelist order.
+    pub(super) fn new_slab_bulk(
+        &self,
+        s: &Cache<P>,
+        gfp: GfpFlags,
+        allow_spin: bool,
+        node: i32,
+        out: &mut [*mut u8],
+    ) -> Option<NewSlab> {
         let base_gfp = (gfp & GFP_RECLAIM_MASK) | s.allocflags;
         let mut order = s.order;
         let mut page = None;
@@ -200,50 +223,64 @@ impl<P: Platform> SlabLayer<P> {
         }
         let start = base.wrapping_add(s.red_left_pad as usize);
         let size = s.size as usize;
-        let head;
-        if !s.random_seq.is_null() && objects == s.objects && objects > 1 {
-            // shuffle_freelist: follow the cache's random sequence from a random start.
-            let n = objects as usize;
-            let mut pos = (self.platform().random_u64() % n as u64) as usize;
-            let mut next = || {
-                // SAFETY: `random_seq` has `s.objects` entries.
-                let idx = unsafe { *s.random_seq.add(pos) } as usize;
-                pos += 1;
-                if pos == n {
-                    pos = 0;
-                }
-                start.wrapping_add(idx * size)
-            };
-            let mut cur = next();
-            self.setup_object(s, cur);
-            head = cur;
-            for _ in 1..n {
-                let nx = next();
-                self.setup_object(s, nx);
-                // SAFETY: both are objects of the new slab, which we own.
-                unsafe { s.set_fp(cur, nx) };
-                cur = nx;
-            }
-            // SAFETY: `cur` is the last object of the new slab, which we own and nobody else can
-            // reach yet; ending its free pointer with NULL closes the freelist.
-            unsafe { s.set_fp(cur, ptr::null_mut()) };
+        let n = objects as usize;
+        // shuffle_freelist: follow the cache's random sequence from a random start.
+        let random = !s.random_seq.is_null() && objects == s.objects && objects > 1;
+        let pos = if random {
+            (self.platform().random_u64() % n as u64) as usize
         } else {
-            let mut cur = start;
+            0
+        };
+        // The `k`-th object of the freelist order.
+        let nth = |k: usize| {
+            if random {
+                let i = if pos + k >= n { pos + k - n } else { pos + k };
+                // SAFETY: `random_seq` has `s.objects` (== `n`) entries and `i` < `n`.
+                let idx = unsafe { *s.random_seq.add(i) } as usize;
+                start.wrapping_add(idx * size)
+            } else {
+                start.wrapping_add(k * size)
+            }
+        };
+        let first = nth(0);
+        self.setup_object(s, first);
+        let taken = out.len().min(n - 1);
+        let top = out.len();
+        for k in 1..=taken {
+            let o = nth(k);
+            self.setup_object(s, o);
+            out[top - k] = o;
+        }
+        let rest = if taken + 1 < n {
+            nth(taken + 1)
+        } else {
+            ptr::null_mut()
+        };
+        if !rest.is_null() {
+            let mut cur = rest;
             self.setup_object(s, cur);
-            head = cur;
-            for i in 1..objects as usize {
-                let nx = start.wrapping_add(i * size);
+            for k in taken + 2..n {
+                let nx = nth(k);
                 self.setup_object(s, nx);
                 // SAFETY: both are objects of the new slab, which we own.
                 unsafe { s.set_fp(cur, nx) };
                 cur = nx;
             }
-            // SAFETY: `cur` is the last object in address order of the new slab, which we own and
-            // nobody else can reach yet; its NULL free pointer ends the freelist.
+            // SAFETY: `cur` is the last object of the freelist order of the new slab, which we
+            // own and nobody else can reach yet; its NULL free pointer ends the freelist.
             unsafe { s.set_fp(cur, ptr::null_mut()) };
         }
+        if taken == 0 {
+            // SAFETY: `first` is an object of the new slab, which we own; it heads the chain.
+            unsafe { s.set_fp(first, rest) };
+        }
         slab.set_counters(Counters::new(ptr::null_mut(), base, objects, true));
-        Some((slab, head))
+        Some(NewSlab {
+            slab,
+            first,
+            taken,
+            rest,
+        })
     }
 
     /// `discard_slab`: gives an empty slab back to the page allocator.
