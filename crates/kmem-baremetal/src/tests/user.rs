@@ -473,9 +473,7 @@ fn user_swap_fork(ctx: &KernelCtx) -> TestResult {
     // boots.
     let nodes = ctx.mm.nr_online_nodes();
     if nodes > 1 {
-        crate::println!(
-            "[selftest] user_swap_fork: not run on {nodes} NUMA nodes (swap thrash)"
-        );
+        crate::println!("[selftest] user_swap_fork: not run on {nodes} NUMA nodes (swap thrash)");
         return Ok(());
     }
     with_core(ctx, |uk| {
