@@ -15,6 +15,8 @@ use kmem::vmscan::LruList;
 use kmem::{BootParams, GfpFlags, Machine, NumaMemblk, NumaTopology, Order, PagePtr, PAGE_SIZE};
 use kmem_hosted::{HostedConfig, HostedPlatform};
 
+use std::sync::atomic::Ordering;
+
 const MB: u64 = 1 << 20;
 const PAGE: u64 = PAGE_SIZE as u64;
 
@@ -256,6 +258,145 @@ fn hog_both_nodes_then_swap() {
     // reading 2048 pages back reads at most 8 times that; the thrash the bare-metal test
     // saw was about 134 times (274k swap-ins).
     assert!(inn <= 8 * pages, "pswpin {inn} for {pages} pages");
+    m.exit(p).unwrap();
+    for pg in hog {
+        m.__free_page(pg);
+    }
+    m.swapoff(&name).unwrap();
+    assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// The bare-metal `user_swap_fork` self-test's setup, hosted: both nodes hogged down to 768
+/// free pages (so both kswapds give up and direct reclaim does the work), a task writes
+/// 1024 pages with swap on and forks, and parent and child read everything back. Then
+/// whatever is free above the min watermarks is taken too. Returns the hog, the two pids
+/// and the address of the pages.
+fn hog_swap_fork(m: &M) -> (Vec<PagePtr>, [i32; 2], u64) {
+    let gfp = GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_NOWARN;
+    let mut hog = Vec::new();
+    while let Some(p) = m.alloc_page(gfp) {
+        hog.push(p);
+    }
+    for _ in 0..768 {
+        m.__free_page(hog.pop().unwrap());
+    }
+    m.drain_local_pages();
+    let p = m.spawn("swapfork").unwrap();
+    let pages = 1024;
+    let a = anon(m, p, pages);
+    touch(m, p, a, pages, 0x9);
+    // Whatever is free above the watermarks goes too: fork's page-table pages must come
+    // from direct reclaim (fork copies the page tables with `tasklist_lock` held).
+    let nowait = GfpFlags::GFP_NOWAIT | GfpFlags::__GFP_NOWARN;
+    while let Some(pg) = m.alloc_page(nowait) {
+        hog.push(pg);
+    }
+    let stalls = m.vmscan().stats.allocstall.load(Ordering::Relaxed);
+    let c = m.fork(p).unwrap();
+    assert!(
+        m.vmscan().stats.allocstall.load(Ordering::Relaxed) > stalls,
+        "fork did not reclaim"
+    );
+    check(m, c, a, pages, 0x9);
+    check(m, p, a, pages, 0x9);
+    let (out, inn) = (vmstat(m, "pswpout"), vmstat(m, "pswpin"));
+    assert!(out > 0 && inn > 0, "pswpout {out} pswpin {inn}");
+    (hog, [p, c], a)
+}
+
+/// Fork under the hog: its page-table copy reclaims directly with `tasklist_lock` held;
+/// parent and child read back what was written, swap entries are all freed at exit.
+#[test]
+fn hog_both_nodes_then_swap_and_fork() {
+    let m = two_nodes();
+    let (path, name) = swapon_file(&m, "numa-reclaim-fork", 16 * MB);
+    let (hog, pids, _) = hog_swap_fork(&m);
+    for p in pids {
+        m.exit(p).unwrap();
+    }
+    for pg in hog {
+        m.__free_page(pg);
+    }
+    assert_eq!(m.si_swapinfo().free, m.si_swapinfo().total);
+    m.swapoff(&name).unwrap();
+    assert_eq!(m.bug_count(), 0, "{}", m.platform().take_captured());
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// A `fmt::Write` whose every write takes a page (`GFP_KERNEL`), as the bare-metal
+/// kernel's `String` grows through kmalloc: a write can wake kswapd, which reclaims in the
+/// allocating context.
+struct AllocatingSink<'a> {
+    m: &'a M,
+    pages: Vec<PagePtr>,
+    text: String,
+}
+
+impl std::fmt::Write for AllocatingSink<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if let Some(pg) = self
+            .m
+            .alloc_page(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN)
+        {
+            self.pages.push(pg);
+        }
+        self.text.push_str(s);
+        Ok(())
+    }
+}
+
+/// /proc/swaps written into a sink that allocates, with memory short (the bare-metal
+/// `user_swap_fork` prints /proc/swaps with its hog still held): the allocation reclaims,
+/// and reclaim takes the swap table's lock to drop clean pages from the swap cache
+/// (`delete_from_swap_cache`) — the lock `show_swaps` held while writing ("spinlock:
+/// recursive locking on the only CPU" on `qemu-test --mem 256M --numa 2`). Linux's
+/// `swap_show` writes into the seq_file buffer `seq_read` allocated beforehand.
+#[test]
+fn show_swaps_into_allocating_sink_under_pressure() {
+    let m = two_nodes();
+    let (path, name) = swapon_file(&m, "numa-reclaim-show", 16 * MB);
+    let gfp = GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_NOWARN;
+    let mut hog = Vec::new();
+    while let Some(p) = m.alloc_page(gfp) {
+        hog.push(p);
+    }
+    for _ in 0..768 {
+        m.__free_page(hog.pop().unwrap());
+    }
+    m.drain_local_pages();
+    let p = m.spawn("demand").unwrap();
+    let pages = 1024;
+    let a = anon(&m, p, pages);
+    touch(&m, p, a, pages, 0x3);
+    // One page of each swap readahead window read back: the others of the window stay in
+    // the swap cache, unmapped and clean — what reclaim frees at once.
+    for i in (0..pages / 2).step_by(8) {
+        assert_eq!(m.upeek(p, a + i * PAGE, 8).unwrap(), i ^ 0x3);
+    }
+    assert!(
+        vmstat(&m, "nr_swapcached") > 0,
+        "{}",
+        proc(&m, "/proc/vmstat")
+    );
+    // What is free above the min watermarks goes too: the sink's page comes from reclaim.
+    while let Some(pg) = m.alloc_page(GfpFlags::GFP_NOWAIT | GfpFlags::__GFP_NOWARN) {
+        hog.push(pg);
+    }
+    let mut sink = AllocatingSink {
+        m: &m,
+        pages: Vec::new(),
+        text: String::new(),
+    };
+    m.show_swaps(&mut sink).unwrap();
+    // The sink's pages came from reclaim, which dropped pages from the swap cache.
+    assert!(!sink.pages.is_empty());
+    assert!(sink.text.starts_with("Filename\t"), "{}", sink.text);
+    assert!(sink.text.contains(&name), "{}", sink.text);
+    for pg in sink.pages {
+        m.__free_page(pg);
+    }
+    check(&m, p, a, pages, 0x3);
     m.exit(p).unwrap();
     for pg in hog {
         m.__free_page(pg);

@@ -877,17 +877,32 @@ impl<P: Platform> SwapState<P> {
 
     /// `/proc/swaps` (mm/swapfile.c `swap_show`): the header, then per area the path padded
     /// to 40 columns, the type, Size and Used in kB and the priority.
+    ///
+    /// Each area's line is copied out under the table's lock and written after it is
+    /// dropped: `out` may allocate (a `String` growing through kmalloc), an allocation may
+    /// reclaim, and reclaim takes this lock (`delete_from_swap_cache`). Linux's `swap_show`
+    /// writes into the seq_file buffer that `seq_read` allocated before `swap_start`.
     pub fn show_swaps(&self, out: &mut dyn Write) -> fmt::Result {
         out.write_str("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n")?;
-        let t = self.table.lock();
-        for a in t.areas.iter().flatten() {
-            if !a.writeok && a.inuse_pages == 0 && a.pages == 0 {
+        for ty in 0..MAX_SWAPFILES {
+            let mut name = [0u8; SWAP_NAME_MAX];
+            let row = {
+                let t = self.table.lock();
+                t.areas[ty].as_ref().and_then(|a| {
+                    if !a.writeok && a.inuse_pages == 0 && a.pages == 0 {
+                        return None;
+                    }
+                    name[..a.name_len].copy_from_slice(&a.name[..a.name_len]);
+                    Some((a.name_len, a.pages, a.inuse_pages, a.prio))
+                })
+            };
+            let Some((len, pages, inuse, prio)) = row else {
                 continue;
-            }
-            let name = a.name();
+            };
+            let name = core::str::from_utf8(&name[..len]).unwrap_or("?");
             let pad = if name.len() < 40 { 40 - name.len() } else { 1 };
-            let bytes = pages_to_kb(a.pages as usize);
-            let inuse = pages_to_kb(a.inuse_pages as usize);
+            let bytes = pages_to_kb(pages as usize);
+            let inuse = pages_to_kb(inuse as usize);
             // `seq_file_path` escapes " \t\n\\" as octal.
             for c in name.chars() {
                 match c {
@@ -903,7 +918,7 @@ impl<P: Platform> SwapState<P> {
                 if bytes < 10_000_000 { "\t" } else { "" },
                 inuse,
                 if inuse < 10_000_000 { "\t" } else { "" },
-                a.prio,
+                prio,
                 pad = pad
             )?;
         }
