@@ -241,6 +241,37 @@ fn remote_frees_stay_off_the_local_sheaf() {
     }
 }
 
+/// The sized frees (`kfree_sized`, used by `KmemAlloc`'s dealloc and libkmem_malloc's sized
+/// frees, and its push-only `kfree_sized_fast`) keep the same rule: a remote object freed on
+/// a CPU of node 0 never goes onto that CPU's sheaf (issue 19).
+#[test]
+fn remote_sized_frees_stay_off_the_local_sheaf() {
+    let m = two_nodes(512 * M, "");
+    let local = m.numa_node_id();
+    let remote = 1 - local as i32;
+    let gfp = GfpFlags::GFP_KERNEL;
+    for i in 0..50 {
+        let p = m.kmalloc_node(64, gfp, remote).unwrap().as_ptr();
+        assert_eq!(nid(&m, p), remote as usize);
+        if i % 2 == 0 {
+            // SAFETY: `p` came from kmalloc(64) of this machine and is freed once.
+            unsafe { m.kfree_sized(p, 64, gfp) };
+        // SAFETY: as above; when the fast path refuses, nothing was done.
+        } else if !unsafe { m.kfree_sized_fast(p, 64, gfp) } {
+            // SAFETY: as above (the fast path did not free it).
+            unsafe { m.kfree_sized(p, 64, gfp) };
+        }
+        let q = m.kmalloc(64, gfp).unwrap().as_ptr();
+        assert_eq!(
+            nid(&m, q),
+            local,
+            "a remote object came back from the local sheaf (sized free {i})"
+        );
+        // SAFETY: `q` came from kmalloc(64) of this machine and is freed once.
+        unsafe { m.kfree_sized(q, 64, gfp) };
+    }
+}
+
 #[test]
 fn one_node_machine_is_unchanged() {
     let m = boot(Arch::X86_64, 256 * M, 2);

@@ -360,6 +360,48 @@ fn kmalloc_slack_is_redzoned_with_zu_and_krealloc_moves_it() {
     m.kfree(r);
 }
 
+/// mm/slub.c `__ksize` calls `skip_orig_size_check` (6.18): a caller of `ksize()` may use the
+/// whole object, so its requested size becomes the object size and the kmalloc red zone no
+/// longer covers the slack. krealloc reads the requested size without it (`__do_krealloc`)
+/// and red-zones the slack anew; allocation hooks (kmemleak here) leave it alone.
+#[test]
+fn ksize_makes_the_whole_object_usable() {
+    for cmdline in ["slub_debug=FZPU", "slub_debug=FZPU kmemleak=on"] {
+        let m = boot_cmdline(cmdline);
+        let c = m.kmalloc_cache(64, K).unwrap();
+        m.platform().take_captured();
+        // Without ksize(): a write past the request is caught (the hooks did not widen it).
+        // ksize() of a pointer inside the object neither widens it nor writes elsewhere.
+        let p = m.kmalloc(40, K).unwrap().as_ptr();
+        m.ksize(p.wrapping_add(8));
+        assert_eq!(m.validate(c), 0, "{cmdline}");
+        poke(p, 41, 1);
+        assert_eq!(m.validate(c), 2, "{cmdline}");
+        let log = m.platform().take_captured();
+        assert!(
+            log.contains("kmalloc Redzone overwritten"),
+            "{cmdline}: {log}"
+        );
+        m.kfree(p);
+        m.platform().take_captured();
+        // After ksize(): the whole object is the caller's.
+        let p = m.kmalloc(40, K).unwrap().as_ptr();
+        let ks = m.ksize(p);
+        assert_eq!(ks, 64);
+        for i in 0..ks {
+            poke(p, i, 0x5a);
+        }
+        assert_eq!(m.validate(c), 0, "{cmdline}");
+        // krealloc within the object sets the requested size again.
+        let q = m.krealloc(p, 48, K).unwrap().as_ptr();
+        assert_eq!(q, p);
+        assert_eq!(peek(q, 50), 0xcc, "{cmdline}");
+        m.kfree(q);
+        let log = m.platform().take_captured();
+        assert!(!log.contains("Redzone"), "{cmdline}: {log}");
+    }
+}
+
 /// lib/tests/slub_kunit.c `test_krealloc_redzone_zeroing` (6.18): krealloc with __GFP_ZERO
 /// zeroes from the old requested size (orig_size) when growing in place, red-zones the tail
 /// when shrinking, and copies only the requested bytes when it moves the object.

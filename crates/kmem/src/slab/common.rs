@@ -1297,6 +1297,20 @@ pub(crate) trait SlabAllocator {
     fn krealloc_orig_size<P: Platform>(_m: &SlabLayer<P>, _p: *mut u8) -> usize {
         0
     }
+    /// `skip_orig_size_check` (mm/slub.c, from `__ksize`): the caller of `ksize` may use the
+    /// whole object at `p`, so its requested size becomes the object size and the kmalloc
+    /// red zone stops covering the slack; nothing when `p` is not an object start. The
+    /// default: no requested sizes (SLAB, SLOB).
+    ///
+    /// # Safety
+    /// `page` and `cache` as for [`Self::ksize`].
+    unsafe fn skip_orig_size_check<P: Platform>(
+        _m: &SlabLayer<P>,
+        _page: PagePtr,
+        _cache: usize,
+        _p: *const u8,
+    ) {
+    }
     /// `ksize` of `p`, a pointer into `page`, a [`PageType::Slab`] head page whose
     /// `mapping` is `cache` (`__ksize`: SLUB's `slab_ksize(cache)`, SLOB's block header).
     /// Returns 0 after reporting when `p` is not an object start.

@@ -127,7 +127,7 @@ impl<P: Platform> SlabLayer<P> {
         let size = if size > KMALLOC_MAX_CACHE_SIZE {
             size
         } else {
-            self.ksize(p.as_ptr()).max(1)
+            self.ksize_keep(p.as_ptr()).max(1)
         };
         self.kmemleak_hook_alloc(p.as_ptr(), size, gfp, caller);
     }
@@ -285,9 +285,9 @@ impl<P: Platform> SlabLayer<P> {
         } else if self.is_kfence_address(p) {
             // A KFENCE object's ksize is the size asked for (`kfence_ksize`), and it is
             // never resized in place beyond it.
-            (self.ksize(p), 0)
+            (self.ksize_keep(p), 0)
         } else {
-            let ks = self.ksize(p);
+            let ks = self.ksize_keep(p);
             (ks, dispatch!(self, krealloc_orig_size(self, p)).min(ks))
         };
         if ks >= new_size {
@@ -455,12 +455,27 @@ impl<P: Platform> SlabLayer<P> {
     }
 
     /// `ksize`: the usable size of a kmalloc block (0 for NULL, `ZERO_SIZE_PTR` and pointers
-    /// kmem did not hand out, the latter with a warning).
+    /// kmem did not hand out, the latter with a warning). The caller may use all of it: as
+    /// 6.18's `__ksize` (`skip_orig_size_check`), a slab object's requested size becomes its
+    /// object size, so `slub_debug`'s kmalloc red zone no longer covers the slack.
+    #[track_caller]
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
+    pub fn ksize(&self, p: *const u8) -> usize {
+        self.ksize_of(p, true)
+    }
+
+    /// [`Self::ksize`] for kmem's own bookkeeping (krealloc, the allocation hooks), which
+    /// leaves the requested size alone (`__do_krealloc` reads the slab's internals).
+    #[track_caller]
+    pub(crate) fn ksize_keep(&self, p: *const u8) -> usize {
+        self.ksize_of(p, false)
+    }
+
     #[track_caller]
     // `p` is only looked up: `owner_of` finds its page in the memmap (or refuses it), and the
     // allocators read their own slab metadata for a pointer inside one of their slab pages.
     #[allow(clippy::not_unsafe_ptr_arg_deref)]
-    pub fn ksize(&self, p: *const u8) -> usize {
+    fn ksize_of(&self, p: *const u8, skip_orig: bool) -> usize {
         if zero_or_null_ptr(p as usize) {
             return 0;
         }
@@ -468,8 +483,15 @@ impl<P: Platform> SlabLayer<P> {
             return n;
         }
         match self.owner_of(p) {
-            // SAFETY: `owner_of` returned the slab head page holding `p` and its `mapping`.
-            Owner::Slab(page, cache) => unsafe { dispatch!(self, ksize(self, page, cache, p)) },
+            Owner::Slab(page, cache) => {
+                // SAFETY: `owner_of` returned the slab head page holding `p` and its `mapping`.
+                let n = unsafe { dispatch!(self, ksize(self, page, cache, p)) };
+                if skip_orig && n != 0 {
+                    // SAFETY: as above.
+                    unsafe { dispatch!(self, skip_orig_size_check(self, page, cache, p)) };
+                }
+                n
+            }
             Owner::Large(page) => PAGE_SIZE << page.compound_order().as_u32(),
             _ => {
                 self.warn(format_args!(

@@ -907,7 +907,7 @@ impl<P: Platform> SlabLayer<P> {
         if !self.kmemcheck_is_tracked(p.as_ptr()) {
             return;
         }
-        let n = self.ksize(p.as_ptr());
+        let n = self.ksize_keep(p.as_ptr());
         self.kmemcheck_slab_alloc(p.as_ptr(), n, gfp);
     }
 
@@ -924,7 +924,7 @@ impl<P: Platform> SlabLayer<P> {
         }
         let n = match c {
             Some(c) => self.slab_layout(c).map_or(0, |l| l.object_size),
-            None => self.ksize(p),
+            None => self.ksize_keep(p),
         };
         self.kmemcheck_slab_free(p, n);
     }

@@ -520,12 +520,17 @@ pub(crate) unsafe fn kfree_sized<P: Platform>(
     // unsized kfree), so the push needs neither; a main sheaf means a cache without debug
     // flags (`calculate_sheaf_capacity`), so it needs no debug test either. A full sheaf, a
     // CPU without one, or `p` on top of the sheaf (a double free) take the checked path.
-    if let Some(cpu) = m.cpu_owned() {
-        // SAFETY: the thread owns `cpu` outright (as inside a section of it) and holds no
-        // other reference to its data.
-        let c = unsafe { s.cpu(cpu) };
-        if !c.main.is_null() && push_main(c, p) {
-            return;
+    // With more than one node, 6.18's `slab_free` pushes only an object of the CPU's node
+    // (`slab_nid(slab) == numa_mem_id()`), which needs the slab's page: the checked path
+    // looks it up (one predictable null test on a machine with one node).
+    if m.pa.numa.0.is_null() {
+        if let Some(cpu) = m.cpu_owned() {
+            // SAFETY: the thread owns `cpu` outright (as inside a section of it) and holds
+            // no other reference to its data.
+            let c = unsafe { s.cpu(cpu) };
+            if !c.main.is_null() && push_main(c, p) {
+                return;
+            }
         }
     }
     // SAFETY: forwarded caller guarantee.
@@ -543,7 +548,8 @@ unsafe fn kfree_sized_section<P: Platform>(
     p: *mut u8,
     caller: &'static Location<'static>,
 ) {
-    {
+    // With more than one node the push needs the slab's node: `free_inner` tests it.
+    if m.pa.numa.0.is_null() {
         // Lock order: cpu_section (rank 3), lock-free fast path; docs/LOCKING.md.
         let g = m.cpu_guard();
         // SAFETY: we hold this CPU's section and no other reference to its data.
@@ -567,13 +573,17 @@ impl<P: Platform> SlabLayer<P> {
     /// debugging hook and SLUB (the `hooked` byte clear), `size` in
     /// `1..=KMALLOC_MAX_CACHE_SIZE`, a CPU the thread owns ([`SlabLayer::cpu_owned`]), room
     /// on its main sheaf and `p` not its top object (a double free, which `kfree_sized`
-    /// reports).
+    /// reports). Never on a machine with more than one node, where only an object of the
+    /// CPU's node may go onto its sheaf (6.18 `slab_free`) and `kfree_sized` tests the node.
     ///
     /// # Safety
     /// As [`SlabLayer::kfree_sized`].
     #[inline(always)]
     pub unsafe fn kfree_sized_fast(&self, p: *mut u8, size: usize, gfp: GfpFlags) -> bool {
-        if self.slab_hooked() || size.wrapping_sub(1) >= KMALLOC_MAX_CACHE_SIZE {
+        if self.slab_hooked()
+            || size.wrapping_sub(1) >= KMALLOC_MAX_CACHE_SIZE
+            || !self.pa.numa.0.is_null()
+        {
             return false;
         }
         let cp = kmalloc_slot(self, size, gfp);

@@ -963,6 +963,22 @@ impl crate::slab::common::SlabAllocator for Slub {
         krealloc_orig_size(m, p)
     }
     #[inline]
+    unsafe fn skip_orig_size_check<P: Platform>(
+        m: &SlabLayer<P>,
+        page: PagePtr,
+        cache: usize,
+        p: *const u8,
+    ) {
+        // SAFETY: `cache` is the `mapping` of the slab page `page` (the caller's contract),
+        // its cache, which is not destroyed while it has slabs.
+        let s = unsafe { &*(cache as *const Cache<P>) };
+        // Only at an object start is the orig-size slot the object's own (ksize() does not
+        // check `p`, mm/slub.c's `__ksize` neither).
+        if s.orig_size_enabled() && m.is_object_start(s, Slab(page), p.cast_mut()) {
+            m.set_orig_size(s, p.cast_mut(), s.object_size);
+        }
+    }
+    #[inline]
     unsafe fn ksize<P: Platform>(
         _m: &SlabLayer<P>,
         _page: PagePtr,
