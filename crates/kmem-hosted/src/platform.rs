@@ -659,6 +659,17 @@ unsafe impl Platform for HostedPlatform {
     fn grow_phys_end(&self, new_end: PhysAddr) -> bool {
         new_end <= self.phys_end() || self.grow_phys(new_end).is_ok()
     }
+
+    fn grow_phys_end_node(&self, new_end: PhysAddr, nid: usize) -> bool {
+        if nid == 0 {
+            return self.grow_phys_end(new_end);
+        }
+        // Node nid's memfd (a machine whose nodes share one file has no such file: the range
+        // goes to node 0's, checked before anything changes).
+        new_end <= self.phys_end()
+            || self.grow_phys_node(new_end, nid).is_ok()
+            || self.node_memfd(nid).is_none() && self.grow_phys(new_end).is_ok()
+    }
 }
 
 #[cfg(test)]
