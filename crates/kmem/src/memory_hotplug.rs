@@ -34,13 +34,23 @@
 //!   the zone's present pages but not in managed or totalram (`adjust_present_page_count`),
 //!   and offlining checks only the rest of the block.
 //!
+//! Nodes: `add_memory(nid, …)` takes any online node (`__try_online_node`; kmem creates no
+//! node at run time, an offline one is refused with `EINVAL`). The platform backs the range
+//! with that node's memory (`Platform::grow_phys_end_node`), the hot-added memmap carries
+//! the node (`set_page_links`), so a block's node is its pages' ([`MemoryBlock::nid`]) and
+//! online, offline and `zone_for_pfn_range` act on that node's zones: its ZONE_NORMAL or
+//! ZONE_MOVABLE grows, `nodeN/meminfo`'s MemTotal with it, and the zonelist walk finds it
+//! (`alloc_pages_node(nid, …)`). A growable platform gives every node's Normal and Movable
+//! zones their per-CPU lists at boot.
+//!
 //! ZONE_MOVABLE also exists from boot with `kernelcore=`/`movablecore=`/`movable_node`
 //! (mm_init/movable.rs); with `movable_node`, `online` puts a block no zone claims into
 //! ZONE_MOVABLE.
 //!
 //! Not modelled yet: shrinking a zone's
 //! span on offline (`shrink_zone_span`), recomputing the per-CPU list sizes
-//! (`zone_pcp_update`), /proc/iomem resources for hot-added RAM, more than one node.
+//! (`zone_pcp_update`), /proc/iomem resources for hot-added RAM, the `memoryN/nodeN` and
+//! `nodeN/memoryM` sysfs links, onlining a memoryless or new node.
 //!
 //! # Locking
 //! Every operation runs under `mem_hotplug_lock` (outermost); under it the zone locks, the
@@ -290,7 +300,8 @@ impl<P: Platform> VmLayer<P> {
     /// fails to online stays offline.
     ///
     /// # Errors
-    /// `EINVAL` for a node other than 0, a range not aligned to the block size, or a machine
+    /// `EINVAL` for a node that is not online (`Cannot online node N due to NULL pgdat` for
+    /// a node number below `MAX_NUMNODES`), a range not aligned to the block size, or a machine
     /// without SPARSEMEM; `E2BIG` when the platform cannot back the range (Linux's
     /// `exceeds maximum addressable range` warning is printed); `EEXIST` when a
     /// section of it is present; `ENOMEM` when its memmap cannot be allocated (what was

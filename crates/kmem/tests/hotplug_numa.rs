@@ -96,7 +96,8 @@ fn node1_add_online_movable_offline_remove() {
     }
     assert_eq!(node_kb(&m, 1, "MemTotal:"), node1, "not online yet");
     for nr in HOT..HOT + 8 {
-        m.online_memory_block(nr, OnlineType::OnlineMovable).unwrap();
+        m.online_memory_block(nr, OnlineType::OnlineMovable)
+            .unwrap();
         assert_eq!(m.memory_block(nr).unwrap().zone, Some(ZoneType::Movable));
     }
     assert_eq!(node_kb(&m, 1, "MemTotal:"), node1 + G / 1024);
@@ -175,10 +176,14 @@ fn node1_online_kernel_grows_its_normal_zone() {
     let present = |nid| m.node_zone(nid, ZoneType::Normal).present_pages();
     let (p0, p1) = (present(0), present(1));
     m.add_memory(1, 5 * G, 256 << 20).unwrap();
-    m.online_memory_block(HOT, OnlineType::OnlineKernel).unwrap();
+    m.online_memory_block(HOT, OnlineType::OnlineKernel)
+        .unwrap();
     assert_eq!(present(1), p1 + 32_768);
     assert_eq!(present(0), p0);
-    assert_eq!(m.zone_for_block(HOT + 1, OnlineType::Online), Some(ZoneType::Normal));
+    assert_eq!(
+        m.zone_for_block(HOT + 1, OnlineType::Online),
+        Some(ZoneType::Normal)
+    );
     m.online_memory_block(HOT + 1, OnlineType::Online).unwrap();
     assert_eq!(present(1), p1 + 65_536);
     let b = m.memory_block(HOT + 1).unwrap();

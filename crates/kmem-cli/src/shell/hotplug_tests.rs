@@ -84,7 +84,12 @@ fn add_memory_to_node_1_from_the_shell() {
     let node1 = |sh: &mut Shell| {
         let (out, _) = run(sh, "cat /sys/devices/system/node/node1/meminfo\n");
         let l = out.lines().find(|l| l.contains("MemTotal:")).unwrap();
-        l.split_whitespace().rev().nth(1).unwrap().parse::<u64>().unwrap()
+        l.split_whitespace()
+            .rev()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
     };
     let before = node1(&mut sh);
     let (out, err) = run(

@@ -385,7 +385,11 @@ impl<P: Platform> MemoryModel<P> {
         for pfn in start.as_u64()..end.as_u64() {
             // SAFETY: backed memmap (valid section below the limit) that nobody uses, by the
             // caller's contract.
-            unsafe { self.mem_map.add(pfn as usize).write(Page::reserved_on(zone, nid)) };
+            unsafe {
+                self.mem_map
+                    .add(pfn as usize)
+                    .write(Page::reserved_on(zone, nid))
+            };
         }
     }
     /// Raises [`Self::pfn_limit`] to `end` (memory hotplug, `update_end_of_memory_vars`).
