@@ -273,8 +273,8 @@ impl HostedPlatform {
     /// N's file is as long as the addresses it spans (Linux's `node_spanned_pages`). On a
     /// host with several NUMA nodes each node's mapping is placed (`mbind`,
     /// `MPOL_PREFERRED`) on host node N mod the host's nodes; on a one-node host nothing is.
-    /// Memory hot-added later goes to node 0's file ([`HostedPlatform::grow_phys_node`] for
-    /// another). Call before `Machine::boot`, with the machine's `NumaTopology::memblks`.
+    /// Memory hot-added later goes to the file of the node `add_memory` names
+    /// (`Platform::grow_phys_end_node`, [`HostedPlatform::grow_phys_node`]). Call before `Machine::boot`, with the machine's `NumaTopology::memblks`.
     ///
     /// # Errors
     /// `InvalidInput` if physical memory was written or split already, or a node number is
@@ -658,6 +658,17 @@ unsafe impl Platform for HostedPlatform {
 
     fn grow_phys_end(&self, new_end: PhysAddr) -> bool {
         new_end <= self.phys_end() || self.grow_phys(new_end).is_ok()
+    }
+
+    fn grow_phys_end_node(&self, new_end: PhysAddr, nid: usize) -> bool {
+        if nid == 0 {
+            return self.grow_phys_end(new_end);
+        }
+        // Node nid's memfd (a machine whose nodes share one file has no such file: the range
+        // goes to node 0's, checked before anything changes).
+        new_end <= self.phys_end()
+            || self.grow_phys_node(new_end, nid).is_ok()
+            || self.node_memfd(nid).is_none() && self.grow_phys(new_end).is_ok()
     }
 }
 

@@ -34,13 +34,23 @@
 //!   the zone's present pages but not in managed or totalram (`adjust_present_page_count`),
 //!   and offlining checks only the rest of the block.
 //!
+//! Nodes: `add_memory(nid, …)` takes any online node (`__try_online_node`; kmem creates no
+//! node at run time, an offline one is refused with `EINVAL`). The platform backs the range
+//! with that node's memory (`Platform::grow_phys_end_node`), the hot-added memmap carries
+//! the node (`set_page_links`), so a block's node is its pages' ([`MemoryBlock::nid`]) and
+//! online, offline and `zone_for_pfn_range` act on that node's zones: its ZONE_NORMAL or
+//! ZONE_MOVABLE grows, `nodeN/meminfo`'s MemTotal with it, and the zonelist walk finds it
+//! (`alloc_pages_node(nid, …)`). A growable platform gives every node's Normal and Movable
+//! zones their per-CPU lists at boot.
+//!
 //! ZONE_MOVABLE also exists from boot with `kernelcore=`/`movablecore=`/`movable_node`
 //! (mm_init/movable.rs); with `movable_node`, `online` puts a block no zone claims into
 //! ZONE_MOVABLE.
 //!
 //! Not modelled yet: shrinking a zone's
 //! span on offline (`shrink_zone_span`), recomputing the per-CPU list sizes
-//! (`zone_pcp_update`), /proc/iomem resources for hot-added RAM, more than one node.
+//! (`zone_pcp_update`), /proc/iomem resources for hot-added RAM, the `memoryN/nodeN` and
+//! `nodeN/memoryM` sysfs links, onlining a memoryless or new node.
 //!
 //! # Locking
 //! Every operation runs under `mem_hotplug_lock` (outermost); under it the zone locks, the
@@ -122,6 +132,8 @@ impl OnlineType {
 pub struct MemoryBlock {
     /// Block (= section) number.
     pub nr: usize,
+    /// The node its memory belongs to (`memoryN/nodeN`).
+    pub nid: usize,
     /// `state`: online or offline.
     pub online: bool,
     /// Added at boot (`SECTION_IS_EARLY`).
@@ -185,6 +197,7 @@ impl<P: Platform> VmLayer<P> {
         let zone = if online { self.block_zone(nr) } else { None };
         Some(MemoryBlock {
             nr,
+            nid: self.block_nid(nr),
             online,
             early: flags & SECTION_IS_EARLY != 0,
             zone,
@@ -206,6 +219,13 @@ impl<P: Platform> VmLayer<P> {
         (0..end).filter_map(|nr| self.memory_block(nr))
     }
 
+    /// The node of present block `nr`: its first page's (every page of a block is on one
+    /// node: `add_memory` gives a range one node, boot node ranges are section-aligned).
+    fn block_nid(&self, nr: usize) -> usize {
+        self.pfn_to_page(section_nr_to_pfn(nr))
+            .map_or(0, |p| p.nid())
+    }
+
     /// The zone all of block `nr`'s pages are in (`valid_zones` of an online block), `None`
     /// when they span several (`test_pages_in_a_zone`).
     fn block_zone(&self, nr: usize) -> Option<ZoneType> {
@@ -222,9 +242,10 @@ impl<P: Platform> VmLayer<P> {
         Some(first)
     }
 
-    /// Whether `zone`'s span meets `[s, e)` while it has memory (`zone_intersects`).
-    fn zone_intersects(&self, zone: ZoneType, s: u64, e: u64) -> bool {
-        let z = self.zone(zone);
+    /// Whether node `nid`'s `zone`'s span meets `[s, e)` while it has memory
+    /// (`zone_intersects`).
+    fn zone_intersects(&self, nid: usize, zone: ZoneType, s: u64, e: u64) -> bool {
+        let z = self.node_zone(nid, zone);
         if !z.is_populated() {
             return false;
         }
@@ -240,12 +261,13 @@ impl<P: Platform> VmLayer<P> {
         self.arch().section_size_bits()?;
         let s = section_nr_to_pfn(nr).as_u64();
         let e = s + PAGES_PER_SECTION;
+        let nid = self.block_nid(nr);
         Some(match t {
             OnlineType::OnlineKernel => ZoneType::Normal,
             OnlineType::OnlineMovable => ZoneType::Movable,
             OnlineType::Online => {
-                let in_kernel = self.zone_intersects(ZoneType::Normal, s, e);
-                let in_movable = self.zone_intersects(ZoneType::Movable, s, e);
+                let in_kernel = self.zone_intersects(nid, ZoneType::Normal, s, e);
+                let in_movable = self.zone_intersects(nid, ZoneType::Movable, s, e);
                 if in_kernel != in_movable {
                     if in_movable {
                         ZoneType::Movable
@@ -278,7 +300,8 @@ impl<P: Platform> VmLayer<P> {
     /// fails to online stays offline.
     ///
     /// # Errors
-    /// `EINVAL` for a node other than 0, a range not aligned to the block size, or a machine
+    /// `EINVAL` for a node that is not online (`Cannot online node N due to NULL pgdat` for
+    /// a node number below `MAX_NUMNODES`), a range not aligned to the block size, or a machine
     /// without SPARSEMEM; `E2BIG` when the platform cannot back the range (Linux's
     /// `exceeds maximum addressable range` warning is printed); `EEXIST` when a
     /// section of it is present; `ENOMEM` when its memmap cannot be allocated (what was
@@ -290,8 +313,7 @@ impl<P: Platform> VmLayer<P> {
         size: u64,
         flags: MhpFlags,
     ) -> Result<(), Errno> {
-        if nid != 0
-            || size == 0
+        if size == 0
             || !start.is_multiple_of(MEMORY_BLOCK_SIZE)
             || !size.is_multiple_of(MEMORY_BLOCK_SIZE)
             || !self.vmemmap_mapped
@@ -299,6 +321,7 @@ impl<P: Platform> VmLayer<P> {
             return Err(Errno::EINVAL);
         }
         let end = start.checked_add(size).ok_or(Errno::EINVAL)?;
+        let nid = self.hotplug_node(nid)?;
         let max = self.platform().max_phys_end().as_u64();
         if end > max {
             // mm/memory_hotplug.c `mhp_range_allowed`.
@@ -330,13 +353,13 @@ impl<P: Platform> VmLayer<P> {
             );
             return Err(Errno::EEXIST);
         }
-        if !self.platform().grow_phys_end(PhysAddr::new(end)) {
+        if !self.platform().grow_phys_end_node(PhysAddr::new(end), nid) {
             return Err(Errno::ENOMEM);
         }
         // arch_add_memory: the range joins the direct map (x86_64 has no HighMem).
         self.extend_direct_map(PhysAddr::new(end));
         for nr in first..last {
-            if let Err(e) = self.sparse_add_section(nr, flags) {
+            if let Err(e) = self.sparse_add_section(nr, nid, flags) {
                 for done in first..nr {
                     self.sparse_remove_section(done);
                 }
@@ -354,9 +377,30 @@ impl<P: Platform> VmLayer<P> {
         Ok(())
     }
 
-    /// `sparse_add_section`: root page, usage block, memmap for section `nr` (from the page
-    /// allocator, or the section's own first pageblock with `MHP_MEMMAP_ON_MEMORY`).
-    fn sparse_add_section(&self, nr: usize, flags: MhpFlags) -> Result<(), Errno> {
+    /// The node `add_memory(nid, …)` adds to (`__try_online_node`): an online node. kmem
+    /// creates no node at run time (Linux allocates the pgdat of a node that has none,
+    /// `hotadd_init_pgdat`): an offline node gets `Cannot online node N due to NULL pgdat`
+    /// (the message of Linux's `__try_online_node` before 6.x made it infallible) and
+    /// `EINVAL`, as does a node number that is no node's (`NUMA_NO_NODE`, past
+    /// `MAX_NUMNODES`).
+    fn hotplug_node(&self, nid: i32) -> Result<usize, Errno> {
+        let n = usize::try_from(nid).map_err(|_| Errno::EINVAL)?;
+        if self.node_online(n) {
+            return Ok(n);
+        }
+        if n < crate::numa::MAX_NUMA_NODES {
+            self.printk(
+                LogLevel::Err,
+                format_args!("Cannot online node {n} due to NULL pgdat"),
+            );
+        }
+        Err(Errno::EINVAL)
+    }
+
+    /// `sparse_add_section`: root page, usage block, memmap for section `nr` of node `nid`
+    /// (from the page allocator, or the section's own first pageblock with
+    /// `MHP_MEMMAP_ON_MEMORY`).
+    fn sparse_add_section(&self, nr: usize, nid: usize, flags: MhpFlags) -> Result<(), Errno> {
         let on_memory = flags.contains(MhpFlags::MEMMAP_ON_MEMORY);
         let gfp = if on_memory {
             GfpFlags::GFP_KERNEL | GfpFlags::__GFP_HIGH
@@ -423,7 +467,7 @@ impl<P: Platform> VmLayer<P> {
         self.raise_pfn_limit(e);
         // SAFETY: the section's memmap was just mapped and its pages are offline: nobody
         // uses them (mem_hotplug_lock held).
-        unsafe { self.init_memmap_range(s, e, ZoneType::Normal) };
+        unsafe { self.init_memmap_range(s, e, ZoneType::Normal, nid) };
         Ok(())
     }
 
@@ -470,7 +514,8 @@ impl<P: Platform> VmLayer<P> {
         self.printk(
             LogLevel::Info,
             format_args!(
-                "Built 1 zonelists, mobility grouping on.  Total pages: {}",
+                "Built {} zonelists, mobility grouping on.  Total pages: {}",
+                self.nr_online_nodes(),
                 self.vm_total_pages()
             ),
         );
@@ -489,7 +534,7 @@ impl<P: Platform> VmLayer<P> {
             return Ok(());
         }
         let kind = self.zone_for_block(nr, t).ok_or(Errno::EINVAL)?;
-        let zone = self.zone(kind);
+        let zone = self.node_zone(b.nid, kind);
         let was_populated = zone.is_populated();
         let (s, e) = (
             section_nr_to_pfn(nr).as_u64(),
@@ -498,7 +543,7 @@ impl<P: Platform> VmLayer<P> {
         let v = b.nr_vmemmap_pages;
         // move_pfn_range_to_zone: the pages join the zone and its span grows over them.
         // SAFETY: the block is offline (checked under mem_hotplug_lock): nobody uses its pages.
-        unsafe { self.init_memmap_range(Pfn::new(s), Pfn::new(e), kind) };
+        unsafe { self.init_memmap_range(Pfn::new(s), Pfn::new(e), kind, b.nid) };
         let (hs, he) = (
             zone.hot_start.load(Ordering::Acquire),
             zone.hot_end.load(Ordering::Acquire),
@@ -570,7 +615,7 @@ impl<P: Platform> VmLayer<P> {
         let Some(kind) = b.zone.filter(|_| b.online) else {
             return false;
         };
-        let zone = self.zone(kind);
+        let zone = self.node_zone(b.nid, kind);
         let (s, e) = (
             section_nr_to_pfn(nr).as_u64() + b.nr_vmemmap_pages,
             section_nr_to_pfn(nr + 1).as_u64(),
@@ -634,7 +679,7 @@ impl<P: Platform> VmLayer<P> {
         };
         // Only the pages past the block's own memmap were online.
         let v = b.nr_vmemmap_pages;
-        let zone = self.zone(kind);
+        let zone = self.node_zone(b.nid, kind);
         // start_isolate_page_range: nothing is allocated from the block any more.
         let mut saved = [MigrateType::Movable; PAGEBLOCKS_PER_SECTION];
         // Lock order: &zone->lock (rank 5) under mem_hotplug_lock; docs/LOCKING.md.
@@ -673,14 +718,14 @@ impl<P: Platform> VmLayer<P> {
             p = head.as_u64() + o.pages() as u64;
         }
         drop(free);
-        self.offline_accounting(nr, kind, v as usize);
+        self.offline_accounting(nr, b.nid, kind, v as usize);
         Ok(())
     }
 
     /// The counters and flags of a block whose pages (but its first `v`, its own memmap)
     /// just left the buddy allocator.
-    fn offline_accounting(&self, nr: usize, kind: ZoneType, v: usize) {
-        let zone = self.zone(kind);
+    fn offline_accounting(&self, nr: usize, nid: usize, kind: ZoneType, v: usize) {
+        let zone = self.node_zone(nid, kind);
         let (s, e) = (section_nr_to_pfn(nr), section_nr_to_pfn(nr + 1));
         let n = PAGES_PER_SECTION as usize;
         zone.stats
@@ -691,7 +736,7 @@ impl<P: Platform> VmLayer<P> {
         self.totalram.fetch_sub(n - v, Ordering::Relaxed);
         // SAFETY: the block's pages were all free and have left the free lists under the
         // zone lock; nobody else holds them (mem_hotplug_lock held).
-        unsafe { self.init_memmap_range(s, e, kind) };
+        unsafe { self.init_memmap_range(s, e, kind, nid) };
         if let Some(sec) = self.sections().section(nr) {
             sec.clear(SECTION_IS_ONLINE);
         }

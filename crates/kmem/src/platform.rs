@@ -308,6 +308,14 @@ pub unsafe trait Platform: Send + Sync + 'static {
         new_end <= self.phys_end()
     }
 
+    /// [`Platform::grow_phys_end`] for memory of NUMA node `nid` (memory hotplug on a node:
+    /// a platform that backs each node separately backs the range with `nid`'s memory). The
+    /// default ignores the node.
+    fn grow_phys_end_node(&self, new_end: PhysAddr, nid: usize) -> bool {
+        let _ = nid;
+        self.grow_phys_end(new_end)
+    }
+
     /// Invalidates the CPU's cached translations of kernel virtual `[start, end)`
     /// (`flush_tlb_kernel_range`: `invlpg` per page, or a full flush). The default does
     /// nothing (a hosted platform's host kernel already keeps its TLB coherent).

@@ -168,12 +168,8 @@ pub struct Page {
 }
 
 impl Page {
-    /// A reserved page of zone `zone` with one reference and no type (`memmap_init`'s
-    /// starting state).
-    pub(crate) const fn reserved(zone: ZoneType) -> Page {
-        Self::reserved_on(zone, 0)
-    }
-    /// A reserved page of zone `zone` on node `nid` (`set_page_links`).
+    /// A reserved page of zone `zone` on node `nid` with one reference and no type
+    /// (`memmap_init`'s starting state; `set_page_links`).
     pub(crate) const fn reserved_on(zone: ZoneType, nid: usize) -> Page {
         Page {
             flags: AtomicU64::new(

@@ -367,19 +367,29 @@ impl<P: Platform> MemoryModel<P> {
     pub fn sections(&self) -> &SectionTable {
         &self.sections
     }
-    /// Initialises the `struct page`s of `[start, end)` as reserved pages of `zone` with one
-    /// reference (`memmap_init_range` for a hot-added range; also how offlined pages are
+    /// Initialises the `struct page`s of `[start, end)` as reserved pages of `zone` on node
+    /// `nid` with one reference (`memmap_init_range` for a hot-added range; also how offlined pages are
     /// left).
     ///
     /// # Safety
     /// Every PFN of the range is below [`Self::pfn_limit`] in a valid section, and no page of
     /// it is in use: not on a free list, not allocated, not referenced by anyone who will
     /// touch it (a just-added or just-offlined range, under `mem_hotplug_lock`).
-    pub(crate) unsafe fn init_memmap_range(&self, start: Pfn, end: Pfn, zone: ZoneType) {
+    pub(crate) unsafe fn init_memmap_range(
+        &self,
+        start: Pfn,
+        end: Pfn,
+        zone: ZoneType,
+        nid: usize,
+    ) {
         for pfn in start.as_u64()..end.as_u64() {
             // SAFETY: backed memmap (valid section below the limit) that nobody uses, by the
             // caller's contract.
-            unsafe { self.mem_map.add(pfn as usize).write(Page::reserved(zone)) };
+            unsafe {
+                self.mem_map
+                    .add(pfn as usize)
+                    .write(Page::reserved_on(zone, nid))
+            };
         }
     }
     /// Raises [`Self::pfn_limit`] to `end` (memory hotplug, `update_end_of_memory_vars`).

@@ -348,7 +348,10 @@ pub(crate) fn early_setup<P: Platform>(
         // The other nodes' zones' per_cpu_pageset, then their pglist_data (alloc_node_data).
         for nid in 1..n.info.nr_nodes {
             for z in ZoneType::ALL {
-                if n.geos[nid][z.index()].present == 0 {
+                // As node 0's: the zones hotplug onlines into get lists on a growable
+                // platform.
+                let hot_zone = hotplug && matches!(z, ZoneType::Normal | ZoneType::Movable);
+                if n.geos[nid][z.index()].present == 0 && !hot_zone {
                     continue;
                 }
                 let bytes = plat.possible_cpus() * core::mem::size_of::<PcpSlot>();
