@@ -256,9 +256,11 @@ fn remote_sized_frees_stay_off_the_local_sheaf() {
         if i % 2 == 0 {
             // SAFETY: `p` came from kmalloc(64) of this machine and is freed once.
             unsafe { m.kfree_sized(p, 64, gfp) };
-        // SAFETY: as above; when the fast path refuses, nothing was done.
+        // SAFETY: `p` came from kmalloc(64) of this machine and is freed once; when the fast
+        // path refuses it has done nothing.
         } else if !unsafe { m.kfree_sized_fast(p, 64, gfp) } {
-            // SAFETY: as above (the fast path did not free it).
+            // SAFETY: `p` came from kmalloc(64) of this machine; the fast path refused it, so
+            // this is its one free.
             unsafe { m.kfree_sized(p, 64, gfp) };
         }
         let q = m.kmalloc(64, gfp).unwrap().as_ptr();

@@ -487,7 +487,8 @@ impl<P: Platform> SlabLayer<P> {
                 // SAFETY: `owner_of` returned the slab head page holding `p` and its `mapping`.
                 let n = unsafe { dispatch!(self, ksize(self, page, cache, p)) };
                 if skip_orig && n != 0 {
-                    // SAFETY: as above.
+                    // SAFETY: the same `owner_of` result: `page` is the slab head page holding
+                    // `p` and `cache` its `mapping`.
                     unsafe { dispatch!(self, skip_orig_size_check(self, page, cache, p)) };
                 }
                 n
