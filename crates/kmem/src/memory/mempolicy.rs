@@ -35,7 +35,10 @@ impl Default for IlWeights {
 /// `get_vma_policy`: the policy that applies at `addr` of `vma` (the VMA's, else the
 /// task's; `None`: the default, local allocation) and the interleave index of `addr`.
 pub fn get_vma_policy(mm: &MmStruct, vma: &VmAreaStruct, addr: u64) -> (Option<MemPolicy>, u64) {
-    let pol = vma.vm_policy.or(mm.task_policy);
+    // Through references: copying a `None` `Option<MemPolicy>` whole reads its uninitialised
+    // payload, which kmemcheck reports when the VMA or mm is a tracked slab object (the
+    // swap-in path of the debuggers' boot did).
+    let pol = vma.vm_policy.as_ref().or(mm.task_policy.as_ref()).copied();
     (pol, MemPolicy::vma_ilx(vma.vm_start, vma.vm_pgoff, addr))
 }
 
