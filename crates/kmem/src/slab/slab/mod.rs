@@ -348,8 +348,9 @@ impl NodeLists {
     #[inline]
     fn set_alien(&mut self, home: usize, a: *mut ArrayCache) {
         if !self.alien.is_null() {
-            // SAFETY: as in `alien`: a live row, written under this node's list lock (the
-            // `&mut` comes from its guard).
+            // SAFETY: a non-null row lives in the cache's `NumaPart`, which outlives every use
+            // of the node's lists; it is written under this node's list lock (the `&mut` comes
+            // from its guard), so no other access to the row runs at the same time.
             unsafe { (*self.alien)[home % MAX_NUMA_NODES] = a }
         }
     }
