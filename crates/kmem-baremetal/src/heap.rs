@@ -16,6 +16,16 @@
 //! power-of-two sizes. Under it a layout aligned to more than 8 is served by `kmalloc` of the
 //! padded size rounded up to a power of two.
 //!
+//! # kmemcheck
+//! Every allocation of this heap carries `__GFP_NOTRACK` (Linux 4.14's
+//! `__GFP_NOTRACK_FALSE_POSITIVE`, include/linux/gfp.h: "allocations where kmemcheck reports
+//! false positives"). Rust moves values with `memcpy`, padding and the unused bytes of an enum's
+//! smaller variants included: `Vec::remove` of a task whose state is `Zombie(Exit::Code(_))`
+//! copied eight never-written bytes to the stack, which kmemcheck reports as a read of
+//! uninitialised memory into untracked memory. Safe Rust never reads such bytes as a value, so
+//! on this heap every report would be a false positive; kmemcheck keeps checking what kmem's
+//! callers allocate with kmalloc and kmem_cache_alloc themselves (the kmemcheck self-tests).
+//!
 //! Before kmem has booted, allocation returns null (the `alloc` crate then reports an
 //! allocation error, which panics: the run fails).
 
@@ -53,6 +63,7 @@ fn alloc_with(layout: Layout, gfp: GfpFlags) -> *mut u8 {
     let Some(mm) = MACHINE.get() else {
         return null_mut();
     };
+    let gfp = gfp | GfpFlags::__GFP_NOTRACK;
     match mm.kmalloc(kmalloc_size(layout, is_slob(mm)), gfp) {
         Some(p) => {
             debug_assert!(
@@ -97,7 +108,8 @@ unsafe impl GlobalAlloc for KernelHeap {
         // SAFETY: the caller guarantees `new_size`, rounded up to `layout.align()`, does not
         // overflow `isize` (GlobalAlloc::realloc's contract).
         let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        match mm.krealloc(ptr, kmalloc_size(new, is_slob(mm)), GfpFlags::GFP_KERNEL) {
+        let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOTRACK;
+        match mm.krealloc(ptr, kmalloc_size(new, is_slob(mm)), gfp) {
             Some(p) => p.as_ptr(),
             None => null_mut(),
         }

@@ -1016,6 +1016,13 @@ impl<P: Platform> SlabLayer<P> {
                 Site::Caller(_) => true,
             };
             if fresh {
+                // A real fault's report carries the interrupted code's callers, as Linux's
+                // `kmemcheck_error_save` kept `save_stack_trace_regs`: the stack is taken
+                // here, inside the fault handler (only for a report, not every fault).
+                let site = match site {
+                    Site::Ip(ip) if ip != 0 => Site::Fault(ip, self.stack_trace_save()),
+                    s => s,
+                };
                 self.kmemcheck_report(p, size, st, site);
             }
             if mode == 2 {

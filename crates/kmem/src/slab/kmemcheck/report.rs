@@ -142,6 +142,22 @@ impl<P: Platform> SlabLayer<P> {
                             2,
                         );
                     }
+                    // The walk did not pass through the faulting instruction (a platform
+                    // whose exception entry links no frame for it): the instruction, then
+                    // the whole walk from the report's frames down through the fault
+                    // handler into the interrupted code's callers (kmem's own frames
+                    // included, innermost first; 0 ends a short walk).
+                    Site::Fault(_, stack) => {
+                        let mut all = [0usize; crate::mm::stackdepot::STACK_DEPTH];
+                        all[0] = ip;
+                        let n = stack.entries().len().min(all.len() - 1);
+                        all[1..=n].copy_from_slice(&stack.entries()[..n]);
+                        self.print_stack_trace(
+                            LogLevel::Warning,
+                            &crate::mm::stackdepot::StackTrace::from_entries(&all[..=n]),
+                            2,
+                        );
+                    }
                     // The faulting instruction alone, symbolised where symbols exist.
                     _ => self.print_stack_trace(
                         LogLevel::Warning,
