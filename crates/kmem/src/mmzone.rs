@@ -225,21 +225,32 @@ impl ZoneStats {
     }
 }
 
-/// Per-CPU page lists of one zone on one CPU (`struct per_cpu_pages`).
+/// Per-CPU page lists of one zone on one CPU (`struct per_cpu_pages`): the part only the
+/// lists' holder touches. The counters other CPUs read are the slot's [`PcpCounters`].
 pub struct PerCpuPages {
-    /// Pages on all lists.
-    pub count: usize,
-    /// Drain to the buddy allocator above this.
-    pub high: usize,
     /// One list per (migratetype, order ≤ 3): index `order * MIGRATE_PCPTYPES + mt`.
     pub lists: [ListHead; NR_PCP_LISTS],
     /// Pages freed in a row without an allocation in between (halved on each allocation), to
     /// size bulk frees and grow `high` (Linux 6.7's pcp auto-tuning).
     pub free_count: usize,
+}
+
+/// The counters of one CPU's lists that other CPUs read without holding them
+/// (/proc/zoneinfo's `count`/`high`, the allocation statistics): written only by the lists'
+/// holder ([`PcpGuard`]), read by anyone. Relaxed atomics — plain loads and stores on x86 and
+/// arm64, as Linux's `READ_ONCE`/`WRITE_ONCE` of `pcp->count` — so a reader's racy value is
+/// a statistic's, never a data race; they live outside the lists' `UnsafeCell`, so a reader
+/// never aliases the holder's `&mut PerCpuPages`.
+#[derive(Default)]
+pub struct PcpCounters {
+    /// Pages on all lists (`pcp->count`).
+    count: AtomicUsize,
+    /// Drain to the buddy allocator above this (`pcp->high`).
+    high: AtomicUsize,
     /// Allocations served on this CPU (`numa_hit`), folded on read like vm_stat diffs.
-    pub alloc_count: usize,
+    alloc_count: AtomicUsize,
     /// Pages allocated minus pages freed on this CPU.
-    pub in_use: isize,
+    in_use: AtomicIsize,
 }
 
 /// One CPU's [`PerCpuPages`] of a zone with what lets another CPU drain them (Linux 6.x's
@@ -267,6 +278,7 @@ pub struct PcpSlot {
     lock: AtomicBool,
     busy: AtomicBool,
     drain: core::sync::atomic::AtomicU32,
+    ctr: PcpCounters,
     pcp: core::cell::UnsafeCell<PerCpuPages>,
 }
 
@@ -300,6 +312,55 @@ impl core::ops::DerefMut for PcpGuard<'_> {
         // reference to the lists) exists, and `&mut self` makes this the only reference through
         // this guard.
         unsafe { &mut *self.slot.pcp.get() }
+    }
+}
+
+// The counters: one holder writes (load and store, no read-modify-write: nobody else writes
+// while the guard is held), anyone reads.
+impl PcpGuard<'_> {
+    /// `pcp->count`.
+    #[inline]
+    pub(crate) fn count(&self) -> usize {
+        self.slot.ctr.count.load(Ordering::Relaxed)
+    }
+    /// Sets `pcp->count`.
+    #[inline]
+    pub(crate) fn set_count(&mut self, v: usize) {
+        self.slot.ctr.count.store(v, Ordering::Relaxed);
+    }
+    /// `pcp->count += n`.
+    #[inline]
+    pub(crate) fn add_count(&mut self, n: usize) {
+        self.set_count(self.count() + n);
+    }
+    /// `pcp->count -= n`.
+    #[inline]
+    pub(crate) fn sub_count(&mut self, n: usize) {
+        self.set_count(self.count() - n);
+    }
+    /// `pcp->high`.
+    #[inline]
+    pub(crate) fn high(&self) -> usize {
+        self.slot.ctr.high.load(Ordering::Relaxed)
+    }
+    /// Sets `pcp->high`.
+    #[inline]
+    pub(crate) fn set_high(&mut self, v: usize) {
+        self.slot.ctr.high.store(v, Ordering::Relaxed);
+    }
+    /// One allocation of `pages` pages served through these lists.
+    #[inline]
+    pub(crate) fn note_alloc(&mut self, pages: usize) {
+        let c = &self.slot.ctr;
+        c.alloc_count
+            .store(c.alloc_count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.add_in_use(pages as isize);
+    }
+    /// Pages allocated minus pages freed on this CPU, moved by `delta`.
+    #[inline]
+    pub(crate) fn add_in_use(&mut self, delta: isize) {
+        let c = &self.slot.ctr.in_use;
+        c.store(c.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
     }
 }
 
@@ -465,6 +526,8 @@ pub struct Zone<L: lock_api::RawMutex> {
     pub(crate) nr_pageblocks: usize,
     /// `possible_cpus` per-CPU page lists.
     pub(crate) pcp: *mut PcpSlot,
+    /// How many slots `pcp` has (`possible_cpus`; 0 without lists).
+    pub(crate) pcp_cpus: usize,
     /// `pcp->batch` for every CPU.
     pub pcp_batch: usize,
     /// `pcp->high_min`.
@@ -703,36 +766,35 @@ impl<L: lock_api::RawMutex> Zone<L> {
         }
         slot.lock()
     }
-    /// A racy snapshot of `(alloc_count, in_use)` of one CPU's lists (statistics).
-    pub(crate) fn pcp_stat_snapshot(&self, cpu: usize) -> (usize, isize) {
-        // SAFETY: `cpu < possible_cpus` (callers iterate below it); a shared reference to
-        // the slot, whose lists are only read through raw pointers.
-        let p = unsafe { &*self.pcp.add(cpu) }.pcp.get();
-        // SAFETY: raw-pointer reads of two words of a live per-CPU struct; no reference is
-        // created, and a racy value only affects a statistic.
-        unsafe {
-            (
-                core::ptr::addr_of!((*p).alloc_count).read_volatile(),
-                core::ptr::addr_of!((*p).in_use).read_volatile(),
-            )
+    /// One CPU's counters (`None` for a zone without lists or a CPU beyond the slots).
+    fn pcp_counters(&self, cpu: usize) -> Option<&PcpCounters> {
+        if self.pcp.is_null() || cpu >= self.pcp_cpus {
+            return None;
         }
+        // SAFETY: a zone with lists has `pcp_cpus` live slots and `cpu` is below that
+        // (checked); only the slot's atomic counters are read through the shared reference.
+        Some(&unsafe { &*self.pcp.add(cpu) }.ctr)
+    }
+    /// A racy snapshot of `(alloc_count, in_use)` of one CPU's lists (statistics); zeros for
+    /// a CPU the zone has no lists for.
+    pub(crate) fn pcp_stat_snapshot(&self, cpu: usize) -> (usize, isize) {
+        self.pcp_counters(cpu).map_or((0, 0), |c| {
+            (
+                c.alloc_count.load(Ordering::Relaxed),
+                c.in_use.load(Ordering::Relaxed),
+            )
+        })
     }
     /// A racy snapshot of one CPU's pcp count, high and batch (for /proc/zoneinfo; the
     /// batch, `pcp->batch`, is the zone's `pcp_batch` on every CPU).
     pub(crate) fn pcp_count_snapshot(&self, cpu: usize) -> (usize, usize, usize) {
-        // SAFETY: `cpu < possible_cpus` (callers iterate below it), so `self.pcp.add(cpu)` is a
-        // live slot; the shared reference is to the slot, whose lists are read below only through
-        // raw pointers.
-        let p = unsafe { &*self.pcp.add(cpu) }.pcp.get();
-        // SAFETY: raw-pointer reads of three words of a live per-CPU struct (`p` from the slot
-        // above); no reference is created, and a racy value only affects /proc/zoneinfo's numbers.
-        unsafe {
+        let (count, high) = self.pcp_counters(cpu).map_or((0, 0), |c| {
             (
-                core::ptr::addr_of!((*p).count).read_volatile(),
-                core::ptr::addr_of!((*p).high).read_volatile(),
-                self.pcp_batch,
+                c.count.load(Ordering::Relaxed),
+                c.high.load(Ordering::Relaxed),
             )
-        }
+        });
+        (count, high, self.pcp_batch)
     }
 }
 

@@ -340,7 +340,7 @@ fn meminfo_percpu_counts_per_cpu_areas() {
         let mi = proc(&m, "/proc/meminfo");
         let zones = pageblocks(&proc(&m, "/proc/pagetypeinfo")).len();
         let per_zone = (m.platform().possible_cpus()
-            * std::mem::size_of::<kmem::mmzone::PerCpuPages>())
+            * std::mem::size_of::<kmem::mmzone::PcpSlot>())
         .div_ceil(4096);
         let zone_kb = (zones * per_zone * 4) as u64;
         let before = meminfo_kb(&mi, "Percpu").unwrap();

@@ -136,6 +136,8 @@ pub(crate) struct EarlyMemory {
     memmap: sparse::BootMemmap,
     pageblocks: [(*mut u8, usize); NR_ZONE_KINDS],
     pcps: [*mut PcpSlot; NR_ZONE_KINDS],
+    /// Slots in each of the `pcps` arrays (`possible_cpus`).
+    pcp_cpus: usize,
     /// Pages taken for per-CPU data (the `pcps` arrays).
     percpu_pages: usize,
     /// RCU's per-CPU counters (`rcu_data`), `possible_cpus` entries, zeroed.
@@ -378,6 +380,7 @@ pub(crate) fn early_setup<P: Platform>(
         memmap,
         pageblocks,
         pcps,
+        pcp_cpus: plat.possible_cpus(),
         percpu_pages,
         rcu_cpus,
         numa,
@@ -459,7 +462,7 @@ pub(crate) fn zones<L: lock_api::RawMutex>(em: &EarlyMemory) -> [Zone<L>; NR_ZON
             ZoneType::from_index(i),
             em.geos[i],
             em.pageblocks[i],
-            em.pcps[i],
+            (em.pcps[i], em.pcp_cpus),
             em.memmap.sections,
         )
     })
@@ -470,7 +473,7 @@ fn new_zone<L: lock_api::RawMutex>(
     kind: ZoneType,
     geo: ZoneGeometry,
     pageblocks: (*mut u8, usize),
-    pcp: *mut PcpSlot,
+    (pcp, pcp_cpus): (*mut PcpSlot, usize),
     sections: SectionTable,
 ) -> Zone<L> {
     Zone {
@@ -497,6 +500,7 @@ fn new_zone<L: lock_api::RawMutex>(
         hot_present: core::sync::atomic::AtomicI64::new(0),
         nr_pageblocks: pageblocks.1,
         pcp,
+        pcp_cpus: if pcp.is_null() { 0 } else { pcp_cpus },
         pcp_batch: 0,
         pcp_high_min: 0,
         pcp_high_max: 0,
@@ -530,7 +534,7 @@ pub(crate) fn numa_nodes<L: lock_api::RawMutex>(
                     k,
                     n.geos[i + 1][k.index()],
                     (core::ptr::null_mut(), 0),
-                    n.pcps[i + 1][k.index()],
+                    (n.pcps[i + 1][k.index()], em.pcp_cpus),
                     em.memmap.sections,
                 ));
             }

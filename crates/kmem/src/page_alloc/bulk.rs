@@ -28,7 +28,7 @@ use crate::addr::Order;
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::{pg, PagePtr, PAGE_TYPE_NONE};
 use crate::mmzone::{
-    MigrateType, PerCpuPages, Zone, ZoneType, MIGRATE_PCPTYPES, PAGE_ALLOC_COSTLY_ORDER,
+    MigrateType, PcpGuard, Zone, ZoneType, MIGRATE_PCPTYPES, PAGE_ALLOC_COSTLY_ORDER,
 };
 use crate::platform::Platform;
 
@@ -65,8 +65,7 @@ impl<P: Platform> PageAllocator<P> {
         // Lock order: cpu_section (rank 3), no lock under it; docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
-        let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
-        let pcp = &mut *pcp_guard;
+        let mut pcp = unsafe { zone.pcp_of(g.cpu()) };
         let l: *mut ListHead = &mut pcp.lists[pcp_index(order, mt)];
         // SAFETY: the current CPU's pcp list (guard held); its entries are pages on it.
         if unsafe { list::list_empty(l) } {
@@ -74,7 +73,7 @@ impl<P: Platform> PageAllocator<P> {
         }
         // SAFETY: `l` is the current CPU's pcp list, which we own while holding the CPU guard `g`;
         // it is not empty, so pcp_pop takes a page that is on it.
-        Some(unsafe { pcp_pop(pcp, l, order) })
+        Some(unsafe { pcp_pop(&mut pcp, l, order) })
     }
 
     /// The pcp fast path of [`Self::alloc_pages`]: orders up to `PAGE_ALLOC_COSTLY_ORDER` of
@@ -134,8 +133,7 @@ impl<P: Platform> PageAllocator<P> {
         // docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
-        let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
-        let pcp = &mut *pcp_guard;
+        let mut pcp = unsafe { zone.pcp_of(g.cpu()) };
         let l: *mut ListHead = &mut pcp.lists[pcp_index(Order::ZERO, mt)];
         while nr_populated < nr_pages {
             if pages[nr_populated].is_some() {
@@ -145,9 +143,9 @@ impl<P: Platform> PageAllocator<P> {
             // SAFETY: the current CPU's pcp list (guard held).
             if unsafe { list::list_empty(l) } {
                 // nr_pcp_alloc: `high` moves into [high_min, high_max] first.
-                pcp.high = pcp.high.max(zone.pcp_high_min).min(zone.pcp_high_max);
+                pcp.set_high(pcp.high().max(zone.pcp_high_min).min(zone.pcp_high_max));
                 let n = self.rmqueue_bulk(zone, Order::ZERO, zone.pcp_batch.max(1), mt, l);
-                pcp.count += n;
+                pcp.add_count(n);
                 if n == 0 {
                     if got == 0 {
                         drop(g);
@@ -157,7 +155,7 @@ impl<P: Platform> PageAllocator<P> {
                 }
             }
             // SAFETY: the list is this CPU's and not empty.
-            let page = unsafe { pcp_pop(pcp, l, Order::ZERO) };
+            let page = unsafe { pcp_pop(&mut pcp, l, Order::ZERO) };
             self.prep_new_page(page, Order::ZERO, gfp);
             pages[nr_populated] = Some(page);
             nr_populated += 1;
@@ -273,7 +271,7 @@ impl<P: Platform> PageAllocator<P> {
 /// `l` is one of `pcp`'s lists, not empty, and `pcp` belongs to the current CPU (its guard is
 /// held).
 #[inline]
-pub(super) unsafe fn pcp_pop(pcp: &mut PerCpuPages, l: *mut ListHead, order: Order) -> PagePtr {
+pub(super) unsafe fn pcp_pop(pcp: &mut PcpGuard<'_>, l: *mut ListHead, order: Order) -> PagePtr {
     // SAFETY: the caller's contract: a non-empty list of pages owned by this CPU.
     let page = unsafe {
         let page = PagePtr::from_lru((*l).next);
@@ -281,9 +279,8 @@ pub(super) unsafe fn pcp_pop(pcp: &mut PerCpuPages, l: *mut ListHead, order: Ord
         page
     };
     page.set_private(0);
-    pcp.count -= order.pages();
+    pcp.sub_count(order.pages());
     pcp.free_count >>= 1;
-    pcp.alloc_count += 1;
-    pcp.in_use += order.pages() as isize;
+    pcp.note_alloc(order.pages());
     page
 }

@@ -428,8 +428,7 @@ impl<P: Platform> PageAllocator<P> {
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard; the zone has lists (checked above) and this CPU
         // does not hold its lists already (nothing in compaction does).
-        let mut pcp = unsafe { zone.pcp_of(g.cpu()) };
-        pcp.in_use += delta;
+        unsafe { zone.pcp_of(g.cpu()) }.add_in_use(delta);
     }
 
     /// `post_alloc_hook` for a block that [`Self::isolate_free_page`] (or a split of it)

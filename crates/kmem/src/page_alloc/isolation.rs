@@ -232,9 +232,7 @@ impl<P: Platform> PageAllocator<P> {
         // Lock order: cpu_section (rank 3), no lock under it; docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
-        let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
-        let pcp = &mut *pcp_guard;
-        pcp.in_use += taken as isize;
+        unsafe { zone.pcp_of(g.cpu()) }.add_in_use(taken as isize);
         Ok(())
     }
 
@@ -295,7 +293,7 @@ impl<P: Platform> PageAllocator<P> {
             // SAFETY: `cpu < possible_cpus`, the zone has lists, the drain was announced and
             // the barrier ran above, and the caller holds none of the lists.
             let mut pcp = unsafe { z.pcp_remote(cpu, || self.platform().cpu_relax()) };
-            let n = pcp.count;
+            let n = pcp.count();
             if n > 0 {
                 self.free_pcppages_bulk(z, &mut pcp, n);
             }

@@ -51,7 +51,7 @@ use crate::mm::cpuhp::{CpuhpEntry, CpuhpState};
 use crate::mm::mm_types::{pg, PagePtr};
 use crate::mm::{MemoryModel, ORDERS};
 use crate::mmzone::{
-    MigrateType, PerCpuPages, Zone, ZoneFree, ZoneType, MIGRATE_PCPTYPES, NR_ZONE_KINDS,
+    MigrateType, PcpGuard, Zone, ZoneFree, ZoneType, MIGRATE_PCPTYPES, NR_PCP_LISTS, NR_ZONE_KINDS,
     PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, WMARK_LOW, WMARK_MIN,
     WMARK_PROMO,
 };
@@ -727,17 +727,17 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `free_pcppages_bulk`: gives `count` pages of a pcp back to the buddy lists, oldest
     /// first (list tails), walking the lists in turn.
-    fn free_pcppages_bulk(&self, zone: &Zone<P::RawLock>, pcp: &mut PerCpuPages, count: usize) {
+    fn free_pcppages_bulk(&self, zone: &Zone<P::RawLock>, pcp: &mut PcpGuard<'_>, count: usize) {
         let mm = self;
         // Lock order: &zone->lock (rank 5), under cpu_section; docs/LOCKING.md.
         let mut free = zone.free.lock();
-        let mut left = count.min(pcp.count);
+        let mut left = count.min(pcp.count());
         let mut freed = 0usize;
-        for l in pcp.lists.iter_mut() {
+        for i in 0..NR_PCP_LISTS {
             if left == 0 {
                 break;
             }
-            let l: *mut ListHead = l;
+            let l: *mut ListHead = &mut pcp.lists[i];
             // SAFETY: the pcp list is the current CPU's (caller's guard), pinned in memblock;
             // its entries are page->lru links of pages on it.
             unsafe {
@@ -758,7 +758,7 @@ impl<P: Platform> PageAllocator<P> {
                     list::list_del(last);
                     let order = Order::new(page.private() as u32);
                     page.set_private(0);
-                    pcp.count -= order.pages();
+                    pcp.sub_count(order.pages());
                     left = left.saturating_sub(order.pages());
                     freed += order.pages();
                     mm.free_one_page_locked(zone, &mut free, mm.page_to_pfn(page), order);
@@ -775,17 +775,17 @@ impl<P: Platform> PageAllocator<P> {
     /// high watermark `high` grows by `batch` towards `high_max` (`nr_pcp_high`), otherwise a
     /// bulk free sized by the run of frees gives pages back (`nr_pcp_free`).
     #[cold]
-    fn pcp_over_high(&self, zone: &Zone<P::RawLock>, pcp: &mut PerCpuPages) {
+    fn pcp_over_high(&self, zone: &Zone<P::RawLock>, pcp: &mut PcpGuard<'_>) {
         let batch = zone.pcp_batch;
         if zone.pcp_high_min != zone.pcp_high_max
             && zone.stats.free_pages() > zone.wmark(WMARK_HIGH)
         {
-            pcp.high = (pcp.high + batch).min(zone.pcp_high_max);
-            if pcp.count < pcp.high {
+            pcp.set_high((pcp.high() + batch).min(zone.pcp_high_max));
+            if pcp.count() < pcp.high() {
                 return;
             }
         }
-        let high = pcp.high;
+        let high = pcp.high();
         let to_free = if high < batch {
             1
         } else {
@@ -804,11 +804,10 @@ impl<P: Platform> PageAllocator<P> {
                 continue;
             }
             // SAFETY: we hold this CPU's guard.
-            let mut pcp_guard = unsafe { z.pcp_of(g.cpu()) };
-            let pcp = &mut *pcp_guard;
-            let n = pcp.count;
+            let mut pcp = unsafe { z.pcp_of(g.cpu()) };
+            let n = pcp.count();
             if n > 0 {
-                self.free_pcppages_bulk(z, pcp, n);
+                self.free_pcppages_bulk(z, &mut pcp, n);
             }
         }
     }
@@ -849,26 +848,25 @@ impl<P: Platform> PageAllocator<P> {
             // docs/LOCKING.md.
             let g = self.cpu_guard();
             // SAFETY: we hold this CPU's guard.
-            let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
-            let pcp = &mut *pcp_guard;
+            let mut pcp = unsafe { zone.pcp_of(g.cpu()) };
             let l: *mut ListHead = &mut pcp.lists[pcp_index(order, mt)];
             // SAFETY: the current CPU's pcp list.
             if unsafe { list::list_empty(l) } {
                 // nr_pcp_alloc: `high` moves into [high_min, high_max] first.
-                pcp.high = pcp.high.max(zone.pcp_high_min).min(zone.pcp_high_max);
+                pcp.set_high(pcp.high().max(zone.pcp_high_min).min(zone.pcp_high_max));
                 let batch = if order.as_u32() == 0 {
                     zone.pcp_batch
                 } else {
                     (zone.pcp_batch >> order.as_u32()).max(2)
                 };
                 let got = self.rmqueue_bulk(zone, order, batch.max(1), mt, l);
-                pcp.count += got << order.as_u32();
+                pcp.add_count(got << order.as_u32());
                 if got == 0 {
                     return None;
                 }
             }
             // SAFETY: non-empty pcp list of this CPU (guard held).
-            return Some(unsafe { bulk::pcp_pop(pcp, l, order) });
+            return Some(unsafe { bulk::pcp_pop(&mut pcp, l, order) });
         }
         let page = {
             // Lock order: &zone->lock (rank 5), outside any CPU section (no pcp); docs/LOCKING.md.
@@ -881,10 +879,7 @@ impl<P: Platform> PageAllocator<P> {
         // Lock order: cpu_section (rank 3), no lock under it; docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
-        let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
-        let pcp = &mut *pcp_guard;
-        pcp.alloc_count += 1;
-        pcp.in_use += order.pages() as isize;
+        unsafe { zone.pcp_of(g.cpu()) }.note_alloc(order.pages());
         Some(page)
     }
 
@@ -1084,19 +1079,18 @@ impl<P: Platform> PageAllocator<P> {
         // Lock order: cpu_section (rank 3), &zone->lock under it (pcp_over_high); docs/LOCKING.md.
         let g = self.cpu_guard();
         // SAFETY: we hold this CPU's guard.
-        let mut pcp_guard = unsafe { zone.pcp_of(g.cpu()) };
-        let pcp = &mut *pcp_guard;
-        pcp.in_use -= order.pages() as isize;
+        let mut pcp = unsafe { zone.pcp_of(g.cpu()) };
+        pcp.add_in_use(-(order.pages() as isize));
         if order.as_u32() <= PAGE_ALLOC_COSTLY_ORDER && (mt as usize) < MIGRATE_PCPTYPES {
             page.set_private(order.as_usize());
             // SAFETY: the page is ours (last reference gone); the list is this CPU's.
             unsafe { list::list_add(page.lru(), &mut pcp.lists[pcp_index(order, mt)]) };
-            pcp.count += order.pages();
+            pcp.add_count(order.pages());
             pcp.free_count += order.pages();
             // nr_pcp_high: `high` moves into [high_min, high_max] first.
-            pcp.high = pcp.high.max(zone.pcp_high_min).min(zone.pcp_high_max);
-            if pcp.count >= pcp.high {
-                self.pcp_over_high(zone, pcp);
+            pcp.set_high(pcp.high().max(zone.pcp_high_min).min(zone.pcp_high_max));
+            if pcp.count() >= pcp.high() {
+                self.pcp_over_high(zone, &mut pcp);
             }
             return;
         }
@@ -1435,9 +1429,8 @@ unsafe fn page_alloc_cpu_dead<P: Platform>(ctx: *const (), cpu: usize) {
         }
         // SAFETY: caller guarantees no thread is `cpu`'s owner; a concurrent drainer holds
         // the lock, which `pcp_remote` waits for.
-        let mut pcp_guard = unsafe { zone.pcp_remote(cpu, || mm.platform().cpu_relax()) };
-        let pcp = &mut *pcp_guard;
-        if pcp.count == 0 {
+        let mut pcp = unsafe { zone.pcp_remote(cpu, || mm.platform().cpu_relax()) };
+        if pcp.count() == 0 {
             continue;
         }
         // Lock order: &zone->lock (rank 5), CPU-dead teardown, no other lock; docs/LOCKING.md.
@@ -1457,7 +1450,7 @@ unsafe fn page_alloc_cpu_dead<P: Platform>(ctx: *const (), cpu: usize) {
                 freed += order.pages();
             }
         }
-        pcp.count = 0;
+        pcp.set_count(0);
         drop(free);
         zone.stats
             .nr_free_pages

@@ -105,8 +105,7 @@ impl<P: Platform> PageAllocator<P> {
         // SAFETY: we hold this CPU's guard, and no `*_nolock` caller interrupts code holding a
         // reference to this CPU's pcp (kmem's reentry points are in the slab layer only).
         // `pcp->lock` is only try-locked: `drain_all_pages` may hold it (pcp_spin_trylock).
-        let mut pcp_guard = unsafe { zone.pcp_try(g.cpu()) }?;
-        let pcp = &mut *pcp_guard;
+        let mut pcp = unsafe { zone.pcp_try(g.cpu()) }?;
         let l: *mut ListHead = &mut pcp.lists[pcp_index(order, mt)];
         // SAFETY: the current CPU's pcp list.
         if unsafe { list::list_empty(l) } {
@@ -131,13 +130,13 @@ impl<P: Platform> PageAllocator<P> {
             zone.stats
                 .nr_free_pages
                 .fetch_sub((got << order.as_u32()) as isize, Ordering::Relaxed);
-            pcp.count += got << order.as_u32();
+            pcp.add_count(got << order.as_u32());
             if got == 0 {
                 return None;
             }
         }
         // SAFETY: non-empty pcp list of this CPU (guard held).
-        Some(unsafe { super::bulk::pcp_pop(pcp, l, order) })
+        Some(unsafe { super::bulk::pcp_pop(&mut pcp, l, order) })
     }
 
     /// `free_pages_nolock`: drops a reference to a block and frees it when it was the last,
@@ -168,19 +167,18 @@ impl<P: Platform> PageAllocator<P> {
             return;
         };
         // SAFETY: we hold this CPU's guard (no reentry point holds a pcp reference).
-        let Some(mut pcp_guard) = (unsafe { zone.pcp_try(g.cpu()) }) else {
+        let Some(mut pcp) = (unsafe { zone.pcp_try(g.cpu()) }) else {
             // `drain_all_pages` holds the lists: park the page as above.
             drop(g);
             park_page(zone, page, order.as_usize() | PARKED_UNACCOUNTED);
             return;
         };
-        let pcp = &mut *pcp_guard;
-        pcp.in_use -= order.pages() as isize;
+        pcp.add_in_use(-(order.pages() as isize));
         if order.as_u32() <= PAGE_ALLOC_COSTLY_ORDER && (mt as usize) < MIGRATE_PCPTYPES {
             page.set_private(order.as_usize());
             // SAFETY: the page is ours (last reference gone); the list is this CPU's.
             unsafe { list::list_add(page.lru(), &mut pcp.lists[pcp_index(order, mt)]) };
-            pcp.count += order.pages();
+            pcp.add_count(order.pages());
             pcp.free_count += order.pages();
             // FPI_TRYLOCK: no free_pcppages_bulk even above `high`.
             return;
@@ -237,7 +235,7 @@ impl<P: Platform> PageAllocator<P> {
             // Lock order: cpu_section (rank 3), nothing under it; docs/LOCKING.md.
             let g = self.cpu_guard();
             // SAFETY: we hold this CPU's guard.
-            unsafe { zone.pcp_of(g.cpu()) }.in_use -= unaccounted;
+            unsafe { zone.pcp_of(g.cpu()) }.add_in_use(-unaccounted);
         }
     }
 

@@ -99,13 +99,12 @@ impl<P: Platform> PageAllocator<P> {
             }
             for cpu in 0..self.possible_cpus {
                 // SAFETY: boot runs alone: no CPU owns its lists yet.
-                let mut p_guard = unsafe { zone.pcp_remote(cpu, || {}) };
-                let p = &mut *p_guard;
+                let mut p = unsafe { zone.pcp_remote(cpu, || {}) };
                 // `pcp->batch` is the zone's `pcp_batch`, the same for every CPU.
                 // BOOT_PAGESET_HIGH: since 6.7 `high` starts at 0 and is clamped into
                 // [high_min, high_max] when the CPU first uses the lists (nr_pcp_high,
                 // nr_pcp_alloc), so an unused pageset shows `high: 0` in /proc/zoneinfo.
-                p.high = 0;
+                p.set_high(0);
             }
         }
     }
@@ -120,18 +119,16 @@ impl<P: Platform> PageAllocator<P> {
                 continue;
             }
             // SAFETY: we hold this CPU's guard.
-            let mut pcp_guard = unsafe { z.pcp_of(g.cpu()) };
-            let pcp = &mut *pcp_guard;
-            let target = pcp
-                .count
+            let mut pcp = unsafe { z.pcp_of(g.cpu()) };
+            let (count, high) = (pcp.count(), pcp.high());
+            let target = count
                 .saturating_sub(z.pcp_batch * 4)
-                .max(pcp.high - pcp.high / 8)
+                .max(high - high / 8)
                 .max(z.pcp_high_min);
-            if target < pcp.high {
-                pcp.high = target;
-                if pcp.count > target {
-                    let n = pcp.count - target;
-                    self.free_pcppages_bulk(z, pcp, n);
+            if target < high {
+                pcp.set_high(target);
+                if count > target {
+                    self.free_pcppages_bulk(z, &mut pcp, count - target);
                 }
             }
         }
