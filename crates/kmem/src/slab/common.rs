@@ -1313,7 +1313,10 @@ pub(crate) trait SlabAllocator {
     }
     /// `ksize` of `p`, a pointer into `page`, a [`PageType::Slab`] head page whose
     /// `mapping` is `cache` (`__ksize`: SLUB's `slab_ksize(cache)`, SLOB's block header).
-    /// Returns 0 after reporting when `p` is not an object start.
+    /// Whether `p` must be an object start is the allocator's: SLUB answers the cache's
+    /// `slab_ksize` for any pointer into the slab, as 6.18's `__ksize` (mm/slub.c), which does
+    /// not check it; SLAB warns and returns 0 for a pointer that is not an object start, SLOB
+    /// for one that is not a block with a kmalloc header.
     ///
     /// # Safety
     /// `page` and `cache` as for [`Self::kfree`]: a slab head page of this machine holding
