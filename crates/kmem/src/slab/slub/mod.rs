@@ -746,28 +746,6 @@ fn obj_index<L: lock_api::RawMutex>(s: &KmemCache<L>, off: u64) -> u64 {
     off.wrapping_mul(s.div_inv).rotate_right(s.div_shift)
 }
 
-#[cfg(test)]
-mod obj_index_tests {
-    /// [`super::obj_index`]'s arithmetic against `%` and `/` for kmem's odd and even sizes.
-    #[test]
-    fn rotate_multiply_finds_exactly_the_multiples() {
-        for size in [
-            8u64, 24, 56, 96, 192, 264, 448, 704, 1000, 4096, 4104, 12288,
-        ] {
-            let k = size.trailing_zeros();
-            let inv = super::cache::mod_inverse(size >> k);
-            for off in (0..64 * size + 70).chain([u64::MAX - 5, u64::MAX, 1 << 63]) {
-                let q = off.wrapping_mul(inv).rotate_right(k);
-                if off % size == 0 {
-                    assert_eq!(q, off / size, "size {size} off {off}");
-                } else {
-                    assert!(q > u64::MAX / size, "size {size} off {off} gave {q}");
-                }
-            }
-        }
-    }
-}
-
 impl<P: Platform> SlabLayer<P> {}
 
 /// Walks the cache list under `slab_mutex`.
@@ -1049,4 +1027,26 @@ pub(crate) fn kmalloc_slot<P: Platform>(m: &SlabLayer<P>, size: usize, gfp: GfpF
     // is at most KMALLOC_SHIFT_HIGH, below NR_KMALLOC_SLOTS (asserted above).
     let slot = unsafe { m.slab().kmalloc.get_unchecked(ty).get_unchecked(idx) };
     slot.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod obj_index_tests {
+    /// [`super::obj_index`]'s arithmetic against `%` and `/` for kmem's odd and even sizes.
+    #[test]
+    fn rotate_multiply_finds_exactly_the_multiples() {
+        for size in [
+            8u64, 24, 56, 96, 192, 264, 448, 704, 1000, 4096, 4104, 12288,
+        ] {
+            let k = size.trailing_zeros();
+            let inv = super::cache::mod_inverse(size >> k);
+            for off in (0..64 * size + 70).chain([u64::MAX - 5, u64::MAX, 1 << 63]) {
+                let q = off.wrapping_mul(inv).rotate_right(k);
+                if off % size == 0 {
+                    assert_eq!(q, off / size, "size {size} off {off}");
+                } else {
+                    assert!(q > u64::MAX / size, "size {size} off {off} gave {q}");
+                }
+            }
+        }
+    }
 }
