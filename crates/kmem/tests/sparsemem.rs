@@ -11,7 +11,7 @@ use kmem::sparse::{
     section_nr_to_pfn, PAGES_PER_SECTION, SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE,
     SECTION_MARKED_PRESENT, SECTION_MEMMAP_BYTES,
 };
-use kmem::{BootParams, Machine, Pfn};
+use kmem::{BootParams, GfpFlags, Machine, Pfn};
 use kmem_hosted::{HostedConfig, HostedPlatform};
 
 const G: u64 = 1 << 30;
@@ -202,4 +202,48 @@ fn no_vmemmap_window_keeps_one_array() {
         );
         m.check_invariants().unwrap();
     }
+}
+
+/// The slab free looks a pointer's `struct page` up through a bitmap of boot sections
+/// (`virt_to_page_fast`) and only elsewhere through `mem_section`: objects on both sides of
+/// the PCI hole are freed and reused, a pointer into the hole is reported as having no
+/// `struct page` (its memmap is not mapped: reading it would fault), an interior pointer
+/// is reported as an invalid object pointer, and the allocator is intact afterwards.
+#[test]
+fn slab_frees_on_both_sides_of_the_pci_hole() {
+    let m = boot(Arch::X86_64, 5 * G, 2);
+    for nr in 0..48 {
+        assert_eq!(
+            m.memmap_early_section(section_nr_to_pfn(nr)),
+            !in_hole(nr),
+            "section {nr}"
+        );
+    }
+    let pa_of = |p: *mut u8| m.virt_to_phys(kmem::VirtAddr::new(p as usize)).unwrap();
+    // GFP_DMA objects come from ZONE_DMA (section 0), GFP_KERNEL ones from ZONE_NORMAL
+    // above the hole (sections 32..).
+    let low = m.kmalloc(192, GfpFlags::GFP_DMA).unwrap().as_ptr();
+    let high = m.kmalloc(192, GfpFlags::GFP_KERNEL).unwrap().as_ptr();
+    assert!(pa_of(low).as_u64() < 16 << 20);
+    assert!(pa_of(high).as_u64() >= 4 * G);
+    for (p, gfp) in [(low, GfpFlags::GFP_DMA), (high, GfpFlags::GFP_KERNEL)] {
+        m.kfree(p);
+        assert_eq!(m.kmalloc(192, gfp).unwrap().as_ptr(), p, "freed and reused");
+    }
+    let bugs = m.bug_count();
+    let base = high as usize - pa_of(high).as_u64() as usize;
+    let hole = (base + (3 * G + G / 2) as usize) as *const u8;
+    m.kfree(hole);
+    let mut log = String::new();
+    m.dmesg(&mut log, false).unwrap();
+    assert!(log.contains("has no struct page"), "{log}");
+    assert_eq!(m.bug_count(), bugs + 1);
+    m.kfree(high.wrapping_add(8));
+    m.kfree(low.wrapping_add(8));
+    let mut log = String::new();
+    m.dmesg(&mut log, false).unwrap();
+    assert_eq!(log.matches("Invalid object pointer").count(), 2, "{log}");
+    m.kfree(low);
+    m.kfree(high);
+    m.check_invariants().unwrap();
 }

@@ -98,6 +98,9 @@ impl KernelImage {
     }
 }
 
+/// Sections covered by [`MemoryModel::memmap_early`]: 512 (64 GiB), one cache line of bits.
+pub(crate) const EARLY_MEMMAP_SECTIONS: usize = 512;
+
 /// Counters of reports, like the kernel's taint flags.
 #[derive(Default)]
 pub struct Taint {
@@ -148,6 +151,12 @@ pub struct MemoryModel<P: Platform> {
     /// no valid section, so nothing finds a page there.
     pub(crate) direct_map_end: core::sync::atomic::AtomicU64,
     pub(crate) direct_map: *mut u8,
+    /// One bit per section of the first [`EARLY_MEMMAP_SECTIONS`] (64 GiB): set for a boot
+    /// (`SECTION_IS_EARLY`) section with a memmap (FLATMEM: a section below `max_pfn`).
+    /// Boot sections are never removed (`remove_memory` refuses them) and the bits never
+    /// change after boot, so a direct-map pointer below `direct_map_end` in such a section
+    /// has a `struct page` without a `mem_section` lookup ([`Self::virt_to_page_fast`]).
+    pub(crate) memmap_early: [u64; EARLY_MEMMAP_SECTIONS / 64],
     pub(crate) translation: core::cell::UnsafeCell<AddrTranslation>,
     pub(crate) log: Lock<P::RawLock, LogBuf>,
     pub(crate) console_loglevel: AtomicU8,
@@ -414,6 +423,43 @@ impl<P: Platform> MemoryModel<P> {
     #[inline]
     fn memmap_valid(&self, pfn: Pfn) -> bool {
         !self.sections.is_sparse() || self.sections.pfn_valid(pfn)
+    }
+    /// `virt_to_page` of a direct-map address `p`, for the hot paths (the slab free's
+    /// `virt_to_slab`): in a boot section ([`Self::memmap_early`]) one bit test, no
+    /// `mem_section` lookup; elsewhere [`Self::virt_to_page_sparse`]. `None` when `p` is
+    /// outside the direct map or has no `struct page`, as [`Self::virt_to_page`].
+    #[inline(always)]
+    pub(crate) fn virt_to_page_fast(&self, p: *const u8) -> Option<PagePtr> {
+        let off = (p as usize).wrapping_sub(self.direct_map as usize);
+        let nr = off >> crate::sparse::SECTION_SIZE_BITS;
+        if (off as u64) < self.direct_map_end()
+            && nr < EARLY_MEMMAP_SECTIONS
+            && self.memmap_early[nr / 64] & (1 << (nr % 64)) != 0
+        {
+            // SAFETY: `off` is below the direct map's end, which never exceeds the PFN limit,
+            // and lies in a boot section with a memmap, which is never removed (the bitmap's
+            // invariant): `mem_map + pfn` is a live `struct page`.
+            Some(unsafe {
+                PagePtr::from_raw(NonNull::new_unchecked(self.mem_map.add(off >> PAGE_SHIFT)))
+            })
+        } else {
+            self.virt_to_page_sparse(off)
+        }
+    }
+    /// [`Self::virt_to_page_fast`] outside the boot sections: the direct map's bound, the
+    /// PFN limit and the section's memmap flag (a pointer into a hole must not read an
+    /// unmapped memmap).
+    #[inline(never)]
+    fn virt_to_page_sparse(&self, off: usize) -> Option<PagePtr> {
+        if off as u64 >= self.direct_map_end() {
+            return None;
+        }
+        self.pfn_to_page(Pfn::new((off >> PAGE_SHIFT) as u64))
+    }
+    /// Whether the section of `pfn` is in [`Self::memmap_early`] (for tests).
+    pub fn memmap_early_section(&self, pfn: Pfn) -> bool {
+        let nr = crate::sparse::pfn_to_section_nr(pfn);
+        nr < EARLY_MEMMAP_SECTIONS && self.memmap_early[nr / 64] & (1 << (nr % 64)) != 0
     }
     /// `pfn_to_page` for a PFN the caller knows is below `max_pfn` (checked in debug builds).
     #[inline]

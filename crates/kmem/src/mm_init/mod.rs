@@ -388,6 +388,27 @@ pub(crate) fn early_setup<P: Platform>(
     })
 }
 
+/// [`MemoryModel::memmap_early`]: the boot sections with a memmap (FLATMEM: the sections
+/// starting below `max_pfn`, whose memmap the array covers up to `max_pfn`; the direct map's
+/// bound, checked first, keeps lookups below it).
+fn memmap_early(em: &EarlyMemory) -> [u64; crate::mm::EARLY_MEMMAP_SECTIONS / 64] {
+    use crate::sparse::{section_nr_to_pfn, SECTION_HAS_MEM_MAP, SECTION_IS_EARLY};
+    let mut bits = [0u64; crate::mm::EARLY_MEMMAP_SECTIONS / 64];
+    let t = em.memmap.sections;
+    let both = SECTION_HAS_MEM_MAP | SECTION_IS_EARLY;
+    for nr in 0..crate::mm::EARLY_MEMMAP_SECTIONS {
+        let has = if t.is_sparse() {
+            t.section(nr).is_some_and(|s| s.flags() & both == both)
+        } else {
+            section_nr_to_pfn(nr) < em.max_pfn
+        };
+        if has {
+            bits[nr / 64] |= 1 << (nr % 64);
+        }
+    }
+    bits
+}
+
 /// The memory model layer's value (memblock itself is handed over later, after the boot
 /// log has been printed from it).
 pub(crate) fn memory_model<P: Platform>(
@@ -430,6 +451,7 @@ pub(crate) fn memory_model<P: Platform>(
         lowmem_end: em.lowmem_end,
         direct_map_end: core::sync::atomic::AtomicU64::new(em.lowmem_end.as_u64()),
         direct_map,
+        memmap_early: memmap_early(em),
         translation: core::cell::UnsafeCell::new(translation),
         // SAFETY: `em.log` has LOG_BUF_LEN bytes from memblock, used only by this buffer.
         log: Lock::new(&LOGBUF_LOCK, unsafe { LogBuf::new(em.log, LOG_BUF_LEN) }),

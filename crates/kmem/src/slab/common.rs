@@ -40,7 +40,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
 
 use kds::list::ListHead;
 
-use crate::addr::{Pfn, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
+use crate::addr::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
 use crate::mm::mm_types::{PagePtr, PageType};
@@ -1379,13 +1379,7 @@ impl<P: Platform> SlabLayer<P> {
     /// Reads one or two `struct page`s: the page of `p` and, for a tail page, its head.
     #[inline(always)]
     pub(crate) fn virt_to_slab(&self, p: *const u8) -> Option<(PagePtr, usize)> {
-        let off = (p as usize).wrapping_sub(self.direct_map as usize);
-        if off as u64 >= self.direct_map_end() {
-            return None;
-        }
-        let head = self
-            .pfn_to_page(Pfn::new((off >> PAGE_SHIFT) as u64))?
-            .compound_head();
+        let head = self.virt_to_page_fast(p)?.compound_head();
         (head.raw_page_type() >> 24 == PageType::Slab as u32).then(|| (head, head.mapping()))
     }
 

@@ -507,7 +507,6 @@ fn open_cache<P: Platform>(
         sheaf_capacity,
         div_shift: sz.trailing_zeros(),
         div_inv: mod_inverse((sz >> sz.trailing_zeros()) as u64),
-        div_limit: u64::MAX / (sz >> sz.trailing_zeros()) as u64,
         random: m.platform().random_u64() as usize,
         allocflags,
         ctor,
@@ -544,7 +543,7 @@ fn open_cache<P: Platform>(
 }
 
 /// The inverse of odd `a` modulo 2^64 (Newton's iteration).
-const fn mod_inverse(a: u64) -> u64 {
+pub(super) const fn mod_inverse(a: u64) -> u64 {
     let mut x = a; // correct to 3 bits
     let mut i = 0;
     while i < 5 {

@@ -380,12 +380,12 @@ pub struct KmemCache<L: lock_api::RawMutex> {
     /// Free pointer offset.
     offset: u32,
     red_left_pad: u32,
-    /// `size = odd << div_shift`; `div_inv * odd == 1 (mod 2^64)`: an offset is a multiple of
-    /// `size` iff its low `div_shift` bits are clear and `(off >> div_shift) * div_inv` is at
-    /// most `div_limit` (exact division test without a divide).
+    /// `size = odd << div_shift`; `div_inv * odd == 1 (mod 2^64)`: `(off * div_inv)` rotated
+    /// right by `div_shift` is `off / size` when `size` divides `off`, and above
+    /// `u64::MAX / size` otherwise (Granlund–Montgomery's exact-division test; Linux's
+    /// `obj_to_index` divides by `reciprocal_divide` and checks nothing).
     div_shift: u32,
     div_inv: u64,
-    div_limit: u64,
     random: usize,
     // ---- the rest
     /// Offset of the metadata (end of object and right red zone).
@@ -727,16 +727,26 @@ fn stale_handle<P: Platform>(m: &SlabLayer<P>, h: CacheHandle, caller: &'static 
 // ------------------------------------------------------------------ object lookup
 
 impl<P: Platform> SlabLayer<P> {
-    /// Whether `p` is the start of an object of `slab` (`(p - base) % size == 0`).
+    /// Whether `p` is the start of an object of `slab` (`(p - base) % size == 0` and below
+    /// `objects * size`): [`obj_index`] below the slab's object count.
     #[inline(always)]
     fn is_object_start(&self, s: &Cache<P>, slab: Slab, p: *mut u8) -> bool {
         let base = self.slab_base(slab) as usize + s.red_left_pad as usize;
-        let off = (p as usize).wrapping_sub(base);
-        let low = off & ((1usize << s.div_shift) - 1);
-        let q = ((off >> s.div_shift) as u64).wrapping_mul(s.div_inv);
-        off < (slab.objects() as usize) * s.size as usize && low == 0 && q <= s.div_limit
+        obj_index(s, (p as usize).wrapping_sub(base) as u64) < u64::from(slab.objects())
     }
 }
+
+/// `off / size` when `size` divides `off`, else a value above `u64::MAX / size` (so above
+/// any object count): one multiply and one rotate. With `size = odd << k` and `off = j *
+/// size`, `off * inv(odd) = j << k` (mod 2^64), which rotates back to `j`; conversely a
+/// result `j < 2^(64 - k)` rotates left to `j << k` without wrapping, and multiplying by
+/// `odd` gives `off = j * size`, so only multiples of `size` yield small results.
+#[inline(always)]
+fn obj_index<L: lock_api::RawMutex>(s: &KmemCache<L>, off: u64) -> u64 {
+    off.wrapping_mul(s.div_inv).rotate_right(s.div_shift)
+}
+
+impl<P: Platform> SlabLayer<P> {}
 
 /// Walks the cache list under `slab_mutex`.
 fn walk_caches<P: Platform>(m: &SlabLayer<P>, f: &mut dyn FnMut(&Cache<P>)) {
@@ -1017,4 +1027,26 @@ pub(crate) fn kmalloc_slot<P: Platform>(m: &SlabLayer<P>, size: usize, gfp: GfpF
     // is at most KMALLOC_SHIFT_HIGH, below NR_KMALLOC_SLOTS (asserted above).
     let slot = unsafe { m.slab().kmalloc.get_unchecked(ty).get_unchecked(idx) };
     slot.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod obj_index_tests {
+    /// [`super::obj_index`]'s arithmetic against `%` and `/` for kmem's odd and even sizes.
+    #[test]
+    fn rotate_multiply_finds_exactly_the_multiples() {
+        for size in [
+            8u64, 24, 56, 96, 192, 264, 448, 704, 1000, 4096, 4104, 12288,
+        ] {
+            let k = size.trailing_zeros();
+            let inv = super::cache::mod_inverse(size >> k);
+            for off in (0..64 * size + 70).chain([u64::MAX - 5, u64::MAX, 1 << 63]) {
+                let q = off.wrapping_mul(inv).rotate_right(k);
+                if off % size == 0 {
+                    assert_eq!(q, off / size, "size {size} off {off}");
+                } else {
+                    assert!(q > u64::MAX / size, "size {size} off {off} gave {q}");
+                }
+            }
+        }
+    }
 }

@@ -36,7 +36,7 @@ use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
-use crate::addr::{VirtAddr, PAGE_SIZE};
+use crate::addr::PAGE_SIZE;
 use crate::errno::Errno;
 use crate::gfp::GfpFlags;
 use crate::platform::Platform;
@@ -290,7 +290,7 @@ impl<P: Platform> SlabLayer<P> {
         let mut i = 0;
         while i < n {
             let p = objs[i];
-            let Some(page) = self.virt_to_page(VirtAddr::new(p as usize)) else {
+            let Some(page) = self.virt_to_page_fast(p) else {
                 i += 1;
                 continue;
             };
@@ -339,7 +339,7 @@ impl<P: Platform> SlabLayer<P> {
         let off = s.offset as usize;
         for &p in objs {
             crate::page_alloc::prefetch(p.wrapping_add(off));
-            if let Some(page) = self.virt_to_page(VirtAddr::new(p as usize)) {
+            if let Some(page) = self.virt_to_page_fast(p) {
                 // A plain load (the tail's head link), overlapped by the CPU with the others.
                 crate::page_alloc::prefetch(page.compound_head().as_ptr());
             }
