@@ -202,7 +202,7 @@ impl<P: Platform> SlabLayer<P> {
         } else {
             NodeStat::SlabUnreclaimable
         };
-        self.mod_node_stat(stat, pages);
+        self.mod_page_node_stat(page, stat, pages);
         // inc_slabs_node(s, slab_nid(slab), objects).
         let kn = self.get_node(s, page.nid());
         kn.nr_slabs.fetch_add(1, Ordering::Relaxed);
@@ -312,8 +312,8 @@ impl<P: Platform> SlabLayer<P> {
         } else {
             NodeStat::SlabUnreclaimable
         };
-        self.mod_node_stat(stat, -(1isize << order));
         let page = slab.0;
+        self.mod_page_node_stat(page, stat, -(1isize << order));
         page.clear_page_type();
         page.set_mapping(0);
         page.set_index(0);
