@@ -66,8 +66,8 @@ impl<P: Platform> SlabLayer<P> {
     /// `alloc_slab_page`: the page allocator, or its never-waiting `alloc_pages_nolock`
     /// when the caller cannot spin (`kmalloc_nolock`; it serves orders up to
     /// `PAGE_ALLOC_COSTLY_ORDER` only, so a higher `oo` falls back to `min`).
-    /// A specific `node` takes `alloc_pages_node` (`__alloc_frozen_pages(flags, order, node)`;
-    /// `kmalloc_nolock` ignores the node here).
+    /// A specific `node` takes `alloc_pages_node` (`__alloc_frozen_pages(flags, order, node)`)
+    /// or `alloc_pages_nolock(…, node, …)`.
     fn alloc_slab_page(
         &self,
         gfp: GfpFlags,
@@ -80,7 +80,7 @@ impl<P: Platform> SlabLayer<P> {
         } else if allow_spin {
             self.alloc_pages(gfp, Order::new(order))
         } else {
-            self.alloc_pages_nolock(GfpFlags::empty, Order::new(order))
+            self.alloc_pages_nolock_node(GfpFlags::empty, node, Order::new(order))
         }
     }
 
