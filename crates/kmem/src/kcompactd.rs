@@ -111,11 +111,13 @@ unsafe fn hook_direct<P: Platform>(
     order: u32,
     highest: ZoneType,
     prio: CompactPriority,
+    nid: usize,
+    nodemask: u64,
 ) -> CompactResult {
     // SAFETY: the function's contract.
     let tl = unsafe { &*ctx.cast::<TaskLayer<P>>() };
     with_compact(tl, |ops| {
-        tl.try_to_compact_pages(ops, gfp, order, highest, prio)
+        tl.try_to_compact_pages_node(ops, gfp, order, highest, prio, nid, nodemask)
     })
     .unwrap_or(CompactResult::Skipped)
 }

@@ -103,3 +103,25 @@ fn kswapd_wakes_its_own_nodes_kcompactd() {
     assert_eq!(vmstat(&m, "compact_daemon_wake"), wakes + 1);
     m.exit(p).unwrap();
 }
+
+#[test]
+fn direct_compaction_compacts_the_nodes_of_the_allocation() {
+    use kmem::{GfpFlags, Order};
+    let m = boot_two_nodes(256 * MB, "");
+    let (p, a, n) = fragment_node(&m, 1);
+    let stalls = vmstat(&m, "compact_stall");
+    let wakes = vmstat(&m, "compact_daemon_wake");
+    // Direct reclaim and compaction only (no kswapd, so no kcompactd), node 1 only.
+    let gfp = GfpFlags::GFP_HIGHUSER_MOVABLE.without(GfpFlags::__GFP_KSWAPD_RECLAIM)
+        | GfpFlags::__GFP_THISNODE
+        | GfpFlags::__GFP_NOWARN;
+    let pg = m
+        .alloc_pages_node(1, gfp, Order::new(9))
+        .expect("order 9 on node 1 after direct compaction");
+    assert_eq!(m.page_to_nid(pg), 1);
+    assert!(vmstat(&m, "compact_stall") > stalls);
+    assert_eq!(vmstat(&m, "compact_daemon_wake"), wakes);
+    m.__free_pages(pg, Order::new(9));
+    check(&m, p, a, n, 1);
+    m.exit(p).unwrap();
+}

@@ -419,8 +419,8 @@ impl<P: Platform> PageAllocator<P> {
         self.compaction.running.store(false, Ordering::Release);
     }
 
-    /// `try_to_compact_pages`: direct compaction for an allocation of `order` with `gfp`,
-    /// zone by zone from `highest` down, with deferral. Returns the best result.
+    /// `try_to_compact_pages`: direct compaction for an allocation of `order` with `gfp`
+    /// on the current CPU's node; see [`Self::try_to_compact_pages_node`].
     pub fn try_to_compact_pages(
         &self,
         ops: &dyn CompactMigrate,
@@ -429,11 +429,39 @@ impl<P: Platform> PageAllocator<P> {
         highest: ZoneType,
         prio: CompactPriority,
     ) -> CompactResult {
+        let nid = if self.nr_online_nodes() > 1 {
+            self.numa_node_id()
+        } else {
+            0
+        };
+        self.try_to_compact_pages_node(ops, gfp, order, highest, prio, nid, u64::MAX)
+    }
+
+    /// `try_to_compact_pages` for an allocation preferring node `nid` on the nodes of
+    /// `nodemask`: zone by zone along the zonelist (`nid`'s fallback order, each node's zones
+    /// from `highest` down; `nid` alone with `__GFP_THISNODE`), with deferral, until one
+    /// succeeds. Returns the best result.
+    #[allow(clippy::too_many_arguments)]
+    pub fn try_to_compact_pages_node(
+        &self,
+        ops: &dyn CompactMigrate,
+        gfp: GfpFlags,
+        order: u32,
+        highest: ZoneType,
+        prio: CompactPriority,
+        nid: usize,
+        nodemask: u64,
+    ) -> CompactResult {
         let mut rc = CompactResult::Skipped;
         let zones = self.arch().zones();
         let top = zones.iter().position(|z| *z == highest).unwrap_or(0);
-        for &kind in zones[..=top].iter().rev() {
-            let zone = self.zone(kind);
+        let nodes = self
+            .zonelist_nodes(nid.min(self.nr_online_nodes().saturating_sub(1)), gfp)
+            .iter()
+            .map(|&n| n as usize)
+            .filter(|&n| nodemask & (1 << n) != 0);
+        for (node, &kind) in nodes.flat_map(|n| zones[..=top].iter().rev().map(move |k| (n, k))) {
+            let zone = self.node_zone(node, kind);
             if !zone.is_populated() {
                 continue;
             }
@@ -448,6 +476,7 @@ impl<P: Platform> PageAllocator<P> {
                 MigrateMode::SyncLight
             };
             let mut cc = CompactControl::new(kind, Some(order), mode);
+            cc.nid = node;
             cc.migratetype = MigrateType::from_gfp(gfp);
             cc.highest = highest;
             cc.direct = true;

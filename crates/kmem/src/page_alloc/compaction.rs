@@ -100,6 +100,8 @@ pub struct CompactHook {
         order: u32,
         highest: ZoneType,
         prio: CompactPriority,
+        nid: usize,
+        nodemask: u64,
     ) -> CompactResult,
     /// `wakeup_kcompactd(pgdat, …)`: kswapd balanced node `nid` after an allocation of
     /// `order` missed its watermark; the node's kcompactd runs (synchronously) if a zone of
@@ -517,7 +519,17 @@ impl<P: Platform> PageAllocator<P> {
             return (None, CompactResult::Skipped);
         };
         // SAFETY: registered with a ctx valid while registered (set_compact_hook).
-        let r = unsafe { (h.direct)(h.ctx, gfp, order.as_u32(), highest, prio) };
+        let r = unsafe {
+            (h.direct)(
+                h.ctx,
+                gfp,
+                order.as_u32(),
+                highest,
+                prio,
+                af.nid,
+                af.nodemask,
+            )
+        };
         if r == CompactResult::Skipped {
             return (None, r);
         }
