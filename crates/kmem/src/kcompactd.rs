@@ -111,11 +111,13 @@ unsafe fn hook_direct<P: Platform>(
     order: u32,
     highest: ZoneType,
     prio: CompactPriority,
+    nid: usize,
+    nodemask: u64,
 ) -> CompactResult {
     // SAFETY: the function's contract.
     let tl = unsafe { &*ctx.cast::<TaskLayer<P>>() };
     with_compact(tl, |ops| {
-        tl.try_to_compact_pages(ops, gfp, order, highest, prio)
+        tl.try_to_compact_pages_node(ops, gfp, order, highest, prio, nid, nodemask)
     })
     .unwrap_or(CompactResult::Skipped)
 }
@@ -124,10 +126,10 @@ unsafe fn hook_direct<P: Platform>(
 ///
 /// # Safety
 /// As [`hook_direct`].
-unsafe fn hook_kcompactd<P: Platform>(ctx: *const (), order: u32, highest: ZoneType) {
+unsafe fn hook_kcompactd<P: Platform>(ctx: *const (), nid: usize, order: u32, highest: ZoneType) {
     // SAFETY: the function's contract.
     let tl = unsafe { &*ctx.cast::<TaskLayer<P>>() };
-    with_compact(tl, |ops| tl.wakeup_kcompactd(ops, order, highest));
+    with_compact(tl, |ops| tl.wakeup_kcompactd(ops, nid, order, highest));
 }
 
 /// Runs `f` with compaction's migration interface and `tasklist_lock` held by this CPU:
@@ -178,7 +180,7 @@ impl<P: Platform> TaskLayer<P> {
     }
 
     /// `echo 1 > /proc/sys/vm/compact_memory` (`sysctl_compaction_handler` →
-    /// `compact_nodes`): every zone is compacted, with `tasklist_lock` held.
+    /// `compact_nodes`): every zone of every node is compacted, with `tasklist_lock` held.
     pub fn compact_memory(&self) {
         let t = self.tasklist();
         with_compact(self, |ops| self.compact_nodes(ops));

@@ -103,7 +103,7 @@ impl<P: Platform> KmapLayer<P> {
         page.set_mapcount(1);
         page.set_mapping(av.as_ptr() as usize | PAGE_MAPPING_ANON);
         page.set_index(index as usize);
-        self.mod_node_stat(NodeStat::AnonMapped, 1);
+        self.mod_page_node_stat(page, NodeStat::AnonMapped, 1);
     }
 
     /// `page_dup_rmap` (`folio_dup_file_rmap_pte`/`folio_try_dup_anon_rmap_pte`): one more
@@ -117,7 +117,7 @@ impl<P: Platform> KmapLayer<P> {
         let n = page.mapcount() + 1;
         page.set_mapcount(n);
         if n == 1 {
-            self.mod_node_stat(NodeStat::FileMapped, 1);
+            self.mod_page_node_stat(page, NodeStat::FileMapped, 1);
         }
     }
 
@@ -131,7 +131,7 @@ impl<P: Platform> KmapLayer<P> {
             } else {
                 NodeStat::FileMapped
             };
-            self.mod_node_stat(stat, -1);
+            self.mod_page_node_stat(page, stat, -1);
         }
     }
 

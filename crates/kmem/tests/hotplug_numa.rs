@@ -12,8 +12,7 @@ use kmem::errno::Errno;
 use kmem::memory_hotplug::OnlineType;
 use kmem::mmzone::ZoneType;
 use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
-use kmem::{BootParams, GfpFlags, Machine, NumaMemblk, NumaTopology, Order};
-use kmem_hosted::{HostedConfig, HostedPlatform};
+use kmem::{GfpFlags, Order};
 
 const G: u64 = 1 << 30;
 const PAGE: u64 = kmem::PAGE_SIZE as u64;
@@ -23,29 +22,11 @@ const HOT: usize = 40;
 /// 4 GiB on two nodes (node 0 below 2 GiB, node 1 from 2 GiB to 5 GiB with the PCI hole),
 /// on a platform that may grow to `max` bytes.
 fn boot_two_nodes_growable(max: u64) -> M {
-    let blks = [
-        NumaMemblk {
-            nid: 0,
-            start: 0,
-            end: 2 * G,
-        },
-        NumaMemblk {
-            nid: 1,
-            start: 2 * G,
-            end: 5 * G,
-        },
-    ];
-    let mut params = BootParams::simulated(Arch::X86_64, 4 * G, 2).unwrap();
-    params.numa = Some(NumaTopology {
-        nr_nodes: 2,
-        memblks: &blks,
-        distance: &[],
-        cpu_to_node: &[],
-        hotpluggable: &[],
-    });
-    let mut cfg = HostedConfig::deterministic(params.e820.ram_end().next_multiple_of(4096), 42);
-    cfg.max_phys_size = max;
-    Machine::boot(HostedPlatform::new(cfg).unwrap(), &params).unwrap()
+    let o = NumaBoot {
+        max_phys_size: max,
+        ..NumaBoot::default()
+    };
+    boot_numa(4 * G, &two_node_blks(2 * G, 5 * G), &o)
 }
 
 /// A `nodeN/meminfo` line's kB value.

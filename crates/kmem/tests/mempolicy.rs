@@ -5,44 +5,17 @@
 
 mod common;
 use common::*;
-use kmem::arch::Arch;
 use kmem::errno::Errno;
 use kmem::vma::mempolicy::*;
 use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
-use kmem::{BootParams, GfpFlags, Machine, NumaMemblk, NumaTopology, Order, PagePtr, PAGE_SIZE};
-use kmem_hosted::{HostedConfig, HostedPlatform};
+use kmem::{GfpFlags, Order, PagePtr, PAGE_SIZE};
 
 const MB: u64 = 1 << 20;
 const PAGE: u64 = PAGE_SIZE as u64;
 
 /// 256 MiB on two nodes of 128 MiB (node 0 holds ZONE_DMA and the kernel).
 fn two_nodes() -> M {
-    let blks = [
-        NumaMemblk {
-            nid: 0,
-            start: 0,
-            end: 128 * MB,
-        },
-        NumaMemblk {
-            nid: 1,
-            start: 128 * MB,
-            end: 256 * MB,
-        },
-    ];
-    let mut params = BootParams::simulated(Arch::X86_64, 256 * MB, 2).unwrap();
-    params.numa = Some(NumaTopology {
-        nr_nodes: 2,
-        memblks: &blks,
-        distance: &[],
-        cpu_to_node: &[],
-        hotpluggable: &[],
-    });
-    let plat = HostedPlatform::new(HostedConfig::deterministic(
-        params.e820.ram_end().next_multiple_of(4096),
-        42,
-    ))
-    .unwrap();
-    Machine::boot(plat, &params).unwrap()
+    boot_two_nodes(256 * MB, "")
 }
 
 fn anon(m: &M, p: i32, pages: u64) -> u64 {

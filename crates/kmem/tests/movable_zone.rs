@@ -17,7 +17,7 @@ use kmem::arch::Arch;
 use kmem::memory_hotplug::OnlineType;
 use kmem::mmzone::ZoneType;
 use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
-use kmem::{BootParams, GfpFlags, Machine, NumaMemblk, NumaTopology, Order, VirtAddr};
+use kmem::{BootParams, GfpFlags, Machine, NumaMemblk, Order, VirtAddr};
 use kmem_hosted::{HostedConfig, HostedPlatform};
 
 const G: u64 = 1 << 30;
@@ -47,22 +47,13 @@ fn zone(m: &M, nid: usize, kind: ZoneType) -> (u64, u64, u64) {
     (g.start_pfn.as_u64(), g.spanned, g.present)
 }
 
-fn boot_numa(mem: u64, blks: &[NumaMemblk], hot: &[bool], cmdline: &str) -> M {
-    let mut params = BootParams::simulated(Arch::X86_64, mem, 2).unwrap();
-    params.cmdline = cmdline;
-    params.numa = Some(NumaTopology {
-        nr_nodes: 2,
-        memblks: blks,
-        distance: &[],
-        cpu_to_node: &[],
+fn boot_numa_hot(mem: u64, blks: &[NumaMemblk], hot: &[bool], cmdline: &str) -> M {
+    let o = NumaBoot {
+        cmdline,
         hotpluggable: hot,
-    });
-    let plat = HostedPlatform::new(HostedConfig::deterministic(
-        params.e820.ram_end().next_multiple_of(4096),
-        42,
-    ))
-    .unwrap();
-    Machine::boot(plat, &params).unwrap()
+        ..NumaBoot::default()
+    };
+    boot_numa(mem, blks, &o)
 }
 
 fn blk(nid: u32, start: u64, end: u64) -> NumaMemblk {
@@ -137,7 +128,7 @@ fn percentages_and_movablecore_on_one_node() {
 /// 0x100000: 0x120041; node 1 takes none. Aligned: 0x120400 and 0x162400.
 #[test]
 fn kernelcore_spreads_over_two_nodes() {
-    let m = boot_numa(
+    let m = boot_numa_hot(
         8 * G,
         &[blk(0, 0, 0x1_4200_0000), blk(1, 0x1_4200_0000, 9 * G)],
         &[],
@@ -170,7 +161,7 @@ fn kernelcore_spreads_over_two_nodes() {
 /// (the per-node round-ups), as in Linux.
 #[test]
 fn movablecore_on_two_nodes() {
-    let m = boot_numa(
+    let m = boot_numa_hot(
         8 * G,
         &[blk(0, 0, 0x1_4200_0000), blk(1, 0x1_4200_0000, 9 * G)],
         &[],
@@ -344,7 +335,7 @@ fn offlining_a_boot_movable_block_migrates_its_pages() {
 #[test]
 fn movable_node_makes_hotpluggable_nodes_movable() {
     let blks = [blk(0, 0, 0x8200_0000), blk(1, 0x8200_0000, 5 * G)];
-    let m = boot_numa(4 * G, &blks, &[true, true], "movable_node");
+    let m = boot_numa_hot(4 * G, &blks, &[true, true], "movable_node");
     assert_eq!(movable_starts(&m), ["  Node 1: 0x0000000082000000"]);
     // Node 1: [0x82000, 0xbffe0) and [0x100000, 0x140000), 253920 + 262144 pages.
     assert_eq!(zone(&m, 1, ZoneType::Movable), (0x82000, 0xbe000, 516_064));
@@ -354,11 +345,11 @@ fn movable_node_makes_hotpluggable_nodes_movable() {
     let mv = m.node_zone(1, ZoneType::Movable);
     assert_eq!(mv.managed_pages() as u64, 516_064);
     // Without movable_node the flag alone changes nothing.
-    let m = boot_numa(4 * G, &blks, &[false, true], "");
+    let m = boot_numa_hot(4 * G, &blks, &[false, true], "");
     assert!(movable_starts(&m).is_empty());
     assert_eq!(zone(&m, 1, ZoneType::Movable), (0, 0, 0));
     // movable_node overrides kernelcore=.
-    let m = boot_numa(4 * G, &blks, &[false, true], "movable_node kernelcore=1G");
+    let m = boot_numa_hot(4 * G, &blks, &[false, true], "movable_node kernelcore=1G");
     assert_eq!(movable_starts(&m), ["  Node 1: 0x0000000082000000"]);
 }
 

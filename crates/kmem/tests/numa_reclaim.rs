@@ -7,13 +7,11 @@
 
 mod common;
 use common::*;
-use kmem::arch::Arch;
 use kmem::page_alloc::MAX_RECLAIM_RETRIES;
 use kmem::vma::mempolicy::MPOL_BIND;
 use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use kmem::vmscan::LruList;
-use kmem::{BootParams, GfpFlags, Machine, NumaMemblk, NumaTopology, Order, PagePtr, PAGE_SIZE};
-use kmem_hosted::{HostedConfig, HostedPlatform};
+use kmem::{GfpFlags, Order, PagePtr, PAGE_SIZE};
 
 use std::sync::atomic::Ordering;
 
@@ -22,32 +20,7 @@ const PAGE: u64 = PAGE_SIZE as u64;
 
 /// 128 MiB on two nodes of 64 MiB (node 0 holds ZONE_DMA and the kernel).
 fn two_nodes() -> M {
-    let blks = [
-        NumaMemblk {
-            nid: 0,
-            start: 0,
-            end: 64 * MB,
-        },
-        NumaMemblk {
-            nid: 1,
-            start: 64 * MB,
-            end: 128 * MB,
-        },
-    ];
-    let mut params = BootParams::simulated(Arch::X86_64, 128 * MB, 2).unwrap();
-    params.numa = Some(NumaTopology {
-        nr_nodes: 2,
-        memblks: &blks,
-        distance: &[],
-        cpu_to_node: &[],
-        hotpluggable: &[],
-    });
-    let plat = HostedPlatform::new(HostedConfig::deterministic(
-        params.e820.ram_end().next_multiple_of(4096),
-        42,
-    ))
-    .unwrap();
-    Machine::boot(plat, &params).unwrap()
+    boot_two_nodes(128 * MB, "")
 }
 
 fn anon(m: &M, p: i32, pages: u64) -> u64 {

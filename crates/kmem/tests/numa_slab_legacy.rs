@@ -7,41 +7,14 @@ use common::*;
 use kmem::arch::Arch;
 use kmem::page_alloc::NUMA_NO_NODE;
 use kmem::slab::common::SlabFlags;
-use kmem::{BootParams, GfpFlags, Machine, NumaMemblk, NumaTopology, Order, PagePtr, VirtAddr};
-use kmem_hosted::{HostedConfig, HostedPlatform};
+use kmem::{GfpFlags, Order, PagePtr, VirtAddr};
 use std::collections::HashSet;
 
 const M: u64 = 1 << 20;
 
 /// Two nodes of `mem / 2` each, two CPUs (CPU 0 on node 0, CPU 1 on node 1).
 fn two_nodes(mem: u64, cmdline: &str) -> common::M {
-    let blks = [
-        NumaMemblk {
-            nid: 0,
-            start: 0,
-            end: mem / 2,
-        },
-        NumaMemblk {
-            nid: 1,
-            start: mem / 2,
-            end: mem,
-        },
-    ];
-    let mut params = BootParams::simulated(Arch::X86_64, mem, 2).unwrap();
-    params.cmdline = cmdline;
-    params.numa = Some(NumaTopology {
-        nr_nodes: 2,
-        memblks: &blks,
-        distance: &[],
-        cpu_to_node: &[],
-        hotpluggable: &[],
-    });
-    let plat = HostedPlatform::new(HostedConfig::deterministic(
-        params.e820.ram_end().next_multiple_of(4096),
-        42,
-    ))
-    .unwrap();
-    Machine::boot(plat, &params).unwrap()
+    boot_two_nodes(mem, cmdline)
 }
 
 fn nid(m: &common::M, p: *const u8) -> usize {

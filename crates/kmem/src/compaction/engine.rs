@@ -96,7 +96,11 @@ impl<P: Platform> PageAllocator<P> {
     /// `__reset_isolation_suitable`: clears every pageblock's skip bit and the cached
     /// positions.
     pub fn reset_isolation_suitable(&self, kind: ZoneType) {
-        let zone = self.zone(kind);
+        Self::reset_isolation_suitable_zone(self.zone(kind));
+    }
+
+    /// [`Self::reset_isolation_suitable`] of any node's zone.
+    fn reset_isolation_suitable_zone(zone: &Zone<P::RawLock>) {
         if !Self::compactable(zone) {
             return;
         }
@@ -112,8 +116,8 @@ impl<P: Platform> PageAllocator<P> {
 
     /// Whether a free block of at least `order` that an allocation of `mt` may take is on
     /// the zone's lists (`__compact_finished`'s search; fallbacks that would claim a block).
-    fn free_block_for(&self, kind: ZoneType, order: u32, mt: MigrateType) -> bool {
-        let by_type = self.free_area_counts_by_type(self.zone(kind));
+    fn free_block_for(&self, zone: &Zone<P::RawLock>, order: u32, mt: MigrateType) -> bool {
+        let by_type = self.free_area_counts_by_type(zone);
         let claimable = |o: u32| {
             o >= crate::mmzone::PAGEBLOCK_ORDER / 2
                 || matches!(mt, MigrateType::Unmovable | MigrateType::Reclaimable)
@@ -135,7 +139,17 @@ impl<P: Platform> PageAllocator<P> {
         wmark: usize,
         hi: ZoneType,
     ) -> bool {
-        let zone = self.zone(kind);
+        self.zone_watermark_ok_zone(self.zone(kind), order, wmark, hi)
+    }
+
+    /// [`Self::zone_watermark_ok_order`] of any node's zone.
+    fn zone_watermark_ok_zone(
+        &self,
+        zone: &Zone<P::RawLock>,
+        order: u32,
+        wmark: usize,
+        hi: ZoneType,
+    ) -> bool {
         let free = zone.stats.free_pages() as isize - ((1isize << order) - 1);
         let reserve = zone.lowmem_reserve[hi.index()].load(Ordering::Relaxed);
         if free <= (zone.wmark(wmark) + reserve) as isize {
@@ -144,7 +158,7 @@ impl<P: Platform> PageAllocator<P> {
         if order == 0 {
             return true;
         }
-        let by_type = self.free_area_counts_by_type(self.zone(kind));
+        let by_type = self.free_area_counts_by_type(zone);
         (order as usize..NR_PAGE_ORDERS).any(|o| {
             (0..MIGRATE_PCPTYPES).any(|mt| by_type[mt][o] > 0)
                 || by_type[MigrateType::Cma as usize][o] > 0
@@ -159,10 +173,20 @@ impl<P: Platform> PageAllocator<P> {
         order: u32,
         hi: ZoneType,
     ) -> CompactResult {
-        if self.zone_watermark_ok_order(kind, order, WMARK_MIN, hi) {
+        self.compaction_suit_zone(self.zone(kind), order, hi)
+    }
+
+    /// [`Self::compaction_suit_allocation_order`] of any node's zone.
+    fn compaction_suit_zone(
+        &self,
+        zone: &Zone<P::RawLock>,
+        order: u32,
+        hi: ZoneType,
+    ) -> CompactResult {
+        if self.zone_watermark_ok_zone(zone, order, WMARK_MIN, hi) {
             return CompactResult::Success;
         }
-        if !self.compaction_suitable(self.zone(kind), order, hi) {
+        if !self.compaction_suitable(zone, order, hi) {
             return CompactResult::Skipped;
         }
         CompactResult::Continue
@@ -170,7 +194,7 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `__compact_finished`.
     fn compact_finished(&self, cc: &CompactControl) -> CompactResult {
-        let zone = self.zone(cc.zone);
+        let zone = self.node_zone(cc.nid, cc.zone);
         if cc.contended {
             return CompactResult::Contended;
         }
@@ -187,7 +211,7 @@ impl<P: Platform> PageAllocator<P> {
         }
         if cc.proactive {
             let p = self.compaction.sysctl.proactiveness.load(Ordering::Relaxed);
-            return if self.fragmentation_score_zone(cc.zone) > fragmentation_score_wmark(p, true) {
+            return if self.fragmentation_score_of(zone) > fragmentation_score_wmark(p, true) {
                 CompactResult::Continue
             } else {
                 CompactResult::Success
@@ -199,7 +223,7 @@ impl<P: Platform> PageAllocator<P> {
         if cc.migrate_pfn != pageblock_start(cc.migrate_pfn) {
             return CompactResult::Continue;
         }
-        if self.free_block_for(cc.zone, order, cc.migratetype) {
+        if self.free_block_for(zone, order, cc.migratetype) {
             return CompactResult::Success;
         }
         // COMPACT_NO_SUITABLE_PAGE: compact_finished turns it into CONTINUE.
@@ -232,7 +256,7 @@ impl<P: Platform> PageAllocator<P> {
 
     /// Sets the scanners' starting points (`compact_zone`'s setup).
     fn compact_zone_start(&self, cc: &mut CompactControl) {
-        let zone = self.zone(cc.zone);
+        let zone = self.node_zone(cc.nid, cc.zone);
         let (zs, ze) = Self::zone_span(zone);
         let last_block = pageblock_start(ze - 1);
         if cc.whole_zone {
@@ -263,15 +287,15 @@ impl<P: Platform> PageAllocator<P> {
     /// stop, migrating batch after batch through `ops`. Counts `compact_migrate_scanned`,
     /// `compact_free_scanned` and `compact_isolated`.
     pub fn compact_zone(&self, cc: &mut CompactControl, ops: &dyn CompactMigrate) -> CompactResult {
-        let zone = self.zone(cc.zone);
+        let zone = self.node_zone(cc.nid, cc.zone);
         if !Self::compactable(zone) {
             return CompactResult::Skipped;
         }
         if let Some(order) = cc.order {
             if self.compaction_restarting(zone, order) {
-                self.reset_isolation_suitable(cc.zone);
+                Self::reset_isolation_suitable_zone(zone);
             }
-            let r = self.compaction_suit_allocation_order(cc.zone, order, cc.highest);
+            let r = self.compaction_suit_zone(zone, order, cc.highest);
             if r != CompactResult::Continue {
                 return r;
             }
@@ -353,14 +377,22 @@ impl<P: Platform> PageAllocator<P> {
         r
     }
 
-    /// `compact_node`: a full compaction of every populated zone (`compact_memory`, or
-    /// proactive compaction with `proactive`).
+    /// `compact_node` of every online node: a full compaction of every populated zone
+    /// (`compact_memory`, or proactive compaction with `proactive`).
     pub fn compact_node(&self, ops: &dyn CompactMigrate, proactive: bool) {
+        for nid in 0..self.nr_online_nodes() {
+            self.compact_pgdat(nid, ops, proactive);
+        }
+    }
+
+    /// `compact_node(pgdat)`: a full compaction of every populated zone of node `nid`.
+    pub fn compact_pgdat(&self, nid: usize, ops: &dyn CompactMigrate, proactive: bool) {
         for &kind in self.arch().zones() {
-            if !self.zone(kind).is_populated() {
+            if !self.node_zone(nid, kind).is_populated() {
                 continue;
             }
             let mut cc = CompactControl::full(kind);
+            cc.nid = nid;
             if proactive {
                 cc.mode = MigrateMode::SyncLight;
                 cc.proactive = true;
@@ -376,8 +408,8 @@ impl<P: Platform> PageAllocator<P> {
         }
     }
 
-    /// `compact_nodes` (`echo 1 > /proc/sys/vm/compact_memory`): drains the CPU's page
-    /// lists and compacts every zone. A write while a run is in progress returns at once.
+    /// `compact_nodes` (`echo 1 > /proc/sys/vm/compact_memory`): drains the page lists and
+    /// compacts every zone of every node. A write while a run is in progress returns at once.
     pub fn compact_nodes(&self, ops: &dyn CompactMigrate) {
         if self.compaction.running.swap(true, Ordering::Acquire) {
             return;
@@ -387,8 +419,8 @@ impl<P: Platform> PageAllocator<P> {
         self.compaction.running.store(false, Ordering::Release);
     }
 
-    /// `try_to_compact_pages`: direct compaction for an allocation of `order` with `gfp`,
-    /// zone by zone from `highest` down, with deferral. Returns the best result.
+    /// `try_to_compact_pages`: direct compaction for an allocation of `order` with `gfp`
+    /// on the current CPU's node; see [`Self::try_to_compact_pages_node`].
     pub fn try_to_compact_pages(
         &self,
         ops: &dyn CompactMigrate,
@@ -397,11 +429,39 @@ impl<P: Platform> PageAllocator<P> {
         highest: ZoneType,
         prio: CompactPriority,
     ) -> CompactResult {
+        let nid = if self.nr_online_nodes() > 1 {
+            self.numa_node_id()
+        } else {
+            0
+        };
+        self.try_to_compact_pages_node(ops, gfp, order, highest, prio, nid, u64::MAX)
+    }
+
+    /// `try_to_compact_pages` for an allocation preferring node `nid` on the nodes of
+    /// `nodemask`: zone by zone along the zonelist (`nid`'s fallback order, each node's zones
+    /// from `highest` down; `nid` alone with `__GFP_THISNODE`), with deferral, until one
+    /// succeeds. Returns the best result.
+    #[allow(clippy::too_many_arguments)]
+    pub fn try_to_compact_pages_node(
+        &self,
+        ops: &dyn CompactMigrate,
+        gfp: GfpFlags,
+        order: u32,
+        highest: ZoneType,
+        prio: CompactPriority,
+        nid: usize,
+        nodemask: u64,
+    ) -> CompactResult {
         let mut rc = CompactResult::Skipped;
         let zones = self.arch().zones();
         let top = zones.iter().position(|z| *z == highest).unwrap_or(0);
-        for &kind in zones[..=top].iter().rev() {
-            let zone = self.zone(kind);
+        let nodes = self
+            .zonelist_nodes(nid.min(self.nr_online_nodes().saturating_sub(1)), gfp)
+            .iter()
+            .map(|&n| n as usize)
+            .filter(|&n| nodemask & (1 << n) != 0);
+        for (node, &kind) in nodes.flat_map(|n| zones[..=top].iter().rev().map(move |k| (n, k))) {
+            let zone = self.node_zone(node, kind);
             if !zone.is_populated() {
                 continue;
             }
@@ -416,6 +476,7 @@ impl<P: Platform> PageAllocator<P> {
                 MigrateMode::SyncLight
             };
             let mut cc = CompactControl::new(kind, Some(order), mode);
+            cc.nid = node;
             cc.migratetype = MigrateType::from_gfp(gfp);
             cc.highest = highest;
             cc.direct = true;
@@ -440,53 +501,63 @@ impl<P: Platform> PageAllocator<P> {
         rc
     }
 
-    /// `wakeup_kcompactd`: records the request; when a zone up to `highest` can be compacted
-    /// for it, kcompactd runs now (synchronously: kmem has no kernel threads). Order 0 is
-    /// no request.
-    pub fn wakeup_kcompactd(&self, ops: &dyn CompactMigrate, order: u32, highest: ZoneType) {
-        if order == 0 {
+    /// `wakeup_kcompactd(pgdat, order, highest)`: records the request for node `nid`'s
+    /// kcompactd; when a zone of the node up to `highest` can be compacted for it, the
+    /// node's kcompactd runs now (synchronously: kmem has no kernel threads). Order 0 or a
+    /// node that is not online is no request.
+    pub fn wakeup_kcompactd(
+        &self,
+        ops: &dyn CompactMigrate,
+        nid: usize,
+        order: u32,
+        highest: ZoneType,
+    ) {
+        if order == 0 || nid >= self.nr_online_nodes() {
             return;
         }
         let c = &self.compaction;
-        c.kcompactd_order
-            .fetch_max(order as usize + 1, Ordering::Relaxed);
-        c.kcompactd_zoneidx
-            .fetch_max(highest.index(), Ordering::Relaxed);
+        c.kcompactd_order[nid].fetch_max(order as usize + 1, Ordering::Relaxed);
+        c.kcompactd_zoneidx[nid].fetch_max(highest.index(), Ordering::Relaxed);
         let suitable = self.arch().zones().iter().any(|&k| {
+            let zone = self.node_zone(nid, k);
             k.index() <= highest.index()
-                && self.zone(k).is_populated()
-                && self.compaction_suit_allocation_order(k, order, highest)
-                    == CompactResult::Continue
+                && zone.is_populated()
+                && self.compaction_suit_zone(zone, order, highest) == CompactResult::Continue
         });
         if suitable {
-            self.kcompactd_do_work(ops);
+            self.kcompactd_do_work(nid, ops);
         } else {
-            c.kcompactd_order.store(0, Ordering::Relaxed);
+            c.kcompactd_order[nid].store(0, Ordering::Relaxed);
         }
     }
 
-    /// `kcompactd_do_work`: compacts each zone up to the requested one for the requested
-    /// order (`MIGRATE_SYNC_LIGHT`, with deferral); counts `compact_daemon_*`.
-    pub fn kcompactd_do_work(&self, ops: &dyn CompactMigrate) {
+    /// `kcompactd_do_work(pgdat)`: compacts each zone of node `nid` up to the requested one
+    /// for the requested order (`MIGRATE_SYNC_LIGHT`, with deferral); counts
+    /// `compact_daemon_*`.
+    pub fn kcompactd_do_work(&self, nid: usize, ops: &dyn CompactMigrate) {
         let c = &self.compaction;
-        let Some(order) = c.kcompactd_order.swap(0, Ordering::Relaxed).checked_sub(1) else {
+        let Some(req) = c.kcompactd_order.get(nid) else {
             return;
         };
-        let highest = c.kcompactd_zoneidx.swap(0, Ordering::Relaxed);
+        let Some(order) = req.swap(0, Ordering::Relaxed).checked_sub(1) else {
+            return;
+        };
+        let highest = c.kcompactd_zoneidx[nid].swap(0, Ordering::Relaxed);
         c.stats.daemon_wake.fetch_add(1, Ordering::Relaxed);
         let order = order as u32;
         for &kind in self.arch().zones() {
             if kind.index() > highest {
                 break;
             }
-            let zone = self.zone(kind);
+            let zone = self.node_zone(nid, kind);
             if !zone.is_populated() || self.compaction_deferred(zone, order) {
                 continue;
             }
-            if self.compaction_suit_allocation_order(kind, order, kind) != CompactResult::Continue {
+            if self.compaction_suit_zone(zone, order, kind) != CompactResult::Continue {
                 continue;
             }
             let mut cc = CompactControl::new(kind, Some(order), MigrateMode::SyncLight);
+            cc.nid = nid;
             let status = self.compact_zone(&mut cc, ops);
             if status == CompactResult::Success {
                 self.compaction_defer_reset(zone, order, false);

@@ -138,6 +138,8 @@ pub struct CompactControl {
     /// The order to make available; `None` for a full compaction (`order == -1`,
     /// `is_via_compact_memory`).
     pub order: Option<u32>,
+    /// The node whose zone `zone` is (`cc->zone`'s `zone_to_nid`; 0 unless set).
+    pub nid: usize,
     /// The migratetype of the allocation (`gfp_migratetype`).
     pub migratetype: MigrateType,
     /// The highest zone the allocation may use.
@@ -183,6 +185,7 @@ impl CompactControl {
         Self {
             zone,
             order,
+            nid: 0,
             migratetype: MigrateType::Unmovable,
             highest: zone,
             mode,

@@ -121,7 +121,7 @@ impl<P: Platform> PageAllocator<P> {
         low: u64,
         end: u64,
     ) -> u64 {
-        let zone = self.zone(cc.zone);
+        let zone = self.node_zone(cc.nid, cc.zone);
         let unevictable = self
             .compaction
             .sysctl
@@ -205,7 +205,7 @@ impl<P: Platform> PageAllocator<P> {
         cc: &mut CompactControl,
         ops: &dyn CompactMigrate,
     ) -> Isolate {
-        let zone = self.zone(cc.zone);
+        let zone = self.node_zone(cc.nid, cc.zone);
         let (zs, _) = Self::zone_span(zone);
         let mut low = cc.migrate_pfn;
         let mut block_start = pageblock_start(low).max(zs);
@@ -253,7 +253,7 @@ impl<P: Platform> PageAllocator<P> {
         end: u64,
         stride: u64,
     ) -> usize {
-        let zone = self.zone(cc.zone);
+        let zone = self.node_zone(cc.nid, cc.zone);
         let mut pfn = (*start).max(Self::zone_span(zone).0);
         let mut nr_scanned = 0u64;
         let mut total = 0usize;
@@ -294,7 +294,7 @@ impl<P: Platform> PageAllocator<P> {
     /// `isolate_freepages`: the free scanner, from `cc.free_pfn` down to the block after the
     /// migrate scanner's, one pageblock at a time.
     pub(crate) fn isolate_freepages(&self, cc: &mut CompactControl) {
-        let zone = self.zone(cc.zone);
+        let zone = self.node_zone(cc.nid, cc.zone);
         let (zs, ze) = Self::zone_span(zone);
         let mut isolate_start = cc.free_pfn;
         let mut block_start = pageblock_start(isolate_start);

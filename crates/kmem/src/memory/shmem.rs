@@ -319,7 +319,7 @@ impl<P: Platform> MemoryLayer<P> {
         page.set_index(pgoff as usize);
         page.set_flag_bits(crate::mm::mm_types::pg::UPTODATE);
         i.nr_pages += 1;
-        self.mod_node_stat(NodeStat::Shmem, 1);
+        self.mod_page_node_stat(page, NodeStat::Shmem, 1);
         // shmem_add_to_page_cache + folio_add_lru: swap-backed, so on the anon lists (reclaim
         // keeps shmem pages: kmem does not write them to swap).
         self.mem.lru.folio_add_lru(&self.km.vm, page, true);
@@ -436,13 +436,13 @@ impl<P: Platform> MemoryLayer<P> {
                     page.set_index(0);
                 }
                 // The cache's reference; the last one takes the page off its LRU list.
+                self.mod_page_node_stat(page, NodeStat::Shmem, -1);
                 self.mem.lru.folio_put(&self.km.vm, page);
                 gone += 1;
             }
             idx += 1;
         }
         i.nr_pages -= gone;
-        self.mod_node_stat(NodeStat::Shmem, -(gone as isize));
     }
 
     /// `ftruncate`: sets the size; pages beyond it are dropped (the caller unmapped them).

@@ -176,7 +176,7 @@ impl<P: Platform> TaskLayer<P> {
             match owner {
                 Owner::Anon if dst.mapcount() == 0 => {
                     dst.set_mapcount(1);
-                    self.mod_node_stat(NodeStat::AnonMapped, 1);
+                    self.mod_page_node_stat(dst, NodeStat::AnonMapped, 1);
                 }
                 Owner::Anon => self.page_dup_rmap(dst),
                 _ => self.page_add_file_rmap(dst),
@@ -203,6 +203,7 @@ impl<P: Platform> TaskLayer<P> {
                 PAGE as usize,
             );
         }
+        let swapcache = src.test_flag(pg::SWAPCACHE);
         match owner {
             Owner::Shmem(_) => {
                 if !self.mem.shmem_replace_page(src, dst) {
@@ -210,11 +211,24 @@ impl<P: Platform> TaskLayer<P> {
                 }
             }
             Owner::Anon | Owner::SwapCacheOnly => {
-                if src.test_flag(pg::SWAPCACHE) && !self.mem.mem.swap.swap_cache_replace(src, dst) {
+                if swapcache && !self.mem.mem.swap.swap_cache_replace(src, dst) {
                     return Err(Errno::EAGAIN);
                 }
                 dst.set_mapping(src.mapping());
                 dst.set_index(src.index());
+            }
+        }
+        // __folio_migrate_mapping: a page changing node takes its cache counters along.
+        if src.nid() != dst.nid() {
+            let moved = |w: NodeStat| {
+                self.mod_page_node_stat(src, w, -1);
+                self.mod_page_node_stat(dst, w, 1);
+            };
+            if matches!(owner, Owner::Shmem(_)) {
+                moved(NodeStat::Shmem);
+            }
+            if swapcache {
+                moved(NodeStat::SwapCached);
             }
         }
         let f = src.flags() & MIGRATE_FLAGS;

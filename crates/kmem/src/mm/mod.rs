@@ -826,26 +826,77 @@ impl Default for VmEvents {
     }
 }
 
-/// Counters for [`NodeStat`], updated by the subsystems that own them.
+/// Number of [`NodeStat`] items.
+const NR_NODE_STATS: usize = 15;
+
+/// Counters for [`NodeStat`], updated by the subsystems that own them: the machine's totals
+/// (`global_node_page_state`) and each node's share (`node_page_state`). Nodes 1.. count
+/// their pages in `remote`; node 0's share is the total less theirs, so a one-node machine
+/// updates one counter per event, as before.
 #[derive(Default)]
 pub struct NodeStats {
-    /// One counter per [`NodeStat`].
-    pub counters: [AtomicIsize; 15],
+    /// One counter per [`NodeStat`]: the machine's total.
+    pub counters: [AtomicIsize; NR_NODE_STATS],
+    /// Nodes `1..MAX_NUMA_NODES`' shares.
+    remote: [[AtomicIsize; NR_NODE_STATS]; crate::numa::MAX_NUMA_NODES - 1],
 }
 
 impl NodeStats {
-    /// Adds `delta` pages to counter `which`.
+    /// Adds `delta` pages to counter `which` without a node (kmem's machine-wide items:
+    /// `SwapTotal`, `SwapFree`).
     #[inline]
     pub fn add(&self, which: NodeStat, delta: isize) {
         self.counters[which as usize].fetch_add(delta, Ordering::Relaxed);
     }
+    /// `mod_node_page_state(page_pgdat(page), …)`: adds `delta` pages to counter `which` of
+    /// the node `page` lives on, and to the total.
+    #[inline]
+    pub fn add_page(&self, page: PagePtr, which: NodeStat, delta: isize) {
+        self.add_node(page.nid(), which, delta);
+    }
+    /// Adds `delta` pages to counter `which` of node `nid` and to the total.
+    #[inline]
+    pub fn add_node(&self, nid: usize, which: NodeStat, delta: isize) {
+        self.counters[which as usize].fetch_add(delta, Ordering::Relaxed);
+        if let Some(r) = nid.checked_sub(1).and_then(|i| self.remote.get(i)) {
+            r[which as usize].fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+    /// `node_page_state(NODE_DATA(nid), which)` in pages (0 for a node kmem cannot have).
+    pub fn node(&self, nid: usize, which: NodeStat) -> usize {
+        let w = which as usize;
+        let v = match nid {
+            0 => {
+                self.counters[w].load(Ordering::Relaxed)
+                    - self
+                        .remote
+                        .iter()
+                        .map(|r| r[w].load(Ordering::Relaxed))
+                        .sum::<isize>()
+            }
+            n => self
+                .remote
+                .get(n - 1)
+                .map_or(0, |r| r[w].load(Ordering::Relaxed)),
+        };
+        v.max(0) as usize
+    }
 }
 
 impl<P: Platform> MemoryModel<P> {
-    /// Adds `delta` pages to a node counter.
+    /// Adds `delta` pages to a machine-wide counter (no node: `SwapTotal`, `SwapFree`).
     #[inline]
     pub fn mod_node_stat(&self, which: NodeStat, delta: isize) {
-        self.node_stats.counters[which as usize].fetch_add(delta, Ordering::Relaxed);
+        self.node_stats.add(which, delta);
+    }
+    /// `mod_node_page_state(page_pgdat(page), which, delta)`: the counter of `page`'s node.
+    #[inline]
+    pub fn mod_page_node_stat(&self, page: PagePtr, which: NodeStat, delta: isize) {
+        self.node_stats.add_page(page, which, delta);
+    }
+    /// `node_page_state(NODE_DATA(nid), which)` in pages.
+    pub fn node_page_state(&self, nid: usize, which: NodeStat) -> usize {
+        self.node_stats.node(nid, which)
     }
     /// `count_vm_events`.
     #[inline]

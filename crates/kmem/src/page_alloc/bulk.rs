@@ -95,18 +95,67 @@ impl<P: Platform> PageAllocator<P> {
         Some(page)
     }
 
-    /// `alloc_pages_bulk`: fills the empty (`None`) slots of `pages` with order-0 pages and
-    /// returns how many slots are populated from the start of the array, as Linux 6.18's
-    /// `alloc_pages_bulk_noprof` does.
-    ///
-    /// Slots that already hold a page are kept and skipped. The pages come from the preferred
-    /// zone's pcp list (refilled `batch` at a time) as long as the zone stays above its low
-    /// watermark plus the number of pages asked for; when one page is missing, or no zone
-    /// passes that check, or the list cannot be refilled before the first page, one page is
-    /// allocated through [`Self::alloc_pages`] (with its slow path and failure warning). On
-    /// failure part of the array may be filled: the return value says how far.
+    /// `alloc_pages_bulk`: fills the empty (`None`) slots of `pages` with order-0 pages of
+    /// the current CPU's node (`numa_mem_id()`); see [`Self::alloc_pages_bulk_node`].
     #[track_caller]
     pub fn alloc_pages_bulk(&self, gfp: GfpFlags, pages: &mut [Option<PagePtr>]) -> usize {
+        let nid = if self.numa.0.is_null() {
+            0
+        } else {
+            self.numa_node_id()
+        };
+        self.bulk(gfp, nid, u64::MAX, pages)
+    }
+
+    /// `alloc_pages_bulk_noprof(gfp, preferred_nid, nodemask, …)` (Linux 6.18): fills the
+    /// empty (`None`) slots of `pages` with order-0 pages and returns how many slots are
+    /// populated from the start of the array. `nid` is the preferred node (`NUMA_NO_NODE`:
+    /// the CPU's; an offline node fails as [`Self::alloc_pages_node`] does); `nodemask`
+    /// (bit per node, `u64::MAX` for all) restricts the nodes.
+    ///
+    /// Slots that already hold a page are kept and skipped. The pages come from the pcp list
+    /// of the first zone of the preferred node — the first node of `nid`'s zonelist that
+    /// `nodemask` allows — whose free pages stay above its low watermark plus the number of
+    /// pages asked for (refilled `batch` at a time; each page counted by
+    /// `zone_statistics`). When one page is missing, or no zone of that node passes the
+    /// check (Linux's `goto failed` for a zone of another node), or the list cannot be
+    /// refilled before the first page, one page is allocated through the ordinary
+    /// allocator with the same node and mask (with its slow path and failure warning). On
+    /// failure part of the array may be filled: the return value says how far.
+    #[track_caller]
+    pub fn alloc_pages_bulk_node(
+        &self,
+        gfp: GfpFlags,
+        nid: i32,
+        nodemask: u64,
+        pages: &mut [Option<PagePtr>],
+    ) -> usize {
+        let nid = if nid == super::NUMA_NO_NODE {
+            if self.numa.0.is_null() {
+                0
+            } else {
+                self.numa_node_id()
+            }
+        } else if nid < 0 || nid as usize >= self.nr_online_nodes() {
+            if !gfp.contains(GfpFlags::__GFP_NOWARN) {
+                self.warn(format_args!("{gfp} allocation from offline node {nid}"));
+            }
+            return pages.iter().take_while(|p| p.is_some()).count();
+        } else {
+            nid as usize
+        };
+        self.bulk(gfp, nid, nodemask, pages)
+    }
+
+    /// The body of [`Self::alloc_pages_bulk_node`] for an online preferred node.
+    #[track_caller]
+    fn bulk(
+        &self,
+        gfp: GfpFlags,
+        nid: usize,
+        nodemask: u64,
+        pages: &mut [Option<PagePtr>],
+    ) -> usize {
         let nr_pages = pages.len();
         let mut nr_populated = pages.iter().take_while(|p| p.is_some()).count();
         if nr_populated == nr_pages {
@@ -120,12 +169,12 @@ impl<P: Platform> PageAllocator<P> {
         // (`zone_watermark_fast(zone, 0, wmark + nr_pages, ...)`).
         let highest = gfp_zone(self.arch(), gfp);
         let zone = if bulk_ok {
-            self.bulk_zone(highest, nr_pages)
+            self.bulk_zone(gfp, highest, nid, nodemask, nr_pages)
         } else {
             None
         };
         let Some(zone) = zone else {
-            return self.bulk_failover(gfp, pages, nr_populated);
+            return self.bulk_failover(gfp, nid, nodemask, pages, nr_populated);
         };
         let mut got = 0usize;
         // One CPU section for the whole batch, as Linux holds the pcp lock.
@@ -149,7 +198,7 @@ impl<P: Platform> PageAllocator<P> {
                 if n == 0 {
                     if got == 0 {
                         drop(g);
-                        return self.bulk_failover(gfp, pages, nr_populated);
+                        return self.bulk_failover(gfp, nid, nodemask, pages, nr_populated);
                     }
                     break;
                 }
@@ -157,6 +206,8 @@ impl<P: Platform> PageAllocator<P> {
             // SAFETY: the list is this CPU's and not empty.
             let page = unsafe { pcp_pop(&mut pcp, l, Order::ZERO) };
             self.prep_new_page(page, Order::ZERO, gfp);
+            // zone_statistics(preferred zone, zone, nr_account), one page at a time.
+            self.zone_statistics(nid, page);
             pages[nr_populated] = Some(page);
             nr_populated += 1;
             got += 1;
@@ -164,15 +215,28 @@ impl<P: Platform> PageAllocator<P> {
         nr_populated
     }
 
-    /// The zone `alloc_pages_bulk` takes its pages from: the first in zonelist order whose
-    /// free pages exceed its low watermark plus `nr_pages` and the lowmem reserve.
-    fn bulk_zone(&self, highest: ZoneType, nr_pages: usize) -> Option<&Zone<P::RawLock>> {
+    /// The zone `alloc_pages_bulk` takes its pages from: of the preferred node (the first
+    /// node of `nid`'s zonelist in `nodemask`), the first zone in zonelist order whose free
+    /// pages exceed its low watermark plus `nr_pages` and the lowmem reserve; `None` when
+    /// the walk would reach another node (`alloc_pages_bulk_noprof`'s `goto failed`).
+    fn bulk_zone(
+        &self,
+        gfp: GfpFlags,
+        highest: ZoneType,
+        nid: usize,
+        nodemask: u64,
+        nr_pages: usize,
+    ) -> Option<&Zone<P::RawLock>> {
+        let node = *self
+            .zonelist_nodes(nid, gfp)
+            .iter()
+            .find(|&&n| nodemask & (1 << n) != 0)?;
         let zones = self.arch().zones();
         let top = zones.iter().position(|z| *z == highest).unwrap_or(0);
         zones[..=top]
             .iter()
             .rev()
-            .map(|&k| self.zone(k))
+            .map(|&k| self.node_zone(node as usize, k))
             .filter(|z| z.is_populated() && !z.pcp.is_null())
             .find(|z| {
                 let reserve =
@@ -190,10 +254,17 @@ impl<P: Platform> PageAllocator<P> {
     fn bulk_failover(
         &self,
         gfp: GfpFlags,
+        nid: usize,
+        nodemask: u64,
         pages: &mut [Option<PagePtr>],
         mut nr_populated: usize,
     ) -> usize {
-        if let Some(p) = self.alloc_pages(gfp, Order::ZERO) {
+        let page = if self.numa.0.is_null() {
+            self.alloc_pages(gfp, Order::ZERO)
+        } else {
+            self.alloc_pages_nid(gfp, Order::ZERO, nid, nodemask)
+        };
+        if let Some(p) = page {
             pages[nr_populated] = Some(p);
             nr_populated += 1;
         }

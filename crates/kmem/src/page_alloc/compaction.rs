@@ -100,11 +100,13 @@ pub struct CompactHook {
         order: u32,
         highest: ZoneType,
         prio: CompactPriority,
+        nid: usize,
+        nodemask: u64,
     ) -> CompactResult,
-    /// `wakeup_kcompactd`: kswapd balanced the node after an allocation of `order` missed
-    /// its watermark; kcompactd runs (synchronously) if a zone up to `highest` can be
-    /// compacted for it, and its proactive check when due.
-    pub wake_kcompactd: unsafe fn(ctx: *const (), order: u32, highest: ZoneType),
+    /// `wakeup_kcompactd(pgdat, …)`: kswapd balanced node `nid` after an allocation of
+    /// `order` missed its watermark; the node's kcompactd runs (synchronously) if a zone of
+    /// the node up to `highest` can be compacted for it.
+    pub wake_kcompactd: unsafe fn(ctx: *const (), nid: usize, order: u32, highest: ZoneType),
 }
 
 // SAFETY: `ctx` is only handed back to the callback, whose registrant guarantees it may be
@@ -174,10 +176,10 @@ pub struct CompactGlobals<L: lock_api::RawMutex> {
     /// The sysctls.
     pub sysctl: CompactSysctl,
     pub(crate) hook: crate::locking::Lock<L, Option<CompactHook>>,
-    /// `pgdat->kcompactd_max_order`, plus one (0: no request).
-    pub kcompactd_order: AtomicUsize,
-    /// `pgdat->kcompactd_highest_zoneidx`.
-    pub kcompactd_zoneidx: AtomicUsize,
+    /// Each node's `pgdat->kcompactd_max_order`, plus one (0: no request).
+    pub kcompactd_order: [AtomicUsize; crate::numa::MAX_NUMA_NODES],
+    /// Each node's `pgdat->kcompactd_highest_zoneidx`.
+    pub kcompactd_zoneidx: [AtomicUsize; crate::numa::MAX_NUMA_NODES],
     /// kcompactd's last proactive check, in jiffies.
     pub proactive_last: AtomicU64,
     /// `pgdat->proactive_compact_trigger` / the deferral of proactive runs that did not
@@ -201,8 +203,8 @@ impl<L: lock_api::RawMutex> CompactGlobals<L> {
                 unevictable_allowed: AtomicBool::new(true),
             },
             hook: crate::locking::Lock::new(&crate::locking::COMPACT_HOOK, None),
-            kcompactd_order: AtomicUsize::new(0),
-            kcompactd_zoneidx: AtomicUsize::new(0),
+            kcompactd_order: [const { AtomicUsize::new(0) }; crate::numa::MAX_NUMA_NODES],
+            kcompactd_zoneidx: [const { AtomicUsize::new(0) }; crate::numa::MAX_NUMA_NODES],
             proactive_last: AtomicU64::new(0),
             proactive_defer: AtomicUsize::new(0),
             running: AtomicBool::new(false),
@@ -296,21 +298,21 @@ impl<P: Platform> PageAllocator<P> {
         *self.compaction.hook.lock()
     }
 
-    /// Wakes kcompactd through the registered hook (kswapd calls it after a run for
-    /// `order`); nothing without a hook.
+    /// Wakes node `nid`'s kcompactd through the registered hook (the node's kswapd calls it
+    /// after a run for `order`); nothing without a hook.
     ///
     /// Only costly orders wake it: kcompactd runs synchronously in the waker's context, and
     /// orders up to `PAGE_ALLOC_COSTLY_ORDER` are allocated by the slab allocators inside a
     /// CPU section, where migration must not run (Linux's kcompactd is a thread and takes
     /// every order above 0).
-    pub fn kcompactd_wake(&self, order: u32) {
+    pub fn kcompactd_wake(&self, nid: usize, order: u32) {
         if order <= PAGE_ALLOC_COSTLY_ORDER {
             return;
         }
         let Some(h) = self.compact_hook() else { return };
         let top = *self.arch().zones().last().unwrap_or(&ZoneType::Normal);
         // SAFETY: registered with a ctx valid while registered (set_compact_hook).
-        unsafe { (h.wake_kcompactd)(h.ctx, order, top) };
+        unsafe { (h.wake_kcompactd)(h.ctx, nid, order, top) };
     }
 
     /// `fill_contig_page_info` for zone `kind` and `order`.
@@ -326,7 +328,12 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `fragmentation_score_zone`: `extfrag_for_order(zone, COMPACTION_HPAGE_ORDER)`.
     pub fn fragmentation_score_zone(&self, kind: ZoneType) -> u32 {
-        self.contig_page_info(kind, COMPACTION_HPAGE_ORDER)
+        self.fragmentation_score_of(self.zone(kind))
+    }
+
+    /// [`Self::fragmentation_score_zone`] of any node's zone.
+    pub fn fragmentation_score_of(&self, zone: &Zone<P::RawLock>) -> u32 {
+        ContigPageInfo::from_counts(&self.zone_free_area_counts(zone), COMPACTION_HPAGE_ORDER)
             .extfrag_percent(COMPACTION_HPAGE_ORDER)
     }
 
@@ -339,7 +346,7 @@ impl<P: Platform> PageAllocator<P> {
         self.zones()
             .filter(|z| z.is_populated())
             .map(|z| {
-                let s = u64::from(self.fragmentation_score_zone(z.kind));
+                let s = u64::from(self.fragmentation_score_of(z));
                 (s * z.geo.present / node) as u32
             })
             .sum()
@@ -511,7 +518,17 @@ impl<P: Platform> PageAllocator<P> {
             return (None, CompactResult::Skipped);
         };
         // SAFETY: registered with a ctx valid while registered (set_compact_hook).
-        let r = unsafe { (h.direct)(h.ctx, gfp, order.as_u32(), highest, prio) };
+        let r = unsafe {
+            (h.direct)(
+                h.ctx,
+                gfp,
+                order.as_u32(),
+                highest,
+                prio,
+                af.nid,
+                af.nodemask,
+            )
+        };
         if r == CompactResult::Skipped {
             return (None, r);
         }

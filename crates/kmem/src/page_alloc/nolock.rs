@@ -44,11 +44,25 @@ const PARKED_UNACCOUNTED: usize = 1 << 8;
 
 impl<P: Platform> PageAllocator<P> {
     /// `alloc_pages_nolock`: allocates `1 << order` zeroed frames from any context without
-    /// waiting for a lock (see the module documentation). `None` when the order is above
-    /// `PAGE_ALLOC_COSTLY_ORDER`, when a lock it needs is held (the caller may be interrupting
-    /// its holder), or when memory is short; no warning is printed for any of these.
+    /// waiting for a lock (see the module documentation), preferably on the current CPU's
+    /// node; see [`Self::alloc_pages_nolock_node`].
     #[track_caller]
     pub fn alloc_pages_nolock(&self, gfp: GfpFlags, order: Order) -> Option<PagePtr> {
+        self.alloc_pages_nolock_node(gfp, super::NUMA_NO_NODE, order)
+    }
+
+    /// `alloc_pages_nolock(gfp, nid, order)` (Linux 6.18): as [`Self::alloc_pages_nolock`]
+    /// with a preferred node (`NUMA_NO_NODE`: the CPU's), walking that node's zonelist.
+    /// `None` when the order is above `PAGE_ALLOC_COSTLY_ORDER`, when a lock it needs is held
+    /// (the caller may be interrupting its holder), when memory is short, or for a node that
+    /// is not online; no warning is printed for any of these.
+    #[track_caller]
+    pub fn alloc_pages_nolock_node(
+        &self,
+        gfp: GfpFlags,
+        nid: i32,
+        order: Order,
+    ) -> Option<PagePtr> {
         if gfp.without(GfpFlags::__GFP_ACCOUNT).bits() != 0 {
             self.warn(format_args!(
                 "alloc_pages_nolock: gfp {:#x}({}) has flags other than __GFP_ACCOUNT",
@@ -64,26 +78,36 @@ impl<P: Platform> PageAllocator<P> {
             | GfpFlags::__GFP_NOMEMALLOC
             | GfpFlags::__GFP_COMP
             | (gfp & GfpFlags::__GFP_ACCOUNT);
+        let nid = match nid {
+            super::NUMA_NO_NODE if self.numa.0.is_null() => 0,
+            super::NUMA_NO_NODE => self.numa_node_id(),
+            n if n >= 0 && (n as usize) < self.nr_online_nodes() => n as usize,
+            _ => return None,
+        };
         let highest = gfp_zone(self.arch(), gfp);
         let af = AllocFlags {
             wmark: WMARK_MIN,
             min_reserve: false,
             non_block: true,
             no_watermarks: false,
-            nid: 0,
+            nid,
             nodemask: u64::MAX,
         };
         let mt = MigrateType::from_gfp(gfp);
         let zones = self.arch().zones();
         let top = zones.iter().position(|z| *z == highest).unwrap_or(0);
-        for &kind in zones[..=top].iter().rev() {
-            let zone = self.zone(kind);
-            if !zone.is_populated() || !self.zone_watermark_ok(zone, order, highest, af, false) {
-                continue;
-            }
-            if let Some(p) = self.rmqueue_trylock(zone, order, mt) {
-                self.prep_new_page(p, order, gfp);
-                return Some(p);
+        for &node in self.zonelist_nodes(nid, gfp) {
+            for &kind in zones[..=top].iter().rev() {
+                let zone = self.node_zone(node as usize, kind);
+                if !zone.is_populated() || !self.zone_watermark_ok(zone, order, highest, af, false)
+                {
+                    continue;
+                }
+                if let Some(p) = self.rmqueue_trylock(zone, order, mt) {
+                    self.prep_new_page(p, order, gfp);
+                    self.zone_statistics(nid, p);
+                    return Some(p);
+                }
             }
         }
         None

@@ -12,12 +12,11 @@ use super::ProcError;
 use crate::errno::Errno;
 use crate::memory::MemoryLayer;
 use crate::mm::mm_types::pg;
-use crate::mm::{NodeStat, VmEvent};
+use crate::mm::VmEvent;
 use crate::pgtable::PteFlags;
 use crate::platform::Platform;
 use crate::task::{TaskLayer, TaskMm};
 use crate::vma::{MmCounter, MmStruct, VmAreaStruct, VmBacking, VmFlags, PAGE, VM_FLAG_MNEMONICS};
-use crate::vmscan::LruList;
 
 mod numa_maps;
 
@@ -276,33 +275,6 @@ fn show_smap(out: &mut dyn Write, mss: &Mss, rollup: bool) -> fmt::Result {
 }
 
 impl<P: Platform> TaskLayer<P> {
-    /// `/sys/devices/system/node/nodeN/meminfo` with the node's LRU lists and swap cache
-    /// (per-node reclaim state lives in this layer); `None` for another path.
-    fn node_meminfo_read(&self, path: &str, out: &mut dyn Write) -> Option<Result<(), ProcError>> {
-        let rest = path.strip_prefix("/sys/devices/system/node/node")?;
-        let nid: usize = rest.strip_suffix("/meminfo")?.parse().ok()?;
-        if nid >= self.nr_online_nodes() {
-            return None;
-        }
-        let lru = &self.mem.mem.lru;
-        let ns = |w: NodeStat| match w {
-            NodeStat::SwapCached => lru.node_swapcache_pages(nid),
-            NodeStat::InactiveAnon => lru.node_nr_pages(nid, LruList::InactiveAnon),
-            NodeStat::ActiveAnon => lru.node_nr_pages(nid, LruList::ActiveAnon),
-            NodeStat::InactiveFile => lru.node_nr_pages(nid, LruList::InactiveFile),
-            NodeStat::ActiveFile => lru.node_nr_pages(nid, LruList::ActiveFile),
-            NodeStat::Unevictable => lru.node_nr_pages(nid, LruList::Unevictable),
-            _ => 0,
-        };
-        Some(
-            self.mem
-                .km
-                .vm
-                .node_read_meminfo(nid, &ns, out)
-                .map_err(ProcError::Fmt),
-        )
-    }
-
     /// Writes the file at `path`: `/proc/PID/{maps,smaps,smaps_rollup,status,oom_score_adj}`
     /// here, every other file by the layers below.
     ///
@@ -310,9 +282,6 @@ impl<P: Platform> TaskLayer<P> {
     /// [`ProcError::NotFound`] for an unknown path or a pid with no task.
     pub fn proc_read(&self, path: &str, out: &mut dyn Write) -> Result<(), ProcError> {
         if let Some(r) = self.compaction_proc_read(path, out) {
-            return r;
-        }
-        if let Some(r) = self.node_meminfo_read(path, out) {
             return r;
         }
         if let Some(r) = self.mempolicy_sysfs_read(path, out) {
@@ -430,7 +399,6 @@ impl<P: Platform> TaskLayer<P> {
     /// `pgsteal_kswapd`, `pgsteal_direct`, `pgscan_kswapd`, `pgscan_direct`, `oom_kill`,
     /// `pgmigrate_success`, `pgmigrate_fail` (mm/vmstat.c `vmstat_text` names, in its order).
     pub fn show_vmstat(&self, out: &mut dyn Write) -> fmt::Result {
-        use crate::mm::NodeStat;
         writeln!(out, "nr_free_pages {}", self.nr_free_pages())?;
         // NUMA events (vmstat_text's numa_* items, after the zone items) on a NUMA machine; a
         // one-node machine does not count them and prints none.
@@ -453,37 +421,10 @@ impl<P: Platform> TaskLayer<P> {
                 writeln!(out, "{n} {v}")?;
             }
         }
-        // The node's LRU lists (mm/vmstat.c vmstat_text order: NR_LRU_BASE first).
-        for (name, w) in [
-            ("nr_inactive_anon", NodeStat::InactiveAnon),
-            ("nr_active_anon", NodeStat::ActiveAnon),
-            ("nr_inactive_file", NodeStat::InactiveFile),
-            ("nr_active_file", NodeStat::ActiveFile),
-            ("nr_unevictable", NodeStat::Unevictable),
-        ] {
+        // The node items (mm/vmstat.c vmstat_text order: NR_LRU_BASE first).
+        for (name, w) in super::node::NODE_VMSTAT_ITEMS {
             writeln!(out, "{name} {}", self.node_stat_hook(w))?;
         }
-        writeln!(
-            out,
-            "nr_anon_pages {}",
-            self.node_stat_hook(NodeStat::AnonMapped)
-        )?;
-        writeln!(
-            out,
-            "nr_mapped {}",
-            self.node_stat_hook(NodeStat::FileMapped)
-        )?;
-        writeln!(out, "nr_shmem {}", self.node_stat_hook(NodeStat::Shmem))?;
-        writeln!(
-            out,
-            "nr_page_table_pages {}",
-            self.node_stat_hook(NodeStat::PageTables)
-        )?;
-        writeln!(
-            out,
-            "nr_swapcached {}",
-            self.node_stat_hook(NodeStat::SwapCached)
-        )?;
         for (name, e) in [
             ("pswpin", VmEvent::PswpIn),
             ("pswpout", VmEvent::PswpOut),

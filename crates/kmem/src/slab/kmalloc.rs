@@ -232,7 +232,7 @@ impl<P: Platform> SlabLayer<P> {
             self.alloc_pages_node(node, gfp, order)?
         };
         page.set_page_type(PageType::LargeKmalloc);
-        self.mod_node_stat(NodeStat::SlabUnreclaimable, order.pages() as isize);
+        self.mod_page_node_stat(page, NodeStat::SlabUnreclaimable, order.pages() as isize);
         let va = self.page_address(page)?;
         if self.kmemcheck.built() {
             self.kmemcheck_large_alloc(va.as_ptr(), PAGE_SIZE << order.as_u32(), gfp);
@@ -450,7 +450,7 @@ impl<P: Platform> SlabLayer<P> {
             self.kmemcheck_untrack_pages(p.cast_mut(), PAGE_SIZE << order.as_u32());
         }
         page.clear_page_type();
-        self.mod_node_stat(NodeStat::SlabUnreclaimable, -(order.pages() as isize));
+        self.mod_page_node_stat(page, NodeStat::SlabUnreclaimable, -(order.pages() as isize));
         self.__free_pages(page, order);
     }
 

@@ -87,7 +87,7 @@ impl<P: Platform> SwapState<P> {
         page.set_private(e.val() as usize);
         page.set_flag_bits(pg::SWAPCACHE | pg::SWAPBACKED);
         self.stats.swapcached.fetch_add(1, Ordering::Relaxed);
-        l.mod_node_stat(NodeStat::SwapCached, 1);
+        l.mod_page_node_stat(page, NodeStat::SwapCached, 1);
         Ok(())
     }
 
@@ -108,7 +108,7 @@ impl<P: Platform> SwapState<P> {
         page.clear_flag_bits(pg::SWAPCACHE);
         page.set_private(0);
         self.stats.swapcached.fetch_sub(1, Ordering::Relaxed);
-        l.mod_node_stat(NodeStat::SwapCached, -1);
+        l.mod_page_node_stat(page, NodeStat::SwapCached, -1);
         self.put_swap_folio(l, e);
         let last = page.put_testzero();
         debug_assert!(!last, "the swap cache's reference was the last");

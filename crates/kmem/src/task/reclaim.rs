@@ -39,7 +39,7 @@ unsafe fn hook_kswapd<P: Platform>(ctx: *const (), nid: usize, order: u32, highe
             .wakeup_kswapd(&tl.mem.km.vm, &tl.mem.mem.swap, ops, nid, highest)
     });
     // kswapd_try_to_sleep: balanced for order-0, it wakes kcompactd for the order asked.
-    tl.kcompactd_wake(order);
+    tl.kcompactd_wake(nid, order);
 }
 
 /// The hook's `direct`.

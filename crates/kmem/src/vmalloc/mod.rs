@@ -289,13 +289,13 @@ impl<P: Platform> PtMemory for PageAllocator<P> {
     fn alloc_table(&self) -> Option<PhysAddr> {
         let page = self.alloc_page(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO)?;
         page.set_page_type(PageType::Table);
-        self.mod_node_stat(NodeStat::PageTables, 1);
+        self.mod_page_node_stat(page, NodeStat::PageTables, 1);
         Some(self.page_to_pfn(page).phys())
     }
     fn free_table(&self, table: PhysAddr) {
         if let Some(page) = self.pfn_to_page(table.pfn()) {
             page.clear_page_type();
-            self.mod_node_stat(NodeStat::PageTables, -1);
+            self.mod_page_node_stat(page, NodeStat::PageTables, -1);
             self.__free_page(page);
         }
     }

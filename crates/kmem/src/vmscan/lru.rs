@@ -127,7 +127,7 @@ impl Lruvec {
     /// count is the list's length, [`Self::len`]).
     pub(crate) fn add(&mut self, page: PagePtr, ns: &NodeStats) {
         let l = LruList::of_page(page);
-        ns.add(l.node_stat(), 1);
+        ns.add_page(page, l.node_stat(), 1);
         // SAFETY: the head is initialised (invariant); the page's link is unused because it
         // is on no list (caller's contract: `PG_lru` clear, and only LRU code links user
         // pages while they are allocated).
@@ -139,7 +139,7 @@ impl Lruvec {
     /// `PG_lru`, counting down as [`Self::add`] counts up.
     pub(crate) fn del(&mut self, page: PagePtr, ns: &NodeStats) {
         let l = LruList::of_page(page);
-        ns.add(l.node_stat(), -1);
+        ns.add_page(page, l.node_stat(), -1);
         // SAFETY: the page is linked on this list (caller's contract: PG_lru set, flags
         // unchanged since it was added), so its neighbours are valid.
         unsafe { list::list_del_init(page.lru()) };

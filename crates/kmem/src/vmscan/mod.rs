@@ -266,8 +266,9 @@ impl<P: Platform> VmscanState<P> {
         }
         self.lruvec(nid).lock().len(l)
     }
-    /// Node `nid`'s swap-cache pages on its LRU lists (its share of `NR_SWAPCACHE`, for
-    /// `nodeN/meminfo`; a page isolated at the moment is not counted).
+    /// Node `nid`'s swap-cache pages on its LRU lists, counted by walking them (a page
+    /// isolated at the moment is not counted; `nodeN/meminfo` reads the node counter,
+    /// `node_page_state(nid, SwapCached)`).
     pub fn node_swapcache_pages(&self, nid: usize) -> usize {
         if nid >= self.nr_lruvecs() {
             return 0;

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use kmem::arch::Arch;
-use kmem::{BootParams, Machine};
+use kmem::{BootParams, Machine, NumaMemblk, NumaTopology};
 use kmem_hosted::{HostedConfig, HostedPlatform};
 
 pub type M = Machine<HostedPlatform>;
@@ -22,6 +22,66 @@ pub fn boot_with(arch: Arch, mem: u64, cpus: usize, cmdline: &str, seed: u64) ->
     ))
     .unwrap();
     Machine::boot(plat, &params).unwrap()
+}
+
+/// Two nodes on x86_64: node 0 `[0, split)`, node 1 `[split, end)` (`end` past the RAM
+/// size when the PCI hole lies inside node 1).
+pub fn two_node_blks(split: u64, end: u64) -> [NumaMemblk; 2] {
+    [
+        NumaMemblk {
+            nid: 0,
+            start: 0,
+            end: split,
+        },
+        NumaMemblk {
+            nid: 1,
+            start: split,
+            end,
+        },
+    ]
+}
+
+/// How [`boot_numa`] boots: `hotpluggable` per memblk (SRAT's flag; empty: none),
+/// `max_phys_size` the hosted platform's growth limit (0: cannot grow).
+#[derive(Default)]
+pub struct NumaBoot<'a> {
+    pub cmdline: &'a str,
+    pub hotpluggable: &'a [bool],
+    pub max_phys_size: u64,
+}
+
+/// Boots a deterministic x86_64 machine of `mem` bytes and two CPUs on the nodes `blks`
+/// give (as many nodes as the highest `nid` + 1; CPU `c` on node `c % nodes`, Linux's
+/// default distances 10/20).
+pub fn boot_numa(mem: u64, blks: &[NumaMemblk], o: &NumaBoot<'_>) -> M {
+    let nodes = blks.iter().map(|b| b.nid as usize + 1).max().unwrap_or(1);
+    let mut params = BootParams::simulated(Arch::X86_64, mem, 2).unwrap();
+    params.cmdline = o.cmdline;
+    params.numa = Some(NumaTopology {
+        nr_nodes: nodes,
+        memblks: blks,
+        distance: &[],
+        cpu_to_node: &[],
+        hotpluggable: o.hotpluggable,
+    });
+    let mut cfg = HostedConfig::deterministic(params.e820.ram_end().next_multiple_of(4096), 42);
+    if o.max_phys_size != 0 {
+        cfg.max_phys_size = o.max_phys_size;
+    }
+    Machine::boot(HostedPlatform::new(cfg).unwrap(), &params).unwrap()
+}
+
+/// Boots `mem` bytes on two equal nodes (node 0 holds ZONE_DMA and the kernel), two CPUs
+/// (CPU 0 on node 0, CPU 1 on node 1), with a kernel command line.
+pub fn boot_two_nodes(mem: u64, cmdline: &str) -> M {
+    boot_numa(
+        mem,
+        &two_node_blks(mem / 2, mem),
+        &NumaBoot {
+            cmdline,
+            ..NumaBoot::default()
+        },
+    )
 }
 
 /// Shrinks every cache and drains this CPU's page lists, then counts free pages: the buddy

@@ -226,7 +226,7 @@ impl<P: Platform> SlabLayer<P> {
         } else {
             NodeStat::SlabUnreclaimable
         };
-        self.mod_node_stat(stat, 1isize << s.gfporder);
+        self.mod_page_node_stat(slab.0, stat, 1isize << s.gfporder);
         self.cache_init_objs(s, slab);
         Some(slab)
     }
@@ -447,8 +447,8 @@ impl<P: Platform> SlabLayer<P> {
         } else {
             NodeStat::SlabUnreclaimable
         };
-        self.mod_node_stat(stat, -(1isize << order));
         let page = slab.0;
+        self.mod_page_node_stat(page, stat, -(1isize << order));
         page.clear_page_type();
         page.set_mapping(0);
         page.set_index(0);

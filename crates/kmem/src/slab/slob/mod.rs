@@ -372,7 +372,7 @@ impl<P: Platform> SlabLayer<P> {
         } else {
             self.alloc_pages_node(node, gfp, Order::new(0))?
         };
-        self.mod_node_stat(NodeStat::SlabUnreclaimable, 1);
+        self.mod_page_node_stat(page, NodeStat::SlabUnreclaimable, 1);
         Some(page)
     }
 
@@ -382,7 +382,7 @@ impl<P: Platform> SlabLayer<P> {
         sp.set_private(0);
         sp.set_index(0);
         sp.set_mapping(0);
-        self.mod_node_stat(NodeStat::SlabUnreclaimable, -1);
+        self.mod_page_node_stat(sp, NodeStat::SlabUnreclaimable, -1);
         self.__free_pages(sp, Order::new(0));
     }
 

@@ -66,8 +66,8 @@ impl<P: Platform> SlabLayer<P> {
     /// `alloc_slab_page`: the page allocator, or its never-waiting `alloc_pages_nolock`
     /// when the caller cannot spin (`kmalloc_nolock`; it serves orders up to
     /// `PAGE_ALLOC_COSTLY_ORDER` only, so a higher `oo` falls back to `min`).
-    /// A specific `node` takes `alloc_pages_node` (`__alloc_frozen_pages(flags, order, node)`;
-    /// `kmalloc_nolock` ignores the node here).
+    /// A specific `node` takes `alloc_pages_node` (`__alloc_frozen_pages(flags, order, node)`)
+    /// or `alloc_pages_nolock(…, node, …)`.
     fn alloc_slab_page(
         &self,
         gfp: GfpFlags,
@@ -80,7 +80,7 @@ impl<P: Platform> SlabLayer<P> {
         } else if allow_spin {
             self.alloc_pages(gfp, Order::new(order))
         } else {
-            self.alloc_pages_nolock(GfpFlags::empty, Order::new(order))
+            self.alloc_pages_nolock_node(GfpFlags::empty, node, Order::new(order))
         }
     }
 
@@ -202,7 +202,7 @@ impl<P: Platform> SlabLayer<P> {
         } else {
             NodeStat::SlabUnreclaimable
         };
-        self.mod_node_stat(stat, pages);
+        self.mod_page_node_stat(page, stat, pages);
         // inc_slabs_node(s, slab_nid(slab), objects).
         let kn = self.get_node(s, page.nid());
         kn.nr_slabs.fetch_add(1, Ordering::Relaxed);
@@ -312,8 +312,8 @@ impl<P: Platform> SlabLayer<P> {
         } else {
             NodeStat::SlabUnreclaimable
         };
-        self.mod_node_stat(stat, -(1isize << order));
         let page = slab.0;
+        self.mod_page_node_stat(page, stat, -(1isize << order));
         page.clear_page_type();
         page.set_mapping(0);
         page.set_index(0);
