@@ -47,7 +47,11 @@
 //! - `KMEM_MALLOC_MAX_MB=N`: physical address space the machine may grow to by memory
 //!   hotplug (default 65536, 64 GiB, at most 4096 with `KMEM_MALLOC_KMEMCHECK`; `malloc`
 //!   fails with ENOMEM beyond it);
-//! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above);
+//! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above). Every `%p` in FILE becomes the
+//!   process ID (`%%` a `%`), so each preloaded process of a command (a wrapper such as
+//!   `timeout` or `/usr/bin/time` and the program) writes its own file, as valgrind's
+//!   `--log-file=...%p`; without `%p` each exiting process replaces FILE whole (written
+//!   beside it as `FILE.PID.tmp` and renamed), so it holds the last one's dump;
 //! - `KMEM_MALLOC_TOP=1`: publish the statistics (those of the exit dump, plus the first
 //!   node's /proc/zoneinfo) in `/dev/shm/kmem-malloc.PID` for `kmem top --pid PID`, at most
 //!   every 200 ms, from the free path; written to a temporary file and renamed, so readers never

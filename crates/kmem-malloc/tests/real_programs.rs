@@ -858,6 +858,38 @@ fn heap_grows_and_shrinks_on_one_machine() {
     assert!(st.contains("reports: 0 BUG, 0 warnings"), "{st}");
 }
 
+/// `KMEM_MALLOC_STATS` with `%p`: every preloaded process of a command writes its own
+/// statistics file, named by its process ID (valgrind's `--log-file` convention), so a
+/// process exiting after the program (a wrapper such as `timeout`; here a second `cat`)
+/// no longer replaces the program's statistics; no temporary file is left behind.
+#[test]
+fn stats_file_per_process_with_percent_p() {
+    let d = tmpdir("stats-pid");
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("cat /proc/self/status > /dev/null; cat /proc/self/status > /dev/null")
+        .env("KMEM_MALLOC_STATS", d.join("st.%p.txt"));
+    let k = run(c, true);
+    assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
+    let mut names: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 2, "one file per process expected: {names:?}");
+    for n in &names {
+        let pid = n
+            .strip_prefix("st.")
+            .and_then(|r| r.strip_suffix(".txt"))
+            .unwrap_or_else(|| panic!("unexpected file {n} in {names:?}"));
+        let text = std::fs::read_to_string(d.join(n)).unwrap();
+        assert!(
+            text.starts_with(&format!("kmem-malloc statistics, pid {pid}\n")),
+            "{n}: {text}"
+        );
+    }
+}
+
 /// A large request on a small, fragmented machine grows it instead of compacting: 3,000
 /// pairs of a 20,000-byte block (large kmalloc) and a 3,000-byte one (slab) fill a 32 MiB
 /// machine, the large blocks are freed (free memory in 32 KiB pieces between slabs) and
