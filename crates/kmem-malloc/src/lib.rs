@@ -54,7 +54,9 @@
 //!   beside it as `FILE.PID.tmp` and renamed), so it holds the last one's dump;
 //! - `KMEM_MALLOC_TOP=1`: publish the statistics (those of the exit dump, plus the first
 //!   node's /proc/zoneinfo) in `/dev/shm/kmem-malloc.PID` for `kmem top --pid PID`, at most
-//!   every 200 ms, from the free path; written to a temporary file and renamed, so readers never
+//!   every 200 ms, from the free path and after each pass of the free page reporting
+//!   thread (so an idle program's file shows what the pass gave back); written to a
+//!   temporary file and renamed, so readers never
 //!   see half of it; removed at exit;
 //! - `KMEM_MALLOC_REPORT=0`: no free page reporting;
 //! - `KMEM_MALLOC_REPORT_ORDER=N`: the smallest free blocks free page reporting gives back to
