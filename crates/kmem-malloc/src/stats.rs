@@ -367,12 +367,18 @@ mod tests {
     #[test]
     fn percent_p_is_the_pid() {
         assert_eq!(expand("st.txt", 42, None).as_deref(), Some("st.txt"));
-        assert_eq!(expand("/t/st.%p.txt", 42, None).as_deref(), Some("/t/st.42.txt"));
+        assert_eq!(
+            expand("/t/st.%p.txt", 42, None).as_deref(),
+            Some("/t/st.42.txt")
+        );
         assert_eq!(expand("%p-%p", 7, None).as_deref(), Some("7-7"));
         assert_eq!(expand("a%%p%q%", 7, None).as_deref(), Some("a%p%q%"));
         assert_eq!(expand("st.%p", 7, Some(7)).as_deref(), Some("st.7.7.tmp"));
         assert_eq!(expand("", 7, None), None);
-        assert_eq!(expand(&"x".repeat(4095), 7, None).map(|s| s.len()), Some(4095));
+        assert_eq!(
+            expand(&"x".repeat(4095), 7, None).map(|s| s.len()),
+            Some(4095)
+        );
         assert_eq!(expand(&"x".repeat(4096), 7, None), None);
         assert_eq!(expand(&"x".repeat(4090), 7, Some(7)), None);
     }
