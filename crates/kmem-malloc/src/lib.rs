@@ -18,7 +18,8 @@
 //! medium blocks, the buddy allocator for large ones, host mappings for the largest; the
 //! machine grows by memory hotplug (128 MiB blocks added and onlined) when it runs low, gives
 //! blocks that are all free back (offlined and removed), and free page reporting returns free
-//! memory to the host.
+//! memory to the host. `malloc_trim` (glibc's, `<malloc.h>`) does all of that at once, from
+//! the calling thread ([`heap::malloc_trim`]).
 //!
 //! # Threads, fork, exit
 //! - Each thread is a CPU of every node (exclusive per-CPU slabs and page lists: the fast
