@@ -1160,7 +1160,7 @@ extern "C" fn reporter_main(_: *mut libc::c_void) -> *mut libc::c_void {
         timed_pass();
         // With `KMEM_MALLOC_TOP`, what the pass did is published too (an idle program
         // makes no frees that would publish it; `publish_tick` keeps its 200 ms limit).
-        crate::stats::publish_tick();
+        crate::reporter_published();
         crate::fork::exit(h);
     }
 }

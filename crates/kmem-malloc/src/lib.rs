@@ -163,6 +163,12 @@ pub(crate) fn env(name: &core::ffi::CStr) -> Option<&'static str> {
 /// Free page reporting enabled (`KMEM_MALLOC_REPORT`).
 pub(crate) static REPORTING_ON: AtomicU8 = AtomicU8::new(1);
 
+/// After each pass of the free page reporting thread (`heap`): publishes the statistics
+/// for `kmem top` when `KMEM_MALLOC_TOP` is set (`stats`; kept here, above both modules).
+pub(crate) fn reporter_published() {
+    stats::publish_tick();
+}
+
 /// The reporting thread of this process: none yet, wanted (a free asked for a pass), running,
 /// or failed to start (not retried).
 pub(crate) static REPORTER: AtomicUsize = AtomicUsize::new(REPORTER_NONE);
