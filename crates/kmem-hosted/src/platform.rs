@@ -427,6 +427,24 @@ unsafe impl Platform for HostedPlatform {
         };
     }
 
+    unsafe fn zero_unbacked(&self, addr: *mut u8, len: usize) -> bool {
+        let base = self.base as usize;
+        let Some(phys) = (addr as usize).checked_sub(base) else {
+            return false;
+        };
+        // SAFETY: the range is allocated to the caller and nothing references it (the
+        // caller's contract), so its bytes may become zero under it. The memfd's pages go
+        // (a shared direct map reads the hole: zeroes) ...
+        if unsafe { self.punch_hole(PhysAddr::new(phys as u64), len as u64) }.is_err() {
+            return false;
+        }
+        // ... and so do the private copies of a private direct map (libkmem_malloc.so's,
+        // see `use_private_vmemmap`), which then read the memfd's hole too, or anonymous
+        // memory's zero page; on a shared mapping this only drops page table entries.
+        // SAFETY: as above; MADV_DONTNEED keeps the mapping, only its pages go.
+        unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) == 0 }
+    }
+
     #[inline]
     fn cpu_get(&self) -> usize {
         cpu::cpu_get(&self.inner)

@@ -1158,6 +1158,9 @@ extern "C" fn reporter_main(_: *mut libc::c_void) -> *mut libc::c_void {
         // Like any allocator operation: fork waits until the pass is done.
         let h = crate::fork::enter();
         timed_pass();
+        // With `KMEM_MALLOC_TOP`, what the pass did is published too (an idle program
+        // makes no frees that would publish it; `publish_tick` keeps its 200 ms limit).
+        crate::reporter_published();
         crate::fork::exit(h);
     }
 }
@@ -1222,6 +1225,40 @@ fn idle_pass(nd: &Node) {
         0
     };
     report_node_from(nd, 0, order, false);
+}
+
+/// `malloc_trim(pad)` (glibc, `<malloc.h>`): gives free memory back to the host now, as
+/// the reporting thread's [`idle_pass`] does for an idle program — the `malloc-N` caches'
+/// empty slabs (the calling thread's per-CPU sheaves and slab included, which the
+/// reporting thread cannot flush: another CPU's data is flushed only at that CPU's next
+/// slow path), every hot-added block whose pages are all free, and free blocks down to one
+/// page. Returns 1 if memory was released, 0 if not (glibc's meaning). `pad` (glibc:
+/// bytes to leave untrimmed at the top of the heap) does not apply: the machine keeps its
+/// min watermark's worth. Does nothing before the heap has booted.
+#[no_mangle]
+pub extern "C" fn malloc_trim(_pad: usize) -> libc::c_int {
+    if nr_nodes() == 0 || crate::REPORTING_ON.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    // Like any allocator operation: fork waits until the trim is done.
+    let h = crate::fork::enter();
+    // A pass of the reporting thread in progress finishes first (passes hold blocks off the
+    // free lists; one at a time).
+    while REPORTING.swap(1, Ordering::Acquire) != 0 {
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
+    let removed = GROWER.removed();
+    let reported = STATS.reported_bytes.load(Ordering::Relaxed);
+    for i in 0..nr_nodes() {
+        idle_pass(node(i));
+    }
+    LAST_REPORT_MS.store(now_ms().max(1), Ordering::Relaxed);
+    REPORTING.store(0, Ordering::Release);
+    crate::fork::exit(h);
+    libc::c_int::from(
+        GROWER.removed() != removed || STATS.reported_bytes.load(Ordering::Relaxed) != reported,
+    )
 }
 
 #[cfg(test)]

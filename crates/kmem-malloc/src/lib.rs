@@ -18,7 +18,8 @@
 //! medium blocks, the buddy allocator for large ones, host mappings for the largest; the
 //! machine grows by memory hotplug (128 MiB blocks added and onlined) when it runs low, gives
 //! blocks that are all free back (offlined and removed), and free page reporting returns free
-//! memory to the host.
+//! memory to the host. `malloc_trim` (glibc's, `<malloc.h>`) does all of that at once, from
+//! the calling thread ([`heap::malloc_trim`]).
 //!
 //! # Threads, fork, exit
 //! - Each thread is a CPU of every node (exclusive per-CPU slabs and page lists: the fast
@@ -47,10 +48,16 @@
 //! - `KMEM_MALLOC_MAX_MB=N`: physical address space the machine may grow to by memory
 //!   hotplug (default 65536, 64 GiB, at most 4096 with `KMEM_MALLOC_KMEMCHECK`; `malloc`
 //!   fails with ENOMEM beyond it);
-//! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above);
+//! - `KMEM_MALLOC_STATS=FILE`: statistics at exit (above). Every `%p` in FILE becomes the
+//!   process ID (`%%` a `%`), so each preloaded process of a command (a wrapper such as
+//!   `timeout` or `/usr/bin/time` and the program) writes its own file, as valgrind's
+//!   `--log-file=...%p`; without `%p` each exiting process replaces FILE whole (written
+//!   beside it as `FILE.PID.tmp` and renamed), so it holds the last one's dump;
 //! - `KMEM_MALLOC_TOP=1`: publish the statistics (those of the exit dump, plus the first
 //!   node's /proc/zoneinfo) in `/dev/shm/kmem-malloc.PID` for `kmem top --pid PID`, at most
-//!   every 200 ms, from the free path; written to a temporary file and renamed, so readers never
+//!   every 200 ms, from the free path and after each pass of the free page reporting
+//!   thread (so an idle program's file shows what the pass gave back); written to a
+//!   temporary file and renamed, so readers never
 //!   see half of it; removed at exit;
 //! - `KMEM_MALLOC_REPORT=0`: no free page reporting;
 //! - `KMEM_MALLOC_REPORT_ORDER=N`: the smallest free blocks free page reporting gives back to
@@ -155,6 +162,12 @@ pub(crate) fn env(name: &core::ffi::CStr) -> Option<&'static str> {
 
 /// Free page reporting enabled (`KMEM_MALLOC_REPORT`).
 pub(crate) static REPORTING_ON: AtomicU8 = AtomicU8::new(1);
+
+/// After each pass of the free page reporting thread (`heap`): publishes the statistics
+/// for `kmem top` when `KMEM_MALLOC_TOP` is set (`stats`; kept here, above both modules).
+pub(crate) fn reporter_published() {
+    stats::publish_tick();
+}
 
 /// The reporting thread of this process: none yet, wanted (a free asked for a pass), running,
 /// or failed to start (not retried).

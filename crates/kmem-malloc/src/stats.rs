@@ -1,5 +1,8 @@
 //! The statistics dump at exit (`KMEM_MALLOC_STATS=FILE`): counters, and each node's kernel
 //! log (slab debugging reports included) and /proc files, written without allocating.
+//! `%p` in FILE is the process ID (one file per preloaded process, as valgrind's
+//! `--log-file=...%p`); a plain FILE is replaced whole by each process that exits (written
+//! beside it and renamed), so it holds the dump of the last one.
 
 use core::fmt::{self, Write};
 use core::sync::atomic::Ordering;
@@ -76,15 +79,18 @@ extern "C" fn dump() {
     let Some(path) = crate::env(c"KMEM_MALLOC_STATS") else {
         return;
     };
-    let mut cpath = [0u8; 4096];
-    if path.len() >= cpath.len() {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let (mut tmp, mut dst) = ([0u8; 4096], [0u8; 4096]);
+    if stats_path(&mut dst, path, pid, None).is_none()
+        || stats_path(&mut tmp, path, pid, Some(pid)).is_none()
+    {
         return;
     }
-    cpath[..path.len()].copy_from_slice(path.as_bytes());
     // SAFETY: a NUL-terminated path in our buffer.
     let fd = unsafe {
         libc::open(
-            cpath.as_ptr().cast(),
+            tmp.as_ptr().cast(),
             libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
             0o644,
         )
@@ -95,8 +101,67 @@ extern "C" fn dump() {
     let mut w = FdWriter::new(fd);
     let _ = write_stats(&mut w);
     w.flush();
-    // SAFETY: our descriptor.
-    unsafe { libc::close(fd) };
+    // SAFETY: our descriptor; then two NUL-terminated paths in our buffers. The rename
+    // replaces FILE whole: a reader (or another preloaded process of the same command, a
+    // wrapper such as `timeout` or `/usr/bin/time` exiting after the program) never sees
+    // a mixture of two processes' dumps or a truncated one.
+    unsafe {
+        libc::close(fd);
+        if libc::rename(tmp.as_ptr().cast(), dst.as_ptr().cast()) != 0 {
+            libc::unlink(tmp.as_ptr().cast());
+        }
+    }
+}
+
+/// Writes the statistics file's path NUL-terminated into `buf`: `KMEM_MALLOC_STATS` with
+/// every `%p` replaced by the process ID and `%%` by `%` (valgrind's `--log-file`
+/// convention; other `%` sequences stay as they are), and with `tmp_of = Some(pid)` the
+/// temporary file beside it (`.PID.tmp` appended) that the dump is written to first.
+/// `None` when the path does not fit.
+pub(crate) fn stats_path(
+    buf: &mut [u8; 4096],
+    path: &str,
+    pid: i32,
+    tmp_of: Option<i32>,
+) -> Option<usize> {
+    struct B<'a>(&'a mut [u8; 4096], usize);
+    impl Write for B<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let b = s.as_bytes();
+            if self.1 + b.len() >= self.0.len() {
+                return Err(fmt::Error);
+            }
+            self.0[self.1..self.1 + b.len()].copy_from_slice(b);
+            self.1 += b.len();
+            Ok(())
+        }
+    }
+    let mut w = B(buf, 0);
+    let mut rest = path;
+    while let Some(i) = rest.find('%') {
+        w.write_str(&rest[..i]).ok()?;
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('p') {
+            write!(w, "{pid}").ok()?;
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('%') {
+            w.write_str("%").ok()?;
+            rest = r;
+        } else {
+            w.write_str("%").ok()?;
+            rest = after;
+        }
+    }
+    w.write_str(rest).ok()?;
+    if let Some(p) = tmp_of {
+        write!(w, ".{p}.tmp").ok()?;
+    }
+    let n = w.1;
+    if n == 0 {
+        return None;
+    }
+    buf[n] = 0;
+    Some(n)
 }
 
 /// Writes the statistics of every node.
@@ -286,4 +351,35 @@ extern "C" fn unpublish() {
     shm_path(&mut p, pid, "");
     // SAFETY: a NUL-terminated path in our buffer.
     unsafe { libc::unlink(p.as_ptr().cast()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stats_path;
+
+    fn expand(path: &str, pid: i32, tmp: Option<i32>) -> Option<String> {
+        let mut b = [0u8; 4096];
+        let n = stats_path(&mut b, path, pid, tmp)?;
+        assert_eq!(b[n], 0);
+        Some(String::from_utf8(b[..n].to_vec()).unwrap())
+    }
+
+    #[test]
+    fn percent_p_is_the_pid() {
+        assert_eq!(expand("st.txt", 42, None).as_deref(), Some("st.txt"));
+        assert_eq!(
+            expand("/t/st.%p.txt", 42, None).as_deref(),
+            Some("/t/st.42.txt")
+        );
+        assert_eq!(expand("%p-%p", 7, None).as_deref(), Some("7-7"));
+        assert_eq!(expand("a%%p%q%", 7, None).as_deref(), Some("a%p%q%"));
+        assert_eq!(expand("st.%p", 7, Some(7)).as_deref(), Some("st.7.7.tmp"));
+        assert_eq!(expand("", 7, None), None);
+        assert_eq!(
+            expand(&"x".repeat(4095), 7, None).map(|s| s.len()),
+            Some(4095)
+        );
+        assert_eq!(expand(&"x".repeat(4096), 7, None), None);
+        assert_eq!(expand(&"x".repeat(4090), 7, Some(7)), None);
+    }
 }

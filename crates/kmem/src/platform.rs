@@ -221,6 +221,23 @@ pub unsafe trait Platform: Send + Sync + 'static {
         let _ = (addr, len);
     }
 
+    /// Makes `[addr, addr + len)` of the direct map read as zeroes without backing it: a
+    /// platform that backs memory lazily (the hosted one: a memfd, pages on first touch)
+    /// gives the host memory behind the range back, so each page is backed again only when
+    /// first written. For per-CPU data (the SLUB `kmem_cache_cpu` arrays): a CPU that never
+    /// uses a cache never costs its pages, as Linux's percpu allocator backs a chunk's pages
+    /// only as they are used (mm/percpu-vm.c, `pcpu_populate_chunk`). Returns `false` (the
+    /// default) if the platform cannot; the caller then zeroes the range itself.
+    ///
+    /// # Safety
+    /// `addr` and `len` are page aligned, the range lies in the direct map below
+    /// `phys_end`, is allocated to the caller (not free, not shared with anyone), and no
+    /// reference into it is live.
+    unsafe fn zero_unbacked(&self, addr: *mut u8, len: usize) -> bool {
+        let _ = (addr, len);
+        false
+    }
+
     /// The current task's pid (for owner tracking); 0 when there are no tasks.
     fn current_pid(&self) -> u32 {
         0

@@ -2,15 +2,21 @@
  * 1024), writing every block, then frees it back step by step, last step first, and prints
  * the resident size (VmRSS, KiB) and the time after every step: "grow MIB K MS" and
  * "shrink MIB K MS"; after each shrink step it waits WAIT ms (argv[3], default 500) so that
- * an allocator returning memory on a timer can, and prints "idle MIB K MS" again.
+ * an allocator returning memory on a timer can, and prints "idle MIB K MS" again. With a
+ * fourth argument "stdin" it then frees its own arrays, calls malloc_trim(0) (a program's
+ * way to give everything back now, whatever the timers), prints "wait", reads standard
+ * input to its end (the caller decides when the allocator's state is what it expects) and
+ * prints "final 0 K MS".
  * Blocks are 90% 64 KiB..1 MiB (page-allocator blocks) and 10% 16 B..4 KiB (slab objects), so
  * nothing is served by a private mmap: every byte is the allocator's own heap.
  * Issue 19's done-when ("libkmem_malloc.so runs a program that grows to 8 GiB and shrinks
  * back on one machine, with RSS following"); numbers in docs/BENCHMARKS.md. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static long rss_kib(void) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -83,5 +89,16 @@ int main(int argc, char **argv) {
     }
     free(p);
     free(start);
+    if (argc > 4 && strcmp(argv[4], "stdin") == 0) {
+        malloc_trim(0);
+        puts("wait");
+        fflush(stdout);
+        char c;
+        /* read(2), not stdio: stdin's buffer would be one more heap block, allocated
+         * after the growth. */
+        while (read(0, &c, 1) > 0)
+            ;
+        printf("final 0 %ld %ld\n", rss_kib(), now_ms() - t0);
+    }
     return 0;
 }

@@ -407,7 +407,10 @@ fn set_min_partial(sz: u32) -> u32 {
 }
 
 /// `alloc_kmem_cache_cpus`: zeroed per-CPU data for every possible CPU, in pages of its own.
-/// Returns it and the order of its block.
+/// Returns it and the order of its block. The pages are zeroed by the platform where it can
+/// leave them unbacked until first touched ([`Platform::zero_unbacked`]): the hosted
+/// platform has 256 possible CPUs (threads), of which a program uses a few, and each
+/// cache's array is four pages.
 fn alloc_kmem_cache_cpus<P: Platform>(
     m: &SlabLayer<P>,
 ) -> Result<(*mut KmemCacheCpu, u32), SlabError> {
@@ -415,15 +418,20 @@ fn alloc_kmem_cache_cpus<P: Platform>(
     let bytes = cpus * core::mem::size_of::<KmemCacheCpu>();
     let cpu_order = get_order(bytes);
     let page = m
-        .alloc_pages(
-            GfpFlags::GFP_KERNEL | GfpFlags::__GFP_ZERO,
-            Order::new(cpu_order),
-        )
+        .alloc_pages(GfpFlags::GFP_KERNEL, Order::new(cpu_order))
         .ok_or(SlabError::NoMemory)?;
-    let cpu_slab = m
-        .page_address(page)
-        .ok_or(SlabError::NoMemory)?
-        .as_ptr::<KmemCacheCpu>();
+    let Some(addr) = m.page_address(page) else {
+        m.__free_pages(page, Order::new(cpu_order));
+        return Err(SlabError::NoMemory);
+    };
+    let cpu_slab = addr.as_ptr::<KmemCacheCpu>();
+    let len = Order::new(cpu_order).bytes();
+    // SAFETY: the block was just allocated to us (page aligned, in the direct map) and
+    // nothing refers into it yet.
+    if !unsafe { m.platform().zero_unbacked(cpu_slab.cast(), len) } {
+        // SAFETY: as above; `len` bytes from the block's start are ours.
+        unsafe { core::ptr::write_bytes(cpu_slab.cast::<u8>(), 0, len) };
+    }
     // The per-CPU `kmem_cache_cpu` array is per-CPU memory: /proc/meminfo's Percpu counts it
     // (Linux: alloc_kmem_cache_cpus -> __alloc_percpu).
     m.percpu_charge(Order::new(cpu_order).pages() as isize);
