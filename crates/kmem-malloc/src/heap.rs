@@ -501,42 +501,45 @@ fn hot_add(seen: u64) -> bool {
     grown.grew()
 }
 
-/// Makes physical `[start, end)`, just added to the platform, a private mapping of the memfd
-/// like the rest of the direct map (`fork::make_private`), or anonymous memory advised for
-/// huge pages with `KMEM_MALLOC_THP=1`. The range is new: the file holds nothing there.
+/// Makes physical `[start, end)`, just added to the platform, private anonymous memory, so
+/// that `fork` copies it on write like the rest of the direct map (`fork::make_private`),
+/// advised for huge pages with `KMEM_MALLOC_THP=1`. The range is new: the file holds nothing
+/// there, so its contents read the same (zero). Not a private mapping of the memfd, as the
+/// boot memory is: there every first touch of a page is a shmem fault that allocates and
+/// clears a page of the file, then copies it into the private page (two pages and a copy
+/// where an anonymous fault clears one page: the host kernel's `clear_page_erms`,
+/// `copy_mc_enhanced_fast_string` and `shmem_get_folio_gfp` were 9 % of sqlite3's CPU time,
+/// docs/BENCHMARKS.md "Issue 14, session 7").
 fn make_private_range(plat: &HostedPlatform, start: u64, end: u64) -> bool {
     let base = kmem::platform::Platform::direct_map_base(plat);
     let len = (end - start) as usize;
     let thp = crate::env(c"KMEM_MALLOC_THP") == Some("1");
-    let (flags, fd) = if thp {
-        (
-            libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_ANONYMOUS,
-            -1,
-        )
-    } else {
-        (libc::MAP_PRIVATE | libc::MAP_FIXED, plat.memfd())
-    };
+    let flags = libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_ANONYMOUS;
     // SAFETY: replaces the platform's fresh shared mapping of `[start, end)` (inside its
-    // direct map, below the new `phys_end`) by a private one of the same file range (or
-    // anonymous memory); the machine has not used the range yet and the file is empty there,
-    // so the contents read the same (zero).
+    // direct map, below the new `phys_end`) by anonymous memory; the machine has not used the
+    // range yet and the file is empty there, so the contents read the same (zero).
     let r = unsafe {
         libc::mmap(
             base.add(start as usize).cast(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
             flags,
-            fd,
-            start as libc::off_t,
+            -1,
+            0,
         )
     };
     if r == libc::MAP_FAILED {
         return false;
     }
-    if thp {
-        // SAFETY: advice on our own mapping; it does not change its contents.
-        unsafe { libc::madvise(r, len, libc::MADV_HUGEPAGE) };
-    }
+    // Without KMEM_MALLOC_THP=1, no huge pages even where the host's THP mode is `always`
+    // (as the private file mapping had none): free page reporting releases 16 KiB blocks.
+    let advice = if thp {
+        libc::MADV_HUGEPAGE
+    } else {
+        libc::MADV_NOHUGEPAGE
+    };
+    // SAFETY: advice on our own mapping; it does not change its contents.
+    unsafe { libc::madvise(r, len, advice) };
     true
 }
 
