@@ -94,6 +94,16 @@ pub const REPORT_BYTES: u64 = 16 << 20;
 const GFP: GfpFlags = GfpFlags::GFP_KERNEL
     .without(GfpFlags::__GFP_RECLAIM)
     .union(GfpFlags::__GFP_NOWARN);
+/// What a small block's first attempt (a slab object of a `malloc-N` class) adds to [`GFP`]:
+/// `__GFP_DIRECT_RECLAIM`, which is what lets SLUB refill an empty per-CPU sheaf from slabs
+/// (`gfpflags_allow_blocking` in 6.18's `__pcs_replace_empty_main`; without it every `malloc`
+/// that found the CPU's sheaves empty and the barn without a full one took the barn lock and
+/// then the per-CPU slab path: half of python3's `malloc`s, docs/BENCHMARKS.md "Issue 14,
+/// session 7"). A slab's pages are of order 3 at most, which kmem never compacts for
+/// (`wants_direct_compact`: costly orders only); kswapd stays asleep; a machine out of free
+/// pages runs one direct reclaim round (nothing the heap holds is reclaimable, so it makes
+/// no progress and fails) before [`with_nodes`] grows it.
+const BLOCKING: GfpFlags = GfpFlags::__GFP_DIRECT_RECLAIM;
 /// What the last attempt on a machine that cannot grow adds to [`GFP`]: `GFP_KERNEL`'s
 /// direct reclaim (compaction included) and kswapd.
 const RECLAIM: GfpFlags = GfpFlags::__GFP_RECLAIM;
@@ -751,7 +761,10 @@ pub fn alloc(size: usize, zero: bool) -> Option<*mut u8> {
     if size <= CLASS_MAX {
         let (ci, class) = class_of(size);
         return with_nodes(class, |nd, more| match nd.classes[ci] {
-            Some(c) => nd.m.kmem_cache_alloc(c, gfp | more).map(|p| p.as_ptr()),
+            Some(c) => nd
+                .m
+                .kmem_cache_alloc(c, gfp | BLOCKING | more)
+                .map(|p| p.as_ptr()),
             None => nd.m.kmalloc(class, gfp | more).map(|p| p.as_ptr()),
         });
     }
@@ -1259,5 +1272,36 @@ mod tests {
         let mut b = [0u8; 16];
         let n = fmt_name(&mut b, 16384);
         assert_eq!(&b[..n], b"malloc-16384");
+    }
+
+    /// Small blocks come from the per-CPU sheaves, which SLUB refills from slabs when they
+    /// run empty: the first attempt's flags allow blocking ([`BLOCKING`]). Before, no refill
+    /// ever happened (`sheaf_refill` stayed 0): every `malloc` that found the sheaves empty
+    /// took the barn lock and then the per-CPU slab path (`alloc_slowpath`).
+    #[test]
+    fn small_blocks_refill_the_sheaves() {
+        // This test binary's own `malloc` is the crate's: the first node is booted already,
+        // or boots here.
+        init_first(FIRST_NODE_RAM).unwrap();
+        let nd = node(0);
+        let (ci, _) = class_of(64);
+        let c = nd.classes[ci].unwrap();
+        let before = nd.m.slab_stats(c).unwrap();
+        const N: usize = 4000;
+        let mut blocks = [ptr::null_mut::<u8>(); N];
+        for b in blocks.iter_mut() {
+            *b = alloc(64, false).unwrap();
+        }
+        let after = nd.m.slab_stats(c).unwrap();
+        for &b in &blocks {
+            free(b);
+        }
+        let refills = after.sheaf_refill - before.sheaf_refill;
+        let slow = after.alloc_slowpath - before.alloc_slowpath;
+        assert!(refills > 0, "no sheaf refill in {N} allocations");
+        assert!(
+            slow < N as u64 / 4,
+            "{slow} of {N} allocations took the slab slow path"
+        );
     }
 }
