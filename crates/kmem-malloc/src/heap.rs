@@ -761,10 +761,10 @@ pub fn alloc(size: usize, zero: bool) -> Option<*mut u8> {
     if size <= CLASS_MAX {
         let (ci, class) = class_of(size);
         return with_nodes(class, |nd, more| match nd.classes[ci] {
-            Some(c) => nd
-                .m
-                .kmem_cache_alloc(c, gfp | BLOCKING | more)
-                .map(|p| p.as_ptr()),
+            Some(c) => {
+                nd.m.kmem_cache_alloc(c, gfp | BLOCKING | more)
+                    .map(|p| p.as_ptr())
+            }
             None => nd.m.kmalloc(class, gfp | more).map(|p| p.as_ptr()),
         });
     }
