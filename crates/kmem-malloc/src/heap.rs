@@ -51,7 +51,6 @@
 //! - Every pointer handed out is either inside a node's direct map, in the huge-block table, or
 //!   in the boot arena (see the crate documentation); `free` tells them apart in that order.
 
-use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
@@ -235,10 +234,6 @@ pub static STATS: Stats = Stats {
     foreign_frees: AtomicU64::new(0),
 };
 
-thread_local! {
-    /// Frees since this thread's last reporting check.
-    static FREES: Cell<u64> = const { Cell::new(0) };
-}
 /// Bytes of large blocks freed since the last reporting pass (all threads).
 static LARGE_FREED: AtomicU64 = AtomicU64::new(0);
 
@@ -827,9 +822,11 @@ pub fn usable_size(p: *mut u8) -> usize {
     huge_size(a).unwrap_or(0)
 }
 
-/// Frees a block; pointers not from this allocator are counted and ignored.
+/// Frees a block; pointers not from this allocator are counted and ignored. `n`: the
+/// calling thread's frees so far, this one included ([`crate::fork::Hold::count_free`]),
+/// which paces free page reporting.
 #[inline]
-pub fn free(p: *mut u8) {
+pub fn free(p: *mut u8, n: u64) {
     let a = p as usize;
     if let Some(nd) = node_of(a) {
         let (a, p) = if slob() {
@@ -851,17 +848,17 @@ pub fn free(p: *mut u8) {
             0
         };
         nd.m.kfree(p);
-        note_free(large);
+        note_free(large, n);
         return;
     }
-    free_slow(a);
+    free_slow(a, n);
 }
 
 /// Frees a block whose requested size the caller knows (`free_sized`): a block of a node no
 /// longer needs `ksize` to tell whether it was a large one. The size is not trusted for the
 /// cache (see `free_sized` in the crate root): `kfree` finds it from the block's page.
 #[inline]
-pub fn free_sized(p: *mut u8, size: usize) {
+pub fn free_sized(p: *mut u8, size: usize, n: u64) {
     let a = p as usize;
     if let Some(nd) = node_of(a) {
         let large = if size > kmem::slab::common::KMALLOC_MAX_CACHE_SIZE && size <= KMALLOC_MAX_SIZE
@@ -871,29 +868,24 @@ pub fn free_sized(p: *mut u8, size: usize) {
             0
         };
         nd.m.kfree(p);
-        note_free(large);
+        note_free(large, n);
         return;
     }
-    free_slow(a);
+    free_slow(a, n);
 }
 
 #[cold]
-fn free_slow(a: usize) {
+fn free_slow(a: usize, n: u64) {
     if let Some(len) = huge_free(a) {
-        note_free(len as u64);
+        note_free(len as u64, n);
         return;
     }
     STATS.foreign_frees.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Counts a free and runs free page reporting now and then.
+/// Runs free page reporting now and then (`n`: the thread's frees so far).
 #[inline]
-fn note_free(large_bytes: u64) {
-    let n = FREES.with(|c| {
-        let v = c.get() + 1;
-        c.set(v);
-        v
-    });
+fn note_free(large_bytes: u64, n: u64) {
     let big = if large_bytes > 0 {
         LARGE_FREED.fetch_add(large_bytes, Ordering::Relaxed) + large_bytes >= REPORT_BYTES
     } else {
@@ -1294,7 +1286,7 @@ mod tests {
         }
         let after = nd.m.slab_stats(c).unwrap();
         for &b in &blocks {
-            free(b);
+            free(b, 1);
         }
         let refills = after.sheaf_refill - before.sheaf_refill;
         let slow = after.alloc_slowpath - before.alloc_slowpath;
