@@ -100,8 +100,8 @@ const GFP: GfpFlags = GfpFlags::GFP_KERNEL
 /// then the per-CPU slab path: half of python3's `malloc`s, docs/BENCHMARKS.md "Issue 14,
 /// session 7"). A slab's pages are of order 3 at most, which kmem never compacts for
 /// (`wants_direct_compact`: costly orders only); kswapd stays asleep; a machine out of free
-/// pages runs one direct reclaim round (nothing the heap holds is reclaimable, so it makes
-/// no progress and fails) before [`with_nodes`] grows it.
+/// pages runs direct reclaim (rounds while they make progress; the heap's pages are on no
+/// LRU list) before [`with_nodes`] grows it.
 const BLOCKING: GfpFlags = GfpFlags::__GFP_DIRECT_RECLAIM;
 /// What the last attempt on a machine that cannot grow adds to [`GFP`]: `GFP_KERNEL`'s
 /// direct reclaim (compaction included) and kswapd.
