@@ -21,7 +21,8 @@
 //! with 64 MiB, 1.20× with 16). When an
 //! allocation fails, the machine grows by one 128 MiB memory block (`add_memory` with
 //! `MHP_MEMMAP_ON_MEMORY`, onlined into ZONE_NORMAL, see `kmem_hosted::grow` for why not
-//! ZONE_MOVABLE), made a private mapping first like the rest of its direct map (fork), and the
+//! ZONE_MOVABLE), made private anonymous memory first (as private as the rest of its direct
+//! map, for fork; not a private mapping of the memfd: see `make_private_range`), and the
 //! allocation is retried; up to `KMEM_MALLOC_MAX_MB` (default 64 GiB) of physical address
 //! space. Free page reporting's passes (below) give the blocks whose pages are all free back:
 //! offlined, removed, their host memory released, keeping [`KEEP_FREE_PAGES`] free.
