@@ -18,7 +18,7 @@
 //!   are private the same way, in whichever process adds them.
 
 use core::cell::Cell;
-use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use kmem::platform::Platform;
 
@@ -41,10 +41,14 @@ static FORK_LOCK: AtomicU32 = AtomicU32::new(0);
 /// count in `ACTIVE` as before.
 const NR_SLOTS: usize = 256;
 
+/// A thread's slot: its "inside an operation" counter and its count of frees (both written
+/// only by the thread; the frees are read by nobody else). The free count lives here, on the
+/// line the operation touches anyway, because a shared library's thread-local is a
+/// `__tls_get_addr` call per lookup.
 #[repr(align(64))]
-struct Slot(AtomicUsize);
+struct Slot(AtomicUsize, AtomicU64);
 
-static SLOTS: [Slot; NR_SLOTS] = [const { Slot(AtomicUsize::new(0)) }; NR_SLOTS];
+static SLOTS: [Slot; NR_SLOTS] = [const { Slot(AtomicUsize::new(0), AtomicU64::new(0)) }; NR_SLOTS];
 /// Slots handed out so far (may exceed [`NR_SLOTS`]: the rest got none).
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 /// `membarrier` works: threads may take slots.
@@ -54,20 +58,44 @@ static FAST: AtomicBool = AtomicBool::new(false);
 const NO_SLOT: usize = usize::MAX;
 thread_local! {
     static MY_SLOT: Cell<usize> = const { Cell::new(0) };
+    /// Frees of a thread without a slot ([`Hold::count_free`]).
+    static FREES: Cell<u64> = const { Cell::new(0) };
 }
 
 /// How a thread entered an operation (given back to [`exit`]): its slot and the count to
 /// restore, or `None` for `ACTIVE`. Carrying the slot spares `exit` a second thread-local
 /// lookup (a `__tls_get_addr` call in a shared library).
 #[derive(Clone, Copy)]
-pub struct Hold(Option<(&'static AtomicUsize, usize)>);
+pub struct Hold(Option<(&'static Slot, usize)>);
+
+impl Hold {
+    /// Counts a free by this thread; returns how many it made so far (for the periodic work
+    /// of the free path: free page reporting, `KMEM_MALLOC_TOP`'s publication).
+    #[inline]
+    pub fn count_free(&self) -> u64 {
+        match self.0 {
+            Some((slot, _)) => {
+                let n = slot.1.load(Ordering::Relaxed).wrapping_add(1);
+                slot.1.store(n, Ordering::Relaxed);
+                n
+            }
+            None => FREES
+                .try_with(|c| {
+                    let n = c.get().wrapping_add(1);
+                    c.set(n);
+                    n
+                })
+                .unwrap_or(1),
+        }
+    }
+}
 
 /// This thread's slot, claiming one on first use; `None`: count in `ACTIVE`.
 #[inline]
-fn my_slot() -> Option<&'static AtomicUsize> {
+fn my_slot() -> Option<&'static Slot> {
     let s = MY_SLOT.try_with(Cell::get).unwrap_or(NO_SLOT);
     if s != 0 && s != NO_SLOT {
-        return Some(&SLOTS[s - 1].0);
+        return Some(&SLOTS[s - 1]);
     }
     if s == NO_SLOT || !FAST.load(Ordering::Relaxed) {
         return None;
@@ -76,18 +104,19 @@ fn my_slot() -> Option<&'static AtomicUsize> {
 }
 
 #[cold]
-fn claim_slot() -> Option<&'static AtomicUsize> {
+fn claim_slot() -> Option<&'static Slot> {
     let i = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
     let s = if i < NR_SLOTS { i + 1 } else { NO_SLOT };
     // A thread being torn down (its thread-locals gone) counts in `ACTIVE`.
     MY_SLOT.try_with(|c| c.set(s)).ok()?;
-    (s != NO_SLOT).then(|| &SLOTS[s - 1].0)
+    (s != NO_SLOT).then(|| &SLOTS[s - 1])
 }
 
 /// Enters an allocator operation.
 #[inline]
 pub fn enter() -> Hold {
-    if let Some(slot) = my_slot() {
+    if let Some(me) = my_slot() {
+        let slot = &me.0;
         loop {
             let v = slot.load(Ordering::Relaxed);
             slot.store(v + 1, Ordering::Relaxed);
@@ -95,7 +124,7 @@ pub fn enter() -> Hold {
             compiler_fence(Ordering::SeqCst);
             // Nested (already counted): the forker is waiting for this thread anyway.
             if v != 0 || ACTIVE.load(Ordering::Relaxed) & FORK_BIT == 0 {
-                return Hold(Some((slot, v)));
+                return Hold(Some((me, v)));
             }
             slot.store(v, Ordering::Release);
             while ACTIVE.load(Ordering::Relaxed) & FORK_BIT != 0 {
@@ -120,7 +149,7 @@ pub fn enter() -> Hold {
 pub fn exit(h: Hold) {
     match h.0 {
         // Release: the operation's memory effects happen before a fork that sees 0.
-        Some((slot, v)) => slot.store(v, Ordering::Release),
+        Some((slot, v)) => slot.0.store(v, Ordering::Release),
         None => {
             ACTIVE.fetch_sub(1, Ordering::Release);
         }

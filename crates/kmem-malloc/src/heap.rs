@@ -21,7 +21,8 @@
 //! with 64 MiB, 1.20× with 16). When an
 //! allocation fails, the machine grows by one 128 MiB memory block (`add_memory` with
 //! `MHP_MEMMAP_ON_MEMORY`, onlined into ZONE_NORMAL, see `kmem_hosted::grow` for why not
-//! ZONE_MOVABLE), made a private mapping first like the rest of its direct map (fork), and the
+//! ZONE_MOVABLE), made private anonymous memory first (as private as the rest of its direct
+//! map, for fork; not a private mapping of the memfd: see `make_private_range`), and the
 //! allocation is retried; up to `KMEM_MALLOC_MAX_MB` (default 64 GiB) of physical address
 //! space. Free page reporting's passes (below) give the blocks whose pages are all free back:
 //! offlined, removed, their host memory released, keeping [`KEEP_FREE_PAGES`] free.
@@ -51,7 +52,6 @@
 //! - Every pointer handed out is either inside a node's direct map, in the huge-block table, or
 //!   in the boot arena (see the crate documentation); `free` tells them apart in that order.
 
-use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
@@ -94,6 +94,16 @@ pub const REPORT_BYTES: u64 = 16 << 20;
 const GFP: GfpFlags = GfpFlags::GFP_KERNEL
     .without(GfpFlags::__GFP_RECLAIM)
     .union(GfpFlags::__GFP_NOWARN);
+/// What a small block's first attempt (a slab object of a `malloc-N` class) adds to [`GFP`]:
+/// `__GFP_DIRECT_RECLAIM`, which is what lets SLUB refill an empty per-CPU sheaf from slabs
+/// (`gfpflags_allow_blocking` in 6.18's `__pcs_replace_empty_main`; without it every `malloc`
+/// that found the CPU's sheaves empty and the barn without a full one took the barn lock and
+/// then the per-CPU slab path: half of python3's `malloc`s, docs/BENCHMARKS.md "Issue 14,
+/// session 7"). A slab's pages are of order 3 at most, which kmem never compacts for
+/// (`wants_direct_compact`: costly orders only); kswapd stays asleep; a machine out of free
+/// pages runs direct reclaim (rounds while they make progress; the heap's pages are on no
+/// LRU list) before [`with_nodes`] grows it.
+const BLOCKING: GfpFlags = GfpFlags::__GFP_DIRECT_RECLAIM;
 /// What the last attempt on a machine that cannot grow adds to [`GFP`]: `GFP_KERNEL`'s
 /// direct reclaim (compaction included) and kswapd.
 const RECLAIM: GfpFlags = GfpFlags::__GFP_RECLAIM;
@@ -225,10 +235,6 @@ pub static STATS: Stats = Stats {
     foreign_frees: AtomicU64::new(0),
 };
 
-thread_local! {
-    /// Frees since this thread's last reporting check.
-    static FREES: Cell<u64> = const { Cell::new(0) };
-}
 /// Bytes of large blocks freed since the last reporting pass (all threads).
 static LARGE_FREED: AtomicU64 = AtomicU64::new(0);
 
@@ -501,42 +507,45 @@ fn hot_add(seen: u64) -> bool {
     grown.grew()
 }
 
-/// Makes physical `[start, end)`, just added to the platform, a private mapping of the memfd
-/// like the rest of the direct map (`fork::make_private`), or anonymous memory advised for
-/// huge pages with `KMEM_MALLOC_THP=1`. The range is new: the file holds nothing there.
+/// Makes physical `[start, end)`, just added to the platform, private anonymous memory, so
+/// that `fork` copies it on write like the rest of the direct map (`fork::make_private`),
+/// advised for huge pages with `KMEM_MALLOC_THP=1`. The range is new: the file holds nothing
+/// there, so its contents read the same (zero). Not a private mapping of the memfd, as the
+/// boot memory is: there every first touch of a page is a shmem fault that allocates and
+/// clears a page of the file, then copies it into the private page (two pages and a copy
+/// where an anonymous fault clears one page: the host kernel's `clear_page_erms`,
+/// `copy_mc_enhanced_fast_string` and `shmem_get_folio_gfp` were 9 % of sqlite3's CPU time,
+/// docs/BENCHMARKS.md "Issue 14, session 7").
 fn make_private_range(plat: &HostedPlatform, start: u64, end: u64) -> bool {
     let base = kmem::platform::Platform::direct_map_base(plat);
     let len = (end - start) as usize;
     let thp = crate::env(c"KMEM_MALLOC_THP") == Some("1");
-    let (flags, fd) = if thp {
-        (
-            libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_ANONYMOUS,
-            -1,
-        )
-    } else {
-        (libc::MAP_PRIVATE | libc::MAP_FIXED, plat.memfd())
-    };
+    let flags = libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_ANONYMOUS;
     // SAFETY: replaces the platform's fresh shared mapping of `[start, end)` (inside its
-    // direct map, below the new `phys_end`) by a private one of the same file range (or
-    // anonymous memory); the machine has not used the range yet and the file is empty there,
-    // so the contents read the same (zero).
+    // direct map, below the new `phys_end`) by anonymous memory; the machine has not used the
+    // range yet and the file is empty there, so the contents read the same (zero).
     let r = unsafe {
         libc::mmap(
             base.add(start as usize).cast(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
             flags,
-            fd,
-            start as libc::off_t,
+            -1,
+            0,
         )
     };
     if r == libc::MAP_FAILED {
         return false;
     }
-    if thp {
-        // SAFETY: advice on our own mapping; it does not change its contents.
-        unsafe { libc::madvise(r, len, libc::MADV_HUGEPAGE) };
-    }
+    // Without KMEM_MALLOC_THP=1, no huge pages even where the host's THP mode is `always`
+    // (as the private file mapping had none): free page reporting releases 16 KiB blocks.
+    let advice = if thp {
+        libc::MADV_HUGEPAGE
+    } else {
+        libc::MADV_NOHUGEPAGE
+    };
+    // SAFETY: advice on our own mapping; it does not change its contents.
+    unsafe { libc::madvise(r, len, advice) };
     true
 }
 
@@ -748,7 +757,10 @@ pub fn alloc(size: usize, zero: bool) -> Option<*mut u8> {
     if size <= CLASS_MAX {
         let (ci, class) = class_of(size);
         return with_nodes(class, |nd, more| match nd.classes[ci] {
-            Some(c) => nd.m.kmem_cache_alloc(c, gfp | more).map(|p| p.as_ptr()),
+            Some(c) => {
+                nd.m.kmem_cache_alloc(c, gfp | BLOCKING | more)
+                    .map(|p| p.as_ptr())
+            }
             None => nd.m.kmalloc(class, gfp | more).map(|p| p.as_ptr()),
         });
     }
@@ -811,9 +823,11 @@ pub fn usable_size(p: *mut u8) -> usize {
     huge_size(a).unwrap_or(0)
 }
 
-/// Frees a block; pointers not from this allocator are counted and ignored.
+/// Frees a block; pointers not from this allocator are counted and ignored. `n`: the
+/// calling thread's frees so far, this one included ([`crate::fork::Hold::count_free`]),
+/// which paces free page reporting.
 #[inline]
-pub fn free(p: *mut u8) {
+pub fn free(p: *mut u8, n: u64) {
     let a = p as usize;
     if let Some(nd) = node_of(a) {
         let (a, p) = if slob() {
@@ -835,17 +849,17 @@ pub fn free(p: *mut u8) {
             0
         };
         nd.m.kfree(p);
-        note_free(large);
+        note_free(large, n);
         return;
     }
-    free_slow(a);
+    free_slow(a, n);
 }
 
 /// Frees a block whose requested size the caller knows (`free_sized`): a block of a node no
 /// longer needs `ksize` to tell whether it was a large one. The size is not trusted for the
 /// cache (see `free_sized` in the crate root): `kfree` finds it from the block's page.
 #[inline]
-pub fn free_sized(p: *mut u8, size: usize) {
+pub fn free_sized(p: *mut u8, size: usize, n: u64) {
     let a = p as usize;
     if let Some(nd) = node_of(a) {
         let large = if size > kmem::slab::common::KMALLOC_MAX_CACHE_SIZE && size <= KMALLOC_MAX_SIZE
@@ -855,29 +869,24 @@ pub fn free_sized(p: *mut u8, size: usize) {
             0
         };
         nd.m.kfree(p);
-        note_free(large);
+        note_free(large, n);
         return;
     }
-    free_slow(a);
+    free_slow(a, n);
 }
 
 #[cold]
-fn free_slow(a: usize) {
+fn free_slow(a: usize, n: u64) {
     if let Some(len) = huge_free(a) {
-        note_free(len as u64);
+        note_free(len as u64, n);
         return;
     }
     STATS.foreign_frees.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Counts a free and runs free page reporting now and then.
+/// Runs free page reporting now and then (`n`: the thread's frees so far).
 #[inline]
-fn note_free(large_bytes: u64) {
-    let n = FREES.with(|c| {
-        let v = c.get() + 1;
-        c.set(v);
-        v
-    });
+fn note_free(large_bytes: u64, n: u64) {
     let big = if large_bytes > 0 {
         LARGE_FREED.fetch_add(large_bytes, Ordering::Relaxed) + large_bytes >= REPORT_BYTES
     } else {
@@ -1293,5 +1302,36 @@ mod tests {
         let mut b = [0u8; 16];
         let n = fmt_name(&mut b, 16384);
         assert_eq!(&b[..n], b"malloc-16384");
+    }
+
+    /// Small blocks come from the per-CPU sheaves, which SLUB refills from slabs when they
+    /// run empty: the first attempt's flags allow blocking ([`BLOCKING`]). Before, no refill
+    /// ever happened (`sheaf_refill` stayed 0): every `malloc` that found the sheaves empty
+    /// took the barn lock and then the per-CPU slab path (`alloc_slowpath`).
+    #[test]
+    fn small_blocks_refill_the_sheaves() {
+        // This test binary's own `malloc` is the crate's: the first node is booted already,
+        // or boots here.
+        init_first(FIRST_NODE_RAM).unwrap();
+        let nd = node(0);
+        let (ci, _) = class_of(64);
+        let c = nd.classes[ci].unwrap();
+        let before = nd.m.slab_stats(c).unwrap();
+        const N: usize = 4000;
+        let mut blocks = [ptr::null_mut::<u8>(); N];
+        for b in blocks.iter_mut() {
+            *b = alloc(64, false).unwrap();
+        }
+        let after = nd.m.slab_stats(c).unwrap();
+        for &b in &blocks {
+            free(b, 1);
+        }
+        let refills = after.sheaf_refill - before.sheaf_refill;
+        let slow = after.alloc_slowpath - before.alloc_slowpath;
+        assert!(refills > 0, "no sheaf refill in {N} allocations");
+        assert!(
+            slow < N as u64 / 4,
+            "{slow} of {N} allocations took the slab slow path"
+        );
     }
 }

@@ -318,11 +318,11 @@ fn set_errno(e: c_int) {
 
 /// Runs an allocator operation: boots on first use, holds off `fork` while running.
 #[inline]
-fn op<R>(booting: impl FnOnce() -> R, f: impl FnOnce() -> R) -> Option<R> {
+fn op<R>(booting: impl FnOnce() -> R, f: impl FnOnce(&fork::Hold) -> R) -> Option<R> {
     match ensure_init() {
         Boot::Ready(()) => {
             let h = fork::enter();
-            let r = f();
+            let r = f(&h);
             fork::exit(h);
             // Outside the fork hold: a report may abort the process.
             report::check();
@@ -352,7 +352,7 @@ fn alloc_or_enomem(p: Option<*mut u8>) -> *mut c_void {
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     let r = op(
         || Some(arena_alloc(size, 16)).filter(|p| !p.is_null()),
-        || heap::alloc(size, false),
+        |_| heap::alloc(size, false),
     );
     alloc_or_enomem(r.flatten())
 }
@@ -370,7 +370,7 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     // The arena is static memory never handed out twice: already zero.
     let r = op(
         || Some(arena_alloc(total, 16)).filter(|p| !p.is_null()),
-        || heap::alloc(total, true),
+        |_| heap::alloc(total, true),
     );
     alloc_or_enomem(r.flatten())
 }
@@ -387,9 +387,10 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     }
     let _ = op(
         || (),
-        || {
-            heap::free(p);
-            stats::free_tick();
+        |h| {
+            let n = h.count_free();
+            heap::free(p, n);
+            stats::free_tick(n);
         },
     );
     if reporter_wanted() {
@@ -412,9 +413,10 @@ pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
     }
     let _ = op(
         || (),
-        || {
-            heap::free_sized(p, size);
-            stats::free_tick();
+        |h| {
+            let n = h.count_free();
+            heap::free_sized(p, size, n);
+            stats::free_tick(n);
         },
     );
     if reporter_wanted() {
@@ -471,11 +473,11 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         }
         return q.cast();
     }
-    let r = op(|| None, || realloc_inner(p, size));
+    let r = op(|| None, |h| realloc_inner(p, size, h));
     alloc_or_enomem(r.flatten())
 }
 
-fn realloc_inner(p: *mut u8, size: usize) -> Option<*mut u8> {
+fn realloc_inner(p: *mut u8, size: usize, h: &fork::Hold) -> Option<*mut u8> {
     let old = match heap::ksize_in_node(p) {
         Some(ks) => {
             // In place while the block is big enough and not much too big (glibc shrinks in
@@ -508,7 +510,7 @@ fn realloc_inner(p: *mut u8, size: usize) -> Option<*mut u8> {
         // overlap.
         None => unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) },
     }
-    heap::free(p);
+    heap::free(p, h.count_free());
     Some(q)
 }
 
@@ -531,7 +533,7 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> 
 fn aligned(align: usize, size: usize) -> *mut c_void {
     let r = op(
         || Some(arena_alloc(size, align)).filter(|p| !p.is_null()),
-        || heap::alloc_aligned(size, align),
+        |_| heap::alloc_aligned(size, align),
     );
     alloc_or_enomem(r.flatten())
 }
@@ -645,5 +647,5 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     if in_arena(p) {
         return 0;
     }
-    op(|| 0, || heap::usable_size(p)).unwrap_or(0)
+    op(|| 0, |_| heap::usable_size(p)).unwrap_or(0)
 }

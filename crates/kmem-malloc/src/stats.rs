@@ -238,21 +238,13 @@ static LAST_MS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::n
 /// At most this often (milliseconds).
 const PUBLISH_MS: u64 = 200;
 
-std::thread_local! {
-    /// Frees by this thread, to publish every [`PUBLISH_FREES`].
-    static FREES: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
-}
 /// Frees between two looks at the clock (for [`publish_tick`]).
-const PUBLISH_FREES: u32 = 1024;
+const PUBLISH_FREES: u64 = 1024;
 
-/// Counts a free; every [`PUBLISH_FREES`] frees of a thread, [`publish_tick`].
+/// Counts a free (`n`: the thread's frees so far, [`crate::fork::Hold::count_free`]); every
+/// [`PUBLISH_FREES`] frees of a thread, [`publish_tick`].
 #[inline]
-pub fn free_tick() {
-    let n = FREES.with(|c| {
-        let v = c.get().wrapping_add(1);
-        c.set(v);
-        v
-    });
+pub fn free_tick(n: u64) {
     if n & (PUBLISH_FREES - 1) == 0 {
         publish_tick();
     }

@@ -71,10 +71,15 @@ fn compare_stats(name: &str, make: impl Fn() -> Command) -> (Output, Output, Str
         plain.status,
         String::from_utf8_lossy(&plain.stderr)
     );
+    // One file per call: tests run in parallel, and several name the same program (two
+    // `python3 …` runs shared one file, so one test read the other's statistics or found
+    // its file removed).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let stats = std::env::temp_dir().join(format!(
-        "kmem-malloc-stats-{}-{}.txt",
+        "kmem-malloc-stats-{}-{}-{}.txt",
         name.split_whitespace().next().unwrap_or(name),
-        std::process::id()
+        std::process::id(),
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let _ = std::fs::remove_file(&stats);
     let mut cmd = make();
