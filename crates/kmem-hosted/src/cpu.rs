@@ -514,20 +514,20 @@ pub(crate) fn cpu_try_get(plat: &MapArc<Inner>) -> Option<usize> {
 pub(crate) fn cpu_put(cpu: usize) {
     if cpu == SHARED_CPU {
         shared_put();
-        return;
+    } else {
+        // An exclusive slot stays the thread's until it exits: leaving the section changes
+        // nothing (invariant 2), except the balance check of debug builds.
+        #[cfg(debug_assertions)]
+        let _ = LOCAL.try_with(|l| {
+            debug_assert_eq!(
+                l.slot.get(),
+                cpu,
+                "cpu_put of a CPU this thread does not own"
+            );
+            debug_assert!(l.depth.get() > 0, "unbalanced cpu_put");
+            l.depth.set(l.depth.get().saturating_sub(1));
+        });
     }
-    // An exclusive slot stays the thread's until it exits: leaving the section changes
-    // nothing (invariant 2), except the balance check of debug builds.
-    #[cfg(debug_assertions)]
-    let _ = LOCAL.try_with(|l| {
-        debug_assert_eq!(
-            l.slot.get(),
-            cpu,
-            "cpu_put of a CPU this thread does not own"
-        );
-        debug_assert!(l.depth.get() > 0, "unbalanced cpu_put");
-        l.depth.set(l.depth.get().saturating_sub(1));
-    });
 }
 
 /// The exclusive CPU slot of the calling thread, if it has one.

@@ -441,7 +441,9 @@ unsafe impl Platform for HostedPlatform {
         // ... and so do the private copies of a private direct map (libkmem_malloc.so's,
         // see `use_private_vmemmap`), which then read the memfd's hole too, or anonymous
         // memory's zero page; on a shared mapping this only drops page table entries.
-        // SAFETY: as above; MADV_DONTNEED keeps the mapping, only its pages go.
+        // SAFETY: `[addr, addr + len)` is allocated to the caller with nothing referring
+        // into it (the caller's contract), so its bytes may become zero; MADV_DONTNEED keeps
+        // the mapping, only its pages go.
         unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) == 0 }
     }
 

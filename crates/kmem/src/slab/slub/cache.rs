@@ -429,7 +429,8 @@ fn alloc_kmem_cache_cpus<P: Platform>(
     // SAFETY: the block was just allocated to us (page aligned, in the direct map) and
     // nothing refers into it yet.
     if !unsafe { m.platform().zero_unbacked(cpu_slab.cast(), len) } {
-        // SAFETY: as above; `len` bytes from the block's start are ours.
+        // SAFETY: the block of `len` bytes at `cpu_slab` was just allocated to us (an order
+        // `cpu_order` page block in the direct map) and nothing refers into it yet.
         unsafe { core::ptr::write_bytes(cpu_slab.cast::<u8>(), 0, len) };
     }
     // The per-CPU `kmem_cache_cpu` array is per-CPU memory: /proc/meminfo's Percpu counts it
