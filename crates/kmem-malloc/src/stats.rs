@@ -113,6 +113,22 @@ extern "C" fn dump() {
     }
 }
 
+/// Formats into a byte buffer, always leaving room for a terminating NUL; writing past it
+/// is an error (the text then does not fit).
+struct BufWriter<'a>(&'a mut [u8], usize);
+
+impl Write for BufWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let b = s.as_bytes();
+        if self.1 + b.len() >= self.0.len() {
+            return Err(fmt::Error);
+        }
+        self.0[self.1..self.1 + b.len()].copy_from_slice(b);
+        self.1 += b.len();
+        Ok(())
+    }
+}
+
 /// Writes the statistics file's path NUL-terminated into `buf`: `KMEM_MALLOC_STATS` with
 /// every `%p` replaced by the process ID and `%%` by `%` (valgrind's `--log-file`
 /// convention; other `%` sequences stay as they are), and with `tmp_of = Some(pid)` the
@@ -124,19 +140,7 @@ pub(crate) fn stats_path(
     pid: i32,
     tmp_of: Option<i32>,
 ) -> Option<usize> {
-    struct B<'a>(&'a mut [u8; 4096], usize);
-    impl Write for B<'_> {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            let b = s.as_bytes();
-            if self.1 + b.len() >= self.0.len() {
-                return Err(fmt::Error);
-            }
-            self.0[self.1..self.1 + b.len()].copy_from_slice(b);
-            self.1 += b.len();
-            Ok(())
-        }
-    }
-    let mut w = B(buf, 0);
+    let mut w = BufWriter(&mut buf[..], 0);
     let mut rest = path;
     while let Some(i) = rest.find('%') {
         w.write_str(&rest[..i]).ok()?;
@@ -252,19 +256,7 @@ pub fn free_tick(n: u64) {
 
 /// Writes the path `/dev/shm/kmem-malloc.PID` (with `suffix`) NUL-terminated into `buf`.
 fn shm_path(buf: &mut [u8; 64], pid: i32, suffix: &str) {
-    struct B<'a>(&'a mut [u8; 64], usize);
-    impl Write for B<'_> {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            let b = s.as_bytes();
-            if self.1 + b.len() >= self.0.len() {
-                return Err(fmt::Error);
-            }
-            self.0[self.1..self.1 + b.len()].copy_from_slice(b);
-            self.1 += b.len();
-            Ok(())
-        }
-    }
-    let mut w = B(buf, 0);
+    let mut w = BufWriter(&mut buf[..], 0);
     let _ = write!(w, "/dev/shm/kmem-malloc.{pid}{suffix}");
     let n = w.1;
     buf[n] = 0;

@@ -11,7 +11,6 @@ use kmem::arch::Arch;
 use kmem::errno::Errno;
 use kmem::memory_hotplug::OnlineType;
 use kmem::mmzone::ZoneType;
-use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use kmem::{GfpFlags, Order};
 
 const G: u64 = 1 << 30;
@@ -111,17 +110,7 @@ fn node1_add_online_movable_offline_remove() {
     m.set_mempolicy(pid, kmem::vma::mempolicy::MPOL_BIND, 0b10)
         .unwrap();
     let n = 2048u64;
-    let a = m
-        .mmap(
-            pid,
-            0,
-            n * PAGE,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-        .unwrap();
+    let a = anon(&m, pid, n);
     for i in 0..n {
         for off in [0, PAGE - 8] {
             m.upoke(pid, a + i * PAGE + off, 8, pat(i, off)).unwrap();

@@ -7,8 +7,7 @@ mod common;
 use common::*;
 use kmem::errno::Errno;
 use kmem::vma::mempolicy::*;
-use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
-use kmem::{GfpFlags, Order, PagePtr, PAGE_SIZE};
+use kmem::{Order, PAGE_SIZE};
 
 const MB: u64 = 1 << 20;
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -16,42 +15,6 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// 256 MiB on two nodes of 128 MiB (node 0 holds ZONE_DMA and the kernel).
 fn two_nodes() -> M {
     boot_two_nodes(256 * MB, "")
-}
-
-fn anon(m: &M, p: i32, pages: u64) -> u64 {
-    m.mmap(
-        p,
-        0,
-        pages * PAGE,
-        PROT_READ | PROT_WRITE,
-        MAP_PRIVATE | MAP_ANONYMOUS,
-        -1,
-        0,
-    )
-    .unwrap()
-}
-
-fn touch(m: &M, p: i32, a: u64, pages: u64) {
-    for i in 0..pages {
-        m.upoke(p, a + i * PAGE, 8, i).unwrap();
-    }
-}
-
-/// The node of each page mapped at `a..a + pages`.
-fn nids(m: &M, p: i32, a: u64, pages: u64) -> Vec<usize> {
-    (0..pages)
-        .map(|i| m.page_to_nid(m.follow_page(p, a + i * PAGE).unwrap().unwrap()))
-        .collect()
-}
-
-/// Takes every free page of `nid` (kernel allocations that stay on it).
-fn fill_node(m: &M, nid: i32) -> Vec<PagePtr> {
-    let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_THISNODE | GfpFlags::__GFP_NOWARN;
-    let mut v = Vec::new();
-    while let Some(pg) = m.alloc_pages_node(nid, gfp, Order::ZERO) {
-        v.push(pg);
-    }
-    v
 }
 
 #[test]

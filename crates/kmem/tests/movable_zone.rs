@@ -16,7 +16,6 @@ use common::*;
 use kmem::arch::Arch;
 use kmem::memory_hotplug::OnlineType;
 use kmem::mmzone::ZoneType;
-use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use kmem::{BootParams, GfpFlags, Machine, NumaMemblk, Order, VirtAddr};
 use kmem_hosted::{HostedConfig, HostedPlatform};
 
@@ -225,17 +224,7 @@ fn user_pages_land_in_movable_kernel_pages_do_not() {
     let m = boot_with(Arch::X86_64, 2 * G, 2, "kernelcore=1G", 42);
     let pid = m.spawn("user").unwrap();
     let n = 2048u64;
-    let a = m
-        .mmap(
-            pid,
-            0,
-            n * PAGE,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-        .unwrap();
+    let a = anon(&m, pid, n);
     for i in 0..n {
         m.upoke(pid, a + i * PAGE, 8, i).unwrap();
     }
@@ -284,17 +273,7 @@ fn offlining_a_boot_movable_block_migrates_its_pages() {
     );
     let pid = m.spawn("filler").unwrap();
     let n = 200_000u64;
-    let a = m
-        .mmap(
-            pid,
-            0,
-            n * PAGE,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-        .unwrap();
+    let a = anon(&m, pid, n);
     for i in 0..n {
         m.upoke(pid, a + i * PAGE, 8, i ^ 0x5a5a).unwrap();
     }

@@ -91,18 +91,6 @@ fn map(m: &M, p: i32, pages: u64, flags: u32) -> u64 {
         .unwrap()
 }
 
-fn touch(m: &M, p: i32, a: u64, pages: u64) {
-    for i in 0..pages {
-        m.upoke(p, a + i * PAGE, 8, i).unwrap();
-    }
-}
-
-fn nids(m: &M, p: i32, a: u64, pages: u64) -> Vec<usize> {
-    (0..pages)
-        .map(|i| m.page_to_nid(m.follow_page(p, a + i * PAGE).unwrap().unwrap()))
-        .collect()
-}
-
 #[test]
 fn node_meminfo_has_linux_lines_in_order() {
     let m = boot_two_nodes(256 * MB, "");

@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use kmem::memory::MADV_DONTNEED;
 use kmem::vma::mempolicy::MPOL_BIND;
-use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use kmem::PAGE_SIZE;
 
 const MB: u64 = 1 << 20;
@@ -31,17 +30,7 @@ fn fragment_node(m: &M, nid: usize) -> (i32, u64, u64) {
     let p = m.spawn("frag").unwrap();
     m.set_mempolicy(p, MPOL_BIND, 1 << nid).unwrap();
     let max = 128 * MB / PAGE;
-    let a = m
-        .mmap(
-            p,
-            0,
-            max * PAGE,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-        .unwrap();
+    let a = anon(m, p, max);
     let mut n = 0;
     while big_free_blocks(m, nid) > 0 {
         for i in n..n + 256 {

@@ -9,9 +9,8 @@ mod common;
 use common::*;
 use kmem::page_alloc::MAX_RECLAIM_RETRIES;
 use kmem::vma::mempolicy::MPOL_BIND;
-use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use kmem::vmscan::LruList;
-use kmem::{GfpFlags, Order, PagePtr, PAGE_SIZE};
+use kmem::{GfpFlags, PagePtr, PAGE_SIZE};
 
 use std::sync::atomic::Ordering;
 
@@ -23,21 +22,8 @@ fn two_nodes() -> M {
     boot_two_nodes(128 * MB, "")
 }
 
-fn anon(m: &M, p: i32, pages: u64) -> u64 {
-    m.mmap(
-        p,
-        0,
-        pages * PAGE,
-        PROT_READ | PROT_WRITE,
-        MAP_PRIVATE | MAP_ANONYMOUS,
-        -1,
-        0,
-    )
-    .unwrap()
-}
-
 /// Writes `i ^ salt` into the first word of each page.
-fn touch(m: &M, p: i32, a: u64, pages: u64, salt: u64) {
+fn touch_salted(m: &M, p: i32, a: u64, pages: u64, salt: u64) {
     for i in 0..pages {
         m.upoke(p, a + i * PAGE, 8, i ^ salt).unwrap();
     }
@@ -75,14 +61,20 @@ fn node_kb(m: &M, nid: usize, label: &str) -> u64 {
         .unwrap()
 }
 
-/// Takes every free page of `nid` (kernel allocations that stay on it).
-fn fill_node(m: &M, nid: i32) -> Vec<PagePtr> {
-    let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_THISNODE | GfpFlags::__GFP_NOWARN;
-    let mut v = Vec::new();
-    while let Some(pg) = m.alloc_pages_node(nid, gfp, Order::ZERO) {
-        v.push(pg);
+/// Takes every page a user allocation can get on both nodes, then gives `keep` back and
+/// drains this CPU's lists, so they are free for what the test runs next (the bare-metal
+/// `user_swap`/`user_swap_fork` self-tests' hog).
+fn hog_all_but(m: &M, keep: usize) -> Vec<PagePtr> {
+    let gfp = GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_NOWARN;
+    let mut hog = Vec::new();
+    while let Some(p) = m.alloc_page(gfp) {
+        hog.push(p);
     }
-    v
+    for _ in 0..keep {
+        m.__free_page(hog.pop().unwrap());
+    }
+    m.drain_local_pages();
+    hog
 }
 
 #[test]
@@ -93,7 +85,7 @@ fn node1_pressure_reclaims_node1_only() {
     let a = m.spawn("node0").unwrap();
     m.set_mempolicy(a, MPOL_BIND, 0b01).unwrap();
     let aa = anon(&m, a, 2048);
-    touch(&m, a, aa, 2048, 0xa);
+    touch_salted(&m, a, aa, 2048, 0xa);
     assert_eq!(resident(&m, a, aa, 2048), [2048, 0]);
     let node0_anon = m.vmscan().node_nr_pages(0, LruList::InactiveAnon)
         + m.vmscan().node_nr_pages(0, LruList::ActiveAnon);
@@ -103,7 +95,7 @@ fn node1_pressure_reclaims_node1_only() {
     m.set_mempolicy(b, MPOL_BIND, 0b10).unwrap();
     let pages = 24 * 1024;
     let ba = anon(&m, b, pages);
-    touch(&m, b, ba, pages, 0xb);
+    touch_salted(&m, b, ba, pages, 0xb);
     check(&m, b, ba, pages, 0xb);
     let vs = m.vmscan();
     // Node 1's kswapd ran and freed pages; node 0's was never needed.
@@ -163,7 +155,7 @@ fn unbalanceable_node_does_not_make_kswapd_thrash() {
     let p = m.spawn("demand").unwrap();
     let pages = 20 * 1024;
     let a = anon(&m, p, pages);
-    touch(&m, p, a, pages, 0x5);
+    touch_salted(&m, p, a, pages, 0x5);
     check(&m, p, a, pages, 0x5);
     let out = vmstat(&m, "pswpout");
     let inn = vmstat(&m, "pswpin");
@@ -211,19 +203,11 @@ fn unbalanceable_node_does_not_make_kswapd_thrash() {
 fn hog_both_nodes_then_swap() {
     let m = two_nodes();
     let (path, name) = swapon_file(&m, "numa-reclaim-hog", 16 * MB);
-    let gfp = GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_NOWARN;
-    let mut hog = Vec::new();
-    while let Some(p) = m.alloc_page(gfp) {
-        hog.push(p);
-    }
-    for _ in 0..1024 {
-        m.__free_page(hog.pop().unwrap());
-    }
-    m.drain_local_pages();
+    let hog = hog_all_but(&m, 1024);
     let p = m.spawn("demand").unwrap();
     let pages = 2048;
     let a = anon(&m, p, pages);
-    touch(&m, p, a, pages, 0x7);
+    touch_salted(&m, p, a, pages, 0x7);
     check(&m, p, a, pages, 0x7);
     let (out, inn) = (vmstat(&m, "pswpout"), vmstat(&m, "pswpin"));
     assert!(out > 0 && inn > 0, "pswpout {out} pswpin {inn}");
@@ -246,19 +230,11 @@ fn hog_both_nodes_then_swap() {
 /// whatever is free above the min watermarks is taken too. Returns the hog, the two pids
 /// and the address of the pages.
 fn hog_swap_fork(m: &M) -> (Vec<PagePtr>, [i32; 2], u64) {
-    let gfp = GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_NOWARN;
-    let mut hog = Vec::new();
-    while let Some(p) = m.alloc_page(gfp) {
-        hog.push(p);
-    }
-    for _ in 0..768 {
-        m.__free_page(hog.pop().unwrap());
-    }
-    m.drain_local_pages();
+    let mut hog = hog_all_but(m, 768);
     let p = m.spawn("swapfork").unwrap();
     let pages = 1024;
     let a = anon(m, p, pages);
-    touch(m, p, a, pages, 0x9);
+    touch_salted(m, p, a, pages, 0x9);
     // Whatever is free above the watermarks goes too: fork's page-table pages must come
     // from direct reclaim (fork copies the page tables with `tasklist_lock` held).
     let nowait = GfpFlags::GFP_NOWAIT | GfpFlags::__GFP_NOWARN;
@@ -329,19 +305,11 @@ impl std::fmt::Write for AllocatingSink<'_> {
 fn show_swaps_into_allocating_sink_under_pressure() {
     let m = two_nodes();
     let (path, name) = swapon_file(&m, "numa-reclaim-show", 16 * MB);
-    let gfp = GfpFlags::GFP_HIGHUSER_MOVABLE | GfpFlags::__GFP_NOWARN;
-    let mut hog = Vec::new();
-    while let Some(p) = m.alloc_page(gfp) {
-        hog.push(p);
-    }
-    for _ in 0..768 {
-        m.__free_page(hog.pop().unwrap());
-    }
-    m.drain_local_pages();
+    let mut hog = hog_all_but(&m, 768);
     let p = m.spawn("demand").unwrap();
     let pages = 1024;
     let a = anon(&m, p, pages);
-    touch(&m, p, a, pages, 0x3);
+    touch_salted(&m, p, a, pages, 0x3);
     // One page of each swap readahead window read back: the others of the window stay in
     // the swap cache, unmapped and clean — what reclaim frees at once.
     for i in (0..pages / 2).step_by(8) {

@@ -12,6 +12,17 @@ use crate::vmalloc::VmLayer;
 
 const DIR: &str = "/sys/devices/system/node/";
 
+/// The NUMA event names of /proc/vmstat and `nodeN/vmstat` (mm/vmstat.c `vmstat_text`,
+/// after the zone items), in [`crate::mmzone::NumaStat`]'s order as `numa_stat` returns it.
+pub(crate) const NUMA_VMSTAT_ITEMS: [&str; 6] = [
+    "numa_hit",
+    "numa_miss",
+    "numa_foreign",
+    "numa_interleave",
+    "numa_local",
+    "numa_other",
+];
+
 /// The node items of /proc/vmstat that kmem counts, in mm/vmstat.c `vmstat_text` order
 /// (`NR_LRU_BASE` …, `NR_ANON_MAPPED`, `NR_FILE_MAPPED`, `NR_SHMEM`, `NR_PAGETABLE`,
 /// `NR_SWAPCACHE`); `TaskLayer::show_vmstat` prints the same names.
@@ -181,15 +192,7 @@ impl<P: Platform> VmLayer<P> {
         let free: usize = self.node_zones(nid).map(|z| z.stats.free_pages()).sum();
         writeln!(out, "nr_free_pages {free}")?;
         if self.nr_online_nodes() > 1 {
-            let names = [
-                "numa_hit",
-                "numa_miss",
-                "numa_foreign",
-                "numa_interleave",
-                "numa_local",
-                "numa_other",
-            ];
-            for (n, v) in names.iter().zip(self.numa_stat(nid)) {
+            for (n, v) in NUMA_VMSTAT_ITEMS.iter().zip(self.numa_stat(nid)) {
                 writeln!(out, "{n} {v}")?;
             }
         }

@@ -409,15 +409,7 @@ impl<P: Platform> TaskLayer<P> {
                     *a += b;
                 }
             }
-            let names = [
-                "numa_hit",
-                "numa_miss",
-                "numa_foreign",
-                "numa_interleave",
-                "numa_local",
-                "numa_other",
-            ];
-            for (n, v) in names.iter().zip(sum) {
+            for (n, v) in super::node::NUMA_VMSTAT_ITEMS.iter().zip(sum) {
                 writeln!(out, "{n} {v}")?;
             }
         }

@@ -164,3 +164,47 @@ pub fn swapon_file(m: &M, tag: &str, size: u64) -> (std::path::PathBuf, String) 
     .unwrap();
     (path, name)
 }
+
+/// A private anonymous read-write mapping of `pages` pages in task `p` (`mmap(NULL, …,
+/// PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)`); its address.
+pub fn anon(m: &M, p: i32, pages: u64) -> u64 {
+    use kmem::vma::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    m.mmap(
+        p,
+        0,
+        pages * kmem::PAGE_SIZE as u64,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS,
+        -1,
+        0,
+    )
+    .unwrap()
+}
+
+/// Writes `i` into the first word of the `i`th page of `a..a + pages` in task `p`.
+pub fn touch(m: &M, p: i32, a: u64, pages: u64) {
+    for i in 0..pages {
+        m.upoke(p, a + i * kmem::PAGE_SIZE as u64, 8, i).unwrap();
+    }
+}
+
+/// The node of each page mapped at `a..a + pages` in task `p`.
+pub fn nids(m: &M, p: i32, a: u64, pages: u64) -> Vec<usize> {
+    (0..pages)
+        .map(|i| {
+            let pg = m.follow_page(p, a + i * kmem::PAGE_SIZE as u64);
+            m.page_to_nid(pg.unwrap().unwrap())
+        })
+        .collect()
+}
+
+/// Takes every free page of `nid` (kernel allocations that stay on it).
+pub fn fill_node(m: &M, nid: i32) -> Vec<kmem::PagePtr> {
+    use kmem::GfpFlags;
+    let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_THISNODE | GfpFlags::__GFP_NOWARN;
+    let mut v = Vec::new();
+    while let Some(pg) = m.alloc_pages_node(nid, gfp, kmem::Order::ZERO) {
+        v.push(pg);
+    }
+    v
+}
