@@ -189,6 +189,45 @@ pub(crate) unsafe fn unmap_fixed(addr: *mut u8, len: usize) -> io::Result<()> {
     }
 }
 
+/// A new close-on-exec memfd named `name` (no global allocator needed).
+pub(crate) fn anon_memfd(name: &core::ffi::CStr) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is NUL-terminated; memfd_create has no other preconditions.
+    let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Sets the size of the file behind `fd`.
+pub(crate) fn set_len(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+    ftruncate(fd, len)
+}
+
+/// Writes all of `buf` to `fd` at file offset `off` (`pwrite`, retried on short writes and
+/// `EINTR`).
+pub(crate) fn write_all_at(fd: BorrowedFd<'_>, mut buf: &[u8], mut off: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        let o = libc::off_t::try_from(off).map_err(|_| invalid("offset too large"))?;
+        // SAFETY: `buf` is a live slice of `buf.len()` readable bytes; pwrite only reads them.
+        let n = unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), o) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero));
+        }
+        buf = &buf[n as usize..];
+        off += n as u64;
+    }
+    Ok(())
+}
+
 fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
     let len = libc::off_t::try_from(len).map_err(|_| invalid("size too large"))?;
     // SAFETY: ftruncate on a valid fd has no memory-safety preconditions.

@@ -660,6 +660,20 @@ unsafe impl Platform for HostedPlatform {
         true
     }
 
+    fn share_vmemmap(&self, va: *mut u8, len: usize, template: *const u8) -> bool {
+        let Some(w) = self.vwin.get() else {
+            return false;
+        };
+        let base = w.base() as usize;
+        let (Some(off), Some(toff)) = (
+            (va as usize).checked_sub(base),
+            (template as usize).checked_sub(base),
+        ) else {
+            return false;
+        };
+        w.share_readonly_at(off, len, toff).is_ok()
+    }
+
     fn unmap_vmemmap(&self, va: *mut u8, len: usize) {
         if let Some(w) = self.vwin.get() {
             if let Some(off) = (va as usize).checked_sub(w.base() as usize) {

@@ -7,11 +7,18 @@
 
 use core::ptr::NonNull;
 use std::io;
+use std::os::fd::AsFd;
 
 use crate::control::Inner;
 use crate::maparc::MapArc;
-use crate::physmem::{invalid, is_page_aligned, map_anon_fixed, reserve, unmap_fixed};
+use crate::physmem::{
+    invalid, is_page_aligned, map_anon_fixed, map_fd_fixed, reserve, unmap_fixed,
+};
 use crate::PAGE_SIZE;
+
+/// Pages of the memfd behind [`VirtWindow::share_readonly_at`]: a shared range is mapped onto
+/// this many copies of its template at a time (one `mmap` per 64 KiB).
+pub const SHARE_RUN: usize = 16;
 
 /// A reserved range of virtual address space into which physical pages can be mapped.
 ///
@@ -134,6 +141,61 @@ impl VirtWindow {
         // replacing the mapping invalidates no Rust reference (`map_anon_fixed`'s contract).
         unsafe { map_anon_fixed(addr, len)? };
         Ok(addr)
+    }
+
+    /// Maps `[base + offset, base + offset + len)` read-only onto copies of the window's page
+    /// at `template` (a mapped page outside the range, read now): a private memfd holds up to
+    /// [`SHARE_RUN`] copies of it and the range is mapped onto that run again and again, so
+    /// the range is backed by no memory of its own and each page is faulted in only when
+    /// read. A write to the range faults. Used for memmap entries that are all alike and
+    /// never written (`Platform::share_vmemmap`).
+    ///
+    /// # Errors
+    /// `InvalidInput` if an offset or `len` is not page aligned, `len` is zero, the range or
+    /// the template leaves the window, or the template lies in the range; otherwise the error
+    /// of `memfd_create`, `ftruncate`, `pwrite` or `mmap` (the range is then as it was, or
+    /// partly mapped onto the copies, which read the same as the template).
+    pub fn share_readonly_at(&self, offset: usize, len: usize, template: usize) -> io::Result<()> {
+        self.check_range(offset, len)?;
+        self.check_range(template, PAGE_SIZE)?;
+        if template + PAGE_SIZE > offset && template < offset + len {
+            return Err(invalid("the template page lies in the range"));
+        }
+        let run = (len / PAGE_SIZE).min(SHARE_RUN);
+        let fd = crate::physmem::anon_memfd(c"kmem-vmemmap-shared")?;
+        crate::physmem::set_len(fd.as_fd(), (run * PAGE_SIZE) as u64)?;
+        let mut page = [0u8; PAGE_SIZE];
+        // SAFETY: `template` is a page of this window (`check_range` above) that the caller
+        // has mapped and written; it is read through a raw pointer, no reference into the
+        // window exists, and `page` is a distinct stack buffer.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.base.as_ptr().add(template),
+                page.as_mut_ptr(),
+                PAGE_SIZE,
+            )
+        };
+        for k in 0..run {
+            crate::physmem::write_all_at(fd.as_fd(), &page, (k * PAGE_SIZE) as u64)?;
+        }
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(run * PAGE_SIZE);
+            // SAFETY: `[base + offset + done, + n)` is inside this window's reservation
+            // (`check_range` above), which this crate owns; its memory is reached only through
+            // raw pointers, so replacing the mapping invalidates no Rust reference.
+            unsafe {
+                map_fd_fixed(
+                    self.base.as_ptr().add(offset + done),
+                    n,
+                    fd.as_fd(),
+                    0,
+                    false,
+                )?
+            };
+            done += n;
+        }
+        Ok(())
     }
 
     /// Unmaps `[base + offset, base + offset + len)`, leaving it reserved (PROT_NONE).

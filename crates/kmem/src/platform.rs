@@ -307,6 +307,20 @@ pub unsafe trait Platform: Send + Sync + 'static {
         false
     }
 
+    /// Maps `[va, va + len)` of the vmemmap window (page aligned, inside a range mapped by
+    /// [`Platform::map_vmemmap`]) read-only onto copies of the page at `template` (a page of
+    /// the window kmem has written, outside the range): every page of the range then reads
+    /// as the template, and none is backed by memory of its own until it is read — the
+    /// shared read-only `struct page` page of HugeTLB's vmemmap optimisation
+    /// (mm/hugetlb_vmemmap.c), used by kmem for the `struct page`s of a section's hole
+    /// (`init_unavailable_range`), which are all alike and never written after boot. A write
+    /// to the range afterwards faults. Returns `false` (the default) if the platform cannot;
+    /// kmem then writes the entries itself.
+    fn share_vmemmap(&self, va: *mut u8, len: usize, template: *const u8) -> bool {
+        let _ = (va, len, template);
+        false
+    }
+
     /// Removes the mirror of `[va, va + len)` in the vmemmap window (memory hot-remove).
     fn unmap_vmemmap(&self, va: *mut u8, len: usize) {
         let _ = (va, len);

@@ -872,7 +872,7 @@ pub(crate) fn memmap_init<P: Platform>(mm: &MemoryModel<P>, em: &EarlyMemory) {
         }
     }
     if let Some(z) = last {
-        init_range(mm, sections, z, start, limit);
+        init_tail(mm, sections, z, start, limit);
     }
     if sections.is_sparse() {
         for nr in 0..crate::sparse::pfn_to_section_nr(Pfn::new(limit)) {
@@ -882,6 +882,43 @@ pub(crate) fn memmap_init<P: Platform>(mm: &MemoryModel<P>, em: &EarlyMemory) {
                 }
             }
         }
+    }
+}
+
+/// `init_unavailable_range` for the last section's tail `[start, end)` beyond the last zone:
+/// reserved pages of that zone. Every entry is alike and nothing writes one after boot (no
+/// memory can be added to a present section, and PFN walkers only read a reserved page), so
+/// once the first whole page of the tail's memmap is written, the platform may map the rest
+/// read-only onto it ([`Platform::share_vmemmap`], as HugeTLB's vmemmap optimisation shares
+/// one `struct page` page): a small machine's hole then costs a host no memory until it is
+/// read (a 16 MiB machine's section: 1.75 of its 2 MiB of memmap).
+fn init_tail<P: Platform>(
+    mm: &MemoryModel<P>,
+    sections: SectionTable,
+    z: (ZoneType, usize),
+    start: u64,
+    end: u64,
+) {
+    const PER_PAGE: u64 = (PAGE_SIZE / core::mem::size_of::<Page>()) as u64;
+    // The first whole memmap page of the tail, and the first after it.
+    let first = start.next_multiple_of(PER_PAGE);
+    let rest = first + PER_PAGE;
+    let shareable = mm.vmemmap_mapped
+        && sections.is_sparse()
+        && end.is_multiple_of(PER_PAGE)
+        && rest < end
+        && sections.pfn_valid(Pfn::new(start));
+    if !shareable {
+        init_range(mm, sections, z, start, end);
+        return;
+    }
+    init_range(mm, sections, z, start, rest);
+    // `end` is a section boundary (memmap_init's limit) and `start` lies in the last section,
+    // so `[rest, end)` is in that valid section's mapped memmap.
+    let at = |pfn: u64| mm.mem_map.wrapping_add(pfn as usize).cast::<u8>();
+    let len = (end - rest) as usize * core::mem::size_of::<Page>();
+    if !mm.plat.share_vmemmap(at(rest), len, at(first)) {
+        init_range(mm, sections, z, rest, end);
     }
 }
 

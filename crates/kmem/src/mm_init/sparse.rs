@@ -87,14 +87,21 @@ fn memblocks_present(ea: &EarlyAlloc, mb: &mut Memblock) -> Result<SectionTable,
 
 /// Maps `[nr, nr + n)` sections' memmap, backed from `pa` on, into the window at `w`, and
 /// populates the mapping.
-fn map_run<P: Platform>(plat: &P, w: *mut u8, nr: usize, n: usize, pa: u64) -> bool {
+fn map_run<P: Platform>(plat: &P, w: *mut u8, run: (usize, usize), pa: u64, max_pfn: Pfn) -> bool {
+    let (nr, n) = run;
     let va = w.wrapping_add(nr * SECTION_MEMMAP_BYTES);
     let len = n * SECTION_MEMMAP_BYTES;
     if !plat.map_vmemmap(va, PhysAddr::new(pa), len) {
         return false;
     }
-    // Every entry is written by memmap_init: fault the range in at once.
-    plat.prefault(va, len);
+    // memmap_init writes every entry below max_pfn: fault that part of the range in at once.
+    // The last section's tail beyond max_pfn may be shared instead (`memmap_init`'s
+    // `init_tail`): faulting it in here would only back pages about to be replaced.
+    let used = (max_pfn.as_usize() * core::mem::size_of::<Page>()).next_multiple_of(PAGE_SIZE);
+    let prefault = used.saturating_sub(nr * SECTION_MEMMAP_BYTES).min(len);
+    if prefault > 0 {
+        plat.prefault(va, prefault);
+    }
     true
 }
 
@@ -160,7 +167,7 @@ pub(crate) fn sparse_init<P: Platform>(
                     Some((f, n, fk)) if f + n == nr => Some((f, n + 1, fk)),
                     Some((f, n, fk)) => {
                         let base = pa + (fk * SECTION_MEMMAP_BYTES) as u64;
-                        if !map_run(plat, w, f, n, base) {
+                        if !map_run(plat, w, (f, n), base, max_pfn) {
                             return Err(BootError::NoVmemmap);
                         }
                         Some((nr, 1, k))
@@ -169,7 +176,8 @@ pub(crate) fn sparse_init<P: Platform>(
                 };
             }
             if let Some((f, n, fk)) = run {
-                if !map_run(plat, w, f, n, pa + (fk * SECTION_MEMMAP_BYTES) as u64) {
+                let base = pa + (fk * SECTION_MEMMAP_BYTES) as u64;
+                if !map_run(plat, w, (f, n), base, max_pfn) {
                     return Err(BootError::NoVmemmap);
                 }
             }
