@@ -203,7 +203,10 @@ fn resident_pages(addr: *const u8, len: usize) -> Vec<bool> {
 /// pages more.
 #[test]
 fn a_section_hole_in_the_memmap_is_shared_not_backed() {
-    let m = boot(16 << 20);
+    let params = BootParams::simulated(Arch::X86_64, 16 << 20, 2).unwrap();
+    let mut cfg = HostedConfig::deterministic(0, 5);
+    cfg.max_phys_size = 1 << 30;
+    let m = kmem_hosted::boot(&params, cfg).unwrap();
     let max = m.max_pfn().as_usize();
     assert!(max <= 4096, "max_pfn {max}");
     let base = m
@@ -221,6 +224,22 @@ fn a_section_hole_in_the_memmap_is_shared_not_backed() {
     assert!(res[..=tpl].iter().all(|&r| r), "{res:?}");
     let backed = res[tpl + 1..].iter().filter(|&&r| r).count();
     assert_eq!(backed, 0, "{backed} hole pages of the memmap are resident");
+    // Hot-adding a block above the hole and looking at the memory blocks (as the hosted
+    // heap's growth and shrink do) reads none of the hole: a boot block's zone comes from
+    // the zones' spans (`early_node_zone_for_memory_block`), not from its `struct page`s.
+    m.add_memory(0, 128 << 20, 128 << 20).unwrap();
+    m.proc_write("/sys/devices/system/memory/memory1/state", "online")
+        .unwrap();
+    let blocks: Vec<_> = m.memory_blocks().collect();
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(blocks[0].zone, Some(kmem::mmzone::ZoneType::Dma));
+    assert_eq!(blocks[1].zone, Some(kmem::mmzone::ZoneType::Normal));
+    let res = resident_pages(base, section);
+    let backed = res[tpl + 1..].iter().filter(|&&r| r).count();
+    assert_eq!(
+        backed, 0,
+        "{backed} hole pages resident after the block walk"
+    );
     // Every page of the hole reads as the template: reserved pages of the last zone.
     // SAFETY: the section's memmap is mapped (read-only in the hole) for the machine's
     // lifetime; the reads are of plain bytes.

@@ -194,12 +194,18 @@ impl<P: Platform> VmLayer<P> {
             return None;
         }
         let online = flags & SECTION_IS_ONLINE != 0;
-        let zone = if online { self.block_zone(nr) } else { None };
+        let early = flags & SECTION_IS_EARLY != 0;
+        let nid = self.block_nid(nr);
+        let zone = match (online, early) {
+            (false, _) => None,
+            (true, true) => self.early_block_zone(nr, nid),
+            (true, false) => self.block_zone(nr),
+        };
         Some(MemoryBlock {
             nr,
-            nid: self.block_nid(nr),
+            nid,
             online,
-            early: flags & SECTION_IS_EARLY != 0,
+            early,
             zone,
             nr_vmemmap_pages: if flags & SECTION_MEMMAP_ON_MEMORY != 0 {
                 NR_VMEMMAP_PAGES
@@ -226,20 +232,32 @@ impl<P: Platform> VmLayer<P> {
             .map_or(0, |p| p.nid())
     }
 
-    /// The zone all of block `nr`'s pages are in (`valid_zones` of an online block), `None`
-    /// when they span several (`test_pages_in_a_zone`).
-    fn block_zone(&self, nr: usize) -> Option<ZoneType> {
-        let s = section_nr_to_pfn(nr);
-        let first = self.pfn_to_page(s)?.zone_type();
-        let mut pfn = s.as_u64();
-        while pfn < s.as_u64() + PAGES_PER_SECTION {
-            let z = self.pfn_to_page(Pfn::new(pfn))?.zone_type();
-            if z != first {
-                return None;
-            }
-            pfn += 1;
+    /// The zone of boot block `nr` on node `nid` (`memory_block->zone` of early memory,
+    /// drivers/base/memory.c `early_node_zone_for_memory_block`): the one populated zone of
+    /// the node whose span meets the block, `None` when several do. From the zones' spans,
+    /// not the memmap: a walk of the block's `struct page`s costs a read of all 2 MiB of them
+    /// each time a block is looked at (the hosted heap's growth and shrink look at every
+    /// block), and reads the `struct page`s of a section's hole, which are never needed.
+    fn early_block_zone(&self, nr: usize, nid: usize) -> Option<ZoneType> {
+        let s = section_nr_to_pfn(nr).as_u64();
+        let e = s + PAGES_PER_SECTION;
+        let mut meets = self
+            .arch
+            .zones()
+            .iter()
+            .copied()
+            .filter(|&z| self.zone_intersects(nid, z, s, e));
+        match (meets.next(), meets.next()) {
+            (Some(z), None) => Some(z),
+            _ => None,
         }
-        Some(first)
+    }
+
+    /// The zone of online hot-added block `nr` (`valid_zones`; Linux records it when the
+    /// block is onlined, `memory_block->zone`): `online_memory_block` moves the whole block,
+    /// its memmap pages included, to one zone, so its first page's zone is the block's.
+    fn block_zone(&self, nr: usize) -> Option<ZoneType> {
+        Some(self.pfn_to_page(section_nr_to_pfn(nr))?.zone_type())
     }
 
     /// Whether node `nid`'s `zone`'s span meets `[s, e)` while it has memory
