@@ -265,3 +265,16 @@ fn a_section_hole_in_the_memmap_is_shared_not_backed() {
     m.check_invariants().unwrap();
     assert_eq!(m.bug_count(), 0);
 }
+
+/// Memory that boot zeroes but does not write (`memblock_alloc`'s zeroing of the 128 KiB
+/// printk buffer beyond the boot log, and of per-CPU arrays beyond what `init_lists` writes)
+/// is zeroed by the platform without backing it (`Platform::zero_unbacked`): a 16 MiB
+/// machine backs 540 KiB of its RAM after boot; before, the zeroing backed 680 KiB.
+#[test]
+fn boot_backs_only_the_ram_it_writes() {
+    let params = BootParams::simulated(Arch::X86_64, 16 << 20, 2).unwrap();
+    let m = kmem_hosted::boot(&params, HostedConfig::deterministic(0, 5)).unwrap();
+    let resident = m.platform().resident_bytes().unwrap();
+    assert!(resident < 600 << 10, "{} KiB resident", resident >> 10);
+    m.check_invariants().unwrap();
+}

@@ -250,11 +250,12 @@ fn zone_geometry(arch: Arch, mb: &Memblock, max_pfn: Pfn) -> [ZoneGeometry; NR_Z
 }
 
 /// Allocations from memblock in the direct map (`memblock_alloc`, `memblock_alloc_raw`).
-struct EarlyAlloc {
+struct EarlyAlloc<'a, P: Platform> {
     direct_map: *mut u8,
+    plat: &'a P,
 }
 
-impl EarlyAlloc {
+impl<P: Platform> EarlyAlloc<'_, P> {
     /// `memblock_alloc_raw`: uninitialised memory.
     fn raw(&self, mb: &mut Memblock, size: usize, align: usize) -> Result<*mut u8, BootError> {
         let pa = mb.phys_alloc(size as u64, align as u64)?;
@@ -263,11 +264,31 @@ impl EarlyAlloc {
         Ok(unsafe { self.direct_map.add(pa.as_u64() as usize) })
     }
 
-    /// `memblock_alloc`: zeroed memory.
+    /// `memblock_alloc`: zeroed memory. The whole pages inside the block are zeroed by the
+    /// platform without backing them where it can ([`Platform::zero_unbacked`]), so a block
+    /// of which only a part is ever written — a `per_cpu_pageset` for every possible CPU, the
+    /// 128 KiB printk buffer — costs a host only the pages written; the rest is written
+    /// with zeroes here.
     fn zeroed(&self, mb: &mut Memblock, size: usize, align: usize) -> Result<*mut u8, BootError> {
         let p = self.raw(mb, size, align)?;
-        // SAFETY: `p` is valid for `size` bytes (just allocated) and not yet used.
-        unsafe { core::ptr::write_bytes(p, 0, size) };
+        let start = p as usize;
+        let end = start + size;
+        let (first, last) = (start.next_multiple_of(PAGE_SIZE), end & !(PAGE_SIZE - 1));
+        // SAFETY: `[first, last)` is whole pages inside the block memblock just gave us
+        // (page aligned, in the direct map below its end), allocated to this caller alone, and
+        // nothing refers to it yet.
+        let unbacked =
+            last > first && unsafe { self.plat.zero_unbacked(first as *mut u8, last - first) };
+        // SAFETY: `p` is valid for `size` bytes (just allocated) and not yet used; when the
+        // platform zeroed the interior pages, the writes cover only the head and the tail.
+        unsafe {
+            if unbacked {
+                core::ptr::write_bytes(p, 0, first - start);
+                core::ptr::write_bytes(last as *mut u8, 0, end - last);
+            } else {
+                core::ptr::write_bytes(p, 0, size);
+            }
+        }
         Ok(p)
     }
 }
@@ -306,6 +327,7 @@ pub(crate) fn early_setup<P: Platform>(
     }
     let ea = EarlyAlloc {
         direct_map: plat.direct_map_base(),
+        plat,
     };
     let state = ea.zeroed(&mut mb, state_size, 64)?;
     let log = ea.zeroed(&mut mb, LOG_BUF_LEN, PAGE_SIZE)?;

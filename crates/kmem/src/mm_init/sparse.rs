@@ -54,7 +54,10 @@ fn window_sections<P: Platform>(plat: &P, max_pfn: Pfn) -> usize {
 
 /// `memblocks_present`: marks every section holding memblock memory present, allocating its
 /// root page first (`sparse_index_init`). Returns the table.
-fn memblocks_present(ea: &EarlyAlloc, mb: &mut Memblock) -> Result<SectionTable, BootError> {
+fn memblocks_present<P: Platform>(
+    ea: &EarlyAlloc<'_, P>,
+    mb: &mut Memblock,
+) -> Result<SectionTable, BootError> {
     let roots = ea.zeroed(
         mb,
         NR_SECTION_ROOTS * core::mem::size_of::<AtomicPtr<MemSection>>(),
@@ -108,7 +111,7 @@ fn map_run<P: Platform>(plat: &P, w: *mut u8, run: (usize, usize), pa: u64, max_
 /// `sparse_init` (SPARSEMEM) or the FLATMEM memmap: see the module documentation.
 pub(crate) fn sparse_init<P: Platform>(
     plat: &P,
-    ea: &EarlyAlloc,
+    ea: &EarlyAlloc<'_, P>,
     mb: &mut Memblock,
     arch: Arch,
     max_pfn: Pfn,
