@@ -56,10 +56,17 @@ static FAST: AtomicBool = AtomicBool::new(false);
 
 /// This thread's slot index + 1; 0 = none yet; `usize::MAX` = none to be had.
 const NO_SLOT: usize = usize::MAX;
-thread_local! {
-    static MY_SLOT: Cell<usize> = const { Cell::new(0) };
-    /// Frees of a thread without a slot ([`Hold::count_free`]).
-    static FREES: Cell<u64> = const { Cell::new(0) };
+/// The thread's words in kmem-hosted's per-thread block (`kmem_hosted::cpu::with_thread_words`:
+/// an initial-exec TLS read on x86-64 Linux, where a `thread_local!` of this shared library
+/// would be a `__tls_get_addr` call): [`MY_SLOT`] holds the slot as above, [`FREES`] the
+/// frees of a thread without a slot ([`Hold::count_free`]). Both start at 0.
+const MY_SLOT: usize = 0;
+const FREES: usize = 1;
+
+/// Runs `f` on this thread's word `i` (`MY_SLOT` or `FREES`).
+#[inline(always)]
+fn with_word<R>(i: usize, f: impl FnOnce(&Cell<usize>) -> R) -> R {
+    kmem_hosted::cpu::with_thread_words(|w| f(&w[i]))
 }
 
 /// How a thread entered an operation (given back to [`exit`]): its slot and the count to
@@ -79,13 +86,11 @@ impl Hold {
                 slot.1.store(n, Ordering::Relaxed);
                 n
             }
-            None => FREES
-                .try_with(|c| {
-                    let n = c.get().wrapping_add(1);
-                    c.set(n);
-                    n
-                })
-                .unwrap_or(1),
+            None => with_word(FREES, |c| {
+                let n = c.get().wrapping_add(1);
+                c.set(n);
+                n as u64
+            }),
         }
     }
 }
@@ -93,7 +98,7 @@ impl Hold {
 /// This thread's slot, claiming one on first use; `None`: count in `ACTIVE`.
 #[inline]
 fn my_slot() -> Option<&'static Slot> {
-    let s = MY_SLOT.try_with(Cell::get).unwrap_or(NO_SLOT);
+    let s = with_word(MY_SLOT, Cell::get);
     if s != 0 && s != NO_SLOT {
         return Some(&SLOTS[s - 1]);
     }
@@ -107,8 +112,7 @@ fn my_slot() -> Option<&'static Slot> {
 fn claim_slot() -> Option<&'static Slot> {
     let i = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
     let s = if i < NR_SLOTS { i + 1 } else { NO_SLOT };
-    // A thread being torn down (its thread-locals gone) counts in `ACTIVE`.
-    MY_SLOT.try_with(|c| c.set(s)).ok()?;
+    with_word(MY_SLOT, |c| c.set(s));
     (s != NO_SLOT).then(|| &SLOTS[s - 1])
 }
 
