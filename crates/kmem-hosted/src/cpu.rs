@@ -337,7 +337,7 @@ impl CpuLocal {
 
 /// Words of the calling thread's block kept for the crate that embeds this platform
 /// ([`with_thread_words`]).
-pub const THREAD_WORDS: usize = 2;
+pub const THREAD_WORDS: usize = 3;
 
 /// Everything this crate keeps per thread on the CPU-section path, in one place: the CPU state
 /// and [`THREAD_WORDS`] words for the embedding crate (kmem-malloc's fork slot). Every field is
@@ -434,12 +434,15 @@ mod tls {
         // points to itself), and the GOT slot holds the block's offset from it (the
         // `R_X86_64_TPOFF64` the dynamic linker resolved before any of our code ran, or the
         // constant the static linker put in an executable). Reads only; the stack is untouched.
+        // `pure, nomem`: both words are fixed for the life of the thread (nothing writes them
+        // after the thread starts), so the result is a function of the thread alone and the
+        // compiler may compute it once per function, across any stores of ours.
         unsafe {
             core::arch::asm!(
                 "movq %fs:0, {p}",
                 "addq kmem_hosted_thread_block@gottpoff(%rip), {p}",
                 p = out(reg) p,
-                options(att_syntax, pure, readonly, nostack),
+                options(att_syntax, pure, nomem, nostack),
             );
         }
         // SAFETY: `p` is this thread's copy of the `.tbss` block defined above: sized and
