@@ -221,13 +221,16 @@ fn shared_put() {
     }
 }
 
-/// Per-thread CPU state. Const-initialised and without drop glue: it lives in a plain ELF TLS
-/// slot, needs no destructor registration (hence no allocation, not even glibc's) and is
-/// readable for the whole life of the thread, exit included. Thread exit is handled by the
-/// pthread key destructor [`cpu_thread_exit`].
+/// Per-thread CPU state, in the thread's [`ThreadBlock`]. Zero-initialised and without drop
+/// glue: it lives in a plain ELF TLS block (initial-exec on x86-64 Linux), needs no
+/// destructor registration (hence no allocation, not even glibc's) and is readable for the
+/// whole life of the thread, exit included. Thread exit is handled by the pthread key
+/// destructor [`cpu_thread_exit`].
 struct CpuLocal {
-    /// `NO_SLOT`, `DEAD` after the exit handler ran, or the thread's exclusive CPU.
-    slot: Cell<usize>,
+    /// `NO_SLOT`, `DEAD` after the exit handler ran, or the thread's exclusive CPU, stored
+    /// complemented (`!slot`) so that a new thread's `NO_SLOT` is 0 ([`ThreadBlock`]); read
+    /// and written through [`CpuLocal::slot`] and [`CpuLocal::set_slot`].
+    not_slot: Cell<usize>,
     depth: Cell<usize>,
     /// Whether the exit handler is armed (the pthread key is set for this thread).
     armed: Cell<bool>,
@@ -244,13 +247,24 @@ const DEAD: usize = usize::MAX - 1;
 impl CpuLocal {
     const fn new() -> Self {
         Self {
-            slot: Cell::new(NO_SLOT),
+            not_slot: Cell::new(!NO_SLOT),
             depth: Cell::new(0),
             armed: Cell::new(false),
             last: Cell::new(core::ptr::null()),
             prev: Cell::new(core::ptr::null()),
             regs: [const { Cell::new(core::ptr::null()) }; MAX_PLATFORMS_PER_THREAD],
         }
+    }
+
+    /// `NO_SLOT`, `DEAD`, or the thread's exclusive CPU.
+    #[inline(always)]
+    fn slot(&self) -> usize {
+        !self.not_slot.get()
+    }
+
+    #[inline(always)]
+    fn set_slot(&self, slot: usize) {
+        self.not_slot.set(!slot);
     }
 
     /// Enters an exclusive-slot section: counted in debug builds only (invariant 2).
@@ -306,7 +320,7 @@ impl CpuLocal {
 
     /// Arms the exit handler for this thread (once); false if that is impossible.
     fn arm(&self) -> bool {
-        if !self.armed.get() && self.slot.get() != DEAD {
+        if !self.armed.get() && self.slot() != DEAD {
             if let Some(key) = exit_key() {
                 // SAFETY: `key` is a valid key; the value is a non-null marker that the
                 // destructor ignores. For low key numbers glibc stores it without allocating.
@@ -321,23 +335,209 @@ impl CpuLocal {
     }
 }
 
-thread_local! {
-    static LOCAL: CpuLocal = const { CpuLocal::new() };
+/// Words of the calling thread's block kept for the crate that embeds this platform
+/// ([`with_thread_words`]).
+pub const THREAD_WORDS: usize = 3;
+
+/// Everything this crate keeps per thread on the CPU-section path, in one place: the CPU state
+/// and [`THREAD_WORDS`] words for the embedding crate (kmem-malloc's fork slot). Every field is
+/// a `Cell` of an integer, a `bool` or a raw pointer, so all-zero bits are a valid value, and
+/// [`ThreadBlock::zero()`] — the state of a thread that has done nothing yet — is all-zero
+/// bits (`CpuLocal::new`): the initial-exec block (`tls`) starts out as zero-filled `.tbss`.
+#[repr(C)]
+struct ThreadBlock {
+    cpu: CpuLocal,
+    words: [Cell<usize>; THREAD_WORDS],
+}
+
+impl ThreadBlock {
+    /// A thread's block before it did anything.
+    const fn zero() -> Self {
+        Self {
+            cpu: CpuLocal::new(),
+            words: [const { Cell::new(0) }; THREAD_WORDS],
+        }
+    }
+
+    /// Whether every field is zero (the initial-exec block's start: checked at compile time).
+    /// The destructuring names every field, so a field added later must be added here.
+    #[allow(dead_code)] // on targets using `thread_local!`
+    const fn is_zero(&self) -> bool {
+        let Self {
+            cpu:
+                CpuLocal {
+                    not_slot,
+                    depth,
+                    armed,
+                    last,
+                    prev,
+                    regs,
+                },
+            words,
+        } = self;
+        let mut zero =
+            not_slot.get() == 0 && depth.get() == 0 && !armed.get() && last.get().is_null();
+        zero &= prev.get().is_null();
+        let mut i = 0;
+        while i < regs.len() {
+            zero &= regs[i].get().is_null();
+            i += 1;
+        }
+        let mut i = 0;
+        while i < words.len() {
+            zero &= words[i].get() == 0;
+            i += 1;
+        }
+        zero
+    }
+}
+
+/// The thread's block through the initial-exec TLS model: `mov %fs:0` and one add from the
+/// GOT, where a `thread_local!` in a shared library (`libkmem_malloc.so`) costs a
+/// `__tls_get_addr` call per lookup (general-dynamic: stable Rust has no way to ask for
+/// another model). x86-64 Linux only; elsewhere (and under Miri) a plain `thread_local!`.
+///
+/// The block is a symbol of our own in `.tbss` (`global_asm!`), so the dynamic linker places
+/// it in the static TLS area, as it does for C's `__attribute__((tls_model("initial-exec")))`
+/// (jemalloc's and mimalloc's thread caches): the library gets `DF_STATIC_TLS`. Loaded at
+/// start (`LD_PRELOAD`, or linked) that costs nothing; a `dlopen` after start is served from
+/// glibc's static TLS surplus (`rtld.optional_static_tls`, 512 bytes by default since 2.32),
+/// and fails with "cannot allocate memory in static TLS block" if that is used up.
+/// In an executable (the test binaries) the linker relaxes the sequence to a constant offset.
+#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+mod tls {
+    use super::ThreadBlock;
+
+    // The block starts as zero bytes; that must be a thread's initial state.
+    const _: () = assert!(ThreadBlock::zero().is_zero());
+
+    core::arch::global_asm!(
+        ".pushsection .tbss,\"awT\",@nobits",
+        ".globl kmem_hosted_thread_block",
+        ".hidden kmem_hosted_thread_block",
+        ".type kmem_hosted_thread_block,@object",
+        ".p2align {align}",
+        "kmem_hosted_thread_block:",
+        ".zero {size}",
+        ".size kmem_hosted_thread_block, {size}",
+        ".popsection",
+        size = const core::mem::size_of::<ThreadBlock>(),
+        align = const core::mem::align_of::<ThreadBlock>().trailing_zeros(),
+        options(att_syntax),
+    );
+
+    /// Runs `f` on the calling thread's block.
+    #[inline(always)]
+    pub(super) fn with<R>(f: impl FnOnce(&ThreadBlock) -> R) -> R {
+        let p: *const ThreadBlock;
+        // SAFETY: `%fs:0` holds the thread pointer (the x86-64 TLS ABI: the TCB's first word
+        // points to itself), and the GOT slot holds the block's offset from it (the
+        // `R_X86_64_TPOFF64` the dynamic linker resolved before any of our code ran, or the
+        // constant the static linker put in an executable). Reads only; the stack is untouched.
+        // `pure, nomem`: both words are fixed for the life of the thread (nothing writes them
+        // after the thread starts), so the result is a function of the thread alone and the
+        // compiler may compute it once per function, across any stores of ours.
+        unsafe {
+            core::arch::asm!(
+                "movq %fs:0, {p}",
+                "addq kmem_hosted_thread_block@gottpoff(%rip), {p}",
+                p = out(reg) p,
+                options(att_syntax, pure, nomem, nostack),
+            );
+        }
+        // SAFETY: `p` is this thread's copy of the `.tbss` block defined above: sized and
+        // aligned for a `ThreadBlock` (the `const` operands), zero-filled by the dynamic linker
+        // before the thread runs any code (for `dlopen`, in every existing thread before
+        // `dlopen` returns), and a valid `ThreadBlock` as zero bits (its docs). It lives until
+        // the thread's stack and TCB are freed, after every thread-local and pthread key
+        // destructor ran (so `cpu_thread_exit` may use it). Only this thread reaches it — the
+        // shared reference handed to `f` is not `Send`, `ThreadBlock` being `!Sync` — and all
+        // access goes through `Cell`s, so the nested calls of a reentrant path (or a signal
+        // handler on this thread) alias it only by shared references.
+        f(unsafe { &*p })
+    }
+
+    /// This thread's `(not_slot, last, prev)`, the words of the CPU section's fast path,
+    /// read straight through `%fs`: one GOT load (in an executable, a constant) and three
+    /// `%fs`-relative loads. [`with`]'s address needs `%fs:0` loaded first, one more
+    /// dependent load, which cost `KmemAlloc`'s `lifo64` pair half a nanosecond.
+    #[inline(always)]
+    pub(super) fn fast_words() -> (usize, usize, usize) {
+        use core::mem::offset_of;
+        let (not_slot, last, prev): (usize, usize, usize);
+        // SAFETY: the GOT slot holds the block's offset from the thread pointer (as in
+        // `with`); the three offsets are those of `Cell<usize>` / `Cell<*const ()>` fields
+        // inside the block (`offset_of!`), word-aligned. Reading them is `Cell::get` by this
+        // thread, the only one that reaches its block; `readonly` (not `nomem`) keeps the
+        // loads ordered after this thread's writes through the `Cell`s.
+        unsafe {
+            core::arch::asm!(
+                "movq kmem_hosted_thread_block@gottpoff(%rip), {b}",
+                "movq %fs:{s}({b}), {ns}",
+                "movq %fs:{l}({b}), {last}",
+                "movq %fs:{p}({b}), {prev}",
+                b = out(reg) _,
+                ns = out(reg) not_slot,
+                last = out(reg) last,
+                prev = out(reg) prev,
+                s = const offset_of!(ThreadBlock, cpu) + offset_of!(super::CpuLocal, not_slot),
+                l = const offset_of!(ThreadBlock, cpu) + offset_of!(super::CpuLocal, last),
+                p = const offset_of!(ThreadBlock, cpu) + offset_of!(super::CpuLocal, prev),
+                options(att_syntax, pure, readonly, nostack, preserves_flags),
+            );
+        }
+        (not_slot, last, prev)
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
+mod tls {
+    use super::ThreadBlock;
+
+    thread_local! {
+        static BLOCK: ThreadBlock = const { ThreadBlock::zero() };
+    }
+
+    /// Runs `f` on the calling thread's block (const-initialised without drop glue: never
+    /// destroyed, readable for the whole life of the thread).
+    #[inline(always)]
+    pub(super) fn with<R>(f: impl FnOnce(&ThreadBlock) -> R) -> R {
+        BLOCK.with(f)
+    }
+
+    /// This thread's `(not_slot, last, prev)`.
+    #[inline(always)]
+    pub(super) fn fast_words() -> (usize, usize, usize) {
+        with(|b| {
+            let l = &b.cpu;
+            (
+                l.not_slot.get(),
+                l.last.get() as usize,
+                l.prev.get() as usize,
+            )
+        })
+    }
+}
+
+/// Runs `f` on the calling thread's [`THREAD_WORDS`] words: zero when the thread starts,
+/// written only by the thread, kept until it exits (thread-exit destructors included). For
+/// the crate embedding the platform, so its own per-thread state costs no second lookup
+/// (an initial-exec TLS read on x86-64 Linux, see `tls`).
+#[inline(always)]
+pub fn with_thread_words<R>(f: impl FnOnce(&[Cell<usize>; THREAD_WORDS]) -> R) -> R {
+    tls::with(|b| f(&b.words))
+}
+
+/// Runs `f` on the calling thread's CPU state.
+#[inline(always)]
+fn with_local<R>(f: impl FnOnce(&CpuLocal) -> R) -> R {
+    tls::with(|b| f(&b.cpu))
 }
 
 /// `raw_smp_processor_id`: this thread's CPU slot if it has one, else [`SHARED_CPU`]; enters
 /// no section and never blocks (for reports printed under locks).
 pub(crate) fn raw_cpu_id() -> usize {
-    LOCAL
-        .try_with(|l| {
-            let s = l.slot.get();
-            if s < SHARED_CPU {
-                s
-            } else {
-                SHARED_CPU
-            }
-        })
-        .unwrap_or(SHARED_CPU)
+    with_local(|l| l.slot().min(SHARED_CPU))
 }
 
 /// The pthread key whose destructor takes an exiting thread's CPU offline; 0 = not created.
@@ -389,10 +589,11 @@ extern "C" fn cpu_thread_exit(_marker: *mut libc::c_void) {
         unsafe { *SHARED.depth.get() = 1 };
         shared_put();
     }
-    let _ = LOCAL.try_with(|l| {
+    with_local(|l| {
         // Sections left open (leaked guards) end with the thread.
         l.depth.set(0);
-        let slot = l.slot.replace(DEAD);
+        let slot = l.slot();
+        l.set_slot(DEAD);
         l.last.set(core::ptr::null());
         l.prev.set(core::ptr::null());
         let online = slot < SHARED_CPU;
@@ -422,18 +623,24 @@ extern "C" fn cpu_thread_exit(_marker: *mut libc::c_void) {
 /// `get_cpu()` for the platform `plat`.
 #[inline]
 pub(crate) fn cpu_get(plat: &MapArc<Inner>) -> usize {
-    let id = MapArc::as_id(plat);
-    LOCAL
-        .try_with(|l| {
-            let slot = l.slot.get();
-            if slot < SHARED_CPU && (l.last.get() == id || l.prev.get() == id) {
-                l.enter();
-                slot
-            } else {
-                cpu_get_slow(l, plat)
-            }
-        })
-        .unwrap_or_else(|_| shared_get())
+    match owned_slot(plat) {
+        Some(slot) => {
+            #[cfg(debug_assertions)]
+            with_local(CpuLocal::enter);
+            slot
+        }
+        None => with_local(|l| cpu_get_slow(l, plat)),
+    }
+}
+
+/// The fast path's test: the thread's exclusive slot if it has one and tracks `plat` among
+/// the two platforms used last.
+#[inline(always)]
+fn owned_slot(plat: &MapArc<Inner>) -> Option<usize> {
+    let id = MapArc::as_id(plat) as usize;
+    let (not_slot, last, prev) = tls::fast_words();
+    let slot = !not_slot;
+    (slot < SHARED_CPU && (last == id || prev == id)).then_some(slot)
 }
 
 /// `Platform::cpu_owned`: the thread's exclusive slot when [`cpu_get`] would return it at
@@ -443,27 +650,20 @@ pub(crate) fn cpu_get(plat: &MapArc<Inner>) -> usize {
 /// not disturb.
 #[inline(always)]
 pub(crate) fn cpu_owned(plat: &MapArc<Inner>) -> Option<usize> {
-    let id = MapArc::as_id(plat);
-    LOCAL
-        .try_with(|l| {
-            let slot = l.slot.get();
-            (slot < SHARED_CPU && (l.last.get() == id || l.prev.get() == id)).then_some(slot)
-        })
-        .ok()
-        .flatten()
+    owned_slot(plat)
 }
 
 #[cold]
 fn cpu_get_slow(l: &CpuLocal, plat: &MapArc<Inner>) -> usize {
     // Once offline (in or after the exit handler: hooks, later destructors), a thread tracks
     // nothing more; a weak reference taken now would never be released.
-    if l.slot.get() == DEAD || !l.register(plat) {
+    if l.slot() == DEAD || !l.register(plat) {
         return shared_get();
     }
-    let mut slot = l.slot.get();
+    let mut slot = l.slot();
     if slot == NO_SLOT && !shared_held_by_me() {
         if let Some(s) = claim_slot() {
-            l.slot.set(s);
+            l.set_slot(s);
             slot = s;
         }
     }
@@ -479,31 +679,28 @@ fn cpu_get_slow(l: &CpuLocal, plat: &MapArc<Inner>) -> usize {
 /// waiting while another thread holds that slot. A thread with its own slot, or already inside
 /// a section, always gets its CPU.
 pub(crate) fn cpu_try_get(plat: &MapArc<Inner>) -> Option<usize> {
-    let id = MapArc::as_id(plat);
-    LOCAL
-        .try_with(|l| {
-            let slot = l.slot.get();
-            if slot < SHARED_CPU && (l.last.get() == id || l.prev.get() == id) {
-                l.enter();
-                return Some(slot);
+    if let Some(slot) = owned_slot(plat) {
+        #[cfg(debug_assertions)]
+        with_local(CpuLocal::enter);
+        return Some(slot);
+    }
+    with_local(|l| {
+        if l.slot() == DEAD || !l.register(plat) {
+            return shared_try_get();
+        }
+        let mut slot = l.slot();
+        if slot == NO_SLOT && !shared_held_by_me() {
+            if let Some(s) = claim_slot() {
+                l.set_slot(s);
+                slot = s;
             }
-            if l.slot.get() == DEAD || !l.register(plat) {
-                return shared_try_get();
-            }
-            let mut slot = l.slot.get();
-            if slot == NO_SLOT && !shared_held_by_me() {
-                if let Some(s) = claim_slot() {
-                    l.slot.set(s);
-                    slot = s;
-                }
-            }
-            if slot >= SHARED_CPU {
-                return shared_try_get();
-            }
-            l.enter();
-            Some(slot)
-        })
-        .unwrap_or_else(|_| shared_try_get())
+        }
+        if slot >= SHARED_CPU {
+            return shared_try_get();
+        }
+        l.enter();
+        Some(slot)
+    })
 }
 
 /// `put_cpu()`.
@@ -518,12 +715,8 @@ pub(crate) fn cpu_put(cpu: usize) {
         // An exclusive slot stays the thread's until it exits: leaving the section changes
         // nothing (invariant 2), except the balance check of debug builds.
         #[cfg(debug_assertions)]
-        let _ = LOCAL.try_with(|l| {
-            debug_assert_eq!(
-                l.slot.get(),
-                cpu,
-                "cpu_put of a CPU this thread does not own"
-            );
+        with_local(|l| {
+            debug_assert_eq!(l.slot(), cpu, "cpu_put of a CPU this thread does not own");
             debug_assert!(l.depth.get() > 0, "unbalanced cpu_put");
             l.depth.set(l.depth.get().saturating_sub(1));
         });
@@ -534,10 +727,7 @@ pub(crate) fn cpu_put(cpu: usize) {
 ///
 /// A thread gets its slot at its first CPU section on any platform and keeps it until it exits.
 pub fn thread_cpu_slot() -> Option<usize> {
-    LOCAL
-        .try_with(|l| l.slot.get())
-        .ok()
-        .filter(|&s| s < SHARED_CPU)
+    Some(with_local(CpuLocal::slot)).filter(|&s| s < SHARED_CPU)
 }
 
 /// `Platform::membarrier`: every running thread of the process executes a full memory barrier
@@ -610,6 +800,34 @@ mod tests {
         assert!(shared_held_by_me());
         shared_put();
         assert!(!shared_held_by_me());
+    }
+
+    /// A new thread's block is the zero state (no slot, nothing tracked, words 0), and each
+    /// thread has its own.
+    #[test]
+    fn thread_block_starts_zero_and_is_per_thread() {
+        with_thread_words(|w| {
+            w[0].set(7);
+            w[1].set(9);
+        });
+        std::thread::spawn(|| {
+            with_thread_words(|w| assert!(w.iter().all(|c| c.get() == 0)));
+            with_local(|l| {
+                assert_eq!(l.slot(), NO_SLOT);
+                assert!(!l.armed.get() && l.depth.get() == 0);
+                assert!(l.last.get().is_null() && l.prev.get().is_null());
+                assert!(l.regs.iter().all(|r| r.get().is_null()));
+            });
+            assert_eq!(thread_cpu_slot(), None);
+            with_thread_words(|w| w[0].set(1));
+        })
+        .join()
+        .unwrap();
+        with_thread_words(|w| {
+            assert_eq!((w[0].get(), w[1].get()), (7, 9));
+            w[0].set(0);
+            w[1].set(0);
+        });
     }
 
     #[test]

@@ -30,7 +30,7 @@
 //! malloc, so it must not re-enter the global allocator where kmem may be running:
 //! - construction allocates only mappings (the control block lives in its own `mmap`, see
 //!   `maparc`), never through the global allocator;
-//! - `cpu_get`/`cpu_put` use a const-initialised thread-local without drop glue and fixed
+//! - `cpu_get`/`cpu_put` use a zero-initialised thread-local without drop glue and fixed
 //!   arrays; registering a thread for hot-unplug clones a weak reference and sets a pthread
 //!   key (whose destructor is the thread-exit handler); none of it allocates, not even in
 //!   glibc (a Rust thread-local destructor would make glibc `calloc`);
@@ -43,7 +43,7 @@
 //! allocator do not allocate either, with a counting global allocator.
 //!
 //! Everything that needs `unsafe` lives in small modules that own their raw state: `maparc`
-//! (the mmap-backed reference count), `physmem` and `window` (mappings), `cpu` (thread-locals),
+//! (the mmap-backed reference count), `physmem` and `window` (mappings), `cpu` (thread-locals: the initial-exec TLS block),
 //! `hook` (the hook call), `fault` (the `SIGSEGV` handler for protected pages), `stack` (stack
 //! walks and symbols), `roots` (kmemleak's roots in the process), [`futex`], `console` (`write(2)`), [`probe`], `sys`, [`once`] (the
 //! boot-once cell and arena) [`grow`] (releasing a removed block's host memory) and [`global`] (the allocator); `config`, `control` and `boot`

@@ -6,6 +6,8 @@
 //!   top bit of `ACTIVE` is set from a fork's prepare handler until its parent handler (or, in
 //!   the child, its child handler) ran. A thread entering while the bit is set backs out and
 //!   waits; the prepare handler waits for `ACTIVE` and every slot to be 0.
+//! - A thread's `DEPTH` word (its per-thread block) equals its slot's counter whenever the
+//!   thread is outside `enter`/`exit`: both are written only by the thread, together.
 //! - `FORK_LOCK` serialises forks that use these handlers (held from prepare to parent/child).
 //! - Every node's direct map is a private mapping ([`make_private`]), so the child gets a
 //!   copy-on-write snapshot of the heap taken while no thread was inside the allocator.
@@ -18,7 +20,7 @@
 //!   are private the same way, in whichever process adds them.
 
 use core::cell::Cell;
-use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use kmem::platform::Platform;
 
@@ -41,95 +43,105 @@ static FORK_LOCK: AtomicU32 = AtomicU32::new(0);
 /// count in `ACTIVE` as before.
 const NR_SLOTS: usize = 256;
 
-/// A thread's slot: its "inside an operation" counter and its count of frees (both written
-/// only by the thread; the frees are read by nobody else). The free count lives here, on the
-/// line the operation touches anyway, because a shared library's thread-local is a
-/// `__tls_get_addr` call per lookup.
+/// A thread's slot: its "inside an operation" counter, written only by the thread, read by
+/// the forker. One cache line each, so no two threads write the same line.
 #[repr(align(64))]
-struct Slot(AtomicUsize, AtomicU64);
+struct Slot(AtomicUsize);
 
-static SLOTS: [Slot; NR_SLOTS] = [const { Slot(AtomicUsize::new(0), AtomicU64::new(0)) }; NR_SLOTS];
+static SLOTS: [Slot; NR_SLOTS] = [const { Slot(AtomicUsize::new(0)) }; NR_SLOTS];
 /// Slots handed out so far (may exceed [`NR_SLOTS`]: the rest got none).
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 /// `membarrier` works: threads may take slots.
 static FAST: AtomicBool = AtomicBool::new(false);
 
-/// This thread's slot index + 1; 0 = none yet; `usize::MAX` = none to be had.
+/// The thread's words in kmem-hosted's per-thread block (`kmem_hosted::cpu::with_thread_words`:
+/// an initial-exec TLS access on x86-64 Linux, where a `thread_local!` of this shared library
+/// would be a `__tls_get_addr` call). All start at 0.
+/// - [`MY_SLOT`]: the thread's slot index + 1; 0 = none yet; [`NO_SLOT`] = none to be had.
+/// - [`DEPTH`]: a copy of the thread's slot counter (its open operations), kept beside the
+///   slot index so that entering reads only this thread's block and writes its slot: the
+///   slot's line is never loaded on the way in.
+/// - [`FREES`]: the thread's frees so far ([`Hold::count_free`]).
+const MY_SLOT: usize = 0;
+const DEPTH: usize = 1;
+const FREES: usize = 2;
 const NO_SLOT: usize = usize::MAX;
-thread_local! {
-    static MY_SLOT: Cell<usize> = const { Cell::new(0) };
-    /// Frees of a thread without a slot ([`Hold::count_free`]).
-    static FREES: Cell<u64> = const { Cell::new(0) };
+
+/// Runs `f` on this thread's words ([`MY_SLOT`], [`DEPTH`], [`FREES`]).
+#[inline(always)]
+fn with_words<R>(f: impl FnOnce(&[Cell<usize>; kmem_hosted::cpu::THREAD_WORDS]) -> R) -> R {
+    kmem_hosted::cpu::with_thread_words(f)
 }
 
 /// How a thread entered an operation (given back to [`exit`]): its slot and the count to
-/// restore, or `None` for `ACTIVE`. Carrying the slot spares `exit` a second thread-local
-/// lookup (a `__tls_get_addr` call in a shared library).
+/// restore, or `None` for `ACTIVE`. Carrying the slot spares `exit` looking it up again.
 #[derive(Clone, Copy)]
 pub struct Hold(Option<(&'static Slot, usize)>);
 
 impl Hold {
     /// Counts a free by this thread; returns how many it made so far (for the periodic work
     /// of the free path: free page reporting, `KMEM_MALLOC_TOP`'s publication).
-    #[inline]
+    #[inline(always)]
     pub fn count_free(&self) -> u64 {
-        match self.0 {
-            Some((slot, _)) => {
-                let n = slot.1.load(Ordering::Relaxed).wrapping_add(1);
-                slot.1.store(n, Ordering::Relaxed);
-                n
-            }
-            None => FREES
-                .try_with(|c| {
-                    let n = c.get().wrapping_add(1);
-                    c.set(n);
-                    n
-                })
-                .unwrap_or(1),
+        with_words(|w| {
+            let n = w[FREES].get().wrapping_add(1);
+            w[FREES].set(n);
+            n as u64
+        })
+    }
+}
+
+/// Enters an allocator operation.
+#[inline(always)]
+pub fn enter() -> Hold {
+    // This thread's slot and open operations, from its own block (no shared line read).
+    let (s, v) = with_words(|w| (w[MY_SLOT].get(), w[DEPTH].get()));
+    if s != 0 && s != NO_SLOT {
+        let me = &SLOTS[s - 1];
+        me.0.store(v + 1, Ordering::Relaxed);
+        with_words(|w| w[DEPTH].set(v + 1));
+        // The forker's membarrier orders the store before the load below (module docs).
+        compiler_fence(Ordering::SeqCst);
+        // Nested (already counted): the forker is waiting for this thread anyway.
+        if v == 0 && ACTIVE.load(Ordering::Relaxed) & FORK_BIT != 0 {
+            return enter_slot_forking(me);
+        }
+        return Hold(Some((me, v)));
+    }
+    enter_slow(s)
+}
+
+/// [`enter`] with a slot while a fork is being prepared: back out, wait, count again.
+#[cold]
+#[inline(never)]
+fn enter_slot_forking(me: &'static Slot) -> Hold {
+    loop {
+        me.0.store(0, Ordering::Release);
+        with_words(|w| w[DEPTH].set(0));
+        while ACTIVE.load(Ordering::Relaxed) & FORK_BIT != 0 {
+            std::thread::yield_now();
+        }
+        me.0.store(1, Ordering::Relaxed);
+        with_words(|w| w[DEPTH].set(1));
+        compiler_fence(Ordering::SeqCst);
+        if ACTIVE.load(Ordering::Relaxed) & FORK_BIT == 0 {
+            return Hold(Some((me, 0)));
         }
     }
 }
 
-/// This thread's slot, claiming one on first use; `None`: count in `ACTIVE`.
-#[inline]
-fn my_slot() -> Option<&'static Slot> {
-    let s = MY_SLOT.try_with(Cell::get).unwrap_or(NO_SLOT);
-    if s != 0 && s != NO_SLOT {
-        return Some(&SLOTS[s - 1]);
-    }
-    if s == NO_SLOT || !FAST.load(Ordering::Relaxed) {
-        return None;
-    }
-    claim_slot()
-}
-
+/// [`enter`] for a thread without a slot yet (`s` = 0: claim one if `membarrier` works) or
+/// without one to be had (`NO_SLOT`: count in `ACTIVE`).
 #[cold]
-fn claim_slot() -> Option<&'static Slot> {
-    let i = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
-    let s = if i < NR_SLOTS { i + 1 } else { NO_SLOT };
-    // A thread being torn down (its thread-locals gone) counts in `ACTIVE`.
-    MY_SLOT.try_with(|c| c.set(s)).ok()?;
-    (s != NO_SLOT).then(|| &SLOTS[s - 1])
-}
-
-/// Enters an allocator operation.
-#[inline]
-pub fn enter() -> Hold {
-    if let Some(me) = my_slot() {
-        let slot = &me.0;
-        loop {
-            let v = slot.load(Ordering::Relaxed);
-            slot.store(v + 1, Ordering::Relaxed);
-            // The forker's membarrier orders this store before the load below (module docs).
-            compiler_fence(Ordering::SeqCst);
-            // Nested (already counted): the forker is waiting for this thread anyway.
-            if v != 0 || ACTIVE.load(Ordering::Relaxed) & FORK_BIT == 0 {
-                return Hold(Some((me, v)));
-            }
-            slot.store(v, Ordering::Release);
-            while ACTIVE.load(Ordering::Relaxed) & FORK_BIT != 0 {
-                std::thread::yield_now();
-            }
+#[inline(never)]
+fn enter_slow(s: usize) -> Hold {
+    if s == 0 && FAST.load(Ordering::Relaxed) {
+        let i = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+        let s = if i < NR_SLOTS { i + 1 } else { NO_SLOT };
+        with_words(|w| w[MY_SLOT].set(s));
+        if s != NO_SLOT {
+            // DEPTH is 0: a thread without a slot keeps none.
+            return enter();
         }
     }
     loop {
@@ -145,11 +157,14 @@ pub fn enter() -> Hold {
 }
 
 /// Leaves an allocator operation.
-#[inline]
+#[inline(always)]
 pub fn exit(h: Hold) {
     match h.0 {
-        // Release: the operation's memory effects happen before a fork that sees 0.
-        Some((slot, v)) => slot.0.store(v, Ordering::Release),
+        Some((slot, v)) => {
+            with_words(|w| w[DEPTH].set(v));
+            // Release: the operation's memory effects happen before a fork that sees 0.
+            slot.0.store(v, Ordering::Release);
+        }
         None => {
             ACTIVE.fetch_sub(1, Ordering::Release);
         }

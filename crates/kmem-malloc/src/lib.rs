@@ -34,6 +34,14 @@
 //!   so the child's snapshot is consistent. Threads mark themselves inside with a plain store
 //!   to a per-thread counter, which the handler reads after `membarrier` (no locked
 //!   instruction on `malloc`/`free`; `fork.rs`).
+//! - Per-thread state (the thread's CPU, its fork slot, its free count) is one block of
+//!   kmem-hosted's (`kmem_hosted::cpu::with_thread_words`) in the initial-exec TLS model on
+//!   x86-64 Linux: a `mov %fs:0` and an add per function, no `__tls_get_addr` call. The
+//!   library is marked `DF_STATIC_TLS`: preloaded or linked it costs nothing; loaded with
+//!   `dlopen` after start, glibc serves its TLS segment (under 1 KiB) from the static TLS
+//!   surplus (1,664 bytes by default: `glibc.rtld.nns`, `glibc.rtld.optional_static_tls`),
+//!   initialising it in every running thread, and refuses the `dlopen` ("cannot allocate
+//!   memory in static TLS block") when the surplus is used up (`tests/dlopen.rs`).
 //! - Exit: with `KMEM_MALLOC_STATS=FILE`, an `atexit` handler writes the allocator's counters
 //!   and each node's kernel log (`slub_debug` reports land there), /proc/meminfo,
 //!   /proc/buddyinfo and /proc/slabinfo to FILE.
