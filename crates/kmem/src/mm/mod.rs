@@ -157,6 +157,10 @@ pub struct MemoryModel<P: Platform> {
     /// change after boot, so a direct-map pointer below `direct_map_end` in such a section
     /// has a `struct page` without a `mem_section` lookup ([`Self::virt_to_page_fast`]).
     pub(crate) memmap_early: [u64; EARLY_MEMMAP_SECTIONS / 64],
+    /// The bound of [`Self::virt_to_page_fast`]'s bit test: the boot direct map's end
+    /// (`lowmem_end`), at most the bitmap's 64 GiB. One compare keeps an offset both below
+    /// `direct_map_end` (which is never lowered) and inside the bitmap. Written once at boot.
+    pub(crate) memmap_early_end: u64,
     pub(crate) translation: core::cell::UnsafeCell<AddrTranslation>,
     pub(crate) log: Lock<P::RawLock, LogBuf>,
     pub(crate) console_loglevel: AtomicU8,
@@ -432,13 +436,16 @@ impl<P: Platform> MemoryModel<P> {
     pub(crate) fn virt_to_page_fast(&self, p: *const u8) -> Option<PagePtr> {
         let off = (p as usize).wrapping_sub(self.direct_map as usize);
         let nr = off >> crate::sparse::SECTION_SIZE_BITS;
-        if (off as u64) < self.direct_map_end()
-            && nr < EARLY_MEMMAP_SECTIONS
-            && self.memmap_early[nr / 64] & (1 << (nr % 64)) != 0
+        // `off < memmap_early_end <= EARLY_MEMMAP_SECTIONS << SECTION_SIZE_BITS` (checked
+        // first) puts `nr / 64` inside the bitmap; the `%` (an `and`) shows the compiler so
+        // without a bounds check.
+        const WORDS: usize = EARLY_MEMMAP_SECTIONS / 64;
+        if (off as u64) < self.memmap_early_end
+            && self.memmap_early[(nr / 64) % WORDS] & (1 << (nr % 64)) != 0
         {
-            // SAFETY: `off` is below the direct map's end, which never exceeds the PFN limit,
-            // and lies in a boot section with a memmap, which is never removed (the bitmap's
-            // invariant): `mem_map + pfn` is a live `struct page`.
+            // SAFETY: `off` is below the boot direct map's end, which never exceeds the PFN
+            // limit, and lies in a boot section with a memmap, which is never removed (the
+            // bitmap's invariant): `mem_map + pfn` is a live `struct page`.
             Some(unsafe {
                 PagePtr::from_raw(NonNull::new_unchecked(self.mem_map.add(off >> PAGE_SHIFT)))
             })

@@ -411,8 +411,8 @@ pub(crate) fn early_setup<P: Platform>(
 }
 
 /// [`MemoryModel::memmap_early`]: the boot sections with a memmap (FLATMEM: the sections
-/// starting below `max_pfn`, whose memmap the array covers up to `max_pfn`; the direct map's
-/// bound, checked first, keeps lookups below it).
+/// starting below `max_pfn`, whose memmap the array covers up to `max_pfn`; the boot direct
+/// map's bound, `MemoryModel::memmap_early_end`, checked first, keeps lookups below it).
 fn memmap_early(em: &EarlyMemory) -> [u64; crate::mm::EARLY_MEMMAP_SECTIONS / 64] {
     use crate::sparse::{section_nr_to_pfn, SECTION_HAS_MEM_MAP, SECTION_IS_EARLY};
     let mut bits = [0u64; crate::mm::EARLY_MEMMAP_SECTIONS / 64];
@@ -474,6 +474,10 @@ pub(crate) fn memory_model<P: Platform>(
         direct_map_end: core::sync::atomic::AtomicU64::new(em.lowmem_end.as_u64()),
         direct_map,
         memmap_early: memmap_early(em),
+        memmap_early_end: em
+            .lowmem_end
+            .as_u64()
+            .min((crate::mm::EARLY_MEMMAP_SECTIONS as u64) << crate::sparse::SECTION_SIZE_BITS),
         translation: core::cell::UnsafeCell::new(translation),
         // SAFETY: `em.log` has LOG_BUF_LEN bytes from memblock, used only by this buffer.
         log: Lock::new(&LOGBUF_LOCK, unsafe { LogBuf::new(em.log, LOG_BUF_LEN) }),

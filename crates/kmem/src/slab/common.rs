@@ -361,6 +361,29 @@ pub const fn kmalloc_index(size: usize) -> u32 {
     }
 }
 
+/// [`kmalloc_index`] of every size in `1..=KMALLOC_MAX_CACHE_SIZE` by `(size - 1) / 8`
+/// (Linux's `size_index[]` extended past 192 bytes; the sizes of one 8-byte step never cross
+/// a power of two above 8): the fast paths' size lookup without `fls` or a branch on 192.
+const KMALLOC_INDEX_BY_8: [u8; KMALLOC_MAX_CACHE_SIZE / 8] = {
+    let mut t = [0u8; KMALLOC_MAX_CACHE_SIZE / 8];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = kmalloc_index(8 * i + 8) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// [`kmalloc_index`] of `size` in `1..=KMALLOC_MAX_CACHE_SIZE` (one table load); 0 (the
+/// index of no cache) for other sizes.
+#[inline(always)]
+pub(crate) fn kmalloc_index_fast(size: usize) -> u32 {
+    match KMALLOC_INDEX_BY_8.get(size.wrapping_sub(1) / 8) {
+        Some(&i) => u32::from(i),
+        None => 0,
+    }
+}
+
 /// The object size of kmalloc cache `index` (`kmalloc_info[index].size`).
 #[inline]
 pub const fn kmalloc_size(index: u32) -> usize {

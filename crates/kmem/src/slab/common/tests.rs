@@ -5,6 +5,17 @@ use super::*;
 use std::format;
 use std::string::String;
 
+/// The fast paths' table gives `kmalloc_index` for every cached size, and 0 outside.
+#[test]
+fn kmalloc_index_fast_is_kmalloc_index() {
+    for size in 1..=KMALLOC_MAX_CACHE_SIZE {
+        assert_eq!(kmalloc_index_fast(size), kmalloc_index(size), "size {size}");
+    }
+    for size in [0, KMALLOC_MAX_CACHE_SIZE + 1, usize::MAX] {
+        assert_eq!(kmalloc_index_fast(size), 0, "size {size}");
+    }
+}
+
 #[test]
 fn kmalloc_index_matches_linux() {
     assert_eq!(kmalloc_index(0), 0);

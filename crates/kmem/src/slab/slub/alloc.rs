@@ -341,59 +341,62 @@ pub(super) fn alloc_inner<P: Platform>(
     if let Some(cpu) = m.cpu_owned() {
         // SAFETY: the thread owns `cpu` outright (as inside a section of it) and holds no
         // other reference to its data.
-        let obj = alloc_cpu::<P>(s, unsafe { s.cpu(cpu) });
-        if !obj.is_null() {
+        if let Some(obj) = alloc_cpu::<P>(s, unsafe { s.cpu(cpu) }) {
             return Some(alloc_done::<P>(s, gfp, obj));
         }
     }
     alloc_inner_section(m, s, gfp, caller, orig)
 }
 
-/// `__GFP_ZERO` on an object from a sheaf or the CPU freelist; the object as `NonNull`.
+/// `__GFP_ZERO` on an object from a sheaf or the CPU freelist.
 #[inline(always)]
-fn alloc_done<P: Platform>(s: &Cache<P>, gfp: GfpFlags, obj: *mut u8) -> NonNull<u8> {
+fn alloc_done<P: Platform>(s: &Cache<P>, gfp: GfpFlags, obj: NonNull<u8>) -> NonNull<u8> {
     if gfp.contains(GfpFlags::__GFP_ZERO) {
         // SAFETY: a freshly allocated object of `object_size` bytes.
-        unsafe { ptr::write_bytes(obj, 0, s.object_size as usize) };
+        unsafe { ptr::write_bytes(obj.as_ptr(), 0, s.object_size as usize) };
     }
-    // SAFETY: objects are never null.
-    unsafe { NonNull::new_unchecked(obj) }
+    obj
 }
 
 /// One object from the CPU's main sheaf, or (a cache without sheaves) its CPU freelist;
-/// null when empty. `c` is the CPU's data, used as inside a section of that CPU.
+/// `None` when empty. `c` is the CPU's data, used as inside a section of that CPU.
 ///
 /// A CPU's main sheaf exists only in a cache with sheaves, and a cache with debug flags has
 /// none (`calculate_sheaf_capacity`; the flags never change): the sheaf pop needs no debug
-/// test. The CPU freelist keeps it (debug caches never fill it).
+/// test. Nor does the CPU freelist pop: a debug cache never fills its CPU freelist (its
+/// objects come from `slab_alloc_debug`, one at a time, and only `slab_alloc_slow_bulk`,
+/// which debug caches never reach, sets a CPU slab and freelist), so a non-null freelist
+/// means a cache without debug flags — Linux's `__slab_alloc_node` fast path tests no debug
+/// flag either (`___slab_alloc` takes debug caches' objects one by one, never as a CPU
+/// freelist).
 #[inline(always)]
-fn alloc_cpu<P: Platform>(s: &Cache<P>, c: &mut KmemCacheCpu) -> *mut u8 {
+fn alloc_cpu<P: Platform>(s: &Cache<P>, c: &mut KmemCacheCpu) -> Option<NonNull<u8>> {
     let sh = c.main;
     if !sh.is_null() {
         debug_assert!(!s.debug());
         // SAFETY: `main` is a live sheaf of this cache owned by this CPU (sheaf.rs).
         let n = unsafe { (*sh).size };
         if n == 0 {
-            return ptr::null_mut();
+            return None;
         }
         // SAFETY: `sh` is this CPU's main sheaf and the caller uses the CPU's data as inside
         // its section, so nothing else reads or writes its header or slots; n > 0 here, so
-        // slot `n - 1` is below `size` and holds an object, which the pop hands to us.
+        // slot `n - 1` is below `size` and holds an object (never null: the pop needs no
+        // null test), which the pop hands to us.
         unsafe {
             (*sh).size = n - 1;
             c.alloc_pcs = c.alloc_pcs.wrapping_add(1);
-            *SlabSheaf::objects(sh).add(n as usize - 1)
+            Some(NonNull::new_unchecked(
+                *SlabSheaf::objects(sh).add(n as usize - 1),
+            ))
         }
-    } else if !s.debug() {
-        let obj = c.freelist;
-        if !obj.is_null() {
-            // SAFETY: `obj` is a CPU-owned free object.
-            c.freelist = unsafe { s.get_fp(obj) };
-            c.alloc_fast = c.alloc_fast.wrapping_add(1);
-        }
-        obj
     } else {
-        ptr::null_mut()
+        let obj = NonNull::new(c.freelist)?;
+        debug_assert!(!s.debug());
+        // SAFETY: `obj` is a CPU-owned free object.
+        c.freelist = unsafe { s.get_fp(obj.as_ptr()) };
+        c.alloc_fast = c.alloc_fast.wrapping_add(1);
+        Some(obj)
     }
 }
 
@@ -411,7 +414,7 @@ fn alloc_inner_section<P: Platform>(
     // SAFETY: we hold this CPU's section and no other reference to its data.
     let obj = alloc_cpu::<P>(s, unsafe { s.cpu(g.cpu()) });
     drop(g);
-    if !obj.is_null() {
+    if let Some(obj) = obj {
         return Some(alloc_done::<P>(s, gfp, obj));
     }
     alloc_slow_path(m, s, gfp, caller, orig)
@@ -439,8 +442,8 @@ impl<P: Platform> SlabLayer<P> {
         let cpu = self.cpu_owned()?;
         // SAFETY: the thread owns `cpu` outright (as inside a section of it) and holds no
         // other reference to its data.
-        let obj = alloc_cpu::<P>(s, unsafe { s.cpu(cpu) });
-        (!obj.is_null()).then(|| alloc_done::<P>(s, gfp, obj))
+        let obj = alloc_cpu::<P>(s, unsafe { s.cpu(cpu) })?;
+        Some(alloc_done::<P>(s, gfp, obj))
     }
 }
 

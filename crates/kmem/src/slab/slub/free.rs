@@ -240,7 +240,10 @@ fn free_cpu<P: Platform>(
         // 6.18 `slab_free`: only an object of the CPU's node goes onto its sheaf (one
         // predictable branch on a machine with one node).
         (m.pa.numa.0.is_null() || slab_is_local(m, page, cpu)) && push_main(c, p)
-    } else if !s.debug() && c.slab == Slab(page).raw() && p != c.freelist {
+    } else if c.slab == Slab(page).raw() && p != c.freelist {
+        // A CPU slab means a cache without debug flags (debug caches never get one; see
+        // `alloc_cpu`), as Linux's `do_slab_free` fast path, which tests no debug flag.
+        debug_assert!(!s.debug());
         // SAFETY: the object was allocated and is now given back to its CPU slab.
         unsafe { s.set_fp(p, c.freelist) };
         c.freelist = p;

@@ -1017,14 +1017,14 @@ pub(crate) fn kmalloc_slot<P: Platform>(m: &SlabLayer<P>, size: usize, gfp: GfpF
     if size > crate::slab::common::KMALLOC_MAX_CACHE_SIZE {
         return core::ptr::null_mut();
     }
-    let idx = crate::slab::common::kmalloc_index(size) as usize;
+    let idx = crate::slab::common::kmalloc_index_fast(size) as usize;
     let ty = crate::slab::common::kmalloc_type(gfp) as usize;
     const _: () = assert!(
         (crate::slab::common::KMALLOC_SHIFT_HIGH as usize) < crate::slab::common::NR_KMALLOC_SLOTS
     );
     // SAFETY: `ty` is a `KmallocType` discriminant, below NR_KMALLOC_TYPES; for a size of at
     // most KMALLOC_MAX_CACHE_SIZE (`1 << KMALLOC_SHIFT_HIGH`, tested above) `kmalloc_index`
-    // is at most KMALLOC_SHIFT_HIGH, below NR_KMALLOC_SLOTS (asserted above).
+    // (which `kmalloc_index_fast` returns) is at most KMALLOC_SHIFT_HIGH, below NR_KMALLOC_SLOTS (asserted above).
     let slot = unsafe { m.slab().kmalloc.get_unchecked(ty).get_unchecked(idx) };
     slot.load(core::sync::atomic::Ordering::Relaxed)
 }
