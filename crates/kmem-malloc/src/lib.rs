@@ -61,7 +61,8 @@
 //!   see half of it; removed at exit;
 //! - `KMEM_MALLOC_REPORT=0`: no free page reporting;
 //! - `KMEM_MALLOC_REPORT_ORDER=N`: the smallest free blocks free page reporting gives back to
-//!   the host are of order N (default 2, 16 KiB; 9, a pageblock, with `KMEM_MALLOC_THP=1`);
+//!   the host while the program runs are of order N (default 9, a pageblock, Linux's
+//!   `page_reporting_order`; an idle program's pass goes down to order 0 without THP);
 //! - `KMEM_MALLOC_ABORT=0`: after a kernel report (a double free, a use after free or an
 //!   overflow caught by `KMEM_SLUB_DEBUG`, any BUG), go on instead of aborting; the report is
 //!   on standard error either way (see "Reports" below);
