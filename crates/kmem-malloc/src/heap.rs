@@ -19,10 +19,10 @@
 //! whatever RAM it holds (Linux's `memmap_init` covers the holes to the section's end), and
 //! the memfd is sparse, so RAM up to the section's end costs no host memory until used and
 //! saves the 2 MiB memmap of a hot-added block for every program that fits in it (sqlite3's
-//! workload: 84.0 → 82.6 MiB peak, gcc 155 → 150 MiB; `ls` 6.6 MiB either way). A boot
+//! workload: 82.0 → 80.7 MiB peak, gcc 151.7 → 147.0 MiB; `ls` 6.5 MiB either way). A boot
 //! machine ending inside the section is the worse choice: at 64 MiB a program that grows
 //! past it leaves its freed DMA32 memory touched but idle once growth adds ZONE_NORMAL,
-//! which allocations prefer (sqlite3 peaked at 1.50× glibc's RSS). When an
+//! which allocations prefer (sqlite3 peaked at 1.48× glibc's RSS). When an
 //! allocation fails, the machine grows by one 128 MiB memory block (`add_memory` with
 //! `MHP_MEMMAP_ON_MEMORY`, onlined into ZONE_NORMAL, see `kmem_hosted::grow` for why not
 //! ZONE_MOVABLE), made private anonymous memory first (as private as the rest of its direct
