@@ -44,7 +44,8 @@
 //! - in the freeing thread, checked every [`REPORT_INTERVAL_FREES`] frees or [`REPORT_BYTES`]
 //!   of large frees, at most once per 2 seconds (`PAGE_REPORTING_DELAY`) unless 64 MiB more
 //!   are free, on nodes where at least 16 MiB more are free than after the previous pass;
-//! - from a reporting thread, started by the first such pass (and again in a forked child
+//! - from a reporting thread, started by the first such pass that found 64 MiB newly free
+//!   or hot-added blocks (a second thread makes the program's locks atomic; again in a forked child
 //!   that frees enough): every 200 ms it shrinks the `malloc-N` caches' empty slabs
 //!   (`kmem_cache_shrink`) and reports on nodes where at least 1 MiB more is free, so that
 //!   memory freed by a program that then stops calling the allocator still goes back;
