@@ -14,11 +14,15 @@
 //!   copied on write by `fork` like the rest of the process.)
 //!
 //! # Memory hotplug
-//! There is one machine (node 0). It boots small (16 MiB of simulated RAM by default, all
-//! ZONE_DMA: it boots in about 2 ms and costs a few MiB of host memory, since the memfd is
-//! sparse; a larger boot machine leaves its freed memory touched but idle once growth adds
-//! ZONE_NORMAL, which allocations prefer — sqlite3's workload peaked at 1.50× glibc's RSS
-//! with 64 MiB, 1.20× with 16). When an
+//! There is one machine (node 0). It boots with one memory section of simulated RAM (128
+//! MiB by default, ZONE_DMA and ZONE_DMA32). The section's memmap is initialised whole
+//! whatever RAM it holds (Linux's `memmap_init` covers the holes to the section's end), and
+//! the memfd is sparse, so RAM up to the section's end costs no host memory until used and
+//! saves the 2 MiB memmap of a hot-added block for every program that fits in it (sqlite3's
+//! workload: 82.0 → 80.7 MiB peak, gcc 151.7 → 147.0 MiB; `ls` 6.5 MiB either way). A boot
+//! machine ending inside the section is the worse choice: at 64 MiB a program that grows
+//! past it leaves its freed DMA32 memory touched but idle once growth adds ZONE_NORMAL,
+//! which allocations prefer (sqlite3 peaked at 1.48× glibc's RSS). When an
 //! allocation fails, the machine grows by one 128 MiB memory block (`add_memory` with
 //! `MHP_MEMMAP_ON_MEMORY`, onlined into ZONE_NORMAL, see `kmem_hosted::grow` for why not
 //! ZONE_MOVABLE), made private anonymous memory first (as private as the rest of its direct
@@ -31,19 +35,23 @@
 //! As mm/page_reporting.c does for a guest, free blocks are reported to the host: the reporter
 //! takes them off the free lists (allocates them, largest first), releases their host memory
 //! (`MADV_DONTNEED` on the node's private direct map) and frees them back, so the resident
-//! size falls after a program frees while kmem still sees the pages free. Blocks of 16 KiB
-//! and more are reported (pageblocks only with `KMEM_MALLOC_THP=1`, see [`MIN_REPORT_ORDER`]).
-//! A pass runs
+//! size falls after a program frees while kmem still sees the pages free. While the program
+//! runs, only whole free pageblocks (2 MiB) are reported, as Linux's `page_reporting_order`
+//! defaults to `pageblock_order`: smaller free blocks lie between slabs in use and are the
+//! first a running program reuses, so releasing them costs a host page fault (and a cleared
+//! page) each when they are reused — sqlite3 faulted 27,770 pages with order-2 reporting,
+//! 21,150 without reporting (`min_report_order`). A pass runs
 //! - in the freeing thread, checked every [`REPORT_INTERVAL_FREES`] frees or [`REPORT_BYTES`]
 //!   of large frees, at most once per 2 seconds (`PAGE_REPORTING_DELAY`) unless 64 MiB more
 //!   are free, on nodes where at least 16 MiB more are free than after the previous pass;
-//! - from a reporting thread, started by the first such pass (and again in a forked child
+//! - from a reporting thread, started by the first such pass that found 64 MiB newly free
+//!   or hot-added blocks (a second thread makes the program's locks atomic; again in a forked child
 //!   that frees enough): every 200 ms it shrinks the `malloc-N` caches' empty slabs
 //!   (`kmem_cache_shrink`) and reports on nodes where at least 1 MiB more is free, so that
 //!   memory freed by a program that then stops calling the allocator still goes back;
 //!   when the machine's free page count did not change for a whole period (the program is
 //!   idle), one [`idle_pass`] also removes the last free hot-added blocks and reports free
-//!   blocks down to order 0.
+//!   blocks down to order 0: memory the program is no longer about to reuse.
 
 //! # Invariants
 //! - `NODES[i]` for `i < NR_NODES` points at a node that lives until the process exits (nodes
@@ -66,9 +74,9 @@ use lock_api::RawMutex as _;
 
 /// Most nodes: one machine, grown by memory hotplug.
 pub const MAX_NODES: usize = 1;
-/// Simulated RAM of the first node unless `KMEM_MALLOC_RAM_MB` says otherwise (see
-/// "Memory hotplug" above for why so small).
-pub const FIRST_NODE_RAM: u64 = 16 << 20;
+/// Simulated RAM of the first node unless `KMEM_MALLOC_RAM_MB` says otherwise: its first
+/// memory section, 128 MiB (see "Memory hotplug" above).
+pub const FIRST_NODE_RAM: u64 = 1 << kmem::sparse::SECTION_SIZE_BITS;
 /// Physical address space the machine may grow to unless `KMEM_MALLOC_MAX_MB` says
 /// otherwise.
 pub const MAX_PHYS: u64 = kmem_hosted::DEFAULT_MAX_PHYS;
@@ -967,7 +975,15 @@ pub fn report_free_pages() {
         report_node(nd, MIN_NEWLY_FREE);
     }
     REPORTING.store(0, Ordering::Release);
-    // From now on a timer thread catches what the frees' thresholds miss.
+    // From now on a timer thread catches what the frees' thresholds miss — once there is
+    // much to give back (64 MiB freed at once) or blocks to remove. Not earlier: a second
+    // thread makes every later lock of the program atomic (glibc's `pthread_mutex_lock`
+    // and stdio skip the atomic operations while a process is single-threaded, and never
+    // again after a thread was created): sqlite3's own memory mutex cost 4.0 % of its CPU
+    // with the thread, 0.9 % without.
+    if !much && GROWER.added() <= GROWER.removed() {
+        return;
+    }
     let _ = REPORTER.compare_exchange(
         REPORTER_NONE,
         REPORTER_WANTED,
@@ -987,17 +1003,14 @@ fn free_and_high(nd: &Node) -> (usize, usize) {
     (free_pages, high)
 }
 
-/// The min watermarks of a node's zones.
-fn min_pages(nd: &Node) -> usize {
-    nd.m.zones().map(|z| z.wmark(kmem::mmzone::WMARK_MIN)).sum()
-}
-
-/// Lowest order of the free blocks a reporting pass releases: 16 KiB. Linux reports
-/// pageblocks (`page_reporting_order`) to a hypervisor that backs memory with huge pages; the
-/// node's direct map is a private file mapping backed by 4 KiB host pages, so smaller free
-/// blocks are worth releasing too (they are what is left between the slabs still in use).
-/// With `KMEM_MALLOC_THP=1` the pageblock order is kept, so huge host pages are not split.
-const MIN_REPORT_ORDER: u32 = 2;
+/// Lowest order of the free blocks a pass releases while the program runs: a pageblock
+/// (2 MiB), `page_reporting_order`'s default (mm/page_reporting.h `PAGE_REPORTING_MIN_ORDER`,
+/// `pageblock_order`). Linux picks it so that only memory that stayed free in large runs goes
+/// to the host, not the small blocks between allocations in use, which are reused first (the
+/// buddy allocator hands out the smallest fitting block) and would be faulted in again.
+/// The idle pass ([`idle_pass`]) goes down to single pages. `KMEM_MALLOC_REPORT_ORDER`
+/// overrides it.
+const MIN_REPORT_ORDER: u32 = REPORTING_ORDER;
 
 /// Most blocks one pass holds on a node (their PFN and order; see [`report_node`]).
 const MAX_HELD: usize = 16384;
@@ -1009,15 +1022,9 @@ fn min_report_order() -> u32 {
     static MIN: AtomicUsize = AtomicUsize::new(0);
     match MIN.load(Ordering::Relaxed) {
         0 => {
-            let o = if let Some(o) =
-                crate::env(c"KMEM_MALLOC_REPORT_ORDER").and_then(|v| v.parse::<u32>().ok())
-            {
-                o.min(kmem::addr::MAX_PAGE_ORDER)
-            } else if crate::env(c"KMEM_MALLOC_THP") == Some("1") {
-                REPORTING_ORDER
-            } else {
-                MIN_REPORT_ORDER
-            };
+            let o = crate::env(c"KMEM_MALLOC_REPORT_ORDER")
+                .and_then(|v| v.parse::<u32>().ok())
+                .map_or(MIN_REPORT_ORDER, |o| o.min(kmem::addr::MAX_PAGE_ORDER));
             MIN.store(o as usize + 1, Ordering::Relaxed);
             o
         }
@@ -1030,30 +1037,43 @@ fn min_report_order() -> u32 {
 /// lists (allocates it, largest first, keeping the high watermark's worth free), releases
 /// its host memory and frees it back. kmem's accounting does not change: the pages are
 /// free before and after; only the host stops backing them until they are written again.
-fn report_node(nd: &Node, min_newly_free: usize) {
-    report_node_from(nd, min_newly_free, min_report_order(), true);
+/// Returns the lowest order it released (`None`: nothing).
+fn report_node(nd: &Node, min_newly_free: usize) -> Option<u32> {
+    report_node_from(nd, min_newly_free, min_report_order(), true)
 }
 
 /// [`report_node`] from blocks of order `min_order` up; `keep_high`: leave the high
-/// watermark's worth unreported (else the min watermark's, for an idle program).
-fn report_node_from(nd: &Node, min_newly_free: usize, min_order: u32, keep_high: bool) {
+/// watermark's worth unreported (else nothing: an idle program's pass takes the
+/// reserves below the min watermark too).
+fn report_node_from(
+    nd: &Node,
+    min_newly_free: usize,
+    min_order: u32,
+    keep_high: bool,
+) -> Option<u32> {
     let (free_pages, high) = free_and_high(nd);
-    let keep = if keep_high { high } else { min_pages(nd) };
+    // An idle program's pass takes the reserves too (`__GFP_MEMALLOC`, below): an allocation
+    // that fails meanwhile waits for the pass to end (`with_nodes`), and the pass is short.
+    let keep = if keep_high { high } else { 0 };
     let last = nd.reported_free.load(Ordering::Relaxed);
     if last != usize::MAX && free_pages < last + min_newly_free {
         // Remember lower levels, so that memory freed after them counts as newly free.
         if free_pages < last {
             nd.reported_free.store(free_pages, Ordering::Relaxed);
         }
-        return;
+        return None;
     }
     // Keep the high watermark's worth of memory for everyone else.
     let mut avail = free_pages.saturating_sub(keep);
     let mut n = 0;
+    let mut lowest = None;
     STATS.report_passes.fetch_add(1, Ordering::Relaxed);
     // Only blocks that are free now: no reclaim, no compaction, no kswapd (which runs
     // synchronously in kmem): a failing costly-order request would compact the whole zone.
-    let gfp = GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NORETRY;
+    let mut gfp = GfpFlags::__GFP_NOWARN | GfpFlags::__GFP_NORETRY;
+    if !keep_high {
+        gfp |= GfpFlags::__GFP_MEMALLOC;
+    }
     for order in (min_order..=kmem::addr::MAX_PAGE_ORDER).rev() {
         let o = Order::new(order);
         while n < MAX_HELD && avail >= o.pages() {
@@ -1080,6 +1100,7 @@ fn report_node_from(nd: &Node, min_newly_free: usize, min_order: u32, keep_high:
                 STATS
                     .reported_bytes
                     .fetch_add(o.bytes() as u64, Ordering::Relaxed);
+                lowest = Some(order);
             }
         }
     }
@@ -1096,6 +1117,7 @@ fn report_node_from(nd: &Node, min_newly_free: usize, min_order: u32, keep_high:
     nd.m.drain_local_pages();
     nd.reported_free
         .store(free_and_high(nd).0, Ordering::Relaxed);
+    lowest
 }
 
 /// Gives the empty slabs of a node's `malloc-N` caches back to its page allocator
@@ -1216,8 +1238,9 @@ fn timed_pass() {
 /// Once a program has stopped allocating and freeing for a reporting period (200 ms), the
 /// memory kept for its next burst goes back too: every hot-added block whose pages are all
 /// free is removed (the hysteresis of [`KEEP_FREE_PAGES`] is for a program that is still
-/// allocating), and free blocks of every order down to a single page are reported, keeping
-/// only the min watermark's worth. Linux's page reporting stops at `pageblock_order`
+/// allocating), and free blocks of every order down to a single page are reported, the
+/// reserves below the min watermark included (`__GFP_MEMALLOC`: the blocks are held only for
+/// the pass, and an allocation that fails meanwhile waits for it, see `with_nodes`). Linux's page reporting stops at `pageblock_order`
 /// (`page_reporting_order`) because a hypervisor backs guests with huge pages; the hosted
 /// machine's direct map is 4 KiB pages of a memfd, so kmem goes down to order 0 here, and
 /// only when idle, since each pass takes the blocks off the free lists (more CPU the smaller
@@ -1242,8 +1265,7 @@ fn idle_pass(nd: &Node) {
 /// reporting thread cannot flush: another CPU's data is flushed only at that CPU's next
 /// slow path), every hot-added block whose pages are all free, and free blocks down to one
 /// page. Returns 1 if memory was released, 0 if not (glibc's meaning). `pad` (glibc:
-/// bytes to leave untrimmed at the top of the heap) does not apply: the machine keeps its
-/// min watermark's worth. Does nothing before the heap has booted.
+/// bytes to leave untrimmed at the top of the heap) does not apply. Does nothing before the heap has booted.
 #[no_mangle]
 pub extern "C" fn malloc_trim(_pad: usize) -> libc::c_int {
     if nr_nodes() == 0 || crate::REPORTING_ON.load(Ordering::Relaxed) == 0 {
@@ -1302,6 +1324,67 @@ mod tests {
         let mut b = [0u8; 16];
         let n = fmt_name(&mut b, 16384);
         assert_eq!(&b[..n], b"malloc-16384");
+    }
+
+    /// While a program runs, a reporting pass releases only whole free pageblocks (Linux's
+    /// `page_reporting_order`), not the small free blocks between pages in use that the
+    /// program is about to reuse. Before, blocks of order 2 and up went to the host and were
+    /// faulted in again (sqlite3: 27,770 page faults against 21,150 without reporting).
+    #[test]
+    fn running_passes_report_only_pageblocks() {
+        init_first(FIRST_NODE_RAM).unwrap();
+        let nd = node(0);
+        // Holes of order 2 between pages in use: every other block of 64 freed.
+        const N: usize = 64;
+        let mut held = [None; N];
+        for h in held.iter_mut() {
+            *h = nd.m.alloc_pages(GFP, Order::new(2));
+        }
+        // One pass at a time (the reporting thread and the other tests' frees run passes).
+        while REPORTING.swap(1, Ordering::Acquire) != 0 {
+            std::thread::yield_now();
+        }
+        for h in held.iter_mut().step_by(2) {
+            if let Some(p) = h.take() {
+                nd.m.__free_pages(p, Order::new(2));
+            }
+        }
+        nd.m.drain_local_pages();
+        nd.reported_free.store(usize::MAX, Ordering::Relaxed);
+        let lowest = report_node(nd, 0);
+        REPORTING.store(0, Ordering::Release);
+        for p in held.iter().flatten() {
+            nd.m.__free_pages(*p, Order::new(2));
+        }
+        assert!(
+            lowest.is_none_or(|o| o >= kmem::mmzone::PAGEBLOCK_ORDER),
+            "a running pass released a block of order {lowest:?}"
+        );
+    }
+
+    /// An idle program's pass releases the reserves below the min watermark too: the
+    /// blocks are held only for the pass. Before, the min watermark's worth stayed resident
+    /// (`free_rss shuffle` 76 MiB after the frees, 60 MiB with the reserves released).
+    #[test]
+    fn idle_pass_reports_below_the_min_watermark() {
+        init_first(FIRST_NODE_RAM).unwrap();
+        let nd = node(0);
+        while REPORTING.swap(1, Ordering::Acquire) != 0 {
+            std::thread::yield_now();
+        }
+        nd.m.drain_local_pages();
+        let free = free_and_high(nd).0;
+        let min: usize = nd.m.zones().map(|z| z.wmark(kmem::mmzone::WMARK_MIN)).sum();
+        let before = STATS.reported_bytes.load(Ordering::Relaxed);
+        nd.reported_free.store(usize::MAX, Ordering::Relaxed);
+        report_node_from(nd, 0, 0, false);
+        let pages = (STATS.reported_bytes.load(Ordering::Relaxed) - before) as usize / PAGE_SIZE;
+        REPORTING.store(0, Ordering::Release);
+        assert!(min > 0);
+        assert!(
+            pages > free - min,
+            "{pages} of {free} free pages reported, min watermark {min}"
+        );
     }
 
     /// Small blocks come from the per-CPU sheaves, which SLUB refills from slabs when they

@@ -52,7 +52,7 @@
 //! - `KMEM_MALLOC_SLAB=slab|slub|slob`: the slab allocator of the nodes (`slab=`; default
 //!   SLUB). Under SLOB every block is a kmalloc block (SLOB frees cache objects only by
 //!   cache), moved up by 8 bytes when SLOB's 8-byte alignment falls short of malloc's 16;
-//! - `KMEM_MALLOC_RAM_MB=N`: RAM of the machine at boot (default 16, at least 16);
+//! - `KMEM_MALLOC_RAM_MB=N`: RAM of the machine at boot (default 128, the first memory section; at least 16);
 //! - `KMEM_MALLOC_MAX_MB=N`: physical address space the machine may grow to by memory
 //!   hotplug (default 65536, 64 GiB, at most 4096 with `KMEM_MALLOC_KMEMCHECK`; `malloc`
 //!   fails with ENOMEM beyond it);
@@ -69,7 +69,8 @@
 //!   see half of it; removed at exit;
 //! - `KMEM_MALLOC_REPORT=0`: no free page reporting;
 //! - `KMEM_MALLOC_REPORT_ORDER=N`: the smallest free blocks free page reporting gives back to
-//!   the host are of order N (default 2, 16 KiB; 9, a pageblock, with `KMEM_MALLOC_THP=1`);
+//!   the host while the program runs are of order N (default 9, a pageblock, Linux's
+//!   `page_reporting_order`; an idle program's pass goes down to order 0 without THP);
 //! - `KMEM_MALLOC_ABORT=0`: after a kernel report (a double free, a use after free or an
 //!   overflow caught by `KMEM_SLUB_DEBUG`, any BUG), go on instead of aborting; the report is
 //!   on standard error either way (see "Reports" below);

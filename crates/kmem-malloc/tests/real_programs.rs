@@ -812,6 +812,49 @@ fn rss_falls_after_a_large_free() {
     }
 }
 
+/// A program that allocates and frees small blocks (65,536 frees run a reporting pass) but
+/// never frees much at once stays single-threaded: the reporting thread starts only when
+/// there is much to give back. Before, the first pass started it (`Threads: 2`).
+#[test]
+fn small_churn_starts_no_reporting_thread() {
+    if !have("gcc") {
+        return;
+    }
+    let exe = cc(
+        "churn_threads",
+        "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\
+         int main(void) { static void *p[1000]; char l[256]; int t = -1;\n\
+         for (int r = 0; r < 300; r++) { for (int i = 0; i < 1000; i++) p[i] = malloc(64 + i % 512);\n\
+         for (int i = 0; i < 1000; i++) free(p[i]); }\n\
+         FILE *f = fopen(\"/proc/self/status\", \"r\");\n\
+         while (fgets(l, sizeof l, f)) if (sscanf(l, \"Threads: %d\", &t) == 1) break;\n\
+         printf(\"threads %d\\n\", t); return 0; }\n",
+    );
+    let k = run(Command::new(&exe), true);
+    assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
+    assert_eq!(String::from_utf8_lossy(&k.stdout), "threads 1\n");
+}
+
+/// The boot machine fills its first memory section (128 MiB), whose memmap is there anyway:
+/// a program that grows to 64 MiB adds no memory block (each costs its 2 MiB memmap). With
+/// the 16 MiB boot machine of before, it added one.
+#[test]
+fn a_program_within_the_boot_section_adds_no_memory() {
+    if !have("gcc") {
+        return;
+    }
+    let d = tmpdir("boot-section");
+    let exe = d.join("grow_shrink");
+    gcc("grow_shrink.c", &exe, &[]);
+    let stats = d.join("stats.txt");
+    let mut c = Command::new(&exe);
+    c.args(["64", "16", "0"]).env("KMEM_MALLOC_STATS", &stats);
+    let k = run(c, true);
+    assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
+    let st = std::fs::read_to_string(&stats).unwrap();
+    assert!(st.contains("memory hotplug: 0 blocks"), "{st}");
+}
+
 /// Issue 19: the heap grows past its boot machine by memory hotplug, on one machine, and
 /// shrinks back: `grow_shrink.c` grows to 1 GiB in 256 MiB steps, checks its data and frees
 /// it step by step; the statistics show one node, blocks added and removed, and the resident
