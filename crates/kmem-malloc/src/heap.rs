@@ -14,15 +14,11 @@
 //!   copied on write by `fork` like the rest of the process.)
 //!
 //! # Memory hotplug
-//! There is one machine (node 0). It boots with one memory section of simulated RAM (128
-//! MiB by default, ZONE_DMA and ZONE_DMA32). The section's memmap is initialised whole
-//! whatever RAM it holds (Linux's `memmap_init` covers the holes to the section's end), and
-//! the memfd is sparse, so RAM up to the section's end costs no host memory until used and
-//! saves the 2 MiB memmap of a hot-added block for every program that fits in it (sqlite3's
-//! workload: 82.0 → 80.7 MiB peak, gcc 151.7 → 147.0 MiB; `ls` 6.5 MiB either way). A boot
-//! machine ending inside the section is the worse choice: at 64 MiB a program that grows
-//! past it leaves its freed DMA32 memory touched but idle once growth adds ZONE_NORMAL,
-//! which allocations prefer (sqlite3 peaked at 1.48× glibc's RSS). When an
+//! There is one machine (node 0). It boots small (16 MiB of simulated RAM by default, all
+//! ZONE_DMA: it boots in about 2 ms and costs a few MiB of host memory, since the memfd is
+//! sparse; a larger boot machine leaves its freed memory touched but idle once growth adds
+//! ZONE_NORMAL, which allocations prefer — sqlite3's workload peaked at 1.50× glibc's RSS
+//! with 64 MiB, 1.20× with 16). When an
 //! allocation fails, the machine grows by one 128 MiB memory block (`add_memory` with
 //! `MHP_MEMMAP_ON_MEMORY`, onlined into ZONE_NORMAL, see `kmem_hosted::grow` for why not
 //! ZONE_MOVABLE), made private anonymous memory first (as private as the rest of its direct
@@ -74,9 +70,9 @@ use lock_api::RawMutex as _;
 
 /// Most nodes: one machine, grown by memory hotplug.
 pub const MAX_NODES: usize = 1;
-/// Simulated RAM of the first node unless `KMEM_MALLOC_RAM_MB` says otherwise: its first
-/// memory section, 128 MiB (see "Memory hotplug" above).
-pub const FIRST_NODE_RAM: u64 = 1 << kmem::sparse::SECTION_SIZE_BITS;
+/// Simulated RAM of the first node unless `KMEM_MALLOC_RAM_MB` says otherwise (see
+/// "Memory hotplug" above for why so small).
+pub const FIRST_NODE_RAM: u64 = 16 << 20;
 /// Physical address space the machine may grow to unless `KMEM_MALLOC_MAX_MB` says
 /// otherwise.
 pub const MAX_PHYS: u64 = kmem_hosted::DEFAULT_MAX_PHYS;

@@ -52,7 +52,7 @@
 //! - `KMEM_MALLOC_SLAB=slab|slub|slob`: the slab allocator of the nodes (`slab=`; default
 //!   SLUB). Under SLOB every block is a kmalloc block (SLOB frees cache objects only by
 //!   cache), moved up by 8 bytes when SLOB's 8-byte alignment falls short of malloc's 16;
-//! - `KMEM_MALLOC_RAM_MB=N`: RAM of the machine at boot (default 128, the first memory section; at least 16);
+//! - `KMEM_MALLOC_RAM_MB=N`: RAM of the machine at boot (default 16, at least 16);
 //! - `KMEM_MALLOC_MAX_MB=N`: physical address space the machine may grow to by memory
 //!   hotplug (default 65536, 64 GiB, at most 4096 with `KMEM_MALLOC_KMEMCHECK`; `malloc`
 //!   fails with ENOMEM beyond it);

@@ -835,26 +835,6 @@ fn small_churn_starts_no_reporting_thread() {
     assert_eq!(String::from_utf8_lossy(&k.stdout), "threads 1\n");
 }
 
-/// The boot machine fills its first memory section (128 MiB), whose memmap is there anyway:
-/// a program that grows to 64 MiB adds no memory block (each costs its 2 MiB memmap). With
-/// the 16 MiB boot machine of before, it added one.
-#[test]
-fn a_program_within_the_boot_section_adds_no_memory() {
-    if !have("gcc") {
-        return;
-    }
-    let d = tmpdir("boot-section");
-    let exe = d.join("grow_shrink");
-    gcc("grow_shrink.c", &exe, &[]);
-    let stats = d.join("stats.txt");
-    let mut c = Command::new(&exe);
-    c.args(["64", "16", "0"]).env("KMEM_MALLOC_STATS", &stats);
-    let k = run(c, true);
-    assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
-    let st = std::fs::read_to_string(&stats).unwrap();
-    assert!(st.contains("memory hotplug: 0 blocks"), "{st}");
-}
-
 /// Issue 19: the heap grows past its boot machine by memory hotplug, on one machine, and
 /// shrinks back: `grow_shrink.c` grows to 1 GiB in 256 MiB steps, checks its data and frees
 /// it step by step; the statistics show one node, blocks added and removed, and the resident
