@@ -8,21 +8,10 @@
 //! cleanly (its CPU is taken offline by a pthread key destructor that reads the block).
 
 use std::ffi::{c_void, CStr, CString};
-use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 
-/// The library cargo built for these tests (next to the test binary, in `deps/`).
-fn lib() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    for dir in [deps, deps.parent().unwrap()] {
-        let p = dir.join("libkmem_malloc.so");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("libkmem_malloc.so not found beside {}", exe.display());
-}
+mod common;
+use common::lib;
 
 type MallocFn = unsafe extern "C" fn(usize) -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void);

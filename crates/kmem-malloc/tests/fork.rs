@@ -11,21 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::lib;
+
 /// How long a program may run before it counts as hung (they take well under a second).
 const HANG: Duration = Duration::from_secs(120);
-
-/// The library cargo built for these tests (next to the test binary, in `deps/`).
-fn lib() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    for dir in [deps, deps.parent().unwrap()] {
-        let p = dir.join("libkmem_malloc.so");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("libkmem_malloc.so not found beside {}", exe.display());
-}
 
 fn have(prog: &str) -> bool {
     let ok = Command::new(prog)

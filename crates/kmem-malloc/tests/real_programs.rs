@@ -9,18 +9,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The library cargo built for these tests (next to the test binary, in `deps/`).
-fn lib() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    for dir in [deps, deps.parent().unwrap()] {
-        let p = dir.join("libkmem_malloc.so");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("libkmem_malloc.so not found beside {}", exe.display());
-}
+mod common;
+use common::lib;
 
 fn programs() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/programs")
