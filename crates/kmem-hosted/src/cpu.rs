@@ -457,37 +457,50 @@ mod tls {
         f(unsafe { &*p })
     }
 
-    /// This thread's `(not_slot, last, prev)`, the words of the CPU section's fast path,
-    /// read straight through `%fs`: one GOT load (in an executable, a constant) and three
-    /// `%fs`-relative loads. [`with`]'s address needs `%fs:0` loaded first, one more
-    /// dependent load, which cost `KmemAlloc`'s `lifo64` pair half a nanosecond.
-    #[inline(always)]
-    pub(super) fn fast_words() -> (usize, usize, usize) {
-        use core::mem::offset_of;
-        let (not_slot, last, prev): (usize, usize, usize);
-        // SAFETY: the GOT slot holds the block's offset from the thread pointer (as in
-        // `with`); the three offsets are those of `Cell<usize>` / `Cell<*const ()>` fields
-        // inside the block (`offset_of!`), word-aligned. Reading them is `Cell::get` by this
-        // thread, the only one that reaches its block; `readonly` (not `nomem`) keeps the
-        // loads ordered after this thread's writes through the `Cell`s.
-        unsafe {
-            core::arch::asm!(
-                "movq kmem_hosted_thread_block@gottpoff(%rip), {b}",
-                "movq %fs:{s}({b}), {ns}",
-                "movq %fs:{l}({b}), {last}",
-                "movq %fs:{p}({b}), {prev}",
-                b = out(reg) _,
-                ns = out(reg) not_slot,
-                last = out(reg) last,
-                prev = out(reg) prev,
-                s = const offset_of!(ThreadBlock, cpu) + offset_of!(super::CpuLocal, not_slot),
-                l = const offset_of!(ThreadBlock, cpu) + offset_of!(super::CpuLocal, last),
-                p = const offset_of!(ThreadBlock, cpu) + offset_of!(super::CpuLocal, prev),
-                options(att_syntax, pure, readonly, nostack, preserves_flags),
-            );
-        }
-        (not_slot, last, prev)
+    /// Reads one word of this thread's CPU state at `$off` bytes into the block straight
+    /// through `%fs`: one GOT load (in an executable, a constant) and one `%fs`-relative
+    /// load. [`with`]'s address needs `%fs:0` loaded first, one more dependent load, which
+    /// cost `KmemAlloc`'s `lifo64` pair half a nanosecond. One read per word, so the fast
+    /// path's test loads a word only when it needs it (`owned_slot`).
+    macro_rules! fast_word {
+        ($(#[$m:meta])* $name:ident, $field:ident) => {
+            $(#[$m])*
+            #[inline(always)]
+            pub(super) fn $name() -> usize {
+                use core::mem::offset_of;
+                let v: usize;
+                // SAFETY: the GOT slot holds the block's offset from the thread pointer (as in
+                // `with`); the offset is that of a word-sized, word-aligned `Cell` field inside
+                // the block (`offset_of!`). Reading it is `Cell::get` by this thread, the only
+                // one that reaches its block; `readonly` (not `nomem`) keeps the load ordered
+                // after this thread's writes through the `Cell`s.
+                unsafe {
+                    core::arch::asm!(
+                        "movq kmem_hosted_thread_block@gottpoff(%rip), {b}",
+                        "movq %fs:{o}({b}), {v}",
+                        b = out(reg) _,
+                        v = out(reg) v,
+                        o = const offset_of!(ThreadBlock, cpu)
+                            + offset_of!(super::CpuLocal, $field),
+                        options(att_syntax, pure, readonly, nostack, preserves_flags),
+                    );
+                }
+                v
+            }
+        };
     }
+    fast_word!(
+        /// This thread's complemented slot (`CpuLocal::not_slot`).
+        not_slot, not_slot
+    );
+    fast_word!(
+        /// The platform this thread used last (`CpuLocal::last`), as an address.
+        last, last
+    );
+    fast_word!(
+        /// The platform used before it (`CpuLocal::prev`), as an address.
+        prev, prev
+    );
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
@@ -505,17 +518,22 @@ mod tls {
         BLOCK.with(f)
     }
 
-    /// This thread's `(not_slot, last, prev)`.
+    /// This thread's complemented slot (`CpuLocal::not_slot`).
     #[inline(always)]
-    pub(super) fn fast_words() -> (usize, usize, usize) {
-        with(|b| {
-            let l = &b.cpu;
-            (
-                l.not_slot.get(),
-                l.last.get() as usize,
-                l.prev.get() as usize,
-            )
-        })
+    pub(super) fn not_slot() -> usize {
+        with(|b| b.cpu.not_slot.get())
+    }
+
+    /// The platform this thread used last (`CpuLocal::last`), as an address.
+    #[inline(always)]
+    pub(super) fn last() -> usize {
+        with(|b| b.cpu.last.get() as usize)
+    }
+
+    /// The platform used before it (`CpuLocal::prev`), as an address.
+    #[inline(always)]
+    pub(super) fn prev() -> usize {
+        with(|b| b.cpu.prev.get() as usize)
     }
 }
 
@@ -629,7 +647,7 @@ pub(crate) fn cpu_get(plat: &MapArc<Inner>) -> usize {
             with_local(CpuLocal::enter);
             slot
         }
-        None => with_local(|l| cpu_get_slow(l, plat)),
+        None => with_local(|l| own_slot_slow(l, plat)).unwrap_or_else(shared_get),
     }
 }
 
@@ -638,9 +656,8 @@ pub(crate) fn cpu_get(plat: &MapArc<Inner>) -> usize {
 #[inline(always)]
 fn owned_slot(plat: &MapArc<Inner>) -> Option<usize> {
     let id = MapArc::as_id(plat) as usize;
-    let (not_slot, last, prev) = tls::fast_words();
-    let slot = !not_slot;
-    (slot < SHARED_CPU && (last == id || prev == id)).then_some(slot)
+    let slot = !tls::not_slot();
+    (slot < SHARED_CPU && (tls::last() == id || tls::prev() == id)).then_some(slot)
 }
 
 /// `Platform::cpu_owned`: the thread's exclusive slot when [`cpu_get`] would return it at
@@ -653,12 +670,15 @@ pub(crate) fn cpu_owned(plat: &MapArc<Inner>) -> Option<usize> {
     owned_slot(plat)
 }
 
+/// The slow part of [`cpu_get`] and [`cpu_try_get`]: registers `plat` with the thread and
+/// claims a slot if the thread has none. Returns the thread's exclusive slot, its section
+/// entered, or `None` when the thread must use [`SHARED_CPU`].
 #[cold]
-fn cpu_get_slow(l: &CpuLocal, plat: &MapArc<Inner>) -> usize {
+fn own_slot_slow(l: &CpuLocal, plat: &MapArc<Inner>) -> Option<usize> {
     // Once offline (in or after the exit handler: hooks, later destructors), a thread tracks
     // nothing more; a weak reference taken now would never be released.
     if l.slot() == DEAD || !l.register(plat) {
-        return shared_get();
+        return None;
     }
     let mut slot = l.slot();
     if slot == NO_SLOT && !shared_held_by_me() {
@@ -668,10 +688,10 @@ fn cpu_get_slow(l: &CpuLocal, plat: &MapArc<Inner>) -> usize {
         }
     }
     if slot >= SHARED_CPU {
-        return shared_get();
+        return None;
     }
     l.enter();
-    slot
+    Some(slot)
 }
 
 /// `get_cpu()` that never waits (the CPU-section entry of kmem's `*_nolock` paths): the
@@ -684,23 +704,7 @@ pub(crate) fn cpu_try_get(plat: &MapArc<Inner>) -> Option<usize> {
         with_local(CpuLocal::enter);
         return Some(slot);
     }
-    with_local(|l| {
-        if l.slot() == DEAD || !l.register(plat) {
-            return shared_try_get();
-        }
-        let mut slot = l.slot();
-        if slot == NO_SLOT && !shared_held_by_me() {
-            if let Some(s) = claim_slot() {
-                l.set_slot(s);
-                slot = s;
-            }
-        }
-        if slot >= SHARED_CPU {
-            return shared_try_get();
-        }
-        l.enter();
-        Some(slot)
-    })
+    with_local(|l| own_slot_slow(l, plat)).map_or_else(shared_try_get, Some)
 }
 
 /// `put_cpu()`.
