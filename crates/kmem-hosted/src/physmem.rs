@@ -200,11 +200,6 @@ pub(crate) fn anon_memfd(name: &core::ffi::CStr) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-/// Sets the size of the file behind `fd`.
-pub(crate) fn set_len(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
-    ftruncate(fd, len)
-}
-
 /// Writes all of `buf` to `fd` at file offset `off` (`pwrite`, retried on short writes and
 /// `EINTR`).
 pub(crate) fn write_all_at(fd: BorrowedFd<'_>, mut buf: &[u8], mut off: u64) -> io::Result<()> {
@@ -228,7 +223,7 @@ pub(crate) fn write_all_at(fd: BorrowedFd<'_>, mut buf: &[u8], mut off: u64) -> 
     Ok(())
 }
 
-fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
     let len = libc::off_t::try_from(len).map_err(|_| invalid("size too large"))?;
     // SAFETY: ftruncate on a valid fd has no memory-safety preconditions.
     if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } == 0 {
@@ -355,14 +350,9 @@ fn memfd_create(nid: usize) -> io::Result<OwnedFd> {
         name[14] = b'0' + (nid / 10) as u8;
     }
     name[13 + digits] = b'0' + (nid % 10) as u8;
-    // SAFETY: `name` is NUL-terminated (its last byte stays 0); memfd_create has no other
-    // preconditions.
-    let raw = unsafe { libc::memfd_create(name.as_ptr().cast(), libc::MFD_CLOEXEC) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    // The last byte stays 0: the name is NUL-terminated.
+    let name = core::ffi::CStr::from_bytes_until_nul(&name).map_err(|_| invalid("memfd name"))?;
+    anon_memfd(name)
 }
 
 /// Host NUMA nodes online (`/sys/devices/system/node/online`, e.g. `0-1`); 1 when unknown.

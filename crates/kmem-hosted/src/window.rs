@@ -163,7 +163,7 @@ impl VirtWindow {
         }
         let run = (len / PAGE_SIZE).min(SHARE_RUN);
         let fd = crate::physmem::anon_memfd(c"kmem-vmemmap-shared")?;
-        crate::physmem::set_len(fd.as_fd(), (run * PAGE_SIZE) as u64)?;
+        crate::physmem::ftruncate(fd.as_fd(), (run * PAGE_SIZE) as u64)?;
         let mut page = [0u8; PAGE_SIZE];
         // SAFETY: `template` is a page of this window (`check_range` above) that the caller
         // has mapped and written; it is read through a raw pointer, no reference into the

@@ -81,8 +81,6 @@ const KMEMCHECK_MAX_PHYS: u64 = 4 << 30;
 /// Free pages kept when hot-added blocks are given back (32 MiB): a program that frees and
 /// allocates again does not make the machine shrink and grow each time.
 pub const KEEP_FREE_PAGES: usize = 8192;
-/// `page_reporting_order`: pageblock order (mm/page_reporting.c).
-const REPORTING_ORDER: u32 = kmem::mmzone::PAGEBLOCK_ORDER;
 /// Frees between two free page reporting passes.
 pub const REPORT_INTERVAL_FREES: u64 = 1 << 16;
 /// Bytes of large frees that trigger a reporting pass.
@@ -1006,7 +1004,7 @@ fn free_and_high(nd: &Node) -> (usize, usize) {
 /// buddy allocator hands out the smallest fitting block) and would be faulted in again.
 /// The idle pass ([`idle_pass`]) goes down to single pages. `KMEM_MALLOC_REPORT_ORDER`
 /// overrides it.
-const MIN_REPORT_ORDER: u32 = REPORTING_ORDER;
+const MIN_REPORT_ORDER: u32 = kmem::mmzone::PAGEBLOCK_ORDER;
 
 /// Most blocks one pass holds on a node (their PFN and order; see [`report_node`]).
 const MAX_HELD: usize = 16384;
