@@ -132,6 +132,17 @@ fn node1_pressure_reclaims_node1_only() {
         let sum = node_kb(&m, 0, label) + node_kb(&m, 1, label);
         assert_eq!(sum, kb_field(&info, label), "{label}\n{info}");
     }
+    // Each node's `SwapCached` counter agrees with a walk of its LRU lists (nothing is
+    // isolated now); B's swapped-in pages are node 1's.
+    assert!(vs.node_swapcache_pages(1) > 0);
+    for nid in 0..2 {
+        let walked = vs.node_swapcache_pages(nid) as u64 * 4;
+        assert_eq!(
+            walked,
+            node_kb(&m, nid, "SwapCached:"),
+            "node {nid}\n{info}"
+        );
+    }
     let n1 = node_kb(&m, 1, "Active(anon):") + node_kb(&m, 1, "Inactive(anon):");
     assert!(n1 >= resident(&m, b, ba, pages)[1] * 4, "{n1}");
     m.exit(b).unwrap();
