@@ -528,3 +528,36 @@ fn kmalloc_class_boundaries() {
         assert_eq!(m.bug_count(), 0);
     }
 }
+
+/// `KmemCacheArgs::min_order`: `slub_min_order=` for one cache, raising `slub_max_order` for
+/// it (setup_slub_min_order); such a cache is not merged into another, and the other caches
+/// keep SLUB's order.
+#[test]
+fn a_cache_may_ask_for_a_least_slab_order() {
+    let m = boot(Arch::X86_64, 64 << 20, 2);
+    let plain = m
+        .kmem_cache_create("plain_4368", 4368, 16, SlabFlags::NONE, None)
+        .unwrap();
+    let l = m.slab_layout(plain).unwrap();
+    assert_eq!((l.order, l.objects), (3, 7));
+    let args = kmem::KmemCacheArgs {
+        align: 16,
+        min_order: 4,
+        ..kmem::KmemCacheArgs::default()
+    };
+    let big = m
+        .kmem_cache_create_args("big_4368", 4368, &args, SlabFlags::NONE)
+        .unwrap();
+    assert_ne!(big, plain, "merged into the cache of order 3");
+    let l = m.slab_layout(big).unwrap();
+    assert_eq!((l.order, l.objects), (4, 15));
+    let mut objs = Vec::new();
+    for _ in 0..31 {
+        objs.push(m.kmem_cache_alloc(big, K).unwrap());
+    }
+    for o in objs {
+        m.kmem_cache_free(big, o.as_ptr());
+    }
+    m.kmem_cache_destroy(big);
+    m.kmem_cache_destroy(plain);
+}

@@ -1120,6 +1120,14 @@ pub struct KmemCacheArgs {
     /// is no sheaves for a cache other than a kmalloc cache. A cache with a capacity is
     /// never merged with another.
     pub sheaf_capacity: u32,
+    /// kmem's: the least order of the cache's slabs (SLUB; 0: what `calculate_order` picks).
+    /// It is `slub_min_order=` for one cache: the order is at least this, and `slub_max_order`
+    /// is raised to it for the cache, as `setup_slub_min_order` raises it for all
+    /// (mm/slub.c). Linux set one cache's order through the writable sysfs `order` file
+    /// (`order_store` → `calculate_sizes(s, order)`, later made read-only); a cache that
+    /// knows its objects fill a larger slab better asks here. A cache with a least order is
+    /// never merged into another. SLAB and SLOB ignore it.
+    pub min_order: u32,
 }
 
 /// The object layout of a cache (`/sys/kernel/slab/<cache>/` files).

@@ -16,8 +16,8 @@ use crate::mm::printk::LineBuf;
 use crate::platform::{LogLevel, Platform};
 use crate::slab::common::{
     calculate_alignment, calculate_order, get_order, kmalloc_cache_name, kmalloc_size,
-    order_objects, CacheHandle, KmallocType, SlabBootState, SlabError, SlabFlags, KMALLOC_MAX_SIZE,
-    KMALLOC_SHIFT_HIGH, KMALLOC_SHIFT_LOW, MAX_OBJS_PER_PAGE,
+    order_objects, CacheHandle, KmallocType, OrderParams, SlabBootState, SlabError, SlabFlags,
+    KMALLOC_MAX_SIZE, KMALLOC_SHIFT_HIGH, KMALLOC_SHIFT_LOW, MAX_OBJS_PER_PAGE,
 };
 use crate::slab::SlabLayer;
 
@@ -450,7 +450,7 @@ fn open_cache<P: Platform>(
     flags: SlabFlags,
     ctor: Option<fn(*mut u8)>,
     gen: u32,
-    sheaf_request: u32,
+    (sheaf_request, least_order): (u32, u32),
 ) -> Result<(), SlabError> {
     let st = m.slab();
     let mut flags = st.debug.cache_flags(flags, name);
@@ -474,7 +474,19 @@ fn open_cache<P: Platform>(
             red_left_pad: red_left,
         } = calculate_sizes(object_size, align, &mut flags, ctor);
     }
-    let order = calculate_order(sz, &st.order).ok_or(SlabError::BadSize)?;
+    // A least order of the cache's own (`KmemCacheArgs::min_order`) acts as `slub_min_order=`
+    // for this cache, raising `slub_max_order` with it (setup_slub_min_order, mm/slub.c).
+    let params = if least_order > st.order.min_order {
+        let min_order = least_order.min(crate::addr::MAX_PAGE_ORDER);
+        OrderParams {
+            min_order,
+            max_order: st.order.max_order.max(min_order),
+            ..st.order
+        }
+    } else {
+        st.order
+    };
+    let order = calculate_order(sz, &params).ok_or(SlabError::BadSize)?;
     let objects = order_objects(order, sz).min(MAX_OBJS_PER_PAGE);
     if objects == 0 {
         return Err(SlabError::BadSize);
@@ -609,6 +621,7 @@ fn alloc_cache_struct<P: Platform>(
 }
 
 /// `kmem_cache_create`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn kmem_cache_create<P: Platform>(
     m: &SlabLayer<P>,
     name: &str,
@@ -617,6 +630,7 @@ pub(crate) fn kmem_cache_create<P: Platform>(
     flags: SlabFlags,
     ctor: Option<fn(*mut u8)>,
     sheaf_capacity: u32,
+    min_order: u32,
 ) -> Result<CacheHandle, SlabError> {
     if name.is_empty() || name.len() > CACHE_NAME_LEN || name.contains(char::is_whitespace) {
         return Err(SlabError::BadName);
@@ -634,7 +648,7 @@ pub(crate) fn kmem_cache_create<P: Platform>(
     let flags = flags.without(SlabFlags::OBJECT_POISON);
     // Lock order: slab_mutex (rank 1), cpu_section and below under it; docs/LOCKING.md.
     let mut list = m.slab().mutex.lock();
-    let mergeable = sheaf_capacity == 0;
+    let mergeable = sheaf_capacity == 0 && min_order == 0;
     if let Some(s) = mergeable
         .then(|| find_mergeable(m, size, align, flags, name, ctor, &mut list))
         .flatten()
@@ -645,7 +659,17 @@ pub(crate) fn kmem_cache_create<P: Platform>(
         return Ok(handle_of(s));
     }
     let (p, gen) = alloc_cache_struct(m, &mut list).ok_or(SlabError::NoMemory)?;
-    if let Err(e) = open_cache(m, p, name, size, align, flags, ctor, gen, sheaf_capacity) {
+    if let Err(e) = open_cache(
+        m,
+        p,
+        name,
+        size,
+        align,
+        flags,
+        ctor,
+        gen,
+        (sheaf_capacity, min_order),
+    ) {
         // SAFETY: `p` is a cache structure we own; keep it for reuse.
         unsafe {
             ListHead::init(ptr::addr_of_mut!((*p).list));
@@ -677,7 +701,7 @@ fn create_kmalloc_cache<P: Platform>(
     // Lock order: slab_mutex (rank 1), cpu_section and below under it; docs/LOCKING.md.
     let mut list = m.slab().mutex.lock();
     let (p, gen) = alloc_cache_struct(m, &mut list).ok_or(SlabError::NoMemory)?;
-    open_cache(m, p, name.as_str(), size, align, flags, None, gen, 0)?;
+    open_cache(m, p, name.as_str(), size, align, flags, None, gen, (0, 0))?;
     // SAFETY: initialised above.
     unsafe { list::list_add(ptr::addr_of_mut!((*p).list), &mut list.caches) };
     list.count += 1;
@@ -718,7 +742,7 @@ pub(crate) fn kmem_cache_init<P: Platform>(m: &SlabLayer<P>) -> Result<(), SlabE
         SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC,
         None,
         1,
-        0,
+        (0, 0),
     )?;
     // SAFETY: initialised just above.
     let tmp_ref = unsafe { &*tmp };

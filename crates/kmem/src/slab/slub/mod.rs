@@ -801,7 +801,7 @@ impl crate::slab::common::SlabAllocator for Slub {
         flags: SlabFlags,
         ctor: Option<fn(*mut u8)>,
     ) -> Result<CacheHandle, SlabError> {
-        kmem_cache_create(m, name, size, align, flags, ctor, 0)
+        kmem_cache_create(m, name, size, align, flags, ctor, 0, 0)
     }
     fn create_args<P: Platform>(
         m: &SlabLayer<P>,
@@ -818,6 +818,7 @@ impl crate::slab::common::SlabAllocator for Slub {
             flags,
             args.ctor,
             args.sheaf_capacity,
+            args.min_order,
         )
     }
     #[inline(always)]
