@@ -120,6 +120,9 @@ pub struct Node {
     pub dm_end: usize,
     /// RAM of the node at boot.
     pub ram: u64,
+    /// The machine's `report_count` when `report::check` last looked (beside the direct
+    /// map's bounds, which every `free` reads).
+    pub(crate) any_seen: AtomicUsize,
     /// Free pages right after the last free page reporting pass.
     reported_free: AtomicUsize,
     /// The `malloc-N` caches of the size classes between 256 bytes and 16 KiB (see
@@ -381,6 +384,7 @@ fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
         dm_start,
         dm_end,
         ram,
+        any_seen: AtomicUsize::new(0),
         reported_free: AtomicUsize::new(usize::MAX),
         classes: [None; NR_CLASSES],
         reports_seen: AtomicUsize::new(0),
@@ -392,6 +396,7 @@ fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
         create_classes(&mut node);
     }
     // Reports start after the boot (whose log is not a report).
+    node.any_seen = AtomicUsize::new(node.m.report_count());
     node.reports_seen = AtomicUsize::new(node.reports());
     node.log_shown = AtomicUsize::new(node.log_len());
     let size = core::mem::size_of::<Node>();

@@ -108,6 +108,11 @@ pub struct Taint {
     pub bugs: AtomicUsize,
     /// `WARNING:` reports and allocation-failure warnings.
     pub warnings: AtomicUsize,
+    /// Every count of [`MemoryModel::bug_count`], `slab_errors` and `kmemcheck_errors`
+    /// (a report counted by two of them once): what
+    /// a caller that acts on any of them watches with one load
+    /// ([`MemoryModel::report_count`]).
+    pub reports: AtomicUsize,
 }
 
 /// The memory model layer of a machine. See the module documentation.
@@ -330,6 +335,25 @@ impl<P: Platform> MemoryModel<P> {
     /// `WARNING:` reports so far (allocation failures included).
     pub fn warn_count(&self) -> usize {
         self.taint.warnings.load(Ordering::Relaxed)
+    }
+    /// BUG reports, slab errors and kmemcheck errors so far, in one counter that grows
+    /// (Release) after the report's own counter: a reader that sees it move (Acquire) and
+    /// then reads `bug_count`, `slab_errors` or `kmemcheck_errors` sees theirs moved too.
+    /// `libkmem_malloc.so` reads it after every call instead of the three counters (three
+    /// cache lines).
+    #[inline]
+    pub fn report_count(&self) -> usize {
+        self.taint.reports.load(Ordering::Acquire)
+    }
+    /// Counts a report in [`Self::report_count`] (after its own counter).
+    #[inline]
+    pub(crate) fn note_report(&self) {
+        self.taint.reports.fetch_add(1, Ordering::Release);
+    }
+    /// Counts a `BUG:` report: [`Self::bug_count`] and [`Self::report_count`].
+    pub fn count_bug(&self) {
+        self.taint.bugs.fetch_add(1, Ordering::Relaxed);
+        self.note_report();
     }
     /// `totalram_pages()`.
     pub fn kernel_image(&self) -> KernelImage {
