@@ -748,8 +748,35 @@ pub fn is_huge(p: usize) -> bool {
 // ------------------------------------------------------------------ the allocator
 
 /// Allocates `size` bytes aligned to 16 (`malloc`); `zero` clears them.
+///
+/// The common case inline: a size class's cache of the first node, which has an object.
+/// Everything else — no node yet, SLOB, a class without its cache, a larger block, and an
+/// attempt that failed (the machine may have to grow) — is [`alloc_slow`], which starts
+/// over with the growth generation read before its first attempt. Before, every `malloc`
+/// went through [`with_nodes`]' loop: `alloc` and the attempt's closure were two calls,
+/// the closure reading its captures through the stack.
 #[inline]
 pub fn alloc(size: usize, zero: bool) -> Option<*mut u8> {
+    if size <= CLASS_MAX && !slob() && nr_nodes() != 0 {
+        let (ci, _) = class_of(size);
+        let nd = node(0);
+        if let Some(c) = nd.classes[ci] {
+            let gfp = if zero {
+                GFP | GfpFlags::__GFP_ZERO
+            } else {
+                GFP
+            };
+            if let Some(p) = nd.m.kmem_cache_alloc(c, gfp | BLOCKING) {
+                return Some(p.as_ptr());
+            }
+        }
+    }
+    alloc_slow(size, zero)
+}
+
+/// [`alloc`] past its inline case.
+#[inline(never)]
+fn alloc_slow(size: usize, zero: bool) -> Option<*mut u8> {
     let gfp = if zero {
         GFP | GfpFlags::__GFP_ZERO
     } else {
