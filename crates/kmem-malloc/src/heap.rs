@@ -873,11 +873,9 @@ pub fn free(p: *mut u8, n: u64) {
         // Large kmalloc blocks are page aligned: count their bytes for free page reporting
         // (slab objects that happen to be page aligned are counted too, harmlessly).
         let large = if a & (PAGE_SIZE - 1) == 0 {
-            let ks = nd.m.ksize(p);
-            if ks > kmem::slab::common::KMALLOC_MAX_CACHE_SIZE {
-                ks as u64
-            } else {
-                0
+            match nd.m.kmalloc_large_size(p) {
+                Some(ks) if ks > kmem::slab::common::KMALLOC_MAX_CACHE_SIZE => ks as u64,
+                _ => 0,
             }
         } else {
             0
