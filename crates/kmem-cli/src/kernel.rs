@@ -424,9 +424,7 @@ impl Kernel {
             LogLevel::Warning,
             format_args!("Oops: {code:04x} [#{n}] SMP"),
         );
-        m.taint()
-            .bugs
-            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        m.count_bug();
         m.dump_stack(LogLevel::Warning, Location::caller());
     }
 }

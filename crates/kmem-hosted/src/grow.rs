@@ -88,17 +88,21 @@ impl Grower {
     }
 
     /// Blocks added so far.
+    #[inline]
     pub fn added(&self) -> u64 {
         self.added.load(Ordering::Relaxed)
     }
 
     /// Blocks removed so far.
+    #[inline]
     pub fn removed(&self) -> u64 {
         self.removed.load(Ordering::Relaxed)
     }
 
     /// Growths so far: a caller that saw this value before its allocation failed and sees a
-    /// larger one now should retry before growing again.
+    /// larger one now should retry before growing again. Inlined: `libkmem_malloc.so` reads
+    /// it on every allocation (a call to it was 0.15-0.2 % of python3's and sqlite3's samples).
+    #[inline]
     pub fn generation(&self) -> u64 {
         self.added()
     }

@@ -120,6 +120,9 @@ pub struct Node {
     pub dm_end: usize,
     /// RAM of the node at boot.
     pub ram: u64,
+    /// The machine's `report_count` when `report::check` last looked (beside the direct
+    /// map's bounds, which every `free` reads).
+    pub(crate) any_seen: AtomicUsize,
     /// Free pages right after the last free page reporting pass.
     reported_free: AtomicUsize,
     /// The `malloc-N` caches of the size classes between 256 bytes and 16 KiB (see
@@ -342,6 +345,7 @@ fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
         dm_start,
         dm_end,
         ram,
+        any_seen: AtomicUsize::new(0),
         reported_free: AtomicUsize::new(usize::MAX),
         classes: [None; NR_CLASSES],
         reports_seen: AtomicUsize::new(0),
@@ -353,6 +357,7 @@ fn boot_node(ram: u64) -> Result<&'static Node, BootFailure> {
         create_classes(&mut node);
     }
     // Reports start after the boot (whose log is not a report).
+    node.any_seen = AtomicUsize::new(node.m.report_count());
     node.reports_seen = AtomicUsize::new(node.reports());
     node.log_shown = AtomicUsize::new(node.log_len());
     let size = core::mem::size_of::<Node>();
@@ -712,8 +717,35 @@ pub fn is_huge(p: usize) -> bool {
 // ------------------------------------------------------------------ the allocator
 
 /// Allocates `size` bytes aligned to 16 (`malloc`); `zero` clears them.
+///
+/// The common case inline: a size class's cache of the first node, which has an object.
+/// Everything else — no node yet, SLOB, a class without its cache, a larger block, and an
+/// attempt that failed (the machine may have to grow) — is [`alloc_slow`], which starts
+/// over with the growth generation read before its first attempt. Before, every `malloc`
+/// went through [`with_nodes`]' loop: `alloc` and the attempt's closure were two calls,
+/// the closure reading its captures through the stack.
 #[inline]
 pub fn alloc(size: usize, zero: bool) -> Option<*mut u8> {
+    if size <= CLASS_MAX && !slob() && nr_nodes() != 0 {
+        let (ci, _) = class_of(size);
+        let nd = node(0);
+        if let Some(c) = nd.classes[ci] {
+            let gfp = if zero {
+                GFP | GfpFlags::__GFP_ZERO
+            } else {
+                GFP
+            };
+            if let Some(p) = nd.m.kmem_cache_alloc(c, gfp | BLOCKING) {
+                return Some(p.as_ptr());
+            }
+        }
+    }
+    alloc_slow(size, zero)
+}
+
+/// [`alloc`] past its inline case.
+#[inline(never)]
+fn alloc_slow(size: usize, zero: bool) -> Option<*mut u8> {
     let gfp = if zero {
         GFP | GfpFlags::__GFP_ZERO
     } else {
@@ -810,11 +842,9 @@ pub fn free(p: *mut u8, n: u64) {
         // Large kmalloc blocks are page aligned: count their bytes for free page reporting
         // (slab objects that happen to be page aligned are counted too, harmlessly).
         let large = if a & (PAGE_SIZE - 1) == 0 {
-            let ks = nd.m.ksize(p);
-            if ks > kmem::slab::common::KMALLOC_MAX_CACHE_SIZE {
-                ks as u64
-            } else {
-                0
+            match nd.m.kmalloc_large_size(p) {
+                Some(ks) if ks > kmem::slab::common::KMALLOC_MAX_CACHE_SIZE => ks as u64,
+                _ => 0,
             }
         } else {
             0

@@ -47,17 +47,35 @@ impl Write for Skip<'_> {
 }
 
 /// After an allocator call: copies new reports of any node to standard error and aborts
-/// unless `KMEM_MALLOC_ABORT=0`. Cheap when nothing happened (two counter loads per node).
+/// unless `KMEM_MALLOC_ABORT=0`. Cheap when nothing happened: one load of the node's
+/// report count (`report_count`, which every BUG, slab error and kmemcheck error moves)
+/// against the count last looked at, on the node's own line. Reading the three counters
+/// themselves after every call (three cache lines of the machine) was a quarter of `free`'s
+/// own samples (docs/BENCHMARKS.md "Issue 14, session 8: thread-locals").
 #[inline]
 pub(crate) fn check() {
     for i in 0..heap::nr_nodes() {
         let nd = heap::node(i);
-        if nd.reports() != nd.reports_seen.load(Ordering::Relaxed) {
-            report(nd);
-        } else if nd.m.kmemcheck_errors() != nd.kmemcheck_seen.load(Ordering::Relaxed) {
-            kmemcheck_report(nd);
+        let now = nd.m.report_count();
+        if now != nd.any_seen.load(Ordering::Relaxed) {
+            changed(nd, now);
         }
     }
+}
+
+/// [`check`] when the node's report count moved: which reports are new. `now` was read
+/// before the counters below (Acquire), so they include every report it counts; a later
+/// report moves the count again and is found by the next check.
+#[cold]
+#[inline(never)]
+fn changed(nd: &Node, now: usize) {
+    if nd.reports() != nd.reports_seen.load(Ordering::Relaxed) {
+        report(nd);
+    }
+    if nd.m.kmemcheck_errors() != nd.kmemcheck_seen.load(Ordering::Relaxed) {
+        kmemcheck_report(nd);
+    }
+    nd.any_seen.store(now, Ordering::Relaxed);
 }
 
 /// Copies the node's log from where the last copy ended to standard error.

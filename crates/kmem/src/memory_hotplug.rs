@@ -486,6 +486,11 @@ impl<P: Platform> VmLayer<P> {
         // SAFETY: the section's memmap was just mapped and its pages are offline: nobody
         // uses them (mem_hotplug_lock held).
         unsafe { self.init_memmap_range(s, e, ZoneType::Normal, nid) };
+        // The slab free's fast `struct page` lookup, for a section the direct map covers
+        // (`add_memory` extended it first on a machine without HighMem).
+        if e.phys().as_u64() <= self.direct_map_end() {
+            self.set_memmap_hot(nr, true);
+        }
         Ok(())
     }
 
@@ -495,6 +500,8 @@ impl<P: Platform> VmLayer<P> {
             return;
         };
         let on_memory = sec.flags() & SECTION_MEMMAP_ON_MEMORY != 0;
+        // Before the memmap goes: fast lookups see no `struct page` here from now on.
+        self.set_memmap_hot(nr, false);
         sec.clear(
             SECTION_MARKED_PRESENT
                 | SECTION_HAS_MEM_MAP

@@ -565,3 +565,73 @@ fn compaction_skips_a_zone_with_only_hot_added_memory() {
         }
     }
 }
+
+/// A hot-added section is marked for the slab free's fast `struct page` lookup
+/// (`virt_to_page_fast`'s second bitmap) when it is added and unmarked before its memmap is
+/// removed: slab objects in the added block are freed and reused without a report, and
+/// after the removal a pointer into the range is reported as having no `struct page`
+/// instead of reading the unmapped memmap.
+#[test]
+fn slab_objects_in_a_hot_added_block() {
+    let m = boot_growable(8 * G);
+    let first = kmem::Pfn::new((4 * G) >> 12);
+    assert!(!m.memmap_hot_section(first));
+    assert!(
+        !m.memmap_hot_section(kmem::Pfn::new(0)),
+        "boot sections are the other bitmap's"
+    );
+    m.add_memory(0, 4 * G, 128 << 20).unwrap();
+    assert!(m.memmap_hot_section(first), "marked when added");
+    m.online_memory_block(32, OnlineType::OnlineKernel).unwrap();
+    // Hold every free MAX_ORDER block; give back those of the added block, so that new
+    // slabs come from it.
+    let top = Order::new(10);
+    let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_NOWARN;
+    let mut held = Vec::new();
+    while let Some(p) = m.alloc_pages(gfp, top) {
+        held.push(p);
+    }
+    held.retain(|&p| {
+        let hot = m.page_to_pfn(p) >= first;
+        if hot {
+            m.__free_pages(p, top);
+        }
+        !hot
+    });
+    let objs: Vec<*mut u8> = (0..4096)
+        .map(|_| m.kmalloc(192, GfpFlags::GFP_KERNEL).unwrap().as_ptr())
+        .collect();
+    let hot = |p: *mut u8| {
+        m.virt_to_phys(kmem::VirtAddr::new(p as usize))
+            .unwrap()
+            .as_u64()
+            >= 4 * G
+    };
+    let in_block = objs.iter().filter(|&&p| hot(p)).count();
+    assert!(in_block > 0, "some objects in the added block");
+    for &p in &objs {
+        m.kfree(p);
+    }
+    let again = m.kmalloc(192, GfpFlags::GFP_KERNEL).unwrap().as_ptr();
+    assert!(objs.contains(&again), "freed objects are reused");
+    m.kfree(again);
+    assert_eq!(m.bug_count(), 0);
+    for p in held {
+        m.__free_pages(p, top);
+    }
+    m.check_invariants().unwrap();
+
+    // A block added and removed again: its bit goes with it.
+    let m = boot_growable(8 * G);
+    m.add_memory(0, 4 * G, 128 << 20).unwrap();
+    let base = kmem::platform::Platform::direct_map_base(m.platform()) as usize;
+    let stale = (base + (4 * G) as usize + (4 << 20)) as *const u8;
+    m.remove_memory(4 * G, 128 << 20).unwrap();
+    assert!(!m.memmap_hot_section(first), "unmarked when removed");
+    m.kfree(stale);
+    let mut log = String::new();
+    m.dmesg(&mut log, false).unwrap();
+    assert!(log.contains("has no struct page"), "{log}");
+    assert_eq!(m.bug_count(), 1);
+    m.check_invariants().unwrap();
+}

@@ -229,7 +229,13 @@ fn out_of_bounds_write(memcache: bool) {
     let size = 32;
     t.setup_cache(memcache, size, SlabFlags::NONE, None);
     let buf = t.alloc(size, K, Policy::Left);
+    let reports = t.m.report_count();
     write_once(buf.wrapping_sub(1), 42);
+    assert_eq!(
+        t.m.report_count(),
+        reports + 1,
+        "a KFENCE report is a report"
+    );
     t.expect_report(
         "BUG: KFENCE: out-of-bounds write in ",
         "Out-of-bounds write at",

@@ -73,6 +73,11 @@ fn fresh_kmalloc_read_reports_in_kmemchecks_format() {
     assert!(log.contains("Call Trace:"), "{log}");
     assert!(log.contains("kmemcheck.rs:"), "the caller's site: {log}");
     assert_eq!(m.kmemcheck_errors(), 1);
+    assert_eq!(
+        m.report_count(),
+        1,
+        "counted for report_count's readers too"
+    );
     // "Don't warn about it again": the bytes reported are initialised now.
     assert_eq!(
         m.kmemcheck_shadow_state(p.wrapping_add(4)),

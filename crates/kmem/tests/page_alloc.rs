@@ -215,6 +215,7 @@ fn bad_frees_are_reported_and_harmless() {
 
     m.__free_pages(p, Order::new(3));
     assert_eq!(m.bug_count(), 1);
+    assert_eq!(m.report_count(), 1);
     let log = m.platform().take_captured();
     assert!(log.contains("BUG: Bad page state in process"), "{log}");
     assert!(

@@ -474,12 +474,14 @@ fn double_free_without_debugging_is_caught_at_the_array_top() {
     let p = m.kmalloc(64, K).unwrap().as_ptr();
     m.kfree(p);
     m.platform().take_captured();
+    let reports = m.report_count();
     m.kfree(p);
     let log = m.platform().take_captured();
     assert!(
         log.contains("slab: double free detected in cache 'kmalloc-64'"),
         "{log}"
     );
+    assert!(m.report_count() > reports, "SLAB's reports are reports");
     let a = m.kmalloc(64, K).unwrap().as_ptr();
     let b = m.kmalloc(64, K).unwrap().as_ptr();
     assert_ne!(a, b);

@@ -561,3 +561,31 @@ fn a_cache_may_ask_for_a_least_slab_order() {
     m.kmem_cache_destroy(big);
     m.kmem_cache_destroy(plain);
 }
+
+/// `kmalloc_large_size`: the size of a large kmalloc block, `None` for a slab object (even
+/// a page-aligned one) and for memory kmem did not hand out, with nothing reported.
+#[test]
+fn kmalloc_large_size_tells_large_blocks_only() {
+    let m = boot(Arch::X86_64, 64 << 20, 2);
+    let big = m.kmalloc(40 << 10, GfpFlags::GFP_KERNEL).unwrap().as_ptr();
+    assert_eq!(m.kmalloc_large_size(big), Some(64 << 10));
+    assert_eq!(m.kmalloc_large_size(big), Some(m.ksize(big)));
+    let page_sized = m.kmalloc(4096, GfpFlags::GFP_KERNEL).unwrap().as_ptr();
+    assert_eq!(
+        page_sized as usize % 4096,
+        0,
+        "kmalloc-4k objects are page aligned"
+    );
+    assert_eq!(m.kmalloc_large_size(page_sized), None);
+    let small = m.kmalloc(64, GfpFlags::GFP_KERNEL).unwrap().as_ptr();
+    assert_eq!(m.kmalloc_large_size(small), None);
+    let local = 0u64;
+    assert_eq!(
+        m.kmalloc_large_size(&local as *const u64 as *const u8),
+        None
+    );
+    assert_eq!(m.bug_count() + m.warn_count(), 0);
+    for p in [big, page_sized, small] {
+        m.kfree(p);
+    }
+}

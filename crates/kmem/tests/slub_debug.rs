@@ -199,8 +199,12 @@ fn double_free_with_consistency_checks() {
     m.kmem_cache_free(c, p);
     m.kmem_cache_free(c, q);
     m.platform().take_captured();
+    let (bugs, errors, reports) = (m.bug_count(), m.slab_errors(), m.report_count());
     m.kmem_cache_free(c, p);
     let log = m.platform().take_captured();
+    // The BUG (a bug and a slab error) and its FIX (a slab error): two reports.
+    assert!(m.bug_count() > bugs && m.slab_errors() > errors);
+    assert_eq!(m.report_count() - reports, 2);
     assert!(
         log.contains("BUG df_checked (Not tainted): Object already free"),
         "{log}"
@@ -226,6 +230,9 @@ fn double_free_without_debugging_is_caught_at_the_freelist_head() {
     let log = m.platform().take_captured();
     assert!(log.contains("Object already free"), "{log}");
     assert_eq!(m.bug_count(), 1);
+    // The BUG and its FIX line, each counted (what libkmem_malloc.so watches after each
+    // call).
+    assert_eq!(m.report_count(), 2);
     let a = m.kmem_cache_alloc(c, K).unwrap();
     let b = m.kmem_cache_alloc(c, K).unwrap();
     assert_ne!(a, b);

@@ -151,7 +151,7 @@ impl<P: Platform> MemoryModel<P> {
             return;
         }
         let caller = Location::caller();
-        self.taint.bugs.fetch_add(1, Ordering::Relaxed);
+        self.count_bug();
         self.printk(
             LogLevel::Alert,
             format_args!(
@@ -170,7 +170,7 @@ impl<P: Platform> MemoryModel<P> {
     #[track_caller]
     pub fn bad_address(&self, what: &str, addr: u64) {
         let caller = Location::caller();
-        self.taint.bugs.fetch_add(1, Ordering::Relaxed);
+        self.count_bug();
         self.printk(
             LogLevel::Alert,
             format_args!(

@@ -108,6 +108,11 @@ pub struct Taint {
     pub bugs: AtomicUsize,
     /// `WARNING:` reports and allocation-failure warnings.
     pub warnings: AtomicUsize,
+    /// Every count of [`MemoryModel::bug_count`], `slab_errors` and `kmemcheck_errors`
+    /// (a report counted by two of them once): what
+    /// a caller that acts on any of them watches with one load
+    /// ([`MemoryModel::report_count`]).
+    pub reports: AtomicUsize,
 }
 
 /// The memory model layer of a machine. See the module documentation.
@@ -161,6 +166,13 @@ pub struct MemoryModel<P: Platform> {
     /// (`lowmem_end`), at most the bitmap's 64 GiB. One compare keeps an offset both below
     /// `direct_map_end` (which is never lowered) and inside the bitmap. Written once at boot.
     pub(crate) memmap_early_end: u64,
+    /// One bit per section of the first [`EARLY_MEMMAP_SECTIONS`]: set for a hot-added
+    /// section whose memmap is mapped and initialised and which the direct map covers
+    /// (`sparse_add_section`), cleared before its memmap goes (`sparse_remove_section`).
+    /// The second test of [`Self::virt_to_page_fast`]: without it every slab free of an
+    /// object in hot-added memory took the `mem_section` walk (libkmem_malloc.so grows by
+    /// hot-adding blocks: most of python3's heap, docs/BENCHMARKS.md "Issue 14, session 9").
+    pub(crate) memmap_hot: [core::sync::atomic::AtomicU64; EARLY_MEMMAP_SECTIONS / 64],
     pub(crate) translation: core::cell::UnsafeCell<AddrTranslation>,
     pub(crate) log: Lock<P::RawLock, LogBuf>,
     pub(crate) console_loglevel: AtomicU8,
@@ -324,6 +336,25 @@ impl<P: Platform> MemoryModel<P> {
     pub fn warn_count(&self) -> usize {
         self.taint.warnings.load(Ordering::Relaxed)
     }
+    /// BUG reports, slab errors and kmemcheck errors so far, in one counter that grows
+    /// (Release) after the report's own counter: a reader that sees it move (Acquire) and
+    /// then reads `bug_count`, `slab_errors` or `kmemcheck_errors` sees theirs moved too.
+    /// `libkmem_malloc.so` reads it after every call instead of the three counters (three
+    /// cache lines).
+    #[inline]
+    pub fn report_count(&self) -> usize {
+        self.taint.reports.load(Ordering::Acquire)
+    }
+    /// Counts a report in [`Self::report_count`] (after its own counter).
+    #[inline]
+    pub(crate) fn note_report(&self) {
+        self.taint.reports.fetch_add(1, Ordering::Release);
+    }
+    /// Counts a `BUG:` report: [`Self::bug_count`] and [`Self::report_count`].
+    pub fn count_bug(&self) {
+        self.taint.bugs.fetch_add(1, Ordering::Relaxed);
+        self.note_report();
+    }
     /// `totalram_pages()`.
     pub fn kernel_image(&self) -> KernelImage {
         self.kernel
@@ -449,9 +480,42 @@ impl<P: Platform> MemoryModel<P> {
             Some(unsafe {
                 PagePtr::from_raw(NonNull::new_unchecked(self.mem_map.add(off >> PAGE_SHIFT)))
             })
+        } else if nr < EARLY_MEMMAP_SECTIONS
+            && self.memmap_hot[(nr / 64) % WORDS].load(Ordering::Acquire) & (1 << (nr % 64)) != 0
+        {
+            // SAFETY: the bit says section `nr` is a hot-added section inside the direct map
+            // (so `off` is below `direct_map_end`) whose memmap is mapped and initialised
+            // (so its PFNs are below the PFN limit); the bit is cleared before the memmap is
+            // unmapped, under `mem_hotplug_lock`, and only once every page of the section is
+            // offline: a pointer into it that is looked up meanwhile is no live object's, as
+            // with the `mem_section` walk of `virt_to_page_sparse`.
+            Some(unsafe {
+                PagePtr::from_raw(NonNull::new_unchecked(self.mem_map.add(off >> PAGE_SHIFT)))
+            })
         } else {
             self.virt_to_page_sparse(off)
         }
+    }
+    /// Marks hot-added section `nr` for [`Self::virt_to_page_fast`] (`on`: its memmap is
+    /// mapped and initialised, and the direct map covers it) or unmarks it (before its
+    /// memmap is unmapped). Sections past [`EARLY_MEMMAP_SECTIONS`] are left to the
+    /// `mem_section` walk.
+    pub(crate) fn set_memmap_hot(&self, nr: usize, on: bool) {
+        if nr >= EARLY_MEMMAP_SECTIONS {
+            return;
+        }
+        let w = &self.memmap_hot[nr / 64];
+        if on {
+            w.fetch_or(1 << (nr % 64), Ordering::Release);
+        } else {
+            w.fetch_and(!(1 << (nr % 64)), Ordering::Release);
+        }
+    }
+    /// Whether hot-added section `nr` is marked for [`Self::virt_to_page_fast`] (for tests).
+    pub fn memmap_hot_section(&self, pfn: Pfn) -> bool {
+        let nr = crate::sparse::pfn_to_section_nr(pfn);
+        nr < EARLY_MEMMAP_SECTIONS
+            && self.memmap_hot[nr / 64].load(Ordering::Relaxed) & (1 << (nr % 64)) != 0
     }
     /// [`Self::virt_to_page_fast`] outside the boot sections: the direct map's bound, the
     /// PFN limit and the section's memmap flag (a pointer into a hole must not read an

@@ -478,6 +478,8 @@ pub(crate) fn memory_model<P: Platform>(
             .lowmem_end
             .as_u64()
             .min((crate::mm::EARLY_MEMMAP_SECTIONS as u64) << crate::sparse::SECTION_SIZE_BITS),
+        memmap_hot: [const { core::sync::atomic::AtomicU64::new(0) };
+            crate::mm::EARLY_MEMMAP_SECTIONS / 64],
         translation: core::cell::UnsafeCell::new(translation),
         // SAFETY: `em.log` has LOG_BUF_LEN bytes from memblock, used only by this buffer.
         log: Lock::new(&LOGBUF_LOCK, unsafe { LogBuf::new(em.log, LOG_BUF_LEN) }),

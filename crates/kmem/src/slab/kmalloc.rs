@@ -464,6 +464,19 @@ impl<P: Platform> SlabLayer<P> {
         self.ksize_of(p, true)
     }
 
+    /// The bytes of the large kmalloc block at `p` (pages straight from the page allocator,
+    /// `kmalloc_large`), or `None` for anything else: a slab object, or a pointer kmem did
+    /// not hand out, about which nothing is said here (a `kfree` of it reports it). For a
+    /// caller that accounts the large blocks it frees without [`Self::ksize`]'s slab lookup
+    /// (`libkmem_malloc.so`'s `free` of a page-aligned block, which was `ksize` before:
+    /// 0.45-0.5 % of python3's and sqlite3's samples).
+    #[inline]
+    pub fn kmalloc_large_size(&self, p: *const u8) -> Option<usize> {
+        let head = self.virt_to_page_fast(p)?.compound_head();
+        (head.raw_page_type() >> 24 == PageType::LargeKmalloc as u32)
+            .then(|| PAGE_SIZE << head.compound_order().as_u32())
+    }
+
     /// [`Self::ksize`] for kmem's own bookkeeping (krealloc, the allocation hooks), which
     /// leaves the requested size alone (`__do_krealloc` reads the slab's internals).
     #[track_caller]

@@ -312,9 +312,7 @@ impl<P: Platform> SlabLayer<P> {
         err(format_args!(
             "=================================================================="
         ));
-        self.taint()
-            .bugs
-            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        self.count_bug();
         self.add_taint(TAINT_BAD_PAGE);
     }
 

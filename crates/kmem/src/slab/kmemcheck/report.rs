@@ -169,5 +169,6 @@ impl<P: Platform> SlabLayer<P> {
             }
         }
         k.errors.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        self.note_report();
     }
 }

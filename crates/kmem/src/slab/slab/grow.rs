@@ -510,9 +510,7 @@ impl<P: Platform> SlabLayer<P> {
         self.slab()
             .errors
             .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        self.taint
-            .bugs
-            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        self.count_bug();
         self.add_taint(crate::debug::TAINT_BAD_PAGE);
         self.printk(LogLevel::Err, args);
     }

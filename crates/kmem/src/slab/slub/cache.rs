@@ -168,6 +168,7 @@ pub(crate) fn destroy<P: Platform>(
         // `kmem_cache_destroy`: `slab_in_kunit_test()` bumps `slab_errors`; 6.18's
         // `test_leak_destroy` expects 2 with the `Objects remaining` report).
         m.slab().errors.fetch_add(1, Ordering::Relaxed);
+        m.note_report();
         m.warn_at(
             caller,
             format_args!(

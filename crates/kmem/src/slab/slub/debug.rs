@@ -81,6 +81,7 @@ impl<P: Platform> SlabLayer<P> {
     pub(crate) fn slab_bug(&self, name: &str, args: core::fmt::Arguments<'_>) {
         self.taint.bugs.fetch_add(1, Ordering::Relaxed);
         self.slab().errors.fetch_add(1, Ordering::Relaxed);
+        self.note_report();
         self.printk(
             LogLevel::Err,
             format_args!(
@@ -103,6 +104,7 @@ impl<P: Platform> SlabLayer<P> {
     /// `slab_fix`: one `FIX` line, counted as a slab error.
     pub(crate) fn slab_fix(&self, name: &str, args: core::fmt::Arguments<'_>) {
         self.slab().errors.fetch_add(1, Ordering::Relaxed);
+        self.note_report();
         self.printk(LogLevel::Err, format_args!("FIX {}: {}", name, args));
     }
 
