@@ -1109,6 +1109,14 @@ fn report_node_from(
         }
     }
     nd.m.drain_local_pages();
+    // Their `struct page`s go back too, but for the head's: the memmap pages of a large free
+    // block's tail pages are shared copy-on-write (`share_free_memmap`).
+    for h in &HELD[..n] {
+        let v = h.load(Ordering::Relaxed);
+        if (v & 0xff) as u32 >= kmem::page_alloc::memmap_share::MIN_SHARE_ORDER {
+            nd.m.share_free_memmap(kmem::Pfn::new(v >> 8));
+        }
+    }
     nd.reported_free
         .store(free_and_high(nd).0, Ordering::Relaxed);
     lowest
