@@ -468,6 +468,10 @@ fn fmt_name(buf: &mut [u8; 16], size: usize) -> usize {
     prefix.len() + d
 }
 
+/// The stack the first node boots on (`init_first`); reserved, only what is touched is
+/// backed.
+const BOOT_STACK: usize = 1 << 20;
+
 /// Boots the first node (`ram` bytes).
 ///
 /// # Errors
@@ -477,7 +481,11 @@ pub fn init_first(ram: u64) -> Result<(), BootFailure> {
     let ok = if nr_nodes() > 0 {
         Ok(())
     } else {
-        boot_node(ram).map(|n| {
+        // On a stack of its own, unmapped afterwards: the boot's ~150 KiB of frames would
+        // otherwise stay resident in the program's stack (`run_on_temporary_stack`).
+        let mut booted = None;
+        kmem_hosted::run_on_temporary_stack(BOOT_STACK, &mut || booted = Some(boot_node(ram)));
+        booted.unwrap_or(Err(failed("boot stack", 0))).map(|n| {
             NODES[0].store(ptr::from_ref(n).cast_mut(), Ordering::Release);
             NR_NODES.store(1, Ordering::Release);
         })
