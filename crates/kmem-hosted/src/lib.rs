@@ -106,6 +106,7 @@ pub use hostmem::{boot_host_memory, check_host_memory, host_memory_available};
 pub use physmem::DIRECT_MAP_ALIGN;
 pub use platform::HostedPlatform;
 pub use probe::{probe_read, probe_read_bytes, probe_write, probe_write_bytes, ProbeError};
+pub use stack::run_on_temporary_stack;
 pub use stack::StackWalk;
 pub use swapfile::FileSwap;
 pub use window::VirtWindow;

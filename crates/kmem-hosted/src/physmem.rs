@@ -141,6 +141,64 @@ pub(crate) unsafe fn map_fd_fixed(
     }
 }
 
+/// Maps `len` bytes of `fd` at file offset `off` over `addr` privately, readable and
+/// writable (MAP_PRIVATE|MAP_FIXED): a page reads as the file's until it is first written,
+/// which gives this process a copy of its own (the file is never written through it).
+///
+/// # Safety
+/// As [`map_fd_fixed`].
+pub(crate) unsafe fn map_fd_private_fixed(
+    addr: *mut u8,
+    len: usize,
+    fd: BorrowedFd<'_>,
+    off: u64,
+) -> io::Result<()> {
+    let off = libc::off_t::try_from(off).map_err(|_| invalid("offset too large"))?;
+    // SAFETY: the caller owns the target range; MAP_FIXED replaces only that range.
+    let raw = unsafe {
+        libc::mmap(
+            addr.cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_FIXED,
+            fd.as_raw_fd(),
+            off,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads `buf.len()` bytes of `fd` at file offset `off` (`pread`, retried on short reads
+/// and `EINTR`); `UnexpectedEof` past the end of the file.
+pub(crate) fn read_exact_at(
+    fd: BorrowedFd<'_>,
+    mut buf: &mut [u8],
+    mut off: u64,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        let o = libc::off_t::try_from(off).map_err(|_| invalid("offset too large"))?;
+        // SAFETY: `buf` is a live slice of `buf.len()` writable bytes; pread only writes them.
+        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), o) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        buf = &mut buf[n as usize..];
+        off += n as u64;
+    }
+    Ok(())
+}
+
 /// Maps `len` bytes of fresh private anonymous memory, readable and writable, over `addr`
 /// (MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED): memory of this process alone, which `fork` copies
 /// on write.

@@ -674,6 +674,21 @@ unsafe impl Platform for HostedPlatform {
         w.share_readonly_at(off, len, toff).is_ok()
     }
 
+    fn share_vmemmap_cow(&self, va: *mut u8, len: usize) -> bool {
+        // Only a private memmap: a memmap mapped from the memfd is the direct map's pages as
+        // well, and a private copy would part the two views.
+        if !self.vmemmap_private.load(Ordering::Acquire) {
+            return false;
+        }
+        let Some(w) = self.vwin.get() else {
+            return false;
+        };
+        match (va as usize).checked_sub(w.base() as usize) {
+            Some(off) => w.share_cow_at(off, len).is_ok(),
+            None => false,
+        }
+    }
+
     fn unmap_vmemmap(&self, va: *mut u8, len: usize) {
         if let Some(w) = self.vwin.get() {
             if let Some(off) = (va as usize).checked_sub(w.base() as usize) {

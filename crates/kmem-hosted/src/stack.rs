@@ -294,8 +294,22 @@ pub(crate) fn run_on_report_stack(f: &mut dyn FnMut()) {
 
 /// Runs `f` on a freshly mapped 256 KiB stack (or on this one if the mapping fails). `f`
 /// must not unwind (nothing here panics: the callers only format into a writer).
-#[cfg(target_arch = "x86_64")]
 fn with_own_stack(f: &mut dyn FnMut()) {
+    with_stack_of(OWN_STACK, f);
+}
+
+/// Runs `f` on a stack of `size` bytes mapped for the call and unmapped after it (on this
+/// stack if the mapping fails): the memory `f`'s frames touch is given back when it returns,
+/// instead of staying in the thread's stack for the life of the process (the main thread's
+/// stack never shrinks). For work done once with deep frames: `Machine::boot` builds the
+/// machine's layers by value, about 150 KiB of frames, which `libkmem_malloc.so`'s first
+/// `malloc` would otherwise leave resident in every program's stack. `f` must not unwind.
+pub fn run_on_temporary_stack(size: usize, f: &mut dyn FnMut()) {
+    with_stack_of(size, f);
+}
+
+#[cfg(target_arch = "x86_64")]
+fn with_stack_of(size: usize, f: &mut dyn FnMut()) {
     extern "C" fn tramp(arg: *mut c_void) {
         // SAFETY: `arg` is the `&mut &mut dyn FnMut()` passed below, alive for the call.
         let f = unsafe { &mut *arg.cast::<&mut dyn FnMut()>() };
@@ -305,7 +319,7 @@ fn with_own_stack(f: &mut dyn FnMut()) {
     let mem = unsafe {
         libc::mmap(
             core::ptr::null_mut(),
-            OWN_STACK,
+            size,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
@@ -316,7 +330,7 @@ fn with_own_stack(f: &mut dyn FnMut()) {
         f();
         return;
     }
-    let top = (mem as usize + OWN_STACK) & !15;
+    let top = (mem as usize + size) & !15;
     // Walkers stop at the top of this stack: nothing above it belongs to a frame they can
     // follow (the switch below has no unwind information).
     let prev = own_stack();
@@ -343,11 +357,11 @@ fn with_own_stack(f: &mut dyn FnMut()) {
     }
     let _ = OWN.try_with(|o| o.set(prev));
     // SAFETY: unmaps exactly the mapping made above, no longer in use.
-    unsafe { libc::munmap(mem, OWN_STACK) };
+    unsafe { libc::munmap(mem, size) };
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn with_own_stack(f: &mut dyn FnMut()) {
+fn with_stack_of(_size: usize, f: &mut dyn FnMut()) {
     f();
 }
 

@@ -12,13 +12,18 @@ use std::os::fd::AsFd;
 use crate::control::Inner;
 use crate::maparc::MapArc;
 use crate::physmem::{
-    invalid, is_page_aligned, map_anon_fixed, map_fd_fixed, reserve, unmap_fixed,
+    invalid, is_page_aligned, map_anon_fixed, map_fd_fixed, map_fd_private_fixed, read_exact_at,
+    reserve, unmap_fixed,
 };
 use crate::PAGE_SIZE;
 
 /// Pages of the memfd behind [`VirtWindow::share_readonly_at`]: a shared range is mapped onto
 /// this many copies of its template at a time (one `mmap` per 64 KiB).
 pub const SHARE_RUN: usize = 16;
+
+/// Distinct template pages [`VirtWindow::share_cow_at`] keeps a memfd for (kmem's free
+/// `struct page`s: one page of them per zone and node).
+pub const COW_TEMPLATES: usize = 8;
 
 /// A reserved range of virtual address space into which physical pages can be mapped.
 ///
@@ -33,6 +38,9 @@ pub struct VirtWindow {
     owner: MapArc<Inner>,
     base: NonNull<u8>,
     len: usize,
+    /// The memfds behind [`VirtWindow::share_cow_at`]: each holds [`SHARE_RUN`] copies of
+    /// one template page, and is made once per distinct template.
+    cow: std::sync::Mutex<[Option<std::os::fd::OwnedFd>; COW_TEMPLATES]>,
 }
 
 // SAFETY: the window's memory is only reachable through raw pointers; mmap/munmap are thread
@@ -67,7 +75,12 @@ impl VirtWindow {
             return Err(invalid("window alignment must be a power of two"));
         }
         let base = reserve(len, align.max(PAGE_SIZE))?;
-        Ok(Self { owner, base, len })
+        Ok(Self {
+            owner,
+            base,
+            len,
+            cow: std::sync::Mutex::new([const { None }; COW_TEMPLATES]),
+        })
     }
 
     /// The window's first byte.
@@ -198,6 +211,89 @@ impl VirtWindow {
         Ok(())
     }
 
+    /// Maps `[base + offset, base + offset + len)` copy-on-write onto copies of its own
+    /// first page, when every page of the range reads the same: afterwards the range reads
+    /// exactly as before, is backed by no memory of its own (a memfd holds [`SHARE_RUN`]
+    /// copies of the content, made once per distinct content and shared by every range
+    /// mapped onto it), and a page gets a private copy again when it is first written. Used
+    /// for the `struct page`s of reported free memory (`Platform::share_vmemmap_cow`); a
+    /// page read afterwards is counted in the process's RSS again (one page of the memfd per
+    /// page read), a page written costs a page of its own.
+    ///
+    /// The caller must keep the range from being written until this returns (a write in
+    /// between may be lost): its pages are compared and then replaced.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the range is not page aligned, empty, or leaves the window, or its
+    /// pages differ; `OutOfMemory` when [`COW_TEMPLATES`] templates are in use and this
+    /// content is none of them; otherwise the error of `memfd_create`, `ftruncate`,
+    /// `pwrite`, `pread` or `mmap` (the range then reads as before: replaced pages read as
+    /// the copies).
+    pub fn share_cow_at(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.check_range(offset, len)?;
+        let mut page = [0u8; PAGE_SIZE];
+        let mut other = [0u8; PAGE_SIZE];
+        // SAFETY: `check_range` put the range inside this window; the caller has mapped it
+        // and nothing writes it meanwhile (the contract above); the pages are read through
+        // raw pointers into distinct stack buffers, and no reference into the window exists.
+        unsafe {
+            let at = self.base.as_ptr().add(offset);
+            core::ptr::copy_nonoverlapping(at, page.as_mut_ptr(), PAGE_SIZE);
+            for k in 1..len / PAGE_SIZE {
+                core::ptr::copy_nonoverlapping(
+                    at.add(k * PAGE_SIZE),
+                    other.as_mut_ptr(),
+                    PAGE_SIZE,
+                );
+                if other != page {
+                    return Err(invalid("the pages of the range differ"));
+                }
+            }
+        }
+        let mut slots = self.cow.lock().unwrap_or_else(|e| e.into_inner());
+        let mut found = None;
+        for (i, slot) in slots.iter().enumerate() {
+            let Some(fd) = slot else {
+                continue;
+            };
+            if read_exact_at(fd.as_fd(), &mut other, 0).is_ok() && other == page {
+                found = Some(i);
+                break;
+            }
+        }
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let Some(i) = slots.iter().position(Option::is_none) else {
+                    return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+                };
+                let fd = crate::physmem::anon_memfd(c"kmem-vmemmap-cow")?;
+                crate::physmem::ftruncate(fd.as_fd(), (SHARE_RUN * PAGE_SIZE) as u64)?;
+                for k in 0..SHARE_RUN {
+                    crate::physmem::write_all_at(fd.as_fd(), &page, (k * PAGE_SIZE) as u64)?;
+                }
+                slots[i] = Some(fd);
+                i
+            }
+        };
+        let Some(fd) = &slots[i] else {
+            return Err(invalid("template slot emptied"));
+        };
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(SHARE_RUN * PAGE_SIZE);
+            // SAFETY: `[base + offset + done, + n)` is inside this window's reservation
+            // (`check_range` above), which this crate owns; its memory is reached only through
+            // raw pointers, so replacing the mapping invalidates no Rust reference. The file's
+            // pages hold the content the range held, so the range reads as before.
+            unsafe {
+                map_fd_private_fixed(self.base.as_ptr().add(offset + done), n, fd.as_fd(), 0)?
+            };
+            done += n;
+        }
+        Ok(())
+    }
+
     /// Unmaps `[base + offset, base + offset + len)`, leaving it reserved (PROT_NONE).
     ///
     /// # Errors
@@ -257,5 +353,67 @@ mod tests {
         let big = VirtWindow::new(owner, 8192, 1 << 30).unwrap();
         assert_eq!(big.base() as usize % (1 << 30), 0);
         assert!(w.map_phys_at(60 * 1024, z, 4096, true).is_ok());
+    }
+
+    /// Whether the page at `addr` is backed (present in /proc/self/pagemap).
+    fn resident(addr: *const u8) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open("/proc/self/pagemap").unwrap();
+        f.seek(SeekFrom::Start(addr as u64 / PAGE_SIZE as u64 * 8))
+            .unwrap();
+        let mut e = [0u8; 8];
+        f.read_exact(&mut e).unwrap();
+        u64::from_le_bytes(e) >> 63 == 1
+    }
+
+    /// A range of alike pages shared copy-on-write reads as before, is backed by nothing of
+    /// its own until read, and a write gives the written page a copy of its own, leaving
+    /// the others (and the next range shared with the same content) as they were.
+    #[test]
+    fn share_cow_reads_the_same_and_copies_on_write() {
+        let owner = Inner::create(HostedConfig::deterministic(MIB, 1)).unwrap();
+        let w = VirtWindow::new(owner, 64 * PAGE_SIZE, PAGE_SIZE).unwrap();
+        let n = 20;
+        let a = w.map_anon_at(0, n * PAGE_SIZE).unwrap();
+        let fill = |a: *mut u8, k: usize, v: u8| {
+            // SAFETY: page `k` of the range just mapped (or shared) in our window.
+            unsafe { core::ptr::write_bytes(a.add(k * PAGE_SIZE), v, PAGE_SIZE) };
+        };
+        let read = |a: *const u8, k: usize, i: usize| {
+            // SAFETY: inside the mapped range.
+            unsafe { a.add(k * PAGE_SIZE + i).read_volatile() }
+        };
+        for k in 0..n {
+            fill(a, k, 0x5a);
+        }
+        fill(a, 3, 1);
+        assert!(w.share_cow_at(0, n * PAGE_SIZE).is_err(), "pages differ");
+        assert_eq!(read(a, 3, 0), 1, "left as it was");
+        fill(a, 3, 0x5a);
+        w.share_cow_at(0, n * PAGE_SIZE).unwrap();
+        assert!((0..n).all(|k| !resident(a.wrapping_add(k * PAGE_SIZE))));
+        assert!((0..n).all(|k| read(a, k, 17) == 0x5a));
+        // SAFETY: inside the mapped range.
+        unsafe { a.add(5 * PAGE_SIZE + 9).write(7) };
+        assert_eq!(read(a, 5, 9), 7);
+        assert_eq!(read(a, 5, 10), 0x5a, "the copy keeps the rest of the page");
+        assert_eq!(read(a, 6, 9), 0x5a, "other pages are not written");
+        // Another range with the same content maps the same memfd; other content another.
+        let b = w.map_anon_at(32 * PAGE_SIZE, 4 * PAGE_SIZE).unwrap();
+        for k in 0..4 {
+            fill(b, k, 0x5a);
+        }
+        w.share_cow_at(32 * PAGE_SIZE, 4 * PAGE_SIZE).unwrap();
+        assert_eq!(read(b, 2, 100), 0x5a);
+        assert_eq!(read(a, 5, 9), 7, "a copy is private to its page");
+        let used = |w: &VirtWindow| w.cow.lock().unwrap().iter().flatten().count();
+        assert_eq!(used(&w), 1);
+        for k in 0..4 {
+            fill(b, k, 0x33);
+        }
+        w.share_cow_at(32 * PAGE_SIZE, 4 * PAGE_SIZE).unwrap();
+        assert_eq!(used(&w), 2);
+        assert_eq!(read(b, 3, 4095), 0x33);
+        assert_eq!(read(a, 7, 0), 0x5a);
     }
 }

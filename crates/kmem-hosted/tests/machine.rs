@@ -278,3 +278,89 @@ fn boot_backs_only_the_ram_it_writes() {
     assert!(resident < 600 << 10, "{} KiB resident", resident >> 10);
     m.check_invariants().unwrap();
 }
+
+/// A large free block's `struct page`s cost no host memory once shared: the memmap pages
+/// holding only its tail pages (15 of an order-10 block's 16) are mapped copy-on-write onto
+/// one page of alike entries (`share_free_memmap`, free page reporting's memmap side),
+/// read exactly as before, and the block is allocated, split, used as compound pages and
+/// freed again as before (each memmap page written gets a copy of its own). Before, a free
+/// hot-added block kept all 2 MiB of its memmap resident (`free_rss big`: 2,048 KiB of a
+/// kept block's memmap).
+#[test]
+fn a_free_blocks_memmap_is_shared_copy_on_write() {
+    let params = BootParams::simulated(Arch::X86_64, 16 << 20, 2).unwrap();
+    let mut cfg = HostedConfig::deterministic(params.e820.ram_end().next_multiple_of(4096), 5);
+    cfg.max_phys_size = 1 << 30;
+    let plat = HostedPlatform::new(cfg).unwrap();
+    plat.use_private_vmemmap();
+    let m = Machine::boot(plat, &params).unwrap();
+    m.add_memory(0, 128 << 20, 128 << 20).unwrap();
+    m.proc_write("/sys/devices/system/memory/memory1/state", "online")
+        .unwrap();
+    // An order-10 block of the new memory, used as compound pages (as large kmalloc does:
+    // their heads leave list and compound words behind when freed and merged), then freed.
+    let p = m.alloc_pages(GfpFlags::GFP_KERNEL, Order::new(10)).unwrap();
+    let pfn = m.page_to_pfn(p);
+    m.__free_pages(p, Order::new(10));
+    let mut parts = Vec::new();
+    while let Some(q) = m.alloc_pages(GfpFlags::GFP_KERNEL | GfpFlags::__GFP_COMP, Order::new(5)) {
+        let at = m.page_to_pfn(q).as_u64();
+        let inside = (pfn.as_u64()..pfn.as_u64() + 1024).contains(&at);
+        parts.push(q);
+        if inside && parts.len() > 64 {
+            break;
+        }
+        if parts.len() > 4096 {
+            break;
+        }
+    }
+    for q in parts {
+        m.__free_pages(q, Order::new(5));
+    }
+    m.drain_all_pages();
+    let entry = core::mem::size_of::<kmem::mm::mm_types::Page>();
+    let base = m.pfn_to_page(pfn).unwrap().as_ptr().cast::<u8>();
+    let len = 1024 * entry;
+    assert!(resident_pages(base, len).iter().all(|&r| r));
+    let shared = m.share_free_memmap(pfn);
+    assert_eq!(shared, 15, "memmap pages shared");
+    let res = resident_pages(base, len);
+    assert!(res[0], "the head's memmap page stays");
+    assert_eq!(res[1..].iter().filter(|&&r| r).count(), 0, "{res:?}");
+    // SAFETY: the block's memmap is mapped for the machine's lifetime; plain bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(base.add(4096), len - 4096) };
+    assert!(
+        bytes.chunks(entry).all(|e| e == &bytes[..entry]),
+        "alike entries"
+    );
+    // Sharing again (the next reporting pass) finds the pages alike and maps them again.
+    assert_eq!(m.share_free_memmap(pfn + 5), 15, "any page of the block");
+    // Allocated whole and as compound pages, split, freed: as before.
+    let mut big = Vec::new();
+    // (Below the watermarks too: the block may be the zone's last.)
+    let gfp = GfpFlags::GFP_KERNEL | GfpFlags::__GFP_COMP | GfpFlags::__GFP_MEMALLOC;
+    while let Some(q) = m.alloc_pages(gfp, Order::new(10)) {
+        big.push(q);
+        if m.page_to_pfn(q) == pfn || big.len() > 64 {
+            break;
+        }
+    }
+    assert_eq!(
+        big.last().map(|&q| m.page_to_pfn(q)),
+        Some(pfn),
+        "the block taken"
+    );
+    for q in big {
+        m.__free_pages(q, Order::new(10));
+    }
+    let small: Vec<_> = (0..300)
+        .map(|_| m.alloc_pages(GfpFlags::GFP_KERNEL, Order::new(2)).unwrap())
+        .collect();
+    for q in small {
+        m.__free_pages(q, Order::new(2));
+    }
+    m.drain_all_pages();
+    m.check_invariants().unwrap();
+    let mut s = String::new();
+    m.proc_read("/proc/buddyinfo", &mut s).unwrap();
+}

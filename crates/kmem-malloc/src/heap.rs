@@ -442,6 +442,10 @@ fn fmt_name(buf: &mut [u8; 16], size: usize) -> usize {
     prefix.len() + d
 }
 
+/// The stack the first node boots on (`init_first`); reserved, only what is touched is
+/// backed.
+const BOOT_STACK: usize = 1 << 20;
+
 /// Boots the first node (`ram` bytes).
 ///
 /// # Errors
@@ -451,7 +455,11 @@ pub fn init_first(ram: u64) -> Result<(), BootFailure> {
     let ok = if nr_nodes() > 0 {
         Ok(())
     } else {
-        boot_node(ram).map(|n| {
+        // On a stack of its own, unmapped afterwards: the boot's ~150 KiB of frames would
+        // otherwise stay resident in the program's stack (`run_on_temporary_stack`).
+        let mut booted = None;
+        kmem_hosted::run_on_temporary_stack(BOOT_STACK, &mut || booted = Some(boot_node(ram)));
+        booted.unwrap_or(Err(failed("boot stack", 0))).map(|n| {
             NODES[0].store(ptr::from_ref(n).cast_mut(), Ordering::Release);
             NR_NODES.store(1, Ordering::Release);
         })
@@ -1108,6 +1116,14 @@ fn report_node_from(
         }
     }
     nd.m.drain_local_pages();
+    // Their `struct page`s go back too, but for the head's: the memmap pages of a large free
+    // block's tail pages are shared copy-on-write (`share_free_memmap`).
+    for h in &HELD[..n] {
+        let v = h.load(Ordering::Relaxed);
+        if (v & 0xff) as u32 >= kmem::page_alloc::memmap_share::MIN_SHARE_ORDER {
+            nd.m.share_free_memmap(kmem::Pfn::new(v >> 8));
+        }
+    }
     nd.reported_free
         .store(free_and_high(nd).0, Ordering::Relaxed);
     lowest

@@ -321,6 +321,20 @@ pub unsafe trait Platform: Send + Sync + 'static {
         false
     }
 
+    /// Maps `[va, va + len)` of the vmemmap window (page aligned, inside a range mapped by
+    /// [`Platform::map_vmemmap`]), whose pages all read the same, copy-on-write onto copies
+    /// of that content: the range reads exactly as before but is backed by no memory of its
+    /// own until a page of it is written, which gives that page a copy of its own (the
+    /// shared `struct page` page of HugeTLB's vmemmap optimisation, mm/hugetlb_vmemmap.c,
+    /// without its read-only mapping: no writer has to restore the page first). kmem uses it
+    /// for the `struct page`s of reported free memory. The caller keeps the range from being
+    /// written until the call returns. Returns `false` (the default) if the platform did not
+    /// (the range is then as it was).
+    fn share_vmemmap_cow(&self, va: *mut u8, len: usize) -> bool {
+        let _ = (va, len);
+        false
+    }
+
     /// Removes the mirror of `[va, va + len)` in the vmemmap window (memory hot-remove).
     fn unmap_vmemmap(&self, va: *mut u8, len: usize) {
         let _ = (va, len);

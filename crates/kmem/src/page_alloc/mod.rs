@@ -62,6 +62,7 @@ pub mod cma;
 pub mod compaction;
 mod introspect;
 mod isolation;
+pub mod memmap_share;
 mod node;
 mod nolock;
 mod show_mem;
