@@ -81,6 +81,12 @@ const KMEMCHECK_MAX_PHYS: u64 = 4 << 30;
 /// Free pages kept when hot-added blocks are given back (32 MiB): a program that frees and
 /// allocates again does not make the machine shrink and grow each time.
 pub const KEEP_FREE_PAGES: usize = 8192;
+/// Most memory (16 GiB) on which reporting passes share the memmap of the free blocks they
+/// release (`share_free_memmap`): each range shared can split the host mapping of the vmemmap
+/// window in two more, and a section holds at most 31 such ranges (order-10 blocks past its
+/// memmap's pageblock), so a machine of 128 sections adds at most ~8,000 mappings to the
+/// process (the host's `vm.max_map_count` is 65,530 by default, for the program too).
+pub const SHARE_MEMMAP_MAX_PAGES: usize = 4 << 20;
 /// Frees between two free page reporting passes.
 pub const REPORT_INTERVAL_FREES: u64 = 1 << 16;
 /// Bytes of large frees that trigger a reporting pass.
@@ -1117,8 +1123,10 @@ fn report_node_from(
     }
     nd.m.drain_local_pages();
     // Their `struct page`s go back too, but for the head's: the memmap pages of a large free
-    // block's tail pages are shared copy-on-write (`share_free_memmap`).
-    for h in &HELD[..n] {
+    // block's tail pages are shared copy-on-write (`share_free_memmap`), on a machine of at
+    // most `SHARE_MEMMAP_MAX_PAGES`.
+    let share = nd.m.totalram_pages() <= SHARE_MEMMAP_MAX_PAGES;
+    for h in HELD[..n].iter().filter(|_| share) {
         let v = h.load(Ordering::Relaxed);
         if (v & 0xff) as u32 >= kmem::page_alloc::memmap_share::MIN_SHARE_ORDER {
             nd.m.share_free_memmap(kmem::Pfn::new(v >> 8));
