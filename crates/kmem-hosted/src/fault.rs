@@ -155,15 +155,23 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut li
             Some(e) => {
                 // SAFETY: `uc` comes from the kernel (SA_SIGINFO).
                 let (is_write, ip) = unsafe { decode(uc) };
-                // SAFETY: as below, for kmemcheck's hook; `uc` is the kernel's context.
-                let kmc = e
-                    .kmc
-                    .is_some_and(|k| unsafe { crate::kmemcheck::on_fault(k, addr, is_write, uc) });
-                // SAFETY: the entry is removed (under this lock) before its platform, and the
-                // machine that registered the hook, go away: the hook's contract holds.
-                kmc || e
-                    .hook
-                    .is_some_and(|h| unsafe { (h.func)(h.ctx, addr, is_write, ip) })
+                let mut handled = false;
+                // The hooks run kmem (a kmemcheck check, a report with its stack trace): on
+                // the thread's alternate signal stack, whose size the thread's creator chose
+                // (Rust's: 8 KiB, less the signal frame, which is 2.7 KiB with AVX-512 state),
+                // they run on a stack of their own instead.
+                crate::stack::run_on_report_stack(&mut || {
+                    // SAFETY: as below, for kmemcheck's hook; `uc` is the kernel's context.
+                    let kmc = e.kmc.is_some_and(|k| unsafe {
+                        crate::kmemcheck::on_fault(k, addr, is_write, uc)
+                    });
+                    // SAFETY: the entry is removed (under this lock) before its platform, and
+                    // the machine that registered the hook, go away: the hook's contract holds.
+                    handled = kmc
+                        || e.hook
+                            .is_some_and(|h| unsafe { (h.func)(h.ctx, addr, is_write, ip) });
+                });
+                handled
             }
             None => false,
         }

@@ -96,8 +96,6 @@ struct UnwindState<'a> {
     frame: usize,
     /// The CFA of the previous frame.
     prev_cfa: usize,
-    /// The top of the `with_own_stack` stack the walk runs on, 0 if none.
-    own_top: usize,
 }
 
 extern "C" fn unwind_one(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
@@ -111,11 +109,6 @@ extern "C" fn unwind_one(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
     }
     // SAFETY: as for _Unwind_GetIP.
     let cfa = unsafe { _Unwind_GetCFA(ctx) };
-    // On a stack of `with_own_stack`: the frame that switched has no unwind information
-    // for the switch, so the walk ends at this stack's top.
-    if st.own_top != 0 && cfa >= st.own_top {
-        return URC_NORMAL_STOP;
-    }
     // Once past the asking function, every frame is kept: the walk may go on on another stack
     // (from a signal handler's alternate stack to the interrupted code's), at any address.
     let keep = st.n > 0 || st.prev_cfa > st.frame;
@@ -142,7 +135,6 @@ fn walk_unwind(out: &mut [usize], frame: usize) -> usize {
         n: 0,
         frame,
         prev_cfa: 0,
-        own_top: own_stack().1,
     };
     // SAFETY: `unwind_one` matches the callback type and only uses `arg` as the state above,
     // which outlives the call.
@@ -308,6 +300,41 @@ pub fn run_on_temporary_stack(size: usize, f: &mut dyn FnMut()) {
     with_stack_of(size, f);
 }
 
+// The stack switch: `kmem_hosted_call_on_stack(arg, top, f)` calls `f(arg)` with `rsp` at
+// `top`. It keeps a frame-pointer frame on the caller's stack and describes it in its unwind
+// information (the CFA is `rbp + 16`, wherever `rsp` points), so unwinders walk from `f`'s
+// frames on the new stack back into the caller's as through any call: a stack trace taken on
+// it (a kmemcheck report on a signal stack) still reaches the interrupted code.
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".pushsection .text.kmem_hosted_call_on_stack,\"ax\",@progbits",
+    ".p2align 4",
+    ".type kmem_hosted_call_on_stack,@function",
+    "kmem_hosted_call_on_stack:",
+    ".cfi_startproc",
+    "push rbp",
+    ".cfi_def_cfa_offset 16",
+    ".cfi_offset rbp, -16",
+    "mov rbp, rsp",
+    ".cfi_def_cfa_register rbp",
+    "mov rsp, rsi",
+    "call rdx",
+    "mov rsp, rbp",
+    ".cfi_def_cfa_register rsp",
+    "pop rbp",
+    ".cfi_def_cfa_offset 8",
+    "ret",
+    ".cfi_endproc",
+    ".size kmem_hosted_call_on_stack, . - kmem_hosted_call_on_stack",
+    ".popsection",
+);
+
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    /// Calls `f(arg)` on the stack whose top is `top` (16-aligned) and returns on this one.
+    fn kmem_hosted_call_on_stack(arg: *mut c_void, top: usize, f: extern "C" fn(*mut c_void));
+}
+
 #[cfg(target_arch = "x86_64")]
 fn with_stack_of(size: usize, f: &mut dyn FnMut()) {
     extern "C" fn tramp(arg: *mut c_void) {
@@ -331,30 +358,15 @@ fn with_stack_of(size: usize, f: &mut dyn FnMut()) {
         return;
     }
     let top = (mem as usize + size) & !15;
-    // Walkers stop at the top of this stack: nothing above it belongs to a frame they can
-    // follow (the switch below has no unwind information).
     let prev = own_stack();
     let _ = OWN.try_with(|o| o.set((mem as usize, top)));
     let mut fr: &mut dyn FnMut() = f;
     let arg = (&mut fr as *mut &mut dyn FnMut()).cast::<c_void>();
-    // SAFETY: switches rsp to the top of the new mapping (16-aligned, so the callee sees the
-    // ABI's alignment after `call`), calls `tramp` with the C ABI (`arg` in rdi; every
-    // caller-saved register is declared clobbered), and restores rsp from r12, which the
-    // callee preserves (callee-saved) and which is declared clobbered so the compiler keeps
-    // nothing else in it. `tramp` does not unwind.
-    unsafe {
-        core::arch::asm!(
-            "mov r12, rsp",
-            "mov rsp, {top}",
-            "call {tramp}",
-            "mov rsp, r12",
-            top = in(reg) top,
-            tramp = sym tramp,
-            in("rdi") arg,
-            out("r12") _,
-            clobber_abi("C"),
-        );
-    }
+    // SAFETY: `top` is the 16-aligned top of the mapping made above, which nothing else uses,
+    // so `tramp` sees the ABI's alignment after the switch's `call`; the switch is an ordinary
+    // C function (callee-saved registers kept, `rsp` restored from its frame pointer) and
+    // `tramp` does not unwind. `arg` lives until the call returns.
+    unsafe { kmem_hosted_call_on_stack(arg, top, tramp) };
     let _ = OWN.try_with(|o| o.set(prev));
     // SAFETY: unmaps exactly the mapping made above, no longer in use.
     unsafe { libc::munmap(mem, size) };
@@ -741,6 +753,36 @@ mod tests {
         // The walker's own frames are skipped: the first is `deep`'s caller, `deep` itself.
         assert!(!names.contains("stack_trace"), "{names}");
         assert!(!names.contains("walk_unwind"), "{names}");
+    }
+
+    #[inline(never)]
+    fn on_own_stack_from(out: &mut [usize]) -> usize {
+        let mut n = 0;
+        with_own_stack(&mut || n = deep(2, StackWalk::Unwind, out));
+        core::hint::black_box(n)
+    }
+
+    /// A stack trace taken on a stack of `with_own_stack` (a kmemcheck report on a signal
+    /// stack) goes on through the switch into the frames of the code that switched. Before
+    /// the switch had unwind information, the walk ended at the own stack's top.
+    #[test]
+    fn unwinder_walks_through_the_stack_switch() {
+        let mut out = [0usize; 32];
+        let n = on_own_stack_from(&mut out);
+        let mut names = String::new();
+        for &e in &out[..n] {
+            let mut s = String::new();
+            if symbolize(e, &mut s) {
+                names.push_str(&s);
+                names.push('\n');
+            }
+        }
+        assert!(names.contains("::deep+0x"), "{names}");
+        assert!(names.contains("::on_own_stack_from+0x"), "{names}");
+        assert!(
+            names.contains("unwinder_walks_through_the_stack_switch"),
+            "{names}"
+        );
     }
 
     #[test]
