@@ -142,6 +142,30 @@ unsafe fn decode(_uc: *mut libc::c_void) -> (bool, usize) {
     (false, 0)
 }
 
+/// Farther than this from the interrupted stack pointer, the handler runs on another stack
+/// (its alternate signal stack): on the interrupted one, only the red zone and the signal
+/// frame lie between them.
+const ALT_GAP: usize = 64 << 10;
+
+/// The interrupted code's stack pointer (0 where unknown).
+///
+/// # Safety
+/// `uc` is the `ucontext_t` the kernel passed to an `SA_SIGINFO` handler.
+#[cfg(target_arch = "x86_64")]
+unsafe fn interrupted_sp(uc: *mut libc::c_void) -> usize {
+    // SAFETY: the caller's guarantee; gregs is a plain array in the context.
+    unsafe { (*uc.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RSP as usize] as usize }
+}
+
+/// Elsewhere: unknown.
+///
+/// # Safety
+/// As on x86_64.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn interrupted_sp(_uc: *mut libc::c_void) -> usize {
+    0
+}
+
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SIGSEGV to an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
@@ -159,8 +183,14 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut li
                 // The hooks run kmem (a kmemcheck check, a report with its stack trace): on
                 // the thread's alternate signal stack, whose size the thread's creator chose
                 // (Rust's: 8 KiB, less the signal frame, which is 2.7 KiB with AVX-512 state),
-                // they run on a stack of their own instead.
-                crate::stack::run_on_report_stack(&mut || {
+                // they run on a stack of their own instead. Told without a system call (a
+                // program under kmemcheck_sys traps them): the handler runs on the interrupted
+                // stack if its frame lies just below the interrupted stack pointer.
+                let here = 0u8;
+                // SAFETY: `uc` comes from the kernel (SA_SIGINFO).
+                let isp = unsafe { interrupted_sp(uc) };
+                let on_alt = isp != 0 && isp.abs_diff(&here as *const u8 as usize) > ALT_GAP;
+                crate::stack::run_on_own_stack_if(on_alt, &mut || {
                     // SAFETY: as below, for kmemcheck's hook; `uc` is the kernel's context.
                     let kmc = e.kmc.is_some_and(|k| unsafe {
                         crate::kmemcheck::on_fault(k, addr, is_write, uc)

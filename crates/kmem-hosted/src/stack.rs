@@ -284,6 +284,16 @@ pub(crate) fn run_on_report_stack(f: &mut dyn FnMut()) {
     }
 }
 
+/// Runs `f` on a stack of its own when `switch` is set and no stack of its own is in use
+/// already (the fault handler's hooks on an alternate signal stack), where it is otherwise.
+pub(crate) fn run_on_own_stack_if(switch: bool, f: &mut dyn FnMut()) {
+    if switch && own_stack().1 == 0 {
+        with_own_stack(f);
+    } else {
+        f();
+    }
+}
+
 /// Runs `f` on a freshly mapped 256 KiB stack (or on this one if the mapping fails). `f`
 /// must not unwind (nothing here panics: the callers only format into a writer).
 fn with_own_stack(f: &mut dyn FnMut()) {

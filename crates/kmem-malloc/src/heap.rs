@@ -1392,18 +1392,31 @@ mod tests {
         while REPORTING.swap(1, Ordering::Acquire) != 0 {
             std::thread::yield_now();
         }
-        nd.m.drain_local_pages();
-        let free = free_and_high(nd).0;
         let min: usize = nd.m.zones().map(|z| z.wmark(kmem::mmzone::WMARK_MIN)).sum();
-        let before = STATS.reported_bytes.load(Ordering::Relaxed);
-        nd.reported_free.store(usize::MAX, Ordering::Relaxed);
-        report_node_from(nd, 0, 0, false);
-        let pages = (STATS.reported_bytes.load(Ordering::Relaxed) - before) as usize / PAGE_SIZE;
-        REPORTING.store(0, Ordering::Release);
         assert!(min > 0);
+        // The other tests of this binary allocate from the same heap meanwhile, so a pass
+        // may find fewer free pages than were counted just before it: up to three passes,
+        // one of which must release more than all but the min watermark's worth (a pass that
+        // stops at the watermark never can).
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            nd.m.drain_local_pages();
+            let free = free_and_high(nd).0;
+            let before = STATS.reported_bytes.load(Ordering::Relaxed);
+            nd.reported_free.store(usize::MAX, Ordering::Relaxed);
+            report_node_from(nd, 0, 0, false);
+            let pages =
+                (STATS.reported_bytes.load(Ordering::Relaxed) - before) as usize / PAGE_SIZE;
+            seen.push((pages, free));
+            if pages > free - min {
+                break;
+            }
+        }
+        REPORTING.store(0, Ordering::Release);
+        let &(pages, free) = seen.last().unwrap();
         assert!(
             pages > free - min,
-            "{pages} of {free} free pages reported, min watermark {min}"
+            "{seen:?} (pages reported, free pages) of three passes, min watermark {min}"
         );
     }
 

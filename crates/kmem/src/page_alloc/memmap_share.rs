@@ -112,7 +112,8 @@ impl<P: Platform> PageAllocator<P> {
             }
         }
         for i in 0..PER_PAGE {
-            // SAFETY: as above; the page is a free block's tail under the zone lock, so no
+            // SAFETY: entry `i` of the caller's `PER_PAGE` memmap entries (in bounds, valid while
+            // the block is); the page is a free block's tail under the zone lock, so no
             // one else reads or writes its `lru` (a non-atomic list link, as the list code
             // writes it under that lock); the other words are atomic. Only words that differ
             // are written (a memmap page shared before is not copied again for nothing).
