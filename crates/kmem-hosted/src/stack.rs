@@ -277,11 +277,8 @@ fn own_stack() -> (usize, usize) {
 /// Runs `f` on a stack of its own when the thread is on its alternate signal stack (see
 /// [`kmem::platform::Platform::run_on_report_stack`]), where it is otherwise.
 pub(crate) fn run_on_report_stack(f: &mut dyn FnMut()) {
-    if own_stack().1 == 0 && on_alt_stack() {
-        with_own_stack(f);
-    } else {
-        f();
-    }
+    // The system call only when no stack of our own is in use already.
+    run_on_own_stack_if(own_stack().1 == 0 && on_alt_stack(), f);
 }
 
 /// Runs `f` on a stack of its own when `switch` is set and no stack of its own is in use
@@ -746,19 +743,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unwinder_walks_and_symbolises() {
-        let mut out = [0usize; 16];
-        let n = deep(5, StackWalk::Unwind, &mut out);
-        assert!(n >= 6, "{n}");
+    /// The symbols of a stack trace's entries, one a line.
+    fn symbolized(trace: &[usize]) -> String {
         let mut names = String::new();
-        for &e in &out[..n] {
+        for &e in trace {
             let mut s = String::new();
             if symbolize(e, &mut s) {
                 names.push_str(&s);
                 names.push('\n');
             }
         }
+        names
+    }
+
+    #[test]
+    fn unwinder_walks_and_symbolises() {
+        let mut out = [0usize; 16];
+        let n = deep(5, StackWalk::Unwind, &mut out);
+        assert!(n >= 6, "{n}");
+        let names = symbolized(&out[..n]);
         assert!(names.contains("::deep+0x"), "{names}");
         // The walker's own frames are skipped: the first is `deep`'s caller, `deep` itself.
         assert!(!names.contains("stack_trace"), "{names}");
@@ -779,14 +782,7 @@ mod tests {
     fn unwinder_walks_through_the_stack_switch() {
         let mut out = [0usize; 32];
         let n = on_own_stack_from(&mut out);
-        let mut names = String::new();
-        for &e in &out[..n] {
-            let mut s = String::new();
-            if symbolize(e, &mut s) {
-                names.push_str(&s);
-                names.push('\n');
-            }
-        }
+        let names = symbolized(&out[..n]);
         assert!(names.contains("::deep+0x"), "{names}");
         assert!(names.contains("::on_own_stack_from+0x"), "{names}");
         assert!(
